@@ -1,0 +1,49 @@
+/* Certificate inspection, parsing for installation, and self-signed fallbacks. */
+#ifndef ACME_CERT_H
+#define ACME_CERT_H
+
+#include <stddef.h>
+#include <time.h>
+#include <openssl/x509.h>
+#include <openssl/evp.h>
+
+typedef struct {
+    char        serial[80];     /* uppercase hex, no separators */
+    long long   not_before;     /* unix time */
+    long long   not_after;
+    char        issuer[256];    /* RFC 2253 one-line */
+    char        subject[256];
+    char      **names;          /* subjectAltName DNS names and IP literals */
+    size_t      n_names;
+} acme_cert_info_t;
+
+/* Inspects the first certificate of a PEM chain. 0, or -1 with err. */
+int acme_cert_info_from_pem(const char *pem, size_t len, acme_cert_info_t *out,
+    char *err, size_t errlen);
+int acme_cert_info_from_x509(X509 *x, acme_cert_info_t *out);
+void acme_cert_info_free(acme_cert_info_t *info);
+
+/*
+ * True (1) when the certificate's SANs are exactly the configured names
+ * (order and case ignored), else 0.
+ */
+int acme_cert_info_names_equal(const acme_cert_info_t *info,
+    const char *const *names, size_t n_names);
+
+/*
+ * Parses a PEM blob holding an optional private key and a certificate chain
+ * (leaf first): the on-disk bundle format of acme_store.  Any of the out
+ * pointers may be NULL.  The caller owns the results.  Checks that the key
+ * matches the leaf when both are present.  0, or -1 with err.
+ */
+int acme_bundle_parse(const char *pem, size_t len, EVP_PKEY **key, X509 **leaf,
+    STACK_OF(X509) **chain, char *err, size_t errlen);
+
+/*
+ * Self-signed certificate for names[0..n) with key, valid from now-1h for
+ * days, used as the fallback before the first issuance.  PEM, malloc'd.
+ */
+char *acme_selfsigned_pem(EVP_PKEY *key, const char *const *names,
+    size_t n_names, int days, size_t *len);
+
+#endif

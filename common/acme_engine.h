@@ -1,0 +1,103 @@
+/*
+ * The sans-I/O ACME protocol engine (RFC 8555) for one order.
+ *
+ * The host creates an engine for one certificate and loops:
+ *
+ *     for (;;) {
+ *         acme_engine_next(e, now, &act);
+ *         switch (act.kind) {
+ *         case ACME_ACT_HTTP:      send act.request, then
+ *                                  acme_engine_on_response(e, &resp) or
+ *                                  acme_engine_on_transport_error(e, msg);
+ *         case ACME_ACT_SLEEP:     call next again at or after act.wake_at;
+ *         case ACME_ACT_PUBLISH:   make act.token -> act.key_authz answerable;
+ *         case ACME_ACT_UNPUBLISH: stop answering act.token;
+ *         case ACME_ACT_ACCOUNT:   persist act.account_url;
+ *         case ACME_ACT_DONE:      acme_engine_certificate() is the chain;
+ *         case ACME_ACT_ERROR:     acme_engine_error(), acme_engine_retry_after().
+ *         }
+ *     }
+ *
+ * It never sleeps, touches sockets or the disk, and never generates keys:
+ * both keys are given to it.  After DONE or ERROR every published challenge
+ * has been unpublished (the engine emits UNPUBLISH before finishing).
+ */
+#ifndef ACME_ENGINE_H
+#define ACME_ENGINE_H
+
+#include <stddef.h>
+#include <openssl/evp.h>
+#include "acme_http.h"
+
+typedef struct acme_engine_s acme_engine_t;
+
+typedef struct {
+    const char          *directory_url;
+    EVP_PKEY            *account_key;       /* borrowed */
+    const char          *account_url;       /* from the store; NULL if none */
+    const char *const   *contacts;          /* "mailto:..." */
+    size_t               n_contacts;
+    int                  terms_agreed;
+    const char *const   *names;             /* identifiers: DNS names or IP literals */
+    size_t               n_names;
+    EVP_PKEY            *cert_key;          /* borrowed; the CSR's key */
+    const char          *challenge_type;    /* "http-01" (default when NULL) */
+    long long            deadline;          /* unix time the whole order must end by; 0 = now + 600 */
+    int                  max_bad_nonce;     /* retries of one request on badNonce; 0 = 10 */
+} acme_order_config_t;
+
+typedef enum {
+    ACME_ACT_HTTP = 1,
+    ACME_ACT_SLEEP,
+    ACME_ACT_PUBLISH,
+    ACME_ACT_UNPUBLISH,
+    ACME_ACT_ACCOUNT,
+    ACME_ACT_DONE,
+    ACME_ACT_ERROR
+} acme_action_kind_t;
+
+typedef struct {
+    acme_action_kind_t   kind;
+    acme_http_request_t  request;       /* HTTP */
+    long long            wake_at;       /* SLEEP */
+    const char          *challenge_type;/* PUBLISH / UNPUBLISH: "http-01" */
+    const char          *identifier;    /* PUBLISH / UNPUBLISH */
+    const char          *token;         /* PUBLISH / UNPUBLISH */
+    const char          *key_authz;     /* PUBLISH */
+    const char          *account_url;   /* ACCOUNT */
+} acme_action_t;
+
+/* Copies what it needs from cfg (keys are up-ref'd). NULL on error. */
+acme_engine_t *acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen);
+void acme_engine_free(acme_engine_t *e);
+
+/* The next thing the host must do.  Pointers in *act stay valid until the
+ * next call into the engine. */
+void acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act);
+
+/* Answers to an ACME_ACT_HTTP. */
+void acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp);
+void acme_engine_on_transport_error(acme_engine_t *e, const char *msg);
+
+/* After DONE: the full chain PEM (leaf first), owned by the engine. */
+const char *acme_engine_certificate(const acme_engine_t *e, size_t *len);
+
+/* After ERROR: a one-line message; RFC 7807 problems are quoted verbatim
+ * ("urn:ietf:params:acme:error:TYPE: detail"), with the step that failed. */
+const char *acme_engine_error(const acme_engine_t *e);
+
+/* After ERROR: Retry-After of the failing response as unix time, or 0. */
+long long acme_engine_retry_after(const acme_engine_t *e);
+
+/* The account URL in use (known after ACME_ACT_ACCOUNT), or NULL. */
+const char *acme_engine_account_url(const acme_engine_t *e);
+
+/* The order URL, once created (for logs). */
+const char *acme_engine_order_url(const acme_engine_t *e);
+
+/* Short name of the current step, for status output ("directory",
+ * "new-account", "new-order", "authorization", "challenge", "finalize",
+ * "certificate", "done", "error"). */
+const char *acme_engine_step(const acme_engine_t *e);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * The HTTP messages the engine exchanges with a CA, plus the HTTP/1.1 wire
+ * code (URL parsing, request serialisation, incremental response parsing)
+ * shared by every transport: the nginx non-blocking client and the blocking
+ * client of acme_transport.h.
+ */
+#ifndef ACME_HTTP_H
+#define ACME_HTTP_H
+
+#include <stddef.h>
+
+/* A request from the engine.  All pointers are owned by the engine and stay
+ * valid until the next call into the engine. */
+typedef struct {
+    const char  *method;        /* "GET", "HEAD" or "POST" */
+    const char  *url;           /* absolute https:// (or http://) URL */
+    const char  *body;          /* NULL when no body */
+    size_t       body_len;
+    const char  *content_type;  /* "application/jose+json" for POST */
+} acme_http_request_t;
+
+/* A response given to the engine; borrowed for the duration of the call.
+ * Header values are NUL-terminated, NULL when absent. */
+typedef struct {
+    int          status;
+    const char  *location;
+    const char  *replay_nonce;
+    const char  *retry_after;
+    const char  *content_type;
+    const char  *body;          /* NUL-terminated for convenience */
+    size_t       body_len;
+} acme_http_response_t;
+
+/* Default cap on response bodies; larger ones are an error. */
+#define ACME_HTTP_MAX_BODY  (1024 * 1024)
+
+typedef struct {
+    int     https;
+    char   *host;           /* without brackets for IPv6 */
+    int     port;
+    char   *host_header;    /* "host" or "host:port" as sent in Host: */
+    char   *path;           /* path + query, at least "/" */
+} acme_url_t;
+
+/* 0, or -1 with err.  Free with acme_url_free. */
+int acme_url_parse(const char *url, acme_url_t *out, char *err, size_t errlen);
+void acme_url_free(acme_url_t *u);
+
+/* HTTP/1.1 request bytes: request line, Host, User-Agent, Accept,
+ * Content-Type/Length when a body is present, Connection: close.  malloc'd. */
+char *acme_http_serialize(const acme_http_request_t *req, const acme_url_t *u,
+    size_t *len);
+
+/* Incremental response parser: Content-Length, chunked, or close-delimited. */
+typedef struct acme_http_parser_s acme_http_parser_t;
+
+enum { ACME_HTTP_AGAIN = 0, ACME_HTTP_DONE = 1, ACME_HTTP_ERROR = -1 };
+
+acme_http_parser_t *acme_http_parser_new(size_t max_body);
+void acme_http_parser_free(acme_http_parser_t *p);
+/* Feed received bytes.  Returns AGAIN, DONE or ERROR (see _error). */
+int acme_http_parser_feed(acme_http_parser_t *p, const char *data, size_t len);
+/* The peer closed the connection: DONE if the body was close-delimited and
+ * complete, else ERROR. */
+int acme_http_parser_eof(acme_http_parser_t *p);
+const char *acme_http_parser_error(const acme_http_parser_t *p);
+/* Valid after DONE; owned by the parser. */
+const acme_http_response_t *acme_http_parser_response(const acme_http_parser_t *p);
+
+#endif

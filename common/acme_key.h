@@ -1,0 +1,43 @@
+/*
+ * Private keys: ECDSA P-256 (default) / P-384, RSA 2048/3072/4096.
+ * Keys are plain OpenSSL EVP_PKEY objects; the caller owns what it gets.
+ */
+#ifndef ACME_KEY_H
+#define ACME_KEY_H
+
+#include <stddef.h>
+#include <openssl/evp.h>
+
+typedef enum {
+    ACME_KEY_EC_P256 = 0,
+    ACME_KEY_EC_P384,
+    ACME_KEY_RSA_2048,
+    ACME_KEY_RSA_3072,
+    ACME_KEY_RSA_4096
+} acme_key_type_t;
+
+#define ACME_KEY_DEFAULT ACME_KEY_EC_P256
+
+/*
+ * Parses "ecdsa:256", "ecdsa:384", "rsa:2048", "rsa:3072", "rsa:4096"
+ * (also "ecdsa" = ecdsa:256, "rsa" = rsa:2048).  len is the length of spec.
+ * Returns 0 on success, -1 if the spec is unknown.
+ */
+int acme_key_type_parse(const char *spec, size_t len, acme_key_type_t *out);
+
+/* Canonical spec string, e.g. "ecdsa:256". */
+const char *acme_key_type_name(acme_key_type_t t);
+
+/* Slow for RSA (seconds for 4096): never call on an event loop. NULL on error. */
+EVP_PKEY *acme_key_generate(acme_key_type_t t);
+
+/* PEM (PKCS#8 or traditional) -> key; NULL on error. */
+EVP_PKEY *acme_key_from_pem(const char *pem, size_t len);
+
+/* Unencrypted PKCS#8 PEM, NUL-terminated, malloc'd; *len excludes the NUL. */
+char *acme_key_to_pem(EVP_PKEY *key, size_t *len);
+
+/* Type of an existing key; -1 if it is none of the supported types. */
+int acme_key_type_of(EVP_PKEY *key, acme_key_type_t *out);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * The status document shared by both servers (nginx acme_status, Apache
+ * acme-status handler).  Schema (version 1):
+ *
+ * {
+ *   "version": 1,
+ *   "server": "nginx" | "apache",
+ *   "generated_at": RFC3339,
+ *   "acme_pid": pid of the process driving ACME or null,
+ *   "certificates": [ {
+ *       "id": "example.com_ecdsa-256",
+ *       "names": ["example.com", ...],
+ *       "issuer": "<issuer block name>",
+ *       "directory": "<ACME directory URL>",
+ *       "key_type": "ecdsa:256",
+ *       "state": "fallback" | "valid" | "renewing" | "failed" | "expired",
+ *       "step": current ACME step while renewing, else null,
+ *       "serial": hex or null, "ca_issuer": RFC2253 or null,
+ *       "not_before": RFC3339 or null, "not_after": RFC3339 or null,
+ *       "next_renewal": RFC3339 or null (next scheduled attempt, backoff included),
+ *       "last_success": RFC3339 or null,
+ *       "last_error": string or null,
+ *       "consecutive_failures": integer
+ *   } ]
+ * }
+ */
+#ifndef ACME_STATUS_H
+#define ACME_STATUS_H
+
+#include <stddef.h>
+
+typedef struct {
+    const char          *id;
+    const char *const   *names;
+    size_t               n_names;
+    const char          *issuer;
+    const char          *directory;
+    const char          *key_type;
+    const char          *state;
+    const char          *step;          /* NULL -> null */
+    const char          *serial;        /* NULL or "" -> null */
+    const char          *ca_issuer;     /* NULL or "" -> null */
+    long long            not_before;    /* 0 -> null */
+    long long            not_after;
+    long long            next_renewal;
+    long long            last_success;
+    const char          *last_error;    /* NULL or "" -> null */
+    unsigned             failures;
+} acme_status_cert_t;
+
+/* Pretty-printed JSON document, malloc'd; acme_pid <= 0 -> null. */
+char *acme_status_render(const char *server, long acme_pid,
+    const acme_status_cert_t *certs, size_t n, long long now, size_t *len);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * The on-disk store.  One store directory per issuer (state_path):
+ *
+ *   <root>/                      0700
+ *   <root>/account.key           0600  account private key (PKCS#8 PEM)
+ *   <root>/account.json          0600  {"directory": URL, "url": account URL}
+ *   <root>/certs/                0700
+ *   <root>/certs/<id>/           0700  one per managed certificate
+ *   <root>/certs/<id>/bundle.pem 0600  private key PEM followed by the full
+ *                                      chain PEM (leaf first), written in one
+ *                                      atomic step so key and chain always match
+ *   <root>/certs/<id>/state.json 0600  renewal/backoff state (acme_cert_state_t)
+ *
+ * <id> is acme_store_cert_id(): the first name and the key type, e.g.
+ * "example.com_ecdsa-256" ("*" becomes "_wildcard_").
+ *
+ * Every write goes to a temporary file in the same directory, is fsync'd,
+ * renamed over the target and the directory is fsync'd: a crash at any
+ * point leaves either the old or the new file, never a torn one.
+ */
+#ifndef ACME_STORE_H
+#define ACME_STORE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include "acme_key.h"
+
+/* Atomic write as described above.  0, or -1 with err. */
+int acme_store_write_atomic(const char *path, const void *data, size_t len,
+    mode_t mode, char *err, size_t errlen);
+
+/* Reads a whole file (at most max bytes).  Returns 1 with *data malloc'd and
+ * NUL-terminated, 0 if the file does not exist, -1 with err on error. */
+int acme_store_read(const char *path, char **data, size_t *len, size_t max,
+    char *err, size_t errlen);
+
+/* mkdir -p with mode for created directories; when uid != (uid_t) -1 the
+ * created (and the final) directories are chown'd to uid:gid.  0 or -1. */
+int acme_store_mkdirs(const char *path, mode_t mode, uid_t uid, gid_t gid,
+    char *err, size_t errlen);
+
+/* Would the process be able to create/write path (checks the nearest
+ * existing ancestor); writes nothing.  0, or -1 with err. */
+int acme_store_check_writable(const char *path, char *err, size_t errlen);
+
+/* "<first name>_<key type>" with '*' -> "_wildcard_" and ':' -> '-'. */
+char *acme_store_cert_id(const char *first_name, acme_key_type_t kt);
+
+/* Path helpers, malloc'd. */
+char *acme_store_account_key_path(const char *root);
+char *acme_store_account_json_path(const char *root);
+char *acme_store_cert_dir(const char *root, const char *id);
+char *acme_store_bundle_path(const char *root, const char *id);
+char *acme_store_state_path(const char *root, const char *id);
+
+/* Account URL for a directory: returns 1 and *url (malloc'd) if stored for
+ * that same directory URL, 0 otherwise, -1 on error. */
+int acme_store_load_account(const char *root, const char *directory_url,
+    char **url, char *err, size_t errlen);
+int acme_store_save_account(const char *root, const char *directory_url,
+    const char *url, char *err, size_t errlen);
+
+/* Certificate bundle (key PEM + chain PEM). load: 1 found, 0 missing, -1 error. */
+int acme_store_load_bundle(const char *root, const char *id, char **pem,
+    size_t *len, char *err, size_t errlen);
+int acme_store_save_bundle(const char *root, const char *id,
+    const char *key_pem, size_t key_len, const char *chain_pem,
+    size_t chain_len, char *err, size_t errlen);
+
+/* Renewal/backoff state that must survive restarts. */
+typedef struct {
+    unsigned    failures;       /* consecutive failed attempts */
+    long long   next_attempt;   /* no attempt before this time (backoff); 0 = none */
+    long long   last_attempt;
+    long long   last_success;
+    char        last_error[512];/* "" when none */
+} acme_cert_state_t;
+
+/* load: 1 found, 0 missing (state zeroed), -1 error (state zeroed). */
+int acme_store_load_state(const char *root, const char *id,
+    acme_cert_state_t *st, char *err, size_t errlen);
+int acme_store_save_state(const char *root, const char *id,
+    const acme_cert_state_t *st, char *err, size_t errlen);
+
+#endif

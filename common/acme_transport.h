@@ -1,0 +1,48 @@
+/*
+ * A blocking HTTPS client for hosts that run the engine in a thread of their
+ * own (Apache), and a driver that runs one order to completion with it.
+ * Never use this on an event loop.
+ */
+#ifndef ACME_TRANSPORT_H
+#define ACME_TRANSPORT_H
+
+#include <stddef.h>
+#include "acme_http.h"
+#include "acme_engine.h"
+
+typedef struct {
+    const char  *ca_file;           /* trusted CAs for the ACME server; NULL = system store */
+    int          verify;            /* 1 (default semantics): verify peer + host name */
+    int          connect_timeout_ms;/* 0 -> 10000 */
+    int          io_timeout_ms;     /* per read/write; 0 -> 30000 */
+    int          total_timeout_ms;  /* whole exchange; 0 -> 60000 */
+    size_t       max_body;          /* 0 -> ACME_HTTP_MAX_BODY */
+} acme_transport_opts_t;
+
+/*
+ * Performs one exchange (getaddrinfo, connect, TLS with SNI and host name
+ * verification, request, response).  Returns a parser in DONE state whose
+ * response the caller reads and then frees, or NULL with err filled.
+ */
+acme_http_parser_t *acme_transport_exchange(const acme_transport_opts_t *opts,
+    const acme_http_request_t *req, char *err, size_t errlen);
+
+/* Callbacks the driver makes for the engine's non-HTTP actions. */
+typedef struct {
+    void  *data;
+    /* return 0 on success; non-zero aborts the order */
+    int  (*publish)(void *data, const char *type, const char *identifier,
+                    const char *token, const char *key_authz);
+    void (*unpublish)(void *data, const char *type, const char *identifier,
+                      const char *token);
+    void (*account)(void *data, const char *account_url);
+    /* asked before each sleep and request; non-zero aborts (shutdown) */
+    int  (*should_stop)(void *data);
+} acme_driver_hooks_t;
+
+/* Runs the engine until DONE (returns 0) or ERROR (returns -1); sleeps for
+ * ACME_ACT_SLEEP in slices of at most one second so should_stop is honoured. */
+int acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
+    const acme_driver_hooks_t *hooks);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * Small helpers shared by every file of the ACME core: base64url, error
+ * buffers, string lists.  Everything returned as "char *" is malloc'd and
+ * owned by the caller (free()).
+ */
+#ifndef ACME_UTIL_H
+#define ACME_UTIL_H
+
+#include <stddef.h>
+#include <stdarg.h>
+
+/* Errors are reported into caller-provided buffers of this size. */
+#define ACME_ERRLEN 512
+
+/* base64url without padding (RFC 7515 section 2). NULL on allocation failure. */
+char *acme_b64url_encode(const unsigned char *data, size_t len);
+
+/* Decodes base64url, padding optional; NULL on invalid input. *out_len set. */
+unsigned char *acme_b64url_decode(const char *s, size_t slen, size_t *out_len);
+
+/* snprintf into an error buffer; errbuf may be NULL. Always returns -1 so
+ * callers can write "return acme_err(err, errlen, ...);". */
+int acme_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+char *acme_strdup(const char *s);                 /* NULL-safe */
+char *acme_strndup(const char *s, size_t n);
+char *acme_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Formats t as RFC 3339 UTC ("2026-11-26T11:14:27Z") into buf (>= 21 bytes). */
+const char *acme_time_rfc3339(long long t, char *buf, size_t len);
+
+/* Parses RFC 3339 / HTTP-date strings; -1 on error. */
+long long acme_time_parse_rfc3339(const char *s);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * A non-blocking HTTPS client on nginx's event loop, used by the ACME job to
+ * carry the engine's requests (common/acme_http.h) to the CA.  One exchange
+ * per connection ("Connection: close"); every step has a timeout.
+ */
+#ifndef _NGX_ACME_HTTP_H_INCLUDED_
+#define _NGX_ACME_HTTP_H_INCLUDED_
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_event_connect.h>
+
+#include "acme_http.h"
+
+
+typedef struct ngx_acme_http_s  ngx_acme_http_t;
+
+typedef void (*ngx_acme_http_done_pt)(ngx_acme_http_t *h, void *data);
+
+typedef struct {
+    ngx_ssl_t         *ssl;             /* client context from
+                                           ngx_acme_http_ssl_init() */
+    ngx_resolver_t    *resolver;        /* http{} "resolver", may be NULL */
+    ngx_msec_t         resolver_timeout;
+
+    /* addresses of the directory host resolved at configuration time: used
+     * for that host when no resolver is configured (documented fallback) */
+    ngx_str_t          static_host;
+    ngx_addr_t        *static_addrs;
+    ngx_uint_t         static_naddrs;
+
+    ngx_msec_t         connect_timeout;
+    ngx_msec_t         timeout;         /* each read or write */
+    size_t             max_body;
+} ngx_acme_http_conf_t;
+
+
+/*
+ * Creates the TLS client context for one issuer: TLSv1.2+, peer and host
+ * name verification against trusted (a PEM file) or, when trusted is empty,
+ * the system store.  Called at configuration time.
+ */
+ngx_int_t ngx_acme_http_ssl_init(ngx_conf_t *cf, ngx_ssl_t *ssl,
+    ngx_str_t *trusted);
+
+/*
+ * Starts one exchange.  handler is called exactly once, later, from an
+ * event handler (never from within this call).  Returns NULL on immediate
+ * failure (allocation, bad URL, no way to resolve the host), with the reason
+ * logged at "error" level in log.
+ */
+ngx_acme_http_t *ngx_acme_http_start(ngx_acme_http_conf_t *conf,
+    const acme_http_request_t *req, ngx_log_t *log,
+    ngx_acme_http_done_pt handler, void *data);
+
+/* In the handler: the response, or NULL when the exchange failed. */
+const acme_http_response_t *ngx_acme_http_response(ngx_acme_http_t *h);
+
+/* In the handler, when the response is NULL: what failed, e.g.
+ * "connect() to 127.0.0.1:14000 timed out". */
+const char *ngx_acme_http_error(ngx_acme_http_t *h);
+
+/* Releases everything; aborts the exchange if it is still running (the
+ * handler is then not called).  Safe to call from the handler. */
+void ngx_acme_http_free(ngx_acme_http_t *h);
+
+#endif /* _NGX_ACME_HTTP_H_INCLUDED_ */
