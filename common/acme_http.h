@@ -17,6 +17,7 @@ typedef struct {
     const char  *body;          /* NULL when no body */
     size_t       body_len;
     const char  *content_type;  /* "application/jose+json" for POST */
+    const char  *accept;        /* Accept header value, NULL = none */
 } acme_http_request_t;
 
 /* A response given to the engine; borrowed for the duration of the call.
