@@ -1,0 +1,319 @@
+"""Debian's pebble (ACME test CA) and pebble-challtestsrv (its DNS) on loopback.
+
+Used by the integration tests of both servers and by ``./build.sh demo``:
+
+    p = Pebble(workdir, validity=90, nonce_reject=0)
+    p.start()            # certs + config, challtestsrv, pebble, waits for /dir
+    p.directory_url      # https://127.0.0.1:14000/dir
+    p.ca_pem             # CA of pebble's own HTTPS API (module: ssl_trusted_certificate)
+    p.root_pem()         # issuing root (management /roots/0), changes at each pebble start
+    p.stop_pebble(); p.start_pebble()   # CA down / up, DNS stays
+    p.stop()
+
+Ports (docs/design.md): API 14000, management 15000, http-01 to port 5002 and
+tls-alpn-01 to 5001 of the name, DNS 127.0.0.1:8053 (every A query -> 127.0.0.1,
+no AAAA), challtestsrv management 127.0.0.1:8055.  Everything binds 127.0.0.1
+and every wait is bounded.
+"""
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+
+PEBBLE = "/usr/bin/pebble"
+CHALLTESTSRV = "/usr/bin/pebble-challtestsrv"
+
+API_PORT = 14000
+MGMT_PORT = 15000
+HTTP_PORT = 5002
+TLS_PORT = 5001
+DNS_PORT = 8053
+CHALL_MGMT_PORT = 8055
+
+
+def _run(cmd, timeout=60):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (
+            " ".join(cmd), r.returncode, r.stdout.decode(errors="replace")))
+    return r.stdout
+
+
+def port_open(port, host="127.0.0.1", timeout=0.5):
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port_free(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not port_open(port):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def make_ca(directory, name="pebble-api-ca"):
+    """A P-256 CA (key, cert) in directory; returns (key_path, cert_path)."""
+    key = os.path.join(directory, name + ".key")
+    crt = os.path.join(directory, name + ".pem")
+    _run(["openssl", "req", "-x509", "-newkey", "ec",
+          "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+          "-keyout", key, "-out", crt, "-days", "30",
+          "-subj", "/CN=ngx_acme test CA for pebble's API",
+          "-addext", "basicConstraints=critical,CA:TRUE",
+          "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+    return key, crt
+
+
+def make_leaf(directory, ca_key, ca_crt, name, sans, cn=None):
+    """A P-256 leaf signed by the CA; sans like ["DNS:localhost", "IP:127.0.0.1"]."""
+    key = os.path.join(directory, name + ".key")
+    csr = os.path.join(directory, name + ".csr")
+    crt = os.path.join(directory, name + ".pem")
+    ext = os.path.join(directory, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=serverAuth\n"
+                "subjectAltName=%s\n" % ",".join(sans))
+    _run(["openssl", "req", "-new", "-newkey", "ec",
+          "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+          "-keyout", key, "-out", csr, "-subj", "/CN=%s" % (cn or name)])
+    _run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt,
+          "-CAkey", ca_key, "-CAcreateserial", "-days", "30",
+          "-extfile", ext, "-out", crt])
+    return key, crt
+
+
+class Pebble:
+    def __init__(self, workdir, validity=0, nonce_reject=None, authz_reuse=None,
+                 eab_keys=None, eab_required=False, always_valid=False,
+                 chain_length=None, extra_env=None):
+        """validity: certificateValidityPeriod in seconds (0 = pebble's 5 years).
+        nonce_reject: PEBBLE_WFE_NONCEREJECT percent (None = pebble's 5).
+        authz_reuse: PEBBLE_AUTHZREUSE percent (None = pebble's 50).
+        eab_keys: {kid: base64url HMAC key}; eab_required: externalAccountBindingRequired."""
+        self.workdir = os.path.abspath(workdir)
+        self.validity = int(validity)
+        self.nonce_reject = nonce_reject
+        self.authz_reuse = authz_reuse
+        self.eab_keys = dict(eab_keys or {})
+        self.eab_required = bool(eab_required)
+        self.always_valid = always_valid
+        self.chain_length = chain_length
+        self.extra_env = dict(extra_env or {})
+
+        self.dir = os.path.join(self.workdir, "pebble")
+        self.config_path = os.path.join(self.dir, "pebble-config.json")
+        self.ca_pem = os.path.join(self.dir, "pebble-ca.pem")
+        self.pebble_log = os.path.join(self.dir, "pebble.log")
+        self.chall_log = os.path.join(self.dir, "challtestsrv.log")
+        self.directory_url = "https://127.0.0.1:%d/dir" % API_PORT
+        self.mgmt_url = "https://127.0.0.1:%d" % MGMT_PORT
+
+        self._pebble = None
+        self._chall = None
+        self._pebble_logf = None
+        self._chall_logf = None
+        self._root = None
+        self._prepared = False
+
+    # -- files ------------------------------------------------------------
+    def prepare(self):
+        """CA + API certificate + JSON config (idempotent)."""
+        if self._prepared:
+            return
+        os.makedirs(self.dir, exist_ok=True)
+        ca_key, ca_crt = make_ca(self.dir)
+        os.replace(ca_crt, self.ca_pem)
+        key, crt = make_leaf(self.dir, ca_key, self.ca_pem, "pebble-api",
+                             ["DNS:localhost", "IP:127.0.0.1"], cn="localhost")
+        cfg = {
+            "listenAddress": "127.0.0.1:%d" % API_PORT,
+            "managementListenAddress": "127.0.0.1:%d" % MGMT_PORT,
+            "certificate": crt,
+            "privateKey": key,
+            "httpPort": HTTP_PORT,
+            "tlsPort": TLS_PORT,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": self.eab_required,
+            "certificateValidityPeriod": self.validity,
+        }
+        if self.eab_keys:
+            cfg["externalAccountMACKeys"] = self.eab_keys
+        with open(self.config_path, "w") as f:
+            json.dump({"pebble": cfg}, f, indent=2)
+        self._prepared = True
+
+    def env(self):
+        env = dict(os.environ)
+        env["PEBBLE_VA_NOSLEEP"] = "1"
+        if self.nonce_reject is not None:
+            env["PEBBLE_WFE_NONCEREJECT"] = str(int(self.nonce_reject))
+        if self.authz_reuse is not None:
+            env["PEBBLE_AUTHZREUSE"] = str(int(self.authz_reuse))
+        if self.always_valid:
+            env["PEBBLE_VA_ALWAYS_VALID"] = "1"
+        if self.chain_length is not None:
+            env["PEBBLE_CHAIN_LENGTH"] = str(int(self.chain_length))
+        env.update(self.extra_env)
+        return env
+
+    # -- processes --------------------------------------------------------
+    def start(self, timeout=30.0):
+        self.prepare()
+        self.start_dns(timeout)
+        self.start_pebble(timeout)
+        return self
+
+    def start_dns(self, timeout=30.0):
+        if self._chall is not None and self._chall.poll() is None:
+            return
+        for port in (DNS_PORT, CHALL_MGMT_PORT):
+            if not wait_port_free(port, 5):
+                raise RuntimeError("port %d busy (leftover challtestsrv?)" % port)
+        self._chall_logf = open(self.chall_log, "ab")
+        self._chall = subprocess.Popen(
+            [CHALLTESTSRV,
+             "-dns01", "127.0.0.1:%d" % DNS_PORT,
+             "-http01", "", "-https01", "", "-tlsalpn01", "",
+             "-management", "127.0.0.1:%d" % CHALL_MGMT_PORT,
+             "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""],
+            stdout=self._chall_logf, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not port_open(CHALL_MGMT_PORT):
+            if self._chall.poll() is not None:
+                raise RuntimeError("pebble-challtestsrv exited: %s" % self._tail(self.chall_log))
+            if time.monotonic() > deadline:
+                raise RuntimeError("pebble-challtestsrv did not come up")
+            time.sleep(0.05)
+
+    def start_pebble(self, timeout=30.0):
+        """Starts pebble (again); each start has a fresh issuing root."""
+        if self._pebble is not None and self._pebble.poll() is None:
+            return
+        self.prepare()
+        for port in (API_PORT, MGMT_PORT):
+            if not wait_port_free(port, 5):
+                raise RuntimeError("port %d busy (leftover pebble?)" % port)
+        self._root = None
+        self._pebble_logf = open(self.pebble_log, "ab")
+        self._pebble = subprocess.Popen(
+            [PEBBLE, "-config", self.config_path,
+             "-dnsserver", "127.0.0.1:%d" % DNS_PORT],
+            stdout=self._pebble_logf, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=self.env(), cwd=self.dir,
+            start_new_session=True)
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            if self._pebble.poll() is not None:
+                raise RuntimeError("pebble exited: %s" % self._tail(self.pebble_log))
+            try:
+                d = json.loads(self._get(self.directory_url, timeout=2))
+                if "newOrder" in d:
+                    break
+            except Exception as e:  # not up yet
+                last = e
+            if time.monotonic() > deadline:
+                raise RuntimeError("pebble /dir did not answer: %r" % (last,))
+            time.sleep(0.1)
+
+    def stop_pebble(self, timeout=10.0):
+        self._pebble = _stop(self._pebble, timeout)
+        if self._pebble_logf:
+            self._pebble_logf.close()
+            self._pebble_logf = None
+        wait_port_free(API_PORT, timeout)
+
+    def stop_dns(self, timeout=10.0):
+        self._chall = _stop(self._chall, timeout)
+        if self._chall_logf:
+            self._chall_logf.close()
+            self._chall_logf = None
+
+    def stop(self, timeout=10.0):
+        self.stop_pebble(timeout)
+        self.stop_dns(timeout)
+
+    def running(self):
+        return self._pebble is not None and self._pebble.poll() is None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- HTTP helpers -----------------------------------------------------
+    def ssl_context(self):
+        return ssl.create_default_context(cafile=self.ca_pem)
+
+    def _get(self, url, timeout=5.0):
+        with urllib.request.urlopen(url, context=self.ssl_context(),
+                                    timeout=timeout) as r:
+            return r.read().decode()
+
+    def root_pem(self, timeout=10.0):
+        """The issuing root of the running pebble (management /roots/0)."""
+        if self._root is None:
+            self._root = self._get(self.mgmt_url + "/roots/0", timeout)
+        return self._root
+
+    def write_root(self, path):
+        with open(path, "w") as f:
+            f.write(self.root_pem())
+        return path
+
+    def intermediate_pem(self, timeout=10.0):
+        return self._get(self.mgmt_url + "/intermediates/0", timeout)
+
+    # -- logs -------------------------------------------------------------
+    def log(self):
+        try:
+            with open(self.pebble_log, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def count_requests(self, path):
+        """How many times pebble logged a request for path ("/order-plz",
+        "/finalize-order/", "/nonce-plz", ...) since its log was created."""
+        return sum(1 for line in self.log().splitlines()
+                   if (" " + path) in line or ("POST " + path) in line)
+
+    def issued_count(self):
+        """Certificates issued (pebble logs one line per issuance)."""
+        return sum(1 for line in self.log().splitlines()
+                   if "Issued certificate serial" in line)
+
+    def _tail(self, path, n=2000):
+        try:
+            with open(path, "rb") as f:
+                return f.read()[-n:].decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def _stop(proc, timeout):
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    return None
