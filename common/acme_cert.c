@@ -1,0 +1,647 @@
+/*
+ * Certificates: inspection (status, renewal decisions), parsing of the
+ * stored key + chain bundle for installation, and self-signed fallbacks.
+ */
+#include <arpa/inet.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "acme_cert.h"
+#include "acme_csr.h"
+#include "acme_key.h"
+#include "acme_util.h"
+
+#define CN_MAX 64       /* ub-common-name (RFC 5280) */
+
+static BIO *
+mem_bio(const char *pem, size_t len)
+{
+    if (pem == NULL || len == 0 || len > INT_MAX) {
+        return NULL;
+    }
+    return BIO_new_mem_buf(pem, (int) len);
+}
+
+/* Seconds since the epoch of an ASN1_TIME, without timegm() (not C11). */
+static long long
+asn1_time_unix(const ASN1_TIME *t)
+{
+    ASN1_TIME *epoch;
+    int        days, secs;
+    long long  r;
+
+    epoch = ASN1_TIME_set(NULL, 0);
+    if (epoch == NULL) {
+        return 0;
+    }
+
+    r = 0;
+    if (ASN1_TIME_diff(&days, &secs, epoch, t)) {
+        r = (long long) days * 86400 + secs;
+    }
+
+    ASN1_TIME_free(epoch);
+    return r;
+}
+
+static void
+name_oneline(const X509_NAME *name, char *buf, size_t size)
+{
+    BIO  *bio;
+    char *data;
+    long  n;
+
+    buf[0] = '\0';
+
+    bio = BIO_new(BIO_s_mem());
+    if (bio == NULL) {
+        return;
+    }
+
+    if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0) {
+        n = BIO_get_mem_data(bio, &data);
+        if (n > 0) {
+            if ((size_t) n >= size) {
+                n = (long) size - 1;
+            }
+            memcpy(buf, data, (size_t) n);
+            buf[n] = '\0';
+        }
+    }
+
+    BIO_free(bio);
+}
+
+/* subjectAltName DNS names and IP addresses (IPv6 as RFC 5952 text). */
+static int
+san_names(X509 *x, char ***out, size_t *n_out)
+{
+    GENERAL_NAMES       *gens;
+    const GENERAL_NAME  *gn;
+    const unsigned char *d;
+    char                 ip[INET6_ADDRSTRLEN];
+    char               **names, *s;
+    int                  i, n, len;
+
+    *out = NULL;
+    *n_out = 0;
+
+    gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    if (gens == NULL) {
+        return 0;
+    }
+
+    n = sk_GENERAL_NAME_num(gens);
+    names = calloc((size_t) n + 1, sizeof(char *));
+    if (names == NULL) {
+        GENERAL_NAMES_free(gens);
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        gn = sk_GENERAL_NAME_value(gens, i);
+        s = NULL;
+
+        if (gn->type == GEN_DNS) {
+            d = ASN1_STRING_get0_data(gn->d.dNSName);
+            len = ASN1_STRING_length(gn->d.dNSName);
+            /* a name with an embedded NUL would compare wrongly: skip it */
+            if (len <= 0 || memchr(d, '\0', (size_t) len) != NULL) {
+                continue;
+            }
+            s = acme_strndup((const char *) d, (size_t) len);
+
+        } else if (gn->type == GEN_IPADD) {
+            d = ASN1_STRING_get0_data(gn->d.iPAddress);
+            len = ASN1_STRING_length(gn->d.iPAddress);
+            if (len == 4) {
+                s = acme_strdup(inet_ntop(AF_INET, d, ip, sizeof(ip)));
+            } else if (len == 16) {
+                s = acme_strdup(inet_ntop(AF_INET6, d, ip, sizeof(ip)));
+            } else {
+                continue;
+            }
+
+        } else {
+            continue;
+        }
+
+        if (s == NULL) {
+            goto failed;
+        }
+        names[(*n_out)++] = s;
+    }
+
+    GENERAL_NAMES_free(gens);
+    *out = names;
+    return 0;
+
+failed:
+
+    while (*n_out) {
+        free(names[--*n_out]);
+    }
+    free(names);
+    GENERAL_NAMES_free(gens);
+    return -1;
+}
+
+int
+acme_cert_info_from_x509(X509 *x, acme_cert_info_t *out)
+{
+    BIGNUM *bn;
+    char   *hex;
+
+    memset(out, 0, sizeof(*out));
+
+    if (x == NULL) {
+        return -1;
+    }
+
+    bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    hex = bn ? BN_bn2hex(bn) : NULL;      /* uppercase, whole octets */
+    BN_free(bn);
+    if (hex == NULL) {
+        ERR_clear_error();
+        return -1;
+    }
+    snprintf(out->serial, sizeof(out->serial), "%s", hex);
+    OPENSSL_free(hex);
+
+    out->not_before = asn1_time_unix(X509_get0_notBefore(x));
+    out->not_after = asn1_time_unix(X509_get0_notAfter(x));
+    name_oneline(X509_get_issuer_name(x), out->issuer, sizeof(out->issuer));
+    name_oneline(X509_get_subject_name(x), out->subject, sizeof(out->subject));
+
+    if (san_names(x, &out->names, &out->n_names) != 0) {
+        ERR_clear_error();
+        return -1;
+    }
+
+    ERR_clear_error();
+    return 0;
+}
+
+int
+acme_cert_info_from_pem(const char *pem, size_t len, acme_cert_info_t *out,
+    char *err, size_t errlen)
+{
+    BIO  *bio;
+    X509 *x;
+    int   rc;
+
+    memset(out, 0, sizeof(*out));
+
+    bio = mem_bio(pem, len);
+    if (bio == NULL) {
+        return acme_err(err, errlen, "empty PEM");
+    }
+
+    /* skips other blocks, e.g. the private key heading a stored bundle */
+    x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    ERR_clear_error();
+
+    if (x == NULL) {
+        return acme_err(err, errlen, "no certificate in PEM");
+    }
+
+    rc = acme_cert_info_from_x509(x, out);
+    X509_free(x);
+
+    if (rc != 0) {
+        return acme_err(err, errlen, "cannot inspect certificate");
+    }
+    return 0;
+}
+
+void
+acme_cert_info_free(acme_cert_info_t *info)
+{
+    size_t i;
+
+    if (info == NULL) {
+        return;
+    }
+
+    for (i = 0; i < info->n_names; i++) {
+        free(info->names[i]);
+    }
+    free(info->names);
+    info->names = NULL;
+    info->n_names = 0;
+}
+
+/*
+ * IP literals compare by address, so "2001:DB8:0::1" equals the
+ * certificate's "2001:db8::1"; DNS names compare case-insensitively.
+ */
+static int
+name_eq(const char *a, const char *b)
+{
+    unsigned char x[16], y[16];
+
+    if (inet_pton(AF_INET, a, x) == 1) {
+        return inet_pton(AF_INET, b, y) == 1 && memcmp(x, y, 4) == 0;
+    }
+
+    if (inet_pton(AF_INET6, a, x) == 1) {
+        return inet_pton(AF_INET6, b, y) == 1 && memcmp(x, y, 16) == 0;
+    }
+
+    return strcasecmp(a, b) == 0;
+}
+
+static int
+name_in(const char *name, const char *const *set, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (set[i] != NULL && name_eq(name, set[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+acme_cert_info_names_equal(const acme_cert_info_t *info,
+    const char *const *names, size_t n_names)
+{
+    size_t i;
+
+    if (info == NULL || (names == NULL && n_names > 0)) {
+        return 0;
+    }
+
+    /* set equality: duplicates on either side do not matter */
+    for (i = 0; i < info->n_names; i++) {
+        if (!name_in(info->names[i], names, n_names)) {
+            return 0;
+        }
+    }
+
+    for (i = 0; i < n_names; i++) {
+        if (names[i] == NULL
+            || !name_in(names[i], (const char *const *) info->names,
+                        info->n_names))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+static int
+is_key_block(const char *name)
+{
+    size_t n = strlen(name);
+
+    /* "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED ..." */
+    return n >= 11 && strcmp(name + n - 11, "PRIVATE KEY") == 0;
+}
+
+static EVP_PKEY *
+key_from_block(const char *name, const char *header, const unsigned char *data,
+    long dlen, char *err, size_t errlen)
+{
+    BIO      *bio;
+    EVP_PKEY *key;
+    char     *text;
+    long      n;
+
+    if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0 || header[0] != '\0') {
+        acme_err(err, errlen, "encrypted private keys are not supported");
+        return NULL;
+    }
+
+    /* re-armour the block: acme_key_from_pem knows every key format */
+    bio = BIO_new(BIO_s_mem());
+    if (bio == NULL) {
+        acme_err(err, errlen, "out of memory");
+        return NULL;
+    }
+
+    key = NULL;
+    if (PEM_write_bio(bio, name, header, data, dlen) > 0) {
+        n = BIO_get_mem_data(bio, &text);
+        if (n > 0) {
+            key = acme_key_from_pem(text, (size_t) n);
+        }
+    }
+
+    n = BIO_get_mem_data(bio, &text);
+    if (n > 0) {
+        OPENSSL_cleanse(text, (size_t) n);
+    }
+    BIO_free(bio);
+
+    if (key == NULL) {
+        acme_err(err, errlen, "invalid private key (%s)", name);
+    }
+    return key;
+}
+
+int
+acme_bundle_parse(const char *pem, size_t len, EVP_PKEY **key, X509 **leaf,
+    STACK_OF(X509) **chain, char *err, size_t errlen)
+{
+    BIO                 *bio;
+    char                *name, *header;
+    unsigned char       *data;
+    const unsigned char *p;
+    long                 dlen;
+    unsigned long        e;
+    EVP_PKEY            *k;
+    X509                *x, *first;
+    STACK_OF(X509)      *rest;
+    int                  rc;
+
+    if (key) *key = NULL;
+    if (leaf) *leaf = NULL;
+    if (chain) *chain = NULL;
+
+    bio = mem_bio(pem, len);
+    if (bio == NULL) {
+        return acme_err(err, errlen, "empty bundle");
+    }
+
+    rc = -1;
+    k = NULL;
+    first = NULL;
+    rest = sk_X509_new_null();
+    if (rest == NULL) {
+        acme_err(err, errlen, "out of memory");
+        goto done;
+    }
+
+    for ( ;; ) {
+        name = NULL;
+        header = NULL;
+        data = NULL;
+
+        if (!PEM_read_bio(bio, &name, &header, &data, &dlen)) {
+            e = ERR_peek_last_error();
+            if (ERR_GET_LIB(e) == ERR_LIB_PEM
+                && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+            {
+                break;      /* no more blocks */
+            }
+            acme_err(err, errlen, "malformed PEM block");
+            goto done;
+        }
+
+        if (is_key_block(name)) {
+            if (k != NULL) {
+                OPENSSL_cleanse(data, (size_t) dlen);
+                acme_err(err, errlen, "more than one private key in bundle");
+                goto block_failed;
+            }
+
+            k = key_from_block(name, header, data, dlen, err, errlen);
+            OPENSSL_cleanse(data, (size_t) dlen);
+            if (k == NULL) {
+                goto block_failed;
+            }
+
+        } else if (strcmp(name, PEM_STRING_X509) == 0
+                   || strcmp(name, PEM_STRING_X509_OLD) == 0)
+        {
+            p = data;
+            x = d2i_X509(NULL, &p, dlen);
+            if (x == NULL || p != data + dlen) {
+                X509_free(x);
+                acme_err(err, errlen, "invalid certificate in bundle");
+                goto block_failed;
+            }
+
+            if (first == NULL) {
+                first = x;
+            } else if (!sk_X509_push(rest, x)) {
+                X509_free(x);
+                acme_err(err, errlen, "out of memory");
+                goto block_failed;
+            }
+        }
+        /* other blocks (e.g. "EC PARAMETERS") carry nothing we need */
+
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_free(data);
+        continue;
+
+    block_failed:
+
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_free(data);
+        goto done;
+    }
+
+    if (first == NULL) {
+        acme_err(err, errlen, "no certificate in bundle");
+        goto done;
+    }
+
+    if (k != NULL && EVP_PKEY_eq(X509_get0_pubkey(first), k) != 1) {
+        acme_err(err, errlen, "private key does not match the certificate");
+        goto done;
+    }
+
+    if (key) {
+        *key = k;
+        k = NULL;
+    }
+    if (leaf) {
+        *leaf = first;
+        first = NULL;
+    }
+    if (chain) {
+        *chain = rest;
+        rest = NULL;
+    }
+    rc = 0;
+
+done:
+
+    BIO_free(bio);
+    EVP_PKEY_free(k);
+    X509_free(first);
+    sk_X509_pop_free(rest, X509_free);
+    ERR_clear_error();
+    return rc;
+}
+
+/* Copies the subjectAltName that acme_csr_build makes for names, so that a
+ * self-signed certificate and a CSR handle names identically. */
+static int
+add_san_from_csr(X509 *x, EVP_PKEY *key, const char *const *names,
+    size_t n_names)
+{
+    unsigned char            *der;
+    const unsigned char      *p;
+    size_t                    der_len;
+    X509_REQ                 *req;
+    STACK_OF(X509_EXTENSION) *exts;
+    int                       i, rc;
+
+    if (acme_csr_build(key, names, n_names, 0, &der, &der_len, NULL, 0) != 0) {
+        return -1;
+    }
+
+    p = der;
+    req = d2i_X509_REQ(NULL, &p, (long) der_len);
+    free(der);
+    if (req == NULL) {
+        return -1;
+    }
+
+    rc = -1;
+    exts = X509_REQ_get_extensions(req);
+    if (exts != NULL) {
+        rc = 0;
+        for (i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
+            if (!X509_add_ext(x, sk_X509_EXTENSION_value(exts, i), -1)) {
+                rc = -1;
+            }
+        }
+    }
+
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    X509_REQ_free(req);
+    return rc;
+}
+
+static int
+add_ext(X509 *x, int nid, const char *value)
+{
+    X509V3_CTX      ctx;
+    X509_EXTENSION *ext;
+    int             ok;
+
+    X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+    ext = X509V3_EXT_nconf_nid(NULL, &ctx, nid, value);
+    if (ext == NULL) {
+        return -1;
+    }
+
+    ok = X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok ? 0 : -1;
+}
+
+char *
+acme_selfsigned_pem(EVP_PKEY *key, const char *const *names,
+    size_t n_names, int days, size_t *len)
+{
+    X509           *x;
+    X509_NAME      *subj;
+    BIGNUM         *serial;
+    BIO            *bio;
+    const EVP_MD   *md;
+    acme_key_type_t t;
+    char           *out, *data;
+    size_t          cnlen;
+    long            n;
+
+    if (key == NULL || names == NULL || n_names == 0 || names[0] == NULL
+        || days <= 0)
+    {
+        return NULL;
+    }
+
+    out = NULL;
+    bio = NULL;
+    serial = NULL;
+
+    x = X509_new();
+    if (x == NULL || !X509_set_version(x, X509_VERSION_3)) {
+        goto done;
+    }
+
+    /* random positive 127-bit serial: no two fallbacks share one */
+    serial = BN_new();
+    if (serial == NULL
+        || !BN_rand(serial, 127, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY)
+        || BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) == NULL)
+    {
+        goto done;
+    }
+
+    /* an hour back tolerates clients whose clocks run a little slow */
+    if (X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL
+        || X509_time_adj_ex(X509_getm_notAfter(x), days, -3600, NULL) == NULL)
+    {
+        goto done;
+    }
+
+    cnlen = strlen(names[0]);
+    if (cnlen > CN_MAX) {
+        cnlen = CN_MAX;
+    }
+
+    subj = X509_get_subject_name(x);
+    if (!X509_NAME_add_entry_by_NID(subj, NID_commonName, MBSTRING_UTF8,
+                                    (const unsigned char *) names[0],
+                                    (int) cnlen, -1, 0)
+        || !X509_set_issuer_name(x, subj)
+        || !X509_set_pubkey(x, key))
+    {
+        goto done;
+    }
+
+    if (add_san_from_csr(x, key, names, n_names) != 0
+        || add_ext(x, NID_basic_constraints, "critical,CA:FALSE") != 0
+        || add_ext(x, NID_key_usage, EVP_PKEY_is_a(key, "RSA")
+                   ? "critical,digitalSignature,keyEncipherment"
+                   : "critical,digitalSignature") != 0
+        || add_ext(x, NID_ext_key_usage, "serverAuth") != 0
+        || add_ext(x, NID_subject_key_identifier, "hash") != 0)
+    {
+        goto done;
+    }
+
+    md = EVP_sha256();
+    if (acme_key_type_of(key, &t) == 0 && t == ACME_KEY_EC_P384) {
+        md = EVP_sha384();
+    } else if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448")) {
+        md = NULL;
+    }
+
+    if (X509_sign(x, key, md) <= 0) {
+        goto done;
+    }
+
+    bio = BIO_new(BIO_s_mem());
+    if (bio == NULL || !PEM_write_bio_X509(bio, x)) {
+        goto done;
+    }
+
+    n = BIO_get_mem_data(bio, &data);
+    if (n > 0) {
+        out = acme_strndup(data, (size_t) n);
+        if (out != NULL && len != NULL) {
+            *len = (size_t) n;
+        }
+    }
+
+done:
+
+    BIO_free(bio);
+    BN_free(serial);
+    X509_free(x);
+    ERR_clear_error();
+    return out;
+}
