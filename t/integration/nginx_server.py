@@ -1,0 +1,275 @@
+"""A throw-away nginx (Debian's /usr/sbin/nginx + our module) in a prefix dir.
+
+    srv = NginxServer(prefix_dir)
+    srv.write_conf(HTTP_BLOCK, CA=pebble.ca_pem)     # @CA@ etc. substituted
+    rc, out = srv.test_config()                       # nginx -t
+    srv.start(); srv.worker_pids(); srv.reload(); srv.stop()
+
+The configuration is MAIN_TEMPLATE with the caller's text as the http{}
+body.  Placeholders are @NAME@ (nginx uses both "$" and braces, so neither
+str.format nor string.Template fits); @PREFIX@ and @MODULE@ are always set.
+
+Permissions: workers run as www-data (Debian's default user), as in
+production, so the module's "master creates the state dirs for the worker
+user" path is exercised.  The prefix dir is chmod 0755 so that www-data can
+traverse to the state dirs below it; pytest's own tmp dirs are 0700, which is
+why the tests make their directories with make_world_traversable_tmpdir().
+nginx runs in the foreground (daemon off) with a master process; the Popen
+pid is the master pid.  Listeners are 127.0.0.1 only.
+"""
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+NGINX = "/usr/sbin/nginx"
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MODULE = os.path.join(REPO, "build", "nginx", "ngx_http_acme_module.so")
+
+MAIN_TEMPLATE = """\
+user @USER@;
+worker_processes @WORKERS@;
+daemon off;
+master_process on;
+error_log @PREFIX@/logs/error.log @LOGLEVEL@;
+pid @PREFIX@/logs/nginx.pid;
+lock_file @PREFIX@/logs/nginx.lock;
+load_module @MODULE@;
+@MAIN_EXTRA@
+events { worker_connections 512; }
+
+http {
+    access_log @PREFIX@/logs/access.log;
+    client_body_temp_path @PREFIX@/tmp/body;
+    proxy_temp_path @PREFIX@/tmp/proxy;
+    fastcgi_temp_path @PREFIX@/tmp/fastcgi;
+    uwsgi_temp_path @PREFIX@/tmp/uwsgi;
+    scgi_temp_path @PREFIX@/tmp/scgi;
+    default_type text/plain;
+
+@HTTP@
+}
+"""
+
+
+def make_world_traversable_tmpdir(prefix="ngx-acme-t-"):
+    """A fresh directory under /tmp that www-data can traverse (0755)."""
+    d = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.chmod(d, 0o755)
+    return d
+
+
+def substitute(text, values):
+    for k, v in values.items():
+        text = text.replace("@%s@" % k, str(v))
+    return text
+
+
+class NginxServer:
+    def __init__(self, prefix, workers=2, user="www-data", loglevel="info",
+                 module=MODULE):
+        self.prefix = os.path.abspath(prefix)
+        self.workers = workers
+        self.user = user
+        self.loglevel = loglevel
+        self.module = module
+        self.conf_path = os.path.join(self.prefix, "nginx.conf")
+        self.error_log_path = os.path.join(self.prefix, "logs", "error.log")
+        self.stderr_path = os.path.join(self.prefix, "logs", "stderr.log")
+        self.proc = None
+        self._stderr = None
+        self._log_offset = 0
+        for d in ("", "logs", "tmp"):
+            os.makedirs(os.path.join(self.prefix, d), exist_ok=True)
+        os.chmod(self.prefix, 0o755)
+
+    # -- configuration ----------------------------------------------------
+    def render(self, http_body, main_extra="", **values):
+        v = {"USER": self.user, "WORKERS": self.workers,
+             "LOGLEVEL": self.loglevel, "MAIN_EXTRA": main_extra}
+        text = MAIN_TEMPLATE.replace("@HTTP@", http_body)
+        v.update(values)
+        v["PREFIX"] = self.prefix
+        v["MODULE"] = self.module
+        if not self.module:
+            text = text.replace("load_module @MODULE@;\n", "")
+        return substitute(text, v)
+
+    def write_conf(self, http_body, main_extra="", **values):
+        """Writes nginx.conf; http_body is the text inside http{}."""
+        text = self.render(http_body, main_extra, **values)
+        with open(self.conf_path, "w") as f:
+            f.write(text)
+        return text
+
+    def write_raw_conf(self, text, **values):
+        """Writes a complete nginx.conf (placeholders substituted)."""
+        values = dict(values, PREFIX=self.prefix, MODULE=self.module)
+        text = substitute(text, values)
+        with open(self.conf_path, "w") as f:
+            f.write(text)
+        return text
+
+    def conf_line(self, needle):
+        """1-based line number of the first line of nginx.conf containing needle."""
+        with open(self.conf_path) as f:
+            for i, line in enumerate(f, 1):
+                if needle in line:
+                    return i
+        raise ValueError("%r not in %s" % (needle, self.conf_path))
+
+    def cmd(self, *args):
+        return [NGINX, "-p", self.prefix + "/", "-c", self.conf_path] + list(args)
+
+    def test_config(self, timeout=60):
+        """nginx -t: (returncode, combined output)."""
+        r = subprocess.run(self.cmd("-t"), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout)
+        return r.returncode, r.stdout.decode(errors="replace")
+
+    # -- processes --------------------------------------------------------
+    def start(self, timeout=30, ports=(), wait_workers=True):
+        """Starts the master in the foreground; waits for the pid file, the
+        workers and (optionally) TCP ports on 127.0.0.1 to accept."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self._stderr = open(self.stderr_path, "ab")
+        self._log_offset = self._log_size()
+        self.proc = subprocess.Popen(self.cmd(), stdout=self._stderr,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("nginx exited with %s:\n%s\n%s" % (
+                    self.proc.returncode, self.stderr_text()[-3000:],
+                    self.error_log()[-3000:]))
+            ok = os.path.exists(os.path.join(self.prefix, "logs", "nginx.pid"))
+            if ok and wait_workers:
+                ok = len(self.worker_pids()) >= self.workers
+            if ok:
+                ok = all(_port_open(p) for p in ports)
+            if ok:
+                return self
+            if time.monotonic() > deadline:
+                raise RuntimeError("nginx did not come up:\n" + self.error_log()[-3000:])
+            time.sleep(0.05)
+
+    @property
+    def master_pid(self):
+        return self.proc.pid if self.proc else None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def worker_pids(self):
+        """PIDs of the master's worker processes (sorted)."""
+        if not self.running():
+            return []
+        r = subprocess.run(["ps", "--ppid", str(self.proc.pid), "-o", "pid=,args="],
+                           stdout=subprocess.PIPE, timeout=10)
+        pids = []
+        for line in r.stdout.decode().splitlines():
+            parts = line.strip().split(None, 1)
+            if len(parts) == 2 and "worker process" in parts[1] \
+                    and "shutting down" not in parts[1]:
+                pids.append(int(parts[0]))
+        return sorted(pids)
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def reload(self, timeout=30):
+        """HUP; waits until a full new set of workers replaced the old."""
+        old = set(self.worker_pids())
+        self.signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            new = set(self.worker_pids())
+            if len(new - old) >= self.workers and not (new & old):
+                return sorted(new)
+            time.sleep(0.1)
+        raise RuntimeError("reload did not replace workers:\n" + self.error_log()[-3000:])
+
+    def stop(self, timeout=15):
+        """QUIT (graceful) with a bounded wait, then TERM, then KILL."""
+        if self.proc is None:
+            return
+        for sig in (signal.SIGQUIT, signal.SIGTERM, signal.SIGKILL):
+            if self.proc.poll() is not None:
+                break
+            try:
+                if sig == signal.SIGKILL:
+                    os.killpg(self.proc.pid, sig)   # stray workers too
+                else:
+                    os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                continue
+        if self._stderr:
+            self._stderr.close()
+            self._stderr = None
+        # workers may outlive a killed master for a moment
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _group_alive(self.proc.pid):
+            time.sleep(0.05)
+
+    # -- logs -------------------------------------------------------------
+    def _log_size(self):
+        try:
+            return os.path.getsize(self.error_log_path)
+        except OSError:
+            return 0
+
+    def error_log(self, since_start=False):
+        try:
+            with open(self.error_log_path, "rb") as f:
+                if since_start:
+                    f.seek(self._log_offset)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stderr_text(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alerts(self):
+        """[alert]/[emerg]/[crit] lines and worker crashes from the error log."""
+        bad = ("[alert]", "[emerg]", "[crit]", "exited on signal")
+        return [l for l in self.error_log().splitlines() if any(b in l for b in bad)]
+
+
+def _port_open(port, host="127.0.0.1"):
+    import socket
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _group_alive(pgid):
+    """Any live (non-zombie) process in process group pgid?  Zombies are
+    ignored: in some containers nobody reaps re-parented processes."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        # fields[0] = state, fields[2] = pgrp
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
