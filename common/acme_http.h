@@ -61,6 +61,9 @@ acme_http_parser_t *acme_http_parser_new(size_t max_body);
 void acme_http_parser_free(acme_http_parser_t *p);
 /* Feed received bytes.  Returns AGAIN, DONE or ERROR (see _error). */
 int acme_http_parser_feed(acme_http_parser_t *p, const char *data, size_t len);
+/* The request was a HEAD: the response has no body whatever its headers
+ * say.  Call before feeding. */
+void acme_http_parser_set_head(acme_http_parser_t *p);
 /* The peer closed the connection: DONE if the body was close-delimited and
  * complete, else ERROR. */
 int acme_http_parser_eof(acme_http_parser_t *p);
