@@ -1,0 +1,144 @@
+/*
+ * Renewal scheduling and failure backoff.  Pure functions of their inputs:
+ * the caller supplies the clock and the randomness, which keeps both
+ * adapters consistent and the schedule unit-testable.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acme_sched.h"
+#include "acme_util.h"
+
+#define SCHED_DAY               86400LL
+#define SCHED_RETRY_AFTER_CAP   (7 * SCHED_DAY)
+
+/* Maps rnd uniformly onto [0, n); 0 when n <= 0. */
+static long long
+scale(uint32_t rnd, long long n)
+{
+    if (n <= 0) {
+        return 0;
+    }
+    return (long long) (((unsigned long long) rnd * (unsigned long long) n)
+                        >> 32);
+}
+
+long long
+acme_sched_renew_at(long long not_before, long long not_after,
+    double remaining_fraction, uint32_t rnd)
+{
+    long long lifetime, jitter_span, at;
+
+    if (!(remaining_fraction > 0.0 && remaining_fraction < 1.0)) {
+        remaining_fraction = 1.0 / 3.0;
+    }
+
+    lifetime = not_after - not_before;
+    if (lifetime <= 0) {
+        /* nonsense validity: renew as soon as possible */
+        return not_before < not_after ? not_before : not_after;
+    }
+
+    at = not_after - (long long) ((double) lifetime * remaining_fraction);
+
+    /* jitter at most 5 % of the lifetime, so short-lived certificates keep
+     * most of their renewal window, and at most a day for long ones */
+    jitter_span = lifetime / 20;
+    if (jitter_span > SCHED_DAY) {
+        jitter_span = SCHED_DAY;
+    }
+
+    return at - scale(rnd, jitter_span);
+}
+
+long long
+acme_sched_backoff(unsigned failures, long long now, long long retry_after,
+    uint32_t rnd)
+{
+    long long base, t;
+
+    /* failures counts the failure just recorded; 0 is treated like 1 so a
+     * caller that forgot to count cannot make us retry in a tight loop */
+    switch (failures) {
+    case 0:
+    case 1:
+        base = 60;
+        break;
+    case 2:
+        base = 600;
+        break;
+    case 3:
+        base = 6000;
+        break;
+    default:
+        base = SCHED_DAY;
+        break;
+    }
+
+    /* base +- 10 %, both ends included */
+    t = now + base - base / 10 + scale(rnd, base / 5 + 1);
+
+    return retry_after > t ? retry_after : t;
+}
+
+long long
+acme_sched_parse_retry_after(const char *value, long long now)
+{
+    const char          *p, *end;
+    char                *s, *endp;
+    unsigned long long   delta;
+    long long            t;
+
+    if (value == NULL) {
+        return 0;
+    }
+
+    p = value;
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    end = p + strlen(p);
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'
+                       || end[-1] == '\n'))
+    {
+        end--;
+    }
+    if (end == p) {
+        return 0;
+    }
+
+    if (isdigit((unsigned char) *p)) {
+        /* delta-seconds = 1*DIGIT; anything else after the digits is junk */
+        errno = 0;
+        delta = strtoull(p, &endp, 10);
+        if (endp != end) {
+            return 0;
+        }
+        if (errno == ERANGE || delta > (unsigned long long) SCHED_RETRY_AFTER_CAP)
+        {
+            return now + SCHED_RETRY_AFTER_CAP;
+        }
+        return now + (long long) delta;
+    }
+
+    s = acme_strndup(p, (size_t) (end - p));
+    if (s == NULL) {
+        return 0;
+    }
+    t = acme_time_parse_rfc3339(s);
+    free(s);
+    if (t < 0) {
+        return 0;
+    }
+
+    /* a date in the past means "now" */
+    if (t < now) {
+        return now;
+    }
+    if (t > now + SCHED_RETRY_AFTER_CAP) {
+        return now + SCHED_RETRY_AFTER_CAP;
+    }
+    return t;
+}

@@ -1,0 +1,157 @@
+/*
+ * Renders the status document (schema in acme_status.h).  Keys are added in
+ * the documented order; jansson keeps insertion order, so the output is
+ * stable and diffable.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "acme_status.h"
+#include "acme_util.h"
+
+/* A string, or null for NULL (and for "" when empty_is_null). */
+static json_t *
+str_or_null(const char *s, int empty_is_null)
+{
+    json_t *j;
+
+    if (s == NULL || (empty_is_null && *s == '\0')) {
+        return json_null();
+    }
+
+    /* jansson refuses invalid UTF-8; never lose the whole document over
+     * one odd byte in an error text */
+    j = json_string(s);
+    return j ? j : json_string("(not valid UTF-8)");
+}
+
+static json_t *
+time_or_null(long long t)
+{
+    char buf[40];
+
+    if (t == 0) {
+        return json_null();
+    }
+    return json_string(acme_time_rfc3339(t, buf, sizeof(buf)));
+}
+
+/* json_object_set_new that reports failure (out of memory) as -1. */
+static int
+set(json_t *o, const char *key, json_t *v)
+{
+    return v == NULL ? -1 : json_object_set_new(o, key, v);
+}
+
+static json_t *
+render_cert(const acme_status_cert_t *c)
+{
+    json_t  *o, *names;
+    size_t   i;
+    int      rc = 0;
+
+    o = json_object();
+    names = json_array();
+    if (o == NULL || names == NULL) {
+        json_decref(o);
+        json_decref(names);
+        return NULL;
+    }
+
+    for (i = 0; i < c->n_names; i++) {
+        if (c->names[i] != NULL) {
+            rc |= json_array_append_new(names, str_or_null(c->names[i], 0));
+        }
+    }
+
+    rc |= set(o, "id", str_or_null(c->id, 0));
+    rc |= set(o, "names", names);
+    rc |= set(o, "issuer", str_or_null(c->issuer, 0));
+    rc |= set(o, "directory", str_or_null(c->directory, 0));
+    rc |= set(o, "key_type", str_or_null(c->key_type, 0));
+    rc |= set(o, "state", str_or_null(c->state, 0));
+    rc |= set(o, "step", str_or_null(c->step, 0));
+    rc |= set(o, "serial", str_or_null(c->serial, 1));
+    rc |= set(o, "ca_issuer", str_or_null(c->ca_issuer, 1));
+    rc |= set(o, "not_before", time_or_null(c->not_before));
+    rc |= set(o, "not_after", time_or_null(c->not_after));
+    rc |= set(o, "next_renewal", time_or_null(c->next_renewal));
+    rc |= set(o, "last_success", time_or_null(c->last_success));
+    rc |= set(o, "last_error", str_or_null(c->last_error, 1));
+    rc |= set(o, "consecutive_failures", json_integer((json_int_t) c->failures));
+
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+char *
+acme_status_render(const char *server, long acme_pid,
+    const acme_status_cert_t *certs, size_t n, long long now, size_t *len)
+{
+    json_t             *doc, *arr, *c;
+    char               *s, *out;
+    size_t              i, slen;
+    int                 rc = 0;
+    json_malloc_t       jmalloc;
+    json_free_t         jfree;
+
+    if (len) {
+        *len = 0;
+    }
+
+    doc = json_object();
+    arr = json_array();
+    if (doc == NULL || arr == NULL) {
+        json_decref(doc);
+        json_decref(arr);
+        return NULL;
+    }
+
+    rc |= set(doc, "version", json_integer(1));
+    rc |= set(doc, "server", str_or_null(server, 0));
+    rc |= set(doc, "generated_at", time_or_null(now));
+    rc |= set(doc, "acme_pid", acme_pid > 0 ? json_integer(acme_pid)
+                                             : json_null());
+
+    for (i = 0; i < n; i++) {
+        c = render_cert(&certs[i]);
+        if (c == NULL) {
+            rc = -1;
+            break;
+        }
+        rc |= json_array_append_new(arr, c);
+    }
+    rc |= set(doc, "certificates", arr);
+
+    if (rc != 0) {
+        json_decref(doc);
+        return NULL;
+    }
+
+    s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(doc);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    /* copy into our own malloc'd buffer (jansson's allocator may be
+     * replaced by the host) and end with a newline for curl users */
+    slen = strlen(s);
+    out = malloc(slen + 2);
+    if (out != NULL) {
+        memcpy(out, s, slen);
+        out[slen] = '\n';
+        out[slen + 1] = '\0';
+        if (len) {
+            *len = slen + 1;
+        }
+    }
+    json_get_alloc_funcs(&jmalloc, &jfree);
+    jfree(s);
+    return out;
+}

@@ -1,0 +1,106 @@
+#include "unit.h"
+#include "acme_sched.h"
+
+#define DAY 86400LL
+#define T0  1795000000LL
+
+UNIT_TEST(sched_renew_at_90_days)
+{
+    long long nb = T0, na = T0 + 90 * DAY;
+
+    /* a third of the lifetime (30 days) before expiry, jitter < 1 day */
+    CHECK_INT(acme_sched_renew_at(nb, na, 0, 0), na - 30 * DAY);
+    CHECK_INT(acme_sched_renew_at(nb, na, 1.0 / 3.0, 0), na - 30 * DAY);
+    CHECK(acme_sched_renew_at(nb, na, 0, 0xffffffffu) > na - 31 * DAY);
+    CHECK(acme_sched_renew_at(nb, na, 0, 0xffffffffu) < na - 30 * DAY);
+    CHECK_INT(acme_sched_renew_at(nb, na, 0, 0x80000000u), na - 30 * DAY - DAY / 2);
+
+    /* explicit fractions; out-of-range ones fall back to 1/3 */
+    CHECK_INT(acme_sched_renew_at(nb, na, 0.5, 0), na - 45 * DAY);
+    CHECK_INT(acme_sched_renew_at(nb, na, 0.1, 0), na - 9 * DAY);
+    CHECK_INT(acme_sched_renew_at(nb, na, -1, 0), na - 30 * DAY);
+    CHECK_INT(acme_sched_renew_at(nb, na, 1.0, 0), na - 30 * DAY);
+    CHECK_INT(acme_sched_renew_at(nb, na, 7.5, 0), na - 30 * DAY);
+
+    /* deterministic */
+    CHECK_INT(acme_sched_renew_at(nb, na, 0, 12345),
+              acme_sched_renew_at(nb, na, 0, 12345));
+}
+
+UNIT_TEST(sched_renew_at_short_lived)
+{
+    long long nb = T0, na = T0 + 300;
+    uint32_t  r;
+    long long t;
+    int       i;
+
+    /* 5 minutes: renew with 100 s left; jitter below 5 % (15 s) */
+    CHECK_INT(acme_sched_renew_at(nb, na, 0, 0), na - 100);
+    for (i = 0, r = 1; i < 64; i++, r = r * 1103515245u + 12345u) {
+        t = acme_sched_renew_at(nb, na, 0, r);
+        CHECK(t <= na - 100 && t > na - 115);
+    }
+    CHECK_INT(acme_sched_renew_at(nb, na, 0, 0xffffffffu), na - 114);
+
+    /* 6 days: jitter bounded by lifetime/20, not a whole day */
+    CHECK(acme_sched_renew_at(T0, T0 + 6 * DAY, 0, 0xffffffffu) > T0 + 4 * DAY - 6 * DAY / 20);
+
+    /* nonsense validity: renew now-ish rather than never */
+    CHECK_INT(acme_sched_renew_at(T0, T0, 0, 0), T0);
+    CHECK_INT(acme_sched_renew_at(T0 + 10, T0, 0, 0), T0);
+}
+
+UNIT_TEST(sched_backoff_steps_and_jitter)
+{
+    static const long long base[] = { 60, 60, 600, 6000, DAY, DAY, DAY };
+    unsigned  f;
+    uint32_t  r;
+    long long t;
+    int       i;
+
+    for (f = 0; f < 7; f++) {
+        CHECK_INT(acme_sched_backoff(f, T0, 0, 0), T0 + base[f] - base[f] / 10);
+        CHECK_INT(acme_sched_backoff(f, T0, 0, 0xffffffffu),
+                  T0 + base[f] + base[f] / 10);
+        for (i = 0, r = 7; i < 64; i++, r = r * 1103515245u + 12345u) {
+            t = acme_sched_backoff(f, T0, 0, r);
+            CHECK(t >= T0 + base[f] - base[f] / 10);
+            CHECK(t <= T0 + base[f] + base[f] / 10);
+        }
+    }
+    CHECK_INT(acme_sched_backoff(1000000, T0, 0, 0x80000000u), T0 + DAY);
+    CHECK_INT(acme_sched_backoff(2, T0, 0, 0x80000000u), T0 + 600);
+
+    /* Retry-After wins only when later */
+    CHECK_INT(acme_sched_backoff(1, T0, T0 + 3600, 0), T0 + 3600);
+    CHECK_INT(acme_sched_backoff(4, T0, T0 + 3600, 0), T0 + DAY - DAY / 10);
+    CHECK_INT(acme_sched_backoff(1, T0, T0 + 10, 0), T0 + 54);
+}
+
+UNIT_TEST(sched_parse_retry_after)
+{
+    CHECK_INT(acme_sched_parse_retry_after("120", T0), T0 + 120);
+    CHECK_INT(acme_sched_parse_retry_after("  30 \r\n", T0), T0 + 30);
+    CHECK_INT(acme_sched_parse_retry_after("0", T0), T0);
+    /* HTTP-date */
+    CHECK_INT(acme_sched_parse_retry_after("Wed, 18 Nov 2026 12:06:40 GMT",
+                                           1795000000LL), 1795000000LL + 3600);
+    /* a date in the past means now */
+    CHECK_INT(acme_sched_parse_retry_after("Wed, 18 Nov 2026 11:06:40 GMT",
+                                           1795000000LL + 50), 1795000000LL + 50);
+    /* garbage */
+    CHECK_INT(acme_sched_parse_retry_after(NULL, T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("", T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("   ", T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("soon", T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("-5", T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("12abc", T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("1.5", T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("Wed, 99 Nov 2026 12:06:40 GMT", T0), 0);
+    /* cap at 7 days */
+    CHECK_INT(acme_sched_parse_retry_after("604800", T0), T0 + 7 * DAY);
+    CHECK_INT(acme_sched_parse_retry_after("604801", T0), T0 + 7 * DAY);
+    CHECK_INT(acme_sched_parse_retry_after("99999999999999999999999", T0), T0 + 7 * DAY);
+    CHECK_INT(acme_sched_parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT", T0),
+              T0 + 7 * DAY);
+}

@@ -1,0 +1,155 @@
+#include <stdlib.h>
+#include <jansson.h>
+
+#include "unit.h"
+#include "acme_status.h"
+
+static const char *const cert_keys[] = {
+    "id", "names", "issuer", "directory", "key_type", "state", "step",
+    "serial", "ca_issuer", "not_before", "not_after", "next_renewal",
+    "last_success", "last_error", "consecutive_failures"
+};
+
+UNIT_TEST(status_render_parse_back)
+{
+    static const char *const names[] = { "a.example.test", "b.example.test" };
+    acme_status_cert_t   c[2];
+    char                *s;
+    size_t               len, i;
+    json_t              *doc, *certs, *o;
+    json_error_t         je;
+    void                *it;
+
+    memset(c, 0, sizeof(c));
+    c[0].id = "a.example.test_ecdsa-256";
+    c[0].names = names;
+    c[0].n_names = 2;
+    c[0].issuer = "pebble";
+    c[0].directory = "https://127.0.0.1:14000/dir";
+    c[0].key_type = "ecdsa:256";
+    c[0].state = "valid";
+    c[0].serial = "0A1B";
+    c[0].ca_issuer = "CN=Pebble Intermediate CA";
+    c[0].not_before = 1795000000LL;
+    c[0].not_after = 1795000000LL + 86400;
+    c[0].next_renewal = 1795000000LL + 3600;
+    c[0].last_success = 1795000000LL;
+
+    c[1].id = "c.example.test_rsa-2048";
+    c[1].names = names + 1;
+    c[1].n_names = 1;
+    c[1].issuer = "pebble";
+    c[1].directory = "https://127.0.0.1:14000/dir";
+    c[1].key_type = "rsa:2048";
+    c[1].state = "renewing";
+    c[1].step = "challenge";
+    c[1].serial = "";
+    c[1].last_error = "new-order: urn:ietf:params:acme:error:rateLimited: \"x\"";
+    c[1].failures = 2;
+
+    s = acme_status_render("nginx", 1234, c, 2, 1795000000LL, &len);
+    CHECK(s != NULL);
+    if (s == NULL) {
+        return;
+    }
+    CHECK_INT(len, strlen(s));
+    CHECK(strstr(s, "\n  \"version\": 1,") != NULL);       /* indented by 2 */
+
+    doc = json_loads(s, 0, &je);
+    CHECK(doc != NULL);
+    CHECK_INT(json_integer_value(json_object_get(doc, "version")), 1);
+    CHECK_STR(json_string_value(json_object_get(doc, "server")), "nginx");
+    CHECK_STR(json_string_value(json_object_get(doc, "generated_at")),
+              "2026-11-18T11:06:40Z");
+    CHECK_INT(json_integer_value(json_object_get(doc, "acme_pid")), 1234);
+
+    /* top-level key order */
+    it = json_object_iter(doc);
+    CHECK_STR(json_object_iter_key(it), "version");
+    it = json_object_iter_next(doc, it);
+    CHECK_STR(json_object_iter_key(it), "server");
+    it = json_object_iter_next(doc, it);
+    CHECK_STR(json_object_iter_key(it), "generated_at");
+    it = json_object_iter_next(doc, it);
+    CHECK_STR(json_object_iter_key(it), "acme_pid");
+    it = json_object_iter_next(doc, it);
+    CHECK_STR(json_object_iter_key(it), "certificates");
+
+    certs = json_object_get(doc, "certificates");
+    CHECK_INT(json_array_size(certs), 2);
+
+    o = json_array_get(certs, 0);
+    it = json_object_iter(o);
+    for (i = 0; i < sizeof(cert_keys) / sizeof(cert_keys[0]); i++) {
+        CHECK_STR(json_object_iter_key(it), cert_keys[i]);
+        it = json_object_iter_next(o, it);
+    }
+    CHECK(it == NULL);
+    CHECK_STR(json_string_value(json_object_get(o, "id")), "a.example.test_ecdsa-256");
+    CHECK_INT(json_array_size(json_object_get(o, "names")), 2);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(o, "names"), 1)),
+              "b.example.test");
+    CHECK_STR(json_string_value(json_object_get(o, "state")), "valid");
+    CHECK(json_is_null(json_object_get(o, "step")));
+    CHECK_STR(json_string_value(json_object_get(o, "serial")), "0A1B");
+    CHECK_STR(json_string_value(json_object_get(o, "ca_issuer")), "CN=Pebble Intermediate CA");
+    CHECK_STR(json_string_value(json_object_get(o, "not_before")), "2026-11-18T11:06:40Z");
+    CHECK_STR(json_string_value(json_object_get(o, "not_after")), "2026-11-19T11:06:40Z");
+    CHECK_STR(json_string_value(json_object_get(o, "next_renewal")), "2026-11-18T12:06:40Z");
+    CHECK_STR(json_string_value(json_object_get(o, "last_success")), "2026-11-18T11:06:40Z");
+    CHECK(json_is_null(json_object_get(o, "last_error")));
+    CHECK_INT(json_integer_value(json_object_get(o, "consecutive_failures")), 0);
+
+    o = json_array_get(certs, 1);
+    CHECK_STR(json_string_value(json_object_get(o, "step")), "challenge");
+    CHECK(json_is_null(json_object_get(o, "serial")));
+    CHECK(json_is_null(json_object_get(o, "ca_issuer")));
+    CHECK(json_is_null(json_object_get(o, "not_before")));
+    CHECK(json_is_null(json_object_get(o, "not_after")));
+    CHECK(json_is_null(json_object_get(o, "next_renewal")));
+    CHECK(json_is_null(json_object_get(o, "last_success")));
+    CHECK_STR(json_string_value(json_object_get(o, "last_error")), c[1].last_error);
+    CHECK_INT(json_integer_value(json_object_get(o, "consecutive_failures")), 2);
+
+    json_decref(doc);
+    free(s);
+}
+
+UNIT_TEST(status_render_empty_and_no_pid)
+{
+    char         *s;
+    json_t       *doc;
+    json_error_t  je;
+
+    s = acme_status_render("apache", 0, NULL, 0, 1795000000LL, NULL);
+    CHECK(s != NULL);
+    doc = s ? json_loads(s, 0, &je) : NULL;
+    CHECK(doc != NULL);
+    CHECK_STR(json_string_value(json_object_get(doc, "server")), "apache");
+    CHECK(json_is_null(json_object_get(doc, "acme_pid")));
+    CHECK(json_is_array(json_object_get(doc, "certificates")));
+    CHECK_INT(json_array_size(json_object_get(doc, "certificates")), 0);
+    json_decref(doc);
+    free(s);
+}
+
+UNIT_TEST(status_render_invalid_utf8)
+{
+    acme_status_cert_t   c;
+    char                *s;
+    json_t              *doc;
+    json_error_t         je;
+
+    memset(&c, 0, sizeof(c));
+    c.id = "x_ecdsa-256";
+    c.state = "failed";
+    c.last_error = "bad \xff byte";
+    s = acme_status_render("nginx", -1, &c, 1, 1795000000LL, NULL);
+    CHECK(s != NULL);
+    doc = s ? json_loads(s, 0, &je) : NULL;
+    CHECK(doc != NULL);
+    CHECK(json_is_string(json_object_get(json_array_get(
+          json_object_get(doc, "certificates"), 0), "last_error")));
+    json_decref(doc);
+    free(s);
+}

@@ -1,0 +1,377 @@
+#include <dirent.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "acme_store.h"
+#include "acme_util.h"
+
+/* A fresh directory under /tmp, removed (recursively) by rm_tree. */
+static char *
+tmp_root(void)
+{
+    char *d = acme_strdup("/tmp/acme-store-test-XXXXXX");
+
+    if (d == NULL || mkdtemp(d) == NULL) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+static void
+rm_tree(const char *path)
+{
+    DIR            *d;
+    struct dirent  *de;
+    struct stat     st;
+    char           *p;
+
+    if (lstat(path, &st) != 0) {
+        return;
+    }
+    if (S_ISDIR(st.st_mode) && (d = opendir(path)) != NULL) {
+        while ((de = readdir(d)) != NULL) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
+                continue;
+            }
+            p = acme_sprintf("%s/%s", path, de->d_name);
+            rm_tree(p);
+            free(p);
+        }
+        closedir(d);
+        rmdir(path);
+        return;
+    }
+    unlink(path);
+}
+
+static int
+count_entries(const char *dir)
+{
+    DIR            *d;
+    struct dirent  *de;
+    int             n = 0;
+
+    d = opendir(dir);
+    if (d == NULL) {
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static int
+mode_of(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (int) (st.st_mode & 07777) : -1;
+}
+
+UNIT_TEST(store_atomic_write_modes_overwrite)
+{
+    char    err[ACME_ERRLEN], *root, *path, *data;
+    size_t  len;
+    mode_t  old;
+
+    root = tmp_root();
+    CHECK(root != NULL);
+    path = acme_sprintf("%s/file", root);
+
+    /* a permissive umask must not widen the mode */
+    old = umask(0);
+    CHECK_INT(acme_store_write_atomic(path, "one", 3, 0600, err, sizeof(err)), 0);
+    umask(old);
+    CHECK_INT(mode_of(path), 0600);
+    CHECK_INT(count_entries(root), 1);           /* no temporary left behind */
+
+    CHECK_INT(acme_store_write_atomic(path, "second", 6, 0644, err, sizeof(err)), 0);
+    CHECK_INT(mode_of(path), 0644);
+    CHECK_INT(count_entries(root), 1);
+    CHECK_INT(acme_store_read(path, &data, &len, 100, err, sizeof(err)), 1);
+    CHECK_STR(data, "second");
+    CHECK_INT(len, 6);
+    free(data);
+
+    /* empty content is fine, and reading is bounded */
+    CHECK_INT(acme_store_write_atomic(path, "", 0, 0600, err, sizeof(err)), 0);
+    CHECK_INT(acme_store_read(path, &data, &len, 100, err, sizeof(err)), 1);
+    CHECK_INT(len, 0);
+    free(data);
+    CHECK_INT(acme_store_write_atomic(path, "0123456789", 10, 0600, err,
+                                      sizeof(err)), 0);
+    CHECK_INT(acme_store_read(path, &data, &len, 9, err, sizeof(err)), -1);
+    CHECK(data == NULL);
+
+    free(path);
+
+    /* missing file -> 0; write into a missing directory fails cleanly */
+    path = acme_sprintf("%s/nope", root);
+    CHECK_INT(acme_store_read(path, &data, &len, 100, err, sizeof(err)), 0);
+    free(path);
+    path = acme_sprintf("%s/nodir/file", root);
+    CHECK_INT(acme_store_write_atomic(path, "x", 1, 0600, err, sizeof(err)), -1);
+    CHECK(strstr(err, "nodir") != NULL);
+    CHECK_INT(count_entries(root), 1);
+    free(path);
+
+    rm_tree(root);
+    free(root);
+}
+
+UNIT_TEST(store_mkdirs_and_writable)
+{
+    char    err[ACME_ERRLEN], *root, *deep, *p;
+    mode_t  old;
+
+    root = tmp_root();
+    deep = acme_sprintf("%s/a/b//c/", root);
+
+    old = umask(022);
+    CHECK_INT(acme_store_mkdirs(deep, 0700, (uid_t) -1, (gid_t) -1, err,
+                                sizeof(err)), 0);
+    umask(old);
+    p = acme_sprintf("%s/a", root);
+    CHECK_INT(mode_of(p), 0700);
+    free(p);
+    p = acme_sprintf("%s/a/b/c", root);
+    CHECK_INT(mode_of(p), 0700);
+    /* again: existing directories are fine */
+    CHECK_INT(acme_store_mkdirs(p, 0700, getuid(), getgid(), err, sizeof(err)), 0);
+    free(p);
+
+    /* a file in the way is an error */
+    p = acme_sprintf("%s/file", root);
+    CHECK_INT(acme_store_write_atomic(p, "x", 1, 0600, err, sizeof(err)), 0);
+    free(p);
+    p = acme_sprintf("%s/file/sub", root);
+    CHECK_INT(acme_store_mkdirs(p, 0700, (uid_t) -1, (gid_t) -1, err,
+                                sizeof(err)), -1);
+
+    /* writable checks the nearest existing ancestor and creates nothing */
+    free(p);
+    p = acme_sprintf("%s/x/y/z", root);
+    CHECK_INT(acme_store_check_writable(p, err, sizeof(err)), 0);
+    free(p);
+    p = acme_sprintf("%s/x", root);
+    CHECK(access(p, F_OK) != 0);
+    free(p);
+    if (geteuid() != 0) {
+        CHECK_INT(acme_store_check_writable("/proc/1/acme/x", err, sizeof(err)), -1);
+    }
+
+    rm_tree(root);
+    free(root);
+    free(deep);
+}
+
+UNIT_TEST(store_cert_id_sanitised)
+{
+    char *id;
+
+    id = acme_store_cert_id("example.com", ACME_KEY_EC_P256);
+    CHECK_STR(id, "example.com_ecdsa-256");
+    free(id);
+
+    id = acme_store_cert_id("*.Example.COM", ACME_KEY_RSA_2048);
+    CHECK_STR(id, "_wildcard_.example.com_rsa-2048");
+    free(id);
+
+    id = acme_store_cert_id("::1", ACME_KEY_EC_P384);
+    CHECK_STR(id, "--1_ecdsa-384");
+    free(id);
+
+    /* nothing can escape certs/: no '/', no leading '.', no ".." component */
+    id = acme_store_cert_id("../../etc/passwd", ACME_KEY_EC_P256);
+    CHECK(id != NULL && strchr(id, '/') == NULL && id[0] != '.');
+    free(id);
+    id = acme_store_cert_id("..", ACME_KEY_EC_P256);
+    CHECK(id != NULL && strchr(id, '/') == NULL && id[0] != '.');
+    free(id);
+
+    /* escaping keeps different names apart */
+    {
+        char *a = acme_store_cert_id("a/b", ACME_KEY_EC_P256);
+        char *b = acme_store_cert_id("a_b", ACME_KEY_EC_P256);
+        char *c = acme_store_cert_id("a%2Fb", ACME_KEY_EC_P256);
+
+        CHECK(a && b && c && strcmp(a, b) != 0 && strcmp(a, c) != 0
+              && strcmp(b, c) != 0);
+        free(a);
+        free(b);
+        free(c);
+    }
+
+    CHECK(acme_store_cert_id("", ACME_KEY_EC_P256) == NULL);
+    CHECK(acme_store_cert_id(NULL, ACME_KEY_EC_P256) == NULL);
+
+    /* path helpers refuse ids that are not one plain component */
+    CHECK(acme_store_cert_dir("/r", "../x") == NULL);
+    CHECK(acme_store_bundle_path("/r", "a/b") == NULL);
+    CHECK(acme_store_state_path("/r", "..") == NULL);
+    CHECK(acme_store_state_path("/r", "") == NULL);
+    id = acme_store_bundle_path("/r", "a.example_ecdsa-256");
+    CHECK_STR(id, "/r/certs/a.example_ecdsa-256/bundle.pem");
+    free(id);
+}
+
+UNIT_TEST(store_account_roundtrip)
+{
+    char    err[ACME_ERRLEN], *root, *url, *p;
+
+    root = tmp_root();
+
+    CHECK_INT(acme_store_load_account(root, "https://ca/dir", &url, err,
+                                      sizeof(err)), 0);
+    CHECK(url == NULL);
+
+    CHECK_INT(acme_store_save_account(root, "https://ca/dir",
+                                      "https://ca/acct/1", err, sizeof(err)), 0);
+    CHECK_INT(acme_store_load_account(root, "https://ca/dir", &url, err,
+                                      sizeof(err)), 1);
+    CHECK_STR(url, "https://ca/acct/1");
+    free(url);
+
+    /* another CA's directory: no account for it */
+    CHECK_INT(acme_store_load_account(root, "https://other/dir", &url, err,
+                                      sizeof(err)), 0);
+    CHECK(url == NULL);
+
+    p = acme_store_account_json_path(root);
+    CHECK_INT(mode_of(p), 0600);
+
+    /* corrupt -> error, file kept */
+    CHECK_INT(acme_store_write_atomic(p, "{\"directory\":", 13, 0600, err,
+                                      sizeof(err)), 0);
+    CHECK_INT(acme_store_load_account(root, "https://ca/dir", &url, err,
+                                      sizeof(err)), -1);
+    CHECK(strstr(err, "account.json") != NULL);
+    CHECK(access(p, F_OK) == 0);
+    free(p);
+
+    rm_tree(root);
+    free(root);
+}
+
+UNIT_TEST(store_bundle_roundtrip)
+{
+    static const char key[] = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----";
+    static const char chain[] = "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n";
+    char    err[ACME_ERRLEN], *root, *pem, *p;
+    size_t  len;
+
+    root = tmp_root();
+
+    CHECK_INT(acme_store_load_bundle(root, "a.test_ecdsa-256", &pem, &len,
+                                     err, sizeof(err)), 0);
+
+    CHECK_INT(acme_store_save_bundle(root, "a.test_ecdsa-256", key,
+                                     strlen(key), chain, strlen(chain), err,
+                                     sizeof(err)), 0);
+    CHECK_INT(acme_store_load_bundle(root, "a.test_ecdsa-256", &pem, &len,
+                                     err, sizeof(err)), 1);
+    /* the key lacked its final newline: one is inserted */
+    p = acme_sprintf("%s\n%s", key, chain);
+    CHECK_STR(pem, p);
+    CHECK_INT(len, strlen(p));
+    free(p);
+    free(pem);
+
+    p = acme_store_bundle_path(root, "a.test_ecdsa-256");
+    CHECK_INT(mode_of(p), 0600);
+    free(p);
+    p = acme_store_cert_dir(root, "a.test_ecdsa-256");
+    CHECK_INT(mode_of(p), 0700);
+    CHECK_INT(count_entries(p), 1);
+    free(p);
+    p = acme_sprintf("%s/certs", root);
+    CHECK_INT(mode_of(p), 0700);
+    free(p);
+
+    /* overwrite */
+    CHECK_INT(acme_store_save_bundle(root, "a.test_ecdsa-256", "K\n", 2,
+                                     "C\n", 2, err, sizeof(err)), 0);
+    CHECK_INT(acme_store_load_bundle(root, "a.test_ecdsa-256", &pem, &len,
+                                     err, sizeof(err)), 1);
+    CHECK_STR(pem, "K\nC\n");
+    free(pem);
+
+    CHECK_INT(acme_store_save_bundle(root, "../evil", "K\n", 2, "C\n", 2,
+                                     err, sizeof(err)), -1);
+    CHECK_INT(acme_store_save_bundle(root, "x", "", 0, "C\n", 2, err,
+                                     sizeof(err)), -1);
+
+    rm_tree(root);
+    free(root);
+}
+
+UNIT_TEST(store_state_roundtrip_and_corrupt)
+{
+    char                err[ACME_ERRLEN], *root, *p;
+    acme_cert_state_t   st, in;
+
+    root = tmp_root();
+
+    memset(&st, 0x55, sizeof(st));
+    CHECK_INT(acme_store_load_state(root, "s_ecdsa-256", &st, err,
+                                    sizeof(err)), 0);
+    CHECK_INT(st.failures, 0);
+    CHECK_INT(st.next_attempt, 0);
+    CHECK_STR(st.last_error, "");
+
+    memset(&in, 0, sizeof(in));
+    in.failures = 3;
+    in.next_attempt = 1795000000LL;
+    in.last_attempt = 1794990000LL;
+    in.last_success = 1790000000LL;
+    snprintf(in.last_error, sizeof(in.last_error),
+             "new-order: urn:ietf:params:acme:error:rateLimited: \"slow\" \xc3\xa9");
+    CHECK_INT(acme_store_save_state(root, "s_ecdsa-256", &in, err,
+                                    sizeof(err)), 0);
+    CHECK_INT(acme_store_load_state(root, "s_ecdsa-256", &st, err,
+                                    sizeof(err)), 1);
+    CHECK_INT(st.failures, 3);
+    CHECK_INT(st.next_attempt, 1795000000LL);
+    CHECK_INT(st.last_attempt, 1794990000LL);
+    CHECK_INT(st.last_success, 1790000000LL);
+    CHECK_STR(st.last_error, in.last_error);
+
+    p = acme_store_state_path(root, "s_ecdsa-256");
+    CHECK_INT(mode_of(p), 0600);
+
+    /* invalid UTF-8 and an unterminated buffer still produce a valid file */
+    memset(in.last_error, 'x', sizeof(in.last_error));
+    in.last_error[10] = (char) 0xff;
+    in.last_error[sizeof(in.last_error) - 2] = (char) 0xc3;
+    CHECK_INT(acme_store_save_state(root, "s_ecdsa-256", &in, err,
+                                    sizeof(err)), 0);
+    CHECK_INT(acme_store_load_state(root, "s_ecdsa-256", &st, err,
+                                    sizeof(err)), 1);
+    CHECK_INT(strlen(st.last_error), sizeof(st.last_error) - 1);
+    CHECK_INT(st.last_error[10], '?');
+
+    /* corrupt: an error, state zeroed, nothing deleted */
+    CHECK_INT(acme_store_write_atomic(p, "{\"failures\": 2,", 15, 0600, err,
+                                      sizeof(err)), 0);
+    st.failures = 9;
+    CHECK_INT(acme_store_load_state(root, "s_ecdsa-256", &st, err,
+                                    sizeof(err)), -1);
+    CHECK_INT(st.failures, 0);
+    CHECK(strstr(err, "state.json") != NULL);
+    CHECK(access(p, F_OK) == 0);
+
+    CHECK_INT(acme_store_write_atomic(p, "[1]", 3, 0600, err, sizeof(err)), 0);
+    CHECK_INT(acme_store_load_state(root, "s_ecdsa-256", &st, err,
+                                    sizeof(err)), -1);
+    free(p);
+
+    rm_tree(root);
+    free(root);
+}
