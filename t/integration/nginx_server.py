@@ -273,3 +273,72 @@ def _group_alive(pgid):
         if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
             return True
     return False
+
+
+HTTPS_PORT = 8443
+HTTP_PORT = 5002     # pebble sends http-01 validation to port 5002 of the name
+
+
+def managed_http_conf(pebble, state_path, names="a.example.test b.example.test",
+                      cert_args="", issuer_extra="", server_extra="",
+                      http_extra="", status=True, https_port=HTTPS_PORT):
+    """The http{} body of a typical managed setup: issuer "pebble", one
+    HTTPS server with acme_certificate, the plain HTTP server on 5002 that
+    answers http-01 (and /acme-status when status is set)."""
+    status_loc = "location = /acme-status { acme_status; }" if status else ""
+    return """
+    acme_issuer pebble {
+        uri %(uri)s;
+        contact admin@example.test;
+        state_path %(state)s;
+        accept_terms_of_service;
+        ssl_trusted_certificate %(ca)s;
+        %(issuer_extra)s
+    }
+
+    %(http_extra)s
+
+    server {
+        listen 127.0.0.1:%(https)d ssl;
+        server_name %(names)s;
+        acme_certificate pebble %(cert_args)s;
+        %(status_loc)s
+        location / { return 200 "hello from $server_name\\n"; }
+        %(server_extra)s
+    }
+
+    server {
+        listen 127.0.0.1:%(http)d;
+        server_name %(names)s;
+        %(status_loc)s
+        location / { return 200 "plain http\\n"; }
+    }
+""" % {"uri": pebble.directory_url if pebble else "https://127.0.0.1:14000/dir",
+       "state": state_path, "ca": pebble.ca_pem if pebble else "/dev/null",
+       "issuer_extra": issuer_extra, "server_extra": server_extra,
+       "http_extra": http_extra, "names": names, "cert_args": cert_args,
+       "status_loc": status_loc, "https": https_port, "http": HTTP_PORT}
+
+
+def start_managed(srv, pebble, state_path, ports=(HTTPS_PORT, HTTP_PORT), **conf_kw):
+    """Writes managed_http_conf(...) into srv and starts it."""
+    srv.write_conf(managed_http_conf(pebble, state_path, **conf_kw))
+    return srv.start(ports=ports)
+
+
+def get_status(port=HTTP_PORT, path="/acme-status", host="a.example.test", timeout=5.0):
+    """The parsed acme_status JSON document."""
+    from tlsutil import get_json
+    return get_json("http://127.0.0.1:%d%s" % (port, path), host=host, timeout=timeout)
+
+
+def status_cert(doc, cert_id=None):
+    """The certificate entry with that id (the only one when id is None)."""
+    certs = doc["certificates"]
+    if cert_id is None:
+        assert len(certs) == 1, certs
+        return certs[0]
+    for c in certs:
+        if c["id"] == cert_id:
+            return c
+    raise KeyError(cert_id)

@@ -98,11 +98,13 @@ def make_leaf(directory, ca_key, ca_crt, name, sans, cn=None):
 class Pebble:
     def __init__(self, workdir, validity=0, nonce_reject=None, authz_reuse=None,
                  eab_keys=None, eab_required=False, always_valid=False,
-                 chain_length=None, extra_env=None):
+                 chain_length=None, va_nosleep=True, extra_env=None):
         """validity: certificateValidityPeriod in seconds (0 = pebble's 5 years).
         nonce_reject: PEBBLE_WFE_NONCEREJECT percent (None = pebble's 5).
         authz_reuse: PEBBLE_AUTHZREUSE percent (None = pebble's 50).
-        eab_keys: {kid: base64url HMAC key}; eab_required: externalAccountBindingRequired."""
+        eab_keys: {kid: base64url HMAC key}; eab_required: externalAccountBindingRequired.
+        va_nosleep: False keeps pebble's random 0-15 s sleep before each validation
+        (lets a test catch an order in flight)."""
         self.workdir = os.path.abspath(workdir)
         self.validity = int(validity)
         self.nonce_reject = nonce_reject
@@ -110,6 +112,7 @@ class Pebble:
         self.eab_keys = dict(eab_keys or {})
         self.eab_required = bool(eab_required)
         self.always_valid = always_valid
+        self.va_nosleep = va_nosleep
         self.chain_length = chain_length
         self.extra_env = dict(extra_env or {})
 
@@ -157,7 +160,9 @@ class Pebble:
 
     def env(self):
         env = dict(os.environ)
-        env["PEBBLE_VA_NOSLEEP"] = "1"
+        env.pop("PEBBLE_VA_NOSLEEP", None)
+        if self.va_nosleep:
+            env["PEBBLE_VA_NOSLEEP"] = "1"
         if self.nonce_reject is not None:
             env["PEBBLE_WFE_NONCEREJECT"] = str(int(self.nonce_reject))
         if self.authz_reuse is not None:

@@ -1,0 +1,105 @@
+"""Fixtures for the integration tests (nginx and Apache).
+
+    workdir          a fresh /tmp/ngx-acme-t-* dir (0755, so www-data can
+                     traverse it); removed when the test passed, kept (and
+                     printed) when it failed
+    pebble_factory   pebble_factory(**Pebble options, start=True) -> Pebble
+    pebble           a started Pebble with defaults (5-year certificates)
+    root_file        pebble's issuing root written to workdir/root.pem
+    nginx_factory    nginx_factory(name="nginx", **NginxServer options)
+    state_dir        workdir/state/pebble (not created: the module does it)
+
+On failure the teardown prints the tails of pebble's and nginx's logs, which
+pytest shows under "Captured stdout teardown".
+"""
+
+import os
+import shutil
+
+import pytest
+
+from nginx_server import NginxServer, make_world_traversable_tmpdir
+from pebble import Pebble
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def _failed(request):
+    for when in ("setup", "call"):
+        rep = getattr(request.node, "rep_" + when, None)
+        if rep is not None and rep.failed:
+            return True
+    return False
+
+
+def _tail(text, n=4000):
+    return text[-n:] if len(text) > n else text
+
+
+@pytest.fixture
+def workdir(request):
+    d = make_world_traversable_tmpdir()
+    yield d
+    if _failed(request):
+        print("\n[workdir kept: %s]" % d)
+    else:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def pebble_factory(workdir, request):
+    started = []
+
+    def make(start=True, **opts):
+        p = Pebble(workdir, **opts)
+        started.append(p)
+        if start:
+            p.start()
+        else:
+            p.prepare()
+        return p
+
+    yield make
+    for p in started:
+        p.stop()
+        if _failed(request):
+            print("\n===== pebble log (tail) =====\n" + _tail(p.log()))
+
+
+@pytest.fixture
+def pebble(pebble_factory):
+    return pebble_factory()
+
+
+@pytest.fixture
+def root_file(pebble, workdir):
+    return pebble.write_root(os.path.join(workdir, "root.pem"))
+
+
+@pytest.fixture
+def state_dir(workdir):
+    return os.path.join(workdir, "state", "pebble")
+
+
+@pytest.fixture
+def nginx_factory(workdir, request):
+    servers = []
+
+    def make(name="nginx", **kw):
+        s = NginxServer(os.path.join(workdir, name), **kw)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
+        if _failed(request):
+            print("\n===== nginx %s error.log (tail) =====\n%s" % (s.prefix, _tail(s.error_log())))
+            st = s.stderr_text()
+            if st.strip():
+                print("===== nginx stderr =====\n" + _tail(st, 2000))
