@@ -1,0 +1,734 @@
+/*
+ * The blocking HTTPS client (one request per connection, "Connection:
+ * close") and the driver that runs an order with it.  For a thread that may
+ * block (Apache's watchdog); nginx uses its own non-blocking client.
+ *
+ * "Blocking" only from the caller's view: the socket is non-blocking and
+ * every wait is a poll() bounded by the per-step timeout and by the
+ * exchange's total deadline, so a silent or trickling server can never hold
+ * the thread longer than total_timeout_ms.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "acme_transport.h"
+#include "acme_util.h"
+
+#define TRANSPORT_READ_BUF  16384
+
+typedef struct {
+    int                  fd;
+    SSL_CTX             *ctx;
+    SSL                 *ssl;
+    long long            deadline;      /* monotonic ms */
+    int                  io_timeout;
+    const char          *peer;          /* "host:port" for messages */
+    char                *err;
+    size_t               errlen;
+} conn_t;
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Waits for events on the socket for at most min(step_ms, time left).
+ * 0 ready, -1 with err (timeout or poll error).
+ */
+static int
+wait_fd(conn_t *c, short events, int step_ms, const char *what)
+{
+    struct pollfd   pfd;
+    long long       left;
+    int             n, t;
+
+    for ( ;; ) {
+        left = c->deadline - now_ms();
+        if (left <= 0) {
+            return acme_err(c->err, c->errlen, "%s: %s: total time limit "
+                            "exceeded", c->peer, what);
+        }
+        t = left < step_ms ? (int) left : step_ms;
+
+        pfd.fd = c->fd;
+        pfd.events = events;
+        pfd.revents = 0;
+        n = poll(&pfd, 1, t);
+        if (n > 0) {
+            return 0;
+        }
+        if (n == 0) {
+            if (t == step_ms) {
+                return acme_err(c->err, c->errlen, "%s: %s: timed out after "
+                                "%d ms", c->peer, what, step_ms);
+            }
+            continue;       /* re-evaluates the deadline above */
+        }
+        if (errno != EINTR) {
+            return acme_err(c->err, c->errlen, "%s: poll: %s", c->peer,
+                            strerror(errno));
+        }
+    }
+}
+
+static int
+is_ip_literal(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, host, buf) == 1
+           || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* Tries every address of host in turn; the first that connects wins. */
+static int
+connect_any(conn_t *c, const char *host, int port, int connect_timeout)
+{
+    struct addrinfo  hints, *res, *ai;
+    char             port_s[16], addr[INET6_ADDRSTRLEN + 8], last[ACME_ERRLEN];
+    socklen_t        sl;
+    int              rc, fd, soerr;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    /* no AI_ADDRCONFIG: it hides loopback addresses on a host whose only
+     * configured addresses are loopback ones */
+    hints.ai_flags = is_ip_literal(host) ? AI_NUMERICHOST : 0;
+    snprintf(port_s, sizeof(port_s), "%d", port);
+
+    rc = getaddrinfo(host, port_s, &hints, &res);
+    if (rc != 0) {
+        return acme_err(c->err, c->errlen, "%s: cannot resolve: %s", c->peer,
+                        rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+    }
+
+    snprintf(last, sizeof(last), "%s: no usable address", c->peer);
+
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr), NULL,
+                        0, NI_NUMERICHOST) != 0)
+        {
+            snprintf(addr, sizeof(addr), "?");
+        }
+
+        fd = socket(ai->ai_family,
+                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd < 0) {
+            snprintf(last, sizeof(last), "%s: socket: %s", c->peer,
+                     strerror(errno));
+            continue;
+        }
+
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            c->fd = fd;
+            break;
+        }
+        if (errno != EINPROGRESS) {
+            snprintf(last, sizeof(last), "%s: connect to %s: %s", c->peer,
+                     addr, strerror(errno));
+            close(fd);
+            continue;
+        }
+
+        c->fd = fd;
+        if (wait_fd(c, POLLOUT, connect_timeout, "connect") != 0) {
+            snprintf(last, sizeof(last), "%s (%s)", c->err, addr);
+            close(fd);
+            c->fd = -1;
+            if (c->deadline <= now_ms()) {
+                break;
+            }
+            continue;
+        }
+
+        soerr = 0;
+        sl = sizeof(soerr);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0) {
+            soerr = errno;
+        }
+        if (soerr == 0) {
+            break;
+        }
+        snprintf(last, sizeof(last), "%s: connect to %s: %s", c->peer, addr,
+                 strerror(soerr));
+        close(fd);
+        c->fd = -1;
+    }
+
+    freeaddrinfo(res);
+
+    if (c->fd < 0) {
+        return acme_err(c->err, c->errlen, "%s", last);
+    }
+    return 0;
+}
+
+/* OpenSSL's view of the last failure, for messages. */
+static const char *
+ssl_reason(char *buf, size_t len)
+{
+    unsigned long e = ERR_peek_last_error();
+
+    if (e == 0) {
+        return "unknown error";
+    }
+    ERR_error_string_n(e, buf, len);
+    return buf;
+}
+
+/* After SSL_* returned <= 0: waits as OpenSSL asks; 0 retry, -1 failure. */
+static int
+ssl_wait(conn_t *c, int ret, const char *what)
+{
+    char reason[256];
+
+    switch (SSL_get_error(c->ssl, ret)) {
+    case SSL_ERROR_WANT_READ:
+        return wait_fd(c, POLLIN, c->io_timeout, what);
+    case SSL_ERROR_WANT_WRITE:
+        return wait_fd(c, POLLOUT, c->io_timeout, what);
+    case SSL_ERROR_SYSCALL:
+        if (errno != 0) {
+            return acme_err(c->err, c->errlen, "%s: %s: %s", c->peer, what,
+                            strerror(errno));
+        }
+        return acme_err(c->err, c->errlen, "%s: %s: connection closed",
+                        c->peer, what);
+    default:
+        return acme_err(c->err, c->errlen, "%s: %s: %s", c->peer, what,
+                        ssl_reason(reason, sizeof(reason)));
+    }
+}
+
+/* The client context; made before connecting so a bad CA file is reported
+ * as such without touching the network. */
+static int
+tls_prepare(conn_t *c, const acme_transport_opts_t *o)
+{
+    char reason[256];
+
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    if (c->ctx == NULL) {
+        return acme_err(c->err, c->errlen, "SSL_CTX_new failed");
+    }
+    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+    /* a server that closes without close_notify after a complete
+     * Content-Length/chunked body is common; truncation of a body is still
+     * caught by the HTTP parser */
+    SSL_CTX_set_options(c->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+
+    if (o->verify) {
+        SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+        if (o->ca_file != NULL && *o->ca_file != '\0') {
+            if (SSL_CTX_load_verify_locations(c->ctx, o->ca_file, NULL) != 1) {
+                return acme_err(c->err, c->errlen, "cannot load CA file "
+                                "\"%s\": %s", o->ca_file,
+                                ssl_reason(reason, sizeof(reason)));
+            }
+        } else if (SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
+            return acme_err(c->err, c->errlen, "cannot load the system CA "
+                            "store");
+        }
+    } else {
+        SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+    }
+
+    return 0;
+}
+
+static int
+tls_start(conn_t *c, const acme_transport_opts_t *o, const char *host)
+{
+    X509_VERIFY_PARAM  *param;
+    long                vr;
+    int                 ip, rc;
+
+    c->ssl = SSL_new(c->ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+        return acme_err(c->err, c->errlen, "SSL_new failed");
+    }
+
+    ip = is_ip_literal(host);
+
+    /* RFC 6066: SNI carries host names only, never address literals */
+    if (!ip && SSL_set_tlsext_host_name(c->ssl, host) != 1) {
+        return acme_err(c->err, c->errlen, "%s: cannot set SNI", c->peer);
+    }
+
+    if (o->verify) {
+        param = SSL_get0_param(c->ssl);
+        X509_VERIFY_PARAM_set_hostflags(param,
+                                        X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        rc = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host)
+                : X509_VERIFY_PARAM_set1_host(param, host, 0);
+        if (rc != 1) {
+            return acme_err(c->err, c->errlen, "%s: cannot set the name to "
+                            "verify", c->peer);
+        }
+    }
+
+    SSL_set_connect_state(c->ssl);
+
+    for ( ;; ) {
+        rc = SSL_do_handshake(c->ssl);
+        if (rc == 1) {
+            return 0;
+        }
+
+        vr = SSL_get_verify_result(c->ssl);
+        if (o->verify && vr != X509_V_OK) {
+            return acme_err(c->err, c->errlen, "%s: TLS certificate "
+                            "verification failed: %s", c->peer,
+                            X509_verify_cert_error_string(vr));
+        }
+        if (ssl_wait(c, rc, "TLS handshake") != 0) {
+            return -1;
+        }
+    }
+}
+
+static int
+io_write(conn_t *c, const char *p, size_t len)
+{
+    ssize_t n;
+    int     rc;
+
+    while (len > 0) {
+        if (c->ssl != NULL) {
+            rc = SSL_write(c->ssl, p, len > 1 << 30 ? 1 << 30 : (int) len);
+            if (rc <= 0) {
+                if (ssl_wait(c, rc, "write") != 0) {
+                    return -1;
+                }
+                continue;
+            }
+            n = rc;
+
+        } else {
+            n = send(c->fd, p, len, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    if (wait_fd(c, POLLOUT, c->io_timeout, "write") != 0) {
+                        return -1;
+                    }
+                    continue;
+                }
+                if (errno == EINTR) {
+                    continue;
+                }
+                return acme_err(c->err, c->errlen, "%s: write: %s", c->peer,
+                                strerror(errno));
+            }
+        }
+
+        p += n;
+        len -= (size_t) n;
+    }
+
+    return 0;
+}
+
+/* > 0 bytes read, 0 end of stream, -1 error. */
+static ssize_t
+io_read(conn_t *c, char *buf, size_t cap)
+{
+    ssize_t n;
+    int     rc;
+
+    for ( ;; ) {
+        if (c->ssl != NULL) {
+            rc = SSL_read(c->ssl, buf, (int) cap);
+            if (rc > 0) {
+                return rc;
+            }
+            if (SSL_get_error(c->ssl, rc) == SSL_ERROR_ZERO_RETURN) {
+                return 0;
+            }
+            if (ssl_wait(c, rc, "read") != 0) {
+                return -1;
+            }
+            continue;
+        }
+
+        n = recv(c->fd, buf, cap, 0);
+        if (n >= 0) {
+            return n;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (wait_fd(c, POLLIN, c->io_timeout, "read") != 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (errno != EINTR) {
+            return acme_err(c->err, c->errlen, "%s: read: %s", c->peer,
+                            strerror(errno));
+        }
+    }
+}
+
+static void
+conn_close(conn_t *c)
+{
+    if (c->ssl != NULL) {
+        /* one non-blocking attempt: politeness, not correctness */
+        SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
+    SSL_CTX_free(c->ctx);
+    if (c->fd >= 0) {
+        close(c->fd);
+    }
+    ERR_clear_error();
+}
+
+static acme_http_parser_t *
+exchange(const acme_transport_opts_t *o, const acme_http_request_t *req,
+    char *err, size_t errlen)
+{
+    acme_url_t           u;
+    conn_t               c;
+    acme_http_parser_t  *p = NULL;
+    char                *out = NULL, peer[300], buf[TRANSPORT_READ_BUF];
+    size_t               out_len;
+    ssize_t              n;
+    int                  rc, connect_timeout, total;
+
+    if (req == NULL || req->url == NULL || req->method == NULL) {
+        acme_err(err, errlen, "invalid request");
+        return NULL;
+    }
+    if (acme_url_parse(req->url, &u, err, errlen) != 0) {
+        return NULL;
+    }
+
+    connect_timeout = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
+    total = o->total_timeout_ms > 0 ? o->total_timeout_ms : 60000;
+
+    memset(&c, 0, sizeof(c));
+    c.fd = -1;
+    c.io_timeout = o->io_timeout_ms > 0 ? o->io_timeout_ms : 30000;
+    c.deadline = now_ms() + total;
+    c.err = err;
+    c.errlen = errlen;
+    snprintf(peer, sizeof(peer), "%s %s", req->method, req->url);
+    c.peer = peer;
+
+    ERR_clear_error();
+
+    if (u.https && tls_prepare(&c, o) != 0) {
+        goto failed;
+    }
+    if (connect_any(&c, u.host, u.port, connect_timeout) != 0) {
+        goto failed;
+    }
+    if (u.https && tls_start(&c, o, u.host) != 0) {
+        goto failed;
+    }
+
+    out = acme_http_serialize(req, &u, &out_len);
+    if (out == NULL) {
+        acme_err(err, errlen, "out of memory");
+        goto failed;
+    }
+    if (io_write(&c, out, out_len) != 0) {
+        goto failed;
+    }
+
+    p = acme_http_parser_new(o->max_body ? o->max_body : ACME_HTTP_MAX_BODY);
+    if (p == NULL) {
+        acme_err(err, errlen, "out of memory");
+        goto failed;
+    }
+    if (strcmp(req->method, "HEAD") == 0) {
+        acme_http_parser_set_head(p);
+    }
+
+    for ( ;; ) {
+        n = io_read(&c, buf, sizeof(buf));
+        if (n < 0) {
+            goto failed;
+        }
+        if (n == 0) {
+            rc = acme_http_parser_eof(p);
+            if (rc != ACME_HTTP_DONE) {
+                acme_err(err, errlen, "%s: connection closed before the "
+                         "response was complete (%s)", peer,
+                         acme_http_parser_error(p)
+                         ? acme_http_parser_error(p) : "no detail");
+                goto failed;
+            }
+            break;
+        }
+        rc = acme_http_parser_feed(p, buf, (size_t) n);
+        if (rc == ACME_HTTP_DONE) {
+            break;
+        }
+        if (rc == ACME_HTTP_ERROR) {
+            acme_err(err, errlen, "%s: invalid response: %s", peer,
+                     acme_http_parser_error(p)
+                     ? acme_http_parser_error(p) : "parse error");
+            goto failed;
+        }
+    }
+
+    OPENSSL_cleanse(out, out_len);
+    free(out);
+    conn_close(&c);
+    acme_url_free(&u);
+    return p;
+
+failed:
+
+    if (out != NULL) {
+        OPENSSL_cleanse(out, out_len);
+        free(out);
+    }
+    acme_http_parser_free(p);
+    conn_close(&c);
+    acme_url_free(&u);
+    return NULL;
+}
+
+acme_http_parser_t *
+acme_transport_exchange(const acme_transport_opts_t *opts,
+    const acme_http_request_t *req, char *err, size_t errlen)
+{
+    static const acme_transport_opts_t  defaults = { NULL, 1, 0, 0, 0, 0 };
+    acme_http_parser_t                 *p;
+    sigset_t                            pipe_set, old, pending;
+    struct timespec                     zero = { 0, 0 };
+    int                                 was_pending;
+    char                                local[ACME_ERRLEN];
+
+    if (err == NULL || errlen == 0) {
+        err = local;
+        errlen = sizeof(local);
+    }
+
+    /*
+     * OpenSSL writes to the socket with write(), which raises SIGPIPE when
+     * the peer has gone: keep it blocked in this thread for the exchange and
+     * swallow one we caused, so a host that did not ignore SIGPIPE survives.
+     */
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    sigpending(&pending);
+    was_pending = sigismember(&pending, SIGPIPE);
+
+    p = exchange(opts ? opts : &defaults, req, err, errlen);
+
+    if (!was_pending) {
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE)) {
+            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+                /* retry */
+            }
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    return p;
+}
+
+
+/* ---- the driver ---------------------------------------------------------- */
+
+/* Challenges published and not yet withdrawn, so an aborted order (shutdown,
+ * publish failure) withdraws them all the same. */
+typedef struct {
+    char   *type;
+    char   *identifier;
+    char   *token;
+} published_t;
+
+typedef struct {
+    published_t  *items;
+    size_t        n, cap;
+} published_list_t;
+
+static int
+published_add(published_list_t *l, const char *type, const char *id,
+    const char *token)
+{
+    published_t *ni;
+
+    if (l->n == l->cap) {
+        ni = realloc(l->items, (l->cap ? l->cap * 2 : 8) * sizeof(*ni));
+        if (ni == NULL) {
+            return -1;
+        }
+        l->items = ni;
+        l->cap = l->cap ? l->cap * 2 : 8;
+    }
+    l->items[l->n].type = acme_strdup(type);
+    l->items[l->n].identifier = acme_strdup(id);
+    l->items[l->n].token = acme_strdup(token);
+    l->n++;
+    return 0;
+}
+
+static void
+published_item_free(published_t *it)
+{
+    free(it->type);
+    free(it->identifier);
+    free(it->token);
+}
+
+static void
+published_remove(published_list_t *l, const char *token)
+{
+    size_t i;
+
+    for (i = 0; i < l->n; i++) {
+        if (l->items[i].token && token && strcmp(l->items[i].token, token) == 0) {
+            published_item_free(&l->items[i]);
+            l->items[i] = l->items[--l->n];
+            return;
+        }
+    }
+}
+
+/* Withdraws everything still published, then frees the list. */
+static void
+published_flush(published_list_t *l, const acme_driver_hooks_t *h)
+{
+    size_t i;
+
+    for (i = 0; i < l->n; i++) {
+        if (h->unpublish) {
+            h->unpublish(h->data, l->items[i].type, l->items[i].identifier,
+                         l->items[i].token);
+        }
+        published_item_free(&l->items[i]);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->n = l->cap = 0;
+}
+
+static int
+stop_requested(const acme_driver_hooks_t *h)
+{
+    return h->should_stop != NULL && h->should_stop(h->data) != 0;
+}
+
+int
+acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
+    const acme_driver_hooks_t *hooks)
+{
+    static const acme_driver_hooks_t  no_hooks;
+    const acme_driver_hooks_t        *h = hooks ? hooks : &no_hooks;
+    published_list_t                  pub = { NULL, 0, 0 };
+    acme_action_t                     act;
+    acme_http_parser_t               *p;
+    const char                       *type;
+    char                              err[ACME_ERRLEN];
+    struct timespec                   ts;
+    long long                         now;
+    int                               rc = -1;
+
+    for ( ;; ) {
+        memset(&act, 0, sizeof(act));
+        acme_engine_next(e, (long long) time(NULL), &act);
+
+        switch (act.kind) {
+
+        case ACME_ACT_HTTP:
+            if (stop_requested(h)) {
+                goto done;
+            }
+            p = acme_transport_exchange(opts, &act.request, err, sizeof(err));
+            if (p == NULL) {
+                acme_engine_on_transport_error(e, err);
+            } else {
+                acme_engine_on_response(e, acme_http_parser_response(p));
+                acme_http_parser_free(p);
+            }
+            break;
+
+        case ACME_ACT_SLEEP:
+            /* in slices of at most a second so a shutdown is not held up */
+            for ( ;; ) {
+                if (stop_requested(h)) {
+                    goto done;
+                }
+                now = (long long) time(NULL);
+                if (now >= act.wake_at) {
+                    break;
+                }
+                /* now < wake_at, both whole seconds: at least 1 s left */
+                ts.tv_sec = 1;
+                ts.tv_nsec = 0;
+                nanosleep(&ts, NULL);
+            }
+            break;
+
+        case ACME_ACT_PUBLISH:
+            type = act.challenge_type ? act.challenge_type : "http-01";
+            if (published_add(&pub, type, act.identifier, act.token) != 0) {
+                goto done;
+            }
+            if (h->publish != NULL
+                && h->publish(h->data, type, act.identifier, act.token,
+                              act.key_authz) != 0)
+            {
+                goto done;
+            }
+            break;
+
+        case ACME_ACT_UNPUBLISH:
+            type = act.challenge_type ? act.challenge_type : "http-01";
+            published_remove(&pub, act.token);
+            if (h->unpublish != NULL) {
+                h->unpublish(h->data, type, act.identifier, act.token);
+            }
+            break;
+
+        case ACME_ACT_ACCOUNT:
+            if (h->account != NULL) {
+                h->account(h->data, act.account_url);
+            }
+            break;
+
+        case ACME_ACT_DONE:
+            rc = 0;
+            goto done;
+
+        case ACME_ACT_ERROR:
+        default:
+            goto done;
+        }
+    }
+
+done:
+
+    /* normally empty: the engine withdraws its challenges before DONE or
+     * ERROR; this covers the orders we abandoned */
+    published_flush(&pub, h);
+    return rc;
+}

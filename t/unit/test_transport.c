@@ -1,0 +1,601 @@
+/*
+ * The blocking transport against tiny servers run in a thread on
+ * 127.0.0.1 (ephemeral ports).  Certificates are made here with OpenSSL.
+ * Every wait is bounded: servers poll with a timeout and give up, clients
+ * use short timeouts.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "unit.h"
+#include "acme_transport.h"
+#include "acme_util.h"
+
+#define SERVER_WAIT_MS  3000
+
+/* ---- certificates -------------------------------------------------------- */
+
+typedef struct {
+    EVP_PKEY   *key;
+    X509       *cert;
+} kc_t;
+
+static int
+add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX       ctx;
+    X509_EXTENSION  *ext;
+    int              ok;
+
+    X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    if (ext == NULL) {
+        return 0;
+    }
+    ok = X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+/* A CA (issuer == NULL) or a leaf with subjectAltName san signed by issuer. */
+static kc_t
+make_cert(const char *cn, const kc_t *issuer, const char *san)
+{
+    kc_t        kc;
+    X509_NAME  *name;
+    static long serial = 1;
+
+    kc.key = EVP_EC_gen("P-256");
+    kc.cert = X509_new();
+    X509_set_version(kc.cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(kc.cert), serial++);
+    X509_gmtime_adj(X509_getm_notBefore(kc.cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(kc.cert), 86400);
+    X509_set_pubkey(kc.cert, kc.key);
+
+    name = X509_get_subject_name(kc.cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               (const unsigned char *) cn, -1, -1, 0);
+    X509_set_issuer_name(kc.cert, issuer ? X509_get_subject_name(issuer->cert)
+                                         : name);
+
+    if (issuer == NULL) {
+        add_ext(kc.cert, kc.cert, NID_basic_constraints, "critical,CA:TRUE");
+        add_ext(kc.cert, kc.cert, NID_key_usage, "critical,keyCertSign,cRLSign");
+        add_ext(kc.cert, kc.cert, NID_subject_key_identifier, "hash");
+        X509_sign(kc.cert, kc.key, EVP_sha256());
+    } else {
+        add_ext(kc.cert, issuer->cert, NID_basic_constraints, "CA:FALSE");
+        add_ext(kc.cert, issuer->cert, NID_ext_key_usage, "serverAuth");
+        add_ext(kc.cert, issuer->cert, NID_subject_alt_name, san);
+        X509_sign(kc.cert, issuer->key, EVP_sha256());
+    }
+    return kc;
+}
+
+static void
+kc_free(kc_t *kc)
+{
+    EVP_PKEY_free(kc->key);
+    X509_free(kc->cert);
+}
+
+/* Writes cert as PEM to a temporary file; returns its malloc'd path. */
+static char *
+write_ca_file(X509 *cert)
+{
+    char *path = acme_strdup("/tmp/acme-transport-ca-XXXXXX");
+    int   fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+
+    PEM_write_X509(f, cert);
+    fclose(f);
+    return path;
+}
+
+/* ---- the server thread --------------------------------------------------- */
+
+typedef struct {
+    int          lfd;
+    int          port;
+    SSL_CTX     *ctx;           /* NULL: plain HTTP */
+    const char  *response;      /* sent after the whole request was read */
+    size_t       response_len;
+    int          silent;        /* read the request, never answer */
+    pthread_t    tid;
+    /* results */
+    char         request[4096];
+    size_t       request_len;
+    char         sni[256];
+} server_t;
+
+static int
+wait_readable(int fd)
+{
+    struct pollfd pfd = { fd, POLLIN, 0 };
+
+    return poll(&pfd, 1, SERVER_WAIT_MS) == 1;
+}
+
+/* Complete: headers and as many body bytes as Content-Length says. */
+static int
+request_complete(const char *buf, size_t len)
+{
+    const char  *end, *cl;
+    size_t       hlen;
+
+    end = memmem(buf, len, "\r\n\r\n", 4);
+    if (end == NULL) {
+        return 0;
+    }
+    hlen = (size_t) (end - buf) + 4;
+    cl = strcasestr(buf, "\r\nContent-Length:");
+    if (cl == NULL || cl > end) {
+        return 1;
+    }
+    return len >= hlen + strtoul(cl + 17, NULL, 10);
+}
+
+static void *
+server_main(void *arg)
+{
+    server_t        *s = arg;
+    struct timeval   tv = { SERVER_WAIT_MS / 1000, 0 };
+    SSL             *ssl = NULL;
+    const char      *sni;
+    char             tmp[64];
+    int              fd, n;
+
+    if (!wait_readable(s->lfd)) {
+        return NULL;
+    }
+    fd = accept(s->lfd, NULL, NULL);
+    if (fd < 0) {
+        return NULL;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+
+    if (s->ctx != NULL) {
+        ssl = SSL_new(s->ctx);
+        SSL_set_fd(ssl, fd);
+        if (SSL_accept(ssl) != 1) {
+            goto done;
+        }
+        sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+        snprintf(s->sni, sizeof(s->sni), "%s", sni ? sni : "");
+    }
+
+    while (!request_complete(s->request, s->request_len)
+           && s->request_len < sizeof(s->request) - 1)
+    {
+        n = ssl ? SSL_read(ssl, s->request + s->request_len,
+                           (int) (sizeof(s->request) - 1 - s->request_len))
+                : (int) read(fd, s->request + s->request_len,
+                             sizeof(s->request) - 1 - s->request_len);
+        if (n <= 0) {
+            goto done;
+        }
+        s->request_len += (size_t) n;
+        s->request[s->request_len] = '\0';
+    }
+
+    if (s->silent) {
+        /* hold the connection until the client gives up */
+        while ((ssl ? SSL_read(ssl, tmp, sizeof(tmp))
+                    : (int) read(fd, tmp, sizeof(tmp))) > 0)
+        {
+            /* discard */
+        }
+        goto done;
+    }
+
+    if (ssl) {
+        SSL_write(ssl, s->response, (int) s->response_len);
+        SSL_shutdown(ssl);
+    } else {
+        n = (int) write(fd, s->response, s->response_len);
+        (void) n;
+    }
+
+done:
+
+    SSL_free(ssl);
+    close(fd);
+    return NULL;
+}
+
+/* Listens on 127.0.0.1:0; the thread is started only when run is set (a
+ * listener nobody accepts on lets connects succeed and then hang). */
+static int
+server_start(server_t *s, SSL_CTX *ctx, const char *response, int silent,
+    int run)
+{
+    struct sockaddr_in  sin;
+    socklen_t           sl = sizeof(sin);
+
+    memset(s, 0, sizeof(*s));
+    s->ctx = ctx;
+    s->response = response;
+    s->response_len = response ? strlen(response) : 0;
+    s->silent = silent;
+
+    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *) &sin, sizeof(sin)) != 0
+        || listen(s->lfd, 4) != 0
+        || getsockname(s->lfd, (struct sockaddr *) &sin, &sl) != 0)
+    {
+        return -1;
+    }
+    s->port = ntohs(sin.sin_port);
+
+    if (run && pthread_create(&s->tid, NULL, server_main, s) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static void
+server_stop(server_t *s, int run)
+{
+    if (run) {
+        pthread_join(s->tid, NULL);
+    }
+    close(s->lfd);
+}
+
+static SSL_CTX *
+server_ctx(const kc_t *leaf, const kc_t *ca)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    SSL_CTX_use_certificate(ctx, leaf->cert);
+    SSL_CTX_use_PrivateKey(ctx, leaf->key);
+    X509_up_ref(ca->cert);
+    SSL_CTX_add0_chain_cert(ctx, ca->cert);
+    return ctx;
+}
+
+/* ---- fixture ------------------------------------------------------------- */
+
+typedef struct {
+    kc_t     ca, other_ca, leaf, wrong_leaf;
+    char    *ca_file, *other_ca_file;
+} pki_t;
+
+static pki_t pki;
+static int   pki_ready;
+
+static void
+pki_init(void)
+{
+    if (pki_ready) {
+        return;
+    }
+    signal(SIGPIPE, SIG_IGN);       /* for the server threads' writes */
+    pki.ca = make_cert("Test CA", NULL, NULL);
+    pki.other_ca = make_cert("Other CA", NULL, NULL);
+    pki.leaf = make_cert("localhost", &pki.ca, "DNS:localhost,IP:127.0.0.1");
+    pki.wrong_leaf = make_cert("other.test", &pki.ca, "DNS:other.test");
+    pki.ca_file = write_ca_file(pki.ca.cert);
+    pki.other_ca_file = write_ca_file(pki.other_ca.cert);
+    pki_ready = 1;
+}
+
+/* Tidy up once the program ends; files in /tmp must not pile up. */
+__attribute__((destructor)) static void
+pki_cleanup(void)
+{
+    if (!pki_ready) {
+        return;
+    }
+    unlink(pki.ca_file);
+    unlink(pki.other_ca_file);
+    free(pki.ca_file);
+    free(pki.other_ca_file);
+    kc_free(&pki.ca);
+    kc_free(&pki.other_ca);
+    kc_free(&pki.leaf);
+    kc_free(&pki.wrong_leaf);
+}
+
+static const char good_response[] =
+    "HTTP/1.1 201 Created\r\n"
+    "Location: https://127.0.0.1/acme/acct/1\r\n"
+    "Replay-Nonce: nonce-1\r\n"
+    "Retry-After: 30\r\n"
+    "Content-Type: application/json\r\n"
+    "Content-Length: 11\r\n"
+    "\r\n"
+    "{\"ok\":true}";
+
+static acme_transport_opts_t
+opts_for(const char *ca_file)
+{
+    acme_transport_opts_t o;
+
+    memset(&o, 0, sizeof(o));
+    o.ca_file = ca_file;
+    o.verify = 1;
+    o.connect_timeout_ms = 2000;
+    o.io_timeout_ms = 2000;
+    o.total_timeout_ms = 4000;
+    return o;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+UNIT_TEST(transport_tls_good_exchange_ip)
+{
+    server_t                     s;
+    SSL_CTX                     *ctx;
+    acme_transport_opts_t        o;
+    acme_http_request_t          req;
+    acme_http_parser_t          *p;
+    const acme_http_response_t  *r;
+    char                         url[128], err[ACME_ERRLEN];
+
+    pki_init();
+    ctx = server_ctx(&pki.leaf, &pki.ca);
+    CHECK_INT(server_start(&s, ctx, good_response, 0, 1), 0);
+
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/acme/new-acct", s.port);
+    memset(&req, 0, sizeof(req));
+    req.method = "POST";
+    req.url = url;
+    req.body = "{\"x\":1}";
+    req.body_len = 7;
+    req.content_type = "application/jose+json";
+
+    o = opts_for(pki.ca_file);
+    err[0] = '\0';
+    p = acme_transport_exchange(&o, &req, err, sizeof(err));
+    CHECK(p != NULL);
+    if (p == NULL) {
+        fprintf(stderr, "  error: %s\n", err);
+    }
+    server_stop(&s, 1);
+
+    if (p != NULL) {
+        r = acme_http_parser_response(p);
+        CHECK_INT(r->status, 201);
+        CHECK_STR(r->location, "https://127.0.0.1/acme/acct/1");
+        CHECK_STR(r->replay_nonce, "nonce-1");
+        CHECK_STR(r->retry_after, "30");
+        CHECK_STR(r->body, "{\"ok\":true}");
+        CHECK_INT(r->body_len, 11);
+        acme_http_parser_free(p);
+    }
+
+    /* what the server saw: the request, and no SNI for an IP literal */
+    CHECK(strncmp(s.request, "POST /acme/new-acct HTTP/1.1\r\n", 30) == 0);
+    CHECK(strstr(s.request, "\r\n\r\n{\"x\":1}") != NULL);
+    CHECK_STR(s.sni, "");
+
+    SSL_CTX_free(ctx);
+}
+
+UNIT_TEST(transport_tls_good_exchange_name_sni)
+{
+    server_t                 s;
+    SSL_CTX                 *ctx;
+    acme_transport_opts_t    o;
+    acme_http_request_t      req;
+    acme_http_parser_t      *p;
+    char                     url[128], err[ACME_ERRLEN];
+
+    pki_init();
+    ctx = server_ctx(&pki.leaf, &pki.ca);
+    CHECK_INT(server_start(&s, ctx, good_response, 0, 1), 0);
+
+    snprintf(url, sizeof(url), "https://localhost:%d/dir", s.port);
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.url = url;
+
+    o = opts_for(pki.ca_file);
+    p = acme_transport_exchange(&o, &req, err, sizeof(err));
+    CHECK(p != NULL);
+    if (p == NULL) {
+        fprintf(stderr, "  error: %s\n", err);
+    }
+    server_stop(&s, 1);
+
+    CHECK_STR(s.sni, "localhost");
+    CHECK(strstr(s.request, "Host: localhost:") != NULL);
+    acme_http_parser_free(p);
+    SSL_CTX_free(ctx);
+}
+
+UNIT_TEST(transport_tls_wrong_ca_and_wrong_name)
+{
+    server_t                 s;
+    SSL_CTX                 *ctx;
+    acme_transport_opts_t    o;
+    acme_http_request_t      req;
+    acme_http_parser_t      *p;
+    char                     url[128], err[ACME_ERRLEN];
+
+    pki_init();
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.url = url;
+
+    /* a chain from a CA we do not trust */
+    ctx = server_ctx(&pki.leaf, &pki.ca);
+    CHECK_INT(server_start(&s, ctx, good_response, 0, 1), 0);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/dir", s.port);
+    o = opts_for(pki.other_ca_file);
+    err[0] = '\0';
+    p = acme_transport_exchange(&o, &req, err, sizeof(err));
+    CHECK(p == NULL);
+    CHECK(strstr(err, "verification failed") != NULL);
+    server_stop(&s, 1);
+    CHECK_INT(s.request_len, 0);               /* nothing was sent */
+    SSL_CTX_free(ctx);
+
+    /* a trusted chain for another name */
+    ctx = server_ctx(&pki.wrong_leaf, &pki.ca);
+    CHECK_INT(server_start(&s, ctx, good_response, 0, 1), 0);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/dir", s.port);
+    o = opts_for(pki.ca_file);
+    err[0] = '\0';
+    p = acme_transport_exchange(&o, &req, err, sizeof(err));
+    CHECK(p == NULL);
+    CHECK(strstr(err, "verification failed") != NULL);
+    server_stop(&s, 1);
+    CHECK_INT(s.request_len, 0);
+    SSL_CTX_free(ctx);
+
+    /* verify = 0 accepts it (explicitly configured "ssl_verify off") */
+    ctx = server_ctx(&pki.wrong_leaf, &pki.ca);
+    CHECK_INT(server_start(&s, ctx, good_response, 0, 1), 0);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/dir", s.port);
+    o = opts_for(pki.other_ca_file);
+    o.verify = 0;
+    p = acme_transport_exchange(&o, &req, err, sizeof(err));
+    CHECK(p != NULL);
+    acme_http_parser_free(p);
+    server_stop(&s, 1);
+    SSL_CTX_free(ctx);
+
+    /* an unreadable CA file is reported as such */
+    o = opts_for("/nonexistent/ca.pem");
+    p = acme_transport_exchange(&o, &req, err, sizeof(err));
+    CHECK(p == NULL);
+    CHECK(strstr(err, "/nonexistent/ca.pem") != NULL);
+}
+
+UNIT_TEST(transport_timeouts)
+{
+    server_t                 s;
+    acme_transport_opts_t    o;
+    acme_http_request_t      req;
+    acme_http_parser_t      *p;
+    char                     url[128], err[ACME_ERRLEN];
+
+    pki_init();
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.url = url;
+
+    /* TCP connects (backlog) but TLS never answers */
+    CHECK_INT(server_start(&s, NULL, NULL, 0, 0), 0);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/dir", s.port);
+    o = opts_for(pki.ca_file);
+    o.io_timeout_ms = 200;
+    err[0] = '\0';
+    p = acme_transport_exchange(&o, &req, err, sizeof(err));
+    CHECK(p == NULL);
+    CHECK(strstr(err, "TLS handshake") != NULL && strstr(err, "timed out") != NULL);
+    server_stop(&s, 0);
+
+    /* plain http: request read, never answered */
+    CHECK_INT(server_start(&s, NULL, NULL, 1, 1), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/dir", s.port);
+    p = acme_transport_exchange(&o, &req, err, sizeof(err));
+    CHECK(p == NULL);
+    CHECK(strstr(err, "read") != NULL && strstr(err, "timed out") != NULL);
+    server_stop(&s, 1);
+    CHECK(strncmp(s.request, "GET /dir HTTP/1.1\r\n", 19) == 0);
+
+    /* the total deadline bounds the exchange even with long step timeouts */
+    CHECK_INT(server_start(&s, NULL, NULL, 1, 1), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/dir", s.port);
+    o.io_timeout_ms = 5000;
+    o.total_timeout_ms = 200;
+    p = acme_transport_exchange(&o, &req, err, sizeof(err));
+    CHECK(p == NULL);
+    CHECK(strstr(err, "total time limit") != NULL);
+    server_stop(&s, 1);
+
+    /* connection refused: the port of a closed listener */
+    CHECK_INT(server_start(&s, NULL, NULL, 0, 0), 0);
+    server_stop(&s, 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/dir", s.port);
+    o = opts_for(NULL);
+    p = acme_transport_exchange(&o, &req, err, sizeof(err));
+    CHECK(p == NULL);
+    CHECK(strstr(err, "refused") != NULL);
+}
+
+UNIT_TEST(transport_plain_http_and_body_cap)
+{
+    static const char big_head[] =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        "Content-Length: 5000\r\n\r\n";
+    server_t                 s;
+    SSL_CTX                 *ctx;
+    acme_transport_opts_t    o;
+    acme_http_request_t      req;
+    acme_http_parser_t      *p;
+    char                     url[128], err[ACME_ERRLEN], *big;
+
+    pki_init();
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.url = url;
+
+    /* plain http:// works */
+    CHECK_INT(server_start(&s, NULL, good_response, 0, 1), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/dir", s.port);
+    o = opts_for(NULL);
+    p = acme_transport_exchange(&o, &req, err, sizeof(err));
+    CHECK(p != NULL);
+    if (p) {
+        CHECK_INT(acme_http_parser_response(p)->status, 201);
+    }
+    acme_http_parser_free(p);
+    server_stop(&s, 1);
+
+    /* a body over max_body is refused, over TLS */
+    big = malloc(sizeof(big_head) + 5000);
+    memcpy(big, big_head, sizeof(big_head) - 1);
+    memset(big + sizeof(big_head) - 1, 'x', 5000);
+    big[sizeof(big_head) - 1 + 5000] = '\0';
+
+    ctx = server_ctx(&pki.leaf, &pki.ca);
+    CHECK_INT(server_start(&s, ctx, big, 0, 1), 0);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/dir", s.port);
+    o = opts_for(pki.ca_file);
+    o.max_body = 1000;
+    err[0] = '\0';
+    p = acme_transport_exchange(&o, &req, err, sizeof(err));
+    CHECK(p == NULL);
+    CHECK(strstr(err, "too large") != NULL);
+    server_stop(&s, 1);
+
+    /* the same body fits under a larger cap */
+    CHECK_INT(server_start(&s, ctx, big, 0, 1), 0);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/dir", s.port);
+    o.max_body = 5000;
+    p = acme_transport_exchange(&o, &req, err, sizeof(err));
+    CHECK(p != NULL);
+    if (p) {
+        CHECK_INT(acme_http_parser_response(p)->body_len, 5000);
+    }
+    acme_http_parser_free(p);
+    server_stop(&s, 1);
+
+    SSL_CTX_free(ctx);
+    free(big);
+
+    /* bad URL */
+    req.url = "ftp://x/";
+    CHECK(acme_transport_exchange(&o, &req, err, sizeof(err)) == NULL);
+}
