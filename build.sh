@@ -1,0 +1,110 @@
+#!/bin/bash
+# ngx_acme / mod_acme_auto: dependencies, build, tests, demo.
+#
+#   ./build.sh deps              install the Debian packages needed (idempotent)
+#   ./build.sh [build]           common/ + unit tests, the nginx module, the Apache module
+#   ./build.sh test [pytest args]  deps + build + the whole pytest suite (t/)
+#   ./build.sh demo [nginx|apache] deps + build + a live demo against pebble on loopback
+#   ./build.sh bench             deps + build + bench/handshake.sh
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$REPO"
+PY=/usr/bin/python3
+JOBS="$(nproc 2>/dev/null || echo 2)"
+
+PACKAGES=(nginx nginx-dev apache2 apache2-dev libssl-dev libjansson-dev pebble
+          python3-pytest python3-cryptography bind9 bind9-utils curl make gcc
+          libpcre2-dev zlib1g-dev)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+deps() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$p")
+        fi
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        log "deps: all installed"
+        return 0
+    fi
+    log "deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -q
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # the packaged services are not ours to run: tests start their own
+    if command -v systemctl >/dev/null 2>&1; then
+        "${sudo[@]}" systemctl disable --now nginx apache2 bind9 named >/dev/null 2>&1 || true
+    fi
+}
+
+build_core() {
+    log "build: common/ + unit tests"
+    make -j"$JOBS"
+}
+
+# nginx dynamic module, as in docs/design.md "Build": Debian's nginx sources
+# (configure only) + its conf_flags + our config; reconfigured only when the
+# set of sources or the config changes.
+build_nginx() {
+    local src="$REPO/build/nginx-src" out="$REPO/build/nginx"
+    local stamp="$src/.acme-config-stamp" want
+    want="$(cd "$REPO" && { cat config; ls common/*.c ngx_acme/*.c 2>/dev/null; } | md5sum | cut -d' ' -f1)"
+    if [ ! -f "$src/objs/Makefile" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        log "build: configuring nginx module"
+        rm -rf "$src"
+        mkdir -p "$REPO/build"
+        cp -a /usr/share/nginx/src "$src"
+        # shellcheck disable=SC1091
+        . "$src/conf_flags"
+        (cd "$src" && ./configure "${NGX_CONF_FLAGS[@]}" --add-dynamic-module="$REPO" \
+            > "$REPO/build/nginx-configure.log" 2>&1) || {
+            tail -30 "$REPO/build/nginx-configure.log" >&2
+            log "build: nginx configure failed (build/nginx-configure.log)"
+            return 1
+        }
+        echo "$want" > "$stamp"
+    fi
+    log "build: nginx module"
+    make -C "$src" -f objs/Makefile -j"$JOBS" modules
+    mkdir -p "$out"
+    cp "$src/objs/ngx_http_acme_module.so" "$out/ngx_http_acme_module.so.tmp"
+    mv -f "$out/ngx_http_acme_module.so.tmp" "$out/ngx_http_acme_module.so"
+    log "build: $out/ngx_http_acme_module.so"
+}
+
+build_apache() {
+    if [ -f "$REPO/mod_acme_auto/Makefile" ]; then
+        log "build: Apache module"
+        make -C "$REPO/mod_acme_auto"
+    else
+        log "build: mod_acme_auto/Makefile missing, Apache module skipped"
+    fi
+}
+
+build() {
+    build_core
+    build_nginx
+    build_apache
+}
+
+run_tests() {
+    log "test: pytest"
+    # pytest's summary is the last thing printed
+    exec "$PY" -m pytest -v -p no:cacheprovider "$REPO/t" "$@"
+}
+
+cmd="${1:-build}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    deps)   deps ;;
+    build)  build ;;
+    test)   deps; build; run_tests "$@" ;;
+    demo)   deps; build; exec "$PY" "$REPO/t/integration/demo.py" "${1:-nginx}" ;;
+    bench)  deps; build; exec "$REPO/bench/handshake.sh" "$@" ;;
+    *)      echo "usage: $0 [deps|build|test|demo [nginx|apache]|bench]" >&2; exit 2 ;;
+esac
