@@ -599,3 +599,96 @@ UNIT_TEST(transport_plain_http_and_body_cap)
     req.url = "ftp://x/";
     CHECK(acme_transport_exchange(&o, &req, err, sizeof(err)) == NULL);
 }
+
+/* ---- the driver ---------------------------------------------------------- */
+
+#include "acme_key.h"
+
+typedef struct {
+    int     stop_calls;
+    int     stop_after;         /* should_stop says yes from this call on */
+    int     accounts;
+} hooks_data_t;
+
+static int
+hook_should_stop(void *data)
+{
+    hooks_data_t *d = data;
+
+    return ++d->stop_calls >= d->stop_after;
+}
+
+static void
+hook_account(void *data, const char *url)
+{
+    ((hooks_data_t *) data)->accounts++;
+}
+
+static acme_engine_t *
+engine_for(const char *dir, EVP_PKEY *key)
+{
+    static const char *const names[] = { "a.example.test" };
+    acme_order_config_t      cfg;
+    char                     err[ACME_ERRLEN];
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.directory_url = dir;
+    cfg.account_key = key;
+    cfg.cert_key = key;
+    cfg.names = names;
+    cfg.n_names = 1;
+    cfg.terms_agreed = 1;
+    return acme_engine_new(&cfg, err, sizeof(err));
+}
+
+UNIT_TEST(transport_drive_blocking_errors_and_stop)
+{
+    server_t                 s;
+    acme_transport_opts_t    o;
+    acme_driver_hooks_t      h;
+    hooks_data_t             d;
+    acme_engine_t           *e;
+    EVP_PKEY                *key;
+    char                     url[128];
+
+    key = acme_key_generate(ACME_KEY_EC_P256);
+    CHECK(key != NULL);
+
+    /* the CA is down: the engine's error carries the transport's message */
+    CHECK_INT(server_start(&s, NULL, NULL, 0, 0), 0);
+    server_stop(&s, 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/dir", s.port);
+    e = engine_for(url, key);
+    CHECK(e != NULL);
+    memset(&d, 0, sizeof(d));
+    d.stop_after = 1000;
+    memset(&h, 0, sizeof(h));
+    h.data = &d;
+    h.should_stop = hook_should_stop;
+    h.account = hook_account;
+    o = opts_for(NULL);
+    CHECK_INT(acme_drive_blocking(e, &o, &h), -1);
+    CHECK(acme_engine_error(e) != NULL
+          && strstr(acme_engine_error(e), "refused") != NULL);
+    CHECK_INT(d.stop_calls, 1);
+    CHECK_INT(d.accounts, 0);
+    acme_engine_free(e);
+
+    /* shutdown requested: no request is made at all */
+    CHECK_INT(server_start(&s, NULL, good_response, 0, 0), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/dir", s.port);
+    e = engine_for(url, key);
+    memset(&d, 0, sizeof(d));
+    d.stop_after = 1;
+    CHECK_INT(acme_drive_blocking(e, &o, &h), -1);
+    CHECK_INT(d.stop_calls, 1);
+    server_stop(&s, 0);
+    acme_engine_free(e);
+
+    /* NULL hooks and options are allowed */
+    e = engine_for(url, key);
+    CHECK_INT(acme_drive_blocking(e, NULL, NULL), -1);
+    acme_engine_free(e);
+
+    EVP_PKEY_free(key);
+}
