@@ -104,7 +104,7 @@ case "$cmd" in
     deps)   deps ;;
     build)  build ;;
     test)   deps; build; run_tests "$@" ;;
-    demo)   deps; build; exec "$PY" "$REPO/t/integration/demo.py" "${1:-nginx}" ;;
+    demo)   deps; build; exec "$PY" "$REPO/t/integration/demo.py" "${@:-nginx}" ;;
     bench)  deps; build; exec "$REPO/bench/handshake.sh" "$@" ;;
     *)      echo "usage: $0 [deps|build|test|demo [nginx|apache]|bench]" >&2; exit 2 ;;
 esac
