@@ -30,9 +30,12 @@ typedef struct {
     ngx_addr_t        *static_addrs;
     ngx_uint_t         static_naddrs;
 
-    ngx_msec_t         connect_timeout;
-    ngx_msec_t         timeout;         /* each read or write */
-    size_t             max_body;
+    ngx_msec_t         connect_timeout; /* 0: same as timeout */
+    ngx_msec_t         timeout;         /* TLS handshake, each read or write;
+                                           0: 30s */
+    size_t             max_body;        /* 0: ACME_HTTP_MAX_BODY */
+    ngx_uint_t         ssl_no_verify;   /* "ssl_verify off": skip the chain
+                                           and host name checks */
 } ngx_acme_http_conf_t;
 
 
@@ -45,20 +48,34 @@ ngx_int_t ngx_acme_http_ssl_init(ngx_conf_t *cf, ngx_ssl_t *ssl,
     ngx_str_t *trusted);
 
 /*
- * Starts one exchange.  handler is called exactly once, later, from an
- * event handler (never from within this call).  Returns NULL on immediate
- * failure (allocation, bad URL, no way to resolve the host), with the reason
- * logged at "error" level in log.
+ * Configuration time: resolves the host of url (blocking getaddrinfo, fine
+ * in the master) into conf->static_host/static_addrs, the fallback used for
+ * that host when no resolver is configured.  NGX_OK (also for an address
+ * literal, which needs nothing), NGX_DECLINED when the name does not resolve
+ * (logged as a warning), NGX_ERROR for a bad URL (logged).
+ */
+ngx_int_t ngx_acme_http_resolve_static(ngx_conf_t *cf,
+    ngx_acme_http_conf_t *conf, ngx_str_t *url);
+
+/*
+ * Starts one exchange; req is copied, conf must outlive the exchange.
+ * handler is called exactly once, later, from a posted event (never from
+ * within this call), also for failures found at once (bad URL, no way to
+ * resolve the host).  Returns NULL only when memory runs out (logged in
+ * log); the handler is then never called.  Progress is logged at debug
+ * level only: the caller logs the outcome.
  */
 ngx_acme_http_t *ngx_acme_http_start(ngx_acme_http_conf_t *conf,
     const acme_http_request_t *req, ngx_log_t *log,
     ngx_acme_http_done_pt handler, void *data);
 
-/* In the handler: the response, or NULL when the exchange failed. */
+/* In the handler: the response (any HTTP status), or NULL when the exchange
+ * failed.  Valid until ngx_acme_http_free(). */
 const acme_http_response_t *ngx_acme_http_response(ngx_acme_http_t *h);
 
 /* In the handler, when the response is NULL: what failed, e.g.
- * "connect() to 127.0.0.1:14000 timed out". */
+ * "connect() to 127.0.0.1:14000 timed out" (valid until free; "" after a
+ * response). */
 const char *ngx_acme_http_error(ngx_acme_http_t *h);
 
 /* Releases everything; aborts the exchange if it is still running (the
