@@ -1,0 +1,220 @@
+/*
+ * ngx_http_acme_module: shared declarations of the nginx adapter.
+ *
+ * Files by concern:
+ *   ngx_acme_module.c     directives, configuration, postconfiguration,
+ *                         init_module (master) and the per-worker timer
+ *   ngx_acme_shm.c        shared zone: per-certificate slots, http-01
+ *                         tokens, the ACME lease, generation counters
+ *   ngx_acme_ssl.c        fallback certificate, cert callback, per-worker
+ *                         parsed certificate objects
+ *   ngx_acme_job.c        one ACME order per certificate (lease holder only)
+ *   ngx_acme_challenge.c  http-01 answers (POST_READ phase)
+ *   ngx_acme_status.c     the acme_status location handler
+ */
+
+#ifndef _NGX_ACME_H_INCLUDED_
+#define _NGX_ACME_H_INCLUDED_
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#if !(NGX_THREADS)
+#error ngx_http_acme_module needs nginx built --with-threads
+#endif
+#if !(NGX_HTTP_SSL)
+#error ngx_http_acme_module needs nginx built --with-http_ssl_module
+#endif
+
+#include <ngx_thread_pool.h>
+
+#include "acme_util.h"
+#include "acme_key.h"
+#include "acme_cert.h"
+#include "acme_engine.h"
+#include "acme_store.h"
+#include "acme_sched.h"
+#include "acme_status.h"
+#include "ngx_acme_http.h"
+
+
+#define NGX_ACME_ID_LEN            128
+#define NGX_ACME_TOKEN_LEN         128
+#define NGX_ACME_KEYAUTHZ_LEN      256
+#define NGX_ACME_LEASE_TTL         5        /* seconds without refresh */
+#define NGX_ACME_TICK              1000     /* ms */
+#define NGX_ACME_CHALLENGE_PREFIX  "/.well-known/acme-challenge/"
+
+
+typedef struct ngx_acme_job_s  ngx_acme_job_t;
+
+
+/* One "acme_issuer name { }" block. Strings are NUL-terminated. */
+typedef struct {
+    ngx_str_t                 name;
+    ngx_str_t                 uri;
+    ngx_array_t               contacts;       /* char * ("mailto:...") */
+    ngx_int_t                 account_key;    /* acme_key_type_t, -1 unset */
+    ngx_str_t                 state_path;
+    ngx_flag_t                tos;
+    ngx_str_t                 trusted;
+    ngx_flag_t                verify;
+    ngx_int_t                 renew_percent;  /* of the lifetime left */
+    ngx_msec_t                timeout;
+
+    ngx_ssl_t                 ssl;
+    ngx_acme_http_conf_t      http;
+
+    u_char                   *file;
+    ngx_uint_t                line;
+} ngx_acme_issuer_t;
+
+
+/* One ACME error / renewal state kept in the shared zone per certificate. */
+typedef struct {
+    ngx_queue_t               queue;
+    u_char                    id[NGX_ACME_ID_LEN];
+
+    ngx_uint_t                generation;     /* bumped on every new bundle */
+    u_char                   *bundle;         /* slab: key PEM + chain PEM */
+    size_t                    bundle_len;
+
+    time_t                    not_before;
+    time_t                    not_after;
+    u_char                    serial[80];
+    u_char                    ca_issuer[256];
+
+    unsigned                  renewing:1;
+    u_char                    step[32];
+    time_t                    next_renewal;
+
+    acme_cert_state_t         st;             /* persisted in state.json */
+} ngx_acme_slot_t;
+
+
+typedef struct {
+    ngx_queue_t               queue;
+    ngx_acme_slot_t          *slot;
+    u_char                    token[NGX_ACME_TOKEN_LEN + 1];
+    u_char                    key_authz[NGX_ACME_KEYAUTHZ_LEN + 1];
+} ngx_acme_token_t;
+
+
+typedef struct {
+    ngx_queue_t               slots;
+    ngx_queue_t               tokens;
+    ngx_pid_t                 lease_pid;
+    time_t                    lease_expires;
+    ngx_uint_t                generation;
+} ngx_acme_shctx_t;
+
+
+/* One managed certificate (shared by servers with identical settings). */
+typedef struct {
+    ngx_str_t                 id;             /* NUL-terminated */
+    ngx_acme_issuer_t        *issuer;
+    ngx_array_t               names;          /* char *, NUL-terminated */
+    acme_key_type_t           key_type;
+    uint32_t                  rnd;            /* stable renewal jitter seed */
+
+    u_char                   *file;           /* first acme_certificate */
+    ngx_uint_t                line;
+
+    ngx_acme_slot_t          *slot;           /* in the shared zone */
+
+    /* per worker */
+    ngx_uint_t                generation;
+    EVP_PKEY                 *key;
+    X509                     *leaf;
+    STACK_OF(X509)           *chain;          /* without the leaf */
+    ngx_flag_t                names_match;    /* leaf SANs == names */
+    ngx_acme_job_t           *job;
+} ngx_acme_cert_t;
+
+
+typedef struct {
+    ngx_str_t                 issuer_name;
+    ngx_array_t              *names;          /* ngx_str_t, explicit names */
+    ngx_int_t                 key_type;
+    u_char                   *file;
+    ngx_uint_t                line;
+
+    ngx_str_t                *fallback_cert;  /* what we injected into */
+    ngx_str_t                *fallback_key;   /* ngx_http_ssl_module */
+
+    ngx_acme_cert_t          *cert;
+} ngx_acme_srv_conf_t;
+
+
+typedef struct {
+    ngx_array_t               issuers;        /* ngx_acme_issuer_t * */
+    ngx_array_t               certs;          /* ngx_acme_cert_t * */
+
+    ngx_str_t                 zone_name;
+    size_t                    zone_size;
+    ngx_shm_zone_t           *shm_zone;
+
+    ngx_thread_pool_t        *thread_pool;
+
+    /* the fallback key shared by every managed server (parse time) */
+    ngx_str_t                 fallback_key_pem;
+
+    /* per worker */
+    ngx_event_t               timer;
+    ngx_uint_t                generation;
+    ngx_flag_t                lease_held;
+    ngx_log_t                *log;
+} ngx_acme_main_conf_t;
+
+
+extern ngx_module_t  ngx_http_acme_module;
+
+
+/* ngx_acme_module.c */
+void ngx_acme_conf_error(ngx_log_t *log, u_char *file, ngx_uint_t line,
+    const char *fmt, ...);
+
+/* ngx_acme_shm.c */
+ngx_int_t ngx_acme_shm_add(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf);
+void ngx_acme_shm_lock(ngx_acme_main_conf_t *amcf);
+void ngx_acme_shm_unlock(ngx_acme_main_conf_t *amcf);
+ngx_acme_shctx_t *ngx_acme_shm_ctx(ngx_acme_main_conf_t *amcf);
+ngx_acme_slot_t *ngx_acme_shm_slot(ngx_acme_main_conf_t *amcf,
+    ngx_str_t *id, ngx_uint_t *created);
+ngx_int_t ngx_acme_shm_set_bundle_locked(ngx_acme_main_conf_t *amcf,
+    ngx_acme_slot_t *slot, const char *pem, size_t len);
+void ngx_acme_shm_set_info_locked(ngx_acme_slot_t *slot,
+    const acme_cert_info_t *info);
+ngx_int_t ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf,
+    ngx_acme_slot_t *slot, const char *token, const char *key_authz);
+void ngx_acme_shm_token_del(ngx_acme_main_conf_t *amcf, const char *token);
+void ngx_acme_shm_tokens_drop_locked(ngx_acme_main_conf_t *amcf,
+    ngx_acme_slot_t *slot);
+ngx_int_t ngx_acme_shm_token_find(ngx_acme_main_conf_t *amcf,
+    u_char *token, size_t len, u_char *buf, size_t *buf_len);
+ngx_int_t ngx_acme_shm_lease(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
+void ngx_acme_shm_lease_release(ngx_acme_main_conf_t *amcf);
+ngx_pid_t ngx_acme_shm_lease_pid(ngx_acme_main_conf_t *amcf);
+
+/* ngx_acme_ssl.c */
+ngx_int_t ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
+    ngx_acme_srv_conf_t *ascf, ngx_array_t *names);
+ngx_int_t ngx_acme_ssl_set_callback(ngx_conf_t *cf, SSL_CTX *ctx,
+    ngx_acme_cert_t *cert);
+void ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
+void ngx_acme_ssl_free(ngx_acme_main_conf_t *amcf);
+
+/* ngx_acme_job.c */
+ngx_int_t ngx_acme_job_start(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, const char *reason, ngx_log_t *log);
+void ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert);
+
+/* ngx_acme_challenge.c */
+ngx_int_t ngx_acme_challenge_init(ngx_conf_t *cf);
+
+/* ngx_acme_status.c */
+char *ngx_acme_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+
+#endif /* _NGX_ACME_H_INCLUDED_ */

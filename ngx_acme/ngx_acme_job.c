@@ -1,0 +1,795 @@
+/*
+ * One ACME order for one certificate, run by the lease holder.
+ *
+ *   prepare (thread pool): account key (load, or generate and store),
+ *                          stored account URL, a fresh certificate key
+ *   engine (event loop):   acme_engine with ngx_acme_http for requests,
+ *                          timers for SLEEP, the zone for PUBLISH/UNPUBLISH
+ *   finish (thread pool):  bundle.pem / account.json / state.json writes
+ *   result (event loop):   the zone's bundle and status, generations, logs
+ *
+ * Everything slow or blocking (key generation, fsync) stays off the event
+ * loop.  A thread task cannot be cancelled: an aborted job whose task is
+ * still running is freed by the task's completion handler.
+ */
+
+#include "ngx_acme.h"
+
+
+typedef enum {
+    NGX_ACME_TASK_PREPARE = 0,
+    NGX_ACME_TASK_ACCOUNT,
+    NGX_ACME_TASK_FINISH,
+    NGX_ACME_TASK_FAIL
+} ngx_acme_task_kind_e;
+
+
+struct ngx_acme_job_s {
+    ngx_acme_main_conf_t     *amcf;
+    ngx_acme_cert_t          *cert;
+    ngx_pool_t               *pool;
+    ngx_log_t                *log;
+
+    /* thread task in/out; only the thread touches these while busy */
+    ngx_acme_task_kind_e      task_kind;
+    acme_key_type_t           account_key_type;
+    acme_key_type_t           cert_key_type;
+    char                     *root;
+    char                     *id;
+    char                     *directory;
+    EVP_PKEY                 *account_key;
+    EVP_PKEY                 *cert_key;
+    char                     *account_url;
+    char                     *key_pem;
+    size_t                    key_pem_len;
+    char                     *chain;
+    size_t                    chain_len;
+    acme_cert_info_t          info;
+    ngx_flag_t                info_ok;
+    acme_cert_state_t         st;
+    int                       task_rc;
+    char                      task_err[ACME_ERRLEN];
+
+    acme_engine_t            *engine;
+    ngx_acme_http_t          *http;
+    ngx_event_t               sleep;
+
+    unsigned                  busy:1;       /* a thread task is in flight */
+    unsigned                  aborted:1;
+};
+
+
+static ngx_int_t ngx_acme_job_post(ngx_acme_job_t *job,
+    ngx_acme_task_kind_e kind);
+static void ngx_acme_job_thread(void *data, ngx_log_t *log);
+static void ngx_acme_job_task_done(ngx_event_t *ev);
+static void ngx_acme_job_prepared(ngx_acme_job_t *job);
+static void ngx_acme_job_run(ngx_acme_job_t *job);
+static void ngx_acme_job_http_done(ngx_acme_http_t *h, void *data);
+static void ngx_acme_job_wake(ngx_event_t *ev);
+static void ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg,
+    long long retry_after);
+static void ngx_acme_job_finished(ngx_acme_job_t *job);
+static void ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step);
+static void ngx_acme_job_free(ngx_acme_job_t *job);
+
+
+ngx_int_t
+ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    const char *reason, ngx_log_t *log)
+{
+    ngx_pool_t      *pool;
+    ngx_acme_job_t  *job;
+
+    pool = ngx_create_pool(4096, log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    job = ngx_pcalloc(pool, sizeof(ngx_acme_job_t));
+    if (job == NULL) {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    job->amcf = amcf;
+    job->cert = cert;
+    job->pool = pool;
+    job->log = log;
+    job->account_key_type = (acme_key_type_t) cert->issuer->account_key;
+    job->cert_key_type = cert->key_type;
+    job->root = (char *) cert->issuer->state_path.data;
+    job->id = (char *) cert->id.data;
+    job->directory = (char *) cert->issuer->uri.data;
+
+    job->sleep.handler = ngx_acme_job_wake;
+    job->sleep.data = job;
+    job->sleep.log = log;
+    job->sleep.cancelable = 1;
+
+    cert->job = job;
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "acme: certificate \"%V\": starting an order with "
+                  "acme_issuer \"%V\" (%s)", &cert->id, &cert->issuer->name,
+                  reason);
+
+    ngx_acme_shm_lock(amcf);
+    cert->slot->renewing = 1;
+    ngx_acme_shm_unlock(amcf);
+
+    ngx_acme_job_set_step(job, "keys");
+
+    if (ngx_acme_job_post(job, NGX_ACME_TASK_PREPARE) != NGX_OK) {
+        ngx_acme_job_fail(job, "cannot post the key generation task", 0);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* Stops a job at once (worker exit, lost lease). */
+void
+ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
+{
+    ngx_acme_job_t  *job;
+
+    job = cert->job;
+    if (job == NULL) {
+        return;
+    }
+
+    cert->job = NULL;
+    job->aborted = 1;
+
+    ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
+                  "acme: certificate \"%V\": order aborted", &cert->id);
+
+    if (job->http) {
+        ngx_acme_http_free(job->http);
+        job->http = NULL;
+    }
+
+    if (job->sleep.timer_set) {
+        ngx_del_timer(&job->sleep);
+    }
+
+    ngx_acme_shm_lock(amcf);
+    ngx_acme_shm_tokens_drop_locked(amcf, cert->slot);
+    cert->slot->renewing = 0;
+    cert->slot->step[0] = '\0';
+    ngx_acme_shm_unlock(amcf);
+
+    if (!job->busy) {
+        ngx_acme_job_free(job);
+    }
+}
+
+
+static ngx_int_t
+ngx_acme_job_post(ngx_acme_job_t *job, ngx_acme_task_kind_e kind)
+{
+    ngx_thread_task_t  *task;
+
+    task = ngx_thread_task_alloc(job->pool, sizeof(ngx_acme_job_t *));
+    if (task == NULL) {
+        return NGX_ERROR;
+    }
+
+    *(ngx_acme_job_t **) task->ctx = job;
+
+    task->handler = ngx_acme_job_thread;
+    task->event.handler = ngx_acme_job_task_done;
+    task->event.data = job;
+
+    job->task_kind = kind;
+    job->task_rc = 0;
+    job->task_err[0] = '\0';
+
+    if (ngx_thread_task_post(job->amcf->thread_pool, task) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    job->busy = 1;
+
+    return NGX_OK;
+}
+
+
+/* Runs in a thread of the pool: no nginx pools, no logging, no zone. */
+static void
+ngx_acme_job_thread(void *data, ngx_log_t *log)
+{
+    ngx_acme_job_t  *job = *(ngx_acme_job_t **) data;
+
+    int     rc;
+    char   *path, *pem;
+    size_t  len;
+
+    switch (job->task_kind) {
+
+    case NGX_ACME_TASK_PREPARE:
+
+        path = acme_store_account_key_path(job->root);
+        if (path == NULL) {
+            goto nomem;
+        }
+
+        rc = acme_store_read(path, &pem, &len, 64 * 1024,
+                             job->task_err, sizeof(job->task_err));
+
+        if (rc == 1) {
+            job->account_key = acme_key_from_pem(pem, len);
+            free(pem);
+
+            if (job->account_key == NULL) {
+                acme_err(job->task_err, sizeof(job->task_err),
+                         "cannot parse the account key %s", path);
+                free(path);
+                job->task_rc = -1;
+                return;
+            }
+
+        } else if (rc == 0) {
+            job->account_key = acme_key_generate(job->account_key_type);
+            pem = job->account_key ? acme_key_to_pem(job->account_key, &len)
+                                   : NULL;
+            if (pem == NULL) {
+                acme_err(job->task_err, sizeof(job->task_err),
+                         "cannot generate the account key");
+                free(path);
+                job->task_rc = -1;
+                return;
+            }
+
+            rc = acme_store_write_atomic(path, pem, len, 0600,
+                                         job->task_err,
+                                         sizeof(job->task_err));
+            OPENSSL_cleanse(pem, len);
+            free(pem);
+
+            if (rc != 0) {
+                free(path);
+                job->task_rc = -1;
+                return;
+            }
+
+        } else {
+            free(path);
+            job->task_rc = -1;
+            return;
+        }
+
+        free(path);
+
+        job->account_url = NULL;
+
+        if (acme_store_load_account(job->root, job->directory,
+                                    &job->account_url, job->task_err,
+                                    sizeof(job->task_err))
+            == -1)
+        {
+            /* a broken account.json only costs a new-account lookup */
+            job->account_url = NULL;
+        }
+
+        job->cert_key = acme_key_generate(job->cert_key_type);
+        if (job->cert_key == NULL) {
+            acme_err(job->task_err, sizeof(job->task_err),
+                     "cannot generate the certificate key");
+            job->task_rc = -1;
+            return;
+        }
+
+        job->key_pem = acme_key_to_pem(job->cert_key, &job->key_pem_len);
+        if (job->key_pem == NULL) {
+            goto nomem;
+        }
+
+        job->task_err[0] = '\0';
+        job->task_rc = 0;
+        return;
+
+    case NGX_ACME_TASK_ACCOUNT:
+
+        job->task_rc = acme_store_save_account(job->root, job->directory,
+                                               job->account_url,
+                                               job->task_err,
+                                               sizeof(job->task_err));
+        return;
+
+    case NGX_ACME_TASK_FINISH:
+
+        job->info_ok = (acme_cert_info_from_pem(job->chain, job->chain_len,
+                                                &job->info, job->task_err,
+                                                sizeof(job->task_err))
+                        == 0);
+        if (!job->info_ok) {
+            job->task_rc = -1;
+            return;
+        }
+
+        if (acme_store_save_bundle(job->root, job->id, job->key_pem,
+                                   job->key_pem_len, job->chain,
+                                   job->chain_len, job->task_err,
+                                   sizeof(job->task_err))
+            != 0)
+        {
+            job->task_rc = -1;
+            return;
+        }
+
+        /* FALL THROUGH */
+
+    case NGX_ACME_TASK_FAIL:
+
+        if (acme_store_save_state(job->root, job->id, &job->st,
+                                  job->task_err, sizeof(job->task_err))
+            != 0)
+        {
+            job->task_rc = (job->task_kind == NGX_ACME_TASK_FINISH) ? 1 : -1;
+            return;
+        }
+
+        job->task_rc = 0;
+        return;
+    }
+
+    return;
+
+nomem:
+
+    acme_err(job->task_err, sizeof(job->task_err), "out of memory");
+    job->task_rc = -1;
+}
+
+
+static void
+ngx_acme_job_task_done(ngx_event_t *ev)
+{
+    ngx_acme_job_t  *job = ev->data;
+
+    job->busy = 0;
+
+    if (job->aborted) {
+        ngx_acme_job_free(job);
+        return;
+    }
+
+    switch (job->task_kind) {
+
+    case NGX_ACME_TASK_PREPARE:
+
+        if (job->task_rc != 0) {
+            ngx_acme_job_fail(job, job->task_err, 0);
+            return;
+        }
+
+        ngx_acme_job_prepared(job);
+        return;
+
+    case NGX_ACME_TASK_ACCOUNT:
+
+        if (job->task_rc != 0) {
+            ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                          "acme: certificate \"%V\": cannot store the "
+                          "account URL: %s", &job->cert->id, job->task_err);
+        }
+
+        ngx_acme_job_run(job);
+        return;
+
+    case NGX_ACME_TASK_FINISH:
+
+        if (job->task_rc == -1) {
+            ngx_acme_job_fail(job, job->task_err, 0);
+            return;
+        }
+
+        if (job->task_rc == 1) {
+            ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                          "acme: certificate \"%V\": cannot store the "
+                          "state: %s", &job->cert->id, job->task_err);
+        }
+
+        ngx_acme_job_finished(job);
+        return;
+
+    case NGX_ACME_TASK_FAIL:
+
+        if (job->task_rc != 0) {
+            ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                          "acme: certificate \"%V\": cannot store the "
+                          "state: %s", &job->cert->id, job->task_err);
+        }
+
+        job->cert->job = NULL;
+        ngx_acme_job_free(job);
+        return;
+    }
+}
+
+
+static void
+ngx_acme_job_prepared(ngx_acme_job_t *job)
+{
+    char                  err[ACME_ERRLEN];
+    ngx_acme_cert_t      *cert;
+    ngx_acme_issuer_t    *issuer;
+    acme_order_config_t   oc;
+
+    cert = job->cert;
+    issuer = cert->issuer;
+
+    ngx_memzero(&oc, sizeof(acme_order_config_t));
+
+    oc.directory_url = (char *) issuer->uri.data;
+    oc.account_key = job->account_key;
+    oc.account_url = job->account_url;
+    oc.contacts = (const char *const *) issuer->contacts.elts;
+    oc.n_contacts = issuer->contacts.nelts;
+    oc.terms_agreed = issuer->tos ? 1 : 0;
+    oc.names = (const char *const *) cert->names.elts;
+    oc.n_names = cert->names.nelts;
+    oc.cert_key = job->cert_key;
+    oc.challenge_type = "http-01";
+
+    err[0] = '\0';
+
+    job->engine = acme_engine_new(&oc, err, sizeof(err));
+    if (job->engine == NULL) {
+        ngx_acme_job_fail(job, err, 0);
+        return;
+    }
+
+    ngx_acme_job_run(job);
+}
+
+
+/* The engine loop: returns whenever the job waits for an event. */
+static void
+ngx_acme_job_run(ngx_acme_job_t *job)
+{
+    long long         now;
+    ngx_int_t         rc;
+    ngx_msec_t        delay;
+    acme_action_t     act;
+    const char       *chain;
+
+    for ( ;; ) {
+
+        if (job->aborted) {
+            return;
+        }
+
+        if (ngx_exiting || ngx_quit || ngx_terminate) {
+            ngx_acme_job_abort(job->amcf, job->cert);
+            return;
+        }
+
+        now = (long long) ngx_time();
+
+        ngx_memzero(&act, sizeof(acme_action_t));
+        acme_engine_next(job->engine, now, &act);
+
+        ngx_acme_job_set_step(job, acme_engine_step(job->engine));
+
+        switch (act.kind) {
+
+        case ACME_ACT_HTTP:
+
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, job->log, 0,
+                           "acme: %s %s", act.request.method,
+                           act.request.url);
+
+            job->http = ngx_acme_http_start(&job->cert->issuer->http,
+                                            &act.request, job->log,
+                                            ngx_acme_job_http_done, job);
+            if (job->http == NULL) {
+                acme_engine_on_transport_error(job->engine,
+                                               "cannot start the request");
+                continue;
+            }
+
+            return;
+
+        case ACME_ACT_SLEEP:
+
+            delay = (act.wake_at > now) ? (ngx_msec_t) (act.wake_at - now)
+                                          * 1000
+                                        : 50;
+            ngx_add_timer(&job->sleep, delay);
+            return;
+
+        case ACME_ACT_PUBLISH:
+
+            rc = ngx_acme_shm_token_add(job->amcf, job->cert->slot,
+                                        act.token, act.key_authz);
+            if (rc != NGX_OK) {
+                ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                              "acme: certificate \"%V\": cannot publish "
+                              "http-01 token \"%s\" (%s)", &job->cert->id,
+                              act.token, rc == NGX_DECLINED
+                                         ? "malformed" : "zone full");
+            }
+
+            /* the CA's validation then fails and tells the engine */
+            continue;
+
+        case ACME_ACT_UNPUBLISH:
+
+            ngx_acme_shm_token_del(job->amcf, act.token);
+            continue;
+
+        case ACME_ACT_ACCOUNT:
+
+            free(job->account_url);
+            job->account_url = acme_strdup(act.account_url);
+
+            if (job->account_url == NULL) {
+                continue;
+            }
+
+            if (ngx_acme_job_post(job, NGX_ACME_TASK_ACCOUNT) != NGX_OK) {
+                continue;
+            }
+
+            return;
+
+        case ACME_ACT_DONE:
+
+            chain = acme_engine_certificate(job->engine, &job->chain_len);
+            job->chain = acme_strndup(chain, job->chain_len);
+
+            if (job->chain == NULL) {
+                ngx_acme_job_fail(job, "out of memory", 0);
+                return;
+            }
+
+            job->st = job->cert->slot->st;
+            job->st.failures = 0;
+            job->st.next_attempt = 0;
+            job->st.last_attempt = now;
+            job->st.last_success = now;
+            job->st.last_error[0] = '\0';
+
+            ngx_acme_job_set_step(job, "store");
+
+            if (ngx_acme_job_post(job, NGX_ACME_TASK_FINISH) != NGX_OK) {
+                ngx_acme_job_fail(job, "cannot post the store task", 0);
+            }
+
+            return;
+
+        case ACME_ACT_ERROR:
+
+            ngx_acme_job_fail(job, acme_engine_error(job->engine),
+                              acme_engine_retry_after(job->engine));
+            return;
+
+        default:
+
+            ngx_acme_job_fail(job, "unexpected engine action", 0);
+            return;
+        }
+    }
+}
+
+
+static void
+ngx_acme_job_http_done(ngx_acme_http_t *h, void *data)
+{
+    ngx_acme_job_t  *job = data;
+
+    const char                  *msg;
+    const acme_http_response_t  *resp;
+
+    resp = ngx_acme_http_response(h);
+
+    if (resp) {
+        acme_engine_on_response(job->engine, resp);
+
+    } else {
+        msg = ngx_acme_http_error(h);
+        acme_engine_on_transport_error(job->engine,
+                                       msg ? msg : "request failed");
+    }
+
+    ngx_acme_http_free(h);
+    job->http = NULL;
+
+    ngx_acme_job_run(job);
+}
+
+
+static void
+ngx_acme_job_wake(ngx_event_t *ev)
+{
+    ngx_acme_job_t  *job = ev->data;
+
+    ngx_acme_job_run(job);
+}
+
+
+/* A failed attempt: back off, keep the old certificate, persist. */
+static void
+ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
+{
+    time_t             now;
+    char               buf[21];
+    ngx_acme_cert_t   *cert;
+    ngx_acme_slot_t   *slot;
+
+    cert = job->cert;
+    slot = cert->slot;
+    now = ngx_time();
+
+    if (msg == NULL || *msg == '\0') {
+        msg = "unknown error";
+    }
+
+    if (job->http) {
+        ngx_acme_http_free(job->http);
+        job->http = NULL;
+    }
+
+    if (job->sleep.timer_set) {
+        ngx_del_timer(&job->sleep);
+    }
+
+    ngx_acme_shm_lock(job->amcf);
+
+    job->st = slot->st;
+    job->st.failures++;
+    job->st.last_attempt = now;
+    job->st.next_attempt = acme_sched_backoff(job->st.failures, now,
+                                              retry_after,
+                                              cert->rnd ^ (uint32_t) now);
+    ngx_cpystrn((u_char *) job->st.last_error, (u_char *) msg,
+                sizeof(job->st.last_error));
+
+    slot->st = job->st;
+    slot->next_renewal = (time_t) job->st.next_attempt;
+    slot->renewing = 0;
+    slot->step[0] = '\0';
+
+    /* the engine unpublishes on ERROR, not on a host-side failure */
+    ngx_acme_shm_tokens_drop_locked(job->amcf, slot);
+
+    ngx_acme_shm_unlock(job->amcf);
+
+    ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                  "acme: certificate \"%V\": order failed: %s; "
+                  "%ui consecutive failure(s), next attempt at %s",
+                  &cert->id, msg, (ngx_uint_t) job->st.failures,
+                  acme_time_rfc3339(job->st.next_attempt, buf, sizeof(buf)));
+
+    if (ngx_acme_job_post(job, NGX_ACME_TASK_FAIL) != NGX_OK) {
+        cert->job = NULL;
+        ngx_acme_job_free(job);
+    }
+}
+
+
+/* The new bundle is on disk: publish it to every worker. */
+static void
+ngx_acme_job_finished(ngx_acme_job_t *job)
+{
+    u_char            *bundle, *p;
+    size_t             len;
+    char                   buf[21];
+    ngx_int_t              rc;
+    ngx_log_t             *log;
+    ngx_acme_cert_t       *cert;
+    ngx_acme_slot_t       *slot;
+    ngx_acme_main_conf_t  *amcf;
+
+    cert = job->cert;
+    slot = cert->slot;
+
+    len = job->key_pem_len + job->chain_len;
+
+    bundle = ngx_alloc(len + 1, job->log);
+    if (bundle == NULL) {
+        /* on disk already: the next restart serves it */
+        cert->job = NULL;
+        ngx_acme_job_free(job);
+        return;
+    }
+
+    p = ngx_cpymem(bundle, job->key_pem, job->key_pem_len);
+    p = ngx_cpymem(p, job->chain, job->chain_len);
+    *p = '\0';
+
+    ngx_acme_shm_lock(job->amcf);
+
+    rc = ngx_acme_shm_set_bundle_locked(job->amcf, slot, (char *) bundle,
+                                        len);
+    if (rc == NGX_OK) {
+        ngx_acme_shm_set_info_locked(slot, &job->info);
+    }
+
+    slot->st = job->st;
+    slot->renewing = 0;
+    slot->step[0] = '\0';
+
+    ngx_acme_shm_unlock(job->amcf);
+
+    ngx_free(bundle);
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                      "acme: certificate \"%V\": issued and stored, but the "
+                      "shared zone \"%V\" is full; it is served after a "
+                      "restart", &cert->id, &job->amcf->zone_name);
+
+    } else {
+        ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
+                      "acme: certificate \"%V\" issued: serial %s, "
+                      "valid until %s", &cert->id, job->info.serial,
+                      acme_time_rfc3339(job->info.not_after, buf,
+                                        sizeof(buf)));
+    }
+
+    amcf = job->amcf;
+    log = job->log;
+
+    cert->job = NULL;
+    ngx_acme_job_free(job);
+
+    /* install it in this worker now; the others follow within a second */
+    ngx_acme_ssl_refresh(amcf, log);
+}
+
+
+static void
+ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step)
+{
+    ngx_acme_slot_t  *slot;
+
+    if (step == NULL) {
+        return;
+    }
+
+    slot = job->cert->slot;
+
+    ngx_acme_shm_lock(job->amcf);
+    ngx_cpystrn(slot->step, (u_char *) step, sizeof(slot->step));
+    ngx_acme_shm_unlock(job->amcf);
+}
+
+
+static void
+ngx_acme_job_free(ngx_acme_job_t *job)
+{
+    if (job->http) {
+        ngx_acme_http_free(job->http);
+        job->http = NULL;
+    }
+
+    if (job->sleep.timer_set) {
+        ngx_del_timer(&job->sleep);
+    }
+
+    if (job->engine) {
+        acme_engine_free(job->engine);
+    }
+
+    EVP_PKEY_free(job->account_key);
+    EVP_PKEY_free(job->cert_key);
+    free(job->account_url);
+
+    if (job->key_pem) {
+        OPENSSL_cleanse(job->key_pem, job->key_pem_len);
+        free(job->key_pem);
+    }
+
+    free(job->chain);
+
+    if (job->info_ok) {
+        acme_cert_info_free(&job->info);
+    }
+
+    ngx_destroy_pool(job->pool);
+}

@@ -1,0 +1,1465 @@
+/*
+ * ngx_http_acme_module: directives, configuration checks, the master's
+ * store preparation (init_module) and each worker's one-second timer that
+ * picks up new certificates, holds the ACME lease and schedules orders.
+ */
+
+#include "ngx_acme.h"
+
+
+static void *ngx_acme_create_main_conf(ngx_conf_t *cf);
+static void *ngx_acme_create_srv_conf(ngx_conf_t *cf);
+static ngx_int_t ngx_acme_postconfiguration(ngx_conf_t *cf);
+static char *ngx_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy,
+    void *conf);
+static char *ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static const char *ngx_acme_check_name(ngx_str_t *name);
+static ngx_int_t ngx_acme_issuer_http(ngx_conf_t *cf,
+    ngx_acme_issuer_t *issuer, ngx_http_core_loc_conf_t *clcf);
+static ngx_int_t ngx_acme_server_listens_ssl(ngx_http_core_main_conf_t *cmcf,
+    ngx_http_core_srv_conf_t *cscf);
+static ngx_int_t ngx_acme_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_acme_init_process(ngx_cycle_t *cycle);
+static void ngx_acme_exit_process(ngx_cycle_t *cycle);
+static void ngx_acme_tick(ngx_event_t *ev);
+static void ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
+static void ngx_acme_abort_all(ngx_acme_main_conf_t *amcf);
+
+
+static ngx_command_t  ngx_http_acme_commands[] = {
+
+    { ngx_string("acme_shared_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_acme_shared_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("acme_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_BLOCK|NGX_CONF_TAKE1,
+      ngx_acme_issuer_block,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("acme_certificate"),
+      NGX_HTTP_SRV_CONF|NGX_CONF_1MORE,
+      ngx_acme_certificate,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("acme_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_acme_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_acme_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_acme_postconfiguration,            /* postconfiguration */
+
+    ngx_acme_create_main_conf,             /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    ngx_acme_create_srv_conf,              /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    NULL,                                  /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_acme_module = {
+    NGX_MODULE_V1,
+    &ngx_http_acme_module_ctx,             /* module context */
+    ngx_http_acme_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_acme_init_module,                  /* init module */
+    ngx_acme_init_process,                 /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_acme_exit_process,                 /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/* Logs a configuration error for a place remembered earlier. */
+void
+ngx_acme_conf_error(ngx_log_t *log, u_char *file, ngx_uint_t line,
+    const char *fmt, ...)
+{
+    u_char   *p;
+    va_list   args;
+    u_char    buf[NGX_MAX_CONF_ERRSTR];
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    va_end(args);
+
+    ngx_log_error(NGX_LOG_EMERG, log, 0, "%*s in %s:%ui",
+                  p - buf, buf, file, line);
+}
+
+
+static void *
+ngx_acme_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_acme_main_conf_t  *amcf;
+
+    amcf = ngx_pcalloc(cf->pool, sizeof(ngx_acme_main_conf_t));
+    if (amcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&amcf->issuers, cf->pool, 2,
+                       sizeof(ngx_acme_issuer_t *))
+        != NGX_OK
+        || ngx_array_init(&amcf->certs, cf->pool, 4, sizeof(ngx_acme_cert_t *))
+           != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return amcf;
+}
+
+
+static void *
+ngx_acme_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_acme_srv_conf_t  *ascf;
+
+    ascf = ngx_pcalloc(cf->pool, sizeof(ngx_acme_srv_conf_t));
+    if (ascf == NULL) {
+        return NULL;
+    }
+
+    ascf->key_type = -1;
+
+    return ascf;
+}
+
+
+/* acme_shared_zone zone=name:size */
+static char *
+ngx_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_main_conf_t  *amcf = conf;
+
+    u_char     *p;
+    ssize_t     size;
+    ngx_str_t  *value, s;
+
+    if (amcf->zone_name.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strncmp(value[1].data, "zone=", 5) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\", expected "
+                           "\"zone=name:size\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    s.data = value[1].data + 5;
+    s.len = value[1].len - 5;
+
+    p = ngx_strlchr(s.data, s.data + s.len, ':');
+    if (p == NULL || p == s.data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\", expected \"name:size\"", &s);
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->zone_name.data = s.data;
+    amcf->zone_name.len = p - s.data;
+
+    s.len = s.data + s.len - (p + 1);
+    s.data = p + 1;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\" (at least %uz)", &s,
+                           8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    amcf->zone_size = size;
+
+    return NGX_CONF_OK;
+}
+
+
+/* acme_issuer name { ... } */
+static char *
+ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_main_conf_t  *amcf = conf;
+
+    u_char              *p;
+    char                *rv;
+    char                 err[ACME_ERRLEN];
+    ngx_str_t           *value;
+    ngx_uint_t           i;
+    ngx_conf_t           save;
+    ngx_acme_issuer_t   *issuer, **issuers;
+
+    value = cf->args->elts;
+
+    issuers = amcf->issuers.elts;
+
+    for (i = 0; i < amcf->issuers.nelts; i++) {
+        if (issuers[i]->name.len == value[1].len
+            && ngx_strncmp(issuers[i]->name.data, value[1].data,
+                           value[1].len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate acme_issuer \"%V\", first defined "
+                               "in %s:%ui", &value[1], issuers[i]->file,
+                               issuers[i]->line);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] == '/' || value[1].data[i] == '\0') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid acme_issuer name \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    issuer = ngx_pcalloc(cf->pool, sizeof(ngx_acme_issuer_t));
+    if (issuer == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    issuer->name = value[1];
+    issuer->account_key = -1;
+    issuer->tos = NGX_CONF_UNSET;
+    issuer->verify = NGX_CONF_UNSET;
+    issuer->renew_percent = NGX_CONF_UNSET;
+    issuer->timeout = NGX_CONF_UNSET_MSEC;
+    issuer->file = cf->conf_file->file.name.data;
+    issuer->line = cf->conf_file->line;
+
+    if (ngx_array_init(&issuer->contacts, cf->pool, 2, sizeof(char *))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    save = *cf;
+    cf->handler = ngx_acme_issuer_cmd;
+    cf->handler_conf = (char *) issuer;
+
+    rv = ngx_conf_parse(cf, NULL);
+
+    *cf = save;
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (issuer->uri.len == 0) {
+        ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
+                            "\"uri\" is missing in \"acme_issuer %V\"",
+                            &issuer->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (issuer->account_key == -1) {
+        issuer->account_key = ACME_KEY_DEFAULT;
+    }
+
+    ngx_conf_init_value(issuer->tos, 0);
+    ngx_conf_init_value(issuer->verify, 1);
+    ngx_conf_init_value(issuer->renew_percent, 33);
+    ngx_conf_init_msec_value(issuer->timeout, 30000);
+
+    if (issuer->state_path.len == 0) {
+        issuer->state_path.len = sizeof("/var/lib/nginx/acme/") - 1
+                                 + issuer->name.len;
+        issuer->state_path.data = ngx_pnalloc(cf->pool,
+                                              issuer->state_path.len + 1);
+        if (issuer->state_path.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_cpymem(issuer->state_path.data, "/var/lib/nginx/acme/",
+                       sizeof("/var/lib/nginx/acme/") - 1);
+        p = ngx_cpymem(p, issuer->name.data, issuer->name.len);
+        *p = '\0';
+    }
+
+    /* checks only: "nginx -t" must not write anything */
+
+    if (acme_store_check_writable((char *) issuer->state_path.data,
+                                  err, sizeof(err))
+        != 0)
+    {
+        ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
+                            "state_path \"%V\" of \"acme_issuer %V\" is not "
+                            "usable: %s", &issuer->state_path, &issuer->name,
+                            err);
+        return NGX_CONF_ERROR;
+    }
+
+    issuer->ssl.log = cf->log;
+
+    if (ngx_acme_http_ssl_init(cf, &issuer->ssl, &issuer->trusted) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (!issuer->verify && issuer->ssl.ctx) {
+        SSL_CTX_set_verify(issuer->ssl.ctx, SSL_VERIFY_NONE, NULL);
+    }
+
+    issuers = ngx_array_push(&amcf->issuers);
+    if (issuers == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *issuers = issuer;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
+{
+    ngx_acme_issuer_t  *issuer = (ngx_acme_issuer_t *) conf;
+
+    u_char        *p;
+    char          *c, **cp;
+    char           err[ACME_ERRLEN];
+    ngx_int_t      n;
+    ngx_str_t     *value, *name;
+    ngx_uint_t     nargs;
+    acme_url_t     url;
+    acme_key_type_t  kt;
+
+    value = cf->args->elts;
+    nargs = cf->args->nelts;
+    name = &value[0];
+
+#define ngx_acme_is(s)                                                       \
+    (name->len == sizeof(s) - 1 && ngx_strncmp(name->data, s, name->len) == 0)
+
+    if (ngx_acme_is("uri")) {
+        if (nargs != 2) {
+            goto invalid_args;
+        }
+
+        if (issuer->uri.len) {
+            goto duplicate;
+        }
+
+        if (acme_url_parse((char *) value[1].data, &url, err, sizeof(err))
+            != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"uri\" \"%V\": %s", &value[1], err);
+            return NGX_CONF_ERROR;
+        }
+
+        acme_url_free(&url);
+
+        issuer->uri = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_acme_is("contact")) {
+        if (nargs != 2) {
+            goto invalid_args;
+        }
+
+        n = (ngx_strlchr(value[1].data, value[1].data + value[1].len, ':')
+             == NULL);
+
+        c = ngx_pnalloc(cf->pool, value[1].len + sizeof("mailto:"));
+        if (c == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = (u_char *) c;
+
+        if (n) {
+            p = ngx_cpymem(p, "mailto:", sizeof("mailto:") - 1);
+        }
+
+        p = ngx_cpymem(p, value[1].data, value[1].len);
+        *p = '\0';
+
+        cp = ngx_array_push(&issuer->contacts);
+        if (cp == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *cp = c;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_acme_is("account_key")) {
+        if (nargs != 2) {
+            goto invalid_args;
+        }
+
+        if (issuer->account_key != -1) {
+            goto duplicate;
+        }
+
+        if (acme_key_type_parse((char *) value[1].data, value[1].len, &kt)
+            != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid key type \"%V\" (expected ecdsa:256, "
+                               "ecdsa:384, rsa:2048, rsa:3072 or rsa:4096)",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        issuer->account_key = kt;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_acme_is("state_path")) {
+        if (nargs != 2) {
+            goto invalid_args;
+        }
+
+        if (issuer->state_path.len) {
+            goto duplicate;
+        }
+
+        issuer->state_path = value[1];
+
+        if (ngx_conf_full_name(cf->cycle, &issuer->state_path, 0) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        /* ngx_conf_full_name() keeps the terminating NUL */
+
+        while (issuer->state_path.len > 1
+               && issuer->state_path.data[issuer->state_path.len - 1] == '/')
+        {
+            issuer->state_path.data[--issuer->state_path.len] = '\0';
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_acme_is("accept_terms_of_service")) {
+        if (nargs == 1) {
+            issuer->tos = 1;
+            return NGX_CONF_OK;
+        }
+
+        if (nargs == 2 && ngx_strcmp(value[1].data, "on") == 0) {
+            issuer->tos = 1;
+            return NGX_CONF_OK;
+        }
+
+        if (nargs == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+            issuer->tos = 0;
+            return NGX_CONF_OK;
+        }
+
+        goto invalid_args;
+    }
+
+    if (ngx_acme_is("ssl_trusted_certificate")) {
+        if (nargs != 2) {
+            goto invalid_args;
+        }
+
+        if (issuer->trusted.len) {
+            goto duplicate;
+        }
+
+        issuer->trusted = value[1];
+
+        if (ngx_conf_full_name(cf->cycle, &issuer->trusted, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_acme_is("ssl_verify")) {
+        if (nargs != 2) {
+            goto invalid_args;
+        }
+
+        if (ngx_strcmp(value[1].data, "on") == 0) {
+            issuer->verify = 1;
+
+        } else if (ngx_strcmp(value[1].data, "off") == 0) {
+            issuer->verify = 0;
+
+        } else {
+            goto invalid_value;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_acme_is("renew_before_expiry")) {
+        if (nargs != 2) {
+            goto invalid_args;
+        }
+
+        if (value[1].len < 2 || value[1].data[value[1].len - 1] != '%') {
+            goto invalid_value;
+        }
+
+        n = ngx_atoi(value[1].data, value[1].len - 1);
+
+        if (n == NGX_ERROR || n < 1 || n > 99) {
+            goto invalid_value;
+        }
+
+        issuer->renew_percent = n;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_acme_is("timeout")) {
+        if (nargs != 2) {
+            goto invalid_args;
+        }
+
+        n = ngx_parse_time(&value[1], 0);
+
+        if (n == NGX_ERROR || n == 0) {
+            goto invalid_value;
+        }
+
+        issuer->timeout = (ngx_msec_t) n;
+        return NGX_CONF_OK;
+    }
+
+#undef ngx_acme_is
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown directive \"%V\" in \"acme_issuer\"", name);
+    return NGX_CONF_ERROR;
+
+invalid_args:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid number of arguments in \"%V\" directive",
+                       name);
+    return NGX_CONF_ERROR;
+
+invalid_value:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive",
+                       &value[1], name);
+    return NGX_CONF_ERROR;
+
+duplicate:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" directive is duplicate", name);
+    return NGX_CONF_ERROR;
+}
+
+
+/* NULL when name can be certified over http-01, else why not. */
+static const char *
+ngx_acme_check_name(ngx_str_t *name)
+{
+    u_char      ch;
+    ngx_uint_t  i;
+
+    if (name->len == 0) {
+        return "is empty";
+    }
+
+    if (name->data[0] == '~') {
+        return "is a regular expression";
+    }
+
+    if (name->data[0] == '*' || name->data[0] == '.'
+        || name->data[name->len - 1] == '*')
+    {
+        return "is a wildcard, which needs dns-01 (not supported)";
+    }
+
+    if (name->len > 253) {
+        return "is too long";
+    }
+
+    for (i = 0; i < name->len; i++) {
+        ch = name->data[i];
+
+        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')
+            || ch == '-' || ch == '.' || ch == ':')
+        {
+            continue;
+        }
+
+        return "has characters not allowed in a certificate name";
+    }
+
+    return NULL;
+}
+
+
+/* acme_certificate issuer [names...] [key=spec] */
+static char *
+ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_srv_conf_t  *ascf = conf;
+
+    ngx_str_t                 *value, *s;
+    ngx_uint_t                 i;
+    const char                *why;
+    ngx_array_t               *fallback_names;
+    acme_key_type_t            kt;
+    ngx_acme_main_conf_t      *amcf;
+    ngx_http_server_name_t    *sn;
+    ngx_http_core_srv_conf_t  *cscf;
+
+    if (ascf->issuer_name.len) {
+        return "is duplicate";
+    }
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_acme_module);
+
+    value = cf->args->elts;
+
+    ascf->issuer_name = value[1];
+    ascf->file = cf->conf_file->file.name.data;
+    ascf->line = cf->conf_file->line;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
+
+            if (acme_key_type_parse((char *) value[i].data + 4,
+                                    value[i].len - 4, &kt)
+                != 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid key type \"%V\" (expected "
+                                   "key=ecdsa:256, ecdsa:384, rsa:2048, "
+                                   "rsa:3072 or rsa:4096)", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            ascf->key_type = kt;
+            continue;
+        }
+
+        ngx_strlow(value[i].data, value[i].data, value[i].len);
+
+        why = ngx_acme_check_name(&value[i]);
+        if (why) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "name \"%V\" cannot be certified: it %s",
+                               &value[i], why);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ascf->names == NULL) {
+            ascf->names = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+            if (ascf->names == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        s = ngx_array_push(ascf->names);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+    }
+
+    if (ascf->key_type == -1) {
+        ascf->key_type = ACME_KEY_DEFAULT;
+    }
+
+    /*
+     * The fallback certificate names what is known now; server_name may
+     * still follow, which only matters for a placeholder's looks.
+     */
+
+    fallback_names = ascf->names;
+
+    if (fallback_names == NULL) {
+        cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+
+        fallback_names = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (fallback_names == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        sn = cscf->server_names.elts;
+
+        for (i = 0; i < cscf->server_names.nelts; i++) {
+#if (NGX_PCRE)
+            if (sn[i].regex) {
+                continue;
+            }
+#endif
+            if (ngx_acme_check_name(&sn[i].name) != NULL) {
+                continue;
+            }
+
+            s = ngx_array_push(fallback_names);
+            if (s == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            /* server names are NUL-terminated words of the configuration */
+            *s = sn[i].name;
+        }
+    }
+
+    if (ngx_acme_ssl_fallback(cf, amcf, ascf, fallback_names) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_acme_server_listens_ssl(ngx_http_core_main_conf_t *cmcf,
+    ngx_http_core_srv_conf_t *cscf)
+{
+    ngx_uint_t                  p, a, s;
+    ngx_http_conf_port_t       *port;
+    ngx_http_conf_addr_t       *addr;
+    ngx_http_core_srv_conf_t  **cscfp;
+
+    if (cmcf->ports == NULL) {
+        return 0;
+    }
+
+    port = cmcf->ports->elts;
+
+    for (p = 0; p < cmcf->ports->nelts; p++) {
+
+        addr = port[p].addrs.elts;
+
+        for (a = 0; a < port[p].addrs.nelts; a++) {
+
+            if (!addr[a].opt.ssl) {
+                continue;
+            }
+
+            cscfp = addr[a].servers.elts;
+
+            for (s = 0; s < addr[a].servers.nelts; s++) {
+                if (cscfp[s] == cscf) {
+                    return 1;
+                }
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_acme_postconfiguration(ngx_conf_t *cf)
+{
+    char                       *id;
+    size_t                      len;
+    ngx_str_t                  *names, name;
+    ngx_uint_t                  s, i, j, same;
+    const char                 *why, **np;
+    ngx_acme_cert_t            *cert, **certs, **cp;
+    ngx_acme_issuer_t          *issuer, **issuers;
+    ngx_acme_srv_conf_t        *ascf;
+    ngx_acme_main_conf_t       *amcf;
+    ngx_http_server_name_t     *sn;
+    ngx_http_ssl_srv_conf_t    *sscf;
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_core_srv_conf_t  **cscfp, *cscf;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_acme_module);
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    cscfp = cmcf->servers.elts;
+
+    for (s = 0; s < cmcf->servers.nelts; s++) {
+
+        cscf = cscfp[s];
+        ascf = cscf->ctx->srv_conf[ngx_http_acme_module.ctx_index];
+
+        if (ascf->issuer_name.len == 0) {
+            continue;
+        }
+
+        issuer = NULL;
+        issuers = amcf->issuers.elts;
+
+        for (i = 0; i < amcf->issuers.nelts; i++) {
+            if (issuers[i]->name.len == ascf->issuer_name.len
+                && ngx_strncmp(issuers[i]->name.data, ascf->issuer_name.data,
+                               ascf->issuer_name.len) == 0)
+            {
+                issuer = issuers[i];
+                break;
+            }
+        }
+
+        if (issuer == NULL) {
+            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                "\"acme_certificate\" refers to unknown "
+                                "acme_issuer \"%V\"", &ascf->issuer_name);
+            return NGX_ERROR;
+        }
+
+        /* the names: explicit, else the server's server_name */
+
+        cert = ngx_pcalloc(cf->pool, sizeof(ngx_acme_cert_t));
+        if (cert == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_array_init(&cert->names, cf->pool, 2, sizeof(char *))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (ascf->names) {
+            names = ascf->names->elts;
+
+            for (i = 0; i < ascf->names->nelts; i++) {
+                np = ngx_array_push(&cert->names);
+                if (np == NULL) {
+                    return NGX_ERROR;
+                }
+
+                *np = (const char *) names[i].data;
+            }
+
+        } else {
+            sn = cscf->server_names.elts;
+
+            for (i = 0; i < cscf->server_names.nelts; i++) {
+
+                if (sn[i].name.len == 0) {
+                    continue;
+                }
+
+#if (NGX_PCRE)
+                if (sn[i].regex) {
+                    ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                        "\"acme_certificate\" cannot use the "
+                                        "regular expression server name "
+                                        "\"~%V\"; list the names in "
+                                        "\"acme_certificate\"", &sn[i].name);
+                    return NGX_ERROR;
+                }
+#endif
+
+                why = ngx_acme_check_name(&sn[i].name);
+                if (why) {
+                    ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                        "\"acme_certificate\" cannot use "
+                                        "server name \"%V\": it %s",
+                                        &sn[i].name, why);
+                    return NGX_ERROR;
+                }
+
+                /* duplicates in server_name are harmless, not in a CSR */
+
+                for (j = 0; j < cert->names.nelts; j++) {
+                    np = cert->names.elts;
+                    if (ngx_strcmp(np[j], sn[i].name.data) == 0) {
+                        break;
+                    }
+                }
+
+                if (j < cert->names.nelts) {
+                    continue;
+                }
+
+                np = ngx_array_push(&cert->names);
+                if (np == NULL) {
+                    return NGX_ERROR;
+                }
+
+                *np = (const char *) sn[i].name.data;
+            }
+        }
+
+        if (cert->names.nelts == 0) {
+            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                "\"acme_certificate\" has no usable names: "
+                                "set \"server_name\" or list the names");
+            return NGX_ERROR;
+        }
+
+        /* the server must be reachable over TLS */
+
+        sscf = cscf->ctx->srv_conf[ngx_http_ssl_module.ctx_index];
+
+        if (!ngx_acme_server_listens_ssl(cmcf, cscf) && !sscf->enable) {
+            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                "\"acme_certificate\" is used in a server "
+                                "without \"listen ... ssl\"");
+            return NGX_ERROR;
+        }
+
+        if (sscf->certificates == NULL
+            || sscf->certificates->nelts != 1
+            || ((ngx_str_t *) sscf->certificates->elts)->data
+               != ascf->fallback_cert->data
+            || sscf->certificate_keys == NULL
+            || sscf->certificate_keys->nelts != 1)
+        {
+            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                "\"ssl_certificate\" and "
+                                "\"ssl_certificate_key\" cannot be used in a "
+                                "server with \"acme_certificate\", which "
+                                "manages its certificate");
+            return NGX_ERROR;
+        }
+
+        np = cert->names.elts;
+        name.data = (u_char *) np[0];
+        name.len = ngx_strlen(np[0]);
+
+        id = acme_store_cert_id(np[0], (acme_key_type_t) ascf->key_type);
+        if (id == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = ngx_strlen(id);
+
+        if (len >= NGX_ACME_ID_LEN) {
+            free(id);
+            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                "\"acme_certificate\": name \"%V\" is too "
+                                "long for a certificate id", &name);
+            return NGX_ERROR;
+        }
+
+        cert->id.data = ngx_pnalloc(cf->pool, len + 1);
+        if (cert->id.data == NULL) {
+            free(id);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(cert->id.data, id, len + 1);
+        cert->id.len = len;
+        free(id);
+
+        cert->issuer = issuer;
+        cert->key_type = (acme_key_type_t) ascf->key_type;
+        cert->rnd = ngx_crc32_short(cert->id.data, cert->id.len);
+        cert->file = ascf->file;
+        cert->line = ascf->line;
+
+        /* servers with the same certificate share one */
+
+        certs = amcf->certs.elts;
+
+        for (i = 0; i < amcf->certs.nelts; i++) {
+
+            if (ngx_strcmp(certs[i]->id.data, cert->id.data) != 0) {
+                continue;
+            }
+
+            same = (certs[i]->issuer == cert->issuer
+                    && certs[i]->names.nelts == cert->names.nelts);
+
+            for (j = 0; same && j < cert->names.nelts; j++) {
+                if (ngx_strcmp(((char **) certs[i]->names.elts)[j],
+                               ((char **) cert->names.elts)[j])
+                    != 0)
+                {
+                    same = 0;
+                }
+            }
+
+            if (!same) {
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "certificate \"%V\" is managed with "
+                                    "other names or issuer in %s:%ui",
+                                    &cert->id, certs[i]->file,
+                                    certs[i]->line);
+                return NGX_ERROR;
+            }
+
+            cert = certs[i];
+            break;
+        }
+
+        if (i == amcf->certs.nelts) {
+            cp = ngx_array_push(&amcf->certs);
+            if (cp == NULL) {
+                return NGX_ERROR;
+            }
+
+            *cp = cert;
+        }
+
+        ascf->cert = cert;
+
+        if (sscf->ssl.ctx) {
+            if (ngx_acme_ssl_set_callback(cf, sscf->ssl.ctx, cert) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (amcf->certs.nelts == 0 && amcf->zone_name.len == 0
+        && amcf->issuers.nelts == 0)
+    {
+        /* the module is loaded but unused */
+        return NGX_OK;
+    }
+
+    if (ngx_acme_shm_add(cf, amcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (amcf->certs.nelts == 0) {
+        return NGX_OK;
+    }
+
+    amcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (amcf->thread_pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_acme_challenge_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    issuers = amcf->issuers.elts;
+
+    for (i = 0; i < amcf->issuers.nelts; i++) {
+        if (ngx_acme_issuer_http(cf, issuers[i], clcf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* The HTTP client settings of an issuer. */
+static ngx_int_t
+ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
+    ngx_http_core_loc_conf_t *clcf)
+{
+    u_char      *p;
+    char         err[ACME_ERRLEN];
+    ngx_url_t    u;
+    acme_url_t   url;
+
+    issuer->http.ssl = &issuer->ssl;
+    issuer->http.connect_timeout = issuer->timeout;
+    issuer->http.timeout = issuer->timeout;
+    issuer->http.max_body = ACME_HTTP_MAX_BODY;
+
+    /* http{} always has a resolver; one without servers is a placeholder */
+
+    if (clcf->resolver && clcf->resolver->connections.nelts) {
+        issuer->http.resolver = clcf->resolver;
+        issuer->http.resolver_timeout = clcf->resolver_timeout;
+    }
+
+    if (acme_url_parse((char *) issuer->uri.data, &url, err, sizeof(err))
+        != 0)
+    {
+        ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
+                            "invalid \"uri\": %s", err);
+        return NGX_ERROR;
+    }
+
+    issuer->http.static_host.len = ngx_strlen(url.host);
+    issuer->http.static_host.data = ngx_pnalloc(cf->pool,
+                                         issuer->http.static_host.len + 1);
+    if (issuer->http.static_host.data == NULL) {
+        acme_url_free(&url);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(issuer->http.static_host.data, url.host,
+               issuer->http.static_host.len + 1);
+
+    /*
+     * Resolve the directory host now for workers without a "resolver";
+     * not under "nginx -t", which must contact nobody.
+     */
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url.data = ngx_pnalloc(cf->pool, ngx_strlen(url.host) + 16);
+    if (u.url.data == NULL) {
+        acme_url_free(&url);
+        return NGX_ERROR;
+    }
+
+    if (ngx_strchr(url.host, ':')) {
+        p = ngx_sprintf(u.url.data, "[%s]:%d", url.host, url.port);
+
+    } else {
+        p = ngx_sprintf(u.url.data, "%s:%d", url.host, url.port);
+    }
+
+    u.url.len = p - u.url.data;
+    u.default_port = (in_port_t) url.port;
+    u.no_resolve = ngx_test_config ? 1 : 0;
+
+    acme_url_free(&url);
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (issuer->http.resolver == NULL && !ngx_test_config) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "acme: cannot resolve \"%V\" of acme_issuer \"%V\" "
+                          "(%s) and no \"resolver\" is configured",
+                          &u.url, &issuer->name, u.err ? u.err : "error");
+        }
+
+        return NGX_OK;
+    }
+
+    issuer->http.static_addrs = u.addrs;
+    issuer->http.static_naddrs = u.naddrs;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Master (also on reload), not under "nginx -t": creates the store
+ * directories for the worker user and puts stored certificates into the
+ * zone so that workers serve them from their first handshake.
+ */
+static ngx_int_t
+ngx_acme_init_module(ngx_cycle_t *cycle)
+{
+    char                   err[ACME_ERRLEN], *dir, *pem;
+    size_t                 len;
+    uid_t                  uid;
+    gid_t                  gid;
+    ngx_int_t              rc;
+    ngx_uint_t             i, created;
+    ngx_core_conf_t       *ccf;
+    ngx_acme_cert_t      **certs, *cert;
+    ngx_acme_slot_t       *slot;
+    acme_cert_info_t       info;
+    acme_cert_state_t      st;
+    ngx_acme_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module);
+
+    if (amcf == NULL || amcf->shm_zone == NULL || ngx_test_config) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    uid = (uid_t) -1;
+    gid = (gid_t) -1;
+
+    if (geteuid() == 0 && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        uid = ccf->user;
+        gid = ccf->group;
+    }
+
+    certs = amcf->certs.elts;
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        cert = certs[i];
+
+        dir = acme_store_cert_dir((char *) cert->issuer->state_path.data,
+                                  (char *) cert->id.data);
+        if (dir == NULL) {
+            return NGX_ERROR;
+        }
+
+        /* creates <root>, <root>/certs and <root>/certs/<id> */
+
+        if (acme_store_mkdirs((char *) cert->issuer->state_path.data, 0700,
+                              uid, gid, err, sizeof(err)) != 0
+            || acme_store_mkdirs(dir, 0700, uid, gid, err, sizeof(err)) != 0)
+        {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "acme: cannot create the store of certificate "
+                          "\"%V\": %s", &cert->id, err);
+        }
+
+        free(dir);
+
+        ngx_acme_shm_lock(amcf);
+        slot = ngx_acme_shm_slot(amcf, &cert->id, &created);
+        ngx_acme_shm_unlock(amcf);
+
+        if (slot == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "acme: no room for certificate \"%V\" in the "
+                          "shared zone \"%V\"", &cert->id, &amcf->zone_name);
+            return NGX_ERROR;
+        }
+
+        cert->slot = slot;
+
+        if (!created) {
+            /* reload: the zone already has it */
+            continue;
+        }
+
+        rc = acme_store_load_state((char *) cert->issuer->state_path.data,
+                                   (char *) cert->id.data, &st,
+                                   err, sizeof(err));
+        if (rc == -1) {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "acme: certificate \"%V\": state ignored: %s",
+                          &cert->id, err);
+        }
+
+        pem = NULL;
+        len = 0;
+
+        rc = acme_store_load_bundle((char *) cert->issuer->state_path.data,
+                                    (char *) cert->id.data, &pem, &len,
+                                    err, sizeof(err));
+        if (rc == -1) {
+            ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
+                          "acme: certificate \"%V\": stored bundle "
+                          "ignored: %s", &cert->id, err);
+        }
+
+        ngx_acme_shm_lock(amcf);
+
+        slot->st = st;
+
+        if (rc == 1 && pem) {
+            if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err))
+                == 0)
+            {
+                if (ngx_acme_shm_set_bundle_locked(amcf, slot, pem, len)
+                    == NGX_OK)
+                {
+                    ngx_acme_shm_set_info_locked(slot, &info);
+                }
+
+                acme_cert_info_free(&info);
+
+            } else {
+                ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
+                              "acme: certificate \"%V\": stored bundle "
+                              "ignored: %s", &cert->id, err);
+            }
+        }
+
+        ngx_acme_shm_unlock(amcf);
+
+        free(pem);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_acme_init_process(ngx_cycle_t *cycle)
+{
+    ngx_acme_main_conf_t  *amcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module);
+
+    if (amcf == NULL || amcf->shm_zone == NULL || amcf->certs.nelts == 0) {
+        return NGX_OK;
+    }
+
+    amcf->log = cycle->log;
+    amcf->timer.handler = ngx_acme_tick;
+    amcf->timer.data = amcf;
+    amcf->timer.log = cycle->log;
+    amcf->timer.cancelable = 1;
+
+    /* at once: serve stored certificates from the first handshake */
+
+    ngx_acme_tick(&amcf->timer);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_acme_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_acme_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module);
+
+    if (amcf == NULL || amcf->shm_zone == NULL || amcf->certs.nelts == 0) {
+        return;
+    }
+
+    ngx_acme_abort_all(amcf);
+
+    if (amcf->lease_held) {
+        ngx_acme_shm_lease_release(amcf);
+        amcf->lease_held = 0;
+    }
+
+    if (amcf->timer.timer_set) {
+        ngx_del_timer(&amcf->timer);
+    }
+
+    ngx_acme_ssl_free(amcf);
+}
+
+
+static void
+ngx_acme_abort_all(ngx_acme_main_conf_t *amcf)
+{
+    ngx_uint_t         i;
+    ngx_acme_cert_t  **certs;
+
+    certs = amcf->certs.elts;
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        if (certs[i]->job) {
+            ngx_acme_job_abort(amcf, certs[i]);
+        }
+    }
+}
+
+
+static void
+ngx_acme_tick(ngx_event_t *ev)
+{
+    ngx_acme_main_conf_t  *amcf = ev->data;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        /* an old worker after a reload: hand ACME to the new ones */
+
+        ngx_acme_abort_all(amcf);
+
+        if (amcf->lease_held) {
+            ngx_acme_shm_lease_release(amcf);
+            amcf->lease_held = 0;
+
+            ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                          "acme: exiting worker process %P released the "
+                          "ACME lease", ngx_pid);
+        }
+
+        return;
+    }
+
+    ngx_acme_ssl_refresh(amcf, ev->log);
+
+    if (ngx_acme_shm_lease(amcf, ev->log) == NGX_OK) {
+        amcf->lease_held = 1;
+        ngx_acme_schedule(amcf, ev->log);
+
+    } else if (amcf->lease_held) {
+        amcf->lease_held = 0;
+        ngx_acme_abort_all(amcf);
+
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "acme: worker process %P lost the ACME lease", ngx_pid);
+    }
+
+    ngx_add_timer(ev, NGX_ACME_TICK);
+}
+
+
+/* Starts the orders that are due; the lease holder only. */
+static void
+ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
+{
+    time_t              now, due, renew;
+    ngx_uint_t          i, has_bundle, parsed;
+    const char         *reason;
+    ngx_acme_cert_t   **certs, *cert;
+    ngx_acme_slot_t    *slot;
+    acme_cert_state_t   st;
+    time_t              nb, na;
+
+    now = ngx_time();
+    certs = amcf->certs.elts;
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        cert = certs[i];
+        slot = cert->slot;
+
+        if (slot == NULL || cert->job) {
+            continue;
+        }
+
+        ngx_acme_shm_lock(amcf);
+
+        st = slot->st;
+        nb = slot->not_before;
+        na = slot->not_after;
+        has_bundle = (slot->bundle != NULL);
+        parsed = (slot->generation == cert->generation);
+
+        ngx_acme_shm_unlock(amcf);
+
+        if (!has_bundle) {
+            due = (time_t) st.next_attempt;
+            reason = "no certificate yet";
+
+        } else if (!parsed) {
+            /* a new bundle this worker has not parsed yet */
+            continue;
+
+        } else if (!cert->names_match || cert->leaf == NULL) {
+            due = (time_t) st.next_attempt;
+            reason = "the configured names differ from the certificate's";
+
+        } else {
+            renew = (time_t) acme_sched_renew_at(nb, na,
+                                     cert->issuer->renew_percent / 100.0,
+                                     cert->rnd);
+            due = ngx_max(renew, (time_t) st.next_attempt);
+            reason = "renewal is due";
+        }
+
+        ngx_acme_shm_lock(amcf);
+        slot->next_renewal = due;
+        ngx_acme_shm_unlock(amcf);
+
+        if (due <= now) {
+            (void) ngx_acme_job_start(amcf, cert, reason, log);
+        }
+    }
+}

@@ -1,0 +1,460 @@
+/*
+ * The shared zone: what every worker (and the master at start) must see.
+ *
+ * Slots are found by certificate id, so a reload that keeps the zone (same
+ * name and size) keeps every certificate, its status and generation: the new
+ * workers serve at once and schedule from the stored validity instead of
+ * ordering again.  Slots are never freed: ids that leave the configuration
+ * cost a few hundred bytes until the next restart.
+ */
+
+#include "ngx_acme.h"
+
+#include <signal.h>
+
+
+static ngx_int_t ngx_acme_shm_init(ngx_shm_zone_t *shm_zone, void *data);
+
+
+ngx_int_t
+ngx_acme_shm_add(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf)
+{
+    if (amcf->zone_name.len == 0) {
+        ngx_str_set(&amcf->zone_name, "ngx_acme");
+    }
+
+    if (amcf->zone_size == 0) {
+        amcf->zone_size = 1024 * 1024;
+    }
+
+    amcf->shm_zone = ngx_shared_memory_add(cf, &amcf->zone_name,
+                                           amcf->zone_size,
+                                           &ngx_http_acme_module);
+    if (amcf->shm_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (amcf->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "acme shared zone \"%V\" is already used",
+                           &amcf->zone_name);
+        return NGX_ERROR;
+    }
+
+    amcf->shm_zone->init = ngx_acme_shm_init;
+    amcf->shm_zone->data = amcf;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_acme_shm_init(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_acme_main_conf_t  *amcf = shm_zone->data;
+
+    ngx_slab_pool_t       *shpool;
+    ngx_acme_shctx_t      *sh;
+    ngx_acme_main_conf_t  *oamcf = data;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (oamcf) {
+        /* reload with the same zone: keep everything */
+        shm_zone->data = amcf;
+        return NGX_OK;
+    }
+
+    if (shm_zone->shm.exists) {
+        /* Windows only */
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_acme_shctx_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_queue_init(&sh->slots);
+    ngx_queue_init(&sh->tokens);
+
+    shpool->data = sh;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool,
+                                     sizeof(" in acme zone \"\"")
+                                     + shm_zone->shm.name.len);
+    if (shpool->log_ctx) {
+        ngx_sprintf(shpool->log_ctx, " in acme zone \"%V\"%Z",
+                    &shm_zone->shm.name);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_acme_shctx_t *
+ngx_acme_shm_ctx(ngx_acme_main_conf_t *amcf)
+{
+    ngx_slab_pool_t  *shpool;
+
+    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
+
+    return shpool->data;
+}
+
+
+void
+ngx_acme_shm_lock(ngx_acme_main_conf_t *amcf)
+{
+    ngx_slab_pool_t  *shpool;
+
+    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
+    ngx_shmtx_lock(&shpool->mutex);
+}
+
+
+void
+ngx_acme_shm_unlock(ngx_acme_main_conf_t *amcf)
+{
+    ngx_slab_pool_t  *shpool;
+
+    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/* Finds or creates the slot of a certificate id; called locked. */
+ngx_acme_slot_t *
+ngx_acme_shm_slot(ngx_acme_main_conf_t *amcf, ngx_str_t *id,
+    ngx_uint_t *created)
+{
+    ngx_queue_t       *q;
+    ngx_slab_pool_t   *shpool;
+    ngx_acme_slot_t   *slot;
+    ngx_acme_shctx_t  *sh;
+
+    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
+    sh = shpool->data;
+
+    *created = 0;
+
+    for (q = ngx_queue_head(&sh->slots);
+         q != ngx_queue_sentinel(&sh->slots);
+         q = ngx_queue_next(q))
+    {
+        slot = ngx_queue_data(q, ngx_acme_slot_t, queue);
+
+        if (ngx_strcmp(slot->id, id->data) == 0) {
+            return slot;
+        }
+    }
+
+    if (id->len >= NGX_ACME_ID_LEN) {
+        return NULL;
+    }
+
+    slot = ngx_slab_calloc_locked(shpool, sizeof(ngx_acme_slot_t));
+    if (slot == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(slot->id, id->data, id->len);
+    ngx_queue_insert_tail(&sh->slots, &slot->queue);
+
+    *created = 1;
+
+    return slot;
+}
+
+
+/* Replaces the slot's bundle and bumps its generation and the global one. */
+ngx_int_t
+ngx_acme_shm_set_bundle_locked(ngx_acme_main_conf_t *amcf,
+    ngx_acme_slot_t *slot, const char *pem, size_t len)
+{
+    u_char           *p;
+    ngx_slab_pool_t  *shpool;
+    ngx_acme_shctx_t *sh;
+
+    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
+    sh = shpool->data;
+
+    p = ngx_slab_alloc_locked(shpool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, pem, len);
+    p[len] = '\0';
+
+    if (slot->bundle) {
+        ngx_slab_free_locked(shpool, slot->bundle);
+    }
+
+    slot->bundle = p;
+    slot->bundle_len = len;
+    slot->generation++;
+    sh->generation++;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_acme_shm_set_info_locked(ngx_acme_slot_t *slot,
+    const acme_cert_info_t *info)
+{
+    slot->not_before = (time_t) info->not_before;
+    slot->not_after = (time_t) info->not_after;
+    ngx_cpystrn(slot->serial, (u_char *) info->serial, sizeof(slot->serial));
+    ngx_cpystrn(slot->ca_issuer, (u_char *) info->issuer,
+                sizeof(slot->ca_issuer));
+}
+
+
+ngx_int_t
+ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
+    const char *token, const char *key_authz)
+{
+    size_t             tlen, klen;
+    ngx_slab_pool_t   *shpool;
+    ngx_acme_token_t  *t;
+    ngx_acme_shctx_t  *sh;
+
+    tlen = ngx_strlen(token);
+    klen = ngx_strlen(key_authz);
+
+    if (tlen == 0 || tlen > NGX_ACME_TOKEN_LEN || klen > NGX_ACME_KEYAUTHZ_LEN)
+    {
+        return NGX_DECLINED;
+    }
+
+    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
+    sh = shpool->data;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    t = ngx_slab_calloc_locked(shpool, sizeof(ngx_acme_token_t));
+    if (t == NULL) {
+        ngx_shmtx_unlock(&shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    t->slot = slot;
+    ngx_memcpy(t->token, token, tlen);
+    ngx_memcpy(t->key_authz, key_authz, klen);
+    ngx_queue_insert_tail(&sh->tokens, &t->queue);
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_acme_shm_token_del(ngx_acme_main_conf_t *amcf, const char *token)
+{
+    ngx_queue_t       *q, *next;
+    ngx_slab_pool_t   *shpool;
+    ngx_acme_token_t  *t;
+    ngx_acme_shctx_t  *sh;
+
+    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
+    sh = shpool->data;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (q = ngx_queue_head(&sh->tokens);
+         q != ngx_queue_sentinel(&sh->tokens);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        t = ngx_queue_data(q, ngx_acme_token_t, queue);
+
+        if (ngx_strcmp(t->token, token) == 0) {
+            ngx_queue_remove(q);
+            ngx_slab_free_locked(shpool, t);
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+}
+
+
+/* Drops the tokens of one slot, or every token when slot is NULL. */
+void
+ngx_acme_shm_tokens_drop_locked(ngx_acme_main_conf_t *amcf,
+    ngx_acme_slot_t *slot)
+{
+    ngx_queue_t       *q, *next;
+    ngx_slab_pool_t   *shpool;
+    ngx_acme_token_t  *t;
+    ngx_acme_shctx_t  *sh;
+
+    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
+    sh = shpool->data;
+
+    for (q = ngx_queue_head(&sh->tokens);
+         q != ngx_queue_sentinel(&sh->tokens);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        t = ngx_queue_data(q, ngx_acme_token_t, queue);
+
+        if (slot == NULL || t->slot == slot) {
+            ngx_queue_remove(q);
+            ngx_slab_free_locked(shpool, t);
+        }
+    }
+}
+
+
+/*
+ * Copies the key authorization of a pending token into buf.
+ * NGX_OK, or NGX_DECLINED when the token is not pending.
+ */
+ngx_int_t
+ngx_acme_shm_token_find(ngx_acme_main_conf_t *amcf, u_char *token,
+    size_t len, u_char *buf, size_t *buf_len)
+{
+    size_t             n;
+    ngx_int_t          rc;
+    ngx_queue_t       *q;
+    ngx_slab_pool_t   *shpool;
+    ngx_acme_token_t  *t;
+    ngx_acme_shctx_t  *sh;
+
+    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
+    sh = shpool->data;
+
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (q = ngx_queue_head(&sh->tokens);
+         q != ngx_queue_sentinel(&sh->tokens);
+         q = ngx_queue_next(q))
+    {
+        t = ngx_queue_data(q, ngx_acme_token_t, queue);
+
+        if (ngx_strlen(t->token) == len && ngx_memcmp(t->token, token, len) == 0)
+        {
+            n = ngx_min(ngx_strlen(t->key_authz), *buf_len);
+            ngx_memcpy(buf, t->key_authz, n);
+            *buf_len = n;
+            rc = NGX_OK;
+            break;
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * The ACME lease: returns NGX_OK when this worker holds it (taking it when
+ * it is free, expired or its holder is gone), NGX_DECLINED otherwise.  A new
+ * holder drops what a dead one left behind: its challenge tokens and
+ * "renewing" marks.
+ */
+ngx_int_t
+ngx_acme_shm_lease(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
+{
+    time_t             now;
+    ngx_pid_t          old;
+    ngx_queue_t       *q;
+    ngx_acme_slot_t   *slot;
+    ngx_acme_shctx_t  *sh;
+
+    now = ngx_time();
+    sh = ngx_acme_shm_ctx(amcf);
+
+    ngx_acme_shm_lock(amcf);
+
+    if (sh->lease_pid == ngx_pid) {
+        sh->lease_expires = now + NGX_ACME_LEASE_TTL;
+        ngx_acme_shm_unlock(amcf);
+        return NGX_OK;
+    }
+
+    old = sh->lease_pid;
+
+    if (old != 0
+        && sh->lease_expires >= now
+        && !(kill(old, 0) == -1 && ngx_errno == NGX_ESRCH))
+    {
+        ngx_acme_shm_unlock(amcf);
+        return NGX_DECLINED;
+    }
+
+    sh->lease_pid = ngx_pid;
+    sh->lease_expires = now + NGX_ACME_LEASE_TTL;
+
+    ngx_acme_shm_tokens_drop_locked(amcf, NULL);
+
+    for (q = ngx_queue_head(&sh->slots);
+         q != ngx_queue_sentinel(&sh->slots);
+         q = ngx_queue_next(q))
+    {
+        slot = ngx_queue_data(q, ngx_acme_slot_t, queue);
+        slot->renewing = 0;
+        slot->step[0] = '\0';
+    }
+
+    ngx_acme_shm_unlock(amcf);
+
+    if (old) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "acme: worker process %P took over the ACME lease "
+                      "from process %P", ngx_pid, old);
+
+    } else {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "acme: worker process %P took the ACME lease", ngx_pid);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_acme_shm_lease_release(ngx_acme_main_conf_t *amcf)
+{
+    ngx_acme_shctx_t  *sh;
+
+    sh = ngx_acme_shm_ctx(amcf);
+
+    ngx_acme_shm_lock(amcf);
+
+    if (sh->lease_pid == ngx_pid) {
+        sh->lease_pid = 0;
+        sh->lease_expires = 0;
+    }
+
+    ngx_acme_shm_unlock(amcf);
+}
+
+
+/* The pid driving ACME, or 0 when nobody holds a live lease. */
+ngx_pid_t
+ngx_acme_shm_lease_pid(ngx_acme_main_conf_t *amcf)
+{
+    ngx_pid_t          pid;
+    ngx_acme_shctx_t  *sh;
+
+    sh = ngx_acme_shm_ctx(amcf);
+
+    ngx_acme_shm_lock(amcf);
+
+    pid = sh->lease_pid;
+
+    if (sh->lease_expires < ngx_time()) {
+        pid = 0;
+    }
+
+    ngx_acme_shm_unlock(amcf);
+
+    return pid;
+}
