@@ -1,0 +1,1514 @@
+/*
+ * The sans-I/O ACME engine (RFC 8555): one order, from the directory to the
+ * certificate chain.
+ *
+ * Every protocol step is a state whose request is rebuilt from the engine's
+ * fields each time acme_engine_next() reaches it.  That makes a badNonce
+ * retry trivial (stay in the state; the next call signs again with the
+ * fresh nonce) and keeps the response handlers free of request bookkeeping.
+ * Requests that need a nonce when none is at hand are preceded by a HEAD to
+ * newNonce.  Failures jump to S_FINISH, which unpublishes every published
+ * challenge before reporting DONE or ERROR.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "acme_csr.h"
+#include "acme_engine.h"
+#include "acme_jws.h"
+#include "acme_sched.h"
+#include "acme_util.h"
+
+#define ERR_PREFIX          "urn:ietf:params:acme:error:"
+#define JOSE_JSON           "application/jose+json"
+#define PEM_CHAIN           "application/pem-certificate-chain"
+#define POLL_DEFAULT        1       /* seconds between polls */
+#define POLL_MAX            60      /* cap on a CA's Retry-After for polls */
+#define DEFAULT_TIMEOUT     600
+
+
+typedef enum {
+    S_DIRECTORY = 0,
+    S_ACCOUNT_FIND,         /* newAccount onlyReturnExisting */
+    S_ACCOUNT_CREATE,
+    S_ACCOUNT_EMIT,         /* ACME_ACT_ACCOUNT */
+    S_NEW_ORDER,
+    S_AUTHZ,                /* first fetch of authorizations[authz_i] */
+    S_PUBLISH,
+    S_CHALLENGE,
+    S_AUTHZ_POLL,
+    S_ORDER_READY,
+    S_FINALIZE,
+    S_ORDER_VALID,
+    S_CERT,
+    S_FINISH
+} state_t;
+
+enum { AW_NONE = 0, AW_NONCE, AW_MAIN };
+
+typedef struct {
+    char    *type;
+    char    *identifier;
+    char    *token;
+    char    *key_authz;
+} published_t;
+
+struct acme_engine_s {
+    /* configuration (copies) */
+    char                *directory_url;
+    EVP_PKEY            *account_key;
+    EVP_PKEY            *cert_key;
+    char               **contacts;
+    size_t               n_contacts;
+    int                  terms_agreed;
+    char               **names;
+    size_t               n_names;
+    char                *challenge_type;
+    long long            deadline;
+    int                  max_bad_nonce;
+
+    /* directory */
+    char                *new_nonce_url;
+    char                *new_account_url;
+    char                *new_order_url;
+    int                  eab_required;
+
+    /* account */
+    char                *account_url;
+    int                  account_from_store;
+    int                  account_fallback_done;
+
+    /* order */
+    char                *order_url;
+    char                *finalize_url;
+    char                *certificate_url;
+    char               **authz_urls;
+    size_t               n_authz;
+    size_t               authz_i;
+    char                *authz_ident;       /* of authz_i, once fetched */
+    char                *chal_url;
+    char                *chal_token;
+    char                *key_authz;
+    int                  chal_processing;
+    char                *csr_b64;
+
+    /* progress */
+    state_t              state;
+    int                  awaiting;
+    int                  bad_nonce_count;
+    long long            now;
+    long long            wake_at;
+    char                *nonce;
+    char                *req_body;          /* the JWS of the request in flight */
+    acme_http_request_t  req;               /* the request in flight */
+
+    published_t         *pub;
+    size_t               n_pub;
+    published_t          unpub;             /* the last UNPUBLISH's strings */
+
+    /* outcome */
+    acme_action_kind_t   result;
+    char                *cert;
+    size_t               cert_len;
+    char                *error;
+    long long            retry_after;
+};
+
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static void
+published_free(published_t *p)
+{
+    free(p->type);
+    free(p->identifier);
+    free(p->token);
+    free(p->key_authz);
+    memset(p, 0, sizeof(*p));
+}
+
+
+static char **
+strv_dup(const char *const *v, size_t n)
+{
+    char   **out;
+    size_t   i;
+
+    out = calloc(n ? n : 1, sizeof(char *));
+    if (out == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        out[i] = acme_strdup(v[i]);
+        if (out[i] == NULL) {
+            while (i--) {
+                free(out[i]);
+            }
+            free(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+
+static void
+strv_free(char **v, size_t n)
+{
+    size_t i;
+
+    if (v == NULL) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+
+static void
+set_str(char **dst, const char *src)
+{
+    char *s = acme_strdup(src);
+
+    free(*dst);
+    *dst = s;
+}
+
+
+/* A CA's text goes into one-line logs and status JSON: no control chars. */
+static void
+one_line(char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char) *s < ' ' || *s == 0x7f) {
+            *s = ' ';
+        }
+    }
+}
+
+
+static void
+fail(acme_engine_t *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+fail(acme_engine_t *e, const char *fmt, ...)
+{
+    va_list  ap;
+    char    *msg = NULL;
+
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0) {
+        msg = NULL;
+    }
+    va_end(ap);
+
+    free(e->error);
+    e->error = msg ? msg : acme_strdup("out of memory");
+    if (e->error) {
+        one_line(e->error);
+    }
+    e->result = ACME_ACT_ERROR;
+    e->state = S_FINISH;
+    e->awaiting = AW_NONE;
+}
+
+
+static const char *
+jstr(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+
+/* Name of the request a state sends, for error messages. */
+static const char *
+req_label(const acme_engine_t *e)
+{
+    switch (e->state) {
+    case S_DIRECTORY:       return "directory";
+    case S_ACCOUNT_FIND:
+    case S_ACCOUNT_CREATE:
+    case S_ACCOUNT_EMIT:    return "new-account";
+    case S_NEW_ORDER:       return "new-order";
+    case S_AUTHZ:
+    case S_PUBLISH:
+    case S_AUTHZ_POLL:      return "authorization";
+    case S_CHALLENGE:       return "challenge";
+    case S_ORDER_READY:
+    case S_ORDER_VALID:     return "order";
+    case S_FINALIZE:        return "finalize";
+    case S_CERT:            return "certificate";
+    default:                return "engine";
+    }
+}
+
+
+/*
+ * Subproblems (RFC 8555 section 6.7.1) briefly: " [value: type: detail;
+ * ...]", or "".  malloc'd.
+ */
+static char *
+subproblems_text(json_t *prob)
+{
+    const char  *st, *sd, *sv;
+    json_t      *subs, *sub;
+    size_t       i;
+    char        *s, *t;
+
+    subs = json_object_get(prob, "subproblems");
+    if (!json_is_array(subs) || json_array_size(subs) == 0) {
+        return acme_strdup("");
+    }
+
+    s = acme_strdup("");
+    json_array_foreach(subs, i, sub) {
+        if (s == NULL) {
+            return NULL;
+        }
+        st = jstr(sub, "type");
+        sd = jstr(sub, "detail");
+        sv = jstr(json_object_get(sub, "identifier"), "value");
+        t = acme_sprintf("%s%s%s%s%s%s%s", s, i == 0 ? " [" : "; ",
+                         sv ? sv : "", sv ? ": " : "",
+                         st ? st : "about:blank", sd ? ": " : "", sd ? sd : "");
+        free(s);
+        s = t;
+    }
+
+    if (s == NULL) {
+        return NULL;
+    }
+    t = acme_sprintf("%s]", s);
+    free(s);
+    return t;
+}
+
+
+/* "type: detail" of an RFC 7807 problem, verbatim.  malloc'd. */
+static char *
+problem_main(json_t *prob)
+{
+    const char *type, *detail;
+
+    type = jstr(prob, "type");
+    detail = jstr(prob, "detail");
+
+    return acme_sprintf("%s%s%s", type ? type : "about:blank",
+                        detail ? ": " : "", detail ? detail : "");
+}
+
+
+/* problem_main() followed by its subproblems.  malloc'd. */
+static char *
+problem_text(json_t *prob)
+{
+    char *m, *s, *t;
+
+    m = problem_main(prob);
+    s = subproblems_text(prob);
+    t = (m && s) ? acme_sprintf("%s%s", m, s) : NULL;
+    free(m);
+    free(s);
+    return t;
+}
+
+
+/* The problem document of an error response, or NULL. */
+static json_t *
+problem_of(const acme_http_response_t *resp)
+{
+    json_t *j;
+
+    if (resp->body == NULL || resp->body_len == 0) {
+        return NULL;
+    }
+    j = json_loadb(resp->body, resp->body_len, 0, NULL);
+    if (j != NULL && (!json_is_object(j) || jstr(j, "type") == NULL)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+
+static int
+problem_is(json_t *prob, const char *name)
+{
+    const char *type = prob ? jstr(prob, "type") : NULL;
+
+    return type != NULL && strncmp(type, ERR_PREFIX, sizeof(ERR_PREFIX) - 1) == 0
+           && strcmp(type + sizeof(ERR_PREFIX) - 1, name) == 0;
+}
+
+
+/* Fails with the error response's problem document quoted verbatim. */
+static void
+fail_response(acme_engine_t *e, const char *label,
+    const acme_http_response_t *resp, json_t *prob)
+{
+    char *text, *subs;
+
+    e->retry_after = acme_sched_parse_retry_after(resp->retry_after, e->now);
+
+    if (prob != NULL) {
+        text = problem_main(prob);
+        subs = subproblems_text(prob);
+        fail(e, "%s: %s (HTTP %d)%s", label, text ? text : "(problem)",
+             resp->status, subs ? subs : "");
+        free(text);
+        free(subs);
+        return;
+    }
+
+    fail(e, "%s: unexpected response: HTTP %d%s%s%s", label, resp->status,
+         resp->content_type ? " (" : "",
+         resp->content_type ? resp->content_type : "",
+         resp->content_type ? ")" : "");
+}
+
+
+/* The JSON object of a successful response, or NULL after failing. */
+static json_t *
+json_body(acme_engine_t *e, const acme_http_response_t *resp)
+{
+    json_error_t  jerr;
+    json_t       *j;
+
+    if (resp->body == NULL || resp->body_len == 0) {
+        fail(e, "%s: empty response body, expected JSON (HTTP %d)",
+             req_label(e), resp->status);
+        return NULL;
+    }
+
+    j = json_loadb(resp->body, resp->body_len, 0, &jerr);
+    if (j == NULL) {
+        fail(e, "%s: response is not valid JSON (HTTP %d%s%s): %s",
+             req_label(e), resp->status,
+             resp->content_type ? ", " : "",
+             resp->content_type ? resp->content_type : "", jerr.text);
+        return NULL;
+    }
+
+    if (!json_is_object(j)) {
+        json_decref(j);
+        fail(e, "%s: response is not a JSON object (HTTP %d)", req_label(e),
+             resp->status);
+        return NULL;
+    }
+
+    return j;
+}
+
+
+/* Seconds until the next poll: the CA's Retry-After, within [1, 60]. */
+static long long
+poll_at(acme_engine_t *e, const acme_http_response_t *resp)
+{
+    long long t, d = POLL_DEFAULT;
+
+    t = acme_sched_parse_retry_after(resp->retry_after, e->now);
+    if (t > 0) {
+        d = t - e->now;
+        if (d < POLL_DEFAULT) {
+            d = POLL_DEFAULT;
+        }
+        if (d > POLL_MAX) {
+            d = POLL_MAX;
+        }
+    }
+
+    t = e->now + d;
+    return t < e->deadline ? t : e->deadline;
+}
+
+
+static int
+is_ip_literal(const char *s)
+{
+    unsigned char buf[16];
+
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+
+/* Tokens end up in URL paths and file-less lookups: base64url only. */
+static int
+token_ok(const char *t)
+{
+    size_t n = 0;
+
+    for (; *t; t++, n++) {
+        if (!isalnum((unsigned char) *t) && *t != '-' && *t != '_') {
+            return 0;
+        }
+    }
+    return n > 0 && n <= 256;
+}
+
+
+static void
+reset_order(acme_engine_t *e)
+{
+    free(e->order_url);
+    free(e->finalize_url);
+    free(e->certificate_url);
+    strv_free(e->authz_urls, e->n_authz);
+    free(e->authz_ident);
+    free(e->chal_url);
+    free(e->chal_token);
+    free(e->key_authz);
+    e->order_url = NULL;
+    e->finalize_url = NULL;
+    e->certificate_url = NULL;
+    e->authz_urls = NULL;
+    e->n_authz = 0;
+    e->authz_i = 0;
+    e->authz_ident = NULL;
+    e->chal_url = NULL;
+    e->chal_token = NULL;
+    e->key_authz = NULL;
+    e->chal_processing = 0;
+}
+
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+acme_engine_t *
+acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
+{
+    acme_engine_t *e;
+
+    if (cfg->directory_url == NULL || cfg->directory_url[0] == '\0') {
+        acme_err(err, errlen, "no ACME directory URL");
+        return NULL;
+    }
+    if (cfg->account_key == NULL || cfg->cert_key == NULL) {
+        acme_err(err, errlen, "account and certificate keys are required");
+        return NULL;
+    }
+    if (acme_jws_alg(cfg->account_key) == NULL) {
+        acme_err(err, errlen, "unsupported account key type");
+        return NULL;
+    }
+    if (cfg->n_names == 0 || cfg->names == NULL) {
+        acme_err(err, errlen, "no names to order a certificate for");
+        return NULL;
+    }
+
+    e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        acme_err(err, errlen, "out of memory");
+        return NULL;
+    }
+
+    e->directory_url = acme_strdup(cfg->directory_url);
+    e->contacts = strv_dup(cfg->contacts, cfg->contacts ? cfg->n_contacts : 0);
+    e->n_contacts = cfg->contacts ? cfg->n_contacts : 0;
+    e->names = strv_dup(cfg->names, cfg->n_names);
+    e->n_names = cfg->n_names;
+    e->challenge_type = acme_strdup(cfg->challenge_type ? cfg->challenge_type
+                                                        : "http-01");
+    e->terms_agreed = cfg->terms_agreed;
+    e->deadline = cfg->deadline;
+    e->max_bad_nonce = cfg->max_bad_nonce > 0 ? cfg->max_bad_nonce : 10;
+
+    if (cfg->account_url != NULL && cfg->account_url[0] != '\0') {
+        e->account_url = acme_strdup(cfg->account_url);
+        e->account_from_store = 1;
+    }
+
+    if (e->directory_url == NULL || e->contacts == NULL || e->names == NULL
+        || e->challenge_type == NULL
+        || (e->account_from_store && e->account_url == NULL))
+    {
+        acme_engine_free(e);
+        acme_err(err, errlen, "out of memory");
+        return NULL;
+    }
+
+    EVP_PKEY_up_ref(cfg->account_key);
+    e->account_key = cfg->account_key;
+    EVP_PKEY_up_ref(cfg->cert_key);
+    e->cert_key = cfg->cert_key;
+
+    e->state = S_DIRECTORY;
+    return e;
+}
+
+
+void
+acme_engine_free(acme_engine_t *e)
+{
+    size_t i;
+
+    if (e == NULL) {
+        return;
+    }
+
+    reset_order(e);
+    free(e->directory_url);
+    EVP_PKEY_free(e->account_key);
+    EVP_PKEY_free(e->cert_key);
+    strv_free(e->contacts, e->n_contacts);
+    strv_free(e->names, e->n_names);
+    free(e->challenge_type);
+    free(e->new_nonce_url);
+    free(e->new_account_url);
+    free(e->new_order_url);
+    free(e->account_url);
+    free(e->csr_b64);
+    free(e->nonce);
+    free(e->req_body);
+    for (i = 0; i < e->n_pub; i++) {
+        published_free(&e->pub[i]);
+    }
+    free(e->pub);
+    published_free(&e->unpub);
+    free(e->cert);
+    free(e->error);
+    free(e);
+}
+
+
+/* ---- requests ------------------------------------------------------------ */
+
+static void
+emit_http(acme_engine_t *e, acme_action_t *act, const char *method,
+    const char *url, const char *body, const char *accept)
+{
+    memset(&e->req, 0, sizeof(e->req));
+    e->req.method = method;
+    e->req.url = url;
+    e->req.body = body;
+    e->req.body_len = body ? strlen(body) : 0;
+    e->req.content_type = body ? JOSE_JSON : NULL;
+    e->req.accept = accept;
+
+    act->kind = ACME_ACT_HTTP;
+    act->request = e->req;
+}
+
+
+/*
+ * A signed POST (payload NULL = POST-as-GET), preceded by HEAD newNonce when
+ * no nonce is at hand.  with_jwk: newAccount requests, keyed by the JWK.
+ */
+static void
+post(acme_engine_t *e, acme_action_t *act, const char *url,
+    const char *payload, int with_jwk, const char *accept)
+{
+    char *jws;
+
+    if (e->nonce == NULL) {
+        e->awaiting = AW_NONCE;
+        emit_http(e, act, "HEAD", e->new_nonce_url, NULL, NULL);
+        return;
+    }
+
+    jws = acme_jws_sign(e->account_key, with_jwk ? NULL : e->account_url,
+                        e->nonce, url, payload);
+
+    /* a nonce is good for one request, whatever becomes of it */
+    free(e->nonce);
+    e->nonce = NULL;
+
+    if (jws == NULL) {
+        fail(e, "%s: signing the request failed", req_label(e));
+        return;
+    }
+
+    free(e->req_body);
+    e->req_body = jws;
+    e->awaiting = AW_MAIN;
+    emit_http(e, act, "POST", url, jws, accept);
+}
+
+
+static char *
+new_account_payload(acme_engine_t *e)
+{
+    json_t  *o, *c;
+    size_t   i;
+    char    *s;
+
+    o = json_object();
+    if (o == NULL) {
+        return NULL;
+    }
+    json_object_set_new(o, "termsOfServiceAgreed",
+                        json_boolean(e->terms_agreed));
+    if (e->n_contacts) {
+        c = json_array();
+        for (i = 0; i < e->n_contacts; i++) {
+            json_array_append_new(c, json_string(e->contacts[i]));
+        }
+        json_object_set_new(o, "contact", c);
+    }
+    s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+
+static char *
+new_order_payload(acme_engine_t *e)
+{
+    json_t  *o, *ids;
+    size_t   i;
+    char    *s;
+
+    ids = json_array();
+    for (i = 0; i < e->n_names; i++) {
+        json_array_append_new(ids, json_pack("{s:s, s:s}",
+            "type", is_ip_literal(e->names[i]) ? "ip" : "dns",
+            "value", e->names[i]));
+    }
+    o = json_pack("{s:o}", "identifiers", ids);
+    if (o == NULL) {
+        return NULL;
+    }
+    s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+
+static char *
+finalize_payload(acme_engine_t *e)
+{
+    unsigned char  *der;
+    size_t          der_len;
+    char            err[ACME_ERRLEN];
+    json_t         *o;
+    char           *s;
+
+    if (e->csr_b64 == NULL) {
+        if (acme_csr_build(e->cert_key, (const char *const *) e->names,
+                           e->n_names, 0, &der, &der_len, err, sizeof(err))
+            != 0)
+        {
+            fail(e, "finalize: building the CSR failed: %s", err);
+            return NULL;
+        }
+        e->csr_b64 = acme_b64url_encode(der, der_len);
+        free(der);
+        if (e->csr_b64 == NULL) {
+            fail(e, "finalize: out of memory");
+            return NULL;
+        }
+    }
+
+    o = json_pack("{s:s}", "csr", e->csr_b64);
+    s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (s == NULL) {
+        fail(e, "finalize: out of memory");
+    }
+    return s;
+}
+
+
+/* ---- acme_engine_next ---------------------------------------------------- */
+
+static void
+fail_timeout(acme_engine_t *e)
+{
+    switch (e->state) {
+    case S_DIRECTORY:
+        fail(e, "timed out waiting for the directory");
+        break;
+    case S_ACCOUNT_FIND:
+    case S_ACCOUNT_CREATE:
+        fail(e, "timed out waiting for the account");
+        break;
+    case S_NEW_ORDER:
+        fail(e, "timed out waiting for the new order");
+        break;
+    case S_AUTHZ:
+    case S_PUBLISH:
+    case S_CHALLENGE:
+    case S_AUTHZ_POLL:
+        fail(e, "timed out waiting for the authorization of %s to become valid",
+             e->authz_ident ? e->authz_ident
+             : e->authz_i < e->n_authz ? e->authz_urls[e->authz_i] : "the order");
+        break;
+    case S_ORDER_READY:
+        fail(e, "timed out waiting for the order to become ready");
+        break;
+    case S_FINALIZE:
+    case S_ORDER_VALID:
+        fail(e, "timed out waiting for the certificate to be issued");
+        break;
+    case S_CERT:
+        fail(e, "timed out waiting for the certificate download");
+        break;
+    default:
+        fail(e, "timed out");
+        break;
+    }
+}
+
+
+void
+acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
+{
+    published_t  *p;
+    char         *payload;
+
+    memset(act, 0, sizeof(*act));
+    published_free(&e->unpub);
+
+    e->now = now;
+    if (e->deadline == 0) {
+        e->deadline = now + DEFAULT_TIMEOUT;
+    }
+
+    if (e->awaiting != AW_NONE) {
+        /* the host asks again without answering: repeat the request */
+        act->kind = ACME_ACT_HTTP;
+        act->request = e->req;
+        return;
+    }
+
+    /* the account is persisted whatever the clock says */
+    if (e->state != S_FINISH && e->state != S_ACCOUNT_EMIT
+        && now >= e->deadline)
+    {
+        fail_timeout(e);
+    }
+
+    for ( ;; ) {
+        switch (e->state) {
+
+        case S_DIRECTORY:
+            emit_http(e, act, "GET", e->directory_url, NULL, NULL);
+            e->awaiting = AW_MAIN;
+            return;
+
+        case S_ACCOUNT_FIND:
+            post(e, act, e->new_account_url, "{\"onlyReturnExisting\":true}",
+                 1, NULL);
+            break;
+
+        case S_ACCOUNT_CREATE:
+            if (e->eab_required) {
+                fail(e, "new-account: the CA requires External Account "
+                     "Binding (meta.externalAccountRequired), which is not "
+                     "supported");
+                continue;
+            }
+            payload = new_account_payload(e);
+            if (payload == NULL) {
+                fail(e, "new-account: out of memory");
+                continue;
+            }
+            post(e, act, e->new_account_url, payload, 1, NULL);
+            free(payload);
+            break;
+
+        case S_ACCOUNT_EMIT:
+            act->kind = ACME_ACT_ACCOUNT;
+            act->account_url = e->account_url;
+            e->state = S_NEW_ORDER;
+            return;
+
+        case S_NEW_ORDER:
+            payload = new_order_payload(e);
+            if (payload == NULL) {
+                fail(e, "new-order: out of memory");
+                continue;
+            }
+            post(e, act, e->new_order_url, payload, 0, NULL);
+            free(payload);
+            break;
+
+        case S_AUTHZ:
+            if (e->authz_i == e->n_authz) {
+                e->state = S_ORDER_READY;
+                e->wake_at = 0;
+                continue;
+            }
+            post(e, act, e->authz_urls[e->authz_i], NULL, 0, NULL);
+            break;
+
+        case S_PUBLISH:
+            p = realloc(e->pub, (e->n_pub + 1) * sizeof(published_t));
+            if (p == NULL) {
+                fail(e, "authorization: out of memory");
+                continue;
+            }
+            e->pub = p;
+            p = &e->pub[e->n_pub];
+            p->type = acme_strdup(e->challenge_type);
+            p->identifier = acme_strdup(e->authz_ident);
+            p->token = acme_strdup(e->chal_token);
+            p->key_authz = acme_strdup(e->key_authz);
+            if (!p->type || !p->identifier || !p->token || !p->key_authz) {
+                published_free(p);
+                fail(e, "authorization: out of memory");
+                continue;
+            }
+            e->n_pub++;
+
+            act->kind = ACME_ACT_PUBLISH;
+            act->challenge_type = p->type;
+            act->identifier = p->identifier;
+            act->token = p->token;
+            act->key_authz = p->key_authz;
+
+            if (e->chal_processing) {
+                /* answered in an earlier run: only wait for the result */
+                e->state = S_AUTHZ_POLL;
+                e->wake_at = 0;
+            } else {
+                e->state = S_CHALLENGE;
+            }
+            return;
+
+        case S_CHALLENGE:
+            post(e, act, e->chal_url, "{}", 0, NULL);
+            break;
+
+        case S_AUTHZ_POLL:
+            if (now < e->wake_at) {
+                act->kind = ACME_ACT_SLEEP;
+                act->wake_at = e->wake_at;
+                return;
+            }
+            post(e, act, e->authz_urls[e->authz_i], NULL, 0, NULL);
+            break;
+
+        case S_ORDER_READY:
+        case S_ORDER_VALID:
+            if (now < e->wake_at) {
+                act->kind = ACME_ACT_SLEEP;
+                act->wake_at = e->wake_at;
+                return;
+            }
+            post(e, act, e->order_url, NULL, 0, NULL);
+            break;
+
+        case S_FINALIZE:
+            payload = finalize_payload(e);
+            if (payload == NULL) {
+                continue;
+            }
+            post(e, act, e->finalize_url, payload, 0, NULL);
+            free(payload);
+            break;
+
+        case S_CERT:
+            post(e, act, e->certificate_url, NULL, 0, PEM_CHAIN);
+            break;
+
+        case S_FINISH:
+            if (e->n_pub > 0) {
+                e->unpub = e->pub[--e->n_pub];
+                act->kind = ACME_ACT_UNPUBLISH;
+                act->challenge_type = e->unpub.type;
+                act->identifier = e->unpub.identifier;
+                act->token = e->unpub.token;
+                return;
+            }
+            act->kind = e->result;
+            return;
+        }
+
+        /* post() either emitted a request or failed */
+        if (e->state != S_FINISH) {
+            return;
+        }
+        memset(act, 0, sizeof(*act));
+    }
+}
+
+
+/* ---- responses ----------------------------------------------------------- */
+
+static void
+on_directory(acme_engine_t *e, json_t *j)
+{
+    const char  *nn, *na, *no;
+    json_t      *meta;
+
+    nn = jstr(j, "newNonce");
+    na = jstr(j, "newAccount");
+    no = jstr(j, "newOrder");
+
+    if (nn == NULL || na == NULL || no == NULL) {
+        fail(e, "directory: \"%s\" is missing from the directory at %s",
+             nn == NULL ? "newNonce" : na == NULL ? "newAccount" : "newOrder",
+             e->directory_url);
+        return;
+    }
+
+    set_str(&e->new_nonce_url, nn);
+    set_str(&e->new_account_url, na);
+    set_str(&e->new_order_url, no);
+
+    meta = json_object_get(j, "meta");
+    e->eab_required = json_is_true(json_object_get(meta, "externalAccountRequired"));
+
+    e->state = e->account_url ? S_NEW_ORDER : S_ACCOUNT_FIND;
+}
+
+
+static void
+on_account(acme_engine_t *e, const acme_http_response_t *resp)
+{
+    json_t      *j;
+    const char  *status;
+
+    if (resp->location == NULL || resp->location[0] == '\0') {
+        fail(e, "new-account: the response has no Location (HTTP %d)",
+             resp->status);
+        return;
+    }
+
+    /* the body is the account object; its status matters if present */
+    j = resp->body_len ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+    status = j ? jstr(j, "status") : NULL;
+    if (status != NULL && strcmp(status, "valid") != 0) {
+        fail(e, "new-account: account %s is %s", resp->location, status);
+        json_decref(j);
+        return;
+    }
+    json_decref(j);
+
+    set_str(&e->account_url, resp->location);
+    e->state = S_ACCOUNT_EMIT;
+}
+
+
+/* Fails with the order's own error when it is invalid; 0 if not. */
+static int
+order_invalid(acme_engine_t *e, json_t *order, const char *status)
+{
+    json_t  *err;
+    char    *text;
+
+    if (strcmp(status, "invalid") != 0) {
+        return 0;
+    }
+
+    err = json_object_get(order, "error");
+    text = json_is_object(err) ? problem_text(err) : NULL;
+    fail(e, "%s: order %s is invalid%s%s", req_label(e),
+         e->order_url ? e->order_url : "", text ? ": " : "", text ? text : "");
+    free(text);
+    return 1;
+}
+
+
+static void
+on_new_order(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
+{
+    const char  *status, *fin, *u;
+    json_t      *authzs, *a;
+    size_t       i;
+
+    if (resp->location == NULL || resp->location[0] == '\0') {
+        fail(e, "new-order: the response has no Location (HTTP %d)",
+             resp->status);
+        return;
+    }
+    set_str(&e->order_url, resp->location);
+
+    status = jstr(j, "status");
+    fin = jstr(j, "finalize");
+    authzs = json_object_get(j, "authorizations");
+
+    if (status == NULL || fin == NULL || !json_is_array(authzs)) {
+        fail(e, "new-order: the order has no \"%s\"",
+             status == NULL ? "status" : fin == NULL ? "finalize"
+                                                     : "authorizations");
+        return;
+    }
+
+    if (order_invalid(e, j, status)) {
+        return;
+    }
+
+    if (strcmp(status, "valid") == 0) {
+        /* its certificate would not be for our fresh key */
+        fail(e, "new-order: the CA returned an already valid order %s",
+             e->order_url);
+        return;
+    }
+
+    set_str(&e->finalize_url, fin);
+
+    e->n_authz = json_array_size(authzs);
+    e->authz_urls = calloc(e->n_authz ? e->n_authz : 1, sizeof(char *));
+    if (e->authz_urls == NULL) {
+        e->n_authz = 0;
+        fail(e, "new-order: out of memory");
+        return;
+    }
+    json_array_foreach(authzs, i, a) {
+        u = json_string_value(a);
+        if (u == NULL) {
+            fail(e, "new-order: an authorization URL is not a string");
+            return;
+        }
+        e->authz_urls[i] = acme_strdup(u);
+    }
+
+    e->authz_i = 0;
+    e->state = S_AUTHZ;
+}
+
+
+static json_t *
+find_challenge(json_t *authz, const char *type)
+{
+    json_t  *chals, *c;
+    size_t   i;
+
+    chals = json_object_get(authz, "challenges");
+    json_array_foreach(chals, i, c) {
+        if (json_is_object(c) && jstr(c, "type")
+            && strcmp(jstr(c, "type"), type) == 0)
+        {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+
+static void
+fail_authz_invalid(acme_engine_t *e, json_t *authz)
+{
+    json_t  *chals, *c, *err;
+    size_t   i;
+    char    *text = NULL;
+    const char *type = e->challenge_type;
+
+    /* the configured challenge's error, else any challenge's error */
+    c = find_challenge(authz, e->challenge_type);
+    err = c ? json_object_get(c, "error") : NULL;
+    if (!json_is_object(err)) {
+        chals = json_object_get(authz, "challenges");
+        json_array_foreach(chals, i, c) {
+            err = json_object_get(c, "error");
+            if (json_is_object(err)) {
+                type = jstr(c, "type") ? jstr(c, "type") : "?";
+                break;
+            }
+        }
+    }
+
+    if (json_is_object(err)) {
+        text = problem_text(err);
+    }
+
+    fail(e, "authorization of %s is invalid: %s challenge failed%s%s",
+         e->authz_ident, type, text ? ": " : " (the CA gave no error)",
+         text ? text : "");
+    free(text);
+}
+
+
+static void
+on_authz(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
+{
+    const char  *status, *ident, *cstatus, *token, *curl;
+    json_t      *chal;
+    char        *ka, *name;
+    int          wildcard;
+
+    status = jstr(j, "status");
+    ident = jstr(json_object_get(j, "identifier"), "value");
+    if (status == NULL || ident == NULL) {
+        fail(e, "authorization: %s has no \"%s\"", e->authz_urls[e->authz_i],
+             status == NULL ? "status" : "identifier");
+        return;
+    }
+
+    wildcard = json_is_true(json_object_get(j, "wildcard"));
+    name = wildcard ? acme_sprintf("*.%s", ident) : acme_strdup(ident);
+    free(e->authz_ident);
+    e->authz_ident = name;
+    if (name == NULL) {
+        fail(e, "authorization: out of memory");
+        return;
+    }
+
+    if (strcmp(status, "valid") == 0) {
+        e->authz_i++;
+        free(e->authz_ident);
+        e->authz_ident = NULL;
+        e->state = S_AUTHZ;
+        return;
+    }
+
+    if (strcmp(status, "invalid") == 0) {
+        fail_authz_invalid(e, j);
+        return;
+    }
+
+    if (strcmp(status, "pending") != 0 && strcmp(status, "processing") != 0) {
+        /* deactivated, expired, revoked */
+        fail(e, "authorization of %s is %s", e->authz_ident, status);
+        return;
+    }
+
+    if (e->state == S_AUTHZ_POLL) {
+        e->wake_at = poll_at(e, resp);
+        return;
+    }
+
+    /* first look at a pending authorization: answer its challenge */
+    chal = find_challenge(j, e->challenge_type);
+    if (chal == NULL) {
+        fail(e, "authorization of %s offers no %s challenge", e->authz_ident,
+             e->challenge_type);
+        return;
+    }
+
+    cstatus = jstr(chal, "status");
+    token = jstr(chal, "token");
+    curl = jstr(chal, "url");
+    if (token == NULL || curl == NULL || cstatus == NULL) {
+        fail(e, "authorization of %s: the %s challenge has no \"%s\"",
+             e->authz_ident, e->challenge_type,
+             token == NULL ? "token" : curl == NULL ? "url" : "status");
+        return;
+    }
+    if (!token_ok(token)) {
+        fail(e, "authorization of %s: malformed challenge token",
+             e->authz_ident);
+        return;
+    }
+    if (strcmp(cstatus, "invalid") == 0) {
+        fail_authz_invalid(e, j);
+        return;
+    }
+
+    ka = acme_key_authorization(token, e->account_key);
+    if (ka == NULL) {
+        fail(e, "authorization: computing the key authorization failed");
+        return;
+    }
+
+    set_str(&e->chal_url, curl);
+    set_str(&e->chal_token, token);
+    free(e->key_authz);
+    e->key_authz = ka;
+    e->chal_processing = strcmp(cstatus, "pending") != 0;
+    e->state = S_PUBLISH;
+}
+
+
+static void
+on_challenge(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
+{
+    const char  *status;
+    json_t      *err;
+    char        *text;
+
+    status = jstr(j, "status");
+    if (status != NULL && strcmp(status, "invalid") == 0) {
+        err = json_object_get(j, "error");
+        text = json_is_object(err) ? problem_text(err) : NULL;
+        fail(e, "authorization of %s is invalid: %s challenge failed%s%s",
+             e->authz_ident, e->challenge_type,
+             text ? ": " : " (the CA gave no error)", text ? text : "");
+        free(text);
+        return;
+    }
+
+    e->state = S_AUTHZ_POLL;
+    e->wake_at = poll_at(e, resp);
+}
+
+
+static void
+on_order(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
+{
+    const char *status, *cert;
+
+    status = jstr(j, "status");
+    if (status == NULL) {
+        fail(e, "%s: the order has no \"status\"", req_label(e));
+        return;
+    }
+
+    if (order_invalid(e, j, status)) {
+        return;
+    }
+
+    if (strcmp(status, "valid") == 0) {
+        if (e->state == S_ORDER_READY) {
+            fail(e, "order: %s became valid before we finalized it",
+                 e->order_url);
+            return;
+        }
+        cert = jstr(j, "certificate");
+        if (cert == NULL) {
+            fail(e, "%s: the valid order has no \"certificate\"", req_label(e));
+            return;
+        }
+        set_str(&e->certificate_url, cert);
+        e->state = S_CERT;
+        return;
+    }
+
+    if (strcmp(status, "ready") == 0 && e->state == S_ORDER_READY) {
+        e->state = S_FINALIZE;
+        return;
+    }
+
+    if (strcmp(status, "pending") == 0 && e->state != S_ORDER_READY) {
+        fail(e, "%s: the order went back to \"pending\"", req_label(e));
+        return;
+    }
+
+    /* pending/processing (or ready after finalize): wait */
+    if (e->state == S_FINALIZE) {
+        e->state = S_ORDER_VALID;
+    }
+    e->wake_at = poll_at(e, resp);
+}
+
+
+static void
+on_certificate(acme_engine_t *e, const acme_http_response_t *resp)
+{
+    if (resp->body == NULL
+        || strstr(resp->body, "-----BEGIN CERTIFICATE-----") == NULL)
+    {
+        fail(e, "certificate: the response is not a PEM certificate chain "
+             "(HTTP %d%s%s)", resp->status,
+             resp->content_type ? ", " : "",
+             resp->content_type ? resp->content_type : "");
+        return;
+    }
+
+    free(e->cert);
+    e->cert = acme_strndup(resp->body, resp->body_len);
+    if (e->cert == NULL) {
+        fail(e, "certificate: out of memory");
+        return;
+    }
+    e->cert_len = resp->body_len;
+    e->result = ACME_ACT_DONE;
+    e->state = S_FINISH;
+}
+
+
+/*
+ * A stored account URL the CA no longer knows (its database was reset, the
+ * account was deactivated elsewhere): look the key up / register once more.
+ */
+static int
+account_fallback(acme_engine_t *e, json_t *prob)
+{
+    const char *detail;
+
+    if (!e->account_from_store || e->account_fallback_done
+        || e->state < S_NEW_ORDER)
+    {
+        return 0;
+    }
+
+    if (!problem_is(prob, "accountDoesNotExist")) {
+        detail = jstr(prob, "detail");
+        if (!problem_is(prob, "unauthorized") || detail == NULL
+            || strcasestr(detail, "account") == NULL)
+        {
+            return 0;
+        }
+    }
+
+    e->account_fallback_done = 1;
+    e->account_from_store = 0;
+    free(e->account_url);
+    e->account_url = NULL;
+    reset_order(e);
+    e->state = S_ACCOUNT_FIND;
+    return 1;
+}
+
+
+void
+acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
+{
+    int      aw;
+    json_t  *j, *prob;
+
+    if (e->awaiting == AW_NONE) {
+        return;
+    }
+    aw = e->awaiting;
+    e->awaiting = AW_NONE;
+
+    if (resp->replay_nonce != NULL && resp->replay_nonce[0] != '\0') {
+        set_str(&e->nonce, resp->replay_nonce);
+    }
+
+    if (aw == AW_NONCE) {
+        if (resp->status < 200 || resp->status >= 300) {
+            prob = problem_of(resp);
+            fail_response(e, "new-nonce", resp, prob);
+            json_decref(prob);
+        } else if (e->nonce == NULL) {
+            fail(e, "new-nonce: the response has no Replay-Nonce (HTTP %d)",
+                 resp->status);
+        }
+        return;
+    }
+
+    if (resp->status < 200 || resp->status >= 300) {
+        prob = problem_of(resp);
+
+        if (problem_is(prob, "badNonce") && e->state != S_DIRECTORY
+            && e->bad_nonce_count < e->max_bad_nonce)
+        {
+            /* stay in the state: next() signs again with the new nonce */
+            e->bad_nonce_count++;
+
+        } else if (e->state == S_ACCOUNT_FIND
+                   && problem_is(prob, "accountDoesNotExist"))
+        {
+            e->state = S_ACCOUNT_CREATE;
+
+        } else if (!account_fallback(e, prob)) {
+            fail_response(e, req_label(e), resp, prob);
+        }
+
+        json_decref(prob);
+        return;
+    }
+
+    e->bad_nonce_count = 0;
+
+    switch (e->state) {
+
+    case S_ACCOUNT_FIND:
+    case S_ACCOUNT_CREATE:
+        on_account(e, resp);
+        return;
+
+    case S_CERT:
+        on_certificate(e, resp);
+        return;
+
+    default:
+        break;
+    }
+
+    j = json_body(e, resp);
+    if (j == NULL) {
+        return;
+    }
+
+    switch (e->state) {
+    case S_DIRECTORY:
+        on_directory(e, j);
+        break;
+    case S_NEW_ORDER:
+        on_new_order(e, resp, j);
+        break;
+    case S_AUTHZ:
+    case S_AUTHZ_POLL:
+        on_authz(e, resp, j);
+        break;
+    case S_CHALLENGE:
+        on_challenge(e, resp, j);
+        break;
+    case S_ORDER_READY:
+    case S_FINALIZE:
+    case S_ORDER_VALID:
+        on_order(e, resp, j);
+        break;
+    default:
+        break;
+    }
+
+    json_decref(j);
+}
+
+
+void
+acme_engine_on_transport_error(acme_engine_t *e, const char *msg)
+{
+    if (e->awaiting == AW_NONE) {
+        return;
+    }
+    fail(e, "%s: %s", e->awaiting == AW_NONCE ? "new-nonce" : req_label(e),
+         msg ? msg : "transport error");
+}
+
+
+/* ---- accessors ----------------------------------------------------------- */
+
+const char *
+acme_engine_certificate(const acme_engine_t *e, size_t *len)
+{
+    if (len) {
+        *len = e->cert ? e->cert_len : 0;
+    }
+    return e->result == ACME_ACT_DONE ? e->cert : NULL;
+}
+
+
+const char *
+acme_engine_error(const acme_engine_t *e)
+{
+    return e->error;
+}
+
+
+long long
+acme_engine_retry_after(const acme_engine_t *e)
+{
+    return e->result == ACME_ACT_ERROR ? e->retry_after : 0;
+}
+
+
+const char *
+acme_engine_account_url(const acme_engine_t *e)
+{
+    return e->account_url;
+}
+
+
+const char *
+acme_engine_order_url(const acme_engine_t *e)
+{
+    return e->order_url;
+}
+
+
+const char *
+acme_engine_step(const acme_engine_t *e)
+{
+    switch (e->state) {
+    case S_DIRECTORY:       return "directory";
+    case S_ACCOUNT_FIND:
+    case S_ACCOUNT_CREATE:
+    case S_ACCOUNT_EMIT:    return "new-account";
+    case S_NEW_ORDER:       return "new-order";
+    case S_AUTHZ:
+    case S_PUBLISH:
+    case S_AUTHZ_POLL:      return "authorization";
+    case S_CHALLENGE:       return "challenge";
+    case S_ORDER_READY:
+    case S_FINALIZE:
+    case S_ORDER_VALID:     return "finalize";
+    case S_CERT:            return "certificate";
+    case S_FINISH:          return e->result == ACME_ACT_DONE ? "done" : "error";
+    }
+    return "error";
+}

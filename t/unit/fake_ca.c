@@ -1,0 +1,718 @@
+/* A scripted in-memory ACME CA for the engine tests (see fake_ca.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/ecdsa.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "acme_jws.h"
+#include "acme_util.h"
+#include "fake_ca.h"
+
+#define BASE        "https://ca.test"
+#define MAX_NONCES  4096
+
+static const char fake_chain[] =
+    "-----BEGIN CERTIFICATE-----\nTEFBRg==\n-----END CERTIFICATE-----\n"
+    "-----BEGIN CERTIFICATE-----\nSVNTVUVS\n-----END CERTIFICATE-----\n";
+
+
+static void
+violation(fake_ca_t *ca, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+violation(fake_ca_t *ca, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(ca->violation, sizeof(ca->violation), fmt, ap);
+    va_end(ap);
+    ca->violations++;
+    fprintf(stderr, "  fake CA: %s\n", ca->violation);
+}
+
+
+fake_ca_t *
+fake_ca_new(EVP_PKEY *account_key)
+{
+    fake_ca_t *ca;
+
+    ca = calloc(1, sizeof(*ca));
+    ca->account_key = account_key;
+    ca->used_nonces = calloc(MAX_NONCES, 1);
+    ca->next_nonce = 1;
+    ca->next_acct = 1;
+    ca->fail_times = -1;
+    return ca;
+}
+
+
+void
+fake_ca_free(fake_ca_t *ca)
+{
+    size_t i;
+
+    for (i = 0; i < ca->n_names; i++) {
+        free(ca->names[i]);
+    }
+    free(ca->names);
+    free(ca->authz_state);
+    free(ca->authz_polls);
+    free(ca->account_url);
+    free(ca->contact);
+    free(ca->published_token);
+    free(ca->published_ka);
+    free(ca->used_nonces);
+    free(ca->r_location);
+    free(ca->r_nonce);
+    free(ca->r_body);
+    free(ca);
+}
+
+
+void
+fake_ca_publish(fake_ca_t *ca, const char *token, const char *key_authz)
+{
+    free(ca->published_token);
+    free(ca->published_ka);
+    ca->published_token = acme_strdup(token);
+    ca->published_ka = acme_strdup(key_authz);
+}
+
+
+/* ---- responses ----------------------------------------------------------- */
+
+static void
+reply(fake_ca_t *ca, acme_http_response_t *resp, int status, json_t *body)
+{
+    resp->status = status;
+    free(ca->r_body);
+    ca->r_body = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                      : acme_strdup("");
+    json_decref(body);
+    resp->body = ca->r_body;
+    resp->body_len = strlen(ca->r_body);
+    resp->content_type = body ? "application/json" : NULL;
+}
+
+
+static void
+problem(fake_ca_t *ca, acme_http_response_t *resp, int status,
+    const char *type, const char *detail)
+{
+    char t[128];
+
+    snprintf(t, sizeof(t), "urn:ietf:params:acme:error:%s", type);
+    reply(ca, resp, status, json_pack("{s:s, s:s, s:i}", "type", t,
+                                      "detail", detail, "status", status));
+    resp->content_type = "application/problem+json";
+}
+
+
+static void
+location(fake_ca_t *ca, acme_http_response_t *resp, const char *fmt, ...)
+{
+    va_list  ap;
+    char     buf[256];
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    free(ca->r_location);
+    ca->r_location = acme_strdup(buf);
+    resp->location = ca->r_location;
+}
+
+
+static const char *
+authz_status(fake_ca_t *ca, size_t i)
+{
+    static const char *names[] = { "pending", "pending", "valid", "invalid" };
+
+    return names[ca->authz_state[i]];
+}
+
+
+static const char *
+order_status(fake_ca_t *ca)
+{
+    size_t i;
+    int    all_valid = 1;
+
+    for (i = 0; i < ca->n_names; i++) {
+        if (ca->authz_state[i] == 3) {
+            return "invalid";
+        }
+        if (ca->authz_state[i] != 2) {
+            all_valid = 0;
+        }
+    }
+    if (!all_valid) {
+        return "pending";
+    }
+    if (!ca->finalized) {
+        return "ready";
+    }
+    return ca->processing_polls > 0 ? "processing" : "valid";
+}
+
+
+static json_t *
+order_json(fake_ca_t *ca)
+{
+    json_t  *o, *ids, *authz;
+    size_t   i;
+    char     buf[64];
+
+    ids = json_array();
+    authz = json_array();
+    for (i = 0; i < ca->n_names; i++) {
+        json_array_append_new(ids, json_pack("{s:s, s:s}", "type", "dns",
+                                             "value", ca->names[i]));
+        snprintf(buf, sizeof(buf), BASE "/authz/%zu", i);
+        json_array_append_new(authz, json_string(buf));
+    }
+    o = json_pack("{s:s, s:s, s:o, s:o, s:s}", "status", order_status(ca),
+                  "expires", "2030-01-01T00:00:00Z", "identifiers", ids,
+                  "authorizations", authz, "finalize", BASE "/finalize/1");
+    if (strcmp(order_status(ca), "valid") == 0) {
+        json_object_set_new(o, "certificate", json_string(BASE "/cert/1"));
+    }
+    return o;
+}
+
+
+static json_t *
+challenge_json(fake_ca_t *ca, size_t i, const char *type)
+{
+    json_t  *c;
+    char     url[64], token[64];
+    int      http = strcmp(type, "http-01") == 0;
+
+    snprintf(url, sizeof(url), BASE "/chal/%zu%s", i, http ? "" : "-dns");
+    snprintf(token, sizeof(token), "tok%zu_%s-xyz", i, http ? "http" : "dns");
+    c = json_pack("{s:s, s:s, s:s, s:s}", "type", type, "url", url,
+                  "token", token, "status",
+                  !http ? "pending"
+                  : ca->authz_state[i] == 0 ? "pending"
+                  : ca->authz_state[i] == 1 ? "processing"
+                  : ca->authz_state[i] == 2 ? "valid" : "invalid");
+    if (http && ca->authz_state[i] == 3) {
+        json_object_set_new(c, "error", json_pack("{s:s, s:s, s:i}",
+            "type", "urn:ietf:params:acme:error:unauthorized",
+            "detail", "Invalid response from http://a.example.test/"
+                      ".well-known/acme-challenge/tok: 404",
+            "status", 403));
+    }
+    return c;
+}
+
+
+static json_t *
+authz_json(fake_ca_t *ca, size_t i)
+{
+    return json_pack("{s:{s:s, s:s}, s:s, s:[o, o]}",
+                     "identifier", "type", "dns", "value", ca->names[i],
+                     "status", authz_status(ca, i),
+                     "challenges", challenge_json(ca, i, "dns-01"),
+                     challenge_json(ca, i, "http-01"));
+}
+
+
+/* ---- JWS checks ---------------------------------------------------------- */
+
+static int
+verify_sig(fake_ca_t *ca, const char *alg, const char *input,
+    const char *sig64)
+{
+    unsigned char  *sig, *der = NULL;
+    size_t          siglen, derlen = 0;
+    const EVP_MD   *md = EVP_sha256();
+    ECDSA_SIG      *es;
+    EVP_MD_CTX     *ctx;
+    unsigned char  *p;
+    int             ok, len;
+
+    sig = acme_b64url_decode(sig64, strlen(sig64), &siglen);
+    if (sig == NULL) {
+        return 0;
+    }
+
+    if (strcmp(alg, "ES256") == 0 || strcmp(alg, "ES384") == 0) {
+        if (strcmp(alg, "ES384") == 0) {
+            md = EVP_sha384();
+        }
+        es = ECDSA_SIG_new();
+        ECDSA_SIG_set0(es, BN_bin2bn(sig, (int) siglen / 2, NULL),
+                       BN_bin2bn(sig + siglen / 2, (int) siglen / 2, NULL));
+        len = i2d_ECDSA_SIG(es, NULL);
+        der = malloc((size_t) len);
+        p = der;
+        i2d_ECDSA_SIG(es, &p);
+        derlen = (size_t) len;
+        ECDSA_SIG_free(es);
+    }
+
+    ctx = EVP_MD_CTX_new();
+    ok = EVP_DigestVerifyInit(ctx, NULL, md, NULL, ca->account_key) == 1
+         && EVP_DigestVerify(ctx, der ? der : sig, der ? derlen : siglen,
+                             (const unsigned char *) input, strlen(input)) == 1;
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
+    free(der);
+    free(sig);
+    return ok;
+}
+
+
+/*
+ * Checks the JWS of a POST.  Returns the decoded payload (malloc'd, "" for
+ * POST-as-GET) or NULL after answering with an error.
+ */
+static char *
+check_jws(fake_ca_t *ca, const acme_http_request_t *req, int want_jwk,
+    acme_http_response_t *resp)
+{
+    json_t         *jws, *hdr, *jwk;
+    const char     *p64, *pl64, *s64, *nonce, *url, *kid, *alg;
+    unsigned char  *raw;
+    size_t          rawlen;
+    char           *input, *payload = NULL, *expect;
+    unsigned        n;
+
+    if (req->content_type == NULL
+        || strcmp(req->content_type, "application/jose+json") != 0)
+    {
+        violation(ca, "POST %s without application/jose+json", req->url);
+    }
+
+    jws = json_loadb(req->body, req->body_len, 0, NULL);
+    p64 = json_string_value(json_object_get(jws, "protected"));
+    pl64 = json_string_value(json_object_get(jws, "payload"));
+    s64 = json_string_value(json_object_get(jws, "signature"));
+    if (p64 == NULL || pl64 == NULL || s64 == NULL) {
+        violation(ca, "POST %s: not a flattened JWS", req->url);
+        problem(ca, resp, 400, "malformed", "not a JWS");
+        json_decref(jws);
+        return NULL;
+    }
+
+    raw = acme_b64url_decode(p64, strlen(p64), &rawlen);
+    hdr = raw ? json_loadb((char *) raw, rawlen, 0, NULL) : NULL;
+    free(raw);
+    alg = json_string_value(json_object_get(hdr, "alg"));
+    nonce = json_string_value(json_object_get(hdr, "nonce"));
+    url = json_string_value(json_object_get(hdr, "url"));
+    kid = json_string_value(json_object_get(hdr, "kid"));
+    jwk = json_object_get(hdr, "jwk");
+
+    if (alg == NULL || url == NULL || strcmp(url, req->url) != 0) {
+        violation(ca, "POST %s: protected url is %s", req->url,
+                  url ? url : "(none)");
+    }
+
+    input = acme_sprintf("%s.%s", p64, pl64);
+    if (alg == NULL || !verify_sig(ca, alg, input, s64)) {
+        violation(ca, "POST %s: bad signature", req->url);
+    }
+    free(input);
+
+    if (want_jwk) {
+        expect = acme_jwk_json(ca->account_key);
+        if (kid != NULL || !json_is_object(jwk)) {
+            violation(ca, "POST %s: expected jwk, not kid", req->url);
+        } else {
+            input = json_dumps(jwk, JSON_COMPACT | JSON_SORT_KEYS);
+            if (strcmp(input, expect) != 0) {
+                violation(ca, "POST %s: jwk %s != %s", req->url, input, expect);
+            }
+            free(input);
+        }
+        free(expect);
+
+    } else if (jwk != NULL || kid == NULL) {
+        violation(ca, "POST %s: expected kid, not jwk", req->url);
+    }
+
+    /* nonce freshness: issued here and not used before */
+    if (nonce == NULL || sscanf(nonce, "nonce-%u", &n) != 1 || n == 0
+        || n >= ca->next_nonce || n >= MAX_NONCES || ca->used_nonces[n])
+    {
+        violation(ca, "POST %s: stale or unknown nonce %s", req->url,
+                  nonce ? nonce : "(none)");
+        ca->n_bad_nonce++;
+        problem(ca, resp, 400, "badNonce", "JWS has an invalid anti-replay nonce");
+        goto out;
+    }
+    ca->used_nonces[n] = 1;
+
+    if (ca->bad_nonce_next > 0) {
+        ca->bad_nonce_next--;
+        ca->n_bad_nonce++;
+        problem(ca, resp, 400, "badNonce", "JWS has an invalid anti-replay nonce");
+        goto out;
+    }
+
+    if (!want_jwk && (ca->account_url == NULL || kid == NULL
+                      || strcmp(kid, ca->account_url) != 0))
+    {
+        problem(ca, resp, 400, "accountDoesNotExist",
+                "unable to find the account");
+        goto out;
+    }
+
+    raw = acme_b64url_decode(pl64, strlen(pl64), &rawlen);
+    payload = raw ? (char *) raw : NULL;
+    if (payload == NULL) {
+        violation(ca, "POST %s: payload is not base64url", req->url);
+        problem(ca, resp, 400, "malformed", "bad payload");
+    }
+
+out:
+    json_decref(hdr);
+    json_decref(jws);
+    return payload;
+}
+
+
+/* ---- endpoints ----------------------------------------------------------- */
+
+static void
+new_account(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
+{
+    json_t *j;
+
+    j = json_loads(payload, 0, NULL);
+    if (!json_is_object(j)) {
+        violation(ca, "newAccount payload is not an object");
+        problem(ca, resp, 400, "malformed", "bad payload");
+        json_decref(j);
+        return;
+    }
+
+    if (json_is_true(json_object_get(j, "onlyReturnExisting"))) {
+        ca->n_account_lookup++;
+        json_decref(j);
+        if (ca->account_url == NULL) {
+            problem(ca, resp, 400, "accountDoesNotExist",
+                    "unable to find existing account for only-return-existing request");
+            return;
+        }
+        location(ca, resp, "%s", ca->account_url);
+        reply(ca, resp, 200, json_pack("{s:s}", "status", "valid"));
+        return;
+    }
+
+    ca->n_account_create++;
+    if (ca->eab_required) {
+        violation(ca, "newAccount without EAB on an EAB CA");
+    }
+    ca->terms_agreed = json_is_true(json_object_get(j, "termsOfServiceAgreed"));
+    free(ca->contact);
+    ca->contact = json_dumps(json_object_get(j, "contact"),
+                             JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(j);
+
+    free(ca->account_url);
+    ca->account_url = acme_sprintf(BASE "/acct/%u", ca->next_acct++);
+    location(ca, resp, "%s", ca->account_url);
+    reply(ca, resp, 201, json_pack("{s:s}", "status", "valid"));
+}
+
+
+static void
+new_order(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
+{
+    json_t      *j, *ids, *id;
+    size_t       i;
+    const char  *t, *v;
+
+    ca->n_new_order++;
+    j = json_loads(payload, 0, NULL);
+    ids = json_object_get(j, "identifiers");
+    if (!json_is_array(ids) || json_array_size(ids) == 0) {
+        violation(ca, "newOrder without identifiers");
+        problem(ca, resp, 400, "malformed", "no identifiers");
+        json_decref(j);
+        return;
+    }
+
+    for (i = 0; i < ca->n_names; i++) {
+        free(ca->names[i]);
+    }
+    free(ca->names);
+    free(ca->authz_state);
+    free(ca->authz_polls);
+    ca->n_names = json_array_size(ids);
+    ca->names = calloc(ca->n_names, sizeof(char *));
+    ca->authz_state = calloc(ca->n_names, sizeof(int));
+    ca->authz_polls = calloc(ca->n_names, sizeof(int));
+
+    json_array_foreach(ids, i, id) {
+        t = json_string_value(json_object_get(id, "type"));
+        v = json_string_value(json_object_get(id, "value"));
+        if (t == NULL || v == NULL || (strcmp(t, "dns") && strcmp(t, "ip"))) {
+            violation(ca, "bad identifier in newOrder");
+        }
+        ca->names[i] = acme_strdup(v ? v : "?");
+        ca->authz_state[i] = ca->authz_valid ? 2 : 0;
+    }
+    json_decref(j);
+
+    ca->order_created = 1;
+    ca->finalized = 0;
+    location(ca, resp, BASE "/order/1");
+    reply(ca, resp, 201, order_json(ca));
+}
+
+
+static void
+challenge(fake_ca_t *ca, size_t i, const char *payload,
+    acme_http_response_t *resp)
+{
+    char *expect, token[64];
+
+    ca->n_challenge++;
+    if (strcmp(payload, "{}") != 0) {
+        violation(ca, "challenge payload is %s, not {}", payload);
+    }
+
+    /* "validate" against what the host publishes */
+    if (ca->authz_state[i] == 0) {
+        snprintf(token, sizeof(token), "tok%zu_http-xyz", i);
+        expect = acme_key_authorization(token, ca->account_key);
+        if (ca->published_token == NULL
+            || strcmp(ca->published_token, token) != 0
+            || strcmp(ca->published_ka, expect) != 0)
+        {
+            violation(ca, "challenge %zu answered before publishing %s", i,
+                      expect);
+        }
+        free(expect);
+        ca->authz_state[i] = 1;
+        ca->authz_polls[i] = ca->pending_polls;
+    }
+
+    reply(ca, resp, 200, challenge_json(ca, i, "http-01"));
+    if (ca->poll_retry_after) {
+        resp->retry_after = ca->poll_retry_after;
+    }
+}
+
+
+static void
+authz(fake_ca_t *ca, size_t i, acme_http_response_t *resp)
+{
+    if (ca->authz_state[i] == 1) {
+        if (ca->authz_polls[i] > 0) {
+            ca->authz_polls[i]--;
+        } else {
+            ca->authz_state[i] = ca->challenge_fails ? 3 : 2;
+        }
+    }
+
+    reply(ca, resp, 200, authz_json(ca, i));
+    if (ca->poll_retry_after) {
+        resp->retry_after = ca->poll_retry_after;
+    }
+}
+
+
+static void
+finalize(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
+{
+    json_t                *j;
+    const char            *csr64;
+    unsigned char         *der;
+    const unsigned char   *p;
+    size_t                 len;
+    X509_REQ              *csr = NULL;
+    EVP_PKEY              *pub;
+
+    ca->n_finalize++;
+    if (strcmp(order_status(ca), "ready") != 0) {
+        violation(ca, "finalize of an order that is %s", order_status(ca));
+        problem(ca, resp, 403, "orderNotReady", "order is not ready");
+        return;
+    }
+
+    j = json_loads(payload, 0, NULL);
+    csr64 = json_string_value(json_object_get(j, "csr"));
+    der = csr64 ? acme_b64url_decode(csr64, strlen(csr64), &len) : NULL;
+    if (der != NULL) {
+        p = der;
+        csr = d2i_X509_REQ(NULL, &p, (long) len);
+    }
+    pub = csr ? X509_REQ_get0_pubkey(csr) : NULL;
+    if (csr == NULL || pub == NULL || X509_REQ_verify(csr, pub) != 1
+        || X509_NAME_entry_count(X509_REQ_get_subject_name(csr)) != 0)
+    {
+        violation(ca, "finalize: bad CSR");
+    }
+    X509_REQ_free(csr);
+    free(der);
+    json_decref(j);
+    ERR_clear_error();
+
+    ca->finalized = 1;
+    reply(ca, resp, 200, order_json(ca));
+    if (ca->poll_retry_after) {
+        resp->retry_after = ca->poll_retry_after;
+    }
+}
+
+
+static void
+order(fake_ca_t *ca, acme_http_response_t *resp)
+{
+    reply(ca, resp, 200, order_json(ca));
+    if (ca->finalized && ca->processing_polls > 0) {
+        ca->processing_polls--;
+    }
+    if (ca->poll_retry_after) {
+        resp->retry_after = ca->poll_retry_after;
+    }
+}
+
+
+int
+fake_ca_handle(fake_ca_t *ca, const acme_http_request_t *req,
+    acme_http_response_t *resp)
+{
+    const char  *path;
+    char        *payload = NULL;
+    size_t       i;
+    int          post;
+
+    memset(resp, 0, sizeof(*resp));
+    ca->n_requests++;
+
+    if (strncmp(req->url, BASE "/", sizeof(BASE)) != 0) {
+        violation(ca, "request to a foreign URL %s", req->url);
+        problem(ca, resp, 404, "malformed", "no such host");
+        return 0;
+    }
+    path = req->url + sizeof(BASE) - 1;
+    post = strcmp(req->method, "POST") == 0;
+
+    /* every answer but the directory's carries a fresh nonce */
+    if (strcmp(path, "/dir") != 0) {
+        free(ca->r_nonce);
+        ca->r_nonce = acme_sprintf("nonce-%u", ca->next_nonce++);
+        resp->replay_nonce = ca->r_nonce;
+    }
+
+    if (strcmp(path, "/dir") == 0 && strcmp(req->method, "GET") == 0) {
+        ca->n_dir++;
+        reply(ca, resp, 200, json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:b}}",
+            "newNonce", BASE "/new-nonce", "newAccount", BASE "/new-account",
+            "newOrder", BASE "/new-order", "revokeCert", BASE "/revoke",
+            "keyChange", BASE "/key-change",
+            "meta", "termsOfService", BASE "/tos",
+            "externalAccountRequired", ca->eab_required));
+        return 0;
+    }
+
+    if (strcmp(path, "/new-nonce") == 0) {
+        ca->n_nonce++;
+        if (strcmp(req->method, "HEAD") != 0) {
+            violation(ca, "%s new-nonce, expected HEAD", req->method);
+        }
+        reply(ca, resp, 200, NULL);
+        return 0;
+    }
+
+    if (!post) {
+        violation(ca, "%s %s, expected POST", req->method, req->url);
+        problem(ca, resp, 405, "malformed", "use POST");
+        return 0;
+    }
+
+    payload = check_jws(ca, req, strcmp(path, "/new-account") == 0, resp);
+    if (payload == NULL) {
+        return 0;
+    }
+
+    if (ca->fail_path && strncmp(path, ca->fail_path, strlen(ca->fail_path)) == 0
+        && ca->fail_times != 0)
+    {
+        if (ca->fail_times > 0) {
+            ca->fail_times--;
+        }
+        free(ca->r_body);
+        ca->r_body = acme_strdup(ca->fail_body ? ca->fail_body : "");
+        resp->status = ca->fail_status;
+        resp->body = ca->r_body;
+        resp->body_len = strlen(ca->r_body);
+        resp->content_type = ca->fail_ctype;
+        resp->retry_after = ca->fail_retry_after;
+        free(payload);
+        return 0;
+    }
+
+    if (strcmp(path, "/new-account") == 0) {
+        new_account(ca, payload, resp);
+
+    } else if (strcmp(path, "/new-order") == 0) {
+        new_order(ca, payload, resp);
+
+    } else if (!ca->order_created) {
+        violation(ca, "POST %s before newOrder", req->url);
+        problem(ca, resp, 404, "malformed", "no order");
+
+    } else if (sscanf(path, "/authz/%zu", &i) == 1 && i < ca->n_names) {
+        if (payload[0] != '\0') {
+            violation(ca, "authz fetch is not POST-as-GET");
+        }
+        authz(ca, i, resp);
+
+    } else if (sscanf(path, "/chal/%zu", &i) == 1 && i < ca->n_names
+               && strchr(path, '-') == NULL)
+    {
+        challenge(ca, i, payload, resp);
+
+    } else if (strcmp(path, "/order/1") == 0) {
+        if (payload[0] != '\0') {
+            violation(ca, "order fetch is not POST-as-GET");
+        }
+        order(ca, resp);
+
+    } else if (strcmp(path, "/finalize/1") == 0) {
+        finalize(ca, payload, resp);
+
+    } else if (strcmp(path, "/cert/1") == 0) {
+        ca->n_cert++;
+        if (payload[0] != '\0') {
+            violation(ca, "certificate fetch is not POST-as-GET");
+        }
+        if (req->accept == NULL
+            || strcmp(req->accept, "application/pem-certificate-chain") != 0)
+        {
+            violation(ca, "certificate fetch without the PEM Accept");
+        }
+        if (strcmp(order_status(ca), "valid") != 0) {
+            violation(ca, "certificate fetch before the order is valid");
+        }
+        free(ca->r_body);
+        ca->r_body = acme_strdup(fake_chain);
+        resp->status = 200;
+        resp->body = ca->r_body;
+        resp->body_len = strlen(ca->r_body);
+        resp->content_type = "application/pem-certificate-chain";
+
+    } else {
+        violation(ca, "POST to unknown %s", req->url);
+        problem(ca, resp, 404, "malformed", "not found");
+    }
+
+    free(payload);
+    return 0;
+}

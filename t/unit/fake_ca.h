@@ -1,0 +1,83 @@
+/*
+ * An in-memory, scripted ACME CA for engine tests.  It answers the engine's
+ * requests directly (no sockets) and checks each JWS: content type, the
+ * signature against the test's account key, the protected header (nonce
+ * issued by it and unused, url equal to the request URL, jwk for newAccount
+ * and kid = the registered account URL otherwise) and the payloads.
+ * Protocol violations are counted in `violations` (the last one is in
+ * `violation`), so a test ends with CHECK_INT(ca->violations, 0).
+ *
+ * URLs live under https://ca.test: /dir, /new-nonce, /new-account,
+ * /new-order, /acct/N, /order/1, /authz/I, /chal/I, /finalize/1, /cert/1.
+ */
+#ifndef FAKE_CA_H
+#define FAKE_CA_H
+
+#include <openssl/evp.h>
+
+#include "acme_http.h"
+
+#define FAKE_CA_DIR  "https://ca.test/dir"
+
+typedef struct fake_ca_s fake_ca_t;
+
+struct fake_ca_s {
+    /* script, set by the test before running */
+    EVP_PKEY    *account_key;       /* verifies every signature */
+    char        *account_url;       /* registered account (malloc'd), NULL = none */
+    int          eab_required;
+    int          bad_nonce_next;    /* answer the next N POSTs with badNonce */
+    int          pending_polls;     /* authz polls still "pending" after the challenge */
+    int          processing_polls;  /* order polls still "processing" after finalize */
+    int          challenge_fails;   /* validation fails with an unauthorized error */
+    int          authz_valid;       /* authorizations are valid from the start */
+    const char  *poll_retry_after;  /* Retry-After on challenge/authz/order answers */
+
+    /* one injected failure: requests whose path starts with fail_path get
+     * fail_status/fail_ctype/fail_body (fail_times times; -1 = always) */
+    const char  *fail_path;
+    int          fail_times;
+    int          fail_status;
+    const char  *fail_ctype;
+    const char  *fail_body;
+    const char  *fail_retry_after;
+
+    /* what happened */
+    int          n_requests;
+    int          n_dir, n_nonce, n_account_lookup, n_account_create;
+    int          n_new_order, n_challenge, n_finalize, n_cert;
+    int          n_bad_nonce;       /* badNonce answers (scripted or earned) */
+    int          violations;
+    char         violation[256];
+    char        *contact;           /* JSON of the last newAccount contact */
+    int          terms_agreed;
+
+    /* internal */
+    char       **names;
+    size_t       n_names;
+    int         *authz_state;       /* 0 pending, 1 processing, 2 valid, 3 invalid */
+    int         *authz_polls;
+    int          order_created;
+    int          finalized;
+    char        *published_token;   /* what the host serves, for validation */
+    char        *published_ka;
+    unsigned     next_nonce;
+    unsigned char *used_nonces;
+    unsigned     next_acct;
+
+    char        *r_location, *r_nonce, *r_body;
+};
+
+fake_ca_t *fake_ca_new(EVP_PKEY *account_key);
+void fake_ca_free(fake_ca_t *ca);
+
+/* Answers one request; the response's strings stay valid until the next
+ * call.  Returns -1 when the request should fail at the transport level
+ * (never, currently), else 0. */
+int fake_ca_handle(fake_ca_t *ca, const acme_http_request_t *req,
+    acme_http_response_t *resp);
+
+/* The host's http-01 responder as the CA sees it (NULL = unpublished). */
+void fake_ca_publish(fake_ca_t *ca, const char *token, const char *key_authz);
+
+#endif

@@ -1,0 +1,736 @@
+/*
+ * The ACME engine driven through whole orders against the scripted CA of
+ * fake_ca.c.  Time is simulated: SLEEP actions advance the clock.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "acme_engine.h"
+#include "acme_jws.h"
+#include "acme_key.h"
+#include "acme_util.h"
+#include "fake_ca.h"
+#include "unit.h"
+
+#define T0          1800000000LL
+#define MAX_STEPS   2000
+
+typedef struct {
+    /* script */
+    int                 fail_http_at;   /* 1-based HTTP action to fail, 0 = none */
+    const char         *fail_msg;
+
+    /* record */
+    long long           now;
+    int                 n_http, n_sleep, n_publish, n_unpublish, n_account;
+    int                 live;           /* published - unpublished */
+    int                 bad_order;      /* an action after DONE/ERROR etc. */
+    long long           max_sleep;      /* longest SLEEP interval */
+    long long           last_wake;
+    char                account_url[256];
+    char                identifiers[256];
+    acme_action_kind_t  final;
+} run_t;
+
+
+typedef struct {
+    EVP_PKEY             *account_key;
+    EVP_PKEY             *cert_key;
+    fake_ca_t            *ca;
+    acme_order_config_t   cfg;
+    const char           *names[2];
+    const char           *contacts[1];
+} fixture_t;
+
+
+static EVP_PKEY *shared_account_key, *shared_cert_key;
+
+static void
+free_shared_keys(void)
+{
+    EVP_PKEY_free(shared_account_key);
+    EVP_PKEY_free(shared_cert_key);
+}
+
+static void
+fixture_init(fixture_t *f, size_t n_names)
+{
+    /* generated once: the tests need keys, not fresh ones */
+    if (shared_account_key == NULL) {
+        shared_account_key = acme_key_generate(ACME_KEY_EC_P256);
+        shared_cert_key = acme_key_generate(ACME_KEY_EC_P256);
+        atexit(free_shared_keys);
+    }
+
+    memset(f, 0, sizeof(*f));
+    f->account_key = shared_account_key;
+    f->cert_key = shared_cert_key;
+    f->ca = fake_ca_new(f->account_key);
+    f->names[0] = "a.example.test";
+    f->names[1] = "b.example.test";
+    f->contacts[0] = "mailto:admin@example.test";
+
+    f->cfg.directory_url = FAKE_CA_DIR;
+    f->cfg.account_key = f->account_key;
+    f->cfg.cert_key = f->cert_key;
+    f->cfg.contacts = f->contacts;
+    f->cfg.n_contacts = 1;
+    f->cfg.terms_agreed = 1;
+    f->cfg.names = f->names;
+    f->cfg.n_names = n_names;
+}
+
+
+static void
+fixture_done(fixture_t *f)
+{
+    fake_ca_free(f->ca);
+}
+
+
+static void
+run(acme_engine_t *e, fake_ca_t *ca, run_t *r)
+{
+    acme_action_t          act;
+    acme_http_response_t   resp;
+    char                  *expect;
+    int                    i;
+
+    if (r->now == 0) {
+        r->now = T0;
+    }
+    r->final = 0;
+
+    for (i = 0; i < MAX_STEPS; i++) {
+        acme_engine_next(e, r->now, &act);
+
+        switch (act.kind) {
+
+        case ACME_ACT_HTTP:
+            r->n_http++;
+            if (r->n_http == r->fail_http_at) {
+                acme_engine_on_transport_error(e, r->fail_msg);
+                break;
+            }
+            fake_ca_handle(ca, &act.request, &resp);
+            acme_engine_on_response(e, &resp);
+            break;
+
+        case ACME_ACT_SLEEP:
+            r->n_sleep++;
+            if (act.wake_at <= r->now) {
+                r->bad_order++;
+                fprintf(stderr, "  SLEEP into the past\n");
+            }
+            if (act.wake_at - r->now > r->max_sleep) {
+                r->max_sleep = act.wake_at - r->now;
+            }
+            r->now = act.wake_at;
+            r->last_wake = act.wake_at;
+            break;
+
+        case ACME_ACT_PUBLISH:
+            r->n_publish++;
+            r->live++;
+            CHECK_STR(act.challenge_type, "http-01");
+            expect = acme_key_authorization(act.token, ca->account_key);
+            CHECK_STR(act.key_authz, expect);
+            free(expect);
+            if (strlen(r->identifiers) + strlen(act.identifier) + 2
+                < sizeof(r->identifiers))
+            {
+                strcat(r->identifiers, act.identifier);
+                strcat(r->identifiers, " ");
+            }
+            fake_ca_publish(ca, act.token, act.key_authz);
+            break;
+
+        case ACME_ACT_UNPUBLISH:
+            r->n_unpublish++;
+            r->live--;
+            CHECK(act.token != NULL && act.identifier != NULL);
+            break;
+
+        case ACME_ACT_ACCOUNT:
+            r->n_account++;
+            snprintf(r->account_url, sizeof(r->account_url), "%s",
+                     act.account_url);
+            break;
+
+        case ACME_ACT_DONE:
+        case ACME_ACT_ERROR:
+            r->final = act.kind;
+            /* asking again gives the same answer */
+            acme_engine_next(e, r->now, &act);
+            if (act.kind != r->final) {
+                r->bad_order++;
+            }
+            return;
+
+        default:
+            r->bad_order++;
+            fprintf(stderr, "  unknown action %d\n", (int) act.kind);
+            return;
+        }
+    }
+
+    fprintf(stderr, "  engine did not finish in %d steps\n", MAX_STEPS);
+    r->bad_order++;
+}
+
+
+static acme_engine_t *
+engine(fixture_t *f)
+{
+    char            err[ACME_ERRLEN];
+    acme_engine_t  *e;
+
+    e = acme_engine_new(&f->cfg, err, sizeof(err));
+    if (e == NULL) {
+        fprintf(stderr, "  acme_engine_new: %s\n", err);
+    }
+    return e;
+}
+
+
+static void
+show_error(acme_engine_t *e, run_t *r)
+{
+    if (r->final == ACME_ACT_ERROR) {
+        fprintf(stderr, "  engine error: %s\n", acme_engine_error(e));
+    }
+}
+
+
+UNIT_TEST(engine_full_order)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+    const char     *cert;
+    size_t          len;
+
+    fixture_init(&f, 2);
+    f.ca->pending_polls = 2;
+    f.ca->processing_polls = 1;
+    f.ca->poll_retry_after = "3";
+
+    e = engine(&f);
+    CHECK(e != NULL);
+    if (e == NULL) {
+        fixture_done(&f);
+        return;
+    }
+    CHECK_STR(acme_engine_step(e), "directory");
+
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(r.bad_order, 0);
+    CHECK_INT(f.ca->violations, 0);
+    CHECK_STR(acme_engine_step(e), "done");
+
+    cert = acme_engine_certificate(e, &len);
+    CHECK(cert != NULL && strncmp(cert, "-----BEGIN CERTIFICATE-----", 27) == 0);
+    CHECK_INT(len, cert ? strlen(cert) : 0);
+
+    /* the account was looked up, then created and handed to the host */
+    CHECK_INT(f.ca->n_account_lookup, 1);
+    CHECK_INT(f.ca->n_account_create, 1);
+    CHECK_INT(f.ca->terms_agreed, 1);
+    CHECK_STR(f.ca->contact, "[\"mailto:admin@example.test\"]");
+    CHECK_INT(r.n_account, 1);
+    CHECK_STR(r.account_url, "https://ca.test/acct/1");
+    CHECK_STR(acme_engine_account_url(e), "https://ca.test/acct/1");
+    CHECK_STR(acme_engine_order_url(e), "https://ca.test/order/1");
+
+    /* one nonce fetch at the start, then every answer's nonce is used */
+    CHECK_INT(f.ca->n_nonce, 1);
+    CHECK_INT(f.ca->n_dir, 1);
+    CHECK_INT(f.ca->n_new_order, 1);
+    CHECK_INT(f.ca->n_challenge, 2);
+    CHECK_INT(f.ca->n_finalize, 1);
+    CHECK_INT(f.ca->n_cert, 1);
+
+    /* both names published, all unpublished before DONE */
+    CHECK_INT(r.n_publish, 2);
+    CHECK_INT(r.n_unpublish, 2);
+    CHECK_INT(r.live, 0);
+    CHECK_STR(r.identifiers, "a.example.test b.example.test ");
+
+    /* polls follow Retry-After: 2 x (after the challenge + 2 pending
+     * polls), then after finalize and one "processing" order poll */
+    CHECK_INT(r.max_sleep, 3);
+    CHECK_INT(r.n_sleep, 2 * 3 + 2);
+    CHECK_INT(acme_engine_retry_after(e), 0);
+
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_poll_interval)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    /* no Retry-After: 1 s; a huge one: capped at 60 s */
+    fixture_init(&f, 1);
+    f.ca->pending_polls = 2;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(r.max_sleep, 1);
+    CHECK_INT(r.n_sleep, 3);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    fixture_init(&f, 1);
+    f.ca->pending_polls = 1;
+    f.ca->poll_retry_after = "86400";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(r.max_sleep, 60);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_bad_nonce_retry)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 1);
+    f.ca->bad_nonce_next = 3;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_bad_nonce, 3);
+    /* retried with the nonce of the badNonce answer, no extra HEAD */
+    CHECK_INT(f.ca->n_nonce, 1);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* gives up after max_bad_nonce retries of one request */
+    fixture_init(&f, 1);
+    f.ca->bad_nonce_next = 100;
+    f.cfg.max_bad_nonce = 2;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_INT(f.ca->n_bad_nonce, 3);
+    CHECK_STR(acme_engine_error(e),
+              "new-account: urn:ietf:params:acme:error:badNonce: "
+              "JWS has an invalid anti-replay nonce (HTTP 400)");
+    CHECK_STR(acme_engine_step(e), "error");
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_problem_verbatim)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 2);
+    f.ca->fail_path = "/new-order";
+    f.ca->fail_status = 400;
+    f.ca->fail_ctype = "application/problem+json";
+    f.ca->fail_body =
+        "{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\","
+        "\"detail\":\"Error creating new order :: Cannot issue for "
+        "\\\"b.example.test\\\": policy forbids it\",\"status\":400,"
+        "\"subproblems\":[{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\","
+        "\"detail\":\"forbidden\\nname\",\"identifier\":{\"type\":\"dns\","
+        "\"value\":\"b.example.test\"}}]}";
+
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e),
+              "new-order: urn:ietf:params:acme:error:rejectedIdentifier: "
+              "Error creating new order :: Cannot issue for "
+              "\"b.example.test\": policy forbids it (HTTP 400) "
+              "[b.example.test: urn:ietf:params:acme:error:rejectedIdentifier: "
+              "forbidden name]");
+    CHECK_INT(acme_engine_retry_after(e), 0);
+    CHECK_INT(r.n_publish, 0);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_rate_limited_retry_after)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 1);
+    f.ca->fail_path = "/new-order";
+    f.ca->fail_status = 429;
+    f.ca->fail_ctype = "application/problem+json";
+    f.ca->fail_retry_after = "3600";
+    f.ca->fail_body = "{\"type\":\"urn:ietf:params:acme:error:rateLimited\","
+                      "\"detail\":\"too many certificates\",\"status\":429}";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e),
+              "new-order: urn:ietf:params:acme:error:rateLimited: "
+              "too many certificates (HTTP 429)");
+    CHECK_INT(acme_engine_retry_after(e), r.now + 3600);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* HTTP-date form on a 503 without a problem document */
+    fixture_init(&f, 1);
+    f.ca->fail_path = "/new-order";
+    f.ca->fail_status = 503;
+    f.ca->fail_ctype = "text/html";
+    f.ca->fail_body = "<html>down</html>";
+    f.ca->fail_retry_after = "Fri, 15 Jan 2027 08:00:00 GMT";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e),
+              "new-order: unexpected response: HTTP 503 (text/html)");
+    CHECK_INT(acme_engine_retry_after(e),
+              acme_time_parse_rfc3339("Fri, 15 Jan 2027 08:00:00 GMT"));
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_garbage_json)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 1);
+    f.ca->fail_path = "/authz/";
+    f.ca->fail_status = 200;
+    f.ca->fail_ctype = "application/json";
+    f.ca->fail_body = "{\"status\": \"pending\", garbage";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK(strncmp(acme_engine_error(e),
+                  "authorization: response is not valid JSON (HTTP 200, "
+                  "application/json): ", 69) == 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* JSON, but not an authorization */
+    fixture_init(&f, 1);
+    f.ca->fail_path = "/authz/";
+    f.ca->fail_status = 200;
+    f.ca->fail_body = "{\"status\":\"pending\"}";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e),
+              "authorization: https://ca.test/authz/0 has no \"identifier\"");
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* a JSON array as directory-level garbage from a proxy */
+    fixture_init(&f, 1);
+    f.ca->fail_path = "/new-order";
+    f.ca->fail_status = 201;
+    f.ca->fail_body = "[1,2]";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e),
+              "new-order: response is not a JSON object (HTTP 201)");
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* the certificate is not PEM */
+    fixture_init(&f, 1);
+    f.ca->fail_path = "/cert/";
+    f.ca->fail_status = 200;
+    f.ca->fail_ctype = "text/html";
+    f.ca->fail_body = "<html></html>";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e),
+              "certificate: the response is not a PEM certificate chain "
+              "(HTTP 200, text/html)");
+    CHECK(acme_engine_certificate(e, NULL) == NULL);
+    CHECK_INT(r.live, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_stored_account_reused)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 1);
+    f.ca->account_url = acme_strdup("https://ca.test/acct/9");
+    f.cfg.account_url = "https://ca.test/acct/9";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_account_lookup, 0);
+    CHECK_INT(f.ca->n_account_create, 0);
+    CHECK_INT(r.n_account, 0);
+    CHECK_STR(acme_engine_account_url(e), "https://ca.test/acct/9");
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_account_lookup_existing)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 1);
+    f.ca->account_url = acme_strdup("https://ca.test/acct/5");
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_account_lookup, 1);
+    CHECK_INT(f.ca->n_account_create, 0);
+    CHECK_INT(r.n_account, 1);
+    CHECK_STR(r.account_url, "https://ca.test/acct/5");
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_account_not_found_creates)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    /* the stored account is unknown to the CA (its database was reset) */
+    fixture_init(&f, 1);
+    f.cfg.account_url = "https://ca.test/acct/old";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_new_order, 1);     /* the first one was refused early */
+    CHECK_INT(f.ca->n_account_lookup, 1);
+    CHECK_INT(f.ca->n_account_create, 1);
+    CHECK_INT(r.n_account, 1);
+    CHECK_STR(r.account_url, "https://ca.test/acct/1");
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* only once: an account that disappears again is an error */
+    fixture_init(&f, 1);
+    f.cfg.account_url = "https://ca.test/acct/old";
+    f.ca->fail_path = "/new-order";
+    f.ca->fail_status = 401;
+    f.ca->fail_ctype = "application/problem+json";
+    f.ca->fail_body = "{\"type\":\"urn:ietf:params:acme:error:unauthorized\","
+                      "\"detail\":\"Account is not valid, has status \\\"deactivated\\\"\"}";
+    f.ca->account_url = acme_strdup("https://ca.test/acct/old");
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_INT(f.ca->n_account_lookup, 1);
+    CHECK_INT(r.n_account, 1);
+    CHECK_STR(acme_engine_error(e),
+              "new-order: urn:ietf:params:acme:error:unauthorized: Account is "
+              "not valid, has status \"deactivated\" (HTTP 401)");
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_challenge_invalid)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 2);
+    f.ca->challenge_fails = 1;
+    f.ca->pending_polls = 1;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e),
+              "authorization of a.example.test is invalid: http-01 challenge "
+              "failed: urn:ietf:params:acme:error:unauthorized: Invalid "
+              "response from http://a.example.test/.well-known/acme-challenge/"
+              "tok: 404");
+    CHECK_INT(r.n_publish, 1);
+    CHECK_INT(r.n_unpublish, 1);
+    CHECK_INT(r.live, 0);
+    CHECK_INT(f.ca->n_finalize, 0);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_authz_already_valid)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 2);
+    f.ca->authz_valid = 1;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(r.n_publish, 0);
+    CHECK_INT(f.ca->n_challenge, 0);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_deadline)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 1);
+    f.ca->pending_polls = 1000000;
+    f.ca->poll_retry_after = "7";
+    f.cfg.deadline = T0 + 30;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e),
+              "timed out waiting for the authorization of a.example.test to "
+              "become valid");
+    /* slept in Retry-After steps, the last one cut at the deadline */
+    CHECK_INT(r.last_wake, T0 + 30);
+    CHECK_INT(r.max_sleep, 7);
+    CHECK_INT(r.live, 0);
+    CHECK_INT(r.n_unpublish, 1);
+    CHECK_INT(r.bad_order, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* deadline 0 = 600 s from the first call */
+    fixture_init(&f, 1);
+    f.ca->pending_polls = 1000000;
+    f.ca->poll_retry_after = "60";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_INT(r.last_wake, T0 + 600);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_eab_required)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 1);
+    f.ca->eab_required = 1;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK(strstr(acme_engine_error(e), "External Account Binding") != NULL);
+    CHECK_INT(f.ca->n_account_create, 0);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_transport_error)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    /* 1 directory, 2 HEAD new-nonce, 3 account lookup */
+    fixture_init(&f, 1);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    r.fail_http_at = 3;
+    r.fail_msg = "connection refused";
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e), "new-account: connection refused");
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    fixture_init(&f, 1);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    r.fail_http_at = 2;
+    r.fail_msg = "timed out reading the response";
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e), "new-nonce: timed out reading the response");
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_config_errors)
+{
+    fixture_t   f;
+    char        err[ACME_ERRLEN];
+
+    fixture_init(&f, 0);
+    CHECK(acme_engine_new(&f.cfg, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "names") != NULL);
+    f.cfg.n_names = 1;
+    f.cfg.directory_url = NULL;
+    CHECK(acme_engine_new(&f.cfg, err, sizeof(err)) == NULL);
+    fixture_done(&f);
+}
