@@ -77,6 +77,7 @@ struct acme_engine_s {
     char                *new_nonce_url;
     char                *new_account_url;
     char                *new_order_url;
+    char                *tos_url;
     int                  eab_required;
 
     /* account */
@@ -564,6 +565,7 @@ acme_engine_free(acme_engine_t *e)
     free(e->new_nonce_url);
     free(e->new_account_url);
     free(e->new_order_url);
+    free(e->tos_url);
     free(e->account_url);
     free(e->csr_b64);
     free(e->nonce);
@@ -957,6 +959,7 @@ on_directory(acme_engine_t *e, json_t *j)
 
     meta = json_object_get(j, "meta");
     e->eab_required = json_is_true(json_object_get(meta, "externalAccountRequired"));
+    set_str(&e->tos_url, jstr(meta, "termsOfService"));
 
     e->state = e->account_url ? S_NEW_ORDER : S_ACCOUNT_FIND;
 }
@@ -1125,7 +1128,6 @@ on_authz(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
     const char  *status, *ident, *cstatus, *token, *curl;
     json_t      *chal;
     char        *ka, *name;
-    int          wildcard;
 
     status = jstr(j, "status");
     ident = jstr(json_object_get(j, "identifier"), "value");
@@ -1135,8 +1137,8 @@ on_authz(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
         return;
     }
 
-    wildcard = json_is_true(json_object_get(j, "wildcard"));
-    name = wildcard ? acme_sprintf("*.%s", ident) : acme_strdup(ident);
+    /* the identifier as the CA validates it: a wildcard's base name */
+    name = acme_strdup(ident);
     free(e->authz_ident);
     e->authz_ident = name;
     if (name == NULL) {
@@ -1385,6 +1387,14 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
 
         } else if (!account_fallback(e, prob)) {
             fail_response(e, req_label(e), resp, prob);
+            if (e->tos_url && !e->terms_agreed && e->error
+                && e->state == S_FINISH && aw == AW_MAIN
+                && strstr(e->error, "new-account: ") == e->error)
+            {
+                /* the likely cause, in the operator's terms */
+                fail(e, "%s; the CA's terms of service (%s) have not been "
+                     "agreed to", e->error, e->tos_url);
+            }
         }
 
         json_decref(prob);

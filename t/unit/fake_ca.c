@@ -415,6 +415,12 @@ new_account(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
         violation(ca, "newAccount without EAB on an EAB CA");
     }
     ca->terms_agreed = json_is_true(json_object_get(j, "termsOfServiceAgreed"));
+    if (ca->terms_required && !ca->terms_agreed) {
+        json_decref(j);
+        problem(ca, resp, 403, "userActionRequired",
+                "must agree to terms of service");
+        return;
+    }
     free(ca->contact);
     ca->contact = json_dumps(json_object_get(j, "contact"),
                              JSON_COMPACT | JSON_ENCODE_ANY);

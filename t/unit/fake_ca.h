@@ -26,6 +26,7 @@ struct fake_ca_s {
     EVP_PKEY    *account_key;       /* verifies every signature */
     char        *account_url;       /* registered account (malloc'd), NULL = none */
     int          eab_required;
+    int          terms_required;    /* newAccount needs termsOfServiceAgreed */
     int          bad_nonce_next;    /* answer the next N POSTs with badNonce */
     int          pending_polls;     /* authz polls still "pending" after the challenge */
     int          processing_polls;  /* order polls still "processing" after finalize */

@@ -690,6 +690,30 @@ UNIT_TEST(engine_eab_required)
 }
 
 
+UNIT_TEST(engine_terms_not_agreed)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 1);
+    f.ca->terms_required = 1;
+    f.cfg.terms_agreed = 0;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e),
+              "new-account: urn:ietf:params:acme:error:userActionRequired: "
+              "must agree to terms of service (HTTP 403); the CA's terms of "
+              "service (https://ca.test/tos) have not been agreed to");
+    CHECK_INT(f.ca->terms_agreed, 0);
+    CHECK_INT(r.n_account, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
 UNIT_TEST(engine_transport_error)
 {
     fixture_t       f;
