@@ -1,0 +1,600 @@
+/*
+ * Directives and configuration checks.
+ *
+ * Everything here only reads: "apache2 -t" runs the directive handlers and
+ * the check_config hook and must catch every mistake without writing a
+ * file (the state directories are created later, in post_config).
+ */
+#include <string.h>
+#include <stdlib.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "apr_strings.h"
+#include "apr_lib.h"
+#include "apr_optional.h"
+#include "mod_watchdog.h"
+
+#include "mod_acme_auto.h"
+#include "acme_store.h"
+#include "acme_util.h"
+
+APLOG_USE_MODULE(acme_auto);
+
+#define ACME_AUTO_DEFAULT_STATE_ROOT "/var/lib/apache2/acme/"
+
+acme_auto_globals_t acme_auto_g;
+
+/* The <AcmeIssuer> block being read; config reading is single threaded. */
+static acme_auto_issuer_t *cur_issuer;
+
+void *
+acme_auto_create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    acme_auto_srv_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    (void) s;
+    sc->issuers = apr_array_make(p, 2, sizeof(acme_auto_issuer_t *));
+    return sc;
+}
+
+void *
+acme_auto_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    acme_auto_srv_conf_t *base = basev, *add = addv;
+    acme_auto_srv_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    /* issuers are global; a certificate belongs to the vhost naming it */
+    sc->issuers = base->issuers;
+    sc->cert = add->cert;
+    return sc;
+}
+
+static acme_auto_srv_conf_t *
+srv_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &acme_auto_module);
+}
+
+static const char *
+in_issuer(cmd_parms *cmd)
+{
+    if (cur_issuer == NULL) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name,
+                           " is only valid inside <AcmeIssuer name>", NULL);
+    }
+    return NULL;
+}
+
+static const char *
+issuer_section(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    acme_auto_srv_conf_t *sc = srv_conf(cmd->server);
+    acme_auto_issuer_t   *iss, **pi;
+    const char           *endp, *name, *err;
+    int                   i;
+
+    (void) dummy;
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) != NULL) {
+        return err;
+    }
+    if (cur_issuer != NULL) {
+        return "<AcmeIssuer> sections cannot be nested";
+    }
+    endp = ap_strrchr_c(arg, '>');
+    if (endp == NULL) {
+        return "<AcmeIssuer> directive missing closing '>'";
+    }
+    arg = apr_pstrndup(cmd->pool, arg, endp - arg);
+    name = ap_getword_conf(cmd->pool, &arg);
+    if (name == NULL || *name == '\0') {
+        return "<AcmeIssuer> needs a name, e.g. <AcmeIssuer letsencrypt>";
+    }
+    if (*arg != '\0') {
+        return "<AcmeIssuer> takes exactly one name";
+    }
+    for (i = 0; name[i]; i++) {
+        if (!apr_isalnum(name[i]) && name[i] != '-' && name[i] != '_'
+            && name[i] != '.')
+        {
+            return apr_psprintf(cmd->pool, "<AcmeIssuer %s>: the name may "
+                                "only have letters, digits, '-', '_' and '.'",
+                                name);
+        }
+    }
+    for (i = 0; i < sc->issuers->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(sc->issuers, i, acme_auto_issuer_t *)->name,
+                   name) == 0)
+        {
+            return apr_psprintf(cmd->pool,
+                                "<AcmeIssuer %s> is defined twice", name);
+        }
+    }
+
+    iss = apr_pcalloc(cmd->pool, sizeof(*iss));
+    iss->name = name;
+    iss->contacts = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    iss->account_key_type = ACME_KEY_DEFAULT;
+    iss->renew_fraction = 1.0 / 3.0;
+    iss->timeout_sec = 30;
+    iss->conf_file = cmd->directive->filename;
+    iss->conf_line = cmd->directive->line_num;
+    pi = apr_array_push(sc->issuers);
+    *pi = iss;
+
+    cur_issuer = iss;
+    err = ap_walk_config(cmd->directive->first_child, cmd, cmd->context);
+    cur_issuer = NULL;
+    return err;
+}
+
+static const char *
+set_directory(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = in_issuer(cmd);
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (strncasecmp(arg, "https://", 8) != 0
+        && strncasecmp(arg, "http://", 7) != 0)
+    {
+        return apr_psprintf(cmd->pool, "AcmeDirectory: '%s' is not an "
+                            "http(s):// URL of an ACME directory", arg);
+    }
+    if (cur_issuer->directory != NULL) {
+        return "AcmeDirectory is given twice in this <AcmeIssuer>";
+    }
+    cur_issuer->directory = arg;
+    return NULL;
+}
+
+static const char *
+add_contact(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = in_issuer(cmd), **pc;
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (*arg == '\0') {
+        return "AcmeContact: empty contact";
+    }
+    pc = apr_array_push(cur_issuer->contacts);
+    *pc = ap_strchr_c(arg, ':') ? arg : apr_pstrcat(cmd->pool, "mailto:", arg, NULL);
+    return NULL;
+}
+
+static const char *
+set_tos(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = in_issuer(cmd);
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (strcasecmp(arg, "agreed") != 0) {
+        return "AcmeTermsOfService: the only value is 'agreed' (leave the "
+               "directive out to not agree)";
+    }
+    cur_issuer->terms_agreed = 1;
+    return NULL;
+}
+
+static const char *
+set_trusted_ca(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = in_issuer(cmd), *path;
+    apr_finfo_t finfo;
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    path = ap_server_root_relative(cmd->pool, arg);
+    if (path == NULL
+        || apr_stat(&finfo, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
+        || finfo.filetype != APR_REG)
+    {
+        return apr_psprintf(cmd->pool, "AcmeTrustedCA: '%s' is not a "
+                            "readable file", arg);
+    }
+    cur_issuer->trusted_ca = path;
+    return NULL;
+}
+
+static const char *
+set_state_dir(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = in_issuer(cmd);
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    cur_issuer->state_dir = ap_server_root_relative(cmd->pool, arg);
+    if (cur_issuer->state_dir == NULL) {
+        return apr_psprintf(cmd->pool, "AcmeStateDir: invalid path '%s'", arg);
+    }
+    return NULL;
+}
+
+static const char *
+set_account_key(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = in_issuer(cmd);
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (acme_key_type_parse(arg, strlen(arg), &cur_issuer->account_key_type)
+        != 0)
+    {
+        return apr_psprintf(cmd->pool, "AcmeAccountKey: unknown key type '%s'"
+                            " (ecdsa:256, ecdsa:384, rsa:2048, rsa:3072, "
+                            "rsa:4096)", arg);
+    }
+    return NULL;
+}
+
+static const char *
+set_renew(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = in_issuer(cmd);
+    char       *end;
+    long        pct;
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    pct = strtol(arg, &end, 10);
+    if (end == arg || strcmp(end, "%") != 0 || pct < 1 || pct > 99) {
+        return apr_psprintf(cmd->pool, "AcmeRenewBeforeExpiry: '%s' is not a "
+                            "percentage of the lifetime between 1%% and 99%%",
+                            arg);
+    }
+    cur_issuer->renew_fraction = pct / 100.0;
+    return NULL;
+}
+
+static const char *
+set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char          *err = in_issuer(cmd);
+    apr_interval_time_t  t;
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS
+        || t < apr_time_from_sec(1) || t > apr_time_from_sec(600))
+    {
+        return apr_psprintf(cmd->pool, "AcmeTimeout: '%s' is not a time "
+                            "between 1s and 600s", arg);
+    }
+    cur_issuer->timeout_sec = (int) apr_time_sec(t);
+    return NULL;
+}
+
+static const char *
+set_certificate(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
+{
+    acme_auto_srv_conf_t  *sc = srv_conf(cmd->server);
+    acme_auto_cert_conf_t *cc;
+    const char            *err, **pn;
+    int                    i;
+
+    (void) dummy;
+    if ((err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE)) != NULL) {
+        return err;
+    }
+    if (cur_issuer != NULL) {
+        return "AcmeCertificate belongs in a <VirtualHost>, not in <AcmeIssuer>";
+    }
+    if (argc < 1) {
+        return "AcmeCertificate needs an issuer name: AcmeCertificate "
+               "<issuer> [names...] [key=ecdsa:256]";
+    }
+    if (sc->cert != NULL) {
+        return "AcmeCertificate is given twice for this server";
+    }
+    cc = apr_pcalloc(cmd->pool, sizeof(*cc));
+    cc->issuer_name = argv[0];
+    cc->names = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    cc->key_type = ACME_KEY_DEFAULT;
+    cc->conf_file = cmd->directive->filename;
+    cc->conf_line = cmd->directive->line_num;
+    for (i = 1; i < argc; i++) {
+        if (strncasecmp(argv[i], "key=", 4) == 0) {
+            if (acme_key_type_parse(argv[i] + 4, strlen(argv[i] + 4),
+                                    &cc->key_type) != 0)
+            {
+                return apr_psprintf(cmd->pool, "AcmeCertificate: unknown key "
+                                    "type '%s' (ecdsa:256, ecdsa:384, rsa:2048,"
+                                    " rsa:3072, rsa:4096)", argv[i] + 4);
+            }
+            continue;
+        }
+        pn = apr_array_push(cc->names);
+        *pn = apr_pstrdup(cmd->pool, argv[i]);
+        ap_str_tolower((char *) *pn);
+    }
+    sc->cert = cc;
+    return NULL;
+}
+
+const command_rec acme_auto_cmds[] = {
+    AP_INIT_RAW_ARGS("<AcmeIssuer", issuer_section, NULL, RSRC_CONF,
+        "<AcmeIssuer name> ... </AcmeIssuer>: an ACME CA and account"),
+    AP_INIT_TAKE1("AcmeDirectory", set_directory, NULL, RSRC_CONF,
+        "URL of the CA's ACME directory"),
+    AP_INIT_ITERATE("AcmeContact", add_contact, NULL, RSRC_CONF,
+        "account contact(s); 'mailto:' is added when there is no scheme"),
+    AP_INIT_TAKE1("AcmeTermsOfService", set_tos, NULL, RSRC_CONF,
+        "'agreed': agree to the CA's terms of service"),
+    AP_INIT_TAKE1("AcmeTrustedCA", set_trusted_ca, NULL, RSRC_CONF,
+        "CA bundle (PEM) for the ACME server's TLS certificate"),
+    AP_INIT_TAKE1("AcmeStateDir", set_state_dir, NULL, RSRC_CONF,
+        "directory for account, keys and certificates"),
+    AP_INIT_TAKE1("AcmeAccountKey", set_account_key, NULL, RSRC_CONF,
+        "key type of a new account key (default ecdsa:256)"),
+    AP_INIT_TAKE1("AcmeRenewBeforeExpiry", set_renew, NULL, RSRC_CONF,
+        "renew when this share of the lifetime is left (default 33%)"),
+    AP_INIT_TAKE1("AcmeTimeout", set_timeout, NULL, RSRC_CONF,
+        "timeout of each network step (default 30s)"),
+    AP_INIT_TAKE_ARGV("AcmeCertificate", set_certificate, NULL, RSRC_CONF,
+        "AcmeCertificate <issuer> [names...] [key=type]: manage this "
+        "server's certificate"),
+    { NULL }
+};
+
+/* DNS name (no wildcard) or IP literal. */
+static const char *
+check_name(apr_pool_t *p, const char *name)
+{
+    const char *c;
+    int         label = 0;
+
+    if (*name == '\0') {
+        return "an empty name";
+    }
+    if (strchr(name, '*') != NULL) {
+        return apr_psprintf(p, "'%s': wildcard names need the dns-01 "
+                            "challenge, which mod_acme_auto does not do", name);
+    }
+    if (strchr(name, ':') != NULL) {
+        return NULL;    /* IPv6 literal, validated by the CA */
+    }
+    for (c = name; *c; c++) {
+        if (*c == '.') {
+            if (label == 0) {
+                return apr_psprintf(p, "'%s' is not a valid host name", name);
+            }
+            label = 0;
+            continue;
+        }
+        if (!apr_isalnum(*c) && *c != '-') {
+            return apr_psprintf(p, "'%s' is not a valid host name", name);
+        }
+        if (++label > 63) {
+            return apr_psprintf(p, "'%s' has a label over 63 characters", name);
+        }
+    }
+    if (strlen(name) > 253) {
+        return apr_psprintf(p, "'%s' is longer than 253 characters", name);
+    }
+    return NULL;
+}
+
+static void
+push_unique(apr_array_header_t *a, const char *name)
+{
+    int i;
+
+    for (i = 0; i < a->nelts; i++) {
+        if (strcasecmp(APR_ARRAY_IDX(a, i, const char *), name) == 0) {
+            return;
+        }
+    }
+    APR_ARRAY_PUSH(a, const char *) = name;
+}
+
+static acme_auto_issuer_t *
+find_issuer(const char *name)
+{
+    int i;
+
+    for (i = 0; i < acme_auto_g.issuers->nelts; i++) {
+        acme_auto_issuer_t *iss = APR_ARRAY_IDX(acme_auto_g.issuers, i,
+                                                acme_auto_issuer_t *);
+        if (strcmp(iss->name, name) == 0) {
+            return iss;
+        }
+    }
+    return NULL;
+}
+
+static int
+same_names(acme_auto_cert_t *c, apr_array_header_t *names)
+{
+    int i;
+
+    if (c->n_names != names->nelts) {
+        return 0;
+    }
+    for (i = 0; i < names->nelts; i++) {
+        if (strcasecmp(c->names[i], APR_ARRAY_IDX(names, i, const char *)) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+#define CHECK_FAIL(s, ...) do { \
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, (s), \
+                     __VA_ARGS__); \
+        bad = 1; \
+    } while (0)
+
+int
+acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+    server_rec *base)
+{
+    acme_auto_srv_conf_t *bsc = srv_conf(base);
+    server_rec           *s;
+    int                   i, j, bad = 0, used;
+    char                  err[ACME_ERRLEN];
+
+    (void) plog;
+    memset(&acme_auto_g, 0, sizeof(acme_auto_g));
+    acme_auto_g.base = base;
+    acme_auto_g.issuers = bsc->issuers;
+    acme_auto_g.certs = apr_array_make(pconf, 4, sizeof(acme_auto_cert_t *));
+
+    for (i = 0; i < bsc->issuers->nelts; i++) {
+        acme_auto_issuer_t *iss = APR_ARRAY_IDX(bsc->issuers, i,
+                                                acme_auto_issuer_t *);
+        if (iss->directory == NULL) {
+            CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d) has no "
+                       "AcmeDirectory", iss->name, iss->conf_file,
+                       iss->conf_line);
+        }
+        if (iss->state_dir == NULL) {
+            iss->state_dir = apr_pstrcat(pconf, ACME_AUTO_DEFAULT_STATE_ROOT,
+                                         iss->name, NULL);
+        }
+        for (j = 0; j < i; j++) {
+            acme_auto_issuer_t *o = APR_ARRAY_IDX(bsc->issuers, j,
+                                                  acme_auto_issuer_t *);
+            if (strcmp(o->state_dir, iss->state_dir) == 0) {
+                CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> and "
+                           "<AcmeIssuer %s> share the AcmeStateDir %s",
+                           o->name, iss->name, iss->state_dir);
+            }
+        }
+        if (acme_store_check_writable(iss->state_dir, err, sizeof(err)) != 0) {
+            CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s>: AcmeStateDir "
+                       "%s cannot be created or written: %s", iss->name,
+                       iss->state_dir, err);
+        }
+    }
+
+    for (s = base; s != NULL; s = s->next) {
+        acme_auto_srv_conf_t  *sc = srv_conf(s);
+        acme_auto_cert_conf_t *cc = sc->cert;
+        acme_auto_issuer_t    *iss;
+        acme_auto_cert_t      *c = NULL;
+        apr_array_header_t    *names;
+        const char            *msg;
+        char                  *id;
+
+        sc->managed = NULL;
+        if (cc == NULL) {
+            continue;
+        }
+        iss = find_issuer(cc->issuer_name);
+        if (iss == NULL) {
+            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d) names the "
+                       "issuer '%s', but there is no <AcmeIssuer %s>",
+                       cc->conf_file, cc->conf_line, cc->issuer_name,
+                       cc->issuer_name);
+            continue;
+        }
+        names = apr_array_make(ptemp, 4, sizeof(const char *));
+        if (cc->names->nelts > 0) {
+            for (j = 0; j < cc->names->nelts; j++) {
+                push_unique(names, APR_ARRAY_IDX(cc->names, j, const char *));
+            }
+        }
+        else {
+            if (s->server_hostname != NULL) {
+                push_unique(names, apr_pstrdup(pconf, s->server_hostname));
+            }
+            for (j = 0; s->names && j < s->names->nelts; j++) {
+                push_unique(names, APR_ARRAY_IDX(s->names, j, const char *));
+            }
+            for (j = 0; s->wild_names && j < s->wild_names->nelts; j++) {
+                push_unique(names, APR_ARRAY_IDX(s->wild_names, j,
+                                                 const char *));
+            }
+        }
+        if (names->nelts == 0) {
+            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): no names; "
+                       "set ServerName or list the names", cc->conf_file,
+                       cc->conf_line);
+            continue;
+        }
+        for (j = 0; j < names->nelts; j++) {
+            char *n = apr_pstrdup(pconf, APR_ARRAY_IDX(names, j, const char *));
+            ap_str_tolower(n);
+            APR_ARRAY_IDX(names, j, const char *) = n;
+            if ((msg = check_name(ptemp, n)) != NULL) {
+                CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): %s",
+                           cc->conf_file, cc->conf_line, msg);
+            }
+        }
+
+        id = acme_store_cert_id(APR_ARRAY_IDX(names, 0, const char *),
+                                cc->key_type);
+        if (id == NULL) {
+            CHECK_FAIL(s, "mod_acme_auto: out of memory");
+            continue;
+        }
+        for (j = 0; j < acme_auto_g.certs->nelts; j++) {
+            acme_auto_cert_t *o = APR_ARRAY_IDX(acme_auto_g.certs, j,
+                                                acme_auto_cert_t *);
+            if (o->issuer == iss && strcmp(o->id, id) == 0) {
+                c = o;
+                break;
+            }
+        }
+        if (c != NULL && !same_names(c, names)) {
+            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): another "
+                       "server manages '%s' with the same key type but "
+                       "other names; list the same names or use another "
+                       "first name", cc->conf_file, cc->conf_line, id);
+            free(id);
+            continue;
+        }
+        if (c == NULL) {
+            c = apr_pcalloc(pconf, sizeof(*c));
+            c->slot = acme_auto_g.certs->nelts;
+            c->id = apr_pstrdup(pconf, id);
+            c->names = (const char **) names->elts;
+            c->n_names = names->nelts;
+            c->names = apr_pmemdup(pconf, names->elts,
+                                   sizeof(const char *) * names->nelts);
+            c->key_type = cc->key_type;
+            c->issuer = iss;
+            APR_ARRAY_PUSH(acme_auto_g.certs, acme_auto_cert_t *) = c;
+        }
+        free(id);
+        sc->managed = c;
+    }
+
+    used = acme_auto_g.certs->nelts > 0;
+    if (used && ap_find_linked_module("mod_ssl.c") == NULL) {
+        CHECK_FAIL(base, "mod_acme_auto: AcmeCertificate needs mod_ssl "
+                   "(LoadModule ssl_module)");
+    }
+    if (used && APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance) == NULL) {
+        CHECK_FAIL(base, "mod_acme_auto: AcmeCertificate needs mod_watchdog "
+                   "(LoadModule watchdog_module), which runs the renewals");
+    }
+    return bad ? !OK : OK;
+}
+
+acme_auto_cert_t *
+acme_auto_cert_for_server(server_rec *s)
+{
+    acme_auto_srv_conf_t *sc = srv_conf(s);
+
+    return sc ? sc->managed : NULL;
+}

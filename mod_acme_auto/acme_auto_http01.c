@@ -1,0 +1,82 @@
+/*
+ * http-01 answers.  Runs in post_read_request (really first), before any
+ * other module can map the URL to a file or redirect it to https: the CA
+ * must get the key authorization from plain HTTP on port 80 (or pebble's
+ * httpPort).  The lookup is in shared memory only; unknown or malformed
+ * tokens get a 404 without touching the disk.
+ */
+#include <string.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_protocol.h"
+#include "http_log.h"
+#include "apr_strings.h"
+#include "apr_buckets.h"
+#include "util_filter.h"
+
+#include "mod_acme_auto.h"
+
+APLOG_USE_MODULE(acme_auto);
+
+#define CHALLENGE_PREFIX "/.well-known/acme-challenge/"
+
+static int
+token_ok(const char *t)
+{
+    apr_size_t n = 0;
+
+    for (; *t; t++, n++) {
+        if (!((*t >= 'A' && *t <= 'Z') || (*t >= 'a' && *t <= 'z')
+              || (*t >= '0' && *t <= '9') || *t == '-' || *t == '_'))
+        {
+            return 0;
+        }
+    }
+    return n > 0 && n < ACME_AUTO_TOKEN_MAX;
+}
+
+int
+acme_auto_post_read_request(request_rec *r)
+{
+    const char          *path = r->parsed_uri.path, *token;
+    char                 key_authz[ACME_AUTO_KEYAUTHZ_MAX];
+    apr_bucket_brigade  *bb;
+    apr_size_t           len;
+
+    if (path == NULL || !acme_auto_shm_ready()
+        || strncmp(path, CHALLENGE_PREFIX, sizeof(CHALLENGE_PREFIX) - 1) != 0)
+    {
+        return DECLINED;
+    }
+    token = path + sizeof(CHALLENGE_PREFIX) - 1;
+    if (!token_ok(token)
+        || !acme_auto_shm_token_lookup(token, key_authz, sizeof(key_authz)))
+    {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "mod_acme_auto: no pending http-01 challenge for %s",
+                      path);
+        return HTTP_NOT_FOUND;
+    }
+    if (r->method_number != M_GET) {
+        /* HEAD is M_GET with header_only set */
+        r->allowed = AP_METHOD_BIT << M_GET;
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "mod_acme_auto: answering http-01 challenge %s", token);
+    len = strlen(key_authz);
+    r->status = HTTP_OK;
+    ap_set_content_type(r, "application/octet-stream");
+    ap_set_content_length(r, len);
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    if (!r->header_only) {
+        apr_brigade_write(bb, NULL, NULL, key_authz, len);
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
+    ap_pass_brigade(r->output_filters, bb);
+    apr_brigade_cleanup(bb);
+    return DONE;
+}

@@ -1,0 +1,594 @@
+/*
+ * Who drives ACME, and when.
+ *
+ * A mod_watchdog singleton watchdog: mod_watchdog runs its callback in
+ * exactly one child at a time (a process mutex) and moves it to another
+ * child when that one exits.  The callback itself never blocks: once a
+ * second it looks which certificates are due and starts one thread per
+ * certificate job, so a slow CA step for one certificate never delays
+ * another.  A job runs the sans-I/O engine with the blocking transport
+ * (acme_drive_blocking, every network step bounded by AcmeTimeout) and
+ * publishes http-01 tokens into shared memory, where every child answers
+ * them.  Results go to the store (atomic writes) and to shared memory,
+ * where every child's refresh thread picks the new certificate up.
+ */
+#include <string.h>
+#include <stdlib.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <time.h>
+#include <errno.h>
+
+#include <openssl/rand.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "apr_strings.h"
+#include "apr_optional.h"
+#include "mod_watchdog.h"
+
+#include "mod_acme_auto.h"
+#include "acme_cert.h"
+#include "acme_engine.h"
+#include "acme_key.h"
+#include "acme_sched.h"
+#include "acme_store.h"
+#include "acme_transport.h"
+#include "acme_util.h"
+
+APLOG_USE_MODULE(acme_auto);
+
+#define ACCOUNT_KEY_MAX     (64 * 1024)
+#define STOP_JOIN_SECONDS   5
+
+typedef struct {
+    acme_auto_cert_t   *c;
+    server_rec         *s;
+    pthread_t           thread;
+    int                 running;        /* thread started, not joined */
+    int                 finished;       /* set (atomically) by the thread */
+    acme_cert_state_t   st;             /* persisted renewal state */
+    int                 have_cert;
+    int                 names_ok;
+    long long           not_before;
+    long long           not_after;
+    uint32_t            rnd;
+    long long           due_at;         /* as last shown in the status */
+    const char         *last_step;
+} job_t;
+
+typedef struct {
+    server_rec         *s;
+    job_t              *jobs;
+    int                 n_jobs;
+} watch_t;
+
+static int              stop_jobs;      /* atomic */
+static pthread_mutex_t  account_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static long long
+now_sec(void)
+{
+    return (long long) time(NULL);
+}
+
+static uint32_t
+random32(void)
+{
+    uint32_t r = 0;
+
+    if (RAND_bytes((unsigned char *) &r, sizeof(r)) != 1) {
+        r = (uint32_t) getpid() ^ (uint32_t) time(NULL);
+    }
+    return r;
+}
+
+/* What the current certificate (in shared memory) is: validity, names. */
+static void
+job_load_facts(job_t *j)
+{
+    acme_cert_info_t info;
+    char            *pem = NULL, err[ACME_ERRLEN];
+    apr_size_t       len = 0;
+    apr_uint32_t     gen;
+
+    j->have_cert = 0;
+    j->names_ok = 0;
+    if (acme_auto_shm_get_bundle(j->c->slot, &pem, &len, &gen) != 1) {
+        return;
+    }
+    memset(&info, 0, sizeof(info));
+    if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err)) == 0) {
+        j->have_cert = 1;
+        j->not_before = info.not_before;
+        j->not_after = info.not_after;
+        j->names_ok = acme_cert_info_names_equal(&info, j->c->names,
+                                                 j->c->n_names);
+        acme_cert_info_free(&info);
+    }
+    free(pem);
+}
+
+static long long
+job_due_at(job_t *j)
+{
+    long long at;
+
+    if (!j->have_cert || !j->names_ok) {
+        at = 0;
+    }
+    else {
+        at = acme_sched_renew_at(j->not_before, j->not_after,
+                                 j->c->issuer->renew_fraction, j->rnd);
+    }
+    if (j->st.next_attempt > at) {
+        at = j->st.next_attempt;
+    }
+    return at;
+}
+
+/* -- the job thread ------------------------------------------------------- */
+
+typedef struct {
+    job_t          *j;
+    acme_engine_t  *e;
+} drive_ctx_t;
+
+static int
+hook_publish(void *data, const char *type, const char *identifier,
+    const char *token, const char *key_authz)
+{
+    drive_ctx_t *d = data;
+
+    if (strcmp(type, "http-01") != 0) {
+        return -1;
+    }
+    if (acme_auto_shm_token_add(token, key_authz) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, d->j->s, "mod_acme_auto: %s: "
+                     "no room for the http-01 token of %s", d->j->c->id,
+                     identifier);
+        return -1;
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, d->j->s, "mod_acme_auto: %s: "
+                 "http-01 token for %s published", d->j->c->id, identifier);
+    return 0;
+}
+
+static void
+hook_unpublish(void *data, const char *type, const char *identifier,
+    const char *token)
+{
+    (void) data;
+    (void) type;
+    (void) identifier;
+    acme_auto_shm_token_remove(token);
+}
+
+static void
+hook_account(void *data, const char *url)
+{
+    drive_ctx_t        *d = data;
+    acme_auto_issuer_t *iss = d->j->c->issuer;
+    char                err[ACME_ERRLEN];
+
+    if (acme_store_save_account(iss->state_dir, iss->directory, url, err,
+                                sizeof(err)) != 0)
+    {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->j->s, "mod_acme_auto: "
+                     "cannot save the account URL: %s", err);
+    }
+}
+
+static int
+hook_should_stop(void *data)
+{
+    drive_ctx_t *d = data;
+    const char  *step = acme_engine_step(d->e);
+
+    if (step != d->j->last_step) {
+        d->j->last_step = step;
+        acme_auto_shm_set_step(d->j->c->slot, "renewing", step);
+    }
+    return __atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE);
+}
+
+/* The account key: loaded from the store, or made once and stored. */
+static EVP_PKEY *
+account_key(job_t *j, char *err, size_t errlen)
+{
+    acme_auto_issuer_t *iss = j->c->issuer;
+    EVP_PKEY           *key = NULL;
+    char               *path, *pem = NULL;
+    size_t              len = 0;
+    int                 rc;
+
+    path = acme_store_account_key_path(iss->state_dir);
+    if (path == NULL) {
+        acme_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_lock(&account_mu);
+    rc = acme_store_read(path, &pem, &len, ACCOUNT_KEY_MAX, err, errlen);
+    if (rc == 1) {
+        key = acme_key_from_pem(pem, len);
+        if (key == NULL) {
+            acme_err(err, errlen, "%s is not a private key", path);
+        }
+        free(pem);
+    }
+    else if (rc == 0) {
+        key = acme_key_generate(iss->account_key_type);
+        pem = key ? acme_key_to_pem(key, &len) : NULL;
+        if (pem == NULL
+            || acme_store_write_atomic(path, pem, len, 0600, err, errlen) != 0)
+        {
+            if (pem == NULL) {
+                acme_err(err, errlen, "cannot generate the account key");
+            }
+            EVP_PKEY_free(key);
+            key = NULL;
+        }
+        free(pem);
+    }
+    pthread_mutex_unlock(&account_mu);
+    free(path);
+    return key;
+}
+
+static void
+job_failed(job_t *j, const char *msg, long long retry_after)
+{
+    acme_auto_slot_status_t st;
+    long long               now = now_sec();
+    char                    err[ACME_ERRLEN];
+
+    j->st.failures++;
+    j->st.last_attempt = now;
+    j->st.next_attempt = acme_sched_backoff(j->st.failures, now, retry_after,
+                                            random32());
+    apr_cpystrn(j->st.last_error, msg, sizeof(j->st.last_error));
+    if (acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st, err,
+                              sizeof(err)) != 0)
+    {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
+                     " cannot save the renewal state: %s", j->c->id, err);
+    }
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: "
+                 "attempt %u failed: %s; next attempt in %llds", j->c->id,
+                 j->st.failures, msg, j->st.next_attempt - now);
+
+    acme_auto_shm_get_status(j->c->slot, &st);
+    if (j->have_cert) {
+        apr_cpystrn(st.state, j->not_after > now ? "valid" : "expired",
+                    sizeof(st.state));
+    }
+    else {
+        apr_cpystrn(st.state, "failed", sizeof(st.state));
+    }
+    st.step[0] = '\0';
+    st.failures = j->st.failures;
+    apr_cpystrn(st.last_error, msg, sizeof(st.last_error));
+    st.next_renewal = job_due_at(j);
+    acme_auto_shm_set_status(j->c->slot, &st);
+}
+
+static int
+job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
+    size_t chain_len, char *err, size_t errlen)
+{
+    acme_auto_slot_status_t st;
+    char                   *key_pem, *blob;
+    size_t                  key_len;
+    long long               now = now_sec();
+
+    key_pem = acme_key_to_pem(cert_key, &key_len);
+    if (key_pem == NULL) {
+        return acme_err(err, errlen, "cannot serialise the certificate key");
+    }
+    if (acme_store_save_bundle(j->c->issuer->state_dir, j->c->id, key_pem,
+                               key_len, chain, chain_len, err, errlen) != 0)
+    {
+        free(key_pem);
+        return -1;
+    }
+    blob = malloc(key_len + chain_len + 1);
+    if (blob == NULL) {
+        free(key_pem);
+        return acme_err(err, errlen, "out of memory");
+    }
+    memcpy(blob, key_pem, key_len);
+    memcpy(blob + key_len, chain, chain_len);
+    blob[key_len + chain_len] = '\0';
+    free(key_pem);
+
+    j->st.failures = 0;
+    j->st.next_attempt = 0;
+    j->st.last_attempt = now;
+    j->st.last_success = now;
+    j->st.last_error[0] = '\0';
+    if (acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st, err,
+                              errlen) != 0)
+    {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
+                     " cannot save the renewal state: %s", j->c->id, err);
+    }
+
+    memset(&st, 0, sizeof(st));
+    if (acme_auto_status_from_pem(blob, key_len + chain_len, &st) != 0
+        || key_len + chain_len > ACME_AUTO_BUNDLE_MAX)
+    {
+        free(blob);
+        return acme_err(err, errlen, "the issued certificate is unusable");
+    }
+    st.last_success = now;
+    j->have_cert = 1;
+    j->names_ok = 1;
+    j->not_before = st.not_before;
+    j->not_after = st.not_after;
+    j->rnd = random32();
+    st.next_renewal = job_due_at(j);
+    acme_auto_shm_set_bundle(j->c->slot, blob, key_len + chain_len, &st);
+    free(blob);
+
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: new "
+                 "certificate, serial %s, valid until %lld; served without "
+                 "restart", j->c->id, st.serial, (long long) st.not_after);
+    return 0;
+}
+
+static void *
+job_main(void *arg)
+{
+    job_t                *j = arg;
+    acme_auto_issuer_t   *iss = j->c->issuer;
+    acme_order_config_t   oc;
+    acme_transport_opts_t to;
+    acme_driver_hooks_t   hooks;
+    drive_ctx_t           d;
+    EVP_PKEY             *akey = NULL, *ckey = NULL;
+    acme_engine_t        *e = NULL;
+    char                 *account_url = NULL, err[ACME_ERRLEN];
+    const char           *chain;
+    size_t                chain_len;
+    int                   rc;
+
+    err[0] = '\0';
+    j->last_step = NULL;
+    acme_auto_shm_set_step(j->c->slot, "renewing", "account-key");
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
+                 "ordering a certificate from %s", j->c->id, iss->directory);
+
+    akey = account_key(j, err, sizeof(err));
+    if (akey == NULL) {
+        char msg[ACME_ERRLEN + 16];
+        apr_snprintf(msg, sizeof(msg), "account key: %s", err);
+        job_failed(j, msg, 0);
+        goto done;
+    }
+    if (acme_store_load_account(iss->state_dir, iss->directory, &account_url,
+                                err, sizeof(err)) < 0)
+    {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: "
+                     "ignoring the stored account: %s", err);
+        account_url = NULL;
+    }
+    acme_auto_shm_set_step(j->c->slot, "renewing", "key");
+    ckey = acme_key_generate(j->c->key_type);
+    if (ckey == NULL) {
+        job_failed(j, "cannot generate the certificate key", 0);
+        goto done;
+    }
+
+    memset(&oc, 0, sizeof(oc));
+    oc.directory_url = iss->directory;
+    oc.account_key = akey;
+    oc.account_url = account_url;
+    oc.contacts = (const char *const *) iss->contacts->elts;
+    oc.n_contacts = iss->contacts->nelts;
+    oc.terms_agreed = iss->terms_agreed;
+    oc.names = j->c->names;
+    oc.n_names = j->c->n_names;
+    oc.cert_key = ckey;
+    oc.challenge_type = "http-01";
+    e = acme_engine_new(&oc, err, sizeof(err));
+    if (e == NULL) {
+        job_failed(j, err, 0);
+        goto done;
+    }
+
+    memset(&to, 0, sizeof(to));
+    to.ca_file = iss->ca_copy;
+    to.verify = 1;
+    to.connect_timeout_ms = (iss->timeout_sec < 10 ? iss->timeout_sec : 10)
+                            * 1000;
+    to.io_timeout_ms = iss->timeout_sec * 1000;
+    to.total_timeout_ms = iss->timeout_sec * 2000;
+
+    d.j = j;
+    d.e = e;
+    memset(&hooks, 0, sizeof(hooks));
+    hooks.data = &d;
+    hooks.publish = hook_publish;
+    hooks.unpublish = hook_unpublish;
+    hooks.account = hook_account;
+    hooks.should_stop = hook_should_stop;
+
+    rc = acme_drive_blocking(e, &to, &hooks);
+    if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
+        /* shutting down: not a failure, the next driver resumes */
+        acme_auto_shm_set_step(j->c->slot, j->have_cert ? "valid" : "fallback",
+                               NULL);
+        goto done;
+    }
+    if (rc != 0) {
+        job_failed(j, acme_engine_error(e), acme_engine_retry_after(e));
+        goto done;
+    }
+    chain = acme_engine_certificate(e, &chain_len);
+    if (chain == NULL
+        || job_succeeded(j, ckey, chain, chain_len, err, sizeof(err)) != 0)
+    {
+        job_failed(j, chain ? err : "no certificate after DONE", 0);
+    }
+
+done:
+    acme_engine_free(e);
+    EVP_PKEY_free(akey);
+    EVP_PKEY_free(ckey);
+    free(account_url);
+    __atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* -- the watchdog callback ------------------------------------------------ */
+
+static void
+watch_start(watch_t *w)
+{
+    int  i;
+    char err[ACME_ERRLEN];
+
+    __atomic_store_n(&stop_jobs, 0, __ATOMIC_RELEASE);
+    acme_auto_shm_set_acme_pid((long) getpid());
+    for (i = 0; i < w->n_jobs; i++) {
+        job_t *j = &w->jobs[i];
+        if (acme_store_load_state(j->c->issuer->state_dir, j->c->id, &j->st,
+                                  err, sizeof(err)) < 0)
+        {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, w->s, "mod_acme_auto:"
+                         " %s: unreadable renewal state, starting afresh: %s",
+                         j->c->id, err);
+        }
+        j->rnd = random32();
+        job_load_facts(j);
+        j->due_at = -1;
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, w->s, "mod_acme_auto: pid %ld "
+                 "drives ACME for %d certificate(s)", (long) getpid(),
+                 w->n_jobs);
+}
+
+static void
+watch_tick(watch_t *w)
+{
+    long long now = now_sec(), due;
+    int       i;
+
+    for (i = 0; i < w->n_jobs; i++) {
+        job_t *j = &w->jobs[i];
+
+        if (j->running) {
+            if (!__atomic_load_n(&j->finished, __ATOMIC_ACQUIRE)) {
+                continue;
+            }
+            pthread_join(j->thread, NULL);
+            j->running = 0;
+            j->due_at = -1;
+        }
+        due = job_due_at(j);
+        if (due != j->due_at) {
+            acme_auto_slot_status_t st;
+            acme_auto_shm_get_status(j->c->slot, &st);
+            st.next_renewal = due > now ? due : now;
+            acme_auto_shm_set_status(j->c->slot, &st);
+            j->due_at = due;
+        }
+        if (due > now || __atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
+            continue;
+        }
+        j->finished = 0;
+        if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, errno, w->s, "mod_acme_auto:"
+                         " %s: cannot start a job thread", j->c->id);
+            continue;
+        }
+        j->running = 1;
+    }
+}
+
+static void
+watch_stop(watch_t *w)
+{
+    struct timespec ts;
+    int             i;
+
+    __atomic_store_n(&stop_jobs, 1, __ATOMIC_RELEASE);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += STOP_JOIN_SECONDS;
+    for (i = 0; i < w->n_jobs; i++) {
+        job_t *j = &w->jobs[i];
+        if (j->running) {
+            /* jobs notice stop_jobs within a second unless stuck in a
+             * network step; do not hold the child's exit longer */
+            if (pthread_timedjoin_np(j->thread, NULL, &ts) == 0) {
+                j->running = 0;
+            }
+            else {
+                pthread_detach(j->thread);
+                j->running = 0;
+            }
+        }
+    }
+    acme_auto_shm_set_acme_pid(0);
+}
+
+static apr_status_t
+watchdog_cb(int state, void *data, apr_pool_t *pool)
+{
+    watch_t *w = data;
+
+    (void) pool;
+    switch (state) {
+    case AP_WATCHDOG_STATE_STARTING:
+        watch_start(w);
+        break;
+    case AP_WATCHDOG_STATE_RUNNING:
+        watch_tick(w);
+        break;
+    case AP_WATCHDOG_STATE_STOPPING:
+        watch_stop(w);
+        break;
+    }
+    return APR_SUCCESS;
+}
+
+int
+acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf)
+{
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance)      *get_instance;
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *register_cb;
+    ap_watchdog_t *wd;
+    watch_t       *w;
+    apr_status_t   rv;
+    int            i;
+
+    get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
+    register_cb = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
+    if (get_instance == NULL || register_cb == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: needs "
+                     "mod_watchdog (LoadModule watchdog_module)");
+        return !OK;
+    }
+    rv = get_instance(&wd, ACME_AUTO_WATCHDOG, 0, 1, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "mod_acme_auto: cannot "
+                     "create the singleton watchdog");
+        return !OK;
+    }
+    w = apr_pcalloc(pconf, sizeof(*w));
+    w->s = s;
+    w->n_jobs = acme_auto_g.certs->nelts;
+    w->jobs = apr_pcalloc(pconf, sizeof(job_t) * w->n_jobs);
+    for (i = 0; i < w->n_jobs; i++) {
+        w->jobs[i].c = APR_ARRAY_IDX(acme_auto_g.certs, i, acme_auto_cert_t *);
+        w->jobs[i].s = s;
+    }
+    rv = register_cb(wd, apr_time_from_sec(1), w, watchdog_cb);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "mod_acme_auto: cannot "
+                     "register the watchdog callback");
+        return !OK;
+    }
+    return OK;
+}

@@ -1,0 +1,413 @@
+/*
+ * Shared memory between the parent and every child: the pending http-01
+ * tokens, one slot per managed certificate (status + current bundle PEM)
+ * and a global generation counter.
+ *
+ * Writers (the parent at startup, the one child driving ACME) serialise on
+ * an apr_global_mutex.  Readers never lock: request and handshake paths
+ * read through a sequence counter (seqlock), so an unknown challenge token
+ * or a status read never touches a lock file.  A reader retries while a
+ * write is in progress; writes are short memcpy's.
+ *
+ * The segment is anonymous (apr_shm with no file name), created in the
+ * parent's post_config and inherited by the children through fork.
+ */
+#include <string.h>
+#include <stdlib.h>
+#include <sched.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "util_mutex.h"
+#include "mpm_common.h"
+#include "unixd.h"
+#include "apr_strings.h"
+
+#include "mod_acme_auto.h"
+
+APLOG_USE_MODULE(acme_auto);
+
+#define SHM_MAGIC 0x41434d45u   /* "ACME" */
+
+typedef struct {
+    char    token[ACME_AUTO_TOKEN_MAX];
+    char    key_authz[ACME_AUTO_KEYAUTHZ_MAX];
+} shm_token_t;
+
+typedef struct {
+    apr_uint32_t            seq;        /* odd while being written */
+    acme_auto_slot_status_t st;
+    apr_size_t              bundle_len; /* 0 = none */
+    char                    bundle[ACME_AUTO_BUNDLE_MAX];
+} shm_slot_t;
+
+typedef struct {
+    apr_uint32_t    magic;
+    apr_uint32_t    generation;         /* any bundle changed */
+    apr_int64_t     acme_pid;
+    apr_uint32_t    tok_seq;
+    shm_token_t     tokens[ACME_AUTO_MAX_TOKENS];
+    apr_uint32_t    n_slots;
+    shm_slot_t      slots[1];
+} shm_t;
+
+static apr_shm_t           *shm_seg;
+static shm_t               *shm;
+static apr_global_mutex_t  *shm_mutex;
+
+/* -- seqlock primitives ------------------------------------------------ */
+
+static apr_uint32_t
+seq_read_begin(apr_uint32_t *seq)
+{
+    apr_uint32_t s;
+    int          spins = 0;
+
+    for ( ;; ) {
+        s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+        if ((s & 1) == 0) {
+            return s;
+        }
+        if (++spins > 64) {
+            sched_yield();
+        }
+    }
+}
+
+static int
+seq_read_retry(apr_uint32_t *seq, apr_uint32_t s)
+{
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return __atomic_load_n(seq, __ATOMIC_RELAXED) != s;
+}
+
+static void
+seq_write_begin(apr_uint32_t *seq)
+{
+    __atomic_store_n(seq, __atomic_load_n(seq, __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void
+seq_write_end(apr_uint32_t *seq)
+{
+    __atomic_store_n(seq, __atomic_load_n(seq, __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELEASE);
+}
+
+static int
+lock(void)
+{
+    return shm_mutex && apr_global_mutex_lock(shm_mutex) == APR_SUCCESS;
+}
+
+static void
+unlock(void)
+{
+    apr_global_mutex_unlock(shm_mutex);
+}
+
+/* -- lifecycle ----------------------------------------------------------- */
+
+apr_status_t
+acme_auto_shm_create(server_rec *s, apr_pool_t *pconf, int n_slots)
+{
+    apr_status_t rv;
+    apr_size_t   size;
+
+    shm = NULL;
+    shm_seg = NULL;
+    shm_mutex = NULL;
+    if (n_slots <= 0) {
+        return APR_SUCCESS;
+    }
+
+    rv = ap_global_mutex_create(&shm_mutex, NULL, ACME_AUTO_MUTEX_ID, NULL,
+                                s, pconf, 0);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "mod_acme_auto: cannot create the global mutex");
+        return rv;
+    }
+
+    size = APR_OFFSETOF(shm_t, slots) + sizeof(shm_slot_t) * n_slots;
+    rv = apr_shm_create(&shm_seg, size, NULL, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "mod_acme_auto: cannot create %lu bytes of anonymous "
+                     "shared memory", (unsigned long) size);
+        return rv;
+    }
+    shm = apr_shm_baseaddr_get(shm_seg);
+    memset(shm, 0, size);
+    shm->magic = SHM_MAGIC;
+    shm->n_slots = n_slots;
+    return APR_SUCCESS;
+}
+
+apr_status_t
+acme_auto_shm_child_init(server_rec *s, apr_pool_t *pchild)
+{
+    apr_status_t rv;
+
+    if (shm_mutex == NULL) {
+        return APR_SUCCESS;
+    }
+    rv = apr_global_mutex_child_init(&shm_mutex,
+                                     apr_global_mutex_lockfile(shm_mutex),
+                                     pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "mod_acme_auto: cannot attach the global mutex in a child");
+    }
+    return rv;
+}
+
+int
+acme_auto_shm_ready(void)
+{
+    return shm != NULL;
+}
+
+static shm_slot_t *
+slot_at(int slot)
+{
+    if (shm == NULL || slot < 0 || (apr_uint32_t) slot >= shm->n_slots) {
+        return NULL;
+    }
+    return &shm->slots[slot];
+}
+
+/* -- reads ----------------------------------------------------------------- */
+
+apr_uint32_t
+acme_auto_shm_generation(void)
+{
+    return shm ? __atomic_load_n(&shm->generation, __ATOMIC_ACQUIRE) : 0;
+}
+
+apr_uint32_t
+acme_auto_shm_slot_gen(int slot)
+{
+    shm_slot_t   *sl = slot_at(slot);
+    apr_uint32_t  s, g;
+
+    if (sl == NULL) {
+        return 0;
+    }
+    do {
+        s = seq_read_begin(&sl->seq);
+        g = sl->st.gen;
+    } while (seq_read_retry(&sl->seq, s));
+    return g;
+}
+
+int
+acme_auto_shm_get_status(int slot, acme_auto_slot_status_t *out)
+{
+    shm_slot_t   *sl = slot_at(slot);
+    apr_uint32_t  s;
+
+    if (sl == NULL) {
+        memset(out, 0, sizeof(*out));
+        return -1;
+    }
+    do {
+        s = seq_read_begin(&sl->seq);
+        memcpy(out, &sl->st, sizeof(*out));
+    } while (seq_read_retry(&sl->seq, s));
+    out->state[sizeof(out->state) - 1] = '\0';
+    out->step[sizeof(out->step) - 1] = '\0';
+    out->serial[sizeof(out->serial) - 1] = '\0';
+    out->ca_issuer[sizeof(out->ca_issuer) - 1] = '\0';
+    out->last_error[sizeof(out->last_error) - 1] = '\0';
+    return 0;
+}
+
+int
+acme_auto_shm_get_bundle(int slot, char **pem, apr_size_t *len,
+    apr_uint32_t *gen)
+{
+    shm_slot_t   *sl = slot_at(slot);
+    apr_uint32_t  s;
+    apr_size_t    n;
+    char         *buf;
+
+    *pem = NULL;
+    *len = 0;
+    if (sl == NULL) {
+        return -1;
+    }
+    buf = malloc(ACME_AUTO_BUNDLE_MAX + 1);
+    if (buf == NULL) {
+        return -1;
+    }
+    do {
+        s = seq_read_begin(&sl->seq);
+        n = sl->bundle_len;
+        if (n > ACME_AUTO_BUNDLE_MAX) {
+            n = 0;
+        }
+        memcpy(buf, sl->bundle, n);
+        *gen = sl->st.gen;
+    } while (seq_read_retry(&sl->seq, s));
+    if (n == 0) {
+        free(buf);
+        return 0;
+    }
+    buf[n] = '\0';
+    *pem = buf;
+    *len = n;
+    return 1;
+}
+
+int
+acme_auto_shm_token_lookup(const char *token, char *buf, apr_size_t buflen)
+{
+    apr_uint32_t s;
+    int          i, found;
+
+    if (shm == NULL) {
+        return 0;
+    }
+    do {
+        s = seq_read_begin(&shm->tok_seq);
+        found = 0;
+        for (i = 0; i < ACME_AUTO_MAX_TOKENS; i++) {
+            shm_token_t *t = &shm->tokens[i];
+            if (t->token[0] != '\0'
+                && strncmp(t->token, token, ACME_AUTO_TOKEN_MAX) == 0)
+            {
+                apr_cpystrn(buf, t->key_authz,
+                            buflen < ACME_AUTO_KEYAUTHZ_MAX
+                            ? buflen : ACME_AUTO_KEYAUTHZ_MAX);
+                found = 1;
+                break;
+            }
+        }
+    } while (seq_read_retry(&shm->tok_seq, s));
+    return found;
+}
+
+long
+acme_auto_shm_acme_pid(void)
+{
+    return shm ? (long) __atomic_load_n(&shm->acme_pid, __ATOMIC_ACQUIRE) : 0;
+}
+
+/* -- writes ---------------------------------------------------------------- */
+
+int
+acme_auto_shm_token_add(const char *token, const char *key_authz)
+{
+    int i, free_i = -1, rc = -1;
+
+    if (strlen(token) >= ACME_AUTO_TOKEN_MAX
+        || strlen(key_authz) >= ACME_AUTO_KEYAUTHZ_MAX || !lock())
+    {
+        return -1;
+    }
+    for (i = 0; i < ACME_AUTO_MAX_TOKENS; i++) {
+        if (strcmp(shm->tokens[i].token, token) == 0) {
+            free_i = i;
+            break;
+        }
+        if (free_i < 0 && shm->tokens[i].token[0] == '\0') {
+            free_i = i;
+        }
+    }
+    if (free_i >= 0) {
+        seq_write_begin(&shm->tok_seq);
+        apr_cpystrn(shm->tokens[free_i].key_authz, key_authz,
+                    ACME_AUTO_KEYAUTHZ_MAX);
+        apr_cpystrn(shm->tokens[free_i].token, token, ACME_AUTO_TOKEN_MAX);
+        seq_write_end(&shm->tok_seq);
+        rc = 0;
+    }
+    unlock();
+    return rc;
+}
+
+void
+acme_auto_shm_token_remove(const char *token)
+{
+    int i;
+
+    if (!lock()) {
+        return;
+    }
+    for (i = 0; i < ACME_AUTO_MAX_TOKENS; i++) {
+        if (strcmp(shm->tokens[i].token, token) == 0) {
+            seq_write_begin(&shm->tok_seq);
+            memset(&shm->tokens[i], 0, sizeof(shm->tokens[i]));
+            seq_write_end(&shm->tok_seq);
+        }
+    }
+    unlock();
+}
+
+void
+acme_auto_shm_set_acme_pid(long pid)
+{
+    if (shm != NULL) {
+        __atomic_store_n(&shm->acme_pid, (apr_int64_t) pid, __ATOMIC_RELEASE);
+    }
+}
+
+int
+acme_auto_shm_set_bundle(int slot, const char *pem, apr_size_t len,
+    const acme_auto_slot_status_t *st)
+{
+    shm_slot_t *sl = slot_at(slot);
+
+    if (sl == NULL || len == 0 || len > ACME_AUTO_BUNDLE_MAX || !lock()) {
+        return -1;
+    }
+    seq_write_begin(&sl->seq);
+    memcpy(sl->bundle, pem, len);
+    sl->bundle_len = len;
+    {
+        apr_uint32_t gen = sl->st.gen + 1;
+        memcpy(&sl->st, st, sizeof(sl->st));
+        sl->st.gen = gen;
+    }
+    seq_write_end(&sl->seq);
+    __atomic_add_fetch(&shm->generation, 1, __ATOMIC_RELEASE);
+    unlock();
+    return 0;
+}
+
+void
+acme_auto_shm_set_status(int slot, const acme_auto_slot_status_t *st)
+{
+    shm_slot_t *sl = slot_at(slot);
+
+    if (sl == NULL || !lock()) {
+        return;
+    }
+    seq_write_begin(&sl->seq);
+    {
+        apr_uint32_t gen = sl->st.gen;
+        memcpy(&sl->st, st, sizeof(sl->st));
+        sl->st.gen = gen;
+    }
+    seq_write_end(&sl->seq);
+    unlock();
+}
+
+void
+acme_auto_shm_set_step(int slot, const char *state, const char *step)
+{
+    shm_slot_t *sl = slot_at(slot);
+
+    if (sl == NULL || !lock()) {
+        return;
+    }
+    seq_write_begin(&sl->seq);
+    apr_cpystrn(sl->st.state, state ? state : "", sizeof(sl->st.state));
+    apr_cpystrn(sl->st.step, step ? step : "", sizeof(sl->st.step));
+    seq_write_end(&sl->seq);
+    unlock();
+}

@@ -1,0 +1,503 @@
+/*
+ * Certificates into mod_ssl without restarts.
+ *
+ * Startup (parent, as root, before mod_ssl's post_config): for each managed
+ * certificate the stored bundle (key + chain in one file) or, before the
+ * first issuance, a self-signed placeholder written into the state
+ * directory is handed to mod_ssl through ssl_add_cert_files, so mod_ssl's
+ * own checks pass and the vhost serves at once (ssl_add_fallback_cert_files
+ * would make mod_ssl answer 503 for good).  The stored bundle is also put
+ * into shared memory.
+ *
+ * Runtime (every child): mod_ssl's optional hook ssl_init_server gives us
+ * each managed vhost's SSL_CTX; we set an OpenSSL cert callback on it.  The
+ * callback survives mod_ssl's SNI switch (SSL_set_SSL_CTX copies it) and
+ * runs after the vhost is chosen.  A per-child thread checks the shared
+ * generation counter once a second and parses a changed bundle once, off
+ * the handshake path; the callback only installs already-parsed objects
+ * (SSL_certs_clear + SSL_use_cert_and_key) under a read lock.  While the
+ * child still has what mod_ssl loaded at startup it does nothing at all.
+ */
+#include <string.h>
+#include <stdlib.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <errno.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/evp.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "unixd.h"
+#include "apr_strings.h"
+
+#include "mod_acme_auto.h"
+#include "acme_cert.h"
+#include "acme_key.h"
+#include "acme_store.h"
+#include "acme_util.h"
+
+APLOG_USE_MODULE(acme_auto);
+
+#define ACME_ALPN_PROTO     "acme-tls/1"
+#define PLACEHOLDER_FILE    "fallback.pem"
+#define PLACEHOLDER_DAYS    30
+
+/* -- parent: state dirs, stored bundles, placeholders ---------------------- */
+
+int
+acme_auto_status_from_pem(const char *pem, apr_size_t len,
+    acme_auto_slot_status_t *st)
+{
+    acme_cert_info_t info;
+    char             err[ACME_ERRLEN];
+
+    memset(&info, 0, sizeof(info));
+    if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err)) != 0) {
+        return -1;
+    }
+    apr_cpystrn(st->serial, info.serial, sizeof(st->serial));
+    apr_cpystrn(st->ca_issuer, info.issuer, sizeof(st->ca_issuer));
+    st->not_before = info.not_before;
+    st->not_after = info.not_after;
+    apr_cpystrn(st->state, info.not_after > (long long) time(NULL)
+                           ? "valid" : "expired", sizeof(st->state));
+    acme_cert_info_free(&info);
+    return 0;
+}
+
+static void
+child_ids(uid_t *uid, gid_t *gid)
+{
+    /* the parent runs as root and hands the store to the child user */
+    if (geteuid() == 0) {
+        *uid = ap_unixd_config.user_id;
+        *gid = ap_unixd_config.group_id;
+    }
+    else {
+        *uid = (uid_t) -1;
+        *gid = (gid_t) -1;
+    }
+}
+
+static int
+write_owned(server_rec *s, const char *path, const char *data, size_t len,
+    mode_t mode, uid_t uid, gid_t gid)
+{
+    char err[ACME_ERRLEN];
+
+    if (acme_store_write_atomic(path, data, len, mode, err, sizeof(err)) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     "mod_acme_auto: cannot write %s: %s", path, err);
+        return -1;
+    }
+    if (uid != (uid_t) -1 && chown(path, uid, gid) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s,
+                     "mod_acme_auto: cannot chown %s", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* The issuer's CA bundle is copied into the state directory: the children
+ * (which run the ACME client) may not be able to read the original. */
+static int
+prepare_issuer(server_rec *s, acme_auto_issuer_t *iss, apr_pool_t *pconf,
+    uid_t uid, gid_t gid)
+{
+    char  err[ACME_ERRLEN], *data = NULL;
+    size_t len = 0;
+    int   rc;
+
+    if (acme_store_mkdirs(iss->state_dir, 0700, uid, gid, err, sizeof(err))
+        != 0)
+    {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: "
+                     "<AcmeIssuer %s>: cannot create AcmeStateDir %s: %s",
+                     iss->name, iss->state_dir, err);
+        return -1;
+    }
+    iss->ca_copy = NULL;
+    if (iss->trusted_ca == NULL) {
+        return 0;
+    }
+    rc = acme_store_read(iss->trusted_ca, &data, &len, 4 * 1024 * 1024,
+                         err, sizeof(err));
+    if (rc != 1) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: "
+                     "<AcmeIssuer %s>: cannot read AcmeTrustedCA %s: %s",
+                     iss->name, iss->trusted_ca, rc == 0 ? "missing" : err);
+        return -1;
+    }
+    iss->ca_copy = apr_pstrcat(pconf, iss->state_dir, "/trusted-ca.pem", NULL);
+    rc = write_owned(s, iss->ca_copy, data, len, 0644, uid, gid);
+    free(data);
+    return rc;
+}
+
+static void
+load_state_into(acme_auto_cert_t *c, acme_auto_slot_status_t *st)
+{
+    acme_cert_state_t cs;
+    char              err[ACME_ERRLEN];
+
+    if (acme_store_load_state(c->issuer->state_dir, c->id, &cs, err,
+                              sizeof(err)) == 1)
+    {
+        st->failures = cs.failures;
+        st->last_success = cs.last_success;
+        st->next_renewal = cs.next_attempt;
+        apr_cpystrn(st->last_error, cs.last_error, sizeof(st->last_error));
+    }
+}
+
+static int
+prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
+    uid_t uid, gid_t gid)
+{
+    acme_auto_slot_status_t st;
+    char                    err[ACME_ERRLEN], *dir, *pem = NULL, *self;
+    size_t                  len = 0, klen = 0, slen = 0;
+    EVP_PKEY               *key;
+    char                   *kpem, *blob;
+    int                     rc;
+
+    c->placeholder = NULL;
+    c->startup_gen = 0;
+    memset(&st, 0, sizeof(st));
+
+    dir = acme_store_cert_dir(c->issuer->state_dir, c->id);
+    if (dir == NULL
+        || acme_store_mkdirs(dir, 0700, uid, gid, err, sizeof(err)) != 0)
+    {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: cannot "
+                     "create the directory of %s: %s", c->id,
+                     dir ? err : "out of memory");
+        free(dir);
+        return -1;
+    }
+
+    load_state_into(c, &st);
+
+    rc = acme_store_load_bundle(c->issuer->state_dir, c->id, &pem, &len, err,
+                                sizeof(err));
+    if (rc == 1) {
+        if (len <= ACME_AUTO_BUNDLE_MAX
+            && acme_bundle_parse(pem, len, NULL, NULL, NULL, err,
+                                 sizeof(err)) == 0
+            && acme_auto_status_from_pem(pem, len, &st) == 0)
+        {
+            char *path = acme_store_bundle_path(c->issuer->state_dir, c->id);
+            c->placeholder = apr_pstrdup(pconf, path);
+            free(path);
+            acme_auto_shm_set_bundle(c->slot, pem, len, &st);
+            c->startup_gen = acme_auto_shm_slot_gen(c->slot);
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "mod_acme_auto: %s: "
+                         "serving the stored certificate (serial %s)", c->id,
+                         st.serial);
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: %s:"
+                         " ignoring the unusable stored bundle: %s", c->id,
+                         err);
+        }
+        free(pem);
+    }
+    else if (rc < 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: %s: "
+                     "cannot read the stored bundle: %s", c->id, err);
+    }
+
+    if (c->placeholder == NULL) {
+        /* self-signed P-256 placeholder until the first issuance */
+        key = acme_key_generate(ACME_KEY_EC_P256);
+        self = key ? acme_selfsigned_pem(key, c->names, c->n_names,
+                                         PLACEHOLDER_DAYS, &slen) : NULL;
+        kpem = key ? acme_key_to_pem(key, &klen) : NULL;
+        EVP_PKEY_free(key);
+        if (self == NULL || kpem == NULL) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: %s: "
+                         "cannot make the self-signed placeholder", c->id);
+            free(self);
+            free(kpem);
+            free(dir);
+            return -1;
+        }
+        blob = apr_pstrcat(pconf, kpem, self, NULL);
+        c->placeholder = apr_pstrcat(pconf, dir, "/" PLACEHOLDER_FILE, NULL);
+        rc = write_owned(s, c->placeholder, blob, strlen(blob), 0600, uid, gid);
+        free(self);
+        free(kpem);
+        if (rc != 0) {
+            free(dir);
+            return -1;
+        }
+        apr_cpystrn(st.state, st.last_error[0] ? "failed" : "fallback",
+                    sizeof(st.state));
+        acme_auto_shm_set_status(c->slot, &st);
+    }
+    free(dir);
+    return 0;
+}
+
+int
+acme_auto_prepare_certs(server_rec *s, apr_pool_t *pconf, apr_pool_t *ptemp)
+{
+    uid_t uid;
+    gid_t gid;
+    int   i, j;
+
+    (void) ptemp;
+    child_ids(&uid, &gid);
+    for (i = 0; i < acme_auto_g.issuers->nelts; i++) {
+        acme_auto_issuer_t *iss = APR_ARRAY_IDX(acme_auto_g.issuers, i,
+                                                acme_auto_issuer_t *);
+        int used = 0;
+        for (j = 0; j < acme_auto_g.certs->nelts; j++) {
+            if (APR_ARRAY_IDX(acme_auto_g.certs, j, acme_auto_cert_t *)->issuer
+                == iss)
+            {
+                used = 1;
+            }
+        }
+        if (used && prepare_issuer(s, iss, pconf, uid, gid) != 0) {
+            return !OK;
+        }
+    }
+    for (j = 0; j < acme_auto_g.certs->nelts; j++) {
+        if (prepare_cert(s, APR_ARRAY_IDX(acme_auto_g.certs, j,
+                                          acme_auto_cert_t *),
+                         pconf, uid, gid) != 0)
+        {
+            return !OK;
+        }
+    }
+    return OK;
+}
+
+int
+acme_auto_add_cert_files(server_rec *s, apr_pool_t *p,
+    apr_array_header_t *cert_files, apr_array_header_t *key_files)
+{
+    acme_auto_cert_t *c = acme_auto_cert_for_server(s);
+
+    (void) p;
+    if (c == NULL || c->placeholder == NULL) {
+        return DECLINED;
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "mod_acme_auto: %s for "
+                 "mod_ssl: %s", c->id, c->placeholder);
+    APR_ARRAY_PUSH(cert_files, const char *) = c->placeholder;
+    APR_ARRAY_PUSH(key_files, const char *) = c->placeholder;
+    return OK;
+}
+
+/* -- children: parsed certificates and the cert callback ------------------- */
+
+typedef struct {
+    pthread_rwlock_t    lock;
+    apr_uint32_t        gen;        /* generation parsed (or startup's) */
+    EVP_PKEY           *key;        /* NULL: keep what mod_ssl loaded */
+    X509               *leaf;
+    STACK_OF(X509)     *chain;
+} proc_cert_t;
+
+static proc_cert_t     *proc_certs;
+static int              n_proc_certs;
+static apr_uint32_t     proc_gen;
+static pthread_t        refresher;
+static int              refresher_running;
+static pthread_mutex_t  stop_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t   stop_cv = PTHREAD_COND_INITIALIZER;
+static int              stop_flag;
+
+static int
+cert_cb(SSL *ssl, void *arg)
+{
+    acme_auto_cert_t     *c = arg;
+    proc_cert_t          *pc;
+    const unsigned char  *alpn = NULL;
+    unsigned int          alpn_len = 0;
+
+    /* with TLS 1.3 ALPN is decided first: leave a tls-alpn-01 challenge
+     * certificate alone */
+    SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+    if (alpn_len == sizeof(ACME_ALPN_PROTO) - 1
+        && memcmp(alpn, ACME_ALPN_PROTO, alpn_len) == 0)
+    {
+        return 1;
+    }
+    if (proc_certs == NULL || c->slot >= n_proc_certs) {
+        return 1;
+    }
+    pc = &proc_certs[c->slot];
+    if (pthread_rwlock_rdlock(&pc->lock) != 0) {
+        return 1;
+    }
+    if (pc->key != NULL && pc->leaf != NULL) {
+        SSL_certs_clear(ssl);
+        if (SSL_use_cert_and_key(ssl, pc->leaf, pc->key, pc->chain, 1) != 1) {
+            pthread_rwlock_unlock(&pc->lock);
+            return 0;
+        }
+    }
+    pthread_rwlock_unlock(&pc->lock);
+    return 1;
+}
+
+int
+acme_auto_ssl_init_server(server_rec *s, apr_pool_t *p, int is_proxy,
+    SSL_CTX *ctx)
+{
+    acme_auto_cert_t *c = acme_auto_cert_for_server(s);
+
+    (void) p;
+    if (is_proxy || c == NULL || ctx == NULL) {
+        return APR_SUCCESS;
+    }
+    SSL_CTX_set_cert_cb(ctx, cert_cb, c);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "mod_acme_auto: cert "
+                 "callback set for %s (%s)", s->server_hostname, c->id);
+    return APR_SUCCESS;
+}
+
+/* Parses the slot's bundle when its generation moved; never called on the
+ * handshake path. */
+static void
+refresh_slot(server_rec *s, acme_auto_cert_t *c)
+{
+    proc_cert_t     *pc = &proc_certs[c->slot];
+    apr_uint32_t     gen;
+    char            *pem = NULL, err[ACME_ERRLEN];
+    apr_size_t       len = 0;
+    EVP_PKEY        *key = NULL, *okey;
+    X509            *leaf = NULL, *oleaf;
+    STACK_OF(X509)  *chain = NULL, *ochain;
+
+    gen = acme_auto_shm_slot_gen(c->slot);
+    if (gen == pc->gen) {
+        return;
+    }
+    if (pc->gen == 0 && gen == c->startup_gen) {
+        pc->gen = gen;      /* mod_ssl already serves this one */
+        return;
+    }
+    if (acme_auto_shm_get_bundle(c->slot, &pem, &len, &gen) != 1) {
+        return;
+    }
+    if (acme_bundle_parse(pem, len, &key, &leaf, &chain, err, sizeof(err))
+        != 0)
+    {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mod_acme_auto: %s: "
+                     "cannot parse the new bundle: %s", c->id, err);
+        free(pem);
+        pc->gen = gen;      /* do not retry a broken generation */
+        return;
+    }
+    free(pem);
+
+    pthread_rwlock_wrlock(&pc->lock);
+    okey = pc->key;
+    oleaf = pc->leaf;
+    ochain = pc->chain;
+    pc->key = key;
+    pc->leaf = leaf;
+    pc->chain = chain;
+    pc->gen = gen;
+    pthread_rwlock_unlock(&pc->lock);
+
+    EVP_PKEY_free(okey);
+    X509_free(oleaf);
+    sk_X509_pop_free(ochain, X509_free);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "mod_acme_auto: %s: "
+                 "generation %u installed in pid %ld", c->id, gen,
+                 (long) getpid());
+}
+
+static void
+refresh_all(server_rec *s)
+{
+    apr_uint32_t g = acme_auto_shm_generation();
+    int          i;
+
+    if (g == proc_gen) {
+        return;
+    }
+    proc_gen = g;
+    for (i = 0; i < acme_auto_g.certs->nelts; i++) {
+        refresh_slot(s, APR_ARRAY_IDX(acme_auto_g.certs, i,
+                                      acme_auto_cert_t *));
+    }
+}
+
+static void *
+refresher_main(void *arg)
+{
+    server_rec      *s = arg;
+    struct timespec  ts;
+
+    pthread_mutex_lock(&stop_mu);
+    while (!stop_flag) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&stop_cv, &stop_mu, &ts);
+        if (stop_flag) {
+            break;
+        }
+        pthread_mutex_unlock(&stop_mu);
+        refresh_all(s);
+        pthread_mutex_lock(&stop_mu);
+    }
+    pthread_mutex_unlock(&stop_mu);
+    return NULL;
+}
+
+static apr_status_t
+refresher_stop(void *data)
+{
+    (void) data;
+    if (refresher_running) {
+        pthread_mutex_lock(&stop_mu);
+        stop_flag = 1;
+        pthread_cond_broadcast(&stop_cv);
+        pthread_mutex_unlock(&stop_mu);
+        pthread_join(refresher, NULL);
+        refresher_running = 0;
+    }
+    return APR_SUCCESS;
+}
+
+void
+acme_auto_ssl_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    int i, n = acme_auto_g.certs ? acme_auto_g.certs->nelts : 0;
+
+    if (n == 0 || !acme_auto_shm_ready()) {
+        return;
+    }
+    proc_certs = calloc(n, sizeof(*proc_certs));
+    if (proc_certs == NULL) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        pthread_rwlock_init(&proc_certs[i].lock, NULL);
+    }
+    n_proc_certs = n;
+    proc_gen = (apr_uint32_t) -1;
+    refresh_all(s);        /* before the child accepts connections */
+
+    stop_flag = 0;
+    if (pthread_create(&refresher, NULL, refresher_main, s) == 0) {
+        refresher_running = 1;
+        apr_pool_cleanup_register(pchild, NULL, refresher_stop,
+                                  apr_pool_cleanup_null);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, "mod_acme_auto: cannot"
+                     " start the certificate refresh thread");
+    }
+}

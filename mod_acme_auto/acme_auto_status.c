@@ -1,0 +1,77 @@
+/*
+ * "SetHandler acme-status": the status document shared with the nginx
+ * module (acme_status.h), rendered from shared memory without locks.
+ */
+#include <string.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_protocol.h"
+#include "http_log.h"
+#include "apr_strings.h"
+
+#include "mod_acme_auto.h"
+#include "acme_key.h"
+#include "acme_status.h"
+
+APLOG_USE_MODULE(acme_auto);
+
+int
+acme_auto_status_handler(request_rec *r)
+{
+    acme_status_cert_t      *certs;
+    acme_auto_slot_status_t *st;
+    char                    *doc;
+    size_t                   len = 0;
+    int                      i, n;
+
+    if (r->handler == NULL || strcmp(r->handler, ACME_AUTO_HANDLER) != 0) {
+        return DECLINED;
+    }
+    r->allowed = AP_METHOD_BIT << M_GET;
+    if (r->method_number != M_GET) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+
+    n = acme_auto_g.certs ? acme_auto_g.certs->nelts : 0;
+    certs = apr_pcalloc(r->pool, sizeof(*certs) * (n ? n : 1));
+    st = apr_pcalloc(r->pool, sizeof(*st) * (n ? n : 1));
+    for (i = 0; i < n; i++) {
+        acme_auto_cert_t *c = APR_ARRAY_IDX(acme_auto_g.certs, i,
+                                            acme_auto_cert_t *);
+        acme_auto_shm_get_status(c->slot, &st[i]);
+        certs[i].id = c->id;
+        certs[i].names = c->names;
+        certs[i].n_names = c->n_names;
+        certs[i].issuer = c->issuer->name;
+        certs[i].directory = c->issuer->directory;
+        certs[i].key_type = acme_key_type_name(c->key_type);
+        certs[i].state = st[i].state[0] ? st[i].state : "fallback";
+        certs[i].step = strcmp(certs[i].state, "renewing") == 0
+                        && st[i].step[0] ? st[i].step : NULL;
+        certs[i].serial = st[i].serial;
+        certs[i].ca_issuer = st[i].ca_issuer;
+        certs[i].not_before = st[i].not_before;
+        certs[i].not_after = st[i].not_after;
+        certs[i].next_renewal = st[i].next_renewal;
+        certs[i].last_success = st[i].last_success;
+        certs[i].last_error = st[i].last_error;
+        certs[i].failures = st[i].failures;
+    }
+
+    doc = acme_status_render("apache", acme_auto_shm_acme_pid(), certs, n,
+                             (long long) time(NULL), &len);
+    if (doc == NULL) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_length(r, len);
+    if (!r->header_only) {
+        ap_rwrite(doc, (int) len, r);
+    }
+    free(doc);
+    return OK;
+}

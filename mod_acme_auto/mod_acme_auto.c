@@ -1,0 +1,109 @@
+/*
+ * mod_acme_auto: module record and the order of things.
+ *
+ *   pre_config    register the "acme-auto-shm" mutex (Mutex directive)
+ *   check_config  resolve AcmeCertificate against <AcmeIssuer>, validate
+ *                 names and state dirs (also under "apache2 -t"; writes nothing)
+ *   post_config   (parent, root; before mod_ssl and mod_watchdog) shared
+ *                 memory + global mutex, state dirs owned by the child user,
+ *                 stored bundles into shm, placeholders for mod_ssl, the
+ *                 singleton watchdog callback
+ *   ssl hooks     add_cert_files: the placeholder; init_server: cert callback
+ *   child_init    attach the mutex, parse current certs, refresh thread
+ *   post_read_request  http-01 answers
+ *   handler       acme-status
+ */
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "http_ssl.h"
+#include "util_mutex.h"
+#include "apr_optional_hooks.h"
+
+#include "mod_acme_auto.h"
+
+
+/* mod_ssl's optional hook (mod_ssl_openssl.h, not shipped in Debian's
+ * apache2-dev); optional hooks are bound by name at run time. */
+#ifndef SSL_DECLARE
+#define SSL_DECLARE(type) type
+#endif
+APR_DECLARE_EXTERNAL_HOOK(ssl, SSL, int, init_server,
+                          (server_rec *s, apr_pool_t *p, int is_proxy,
+                           SSL_CTX *ctx))
+
+static int
+acme_auto_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void) plog;
+    (void) ptemp;
+    return ap_mutex_register(pconf, ACME_AUTO_MUTEX_ID, NULL, APR_LOCK_DEFAULT,
+                             0) == APR_SUCCESS ? OK : !OK;
+}
+
+static int
+acme_auto_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+    server_rec *s)
+{
+    int n;
+
+    (void) plog;
+    n = acme_auto_g.certs ? acme_auto_g.certs->nelts : 0;
+    if (acme_auto_shm_create(s, pconf, n) != APR_SUCCESS) {
+        return !OK;
+    }
+    if (n == 0) {
+        return OK;
+    }
+    if (acme_auto_prepare_certs(s, pconf, ptemp) != OK) {
+        return !OK;
+    }
+    return acme_auto_jobs_register(s, pconf);
+}
+
+static void
+acme_auto_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    if (!acme_auto_shm_ready()) {
+        return;
+    }
+    if (acme_auto_shm_child_init(s, pchild) != APR_SUCCESS) {
+        return;
+    }
+    acme_auto_ssl_child_init(pchild, s);
+}
+
+static void
+acme_auto_register_hooks(apr_pool_t *p)
+{
+    static const char *const before_ssl[] = {
+        "mod_ssl.c", "mod_watchdog.c", NULL
+    };
+
+    (void) p;
+    ap_hook_pre_config(acme_auto_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(acme_auto_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(acme_auto_post_config, NULL, before_ssl,
+                        APR_HOOK_MIDDLE);
+    ap_hook_child_init(acme_auto_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_read_request(acme_auto_post_read_request, NULL, NULL,
+                              APR_HOOK_REALLY_FIRST);
+    ap_hook_handler(acme_auto_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_ssl_add_cert_files(acme_auto_add_cert_files, NULL, NULL,
+                               APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ssl, init_server, acme_auto_ssl_init_server, NULL, NULL,
+                      APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(acme_auto) = {
+    STANDARD20_MODULE_STUFF,
+    NULL,                           /* per-directory config */
+    NULL,
+    acme_auto_create_srv_conf,
+    acme_auto_merge_srv_conf,
+    acme_auto_cmds,
+    acme_auto_register_hooks,
+    AP_MODULE_FLAG_NONE
+};

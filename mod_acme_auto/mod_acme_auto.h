@@ -1,0 +1,167 @@
+/*
+ * mod_acme_auto: Apache httpd module that gets, renews and hot-swaps TLS
+ * certificates from an ACME CA, on the shared core in common/.
+ *
+ * Files by concern:
+ *   mod_acme_auto.c    module record, hook registration, startup glue
+ *   acme_auto_config.c directives, <AcmeIssuer>, configuration checks
+ *   acme_auto_shm.c    shared memory (tokens, per-certificate slots), locks
+ *   acme_auto_http01.c http-01 answers in post_read_request
+ *   acme_auto_ssl.c    placeholder files for mod_ssl, cert callback, per-process parsed certs
+ *   acme_auto_jobs.c   the singleton watchdog and one thread per certificate job
+ *   acme_auto_status.c the "acme-status" handler
+ */
+#ifndef MOD_ACME_AUTO_H
+#define MOD_ACME_AUTO_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "apr_global_mutex.h"
+#include "apr_shm.h"
+
+#include <openssl/ssl.h>
+
+#include "acme_key.h"
+#include "acme_store.h"
+
+extern module AP_MODULE_DECLARE_DATA acme_auto_module;
+
+#define ACME_AUTO_MUTEX_ID   "acme-auto-shm"
+#define ACME_AUTO_WATCHDOG   "_acme_auto_"
+#define ACME_AUTO_HANDLER    "acme-status"
+
+/* One <AcmeIssuer name> block. */
+typedef struct {
+    const char          *name;
+    const char          *directory;
+    apr_array_header_t  *contacts;      /* const char * "mailto:..." */
+    int                  terms_agreed;
+    const char          *trusted_ca;    /* as configured; NULL = system store */
+    const char          *state_dir;     /* NULL until defaulted in the check */
+    acme_key_type_t      account_key_type;
+    double               renew_fraction;/* share of lifetime left when renewing */
+    int                  timeout_sec;   /* each network step */
+    const char          *conf_file;     /* where it was defined, for messages */
+    int                  conf_line;
+    /* runtime, set in post_config */
+    const char          *ca_copy;       /* trusted CA copied into the state dir */
+} acme_auto_issuer_t;
+
+/* "AcmeCertificate issuer [names...] [key=...]" on a vhost. */
+typedef struct {
+    const char          *issuer_name;
+    apr_array_header_t  *names;         /* explicit names, may be empty */
+    acme_key_type_t      key_type;
+    const char          *conf_file;
+    int                  conf_line;
+} acme_auto_cert_conf_t;
+
+typedef struct acme_auto_cert_s acme_auto_cert_t;
+
+/* Per server config. */
+typedef struct {
+    acme_auto_cert_conf_t *cert;        /* not inherited by vhosts */
+    apr_array_header_t    *issuers;     /* main server only: acme_auto_issuer_t * */
+    acme_auto_cert_t      *managed;     /* set by the check */
+} acme_auto_srv_conf_t;
+
+/* A managed certificate after the check: one per distinct (issuer, id). */
+struct acme_auto_cert_s {
+    int                  slot;          /* index in the shared memory */
+    const char          *id;            /* acme_store_cert_id() */
+    const char         **names;
+    int                  n_names;
+    acme_key_type_t      key_type;
+    acme_auto_issuer_t  *issuer;
+    const char          *placeholder;   /* the file handed to mod_ssl */
+    apr_uint32_t         startup_gen;   /* generation mod_ssl's file holds; 0 = fallback */
+};
+
+/* Module-wide state of the current configuration generation. */
+typedef struct {
+    apr_array_header_t  *issuers;       /* acme_auto_issuer_t * */
+    apr_array_header_t  *certs;         /* acme_auto_cert_t * */
+    server_rec          *base;
+} acme_auto_globals_t;
+
+extern acme_auto_globals_t acme_auto_g;
+
+/* acme_auto_config.c */
+extern const command_rec acme_auto_cmds[];
+void *acme_auto_create_srv_conf(apr_pool_t *p, server_rec *s);
+void *acme_auto_merge_srv_conf(apr_pool_t *p, void *base, void *add);
+/* Cross-checks and builds acme_auto_g; writes nothing. OK or !OK (logged). */
+int acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+    apr_pool_t *ptemp, server_rec *s);
+acme_auto_cert_t *acme_auto_cert_for_server(server_rec *s);
+
+/* acme_auto_shm.c: shared memory layout and access */
+#define ACME_AUTO_MAX_TOKENS    64
+#define ACME_AUTO_TOKEN_MAX     128
+#define ACME_AUTO_KEYAUTHZ_MAX  256
+#define ACME_AUTO_BUNDLE_MAX    (64 * 1024)
+
+/* Copy of one certificate slot's status (everything but the bundle). */
+typedef struct {
+    apr_uint32_t    gen;                /* bumped when the bundle changes */
+    char            state[16];
+    char            step[24];
+    char            serial[80];
+    char            ca_issuer[256];
+    apr_int64_t     not_before;
+    apr_int64_t     not_after;
+    apr_int64_t     next_renewal;
+    apr_int64_t     last_success;
+    char            last_error[512];
+    unsigned        failures;
+} acme_auto_slot_status_t;
+
+apr_status_t acme_auto_shm_create(server_rec *s, apr_pool_t *pconf, int n_slots);
+apr_status_t acme_auto_shm_child_init(server_rec *s, apr_pool_t *pchild);
+int acme_auto_shm_ready(void);
+
+/* Lock-free reads (seqlock), locked writes. */
+apr_uint32_t acme_auto_shm_generation(void);
+apr_uint32_t acme_auto_shm_slot_gen(int slot);
+int acme_auto_shm_get_status(int slot, acme_auto_slot_status_t *out);
+/* Copies the bundle (malloc'd, NUL-terminated) with its generation; 1 when
+ * a bundle exists, 0 when none, -1 on error. */
+int acme_auto_shm_get_bundle(int slot, char **pem, apr_size_t *len, apr_uint32_t *gen);
+/* Key authorization for token into buf; 1 found, 0 not. */
+int acme_auto_shm_token_lookup(const char *token, char *buf, apr_size_t buflen);
+long acme_auto_shm_acme_pid(void);
+
+int acme_auto_shm_token_add(const char *token, const char *key_authz);
+void acme_auto_shm_token_remove(const char *token);
+void acme_auto_shm_set_acme_pid(long pid);
+/* Installs a new bundle (bumps the slot and global generations) and the
+ * status fields derived from it. */
+int acme_auto_shm_set_bundle(int slot, const char *pem, apr_size_t len,
+    const acme_auto_slot_status_t *st);
+/* Updates the status fields, keeps bundle and generation. */
+void acme_auto_shm_set_status(int slot, const acme_auto_slot_status_t *st);
+/* Only the state/step pair. */
+void acme_auto_shm_set_step(int slot, const char *state, const char *step);
+
+/* acme_auto_http01.c */
+int acme_auto_post_read_request(request_rec *r);
+
+/* acme_auto_ssl.c */
+/* Parent, post_config: writes placeholders, loads stored bundles into shm. */
+int acme_auto_prepare_certs(server_rec *s, apr_pool_t *pconf, apr_pool_t *ptemp);
+int acme_auto_add_cert_files(server_rec *s, apr_pool_t *p,
+    apr_array_header_t *cert_files, apr_array_header_t *key_files);
+int acme_auto_ssl_init_server(server_rec *s, apr_pool_t *p, int is_proxy,
+    SSL_CTX *ctx);
+void acme_auto_ssl_child_init(apr_pool_t *pchild, server_rec *s);
+/* Fills a status struct from a bundle PEM (serial, issuer, validity). */
+int acme_auto_status_from_pem(const char *pem, apr_size_t len,
+    acme_auto_slot_status_t *st);
+
+/* acme_auto_jobs.c */
+int acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf);
+
+/* acme_auto_status.c */
+int acme_auto_status_handler(request_rec *r);
+
+#endif

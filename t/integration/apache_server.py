@@ -1,0 +1,338 @@
+"""A throw-away Apache httpd (Debian's /usr/sbin/apache2 + mod_acme_auto) in a
+directory of its own.
+
+    srv = ApacheServer(dir, mpm="event")
+    srv.write_conf(BODY, CA=pebble.ca_pem, STATE=state_dir)  # @NAME@ substituted
+    rc, out = srv.test_config()        # apache2 -t (writes nothing)
+    srv.start(ports=(5002, 8443))      # -D FOREGROUND; Popen pid = parent pid
+    srv.child_pids(); srv.graceful(); srv.stop()
+
+The configuration is MAIN_TEMPLATE (modules from /usr/lib/apache2/modules,
+PidFile, "Mutex file:" and DefaultRuntimeDir in the server's own dir,
+User/Group www-data as in production) followed by the caller's text.  The
+server dir is 0755 so the www-data children can reach the state dirs below
+it.  Listeners are on 127.0.0.1 only.  Every wait is bounded; stop() sends
+TERM, waits, then KILLs the process group, so no server outlives a test.
+
+    apache_factory     pytest fixture: apache_factory(name="apache", **opts)
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+APACHE = "/usr/sbin/apache2"
+MODDIR = "/usr/lib/apache2/modules"
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MODULE = os.path.join(REPO, "build", "apache", "mod_acme_auto.so")
+
+MPM_CONF = {
+    "event": """\
+LoadModule mpm_event_module @MODDIR@/mod_mpm_event.so
+StartServers @CHILDREN@
+ServerLimit 8
+ThreadsPerChild 16
+MinSpareThreads 16
+MaxSpareThreads 128
+MaxRequestWorkers 64
+""",
+    "prefork": """\
+LoadModule mpm_prefork_module @MODDIR@/mod_mpm_prefork.so
+StartServers @CHILDREN@
+MinSpareServers @CHILDREN@
+MaxSpareServers 8
+ServerLimit 16
+MaxRequestWorkers 16
+""",
+}
+
+MAIN_TEMPLATE = """\
+ServerRoot "@DIR@"
+PidFile "@DIR@/run/httpd.pid"
+DefaultRuntimeDir "@DIR@/run"
+Mutex file:@DIR@/run default
+ErrorLog "@DIR@/logs/error.log"
+LogLevel @LOGLEVEL@
+User @USER@
+Group @GROUP@
+ServerName localhost
+Timeout 30
+KeepAlive On
+GracefulShutdownTimeout 5
+@MPM@
+LoadModule authz_core_module @MODDIR@/mod_authz_core.so
+LoadModule mime_module @MODDIR@/mod_mime.so
+TypesConfig /etc/mime.types
+LoadModule socache_shmcb_module @MODDIR@/mod_socache_shmcb.so
+LoadModule ssl_module @MODDIR@/mod_ssl.so
+@LOADMODULE@
+SSLSessionCache "shmcb:@DIR@/run/ssl_scache(512000)"
+DocumentRoot "@DIR@/htdocs"
+<Directory "@DIR@/htdocs">
+    Require all granted
+</Directory>
+Listen 127.0.0.1:@HTTP_PORT@
+Listen 127.0.0.1:@HTTPS_PORT@
+
+@BODY@
+"""
+
+
+def substitute(text, values):
+    for k, v in values.items():
+        text = text.replace("@%s@" % k, str(v))
+    return text
+
+
+def _port_open(port, host="127.0.0.1"):
+    import socket
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+class ApacheServer:
+    def __init__(self, directory, mpm="event", children=2, user="www-data",
+                 group="www-data", loglevel="info", module=MODULE,
+                 http_port=5002, https_port=8443):
+        self.dir = os.path.abspath(directory)
+        self.mpm = mpm
+        self.children = children
+        self.user = user
+        self.group = group
+        self.loglevel = loglevel
+        self.module = module
+        self.http_port = http_port
+        self.https_port = https_port
+        self.conf_path = os.path.join(self.dir, "httpd.conf")
+        self.error_log_path = os.path.join(self.dir, "logs", "error.log")
+        self.stderr_path = os.path.join(self.dir, "logs", "stderr.log")
+        self.proc = None
+        self._stderr = None
+        self._log_offset = 0
+        for d in ("", "logs", "run", "htdocs"):
+            os.makedirs(os.path.join(self.dir, d), exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        with open(os.path.join(self.dir, "htdocs", "index.html"), "w") as f:
+            f.write("hello from apache\n")
+
+    # -- configuration ----------------------------------------------------
+    def render(self, body, **values):
+        v = {"MPM": MPM_CONF[self.mpm], "LOGLEVEL": self.loglevel,
+             "USER": self.user, "GROUP": self.group,
+             "HTTP_PORT": self.http_port, "HTTPS_PORT": self.https_port,
+             "LOADMODULE": ("LoadModule acme_auto_module %s" % self.module)
+             if self.module else ""}
+        text = MAIN_TEMPLATE.replace("@BODY@", body)
+        text = substitute(text, v)      # MPM text has placeholders too
+        v.update(values)
+        v.update({"DIR": self.dir, "MODDIR": MODDIR,
+                  "CHILDREN": self.children})
+        return substitute(text, v)
+
+    def write_conf(self, body, **values):
+        text = self.render(body, **values)
+        with open(self.conf_path, "w") as f:
+            f.write(text)
+        return text
+
+    def conf_line(self, needle):
+        with open(self.conf_path) as f:
+            for i, line in enumerate(f, 1):
+                if needle in line:
+                    return i
+        raise ValueError("%r not in %s" % (needle, self.conf_path))
+
+    def cmd(self, *args):
+        return [APACHE, "-d", self.dir, "-f", self.conf_path] + list(args)
+
+    def test_config(self, timeout=60):
+        """apache2 -t: (returncode, combined output)."""
+        r = subprocess.run(self.cmd("-t"), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout,
+                           env=_env())
+        return r.returncode, r.stdout.decode(errors="replace")
+
+    # -- processes --------------------------------------------------------
+    def start(self, timeout=30, ports=None):
+        assert not self.running(), "already running"
+        if ports is None:
+            ports = (self.http_port, self.https_port)
+        self._stderr = open(self.stderr_path, "ab")
+        self._log_offset = self._log_size()
+        self.proc = subprocess.Popen(self.cmd("-D", "FOREGROUND"),
+                                     stdout=self._stderr,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=_env(),
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("apache2 exited with %s:\n%s\n%s" % (
+                    self.proc.returncode, self.stderr_text()[-3000:],
+                    self.error_log()[-3000:]))
+            ok = len(self.child_pids()) >= self.children
+            if ok:
+                ok = all(_port_open(p) for p in ports)
+            if ok:
+                return self
+            if time.monotonic() > deadline:
+                raise RuntimeError("apache2 did not come up:\n"
+                                   + self.error_log()[-3000:])
+            time.sleep(0.05)
+
+    @property
+    def parent_pid(self):
+        return self.proc.pid if self.proc else None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def child_pids(self):
+        if not self.running():
+            return []
+        r = subprocess.run(["ps", "--ppid", str(self.proc.pid), "-o", "pid="],
+                           stdout=subprocess.PIPE, timeout=10)
+        return sorted(int(x) for x in r.stdout.decode().split())
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def graceful(self, timeout=30):
+        """SIGUSR1 (graceful restart); waits for a new generation of children."""
+        old = set(self.child_pids())
+        self.signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            new = set(self.child_pids()) - old
+            if len(new) >= self.children and _port_open(self.https_port):
+                return sorted(new)
+            time.sleep(0.1)
+        raise RuntimeError("graceful restart did not start new children:\n"
+                           + self.error_log()[-3000:])
+
+    def stop(self, timeout=20):
+        """TERM (Apache stops its children), bounded wait, then KILL the group."""
+        if self.proc is None:
+            return
+        pid = self.proc.pid
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self.proc.poll() is not None:
+                break
+            try:
+                if sig == signal.SIGKILL:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                continue
+        # children may outlive a killed parent for a moment
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(0.05)
+        if _group_alive(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self._stderr:
+            self._stderr.close()
+            self._stderr = None
+        for port in (self.http_port, self.https_port):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _port_open(port):
+                time.sleep(0.05)
+
+    # -- logs -------------------------------------------------------------
+    def _log_size(self):
+        try:
+            return os.path.getsize(self.error_log_path)
+        except OSError:
+            return 0
+
+    def error_log(self, since_start=False):
+        try:
+            with open(self.error_log_path, "rb") as f:
+                if since_start:
+                    f.seek(self._log_offset)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stderr_text(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def crashes(self):
+        """Lines telling of crashed children or emergencies."""
+        bad = ("exit signal", "[core:emerg]", "[acme_auto:emerg]",
+               "[core:alert]", "AH00052")
+        return [l for l in self.error_log().splitlines()
+                if any(b in l for b in bad)]
+
+
+def _env():
+    env = dict(os.environ)
+    env.setdefault("LANG", "C")
+    return env
+
+
+def _tail(text, n=4000):
+    return text[-n:] if len(text) > n else text
+
+
+@pytest.fixture
+def apache_factory(workdir, request):
+    """apache_factory(name="apache", **ApacheServer options); stopped at the
+    end of the test, logs printed when it failed."""
+    servers = []
+
+    def make(name="apache", **kw):
+        s = ApacheServer(os.path.join(workdir, name), **kw)
+        servers.append(s)
+        return s
+
+    yield make
+    failed = any(getattr(request.node, "rep_" + w, None) is not None
+                 and getattr(request.node, "rep_" + w).failed
+                 for w in ("setup", "call"))
+    for s in servers:
+        s.stop()
+        if failed:
+            print("\n===== apache %s error.log (tail) =====\n%s"
+                  % (s.dir, _tail(s.error_log())))
+            st = s.stderr_text()
+            if st.strip():
+                print("===== apache stderr =====\n" + _tail(st, 2000))
