@@ -1,0 +1,48 @@
+/*
+ * External Account Binding (RFC 8555 section 7.3.4): the inner JWS a CA
+ * that requires it (pebble with externalAccountBindingRequired, ZeroSSL,
+ * Google, ...) wants as "externalAccountBinding" in the newAccount payload.
+ *
+ * The MAC key is a secret: nothing here ever copies it into an error
+ * message, and buffers holding it are cleansed before being freed.
+ */
+#ifndef ACME_EAB_H
+#define ACME_EAB_H
+
+#include <stddef.h>
+#include <openssl/evp.h>
+
+/*
+ * The JWS object text for "externalAccountBinding":
+ *
+ *     {"protected":b64url({"alg":ALG,"kid":KID,"url":NEW_ACCOUNT_URL}),
+ *      "payload":b64url(acme_jwk_json(account_key)),
+ *      "signature":b64url(HMAC(mac_key, protected "." payload))}
+ *
+ * alg: "HS256" (default when NULL), "HS384" or "HS512".  The caller parses
+ * the returned text into its newAccount payload (json_loads).  malloc'd;
+ * NULL with err set on bad input (no kid, empty key, unknown alg, account
+ * key that has no JWK).
+ */
+char *acme_eab_jws(EVP_PKEY *account_key, const char *kid,
+    const unsigned char *mac_key, size_t mac_key_len, const char *alg,
+    const char *new_account_url, char *err, size_t errlen);
+
+/*
+ * Decodes a MAC key as CAs hand it out: base64url, padding optional;
+ * standard base64 ('+', '/') is accepted too.  Leading and trailing
+ * whitespace is ignored.  Returns a malloc'd key (free it with
+ * acme_eab_mac_key_free) and sets *len; NULL with err on invalid input.
+ */
+unsigned char *acme_eab_mac_key_decode(const char *text, size_t *len,
+    char *err, size_t errlen);
+
+/* The same, reading the text from a file (at most 4 KiB; a trailing
+ * newline is fine).  Errors name the file, never its content. */
+unsigned char *acme_eab_mac_key_read_file(const char *path, size_t *len,
+    char *err, size_t errlen);
+
+/* Cleanses and frees a key from the functions above (NULL-safe). */
+void acme_eab_mac_key_free(unsigned char *key, size_t len);
+
+#endif
