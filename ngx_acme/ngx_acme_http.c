@@ -1111,6 +1111,7 @@ ngx_acme_http_read(ngx_acme_http_t *h)
 
         if (rc == ACME_HTTP_DONE) {
             h->response = acme_http_parser_response(h->parser);
+            h->error[0] = '\0';    /* an earlier address may have failed */
 
             ngx_log_debug2(NGX_LOG_DEBUG_EVENT, &h->log, 0,
                            "acme http response: %d, %uz body bytes",
