@@ -1231,7 +1231,11 @@ on_challenge(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
     }
 
     e->state = S_AUTHZ_POLL;
-    e->wake_at = poll_at(e, resp);
+
+    /* already validated (e.g. a CA that validates synchronously): the
+     * authorization is re-read at once */
+    e->wake_at = (status != NULL && strcmp(status, "valid") == 0)
+                 ? 0 : poll_at(e, resp);
 }
 
 

@@ -504,6 +504,9 @@ challenge(fake_ca_t *ca, size_t i, const char *payload,
         free(expect);
         ca->authz_state[i] = 1;
         ca->authz_polls[i] = ca->pending_polls;
+        if (ca->sync_validation) {
+            ca->authz_state[i] = ca->challenge_fails ? 3 : 2;
+        }
     }
 
     reply(ca, resp, 200, challenge_json(ca, i, "http-01"));

@@ -32,6 +32,7 @@ struct fake_ca_s {
     int          processing_polls;  /* order polls still "processing" after finalize */
     int          challenge_fails;   /* validation fails with an unauthorized error */
     int          authz_valid;       /* authorizations are valid from the start */
+    int          sync_validation;   /* the challenge POST answers "valid" */
     const char  *poll_retry_after;  /* Retry-After on challenge/authz/order answers */
 
     /* one injected failure: requests whose path starts with fail_path get

@@ -303,6 +303,27 @@ UNIT_TEST(engine_poll_interval)
 }
 
 
+UNIT_TEST(engine_sync_validation_no_sleep)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    /* "valid" right in the challenge and finalize answers: no waiting */
+    fixture_init(&f, 2);
+    f.ca->sync_validation = 1;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(r.n_sleep, 0);
+    CHECK_INT(r.n_publish, 2);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
 UNIT_TEST(engine_bad_nonce_retry)
 {
     fixture_t       f;
