@@ -23,7 +23,7 @@ NAMES = "a.example.test b.example.test"
 NGINX_HTTP = """
     # one issuer block per ACME CA
     acme_issuer pebble {
-        uri https://127.0.0.1:14000/dir;
+        uri @URI@;
         contact admin@example.test;
         accept_terms_of_service;
         state_path @STATE@;
@@ -31,7 +31,7 @@ NGINX_HTTP = """
     }
 
     server {
-        listen 127.0.0.1:8443 ssl;
+        listen 127.0.0.1:@HTTPS@ ssl;
         server_name @NAMES@;
         acme_certificate pebble;           # no ssl_certificate needed
 
@@ -41,9 +41,9 @@ NGINX_HTTP = """
 
     # http-01 challenges arrive here (pebble validates on port 5002)
     server {
-        listen 127.0.0.1:5002;
+        listen 127.0.0.1:@HTTP@;
         server_name @NAMES@;
-        location / { return 301 https://$host:8443$request_uri; }
+        location / { return 301 https://$host:@HTTPS@$request_uri; }
     }
 """
 
@@ -87,7 +87,8 @@ def wait_for_ctrl_c(alive):
 def run_nginx(work, pebble, root_file, no_wait):
     srv = NginxServer(os.path.join(work, "nginx"), workers=2)
     state = os.path.join(work, "state", "pebble")
-    srv.write_conf(NGINX_HTTP, STATE=state, CA=pebble.ca_pem, NAMES=NAMES)
+    srv.write_conf(NGINX_HTTP, STATE=state, CA=pebble.ca_pem, NAMES=NAMES,
+                   URI=pebble.directory_url, HTTP=HTTP_PORT, HTTPS=HTTPS_PORT)
     print("nginx config : %s" % srv.conf_path)
     print("error log    : %s" % srv.error_log_path)
     rc, out = srv.test_config()

@@ -275,8 +275,9 @@ def _group_alive(pgid):
     return False
 
 
-HTTPS_PORT = 8443
-HTTP_PORT = 5002     # pebble sends http-01 validation to port 5002 of the name
+from pebble import HTTP_PORT, PORT_OFFSET   # noqa: E402  (http-01 goes to 5002)
+
+HTTPS_PORT = 8443 + PORT_OFFSET
 
 
 def managed_http_conf(pebble, state_path, names="a.example.test b.example.test",

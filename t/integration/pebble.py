@@ -12,7 +12,8 @@ Used by the integration tests of both servers and by ``./build.sh demo``:
 
 Ports (docs/design.md): API 14000, management 15000, http-01 to port 5002 and
 tls-alpn-01 to 5001 of the name, DNS 127.0.0.1:8053 (every A query -> 127.0.0.1,
-no AAAA), challtestsrv management 127.0.0.1:8055.  Everything binds 127.0.0.1
+no AAAA), challtestsrv management 127.0.0.1:8055; all shifted by the
+environment variable ACME_TEST_PORT_OFFSET when set (default 0).  Everything binds 127.0.0.1
 and every wait is bounded.
 """
 
@@ -27,12 +28,15 @@ import urllib.request
 PEBBLE = "/usr/bin/pebble"
 CHALLTESTSRV = "/usr/bin/pebble-challtestsrv"
 
-API_PORT = 14000
-MGMT_PORT = 15000
-HTTP_PORT = 5002
-TLS_PORT = 5001
-DNS_PORT = 8053
-CHALL_MGMT_PORT = 8055
+# ACME_TEST_PORT_OFFSET shifts every port (ours and the servers' under test)
+# so that several people can run the suites on one machine at the same time.
+PORT_OFFSET = int(os.environ.get("ACME_TEST_PORT_OFFSET", "0"))
+API_PORT = 14000 + PORT_OFFSET
+MGMT_PORT = 15000 + PORT_OFFSET
+HTTP_PORT = 5002 + PORT_OFFSET
+TLS_PORT = 5001 + PORT_OFFSET
+DNS_PORT = 8053 + PORT_OFFSET
+CHALL_MGMT_PORT = 8055 + PORT_OFFSET
 
 
 def _run(cmd, timeout=60):
@@ -185,8 +189,9 @@ class Pebble:
         if self._chall is not None and self._chall.poll() is None:
             return
         for port in (DNS_PORT, CHALL_MGMT_PORT):
-            if not wait_port_free(port, 5):
-                raise RuntimeError("port %d busy (leftover challtestsrv?)" % port)
+            if not wait_port_free(port, 10):
+                raise RuntimeError("port %d busy (leftover challtestsrv, or another run: "
+                                   "set ACME_TEST_PORT_OFFSET)" % port)
         self._chall_logf = open(self.chall_log, "ab")
         self._chall = subprocess.Popen(
             [CHALLTESTSRV,
@@ -210,8 +215,9 @@ class Pebble:
             return
         self.prepare()
         for port in (API_PORT, MGMT_PORT):
-            if not wait_port_free(port, 5):
-                raise RuntimeError("port %d busy (leftover pebble?)" % port)
+            if not wait_port_free(port, 10):
+                raise RuntimeError("port %d busy (leftover pebble, or another run: "
+                                   "set ACME_TEST_PORT_OFFSET)" % port)
         self._root = None
         self._pebble_logf = open(self.pebble_log, "ab")
         self._pebble = subprocess.Popen(

@@ -16,16 +16,16 @@ CONF = """
         ssl_trusted_certificate @CA@;
     }
     server {
-        listen 127.0.0.1:8443 ssl;
+        listen 127.0.0.1:@HTTPS@ ssl;
         server_name a.example.test;
         acme_certificate pebble;
         return 301 https://elsewhere.example.test$request_uri;
     }
     server {
-        listen 127.0.0.1:5002;
+        listen 127.0.0.1:@HTTP@;
         server_name a.example.test;
         root @ROOT@;
-        return 301 https://$host:8443$request_uri;
+        return 301 https://$host:@HTTPS@$request_uri;
     }
 """
 
@@ -53,7 +53,8 @@ def server(nginx_factory, pebble, workdir):
     srv = nginx_factory()
     srv.write_conf(CONF, URI=pebble.directory_url, CA=pebble.ca_pem,
                    STATE=os.path.join(workdir, "state", "pebble"),
-                   ROOT=os.path.join(workdir, "docroot"))
+                   ROOT=os.path.join(workdir, "docroot"),
+                   HTTP=HTTP_PORT, HTTPS=HTTPS_PORT)
     return srv.start(ports=(HTTP_PORT, HTTPS_PORT))
 
 
