@@ -67,6 +67,7 @@ fake_ca_free(fake_ca_t *ca)
     free(ca->authz_polls);
     free(ca->account_url);
     free(ca->contact);
+    free(ca->identifiers);
     free(ca->published_token);
     free(ca->published_ka);
     free(ca->used_nonces);
@@ -449,6 +450,9 @@ new_order(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
         json_decref(j);
         return;
     }
+
+    free(ca->identifiers);
+    ca->identifiers = json_dumps(ids, JSON_COMPACT | JSON_PRESERVE_ORDER);
 
     for (i = 0; i < ca->n_names; i++) {
         free(ca->names[i]);

@@ -52,6 +52,7 @@ struct fake_ca_s {
     int          violations;
     char         violation[256];
     char        *contact;           /* JSON of the last newAccount contact */
+    char        *identifiers;       /* JSON of the last newOrder identifiers */
     int          terms_agreed;
 
     /* internal */

@@ -324,6 +324,38 @@ UNIT_TEST(engine_sync_validation_no_sleep)
 }
 
 
+UNIT_TEST(engine_ip_identifiers)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 2);
+    f.names[0] = "127.0.0.1";
+    f.names[1] = "::1";
+    f.ca->sync_validation = 1;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_STR(f.ca->identifiers,
+              "[{\"type\":\"ip\",\"value\":\"127.0.0.1\"},"
+              "{\"type\":\"ip\",\"value\":\"::1\"}]");
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    fixture_init(&f, 1);
+    f.ca->sync_validation = 1;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_STR(f.ca->identifiers,
+              "[{\"type\":\"dns\",\"value\":\"a.example.test\"}]");
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
 UNIT_TEST(engine_bad_nonce_retry)
 {
     fixture_t       f;
