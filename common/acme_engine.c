@@ -1092,10 +1092,10 @@ find_challenge(json_t *authz, const char *type)
 static void
 fail_authz_invalid(acme_engine_t *e, json_t *authz)
 {
-    json_t  *chals, *c, *err;
-    size_t   i;
-    char    *text = NULL;
-    const char *type = e->challenge_type;
+    json_t      *chals, *c, *err;
+    size_t       i;
+    char        *text = NULL;
+    const char  *type = e->challenge_type;
 
     /* the configured challenge's error, else any challenge's error */
     c = find_challenge(authz, e->challenge_type);
