@@ -111,7 +111,6 @@ static void ngx_acme_http_read(ngx_acme_http_t *h);
 static void ngx_acme_http_parser_failed(ngx_acme_http_t *h);
 static void ngx_acme_http_event_handler(ngx_event_t *ev);
 static void ngx_acme_http_timeout_handler(ngx_event_t *ev);
-static int ngx_acme_http_verify_callback(int ok, X509_STORE_CTX *store);
 
 
 ngx_int_t
@@ -136,13 +135,13 @@ ngx_acme_http_ssl_init(ngx_conf_t *cf, ngx_ssl_t *ssl, ngx_str_t *trusted)
     cln->data = ssl;
 
     /*
-     * The callback accepts every chain so that the handshake completes and
-     * the exact reason can be reported from SSL_get_verify_result() (as
-     * nginx's proxy does); an unverified peer never gets the request.
-     * ngx_ssl_trusted_certificate() keeps the mode set here.
+     * ngx_ssl_trusted_certificate() keeps this mode and installs nginx's
+     * verify callback, which accepts every chain (logging it at debug
+     * level): the handshake completes and the exact reason is reported from
+     * SSL_get_verify_result(), as nginx's proxy does; an unverified peer
+     * never gets the request.
      */
-    SSL_CTX_set_verify(ssl->ctx, SSL_VERIFY_PEER,
-                       ngx_acme_http_verify_callback);
+    SSL_CTX_set_verify(ssl->ctx, SSL_VERIFY_PEER, NULL);
 
     if (trusted != NULL && trusted->len) {
         file = *trusted;    /* ngx_conf_full_name() rewrites it */
@@ -158,9 +157,6 @@ ngx_acme_http_ssl_init(ngx_conf_t *cf, ngx_ssl_t *ssl, ngx_str_t *trusted)
         return NGX_ERROR;
     }
 
-    SSL_CTX_set_verify(ssl->ctx, SSL_VERIFY_PEER,
-                       ngx_acme_http_verify_callback);
-
     if (file.len == 0 && SSL_CTX_set_default_verify_paths(ssl->ctx) != 1) {
         ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
                       "SSL_CTX_set_default_verify_paths() failed");
@@ -168,13 +164,6 @@ ngx_acme_http_ssl_init(ngx_conf_t *cf, ngx_ssl_t *ssl, ngx_str_t *trusted)
     }
 
     return NGX_OK;
-}
-
-
-static int
-ngx_acme_http_verify_callback(int ok, X509_STORE_CTX *store)
-{
-    return 1;
 }
 
 
@@ -199,6 +188,7 @@ ngx_acme_http_resolve_static(ngx_conf_t *cf, ngx_acme_http_conf_t *conf,
     (void) ngx_cpystrn(text, url->data, url->len + 1);
 
     if (acme_url_parse((char *) text, &au, err, sizeof(err)) != 0) {
+        acme_url_free(&au);
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid ACME URL: %s", err);
         return NGX_ERROR;
     }
@@ -340,6 +330,9 @@ ngx_acme_http_start(ngx_acme_http_conf_t *conf,
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, &h->log, 0,
                    "acme http start: %s %s", h->method, h->url_text);
 
+    /* acme_url_free() is safe on whatever a failed parse leaves */
+    h->url_parsed = 1;
+
     if (acme_url_parse((char *) h->url_text, &h->url, err, sizeof(err)) != 0)
     {
         ngx_acme_http_set_error(h, "%s", err);
@@ -347,7 +340,6 @@ ngx_acme_http_start(ngx_acme_http_conf_t *conf,
         return h;
     }
 
-    h->url_parsed = 1;
     h->host.data = (u_char *) h->url.host;
     h->host.len = ngx_strlen(h->url.host);
 
@@ -713,6 +705,7 @@ ngx_acme_http_resolve(ngx_acme_http_t *h)
     ctx->data = h;
     ctx->timeout = h->conf->resolver_timeout ? h->conf->resolver_timeout
                                              : NGX_ACME_HTTP_DEFAULT_TIMEOUT;
+    ctx->cancelable = 1;    /* as our own timer */
 
     h->resolve = ctx;
     h->state = ngx_acme_http_st_resolving;
