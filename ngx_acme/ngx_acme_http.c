@@ -970,7 +970,12 @@ ngx_acme_http_verify(ngx_acme_http_t *h, ngx_connection_t *c)
     long   rc;
     X509  *cert;
 
-    if (h->conf->ssl_no_verify) {
+    /* "ssl_verify off": either flag, or a context set to SSL_VERIFY_NONE
+     * (OpenSSL still records a verify result then) */
+
+    if (h->conf->ssl_no_verify
+        || SSL_get_verify_mode(c->ssl->connection) == SSL_VERIFY_NONE)
+    {
         return NGX_OK;
     }
 

@@ -35,7 +35,8 @@ typedef struct {
                                            0: 30s */
     size_t             max_body;        /* 0: ACME_HTTP_MAX_BODY */
     ngx_uint_t         ssl_no_verify;   /* "ssl_verify off": skip the chain
-                                           and host name checks */
+                                           and host name checks (so does
+                                           SSL_VERIFY_NONE on ssl->ctx) */
 } ngx_acme_http_conf_t;
 
 
