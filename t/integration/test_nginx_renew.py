@@ -77,6 +77,10 @@ def test_renewal_hot_swap_without_reload(nginx_factory, pebble_factory, workdir,
             h.join(30)
 
     for h in hammers:
+        print("hammer %s: %d handshakes, %d failed, serials seen %s" % (
+            h.sni, h.ok + len(h.failures), len(h.failures),
+            {"%x" % k: v for k, v in h.serials.items()}))
+    for h in hammers:
         assert h.failures == [], "%d failed handshakes of %d, e.g. %s" % (
             len(h.failures), h.ok + len(h.failures), h.failures[:3])
         assert h.count_after(new.serial_number) >= 1

@@ -52,9 +52,13 @@ def test_ca_down_at_start_serves_fallback_then_issues(nginx_factory, pebble_fact
     assert not srv.alerts(), srv.alerts()
 
 
+ORDER_STEPS = ("authorization", "challenge", "finalize")
+
+
 def _catch_in_flight(srv, timeout=60):
-    """Polls the status fast until a certificate is being ordered; returns
-    (acme_pid, step) then, or None when it became valid first."""
+    """Polls the status fast until an order exists and waits for its
+    authorizations or finalization; returns (acme_pid, step) then, or None
+    when the certificate became valid first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -65,7 +69,7 @@ def _catch_in_flight(srv, timeout=60):
         c = status_cert(d)
         if c["state"] == "valid":
             return None
-        if c["state"] == "renewing" and d["acme_pid"]:
+        if c["state"] == "renewing" and d["acme_pid"] and c["step"] in ORDER_STEPS:
             return d["acme_pid"], c["step"]
         time.sleep(0.02)
     raise AssertionError("no order in flight within %ss: %r" % (timeout, get_status()))
