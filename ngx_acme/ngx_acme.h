@@ -45,6 +45,10 @@
 #define NGX_ACME_LEASE_TTL         5        /* seconds without refresh */
 #define NGX_ACME_TICK              1000     /* ms */
 #define NGX_ACME_CHALLENGE_PREFIX  "/.well-known/acme-challenge/"
+#define NGX_ACME_MAX_WORKERS       256
+#define NGX_ACME_WORKER_LIVE       3        /* s since the last heartbeat */
+#define NGX_ACME_ACTIVATE_MAX      5        /* s: activate even if a worker
+                                               did not report */
 
 
 typedef struct ngx_acme_job_s  ngx_acme_job_t;
@@ -80,6 +84,15 @@ typedef struct {
     u_char                   *bundle;         /* slab: key PEM + chain PEM */
     size_t                    bundle_len;
 
+    /*
+     * A new bundle is parsed by every worker first and only then made
+     * active, so all workers switch at the same moment: "active" is the
+     * generation handshakes use, read without the lock by the cert callback.
+     */
+    ngx_atomic_uint_t         active;
+    ngx_uint_t                pending_global; /* global generation to reach */
+    time_t                    published_at;
+
     time_t                    not_before;
     time_t                    not_after;
     u_char                    serial[80];
@@ -102,6 +115,14 @@ typedef struct {
 
 
 typedef struct {
+    ngx_pid_t                 pid;
+    ngx_uint_t                parsed;         /* global generation parsed */
+    time_t                    heartbeat;
+} ngx_acme_worker_t;
+
+
+typedef struct {
+    ngx_acme_worker_t         workers[NGX_ACME_MAX_WORKERS];
     ngx_queue_t               slots;
     ngx_queue_t               tokens;
     ngx_pid_t                 lease_pid;
@@ -123,12 +144,17 @@ typedef struct {
 
     ngx_acme_slot_t          *slot;           /* in the shared zone */
 
-    /* per worker */
-    ngx_uint_t                generation;
+    /* per worker: the objects in use, and a parsed one not yet active */
+    ngx_uint_t                generation;     /* last parsed */
+    ngx_uint_t                cur_gen;
     EVP_PKEY                 *key;
     X509                     *leaf;
     STACK_OF(X509)           *chain;          /* without the leaf */
-    ngx_flag_t                names_match;    /* leaf SANs == names */
+    ngx_uint_t                next_gen;
+    EVP_PKEY                 *next_key;
+    X509                     *next_leaf;
+    STACK_OF(X509)           *next_chain;
+    ngx_flag_t                names_match;    /* newest leaf SANs == names */
     ngx_acme_job_t           *job;
 } ngx_acme_cert_t;
 
@@ -183,7 +209,9 @@ ngx_acme_shctx_t *ngx_acme_shm_ctx(ngx_acme_main_conf_t *amcf);
 ngx_acme_slot_t *ngx_acme_shm_slot(ngx_acme_main_conf_t *amcf,
     ngx_str_t *id, ngx_uint_t *created);
 ngx_int_t ngx_acme_shm_set_bundle_locked(ngx_acme_main_conf_t *amcf,
-    ngx_acme_slot_t *slot, const char *pem, size_t len);
+    ngx_acme_slot_t *slot, const char *pem, size_t len, ngx_uint_t activate);
+void ngx_acme_shm_heartbeat(ngx_acme_main_conf_t *amcf, ngx_uint_t parsed);
+void ngx_acme_shm_activate(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_shm_set_info_locked(ngx_acme_slot_t *slot,
     const acme_cert_info_t *info);
 ngx_int_t ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf,
@@ -203,6 +231,7 @@ ngx_int_t ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
 ngx_int_t ngx_acme_ssl_set_callback(ngx_conf_t *cf, SSL_CTX *ctx,
     ngx_acme_cert_t *cert);
 void ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
+void ngx_acme_ssl_promote(ngx_acme_cert_t *cert);
 void ngx_acme_ssl_free(ngx_acme_main_conf_t *amcf);
 
 /* ngx_acme_job.c */

@@ -42,7 +42,7 @@ ngx_acme_challenge_handler(ngx_http_request_t *r)
     ngx_acme_main_conf_t  *amcf;
     u_char                 buf[NGX_ACME_KEYAUTHZ_LEN];
 
-    if (r->uri.len <= sizeof(NGX_ACME_CHALLENGE_PREFIX) - 1
+    if (r->uri.len < sizeof(NGX_ACME_CHALLENGE_PREFIX) - 1
         || ngx_strncmp(r->uri.data, NGX_ACME_CHALLENGE_PREFIX,
                        sizeof(NGX_ACME_CHALLENGE_PREFIX) - 1) != 0)
     {
@@ -63,7 +63,7 @@ ngx_acme_challenge_handler(ngx_http_request_t *r)
     token = r->uri.data + sizeof(NGX_ACME_CHALLENGE_PREFIX) - 1;
     len = r->uri.len - (sizeof(NGX_ACME_CHALLENGE_PREFIX) - 1);
 
-    if (len > NGX_ACME_TOKEN_LEN) {
+    if (len == 0 || len > NGX_ACME_TOKEN_LEN) {
         return NGX_HTTP_NOT_FOUND;
     }
 

@@ -705,7 +705,7 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     ngx_acme_shm_lock(job->amcf);
 
     rc = ngx_acme_shm_set_bundle_locked(job->amcf, slot, (char *) bundle,
-                                        len);
+                                        len, 0);
     if (rc == NGX_OK) {
         ngx_acme_shm_set_info_locked(slot, &job->info);
     }

@@ -9,6 +9,8 @@
 
 static void *ngx_acme_create_main_conf(ngx_conf_t *cf);
 static void *ngx_acme_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_acme_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static ngx_int_t ngx_acme_postconfiguration(ngx_conf_t *cf);
 static char *ngx_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -73,7 +75,7 @@ static ngx_http_module_t  ngx_http_acme_module_ctx = {
     NULL,                                  /* init main configuration */
 
     ngx_acme_create_srv_conf,              /* create server configuration */
-    NULL,                                  /* merge server configuration */
+    ngx_acme_merge_srv_conf,               /* merge server configuration */
 
     NULL,                                  /* create location configuration */
     NULL                                   /* merge location configuration */
@@ -150,6 +152,43 @@ ngx_acme_create_srv_conf(ngx_conf_t *cf)
     ascf->key_type = -1;
 
     return ascf;
+}
+
+
+/*
+ * Runs before ngx_http_ssl_module merges (ngx_module_order in config), so a
+ * managed server with its own ssl_certificate is refused with this message
+ * before nginx tries to load those files.
+ */
+static char *
+ngx_acme_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_acme_srv_conf_t  *ascf = child;
+
+    ngx_http_ssl_srv_conf_t  *sscf;
+
+    if (ascf->issuer_name.len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    sscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module);
+
+    if (sscf->certificates == NULL
+        || sscf->certificates == NGX_CONF_UNSET_PTR
+        || sscf->certificates->nelts != 1
+        || sscf->certificate_keys == NULL
+        || sscf->certificate_keys == NGX_CONF_UNSET_PTR
+        || sscf->certificate_keys->nelts != 1)
+    {
+        ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                            "\"ssl_certificate\" and \"ssl_certificate_key\" "
+                            "cannot be used in a server with "
+                            "\"acme_certificate\", which manages its "
+                            "certificate");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -431,7 +470,8 @@ ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
             != 0)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid key type \"%V\" (expected ecdsa:256, "
+                               "invalid key type \"%V\" in \"account_key\" "
+                               "(expected ecdsa:256, "
                                "ecdsa:384, rsa:2048, rsa:3072 or rsa:4096)",
                                &value[1]);
             return NGX_CONF_ERROR;
@@ -661,7 +701,8 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 != 0)
             {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid key type \"%V\" (expected "
+                                   "invalid key type \"%V\" in "
+                                   "\"acme_certificate\" (expected "
                                    "key=ecdsa:256, ecdsa:384, rsa:2048, "
                                    "rsa:3072 or rsa:4096)", &value[i]);
                 return NGX_CONF_ERROR;
@@ -676,7 +717,8 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         why = ngx_acme_check_name(&value[i]);
         if (why) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "name \"%V\" cannot be certified: it %s",
+                               "name \"%V\" in \"acme_certificate\" "
+                               "cannot be certified: it %s",
                                &value[i], why);
             return NGX_CONF_ERROR;
         }
@@ -1264,7 +1306,7 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
             if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err))
                 == 0)
             {
-                if (ngx_acme_shm_set_bundle_locked(amcf, slot, pem, len)
+                if (ngx_acme_shm_set_bundle_locked(amcf, slot, pem, len, 1)
                     == NGX_OK)
                 {
                     ngx_acme_shm_set_info_locked(slot, &info);
@@ -1384,9 +1426,12 @@ ngx_acme_tick(ngx_event_t *ev)
     }
 
     ngx_acme_ssl_refresh(amcf, ev->log);
+    ngx_acme_shm_heartbeat(amcf, amcf->generation);
 
     if (ngx_acme_shm_lease(amcf, ev->log) == NGX_OK) {
         amcf->lease_held = 1;
+        ngx_acme_shm_activate(amcf, ev->log);
+        ngx_acme_ssl_refresh(amcf, ev->log);
         ngx_acme_schedule(amcf, ev->log);
 
     } else if (amcf->lease_held) {
@@ -1442,7 +1487,7 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
             /* a new bundle this worker has not parsed yet */
             continue;
 
-        } else if (!cert->names_match || cert->leaf == NULL) {
+        } else if (!cert->names_match) {
             due = (time_t) st.next_attempt;
             reason = "the configured names differ from the certificate's";
 

@@ -170,7 +170,7 @@ ngx_acme_shm_slot(ngx_acme_main_conf_t *amcf, ngx_str_t *id,
 /* Replaces the slot's bundle and bumps its generation and the global one. */
 ngx_int_t
 ngx_acme_shm_set_bundle_locked(ngx_acme_main_conf_t *amcf,
-    ngx_acme_slot_t *slot, const char *pem, size_t len)
+    ngx_acme_slot_t *slot, const char *pem, size_t len, ngx_uint_t activate)
 {
     u_char           *p;
     ngx_slab_pool_t  *shpool;
@@ -196,7 +196,119 @@ ngx_acme_shm_set_bundle_locked(ngx_acme_main_conf_t *amcf,
     slot->generation++;
     sh->generation++;
 
+    slot->pending_global = sh->generation;
+    slot->published_at = ngx_time();
+
+    if (activate) {
+        /* the master, before any worker exists */
+        slot->active = slot->generation;
+    }
+
     return NGX_OK;
+}
+
+
+/* Every worker, every tick: "I am alive and parsed up to this." */
+void
+ngx_acme_shm_heartbeat(ngx_acme_main_conf_t *amcf, ngx_uint_t parsed)
+{
+    time_t              now;
+    ngx_uint_t          i;
+    ngx_acme_worker_t  *w, *free_w;
+    ngx_acme_shctx_t   *sh;
+
+    now = ngx_time();
+    sh = ngx_acme_shm_ctx(amcf);
+    free_w = NULL;
+
+    ngx_acme_shm_lock(amcf);
+
+    for (i = 0; i < NGX_ACME_MAX_WORKERS; i++) {
+        w = &sh->workers[i];
+
+        if (w->pid == ngx_pid) {
+            break;
+        }
+
+        if (free_w == NULL
+            && (w->pid == 0 || w->heartbeat + NGX_ACME_WORKER_LIVE < now))
+        {
+            free_w = w;
+        }
+    }
+
+    if (i == NGX_ACME_MAX_WORKERS) {
+        w = free_w;
+    }
+
+    if (w) {
+        w->pid = ngx_pid;
+        w->parsed = parsed;
+        w->heartbeat = now;
+    }
+
+    ngx_acme_shm_unlock(amcf);
+}
+
+
+/*
+ * The lease holder: activates each new bundle once every live worker has
+ * parsed it (or after NGX_ACME_ACTIVATE_MAX seconds, so a stuck worker
+ * cannot hold a renewal back).
+ */
+void
+ngx_acme_shm_activate(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
+{
+    time_t              now;
+    ngx_uint_t          i, ready;
+    ngx_queue_t        *q;
+    ngx_acme_slot_t    *slot;
+    ngx_acme_worker_t  *w;
+    ngx_acme_shctx_t   *sh;
+
+    now = ngx_time();
+    sh = ngx_acme_shm_ctx(amcf);
+
+    ngx_acme_shm_lock(amcf);
+
+    for (q = ngx_queue_head(&sh->slots);
+         q != ngx_queue_sentinel(&sh->slots);
+         q = ngx_queue_next(q))
+    {
+        slot = ngx_queue_data(q, ngx_acme_slot_t, queue);
+
+        if (slot->active == slot->generation || slot->bundle == NULL) {
+            continue;
+        }
+
+        ready = 1;
+
+        for (i = 0; i < NGX_ACME_MAX_WORKERS; i++) {
+            w = &sh->workers[i];
+
+            if (w->pid == 0 || w->heartbeat + NGX_ACME_WORKER_LIVE < now) {
+                continue;
+            }
+
+            if (w->parsed < slot->pending_global) {
+                ready = 0;
+                break;
+            }
+        }
+
+        if (!ready && slot->published_at + NGX_ACME_ACTIVATE_MAX > now) {
+            continue;
+        }
+
+        slot->active = slot->generation;
+
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "acme: certificate \"%s\" activated in all worker "
+                      "processes%s", slot->id,
+                      ready ? "" : " (not every worker reported in time)");
+    }
+
+    ngx_acme_shm_unlock(amcf);
 }
 
 

@@ -174,6 +174,14 @@ ngx_acme_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
 {
     ngx_acme_cert_t  *cert = arg;
 
+    /* a parsed bundle became active: a few pointer moves, no parsing */
+
+    if (cert->next_leaf && cert->slot
+        && cert->slot->active == cert->next_gen)
+    {
+        ngx_acme_ssl_promote(cert);
+    }
+
     if (cert->leaf == NULL || cert->key == NULL) {
         /* nothing issued yet: the fallback configured on the context */
         return 1;
@@ -194,8 +202,10 @@ ngx_acme_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
 
 
 /*
- * Parses the bundles whose generation changed since this worker last looked.
- * Cheap when nothing changed: one locked read of the global counter.
+ * Parses the bundles whose generation changed since this worker last looked
+ * (cheap when nothing changed: one locked read of the global counter) and
+ * installs those already active.  A parsed bundle that is not active yet
+ * waits in next_* until the lease holder activates it for all workers.
  */
 void
 ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
@@ -212,18 +222,13 @@ ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
     STACK_OF(X509)     *chain;
 
     sh = ngx_acme_shm_ctx(amcf);
+    certs = amcf->certs.elts;
 
     ngx_acme_shm_lock(amcf);
     gen = sh->generation;
     ngx_acme_shm_unlock(amcf);
 
-    if (gen == amcf->generation) {
-        return;
-    }
-
-    certs = amcf->certs.elts;
-
-    for (i = 0; i < amcf->certs.nelts; i++) {
+    for (i = 0; gen != amcf->generation && i < amcf->certs.nelts; i++) {
         cert = certs[i];
 
         if (cert->slot == NULL) {
@@ -292,7 +297,14 @@ ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
             }
         }
 
-        ngx_acme_ssl_install(cert, key, leaf, chain);
+        EVP_PKEY_free(cert->next_key);
+        X509_free(cert->next_leaf);
+        sk_X509_pop_free(cert->next_chain, X509_free);
+
+        cert->next_key = key;
+        cert->next_leaf = leaf;
+        cert->next_chain = chain;
+        cert->next_gen = cgen;
         cert->generation = cgen;
 
         cert->names_match = 0;
@@ -302,21 +314,44 @@ ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
                                   (const char *const *) cert->names.elts,
                                   cert->names.nelts);
 
-            ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                          "acme: certificate \"%V\" installed in worker "
+            ngx_log_error(NGX_LOG_INFO, log, 0,
+                          "acme: certificate \"%V\" parsed in worker "
                           "process %P (serial %s)", &cert->id, ngx_pid,
                           info.serial);
 
             acme_cert_info_free(&info);
+        }
+    }
 
-        } else {
+    amcf->generation = gen;
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        cert = certs[i];
+
+        if (cert->next_leaf && cert->slot
+            && cert->slot->active == cert->next_gen)
+        {
+            ngx_acme_ssl_promote(cert);
+
             ngx_log_error(NGX_LOG_NOTICE, log, 0,
                           "acme: certificate \"%V\" installed in worker "
                           "process %P", &cert->id, ngx_pid);
         }
     }
+}
 
-    amcf->generation = gen;
+
+/* next_* become the objects in use; handshakes in progress hold refs. */
+void
+ngx_acme_ssl_promote(ngx_acme_cert_t *cert)
+{
+    ngx_acme_ssl_install(cert, cert->next_key, cert->next_leaf,
+                         cert->next_chain);
+
+    cert->cur_gen = cert->next_gen;
+    cert->next_key = NULL;
+    cert->next_leaf = NULL;
+    cert->next_chain = NULL;
 }
 
 
@@ -324,8 +359,6 @@ static void
 ngx_acme_ssl_install(ngx_acme_cert_t *cert, EVP_PKEY *key, X509 *leaf,
     STACK_OF(X509) *chain)
 {
-    /* handshakes in progress hold their own references */
-
     EVP_PKEY_free(cert->key);
     X509_free(cert->leaf);
     sk_X509_pop_free(cert->chain, X509_free);
@@ -340,11 +373,21 @@ void
 ngx_acme_ssl_free(ngx_acme_main_conf_t *amcf)
 {
     ngx_uint_t         i;
-    ngx_acme_cert_t  **certs;
+    ngx_acme_cert_t  **certs, *cert;
 
     certs = amcf->certs.elts;
 
     for (i = 0; i < amcf->certs.nelts; i++) {
-        ngx_acme_ssl_install(certs[i], NULL, NULL, NULL);
+        cert = certs[i];
+
+        ngx_acme_ssl_install(cert, NULL, NULL, NULL);
+
+        EVP_PKEY_free(cert->next_key);
+        X509_free(cert->next_leaf);
+        sk_X509_pop_free(cert->next_chain, X509_free);
+
+        cert->next_key = NULL;
+        cert->next_leaf = NULL;
+        cert->next_chain = NULL;
     }
 }

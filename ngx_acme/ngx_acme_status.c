@@ -110,6 +110,12 @@ ngx_acme_status_handler(ngx_http_request_t *r)
             it->c.state = "valid";
         }
 
+        if (slot->bundle && slot->active != slot->generation) {
+            /* issued, waiting until every worker has parsed it */
+            renewing = 1;
+            ngx_cpystrn(it->step, (u_char *) "install", sizeof(it->step));
+        }
+
         if (renewing) {
             it->c.state = "renewing";
         }
