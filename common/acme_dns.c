@@ -1687,6 +1687,15 @@ acme_dns_update_blocking(const char *server, int port, const char *zone,
     }
     rc = acme_dns_update_check(&ans, err, errlen);
     acme_dns_answer_free(&ans);
+
+    if (rc != 0 && err != NULL && errlen > 0) {
+        /* say which server and zone: several may be configured */
+        char  inner[ACME_ERRLEN];
+
+        snprintf(inner, sizeof(inner), "%s", err);
+        acme_err(err, errlen, "%s [server %s port %d, zone %s]", inner, server,
+                 port > 0 ? port : 53, txn.qname);
+    }
     return rc;
 }
 
