@@ -923,18 +923,22 @@ txt_join(const unsigned char *p, size_t n)
     return out;
 }
 
+/* Appends s (taken over) to a string list; -1 (s freed) on failure. */
 static int
-add_txt(acme_dns_answer_t *ans, char *s)
+list_add(char ***list, size_t *n, char *s)
 {
-    char  **n;
+    char  **nl;
 
-    n = realloc(ans->txt, (ans->n_txt + 1) * sizeof(char *));
-    if (n == NULL) {
+    if (s == NULL) {
+        return -1;
+    }
+    nl = realloc(*list, (*n + 1) * sizeof(char *));
+    if (nl == NULL) {
         free(s);
         return -1;
     }
-    ans->txt = n;
-    ans->txt[ans->n_txt++] = s;
+    *list = nl;
+    (*list)[(*n)++] = s;
     return 0;
 }
 
@@ -1165,9 +1169,24 @@ acme_dns_response_parse(acme_dns_txn_t *txn, const unsigned char *msg,
             && strcmp(rr.name, chase) == 0)
         {
             s = txt_join(msg + rr.rdata, rr.rdlen);
-            if (s == NULL || add_txt(ans, s) != 0) {
+            if (list_add(&ans->txt, &ans->n_txt, s) != 0) {
                 acme_dns_answer_free(ans);
                 return acme_err(err, errlen, "DNS: malformed TXT record in "
+                                "the response");
+            }
+            continue;
+        }
+
+        if (i < an && rr.type == ACME_DNS_TYPE_NS && rr.cls == DNS_CLASS_IN
+            && strcmp(rr.name, chase) == 0)
+        {
+            size_t o = rr.rdata;
+
+            if (read_name(msg, len, &o, qn) != 0 || o != rr.rdata + rr.rdlen
+                || list_add(&ans->ns, &ans->n_ns, acme_strdup(qn)) != 0)
+            {
+                acme_dns_answer_free(ans);
+                return acme_err(err, errlen, "DNS: malformed NS record in "
                                 "the response");
             }
             continue;
@@ -1221,10 +1240,16 @@ acme_dns_answer_free(acme_dns_answer_t *ans)
     for (i = 0; i < ans->n_txt; i++) {
         free(ans->txt[i]);
     }
+    for (i = 0; i < ans->n_ns; i++) {
+        free(ans->ns[i]);
+    }
     free(ans->txt);
+    free(ans->ns);
     free(ans->soa_owner);
     ans->txt = NULL;
     ans->n_txt = 0;
+    ans->ns = NULL;
+    ans->n_ns = 0;
     ans->soa_owner = NULL;
 }
 
@@ -1770,6 +1795,45 @@ acme_dns_find_zone_blocking(const char *server, int port, int rd,
     }
     *zone = ans.soa_owner;
     ans.soa_owner = NULL;
+    acme_dns_answer_free(&ans);
+    return 0;
+}
+
+int
+acme_dns_zone_ns_blocking(const char *server, int port, int rd,
+    const char *zone, int timeout_ms, char ***ns, size_t *n, char *err,
+    size_t errlen)
+{
+    acme_dns_txn_t      txn;
+    acme_dns_answer_t   ans;
+    unsigned char      *msg;
+    size_t              len;
+    int                 rc;
+
+    *ns = NULL;
+    *n = 0;
+    if (acme_dns_query_build(&txn, zone, ACME_DNS_TYPE_NS, rd, random_id(),
+                             &msg, &len, err, errlen) != 0)
+    {
+        return -1;
+    }
+    rc = round_trip(server, port, &txn, msg, len, timeout_ms, &ans, err,
+                    errlen);
+    free(msg);
+    if (rc != 0) {
+        return -1;
+    }
+
+    if (ans.rcode != ACME_DNS_NOERROR || ans.n_ns == 0) {
+        acme_err(err, errlen, "DNS server %s: no NS records for %s (%s)",
+                 server, txn.qname, acme_dns_rcode_name(ans.rcode));
+        acme_dns_answer_free(&ans);
+        return -1;
+    }
+    *ns = ans.ns;
+    *n = ans.n_ns;
+    ans.ns = NULL;
+    ans.n_ns = 0;
     acme_dns_answer_free(&ans);
     return 0;
 }

@@ -136,6 +136,9 @@ typedef struct {
     size_t       n_txt;
     char        *soa_owner;         /* owner of an SOA in answer or authority
                                        (= the zone apex), lowercase, or NULL */
+    char       **ns;                /* NS targets owned by qname in the answer
+                                       (lowercase); n_ns of them */
+    size_t       n_ns;
 } acme_dns_answer_t;
 
 /*
@@ -197,5 +200,16 @@ int acme_dns_txt_visible_blocking(const char *server, int port,
  */
 int acme_dns_find_zone_blocking(const char *server, int port, int rd,
     const char *name, int timeout_ms, char **zone, char *err, size_t errlen);
+
+/*
+ * The name servers of zone as server lists them (NS query, answer
+ * section): *ns is a malloc'd array of n malloc'd names (free each, then
+ * the array).  With acme_dns_txt_visible_blocking on each (resolved by
+ * the host), a record can be checked on every authoritative server before
+ * the challenge is answered.  0, or -1 with err (also when there is none).
+ */
+int acme_dns_zone_ns_blocking(const char *server, int port, int rd,
+    const char *zone, int timeout_ms, char ***ns, size_t *n,
+    char *err, size_t errlen);
 
 #endif

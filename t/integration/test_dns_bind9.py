@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -42,7 +43,9 @@ class Answer(ctypes.Structure):
                 ("tc", ctypes.c_int), ("signed_ok", ctypes.c_int),
                 ("tsig_error", ctypes.c_int),
                 ("txt", ctypes.POINTER(ctypes.c_char_p)),
-                ("n_txt", ctypes.c_size_t), ("soa_owner", ctypes.c_char_p)]
+                ("n_txt", ctypes.c_size_t), ("soa_owner", ctypes.c_char_p),
+                ("ns", ctypes.POINTER(ctypes.c_void_p)),
+                ("n_ns", ctypes.c_size_t)]
 
 
 class Lib:
@@ -63,6 +66,9 @@ class Lib:
         c.acme_dns_txt_visible_blocking.argtypes = [P, I, P, P, I, P, S]
         c.acme_dns_find_zone_blocking.argtypes = [P, I, I, P, I,
                                                   ctypes.POINTER(VP), P, S]
+        c.acme_dns_zone_ns_blocking.argtypes = [
+            P, I, I, P, I, ctypes.POINTER(ctypes.POINTER(VP)),
+            ctypes.POINTER(S), P, S]
         c.acme_dns_update_build.argtypes = [
             ctypes.POINTER(Txn), P, P, P, U32, I, ctypes.POINTER(TsigKey),
             ctypes.c_longlong, ctypes.c_uint16,
@@ -119,6 +125,19 @@ class Lib:
             err, 512)
         return (self._take(z.value) if rc == 0 else None), err.value.decode()
 
+    def zone_ns(self, port, zone):
+        err = ctypes.create_string_buffer(512)
+        arr = ctypes.POINTER(ctypes.c_void_p)()
+        n = ctypes.c_size_t()
+        rc = self.c.acme_dns_zone_ns_blocking(
+            b"127.0.0.1", port, 0, zone.encode(), TIMEOUT_MS, ctypes.byref(arr),
+            ctypes.byref(n), err, 512)
+        if rc != 0:
+            return None, err.value.decode()
+        names = [self._take(arr[i]) for i in range(n.value)]
+        self.libc.free(ctypes.cast(arr, ctypes.c_void_p))
+        return names, ""
+
 
 @pytest.fixture(scope="module")
 def lib():
@@ -170,6 +189,8 @@ def test_add_see_delete_gone(lib, named, key):
 
     zone, err = lib.find_zone(named.port, name)
     assert zone == ZONE, err
+    servers, err = lib.zone_ns(named.port, zone)
+    assert servers == ["ns." + ZONE], err
 
     assert not lib.visible(named.port, name, value)
     rc, err = lib.update(named.port, name, value, ADD, key)
@@ -219,7 +240,6 @@ def test_signed_update_over_tcp(lib, named, key):
     msg = ctypes.c_void_p()
     mlen = ctypes.c_size_t()
     err = ctypes.create_string_buffer(512)
-    import time
     rc = c.acme_dns_update_build(ctypes.byref(txn), ZONE.encode(),
                                  name.encode(), b"over-tcp", 60, ADD,
                                  ctypes.byref(key), int(time.time()), 4242,
@@ -282,3 +302,7 @@ def test_zone_not_served(lib, named, key):
     zone, err = lib.find_zone(named.port, "_acme-challenge.other.test")
     assert zone is None
     assert "no zone found" in err or "REFUSED" in err, err
+
+    servers, err = lib.zone_ns(named.port, "other.test")
+    assert servers is None
+    assert "no NS records for other.test" in err, err

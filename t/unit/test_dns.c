@@ -1115,3 +1115,62 @@ UNIT_TEST(dns_exchange_timeout_and_refused)
                                 &resp, &rlen, err, sizeof(err)), -1);
     CHECK(strstr(err, "invalid port") != NULL);
 }
+
+UNIT_TEST(dns_ns_response)
+{
+    acme_dns_txn_t txn;
+    acme_dns_answer_t ans;
+    unsigned char *q;
+    size_t qlen;
+    char err[ACME_ERRLEN] = "";
+    tb_t t;
+    unsigned char apex[2] = { 0xc0, 12 };
+
+    CHECK_INT(acme_dns_query_build(&txn, "example.test", ACME_DNS_TYPE_NS, 0,
+                                   77, &q, &qlen, err, sizeof(err)), 0);
+    free(q);
+
+    /* two NS at the apex (owner compressed, second target compressed too),
+     * one NS of another name that must be ignored */
+    t.n = 0;
+    tb_hdr(&t, 77, 0x8400, 1, 3, 0, 0);
+    tb_name(&t, "example.test");
+    tb_u16(&t, 2);
+    tb_u16(&t, 1);
+    tb_put(&t, apex, 2);
+    tb_u16(&t, 2);
+    tb_u16(&t, 1);
+    tb_u32(&t, 60);
+    tb_u16(&t, 18);
+    tb_name(&t, "NS1.example.test");
+    tb_put(&t, apex, 2);
+    tb_u16(&t, 2);
+    tb_u16(&t, 1);
+    tb_u32(&t, 60);
+    tb_u16(&t, 6);
+    tb_put(&t, "\003ns2", 4);
+    tb_put(&t, apex, 2);
+    tb_name(&t, "sub.example.test");
+    tb_u16(&t, 2);
+    tb_u16(&t, 1);
+    tb_u32(&t, 60);
+    tb_u16(&t, 4);
+    tb_put(&t, "\001x", 2);
+    tb_put(&t, apex, 2);
+
+    CHECK_INT(acme_dns_response_parse(&txn, t.b, t.n, 0, &ans, err,
+                                      sizeof(err)), 0);
+    CHECK_INT(ans.n_ns, 2);
+    if (ans.n_ns == 2) {
+        CHECK_STR(ans.ns[0], "ns1.example.test");
+        CHECK_STR(ans.ns[1], "ns2.example.test");
+    }
+    acme_dns_answer_free(&ans);
+
+    /* an NS RDATA whose name runs past its RDLENGTH (18 -> 5) */
+    CHECK_INT(t.b[12 + 14 + 4 + 2 + 8 + 1], 18);
+    t.b[12 + 14 + 4 + 2 + 8 + 1] = 5;
+    err[0] = '\0';
+    CHECK_INT(acme_dns_response_parse(&txn, t.b, t.n, 0, &ans, err,
+                                      sizeof(err)), -1);
+}
