@@ -172,7 +172,7 @@ put(wbuf_t *b, const void *data, size_t n)
     unsigned char  *np;
     size_t          ncap;
 
-    if (b->failed) {
+    if (b->failed || n == 0) {
         return;
     }
     if (b->len + n > DNS_MAX_MSG) {

@@ -30,7 +30,7 @@ typedef struct {
 static void
 tb_put(tb_t *t, const void *p, size_t n)
 {
-    if (t->n + n <= sizeof(t->b)) {
+    if (n > 0 && t->n + n <= sizeof(t->b)) {
         memcpy(t->b + t->n, p, n);
     }
     t->n += n;
