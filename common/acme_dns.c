@@ -39,7 +39,7 @@
 #define DNS_MAX_PTRS       64       /* compression pointers followed per name */
 
 
-/* ---- dns-01 ---------------------------------------------------------------- */
+/* ---- dns-01 ---- */
 
 char *
 acme_dns01_txt_value(const char *key_authz)
@@ -88,7 +88,7 @@ acme_dns01_record_name(const char *domain)
 }
 
 
-/* ---- names ----------------------------------------------------------------- */
+/* ---- names ---- */
 
 /*
  * Presentation name -> canonical text (lowercase, no trailing dot) in
@@ -157,7 +157,7 @@ name_in_zone(const char *name, const char *zone)
 }
 
 
-/* ---- writer ---------------------------------------------------------------- */
+/* ---- writer ---- */
 
 typedef struct {
     unsigned char  *p;
@@ -207,7 +207,8 @@ put_u16(wbuf_t *b, unsigned v)
 static void
 put_u32(wbuf_t *b, uint32_t v)
 {
-    unsigned char  c[4] = { (unsigned char) (v >> 24), (unsigned char) (v >> 16),
+    unsigned char  c[4] = { (unsigned char) (v >> 24),
+                            (unsigned char) (v >> 16),
                             (unsigned char) (v >> 8), (unsigned char) v };
 
     put(b, c, 4);
@@ -261,7 +262,7 @@ put_header(wbuf_t *b, uint16_t id, unsigned flags, unsigned qd, unsigned an,
 }
 
 
-/* ---- TSIG keys -------------------------------------------------------------- */
+/* ---- TSIG keys ---- */
 
 static const struct {
     const char  *name;
@@ -539,7 +540,7 @@ acme_tsig_key_clear(acme_tsig_key_t *key)
 }
 
 
-/* ---- TSIG ------------------------------------------------------------------ */
+/* ---- TSIG ---- */
 
 typedef struct {
     const unsigned char  *data;
@@ -672,7 +673,7 @@ done:
 }
 
 
-/* ---- building ---------------------------------------------------------------- */
+/* ---- building ---- */
 
 int
 acme_dns_update_build(acme_dns_txn_t *txn, const char *zone,
@@ -797,7 +798,7 @@ acme_dns_query_build(acme_dns_txn_t *txn, const char *name, uint16_t qtype,
 }
 
 
-/* ---- parsing ------------------------------------------------------------------ */
+/* ---- parsing ---- */
 
 static uint16_t
 get_u16(const unsigned char *p)
@@ -1338,7 +1339,7 @@ acme_dns_update_check(const acme_dns_answer_t *ans, char *err, size_t errlen)
 }
 
 
-/* ---- blocking network helpers -------------------------------------------- */
+/* ---- blocking network helpers ---- */
 
 static long long
 mono_ms(void)
@@ -1653,8 +1654,8 @@ acme_dns_exchange(const char *server, int port, int tcp,
                         err, errlen);
 }
 
-static uint16_t
-random_id(void)
+uint16_t
+acme_dns_random_id(void)
 {
     unsigned char  r[2];
 
@@ -1699,8 +1700,8 @@ acme_dns_update_blocking(const char *server, int port, const char *zone,
     int                 rc;
 
     if (acme_dns_update_build(&txn, zone, name, txt, ttl, op, key,
-                              (long long) time(NULL), random_id(), &msg, &len,
-                              err, errlen) != 0)
+                              (long long) time(NULL), acme_dns_random_id(),
+                              &msg, &len, err, errlen) != 0)
     {
         return -1;
     }
@@ -1734,8 +1735,9 @@ acme_dns_txt_visible_blocking(const char *server, int port, const char *name,
     size_t              len, i;
     int                 rc;
 
-    if (acme_dns_query_build(&txn, name, ACME_DNS_TYPE_TXT, 0, random_id(),
-                             &msg, &len, err, errlen) != 0)
+    if (acme_dns_query_build(&txn, name, ACME_DNS_TYPE_TXT, 0,
+                             acme_dns_random_id(), &msg, &len, err, errlen)
+        != 0)
     {
         return -1;
     }
@@ -1774,8 +1776,9 @@ acme_dns_find_zone_blocking(const char *server, int port, int rd,
     int                 rc;
 
     *zone = NULL;
-    if (acme_dns_query_build(&txn, name, ACME_DNS_TYPE_SOA, rd, random_id(),
-                             &msg, &len, err, errlen) != 0)
+    if (acme_dns_query_build(&txn, name, ACME_DNS_TYPE_SOA, rd,
+                             acme_dns_random_id(), &msg, &len, err, errlen)
+        != 0)
     {
         return -1;
     }
@@ -1812,8 +1815,9 @@ acme_dns_zone_ns_blocking(const char *server, int port, int rd,
 
     *ns = NULL;
     *n = 0;
-    if (acme_dns_query_build(&txn, zone, ACME_DNS_TYPE_NS, rd, random_id(),
-                             &msg, &len, err, errlen) != 0)
+    if (acme_dns_query_build(&txn, zone, ACME_DNS_TYPE_NS, rd,
+                             acme_dns_random_id(), &msg, &len, err, errlen)
+        != 0)
     {
         return -1;
     }

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- dns-01 -------------------------------------------------------------- */
+/* ---- dns-01 ---- */
 
 /* base64url(SHA-256(key_authz)): the TXT record's content.  malloc'd. */
 char *acme_dns01_txt_value(const char *key_authz);
@@ -26,11 +26,11 @@ char *acme_dns01_txt_value(const char *key_authz);
  * trailing dot.  malloc'd; NULL if domain is empty or too long. */
 char *acme_dns01_record_name(const char *domain);
 
-/* ---- TSIG keys ------------------------------------------------------------ */
+/* ---- TSIG keys ---- */
 
 typedef struct {
     char            *name;          /* lowercase, no trailing dot */
-    const char      *alg;           /* "hmac-sha256", "hmac-sha384", "hmac-sha512" */
+    const char      *alg;           /* "hmac-sha256", "-sha384", "-sha512" */
     unsigned char   *secret;
     size_t           secret_len;
 } acme_tsig_key_t;
@@ -55,7 +55,7 @@ int acme_tsig_key_from_bind(acme_tsig_key_t *key, const char *text,
 /* Cleanses the secret and frees the members (NULL-safe, idempotent). */
 void acme_tsig_key_clear(acme_tsig_key_t *key);
 
-/* ---- messages --------------------------------------------------------------- */
+/* ---- messages ---- */
 
 #define ACME_DNS_TYPE_A       1
 #define ACME_DNS_TYPE_NS      2
@@ -119,6 +119,9 @@ int acme_dns_update_build(acme_dns_txn_t *txn, const char *zone,
     uint16_t id, unsigned char **out, size_t *outlen,
     char *err, size_t errlen);
 
+/* A message ID from the CSPRNG (RFC 5452: unpredictable IDs). */
+uint16_t acme_dns_random_id(void);
+
 /* A standard query (RD clear: meant for authoritative servers; rd = 1 to
  * ask a recursive resolver) for name/qtype. */
 int acme_dns_query_build(acme_dns_txn_t *txn, const char *name,
@@ -129,10 +132,10 @@ typedef struct {
     int          rcode;
     int          aa;                /* authoritative answer */
     int          tc;                /* truncated: ask again over TCP */
-    int          signed_ok;         /* the response carried a TSIG that verified */
-    int          tsig_error;        /* the response TSIG's error field, 0 if none */
-    char       **txt;               /* TXT answers owned by qname (strings of one
-                                       RR concatenated); n_txt of them */
+    int          signed_ok;         /* its TSIG was there and verified */
+    int          tsig_error;        /* its TSIG's error field, 0 if none */
+    char       **txt;               /* TXT answers owned by qname (the
+                                       strings of one RR concatenated) */
     size_t       n_txt;
     char        *soa_owner;         /* owner of an SOA in answer or authority
                                        (= the zone apex), lowercase, or NULL */
@@ -165,7 +168,7 @@ void acme_dns_answer_free(acme_dns_answer_t *ans);
 int acme_dns_update_check(const acme_dns_answer_t *ans, char *err,
     size_t errlen);
 
-/* ---- blocking network helpers (threads only, never an event loop) ------ */
+/* ---- blocking network helpers (threads only, never an event loop) ---- */
 
 /*
  * Sends msg to server (an IP literal or a host name resolved with

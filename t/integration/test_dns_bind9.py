@@ -231,41 +231,65 @@ def test_two_values_one_name(lib, named, key):
     assert not lib.visible(named.port, name, None)
 
 
-def test_signed_update_over_tcp(lib, named, key):
-    """The sans-I/O pieces by hand: build, send over TCP, verify the
-    response's TSIG, check the verdict."""
+def _signed_update_by_hand(lib, port, key, name, value, now, tcp):
+    """Build (signed at now), exchange, parse (at now): (rc, Answer, err)."""
     c = lib.c
-    name = "_acme-challenge.tcp." + ZONE
     txn = Txn()
     msg = ctypes.c_void_p()
     mlen = ctypes.c_size_t()
     err = ctypes.create_string_buffer(512)
     rc = c.acme_dns_update_build(ctypes.byref(txn), ZONE.encode(),
-                                 name.encode(), b"over-tcp", 60, ADD,
-                                 ctypes.byref(key), int(time.time()), 4242,
+                                 name.encode(), value.encode(), 60, ADD,
+                                 ctypes.byref(key), now, 4242,
                                  ctypes.byref(msg), ctypes.byref(mlen), err, 512)
     assert rc == 0, err.value.decode()
 
     resp = ctypes.c_void_p()
     rlen = ctypes.c_size_t()
-    rc = c.acme_dns_exchange(b"127.0.0.1", named.port, 1, msg, mlen,
-                             TIMEOUT_MS, ctypes.byref(resp), ctypes.byref(rlen),
-                             err, 512)
+    rc = c.acme_dns_exchange(b"127.0.0.1", port, tcp, msg, mlen, TIMEOUT_MS,
+                             ctypes.byref(resp), ctypes.byref(rlen), err, 512)
     lib.libc.free(msg)
     assert rc == 0, err.value.decode()
 
     ans = Answer()
-    rc = c.acme_dns_response_parse(ctypes.byref(txn), resp, rlen,
-                                   int(time.time()), ctypes.byref(ans), err, 512)
+    rc = c.acme_dns_response_parse(ctypes.byref(txn), resp, rlen, now,
+                                   ctypes.byref(ans), err, 512)
     lib.libc.free(resp)
-    assert rc == 0, err.value.decode()
+    return rc, ans, err.value.decode()
+
+
+def test_signed_update_over_tcp(lib, named, key):
+    """The sans-I/O pieces by hand: build, send over TCP, verify the
+    response's TSIG, check the verdict."""
+    name = "_acme-challenge.tcp." + ZONE
+    rc, ans, err = _signed_update_by_hand(lib, named.port, key, name,
+                                          "over-tcp", int(time.time()), 1)
+    assert rc == 0, err
     assert ans.rcode == 0 and ans.signed_ok == 1 and ans.tsig_error == 0
-    assert c.acme_dns_update_check(ctypes.byref(ans), err, 512) == 0
-    c.acme_dns_answer_free(ctypes.byref(ans))
+    err = ctypes.create_string_buffer(512)
+    assert lib.c.acme_dns_update_check(ctypes.byref(ans), err, 512) == 0
+    lib.c.acme_dns_answer_free(ctypes.byref(ans))
 
     assert lib.visible(named.port, name, "over-tcp")
     rc, e = lib.update(named.port, name, "over-tcp", DELETE, key)
     assert rc == 0, e
+
+
+def test_clock_skew_is_badtime(lib, named, key):
+    """Our clock 1000 s behind: the server answers BADTIME, signed over our
+    request; the verdict says so."""
+    name = "_acme-challenge.skew." + ZONE
+    rc, ans, err = _signed_update_by_hand(lib, named.port, key, name, "late",
+                                          int(time.time()) - 1000, 0)
+    assert rc == 0, err
+    assert ans.rcode == 9 and ans.tsig_error == 18, (ans.rcode, ans.tsig_error)
+    # BADTIME answers are signed (with the server's time as other data)
+    assert ans.signed_ok == 1
+    err = ctypes.create_string_buffer(512)
+    assert lib.c.acme_dns_update_check(ctypes.byref(ans), err, 512) == -1
+    assert "NOTAUTH, TSIG BADTIME" in err.value.decode(), err.value
+    lib.c.acme_dns_answer_free(ctypes.byref(ans))
+    assert not lib.visible(named.port, name, None)
 
 
 def test_wrong_secret_is_badsig(lib, named, key):
