@@ -255,8 +255,9 @@ job_failed(job_t *j, const char *msg, long long retry_after)
                      " cannot save the renewal state: %s", j->c->id, err);
     }
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: "
-                 "attempt %u failed: %s; next attempt in %llds", j->c->id,
-                 j->st.failures, msg, j->st.next_attempt - now);
+                 "attempt %u failed: %s; next attempt in %" APR_INT64_T_FMT "s",
+                 j->c->id, j->st.failures, msg,
+                 (apr_int64_t) (j->st.next_attempt - now));
 
     acme_auto_shm_get_status(j->c->slot, &st);
     if (j->have_cert) {
@@ -278,7 +279,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     size_t chain_len, char *err, size_t errlen)
 {
     acme_auto_slot_status_t st;
-    char                   *key_pem, *blob;
+    char                   *key_pem, *blob, until[32];
     size_t                  key_len;
     long long               now = now_sec();
 
@@ -332,8 +333,9 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     free(blob);
 
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: new "
-                 "certificate, serial %s, valid until %lld; served without "
-                 "restart", j->c->id, st.serial, (long long) st.not_after);
+                 "certificate, serial %s, valid until %s; served without "
+                 "restart", j->c->id, st.serial,
+                 acme_time_rfc3339(st.not_after, until, sizeof(until)));
     return 0;
 }
 
@@ -498,7 +500,7 @@ watch_tick(watch_t *w)
             continue;
         }
         j->finished = 0;
-        if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
+        if (acme_auto_thread_create(&j->thread, job_main, j) != 0) {
             ap_log_error(APLOG_MARK, APLOG_ERR, errno, w->s, "mod_acme_auto:"
                          " %s: cannot start a job thread", j->c->id);
             continue;

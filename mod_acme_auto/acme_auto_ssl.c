@@ -491,7 +491,7 @@ acme_auto_ssl_child_init(apr_pool_t *pchild, server_rec *s)
     refresh_all(s);        /* before the child accepts connections */
 
     stop_flag = 0;
-    if (pthread_create(&refresher, NULL, refresher_main, s) == 0) {
+    if (acme_auto_thread_create(&refresher, refresher_main, s) == 0) {
         refresher_running = 1;
         apr_pool_cleanup_register(pchild, NULL, refresher_stop,
                                   apr_pool_cleanup_null);

@@ -13,6 +13,9 @@
  *   post_read_request  http-01 answers
  *   handler       acme-status
  */
+#include <signal.h>
+#include <pthread.h>
+
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
@@ -33,6 +36,19 @@
 APR_DECLARE_EXTERNAL_HOOK(ssl, SSL, int, init_server,
                           (server_rec *s, apr_pool_t *p, int is_proxy,
                            SSL_CTX *ctx))
+
+int
+acme_auto_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    int      rc;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
 
 static int
 acme_auto_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)

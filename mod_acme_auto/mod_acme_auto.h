@@ -19,6 +19,7 @@
 #include "apr_global_mutex.h"
 #include "apr_shm.h"
 
+#include <pthread.h>
 #include <openssl/ssl.h>
 
 #include "acme_key.h"
@@ -160,6 +161,11 @@ int acme_auto_status_from_pem(const char *pem, apr_size_t len,
 
 /* acme_auto_jobs.c */
 int acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf);
+
+/* mod_acme_auto.c: a pthread with every signal blocked, so that the
+ * MPM's signal handlers (prefork runs its child exit inside one) always run
+ * on the MPM's own threads.  0 or an errno. */
+int acme_auto_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* acme_auto_status.c */
 int acme_auto_status_handler(request_rec *r);

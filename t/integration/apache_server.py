@@ -62,6 +62,7 @@ ServerName localhost
 Timeout 30
 KeepAlive On
 GracefulShutdownTimeout 5
+@EXTRA_MAIN@
 @MPM@
 LoadModule authz_core_module @MODDIR@/mod_authz_core.so
 LoadModule mime_module @MODDIR@/mod_mime.so
@@ -147,7 +148,8 @@ class ApacheServer:
              "USER": self.user, "GROUP": self.group,
              "HTTP_PORT": self.http_port, "HTTPS_PORT": self.https_port,
              "LOADMODULE": ("LoadModule acme_auto_module %s" % self.module)
-             if self.module else ""}
+             if self.module else "",
+             "EXTRA_MAIN": os.environ.get("ACME_APACHE_EXTRA", "")}
         text = MAIN_TEMPLATE.replace("@BODY@", body)
         text = substitute(text, v)      # MPM text has placeholders too
         v.update(values)
