@@ -19,7 +19,7 @@ import shutil
 import pytest
 
 from nginx_server import NginxServer, make_world_traversable_tmpdir
-from pebble import Pebble
+from pebble import Pebble, hold_port_lock
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -39,6 +39,12 @@ def _failed(request):
 
 def _tail(text, n=4000):
     return text[-n:] if len(text) > n else text
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_ports_lock():
+    """One run per port offset at a time on this machine (see hold_port_lock)."""
+    hold_port_lock()
 
 
 @pytest.fixture

@@ -17,8 +17,10 @@ environment variable ACME_TEST_PORT_OFFSET when set (default 0).  Everything bin
 and every wait is bounded.
 """
 
+import fcntl
 import json
 import os
+import sys
 import socket
 import ssl
 import subprocess
@@ -37,6 +39,40 @@ HTTP_PORT = 5002 + PORT_OFFSET
 TLS_PORT = 5001 + PORT_OFFSET
 DNS_PORT = 8053 + PORT_OFFSET
 CHALL_MGMT_PORT = 8055 + PORT_OFFSET
+
+
+_port_lock_fd = None
+
+
+def hold_port_lock(timeout=None):
+    """Takes (once per process, held until it exits) an exclusive lock for
+    this port offset, so that two runs on one machine (two engineers, a test
+    run and the demo) wait for each other instead of colliding on ports.
+    Waits at most timeout seconds (ACME_TEST_LOCK_WAIT, default 1200)."""
+    global _port_lock_fd
+    if _port_lock_fd is not None:
+        return
+    if timeout is None:
+        timeout = float(os.environ.get("ACME_TEST_LOCK_WAIT", "1200"))
+    path = "/tmp/ngx-acme-test-ports-%d.lock" % PORT_OFFSET
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    deadline = time.monotonic() + timeout
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise RuntimeError("%s held by another run for %ss; set "
+                                   "ACME_TEST_PORT_OFFSET to run beside it" % (path, timeout))
+            if not told:
+                print("waiting for %s (another run uses these ports; "
+                      "ACME_TEST_PORT_OFFSET avoids that)" % path, file=sys.stderr, flush=True)
+                told = True
+            time.sleep(1)
+    _port_lock_fd = fd
 
 
 def _run(cmd, timeout=60):
@@ -180,12 +216,14 @@ class Pebble:
 
     # -- processes --------------------------------------------------------
     def start(self, timeout=30.0):
+        hold_port_lock()
         self.prepare()
         self.start_dns(timeout)
         self.start_pebble(timeout)
         return self
 
     def start_dns(self, timeout=30.0):
+        hold_port_lock()
         if self._chall is not None and self._chall.poll() is None:
             return
         for port in (DNS_PORT, CHALL_MGMT_PORT):
@@ -211,6 +249,7 @@ class Pebble:
 
     def start_pebble(self, timeout=30.0):
         """Starts pebble (again); each start has a fresh issuing root."""
+        hold_port_lock()
         if self._pebble is not None and self._pebble.poll() is None:
             return
         self.prepare()
