@@ -447,14 +447,23 @@ acme_tsig_key_from_bind(acme_tsig_key_t *key, const char *text, char *err,
     rc = -1;
     p = text ? text : "";
 
-    /* key NAME { ... } */
+    /* key NAME { ... } at the top level: a "key" inside another
+     * statement (allow-update { key "x"; }) is a reference, skipped */
+    depth = 0;
     for ( ;; ) {
         n = bind_token(&p, &tok, &quoted);
         if (n == 0) {
             acme_err(err, errlen, "DNS: no key statement in the TSIG key text");
             goto done;
         }
-        if (!quoted && n == 3 && strncmp(tok, "key", 3) == 0) {
+        if (quoted) {
+            continue;
+        }
+        if (tok[0] == '{') {
+            depth++;
+        } else if (tok[0] == '}' && depth > 0) {
+            depth--;
+        } else if (depth == 0 && n == 3 && strncmp(tok, "key", 3) == 0) {
             break;
         }
     }

@@ -301,6 +301,14 @@ UNIT_TEST(dns_tsig_key_from_bind)
     CHECK_STR(k.alg, "hmac-sha256");
     acme_tsig_key_clear(&k);
 
+    /* a key reference inside another statement is not the key */
+    CHECK_INT(acme_tsig_key_from_bind(&k, "zone \"z\" { allow-update { key "
+                                      "\"ref\"; }; };\nkey \"real\" { "
+                                      "secret \"YWJj\"; };", err,
+                                      sizeof(err)), 0);
+    CHECK_STR(k.name, "real");
+    acme_tsig_key_clear(&k);
+
     err[0] = '\0';
     CHECK_INT(acme_tsig_key_from_bind(&k, "key \"x\" { algorithm "
                                       "hmac-sha256; };", err, sizeof(err)), -1);
