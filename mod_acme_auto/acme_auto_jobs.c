@@ -445,6 +445,22 @@ done:
 
 /* -- the watchdog callback ------------------------------------------------ */
 
+/* The next attempt as the status shows it; shm is written only on change. */
+static long long
+job_publish_due(job_t *j, long long now)
+{
+    acme_auto_slot_status_t st;
+    long long               due = job_due_at(j);
+
+    if (due != j->due_at) {
+        acme_auto_shm_get_status(j->c->slot, &st);
+        st.next_renewal = due > now ? due : now;
+        acme_auto_shm_set_status(j->c->slot, &st);
+        j->due_at = due;
+    }
+    return due;
+}
+
 static void
 watch_start(watch_t *w)
 {
@@ -452,7 +468,6 @@ watch_start(watch_t *w)
     char err[ACME_ERRLEN];
 
     __atomic_store_n(&stop_jobs, 0, __ATOMIC_RELEASE);
-    acme_auto_shm_set_acme_pid((long) getpid());
     for (i = 0; i < w->n_jobs; i++) {
         job_t *j = &w->jobs[i];
         if (acme_store_load_state(j->c->issuer->state_dir, j->c->id, &j->st,
@@ -465,7 +480,9 @@ watch_start(watch_t *w)
         j->rnd = random32();
         job_load_facts(j);
         j->due_at = -1;
+        job_publish_due(j, now_sec());
     }
+    acme_auto_shm_set_acme_pid((long) getpid());
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, w->s, "mod_acme_auto: pid %ld "
                  "drives ACME for %d certificate(s)", (long) getpid(),
                  w->n_jobs);
@@ -488,14 +505,7 @@ watch_tick(watch_t *w)
             j->running = 0;
             j->due_at = -1;
         }
-        due = job_due_at(j);
-        if (due != j->due_at) {
-            acme_auto_slot_status_t st;
-            acme_auto_shm_get_status(j->c->slot, &st);
-            st.next_renewal = due > now ? due : now;
-            acme_auto_shm_set_status(j->c->slot, &st);
-            j->due_at = due;
-        }
+        due = job_publish_due(j, now);
         if (due > now || __atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
             continue;
         }

@@ -38,6 +38,7 @@
 #include "mod_acme_auto.h"
 #include "acme_cert.h"
 #include "acme_key.h"
+#include "acme_sched.h"
 #include "acme_store.h"
 #include "acme_util.h"
 
@@ -191,6 +192,12 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
                                  sizeof(err)) == 0
             && acme_auto_status_from_pem(pem, len, &st) == 0)
         {
+            /* until the driving child computes it with its own jitter */
+            long long at = acme_sched_renew_at(st.not_before, st.not_after,
+                                               c->issuer->renew_fraction, 0);
+            if (at > st.next_renewal) {
+                st.next_renewal = at;
+            }
             char *path = acme_store_bundle_path(c->issuer->state_dir, c->id);
             c->placeholder = apr_pstrdup(pconf, path);
             free(path);

@@ -11,7 +11,8 @@ The configuration is MAIN_TEMPLATE (modules from /usr/lib/apache2/modules,
 PidFile, "Mutex file:" and DefaultRuntimeDir in the server's own dir,
 User/Group www-data as in production) followed by the caller's text.  The
 server dir is 0755 so the www-data children can reach the state dirs below
-it.  Listeners are on 127.0.0.1 only.  Every wait is bounded; stop() sends
+it.  Listeners are on 127.0.0.1 only: HTTP on pebble's httpPort (5002) and HTTPS
+on 8443, both shifted by ACME_TEST_PORT_OFFSET like pebble.py's ports.  Every wait is bounded; stop() sends
 TERM, waits, then KILLs the process group, so no server outlives a test.
 
     apache_factory     pytest fixture: apache_factory(name="apache", **opts)
@@ -23,6 +24,10 @@ import subprocess
 import time
 
 import pytest
+
+from pebble import HTTP_PORT, PORT_OFFSET   # http-01 goes to pebble's httpPort
+
+HTTPS_PORT = 8443 + PORT_OFFSET
 
 APACHE = "/usr/sbin/apache2"
 MODDIR = "/usr/lib/apache2/modules"
@@ -120,7 +125,7 @@ def _group_alive(pgid):
 class ApacheServer:
     def __init__(self, directory, mpm="event", children=2, user="www-data",
                  group="www-data", loglevel="info", module=MODULE,
-                 http_port=5002, https_port=8443):
+                 http_port=HTTP_PORT, https_port=HTTPS_PORT):
         self.dir = os.path.abspath(directory)
         self.mpm = mpm
         self.children = children
@@ -338,3 +343,71 @@ def apache_factory(workdir, request):
             st = s.stderr_text()
             if st.strip():
                 print("===== apache stderr =====\n" + _tail(st, 2000))
+
+
+# -- a managed setup shared by the tests (and demo.py) ----------------------
+
+MANAGED_TEMPLATE = """\
+<AcmeIssuer pebble>
+    AcmeDirectory @DIRURL@
+    AcmeContact admin@example.test
+    AcmeTermsOfService agreed
+    AcmeTrustedCA @CA@
+    AcmeStateDir @STATE@
+@ISSUER_EXTRA@
+</AcmeIssuer>
+
+<VirtualHost 127.0.0.1:@HTTPS_PORT@>
+    ServerName @NAME@
+@ALIASES@
+    SSLEngine on
+    AcmeCertificate pebble @CERT_ARGS@
+    <Location /acme-status>
+        SetHandler acme-status
+    </Location>
+</VirtualHost>
+
+<VirtualHost 127.0.0.1:@HTTP_PORT@>
+    ServerName @NAME@
+    <Location /acme-status>
+        SetHandler acme-status
+    </Location>
+</VirtualHost>
+"""
+
+
+def managed_conf(pebble, state_dir, names=("a.example.test", "b.example.test"),
+                 issuer_extra="", cert_args=""):
+    """Body text: one issuer for pebble, one managed HTTPS vhost named
+    names[0] with the rest as ServerAlias, and the plain HTTP vhost that
+    pebble's http-01 validation reaches."""
+    values = {
+        "DIRURL": pebble.directory_url, "CA": pebble.ca_pem,
+        "STATE": state_dir, "ISSUER_EXTRA": issuer_extra,
+        "NAME": names[0], "CERT_ARGS": cert_args,
+        "HTTP_PORT": HTTP_PORT, "HTTPS_PORT": HTTPS_PORT,
+        "ALIASES": ("    ServerAlias %s" % " ".join(names[1:])) if len(names) > 1 else "",
+    }
+    return substitute(MANAGED_TEMPLATE, values)
+
+
+def start_managed(srv, pebble, state_dir, **conf_kw):
+    srv.write_conf(managed_conf(pebble, state_dir, **conf_kw))
+    return srv.start()
+
+
+def get_status(port=HTTP_PORT, host="a.example.test", timeout=5.0):
+    from tlsutil import get_json
+    return get_json("http://127.0.0.1:%d/acme-status" % port, host=host,
+                    timeout=timeout)
+
+
+def status_cert(doc, cert_id=None):
+    certs = doc["certificates"]
+    if cert_id is None:
+        assert len(certs) == 1, certs
+        return certs[0]
+    for c in certs:
+        if c["id"] == cert_id:
+            return c
+    raise AssertionError("no certificate %s in %s" % (cert_id, doc))
