@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "t", "integration"))
 
 from nginx_server import NginxServer, make_world_traversable_tmpdir  # noqa: E402
-from pebble import Pebble, make_ca, make_leaf  # noqa: E402
+from pebble import HTTP_PORT, PORT_OFFSET, Pebble, make_ca, make_leaf  # noqa: E402
 from tlsutil import wait_acme_cert  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
@@ -28,8 +28,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "2"))
 
 KEYS = [  # (label, key= spec, name, base port)
-    ("ecdsa:256", "ecdsa:256", "e.example.test", 9443),
-    ("rsa:2048", "rsa:2048", "r.example.test", 9453),
+    ("ecdsa:256", "ecdsa:256", "e.example.test", 9443 + PORT_OFFSET),
+    ("rsa:2048", "rsa:2048", "r.example.test", 9453 + PORT_OFFSET),
 ]
 VARIANTS = ["managed", "static", "data"]   # port offsets 0, 1, 2
 
@@ -45,11 +45,11 @@ ISSUER = """
 
 HTTP01 = """
     server {
-        listen 127.0.0.1:5002;
+        listen 127.0.0.1:%d;
         server_name e.example.test r.example.test;
         access_log off;
     }
-"""
+""" % HTTP_PORT
 
 COMMON = """
     keepalive_timeout 0;
