@@ -1,0 +1,87 @@
+"""Apache (mod_acme_auto): "apache2 -t" (what apachectl configtest runs)
+catches configuration mistakes with clear messages and writes nothing."""
+
+import os
+import re
+
+import pytest
+
+from apache_server import apache_factory, managed_conf  # noqa: F401 (fixture)
+from pebble import Pebble
+
+
+def _conf(pebble, state_dir, **kw):
+    return managed_conf(pebble, state_dir, **kw)
+
+
+CASES = [
+    # (id, edit of the valid configuration, expected words in the message)
+    ("unknown-issuer",
+     lambda t: t.replace("AcmeCertificate pebble", "AcmeCertificate nope"),
+     ["no <AcmeIssuer nope>"]),
+    ("no-directory",
+     lambda t: "\n".join(l for l in t.splitlines() if "AcmeDirectory" not in l),
+     ["<AcmeIssuer pebble>", "has no AcmeDirectory"]),
+    ("bad-key-type",
+     lambda t: t.replace("AcmeCertificate pebble", "AcmeCertificate pebble key=dsa:1024"),
+     ["unknown key type 'dsa:1024'"]),
+    ("directory-outside-issuer",
+     lambda t: t + "\nAcmeDirectory https://127.0.0.1:14000/dir\n",
+     ["AcmeDirectory is only valid inside <AcmeIssuer name>"]),
+    ("wildcard-alias",
+     lambda t: t.replace("ServerAlias b.example.test", "ServerAlias *.example.test"),
+     ["'*.example.test'", "dns-01"]),
+    ("terms-not-agreed-word",
+     lambda t: t.replace("AcmeTermsOfService agreed", "AcmeTermsOfService yes"),
+     ["AcmeTermsOfService", "'agreed'"]),
+    ("renew-percent",
+     lambda t: t.replace("</AcmeIssuer>", "    AcmeRenewBeforeExpiry 150%\n</AcmeIssuer>"),
+     ["AcmeRenewBeforeExpiry", "'150%'"]),
+    ("state-dir-unwritable",
+     lambda t: re.sub(r"AcmeStateDir .*", "AcmeStateDir /etc/hostname/acme", t),
+     ["AcmeStateDir /etc/hostname/acme cannot be created or written"]),
+    ("duplicate-issuer",
+     lambda t: t.replace("<VirtualHost", "<AcmeIssuer pebble>\n    AcmeDirectory "
+                         "https://x.test/dir\n</AcmeIssuer>\n<VirtualHost", 1),
+     ["<AcmeIssuer pebble> is defined twice"]),
+    ("trusted-ca-missing",
+     lambda t: re.sub(r"AcmeTrustedCA .*", "AcmeTrustedCA /nonexistent/ca.pem", t),
+     ["AcmeTrustedCA: '/nonexistent/ca.pem' is not a readable file"]),
+    ("certificate-twice",
+     lambda t: t.replace("    SSLEngine on", "    SSLEngine on\n    AcmeCertificate pebble", 1),
+     ["AcmeCertificate is given twice"]),
+    ("certificate-in-location",
+     lambda t: t.replace("SetHandler acme-status", "SetHandler acme-status\n"
+                         "        AcmeCertificate pebble", 1),
+     ["AcmeCertificate", "not allowed"]),
+]
+
+
+@pytest.fixture
+def cfg_pebble(workdir):
+    """A prepared (not started) pebble: only its URLs and CA file are needed."""
+    p = Pebble(workdir)
+    p.prepare()
+    return p
+
+
+def test_valid_config_syntax_ok_and_writes_nothing(apache_factory, cfg_pebble, state_dir):
+    srv = apache_factory()
+    srv.write_conf(_conf(cfg_pebble, state_dir))
+    rc, out = srv.test_config()
+    assert rc == 0, out
+    assert "Syntax OK" in out
+    assert not os.path.exists(os.path.dirname(state_dir)), "apache2 -t created the state dir"
+
+
+@pytest.mark.parametrize("case_id,edit,words", CASES, ids=[c[0] for c in CASES])
+def test_config_errors(case_id, edit, words, apache_factory, cfg_pebble, state_dir):
+    srv = apache_factory()
+    text = edit(_conf(cfg_pebble, state_dir))
+    srv.write_conf(text)
+    rc, out = srv.test_config()
+    assert rc != 0, "apache2 -t accepted it:\n" + out
+    for w in words:
+        assert w in out, "%r not in:\n%s" % (w, out)
+    assert "Syntax OK" not in out
+    assert not os.path.exists(os.path.dirname(state_dir)), "apache2 -t created the state dir"
