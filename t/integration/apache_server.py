@@ -23,7 +23,10 @@ import signal
 import subprocess
 import time
 
-import pytest
+try:
+    import pytest
+except ImportError:     # demo.py runs without pytest too
+    pytest = None
 
 from pebble import HTTP_PORT, PORT_OFFSET   # http-01 goes to pebble's httpPort
 
@@ -320,8 +323,7 @@ def _tail(text, n=4000):
     return text[-n:] if len(text) > n else text
 
 
-@pytest.fixture
-def apache_factory(workdir, request):
+def _apache_factory(workdir, request):
     """apache_factory(name="apache", **ApacheServer options); stopped at the
     end of the test, logs printed when it failed."""
     servers = []
@@ -343,6 +345,10 @@ def apache_factory(workdir, request):
             st = s.stderr_text()
             if st.strip():
                 print("===== apache stderr =====\n" + _tail(st, 2000))
+
+
+if pytest is not None:
+    apache_factory = pytest.fixture(_apache_factory)
 
 
 # -- a managed setup shared by the tests (and demo.py) ----------------------
@@ -411,3 +417,68 @@ def status_cert(doc, cert_id=None):
         if c["id"] == cert_id:
             return c
     raise AssertionError("no certificate %s in %s" % (cert_id, doc))
+
+
+# -- ./build.sh demo apache (called by t/integration/demo.py) ---------------
+DEMO_BODY = """\
+# one <AcmeIssuer> block per ACME CA
+<AcmeIssuer pebble>
+    AcmeDirectory @DIRURL@
+    AcmeContact admin@example.test
+    AcmeTermsOfService agreed
+    AcmeTrustedCA @CA@
+    AcmeStateDir @STATE@
+</AcmeIssuer>
+
+<VirtualHost 127.0.0.1:@HTTPS_PORT@>
+    ServerName a.example.test
+    ServerAlias b.example.test
+    SSLEngine on
+    # no SSLCertificateFile needed
+    AcmeCertificate pebble
+    <Location /acme-status>
+        SetHandler acme-status
+    </Location>
+</VirtualHost>
+
+# http-01 challenges arrive here (pebble validates on port 5002)
+<VirtualHost 127.0.0.1:@HTTP_PORT@>
+    ServerName a.example.test
+    ServerAlias b.example.test
+</VirtualHost>
+"""
+
+
+def demo(work, pebble, root_file, no_wait, show, wait_for_ctrl_c):
+    from tlsutil import wait_acme_cert
+    srv = ApacheServer(os.path.join(work, "apache"), mpm="event", children=2)
+    state = os.path.join(work, "state", "pebble")
+    srv.write_conf(DEMO_BODY, DIRURL=pebble.directory_url, CA=pebble.ca_pem,
+                   STATE=state)
+    print("apache config: %s" % srv.conf_path)
+    print("error log    : %s" % srv.error_log_path)
+    rc, out = srv.test_config()
+    if rc != 0:
+        print(out)
+        return 1
+    try:
+        srv.start()
+        print("apache2 started (parent %d, children %s); waiting for the "
+              "certificate..." % (srv.parent_pid, srv.child_pids()))
+        cert = wait_acme_cert(HTTPS_PORT, "a.example.test", root_file, 120,
+                              proc_alive=srv.running)
+        show(cert, root_file, "https://a.example.test:%d/acme-status" % HTTPS_PORT)
+        print("store        : %s" % state)
+        print("parent pid   : %d (unchanged: no restart)" % srv.parent_pid)
+        if no_wait:
+            return 0
+        return wait_for_ctrl_c(srv.running)
+    except Exception as e:
+        if type(e).__name__ == "Stop":
+            raise
+        print("demo failed: %s" % e)
+        print(srv.error_log()[-3000:])
+        return 1
+    finally:
+        print("stopping apache2")
+        srv.stop()
