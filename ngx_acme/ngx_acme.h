@@ -72,6 +72,8 @@ typedef struct {
 
     u_char                   *file;
     ngx_uint_t                line;
+    ngx_uint_t                trusted_line;
+    ngx_uint_t                state_line;
 } ngx_acme_issuer_t;
 
 

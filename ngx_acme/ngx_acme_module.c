@@ -354,7 +354,9 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                   err, sizeof(err))
         != 0)
     {
-        ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
+        ngx_acme_conf_error(cf->log, issuer->file,
+                            issuer->state_line ? issuer->state_line
+                                               : issuer->line,
                             "state_path \"%V\" of \"acme_issuer %V\" is not "
                             "usable: %s", &issuer->state_path, &issuer->name,
                             err);
@@ -364,6 +366,12 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     issuer->ssl.log = cf->log;
 
     if (ngx_acme_http_ssl_init(cf, &issuer->ssl, &issuer->trusted) != NGX_OK) {
+        ngx_acme_conf_error(cf->log, issuer->file,
+                            issuer->trusted_line ? issuer->trusted_line
+                                                 : issuer->line,
+                            "cannot set up TLS for \"acme_issuer %V\" "
+                            "(\"ssl_trusted_certificate\" \"%V\")",
+                            &issuer->name, &issuer->trusted);
         return NGX_CONF_ERROR;
     }
 
@@ -491,6 +499,7 @@ ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         }
 
         issuer->state_path = value[1];
+        issuer->state_line = cf->conf_file->line;
 
         if (ngx_conf_full_name(cf->cycle, &issuer->state_path, 0) != NGX_OK) {
             return NGX_CONF_ERROR;
@@ -536,6 +545,7 @@ ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         }
 
         issuer->trusted = value[1];
+        issuer->trusted_line = cf->conf_file->line;
 
         if (ngx_conf_full_name(cf->cycle, &issuer->trusted, 1) != NGX_OK) {
             return NGX_CONF_ERROR;
@@ -1377,6 +1387,10 @@ ngx_acme_exit_process(ngx_cycle_t *cycle)
     if (amcf->lease_held) {
         ngx_acme_shm_lease_release(amcf);
         amcf->lease_held = 0;
+
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "acme: exiting worker process %P released the "
+                      "ACME lease", ngx_pid);
     }
 
     if (amcf->timer.timer_set) {
