@@ -468,6 +468,7 @@ watch_start(watch_t *w)
     char err[ACME_ERRLEN];
 
     __atomic_store_n(&stop_jobs, 0, __ATOMIC_RELEASE);
+    acme_auto_shm_tokens_clear();
     for (i = 0; i < w->n_jobs; i++) {
         job_t *j = &w->jobs[i];
         if (acme_store_load_state(j->c->issuer->state_dir, j->c->id, &j->st,

@@ -58,29 +58,38 @@ static apr_global_mutex_t  *shm_mutex;
 
 /* -- seqlock primitives ------------------------------------------------ */
 
-static apr_uint32_t
-seq_read_begin(apr_uint32_t *seq)
-{
-    apr_uint32_t s;
-    int          spins = 0;
+/* A reader that keeps finding a write in progress falls back to the lock:
+ * a writer killed mid-write (SIGKILL) leaves the counter odd, and lock()
+ * repairs that. */
+#define SEQ_MAX_TRIES 10000
 
-    for ( ;; ) {
-        s = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
-        if ((s & 1) == 0) {
-            return s;
-        }
-        if (++spins > 64) {
-            sched_yield();
-        }
-    }
-}
+static int lock(void);
+static void unlock(void);
 
-static int
-seq_read_retry(apr_uint32_t *seq, apr_uint32_t s)
-{
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    return __atomic_load_n(seq, __ATOMIC_RELAXED) != s;
-}
+#define SEQ_READ(seqp, body) do {                                           \
+        apr_uint32_t s_;                                                    \
+        int          tries_ = 0;                                            \
+        for ( ;; ) {                                                        \
+            s_ = __atomic_load_n((seqp), __ATOMIC_ACQUIRE);                 \
+            if ((s_ & 1) == 0) {                                            \
+                body;                                                       \
+                __atomic_thread_fence(__ATOMIC_ACQUIRE);                    \
+                if (__atomic_load_n((seqp), __ATOMIC_RELAXED) == s_) {      \
+                    break;                                                  \
+                }                                                           \
+            }                                                               \
+            if (++tries_ > SEQ_MAX_TRIES) {                                 \
+                if (lock()) {                                               \
+                    body;                                                   \
+                    unlock();                                               \
+                }                                                           \
+                break;                                                      \
+            }                                                               \
+            if (tries_ > 64) {                                              \
+                sched_yield();                                              \
+            }                                                               \
+        }                                                                   \
+    } while (0)
 
 static void
 seq_write_begin(apr_uint32_t *seq)
@@ -97,10 +106,38 @@ seq_write_end(apr_uint32_t *seq)
                      __ATOMIC_RELEASE);
 }
 
+/* Under the lock: a previous holder that died mid-write left a counter
+ * odd.  Make it even again; a slot's possibly torn bundle gets a new
+ * generation, is re-read, fails to parse and is ignored (the old
+ * certificate stays installed). */
+static void
+repair(void)
+{
+    apr_uint32_t i;
+
+    if (__atomic_load_n(&shm->tok_seq, __ATOMIC_RELAXED) & 1) {
+        seq_write_end(&shm->tok_seq);
+    }
+    for (i = 0; i < shm->n_slots; i++) {
+        shm_slot_t *sl = &shm->slots[i];
+        if (__atomic_load_n(&sl->seq, __ATOMIC_RELAXED) & 1) {
+            sl->st.gen++;
+            seq_write_end(&sl->seq);
+            __atomic_add_fetch(&shm->generation, 1, __ATOMIC_RELEASE);
+        }
+    }
+}
+
 static int
 lock(void)
 {
-    return shm_mutex && apr_global_mutex_lock(shm_mutex) == APR_SUCCESS;
+    if (shm_mutex == NULL
+        || apr_global_mutex_lock(shm_mutex) != APR_SUCCESS)
+    {
+        return 0;
+    }
+    repair();
+    return 1;
 }
 
 static void
@@ -192,15 +229,12 @@ apr_uint32_t
 acme_auto_shm_slot_gen(int slot)
 {
     shm_slot_t   *sl = slot_at(slot);
-    apr_uint32_t  s, g;
+    apr_uint32_t  g = 0;
 
     if (sl == NULL) {
         return 0;
     }
-    do {
-        s = seq_read_begin(&sl->seq);
-        g = sl->st.gen;
-    } while (seq_read_retry(&sl->seq, s));
+    SEQ_READ(&sl->seq, g = sl->st.gen);
     return g;
 }
 
@@ -208,16 +242,12 @@ int
 acme_auto_shm_get_status(int slot, acme_auto_slot_status_t *out)
 {
     shm_slot_t   *sl = slot_at(slot);
-    apr_uint32_t  s;
 
+    memset(out, 0, sizeof(*out));
     if (sl == NULL) {
-        memset(out, 0, sizeof(*out));
         return -1;
     }
-    do {
-        s = seq_read_begin(&sl->seq);
-        memcpy(out, &sl->st, sizeof(*out));
-    } while (seq_read_retry(&sl->seq, s));
+    SEQ_READ(&sl->seq, memcpy(out, &sl->st, sizeof(*out)));
     out->state[sizeof(out->state) - 1] = '\0';
     out->step[sizeof(out->step) - 1] = '\0';
     out->serial[sizeof(out->serial) - 1] = '\0';
@@ -231,8 +261,7 @@ acme_auto_shm_get_bundle(int slot, char **pem, apr_size_t *len,
     apr_uint32_t *gen)
 {
     shm_slot_t   *sl = slot_at(slot);
-    apr_uint32_t  s;
-    apr_size_t    n;
+    apr_size_t    n = 0;
     char         *buf;
 
     *pem = NULL;
@@ -244,15 +273,14 @@ acme_auto_shm_get_bundle(int slot, char **pem, apr_size_t *len,
     if (buf == NULL) {
         return -1;
     }
-    do {
-        s = seq_read_begin(&sl->seq);
+    SEQ_READ(&sl->seq, {
         n = sl->bundle_len;
         if (n > ACME_AUTO_BUNDLE_MAX) {
             n = 0;
         }
         memcpy(buf, sl->bundle, n);
         *gen = sl->st.gen;
-    } while (seq_read_retry(&sl->seq, s));
+    });
     if (n == 0) {
         free(buf);
         return 0;
@@ -266,14 +294,12 @@ acme_auto_shm_get_bundle(int slot, char **pem, apr_size_t *len,
 int
 acme_auto_shm_token_lookup(const char *token, char *buf, apr_size_t buflen)
 {
-    apr_uint32_t s;
-    int          i, found;
+    int i, found = 0;
 
     if (shm == NULL) {
         return 0;
     }
-    do {
-        s = seq_read_begin(&shm->tok_seq);
+    SEQ_READ(&shm->tok_seq, {
         found = 0;
         for (i = 0; i < ACME_AUTO_MAX_TOKENS; i++) {
             shm_token_t *t = &shm->tokens[i];
@@ -287,7 +313,7 @@ acme_auto_shm_token_lookup(const char *token, char *buf, apr_size_t buflen)
                 break;
             }
         }
-    } while (seq_read_retry(&shm->tok_seq, s));
+    });
     return found;
 }
 
@@ -345,6 +371,18 @@ acme_auto_shm_token_remove(const char *token)
             seq_write_end(&shm->tok_seq);
         }
     }
+    unlock();
+}
+
+void
+acme_auto_shm_tokens_clear(void)
+{
+    if (!lock()) {
+        return;
+    }
+    seq_write_begin(&shm->tok_seq);
+    memset(shm->tokens, 0, sizeof(shm->tokens));
+    seq_write_end(&shm->tok_seq);
     unlock();
 }
 

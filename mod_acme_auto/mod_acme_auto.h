@@ -134,6 +134,8 @@ long acme_auto_shm_acme_pid(void);
 
 int acme_auto_shm_token_add(const char *token, const char *key_authz);
 void acme_auto_shm_token_remove(const char *token);
+/* A new driver drops what a dead one left published. */
+void acme_auto_shm_tokens_clear(void);
 void acme_auto_shm_set_acme_pid(long pid);
 /* Installs a new bundle (bumps the slot and global generations) and the
  * status fields derived from it. */

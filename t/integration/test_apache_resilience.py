@@ -1,0 +1,61 @@
+"""Apache (mod_acme_auto): the CA down at start (fallback served, failure
+reported and backed off, then recovery) and the ACME-driving child killed
+(another child takes over)."""
+
+import os
+import signal
+import time
+
+from apache_server import (HTTPS_PORT, apache_factory,  # noqa: F401 (fixture)
+                           get_status, start_managed, status_cert)
+from tlsutil import (is_self_signed, parse_rfc3339, served_cert, wait_acme_cert,
+                     wait_for)
+
+
+def test_ca_down_at_start_then_recovers(apache_factory, pebble_factory, workdir, state_dir):
+    p = pebble_factory(start=False)
+    p.start_dns()                       # DNS up, the CA itself down
+    srv = start_managed(apache_factory(), p, state_dir)
+
+    # served at once with the self-signed placeholder
+    cert = served_cert(HTTPS_PORT, "a.example.test")
+    assert is_self_signed(cert)
+
+    def failed():
+        c = status_cert(get_status())
+        return c if c["state"] == "failed" and c["consecutive_failures"] >= 1 else None
+
+    c = wait_for(failed, 60, "the failure in the status")
+    assert c["last_error"], c
+    assert c["serial"] is None
+    assert parse_rfc3339(c["next_renewal"]).timestamp() > time.time() - 2
+    st = os.path.join(state_dir, "certs", c["id"], "state.json")
+    assert os.path.exists(st), "backoff not persisted"
+    # still serving (the placeholder) and no crash
+    assert is_self_signed(served_cert(HTTPS_PORT, "a.example.test"))
+
+    # the CA comes back: the next attempt (first backoff step ~1 min) succeeds
+    p.start_pebble()
+    root = p.write_root(os.path.join(workdir, "root.pem"))
+    wait_acme_cert(HTTPS_PORT, "a.example.test", root, 150, proc_alive=srv.running)
+    c = wait_for(lambda: (lambda c: c if c["state"] == "valid" else None)(
+        status_cert(get_status())), 20, "state valid")
+    assert c["consecutive_failures"] == 0
+    assert c["last_error"] is None
+    assert not srv.crashes(), srv.crashes()
+
+
+def test_killed_acme_child_is_replaced(apache_factory, pebble, root_file, state_dir):
+    srv = start_managed(apache_factory(children=3), pebble, state_dir)
+    pid = wait_for(lambda: get_status()["acme_pid"], 20, "a child driving ACME")
+    assert pid in srv.child_pids()
+    os.kill(pid, signal.SIGKILL)
+
+    # another child takes the singleton over and the certificate arrives
+    wait_acme_cert(HTTPS_PORT, "a.example.test", root_file, 90, proc_alive=srv.running)
+    doc = wait_for(lambda: (lambda d: d if d["acme_pid"] not in (None, pid) and
+                            status_cert(d)["state"] == "valid" else None)(get_status()),
+                   30, "a new driving child and a valid certificate")
+    assert doc["acme_pid"] in srv.child_pids()
+    # http-01 and status still answer (no reader stuck on the shared memory)
+    assert status_cert(get_status())["consecutive_failures"] == 0
