@@ -47,6 +47,15 @@ MinSpareThreads 16
 MaxSpareThreads 128
 MaxRequestWorkers 64
 """,
+    "worker": """\
+LoadModule mpm_worker_module @MODDIR@/mod_mpm_worker.so
+StartServers @CHILDREN@
+ServerLimit 8
+ThreadsPerChild 16
+MinSpareThreads 16
+MaxSpareThreads 128
+MaxRequestWorkers 64
+""",
     "prefork": """\
 LoadModule mpm_prefork_module @MODDIR@/mod_mpm_prefork.so
 StartServers @CHILDREN@

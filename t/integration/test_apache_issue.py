@@ -6,6 +6,8 @@ import pwd
 import stat
 import time
 
+import pytest
+
 from apache_server import (HTTP_PORT, HTTPS_PORT, apache_factory,  # noqa: F401 (fixture)
                            get_status, start_managed, status_cert)
 from tlsutil import (handshake, http_get, is_self_signed, key_desc, load_pem_certs,
@@ -21,9 +23,10 @@ def _mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_first_issuance_without_restart(apache_factory, pebble, root_file, state_dir,
+@pytest.mark.parametrize("mpm", ["event", "worker", "prefork"])
+def test_first_issuance_without_restart(mpm, apache_factory, pebble, root_file, state_dir,
                                         workdir):
-    srv = start_managed(apache_factory(), pebble, state_dir)
+    srv = start_managed(apache_factory(mpm=mpm), pebble, state_dir)
     parent = srv.parent_pid
 
     # the vhost serves TLS at once, with the placeholder or already the real one
