@@ -200,6 +200,7 @@ extern ngx_module_t  ngx_http_acme_module;
 
 
 /* ngx_acme_module.c */
+u_char *ngx_acme_cstr(ngx_pool_t *pool, ngx_str_t *s);
 void ngx_acme_conf_error(ngx_log_t *log, u_char *file, ngx_uint_t line,
     const char *fmt, ...);
 

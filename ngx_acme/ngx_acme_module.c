@@ -98,6 +98,24 @@ ngx_module_t  ngx_http_acme_module = {
 };
 
 
+/* A NUL-terminated copy. */
+u_char *
+ngx_acme_cstr(ngx_pool_t *pool, ngx_str_t *s)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(pool, s->len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s->data, s->len);
+    p[s->len] = '\0';
+
+    return p;
+}
+
+
 /* Logs a configuration error for a place remembered earlier. */
 void
 ngx_acme_conf_error(ngx_log_t *log, u_char *file, ngx_uint_t line,
@@ -910,7 +928,10 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                     return NGX_ERROR;
                 }
 
-                *np = (const char *) names[i].data;
+                *np = (const char *) ngx_acme_cstr(cf->pool, &names[i]);
+                if (*np == NULL) {
+                    return NGX_ERROR;
+                }
             }
 
         } else {
@@ -946,7 +967,10 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 
                 for (j = 0; j < cert->names.nelts; j++) {
                     np = cert->names.elts;
-                    if (ngx_strcmp(np[j], sn[i].name.data) == 0) {
+                    if (ngx_strlen(np[j]) == sn[i].name.len
+                        && ngx_strncmp(np[j], sn[i].name.data,
+                                       sn[i].name.len) == 0)
+                    {
                         break;
                     }
                 }
@@ -960,7 +984,11 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                     return NGX_ERROR;
                 }
 
-                *np = (const char *) sn[i].name.data;
+                /* "$hostname" is not NUL-terminated */
+                *np = (const char *) ngx_acme_cstr(cf->pool, &sn[i].name);
+                if (*np == NULL) {
+                    return NGX_ERROR;
+                }
             }
         }
 

@@ -98,7 +98,11 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     s = names ? names->elts : NULL;
 
     for (i = 0; i < n; i++) {
-        list[i] = (const char *) s[i].data;
+        list[i] = (const char *) ngx_acme_cstr(cf->pool, &s[i]);
+        if (list[i] == NULL) {
+            EVP_PKEY_free(key);
+            return NGX_ERROR;
+        }
     }
 
     if (n == 0) {
