@@ -700,7 +700,7 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_acme_srv_conf_t  *ascf = conf;
 
     ngx_str_t                 *value, *s;
-    ngx_uint_t                 i;
+    ngx_uint_t                 i, j;
     const char                *why;
     ngx_array_t               *fallback_names;
     acme_key_type_t            kt;
@@ -756,6 +756,22 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             if (ascf->names == NULL) {
                 return NGX_CONF_ERROR;
             }
+        }
+
+        /* a name listed twice would be twice in the CSR */
+
+        s = ascf->names->elts;
+
+        for (j = 0; j < ascf->names->nelts; j++) {
+            if (s[j].len == value[i].len
+                && ngx_strncmp(s[j].data, value[i].data, s[j].len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j < ascf->names->nelts) {
+            continue;
         }
 
         s = ngx_array_push(ascf->names);
