@@ -366,6 +366,8 @@ acme_auto_ssl_init_server(server_rec *s, apr_pool_t *p, int is_proxy,
     if (is_proxy || c == NULL || ctx == NULL) {
         return APR_SUCCESS;
     }
+    ((acme_auto_srv_conf_t *) ap_get_module_config(s->module_config,
+                                                   &acme_auto_module))->ssl_seen = 1;
     SSL_CTX_set_cert_cb(ctx, cert_cb, c);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "mod_acme_auto: cert "
                  "callback set for %s (%s)", s->server_hostname, c->id);

@@ -79,6 +79,35 @@ acme_auto_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     return acme_auto_jobs_register(s, pconf);
 }
 
+/* After mod_ssl: a managed vhost whose SSL_CTX we never saw has no
+ * "SSLEngine on"; its certificate would be obtained but never served. */
+static int
+acme_auto_post_config_after_ssl(apr_pool_t *pconf, apr_pool_t *plog,
+    apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec           *vs;
+    acme_auto_srv_conf_t *sc;
+
+    (void) pconf;
+    (void) plog;
+    (void) ptemp;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;      /* said once, in the real configuration pass */
+    }
+    for (vs = s; vs != NULL; vs = vs->next) {
+        sc = ap_get_module_config(vs->module_config, &acme_auto_module);
+        if (sc->managed != NULL && !sc->ssl_seen) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, "mod_acme_auto: "
+                         "AcmeCertificate for %s (vhost at %s:%d) without "
+                         "'SSLEngine on': the certificate is obtained but "
+                         "not served there", vs->server_hostname,
+                         vs->defn_name ? vs->defn_name : "?",
+                         vs->defn_line_number);
+        }
+    }
+    return OK;
+}
+
 static void
 acme_auto_child_init(apr_pool_t *pchild, server_rec *s)
 {
@@ -97,11 +126,14 @@ acme_auto_register_hooks(apr_pool_t *p)
     static const char *const before_ssl[] = {
         "mod_ssl.c", "mod_watchdog.c", NULL
     };
+    static const char *const after_ssl[] = { "mod_ssl.c", NULL };
 
     (void) p;
     ap_hook_pre_config(acme_auto_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(acme_auto_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(acme_auto_post_config, NULL, before_ssl,
+                        APR_HOOK_MIDDLE);
+    ap_hook_post_config(acme_auto_post_config_after_ssl, after_ssl, NULL,
                         APR_HOOK_MIDDLE);
     ap_hook_child_init(acme_auto_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_read_request(acme_auto_post_read_request, NULL, NULL,

@@ -64,6 +64,7 @@ typedef struct {
     acme_auto_cert_conf_t *cert;        /* not inherited by vhosts */
     apr_array_header_t    *issuers;     /* main server only: acme_auto_issuer_t * */
     acme_auto_cert_t      *managed;     /* set by the check */
+    int                    ssl_seen;    /* mod_ssl gave us its SSL_CTX */
 } acme_auto_srv_conf_t;
 
 /* A managed certificate after the check: one per distinct (issuer, id). */
