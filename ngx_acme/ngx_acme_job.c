@@ -547,7 +547,10 @@ ngx_acme_job_run(ngx_acme_job_t *job)
                 return;
             }
 
+            ngx_acme_shm_lock(job->amcf);
             job->st = job->cert->slot->st;
+            ngx_acme_shm_unlock(job->amcf);
+
             job->st.failures = 0;
             job->st.next_attempt = 0;
             job->st.last_attempt = now;
