@@ -22,6 +22,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "http_ssl.h"
+#include "http_core.h"
 #include "util_mutex.h"
 #include "apr_optional_hooks.h"
 
