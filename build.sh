@@ -13,6 +13,8 @@ cd "$REPO"
 PY=/usr/bin/python3
 JOBS="$(nproc 2>/dev/null || echo 2)"
 
+# libpcre2-dev and zlib1g-dev: nginx's configure (module build) checks them;
+# python3-cryptography: certificate inspection in the tests
 PACKAGES=(nginx nginx-dev apache2 apache2-dev libssl-dev libjansson-dev pebble
           python3-pytest python3-cryptography bind9 bind9-utils curl make gcc
           libpcre2-dev zlib1g-dev)
@@ -36,10 +38,6 @@ deps() {
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)
     "${sudo[@]}" apt-get update -q
     "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
-    # the packaged services are not ours to run: tests start their own
-    if command -v systemctl >/dev/null 2>&1; then
-        "${sudo[@]}" systemctl disable --now nginx apache2 bind9 named >/dev/null 2>&1 || true
-    fi
 }
 
 build_core() {
