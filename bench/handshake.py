@@ -128,13 +128,20 @@ def bench_conf(with_managed, files):
     return text
 
 
+NCPU = os.cpu_count() or 1
+# with 2+ CPUs the worker gets CPU 0 and the clients the others, so that
+# client and server do not steal each other's time slices
+PIN_WORKER = "worker_cpu_affinity %s;" % ("0" * (NCPU - 1) + "1") if NCPU >= 2 else ""
+CLIENT_PIN = ["taskset", "-c", "1-%d" % (NCPU - 1)] if NCPU >= 2 and shutil.which("taskset") else []
+
+
 def s_time(port, seconds):
     """Full handshakes/s from CLIENTS parallel `openssl s_time -new`."""
     procs = []
     t0 = time.monotonic()
     for _ in range(CLIENTS):
         procs.append(subprocess.Popen(
-            ["openssl", "s_time", "-connect", "127.0.0.1:%d" % port, "-new",
+            CLIENT_PIN + ["openssl", "s_time", "-connect", "127.0.0.1:%d" % port, "-new",
              "-time", str(int(math.ceil(seconds)))],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     total = 0
@@ -231,7 +238,7 @@ def main(argv):
         values = {}
         if with_managed:
             values = dict(URI=pebble.directory_url, STATE=state, CA=pebble.ca_pem)
-        srv.write_conf(bench_conf(with_managed, full), **values)
+        srv.write_conf(bench_conf(with_managed, full), main_extra=PIN_WORKER, **values)
         rc, out = srv.test_config()
         if rc != 0:
             raise RuntimeError(out)
@@ -246,8 +253,9 @@ def main(argv):
 
         variants = VARIANTS if with_managed else VARIANTS[1:]
         rates = {(k[0], v): [] for k in KEYS for v in variants}
-        log("one worker, full handshakes, %d rounds x %.0f s per run, %d client(s)"
-            % (ROUNDS, SECONDS, CLIENTS))
+        log("one worker%s, full handshakes, %d rounds x %.0f s per run, %d client(s)"
+            % (" (CPU 0, clients on the others)" if PIN_WORKER else "",
+               ROUNDS, SECONDS, CLIENTS))
         for r in range(ROUNDS):
             for label, spec, name, port in KEYS:
                 for v in variants:      # alternating: no variant owns a warm or cold phase
