@@ -6,8 +6,8 @@
 #include "ngx_acme.h"
 
 
+/* copies of a slot's strings, taken under the zone lock */
 typedef struct {
-    acme_status_cert_t  c;
     u_char              serial[80];
     u_char              ca_issuer[256];
     u_char              step[32];
@@ -44,6 +44,7 @@ ngx_acme_status_handler(ngx_http_request_t *r)
     ngx_acme_cert_t        **certs, *cert;
     ngx_acme_slot_t         *slot;
     ngx_acme_main_conf_t    *amcf;
+    acme_status_cert_t      *list, *c;
     ngx_acme_status_item_t  *items, *it;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -62,7 +63,9 @@ ngx_acme_status_handler(ngx_http_request_t *r)
     pid = (amcf->shm_zone) ? ngx_acme_shm_lease_pid(amcf) : 0;
 
     items = ngx_pcalloc(r->pool, (n + 1) * sizeof(ngx_acme_status_item_t));
-    if (items == NULL) {
+    list = ngx_pcalloc(r->pool, (n + 1) * sizeof(acme_status_cert_t));
+
+    if (items == NULL || list == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -72,14 +75,15 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         cert = certs[i];
         slot = cert->slot;
         it = &items[i];
+        c = &list[i];
 
-        it->c.id = (char *) cert->id.data;
-        it->c.names = (const char *const *) cert->names.elts;
-        it->c.n_names = cert->names.nelts;
-        it->c.issuer = (char *) cert->issuer->name.data;
-        it->c.directory = (char *) cert->issuer->uri.data;
-        it->c.key_type = acme_key_type_name(cert->key_type);
-        it->c.state = "fallback";
+        c->id = (char *) cert->id.data;
+        c->names = (const char *const *) cert->names.elts;
+        c->n_names = cert->names.nelts;
+        c->issuer = (char *) cert->issuer->name.data;
+        c->directory = (char *) cert->issuer->uri.data;
+        c->key_type = acme_key_type_name(cert->key_type);
+        c->state = "fallback";
 
         if (slot == NULL) {
             continue;
@@ -93,21 +97,21 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         ngx_memcpy(it->last_error, slot->st.last_error,
                    sizeof(it->last_error));
 
-        it->c.not_before = slot->bundle ? slot->not_before : 0;
-        it->c.not_after = slot->bundle ? slot->not_after : 0;
-        it->c.next_renewal = slot->next_renewal;
-        it->c.last_success = slot->st.last_success;
+        c->not_before = slot->bundle ? slot->not_before : 0;
+        c->not_after = slot->bundle ? slot->not_after : 0;
+        c->next_renewal = slot->next_renewal;
+        c->last_success = slot->st.last_success;
         failures = slot->st.failures;
         renewing = slot->renewing;
 
         if (slot->bundle == NULL) {
-            it->c.state = failures ? "failed" : "fallback";
+            c->state = failures ? "failed" : "fallback";
 
         } else if (slot->not_after <= now) {
-            it->c.state = "expired";
+            c->state = "expired";
 
         } else {
-            it->c.state = "valid";
+            c->state = "valid";
         }
 
         if (slot->bundle && slot->active != slot->generation) {
@@ -117,7 +121,7 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         }
 
         if (renewing) {
-            it->c.state = "renewing";
+            c->state = "renewing";
         }
 
         ngx_acme_shm_unlock(amcf);
@@ -127,30 +131,15 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         it->step[sizeof(it->step) - 1] = '\0';
         it->last_error[sizeof(it->last_error) - 1] = '\0';
 
-        it->c.failures = (unsigned) failures;
-        it->c.serial = (char *) it->serial;
-        it->c.ca_issuer = (char *) it->ca_issuer;
-        it->c.step = (renewing && it->step[0]) ? (char *) it->step : NULL;
-        it->c.last_error = it->last_error;
-    }
-
-    /* acme_status_cert_t is the first member: pass a packed copy */
-
-    {
-    acme_status_cert_t  *list;
-
-    list = ngx_pcalloc(r->pool, (n + 1) * sizeof(acme_status_cert_t));
-    if (list == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    for (i = 0; i < n; i++) {
-        list[i] = items[i].c;
+        c->failures = (unsigned) failures;
+        c->serial = (char *) it->serial;
+        c->ca_issuer = (char *) it->ca_issuer;
+        c->step = (renewing && it->step[0]) ? (char *) it->step : NULL;
+        c->last_error = it->last_error;
     }
 
     json = acme_status_render("nginx", (long) pid, list, n, (long long) now,
                               &len);
-    }
 
     if (json == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
