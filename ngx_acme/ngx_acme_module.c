@@ -130,7 +130,7 @@ ngx_acme_conf_error(ngx_log_t *log, u_char *file, ngx_uint_t line,
     va_end(args);
 
     ngx_log_error(NGX_LOG_EMERG, log, 0, "%*s in %s:%ui",
-                  p - buf, buf, file, line);
+                  (size_t) (p - buf), buf, file, line);
 }
 
 
