@@ -136,7 +136,7 @@ def _group_alive(pgid):
 
 class ApacheServer:
     def __init__(self, directory, mpm="event", children=2, user="www-data",
-                 group="www-data", loglevel="info", module=MODULE,
+                 group="www-data", loglevel="info acme_auto:debug", module=MODULE,
                  http_port=HTTP_PORT, https_port=HTTPS_PORT):
         self.dir = os.path.abspath(directory)
         self.mpm = mpm
@@ -313,6 +313,17 @@ class ApacheServer:
                 return f.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def installs(self):
+        """{(pid, generation): count} from the children's "generation N
+        installed in pid P" debug lines: each child parses each new
+        certificate once, off the handshake path."""
+        import re
+        out = {}
+        for m in re.finditer(r"generation (\d+) installed in pid (\d+)", self.error_log()):
+            k = (int(m.group(2)), int(m.group(1)))
+            out[k] = out.get(k, 0) + 1
+        return out
 
     def crashes(self):
         """Lines telling of crashed children or emergencies."""

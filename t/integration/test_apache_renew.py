@@ -89,6 +89,12 @@ def test_renewal_hot_swap_without_restart(mpm, apache_factory, pebble_factory, w
     assert srv.error_log().count("resuming normal operations") == 1
     assert not srv.crashes(), srv.crashes()
 
+    # each child parsed each new certificate exactly once (thousands of
+    # handshakes above did not parse anything)
+    installs = srv.installs()
+    assert installs, "no 'installed' lines in the log"
+    assert all(n == 1 for n in installs.values()), installs
+
     # every child serves the new certificate: many fresh connections
     for _ in range(40):
         der = handshake(HTTPS_PORT, "a.example.test", cafile=root)
