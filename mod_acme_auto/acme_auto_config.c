@@ -406,6 +406,22 @@ push_unique(apr_array_header_t *a, const char *name)
     APR_ARRAY_PUSH(a, const char *) = name;
 }
 
+static int
+vhost_has_name(server_rec *s, const char *name)
+{
+    int i;
+
+    if (s->server_hostname && strcasecmp(s->server_hostname, name) == 0) {
+        return 1;
+    }
+    for (i = 0; s->names && i < s->names->nelts; i++) {
+        if (strcasecmp(APR_ARRAY_IDX(s->names, i, const char *), name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static acme_auto_issuer_t *
 find_issuer(const char *name)
 {
@@ -510,7 +526,16 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         names = apr_array_make(ptemp, 4, sizeof(const char *));
         if (cc->names->nelts > 0) {
             for (j = 0; j < cc->names->nelts; j++) {
-                push_unique(names, APR_ARRAY_IDX(cc->names, j, const char *));
+                const char *n = APR_ARRAY_IDX(cc->names, j, const char *);
+                push_unique(names, n);
+                if (!vhost_has_name(s, n)) {
+                    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0,
+                                 s, "mod_acme_auto: AcmeCertificate (%s:%d): "
+                                 "'%s' is not a ServerName/ServerAlias of "
+                                 "this vhost; clients asking for it (SNI) "
+                                 "will not reach it", cc->conf_file,
+                                 cc->conf_line, n);
+                }
             }
         }
         else {

@@ -85,3 +85,12 @@ def test_config_errors(case_id, edit, words, apache_factory, cfg_pebble, state_d
         assert w in out, "%r not in:\n%s" % (w, out)
     assert "Syntax OK" not in out
     assert not os.path.exists(os.path.dirname(state_dir)), "apache2 -t created the state dir"
+
+
+def test_explicit_name_not_served_by_vhost_is_a_warning(apache_factory, cfg_pebble, state_dir):
+    srv = apache_factory()
+    srv.write_conf(_conf(cfg_pebble, state_dir, cert_args="a.example.test zz.example.test"))
+    rc, out = srv.test_config()
+    assert rc == 0, out
+    assert "'zz.example.test' is not a ServerName/ServerAlias of this vhost" in out
+    assert "Syntax OK" in out
