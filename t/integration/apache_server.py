@@ -147,7 +147,8 @@ class ApacheServer:
         self.module = module
         self.http_port = http_port
         self.https_port = https_port
-        self.conf_path = os.path.join(self.dir, "httpd.conf")
+        # Debian's default name, so "APACHE_CONFDIR=dir apachectl" finds it
+        self.conf_path = os.path.join(self.dir, "apache2.conf")
         self.error_log_path = os.path.join(self.dir, "logs", "error.log")
         self.stderr_path = os.path.join(self.dir, "logs", "stderr.log")
         self.proc = None
@@ -195,6 +196,15 @@ class ApacheServer:
         r = subprocess.run(self.cmd("-t"), stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=timeout,
                            env=_env())
+        return r.returncode, r.stdout.decode(errors="replace")
+
+    def apachectl_configtest(self, timeout=60):
+        """Debian's "apachectl configtest" on this directory: (rc, output)."""
+        env = _env()
+        env["APACHE_CONFDIR"] = self.dir
+        r = subprocess.run(["/usr/sbin/apachectl", "configtest"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=timeout, env=env)
         return r.returncode, r.stdout.decode(errors="replace")
 
     # -- processes --------------------------------------------------------

@@ -71,7 +71,19 @@ def test_valid_config_syntax_ok_and_writes_nothing(apache_factory, cfg_pebble, s
     rc, out = srv.test_config()
     assert rc == 0, out
     assert "Syntax OK" in out
+    rc, out = srv.apachectl_configtest()
+    assert rc == 0 and "Syntax OK" in out, out
     assert not os.path.exists(os.path.dirname(state_dir)), "apache2 -t created the state dir"
+
+
+def test_apachectl_configtest_reports_errors(apache_factory, cfg_pebble, state_dir):
+    srv = apache_factory()
+    srv.write_conf(_conf(cfg_pebble, state_dir).replace("AcmeCertificate pebble",
+                                                        "AcmeCertificate nope"))
+    rc, out = srv.apachectl_configtest()
+    assert rc != 0, out
+    assert "no <AcmeIssuer nope>" in out
+    assert not os.path.exists(os.path.dirname(state_dir))
 
 
 @pytest.mark.parametrize("case_id,edit,words", CASES, ids=[c[0] for c in CASES])
