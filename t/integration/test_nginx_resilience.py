@@ -123,3 +123,25 @@ def test_acme_worker_killed_mid_order(nginx_factory, pebble_factory, workdir):
         assert served_cert(HTTPS_PORT, "a.example.test", cafile=root).serial_number \
             == cert.serial_number
     print("killed ACME worker %d at step %r" % (killed, step))
+
+
+def test_untrusted_acme_server_is_refused(nginx_factory, pebble, state_dir, workdir):
+    """Without ssl_trusted_certificate the system store does not know
+    pebble's API certificate: no account, no order, the fallback stays."""
+    from nginx_server import managed_http_conf
+    body = managed_http_conf(pebble, state_dir).replace(
+        "ssl_trusted_certificate %s;" % pebble.ca_pem, "")
+    srv = nginx_factory()
+    srv.write_conf(body)
+    srv.start(ports=(HTTPS_PORT,))
+
+    def failed_once():
+        c = status_cert(get_status())
+        return c if c["consecutive_failures"] >= 1 and c["last_error"] else None
+
+    c = wait_for(failed_once, 45, "a failed attempt reported in the status")
+    assert c["state"] in ("fallback", "failed"), c
+    assert pebble.count_requests("/sign-me-up") == 0
+    assert pebble.count_requests("/order-plz") == 0
+    assert is_self_signed(served_cert(HTTPS_PORT, "a.example.test"))
+    print("last_error: %s" % c["last_error"])
