@@ -110,6 +110,49 @@ job_load_facts(job_t *j)
     free(pem);
 }
 
+/* A bundle another driver wrote after our parent read the store (a child
+ * of the previous generation finishing an order during a graceful
+ * restart) is taken into shared memory, so it is served and not ordered
+ * again. */
+static void
+job_sync_from_disk(job_t *j)
+{
+    acme_auto_slot_status_t st, cur;
+    char                   *pem = NULL, *shm_pem = NULL, err[ACME_ERRLEN];
+    size_t                  len = 0;
+    apr_size_t              shm_len = 0;
+    apr_uint32_t            gen;
+
+    if (acme_store_load_bundle(j->c->issuer->state_dir, j->c->id, &pem, &len,
+                               err, sizeof(err)) != 1)
+    {
+        return;
+    }
+    if (acme_auto_shm_get_bundle(j->c->slot, &shm_pem, &shm_len, &gen) == 1
+        && shm_len == len && memcmp(shm_pem, pem, len) == 0)
+    {
+        free(shm_pem);
+        free(pem);
+        return;
+    }
+    free(shm_pem);
+    memset(&st, 0, sizeof(st));
+    if (len <= ACME_AUTO_BUNDLE_MAX
+        && acme_bundle_parse(pem, len, NULL, NULL, NULL, err, sizeof(err)) == 0
+        && acme_auto_status_from_pem(pem, len, &st) == 0)
+    {
+        acme_auto_shm_get_status(j->c->slot, &cur);
+        if (st.not_after > cur.not_after) {
+            st.last_success = cur.last_success;
+            acme_auto_shm_set_bundle(j->c->slot, pem, len, &st);
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s:"
+                         " took the newer stored certificate (serial %s)",
+                         j->c->id, st.serial);
+        }
+    }
+    free(pem);
+}
+
 static long long
 job_due_at(job_t *j)
 {
@@ -479,6 +522,7 @@ watch_start(watch_t *w)
                          j->c->id, err);
         }
         j->rnd = random32();
+        job_sync_from_disk(j);
         job_load_facts(j);
         j->due_at = -1;
         job_publish_due(j, now_sec());
