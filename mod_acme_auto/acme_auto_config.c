@@ -592,7 +592,6 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
             c = apr_pcalloc(pconf, sizeof(*c));
             c->slot = acme_auto_g.certs->nelts;
             c->id = apr_pstrdup(pconf, id);
-            c->names = (const char **) names->elts;
             c->n_names = names->nelts;
             c->names = apr_pmemdup(pconf, names->elts,
                                    sizeof(const char *) * names->nelts);
