@@ -40,7 +40,7 @@
 APLOG_USE_MODULE(acme_auto);
 
 #define ACCOUNT_KEY_MAX     (64 * 1024)
-#define STOP_JOIN_SECONDS   5
+#define STOP_JOIN_SECONDS   2
 
 typedef struct {
     acme_auto_cert_t   *c;
