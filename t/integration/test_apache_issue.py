@@ -176,3 +176,23 @@ def test_http01_unknown_and_malformed_tokens(apache_factory, pebble, root_file, 
     wait_acme_cert(HTTPS_PORT, "a.example.test", root_file, ISSUE_TIMEOUT,
                    proc_alive=srv.running)
     assert "answering http-01 challenge" in srv.error_log()
+
+
+def test_changed_names_order_a_new_certificate(apache_factory, pebble, root_file, state_dir):
+    srv = start_managed(apache_factory(), pebble, state_dir, names=("a.example.test",))
+    first = wait_acme_cert(HTTPS_PORT, "a.example.test", root_file, ISSUE_TIMEOUT,
+                           proc_alive=srv.running)
+    assert sans(first) == ["a.example.test"]
+    srv.stop()
+
+    # a name added to the vhost: the stored certificate serves at once, and
+    # one for the new set of names replaces it (same id: same first name)
+    start_managed(srv, pebble, state_dir, names=("a.example.test", "e.example.test"))
+    assert served_cert(HTTPS_PORT, "a.example.test",
+                       cafile=root_file).serial_number == first.serial_number
+    new = wait_for(lambda: (lambda c: c if sans(c) == ["a.example.test", "e.example.test"]
+                            else None)(served_cert(HTTPS_PORT, "e.example.test",
+                                                   cafile=root_file)),
+                   ISSUE_TIMEOUT, "a certificate with the new names")
+    assert new.serial_number != first.serial_number
+    assert not srv.crashes(), srv.crashes()
