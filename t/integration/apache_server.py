@@ -35,7 +35,10 @@ HTTPS_PORT = 8443 + PORT_OFFSET
 APACHE = "/usr/sbin/apache2"
 MODDIR = "/usr/lib/apache2/modules"
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MODULE = os.path.join(REPO, "build", "apache", "mod_acme_auto.so")
+# ACME_APACHE_MODULE / ACME_APACHE_LD_PRELOAD: run the tests on another build
+# of the module, e.g. an AddressSanitizer one with libasan preloaded.
+MODULE = os.environ.get("ACME_APACHE_MODULE") or \
+    os.path.join(REPO, "build", "apache", "mod_acme_auto.so")
 
 MPM_CONF = {
     "event": """\
@@ -346,6 +349,9 @@ class ApacheServer:
 def _env():
     env = dict(os.environ)
     env.setdefault("LANG", "C")
+    if env.get("ACME_APACHE_LD_PRELOAD"):
+        env["LD_PRELOAD"] = env["ACME_APACHE_LD_PRELOAD"]
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=0:log_path=/tmp/acme-apache-asan")
     return env
 
 
