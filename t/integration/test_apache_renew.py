@@ -104,3 +104,27 @@ def test_renewal_hot_swap_without_restart(mpm, apache_factory, pebble_factory, w
                                  served_cert(HTTPS_PORT, "a.example.test").serial_number),
              20, "status serial == served serial")
     assert status_cert(get_status())["consecutive_failures"] == 0
+
+
+def test_graceful_restarts_under_load_keep_the_certificate(apache_factory, pebble, root_file,
+                                                           state_dir):
+    srv = start_managed(apache_factory(), pebble, state_dir)
+    first = wait_acme_cert(HTTPS_PORT, "a.example.test", root_file, 60,
+                           proc_alive=srv.running)
+    parent = srv.parent_pid
+    h = Hammer(root_file, max_seconds=120)
+    h.start()
+    try:
+        for _ in range(2):
+            before = h.ok
+            srv.graceful()
+            wait_for(lambda: h.ok >= before + 50 or not h.is_alive(), 60,
+                     "handshakes after the graceful restart")
+    finally:
+        h.stop_event.set()
+        h.join(30)
+    print("hammer: %d handshakes, %d failed" % (h.ok + len(h.failures), len(h.failures)))
+    assert h.failures == [], h.failures[:3]
+    assert set(h.serials) == {first.serial_number}     # the stored one, every time
+    assert srv.parent_pid == parent
+    assert not srv.crashes(), srv.crashes()
