@@ -44,6 +44,13 @@ typedef struct {
     const char          *challenge_type;    /* "http-01" (default when NULL) */
     long long            deadline;          /* unix time the whole order must end by; 0 = now + 600 */
     int                  max_bad_nonce;     /* retries of one request on badNonce; 0 = 10 */
+
+    /* External Account Binding (RFC 8555 section 7.3.4), used when a new
+     * account is created; eab_kid NULL = none.  The key is borrowed. */
+    const char          *eab_kid;
+    const unsigned char *eab_key;
+    size_t               eab_key_len;
+    const char          *eab_alg;           /* "HS256" (NULL), "HS384", "HS512" */
 } acme_order_config_t;
 
 typedef enum {
