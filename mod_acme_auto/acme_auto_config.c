@@ -10,6 +10,7 @@
 
 #include "httpd.h"
 #include "http_config.h"
+#include "http_core.h"
 #include "http_log.h"
 #include "apr_strings.h"
 #include "apr_lib.h"
@@ -17,6 +18,7 @@
 #include "mod_watchdog.h"
 
 #include "mod_acme_auto.h"
+#include "acme_eab.h"
 #include "acme_store.h"
 #include "acme_util.h"
 
@@ -118,6 +120,7 @@ issuer_section(cmd_parms *cmd, void *dummy, const char *arg)
     iss->account_key_type = ACME_KEY_DEFAULT;
     iss->renew_fraction = 1.0 / 3.0;
     iss->timeout_sec = 30;
+    iss->challenge = "http-01";
     iss->conf_file = cmd->directive->filename;
     iss->conf_line = cmd->directive->line_num;
     pi = apr_array_push(sc->issuers);
@@ -284,6 +287,97 @@ set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
 }
 
 static const char *
+set_challenge(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = in_issuer(cmd);
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (strcasecmp(arg, "http-01") == 0) {
+        cur_issuer->challenge = "http-01";
+    }
+    else if (strcasecmp(arg, "tls-alpn-01") == 0) {
+        cur_issuer->challenge = "tls-alpn-01";
+    }
+    else {
+        return apr_psprintf(cmd->pool, "AcmeChallenge: unknown challenge "
+                            "type '%s' (http-01 or tls-alpn-01)", arg);
+    }
+    return NULL;
+}
+
+static apr_status_t
+eab_key_cleanup(void *data)
+{
+    acme_auto_issuer_t *iss = data;
+
+    acme_eab_mac_key_free(iss->eab_key, iss->eab_key_len);
+    iss->eab_key = NULL;
+    iss->eab_key_len = 0;
+    return APR_SUCCESS;
+}
+
+/* AcmeExternalAccountBinding KID KEY|file:PATH [HS256|HS384|HS512]
+ * (mod_md: MDExternalAccountBinding KID HMAC).  The key is decoded here,
+ * so that "apache2 -t" reports a bad one; messages never show it. */
+static const char *
+set_eab(cmd_parms *cmd, void *dummy, const char *kid, const char *key,
+    const char *alg)
+{
+    const char    *err = in_issuer(cmd), *path;
+    unsigned char *mac;
+    size_t         len = 0;
+    char           msg[ACME_ERRLEN];
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (cur_issuer->eab_kid != NULL) {
+        return "AcmeExternalAccountBinding is given twice in this "
+               "<AcmeIssuer>";
+    }
+    if (*kid == '\0') {
+        return "AcmeExternalAccountBinding: empty key id (KID)";
+    }
+    if (alg == NULL) {
+        alg = "HS256";
+    }
+    else if (strcasecmp(alg, "HS256") != 0 && strcasecmp(alg, "HS384") != 0
+             && strcasecmp(alg, "HS512") != 0)
+    {
+        return apr_psprintf(cmd->pool, "AcmeExternalAccountBinding: unknown "
+                            "MAC algorithm '%s' (HS256, HS384 or HS512)", alg);
+    }
+    msg[0] = '\0';
+    if (strncasecmp(key, "file:", 5) == 0) {
+        path = ap_server_root_relative(cmd->temp_pool, key + 5);
+        if (path == NULL || key[5] == '\0') {
+            return apr_psprintf(cmd->pool, "AcmeExternalAccountBinding: "
+                                "invalid key file path '%s'", key + 5);
+        }
+        mac = acme_eab_mac_key_read_file(path, &len, msg, sizeof(msg));
+    }
+    else {
+        mac = acme_eab_mac_key_decode(key, &len, msg, sizeof(msg));
+    }
+    if (mac == NULL) {
+        return apr_psprintf(cmd->pool, "AcmeExternalAccountBinding (kid %s): "
+                            "unusable MAC key: %s", kid, msg);
+    }
+    cur_issuer->eab_kid = kid;
+    cur_issuer->eab_key = mac;
+    cur_issuer->eab_key_len = len;
+    cur_issuer->eab_alg = apr_pstrdup(cmd->pool, alg);
+    ap_str_toupper((char *) cur_issuer->eab_alg);
+    apr_pool_cleanup_register(cmd->pool, cur_issuer, eab_key_cleanup,
+                              apr_pool_cleanup_null);
+    return NULL;
+}
+
+static const char *
 set_certificate(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
 {
     acme_auto_srv_conf_t  *sc = srv_conf(cmd->server);
@@ -349,6 +443,11 @@ const command_rec acme_auto_cmds[] = {
         "renew when this share of the lifetime is left (default 33%)"),
     AP_INIT_TAKE1("AcmeTimeout", set_timeout, NULL, RSRC_CONF,
         "timeout of each network step (default 30s)"),
+    AP_INIT_TAKE1("AcmeChallenge", set_challenge, NULL, RSRC_CONF,
+        "challenge type: http-01 (default) or tls-alpn-01"),
+    AP_INIT_TAKE23("AcmeExternalAccountBinding", set_eab, NULL, RSRC_CONF,
+        "AcmeExternalAccountBinding KID KEY|file:PATH [HS256|HS384|HS512]: "
+        "External Account Binding for a new account"),
     AP_INIT_TAKE_ARGV("AcmeCertificate", set_certificate, NULL, RSRC_CONF,
         "AcmeCertificate <issuer> [names...] [key=type]: manage this "
         "server's certificate"),
@@ -416,6 +515,24 @@ vhost_has_name(server_rec *s, const char *name)
     }
     for (i = 0; s->names && i < s->names->nelts; i++) {
         if (strcasecmp(APR_ARRAY_IDX(s->names, i, const char *), name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* mod_ssl selects "acme-tls/1" (ALPN) only where the vhost's Protocols
+ * list has it. */
+static int
+vhost_has_protocol(server_rec *s, const char *proto)
+{
+    core_server_config *conf = ap_get_core_module_config(s->module_config);
+    int                 i;
+
+    for (i = 0; conf->protocols && i < conf->protocols->nelts; i++) {
+        if (strcasecmp(APR_ARRAY_IDX(conf->protocols, i, const char *), proto)
+            == 0)
+        {
             return 1;
         }
     }
@@ -522,6 +639,16 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                        cc->conf_file, cc->conf_line, cc->issuer_name,
                        cc->issuer_name);
             continue;
+        }
+        if (strcmp(iss->challenge, "tls-alpn-01") == 0
+            && !vhost_has_protocol(s, "acme-tls/1"))
+        {
+            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): <AcmeIssuer"
+                       " %s> uses AcmeChallenge tls-alpn-01, but this vhost "
+                       "does not offer the protocol: add 'Protocols h2 "
+                       "http/1.1 acme-tls/1' (or 'Protocols http/1.1 "
+                       "acme-tls/1') to it", cc->conf_file, cc->conf_line,
+                       iss->name);
         }
         names = apr_array_make(ptemp, 4, sizeof(const char *));
         if (cc->names->nelts > 0) {

@@ -183,18 +183,20 @@ hook_publish(void *data, const char *type, const char *identifier,
     const char *token, const char *key_authz)
 {
     drive_ctx_t *d = data;
+    int          alpn = strcmp(type, "tls-alpn-01") == 0;
 
-    if (strcmp(type, "http-01") != 0) {
+    if (!alpn && strcmp(type, "http-01") != 0) {
         return -1;
     }
-    if (acme_auto_shm_token_add(token, key_authz) != 0) {
+    if (acme_auto_shm_token_add(alpn, identifier, token, key_authz) != 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, d->j->s, "mod_acme_auto: %s: "
-                     "no room for the http-01 token of %s", d->j->c->id,
+                     "no room for the %s challenge of %s", d->j->c->id, type,
                      identifier);
         return -1;
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, d->j->s, "mod_acme_auto: %s: "
-                 "http-01 token for %s published", d->j->c->id, identifier);
+                 "%s challenge for %s published", d->j->c->id, type,
+                 identifier);
     return 0;
 }
 
@@ -382,6 +384,37 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     return 0;
 }
 
+/* The engine's message, with the issuer named where the account is at
+ * fault (External Account Binding missing or refused): the fix is in
+ * that <AcmeIssuer> block, which may serve several certificates. */
+static const char *
+engine_error(acme_auto_issuer_t *iss, acme_engine_t *e)
+{
+    static __thread char buf[ACME_ERRLEN + 256];
+    const char          *msg = acme_engine_error(e);
+
+    if (msg == NULL) {
+        return "unknown error";
+    }
+    if (strstr(msg, "externalAccountRequired") != NULL
+        || strstr(msg, "External Account Binding") != NULL)
+    {
+        apr_snprintf(buf, sizeof(buf), "<AcmeIssuer %s>: %s; %s", iss->name,
+                     iss->eab_kid ? "the CA refused the External Account "
+                     "Binding (check the KID and MAC key of "
+                     "AcmeExternalAccountBinding)" : "the CA requires "
+                     "External Account Binding: add AcmeExternalAccountBinding"
+                     " KID KEY to the issuer", msg);
+        return buf;
+    }
+    if (iss->eab_kid != NULL && strncmp(msg, "new-account", 11) == 0) {
+        apr_snprintf(buf, sizeof(buf), "<AcmeIssuer %s> (External Account "
+                     "Binding kid %s): %s", iss->name, iss->eab_kid, msg);
+        return buf;
+    }
+    return msg;
+}
+
 static void *
 job_main(void *arg)
 {
@@ -435,7 +468,11 @@ job_main(void *arg)
     oc.names = j->c->names;
     oc.n_names = j->c->n_names;
     oc.cert_key = ckey;
-    oc.challenge_type = "http-01";
+    oc.challenge_type = iss->challenge;
+    oc.eab_kid = iss->eab_kid;
+    oc.eab_key = iss->eab_key;
+    oc.eab_key_len = iss->eab_key_len;
+    oc.eab_alg = iss->eab_alg;
     e = acme_engine_new(&oc, err, sizeof(err));
     if (e == NULL) {
         job_failed(j, err, 0);
@@ -467,7 +504,7 @@ job_main(void *arg)
         goto done;
     }
     if (rc != 0) {
-        job_failed(j, acme_engine_error(e), acme_engine_retry_after(e));
+        job_failed(j, engine_error(iss, e), acme_engine_retry_after(e));
         goto done;
     }
     chain = acme_engine_certificate(e, &chain_len);

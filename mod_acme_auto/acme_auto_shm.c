@@ -1,6 +1,6 @@
 /*
  * Shared memory between the parent and every child: the pending http-01
- * tokens, one slot per managed certificate (status + current bundle PEM)
+ * tokens and tls-alpn-01 identifiers (with their key authorizations), one slot per managed certificate (status + current bundle PEM)
  * and a global generation counter.
  *
  * Writers (the parent at startup, the one child driving ACME) serialise on
@@ -13,6 +13,7 @@
  * parent's post_config and inherited by the children through fork.
  */
 #include <string.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <sched.h>
 
@@ -31,7 +32,9 @@ APLOG_USE_MODULE(acme_auto);
 #define SHM_MAGIC 0x41434d45u   /* "ACME" */
 
 typedef struct {
+    int     alpn;                       /* tls-alpn-01, else http-01 */
     char    token[ACME_AUTO_TOKEN_MAX];
+    char    identifier[ACME_AUTO_IDENT_MAX];
     char    key_authz[ACME_AUTO_KEYAUTHZ_MAX];
 } shm_token_t;
 
@@ -303,8 +306,35 @@ acme_auto_shm_token_lookup(const char *token, char *buf, apr_size_t buflen)
         found = 0;
         for (i = 0; i < ACME_AUTO_MAX_TOKENS; i++) {
             shm_token_t *t = &shm->tokens[i];
-            if (t->token[0] != '\0'
+            if (t->token[0] != '\0' && !t->alpn
                 && strncmp(t->token, token, ACME_AUTO_TOKEN_MAX) == 0)
+            {
+                apr_cpystrn(buf, t->key_authz,
+                            buflen < ACME_AUTO_KEYAUTHZ_MAX
+                            ? buflen : ACME_AUTO_KEYAUTHZ_MAX);
+                found = 1;
+                break;
+            }
+        }
+    });
+    return found;
+}
+
+int
+acme_auto_shm_alpn_lookup(const char *identifier, char *buf, apr_size_t buflen)
+{
+    int i, found = 0;
+
+    if (shm == NULL) {
+        return 0;
+    }
+    SEQ_READ(&shm->tok_seq, {
+        found = 0;
+        for (i = 0; i < ACME_AUTO_MAX_TOKENS; i++) {
+            shm_token_t *t = &shm->tokens[i];
+            if (t->token[0] != '\0' && t->alpn
+                && strncasecmp(t->identifier, identifier,
+                               ACME_AUTO_IDENT_MAX) == 0)
             {
                 apr_cpystrn(buf, t->key_authz,
                             buflen < ACME_AUTO_KEYAUTHZ_MAX
@@ -326,11 +356,13 @@ acme_auto_shm_acme_pid(void)
 /* -- writes ---------------------------------------------------------------- */
 
 int
-acme_auto_shm_token_add(const char *token, const char *key_authz)
+acme_auto_shm_token_add(int alpn, const char *identifier, const char *token,
+    const char *key_authz)
 {
     int i, free_i = -1, rc = -1;
 
     if (strlen(token) >= ACME_AUTO_TOKEN_MAX
+        || strlen(identifier) >= ACME_AUTO_IDENT_MAX
         || strlen(key_authz) >= ACME_AUTO_KEYAUTHZ_MAX || !lock())
     {
         return -1;
@@ -346,6 +378,9 @@ acme_auto_shm_token_add(const char *token, const char *key_authz)
     }
     if (free_i >= 0) {
         seq_write_begin(&shm->tok_seq);
+        shm->tokens[free_i].alpn = alpn;
+        apr_cpystrn(shm->tokens[free_i].identifier, identifier,
+                    ACME_AUTO_IDENT_MAX);
         apr_cpystrn(shm->tokens[free_i].key_authz, key_authz,
                     ACME_AUTO_KEYAUTHZ_MAX);
         apr_cpystrn(shm->tokens[free_i].token, token, ACME_AUTO_TOKEN_MAX);

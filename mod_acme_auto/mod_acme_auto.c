@@ -11,6 +11,8 @@
  *   ssl hooks     add_cert_files: the placeholder; init_server: cert callback
  *   child_init    attach the mutex, parse current certs, refresh thread
  *   post_read_request  http-01 answers
+ *   protocol_propose / protocol_switch / ssl_answer_challenge
+ *                 tls-alpn-01 answers (acme_auto_alpn.c)
  *   handler       acme-status
  */
 #include <signal.h>
@@ -139,6 +141,7 @@ acme_auto_register_hooks(apr_pool_t *p)
     ap_hook_child_init(acme_auto_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_read_request(acme_auto_post_read_request, NULL, NULL,
                               APR_HOOK_REALLY_FIRST);
+    acme_auto_alpn_register_hooks();
     ap_hook_handler(acme_auto_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_ssl_add_cert_files(acme_auto_add_cert_files, NULL, NULL,
                                APR_HOOK_MIDDLE);

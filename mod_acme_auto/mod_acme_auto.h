@@ -7,6 +7,7 @@
  *   acme_auto_config.c directives, <AcmeIssuer>, configuration checks
  *   acme_auto_shm.c    shared memory (tokens, per-certificate slots), locks
  *   acme_auto_http01.c http-01 answers in post_read_request
+ *   acme_auto_alpn.c   tls-alpn-01 answers (acme-tls/1 protocol hooks)
  *   acme_auto_ssl.c    placeholder files for mod_ssl, cert callback, per-process parsed certs
  *   acme_auto_jobs.c   the singleton watchdog and one thread per certificate job
  *   acme_auto_status.c the "acme-status" handler
@@ -42,6 +43,13 @@ typedef struct {
     acme_key_type_t      account_key_type;
     double               renew_fraction;/* share of lifetime left when renewing */
     int                  timeout_sec;   /* each network step */
+    const char          *challenge;     /* "http-01" (default) or "tls-alpn-01" */
+    /* AcmeExternalAccountBinding; eab_kid NULL = none.  The key is decoded
+     * at config time into malloc'd memory, cleansed with the config pool. */
+    const char          *eab_kid;
+    unsigned char       *eab_key;
+    apr_size_t           eab_key_len;
+    const char          *eab_alg;       /* "HS256", "HS384", "HS512" */
     const char          *conf_file;     /* where it was defined, for messages */
     int                  conf_line;
     /* runtime, set in post_config */
@@ -101,6 +109,7 @@ acme_auto_cert_t *acme_auto_cert_for_server(server_rec *s);
 #define ACME_AUTO_MAX_TOKENS    64
 #define ACME_AUTO_TOKEN_MAX     128
 #define ACME_AUTO_KEYAUTHZ_MAX  256
+#define ACME_AUTO_IDENT_MAX     256
 #define ACME_AUTO_BUNDLE_MAX    (64 * 1024)
 
 /* Copy of one certificate slot's status (everything but the bundle). */
@@ -133,7 +142,14 @@ int acme_auto_shm_get_bundle(int slot, char **pem, apr_size_t *len, apr_uint32_t
 int acme_auto_shm_token_lookup(const char *token, char *buf, apr_size_t buflen);
 long acme_auto_shm_acme_pid(void);
 
-int acme_auto_shm_token_add(const char *token, const char *key_authz);
+/* tls-alpn-01: key authorization pending for identifier; 1 found, 0 not. */
+int acme_auto_shm_alpn_lookup(const char *identifier, char *buf,
+    apr_size_t buflen);
+
+/* Publishes a challenge: http-01 is looked up by token, tls-alpn-01 by
+ * identifier (both removed by token). */
+int acme_auto_shm_token_add(int alpn, const char *identifier,
+    const char *token, const char *key_authz);
 void acme_auto_shm_token_remove(const char *token);
 /* A new driver drops what a dead one left published. */
 void acme_auto_shm_tokens_clear(void);
@@ -149,6 +165,9 @@ void acme_auto_shm_set_step(int slot, const char *state, const char *step);
 
 /* acme_auto_http01.c */
 int acme_auto_post_read_request(request_rec *r);
+
+/* acme_auto_alpn.c */
+void acme_auto_alpn_register_hooks(void);
 
 /* acme_auto_ssl.c */
 /* Parent, post_config: writes placeholders, loads stored bundles into shm. */
