@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "acme_csr.h"
+#include "acme_eab.h"
 #include "acme_engine.h"
 #include "acme_jws.h"
 #include "acme_sched.h"
@@ -72,6 +73,12 @@ struct acme_engine_s {
     char                *challenge_type;
     long long            deadline;
     int                  max_bad_nonce;
+
+    /* External Account Binding: the MAC key is a copy, cleansed on free */
+    char                *eab_kid;
+    unsigned char       *eab_key;
+    size_t               eab_key_len;
+    char                *eab_alg;
 
     /* directory */
     char                *new_nonce_url;
@@ -483,6 +490,32 @@ reset_order(acme_engine_t *e)
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
+/* A bad EAB configuration (empty key, unknown alg, ...) is reported when
+ * the engine is made, not after the directory round trip: a trial binding
+ * costs one HMAC. */
+static int
+eab_check(const acme_order_config_t *cfg, char *err, size_t errlen)
+{
+    char  msg[ACME_ERRLEN];
+    char *jws;
+
+    if (cfg->eab_key == NULL || cfg->eab_key_len == 0) {
+        return acme_err(err, errlen, "External Account Binding: kid \"%s\" "
+                        "has no MAC key", cfg->eab_kid);
+    }
+
+    msg[0] = '\0';
+    jws = acme_eab_jws(cfg->account_key, cfg->eab_kid, cfg->eab_key,
+                       cfg->eab_key_len, cfg->eab_alg, cfg->directory_url,
+                       msg, sizeof(msg));
+    if (jws == NULL) {
+        return acme_err(err, errlen, "External Account Binding: %s", msg);
+    }
+    free(jws);
+    return 0;
+}
+
+
 acme_engine_t *
 acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
 {
@@ -502,6 +535,9 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
     }
     if (cfg->n_names == 0 || cfg->names == NULL) {
         acme_err(err, errlen, "no names to order a certificate for");
+        return NULL;
+    }
+    if (cfg->eab_kid != NULL && eab_check(cfg, err, errlen) != 0) {
         return NULL;
     }
 
@@ -527,8 +563,20 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
         e->account_from_store = 1;
     }
 
+    if (cfg->eab_kid != NULL) {
+        e->eab_kid = acme_strdup(cfg->eab_kid);
+        e->eab_alg = acme_strdup(cfg->eab_alg ? cfg->eab_alg : "HS256");
+        e->eab_key = malloc(cfg->eab_key_len);
+        if (e->eab_key != NULL) {
+            memcpy(e->eab_key, cfg->eab_key, cfg->eab_key_len);
+            e->eab_key_len = cfg->eab_key_len;
+        }
+    }
+
     if (e->directory_url == NULL || e->contacts == NULL || e->names == NULL
         || e->challenge_type == NULL
+        || (cfg->eab_kid != NULL
+            && (e->eab_kid == NULL || e->eab_alg == NULL || e->eab_key == NULL))
         || (e->account_from_store && e->account_url == NULL))
     {
         acme_engine_free(e);
@@ -562,6 +610,9 @@ acme_engine_free(acme_engine_t *e)
     strv_free(e->contacts, e->n_contacts);
     strv_free(e->names, e->n_names);
     free(e->challenge_type);
+    free(e->eab_kid);
+    free(e->eab_alg);
+    acme_eab_mac_key_free(e->eab_key, e->eab_key_len);
     free(e->new_nonce_url);
     free(e->new_account_url);
     free(e->new_order_url);
@@ -638,13 +689,30 @@ post(acme_engine_t *e, acme_action_t *act, const char *url,
 static char *
 new_account_payload(acme_engine_t *e)
 {
-    json_t  *o, *c;
+    json_t  *o, *c, *eab;
     size_t   i;
-    char    *s;
+    char    *s, msg[ACME_ERRLEN];
 
     o = json_object();
     if (o == NULL) {
         return NULL;
+    }
+
+    if (e->eab_kid != NULL) {
+        /* bound to this very newAccount URL (RFC 8555 section 7.3.4) */
+        msg[0] = '\0';
+        s = acme_eab_jws(e->account_key, e->eab_kid, e->eab_key,
+                         e->eab_key_len, e->eab_alg, e->new_account_url,
+                         msg, sizeof(msg));
+        eab = s ? json_loads(s, 0, NULL) : NULL;
+        free(s);
+        if (eab == NULL) {
+            json_decref(o);
+            fail(e, "new-account: building the External Account Binding "
+                 "failed%s%s", msg[0] ? ": " : "", msg);
+            return NULL;
+        }
+        json_object_set_new(o, "externalAccountBinding", eab);
     }
     json_object_set_new(o, "termsOfServiceAgreed",
                         json_boolean(e->terms_agreed));
@@ -802,15 +870,17 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
             break;
 
         case S_ACCOUNT_CREATE:
-            if (e->eab_required) {
+            if (e->eab_required && e->eab_kid == NULL) {
                 fail(e, "new-account: the CA requires External Account "
-                     "Binding (meta.externalAccountRequired), which is not "
-                     "supported");
+                     "Binding (meta.externalAccountRequired), and no EAB "
+                     "kid and MAC key are configured");
                 continue;
             }
             payload = new_account_payload(e);
             if (payload == NULL) {
-                fail(e, "new-account: out of memory");
+                if (e->state != S_FINISH) {
+                    fail(e, "new-account: out of memory");
+                }
                 continue;
             }
             post(e, act, e->new_account_url, payload, 1, NULL);
@@ -1347,10 +1417,28 @@ account_fallback(acme_engine_t *e, json_t *prob)
 }
 
 
+/*
+ * Whether a failed newAccount that carried a binding was most likely a
+ * rejection of the binding: any problem but the ones with other causes.
+ */
+static int
+eab_rejected(acme_engine_t *e, state_t st, json_t *prob)
+{
+    return st == S_ACCOUNT_CREATE && e->eab_kid != NULL && prob != NULL
+           && !problem_is(prob, "userActionRequired")
+           && !problem_is(prob, "rateLimited")
+           && !problem_is(prob, "serverInternal")
+           && !problem_is(prob, "badNonce")
+           && !problem_is(prob, "invalidContact")
+           && !problem_is(prob, "unsupportedContact");
+}
+
+
 void
 acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
 {
     int      aw;
+    state_t  st;
     json_t  *j, *prob;
 
     if (e->awaiting == AW_NONE) {
@@ -1358,6 +1446,7 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
     }
     aw = e->awaiting;
     e->awaiting = AW_NONE;
+    st = e->state;
 
     if (resp->replay_nonce != NULL && resp->replay_nonce[0] != '\0') {
         set_str(&e->nonce, resp->replay_nonce);
@@ -1391,6 +1480,12 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
 
         } else if (!account_fallback(e, prob)) {
             fail_response(e, req_label(e), resp, prob);
+            if (eab_rejected(e, st, prob) && e->error) {
+                /* the kid is an identifier, not a secret; the key is */
+                fail(e, "%s; the CA rejected the External Account Binding "
+                     "(check the EAB kid \"%s\" and MAC key)", e->error,
+                     e->eab_kid);
+            }
             if (e->tos_url && !e->terms_agreed && e->error
                 && e->state == S_FINISH && aw == AW_MAIN
                 && strstr(e->error, "new-account: ") == e->error)

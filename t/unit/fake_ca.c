@@ -8,6 +8,7 @@
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
 #include <openssl/err.h>
+#include <openssl/hmac.h>
 #include <openssl/x509.h>
 
 #include "acme_jws.h"
@@ -67,6 +68,7 @@ fake_ca_free(fake_ca_t *ca)
     free(ca->authz_polls);
     free(ca->account_url);
     free(ca->contact);
+    free(ca->eab);
     free(ca->identifiers);
     free(ca->published_token);
     free(ca->published_ka);
@@ -190,22 +192,41 @@ order_json(fake_ca_t *ca)
 }
 
 
+static const char *
+validate_type(fake_ca_t *ca)
+{
+    return ca->validate_type ? ca->validate_type : "http-01";
+}
+
+
+/* "tok0_http-xyz", "tok0_dns-xyz", "tok0_alpn-xyz" */
+static void
+challenge_token(size_t i, const char *type, char *buf, size_t len)
+{
+    snprintf(buf, len, "tok%zu_%s-xyz", i,
+             strcmp(type, "http-01") == 0 ? "http"
+             : strcmp(type, "dns-01") == 0 ? "dns" : "alpn");
+}
+
+
 static json_t *
 challenge_json(fake_ca_t *ca, size_t i, const char *type)
 {
     json_t  *c;
     char     url[64], token[64];
-    int      http = strcmp(type, "http-01") == 0;
+    int      live = strcmp(type, validate_type(ca)) == 0;
 
-    snprintf(url, sizeof(url), BASE "/chal/%zu%s", i, http ? "" : "-dns");
-    snprintf(token, sizeof(token), "tok%zu_%s-xyz", i, http ? "http" : "dns");
+    /* only the validated type's URL is routed (no '-' in it) */
+    snprintf(url, sizeof(url), BASE "/chal/%zu%s%.4s", i, live ? "" : "-",
+             live ? "" : type);
+    challenge_token(i, type, token, sizeof(token));
     c = json_pack("{s:s, s:s, s:s, s:s}", "type", type, "url", url,
                   "token", token, "status",
-                  !http ? "pending"
+                  !live ? "pending"
                   : ca->authz_state[i] == 0 ? "pending"
                   : ca->authz_state[i] == 1 ? "processing"
                   : ca->authz_state[i] == 2 ? "valid" : "invalid");
-    if (http && ca->authz_state[i] == 3) {
+    if (live && ca->authz_state[i] == 3) {
         json_object_set_new(c, "error", json_pack("{s:s, s:s, s:i}",
             "type", "urn:ietf:params:acme:error:unauthorized",
             "detail", "Invalid response from http://a.example.test/"
@@ -219,11 +240,22 @@ challenge_json(fake_ca_t *ca, size_t i, const char *type)
 static json_t *
 authz_json(fake_ca_t *ca, size_t i)
 {
-    return json_pack("{s:{s:s, s:s}, s:s, s:[o, o]}",
-                     "identifier", "type", "dns", "value", ca->names[i],
-                     "status", authz_status(ca, i),
-                     "challenges", challenge_json(ca, i, "dns-01"),
-                     challenge_json(ca, i, "http-01"));
+    json_t  *a;
+    int      wild = strncmp(ca->names[i], "*.", 2) == 0;
+
+    /* RFC 8555 section 7.1.4: a wildcard's authorization is for the base
+     * domain, flagged with "wildcard" */
+    a = json_pack("{s:{s:s, s:s}, s:s, s:[o, o, o]}",
+                  "identifier", "type", "dns",
+                  "value", ca->names[i] + (wild ? 2 : 0),
+                  "status", authz_status(ca, i),
+                  "challenges", challenge_json(ca, i, "dns-01"),
+                  challenge_json(ca, i, "http-01"),
+                  challenge_json(ca, i, "tls-alpn-01"));
+    if (wild) {
+        json_object_set_new(a, "wildcard", json_true());
+    }
+    return a;
 }
 
 
@@ -383,12 +415,107 @@ out:
 }
 
 
+/* ---- External Account Binding -------------------------------------------- */
+
+static char *
+member_b64_text(json_t *o, const char *name)
+{
+    const char *v = json_string_value(json_object_get(o, name));
+    size_t      n;
+
+    return v ? (char *) acme_b64url_decode(v, strlen(v), &n) : NULL;
+}
+
+
+/*
+ * Checks the binding of a newAccount as pebble does.  0 when it is
+ * acceptable, else -1 after answering with a problem.
+ */
+static int
+check_eab(fake_ca_t *ca, json_t *eab, acme_http_response_t *resp)
+{
+    json_t         *hdr;
+    const char     *p64, *pl64, *s64, *alg, *kid, *url;
+    const EVP_MD   *md;
+    char           *hdr_text, *payload, *jwk, *input, *expect;
+    unsigned char   mac[EVP_MAX_MD_SIZE];
+    unsigned int    maclen = 0;
+    int             rc = -1;
+
+    p64 = json_string_value(json_object_get(eab, "protected"));
+    pl64 = json_string_value(json_object_get(eab, "payload"));
+    s64 = json_string_value(json_object_get(eab, "signature"));
+    hdr_text = member_b64_text(eab, "protected");
+    hdr = hdr_text ? json_loads(hdr_text, 0, NULL) : NULL;
+    free(hdr_text);
+    payload = member_b64_text(eab, "payload");
+    jwk = acme_jwk_json(ca->account_key);
+
+    alg = json_string_value(json_object_get(hdr, "alg"));
+    kid = json_string_value(json_object_get(hdr, "kid"));
+    url = json_string_value(json_object_get(hdr, "url"));
+
+    if (p64 == NULL || pl64 == NULL || s64 == NULL || alg == NULL
+        || kid == NULL || url == NULL || json_object_get(hdr, "nonce")
+        || json_object_get(hdr, "jwk"))
+    {
+        violation(ca, "malformed externalAccountBinding");
+        problem(ca, resp, 400, "malformed", "bad external account binding");
+        goto out;
+    }
+    if (strcmp(url, BASE "/new-account") != 0) {
+        violation(ca, "externalAccountBinding url is %s", url);
+        problem(ca, resp, 400, "malformed", "the 'url' field in external "
+                "account binding differs from outer JWS");
+        goto out;
+    }
+    if (payload == NULL || strcmp(payload, jwk) != 0) {
+        violation(ca, "externalAccountBinding payload is not the account JWK");
+        problem(ca, resp, 400, "malformed", "external account binding "
+                "payload key does not match account key authenticating "
+                "request");
+        goto out;
+    }
+    if (strcmp(kid, ca->eab_kid) != 0) {
+        problem(ca, resp, 401, "unauthorized", "the field 'kid' references "
+                "a key that is not known to the ACME server");
+        goto out;
+    }
+
+    md = strcmp(alg, "HS256") == 0 ? EVP_sha256()
+         : strcmp(alg, "HS384") == 0 ? EVP_sha384()
+         : strcmp(alg, "HS512") == 0 ? EVP_sha512() : NULL;
+    input = acme_sprintf("%s.%s", p64, pl64);
+    expect = NULL;
+    if (md != NULL && HMAC(md, ca->eab_key, (int) ca->eab_key_len,
+                           (unsigned char *) input, strlen(input), mac,
+                           &maclen) != NULL)
+    {
+        expect = acme_b64url_encode(mac, maclen);
+    }
+    free(input);
+    if (expect == NULL || strcmp(expect, s64) != 0) {
+        problem(ca, resp, 400, "malformed", "JWS verification error");
+        free(expect);
+        goto out;
+    }
+    free(expect);
+    rc = 0;
+
+out:
+    json_decref(hdr);
+    free(payload);
+    free(jwk);
+    return rc;
+}
+
+
 /* ---- endpoints ----------------------------------------------------------- */
 
 static void
 new_account(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
 {
-    json_t *j;
+    json_t *j, *eab;
 
     j = json_loads(payload, 0, NULL);
     if (!json_is_object(j)) {
@@ -400,6 +527,9 @@ new_account(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
 
     if (json_is_true(json_object_get(j, "onlyReturnExisting"))) {
         ca->n_account_lookup++;
+        if (json_object_get(j, "externalAccountBinding") != NULL) {
+            violation(ca, "account lookup with an externalAccountBinding");
+        }
         json_decref(j);
         if (ca->account_url == NULL) {
             problem(ca, resp, 400, "accountDoesNotExist",
@@ -412,8 +542,21 @@ new_account(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
     }
 
     ca->n_account_create++;
-    if (ca->eab_required) {
+    eab = json_object_get(j, "externalAccountBinding");
+    free(ca->eab);
+    ca->eab = eab ? json_dumps(eab, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                  : NULL;
+    if (eab == NULL && ca->eab_required) {
         violation(ca, "newAccount without EAB on an EAB CA");
+        json_decref(j);
+        problem(ca, resp, 400, "externalAccountRequired",
+                "ACME server policy requires newAccount requests must "
+                "include a value for the 'externalAccountBinding' field");
+        return;
+    }
+    if (eab != NULL && ca->eab_kid != NULL && check_eab(ca, eab, resp) != 0) {
+        json_decref(j);
+        return;
     }
     ca->terms_agreed = json_is_true(json_object_get(j, "termsOfServiceAgreed"));
     if (ca->terms_required && !ca->terms_agreed) {
@@ -496,7 +639,7 @@ challenge(fake_ca_t *ca, size_t i, const char *payload,
 
     /* "validate" against what the host publishes */
     if (ca->authz_state[i] == 0) {
-        snprintf(token, sizeof(token), "tok%zu_http-xyz", i);
+        challenge_token(i, validate_type(ca), token, sizeof(token));
         expect = acme_key_authorization(token, ca->account_key);
         if (ca->published_token == NULL
             || strcmp(ca->published_token, token) != 0
@@ -513,7 +656,7 @@ challenge(fake_ca_t *ca, size_t i, const char *payload,
         }
     }
 
-    reply(ca, resp, 200, challenge_json(ca, i, "http-01"));
+    reply(ca, resp, 200, challenge_json(ca, i, validate_type(ca)));
     if (ca->poll_retry_after) {
         resp->retry_after = ca->poll_retry_after;
     }

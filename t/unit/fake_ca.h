@@ -9,6 +9,9 @@
  *
  * URLs live under https://ca.test: /dir, /new-nonce, /new-account,
  * /new-order, /acct/N, /order/1, /authz/I, /chal/I, /finalize/1, /cert/1.
+ * Authorizations offer dns-01, http-01 and tls-alpn-01; only the type in
+ * validate_type is served at /chal/I and validated.  A wildcard's
+ * authorization names its base domain with "wildcard": true.
  */
 #ifndef FAKE_CA_H
 #define FAKE_CA_H
@@ -34,6 +37,14 @@ struct fake_ca_s {
     int          authz_valid;       /* authorizations are valid from the start */
     int          sync_validation;   /* the challenge POST answers "valid" */
     const char  *poll_retry_after;  /* Retry-After on challenge/authz/order answers */
+    const char  *validate_type;     /* the challenge type validated; NULL = http-01 */
+
+    /* External Account Binding the CA knows (eab_kid NULL: none; a binding
+     * sent anyway is only recorded).  A wrong kid gets "unauthorized", a
+     * wrong MAC "malformed", as pebble answers. */
+    const char          *eab_kid;
+    const unsigned char *eab_key;
+    size_t               eab_key_len;
 
     /* one injected failure: requests whose path starts with fail_path get
      * fail_status/fail_ctype/fail_body (fail_times times; -1 = always) */
@@ -54,6 +65,8 @@ struct fake_ca_s {
     char        *contact;           /* JSON of the last newAccount contact */
     char        *identifiers;       /* JSON of the last newOrder identifiers */
     int          terms_agreed;
+    char        *eab;               /* JSON of the last newAccount's
+                                       externalAccountBinding, or NULL */
 
     /* internal */
     char       **names;

@@ -5,6 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <openssl/hmac.h>
+
+#include "acme_eab.h"
 #include "acme_engine.h"
 #include "acme_jws.h"
 #include "acme_key.h"
@@ -19,6 +23,7 @@ typedef struct {
     /* script */
     int                 fail_http_at;   /* 1-based HTTP action to fail, 0 = none */
     const char         *fail_msg;
+    const char         *want_type;      /* PUBLISH challenge type; NULL = http-01 */
 
     /* record */
     long long           now;
@@ -132,7 +137,8 @@ run(acme_engine_t *e, fake_ca_t *ca, run_t *r)
         case ACME_ACT_PUBLISH:
             r->n_publish++;
             r->live++;
-            CHECK_STR(act.challenge_type, "http-01");
+            CHECK_STR(act.challenge_type,
+                      r->want_type ? r->want_type : "http-01");
             expect = acme_key_authorization(act.token, ca->account_key);
             CHECK_STR(act.key_authz, expect);
             free(expect);
@@ -809,5 +815,331 @@ UNIT_TEST(engine_config_errors)
     f.cfg.n_names = 1;
     f.cfg.directory_url = NULL;
     CHECK(acme_engine_new(&f.cfg, err, sizeof(err)) == NULL);
+    fixture_done(&f);
+}
+
+
+/* ---- External Account Binding -------------------------------------------- */
+
+/* pebble's sample EAB key (base64url, 48 bytes) */
+static const char eab_key64[] =
+    "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+
+
+static char *
+b64_member(json_t *o, const char *name)
+{
+    const char *v = json_string_value(json_object_get(o, name));
+    size_t      n;
+
+    return v ? (char *) acme_b64url_decode(v, strlen(v), &n) : NULL;
+}
+
+
+/* Checks the binding the CA received on its own: header, payload = the
+ * account JWK, and the HMAC recomputed with OpenSSL's one-shot HMAC(). */
+static void
+check_binding(const char *text, EVP_PKEY *account_key, const char *kid,
+    const unsigned char *key, size_t key_len, const char *alg,
+    const EVP_MD *md)
+{
+    json_t         *o, *hdr;
+    const char     *p64, *pl64, *s64;
+    char           *hdr_text, *payload, *jwk, *input, *expect;
+    unsigned char   mac[EVP_MAX_MD_SIZE];
+    unsigned int    maclen = 0;
+
+    o = text ? json_loads(text, 0, NULL) : NULL;
+    CHECK(o != NULL);
+    if (o == NULL) {
+        return;
+    }
+    CHECK_INT(json_object_size(o), 3);
+    p64 = json_string_value(json_object_get(o, "protected"));
+    pl64 = json_string_value(json_object_get(o, "payload"));
+    s64 = json_string_value(json_object_get(o, "signature"));
+    CHECK(p64 && pl64 && s64);
+
+    hdr_text = b64_member(o, "protected");
+    hdr = hdr_text ? json_loads(hdr_text, 0, NULL) : NULL;
+    CHECK(hdr != NULL);
+    CHECK_INT(json_object_size(hdr), 3);
+    CHECK_STR(json_string_value(json_object_get(hdr, "alg")), alg);
+    CHECK_STR(json_string_value(json_object_get(hdr, "kid")), kid);
+    CHECK_STR(json_string_value(json_object_get(hdr, "url")),
+              "https://ca.test/new-account");
+
+    payload = b64_member(o, "payload");
+    jwk = acme_jwk_json(account_key);
+    CHECK_STR(payload, jwk);
+
+    input = (p64 && pl64) ? acme_sprintf("%s.%s", p64, pl64) : NULL;
+    CHECK(input != NULL
+          && HMAC(md, key, (int) key_len, (unsigned char *) input,
+                  strlen(input), mac, &maclen) != NULL);
+    expect = acme_b64url_encode(mac, maclen);
+    CHECK_STR(s64, expect);
+
+    free(expect);
+    free(input);
+    free(jwk);
+    free(payload);
+    free(hdr_text);
+    json_decref(hdr);
+    json_decref(o);
+}
+
+
+UNIT_TEST(engine_eab_binding)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+    unsigned char  *key;
+    size_t          key_len;
+    int             i;
+    static const struct { const char *alg; int hs; } algs[] = {
+        { NULL, 256 }, { "HS384", 384 }, { "HS512", 512 },
+    };
+
+    key = acme_eab_mac_key_decode(eab_key64, &key_len, NULL, 0);
+    CHECK(key != NULL && key_len == 48);
+    if (key == NULL) {
+        return;
+    }
+
+    for (i = 0; i < 3; i++) {
+        /* a CA that requires EAB; the engine holds its own copy of the key,
+         * so the caller's buffer may go away right after acme_engine_new */
+        fixture_init(&f, 1);
+        f.ca->eab_required = 1;
+        f.ca->eab_kid = "kid-1";
+        f.ca->eab_key = key;
+        f.ca->eab_key_len = key_len;
+        f.cfg.eab_kid = "kid-1";
+        f.cfg.eab_key = key;
+        f.cfg.eab_key_len = key_len;
+        f.cfg.eab_alg = algs[i].alg;
+        e = engine(&f);
+        CHECK(e != NULL);
+        if (e == NULL) {
+            fixture_done(&f);
+            break;
+        }
+        f.cfg.eab_key = NULL;
+        memset(&r, 0, sizeof(r));
+        run(e, f.ca, &r);
+        show_error(e, &r);
+        CHECK_INT(r.final, ACME_ACT_DONE);
+        CHECK_INT(f.ca->violations, 0);
+        CHECK_INT(f.ca->n_account_lookup, 1);
+        CHECK_INT(f.ca->n_account_create, 1);
+        CHECK_STR(r.account_url, "https://ca.test/acct/1");
+        check_binding(f.ca->eab, f.account_key, "kid-1", key, key_len,
+                      algs[i].alg ? algs[i].alg : "HS256",
+                      algs[i].hs == 256 ? EVP_sha256()
+                      : algs[i].hs == 384 ? EVP_sha384() : EVP_sha512());
+        acme_engine_free(e);
+        fixture_done(&f);
+    }
+
+    /* an account that exists already is only looked up: no binding */
+    fixture_init(&f, 1);
+    f.ca->eab_required = 1;
+    f.ca->account_url = acme_strdup("https://ca.test/acct/7");
+    f.cfg.eab_kid = "kid-1";
+    f.cfg.eab_key = key;
+    f.cfg.eab_key_len = key_len;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_account_lookup, 1);
+    CHECK_INT(f.ca->n_account_create, 0);
+    CHECK(f.ca->eab == NULL);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    acme_eab_mac_key_free(key, key_len);
+}
+
+
+UNIT_TEST(engine_eab_absent_when_not_configured)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    /* the CA would check a binding (it knows a kid), none is sent */
+    fixture_init(&f, 1);
+    f.ca->eab_kid = "kid-1";
+    f.ca->eab_key = (const unsigned char *) "k";
+    f.ca->eab_key_len = 1;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_account_create, 1);
+    CHECK(f.ca->eab == NULL);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_eab_rejected)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+    unsigned char  *key, wrong[48];
+    size_t          key_len;
+    const char     *msg;
+
+    key = acme_eab_mac_key_decode(eab_key64, &key_len, NULL, 0);
+    CHECK(key != NULL);
+    if (key == NULL) {
+        return;
+    }
+    memcpy(wrong, key, sizeof(wrong));
+    wrong[0] ^= 1;
+
+    /* wrong MAC key: the CA's problem verbatim, then the likely cause */
+    fixture_init(&f, 1);
+    f.ca->eab_required = 1;
+    f.ca->eab_kid = "kid-1";
+    f.ca->eab_key = key;
+    f.ca->eab_key_len = key_len;
+    f.cfg.eab_kid = "kid-1";
+    f.cfg.eab_key = wrong;
+    f.cfg.eab_key_len = sizeof(wrong);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    msg = acme_engine_error(e);
+    CHECK_STR(msg,
+              "new-account: urn:ietf:params:acme:error:malformed: JWS "
+              "verification error (HTTP 400); the CA rejected the External "
+              "Account Binding (check the EAB kid \"kid-1\" and MAC key)");
+    /* the key never shows, in either encoding */
+    CHECK(msg == NULL || strstr(msg, eab_key64) == NULL);
+    CHECK(msg == NULL || strstr(msg, "zWNDZM6e") == NULL);
+    CHECK_INT(r.n_account, 0);
+    CHECK_INT(r.live, 0);
+    CHECK_INT(acme_engine_retry_after(e), 0);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* unknown kid */
+    fixture_init(&f, 1);
+    f.ca->eab_kid = "kid-1";
+    f.ca->eab_key = key;
+    f.ca->eab_key_len = key_len;
+    f.cfg.eab_kid = "kid-2";
+    f.cfg.eab_key = key;
+    f.cfg.eab_key_len = key_len;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e),
+              "new-account: urn:ietf:params:acme:error:unauthorized: the "
+              "field 'kid' references a key that is not known to the ACME "
+              "server (HTTP 401); the CA rejected the External Account "
+              "Binding (check the EAB kid \"kid-2\" and MAC key)");
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* a problem with another cause is not blamed on the binding */
+    fixture_init(&f, 1);
+    f.ca->terms_required = 1;
+    f.cfg.terms_agreed = 0;
+    f.cfg.eab_kid = "kid-1";
+    f.cfg.eab_key = key;
+    f.cfg.eab_key_len = key_len;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK(strstr(acme_engine_error(e), "External Account Binding") == NULL);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    acme_eab_mac_key_free(key, key_len);
+}
+
+
+UNIT_TEST(engine_eab_config_errors)
+{
+    fixture_t   f;
+    char        err[ACME_ERRLEN];
+
+    fixture_init(&f, 1);
+    f.cfg.eab_kid = "kid-1";
+    err[0] = '\0';
+    CHECK(acme_engine_new(&f.cfg, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "External Account Binding") != NULL);
+    CHECK(strstr(err, "kid-1") != NULL);
+
+    f.cfg.eab_key = (const unsigned char *) "0123456789abcdef";
+    f.cfg.eab_key_len = 16;
+    f.cfg.eab_alg = "HS1";
+    err[0] = '\0';
+    CHECK(acme_engine_new(&f.cfg, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "External Account Binding") != NULL);
+    CHECK(strstr(err, "0123456789abcdef") == NULL);
+    fixture_done(&f);
+}
+
+
+/* ---- tls-alpn-01 --------------------------------------------------------- */
+
+UNIT_TEST(engine_tls_alpn_order)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    /* published like http-01: the identifier (a wildcard's base name) and
+     * the raw key authorization; the host hashes it into the certificate.
+     * (Real CAs offer only dns-01 for wildcards; the engine does not care.) */
+    fixture_init(&f, 2);
+    f.names[1] = "*.b.example.test";
+    f.cfg.challenge_type = "tls-alpn-01";
+    f.ca->validate_type = "tls-alpn-01";
+    f.ca->pending_polls = 1;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    r.want_type = "tls-alpn-01";
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(r.bad_order, 0);
+    CHECK_INT(r.n_publish, 2);
+    CHECK_INT(r.n_unpublish, 2);
+    CHECK_INT(r.live, 0);
+    CHECK_STR(r.identifiers, "a.example.test b.example.test ");
+    CHECK_STR(f.ca->identifiers,
+              "[{\"type\":\"dns\",\"value\":\"a.example.test\"},"
+              "{\"type\":\"dns\",\"value\":\"*.b.example.test\"}]");
+    CHECK_INT(f.ca->n_challenge, 2);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* an authorization without the configured type is a clear error */
+    fixture_init(&f, 1);
+    f.cfg.challenge_type = "tls-alpn-02";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e),
+              "authorization of a.example.test offers no tls-alpn-02 "
+              "challenge");
+    acme_engine_free(e);
     fixture_done(&f);
 }
