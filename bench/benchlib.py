@@ -1,0 +1,226 @@
+"""Shared parts of the handshake benchmarks (handshake.py for nginx,
+handshake_apache.py for Apache): the client (parallel `openssl s_time -new`),
+CPU pinning, certificate material, the alternating rounds and the summary.
+
+Environment: BENCH_SECONDS (per run, default 3), BENCH_ROUNDS (default 3),
+BENCH_CLIENTS (parallel openssl s_time processes, default 2).
+"""
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "t", "integration"))
+
+from pebble import make_ca  # noqa: E402
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "2"))
+
+# (label = key= spec, server name); the store's certificate id is
+# "<name>_<spec with ':' -> '-'>"
+KEYS = [
+    ("ecdsa:256", "e.example.test"),
+    ("rsa:2048", "r.example.test"),
+]
+
+NCPU = os.cpu_count() or 1
+# With 2+ CPUs the server gets CPU 0 and the clients the others, so that
+# client and server do not steal each other's time slices.
+PINNED = NCPU >= 2 and shutil.which("taskset") is not None
+SERVER_CPU = 0
+CLIENT_PIN = ["taskset", "-c", "1-%d" % (NCPU - 1)] if PINNED else []
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def split_bundle(path):
+    """bundle.pem (key PEM + chain PEM) -> (key_pem, chain_pem)."""
+    with open(path) as f:
+        text = f.read()
+    i = text.index("-----BEGIN CERTIFICATE-----")
+    return text[:i].strip() + "\n", text[i:].strip() + "\n"
+
+
+def store_bundles(state):
+    """{label: (key_pem, chain_pem)} of the managed certificates in the
+    issuer's store directory (state_path / AcmeStateDir)."""
+    out = {}
+    for label, name in KEYS:
+        cid = "%s_%s" % (name, label.replace(":", "-"))
+        out[label] = split_bundle(os.path.join(state, "certs", cid, "bundle.pem"))
+    return out
+
+
+def _openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60)
+
+
+def local_ca_bundles(work):
+    """{label: (key_pem, chain_pem)} signed by a throw-away CA: lets the
+    static variants run without pebble or the module (--no-managed)."""
+    ca_key, ca_crt = make_ca(work, "bench-ca")
+    with open(ca_crt) as f:
+        ca_pem = f.read()
+    out = {}
+    for label, name in KEYS:
+        base = os.path.join(work, "local-" + label.replace(":", "_"))
+        if label.startswith("rsa"):
+            _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt",
+                     "rsa_keygen_bits:" + label.split(":")[1], "-out", base + ".key")
+        else:
+            _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-out", base + ".key")
+        _openssl("req", "-new", "-key", base + ".key", "-subj", "/CN=" + name,
+                 "-addext", "subjectAltName=DNS:" + name, "-out", base + ".csr")
+        _openssl("x509", "-req", "-in", base + ".csr", "-CA", ca_crt, "-CAkey", ca_key,
+                 "-days", "2", "-copy_extensions", "copy", "-out", base + ".crt")
+        with open(base + ".key") as f, open(base + ".crt") as g:
+            out[label] = (f.read(), g.read() + ca_pem)
+    return out
+
+
+def write_pem_files(work, bundles):
+    """The same key and chain as plain files for the static variant:
+    {label: (key_file, chain_file, key_pem, chain_pem)}."""
+    out = {}
+    for label, (key_pem, chain_pem) in bundles.items():
+        base = os.path.join(work, label.replace(":", "_"))
+        with open(base + ".key", "w") as f:
+            f.write(key_pem)
+        os.chmod(base + ".key", 0o600)
+        with open(base + ".crt", "w") as f:
+            f.write(chain_pem)
+        out[label] = (base + ".key", base + ".crt", key_pem, chain_pem)
+    return out
+
+
+def cpu_seconds(pids):
+    """CPU time used so far by all threads of the processes pids (the
+    scheduler's nanosecond counters, not clock ticks)."""
+    total = 0
+    for pid in pids:
+        task = "/proc/%d/task" % pid
+        try:
+            tids = os.listdir(task)
+        except FileNotFoundError:
+            continue
+        for tid in tids:
+            try:
+                with open("%s/%s/schedstat" % (task, tid)) as f:
+                    total += int(f.read().split()[0])
+            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                pass
+    return total / 1e9
+
+
+def s_time(port, seconds, pids=()):
+    """Full handshakes/s from CLIENTS parallel `openssl s_time -new`, and
+    the server's CPU seconds per handshake (None without pids): the clients
+    may be the bottleneck (they verify the server's signature and do their
+    half of the key exchange on the other CPU(s)), and then the server's CPU
+    time shows a difference that the throughput hides."""
+    procs = []
+    cpu0 = cpu_seconds(pids)
+    t0 = time.monotonic()
+    for _ in range(CLIENTS):
+        procs.append(subprocess.Popen(
+            CLIENT_PIN + ["openssl", "s_time", "-connect", "127.0.0.1:%d" % port, "-new",
+                          "-time", str(int(math.ceil(seconds)))],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    total = 0
+    for p in procs:
+        out, _ = p.communicate(timeout=seconds + 60)
+        text = out.decode(errors="replace")
+        n = None
+        for line in text.splitlines():
+            # "1234 connections in 3.01s; ..."  (the first such line is -new)
+            parts = line.split()
+            if len(parts) > 3 and parts[1] == "connections" and parts[2] == "in" \
+                    and parts[3].endswith("s;"):
+                n = int(parts[0])
+                break
+        if n is None or p.returncode != 0:
+            raise RuntimeError("s_time on port %d failed:\n%s" % (port, text[-2000:]))
+        total += n
+    wall = time.monotonic() - t0
+    cpu = (cpu_seconds(pids) - cpu0) / total if pids and total else None
+    return total / wall, cpu
+
+
+def geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def run_rounds(server, ports, variants, pids=()):
+    """ports: {(label, variant): port}; pids: the server processes whose CPU
+    time is counted.  ROUNDS rounds; in each, every key type and every
+    variant in turn, so that no variant owns a warm or a cold phase of the
+    machine.  Returns {(label, variant): [(rate, cpu per handshake)]}."""
+    rates = {(label, v): [] for label, _ in KEYS for v in variants}
+    log("%s%s, full handshakes, %d rounds x %.0f s per run, %d client(s)"
+        % (server, " (CPU %d, clients on the others)" % SERVER_CPU if PINNED else "",
+           ROUNDS, SECONDS, CLIENTS))
+    for r in range(ROUNDS):
+        for label, _ in KEYS:
+            for v in variants:
+                rate, cpu = s_time(ports[(label, v)], SECONDS, pids)
+                rates[(label, v)].append((rate, cpu))
+                log("  round %d %-9s %-7s %8.1f handshakes/s%s"
+                    % (r + 1, label, v, rate,
+                       "" if cpu is None else ", server %.0f us CPU each" % (cpu * 1e6)))
+    return rates
+
+
+def _median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def report(rates, variants, other_ratios=(), managed=True):
+    """Median per (key, variant) of the throughput and of the server's CPU
+    time per handshake; then "ratio A/static (key)" for each A in
+    other_ratios, the same by server CPU time, then the managed ratios.
+    The last line is "ratio managed/static = X": the geometric mean over the
+    key types of the throughput ratios."""
+    with_cpu = all(c is not None for xs in rates.values() for _, c in xs)
+    print()
+    print("%-10s %-8s %12s%s" % ("key", "variant", "handshakes/s",
+                                 "  server CPU us/handshake" if with_cpu else ""))
+    med, cpu = {}, {}
+    for label, _ in KEYS:
+        for v in variants:
+            med[(label, v)] = _median(r for r, _ in rates[(label, v)])
+            line = "%-10s %-8s %12.1f" % (label, v, med[(label, v)])
+            if with_cpu:
+                cpu[(label, v)] = _median(c for _, c in rates[(label, v)])
+                line += "  %24.0f" % (cpu[(label, v)] * 1e6)
+            print(line)
+    print()
+    pairs = list(other_ratios) + ([("managed", "managed")] if managed else [])
+    if with_cpu:
+        # handshakes per server CPU second, relative to static
+        for name, v in pairs:
+            for label, _ in KEYS:
+                print("ratio %s/static by server CPU time (%s) = %.3f"
+                      % (name, label, cpu[(label, "static")] / cpu[(label, v)]))
+    for name, v in other_ratios:
+        for label, _ in KEYS:
+            print("ratio %s/static (%s) = %.3f"
+                  % (name, label, med[(label, v)] / med[(label, "static")]))
+    if managed:
+        per_key = []
+        for label, _ in KEYS:
+            x = med[(label, "managed")] / med[(label, "static")]
+            per_key.append(x)
+            print("ratio managed/static (%s) = %.3f" % (label, x))
+        print("ratio managed/static = %.3f" % geomean(per_key))
+    sys.stdout.flush()
+    return med

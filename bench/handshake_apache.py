@@ -1,0 +1,237 @@
+#!/usr/bin/python3
+"""Full-handshake throughput of one Apache child (mpm_event, mod_ssl +
+mod_acme_auto): managed certificates vs the same certificate as a static
+SSLCertificateFile.  See handshake-apache.sh; the client, timing and summary
+are in benchlib.py.
+
+mod_acme_auto serves a managed certificate in one of two ways, and both are
+measured, each on a vhost of its own (own port, own SSL_CTX) in one server:
+  managed  issued while the server runs: the child parsed it once and its
+           cert callback installs the parsed objects on every handshake
+           (SSL_use_cert_and_key) -- the path after every issuance/renewal;
+  stored   found in the store at startup: handed to mod_ssl as a file
+           (ssl_add_cert_files), the callback runs and finds nothing newer;
+  static   plain SSLCertificateFile/SSLCertificateKeyFile, no module.
+"stored" and "static" serve the very same certificate (issued by a first
+server run); "managed" serves a certificate of the same key type from the
+same pebble intermediate, issued by the benchmarked server itself (a hot swap
+cannot install a file-configured certificate).  The headline ratio is
+managed/static.
+
+Environment: BENCH_SECONDS (per run, default 3), BENCH_ROUNDS (default 3),
+BENCH_CLIENTS (parallel openssl s_time processes, default 2).
+--no-managed: static variant only, no pebble, no module (checks the bench).
+"""
+
+import os
+import re
+import shutil
+import sys
+
+import benchlib
+from benchlib import KEYS, log
+
+import apache_server  # noqa: E402
+from apache_server import ApacheServer  # noqa: E402
+from nginx_server import make_world_traversable_tmpdir  # noqa: E402
+from pebble import HTTP_PORT, PORT_OFFSET, Pebble, hold_port_lock  # noqa: E402
+from tlsutil import wait_acme_cert  # noqa: E402
+
+BASE_PORT = {"ecdsa:256": 9463 + PORT_OFFSET, "rsa:2048": 9473 + PORT_OFFSET}
+VARIANTS = ["managed", "stored", "static"]   # port offsets 0, 1, 2
+# the hot-swapped certificate has names of its own: "e.example.test" ->
+# "hot-e.example.test", so that it is ordered by the benchmarked server
+HOT_PREFIX = "hot-"
+
+
+def port(label, variant):
+    return BASE_PORT[label] + VARIANTS.index(variant)
+
+
+# One child process with a fixed thread pool (ServerLimit 1: no second child
+# is ever started), so every variant shares one CPU budget.
+apache_server.MPM_CONF["event-one-child"] = """\
+LoadModule mpm_event_module @MODDIR@/mod_mpm_event.so
+StartServers 1
+ServerLimit 1
+ThreadLimit 16
+ThreadsPerChild 16
+MinSpareThreads 1
+MaxSpareThreads 16
+MaxRequestWorkers 16
+MaxConnectionsPerChild 0
+"""
+
+
+class BenchApache(ApacheServer):
+    """Full handshakes only (no session cache, no tickets, no keep-alive);
+    the whole server on benchlib.SERVER_CPU (children inherit the
+    affinity), the clients on the other CPUs."""
+
+    def __init__(self, directory, **kw):
+        kw.setdefault("loglevel", "warn acme_auto:debug" if kw.get("module", 1)
+                      else "warn")
+        super().__init__(directory, mpm="event-one-child", children=1, **kw)
+
+    def render(self, body, **values):
+        text = super().render(body, **values)
+        text = re.sub(r"(?m)^SSLSessionCache .*$", "SSLSessionCache none", text)
+        text = re.sub(r"(?m)^KeepAlive .*$", "KeepAlive Off", text)
+        return text
+
+    def cmd(self, *args):
+        pin = ["taskset", "-c", str(benchlib.SERVER_CPU)] if benchlib.PINNED else []
+        return pin + super().cmd(*args)
+
+
+ISSUER = """
+SSLSessionTickets off
+<AcmeIssuer pebble>
+    AcmeDirectory @DIRURL@
+    AcmeContact admin@example.test
+    AcmeTermsOfService agreed
+    AcmeTrustedCA @CA@
+    AcmeStateDir @STATE@
+</AcmeIssuer>
+"""
+
+VHOST = """
+<VirtualHost 127.0.0.1:%d>
+    ServerName %s
+    SSLEngine on
+    SSLSessionTickets off
+%s
+</VirtualHost>
+"""
+
+
+def listen(ports, https_port):
+    return "".join("Listen 127.0.0.1:%d\n" % p for p in ports if p != https_port)
+
+
+def http01(names):
+    return """
+<VirtualHost 127.0.0.1:%d>
+    ServerName %s
+    ServerAlias %s
+</VirtualHost>
+""" % (HTTP_PORT, names[0], " ".join(names[1:]))
+
+
+def issue_conf(https_port):
+    """First run: the certificates that "stored" and "static" will serve."""
+    ports = [port(label, "stored") for label, _ in KEYS]
+    text = ISSUER + listen(ports, https_port)
+    for label, name in KEYS:
+        text += VHOST % (port(label, "stored"), name,
+                         "    AcmeCertificate pebble key=%s" % label)
+    return text + http01([name for _, name in KEYS])
+
+
+def bench_conf(with_managed, files, https_port, variants):
+    ports = [port(label, v) for label, _ in KEYS for v in variants]
+    text = (ISSUER if with_managed else "SSLSessionTickets off\n") + listen(ports, https_port)
+    for label, name in KEYS:
+        key_file, chain_file, _, _ = files[label]
+        if with_managed:
+            text += VHOST % (port(label, "managed"), HOT_PREFIX + name,
+                             "    AcmeCertificate pebble key=%s" % label)
+            text += VHOST % (port(label, "stored"), name,
+                             "    AcmeCertificate pebble key=%s" % label)
+        text += VHOST % (port(label, "static"), name,
+                         "    SSLCertificateFile %s\n    SSLCertificateKeyFile %s"
+                         % (chain_file, key_file))
+    if with_managed:
+        text += http01([n for _, name in KEYS for n in (name, HOT_PREFIX + name)])
+    return text
+
+
+def check_config(srv):
+    rc, out = srv.test_config()
+    if rc != 0:
+        raise RuntimeError(out)
+
+
+def main(argv):
+    with_managed = "--no-managed" not in argv
+    hold_port_lock()
+    work = make_world_traversable_tmpdir("apache-acme-bench-")
+    pebble = None
+    srv = None
+    ok = False
+    variants = VARIANTS if with_managed else ["static"]
+    try:
+        if with_managed:
+            pebble = Pebble(work, nonce_reject=0)
+            pebble.start()
+            root = pebble.write_root(os.path.join(work, "root.pem"))
+            state = os.path.join(work, "state", "pebble")
+            values = dict(DIRURL=pebble.directory_url, CA=pebble.ca_pem, STATE=state)
+            https_port = port(KEYS[0][0], "stored")
+            srv = BenchApache(os.path.join(work, "issue"), https_port=https_port)
+            srv.write_conf(issue_conf(https_port), **values)
+            check_config(srv)
+            srv.start()
+            log("waiting for the certificates of the static variant ...")
+            for label, name in KEYS:
+                wait_acme_cert(port(label, "stored"), name, root, 120, proc_alive=srv.running)
+            srv.stop()
+            srv = None
+            bundles = benchlib.store_bundles(state)
+        else:
+            values = {}
+            bundles = benchlib.local_ca_bundles(work)
+        files = benchlib.write_pem_files(work, bundles)
+
+        https_port = port(KEYS[0][0], variants[0])
+        srv = BenchApache(os.path.join(work, "bench"), https_port=https_port,
+                          **({} if with_managed else {"module": None}))
+        srv.write_conf(bench_conf(with_managed, files, https_port, variants), **values)
+        check_config(srv)
+        srv.start(ports=[port(label, v) for label, _ in KEYS for v in variants])
+        child = srv.child_pids()
+        if with_managed:
+            log("waiting for the managed certificates (ordered by the benchmarked child) ...")
+            for label, name in KEYS:
+                wait_acme_cert(port(label, "managed"), HOT_PREFIX + name, root, 120,
+                               proc_alive=srv.running)
+                wait_acme_cert(port(label, "stored"), name, root, 10, proc_alive=srv.running)
+            # evidence that "managed" is the callback path: the benchmarked
+            # child parsed each new certificate itself, off the handshake path
+            hot = {cid for cid, pid in re.findall(
+                r"mod_acme_auto: (\S+): generation \d+ installed in pid (\d+)",
+                srv.error_log()) if int(pid) in child}
+            want = {"%s%s_%s" % (HOT_PREFIX, name, label.replace(":", "-"))
+                    for label, name in KEYS}
+            log("child %s installed %s" % (child, sorted(hot)))
+            if not want <= hot:
+                raise RuntimeError("not installed by the benchmarked child: %s"
+                                   % sorted(want - hot))
+        if srv.child_pids() != child:
+            raise RuntimeError("the child changed: %s -> %s" % (child, srv.child_pids()))
+
+        ports = {(label, v): port(label, v) for label, _ in KEYS for v in variants}
+        rates = benchlib.run_rounds("one Apache child (mpm_event, %d threads)" % 16,
+                                    ports, variants, pids=child)
+        if srv.child_pids() != child or srv.crashes():
+            raise RuntimeError("the child changed or crashed during the run: %s -> %s\n%s"
+                               % (child, srv.child_pids(), "\n".join(srv.crashes())))
+        benchlib.report(rates, variants, other_ratios=[("stored", "stored")]
+                        if with_managed else (), managed=with_managed)
+        ok = True
+        return 0
+    finally:
+        if srv is not None:
+            srv.stop()
+            if not ok:
+                log("apache error.log (tail):\n" + srv.error_log()[-3000:])
+        if pebble is not None:
+            pebble.stop()
+        if ok:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log("kept %s" % work)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
