@@ -5,7 +5,7 @@
 #   ./build.sh [build]           common/ + unit tests, the nginx module, the Apache module
 #   ./build.sh test [pytest args]  deps + build + the whole pytest suite (t/)
 #   ./build.sh demo [nginx|apache] deps + build + a live demo against pebble on loopback
-#   ./build.sh bench             deps + build + bench/handshake.sh
+#   ./build.sh bench [nginx|apache]  deps + build + bench/handshake.sh (-apache.sh)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -103,6 +103,11 @@ case "$cmd" in
     build)  build ;;
     test)   deps; build; run_tests "$@" ;;
     demo)   deps; build; exec "$PY" "$REPO/t/integration/demo.py" "${@:-nginx}" ;;
-    bench)  deps; build; exec "$REPO/bench/handshake.sh" "$@" ;;
-    *)      echo "usage: $0 [deps|build|test|demo [nginx|apache]|bench]" >&2; exit 2 ;;
+    bench)  deps; build
+            case "${1:-}" in
+                apache) shift; exec "$REPO/bench/handshake-apache.sh" "$@" ;;
+                nginx)  shift; exec "$REPO/bench/handshake.sh" "$@" ;;
+                *)      exec "$REPO/bench/handshake.sh" "$@" ;;
+            esac ;;
+    *)      echo "usage: $0 [deps|build|test|demo [nginx|apache]|bench [nginx|apache]]" >&2; exit 2 ;;
 esac
