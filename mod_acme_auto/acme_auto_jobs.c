@@ -396,20 +396,19 @@ engine_error(acme_auto_issuer_t *iss, acme_engine_t *e)
     if (msg == NULL) {
         return "unknown error";
     }
-    if (strstr(msg, "externalAccountRequired") != NULL
-        || strstr(msg, "External Account Binding") != NULL)
+    if (iss->eab_kid == NULL
+        && (strstr(msg, "externalAccountRequired") != NULL
+            || strstr(msg, "External Account Binding") != NULL))
     {
-        apr_snprintf(buf, sizeof(buf), "<AcmeIssuer %s>: %s; %s", iss->name,
-                     iss->eab_kid ? "the CA refused the External Account "
-                     "Binding (check the KID and MAC key of "
-                     "AcmeExternalAccountBinding)" : "the CA requires "
-                     "External Account Binding: add AcmeExternalAccountBinding"
-                     " KID KEY to the issuer", msg);
+        apr_snprintf(buf, sizeof(buf), "<AcmeIssuer %s>: add "
+                     "AcmeExternalAccountBinding KID KEY to it; %s",
+                     iss->name, msg);
         return buf;
     }
     if (iss->eab_kid != NULL && strncmp(msg, "new-account", 11) == 0) {
-        apr_snprintf(buf, sizeof(buf), "<AcmeIssuer %s> (External Account "
-                     "Binding kid %s): %s", iss->name, iss->eab_kid, msg);
+        apr_snprintf(buf, sizeof(buf), "<AcmeIssuer %s> "
+                     "(AcmeExternalAccountBinding kid %s): %s", iss->name,
+                     iss->eab_kid, msg);
         return buf;
     }
     return msg;
