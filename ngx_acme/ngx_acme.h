@@ -10,6 +10,8 @@
  *                         parsed certificate objects
  *   ngx_acme_job.c        one ACME order per certificate (lease holder only)
  *   ngx_acme_challenge.c  http-01 answers (POST_READ phase)
+ *   ngx_acme_alpn.c       tls-alpn-01 answers (ClientHello, ALPN and cert
+ *                         callbacks) and the per-worker challenge certificates
  *   ngx_acme_status.c     the acme_status location handler
  */
 
@@ -36,12 +38,15 @@
 #include "acme_store.h"
 #include "acme_sched.h"
 #include "acme_status.h"
+#include "acme_eab.h"
+#include "acme_alpn.h"
 #include "ngx_acme_http.h"
 
 
 #define NGX_ACME_ID_LEN            128
 #define NGX_ACME_TOKEN_LEN         128
 #define NGX_ACME_KEYAUTHZ_LEN      256
+#define NGX_ACME_IDENT_LEN         255      /* a DNS name or an IP literal */
 #define NGX_ACME_LEASE_TTL         5        /* seconds without refresh */
 #define NGX_ACME_TICK              1000     /* ms */
 #define NGX_ACME_CHALLENGE_PREFIX  "/.well-known/acme-challenge/"
@@ -52,6 +57,12 @@
 
 
 typedef struct ngx_acme_job_s  ngx_acme_job_t;
+
+
+/* how an authorization is proven */
+#define NGX_ACME_HTTP_01           0
+#define NGX_ACME_TLS_ALPN_01       1
+#define NGX_ACME_CHALLENGE_UNSET   ((ngx_int_t) -1)
 
 
 /* One "acme_issuer name { }" block. Strings are NUL-terminated. */
@@ -66,6 +77,17 @@ typedef struct {
     ngx_flag_t                verify;
     ngx_int_t                 renew_percent;  /* of the lifetime left */
     ngx_msec_t                timeout;
+    ngx_int_t                 challenge;      /* NGX_ACME_HTTP_01, ... */
+
+    /*
+     * External Account Binding: the MAC key is read and decoded at
+     * configuration time (also by "nginx -t") and cleansed when the
+     * configuration's pool goes away; it never appears in a log.
+     */
+    ngx_str_t                 eab_kid;        /* NUL-terminated; len 0 none */
+    u_char                   *eab_key;
+    size_t                    eab_key_len;
+    const char               *eab_alg;        /* "HS256", "HS384", "HS512" */
 
     ngx_ssl_t                 ssl;
     ngx_acme_http_conf_t      http;
@@ -108,11 +130,17 @@ typedef struct {
 } ngx_acme_slot_t;
 
 
+/*
+ * A pending challenge: http-01 is looked up by token, tls-alpn-01 by
+ * identifier (the SNI the CA connects with); both are removed by token.
+ */
 typedef struct {
     ngx_queue_t               queue;
     ngx_acme_slot_t          *slot;
+    ngx_uint_t                type;           /* NGX_ACME_HTTP_01, ... */
     u_char                    token[NGX_ACME_TOKEN_LEN + 1];
     u_char                    key_authz[NGX_ACME_KEYAUTHZ_LEN + 1];
+    u_char                    identifier[NGX_ACME_IDENT_LEN + 1];
 } ngx_acme_token_t;
 
 
@@ -139,6 +167,7 @@ typedef struct {
     ngx_acme_issuer_t        *issuer;
     ngx_array_t               names;          /* char *, NUL-terminated */
     acme_key_type_t           key_type;
+    ngx_uint_t                challenge;      /* NGX_ACME_HTTP_01, ... */
     uint32_t                  rnd;            /* stable renewal jitter seed */
 
     u_char                   *file;           /* first acme_certificate */
@@ -165,6 +194,7 @@ typedef struct {
     ngx_str_t                 issuer_name;
     ngx_array_t              *names;          /* ngx_str_t, explicit names */
     ngx_int_t                 key_type;
+    ngx_int_t                 challenge;      /* -1: the issuer's */
     u_char                   *file;
     ngx_uint_t                line;
 
@@ -188,8 +218,12 @@ typedef struct {
     /* the fallback key shared by every managed server (parse time) */
     ngx_str_t                 fallback_key_pem;
 
+    ngx_flag_t                tls_alpn;       /* a certificate uses it */
+
     /* per worker */
     ngx_event_t               timer;
+    ngx_queue_t               alpn_certs;     /* ngx_acme_alpn_cert_t */
+    ngx_uint_t                alpn_ncerts;
     ngx_uint_t                generation;
     ngx_flag_t                lease_held;
     ngx_log_t                *log;
@@ -203,6 +237,8 @@ extern ngx_module_t  ngx_http_acme_module;
 u_char *ngx_acme_cstr(ngx_pool_t *pool, ngx_str_t *s);
 void ngx_acme_conf_error(ngx_log_t *log, u_char *file, ngx_uint_t line,
     const char *fmt, ...);
+ngx_int_t ngx_acme_challenge_parse(ngx_str_t *value);
+const char *ngx_acme_challenge_name(ngx_uint_t type);
 
 /* ngx_acme_shm.c */
 ngx_int_t ngx_acme_shm_add(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf);
@@ -218,12 +254,15 @@ void ngx_acme_shm_activate(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_shm_set_info_locked(ngx_acme_slot_t *slot,
     const acme_cert_info_t *info);
 ngx_int_t ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf,
-    ngx_acme_slot_t *slot, const char *token, const char *key_authz);
+    ngx_acme_slot_t *slot, ngx_uint_t type, const char *identifier,
+    const char *token, const char *key_authz);
 void ngx_acme_shm_token_del(ngx_acme_main_conf_t *amcf, const char *token);
 void ngx_acme_shm_tokens_drop_locked(ngx_acme_main_conf_t *amcf,
     ngx_acme_slot_t *slot);
 ngx_int_t ngx_acme_shm_token_find(ngx_acme_main_conf_t *amcf,
     u_char *token, size_t len, u_char *buf, size_t *buf_len);
+ngx_int_t ngx_acme_shm_alpn_find(ngx_acme_main_conf_t *amcf,
+    const char *identifier, u_char *buf, size_t *buf_len);
 ngx_int_t ngx_acme_shm_lease(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_shm_lease_release(ngx_acme_main_conf_t *amcf);
 ngx_pid_t ngx_acme_shm_lease_pid(ngx_acme_main_conf_t *amcf);
@@ -241,6 +280,12 @@ void ngx_acme_ssl_free(ngx_acme_main_conf_t *amcf);
 ngx_int_t ngx_acme_job_start(ngx_acme_main_conf_t *amcf,
     ngx_acme_cert_t *cert, const char *reason, ngx_log_t *log);
 void ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert);
+
+/* ngx_acme_alpn.c */
+ngx_int_t ngx_acme_alpn_init(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf);
+ngx_int_t ngx_acme_alpn_handshake(ngx_ssl_conn_t *ssl_conn);
+void ngx_acme_alpn_expire(ngx_acme_main_conf_t *amcf);
+void ngx_acme_alpn_free(ngx_acme_main_conf_t *amcf);
 
 /* ngx_acme_challenge.c */
 ngx_int_t ngx_acme_challenge_init(ngx_conf_t *cf);

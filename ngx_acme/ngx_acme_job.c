@@ -69,6 +69,8 @@ static void ngx_acme_job_http_done(ngx_acme_http_t *h, void *data);
 static void ngx_acme_job_wake(ngx_event_t *ev);
 static void ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg,
     long long retry_after);
+static const char *ngx_acme_job_account_error(ngx_acme_job_t *job,
+    const char *msg, char *buf, size_t len);
 static void ngx_acme_job_finished(ngx_acme_job_t *job);
 static void ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step);
 static void ngx_acme_job_free(ngx_acme_job_t *job);
@@ -433,7 +435,14 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
     oc.names = (const char *const *) cert->names.elts;
     oc.n_names = cert->names.nelts;
     oc.cert_key = job->cert_key;
-    oc.challenge_type = "http-01";
+    oc.challenge_type = ngx_acme_challenge_name(cert->challenge);
+
+    if (issuer->eab_kid.len && issuer->eab_key) {
+        oc.eab_kid = (char *) issuer->eab_kid.data;
+        oc.eab_key = issuer->eab_key;
+        oc.eab_key_len = issuer->eab_key_len;
+        oc.eab_alg = issuer->eab_alg;
+    }
 
     err[0] = '\0';
 
@@ -453,9 +462,11 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 {
     long long         now;
     ngx_int_t         rc;
+    ngx_uint_t        type;
     ngx_msec_t        delay;
     acme_action_t     act;
     const char       *chain;
+    char              errbuf[ACME_ERRLEN];
 
     for ( ;; ) {
 
@@ -504,14 +515,25 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 
         case ACME_ACT_PUBLISH:
 
-            rc = ngx_acme_shm_token_add(job->amcf, job->cert->slot,
-                                        act.token, act.key_authz);
+            type = (act.challenge_type
+                    && ngx_strcmp(act.challenge_type, "tls-alpn-01") == 0)
+                   ? NGX_ACME_TLS_ALPN_01 : NGX_ACME_HTTP_01;
+
+            rc = ngx_acme_shm_token_add(job->amcf, job->cert->slot, type,
+                                        act.identifier, act.token,
+                                        act.key_authz);
             if (rc != NGX_OK) {
                 ngx_log_error(NGX_LOG_ERR, job->log, 0,
                               "acme: certificate \"%V\": cannot publish "
-                              "http-01 token \"%s\" (%s)", &job->cert->id,
-                              act.token, rc == NGX_DECLINED
-                                         ? "malformed" : "zone full");
+                              "%s token \"%s\" (%s)", &job->cert->id,
+                              ngx_acme_challenge_name(type), act.token,
+                              rc == NGX_DECLINED ? "malformed" : "zone full");
+
+            } else if (type == NGX_ACME_TLS_ALPN_01) {
+                ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                              "acme: certificate \"%V\": tls-alpn-01 "
+                              "pending for \"%s\"", &job->cert->id,
+                              act.identifier);
             }
 
             /* the CA's validation then fails and tells the engine */
@@ -567,7 +589,10 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 
         case ACME_ACT_ERROR:
 
-            ngx_acme_job_fail(job, acme_engine_error(job->engine),
+            ngx_acme_job_fail(job,
+                              ngx_acme_job_account_error(job,
+                                  acme_engine_error(job->engine),
+                                  errbuf, sizeof(errbuf)),
                               acme_engine_retry_after(job->engine));
             return;
 
@@ -672,6 +697,57 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
         cert->job = NULL;
         ngx_acme_job_free(job);
     }
+}
+
+
+/*
+ * A refused new-account is a configuration matter of the acme_issuer (no
+ * or a wrong External Account Binding): say which issuer and what to do,
+ * in the error log and the status' last_error alike.  Other errors pass.
+ */
+static const char *
+ngx_acme_job_account_error(ngx_acme_job_t *job, const char *msg, char *buf,
+    size_t len)
+{
+    u_char             *p;
+    size_t              n;
+    ngx_acme_issuer_t  *issuer;
+
+    if (msg == NULL
+        || ngx_strncmp(msg, "new-account", sizeof("new-account") - 1) != 0)
+    {
+        return msg;
+    }
+
+    issuer = job->cert->issuer;
+    n = ngx_strlen(msg);
+
+    if (issuer->eab_kid.len == 0) {
+
+        if (ngx_strcasestrn((u_char *) msg, "externalAccountRequired",
+                            sizeof("externalAccountRequired") - 2) == NULL
+            && ngx_strcasestrn((u_char *) msg, "External Account Binding",
+                               sizeof("External Account Binding") - 2)
+               == NULL)
+        {
+            return msg;
+        }
+
+        p = ngx_snprintf((u_char *) buf, len - 1,
+                         "acme_issuer \"%V\" requires External Account "
+                         "Binding: set \"external_account_key\" in it (%*s)",
+                         &issuer->name, n, msg);
+
+    } else {
+        p = ngx_snprintf((u_char *) buf, len - 1,
+                         "acme_issuer \"%V\" with \"external_account_key "
+                         "%V\": %*s",
+                         &issuer->name, &issuer->eab_kid, n, msg);
+    }
+
+    *p = '\0';
+
+    return buf;
 }
 
 

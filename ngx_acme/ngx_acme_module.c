@@ -20,6 +20,8 @@ static char *ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy,
     void *conf);
 static char *ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_acme_issuer_eab(ngx_conf_t *cf, ngx_acme_issuer_t *issuer);
+static void ngx_acme_eab_cleanup(void *data);
 static const char *ngx_acme_check_name(ngx_str_t *name);
 static ngx_int_t ngx_acme_issuer_http(ngx_conf_t *cf,
     ngx_acme_issuer_t *issuer, ngx_http_core_loc_conf_t *clcf);
@@ -30,6 +32,8 @@ static ngx_int_t ngx_acme_init_process(ngx_cycle_t *cycle);
 static void ngx_acme_exit_process(ngx_cycle_t *cycle);
 static void ngx_acme_tick(ngx_event_t *ev);
 static void ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
+static ngx_uint_t ngx_acme_alpn_busy(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert);
 static void ngx_acme_abort_all(ngx_acme_main_conf_t *amcf);
 
 
@@ -168,6 +172,7 @@ ngx_acme_create_srv_conf(ngx_conf_t *cf)
     }
 
     ascf->key_type = -1;
+    ascf->challenge = NGX_ACME_CHALLENGE_UNSET;
 
     return ascf;
 }
@@ -314,6 +319,7 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     issuer->verify = NGX_CONF_UNSET;
     issuer->renew_percent = NGX_CONF_UNSET;
     issuer->timeout = NGX_CONF_UNSET_MSEC;
+    issuer->challenge = NGX_CONF_UNSET;
     issuer->file = cf->conf_file->file.name.data;
     issuer->line = cf->conf_file->line;
 
@@ -350,6 +356,7 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_conf_init_value(issuer->verify, 1);
     ngx_conf_init_value(issuer->renew_percent, 33);
     ngx_conf_init_msec_value(issuer->timeout, 30000);
+    ngx_conf_init_value(issuer->challenge, NGX_ACME_HTTP_01);
 
     if (issuer->state_path.len == 0) {
         issuer->state_path.len = sizeof("/var/lib/nginx/acme/") - 1
@@ -624,6 +631,41 @@ ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         return NGX_CONF_OK;
     }
 
+    if (ngx_acme_is("challenge")) {
+        if (nargs != 2) {
+            goto invalid_args;
+        }
+
+        if (issuer->challenge != NGX_CONF_UNSET) {
+            goto duplicate;
+        }
+
+        n = ngx_acme_challenge_parse(&value[1]);
+
+        if (n == NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid challenge type \"%V\" in "
+                               "\"challenge\" (expected http-01 or "
+                               "tls-alpn-01)", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        issuer->challenge = n;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_acme_is("external_account_key")) {
+        if (nargs != 3 && nargs != 4) {
+            goto invalid_args;
+        }
+
+        if (issuer->eab_kid.len) {
+            goto duplicate;
+        }
+
+        return ngx_acme_issuer_eab(cf, issuer);
+    }
+
 #undef ngx_acme_is
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -649,6 +691,155 @@ duplicate:
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "\"%V\" directive is duplicate", name);
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * external_account_key KID FILE|data:KEY [alg=HS256|HS384|HS512]
+ *
+ * The key is read now, by "nginx -t" too, so a missing or bad key is a
+ * configuration error and not a failed order hours later.  Messages name
+ * the file, never the key (acme_eab.h promises the same).
+ */
+static char *
+ngx_acme_issuer_eab(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
+{
+    char                *err_p;
+    char                 err[ACME_ERRLEN];
+    size_t               len;
+    u_char              *key, *text;
+    ngx_str_t           *value, file;
+    ngx_uint_t           i, inline_key;
+    ngx_pool_cleanup_t  *cln;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty key identifier in "
+                           "\"external_account_key\"");
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] < 0x21 || value[1].data[i] > 0x7e
+            || value[1].data[i] == '"' || value[1].data[i] == '\\')
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid key identifier \"%V\" in "
+                               "\"external_account_key\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    issuer->eab_alg = "HS256";
+
+    if (cf->args->nelts == 4) {
+        if (ngx_strcmp(value[3].data, "alg=HS256") == 0) {
+            issuer->eab_alg = "HS256";
+
+        } else if (ngx_strcmp(value[3].data, "alg=HS384") == 0) {
+            issuer->eab_alg = "HS384";
+
+        } else if (ngx_strcmp(value[3].data, "alg=HS512") == 0) {
+            issuer->eab_alg = "HS512";
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"external_account_key\" (expected "
+                               "alg=HS256, alg=HS384 or alg=HS512)",
+                               &value[3]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    err[0] = '\0';
+    len = 0;
+
+    if (ngx_strncmp(value[2].data, "data:", 5) == 0) {
+        text = value[2].data + 5;
+        key = acme_eab_mac_key_decode((char *) text, &len, err, sizeof(err));
+
+        /* the inline key stays in the configuration text only */
+        inline_key = 1;
+
+    } else {
+        inline_key = 0;
+        file = value[2];
+
+        if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        key = acme_eab_mac_key_read_file((char *) file.data, &len,
+                                         err, sizeof(err));
+    }
+
+    if (key == NULL) {
+        err_p = err[0] ? err : "invalid key";
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cannot load the MAC key of "
+                           "\"external_account_key %V\"%s: %s",
+                           &value[1], inline_key ? " (inline data:)" : "",
+                           err_p);
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        acme_eab_mac_key_free(key, len);
+        return NGX_CONF_ERROR;
+    }
+
+    issuer->eab_kid = value[1];
+    issuer->eab_key = key;
+    issuer->eab_key_len = len;
+
+    cln->handler = ngx_acme_eab_cleanup;
+    cln->data = issuer;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_acme_eab_cleanup(void *data)
+{
+    ngx_acme_issuer_t  *issuer = data;
+
+    acme_eab_mac_key_free(issuer->eab_key, issuer->eab_key_len);
+    issuer->eab_key = NULL;
+    issuer->eab_key_len = 0;
+}
+
+
+/* "http-01" -> NGX_ACME_HTTP_01, ...; NGX_ERROR when unknown. */
+ngx_int_t
+ngx_acme_challenge_parse(ngx_str_t *value)
+{
+    if (value->len == sizeof("http-01") - 1
+        && ngx_strncmp(value->data, "http-01", value->len) == 0)
+    {
+        return NGX_ACME_HTTP_01;
+    }
+
+    if (value->len == sizeof("tls-alpn-01") - 1
+        && ngx_strncmp(value->data, "tls-alpn-01", value->len) == 0)
+    {
+        return NGX_ACME_TLS_ALPN_01;
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* The ACME name of a challenge type (the engine's challenge_type). */
+const char *
+ngx_acme_challenge_name(ngx_uint_t type)
+{
+    return (type == NGX_ACME_TLS_ALPN_01) ? "tls-alpn-01" : "http-01";
 }
 
 
@@ -693,13 +884,14 @@ ngx_acme_check_name(ngx_str_t *name)
 }
 
 
-/* acme_certificate issuer [names...] [key=spec] */
+/* acme_certificate issuer [names...] [key=spec] [challenge=type] */
 static char *
 ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_acme_srv_conf_t  *ascf = conf;
 
-    ngx_str_t                 *value, *s;
+    ngx_int_t                  n;
+    ngx_str_t                 *value, *s, type;
     ngx_uint_t                 i, j;
     const char                *why;
     ngx_array_t               *fallback_names;
@@ -737,6 +929,26 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             ascf->key_type = kt;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "challenge=", 10) == 0) {
+
+            type.data = value[i].data + 10;
+            type.len = value[i].len - 10;
+
+            n = ngx_acme_challenge_parse(&type);
+
+            if (n == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid challenge type \"%V\" in "
+                                   "\"acme_certificate\" (expected "
+                                   "challenge=http-01 or tls-alpn-01)",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            ascf->challenge = n;
             continue;
         }
 
@@ -1072,6 +1284,9 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 
         cert->issuer = issuer;
         cert->key_type = (acme_key_type_t) ascf->key_type;
+        cert->challenge = (ascf->challenge != NGX_ACME_CHALLENGE_UNSET)
+                          ? (ngx_uint_t) ascf->challenge
+                          : (ngx_uint_t) issuer->challenge;
         cert->rnd = ngx_crc32_short(cert->id.data, cert->id.len);
         cert->file = ascf->file;
         cert->line = ascf->line;
@@ -1087,6 +1302,7 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
             }
 
             same = (certs[i]->issuer == cert->issuer
+                    && certs[i]->challenge == cert->challenge
                     && certs[i]->names.nelts == cert->names.nelts);
 
             for (j = 0; same && j < cert->names.nelts; j++) {
@@ -1101,7 +1317,8 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
             if (!same) {
                 ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
                                     "certificate \"%V\" is managed with "
-                                    "other names or issuer in %s:%ui",
+                                    "other names, issuer or challenge in "
+                                    "%s:%ui",
                                     &cert->id, certs[i]->file,
                                     certs[i]->line);
                 return NGX_ERROR;
@@ -1122,11 +1339,19 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 
         ascf->cert = cert;
 
+        if (cert->challenge == NGX_ACME_TLS_ALPN_01) {
+            amcf->tls_alpn = 1;
+        }
+
         if (sscf->ssl.ctx) {
             if (ngx_acme_ssl_set_callback(cf, sscf->ssl.ctx, cert) != NGX_OK) {
                 return NGX_ERROR;
             }
         }
+    }
+
+    if (amcf->tls_alpn && ngx_acme_alpn_init(cf, amcf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (amcf->certs.nelts == 0 && amcf->zone_name.len == 0
@@ -1402,6 +1627,8 @@ ngx_acme_init_process(ngx_cycle_t *cycle)
     }
 
     amcf->log = cycle->log;
+    ngx_queue_init(&amcf->alpn_certs);
+
     amcf->timer.handler = ngx_acme_tick;
     amcf->timer.data = amcf;
     amcf->timer.log = cycle->log;
@@ -1442,6 +1669,7 @@ ngx_acme_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_acme_ssl_free(amcf);
+    ngx_acme_alpn_free(amcf);
 }
 
 
@@ -1485,6 +1713,10 @@ ngx_acme_tick(ngx_event_t *ev)
 
     ngx_acme_ssl_refresh(amcf, ev->log);
     ngx_acme_shm_heartbeat(amcf, amcf->generation);
+
+    if (amcf->tls_alpn) {
+        ngx_acme_alpn_expire(amcf);
+    }
 
     if (ngx_acme_shm_lease(amcf, ev->log) == NGX_OK) {
         amcf->lease_held = 1;
@@ -1561,8 +1793,52 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         slot->next_renewal = due;
         ngx_acme_shm_unlock(amcf);
 
-        if (due <= now) {
+        if (due <= now && !ngx_acme_alpn_busy(amcf, cert)) {
             (void) ngx_acme_job_start(amcf, cert, reason, log);
         }
     }
+}
+
+
+/*
+ * A tls-alpn-01 handshake can present one challenge certificate per name:
+ * two orders validating the same name at once (an ECDSA and an RSA
+ * certificate for the same server) would each fail half the time.  Such an
+ * order waits for the running one; the next tick starts it.
+ */
+static ngx_uint_t
+ngx_acme_alpn_busy(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
+{
+    char              **a, **b;
+    ngx_uint_t          i, j, k;
+    ngx_acme_cert_t   **certs, *other;
+
+    if (cert->challenge != NGX_ACME_TLS_ALPN_01) {
+        return 0;
+    }
+
+    certs = amcf->certs.elts;
+    a = cert->names.elts;
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        other = certs[i];
+
+        if (other == cert || other->job == NULL
+            || other->challenge != NGX_ACME_TLS_ALPN_01)
+        {
+            continue;
+        }
+
+        b = other->names.elts;
+
+        for (j = 0; j < cert->names.nelts; j++) {
+            for (k = 0; k < other->names.nelts; k++) {
+                if (ngx_strcmp(a[j], b[k]) == 0) {
+                    return 1;
+                }
+            }
+        }
+    }
+
+    return 0;
 }

@@ -326,17 +326,21 @@ ngx_acme_shm_set_info_locked(ngx_acme_slot_t *slot,
 
 ngx_int_t
 ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
-    const char *token, const char *key_authz)
+    ngx_uint_t type, const char *identifier, const char *token,
+    const char *key_authz)
 {
-    size_t             tlen, klen;
+    size_t             tlen, klen, ilen;
     ngx_slab_pool_t   *shpool;
     ngx_acme_token_t  *t;
     ngx_acme_shctx_t  *sh;
 
     tlen = ngx_strlen(token);
     klen = ngx_strlen(key_authz);
+    ilen = identifier ? ngx_strlen(identifier) : 0;
 
-    if (tlen == 0 || tlen > NGX_ACME_TOKEN_LEN || klen > NGX_ACME_KEYAUTHZ_LEN)
+    if (tlen == 0 || tlen > NGX_ACME_TOKEN_LEN || klen > NGX_ACME_KEYAUTHZ_LEN
+        || ilen > NGX_ACME_IDENT_LEN
+        || (type == NGX_ACME_TLS_ALPN_01 && ilen == 0))
     {
         return NGX_DECLINED;
     }
@@ -353,8 +357,12 @@ ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
     }
 
     t->slot = slot;
+    t->type = type;
     ngx_memcpy(t->token, token, tlen);
     ngx_memcpy(t->key_authz, key_authz, klen);
+
+    /* identifiers compare as lower case, as the SNI mapping returns them */
+    ngx_strlow(t->identifier, (u_char *) identifier, ilen);
     ngx_queue_insert_tail(&sh->tokens, &t->queue);
 
     ngx_shmtx_unlock(&shpool->mutex);
@@ -422,7 +430,7 @@ ngx_acme_shm_tokens_drop_locked(ngx_acme_main_conf_t *amcf,
 
 
 /*
- * Copies the key authorization of a pending token into buf.
+ * Copies the key authorization of a pending http-01 token into buf.
  * NGX_OK, or NGX_DECLINED when the token is not pending.
  */
 ngx_int_t
@@ -449,10 +457,60 @@ ngx_acme_shm_token_find(ngx_acme_main_conf_t *amcf, u_char *token,
     {
         t = ngx_queue_data(q, ngx_acme_token_t, queue);
 
-        if (ngx_strlen(t->token) == len && ngx_memcmp(t->token, token, len) == 0)
+        if (t->type == NGX_ACME_HTTP_01
+            && ngx_strlen(t->token) == len
+            && ngx_memcmp(t->token, token, len) == 0)
         {
             n = ngx_min(ngx_strlen(t->key_authz), *buf_len);
             ngx_memcpy(buf, t->key_authz, n);
+            *buf_len = n;
+            rc = NGX_OK;
+            break;
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * Copies the key authorization of the pending tls-alpn-01 authorization of
+ * identifier (lower case) into buf (NUL-terminated).  NGX_OK, or
+ * NGX_DECLINED when nothing is pending for it.  The scheduler runs one
+ * tls-alpn-01 order per name at a time, so the first match is the one.
+ */
+ngx_int_t
+ngx_acme_shm_alpn_find(ngx_acme_main_conf_t *amcf, const char *identifier,
+    u_char *buf, size_t *buf_len)
+{
+    size_t             n;
+    ngx_int_t          rc;
+    ngx_queue_t       *q;
+    ngx_slab_pool_t   *shpool;
+    ngx_acme_token_t  *t;
+    ngx_acme_shctx_t  *sh;
+
+    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
+    sh = shpool->data;
+
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (q = ngx_queue_head(&sh->tokens);
+         q != ngx_queue_sentinel(&sh->tokens);
+         q = ngx_queue_next(q))
+    {
+        t = ngx_queue_data(q, ngx_acme_token_t, queue);
+
+        if (t->type == NGX_ACME_TLS_ALPN_01
+            && ngx_strcmp(t->identifier, identifier) == 0)
+        {
+            n = ngx_min(ngx_strlen(t->key_authz), *buf_len - 1);
+            ngx_memcpy(buf, t->key_authz, n);
+            buf[n] = '\0';
             *buf_len = n;
             rc = NGX_OK;
             break;

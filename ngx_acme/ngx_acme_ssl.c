@@ -178,6 +178,16 @@ ngx_acme_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
 {
     ngx_acme_cert_t  *cert = arg;
 
+    ngx_int_t  rc;
+
+    /* a tls-alpn-01 challenge handshake gets its certificate, or fails */
+
+    rc = ngx_acme_alpn_handshake(ssl_conn);
+
+    if (rc != NGX_DECLINED) {
+        return (rc == NGX_OK) ? 1 : 0;
+    }
+
     /* a parsed bundle became active: a few pointer moves, no parsing */
 
     if (cert->next_leaf && cert->slot
