@@ -163,14 +163,17 @@ def run_rounds(server, ports, variants, pids=()):
     """ports: {(label, variant): port}; pids: the server processes whose CPU
     time is counted.  ROUNDS rounds; in each, every key type and every
     variant in turn, so that no variant owns a warm or a cold phase of the
-    machine.  Returns {(label, variant): [(rate, cpu per handshake)]}."""
+    machine; the variants' order rotates from round to round, so that none
+    always runs first after a key change.  Returns {(label, variant):
+    [(rate, cpu per handshake)]}."""
     rates = {(label, v): [] for label, _ in KEYS for v in variants}
     log("%s%s, full handshakes, %d rounds x %.0f s per run, %d client(s)"
         % (server, " (CPU %d, clients on the others)" % SERVER_CPU if PINNED else "",
            ROUNDS, SECONDS, CLIENTS))
     for r in range(ROUNDS):
+        k = r % len(variants)
         for label, _ in KEYS:
-            for v in variants:
+            for v in variants[k:] + variants[:k]:
                 rate, cpu = s_time(ports[(label, v)], SECONDS, pids)
                 rates[(label, v)].append((rate, cpu))
                 log("  round %d %-9s %-7s %8.1f handshakes/s%s"
