@@ -350,3 +350,51 @@ def test_tls_alpn_config_ok(nginx_factory, pebble_factory, state_dir, workdir):
                   issuer_challenge="challenge http-01;", cert_args="challenge=tls-alpn-01")
     rc, out = srv.test_config()
     assert rc == 0, out
+
+
+TWO_CERTS = """
+    acme_issuer pebble {
+        uri @URI@;
+        contact admin@example.test;
+        state_path @STATE@;
+        accept_terms_of_service;
+        ssl_trusted_certificate @CA@;
+        challenge tls-alpn-01;
+    }
+    server {
+        listen 127.0.0.1:@TLS@ ssl;
+        server_name a.example.test b.example.test;
+        acme_certificate pebble;
+    }
+    server {
+        listen 127.0.0.1:@OTHER@ ssl;
+        server_name a.example.test b.example.test;
+        acme_certificate pebble key=rsa:2048;
+    }
+"""
+
+
+def test_tls_alpn_orders_for_the_same_names_take_turns(nginx_factory, pebble_factory,
+                                                       state_dir, workdir):
+    """An ECDSA and an RSA certificate for the same names: one handshake can
+    present one challenge certificate per name, so the orders run one after
+    the other (fresh authorizations: no reuse) and both succeed."""
+    pebble = pebble_factory(authz_reuse=0)
+    root_file = pebble.write_root(os.path.join(workdir, "root.pem"))
+    srv = nginx_factory()
+    srv.write_conf(TWO_CERTS, URI=pebble.directory_url, CA=pebble.ca_pem,
+                   STATE=state_dir, TLS=TLS_PORT, OTHER=BEHIND_PORT)
+    srv.start(ports=(TLS_PORT, BEHIND_PORT))
+    ec = wait_acme_cert(TLS_PORT, "a.example.test", root_file, ISSUE_TIMEOUT,
+                        proc_alive=srv.running)
+    rsa = wait_acme_cert(BEHIND_PORT, "b.example.test", root_file, ISSUE_TIMEOUT,
+                         proc_alive=srv.running)
+    assert sans(ec) == NAMES and sans(rsa) == NAMES
+    assert ec.serial_number != rsa.serial_number
+    log = srv.error_log()
+    assert "order failed" not in log, log[-3000:]
+    starts = [i for i, l in enumerate(log.splitlines()) if "starting an order" in l]
+    issued = [i for i, l in enumerate(log.splitlines()) if '" issued: serial' in l]
+    assert len(starts) == 2 and len(issued) == 2, log[-3000:]
+    assert issued[0] < starts[1], log[-3000:]
+    assert not srv.alerts(), srv.alerts()
