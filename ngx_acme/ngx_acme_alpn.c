@@ -30,8 +30,8 @@
  * callback, which refuses "acme-tls/1" (no common protocol): a challenge
  * for a name they serve fails the handshake, as it must.
  *
- * After a challenge handshake the connection serves nothing: the cert
- * callback sets c->close, which ngx_http_wait_request_handler() (the next
+ * After a challenge handshake the connection serves nothing: the ALPN and
+ * cert callbacks set c->close, which ngx_http_wait_request_handler() (the next
  * step after ngx_http_ssl_handshake_handler() for anything but h2) checks
  * before reading a byte, and closes the connection.
  *
@@ -163,20 +163,27 @@ ngx_acme_alpn_select(ngx_ssl_conn_t *ssl_conn, const unsigned char **out,
 {
     unsigned int            srvlen;
     unsigned char          *srv;
-#if (NGX_HTTP_V2)
     ngx_connection_t       *c;
+#if (NGX_HTTP_V2)
     ngx_http_connection_t  *hc;
 #endif
 
+    c = ngx_ssl_get_connection(ssl_conn);
+
     if (SSL_get_ex_data(ssl_conn, ngx_acme_alpn_index) == &ngx_acme_alpn_mark)
     {
+        /*
+         * Closed after the handshake here too: a resumed handshake does
+         * not run the cert callback, and "acme-tls/1" must never carry HTTP.
+         */
+        c->close = 1;
+
         *out = (const unsigned char *) ACME_ALPN_PROTO;
         *outlen = ACME_ALPN_PROTO_LEN;
         return SSL_TLSEXT_ERR_OK;
     }
 
 #if (NGX_HTTP_V2)
-    c = ngx_ssl_get_connection(ssl_conn);
     hc = c->data;
 
     if (hc->addr_conf->http2) {
@@ -340,6 +347,10 @@ ngx_acme_alpn_cert(ngx_acme_main_conf_t *amcf, const char *identifier,
 
     ngx_queue_insert_head(&amcf->alpn_certs, &ac->queue);
     amcf->alpn_ncerts++;
+
+    ngx_log_error(NGX_LOG_INFO, log, 0,
+                  "acme: tls-alpn-01 certificate for \"%s\" made in worker "
+                  "process %P", identifier, ngx_pid);
 
     return ac;
 }

@@ -7,6 +7,7 @@ a name with nothing pending fails the handshake; a challenge connection
 gets the RFC 8737 certificate and serves nothing."""
 
 import os
+import re
 import select
 import socket
 import ssl
@@ -181,6 +182,12 @@ def test_tls_alpn_issuance(version, nginx_factory, pebble, root_file, state_dir,
     log = srv.error_log()
     for name in NAMES:
         assert 'answering tls-alpn-01 for "%s"' % name in log, log[-3000:]
+    # each worker makes a challenge certificate once, however often the CA
+    # connects (pebble validates from several "perspectives")
+    made = re.findall(r'tls-alpn-01 certificate for "(\S+)" made in worker process (\d+)',
+                      log)
+    assert made and len(made) == len(set(made)), made
+    assert log.count("answering tls-alpn-01") >= len(made)
 
     c = wait_for(lambda: (lambda c: c if c["state"] == "valid" else None)(
         status_cert(get_status(port=STATUS_PORT))), 20, "state valid")
