@@ -13,6 +13,7 @@
  * where every child's refresh thread picks the new certificate up.
  */
 #include <string.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -569,6 +570,35 @@ watch_start(watch_t *w)
                  w->n_jobs);
 }
 
+/* tls-alpn-01 answers one challenge per name at a time (the CA's
+ * connection carries only the SNI): two certificates sharing a name (an
+ * ECDSA and an RSA one) take turns. */
+static int
+alpn_busy(watch_t *w, job_t *j)
+{
+    int i, a, b;
+
+    if (strcmp(j->c->issuer->challenge, "tls-alpn-01") != 0) {
+        return 0;
+    }
+    for (i = 0; i < w->n_jobs; i++) {
+        job_t *o = &w->jobs[i];
+        if (o == j || !o->running
+            || strcmp(o->c->issuer->challenge, "tls-alpn-01") != 0)
+        {
+            continue;
+        }
+        for (a = 0; a < j->c->n_names; a++) {
+            for (b = 0; b < o->c->n_names; b++) {
+                if (strcasecmp(j->c->names[a], o->c->names[b]) == 0) {
+                    return 1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 static void
 watch_tick(watch_t *w)
 {
@@ -587,7 +617,9 @@ watch_tick(watch_t *w)
             j->due_at = -1;
         }
         due = job_publish_due(j, now);
-        if (due > now || __atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
+        if (due > now || __atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)
+            || alpn_busy(w, j))
+        {
             continue;
         }
         j->finished = 0;

@@ -5,6 +5,7 @@ restart, and ordinary clients on the same port keep negotiating h2 /
 http/1.1 and get the normal certificate."""
 
 import json
+import os
 import re
 import select
 import socket
@@ -19,7 +20,7 @@ from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
 from pebble import CHALL_MGMT_PORT, HTTP_PORT, TLS_PORT, port_open
-from tlsutil import is_self_signed, sans, wait_acme_cert
+from tlsutil import is_self_signed, sans, wait_acme_cert, wait_for
 
 NAMES = ["a.example.test", "b.example.test"]
 ISSUE_TIMEOUT = 60
@@ -259,6 +260,42 @@ def test_tls_alpn_challenge_answer_tls12_and_tls13(key, apache_factory, pebble, 
                     (name, version, proxy.results, proxy.errors)
     finally:
         proxy.close()
+
+
+TWO_KEYS = """
+<VirtualHost 127.0.0.1:@TLS_PORT@>
+    ServerName a.example.test
+    ServerAlias b.example.test
+    SSLEngine on
+    Protocols http/1.1 acme-tls/1
+    AcmeCertificate pebble key=rsa:2048
+</VirtualHost>
+"""
+
+
+def test_tls_alpn_two_keys_same_names_take_turns(apache_factory, pebble_factory, state_dir,
+                                                 workdir):
+    """An ECDSA and an RSA certificate for the same names: their tls-alpn-01
+    challenges for one name cannot be pending at once, so the orders take
+    turns; both are issued (no authorization reuse: each order validates)."""
+    pebble = pebble_factory(authz_reuse=0)
+    root_file = pebble.write_root(os.path.join(workdir, "root.pem"))
+    srv = _server(apache_factory, pebble, state_dir)
+    with open(srv.conf_path, "a") as f:
+        f.write(TWO_KEYS.replace("@TLS_PORT@", str(TLS_PORT)))
+    srv.start()
+
+    def both_valid():
+        certs = get_status(port=STATUS_PORT)["certificates"]
+        return len(certs) == 2 and all(c["state"] == "valid" for c in certs) and certs
+    certs = wait_for(both_valid, ISSUE_TIMEOUT, "both certificates issued")
+    assert sorted(c["key_type"] for c in certs) == ["ecdsa:256", "rsa:2048"]
+    assert all(c["consecutive_failures"] == 0 for c in certs), certs
+    assert "attempt 1 failed" not in srv.error_log()    # no clash, no retry
+    cert = wait_acme_cert(TLS_PORT, "b.example.test", root_file, ISSUE_TIMEOUT,
+                          proc_alive=srv.running)
+    assert sans(cert) == NAMES
+    assert not srv.crashes(), srv.crashes()
 
 
 CONFIG_CASES = [
