@@ -138,13 +138,17 @@ def make_leaf(directory, ca_key, ca_crt, name, sans, cn=None):
 class Pebble:
     def __init__(self, workdir, validity=0, nonce_reject=None, authz_reuse=None,
                  eab_keys=None, eab_required=False, always_valid=False,
-                 chain_length=None, va_nosleep=True, extra_env=None):
+                 chain_length=None, va_nosleep=True, extra_env=None,
+                 dns_server=None):
         """validity: certificateValidityPeriod in seconds (0 = pebble's 5 years).
         nonce_reject: PEBBLE_WFE_NONCEREJECT percent (None = pebble's 5).
         authz_reuse: PEBBLE_AUTHZREUSE percent (None = pebble's 50).
         eab_keys: {kid: base64url HMAC key}; eab_required: externalAccountBindingRequired.
         va_nosleep: False keeps pebble's random 0-15 s sleep before each validation
-        (lets a test catch an order in flight)."""
+        (lets a test catch an order in flight).
+        dns_server: "HOST:PORT" for pebble's -dnsserver (e.g. a Bind9 harness,
+        "127.0.0.1:%d" % bind.port) instead of pebble-challtestsrv; pebble's VA
+        then resolves names and dns-01 TXT records there.  challtestsrv still runs."""
         self.workdir = os.path.abspath(workdir)
         self.validity = int(validity)
         self.nonce_reject = nonce_reject
@@ -155,6 +159,7 @@ class Pebble:
         self.va_nosleep = va_nosleep
         self.chain_length = chain_length
         self.extra_env = dict(extra_env or {})
+        self.dns_server = dns_server
 
         self.dir = os.path.join(self.workdir, "pebble")
         self.config_path = os.path.join(self.dir, "pebble-config.json")
@@ -261,7 +266,7 @@ class Pebble:
         self._pebble_logf = open(self.pebble_log, "ab")
         self._pebble = subprocess.Popen(
             [PEBBLE, "-config", self.config_path,
-             "-dnsserver", "127.0.0.1:%d" % DNS_PORT],
+             "-dnsserver", self.dns_server or "127.0.0.1:%d" % DNS_PORT],
             stdout=self._pebble_logf, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env=self.env(), cwd=self.dir,
             start_new_session=True)
