@@ -71,6 +71,7 @@ render_cert(const acme_status_cert_t *c)
     rc |= set(o, "issuer", str_or_null(c->issuer, 0));
     rc |= set(o, "directory", str_or_null(c->directory, 0));
     rc |= set(o, "key_type", str_or_null(c->key_type, 0));
+    rc |= set(o, "challenge", str_or_null(c->challenge, 0));
     rc |= set(o, "state", str_or_null(c->state, 0));
     rc |= set(o, "step", str_or_null(c->step, 0));
     rc |= set(o, "serial", str_or_null(c->serial, 1));

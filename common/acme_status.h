@@ -13,6 +13,7 @@
  *       "issuer": "<issuer block name>",
  *       "directory": "<ACME directory URL>",
  *       "key_type": "ecdsa:256",
+ *       "challenge": "http-01" | "tls-alpn-01" | "dns-01" or null,
  *       "state": "fallback" | "valid" | "renewing" | "failed" | "expired",
  *       "step": current ACME step while renewing, else null,
  *       "serial": hex or null, "ca_issuer": RFC2253 or null,
@@ -46,6 +47,7 @@ typedef struct {
     long long            last_success;
     const char          *last_error;    /* NULL or "" -> null */
     unsigned             failures;
+    const char          *challenge;     /* "dns-01", ...; NULL -> null */
 } acme_status_cert_t;
 
 /* Pretty-printed JSON document, malloc'd; acme_pid <= 0 -> null. */

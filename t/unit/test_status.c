@@ -5,7 +5,7 @@
 #include "acme_status.h"
 
 static const char *const cert_keys[] = {
-    "id", "names", "issuer", "directory", "key_type", "state", "step",
+    "id", "names", "issuer", "directory", "key_type", "challenge", "state", "step",
     "serial", "ca_issuer", "not_before", "not_after", "next_renewal",
     "last_success", "last_error", "consecutive_failures"
 };
@@ -27,6 +27,7 @@ UNIT_TEST(status_render_parse_back)
     c[0].issuer = "pebble";
     c[0].directory = "https://127.0.0.1:14000/dir";
     c[0].key_type = "ecdsa:256";
+    c[0].challenge = "dns-01";
     c[0].state = "valid";
     c[0].serial = "0A1B";
     c[0].ca_issuer = "CN=Pebble Intermediate CA";
@@ -90,6 +91,7 @@ UNIT_TEST(status_render_parse_back)
     CHECK_STR(json_string_value(json_array_get(json_object_get(o, "names"), 1)),
               "b.example.test");
     CHECK_STR(json_string_value(json_object_get(o, "state")), "valid");
+    CHECK_STR(json_string_value(json_object_get(o, "challenge")), "dns-01");
     CHECK(json_is_null(json_object_get(o, "step")));
     CHECK_STR(json_string_value(json_object_get(o, "serial")), "0A1B");
     CHECK_STR(json_string_value(json_object_get(o, "ca_issuer")), "CN=Pebble Intermediate CA");
@@ -102,6 +104,7 @@ UNIT_TEST(status_render_parse_back)
 
     o = json_array_get(certs, 1);
     CHECK_STR(json_string_value(json_object_get(o, "step")), "challenge");
+    CHECK(json_is_null(json_object_get(o, "challenge")));
     CHECK(json_is_null(json_object_get(o, "serial")));
     CHECK(json_is_null(json_object_get(o, "ca_issuer")));
     CHECK(json_is_null(json_object_get(o, "not_before")));
