@@ -12,6 +12,10 @@
  *   ngx_acme_challenge.c  http-01 answers (POST_READ phase)
  *   ngx_acme_alpn.c       tls-alpn-01 answers (ClientHello, ALPN and cert
  *                         callbacks) and the per-worker challenge certificates
+ *   ngx_acme_dns.c        dns-01: the dns_* directives of acme_issuer, and
+ *                         publishing/removing TXT records (RFC 2136 or a
+ *                         hook program) with the propagation check, run in
+ *                         the thread pool
  *   ngx_acme_status.c     the acme_status location handler
  */
 
@@ -40,6 +44,7 @@
 #include "acme_status.h"
 #include "acme_eab.h"
 #include "acme_alpn.h"
+#include "acme_dns.h"
 #include "ngx_acme_http.h"
 
 
@@ -62,7 +67,15 @@ typedef struct ngx_acme_job_s  ngx_acme_job_t;
 /* how an authorization is proven */
 #define NGX_ACME_HTTP_01           0
 #define NGX_ACME_TLS_ALPN_01       1
+#define NGX_ACME_DNS_01            2
 #define NGX_ACME_CHALLENGE_UNSET   ((ngx_int_t) -1)
+
+
+/* A DNS server of dns_update / dns_propagation_check. */
+typedef struct {
+    char                     *host;           /* NUL-terminated; IP or name */
+    int                       port;
+} ngx_acme_dns_server_t;
 
 
 /* One "acme_issuer name { }" block. Strings are NUL-terminated. */
@@ -88,6 +101,20 @@ typedef struct {
     u_char                   *eab_key;
     size_t                    eab_key_len;
     const char               *eab_alg;        /* "HS256", "HS384", "HS512" */
+
+    /*
+     * dns-01: RFC 2136 updates (dns_update; the TSIG secret is read at
+     * configuration time and cleansed with the pool, never logged) or a
+     * hook program (dns_hook), and where to check propagation.  Read-only
+     * after configuration, so threads of the pool may use them.
+     */
+    ngx_acme_dns_server_t     dns_server;     /* host NULL: no dns_update */
+    acme_tsig_key_t           dns_key;
+    char                     *dns_zone;       /* NULL: SOA query */
+    char                     *dns_hook;       /* NULL: no dns_hook */
+    ngx_msec_t                dns_hook_timeout;
+    ngx_array_t              *dns_check;      /* ngx_acme_dns_server_t */
+    ngx_msec_t                dns_check_timeout;
 
     ngx_ssl_t                 ssl;
     ngx_acme_http_conf_t      http;
@@ -286,6 +313,15 @@ ngx_int_t ngx_acme_alpn_init(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf);
 ngx_int_t ngx_acme_alpn_handshake(ngx_ssl_conn_t *ssl_conn);
 void ngx_acme_alpn_expire(ngx_acme_main_conf_t *amcf);
 void ngx_acme_alpn_free(ngx_acme_main_conf_t *amcf);
+
+/* ngx_acme_dns.c */
+char *ngx_acme_dns_update_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer);
+char *ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer);
+char *ngx_acme_dns_check_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer);
+int ngx_acme_dns_publish(ngx_acme_issuer_t *issuer, const char *domain,
+    const char *txt, char **log, char *err, size_t errlen);
+int ngx_acme_dns_remove(ngx_acme_issuer_t *issuer, const char *domain,
+    const char *txt, char **log, char *err, size_t errlen);
 
 /* ngx_acme_challenge.c */
 ngx_int_t ngx_acme_challenge_init(ngx_conf_t *cf);

@@ -5,6 +5,10 @@
  *                          stored account URL, a fresh certificate key
  *   engine (event loop):   acme_engine with ngx_acme_http for requests,
  *                          timers for SLEEP, the zone for PUBLISH/UNPUBLISH
+ *   dns-01 (thread pool):  a PUBLISH sets the TXT record (RFC 2136 or the
+ *                          hook) and waits until it is visible; only then
+ *                          does the engine go on.  The records are removed
+ *                          by the finish/fail task, after success or failure
  *   finish (thread pool):  bundle.pem / account.json / state.json writes
  *   result (event loop):   the zone's bundle and status, generations, logs
  *
@@ -20,8 +24,16 @@ typedef enum {
     NGX_ACME_TASK_PREPARE = 0,
     NGX_ACME_TASK_ACCOUNT,
     NGX_ACME_TASK_FINISH,
-    NGX_ACME_TASK_FAIL
+    NGX_ACME_TASK_FAIL,
+    NGX_ACME_TASK_DNS_ADD
 } ngx_acme_task_kind_e;
+
+
+/* a dns-01 TXT record set by this job (malloc'd strings) */
+typedef struct {
+    char                     *domain;       /* identifier, no "*." */
+    char                     *txt;
+} ngx_acme_dns_rec_t;
 
 
 struct ngx_acme_job_s {
@@ -50,6 +62,11 @@ struct ngx_acme_job_s {
     int                       task_rc;
     char                      task_err[ACME_ERRLEN];
 
+    ngx_array_t              *dns_recs;     /* ngx_acme_dns_rec_t */
+    ngx_uint_t                dns_cur;      /* the record being added */
+    char                     *dns_log;      /* hook stderr (malloc'd) */
+    char                     *dns_rm_err;   /* removal errors (malloc'd) */
+
     acme_engine_t            *engine;
     ngx_acme_http_t          *http;
     ngx_event_t               sleep;
@@ -73,6 +90,10 @@ static const char *ngx_acme_job_account_error(ngx_acme_job_t *job,
     const char *msg, char *buf, size_t len);
 static void ngx_acme_job_finished(ngx_acme_job_t *job);
 static void ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step);
+static ngx_int_t ngx_acme_job_dns_publish(ngx_acme_job_t *job,
+    acme_action_t *act);
+static void ngx_acme_job_dns_remove_all(ngx_acme_job_t *job);
+static void ngx_acme_job_dns_log(ngx_acme_job_t *job);
 static void ngx_acme_job_free(ngx_acme_job_t *job);
 
 
@@ -205,11 +226,29 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
 {
     ngx_acme_job_t  *job = *(ngx_acme_job_t **) data;
 
-    int     rc;
-    char   *path, *pem;
-    size_t  len;
+    int                  rc;
+    char                *path, *pem;
+    size_t               len;
+    ngx_acme_dns_rec_t  *rec;
+
+    if (job->task_kind == NGX_ACME_TASK_FINISH
+        || job->task_kind == NGX_ACME_TASK_FAIL)
+    {
+        ngx_acme_job_dns_remove_all(job);
+    }
 
     switch (job->task_kind) {
+
+    case NGX_ACME_TASK_DNS_ADD:
+
+        rec = job->dns_recs->elts;
+        rec += job->dns_cur;
+
+        job->task_rc = ngx_acme_dns_publish(job->cert->issuer, rec->domain,
+                                            rec->txt, &job->dns_log,
+                                            job->task_err,
+                                            sizeof(job->task_err));
+        return;
 
     case NGX_ACME_TASK_PREPARE:
 
@@ -359,7 +398,25 @@ ngx_acme_job_task_done(ngx_event_t *ev)
         return;
     }
 
+    ngx_acme_job_dns_log(job);
+
     switch (job->task_kind) {
+
+    case NGX_ACME_TASK_DNS_ADD:
+
+        if (job->task_rc != 0) {
+            ngx_acme_job_fail(job, job->task_err, 0);
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                      "acme: certificate \"%V\": dns-01 TXT record for "
+                      "\"%s\" is visible", &job->cert->id,
+                      ((ngx_acme_dns_rec_t *) job->dns_recs->elts)
+                          [job->dns_cur].domain);
+
+        ngx_acme_job_run(job);
+        return;
 
     case NGX_ACME_TASK_PREPARE:
 
@@ -515,6 +572,18 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 
         case ACME_ACT_PUBLISH:
 
+            if (act.challenge_type
+                && ngx_strcmp(act.challenge_type, "dns-01") == 0)
+            {
+                if (ngx_acme_job_dns_publish(job, &act) != NGX_OK) {
+                    ngx_acme_job_fail(job, "dns-01: cannot start publishing "
+                                      "the TXT record", 0);
+                }
+
+                /* the engine goes on once the record is visible */
+                return;
+            }
+
             type = (act.challenge_type
                     && ngx_strcmp(act.challenge_type, "tls-alpn-01") == 0)
                    ? NGX_ACME_TLS_ALPN_01 : NGX_ACME_HTTP_01;
@@ -541,6 +610,7 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 
         case ACME_ACT_UNPUBLISH:
 
+            /* dns-01 records go in the finish/fail task, off the loop */
             ngx_acme_shm_token_del(job->amcf, act.token);
             continue;
 
@@ -839,9 +909,158 @@ ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step)
 }
 
 
+/* A dns-01 PUBLISH: remember the record, set it in a thread. */
+static ngx_int_t
+ngx_acme_job_dns_publish(ngx_acme_job_t *job, acme_action_t *act)
+{
+    const char          *domain;
+    ngx_acme_dns_rec_t  *rec;
+
+    if (job->dns_recs == NULL) {
+        job->dns_recs = ngx_array_create(job->pool, 2,
+                                         sizeof(ngx_acme_dns_rec_t));
+        if (job->dns_recs == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    rec = ngx_array_push(job->dns_recs);
+    if (rec == NULL) {
+        return NGX_ERROR;
+    }
+
+    domain = act->identifier;
+    if (domain[0] == '*' && domain[1] == '.') {
+        domain += 2;
+    }
+
+    rec->domain = acme_strdup(domain);
+    rec->txt = acme_dns01_txt_value(act->key_authz);
+
+    if (rec->domain == NULL || rec->txt == NULL) {
+        free(rec->domain);
+        free(rec->txt);
+        job->dns_recs->nelts--;
+        return NGX_ERROR;
+    }
+
+    job->dns_cur = job->dns_recs->nelts - 1;
+
+    ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                  "acme: certificate \"%V\": dns-01 for \"%s\": setting "
+                  "TXT _acme-challenge.%s \"%s\" via %s",
+                  &job->cert->id, rec->domain, rec->domain, rec->txt,
+                  job->cert->issuer->dns_hook ? "dns_hook" : "dns_update");
+
+    ngx_acme_job_set_step(job, "dns-01 publish");
+
+    return ngx_acme_job_post(job, NGX_ACME_TASK_DNS_ADD);
+}
+
+
+/* Thread: removes every record this job set (also the one that failed). */
+static void
+ngx_acme_job_dns_remove_all(ngx_acme_job_t *job)
+{
+    char                *p;
+    char                 err[ACME_ERRLEN];
+    ngx_uint_t           i;
+    ngx_acme_dns_rec_t  *rec;
+
+    if (job->dns_recs == NULL) {
+        return;
+    }
+
+    rec = job->dns_recs->elts;
+
+    for (i = 0; i < job->dns_recs->nelts; i++) {
+        if (rec[i].domain == NULL) {
+            continue;
+        }
+
+        err[0] = '\0';
+
+        if (ngx_acme_dns_remove(job->cert->issuer, rec[i].domain, rec[i].txt,
+                                &job->dns_log, err, sizeof(err))
+            != 0)
+        {
+            p = acme_sprintf("%s%s%s", job->dns_rm_err ? job->dns_rm_err
+                                                      : "",
+                             job->dns_rm_err ? "; " : "", err);
+            if (p) {
+                free(job->dns_rm_err);
+                job->dns_rm_err = p;
+            }
+        }
+
+        free(rec[i].domain);
+        free(rec[i].txt);
+        rec[i].domain = NULL;
+        rec[i].txt = NULL;
+    }
+
+    job->dns_recs->nelts = 0;
+}
+
+
+/* Event loop: the hook's stderr lines and removal errors to the log. */
+static void
+ngx_acme_job_dns_log(ngx_acme_job_t *job)
+{
+    char  *p, *nl;
+
+    if (job->dns_log) {
+        for (p = job->dns_log; *p; p = nl) {
+            nl = strchr(p, '\n');
+            if (nl == NULL) {
+                nl = p + ngx_strlen(p);
+            }
+
+            if (nl > p) {
+                ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                              "acme: certificate \"%V\": dns hook: %*s",
+                              &job->cert->id, (size_t) (nl - p), p);
+            }
+
+            if (*nl == '\n') {
+                nl++;
+            }
+        }
+
+        free(job->dns_log);
+        job->dns_log = NULL;
+    }
+
+    if (job->dns_rm_err) {
+        ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                      "acme: certificate \"%V\": cannot remove the dns-01 "
+                      "TXT record(s): %s", &job->cert->id, job->dns_rm_err);
+        free(job->dns_rm_err);
+        job->dns_rm_err = NULL;
+    }
+}
+
+
 static void
 ngx_acme_job_free(ngx_acme_job_t *job)
 {
+    ngx_uint_t           i;
+    ngx_acme_dns_rec_t  *rec;
+
+    if (job->dns_recs) {
+        rec = job->dns_recs->elts;
+
+        for (i = 0; i < job->dns_recs->nelts; i++) {
+            free(rec[i].domain);
+            free(rec[i].txt);
+        }
+
+        job->dns_recs->nelts = 0;
+    }
+
+    free(job->dns_log);
+    free(job->dns_rm_err);
+
     if (job->http) {
         ngx_acme_http_free(job->http);
         job->http = NULL;

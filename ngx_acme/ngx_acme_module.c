@@ -358,6 +358,23 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_conf_init_msec_value(issuer->timeout, 30000);
     ngx_conf_init_value(issuer->challenge, NGX_ACME_HTTP_01);
 
+    if (issuer->challenge == NGX_ACME_DNS_01
+        && issuer->dns_server.host == NULL && issuer->dns_hook == NULL)
+    {
+        ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
+                            "\"challenge dns-01\" in \"acme_issuer %V\" "
+                            "needs \"dns_update\" or \"dns_hook\"",
+                            &issuer->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (issuer->dns_server.host && issuer->dns_hook) {
+        ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
+                            "\"dns_update\" and \"dns_hook\" cannot both "
+                            "be used in \"acme_issuer %V\"", &issuer->name);
+        return NGX_CONF_ERROR;
+    }
+
     if (issuer->state_path.len == 0) {
         issuer->state_path.len = sizeof("/var/lib/nginx/acme/") - 1
                                  + issuer->name.len;
@@ -645,13 +662,37 @@ ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         if (n == NGX_ERROR) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid challenge type \"%V\" in "
-                               "\"challenge\" (expected http-01 or "
-                               "tls-alpn-01)", &value[1]);
+                               "\"challenge\" (expected http-01, "
+                               "tls-alpn-01 or dns-01)", &value[1]);
             return NGX_CONF_ERROR;
         }
 
         issuer->challenge = n;
         return NGX_CONF_OK;
+    }
+
+    if (ngx_acme_is("dns_update")) {
+        if (nargs < 4) {
+            goto invalid_args;
+        }
+
+        return ngx_acme_dns_update_conf(cf, issuer);
+    }
+
+    if (ngx_acme_is("dns_hook")) {
+        if (nargs != 2 && nargs != 3) {
+            goto invalid_args;
+        }
+
+        return ngx_acme_dns_hook_conf(cf, issuer);
+    }
+
+    if (ngx_acme_is("dns_propagation_check")) {
+        if (nargs < 2) {
+            goto invalid_args;
+        }
+
+        return ngx_acme_dns_check_conf(cf, issuer);
     }
 
     if (ngx_acme_is("external_account_key")) {
@@ -831,6 +872,12 @@ ngx_acme_challenge_parse(ngx_str_t *value)
         return NGX_ACME_TLS_ALPN_01;
     }
 
+    if (value->len == sizeof("dns-01") - 1
+        && ngx_strncmp(value->data, "dns-01", value->len) == 0)
+    {
+        return NGX_ACME_DNS_01;
+    }
+
     return NGX_ERROR;
 }
 
@@ -839,16 +886,26 @@ ngx_acme_challenge_parse(ngx_str_t *value)
 const char *
 ngx_acme_challenge_name(ngx_uint_t type)
 {
-    return (type == NGX_ACME_TLS_ALPN_01) ? "tls-alpn-01" : "http-01";
+    switch (type) {
+    case NGX_ACME_TLS_ALPN_01:
+        return "tls-alpn-01";
+    case NGX_ACME_DNS_01:
+        return "dns-01";
+    default:
+        return "http-01";
+    }
 }
 
 
-/* NULL when name can be certified over http-01, else why not. */
+/*
+ * NULL when name can be certified, else why not.  "*.name" passes here:
+ * whether the certificate uses dns-01 is known in postconfiguration.
+ */
 static const char *
 ngx_acme_check_name(ngx_str_t *name)
 {
     u_char      ch;
-    ngx_uint_t  i;
+    ngx_uint_t  i, start;
 
     if (name->len == 0) {
         return "is empty";
@@ -858,17 +915,23 @@ ngx_acme_check_name(ngx_str_t *name)
         return "is a regular expression";
     }
 
-    if (name->data[0] == '*' || name->data[0] == '.'
-        || name->data[name->len - 1] == '*')
+    start = 0;
+
+    if (name->len > 2 && name->data[0] == '*' && name->data[1] == '.') {
+        start = 2;
+
+    } else if (name->data[0] == '*' || name->data[0] == '.'
+               || name->data[name->len - 1] == '*')
     {
-        return "is a wildcard, which needs dns-01 (not supported)";
+        return "is a wildcard form that cannot be certified (only "
+               "\"*.name\", with dns-01)";
     }
 
     if (name->len > 253) {
         return "is too long";
     }
 
-    for (i = 0; i < name->len; i++) {
+    for (i = start; i < name->len; i++) {
         ch = name->data[i];
 
         if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')
@@ -943,7 +1006,8 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid challenge type \"%V\" in "
                                    "\"acme_certificate\" (expected "
-                                   "challenge=http-01 or tls-alpn-01)",
+                                   "challenge=http-01, tls-alpn-01 or "
+                                   "dns-01)",
                                    &value[i]);
                 return NGX_CONF_ERROR;
             }
@@ -1287,6 +1351,32 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
         cert->challenge = (ascf->challenge != NGX_ACME_CHALLENGE_UNSET)
                           ? (ngx_uint_t) ascf->challenge
                           : (ngx_uint_t) issuer->challenge;
+        if (cert->challenge == NGX_ACME_DNS_01
+            && issuer->dns_server.host == NULL && issuer->dns_hook == NULL)
+        {
+            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                "\"acme_certificate\" uses dns-01, but "
+                                "\"acme_issuer %V\" has neither "
+                                "\"dns_update\" nor \"dns_hook\"",
+                                &issuer->name);
+            return NGX_ERROR;
+        }
+
+        np = cert->names.elts;
+
+        for (i = 0; cert->challenge != NGX_ACME_DNS_01
+                    && i < cert->names.nelts; i++)
+        {
+            if (np[i][0] == '*') {
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "\"acme_certificate\": the wildcard "
+                                    "name \"%s\" needs dns-01 "
+                                    "(\"challenge dns-01\" in the issuer "
+                                    "or challenge=dns-01)", np[i]);
+                return NGX_ERROR;
+            }
+        }
+
         cert->rnd = ngx_crc32_short(cert->id.data, cert->id.len);
         cert->file = ascf->file;
         cert->line = ascf->line;

@@ -83,6 +83,7 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         c->issuer = (char *) cert->issuer->name.data;
         c->directory = (char *) cert->issuer->uri.data;
         c->key_type = acme_key_type_name(cert->key_type);
+        c->challenge = ngx_acme_challenge_name(cert->challenge);
         c->state = "fallback";
 
         if (slot == NULL) {
