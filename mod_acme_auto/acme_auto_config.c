@@ -8,6 +8,8 @@
 #include <string.h>
 #include <stdlib.h>
 
+#include <openssl/crypto.h>
+
 #include "httpd.h"
 #include "http_config.h"
 #include "http_core.h"
@@ -18,6 +20,7 @@
 #include "mod_watchdog.h"
 
 #include "mod_acme_auto.h"
+#include "acme_dns.h"
 #include "acme_eab.h"
 #include "acme_store.h"
 #include "acme_util.h"
@@ -301,9 +304,241 @@ set_challenge(cmd_parms *cmd, void *dummy, const char *arg)
     else if (strcasecmp(arg, "tls-alpn-01") == 0) {
         cur_issuer->challenge = "tls-alpn-01";
     }
+    else if (strcasecmp(arg, "dns-01") == 0) {
+        cur_issuer->challenge = "dns-01";
+    }
     else {
         return apr_psprintf(cmd->pool, "AcmeChallenge: unknown challenge "
-                            "type '%s' (http-01 or tls-alpn-01)", arg);
+                            "type '%s' (http-01, tls-alpn-01 or dns-01)", arg);
+    }
+    return NULL;
+}
+
+/* SERVER[:PORT], [IPV6]:PORT or a bare IPv6 literal; port 53 by default. */
+static const char *
+parse_dns_server(apr_pool_t *p, const char *directive, const char *arg,
+    acme_auto_dns_server_t *out)
+{
+    const char *host = arg, *port = NULL, *c, *end;
+    char       *endp;
+    long        n = 53;
+
+    if (*arg == '[') {
+        end = strchr(arg, ']');
+        if (end == NULL || end == arg + 1 || (end[1] != '\0' && end[1] != ':')) {
+            goto bad;
+        }
+        host = apr_pstrndup(p, arg + 1, end - arg - 1);
+        port = end[1] == ':' ? end + 2 : NULL;
+    }
+    else if ((c = strchr(arg, ':')) != NULL && strchr(c + 1, ':') == NULL) {
+        host = apr_pstrndup(p, arg, c - arg);
+        port = c + 1;
+    }
+    if (*host == '\0') {
+        goto bad;
+    }
+    for (c = host; *c; c++) {
+        if (!apr_isalnum(*c) && *c != '-' && *c != '.' && *c != ':') {
+            goto bad;
+        }
+    }
+    if (port != NULL) {
+        n = strtol(port, &endp, 10);
+        if (*port == '\0' || *endp != '\0' || n < 1 || n > 65535) {
+            goto bad;
+        }
+    }
+    out->host = host;
+    out->port = (int) n;
+    return NULL;
+bad:
+    return apr_psprintf(p, "%s: '%s' is not a DNS server (HOST, HOST:PORT, "
+                        "IPV6 or [IPV6]:PORT)", directive, arg);
+}
+
+static apr_status_t
+dns_key_cleanup(void *data)
+{
+    acme_tsig_key_clear(data);
+    return APR_SUCCESS;
+}
+
+/* AcmeDNSUpdate SERVER[:PORT] KEYNAME SECRET|file:PATH [hmac-sha256|
+ * hmac-sha384|hmac-sha512] [zone=ZONE].  The secret (base64 as tsig-keygen
+ * prints it, or a file holding it or a BIND key statement) is read here so
+ * that "apache2 -t" reports a bad one; messages never show it. */
+static const char *
+set_dns_update(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
+{
+    const char *err = in_issuer(cmd), *alg = NULL, *secret, *path;
+    char        msg[ACME_ERRLEN], *text = NULL;
+    size_t      len = 0;
+    int         i, rc;
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (cur_issuer->dns_update.host != NULL) {
+        return "AcmeDNSUpdate is given twice in this <AcmeIssuer>";
+    }
+    if (argc < 3 || argc > 5) {
+        return "AcmeDNSUpdate SERVER[:PORT] KEYNAME SECRET|file:PATH "
+               "[hmac-sha256|hmac-sha384|hmac-sha512] [zone=ZONE]";
+    }
+    if ((err = parse_dns_server(cmd->pool, "AcmeDNSUpdate", argv[0],
+                                &cur_issuer->dns_update)) != NULL)
+    {
+        return err;
+    }
+    for (i = 3; i < argc; i++) {
+        if (strncasecmp(argv[i], "zone=", 5) == 0 && argv[i][5] != '\0') {
+            cur_issuer->dns_zone = apr_pstrdup(cmd->pool, argv[i] + 5);
+            ap_str_tolower((char *) cur_issuer->dns_zone);
+        }
+        else if (strncasecmp(argv[i], "hmac-sha", 8) == 0 && alg == NULL) {
+            alg = argv[i];
+        }
+        else {
+            cur_issuer->dns_update.host = NULL;
+            return apr_psprintf(cmd->pool, "AcmeDNSUpdate: unknown argument "
+                                "'%s' (an algorithm hmac-sha256|hmac-sha384|"
+                                "hmac-sha512 or zone=ZONE)", argv[i]);
+        }
+    }
+    msg[0] = '\0';
+    secret = argv[2];
+    if (strncasecmp(secret, "file:", 5) == 0) {
+        path = ap_server_root_relative(cmd->temp_pool, secret + 5);
+        if (path == NULL || secret[5] == '\0'
+            || acme_store_read(path, &text, &len, 64 * 1024, msg,
+                               sizeof(msg)) != 1)
+        {
+            cur_issuer->dns_update.host = NULL;
+            free(text);
+            return apr_psprintf(cmd->pool, "AcmeDNSUpdate (key %s): cannot "
+                                "read the secret file '%s'%s%s", argv[1],
+                                secret + 5, msg[0] ? ": " : "", msg);
+        }
+        if (strstr(text, "secret") != NULL) {
+            /* a key statement as tsig-keygen writes it */
+            rc = acme_tsig_key_from_bind(&cur_issuer->dns_key, text, msg,
+                                         sizeof(msg));
+            if (rc == 0 && strcasecmp(cur_issuer->dns_key.name, argv[1]) != 0) {
+                acme_err(msg, sizeof(msg), "the file's key is named '%s'",
+                         cur_issuer->dns_key.name);
+                acme_tsig_key_clear(&cur_issuer->dns_key);
+                rc = -1;
+            }
+        }
+        else {
+            text[strcspn(text, " \t\r\n")] = '\0';
+            rc = acme_tsig_key_init(&cur_issuer->dns_key, argv[1], alg, text,
+                                    msg, sizeof(msg));
+        }
+        OPENSSL_cleanse(text, len);
+        free(text);
+    }
+    else {
+        rc = acme_tsig_key_init(&cur_issuer->dns_key, argv[1], alg, secret,
+                                msg, sizeof(msg));
+    }
+    if (rc != 0) {
+        cur_issuer->dns_update.host = NULL;
+        return apr_psprintf(cmd->pool, "AcmeDNSUpdate (key %s): unusable TSIG "
+                            "secret: %s", argv[1], msg);
+    }
+    apr_pool_cleanup_register(cmd->pool, &cur_issuer->dns_key, dns_key_cleanup,
+                              apr_pool_cleanup_null);
+    cur_issuer->dns_update_file = cmd->directive->filename;
+    cur_issuer->dns_update_line = cmd->directive->line_num;
+    return NULL;
+}
+
+/* AcmeDNSHook /path/prog [timeout] */
+static const char *
+set_dns_hook(cmd_parms *cmd, void *dummy, const char *prog, const char *tmo)
+{
+    const char          *err = in_issuer(cmd);
+    apr_finfo_t          finfo;
+    apr_interval_time_t  t;
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (cur_issuer->dns_hook != NULL) {
+        return "AcmeDNSHook is given twice in this <AcmeIssuer>";
+    }
+    if (prog[0] != '/') {
+        return apr_psprintf(cmd->pool, "AcmeDNSHook: '%s' is not an absolute "
+                            "path (the program runs without a shell or PATH "
+                            "search)", prog);
+    }
+    if (apr_stat(&finfo, prog, APR_FINFO_TYPE | APR_FINFO_PROT,
+                 cmd->temp_pool) != APR_SUCCESS
+        || finfo.filetype != APR_REG
+        || !(finfo.protection & (APR_UEXECUTE | APR_GEXECUTE | APR_WEXECUTE)))
+    {
+        return apr_psprintf(cmd->pool, "AcmeDNSHook: '%s' is not an "
+                            "executable file", prog);
+    }
+    cur_issuer->dns_hook = prog;
+    cur_issuer->dns_hook_timeout = 60;
+    if (tmo != NULL) {
+        if (ap_timeout_parameter_parse(tmo, &t, "s") != APR_SUCCESS
+            || t < apr_time_from_sec(1) || t > apr_time_from_sec(3600))
+        {
+            return apr_psprintf(cmd->pool, "AcmeDNSHook: '%s' is not a "
+                                "timeout between 1s and 3600s", tmo);
+        }
+        cur_issuer->dns_hook_timeout = (int) apr_time_sec(t);
+    }
+    return NULL;
+}
+
+/* AcmeDNSPropagationCheck SERVER[:PORT]... [timeout] */
+static const char *
+set_dns_check(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
+{
+    const char          *err = in_issuer(cmd);
+    apr_interval_time_t  t;
+    int                  i;
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (cur_issuer->dns_checks != NULL) {
+        return "AcmeDNSPropagationCheck is given twice in this <AcmeIssuer>";
+    }
+    if (argc < 1) {
+        return "AcmeDNSPropagationCheck SERVER[:PORT]... [timeout]";
+    }
+    cur_issuer->dns_checks = apr_array_make(cmd->pool, argc,
+                                            sizeof(acme_auto_dns_server_t));
+    for (i = 0; i < argc; i++) {
+        /* a last argument that starts with a digit and has no '.' or ':'
+         * is the timeout ("120", "90s", "2m") */
+        if (i == argc - 1 && i > 0 && apr_isdigit(argv[i][0])
+            && strpbrk(argv[i], ".:") == NULL)
+        {
+            if (ap_timeout_parameter_parse(argv[i], &t, "s") != APR_SUCCESS
+                || t < apr_time_from_sec(1) || t > apr_time_from_sec(3600))
+            {
+                return apr_psprintf(cmd->pool, "AcmeDNSPropagationCheck: '%s'"
+                                    " is not a timeout between 1s and 3600s",
+                                    argv[i]);
+            }
+            cur_issuer->dns_check_timeout = (int) apr_time_sec(t);
+            break;
+        }
+        err = parse_dns_server(cmd->pool, "AcmeDNSPropagationCheck", argv[i],
+                               apr_array_push(cur_issuer->dns_checks));
+        if (err != NULL) {
+            return err;
+        }
     }
     return NULL;
 }
@@ -444,7 +679,16 @@ const command_rec acme_auto_cmds[] = {
     AP_INIT_TAKE1("AcmeTimeout", set_timeout, NULL, RSRC_CONF,
         "timeout of each network step (default 30s)"),
     AP_INIT_TAKE1("AcmeChallenge", set_challenge, NULL, RSRC_CONF,
-        "challenge type: http-01 (default) or tls-alpn-01"),
+        "challenge type: http-01 (default), tls-alpn-01 or dns-01"),
+    AP_INIT_TAKE_ARGV("AcmeDNSUpdate", set_dns_update, NULL, RSRC_CONF,
+        "AcmeDNSUpdate SERVER[:PORT] KEYNAME SECRET|file:PATH [hmac-sha256] "
+        "[zone=ZONE]: dns-01 records by RFC 2136 updates signed with TSIG"),
+    AP_INIT_TAKE12("AcmeDNSHook", set_dns_hook, NULL, RSRC_CONF,
+        "AcmeDNSHook /path/prog [timeout]: dns-01 records by a program run "
+        "as 'prog add|remove DOMAIN TXT-VALUE'"),
+    AP_INIT_TAKE_ARGV("AcmeDNSPropagationCheck", set_dns_check, NULL,
+        RSRC_CONF, "AcmeDNSPropagationCheck SERVER[:PORT]... [timeout]: "
+        "servers that must show a dns-01 record before it is validated"),
     AP_INIT_TAKE23("AcmeExternalAccountBinding", set_eab, NULL, RSRC_CONF,
         "AcmeExternalAccountBinding KID KEY|file:PATH [HS256|HS384|HS512]: "
         "External Account Binding for a new account"),
@@ -454,19 +698,31 @@ const command_rec acme_auto_cmds[] = {
     { NULL }
 };
 
-/* DNS name (no wildcard) or IP literal. */
+/* DNS name, IP literal, or with dns-01 a wildcard "*.name". */
 static const char *
-check_name(apr_pool_t *p, const char *name)
+check_name(apr_pool_t *p, const char *name, acme_auto_issuer_t *iss)
 {
-    const char *c;
+    const char *c, *full = name;
     int         label = 0;
 
     if (*name == '\0') {
         return "an empty name";
     }
+    if (strncmp(name, "*.", 2) == 0 && strcmp(iss->challenge, "dns-01") == 0) {
+        name += 2;
+    }
     if (strchr(name, '*') != NULL) {
+        if (strncmp(full, "*.", 2) != 0 || strchr(full + 1, '*') != NULL) {
+            return apr_psprintf(p, "'%s': a wildcard must be the whole "
+                                "first label ('*.example.com')", full);
+        }
         return apr_psprintf(p, "'%s': wildcard names need the dns-01 "
-                            "challenge, which mod_acme_auto does not do", name);
+                            "challenge: add 'AcmeChallenge dns-01' (with "
+                            "AcmeDNSUpdate or AcmeDNSHook) to <AcmeIssuer %s>",
+                            full, iss->name);
+    }
+    if (*name == '\0') {
+        return apr_psprintf(p, "'%s' is not a valid host name", full);
     }
     if (strchr(name, ':') != NULL) {
         return NULL;    /* IPv6 literal, validated by the CA */
@@ -612,6 +868,22 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                            o->name, iss->name, iss->state_dir);
             }
         }
+        if (strcmp(iss->challenge, "dns-01") == 0
+            && iss->dns_update.host == NULL && iss->dns_hook == NULL)
+        {
+            CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d) uses "
+                       "AcmeChallenge dns-01 but has neither AcmeDNSUpdate "
+                       "nor AcmeDNSHook to publish the TXT records",
+                       iss->name, iss->conf_file, iss->conf_line);
+        }
+        if (iss->dns_update.host != NULL && iss->dns_hook != NULL) {
+            CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d): "
+                       "AcmeDNSUpdate and AcmeDNSHook exclude each other",
+                       iss->name, iss->conf_file, iss->conf_line);
+        }
+        if (iss->dns_check_timeout == 0) {
+            iss->dns_check_timeout = 120;
+        }
         if (acme_store_check_writable(iss->state_dir, err, sizeof(err)) != 0) {
             CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s>: AcmeStateDir "
                        "%s cannot be created or written: %s", iss->name,
@@ -687,7 +959,7 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
             char *n = apr_pstrdup(pconf, APR_ARRAY_IDX(names, j, const char *));
             ap_str_tolower(n);
             APR_ARRAY_IDX(names, j, const char *) = n;
-            if ((msg = check_name(ptemp, n)) != NULL) {
+            if ((msg = check_name(ptemp, n, iss)) != NULL) {
                 CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): %s",
                            cc->conf_file, cc->conf_line, msg);
             }

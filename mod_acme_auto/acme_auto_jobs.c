@@ -177,7 +177,11 @@ job_due_at(job_t *j)
 typedef struct {
     job_t          *j;
     acme_engine_t  *e;
+    acme_auto_dns_t *dns;               /* dns-01 records of this order */
+    char            pub_err[ACME_ERRLEN];   /* why publishing failed */
 } drive_ctx_t;
+
+static int hook_should_stop(void *data);
 
 static int
 hook_publish(void *data, const char *type, const char *identifier,
@@ -186,7 +190,28 @@ hook_publish(void *data, const char *type, const char *identifier,
     drive_ctx_t *d = data;
     int          alpn = strcmp(type, "tls-alpn-01") == 0;
 
+    if (strcmp(type, "dns-01") == 0) {
+        /* blocking (update, then wait for propagation), bounded */
+        if (d->dns == NULL) {
+            d->dns = acme_auto_dns_new(d->j->c->issuer, d->j->s, d->j->c->id,
+                                       hook_should_stop, d);
+            if (d->dns == NULL) {
+                apr_cpystrn(d->pub_err, "dns-01: out of memory",
+                            sizeof(d->pub_err));
+                return -1;
+            }
+        }
+        acme_auto_shm_set_step(d->j->c->slot, "renewing", "dns-01");
+        if (acme_auto_dns_publish(d->dns, identifier, token, key_authz,
+                                  d->pub_err, sizeof(d->pub_err)) != 0)
+        {
+            return -1;
+        }
+        return 0;
+    }
     if (!alpn && strcmp(type, "http-01") != 0) {
+        apr_snprintf(d->pub_err, sizeof(d->pub_err), "the %s challenge is "
+                     "not supported", type);
         return -1;
     }
     if (acme_auto_shm_token_add(alpn, identifier, token, key_authz) != 0) {
@@ -205,9 +230,15 @@ static void
 hook_unpublish(void *data, const char *type, const char *identifier,
     const char *token)
 {
-    (void) data;
-    (void) type;
+    drive_ctx_t *d = data;
+
     (void) identifier;
+    if (strcmp(type, "dns-01") == 0) {
+        if (d->dns != NULL) {
+            acme_auto_dns_unpublish(d->dns, token);
+        }
+        return;
+    }
     acme_auto_shm_token_remove(token);
 }
 
@@ -487,6 +518,7 @@ job_main(void *arg)
     to.io_timeout_ms = iss->timeout_sec * 1000;
     to.total_timeout_ms = iss->timeout_sec * 2000;
 
+    memset(&d, 0, sizeof(d));
     d.j = j;
     d.e = e;
     memset(&hooks, 0, sizeof(hooks));
@@ -497,6 +529,8 @@ job_main(void *arg)
     hooks.should_stop = hook_should_stop;
 
     rc = acme_drive_blocking(e, &to, &hooks);
+    acme_auto_dns_free(d.dns);
+    d.dns = NULL;
     if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
         /* shutting down: not a failure, the next driver resumes */
         acme_auto_shm_set_step(j->c->slot, j->have_cert ? "valid" : "fallback",
@@ -504,7 +538,9 @@ job_main(void *arg)
         goto done;
     }
     if (rc != 0) {
-        job_failed(j, engine_error(iss, e), acme_engine_retry_after(e));
+        /* a failed publish stops the driver before the engine knows */
+        job_failed(j, d.pub_err[0] ? d.pub_err : engine_error(iss, e),
+                   d.pub_err[0] ? 0 : acme_engine_retry_after(e));
         goto done;
     }
     chain = acme_engine_certificate(e, &chain_len);

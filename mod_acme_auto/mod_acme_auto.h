@@ -8,6 +8,7 @@
  *   acme_auto_shm.c    shared memory (tokens, per-certificate slots), locks
  *   acme_auto_http01.c http-01 answers in post_read_request
  *   acme_auto_alpn.c   tls-alpn-01 answers (acme-tls/1 protocol hooks)
+ *   acme_auto_dns.c    dns-01 records (RFC 2136 or a hook program), propagation
  *   acme_auto_ssl.c    placeholder files for mod_ssl, cert callback, per-process parsed certs
  *   acme_auto_jobs.c   the singleton watchdog and one thread per certificate job
  *   acme_auto_status.c the "acme-status" handler
@@ -23,6 +24,7 @@
 #include <pthread.h>
 #include <openssl/ssl.h>
 
+#include "acme_dns.h"
 #include "acme_key.h"
 #include "acme_store.h"
 
@@ -31,6 +33,12 @@ extern module AP_MODULE_DECLARE_DATA acme_auto_module;
 #define ACME_AUTO_MUTEX_ID   "acme-auto-shm"
 #define ACME_AUTO_WATCHDOG   "_acme_auto_"
 #define ACME_AUTO_HANDLER    "acme-status"
+
+/* A DNS server as configured: host (IP literal or name) and port. */
+typedef struct {
+    const char          *host;
+    int                  port;
+} acme_auto_dns_server_t;
 
 /* One <AcmeIssuer name> block. */
 typedef struct {
@@ -43,7 +51,20 @@ typedef struct {
     acme_key_type_t      account_key_type;
     double               renew_fraction;/* share of lifetime left when renewing */
     int                  timeout_sec;   /* each network step */
-    const char          *challenge;     /* "http-01" (default) or "tls-alpn-01" */
+    const char          *challenge;     /* "http-01" (default), "tls-alpn-01"
+                                           or "dns-01" */
+    /* dns-01: AcmeDNSUpdate (dns_update.host NULL = none; the TSIG key is
+     * read at config time, its secret cleansed with the config pool),
+     * AcmeDNSHook (NULL = none), AcmeDNSPropagationCheck. */
+    acme_auto_dns_server_t dns_update;
+    const char          *dns_zone;      /* NULL = found by an SOA query */
+    acme_tsig_key_t      dns_key;
+    const char          *dns_update_file;   /* where AcmeDNSUpdate was */
+    int                  dns_update_line;
+    const char          *dns_hook;
+    int                  dns_hook_timeout;  /* seconds */
+    apr_array_header_t  *dns_checks;    /* acme_auto_dns_server_t; NULL = default */
+    int                  dns_check_timeout; /* seconds */
     /* AcmeExternalAccountBinding; eab_kid NULL = none.  The key is decoded
      * at config time into malloc'd memory, cleansed with the config pool. */
     const char          *eab_kid;
@@ -168,6 +189,19 @@ int acme_auto_post_read_request(request_rec *r);
 
 /* acme_auto_alpn.c */
 void acme_auto_alpn_register_hooks(void);
+
+/* acme_auto_dns.c: the dns-01 records of one order, made in its job
+ * thread (blocking, every step bounded).  publish adds the TXT record
+ * (RFC 2136 update or "hook add") and returns once every check server
+ * shows it; unpublish removes it (also after failures).  Errors name the
+ * step: "dns-01 update", "dns hook", "dns propagation". */
+typedef struct acme_auto_dns_s acme_auto_dns_t;
+acme_auto_dns_t *acme_auto_dns_new(acme_auto_issuer_t *iss, server_rec *s,
+    const char *cert_id, int (*should_stop)(void *), void *stop_data);
+int acme_auto_dns_publish(acme_auto_dns_t *d, const char *identifier,
+    const char *token, const char *key_authz, char *err, size_t errlen);
+void acme_auto_dns_unpublish(acme_auto_dns_t *d, const char *token);
+void acme_auto_dns_free(acme_auto_dns_t *d);
 
 /* acme_auto_ssl.c */
 /* Parent, post_config: writes placeholders, loads stored bundles into shm. */
