@@ -49,16 +49,6 @@ ngx_int_t ngx_acme_http_ssl_init(ngx_conf_t *cf, ngx_ssl_t *ssl,
     ngx_str_t *trusted);
 
 /*
- * Configuration time: resolves the host of url (blocking getaddrinfo, fine
- * in the master) into conf->static_host/static_addrs, the fallback used for
- * that host when no resolver is configured.  NGX_OK (also for an address
- * literal, which needs nothing), NGX_DECLINED when the name does not resolve
- * (logged as a warning), NGX_ERROR for a bad URL (logged).
- */
-ngx_int_t ngx_acme_http_resolve_static(ngx_conf_t *cf,
-    ngx_acme_http_conf_t *conf, ngx_str_t *url);
-
-/*
  * Starts one exchange; req is copied, conf must outlive the exchange.
  * handler is called exactly once, later, from a posted event (never from
  * within this call), also for failures found at once (bad URL, no way to
