@@ -303,8 +303,8 @@ CONFIG_CASES = [
      ["AcmeChallenge tls-alpn-01", "acme-tls/1", "<AcmeIssuer pebble>"]),
     ("no-protocols", {"protocols": ""},
      ["AcmeChallenge tls-alpn-01", "Protocols"]),
-    ("unknown-challenge", {"challenge": "dns-01"},
-     ["AcmeChallenge", "'dns-01'", "http-01 or tls-alpn-01"]),
+    ("unknown-challenge", {"challenge": "dns-02"},
+     ["AcmeChallenge", "'dns-02'", "http-01, tls-alpn-01 or dns-01"]),
 ]
 
 
