@@ -600,20 +600,26 @@ ngx_acme_dns_remove(ngx_acme_issuer_t *issuer, const char *domain,
 
 /*
  * Runs "prog op domain txt": no shell, environment PATH only, stdin and
- * stdout /dev/null, stderr collected.  The child is created with clone()
- * and no exit signal: the worker's SIGCHLD handler reaps every child it
- * is told about (waitpid(-1)), which would steal the exit status; a child
- * without an exit signal is only seen by waitpid(__WCLONE).
+ * stdout /dev/null, stderr collected.
+ *
+ * The worker's SIGCHLD handler reaps every child it is told about
+ * (waitpid(-1)), which would steal the hook's exit status.  So a helper is
+ * created with clone() and no exit signal (only waitpid(__WCLONE) sees it;
+ * it never execs, which would reset that): it leads a new process group,
+ * starts the hook, waits for it and exits with its status.  A timeout kills
+ * the whole group.  Both children use raw system calls only: this process
+ * has other threads, whose locks a plain fork() could inherit held.
  */
 static int
 ngx_acme_dns_hook_run(ngx_acme_issuer_t *issuer, const char *op,
     const char *domain, const char *txt, char **log, char *err,
     size_t errlen)
 {
-    int             pfd[2], devnull, status, n, timed_out;
+    int             pfd[2], devnull, status, n, timed_out, st;
     char           *argv[5], *envp[2], *path_env, *p;
     char            buf[512];
-    long            pid;
+    long            pid, gpid;
+    struct sigaction  sa;
     sigset_t        all;
     ngx_msec_t      timeout;
     long long       deadline, left;
@@ -659,9 +665,16 @@ ngx_acme_dns_hook_run(ngx_acme_issuer_t *issuer, const char *op,
     pid = syscall(SYS_clone, 0UL, NULL, NULL, NULL, 0UL);
 
     if (pid == 0) {
-        /* the child: async-signal-safe calls only */
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
+        /*
+         * The helper: async-signal-safe calls only.  Signals stay blocked
+         * here (as in the pool's thread), SIGCHLD back to the default so
+         * nginx's handler cannot reap the hook.
+         */
+        ngx_memzero(&sa, sizeof(struct sigaction));
+        sa.sa_handler = SIG_DFL;
+        sigaction(SIGCHLD, &sa, NULL);
+
+        setpgid(0, 0);
 
         if (dup2(devnull, 0) == -1 || dup2(devnull, 1) == -1
             || dup2(pfd[1], 2) == -1)
@@ -671,8 +684,29 @@ ngx_acme_dns_hook_run(ngx_acme_issuer_t *issuer, const char *op,
 
         syscall(SYS_close_range, 3U, ~0U, 0U);
 
-        execve(issuer->dns_hook, argv, envp);
-        _exit(127);
+        gpid = syscall(SYS_clone, (unsigned long) SIGCHLD, NULL, NULL, NULL,
+                       0UL);
+
+        if (gpid == 0) {
+            sigemptyset(&all);
+            sigprocmask(SIG_SETMASK, &all, NULL);
+
+            execve(issuer->dns_hook, argv, envp);
+            _exit(127);
+        }
+
+        if (gpid == -1) {
+            _exit(127);
+        }
+
+        while (waitpid((pid_t) gpid, &st, 0) == -1) {
+            if (errno != EINTR) {
+                _exit(127);
+            }
+        }
+
+        _exit(WIFEXITED(st) ? WEXITSTATUS(st)
+                            : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 127);
     }
 
     close(pfd[1]);
@@ -752,6 +786,8 @@ ngx_acme_dns_hook_run(ngx_acme_issuer_t *issuer, const char *op,
             timed_out = 1;
         }
 
+        /* the group: the helper and the hook (and what it started) */
+        kill((pid_t) -pid, SIGKILL);
         kill((pid_t) pid, SIGKILL);
 
         while (waitpid((pid_t) pid, &status, __WCLONE) == -1
