@@ -774,6 +774,13 @@ vhost_has_name(server_rec *s, const char *name)
             return 1;
         }
     }
+    for (i = 0; s->wild_names && i < s->wild_names->nelts; i++) {
+        if (strcasecmp(APR_ARRAY_IDX(s->wild_names, i, const char *), name)
+            == 0)
+        {
+            return 1;
+        }
+    }
     return 0;
 }
 
