@@ -86,7 +86,13 @@ def _key_file(workdir, bind):
     return path
 
 
-def _hook(workdir, bind, fail=False):
+FAILS = {
+    "exit3": 'echo "zone example.test is locked" >&2; exit 3',
+    "timeout": 'echo "hanging" >&2; sleep 30',
+}
+
+
+def _hook(workdir, bind, fail=None):
     d = os.path.join(workdir, "hook")
     os.makedirs(d, exist_ok=True)
     os.chmod(d, 0o777)                      # the worker user writes calls.txt
@@ -94,8 +100,7 @@ def _hook(workdir, bind, fail=False):
     script = HOOK.replace("$RECORD_PREFIX", "_acme-challenge.")
     script = (script.replace("@CALLS@", calls).replace("@PORT@", str(bind.port))
               .replace("@SECRET@", _secret(bind))
-              .replace("@FAIL@", 'echo "zone example.test is locked" >&2; exit 3'
-                       if fail else ""))
+              .replace("@FAIL@", FAILS.get(fail, "")))
     path = os.path.join(d, "hook.sh")
     with open(path, "w") as f:
         f.write(script)
@@ -163,21 +168,37 @@ def test_dns01_hook(nginx_factory, dns_pebble, bind, root_file, state_dir, workd
     assert bind.dig("_acme-challenge.a.example.test") == []
 
 
-def test_dns01_hook_failure(nginx_factory, dns_pebble, bind, state_dir, workdir):
-    hook, calls = _hook(workdir, bind, fail=True)
+# a hook that fails (exit 3, a message on stderr), one that hangs past its
+# timeout, a record that never shows on the propagation check server
+@pytest.mark.parametrize("fail", ["exit3", "timeout", "propagation"])
+def test_dns01_failures(fail, nginx_factory, dns_pebble, bind, state_dir, workdir):
+    hook, calls = _hook(workdir, bind, fail=fail)
+    dead = bind.port + 1                    # nothing answers there
     srv = _server(nginx_factory, dns_pebble, state_dir,
-                  "dns_hook %s timeout=20s;" % hook, "a.example.test")
+                  "dns_hook %s timeout=%s;\n" % (hook, "1s" if fail == "timeout" else "20s")
+                  + ("dns_propagation_check 127.0.0.1:%d timeout=1s;" % dead
+                     if fail == "propagation" else ""),
+                  "a.example.test")
     srv.start(ports=(HTTPS_PORT, HTTP_PORT))
 
     c = wait_for(lambda: (lambda c: c if c["last_error"] else None)(
         status_cert(get_status(port=HTTP_PORT))), 30, "an error")
     assert c["challenge"] == "dns-01" and c["consecutive_failures"] >= 1, c
-    assert "dns hook" in c["last_error"] and "exited with status 3" in c["last_error"], c
+    err = c["last_error"]
     log = srv.error_log()
-    assert "dns hook: zone example.test is locked" in log, log[-3000:]
-    assert re.search(r"order failed: dns hook: .*exited with status 3", log), log[-3000:]
+    if fail == "exit3":
+        assert "dns hook" in err and "exited with status 3" in err, c
+        assert "dns hook: zone example.test is locked" in log, log[-3000:]
+    elif fail == "timeout":
+        assert "dns hook" in err and "killed" in err, c
+        assert "dns hook: hanging" in log, log[-3000:]
+    else:
+        assert "dns propagation" in err and "127.0.0.1:%d" % dead in err, c
+    assert "order failed: " + err.split(":")[0] in log, log[-3000:]
     # removed also after the failure
-    assert re.findall(r"^CALL 3\|(\w+)\|", open(calls).read(), re.M) == ["add", "remove"]
+    assert wait_for(lambda: re.findall(r"^CALL 3\|(\w+)\|", open(calls).read(), re.M)
+                    == ["add", "remove"], 10, "remove called")
+    assert bind.dig("_acme-challenge.a.example.test") == []
 
 
 @pytest.mark.parametrize("case", ["no_publisher", "wildcard_http01", "bad_key_file",
