@@ -123,6 +123,7 @@ typedef struct {
     ngx_uint_t                line;
     ngx_uint_t                trusted_line;
     ngx_uint_t                state_line;
+    ngx_uint_t                challenge_line;
 } ngx_acme_issuer_t;
 
 

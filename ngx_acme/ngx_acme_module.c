@@ -361,7 +361,7 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (issuer->challenge == NGX_ACME_DNS_01
         && issuer->dns_server.host == NULL && issuer->dns_hook == NULL)
     {
-        ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
+        ngx_acme_conf_error(cf->log, issuer->file, issuer->challenge_line,
                             "\"challenge dns-01\" in \"acme_issuer %V\" "
                             "needs \"dns_update\" or \"dns_hook\"",
                             &issuer->name);
@@ -668,6 +668,7 @@ ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         }
 
         issuer->challenge = n;
+        issuer->challenge_line = cf->conf_file->line;
         return NGX_CONF_OK;
     }
 

@@ -210,7 +210,7 @@ def test_dns01_config_errors(case, nginx_factory, pebble_factory, workdir, state
         f.write("not base64 !!!\n")
     secret = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0!!"
     dns, names, needle, what = {
-        "no_publisher": ("", "a.example.test", "acme_issuer pebble", "dns_update"),
+        "no_publisher": ("", "a.example.test", "challenge dns-01", "dns_update"),
         "wildcard_http01": ("challenge http-01;", "*.example.test", "acme_certificate",
                             "needs dns-01"),
         "bad_key_file": ("dns_update 127.0.0.1 key=k secret=%s;" % keyfile,
