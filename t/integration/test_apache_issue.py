@@ -128,7 +128,7 @@ def test_status_json(apache_factory, pebble, root_file, state_dir):
     parse_rfc3339(doc["generated_at"])
     assert doc["acme_pid"] in srv.child_pids()
     c = status_cert(doc)
-    assert set(c) == {"id", "names", "issuer", "directory", "key_type", "state", "step",
+    assert set(c) == {"id", "names", "issuer", "directory", "key_type", "challenge", "state", "step",
                       "serial", "ca_issuer", "not_before", "not_after", "next_renewal",
                       "last_success", "last_error", "consecutive_failures"}
     assert c["id"] == CERT_ID
