@@ -254,6 +254,8 @@ typedef struct {
     ngx_uint_t                alpn_ncerts;
     ngx_uint_t                generation;
     ngx_flag_t                lease_held;
+    ngx_flag_t                exiting;        /* in exit_process: the thread
+                                                 pool is gone already */
     ngx_log_t                *log;
 } ngx_acme_main_conf_t;
 

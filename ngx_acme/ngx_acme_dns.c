@@ -615,7 +615,7 @@ ngx_acme_dns_hook_run(ngx_acme_issuer_t *issuer, const char *op,
     const char *domain, const char *txt, char **log, char *err,
     size_t errlen)
 {
-    int             pfd[2], devnull, status, n, timed_out, st;
+    int             pfd[2], devnull, status, n, timed_out, st, remove;
     char           *argv[5], *envp[2], *path_env, *p;
     char            buf[512];
     long            pid, gpid;
@@ -629,6 +629,8 @@ ngx_acme_dns_hook_run(ngx_acme_issuer_t *issuer, const char *op,
     if (domain[0] == '*' && domain[1] == '.') {
         domain += 2;
     }
+
+    remove = (ngx_strcmp(op, "remove") == 0);
 
     p = getenv("PATH");
     path_env = acme_sprintf("PATH=%s", p ? p : NGX_ACME_DNS_PATH);
@@ -727,8 +729,9 @@ ngx_acme_dns_hook_run(ngx_acme_issuer_t *issuer, const char *op,
     /* stderr until EOF (the child exited or closed it) */
 
     for ( ;; ) {
+        /* an exiting worker gives up adding, but still removes */
         left = deadline - ngx_acme_dns_now_ms();
-        if (left <= 0 || ngx_acme_dns_stopping()) {
+        if (left <= 0 || (remove == 0 && ngx_acme_dns_stopping())) {
             timed_out = 1;
             break;
         }
@@ -777,7 +780,7 @@ ngx_acme_dns_hook_run(ngx_acme_issuer_t *issuer, const char *op,
             }
 
             if (ngx_acme_dns_now_ms() < deadline
-                && !ngx_acme_dns_stopping())
+                && (remove || !ngx_acme_dns_stopping()))
             {
                 poll(NULL, 0, 50);
                 continue;

@@ -25,7 +25,8 @@ typedef enum {
     NGX_ACME_TASK_ACCOUNT,
     NGX_ACME_TASK_FINISH,
     NGX_ACME_TASK_FAIL,
-    NGX_ACME_TASK_DNS_ADD
+    NGX_ACME_TASK_DNS_ADD,
+    NGX_ACME_TASK_DNS_CLEANUP               /* an aborted job's records */
 } ngx_acme_task_kind_e;
 
 
@@ -184,9 +185,19 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
     cert->slot->step[0] = '\0';
     ngx_acme_shm_unlock(amcf);
 
-    if (!job->busy) {
-        ngx_acme_job_free(job);
+    if (job->busy) {
+        /* the completion handler frees it (and removes its records) */
+        return;
     }
+
+    /* a graceful exit still runs it: the pool finishes queued tasks */
+    if (job->dns_recs && job->dns_recs->nelts && !amcf->exiting
+        && ngx_acme_job_post(job, NGX_ACME_TASK_DNS_CLEANUP) == NGX_OK)
+    {
+        return;
+    }
+
+    ngx_acme_job_free(job);
 }
 
 
@@ -232,12 +243,18 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
     ngx_acme_dns_rec_t  *rec;
 
     if (job->task_kind == NGX_ACME_TASK_FINISH
-        || job->task_kind == NGX_ACME_TASK_FAIL)
+        || job->task_kind == NGX_ACME_TASK_FAIL
+        || job->task_kind == NGX_ACME_TASK_DNS_CLEANUP)
     {
         ngx_acme_job_dns_remove_all(job);
     }
 
     switch (job->task_kind) {
+
+    case NGX_ACME_TASK_DNS_CLEANUP:
+
+        job->task_rc = 0;
+        return;
 
     case NGX_ACME_TASK_DNS_ADD:
 
@@ -248,6 +265,16 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
                                             rec->txt, &job->dns_log,
                                             job->task_err,
                                             sizeof(job->task_err));
+
+        /*
+         * An exiting worker may never run this task's completion handler
+         * (its event loop ends; the pool still finishes the task): the
+         * records go now.
+         */
+        if (ngx_exiting || ngx_quit || ngx_terminate) {
+            ngx_acme_job_dns_remove_all(job);
+        }
+
         return;
 
     case NGX_ACME_TASK_PREPARE:
@@ -393,14 +420,28 @@ ngx_acme_job_task_done(ngx_event_t *ev)
 
     job->busy = 0;
 
+    ngx_acme_job_dns_log(job);
+
     if (job->aborted) {
+        /* records set before the abort go (bounded: DNS and hook timeouts) */
+        if (job->task_kind != NGX_ACME_TASK_DNS_CLEANUP
+            && job->dns_recs && job->dns_recs->nelts
+            && ngx_acme_job_post(job, NGX_ACME_TASK_DNS_CLEANUP) == NGX_OK)
+        {
+            return;
+        }
+
         ngx_acme_job_free(job);
         return;
     }
 
-    ngx_acme_job_dns_log(job);
-
     switch (job->task_kind) {
+
+    case NGX_ACME_TASK_DNS_CLEANUP:
+
+        /* only posted for aborted jobs, handled above */
+        ngx_acme_job_free(job);
+        return;
 
     case NGX_ACME_TASK_DNS_ADD:
 

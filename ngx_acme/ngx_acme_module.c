@@ -1744,6 +1744,8 @@ ngx_acme_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    amcf->exiting = 1;
+
     ngx_acme_abort_all(amcf);
 
     if (amcf->lease_held) {

@@ -232,3 +232,25 @@ def test_dns01_config_errors(case, nginx_factory, pebble_factory, workdir, state
     assert what in out, out
     assert "%s:%d" % (srv.conf_path, srv.conf_line(needle)) in out, out
     assert secret not in out
+
+
+def test_dns01_reload_removes_records(nginx_factory, dns_pebble, bind, state_dir, workdir):
+    """A reload while the order waits for propagation: the old worker gives up
+    and still removes the record it set."""
+    hook, calls = _hook(workdir, bind)
+    dead = bind.port + 1                    # the record never shows there
+    srv = _server(nginx_factory, dns_pebble, state_dir,
+                  "dns_hook %s timeout=20s;\n"
+                  "dns_propagation_check 127.0.0.1:%d timeout=60s;" % (hook, dead),
+                  "a.example.test")
+    srv.start(ports=(HTTPS_PORT, HTTP_PORT))
+
+    def calls_of(op):
+        return re.findall(r"^CALL 3\|%s\|a\.example\.test\|(\S+)$" % op,
+                          open(calls).read() if os.path.exists(calls) else "", re.M)
+
+    first = wait_for(lambda: calls_of("add"), 20, "hook add")[0]
+    assert bind.dig("_acme-challenge.a.example.test") == [first]
+    srv.reload()
+    wait_for(lambda: first in calls_of("remove"), 20, "hook remove after the reload")
+    assert first not in (bind.dig("_acme-challenge.a.example.test") or [])
