@@ -173,6 +173,10 @@ run_hook(acme_auto_dns_t *d, const char *verb, const char *domain,
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+    /* the child's listeners, logs and shared memory are not the hook's */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
     posix_spawnattr_init(&sa);
     /* the job thread blocks every signal and Apache ignores some: the
      * program starts with the defaults, in a process group of its own so
