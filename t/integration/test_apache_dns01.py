@@ -145,23 +145,41 @@ echo "waiting for the DNS provider" >&2
 sleep 300
 """
 
+# a hook that says it is done but sets nothing
+HOOK_NOOP = """\
+echo "$1" >> {rec}/calls
+"""
+
+HOOK_LINES = ("    AcmeChallenge dns-01\n    AcmeDNSHook {hook} {timeout}\n"
+              "    AcmeDNSPropagationCheck 127.0.0.1:{port} {check}\n")
+WRONG_SECRET = base64.b64encode(bytes(range(32))).decode()
+
 FAIL_CASES = [
-    ("exit3", HOOK_FAIL, "30",
+    ("hook-exit3", HOOK_FAIL, dict(timeout=30, check=10),
      ["dns hook add example.test", "exited with 3", "zone example.test is not ours"]),
-    ("timeout", HOOK_HANG, "1",
+    ("hook-timeout", HOOK_HANG, dict(timeout=1, check=10),
      ["dns hook add example.test", "killed after 1 s"]),
+    ("not-visible", HOOK_NOOP, dict(timeout=30, check=3),
+     ["dns propagation", "_acme-challenge.example.test TXT", "127.0.0.1:{port}",
+      "after 3 s"]),
+    ("update-badsig", None, None,
+     ["dns-01 update", "key acme-key", "BADSIG"]),
 ]
 
 
-@pytest.mark.parametrize("case_id,body,timeout,words", FAIL_CASES,
+@pytest.mark.parametrize("case_id,body,lines,words", FAIL_CASES,
                          ids=[c[0] for c in FAIL_CASES])
-def test_dns01_hook_failure(case_id, body, timeout, words, apache_factory,
-                            pebble_factory, bind, workdir, state_dir):
+def test_dns01_failure(case_id, body, lines, words, apache_factory,
+                       pebble_factory, bind, workdir, state_dir):
+    """Each failing step is a clear per-certificate error (status and log);
+    a hook is asked to remove the record after a failure too."""
     pebble, _ = _dns_pebble(pebble_factory, bind, workdir)
-    hook, rec = _hook(workdir, bind, body)
-    extra = ("    AcmeChallenge dns-01\n    AcmeDNSHook %s %s\n"
-             "    AcmeDNSPropagationCheck 127.0.0.1:%d 10\n"
-             % (hook, timeout, bind.port))
+    if body is not None:
+        hook, rec = _hook(workdir, bind, body)
+        extra = HOOK_LINES.format(hook=hook, port=bind.port, **lines)
+    else:
+        extra = ("    AcmeChallenge dns-01\n    AcmeDNSUpdate 127.0.0.1:%d "
+                 "acme-key %s\n" % (bind.port, WRONG_SECRET))
     srv = start_managed(apache_factory(), pebble, state_dir, names=NAMES,
                         issuer_extra=extra)
 
@@ -172,11 +190,13 @@ def test_dns01_hook_failure(case_id, body, timeout, words, apache_factory,
     assert c["state"] == "failed" and c["challenge"] == "dns-01"
     log = srv.error_log()
     for w in words:
+        w = w.format(port=bind.port)
         assert w in c["last_error"], (w, c)
         assert w in log, w
-    # removal is asked for after the failure too
-    wait_for(lambda: "remove" in open(os.path.join(rec, "calls")).read(), 10,
-             "hook remove after the failure")
+    assert WRONG_SECRET not in log
+    if body is not None:
+        wait_for(lambda: "remove" in open(os.path.join(rec, "calls")).read(),
+                 10, "hook remove after the failure")
 
 
 CONFIG_CASES = [
