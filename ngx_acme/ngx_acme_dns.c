@@ -903,6 +903,7 @@ ngx_acme_dns_wait_visible(ngx_acme_issuer_t *issuer, const char *name,
 
     for ( ;; ) {
         all = 1;
+        e[0] = '\0';           /* only this round's failure is reported */
 
         for (i = 0; i < n; i++) {
             if (ns) {
