@@ -254,3 +254,16 @@ def test_dns01_reload_removes_records(nginx_factory, dns_pebble, bind, state_dir
     srv.reload()
     wait_for(lambda: first in calls_of("remove"), 20, "hook remove after the reload")
     assert first not in (bind.dig("_acme-challenge.a.example.test") or [])
+
+
+def test_dns01_config_ok_server_name_wildcard(nginx_factory, pebble_factory, workdir,
+                                              state_dir):
+    """Names taken from server_name may include "*.name" with dns-01."""
+    pebble = pebble_factory(start=False)
+    srv = nginx_factory()
+    conf = CONF.replace("acme_certificate pebble @NAMES@;", "acme_certificate pebble;")
+    srv.write_conf(conf, URI=pebble.directory_url, CA=pebble.ca_pem, STATE=state_dir,
+                   DNS="dns_update 127.0.0.1:53 key=k secret=data:c2VjcmV0c2VjcmV0;",
+                   NAMES="*.example.test example.test", HTTPS=HTTPS_PORT, HTTP=HTTP_PORT)
+    rc, out = srv.test_config()
+    assert rc == 0, out
