@@ -616,7 +616,7 @@ static const char *
 set_certificate(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
 {
     acme_auto_srv_conf_t  *sc = srv_conf(cmd->server);
-    acme_auto_cert_conf_t *cc;
+    acme_auto_cert_conf_t *cc, *o;
     const char            *err, **pn;
     int                    i;
 
@@ -630,9 +630,6 @@ set_certificate(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
     if (argc < 1) {
         return "AcmeCertificate needs an issuer name: AcmeCertificate "
                "<issuer> [names...] [key=ecdsa:256]";
-    }
-    if (sc->cert != NULL) {
-        return "AcmeCertificate is given twice for this server";
     }
     cc = apr_pcalloc(cmd->pool, sizeof(*cc));
     cc->issuer_name = argv[0];
@@ -654,6 +651,19 @@ set_certificate(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
         pn = apr_array_push(cc->names);
         *pn = apr_pstrdup(cmd->pool, argv[i]);
         ap_str_tolower((char *) *pn);
+    }
+    /* several certificates per vhost differ by key type: OpenSSL holds
+     * one per type and picks by the client's signature algorithms */
+    for (o = sc->cert; o != NULL; o = o->next) {
+        if (o->key_type == cc->key_type) {
+            return "AcmeCertificate is given twice for this server with the "
+                   "same key type (add key=ecdsa:256 / key=rsa:2048 to have "
+                   "one certificate of each type)";
+        }
+        if (o->next == NULL) {
+            o->next = cc;
+            return NULL;
+        }
     }
     sc->cert = cc;
     return NULL;
@@ -839,6 +849,122 @@ same_names(acme_auto_cert_t *c, apr_array_header_t *names)
         bad = 1; \
     } while (0)
 
+/* One AcmeCertificate line of a vhost: its names, its id, its shared
+ * managed certificate (several lines of one vhost give several certificates,
+ * e.g. an ECDSA and an RSA one, all installed by the cert callback). */
+static int
+check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
+    acme_auto_srv_conf_t *sc, acme_auto_cert_conf_t *cc)
+{
+    int                    j, bad = 0;
+    acme_auto_issuer_t    *iss;
+    acme_auto_cert_t      *c = NULL;
+    apr_array_header_t    *names;
+    const char            *msg;
+    char                  *id;
+
+    iss = find_issuer(cc->issuer_name);
+    if (iss == NULL) {
+        CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d) names the "
+                   "issuer '%s', but there is no <AcmeIssuer %s>",
+                   cc->conf_file, cc->conf_line, cc->issuer_name,
+                   cc->issuer_name);
+        return bad;
+    }
+    if (strcmp(iss->challenge, "tls-alpn-01") == 0
+        && !vhost_has_protocol(s, "acme-tls/1"))
+    {
+        CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): <AcmeIssuer"
+                   " %s> uses AcmeChallenge tls-alpn-01, but this vhost "
+                   "does not offer the protocol: add 'Protocols h2 "
+                   "http/1.1 acme-tls/1' (or 'Protocols http/1.1 "
+                   "acme-tls/1') to it", cc->conf_file, cc->conf_line,
+                   iss->name);
+    }
+    names = apr_array_make(ptemp, 4, sizeof(const char *));
+    if (cc->names->nelts > 0) {
+        for (j = 0; j < cc->names->nelts; j++) {
+            const char *n = APR_ARRAY_IDX(cc->names, j, const char *);
+            push_unique(names, n);
+            if (!vhost_has_name(s, n)) {
+                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0,
+                             s, "mod_acme_auto: AcmeCertificate (%s:%d): "
+                             "'%s' is not a ServerName/ServerAlias of "
+                             "this vhost; clients asking for it (SNI) "
+                             "will not reach it", cc->conf_file,
+                             cc->conf_line, n);
+            }
+        }
+    }
+    else {
+        if (s->server_hostname != NULL) {
+            push_unique(names, apr_pstrdup(pconf, s->server_hostname));
+        }
+        for (j = 0; s->names && j < s->names->nelts; j++) {
+            push_unique(names, APR_ARRAY_IDX(s->names, j, const char *));
+        }
+        for (j = 0; s->wild_names && j < s->wild_names->nelts; j++) {
+            push_unique(names, APR_ARRAY_IDX(s->wild_names, j,
+                                             const char *));
+        }
+    }
+    if (names->nelts == 0) {
+        CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): no names; "
+                   "set ServerName or list the names", cc->conf_file,
+                   cc->conf_line);
+        return bad;
+    }
+    for (j = 0; j < names->nelts; j++) {
+        char *n = apr_pstrdup(pconf, APR_ARRAY_IDX(names, j, const char *));
+        ap_str_tolower(n);
+        APR_ARRAY_IDX(names, j, const char *) = n;
+        if ((msg = check_name(ptemp, n, iss)) != NULL) {
+            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): %s",
+                       cc->conf_file, cc->conf_line, msg);
+        }
+    }
+
+    id = acme_store_cert_id(APR_ARRAY_IDX(names, 0, const char *),
+                            cc->key_type);
+    if (id == NULL) {
+        CHECK_FAIL(s, "mod_acme_auto: out of memory");
+        return bad;
+    }
+    for (j = 0; j < acme_auto_g.certs->nelts; j++) {
+        acme_auto_cert_t *o = APR_ARRAY_IDX(acme_auto_g.certs, j,
+                                            acme_auto_cert_t *);
+        if (o->issuer == iss && strcmp(o->id, id) == 0) {
+            c = o;
+            break;
+        }
+    }
+    if (c != NULL && !same_names(c, names)) {
+        CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): another "
+                   "server manages '%s' with the same key type but "
+                   "other names; list the same names or use another "
+                   "first name", cc->conf_file, cc->conf_line, id);
+        free(id);
+        return bad;
+    }
+    if (c == NULL) {
+        c = apr_pcalloc(pconf, sizeof(*c));
+        c->slot = acme_auto_g.certs->nelts;
+        c->id = apr_pstrdup(pconf, id);
+        c->n_names = names->nelts;
+        c->names = apr_pmemdup(pconf, names->elts,
+                               sizeof(const char *) * names->nelts);
+        c->key_type = cc->key_type;
+        c->issuer = iss;
+        APR_ARRAY_PUSH(acme_auto_g.certs, acme_auto_cert_t *) = c;
+    }
+    free(id);
+    if (sc->managed == NULL) {
+        sc->managed = c;
+    }
+    APR_ARRAY_PUSH(sc->managed_all, acme_auto_cert_t *) = c;
+    return bad;
+}
+
 int
 acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     server_rec *base)
@@ -900,113 +1026,19 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
 
     for (s = base; s != NULL; s = s->next) {
         acme_auto_srv_conf_t  *sc = srv_conf(s);
-        acme_auto_cert_conf_t *cc = sc->cert;
-        acme_auto_issuer_t    *iss;
-        acme_auto_cert_t      *c = NULL;
-        apr_array_header_t    *names;
-        const char            *msg;
-        char                  *id;
+        acme_auto_cert_conf_t *cc;
 
         sc->managed = NULL;
-        if (cc == NULL) {
-            continue;
+        sc->managed_all = apr_array_make(pconf, 2, sizeof(acme_auto_cert_t *));
+        for (cc = sc->cert; cc != NULL; cc = cc->next) {
+            bad |= check_cert(pconf, ptemp, s, sc, cc);
         }
-        iss = find_issuer(cc->issuer_name);
-        if (iss == NULL) {
-            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d) names the "
-                       "issuer '%s', but there is no <AcmeIssuer %s>",
-                       cc->conf_file, cc->conf_line, cc->issuer_name,
-                       cc->issuer_name);
-            continue;
-        }
-        if (strcmp(iss->challenge, "tls-alpn-01") == 0
-            && !vhost_has_protocol(s, "acme-tls/1"))
-        {
-            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): <AcmeIssuer"
-                       " %s> uses AcmeChallenge tls-alpn-01, but this vhost "
-                       "does not offer the protocol: add 'Protocols h2 "
-                       "http/1.1 acme-tls/1' (or 'Protocols http/1.1 "
-                       "acme-tls/1') to it", cc->conf_file, cc->conf_line,
-                       iss->name);
-        }
-        names = apr_array_make(ptemp, 4, sizeof(const char *));
-        if (cc->names->nelts > 0) {
-            for (j = 0; j < cc->names->nelts; j++) {
-                const char *n = APR_ARRAY_IDX(cc->names, j, const char *);
-                push_unique(names, n);
-                if (!vhost_has_name(s, n)) {
-                    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0,
-                                 s, "mod_acme_auto: AcmeCertificate (%s:%d): "
-                                 "'%s' is not a ServerName/ServerAlias of "
-                                 "this vhost; clients asking for it (SNI) "
-                                 "will not reach it", cc->conf_file,
-                                 cc->conf_line, n);
-                }
+        if (sc->managed_all->nelts > 1) {
+            for (i = 0; i < sc->managed_all->nelts; i++) {
+                APR_ARRAY_IDX(sc->managed_all, i, acme_auto_cert_t *)
+                    ->with_others = 1;
             }
         }
-        else {
-            if (s->server_hostname != NULL) {
-                push_unique(names, apr_pstrdup(pconf, s->server_hostname));
-            }
-            for (j = 0; s->names && j < s->names->nelts; j++) {
-                push_unique(names, APR_ARRAY_IDX(s->names, j, const char *));
-            }
-            for (j = 0; s->wild_names && j < s->wild_names->nelts; j++) {
-                push_unique(names, APR_ARRAY_IDX(s->wild_names, j,
-                                                 const char *));
-            }
-        }
-        if (names->nelts == 0) {
-            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): no names; "
-                       "set ServerName or list the names", cc->conf_file,
-                       cc->conf_line);
-            continue;
-        }
-        for (j = 0; j < names->nelts; j++) {
-            char *n = apr_pstrdup(pconf, APR_ARRAY_IDX(names, j, const char *));
-            ap_str_tolower(n);
-            APR_ARRAY_IDX(names, j, const char *) = n;
-            if ((msg = check_name(ptemp, n, iss)) != NULL) {
-                CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): %s",
-                           cc->conf_file, cc->conf_line, msg);
-            }
-        }
-
-        id = acme_store_cert_id(APR_ARRAY_IDX(names, 0, const char *),
-                                cc->key_type);
-        if (id == NULL) {
-            CHECK_FAIL(s, "mod_acme_auto: out of memory");
-            continue;
-        }
-        for (j = 0; j < acme_auto_g.certs->nelts; j++) {
-            acme_auto_cert_t *o = APR_ARRAY_IDX(acme_auto_g.certs, j,
-                                                acme_auto_cert_t *);
-            if (o->issuer == iss && strcmp(o->id, id) == 0) {
-                c = o;
-                break;
-            }
-        }
-        if (c != NULL && !same_names(c, names)) {
-            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): another "
-                       "server manages '%s' with the same key type but "
-                       "other names; list the same names or use another "
-                       "first name", cc->conf_file, cc->conf_line, id);
-            free(id);
-            continue;
-        }
-        if (c == NULL) {
-            c = apr_pcalloc(pconf, sizeof(*c));
-            c->slot = acme_auto_g.certs->nelts;
-            c->id = apr_pstrdup(pconf, id);
-            c->n_names = names->nelts;
-            c->names = apr_pmemdup(pconf, names->elts,
-                                   sizeof(const char *) * names->nelts);
-            c->key_type = cc->key_type;
-            c->issuer = iss;
-            APR_ARRAY_PUSH(acme_auto_g.certs, acme_auto_cert_t *) = c;
-        }
-        free(id);
-        sc->managed = c;
     }
 
     used = acme_auto_g.certs->nelts > 0;
@@ -1019,6 +1051,14 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                    "(LoadModule watchdog_module), which runs the renewals");
     }
     return bad ? !OK : OK;
+}
+
+apr_array_header_t *
+acme_auto_certs_for_server(server_rec *s)
+{
+    acme_auto_srv_conf_t *sc = srv_conf(s);
+
+    return sc && sc->managed ? sc->managed_all : NULL;
 }
 
 acme_auto_cert_t *

@@ -290,17 +290,23 @@ int
 acme_auto_add_cert_files(server_rec *s, apr_pool_t *p,
     apr_array_header_t *cert_files, apr_array_header_t *key_files)
 {
-    acme_auto_cert_t *c = acme_auto_cert_for_server(s);
+    apr_array_header_t *all = acme_auto_certs_for_server(s);
+    acme_auto_cert_t   *c;
+    int                 i, added = 0;
 
     (void) p;
-    if (c == NULL || c->placeholder == NULL) {
-        return DECLINED;
+    for (i = 0; all != NULL && i < all->nelts; i++) {
+        c = APR_ARRAY_IDX(all, i, acme_auto_cert_t *);
+        if (c->placeholder == NULL) {
+            continue;
+        }
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "mod_acme_auto: %s for "
+                     "mod_ssl: %s", c->id, c->placeholder);
+        APR_ARRAY_PUSH(cert_files, const char *) = c->placeholder;
+        APR_ARRAY_PUSH(key_files, const char *) = c->placeholder;
+        added = 1;
     }
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "mod_acme_auto: %s for "
-                 "mod_ssl: %s", c->id, c->placeholder);
-    APR_ARRAY_PUSH(cert_files, const char *) = c->placeholder;
-    APR_ARRAY_PUSH(key_files, const char *) = c->placeholder;
-    return OK;
+    return added ? OK : DECLINED;
 }
 
 /* -- children: parsed certificates and the cert callback ------------------- */
@@ -322,13 +328,19 @@ static pthread_mutex_t  stop_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t   stop_cv = PTHREAD_COND_INITIALIZER;
 static int              stop_flag;
 
+/* Installs the vhost's parsed certificates: one SSL_certs_clear (so no
+ * placeholder lingers), then one SSL_use_cert_and_key per certificate, so
+ * that with an ECDSA and an RSA one OpenSSL picks by the client's
+ * signature algorithms. */
 static int
 cert_cb(SSL *ssl, void *arg)
 {
-    acme_auto_cert_t     *c = arg;
+    apr_array_header_t   *all = arg;
+    acme_auto_cert_t     *c;
     proc_cert_t          *pc;
     const unsigned char  *alpn = NULL;
     unsigned int          alpn_len = 0;
+    int                   i, cleared = 0, ok = 1;
 
     /* with TLS 1.3 ALPN is decided first: leave a tls-alpn-01 challenge
      * certificate alone */
@@ -338,37 +350,48 @@ cert_cb(SSL *ssl, void *arg)
     {
         return 1;
     }
-    if (proc_certs == NULL || c->slot >= n_proc_certs) {
+    if (proc_certs == NULL) {
         return 1;
     }
-    pc = &proc_certs[c->slot];
-    if (pthread_rwlock_rdlock(&pc->lock) != 0) {
-        return 1;
-    }
-    if (pc->key != NULL && pc->leaf != NULL) {
-        SSL_certs_clear(ssl);
-        if (SSL_use_cert_and_key(ssl, pc->leaf, pc->key, pc->chain, 1) != 1) {
-            pthread_rwlock_unlock(&pc->lock);
-            return 0;
+    for (i = 0; ok && i < all->nelts; i++) {
+        c = APR_ARRAY_IDX(all, i, acme_auto_cert_t *);
+        if (c->slot >= n_proc_certs) {
+            continue;
         }
+        pc = &proc_certs[c->slot];
+        if (pthread_rwlock_rdlock(&pc->lock) != 0) {
+            continue;
+        }
+        if (pc->key != NULL && pc->leaf != NULL) {
+            if (!cleared) {
+                SSL_certs_clear(ssl);
+                cleared = 1;
+            }
+            if (SSL_use_cert_and_key(ssl, pc->leaf, pc->key, pc->chain, 1)
+                != 1)
+            {
+                ok = 0;
+            }
+        }
+        pthread_rwlock_unlock(&pc->lock);
     }
-    pthread_rwlock_unlock(&pc->lock);
-    return 1;
+    return ok;
 }
 
 int
 acme_auto_ssl_init_server(server_rec *s, apr_pool_t *p, int is_proxy,
     SSL_CTX *ctx)
 {
-    acme_auto_cert_t *c = acme_auto_cert_for_server(s);
+    acme_auto_cert_t   *c = acme_auto_cert_for_server(s);
+    apr_array_header_t *all = acme_auto_certs_for_server(s);
 
     (void) p;
-    if (is_proxy || c == NULL || ctx == NULL) {
+    if (is_proxy || c == NULL || all == NULL || ctx == NULL) {
         return APR_SUCCESS;
     }
     ((acme_auto_srv_conf_t *) ap_get_module_config(s->module_config,
                                                    &acme_auto_module))->ssl_seen = 1;
-    SSL_CTX_set_cert_cb(ctx, cert_cb, c);
+    SSL_CTX_set_cert_cb(ctx, cert_cb, all);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "mod_acme_auto: cert "
                  "callback set for %s (%s)", s->server_hostname, c->id);
     return APR_SUCCESS;
@@ -391,7 +414,7 @@ refresh_slot(server_rec *s, acme_auto_cert_t *c)
     if (gen == pc->gen) {
         return;
     }
-    if (pc->gen == 0 && gen == c->startup_gen) {
+    if (pc->gen == 0 && gen == c->startup_gen && !c->with_others) {
         pc->gen = gen;      /* mod_ssl already serves this one */
         return;
     }

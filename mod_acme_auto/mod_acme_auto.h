@@ -77,14 +77,17 @@ typedef struct {
     const char          *ca_copy;       /* trusted CA copied into the state dir */
 } acme_auto_issuer_t;
 
-/* "AcmeCertificate issuer [names...] [key=...]" on a vhost. */
-typedef struct {
+/* "AcmeCertificate issuer [names...] [key=...]" on a vhost; a vhost may
+ * have several (one per key type), chained by next. */
+typedef struct acme_auto_cert_conf_s acme_auto_cert_conf_t;
+struct acme_auto_cert_conf_s {
     const char          *issuer_name;
     apr_array_header_t  *names;         /* explicit names, may be empty */
     acme_key_type_t      key_type;
     const char          *conf_file;
     int                  conf_line;
-} acme_auto_cert_conf_t;
+    acme_auto_cert_conf_t *next;
+};
 
 typedef struct acme_auto_cert_s acme_auto_cert_t;
 
@@ -92,7 +95,8 @@ typedef struct acme_auto_cert_s acme_auto_cert_t;
 typedef struct {
     acme_auto_cert_conf_t *cert;        /* not inherited by vhosts */
     apr_array_header_t    *issuers;     /* main server only: acme_auto_issuer_t * */
-    acme_auto_cert_t      *managed;     /* set by the check */
+    acme_auto_cert_t      *managed;     /* set by the check: the first */
+    apr_array_header_t    *managed_all; /* acme_auto_cert_t *, all of them */
     int                    ssl_seen;    /* mod_ssl gave us its SSL_CTX */
 } acme_auto_srv_conf_t;
 
@@ -106,6 +110,8 @@ struct acme_auto_cert_s {
     acme_auto_issuer_t  *issuer;
     const char          *placeholder;   /* the file handed to mod_ssl */
     apr_uint32_t         startup_gen;   /* generation mod_ssl's file holds; 0 = fallback */
+    int                  with_others;   /* a vhost serves it with other certs:
+                                           the callback always installs it */
 };
 
 /* Module-wide state of the current configuration generation. */
@@ -125,6 +131,8 @@ void *acme_auto_merge_srv_conf(apr_pool_t *p, void *base, void *add);
 int acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     apr_pool_t *ptemp, server_rec *s);
 acme_auto_cert_t *acme_auto_cert_for_server(server_rec *s);
+/* All managed certificates of a vhost (acme_auto_cert_t *), or NULL. */
+apr_array_header_t *acme_auto_certs_for_server(server_rec *s);
 
 /* acme_auto_shm.c: shared memory layout and access */
 #define ACME_AUTO_MAX_TOKENS    64
