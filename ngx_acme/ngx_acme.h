@@ -218,7 +218,7 @@ typedef struct {
 } ngx_acme_cert_t;
 
 
-typedef struct {
+typedef struct ngx_acme_srv_conf_s {
     ngx_str_t                 issuer_name;
     ngx_array_t              *names;          /* ngx_str_t, explicit names */
     ngx_int_t                 key_type;
@@ -230,6 +230,9 @@ typedef struct {
     ngx_str_t                *fallback_key;   /* ngx_http_ssl_module */
 
     ngx_acme_cert_t          *cert;
+
+    /* a further acme_certificate of the same server (e.g. another key type) */
+    struct ngx_acme_srv_conf_s *next;
 } ngx_acme_srv_conf_t;
 
 
@@ -301,7 +304,7 @@ ngx_pid_t ngx_acme_shm_lease_pid(ngx_acme_main_conf_t *amcf);
 ngx_int_t ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     ngx_acme_srv_conf_t *ascf, ngx_array_t *names);
 ngx_int_t ngx_acme_ssl_set_callback(ngx_conf_t *cf, SSL_CTX *ctx,
-    ngx_acme_cert_t *cert);
+    ngx_acme_srv_conf_t *ascf);
 void ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_ssl_promote(ngx_acme_cert_t *cert);
 void ngx_acme_ssl_free(ngx_acme_main_conf_t *amcf);

@@ -952,7 +952,7 @@ ngx_acme_check_name(ngx_str_t *name)
 static char *
 ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_acme_srv_conf_t  *ascf = conf;
+    ngx_acme_srv_conf_t  *head = conf;
 
     ngx_int_t                  n;
     ngx_str_t                 *value, *s, type;
@@ -962,10 +962,28 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     acme_key_type_t            kt;
     ngx_acme_main_conf_t      *amcf;
     ngx_http_server_name_t    *sn;
+    ngx_acme_srv_conf_t       *ascf, **last;
     ngx_http_core_srv_conf_t  *cscf;
 
-    if (ascf->issuer_name.len) {
-        return "is duplicate";
+    /* a further certificate of the server, e.g. for another key type */
+
+    if (head->issuer_name.len) {
+        ascf = ngx_pcalloc(cf->pool, sizeof(ngx_acme_srv_conf_t));
+        if (ascf == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ascf->key_type = -1;
+        ascf->challenge = NGX_ACME_CHALLENGE_UNSET;
+
+        for (last = &head->next; *last; last = &(*last)->next) {
+            /* void */
+        }
+
+        *last = ascf;
+
+    } else {
+        ascf = head;
     }
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_acme_module);
@@ -1063,6 +1081,13 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ascf->key_type = ACME_KEY_DEFAULT;
     }
 
+    if (ascf != head) {
+        /* the first acme_certificate put the placeholder in place */
+        ascf->fallback_cert = head->fallback_cert;
+        ascf->fallback_key = head->fallback_key;
+        return NGX_CONF_OK;
+    }
+
     /*
      * The fallback certificate names what is known now; server_name may
      * still follow, which only matters for a placeholder's looks.
@@ -1157,7 +1182,7 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
     const char                 *why, **np;
     ngx_acme_cert_t            *cert, **certs, **cp;
     ngx_acme_issuer_t          *issuer, **issuers;
-    ngx_acme_srv_conf_t        *ascf;
+    ngx_acme_srv_conf_t        *ascf, *head;
     ngx_acme_main_conf_t       *amcf;
     ngx_http_server_name_t     *sn;
     ngx_http_ssl_srv_conf_t    *sscf;
@@ -1173,269 +1198,273 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
     for (s = 0; s < cmcf->servers.nelts; s++) {
 
         cscf = cscfp[s];
-        ascf = cscf->ctx->srv_conf[ngx_http_acme_module.ctx_index];
+        head = cscf->ctx->srv_conf[ngx_http_acme_module.ctx_index];
 
-        if (ascf->issuer_name.len == 0) {
+        if (head->issuer_name.len == 0) {
             continue;
         }
 
-        issuer = NULL;
-        issuers = amcf->issuers.elts;
+        sscf = cscf->ctx->srv_conf[ngx_http_ssl_module.ctx_index];
 
-        for (i = 0; i < amcf->issuers.nelts; i++) {
-            if (issuers[i]->name.len == ascf->issuer_name.len
-                && ngx_strncmp(issuers[i]->name.data, ascf->issuer_name.data,
-                               ascf->issuer_name.len) == 0)
+        for (ascf = head; ascf; ascf = ascf->next) {
+
+            issuer = NULL;
+            issuers = amcf->issuers.elts;
+
+            for (i = 0; i < amcf->issuers.nelts; i++) {
+                if (issuers[i]->name.len == ascf->issuer_name.len
+                    && ngx_strncmp(issuers[i]->name.data,
+                                   ascf->issuer_name.data,
+                                   ascf->issuer_name.len) == 0)
+                {
+                    issuer = issuers[i];
+                    break;
+                }
+            }
+
+            if (issuer == NULL) {
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "\"acme_certificate\" refers to unknown "
+                                    "acme_issuer \"%V\"", &ascf->issuer_name);
+                return NGX_ERROR;
+            }
+
+            /* the names: explicit, else the server's server_name */
+
+            cert = ngx_pcalloc(cf->pool, sizeof(ngx_acme_cert_t));
+            if (cert == NULL) {
+                return NGX_ERROR;
+            }
+
+            if (ngx_array_init(&cert->names, cf->pool, 2, sizeof(char *))
+                != NGX_OK)
             {
-                issuer = issuers[i];
-                break;
-            }
-        }
-
-        if (issuer == NULL) {
-            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                "\"acme_certificate\" refers to unknown "
-                                "acme_issuer \"%V\"", &ascf->issuer_name);
-            return NGX_ERROR;
-        }
-
-        /* the names: explicit, else the server's server_name */
-
-        cert = ngx_pcalloc(cf->pool, sizeof(ngx_acme_cert_t));
-        if (cert == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (ngx_array_init(&cert->names, cf->pool, 2, sizeof(char *))
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        if (ascf->names) {
-            names = ascf->names->elts;
-
-            for (i = 0; i < ascf->names->nelts; i++) {
-                np = ngx_array_push(&cert->names);
-                if (np == NULL) {
-                    return NGX_ERROR;
-                }
-
-                *np = (const char *) ngx_acme_cstr(cf->pool, &names[i]);
-                if (*np == NULL) {
-                    return NGX_ERROR;
-                }
+                return NGX_ERROR;
             }
 
-        } else {
-            sn = cscf->server_names.elts;
+            if (ascf->names) {
+                names = ascf->names->elts;
 
-            for (i = 0; i < cscf->server_names.nelts; i++) {
+                for (i = 0; i < ascf->names->nelts; i++) {
+                    np = ngx_array_push(&cert->names);
+                    if (np == NULL) {
+                        return NGX_ERROR;
+                    }
 
-                if (sn[i].name.len == 0) {
-                    continue;
-                }
-
-#if (NGX_PCRE)
-                if (sn[i].regex) {
-                    ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                        "\"acme_certificate\" cannot use the "
-                                        "regular expression server name "
-                                        "\"~%V\"; list the names in "
-                                        "\"acme_certificate\"", &sn[i].name);
-                    return NGX_ERROR;
-                }
-#endif
-
-                why = ngx_acme_check_name(&sn[i].name);
-                if (why) {
-                    ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                        "\"acme_certificate\" cannot use "
-                                        "server name \"%V\": it %s",
-                                        &sn[i].name, why);
-                    return NGX_ERROR;
-                }
-
-                /* duplicates in server_name are harmless, not in a CSR */
-
-                for (j = 0; j < cert->names.nelts; j++) {
-                    np = cert->names.elts;
-                    if (ngx_strlen(np[j]) == sn[i].name.len
-                        && ngx_strncmp(np[j], sn[i].name.data,
-                                       sn[i].name.len) == 0)
-                    {
-                        break;
+                    *np = (const char *) ngx_acme_cstr(cf->pool, &names[i]);
+                    if (*np == NULL) {
+                        return NGX_ERROR;
                     }
                 }
 
-                if (j < cert->names.nelts) {
+            } else {
+                sn = cscf->server_names.elts;
+
+                for (i = 0; i < cscf->server_names.nelts; i++) {
+
+                    if (sn[i].name.len == 0) {
+                        continue;
+                    }
+
+    #if (NGX_PCRE)
+                    if (sn[i].regex) {
+                        ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                            "\"acme_certificate\" cannot use "
+                                            "the regular expression server name "
+                                            "\"~%V\"; list the names in "
+                                            "\"acme_certificate\"", &sn[i].name);
+                        return NGX_ERROR;
+                    }
+    #endif
+
+                    why = ngx_acme_check_name(&sn[i].name);
+                    if (why) {
+                        ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                            "\"acme_certificate\" cannot use "
+                                            "server name \"%V\": it %s",
+                                            &sn[i].name, why);
+                        return NGX_ERROR;
+                    }
+
+                    /* duplicates in server_name are harmless, not in a CSR */
+
+                    for (j = 0; j < cert->names.nelts; j++) {
+                        np = cert->names.elts;
+                        if (ngx_strlen(np[j]) == sn[i].name.len
+                            && ngx_strncmp(np[j], sn[i].name.data,
+                                           sn[i].name.len) == 0)
+                        {
+                            break;
+                        }
+                    }
+
+                    if (j < cert->names.nelts) {
+                        continue;
+                    }
+
+                    np = ngx_array_push(&cert->names);
+                    if (np == NULL) {
+                        return NGX_ERROR;
+                    }
+
+                    /* "$hostname" is not NUL-terminated */
+                    *np = (const char *) ngx_acme_cstr(cf->pool, &sn[i].name);
+                    if (*np == NULL) {
+                        return NGX_ERROR;
+                    }
+                }
+            }
+
+            if (cert->names.nelts == 0) {
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "\"acme_certificate\" has no usable names: "
+                                    "set \"server_name\" or list the names");
+                return NGX_ERROR;
+            }
+
+            /* the server must be reachable over TLS */
+
+            if (!ngx_acme_server_listens_ssl(cmcf, cscf) && !sscf->enable) {
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "\"acme_certificate\" is used in a server "
+                                    "without \"listen ... ssl\"");
+                return NGX_ERROR;
+            }
+
+            if (sscf->certificates == NULL
+                || sscf->certificates->nelts != 1
+                || ((ngx_str_t *) sscf->certificates->elts)->data
+                   != ascf->fallback_cert->data
+                || sscf->certificate_keys == NULL
+                || sscf->certificate_keys->nelts != 1)
+            {
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "\"ssl_certificate\" and "
+                                    "\"ssl_certificate_key\" cannot be used in a "
+                                    "server with \"acme_certificate\", which "
+                                    "manages its certificate");
+                return NGX_ERROR;
+            }
+
+            np = cert->names.elts;
+            name.data = (u_char *) np[0];
+            name.len = ngx_strlen(np[0]);
+
+            id = acme_store_cert_id(np[0], (acme_key_type_t) ascf->key_type);
+            if (id == NULL) {
+                return NGX_ERROR;
+            }
+
+            len = ngx_strlen(id);
+
+            if (len >= NGX_ACME_ID_LEN) {
+                free(id);
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "\"acme_certificate\": name \"%V\" is too "
+                                    "long for a certificate id", &name);
+                return NGX_ERROR;
+            }
+
+            cert->id.data = ngx_pnalloc(cf->pool, len + 1);
+            if (cert->id.data == NULL) {
+                free(id);
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(cert->id.data, id, len + 1);
+            cert->id.len = len;
+            free(id);
+
+            cert->issuer = issuer;
+            cert->key_type = (acme_key_type_t) ascf->key_type;
+            cert->challenge = (ascf->challenge != NGX_ACME_CHALLENGE_UNSET)
+                              ? (ngx_uint_t) ascf->challenge
+                              : (ngx_uint_t) issuer->challenge;
+            if (cert->challenge == NGX_ACME_DNS_01
+                && issuer->dns_server.host == NULL && issuer->dns_hook == NULL)
+            {
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "\"acme_certificate\" uses dns-01, but "
+                                    "\"acme_issuer %V\" has neither "
+                                    "\"dns_update\" nor \"dns_hook\"",
+                                    &issuer->name);
+                return NGX_ERROR;
+            }
+
+            np = cert->names.elts;
+
+            for (i = 0; cert->challenge != NGX_ACME_DNS_01
+                        && i < cert->names.nelts; i++)
+            {
+                if (np[i][0] == '*') {
+                    ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                        "\"acme_certificate\": the wildcard "
+                                        "name \"%s\" needs dns-01 "
+                                        "(\"challenge dns-01\" in the issuer "
+                                        "or challenge=dns-01)", np[i]);
+                    return NGX_ERROR;
+                }
+            }
+
+            cert->rnd = ngx_crc32_short(cert->id.data, cert->id.len);
+            cert->file = ascf->file;
+            cert->line = ascf->line;
+
+            /* servers with the same certificate share one */
+
+            certs = amcf->certs.elts;
+
+            for (i = 0; i < amcf->certs.nelts; i++) {
+
+                if (ngx_strcmp(certs[i]->id.data, cert->id.data) != 0) {
                     continue;
                 }
 
-                np = ngx_array_push(&cert->names);
-                if (np == NULL) {
+                same = (certs[i]->issuer == cert->issuer
+                        && certs[i]->challenge == cert->challenge
+                        && certs[i]->names.nelts == cert->names.nelts);
+
+                for (j = 0; same && j < cert->names.nelts; j++) {
+                    if (ngx_strcmp(((char **) certs[i]->names.elts)[j],
+                                   ((char **) cert->names.elts)[j])
+                        != 0)
+                    {
+                        same = 0;
+                    }
+                }
+
+                if (!same) {
+                    ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                        "certificate \"%V\" is managed with "
+                                        "other names, issuer or challenge in "
+                                        "%s:%ui",
+                                        &cert->id, certs[i]->file,
+                                        certs[i]->line);
                     return NGX_ERROR;
                 }
 
-                /* "$hostname" is not NUL-terminated */
-                *np = (const char *) ngx_acme_cstr(cf->pool, &sn[i].name);
-                if (*np == NULL) {
+                cert = certs[i];
+                break;
+            }
+
+            if (i == amcf->certs.nelts) {
+                cp = ngx_array_push(&amcf->certs);
+                if (cp == NULL) {
                     return NGX_ERROR;
                 }
-            }
-        }
 
-        if (cert->names.nelts == 0) {
-            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                "\"acme_certificate\" has no usable names: "
-                                "set \"server_name\" or list the names");
-            return NGX_ERROR;
-        }
-
-        /* the server must be reachable over TLS */
-
-        sscf = cscf->ctx->srv_conf[ngx_http_ssl_module.ctx_index];
-
-        if (!ngx_acme_server_listens_ssl(cmcf, cscf) && !sscf->enable) {
-            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                "\"acme_certificate\" is used in a server "
-                                "without \"listen ... ssl\"");
-            return NGX_ERROR;
-        }
-
-        if (sscf->certificates == NULL
-            || sscf->certificates->nelts != 1
-            || ((ngx_str_t *) sscf->certificates->elts)->data
-               != ascf->fallback_cert->data
-            || sscf->certificate_keys == NULL
-            || sscf->certificate_keys->nelts != 1)
-        {
-            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                "\"ssl_certificate\" and "
-                                "\"ssl_certificate_key\" cannot be used in a "
-                                "server with \"acme_certificate\", which "
-                                "manages its certificate");
-            return NGX_ERROR;
-        }
-
-        np = cert->names.elts;
-        name.data = (u_char *) np[0];
-        name.len = ngx_strlen(np[0]);
-
-        id = acme_store_cert_id(np[0], (acme_key_type_t) ascf->key_type);
-        if (id == NULL) {
-            return NGX_ERROR;
-        }
-
-        len = ngx_strlen(id);
-
-        if (len >= NGX_ACME_ID_LEN) {
-            free(id);
-            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                "\"acme_certificate\": name \"%V\" is too "
-                                "long for a certificate id", &name);
-            return NGX_ERROR;
-        }
-
-        cert->id.data = ngx_pnalloc(cf->pool, len + 1);
-        if (cert->id.data == NULL) {
-            free(id);
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(cert->id.data, id, len + 1);
-        cert->id.len = len;
-        free(id);
-
-        cert->issuer = issuer;
-        cert->key_type = (acme_key_type_t) ascf->key_type;
-        cert->challenge = (ascf->challenge != NGX_ACME_CHALLENGE_UNSET)
-                          ? (ngx_uint_t) ascf->challenge
-                          : (ngx_uint_t) issuer->challenge;
-        if (cert->challenge == NGX_ACME_DNS_01
-            && issuer->dns_server.host == NULL && issuer->dns_hook == NULL)
-        {
-            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                "\"acme_certificate\" uses dns-01, but "
-                                "\"acme_issuer %V\" has neither "
-                                "\"dns_update\" nor \"dns_hook\"",
-                                &issuer->name);
-            return NGX_ERROR;
-        }
-
-        np = cert->names.elts;
-
-        for (i = 0; cert->challenge != NGX_ACME_DNS_01
-                    && i < cert->names.nelts; i++)
-        {
-            if (np[i][0] == '*') {
-                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                    "\"acme_certificate\": the wildcard "
-                                    "name \"%s\" needs dns-01 "
-                                    "(\"challenge dns-01\" in the issuer "
-                                    "or challenge=dns-01)", np[i]);
-                return NGX_ERROR;
-            }
-        }
-
-        cert->rnd = ngx_crc32_short(cert->id.data, cert->id.len);
-        cert->file = ascf->file;
-        cert->line = ascf->line;
-
-        /* servers with the same certificate share one */
-
-        certs = amcf->certs.elts;
-
-        for (i = 0; i < amcf->certs.nelts; i++) {
-
-            if (ngx_strcmp(certs[i]->id.data, cert->id.data) != 0) {
-                continue;
+                *cp = cert;
             }
 
-            same = (certs[i]->issuer == cert->issuer
-                    && certs[i]->challenge == cert->challenge
-                    && certs[i]->names.nelts == cert->names.nelts);
+            ascf->cert = cert;
 
-            for (j = 0; same && j < cert->names.nelts; j++) {
-                if (ngx_strcmp(((char **) certs[i]->names.elts)[j],
-                               ((char **) cert->names.elts)[j])
-                    != 0)
-                {
-                    same = 0;
-                }
+            if (cert->challenge == NGX_ACME_TLS_ALPN_01) {
+                amcf->tls_alpn = 1;
             }
-
-            if (!same) {
-                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                    "certificate \"%V\" is managed with "
-                                    "other names, issuer or challenge in "
-                                    "%s:%ui",
-                                    &cert->id, certs[i]->file,
-                                    certs[i]->line);
-                return NGX_ERROR;
-            }
-
-            cert = certs[i];
-            break;
-        }
-
-        if (i == amcf->certs.nelts) {
-            cp = ngx_array_push(&amcf->certs);
-            if (cp == NULL) {
-                return NGX_ERROR;
-            }
-
-            *cp = cert;
-        }
-
-        ascf->cert = cert;
-
-        if (cert->challenge == NGX_ACME_TLS_ALPN_01) {
-            amcf->tls_alpn = 1;
         }
 
         if (sscf->ssl.ctx) {
-            if (ngx_acme_ssl_set_callback(cf, sscf->ssl.ctx, cert) != NGX_OK) {
+            if (ngx_acme_ssl_set_callback(cf, sscf->ssl.ctx, head) != NGX_OK) {
                 return NGX_ERROR;
             }
         }

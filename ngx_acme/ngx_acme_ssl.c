@@ -160,14 +160,17 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
 
 
 ngx_int_t
-ngx_acme_ssl_set_callback(ngx_conf_t *cf, SSL_CTX *ctx, ngx_acme_cert_t *cert)
+ngx_acme_ssl_set_callback(ngx_conf_t *cf, SSL_CTX *ctx,
+    ngx_acme_srv_conf_t *ascf)
 {
     /*
      * ngx_http_ssl_module only sets a cert callback for certificates with
      * variables, which a managed server cannot have.  The SNI callback moves
-     * the connection to this server's SSL_CTX, callback included.
+     * the connection to this server's SSL_CTX, callback included.  The
+     * argument is the server's first acme_certificate; the others follow
+     * in ascf->next.
      */
-    SSL_CTX_set_cert_cb(ctx, ngx_acme_ssl_cert_cb, cert);
+    SSL_CTX_set_cert_cb(ctx, ngx_acme_ssl_cert_cb, ascf);
 
     return NGX_OK;
 }
@@ -176,9 +179,12 @@ ngx_acme_ssl_set_callback(ngx_conf_t *cf, SSL_CTX *ctx, ngx_acme_cert_t *cert)
 static int
 ngx_acme_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
 {
-    ngx_acme_cert_t  *cert = arg;
+    ngx_acme_srv_conf_t  *head = arg;
 
-    ngx_int_t  rc;
+    ngx_int_t             rc;
+    ngx_uint_t            cleared;
+    ngx_acme_cert_t      *cert;
+    ngx_acme_srv_conf_t  *ascf;
 
     /* a tls-alpn-01 challenge handshake gets its certificate, or fails */
 
@@ -188,28 +194,53 @@ ngx_acme_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
         return (rc == NGX_OK) ? 1 : 0;
     }
 
-    /* a parsed bundle became active: a few pointer moves, no parsing */
+    /*
+     * Every issued certificate of the server is installed, one per key
+     * type, so that OpenSSL picks by the client's signature algorithms.
+     * The placeholder goes as soon as one certificate is issued: a client
+     * that can only use a type not issued yet fails rather than get it.
+     */
 
-    if (cert->next_leaf && cert->slot
-        && cert->slot->active == cert->next_gen)
-    {
-        ngx_acme_ssl_promote(cert);
+    cleared = 0;
+
+    for (ascf = head; ascf; ascf = ascf->next) {
+        cert = ascf->cert;
+
+        if (cert == NULL) {
+            continue;
+        }
+
+        /* a parsed bundle became active: a few pointer moves, no parsing */
+
+        if (cert->next_leaf && cert->slot
+            && cert->slot->active == cert->next_gen)
+        {
+            ngx_acme_ssl_promote(cert);
+        }
+
+        if (cert->leaf == NULL || cert->key == NULL) {
+            continue;
+        }
+
+        if (!cleared) {
+            SSL_certs_clear(ssl_conn);
+            cleared = 1;
+        }
+
+        /* override: two certificates of one key type, the last one wins */
+
+        if (SSL_use_cert_and_key(ssl_conn, cert->leaf, cert->key,
+                                 cert->chain, 1)
+            != 1)
+        {
+            ngx_ssl_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "acme: SSL_use_cert_and_key(\"%V\") failed",
+                          &cert->id);
+            return 0;
+        }
     }
 
-    if (cert->leaf == NULL || cert->key == NULL) {
-        /* nothing issued yet: the fallback configured on the context */
-        return 1;
-    }
-
-    SSL_certs_clear(ssl_conn);
-
-    if (SSL_use_cert_and_key(ssl_conn, cert->leaf, cert->key, cert->chain, 1)
-        != 1)
-    {
-        ngx_ssl_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "acme: SSL_use_cert_and_key(\"%V\") failed", &cert->id);
-        return 0;
-    }
+    /* nothing issued yet: the fallback configured on the context */
 
     return 1;
 }
