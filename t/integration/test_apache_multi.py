@@ -8,7 +8,8 @@ import subprocess
 from apache_server import (HTTP_PORT, HTTPS_PORT, apache_factory,  # noqa: F401 (fixture)
                            get_status, managed_conf, status_cert)
 from cryptography import x509
-from tlsutil import is_self_signed, key_desc, sans, wait_for
+from cryptography.x509.oid import ExtensionOID
+from tlsutil import is_self_signed, key_desc, sans, wait_acme_cert, wait_for
 
 ISSUE_TIMEOUT = 60
 
@@ -60,4 +61,31 @@ def test_ecdsa_and_rsa_certificates_on_one_vhost(apache_factory, pebble, root_fi
     assert all(len(v) == 1 for v in serials.values()), serials
     assert srv.parent_pid == parent and srv.running()
     assert srv.error_log().count("resuming normal operations") == 1
+    assert not srv.crashes(), srv.crashes()
+
+
+def _ip_sans(cert):
+    ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    return [str(a) for a in ext.value.get_values_for_type(x509.IPAddress)]
+
+
+def test_ip_identifier_http01(apache_factory, pebble, root_file, state_dir):
+    """AcmeCertificate for 127.0.0.1: an "ip" identifier, validated by
+    http-01 on pebble's httpPort; a client without SNI (connecting to the
+    IP) gets the certificate with the IP SAN."""
+    srv = apache_factory()
+    srv.write_conf(managed_conf(pebble, state_dir, names=("a.example.test",),
+                                cert_args="127.0.0.1"))
+    rc, out = srv.test_config()
+    assert rc == 0, out
+    srv.start()
+    parent = srv.parent_pid
+
+    cert = wait_acme_cert(HTTPS_PORT, "127.0.0.1", root_file, ISSUE_TIMEOUT,
+                          proc_alive=srv.running)
+    assert _ip_sans(cert) == ["127.0.0.1"]
+    assert sans(cert) == []
+    st = status_cert(get_status())
+    assert st["state"] == "valid" and st["last_error"] is None, st
+    assert srv.parent_pid == parent and srv.running()
     assert not srv.crashes(), srv.crashes()
