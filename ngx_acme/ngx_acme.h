@@ -69,6 +69,17 @@ typedef struct ngx_acme_job_s  ngx_acme_job_t;
 #define NGX_ACME_TLS_ALPN_01       1
 #define NGX_ACME_DNS_01            2
 #define NGX_ACME_CHALLENGE_UNSET   ((ngx_int_t) -1)
+#define NGX_ACME_CHALLENGES_MAX    3
+
+
+/*
+ * The challenge types to try, in order: the attempt after N consecutive
+ * failures uses type[N % n] (n 0: not configured).
+ */
+typedef struct {
+    ngx_uint_t                type[NGX_ACME_CHALLENGES_MAX];
+    ngx_uint_t                n;
+} ngx_acme_challenges_t;
 
 
 /* A DNS server of dns_update / dns_propagation_check. */
@@ -91,6 +102,7 @@ typedef struct {
     ngx_int_t                 renew_percent;  /* of the lifetime left */
     ngx_msec_t                timeout;
     ngx_int_t                 challenge;      /* NGX_ACME_HTTP_01, ... */
+    ngx_acme_challenges_t     challenges;     /* challenge[0] first */
 
     /*
      * External Account Binding: the MAC key is read and decoded at
@@ -152,6 +164,7 @@ typedef struct {
 
     unsigned                  renewing:1;
     u_char                    step[32];
+    ngx_uint_t                challenge;      /* 1 + type last tried; 0 */
     time_t                    next_renewal;
 
     acme_cert_state_t         st;             /* persisted in state.json */
@@ -195,7 +208,8 @@ typedef struct {
     ngx_acme_issuer_t        *issuer;
     ngx_array_t               names;          /* char *, NUL-terminated */
     acme_key_type_t           key_type;
-    ngx_uint_t                challenge;      /* NGX_ACME_HTTP_01, ... */
+    ngx_uint_t                challenge;      /* challenges.type[0] */
+    ngx_acme_challenges_t     challenges;
     uint32_t                  rnd;            /* stable renewal jitter seed */
 
     u_char                   *file;           /* first acme_certificate */
@@ -223,6 +237,7 @@ typedef struct ngx_acme_srv_conf_s {
     ngx_array_t              *names;          /* ngx_str_t, explicit names */
     ngx_int_t                 key_type;
     ngx_int_t                 challenge;      /* -1: the issuer's */
+    ngx_acme_challenges_t     challenges;
     u_char                   *file;
     ngx_uint_t                line;
 
@@ -271,6 +286,10 @@ u_char *ngx_acme_cstr(ngx_pool_t *pool, ngx_str_t *s);
 void ngx_acme_conf_error(ngx_log_t *log, u_char *file, ngx_uint_t line,
     const char *fmt, ...);
 ngx_int_t ngx_acme_challenge_parse(ngx_str_t *value);
+char *ngx_acme_challenges_add(ngx_acme_challenges_t *c, ngx_str_t *value);
+ngx_uint_t ngx_acme_cert_challenge(ngx_acme_cert_t *cert,
+    ngx_uint_t failures);
+ngx_uint_t ngx_acme_cert_uses(ngx_acme_cert_t *cert, ngx_uint_t type);
 const char *ngx_acme_challenge_name(ngx_uint_t type);
 
 /* ngx_acme_shm.c */

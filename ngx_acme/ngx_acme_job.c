@@ -517,6 +517,7 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
     char                  err[ACME_ERRLEN];
     ngx_acme_cert_t      *cert;
     ngx_acme_issuer_t    *issuer;
+    ngx_uint_t            type;
     acme_order_config_t   oc;
 
     cert = job->cert;
@@ -533,7 +534,14 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
     oc.names = (const char *const *) cert->names.elts;
     oc.n_names = cert->names.nelts;
     oc.cert_key = job->cert_key;
-    oc.challenge_type = ngx_acme_challenge_name(cert->challenge);
+    /* a challenge list: after N consecutive failures, type[N % n] */
+
+    ngx_acme_shm_lock(job->amcf);
+    type = ngx_acme_cert_challenge(cert, cert->slot->st.failures);
+    cert->slot->challenge = 1 + type;
+    ngx_acme_shm_unlock(job->amcf);
+
+    oc.challenge_type = ngx_acme_challenge_name(type);
 
     if (issuer->eab_kid.len && issuer->eab_key) {
         oc.eab_kid = (char *) issuer->eab_kid.data;
@@ -757,6 +765,7 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
 {
     time_t             now;
     char               buf[21];
+    const char        *type;
     ngx_acme_cert_t   *cert;
     ngx_acme_slot_t   *slot;
 
@@ -780,13 +789,20 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
     ngx_acme_shm_lock(job->amcf);
 
     job->st = slot->st;
+
+    /* the type this attempt used leads the error: the next may differ */
+
+    type = ngx_acme_challenge_name(ngx_acme_cert_challenge(cert,
+                                                           job->st.failures));
+    ngx_snprintf((u_char *) job->st.last_error,
+                 sizeof(job->st.last_error) - 1, "%s: %s%Z", type, msg);
+    job->st.last_error[sizeof(job->st.last_error) - 1] = '\0';
+
     job->st.failures++;
     job->st.last_attempt = now;
     job->st.next_attempt = acme_sched_backoff(job->st.failures, now,
                                               retry_after,
                                               cert->rnd ^ (uint32_t) now);
-    ngx_cpystrn((u_char *) job->st.last_error, (u_char *) msg,
-                sizeof(job->st.last_error));
 
     slot->st = job->st;
     slot->next_renewal = (time_t) job->st.next_attempt;
@@ -801,7 +817,8 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
     ngx_log_error(NGX_LOG_ERR, job->log, 0,
                   "acme: certificate \"%V\": order failed: %s; "
                   "%ui consecutive failure(s), next attempt at %s",
-                  &cert->id, msg, (ngx_uint_t) job->st.failures,
+                  &cert->id, job->st.last_error,
+                  (ngx_uint_t) job->st.failures,
                   acme_time_rfc3339(job->st.next_attempt, buf, sizeof(buf)));
 
     if (ngx_acme_job_post(job, NGX_ACME_TASK_FAIL) != NGX_OK) {

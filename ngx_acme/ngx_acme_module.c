@@ -279,7 +279,7 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     char                *rv;
     char                 err[ACME_ERRLEN];
     ngx_str_t           *value;
-    ngx_uint_t           i;
+    ngx_uint_t           i, dns;
     ngx_conf_t           save;
     ngx_acme_issuer_t   *issuer, **issuers;
 
@@ -358,7 +358,20 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_conf_init_msec_value(issuer->timeout, 30000);
     ngx_conf_init_value(issuer->challenge, NGX_ACME_HTTP_01);
 
-    if (issuer->challenge == NGX_ACME_DNS_01
+    dns = 0;
+
+    if (issuer->challenges.n == 0) {
+        issuer->challenges.type[0] = (ngx_uint_t) issuer->challenge;
+        issuer->challenges.n = 1;
+    }
+
+    for (i = 0; i < issuer->challenges.n; i++) {
+        if (issuer->challenges.type[i] == NGX_ACME_DNS_01) {
+            dns = 1;
+        }
+    }
+
+    if (dns
         && issuer->dns_server.host == NULL && issuer->dns_hook == NULL)
     {
         ngx_acme_conf_error(cf->log, issuer->file, issuer->challenge_line,
@@ -442,7 +455,8 @@ ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
     char           err[ACME_ERRLEN];
     ngx_int_t      n;
     ngx_str_t     *value, *name;
-    ngx_uint_t     nargs;
+    ngx_uint_t     nargs, i;
+    char          *rv;
     acme_url_t     url;
     acme_key_type_t  kt;
 
@@ -649,7 +663,7 @@ ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
     }
 
     if (ngx_acme_is("challenge")) {
-        if (nargs != 2) {
+        if (nargs < 2) {
             goto invalid_args;
         }
 
@@ -657,17 +671,18 @@ ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
             goto duplicate;
         }
 
-        n = ngx_acme_challenge_parse(&value[1]);
+        for (i = 1; i < nargs; i++) {
+            rv = ngx_acme_challenges_add(&issuer->challenges, &value[i]);
 
-        if (n == NGX_ERROR) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid challenge type \"%V\" in "
-                               "\"challenge\" (expected http-01, "
-                               "tls-alpn-01 or dns-01)", &value[1]);
-            return NGX_CONF_ERROR;
+            if (rv != NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" in \"challenge\": %s",
+                                   &value[i], rv);
+                return NGX_CONF_ERROR;
+            }
         }
 
-        issuer->challenge = n;
+        issuer->challenge = issuer->challenges.type[0];
         issuer->challenge_line = cf->conf_file->line;
         return NGX_CONF_OK;
     }
@@ -883,6 +898,64 @@ ngx_acme_challenge_parse(ngx_str_t *value)
 }
 
 
+/* Appends one type to a list: NULL, or why not. */
+char *
+ngx_acme_challenges_add(ngx_acme_challenges_t *c, ngx_str_t *value)
+{
+    ngx_int_t   n;
+    ngx_uint_t  i;
+
+    n = ngx_acme_challenge_parse(value);
+
+    if (n == NGX_ERROR) {
+        return "invalid challenge type (expected http-01, tls-alpn-01 or "
+               "dns-01)";
+    }
+
+    for (i = 0; i < c->n; i++) {
+        if (c->type[i] == (ngx_uint_t) n) {
+            return "is listed twice";
+        }
+    }
+
+    if (c->n == NGX_ACME_CHALLENGES_MAX) {
+        return "too many challenge types";
+    }
+
+    c->type[c->n++] = (ngx_uint_t) n;
+
+    return NULL;
+}
+
+
+/* The type of the attempt that follows "failures" consecutive failures. */
+ngx_uint_t
+ngx_acme_cert_challenge(ngx_acme_cert_t *cert, ngx_uint_t failures)
+{
+    if (cert->challenges.n == 0) {
+        return cert->challenge;
+    }
+
+    return cert->challenges.type[failures % cert->challenges.n];
+}
+
+
+/* Whether any attempt of cert may use that type. */
+ngx_uint_t
+ngx_acme_cert_uses(ngx_acme_cert_t *cert, ngx_uint_t type)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < cert->challenges.n; i++) {
+        if (cert->challenges.type[i] == type) {
+            return 1;
+        }
+    }
+
+    return cert->challenge == type;
+}
+
+
 /* The ACME name of a challenge type (the engine's challenge_type). */
 const char *
 ngx_acme_challenge_name(ngx_uint_t type)
@@ -954,7 +1027,7 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_acme_srv_conf_t  *head = conf;
 
-    ngx_int_t                  n;
+    u_char                    *p, *last_p, *comma;
     ngx_str_t                 *value, *s, type;
     ngx_uint_t                 i, j;
     const char                *why;
@@ -1016,22 +1089,31 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (ngx_strncmp(value[i].data, "challenge=", 10) == 0) {
 
-            type.data = value[i].data + 10;
-            type.len = value[i].len - 10;
+            /* challenge=type[,type...]: tried in turn after failures */
 
-            n = ngx_acme_challenge_parse(&type);
+            p = value[i].data + 10;
+            last_p = value[i].data + value[i].len;
+            ascf->challenges.n = 0;
 
-            if (n == NGX_ERROR) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid challenge type \"%V\" in "
-                                   "\"acme_certificate\" (expected "
-                                   "challenge=http-01, tls-alpn-01 or "
-                                   "dns-01)",
-                                   &value[i]);
-                return NGX_CONF_ERROR;
-            }
+            do {
+                comma = ngx_strlchr(p, last_p, ',');
 
-            ascf->challenge = n;
+                type.data = p;
+                type.len = (comma ? comma : last_p) - p;
+
+                why = ngx_acme_challenges_add(&ascf->challenges, &type);
+                if (why) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "\"%V\" in \"acme_certificate\": "
+                                       "\"%V\" %s", &value[i], &type, why);
+                    return NGX_CONF_ERROR;
+                }
+
+                p = comma ? comma + 1 : last_p;
+
+            } while (comma);
+
+            ascf->challenge = ascf->challenges.type[0];
             continue;
         }
 
@@ -1377,10 +1459,11 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 
             cert->issuer = issuer;
             cert->key_type = (acme_key_type_t) ascf->key_type;
-            cert->challenge = (ascf->challenge != NGX_ACME_CHALLENGE_UNSET)
-                              ? (ngx_uint_t) ascf->challenge
-                              : (ngx_uint_t) issuer->challenge;
-            if (cert->challenge == NGX_ACME_DNS_01
+            cert->challenges = (ascf->challenge != NGX_ACME_CHALLENGE_UNSET)
+                               ? ascf->challenges : issuer->challenges;
+            cert->challenge = cert->challenges.type[0];
+
+            if (ngx_acme_cert_uses(cert, NGX_ACME_DNS_01)
                 && issuer->dns_server.host == NULL && issuer->dns_hook == NULL)
             {
                 ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
@@ -1393,7 +1476,10 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 
             np = cert->names.elts;
 
-            for (i = 0; cert->challenge != NGX_ACME_DNS_01
+            /* every attempt of a wildcard certificate needs dns-01 */
+
+            for (i = 0; (cert->challenges.n > 1
+                         || cert->challenge != NGX_ACME_DNS_01)
                         && i < cert->names.nelts; i++)
             {
                 if (np[i][0] == '*') {
@@ -1421,7 +1507,11 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                 }
 
                 same = (certs[i]->issuer == cert->issuer
-                        && certs[i]->challenge == cert->challenge
+                        && certs[i]->challenges.n == cert->challenges.n
+                        && ngx_memcmp(certs[i]->challenges.type,
+                                      cert->challenges.type,
+                                      cert->challenges.n * sizeof(ngx_uint_t))
+                           == 0
                         && certs[i]->names.nelts == cert->names.nelts);
 
                 for (j = 0; same && j < cert->names.nelts; j++) {
@@ -1458,7 +1548,7 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 
             ascf->cert = cert;
 
-            if (cert->challenge == NGX_ACME_TLS_ALPN_01) {
+            if (ngx_acme_cert_uses(cert, NGX_ACME_TLS_ALPN_01)) {
                 amcf->tls_alpn = 1;
             }
         }
@@ -1935,7 +2025,7 @@ ngx_acme_alpn_busy(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
     ngx_uint_t          i, j, k;
     ngx_acme_cert_t   **certs, *other;
 
-    if (cert->challenge != NGX_ACME_TLS_ALPN_01) {
+    if (!ngx_acme_cert_uses(cert, NGX_ACME_TLS_ALPN_01)) {
         return 0;
     }
 
@@ -1946,7 +2036,7 @@ ngx_acme_alpn_busy(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
         other = certs[i];
 
         if (other == cert || other->job == NULL
-            || other->challenge != NGX_ACME_TLS_ALPN_01)
+            || !ngx_acme_cert_uses(other, NGX_ACME_TLS_ALPN_01))
         {
             continue;
         }

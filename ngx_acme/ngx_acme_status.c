@@ -105,6 +105,20 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         failures = slot->st.failures;
         renewing = slot->renewing;
 
+        /* the type of the running attempt, else of the last one */
+
+        if (renewing) {
+            c->challenge = ngx_acme_challenge_name(
+                               ngx_acme_cert_challenge(cert, failures));
+
+        } else if (failures) {
+            c->challenge = ngx_acme_challenge_name(
+                               ngx_acme_cert_challenge(cert, failures - 1));
+
+        } else if (slot->challenge) {
+            c->challenge = ngx_acme_challenge_name(slot->challenge - 1);
+        }
+
         if (slot->bundle == NULL) {
             c->state = failures ? "failed" : "fallback";
 

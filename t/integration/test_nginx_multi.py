@@ -8,8 +8,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from nginx_server import HTTPS_PORT, get_status, managed_http_conf, start_managed
-from pebble import HTTP_PORT
-from tlsutil import is_self_signed, sans, wait_for
+from pebble import HTTP_PORT, TLS_PORT
+from tlsutil import is_self_signed, sans, wait_acme_cert, wait_for
 
 ISSUE_TIMEOUT = 90
 
@@ -81,4 +81,92 @@ def test_ip_identifier_http01(nginx_factory, pebble, state_dir):
     assert not is_self_signed(leaf), leaf
     assert _ip_sans(leaf) == ["127.0.0.1"], leaf
     assert sans(leaf) == ["a.example.test"], leaf
+    assert not srv.alerts(), srv.alerts()
+
+
+FALLBACK_CONF = """
+    acme_issuer pebble {
+        uri @URI@;
+        contact admin@example.test;
+        state_path @STATE@;
+        accept_terms_of_service;
+        ssl_trusted_certificate @CA@;
+        challenge http-01 tls-alpn-01;
+    }
+
+    server {
+        listen 127.0.0.1:@TLS@ ssl;
+        server_name a.example.test;
+        acme_certificate pebble;
+        location / { return 200 "hello\\n"; }
+    }
+
+    server {
+        listen 127.0.0.1:@STATUS@;
+        server_name a.example.test;
+        location = /acme-status { acme_status; }
+    }
+"""
+
+
+def test_challenge_list_falls_back(nginx_factory, pebble, root_file, state_dir):
+    """"challenge http-01 tls-alpn-01": nothing answers on pebble's httpPort,
+    so the first attempt fails with http-01; the attempt after that failure
+    (the first backoff, about a minute) uses tls-alpn-01 and succeeds."""
+    srv = nginx_factory()
+    srv.write_conf(FALLBACK_CONF, URI=pebble.directory_url, CA=pebble.ca_pem,
+                   STATE=state_dir, TLS=TLS_PORT, STATUS=HTTPS_PORT)
+    srv.start(ports=(TLS_PORT, HTTPS_PORT))
+
+    def failed():
+        c = get_status(port=HTTPS_PORT)["certificates"][0]
+        return c if c["consecutive_failures"] >= 1 and c["last_error"] else None
+
+    c = wait_for(failed, ISSUE_TIMEOUT, "the http-01 attempt to fail")
+    assert c["last_error"].startswith("http-01: "), c
+    assert c["challenge"] == "http-01", c
+    assert "order failed: http-01: " in srv.error_log()
+
+    leaf = wait_acme_cert(TLS_PORT, "a.example.test", root_file, 150,
+                          proc_alive=srv.running)
+    assert sans(leaf) == ["a.example.test"]
+    c = wait_for(lambda: (lambda c: c if c["state"] == "valid" else None)(
+        get_status(port=HTTPS_PORT)["certificates"][0]), 20, "state valid")
+    assert c["challenge"] == "tls-alpn-01" and c["last_error"] is None, c
+    assert c["consecutive_failures"] == 0, c
+    assert not srv.alerts(), srv.alerts()
+
+
+def test_challenge_list_config(nginx_factory, pebble_factory, state_dir):
+    pebble = pebble_factory(start=False)
+    srv = nginx_factory()
+    srv.write_conf(managed_http_conf(pebble, state_dir,
+                                     cert_args="challenge=tls-alpn-01,http-01"))
+    rc, out = srv.test_config()
+    assert rc == 0, out
+    srv.write_conf(managed_http_conf(pebble, state_dir,
+                                     issuer_extra="challenge http-01 http-01;"))
+    rc, out = srv.test_config()
+    assert rc != 0 and "listed twice" in out, out
+    srv.write_conf(managed_http_conf(pebble, state_dir,
+                                     cert_args="challenge=http-01,bogus"))
+    rc, out = srv.test_config()
+    assert rc != 0 and "invalid challenge type" in out, out
+
+
+def test_ip_identifier_tls_alpn01(nginx_factory, pebble, state_dir):
+    """tls-alpn-01 for an IP: pebble's SNI is the reverse-DNS name
+    (1.0.0.127.in-addr.arpa); the managed server is the port's default."""
+    srv = nginx_factory()
+    conf = FALLBACK_CONF.replace("challenge http-01 tls-alpn-01;", "challenge tls-alpn-01;")
+    conf = conf.replace("acme_certificate pebble;", "acme_certificate pebble 127.0.0.1;")
+    srv.write_conf(conf, URI=pebble.directory_url, CA=pebble.ca_pem,
+                   STATE=state_dir, TLS=TLS_PORT, STATUS=HTTPS_PORT)
+    srv.start(ports=(TLS_PORT, HTTPS_PORT))
+    wait_for(lambda: (lambda c: c["state"] == "valid")(
+        get_status(port=HTTPS_PORT)["certificates"][0]), ISSUE_TIMEOUT, "state valid")
+    leaf = _s_client_leaf(TLS_PORT, None)
+    assert not is_self_signed(leaf) and _ip_sans(leaf) == ["127.0.0.1"], leaf
+    c = get_status(port=HTTPS_PORT)["certificates"][0]
+    assert c["challenge"] == "tls-alpn-01" and c["last_error"] is None, c
     assert not srv.alerts(), srv.alerts()
