@@ -292,26 +292,52 @@ set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
 static const char *
 set_challenge(cmd_parms *cmd, void *dummy, const char *arg)
 {
-    const char *err = in_issuer(cmd);
+    const char *err = in_issuer(cmd), *type;
 
     (void) dummy;
     if (err) {
         return err;
     }
     if (strcasecmp(arg, "http-01") == 0) {
-        cur_issuer->challenge = "http-01";
+        type = "http-01";
     }
     else if (strcasecmp(arg, "tls-alpn-01") == 0) {
-        cur_issuer->challenge = "tls-alpn-01";
+        type = "tls-alpn-01";
     }
     else if (strcasecmp(arg, "dns-01") == 0) {
-        cur_issuer->challenge = "dns-01";
+        type = "dns-01";
     }
     else {
         return apr_psprintf(cmd->pool, "AcmeChallenge: unknown challenge "
                             "type '%s' (http-01, tls-alpn-01 or dns-01)", arg);
     }
+    if (cur_issuer->n_challenges > 0
+        && acme_auto_issuer_has_challenge(cur_issuer, type))
+    {
+        return apr_psprintf(cmd->pool, "AcmeChallenge: %s is listed twice",
+                            type);
+    }
+    /* a list: tried in turn after failures (the first one first) */
+    cur_issuer->challenges[cur_issuer->n_challenges++] = type;
+    cur_issuer->challenge = cur_issuer->challenges[0];
     return NULL;
+}
+
+int
+acme_auto_issuer_has_challenge(const acme_auto_issuer_t *iss,
+    const char *type)
+{
+    int i;
+
+    if (iss->n_challenges == 0) {
+        return strcmp(iss->challenge, type) == 0;
+    }
+    for (i = 0; i < iss->n_challenges; i++) {
+        if (strcmp(iss->challenges[i], type) == 0) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* SERVER[:PORT], [IPV6]:PORT or a bare IPv6 literal; port 53 by default. */
@@ -688,8 +714,9 @@ const command_rec acme_auto_cmds[] = {
         "renew when this share of the lifetime is left (default 33%)"),
     AP_INIT_TAKE1("AcmeTimeout", set_timeout, NULL, RSRC_CONF,
         "timeout of each network step (default 30s)"),
-    AP_INIT_TAKE1("AcmeChallenge", set_challenge, NULL, RSRC_CONF,
-        "challenge type: http-01 (default), tls-alpn-01 or dns-01"),
+    AP_INIT_ITERATE("AcmeChallenge", set_challenge, NULL, RSRC_CONF,
+        "challenge types: http-01 (default), tls-alpn-01, dns-01; several "
+        "are tried in turn after failures"),
     AP_INIT_TAKE_ARGV("AcmeDNSUpdate", set_dns_update, NULL, RSRC_CONF,
         "AcmeDNSUpdate SERVER[:PORT] KEYNAME SECRET|file:PATH [hmac-sha256] "
         "[zone=ZONE]: dns-01 records by RFC 2136 updates signed with TSIG"),
@@ -718,7 +745,8 @@ check_name(apr_pool_t *p, const char *name, acme_auto_issuer_t *iss)
     if (*name == '\0') {
         return "an empty name";
     }
-    if (strncmp(name, "*.", 2) == 0 && strcmp(iss->challenge, "dns-01") == 0) {
+    if (strncmp(name, "*.", 2) == 0
+        && acme_auto_issuer_has_challenge(iss, "dns-01")) {
         name += 2;
     }
     if (strchr(name, '*') != NULL) {
@@ -871,7 +899,7 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                    cc->issuer_name);
         return bad;
     }
-    if (strcmp(iss->challenge, "tls-alpn-01") == 0
+    if (acme_auto_issuer_has_challenge(iss, "tls-alpn-01")
         && !vhost_has_protocol(s, "acme-tls/1"))
     {
         CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): <AcmeIssuer"
@@ -1001,7 +1029,10 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                            o->name, iss->name, iss->state_dir);
             }
         }
-        if (strcmp(iss->challenge, "dns-01") == 0
+        if (iss->n_challenges == 0) {
+            iss->challenges[iss->n_challenges++] = iss->challenge;
+        }
+        if (acme_auto_issuer_has_challenge(iss, "dns-01")
             && iss->dns_update.host == NULL && iss->dns_hook == NULL)
         {
             CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d) uses "

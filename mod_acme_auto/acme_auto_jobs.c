@@ -57,6 +57,7 @@ typedef struct {
     uint32_t            rnd;
     long long           due_at;         /* as last shown in the status */
     const char         *last_step;
+    const char         *type;           /* challenge of the current attempt */
 } job_t;
 
 typedef struct {
@@ -318,8 +319,14 @@ job_failed(job_t *j, const char *msg, long long retry_after)
 {
     acme_auto_slot_status_t st;
     long long               now = now_sec();
-    char                    err[ACME_ERRLEN];
+    char                    err[ACME_ERRLEN], typed[ACME_ERRLEN];
 
+    /* the type that failed leads the message: with a challenge list the
+     * next attempt uses the next type */
+    if (j->type != NULL && strncmp(msg, j->type, strlen(j->type)) != 0) {
+        apr_snprintf(typed, sizeof(typed), "%s: %s", j->type, msg);
+        msg = typed;
+    }
     j->st.failures++;
     j->st.last_attempt = now;
     j->st.next_attempt = acme_sched_backoff(j->st.failures, now, retry_after,
@@ -464,6 +471,9 @@ job_main(void *arg)
 
     err[0] = '\0';
     j->last_step = NULL;
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
+                 "attempt with the %s challenge", j->c->id, j->type);
+    acme_auto_shm_set_challenge(j->c->slot, j->type);
     acme_auto_shm_set_step(j->c->slot, "renewing", "account-key");
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
                  "ordering a certificate from %s", j->c->id, iss->directory);
@@ -499,7 +509,7 @@ job_main(void *arg)
     oc.names = j->c->names;
     oc.n_names = j->c->n_names;
     oc.cert_key = ckey;
-    oc.challenge_type = iss->challenge;
+    oc.challenge_type = j->type;
     oc.eab_kid = iss->eab_kid;
     oc.eab_key = iss->eab_key;
     oc.eab_key_len = iss->eab_key_len;
@@ -548,6 +558,9 @@ job_main(void *arg)
         || job_succeeded(j, ckey, chain, chain_len, err, sizeof(err)) != 0)
     {
         job_failed(j, chain ? err : "no certificate after DONE", 0);
+    }
+    else {
+        acme_auto_shm_set_challenge(j->c->slot, j->type);
     }
 
 done:
@@ -606,6 +619,16 @@ watch_start(watch_t *w)
                  w->n_jobs);
 }
 
+/* The challenge type of the next attempt: after N consecutive failures
+ * the issuer's list is at N % count. */
+static const char *
+job_type(job_t *j)
+{
+    acme_auto_issuer_t *iss = j->c->issuer;
+
+    return iss->challenges[j->st.failures % iss->n_challenges];
+}
+
 /* tls-alpn-01 answers one challenge per name at a time (the CA's
  * connection carries only the SNI): two certificates sharing a name (an
  * ECDSA and an RSA one) take turns. */
@@ -614,13 +637,13 @@ alpn_busy(watch_t *w, job_t *j)
 {
     int i, a, b;
 
-    if (strcmp(j->c->issuer->challenge, "tls-alpn-01") != 0) {
+    if (strcmp(job_type(j), "tls-alpn-01") != 0) {
         return 0;
     }
     for (i = 0; i < w->n_jobs; i++) {
         job_t *o = &w->jobs[i];
         if (o == j || !o->running
-            || strcmp(o->c->issuer->challenge, "tls-alpn-01") != 0)
+            || strcmp(o->type, "tls-alpn-01") != 0)
         {
             continue;
         }
@@ -659,6 +682,7 @@ watch_tick(watch_t *w)
             continue;
         }
         j->finished = 0;
+        j->type = job_type(j);
         if (acme_auto_thread_create(&j->thread, job_main, j) != 0) {
             ap_log_error(APLOG_MARK, APLOG_ERR, errno, w->s, "mod_acme_auto:"
                          " %s: cannot start a job thread", j->c->id);

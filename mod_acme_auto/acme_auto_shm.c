@@ -471,6 +471,20 @@ acme_auto_shm_set_status(int slot, const acme_auto_slot_status_t *st)
 }
 
 void
+acme_auto_shm_set_challenge(int slot, const char *type)
+{
+    shm_slot_t *sl = slot_at(slot);
+
+    if (sl == NULL || !lock()) {
+        return;
+    }
+    seq_write_begin(&sl->seq);
+    apr_cpystrn(sl->st.challenge, type ? type : "", sizeof(sl->st.challenge));
+    seq_write_end(&sl->seq);
+    unlock();
+}
+
+void
 acme_auto_shm_set_step(int slot, const char *state, const char *step)
 {
     shm_slot_t *sl = slot_at(slot);

@@ -48,7 +48,8 @@ acme_auto_status_handler(request_rec *r)
         certs[i].issuer = c->issuer->name;
         certs[i].directory = c->issuer->directory;
         certs[i].key_type = acme_key_type_name(c->key_type);
-        certs[i].challenge = c->issuer->challenge;
+        certs[i].challenge = st[i].challenge[0] ? st[i].challenge
+                                                : c->issuer->challenge;
         certs[i].state = st[i].state[0] ? st[i].state : "fallback";
         certs[i].step = strcmp(certs[i].state, "renewing") == 0
                         && st[i].step[0] ? st[i].step : NULL;

@@ -52,7 +52,12 @@ typedef struct {
     double               renew_fraction;/* share of lifetime left when renewing */
     int                  timeout_sec;   /* each network step */
     const char          *challenge;     /* "http-01" (default), "tls-alpn-01"
-                                           or "dns-01" */
+                                           or "dns-01": challenges[0] */
+    /* AcmeChallenge list: the attempt after N consecutive failures uses
+     * challenges[N % n_challenges] (set to { challenge } by the check when
+     * not configured). */
+    const char          *challenges[3];
+    int                  n_challenges;
     /* dns-01: AcmeDNSUpdate (dns_update.host NULL = none; the TSIG key is
      * read at config time, its secret cleansed with the config pool),
      * AcmeDNSHook (NULL = none), AcmeDNSPropagationCheck. */
@@ -131,6 +136,9 @@ void *acme_auto_merge_srv_conf(apr_pool_t *p, void *base, void *add);
 int acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     apr_pool_t *ptemp, server_rec *s);
 acme_auto_cert_t *acme_auto_cert_for_server(server_rec *s);
+/* 1 when type is in the issuer's AcmeChallenge list. */
+int acme_auto_issuer_has_challenge(const acme_auto_issuer_t *iss,
+    const char *type);
 /* All managed certificates of a vhost (acme_auto_cert_t *), or NULL. */
 apr_array_header_t *acme_auto_certs_for_server(server_rec *s);
 
@@ -154,6 +162,7 @@ typedef struct {
     apr_int64_t     last_success;
     char            last_error[512];
     unsigned        failures;
+    char            challenge[16];      /* type of the current/last attempt */
 } acme_auto_slot_status_t;
 
 apr_status_t acme_auto_shm_create(server_rec *s, apr_pool_t *pconf, int n_slots);
@@ -189,6 +198,8 @@ int acme_auto_shm_set_bundle(int slot, const char *pem, apr_size_t len,
     const acme_auto_slot_status_t *st);
 /* Updates the status fields, keeps bundle and generation. */
 void acme_auto_shm_set_status(int slot, const acme_auto_slot_status_t *st);
+/* Only the challenge type of the current attempt. */
+void acme_auto_shm_set_challenge(int slot, const char *type);
 /* Only the state/step pair. */
 void acme_auto_shm_set_step(int slot, const char *state, const char *step);
 

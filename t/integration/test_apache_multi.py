@@ -89,3 +89,33 @@ def test_ip_identifier_http01(apache_factory, pebble, root_file, state_dir):
     assert st["state"] == "valid" and st["last_error"] is None, st
     assert srv.parent_pid == parent and srv.running()
     assert not srv.crashes(), srv.crashes()
+
+
+def test_challenge_list_falls_back(apache_factory, pebble, root_file, state_dir):
+    """AcmeChallenge http-01 tls-alpn-01 with nothing on pebble's httpPort:
+    the first attempt fails with an "http-01: ..." error, the next one
+    (after the first backoff, about a minute) uses tls-alpn-01 and issues."""
+    from test_apache_tlsalpn import STATUS_PORT, _server
+    from pebble import HTTP_PORT as PEBBLE_HTTP_PORT, TLS_PORT, port_open
+
+    srv = _server(apache_factory, pebble, state_dir, challenge="http-01 tls-alpn-01")
+    srv.start()
+    parent = srv.parent_pid
+    assert not port_open(PEBBLE_HTTP_PORT), "nothing may answer http-01 in this test"
+
+    def failed_once():
+        c = status_cert(get_status(port=STATUS_PORT))
+        return c if c["consecutive_failures"] >= 1 and c["last_error"] else None
+    c = wait_for(failed_once, ISSUE_TIMEOUT, "the failed http-01 attempt")
+    assert c["last_error"].startswith("http-01: "), c
+    assert c["challenge"] == "http-01", c
+
+    cert = wait_acme_cert(TLS_PORT, "a.example.test", root_file, 60 + 3 * ISSUE_TIMEOUT,
+                          proc_alive=srv.running)
+    assert not is_self_signed(cert)
+    assert sans(cert) == ["a.example.test", "b.example.test"]
+    c = status_cert(get_status(port=STATUS_PORT))
+    assert c["state"] == "valid" and c["challenge"] == "tls-alpn-01", c
+    assert "answering tls-alpn-01 challenge for a.example.test" in srv.error_log()
+    assert srv.parent_pid == parent and srv.running()
+    assert not srv.crashes(), srv.crashes()
