@@ -119,3 +119,18 @@ def test_challenge_list_falls_back(apache_factory, pebble, root_file, state_dir)
     assert "answering tls-alpn-01 challenge for a.example.test" in srv.error_log()
     assert srv.parent_pid == parent and srv.running()
     assert not srv.crashes(), srv.crashes()
+
+
+def test_ip_identifier_tls_alpn01(apache_factory, pebble, root_file, state_dir):
+    """An IP identifier over tls-alpn-01: pebble sends the reverse-DNS name
+    (1.0.0.127.in-addr.arpa) as SNI (RFC 8738 section 6)."""
+    from test_apache_tlsalpn import _server
+    from pebble import TLS_PORT
+
+    srv = _server(apache_factory, pebble, state_dir, cert_args="127.0.0.1")
+    srv.start()
+    cert = wait_acme_cert(TLS_PORT, "127.0.0.1", root_file, ISSUE_TIMEOUT,
+                          proc_alive=srv.running)
+    assert _ip_sans(cert) == ["127.0.0.1"]
+    assert "answering tls-alpn-01 challenge for 127.0.0.1" in srv.error_log()
+    assert not srv.crashes(), srv.crashes()
