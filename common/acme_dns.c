@@ -293,42 +293,6 @@ tsig_alg_index(const char *alg)
     return -1;
 }
 
-/* base64 or base64url, surrounding whitespace ignored; secret is cleansed */
-static unsigned char *
-b64_any_decode(const char *s, size_t *len)
-{
-    const char     *e;
-    char           *copy;
-    unsigned char  *out;
-    size_t          n, i;
-
-    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') {
-        s++;
-    }
-    e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'
-                     || e[-1] == '\n'))
-    {
-        e--;
-    }
-    n = (size_t) (e - s);
-    copy = acme_strndup(s, n);
-    if (copy == NULL) {
-        return NULL;
-    }
-    for (i = 0; i < n; i++) {
-        if (copy[i] == '+') {
-            copy[i] = '-';
-        } else if (copy[i] == '/') {
-            copy[i] = '_';
-        }
-    }
-    out = acme_b64url_decode(copy, n, len);
-    OPENSSL_cleanse(copy, n);
-    free(copy);
-    return out;
-}
-
 int
 acme_tsig_key_init(acme_tsig_key_t *key, const char *name, const char *alg,
     const char *secret_b64, char *err, size_t errlen)
@@ -351,7 +315,7 @@ acme_tsig_key_init(acme_tsig_key_t *key, const char *name, const char *alg,
                         canon);
     }
 
-    key->secret = b64_any_decode(secret_b64, &key->secret_len);
+    key->secret = acme_b64_secret_decode(secret_b64, &key->secret_len, NULL);
     if (key->secret == NULL) {
         return acme_err(err, errlen, "DNS: the secret of TSIG key \"%s\" is "
                         "not valid base64", canon);

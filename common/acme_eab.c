@@ -183,51 +183,21 @@ unsigned char *
 acme_eab_mac_key_decode(const char *text, size_t *len, char *err,
     size_t errlen)
 {
-    const char     *s, *e;
-    char           *copy;
     unsigned char  *key;
-    size_t          n, i;
+    size_t          n;
 
     if (text == NULL) {
         acme_err(err, errlen, "external account binding: no MAC key given");
         return NULL;
     }
 
-    s = text;
-    e = text + strlen(text);
-    while (s < e && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) {
-        s++;
-    }
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'
-                     || e[-1] == '\n'))
-    {
-        e--;
-    }
+    key = acme_b64_secret_decode(text, len, &n);
 
-    n = (size_t) (e - s);
     if (n == 0) {
+        acme_eab_mac_key_free(key, key ? *len : 0);
         acme_err(err, errlen, "external account binding: empty MAC key");
         return NULL;
     }
-
-    copy = acme_strndup(s, n);
-    if (copy == NULL) {
-        acme_err(err, errlen, "external account binding: out of memory");
-        return NULL;
-    }
-
-    /* standard base64 maps onto base64url one character for one */
-    for (i = 0; i < n; i++) {
-        if (copy[i] == '+') {
-            copy[i] = '-';
-        } else if (copy[i] == '/') {
-            copy[i] = '_';
-        }
-    }
-
-    key = acme_b64url_decode(copy, n, len);
-    OPENSSL_cleanse(copy, n);
-    free(copy);
 
     if (key == NULL) {
         /* the key itself is never echoed, only its length */
@@ -235,11 +205,13 @@ acme_eab_mac_key_decode(const char *text, size_t *len, char *err,
                  "characters) is not valid base64url", n);
         return NULL;
     }
+
     if (*len == 0) {
         acme_eab_mac_key_free(key, 0);
         acme_err(err, errlen, "external account binding: empty MAC key");
         return NULL;
     }
+
     return key;
 }
 

@@ -3,6 +3,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "acme_util.h"
 
 static const char b64url_alphabet[] =
@@ -102,6 +104,54 @@ acme_b64url_decode(const char *s, size_t slen, size_t *out_len)
 
     *out_len = (size_t) (p - out);
     *p = '\0';
+    return out;
+}
+
+unsigned char *
+acme_b64_secret_decode(const char *text, size_t *out_len, size_t *trimmed_len)
+{
+    const char     *s, *e;
+    char           *copy;
+    unsigned char  *out;
+    size_t          n, i;
+
+    s = text;
+    e = text + strlen(text);
+
+    while (s < e && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) {
+        s++;
+    }
+
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'
+                     || e[-1] == '\n'))
+    {
+        e--;
+    }
+
+    n = (size_t) (e - s);
+    if (trimmed_len != NULL) {
+        *trimmed_len = n;
+    }
+
+    copy = acme_strndup(s, n);
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    /* standard base64 maps onto base64url one character for one */
+    for (i = 0; i < n; i++) {
+        if (copy[i] == '+') {
+            copy[i] = '-';
+
+        } else if (copy[i] == '/') {
+            copy[i] = '_';
+        }
+    }
+
+    out = acme_b64url_decode(copy, n, out_len);
+    OPENSSL_cleanse(copy, n);
+    free(copy);
+
     return out;
 }
 

@@ -18,6 +18,14 @@ char *acme_b64url_encode(const unsigned char *data, size_t len);
 /* Decodes base64url, padding optional; NULL on invalid input. *out_len set. */
 unsigned char *acme_b64url_decode(const char *s, size_t slen, size_t *out_len);
 
+/* Decodes a secret as people paste it: standard base64 or base64url,
+ * padding optional, surrounding whitespace ignored.  The temporary copy is
+ * cleansed; the caller cleanses and frees the result.  *trimmed_len (may
+ * be NULL) gets the length of the trimmed text, for error messages that
+ * must not echo the secret.  NULL on invalid input. */
+unsigned char *acme_b64_secret_decode(const char *text, size_t *out_len,
+    size_t *trimmed_len);
+
 /* snprintf into an error buffer; errbuf may be NULL. Always returns -1 so
  * callers can write "return acme_err(err, errlen, ...);". */
 int acme_err(char *err, size_t errlen, const char *fmt, ...)
