@@ -30,6 +30,8 @@ except ImportError:     # demo.py runs without pytest too
 
 from pebble import HTTP_PORT, PORT_OFFSET   # http-01 goes to pebble's httpPort
 
+from serverlib import ServerLogs, port_open, status_cert, substitute  # noqa: F401 (re-exported)
+
 HTTPS_PORT = 8443 + PORT_OFFSET
 
 APACHE = "/usr/sbin/apache2"
@@ -102,21 +104,6 @@ Listen 127.0.0.1:@HTTPS_PORT@
 """
 
 
-def substitute(text, values):
-    for k, v in values.items():
-        text = text.replace("@%s@" % k, str(v))
-    return text
-
-
-def _port_open(port, host="127.0.0.1"):
-    import socket
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -137,7 +124,7 @@ def _group_alive(pgid):
         return True
 
 
-class ApacheServer:
+class ApacheServer(ServerLogs):
     def __init__(self, directory, mpm="event", children=2, user="www-data",
                  group="www-data", loglevel="info acme_auto:debug", module=MODULE,
                  http_port=HTTP_PORT, https_port=HTTPS_PORT):
@@ -230,7 +217,7 @@ class ApacheServer:
                     self.error_log()[-3000:]))
             ok = len(self.child_pids()) >= self.children
             if ok:
-                ok = all(_port_open(p) for p in ports)
+                ok = all(port_open(p) for p in ports)
             if ok:
                 return self
             if time.monotonic() > deadline:
@@ -262,7 +249,7 @@ class ApacheServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             new = set(self.child_pids()) - old
-            if len(new) >= self.children and _port_open(self.https_port):
+            if len(new) >= self.children and port_open(self.https_port):
                 return sorted(new)
             time.sleep(0.1)
         raise RuntimeError("graceful restart did not start new children:\n"
@@ -301,32 +288,10 @@ class ApacheServer:
             self._stderr = None
         for port in (self.http_port, self.https_port):
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and _port_open(port):
+            while time.monotonic() < deadline and port_open(port):
                 time.sleep(0.05)
 
     # -- logs -------------------------------------------------------------
-    def _log_size(self):
-        try:
-            return os.path.getsize(self.error_log_path)
-        except OSError:
-            return 0
-
-    def error_log(self, since_start=False):
-        try:
-            with open(self.error_log_path, "rb") as f:
-                if since_start:
-                    f.seek(self._log_offset)
-                return f.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def stderr_text(self):
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
     def installs(self):
         """{(pid, generation): count} from the children's "generation N
         installed in pid P" debug lines: each child parses each new
@@ -442,17 +407,6 @@ def get_status(port=HTTP_PORT, host="a.example.test", timeout=5.0):
     from tlsutil import get_json
     return get_json("http://127.0.0.1:%d/acme-status" % port, host=host,
                     timeout=timeout)
-
-
-def status_cert(doc, cert_id=None):
-    certs = doc["certificates"]
-    if cert_id is None:
-        assert len(certs) == 1, certs
-        return certs[0]
-    for c in certs:
-        if c["id"] == cert_id:
-            return c
-    raise AssertionError("no certificate %s in %s" % (cert_id, doc))
 
 
 # -- ./build.sh demo apache (called by t/integration/demo.py) ---------------

@@ -24,6 +24,8 @@ import subprocess
 import tempfile
 import time
 
+from serverlib import ServerLogs, port_open, status_cert, substitute  # noqa: F401 (re-exported)
+
 NGINX = "/usr/sbin/nginx"
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODULE = os.path.join(REPO, "build", "nginx", "ngx_http_acme_module.so")
@@ -61,13 +63,7 @@ def make_world_traversable_tmpdir(prefix="ngx-acme-t-"):
     return d
 
 
-def substitute(text, values):
-    for k, v in values.items():
-        text = text.replace("@%s@" % k, str(v))
-    return text
-
-
-class NginxServer:
+class NginxServer(ServerLogs):
     def __init__(self, prefix, workers=2, user="www-data", loglevel="info",
                  module=MODULE):
         self.prefix = os.path.abspath(prefix)
@@ -150,7 +146,7 @@ class NginxServer:
             if ok and wait_workers:
                 ok = len(self.worker_pids()) >= self.workers
             if ok:
-                ok = all(_port_open(p) for p in ports)
+                ok = all(port_open(p) for p in ports)
             if ok:
                 return self
             if time.monotonic() > deadline:
@@ -220,41 +216,10 @@ class NginxServer:
             time.sleep(0.05)
 
     # -- logs -------------------------------------------------------------
-    def _log_size(self):
-        try:
-            return os.path.getsize(self.error_log_path)
-        except OSError:
-            return 0
-
-    def error_log(self, since_start=False):
-        try:
-            with open(self.error_log_path, "rb") as f:
-                if since_start:
-                    f.seek(self._log_offset)
-                return f.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def stderr_text(self):
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
     def alerts(self):
         """[alert]/[emerg]/[crit] lines and worker crashes from the error log."""
         bad = ("[alert]", "[emerg]", "[crit]", "exited on signal")
         return [l for l in self.error_log().splitlines() if any(b in l for b in bad)]
-
-
-def _port_open(port, host="127.0.0.1"):
-    import socket
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _group_alive(pgid):
@@ -333,13 +298,3 @@ def get_status(port=HTTP_PORT, path="/acme-status", host="a.example.test", timeo
     return get_json("http://127.0.0.1:%d%s" % (port, path), host=host, timeout=timeout)
 
 
-def status_cert(doc, cert_id=None):
-    """The certificate entry with that id (the only one when id is None)."""
-    certs = doc["certificates"]
-    if cert_id is None:
-        assert len(certs) == 1, certs
-        return certs[0]
-    for c in certs:
-        if c["id"] == cert_id:
-            return c
-    raise KeyError(cert_id)

@@ -2,50 +2,16 @@
 without a restart, under mpm_event and mpm_prefork, while a bounded client
 loop of full handshakes sees no failure."""
 
-import threading
-import time
-
 import pytest
 from cryptography import x509
 
 from apache_server import (HTTPS_PORT, apache_factory,  # noqa: F401 (fixture)
                            get_status, start_managed, status_cert)
-from tlsutil import handshake, same_serial, sans, served_cert, wait_acme_cert, wait_for
+from tlsutil import (Hammer, handshake, hammer_through_renewal, same_serial, sans, served_cert,
+                     wait_acme_cert, wait_for)
 
 VALIDITY = 90           # pebble certificateValidityPeriod, seconds
 RENEW = "    AcmeRenewBeforeExpiry 66%"     # ~30 s after issuance
-
-
-class Hammer(threading.Thread):
-    """Full TLS handshakes (new connection each, chain and name verified
-    against pebble's root) until stopped; bounded by max_seconds."""
-
-    def __init__(self, root_file, sni="a.example.test", max_seconds=200):
-        super().__init__(daemon=True)
-        self.root_file = root_file
-        self.sni = sni
-        self.deadline = time.monotonic() + max_seconds
-        self.stop_event = threading.Event()
-        self.ok = 0
-        self.failures = []
-        self.serials = {}
-        self.lock = threading.Lock()
-
-    def run(self):
-        while not self.stop_event.is_set() and time.monotonic() < self.deadline:
-            try:
-                der = handshake(HTTPS_PORT, self.sni, cafile=self.root_file)
-                serial = x509.load_der_x509_certificate(der).serial_number
-                with self.lock:
-                    self.ok += 1
-                    self.serials[serial] = self.serials.get(serial, 0) + 1
-            except Exception as e:
-                with self.lock:
-                    self.failures.append(repr(e))
-
-    def count(self, serial):
-        with self.lock:
-            return self.serials.get(serial, 0)
 
 
 @pytest.mark.parametrize("mpm", ["event", "prefork"])
@@ -58,26 +24,8 @@ def test_renewal_hot_swap_without_restart(mpm, apache_factory, pebble_factory, w
     first = wait_acme_cert(HTTPS_PORT, "a.example.test", root, 60, proc_alive=srv.running)
     parent = srv.parent_pid
 
-    hammers = [Hammer(root), Hammer(root, sni="b.example.test")]
-    for h in hammers:
-        h.start()
-    try:
-        new = wait_for(lambda: (lambda c: c if c.serial_number != first.serial_number
-                                else None)(x509.load_der_x509_certificate(
-                                    handshake(HTTPS_PORT, "a.example.test", cafile=root))),
-                       VALIDITY + 60, "a renewed certificate being served")
-        wait_for(lambda: all(h.count(new.serial_number) >= 30 or not h.is_alive()
-                             for h in hammers), 60, "the clients seeing the new certificate")
-    finally:
-        for h in hammers:
-            h.stop_event.set()
-        for h in hammers:
-            h.join(30)
-
-    for h in hammers:
-        print("hammer %s: %d handshakes, %d failed, serials %s" % (
-            h.sni, h.ok + len(h.failures), len(h.failures),
-            {"%x" % k: v for k, v in h.serials.items()}))
+    new, hammers = hammer_through_renewal(HTTPS_PORT, root, first.serial_number,
+                                          VALIDITY + 60, 30)
     for h in hammers:
         assert h.failures == [], "%d failed handshakes of %d, e.g. %s" % (
             len(h.failures), h.ok + len(h.failures), h.failures[:3])
@@ -112,7 +60,7 @@ def test_graceful_restarts_under_load_keep_the_certificate(apache_factory, pebbl
     first = wait_acme_cert(HTTPS_PORT, "a.example.test", root_file, 60,
                            proc_alive=srv.running)
     parent = srv.parent_pid
-    h = Hammer(root_file, max_seconds=120)
+    h = Hammer(HTTPS_PORT, root_file, max_seconds=120)
     h.start()
     try:
         for _ in range(2):

@@ -6,6 +6,7 @@ import json
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -232,3 +233,67 @@ def wait_acme_cert(port, sni, root_file, timeout, proc_alive=None):
             raise Timeout("no verifying certificate for %s on port %d after %ss "
                           "(last: %r)" % (sni, port, timeout, last))
         time.sleep(0.25)
+
+
+class Hammer(threading.Thread):
+    """Full TLS handshakes (new connection each, no session reuse, chain and
+    name verified against root_file) in a loop until stopped; bounded by
+    max_seconds whatever happens."""
+
+    def __init__(self, port, root_file, sni="a.example.test", max_seconds=200):
+        super().__init__(daemon=True)
+        self.port = port
+        self.root_file = root_file
+        self.sni = sni
+        self.deadline = time.monotonic() + max_seconds
+        self.stop_event = threading.Event()
+        self.ok = 0
+        self.failures = []
+        self.serials = {}           # serial -> handshakes that saw it
+        self.lock = threading.Lock()
+
+    def run(self):
+        while not self.stop_event.is_set() and time.monotonic() < self.deadline:
+            try:
+                der = handshake(self.port, self.sni, cafile=self.root_file)
+                serial = x509.load_der_x509_certificate(der).serial_number
+                with self.lock:
+                    self.ok += 1
+                    self.serials[serial] = self.serials.get(serial, 0) + 1
+            except Exception as e:
+                with self.lock:
+                    self.failures.append(repr(e))
+
+    def count(self, serial):
+        with self.lock:
+            return self.serials.get(serial, 0)
+
+
+def hammer_through_renewal(port, root_file, first_serial, timeout, min_seen,
+                           snis=("a.example.test", "b.example.test")):
+    """Hammers port with full handshakes (one client per SNI) until a
+    certificate other than first_serial is served and every client saw it
+    min_seen times (bounded).  Returns (new certificate, hammers) for the
+    caller's assertions."""
+
+    def renewed():
+        c = x509.load_der_x509_certificate(handshake(port, snis[0], cafile=root_file))
+        return c if c.serial_number != first_serial else None
+
+    hammers = [Hammer(port, root_file, sni=s) for s in snis]
+    for h in hammers:
+        h.start()
+    try:
+        new = wait_for(renewed, timeout, "a renewed certificate being served")
+        wait_for(lambda: all(h.count(new.serial_number) >= min_seen or not h.is_alive()
+                             for h in hammers), 60, "the clients seeing the new certificate")
+    finally:
+        for h in hammers:
+            h.stop_event.set()
+        for h in hammers:
+            h.join(30)
+    for h in hammers:
+        print("hammer %s: %d handshakes, %d failed, serials seen %s" % (
+            h.sni, h.ok + len(h.failures), len(h.failures),
+            {"%x" % k: v for k, v in h.serials.items()}))
+    return new, hammers
