@@ -1698,26 +1698,41 @@ acme_dns_update_blocking(const char *server, int port, const char *zone,
     return rc;
 }
 
+/* Builds a query for name/qtype, sends it and parses the answer. */
+static int
+query_round_trip(const char *server, int port, const char *name,
+    uint16_t qtype, int rd, int timeout_ms, acme_dns_txn_t *txn, acme_dns_answer_t *ans,
+    char *err, size_t errlen)
+{
+    unsigned char  *msg;
+    size_t          len;
+    int             rc;
+
+    if (acme_dns_query_build(txn, name, qtype, rd, acme_dns_random_id(),
+                             &msg, &len, err, errlen)
+        != 0)
+    {
+        return -1;
+    }
+    rc = round_trip(server, port, txn, msg, len, timeout_ms, ans, err,
+                    errlen);
+    free(msg);
+    return rc;
+}
+
 int
 acme_dns_txt_visible_blocking(const char *server, int port, const char *name,
     const char *txt, int timeout_ms, char *err, size_t errlen)
 {
     acme_dns_txn_t      txn;
     acme_dns_answer_t   ans;
-    unsigned char      *msg;
-    size_t              len, i;
+    size_t              i;
     int                 rc;
 
-    if (acme_dns_query_build(&txn, name, ACME_DNS_TYPE_TXT, 0,
-                             acme_dns_random_id(), &msg, &len, err, errlen)
+    if (query_round_trip(server, port, name, ACME_DNS_TYPE_TXT, 0, timeout_ms, &txn,
+                         &ans, err, errlen)
         != 0)
     {
-        return -1;
-    }
-    rc = round_trip(server, port, &txn, msg, len, timeout_ms, &ans, err,
-                    errlen);
-    free(msg);
-    if (rc != 0) {
         return -1;
     }
 
@@ -1744,21 +1759,12 @@ acme_dns_find_zone_blocking(const char *server, int port, int rd,
 {
     acme_dns_txn_t      txn;
     acme_dns_answer_t   ans;
-    unsigned char      *msg;
-    size_t              len;
-    int                 rc;
 
     *zone = NULL;
-    if (acme_dns_query_build(&txn, name, ACME_DNS_TYPE_SOA, rd,
-                             acme_dns_random_id(), &msg, &len, err, errlen)
+    if (query_round_trip(server, port, name, ACME_DNS_TYPE_SOA, rd, timeout_ms, &txn,
+                         &ans, err, errlen)
         != 0)
     {
-        return -1;
-    }
-    rc = round_trip(server, port, &txn, msg, len, timeout_ms, &ans, err,
-                    errlen);
-    free(msg);
-    if (rc != 0) {
         return -1;
     }
 
@@ -1782,22 +1788,13 @@ acme_dns_zone_ns_blocking(const char *server, int port, int rd,
 {
     acme_dns_txn_t      txn;
     acme_dns_answer_t   ans;
-    unsigned char      *msg;
-    size_t              len;
-    int                 rc;
 
     *ns = NULL;
     *n = 0;
-    if (acme_dns_query_build(&txn, zone, ACME_DNS_TYPE_NS, rd,
-                             acme_dns_random_id(), &msg, &len, err, errlen)
+    if (query_round_trip(server, port, zone, ACME_DNS_TYPE_NS, rd, timeout_ms, &txn,
+                         &ans, err, errlen)
         != 0)
     {
-        return -1;
-    }
-    rc = round_trip(server, port, &txn, msg, len, timeout_ms, &ans, err,
-                    errlen);
-    free(msg);
-    if (rc != 0) {
         return -1;
     }
 
