@@ -54,7 +54,13 @@ def hold_port_lock(timeout=None):
         return
     if timeout is None:
         timeout = float(os.environ.get("ACME_TEST_LOCK_WAIT", "1200"))
-    path = "/tmp/ngx-acme-test-ports-%d.lock" % PORT_OFFSET
+    # ports are per network namespace: runs under "unshare -n" (each with its
+    # own loopback) do not wait for each other
+    try:
+        netns = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        netns = 0
+    path = "/tmp/ngx-acme-test-ports-%d-%d.lock" % (netns, PORT_OFFSET)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     deadline = time.monotonic() + timeout
     told = False
