@@ -3,7 +3,8 @@
 #
 #   ./build.sh deps              install the Debian packages needed (idempotent)
 #   ./build.sh [build]           common/ + unit tests, the nginx module, the Apache module
-#   ./build.sh test [pytest args]  deps + build + the whole pytest suite (t/)
+#   ./build.sh test [pytest args]  deps + build + the whole suite (t/) in parallel
+#                                shards, or one pytest over t/ with the given arguments
 #   ./build.sh demo [nginx|apache] deps + build + a live demo against pebble on loopback
 #   ./build.sh bench [nginx|apache]  deps + build + bench/handshake.sh (-apache.sh)
 set -euo pipefail
@@ -91,9 +92,14 @@ build() {
 }
 
 run_tests() {
-    log "test: pytest"
-    # pytest's summary is the last thing printed
-    exec "$PY" -m pytest -v -p no:cacheprovider "$REPO/t" "$@"
+    if [ $# -gt 0 ]; then
+        log "test: pytest $*"
+        exec "$PY" -m pytest -v -p no:cacheprovider "$REPO/t" "$@"
+    fi
+    # the whole suite: parallel shards, each in its own network namespace;
+    # the last line is the sum, "total: N passed, N failed, N skipped"
+    log "test: pytest in parallel shards (t/run_shards.py)"
+    exec "$PY" "$REPO/t/run_shards.py"
 }
 
 cmd="${1:-build}"

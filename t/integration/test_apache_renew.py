@@ -43,7 +43,14 @@ def test_renewal_hot_swap_without_restart(mpm, apache_factory, pebble_factory, w
     assert installs, "no 'installed' lines in the log"
     assert all(n == 1 for n in installs.values()), installs
 
-    # every child serves the new certificate: many fresh connections
+    # each child polls the shared generation once a second and parses off
+    # the handshake path: once every live child has installed the newest
+    # generation, every fresh connection gets the new certificate
+    def every_child_installed():
+        inst = srv.installs()
+        top = max(g for (_, g) in inst)
+        return set(srv.child_pids()) <= {pid for (pid, g) in inst if g == top}
+    wait_for(every_child_installed, 20, "the new certificate installed in every child")
     for _ in range(40):
         der = handshake(HTTPS_PORT, "a.example.test", cafile=root)
         assert x509.load_der_x509_certificate(der).serial_number != first.serial_number
