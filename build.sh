@@ -18,7 +18,7 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 # python3-cryptography: certificate inspection in the tests
 PACKAGES=(nginx nginx-dev apache2 apache2-dev libssl-dev libjansson-dev pebble
           python3-pytest python3-cryptography bind9 bind9-utils bind9-dnsutils curl make gcc
-          libpcre2-dev zlib1g-dev)
+          libpcre2-dev zlib1g-dev iproute2 util-linux)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
