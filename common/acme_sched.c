@@ -5,6 +5,8 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,4 +143,37 @@ acme_sched_parse_retry_after(const char *value, long long now)
         return now + SCHED_RETRY_AFTER_CAP;
     }
     return t;
+}
+
+void
+acme_sched_attempt_begin(acme_cert_state_t *st, long long now, long pid)
+{
+    st->attempt_started = now > 0 ? now : 1;
+    st->attempt_pid = pid;
+}
+
+void
+acme_sched_attempt_end(acme_cert_state_t *st)
+{
+    st->attempt_started = 0;
+    st->attempt_pid = 0;
+}
+
+int
+acme_sched_attempt_unfinished(acme_cert_state_t *st, long long now,
+    int owner_alive, uint32_t rnd)
+{
+    if (st->attempt_started == 0 || owner_alive) {
+        return 0;
+    }
+
+    if (st->failures < UINT_MAX) {
+        st->failures++;
+    }
+    st->last_attempt = st->attempt_started;
+    st->next_attempt = acme_sched_backoff(st->failures, now, 0, rnd);
+    snprintf(st->last_error, sizeof(st->last_error), "%s",
+             ACME_SCHED_UNFINISHED);
+    acme_sched_attempt_end(st);
+    return 1;
 }

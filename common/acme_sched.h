@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "acme_store.h"
+
 /*
  * When to renew a certificate valid [not_before, not_after): when
  * remaining_fraction of its lifetime is left (1/3 by default when <= 0 or
@@ -25,5 +27,34 @@ long long acme_sched_backoff(unsigned failures, long long now,
  * unix time relative to now; 0 if absent or invalid; capped at now + 7 days
  * so a bogus value cannot park a certificate forever. */
 long long acme_sched_parse_retry_after(const char *value, long long now);
+
+/*
+ * Attempt records, so that a process dying during an order counts as a
+ * failed attempt (with backoff) instead of letting the next process order
+ * again at once.  A driver calls acme_sched_attempt_begin and persists the
+ * state before the order's first step; acme_sched_attempt_end clears the
+ * record when the order ends, before the result (success or failure) is
+ * persisted.  A graceful stop ends the attempt without counting it.
+ */
+void acme_sched_attempt_begin(acme_cert_state_t *st, long long now, long pid);
+void acme_sched_attempt_end(acme_cert_state_t *st);
+
+#define ACME_SCHED_UNFINISHED \
+    "the previous attempt did not finish (worker crash?)"
+
+/*
+ * The policy for a record found by a driver with no order of its own
+ * running for that certificate (at start, after taking over): when there is
+ * one and its process is gone (owner_alive 0), the attempt died with it and
+ * counts as a failure: failures + 1, last_attempt = its start, next_attempt
+ * from acme_sched_backoff, last_error ACME_SCHED_UNFINISHED, record
+ * cleared; returns 1 (the caller logs and persists st).  Returns 0 and
+ * leaves st alone when there is no record or its process still runs (a
+ * driver paused past its lease, an old generation finishing during a
+ * graceful restart): that attempt is not over, the caller's own next
+ * attempt replaces the record.
+ */
+int acme_sched_attempt_unfinished(acme_cert_state_t *st, long long now,
+    int owner_alive, uint32_t rnd);
 
 #endif

@@ -769,6 +769,8 @@ acme_store_load_state(const char *root, const char *id,
     st->next_attempt = json_ll(j, "next_attempt");
     st->last_attempt = json_ll(j, "last_attempt");
     st->last_success = json_ll(j, "last_success");
+    st->attempt_started = json_ll(j, "attempt_started");
+    st->attempt_pid = (long) json_ll(j, "attempt_pid");
     le = json_string_value(json_object_get(j, "last_error"));
     if (le != NULL) {
         snprintf(st->last_error, sizeof(st->last_error), "%s", le);
@@ -800,7 +802,7 @@ acme_store_save_state(const char *root, const char *id,
     le[sizeof(le) - 1] = '\0';
     utf8_sanitize(le);
 
-    rc = save_json(path, json_pack("{s:I, s:I, s:I, s:I, s:s?}",
+    rc = save_json(path, json_pack("{s:I, s:I, s:I, s:I, s:s?, s:I, s:I}",
                                    "failures", (json_int_t) st->failures,
                                    "next_attempt",
                                    (json_int_t) st->next_attempt,
@@ -808,7 +810,11 @@ acme_store_save_state(const char *root, const char *id,
                                    (json_int_t) st->last_attempt,
                                    "last_success",
                                    (json_int_t) st->last_success,
-                                   "last_error", le),
+                                   "last_error", le,
+                                   "attempt_started",
+                                   (json_int_t) st->attempt_started,
+                                   "attempt_pid",
+                                   (json_int_t) st->attempt_pid),
                    err, errlen);
     free(path);
     return rc;

@@ -74,6 +74,10 @@ typedef struct {
     long long   last_attempt;
     long long   last_success;
     char        last_error[512];/* "" when none */
+    /* an order in progress (acme_sched_attempt_begin): recorded before its
+     * first step, cleared when it ends; 0 = none */
+    long long   attempt_started;
+    long        attempt_pid;    /* the process running it */
 } acme_cert_state_t;
 
 /* load: 1 found, 0 missing (state zeroed), -1 error (state zeroed). */

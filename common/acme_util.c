@@ -2,6 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/types.h>
 
 #include <openssl/crypto.h>
 
@@ -273,4 +276,13 @@ acme_time_parse_rfc3339(const char *s)
     }
 
     return -1;
+}
+
+int
+acme_process_alive(long pid)
+{
+    if (pid <= 0) {
+        return 0;
+    }
+    return kill((pid_t) pid, 0) == 0 || errno != ESRCH;
 }

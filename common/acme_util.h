@@ -41,4 +41,8 @@ const char *acme_time_rfc3339(long long t, char *buf, size_t len);
 /* Parses RFC 3339 / HTTP-date strings; -1 on error. */
 long long acme_time_parse_rfc3339(const char *s);
 
+/* 1 when process pid exists (also one of another user), 0 when it is gone
+ * or pid <= 0. */
+int acme_process_alive(long pid);
+
 #endif

@@ -1,5 +1,8 @@
 #include "unit.h"
 #include "acme_sched.h"
+#include "acme_fence.h"
+
+#include <string.h>
 
 #define DAY 86400LL
 #define T0  1795000000LL
@@ -103,4 +106,74 @@ UNIT_TEST(sched_parse_retry_after)
     CHECK_INT(acme_sched_parse_retry_after("99999999999999999999999", T0), T0 + 7 * DAY);
     CHECK_INT(acme_sched_parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT", T0),
               T0 + 7 * DAY);
+}
+
+UNIT_TEST(sched_attempt_unfinished_counts_as_failure)
+{
+    acme_cert_state_t st;
+    long long         t;
+
+    memset(&st, 0, sizeof(st));
+
+    /* no record: nothing to count */
+    CHECK_INT(acme_sched_attempt_unfinished(&st, T0, 0, 0), 0);
+    CHECK_INT(st.failures, 0);
+    CHECK_INT(st.next_attempt, 0);
+
+    /* begin records it; end clears it */
+    acme_sched_attempt_begin(&st, T0, 4242);
+    CHECK_INT(st.attempt_started, T0);
+    CHECK_INT(st.attempt_pid, 4242);
+    acme_sched_attempt_end(&st);
+    CHECK_INT(st.attempt_started, 0);
+    CHECK_INT(st.attempt_pid, 0);
+    CHECK_INT(acme_sched_attempt_unfinished(&st, T0 + 5, 0, 0), 0);
+
+    /* its process still runs: not over yet, nothing changes */
+    acme_sched_attempt_begin(&st, T0, 4242);
+    CHECK_INT(acme_sched_attempt_unfinished(&st, T0 + 5, 1, 0), 0);
+    CHECK_INT(st.attempt_started, T0);
+    CHECK_INT(st.failures, 0);
+
+    /* its process is gone: a failure with the first backoff (1 min) */
+    CHECK_INT(acme_sched_attempt_unfinished(&st, T0 + 5, 0, 0), 1);
+    CHECK_INT(st.failures, 1);
+    CHECK_INT(st.last_attempt, T0);
+    CHECK_INT(st.next_attempt, acme_sched_backoff(1, T0 + 5, 0, 0));
+    CHECK(st.next_attempt >= T0 + 5 + 54);
+    CHECK_STR(st.last_error, ACME_SCHED_UNFINISHED);
+    CHECK_INT(st.attempt_started, 0);
+    CHECK_INT(st.attempt_pid, 0);
+
+    /* counted once: a second look finds nothing */
+    CHECK_INT(acme_sched_attempt_unfinished(&st, T0 + 6, 0, 0), 0);
+    CHECK_INT(st.failures, 1);
+
+    /* repeated crashes back off further: 10 min after the second */
+    t = T0 + 100;
+    acme_sched_attempt_begin(&st, t, 4243);
+    CHECK_INT(acme_sched_attempt_unfinished(&st, t + 1, 0, 7), 1);
+    CHECK_INT(st.failures, 2);
+    CHECK_INT(st.next_attempt, acme_sched_backoff(2, t + 1, 0, 7));
+    CHECK(st.next_attempt >= t + 1 + 540);
+}
+
+UNIT_TEST(sched_fence)
+{
+    acme_fence_t gen = ACME_FENCE_NONE, mine;
+
+    /* a fence is the lease generation when the order started */
+    gen = acme_fence_next(gen);
+    CHECK_INT(gen, 1);
+    mine = gen;
+    CHECK(acme_fence_current(mine, gen));
+
+    /* the lease changed hands: the old fence is stale for good */
+    gen = acme_fence_next(gen);
+    CHECK(!acme_fence_current(mine, gen));
+    CHECK(acme_fence_current(gen, gen));
+
+    /* "none" never acts, and the counter skips it on wrap-around */
+    CHECK(!acme_fence_current(ACME_FENCE_NONE, ACME_FENCE_NONE));
+    CHECK_INT(acme_fence_next(UINT64_MAX), 1);
 }

@@ -331,6 +331,8 @@ UNIT_TEST(store_state_roundtrip_and_corrupt)
     in.next_attempt = 1795000000LL;
     in.last_attempt = 1794990000LL;
     in.last_success = 1790000000LL;
+    in.attempt_started = 1794999000LL;
+    in.attempt_pid = 31337;
     snprintf(in.last_error, sizeof(in.last_error),
              "new-order: urn:ietf:params:acme:error:rateLimited: \"slow\" \xc3\xa9");
     CHECK_INT(acme_store_save_state(root, "s_ecdsa-256", &in, err,
@@ -341,6 +343,8 @@ UNIT_TEST(store_state_roundtrip_and_corrupt)
     CHECK_INT(st.next_attempt, 1795000000LL);
     CHECK_INT(st.last_attempt, 1794990000LL);
     CHECK_INT(st.last_success, 1790000000LL);
+    CHECK_INT(st.attempt_started, 1794999000LL);
+    CHECK_INT(st.attempt_pid, 31337);
     CHECK_STR(st.last_error, in.last_error);
 
     p = acme_store_state_path(root, "s_ecdsa-256");

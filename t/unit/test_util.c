@@ -1,3 +1,6 @@
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include "unit.h"
 #include "acme_util.h"
@@ -43,4 +46,23 @@ UNIT_TEST(time_rfc3339_roundtrip)
     CHECK_INT(acme_time_parse_rfc3339("Wed, 18 Nov 2026 11:06:40 GMT"), 1795000000);
     CHECK_INT(acme_time_parse_rfc3339("garbage"), -1);
     CHECK_INT(acme_time_parse_rfc3339("2026-11-18T11:06:40"), -1);
+}
+
+UNIT_TEST(util_process_alive)
+{
+    pid_t pid;
+    int   status;
+
+    CHECK_INT(acme_process_alive((long) getpid()), 1);
+    CHECK_INT(acme_process_alive(0), 0);
+    CHECK_INT(acme_process_alive(-1), 0);
+
+    /* a child that exited and was reaped is gone */
+    pid = fork();
+    if (pid == 0) {
+        _exit(0);
+    }
+    CHECK(pid > 0);
+    CHECK_INT(waitpid(pid, &status, 0), pid);
+    CHECK_INT(acme_process_alive((long) pid), 0);
 }
