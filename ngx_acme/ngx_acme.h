@@ -45,6 +45,7 @@
 #include "acme_eab.h"
 #include "acme_alpn.h"
 #include "acme_dns.h"
+#include "acme_fence.h"
 #include "ngx_acme_http.h"
 
 
@@ -162,6 +163,12 @@ typedef struct {
     u_char                    serial[80];
     u_char                    ca_issuer[256];
 
+    /*
+     * The order's marks: set and cleared only by the order whose fence
+     * (lease generation, see acme_fence.h) is stored here, and only while
+     * that fence is the current lease generation.
+     */
+    acme_fence_t              fence;
     unsigned                  renewing:1;
     u_char                    step[32];
     ngx_uint_t                challenge;      /* 1 + type last tried; 0 */
@@ -173,11 +180,13 @@ typedef struct {
 
 /*
  * A pending challenge: http-01 is looked up by token, tls-alpn-01 by
- * identifier (the SNI the CA connects with); both are removed by token.
+ * identifier (the SNI the CA connects with); both are removed by token and
+ * fence, so an order removes only its own entries.
  */
 typedef struct {
     ngx_queue_t               queue;
     ngx_acme_slot_t          *slot;
+    acme_fence_t              fence;          /* of the order publishing it */
     ngx_uint_t                type;           /* NGX_ACME_HTTP_01, ... */
     u_char                    token[NGX_ACME_TOKEN_LEN + 1];
     u_char                    key_authz[NGX_ACME_KEYAUTHZ_LEN + 1];
@@ -198,6 +207,8 @@ typedef struct {
     ngx_queue_t               tokens;
     ngx_pid_t                 lease_pid;
     time_t                    lease_expires;
+    acme_fence_t              lease_gen;      /* + 1 whenever the lease
+                                                 changes hands */
     ngx_uint_t                generation;
 } ngx_acme_shctx_t;
 
@@ -272,6 +283,7 @@ typedef struct {
     ngx_uint_t                alpn_ncerts;
     ngx_uint_t                generation;
     ngx_flag_t                lease_held;
+    acme_fence_t              lease_gen;      /* of the lease held */
     ngx_flag_t                exiting;        /* in exit_process: the thread
                                                  pool is gone already */
     ngx_log_t                *log;
@@ -305,12 +317,15 @@ void ngx_acme_shm_heartbeat(ngx_acme_main_conf_t *amcf, ngx_uint_t parsed);
 void ngx_acme_shm_activate(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_shm_set_info_locked(ngx_acme_slot_t *slot,
     const acme_cert_info_t *info);
+ngx_uint_t ngx_acme_shm_fence_ok_locked(ngx_acme_main_conf_t *amcf,
+    acme_fence_t fence);
 ngx_int_t ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf,
-    ngx_acme_slot_t *slot, ngx_uint_t type, const char *identifier,
-    const char *token, const char *key_authz);
-void ngx_acme_shm_token_del(ngx_acme_main_conf_t *amcf, const char *token);
+    ngx_acme_slot_t *slot, acme_fence_t fence, ngx_uint_t type,
+    const char *identifier, const char *token, const char *key_authz);
+void ngx_acme_shm_token_del(ngx_acme_main_conf_t *amcf, const char *token,
+    acme_fence_t fence);
 void ngx_acme_shm_tokens_drop_locked(ngx_acme_main_conf_t *amcf,
-    ngx_acme_slot_t *slot);
+    ngx_acme_slot_t *slot, acme_fence_t fence);
 ngx_int_t ngx_acme_shm_token_find(ngx_acme_main_conf_t *amcf,
     u_char *token, size_t len, u_char *buf, size_t *buf_len);
 ngx_int_t ngx_acme_shm_alpn_find(ngx_acme_main_conf_t *amcf,
@@ -332,6 +347,8 @@ void ngx_acme_ssl_free(ngx_acme_main_conf_t *amcf);
 ngx_int_t ngx_acme_job_start(ngx_acme_main_conf_t *amcf,
     ngx_acme_cert_t *cert, const char *reason, ngx_log_t *log);
 void ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert);
+ngx_int_t ngx_acme_job_save_state(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, acme_cert_state_t *st, ngx_log_t *log);
 
 /* ngx_acme_alpn.c */
 ngx_int_t ngx_acme_alpn_init(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf);

@@ -1,6 +1,9 @@
 /*
  * One ACME order for one certificate, run by the lease holder.
  *
+ *   begin (thread pool):   state.json records the attempt (see
+ *                          acme_sched_attempt_begin), so a worker dying
+ *                          during the order counts as a failure
  *   prepare (thread pool): account key (load, or generate and store),
  *                          stored account URL, a fresh certificate key
  *   engine (event loop):   acme_engine with ngx_acme_http for requests,
@@ -15,6 +18,12 @@
  * Everything slow or blocking (key generation, fsync) stays off the event
  * loop.  A thread task cannot be cancelled: an aborted job whose task is
  * still running is freed by the task's completion handler.
+ *
+ * Fencing (acme_fence.h): a job carries the lease generation it started
+ * under.  Its tokens and the slot's marks carry it too, and every change of
+ * the zone checks it under the zone's lock: a job of a worker that lost the
+ * lease (paused past its expiry, say) stops without touching the entries
+ * of the new holder, and removes only its own.
  */
 
 #include "ngx_acme.h"
@@ -26,7 +35,8 @@ typedef enum {
     NGX_ACME_TASK_FINISH,
     NGX_ACME_TASK_FAIL,
     NGX_ACME_TASK_DNS_ADD,
-    NGX_ACME_TASK_DNS_CLEANUP               /* an aborted job's records */
+    NGX_ACME_TASK_DNS_CLEANUP,              /* an aborted job's records */
+    NGX_ACME_TASK_BEGIN                     /* state.json: attempt record */
 } ngx_acme_task_kind_e;
 
 
@@ -42,6 +52,7 @@ struct ngx_acme_job_s {
     ngx_acme_cert_t          *cert;
     ngx_pool_t               *pool;
     ngx_log_t                *log;
+    acme_fence_t              fence;        /* lease generation at start */
 
     /* thread task in/out; only the thread touches these while busy */
     ngx_acme_task_kind_e      task_kind;
@@ -96,40 +107,110 @@ static ngx_int_t ngx_acme_job_dns_publish(ngx_acme_job_t *job,
 static void ngx_acme_job_dns_remove_all(ngx_acme_job_t *job);
 static void ngx_acme_job_dns_log(ngx_acme_job_t *job);
 static void ngx_acme_job_free(ngx_acme_job_t *job);
+static ngx_acme_job_t *ngx_acme_job_create(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, ngx_log_t *log);
+static ngx_uint_t ngx_acme_job_fenced(ngx_acme_job_t *job);
 
 
-ngx_int_t
-ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
-    const char *reason, ngx_log_t *log)
+static ngx_acme_job_t *
+ngx_acme_job_create(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    ngx_log_t *log)
 {
     ngx_pool_t      *pool;
     ngx_acme_job_t  *job;
 
     pool = ngx_create_pool(4096, log);
     if (pool == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     job = ngx_pcalloc(pool, sizeof(ngx_acme_job_t));
     if (job == NULL) {
         ngx_destroy_pool(pool);
-        return NGX_ERROR;
+        return NULL;
     }
 
     job->amcf = amcf;
     job->cert = cert;
     job->pool = pool;
     job->log = log;
-    job->account_key_type = (acme_key_type_t) cert->issuer->account_key;
-    job->cert_key_type = cert->key_type;
+    job->fence = amcf->lease_gen;
     job->root = (char *) cert->issuer->state_path.data;
     job->id = (char *) cert->id.data;
+
+    return job;
+}
+
+
+/*
+ * Persists st (an unfinished attempt counted by the lease holder) in the
+ * thread pool; cert->job is set meanwhile, so no order starts before.
+ */
+ngx_int_t
+ngx_acme_job_save_state(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    acme_cert_state_t *st, ngx_log_t *log)
+{
+    ngx_acme_job_t  *job;
+
+    job = ngx_acme_job_create(amcf, cert, log);
+    if (job == NULL) {
+        return NGX_ERROR;
+    }
+
+    job->st = *st;
+    cert->job = job;
+
+    if (ngx_acme_job_post(job, NGX_ACME_TASK_FAIL) != NGX_OK) {
+        cert->job = NULL;
+        ngx_acme_job_free(job);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    const char *reason, ngx_log_t *log)
+{
+    ngx_uint_t       ok;
+    ngx_acme_job_t  *job;
+
+    job = ngx_acme_job_create(amcf, cert, log);
+    if (job == NULL) {
+        return NGX_ERROR;
+    }
+
+    job->account_key_type = (acme_key_type_t) cert->issuer->account_key;
+    job->cert_key_type = cert->key_type;
     job->directory = (char *) cert->issuer->uri.data;
 
     job->sleep.handler = ngx_acme_job_wake;
     job->sleep.data = job;
     job->sleep.log = log;
     job->sleep.cancelable = 1;
+
+    /* the attempt is recorded before anything else happens */
+
+    ngx_acme_shm_lock(amcf);
+
+    ok = ngx_acme_shm_fence_ok_locked(amcf, job->fence);
+
+    if (ok) {
+        cert->slot->fence = job->fence;
+        cert->slot->renewing = 1;
+        acme_sched_attempt_begin(&cert->slot->st, (long long) ngx_time(),
+                                 (long) ngx_pid);
+        job->st = cert->slot->st;
+    }
+
+    ngx_acme_shm_unlock(amcf);
+
+    if (!ok) {
+        ngx_acme_job_free(job);
+        return NGX_DECLINED;
+    }
 
     cert->job = job;
 
@@ -138,18 +219,43 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
                   "acme_issuer \"%V\" (%s)", &cert->id, &cert->issuer->name,
                   reason);
 
-    ngx_acme_shm_lock(amcf);
-    cert->slot->renewing = 1;
-    ngx_acme_shm_unlock(amcf);
-
     ngx_acme_job_set_step(job, "keys");
 
-    if (ngx_acme_job_post(job, NGX_ACME_TASK_PREPARE) != NGX_OK) {
-        ngx_acme_job_fail(job, "cannot post the key generation task", 0);
+    if (ngx_acme_job_post(job, NGX_ACME_TASK_BEGIN) != NGX_OK) {
+        ngx_acme_job_fail(job, "cannot post the state task", 0);
         return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Whether the job lost the lease (its fence is stale): then it is aborted,
+ * touching only its own entries, and 1 is returned.
+ */
+static ngx_uint_t
+ngx_acme_job_fenced(ngx_acme_job_t *job)
+{
+    ngx_uint_t  ok;
+
+    ngx_acme_shm_lock(job->amcf);
+    ok = ngx_acme_shm_fence_ok_locked(job->amcf, job->fence);
+    ngx_acme_shm_unlock(job->amcf);
+
+    if (ok) {
+        return 0;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                  "acme: certificate \"%V\": this worker lost the ACME lease "
+                  "during the order (lease generation %uL): stopping it, the "
+                  "new holder's challenges stay", &job->cert->id,
+                  (uint64_t) job->fence);
+
+    ngx_acme_job_abort(job->amcf, job->cert);
+
+    return 1;
 }
 
 
@@ -179,10 +285,25 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
         ngx_del_timer(&job->sleep);
     }
 
+    /*
+     * Only its own tokens; the marks only while it still holds the lease
+     * (an exiting worker): then the attempt ends without being counted as
+     * a failure.  A job that lost the lease leaves the rest to the new
+     * holder.
+     */
+
     ngx_acme_shm_lock(amcf);
-    ngx_acme_shm_tokens_drop_locked(amcf, cert->slot);
-    cert->slot->renewing = 0;
-    cert->slot->step[0] = '\0';
+
+    ngx_acme_shm_tokens_drop_locked(amcf, cert->slot, job->fence);
+
+    if (ngx_acme_shm_fence_ok_locked(amcf, job->fence)
+        && cert->slot->fence == job->fence)
+    {
+        cert->slot->renewing = 0;
+        cert->slot->step[0] = '\0';
+        acme_sched_attempt_end(&cert->slot->st);
+    }
+
     ngx_acme_shm_unlock(amcf);
 
     if (job->busy) {
@@ -390,6 +511,7 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
 
         /* FALL THROUGH */
 
+    case NGX_ACME_TASK_BEGIN:
     case NGX_ACME_TASK_FAIL:
 
         if (acme_store_save_state(job->root, job->id, &job->st,
@@ -435,7 +557,25 @@ ngx_acme_job_task_done(ngx_event_t *ev)
         return;
     }
 
+    if (job->task_kind != NGX_ACME_TASK_FAIL && ngx_acme_job_fenced(job)) {
+        return;
+    }
+
     switch (job->task_kind) {
+
+    case NGX_ACME_TASK_BEGIN:
+
+        if (job->task_rc != 0) {
+            ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                          "acme: certificate \"%V\": cannot record the "
+                          "attempt: %s", &job->cert->id, job->task_err);
+        }
+
+        if (ngx_acme_job_post(job, NGX_ACME_TASK_PREPARE) != NGX_OK) {
+            ngx_acme_job_fail(job, "cannot post the key generation task", 0);
+        }
+
+        return;
 
     case NGX_ACME_TASK_DNS_CLEANUP:
 
@@ -538,7 +678,11 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
 
     ngx_acme_shm_lock(job->amcf);
     type = ngx_acme_cert_challenge(cert, cert->slot->st.failures);
-    cert->slot->challenge = 1 + type;
+
+    if (ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
+        cert->slot->challenge = 1 + type;
+    }
+
     ngx_acme_shm_unlock(job->amcf);
 
     oc.challenge_type = ngx_acme_challenge_name(type);
@@ -582,6 +726,10 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 
         if (ngx_exiting || ngx_quit || ngx_terminate) {
             ngx_acme_job_abort(job->amcf, job->cert);
+            return;
+        }
+
+        if (ngx_acme_job_fenced(job)) {
             return;
         }
 
@@ -637,9 +785,15 @@ ngx_acme_job_run(ngx_acme_job_t *job)
                     && ngx_strcmp(act.challenge_type, "tls-alpn-01") == 0)
                    ? NGX_ACME_TLS_ALPN_01 : NGX_ACME_HTTP_01;
 
-            rc = ngx_acme_shm_token_add(job->amcf, job->cert->slot, type,
-                                        act.identifier, act.token,
-                                        act.key_authz);
+            rc = ngx_acme_shm_token_add(job->amcf, job->cert->slot,
+                                        job->fence, type, act.identifier,
+                                        act.token, act.key_authz);
+            if (rc == NGX_BUSY) {
+                /* lost the lease since the check above */
+                (void) ngx_acme_job_fenced(job);
+                return;
+            }
+
             if (rc != NGX_OK) {
                 ngx_log_error(NGX_LOG_ERR, job->log, 0,
                               "acme: certificate \"%V\": cannot publish "
@@ -660,7 +814,7 @@ ngx_acme_job_run(ngx_acme_job_t *job)
         case ACME_ACT_UNPUBLISH:
 
             /* dns-01 records go in the finish/fail task, off the loop */
-            ngx_acme_shm_token_del(job->amcf, act.token);
+            ngx_acme_shm_token_del(job->amcf, act.token, job->fence);
             continue;
 
         case ACME_ACT_ACCOUNT:
@@ -692,6 +846,7 @@ ngx_acme_job_run(ngx_acme_job_t *job)
             job->st = job->cert->slot->st;
             ngx_acme_shm_unlock(job->amcf);
 
+            acme_sched_attempt_end(&job->st);
             job->st.failures = 0;
             job->st.next_attempt = 0;
             job->st.last_attempt = now;
@@ -788,7 +943,21 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
 
     ngx_acme_shm_lock(job->amcf);
 
+    if (!ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
+        /* the new lease holder owns the slot now: record nothing */
+        ngx_acme_shm_unlock(job->amcf);
+
+        ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                      "acme: certificate \"%V\": order of a lost ACME "
+                      "lease (generation %uL) failed: %s; not recorded",
+                      &cert->id, (uint64_t) job->fence, msg);
+
+        ngx_acme_job_abort(job->amcf, cert);
+        return;
+    }
+
     job->st = slot->st;
+    acme_sched_attempt_end(&job->st);
 
     /* the type this attempt used leads the error: the next may differ */
 
@@ -810,7 +979,7 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
     slot->step[0] = '\0';
 
     /* the engine unpublishes on ERROR, not on a host-side failure */
-    ngx_acme_shm_tokens_drop_locked(job->amcf, slot);
+    ngx_acme_shm_tokens_drop_locked(job->amcf, slot, job->fence);
 
     ngx_acme_shm_unlock(job->amcf);
 
@@ -900,6 +1069,16 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     bundle = ngx_alloc(len + 1, job->log);
     if (bundle == NULL) {
         /* on disk already: the next restart serves it */
+        ngx_acme_shm_lock(job->amcf);
+
+        if (ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
+            slot->st = job->st;
+            slot->renewing = 0;
+            slot->step[0] = '\0';
+        }
+
+        ngx_acme_shm_unlock(job->amcf);
+
         cert->job = NULL;
         ngx_acme_job_free(job);
         return;
@@ -910,6 +1089,20 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     *p = '\0';
 
     ngx_acme_shm_lock(job->amcf);
+
+    if (!ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
+        /* stored, but the new holder owns the zone: it orders anew */
+        ngx_acme_shm_unlock(job->amcf);
+        ngx_free(bundle);
+
+        ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                      "acme: certificate \"%V\": issued under a lost ACME "
+                      "lease (generation %uL); left to the new holder",
+                      &cert->id, (uint64_t) job->fence);
+
+        ngx_acme_job_abort(job->amcf, cert);
+        return;
+    }
 
     rc = ngx_acme_shm_set_bundle_locked(job->amcf, slot, (char *) bundle,
                                         len, 0);
@@ -962,7 +1155,13 @@ ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step)
     slot = job->cert->slot;
 
     ngx_acme_shm_lock(job->amcf);
-    ngx_cpystrn(slot->step, (u_char *) step, sizeof(slot->step));
+
+    if (ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)
+        && slot->fence == job->fence)
+    {
+        ngx_cpystrn(slot->step, (u_char *) step, sizeof(slot->step));
+    }
+
     ngx_acme_shm_unlock(job->amcf);
 }
 

@@ -34,6 +34,8 @@ static void ngx_acme_tick(ngx_event_t *ev);
 static void ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 static ngx_uint_t ngx_acme_alpn_busy(ngx_acme_main_conf_t *amcf,
     ngx_acme_cert_t *cert);
+static ngx_uint_t ngx_acme_unfinished(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, acme_cert_state_t *st, ngx_log_t *log);
 static void ngx_acme_abort_all(ngx_acme_main_conf_t *amcf);
 
 
@@ -1981,6 +1983,10 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 
         ngx_acme_shm_unlock(amcf);
 
+        if (st.attempt_started && ngx_acme_unfinished(amcf, cert, &st, log)) {
+            continue;
+        }
+
         if (!has_bundle) {
             due = (time_t) st.next_attempt;
             reason = "no certificate yet";
@@ -2009,6 +2015,70 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
             (void) ngx_acme_job_start(amcf, cert, reason, log);
         }
     }
+}
+
+
+/*
+ * An attempt record in the slot and no job of ours for it: the worker that
+ * ran the order died during it (or the whole server, when the record came
+ * from state.json).  The common policy counts it as a failure with backoff;
+ * the state is persisted in the thread pool.  Returns 1 when it counted one.
+ */
+static ngx_uint_t
+ngx_acme_unfinished(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    acme_cert_state_t *st, ngx_log_t *log)
+{
+    u_char       *p;
+    char          buf[21], msg[sizeof(st->last_error)];
+    time_t        now;
+    ngx_uint_t    alive;
+    const char   *type;
+
+    now = ngx_time();
+
+    alive = ((ngx_pid_t) st->attempt_pid != ngx_pid
+             && acme_process_alive(st->attempt_pid));
+
+    if (!acme_sched_attempt_unfinished(st, (long long) now, alive,
+                                       cert->rnd ^ (uint32_t) now))
+    {
+        return 0;
+    }
+
+    /* the type of the attempt that died leads the error, as for others */
+
+    type = ngx_acme_challenge_name(ngx_acme_cert_challenge(cert,
+                                                           st->failures - 1));
+    p = ngx_snprintf((u_char *) msg, sizeof(msg) - 1, "%s: %s", type,
+                     st->last_error);
+    *p = '\0';
+    ngx_memcpy(st->last_error, msg, sizeof(msg));
+
+    ngx_acme_shm_lock(amcf);
+
+    if (!ngx_acme_shm_fence_ok_locked(amcf, amcf->lease_gen)) {
+        ngx_acme_shm_unlock(amcf);
+        return 1;
+    }
+
+    cert->slot->st = *st;
+    cert->slot->next_renewal = (time_t) st->next_attempt;
+
+    ngx_acme_shm_unlock(amcf);
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "acme: certificate \"%V\": %s; %ui consecutive "
+                  "failure(s), next attempt at %s", &cert->id,
+                  st->last_error, (ngx_uint_t) st->failures,
+                  acme_time_rfc3339(st->next_attempt, buf, sizeof(buf)));
+
+    if (ngx_acme_job_save_state(amcf, cert, st, log) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "acme: certificate \"%V\": cannot post the state "
+                      "task", &cert->id);
+    }
+
+    return 1;
 }
 
 

@@ -324,10 +324,31 @@ ngx_acme_shm_set_info_locked(ngx_acme_slot_t *slot,
 }
 
 
+/*
+ * Fencing (acme_fence.h): an order may change the zone only while the
+ * lease generation it started under is still the current one.  Called
+ * locked, as part of the change it guards.
+ */
+ngx_uint_t
+ngx_acme_shm_fence_ok_locked(ngx_acme_main_conf_t *amcf, acme_fence_t fence)
+{
+    ngx_acme_shctx_t  *sh;
+
+    sh = ngx_acme_shm_ctx(amcf);
+
+    return acme_fence_current(fence, sh->lease_gen)
+           && sh->lease_pid == ngx_pid;
+}
+
+
+/*
+ * NGX_OK; NGX_DECLINED for a malformed entry, NGX_ERROR when the zone is
+ * full, NGX_BUSY when fence is stale (the lease moved on: nothing added).
+ */
 ngx_int_t
 ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
-    ngx_uint_t type, const char *identifier, const char *token,
-    const char *key_authz)
+    acme_fence_t fence, ngx_uint_t type, const char *identifier,
+    const char *token, const char *key_authz)
 {
     size_t             tlen, klen, ilen;
     ngx_slab_pool_t   *shpool;
@@ -350,6 +371,11 @@ ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
 
     ngx_shmtx_lock(&shpool->mutex);
 
+    if (!ngx_acme_shm_fence_ok_locked(amcf, fence)) {
+        ngx_shmtx_unlock(&shpool->mutex);
+        return NGX_BUSY;
+    }
+
     t = ngx_slab_calloc_locked(shpool, sizeof(ngx_acme_token_t));
     if (t == NULL) {
         ngx_shmtx_unlock(&shpool->mutex);
@@ -357,6 +383,7 @@ ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
     }
 
     t->slot = slot;
+    t->fence = fence;
     t->type = type;
     ngx_memcpy(t->token, token, tlen);
     ngx_memcpy(t->key_authz, key_authz, klen);
@@ -371,8 +398,10 @@ ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
 }
 
 
+/* Removes the entries of token that the order with this fence published. */
 void
-ngx_acme_shm_token_del(ngx_acme_main_conf_t *amcf, const char *token)
+ngx_acme_shm_token_del(ngx_acme_main_conf_t *amcf, const char *token,
+    acme_fence_t fence)
 {
     ngx_queue_t       *q, *next;
     ngx_slab_pool_t   *shpool;
@@ -391,7 +420,7 @@ ngx_acme_shm_token_del(ngx_acme_main_conf_t *amcf, const char *token)
         next = ngx_queue_next(q);
         t = ngx_queue_data(q, ngx_acme_token_t, queue);
 
-        if (ngx_strcmp(t->token, token) == 0) {
+        if (t->fence == fence && ngx_strcmp(t->token, token) == 0) {
             ngx_queue_remove(q);
             ngx_slab_free_locked(shpool, t);
         }
@@ -401,10 +430,13 @@ ngx_acme_shm_token_del(ngx_acme_main_conf_t *amcf, const char *token)
 }
 
 
-/* Drops the tokens of one slot, or every token when slot is NULL. */
+/*
+ * Drops the tokens of one slot published under fence, or every token when
+ * slot is NULL (a new lease holder: what older generations left behind).
+ */
 void
 ngx_acme_shm_tokens_drop_locked(ngx_acme_main_conf_t *amcf,
-    ngx_acme_slot_t *slot)
+    ngx_acme_slot_t *slot, acme_fence_t fence)
 {
     ngx_queue_t       *q, *next;
     ngx_slab_pool_t   *shpool;
@@ -421,7 +453,7 @@ ngx_acme_shm_tokens_drop_locked(ngx_acme_main_conf_t *amcf,
         next = ngx_queue_next(q);
         t = ngx_queue_data(q, ngx_acme_token_t, queue);
 
-        if (slot == NULL || t->slot == slot) {
+        if (slot == NULL || (t->slot == slot && t->fence == fence)) {
             ngx_queue_remove(q);
             ngx_slab_free_locked(shpool, t);
         }
@@ -458,6 +490,7 @@ ngx_acme_shm_token_find(ngx_acme_main_conf_t *amcf, u_char *token,
         t = ngx_queue_data(q, ngx_acme_token_t, queue);
 
         if (t->type == NGX_ACME_HTTP_01
+            && t->fence == sh->lease_gen
             && ngx_strlen(t->token) == len
             && ngx_memcmp(t->token, token, len) == 0)
         {
@@ -506,6 +539,7 @@ ngx_acme_shm_alpn_find(ngx_acme_main_conf_t *amcf, const char *identifier,
         t = ngx_queue_data(q, ngx_acme_token_t, queue);
 
         if (t->type == NGX_ACME_TLS_ALPN_01
+            && t->fence == sh->lease_gen
             && ngx_strcmp(t->identifier, identifier) == 0)
         {
             n = ngx_min(ngx_strlen(t->key_authz), *buf_len - 1);
@@ -525,9 +559,12 @@ ngx_acme_shm_alpn_find(ngx_acme_main_conf_t *amcf, const char *identifier,
 
 /*
  * The ACME lease: returns NGX_OK when this worker holds it (taking it when
- * it is free, expired or its holder is gone), NGX_DECLINED otherwise.  A new
- * holder drops what a dead one left behind: its challenge tokens and
- * "renewing" marks.
+ * it is free, expired or its holder is gone), NGX_DECLINED otherwise.
+ * Taking it starts a new lease generation (amcf->lease_gen, the fence of
+ * the orders started under it, see acme_fence.h) and drops what older
+ * generations left behind: their challenge tokens and "renewing" marks.
+ * A former holder that was only paused finds its fence stale and touches
+ * nothing more.
  */
 ngx_int_t
 ngx_acme_shm_lease(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
@@ -545,6 +582,7 @@ ngx_acme_shm_lease(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 
     if (sh->lease_pid == ngx_pid) {
         sh->lease_expires = now + NGX_ACME_LEASE_TTL;
+        amcf->lease_gen = sh->lease_gen;
         ngx_acme_shm_unlock(amcf);
         return NGX_OK;
     }
@@ -561,14 +599,17 @@ ngx_acme_shm_lease(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 
     sh->lease_pid = ngx_pid;
     sh->lease_expires = now + NGX_ACME_LEASE_TTL;
+    sh->lease_gen = acme_fence_next(sh->lease_gen);
+    amcf->lease_gen = sh->lease_gen;
 
-    ngx_acme_shm_tokens_drop_locked(amcf, NULL);
+    ngx_acme_shm_tokens_drop_locked(amcf, NULL, ACME_FENCE_NONE);
 
     for (q = ngx_queue_head(&sh->slots);
          q != ngx_queue_sentinel(&sh->slots);
          q = ngx_queue_next(q))
     {
         slot = ngx_queue_data(q, ngx_acme_slot_t, queue);
+        slot->fence = ACME_FENCE_NONE;
         slot->renewing = 0;
         slot->step[0] = '\0';
     }
@@ -578,11 +619,14 @@ ngx_acme_shm_lease(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
     if (old) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "acme: worker process %P took over the ACME lease "
-                      "from process %P", ngx_pid, old);
+                      "from process %P (lease generation %uL)", ngx_pid, old,
+                      (uint64_t) amcf->lease_gen);
 
     } else {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                      "acme: worker process %P took the ACME lease", ngx_pid);
+                      "acme: worker process %P took the ACME lease "
+                      "(lease generation %uL)", ngx_pid,
+                      (uint64_t) amcf->lease_gen);
     }
 
     return NGX_OK;
