@@ -11,6 +11,11 @@
  * publishes http-01 tokens into shared memory, where every child answers
  * them.  Results go to the store (atomic writes) and to shared memory,
  * where every child's refresh thread picks the new certificate up.
+ *
+ * Each attempt is recorded in state.json before its first step and the
+ * record cleared when it ends, so a driving child that dies during an
+ * order leaves it behind: the next driver counts it as a failure with
+ * backoff (acme_sched_attempt_unfinished) instead of ordering at once.
  */
 #include <string.h>
 #include <strings.h>
@@ -315,6 +320,19 @@ account_key(job_t *j, char *err, size_t errlen)
 }
 
 static void
+job_save_state(job_t *j)
+{
+    char err[ACME_ERRLEN];
+
+    if (acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st, err,
+                              sizeof(err)) != 0)
+    {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
+                     " cannot save the renewal state: %s", j->c->id, err);
+    }
+}
+
+static void
 job_failed(job_t *j, const char *msg, long long retry_after)
 {
     acme_auto_slot_status_t st;
@@ -327,6 +345,7 @@ job_failed(job_t *j, const char *msg, long long retry_after)
         apr_snprintf(typed, sizeof(typed), "%s: %s", j->type, msg);
         msg = typed;
     }
+    acme_sched_attempt_end(&j->st);
     j->st.failures++;
     j->st.last_attempt = now;
     j->st.next_attempt = acme_sched_backoff(j->st.failures, now, retry_after,
@@ -387,6 +406,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     blob[key_len + chain_len] = '\0';
     free(key_pem);
 
+    acme_sched_attempt_end(&j->st);
     j->st.failures = 0;
     j->st.next_attempt = 0;
     j->st.last_attempt = now;
@@ -473,6 +493,11 @@ job_main(void *arg)
     j->last_step = NULL;
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
                  "attempt with the %s challenge", j->c->id, j->type);
+
+    /* recorded before anything else: a crash from here on counts */
+    acme_sched_attempt_begin(&j->st, now_sec(), (long) getpid());
+    job_save_state(j);
+
     acme_auto_shm_set_challenge(j->c->slot, j->type);
     acme_auto_shm_set_step(j->c->slot, "renewing", "account-key");
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
@@ -543,6 +568,8 @@ job_main(void *arg)
     d.dns = NULL;
     if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
         /* shutting down: not a failure, the next driver resumes */
+        acme_sched_attempt_end(&j->st);
+        job_save_state(j);
         acme_auto_shm_set_step(j->c->slot, j->have_cert ? "valid" : "fallback",
                                NULL);
         goto done;
@@ -590,6 +617,46 @@ job_publish_due(job_t *j, long long now)
     return due;
 }
 
+/* An attempt record left by a driver that is gone: a failed attempt. */
+static void
+job_check_unfinished(job_t *j)
+{
+    acme_auto_slot_status_t st;
+    acme_auto_issuer_t     *iss = j->c->issuer;
+    long long               now = now_sec();
+    int                     alive;
+    char                    msg[sizeof(j->st.last_error)];
+
+    alive = j->st.attempt_pid != (long) getpid()
+            && acme_process_alive(j->st.attempt_pid);
+    if (!acme_sched_attempt_unfinished(&j->st, now, alive, random32())) {
+        return;
+    }
+    /* the type of the attempt that died leads, as for other failures */
+    apr_snprintf(msg, sizeof(msg), "%s: %s",
+                 iss->challenges[(j->st.failures - 1) % iss->n_challenges],
+                 j->st.last_error);
+    apr_cpystrn(j->st.last_error, msg, sizeof(j->st.last_error));
+    job_save_state(j);
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: %s; "
+                 "%u consecutive failure(s), next attempt in %"
+                 APR_INT64_T_FMT "s", j->c->id, j->st.last_error,
+                 j->st.failures, (apr_int64_t) (j->st.next_attempt - now));
+
+    acme_auto_shm_get_status(j->c->slot, &st);
+    if (j->have_cert) {
+        apr_cpystrn(st.state, j->not_after > now ? "valid" : "expired",
+                    sizeof(st.state));
+    }
+    else {
+        apr_cpystrn(st.state, "failed", sizeof(st.state));
+    }
+    st.step[0] = '\0';
+    st.failures = j->st.failures;
+    apr_cpystrn(st.last_error, j->st.last_error, sizeof(st.last_error));
+    acme_auto_shm_set_status(j->c->slot, &st);
+}
+
 static void
 watch_start(watch_t *w)
 {
@@ -610,6 +677,7 @@ watch_start(watch_t *w)
         j->rnd = random32();
         job_sync_from_disk(j);
         job_load_facts(j);
+        job_check_unfinished(j);
         j->due_at = -1;
         job_publish_due(j, now_sec());
     }
