@@ -1,13 +1,16 @@
-"""nginx: the CA being down at start, the ACME worker being killed mid-order."""
+"""nginx: the CA being down at start, the ACME worker being killed or stopped
+mid-order."""
 
+import json
 import os
-import shutil
 import signal
 import time
 
-from nginx_server import HTTPS_PORT, get_status, start_managed, status_cert
-from tlsutil import (is_self_signed, load_pem_certs, same_serial, served_cert,
-                     wait_acme_cert, wait_for)
+from httpgate import HttpGate
+from nginx_server import (HTTP_PORT, HTTPS_PORT, get_status, managed_http_conf,
+                          start_managed, status_cert)
+from tlsutil import (is_self_signed, same_serial, served_cert, wait_acme_cert,
+                     wait_for)
 
 CERT_ID = "a.example.test_ecdsa-256"
 
@@ -52,77 +55,127 @@ def test_ca_down_at_start_serves_fallback_then_issues(nginx_factory, pebble_fact
     assert not srv.alerts(), srv.alerts()
 
 
-ORDER_STEPS = ("authorization", "challenge", "finalize")
+# The http-01 server listens here; the gate sits on pebble's httpPort in
+# front of it, so a test sees each validation request (the token is
+# published then) and decides when the validation gets its answer.
+BACKEND_PORT = HTTP_PORT + 1000
 
 
-def _catch_in_flight(srv, timeout=60):
-    """Polls the status fast until an order exists and waits for its
-    authorizations or finalization; returns (acme_pid, step) then, or None
-    when the certificate became valid first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            d = get_status()
-        except Exception:
-            time.sleep(0.02)
-            continue
-        c = status_cert(d)
-        if c["state"] == "valid":
-            return None
-        if c["state"] == "renewing" and d["acme_pid"] and c["step"] in ORDER_STEPS:
-            return d["acme_pid"], c["step"]
-        time.sleep(0.02)
-    raise AssertionError("no order in flight within %ss: %r" % (timeout, get_status()))
+def _start_gated(nginx_factory, pebble, state_dir, name="nginx"):
+    gate = HttpGate(HTTP_PORT, BACKEND_PORT).start()
+    body = managed_http_conf(pebble, state_dir, names="a.example.test").replace(
+        "listen 127.0.0.1:%d;" % HTTP_PORT, "listen 127.0.0.1:%d;" % BACKEND_PORT)
+    srv = nginx_factory(name)
+    srv.write_conf(body)
+    srv.start(ports=(HTTPS_PORT, BACKEND_PORT))
+    return gate, srv
 
 
-def test_acme_worker_killed_mid_order(nginx_factory, pebble_factory, workdir):
-    # pebble's VA sleeps 0-15 s before validating: orders stay in flight long
-    # enough to be caught; a run that finishes before we see it starts over
-    # with a fresh store (at most 3 runs).
-    p = pebble_factory(va_nosleep=False)
+def _status():
+    return get_status(port=BACKEND_PORT)
+
+
+def _new_holder(old, timeout=30):
+    """Waits for a live lease holder other than old; its pid."""
+    return wait_for(lambda: (lambda pid: pid if pid not in (None, 0, old) else None)(
+        _status()["acme_pid"]), timeout, "a new ACME lease holder than %s" % old)
+
+
+def _state_json(state_dir):
+    with open(os.path.join(state_dir, "certs", CERT_ID, "state.json")) as f:
+        return json.load(f)
+
+
+def test_frozen_lease_holder_keeps_off_new_holders_challenges(
+        nginx_factory, pebble_factory, workdir, state_dir):
+    """Issue 7 item 3: the lease holder stopped (SIGSTOP) mid-order past the
+    lease's expiry; another worker takes over and publishes its own token;
+    the old one resumes and must not remove it (fencing by lease
+    generation)."""
+    p = pebble_factory(authz_reuse=0)
     root = p.write_root(os.path.join(workdir, "root.pem"))
-    caught = None
-    for attempt in range(3):
-        state_dir = os.path.join(workdir, "state%d" % attempt, "pebble")
-        srv = start_managed(nginx_factory("nginx%d" % attempt), p, state_dir,
-                            names="a.example.test")
-        caught = _catch_in_flight(srv)
-        if caught:
-            break
-        srv.stop()
-        shutil.rmtree(os.path.dirname(state_dir), ignore_errors=True)
-    assert caught, "the order always completed before it could be caught"
-    killed, step = caught
-    workers_before = srv.worker_pids()
-    assert killed in workers_before
-    os.kill(killed, signal.SIGKILL)
+    gate, srv = _start_gated(nginx_factory, p, state_dir)
+    try:
+        # the first order's token is published and being validated (held)
+        first = gate.wait(lambda r: r[0] if r else None, 60, "the first validation")
+        old = _status()["acme_pid"]
+        assert old in srv.worker_pids()
+        os.kill(old, signal.SIGSTOP)
+        try:
+            # the lease expires (5 s); another worker takes it and orders anew
+            new = _new_holder(old)
+            second = gate.wait(lambda r: next((x for x in r if x["path"] != first["path"]),
+                                              None), 60, "the new holder's validation")
+        finally:
+            os.kill(old, signal.SIGCONT)
 
-    # the master replaces the worker; another worker takes the lease over
-    wait_for(lambda: killed not in srv.worker_pids() and
-             len(srv.worker_pids()) == len(workers_before), 20, "worker respawned")
-    cert = wait_acme_cert(HTTPS_PORT, "a.example.test", root, 120, proc_alive=srv.running)
+        # the old holder runs again and finds it lost the lease
+        wait_for(lambda: ("worker process %d lost the ACME lease" % old) in srv.error_log(),
+                 20, "the resumed worker noticing the lost lease")
 
-    def settled():
-        d = get_status()
-        c = status_cert(d)
-        return d if c["state"] == "valid" and d["acme_pid"] else None
+        # now the CA's validation of the new token reaches nginx
+        gate.open()
+        token = second["path"].rsplit("/", 1)[1]
+        gate.wait(lambda r: None not in gate.status_of(token), 30, "the validation's answer")
+        assert set(gate.status_of(token)) == {200}, gate.requests
+        cert = wait_acme_cert(HTTPS_PORT, "a.example.test", root, 60, proc_alive=srv.running)
+        # pebble's VA asks more than once (several perspectives): all got it
+        gate.wait(lambda r: None not in gate.status_of(token), 30, "the validations' answers")
+        assert set(gate.status_of(token)) == {200}, gate.requests
+        c = wait_for(lambda: (lambda c: c if c["state"] == "valid" else None)(
+            status_cert(_status())), 20, "state valid")
+        assert same_serial(c["serial"], cert.serial_number)
+        assert c["consecutive_failures"] == 0, c
+        assert _status()["acme_pid"] == new
+        log = srv.error_log()
+        assert "order aborted" in log
+        assert not srv.alerts(), srv.alerts()
+    finally:
+        gate.stop()
 
-    d = wait_for(settled, 30, "state valid with a new lease holder")
-    assert d["acme_pid"] != killed
-    assert d["acme_pid"] in srv.worker_pids()
-    c = status_cert(d)
 
-    # one certificate: the store's bundle == the served one == the status one
-    cert_dirs = os.listdir(os.path.join(state_dir, "certs"))
-    assert cert_dirs == [CERT_ID], cert_dirs
-    with open(os.path.join(state_dir, "certs", CERT_ID, "bundle.pem")) as f:
-        stored = load_pem_certs(f.read())
-    assert stored and stored[0].serial_number == cert.serial_number
-    assert same_serial(c["serial"], cert.serial_number)
-    for _ in range(10):
-        assert served_cert(HTTPS_PORT, "a.example.test", cafile=root).serial_number \
-            == cert.serial_number
-    print("killed ACME worker %d at step %r" % (killed, step))
+def test_acme_worker_crashing_mid_order_backs_off(nginx_factory, pebble_factory,
+                                                  workdir, state_dir):
+    """Issue 7 item 5: the lease holder killed (SIGKILL) mid-order counts as
+    a failed attempt with backoff (the attempt was recorded in state.json
+    before it started); killing the following holders orders nothing more."""
+    p = pebble_factory(authz_reuse=0)
+    gate, srv = _start_gated(nginx_factory, p, state_dir)
+    try:
+        gate.wait(lambda r: r, 60, "a validation request (an order in flight)")
+        holder = _status()["acme_pid"]
+        assert holder in srv.worker_pids()
+        assert _state_json(state_dir)["attempt_started"] > 0
+        os.kill(holder, signal.SIGKILL)
+
+        def counted():
+            c = status_cert(_status())
+            return c if c["consecutive_failures"] >= 1 else None
+
+        c = wait_for(counted, 30, "the crashed attempt counted as a failure")
+        assert "did not finish" in c["last_error"], c
+        assert "the previous attempt did not finish (worker crash?)" in srv.error_log()
+
+        # two more holders killed: nothing is ordered during the backoff
+        for _ in range(2):
+            holder = _new_holder(holder)
+            os.kill(holder, signal.SIGKILL)
+        _new_holder(holder)
+
+        def persisted():
+            st = _state_json(state_dir)
+            return st if st["failures"] >= 1 and st["attempt_started"] == 0 else None
+
+        st = wait_for(persisted, 10, "the failure persisted in state.json")
+        assert st["failures"] == 1, st
+        assert st["next_attempt"] > time.time(), st
+        assert "did not finish" in st["last_error"], st
+        assert p.count_requests("/order-plz") == 1
+        c = status_cert(_status())
+        assert c["consecutive_failures"] == 1, c
+        assert c["state"] != "renewing", c
+    finally:
+        gate.stop()
 
 
 def test_untrusted_acme_server_is_refused(nginx_factory, pebble, state_dir, workdir):
