@@ -1,13 +1,17 @@
 """Apache (mod_acme_auto): the CA down at start (fallback served, failure
 reported and backed off, then recovery) and the ACME-driving child killed
-(another child takes over)."""
+(another child takes over; killed mid-order, the attempt counts as a
+failure)."""
 
+import json
 import os
 import signal
 import time
 
-from apache_server import (HTTPS_PORT, apache_factory,  # noqa: F401 (fixture)
-                           get_status, start_managed, status_cert)
+from apache_server import (HTTP_PORT, HTTPS_PORT,
+                           apache_factory,  # noqa: F401 (fixture)
+                           get_status, managed_conf, start_managed, status_cert)
+from httpgate import HttpGate
 from tlsutil import (is_self_signed, parse_rfc3339, served_cert, wait_acme_cert,
                      wait_for)
 
@@ -59,3 +63,52 @@ def test_killed_acme_child_is_replaced(apache_factory, pebble, root_file, state_
     assert doc["acme_pid"] in srv.child_pids()
     # http-01 and status still answer (no reader stuck on the shared memory)
     assert status_cert(get_status())["consecutive_failures"] == 0
+
+
+def test_acme_child_crashing_mid_order_backs_off(apache_factory, pebble_factory, state_dir):
+    """Issue 7 item 5: the driving child killed (SIGKILL) mid-order counts as
+    a failed attempt with backoff (recorded in state.json before the order);
+    killing the following drivers orders nothing more."""
+    backend = HTTP_PORT + 1000
+    p = pebble_factory(authz_reuse=0)
+    # the gate on pebble's httpPort holds the CA's validation: the order
+    # is in flight for sure (its token published) when the child is killed
+    gate = HttpGate(HTTP_PORT, backend).start()
+    try:
+        srv = apache_factory(children=3, http_port=backend)
+        body = managed_conf(p, state_dir, names=("a.example.test",)).replace(
+            "<VirtualHost 127.0.0.1:%d>" % HTTP_PORT, "<VirtualHost 127.0.0.1:%d>" % backend)
+        srv.write_conf(body)
+        srv.start()
+        gate.wait(lambda r: r, 60, "a validation request (an order in flight)")
+        d = get_status(port=backend)
+        pid, cid = d["acme_pid"], status_cert(d)["id"]
+        state_json = os.path.join(state_dir, "certs", cid, "state.json")
+        with open(state_json) as f:
+            st = json.load(f)
+        assert st["attempt_started"] > 0 and st["attempt_pid"] == pid, st
+        os.kill(pid, signal.SIGKILL)
+
+        def new_driver(old):
+            d = get_status(port=backend)
+            return d if d["acme_pid"] not in (None, 0, old) else None
+
+        d = wait_for(lambda: new_driver(pid), 60, "another child driving ACME")
+        c = status_cert(d)
+        assert c["consecutive_failures"] == 1, c
+        assert "did not finish" in c["last_error"], c
+        assert "the previous attempt did not finish (worker crash?)" in srv.error_log()
+
+        # the next driver killed too: nothing is ordered during the backoff
+        pid = d["acme_pid"]
+        os.kill(pid, signal.SIGKILL)
+        d = wait_for(lambda: new_driver(pid), 60, "another child driving ACME")
+
+        with open(state_json) as f:
+            st = json.load(f)
+        assert st["failures"] == 1 and st["attempt_started"] == 0, st
+        assert st["next_attempt"] > time.time(), st
+        assert p.count_requests("/order-plz") == 1
+        assert status_cert(get_status(port=backend))["consecutive_failures"] == 1
+    finally:
+        gate.stop()
