@@ -263,7 +263,11 @@ ngx_acme_job_fenced(ngx_acme_job_t *job)
 void
 ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
 {
-    ngx_acme_job_t  *job;
+    char               err[ACME_ERRLEN];
+    ngx_log_t         *log;
+    ngx_uint_t         ended;
+    ngx_acme_job_t    *job;
+    acme_cert_state_t  st;
 
     job = cert->job;
     if (job == NULL) {
@@ -292,6 +296,9 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
      * holder.
      */
 
+    ended = 0;
+    log = job->log;
+
     ngx_acme_shm_lock(amcf);
 
     ngx_acme_shm_tokens_drop_locked(amcf, cert->slot, job->fence);
@@ -301,24 +308,60 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
     {
         cert->slot->renewing = 0;
         cert->slot->step[0] = '\0';
-        acme_sched_attempt_end(&cert->slot->st);
+
+        if (cert->slot->st.attempt_started
+            && cert->slot->st.attempt_pid == (long) ngx_pid)
+        {
+            acme_sched_attempt_end(&cert->slot->st);
+            st = cert->slot->st;
+            ended = 1;
+        }
     }
 
     ngx_acme_shm_unlock(amcf);
 
     if (job->busy) {
         /* the completion handler frees it (and removes its records) */
-        return;
-    }
 
-    /* a graceful exit still runs it: the pool finishes queued tasks */
-    if (job->dns_recs && job->dns_recs->nelts && !amcf->exiting
-        && ngx_acme_job_post(job, NGX_ACME_TASK_DNS_CLEANUP) == NGX_OK)
+    } else if (job->dns_recs && job->dns_recs->nelts && !amcf->exiting
+               && ngx_acme_job_post(job, NGX_ACME_TASK_DNS_CLEANUP)
+                  == NGX_OK)
     {
+        /* a graceful exit still runs it: the pool finishes queued tasks */
+
+    } else {
+        ngx_acme_job_free(job);
+    }
+
+    if (!ended) {
         return;
     }
 
-    ngx_acme_job_free(job);
+    /*
+     * state.json loses the attempt record too, so a stop is not counted as
+     * a crash at the next start: in the thread pool while the worker runs;
+     * in exit_process (amcf->exiting: no pool, no connections left to
+     * serve) directly.
+     */
+
+    if (!amcf->exiting) {
+        if (ngx_acme_job_save_state(amcf, cert, &st, log) != NGX_OK) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "acme: certificate \"%V\": cannot post the state "
+                          "task", &cert->id);
+        }
+
+        return;
+    }
+
+    if (acme_store_save_state((char *) cert->issuer->state_path.data,
+                              (char *) cert->id.data, &st, err, sizeof(err))
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "acme: certificate \"%V\": cannot store the state: %s",
+                      &cert->id, err);
+    }
 }
 
 

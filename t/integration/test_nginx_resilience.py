@@ -178,6 +178,30 @@ def test_acme_worker_crashing_mid_order_backs_off(nginx_factory, pebble_factory,
         gate.stop()
 
 
+def test_stop_mid_order_is_not_a_failure(nginx_factory, pebble_factory, workdir,
+                                         state_dir):
+    """A graceful stop during an order clears the attempt record: the next
+    start orders at once instead of counting a crash."""
+    p = pebble_factory(authz_reuse=0)
+    root = p.write_root(os.path.join(workdir, "root.pem"))
+    gate, srv = _start_gated(nginx_factory, p, state_dir)
+    try:
+        gate.wait(lambda r: r, 60, "a validation request (an order in flight)")
+        assert _state_json(state_dir)["attempt_started"] > 0
+        srv.stop()
+        st = _state_json(state_dir)
+        assert st["attempt_started"] == 0 and st["failures"] == 0, st
+
+        gate.open()
+        srv.start(ports=(HTTPS_PORT, BACKEND_PORT))
+        wait_acme_cert(HTTPS_PORT, "a.example.test", root, 30, proc_alive=srv.running)
+        assert "did not finish" not in srv.error_log()
+        st = _state_json(state_dir)
+        assert st["failures"] == 0 and st["attempt_started"] == 0, st
+    finally:
+        gate.stop()
+
+
 def test_untrusted_acme_server_is_refused(nginx_factory, pebble, state_dir, workdir):
     """Without ssl_trusted_certificate the system store does not know
     pebble's API certificate: no account, no order, the fallback stays."""
