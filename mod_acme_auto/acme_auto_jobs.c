@@ -760,6 +760,58 @@ watch_tick(watch_t *w)
     }
 }
 
+/* A stop is no crash: the attempt records of the orders still running go
+ * first, as the child may exit before a job thread notices the stop (the
+ * thread's own final write, if it gets there, says the same or newer).
+ * From watch_stop and from the child pool's cleanup, whichever runs first
+ * (mod_watchdog does not always get to STOPPING before the child exits). */
+static void
+jobs_end_attempts(watch_t *w)
+{
+    int  i;
+    char err[ACME_ERRLEN];
+
+    for (i = 0; i < w->n_jobs; i++) {
+        job_t            *j = &w->jobs[i];
+        acme_cert_state_t st;
+
+        if (!j->running || __atomic_load_n(&j->finished, __ATOMIC_ACQUIRE)) {
+            continue;
+        }
+        st = j->st;
+        if (st.attempt_started && st.attempt_pid == (long) getpid()) {
+            acme_sched_attempt_end(&st);
+            if (acme_store_save_state(j->c->issuer->state_dir, j->c->id, &st,
+                                      err, sizeof(err)) != 0)
+            {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s,
+                             "mod_acme_auto: %s: cannot save the renewal "
+                             "state: %s", j->c->id, err);
+            }
+        }
+    }
+}
+
+static watch_t *the_watch;
+
+static apr_status_t
+jobs_child_exit(void *data)
+{
+    (void) data;
+    if (the_watch != NULL) {
+        __atomic_store_n(&stop_jobs, 1, __ATOMIC_RELEASE);
+        jobs_end_attempts(the_watch);
+    }
+    return APR_SUCCESS;
+}
+
+void
+acme_auto_jobs_child_init(apr_pool_t *pchild)
+{
+    apr_pool_cleanup_register(pchild, NULL, jobs_child_exit,
+                              apr_pool_cleanup_null);
+}
+
 static void
 watch_stop(watch_t *w)
 {
@@ -767,6 +819,10 @@ watch_stop(watch_t *w)
     int             i;
 
     __atomic_store_n(&stop_jobs, 1, __ATOMIC_RELEASE);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, w->s, "mod_acme_auto: pid %ld "
+                 "stops driving ACME", (long) getpid());
+
+    jobs_end_attempts(w);
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += STOP_JOIN_SECONDS;
     for (i = 0; i < w->n_jobs; i++) {
@@ -830,6 +886,7 @@ acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf)
         return !OK;
     }
     w = apr_pcalloc(pconf, sizeof(*w));
+    the_watch = w;
     w->s = s;
     w->n_jobs = acme_auto_g.certs->nelts;
     w->jobs = apr_pcalloc(pconf, sizeof(job_t) * w->n_jobs);

@@ -236,6 +236,7 @@ int acme_auto_status_from_pem(const char *pem, apr_size_t len,
 
 /* acme_auto_jobs.c */
 int acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf);
+void acme_auto_jobs_child_init(apr_pool_t *pchild);
 
 /* mod_acme_auto.c: a pthread with every signal blocked, so that the
  * MPM's signal handlers (prefork runs its child exit inside one) always run

@@ -112,3 +112,32 @@ def test_acme_child_crashing_mid_order_backs_off(apache_factory, pebble_factory,
         assert status_cert(get_status(port=backend))["consecutive_failures"] == 1
     finally:
         gate.stop()
+
+
+def test_stop_mid_order_is_not_a_failure(apache_factory, pebble_factory, workdir, state_dir):
+    """A graceful stop during an order clears the attempt record: the next
+    start orders at once instead of counting a crash."""
+    backend = HTTP_PORT + 1000
+    p = pebble_factory(authz_reuse=0)
+    root = p.write_root(os.path.join(workdir, "root.pem"))
+    gate = HttpGate(HTTP_PORT, backend).start()
+    try:
+        srv = apache_factory(http_port=backend)
+        body = managed_conf(p, state_dir, names=("a.example.test",)).replace(
+            "<VirtualHost 127.0.0.1:%d>" % HTTP_PORT, "<VirtualHost 127.0.0.1:%d>" % backend)
+        srv.write_conf(body)
+        srv.start()
+        gate.wait(lambda r: r, 60, "a validation request (an order in flight)")
+        cid = status_cert(get_status(port=backend))["id"]
+        state_json = os.path.join(state_dir, "certs", cid, "state.json")
+        srv.stop()
+        with open(state_json) as f:
+            st = json.load(f)
+        assert st["attempt_started"] == 0 and st["failures"] == 0, st
+
+        gate.open()
+        srv.start()
+        wait_acme_cert(HTTPS_PORT, "a.example.test", root, 30, proc_alive=srv.running)
+        assert "did not finish" not in srv.error_log()
+    finally:
+        gate.stop()
