@@ -484,6 +484,195 @@ done:
     return rc;
 }
 
+/* Is the identifier (a DNS name or an IP literal) in the SANs? */
+static int
+san_has(const GENERAL_NAMES *gens, const char *name)
+{
+    const GENERAL_NAME  *gn;
+    const unsigned char *d;
+    unsigned char        ip[16];
+    size_t               iplen, nlen;
+    int                  i, len;
+
+    if (inet_pton(AF_INET, name, ip) == 1) {
+        iplen = 4;
+    } else if (inet_pton(AF_INET6, name, ip) == 1) {
+        iplen = 16;
+    } else {
+        iplen = 0;
+    }
+
+    nlen = strlen(name);
+
+    for (i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
+        gn = sk_GENERAL_NAME_value(gens, i);
+
+        if (iplen && gn->type == GEN_IPADD) {
+            d = ASN1_STRING_get0_data(gn->d.iPAddress);
+            len = ASN1_STRING_length(gn->d.iPAddress);
+            if ((size_t) len == iplen && memcmp(d, ip, iplen) == 0) {
+                return 1;
+            }
+
+        } else if (!iplen && gn->type == GEN_DNS) {
+            d = ASN1_STRING_get0_data(gn->d.dNSName);
+            len = ASN1_STRING_length(gn->d.dNSName);
+            if ((size_t) len == nlen
+                && strncasecmp((const char *) d, name, nlen) == 0)
+            {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+/* The leaf of an issued chain, after checking that every block parses. */
+static X509 *
+issued_leaf(const char *pem, size_t len, char *err, size_t errlen)
+{
+    BIO                 *bio;
+    char                *name, *header;
+    unsigned char       *data;
+    const unsigned char *p;
+    long                 dlen;
+    unsigned long        e;
+    X509                *x, *leaf;
+    int                  n;
+
+    bio = mem_bio(pem, len);
+    if (bio == NULL) {
+        acme_err(err, errlen, "the chain is empty");
+        return NULL;
+    }
+
+    leaf = NULL;
+
+    for (n = 1; ; n++) {
+        if (!PEM_read_bio(bio, &name, &header, &data, &dlen)) {
+            e = ERR_peek_last_error();
+            if (ERR_GET_LIB(e) == ERR_LIB_PEM
+                && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+            {
+                break;
+            }
+            acme_err(err, errlen, "PEM block %d of the chain is malformed",
+                     n);
+            goto failed;
+        }
+
+        x = NULL;
+        if (strcmp(name, PEM_STRING_X509) == 0) {
+            p = data;
+            x = d2i_X509(NULL, &p, dlen);
+            if (x != NULL && p != data + dlen) {
+                X509_free(x);
+                x = NULL;
+            }
+            if (x == NULL) {
+                acme_err(err, errlen, "certificate %d of the chain does not "
+                         "parse", n);
+            }
+
+        } else {
+            acme_err(err, errlen, "PEM block %d of the chain is \"%.40s\", "
+                     "not a certificate", n, name);
+        }
+
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_free(data);
+
+        if (x == NULL) {
+            goto failed;
+        }
+
+        if (leaf == NULL) {
+            leaf = x;
+        } else {
+            X509_free(x);
+        }
+    }
+
+    if (leaf == NULL) {
+        acme_err(err, errlen, "the chain holds no certificate");
+    }
+
+    BIO_free(bio);
+    ERR_clear_error();
+    return leaf;
+
+failed:
+
+    X509_free(leaf);
+    BIO_free(bio);
+    ERR_clear_error();
+    return NULL;
+}
+
+int
+acme_cert_check_issued(const char *pem, size_t len, EVP_PKEY *key,
+    const char *const *names, size_t n_names, long long now,
+    char *err, size_t errlen)
+{
+    X509           *leaf;
+    EVP_PKEY       *pub;
+    GENERAL_NAMES  *gens;
+    long long       nb, na;
+    size_t          i;
+    int             rc;
+    char            buf[32];
+
+    leaf = issued_leaf(pem, len, err, errlen);
+    if (leaf == NULL) {
+        return -1;
+    }
+
+    rc = -1;
+    gens = NULL;
+
+    pub = X509_get0_pubkey(leaf);
+    if (pub == NULL || key == NULL || EVP_PKEY_eq(pub, key) != 1) {
+        acme_err(err, errlen, "its public key is not the key of the CSR");
+        goto done;
+    }
+
+    gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+
+    for (i = 0; i < n_names; i++) {
+        if (gens == NULL || !san_has(gens, names[i])) {
+            acme_err(err, errlen, "it lacks the ordered identifier \"%s\" "
+                     "in its subjectAltName", names[i]);
+            goto done;
+        }
+    }
+
+    nb = asn1_time_unix(X509_get0_notBefore(leaf));
+    na = asn1_time_unix(X509_get0_notAfter(leaf));
+
+    if (nb > now + ACME_CERT_CLOCK_SKEW) {
+        acme_err(err, errlen, "it is not valid before %s",
+                 acme_time_rfc3339(nb, buf, sizeof(buf)));
+        goto done;
+    }
+
+    if (na <= now) {
+        acme_err(err, errlen, "it expired at %s",
+                 acme_time_rfc3339(na, buf, sizeof(buf)));
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    GENERAL_NAMES_free(gens);
+    X509_free(leaf);
+    ERR_clear_error();
+    return rc;
+}
+
 /* Copies the subjectAltName that acme_csr_build makes for names, so that a
  * self-signed certificate and a CSR handle names identically. */
 static int

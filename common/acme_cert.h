@@ -40,6 +40,24 @@ int acme_bundle_parse(const char *pem, size_t len, EVP_PKEY **key, X509 **leaf,
     STACK_OF(X509) **chain, char *err, size_t errlen);
 
 /*
+ * Checks a certificate chain a CA issued for an order before it is stored
+ * or installed (pem: application/pem-certificate-chain, leaf first):
+ *   - every PEM block is a certificate that parses (text outside the blocks
+ *     is allowed, RFC 7468 section 2); at least one;
+ *   - the leaf's public key is key (the CSR's);
+ *   - every ordered identifier is in the leaf's subjectAltName: DNS names
+ *     case-insensitively as dNSName (a wildcard literally), IP literals by
+ *     address bytes as iPAddress (RFC 8738);
+ *   - notBefore <= now + ACME_CERT_CLOCK_SKEW and now < notAfter.
+ * 0, or -1 with err saying what is wrong (no prefix).
+ */
+#define ACME_CERT_CLOCK_SKEW 300    /* seconds our clock may lag the CA's */
+
+int acme_cert_check_issued(const char *pem, size_t len, EVP_PKEY *key,
+    const char *const *names, size_t n_names, long long now,
+    char *err, size_t errlen);
+
+/*
  * Self-signed certificate for names[0..n) with key, valid from now-1h for
  * days, used as the fallback before the first issuance.  PEM, malloc'd.
  */

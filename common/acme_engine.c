@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "acme_cert.h"
 #include "acme_csr.h"
 #include "acme_eab.h"
 #include "acme_engine.h"
@@ -1361,6 +1362,8 @@ on_order(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
 static void
 on_certificate(acme_engine_t *e, const acme_http_response_t *resp)
 {
+    char  why[ACME_ERRLEN];
+
     if (resp->body == NULL
         || strstr(resp->body, "-----BEGIN CERTIFICATE-----") == NULL)
     {
@@ -1368,6 +1371,19 @@ on_certificate(acme_engine_t *e, const acme_http_response_t *resp)
              "(HTTP %d%s%s)", resp->status,
              resp->content_type ? ", " : "",
              resp->content_type ? resp->content_type : "");
+        return;
+    }
+
+    /* checked before the host stores or installs it: a CA (or something
+     * in between) handing out a certificate for another key or lacking a
+     * name must not replace a good one */
+    if (acme_cert_check_issued(resp->body, resp->body_len, e->cert_key,
+                               (const char *const *) e->names, e->n_names,
+                               e->now, why, sizeof(why))
+        != 0)
+    {
+        fail(e, "certificate: rejected the certificate at %s: %s",
+             e->certificate_url, why);
         return;
     }
 

@@ -1,4 +1,5 @@
 /* A scripted in-memory ACME CA for the engine tests (see fake_ca.h). */
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,18 +10,22 @@
 #include <openssl/ecdsa.h>
 #include <openssl/err.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "acme_jws.h"
+#include "acme_key.h"
 #include "acme_util.h"
 #include "fake_ca.h"
 
 #define BASE        "https://ca.test"
 #define MAX_NONCES  4096
 
-static const char fake_chain[] =
-    "-----BEGIN CERTIFICATE-----\nTEFBRg==\n-----END CERTIFICATE-----\n"
-    "-----BEGIN CERTIFICATE-----\nSVNTVUVS\n-----END CERTIFICATE-----\n";
+/* issued certificates are valid 2020-01-01 .. 2040-01-01: the engine
+ * tests' simulated clock (2027) is inside */
+#define CERT_NOT_BEFORE  1577836800LL
+#define CERT_NOT_AFTER   2208988800LL
 
 
 static void
@@ -76,6 +81,8 @@ fake_ca_free(fake_ca_t *ca)
     free(ca->r_location);
     free(ca->r_nonce);
     free(ca->r_body);
+    free(ca->chain);
+    EVP_PKEY_free(ca->ca_key);
     free(ca);
 }
 
@@ -681,6 +688,129 @@ authz(fake_ca_t *ca, size_t i, acme_http_response_t *resp)
 }
 
 
+/* Appends x as PEM to the malloc'd string *out. */
+static void
+append_pem(char **out, X509 *x)
+{
+    BIO    *bio;
+    char   *data, *s;
+    long    n;
+
+    bio = BIO_new(BIO_s_mem());
+    if (bio == NULL || !PEM_write_bio_X509(bio, x)) {
+        BIO_free(bio);
+        return;
+    }
+    n = BIO_get_mem_data(bio, &data);
+    s = acme_sprintf("%s%.*s", *out ? *out : "", (int) n, data);
+    free(*out);
+    *out = s;
+    BIO_free(bio);
+}
+
+
+static X509 *
+make_cert(EVP_PKEY *pub, const char *subject_cn, const char *san,
+    EVP_PKEY *signer, long serial)
+{
+    X509            *x;
+    X509_NAME       *name;
+    X509_EXTENSION  *ext;
+
+    x = X509_new();
+    name = X509_NAME_new();
+    if (x == NULL || name == NULL) {
+        X509_free(x);
+        X509_NAME_free(name);
+        return NULL;
+    }
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+    ASN1_TIME_set(X509_getm_notBefore(x), (time_t) CERT_NOT_BEFORE);
+    ASN1_TIME_set(X509_getm_notAfter(x), (time_t) CERT_NOT_AFTER);
+    X509_set_pubkey(x, pub);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               (const unsigned char *) subject_cn, -1, -1, 0);
+    X509_set_subject_name(x, name);
+    X509_NAME_free(name);
+    name = X509_NAME_new();
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               (const unsigned char *) "fake CA", -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509_NAME_free(name);
+
+    if (san != NULL && san[0] != '\0') {
+        ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+        if (ext != NULL) {
+            X509_add_ext(x, ext, -1);
+            X509_EXTENSION_free(ext);
+        }
+    }
+
+    if (X509_sign(x, signer, EVP_sha256()) <= 0) {
+        X509_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+
+/* The chain for the finalized CSR: leaf (its key, the order's names, as
+ * cert_mischief says) and the fake CA's own certificate. */
+static void
+issue(fake_ca_t *ca, EVP_PKEY *csr_key)
+{
+    char          *san, *s;
+    const char    *kind;
+    unsigned char  ip[16];
+    size_t         i, n;
+    X509          *leaf, *root;
+    EVP_PKEY      *leaf_key;
+
+    free(ca->chain);
+    ca->chain = NULL;
+
+    if (ca->ca_key == NULL) {
+        ca->ca_key = acme_key_generate(ACME_KEY_EC_P256);
+        if (ca->ca_key == NULL) {
+            violation(ca, "cannot make the CA key");
+            return;
+        }
+    }
+
+    n = ca->n_names;
+    if (ca->cert_mischief == FAKE_CA_CERT_LACKS_NAME && n > 0) {
+        n--;
+    }
+
+    san = acme_strdup("");
+    for (i = 0; i < n && san != NULL; i++) {
+        kind = (inet_pton(AF_INET, ca->names[i], ip) == 1
+                || inet_pton(AF_INET6, ca->names[i], ip) == 1) ? "IP" : "DNS";
+        s = acme_sprintf("%s%s%s:%s", san, i ? "," : "", kind, ca->names[i]);
+        free(san);
+        san = s;
+    }
+
+    leaf_key = (ca->cert_mischief == FAKE_CA_CERT_OTHER_KEY) ? ca->ca_key
+                                                             : csr_key;
+    leaf = make_cert(leaf_key, n > 0 ? ca->names[0] : "none", san,
+                     ca->ca_key, 2);
+    root = make_cert(ca->ca_key, "fake CA", NULL, ca->ca_key, 1);
+    free(san);
+
+    if (leaf == NULL || root == NULL) {
+        violation(ca, "cannot issue the certificate");
+    } else {
+        append_pem(&ca->chain, leaf);
+        append_pem(&ca->chain, root);
+    }
+    X509_free(leaf);
+    X509_free(root);
+    ERR_clear_error();
+}
+
+
 static void
 finalize(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
 {
@@ -711,6 +841,8 @@ finalize(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
         || X509_NAME_entry_count(X509_REQ_get_subject_name(csr)) != 0)
     {
         violation(ca, "finalize: bad CSR");
+    } else {
+        issue(ca, pub);
     }
     X509_REQ_free(csr);
     free(der);
@@ -858,7 +990,7 @@ fake_ca_handle(fake_ca_t *ca, const acme_http_request_t *req,
             violation(ca, "certificate fetch before the order is valid");
         }
         free(ca->r_body);
-        ca->r_body = acme_strdup(fake_chain);
+        ca->r_body = acme_strdup(ca->chain ? ca->chain : "");
         resp->status = 200;
         resp->body = ca->r_body;
         resp->body_len = strlen(ca->r_body);

@@ -22,6 +22,12 @@
 
 #define FAKE_CA_DIR  "https://ca.test/dir"
 
+/* The certificate issued at finalize is a real one: the CSR's key and the
+ * order's identifiers (DNS or IP SANs), valid 2020-01-01 .. 2040-01-01,
+ * signed by a per-CA throwaway key, followed by that CA's certificate. */
+#define FAKE_CA_CERT_OTHER_KEY  1   /* the leaf carries another key */
+#define FAKE_CA_CERT_LACKS_NAME 2   /* its SAN lacks the last identifier */
+
 typedef struct fake_ca_s fake_ca_t;
 
 struct fake_ca_s {
@@ -38,6 +44,8 @@ struct fake_ca_s {
     int          sync_validation;   /* the challenge POST answers "valid" */
     const char  *poll_retry_after;  /* Retry-After on challenge/authz/order answers */
     const char  *validate_type;     /* the challenge type validated; NULL = http-01 */
+    int          cert_mischief;     /* FAKE_CA_CERT_*: what is wrong with the
+                                       issued certificate (0: nothing) */
 
     /* External Account Binding the CA knows (eab_kid NULL: none; a binding
      * sent anyway is only recorded).  A wrong kid gets "unauthorized", a
@@ -82,6 +90,8 @@ struct fake_ca_s {
     unsigned     next_acct;
 
     char        *r_location, *r_nonce, *r_body;
+    EVP_PKEY    *ca_key;            /* signs issued certificates */
+    char        *chain;             /* issued at finalize: leaf + CA, PEM */
 };
 
 fake_ca_t *fake_ca_new(EVP_PKEY *account_key);
