@@ -18,6 +18,11 @@
  *         }
  *     }
  *
+ * DONE comes only for a chain acme_cert_check_issued() accepts (the leaf has
+ * the CSR's key and every ordered identifier, every block parses, it is
+ * within its validity); anything else is an ERROR naming the certificate
+ * URL, so the host keeps its previous certificate.
+ *
  * It never sleeps, touches sockets or the disk, and never generates keys:
  * both keys are given to it.  After DONE or ERROR every published challenge
  * has been unpublished (the engine emits UNPUBLISH before finishing).

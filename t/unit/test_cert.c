@@ -391,3 +391,140 @@ UNIT_TEST(bundle_parse_errors)
 
     fixture_free(&f);
 }
+
+/* acme_cert_check_issued: what a CA hands back before it is stored */
+UNIT_TEST(cert_check_issued)
+{
+    EVP_PKEY          *key, *other;
+    char               err[ACME_ERRLEN];
+    char              *pem, *bad;
+    size_t             len = 0;
+    long long          now;
+    X509              *x;
+    long long          nb, na;
+    acme_cert_info_t   info;
+    static const char *const mixed_case[] = {
+        "EXAMPLE.com", "192.0.2.7", "2001:db8::1", "WWW.Example.Com",
+    };
+    static const char *const more_dns[] = { "example.com", "c.example.com" };
+    static const char *const more_ip[] = { "example.com", "192.0.2.8" };
+    static const char *const ip_as_dns[] = { "www.example.com", "192.0.2.7" };
+    static const char *const wild[] = { "*.example.com" };
+    static const char *const under_wild[] = { "a.example.com" };
+
+    key = acme_key_generate(ACME_KEY_EC_P256);
+    other = acme_key_generate(ACME_KEY_EC_P256);
+    now = (long long) time(NULL);
+    pem = acme_selfsigned_pem(key, site_names, 4, 30, &len);
+    CHECK(pem != NULL && key != NULL && other != NULL);
+    if (pem == NULL || key == NULL || other == NULL) {
+        EVP_PKEY_free(key);
+        EVP_PKEY_free(other);
+        free(pem);
+        return;
+    }
+    nb = na = 0;
+    x = pem_x509(pem);
+    if (x && acme_cert_info_from_x509(x, &info) == 0) {
+        nb = info.not_before;
+        na = info.not_after;
+        acme_cert_info_free(&info);
+    }
+    X509_free(x);
+
+    /* good: every name (case, IPv6 spelling aside), the key, the time */
+    err[0] = '\0';
+    CHECK_INT(acme_cert_check_issued(pem, len, key, site_names, 4, now,
+                                     err, sizeof(err)), 0);
+    CHECK_STR(err, "");
+    CHECK_INT(acme_cert_check_issued(pem, len, key, mixed_case, 4, now,
+                                     err, sizeof(err)), 0);
+    /* a subset is fine: the CA may add names, it must not drop any */
+    CHECK_INT(acme_cert_check_issued(pem, len, key, site_names, 1, now,
+                                     err, sizeof(err)), 0);
+
+    /* another key */
+    CHECK_INT(acme_cert_check_issued(pem, len, other, site_names, 4, now,
+                                     err, sizeof(err)), -1);
+    CHECK_STR(err, "its public key is not the key of the CSR");
+
+    /* a DNS name, an IP address missing */
+    CHECK_INT(acme_cert_check_issued(pem, len, key, more_dns, 2, now,
+                                     err, sizeof(err)), -1);
+    CHECK_STR(err, "it lacks the ordered identifier \"c.example.com\" in "
+              "its subjectAltName");
+    CHECK_INT(acme_cert_check_issued(pem, len, key, more_ip, 2, now,
+                                     err, sizeof(err)), -1);
+    CHECK_STR(err, "it lacks the ordered identifier \"192.0.2.8\" in "
+              "its subjectAltName");
+    /* IP identifiers are found as iPAddress SANs */
+    CHECK_INT(acme_cert_check_issued(pem, len, key, ip_as_dns, 2, now,
+                                     err, sizeof(err)), 0);
+
+    /* expired, not yet valid (beyond the allowed clock skew), at the edges */
+    CHECK(na > nb && nb > 0);
+    CHECK_INT(acme_cert_check_issued(pem, len, key, site_names, 4, na,
+                                     err, sizeof(err)), -1);
+    CHECK(strncmp(err, "it expired at 20", 16) == 0);
+    CHECK_INT(acme_cert_check_issued(pem, len, key, site_names, 4, na - 1,
+                                     err, sizeof(err)), 0);
+    CHECK_INT(acme_cert_check_issued(pem, len, key, site_names, 4,
+                                     nb - ACME_CERT_CLOCK_SKEW - 1,
+                                     err, sizeof(err)), -1);
+    CHECK(strncmp(err, "it is not valid before 20", 25) == 0);
+    CHECK_INT(acme_cert_check_issued(pem, len, key, site_names, 4,
+                                     nb - ACME_CERT_CLOCK_SKEW,
+                                     err, sizeof(err)), 0);
+
+    /* the chain: garbage after the leaf */
+    bad = concat(pem, "-----BEGIN CERTIFICATE-----\nTEFBRg==\n"
+                 "-----END CERTIFICATE-----\n", NULL);
+    CHECK_INT(acme_cert_check_issued(bad, strlen(bad), key, site_names, 4,
+                                     now, err, sizeof(err)), -1);
+    CHECK_STR(err, "certificate 2 of the chain does not parse");
+    free(bad);
+
+    bad = concat(pem, "-----BEGIN CERTIFICATE-----\nMIIB", NULL);
+    CHECK_INT(acme_cert_check_issued(bad, strlen(bad), key, site_names, 4,
+                                     now, err, sizeof(err)), -1);
+    CHECK_STR(err, "PEM block 2 of the chain is malformed");
+    free(bad);
+
+    bad = concat(pem, "-----BEGIN PRIVATE KEY-----\nTEFBRg==\n"
+                 "-----END PRIVATE KEY-----\n", NULL);
+    CHECK_INT(acme_cert_check_issued(bad, strlen(bad), key, site_names, 4,
+                                     now, err, sizeof(err)), -1);
+    CHECK_STR(err, "PEM block 2 of the chain is \"PRIVATE KEY\", not a "
+              "certificate");
+    free(bad);
+
+    /* text around the blocks is allowed (RFC 7468 section 2) */
+    bad = concat("issued by a test\n", pem, "\nthe end\n");
+    CHECK_INT(acme_cert_check_issued(bad, strlen(bad), key, site_names, 4,
+                                     now, err, sizeof(err)), 0);
+    free(bad);
+
+    CHECK_INT(acme_cert_check_issued("hello\n", 6, key, site_names, 4, now,
+                                     err, sizeof(err)), -1);
+    CHECK_STR(err, "the chain holds no certificate");
+    CHECK_INT(acme_cert_check_issued("", 0, key, site_names, 4, now,
+                                     err, sizeof(err)), -1);
+    CHECK_STR(err, "the chain is empty");
+    free(pem);
+
+    /* a wildcard matches only itself, literally */
+    pem = acme_selfsigned_pem(key, wild, 1, 30, &len);
+    CHECK(pem != NULL);
+    if (pem) {
+        CHECK_INT(acme_cert_check_issued(pem, len, key, wild, 1, now,
+                                         err, sizeof(err)), 0);
+        CHECK_INT(acme_cert_check_issued(pem, len, key, under_wild, 1, now,
+                                         err, sizeof(err)), -1);
+        CHECK_STR(err, "it lacks the ordered identifier \"a.example.com\" in "
+                  "its subjectAltName");
+        free(pem);
+    }
+
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(other);
+}

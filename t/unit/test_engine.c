@@ -1143,3 +1143,48 @@ UNIT_TEST(engine_tls_alpn_order)
     acme_engine_free(e);
     fixture_done(&f);
 }
+
+
+/* A certificate for another key, or lacking an ordered name: ERROR naming
+ * the certificate URL, nothing to store, challenges unpublished. */
+UNIT_TEST(engine_rejects_wrong_certificate)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+    int             mischief;
+
+    for (mischief = FAKE_CA_CERT_OTHER_KEY;
+         mischief <= FAKE_CA_CERT_LACKS_NAME; mischief++)
+    {
+        fixture_init(&f, 2);
+        f.ca->cert_mischief = mischief;
+        e = engine(&f);
+        CHECK(e != NULL);
+        if (e == NULL) {
+            fixture_done(&f);
+            return;
+        }
+
+        memset(&r, 0, sizeof(r));
+        run(e, f.ca, &r);
+
+        CHECK_INT(r.final, ACME_ACT_ERROR);
+        CHECK_INT(r.bad_order, 0);
+        CHECK_INT(r.live, 0);
+        CHECK_INT(f.ca->violations, 0);
+        CHECK_INT(f.ca->n_cert, 1);
+        CHECK(acme_engine_certificate(e, NULL) == NULL);
+        CHECK_STR(acme_engine_error(e),
+                  mischief == FAKE_CA_CERT_OTHER_KEY
+                  ? "certificate: rejected the certificate at "
+                    "https://ca.test/cert/1: its public key is not the key "
+                    "of the CSR"
+                  : "certificate: rejected the certificate at "
+                    "https://ca.test/cert/1: it lacks the ordered "
+                    "identifier \"b.example.test\" in its subjectAltName");
+
+        acme_engine_free(e);
+        fixture_done(&f);
+    }
+}
