@@ -239,6 +239,8 @@ typedef struct {
     X509                     *next_leaf;
     STACK_OF(X509)           *next_chain;
     ngx_flag_t                names_match;    /* newest leaf SANs == names */
+    ngx_uint_t                ordered_gen;    /* generation of the bundle
+                                                 this worker's order made */
     ngx_acme_job_t           *job;
 } ngx_acme_cert_t;
 

@@ -1151,6 +1151,7 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
                                         len, 0);
     if (rc == NGX_OK) {
         ngx_acme_shm_set_info_locked(slot, &job->info);
+        cert->ordered_gen = slot->generation;
     }
 
     slot->st = job->st;

@@ -359,6 +359,15 @@ ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
                                   (const char *const *) cert->names.elts,
                                   cert->names.nelts);
 
+            /*
+             * Our own order's certificate has every configured name (the
+             * engine checks it); names the CA added would make ordering
+             * again loop without end.
+             */
+            if (cgen == cert->ordered_gen) {
+                cert->names_match = 1;
+            }
+
             ngx_log_error(NGX_LOG_INFO, log, 0,
                           "acme: certificate \"%V\" parsed in worker "
                           "process %P (serial %s)", &cert->id, ngx_pid,
