@@ -1,0 +1,235 @@
+"""A small HTTPS proxy of our own in front of real pebble, for tests where
+the CA must hand out a wrong certificate.
+
+    proxy = CaProxy(pebble).start()   # https://127.0.0.1:14010, pebble's API cert
+    proxy.directory_url              # give this to the module instead of pebble's
+    proxy.modes["a.example.test"] = "other-key"
+    proxy.count("/order-plz")        # new-order requests seen
+    proxy.stop()
+
+Every request goes to pebble unchanged (the Host header too, so pebble's
+URLs in the directory, orders and Location headers name the proxy, and the
+JWS "url" the client signs matches what pebble checks).  Only a certificate
+download (a response of type application/pem-certificate-chain) whose leaf
+has a subjectAltName listed in modes is rewritten:
+
+    "other-key"   a leaf with the same names but a fresh key
+    "lacks-name"  a leaf with the CSR's key but without the DNS name last in
+                  sort order
+
+signed by a throwaway CA (followed by its certificate).  The module's check
+must reject both before any question of trust arises.  Binds 127.0.0.1 only;
+every socket has a timeout.
+"""
+
+import datetime
+import http.client
+import http.server
+import os
+import socketserver
+import ssl
+import threading
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from pebble import API_PORT, PORT_OFFSET
+
+PROXY_PORT = 14010 + PORT_OFFSET
+PEM_CHAIN = "application/pem-certificate-chain"
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length",
+               "proxy-connection", "upgrade", "te", "trailer"}
+
+
+def _name(cn):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def mint_wrong_chain(chain_pem, mode):
+    """A PEM chain (leaf + throwaway CA) replacing pebble's, as mode says."""
+    leaf = x509.load_pem_x509_certificate(chain_pem)
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = list(san)
+    public = leaf.public_key()
+    if mode == "other-key":
+        public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    elif mode == "lacks-name":
+        # the DNS name last in sort order goes (deterministic for tests)
+        drop = max(san.get_values_for_type(x509.DNSName))
+        names = [n for n in names if not (isinstance(n, x509.DNSName) and n.value == drop)]
+    else:
+        raise ValueError("unknown mode %r" % mode)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca = (x509.CertificateBuilder()
+          .subject_name(_name("ca_proxy throwaway CA"))
+          .issuer_name(_name("ca_proxy throwaway CA"))
+          .public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    bad = (x509.CertificateBuilder()
+           .subject_name(leaf.subject)
+           .issuer_name(ca.subject)
+           .public_key(public)
+           .serial_number(x509.random_serial_number())
+           .not_valid_before(now - datetime.timedelta(hours=1))
+           .not_valid_after(now + datetime.timedelta(days=1))
+           .add_extension(x509.SubjectAlternativeName(names), critical=False)
+           .sign(ca_key, hashes.SHA256()))
+    return (bad.public_bytes(serialization.Encoding.PEM)
+            + ca.public_bytes(serialization.Encoding.PEM))
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 30
+
+    def log_message(self, fmt, *args):  # quiet
+        pass
+
+    def setup(self):
+        self.request.settimeout(self.timeout)
+        self.request.do_handshake()
+        super().setup()
+
+    def _forward(self):
+        proxy = self.server.proxy
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n > 0 else None
+        with proxy.lock:
+            proxy.requests.append((self.command, self.path))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+        conn = http.client.HTTPSConnection("127.0.0.1", API_PORT, timeout=30,
+                                           context=proxy.upstream_ctx)
+        try:
+            conn.request(self.command, self.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            rheaders = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_HEADERS]
+            status = resp.status
+        finally:
+            conn.close()
+
+        ctype = resp.getheader("Content-Type") or ""
+        if status == 200 and ctype.startswith(PEM_CHAIN):
+            data = proxy.rewrite(data)
+
+        self.send_response(status)
+        for k, v in rheaders:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_POST = do_HEAD = _forward
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class CaProxy:
+    def __init__(self, pebble, port=PROXY_PORT):
+        self.pebble = pebble
+        self.port = port
+        self.directory_url = "https://127.0.0.1:%d/dir" % port
+        self.ca_pem = pebble.ca_pem          # the proxy shows pebble's API cert
+        self.modes = {}                      # SAN (DNS name) -> mode
+        self.rewritten = []                  # (name, mode) per rewritten download
+        self.requests = []                   # (method, path)
+        self.lock = threading.Lock()
+        self.upstream_ctx = ssl.create_default_context(cafile=pebble.ca_pem)
+        self._server = None
+        self._thread = None
+
+    def start(self):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(self.pebble.dir, "pebble-api.pem"),
+                            os.path.join(self.pebble.dir, "pebble-api.key"))
+        self._server = _Server(("127.0.0.1", self.port), _Handler)
+        # the handshake happens in the handler's thread, at its first read
+        self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True,
+                                              do_handshake_on_connect=False)
+        self._server.proxy = self
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(10)
+            self._server = None
+
+    def rewrite(self, chain_pem):
+        leaf = x509.load_pem_x509_certificate(chain_pem)
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        with self.lock:
+            for name in san.get_values_for_type(x509.DNSName):
+                mode = self.modes.get(name)
+                if mode:
+                    self.rewritten.append((name, mode))
+                    return mint_wrong_chain(chain_pem, mode)
+        return chain_pem
+
+    def count(self, path_prefix):
+        """Requests whose path starts with path_prefix ("/order-plz", "/certZ/")."""
+        with self.lock:
+            return sum(1 for _, p in self.requests if p.startswith(path_prefix))
+
+
+# -- the scenario both servers' tests share ---------------------------------
+
+# certificate "a" gets a leaf for another key, "c" one lacking d.example.test
+BAD_MODES = {"a.example.test": "other-key", "c.example.test": "lacks-name"}
+WHY = {"a.example.test": "its public key is not the key of the CSR",
+       "c.example.test": 'it lacks the ordered identifier "d.example.test"'}
+CERT_IDS = {"a.example.test": "a.example.test_ecdsa-256",
+            "c.example.test": "c.example.test_ecdsa-256"}
+
+
+def wait_both_rejected(get_status, timeout):
+    """The status once each certificate has one failed attempt."""
+    from serverlib import status_cert
+    from tlsutil import wait_for
+
+    def failed():
+        doc = get_status()
+        certs = [status_cert(doc, i) for i in CERT_IDS.values()]
+        return doc if all(c["consecutive_failures"] >= 1 for c in certs) else None
+    return wait_for(failed, timeout, "a failed renewal of both certificates")
+
+
+def check_kept(doc, proxy, first, https_port, root, state_dir):
+    """After one rejected renewal each: the error names the certificate URL,
+    one failure with a backoff, the first certificates still in the status,
+    served and stored, and one new order per attempt (no storm)."""
+    from serverlib import status_cert
+    from tlsutil import load_pem_certs, parse_rfc3339, same_serial, served_cert
+
+    url = "rejected the certificate at https://127.0.0.1:%d/certZ/" % proxy.port
+    now = parse_rfc3339(doc["generated_at"])
+    for name, cert_id in CERT_IDS.items():
+        c = status_cert(doc, cert_id)
+        assert c["consecutive_failures"] == 1, c
+        assert url in c["last_error"] and WHY[name] in c["last_error"], c
+        assert parse_rfc3339(c["next_renewal"]) > now, c
+        assert same_serial(c["serial"], first[name].serial_number), c
+        assert served_cert(https_port, name, cafile=root).serial_number \
+            == first[name].serial_number
+        with open(os.path.join(state_dir, "certs", cert_id, "bundle.pem"), "rb") as f:
+            stored = load_pem_certs(f.read().decode())
+        assert stored[0].serial_number == first[name].serial_number
+    # initial orders + one per failed attempt
+    assert proxy.count("/order-plz") == 2 + 2, proxy.requests
+    assert sorted(proxy.rewritten) == sorted(BAD_MODES.items())
