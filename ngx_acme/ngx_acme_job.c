@@ -28,6 +28,8 @@
 
 #include "ngx_acme.h"
 
+#include <pthread.h>
+
 
 typedef enum {
     NGX_ACME_TASK_PREPARE = 0,
@@ -88,9 +90,19 @@ struct ngx_acme_job_s {
 };
 
 
+/*
+ * The account key is loaded, or made and stored, by one thread at a time:
+ * two orders starting together (several certificates, first start) would
+ * otherwise each make a key and register an account, and whichever key
+ * lands on disk last would sign with the other one's stored account URL.
+ */
+static pthread_mutex_t  ngx_acme_account_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+
 static ngx_int_t ngx_acme_job_post(ngx_acme_job_t *job,
     ngx_acme_task_kind_e kind);
 static void ngx_acme_job_thread(void *data, ngx_log_t *log);
+static int ngx_acme_job_account_key(ngx_acme_job_t *job, const char *path);
 static void ngx_acme_job_task_done(ngx_event_t *ev);
 static void ngx_acme_job_prepared(ngx_acme_job_t *job);
 static void ngx_acme_job_run(ngx_acme_job_t *job);
@@ -402,8 +414,7 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
     ngx_acme_job_t  *job = *(ngx_acme_job_t **) data;
 
     int                  rc;
-    char                *path, *pem;
-    size_t               len;
+    char                *path;
     ngx_acme_dns_rec_t  *rec;
 
     if (job->task_kind == NGX_ACME_TASK_FINISH
@@ -448,52 +459,16 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
             goto nomem;
         }
 
-        rc = acme_store_read(path, &pem, &len, 64 * 1024,
-                             job->task_err, sizeof(job->task_err));
+        (void) pthread_mutex_lock(&ngx_acme_account_mutex);
+        rc = ngx_acme_job_account_key(job, path);
+        (void) pthread_mutex_unlock(&ngx_acme_account_mutex);
 
-        if (rc == 1) {
-            job->account_key = acme_key_from_pem(pem, len);
-            free(pem);
+        free(path);
 
-            if (job->account_key == NULL) {
-                acme_err(job->task_err, sizeof(job->task_err),
-                         "cannot parse the account key %s", path);
-                free(path);
-                job->task_rc = -1;
-                return;
-            }
-
-        } else if (rc == 0) {
-            job->account_key = acme_key_generate(job->account_key_type);
-            pem = job->account_key ? acme_key_to_pem(job->account_key, &len)
-                                   : NULL;
-            if (pem == NULL) {
-                acme_err(job->task_err, sizeof(job->task_err),
-                         "cannot generate the account key");
-                free(path);
-                job->task_rc = -1;
-                return;
-            }
-
-            rc = acme_store_write_atomic(path, pem, len, 0600,
-                                         job->task_err,
-                                         sizeof(job->task_err));
-            OPENSSL_cleanse(pem, len);
-            free(pem);
-
-            if (rc != 0) {
-                free(path);
-                job->task_rc = -1;
-                return;
-            }
-
-        } else {
-            free(path);
+        if (rc != 0) {
             job->task_rc = -1;
             return;
         }
-
-        free(path);
 
         job->account_url = NULL;
 
@@ -575,6 +550,49 @@ nomem:
 
     acme_err(job->task_err, sizeof(job->task_err), "out of memory");
     job->task_rc = -1;
+}
+
+
+/* In a thread, under ngx_acme_account_mutex: load, or make and store. */
+static int
+ngx_acme_job_account_key(ngx_acme_job_t *job, const char *path)
+{
+    int      rc;
+    char    *pem;
+    size_t   len;
+
+    rc = acme_store_read(path, &pem, &len, 64 * 1024,
+                         job->task_err, sizeof(job->task_err));
+
+    if (rc == 1) {
+        job->account_key = acme_key_from_pem(pem, len);
+        free(pem);
+
+        if (job->account_key == NULL) {
+            return acme_err(job->task_err, sizeof(job->task_err),
+                            "cannot parse the account key %s", path);
+        }
+
+        return 0;
+    }
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    job->account_key = acme_key_generate(job->account_key_type);
+    pem = job->account_key ? acme_key_to_pem(job->account_key, &len) : NULL;
+    if (pem == NULL) {
+        return acme_err(job->task_err, sizeof(job->task_err),
+                        "cannot generate the account key");
+    }
+
+    rc = acme_store_write_atomic(path, pem, len, 0600, job->task_err,
+                                 sizeof(job->task_err));
+    OPENSSL_cleanse(pem, len);
+    free(pem);
+
+    return rc == 0 ? 0 : -1;
 }
 
 
