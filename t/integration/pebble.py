@@ -354,6 +354,11 @@ class Pebble:
         return sum(1 for line in self.log().splitlines()
                    if (" " + path) in line or ("POST " + path) in line)
 
+    def orders_created(self):
+        """Orders pebble created (a new-order request it refused, e.g. for a
+        bad nonce, and the retry that follows make one)."""
+        return sum(1 for line in self.log().splitlines() if "Added order" in line)
+
     def issued_count(self):
         """Certificates issued (pebble logs one line per issuance)."""
         return sum(1 for line in self.log().splitlines()
