@@ -16,9 +16,11 @@ has a subjectAltName listed in modes is rewritten:
     "other-key"   a leaf with the same names but a fresh key
     "lacks-name"  a leaf with the CSR's key but without the DNS name last in
                   sort order
+    "extra-name"  a leaf with the CSR's key, its names and x.example.test
 
 signed by a throwaway CA (followed by its certificate).  The module's check
-must reject both before any question of trust arises.  Binds 127.0.0.1 only;
+must reject the first two before any question of trust arises; the third is
+acceptable (a CA may add names).  Binds 127.0.0.1 only;
 every socket has a timeout.
 """
 
@@ -39,6 +41,7 @@ from pebble import API_PORT, PORT_OFFSET
 
 PROXY_PORT = 14010 + PORT_OFFSET
 PEM_CHAIN = "application/pem-certificate-chain"
+EXTRA_NAME = "x.example.test"
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length",
                "proxy-connection", "upgrade", "te", "trailer"}
 
@@ -55,6 +58,8 @@ def mint_wrong_chain(chain_pem, mode):
     public = leaf.public_key()
     if mode == "other-key":
         public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    elif mode == "extra-name":
+        names.append(x509.DNSName(EXTRA_NAME))
     elif mode == "lacks-name":
         # the DNS name last in sort order goes (deterministic for tests)
         drop = max(san.get_values_for_type(x509.DNSName))
@@ -189,47 +194,77 @@ class CaProxy:
 
 
 # -- the scenario both servers' tests share ---------------------------------
+#
+# Three certificates, issued honestly first; at renewal "a" gets a leaf for
+# another key and "c" one lacking d.example.test (both rejected: failure,
+# backoff, the first certificate kept), "e" one with an extra name (accepted;
+# not ordered again and again for the name the CA added).
 
-# certificate "a" gets a leaf for another key, "c" one lacking d.example.test
-BAD_MODES = {"a.example.test": "other-key", "c.example.test": "lacks-name"}
-WHY = {"a.example.test": "its public key is not the key of the CSR",
-       "c.example.test": 'it lacks the ordered identifier "d.example.test"'}
-CERT_IDS = {"a.example.test": "a.example.test_ecdsa-256",
-            "c.example.test": "c.example.test_ecdsa-256"}
+MODES = {"a.example.test": "other-key", "c.example.test": "lacks-name",
+         "e.example.test": "extra-name"}
+REJECTED = {"a.example.test": "its public key is not the key of the CSR",
+            "c.example.test": 'it lacks the ordered identifier "d.example.test"'}
+NAMES = ("a.example.test", "c.example.test", "e.example.test")
 
 
-def wait_both_rejected(get_status, timeout):
-    """The status once each certificate has one failed attempt."""
+def cert_id(name):
+    return name + "_ecdsa-256"
+
+
+def _scheduled(c, now):
+    from tlsutil import parse_rfc3339
+    return c["next_renewal"] is not None and parse_rfc3339(c["next_renewal"]) > now
+
+
+def wait_renewal_attempts(get_status, https_port, e_serial, timeout):
+    """The status once "a" and "c" have a failed attempt each and "e" has a
+    certificate other than e_serial, served, and a renewal time in the
+    future."""
     from serverlib import status_cert
-    from tlsutil import wait_for
+    from tlsutil import parse_rfc3339, same_serial, served_cert, wait_for
 
-    def failed():
+    def done():
         doc = get_status()
-        certs = [status_cert(doc, i) for i in CERT_IDS.values()]
-        return doc if all(c["consecutive_failures"] >= 1 for c in certs) else None
-    return wait_for(failed, timeout, "a failed renewal of both certificates")
+        now = parse_rfc3339(doc["generated_at"])
+        e = status_cert(doc, cert_id("e.example.test"))
+        ok = (all(status_cert(doc, cert_id(n))["consecutive_failures"] >= 1 for n in REJECTED)
+              and e["serial"] is not None and not same_serial(e["serial"], e_serial)
+              and _scheduled(e, now)
+              and same_serial(e["serial"],
+                              served_cert(https_port, "e.example.test").serial_number))
+        return doc if ok else None
+    return wait_for(done, timeout, "the renewal attempts of the three certificates")
 
 
-def check_kept(doc, proxy, first, https_port, root, state_dir):
-    """After one rejected renewal each: the error names the certificate URL,
-    one failure with a backoff, the first certificates still in the status,
-    served and stored, and one new order per attempt (no storm)."""
+def check_renewals(doc, proxy, first, https_port, root, state_dir, orders):
+    """For "a" and "c": the error names the certificate URL, one failure with
+    a backoff, the first certificate still in the status, served and stored.
+    For "e": the certificate with the extra name, served, no failure, the next
+    renewal in the future.  Pebble created `orders` orders (no storm)."""
     from serverlib import status_cert
     from tlsutil import load_pem_certs, parse_rfc3339, same_serial, served_cert
 
     url = "rejected the certificate at https://127.0.0.1:%d/certZ/" % proxy.port
     now = parse_rfc3339(doc["generated_at"])
-    for name, cert_id in CERT_IDS.items():
-        c = status_cert(doc, cert_id)
+    for name, why in REJECTED.items():
+        c = status_cert(doc, cert_id(name))
         assert c["consecutive_failures"] == 1, c
-        assert url in c["last_error"] and WHY[name] in c["last_error"], c
-        assert parse_rfc3339(c["next_renewal"]) > now, c
+        assert url in c["last_error"] and why in c["last_error"], c
+        assert _scheduled(c, now), c
         assert same_serial(c["serial"], first[name].serial_number), c
         assert served_cert(https_port, name, cafile=root).serial_number \
             == first[name].serial_number
-        with open(os.path.join(state_dir, "certs", cert_id, "bundle.pem"), "rb") as f:
+        with open(os.path.join(state_dir, "certs", cert_id(name), "bundle.pem"), "rb") as f:
             stored = load_pem_certs(f.read().decode())
         assert stored[0].serial_number == first[name].serial_number
-    # the first orders + one per failed attempt: no order storm
-    assert proxy.pebble.orders_created() == 2 + 2, proxy.requests
-    assert sorted(proxy.rewritten) == sorted(BAD_MODES.items())
+
+    e = status_cert(doc, cert_id("e.example.test"))
+    assert e["consecutive_failures"] == 0 and e["last_error"] is None, e
+    assert _scheduled(e, now), e
+    served = served_cert(https_port, "e.example.test")
+    assert same_serial(e["serial"], served.serial_number), e
+    assert EXTRA_NAME in served.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+
+    assert proxy.pebble.orders_created() == orders, proxy.requests
+    assert set(proxy.rewritten) == set(MODES.items()), proxy.rewritten
