@@ -32,7 +32,7 @@ SHARD_TIMEOUT = 40 * 60     # far beyond a healthy run; a hang must not outlive 
 SHARDS = [
     ("nginx", ["integration/test_nginx_"]),
     ("apache-a", ["integration/test_apache_resilience", "integration/test_apache_renew",
-                  "integration/test_apache_sni"]),
+                  "integration/test_apache_sni", "integration/test_apache_certcheck"]),
     ("apache-b", ["integration/test_apache_", "test_unit.py", "test_fuzz.py",
                   "integration/test_dns_bind9.py"]),
 ]
