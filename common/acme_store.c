@@ -14,10 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "acme_store.h"
 #include "acme_util.h"
@@ -164,42 +166,24 @@ failed_nofile:
     return -1;
 }
 
-int
-acme_store_read(const char *path, char **data, size_t *len, size_t max,
-    char *err, size_t errlen)
+/* Reads what fd (open, regular) holds, at most max bytes; closes fd. */
+static int
+read_fd(int fd, const struct stat *st, const char *path, char **data,
+    size_t *len, size_t max, char *err, size_t errlen)
 {
-    char        *buf, *nb;
-    size_t       n, cap;
-    ssize_t      r;
-    struct stat  st;
-    int          fd, e;
+    char     *buf, *nb;
+    size_t    n, cap;
+    ssize_t   r;
+    int       e;
 
-    *data = NULL;
-    if (len) {
-        *len = 0;
-    }
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) {
-            return 0;
-        }
-        e = errno;
-        return acme_err(err, errlen, "open \"%s\": %s", path, strerror(e));
-    }
-
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return acme_err(err, errlen, "\"%s\" is not a regular file", path);
-    }
-    if ((unsigned long long) st.st_size > max) {
+    if ((unsigned long long) st->st_size > max) {
         close(fd);
         return acme_err(err, errlen, "\"%s\" is larger than %zu bytes", path,
                         max);
     }
 
     /* read up to max + 1 so a file that grew after fstat is still caught */
-    cap = (size_t) st.st_size + 1;
+    cap = (size_t) st->st_size + 1;
     buf = malloc(cap + 1);
     if (buf == NULL) {
         close(fd);
@@ -232,7 +216,9 @@ acme_store_read(const char *path, char **data, size_t *len, size_t max,
             e = errno;
             free(buf);
             close(fd);
-            return acme_err(err, errlen, "read \"%s\": %s", path, strerror(e));
+            acme_err(err, errlen, "read \"%s\": %s", path, strerror(e));
+            errno = e;
+            return -1;
         }
         if (r == 0) {
             break;
@@ -253,6 +239,35 @@ acme_store_read(const char *path, char **data, size_t *len, size_t max,
         *len = n;
     }
     return 1;
+}
+
+int
+acme_store_read(const char *path, char **data, size_t *len, size_t max,
+    char *err, size_t errlen)
+{
+    struct stat  st;
+    int          fd, e;
+
+    *data = NULL;
+    if (len) {
+        *len = 0;
+    }
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        e = errno;
+        return acme_err(err, errlen, "open \"%s\": %s", path, strerror(e));
+    }
+
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return acme_err(err, errlen, "\"%s\" is not a regular file", path);
+    }
+
+    return read_fd(fd, &st, path, data, len, max, err, errlen);
 }
 
 int
@@ -334,6 +349,7 @@ acme_store_check_writable(const char *path, char *err, size_t errlen)
 {
     char        *p, *slash;
     struct stat  st;
+    int          e;
 
     if (path == NULL || *path == '\0') {
         return acme_err(err, errlen, "empty path");
@@ -349,9 +365,11 @@ acme_store_check_writable(const char *path, char *err, size_t errlen)
             if (S_ISDIR(st.st_mode) ? access(p, W_OK | X_OK) != 0
                                     : access(p, W_OK) != 0)
             {
+                e = errno;
                 acme_err(err, errlen, "\"%s\" is not writable (needed for "
-                         "\"%s\")", p, path);
+                         "\"%s\"): %s", p, path, strerror(e));
                 free(p);
+                errno = e;
                 return -1;
             }
             free(p);
@@ -378,6 +396,636 @@ acme_store_check_writable(const char *path, char *err, size_t errlen)
             *slash = '\0';
         }
     }
+}
+
+/* -- root-safe access through directory descriptors ----------------------- */
+
+static int id_valid(const char *id);
+
+/* err with errno kept (acme_err's vsnprintf may touch it) */
+static int
+err_errno(int e, char *err, size_t errlen, const char *fmt, const char *a,
+    const char *b)
+{
+    acme_err(err, errlen, fmt, a, b);
+    errno = e;
+    return -1;
+}
+
+/* Describes why name below dfd was refused ("is a symlink", ...). */
+static const char *
+kind_of(int dfd, const char *name)
+{
+    struct stat st;
+
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return "cannot be examined";
+    }
+    if (S_ISLNK(st.st_mode)) {
+        return "is a symbolic link";
+    }
+    if (S_ISDIR(st.st_mode)) {
+        return "is a directory";
+    }
+    if (S_ISREG(st.st_mode)) {
+        return "is a regular file";
+    }
+    return "is not a regular file or directory";
+}
+
+static void
+dir_init(acme_store_dir_t *d)
+{
+    d->fd = -1;
+    d->path = NULL;
+    d->uid = 0;
+    d->gid = 0;
+    d->give = 0;
+}
+
+void
+acme_store_dir_close(acme_store_dir_t *d)
+{
+    if (d->fd >= 0) {
+        close(d->fd);
+    }
+    free(d->path);
+    dir_init(d);
+}
+
+/* Who may own an entry below the root: the store's user or root. */
+static int
+owner_ok(const acme_store_dir_t *d, const struct stat *st)
+{
+    return st->st_uid == d->uid || st->st_uid == 0;
+}
+
+/*
+ * Ancestors of the root are given by the administrator and may be
+ * symlinks; they are trusted when owned by root (or the caller) and not
+ * writable by group/others (unless sticky, as /tmp).  Anything else is only
+ * named in warn: the administrator chose that place.
+ */
+static void
+check_ancestors(const char *parent, char *warn, size_t warnlen)
+{
+    char        *p, *s;
+    struct stat  st;
+    int          last;
+
+    if (warn != NULL && warnlen > 0) {
+        warn[0] = '\0';
+    }
+    p = acme_strdup(parent);
+    if (p == NULL) {
+        return;
+    }
+
+    s = p;
+    for ( ;; ) {
+        while (*s == '/') {
+            s++;
+        }
+        while (*s != '/' && *s != '\0') {
+            s++;
+        }
+        last = (*s == '\0');
+        *s = '\0';
+
+        if (*p != '\0') {
+            if (stat(p, &st) != 0) {
+                break;      /* created by us, root-owned */
+            }
+            if (st.st_uid != 0 && st.st_uid != geteuid()) {
+                acme_err(warn, warnlen, "\"%s\" above the store is owned by "
+                         "uid %u, not root: whoever owns it can replace the "
+                         "store", p, (unsigned) st.st_uid);
+                break;
+            }
+            if ((st.st_mode & (S_IWGRP | S_IWOTH))
+                && !(st.st_mode & S_ISVTX))
+            {
+                acme_err(warn, warnlen, "\"%s\" above the store is writable "
+                         "by group or others: they can replace the store", p);
+                break;
+            }
+        }
+
+        if (last) {
+            break;
+        }
+        *s++ = '/';
+    }
+
+    free(p);
+}
+
+/* mkdir -p for the ancestors, 0755, owned by the caller. */
+static int
+make_ancestors(const char *path, char *err, size_t errlen)
+{
+    char  *p, *s;
+    int    last, e;
+
+    p = acme_strdup(path);
+    if (p == NULL) {
+        return acme_err(err, errlen, "out of memory");
+    }
+
+    s = p;
+    for ( ;; ) {
+        while (*s == '/') {
+            s++;
+        }
+        while (*s != '/' && *s != '\0') {
+            s++;
+        }
+        last = (*s == '\0');
+        *s = '\0';
+
+        if (*p != '\0' && mkdir(p, 0755) != 0 && errno != EEXIST) {
+            e = errno;
+            err_errno(e, err, errlen, "mkdir \"%s\": %s", p, strerror(e));
+            free(p);
+            errno = e;
+            return -1;
+        }
+
+        if (last) {
+            break;
+        }
+        *s++ = '/';
+    }
+
+    free(p);
+    return 0;
+}
+
+/*
+ * Opens (creating when create) the directory name below dfd, never
+ * following a symlink; path names it in messages.  The new fd, or -1.
+ */
+static int
+open_dir_at(int dfd, const char *name, const char *path, int create,
+    int *created, char *err, size_t errlen)
+{
+    int  fd, e;
+
+    *created = 0;
+
+    fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+    if (fd < 0 && errno == ENOENT && create) {
+        if (mkdirat(dfd, name, 0700) == 0) {
+            *created = 1;
+        } else if (errno != EEXIST) {
+            e = errno;
+            return err_errno(e, err, errlen, "mkdir \"%s\": %s", path,
+                             strerror(e));
+        }
+        fd = openat(dfd, name,
+                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+
+    if (fd < 0) {
+        e = errno;
+        if (e == ENOENT) {
+            return err_errno(e, err, errlen, "\"%s\" does not exist%s", path,
+                             "");
+        }
+        if (e == ELOOP || e == ENOTDIR) {
+            return err_errno(e, err, errlen, "\"%s\" %s, refused", path,
+                             kind_of(dfd, name));
+        }
+        return err_errno(e, err, errlen, "open \"%s\": %s", path,
+                         strerror(e));
+    }
+
+    return fd;
+}
+
+/* Checks (and for a new directory sets) mode and owner of d->fd. */
+static int
+settle_dir(acme_store_dir_t *d, int created, int is_root, char *err,
+    size_t errlen)
+{
+    struct stat  st;
+    int          e;
+
+    if (created && fchmod(d->fd, 0700) != 0) {
+        e = errno;
+        return err_errno(e, err, errlen, "chmod \"%s\": %s", d->path,
+                         strerror(e));
+    }
+
+    if (fstat(d->fd, &st) != 0) {
+        e = errno;
+        return err_errno(e, err, errlen, "stat \"%s\": %s", d->path,
+                         strerror(e));
+    }
+
+    if (d->give && (created || is_root)
+        && (st.st_uid != d->uid
+            || (d->gid != (gid_t) -1 && st.st_gid != d->gid)))
+    {
+        /* through the descriptor: the directory we checked, not a path */
+        if (fchown(d->fd, d->uid, d->gid) != 0) {
+            e = errno;
+            return err_errno(e, err, errlen, "chown \"%s\": %s", d->path,
+                             strerror(e));
+        }
+        return 0;
+    }
+
+    if (!owner_ok(d, &st)) {
+        acme_err(err, errlen, "\"%s\" is owned by uid %u, not by uid %u or "
+                 "root, refused", d->path, (unsigned) st.st_uid,
+                 (unsigned) d->uid);
+        errno = EPERM;
+        return -1;
+    }
+
+    return 0;
+}
+
+int
+acme_store_dir_open_root(acme_store_dir_t *d, const char *root, uid_t uid,
+    gid_t gid, int create, char *warn, size_t warnlen, char *err,
+    size_t errlen)
+{
+    char        *parent, *base, *slash;
+    int          pfd, created, e;
+
+    dir_init(d);
+    if (warn != NULL && warnlen > 0) {
+        warn[0] = '\0';
+    }
+
+    if (root == NULL || *root == '\0') {
+        errno = EINVAL;
+        return acme_err(err, errlen, "empty store path");
+    }
+
+    /* "<parent>/<base>", trailing slashes ignored */
+    d->path = acme_strdup(root);
+    if (d->path == NULL) {
+        errno = ENOMEM;
+        return acme_err(err, errlen, "out of memory");
+    }
+    slash = d->path + strlen(d->path);
+    while (slash > d->path + 1 && slash[-1] == '/') {
+        *--slash = '\0';
+    }
+
+    slash = strrchr(d->path, '/');
+    if (slash == NULL) {
+        parent = acme_strdup(".");
+        base = d->path;
+    } else {
+        parent = slash == d->path ? acme_strdup("/")
+                                  : acme_strndup(d->path,
+                                                 (size_t) (slash - d->path));
+        base = slash + 1;
+    }
+    if (parent == NULL || *base == '\0' || strcmp(base, ".") == 0
+        || strcmp(base, "..") == 0)
+    {
+        free(parent);
+        acme_err(err, errlen, "\"%s\" cannot be a store directory", root);
+        acme_store_dir_close(d);
+        errno = EINVAL;
+        return -1;
+    }
+
+    d->uid = uid == (uid_t) -1 ? geteuid() : uid;
+    d->gid = uid == (uid_t) -1 ? (gid_t) -1 : gid;
+    d->give = (d->uid != geteuid());
+
+    check_ancestors(parent, warn, warnlen);
+
+    if (create && make_ancestors(parent, err, errlen) != 0) {
+        e = errno;
+        free(parent);
+        acme_store_dir_close(d);
+        errno = e;
+        return -1;
+    }
+
+    pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (pfd < 0) {
+        e = errno;
+        err_errno(e, err, errlen, "open \"%s\": %s", parent, strerror(e));
+        free(parent);
+        acme_store_dir_close(d);
+        errno = e;
+        return -1;
+    }
+    free(parent);
+
+    d->fd = open_dir_at(pfd, base, d->path, create, &created, err, errlen);
+    e = errno;
+    close(pfd);
+
+    if (d->fd < 0 || settle_dir(d, created, 1, err, errlen) != 0) {
+        e = d->fd < 0 ? e : errno;
+        acme_store_dir_close(d);
+        errno = e;
+        return -1;
+    }
+
+    return 0;
+}
+
+int
+acme_store_dir_open(acme_store_dir_t *d, const acme_store_dir_t *parent,
+    const char *name, int create, char *err, size_t errlen)
+{
+    int  created, e;
+
+    dir_init(d);
+
+    if (!id_valid(name)) {
+        errno = EINVAL;
+        return acme_err(err, errlen, "invalid name \"%s\" in the store",
+                        name ? name : "(null)");
+    }
+
+    d->path = acme_sprintf("%s/%s", parent->path, name);
+    if (d->path == NULL) {
+        errno = ENOMEM;
+        return acme_err(err, errlen, "out of memory");
+    }
+    d->uid = parent->uid;
+    d->gid = parent->gid;
+    d->give = parent->give;
+
+    d->fd = open_dir_at(parent->fd, name, d->path, create, &created, err,
+                        errlen);
+    e = errno;
+
+    if (d->fd < 0 || settle_dir(d, created, 0, err, errlen) != 0) {
+        e = d->fd < 0 ? e : errno;
+        acme_store_dir_close(d);
+        errno = e;
+        return -1;
+    }
+
+    return 0;
+}
+
+int
+acme_store_dir_open_cert(acme_store_dir_t *d, const acme_store_dir_t *root,
+    const char *id, int create, char *err, size_t errlen)
+{
+    acme_store_dir_t  certs;
+    int               rc, e;
+
+    dir_init(d);
+
+    if (!id_valid(id)) {
+        errno = EINVAL;
+        return acme_err(err, errlen, "invalid certificate id \"%s\"",
+                        id ? id : "(null)");
+    }
+
+    if (acme_store_dir_open(&certs, root, "certs", create, err, errlen)
+        != 0)
+    {
+        return -1;
+    }
+
+    rc = acme_store_dir_open(d, &certs, id, create, err, errlen);
+    e = errno;
+    acme_store_dir_close(&certs);
+    errno = e;
+    return rc;
+}
+
+int
+acme_store_dir_read_only(const acme_store_dir_t *d)
+{
+    struct statvfs  sv;
+
+    return d->fd >= 0 && fstatvfs(d->fd, &sv) == 0
+           && (sv.f_flag & ST_RDONLY) != 0;
+}
+
+int
+acme_store_dir_read(const acme_store_dir_t *d, const char *name,
+    char **data, size_t *len, size_t max, char *err, size_t errlen)
+{
+    char         *path;
+    struct stat   st;
+    int           fd, e, rc;
+
+    *data = NULL;
+    if (len) {
+        *len = 0;
+    }
+
+    if (d->fd < 0 || !id_valid(name)) {
+        errno = EINVAL;
+        return acme_err(err, errlen, "invalid store read of \"%s\"",
+                        name ? name : "(null)");
+    }
+
+    path = acme_sprintf("%s/%s", d->path, name);
+    if (path == NULL) {
+        errno = ENOMEM;
+        return acme_err(err, errlen, "out of memory");
+    }
+
+    /* O_NONBLOCK: a FIFO planted there must not hang us */
+    fd = openat(d->fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY
+                             | O_CLOEXEC);
+    if (fd < 0) {
+        e = errno;
+        if (e == ENOENT) {
+            free(path);
+            return 0;
+        }
+        if (e == ELOOP) {
+            rc = err_errno(e, err, errlen, "\"%s\" %s, refused", path,
+                           kind_of(d->fd, name));
+        } else {
+            rc = err_errno(e, err, errlen, "open \"%s\": %s", path,
+                           strerror(e));
+        }
+        free(path);
+        return rc;
+    }
+
+    if (fstat(fd, &st) != 0) {
+        e = errno;
+        close(fd);
+        rc = err_errno(e, err, errlen, "stat \"%s\": %s", path, strerror(e));
+        free(path);
+        return rc;
+    }
+
+    if (!S_ISREG(st.st_mode)) {
+        acme_err(err, errlen, "\"%s\" is not a regular file, refused", path);
+        e = EPERM;
+
+    } else if (st.st_nlink != 1) {
+        /* a hard link to a file elsewhere (e.g. a root-only key) */
+        acme_err(err, errlen, "\"%s\" has %lu hard links, refused", path,
+                 (unsigned long) st.st_nlink);
+        e = EPERM;
+
+    } else if (!owner_ok(d, &st)) {
+        acme_err(err, errlen, "\"%s\" is owned by uid %u, not by uid %u or "
+                 "root, refused", path, (unsigned) st.st_uid,
+                 (unsigned) d->uid);
+        e = EPERM;
+
+    } else {
+        e = 0;
+    }
+
+    if (e != 0) {
+        close(fd);
+        free(path);
+        errno = e;
+        return -1;
+    }
+
+    rc = read_fd(fd, &st, path, data, len, max, err, errlen);
+    e = errno;
+    free(path);
+    errno = e;
+    return rc;
+}
+
+/* Random suffix for temporary names: 12 characters of [a-zA-Z0-9]. */
+static void
+tmp_suffix(char *out)
+{
+    static const char  chars[] = "abcdefghijklmnopqrstuvwxyz"
+                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    unsigned char      rnd[12];
+    size_t             i;
+
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        /* unique enough with O_EXCL and the retries */
+        for (i = 0; i < sizeof(rnd); i++) {
+            rnd[i] = (unsigned char) (rand() ^ getpid() ^ (int) i);
+        }
+    }
+    for (i = 0; i < sizeof(rnd); i++) {
+        out[i] = chars[rnd[i] % (sizeof(chars) - 1)];
+    }
+    out[sizeof(rnd)] = '\0';
+}
+
+int
+acme_store_dir_write(const acme_store_dir_t *d, const char *name,
+    const void *data, size_t len, mode_t mode, char *err, size_t errlen)
+{
+    char   *path, *tmp, suffix[16];
+    int     fd, e, tries;
+
+    if (d->fd < 0 || !id_valid(name)) {
+        errno = EINVAL;
+        return acme_err(err, errlen, "invalid store write of \"%s\"",
+                        name ? name : "(null)");
+    }
+
+    path = acme_sprintf("%s/%s", d->path, name);
+    if (path == NULL) {
+        errno = ENOMEM;
+        return acme_err(err, errlen, "out of memory");
+    }
+
+    /* a hidden, unique name created here and now: O_EXCL|O_NOFOLLOW never
+     * open something planted; 0600 until the fchmod */
+    tmp = NULL;
+    fd = -1;
+    e = EEXIST;
+    for (tries = 0; fd < 0 && e == EEXIST && tries < 16; tries++) {
+        free(tmp);
+        tmp_suffix(suffix);
+        tmp = acme_sprintf(".%s.tmp%s", name, suffix);
+        if (tmp == NULL) {
+            free(path);
+            errno = ENOMEM;
+            return acme_err(err, errlen, "out of memory");
+        }
+        fd = openat(d->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW
+                                | O_CLOEXEC, 0600);
+        e = fd < 0 ? errno : 0;
+    }
+
+    if (fd < 0) {
+        acme_err(err, errlen, "cannot create a temporary file in \"%s\": %s",
+                 d->path, strerror(e));
+        goto failed_nofile;
+    }
+
+    if (write_all(fd, data, len) != 0) {
+        e = errno;
+        acme_err(err, errlen, "write \"%s/%s\": %s", d->path, tmp,
+                 strerror(e));
+        goto failed;
+    }
+    if (fsync(fd) != 0) {
+        e = errno;
+        acme_err(err, errlen, "fsync \"%s/%s\": %s", d->path, tmp,
+                 strerror(e));
+        goto failed;
+    }
+    if (fchmod(fd, mode) != 0
+        || (d->give && fchown(fd, d->uid, d->gid) != 0))
+    {
+        e = errno;
+        acme_err(err, errlen, "chmod/chown \"%s/%s\": %s", d->path, tmp,
+                 strerror(e));
+        goto failed;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        e = errno;
+        acme_err(err, errlen, "close \"%s/%s\": %s", d->path, tmp,
+                 strerror(e));
+        goto failed;
+    }
+    fd = -1;
+
+    if (renameat(d->fd, tmp, d->fd, name) != 0) {
+        e = errno;
+        acme_err(err, errlen, "rename \"%s/%s\" to \"%s\": %s", d->path, tmp,
+                 path, strerror(e));
+        goto failed;
+    }
+
+    /* make the rename itself durable */
+    if (fsync(d->fd) != 0) {
+        e = errno;
+        acme_err(err, errlen, "fsync directory of \"%s\": %s", path,
+                 strerror(e));
+        free(tmp);
+        free(path);
+        errno = e;
+        return -1;
+    }
+
+    free(tmp);
+    free(path);
+    return 0;
+
+failed:
+
+    if (fd >= 0) {
+        close(fd);
+    }
+    unlinkat(d->fd, tmp, 0);
+
+failed_nofile:
+
+    free(tmp);
+    free(path);
+    errno = e;
+    return -1;
 }
 
 /*
@@ -483,9 +1131,48 @@ acme_store_state_path(const char *root, const char *id)
                         : NULL;
 }
 
+/*
+ * The path-based calls open the store as the caller's own (uid -1): what
+ * the worker/child user does with its store.  They go through the same
+ * descriptors as root code, so no symlink below the root is followed here
+ * either.  A missing store is "nothing stored" for the loaders.
+ */
+static int
+open_store(acme_store_dir_t *d, const char *root, int create, char *err,
+    size_t errlen)
+{
+    return acme_store_dir_open_root(d, root, (uid_t) -1, (gid_t) -1, create,
+                                    NULL, 0, err, errlen);
+}
+
+/* Opens <root>/certs/<id> of the caller's store; 1, 0 missing, -1. */
+static int
+open_cert(acme_store_dir_t *cd, const char *root, const char *id,
+    int create, char *err, size_t errlen)
+{
+    acme_store_dir_t  rd;
+    int               rc, e;
+
+    if (!id_valid(id)) {
+        return acme_err(err, errlen, "invalid certificate id \"%s\"",
+                        id ? id : "(null)");
+    }
+    if (open_store(&rd, root, create, err, errlen) != 0) {
+        return (!create && errno == ENOENT) ? 0 : -1;
+    }
+    rc = acme_store_dir_open_cert(cd, &rd, id, create, err, errlen);
+    e = errno;
+    acme_store_dir_close(&rd);
+    if (rc != 0) {
+        return (!create && e == ENOENT) ? 0 : -1;
+    }
+    return 1;
+}
+
 /* Loads a JSON object file: 1 with *out, 0 missing, -1 error. */
 static int
-load_json(const char *path, json_t **out, char *err, size_t errlen)
+load_json(const acme_store_dir_t *d, const char *name, json_t **out,
+    char *err, size_t errlen)
 {
     char         *data;
     size_t        len;
@@ -494,7 +1181,8 @@ load_json(const char *path, json_t **out, char *err, size_t errlen)
     int           rc;
 
     *out = NULL;
-    rc = acme_store_read(path, &data, &len, STORE_MAX_JSON, err, errlen);
+    rc = acme_store_dir_read(d, name, &data, &len, STORE_MAX_JSON, err,
+                             errlen);
     if (rc <= 0) {
         return rc;
     }
@@ -502,12 +1190,13 @@ load_json(const char *path, json_t **out, char *err, size_t errlen)
     j = json_loadb(data, len, 0, &je);
     free(data);
     if (j == NULL) {
-        return acme_err(err, errlen, "\"%s\" is not valid JSON (line %d: %s)",
-                        path, je.line, je.text);
+        return acme_err(err, errlen, "\"%s/%s\" is not valid JSON (line %d: "
+                        "%s)", d->path, name, je.line, je.text);
     }
     if (!json_is_object(j)) {
         json_decref(j);
-        return acme_err(err, errlen, "\"%s\" is not a JSON object", path);
+        return acme_err(err, errlen, "\"%s/%s\" is not a JSON object",
+                        d->path, name);
     }
 
     *out = j;
@@ -554,7 +1243,8 @@ utf8_sanitize(char *s)
 }
 
 static int
-save_json(const char *path, json_t *j, char *err, size_t errlen)
+save_json(const acme_store_dir_t *d, const char *name, json_t *j, char *err,
+    size_t errlen)
 {
     char           *s;
     int             rc;
@@ -570,7 +1260,7 @@ save_json(const char *path, json_t *j, char *err, size_t errlen)
         return acme_err(err, errlen, "out of memory");
     }
 
-    rc = acme_store_write_atomic(path, s, strlen(s), 0600, err, errlen);
+    rc = acme_store_dir_write(d, name, s, strlen(s), 0600, err, errlen);
     /* json_dumps allocates with jansson's allocator, which a host may set */
     json_get_alloc_funcs(&jmalloc, &jfree);
     jfree(s);
@@ -581,33 +1271,32 @@ int
 acme_store_load_account(const char *root, const char *directory_url,
     char **url, char *err, size_t errlen)
 {
-    char        *path;
-    json_t      *j;
-    const char  *dir, *u;
-    int          rc;
+    acme_store_dir_t  rd;
+    json_t           *j;
+    const char       *dir, *u;
+    int               rc;
 
     *url = NULL;
-    path = acme_store_account_json_path(root);
-    if (path == NULL) {
-        return acme_err(err, errlen, "out of memory");
+    if (open_store(&rd, root, 0, err, errlen) != 0) {
+        return errno == ENOENT ? 0 : -1;
     }
 
-    rc = load_json(path, &j, err, errlen);
+    rc = load_json(&rd, "account.json", &j, err, errlen);
     if (rc <= 0) {
-        free(path);
+        acme_store_dir_close(&rd);
         return rc;
     }
 
     dir = json_string_value(json_object_get(j, "directory"));
     u = json_string_value(json_object_get(j, "url"));
     if (dir == NULL || u == NULL || *u == '\0') {
-        acme_err(err, errlen, "\"%s\": \"directory\" or \"url\" missing",
-                 path);
+        acme_err(err, errlen, "\"%s/account.json\": \"directory\" or \"url\" "
+                 "missing", rd.path);
         json_decref(j);
-        free(path);
+        acme_store_dir_close(&rd);
         return -1;
     }
-    free(path);
+    acme_store_dir_close(&rd);
 
     /* an account belongs to one CA: another directory means "none yet" */
     if (directory_url != NULL && strcmp(dir, directory_url) != 0) {
@@ -627,65 +1316,78 @@ int
 acme_store_save_account(const char *root, const char *directory_url,
     const char *url, char *err, size_t errlen)
 {
-    char   *path;
-    int     rc;
+    acme_store_dir_t  rd;
+    int               rc;
 
     if (directory_url == NULL || url == NULL) {
         return acme_err(err, errlen, "account directory and URL required");
     }
-    if (acme_store_mkdirs(root, 0700, (uid_t) -1, (gid_t) -1, err, errlen)
-        != 0)
-    {
+    if (open_store(&rd, root, 1, err, errlen) != 0) {
         return -1;
     }
-
-    path = acme_store_account_json_path(root);
-    if (path == NULL) {
-        return acme_err(err, errlen, "out of memory");
-    }
-    rc = save_json(path, json_pack("{s:s, s:s}", "directory", directory_url,
-                                   "url", url), err, errlen);
-    free(path);
+    rc = save_json(&rd, "account.json", json_pack("{s:s, s:s}", "directory",
+                                                  directory_url, "url", url),
+                   err, errlen);
+    acme_store_dir_close(&rd);
     return rc;
+}
+
+int
+acme_store_load_account_key(const char *root, char **pem, size_t *len,
+    char *err, size_t errlen)
+{
+    acme_store_dir_t  rd;
+    int               rc;
+
+    *pem = NULL;
+    if (open_store(&rd, root, 0, err, errlen) != 0) {
+        return errno == ENOENT ? 0 : -1;
+    }
+    rc = acme_store_dir_read(&rd, "account.key", pem, len, STORE_MAX_JSON,
+                             err, errlen);
+    acme_store_dir_close(&rd);
+    return rc;
+}
+
+int
+acme_store_save_account_key(const char *root, const char *pem, size_t len,
+    char *err, size_t errlen)
+{
+    acme_store_dir_t  rd;
+    int               rc;
+
+    if (open_store(&rd, root, 1, err, errlen) != 0) {
+        return -1;
+    }
+    rc = acme_store_dir_write(&rd, "account.key", pem, len, 0600, err,
+                              errlen);
+    acme_store_dir_close(&rd);
+    return rc;
+}
+
+int
+acme_store_load_bundle_at(const acme_store_dir_t *cert_dir, char **pem,
+    size_t *len, char *err, size_t errlen)
+{
+    return acme_store_dir_read(cert_dir, "bundle.pem", pem, len,
+                               STORE_MAX_BUNDLE, err, errlen);
 }
 
 int
 acme_store_load_bundle(const char *root, const char *id, char **pem,
     size_t *len, char *err, size_t errlen)
 {
-    char   *path;
-    int     rc;
+    acme_store_dir_t  cd;
+    int               rc;
 
     *pem = NULL;
-    path = acme_store_bundle_path(root, id);
-    if (path == NULL) {
-        return acme_err(err, errlen, "invalid certificate id \"%s\"",
-                        id ? id : "(null)");
+    rc = open_cert(&cd, root, id, 0, err, errlen);
+    if (rc <= 0) {
+        return rc;
     }
-    rc = acme_store_read(path, pem, len, STORE_MAX_BUNDLE, err, errlen);
-    free(path);
+    rc = acme_store_load_bundle_at(&cd, pem, len, err, errlen);
+    acme_store_dir_close(&cd);
     return rc;
-}
-
-/* Creates <root>/certs/<id> (0700); the path is returned malloc'd. */
-static char *
-make_cert_dir(const char *root, const char *id, char *err, size_t errlen)
-{
-    char   *dir;
-
-    dir = acme_store_cert_dir(root, id);
-    if (dir == NULL) {
-        acme_err(err, errlen, "invalid certificate id \"%s\"",
-                 id ? id : "(null)");
-        return NULL;
-    }
-    if (acme_store_mkdirs(dir, 0700, (uid_t) -1, (gid_t) -1, err, errlen)
-        != 0)
-    {
-        free(dir);
-        return NULL;
-    }
-    return dir;
 }
 
 int
@@ -693,9 +1395,10 @@ acme_store_save_bundle(const char *root, const char *id,
     const char *key_pem, size_t key_len, const char *chain_pem,
     size_t chain_len, char *err, size_t errlen)
 {
-    char   *dir, *path, *buf;
-    size_t  n;
-    int     rc;
+    acme_store_dir_t  cd;
+    char             *buf;
+    size_t            n;
+    int               rc;
 
     if (key_pem == NULL || key_len == 0 || chain_pem == NULL
         || chain_len == 0)
@@ -703,19 +1406,10 @@ acme_store_save_bundle(const char *root, const char *id,
         return acme_err(err, errlen, "empty key or chain");
     }
 
-    dir = make_cert_dir(root, id, err, errlen);
-    if (dir == NULL) {
-        return -1;
-    }
-    path = acme_sprintf("%s/bundle.pem", dir);
-    free(dir);
-
     /* key first, then the chain; a newline between them if the key PEM
      * lacks one, so the concatenation stays valid PEM */
     buf = malloc(key_len + chain_len + 1);
-    if (path == NULL || buf == NULL) {
-        free(path);
-        free(buf);
+    if (buf == NULL) {
         return acme_err(err, errlen, "out of memory");
     }
     memcpy(buf, key_pem, key_len);
@@ -726,10 +1420,17 @@ acme_store_save_bundle(const char *root, const char *id,
     memcpy(buf + n, chain_pem, chain_len);
     n += chain_len;
 
-    rc = acme_store_write_atomic(path, buf, n, 0600, err, errlen);
+    rc = open_cert(&cd, root, id, 1, err, errlen);
+    if (rc == 1) {
+        rc = acme_store_dir_write(&cd, "bundle.pem", buf, n, 0600, err,
+                                  errlen);
+        acme_store_dir_close(&cd);
+    } else {
+        rc = -1;
+    }
+
     OPENSSL_cleanse(buf, n);
     free(buf);
-    free(path);
     return rc;
 }
 
@@ -742,24 +1443,17 @@ json_ll(json_t *j, const char *key)
 }
 
 int
-acme_store_load_state(const char *root, const char *id,
+acme_store_load_state_at(const acme_store_dir_t *cert_dir,
     acme_cert_state_t *st, char *err, size_t errlen)
 {
-    char        *path;
     json_t      *j;
     const char  *le;
     long long    f;
     int          rc;
 
     memset(st, 0, sizeof(*st));
-    path = acme_store_state_path(root, id);
-    if (path == NULL) {
-        return acme_err(err, errlen, "invalid certificate id \"%s\"",
-                        id ? id : "(null)");
-    }
 
-    rc = load_json(path, &j, err, errlen);
-    free(path);
+    rc = load_json(cert_dir, "state.json", &j, err, errlen);
     if (rc <= 0) {
         return rc;
     }
@@ -781,20 +1475,32 @@ acme_store_load_state(const char *root, const char *id,
 }
 
 int
+acme_store_load_state(const char *root, const char *id,
+    acme_cert_state_t *st, char *err, size_t errlen)
+{
+    acme_store_dir_t  cd;
+    int               rc;
+
+    memset(st, 0, sizeof(*st));
+    rc = open_cert(&cd, root, id, 0, err, errlen);
+    if (rc <= 0) {
+        return rc;
+    }
+    rc = acme_store_load_state_at(&cd, st, err, errlen);
+    acme_store_dir_close(&cd);
+    return rc;
+}
+
+int
 acme_store_save_state(const char *root, const char *id,
     const acme_cert_state_t *st, char *err, size_t errlen)
 {
-    char   *dir, *path, le[sizeof(st->last_error)];
-    int     rc;
+    acme_store_dir_t  cd;
+    char              le[sizeof(st->last_error)];
+    int               rc;
 
-    dir = make_cert_dir(root, id, err, errlen);
-    if (dir == NULL) {
+    if (open_cert(&cd, root, id, 1, err, errlen) != 1) {
         return -1;
-    }
-    path = acme_sprintf("%s/state.json", dir);
-    free(dir);
-    if (path == NULL) {
-        return acme_err(err, errlen, "out of memory");
     }
 
     /* the buffer may lack its NUL if a caller filled it to the brim */
@@ -802,20 +1508,17 @@ acme_store_save_state(const char *root, const char *id,
     le[sizeof(le) - 1] = '\0';
     utf8_sanitize(le);
 
-    rc = save_json(path, json_pack("{s:I, s:I, s:I, s:I, s:s?, s:I, s:I}",
-                                   "failures", (json_int_t) st->failures,
-                                   "next_attempt",
-                                   (json_int_t) st->next_attempt,
-                                   "last_attempt",
-                                   (json_int_t) st->last_attempt,
-                                   "last_success",
-                                   (json_int_t) st->last_success,
-                                   "last_error", le,
-                                   "attempt_started",
-                                   (json_int_t) st->attempt_started,
-                                   "attempt_pid",
-                                   (json_int_t) st->attempt_pid),
+    rc = save_json(&cd, "state.json",
+                   json_pack("{s:I, s:I, s:I, s:I, s:s?, s:I, s:I}",
+                             "failures", (json_int_t) st->failures,
+                             "next_attempt", (json_int_t) st->next_attempt,
+                             "last_attempt", (json_int_t) st->last_attempt,
+                             "last_success", (json_int_t) st->last_success,
+                             "last_error", le,
+                             "attempt_started",
+                             (json_int_t) st->attempt_started,
+                             "attempt_pid", (json_int_t) st->attempt_pid),
                    err, errlen);
-    free(path);
+    acme_store_dir_close(&cd);
     return rc;
 }

@@ -17,6 +17,14 @@
  * Every write goes to a temporary file in the same directory, is fsync'd,
  * renamed over the target and the directory is fsync'd: a crash at any
  * point leaves either the old or the new file, never a torn one.
+ *
+ * The store belongs to the unprivileged worker/child user, who can put a
+ * symlink, a hard link or another kind of file at any name below <root> at
+ * any time, while root code (nginx's master, Apache's parent) reads it and
+ * creates its directories.  So every access goes through acme_store_dir_t
+ * below: the root is opened as a directory descriptor, everything below it
+ * relative to its parent's descriptor with O_NOFOLLOW, ownership is set
+ * with fchown on descriptors, never through a path.
  */
 #ifndef ACME_STORE_H
 #define ACME_STORE_H
@@ -24,6 +32,63 @@
 #include <stddef.h>
 #include <sys/types.h>
 #include "acme_key.h"
+
+/*
+ * An opened store directory.  uid/gid: who owns what the store holds (the
+ * worker user); what is created is given to uid:gid when that is not the
+ * caller.  Entries below the root that are symlinks, not of the expected
+ * type, not owned by uid or root, or (files) with more than one link are
+ * refused with an error naming them.  Failing calls return -1 with err and
+ * leave errno set to the cause (EROFS: read-only file system, ELOOP: a
+ * symlink, EPERM: refused owner or type, ...).
+ */
+typedef struct {
+    int          fd;            /* -1 when not open */
+    char        *path;          /* for messages, malloc'd */
+    uid_t        uid;
+    gid_t        gid;
+    int          give;          /* created entries are fchown'd to uid:gid */
+} acme_store_dir_t;
+
+#define ACME_STORE_DIR_INIT  { -1, NULL, 0, 0, 0 }
+
+/*
+ * Opens the store root (O_DIRECTORY; its last component must not be a
+ * symlink), creating it 0700 when create is set (missing ancestors 0755,
+ * owned by the caller).  uid == (uid_t) -1: the caller's own store.  When
+ * the caller is root and the root directory is not owned by uid:gid it is
+ * fchown'd.  Ancestors not owned by root (or the caller) or writable by
+ * group/others without the sticky bit are named in warn (else warn is "").
+ */
+int acme_store_dir_open_root(acme_store_dir_t *d, const char *root,
+    uid_t uid, gid_t gid, int create, char *warn, size_t warnlen, char *err,
+    size_t errlen);
+
+/* Opens (creating 0700 when create) the directory name below parent. */
+int acme_store_dir_open(acme_store_dir_t *d, const acme_store_dir_t *parent,
+    const char *name, int create, char *err, size_t errlen);
+
+/* <root>/certs/<id>, both opened (and created) as by acme_store_dir_open. */
+int acme_store_dir_open_cert(acme_store_dir_t *d,
+    const acme_store_dir_t *root, const char *id, int create, char *err,
+    size_t errlen);
+
+void acme_store_dir_close(acme_store_dir_t *d);
+
+/* 1 when the directory is on a read-only mount (fstatvfs), else 0. */
+int acme_store_dir_read_only(const acme_store_dir_t *d);
+
+/* Reads the file name below d (O_NOFOLLOW, O_NONBLOCK; a regular file with
+ * one link owned by uid or root).  1 with *data (malloc'd, NUL-terminated),
+ * 0 when missing, -1 with err. */
+int acme_store_dir_read(const acme_store_dir_t *d, const char *name,
+    char **data, size_t *len, size_t max, char *err, size_t errlen);
+
+/* Atomic write of name below d: the temporary file is created
+ * O_CREAT|O_EXCL|O_NOFOLLOW, written, fsync'd, fchmod'd, fchown'd (give),
+ * renamed over name, the directory fsync'd.  0, or -1 with err. */
+int acme_store_dir_write(const acme_store_dir_t *d, const char *name,
+    const void *data, size_t len, mode_t mode, char *err, size_t errlen);
 
 /* Atomic write as described above.  0, or -1 with err. */
 int acme_store_write_atomic(const char *path, const void *data, size_t len,
@@ -40,7 +105,8 @@ int acme_store_mkdirs(const char *path, mode_t mode, uid_t uid, gid_t gid,
     char *err, size_t errlen);
 
 /* Would the process be able to create/write path (checks the nearest
- * existing ancestor); writes nothing.  0, or -1 with err. */
+ * existing ancestor); writes nothing.  0, or -1 with err and errno (EROFS
+ * when the only problem is a read-only file system). */
 int acme_store_check_writable(const char *path, char *err, size_t errlen);
 
 /* "<first name>_<key type>" with '*' -> "_wildcard_" and ':' -> '-'. */
@@ -60,8 +126,17 @@ int acme_store_load_account(const char *root, const char *directory_url,
 int acme_store_save_account(const char *root, const char *directory_url,
     const char *url, char *err, size_t errlen);
 
+/* The account key PEM (account.key, 0600). load: 1 found, 0 missing, -1 error. */
+int acme_store_load_account_key(const char *root, char **pem, size_t *len,
+    char *err, size_t errlen);
+int acme_store_save_account_key(const char *root, const char *pem,
+    size_t len, char *err, size_t errlen);
+
 /* Certificate bundle (key PEM + chain PEM). load: 1 found, 0 missing, -1 error. */
 int acme_store_load_bundle(const char *root, const char *id, char **pem,
+    size_t *len, char *err, size_t errlen);
+/* The same from an opened certs/<id> directory (acme_store_dir_open_cert). */
+int acme_store_load_bundle_at(const acme_store_dir_t *cert_dir, char **pem,
     size_t *len, char *err, size_t errlen);
 int acme_store_save_bundle(const char *root, const char *id,
     const char *key_pem, size_t key_len, const char *chain_pem,
@@ -82,6 +157,8 @@ typedef struct {
 
 /* load: 1 found, 0 missing (state zeroed), -1 error (state zeroed). */
 int acme_store_load_state(const char *root, const char *id,
+    acme_cert_state_t *st, char *err, size_t errlen);
+int acme_store_load_state_at(const acme_store_dir_t *cert_dir,
     acme_cert_state_t *st, char *err, size_t errlen);
 int acme_store_save_state(const char *root, const char *id,
     const acme_cert_state_t *st, char *err, size_t errlen);
