@@ -82,6 +82,7 @@ render_cert(const acme_status_cert_t *c)
     rc |= set(o, "last_success", time_or_null(c->last_success));
     rc |= set(o, "last_error", str_or_null(c->last_error, 1));
     rc |= set(o, "consecutive_failures", json_integer((json_int_t) c->failures));
+    rc |= set(o, "store_error", str_or_null(c->store_error, 1));
 
     if (rc != 0) {
         json_decref(o);

@@ -21,7 +21,9 @@
  *       "next_renewal": RFC3339 or null (next scheduled attempt, backoff included),
  *       "last_success": RFC3339 or null,
  *       "last_error": string or null,
- *       "consecutive_failures": integer
+ *       "consecutive_failures": integer,
+ *       "store_error": string or null (the store cannot be written, e.g.
+ *                      "read-only file system", or an entry was refused)
  *   } ]
  * }
  */
@@ -48,6 +50,7 @@ typedef struct {
     const char          *last_error;    /* NULL or "" -> null */
     unsigned             failures;
     const char          *challenge;     /* "dns-01", ...; NULL -> null */
+    const char          *store_error;   /* NULL or "" -> null */
 } acme_status_cert_t;
 
 /* Pretty-printed JSON document, malloc'd; acme_pid <= 0 -> null. */

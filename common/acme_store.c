@@ -412,6 +412,8 @@ err_errno(int e, char *err, size_t errlen, const char *fmt, const char *a,
     return -1;
 }
 
+static const char  kind_symlink[] = "is a symbolic link";
+
 /* Describes why name below dfd was refused ("is a symlink", ...). */
 static const char *
 kind_of(int dfd, const char *name)
@@ -422,7 +424,7 @@ kind_of(int dfd, const char *name)
         return "cannot be examined";
     }
     if (S_ISLNK(st.st_mode)) {
-        return "is a symbolic link";
+        return kind_symlink;
     }
     if (S_ISDIR(st.st_mode)) {
         return "is a directory";
@@ -569,7 +571,8 @@ static int
 open_dir_at(int dfd, const char *name, const char *path, int create,
     int *created, char *err, size_t errlen)
 {
-    int  fd, e;
+    int          fd, e;
+    const char  *kind;
 
     *created = 0;
 
@@ -594,8 +597,10 @@ open_dir_at(int dfd, const char *name, const char *path, int create,
                              "");
         }
         if (e == ELOOP || e == ENOTDIR) {
-            return err_errno(e, err, errlen, "\"%s\" %s, refused", path,
-                             kind_of(dfd, name));
+            /* O_DIRECTORY|O_NOFOLLOW on a symlink says ENOTDIR */
+            kind = kind_of(dfd, name);
+            return err_errno(kind == kind_symlink ? ELOOP : e,
+                             err, errlen, "\"%s\" %s, refused", path, kind);
         }
         return err_errno(e, err, errlen, "open \"%s\": %s", path,
                          strerror(e));

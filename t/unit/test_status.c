@@ -7,7 +7,7 @@
 static const char *const cert_keys[] = {
     "id", "names", "issuer", "directory", "key_type", "challenge", "state", "step",
     "serial", "ca_issuer", "not_before", "not_after", "next_renewal",
-    "last_success", "last_error", "consecutive_failures"
+    "last_success", "last_error", "consecutive_failures", "store_error"
 };
 
 UNIT_TEST(status_render_parse_back)
@@ -46,6 +46,7 @@ UNIT_TEST(status_render_parse_back)
     c[1].step = "challenge";
     c[1].serial = "";
     c[1].last_error = "new-order: urn:ietf:params:acme:error:rateLimited: \"x\"";
+    c[1].store_error = "read-only file system";
     c[1].failures = 2;
 
     s = acme_status_render("nginx", 1234, c, 2, 1795000000LL, &len);
@@ -101,6 +102,7 @@ UNIT_TEST(status_render_parse_back)
     CHECK_STR(json_string_value(json_object_get(o, "last_success")), "2026-11-18T11:06:40Z");
     CHECK(json_is_null(json_object_get(o, "last_error")));
     CHECK_INT(json_integer_value(json_object_get(o, "consecutive_failures")), 0);
+    CHECK(json_is_null(json_object_get(o, "store_error")));
 
     o = json_array_get(certs, 1);
     CHECK_STR(json_string_value(json_object_get(o, "step")), "challenge");
@@ -113,6 +115,8 @@ UNIT_TEST(status_render_parse_back)
     CHECK(json_is_null(json_object_get(o, "last_success")));
     CHECK_STR(json_string_value(json_object_get(o, "last_error")), c[1].last_error);
     CHECK_INT(json_integer_value(json_object_get(o, "consecutive_failures")), 2);
+    CHECK_STR(json_string_value(json_object_get(o, "store_error")),
+              "read-only file system");
 
     json_decref(doc);
     free(s);

@@ -1,4 +1,5 @@
 #include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -377,5 +378,301 @@ UNIT_TEST(store_state_roundtrip_and_corrupt)
     free(p);
 
     rm_tree(root);
+    free(root);
+}
+
+/* -- root-safe access (acme_store_dir_t) ----------------------------------- */
+
+static void
+put_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    if (f != NULL) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static char *
+slurp(const char *path)
+{
+    char   *data = NULL, err[ACME_ERRLEN];
+    size_t  len;
+
+    return acme_store_read(path, &data, &len, 4096, err, sizeof(err)) == 1
+           ? data : NULL;
+}
+
+UNIT_TEST(store_dir_create_modes_and_ancestors)
+{
+    char              err[ACME_ERRLEN], warn[ACME_ERRLEN], *base, *root, *p;
+    acme_store_dir_t  rd = ACME_STORE_DIR_INIT, cd = ACME_STORE_DIR_INIT;
+    mode_t            old;
+
+    base = tmp_root();
+    CHECK(base != NULL);
+    root = acme_sprintf("%s/a/b/store/", base);
+
+    old = umask(0);
+    CHECK_INT(acme_store_dir_open_root(&rd, root, (uid_t) -1, (gid_t) -1, 1,
+                                       warn, sizeof(warn), err, sizeof(err)),
+              0);
+    CHECK_STR(warn, "");
+    CHECK_INT(acme_store_dir_open_cert(&cd, &rd, "x.test_ecdsa-256", 1, err,
+                                       sizeof(err)), 0);
+    umask(old);
+
+    /* ancestors 0755 for the caller, the store and below 0700 */
+    p = acme_sprintf("%s/a", base);
+    CHECK_INT(mode_of(p), 0755);
+    free(p);
+    p = acme_sprintf("%s/a/b/store", base);
+    CHECK_INT(mode_of(p), 0700);
+    CHECK_STR(rd.path, p);
+    free(p);
+    p = acme_sprintf("%s/a/b/store/certs/x.test_ecdsa-256", base);
+    CHECK_INT(mode_of(p), 0700);
+    CHECK_STR(cd.path, p);
+    free(p);
+    CHECK_INT(acme_store_dir_read_only(&rd), 0);
+
+    /* write and read back relative to the descriptor */
+    CHECK_INT(acme_store_dir_write(&cd, "state.json", "{}", 2, 0600, err,
+                                   sizeof(err)), 0);
+    CHECK_INT(count_entries(cd.path), 1);
+    acme_store_dir_close(&cd);
+    acme_store_dir_close(&rd);
+    CHECK(rd.fd == -1 && rd.path == NULL);
+
+    /* a group/other-writable ancestor without the sticky bit is named */
+    p = acme_sprintf("%s/a/b", base);
+    chmod(p, 0777);
+    CHECK_INT(acme_store_dir_open_root(&rd, root, (uid_t) -1, (gid_t) -1, 0,
+                                       warn, sizeof(warn), err, sizeof(err)),
+              0);
+    CHECK(strstr(warn, p) != NULL && strstr(warn, "writable") != NULL);
+    acme_store_dir_close(&rd);
+    chmod(p, 01777);        /* as /tmp: fine */
+    CHECK_INT(acme_store_dir_open_root(&rd, root, (uid_t) -1, (gid_t) -1, 0,
+                                       warn, sizeof(warn), err, sizeof(err)),
+              0);
+    CHECK_STR(warn, "");
+    acme_store_dir_close(&rd);
+    free(p);
+
+    /* missing without create: ENOENT; a file in the way is refused */
+    p = acme_sprintf("%s/none", base);
+    CHECK_INT(acme_store_dir_open_root(&rd, p, (uid_t) -1, (gid_t) -1, 0,
+                                       NULL, 0, err, sizeof(err)), -1);
+    CHECK_INT(errno, ENOENT);
+    free(p);
+    p = acme_sprintf("%s/afile", base);
+    put_file(p, "x");
+    CHECK_INT(acme_store_dir_open_root(&rd, p, (uid_t) -1, (gid_t) -1, 1,
+                                       NULL, 0, err, sizeof(err)), -1);
+    CHECK(strstr(err, "afile") != NULL && strstr(err, "refused") != NULL);
+    free(p);
+
+    rm_tree(base);
+    free(base);
+    free(root);
+}
+
+UNIT_TEST(store_dir_refuses_symlinks_links_and_types)
+{
+    char              err[ACME_ERRLEN], *base, *root, *secret, *sdir, *p, *q,
+                     *data;
+    size_t            len;
+    acme_store_dir_t  rd = ACME_STORE_DIR_INIT, cd = ACME_STORE_DIR_INIT;
+    acme_cert_state_t st;
+    struct stat       sb;
+
+    base = tmp_root();
+    CHECK(base != NULL);
+    root = acme_sprintf("%s/store", base);
+    secret = acme_sprintf("%s/secret.pem", base);
+    sdir = acme_sprintf("%s/secretdir", base);
+    put_file(secret, "SECRET KEY\n");
+    mkdir(sdir, 0700);
+    p = acme_sprintf("%s/state.json", sdir);
+    put_file(p, "{\"failures\": 7}");
+    free(p);
+
+    CHECK_INT(acme_store_dir_open_root(&rd, root, (uid_t) -1, (gid_t) -1, 1,
+                                       NULL, 0, err, sizeof(err)), 0);
+    CHECK_INT(acme_store_dir_open(&cd, &rd, "certs", 1, err, sizeof(err)), 0);
+    acme_store_dir_close(&cd);
+
+    /* certs/<id> a symlink to another directory: not opened, not created */
+    p = acme_sprintf("%s/certs/x_ecdsa-256", root);
+    CHECK_INT(symlink(sdir, p), 0);
+    CHECK_INT(acme_store_dir_open_cert(&cd, &rd, "x_ecdsa-256", 1, err,
+                                       sizeof(err)), -1);
+    CHECK_INT(errno, ELOOP);
+    CHECK(strstr(err, p) != NULL && strstr(err, "symbolic link") != NULL);
+    CHECK_INT(acme_store_load_state(root, "x_ecdsa-256", &st, err,
+                                    sizeof(err)), -1);
+    CHECK_INT(st.failures, 0);
+    CHECK_INT(acme_store_save_state(root, "x_ecdsa-256", &st, err,
+                                    sizeof(err)), -1);
+    CHECK_INT(count_entries(sdir), 1);      /* nothing written there */
+    unlink(p);
+    free(p);
+
+    /* files: symlink, hard link, directory, FIFO are refused, never read */
+    CHECK_INT(acme_store_dir_open_cert(&cd, &rd, "x_ecdsa-256", 1, err,
+                                       sizeof(err)), 0);
+    p = acme_sprintf("%s/bundle.pem", cd.path);
+
+    CHECK_INT(symlink(secret, p), 0);
+    CHECK_INT(acme_store_load_bundle_at(&cd, &data, &len, err, sizeof(err)),
+              -1);
+    CHECK(data == NULL);
+    CHECK(strstr(err, p) != NULL && strstr(err, "symbolic link") != NULL);
+    CHECK_INT(acme_store_load_bundle(root, "x_ecdsa-256", &data, &len, err,
+                                     sizeof(err)), -1);
+    unlink(p);
+
+    CHECK_INT(link(secret, p), 0);
+    CHECK_INT(acme_store_load_bundle_at(&cd, &data, &len, err, sizeof(err)),
+              -1);
+    CHECK(data == NULL);
+    CHECK(strstr(err, p) != NULL && strstr(err, "hard links") != NULL);
+    unlink(p);
+
+    CHECK_INT(mkdir(p, 0700), 0);
+    CHECK_INT(acme_store_load_bundle_at(&cd, &data, &len, err, sizeof(err)),
+              -1);
+    CHECK(strstr(err, "not a regular file") != NULL);
+    rmdir(p);
+
+    CHECK_INT(mkfifo(p, 0600), 0);
+    CHECK_INT(acme_store_load_bundle_at(&cd, &data, &len, err, sizeof(err)),
+              -1);
+    CHECK(strstr(err, "not a regular file") != NULL);
+    unlink(p);
+
+    /* a write replaces a planted symlink itself, not its target */
+    CHECK_INT(symlink(secret, p), 0);
+    CHECK_INT(acme_store_dir_write(&cd, "bundle.pem", "NEW\n", 4, 0600, err,
+                                   sizeof(err)), 0);
+    CHECK(lstat(p, &sb) == 0 && S_ISREG(sb.st_mode));
+    q = slurp(secret);
+    CHECK_STR(q, "SECRET KEY\n");
+    free(q);
+    CHECK_INT(acme_store_load_bundle_at(&cd, &data, &len, err, sizeof(err)),
+              1);
+    CHECK_STR(data, "NEW\n");
+    free(data);
+    CHECK_INT(count_entries(cd.path), 1);   /* no temporary left */
+    free(p);
+    acme_store_dir_close(&cd);
+
+    /* account.key: the same rules through the path-based calls */
+    p = acme_sprintf("%s/account.key", root);
+    CHECK_INT(symlink(secret, p), 0);
+    CHECK_INT(acme_store_load_account_key(root, &data, &len, err,
+                                          sizeof(err)), -1);
+    CHECK(data == NULL && strstr(err, "symbolic link") != NULL);
+    unlink(p);
+    CHECK_INT(acme_store_save_account_key(root, "KEY", 3, err, sizeof(err)),
+              0);
+    CHECK_INT(mode_of(p), 0600);
+    CHECK_INT(acme_store_load_account_key(root, &data, &len, err,
+                                          sizeof(err)), 1);
+    CHECK_STR(data, "KEY");
+    free(data);
+    free(p);
+
+    /* the store root itself must not be a symlink */
+    p = acme_sprintf("%s/link", base);
+    CHECK_INT(symlink(sdir, p), 0);
+    CHECK_INT(acme_store_dir_open_root(&cd, p, (uid_t) -1, (gid_t) -1, 1,
+                                       NULL, 0, err, sizeof(err)), -1);
+    CHECK(strstr(err, "symbolic link") != NULL);
+    free(p);
+
+    acme_store_dir_close(&rd);
+    q = slurp(secret);
+    CHECK_STR(q, "SECRET KEY\n");
+    free(q);
+    CHECK_INT(count_entries(sdir), 1);
+
+    rm_tree(base);
+    free(base);
+    free(root);
+    free(secret);
+    free(sdir);
+}
+
+/* As root: the store is handed to another user through descriptors; files
+ * of a third user are refused. */
+UNIT_TEST(store_dir_owner_as_root)
+{
+    char              err[ACME_ERRLEN], *base, *root, *p, *data;
+    size_t            len;
+    acme_store_dir_t  rd = ACME_STORE_DIR_INIT, cd = ACME_STORE_DIR_INIT;
+    struct stat       sb;
+    const uid_t       worker = 65534, other = 54321;
+
+    if (geteuid() != 0) {
+        fprintf(stderr, "  (not root: ownership cases need root, checked "
+                "only that the store is the caller's)\n");
+        base = tmp_root();
+        CHECK_INT(acme_store_dir_open_root(&rd, base, (uid_t) -1, (gid_t) -1,
+                                           0, NULL, 0, err, sizeof(err)), 0);
+        CHECK(rd.uid == geteuid() && !rd.give);
+        acme_store_dir_close(&rd);
+        rm_tree(base);
+        free(base);
+        return;
+    }
+
+    base = tmp_root();
+    CHECK(base != NULL);
+    root = acme_sprintf("%s/store", base);
+    mkdir(root, 0700);      /* exists, owned by root: handed over */
+
+    CHECK_INT(acme_store_dir_open_root(&rd, root, worker, worker, 1, NULL, 0,
+                                       err, sizeof(err)), 0);
+    CHECK(stat(root, &sb) == 0 && sb.st_uid == worker && sb.st_gid == worker);
+    CHECK_INT(acme_store_dir_open_cert(&cd, &rd, "y_ecdsa-256", 1, err,
+                                       sizeof(err)), 0);
+    CHECK(stat(cd.path, &sb) == 0 && sb.st_uid == worker);
+    CHECK_INT(acme_store_dir_write(&cd, "fallback.pem", "X", 1, 0600, err,
+                                   sizeof(err)), 0);
+    p = acme_sprintf("%s/fallback.pem", cd.path);
+    CHECK(stat(p, &sb) == 0 && sb.st_uid == worker && sb.st_gid == worker
+          && (sb.st_mode & 07777) == 0600);
+
+    /* the worker's file and a root-owned one are read, a third user's not */
+    CHECK_INT(acme_store_dir_read(&cd, "fallback.pem", &data, &len, 10, err,
+                                  sizeof(err)), 1);
+    free(data);
+    CHECK_INT(chown(p, 0, 0), 0);
+    CHECK_INT(acme_store_dir_read(&cd, "fallback.pem", &data, &len, 10, err,
+                                  sizeof(err)), 1);
+    free(data);
+    CHECK_INT(chown(p, other, other), 0);
+    CHECK_INT(acme_store_dir_read(&cd, "fallback.pem", &data, &len, 10, err,
+                                  sizeof(err)), -1);
+    CHECK(data == NULL && strstr(err, "owned by uid 54321") != NULL);
+    free(p);
+    acme_store_dir_close(&cd);
+
+    /* a directory of a third user below the root is refused, not chown'd */
+    p = acme_sprintf("%s/certs/z_ecdsa-256", root);
+    mkdir(p, 0700);
+    CHECK_INT(chown(p, other, other), 0);
+    CHECK_INT(acme_store_dir_open_cert(&cd, &rd, "z_ecdsa-256", 1, err,
+                                       sizeof(err)), -1);
+    CHECK(strstr(err, "owned by uid 54321") != NULL);
+    CHECK(stat(p, &sb) == 0 && sb.st_uid == other);
+    free(p);
+
+    acme_store_dir_close(&rd);
+    rm_tree(base);
+    free(base);
     free(root);
 }
