@@ -175,6 +175,9 @@ typedef struct {
     time_t                    next_renewal;
 
     acme_cert_state_t         st;             /* persisted in state.json */
+
+    /* why the store cannot be written or an entry was refused; "" = fine */
+    u_char                    store_error[256];
 } ngx_acme_slot_t;
 
 

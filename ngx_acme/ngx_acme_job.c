@@ -74,6 +74,7 @@ struct ngx_acme_job_s {
     ngx_flag_t                info_ok;
     acme_cert_state_t         st;
     int                       task_rc;
+    int                       store_rc;       /* last store call: 1 ok, -1 */
     char                      task_err[ACME_ERRLEN];
 
     ngx_array_t              *dns_recs;     /* ngx_acme_dns_rec_t */
@@ -102,7 +103,7 @@ static pthread_mutex_t  ngx_acme_account_mutex = PTHREAD_MUTEX_INITIALIZER;
 static ngx_int_t ngx_acme_job_post(ngx_acme_job_t *job,
     ngx_acme_task_kind_e kind);
 static void ngx_acme_job_thread(void *data, ngx_log_t *log);
-static int ngx_acme_job_account_key(ngx_acme_job_t *job, const char *path);
+static int ngx_acme_job_account_key(ngx_acme_job_t *job);
 static void ngx_acme_job_task_done(ngx_event_t *ev);
 static void ngx_acme_job_prepared(ngx_acme_job_t *job);
 static void ngx_acme_job_run(ngx_acme_job_t *job);
@@ -396,6 +397,7 @@ ngx_acme_job_post(ngx_acme_job_t *job, ngx_acme_task_kind_e kind)
     job->task_kind = kind;
     job->task_rc = 0;
     job->task_err[0] = '\0';
+    job->store_rc = 0;
 
     if (ngx_thread_task_post(job->amcf->thread_pool, task) != NGX_OK) {
         return NGX_ERROR;
@@ -414,7 +416,6 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
     ngx_acme_job_t  *job = *(ngx_acme_job_t **) data;
 
     int                  rc;
-    char                *path;
     ngx_acme_dns_rec_t  *rec;
 
     if (job->task_kind == NGX_ACME_TASK_FINISH
@@ -454,16 +455,9 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
 
     case NGX_ACME_TASK_PREPARE:
 
-        path = acme_store_account_key_path(job->root);
-        if (path == NULL) {
-            goto nomem;
-        }
-
         (void) pthread_mutex_lock(&ngx_acme_account_mutex);
-        rc = ngx_acme_job_account_key(job, path);
+        rc = ngx_acme_job_account_key(job);
         (void) pthread_mutex_unlock(&ngx_acme_account_mutex);
-
-        free(path);
 
         if (rc != 0) {
             job->task_rc = -1;
@@ -504,6 +498,7 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
                                                job->account_url,
                                                job->task_err,
                                                sizeof(job->task_err));
+        job->store_rc = (job->task_rc == 0) ? 1 : -1;
         return;
 
     case NGX_ACME_TASK_FINISH:
@@ -523,6 +518,7 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
                                    sizeof(job->task_err))
             != 0)
         {
+            job->store_rc = -1;
             job->task_rc = -1;
             return;
         }
@@ -536,10 +532,12 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
                                   job->task_err, sizeof(job->task_err))
             != 0)
         {
+            job->store_rc = -1;
             job->task_rc = (job->task_kind == NGX_ACME_TASK_FINISH) ? 1 : -1;
             return;
         }
 
+        job->store_rc = 1;
         job->task_rc = 0;
         return;
     }
@@ -555,22 +553,24 @@ nomem:
 
 /* In a thread, under ngx_acme_account_mutex: load, or make and store. */
 static int
-ngx_acme_job_account_key(ngx_acme_job_t *job, const char *path)
+ngx_acme_job_account_key(ngx_acme_job_t *job)
 {
     int      rc;
     char    *pem;
     size_t   len;
 
-    rc = acme_store_read(path, &pem, &len, 64 * 1024,
-                         job->task_err, sizeof(job->task_err));
+    rc = acme_store_load_account_key(job->root, &pem, &len,
+                                     job->task_err, sizeof(job->task_err));
+    job->store_rc = (rc == -1) ? -1 : 0;
 
     if (rc == 1) {
         job->account_key = acme_key_from_pem(pem, len);
+        OPENSSL_cleanse(pem, len);
         free(pem);
 
         if (job->account_key == NULL) {
             return acme_err(job->task_err, sizeof(job->task_err),
-                            "cannot parse the account key %s", path);
+                            "cannot parse the account key in %s", job->root);
         }
 
         return 0;
@@ -587,8 +587,9 @@ ngx_acme_job_account_key(ngx_acme_job_t *job, const char *path)
                         "cannot generate the account key");
     }
 
-    rc = acme_store_write_atomic(path, pem, len, 0600, job->task_err,
-                                 sizeof(job->task_err));
+    rc = acme_store_save_account_key(job->root, pem, len, job->task_err,
+                                     sizeof(job->task_err));
+    job->store_rc = (rc == 0) ? 1 : -1;
     OPENSSL_cleanse(pem, len);
     free(pem);
 
@@ -620,6 +621,15 @@ ngx_acme_job_task_done(ngx_event_t *ev)
 
     if (job->task_kind != NGX_ACME_TASK_FAIL && ngx_acme_job_fenced(job)) {
         return;
+    }
+
+    if (job->store_rc != 0 && job->cert->slot) {
+        /* the store's condition for the status: cleared by a good write */
+        ngx_acme_shm_lock(job->amcf);
+        ngx_cpystrn(job->cert->slot->store_error,
+                    (u_char *) (job->store_rc == 1 ? "" : job->task_err),
+                    sizeof(job->cert->slot->store_error));
+        ngx_acme_shm_unlock(job->amcf);
     }
 
     switch (job->task_kind) {

@@ -411,13 +411,25 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                   err, sizeof(err))
         != 0)
     {
-        ngx_acme_conf_error(cf->log, issuer->file,
-                            issuer->state_line ? issuer->state_line
-                                               : issuer->line,
-                            "state_path \"%V\" of \"acme_issuer %V\" is not "
-                            "usable: %s", &issuer->state_path, &issuer->name,
-                            err);
-        return NGX_CONF_ERROR;
+        if (errno != EROFS) {
+            ngx_acme_conf_error(cf->log, issuer->file,
+                                issuer->state_line ? issuer->state_line
+                                                   : issuer->line,
+                                "state_path \"%V\" of \"acme_issuer %V\" is "
+                                "not usable: %s", &issuer->state_path,
+                                &issuer->name, err);
+            return NGX_CONF_ERROR;
+        }
+
+        /* a read-only mount: serve what is stored, store nothing */
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "state_path \"%V\" of \"acme_issuer %V\" is on a "
+                      "read-only file system (%s): stored certificates are "
+                      "served, new ones cannot be stored until it is "
+                      "writable in %s:%ui", &issuer->state_path,
+                      &issuer->name, err, issuer->file,
+                      issuer->state_line ? issuer->state_line
+                                         : issuer->line);
     }
 
     issuer->ssl.log = cf->log;
@@ -1693,19 +1705,90 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
  * Master (also on reload), not under "nginx -t": creates the store
  * directories for the worker user and puts stored certificates into the
  * zone so that workers serve them from their first handshake.
+ *
+ * The master runs as root and the store belongs to the worker user, who
+ * may have put symlinks or hard links anywhere below state_path: the store
+ * is only reached through directory descriptors (acme_store_dir_t), and an
+ * entry that is refused leaves the certificate as if nothing were stored.
  */
+static void
+ngx_acme_init_store(ngx_cycle_t *cycle, ngx_acme_cert_t *cert, uid_t uid,
+    gid_t gid, acme_store_dir_t *cd, u_char *store_err, size_t len)
+{
+    int               e;
+    char              err[ACME_ERRLEN], warn[ACME_ERRLEN];
+    ngx_uint_t        level;
+    acme_store_dir_t  rd;
+
+    *cd = (acme_store_dir_t) ACME_STORE_DIR_INIT;
+    *store_err = '\0';
+
+    if (acme_store_dir_open_root(&rd, (char *) cert->issuer->state_path.data,
+                                 uid, gid, 1, warn, sizeof(warn),
+                                 err, sizeof(err))
+        != 0)
+    {
+        e = errno;
+        goto failed;
+    }
+
+    if (warn[0]) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "acme: state_path of \"acme_issuer %V\": %s",
+                      &cert->issuer->name, warn);
+    }
+
+    if (acme_store_dir_open_cert(cd, &rd, (char *) cert->id.data, 1,
+                                 err, sizeof(err))
+        != 0)
+    {
+        e = errno;
+        acme_store_dir_close(&rd);
+        goto failed;
+    }
+
+    acme_store_dir_close(&rd);
+
+    if (acme_store_dir_read_only(cd)) {
+        ngx_snprintf(store_err, len - 1, "read-only file system: \"%s\"%Z",
+                     cd->path);
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "acme: certificate \"%V\": the store is on a "
+                      "read-only file system (%s): stored certificates are "
+                      "served, new ones cannot be stored until it is "
+                      "writable", &cert->id, cd->path);
+    }
+
+    return;
+
+failed:
+
+    ngx_snprintf(store_err, len - 1, "%s%s%Z",
+                 e == EROFS ? "read-only file system: " : "", err);
+
+    level = (e == EROFS) ? NGX_LOG_WARN
+            : (e == ELOOP || e == EPERM) ? NGX_LOG_ERR : NGX_LOG_ALERT;
+
+    ngx_log_error(level, cycle->log, 0,
+                  "acme: certificate \"%V\": store not usable, served as "
+                  "if nothing were stored: %s", &cert->id, err);
+}
+
+
 static ngx_int_t
 ngx_acme_init_module(ngx_cycle_t *cycle)
 {
-    char                   err[ACME_ERRLEN], *dir, *pem;
+    char                   err[ACME_ERRLEN], *pem;
     size_t                 len;
     uid_t                  uid;
     gid_t                  gid;
+    u_char                 store_err[256];
     ngx_int_t              rc;
     ngx_uint_t             i, created;
     ngx_core_conf_t       *ccf;
     ngx_acme_cert_t      **certs, *cert;
     ngx_acme_slot_t       *slot;
+    acme_store_dir_t       cd;
     acme_cert_info_t       info;
     acme_cert_state_t      st;
     ngx_acme_main_conf_t  *amcf;
@@ -1731,30 +1814,24 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
     for (i = 0; i < amcf->certs.nelts; i++) {
         cert = certs[i];
 
-        dir = acme_store_cert_dir((char *) cert->issuer->state_path.data,
-                                  (char *) cert->id.data);
-        if (dir == NULL) {
-            return NGX_ERROR;
-        }
+        /* opens (creates) <root>, <root>/certs and <root>/certs/<id> */
 
-        /* creates <root>, <root>/certs and <root>/certs/<id> */
-
-        if (acme_store_mkdirs((char *) cert->issuer->state_path.data, 0700,
-                              uid, gid, err, sizeof(err)) != 0
-            || acme_store_mkdirs(dir, 0700, uid, gid, err, sizeof(err)) != 0)
-        {
-            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
-                          "acme: cannot create the store of certificate "
-                          "\"%V\": %s", &cert->id, err);
-        }
-
-        free(dir);
+        ngx_acme_init_store(cycle, cert, uid, gid, &cd, store_err,
+                            sizeof(store_err));
 
         ngx_acme_shm_lock(amcf);
         slot = ngx_acme_shm_slot(amcf, &cert->id, &created);
+
+        if (slot) {
+            ngx_memcpy(slot->store_error, store_err,
+                       ngx_min(sizeof(slot->store_error), sizeof(store_err)));
+            slot->store_error[sizeof(slot->store_error) - 1] = '\0';
+        }
+
         ngx_acme_shm_unlock(amcf);
 
         if (slot == NULL) {
+            acme_store_dir_close(&cd);
             ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                           "acme: no room for certificate \"%V\" in the "
                           "shared zone \"%V\"", &cert->id, &amcf->zone_name);
@@ -1763,14 +1840,13 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
 
         cert->slot = slot;
 
-        if (!created) {
-            /* reload: the zone already has it */
+        if (!created || cd.fd < 0) {
+            /* reload: the zone already has it; or no usable store */
+            acme_store_dir_close(&cd);
             continue;
         }
 
-        rc = acme_store_load_state((char *) cert->issuer->state_path.data,
-                                   (char *) cert->id.data, &st,
-                                   err, sizeof(err));
+        rc = acme_store_load_state_at(&cd, &st, err, sizeof(err));
         if (rc == -1) {
             ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
                           "acme: certificate \"%V\": state ignored: %s",
@@ -1780,14 +1856,14 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
         pem = NULL;
         len = 0;
 
-        rc = acme_store_load_bundle((char *) cert->issuer->state_path.data,
-                                    (char *) cert->id.data, &pem, &len,
-                                    err, sizeof(err));
+        rc = acme_store_load_bundle_at(&cd, &pem, &len, err, sizeof(err));
         if (rc == -1) {
             ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
                           "acme: certificate \"%V\": stored bundle "
                           "ignored: %s", &cert->id, err);
         }
+
+        acme_store_dir_close(&cd);
 
         ngx_acme_shm_lock(amcf);
 
@@ -1814,7 +1890,10 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
 
         ngx_acme_shm_unlock(amcf);
 
-        free(pem);
+        if (pem) {
+            OPENSSL_cleanse(pem, len);
+            free(pem);
+        }
     }
 
     return NGX_OK;

@@ -12,6 +12,7 @@ typedef struct {
     u_char              ca_issuer[256];
     u_char              step[32];
     char                last_error[512];
+    char                store_error[256];
 } ngx_acme_status_item_t;
 
 
@@ -97,6 +98,8 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         ngx_memcpy(it->step, slot->step, sizeof(it->step));
         ngx_memcpy(it->last_error, slot->st.last_error,
                    sizeof(it->last_error));
+        ngx_memcpy(it->store_error, slot->store_error,
+                   sizeof(it->store_error));
 
         c->not_before = slot->bundle ? slot->not_before : 0;
         c->not_after = slot->bundle ? slot->not_after : 0;
@@ -145,12 +148,14 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         it->ca_issuer[sizeof(it->ca_issuer) - 1] = '\0';
         it->step[sizeof(it->step) - 1] = '\0';
         it->last_error[sizeof(it->last_error) - 1] = '\0';
+        it->store_error[sizeof(it->store_error) - 1] = '\0';
 
         c->failures = (unsigned) failures;
         c->serial = (char *) it->serial;
         c->ca_issuer = (char *) it->ca_issuer;
         c->step = (renewing && it->step[0]) ? (char *) it->step : NULL;
         c->last_error = it->last_error;
+        c->store_error = it->store_error;
     }
 
     json = acme_status_render("nginx", (long) pid, list, n, (long long) now,
