@@ -99,11 +99,6 @@ int acme_store_write_atomic(const char *path, const void *data, size_t len,
 int acme_store_read(const char *path, char **data, size_t *len, size_t max,
     char *err, size_t errlen);
 
-/* mkdir -p with mode for created directories; when uid != (uid_t) -1 the
- * created (and the final) directories are chown'd to uid:gid.  0 or -1. */
-int acme_store_mkdirs(const char *path, mode_t mode, uid_t uid, gid_t gid,
-    char *err, size_t errlen);
-
 /* Would the process be able to create/write path (checks the nearest
  * existing ancestor); writes nothing.  0, or -1 with err and errno (EROFS
  * when the only problem is a read-only file system). */

@@ -5,6 +5,7 @@
  * the check_config hook and must catch every mistake without writing a
  * file (the state directories are created later, in post_config).
  */
+#include <errno.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -1049,9 +1050,20 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
             iss->dns_check_timeout = 120;
         }
         if (acme_store_check_writable(iss->state_dir, err, sizeof(err)) != 0) {
-            CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s>: AcmeStateDir "
-                       "%s cannot be created or written: %s", iss->name,
-                       iss->state_dir, err);
+            if (errno != EROFS) {
+                CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s>: "
+                           "AcmeStateDir %s cannot be created or written: %s",
+                           iss->name, iss->state_dir, err);
+            }
+            else {
+                /* a read-only mount: serve what is stored, store nothing */
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base,
+                             "mod_acme_auto: <AcmeIssuer %s>: AcmeStateDir "
+                             "%s is on a read-only file system (%s): stored "
+                             "certificates are served, new ones cannot be "
+                             "stored until it is writable", iss->name,
+                             iss->state_dir, err);
+            }
         }
     }
 

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <errno.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "httpd.h"
@@ -45,7 +46,6 @@
 
 APLOG_USE_MODULE(acme_auto);
 
-#define ACCOUNT_KEY_MAX     (64 * 1024)
 #define STOP_JOIN_SECONDS   2
 
 typedef struct {
@@ -282,29 +282,27 @@ account_key(job_t *j, char *err, size_t errlen)
 {
     acme_auto_issuer_t *iss = j->c->issuer;
     EVP_PKEY           *key = NULL;
-    char               *path, *pem = NULL;
+    char               *pem = NULL;
     size_t              len = 0;
     int                 rc;
 
-    path = acme_store_account_key_path(iss->state_dir);
-    if (path == NULL) {
-        acme_err(err, errlen, "out of memory");
-        return NULL;
-    }
     pthread_mutex_lock(&account_mu);
-    rc = acme_store_read(path, &pem, &len, ACCOUNT_KEY_MAX, err, errlen);
+    rc = acme_store_load_account_key(iss->state_dir, &pem, &len, err, errlen);
     if (rc == 1) {
         key = acme_key_from_pem(pem, len);
         if (key == NULL) {
-            acme_err(err, errlen, "%s is not a private key", path);
+            acme_err(err, errlen, "%s/account.key is not a private key",
+                     iss->state_dir);
         }
+        OPENSSL_cleanse(pem, len);
         free(pem);
     }
     else if (rc == 0) {
         key = acme_key_generate(iss->account_key_type);
         pem = key ? acme_key_to_pem(key, &len) : NULL;
         if (pem == NULL
-            || acme_store_write_atomic(path, pem, len, 0600, err, errlen) != 0)
+            || acme_store_save_account_key(iss->state_dir, pem, len, err,
+                                           errlen) != 0)
         {
             if (pem == NULL) {
                 acme_err(err, errlen, "cannot generate the account key");
@@ -312,10 +310,12 @@ account_key(job_t *j, char *err, size_t errlen)
             EVP_PKEY_free(key);
             key = NULL;
         }
+        if (pem != NULL) {
+            OPENSSL_cleanse(pem, len);
+        }
         free(pem);
     }
     pthread_mutex_unlock(&account_mu);
-    free(path);
     return key;
 }
 
@@ -351,6 +351,7 @@ job_failed(job_t *j, const char *msg, long long retry_after)
     j->st.next_attempt = acme_sched_backoff(j->st.failures, now, retry_after,
                                             random32());
     apr_cpystrn(j->st.last_error, msg, sizeof(j->st.last_error));
+    err[0] = '\0';
     if (acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st, err,
                               sizeof(err)) != 0)
     {
@@ -374,6 +375,7 @@ job_failed(job_t *j, const char *msg, long long retry_after)
     st.failures = j->st.failures;
     apr_cpystrn(st.last_error, msg, sizeof(st.last_error));
     st.next_renewal = job_due_at(j);
+    apr_cpystrn(st.store_error, err, sizeof(st.store_error));
     acme_auto_shm_set_status(j->c->slot, &st);
 }
 

@@ -256,6 +256,7 @@ acme_auto_shm_get_status(int slot, acme_auto_slot_status_t *out)
     out->serial[sizeof(out->serial) - 1] = '\0';
     out->ca_issuer[sizeof(out->ca_issuer) - 1] = '\0';
     out->last_error[sizeof(out->last_error) - 1] = '\0';
+    out->store_error[sizeof(out->store_error) - 1] = '\0';
     return 0;
 }
 

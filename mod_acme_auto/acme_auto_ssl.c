@@ -28,6 +28,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 
 #include "httpd.h"
 #include "http_config.h"
@@ -46,6 +47,8 @@ APLOG_USE_MODULE(acme_auto);
 
 #define ACME_ALPN_PROTO     "acme-tls/1"
 #define PLACEHOLDER_FILE    "fallback.pem"
+#define RUNTIME_SUBDIR      "acme_auto"     /* below DefaultRuntimeDir */
+#define CA_COPY_FILE        "trusted-ca.pem"
 #define PLACEHOLDER_DAYS    30
 
 /* -- parent: state dirs, stored bundles, placeholders ---------------------- */
@@ -85,23 +88,65 @@ child_ids(uid_t *uid, gid_t *gid)
     }
 }
 
+/*
+ * The parent is root and the store belongs to the child user, who may have
+ * put symlinks or hard links anywhere in it: the store is reached only
+ * through directory descriptors (acme_store_dir_t), and what mod_ssl reads
+ * by path after us (the stored bundle, the placeholder) is a copy in a
+ * root-only directory below DefaultRuntimeDir, never a file in the store.
+ */
 static int
-write_owned(server_rec *s, const char *path, const char *data, size_t len,
-    mode_t mode, uid_t uid, gid_t gid)
+open_runtime_dir(server_rec *s, apr_pool_t *pconf, acme_store_dir_t *rt)
 {
-    char err[ACME_ERRLEN];
+    const char *path = ap_runtime_dir_relative(pconf, RUNTIME_SUBDIR);
+    char        err[ACME_ERRLEN], warn[ACME_ERRLEN];
 
-    if (acme_store_write_atomic(path, data, len, mode, err, sizeof(err)) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     "mod_acme_auto: cannot write %s: %s", path, err);
+    if (path == NULL
+        || acme_store_dir_open_root(rt, path, (uid_t) -1, (gid_t) -1, 1,
+                                    warn, sizeof(warn), err, sizeof(err))
+           != 0)
+    {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: cannot "
+                     "create the directory for mod_ssl's certificate files: "
+                     "%s", path ? err : "out of memory");
         return -1;
     }
-    if (uid != (uid_t) -1 && chown(path, uid, gid) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s,
-                     "mod_acme_auto: cannot chown %s", path);
-        return -1;
+    if (warn[0]) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: "
+                     "DefaultRuntimeDir: %s", warn);
     }
     return 0;
+}
+
+/* Opens the issuer's store root for the child user; a failure is logged
+ * (a read-only file system as a warning) and leaves rd->fd at -1. */
+static void
+open_store_root(server_rec *s, acme_auto_issuer_t *iss, uid_t uid, gid_t gid,
+    int log_warn, acme_store_dir_t *rd, char *store_err, size_t len)
+{
+    char err[ACME_ERRLEN], warn[ACME_ERRLEN];
+
+    store_err[0] = '\0';
+    if (acme_store_dir_open_root(rd, iss->state_dir, uid, gid, 1, warn,
+                                 sizeof(warn), err, sizeof(err)) != 0)
+    {
+        int rofs = (errno == EROFS);
+
+        apr_snprintf(store_err, len, "%s%s",
+                     rofs ? "read-only file system: " : "", err);
+        if (log_warn) {
+            ap_log_error(APLOG_MARK, rofs ? APLOG_WARNING : APLOG_ERR, 0, s,
+                         "mod_acme_auto: <AcmeIssuer %s>: AcmeStateDir %s "
+                         "is not usable, certificates are served as if "
+                         "nothing were stored: %s", iss->name, iss->state_dir,
+                         err);
+        }
+        return;
+    }
+    if (log_warn && warn[0]) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: "
+                     "<AcmeIssuer %s>: AcmeStateDir: %s", iss->name, warn);
+    }
 }
 
 /* The issuer's CA bundle is copied into the state directory: the children
@@ -110,20 +155,16 @@ static int
 prepare_issuer(server_rec *s, acme_auto_issuer_t *iss, apr_pool_t *pconf,
     uid_t uid, gid_t gid)
 {
-    char  err[ACME_ERRLEN], *data = NULL;
-    size_t len = 0;
-    int   rc;
+    char              err[ACME_ERRLEN], store_err[256], *data = NULL;
+    size_t            len = 0;
+    int               rc;
+    acme_store_dir_t  rd;
 
-    if (acme_store_mkdirs(iss->state_dir, 0700, uid, gid, err, sizeof(err))
-        != 0)
-    {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: "
-                     "<AcmeIssuer %s>: cannot create AcmeStateDir %s: %s",
-                     iss->name, iss->state_dir, err);
-        return -1;
-    }
+    open_store_root(s, iss, uid, gid, 1, &rd, store_err, sizeof(store_err));
+
     iss->ca_copy = NULL;
     if (iss->trusted_ca == NULL) {
+        acme_store_dir_close(&rd);
         return 0;
     }
     rc = acme_store_read(iss->trusted_ca, &data, &len, 4 * 1024 * 1024,
@@ -132,23 +173,35 @@ prepare_issuer(server_rec *s, acme_auto_issuer_t *iss, apr_pool_t *pconf,
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: "
                      "<AcmeIssuer %s>: cannot read AcmeTrustedCA %s: %s",
                      iss->name, iss->trusted_ca, rc == 0 ? "missing" : err);
+        acme_store_dir_close(&rd);
         return -1;
     }
-    iss->ca_copy = apr_pstrcat(pconf, iss->state_dir, "/trusted-ca.pem", NULL);
-    rc = write_owned(s, iss->ca_copy, data, len, 0644, uid, gid);
+    if (rd.fd >= 0
+        && acme_store_dir_write(&rd, CA_COPY_FILE, data, len, 0644, err,
+                                sizeof(err)) == 0)
+    {
+        iss->ca_copy = apr_pstrcat(pconf, rd.path, "/" CA_COPY_FILE, NULL);
+    }
+    else {
+        /* the children try the original (readable for them or not) */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: "
+                     "<AcmeIssuer %s>: cannot copy AcmeTrustedCA into the "
+                     "store, the children use %s: %s", iss->name,
+                     iss->trusted_ca, rd.fd >= 0 ? err : store_err);
+        iss->ca_copy = iss->trusted_ca;
+    }
     free(data);
-    return rc;
+    acme_store_dir_close(&rd);
+    return 0;
 }
 
 static void
-load_state_into(acme_auto_cert_t *c, acme_auto_slot_status_t *st)
+load_state_into(acme_store_dir_t *cd, acme_auto_slot_status_t *st)
 {
     acme_cert_state_t cs;
     char              err[ACME_ERRLEN];
 
-    if (acme_store_load_state(c->issuer->state_dir, c->id, &cs, err,
-                              sizeof(err)) == 1)
-    {
+    if (acme_store_load_state_at(cd, &cs, err, sizeof(err)) == 1) {
         st->failures = cs.failures;
         st->last_success = cs.last_success;
         st->next_renewal = cs.next_attempt;
@@ -156,36 +209,76 @@ load_state_into(acme_auto_cert_t *c, acme_auto_slot_status_t *st)
     }
 }
 
+/* Writes what mod_ssl is to read for c into the runtime directory. */
+static int
+hand_to_mod_ssl(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
+    acme_store_dir_t *rt, const char *name, const char *pem, size_t len)
+{
+    char err[ACME_ERRLEN];
+
+    if (acme_store_dir_write(rt, name, pem, len, 0600, err, sizeof(err))
+        != 0)
+    {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: %s: "
+                     "cannot write the certificate file for mod_ssl: %s",
+                     c->id, err);
+        return -1;
+    }
+    c->placeholder = apr_pstrcat(pconf, rt->path, "/", name, NULL);
+    return 0;
+}
+
 static int
 prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
-    uid_t uid, gid_t gid)
+    acme_store_dir_t *rt, uid_t uid, gid_t gid)
 {
     acme_auto_slot_status_t st;
-    char                    err[ACME_ERRLEN], *dir, *pem = NULL, *self;
+    char                    err[ACME_ERRLEN], *pem = NULL, *self;
     size_t                  len = 0, klen = 0, slen = 0;
     EVP_PKEY               *key;
     char                   *kpem, *blob;
     int                     rc;
+    acme_store_dir_t        rd, cd = ACME_STORE_DIR_INIT;
 
     c->placeholder = NULL;
     c->startup_gen = 0;
     memset(&st, 0, sizeof(st));
 
-    dir = acme_store_cert_dir(c->issuer->state_dir, c->id);
-    if (dir == NULL
-        || acme_store_mkdirs(dir, 0700, uid, gid, err, sizeof(err)) != 0)
-    {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: cannot "
-                     "create the directory of %s: %s", c->id,
-                     dir ? err : "out of memory");
-        free(dir);
-        return -1;
+    open_store_root(s, c->issuer, uid, gid, 0, &rd, st.store_error,
+                    sizeof(st.store_error));
+    if (rd.fd >= 0) {
+        if (acme_store_dir_open_cert(&cd, &rd, c->id, 1, err, sizeof(err))
+            != 0)
+        {
+            int rofs = (errno == EROFS);
+
+            apr_snprintf(st.store_error, sizeof(st.store_error), "%s%s",
+                         rofs ? "read-only file system: " : "", err);
+            ap_log_error(APLOG_MARK, rofs ? APLOG_WARNING : APLOG_ERR, 0, s,
+                         "mod_acme_auto: %s: the store is not usable, "
+                         "served as if nothing were stored: %s", c->id, err);
+        }
+        else if (acme_store_dir_read_only(&cd)) {
+            apr_snprintf(st.store_error, sizeof(st.store_error),
+                         "read-only file system: \"%s\"", cd.path);
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: "
+                         "%s: the store is on a read-only file system (%s): "
+                         "the stored certificate is served, new ones cannot "
+                         "be stored until it is writable", c->id, cd.path);
+        }
+        acme_store_dir_close(&rd);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: %s: "
+                     "no usable store: %s", c->id, st.store_error);
     }
 
-    load_state_into(c, &st);
-
-    rc = acme_store_load_bundle(c->issuer->state_dir, c->id, &pem, &len, err,
-                                sizeof(err));
+    rc = 0;
+    if (cd.fd >= 0) {
+        load_state_into(&cd, &st);
+        rc = acme_store_load_bundle_at(&cd, &pem, &len, err, sizeof(err));
+        acme_store_dir_close(&cd);
+    }
     if (rc == 1) {
         if (len <= ACME_AUTO_BUNDLE_MAX
             && acme_bundle_parse(pem, len, NULL, NULL, NULL, err,
@@ -198,9 +291,14 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
             if (at > st.next_renewal) {
                 st.next_renewal = at;
             }
-            char *path = acme_store_bundle_path(c->issuer->state_dir, c->id);
-            c->placeholder = apr_pstrdup(pconf, path);
-            free(path);
+            if (hand_to_mod_ssl(s, c, pconf, rt,
+                                apr_pstrcat(pconf, c->id, ".pem", NULL),
+                                pem, len) != 0)
+            {
+                OPENSSL_cleanse(pem, len);
+                free(pem);
+                return -1;
+            }
             acme_auto_shm_set_bundle(c->slot, pem, len, &st);
             c->startup_gen = acme_auto_shm_slot_gen(c->slot);
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "mod_acme_auto: %s: "
@@ -212,11 +310,12 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
                          " ignoring the unusable stored bundle: %s", c->id,
                          err);
         }
+        OPENSSL_cleanse(pem, len);
         free(pem);
     }
     else if (rc < 0) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: %s: "
-                     "cannot read the stored bundle: %s", c->id, err);
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mod_acme_auto: %s: "
+                     "stored bundle ignored: %s", c->id, err);
     }
 
     if (c->placeholder == NULL) {
@@ -231,32 +330,33 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
                          "cannot make the self-signed placeholder", c->id);
             free(self);
             free(kpem);
-            free(dir);
             return -1;
         }
         blob = apr_pstrcat(pconf, kpem, self, NULL);
-        c->placeholder = apr_pstrcat(pconf, dir, "/" PLACEHOLDER_FILE, NULL);
-        rc = write_owned(s, c->placeholder, blob, strlen(blob), 0600, uid, gid);
+        rc = hand_to_mod_ssl(s, c, pconf, rt,
+                             apr_pstrcat(pconf, c->id, "." PLACEHOLDER_FILE,
+                                         NULL),
+                             blob, strlen(blob));
+        OPENSSL_cleanse(kpem, klen);
         free(self);
         free(kpem);
         if (rc != 0) {
-            free(dir);
             return -1;
         }
         apr_cpystrn(st.state, st.last_error[0] ? "failed" : "fallback",
                     sizeof(st.state));
         acme_auto_shm_set_status(c->slot, &st);
     }
-    free(dir);
     return 0;
 }
 
 int
 acme_auto_prepare_certs(server_rec *s, apr_pool_t *pconf, apr_pool_t *ptemp)
 {
-    uid_t uid;
-    gid_t gid;
-    int   i, j;
+    uid_t             uid;
+    gid_t             gid;
+    int               i, j, rc;
+    acme_store_dir_t  rt;
 
     (void) ptemp;
     child_ids(&uid, &gid);
@@ -275,15 +375,20 @@ acme_auto_prepare_certs(server_rec *s, apr_pool_t *pconf, apr_pool_t *ptemp)
             return !OK;
         }
     }
-    for (j = 0; j < acme_auto_g.certs->nelts; j++) {
+    if (open_runtime_dir(s, pconf, &rt) != 0) {
+        return !OK;
+    }
+    rc = OK;
+    for (j = 0; rc == OK && j < acme_auto_g.certs->nelts; j++) {
         if (prepare_cert(s, APR_ARRAY_IDX(acme_auto_g.certs, j,
                                           acme_auto_cert_t *),
-                         pconf, uid, gid) != 0)
+                         pconf, &rt, uid, gid) != 0)
         {
-            return !OK;
+            rc = !OK;
         }
     }
-    return OK;
+    acme_store_dir_close(&rt);
+    return rc;
 }
 
 int

@@ -61,6 +61,7 @@ acme_auto_status_handler(request_rec *r)
         certs[i].last_success = st[i].last_success;
         certs[i].last_error = st[i].last_error;
         certs[i].failures = st[i].failures;
+        certs[i].store_error = st[i].store_error;
     }
 
     doc = acme_status_render("apache", acme_auto_shm_acme_pid(), certs, n,

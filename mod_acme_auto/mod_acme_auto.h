@@ -163,6 +163,7 @@ typedef struct {
     char            last_error[512];
     unsigned        failures;
     char            challenge[16];      /* type of the current/last attempt */
+    char            store_error[256];   /* store not writable / refused; "" */
 } acme_auto_slot_status_t;
 
 apr_status_t acme_auto_shm_create(server_rec *s, apr_pool_t *pconf, int n_slots);
