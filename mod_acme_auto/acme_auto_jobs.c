@@ -375,7 +375,10 @@ job_failed(job_t *j, const char *msg, long long retry_after)
     st.failures = j->st.failures;
     apr_cpystrn(st.last_error, msg, sizeof(st.last_error));
     st.next_renewal = job_due_at(j);
-    apr_cpystrn(st.store_error, err, sizeof(st.store_error));
+    if (err[0]) {
+        /* cleared only by a stored bundle (job_succeeded) */
+        apr_cpystrn(st.store_error, err, sizeof(st.store_error));
+    }
     acme_auto_shm_set_status(j->c->slot, &st);
 }
 

@@ -132,8 +132,7 @@ open_store_root(server_rec *s, acme_auto_issuer_t *iss, uid_t uid, gid_t gid,
     {
         int rofs = (errno == EROFS);
 
-        apr_snprintf(store_err, len, "%s%s",
-                     rofs ? "read-only file system: " : "", err);
+        apr_cpystrn(store_err, err, len);
         if (log_warn) {
             ap_log_error(APLOG_MARK, rofs ? APLOG_WARNING : APLOG_ERR, 0, s,
                          "mod_acme_auto: <AcmeIssuer %s>: AcmeStateDir %s "
@@ -252,8 +251,7 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
         {
             int rofs = (errno == EROFS);
 
-            apr_snprintf(st.store_error, sizeof(st.store_error), "%s%s",
-                         rofs ? "read-only file system: " : "", err);
+            apr_cpystrn(st.store_error, err, sizeof(st.store_error));
             ap_log_error(APLOG_MARK, rofs ? APLOG_WARNING : APLOG_ERR, 0, s,
                          "mod_acme_auto: %s: the store is not usable, "
                          "served as if nothing were stored: %s", c->id, err);
@@ -314,6 +312,8 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
         free(pem);
     }
     else if (rc < 0) {
+        /* e.g. a refused symlink: the status says why nothing is served */
+        apr_cpystrn(st.store_error, err, sizeof(st.store_error));
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mod_acme_auto: %s: "
                      "stored bundle ignored: %s", c->id, err);
     }

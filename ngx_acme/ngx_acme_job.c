@@ -74,7 +74,8 @@ struct ngx_acme_job_s {
     ngx_flag_t                info_ok;
     acme_cert_state_t         st;
     int                       task_rc;
-    int                       store_rc;       /* last store call: 1 ok, -1 */
+    int                       store_rc;       /* -1 store failed, 1 bundle
+                                                 stored, 0 neither */
     char                      task_err[ACME_ERRLEN];
 
     ngx_array_t              *dns_recs;     /* ngx_acme_dns_rec_t */
@@ -498,7 +499,7 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
                                                job->account_url,
                                                job->task_err,
                                                sizeof(job->task_err));
-        job->store_rc = (job->task_rc == 0) ? 1 : -1;
+        job->store_rc = (job->task_rc != 0) ? -1 : 0;
         return;
 
     case NGX_ACME_TASK_FINISH:
@@ -537,7 +538,11 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
             return;
         }
 
-        job->store_rc = 1;
+        if (job->task_kind == NGX_ACME_TASK_FINISH) {
+            /* a new bundle stored: whatever was wrong with the store is not */
+            job->store_rc = 1;
+        }
+
         job->task_rc = 0;
         return;
     }
@@ -589,7 +594,7 @@ ngx_acme_job_account_key(ngx_acme_job_t *job)
 
     rc = acme_store_save_account_key(job->root, pem, len, job->task_err,
                                      sizeof(job->task_err));
-    job->store_rc = (rc == 0) ? 1 : -1;
+    job->store_rc = (rc != 0) ? -1 : 0;
     OPENSSL_cleanse(pem, len);
     free(pem);
 

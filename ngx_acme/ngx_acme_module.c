@@ -1763,8 +1763,7 @@ ngx_acme_init_store(ngx_cycle_t *cycle, ngx_acme_cert_t *cert, uid_t uid,
 
 failed:
 
-    ngx_snprintf(store_err, len - 1, "%s%s%Z",
-                 e == EROFS ? "read-only file system: " : "", err);
+    ngx_snprintf(store_err, len - 1, "%s%Z", err);
 
     level = (e == EROFS) ? NGX_LOG_WARN
             : (e == ELOOP || e == EPERM) ? NGX_LOG_ERR : NGX_LOG_ALERT;
@@ -1868,6 +1867,12 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
         ngx_acme_shm_lock(amcf);
 
         slot->st = st;
+
+        if (rc == -1) {
+            /* e.g. a refused symlink: the status says why nothing is served */
+            ngx_cpystrn(slot->store_error, (u_char *) err,
+                        sizeof(slot->store_error));
+        }
 
         if (rc == 1 && pem) {
             if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err))

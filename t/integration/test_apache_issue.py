@@ -130,7 +130,8 @@ def test_status_json(apache_factory, pebble, root_file, state_dir):
     c = status_cert(doc)
     assert set(c) == {"id", "names", "issuer", "directory", "key_type", "challenge", "state", "step",
                       "serial", "ca_issuer", "not_before", "not_after", "next_renewal",
-                      "last_success", "last_error", "consecutive_failures"}
+                      "last_success", "last_error", "consecutive_failures",
+                      "store_error"}
     assert c["id"] == CERT_ID
     assert c["names"] == NAMES
     assert c["issuer"] == "pebble"

@@ -1,0 +1,93 @@
+"""What a compromised worker user (www-data) can plant in the store, and
+how to check that root code did not act on it (issue 7: root never follows
+a symlink or a hard link below the state path).
+
+    bundle_pem(name, cn)        key + self-signed certificate PEM (a bundle)
+    root_only_file(path, text)  0600 root:root file (a "root-only key")
+    as_worker(path)             lchown to www-data (what the worker would own)
+    fingerprint(path)           owner, mode, link count and content of a file
+                                or a directory tree, to compare before/after
+    read_only_cmd(cmd, path)    cmd run in a private mount namespace in which
+                                path is a read-only bind mount of itself
+"""
+
+import datetime
+import os
+import pwd
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+WORKER = pwd.getpwnam("www-data")
+
+
+def bundle_pem(name, cn, days=30):
+    """A P-256 key and a self-signed certificate for name with subject CN cn,
+    as one PEM text (the layout of bundle.pem: key first)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    return (key.private_bytes(serialization.Encoding.PEM,
+                              serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode()
+            + cert.public_bytes(serialization.Encoding.PEM).decode())
+
+
+def subject_cn(cert):
+    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return attrs[0].value if attrs else None
+
+
+def root_only_file(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chown(path, 0, 0)
+    os.chmod(path, 0o600)
+    return path
+
+
+def as_worker(path):
+    os.lchown(path, WORKER.pw_uid, WORKER.pw_gid)
+    return path
+
+
+def worker_dir(path):
+    """A directory as the worker user has it in the store (0700 www-data)."""
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o700)
+    return as_worker(path)
+
+
+def fingerprint(path):
+    """Owner, group, mode, link count and content of path (recursively for
+    a directory): equal before and after means nobody touched it."""
+    st = os.lstat(path)
+    out = [(path, st.st_uid, st.st_gid, oct(st.st_mode), st.st_nlink)]
+    if os.path.isdir(path) and not os.path.islink(path):
+        for n in sorted(os.listdir(path)):
+            out.extend(fingerprint(os.path.join(path, n)))
+    elif os.path.isfile(path):
+        with open(path, "rb") as f:
+            out.append(f.read())
+    return out
+
+
+def read_only_cmd(cmd, path):
+    """cmd in a private mount namespace where path is mounted read-only (the
+    namespace goes away with the process; nothing changes outside it).  The
+    command is exec'd, so its pid is the Popen pid."""
+    script = ('mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" '
+              '&& exec "$@"')
+    return ["unshare", "-m", "--propagation", "private", "--",
+            "sh", "-c", script, path] + list(cmd)

@@ -1,0 +1,163 @@
+"""nginx: the root master never follows what the worker user planted in the
+store (issue 7 item 1), and a read-only state_path does not stop the start
+(issue 7 item 6).
+
+The master runs as root with "user www-data" (nginx_server.py), as in
+production.  What www-data could plant is made here by root and lchown'd
+to www-data; the hard link is made by root too (fs.protected_hardlinks
+would stop www-data, but not on every system)."""
+
+import os
+
+from nginx_server import HTTP_PORT, HTTPS_PORT, get_status, status_cert
+from storeplant import (WORKER, as_worker, bundle_pem, fingerprint, read_only_cmd,
+                        root_only_file, subject_cn, worker_dir)
+from tlsutil import is_self_signed, served_cert, wait_for
+
+NAMES = ("a.example.test", "b.example.test", "c.example.test")
+
+
+def _id(name):
+    return name + "_ecdsa-256"
+
+
+def _conf(ca_pem, state_dir):
+    servers = "".join("""
+    server {
+        listen 127.0.0.1:%d ssl;
+        server_name %s;
+        acme_certificate pebble;
+    }
+""" % (HTTPS_PORT, n) for n in NAMES)
+    return """
+    acme_issuer pebble {
+        uri https://127.0.0.1:1/dir;
+        contact admin@example.test;
+        state_path %s;
+        accept_terms_of_service;
+        ssl_trusted_certificate %s;
+        timeout 2s;
+    }
+%s
+    server {
+        listen 127.0.0.1:%d;
+        server_name %s;
+        location = /acme-status { acme_status; }
+    }
+""" % (state_dir, ca_pem, servers, HTTP_PORT, " ".join(NAMES))
+
+
+def _not_planted(name):
+    cert = served_cert(HTTPS_PORT, name)
+    assert is_self_signed(cert)
+    assert subject_cn(cert) != "planted", "the planted bundle is served for " + name
+    return cert
+
+
+def test_planted_links_are_not_followed(nginx_factory, pebble_factory, workdir, state_dir):
+    ca = pebble_factory(start=False).ca_pem        # the CA is never reached
+
+    # root's secrets: a root-only directory, two root-only key + certificate
+    # files (valid bundles for b and c), a root-only account key
+    secret = os.path.join(workdir, "secret")
+    os.mkdir(secret, 0o700)
+    root_dir = os.path.join(secret, "keys")
+    os.mkdir(root_dir, 0o700)
+    root_only_file(os.path.join(root_dir, "keep.pem"), "root's own\n")
+    b_secret = root_only_file(os.path.join(secret, "b.pem"),
+                              bundle_pem("b.example.test", "planted"))
+    c_secret = root_only_file(os.path.join(secret, "c.pem"),
+                              bundle_pem("c.example.test", "planted"))
+    key_secret = root_only_file(os.path.join(secret, "account.key"),
+                                bundle_pem("x.test", "planted").split("-----BEGIN CERT")[0])
+
+    # planted before the start, as www-data could have done it
+    worker_dir(state_dir)
+    certs = worker_dir(os.path.join(state_dir, "certs"))
+    os.symlink(key_secret, os.path.join(state_dir, "account.key"))
+    as_worker(os.path.join(state_dir, "account.key"))
+    b_dir = worker_dir(os.path.join(certs, _id("b.example.test")))
+    os.symlink(b_secret, os.path.join(b_dir, "bundle.pem"))
+    as_worker(os.path.join(b_dir, "bundle.pem"))
+    c_dir = worker_dir(os.path.join(certs, _id("c.example.test")))
+    os.link(c_secret, os.path.join(c_dir, "bundle.pem"))
+    before = fingerprint(secret)
+
+    srv = nginx_factory()
+    srv.write_conf(_conf(ca, state_dir))
+    srv.start(ports=(HTTPS_PORT, HTTP_PORT))
+
+    # the master refused both bundles: the fallback is served, the log and
+    # the status name the refused file
+    for name, why in (("b.example.test", "is a symbolic link, refused"),
+                      ("c.example.test", "has 2 hard links, refused")):
+        _not_planted(name)
+        path = os.path.join(certs, _id(name), "bundle.pem")
+        assert '"%s" %s' % (path, why) in srv.error_log(), srv.error_log()
+        c = status_cert(get_status(), _id(name))
+        assert c["state"] in ("fallback", "failed") and c["serial"] is None, c
+        # the latest refusal: this bundle's, or the account key's once the
+        # worker's order tried it
+        assert "refused" in (c["store_error"] or ""), c
+
+    # the worker refuses the symlinked account key: no order, the key stays
+    def key_refused():
+        c = status_cert(get_status(), _id("a.example.test"))
+        return c if c["last_error"] and "account.key" in c["last_error"] else None
+
+    c = wait_for(key_refused, 30, "the account key refused in the status")
+    assert "symbolic link" in c["last_error"], c
+
+    # the issue's case: www-data swaps a certificate directory for a symlink
+    # to a root-owned directory, then the master reloads
+    a_dir = os.path.join(certs, _id("a.example.test"))
+    assert os.stat(a_dir).st_uid == WORKER.pw_uid
+    os.rename(a_dir, a_dir + ".old")
+    os.symlink(root_dir, a_dir)
+    as_worker(a_dir)
+    srv.reload()
+    assert '"%s" is a symbolic link, refused' % a_dir in srv.error_log(), srv.error_log()
+    for name in NAMES[1:]:
+        _not_planted(name)
+
+    # a second reload changes nothing either
+    srv.reload()
+    assert fingerprint(secret) == before
+    assert os.stat(root_dir).st_uid == 0
+    assert os.path.islink(os.path.join(state_dir, "account.key"))
+    assert not srv.alerts(), srv.alerts()
+
+
+def test_read_only_state_path_at_start(nginx_factory, pebble_factory, state_dir):
+    ca = pebble_factory(start=False).ca_pem
+    # a valid certificate is on disk, as the worker stored it
+    cert_dir = worker_dir(os.path.join(worker_dir(os.path.join(
+        worker_dir(state_dir), "certs")), _id("a.example.test")))
+    bundle = os.path.join(cert_dir, "bundle.pem")
+    with open(bundle, "w") as f:
+        f.write(bundle_pem("a.example.test", "stored"))
+    os.chmod(bundle, 0o600)
+    as_worker(bundle)
+
+    srv = nginx_factory()
+    srv.write_conf(_conf(ca, state_dir))
+    cmd = srv.cmd
+    srv.cmd = lambda *args: read_only_cmd(cmd(*args), state_dir)
+
+    rc, out = srv.test_config()
+    assert rc == 0, out
+    assert "read-only file system" in out, out
+
+    srv.start(ports=(HTTPS_PORT, HTTP_PORT))
+    cert = served_cert(HTTPS_PORT, "a.example.test")
+    assert subject_cn(cert) == "stored"
+    c = status_cert(get_status(), _id("a.example.test"))
+    assert c["state"] == "valid", c
+    assert "read-only file system" in (c["store_error"] or "").lower(), c
+    log = srv.error_log()
+    assert "read-only file system" in log, log
+    assert "[emerg]" not in log, log
+    # the other certificates cannot even get their directories: fallback
+    b = status_cert(get_status(), _id("b.example.test"))
+    assert "read-only file system" in (b["store_error"] or "").lower(), b
+    assert is_self_signed(served_cert(HTTPS_PORT, "b.example.test"))
