@@ -1,0 +1,179 @@
+"""Apache: the root parent never follows what the child user planted in the
+store (issue 7 item 1), and a read-only AcmeStateDir does not stop the start
+(issue 7 item 6).
+
+The parent runs as root with "User www-data" (apache_server.py).  What
+www-data could plant is made here by root and lchown'd to www-data; the
+hard link is made by root too (fs.protected_hardlinks would stop www-data,
+but not on every system).  The parent reads the store at every start and
+graceful restart; what it hands to mod_ssl is a root-only copy below
+DefaultRuntimeDir, never a path in the store."""
+
+import os
+import stat
+
+from apache_server import HTTP_PORT, HTTPS_PORT, apache_factory, get_status, status_cert  # noqa: F401
+from serverlib import substitute
+from storeplant import (WORKER, as_worker, bundle_pem, fingerprint, read_only_cmd,
+                        root_only_file, subject_cn, worker_dir)
+from tlsutil import is_self_signed, served_cert, wait_for
+
+NAMES = ("a.example.test", "b.example.test", "c.example.test")
+
+VHOST = """
+<VirtualHost 127.0.0.1:@HTTPS_PORT@>
+    ServerName @NAME@
+    SSLEngine on
+    AcmeCertificate pebble
+</VirtualHost>
+"""
+
+CONF = """
+<AcmeIssuer pebble>
+    AcmeDirectory https://127.0.0.1:1/dir
+    AcmeContact admin@example.test
+    AcmeTermsOfService agreed
+    AcmeTrustedCA @CA@
+    AcmeStateDir @STATE@
+    AcmeTimeout 2s
+</AcmeIssuer>
+@VHOSTS@
+<VirtualHost 127.0.0.1:@HTTP_PORT@>
+    ServerName a.example.test
+    <Location /acme-status>
+        SetHandler acme-status
+    </Location>
+</VirtualHost>
+"""
+
+
+def _id(name):
+    return name + "_ecdsa-256"
+
+
+def _conf(ca_pem, state_dir):
+    vhosts = "".join(substitute(VHOST, {"NAME": n, "HTTPS_PORT": HTTPS_PORT})
+                     for n in NAMES)
+    return substitute(CONF, {"CA": ca_pem, "STATE": state_dir, "VHOSTS": vhosts,
+                             "HTTP_PORT": HTTP_PORT})
+
+
+def _not_planted(name):
+    cert = served_cert(HTTPS_PORT, name)
+    assert is_self_signed(cert)
+    assert subject_cn(cert) != "planted", "the planted bundle is served for " + name
+    return cert
+
+
+def test_planted_links_are_not_followed(apache_factory, pebble_factory, workdir, state_dir):
+    ca = pebble_factory(start=False).ca_pem        # the CA is never reached
+
+    secret = os.path.join(workdir, "secret")
+    os.mkdir(secret, 0o700)
+    root_dir = os.path.join(secret, "keys")
+    os.mkdir(root_dir, 0o700)
+    root_only_file(os.path.join(root_dir, "keep.pem"), "root's own\n")
+    b_secret = root_only_file(os.path.join(secret, "b.pem"),
+                              bundle_pem("b.example.test", "planted"))
+    c_secret = root_only_file(os.path.join(secret, "c.pem"),
+                              bundle_pem("c.example.test", "planted"))
+    key_secret = root_only_file(os.path.join(secret, "account.key"),
+                                bundle_pem("x.test", "planted").split("-----BEGIN CERT")[0])
+
+    # planted before the start, as www-data could have done it
+    worker_dir(state_dir)
+    certs = worker_dir(os.path.join(state_dir, "certs"))
+    os.symlink(key_secret, os.path.join(state_dir, "account.key"))
+    as_worker(os.path.join(state_dir, "account.key"))
+    b_dir = worker_dir(os.path.join(certs, _id("b.example.test")))
+    os.symlink(b_secret, os.path.join(b_dir, "bundle.pem"))
+    as_worker(os.path.join(b_dir, "bundle.pem"))
+    c_dir = worker_dir(os.path.join(certs, _id("c.example.test")))
+    os.link(c_secret, os.path.join(c_dir, "bundle.pem"))
+    before = fingerprint(secret)
+
+    srv = apache_factory()
+    srv.write_conf(_conf(ca, state_dir))
+    srv.start()
+
+    def check_bundles_refused():
+        for name, why in (("b.example.test", "is a symbolic link, refused"),
+                          ("c.example.test", "has 2 hard links, refused")):
+            _not_planted(name)
+            path = os.path.join(certs, _id(name), "bundle.pem")
+            assert '"%s" %s' % (path, why) in srv.error_log(), srv.error_log()
+            c = status_cert(get_status(), _id(name))
+            assert c["serial"] is None, c
+            # the latest refusal: this bundle's, or the account key's once
+            # the driving child's order tried it
+            assert "refused" in (c["store_error"] or ""), c
+
+    check_bundles_refused()
+
+    # mod_ssl got root-only copies outside the store, nothing in the store
+    run = os.path.join(srv.dir, "run", "acme_auto")
+    st = os.stat(run)
+    assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o700
+    for n in NAMES:
+        p = os.path.join(run, _id(n) + ".fallback.pem")
+        st = os.stat(p)
+        assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600, p
+    assert not os.path.exists(os.path.join(b_dir, "fallback.pem"))
+
+    # the child refuses the symlinked account key: no order, the key stays
+    def key_refused():
+        c = status_cert(get_status(), _id("a.example.test"))
+        return c if c["last_error"] and "account.key" in c["last_error"] else None
+
+    c = wait_for(key_refused, 30, "the account key refused in the status")
+    assert "symbolic link" in c["last_error"], c
+
+    # the issue's case: www-data swaps a certificate directory for a symlink
+    # to a root-owned directory, then a graceful restart
+    a_dir = os.path.join(certs, _id("a.example.test"))
+    assert os.stat(a_dir).st_uid == WORKER.pw_uid
+    os.rename(a_dir, a_dir + ".old")
+    os.symlink(root_dir, a_dir)
+    as_worker(a_dir)
+    srv.graceful()
+    assert '"%s" is a symbolic link, refused' % a_dir in srv.error_log(), srv.error_log()
+    check_bundles_refused()
+
+    srv.graceful()
+    assert fingerprint(secret) == before
+    assert os.stat(root_dir).st_uid == 0
+    assert os.path.islink(os.path.join(state_dir, "account.key"))
+    assert not srv.crashes(), srv.crashes()
+
+
+def test_read_only_state_dir_at_start(apache_factory, pebble_factory, state_dir):
+    ca = pebble_factory(start=False).ca_pem
+    # a valid certificate is on disk, as the child stored it
+    cert_dir = worker_dir(os.path.join(worker_dir(os.path.join(
+        worker_dir(state_dir), "certs")), _id("a.example.test")))
+    bundle = os.path.join(cert_dir, "bundle.pem")
+    with open(bundle, "w") as f:
+        f.write(bundle_pem("a.example.test", "stored"))
+    os.chmod(bundle, 0o600)
+    as_worker(bundle)
+
+    srv = apache_factory()
+    srv.write_conf(_conf(ca, state_dir))
+    cmd = srv.cmd
+    srv.cmd = lambda *args: read_only_cmd(cmd(*args), state_dir)
+
+    rc, out = srv.test_config()
+    assert rc == 0, out
+    assert "read-only file system" in out, out
+
+    srv.start()
+    assert subject_cn(served_cert(HTTPS_PORT, "a.example.test")) == "stored"
+    c = status_cert(get_status(), _id("a.example.test"))
+    assert c["state"] == "valid", c
+    assert "read-only file system" in (c["store_error"] or "").lower(), c
+    assert "read-only file system" in srv.error_log(), srv.error_log()
+    # the others cannot even get their directories: placeholder
+    b = status_cert(get_status(), _id("b.example.test"))
+    assert "read-only file system" in (b["store_error"] or "").lower(), b
+    assert is_self_signed(served_cert(HTTPS_PORT, "b.example.test"))
+    assert not srv.crashes(), srv.crashes()
