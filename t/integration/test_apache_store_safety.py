@@ -12,6 +12,8 @@ DefaultRuntimeDir, never a path in the store."""
 import os
 import stat
 
+import pytest
+
 from apache_server import HTTP_PORT, HTTPS_PORT, apache_factory, get_status, status_cert  # noqa: F401
 from serverlib import substitute
 from storeplant import (WORKER, as_worker, bundle_pem, fingerprint, read_only_cmd,
@@ -19,6 +21,10 @@ from storeplant import (WORKER, as_worker, bundle_pem, fingerprint, read_only_cm
 from tlsutil import is_self_signed, served_cert, wait_for
 
 NAMES = ("a.example.test", "b.example.test", "c.example.test")
+
+# the planted files belong to www-data and the read-only mount needs a mount
+# namespace: both need root (as the server's own user switch does)
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 VHOST = """
 <VirtualHost 127.0.0.1:@HTTPS_PORT@>

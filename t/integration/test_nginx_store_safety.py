@@ -9,12 +9,18 @@ would stop www-data, but not on every system)."""
 
 import os
 
+import pytest
+
 from nginx_server import HTTP_PORT, HTTPS_PORT, get_status, status_cert
 from storeplant import (WORKER, as_worker, bundle_pem, fingerprint, read_only_cmd,
                         root_only_file, subject_cn, worker_dir)
 from tlsutil import is_self_signed, served_cert, wait_for
 
 NAMES = ("a.example.test", "b.example.test", "c.example.test")
+
+# the planted files belong to www-data and the read-only mount needs a mount
+# namespace: both need root (as the server's own user switch does)
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
 def _id(name):
