@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,12 +329,20 @@ acme_store_check_writable(const char *path, char *err, size_t errlen)
 
 static int id_valid(const char *id);
 
-/* err with errno kept (acme_err's vsnprintf may touch it) */
+/* acme_err that leaves errno at e (the caller's cause) */
+static int err_errno(int e, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static int
-err_errno(int e, char *err, size_t errlen, const char *fmt, const char *a,
-    const char *b)
+err_errno(int e, char *err, size_t errlen, const char *fmt, ...)
 {
-    acme_err(err, errlen, fmt, a, b);
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
     errno = e;
     return -1;
 }
@@ -519,8 +528,7 @@ open_dir_at(int dfd, const char *name, const char *path, int create,
     if (fd < 0) {
         e = errno;
         if (e == ENOENT) {
-            return err_errno(e, err, errlen, "\"%s\" does not exist%s", path,
-                             "");
+            return err_errno(e, err, errlen, "\"%s\" does not exist", path);
         }
         if (e == ELOOP || e == ENOTDIR) {
             /* O_DIRECTORY|O_NOFOLLOW on a symlink says ENOTDIR */
