@@ -699,6 +699,16 @@ chunk_size_line(acme_http_parser_t *p, char *l)
 static int
 line_done(acme_http_parser_t *p, char *l)
 {
+    const char *c;
+
+    /* no control characters but HTAB (RFC 9110 section 5.5: a bare CR,
+     * a VT, ... make the message invalid) */
+    for (c = l; *c; c++) {
+        if (((unsigned char) *c < ' ' && *c != '\t') || *c == 0x7f) {
+            return fail(p, "control character in response headers");
+        }
+    }
+
     switch (p->state) {
 
     case ST_STATUS:

@@ -88,8 +88,8 @@ acme_sched_backoff(unsigned failures, long long now, long long retry_after,
 long long
 acme_sched_parse_retry_after(const char *value, long long now)
 {
-    const char          *p, *end;
-    char                *s, *endp;
+    const char          *p, *end, *d;
+    char                *s;
     unsigned long long   delta;
     long long            t;
 
@@ -97,30 +97,33 @@ acme_sched_parse_retry_after(const char *value, long long now)
         return 0;
     }
 
+    /* Retry-After = HTTP-date / delay-seconds (RFC 9110 section 10.2.3),
+     * surrounded by optional whitespace (SP / HTAB) */
     p = value;
     while (*p == ' ' || *p == '\t') {
         p++;
     }
     end = p + strlen(p);
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'
-                       || end[-1] == '\n'))
-    {
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t')) {
         end--;
     }
     if (end == p) {
         return 0;
     }
 
-    if (isdigit((unsigned char) *p)) {
-        /* delta-seconds = 1*DIGIT; anything else after the digits is junk */
-        errno = 0;
-        delta = strtoull(p, &endp, 10);
-        if (endp != end) {
-            return 0;
+    if (*p >= '0' && *p <= '9') {
+        /* delay-seconds = 1*DIGIT: digits only; huge values are capped */
+        delta = 0;
+        for (d = p; d < end; d++) {
+            if (*d < '0' || *d > '9') {
+                return 0;
+            }
+            if (delta <= (unsigned long long) SCHED_RETRY_AFTER_CAP) {
+                delta = delta * 10 + (unsigned) (*d - '0');
+            }
         }
-        if (errno == ERANGE || delta > (unsigned long long) SCHED_RETRY_AFTER_CAP)
-        {
-            return now + SCHED_RETRY_AFTER_CAP;
+        if (delta > (unsigned long long) SCHED_RETRY_AFTER_CAP) {
+            delta = SCHED_RETRY_AFTER_CAP;
         }
         return now + (long long) delta;
     }
@@ -129,7 +132,7 @@ acme_sched_parse_retry_after(const char *value, long long now)
     if (s == NULL) {
         return 0;
     }
-    t = acme_time_parse_rfc3339(s);
+    t = acme_time_parse_http_date(s);
     free(s);
     if (t < 0) {
         return 0;

@@ -23,7 +23,8 @@ long long acme_sched_renew_at(long long not_before, long long not_after,
 long long acme_sched_backoff(unsigned failures, long long now,
     long long retry_after, uint32_t rnd);
 
-/* Parses a Retry-After header value (delta-seconds or HTTP-date) into a
+/* Parses a Retry-After header value (RFC 9110: delay-seconds, digits only,
+ * or an HTTP-date; surrounding SP/HTAB allowed, nothing else) into a
  * unix time relative to now; 0 if absent or invalid; capped at now + 7 days
  * so a bogus value cannot park a certificate forever. */
 long long acme_sched_parse_retry_after(const char *value, long long now);

@@ -221,61 +221,247 @@ acme_time_rfc3339(long long t, char *buf, size_t len)
     return buf;
 }
 
+/* ---- time parsing: hand-written, strict, never reads past the NUL ---- */
+
+static int
+is_leap(long long y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int
+days_in_month(long long y, int m)
+{
+    static const int  days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+                                   30, 31 };
+
+    return m == 2 && is_leap(y) ? 29 : days[m - 1];
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static long long
+days_from_civil(long long y, int m, int d)
+{
+    long long  era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* Exactly n ASCII digits at *pp (a NUL stops it: never reads past it). */
+static int
+take_digits(const char **pp, int n, int *out)
+{
+    const char  *p = *pp;
+    int          v = 0, i;
+
+    for (i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (p[i] - '0');
+    }
+    *pp = p + n;
+    *out = v;
+    return 0;
+}
+
+static int
+take_char(const char **pp, char c)
+{
+    if (**pp != c) {
+        return -1;
+    }
+    (*pp)++;
+    return 0;
+}
+
+/* hh:mm:ss with range checks (second 60: a leap second). */
+static int
+take_time(const char **pp, int *h, int *mi, int *sec)
+{
+    if (take_digits(pp, 2, h) != 0 || take_char(pp, ':') != 0
+        || take_digits(pp, 2, mi) != 0 || take_char(pp, ':') != 0
+        || take_digits(pp, 2, sec) != 0
+        || *h > 23 || *mi > 59 || *sec > 60)
+    {
+        return -1;
+    }
+    return 0;
+}
+
+/* Unix time of a checked date and time; -1 for dates that do not exist
+ * and for times before the epoch (never meaningful here). */
+static long long
+civil_time(long long y, int mo, int d, int h, int mi, int sec, long long off)
+{
+    long long  t;
+
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo)) {
+        return -1;
+    }
+    t = days_from_civil(y, mo, d) * 86400 + h * 3600LL + mi * 60LL + sec - off;
+    return t < 0 ? -1 : t;
+}
+
 long long
 acme_time_parse_rfc3339(const char *s)
 {
-    struct tm   tm;
-    const char *p;
-    long long   t, off;
-    int         sign, oh, om;
+    const char  *p = s;
+    int          y, mo, d, h, mi, sec, oh, om;
+    long long    off;
 
     if (s == NULL) {
         return -1;
     }
 
-    memset(&tm, 0, sizeof(tm));
+    /* full-date "T" full-time (RFC 3339 section 5.6) */
+    if (take_digits(&p, 4, &y) != 0 || take_char(&p, '-') != 0
+        || take_digits(&p, 2, &mo) != 0 || take_char(&p, '-') != 0
+        || take_digits(&p, 2, &d) != 0 || (*p != 'T' && *p != 't'))
+    {
+        return -1;
+    }
+    p++;
+    if (take_time(&p, &h, &mi, &sec) != 0) {
+        return -1;
+    }
 
-    /* RFC 3339: 2026-11-26T11:14:27[.frac](Z|+hh:mm) */
-    p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (p != NULL) {
-        if (*p == '.') {
-            p++;
-            while (*p >= '0' && *p <= '9') {
-                p++;
-            }
+    /* time-secfrac = "." 1*DIGIT */
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9') {
+            return -1;
         }
+        while (*p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
 
+    /* time-offset = "Z" / ("+" / "-") time-hour ":" time-minute */
+    if (*p == 'Z' || *p == 'z') {
         off = 0;
-        if (*p == 'Z' || *p == 'z') {
-            p++;
+        p++;
 
-        } else if ((*p == '+' || *p == '-')
-                   && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2)
+    } else if (*p == '+' || *p == '-') {
+        off = *p == '-' ? -1 : 1;
+        p++;
+        if (take_digits(&p, 2, &oh) != 0 || take_char(&p, ':') != 0
+            || take_digits(&p, 2, &om) != 0 || oh > 23 || om > 59)
         {
-            sign = *p == '-' ? -1 : 1;
-            off = sign * (oh * 3600LL + om * 60LL);
-            p += 6;
-
-        } else {
             return -1;
         }
+        off *= oh * 3600LL + om * 60LL;
 
-        if (*p != '\0') {
-            return -1;
+    } else {
+        return -1;
+    }
+
+    if (*p != '\0') {
+        return -1;
+    }
+
+    return civil_time(y, mo, d, h, mi, sec, off);
+}
+
+/* Index of the three-letter name at p in names (case-sensitive), or -1. */
+static int
+take_name(const char **pp, const char *const *names, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (strncmp(*pp, names[i], strlen(names[i])) == 0) {
+            *pp += strlen(names[i]);
+            return i;
         }
-
-        t = (long long) timegm(&tm);
-        return t - off;
     }
-
-    /* HTTP-date (IMF-fixdate): Sun, 06 Nov 1994 08:49:37 GMT */
-    memset(&tm, 0, sizeof(tm));
-    p = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (p != NULL && *p == '\0') {
-        return (long long) timegm(&tm);
-    }
-
     return -1;
+}
+
+long long
+acme_time_parse_http_date(const char *s)
+{
+    static const char *const  wkday[7] = {
+        "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"
+    };
+    static const char *const  weekday[7] = {
+        "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+        "Sunday"
+    };
+    static const char *const  month[12] = {
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+        "Nov", "Dec"
+    };
+    const char  *p = s;
+    int          y, mo, d, h, mi, sec;
+
+    if (s == NULL) {
+        return -1;
+    }
+
+    /* HTTP-date is case-sensitive (RFC 9110 section 5.6.7) */
+
+    if (take_name(&p, weekday, 7) >= 0) {
+        /* rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT; a two-digit year
+         * is 19xx from 70 on, else 20xx (the epoch cannot be earlier) */
+        if (take_char(&p, ',') != 0 || take_char(&p, ' ') != 0
+            || take_digits(&p, 2, &d) != 0 || take_char(&p, '-') != 0
+            || (mo = take_name(&p, month, 12) + 1) == 0
+            || take_char(&p, '-') != 0 || take_digits(&p, 2, &y) != 0
+            || take_char(&p, ' ') != 0 || take_time(&p, &h, &mi, &sec) != 0
+            || strcmp(p, " GMT") != 0)
+        {
+            return -1;
+        }
+        y += y >= 70 ? 1900 : 2000;
+        return civil_time(y, mo, d, h, mi, sec, 0);
+    }
+
+    if (take_name(&p, wkday, 7) < 0) {
+        return -1;
+    }
+
+    if (*p == ',') {
+        /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
+        p++;
+        if (take_char(&p, ' ') != 0 || take_digits(&p, 2, &d) != 0
+            || take_char(&p, ' ') != 0
+            || (mo = take_name(&p, month, 12) + 1) == 0
+            || take_char(&p, ' ') != 0 || take_digits(&p, 4, &y) != 0
+            || take_char(&p, ' ') != 0 || take_time(&p, &h, &mi, &sec) != 0
+            || strcmp(p, " GMT") != 0)
+        {
+            return -1;
+        }
+        return civil_time(y, mo, d, h, mi, sec, 0);
+    }
+
+    /* asctime-date: Sun Nov  6 08:49:37 1994 */
+    if (take_char(&p, ' ') != 0 || (mo = take_name(&p, month, 12) + 1) == 0
+        || take_char(&p, ' ') != 0)
+    {
+        return -1;
+    }
+    if (*p == ' ') {
+        p++;
+        if (take_digits(&p, 1, &d) != 0) {
+            return -1;
+        }
+    } else if (take_digits(&p, 2, &d) != 0) {
+        return -1;
+    }
+    if (take_char(&p, ' ') != 0 || take_time(&p, &h, &mi, &sec) != 0
+        || take_char(&p, ' ') != 0 || take_digits(&p, 4, &y) != 0
+        || *p != '\0')
+    {
+        return -1;
+    }
+    return civil_time(y, mo, d, h, mi, sec, 0);
 }
 
 int

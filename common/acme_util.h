@@ -38,11 +38,21 @@ char *acme_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Formats t as RFC 3339 UTC ("2026-11-26T11:14:27Z") into buf (>= 21 bytes). */
 const char *acme_time_rfc3339(long long t, char *buf, size_t len);
 
-/* Parses RFC 3339 / HTTP-date strings; -1 on error. */
+/* Parses an RFC 3339 (section 5.6) date-time, strictly:
+ * "2026-11-26T11:14:27Z", "t"/"z" lower case too, optional fraction
+ * (ignored), offset Z or +hh:mm / -hh:mm; fields range-checked (second 60
+ * allowed); nothing before or after.  Unix time, or -1 when invalid (also
+ * for times before 1970). */
 long long acme_time_parse_rfc3339(const char *s);
 
 /* 1 when process pid exists (also one of another user), 0 when it is gone
  * or pid <= 0. */
 int acme_process_alive(long pid);
+
+/* Parses an HTTP-date (RFC 9110 section 5.6.7): IMF-fixdate
+ * "Sun, 06 Nov 1994 08:49:37 GMT", and the obsolete rfc850-date and
+ * asctime-date forms; case-sensitive, nothing before or after.  Unix time,
+ * or -1 when invalid (also for times before 1970). */
+long long acme_time_parse_http_date(const char *s);
 
 #endif

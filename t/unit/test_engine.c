@@ -474,7 +474,7 @@ UNIT_TEST(engine_rate_limited_retry_after)
     CHECK_STR(acme_engine_error(e),
               "new-order: unexpected response: HTTP 503 (text/html)");
     CHECK_INT(acme_engine_retry_after(e),
-              acme_time_parse_rfc3339("Fri, 15 Jan 2027 08:00:00 GMT"));
+              acme_time_parse_http_date("Fri, 15 Jan 2027 08:00:00 GMT"));
     acme_engine_free(e);
     fixture_done(&f);
 }

@@ -435,6 +435,12 @@ UNIT_TEST(http_parser_bad)
         "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         "HTTP/1.1 101 Switching\r\n\r\n",
+        /* control characters (issue 7 item 4's response) */
+        "HTTP/1.1 503 X\r\nRetry-After: \v2025-01-01T00:00:00-0:1\r\n"
+            "Content-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nLocation: /a\rb\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX: \x1b[31m\r\n\r\n",
+        "HTTP/1.1 200 O\x7fK\r\n\r\n",
         NULL
     };
     acme_http_parser_t  *p;
@@ -459,5 +465,13 @@ UNIT_TEST(http_parser_bad)
     rc = feed_str(p, "HTTP/1.1 200\r\nContent-Length: 1\r\n"
                                "content-length: 1\r\n\r\nx");
     CHECK_INT(rc, ACME_HTTP_DONE);
+    acme_http_parser_free(p);
+
+    /* HTAB is whitespace, not a control character to refuse */
+    p = acme_http_parser_new(0);
+    rc = feed_str(p, "HTTP/1.1 503 down\t\r\nRetry-After:\t30\t\r\n"
+                               "Content-Length: 0\r\n\r\n");
+    CHECK_INT(rc, ACME_HTTP_DONE);
+    CHECK_STR(acme_http_parser_response(p)->retry_after, "30");
     acme_http_parser_free(p);
 }

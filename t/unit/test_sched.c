@@ -83,7 +83,8 @@ UNIT_TEST(sched_backoff_steps_and_jitter)
 UNIT_TEST(sched_parse_retry_after)
 {
     CHECK_INT(acme_sched_parse_retry_after("120", T0), T0 + 120);
-    CHECK_INT(acme_sched_parse_retry_after("  30 \r\n", T0), T0 + 30);
+    CHECK_INT(acme_sched_parse_retry_after("  30 \t", T0), T0 + 30);
+    CHECK_INT(acme_sched_parse_retry_after("0007", T0), T0 + 7);
     CHECK_INT(acme_sched_parse_retry_after("0", T0), T0);
     /* HTTP-date */
     CHECK_INT(acme_sched_parse_retry_after("Wed, 18 Nov 2026 12:06:40 GMT",
@@ -100,6 +101,20 @@ UNIT_TEST(sched_parse_retry_after)
     CHECK_INT(acme_sched_parse_retry_after("12abc", T0), 0);
     CHECK_INT(acme_sched_parse_retry_after("1.5", T0), 0);
     CHECK_INT(acme_sched_parse_retry_after("Wed, 99 Nov 2026 12:06:40 GMT", T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("+5", T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("5 5", T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("30\r\n", T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("\v30", T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("0x10", T0), 0);
+    /* RFC 9110: an HTTP-date, not RFC 3339 (issue 7 item 4's input) */
+    CHECK_INT(acme_sched_parse_retry_after("2026-11-18T12:06:40Z", T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("\v2025-01-01T00:00:00-0:1", T0), 0);
+    CHECK_INT(acme_sched_parse_retry_after("wed, 18 nov 2026 12:06:40 gmt", T0), 0);
+    /* the obsolete HTTP-date forms */
+    CHECK_INT(acme_sched_parse_retry_after("Wednesday, 18-Nov-26 12:06:40 GMT",
+                                           1795000000LL), 1795000000LL + 3600);
+    CHECK_INT(acme_sched_parse_retry_after("Wed Nov 18 12:06:40 2026",
+                                           1795000000LL), 1795000000LL + 3600);
     /* cap at 7 days */
     CHECK_INT(acme_sched_parse_retry_after("604800", T0), T0 + 7 * DAY);
     CHECK_INT(acme_sched_parse_retry_after("604801", T0), T0 + 7 * DAY);
