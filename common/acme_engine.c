@@ -449,21 +449,6 @@ is_ip_literal(const char *s)
 }
 
 
-/* Tokens end up in URL paths and file-less lookups: base64url only. */
-static int
-token_ok(const char *t)
-{
-    size_t n = 0;
-
-    for (; *t; t++, n++) {
-        if (!isalnum((unsigned char) *t) && *t != '-' && *t != '_') {
-            return 0;
-        }
-    }
-    return n > 0 && n <= 256;
-}
-
-
 static void
 reset_order(acme_engine_t *e)
 {
@@ -1258,7 +1243,8 @@ on_authz(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
              token == NULL ? "token" : curl == NULL ? "url" : "status");
         return;
     }
-    if (!token_ok(token)) {
+    /* tokens end up in URL paths and file-less lookups: base64url only */
+    if (!acme_token_ok(token, strlen(token))) {
         fail(e, "authorization of %s: malformed challenge token",
              e->authz_ident);
         return;

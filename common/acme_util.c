@@ -172,6 +172,24 @@ acme_err(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
+int
+acme_token_ok(const char *t, size_t len)
+{
+    size_t i;
+
+    if (len == 0 || len > ACME_TOKEN_MAX) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        if (!((t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= 'a' && t[i] <= 'z')
+              || (t[i] >= '0' && t[i] <= '9') || t[i] == '-' || t[i] == '_'))
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 char *
 acme_strdup(const char *s)
 {

@@ -26,6 +26,13 @@ unsigned char *acme_b64url_decode(const char *s, size_t slen, size_t *out_len);
 unsigned char *acme_b64_secret_decode(const char *text, size_t *out_len,
     size_t *trimmed_len);
 
+/* An ACME challenge token as the engine takes it from a CA and as the
+ * http-01 handlers of both servers take it from a request path
+ * (RFC 8555 section 8.3): 1 to ACME_TOKEN_MAX base64url characters
+ * ([A-Za-z0-9_-], no padding).  1 if t[0..len) is one, else 0. */
+#define ACME_TOKEN_MAX 128
+int acme_token_ok(const char *t, size_t len);
+
 /* snprintf into an error buffer; errbuf may be NULL. Always returns -1 so
  * callers can write "return acme_err(err, errlen, ...);". */
 int acme_err(char *err, size_t errlen, const char *fmt, ...)

@@ -16,25 +16,11 @@
 #include "util_filter.h"
 
 #include "mod_acme_auto.h"
+#include "acme_util.h"
 
 APLOG_USE_MODULE(acme_auto);
 
 #define CHALLENGE_PREFIX "/.well-known/acme-challenge/"
-
-static int
-token_ok(const char *t)
-{
-    apr_size_t n = 0;
-
-    for (; *t; t++, n++) {
-        if (!((*t >= 'A' && *t <= 'Z') || (*t >= 'a' && *t <= 'z')
-              || (*t >= '0' && *t <= '9') || *t == '-' || *t == '_'))
-        {
-            return 0;
-        }
-    }
-    return n > 0 && n < ACME_AUTO_TOKEN_MAX;
-}
 
 int
 acme_auto_post_read_request(request_rec *r)
@@ -50,7 +36,7 @@ acme_auto_post_read_request(request_rec *r)
         return DECLINED;
     }
     token = path + sizeof(CHALLENGE_PREFIX) - 1;
-    if (!token_ok(token)
+    if (!acme_token_ok(token, strlen(token))
         || !acme_auto_shm_token_lookup(token, key_authz, sizeof(key_authz)))
     {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,

@@ -27,6 +27,7 @@
 #include "acme_dns.h"
 #include "acme_key.h"
 #include "acme_store.h"
+#include "acme_util.h"
 
 extern module AP_MODULE_DECLARE_DATA acme_auto_module;
 
@@ -144,7 +145,7 @@ apr_array_header_t *acme_auto_certs_for_server(server_rec *s);
 
 /* acme_auto_shm.c: shared memory layout and access */
 #define ACME_AUTO_MAX_TOKENS    64
-#define ACME_AUTO_TOKEN_MAX     128
+#define ACME_AUTO_TOKEN_MAX     (ACME_TOKEN_MAX + 1)    /* with the NUL */
 #define ACME_AUTO_KEYAUTHZ_MAX  256
 #define ACME_AUTO_IDENT_MAX     256
 #define ACME_AUTO_BUNDLE_MAX    (64 * 1024)

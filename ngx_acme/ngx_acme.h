@@ -50,7 +50,7 @@
 
 
 #define NGX_ACME_ID_LEN            128
-#define NGX_ACME_TOKEN_LEN         128
+#define NGX_ACME_TOKEN_LEN         ACME_TOKEN_MAX
 #define NGX_ACME_KEYAUTHZ_LEN      256
 #define NGX_ACME_IDENT_LEN         255      /* a DNS name or an IP literal */
 #define NGX_ACME_LEASE_TTL         5        /* seconds without refresh */

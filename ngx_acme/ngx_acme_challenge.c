@@ -34,7 +34,7 @@ ngx_acme_challenge_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_acme_challenge_handler(ngx_http_request_t *r)
 {
-    u_char                *token, *p;
+    u_char                *token;
     size_t                 len, n;
     ngx_int_t              rc;
     ngx_buf_t             *b;
@@ -63,19 +63,9 @@ ngx_acme_challenge_handler(ngx_http_request_t *r)
     token = r->uri.data + sizeof(NGX_ACME_CHALLENGE_PREFIX) - 1;
     len = r->uri.len - (sizeof(NGX_ACME_CHALLENGE_PREFIX) - 1);
 
-    if (len == 0 || len > NGX_ACME_TOKEN_LEN) {
-        return NGX_HTTP_NOT_FOUND;
-    }
-
     /* base64url only (RFC 8555 section 8.3): nothing else is looked up */
 
-    for (p = token; p < token + len; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
-            || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')
-        {
-            continue;
-        }
-
+    if (!acme_token_ok((const char *) token, len)) {
         return NGX_HTTP_NOT_FOUND;
     }
 

@@ -160,3 +160,23 @@ UNIT_TEST(util_process_alive)
     CHECK_INT(waitpid(pid, &status, 0), pid);
     CHECK_INT(acme_process_alive((long) pid), 0);
 }
+
+UNIT_TEST(token_ok)
+{
+    char long_tok[ACME_TOKEN_MAX + 2];
+
+    CHECK(acme_token_ok("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA", 43));
+    CHECK(acme_token_ok("a", 1));
+    CHECK(acme_token_ok("AZaz09-_", 8));
+    CHECK(acme_token_ok("ab/cd", 2));           /* only len bytes count */
+    CHECK(!acme_token_ok("", 0));
+    CHECK(!acme_token_ok("ab=", 3));            /* no padding */
+    CHECK(!acme_token_ok("a+b", 3));
+    CHECK(!acme_token_ok("../x", 4));
+    CHECK(!acme_token_ok("a%2F", 4));
+    CHECK(!acme_token_ok("a\0b", 3));
+    CHECK(!acme_token_ok("a b", 3));
+    memset(long_tok, 'a', sizeof(long_tok));
+    CHECK(acme_token_ok(long_tok, ACME_TOKEN_MAX));
+    CHECK(!acme_token_ok(long_tok, ACME_TOKEN_MAX + 1));
+}
