@@ -1,5 +1,8 @@
 # Builds the ACME core and its unit tests (the server modules are built by
-# build.sh through nginx's configure and apxs).
+# build.sh through nginx's configure and apxs); `make fuzz` the libFuzzer
+# targets of fuzz/ and `make asan-unit` the unit tests under
+# AddressSanitizer + UndefinedBehaviorSanitizer, both with clang, from one
+# sanitizer build of common/ (build/san/).
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -Icommon
@@ -26,7 +29,55 @@ build/unit_tests: $(UNIT_OBJ) build/libacmecore.a
 unit: build/unit_tests
 	build/unit_tests
 
+# ---- sanitizers and fuzzing (clang: Debian's clang + libclang-rt-14-dev) ----
+CLANG       ?= clang
+SAN         := -fsanitize=address,undefined -fno-sanitize-recover=all \
+               -fno-omit-frame-pointer
+SAN_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+               -Wno-unused-parameter -Icommon $(SAN)
+# common/ also carries libFuzzer's coverage instrumentation; the unit tests
+# link the same objects (the sanitizer runtime has no-op coverage hooks)
+SAN_COMMON  := $(COMMON_SRC:%.c=build/san/%.o)
+SAN_UNIT    := $(UNIT_SRC:%.c=build/san/%.o)
+FUZZ_SRC    := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN    := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
+
+build/san/common/%.o: common/%.c $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(SAN_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build/san/t/unit/%.o: t/unit/%.c $(wildcard common/*.h t/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(SAN_CFLAGS) -c $< -o $@
+
+build/san/libacmecore.a: $(SAN_COMMON)
+	rm -f $@
+	ar rcs $@ $^
+
+build/san/unit_tests: $(SAN_UNIT) build/san/libacmecore.a
+	$(CLANG) $(SAN_CFLAGS) -o $@ $(SAN_UNIT) build/san/libacmecore.a $(LDLIBS)
+
+build/fuzz/%: fuzz/%.c fuzz/fuzz.h build/san/libacmecore.a
+	@mkdir -p $(dir $@)
+	$(CLANG) $(SAN_CFLAGS) -fsanitize=fuzzer -o $@ $< build/san/libacmecore.a $(LDLIBS)
+
+# the engine's seeds, recorded from the unit tests' scripted CA
+build/fuzz/gen_engine_seeds: fuzz/gen_engine_seeds.c fuzz/fuzz.h t/unit/fake_ca.c \
+        build/libacmecore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -It/unit -o $@ fuzz/gen_engine_seeds.c t/unit/fake_ca.c \
+	    build/libacmecore.a $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+
+asan-unit: build/san/unit_tests
+	build/san/unit_tests
+
+fuzz-seeds: build/fuzz/gen_engine_seeds
+	build/fuzz/gen_engine_seeds fuzz/corpus/fuzz_engine
+	/usr/bin/python3 fuzz/make_dns_seeds.py fuzz/corpus/fuzz_dns
+
 clean:
 	rm -rf build
 
-.PHONY: all unit clean
+.PHONY: all unit clean fuzz asan-unit fuzz-seeds
