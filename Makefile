@@ -70,6 +70,9 @@ build/fuzz/gen_engine_seeds: fuzz/gen_engine_seeds.c fuzz/fuzz.h t/unit/fake_ca.
 
 fuzz: $(FUZZ_BIN)
 
+# what t/test_fuzz.py runs
+san: build/san/unit_tests $(FUZZ_BIN)
+
 asan-unit: build/san/unit_tests
 	build/san/unit_tests
 
@@ -80,4 +83,4 @@ fuzz-seeds: build/fuzz/gen_engine_seeds
 clean:
 	rm -rf build
 
-.PHONY: all unit clean fuzz asan-unit fuzz-seeds
+.PHONY: all unit clean fuzz san asan-unit fuzz-seeds

@@ -7,6 +7,9 @@
 #                                shards, or one pytest over t/ with the given arguments
 #   ./build.sh demo [nginx|apache] deps + build + a live demo against pebble on loopback
 #   ./build.sh bench [nginx|apache]  deps + build + bench/handshake.sh (-apache.sh)
+#   ./build.sh asan              both modules built with AddressSanitizer (build/asan/)
+#   ./build.sh test-asan [pytest args]  deps + build + asan + t/integration on those
+#                                modules (README "Testing under AddressSanitizer")
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,10 +18,13 @@ PY=/usr/bin/python3
 JOBS="$(nproc 2>/dev/null || echo 2)"
 
 # libpcre2-dev and zlib1g-dev: nginx's configure (module build) checks them;
-# python3-cryptography: certificate inspection in the tests
+# python3-cryptography: certificate inspection in the tests;
+# clang + libclang-rt-14-dev (libFuzzer, ASan and UBSan runtimes) + llvm
+# (llvm-symbolizer for readable reports): fuzz targets and sanitizer builds;
+# libasan8: gcc's ASan runtime, preloaded into the servers by ./build.sh test-asan
 PACKAGES=(nginx nginx-dev apache2 apache2-dev libssl-dev libjansson-dev pebble
           python3-pytest python3-cryptography bind9 bind9-utils bind9-dnsutils curl make gcc
-          libpcre2-dev zlib1g-dev iproute2 util-linux)
+          libpcre2-dev zlib1g-dev iproute2 util-linux clang libclang-rt-14-dev llvm libasan8)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -44,23 +50,27 @@ deps() {
 build_core() {
     log "build: common/ + unit tests"
     make -j"$JOBS"
+    log "build: unit tests under ASan+UBSan, fuzz targets (clang)"
+    make -j"$JOBS" san
 }
 
 # nginx dynamic module, as in docs/design.md "Build": Debian's nginx sources
 # (configure only) + its conf_flags + our config; reconfigured only when the
-# set of sources or the config changes.
+# set of sources or the config changes.  build_nginx [DIR [configure args]]:
+# another build directory (build/DIR) with more configure arguments.
 build_nginx() {
-    local src="$REPO/build/nginx-src" out="$REPO/build/nginx"
+    local dir="${1:-}" extra=("${@:2}")
+    local src="$REPO/build/${dir:+$dir/}nginx-src" out="$REPO/build/${dir:+$dir/}nginx"
     local stamp="$src/.acme-config-stamp" want
-    want="$(cd "$REPO" && { cat config; ls common/*.c ngx_acme/*.c 2>/dev/null; } | md5sum | cut -d' ' -f1)"
+    want="$(cd "$REPO" && { cat config; ls common/*.c ngx_acme/*.c 2>/dev/null; echo "${extra[*]}"; } | md5sum | cut -d' ' -f1)"
     if [ ! -f "$src/objs/Makefile" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         log "build: configuring nginx module"
         rm -rf "$src"
-        mkdir -p "$REPO/build"
+        mkdir -p "$(dirname "$src")"
         cp -a /usr/share/nginx/src "$src"
         # shellcheck disable=SC1091
         . "$src/conf_flags"
-        (cd "$src" && ./configure "${NGX_CONF_FLAGS[@]}" --add-dynamic-module="$REPO" \
+        (cd "$src" && ./configure "${NGX_CONF_FLAGS[@]}" "${extra[@]}" --add-dynamic-module="$REPO" \
             > "$REPO/build/nginx-configure.log" 2>&1) || {
             tail -30 "$REPO/build/nginx-configure.log" >&2
             log "build: nginx configure failed (build/nginx-configure.log)"
@@ -91,6 +101,31 @@ build() {
     build_apache
 }
 
+# Both modules with AddressSanitizer (gcc's, as the servers' own builds), for
+# running the integration suite on them with the runtime preloaded into the
+# uninstrumented Debian binaries: build/asan/nginx/ngx_http_acme_module.so,
+# build/asan/apache/mod_acme_auto.so.
+ASAN_CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g -O1"
+ASAN_RUNTIME=/usr/lib/x86_64-linux-gnu/libasan.so.8
+
+build_asan() {
+    log "build: nginx module with AddressSanitizer"
+    build_nginx asan --with-cc-opt="$ASAN_CFLAGS" --with-ld-opt="-fsanitize=address"
+    log "build: Apache module with AddressSanitizer"
+    make -C "$REPO/mod_acme_auto" OUT="$REPO/build/asan/apache" \
+        EXTRA_APXS="$(printf -- '-Wc,%s ' $ASAN_CFLAGS) -Wl,-fsanitize=address"
+}
+
+run_tests_asan() {
+    [ -r "$ASAN_RUNTIME" ] || { log "test-asan: $ASAN_RUNTIME missing (libasan8)"; exit 1; }
+    export ACME_NGINX_MODULE="$REPO/build/asan/nginx/ngx_http_acme_module.so"
+    export ACME_NGINX_LD_PRELOAD="$ASAN_RUNTIME"
+    export ACME_APACHE_MODULE="$REPO/build/asan/apache/mod_acme_auto.so"
+    export ACME_APACHE_LD_PRELOAD="$ASAN_RUNTIME"
+    log "test-asan: t/integration on the AddressSanitizer modules"
+    exec "$PY" -m pytest -v -p no:cacheprovider "$REPO/t/integration" "$@"
+}
+
 run_tests() {
     if [ $# -gt 0 ]; then
         log "test: pytest $*"
@@ -108,6 +143,8 @@ case "$cmd" in
     deps)   deps ;;
     build)  build ;;
     test)   deps; build; run_tests "$@" ;;
+    asan)   build_asan ;;
+    test-asan) deps; build; build_asan; run_tests_asan "$@" ;;
     demo)   deps; build; exec "$PY" "$REPO/t/integration/demo.py" "${@:-nginx}" ;;
     bench)  deps; build
             case "${1:-}" in
@@ -115,5 +152,5 @@ case "$cmd" in
                 nginx)  shift; exec "$REPO/bench/handshake.sh" "$@" ;;
                 *)      exec "$REPO/bench/handshake.sh" "$@" ;;
             esac ;;
-    *)      echo "usage: $0 [deps|build|test|demo [nginx|apache]|bench [nginx|apache]]" >&2; exit 2 ;;
+    *)      echo "usage: $0 [deps|build|test|asan|test-asan|demo [nginx|apache]|bench [nginx|apache]]" >&2; exit 2 ;;
 esac

@@ -6,7 +6,8 @@
  * 1 SOA, 2 NS query, 3 signed UPDATE); with bit 2 set the harness signs the
  * message itself (ARCOUNT + 1 and a valid HMAC-SHA256 TSIG over it, at
  * the fixed clock), so mutations also reach what follows a verified
- * signature.  Seeds: fuzz/make_dns_seeds.py.
+ * signature.  Seeds: fuzz/make_dns_seeds.py.  FUZZ_DNS_VERBOSE=1 in the
+ * environment prints how each input was judged.
  */
 #include <stdio.h>
 
@@ -169,6 +170,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&ans, 0, sizeof(ans));
     rc = acme_dns_response_parse(&txn, m.b, m.n, FUZZ_T0, &ans, err,
                                  sizeof(err));
+    if (getenv("FUZZ_DNS_VERBOSE") != NULL) {
+        fprintf(stderr, "fuzz_dns: kind %d: %s%s (rcode %d, signed %d, "
+                "tsig error %d, %zu TXT, %zu NS, SOA %s)\n", kind,
+                rc == 0 ? "parsed" : "refused: ", rc == 0 ? "" : err,
+                ans.rcode, ans.signed_ok, ans.tsig_error, ans.n_txt, ans.n_ns,
+                ans.soa_owner ? ans.soa_owner : "-");
+    }
     if (rc == 0) {
         for (i = 0; i < ans.n_txt; i++) {
             (void) strlen(ans.txt[i]);

@@ -11,6 +11,7 @@
  * ends (DONE or ERROR) within a bounded number of steps, never sleeps into
  * the past, and has unpublished every challenge it published when it ends.
  * Seeds: recorded from the unit tests' scripted CA (fuzz/gen_engine_seeds.c).
+ * FUZZ_ENGINE_VERBOSE=1 in the environment prints how each input ended.
  */
 #include <stdio.h>
 
@@ -141,6 +142,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_ASSERT(acme_engine_error(e) != NULL);
             }
             (void) acme_engine_retry_after(e);
+            if (getenv("FUZZ_ENGINE_VERBOSE") != NULL) {
+                fprintf(stderr, "fuzz_engine: %s after %d steps%s%s\n",
+                        act.kind == ACME_ACT_DONE ? "DONE" : "ERROR", i,
+                        act.kind == ACME_ACT_DONE ? "" : ": ",
+                        act.kind == ACME_ACT_DONE ? "" : acme_engine_error(e));
+            }
             done = 1;
             break;
         }

@@ -30,7 +30,7 @@ except ImportError:     # demo.py runs without pytest too
 
 from pebble import HTTP_PORT, PORT_OFFSET   # http-01 goes to pebble's httpPort
 
-from serverlib import ServerLogs, port_open, status_cert, substitute  # noqa: F401 (re-exported)
+from serverlib import ServerLogs, port_open, sanitizer_env, status_cert, substitute  # noqa: F401 (re-exported)
 
 HTTPS_PORT = 8443 + PORT_OFFSET
 
@@ -38,7 +38,8 @@ APACHE = "/usr/sbin/apache2"
 MODDIR = "/usr/lib/apache2/modules"
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # ACME_APACHE_MODULE / ACME_APACHE_LD_PRELOAD: run the tests on another build
-# of the module, e.g. an AddressSanitizer one with libasan preloaded.
+# of the module, e.g. an AddressSanitizer one with libasan preloaded
+# (serverlib.sanitizer_env; README "Testing under AddressSanitizer").
 MODULE = os.environ.get("ACME_APACHE_MODULE") or \
     os.path.join(REPO, "build", "apache", "mod_acme_auto.so")
 
@@ -181,16 +182,19 @@ class ApacheServer(ServerLogs):
     def cmd(self, *args):
         return [APACHE, "-d", self.dir, "-f", self.conf_path] + list(args)
 
+    def _env(self):
+        return sanitizer_env("ACME_APACHE_LD_PRELOAD", self.asan_dir)
+
     def test_config(self, timeout=60):
         """apache2 -t: (returncode, combined output)."""
         r = subprocess.run(self.cmd("-t"), stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=timeout,
-                           env=_env())
+                           env=self._env())
         return r.returncode, r.stdout.decode(errors="replace")
 
     def apachectl_configtest(self, timeout=60):
         """Debian's "apachectl configtest" on this directory: (rc, output)."""
-        env = _env()
+        env = self._env()
         env["APACHE_CONFDIR"] = self.dir
         r = subprocess.run(["/usr/sbin/apachectl", "configtest"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -207,7 +211,7 @@ class ApacheServer(ServerLogs):
         self.proc = subprocess.Popen(self.cmd("-D", "FOREGROUND"),
                                      stdout=self._stderr,
                                      stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=_env(),
+                                     stdin=subprocess.DEVNULL, env=self._env(),
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
@@ -311,13 +315,6 @@ class ApacheServer(ServerLogs):
                 if any(b in l for b in bad)]
 
 
-def _env():
-    env = dict(os.environ)
-    env.setdefault("LANG", "C")
-    if env.get("ACME_APACHE_LD_PRELOAD"):
-        env["LD_PRELOAD"] = env["ACME_APACHE_LD_PRELOAD"]
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=0:log_path=/tmp/acme-apache-asan")
-    return env
 
 
 def _tail(text, n=4000):
@@ -346,6 +343,8 @@ def _apache_factory(workdir, request):
             st = s.stderr_text()
             if st.strip():
                 print("===== apache stderr =====\n" + _tail(st, 2000))
+    for s in servers:
+        s.check_asan()
 
 
 if pytest is not None:

@@ -109,3 +109,5 @@ def nginx_factory(workdir, request):
             st = s.stderr_text()
             if st.strip():
                 print("===== nginx stderr =====\n" + _tail(st, 2000))
+    for s in servers:
+        s.check_asan()

@@ -24,11 +24,15 @@ import subprocess
 import tempfile
 import time
 
-from serverlib import ServerLogs, port_open, status_cert, substitute  # noqa: F401 (re-exported)
+from serverlib import ServerLogs, port_open, sanitizer_env, status_cert, substitute  # noqa: F401 (re-exported)
 
 NGINX = "/usr/sbin/nginx"
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MODULE = os.path.join(REPO, "build", "nginx", "ngx_http_acme_module.so")
+# ACME_NGINX_MODULE / ACME_NGINX_LD_PRELOAD: run the tests on another build
+# of the module, e.g. an AddressSanitizer one with libasan preloaded
+# (serverlib.sanitizer_env; README "Testing under AddressSanitizer").
+MODULE = os.environ.get("ACME_NGINX_MODULE") or \
+    os.path.join(REPO, "build", "nginx", "ngx_http_acme_module.so")
 
 MAIN_TEMPLATE = """\
 user @USER@;
@@ -119,10 +123,14 @@ class NginxServer(ServerLogs):
     def cmd(self, *args):
         return [NGINX, "-p", self.prefix + "/", "-c", self.conf_path] + list(args)
 
+    def _env(self):
+        return sanitizer_env("ACME_NGINX_LD_PRELOAD", self.asan_dir)
+
     def test_config(self, timeout=60):
         """nginx -t: (returncode, combined output)."""
         r = subprocess.run(self.cmd("-t"), stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=timeout)
+                           stderr=subprocess.STDOUT, timeout=timeout,
+                           env=self._env())
         return r.returncode, r.stdout.decode(errors="replace")
 
     # -- processes --------------------------------------------------------
@@ -135,6 +143,7 @@ class NginxServer(ServerLogs):
         self.proc = subprocess.Popen(self.cmd(), stdout=self._stderr,
                                      stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL,
+                                     env=self._env(),
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:

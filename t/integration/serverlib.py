@@ -1,5 +1,6 @@
 """What the nginx and Apache test harnesses share: config placeholders,
 port probes, log files and the status document."""
+import glob
 import os
 import socket
 
@@ -18,6 +19,24 @@ def port_open(port, host="127.0.0.1"):
             return True
     except OSError:
         return False
+
+
+def sanitizer_env(preload_var, log_dir):
+    """The environment of a server under test.  With $<preload_var> set to
+    the AddressSanitizer runtime (for modules built by `./build.sh asan`,
+    README "Testing under AddressSanitizer"), it is preloaded into the
+    server and reports go to log_dir/asan.<pid> (see asan_reports; leak
+    checks off: servers free at exit what they like)."""
+    env = dict(os.environ)
+    env.setdefault("LANG", "C")
+    preload = env.get(preload_var)
+    if preload:
+        os.makedirs(log_dir, exist_ok=True)
+        os.chmod(log_dir, 0o1777)           # the workers' user writes there
+        env["LD_PRELOAD"] = preload
+        env["ASAN_OPTIONS"] = "detect_leaks=0:log_path=%s" % os.path.join(
+            log_dir, "asan")
+    return env
 
 
 def status_cert(doc, cert_id=None):
@@ -50,6 +69,26 @@ class ServerLogs:
                 return f.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+
+    @property
+    def asan_dir(self):
+        return os.path.join(os.path.dirname(self.error_log_path), "asan")
+
+    def asan_reports(self):
+        """AddressSanitizer reports the server wrote (sanitizer_env): a
+        list of (path, text), empty when not under ASan or clean."""
+        out = []
+        for p in sorted(glob.glob(os.path.join(self.asan_dir, "asan.*"))):
+            with open(p, "rb") as f:
+                out.append((p, f.read().decode(errors="replace")))
+        return out
+
+    def check_asan(self):
+        """Raises AssertionError with the reports when there are any."""
+        reports = self.asan_reports()
+        if reports:
+            raise AssertionError("AddressSanitizer reports:\n" + "\n".join(
+                "== %s\n%s" % (p, t[-6000:]) for p, t in reports))
 
     def stderr_text(self):
         try:
