@@ -5,7 +5,7 @@ corpus (fuzz/corpus/<target>/, regression inputs included) plus a short
 bounded run.  Built by `./build.sh build` (`make san`).
 
 ACME_FUZZ_SECONDS (default 3) sets the bounded run of each target; the
-runs of the selected targets go on in parallel, one per core (at most 4),
+runs of the selected cases go on in parallel, one per core (at most 4),
 while the cases wait for their own.
 """
 
@@ -70,40 +70,54 @@ def _run_target(name, workdir):
     return rc, " ".join(cmd) + "\n" + out, arts
 
 
+def _run_asan_unit(workdir):
+    """All C unit tests in one process: (returncode, output)."""
+    if not os.access(ASAN_UNIT, os.X_OK):
+        return None, "%s missing: run ./build.sh build" % ASAN_UNIT
+    r = subprocess.run([ASAN_UNIT], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=600, cwd=REPO, env=_env())
+    return r.returncode, r.stdout.decode(errors="replace")
+
+
 @pytest.fixture(scope="module")
-def fuzz_runs(request, tmp_path_factory):
-    """Starts the runs of every selected target, one per core."""
+def jobs(request, tmp_path_factory):
+    """Starts every selected case's run at once, one per core (at most 4):
+    the cases then wait for their own result."""
     wanted = []
     for item in request.session.items:
+        if item.module.__name__ != __name__:
+            continue
         cs = getattr(item, "callspec", None)
-        if item.module.__name__ == __name__ and cs and "target" in cs.params:
+        if cs and "target" in cs.params:
             wanted.append(cs.params["target"])
+        elif item.name == "test_unit_tests_asan_ubsan":
+            wanted.insert(0, "unit")            # the longest: first
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
-    futures = {t: pool.submit(_run_target, t, str(tmp_path_factory.mktemp(t)))
-               for t in wanted}
+    futures = {}
+    for t in wanted:
+        wd = str(tmp_path_factory.mktemp(t))
+        futures[t] = pool.submit(_run_asan_unit, wd) if t == "unit" \
+            else pool.submit(_run_target, t, wd)
     yield futures
     pool.shutdown(wait=True)
 
 
-def test_unit_tests_asan_ubsan():
+def test_unit_tests_asan_ubsan(jobs):
     """Every C unit test in one process built with -fsanitize=address,undefined
     (-fno-sanitize-recover=all, leak detection on): any report fails it."""
-    assert os.access(ASAN_UNIT, os.X_OK), "%s missing: run ./build.sh build" % ASAN_UNIT
-    r = subprocess.run([ASAN_UNIT], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=600, cwd=REPO, env=_env())
-    out = r.stdout.decode(errors="replace")
-    assert r.returncode == 0, "unit tests under ASan/UBSan exited %d:\n%s" % (
-        r.returncode, _tail(out))
+    rc, out = jobs["unit"].result()
+    assert rc is not None, out
+    assert rc == 0, "unit tests under ASan/UBSan exited %d:\n%s" % (rc, _tail(out))
     assert " 0 failed" in out and "Sanitizer" not in out, _tail(out)
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_fuzz_target(target, fuzz_runs):
+def test_fuzz_target(target, jobs):
     """The target's corpus (seeds and regression inputs), then a bounded
     run; a crash, leak, sanitizer report or timeout fails it and shows the
     input, which belongs in fuzz/corpus/<target>/ once fixed."""
     assert TARGETS, "no fuzz/fuzz_*.c"
-    rc, out, arts = fuzz_runs[target].result()
+    rc, out, arts = jobs[target].result()
     assert rc is not None, out
     if rc != 0 or arts:
         shown = []
