@@ -8,8 +8,9 @@
 #   ./build.sh demo [nginx|apache] deps + build + a live demo against pebble on loopback
 #   ./build.sh bench [nginx|apache]  deps + build + bench/handshake.sh (-apache.sh)
 #   ./build.sh asan              both modules built with AddressSanitizer (build/asan/)
-#   ./build.sh test-asan [pytest args]  deps + build + asan + t/integration on those
-#                                modules (README "Testing under AddressSanitizer")
+#   ./build.sh test-asan [pytest args]  deps + build + asan + the suite (with args:
+#                                t/integration) on those modules (README "Testing under
+#                                AddressSanitizer")
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -122,8 +123,12 @@ run_tests_asan() {
     export ACME_NGINX_LD_PRELOAD="$ASAN_RUNTIME"
     export ACME_APACHE_MODULE="$REPO/build/asan/apache/mod_acme_auto.so"
     export ACME_APACHE_LD_PRELOAD="$ASAN_RUNTIME"
-    log "test-asan: t/integration on the AddressSanitizer modules"
-    exec "$PY" -m pytest -v -p no:cacheprovider "$REPO/t/integration" "$@"
+    if [ $# -gt 0 ]; then
+        log "test-asan: pytest $* on the AddressSanitizer modules"
+        exec "$PY" -m pytest -v -p no:cacheprovider "$REPO/t/integration" "$@"
+    fi
+    log "test-asan: the whole suite in parallel shards on the AddressSanitizer modules"
+    exec "$PY" "$REPO/t/run_shards.py"
 }
 
 run_tests() {
