@@ -38,6 +38,16 @@ def test_first_issuance_without_restart(mpm, apache_factory, pebble, root_file, 
     assert sans(cert) == NAMES              # ServerName + ServerAlias
     assert not is_self_signed(cert)
     assert key_desc(cert) == "ecdsa:256"
+
+    # each child polls the shared generation once a second and parses the
+    # bundle itself: from when every live child installed it, every
+    # connection gets the new certificate
+    def every_child_installed():
+        inst = srv.installs()
+        top = max((g for (_, g) in inst), default=None)
+        return top is not None and \
+            set(srv.child_pids()) <= {pid for (pid, g) in inst if g == top}
+    wait_for(every_child_installed, 20, "the certificate installed in every child")
     cert_b = served_cert(HTTPS_PORT, "b.example.test", cafile=root_file)
     assert cert_b.serial_number == cert.serial_number
 
