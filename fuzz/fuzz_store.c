@@ -64,11 +64,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
         FUZZ_ASSERT(mkdtemp(root) != NULL);
         atexit(cleanup);
-        path = acme_store_cert_dir(root, ID);
-        FUZZ_ASSERT(path != NULL
-                    && acme_store_mkdirs(path, 0700, (uid_t) -1, (gid_t) -1,
-                                         err, sizeof(err)) == 0);
-        free(path);
+        {
+            acme_store_dir_t rd = ACME_STORE_DIR_INIT, cd = ACME_STORE_DIR_INIT;
+            char             warn[ACME_ERRLEN];
+
+            FUZZ_ASSERT(acme_store_dir_open_root(&rd, root, (uid_t) -1,
+                                                 (gid_t) -1, 1, warn,
+                                                 sizeof(warn), err,
+                                                 sizeof(err)) == 0);
+            FUZZ_ASSERT(acme_store_dir_open_cert(&cd, &rd, ID, 1, err,
+                                                 sizeof(err)) == 0);
+            acme_store_dir_close(&cd);
+            acme_store_dir_close(&rd);
+        }
     }
 
     path = acme_store_state_path(root, ID);
