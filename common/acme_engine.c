@@ -92,6 +92,8 @@ struct acme_engine_s {
     char                *account_url;
     int                  account_from_store;
     int                  account_fallback_done;
+    char                *refused_url;       /* the host's URL, refused */
+    char                *refused_error;     /* the CA's refusal, for logs */
 
     /* order */
     char                *order_url;
@@ -604,6 +606,8 @@ acme_engine_free(acme_engine_t *e)
     free(e->new_order_url);
     free(e->tos_url);
     free(e->account_url);
+    free(e->refused_url);
+    free(e->refused_error);
     free(e->csr_b64);
     free(e->nonce);
     free(e->req_body);
@@ -876,6 +880,7 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
         case S_ACCOUNT_EMIT:
             act->kind = ACME_ACT_ACCOUNT;
             act->account_url = e->account_url;
+            act->account_refused = e->refused_error;
             e->state = S_NEW_ORDER;
             return;
 
@@ -1042,6 +1047,15 @@ on_account(acme_engine_t *e, const acme_http_response_t *resp)
         return;
     }
     json_decref(j);
+
+    if (e->refused_url != NULL && strcmp(resp->location, e->refused_url) == 0) {
+        /* the key's account is the one the CA just refused: signing with
+         * that pair again cannot help */
+        fail(e, "%s; the CA gives the same account %s for the account key",
+             e->refused_error ? e->refused_error : "account refused",
+             e->refused_url);
+        return;
+    }
 
     set_str(&e->account_url, resp->location);
     e->state = S_ACCOUNT_EMIT;
@@ -1386,32 +1400,53 @@ on_certificate(acme_engine_t *e, const acme_http_response_t *resp)
 
 
 /*
- * A stored account URL the CA no longer knows (its database was reset, the
- * account was deactivated elsewhere): look the key up / register once more.
+ * The CA refuses the account URL the host gave (from its store): the CA's
+ * database was reset, the account was deactivated, or the URL belongs to
+ * another key (the CA then fails to verify our signature with that
+ * account's key).  Once per order, the account is looked up again by its
+ * key (onlyReturnExisting, RFC 8555 section 7.3.1), registered if there is
+ * none, and the order starts over with the URL the CA gives; that URL is
+ * emitted (ACME_ACT_ACCOUNT) for the host to store.  The refused pair is
+ * never used again: the same URL back from the CA is an error.
  */
 static int
-account_fallback(acme_engine_t *e, json_t *prob)
+account_fallback(acme_engine_t *e, const acme_http_response_t *resp,
+    json_t *prob)
 {
     const char *detail;
+    char       *text;
 
     if (!e->account_from_store || e->account_fallback_done
-        || e->state < S_NEW_ORDER)
+        || e->state < S_NEW_ORDER || e->state == S_FINISH
+        || e->account_url == NULL)
     {
         return 0;
     }
 
-    if (!problem_is(prob, "accountDoesNotExist")) {
-        detail = jstr(prob, "detail");
-        if (!problem_is(prob, "unauthorized") || detail == NULL
-            || strcasestr(detail, "account") == NULL)
-        {
-            return 0;
-        }
+    detail = jstr(prob, "detail");
+
+    if (!problem_is(prob, "accountDoesNotExist")
+        && !problem_is(prob, "unauthorized")
+        && !(problem_is(prob, "malformed") && detail != NULL
+             && (strcasestr(detail, "JWS verification") != NULL
+                 || strcasestr(detail, "signature") != NULL)))
+    {
+        return 0;
+    }
+
+    text = problem_main(prob);
+    free(e->refused_error);
+    e->refused_error = acme_sprintf("%s: %s (HTTP %d)", req_label(e),
+                                    text ? text : "(problem)", resp->status);
+    free(text);
+    if (e->refused_error) {
+        one_line(e->refused_error);
     }
 
     e->account_fallback_done = 1;
     e->account_from_store = 0;
-    free(e->account_url);
+    free(e->refused_url);
+    e->refused_url = e->account_url;
     e->account_url = NULL;
     reset_order(e);
     e->state = S_ACCOUNT_FIND;
@@ -1480,7 +1515,7 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
         {
             e->state = S_ACCOUNT_CREATE;
 
-        } else if (!account_fallback(e, prob)) {
+        } else if (aw != AW_MAIN || !account_fallback(e, resp, prob)) {
             fail_response(e, req_label(e), resp, prob);
             if (eab_rejected(e, st, prob) && e->error) {
                 /* the kid is an identifier, not a secret; the key is */

@@ -12,7 +12,7 @@
  *         case ACME_ACT_SLEEP:     call next again at or after act.wake_at;
  *         case ACME_ACT_PUBLISH:   make act.token -> act.key_authz answerable;
  *         case ACME_ACT_UNPUBLISH: stop answering act.token;
- *         case ACME_ACT_ACCOUNT:   persist act.account_url;
+ *         case ACME_ACT_ACCOUNT:   persist act.account_url (with the key);
  *         case ACME_ACT_DONE:      acme_engine_certificate() is the chain;
  *         case ACME_ACT_ERROR:     acme_engine_error(), acme_engine_retry_after().
  *         }
@@ -39,7 +39,12 @@ typedef struct acme_engine_s acme_engine_t;
 typedef struct {
     const char          *directory_url;
     EVP_PKEY            *account_key;       /* borrowed */
-    const char          *account_url;       /* from the store; NULL if none */
+    const char          *account_url;       /* from the store, for this very
+                                               key; NULL if none.  Refused by
+                                               the CA (accountDoesNotExist,
+                                               unauthorized, malformed "JWS
+                                               verification"), it is looked up
+                                               again by key once per order */
     const char *const   *contacts;          /* "mailto:..." */
     size_t               n_contacts;
     int                  terms_agreed;
@@ -77,6 +82,9 @@ typedef struct {
     const char          *token;         /* PUBLISH / UNPUBLISH */
     const char          *key_authz;     /* PUBLISH */
     const char          *account_url;   /* ACCOUNT */
+    const char          *account_refused;/* ACCOUNT: why the CA refused the
+                                           host's URL (then looked up again
+                                           by key), or NULL */
 } acme_action_t;
 
 /* Copies what it needs from cfg (keys are up-ref'd). NULL on error. */

@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "acme_jws.h"
 #include "acme_store.h"
 #include "acme_util.h"
 
@@ -857,12 +858,18 @@ tmp_suffix(char *out)
     out[sizeof(rnd)] = '\0';
 }
 
-int
-acme_store_dir_write(const acme_store_dir_t *d, const char *name,
-    const void *data, size_t len, mode_t mode, char *err, size_t errlen)
+/*
+ * The atomic write of acme_store_dir_write(); exclusive: link() instead of
+ * rename(), so an existing name is never replaced (of concurrent creators
+ * exactly one wins, and what it links is already complete).  1 written, 0
+ * (exclusive) name existed and nothing changed, -1 with err.
+ */
+static int
+dir_put(const acme_store_dir_t *d, const char *name, const void *data,
+    size_t len, mode_t mode, int exclusive, char *err, size_t errlen)
 {
     char   *path, *tmp, suffix[16];
-    int     fd, e, tries;
+    int     fd, e, tries, rc;
 
     if (d->fd < 0 || !id_valid(name)) {
         errno = EINVAL;
@@ -930,7 +937,22 @@ acme_store_dir_write(const acme_store_dir_t *d, const char *name,
     }
     fd = -1;
 
-    if (renameat(d->fd, tmp, d->fd, name) != 0) {
+    if (exclusive) {
+        rc = linkat(d->fd, tmp, d->fd, name, 0);
+        e = errno;
+        unlinkat(d->fd, tmp, 0);
+        if (rc != 0 && e == EEXIST) {
+            free(tmp);
+            free(path);
+            return 0;
+        }
+        if (rc != 0) {
+            acme_err(err, errlen, "link \"%s/%s\" to \"%s\": %s", d->path,
+                     tmp, path, strerror(e));
+            goto failed_nofile;
+        }
+
+    } else if (renameat(d->fd, tmp, d->fd, name) != 0) {
         e = errno;
         acme_err(err, errlen, "rename \"%s/%s\" to \"%s\": %s", d->path, tmp,
                  path, strerror(e));
@@ -950,7 +972,7 @@ acme_store_dir_write(const acme_store_dir_t *d, const char *name,
 
     free(tmp);
     free(path);
-    return 0;
+    return 1;
 
 failed:
 
@@ -965,6 +987,20 @@ failed_nofile:
     free(path);
     errno = e;
     return -1;
+}
+
+int
+acme_store_dir_write(const acme_store_dir_t *d, const char *name,
+    const void *data, size_t len, mode_t mode, char *err, size_t errlen)
+{
+    return dir_put(d, name, data, len, mode, 0, err, errlen) < 0 ? -1 : 0;
+}
+
+int
+acme_store_dir_create(const acme_store_dir_t *d, const char *name,
+    const void *data, size_t len, mode_t mode, char *err, size_t errlen)
+{
+    return dir_put(d, name, data, len, mode, 1, err, errlen);
 }
 
 /*
@@ -1208,11 +1244,12 @@ save_json(const acme_store_dir_t *d, const char *name, json_t *j, char *err,
 
 int
 acme_store_load_account(const char *root, const char *directory_url,
-    char **url, char *err, size_t errlen)
+    EVP_PKEY *key, char **url, char *err, size_t errlen)
 {
     acme_store_dir_t  rd;
     json_t           *j;
-    const char       *dir, *u;
+    const char       *dir, *u, *k;
+    char             *thumb;
     int               rc;
 
     *url = NULL;
@@ -1243,6 +1280,23 @@ acme_store_load_account(const char *root, const char *directory_url,
         return 0;
     }
 
+    /* and to one key: a URL recorded for another key (or by an older
+     * version, without "key") is unknown; the key is looked up again */
+    if (key != NULL) {
+        k = json_string_value(json_object_get(j, "key"));
+        thumb = acme_jwk_thumbprint(key);
+        if (thumb == NULL) {
+            json_decref(j);
+            return acme_err(err, errlen, "out of memory");
+        }
+        rc = k != NULL && strcmp(k, thumb) == 0;
+        free(thumb);
+        if (!rc) {
+            json_decref(j);
+            return 0;
+        }
+    }
+
     *url = acme_strdup(u);
     json_decref(j);
     if (*url == NULL) {
@@ -1253,22 +1307,112 @@ acme_store_load_account(const char *root, const char *directory_url,
 
 int
 acme_store_save_account(const char *root, const char *directory_url,
-    const char *url, char *err, size_t errlen)
+    EVP_PKEY *key, const char *url, char *err, size_t errlen)
 {
     acme_store_dir_t  rd;
+    char             *thumb;
     int               rc;
 
-    if (directory_url == NULL || url == NULL) {
-        return acme_err(err, errlen, "account directory and URL required");
+    if (directory_url == NULL || url == NULL || key == NULL) {
+        return acme_err(err, errlen, "account directory, key and URL "
+                        "required");
     }
+    thumb = acme_jwk_thumbprint(key);
+    if (thumb == NULL) {
+        return acme_err(err, errlen, "out of memory");
+    }
+    if (open_store(&rd, root, 1, err, errlen) != 0) {
+        free(thumb);
+        return -1;
+    }
+    rc = save_json(&rd, "account.json", json_pack("{s:s, s:s, s:s}",
+                                                  "directory", directory_url,
+                                                  "url", url, "key", thumb),
+                   err, errlen);
+    acme_store_dir_close(&rd);
+    free(thumb);
+    return rc;
+}
+
+int
+acme_store_account_key(const char *root, acme_key_type_t type, EVP_PKEY **key,
+    int *created, char *err, size_t errlen)
+{
+    acme_store_dir_t   rd;
+    char              *pem;
+    size_t             len;
+    int                rc, attempt;
+    EVP_PKEY          *k;
+
+    *key = NULL;
+    if (created) {
+        *created = 0;
+    }
+
     if (open_store(&rd, root, 1, err, errlen) != 0) {
         return -1;
     }
-    rc = save_json(&rd, "account.json", json_pack("{s:s, s:s}", "directory",
-                                                  directory_url, "url", url),
-                   err, errlen);
+
+    /* a second round only after losing the race to another creator */
+    for (attempt = 0; attempt < 2; attempt++) {
+
+        rc = acme_store_dir_read(&rd, "account.key", &pem, &len,
+                                 STORE_MAX_JSON, err, errlen);
+        if (rc == -1) {
+            acme_store_dir_close(&rd);
+            return -1;
+        }
+
+        if (rc == 1) {
+            k = acme_key_from_pem(pem, len);
+            OPENSSL_cleanse(pem, len);
+            free(pem);
+            if (k == NULL || acme_jws_alg(k) == NULL) {
+                EVP_PKEY_free(k);
+                acme_err(err, errlen, "\"%s/account.key\" is not a supported "
+                         "private key", rd.path);
+                acme_store_dir_close(&rd);
+                return -1;
+            }
+            *key = k;
+            acme_store_dir_close(&rd);
+            return 0;
+        }
+
+        k = acme_key_generate(type);
+        pem = k ? acme_key_to_pem(k, &len) : NULL;
+        if (pem == NULL) {
+            EVP_PKEY_free(k);
+            acme_store_dir_close(&rd);
+            return acme_err(err, errlen, "cannot generate the account key");
+        }
+
+        rc = acme_store_dir_create(&rd, "account.key", pem, len, 0600, err,
+                                   errlen);
+        OPENSSL_cleanse(pem, len);
+        free(pem);
+
+        if (rc == 1) {
+            *key = k;
+            if (created) {
+                *created = 1;
+            }
+            acme_store_dir_close(&rd);
+            return 0;
+        }
+
+        /* -1: error; 0: another thread or process was first, use its key */
+        EVP_PKEY_free(k);
+        if (rc == -1) {
+            acme_store_dir_close(&rd);
+            return -1;
+        }
+    }
+
+    acme_err(err, errlen, "\"%s/account.key\" appeared and vanished while it "
+             "was being created", rd.path);
     acme_store_dir_close(&rd);
-    return rc;
+    return -1;
 }
 
 int

@@ -2,8 +2,11 @@
  * The on-disk store.  One store directory per issuer (state_path):
  *
  *   <root>/                      0700
- *   <root>/account.key           0600  account private key (PKCS#8 PEM)
- *   <root>/account.json          0600  {"directory": URL, "url": account URL}
+ *   <root>/account.key           0600  account private key (PKCS#8 PEM),
+ *                                      created once (acme_store_account_key)
+ *   <root>/account.json          0600  {"directory": URL, "url": account URL,
+ *                                      "key": RFC 7638 thumbprint of the
+ *                                      account key the URL belongs to}
  *   <root>/certs/                0700
  *   <root>/certs/<id>/           0700  one per managed certificate
  *   <root>/certs/<id>/bundle.pem 0600  private key PEM followed by the full
@@ -90,6 +93,13 @@ int acme_store_dir_read(const acme_store_dir_t *d, const char *name,
 int acme_store_dir_write(const acme_store_dir_t *d, const char *name,
     const void *data, size_t len, mode_t mode, char *err, size_t errlen);
 
+/* Creates name below d with data unless it exists: written as by
+ * acme_store_dir_write, then linkat()ed into place (never replacing), so of
+ * concurrent creators (threads or processes) exactly one wins and nobody
+ * sees a partial file.  1 created, 0 it existed (nothing changed), -1. */
+int acme_store_dir_create(const acme_store_dir_t *d, const char *name,
+    const void *data, size_t len, mode_t mode, char *err, size_t errlen);
+
 /* Atomic write as described above.  0, or -1 with err. */
 int acme_store_write_atomic(const char *path, const void *data, size_t len,
     mode_t mode, char *err, size_t errlen);
@@ -114,12 +124,24 @@ char *acme_store_cert_dir(const char *root, const char *id);
 char *acme_store_bundle_path(const char *root, const char *id);
 char *acme_store_state_path(const char *root, const char *id);
 
-/* Account URL for a directory: returns 1 and *url (malloc'd) if stored for
- * that same directory URL, 0 otherwise, -1 on error. */
+/*
+ * The account key of the store: account.key, or, when there is none, a new
+ * key of type written with acme_store_dir_create(), so that
+ * concurrent first jobs (threads or processes) all end up with the one key
+ * that won.  Slow for RSA when it generates: never on an event loop.
+ * 0 with *key (caller frees; *created = 1 if this call made it), -1 with err.
+ */
+int acme_store_account_key(const char *root, acme_key_type_t type,
+    EVP_PKEY **key, int *created, char *err, size_t errlen);
+
+/* Account URL: returns 1 and *url (malloc'd) if account.json holds one for
+ * that same directory URL and that same key (its thumbprint; key NULL: any),
+ * 0 otherwise (also for a file written without "key"), -1 on error.  save
+ * records all three in one atomic write. */
 int acme_store_load_account(const char *root, const char *directory_url,
-    char **url, char *err, size_t errlen);
+    EVP_PKEY *key, char **url, char *err, size_t errlen);
 int acme_store_save_account(const char *root, const char *directory_url,
-    const char *url, char *err, size_t errlen);
+    EVP_PKEY *key, const char *url, char *err, size_t errlen);
 
 /* The account key PEM (account.key, 0600). load: 1 found, 0 missing, -1 error. */
 int acme_store_load_account_key(const char *root, char **pem, size_t *len,

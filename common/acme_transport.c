@@ -711,7 +711,7 @@ acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
 
         case ACME_ACT_ACCOUNT:
             if (h->account != NULL) {
-                h->account(h->data, act.account_url);
+                h->account(h->data, act.account_url, act.account_refused);
             }
             break;
 

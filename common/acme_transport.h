@@ -35,7 +35,9 @@ typedef struct {
                     const char *token, const char *key_authz);
     void (*unpublish)(void *data, const char *type, const char *identifier,
                       const char *token);
-    void (*account)(void *data, const char *account_url);
+    /* refused: why the CA refused the account URL the engine was given
+     * (ACME_ACT_ACCOUNT's account_refused), or NULL */
+    void (*account)(void *data, const char *account_url, const char *refused);
     /* asked before each sleep and request; non-zero aborts (shutdown) */
     int  (*should_stop)(void *data);
 } acme_driver_hooks_t;

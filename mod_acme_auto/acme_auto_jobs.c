@@ -46,6 +46,7 @@
 
 APLOG_USE_MODULE(acme_auto);
 
+#define ACCOUNT_WAIT_MAX    300         /* seconds a job waits for another's account */
 #define STOP_JOIN_SECONDS   2
 
 typedef struct {
@@ -73,6 +74,7 @@ typedef struct {
 
 static int              stop_jobs;      /* atomic */
 static pthread_mutex_t  account_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t   account_cv = PTHREAD_COND_INITIALIZER;
 
 static long long
 now_sec(void)
@@ -183,6 +185,7 @@ job_due_at(job_t *j)
 typedef struct {
     job_t          *j;
     acme_engine_t  *e;
+    EVP_PKEY       *akey;
     acme_auto_dns_t *dns;               /* dns-01 records of this order */
     char            pub_err[ACME_ERRLEN];   /* why publishing failed */
 } drive_ctx_t;
@@ -249,14 +252,30 @@ hook_unpublish(void *data, const char *type, const char *identifier,
 }
 
 static void
-hook_account(void *data, const char *url)
+hook_account(void *data, const char *url, const char *refused)
 {
     drive_ctx_t        *d = data;
     acme_auto_issuer_t *iss = d->j->c->issuer;
     char                err[ACME_ERRLEN];
 
-    if (acme_store_save_account(iss->state_dir, iss->directory, url, err,
-                                sizeof(err)) != 0)
+    if (refused != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->j->s, "mod_acme_auto: "
+                     "%s: the CA refused the stored account (%s); the account"
+                     " key's account is %s", d->j->c->id, refused, url);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, d->j->s, "mod_acme_auto: "
+                     "<AcmeIssuer %s>: account %s", iss->name, url);
+    }
+
+    /* the jobs waiting for it go on with it */
+    pthread_mutex_lock(&account_mu);
+    (void) acme_account_gate_set(&iss->account_gate, d->akey, url);
+    pthread_cond_broadcast(&account_cv);
+    pthread_mutex_unlock(&account_mu);
+
+    if (acme_store_save_account(iss->state_dir, iss->directory, d->akey, url,
+                                err, sizeof(err)) != 0)
     {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->j->s, "mod_acme_auto: "
                      "cannot save the account URL: %s", err);
@@ -276,47 +295,57 @@ hook_should_stop(void *data)
     return __atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE);
 }
 
-/* The account key: loaded from the store, or made once and stored. */
+/* The account key: loaded from the store, or made once (exclusively: jobs
+ * starting together end up with the one key that was stored first). */
 static EVP_PKEY *
 account_key(job_t *j, char *err, size_t errlen)
 {
     acme_auto_issuer_t *iss = j->c->issuer;
     EVP_PKEY           *key = NULL;
-    char               *pem = NULL;
-    size_t              len = 0;
-    int                 rc;
+
+    if (acme_store_account_key(iss->state_dir, iss->account_key_type, &key,
+                               NULL, err, errlen) != 0)
+    {
+        return NULL;
+    }
+    return key;
+}
+
+/*
+ * With no stored URL for the key, one job per issuer looks the account up
+ * or creates it; the others wait here (bounded, stop-aware) and then use
+ * its URL.  When that job ends without one, the next waiting job leads.
+ * Returns the URL to use (malloc'd) or NULL to go on without one.
+ */
+static char *
+account_wait(job_t *j, EVP_PKEY *key)
+{
+    acme_auto_issuer_t *iss = j->c->issuer;
+    struct timespec     ts;
+    char               *url = NULL;
+    int                 rc, waits = 0, told = 0;
 
     pthread_mutex_lock(&account_mu);
-    rc = acme_store_load_account_key(iss->state_dir, &pem, &len, err, errlen);
-    if (rc == 1) {
-        key = acme_key_from_pem(pem, len);
-        if (key == NULL) {
-            acme_err(err, errlen, "%s/account.key is not a private key",
-                     iss->state_dir);
-        }
-        OPENSSL_cleanse(pem, len);
-        free(pem);
-    }
-    else if (rc == 0) {
-        key = acme_key_generate(iss->account_key_type);
-        pem = key ? acme_key_to_pem(key, &len) : NULL;
-        if (pem == NULL
-            || acme_store_save_account_key(iss->state_dir, pem, len, err,
-                                           errlen) != 0)
+    for ( ;; ) {
+        rc = acme_account_gate_enter(&iss->account_gate, key, j, &url);
+        if (rc != ACME_GATE_WAIT || waits++ >= ACCOUNT_WAIT_MAX
+            || __atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE))
         {
-            if (pem == NULL) {
-                acme_err(err, errlen, "cannot generate the account key");
-            }
-            EVP_PKEY_free(key);
-            key = NULL;
+            break;
         }
-        if (pem != NULL) {
-            OPENSSL_cleanse(pem, len);
+        if (!told) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s:"
+                         " waiting for the account of <AcmeIssuer %s> another "
+                         "job is establishing", j->c->id, iss->name);
+            acme_auto_shm_set_step(j->c->slot, "renewing", "account-wait");
+            told = 1;
         }
-        free(pem);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&account_cv, &account_mu, &ts);
     }
     pthread_mutex_unlock(&account_mu);
-    return key;
+    return rc == ACME_GATE_USE ? url : NULL;
 }
 
 static void
@@ -515,12 +544,18 @@ job_main(void *arg)
         job_failed(j, msg, 0);
         goto done;
     }
-    if (acme_store_load_account(iss->state_dir, iss->directory, &account_url,
-                                err, sizeof(err)) < 0)
+    if (acme_store_load_account(iss->state_dir, iss->directory, akey,
+                                &account_url, err, sizeof(err)) < 0)
     {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: "
                      "ignoring the stored account: %s", err);
         account_url = NULL;
+    }
+    if (account_url == NULL) {
+        account_url = account_wait(j, akey);
+        if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
+            goto done;
+        }
     }
     acme_auto_shm_set_step(j->c->slot, "renewing", "key");
     ckey = acme_key_generate(j->c->key_type);
@@ -561,6 +596,7 @@ job_main(void *arg)
     memset(&d, 0, sizeof(d));
     d.j = j;
     d.e = e;
+    d.akey = akey;
     memset(&hooks, 0, sizeof(hooks));
     hooks.data = &d;
     hooks.publish = hook_publish;
@@ -596,6 +632,12 @@ job_main(void *arg)
     }
 
 done:
+    /* a leader that ends without an account lets the next job try */
+    pthread_mutex_lock(&account_mu);
+    acme_account_gate_leave(&iss->account_gate, j);
+    pthread_cond_broadcast(&account_cv);
+    pthread_mutex_unlock(&account_mu);
+
     acme_engine_free(e);
     EVP_PKEY_free(akey);
     EVP_PKEY_free(ckey);

@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <openssl/ssl.h>
 
+#include "acme_account.h"
 #include "acme_dns.h"
 #include "acme_key.h"
 #include "acme_store.h"
@@ -81,6 +82,9 @@ typedef struct {
     int                  conf_line;
     /* runtime, set in post_config */
     const char          *ca_copy;       /* trusted CA copied into the state dir */
+    /* the driving child's job threads: who creates the account, its URL
+     * (under acme_auto_jobs.c's account_mu) */
+    acme_account_gate_t  account_gate;
 } acme_auto_issuer_t;
 
 /* "AcmeCertificate issuer [names...] [key=...]" on a vhost; a vhost may

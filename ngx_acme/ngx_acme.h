@@ -36,6 +36,7 @@
 #include <ngx_thread_pool.h>
 
 #include "acme_util.h"
+#include "acme_account.h"
 #include "acme_key.h"
 #include "acme_cert.h"
 #include "acme_engine.h"
@@ -131,6 +132,10 @@ typedef struct {
 
     ngx_ssl_t                 ssl;
     ngx_acme_http_conf_t      http;
+
+    /* worker-local: the job creating the account, the URL known (jobs of
+     * the lease holder only, on its event loop) */
+    acme_account_gate_t       account_gate;
 
     u_char                   *file;
     ngx_uint_t                line;

@@ -4,8 +4,12 @@
  *   begin (thread pool):   state.json records the attempt (see
  *                          acme_sched_attempt_begin), so a worker dying
  *                          during the order counts as a failure
- *   prepare (thread pool): account key (load, or generate and store),
- *                          stored account URL, a fresh certificate key
+ *   prepare (thread pool): account key (load, or create it exclusively:
+ *                          concurrent jobs end up with one key), the stored
+ *                          account URL of that key, a fresh certificate key
+ *   account (event loop):  with no stored URL, one job per issuer looks the
+ *                          account up or creates it while the others wait
+ *                          (acme_account_gate) and then use its URL
  *   engine (event loop):   acme_engine with ngx_acme_http for requests,
  *                          timers for SLEEP, the zone for PUBLISH/UNPUBLISH
  *   dns-01 (thread pool):  a PUBLISH sets the TXT record (RFC 2136 or the
@@ -27,8 +31,6 @@
  */
 
 #include "ngx_acme.h"
-
-#include <pthread.h>
 
 
 typedef enum {
@@ -87,24 +89,21 @@ struct ngx_acme_job_s {
     ngx_acme_http_t          *http;
     ngx_event_t               sleep;
 
+    ngx_uint_t                account_waits;/* re-checks of the gate */
+
     unsigned                  busy:1;       /* a thread task is in flight */
     unsigned                  aborted:1;
 };
 
 
-/*
- * The account key is loaded, or made and stored, by one thread at a time:
- * two orders starting together (several certificates, first start) would
- * otherwise each make a key and register an account, and whichever key
- * lands on disk last would sign with the other one's stored account URL.
- */
-static pthread_mutex_t  ngx_acme_account_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* a job waiting for another job's account re-checks this often, this long */
+#define NGX_ACME_ACCOUNT_WAIT_MS    250
+#define NGX_ACME_ACCOUNT_WAIT_MAX   (300 * 1000 / NGX_ACME_ACCOUNT_WAIT_MS)
 
 
 static ngx_int_t ngx_acme_job_post(ngx_acme_job_t *job,
     ngx_acme_task_kind_e kind);
 static void ngx_acme_job_thread(void *data, ngx_log_t *log);
-static int ngx_acme_job_account_key(ngx_acme_job_t *job);
 static void ngx_acme_job_task_done(ngx_event_t *ev);
 static void ngx_acme_job_prepared(ngx_acme_job_t *job);
 static void ngx_acme_job_run(ngx_acme_job_t *job);
@@ -416,7 +415,6 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
 {
     ngx_acme_job_t  *job = *(ngx_acme_job_t **) data;
 
-    int                  rc;
     ngx_acme_dns_rec_t  *rec;
 
     if (job->task_kind == NGX_ACME_TASK_FINISH
@@ -456,19 +454,23 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
 
     case NGX_ACME_TASK_PREPARE:
 
-        (void) pthread_mutex_lock(&ngx_acme_account_mutex);
-        rc = ngx_acme_job_account_key(job);
-        (void) pthread_mutex_unlock(&ngx_acme_account_mutex);
-
-        if (rc != 0) {
+        if (acme_store_account_key(job->root, job->account_key_type,
+                                   &job->account_key, NULL, job->task_err,
+                                   sizeof(job->task_err))
+            != 0)
+        {
+            job->store_rc = -1;
             job->task_rc = -1;
             return;
         }
 
+        job->store_rc = 0;
+
         job->account_url = NULL;
 
         if (acme_store_load_account(job->root, job->directory,
-                                    &job->account_url, job->task_err,
+                                    job->account_key, &job->account_url,
+                                    job->task_err,
                                     sizeof(job->task_err))
             == -1)
         {
@@ -496,6 +498,7 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
     case NGX_ACME_TASK_ACCOUNT:
 
         job->task_rc = acme_store_save_account(job->root, job->directory,
+                                               job->account_key,
                                                job->account_url,
                                                job->task_err,
                                                sizeof(job->task_err));
@@ -553,52 +556,6 @@ nomem:
 
     acme_err(job->task_err, sizeof(job->task_err), "out of memory");
     job->task_rc = -1;
-}
-
-
-/* In a thread, under ngx_acme_account_mutex: load, or make and store. */
-static int
-ngx_acme_job_account_key(ngx_acme_job_t *job)
-{
-    int      rc;
-    char    *pem;
-    size_t   len;
-
-    rc = acme_store_load_account_key(job->root, &pem, &len,
-                                     job->task_err, sizeof(job->task_err));
-    job->store_rc = (rc == -1) ? -1 : 0;
-
-    if (rc == 1) {
-        job->account_key = acme_key_from_pem(pem, len);
-        OPENSSL_cleanse(pem, len);
-        free(pem);
-
-        if (job->account_key == NULL) {
-            return acme_err(job->task_err, sizeof(job->task_err),
-                            "cannot parse the account key in %s", job->root);
-        }
-
-        return 0;
-    }
-
-    if (rc != 0) {
-        return -1;
-    }
-
-    job->account_key = acme_key_generate(job->account_key_type);
-    pem = job->account_key ? acme_key_to_pem(job->account_key, &len) : NULL;
-    if (pem == NULL) {
-        return acme_err(job->task_err, sizeof(job->task_err),
-                        "cannot generate the account key");
-    }
-
-    rc = acme_store_save_account_key(job->root, pem, len, job->task_err,
-                                     sizeof(job->task_err));
-    job->store_rc = (rc != 0) ? -1 : 0;
-    OPENSSL_cleanse(pem, len);
-    free(pem);
-
-    return rc == 0 ? 0 : -1;
 }
 
 
@@ -730,7 +687,8 @@ ngx_acme_job_task_done(ngx_event_t *ev)
 static void
 ngx_acme_job_prepared(ngx_acme_job_t *job)
 {
-    char                  err[ACME_ERRLEN];
+    int                   rc;
+    char                  err[ACME_ERRLEN], *url;
     ngx_acme_cert_t      *cert;
     ngx_acme_issuer_t    *issuer;
     ngx_uint_t            type;
@@ -738,6 +696,39 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
 
     cert = job->cert;
     issuer = cert->issuer;
+
+    /*
+     * No stored URL for this key: one job of the issuer looks the account
+     * up or creates it, the others wait for its URL; when that job fails
+     * before it has one, the next waiting job takes over.
+     */
+
+    if (job->account_url == NULL) {
+
+        rc = acme_account_gate_enter(&issuer->account_gate, job->account_key,
+                                     job, &url);
+
+        if (rc == ACME_GATE_USE) {
+            job->account_url = url;
+
+        } else if (rc == ACME_GATE_WAIT
+                   && job->account_waits++ < NGX_ACME_ACCOUNT_WAIT_MAX)
+        {
+            if (job->account_waits == 1) {
+                ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                              "acme: certificate \"%V\": waiting for the "
+                              "account of acme_issuer \"%V\" another order "
+                              "is establishing", &cert->id, &issuer->name);
+                ngx_acme_job_set_step(job, "account-wait");
+            }
+
+            ngx_add_timer(&job->sleep, NGX_ACME_ACCOUNT_WAIT_MS);
+            return;
+        }
+
+        /* LEAD, or waited long enough: on its own (-1: out of memory, the
+         * same) */
+    }
 
     ngx_memzero(&oc, sizeof(acme_order_config_t));
 
@@ -895,6 +886,23 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 
         case ACME_ACT_ACCOUNT:
 
+            if (act.account_refused) {
+                ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                              "acme: certificate \"%V\": the CA refused the "
+                              "stored account (%s); the account key's "
+                              "account is %s", &job->cert->id,
+                              act.account_refused, act.account_url);
+
+            } else {
+                ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
+                              "acme: acme_issuer \"%V\": account %s",
+                              &job->cert->issuer->name, act.account_url);
+            }
+
+            /* the jobs waiting for it go on with it */
+            (void) acme_account_gate_set(&job->cert->issuer->account_gate,
+                                         job->account_key, act.account_url);
+
             free(job->account_url);
             job->account_url = acme_strdup(act.account_url);
 
@@ -985,6 +993,17 @@ static void
 ngx_acme_job_wake(ngx_event_t *ev)
 {
     ngx_acme_job_t  *job = ev->data;
+
+    if (job->engine == NULL) {
+        /* waiting for another job's account */
+        if (ngx_exiting || ngx_quit || ngx_terminate) {
+            ngx_acme_job_abort(job->amcf, job->cert);
+            return;
+        }
+
+        ngx_acme_job_prepared(job);
+        return;
+    }
 
     ngx_acme_job_run(job);
 }
@@ -1380,6 +1399,9 @@ ngx_acme_job_free(ngx_acme_job_t *job)
 {
     ngx_uint_t           i;
     ngx_acme_dns_rec_t  *rec;
+
+    /* a leader that ends without an account lets the next job try */
+    acme_account_gate_leave(&job->cert->issuer->account_gate, job);
 
     if (job->dns_recs) {
         rec = job->dns_recs->elts;

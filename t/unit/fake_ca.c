@@ -400,6 +400,19 @@ check_jws(fake_ca_t *ca, const acme_http_request_t *req, int want_jwk,
         goto out;
     }
 
+    if (!want_jwk && kid != NULL && ca->foreign_account_url != NULL
+        && strcmp(kid, ca->foreign_account_url) == 0)
+    {
+        /* the signature does not verify with that account's key */
+        problem(ca, resp, ca->foreign_type && strcmp(ca->foreign_type,
+                                                     "unauthorized") == 0
+                          ? 401 : 400,
+                ca->foreign_type ? ca->foreign_type : "malformed",
+                "JWS verification error: square/go-jose: error in "
+                "cryptographic primitive");
+        goto out;
+    }
+
     if (!want_jwk && (ca->account_url == NULL || kid == NULL
                       || strcmp(kid, ca->account_url) != 0))
     {

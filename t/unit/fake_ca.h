@@ -34,6 +34,10 @@ struct fake_ca_s {
     /* script, set by the test before running */
     EVP_PKEY    *account_key;       /* verifies every signature */
     char        *account_url;       /* registered account (malloc'd), NULL = none */
+    /* another key's account: a kid naming it gets foreign_type ("malformed"
+     * when NULL) with pebble's "JWS verification error" detail */
+    const char  *foreign_account_url;
+    const char  *foreign_type;
     int          eab_required;
     int          terms_required;    /* newAccount needs termsOfServiceAgreed */
     int          bad_nonce_next;    /* answer the next N POSTs with badNonce */

@@ -33,6 +33,7 @@ typedef struct {
     long long           max_sleep;      /* longest SLEEP interval */
     long long           last_wake;
     char                account_url[256];
+    char                account_refused[512];
     char                identifiers[256];
     acme_action_kind_t  final;
 } run_t;
@@ -161,6 +162,8 @@ run(acme_engine_t *e, fake_ca_t *ca, run_t *r)
             r->n_account++;
             snprintf(r->account_url, sizeof(r->account_url), "%s",
                      act.account_url);
+            snprintf(r->account_refused, sizeof(r->account_refused), "%s",
+                     act.account_refused ? act.account_refused : "");
             break;
 
         case ACME_ACT_DONE:
@@ -618,7 +621,7 @@ UNIT_TEST(engine_account_not_found_creates)
     acme_engine_free(e);
     fixture_done(&f);
 
-    /* only once: an account that disappears again is an error */
+    /* the key's account is the refused one: never signed with again */
     fixture_init(&f, 1);
     f.cfg.account_url = "https://ca.test/acct/old";
     f.ca->fail_path = "/new-order";
@@ -626,16 +629,136 @@ UNIT_TEST(engine_account_not_found_creates)
     f.ca->fail_ctype = "application/problem+json";
     f.ca->fail_body = "{\"type\":\"urn:ietf:params:acme:error:unauthorized\","
                       "\"detail\":\"Account is not valid, has status \\\"deactivated\\\"\"}";
+    f.ca->fail_times = -1;
     f.ca->account_url = acme_strdup("https://ca.test/acct/old");
     e = engine(&f);
     memset(&r, 0, sizeof(r));
     run(e, f.ca, &r);
     CHECK_INT(r.final, ACME_ACT_ERROR);
     CHECK_INT(f.ca->n_account_lookup, 1);
-    CHECK_INT(r.n_account, 1);
+    CHECK_INT(f.ca->n_new_order, 0);
+    CHECK_INT(r.n_account, 0);
     CHECK_STR(acme_engine_error(e),
               "new-order: urn:ietf:params:acme:error:unauthorized: Account is "
-              "not valid, has status \"deactivated\" (HTTP 401)");
+              "not valid, has status \"deactivated\" (HTTP 401); the CA gives "
+              "the same account https://ca.test/acct/old for the account key");
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+/*
+ * The stored URL is another key's account (account.key and account.json of
+ * different accounts): the CA cannot verify our signature with that
+ * account's key.  The engine looks its key's account up once and goes on
+ * with that URL, which the host then stores.
+ */
+UNIT_TEST(engine_account_of_another_key_heals)
+{
+    static const char *types[] = { "malformed", "unauthorized" };
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+    size_t          i;
+
+    for (i = 0; i < 2; i++) {
+        fixture_init(&f, 1);
+        f.ca->account_url = acme_strdup("https://ca.test/acct/5");
+        f.ca->foreign_account_url = "https://ca.test/acct/7";
+        f.ca->foreign_type = types[i];
+        f.cfg.account_url = "https://ca.test/acct/7";
+        e = engine(&f);
+        memset(&r, 0, sizeof(r));
+        run(e, f.ca, &r);
+        show_error(e, &r);
+        CHECK_INT(r.final, ACME_ACT_DONE);
+        CHECK_INT(f.ca->n_account_lookup, 1);
+        CHECK_INT(f.ca->n_account_create, 0);
+        CHECK_INT(f.ca->n_new_order, 1);
+        CHECK_INT(r.n_account, 1);
+        CHECK_STR(r.account_url, "https://ca.test/acct/5");
+        CHECK(strstr(r.account_refused, "new-order: urn:ietf:params:acme:"
+                     "error:") == r.account_refused);
+        CHECK(strstr(r.account_refused, "JWS verification error") != NULL);
+        CHECK_STR(acme_engine_account_url(e), "https://ca.test/acct/5");
+        CHECK_INT(f.ca->violations, 0);
+        acme_engine_free(e);
+        fixture_done(&f);
+    }
+
+    /* no account for the key at all: registered */
+    fixture_init(&f, 1);
+    f.ca->foreign_account_url = "https://ca.test/acct/7";
+    f.cfg.account_url = "https://ca.test/acct/7";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_account_lookup, 1);
+    CHECK_INT(f.ca->n_account_create, 1);
+    CHECK_INT(r.n_account, 1);
+    CHECK_STR(r.account_url, "https://ca.test/acct/1");
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* once per order: the looked-up account refused as well is an error */
+    fixture_init(&f, 1);
+    f.ca->account_url = acme_strdup("https://ca.test/acct/5");
+    f.ca->foreign_account_url = "https://ca.test/acct/7";
+    f.cfg.account_url = "https://ca.test/acct/7";
+    f.ca->fail_path = "/new-order";
+    f.ca->fail_status = 400;
+    f.ca->fail_ctype = "application/problem+json";
+    f.ca->fail_body = "{\"type\":\"urn:ietf:params:acme:error:malformed\","
+                      "\"detail\":\"JWS verification error\"}";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_INT(f.ca->n_account_lookup, 1);
+    CHECK_INT(r.n_account, 1);
+    CHECK_STR(acme_engine_error(e), "new-order: urn:ietf:params:acme:error:"
+              "malformed: JWS verification error (HTTP 400)");
+    CHECK_INT(r.live, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* a URL the engine found itself is not looked up again */
+    fixture_init(&f, 1);
+    f.ca->account_url = acme_strdup("https://ca.test/acct/5");
+    f.ca->fail_path = "/new-order";
+    f.ca->fail_status = 400;
+    f.ca->fail_ctype = "application/problem+json";
+    f.ca->fail_body = "{\"type\":\"urn:ietf:params:acme:error:malformed\","
+                      "\"detail\":\"JWS verification error\"}";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_INT(f.ca->n_account_lookup, 1);
+    CHECK_INT(r.n_account, 1);
+    CHECK_STR(r.account_refused, "");
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* other "malformed" problems are the order's, not the account's */
+    fixture_init(&f, 1);
+    f.ca->account_url = acme_strdup("https://ca.test/acct/5");
+    f.cfg.account_url = "https://ca.test/acct/5";
+    f.ca->fail_path = "/new-order";
+    f.ca->fail_status = 400;
+    f.ca->fail_ctype = "application/problem+json";
+    f.ca->fail_body = "{\"type\":\"urn:ietf:params:acme:error:malformed\","
+                      "\"detail\":\"Order included a DNS identifier with a "
+                      "value ending in a period\"}";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_INT(f.ca->n_account_lookup, 0);
+    CHECK_INT(r.n_account, 0);
     acme_engine_free(e);
     fixture_done(&f);
 }

@@ -1,10 +1,13 @@
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "unit.h"
+#include "acme_jws.h"
 #include "acme_store.h"
 #include "acme_util.h"
 
@@ -206,40 +209,181 @@ UNIT_TEST(store_cert_id_sanitised)
     free(id);
 }
 
+#define OLD_ACCOUNT_JSON \
+    "{\"directory\":\"https://ca/dir\",\"url\":\"https://ca/acct/1\"}"
+
 UNIT_TEST(store_account_roundtrip)
 {
-    char    err[ACME_ERRLEN], *root, *url, *p;
+    char      err[ACME_ERRLEN], *root, *url, *p;
+    EVP_PKEY *k1, *k2;
 
     root = tmp_root();
+    k1 = acme_key_generate(ACME_KEY_EC_P256);
+    k2 = acme_key_generate(ACME_KEY_EC_P256);
 
-    CHECK_INT(acme_store_load_account(root, "https://ca/dir", &url, err,
+    CHECK_INT(acme_store_load_account(root, "https://ca/dir", k1, &url, err,
                                       sizeof(err)), 0);
     CHECK(url == NULL);
 
-    CHECK_INT(acme_store_save_account(root, "https://ca/dir",
+    CHECK_INT(acme_store_save_account(root, "https://ca/dir", k1,
                                       "https://ca/acct/1", err, sizeof(err)), 0);
-    CHECK_INT(acme_store_load_account(root, "https://ca/dir", &url, err,
+    CHECK_INT(acme_store_load_account(root, "https://ca/dir", k1, &url, err,
                                       sizeof(err)), 1);
     CHECK_STR(url, "https://ca/acct/1");
     free(url);
 
     /* another CA's directory: no account for it */
-    CHECK_INT(acme_store_load_account(root, "https://other/dir", &url, err,
+    CHECK_INT(acme_store_load_account(root, "https://other/dir", k1, &url, err,
+                                      sizeof(err)), 0);
+    CHECK(url == NULL);
+
+    /* another key: the URL is not its account */
+    CHECK_INT(acme_store_load_account(root, "https://ca/dir", k2, &url, err,
                                       sizeof(err)), 0);
     CHECK(url == NULL);
 
     p = acme_store_account_json_path(root);
     CHECK_INT(mode_of(p), 0600);
 
+    /* written by an older version (no "key"): unknown, looked up again */
+    CHECK_INT(acme_store_write_atomic(p, OLD_ACCOUNT_JSON,
+                                      strlen(OLD_ACCOUNT_JSON), 0600, err,
+                                      sizeof(err)), 0);
+    CHECK_INT(acme_store_load_account(root, "https://ca/dir", k1, &url, err,
+                                      sizeof(err)), 0);
+    CHECK(url == NULL);
+
     /* corrupt -> error, file kept */
     CHECK_INT(acme_store_write_atomic(p, "{\"directory\":", 13, 0600, err,
                                       sizeof(err)), 0);
-    CHECK_INT(acme_store_load_account(root, "https://ca/dir", &url, err,
+    CHECK_INT(acme_store_load_account(root, "https://ca/dir", k1, &url, err,
                                       sizeof(err)), -1);
     CHECK(strstr(err, "account.json") != NULL);
     CHECK(access(p, F_OK) == 0);
     free(p);
 
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+    rm_tree(root);
+    free(root);
+}
+
+UNIT_TEST(store_create_exclusive)
+{
+    char              err[ACME_ERRLEN], *root, *data;
+    size_t            len;
+    acme_store_dir_t  d = ACME_STORE_DIR_INIT;
+
+    root = tmp_root();
+    CHECK_INT(acme_store_dir_open_root(&d, root, (uid_t) -1, (gid_t) -1, 0,
+                                       NULL, 0, err, sizeof(err)), 0);
+
+    CHECK_INT(acme_store_dir_create(&d, "f", "one", 3, 0600, err,
+                                    sizeof(err)), 1);
+    CHECK_INT(acme_store_dir_create(&d, "f", "two", 3, 0600, err,
+                                    sizeof(err)), 0);
+    CHECK_INT(acme_store_dir_read(&d, "f", &data, &len, 100, err,
+                                  sizeof(err)), 1);
+    CHECK_STR(data, "one");
+    free(data);
+    /* no temporary file left behind, win or lose */
+    CHECK_INT(count_entries(root), 1);
+
+    acme_store_dir_close(&d);
+    rm_tree(root);
+    free(root);
+}
+
+typedef struct {
+    const char  *root;
+    EVP_PKEY    *key;
+    int          created;
+    int          rc;
+} key_race_t;
+
+static void *
+key_race(void *arg)
+{
+    key_race_t  *r = arg;
+    char         err[ACME_ERRLEN];
+
+    r->rc = acme_store_account_key(r->root, ACME_KEY_EC_P256, &r->key,
+                                   &r->created, err, sizeof(err));
+    return NULL;
+}
+
+UNIT_TEST(store_account_key_one_winner)
+{
+    enum { N = 8 };
+    char        err[ACME_ERRLEN], *root, *sub, *t0, *t;
+    pthread_t   th[N];
+    key_race_t  r[N];
+    EVP_PKEY   *k;
+    int         i, created, n_created;
+    pid_t       pid[N];
+
+    /* threads: all start before any key exists, all end with one key */
+    root = tmp_root();
+    sub = acme_sprintf("%s/state/pebble", root);
+    memset(r, 0, sizeof(r));
+    for (i = 0; i < N; i++) {
+        r[i].root = sub;
+        CHECK_INT(pthread_create(&th[i], NULL, key_race, &r[i]), 0);
+    }
+    n_created = 0;
+    for (i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(r[i].rc, 0);
+        n_created += r[i].created;
+    }
+    CHECK_INT(n_created, 1);
+    t0 = acme_jwk_thumbprint(r[0].key);
+    for (i = 0; i < N; i++) {
+        t = acme_jwk_thumbprint(r[i].key);
+        CHECK_STR(t, t0);
+        free(t);
+        EVP_PKEY_free(r[i].key);
+    }
+
+    /* and the stored key is that one */
+    CHECK_INT(acme_store_account_key(sub, ACME_KEY_RSA_2048, &k, &created,
+                                     err, sizeof(err)), 0);
+    CHECK_INT(created, 0);
+    t = acme_jwk_thumbprint(k);
+    CHECK_STR(t, t0);
+    free(t);
+    free(t0);
+    EVP_PKEY_free(k);
+    t = acme_store_account_key_path(sub);
+    CHECK_INT(mode_of(t), 0600);
+    free(t);
+    CHECK_INT(count_entries(sub), 1);
+    rm_tree(root);
+    free(root);
+    free(sub);
+
+    /* processes (nginx workers, Apache children) alike */
+    root = tmp_root();
+    for (i = 0; i < N; i++) {
+        pid[i] = fork();
+        if (pid[i] == 0) {
+            k = NULL;
+            created = 0;
+            i = acme_store_account_key(root, ACME_KEY_EC_P256, &k, &created,
+                                       err, sizeof(err));
+            _exit(i != 0 ? 2 : created ? 1 : 0);
+        }
+    }
+    n_created = 0;
+    for (i = 0; i < N; i++) {
+        int st = 0;
+
+        CHECK(pid[i] > 0 && waitpid(pid[i], &st, 0) == pid[i]);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) != 2);
+        n_created += WIFEXITED(st) && WEXITSTATUS(st) == 1;
+    }
+    CHECK_INT(n_created, 1);
+    CHECK_INT(count_entries(root), 1);
     rm_tree(root);
     free(root);
 }

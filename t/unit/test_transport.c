@@ -619,7 +619,7 @@ hook_should_stop(void *data)
 }
 
 static void
-hook_account(void *data, const char *url)
+hook_account(void *data, const char *url, const char *refused)
 {
     ((hooks_data_t *) data)->accounts++;
 }
