@@ -359,6 +359,44 @@ class Pebble:
         bad nonce, and the retry that follows make one)."""
         return sum(1 for line in self.log().splitlines() if "Added order" in line)
 
+    def accounts_created(self):
+        """Accounts pebble registered since its log was created (it logs
+        "There are now N accounts in memory" once per new account)."""
+        return sum(1 for line in self.log().splitlines()
+                   if "accounts in memory" in line)
+
+    def new_account(self, timeout=10.0):
+        """Registers a fresh account (a new P-256 key) at the running pebble,
+        the way any ACME client does; returns its URL."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+        import base64
+
+        def b64(b):
+            return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        nums = key.public_key().public_numbers()
+        jwk = {"crv": "P-256", "kty": "EC", "x": b64(nums.x.to_bytes(32, "big")),
+               "y": b64(nums.y.to_bytes(32, "big"))}
+        d = json.loads(self._get(self.directory_url, timeout))
+        req = urllib.request.Request(d["newNonce"], method="HEAD")
+        with urllib.request.urlopen(req, context=self.ssl_context(), timeout=timeout) as r:
+            nonce = r.headers["Replay-Nonce"]
+        prot = b64(json.dumps({"alg": "ES256", "jwk": jwk, "nonce": nonce,
+                               "url": d["newAccount"]}).encode())
+        payload = b64(json.dumps({"termsOfServiceAgreed": True}).encode())
+        r_, s_ = decode_dss_signature(key.sign(("%s.%s" % (prot, payload)).encode(),
+                                               ec.ECDSA(hashes.SHA256())))
+        body = json.dumps({"protected": prot, "payload": payload,
+                           "signature": b64(r_.to_bytes(32, "big") + s_.to_bytes(32, "big"))})
+        req = urllib.request.Request(d["newAccount"], data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/jose+json"})
+        with urllib.request.urlopen(req, context=self.ssl_context(), timeout=timeout) as r:
+            assert r.status == 201, r.status
+            return r.headers["Location"]
+
     def issued_count(self):
         """Certificates issued (pebble logs one line per issuance)."""
         return sum(1 for line in self.log().splitlines()
