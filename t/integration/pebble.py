@@ -25,6 +25,7 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 PEBBLE = "/usr/bin/pebble"
@@ -381,21 +382,31 @@ class Pebble:
         jwk = {"crv": "P-256", "kty": "EC", "x": b64(nums.x.to_bytes(32, "big")),
                "y": b64(nums.y.to_bytes(32, "big"))}
         d = json.loads(self._get(self.directory_url, timeout))
-        req = urllib.request.Request(d["newNonce"], method="HEAD")
-        with urllib.request.urlopen(req, context=self.ssl_context(), timeout=timeout) as r:
-            nonce = r.headers["Replay-Nonce"]
-        prot = b64(json.dumps({"alg": "ES256", "jwk": jwk, "nonce": nonce,
-                               "url": d["newAccount"]}).encode())
         payload = b64(json.dumps({"termsOfServiceAgreed": True}).encode())
-        r_, s_ = decode_dss_signature(key.sign(("%s.%s" % (prot, payload)).encode(),
-                                               ec.ECDSA(hashes.SHA256())))
-        body = json.dumps({"protected": prot, "payload": payload,
-                           "signature": b64(r_.to_bytes(32, "big") + s_.to_bytes(32, "big"))})
-        req = urllib.request.Request(d["newAccount"], data=body.encode(), method="POST",
-                                     headers={"Content-Type": "application/jose+json"})
-        with urllib.request.urlopen(req, context=self.ssl_context(), timeout=timeout) as r:
-            assert r.status == 201, r.status
-            return r.headers["Location"]
+        # pebble refuses a share of nonces on purpose (badNonce): a few tries
+        for attempt in range(10):
+            req = urllib.request.Request(d["newNonce"], method="HEAD")
+            with urllib.request.urlopen(req, context=self.ssl_context(),
+                                        timeout=timeout) as r:
+                nonce = r.headers["Replay-Nonce"]
+            prot = b64(json.dumps({"alg": "ES256", "jwk": jwk, "nonce": nonce,
+                                   "url": d["newAccount"]}).encode())
+            r_, s_ = decode_dss_signature(key.sign(("%s.%s" % (prot, payload)).encode(),
+                                                   ec.ECDSA(hashes.SHA256())))
+            body = json.dumps({"protected": prot, "payload": payload,
+                               "signature": b64(r_.to_bytes(32, "big")
+                                                + s_.to_bytes(32, "big"))})
+            req = urllib.request.Request(d["newAccount"], data=body.encode(), method="POST",
+                                         headers={"Content-Type": "application/jose+json"})
+            try:
+                with urllib.request.urlopen(req, context=self.ssl_context(),
+                                            timeout=timeout) as r:
+                    assert r.status == 201, r.status
+                    return r.headers["Location"]
+            except urllib.error.HTTPError as e:
+                problem = e.read().decode(errors="replace")
+                if "badNonce" not in problem or attempt == 9:
+                    raise RuntimeError("newAccount: HTTP %d %s" % (e.code, problem))
 
     def issued_count(self):
         """Certificates issued (pebble logs one line per issuance)."""
