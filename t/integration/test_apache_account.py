@@ -3,6 +3,7 @@ of certificates, and an account.json that names another account heals by
 itself (issue 7, item 0); the same checks as test_nginx_account.py."""
 
 import os
+import re
 
 from apache_server import (HTTP_PORT, HTTPS_PORT, apache_factory,  # noqa: F401 (fixture)
                            get_status)
@@ -71,6 +72,11 @@ def test_twenty_certificates_one_account(apache_factory, pebble, state_dir):
     assert not srv.crashes(), srv.crashes()
 
 
+def _installed_everywhere(srv):
+    got = set(re.findall(r"(\S+): generation \d+ installed in pid (\d+)", srv.error_log()))
+    return all((cid, str(pid)) in got for cid in NAMES for pid in srv.child_pids())
+
+
 def _issued(srv, cid):
     return srv.error_log().count("mod_acme_auto: %s: new certificate" % cid)
 
@@ -93,6 +99,10 @@ def test_renewals_in_a_row_and_a_foreign_account_url(apache_factory, pebble_fact
     for names in NAMES.values():
         for n in names:
             wait_acme_cert(HTTPS_PORT, n, root, 30, proc_alive=srv.running)
+    # children poll the shared generations once a second: until a child has
+    # installed a first certificate it serves the placeholder
+    wait_for(lambda: _installed_everywhere(srv), 20,
+             "the certificates installed in every child")
 
     hammers = [Hammer(HTTPS_PORT, root, sni=n, max_seconds=240)
                for names in NAMES.values() for n in names]
