@@ -4,6 +4,7 @@ itself (issue 7, item 0); the same checks as test_nginx_account.py."""
 
 import os
 import re
+import shutil
 
 from apache_server import (HTTP_PORT, HTTPS_PORT, apache_factory,  # noqa: F401 (fixture)
                            get_status)
@@ -69,6 +70,16 @@ def test_twenty_certificates_one_account(apache_factory, pebble, state_dir):
     acct = _account(state_dir)
     assert acct["url"].startswith("https://127.0.0.1:") and len(acct["key"]) == 43, acct
     assert all(c["consecutive_failures"] == 0 for c in _certs().values())
+
+    # a store as older versions left it: account.json of another account
+    # (and without "key"); the next order uses the key's own account again
+    srv.stop()
+    replace_account_url(state_dir, pebble.new_account(), old_format=True)
+    shutil.rmtree(os.path.join(state_dir, "certs", "k1.example.test_ecdsa-256"))
+    srv.start()
+    wait_for(lambda: _all_valid(20), ISSUE_TIMEOUT, "k1 ordered again")
+    assert _account(state_dir) == acct
+    assert pebble.accounts_created() == 2       # ours and the foreign one
     assert not srv.crashes(), srv.crashes()
 
 

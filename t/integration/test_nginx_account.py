@@ -6,6 +6,7 @@ every later order failed with "JWS verification error"."""
 
 import json
 import os
+import shutil
 
 from nginx_server import HTTP_PORT, HTTPS_PORT, get_status
 from tlsutil import Hammer, wait_acme_cert, wait_for
@@ -60,14 +61,18 @@ def _account(state_dir):
         return json.load(f)
 
 
-def replace_account_url(state_dir, url):
-    """account.json with url for our key, written atomically with the owner
+def replace_account_url(state_dir, url, old_format=False):
+    """account.json with url for our key (old_format: without "key", as
+    versions before issue 7 wrote it), written atomically with the owner
     and mode the module gave it (the worker user's, 0600)."""
     path = os.path.join(state_dir, "account.json")
     st = os.stat(path)
     tmp = path + ".test-tmp"
+    acct = dict(_account(state_dir), url=url)
+    if old_format:
+        del acct["key"]
     with open(tmp, "w") as f:
-        json.dump(dict(_account(state_dir), url=url), f)
+        json.dump(acct, f)
     os.chown(tmp, st.st_uid, st.st_gid)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
@@ -84,6 +89,16 @@ def test_twenty_certificates_one_account(nginx_factory, pebble, state_dir):
     acct = _account(state_dir)
     assert acct["url"].startswith("https://127.0.0.1:") and len(acct["key"]) == 43, acct
     assert all(c["consecutive_failures"] == 0 for c in _certs().values())
+
+    # a store as older versions left it: account.json of another account
+    # (and without "key"); the next order uses the key's own account again
+    srv.stop()
+    replace_account_url(state_dir, pebble.new_account(), old_format=True)
+    shutil.rmtree(os.path.join(state_dir, "certs", "k1.example.test_ecdsa-256"))
+    srv.start(ports=(HTTPS_PORT, HTTP_PORT))
+    wait_for(lambda: _all_valid(20), ISSUE_TIMEOUT, "k1 ordered again")
+    assert _account(state_dir) == acct
+    assert pebble.accounts_created() == 2       # ours and the foreign one
     assert not srv.alerts(), srv.alerts()
 
 
