@@ -1001,6 +1001,10 @@ ngx_acme_job_wake(ngx_event_t *ev)
             return;
         }
 
+        if (ngx_acme_job_fenced(job)) {
+            return;
+        }
+
         ngx_acme_job_prepared(job);
         return;
     }
