@@ -98,7 +98,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(path);
     url = NULL;
     err[0] = '\0';
-    rc = acme_store_load_account(root, "https://ca.test/dir", &url, err,
+    rc = acme_store_load_account(root, "https://ca.test/dir", NULL, &url, err,
                                  sizeof(err));
     if (rc == 1) {
         FUZZ_ASSERT(url != NULL && *url != '\0');
