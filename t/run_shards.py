@@ -30,7 +30,9 @@ SHARD_TIMEOUT = 40 * 60     # far beyond a healthy run; a hang must not outlive 
 # Files by shard, balanced on measured durations (pytest --durations); any
 # test file not named here joins the first shard, so nothing is left out.
 SHARDS = [
-    ("nginx", ["integration/test_nginx_"]),
+    ("nginx-a", ["integration/test_nginx_resilience", "integration/test_nginx_multi",
+                 "integration/test_nginx_renew"]),
+    ("nginx-b", ["integration/test_nginx_"]),
     ("apache-a", ["integration/test_apache_resilience", "integration/test_apache_renew",
                   "integration/test_apache_sni", "integration/test_apache_certcheck"]),
     ("apache-b", ["integration/test_apache_", "test_unit.py", "test_fuzz.py",
