@@ -272,6 +272,10 @@ acme_store_read(const char *path, char **data, size_t *len, size_t max,
     return read_fd(fd, &st, path, data, len, max, err, errlen);
 }
 
+static int check_ancestors(const char *parent, char *warn, size_t warnlen,
+    char *err, size_t errlen);
+
+
 int
 acme_store_check_writable(const char *path, char *err, size_t errlen)
 {
@@ -281,6 +285,17 @@ acme_store_check_writable(const char *path, char *err, size_t errlen)
 
     if (path == NULL || *path == '\0') {
         return acme_err(err, errlen, "empty path");
+    }
+
+    /* what acme_store_dir_open_root() will refuse, said at config test */
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        errno = ELOOP;
+        return acme_err(err, errlen, "\"%s\" is a symbolic link: the store "
+                        "is opened without following one, give the real "
+                        "path", path);
+    }
+    if (check_ancestors(path, NULL, 0, err, errlen) != 0) {
+        return -1;
     }
 
     p = acme_strdup(path);
@@ -401,24 +416,28 @@ owner_ok(const acme_store_dir_t *d, const struct stat *st)
 /*
  * Ancestors of the root are given by the administrator and may be
  * symlinks; they are trusted when owned by root (or the caller) and not
- * writable by group/others (unless sticky, as /tmp).  Anything else is only
- * named in warn: the administrator chose that place.
+ * writable by group/others (unless sticky, as /tmp).  A symlink owned by
+ * anybody else is refused (-1 with err, errno EPERM): its owner decides
+ * where root creates directories.  Anything else is only named in warn: the
+ * administrator chose that place.
  */
-static void
-check_ancestors(const char *parent, char *warn, size_t warnlen)
+static int
+check_ancestors(const char *parent, char *warn, size_t warnlen, char *err,
+    size_t errlen)
 {
     char        *p, *s;
     struct stat  st;
-    int          last;
+    int          last, rc;
 
     if (warn != NULL && warnlen > 0) {
         warn[0] = '\0';
     }
     p = acme_strdup(parent);
     if (p == NULL) {
-        return;
+        return acme_err(err, errlen, "out of memory");
     }
 
+    rc = 0;
     s = p;
     for ( ;; ) {
         while (*s == '/') {
@@ -431,9 +450,29 @@ check_ancestors(const char *parent, char *warn, size_t warnlen)
         *s = '\0';
 
         if (*p != '\0') {
-            if (stat(p, &st) != 0) {
+            if (lstat(p, &st) != 0) {
                 break;      /* created by us, root-owned */
             }
+
+            /*
+             * Whoever owns a symlink on the way decides where the store
+             * is: root would then create and hand over directories
+             * wherever it points (e.g. a link planted in /tmp).
+             */
+            if (S_ISLNK(st.st_mode)) {
+                if (st.st_uid != 0 && st.st_uid != geteuid()) {
+                    errno = EPERM;
+                    rc = acme_err(err, errlen, "\"%s\" above the store is a "
+                                  "symbolic link owned by uid %u, not root: "
+                                  "refused (give the real path)", p,
+                                  (unsigned) st.st_uid);
+                    break;
+                }
+                if (stat(p, &st) != 0) {
+                    break;
+                }
+            }
+
             if (st.st_uid != 0 && st.st_uid != geteuid()) {
                 acme_err(warn, warnlen, "\"%s\" above the store is owned by "
                          "uid %u, not root: whoever owns it can replace the "
@@ -456,6 +495,7 @@ check_ancestors(const char *parent, char *warn, size_t warnlen)
     }
 
     free(p);
+    return rc;
 }
 
 /* mkdir -p for the ancestors, 0755, owned by the caller. */
@@ -641,7 +681,13 @@ acme_store_dir_open_root(acme_store_dir_t *d, const char *root, uid_t uid,
     d->gid = uid == (uid_t) -1 ? (gid_t) -1 : gid;
     d->give = (d->uid != geteuid());
 
-    check_ancestors(parent, warn, warnlen);
+    if (check_ancestors(parent, warn, warnlen, err, errlen) != 0) {
+        e = errno;
+        free(parent);
+        acme_store_dir_close(d);
+        errno = e;
+        return -1;
+    }
 
     if (create && make_ancestors(parent, err, errlen) != 0) {
         e = errno;

@@ -155,7 +155,62 @@ UNIT_TEST(store_check_writable)
         CHECK_INT(acme_store_check_writable("/proc/1/acme/x", err, sizeof(err)), -1);
     }
 
+    /* the store itself as a symlink: refused at config test already */
+    p = acme_sprintf("%s/x", root);
+    CHECK_INT(mkdir(p, 0700), 0);
+    free(p);
+    p = acme_sprintf("%s/link", root);
+    CHECK_INT(symlink("x", p), 0);
+    CHECK_INT(acme_store_check_writable(p, err, sizeof(err)), -1);
+    CHECK(strstr(err, "symbolic link") != NULL);
+    free(p);
+
     rm_tree(root);
+    free(root);
+}
+
+
+/* A symlink above the store owned by another user redirects where root
+ * creates the store: refused; one owned by root (or the caller) is fine. */
+UNIT_TEST(store_ancestor_symlink_owner)
+{
+    char              err[ACME_ERRLEN], *base, *target, *link, *root;
+    acme_store_dir_t  rd = ACME_STORE_DIR_INIT;
+    struct stat       sb;
+    const uid_t       other = 54321;
+
+    base = tmp_root();
+    target = acme_sprintf("%s/victim", base);
+    link = acme_sprintf("%s/sym", base);
+    root = acme_sprintf("%s/sym/state", base);
+    CHECK_INT(mkdir(target, 0700), 0);
+    CHECK_INT(symlink(target, link), 0);
+
+    /* the caller's own link is trusted */
+    CHECK_INT(acme_store_dir_open_root(&rd, root, (uid_t) -1, (gid_t) -1, 1,
+                                       NULL, 0, err, sizeof(err)), 0);
+    acme_store_dir_close(&rd);
+    CHECK_INT(acme_store_check_writable(root, err, sizeof(err)), 0);
+
+    if (geteuid() == 0) {
+        free(root);
+        root = acme_sprintf("%s/sym/state2", base);
+        CHECK_INT(lchown(link, other, other), 0);
+        CHECK_INT(acme_store_dir_open_root(&rd, root, (uid_t) -1, (gid_t) -1,
+                                           1, NULL, 0, err, sizeof(err)), -1);
+        CHECK(strstr(err, "symbolic link owned by uid 54321") != NULL);
+        CHECK_INT(acme_store_check_writable(root, err, sizeof(err)), -1);
+        free(link);
+        link = acme_sprintf("%s/state2", target);
+        CHECK(stat(link, &sb) != 0);        /* nothing created through it */
+    } else {
+        fprintf(stderr, "  (not root: the foreign-owner case needs root)\n");
+    }
+
+    rm_tree(base);
+    free(base);
+    free(target);
+    free(link);
     free(root);
 }
 
