@@ -180,3 +180,18 @@ acme_sched_attempt_unfinished(acme_cert_state_t *st, long long now,
     acme_sched_attempt_end(st);
     return 1;
 }
+
+long long
+acme_sched_unsaved_retry(unsigned tries, long long now)
+{
+    long long delay = ACME_SCHED_UNSAVED_FIRST;
+
+    while (tries > 1 && delay < ACME_SCHED_UNSAVED_MAX) {
+        delay *= 2;
+        tries--;
+    }
+    if (delay > ACME_SCHED_UNSAVED_MAX) {
+        delay = ACME_SCHED_UNSAVED_MAX;
+    }
+    return now + delay;
+}

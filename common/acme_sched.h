@@ -58,4 +58,16 @@ void acme_sched_attempt_end(acme_cert_state_t *st);
 int acme_sched_attempt_unfinished(acme_cert_state_t *st, long long now,
     int owner_alive, uint32_t rnd);
 
+/*
+ * An issued certificate whose bundle the store refused (read-only file
+ * system, disk full, EACCES) is served from memory and written again
+ * later; no new order is started for it.  The earliest next write after
+ * the tries-th consecutive failed one at now: 10 s, 20 s, 40 s, ... at
+ * most ACME_SCHED_UNSAVED_MAX (0 tries counts as 1).
+ */
+#define ACME_SCHED_UNSAVED_FIRST  10
+#define ACME_SCHED_UNSAVED_MAX    600
+
+long long acme_sched_unsaved_retry(unsigned tries, long long now);
+
 #endif

@@ -1524,7 +1524,6 @@ acme_store_save_bundle(const char *root, const char *id,
     const char *key_pem, size_t key_len, const char *chain_pem,
     size_t chain_len, char *err, size_t errlen)
 {
-    acme_store_dir_t  cd;
     char             *buf;
     size_t            n;
     int               rc;
@@ -1549,17 +1548,33 @@ acme_store_save_bundle(const char *root, const char *id,
     memcpy(buf + n, chain_pem, chain_len);
     n += chain_len;
 
+    rc = acme_store_save_bundle_pem(root, id, buf, n, err, errlen);
+
+    OPENSSL_cleanse(buf, n);
+    free(buf);
+    return rc;
+}
+
+int
+acme_store_save_bundle_pem(const char *root, const char *id,
+    const char *pem, size_t len, char *err, size_t errlen)
+{
+    acme_store_dir_t  cd;
+    int               rc;
+
+    if (pem == NULL || len == 0) {
+        return acme_err(err, errlen, "empty bundle");
+    }
+
     rc = open_cert(&cd, root, id, 1, err, errlen);
     if (rc == 1) {
-        rc = acme_store_dir_write(&cd, "bundle.pem", buf, n, 0600, err,
+        rc = acme_store_dir_write(&cd, "bundle.pem", pem, len, 0600, err,
                                   errlen);
         acme_store_dir_close(&cd);
     } else {
         rc = -1;
     }
 
-    OPENSSL_cleanse(buf, n);
-    free(buf);
     return rc;
 }
 

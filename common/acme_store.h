@@ -158,6 +158,11 @@ int acme_store_load_bundle_at(const acme_store_dir_t *cert_dir, char **pem,
 int acme_store_save_bundle(const char *root, const char *id,
     const char *key_pem, size_t key_len, const char *chain_pem,
     size_t chain_len, char *err, size_t errlen);
+/* The same from the bundle as served (key PEM followed by the chain PEM),
+ * e.g. one kept in memory after the store refused it.  The error names
+ * bundle.pem's path. */
+int acme_store_save_bundle_pem(const char *root, const char *id,
+    const char *pem, size_t len, char *err, size_t errlen);
 
 /* Renewal/backoff state that must survive restarts. */
 typedef struct {

@@ -192,3 +192,16 @@ UNIT_TEST(sched_fence)
     CHECK(!acme_fence_current(ACME_FENCE_NONE, ACME_FENCE_NONE));
     CHECK_INT(acme_fence_next(UINT64_MAX), 1);
 }
+
+/* An issued bundle the store refused: written again at a bounded rate. */
+UNIT_TEST(sched_unsaved_retry)
+{
+    CHECK_INT(acme_sched_unsaved_retry(0, T0), T0 + 10);
+    CHECK_INT(acme_sched_unsaved_retry(1, T0), T0 + 10);
+    CHECK_INT(acme_sched_unsaved_retry(2, T0), T0 + 20);
+    CHECK_INT(acme_sched_unsaved_retry(3, T0), T0 + 40);
+    CHECK_INT(acme_sched_unsaved_retry(6, T0), T0 + 320);
+    CHECK_INT(acme_sched_unsaved_retry(7, T0), T0 + ACME_SCHED_UNSAVED_MAX);
+    CHECK_INT(acme_sched_unsaved_retry(1000000, T0),
+              T0 + ACME_SCHED_UNSAVED_MAX);
+}

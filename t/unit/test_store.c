@@ -495,6 +495,47 @@ UNIT_TEST(store_bundle_roundtrip)
     free(root);
 }
 
+/* A bundle kept in memory after a refused write is written as served. */
+UNIT_TEST(store_bundle_pem_as_served)
+{
+    static const char pem1[] = "K1\nC1\n";
+    char    err[ACME_ERRLEN], *root, *pem, *file;
+    size_t  len;
+
+    root = tmp_root();
+
+    CHECK_INT(acme_store_save_bundle_pem(root, "a.test_rsa-2048", pem1,
+                                         strlen(pem1), err, sizeof(err)), 0);
+    CHECK_INT(acme_store_load_bundle(root, "a.test_rsa-2048", &pem, &len,
+                                     err, sizeof(err)), 1);
+    CHECK_STR(pem, pem1);
+    free(pem);
+
+    file = acme_store_bundle_path(root, "a.test_rsa-2048");
+    CHECK_INT(mode_of(file), 0600);
+    free(file);
+
+    CHECK_INT(acme_store_save_bundle_pem(root, "a.test_rsa-2048", "", 0, err,
+                                         sizeof(err)), -1);
+    CHECK_INT(acme_store_save_bundle_pem(root, "../evil", pem1, strlen(pem1),
+                                         err, sizeof(err)), -1);
+
+    /* the store cannot be written (certs is not a directory): the error
+     * names what failed, the old bundle stays */
+    rm_tree(root);
+    CHECK_INT(mkdir(root, 0700), 0);
+    file = acme_sprintf("%s/certs", root);
+    fclose(fopen(file, "w"));
+    err[0] = '\0';
+    CHECK_INT(acme_store_save_bundle_pem(root, "a.test_rsa-2048", pem1,
+                                         strlen(pem1), err, sizeof(err)), -1);
+    CHECK(strstr(err, "certs") != NULL);
+    free(file);
+
+    rm_tree(root);
+    free(root);
+}
+
 UNIT_TEST(store_state_roundtrip_and_corrupt)
 {
     char                err[ACME_ERRLEN], *root, *p;
