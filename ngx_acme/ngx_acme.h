@@ -183,6 +183,15 @@ typedef struct {
 
     /* why the store cannot be written or an entry was refused; "" = fine */
     u_char                    store_error[256];
+
+    /*
+     * The bundle (generation unsaved_gen) was issued but the store refused
+     * it: it is served from the zone and written again (with st) at
+     * unsaved_at (acme_sched_unsaved_retry) by the lease holder; 0 = none.
+     */
+    time_t                    unsaved_at;
+    ngx_uint_t                unsaved_tries;
+    ngx_uint_t                unsaved_gen;
 } ngx_acme_slot_t;
 
 
@@ -359,6 +368,8 @@ ngx_int_t ngx_acme_job_start(ngx_acme_main_conf_t *amcf,
 void ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert);
 ngx_int_t ngx_acme_job_save_state(ngx_acme_main_conf_t *amcf,
     ngx_acme_cert_t *cert, acme_cert_state_t *st, ngx_log_t *log);
+ngx_int_t ngx_acme_job_resave(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, ngx_log_t *log);
 
 /* ngx_acme_alpn.c */
 ngx_int_t ngx_acme_alpn_init(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf);

@@ -19,6 +19,11 @@
  *   finish (thread pool):  bundle.pem / account.json / state.json writes
  *   result (event loop):   the zone's bundle and status, generations, logs
  *
+ * A certificate the store refuses (read-only file system, disk full) is
+ * installed all the same and marked unsaved in its slot; the lease holder
+ * writes it again later from the zone (ngx_acme_job_resave, a job with
+ * only a thread task) at the times of acme_sched_unsaved_retry.
+ *
  * Everything slow or blocking (key generation, fsync) stays off the event
  * loop.  A thread task cannot be cancelled: an aborted job whose task is
  * still running is freed by the task's completion handler.
@@ -40,7 +45,8 @@ typedef enum {
     NGX_ACME_TASK_FAIL,
     NGX_ACME_TASK_DNS_ADD,
     NGX_ACME_TASK_DNS_CLEANUP,              /* an aborted job's records */
-    NGX_ACME_TASK_BEGIN                     /* state.json: attempt record */
+    NGX_ACME_TASK_BEGIN,                    /* state.json: attempt record */
+    NGX_ACME_TASK_RESAVE                    /* an unsaved bundle + state */
 } ngx_acme_task_kind_e;
 
 
@@ -78,6 +84,8 @@ struct ngx_acme_job_s {
     int                       task_rc;
     int                       store_rc;       /* -1 store failed, 1 bundle
                                                  stored, 0 neither */
+    ngx_uint_t                unsaved;        /* finish: not all written */
+    ngx_uint_t                resave_gen;     /* resave: slot generation */
     char                      task_err[ACME_ERRLEN];
 
     ngx_array_t              *dns_recs;     /* ngx_acme_dns_rec_t */
@@ -114,6 +122,7 @@ static void ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg,
 static const char *ngx_acme_job_account_error(ngx_acme_job_t *job,
     const char *msg, char *buf, size_t len);
 static void ngx_acme_job_finished(ngx_acme_job_t *job);
+static void ngx_acme_job_resaved(ngx_acme_job_t *job);
 static void ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step);
 static ngx_int_t ngx_acme_job_dns_publish(ngx_acme_job_t *job,
     acme_action_t *act);
@@ -522,8 +531,10 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
                                    sizeof(job->task_err))
             != 0)
         {
+            /* issued and checked: served from memory, written later */
             job->store_rc = -1;
-            job->task_rc = -1;
+            job->unsaved = 1;
+            job->task_rc = 2;
             return;
         }
 
@@ -537,13 +548,40 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
             != 0)
         {
             job->store_rc = -1;
-            job->task_rc = (job->task_kind == NGX_ACME_TASK_FINISH) ? 1 : -1;
+
+            if (job->task_kind == NGX_ACME_TASK_FINISH) {
+                /* the renewal state stays in the zone, written later */
+                job->unsaved = 1;
+                job->task_rc = 1;
+
+            } else {
+                job->task_rc = -1;
+            }
+
             return;
         }
 
         if (job->task_kind == NGX_ACME_TASK_FINISH) {
             /* a new bundle stored: whatever was wrong with the store is not */
             job->store_rc = 1;
+        }
+
+        job->task_rc = 0;
+        return;
+
+    case NGX_ACME_TASK_RESAVE:
+
+        /* key_pem holds the bundle as served, st the zone's state */
+        if (acme_store_save_bundle_pem(job->root, job->id, job->key_pem,
+                                       job->key_pem_len, job->task_err,
+                                       sizeof(job->task_err))
+            != 0
+            || acme_store_save_state(job->root, job->id, &job->st,
+                                     job->task_err, sizeof(job->task_err))
+               != 0)
+        {
+            job->task_rc = -1;
+            return;
         }
 
         job->task_rc = 0;
@@ -660,13 +698,26 @@ ngx_acme_job_task_done(ngx_event_t *ev)
             return;
         }
 
-        if (job->task_rc == 1) {
+        if (job->task_rc == 2) {
+            ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                          "acme: certificate \"%V\": issued, but cannot "
+                          "store it in %s/certs/%s: %s; served from memory "
+                          "only, the write is retried", &job->cert->id,
+                          job->root, job->id, job->task_err);
+
+        } else if (job->task_rc == 1) {
             ngx_log_error(NGX_LOG_WARN, job->log, 0,
                           "acme: certificate \"%V\": cannot store the "
-                          "state: %s", &job->cert->id, job->task_err);
+                          "state: %s; kept in memory, the write is retried",
+                          &job->cert->id, job->task_err);
         }
 
         ngx_acme_job_finished(job);
+        return;
+
+    case NGX_ACME_TASK_RESAVE:
+
+        ngx_acme_job_resaved(job);
         return;
 
     case NGX_ACME_TASK_FAIL:
@@ -1166,6 +1217,12 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     len = job->key_pem_len + job->chain_len;
 
     bundle = ngx_alloc(len + 1, job->log);
+
+    if (bundle == NULL && job->unsaved) {
+        ngx_acme_job_fail(job, "out of memory", 0);
+        return;
+    }
+
     if (bundle == NULL) {
         /* on disk already: the next restart serves it */
         ngx_acme_shm_lock(job->amcf);
@@ -1208,6 +1265,26 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     if (rc == NGX_OK) {
         ngx_acme_shm_set_info_locked(slot, &job->info);
         cert->ordered_gen = slot->generation;
+
+        if (job->unsaved) {
+            /* the lease holder writes it again from the zone */
+            slot->unsaved_tries = 1;
+            slot->unsaved_at = (time_t) acme_sched_unsaved_retry(1,
+                                                    (long long) ngx_time());
+            slot->unsaved_gen = slot->generation;
+
+            p = ngx_snprintf(slot->store_error,
+                             sizeof(slot->store_error) - 1,
+                             job->task_rc == 2
+                             ? "issued certificate not stored, served from "
+                               "memory only: %s"
+                             : "renewal state not stored, kept in memory: "
+                               "%s", job->task_err);
+            *p = '\0';
+
+        } else {
+            slot->unsaved_at = 0;
+        }
     }
 
     slot->st = job->st;
@@ -1240,6 +1317,124 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
 
     /* install it in this worker now; the others follow within a second */
     ngx_acme_ssl_refresh(amcf, log);
+}
+
+
+/*
+ * The lease holder writes a bundle the store refused (and the renewal
+ * state) again, from the zone, in the thread pool.  cert->job is set
+ * meanwhile, so no order starts before it ends.
+ */
+ngx_int_t
+ngx_acme_job_resave(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    ngx_log_t *log)
+{
+    ngx_uint_t        ok;
+    ngx_acme_job_t   *job;
+    ngx_acme_slot_t  *slot;
+
+    job = ngx_acme_job_create(amcf, cert, log);
+    if (job == NULL) {
+        return NGX_ERROR;
+    }
+
+    slot = cert->slot;
+    ok = 0;
+
+    ngx_acme_shm_lock(amcf);
+
+    if (ngx_acme_shm_fence_ok_locked(amcf, job->fence)
+        && slot->unsaved_at && slot->bundle
+        && slot->generation == slot->unsaved_gen)
+    {
+        job->key_pem = malloc(slot->bundle_len);
+
+        if (job->key_pem) {
+            ngx_memcpy(job->key_pem, slot->bundle, slot->bundle_len);
+            job->key_pem_len = slot->bundle_len;
+            job->resave_gen = slot->generation;
+            job->st = slot->st;
+            ok = 1;
+        }
+
+    } else if (slot->generation != slot->unsaved_gen) {
+        /* a newer bundle replaced it */
+        slot->unsaved_at = 0;
+    }
+
+    ngx_acme_shm_unlock(amcf);
+
+    if (!ok) {
+        ngx_acme_job_free(job);
+        return NGX_DECLINED;
+    }
+
+    cert->job = job;
+
+    if (ngx_acme_job_post(job, NGX_ACME_TASK_RESAVE) != NGX_OK) {
+        cert->job = NULL;
+        ngx_acme_job_free(job);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_acme_job_resaved(ngx_acme_job_t *job)
+{
+    u_char           *p;
+    char              buf[21];
+    time_t            at;
+    ngx_uint_t        tries, current;
+    ngx_acme_cert_t  *cert;
+    ngx_acme_slot_t  *slot;
+
+    cert = job->cert;
+    slot = cert->slot;
+    at = 0;
+    tries = 0;
+
+    ngx_acme_shm_lock(job->amcf);
+
+    current = (slot->unsaved_at && slot->generation == job->resave_gen);
+
+    if (current && job->task_rc == 0) {
+        slot->unsaved_at = 0;
+        slot->unsaved_tries = 0;
+        slot->store_error[0] = '\0';
+
+    } else if (current) {
+        tries = ++slot->unsaved_tries;
+        at = (time_t) acme_sched_unsaved_retry(tries, (long long) ngx_time());
+        slot->unsaved_at = at;
+
+        p = ngx_snprintf(slot->store_error, sizeof(slot->store_error) - 1,
+                         "issued certificate not stored, served from memory "
+                         "only: %s", job->task_err);
+        *p = '\0';
+    }
+
+    ngx_acme_shm_unlock(job->amcf);
+
+    if (current && job->task_rc == 0) {
+        ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
+                      "acme: certificate \"%V\": the certificate served "
+                      "from memory is stored now in %s/certs/%s",
+                      &cert->id, job->root, job->id);
+
+    } else if (current) {
+        ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                      "acme: certificate \"%V\": still cannot store the "
+                      "issued certificate in %s/certs/%s: %s; served from "
+                      "memory only, next write at %s", &cert->id, job->root,
+                      job->id, job->task_err,
+                      acme_time_rfc3339(at, buf, sizeof(buf)));
+    }
+
+    cert->job = NULL;
+    ngx_acme_job_free(job);
 }
 
 

@@ -1821,7 +1821,8 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
         ngx_acme_shm_lock(amcf);
         slot = ngx_acme_shm_slot(amcf, &cert->id, &created);
 
-        if (slot) {
+        if (slot && (store_err[0] || !slot->unsaved_at)) {
+            /* a reload keeps why a served certificate is not stored */
             ngx_memcpy(slot->store_error, store_err,
                        ngx_min(sizeof(slot->store_error), sizeof(store_err)));
             slot->store_error[sizeof(slot->store_error) - 1] = '\0';
@@ -2038,7 +2039,7 @@ ngx_acme_tick(ngx_event_t *ev)
 static void
 ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 {
-    time_t              now, due, renew;
+    time_t              now, due, renew, unsaved;
     ngx_uint_t          i, has_bundle, parsed;
     const char         *reason;
     ngx_acme_cert_t   **certs, *cert;
@@ -2064,11 +2065,19 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         na = slot->not_after;
         has_bundle = (slot->bundle != NULL);
         parsed = (slot->generation == cert->generation);
+        unsaved = slot->unsaved_at;
 
         ngx_acme_shm_unlock(amcf);
 
         if (st.attempt_started && ngx_acme_unfinished(amcf, cert, &st, log)) {
             continue;
+        }
+
+        if (unsaved && unsaved <= now) {
+            /* an issued bundle the store refused: written again first */
+            if (ngx_acme_job_resave(amcf, cert, log) == NGX_OK) {
+                continue;
+            }
         }
 
         if (!has_bundle) {
