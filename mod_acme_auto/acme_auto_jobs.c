@@ -12,6 +12,11 @@
  * them.  Results go to the store (atomic writes) and to shared memory,
  * where every child's refresh thread picks the new certificate up.
  *
+ * An issued certificate the store refuses (read-only file system, disk
+ * full) is installed in shared memory all the same, and written again
+ * later from there by a job thread (job_resave_main) at the times of
+ * acme_sched_unsaved_retry; no new order is started for it.
+ *
  * Each attempt is recorded in state.json before its first step and the
  * record cleared when it ends, so a driving child that dies during an
  * order leaves it behind: the next driver counts it as a failure with
@@ -64,6 +69,10 @@ typedef struct {
     long long           due_at;         /* as last shown in the status */
     const char         *last_step;
     const char         *type;           /* challenge of the current attempt */
+    int                 resave;         /* the thread writes, no order */
+    int                 unsaved;        /* shm's bundle/state not stored */
+    unsigned            unsaved_tries;
+    long long           unsaved_at;     /* next write */
 } job_t;
 
 typedef struct {
@@ -131,33 +140,39 @@ job_sync_from_disk(job_t *j)
     size_t                  len = 0;
     apr_size_t              shm_len = 0;
     apr_uint32_t            gen;
+    int                     have_shm, rc;
 
-    if (acme_store_load_bundle(j->c->issuer->state_dir, j->c->id, &pem, &len,
-                               err, sizeof(err)) != 1)
-    {
-        return;
-    }
-    if (acme_auto_shm_get_bundle(j->c->slot, &shm_pem, &shm_len, &gen) == 1
-        && shm_len == len && memcmp(shm_pem, pem, len) == 0)
+    rc = acme_store_load_bundle(j->c->issuer->state_dir, j->c->id, &pem,
+                                &len, err, sizeof(err));
+    have_shm = acme_auto_shm_get_bundle(j->c->slot, &shm_pem, &shm_len,
+                                        &gen) == 1;
+    if (have_shm && rc == 1 && shm_len == len
+        && memcmp(shm_pem, pem, len) == 0)
     {
         free(shm_pem);
         free(pem);
         return;
     }
     free(shm_pem);
+    acme_auto_shm_get_status(j->c->slot, &cur);
     memset(&st, 0, sizeof(st));
-    if (len <= ACME_AUTO_BUNDLE_MAX
+    if (rc == 1 && len <= ACME_AUTO_BUNDLE_MAX
         && acme_bundle_parse(pem, len, NULL, NULL, NULL, err, sizeof(err)) == 0
-        && acme_auto_status_from_pem(pem, len, &st) == 0)
+        && acme_auto_status_from_pem(pem, len, &st) == 0
+        && st.not_after > cur.not_after)
     {
-        acme_auto_shm_get_status(j->c->slot, &cur);
-        if (st.not_after > cur.not_after) {
-            st.last_success = cur.last_success;
-            acme_auto_shm_set_bundle(j->c->slot, pem, len, &st);
-            ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s:"
-                         " took the newer stored certificate (serial %s)",
-                         j->c->id, st.serial);
-        }
+        st.last_success = cur.last_success;
+        acme_auto_shm_set_bundle(j->c->slot, pem, len, &st);
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s:"
+                     " took the newer stored certificate (serial %s)",
+                     j->c->id, st.serial);
+    }
+    else if (have_shm) {
+        /* served, newer than what is stored: a previous driver could not
+         * store it; written again at once */
+        j->unsaved = 1;
+        j->unsaved_tries = 0;
+        j->unsaved_at = 0;
     }
     free(pem);
 }
@@ -417,6 +432,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
 {
     acme_auto_slot_status_t st;
     char                   *key_pem, *blob, until[32];
+    char                    bundle_err[ACME_ERRLEN], state_err[ACME_ERRLEN];
     size_t                  key_len;
     long long               now = now_sec();
 
@@ -424,11 +440,20 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     if (key_pem == NULL) {
         return acme_err(err, errlen, "cannot serialise the certificate key");
     }
+    /* a bundle the store refuses is served from memory all the same */
+    bundle_err[0] = '\0';
+    state_err[0] = '\0';
     if (acme_store_save_bundle(j->c->issuer->state_dir, j->c->id, key_pem,
-                               key_len, chain, chain_len, err, errlen) != 0)
+                               key_len, chain, chain_len, bundle_err,
+                               sizeof(bundle_err)) != 0)
     {
-        free(key_pem);
-        return -1;
+        if (bundle_err[0] == '\0') {
+            apr_cpystrn(bundle_err, "unknown error", sizeof(bundle_err));
+        }
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: "
+                     "issued, but cannot store it in %s/certs/%s: %s; served"
+                     " from memory only, the write is retried", j->c->id,
+                     j->c->issuer->state_dir, j->c->id, bundle_err);
     }
     blob = malloc(key_len + chain_len + 1);
     if (blob == NULL) {
@@ -446,11 +471,16 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     j->st.last_attempt = now;
     j->st.last_success = now;
     j->st.last_error[0] = '\0';
-    if (acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st, err,
-                              errlen) != 0)
+    if (bundle_err[0] == '\0'
+        && acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st,
+                                 state_err, sizeof(state_err)) != 0)
     {
+        if (state_err[0] == '\0') {
+            apr_cpystrn(state_err, "unknown error", sizeof(state_err));
+        }
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
-                     " cannot save the renewal state: %s", j->c->id, err);
+                     " cannot save the renewal state: %s; kept in memory, "
+                     "the write is retried", j->c->id, state_err);
     }
 
     memset(&st, 0, sizeof(st));
@@ -467,6 +497,18 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     j->not_after = st.not_after;
     j->rnd = random32();
     st.next_renewal = job_due_at(j);
+    if (bundle_err[0]) {
+        apr_snprintf(st.store_error, sizeof(st.store_error), "issued "
+                     "certificate not stored, served from memory only: %s",
+                     bundle_err);
+    }
+    else if (state_err[0]) {
+        apr_snprintf(st.store_error, sizeof(st.store_error), "renewal state "
+                     "not stored, kept in memory: %s", state_err);
+    }
+    j->unsaved = bundle_err[0] || state_err[0];
+    j->unsaved_tries = 1;
+    j->unsaved_at = acme_sched_unsaved_retry(1, now);
     acme_auto_shm_set_bundle(j->c->slot, blob, key_len + chain_len, &st);
     free(blob);
 
@@ -646,6 +688,62 @@ done:
     return NULL;
 }
 
+/* A job thread writing what shared memory serves and the store refused
+ * (bundle.pem, then state.json) again. */
+static void *
+job_resave_main(void *arg)
+{
+    job_t                  *j = arg;
+    acme_auto_slot_status_t st;
+    char                   *pem = NULL, err[ACME_ERRLEN], at[32];
+    apr_size_t              len = 0;
+    apr_uint32_t            gen;
+    long long               now;
+    int                     rc;
+
+    err[0] = '\0';
+    if (acme_auto_shm_get_bundle(j->c->slot, &pem, &len, &gen) != 1) {
+        /* nothing served: nothing to keep */
+        j->unsaved = 0;
+        goto done;
+    }
+    rc = acme_store_save_bundle_pem(j->c->issuer->state_dir, j->c->id, pem,
+                                    len, err, sizeof(err));
+    OPENSSL_cleanse(pem, len);
+    free(pem);
+    if (rc == 0) {
+        rc = acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st,
+                                   err, sizeof(err));
+    }
+    now = now_sec();
+    acme_auto_shm_get_status(j->c->slot, &st);
+    if (rc == 0) {
+        j->unsaved = 0;
+        j->unsaved_tries = 0;
+        st.store_error[0] = '\0';
+        acme_auto_shm_set_status(j->c->slot, &st);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: "
+                     "the certificate served from memory is stored now in "
+                     "%s/certs/%s", j->c->id, j->c->issuer->state_dir,
+                     j->c->id);
+        goto done;
+    }
+    j->unsaved_tries++;
+    j->unsaved_at = acme_sched_unsaved_retry(j->unsaved_tries, now);
+    apr_snprintf(st.store_error, sizeof(st.store_error), "issued certificate "
+                 "not stored, served from memory only: %s", err);
+    acme_auto_shm_set_status(j->c->slot, &st);
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s: "
+                 "still cannot store the issued certificate in %s/certs/%s: "
+                 "%s; served from memory only, next write at %s", j->c->id,
+                 j->c->issuer->state_dir, j->c->id, err,
+                 acme_time_rfc3339(j->unsaved_at, at, sizeof(at)));
+
+done:
+    __atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
 /* -- the watchdog callback ------------------------------------------------ */
 
 /* The next attempt as the status shows it; shm is written only on change. */
@@ -791,14 +889,20 @@ watch_tick(watch_t *w)
             j->due_at = -1;
         }
         due = job_publish_due(j, now);
-        if (due > now || __atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)
-            || alpn_busy(w, j))
-        {
+        if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
+            continue;
+        }
+        /* an issued bundle the store refused is written again first */
+        j->resave = j->unsaved && j->unsaved_at <= now;
+        if (!j->resave && (due > now || alpn_busy(w, j))) {
             continue;
         }
         j->finished = 0;
         j->type = job_type(j);
-        if (acme_auto_thread_create(&j->thread, job_main, j) != 0) {
+        if (acme_auto_thread_create(&j->thread,
+                                    j->resave ? job_resave_main : job_main,
+                                    j) != 0)
+        {
             ap_log_error(APLOG_MARK, APLOG_ERR, errno, w->s, "mod_acme_auto:"
                          " %s: cannot start a job thread", j->c->id);
             continue;
