@@ -9,11 +9,15 @@ a symlink or a hard link below the state path).
                                 or a directory tree, to compare before/after
     read_only_cmd(cmd, path)    cmd run in a private mount namespace in which
                                 path is a read-only bind mount of itself
+    remountable_cmd(cmd, path)  the same, but path stays writable until
+                                remount(pid, path, ro) switches it while the
+                                server runs
 """
 
 import datetime
 import os
 import pwd
+import subprocess
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -91,3 +95,20 @@ def read_only_cmd(cmd, path):
               '&& exec "$@"')
     return ["unshare", "-m", "--propagation", "private", "--",
             "sh", "-c", script, path] + list(cmd)
+
+
+def remountable_cmd(cmd, path):
+    """cmd in a private mount namespace where path is a bind mount of itself,
+    writable until remount() makes it read-only (exec'd: the Popen pid is
+    the server's, and nsenter -t pid reaches its namespace)."""
+    script = 'mount --bind "$0" "$0" && exec "$@"'
+    return ["unshare", "-m", "--propagation", "private", "--",
+            "sh", "-c", script, path] + list(cmd)
+
+
+def remount(pid, path, ro):
+    """Makes the bind mount of path in pid's mount namespace (see
+    remountable_cmd) read-only or writable again, while pid runs."""
+    subprocess.run(["nsenter", "-t", str(pid), "-m", "--", "mount", "-o",
+                    "remount,bind," + ("ro" if ro else "rw"), path],
+                   check=True, timeout=30)
