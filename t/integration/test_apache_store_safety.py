@@ -1,6 +1,7 @@
 """Apache: the root parent never follows what the child user planted in the
-store (issue 7 item 1), and a read-only AcmeStateDir does not stop the start
-(issue 7 item 6).
+store (issue 7 item 1), a read-only AcmeStateDir does not stop the start
+(issue 7 item 6), and a certificate issued while the store refuses writes
+is served all the same and stored once it can be.
 
 The parent runs as root with "User www-data" (apache_server.py).  What
 www-data could plant is made here by root and lchown'd to www-data; the
@@ -9,16 +10,20 @@ but not on every system).  The parent reads the store at every start and
 graceful restart; what it hands to mod_ssl is a root-only copy below
 DefaultRuntimeDir, never a path in the store."""
 
+import json
 import os
 import stat
 
 import pytest
 
-from apache_server import HTTP_PORT, HTTPS_PORT, apache_factory, get_status, status_cert  # noqa: F401
+from apache_server import (HTTP_PORT, HTTPS_PORT, apache_factory, get_status,  # noqa: F401
+                           managed_conf, status_cert)
 from serverlib import substitute
 from storeplant import (WORKER, as_worker, bundle_pem, fingerprint, read_only_cmd,
+                        remount, remountable_cmd,
                         root_only_file, subject_cn, worker_dir)
-from tlsutil import is_self_signed, served_cert, wait_for
+from tlsutil import (is_self_signed, load_pem_certs, same_serial, served_cert,
+                     wait_acme_cert, wait_for)
 
 NAMES = ("a.example.test", "b.example.test", "c.example.test")
 
@@ -182,4 +187,73 @@ def test_read_only_state_dir_at_start(apache_factory, pebble_factory, state_dir)
     b = status_cert(get_status(), _id("b.example.test"))
     assert "read-only file system" in (b["store_error"] or "").lower(), b
     assert is_self_signed(served_cert(HTTPS_PORT, "b.example.test"))
+    assert not srv.crashes(), srv.crashes()
+
+
+def _stored_serial(state_dir, cert_id):
+    with open(os.path.join(state_dir, "certs", cert_id, "bundle.pem")) as f:
+        return load_pem_certs(f.read())[0].serial_number
+
+
+def test_issued_while_read_only_is_served_then_stored(apache_factory, pebble_factory,
+                                                       workdir, state_dir):
+    p = pebble_factory()
+    root = p.write_root(os.path.join(workdir, "root.pem"))
+    cid = _id("a.example.test")
+    worker_dir(state_dir)
+
+    srv = apache_factory()
+    srv.write_conf(managed_conf(p, state_dir))
+    cmd = srv.cmd
+    srv.cmd = lambda *args: remountable_cmd(cmd(*args), state_dir)
+    srv.start()
+
+    first = wait_acme_cert(HTTPS_PORT, "a.example.test", root, 60, proc_alive=srv.running)
+    wait_for(lambda: _stored_serial(state_dir, cid) == first.serial_number, 30,
+             "the first certificate is stored")
+    orders = p.orders_created()
+
+    # the store becomes read-only at run time; a new name makes the next
+    # order due at once (the certificate's names differ from the config's)
+    remount(srv.parent_pid, state_dir, ro=True)
+    log_at = len(srv.error_log())
+    srv.write_conf(managed_conf(
+        p, state_dir, names=("a.example.test", "b.example.test", "c.example.test")))
+    srv.graceful()
+
+    def new_served():
+        return served_cert(HTTPS_PORT, "a.example.test", cafile=root).serial_number \
+            != first.serial_number
+    wait_for(new_served, 60, "the certificate issued after the remount is served")
+    new = served_cert(HTTPS_PORT, "a.example.test", cafile=root)
+
+    # served by every child, shown as valid with its serial and the reason
+    for _ in range(20):
+        assert served_cert(HTTPS_PORT, "a.example.test",
+                           cafile=root).serial_number == new.serial_number
+    c = status_cert(get_status(), cid)
+    assert c["state"] == "valid", c
+    assert same_serial(c["serial"], new.serial_number), c
+    assert "not stored" in (c["store_error"] or ""), c
+    assert "read-only file system" in c["store_error"].lower(), c
+    assert c["consecutive_failures"] == 0, c
+    log = srv.error_log()[log_at:]
+    line = [ln for ln in log.splitlines() if "served from memory only" in ln]
+    assert line and ":error]" in line[0] and state_dir in line[0], log
+    # nothing reached the disk, and the failed write orders nothing anew
+    assert _stored_serial(state_dir, cid) == first.serial_number
+    assert p.orders_created() == orders + 1
+
+    # writable again: the served certificate is stored by a later write
+    remount(srv.parent_pid, state_dir, ro=False)
+    wait_for(lambda: not status_cert(get_status(), cid)["store_error"], 90,
+             "store_error clears")
+    assert _stored_serial(state_dir, cid) == new.serial_number
+    assert "stored now" in srv.error_log()[log_at:]
+    with open(os.path.join(state_dir, "certs", cid, "state.json")) as f:
+        st = json.load(f)
+    assert st["failures"] == 0 and st["last_success"] > 0, st
+    assert p.orders_created() == orders + 1
+    c = status_cert(get_status(), cid)
+    assert same_serial(c["serial"], new.serial_number), c
     assert not srv.crashes(), srv.crashes()
