@@ -299,8 +299,10 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
     cert->job = NULL;
     job->aborted = 1;
 
-    ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
-                  "acme: certificate \"%V\": order aborted", &cert->id);
+    if (job->task_kind != NGX_ACME_TASK_RESAVE) {
+        ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
+                      "acme: certificate \"%V\": order aborted", &cert->id);
+    }
 
     if (job->http) {
         ngx_acme_http_free(job->http);
