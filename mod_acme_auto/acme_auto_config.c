@@ -1051,17 +1051,19 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         }
         if (acme_store_check_writable(iss->state_dir, err, sizeof(err)) != 0) {
             if (errno != EROFS) {
-                CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s>: "
+                CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d): "
                            "AcmeStateDir %s cannot be created or written: %s",
-                           iss->name, iss->state_dir, err);
+                           iss->name, iss->conf_file, iss->conf_line,
+                           iss->state_dir, err);
             }
             else {
                 /* a read-only mount: serve what is stored, store nothing */
                 ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base,
-                             "mod_acme_auto: <AcmeIssuer %s>: AcmeStateDir "
-                             "%s is on a read-only file system (%s): stored "
-                             "certificates are served, new ones cannot be "
-                             "stored until it is writable", iss->name,
+                             "mod_acme_auto: <AcmeIssuer %s> (%s:%d): "
+                             "AcmeStateDir %s is on a read-only file system "
+                             "(%s): stored certificates are served, new ones "
+                             "cannot be stored until it is writable",
+                             iss->name, iss->conf_file, iss->conf_line,
                              iss->state_dir, err);
             }
         }

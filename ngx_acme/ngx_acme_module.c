@@ -122,21 +122,107 @@ ngx_acme_cstr(ngx_pool_t *pool, ngx_str_t *s)
 }
 
 
-/* Logs a configuration error for a place remembered earlier. */
+/* Logs a configuration message (error or warning) for a place remembered
+ * earlier, as nginx's own "... in file:line". */
+static void
+ngx_acme_conf_vlog(ngx_uint_t level, ngx_log_t *log, u_char *file,
+    ngx_uint_t line, const char *fmt, va_list args)
+{
+    u_char  *p;
+    u_char   buf[NGX_MAX_CONF_ERRSTR];
+
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+
+    ngx_log_error(level, log, 0, "%*s in %s:%ui",
+                  (size_t) (p - buf), buf, file, line);
+}
+
+
 void
 ngx_acme_conf_error(ngx_log_t *log, u_char *file, ngx_uint_t line,
     const char *fmt, ...)
 {
-    u_char   *p;
-    va_list   args;
-    u_char    buf[NGX_MAX_CONF_ERRSTR];
+    va_list  args;
 
     va_start(args, fmt);
-    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    ngx_acme_conf_vlog(NGX_LOG_EMERG, log, file, line, fmt, args);
     va_end(args);
+}
 
-    ngx_log_error(NGX_LOG_EMERG, log, 0, "%*s in %s:%ui",
-                  (size_t) (p - buf), buf, file, line);
+
+static void
+ngx_acme_conf_warn(ngx_log_t *log, u_char *file, ngx_uint_t line,
+    const char *fmt, ...)
+{
+    va_list  args;
+
+    va_start(args, fmt);
+    ngx_acme_conf_vlog(NGX_LOG_WARN, log, file, line, fmt, args);
+    va_end(args);
+}
+
+
+/*
+ * Whether a client asking for name (SNI) can reach this server: an exact
+ * server_name (case-insensitive), "*.suffix" (any subdomain, as nginx) or
+ * ".suffix" (the suffix and its subdomains).  A regular expression
+ * server_name counts as a match: it cannot be judged here.  IP literals
+ * are reached without SNI and always count.
+ */
+static ngx_uint_t
+ngx_acme_server_has_name(ngx_http_core_srv_conf_t *cscf, ngx_str_t *name)
+{
+    size_t                   len;
+    u_char                  *pat;
+    ngx_uint_t               i;
+    ngx_http_server_name_t  *sn;
+
+    if (ngx_strlchr(name->data, name->data + name->len, ':') != NULL
+        || ngx_inet_addr(name->data, name->len) != INADDR_NONE)
+    {
+        return 1;
+    }
+
+    sn = cscf->server_names.elts;
+
+    for (i = 0; i < cscf->server_names.nelts; i++) {
+
+#if (NGX_PCRE)
+        if (sn[i].regex) {
+            return 1;
+        }
+#endif
+
+        pat = sn[i].name.data;
+        len = sn[i].name.len;
+
+        if (len == name->len && ngx_strncasecmp(pat, name->data, len) == 0) {
+            return 1;
+        }
+
+        if (len > 1 && (pat[0] == '.' || (pat[0] == '*' && pat[1] == '.'))) {
+            if (pat[0] == '*') {
+                pat++;
+                len--;
+            }
+
+            /* pat is ".suffix" */
+            if (name->len > len
+                && ngx_strncasecmp(name->data + name->len - len, pat, len)
+                   == 0)
+            {
+                return 1;
+            }
+
+            if (sn[i].name.data[0] == '.' && name->len == len - 1
+                && ngx_strncasecmp(name->data, pat + 1, len - 1) == 0)
+            {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
 }
 
 
@@ -1342,6 +1428,15 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                 names = ascf->names->elts;
 
                 for (i = 0; i < ascf->names->nelts; i++) {
+                    if (!ngx_acme_server_has_name(cscf, &names[i])) {
+                        ngx_acme_conf_warn(cf->log, ascf->file, ascf->line,
+                                           "\"acme_certificate\" name \"%V\" "
+                                           "is not a \"server_name\" of this "
+                                           "server; clients asking for it "
+                                           "(SNI) will not reach it",
+                                           &names[i]);
+                    }
+
                     np = ngx_array_push(&cert->names);
                     if (np == NULL) {
                         return NGX_ERROR;

@@ -106,3 +106,21 @@ def test_explicit_name_not_served_by_vhost_is_a_warning(apache_factory, cfg_pebb
     assert rc == 0, out
     assert "'zz.example.test' is not a ServerName/ServerAlias of this vhost" in out
     assert "Syntax OK" in out
+
+
+def test_symlinked_state_dir_is_a_config_error(apache_factory, cfg_pebble, workdir, state_dir):
+    """The store is opened without following a symlink (root must not be
+    redirected by one): apache2 -t says so, naming the issuer's place."""
+    real = os.path.join(workdir, "realstore")
+    link = os.path.join(workdir, "linkstore")
+    os.mkdir(real)
+    os.symlink(real, link)
+    srv = apache_factory()
+    srv.write_conf(re.sub(r"AcmeStateDir .*", "AcmeStateDir " + link,
+                          _conf(cfg_pebble, state_dir)))
+    rc, out = srv.test_config()
+    assert rc != 0, "apache2 -t accepted it:\n" + out
+    assert "AcmeStateDir %s cannot be created or written" % link in out, out
+    assert "symbolic link" in out, out
+    assert re.search(r"<AcmeIssuer pebble> \(%s:\d+\)" % re.escape(srv.conf_path), out), out
+    assert os.listdir(real) == []

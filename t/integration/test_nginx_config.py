@@ -58,6 +58,10 @@ CASES = {
     "unwritable_state_path": (
         ISSUER.replace("@STATE@", "@AFILE@/state") + SERVER,
         ["state_path"], ("ISSUER_START", "ISSUER_END")),
+    # the store is opened without following a symlink: said at -t already
+    "symlinked_state_path": (
+        ISSUER.replace("@STATE@", "@ALINK@") + SERVER,
+        ["state_path"], ("ISSUER_START", "ISSUER_END")),
 }
 
 
@@ -83,9 +87,12 @@ def test_config_error(case, nginx_factory, workdir, pebble_factory):
     afile = os.path.join(workdir, "afile")
     with open(afile, "w") as f:
         f.write("a regular file, not a directory\n")
+    alink = os.path.join(workdir, "alink")
+    os.mkdir(os.path.join(workdir, "areal"))
+    os.symlink(os.path.join(workdir, "areal"), alink)
     state = os.path.join(workdir, "state", "pebble")
     srv = nginx_factory()
-    srv.write_conf(body, STATE=state, CA=p.ca_pem, AFILE=afile)
+    srv.write_conf(body, STATE=state, CA=p.ca_pem, AFILE=afile, ALINK=alink)
     before = _snapshot(workdir, srv.prefix)
 
     rc, out = srv.test_config()
@@ -119,3 +126,28 @@ def test_valid_config_writes_nothing(nginx_factory, workdir, pebble_factory):
     assert "test is successful" in out
     assert _snapshot(workdir, srv.prefix) == before, "nginx -t wrote files"
     assert not os.path.exists(state)
+
+
+def test_names_outside_server_name_are_warned_about(nginx_factory, workdir, pebble_factory):
+    """An explicit acme_certificate name that no server_name of the server
+    matches would be certified but never reached by SNI: a [warn] naming the
+    line; names covered exactly, by "*.suffix" or ".suffix", or IP literals
+    are not warned about."""
+    p = pebble_factory(start=False)
+    state = os.path.join(workdir, "state", "pebble")
+    srv = nginx_factory()
+    srv.write_conf(ISSUER + """
+    server {
+        listen 127.0.0.1:8443 ssl;
+        server_name a.example.test *.w.example.test .d.example.test;
+        acme_certificate pebble A.example.test x.w.example.test d.example.test
+                         y.d.example.test 127.0.0.1;    # GOOD_LINE
+        acme_certificate pebble c.example.test key=rsa:2048;   # BAD_LINE
+    }
+""", STATE=state, CA=p.ca_pem)
+    rc, out = srv.test_config()
+    assert rc == 0, out
+    warns = [l for l in out.splitlines() if "[warn]" in l and "server_name" in l]
+    assert len(warns) == 1, out
+    assert '"c.example.test"' in warns[0], warns
+    assert _reported_lines(warns[0], srv.conf_path) == [srv.conf_line("BAD_LINE")], warns
