@@ -151,6 +151,13 @@ set_directory(cmd_parms *cmd, void *dummy, const char *arg)
         return apr_psprintf(cmd->pool, "AcmeDirectory: '%s' is not an "
                             "http(s):// URL of an ACME directory", arg);
     }
+    if (strncasecmp(arg, "http://", 7) == 0) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                     "mod_acme_auto: AcmeDirectory %s (%s:%d) is plain HTTP: "
+                     "RFC 8555 (section 6.1) requires HTTPS, nothing the CA "
+                     "answers is authenticated", arg,
+                     cmd->directive->filename, cmd->directive->line_num);
+    }
     if (cur_issuer->directory != NULL) {
         return "AcmeDirectory is given twice in this <AcmeIssuer>";
     }

@@ -584,6 +584,13 @@ ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
             return NGX_CONF_ERROR;
         }
 
+        if (!url.https) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "\"uri\" \"%V\" is plain HTTP: RFC 8555 "
+                               "(section 6.1) requires HTTPS, nothing the CA "
+                               "answers is authenticated", &value[1]);
+        }
+
         acme_url_free(&url);
 
         issuer->uri = value[1];

@@ -124,3 +124,13 @@ def test_symlinked_state_dir_is_a_config_error(apache_factory, cfg_pebble, workd
     assert "symbolic link" in out, out
     assert re.search(r"<AcmeIssuer pebble> \(%s:\d+\)" % re.escape(srv.conf_path), out), out
     assert os.listdir(real) == []
+
+
+def test_plain_http_directory_is_warned_about(apache_factory, cfg_pebble, state_dir):
+    srv = apache_factory()
+    srv.write_conf(_conf(cfg_pebble, state_dir).replace("AcmeDirectory https://",
+                                                        "AcmeDirectory http://"))
+    rc, out = srv.test_config()
+    assert rc == 0, out
+    assert re.search(r"AcmeDirectory http://\S+ \(%s:\d+\) is plain HTTP"
+                     % re.escape(srv.conf_path), out), out

@@ -151,3 +151,18 @@ def test_names_outside_server_name_are_warned_about(nginx_factory, workdir, pebb
     assert len(warns) == 1, out
     assert '"c.example.test"' in warns[0], warns
     assert _reported_lines(warns[0], srv.conf_path) == [srv.conf_line("BAD_LINE")], warns
+
+
+def test_plain_http_uri_is_warned_about(nginx_factory, workdir, pebble_factory):
+    """RFC 8555 section 6.1: ACME runs over HTTPS; an http:// uri still loads
+    (a lab CA) but nginx -t warns, naming the line."""
+    p = pebble_factory(start=False)
+    state = os.path.join(workdir, "state", "pebble")
+    srv = nginx_factory()
+    srv.write_conf(ISSUER.replace("uri https://", "uri http://") + SERVER,
+                   STATE=state, CA=p.ca_pem)
+    rc, out = srv.test_config()
+    assert rc == 0, out
+    warns = [l for l in out.splitlines() if "[warn]" in l and "plain HTTP" in l]
+    assert len(warns) == 1, out
+    assert _reported_lines(warns[0], srv.conf_path), warns
