@@ -22,6 +22,10 @@
 
 #include <openssl/evp.h>
 
+/* How long a job waits (re-checking) for another job's account before it
+ * goes on on its own. */
+#define ACME_ACCOUNT_WAIT_SEC  300
+
 typedef enum {
     ACME_GATE_USE = 1,
     ACME_GATE_LEAD,

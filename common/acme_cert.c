@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -352,6 +353,49 @@ key_from_block(const char *name, const char *header, const unsigned char *data,
         acme_err(err, errlen, "invalid private key (%s)", name);
     }
     return key;
+}
+
+char *
+acme_bundle_join(const char *key_pem, size_t key_len, const char *chain_pem,
+    size_t chain_len, size_t *len)
+{
+    char    *buf;
+    size_t   n;
+
+    if (key_pem == NULL || key_len == 0 || chain_pem == NULL
+        || chain_len == 0 || key_len > (size_t) -1 / 2
+        || chain_len > (size_t) -1 / 2)
+    {
+        return NULL;
+    }
+
+    buf = malloc(key_len + chain_len + 2);
+    if (buf == NULL) {
+        return NULL;
+    }
+
+    memcpy(buf, key_pem, key_len);
+    n = key_len;
+    if (key_pem[key_len - 1] != '\n') {
+        buf[n++] = '\n';
+    }
+    memcpy(buf + n, chain_pem, chain_len);
+    n += chain_len;
+    buf[n] = '\0';
+
+    if (len != NULL) {
+        *len = n;
+    }
+    return buf;
+}
+
+void
+acme_bundle_free(char *bundle, size_t len)
+{
+    if (bundle != NULL) {
+        OPENSSL_cleanse(bundle, len);
+        free(bundle);
+    }
 }
 
 int

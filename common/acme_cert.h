@@ -40,6 +40,19 @@ int acme_bundle_parse(const char *pem, size_t len, EVP_PKEY **key, X509 **leaf,
     STACK_OF(X509) **chain, char *err, size_t errlen);
 
 /*
+ * The bundle of a new certificate: its key PEM followed by the chain PEM
+ * (leaf first), a newline between them when the key PEM lacks one, so the
+ * result stays valid PEM.  malloc'd, NUL-terminated (*len excludes the
+ * NUL); it holds the private key: the caller frees it with
+ * acme_bundle_free().  NULL when out of memory or a part is empty.
+ */
+char *acme_bundle_join(const char *key_pem, size_t key_len,
+    const char *chain_pem, size_t chain_len, size_t *len);
+
+/* Cleanses and frees a bundle (NULL-safe). */
+void acme_bundle_free(char *bundle, size_t len);
+
+/*
  * Checks a certificate chain a CA issued for an order before it is stored
  * or installed (pem: application/pem-certificate-chain, leaf first):
  *   - every PEM block is a certificate that parses (text outside the blocks

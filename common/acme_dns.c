@@ -1314,15 +1314,6 @@ acme_dns_update_check(const acme_dns_answer_t *ans, char *err, size_t errlen)
 
 /* ---- blocking network helpers ---- */
 
-static long long
-mono_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits for events until the deadline: 1 ready, 0 timed out, -1 error. */
 static int
 wait_fd(int fd, short events, long long deadline)
@@ -1332,7 +1323,7 @@ wait_fd(int fd, short events, long long deadline)
     int            n;
 
     for ( ;; ) {
-        left = deadline - mono_ms();
+        left = deadline - acme_monotonic_ms();
         if (left <= 0) {
             return 0;
         }
@@ -1427,11 +1418,11 @@ exchange_udp(const char *server, int port, const unsigned char *msg,
     }
 
     /* one resend halfway: a lost datagram does not cost the whole timeout */
-    resend = mono_ms() + (deadline - mono_ms()) / 2;
+    resend = acme_monotonic_ms() + (deadline - acme_monotonic_ms()) / 2;
     sent = 0;
 
     for ( ;; ) {
-        if (sent < 2 && (sent == 0 || mono_ms() >= resend)) {
+        if (sent < 2 && (sent == 0 || acme_monotonic_ms() >= resend)) {
             if (send(fd, msg, len, 0) < 0 && errno != EAGAIN) {
                 acme_err(err, errlen, "DNS server %s: send: %s", peer,
                          strerror(errno));
@@ -1448,7 +1439,7 @@ exchange_udp(const char *server, int port, const unsigned char *msg,
             goto fail;
         }
         if (r == 0) {
-            if (mono_ms() >= deadline) {
+            if (acme_monotonic_ms() >= deadline) {
                 acme_err(err, errlen, "DNS server %s: no answer over UDP in "
                          "time", peer);
                 goto fail;
@@ -1606,7 +1597,7 @@ acme_dns_exchange(const char *server, int port, int tcp,
         return acme_err(err, errlen, "DNS: message too short");
     }
 
-    deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 5000);
+    deadline = acme_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 5000);
 
     if (!tcp && len <= 512) {
         if (exchange_udp(server, port, msg, len, deadline, resp, resplen,
@@ -1634,7 +1625,7 @@ acme_dns_random_id(void)
 
     if (RAND_bytes(r, 2) != 1) {
         ERR_clear_error();
-        return (uint16_t) (mono_ms() ^ getpid());
+        return (uint16_t) (acme_monotonic_ms() ^ getpid());
     }
     return (uint16_t) (r[0] << 8 | r[1]);
 }

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "acme_http.h"
 #include "acme_util.h"
 
@@ -178,13 +180,56 @@ acme_url_free(acme_url_t *u)
 
 /* ---- requests ------------------------------------------------------------ */
 
+const char *
+acme_http_user_agent(char *buf, size_t len, const char *module,
+    const char *server)
+{
+    const char  *v;
+    size_t       n;
+
+    if (buf == NULL || len == 0) {
+        return buf;
+    }
+
+    /* "OpenSSL 3.0.15 3 Sep 2024": the version is the second word */
+    v = OpenSSL_version(OPENSSL_VERSION);
+    v = v != NULL ? strchr(v, ' ') : NULL;
+    v = v != NULL ? v + 1 : "";
+    n = strcspn(v, " ");
+
+    snprintf(buf, len, "%s/%s%s%s%s%.*s", module ? module : "acme-core",
+             ACME_VERSION, server ? " " : "", server ? server : "",
+             n ? " OpenSSL/" : "", (int) n, v);
+    return buf;
+}
+
+
+/* A header value we may send: printable ASCII and spaces only */
+static int
+header_value_ok(const char *v)
+{
+    for ( ; *v; v++) {
+        if ((unsigned char) *v < 0x20 || (unsigned char) *v >= 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+
 char *
 acme_http_serialize(const acme_http_request_t *req, const acme_url_t *u,
-    size_t *len)
+    const char *user_agent, size_t *len)
 {
     char    *head, *out, clen[48];
     size_t   hlen, blen;
     int      has_body;
+
+    if (user_agent == NULL || *user_agent == '\0'
+        || !header_value_ok(user_agent))
+    {
+        user_agent = ACME_USER_AGENT_DEFAULT;
+    }
 
     /* POST always carries a length so servers need not wait for a body */
     has_body = req->body != NULL || strcmp(req->method, "POST") == 0;
@@ -198,13 +243,13 @@ acme_http_serialize(const acme_http_request_t *req, const acme_url_t *u,
     head = acme_sprintf(
         "%s %s HTTP/1.1\r\n"
         "Host: %s\r\n"
-        "User-Agent: ngx_acme/0.1\r\n"
+        "User-Agent: %s\r\n"
         "%s%s%s"
         "%s%s%s"
         "%s"
         "Connection: close\r\n"
         "\r\n",
-        req->method, u->path, u->host_header,
+        req->method, u->path, u->host_header, user_agent,
         req->accept ? "Accept: " : "", req->accept ? req->accept : "",
         req->accept ? "\r\n" : "",
         has_body && req->content_type ? "Content-Type: " : "",

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "acme_util.h"
+
 /* A request from the engine.  All pointers are owned by the engine and stay
  * valid until the next call into the engine. */
 typedef struct {
@@ -48,9 +50,24 @@ int acme_url_parse(const char *url, acme_url_t *out, char *err, size_t errlen);
 void acme_url_free(acme_url_t *u);
 
 /* HTTP/1.1 request bytes: request line, Host, User-Agent, Accept,
- * Content-Type/Length when a body is present, Connection: close.  malloc'd. */
+ * Content-Type/Length when a body is present, Connection: close.  malloc'd.
+ * user_agent is the host's (acme_http_user_agent); NULL, or one with a
+ * control character, sends ACME_USER_AGENT_DEFAULT. */
 char *acme_http_serialize(const acme_http_request_t *req, const acme_url_t *u,
-    size_t *len);
+    const char *user_agent, size_t *len);
+
+#define ACME_USER_AGENT_DEFAULT  "acme-core/" ACME_VERSION
+
+/*
+ * The User-Agent of a host (RFC 8555 section 6.1: the ACME software and
+ * the HTTP client software, with their versions):
+ * "<module>/<ACME_VERSION> <server> OpenSSL/<x.y.z>", e.g.
+ * "ngx_acme/0.1 nginx/1.22.1 OpenSSL/3.0.15".  module and server are the
+ * host's product tokens ("ngx_acme", "nginx/1.22.1"); server may be NULL.
+ * Written into buf (truncated to len); returns buf.
+ */
+const char *acme_http_user_agent(char *buf, size_t len, const char *module,
+    const char *server);
 
 /* Incremental response parser: Content-Length, chunked, or close-delimited. */
 typedef struct acme_http_parser_s acme_http_parser_t;

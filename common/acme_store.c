@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "acme_cert.h"
 #include "acme_jws.h"
 #include "acme_store.h"
 #include "acme_util.h"
@@ -1534,24 +1535,15 @@ acme_store_save_bundle(const char *root, const char *id,
         return acme_err(err, errlen, "empty key or chain");
     }
 
-    /* key first, then the chain; a newline between them if the key PEM
-     * lacks one, so the concatenation stays valid PEM */
-    buf = malloc(key_len + chain_len + 1);
+    /* key first, then the chain (acme_bundle_join) */
+    buf = acme_bundle_join(key_pem, key_len, chain_pem, chain_len, &n);
     if (buf == NULL) {
         return acme_err(err, errlen, "out of memory");
     }
-    memcpy(buf, key_pem, key_len);
-    n = key_len;
-    if (key_pem[key_len - 1] != '\n') {
-        buf[n++] = '\n';
-    }
-    memcpy(buf + n, chain_pem, chain_len);
-    n += chain_len;
 
     rc = acme_store_save_bundle_pem(root, id, buf, n, err, errlen);
 
-    OPENSSL_cleanse(buf, n);
-    free(buf);
+    acme_bundle_free(buf, n);
     return rc;
 }
 

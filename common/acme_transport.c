@@ -42,15 +42,6 @@ typedef struct {
     size_t               errlen;
 } conn_t;
 
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Waits for events on the socket for at most min(step_ms, time left).
  * 0 ready, -1 with err (timeout or poll error).
@@ -63,7 +54,7 @@ wait_fd(conn_t *c, short events, int step_ms, const char *what)
     int             n, t;
 
     for ( ;; ) {
-        left = c->deadline - now_ms();
+        left = c->deadline - acme_monotonic_ms();
         if (left <= 0) {
             return acme_err(c->err, c->errlen, "%s: %s: total time limit "
                             "exceeded", c->peer, what);
@@ -157,7 +148,7 @@ connect_any(conn_t *c, const char *host, int port, int connect_timeout)
             snprintf(last, sizeof(last), "%s (%s)", c->err, addr);
             close(fd);
             c->fd = -1;
-            if (c->deadline <= now_ms()) {
+            if (c->deadline <= acme_monotonic_ms()) {
                 break;
             }
             continue;
@@ -430,7 +421,7 @@ exchange(const acme_transport_opts_t *o, const acme_http_request_t *req,
     memset(&c, 0, sizeof(c));
     c.fd = -1;
     c.io_timeout = o->io_timeout_ms > 0 ? o->io_timeout_ms : 30000;
-    c.deadline = now_ms() + total;
+    c.deadline = acme_monotonic_ms() + total;
     c.err = err;
     c.errlen = errlen;
     snprintf(peer, sizeof(peer), "%s %s", req->method, req->url);
@@ -448,7 +439,7 @@ exchange(const acme_transport_opts_t *o, const acme_http_request_t *req,
         goto failed;
     }
 
-    out = acme_http_serialize(req, &u, &out_len);
+    out = acme_http_serialize(req, &u, o->user_agent, &out_len);
     if (out == NULL) {
         acme_err(err, errlen, "out of memory");
         goto failed;
@@ -516,7 +507,8 @@ acme_http_parser_t *
 acme_transport_exchange(const acme_transport_opts_t *opts,
     const acme_http_request_t *req, char *err, size_t errlen)
 {
-    static const acme_transport_opts_t  defaults = { NULL, 1, 0, 0, 0, 0 };
+    static const acme_transport_opts_t  defaults = { NULL, 1, 0, 0, 0, 0,
+                                                           NULL };
     acme_http_parser_t                 *p;
     sigset_t                            pipe_set, old, pending;
     struct timespec                     zero = { 0, 0 };

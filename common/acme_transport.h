@@ -17,6 +17,8 @@ typedef struct {
     int          io_timeout_ms;     /* per read/write; 0 -> 30000 */
     int          total_timeout_ms;  /* whole exchange; 0 -> 60000 */
     size_t       max_body;          /* 0 -> ACME_HTTP_MAX_BODY */
+    const char  *user_agent;        /* acme_http_user_agent(); NULL ->
+                                       ACME_USER_AGENT_DEFAULT */
 } acme_transport_opts_t;
 
 /*

@@ -490,3 +490,13 @@ acme_process_alive(long pid)
     }
     return kill((pid_t) pid, 0) == 0 || errno != ESRCH;
 }
+
+
+long long
+acme_monotonic_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdarg.h>
 
+/* The version of the modules (ngx_acme, mod_acme_auto) built on this core:
+ * sent in the User-Agent (acme_http_user_agent). */
+#define ACME_VERSION "0.1"
+
 /* Errors are reported into caller-provided buffers of this size. */
 #define ACME_ERRLEN 512
 
@@ -51,6 +55,10 @@ const char *acme_time_rfc3339(long long t, char *buf, size_t len);
  * allowed); nothing before or after.  Unix time, or -1 when invalid (also
  * for times before 1970). */
 long long acme_time_parse_rfc3339(const char *s);
+
+/* CLOCK_MONOTONIC in milliseconds: for deadlines and timeouts, which a
+ * change of the wall clock must not stretch or cut. */
+long long acme_monotonic_ms(void);
 
 /* 1 when process pid exists (also one of another user), 0 when it is gone
  * or pid <= 0. */

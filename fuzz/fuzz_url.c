@@ -33,7 +33,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         req.body = "{}";
         req.body_len = 2;
         req.content_type = "application/jose+json";
-        wire = acme_http_serialize(&req, &u, &len);
+        wire = acme_http_serialize(&req, &u, NULL, &len);
         FUZZ_ASSERT(wire != NULL);
         eol = memchr(wire, '\n', len);
         FUZZ_ASSERT(eol != NULL && eol > wire && eol[-1] == '\r');

@@ -43,6 +43,7 @@
 #include "mod_acme_auto.h"
 #include "acme_cert.h"
 #include "acme_engine.h"
+#include "acme_job_prep.h"
 #include "acme_key.h"
 #include "acme_sched.h"
 #include "acme_store.h"
@@ -51,7 +52,6 @@
 
 APLOG_USE_MODULE(acme_auto);
 
-#define ACCOUNT_WAIT_MAX    300         /* seconds a job waits for another's account */
 #define STOP_JOIN_SECONDS   2
 
 typedef struct {
@@ -310,20 +310,51 @@ hook_should_stop(void *data)
     return __atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE);
 }
 
-/* The account key: loaded from the store, or made once (exclusively: jobs
- * starting together end up with the one key that was stored first). */
-static EVP_PKEY *
-account_key(job_t *j, char *err, size_t errlen)
+/* "mod_acme_auto/<version> Apache/<running version> OpenSSL/<version>",
+ * made once per process */
+static pthread_once_t   user_agent_once = PTHREAD_ONCE_INIT;
+static char             user_agent[128];
+
+static void
+user_agent_init(void)
+{
+    ap_version_t  v;
+    char          server[64];
+
+    ap_get_server_revision(&v);
+    apr_snprintf(server, sizeof(server), "Apache/%d.%d.%d", v.major, v.minor,
+                 v.patch);
+    acme_http_user_agent(user_agent, sizeof(user_agent), "mod_acme_auto",
+                         server);
+}
+
+static const char *
+job_user_agent(void)
+{
+    pthread_once(&user_agent_once, user_agent_init);
+    return user_agent;
+}
+
+/* The issuer's and the certificate's settings, as common/ takes them. */
+static void
+job_conf(job_t *j, acme_job_conf_t *c)
 {
     acme_auto_issuer_t *iss = j->c->issuer;
-    EVP_PKEY           *key = NULL;
 
-    if (acme_store_account_key(iss->state_dir, iss->account_key_type, &key,
-                               NULL, err, errlen) != 0)
-    {
-        return NULL;
-    }
-    return key;
+    memset(c, 0, sizeof(*c));
+    c->directory_url = iss->directory;
+    c->state_dir = iss->state_dir;
+    c->account_key_type = iss->account_key_type;
+    c->contacts = (const char *const *) iss->contacts->elts;
+    c->n_contacts = iss->contacts->nelts;
+    c->terms_agreed = iss->terms_agreed;
+    c->eab_kid = iss->eab_kid;
+    c->eab_key = iss->eab_key;
+    c->eab_key_len = iss->eab_key_len;
+    c->eab_alg = iss->eab_alg;
+    c->names = j->c->names;
+    c->n_names = j->c->n_names;
+    c->cert_key_type = j->c->key_type;
 }
 
 /*
@@ -343,7 +374,7 @@ account_wait(job_t *j, EVP_PKEY *key)
     pthread_mutex_lock(&account_mu);
     for ( ;; ) {
         rc = acme_account_gate_enter(&iss->account_gate, key, j, &url);
-        if (rc != ACME_GATE_WAIT || waits++ >= ACCOUNT_WAIT_MAX
+        if (rc != ACME_GATE_WAIT || waits++ >= ACME_ACCOUNT_WAIT_SEC
             || __atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE))
         {
             break;
@@ -433,7 +464,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     acme_auto_slot_status_t st;
     char                   *key_pem, *blob, until[32];
     char                    bundle_err[ACME_ERRLEN], state_err[ACME_ERRLEN];
-    size_t                  key_len;
+    size_t                  key_len, blob_len;
     long long               now = now_sec();
 
     key_pem = acme_key_to_pem(cert_key, &key_len);
@@ -455,15 +486,11 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
                      " from memory only, the write is retried", j->c->id,
                      j->c->issuer->state_dir, j->c->id, bundle_err);
     }
-    blob = malloc(key_len + chain_len + 1);
+    blob = acme_bundle_join(key_pem, key_len, chain, chain_len, &blob_len);
+    acme_bundle_free(key_pem, key_len);
     if (blob == NULL) {
-        free(key_pem);
         return acme_err(err, errlen, "out of memory");
     }
-    memcpy(blob, key_pem, key_len);
-    memcpy(blob + key_len, chain, chain_len);
-    blob[key_len + chain_len] = '\0';
-    free(key_pem);
 
     acme_sched_attempt_end(&j->st);
     j->st.failures = 0;
@@ -484,10 +511,10 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     }
 
     memset(&st, 0, sizeof(st));
-    if (acme_auto_status_from_pem(blob, key_len + chain_len, &st) != 0
-        || key_len + chain_len > ACME_AUTO_BUNDLE_MAX)
+    if (acme_auto_status_from_pem(blob, blob_len, &st) != 0
+        || blob_len > ACME_AUTO_BUNDLE_MAX)
     {
-        free(blob);
+        acme_bundle_free(blob, blob_len);
         return acme_err(err, errlen, "the issued certificate is unusable");
     }
     st.last_success = now;
@@ -509,8 +536,8 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     j->unsaved = bundle_err[0] || state_err[0];
     j->unsaved_tries = 1;
     j->unsaved_at = acme_sched_unsaved_retry(1, now);
-    acme_auto_shm_set_bundle(j->c->slot, blob, key_len + chain_len, &st);
-    free(blob);
+    acme_auto_shm_set_bundle(j->c->slot, blob, blob_len, &st);
+    acme_bundle_free(blob, blob_len);
 
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: new "
                  "certificate, serial %s, valid until %s; served without "
@@ -526,27 +553,12 @@ static const char *
 engine_error(acme_auto_issuer_t *iss, acme_engine_t *e)
 {
     static __thread char buf[ACME_ERRLEN + 256];
-    const char          *msg = acme_engine_error(e);
+    char                 name[256];
 
-    if (msg == NULL) {
-        return "unknown error";
-    }
-    if (iss->eab_kid == NULL
-        && (strstr(msg, "externalAccountRequired") != NULL
-            || strstr(msg, "External Account Binding") != NULL))
-    {
-        apr_snprintf(buf, sizeof(buf), "<AcmeIssuer %s>: add "
-                     "AcmeExternalAccountBinding KID KEY to it; %s",
-                     iss->name, msg);
-        return buf;
-    }
-    if (iss->eab_kid != NULL && strncmp(msg, "new-account", 11) == 0) {
-        apr_snprintf(buf, sizeof(buf), "<AcmeIssuer %s> "
-                     "(AcmeExternalAccountBinding kid %s): %s", iss->name,
-                     iss->eab_kid, msg);
-        return buf;
-    }
-    return msg;
+    apr_snprintf(name, sizeof(name), "<AcmeIssuer %s>", iss->name);
+    return acme_job_eab_hint(acme_engine_error(e), name,
+                             "AcmeExternalAccountBinding", iss->eab_kid, buf,
+                             sizeof(buf));
 }
 
 static void *
@@ -554,6 +566,7 @@ job_main(void *arg)
 {
     job_t                *j = arg;
     acme_auto_issuer_t   *iss = j->c->issuer;
+    acme_job_conf_t       conf;
     acme_order_config_t   oc;
     acme_transport_opts_t to;
     acme_driver_hooks_t   hooks;
@@ -561,6 +574,7 @@ job_main(void *arg)
     EVP_PKEY             *akey = NULL, *ckey = NULL;
     acme_engine_t        *e = NULL;
     char                 *account_url = NULL, err[ACME_ERRLEN];
+    char                  warn[ACME_ERRLEN];
     const char           *chain;
     size_t                chain_len;
     int                   rc;
@@ -579,19 +593,16 @@ job_main(void *arg)
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
                  "ordering a certificate from %s", j->c->id, iss->directory);
 
-    akey = account_key(j, err, sizeof(err));
-    if (akey == NULL) {
-        char msg[ACME_ERRLEN + 16];
-        apr_snprintf(msg, sizeof(msg), "account key: %s", err);
-        job_failed(j, msg, 0);
+    job_conf(j, &conf);
+    if (acme_job_account_key(&conf, &akey, &account_url, warn, sizeof(warn),
+                             err, sizeof(err)) != 0)
+    {
+        job_failed(j, err, 0);
         goto done;
     }
-    if (acme_store_load_account(iss->state_dir, iss->directory, akey,
-                                &account_url, err, sizeof(err)) < 0)
-    {
+    if (warn[0]) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: "
-                     "ignoring the stored account: %s", err);
-        account_url = NULL;
+                     "%s: %s", j->c->id, warn);
     }
     if (account_url == NULL) {
         account_url = account_wait(j, akey);
@@ -600,27 +611,12 @@ job_main(void *arg)
         }
     }
     acme_auto_shm_set_step(j->c->slot, "renewing", "key");
-    ckey = acme_key_generate(j->c->key_type);
-    if (ckey == NULL) {
-        job_failed(j, "cannot generate the certificate key", 0);
+    if (acme_job_cert_key(&conf, &ckey, NULL, NULL, err, sizeof(err)) != 0) {
+        job_failed(j, err, 0);
         goto done;
     }
 
-    memset(&oc, 0, sizeof(oc));
-    oc.directory_url = iss->directory;
-    oc.account_key = akey;
-    oc.account_url = account_url;
-    oc.contacts = (const char *const *) iss->contacts->elts;
-    oc.n_contacts = iss->contacts->nelts;
-    oc.terms_agreed = iss->terms_agreed;
-    oc.names = j->c->names;
-    oc.n_names = j->c->n_names;
-    oc.cert_key = ckey;
-    oc.challenge_type = j->type;
-    oc.eab_kid = iss->eab_kid;
-    oc.eab_key = iss->eab_key;
-    oc.eab_key_len = iss->eab_key_len;
-    oc.eab_alg = iss->eab_alg;
+    acme_job_order_config(&oc, &conf, j->type, akey, account_url, ckey);
     e = acme_engine_new(&oc, err, sizeof(err));
     if (e == NULL) {
         job_failed(j, err, 0);
@@ -634,6 +630,7 @@ job_main(void *arg)
                             * 1000;
     to.io_timeout_ms = iss->timeout_sec * 1000;
     to.total_timeout_ms = iss->timeout_sec * 2000;
+    to.user_agent = job_user_agent();
 
     memset(&d, 0, sizeof(d));
     d.j = j;

@@ -113,6 +113,10 @@ static void ngx_acme_http_event_handler(ngx_event_t *ev);
 static void ngx_acme_http_timeout_handler(ngx_event_t *ev);
 
 
+/* the User-Agent of every request, made at the first one (per process) */
+static char  ngx_acme_http_user_agent[128];
+
+
 ngx_int_t
 ngx_acme_http_ssl_init(ngx_conf_t *cf, ngx_ssl_t *ssl, ngx_str_t *trusted)
 {
@@ -267,7 +271,14 @@ ngx_acme_http_start(ngx_acme_http_conf_t *conf,
         return h;
     }
 
-    wire = acme_http_serialize(req, &h->url, &len);
+    if (ngx_acme_http_user_agent[0] == '\0') {
+        /* "ngx_acme/<version> nginx/<version> OpenSSL/<version>" */
+        (void) acme_http_user_agent(ngx_acme_http_user_agent,
+                                    sizeof(ngx_acme_http_user_agent),
+                                    "ngx_acme", NGINX_VER);
+    }
+
+    wire = acme_http_serialize(req, &h->url, ngx_acme_http_user_agent, &len);
     if (wire == NULL) {
         goto failed;
     }

@@ -36,6 +36,7 @@
  */
 
 #include "ngx_acme.h"
+#include "acme_job_prep.h"
 
 
 typedef enum {
@@ -66,8 +67,6 @@ struct ngx_acme_job_s {
 
     /* thread task in/out; only the thread touches these while busy */
     ngx_acme_task_kind_e      task_kind;
-    acme_key_type_t           account_key_type;
-    acme_key_type_t           cert_key_type;
     char                     *root;
     char                     *id;
     char                     *directory;
@@ -106,7 +105,8 @@ struct ngx_acme_job_s {
 
 /* a job waiting for another job's account re-checks this often, this long */
 #define NGX_ACME_ACCOUNT_WAIT_MS    250
-#define NGX_ACME_ACCOUNT_WAIT_MAX   (300 * 1000 / NGX_ACME_ACCOUNT_WAIT_MS)
+#define NGX_ACME_ACCOUNT_WAIT_MAX                                           \
+    (ACME_ACCOUNT_WAIT_SEC * 1000 / NGX_ACME_ACCOUNT_WAIT_MS)
 
 
 static ngx_int_t ngx_acme_job_post(ngx_acme_job_t *job,
@@ -114,6 +114,7 @@ static ngx_int_t ngx_acme_job_post(ngx_acme_job_t *job,
 static void ngx_acme_job_thread(void *data, ngx_log_t *log);
 static void ngx_acme_job_task_done(ngx_event_t *ev);
 static void ngx_acme_job_prepared(ngx_acme_job_t *job);
+static void ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c);
 static void ngx_acme_job_run(ngx_acme_job_t *job);
 static void ngx_acme_job_http_done(ngx_acme_http_t *h, void *data);
 static void ngx_acme_job_wake(ngx_event_t *ev);
@@ -204,8 +205,6 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
         return NGX_ERROR;
     }
 
-    job->account_key_type = (acme_key_type_t) cert->issuer->account_key;
-    job->cert_key_type = cert->key_type;
     job->directory = (char *) cert->issuer->uri.data;
 
     job->sleep.handler = ngx_acme_job_wake;
@@ -426,6 +425,7 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
 {
     ngx_acme_job_t  *job = *(ngx_acme_job_t **) data;
 
+    acme_job_conf_t      conf;
     ngx_acme_dns_rec_t  *rec;
 
     if (job->task_kind == NGX_ACME_TASK_FINISH
@@ -465,9 +465,11 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
 
     case NGX_ACME_TASK_PREPARE:
 
-        if (acme_store_account_key(job->root, job->account_key_type,
-                                   &job->account_key, NULL, job->task_err,
-                                   sizeof(job->task_err))
+        ngx_acme_job_conf(job, &conf);
+
+        if (acme_job_account_key(&conf, &job->account_key, &job->account_url,
+                                 job->task_err, sizeof(job->task_err),
+                                 job->task_err, sizeof(job->task_err))
             != 0)
         {
             job->store_rc = -1;
@@ -475,34 +477,18 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
             return;
         }
 
+        /* task_err: why a stored account was ignored (logged), or "" */
         job->store_rc = 0;
 
-        job->account_url = NULL;
-
-        if (acme_store_load_account(job->root, job->directory,
-                                    job->account_key, &job->account_url,
-                                    job->task_err,
-                                    sizeof(job->task_err))
-            == -1)
+        if (acme_job_cert_key(&conf, &job->cert_key, &job->key_pem,
+                              &job->key_pem_len, job->task_err,
+                              sizeof(job->task_err))
+            != 0)
         {
-            /* a broken account.json only costs a new-account lookup */
-            job->account_url = NULL;
-        }
-
-        job->cert_key = acme_key_generate(job->cert_key_type);
-        if (job->cert_key == NULL) {
-            acme_err(job->task_err, sizeof(job->task_err),
-                     "cannot generate the certificate key");
             job->task_rc = -1;
             return;
         }
 
-        job->key_pem = acme_key_to_pem(job->cert_key, &job->key_pem_len);
-        if (job->key_pem == NULL) {
-            goto nomem;
-        }
-
-        job->task_err[0] = '\0';
         job->task_rc = 0;
         return;
 
@@ -591,11 +577,6 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
     }
 
     return;
-
-nomem:
-
-    acme_err(job->task_err, sizeof(job->task_err), "out of memory");
-    job->task_rc = -1;
 }
 
 
@@ -745,10 +726,19 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
     ngx_acme_cert_t      *cert;
     ngx_acme_issuer_t    *issuer;
     ngx_uint_t            type;
+    acme_job_conf_t       conf;
     acme_order_config_t   oc;
 
     cert = job->cert;
     issuer = cert->issuer;
+
+    if (job->task_err[0] != '\0') {
+        /* from the key task: a stored account.json that could not be used */
+        ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                      "acme: certificate \"%V\": %s", &cert->id,
+                      job->task_err);
+        job->task_err[0] = '\0';
+    }
 
     /*
      * No stored URL for this key: one job of the issuer looks the account
@@ -783,17 +773,6 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
          * same) */
     }
 
-    ngx_memzero(&oc, sizeof(acme_order_config_t));
-
-    oc.directory_url = (char *) issuer->uri.data;
-    oc.account_key = job->account_key;
-    oc.account_url = job->account_url;
-    oc.contacts = (const char *const *) issuer->contacts.elts;
-    oc.n_contacts = issuer->contacts.nelts;
-    oc.terms_agreed = issuer->tos ? 1 : 0;
-    oc.names = (const char *const *) cert->names.elts;
-    oc.n_names = cert->names.nelts;
-    oc.cert_key = job->cert_key;
     /* a challenge list: after N consecutive failures, type[N % n] */
 
     ngx_acme_shm_lock(job->amcf);
@@ -805,14 +784,9 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
 
     ngx_acme_shm_unlock(job->amcf);
 
-    oc.challenge_type = ngx_acme_challenge_name(type);
-
-    if (issuer->eab_kid.len && issuer->eab_key) {
-        oc.eab_kid = (char *) issuer->eab_kid.data;
-        oc.eab_key = issuer->eab_key;
-        oc.eab_key_len = issuer->eab_key_len;
-        oc.eab_alg = issuer->eab_alg;
-    }
+    ngx_acme_job_conf(job, &conf);
+    acme_job_order_config(&oc, &conf, ngx_acme_challenge_name(type),
+                          job->account_key, job->account_url, job->cert_key);
 
     err[0] = '\0';
 
@@ -823,6 +797,38 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
     }
 
     ngx_acme_job_run(job);
+}
+
+
+/* The issuer's and the certificate's settings, as common/ takes them. */
+static void
+ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c)
+{
+    ngx_acme_cert_t    *cert;
+    ngx_acme_issuer_t  *issuer;
+
+    cert = job->cert;
+    issuer = cert->issuer;
+
+    ngx_memzero(c, sizeof(acme_job_conf_t));
+
+    c->directory_url = (char *) issuer->uri.data;
+    c->state_dir = (char *) issuer->state_path.data;
+    c->account_key_type = (acme_key_type_t) issuer->account_key;
+    c->contacts = (const char *const *) issuer->contacts.elts;
+    c->n_contacts = issuer->contacts.nelts;
+    c->terms_agreed = issuer->tos ? 1 : 0;
+
+    if (issuer->eab_kid.len) {
+        c->eab_kid = (char *) issuer->eab_kid.data;
+        c->eab_key = issuer->eab_key;
+        c->eab_key_len = issuer->eab_key_len;
+        c->eab_alg = issuer->eab_alg;
+    }
+
+    c->names = (const char *const *) cert->names.elts;
+    c->n_names = cert->names.nelts;
+    c->cert_key_type = cert->key_type;
 }
 
 
@@ -1159,44 +1165,19 @@ ngx_acme_job_account_error(ngx_acme_job_t *job, const char *msg, char *buf,
     size_t len)
 {
     u_char             *p;
-    size_t              n;
     ngx_acme_issuer_t  *issuer;
-
-    if (msg == NULL
-        || ngx_strncmp(msg, "new-account", sizeof("new-account") - 1) != 0)
-    {
-        return msg;
-    }
+    u_char              name[NGX_MAX_CONF_ERRSTR];
 
     issuer = job->cert->issuer;
-    n = ngx_strlen(msg);
 
-    if (issuer->eab_kid.len == 0) {
-
-        if (ngx_strcasestrn((u_char *) msg, "externalAccountRequired",
-                            sizeof("externalAccountRequired") - 2) == NULL
-            && ngx_strcasestrn((u_char *) msg, "External Account Binding",
-                               sizeof("External Account Binding") - 2)
-               == NULL)
-        {
-            return msg;
-        }
-
-        p = ngx_snprintf((u_char *) buf, len - 1,
-                         "acme_issuer \"%V\" requires External Account "
-                         "Binding: set \"external_account_key\" in it (%*s)",
-                         &issuer->name, n, msg);
-
-    } else {
-        p = ngx_snprintf((u_char *) buf, len - 1,
-                         "acme_issuer \"%V\" with \"external_account_key "
-                         "%V\": %*s",
-                         &issuer->name, &issuer->eab_kid, n, msg);
-    }
-
+    p = ngx_snprintf(name, sizeof(name) - 1, "acme_issuer \"%V\"",
+                     &issuer->name);
     *p = '\0';
 
-    return buf;
+    return acme_job_eab_hint(msg, (char *) name, "external_account_key",
+                             issuer->eab_kid.len
+                             ? (char *) issuer->eab_kid.data : NULL,
+                             buf, len);
 }
 
 
@@ -1216,9 +1197,8 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     cert = job->cert;
     slot = cert->slot;
 
-    len = job->key_pem_len + job->chain_len;
-
-    bundle = ngx_alloc(len + 1, job->log);
+    bundle = (u_char *) acme_bundle_join(job->key_pem, job->key_pem_len,
+                                         job->chain, job->chain_len, &len);
 
     if (bundle == NULL && job->unsaved) {
         ngx_acme_job_fail(job, "out of memory", 0);
@@ -1242,16 +1222,12 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
         return;
     }
 
-    p = ngx_cpymem(bundle, job->key_pem, job->key_pem_len);
-    p = ngx_cpymem(p, job->chain, job->chain_len);
-    *p = '\0';
-
     ngx_acme_shm_lock(job->amcf);
 
     if (!ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
         /* stored, but the new holder owns the zone: it orders anew */
         ngx_acme_shm_unlock(job->amcf);
-        ngx_free(bundle);
+        acme_bundle_free((char *) bundle, len);
 
         ngx_log_error(NGX_LOG_WARN, job->log, 0,
                       "acme: certificate \"%V\": issued under a lost ACME "
@@ -1295,7 +1271,7 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
 
     ngx_acme_shm_unlock(job->amcf);
 
-    ngx_free(bundle);
+    acme_bundle_free((char *) bundle, len);
 
     if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, job->log, 0,

@@ -94,11 +94,11 @@ UNIT_TEST(http_serialize)
     req.body_len = 7;
     req.content_type = "application/jose+json";
     req.accept = "application/pem-certificate-chain";
-    s = acme_http_serialize(&req, &u, &len);
+    s = acme_http_serialize(&req, &u, "ngx_acme/0.1 nginx/1.22.1", &len);
     CHECK_STR(s,
         "POST /new-order HTTP/1.1\r\n"
         "Host: ca.example:14000\r\n"
-        "User-Agent: ngx_acme/0.1\r\n"
+        "User-Agent: ngx_acme/0.1 nginx/1.22.1\r\n"
         "Accept: application/pem-certificate-chain\r\n"
         "Content-Type: application/jose+json\r\n"
         "Content-Length: 7\r\n"
@@ -111,13 +111,19 @@ UNIT_TEST(http_serialize)
     memset(&req, 0, sizeof(req));
     req.method = "HEAD";
     req.url = "https://ca.example:14000/new-order";
-    s = acme_http_serialize(&req, &u, &len);
+    s = acme_http_serialize(&req, &u, NULL, &len);
     CHECK_STR(s,
         "HEAD /new-order HTTP/1.1\r\n"
         "Host: ca.example:14000\r\n"
-        "User-Agent: ngx_acme/0.1\r\n"
+        "User-Agent: " ACME_USER_AGENT_DEFAULT "\r\n"
         "Connection: close\r\n"
         "\r\n");
+    free(s);
+
+    /* a User-Agent that would split the header is not sent */
+    s = acme_http_serialize(&req, &u, "x/1\r\nX-Evil: 1", &len);
+    CHECK(s != NULL && strstr(s, "X-Evil") == NULL);
+    CHECK(s != NULL && strstr(s, "User-Agent: " ACME_USER_AGENT_DEFAULT "\r\n"));
     free(s);
 
     acme_url_free(&u);
@@ -474,4 +480,30 @@ UNIT_TEST(http_parser_bad)
     CHECK_INT(rc, ACME_HTTP_DONE);
     CHECK_STR(acme_http_parser_response(p)->retry_after, "30");
     acme_http_parser_free(p);
+}
+
+
+UNIT_TEST(http_user_agent)
+{
+    char         buf[160];
+    const char  *p;
+
+    /* "<module>/<version> <server> OpenSSL/<x.y.z>" */
+    p = acme_http_user_agent(buf, sizeof(buf), "mod_acme_auto",
+                             "Apache/2.4.62");
+    CHECK(p == buf);
+    CHECK(strncmp(buf, "mod_acme_auto/" ACME_VERSION " Apache/2.4.62 OpenSSL/",
+                  strlen("mod_acme_auto/" ACME_VERSION " Apache/2.4.62 OpenSSL/"))
+          == 0);
+    p = strstr(buf, "OpenSSL/");
+    CHECK(p != NULL && p[8] >= '0' && p[8] <= '9');
+    CHECK(strchr(buf, '\n') == NULL && buf[strlen(buf) - 1] != ' ');
+
+    acme_http_user_agent(buf, sizeof(buf), "ngx_acme", NULL);
+    CHECK(strncmp(buf, "ngx_acme/" ACME_VERSION " OpenSSL/",
+                  strlen("ngx_acme/" ACME_VERSION " OpenSSL/")) == 0);
+
+    /* truncated, still terminated */
+    acme_http_user_agent(buf, 6, "ngx_acme", "nginx/1.22.1");
+    CHECK_STR(buf, "ngx_a");
 }

@@ -1,0 +1,136 @@
+/*
+ * Before an order (acme_job_prep.h): keys, account URL, engine
+ * configuration, and the External Account Binding hint.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "acme_job_prep.h"
+#include "acme_store.h"
+#include "acme_util.h"
+
+
+int
+acme_job_account_key(const acme_job_conf_t *c, EVP_PKEY **key, char **url,
+    char *warn, size_t warnlen, char *err, size_t errlen)
+{
+    char  why[ACME_ERRLEN];
+
+    *key = NULL;
+    *url = NULL;
+    if (warn != NULL && warnlen > 0) {
+        warn[0] = '\0';
+    }
+
+    why[0] = '\0';
+    if (acme_store_account_key(c->state_dir, c->account_key_type, key, NULL,
+                               why, sizeof(why))
+        != 0)
+    {
+        *key = NULL;
+        return acme_err(err, errlen, "account key: %s",
+                        why[0] ? why : "unknown error");
+    }
+
+    why[0] = '\0';
+    if (acme_store_load_account(c->state_dir, c->directory_url, *key, url,
+                                why, sizeof(why))
+        == -1)
+    {
+        /* a broken account.json only costs a new-account lookup */
+        free(*url);
+        *url = NULL;
+        acme_err(warn, warnlen, "ignoring the stored account: %s",
+                 why[0] ? why : "unknown error");
+    }
+
+    return 0;
+}
+
+
+int
+acme_job_cert_key(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
+    size_t *pem_len, char *err, size_t errlen)
+{
+    *key = acme_key_generate(c->cert_key_type);
+    if (*key == NULL) {
+        return acme_err(err, errlen, "cannot generate the certificate key "
+                        "(%s)", acme_key_type_name(c->cert_key_type));
+    }
+
+    if (pem == NULL) {
+        return 0;
+    }
+
+    *pem = acme_key_to_pem(*key, pem_len);
+    if (*pem == NULL) {
+        EVP_PKEY_free(*key);
+        *key = NULL;
+        return acme_err(err, errlen, "cannot serialise the certificate key");
+    }
+
+    return 0;
+}
+
+
+void
+acme_job_order_config(acme_order_config_t *oc, const acme_job_conf_t *c,
+    const char *challenge_type, EVP_PKEY *account_key,
+    const char *account_url, EVP_PKEY *cert_key)
+{
+    memset(oc, 0, sizeof(*oc));
+
+    oc->directory_url = c->directory_url;
+    oc->account_key = account_key;
+    oc->account_url = account_url;
+    oc->contacts = c->contacts;
+    oc->n_contacts = c->n_contacts;
+    oc->terms_agreed = c->terms_agreed ? 1 : 0;
+    oc->names = c->names;
+    oc->n_names = c->n_names;
+    oc->cert_key = cert_key;
+    oc->challenge_type = challenge_type;
+
+    if (c->eab_kid != NULL && c->eab_kid[0] != '\0' && c->eab_key != NULL) {
+        oc->eab_kid = c->eab_kid;
+        oc->eab_key = c->eab_key;
+        oc->eab_key_len = c->eab_key_len;
+        oc->eab_alg = c->eab_alg;
+    }
+}
+
+
+const char *
+acme_job_eab_hint(const char *msg, const char *issuer, const char *directive,
+    const char *eab_kid, char *buf, size_t len)
+{
+    if (msg == NULL || *msg == '\0') {
+        return "unknown error";
+    }
+
+    /* only account creation concerns External Account Binding */
+    if (strncmp(msg, "new-account", sizeof("new-account") - 1) != 0
+        || buf == NULL || len == 0)
+    {
+        return msg;
+    }
+
+    if (eab_kid == NULL || *eab_kid == '\0') {
+
+        if (strcasestr(msg, "externalAccountRequired") == NULL
+            && strcasestr(msg, "External Account Binding") == NULL)
+        {
+            return msg;
+        }
+
+        snprintf(buf, len, "%s requires External Account Binding: add "
+                 "\"%s KID KEY\" to it (%s)", issuer, directive, msg);
+        return buf;
+    }
+
+    snprintf(buf, len, "%s with \"%s %s\": %s", issuer, directive, eab_kid,
+             msg);
+    return buf;
+}

@@ -1,0 +1,101 @@
+/*
+ * What an order needs before the engine starts, the same for every host:
+ * the issuer's account key and stored account URL, a fresh certificate
+ * key, the engine's order configuration, and, when the order fails at
+ * new-account, the operator's hint about External Account Binding.
+ *
+ * Each host fills one acme_job_conf_t from its configuration (plain values,
+ * borrowed for the duration of the calls) and calls, in its worker thread
+ * (both may block: disk, fsync, RSA key generation; never on an event
+ * loop):
+ *
+ *     acme_job_account_key()   account.key (loaded, or created once:
+ *                              acme_store_account_key) + account.json's URL
+ *     acme_job_cert_key()      a fresh key of the certificate's key= type
+ *
+ * then, with no stored URL, the per-issuer gate of acme_account.h, then
+ * acme_job_order_config() and acme_engine_new().  After an ERROR,
+ * acme_job_eab_hint() words the engine's message for the operator.
+ */
+#ifndef ACME_JOB_PREP_H
+#define ACME_JOB_PREP_H
+
+#include <stddef.h>
+#include <openssl/evp.h>
+
+#include "acme_engine.h"
+#include "acme_key.h"
+
+typedef struct {
+    /* the issuer */
+    const char           *directory_url;
+    const char           *state_dir;        /* the issuer's store root */
+    acme_key_type_t       account_key_type; /* for a new account key */
+    const char *const    *contacts;         /* "mailto:..." */
+    size_t                n_contacts;
+    int                   terms_agreed;
+    const char           *eab_kid;          /* NULL or "": no EAB */
+    const unsigned char  *eab_key;          /* NULL: no EAB */
+    size_t                eab_key_len;
+    const char           *eab_alg;          /* NULL = "HS256" */
+
+    /* the certificate */
+    const char *const    *names;
+    size_t                n_names;
+    acme_key_type_t       cert_key_type;    /* acme_certificate key= */
+} acme_job_conf_t;
+
+/*
+ * The account key of the issuer's store (loaded, or generated and stored
+ * exclusively, so concurrent first orders share one key) and the account
+ * URL account.json records for that key and directory (*url malloc'd, NULL
+ * when none).  An unreadable account.json is no failure: *url stays NULL
+ * (the engine then finds the account by its key) and warn (may be NULL)
+ * says why; else warn is "".  0, or -1 with err ("account key: ...").
+ */
+int acme_job_account_key(const acme_job_conf_t *c, EVP_PKEY **key,
+    char **url, char *warn, size_t warnlen, char *err, size_t errlen);
+
+/*
+ * A fresh certificate key of c->cert_key_type; with pem non-NULL also its
+ * PKCS#8 PEM (*pem malloc'd, NUL-terminated; the caller cleanses and frees
+ * it).  0, or -1 with err.
+ */
+int acme_job_cert_key(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
+    size_t *pem_len, char *err, size_t errlen);
+
+/*
+ * The engine's configuration for one order: c's issuer and certificate,
+ * the challenge type of this attempt, the keys and the account URL (NULL
+ * when none).  Everything is borrowed: keep it until acme_engine_new().
+ * EAB is set only when both a kid and a key are configured.
+ */
+void acme_job_order_config(acme_order_config_t *oc, const acme_job_conf_t *c,
+    const char *challenge_type, EVP_PKEY *account_key,
+    const char *account_url, EVP_PKEY *cert_key);
+
+/*
+ * An engine error of the new-account step in the operator's terms: an
+ * account that needs External Account Binding is a matter of the issuer's
+ * configuration, which may serve several certificates, so the message
+ * names the issuer block and the directive, in the host's words:
+ *
+ *   issuer     how the host names the block: "acme_issuer \"pebble\"",
+ *              "<AcmeIssuer pebble>"
+ *   directive  its EAB directive: "external_account_key",
+ *              "AcmeExternalAccountBinding"
+ *   eab_kid    the configured kid, NULL or "" when none
+ *
+ * No EAB configured and the CA asks for it ("externalAccountRequired" or
+ * "External Account Binding" in msg, any case):
+ *   <issuer> requires External Account Binding: add "<directive> KID KEY"
+ *   to it (<msg>)
+ * EAB configured, any new-account error:
+ *   <issuer> with "<directive> <kid>": <msg>
+ * Otherwise msg itself.  Returns msg or buf (NUL-terminated, truncated to
+ * len); msg NULL is "unknown error".
+ */
+const char *acme_job_eab_hint(const char *msg, const char *issuer,
+    const char *directive, const char *eab_kid, char *buf, size_t len);
+
+#endif

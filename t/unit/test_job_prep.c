@@ -1,0 +1,347 @@
+/*
+ * Before an order (acme_job_prep.h): account key and stored URL, the
+ * certificate key, the engine configuration, the External Account Binding
+ * hint; and the bundle a new certificate becomes (acme_bundle_join).
+ */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "acme_cert.h"
+#include "acme_job_prep.h"
+#include "acme_jws.h"
+#include "acme_store.h"
+#include "acme_util.h"
+#include "unit.h"
+
+static char *
+tmp_root(void)
+{
+    char *d = acme_strdup("/tmp/acme-prep-test-XXXXXX");
+
+    if (d == NULL || mkdtemp(d) == NULL) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+static void
+rm_root(char *root)
+{
+    char  *p;
+
+    /* only what these tests create */
+    p = acme_sprintf("%s/account.key", root);
+    unlink(p);
+    free(p);
+    p = acme_sprintf("%s/account.json", root);
+    unlink(p);
+    free(p);
+    rmdir(root);
+    free(root);
+}
+
+static int
+same_key(EVP_PKEY *a, EVP_PKEY *b)
+{
+    char  *ta = acme_jwk_thumbprint(a), *tb = acme_jwk_thumbprint(b);
+    int    same = ta != NULL && tb != NULL && strcmp(ta, tb) == 0;
+
+    free(ta);
+    free(tb);
+    return same;
+}
+
+
+UNIT_TEST(job_prep_account_key)
+{
+    acme_job_conf_t   c;
+    EVP_PKEY         *k1 = NULL, *k2 = NULL, *k3 = NULL;
+    acme_key_type_t   t;
+    char             *root, *url = NULL, *p, warn[ACME_ERRLEN];
+    char              err[ACME_ERRLEN];
+    struct stat       st;
+    FILE             *f;
+
+    root = tmp_root();
+    CHECK(root != NULL);
+    if (root == NULL) {
+        return;
+    }
+
+    memset(&c, 0, sizeof(c));
+    c.directory_url = "https://ca.example/dir";
+    c.state_dir = root;
+    c.account_key_type = ACME_KEY_EC_P384;
+
+    /* none stored: made (of the issuer's type), stored 0600, no URL */
+    CHECK_INT(acme_job_account_key(&c, &k1, &url, warn, sizeof(warn), err,
+                                   sizeof(err)), 0);
+    CHECK(k1 != NULL && url == NULL);
+    CHECK_STR(warn, "");
+    CHECK(k1 != NULL && acme_key_type_of(k1, &t) == 0
+          && t == ACME_KEY_EC_P384);
+    p = acme_sprintf("%s/account.key", root);
+    CHECK(stat(p, &st) == 0 && (st.st_mode & 0777) == 0600);
+    free(p);
+
+    /* stored: the same key, and the URL recorded for it */
+    CHECK_INT(acme_store_save_account(root, c.directory_url, k1,
+                                      "https://ca.example/acct/7", err,
+                                      sizeof(err)), 0);
+    c.account_key_type = ACME_KEY_RSA_2048;     /* only for a new key */
+    CHECK_INT(acme_job_account_key(&c, &k2, &url, warn, sizeof(warn), err,
+                                   sizeof(err)), 0);
+    CHECK(k2 != NULL && same_key(k1, k2));
+    CHECK_STR(url, "https://ca.example/acct/7");
+    CHECK_STR(warn, "");
+    free(url);
+    url = NULL;
+
+    /* another directory's URL is not this one's */
+    c.directory_url = "https://other.example/dir";
+    CHECK_INT(acme_job_account_key(&c, &k3, &url, NULL, 0, err, sizeof(err)),
+              0);
+    CHECK(url == NULL);
+    EVP_PKEY_free(k3);
+    k3 = NULL;
+    c.directory_url = "https://ca.example/dir";
+
+    /* a broken account.json: no URL, a warning, no failure (the same
+     * buffer for warn and err, as nginx's thread task uses it) */
+    p = acme_sprintf("%s/account.json", root);
+    f = fopen(p, "w");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fputs("{not json", f);
+        fclose(f);
+    }
+    free(p);
+    CHECK_INT(acme_job_account_key(&c, &k3, &url, err, sizeof(err), err,
+                                   sizeof(err)), 0);
+    CHECK(k3 != NULL && same_key(k1, k3) && url == NULL);
+    CHECK(strncmp(err, "ignoring the stored account: ",
+                  strlen("ignoring the stored account: ")) == 0);
+    EVP_PKEY_free(k3);
+    k3 = NULL;
+
+    /* an unusable account.key: an error naming it, no key */
+    p = acme_sprintf("%s/account.key", root);
+    unlink(p);
+    CHECK_INT(symlink("/etc/hostname", p), 0);
+    free(p);
+    CHECK_INT(acme_job_account_key(&c, &k3, &url, warn, sizeof(warn), err,
+                                   sizeof(err)), -1);
+    CHECK(k3 == NULL && url == NULL);
+    CHECK(strncmp(err, "account key: ", 13) == 0);
+    CHECK(strstr(err, "account.key") != NULL);
+
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+    rm_root(root);
+}
+
+
+UNIT_TEST(job_prep_cert_key)
+{
+    acme_job_conf_t   c;
+    EVP_PKEY         *k = NULL, *back;
+    acme_key_type_t   t;
+    char             *pem = NULL, err[ACME_ERRLEN];
+    size_t            len = 0;
+
+    memset(&c, 0, sizeof(c));
+
+    /* key= of the certificate */
+    c.cert_key_type = ACME_KEY_EC_P384;
+    CHECK_INT(acme_job_cert_key(&c, &k, &pem, &len, err, sizeof(err)), 0);
+    CHECK(k != NULL && acme_key_type_of(k, &t) == 0 && t == ACME_KEY_EC_P384);
+    CHECK(pem != NULL && len == strlen(pem));
+    back = pem ? acme_key_from_pem(pem, len) : NULL;
+    CHECK(back != NULL && EVP_PKEY_eq(back, k) == 1);
+    EVP_PKEY_free(back);
+    OPENSSL_cleanse(pem, len);
+    free(pem);
+    EVP_PKEY_free(k);
+
+    /* a fresh one each time; the PEM only when asked for */
+    c.cert_key_type = ACME_KEY_EC_P256;
+    CHECK_INT(acme_job_cert_key(&c, &k, NULL, NULL, err, sizeof(err)), 0);
+    CHECK_INT(acme_job_cert_key(&c, &back, NULL, NULL, err, sizeof(err)), 0);
+    CHECK(k != NULL && back != NULL && EVP_PKEY_eq(k, back) != 1);
+    CHECK(acme_key_type_of(k, &t) == 0 && t == ACME_KEY_EC_P256);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(back);
+}
+
+
+UNIT_TEST(job_prep_order_config)
+{
+    static const char *const  contacts[] = { "mailto:a@example.test" };
+    static const char *const  names[] = { "a.example.test", "b.example.test" };
+    static const unsigned char mac[] = { 1, 2, 3 };
+    acme_job_conf_t           c;
+    acme_order_config_t       oc;
+    EVP_PKEY                 *ak, *ck;
+
+    ak = acme_key_generate(ACME_KEY_EC_P256);
+    ck = acme_key_generate(ACME_KEY_EC_P256);
+
+    memset(&c, 0, sizeof(c));
+    c.directory_url = "https://ca.example/dir";
+    c.contacts = contacts;
+    c.n_contacts = 1;
+    c.terms_agreed = 2;
+    c.names = names;
+    c.n_names = 2;
+    c.eab_kid = "kid-1";
+    c.eab_key = mac;
+    c.eab_key_len = sizeof(mac);
+    c.eab_alg = "HS384";
+
+    memset(&oc, 0x5a, sizeof(oc));
+    acme_job_order_config(&oc, &c, "dns-01", ak, "https://ca.example/acct/1",
+                          ck);
+    CHECK_STR(oc.directory_url, "https://ca.example/dir");
+    CHECK(oc.account_key == ak && oc.cert_key == ck);
+    CHECK_STR(oc.account_url, "https://ca.example/acct/1");
+    CHECK(oc.contacts == contacts && oc.n_contacts == 1);
+    CHECK_INT(oc.terms_agreed, 1);
+    CHECK(oc.names == names && oc.n_names == 2);
+    CHECK_STR(oc.challenge_type, "dns-01");
+    CHECK_INT(oc.deadline, 0);
+    CHECK_INT(oc.max_bad_nonce, 0);
+    CHECK_STR(oc.eab_kid, "kid-1");
+    CHECK(oc.eab_key == mac && oc.eab_key_len == sizeof(mac));
+    CHECK_STR(oc.eab_alg, "HS384");
+
+    /* EAB needs both a kid and a key; none without */
+    c.eab_kid = "";
+    acme_job_order_config(&oc, &c, NULL, ak, NULL, ck);
+    CHECK(oc.eab_kid == NULL && oc.eab_key == NULL && oc.eab_alg == NULL);
+    CHECK(oc.account_url == NULL && oc.challenge_type == NULL);
+    c.eab_kid = "kid-1";
+    c.eab_key = NULL;
+    acme_job_order_config(&oc, &c, NULL, ak, NULL, ck);
+    CHECK(oc.eab_kid == NULL && oc.eab_key_len == 0);
+    c.terms_agreed = 0;
+    acme_job_order_config(&oc, &c, NULL, ak, NULL, ck);
+    CHECK_INT(oc.terms_agreed, 0);
+
+    /* the engine takes it */
+    {
+        char            err[ACME_ERRLEN];
+        acme_engine_t  *e;
+
+        acme_job_order_config(&oc, &c, "http-01", ak, NULL, ck);
+        e = acme_engine_new(&oc, err, sizeof(err));
+        CHECK(e != NULL);
+        acme_engine_free(e);
+    }
+
+    EVP_PKEY_free(ak);
+    EVP_PKEY_free(ck);
+}
+
+
+#define NGX_ISSUER  "acme_issuer \"pebble\""
+#define NGX_EAB     "external_account_key"
+#define AP_ISSUER   "<AcmeIssuer pebble>"
+#define AP_EAB      "AcmeExternalAccountBinding"
+
+UNIT_TEST(job_prep_eab_hint)
+{
+    const char  *r, *missing, *refused;
+    char         buf[ACME_ERRLEN];
+
+    missing = "new-account: the CA requires External Account Binding "
+              "(meta.externalAccountRequired), and no EAB kid and MAC key "
+              "are configured";
+    refused = "new-account: urn:ietf:params:acme:error:unauthorized: bad "
+              "MAC; the CA rejected the External Account Binding (check the "
+              "EAB kid \"kid-1\" and MAC key)";
+
+    /* none configured, the CA wants it: the block and its directive, in
+     * each server's words, one logic */
+    r = acme_job_eab_hint(missing, NGX_ISSUER, NGX_EAB, NULL, buf,
+                          sizeof(buf));
+    CHECK(r == buf);
+    CHECK(strncmp(r, NGX_ISSUER " requires External Account Binding: add \""
+                  NGX_EAB " KID KEY\" to it (new-account: ",
+                  strlen(NGX_ISSUER " requires External Account Binding: "
+                         "add \"" NGX_EAB " KID KEY\" to it (new-account: "))
+          == 0);
+    CHECK(r[strlen(r) - 1] == ')');
+    r = acme_job_eab_hint(missing, AP_ISSUER, AP_EAB, "", buf, sizeof(buf));
+    CHECK(strncmp(r, AP_ISSUER " requires External Account Binding: add \""
+                  AP_EAB " KID KEY\" to it (", strlen(AP_ISSUER " requires "
+                  "External Account Binding: add \"" AP_EAB " KID KEY\" to "
+                  "it (")) == 0);
+
+    /* a CA's problem type, in any case (nginx matched case-insensitively,
+     * Apache not) */
+    r = acme_job_eab_hint("new-account: urn:ietf:params:acme:error:"
+                          "EXTERNALACCOUNTREQUIRED: no", AP_ISSUER, AP_EAB,
+                          NULL, buf, sizeof(buf));
+    CHECK(r == buf && strstr(r, AP_EAB " KID KEY") != NULL);
+    r = acme_job_eab_hint("new-account: external account binding missing",
+                          NGX_ISSUER, NGX_EAB, NULL, buf, sizeof(buf));
+    CHECK(r == buf);
+
+    /* only new-account concerns it (Apache hinted at any step) */
+    r = acme_job_eab_hint("new-order: External Account Binding odd",
+                          AP_ISSUER, AP_EAB, NULL, buf, sizeof(buf));
+    CHECK_STR(r, "new-order: External Account Binding odd");
+    r = acme_job_eab_hint("new-account: HTTP 500", NGX_ISSUER, NGX_EAB, NULL,
+                          buf, sizeof(buf));
+    CHECK_STR(r, "new-account: HTTP 500");
+
+    /* configured: any new-account error names the block and the kid */
+    r = acme_job_eab_hint(refused, NGX_ISSUER, NGX_EAB, "kid-1", buf,
+                          sizeof(buf));
+    CHECK(strncmp(r, NGX_ISSUER " with \"" NGX_EAB " kid-1\": new-account: ",
+                  strlen(NGX_ISSUER " with \"" NGX_EAB " kid-1\": "
+                         "new-account: ")) == 0);
+    r = acme_job_eab_hint("new-account: HTTP 500", AP_ISSUER, AP_EAB,
+                          "kid-1", buf, sizeof(buf));
+    CHECK_STR(r, AP_ISSUER " with \"" AP_EAB " kid-1\": new-account: HTTP 500");
+    r = acme_job_eab_hint("finalize: badCSR", AP_ISSUER, AP_EAB, "kid-1", buf,
+                          sizeof(buf));
+    CHECK_STR(r, "finalize: badCSR");
+
+    /* no message; a short buffer truncates */
+    CHECK_STR(acme_job_eab_hint(NULL, AP_ISSUER, AP_EAB, NULL, buf,
+                                sizeof(buf)), "unknown error");
+    r = acme_job_eab_hint(refused, NGX_ISSUER, NGX_EAB, "kid-1", buf, 8);
+    CHECK_STR(r, "acme_is");
+}
+
+
+UNIT_TEST(bundle_join)
+{
+    char    *b;
+    size_t   len = 0;
+
+    b = acme_bundle_join("KEY\n", 4, "CHAIN\n", 6, &len);
+    CHECK_STR(b, "KEY\nCHAIN\n");
+    CHECK_INT(len, 10);
+    acme_bundle_free(b, len);
+
+    /* a key PEM without its final newline stays valid PEM */
+    b = acme_bundle_join("KEY", 3, "CHAIN\n", 6, &len);
+    CHECK_STR(b, "KEY\nCHAIN\n");
+    CHECK_INT(len, 10);
+    acme_bundle_free(b, len);
+
+    /* lengths, not NULs, delimit the parts */
+    b = acme_bundle_join("KEY\nxx", 4, "CHAIN\nyy", 6, &len);
+    CHECK_STR(b, "KEY\nCHAIN\n");
+    acme_bundle_free(b, len);
+
+    CHECK(acme_bundle_join("", 0, "CHAIN\n", 6, &len) == NULL);
+    CHECK(acme_bundle_join("KEY\n", 4, NULL, 0, &len) == NULL);
+    acme_bundle_free(NULL, 0);
+}
