@@ -5,6 +5,7 @@ the CA must hand out a wrong certificate.
     proxy.directory_url              # give this to the module instead of pebble's
     proxy.modes["a.example.test"] = "other-key"
     proxy.count("/order-plz")        # new-order requests seen (badNonce retries too)
+    proxy.user_agents                # the User-Agent header of each request
     proxy.stop()
 
 Every request goes to pebble unchanged (the Host header too, so pebble's
@@ -109,6 +110,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n > 0 else None
         with proxy.lock:
             proxy.requests.append((self.command, self.path))
+            proxy.user_agents.append(self.headers.get("User-Agent"))
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
         conn = http.client.HTTPSConnection("127.0.0.1", API_PORT, timeout=30,
                                            context=proxy.upstream_ctx)
@@ -150,6 +152,7 @@ class CaProxy:
         self.modes = {}                      # SAN (DNS name) -> mode
         self.rewritten = []                  # (name, mode) per rewritten download
         self.requests = []                   # (method, path)
+        self.user_agents = []                # User-Agent of each request (None: none)
         self.lock = threading.Lock()
         self.upstream_ctx = ssl.create_default_context(cafile=pebble.ca_pem)
         self._server = None
