@@ -190,6 +190,26 @@ acme_token_ok(const char *t, size_t len)
     return 1;
 }
 
+int
+acme_http01_token(const char *path, size_t len, const char **token,
+    size_t *token_len)
+{
+    size_t  n = sizeof(ACME_HTTP01_PREFIX) - 1;
+
+    *token = NULL;
+    *token_len = 0;
+
+    if (path == NULL || len < n || memcmp(path, ACME_HTTP01_PREFIX, n) != 0) {
+        return 0;
+    }
+    if (!acme_token_ok(path + n, len - n)) {
+        return -1;
+    }
+    *token = path + n;
+    *token_len = len - n;
+    return 1;
+}
+
 char *
 acme_strdup(const char *s)
 {

@@ -37,6 +37,16 @@ unsigned char *acme_b64_secret_decode(const char *text, size_t *out_len,
 #define ACME_TOKEN_MAX 128
 int acme_token_ok(const char *t, size_t len);
 
+/* The token of an http-01 request path (RFC 8555 section 8.3), as both
+ * servers' handlers take it: 0 when path[0..len) is not under
+ * ACME_HTTP01_PREFIX (not a challenge: the request goes on as usual);
+ * 1 with *token (pointing into path) and *token_len when the rest is a
+ * well-formed token (acme_token_ok); -1 when it is not (answered 404
+ * without a lookup). */
+#define ACME_HTTP01_PREFIX "/.well-known/acme-challenge/"
+int acme_http01_token(const char *path, size_t len, const char **token,
+    size_t *token_len);
+
 /* snprintf into an error buffer; errbuf may be NULL. Always returns -1 so
  * callers can write "return acme_err(err, errlen, ...);". */
 int acme_err(char *err, size_t errlen, const char *fmt, ...)

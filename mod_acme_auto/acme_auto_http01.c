@@ -20,8 +20,6 @@
 
 APLOG_USE_MODULE(acme_auto);
 
-#define CHALLENGE_PREFIX "/.well-known/acme-challenge/"
-
 int
 acme_auto_post_read_request(request_rec *r)
 {
@@ -29,14 +27,14 @@ acme_auto_post_read_request(request_rec *r)
     char                 key_authz[ACME_AUTO_KEYAUTHZ_MAX];
     apr_bucket_brigade  *bb;
     apr_size_t           len;
+    size_t               token_len;
+    int                  ok;
 
-    if (path == NULL || !acme_auto_shm_ready()
-        || strncmp(path, CHALLENGE_PREFIX, sizeof(CHALLENGE_PREFIX) - 1) != 0)
-    {
+    ok = path ? acme_http01_token(path, strlen(path), &token, &token_len) : 0;
+    if (ok == 0 || !acme_auto_shm_ready()) {
         return DECLINED;
     }
-    token = path + sizeof(CHALLENGE_PREFIX) - 1;
-    if (!acme_token_ok(token, strlen(token))
+    if (ok != 1
         || !acme_auto_shm_token_lookup(token, key_authz, sizeof(key_authz)))
     {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,

@@ -56,7 +56,6 @@
 #define NGX_ACME_IDENT_LEN         255      /* a DNS name or an IP literal */
 #define NGX_ACME_LEASE_TTL         5        /* seconds without refresh */
 #define NGX_ACME_TICK              1000     /* ms */
-#define NGX_ACME_CHALLENGE_PREFIX  "/.well-known/acme-challenge/"
 #define NGX_ACME_MAX_WORKERS       256
 #define NGX_ACME_WORKER_LIVE       3        /* s since the last heartbeat */
 #define NGX_ACME_ACTIVATE_MAX      5        /* s: activate even if a worker

@@ -34,6 +34,7 @@ ngx_acme_challenge_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_acme_challenge_handler(ngx_http_request_t *r)
 {
+    int                    ok;
     u_char                *token;
     size_t                 len, n;
     ngx_int_t              rc;
@@ -42,10 +43,11 @@ ngx_acme_challenge_handler(ngx_http_request_t *r)
     ngx_acme_main_conf_t  *amcf;
     u_char                 buf[NGX_ACME_KEYAUTHZ_LEN];
 
-    if (r->uri.len < sizeof(NGX_ACME_CHALLENGE_PREFIX) - 1
-        || ngx_strncmp(r->uri.data, NGX_ACME_CHALLENGE_PREFIX,
-                       sizeof(NGX_ACME_CHALLENGE_PREFIX) - 1) != 0)
-    {
+    /* base64url only (RFC 8555 section 8.3): nothing else is looked up */
+
+    ok = acme_http01_token((const char *) r->uri.data, r->uri.len,
+                           (const char **) &token, &len);
+    if (ok == 0) {
         return NGX_DECLINED;
     }
 
@@ -60,12 +62,7 @@ ngx_acme_challenge_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    token = r->uri.data + sizeof(NGX_ACME_CHALLENGE_PREFIX) - 1;
-    len = r->uri.len - (sizeof(NGX_ACME_CHALLENGE_PREFIX) - 1);
-
-    /* base64url only (RFC 8555 section 8.3): nothing else is looked up */
-
-    if (!acme_token_ok((const char *) token, len)) {
+    if (ok != 1) {
         return NGX_HTTP_NOT_FOUND;
     }
 

@@ -180,3 +180,40 @@ UNIT_TEST(token_ok)
     CHECK(acme_token_ok(long_tok, ACME_TOKEN_MAX));
     CHECK(!acme_token_ok(long_tok, ACME_TOKEN_MAX + 1));
 }
+
+
+UNIT_TEST(http01_token)
+{
+    const char  *t, *p;
+    size_t       n;
+
+    /* a challenge path with a token: the token, in place */
+    p = "/.well-known/acme-challenge/evaGxfADs6pSRb2-oA";
+    CHECK_INT(acme_http01_token(p, strlen(p), &t, &n), 1);
+    CHECK(t == p + strlen(ACME_HTTP01_PREFIX));
+    CHECK_INT(n, strlen("evaGxfADs6pSRb2-oA"));
+
+    /* not a challenge path: not ours */
+    p = "/.well-known/acme-challengex/abc";
+    CHECK_INT(acme_http01_token(p, strlen(p), &t, &n), 0);
+    CHECK(t == NULL && n == 0);
+    CHECK_INT(acme_http01_token("/index.html", 11, &t, &n), 0);
+    CHECK_INT(acme_http01_token("/.well-known/acme-challenge", 27, &t, &n), 0);
+    CHECK_INT(acme_http01_token(NULL, 0, &t, &n), 0);
+
+    /* ours, but no well-formed token: 404 without a lookup */
+    p = ACME_HTTP01_PREFIX;
+    CHECK_INT(acme_http01_token(p, strlen(p), &t, &n), -1);
+    p = ACME_HTTP01_PREFIX "../../etc/passwd";
+    CHECK_INT(acme_http01_token(p, strlen(p), &t, &n), -1);
+    p = ACME_HTTP01_PREFIX "abc/def";
+    CHECK_INT(acme_http01_token(p, strlen(p), &t, &n), -1);
+    p = ACME_HTTP01_PREFIX "abc%2F";
+    CHECK_INT(acme_http01_token(p, strlen(p), &t, &n), -1);
+    CHECK(t == NULL);
+
+    /* the length, not a NUL, ends the path (nginx's r->uri) */
+    p = ACME_HTTP01_PREFIX "abc?x=1";
+    CHECK_INT(acme_http01_token(p, strlen(ACME_HTTP01_PREFIX) + 3, &t, &n), 1);
+    CHECK_INT(n, 3);
+}
