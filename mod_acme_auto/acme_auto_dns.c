@@ -55,15 +55,6 @@ struct acme_auto_dns_s {
     size_t               n, cap;
 };
 
-static long long
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 sleep_ms(int ms)
 {
@@ -205,11 +196,11 @@ run_hook(acme_auto_dns_t *d, const char *verb, const char *domain,
                         verb, domain, d->iss->dns_hook, strerror(rc));
     }
 
-    deadline = mono_ms() + (long long) d->iss->dns_hook_timeout * 1000;
+    deadline = acme_monotonic_ms() + (long long) d->iss->dns_hook_timeout * 1000;
     pfd.fd = fds[0];
     pfd.events = POLLIN;
     for ( ;; ) {
-        long long left = deadline - mono_ms();
+        long long left = deadline - acme_monotonic_ms();
         if (left <= 0) {
             timed_out = 1;
             break;
@@ -253,7 +244,7 @@ run_hook(acme_auto_dns_t *d, const char *verb, const char *domain,
         if (w == pid || (w < 0 && errno != EINTR)) {
             break;
         }
-        if (timed_out || mono_ms() >= deadline) {
+        if (timed_out || acme_monotonic_ms() >= deadline) {
             timed_out = 1;
             kill(-pid, SIGKILL);
             kill(pid, SIGKILL);
@@ -395,7 +386,7 @@ wait_visible(acme_auto_dns_t *d, record_t *r, char *err, size_t errlen)
     }
     seen = apr_pcalloc(p, servers->nelts + 1);
     msg[0] = '\0';
-    deadline = mono_ms() + (long long) d->iss->dns_check_timeout * 1000;
+    deadline = acme_monotonic_ms() + (long long) d->iss->dns_check_timeout * 1000;
     for ( ;; ) {
         left = 0;
         for (i = 0; i < servers->nelts; i++) {
@@ -418,7 +409,7 @@ wait_visible(acme_auto_dns_t *d, record_t *r, char *err, size_t errlen)
             rc = 0;
             break;
         }
-        if (mono_ms() + CHECK_INTERVAL_MS > deadline
+        if (acme_monotonic_ms() + CHECK_INTERVAL_MS > deadline
             || (d->should_stop && d->should_stop(d->stop_data)))
         {
             apr_array_header_t *missing = apr_array_make(p, left,

@@ -39,7 +39,6 @@ static int ngx_acme_dns_wait_visible(ngx_acme_issuer_t *issuer,
     const char *name, const char *txt, char *err, size_t errlen);
 static void ngx_acme_dns_log_append(char **log, const char *s, size_t n);
 static int ngx_acme_dns_stopping(void);
-static long long ngx_acme_dns_now_ms(void);
 
 
 /* ---- configuration ---- */
@@ -723,14 +722,14 @@ ngx_acme_dns_hook_run(ngx_acme_issuer_t *issuer, const char *op,
     }
 
     timeout = issuer->dns_hook_timeout ? issuer->dns_hook_timeout : 60000;
-    deadline = ngx_acme_dns_now_ms() + (long long) timeout;
+    deadline = acme_monotonic_ms() + (long long) timeout;
     timed_out = 0;
 
     /* stderr until EOF (the child exited or closed it) */
 
     for ( ;; ) {
         /* an exiting worker gives up adding, but still removes */
-        left = deadline - ngx_acme_dns_now_ms();
+        left = deadline - acme_monotonic_ms();
         if (left <= 0 || (remove == 0 && ngx_acme_dns_stopping())) {
             timed_out = 1;
             break;
@@ -779,7 +778,7 @@ ngx_acme_dns_hook_run(ngx_acme_issuer_t *issuer, const char *op,
                 return -1;
             }
 
-            if (ngx_acme_dns_now_ms() < deadline
+            if (acme_monotonic_ms() < deadline
                 && (remove || !ngx_acme_dns_stopping()))
             {
                 poll(NULL, 0, 50);
@@ -899,7 +898,7 @@ ngx_acme_dns_wait_visible(ngx_acme_issuer_t *issuer, const char *name,
     }
 
     timeout = issuer->dns_check_timeout ? issuer->dns_check_timeout : 120000;
-    deadline = ngx_acme_dns_now_ms() + (long long) timeout;
+    deadline = acme_monotonic_ms() + (long long) timeout;
 
     for ( ;; ) {
         all = 1;
@@ -928,7 +927,7 @@ ngx_acme_dns_wait_visible(ngx_acme_issuer_t *issuer, const char *name,
             break;
         }
 
-        if (ngx_acme_dns_now_ms() + NGX_ACME_DNS_POLL_MS > deadline
+        if (acme_monotonic_ms() + NGX_ACME_DNS_POLL_MS > deadline
             || ngx_acme_dns_stopping())
         {
             names = NULL;
@@ -1000,15 +999,4 @@ static int
 ngx_acme_dns_stopping(void)
 {
     return ngx_terminate || ngx_quit || ngx_exiting;
-}
-
-
-static long long
-ngx_acme_dns_now_ms(void)
-{
-    struct timespec  ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
