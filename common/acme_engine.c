@@ -122,6 +122,7 @@ struct acme_engine_s {
     published_t         *pub;
     size_t               n_pub;
     published_t          unpub;             /* the last UNPUBLISH's strings */
+    int                  last_publish;      /* the last action was PUBLISH */
 
     /* outcome */
     acme_action_kind_t   result;
@@ -826,6 +827,7 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
 
     memset(act, 0, sizeof(*act));
     published_free(&e->unpub);
+    e->last_publish = 0;
 
     e->now = now;
     if (e->deadline == 0) {
@@ -927,6 +929,7 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
             act->identifier = p->identifier;
             act->token = p->token;
             act->key_authz = p->key_authz;
+            e->last_publish = 1;
 
             if (e->chal_processing) {
                 /* answered in an earlier run: only wait for the result */
@@ -980,6 +983,7 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
                 act->challenge_type = e->unpub.type;
                 act->identifier = e->unpub.identifier;
                 act->token = e->unpub.token;
+                act->key_authz = e->unpub.key_authz;
                 return;
             }
             act->kind = e->result;
@@ -1583,6 +1587,31 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
     }
 
     json_decref(j);
+}
+
+
+void
+acme_engine_publish_failed(acme_engine_t *e, const char *msg)
+{
+    if (!e->last_publish || e->state == S_FINISH) {
+        return;
+    }
+    e->last_publish = 0;
+    fail(e, "%s", msg && msg[0] ? msg : "publishing the challenge failed");
+    e->retry_after = 0;
+}
+
+
+size_t
+acme_engine_abort(acme_engine_t *e, const char *msg)
+{
+    e->last_publish = 0;
+    if (e->state != S_FINISH) {
+        fail(e, "%s", msg && msg[0] ? msg : "aborted");
+        e->retry_after = 0;
+    }
+    e->awaiting = AW_NONE;
+    return e->n_pub;
 }
 
 

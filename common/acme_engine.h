@@ -10,8 +10,10 @@
  *                                  acme_engine_on_response(e, &resp) or
  *                                  acme_engine_on_transport_error(e, msg);
  *         case ACME_ACT_SLEEP:     call next again at or after act.wake_at;
- *         case ACME_ACT_PUBLISH:   make act.token -> act.key_authz answerable;
- *         case ACME_ACT_UNPUBLISH: stop answering act.token;
+ *         case ACME_ACT_PUBLISH:   make act.token -> act.key_authz answerable,
+ *                                  or acme_engine_publish_failed(e, msg);
+ *         case ACME_ACT_UNPUBLISH: stop answering act.token (act.key_authz
+ *                                  is given again: a dns-01 TXT value);
  *         case ACME_ACT_ACCOUNT:   persist act.account_url (with the key);
  *         case ACME_ACT_DONE:      acme_engine_certificate() is the chain;
  *         case ACME_ACT_ERROR:     acme_engine_error(), acme_engine_retry_after().
@@ -25,7 +27,10 @@
  *
  * It never sleeps, touches sockets or the disk, and never generates keys:
  * both keys are given to it.  After DONE or ERROR every published challenge
- * has been unpublished (the engine emits UNPUBLISH before finishing).
+ * has been unpublished (the engine emits UNPUBLISH before finishing).  The
+ * engine is the one list of what is published: a host that gives up on the
+ * order calls acme_engine_abort() and runs the UNPUBLISH actions that follow
+ * until ERROR; it keeps no list of its own.
  */
 #ifndef ACME_ENGINE_H
 #define ACME_ENGINE_H
@@ -80,7 +85,7 @@ typedef struct {
     const char          *challenge_type;/* PUBLISH / UNPUBLISH: "http-01" */
     const char          *identifier;    /* PUBLISH / UNPUBLISH */
     const char          *token;         /* PUBLISH / UNPUBLISH */
-    const char          *key_authz;     /* PUBLISH */
+    const char          *key_authz;     /* PUBLISH / UNPUBLISH */
     const char          *account_url;   /* ACCOUNT */
     const char          *account_refused;/* ACCOUNT: why the CA refused the
                                            host's URL (then looked up again
@@ -98,6 +103,26 @@ void acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act);
 /* Answers to an ACME_ACT_HTTP. */
 void acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp);
 void acme_engine_on_transport_error(acme_engine_t *e, const char *msg);
+
+/*
+ * The challenge of the last ACME_ACT_PUBLISH could not be published (a DNS
+ * update refused, a hook that failed, no room for a token).  The order
+ * fails with msg as its error (msg names the step; retry_after 0); the
+ * next calls emit an UNPUBLISH for every published challenge, this one
+ * included (a half-done publication is undone all the same), then ERROR.
+ * Ignored when the last action was no PUBLISH or the order already ended.
+ */
+void acme_engine_publish_failed(acme_engine_t *e, const char *msg);
+
+/*
+ * The host gives up on the order (shutdown, a lost lease, a failure of its
+ * own): a request in flight is forgotten, the next calls of
+ * acme_engine_next() emit an UNPUBLISH for every challenge still published
+ * and then ERROR with msg (the first error stays when the order had already
+ * failed; after DONE nothing changes).  Returns how many UNPUBLISH follow;
+ * calling it again is harmless.
+ */
+size_t acme_engine_abort(acme_engine_t *e, const char *msg);
 
 /* After DONE: the full chain PEM (leaf first), owned by the engine. */
 const char *acme_engine_certificate(const acme_engine_t *e, size_t *len);

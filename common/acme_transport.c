@@ -549,80 +549,6 @@ acme_transport_exchange(const acme_transport_opts_t *opts,
 
 /* ---- the driver ---------------------------------------------------------- */
 
-/* Challenges published and not yet withdrawn, so an aborted order (shutdown,
- * publish failure) withdraws them all the same. */
-typedef struct {
-    char   *type;
-    char   *identifier;
-    char   *token;
-} published_t;
-
-typedef struct {
-    published_t  *items;
-    size_t        n, cap;
-} published_list_t;
-
-static int
-published_add(published_list_t *l, const char *type, const char *id,
-    const char *token)
-{
-    published_t *ni;
-
-    if (l->n == l->cap) {
-        ni = realloc(l->items, (l->cap ? l->cap * 2 : 8) * sizeof(*ni));
-        if (ni == NULL) {
-            return -1;
-        }
-        l->items = ni;
-        l->cap = l->cap ? l->cap * 2 : 8;
-    }
-    l->items[l->n].type = acme_strdup(type);
-    l->items[l->n].identifier = acme_strdup(id);
-    l->items[l->n].token = acme_strdup(token);
-    l->n++;
-    return 0;
-}
-
-static void
-published_item_free(published_t *it)
-{
-    free(it->type);
-    free(it->identifier);
-    free(it->token);
-}
-
-static void
-published_remove(published_list_t *l, const char *token)
-{
-    size_t i;
-
-    for (i = 0; i < l->n; i++) {
-        if (l->items[i].token && token && strcmp(l->items[i].token, token) == 0) {
-            published_item_free(&l->items[i]);
-            l->items[i] = l->items[--l->n];
-            return;
-        }
-    }
-}
-
-/* Withdraws everything still published, then frees the list. */
-static void
-published_flush(published_list_t *l, const acme_driver_hooks_t *h)
-{
-    size_t i;
-
-    for (i = 0; i < l->n; i++) {
-        if (h->unpublish) {
-            h->unpublish(h->data, l->items[i].type, l->items[i].identifier,
-                         l->items[i].token);
-        }
-        published_item_free(&l->items[i]);
-    }
-    free(l->items);
-    l->items = NULL;
-    l->n = l->cap = 0;
-}
-
 static int
 stop_requested(const acme_driver_hooks_t *h)
 {
@@ -635,14 +561,13 @@ acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
 {
     static const acme_driver_hooks_t  no_hooks;
     const acme_driver_hooks_t        *h = hooks ? hooks : &no_hooks;
-    published_list_t                  pub = { NULL, 0, 0 };
     acme_action_t                     act;
     acme_http_parser_t               *p;
     const char                       *type;
     char                              err[ACME_ERRLEN];
+    int                               stopping = 0;
     struct timespec                   ts;
     long long                         now;
-    int                               rc = -1;
 
     for ( ;; ) {
         memset(&act, 0, sizeof(act));
@@ -652,7 +577,7 @@ acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
 
         case ACME_ACT_HTTP:
             if (stop_requested(h)) {
-                goto done;
+                goto stop;
             }
             p = acme_transport_exchange(opts, &act.request, err, sizeof(err));
             if (p == NULL) {
@@ -667,7 +592,7 @@ acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
             /* in slices of at most a second so a shutdown is not held up */
             for ( ;; ) {
                 if (stop_requested(h)) {
-                    goto done;
+                    goto stop;
                 }
                 now = (long long) time(NULL);
                 if (now >= act.wake_at) {
@@ -682,22 +607,23 @@ acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
 
         case ACME_ACT_PUBLISH:
             type = act.challenge_type ? act.challenge_type : "http-01";
-            if (published_add(&pub, type, act.identifier, act.token) != 0) {
-                goto done;
-            }
+            err[0] = '\0';
             if (h->publish != NULL
                 && h->publish(h->data, type, act.identifier, act.token,
-                              act.key_authz) != 0)
+                              act.key_authz, err, sizeof(err)) != 0)
             {
-                goto done;
+                /* the engine fails the order and unpublishes the rest */
+                acme_engine_publish_failed(e, err[0] ? err
+                                           : "publishing the challenge "
+                                             "failed");
             }
             break;
 
         case ACME_ACT_UNPUBLISH:
             type = act.challenge_type ? act.challenge_type : "http-01";
-            published_remove(&pub, act.token);
             if (h->unpublish != NULL) {
-                h->unpublish(h->data, type, act.identifier, act.token);
+                h->unpublish(h->data, type, act.identifier, act.token,
+                             act.key_authz);
             }
             break;
 
@@ -708,19 +634,20 @@ acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
             break;
 
         case ACME_ACT_DONE:
-            rc = 0;
-            goto done;
+            return 0;
 
         case ACME_ACT_ERROR:
         default:
-            goto done;
+            return -1;
+        }
+        continue;
+
+    stop:
+        /* the engine unpublishes what it published, then ends (bounded:
+         * it emits one UNPUBLISH per published challenge, then ERROR) */
+        if (!stopping) {
+            stopping = 1;
+            (void) acme_engine_abort(e, "stopped");
         }
     }
-
-done:
-
-    /* normally empty: the engine withdraws its challenges before DONE or
-     * ERROR; this covers the orders we abandoned */
-    published_flush(&pub, h);
-    return rc;
 }

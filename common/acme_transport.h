@@ -32,11 +32,14 @@ acme_http_parser_t *acme_transport_exchange(const acme_transport_opts_t *opts,
 /* Callbacks the driver makes for the engine's non-HTTP actions. */
 typedef struct {
     void  *data;
-    /* return 0 on success; non-zero aborts the order */
+    /* return 0 on success; non-zero with err: the order fails with err
+     * (acme_engine_publish_failed) after unpublishing what is published */
     int  (*publish)(void *data, const char *type, const char *identifier,
-                    const char *token, const char *key_authz);
+                    const char *token, const char *key_authz,
+                    char *err, size_t errlen);
+    /* key_authz as on publish (a dns-01 TXT value is made from it) */
     void (*unpublish)(void *data, const char *type, const char *identifier,
-                      const char *token);
+                      const char *token, const char *key_authz);
     /* refused: why the CA refused the account URL the engine was given
      * (ACME_ACT_ACCOUNT's account_refused), or NULL */
     void (*account)(void *data, const char *account_url, const char *refused);
@@ -45,7 +48,10 @@ typedef struct {
 } acme_driver_hooks_t;
 
 /* Runs the engine until DONE (returns 0) or ERROR (returns -1); sleeps for
- * ACME_ACT_SLEEP in slices of at most one second so should_stop is honoured. */
+ * ACME_ACT_SLEEP in slices of at most one second so should_stop is honoured.
+ * On should_stop the engine is aborted (acme_engine_abort): its UNPUBLISH
+ * actions still reach unpublish, then -1.  The driver keeps no list of its
+ * own. */
 int acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
     const acme_driver_hooks_t *hooks);
 

@@ -24,6 +24,11 @@ typedef struct {
     int                 fail_http_at;   /* 1-based HTTP action to fail, 0 = none */
     const char         *fail_msg;
     const char         *want_type;      /* PUBLISH challenge type; NULL = http-01 */
+    int                 fail_publish_at;/* 1-based PUBLISH the host fails */
+    int                 abort_at_http;  /* 1-based HTTP action the host
+                                           aborts at instead of sending */
+    size_t              abort_pending;  /* what acme_engine_abort returned */
+    char                published_ka[4][512];   /* key authz of the live */
 
     /* record */
     long long           now;
@@ -114,6 +119,14 @@ run(acme_engine_t *e, fake_ca_t *ca, run_t *r)
 
         case ACME_ACT_HTTP:
             r->n_http++;
+            if (r->n_http == r->abort_at_http) {
+                r->abort_pending = acme_engine_abort(e, "host stops");
+                /* calling it again changes nothing */
+                if (acme_engine_abort(e, "again") != r->abort_pending) {
+                    r->bad_order++;
+                }
+                break;
+            }
             if (r->n_http == r->fail_http_at) {
                 acme_engine_on_transport_error(e, r->fail_msg);
                 break;
@@ -149,6 +162,14 @@ run(acme_engine_t *e, fake_ca_t *ca, run_t *r)
                 strcat(r->identifiers, act.identifier);
                 strcat(r->identifiers, " ");
             }
+            if (r->live <= 4) {
+                snprintf(r->published_ka[r->live - 1],
+                         sizeof(r->published_ka[0]), "%s", act.key_authz);
+            }
+            if (r->n_publish == r->fail_publish_at) {
+                acme_engine_publish_failed(e, "dns-01 update: refused");
+                break;
+            }
             fake_ca_publish(ca, act.token, act.key_authz);
             break;
 
@@ -156,6 +177,11 @@ run(acme_engine_t *e, fake_ca_t *ca, run_t *r)
             r->n_unpublish++;
             r->live--;
             CHECK(act.token != NULL && act.identifier != NULL);
+            /* the last published first, with its key authorization again
+             * (a dns-01 host computes the TXT value to remove from it) */
+            if (r->live >= 0 && r->live < 4) {
+                CHECK_STR(act.key_authz, r->published_ka[r->live]);
+            }
             break;
 
         case ACME_ACT_ACCOUNT:
@@ -1307,6 +1333,104 @@ UNIT_TEST(engine_rejects_wrong_certificate)
                     "https://ca.test/cert/1: it lacks the ordered "
                     "identifier \"b.example.test\" in its subjectAltName");
 
+        acme_engine_free(e);
+        fixture_done(&f);
+    }
+}
+
+
+/* The host could not publish a challenge: the order fails with the host's
+ * message, and every published challenge (the failed one too: a half-done
+ * update is undone) is unpublished before ERROR. */
+UNIT_TEST(engine_publish_failed)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 2);
+    f.cfg.challenge_type = "dns-01";
+    f.ca->validate_type = "dns-01";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    r.want_type = "dns-01";
+    r.fail_publish_at = 2;
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_INT(r.bad_order, 0);
+    CHECK_STR(acme_engine_error(e), "dns-01 update: refused");
+    CHECK_INT(acme_engine_retry_after(e), 0);
+    CHECK_INT(r.n_publish, 2);
+    CHECK_INT(r.n_unpublish, 2);
+    CHECK_INT(r.live, 0);
+    /* the first challenge was answered, the second never */
+    CHECK_INT(f.ca->n_challenge, 1);
+    CHECK_INT(f.ca->n_finalize, 0);
+    CHECK_INT(f.ca->violations, 0);
+    /* asked later (no PUBLISH just before): ignored */
+    acme_engine_publish_failed(e, "late");
+    CHECK_STR(acme_engine_error(e), "dns-01 update: refused");
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* the first one fails: only it is unpublished */
+    fixture_init(&f, 2);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    r.fail_publish_at = 1;
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_INT(r.bad_order, 0);
+    CHECK_INT(r.n_publish, 1);
+    CHECK_INT(r.n_unpublish, 1);
+    CHECK_INT(f.ca->n_challenge, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+/* The host aborts: what is published is unpublished (the engine is the one
+ * list of it), then ERROR with the host's message; nothing after DONE. */
+UNIT_TEST(engine_abort)
+{
+    fixture_t       f;
+    run_t           r, whole;
+    acme_engine_t  *e;
+    int             at;
+
+    /* the HTTP actions of a whole order with two names */
+    fixture_init(&f, 2);
+    f.cfg.challenge_type = "dns-01";
+    f.ca->validate_type = "dns-01";
+    e = engine(&f);
+    memset(&whole, 0, sizeof(whole));
+    whole.want_type = "dns-01";
+    run(e, f.ca, &whole);
+    CHECK_INT(whole.final, ACME_ACT_DONE);
+    /* after DONE an abort changes nothing */
+    CHECK_INT(acme_engine_abort(e, "late"), 0);
+    CHECK(acme_engine_certificate(e, NULL) != NULL);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* aborted at every request: each published challenge comes back */
+    for (at = 1; at <= whole.n_http; at++) {
+        fixture_init(&f, 2);
+        f.cfg.challenge_type = "dns-01";
+        f.ca->validate_type = "dns-01";
+        e = engine(&f);
+        memset(&r, 0, sizeof(r));
+        r.want_type = "dns-01";
+        r.abort_at_http = at;
+        run(e, f.ca, &r);
+        CHECK_INT(r.final, ACME_ACT_ERROR);
+        CHECK_INT(r.bad_order, 0);
+        CHECK_INT(r.live, 0);
+        CHECK_INT(r.n_unpublish, r.n_publish);
+        CHECK_INT(r.abort_pending, r.n_publish);
+        CHECK_STR(acme_engine_error(e), "host stops");
+        /* an answer to the forgotten request is ignored */
+        CHECK_INT(f.ca->violations, 0);
         acme_engine_free(e);
         fixture_done(&f);
     }

@@ -1,0 +1,203 @@
+/*
+ * dns-01 publishing: the pure helpers of acme_dns_publish.h (no I/O).
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acme_dns_publish.h"
+#include "acme_util.h"
+
+#define SERVER_FORMS  "IP[:PORT], [IPv6]:PORT or HOST[:PORT]"
+
+
+static int
+host_ok(const char *h)
+{
+    const char *c;
+    int         digits_dots = 1;
+    struct in_addr a4;
+
+    if (h[0] == '\0' || h[0] == '-' || h[0] == '.' || strlen(h) > 253) {
+        return 0;
+    }
+    for (c = h; *c; c++) {
+        if ((*c >= '0' && *c <= '9') || *c == '.') {
+            continue;
+        }
+        digits_dots = 0;
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')
+            || *c == '-')
+        {
+            continue;
+        }
+        return 0;
+    }
+    /* all digits and dots: must be an IPv4 address */
+    return !digits_dots || inet_pton(AF_INET, h, &a4) == 1;
+}
+
+
+int
+acme_dns_server_parse(const char *arg, size_t len, acme_dns_server_t *srv,
+    char *err, size_t errlen)
+{
+    char             buf[300], *host, *port, *c, *end;
+    long             n = 53;
+    struct in6_addr  a6;
+
+    if (len == 0 || len >= sizeof(buf)) {
+        goto bad;
+    }
+    memcpy(buf, arg, len);
+    buf[len] = '\0';
+    if (memchr(arg, '\0', len) != NULL) {
+        goto bad;
+    }
+
+    host = buf;
+    port = NULL;
+
+    if (buf[0] == '[') {
+        c = strchr(buf, ']');
+        if (c == NULL || c == buf + 1 || (c[1] != '\0' && c[1] != ':')) {
+            goto bad;
+        }
+        *c = '\0';
+        host = buf + 1;
+        port = c[1] == ':' ? c + 2 : NULL;
+        if (inet_pton(AF_INET6, host, &a6) != 1) {
+            goto bad;
+        }
+
+    } else if ((c = strchr(buf, ':')) != NULL && strchr(c + 1, ':') != NULL) {
+        /* an IPv6 literal without a port */
+        if (inet_pton(AF_INET6, buf, &a6) != 1) {
+            goto bad;
+        }
+
+    } else {
+        if (c != NULL) {
+            *c = '\0';
+            port = c + 1;
+        }
+        if (!host_ok(host)) {
+            goto bad;
+        }
+    }
+
+    if (port != NULL) {
+        n = strtol(port, &end, 10);
+        if (*port < '0' || *port > '9' || *end != '\0' || n < 1
+            || n > 65535)
+        {
+            goto bad;
+        }
+    }
+
+    if (strlen(host) >= sizeof(srv->host)) {
+        goto bad;
+    }
+    memcpy(srv->host, host, strlen(host) + 1);
+    srv->port = (int) n;
+    return 0;
+
+bad:
+    return acme_err(err, errlen, "'%.*s' is not a DNS server address "
+                    "(expected " SERVER_FORMS ")", (int) (len > 200 ? 200 : len),
+                    arg);
+}
+
+
+int
+acme_dns_resolv_conf_nameserver(const char *text, char *out, size_t outlen)
+{
+    const char *p, *e;
+
+    for (p = text; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : p) {
+        p += strspn(p, " \t");
+        if (strncmp(p, "nameserver", 10) != 0
+            || (p[10] != ' ' && p[10] != '\t'))
+        {
+            /* also "# nameserver ..." and "; nameserver ..." */
+            continue;
+        }
+        p += 10;
+        p += strspn(p, " \t");
+        e = p + strcspn(p, " \t\r\n#;");
+        if (e > p && (size_t) (e - p) < outlen) {
+            memcpy(out, p, e - p);
+            out[e - p] = '\0';
+            return 0;
+        }
+    }
+    return -1;
+}
+
+
+void
+acme_dns_hook_command(const char *prog, const char *op,
+    const char *identifier, const char *txt, char *argv[5], char *envp[2])
+{
+    if (identifier[0] == '*' && identifier[1] == '.') {
+        identifier += 2;
+    }
+    argv[0] = (char *) prog;
+    argv[1] = (char *) op;
+    argv[2] = (char *) identifier;
+    argv[3] = (char *) txt;
+    argv[4] = NULL;
+    envp[0] = (char *) ACME_DNS_HOOK_PATH;
+    envp[1] = NULL;
+}
+
+
+int
+acme_dns01_record(const char *identifier, const char *key_authz,
+    acme_dns01_record_t *rec, char *err, size_t errlen)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->domain = acme_strdup(strncmp(identifier, "*.", 2) == 0
+                              ? identifier + 2 : identifier);
+    rec->name = acme_dns01_record_name(identifier);
+    rec->txt = key_authz ? acme_dns01_txt_value(key_authz) : NULL;
+    if (rec->domain == NULL || rec->name == NULL || rec->txt == NULL) {
+        acme_dns01_record_free(rec);
+        return acme_err(err, errlen, "dns-01: cannot make the TXT record of "
+                        "\"%s\"", identifier);
+    }
+    return 0;
+}
+
+
+void
+acme_dns01_record_free(acme_dns01_record_t *rec)
+{
+    free(rec->domain);
+    free(rec->name);
+    free(rec->txt);
+    memset(rec, 0, sizeof(*rec));
+}
+
+
+void
+acme_dns_server_list(const acme_dns_server_t *srv, size_t n, char *buf,
+    size_t len)
+{
+    size_t  i, used = 0;
+    int     w;
+
+    if (len == 0) {
+        return;
+    }
+    buf[0] = '\0';
+    for (i = 0; i < n && used < len; i++) {
+        w = snprintf(buf + used, len - used, "%s%s:%d", i ? ", " : "",
+                     srv[i].host, srv[i].port);
+        if (w < 0) {
+            break;
+        }
+        used += (size_t) w;
+    }
+}

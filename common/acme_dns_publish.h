@@ -1,0 +1,164 @@
+/*
+ * dns-01 publishing, one implementation for both servers (docs/design.md
+ * "dns-01"): the TXT record "_acme-challenge.<domain>" is set by an RFC 2136
+ * update signed with TSIG or by a hook program, then checked on the
+ * propagation servers; it is removed the same way.
+ *
+ * What is published is the engine's list (acme_engine.h): PUBLISH gives the
+ * identifier and key authorization, UNPUBLISH gives them again, so neither
+ * this code nor a host keeps records.
+ *
+ * Two halves:
+ *   - pure helpers (acme_dns_conf.c): SERVER[:PORT] parsing, the
+ *     resolv.conf parser, the record of an identifier, the hook's command
+ *     line and environment (the PATH rule);
+ *   - the blocking sequence (acme_dns_publish.c): zone lookup, update or
+ *     hook, propagation wait, removal.  Threads only (nginx's thread pool,
+ *     Apache's job thread), never an event loop; every step is bounded.
+ *
+ * A host supplies only how it starts and reaps a program
+ * (acme_dns_runner_t): nginx needs a clone()-based helper its SIGCHLD
+ * handler cannot reap, Apache uses posix_spawn.
+ */
+#ifndef ACME_DNS_PUBLISH_H
+#define ACME_DNS_PUBLISH_H
+
+#include <stddef.h>
+#include "acme_dns.h"
+
+/* ---- pure helpers -------------------------------------------------------- */
+
+/* A DNS server as configured: an IP literal or a host name, and a port. */
+typedef struct {
+    char    host[256];
+    int     port;
+} acme_dns_server_t;
+
+/*
+ * SERVER[:PORT]: IPv4[:PORT], HOST[:PORT], [IPv6]:PORT or a bare IPv6
+ * literal; port 53 when not given.  0, or -1 with err ("'X' is not a DNS
+ * server address (expected ...)"; the caller adds the directive).
+ */
+int acme_dns_server_parse(const char *arg, size_t len, acme_dns_server_t *srv,
+    char *err, size_t errlen);
+
+/*
+ * The first "nameserver ADDRESS" line of a resolv.conf text (resolv.conf(5):
+ * the keyword starts the line, "#" or ";" in the first column is a comment;
+ * leading blanks are tolerated).  0 with out filled, -1 when there is none.
+ */
+int acme_dns_resolv_conf_nameserver(const char *text, char *out,
+    size_t outlen);
+
+/* The environment of a hook program: nothing but this fixed PATH. */
+#define ACME_DNS_HOOK_PATH  "PATH=/usr/local/sbin:/usr/local/bin:" \
+                            "/usr/sbin:/usr/bin:/sbin:/bin"
+
+/*
+ * The hook's argv ("prog", op, domain, txt, NULL) and envp (ACME_DNS_HOOK_PATH,
+ * NULL): no shell, the environment of the server is not passed on.  domain
+ * is the identifier without "*.".  The pointers borrow the arguments.
+ */
+void acme_dns_hook_command(const char *prog, const char *op,
+    const char *identifier, const char *txt, char *argv[5], char *envp[2]);
+
+/* The record a dns-01 challenge sets. */
+typedef struct {
+    char    *domain;        /* the identifier without "*." */
+    char    *name;          /* "_acme-challenge.<domain>", lowercase */
+    char    *txt;           /* base64url(SHA-256(key authorization)) */
+} acme_dns01_record_t;
+
+/* 0, or -1 with err.  Free with acme_dns01_record_free(). */
+int acme_dns01_record(const char *identifier, const char *key_authz,
+    acme_dns01_record_t *rec, char *err, size_t errlen);
+void acme_dns01_record_free(acme_dns01_record_t *rec);
+
+/* "h1:p1, h2:p2" into buf (truncated to fit). */
+void acme_dns_server_list(const acme_dns_server_t *srv, size_t n, char *buf,
+    size_t len);
+
+/* ---- the blocking sequence (threads only) -------------------------------- */
+
+/* How a host starts a program; both calls are made from the same thread. */
+typedef struct {
+    void  *data;
+    /*
+     * Starts argv[0] (execve: no shell, envp as given) with stdin and
+     * stdout on /dev/null, stderr on err_fd, every other descriptor closed,
+     * signals at their defaults and unblocked, in a new process group whose
+     * id is the returned pid (killing -pid kills it all).  pid > 0, or -1
+     * with err.
+     */
+    long (*spawn)(void *data, char *const argv[], char *const envp[],
+                  int err_fd, char *err, size_t errlen);
+    /*
+     * 1 with *status (the exit code, or 128 + the signal) once pid ended;
+     * 0 while it runs (only when block == 0); -1 on error.
+     */
+    int  (*reap)(void *data, long pid, int block, int *status);
+} acme_dns_runner_t;
+
+#define ACME_DNS_LOG_INFO   1
+#define ACME_DNS_LOG_WARN   2
+
+typedef struct {
+    /* RFC 2136 (update.host[0] != '\0') or a hook program (hook != NULL) */
+    acme_dns_server_t         update;
+    const char               *zone;         /* NULL: an SOA query to update */
+    const acme_tsig_key_t    *key;
+    const char               *hook;
+    int                       hook_timeout_ms;      /* 0: 60 s */
+
+    /* where the record must be visible; none: the update server, else the
+     * zone's NS hosts (port 53) found through the system's resolver */
+    const acme_dns_server_t  *checks;
+    size_t                    n_checks;
+    int                       check_timeout_ms;     /* 0: 120 s */
+    const char               *resolv_conf;          /* NULL: /etc/resolv.conf */
+
+    /* each DNS exchange: the issuer's timeout (timeout / AcmeTimeout) */
+    int                       timeout_ms;           /* 0: 30 s */
+
+    const acme_dns_runner_t  *runner;               /* needed with hook */
+    void                     *data;
+    /* non-zero: the host is going away; adding and waiting give up
+     * (removal does not ask) */
+    int                     (*stop)(void *data);
+    /* the hook's stderr lines ("dns hook: ...") and progress; NULL = none */
+    void                    (*log)(void *data, int level, const char *msg);
+} acme_dns_publisher_t;
+
+/*
+ * Sets the record of a dns-01 challenge and waits until every check server
+ * answers it.  0, or -1 with err naming the step ("dns-01 update ...",
+ * "dns hook add <domain>: ...", "dns propagation: ...").  A failure may
+ * leave a half-set record: the host still unpublishes (the engine emits
+ * UNPUBLISH for it after acme_engine_publish_failed).
+ */
+int acme_dns_publish(const acme_dns_publisher_t *p, const char *identifier,
+    const char *key_authz, char *err, size_t errlen);
+
+/* Removes it (exactly this TXT value).  0, or -1 with err. */
+int acme_dns_unpublish(const acme_dns_publisher_t *p, const char *identifier,
+    const char *key_authz, char *err, size_t errlen);
+
+/*
+ * Runs the hook "prog op identifier txt" through p->runner: stderr lines go
+ * to p->log, the last one ends a failure's err; the process group is killed
+ * after p->hook_timeout_ms, or when stop says so (with stop != 0).  0 on
+ * exit 0, else -1 with err.
+ */
+int acme_dns_hook_run(const acme_dns_publisher_t *p, const char *op,
+    const char *identifier, const char *txt, int stop, char *err,
+    size_t errlen);
+
+/*
+ * dns_update secret=FILE / AcmeDNSUpdate file:PATH: the file holds a BIND
+ * key statement (tsig-keygen; its key must be named keyname) or just the
+ * base64 secret.  0, or -1 with err (never the secret).  Config time.
+ */
+int acme_tsig_key_from_file(acme_tsig_key_t *key, const char *keyname,
+    const char *alg, const char *path, char *err, size_t errlen);
+
+#endif
