@@ -348,47 +348,18 @@ acme_auto_issuer_has_challenge(const acme_auto_issuer_t *iss,
     return 0;
 }
 
-/* SERVER[:PORT], [IPV6]:PORT or a bare IPv6 literal; port 53 by default. */
+/* SERVER[:PORT], [IPV6]:PORT or a bare IPv6 literal; port 53 by default
+ * (acme_dns_server_parse). */
 static const char *
 parse_dns_server(apr_pool_t *p, const char *directive, const char *arg,
     acme_auto_dns_server_t *out)
 {
-    const char *host = arg, *port = NULL, *c, *end;
-    char       *endp;
-    long        n = 53;
+    char msg[ACME_ERRLEN];
 
-    if (*arg == '[') {
-        end = strchr(arg, ']');
-        if (end == NULL || end == arg + 1 || (end[1] != '\0' && end[1] != ':')) {
-            goto bad;
-        }
-        host = apr_pstrndup(p, arg + 1, end - arg - 1);
-        port = end[1] == ':' ? end + 2 : NULL;
+    if (acme_dns_server_parse(arg, strlen(arg), out, msg, sizeof(msg)) != 0) {
+        return apr_psprintf(p, "%s: %s", directive, msg);
     }
-    else if ((c = strchr(arg, ':')) != NULL && strchr(c + 1, ':') == NULL) {
-        host = apr_pstrndup(p, arg, c - arg);
-        port = c + 1;
-    }
-    if (*host == '\0') {
-        goto bad;
-    }
-    for (c = host; *c; c++) {
-        if (!apr_isalnum(*c) && *c != '-' && *c != '.' && *c != ':') {
-            goto bad;
-        }
-    }
-    if (port != NULL) {
-        n = strtol(port, &endp, 10);
-        if (*port == '\0' || *endp != '\0' || n < 1 || n > 65535) {
-            goto bad;
-        }
-    }
-    out->host = host;
-    out->port = (int) n;
     return NULL;
-bad:
-    return apr_psprintf(p, "%s: '%s' is not a DNS server (HOST, HOST:PORT, "
-                        "IPV6 or [IPV6]:PORT)", directive, arg);
 }
 
 static apr_status_t
@@ -406,15 +377,14 @@ static const char *
 set_dns_update(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
 {
     const char *err = in_issuer(cmd), *alg = NULL, *secret, *path;
-    char        msg[ACME_ERRLEN], *text = NULL;
-    size_t      len = 0;
+    char        msg[ACME_ERRLEN];
     int         i, rc;
 
     (void) dummy;
     if (err) {
         return err;
     }
-    if (cur_issuer->dns_update.host != NULL) {
+    if (cur_issuer->dns_update.host[0] != '\0') {
         return "AcmeDNSUpdate is given twice in this <AcmeIssuer>";
     }
     if (argc < 3 || argc > 5) {
@@ -435,7 +405,7 @@ set_dns_update(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
             alg = argv[i];
         }
         else {
-            cur_issuer->dns_update.host = NULL;
+            cur_issuer->dns_update.host[0] = '\0';
             return apr_psprintf(cmd->pool, "AcmeDNSUpdate: unknown argument "
                                 "'%s' (an algorithm hmac-sha256|hmac-sha384|"
                                 "hmac-sha512 or zone=ZONE)", argv[i]);
@@ -446,40 +416,22 @@ set_dns_update(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
     if (strncasecmp(secret, "file:", 5) == 0) {
         path = ap_server_root_relative(cmd->temp_pool, secret + 5);
         if (path == NULL || secret[5] == '\0'
-            || acme_store_read(path, &text, &len, 64 * 1024, msg,
-                               sizeof(msg)) != 1)
+            || acme_tsig_key_from_file(&cur_issuer->dns_key, argv[1], alg,
+                                       path, msg, sizeof(msg)) != 0)
         {
-            cur_issuer->dns_update.host = NULL;
-            free(text);
+            cur_issuer->dns_update.host[0] = '\0';
             return apr_psprintf(cmd->pool, "AcmeDNSUpdate (key %s): cannot "
-                                "read the secret file '%s'%s%s", argv[1],
+                                "use the secret file '%s'%s%s", argv[1],
                                 secret + 5, msg[0] ? ": " : "", msg);
         }
-        if (strstr(text, "secret") != NULL) {
-            /* a key statement as tsig-keygen writes it */
-            rc = acme_tsig_key_from_bind(&cur_issuer->dns_key, text, msg,
-                                         sizeof(msg));
-            if (rc == 0 && strcasecmp(cur_issuer->dns_key.name, argv[1]) != 0) {
-                acme_err(msg, sizeof(msg), "the file's key is named '%s'",
-                         cur_issuer->dns_key.name);
-                acme_tsig_key_clear(&cur_issuer->dns_key);
-                rc = -1;
-            }
-        }
-        else {
-            text[strcspn(text, " \t\r\n")] = '\0';
-            rc = acme_tsig_key_init(&cur_issuer->dns_key, argv[1], alg, text,
-                                    msg, sizeof(msg));
-        }
-        OPENSSL_cleanse(text, len);
-        free(text);
+        rc = 0;
     }
     else {
         rc = acme_tsig_key_init(&cur_issuer->dns_key, argv[1], alg, secret,
                                 msg, sizeof(msg));
     }
     if (rc != 0) {
-        cur_issuer->dns_update.host = NULL;
+        cur_issuer->dns_update.host[0] = '\0';
         return apr_psprintf(cmd->pool, "AcmeDNSUpdate (key %s): unusable TSIG "
                             "secret: %s", argv[1], msg);
     }
@@ -1041,14 +993,14 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
             iss->challenges[iss->n_challenges++] = iss->challenge;
         }
         if (acme_auto_issuer_has_challenge(iss, "dns-01")
-            && iss->dns_update.host == NULL && iss->dns_hook == NULL)
+            && iss->dns_update.host[0] == '\0' && iss->dns_hook == NULL)
         {
             CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d) uses "
                        "AcmeChallenge dns-01 but has neither AcmeDNSUpdate "
                        "nor AcmeDNSHook to publish the TXT records",
                        iss->name, iss->conf_file, iss->conf_line);
         }
-        if (iss->dns_update.host != NULL && iss->dns_hook != NULL) {
+        if (iss->dns_update.host[0] != '\0' && iss->dns_hook != NULL) {
             CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d): "
                        "AcmeDNSUpdate and AcmeDNSHook exclude each other",
                        iss->name, iss->conf_file, iss->conf_line);

@@ -202,14 +202,13 @@ typedef struct {
     acme_engine_t  *e;
     EVP_PKEY       *akey;
     acme_auto_dns_t *dns;               /* dns-01 records of this order */
-    char            pub_err[ACME_ERRLEN];   /* why publishing failed */
 } drive_ctx_t;
 
 static int hook_should_stop(void *data);
 
 static int
 hook_publish(void *data, const char *type, const char *identifier,
-    const char *token, const char *key_authz)
+    const char *token, const char *key_authz, char *err, size_t errlen)
 {
     drive_ctx_t *d = data;
     int          alpn = strcmp(type, "tls-alpn-01") == 0;
@@ -220,28 +219,24 @@ hook_publish(void *data, const char *type, const char *identifier,
             d->dns = acme_auto_dns_new(d->j->c->issuer, d->j->s, d->j->c->id,
                                        hook_should_stop, d);
             if (d->dns == NULL) {
-                apr_cpystrn(d->pub_err, "dns-01: out of memory",
-                            sizeof(d->pub_err));
+                apr_cpystrn(err, "dns-01: out of memory", errlen);
                 return -1;
             }
         }
         acme_auto_shm_set_step(d->j->c->slot, "renewing", "dns-01");
-        if (acme_auto_dns_publish(d->dns, identifier, token, key_authz,
-                                  d->pub_err, sizeof(d->pub_err)) != 0)
-        {
-            return -1;
-        }
-        return 0;
+        /* a failure: the engine fails the order with err and unpublishes */
+        return acme_auto_dns_publish(d->dns, identifier, key_authz, err,
+                                     errlen);
     }
     if (!alpn && strcmp(type, "http-01") != 0) {
-        apr_snprintf(d->pub_err, sizeof(d->pub_err), "the %s challenge is "
-                     "not supported", type);
+        apr_snprintf(err, errlen, "the %s challenge is not supported", type);
         return -1;
     }
     if (acme_auto_shm_token_add(alpn, identifier, token, key_authz) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, d->j->s, "mod_acme_auto: %s: "
-                     "no room for the %s challenge of %s", d->j->c->id, type,
+        apr_snprintf(err, errlen, "no room for the %s challenge of %s", type,
                      identifier);
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, d->j->s, "mod_acme_auto: %s: "
+                     "%s", d->j->c->id, err);
         return -1;
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, d->j->s, "mod_acme_auto: %s: "
@@ -252,14 +247,13 @@ hook_publish(void *data, const char *type, const char *identifier,
 
 static void
 hook_unpublish(void *data, const char *type, const char *identifier,
-    const char *token)
+    const char *token, const char *key_authz)
 {
     drive_ctx_t *d = data;
 
-    (void) identifier;
     if (strcmp(type, "dns-01") == 0) {
         if (d->dns != NULL) {
-            acme_auto_dns_unpublish(d->dns, token);
+            acme_auto_dns_unpublish(d->dns, identifier, key_authz);
         }
         return;
     }
@@ -655,9 +649,8 @@ job_main(void *arg)
         goto done;
     }
     if (rc != 0) {
-        /* a failed publish stops the driver before the engine knows */
-        job_failed(j, d.pub_err[0] ? d.pub_err : engine_error(iss, e),
-                   d.pub_err[0] ? 0 : acme_engine_retry_after(e));
+        /* a failed publish is the engine's error too */
+        job_failed(j, engine_error(iss, e), acme_engine_retry_after(e));
         goto done;
     }
     chain = acme_engine_certificate(e, &chain_len);

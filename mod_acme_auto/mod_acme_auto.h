@@ -26,6 +26,7 @@
 
 #include "acme_account.h"
 #include "acme_dns.h"
+#include "acme_dns_publish.h"
 #include "acme_key.h"
 #include "acme_store.h"
 #include "acme_util.h"
@@ -37,10 +38,7 @@ extern module AP_MODULE_DECLARE_DATA acme_auto_module;
 #define ACME_AUTO_HANDLER    "acme-status"
 
 /* A DNS server as configured: host (IP literal or name) and port. */
-typedef struct {
-    const char          *host;
-    int                  port;
-} acme_auto_dns_server_t;
+typedef acme_dns_server_t acme_auto_dns_server_t;
 
 /* One <AcmeIssuer name> block. */
 typedef struct {
@@ -60,7 +58,7 @@ typedef struct {
      * not configured). */
     const char          *challenges[3];
     int                  n_challenges;
-    /* dns-01: AcmeDNSUpdate (dns_update.host NULL = none; the TSIG key is
+    /* dns-01: AcmeDNSUpdate (dns_update.host "" = none; the TSIG key is
      * read at config time, its secret cleansed with the config pool),
      * AcmeDNSHook (NULL = none), AcmeDNSPropagationCheck. */
     acme_auto_dns_server_t dns_update;
@@ -215,17 +213,18 @@ int acme_auto_post_read_request(request_rec *r);
 /* acme_auto_alpn.c */
 void acme_auto_alpn_register_hooks(void);
 
-/* acme_auto_dns.c: the dns-01 records of one order, made in its job
- * thread (blocking, every step bounded).  publish adds the TXT record
- * (RFC 2136 update or "hook add") and returns once every check server
- * shows it; unpublish removes it (also after failures).  Errors name the
- * step: "dns-01 update", "dns hook", "dns propagation". */
+/* acme_auto_dns.c: common/acme_dns_publish.h for one order in its job
+ * thread (blocking, every step bounded), with posix_spawn for the hook.
+ * publish adds the TXT record and returns once every check server shows
+ * it; unpublish removes it (the engine's UNPUBLISH, also after failures).
+ * No records are kept here: the engine lists what is published. */
 typedef struct acme_auto_dns_s acme_auto_dns_t;
 acme_auto_dns_t *acme_auto_dns_new(acme_auto_issuer_t *iss, server_rec *s,
     const char *cert_id, int (*should_stop)(void *), void *stop_data);
 int acme_auto_dns_publish(acme_auto_dns_t *d, const char *identifier,
-    const char *token, const char *key_authz, char *err, size_t errlen);
-void acme_auto_dns_unpublish(acme_auto_dns_t *d, const char *token);
+    const char *key_authz, char *err, size_t errlen);
+void acme_auto_dns_unpublish(acme_auto_dns_t *d, const char *identifier,
+    const char *key_authz);
 void acme_auto_dns_free(acme_auto_dns_t *d);
 
 /* acme_auto_ssl.c */
