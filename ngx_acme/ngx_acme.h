@@ -46,6 +46,7 @@
 #include "acme_eab.h"
 #include "acme_alpn.h"
 #include "acme_dns.h"
+#include "acme_dns_publish.h"
 #include "acme_fence.h"
 #include "ngx_acme_http.h"
 
@@ -126,7 +127,7 @@ typedef struct {
     char                     *dns_zone;       /* NULL: SOA query */
     char                     *dns_hook;       /* NULL: no dns_hook */
     ngx_msec_t                dns_hook_timeout;
-    ngx_array_t              *dns_check;      /* ngx_acme_dns_server_t */
+    ngx_array_t              *dns_check;      /* acme_dns_server_t */
     ngx_msec_t                dns_check_timeout;
 
     ngx_ssl_t                 ssl;
@@ -380,10 +381,10 @@ void ngx_acme_alpn_free(ngx_acme_main_conf_t *amcf);
 char *ngx_acme_dns_update_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer);
 char *ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer);
 char *ngx_acme_dns_check_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer);
-int ngx_acme_dns_publish(ngx_acme_issuer_t *issuer, const char *domain,
-    const char *txt, char **log, char *err, size_t errlen);
-int ngx_acme_dns_remove(ngx_acme_issuer_t *issuer, const char *domain,
-    const char *txt, char **log, char *err, size_t errlen);
+int ngx_acme_dns_publish(ngx_acme_issuer_t *issuer, const char *identifier,
+    const char *key_authz, char **log, char *err, size_t errlen);
+int ngx_acme_dns_remove(ngx_acme_issuer_t *issuer, const char *identifier,
+    const char *key_authz, char **log, char *err, size_t errlen);
 
 /* ngx_acme_challenge.c */
 ngx_int_t ngx_acme_challenge_init(ngx_conf_t *cf);

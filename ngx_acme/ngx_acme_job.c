@@ -13,9 +13,12 @@
  *   engine (event loop):   acme_engine with ngx_acme_http for requests,
  *                          timers for SLEEP, the zone for PUBLISH/UNPUBLISH
  *   dns-01 (thread pool):  a PUBLISH sets the TXT record (RFC 2136 or the
- *                          hook) and waits until it is visible; only then
- *                          does the engine go on.  The records are removed
- *                          by the finish/fail task, after success or failure
+ *                          hook, common/acme_dns_publish.h) and waits until
+ *                          it is visible; only then does the engine go on.
+ *                          An UNPUBLISH removes it in a task too.  The
+ *                          engine is the list of what is published: an
+ *                          aborted or failed job aborts it and runs its
+ *                          UNPUBLISH actions in a thread (no list here)
  *   finish (thread pool):  bundle.pem / account.json / state.json writes
  *   result (event loop):   the zone's bundle and status, generations, logs
  *
@@ -45,17 +48,11 @@ typedef enum {
     NGX_ACME_TASK_FINISH,
     NGX_ACME_TASK_FAIL,
     NGX_ACME_TASK_DNS_ADD,
+    NGX_ACME_TASK_DNS_REMOVE,               /* an UNPUBLISH */
     NGX_ACME_TASK_DNS_CLEANUP,              /* an aborted job's records */
     NGX_ACME_TASK_BEGIN,                    /* state.json: attempt record */
     NGX_ACME_TASK_RESAVE                    /* an unsaved bundle + state */
 } ngx_acme_task_kind_e;
-
-
-/* a dns-01 TXT record set by this job (malloc'd strings) */
-typedef struct {
-    char                     *domain;       /* identifier, no "*." */
-    char                     *txt;
-} ngx_acme_dns_rec_t;
 
 
 struct ngx_acme_job_s {
@@ -87,8 +84,8 @@ struct ngx_acme_job_s {
     ngx_uint_t                resave_gen;     /* resave: slot generation */
     char                      task_err[ACME_ERRLEN];
 
-    ngx_array_t              *dns_recs;     /* ngx_acme_dns_rec_t */
-    ngx_uint_t                dns_cur;      /* the record being added */
+    char                     *dns_ident;    /* the PUBLISH / UNPUBLISH in */
+    char                     *dns_ka;       /* work (malloc'd copies) */
     char                     *dns_log;      /* hook stderr (malloc'd) */
     char                     *dns_rm_err;   /* removal errors (malloc'd) */
 
@@ -99,6 +96,7 @@ struct ngx_acme_job_s {
     ngx_uint_t                account_waits;/* re-checks of the gate */
 
     unsigned                  busy:1;       /* a thread task is in flight */
+    unsigned                  dns_used:1;   /* a dns-01 PUBLISH was made */
     unsigned                  aborted:1;
 };
 
@@ -125,8 +123,9 @@ static const char *ngx_acme_job_account_error(ngx_acme_job_t *job,
 static void ngx_acme_job_finished(ngx_acme_job_t *job);
 static void ngx_acme_job_resaved(ngx_acme_job_t *job);
 static void ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step);
-static ngx_int_t ngx_acme_job_dns_publish(ngx_acme_job_t *job,
-    acme_action_t *act);
+static ngx_int_t ngx_acme_job_dns_post(ngx_acme_job_t *job,
+    acme_action_t *act, ngx_acme_task_kind_e kind);
+static ngx_uint_t ngx_acme_job_dns_abort(ngx_acme_job_t *job);
 static void ngx_acme_job_dns_remove_all(ngx_acme_job_t *job);
 static void ngx_acme_job_dns_log(ngx_acme_job_t *job);
 static void ngx_acme_job_free(ngx_acme_job_t *job);
@@ -346,7 +345,7 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
     if (job->busy) {
         /* the completion handler frees it (and removes its records) */
 
-    } else if (job->dns_recs && job->dns_recs->nelts && !amcf->exiting
+    } else if (ngx_acme_job_dns_abort(job) && !amcf->exiting
                && ngx_acme_job_post(job, NGX_ACME_TASK_DNS_CLEANUP)
                   == NGX_OK)
     {
@@ -426,7 +425,6 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
     ngx_acme_job_t  *job = *(ngx_acme_job_t **) data;
 
     acme_job_conf_t      conf;
-    ngx_acme_dns_rec_t  *rec;
 
     if (job->task_kind == NGX_ACME_TASK_FINISH
         || job->task_kind == NGX_ACME_TASK_FAIL
@@ -443,14 +441,20 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
         return;
 
     case NGX_ACME_TASK_DNS_ADD:
+    case NGX_ACME_TASK_DNS_REMOVE:
 
-        rec = job->dns_recs->elts;
-        rec += job->dns_cur;
+        if (job->task_kind == NGX_ACME_TASK_DNS_ADD) {
+            job->task_rc = ngx_acme_dns_publish(job->cert->issuer,
+                                                job->dns_ident, job->dns_ka,
+                                                &job->dns_log, job->task_err,
+                                                sizeof(job->task_err));
 
-        job->task_rc = ngx_acme_dns_publish(job->cert->issuer, rec->domain,
-                                            rec->txt, &job->dns_log,
-                                            job->task_err,
-                                            sizeof(job->task_err));
+        } else {
+            job->task_rc = ngx_acme_dns_remove(job->cert->issuer,
+                                               job->dns_ident, job->dns_ka,
+                                               &job->dns_log, job->task_err,
+                                               sizeof(job->task_err));
+        }
 
         /*
          * An exiting worker may never run this task's completion handler
@@ -458,6 +462,7 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
          * records go now.
          */
         if (ngx_exiting || ngx_quit || ngx_terminate) {
+            (void) acme_engine_abort(job->engine, "the worker is exiting");
             ngx_acme_job_dns_remove_all(job);
         }
 
@@ -592,7 +597,7 @@ ngx_acme_job_task_done(ngx_event_t *ev)
     if (job->aborted) {
         /* records set before the abort go (bounded: DNS and hook timeouts) */
         if (job->task_kind != NGX_ACME_TASK_DNS_CLEANUP
-            && job->dns_recs && job->dns_recs->nelts
+            && ngx_acme_job_dns_abort(job)
             && ngx_acme_job_post(job, NGX_ACME_TASK_DNS_CLEANUP) == NGX_OK)
         {
             return;
@@ -640,15 +645,27 @@ ngx_acme_job_task_done(ngx_event_t *ev)
     case NGX_ACME_TASK_DNS_ADD:
 
         if (job->task_rc != 0) {
-            ngx_acme_job_fail(job, job->task_err, 0);
-            return;
+            /* the engine fails the order and unpublishes (this one too) */
+            acme_engine_publish_failed(job->engine, job->task_err);
+
+        } else {
+            ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                          "acme: certificate \"%V\": dns-01 TXT record for "
+                          "\"%s\" is visible", &job->cert->id,
+                          job->dns_ident);
         }
 
-        ngx_log_error(NGX_LOG_INFO, job->log, 0,
-                      "acme: certificate \"%V\": dns-01 TXT record for "
-                      "\"%s\" is visible", &job->cert->id,
-                      ((ngx_acme_dns_rec_t *) job->dns_recs->elts)
-                          [job->dns_cur].domain);
+        ngx_acme_job_run(job);
+        return;
+
+    case NGX_ACME_TASK_DNS_REMOVE:
+
+        if (job->task_rc != 0) {
+            ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                          "acme: certificate \"%V\": cannot remove the "
+                          "dns-01 TXT record of \"%s\": %s", &job->cert->id,
+                          job->dns_ident, job->task_err);
+        }
 
         ngx_acme_job_run(job);
         return;
@@ -898,7 +915,9 @@ ngx_acme_job_run(ngx_acme_job_t *job)
             if (act.challenge_type
                 && ngx_strcmp(act.challenge_type, "dns-01") == 0)
             {
-                if (ngx_acme_job_dns_publish(job, &act) != NGX_OK) {
+                if (ngx_acme_job_dns_post(job, &act, NGX_ACME_TASK_DNS_ADD)
+                    != NGX_OK)
+                {
                     ngx_acme_job_fail(job, "dns-01: cannot start publishing "
                                       "the TXT record", 0);
                 }
@@ -939,7 +958,20 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 
         case ACME_ACT_UNPUBLISH:
 
-            /* dns-01 records go in the finish/fail task, off the loop */
+            if (act.challenge_type
+                && ngx_strcmp(act.challenge_type, "dns-01") == 0)
+            {
+                /* off the loop; the engine goes on after the removal */
+                if (ngx_acme_job_dns_post(job, &act, NGX_ACME_TASK_DNS_REMOVE)
+                    != NGX_OK)
+                {
+                    ngx_acme_job_fail(job, "dns-01: cannot start removing "
+                                      "the TXT record", 0);
+                }
+
+                return;
+            }
+
             ngx_acme_shm_token_del(job->amcf, act.token, job->fence);
             continue;
 
@@ -1439,79 +1471,91 @@ ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step)
 }
 
 
-/* A dns-01 PUBLISH: remember the record, set it in a thread. */
+/* A dns-01 PUBLISH or UNPUBLISH: done in a thread, the engine waits. */
 static ngx_int_t
-ngx_acme_job_dns_publish(ngx_acme_job_t *job, acme_action_t *act)
+ngx_acme_job_dns_post(ngx_acme_job_t *job, acme_action_t *act,
+    ngx_acme_task_kind_e kind)
 {
-    const char          *domain;
-    ngx_acme_dns_rec_t  *rec;
+    free(job->dns_ident);
+    free(job->dns_ka);
 
-    if (job->dns_recs == NULL) {
-        job->dns_recs = ngx_array_create(job->pool, 2,
-                                         sizeof(ngx_acme_dns_rec_t));
-        if (job->dns_recs == NULL) {
-            return NGX_ERROR;
-        }
-    }
+    job->dns_ident = acme_strdup(act->identifier);
+    job->dns_ka = acme_strdup(act->key_authz);
 
-    rec = ngx_array_push(job->dns_recs);
-    if (rec == NULL) {
+    if (job->dns_ident == NULL || job->dns_ka == NULL) {
         return NGX_ERROR;
     }
 
-    domain = act->identifier;
-    if (domain[0] == '*' && domain[1] == '.') {
-        domain += 2;
+    job->dns_used = 1;
+
+    if (kind == NGX_ACME_TASK_DNS_ADD) {
+        ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                      "acme: certificate \"%V\": dns-01 for \"%s\": setting "
+                      "its TXT record via %s", &job->cert->id,
+                      job->dns_ident,
+                      job->cert->issuer->dns_hook ? "dns_hook"
+                                                  : "dns_update");
+
+        ngx_acme_job_set_step(job, "dns-01 publish");
     }
 
-    rec->domain = acme_strdup(domain);
-    rec->txt = acme_dns01_txt_value(act->key_authz);
-
-    if (rec->domain == NULL || rec->txt == NULL) {
-        free(rec->domain);
-        free(rec->txt);
-        job->dns_recs->nelts--;
-        return NGX_ERROR;
-    }
-
-    job->dns_cur = job->dns_recs->nelts - 1;
-
-    ngx_log_error(NGX_LOG_INFO, job->log, 0,
-                  "acme: certificate \"%V\": dns-01 for \"%s\": setting "
-                  "TXT _acme-challenge.%s \"%s\" via %s",
-                  &job->cert->id, rec->domain, rec->domain, rec->txt,
-                  job->cert->issuer->dns_hook ? "dns_hook" : "dns_update");
-
-    ngx_acme_job_set_step(job, "dns-01 publish");
-
-    return ngx_acme_job_post(job, NGX_ACME_TASK_DNS_ADD);
+    return ngx_acme_job_post(job, kind);
 }
 
 
-/* Thread: removes every record this job set (also the one that failed). */
+/*
+ * An order given up by the host: the engine emits an UNPUBLISH for each
+ * published challenge.  Non-zero when dns-01 records are among them (a
+ * thread task removes them; tokens leave the zone with the job's fence).
+ */
+static ngx_uint_t
+ngx_acme_job_dns_abort(ngx_acme_job_t *job)
+{
+    if (job->engine == NULL) {
+        return 0;
+    }
+
+    return acme_engine_abort(job->engine, "order aborted") && job->dns_used;
+}
+
+
+/*
+ * Thread: the engine's remaining UNPUBLISH actions (after an abort or a
+ * host-side failure); dns-01 records are removed, tokens were dropped from
+ * the zone by the event loop.  Bounded: one action per published
+ * challenge, then DONE or ERROR.
+ */
 static void
 ngx_acme_job_dns_remove_all(ngx_acme_job_t *job)
 {
-    char                *p;
-    char                 err[ACME_ERRLEN];
-    ngx_uint_t           i;
-    ngx_acme_dns_rec_t  *rec;
+    char           *p;
+    char            err[ACME_ERRLEN];
+    acme_action_t   act;
 
-    if (job->dns_recs == NULL) {
+    if (job->engine == NULL || !job->dns_used) {
         return;
     }
 
-    rec = job->dns_recs->elts;
+    (void) acme_engine_abort(job->engine, "order aborted");
 
-    for (i = 0; i < job->dns_recs->nelts; i++) {
-        if (rec[i].domain == NULL) {
+    for ( ;; ) {
+        acme_engine_next(job->engine, (long long) time(NULL), &act);
+
+        if (act.kind != ACME_ACT_UNPUBLISH) {
+            break;
+        }
+
+        if (act.challenge_type == NULL
+            || ngx_strcmp(act.challenge_type, "dns-01") != 0)
+        {
             continue;
         }
 
         err[0] = '\0';
 
-        if (ngx_acme_dns_remove(job->cert->issuer, rec[i].domain, rec[i].txt,
-                                &job->dns_log, err, sizeof(err))
+        if (ngx_acme_dns_remove(job->cert->issuer, act.identifier,
+                                act.key_authz, &job->dns_log, err,
+                                sizeof(err))
             != 0)
         {
             p = acme_sprintf("%s%s%s", job->dns_rm_err ? job->dns_rm_err
@@ -1522,14 +1566,7 @@ ngx_acme_job_dns_remove_all(ngx_acme_job_t *job)
                 job->dns_rm_err = p;
             }
         }
-
-        free(rec[i].domain);
-        free(rec[i].txt);
-        rec[i].domain = NULL;
-        rec[i].txt = NULL;
     }
-
-    job->dns_recs->nelts = 0;
 }
 
 
@@ -1546,10 +1583,11 @@ ngx_acme_job_dns_log(ngx_acme_job_t *job)
                 nl = p + ngx_strlen(p);
             }
 
-            if (nl > p) {
-                ngx_log_error(NGX_LOG_WARN, job->log, 0,
-                              "acme: certificate \"%V\": dns hook: %*s",
-                              &job->cert->id, (size_t) (nl - p), p);
+            /* "W|msg" or "I|msg", one a line (ngx_acme_dns.c) */
+            if (nl - p > 2) {
+                ngx_log_error((p[0] == 'W' ? NGX_LOG_WARN : NGX_LOG_INFO),
+                              job->log, 0, "acme: certificate \"%V\": %*s",
+                              &job->cert->id, (size_t) (nl - p - 2), p + 2);
             }
 
             if (*nl == '\n') {
@@ -1574,23 +1612,11 @@ ngx_acme_job_dns_log(ngx_acme_job_t *job)
 static void
 ngx_acme_job_free(ngx_acme_job_t *job)
 {
-    ngx_uint_t           i;
-    ngx_acme_dns_rec_t  *rec;
-
     /* a leader that ends without an account lets the next job try */
     acme_account_gate_leave(&job->cert->issuer->account_gate, job);
 
-    if (job->dns_recs) {
-        rec = job->dns_recs->elts;
-
-        for (i = 0; i < job->dns_recs->nelts; i++) {
-            free(rec[i].domain);
-            free(rec[i].txt);
-        }
-
-        job->dns_recs->nelts = 0;
-    }
-
+    free(job->dns_ident);
+    free(job->dns_ka);
     free(job->dns_log);
     free(job->dns_rm_err);
 
