@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include <openssl/crypto.h>
 
@@ -250,6 +252,82 @@ acme_dns_hook_run(const acme_dns_publisher_t *p, const char *op,
                     "(exited with %d, not 0)%s%s", op, argv[2], p->hook,
                     status, status, last[0] ? ": " : "", last);
 }
+
+
+/* ---- a posix_spawn runner (for hosts that may reap with waitpid(pid)) -- */
+
+
+static long
+spawn_posix(void *data, char *const argv[], char *const envp[], int err_fd,
+    char *err, size_t errlen)
+{
+    posix_spawn_file_actions_t  fa;
+    posix_spawnattr_t           sa;
+    sigset_t                    none, dfl;
+    pid_t                       pid;
+    int                         rc;
+
+    (void) data;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+    /* the server's listeners, logs and shared memory are not the hook's */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
+    posix_spawnattr_init(&sa);
+    /* the calling thread may block every signal and the server ignore
+     * some: the program starts with the defaults, in a process group of its own so
+     * that a timeout kills what it started too */
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    sigaddset(&dfl, SIGHUP);
+    sigaddset(&dfl, SIGINT);
+    sigaddset(&dfl, SIGTERM);
+    sigaddset(&dfl, SIGUSR1);
+    sigaddset(&dfl, SIGCHLD);
+    posix_spawnattr_setsigmask(&sa, &none);
+    posix_spawnattr_setsigdefault(&sa, &dfl);
+    posix_spawnattr_setpgroup(&sa, 0);
+    posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK
+                                  | POSIX_SPAWN_SETSIGDEF
+                                  | POSIX_SPAWN_SETPGROUP);
+    rc = posix_spawn(&pid, argv[0], &fa, &sa, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&sa);
+    if (rc != 0) {
+        acme_err(err, errlen, "%s", strerror(rc));
+        return -1;
+    }
+    return (long) pid;
+}
+
+static int
+reap_posix(void *data, long pid, int block, int *status)
+{
+    int    st = 0;
+    pid_t  w;
+
+    (void) data;
+    do {
+        w = waitpid((pid_t) pid, &st, block ? 0 : WNOHANG);
+    } while (w < 0 && errno == EINTR);
+    if (w == 0) {
+        return 0;
+    }
+    if (w < 0) {
+        return -1;
+    }
+    *status = WIFEXITED(st) ? WEXITSTATUS(st)
+              : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 127;
+    return 1;
+}
+
+const acme_dns_runner_t acme_dns_runner_posix = {
+    NULL, spawn_posix, reap_posix
+};
 
 
 /* ---- RFC 2136 ------------------------------------------------------------ */

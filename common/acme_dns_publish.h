@@ -99,6 +99,13 @@ typedef struct {
     int  (*reap)(void *data, long pid, int block, int *status);
 } acme_dns_runner_t;
 
+/*
+ * posix_spawn + waitpid(pid): for a host whose own SIGCHLD handling leaves
+ * the program's status alone (Apache's job thread).  Signals at their
+ * defaults, mask empty, descriptors >= 3 closed (glibc >= 2.34).
+ */
+extern const acme_dns_runner_t acme_dns_runner_posix;
+
 #define ACME_DNS_LOG_INFO   1
 #define ACME_DNS_LOG_WARN   2
 

@@ -1,19 +1,14 @@
 /*
  * dns-01 for one order, in its job thread (blocking is fine there; every
  * step is bounded): common/acme_dns_publish.h does the work (RFC 2136 or
- * the hook, the propagation wait, the removal); this file supplies how a
- * program is started here (posix_spawn) and where the messages go.  The
+ * the hook, the propagation wait, the removal) and its posix_spawn runner
+ * starts the hook; this file supplies the issuer's settings and where the
+ * messages go.  The
  * engine hands the identifier and key authorization again on UNPUBLISH, so
  * nothing is remembered here.
  */
 #include <string.h>
 #include <stdlib.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <unistd.h>
-#include <sys/wait.h>
 
 #include "httpd.h"
 #include "http_log.h"
@@ -34,76 +29,6 @@ struct acme_auto_dns_s {
     acme_dns_runner_t       runner;
     acme_dns_publisher_t    pub;
 };
-
-/* -- the host's part: starting and reaping a program ---------------------- */
-
-static long
-spawn_hook(void *data, char *const argv[], char *const envp[], int err_fd,
-    char *err, size_t errlen)
-{
-    posix_spawn_file_actions_t  fa;
-    posix_spawnattr_t           sa;
-    sigset_t                    none, dfl;
-    pid_t                       pid;
-    int                         rc;
-
-    (void) data;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
-    /* the child's listeners, logs and shared memory are not the hook's */
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-#endif
-    posix_spawnattr_init(&sa);
-    /* the job thread blocks every signal and Apache ignores some: the
-     * program starts with the defaults, in a process group of its own so
-     * that a timeout kills what it started too */
-    sigemptyset(&none);
-    sigemptyset(&dfl);
-    sigaddset(&dfl, SIGPIPE);
-    sigaddset(&dfl, SIGHUP);
-    sigaddset(&dfl, SIGINT);
-    sigaddset(&dfl, SIGTERM);
-    sigaddset(&dfl, SIGUSR1);
-    sigaddset(&dfl, SIGCHLD);
-    posix_spawnattr_setsigmask(&sa, &none);
-    posix_spawnattr_setsigdefault(&sa, &dfl);
-    posix_spawnattr_setpgroup(&sa, 0);
-    posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK
-                                  | POSIX_SPAWN_SETSIGDEF
-                                  | POSIX_SPAWN_SETPGROUP);
-    rc = posix_spawn(&pid, argv[0], &fa, &sa, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&sa);
-    if (rc != 0) {
-        acme_err(err, errlen, "%s", strerror(rc));
-        return -1;
-    }
-    return (long) pid;
-}
-
-static int
-reap_hook(void *data, long pid, int block, int *status)
-{
-    int    st = 0;
-    pid_t  w;
-
-    (void) data;
-    do {
-        w = waitpid((pid_t) pid, &st, block ? 0 : WNOHANG);
-    } while (w < 0 && errno == EINTR);
-    if (w == 0) {
-        return 0;
-    }
-    if (w < 0) {
-        return -1;
-    }
-    *status = WIFEXITED(st) ? WEXITSTATUS(st)
-              : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 127;
-    return 1;
-}
 
 static void
 dns_log(void *data, int level, const char *msg)
@@ -137,8 +62,8 @@ acme_auto_dns_new(acme_auto_issuer_t *iss, server_rec *s, const char *cert_id,
     d->id = cert_id;
     d->should_stop = should_stop;
     d->stop_data = stop_data;
-    d->runner.spawn = spawn_hook;
-    d->runner.reap = reap_hook;
+    /* posix_spawn: the job thread's SIGCHLD is not reaped by Apache */
+    d->runner = acme_dns_runner_posix;
 
     d->pub.update = iss->dns_update;
     d->pub.zone = iss->dns_zone;

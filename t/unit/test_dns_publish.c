@@ -1,8 +1,8 @@
 /*
  * dns-01 publishing shared by both servers (acme_dns_publish.h): the pure
  * helpers (SERVER[:PORT], resolv.conf, the hook's PATH rule, the record of
- * an identifier) and the hook runner's sequence with a posix_spawn runner
- * like Apache's and /bin/sh programs.
+ * an identifier) and the hook runner's sequence with the posix_spawn runner
+ * (Apache's) and /bin/sh programs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -166,54 +166,6 @@ UNIT_TEST(dns_server_list)
 
 /* ---- the hook runner ---- */
 
-static long
-spawn_posix(void *data, char *const argv[], char *const envp[], int err_fd,
-    char *err, size_t errlen)
-{
-    posix_spawn_file_actions_t  fa;
-    posix_spawnattr_t           sa;
-    pid_t                       pid;
-    int                         rc;
-
-    (void) data;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-    posix_spawnattr_init(&sa);
-    posix_spawnattr_setpgroup(&sa, 0);
-    posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETPGROUP);
-    rc = posix_spawn(&pid, argv[0], &fa, &sa, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&sa);
-    if (rc != 0) {
-        acme_err(err, errlen, "%s", strerror(rc));
-        return -1;
-    }
-    return (long) pid;
-}
-
-static int
-reap_posix(void *data, long pid, int block, int *status)
-{
-    int    st;
-    pid_t  w;
-
-    (void) data;
-    do {
-        w = waitpid((pid_t) pid, &st, block ? 0 : WNOHANG);
-    } while (w < 0 && errno == EINTR);
-    if (w == 0) {
-        return 0;
-    }
-    if (w < 0) {
-        return -1;
-    }
-    *status = WIFEXITED(st) ? WEXITSTATUS(st)
-              : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 127;
-    return 1;
-}
-
 typedef struct {
     char    log[2048];
     int     stop;
@@ -254,8 +206,7 @@ script(const char *body)
 
 UNIT_TEST(dns_hook_run)
 {
-    static const acme_dns_runner_t  runner = { NULL, spawn_posix,
-                                               reap_posix };
+    const acme_dns_runner_t  runner = acme_dns_runner_posix;
     acme_dns_publisher_t  p;
     hook_log_t            l;
     char                  err[ACME_ERRLEN], *ok, *fail, *hang;
@@ -333,8 +284,7 @@ UNIT_TEST(dns_hook_run)
 
 UNIT_TEST(dns_publish_through_hook)
 {
-    static const acme_dns_runner_t  runner = { NULL, spawn_posix,
-                                               reap_posix };
+    const acme_dns_runner_t  runner = acme_dns_runner_posix;
     acme_dns_publisher_t  p;
     hook_log_t            l;
     acme_dns_server_t     dead;
