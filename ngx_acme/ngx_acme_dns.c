@@ -7,15 +7,16 @@
  *   dns_hook /path/prog [timeout=60s];
  *   dns_propagation_check SERVER[:PORT]... [timeout=120s];
  *
- * The publishing functions block (network, a child process, the propagation
+ * Publishing is common/acme_dns_publish.h; this file parses the directives
+ * and supplies the runner (a clone()-based helper, see below).  The
+ * publishing functions block (network, a child process, the propagation
  * wait) and run only in a thread of nginx's thread pool, never on the event
- * loop: no nginx pools, no logging there.  What the hook printed on stderr
- * comes back in *log for the event loop to write to the error log.
+ * loop: no nginx pools, no logging there.  Messages (the hook's stderr
+ * lines, progress) come back in *log for the event loop to write.
  */
 
 #include "ngx_acme.h"
 
-#include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
