@@ -30,14 +30,6 @@
 #define HOOK_LINE_MAX       512
 
 
-static long long
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 
 static void
@@ -159,11 +151,11 @@ acme_dns_hook_run(const acme_dns_publisher_t *p, const char *op,
     }
 
     /* stderr until EOF (the program exited or closed it) */
-    deadline = mono_ms() + timeout;
+    deadline = acme_monotonic_ms() + timeout;
     pfd.fd = fds[0];
     pfd.events = POLLIN;
     for ( ;; ) {
-        left = deadline - mono_ms();
+        left = deadline - acme_monotonic_ms();
         if (left <= 0) {
             timed_out = 1;
             break;
@@ -216,7 +208,7 @@ acme_dns_hook_run(const acme_dns_publisher_t *p, const char *op,
                 return acme_err(err, errlen, "dns hook %s %s: waiting for %s "
                                 "failed", op, argv[2], p->hook);
             }
-            if (mono_ms() < deadline) {
+            if (acme_monotonic_ms() < deadline) {
                 if (!(stop && stopping(p))) {
                     sleep_ms(20);
                     continue;
@@ -452,7 +444,7 @@ wait_visible(const acme_dns_publisher_t *p, const acme_dns01_record_t *r,
     }
     timeout = p->check_timeout_ms > 0 ? p->check_timeout_ms
                                       : CHECK_TIMEOUT_MS;
-    deadline = mono_ms() + timeout;
+    deadline = acme_monotonic_ms() + timeout;
     msg[0] = '\0';
 
     for ( ;; ) {
@@ -475,7 +467,7 @@ wait_visible(const acme_dns_publisher_t *p, const acme_dns01_record_t *r,
             rc = 0;
             break;
         }
-        if (mono_ms() + CHECK_INTERVAL_MS > deadline || stopping(p)) {
+        if (acme_monotonic_ms() + CHECK_INTERVAL_MS > deadline || stopping(p)) {
             left = 0;
             for (i = 0; i < n; i++) {
                 if (!seen[i]) {
