@@ -95,13 +95,19 @@ acme_job_reason_text(acme_job_reason_t why)
 
 /* -- which challenge --------------------------------------------------- */
 
+size_t
+acme_job_challenge_index(size_t n, unsigned failures)
+{
+    return n ? failures % n : 0;
+}
+
 const char *
 acme_job_challenge(const char *const *types, size_t n, unsigned failures)
 {
     if (types == NULL || n == 0) {
         return job_types[0];
     }
-    return types[failures % n];
+    return types[acme_job_challenge_index(n, failures)];
 }
 
 const char *
