@@ -278,24 +278,33 @@ set_renew(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+/* An <AcmeIssuer> time: seconds, or with a unit (ap_timeout_parameter_parse),
+ * between 1 s and max seconds. */
 static const char *
-set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
+issuer_seconds(cmd_parms *cmd, const char *arg, int max, int *out)
 {
     const char          *err = in_issuer(cmd);
     apr_interval_time_t  t;
 
-    (void) dummy;
     if (err) {
         return err;
     }
     if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS
-        || t < apr_time_from_sec(1) || t > apr_time_from_sec(600))
+        || t < apr_time_from_sec(1) || t > apr_time_from_sec(max))
     {
-        return apr_psprintf(cmd->pool, "AcmeTimeout: '%s' is not a time "
-                            "between 1s and 600s", arg);
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a time between 1s "
+                            "and %ds", cmd->cmd->name, arg, max);
     }
-    cur_issuer->timeout_sec = (int) apr_time_sec(t);
+    *out = (int) apr_time_sec(t);
     return NULL;
+}
+
+static const char *
+set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    (void) dummy;
+    return issuer_seconds(cmd, arg, 600, cur_issuer ? &cur_issuer->timeout_sec
+                                                    : NULL);
 }
 
 /* The first backoff step after a failed attempt (as mod_md's
@@ -303,21 +312,9 @@ set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
 static const char *
 set_retry_delay(cmd_parms *cmd, void *dummy, const char *arg)
 {
-    const char          *err = in_issuer(cmd);
-    apr_interval_time_t  t;
-
     (void) dummy;
-    if (err) {
-        return err;
-    }
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS
-        || t < apr_time_from_sec(1) || t > apr_time_from_sec(86400))
-    {
-        return apr_psprintf(cmd->pool, "AcmeRetryDelay: '%s' is not a time "
-                            "between 1s and 1 day (86400s)", arg);
-    }
-    cur_issuer->retry_delay_sec = (int) apr_time_sec(t);
-    return NULL;
+    return issuer_seconds(cmd, arg, 86400,
+                          cur_issuer ? &cur_issuer->retry_delay_sec : NULL);
 }
 
 static const char *
