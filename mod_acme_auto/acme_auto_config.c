@@ -972,7 +972,8 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
         && !vhost_has_protocol(s, "acme-tls/1"))
     {
         CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): <AcmeIssuer"
-                   " %s> or challenge= uses tls-alpn-01, but this vhost "
+                   " %s> uses AcmeChallenge tls-alpn-01 (or challenge=), but"
+                   " this vhost "
                    "does not offer the protocol: add 'Protocols h2 "
                    "http/1.1 acme-tls/1' (or 'Protocols http/1.1 "
                    "acme-tls/1') to it", cc->conf_file, cc->conf_line,
