@@ -59,24 +59,41 @@ long long
 acme_sched_backoff(unsigned failures, long long now, long long retry_after,
     uint32_t rnd)
 {
+    return acme_sched_backoff_from(60, failures, now, retry_after, rnd);
+}
+
+long long
+acme_sched_backoff_from(long long first, unsigned failures, long long now,
+    long long retry_after, uint32_t rnd)
+{
     long long base, t;
+
+    if (first <= 0) {
+        first = 60;
+    }
+    if (first > SCHED_DAY) {
+        first = SCHED_DAY;
+    }
 
     /* failures counts the failure just recorded; 0 is treated like 1 so a
      * caller that forgot to count cannot make us retry in a tight loop */
     switch (failures) {
     case 0:
     case 1:
-        base = 60;
+        base = first;
         break;
     case 2:
-        base = 600;
+        base = first * 10;
         break;
     case 3:
-        base = 6000;
+        base = first * 100;
         break;
     default:
         base = SCHED_DAY;
         break;
+    }
+    if (base > SCHED_DAY) {
+        base = SCHED_DAY;
     }
 
     /* base +- 10 %, both ends included */

@@ -22,6 +22,10 @@ long long acme_sched_renew_at(long long not_before, long long not_after,
  */
 long long acme_sched_backoff(unsigned failures, long long now,
     long long retry_after, uint32_t rnd);
+/* The same with the first step `first` seconds (<= 0: 60): then 10 and
+ * 100 times it, from the fourth failure a day; no step above a day. */
+long long acme_sched_backoff_from(long long first, unsigned failures,
+    long long now, long long retry_after, uint32_t rnd);
 
 /* Parses a Retry-After header value (RFC 9110: delay-seconds, digits only,
  * or an HTTP-date; surrounding SP/HTAB allowed, nothing else) into a

@@ -124,6 +124,7 @@ issuer_section(cmd_parms *cmd, void *dummy, const char *arg)
     iss->account_key_type = ACME_KEY_DEFAULT;
     iss->renew_fraction = 1.0 / 3.0;
     iss->timeout_sec = 30;
+    iss->retry_delay_sec = ACME_JOB_RETRY_DELAY;
     iss->challenge = "http-01";
     iss->conf_file = cmd->directive->filename;
     iss->conf_line = cmd->directive->line_num;
@@ -277,24 +278,43 @@ set_renew(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+/* An <AcmeIssuer> time: seconds, or with a unit (ap_timeout_parameter_parse),
+ * between 1 s and max seconds. */
 static const char *
-set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
+issuer_seconds(cmd_parms *cmd, const char *arg, int max, int *out)
 {
     const char          *err = in_issuer(cmd);
     apr_interval_time_t  t;
 
-    (void) dummy;
     if (err) {
         return err;
     }
     if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS
-        || t < apr_time_from_sec(1) || t > apr_time_from_sec(600))
+        || t < apr_time_from_sec(1) || t > apr_time_from_sec(max))
     {
-        return apr_psprintf(cmd->pool, "AcmeTimeout: '%s' is not a time "
-                            "between 1s and 600s", arg);
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a time between 1s "
+                            "and %ds", cmd->cmd->name, arg, max);
     }
-    cur_issuer->timeout_sec = (int) apr_time_sec(t);
+    *out = (int) apr_time_sec(t);
     return NULL;
+}
+
+static const char *
+set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    (void) dummy;
+    return issuer_seconds(cmd, arg, 600, cur_issuer ? &cur_issuer->timeout_sec
+                                                    : NULL);
+}
+
+/* The first backoff step after a failed attempt (as mod_md's
+ * MDRetryDelay); the next ones are 10 and 100 times it, then a day. */
+static const char *
+set_retry_delay(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    (void) dummy;
+    return issuer_seconds(cmd, arg, 86400,
+                          cur_issuer ? &cur_issuer->retry_delay_sec : NULL);
 }
 
 static const char *
@@ -615,7 +635,7 @@ set_certificate(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
     }
     if (argc < 1) {
         return "AcmeCertificate needs an issuer name: AcmeCertificate "
-               "<issuer> [names...] [key=ecdsa:256]";
+               "<issuer> [names...] [key=ecdsa:256] [challenge=http-01]";
     }
     cc = apr_pcalloc(cmd->pool, sizeof(*cc));
     cc->issuer_name = argv[0];
@@ -631,6 +651,18 @@ set_certificate(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
                 return apr_psprintf(cmd->pool, "AcmeCertificate: unknown key "
                                     "type '%s' (ecdsa:256, ecdsa:384, rsa:2048,"
                                     " rsa:3072, rsa:4096)", argv[i] + 4);
+            }
+            continue;
+        }
+        if (strncasecmp(argv[i], "challenge=", 10) == 0) {
+            char msg[ACME_ERRLEN];
+
+            if (acme_job_challenges_parse(argv[i] + 10, cc->challenges,
+                                          &cc->n_challenges, msg,
+                                          sizeof(msg)) != 0)
+            {
+                return apr_psprintf(cmd->pool, "AcmeCertificate: '%s': %s",
+                                    argv[i], msg);
             }
             continue;
         }
@@ -674,6 +706,9 @@ const command_rec acme_auto_cmds[] = {
         "renew when this share of the lifetime is left (default 33%)"),
     AP_INIT_TAKE1("AcmeTimeout", set_timeout, NULL, RSRC_CONF,
         "timeout of each network step (default 30s)"),
+    AP_INIT_TAKE1("AcmeRetryDelay", set_retry_delay, NULL, RSRC_CONF,
+        "first delay after a failed attempt (default 60s); then 10 and 100 "
+        "times it, then a day"),
     AP_INIT_ITERATE("AcmeChallenge", set_challenge, NULL, RSRC_CONF,
         "challenge types: http-01 (default), tls-alpn-01, dns-01; several "
         "are tried in turn after failures"),
@@ -690,7 +725,8 @@ const command_rec acme_auto_cmds[] = {
         "AcmeExternalAccountBinding KID KEY|file:PATH [HS256|HS384|HS512]: "
         "External Account Binding for a new account"),
     AP_INIT_TAKE_ARGV("AcmeCertificate", set_certificate, NULL, RSRC_CONF,
-        "AcmeCertificate <issuer> [names...] [key=type]: manage this "
+        "AcmeCertificate <issuer> [names...] [key=type] "
+        "[challenge=type[,type...]]: manage this "
         "server's certificate"),
     { NULL }
 };
@@ -831,6 +867,19 @@ same_names(acme_auto_cert_t *c, apr_array_header_t *names)
     return 1;
 }
 
+static int
+cert_has_challenge(const acme_auto_cert_conf_t *cc, const char *type)
+{
+    size_t i;
+
+    for (i = 0; i < cc->n_challenges; i++) {
+        if (strcmp(cc->challenges[i], type) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 #define CHECK_FAIL(s, ...) do { \
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, (s), \
                      __VA_ARGS__); \
@@ -859,11 +908,24 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                    cc->issuer_name);
         return bad;
     }
-    if (acme_auto_issuer_has_challenge(iss, "tls-alpn-01")
+    if (cc->n_challenges == 0) {
+        memcpy(cc->challenges, iss->challenges, sizeof(cc->challenges));
+        cc->n_challenges = (size_t) iss->n_challenges;
+    }
+    else if (cert_has_challenge(cc, "dns-01") && iss->dns_update.host == NULL
+             && iss->dns_hook == NULL)
+    {
+        CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d) uses "
+                   "challenge=dns-01 but <AcmeIssuer %s> has neither "
+                   "AcmeDNSUpdate nor AcmeDNSHook to publish the TXT "
+                   "records", cc->conf_file, cc->conf_line, iss->name);
+    }
+    if (cert_has_challenge(cc, "tls-alpn-01")
         && !vhost_has_protocol(s, "acme-tls/1"))
     {
         CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): <AcmeIssuer"
-                   " %s> uses AcmeChallenge tls-alpn-01, but this vhost "
+                   " %s> uses AcmeChallenge tls-alpn-01 (or challenge=), but"
+                   " this vhost "
                    "does not offer the protocol: add 'Protocols h2 "
                    "http/1.1 acme-tls/1' (or 'Protocols http/1.1 "
                    "acme-tls/1') to it", cc->conf_file, cc->conf_line,
@@ -943,6 +1005,8 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                                sizeof(const char *) * names->nelts);
         c->key_type = cc->key_type;
         c->issuer = iss;
+        memcpy(c->challenges, cc->challenges, sizeof(c->challenges));
+        c->n_challenges = cc->n_challenges;
         APR_ARRAY_PUSH(acme_auto_g.certs, acme_auto_cert_t *) = c;
     }
     free(id);

@@ -31,7 +31,6 @@
 #include <errno.h>
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "httpd.h"
 #include "http_config.h"
@@ -43,6 +42,7 @@
 #include "mod_acme_auto.h"
 #include "acme_cert.h"
 #include "acme_engine.h"
+#include "acme_job.h"
 #include "acme_job_prep.h"
 #include "acme_key.h"
 #include "acme_sched.h"
@@ -65,7 +65,7 @@ typedef struct {
     int                 names_ok;
     long long           not_before;
     long long           not_after;
-    uint32_t            rnd;
+    uint32_t            seed;           /* acme_job_seed(id) */
     long long           due_at;         /* as last shown in the status */
     const char         *last_step;
     const char         *type;           /* challenge of the current attempt */
@@ -89,17 +89,6 @@ static long long
 now_sec(void)
 {
     return (long long) time(NULL);
-}
-
-static uint32_t
-random32(void)
-{
-    uint32_t r = 0;
-
-    if (RAND_bytes((unsigned char *) &r, sizeof(r)) != 1) {
-        r = (uint32_t) getpid() ^ (uint32_t) time(NULL);
-    }
-    return r;
 }
 
 /* What the current certificate (in shared memory) is: validity, names. */
@@ -177,21 +166,23 @@ job_sync_from_disk(job_t *j)
     free(pem);
 }
 
+/* The policy's due time (common/acme_job.h); Apache parses a bundle
+ * when it installs it, so its facts are always loaded. */
 static long long
 job_due_at(job_t *j)
 {
-    long long at;
+    acme_job_facts_t f;
+    long long        at;
 
-    if (!j->have_cert || !j->names_ok) {
-        at = 0;
-    }
-    else {
-        at = acme_sched_renew_at(j->not_before, j->not_after,
-                                 j->c->issuer->renew_fraction, j->rnd);
-    }
-    if (j->st.next_attempt > at) {
-        at = j->st.next_attempt;
-    }
+    memset(&f, 0, sizeof(f));
+    f.have_cert = j->have_cert;
+    f.loaded = 1;
+    f.names_ok = j->names_ok;
+    f.not_before = j->not_before;
+    f.not_after = j->not_after;
+    f.renew_fraction = j->c->issuer->renew_fraction;
+    f.seed = j->seed;
+    (void) acme_job_due(&f, &j->st, &at);
     return at;
 }
 
@@ -401,25 +392,13 @@ job_save_state(job_t *j)
     }
 }
 
+/* A failure counted in j->st: persisted and into the status. */
 static void
-job_failed(job_t *j, const char *msg, long long retry_after)
+job_record_failure(job_t *j)
 {
     acme_auto_slot_status_t st;
-    long long               now = now_sec();
-    char                    err[ACME_ERRLEN], typed[ACME_ERRLEN];
+    char                    err[ACME_ERRLEN];
 
-    /* the type that failed leads the message: with a challenge list the
-     * next attempt uses the next type */
-    if (j->type != NULL && strncmp(msg, j->type, strlen(j->type)) != 0) {
-        apr_snprintf(typed, sizeof(typed), "%s: %s", j->type, msg);
-        msg = typed;
-    }
-    acme_sched_attempt_end(&j->st);
-    j->st.failures++;
-    j->st.last_attempt = now;
-    j->st.next_attempt = acme_sched_backoff(j->st.failures, now, retry_after,
-                                            random32());
-    apr_cpystrn(j->st.last_error, msg, sizeof(j->st.last_error));
     err[0] = '\0';
     if (acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st, err,
                               sizeof(err)) != 0)
@@ -427,28 +406,27 @@ job_failed(job_t *j, const char *msg, long long retry_after)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
                      " cannot save the renewal state: %s", j->c->id, err);
     }
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: "
-                 "attempt %u failed: %s; next attempt in %" APR_INT64_T_FMT "s",
-                 j->c->id, j->st.failures, msg,
-                 (apr_int64_t) (j->st.next_attempt - now));
-
     acme_auto_shm_get_status(j->c->slot, &st);
-    if (j->have_cert) {
-        apr_cpystrn(st.state, j->not_after > now ? "valid" : "expired",
-                    sizeof(st.state));
-    }
-    else {
-        apr_cpystrn(st.state, "failed", sizeof(st.state));
-    }
-    st.step[0] = '\0';
-    st.failures = j->st.failures;
-    apr_cpystrn(st.last_error, msg, sizeof(st.last_error));
-    st.next_renewal = job_due_at(j);
+    acme_job_status_end(&st, &j->st, job_due_at(j));
     if (err[0]) {
         /* cleared only by a stored bundle (job_succeeded) */
         apr_cpystrn(st.store_error, err, sizeof(st.store_error));
     }
     acme_auto_shm_set_status(j->c->slot, &st);
+}
+
+static void
+job_failed(job_t *j, const char *msg, long long retry_after)
+{
+    long long now = now_sec();
+
+    acme_job_failed(&j->st, j->type, msg, now, retry_after,
+                    j->c->issuer->retry_delay_sec, j->seed);
+    job_record_failure(j);
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: "
+                 "attempt %u failed: %s; next attempt in %" APR_INT64_T_FMT "s",
+                 j->c->id, j->st.failures, j->st.last_error,
+                 (apr_int64_t) (j->st.next_attempt - now));
 }
 
 static int
@@ -486,12 +464,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
         return acme_err(err, errlen, "out of memory");
     }
 
-    acme_sched_attempt_end(&j->st);
-    j->st.failures = 0;
-    j->st.next_attempt = 0;
-    j->st.last_attempt = now;
-    j->st.last_success = now;
-    j->st.last_error[0] = '\0';
+    acme_job_succeeded(&j->st, now);
     if (bundle_err[0] == '\0'
         && acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st,
                                  state_err, sizeof(state_err)) != 0)
@@ -511,13 +484,11 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
         acme_bundle_free(blob, blob_len);
         return acme_err(err, errlen, "the issued certificate is unusable");
     }
-    st.last_success = now;
     j->have_cert = 1;
     j->names_ok = 1;
     j->not_before = st.not_before;
     j->not_after = st.not_after;
-    j->rnd = random32();
-    st.next_renewal = job_due_at(j);
+    acme_job_status_end(&st, &j->st, job_due_at(j));
     if (bundle_err[0]) {
         apr_snprintf(st.store_error, sizeof(st.store_error), "issued "
                      "certificate not stored, served from memory only: %s",
@@ -756,40 +727,21 @@ job_publish_due(job_t *j, long long now)
 static void
 job_check_unfinished(job_t *j)
 {
-    acme_auto_slot_status_t st;
-    acme_auto_issuer_t     *iss = j->c->issuer;
-    long long               now = now_sec();
-    int                     alive;
-    char                    msg[sizeof(j->st.last_error)];
+    long long now = now_sec();
+    int       alive;
 
     alive = j->st.attempt_pid != (long) getpid()
             && acme_process_alive(j->st.attempt_pid);
-    if (!acme_sched_attempt_unfinished(&j->st, now, alive, random32())) {
-        return;
+    if (acme_job_unfinished(&j->st, j->c->challenges, j->c->n_challenges,
+                            now, alive, j->c->issuer->retry_delay_sec,
+                            j->seed))
+    {
+        job_record_failure(j);
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: %s; "
+                     "%u consecutive failure(s), next attempt in %"
+                     APR_INT64_T_FMT "s", j->c->id, j->st.last_error,
+                     j->st.failures, (apr_int64_t) (j->st.next_attempt - now));
     }
-    /* the type of the attempt that died leads, as for other failures */
-    apr_snprintf(msg, sizeof(msg), "%s: %s",
-                 iss->challenges[(j->st.failures - 1) % iss->n_challenges],
-                 j->st.last_error);
-    apr_cpystrn(j->st.last_error, msg, sizeof(j->st.last_error));
-    job_save_state(j);
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: %s; "
-                 "%u consecutive failure(s), next attempt in %"
-                 APR_INT64_T_FMT "s", j->c->id, j->st.last_error,
-                 j->st.failures, (apr_int64_t) (j->st.next_attempt - now));
-
-    acme_auto_shm_get_status(j->c->slot, &st);
-    if (j->have_cert) {
-        apr_cpystrn(st.state, j->not_after > now ? "valid" : "expired",
-                    sizeof(st.state));
-    }
-    else {
-        apr_cpystrn(st.state, "failed", sizeof(st.state));
-    }
-    st.step[0] = '\0';
-    st.failures = j->st.failures;
-    apr_cpystrn(st.last_error, j->st.last_error, sizeof(st.last_error));
-    acme_auto_shm_set_status(j->c->slot, &st);
 }
 
 static void
@@ -809,7 +761,6 @@ watch_start(watch_t *w)
                          " %s: unreadable renewal state, starting afresh: %s",
                          j->c->id, err);
         }
-        j->rnd = random32();
         job_sync_from_disk(j);
         job_load_facts(j);
         job_check_unfinished(j);
@@ -822,40 +773,28 @@ watch_start(watch_t *w)
                  w->n_jobs);
 }
 
-/* The challenge type of the next attempt: after N consecutive failures
- * the issuer's list is at N % count. */
+/* The challenge type of the next attempt (acme_job_challenge). */
 static const char *
 job_type(job_t *j)
 {
-    acme_auto_issuer_t *iss = j->c->issuer;
-
-    return iss->challenges[j->st.failures % iss->n_challenges];
+    return acme_job_challenge(j->c->challenges, j->c->n_challenges,
+                              j->st.failures);
 }
 
-/* tls-alpn-01 answers one challenge per name at a time (the CA's
- * connection carries only the SNI): two certificates sharing a name (an
- * ECDSA and an RSA one) take turns. */
+/* tls-alpn-01 attempts sharing a name take turns (acme_job_alpn_conflict). */
 static int
 alpn_busy(watch_t *w, job_t *j)
 {
-    int i, a, b;
+    int i;
 
-    if (strcmp(job_type(j), "tls-alpn-01") != 0) {
-        return 0;
-    }
     for (i = 0; i < w->n_jobs; i++) {
         job_t *o = &w->jobs[i];
-        if (o == j || !o->running
-            || strcmp(o->type, "tls-alpn-01") != 0)
+        if (o != j && o->running && !o->resave
+            && acme_job_alpn_conflict(job_type(j), j->c->names,
+                                      (size_t) j->c->n_names, o->type,
+                                      o->c->names, (size_t) o->c->n_names))
         {
-            continue;
-        }
-        for (a = 0; a < j->c->n_names; a++) {
-            for (b = 0; b < o->c->n_names; b++) {
-                if (strcasecmp(j->c->names[a], o->c->names[b]) == 0) {
-                    return 1;
-                }
-            }
+            return 1;
         }
     }
     return 0;
@@ -1034,6 +973,7 @@ acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf)
     for (i = 0; i < w->n_jobs; i++) {
         w->jobs[i].c = APR_ARRAY_IDX(acme_auto_g.certs, i, acme_auto_cert_t *);
         w->jobs[i].s = s;
+        w->jobs[i].seed = acme_job_seed(w->jobs[i].c->id);
     }
     rv = register_cb(wd, apr_time_from_sec(1), w, watchdog_cb);
     if (rv != APR_SUCCESS) {

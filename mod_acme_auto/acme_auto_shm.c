@@ -40,6 +40,7 @@ typedef struct {
 
 typedef struct {
     apr_uint32_t            seq;        /* odd while being written */
+    apr_uint32_t            gen;        /* bumped when the bundle changes */
     acme_auto_slot_status_t st;
     apr_size_t              bundle_len; /* 0 = none */
     char                    bundle[ACME_AUTO_BUNDLE_MAX];
@@ -124,7 +125,7 @@ repair(void)
     for (i = 0; i < shm->n_slots; i++) {
         shm_slot_t *sl = &shm->slots[i];
         if (__atomic_load_n(&sl->seq, __ATOMIC_RELAXED) & 1) {
-            sl->st.gen++;
+            sl->gen++;
             seq_write_end(&sl->seq);
             __atomic_add_fetch(&shm->generation, 1, __ATOMIC_RELEASE);
         }
@@ -237,7 +238,7 @@ acme_auto_shm_slot_gen(int slot)
     if (sl == NULL) {
         return 0;
     }
-    SEQ_READ(&sl->seq, g = sl->st.gen);
+    SEQ_READ(&sl->seq, g = sl->gen);
     return g;
 }
 
@@ -251,7 +252,6 @@ acme_auto_shm_get_status(int slot, acme_auto_slot_status_t *out)
         return -1;
     }
     SEQ_READ(&sl->seq, memcpy(out, &sl->st, sizeof(*out)));
-    out->state[sizeof(out->state) - 1] = '\0';
     out->step[sizeof(out->step) - 1] = '\0';
     out->serial[sizeof(out->serial) - 1] = '\0';
     out->ca_issuer[sizeof(out->ca_issuer) - 1] = '\0';
@@ -283,7 +283,7 @@ acme_auto_shm_get_bundle(int slot, char **pem, apr_size_t *len,
             n = 0;
         }
         memcpy(buf, sl->bundle, n);
-        *gen = sl->st.gen;
+        *gen = sl->gen;
     });
     if (n == 0) {
         free(buf);
@@ -442,11 +442,8 @@ acme_auto_shm_set_bundle(int slot, const char *pem, apr_size_t len,
     seq_write_begin(&sl->seq);
     memcpy(sl->bundle, pem, len);
     sl->bundle_len = len;
-    {
-        apr_uint32_t gen = sl->st.gen + 1;
-        memcpy(&sl->st, st, sizeof(sl->st));
-        sl->st.gen = gen;
-    }
+    memcpy(&sl->st, st, sizeof(sl->st));
+    sl->gen++;
     seq_write_end(&sl->seq);
     __atomic_add_fetch(&shm->generation, 1, __ATOMIC_RELEASE);
     unlock();
@@ -462,11 +459,7 @@ acme_auto_shm_set_status(int slot, const acme_auto_slot_status_t *st)
         return;
     }
     seq_write_begin(&sl->seq);
-    {
-        apr_uint32_t gen = sl->st.gen;
-        memcpy(&sl->st, st, sizeof(sl->st));
-        sl->st.gen = gen;
-    }
+    memcpy(&sl->st, st, sizeof(sl->st));
     seq_write_end(&sl->seq);
     unlock();
 }
@@ -494,7 +487,7 @@ acme_auto_shm_set_step(int slot, const char *state, const char *step)
         return;
     }
     seq_write_begin(&sl->seq);
-    apr_cpystrn(sl->st.state, state ? state : "", sizeof(sl->st.state));
+    sl->st.renewing = state != NULL && strcmp(state, "renewing") == 0;
     apr_cpystrn(sl->st.step, step ? step : "", sizeof(sl->st.step));
     seq_write_end(&sl->seq);
     unlock();

@@ -64,12 +64,8 @@ acme_auto_status_from_pem(const char *pem, apr_size_t len,
     if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err)) != 0) {
         return -1;
     }
-    apr_cpystrn(st->serial, info.serial, sizeof(st->serial));
-    apr_cpystrn(st->ca_issuer, info.issuer, sizeof(st->ca_issuer));
-    st->not_before = info.not_before;
-    st->not_after = info.not_after;
-    apr_cpystrn(st->state, info.not_after > (long long) time(NULL)
-                           ? "valid" : "expired", sizeof(st->state));
+    acme_job_status_set_cert(st, info.not_before, info.not_after,
+                             info.serial, info.issuer);
     acme_cert_info_free(&info);
     return 0;
 }
@@ -343,8 +339,6 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
         if (rc != 0) {
             return -1;
         }
-        apr_cpystrn(st.state, st.last_error[0] ? "failed" : "fallback",
-                    sizeof(st.state));
         acme_auto_shm_set_status(c->slot, &st);
     }
     return 0;

@@ -1,6 +1,7 @@
 /*
  * "SetHandler acme-status": the status document shared with the nginx
- * module (acme_status.h), rendered from shared memory without locks.
+ * module (acme_status.h), rendered from shared memory without locks: each
+ * slot's record (acme_job_status_t) through acme_job_status_view.
  */
 #include <string.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ acme_auto_status_handler(request_rec *r)
     char                    *doc;
     size_t                   len = 0;
     int                      i, n;
+    long long                now = (long long) time(NULL);
 
     if (r->handler == NULL || strcmp(r->handler, ACME_AUTO_HANDLER) != 0) {
         return DECLINED;
@@ -48,24 +50,15 @@ acme_auto_status_handler(request_rec *r)
         certs[i].issuer = c->issuer->name;
         certs[i].directory = c->issuer->directory;
         certs[i].key_type = acme_key_type_name(c->key_type);
-        certs[i].challenge = st[i].challenge[0] ? st[i].challenge
-                                                : c->issuer->challenge;
-        certs[i].state = st[i].state[0] ? st[i].state : "fallback";
-        certs[i].step = strcmp(certs[i].state, "renewing") == 0
-                        && st[i].step[0] ? st[i].step : NULL;
-        certs[i].serial = st[i].serial;
-        certs[i].ca_issuer = st[i].ca_issuer;
-        certs[i].not_before = st[i].not_before;
-        certs[i].not_after = st[i].not_after;
-        certs[i].next_renewal = st[i].next_renewal;
-        certs[i].last_success = st[i].last_success;
-        certs[i].last_error = st[i].last_error;
-        certs[i].failures = st[i].failures;
-        certs[i].store_error = st[i].store_error;
+        acme_job_status_view(&st[i], now,
+                             acme_job_last_challenge(c->challenges,
+                                                     c->n_challenges,
+                                                     st[i].failures),
+                             &certs[i]);
     }
 
     doc = acme_status_render("apache", acme_auto_shm_acme_pid(), certs, n,
-                             (long long) time(NULL), &len);
+                             now, &len);
     if (doc == NULL) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

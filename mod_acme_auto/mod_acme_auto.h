@@ -27,6 +27,7 @@
 #include "acme_account.h"
 #include "acme_dns.h"
 #include "acme_dns_publish.h"
+#include "acme_job.h"
 #include "acme_key.h"
 #include "acme_store.h"
 #include "acme_util.h"
@@ -51,6 +52,7 @@ typedef struct {
     acme_key_type_t      account_key_type;
     double               renew_fraction;/* share of lifetime left when renewing */
     int                  timeout_sec;   /* each network step */
+    int                  retry_delay_sec;   /* AcmeRetryDelay: first backoff step */
     const char          *challenge;     /* "http-01" (default), "tls-alpn-01"
                                            or "dns-01": challenges[0] */
     /* AcmeChallenge list: the attempt after N consecutive failures uses
@@ -92,6 +94,9 @@ struct acme_auto_cert_conf_s {
     const char          *issuer_name;
     apr_array_header_t  *names;         /* explicit names, may be empty */
     acme_key_type_t      key_type;
+    /* challenge=: this certificate's list (0: the issuer's) */
+    const char          *challenges[ACME_JOB_CHALLENGES_MAX];
+    size_t               n_challenges;
     const char          *conf_file;
     int                  conf_line;
     acme_auto_cert_conf_t *next;
@@ -116,6 +121,10 @@ struct acme_auto_cert_s {
     int                  n_names;
     acme_key_type_t      key_type;
     acme_auto_issuer_t  *issuer;
+    /* the challenge types in turn (acme_job_challenge): the
+     * AcmeCertificate's challenge= or the issuer's AcmeChallenge list */
+    const char          *challenges[ACME_JOB_CHALLENGES_MAX];
+    size_t               n_challenges;
     const char          *placeholder;   /* the file handed to mod_ssl */
     apr_uint32_t         startup_gen;   /* generation mod_ssl's file holds; 0 = fallback */
     int                  with_others;   /* a vhost serves it with other certs:
@@ -152,22 +161,9 @@ apr_array_header_t *acme_auto_certs_for_server(server_rec *s);
 #define ACME_AUTO_IDENT_MAX     256
 #define ACME_AUTO_BUNDLE_MAX    (64 * 1024)
 
-/* Copy of one certificate slot's status (everything but the bundle). */
-typedef struct {
-    apr_uint32_t    gen;                /* bumped when the bundle changes */
-    char            state[16];
-    char            step[24];
-    char            serial[80];
-    char            ca_issuer[256];
-    apr_int64_t     not_before;
-    apr_int64_t     not_after;
-    apr_int64_t     next_renewal;
-    apr_int64_t     last_success;
-    char            last_error[512];
-    unsigned        failures;
-    char            challenge[16];      /* type of the current/last attempt */
-    char            store_error[256];   /* store not writable / refused; "" */
-} acme_auto_slot_status_t;
+/* One certificate slot's status (everything but the bundle): the record
+ * both servers keep (common/acme_job.h). */
+typedef acme_job_status_t acme_auto_slot_status_t;
 
 apr_status_t acme_auto_shm_create(server_rec *s, apr_pool_t *pconf, int n_slots);
 apr_status_t acme_auto_shm_child_init(server_rec *s, apr_pool_t *pchild);
@@ -204,7 +200,8 @@ int acme_auto_shm_set_bundle(int slot, const char *pem, apr_size_t len,
 void acme_auto_shm_set_status(int slot, const acme_auto_slot_status_t *st);
 /* Only the challenge type of the current attempt. */
 void acme_auto_shm_set_challenge(int slot, const char *type);
-/* Only the state/step pair. */
+/* Only the state/step pair: "renewing" marks an order running (the other
+ * states are derived when read, acme_job_status_view), step its step. */
 void acme_auto_shm_set_step(int slot, const char *state, const char *step);
 
 /* acme_auto_http01.c */

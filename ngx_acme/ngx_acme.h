@@ -42,6 +42,7 @@
 #include "acme_engine.h"
 #include "acme_store.h"
 #include "acme_sched.h"
+#include "acme_job.h"
 #include "acme_status.h"
 #include "acme_eab.h"
 #include "acme_alpn.h"
@@ -103,6 +104,7 @@ typedef struct {
     ngx_flag_t                verify;
     ngx_int_t                 renew_percent;  /* of the lifetime left */
     ngx_msec_t                timeout;
+    time_t                    retry_delay;    /* first backoff step, s */
     ngx_int_t                 challenge;      /* NGX_ACME_HTTP_01, ... */
     ngx_acme_challenges_t     challenges;     /* challenge[0] first */
 
@@ -163,26 +165,18 @@ typedef struct {
     ngx_uint_t                pending_global; /* global generation to reach */
     time_t                    published_at;
 
-    time_t                    not_before;
-    time_t                    not_after;
-    u_char                    serial[80];
-    u_char                    ca_issuer[256];
-
     /*
-     * The order's marks: set and cleared only by the order whose fence
-     * (lease generation, see acme_fence.h) is stored here, and only while
-     * that fence is the current lease generation.
+     * The status record (common/acme_job.h): certificate facts, and the
+     * order's marks (renewing, step, challenge), set and cleared only by
+     * the order whose fence (lease generation, see acme_fence.h) is
+     * stored here, and only while that fence is the current lease
+     * generation; store_error: why the store cannot be written or an
+     * entry was refused, "" = fine.
      */
     acme_fence_t              fence;
-    unsigned                  renewing:1;
-    u_char                    step[32];
-    ngx_uint_t                challenge;      /* 1 + type last tried; 0 */
-    time_t                    next_renewal;
+    acme_job_status_t         status;
 
     acme_cert_state_t         st;             /* persisted in state.json */
-
-    /* why the store cannot be written or an entry was refused; "" = fine */
-    u_char                    store_error[256];
 
     /*
      * The bundle (generation unsaved_gen) was issued but the store refused
@@ -238,7 +232,8 @@ typedef struct {
     acme_key_type_t           key_type;
     ngx_uint_t                challenge;      /* challenges.type[0] */
     ngx_acme_challenges_t     challenges;
-    uint32_t                  rnd;            /* stable renewal jitter seed */
+    const char               *types[NGX_ACME_CHALLENGES_MAX];  /* names */
+    uint32_t                  rnd;            /* acme_job_seed(id) */
 
     u_char                   *file;           /* first acme_certificate */
     ngx_uint_t                line;

@@ -219,7 +219,10 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 
     if (ok) {
         cert->slot->fence = job->fence;
-        cert->slot->renewing = 1;
+        acme_job_status_begin(&cert->slot->status,
+                              ngx_acme_challenge_name(ngx_acme_cert_challenge(
+                                  cert, cert->slot->st.failures)),
+                              NULL);
         acme_sched_attempt_begin(&cert->slot->st, (long long) ngx_time(),
                                  (long) ngx_pid);
         job->st = cert->slot->st;
@@ -328,8 +331,8 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
     if (ngx_acme_shm_fence_ok_locked(amcf, job->fence)
         && cert->slot->fence == job->fence)
     {
-        cert->slot->renewing = 0;
-        cert->slot->step[0] = '\0';
+        cert->slot->status.renewing = 0;
+        cert->slot->status.step[0] = '\0';
 
         if (cert->slot->st.attempt_started
             && cert->slot->st.attempt_pid == (long) ngx_pid)
@@ -614,9 +617,9 @@ ngx_acme_job_task_done(ngx_event_t *ev)
     if (job->store_rc != 0 && job->cert->slot) {
         /* the store's condition for the status: cleared by a good write */
         ngx_acme_shm_lock(job->amcf);
-        ngx_cpystrn(job->cert->slot->store_error,
+        ngx_cpystrn((u_char *) job->cert->slot->status.store_error,
                     (u_char *) (job->store_rc == 1 ? "" : job->task_err),
-                    sizeof(job->cert->slot->store_error));
+                    sizeof(job->cert->slot->status.store_error));
         ngx_acme_shm_unlock(job->amcf);
     }
 
@@ -796,7 +799,9 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
     type = ngx_acme_cert_challenge(cert, cert->slot->st.failures);
 
     if (ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
-        cert->slot->challenge = 1 + type;
+        ngx_cpystrn((u_char *) cert->slot->status.challenge,
+                    (u_char *) ngx_acme_challenge_name(type),
+                    sizeof(cert->slot->status.challenge));
     }
 
     ngx_acme_shm_unlock(job->amcf);
@@ -1021,12 +1026,7 @@ ngx_acme_job_run(ngx_acme_job_t *job)
             job->st = job->cert->slot->st;
             ngx_acme_shm_unlock(job->amcf);
 
-            acme_sched_attempt_end(&job->st);
-            job->st.failures = 0;
-            job->st.next_attempt = 0;
-            job->st.last_attempt = now;
-            job->st.last_success = now;
-            job->st.last_error[0] = '\0';
+            acme_job_succeeded(&job->st, (long long) now);
 
             ngx_acme_job_set_step(job, "store");
 
@@ -1147,26 +1147,17 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
     }
 
     job->st = slot->st;
-    acme_sched_attempt_end(&job->st);
 
     /* the type this attempt used leads the error: the next may differ */
 
     type = ngx_acme_challenge_name(ngx_acme_cert_challenge(cert,
                                                            job->st.failures));
-    ngx_snprintf((u_char *) job->st.last_error,
-                 sizeof(job->st.last_error) - 1, "%s: %s%Z", type, msg);
-    job->st.last_error[sizeof(job->st.last_error) - 1] = '\0';
 
-    job->st.failures++;
-    job->st.last_attempt = now;
-    job->st.next_attempt = acme_sched_backoff(job->st.failures, now,
-                                              retry_after,
-                                              cert->rnd ^ (uint32_t) now);
+    acme_job_failed(&job->st, type, msg, (long long) now, retry_after,
+                    cert->issuer->retry_delay, cert->rnd);
 
     slot->st = job->st;
-    slot->next_renewal = (time_t) job->st.next_attempt;
-    slot->renewing = 0;
-    slot->step[0] = '\0';
+    acme_job_status_end(&slot->status, &job->st, job->st.next_attempt);
 
     /* the engine unpublishes on ERROR, not on a host-side failure */
     ngx_acme_shm_tokens_drop_locked(job->amcf, slot, job->fence);
@@ -1243,8 +1234,8 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
 
         if (ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
             slot->st = job->st;
-            slot->renewing = 0;
-            slot->step[0] = '\0';
+            acme_job_status_end(&slot->status, &job->st,
+                                slot->status.next_renewal);
         }
 
         ngx_acme_shm_unlock(job->amcf);
@@ -1283,8 +1274,8 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
                                                     (long long) ngx_time());
             slot->unsaved_gen = slot->generation;
 
-            p = ngx_snprintf(slot->store_error,
-                             sizeof(slot->store_error) - 1,
+            p = ngx_snprintf((u_char *) slot->status.store_error,
+                             sizeof(slot->status.store_error) - 1,
                              job->task_rc == 2
                              ? "issued certificate not stored, served from "
                                "memory only: %s"
@@ -1298,8 +1289,7 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     }
 
     slot->st = job->st;
-    slot->renewing = 0;
-    slot->step[0] = '\0';
+    acme_job_status_end(&slot->status, &job->st, slot->status.next_renewal);
 
     ngx_acme_shm_unlock(job->amcf);
 
@@ -1413,14 +1403,14 @@ ngx_acme_job_resaved(ngx_acme_job_t *job)
     if (current && job->task_rc == 0) {
         slot->unsaved_at = 0;
         slot->unsaved_tries = 0;
-        slot->store_error[0] = '\0';
+        slot->status.store_error[0] = '\0';
 
     } else if (current) {
         tries = ++slot->unsaved_tries;
         at = (time_t) acme_sched_unsaved_retry(tries, (long long) ngx_time());
         slot->unsaved_at = at;
 
-        p = ngx_snprintf(slot->store_error, sizeof(slot->store_error) - 1,
+        p = ngx_snprintf((u_char *) slot->status.store_error, sizeof(slot->status.store_error) - 1,
                          "issued certificate not stored, served from memory "
                          "only: %s", job->task_err);
         *p = '\0';
@@ -1464,7 +1454,7 @@ ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step)
     if (ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)
         && slot->fence == job->fence)
     {
-        ngx_cpystrn(slot->step, (u_char *) step, sizeof(slot->step));
+        ngx_cpystrn((u_char *) slot->status.step, (u_char *) step, sizeof(slot->status.step));
     }
 
     ngx_acme_shm_unlock(job->amcf);

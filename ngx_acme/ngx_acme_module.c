@@ -407,6 +407,7 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     issuer->verify = NGX_CONF_UNSET;
     issuer->renew_percent = NGX_CONF_UNSET;
     issuer->timeout = NGX_CONF_UNSET_MSEC;
+    issuer->retry_delay = NGX_CONF_UNSET;
     issuer->challenge = NGX_CONF_UNSET;
     issuer->file = cf->conf_file->file.name.data;
     issuer->line = cf->conf_file->line;
@@ -444,6 +445,7 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_conf_init_value(issuer->verify, 1);
     ngx_conf_init_value(issuer->renew_percent, 33);
     ngx_conf_init_msec_value(issuer->timeout, 30000);
+    ngx_conf_init_value(issuer->retry_delay, ACME_JOB_RETRY_DELAY);
     ngx_conf_init_value(issuer->challenge, NGX_ACME_HTTP_01);
 
     dns = 0;
@@ -769,6 +771,30 @@ ngx_acme_issuer_cmd(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         return NGX_CONF_OK;
     }
 
+    if (ngx_acme_is("retry_delay")) {
+        /* the first backoff step (as mod_md's MDRetryDelay); then 10 and
+         * 100 times it, then a day */
+        if (nargs != 2) {
+            goto invalid_args;
+        }
+
+        if (issuer->retry_delay != NGX_CONF_UNSET) {
+            goto duplicate;
+        }
+
+        n = ngx_parse_time(&value[1], 1);
+
+        if (n == NGX_ERROR || n < 1 || n > 86400) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"retry_delay\" \"%V\": a time "
+                               "between 1s and 1d", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        issuer->retry_delay = (time_t) n;
+        return NGX_CONF_OK;
+    }
+
     if (ngx_acme_is("challenge")) {
         if (nargs < 2) {
             goto invalid_args;
@@ -1043,7 +1069,8 @@ ngx_acme_cert_challenge(ngx_acme_cert_t *cert, ngx_uint_t failures)
         return cert->challenge;
     }
 
-    return cert->challenges.type[failures % cert->challenges.n];
+    return cert->challenges.type[acme_job_challenge_index(
+                                     cert->challenges.n, (unsigned) failures)];
 }
 
 
@@ -1579,6 +1606,11 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                                ? ascf->challenges : issuer->challenges;
             cert->challenge = cert->challenges.type[0];
 
+            for (i = 0; i < cert->challenges.n; i++) {
+                cert->types[i] = ngx_acme_challenge_name(
+                                                  cert->challenges.type[i]);
+            }
+
             if (ngx_acme_cert_uses(cert, NGX_ACME_DNS_01)
                 && issuer->dns_server.host == NULL && issuer->dns_hook == NULL)
             {
@@ -1608,7 +1640,7 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                 }
             }
 
-            cert->rnd = ngx_crc32_short(cert->id.data, cert->id.len);
+            cert->rnd = acme_job_seed((char *) cert->id.data);
             cert->file = ascf->file;
             cert->line = ascf->line;
 
@@ -1925,9 +1957,9 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
 
         if (slot && (store_err[0] || !slot->unsaved_at)) {
             /* a reload keeps why a served certificate is not stored */
-            ngx_memcpy(slot->store_error, store_err,
-                       ngx_min(sizeof(slot->store_error), sizeof(store_err)));
-            slot->store_error[sizeof(slot->store_error) - 1] = '\0';
+            ngx_memcpy(slot->status.store_error, store_err,
+                       ngx_min(sizeof(slot->status.store_error), sizeof(store_err)));
+            slot->status.store_error[sizeof(slot->status.store_error) - 1] = '\0';
         }
 
         ngx_acme_shm_unlock(amcf);
@@ -1973,8 +2005,8 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
 
         if (rc == -1) {
             /* e.g. a refused symlink: the status says why nothing is served */
-            ngx_cpystrn(slot->store_error, (u_char *) err,
-                        sizeof(slot->store_error));
+            ngx_cpystrn((u_char *) slot->status.store_error, (u_char *) err,
+                        sizeof(slot->status.store_error));
         }
 
         if (rc == 1 && pem) {
@@ -2137,17 +2169,18 @@ ngx_acme_tick(ngx_event_t *ev)
 }
 
 
-/* Starts the orders that are due; the lease holder only. */
+/* Starts the orders that are due (acme_job_due); the lease holder only. */
 static void
 ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 {
-    time_t              now, due, renew, unsaved;
-    ngx_uint_t          i, has_bundle, parsed;
-    const char         *reason;
+    time_t              now, unsaved;
+    long long           due;
+    ngx_uint_t          i;
     ngx_acme_cert_t   **certs, *cert;
     ngx_acme_slot_t    *slot;
+    acme_job_facts_t    f;
+    acme_job_reason_t   why;
     acme_cert_state_t   st;
-    time_t              nb, na;
 
     now = ngx_time();
     certs = amcf->certs.elts;
@@ -2160,13 +2193,16 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
             continue;
         }
 
+        ngx_memzero(&f, sizeof(acme_job_facts_t));
+
         ngx_acme_shm_lock(amcf);
 
         st = slot->st;
-        nb = slot->not_before;
-        na = slot->not_after;
-        has_bundle = (slot->bundle != NULL);
-        parsed = (slot->generation == cert->generation);
+        f.have_cert = (slot->bundle != NULL);
+        f.not_before = slot->status.not_before;
+        f.not_after = slot->status.not_after;
+        /* a bundle this worker has not parsed: its names are not known */
+        f.loaded = (slot->generation == cert->generation);
         unsaved = slot->unsaved_at;
 
         ngx_acme_shm_unlock(amcf);
@@ -2182,32 +2218,23 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
             }
         }
 
-        if (!has_bundle) {
-            due = (time_t) st.next_attempt;
-            reason = "no certificate yet";
+        f.names_ok = cert->names_match;
+        f.renew_fraction = cert->issuer->renew_percent / 100.0;
+        f.seed = cert->rnd;
 
-        } else if (!parsed) {
-            /* a new bundle this worker has not parsed yet */
+        why = acme_job_due(&f, &st, &due);
+
+        if (why == ACME_JOB_LOADING) {
             continue;
-
-        } else if (!cert->names_match) {
-            due = (time_t) st.next_attempt;
-            reason = "the configured names differ from the certificate's";
-
-        } else {
-            renew = (time_t) acme_sched_renew_at(nb, na,
-                                     cert->issuer->renew_percent / 100.0,
-                                     cert->rnd);
-            due = ngx_max(renew, (time_t) st.next_attempt);
-            reason = "renewal is due";
         }
 
         ngx_acme_shm_lock(amcf);
-        slot->next_renewal = due;
+        slot->status.next_renewal = due;
         ngx_acme_shm_unlock(amcf);
 
         if (due <= now && !ngx_acme_alpn_busy(amcf, cert)) {
-            (void) ngx_acme_job_start(amcf, cert, reason, log);
+            (void) ngx_acme_job_start(amcf, cert, acme_job_reason_text(why),
+                                      log);
         }
     }
 }
@@ -2223,31 +2250,21 @@ static ngx_uint_t
 ngx_acme_unfinished(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     acme_cert_state_t *st, ngx_log_t *log)
 {
-    u_char       *p;
-    char          buf[21], msg[sizeof(st->last_error)];
+    char          buf[21];
     time_t        now;
     ngx_uint_t    alive;
-    const char   *type;
 
     now = ngx_time();
 
     alive = ((ngx_pid_t) st->attempt_pid != ngx_pid
              && acme_process_alive(st->attempt_pid));
 
-    if (!acme_sched_attempt_unfinished(st, (long long) now, alive,
-                                       cert->rnd ^ (uint32_t) now))
+    if (!acme_job_unfinished(st, cert->types, cert->challenges.n,
+                             (long long) now, alive,
+                             cert->issuer->retry_delay, cert->rnd))
     {
         return 0;
     }
-
-    /* the type of the attempt that died leads the error, as for others */
-
-    type = ngx_acme_challenge_name(ngx_acme_cert_challenge(cert,
-                                                           st->failures - 1));
-    p = ngx_snprintf((u_char *) msg, sizeof(msg) - 1, "%s: %s", type,
-                     st->last_error);
-    *p = '\0';
-    ngx_memcpy(st->last_error, msg, sizeof(msg));
 
     ngx_acme_shm_lock(amcf);
 
@@ -2257,7 +2274,7 @@ ngx_acme_unfinished(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     }
 
     cert->slot->st = *st;
-    cert->slot->next_renewal = (time_t) st->next_attempt;
+    acme_job_status_end(&cert->slot->status, st, st->next_attempt);
 
     ngx_acme_shm_unlock(amcf);
 
@@ -2278,42 +2295,41 @@ ngx_acme_unfinished(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 
 
 /*
- * A tls-alpn-01 handshake can present one challenge certificate per name:
- * two orders validating the same name at once (an ECDSA and an RSA
- * certificate for the same server) would each fail half the time.  Such an
- * order waits for the running one; the next tick starts it.
+ * tls-alpn-01 attempts sharing a name take turns (acme_job_alpn_conflict):
+ * such an order waits for the running one; the next tick starts it.
  */
 static ngx_uint_t
 ngx_acme_alpn_busy(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
 {
-    char              **a, **b;
-    ngx_uint_t          i, j, k;
+    ngx_uint_t          i, failures;
+    const char         *type;
     ngx_acme_cert_t   **certs, *other;
 
-    if (!ngx_acme_cert_uses(cert, NGX_ACME_TLS_ALPN_01)) {
-        return 0;
-    }
-
     certs = amcf->certs.elts;
-    a = cert->names.elts;
+
+    type = ngx_acme_challenge_name(ngx_acme_cert_challenge(cert,
+                                                  cert->slot->st.failures));
 
     for (i = 0; i < amcf->certs.nelts; i++) {
         other = certs[i];
 
-        if (other == cert || other->job == NULL
-            || !ngx_acme_cert_uses(other, NGX_ACME_TLS_ALPN_01))
-        {
+        if (other == cert || other->job == NULL || other->slot == NULL) {
             continue;
         }
 
-        b = other->names.elts;
+        /* the running attempt's type: failures change when it ends */
+        ngx_acme_shm_lock(amcf);
+        failures = other->slot->st.failures;
+        ngx_acme_shm_unlock(amcf);
 
-        for (j = 0; j < cert->names.nelts; j++) {
-            for (k = 0; k < other->names.nelts; k++) {
-                if (ngx_strcmp(a[j], b[k]) == 0) {
-                    return 1;
-                }
-            }
+        if (acme_job_alpn_conflict(type,
+                  (const char *const *) cert->names.elts, cert->names.nelts,
+                  ngx_acme_challenge_name(ngx_acme_cert_challenge(other,
+                                                                  failures)),
+                  (const char *const *) other->names.elts,
+                  other->names.nelts))
+        {
+            return 1;
         }
     }
 

@@ -316,11 +316,8 @@ void
 ngx_acme_shm_set_info_locked(ngx_acme_slot_t *slot,
     const acme_cert_info_t *info)
 {
-    slot->not_before = (time_t) info->not_before;
-    slot->not_after = (time_t) info->not_after;
-    ngx_cpystrn(slot->serial, (u_char *) info->serial, sizeof(slot->serial));
-    ngx_cpystrn(slot->ca_issuer, (u_char *) info->issuer,
-                sizeof(slot->ca_issuer));
+    acme_job_status_set_cert(&slot->status, info->not_before,
+                             info->not_after, info->serial, info->issuer);
 }
 
 
@@ -610,8 +607,8 @@ ngx_acme_shm_lease(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
     {
         slot = ngx_queue_data(q, ngx_acme_slot_t, queue);
         slot->fence = ACME_FENCE_NONE;
-        slot->renewing = 0;
-        slot->step[0] = '\0';
+        slot->status.renewing = 0;
+        slot->status.step[0] = '\0';
     }
 
     ngx_acme_shm_unlock(amcf);

@@ -1,19 +1,10 @@
 /*
  * "acme_status;": the status document of common/acme_status.h for every
- * managed certificate of this configuration, read from the shared zone.
+ * managed certificate of this configuration, read from the shared zone:
+ * each slot's record (acme_job_status_t) through acme_job_status_view.
  */
 
 #include "ngx_acme.h"
-
-
-/* copies of a slot's strings, taken under the zone lock */
-typedef struct {
-    u_char              serial[80];
-    u_char              ca_issuer[256];
-    u_char              step[32];
-    char                last_error[512];
-    char                store_error[256];
-} ngx_acme_status_item_t;
 
 
 static ngx_int_t ngx_acme_status_handler(ngx_http_request_t *r);
@@ -40,13 +31,13 @@ ngx_acme_status_handler(ngx_http_request_t *r)
     ngx_int_t                rc;
     ngx_buf_t               *b;
     ngx_pid_t                pid;
-    ngx_uint_t               i, n, renewing, failures;
+    ngx_uint_t               i, n;
     ngx_chain_t              out;
     ngx_acme_cert_t        **certs, *cert;
     ngx_acme_slot_t         *slot;
     ngx_acme_main_conf_t    *amcf;
     acme_status_cert_t      *list, *c;
-    ngx_acme_status_item_t  *items, *it;
+    acme_job_status_t       *recs, *rec;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -63,10 +54,10 @@ ngx_acme_status_handler(ngx_http_request_t *r)
     n = (amcf->shm_zone) ? amcf->certs.nelts : 0;
     pid = (amcf->shm_zone) ? ngx_acme_shm_lease_pid(amcf) : 0;
 
-    items = ngx_pcalloc(r->pool, (n + 1) * sizeof(ngx_acme_status_item_t));
+    recs = ngx_pcalloc(r->pool, (n + 1) * sizeof(acme_job_status_t));
     list = ngx_pcalloc(r->pool, (n + 1) * sizeof(acme_status_cert_t));
 
-    if (items == NULL || list == NULL) {
+    if (recs == NULL || list == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -75,8 +66,36 @@ ngx_acme_status_handler(ngx_http_request_t *r)
     for (i = 0; i < n; i++) {
         cert = certs[i];
         slot = cert->slot;
-        it = &items[i];
+        rec = &recs[i];
         c = &list[i];
+
+        if (slot != NULL) {
+            ngx_acme_shm_lock(amcf);
+
+            *rec = slot->status;
+            rec->have_cert = (slot->bundle != NULL);
+            rec->failures = slot->st.failures;
+            rec->last_success = slot->st.last_success;
+            ngx_memcpy(rec->last_error, slot->st.last_error,
+                       sizeof(rec->last_error));
+
+            if (slot->bundle && slot->active != slot->generation) {
+                /* issued, waiting until every worker has parsed it */
+                rec->renewing = 1;
+                ngx_cpystrn((u_char *) rec->step, (u_char *) "install",
+                            sizeof(rec->step));
+            }
+
+            ngx_acme_shm_unlock(amcf);
+
+            rec->last_error[sizeof(rec->last_error) - 1] = '\0';
+        }
+
+        acme_job_status_view(rec, (long long) now,
+                             acme_job_last_challenge(cert->types,
+                                                     cert->challenges.n,
+                                                     rec->failures),
+                             c);
 
         c->id = (char *) cert->id.data;
         c->names = (const char *const *) cert->names.elts;
@@ -84,78 +103,6 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         c->issuer = (char *) cert->issuer->name.data;
         c->directory = (char *) cert->issuer->uri.data;
         c->key_type = acme_key_type_name(cert->key_type);
-        c->challenge = ngx_acme_challenge_name(cert->challenge);
-        c->state = "fallback";
-
-        if (slot == NULL) {
-            continue;
-        }
-
-        ngx_acme_shm_lock(amcf);
-
-        ngx_memcpy(it->serial, slot->serial, sizeof(it->serial));
-        ngx_memcpy(it->ca_issuer, slot->ca_issuer, sizeof(it->ca_issuer));
-        ngx_memcpy(it->step, slot->step, sizeof(it->step));
-        ngx_memcpy(it->last_error, slot->st.last_error,
-                   sizeof(it->last_error));
-        ngx_memcpy(it->store_error, slot->store_error,
-                   sizeof(it->store_error));
-
-        c->not_before = slot->bundle ? slot->not_before : 0;
-        c->not_after = slot->bundle ? slot->not_after : 0;
-        c->next_renewal = slot->next_renewal;
-        c->last_success = slot->st.last_success;
-        failures = slot->st.failures;
-        renewing = slot->renewing;
-
-        /* the type of the running attempt, else of the last one */
-
-        if (renewing) {
-            c->challenge = ngx_acme_challenge_name(
-                               ngx_acme_cert_challenge(cert, failures));
-
-        } else if (failures) {
-            c->challenge = ngx_acme_challenge_name(
-                               ngx_acme_cert_challenge(cert, failures - 1));
-
-        } else if (slot->challenge) {
-            c->challenge = ngx_acme_challenge_name(slot->challenge - 1);
-        }
-
-        if (slot->bundle == NULL) {
-            c->state = failures ? "failed" : "fallback";
-
-        } else if (slot->not_after <= now) {
-            c->state = "expired";
-
-        } else {
-            c->state = "valid";
-        }
-
-        if (slot->bundle && slot->active != slot->generation) {
-            /* issued, waiting until every worker has parsed it */
-            renewing = 1;
-            ngx_cpystrn(it->step, (u_char *) "install", sizeof(it->step));
-        }
-
-        if (renewing) {
-            c->state = "renewing";
-        }
-
-        ngx_acme_shm_unlock(amcf);
-
-        it->serial[sizeof(it->serial) - 1] = '\0';
-        it->ca_issuer[sizeof(it->ca_issuer) - 1] = '\0';
-        it->step[sizeof(it->step) - 1] = '\0';
-        it->last_error[sizeof(it->last_error) - 1] = '\0';
-        it->store_error[sizeof(it->store_error) - 1] = '\0';
-
-        c->failures = (unsigned) failures;
-        c->serial = (char *) it->serial;
-        c->ca_issuer = (char *) it->ca_issuer;
-        c->step = (renewing && it->step[0]) ? (char *) it->step : NULL;
-        c->last_error = it->last_error;
-        c->store_error = it->store_error;
     }
 
     json = acme_status_render("nginx", (long) pid, list, n, (long long) now,

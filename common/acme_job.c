@@ -1,0 +1,333 @@
+/*
+ * The renewal policy shared by both servers (see acme_job.h).
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "acme_job.h"
+#include "acme_util.h"
+
+static const char *const job_types[] = { "http-01", "tls-alpn-01", "dns-01" };
+
+/* -- jitter -------------------------------------------------------------- */
+
+uint32_t
+acme_job_seed(const char *id)
+{
+    uint32_t h = 2166136261u;
+
+    while (id != NULL && *id) {
+        h ^= (unsigned char) *id++;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+uint32_t
+acme_job_jitter(uint32_t seed, long long salt)
+{
+    uint64_t x = ((uint64_t) seed << 32) ^ (uint64_t) salt;
+
+    /* splitmix64's finaliser: every bit of seed and salt moves the result */
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return (uint32_t) (x >> 32);
+}
+
+/* -- when -------------------------------------------------------------- */
+
+acme_job_reason_t
+acme_job_due(const acme_job_facts_t *f, const acme_cert_state_t *st,
+    long long *at)
+{
+    acme_job_reason_t why;
+    long long         t;
+
+    if (f->have_cert && !f->loaded) {
+        *at = 0;
+        return ACME_JOB_LOADING;
+    }
+
+    if (!f->have_cert) {
+        why = ACME_JOB_NO_CERT;
+        t = 0;
+    }
+    else if (!f->names_ok) {
+        why = ACME_JOB_NAMES_CHANGED;
+        t = 0;
+    }
+    else {
+        why = ACME_JOB_RENEW;
+        t = acme_sched_renew_at(f->not_before, f->not_after,
+                                f->renew_fraction,
+                                acme_job_jitter(f->seed, f->not_after));
+    }
+
+    if (st != NULL && st->next_attempt > t) {
+        t = st->next_attempt;
+        why = ACME_JOB_BACKOFF;
+    }
+    *at = t;
+    return why;
+}
+
+const char *
+acme_job_reason_text(acme_job_reason_t why)
+{
+    switch (why) {
+    case ACME_JOB_NO_CERT:
+        return "no certificate yet";
+    case ACME_JOB_NAMES_CHANGED:
+        return "the configured names differ from the certificate's";
+    case ACME_JOB_RENEW:
+        return "renewal is due";
+    case ACME_JOB_BACKOFF:
+        return "retry after a failed attempt";
+    case ACME_JOB_LOADING:
+        return "waiting until the new certificate is loaded";
+    }
+    return "unknown";
+}
+
+/* -- which challenge --------------------------------------------------- */
+
+size_t
+acme_job_challenge_index(size_t n, unsigned failures)
+{
+    return n ? failures % n : 0;
+}
+
+const char *
+acme_job_challenge(const char *const *types, size_t n, unsigned failures)
+{
+    if (types == NULL || n == 0) {
+        return job_types[0];
+    }
+    return types[acme_job_challenge_index(n, failures)];
+}
+
+const char *
+acme_job_last_challenge(const char *const *types, size_t n,
+    unsigned failures)
+{
+    return acme_job_challenge(types, n, failures ? failures - 1 : 0);
+}
+
+int
+acme_job_challenges_parse(const char *list, const char **types, size_t *n,
+    char *err, size_t errlen)
+{
+    const char *p = list, *end;
+    size_t      len, i, k;
+
+    if (list == NULL || *list == '\0') {
+        return acme_err(err, errlen, "an empty challenge list");
+    }
+    while (*p) {
+        end = strchr(p, ',');
+        len = end ? (size_t) (end - p) : strlen(p);
+        for (i = 0; i < sizeof(job_types) / sizeof(job_types[0]); i++) {
+            if (strlen(job_types[i]) == len
+                && strncmp(job_types[i], p, len) == 0)
+            {
+                break;
+            }
+        }
+        if (i == sizeof(job_types) / sizeof(job_types[0])) {
+            return acme_err(err, errlen, "unknown challenge type \"%.*s\" "
+                            "(http-01, tls-alpn-01 or dns-01)", (int) len, p);
+        }
+        for (k = 0; k < *n; k++) {
+            if (types[k] == job_types[i]) {
+                return acme_err(err, errlen, "challenge type \"%s\" given "
+                                "twice", job_types[i]);
+            }
+        }
+        if (*n >= ACME_JOB_CHALLENGES_MAX) {
+            return acme_err(err, errlen, "at most %d challenge types",
+                            ACME_JOB_CHALLENGES_MAX);
+        }
+        types[(*n)++] = job_types[i];
+        if (end == NULL) {
+            break;
+        }
+        p = end + 1;
+        if (*p == '\0') {
+            return acme_err(err, errlen, "an empty challenge type");
+        }
+    }
+    return 0;
+}
+
+int
+acme_job_alpn_conflict(const char *type, const char *const *names,
+    size_t n_names, const char *other_type, const char *const *other_names,
+    size_t other_n)
+{
+    size_t a, b;
+
+    if (type == NULL || other_type == NULL
+        || strcmp(type, "tls-alpn-01") != 0
+        || strcmp(other_type, "tls-alpn-01") != 0)
+    {
+        return 0;
+    }
+    for (a = 0; a < n_names; a++) {
+        for (b = 0; b < other_n; b++) {
+            if (strcasecmp(names[a], other_names[b]) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* -- what an attempt changes ------------------------------------------ */
+
+long long
+acme_job_backoff(unsigned failures, long long now, long long retry_after,
+    long long retry_delay, uint32_t seed)
+{
+    if (retry_delay <= 0) {
+        retry_delay = ACME_JOB_RETRY_DELAY;
+    }
+    return acme_sched_backoff_from(retry_delay, failures, now, retry_after,
+                                   acme_job_jitter(seed, now));
+}
+
+void
+acme_job_failed(acme_cert_state_t *st, const char *type, const char *msg,
+    long long now, long long retry_after, long long retry_delay,
+    uint32_t seed)
+{
+    size_t tl = type ? strlen(type) : 0;
+
+    if (msg == NULL || *msg == '\0') {
+        msg = "unknown error";
+    }
+    acme_sched_attempt_end(st);
+
+    /* the type that failed leads the message: with a challenge list the
+     * next attempt uses the next type */
+    if (tl == 0 || strncmp(msg, type, tl) == 0) {
+        snprintf(st->last_error, sizeof(st->last_error), "%s", msg);
+    }
+    else {
+        snprintf(st->last_error, sizeof(st->last_error), "%s: %s", type, msg);
+    }
+    if (st->failures < UINT_MAX) {
+        st->failures++;
+    }
+    st->last_attempt = now;
+    st->next_attempt = acme_job_backoff(st->failures, now, retry_after,
+                                        retry_delay, seed);
+}
+
+void
+acme_job_succeeded(acme_cert_state_t *st, long long now)
+{
+    acme_sched_attempt_end(st);
+    st->failures = 0;
+    st->next_attempt = 0;
+    st->last_attempt = now;
+    st->last_success = now;
+    st->last_error[0] = '\0';
+}
+
+int
+acme_job_unfinished(acme_cert_state_t *st, const char *const *types,
+    size_t n_types, long long now, int owner_alive, long long retry_delay,
+    uint32_t seed)
+{
+    char msg[sizeof(st->last_error) + 32];
+
+    if (!acme_sched_attempt_unfinished(st, now, owner_alive,
+                                       acme_job_jitter(seed, now)))
+    {
+        return 0;
+    }
+    st->next_attempt = acme_job_backoff(st->failures, now, 0, retry_delay,
+                                        seed);
+    /* the type of the attempt that died leads, as for other failures */
+    snprintf(msg, sizeof(msg), "%s: %s",
+             acme_job_last_challenge(types, n_types, st->failures),
+             st->last_error);
+    snprintf(st->last_error, sizeof(st->last_error), "%.*s",
+             (int) sizeof(st->last_error) - 1, msg);
+    return 1;
+}
+
+/* -- the status record ------------------------------------------------ */
+
+static void
+cpy(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+void
+acme_job_status_set_cert(acme_job_status_t *rec, long long not_before,
+    long long not_after, const char *serial, const char *ca_issuer)
+{
+    rec->have_cert = 1;
+    rec->not_before = not_before;
+    rec->not_after = not_after;
+    cpy(rec->serial, sizeof(rec->serial), serial);
+    cpy(rec->ca_issuer, sizeof(rec->ca_issuer), ca_issuer);
+}
+
+void
+acme_job_status_begin(acme_job_status_t *rec, const char *type,
+    const char *step)
+{
+    rec->renewing = 1;
+    cpy(rec->step, sizeof(rec->step), step);
+    if (type != NULL) {
+        cpy(rec->challenge, sizeof(rec->challenge), type);
+    }
+}
+
+void
+acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
+    long long next_renewal)
+{
+    rec->renewing = 0;
+    rec->step[0] = '\0';
+    rec->failures = st->failures;
+    rec->last_success = st->last_success;
+    cpy(rec->last_error, sizeof(rec->last_error), st->last_error);
+    rec->next_renewal = next_renewal;
+}
+
+void
+acme_job_status_view(const acme_job_status_t *rec, long long now,
+    const char *dflt, acme_status_cert_t *out)
+{
+    if (!rec->have_cert) {
+        out->state = rec->failures ? "failed" : "fallback";
+    }
+    else if (rec->not_after <= now) {
+        out->state = "expired";
+    }
+    else {
+        out->state = "valid";
+    }
+    if (rec->renewing) {
+        out->state = "renewing";
+    }
+    out->step = rec->renewing && rec->step[0] ? rec->step : NULL;
+    out->challenge = rec->challenge[0] ? rec->challenge : dflt;
+    out->serial = rec->have_cert ? rec->serial : NULL;
+    out->ca_issuer = rec->have_cert ? rec->ca_issuer : NULL;
+    out->not_before = rec->have_cert ? rec->not_before : 0;
+    out->not_after = rec->have_cert ? rec->not_after : 0;
+    out->next_renewal = rec->next_renewal;
+    out->last_success = rec->last_success;
+    out->last_error = rec->last_error;
+    out->failures = rec->failures;
+    out->store_error = rec->store_error;
+}

@@ -1,0 +1,199 @@
+/*
+ * The renewal policy of a managed certificate, the same for both servers:
+ * when an order is due and why, which challenge type an attempt uses,
+ * when two orders must not run at once (tls-alpn-01), what a failure and a
+ * success change (persisted state, backoff with jitter, status record), and
+ * the status record both servers keep in shared memory.
+ *
+ * Pure functions over plain structs: no I/O, no clock (now is passed in),
+ * no randomness (the jitter derives from a per-certificate seed, see
+ * acme_job_seed).  The adapters keep only their plumbing: locks, shared
+ * memory, logs, threads, store writes.
+ */
+#ifndef ACME_JOB_H
+#define ACME_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "acme_sched.h"
+#include "acme_status.h"
+#include "acme_store.h"
+
+/* The default first backoff step (retry_delay / AcmeRetryDelay), seconds. */
+#define ACME_JOB_RETRY_DELAY    60
+
+/* -- jitter -------------------------------------------------------------- */
+
+/*
+ * The one seeding rule of both servers: a certificate's seed is a hash of
+ * its id (FNV-1a), so its renewal time stays put across restarts and
+ * reloads and is the same whichever server or process computes it.  The
+ * jitter of one decision is acme_job_jitter(seed, salt): the renewal time
+ * uses the certificate's notAfter as salt (a new certificate, a new
+ * draw), a backoff the time of the failure.
+ */
+uint32_t acme_job_seed(const char *id);
+uint32_t acme_job_jitter(uint32_t seed, long long salt);
+
+/* -- when -------------------------------------------------------------- */
+
+typedef enum {
+    ACME_JOB_NO_CERT = 0,       /* nothing served yet */
+    ACME_JOB_NAMES_CHANGED,     /* the certificate's names are not the config's */
+    ACME_JOB_RENEW,             /* the renewal window is reached */
+    ACME_JOB_BACKOFF,           /* a failure's backoff ends at the due time */
+    ACME_JOB_LOADING            /* a new bundle is not parsed yet: wait */
+} acme_job_reason_t;
+
+/* What the host knows of the certificate it serves. */
+typedef struct {
+    int         have_cert;      /* a bundle is served (shared memory) */
+    int         loaded;         /* its facts below are known (parsed) */
+    int         names_ok;       /* its names are the configured ones */
+    long long   not_before;
+    long long   not_after;
+    double      renew_fraction; /* renew with this share of the lifetime left */
+    uint32_t    seed;           /* acme_job_seed(id) */
+} acme_job_facts_t;
+
+/*
+ * The earliest time of the next order (0: at once) and why.  With no
+ * certificate or other names the order is due at once, otherwise at the
+ * renewal time (acme_sched_renew_at); never before st->next_attempt (the
+ * backoff of the last failure; then the reason is ACME_JOB_BACKOFF).
+ *
+ * A bundle served but not yet parsed (facts->loaded 0; nginx: a worker
+ * has not parsed a bundle another one installed) gives ACME_JOB_LOADING
+ * and *at 0: no order, the host decides again once it is parsed and keeps
+ * the status' next_renewal as it was.  Waiting is the one rule for both
+ * servers because without the parsed certificate neither its names nor
+ * its validity are known: deciding anyway would order again the
+ * certificate that was just installed (the names of an unknown
+ * certificate are not the configured ones).  Apache parses a bundle when
+ * it installs it, so it never waits.
+ */
+acme_job_reason_t acme_job_due(const acme_job_facts_t *facts,
+    const acme_cert_state_t *st, long long *at);
+/* "no certificate yet", ..., for logs. */
+const char *acme_job_reason_text(acme_job_reason_t why);
+
+/* -- which challenge --------------------------------------------------- */
+
+#define ACME_JOB_CHALLENGES_MAX 3
+
+/*
+ * The challenge type of the attempt after `failures` consecutive failures:
+ * types[failures % n] (the configured list rotates after each failure);
+ * "http-01" when n is 0.
+ */
+const char *acme_job_challenge(const char *const *types, size_t n,
+    unsigned failures);
+/* The index in a list of n of that attempt's type (0 when n is 0), for a
+ * host that keeps its list in another form. */
+size_t acme_job_challenge_index(size_t n, unsigned failures);
+/* The type of the last attempt: that of failures - 1, types[0] when 0. */
+const char *acme_job_last_challenge(const char *const *types, size_t n,
+    unsigned failures);
+
+/*
+ * Parses a per-certificate or per-issuer challenge list: "http-01",
+ * "tls-alpn-01", "dns-01", comma-separated ("http-01,tls-alpn-01");
+ * adds to types/n (at most ACME_JOB_CHALLENGES_MAX, no repeats).  The
+ * names stored are static strings.  0, or -1 with err naming the bad item.
+ */
+int acme_job_challenges_parse(const char *list, const char **types,
+    size_t *n, char *err, size_t errlen);
+
+/*
+ * tls-alpn-01 answers one challenge per name at a time (the CA connects
+ * with only the SNI): an order whose next attempt uses tls-alpn-01 waits
+ * while another order runs a tls-alpn-01 attempt for a name they share.
+ * Names compare case-insensitively (DNS names are).  1 = wait.
+ */
+int acme_job_alpn_conflict(const char *type, const char *const *names,
+    size_t n_names, const char *other_type, const char *const *other_names,
+    size_t other_n);
+
+/* -- what an attempt changes ------------------------------------------ */
+
+/*
+ * Backoff policy: the first step is retry_delay seconds (<= 0: the
+ * default, ACME_JOB_RETRY_DELAY); the second and third are 10 and 100
+ * times it; from the fourth a day; every step at most a day, +-10 %
+ * jitter, and never before the CA's Retry-After (retry_after, 0 = none).
+ */
+long long acme_job_backoff(unsigned failures, long long now,
+    long long retry_after, long long retry_delay, uint32_t seed);
+
+/*
+ * An attempt of challenge `type` failed at now with msg: the attempt
+ * record ends, failures + 1, last_attempt now, next_attempt from
+ * acme_job_backoff, last_error "<type>: <msg>" (msg kept as is when it
+ * already starts with the type).
+ */
+void acme_job_failed(acme_cert_state_t *st, const char *type,
+    const char *msg, long long now, long long retry_after,
+    long long retry_delay, uint32_t seed);
+
+/* An attempt succeeded at now: failures 0, no backoff, last_success now,
+ * no error, the record ends. */
+void acme_job_succeeded(acme_cert_state_t *st, long long now);
+
+/*
+ * An attempt record left by a process that is gone (see
+ * acme_sched_attempt_unfinished): counted as a failure of the type that
+ * attempt used (types as for acme_job_challenge), with backoff.  Returns 1
+ * when it counted one (the caller logs and persists st), else 0.
+ */
+int acme_job_unfinished(acme_cert_state_t *st, const char *const *types,
+    size_t n_types, long long now, int owner_alive, long long retry_delay,
+    uint32_t seed);
+
+/* -- the status record ------------------------------------------------ */
+
+/*
+ * What the status shows of a certificate, kept by both servers in shared
+ * memory (fixed size, no pointers: copied with memcpy).  It holds facts,
+ * the state is derived when read (acme_job_status_view), so "expired"
+ * follows the clock without a writer.
+ */
+typedef struct {
+    int         have_cert;      /* a certificate is served */
+    long long   not_before;
+    long long   not_after;
+    char        serial[80];
+    char        ca_issuer[256];
+    int         renewing;       /* an order runs */
+    char        step[32];       /* its step; "" none */
+    char        challenge[16];  /* type of the current or last attempt; "" */
+    long long   next_renewal;   /* 0 = unknown */
+    long long   last_success;
+    unsigned    failures;
+    char        last_error[512];
+    char        store_error[256];
+} acme_job_status_t;
+
+/* Certificate facts into the record (serial, CA issuer, validity). */
+void acme_job_status_set_cert(acme_job_status_t *rec, long long not_before,
+    long long not_after, const char *serial, const char *ca_issuer);
+/* An attempt of type starts: renewing, step, challenge. */
+void acme_job_status_begin(acme_job_status_t *rec, const char *type,
+    const char *step);
+/* The order ended (either way): the record takes failures, last_error,
+ * last_success from st and next_renewal (the next acme_job_due). */
+void acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
+    long long next_renewal);
+
+/*
+ * The record as acme_status_render wants it: state "renewing" while an
+ * order runs, else "valid"/"expired" (by not_after and now) with a
+ * certificate, "failed" without one after failures, else "fallback"; step
+ * only while renewing; challenge the record's, or dflt when it has none.
+ * Sets the fields the record has; id, names, issuer, directory, key_type
+ * are the caller's.  The strings point into rec.
+ */
+void acme_job_status_view(const acme_job_status_t *rec, long long now,
+    const char *dflt, acme_status_cert_t *out);
+
+#endif

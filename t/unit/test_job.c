@@ -1,0 +1,319 @@
+#include "unit.h"
+#include "acme_job.h"
+
+#include <string.h>
+
+#define DAY 86400LL
+#define T0  1795000000LL
+
+static acme_job_facts_t
+facts(int have, int loaded, int names_ok)
+{
+    acme_job_facts_t f;
+
+    memset(&f, 0, sizeof(f));
+    f.have_cert = have;
+    f.loaded = loaded;
+    f.names_ok = names_ok;
+    f.not_before = T0;
+    f.not_after = T0 + 90 * DAY;
+    f.renew_fraction = 1.0 / 3.0;
+    f.seed = acme_job_seed("a.example.test_ecdsa-256");
+    return f;
+}
+
+UNIT_TEST(job_seed_stable)
+{
+    /* one rule on both servers: a hash of the id, not a random draw */
+    CHECK_INT(acme_job_seed("a.example.test_ecdsa-256"),
+              acme_job_seed("a.example.test_ecdsa-256"));
+    CHECK(acme_job_seed("a.example.test_ecdsa-256")
+          != acme_job_seed("a.example.test_rsa-2048"));
+    CHECK_INT(acme_job_seed(""), 2166136261u);
+    CHECK_INT(acme_job_jitter(7, T0), acme_job_jitter(7, T0));
+    CHECK(acme_job_jitter(7, T0) != acme_job_jitter(7, T0 + 1));
+    CHECK(acme_job_jitter(7, T0) != acme_job_jitter(8, T0));
+}
+
+UNIT_TEST(job_due_reasons)
+{
+    acme_job_facts_t  f;
+    acme_cert_state_t st;
+    long long         at = -1, renew;
+
+    memset(&st, 0, sizeof(st));
+
+    f = facts(0, 0, 0);
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_NO_CERT);
+    CHECK_INT(at, 0);
+    CHECK_STR(acme_job_reason_text(ACME_JOB_NO_CERT), "no certificate yet");
+
+    f = facts(1, 1, 0);
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_NAMES_CHANGED);
+    CHECK_INT(at, 0);
+
+    f = facts(1, 1, 1);
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_RENEW);
+    renew = acme_sched_renew_at(f.not_before, f.not_after, f.renew_fraction,
+                                acme_job_jitter(f.seed, f.not_after));
+    CHECK_INT(at, renew);
+    CHECK(at <= T0 + 60 * DAY && at > T0 + 59 * DAY);
+    CHECK_STR(acme_job_reason_text(ACME_JOB_RENEW), "renewal is due");
+
+    /* a backoff later than the renewal time wins, and says so */
+    st.next_attempt = renew + 100;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_BACKOFF);
+    CHECK_INT(at, renew + 100);
+    /* an earlier one does not */
+    st.next_attempt = renew - 100;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_RENEW);
+    CHECK_INT(at, renew);
+
+    /* no certificate and a backoff: at the backoff */
+    f = facts(0, 0, 0);
+    st.next_attempt = T0 + 60;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_BACKOFF);
+    CHECK_INT(at, T0 + 60);
+}
+
+UNIT_TEST(job_due_waits_for_unparsed_bundle)
+{
+    acme_job_facts_t  f;
+    acme_cert_state_t st;
+    long long         at = -1;
+
+    /* nginx and Apache alike: a served bundle whose facts are unknown is
+     * no reason to order (names unknown != names changed) */
+    memset(&st, 0, sizeof(st));
+    f = facts(1, 0, 0);
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_LOADING);
+    CHECK_INT(at, 0);
+    st.next_attempt = T0;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_LOADING);
+    /* once parsed, decided as usual */
+    f.loaded = 1;
+    f.names_ok = 1;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_RENEW);
+}
+
+UNIT_TEST(job_challenge_rotation)
+{
+    const char *one[] = { "dns-01" };
+    const char *two[] = { "http-01", "tls-alpn-01" };
+
+    CHECK_STR(acme_job_challenge(NULL, 0, 5), "http-01");
+    CHECK_STR(acme_job_challenge(one, 1, 0), "dns-01");
+    CHECK_STR(acme_job_challenge(one, 1, 3), "dns-01");
+    CHECK_STR(acme_job_challenge(two, 2, 0), "http-01");
+    CHECK_STR(acme_job_challenge(two, 2, 1), "tls-alpn-01");
+    CHECK_STR(acme_job_challenge(two, 2, 2), "http-01");
+    CHECK_STR(acme_job_last_challenge(two, 2, 0), "http-01");
+    CHECK_STR(acme_job_last_challenge(two, 2, 1), "http-01");
+    CHECK_STR(acme_job_last_challenge(two, 2, 2), "tls-alpn-01");
+    CHECK_INT(acme_job_challenge_index(0, 7), 0);
+    CHECK_INT(acme_job_challenge_index(3, 7), 1);
+}
+
+UNIT_TEST(job_challenges_parse)
+{
+    const char *t[ACME_JOB_CHALLENGES_MAX];
+    size_t      n = 0;
+    char        err[256];
+
+    CHECK_INT(acme_job_challenges_parse("http-01,tls-alpn-01", t, &n, err,
+                                        sizeof(err)), 0);
+    CHECK_INT(n, 2);
+    CHECK_STR(t[0], "http-01");
+    CHECK_STR(t[1], "tls-alpn-01");
+    CHECK_INT(acme_job_challenges_parse("dns-01", t, &n, err, sizeof(err)),
+              0);
+    CHECK_INT(n, 3);
+    CHECK_INT(acme_job_challenges_parse("http-01", t, &n, err, sizeof(err)),
+              -1);
+    CHECK(strstr(err, "twice") != NULL);
+
+    n = 0;
+    CHECK_INT(acme_job_challenges_parse("http-02", t, &n, err, sizeof(err)),
+              -1);
+    CHECK(strstr(err, "\"http-02\"") != NULL);
+    CHECK_INT(acme_job_challenges_parse("http-01,", t, &n, err, sizeof(err)),
+              -1);
+    n = 0;
+    CHECK_INT(acme_job_challenges_parse("", t, &n, err, sizeof(err)), -1);
+    CHECK_INT(acme_job_challenges_parse("HTTP-01", t, &n, err, sizeof(err)),
+              -1);
+}
+
+UNIT_TEST(job_alpn_conflict_case_insensitive)
+{
+    const char *a[] = { "a.example.test", "b.example.test" };
+    const char *b[] = { "B.Example.Test" };
+    const char *c[] = { "c.example.test" };
+
+    CHECK_INT(acme_job_alpn_conflict("tls-alpn-01", a, 2, "tls-alpn-01", b,
+                                     1), 1);
+    CHECK_INT(acme_job_alpn_conflict("tls-alpn-01", a, 2, "tls-alpn-01", c,
+                                     1), 0);
+    /* only when both attempts answer tls-alpn-01 */
+    CHECK_INT(acme_job_alpn_conflict("http-01", a, 2, "tls-alpn-01", b, 1),
+              0);
+    CHECK_INT(acme_job_alpn_conflict("tls-alpn-01", a, 2, "http-01", b, 1),
+              0);
+    CHECK_INT(acme_job_alpn_conflict("tls-alpn-01", a, 2, NULL, b, 1), 0);
+}
+
+UNIT_TEST(job_backoff_retry_delay)
+{
+    long long t;
+    uint32_t  seed = 12345;
+    unsigned  f;
+
+    /* default first step 60 s: today's 60, 600, 6000, a day */
+    for (f = 1; f <= 5; f++) {
+        static const long long base[] = { 0, 60, 600, 6000, DAY, DAY };
+        t = acme_job_backoff(f, T0, 0, 0, seed) - T0;
+        CHECK(t >= base[f] - base[f] / 10 && t <= base[f] + base[f] / 10);
+    }
+    /* retry_delay 2 s: 2, 20, 200, then a day */
+    for (f = 1; f <= 5; f++) {
+        static const long long base[] = { 0, 2, 20, 200, DAY, DAY };
+        t = acme_job_backoff(f, T0, 0, 2, seed) - T0;
+        CHECK(t >= base[f] - base[f] / 10 && t <= base[f] + base[f] / 10);
+    }
+    CHECK_INT(acme_job_backoff(1, T0, 0, 2, seed), T0 + 2);
+    /* 3 hours: 3 h, then capped at a day */
+    t = acme_job_backoff(2, T0, 0, 3 * 3600, seed) - T0;
+    CHECK(t >= DAY - DAY / 10 && t <= DAY + DAY / 10);
+    /* Retry-After still wins */
+    CHECK_INT(acme_job_backoff(1, T0, T0 + 3600, 2, seed), T0 + 3600);
+    /* deterministic from seed and time */
+    CHECK_INT(acme_job_backoff(2, T0, 0, 60, seed),
+              acme_job_backoff(2, T0, 0, 60, seed));
+    CHECK_INT(acme_sched_backoff_from(60, 2, T0, 0, 7),
+              acme_sched_backoff(2, T0, 0, 7));
+}
+
+UNIT_TEST(job_failed_and_succeeded)
+{
+    acme_cert_state_t st;
+
+    memset(&st, 0, sizeof(st));
+    acme_sched_attempt_begin(&st, T0, 42);
+    acme_job_failed(&st, "http-01", "validation refused", T0 + 5, 0, 2, 9);
+    CHECK_INT(st.failures, 1);
+    CHECK_INT(st.attempt_started, 0);
+    CHECK_INT(st.attempt_pid, 0);
+    CHECK_INT(st.last_attempt, T0 + 5);
+    CHECK_INT(st.next_attempt, acme_job_backoff(1, T0 + 5, 0, 2, 9));
+    CHECK_STR(st.last_error, "http-01: validation refused");
+
+    /* a message naming its type already is not prefixed twice */
+    acme_job_failed(&st, "dns-01", "dns-01 update: REFUSED", T0 + 10, 0, 2,
+                    9);
+    CHECK_INT(st.failures, 2);
+    CHECK_STR(st.last_error, "dns-01 update: REFUSED");
+    acme_job_failed(&st, "http-01", NULL, T0 + 20, 0, 2, 9);
+    CHECK_STR(st.last_error, "http-01: unknown error");
+    CHECK_INT(st.failures, 3);
+
+    /* Retry-After */
+    acme_job_failed(&st, "http-01", "rateLimited", T0 + 30, T0 + 5000, 2, 9);
+    CHECK_INT(st.next_attempt, acme_job_backoff(4, T0 + 30, T0 + 5000, 2,
+                                                9));
+    CHECK(st.next_attempt >= T0 + 5000);
+
+    acme_sched_attempt_begin(&st, T0 + 100, 42);
+    acme_job_succeeded(&st, T0 + 200);
+    CHECK_INT(st.failures, 0);
+    CHECK_INT(st.next_attempt, 0);
+    CHECK_INT(st.last_success, T0 + 200);
+    CHECK_INT(st.last_attempt, T0 + 200);
+    CHECK_STR(st.last_error, "");
+    CHECK_INT(st.attempt_started, 0);
+}
+
+UNIT_TEST(job_unfinished_typed)
+{
+    const char       *two[] = { "http-01", "tls-alpn-01" };
+    acme_cert_state_t st;
+
+    memset(&st, 0, sizeof(st));
+    CHECK_INT(acme_job_unfinished(&st, two, 2, T0, 0, 2, 1), 0);
+
+    acme_sched_attempt_begin(&st, T0, 99999);
+    /* its process still runs: not over */
+    CHECK_INT(acme_job_unfinished(&st, two, 2, T0 + 5, 1, 2, 1), 0);
+    CHECK_INT(st.failures, 0);
+
+    CHECK_INT(acme_job_unfinished(&st, two, 2, T0 + 5, 0, 2, 1), 1);
+    CHECK_INT(st.failures, 1);
+    CHECK_INT(st.attempt_started, 0);
+    CHECK_INT(st.last_attempt, T0);
+    CHECK_INT(st.next_attempt, acme_job_backoff(1, T0 + 5, 0, 2, 1));
+    CHECK_STR(st.last_error, "http-01: " ACME_SCHED_UNFINISHED);
+
+    /* the second attempt used the second type */
+    acme_sched_attempt_begin(&st, T0 + 10, 99999);
+    CHECK_INT(acme_job_unfinished(&st, two, 2, T0 + 20, 0, 0, 1), 1);
+    CHECK_INT(st.failures, 2);
+    CHECK_STR(st.last_error, "tls-alpn-01: " ACME_SCHED_UNFINISHED);
+    CHECK_INT(st.next_attempt, acme_job_backoff(2, T0 + 20, 0, 60, 1));
+}
+
+UNIT_TEST(job_status_record_view)
+{
+    acme_job_status_t  rec;
+    acme_status_cert_t v;
+    acme_cert_state_t  st;
+
+    memset(&rec, 0, sizeof(rec));
+    memset(&v, 0, sizeof(v));
+    acme_job_status_view(&rec, T0, "http-01", &v);
+    CHECK_STR(v.state, "fallback");
+    CHECK(v.step == NULL);
+    CHECK_STR(v.challenge, "http-01");
+    CHECK(v.serial == NULL);
+    CHECK_INT(v.not_after, 0);
+
+    /* an order runs: "renewing" with its step and type */
+    acme_job_status_begin(&rec, "tls-alpn-01", "account-key");
+    acme_job_status_view(&rec, T0, "http-01", &v);
+    CHECK_STR(v.state, "renewing");
+    CHECK_STR(v.step, "account-key");
+    CHECK_STR(v.challenge, "tls-alpn-01");
+
+    /* it fails without a certificate: "failed", the type kept */
+    memset(&st, 0, sizeof(st));
+    acme_job_failed(&st, "tls-alpn-01", "boom", T0, 0, 0, 1);
+    acme_job_status_end(&rec, &st, st.next_attempt);
+    acme_job_status_view(&rec, T0, "http-01", &v);
+    CHECK_STR(v.state, "failed");
+    CHECK(v.step == NULL);
+    CHECK_STR(v.challenge, "tls-alpn-01");
+    CHECK_INT(v.failures, 1);
+    CHECK_STR(v.last_error, "tls-alpn-01: boom");
+    CHECK_INT(v.next_renewal, st.next_attempt);
+
+    /* a certificate: valid, then expired by the clock alone */
+    acme_job_status_set_cert(&rec, T0, T0 + 100, "0a1b", "CN=Pebble");
+    acme_job_succeeded(&st, T0 + 1);
+    acme_job_status_end(&rec, &st, T0 + 60);
+    acme_job_status_view(&rec, T0 + 2, NULL, &v);
+    CHECK_STR(v.state, "valid");
+    CHECK_STR(v.serial, "0a1b");
+    CHECK_STR(v.ca_issuer, "CN=Pebble");
+    CHECK_INT(v.not_before, T0);
+    CHECK_INT(v.not_after, T0 + 100);
+    CHECK_INT(v.failures, 0);
+    CHECK_STR(v.last_error, "");
+    CHECK_INT(v.last_success, T0 + 1);
+    CHECK_INT(v.next_renewal, T0 + 60);
+    acme_job_status_view(&rec, T0 + 100, NULL, &v);
+    CHECK_STR(v.state, "expired");
+
+    /* a long step name is cut, not overflowing */
+    acme_job_status_begin(&rec, NULL,
+                          "a-very-long-step-name-that-does-not-fit-in-32");
+    CHECK_INT(strlen(rec.step), sizeof(rec.step) - 1);
+    CHECK_STR(rec.challenge, "tls-alpn-01");
+}
