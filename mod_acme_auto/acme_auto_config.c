@@ -912,7 +912,7 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
         memcpy(cc->challenges, iss->challenges, sizeof(cc->challenges));
         cc->n_challenges = (size_t) iss->n_challenges;
     }
-    else if (cert_has_challenge(cc, "dns-01") && iss->dns_update.host == NULL
+    else if (cert_has_challenge(cc, "dns-01") && iss->dns_update.host[0] == '\0'
              && iss->dns_hook == NULL)
     {
         CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d) uses "
