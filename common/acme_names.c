@@ -61,6 +61,11 @@ acme_name_normalise(const char *name, size_t len, unsigned flags,
         return ACME_NAME_IP;
     }
 
+    if (name[0] == '.') {
+        return acme_err(err, errlen, "starts with a dot (for nginx's "
+                        "\".example.com\" list \"example.com\" and "
+                        "\"*.example.com\", with dns-01)");
+    }
     if (len > 1 && name[len - 1] == '.') {
         len--;                          /* the root: "example.com." */
     }
