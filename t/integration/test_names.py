@@ -22,31 +22,6 @@ ISSUE_TIMEOUT = 90
 LONG_LABEL = "a" * 64 + ".example.test"
 NON_ASCII = "b\u00fccher.example.test"
 
-NGINX_CONF = """
-    acme_issuer pebble {
-        uri @URI@;
-        contact admin@example.test;
-        state_path @STATE@;
-        accept_terms_of_service;
-        ssl_trusted_certificate @CA@;
-        @ISSUER_EXTRA@
-    }
-
-    server {
-        listen 127.0.0.1:@HTTPS@ ssl;
-        server_name @NAMES@;
-        acme_certificate pebble;                     # CERT_LINE
-        location / { return 200 "hello\\n"; }
-    }
-
-    server {
-        listen 127.0.0.1:@HTTP@;
-        location = /acme-status { acme_status; }
-        location / { return 200 "plain http\\n"; }
-    }
-"""
-
-
 class Names:
     """One server kind with a managed certificate whose names are given as
     nginx's server_name words, or Apache's ServerName + ServerAlias."""
@@ -59,11 +34,9 @@ class Names:
 
     def write(self, names, issuer_extra=""):
         if self.kind == "nginx":
-            self.srv.write_conf(NGINX_CONF, URI=self.pebble.directory_url,
-                                CA=self.pebble.ca_pem, STATE=self.state_dir,
-                                ISSUER_EXTRA=issuer_extra.replace("\n", "\n        "),
-                                NAMES=" ".join(names),
-                                HTTPS=nginx_server.HTTPS_PORT, HTTP=HTTP_PORT)
+            self.srv.write_conf(nginx_server.managed_http_conf(
+                self.pebble, self.state_dir, names=" ".join(names),
+                issuer_extra=issuer_extra))
         else:
             self.srv.write_conf(apache_server.managed_conf(
                 self.pebble, self.state_dir, names=names, issuer_extra=issuer_extra))
