@@ -23,6 +23,7 @@
 #include "mod_acme_auto.h"
 #include "acme_dns.h"
 #include "acme_eab.h"
+#include "acme_names.h"
 #include "acme_store.h"
 #include "acme_util.h"
 
@@ -731,68 +732,17 @@ const command_rec acme_auto_cmds[] = {
     { NULL }
 };
 
-/* DNS name, IP literal, or with dns-01 a wildcard "*.name". */
-static const char *
-check_name(apr_pool_t *p, const char *name, acme_auto_issuer_t *iss)
+/* A ServerName/ServerAlias equals a normalised name (acme_names.h): case
+ * and one trailing dot do not matter. */
+static int
+host_is(const char *host, const char *name)
 {
-    const char *c, *full = name;
-    int         label = 0;
+    size_t n = strlen(host);
 
-    if (*name == '\0') {
-        return "an empty name";
+    if (n > 1 && host[n - 1] == '.') {
+        n--;
     }
-    if (strncmp(name, "*.", 2) == 0
-        && acme_auto_issuer_has_challenge(iss, "dns-01")) {
-        name += 2;
-    }
-    if (strchr(name, '*') != NULL) {
-        if (strncmp(full, "*.", 2) != 0 || strchr(full + 1, '*') != NULL) {
-            return apr_psprintf(p, "'%s': a wildcard must be the whole "
-                                "first label ('*.example.com')", full);
-        }
-        return apr_psprintf(p, "'%s': wildcard names need the dns-01 "
-                            "challenge: add 'AcmeChallenge dns-01' (with "
-                            "AcmeDNSUpdate or AcmeDNSHook) to <AcmeIssuer %s>",
-                            full, iss->name);
-    }
-    if (*name == '\0') {
-        return apr_psprintf(p, "'%s' is not a valid host name", full);
-    }
-    if (strchr(name, ':') != NULL) {
-        return NULL;    /* IPv6 literal, validated by the CA */
-    }
-    for (c = name; *c; c++) {
-        if (*c == '.') {
-            if (label == 0) {
-                return apr_psprintf(p, "'%s' is not a valid host name", name);
-            }
-            label = 0;
-            continue;
-        }
-        if (!apr_isalnum(*c) && *c != '-') {
-            return apr_psprintf(p, "'%s' is not a valid host name", name);
-        }
-        if (++label > 63) {
-            return apr_psprintf(p, "'%s' has a label over 63 characters", name);
-        }
-    }
-    if (strlen(name) > 253) {
-        return apr_psprintf(p, "'%s' is longer than 253 characters", name);
-    }
-    return NULL;
-}
-
-static void
-push_unique(apr_array_header_t *a, const char *name)
-{
-    int i;
-
-    for (i = 0; i < a->nelts; i++) {
-        if (strcasecmp(APR_ARRAY_IDX(a, i, const char *), name) == 0) {
-            return;
-        }
-    }
-    APR_ARRAY_PUSH(a, const char *) = name;
+    return n == strlen(name) && strncasecmp(host, name, n) == 0;
 }
 
 static int
@@ -800,18 +750,16 @@ vhost_has_name(server_rec *s, const char *name)
 {
     int i;
 
-    if (s->server_hostname && strcasecmp(s->server_hostname, name) == 0) {
+    if (s->server_hostname && host_is(s->server_hostname, name)) {
         return 1;
     }
     for (i = 0; s->names && i < s->names->nelts; i++) {
-        if (strcasecmp(APR_ARRAY_IDX(s->names, i, const char *), name) == 0) {
+        if (host_is(APR_ARRAY_IDX(s->names, i, const char *), name)) {
             return 1;
         }
     }
     for (i = 0; s->wild_names && i < s->wild_names->nelts; i++) {
-        if (strcasecmp(APR_ARRAY_IDX(s->wild_names, i, const char *), name)
-            == 0)
-        {
+        if (host_is(APR_ARRAY_IDX(s->wild_names, i, const char *), name)) {
             return 1;
         }
     }
@@ -852,22 +800,6 @@ find_issuer(const char *name)
 }
 
 static int
-same_names(acme_auto_cert_t *c, apr_array_header_t *names)
-{
-    int i;
-
-    if (c->n_names != names->nelts) {
-        return 0;
-    }
-    for (i = 0; i < names->nelts; i++) {
-        if (strcasecmp(c->names[i], APR_ARRAY_IDX(names, i, const char *)) != 0) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static int
 cert_has_challenge(const acme_auto_cert_conf_t *cc, const char *type)
 {
     size_t i;
@@ -894,11 +826,13 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
     acme_auto_srv_conf_t *sc, acme_auto_cert_conf_t *cc)
 {
     int                    j, bad = 0;
+    unsigned               flags;
+    size_t                 bad_name;
     acme_auto_issuer_t    *iss;
     acme_auto_cert_t      *c = NULL;
     apr_array_header_t    *names;
-    const char            *msg;
-    char                  *id;
+    acme_names_t           set;
+    char                  *id, err[ACME_ERRLEN];
 
     iss = find_issuer(cc->issuer_name);
     if (iss == NULL) {
@@ -931,78 +865,102 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                    "acme-tls/1') to it", cc->conf_file, cc->conf_line,
                    iss->name);
     }
+    /* the names by the rules of acme_names.h: explicit, else ServerName
+     * and ServerAlias ("_" and "" skipped) */
+    flags = acme_auto_issuer_has_challenge(iss, "dns-01") ? ACME_NAMES_DNS01
+                                                           : 0;
     names = apr_array_make(ptemp, 4, sizeof(const char *));
     if (cc->names->nelts > 0) {
-        for (j = 0; j < cc->names->nelts; j++) {
-            const char *n = APR_ARRAY_IDX(cc->names, j, const char *);
-            push_unique(names, n);
-            if (!vhost_has_name(s, n)) {
-                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0,
-                             s, "mod_acme_auto: AcmeCertificate (%s:%d): "
-                             "'%s' is not a ServerName/ServerAlias of "
-                             "this vhost; clients asking for it (SNI) "
-                             "will not reach it", cc->conf_file,
-                             cc->conf_line, n);
-            }
-        }
+        apr_array_cat(names, cc->names);
     }
     else {
+        flags |= ACME_NAMES_SERVER_NAME;
         if (s->server_hostname != NULL) {
-            push_unique(names, apr_pstrdup(pconf, s->server_hostname));
+            APR_ARRAY_PUSH(names, const char *) = s->server_hostname;
         }
-        for (j = 0; s->names && j < s->names->nelts; j++) {
-            push_unique(names, APR_ARRAY_IDX(s->names, j, const char *));
+        if (s->names) {
+            apr_array_cat(names, s->names);
         }
-        for (j = 0; s->wild_names && j < s->wild_names->nelts; j++) {
-            push_unique(names, APR_ARRAY_IDX(s->wild_names, j,
-                                             const char *));
+        if (s->wild_names) {
+            apr_array_cat(names, s->wild_names);
         }
     }
-    if (names->nelts == 0) {
-        CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): no names; "
-                   "set ServerName or list the names", cc->conf_file,
-                   cc->conf_line);
+    if (acme_names_set(&set, (const char *const *) names->elts, NULL,
+                       names->nelts, flags, &bad_name, err, sizeof(err)) != 0)
+    {
+        if (bad_name == (size_t) names->nelts) {
+            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): no names; "
+                       "set ServerName or list the names", cc->conf_file,
+                       cc->conf_line);
+        }
+        else {
+            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): %s'%s' "
+                       "cannot be certified: it %s%s", cc->conf_file,
+                       cc->conf_line, cc->names->nelts > 0 ? ""
+                       : "ServerName/ServerAlias ",
+                       APR_ARRAY_IDX(names, bad_name, const char *), err,
+                       strstr(err, "dns-01") == NULL ? ""
+                       : apr_psprintf(ptemp, ": add 'AcmeChallenge dns-01' "
+                                      "(with AcmeDNSUpdate or AcmeDNSHook) "
+                                      "to <AcmeIssuer %s>", iss->name));
+        }
         return bad;
     }
-    for (j = 0; j < names->nelts; j++) {
-        char *n = apr_pstrdup(pconf, APR_ARRAY_IDX(names, j, const char *));
-        ap_str_tolower(n);
-        APR_ARRAY_IDX(names, j, const char *) = n;
-        if ((msg = check_name(ptemp, n, iss)) != NULL) {
-            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): %s",
-                       cc->conf_file, cc->conf_line, msg);
+    for (j = 0; cc->names->nelts > 0 && j < (int) set.n_names; j++) {
+        if (!vhost_has_name(s, set.names[j])) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0,
+                         s, "mod_acme_auto: AcmeCertificate (%s:%d): "
+                         "'%s' is not a ServerName/ServerAlias of "
+                         "this vhost; clients asking for it (SNI) "
+                         "will not reach it", cc->conf_file,
+                         cc->conf_line, set.names[j]);
         }
     }
 
-    id = acme_store_cert_id(APR_ARRAY_IDX(names, 0, const char *),
-                            cc->key_type);
+    /* the id from the first name; the order leaves out what a wildcard
+     * of the set covers */
+    id = acme_store_cert_id(set.names[0], cc->key_type);
     if (id == NULL) {
+        acme_names_free(&set);
         CHECK_FAIL(s, "mod_acme_auto: out of memory");
         return bad;
     }
     for (j = 0; j < acme_auto_g.certs->nelts; j++) {
         acme_auto_cert_t *o = APR_ARRAY_IDX(acme_auto_g.certs, j,
                                             acme_auto_cert_t *);
-        if (o->issuer == iss && strcmp(o->id, id) == 0) {
+        int same = acme_names_same(o->names, o->n_names,
+                                   (const char *const *) set.order,
+                                   set.n_order);
+
+        /* the same names in another order: the same certificate */
+        if (o->issuer == iss
+            && (strcmp(o->id, id) == 0 || (same && o->key_type == cc->key_type)))
+        {
             c = o;
             break;
         }
     }
-    if (c != NULL && !same_names(c, names)) {
+    if (c != NULL && !acme_names_same(c->names, c->n_names,
+                                      (const char *const *) set.order,
+                                      set.n_order))
+    {
         CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): another "
                    "server manages '%s' with the same key type but "
                    "other names; list the same names or use another "
                    "first name", cc->conf_file, cc->conf_line, id);
         free(id);
+        acme_names_free(&set);
         return bad;
     }
     if (c == NULL) {
         c = apr_pcalloc(pconf, sizeof(*c));
         c->slot = acme_auto_g.certs->nelts;
         c->id = apr_pstrdup(pconf, id);
-        c->n_names = names->nelts;
-        c->names = apr_pmemdup(pconf, names->elts,
-                               sizeof(const char *) * names->nelts);
+        c->n_names = (int) set.n_order;
+        c->names = apr_pcalloc(pconf, sizeof(const char *) * set.n_order);
+        for (j = 0; j < (int) set.n_order; j++) {
+            c->names[j] = apr_pstrdup(pconf, set.order[j]);
+        }
         c->key_type = cc->key_type;
         c->issuer = iss;
         memcpy(c->challenges, cc->challenges, sizeof(c->challenges));
@@ -1010,6 +968,7 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
         APR_ARRAY_PUSH(acme_auto_g.certs, acme_auto_cert_t *) = c;
     }
     free(id);
+    acme_names_free(&set);
     if (sc->managed == NULL) {
         sc->managed = c;
     }

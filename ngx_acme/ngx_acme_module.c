@@ -5,6 +5,7 @@
  */
 
 #include "ngx_acme.h"
+#include "acme_names.h"
 
 
 static void *ngx_acme_create_main_conf(ngx_conf_t *cf);
@@ -22,11 +23,13 @@ static char *ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_acme_issuer_eab(ngx_conf_t *cf, ngx_acme_issuer_t *issuer);
 static void ngx_acme_eab_cleanup(void *data);
-static const char *ngx_acme_check_name(ngx_str_t *name);
 static ngx_int_t ngx_acme_issuer_http(ngx_conf_t *cf,
     ngx_acme_issuer_t *issuer, ngx_http_core_loc_conf_t *clcf);
 static ngx_int_t ngx_acme_server_listens_ssl(ngx_http_core_main_conf_t *cmcf,
     ngx_http_core_srv_conf_t *cscf);
+static ngx_int_t ngx_acme_cert_names(ngx_conf_t *cf,
+    ngx_http_core_srv_conf_t *cscf, ngx_acme_srv_conf_t *ascf,
+    ngx_acme_cert_t *cert);
 static ngx_int_t ngx_acme_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_acme_init_process(ngx_cycle_t *cycle);
 static void ngx_acme_exit_process(ngx_cycle_t *cycle);
@@ -195,6 +198,10 @@ ngx_acme_server_has_name(ngx_http_core_srv_conf_t *cscf, ngx_str_t *name)
 
         pat = sn[i].name.data;
         len = sn[i].name.len;
+
+        if (len > 1 && pat[len - 1] == '.') {
+            len--;                      /* "a.example.com." */
+        }
 
         if (len == name->len && ngx_strncasecmp(pat, name->data, len) == 0) {
             return 1;
@@ -1105,65 +1112,16 @@ ngx_acme_challenge_name(ngx_uint_t type)
 }
 
 
-/*
- * NULL when name can be certified, else why not.  "*.name" passes here:
- * whether the certificate uses dns-01 is known in postconfiguration.
- */
-static const char *
-ngx_acme_check_name(ngx_str_t *name)
-{
-    u_char      ch;
-    ngx_uint_t  i, start;
-
-    if (name->len == 0) {
-        return "is empty";
-    }
-
-    if (name->data[0] == '~') {
-        return "is a regular expression";
-    }
-
-    start = 0;
-
-    if (name->len > 2 && name->data[0] == '*' && name->data[1] == '.') {
-        start = 2;
-
-    } else if (name->data[0] == '*' || name->data[0] == '.'
-               || name->data[name->len - 1] == '*')
-    {
-        return "is a wildcard form that cannot be certified (only "
-               "\"*.name\", with dns-01)";
-    }
-
-    if (name->len > 253) {
-        return "is too long";
-    }
-
-    for (i = start; i < name->len; i++) {
-        ch = name->data[i];
-
-        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')
-            || ch == '-' || ch == '.' || ch == ':')
-        {
-            continue;
-        }
-
-        return "has characters not allowed in a certificate name";
-    }
-
-    return NULL;
-}
-
-
 /* acme_certificate issuer [names...] [key=spec] [challenge=type] */
 static char *
 ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_acme_srv_conf_t  *head = conf;
 
+    char                       name[ACME_NAME_BUFLEN], err[ACME_ERRLEN];
     u_char                    *p, *last_p, *comma;
     ngx_str_t                 *value, *s, type;
-    ngx_uint_t                 i, j;
+    ngx_uint_t                 i;
     const char                *why;
     ngx_array_t               *fallback_names;
     acme_key_type_t            kt;
@@ -1251,14 +1209,17 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        ngx_strlow(value[i].data, value[i].data, value[i].len);
+        /* acme_names.h; whether a wildcard has dns-01 is checked later */
 
-        why = ngx_acme_check_name(&value[i]);
-        if (why) {
+        if (acme_name_normalise((char *) value[i].data, value[i].len,
+                                ACME_NAMES_DNS01, name, sizeof(name),
+                                err, sizeof(err))
+            < 0)
+        {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "name \"%V\" in \"acme_certificate\" "
                                "cannot be certified: it %s",
-                               &value[i], why);
+                               &value[i], err);
             return NGX_CONF_ERROR;
         }
 
@@ -1269,28 +1230,20 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
         }
 
-        /* a name listed twice would be twice in the CSR */
-
-        s = ascf->names->elts;
-
-        for (j = 0; j < ascf->names->nelts; j++) {
-            if (s[j].len == value[i].len
-                && ngx_strncmp(s[j].data, value[i].data, s[j].len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (j < ascf->names->nelts) {
-            continue;
-        }
+        /* duplicates go in postconfiguration (acme_names_set) */
 
         s = ngx_array_push(ascf->names);
         if (s == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        *s = value[i];
+        s->len = ngx_strlen(name);
+        s->data = ngx_pnalloc(cf->pool, s->len + 1);
+        if (s->data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(s->data, name, s->len + 1);
     }
 
     if (ascf->key_type == -1) {
@@ -1327,7 +1280,11 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 continue;
             }
 #endif
-            if (ngx_acme_check_name(&sn[i].name) != NULL) {
+            if (acme_name_normalise((char *) sn[i].name.data,
+                                    sn[i].name.len, ACME_NAMES_DNS01,
+                                    name, sizeof(name), err, sizeof(err))
+                < 0)
+            {
                 continue;
             }
 
@@ -1336,8 +1293,13 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
 
-            /* server names are NUL-terminated words of the configuration */
-            *s = sn[i].name;
+            s->len = ngx_strlen(name);
+            s->data = ngx_pnalloc(cf->pool, s->len + 1);
+            if (s->data == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memcpy(s->data, name, s->len + 1);
         }
     }
 
@@ -1388,19 +1350,174 @@ ngx_acme_server_listens_ssl(ngx_http_core_main_conf_t *cmcf,
 }
 
 
+/*
+ * cert->names and cert->id from the explicit names, else server_name, by
+ * the rules of acme_names.h: cert->names are the order identifiers (the
+ * names a wildcard of the set covers are served, not ordered), the id
+ * comes from the first normalised name.
+ */
+static ngx_int_t
+ngx_acme_cert_names(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
+    ngx_acme_srv_conf_t *ascf, ngx_acme_cert_t *cert)
+{
+    char                     *id, err[ACME_ERRLEN];
+    size_t                    len, *lens, bad;
+    unsigned                  flags;
+    ngx_str_t                 name, *in;
+    ngx_uint_t                i, n;
+    const char              **names, **np;
+    acme_names_t              set;
+    ngx_http_server_name_t   *sn;
+
+    flags = (cert->challenges.n == 1 && cert->challenge == NGX_ACME_DNS_01)
+            ? ACME_NAMES_DNS01 : 0;
+
+    if (ascf->names) {
+        in = ascf->names->elts;
+        n = ascf->names->nelts;
+
+    } else {
+        sn = cscf->server_names.elts;
+        n = cscf->server_names.nelts;
+
+        in = ngx_palloc(cf->temp_pool, (n ? n : 1) * sizeof(ngx_str_t));
+        if (in == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < n; i++) {
+#if (NGX_PCRE)
+            if (sn[i].regex) {
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "\"acme_certificate\" cannot use "
+                                    "the regular expression server name "
+                                    "\"~%V\"; list the names in "
+                                    "\"acme_certificate\"", &sn[i].name);
+                return NGX_ERROR;
+            }
+#endif
+            in[i] = sn[i].name;
+        }
+
+        flags |= ACME_NAMES_SERVER_NAME;
+    }
+
+    names = ngx_palloc(cf->temp_pool, (n ? n : 1) * sizeof(char *));
+    lens = ngx_palloc(cf->temp_pool, (n ? n : 1) * sizeof(size_t));
+    if (names == NULL || lens == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        names[i] = (const char *) in[i].data;
+        lens[i] = in[i].len;
+    }
+
+    if (acme_names_set(&set, names, lens, n, flags, &bad, err, sizeof(err))
+        != 0)
+    {
+        if (bad == n && ascf->names == NULL) {
+            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                "\"acme_certificate\" has no usable names: "
+                                "set \"server_name\" or list the names");
+
+        } else if (bad == n) {
+            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                "\"acme_certificate\": %s", err);
+
+        } else {
+            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                "\"acme_certificate\" cannot use %s\"%V\": "
+                                "it %s%s",
+                                ascf->names ? "name " : "server name ",
+                                &in[bad], err,
+                                ngx_strstr(err, "dns-01")
+                                ? " (\"challenge dns-01\" in the issuer or "
+                                  "challenge=dns-01)" : "");
+        }
+
+        return NGX_ERROR;
+    }
+
+    if (ngx_array_init(&cert->names, cf->pool, set.n_order, sizeof(char *))
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    for (i = 0; ascf->names && i < set.n_names; i++) {
+        name.data = (u_char *) set.names[i];
+        name.len = ngx_strlen(set.names[i]);
+
+        if (!ngx_acme_server_has_name(cscf, &name)) {
+            ngx_acme_conf_warn(cf->log, ascf->file, ascf->line,
+                               "\"acme_certificate\" name \"%V\" "
+                               "is not a \"server_name\" of this "
+                               "server; clients asking for it "
+                               "(SNI) will not reach it", &name);
+        }
+    }
+
+    for (i = 0; i < set.n_order; i++) {
+        np = ngx_array_push(&cert->names);
+        if (np == NULL) {
+            goto failed;
+        }
+
+        name.data = (u_char *) set.order[i];
+        name.len = ngx_strlen(set.order[i]);
+
+        *np = (const char *) ngx_acme_cstr(cf->pool, &name);
+        if (*np == NULL) {
+            goto failed;
+        }
+    }
+
+    id = acme_store_cert_id(set.names[0], cert->key_type);
+    if (id == NULL) {
+        goto failed;
+    }
+
+    len = ngx_strlen(id);
+
+    if (len >= NGX_ACME_ID_LEN) {
+        free(id);
+        ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                            "\"acme_certificate\": name \"%s\" is too "
+                            "long for a certificate id", set.names[0]);
+        goto failed;
+    }
+
+    cert->id.data = ngx_pnalloc(cf->pool, len + 1);
+    if (cert->id.data == NULL) {
+        free(id);
+        goto failed;
+    }
+
+    ngx_memcpy(cert->id.data, id, len + 1);
+    cert->id.len = len;
+    free(id);
+
+    acme_names_free(&set);
+
+    return NGX_OK;
+
+failed:
+
+    acme_names_free(&set);
+
+    return NGX_ERROR;
+}
+
+
 static ngx_int_t
 ngx_acme_postconfiguration(ngx_conf_t *cf)
 {
-    char                       *id;
-    size_t                      len;
-    ngx_str_t                  *names, name;
-    ngx_uint_t                  s, i, j, same;
-    const char                 *why, **np;
+    ngx_uint_t                  s, i, same;
     ngx_acme_cert_t            *cert, **certs, **cp;
     ngx_acme_issuer_t          *issuer, **issuers;
     ngx_acme_srv_conf_t        *ascf, *head;
     ngx_acme_main_conf_t       *amcf;
-    ngx_http_server_name_t     *sn;
     ngx_http_ssl_srv_conf_t    *sscf;
     ngx_http_core_loc_conf_t   *clcf;
     ngx_http_core_srv_conf_t  **cscfp, *cscf;
@@ -1452,98 +1569,18 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                 return NGX_ERROR;
             }
 
-            if (ngx_array_init(&cert->names, cf->pool, 2, sizeof(char *))
-                != NGX_OK)
-            {
-                return NGX_ERROR;
+            cert->issuer = issuer;
+            cert->key_type = (acme_key_type_t) ascf->key_type;
+            cert->challenges = (ascf->challenge != NGX_ACME_CHALLENGE_UNSET)
+                               ? ascf->challenges : issuer->challenges;
+            cert->challenge = cert->challenges.type[0];
+
+            for (i = 0; i < cert->challenges.n; i++) {
+                cert->types[i] = ngx_acme_challenge_name(
+                                                  cert->challenges.type[i]);
             }
 
-            if (ascf->names) {
-                names = ascf->names->elts;
-
-                for (i = 0; i < ascf->names->nelts; i++) {
-                    if (!ngx_acme_server_has_name(cscf, &names[i])) {
-                        ngx_acme_conf_warn(cf->log, ascf->file, ascf->line,
-                                           "\"acme_certificate\" name \"%V\" "
-                                           "is not a \"server_name\" of this "
-                                           "server; clients asking for it "
-                                           "(SNI) will not reach it",
-                                           &names[i]);
-                    }
-
-                    np = ngx_array_push(&cert->names);
-                    if (np == NULL) {
-                        return NGX_ERROR;
-                    }
-
-                    *np = (const char *) ngx_acme_cstr(cf->pool, &names[i]);
-                    if (*np == NULL) {
-                        return NGX_ERROR;
-                    }
-                }
-
-            } else {
-                sn = cscf->server_names.elts;
-
-                for (i = 0; i < cscf->server_names.nelts; i++) {
-
-                    if (sn[i].name.len == 0) {
-                        continue;
-                    }
-
-    #if (NGX_PCRE)
-                    if (sn[i].regex) {
-                        ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                            "\"acme_certificate\" cannot use "
-                                            "the regular expression server name "
-                                            "\"~%V\"; list the names in "
-                                            "\"acme_certificate\"", &sn[i].name);
-                        return NGX_ERROR;
-                    }
-    #endif
-
-                    why = ngx_acme_check_name(&sn[i].name);
-                    if (why) {
-                        ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                            "\"acme_certificate\" cannot use "
-                                            "server name \"%V\": it %s",
-                                            &sn[i].name, why);
-                        return NGX_ERROR;
-                    }
-
-                    /* duplicates in server_name are harmless, not in a CSR */
-
-                    for (j = 0; j < cert->names.nelts; j++) {
-                        np = cert->names.elts;
-                        if (ngx_strlen(np[j]) == sn[i].name.len
-                            && ngx_strncmp(np[j], sn[i].name.data,
-                                           sn[i].name.len) == 0)
-                        {
-                            break;
-                        }
-                    }
-
-                    if (j < cert->names.nelts) {
-                        continue;
-                    }
-
-                    np = ngx_array_push(&cert->names);
-                    if (np == NULL) {
-                        return NGX_ERROR;
-                    }
-
-                    /* "$hostname" is not NUL-terminated */
-                    *np = (const char *) ngx_acme_cstr(cf->pool, &sn[i].name);
-                    if (*np == NULL) {
-                        return NGX_ERROR;
-                    }
-                }
-            }
-
-            if (cert->names.nelts == 0) {
-                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                    "\"acme_certificate\" has no usable names: "
-                                    "set \"server_name\" or list the names");
+            if (ngx_acme_cert_names(cf, cscf, ascf, cert) != NGX_OK) {
                 return NGX_ERROR;
             }
 
@@ -1571,46 +1608,6 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                 return NGX_ERROR;
             }
 
-            np = cert->names.elts;
-            name.data = (u_char *) np[0];
-            name.len = ngx_strlen(np[0]);
-
-            id = acme_store_cert_id(np[0], (acme_key_type_t) ascf->key_type);
-            if (id == NULL) {
-                return NGX_ERROR;
-            }
-
-            len = ngx_strlen(id);
-
-            if (len >= NGX_ACME_ID_LEN) {
-                free(id);
-                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                    "\"acme_certificate\": name \"%V\" is too "
-                                    "long for a certificate id", &name);
-                return NGX_ERROR;
-            }
-
-            cert->id.data = ngx_pnalloc(cf->pool, len + 1);
-            if (cert->id.data == NULL) {
-                free(id);
-                return NGX_ERROR;
-            }
-
-            ngx_memcpy(cert->id.data, id, len + 1);
-            cert->id.len = len;
-            free(id);
-
-            cert->issuer = issuer;
-            cert->key_type = (acme_key_type_t) ascf->key_type;
-            cert->challenges = (ascf->challenge != NGX_ACME_CHALLENGE_UNSET)
-                               ? ascf->challenges : issuer->challenges;
-            cert->challenge = cert->challenges.type[0];
-
-            for (i = 0; i < cert->challenges.n; i++) {
-                cert->types[i] = ngx_acme_challenge_name(
-                                                  cert->challenges.type[i]);
-            }
-
             if (ngx_acme_cert_uses(cert, NGX_ACME_DNS_01)
                 && issuer->dns_server.host == NULL && issuer->dns_hook == NULL)
             {
@@ -1620,24 +1617,6 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                                     "\"dns_update\" nor \"dns_hook\"",
                                     &issuer->name);
                 return NGX_ERROR;
-            }
-
-            np = cert->names.elts;
-
-            /* every attempt of a wildcard certificate needs dns-01 */
-
-            for (i = 0; (cert->challenges.n > 1
-                         || cert->challenge != NGX_ACME_DNS_01)
-                        && i < cert->names.nelts; i++)
-            {
-                if (np[i][0] == '*') {
-                    ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                        "\"acme_certificate\": the wildcard "
-                                        "name \"%s\" needs dns-01 "
-                                        "(\"challenge dns-01\" in the issuer "
-                                        "or challenge=dns-01)", np[i]);
-                    return NGX_ERROR;
-                }
             }
 
             cert->rnd = acme_job_seed((char *) cert->id.data);
@@ -1650,25 +1629,28 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 
             for (i = 0; i < amcf->certs.nelts; i++) {
 
-                if (ngx_strcmp(certs[i]->id.data, cert->id.data) != 0) {
-                    continue;
-                }
+                same = acme_names_same(
+                           (const char *const *) certs[i]->names.elts,
+                           certs[i]->names.nelts,
+                           (const char *const *) cert->names.elts,
+                           cert->names.nelts);
 
-                same = (certs[i]->issuer == cert->issuer
+                same = (same && certs[i]->issuer == cert->issuer
                         && certs[i]->challenges.n == cert->challenges.n
                         && ngx_memcmp(certs[i]->challenges.type,
                                       cert->challenges.type,
                                       cert->challenges.n * sizeof(ngx_uint_t))
-                           == 0
-                        && certs[i]->names.nelts == cert->names.nelts);
+                           == 0);
 
-                for (j = 0; same && j < cert->names.nelts; j++) {
-                    if (ngx_strcmp(((char **) certs[i]->names.elts)[j],
-                                   ((char **) cert->names.elts)[j])
-                        != 0)
-                    {
-                        same = 0;
+                /* the same names in another order: the same certificate */
+
+                if (ngx_strcmp(certs[i]->id.data, cert->id.data) != 0) {
+                    if (same && certs[i]->key_type == cert->key_type) {
+                        cert = certs[i];
+                        break;
                     }
+
+                    continue;
                 }
 
                 if (!same) {
