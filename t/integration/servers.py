@@ -18,9 +18,6 @@ http-01 port (also /acme-status), plus `more` (blocks from vhost() /
 static_vhost(), each server's own syntax).
 """
 
-import os
-import re
-
 import apache_server
 import nginx_server
 from pebble import HTTP_PORT
@@ -85,6 +82,14 @@ class Server:
     def write_managed(self, pebble, state_dir, **kw):
         return self.raw.write_conf(self.conf(pebble, state_dir, **kw))
 
+    def write_certs(self, pebble, state_dir, certs, issuer=None):
+        """certs: [(names, acme_certificate / AcmeCertificate arguments)],
+        one managed server / vhost each (the first one's names also on the
+        plain HTTP server / vhost, which answers /acme-status)."""
+        (names, args), rest = certs[0], certs[1:]
+        return self.write_managed(pebble, state_dir, names=names, cert_args=args,
+                                  issuer=issuer, more=[self.vhost(n, a) for n, a in rest])
+
     def start_managed(self, pebble, state_dir, **kw):
         self.write_managed(pebble, state_dir, **kw)
         return self.start()
@@ -116,9 +121,6 @@ class Server:
 class Nginx(Server):
     kind = "nginx"
     plain_http_body = b"plain http"
-
-    def __init__(self, factory, **opts):
-        super().__init__(factory, **opts)
 
     def _adapt_opts(self, opts):
         opts = dict(opts)
@@ -181,6 +183,10 @@ class Nginx(Server):
     def problems(self):
         return self.raw.alerts()
 
+    def issued_count(self, cert_id):
+        """Certificates issued for cert_id, by the error log."""
+        return self.raw.error_log().count('acme: certificate "%s" issued' % cert_id)
+
     def wait_installed(self, timeout=20):
         """Until every serving process serves the newest certificate: each
         nginx worker swaps it on its own timer, nothing to wait for in the
@@ -190,9 +196,6 @@ class Nginx(Server):
 
 class Apache(Server):
     kind = "apache"
-
-    def __init__(self, factory, **opts):
-        super().__init__(factory, **opts)
 
     @property
     def plain_http_body(self):
@@ -260,6 +263,9 @@ class Apache(Server):
     def problems(self):
         return self.raw.crashes()
 
+    def issued_count(self, cert_id):
+        return self.raw.error_log().count("mod_acme_auto: %s: new certificate" % cert_id)
+
     def wait_installed(self, timeout=20):
         """Until every live child installed the newest certificate
         generation: each child polls the shared generation once a second
@@ -288,10 +294,3 @@ def make(param, nginx_factory=None, apache_factory=None):
 SERVERS = ["nginx", "apache"]
 APACHE_MPMS = ["apache-worker", "apache-prefork"]
 
-
-def cert_dir(state_dir, cert_id):
-    return os.path.join(state_dir, "certs", cert_id)
-
-
-def count(pattern, text):
-    return len(re.findall(pattern, text))
