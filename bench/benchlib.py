@@ -6,6 +6,7 @@ Environment: BENCH_SECONDS (per run, default 3), BENCH_ROUNDS (default 3),
 BENCH_CLIENTS (parallel openssl s_time processes, default 2).
 """
 
+import contextlib
 import math
 import os
 import shutil
@@ -14,9 +15,11 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# the test harness (t/integration): servers, pebble, certificates, clients
 sys.path.insert(0, os.path.join(HERE, "..", "t", "integration"))
 
-from pebble import make_ca  # noqa: E402
+from nginx_server import make_world_traversable_tmpdir  # noqa: E402
+from pebble import Pebble, hold_port_lock, make_ca, make_leaf  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -59,32 +62,45 @@ def store_bundles(state):
     return out
 
 
-def _openssl(*args):
-    subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60)
-
-
 def local_ca_bundles(work):
-    """{label: (key_pem, chain_pem)} signed by a throw-away CA: lets the
-    static variants run without pebble or the module (--no-managed)."""
+    """{label: (key_pem, chain_pem)} signed by a throw-away CA (the test
+    harness's make_ca / make_leaf): lets the static variants run without
+    pebble or the module (--no-managed)."""
     ca_key, ca_crt = make_ca(work, "bench-ca")
     with open(ca_crt) as f:
         ca_pem = f.read()
     out = {}
     for label, name in KEYS:
-        base = os.path.join(work, "local-" + label.replace(":", "_"))
-        if label.startswith("rsa"):
-            _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt",
-                     "rsa_keygen_bits:" + label.split(":")[1], "-out", base + ".key")
-        else:
-            _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-                     "-out", base + ".key")
-        _openssl("req", "-new", "-key", base + ".key", "-subj", "/CN=" + name,
-                 "-addext", "subjectAltName=DNS:" + name, "-out", base + ".csr")
-        _openssl("x509", "-req", "-in", base + ".csr", "-CA", ca_crt, "-CAkey", ca_key,
-                 "-days", "2", "-copy_extensions", "copy", "-out", base + ".crt")
-        with open(base + ".key") as f, open(base + ".crt") as g:
+        key, crt = make_leaf(work, ca_key, ca_crt, "local-" + label.replace(":", "_"),
+                             ["DNS:" + name], cn=name, key_type=label)
+        with open(key) as f, open(crt) as g:
             out[label] = (f.read(), g.read() + ca_pem)
     return out
+
+
+@contextlib.contextmanager
+def session(prefix, with_managed):
+    """(work dir, started Pebble or None) for one bench run: the port lock
+    of the tests (one run per port offset at a time), a fresh work dir
+    (removed after a run that ended well, kept and named otherwise), pebble
+    stopped at the end."""
+    hold_port_lock()
+    work = make_world_traversable_tmpdir(prefix)
+    pebble = None
+    ok = False
+    try:
+        if with_managed:
+            pebble = Pebble(work, nonce_reject=0)
+            pebble.start()
+        yield work, pebble
+        ok = True
+    finally:
+        if pebble is not None:
+            pebble.stop()
+        if ok:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log("kept %s" % work)
 
 
 def write_pem_files(work, bundles):

@@ -11,14 +11,13 @@ checks the bench itself without the module).
 """
 
 import os
-import shutil
 import sys
 
 import benchlib
 from benchlib import KEYS, log
 
-from nginx_server import NginxServer, make_world_traversable_tmpdir  # noqa: E402
-from pebble import HTTP_PORT, PORT_OFFSET, Pebble  # noqa: E402
+from nginx_server import NginxServer, issuer_conf  # noqa: E402
+from pebble import HTTP_PORT, PORT_OFFSET  # noqa: E402
 from tlsutil import wait_acme_cert  # noqa: E402
 
 BASE_PORT = {"ecdsa:256": 9443 + PORT_OFFSET, "rsa:2048": 9453 + PORT_OFFSET}
@@ -28,16 +27,6 @@ VARIANTS = ["managed", "static", "data"]   # port offsets 0, 1, 2
 def port(label, variant):
     return BASE_PORT[label] + VARIANTS.index(variant)
 
-
-ISSUER = """
-    acme_issuer pebble {
-        uri @URI@;
-        contact admin@example.test;
-        state_path @STATE@;
-        accept_terms_of_service;
-        ssl_trusted_certificate @CA@;
-    }
-"""
 
 HTTP01 = """
     server {
@@ -54,7 +43,7 @@ COMMON = """
 """
 
 
-def managed_conf():
+def managed_conf(pebble, state):
     servers = ""
     for label, name in KEYS:
         servers += """
@@ -65,7 +54,7 @@ def managed_conf():
         access_log off;
     }
 """ % (port(label, "managed"), name, label)
-    return ISSUER + COMMON + servers + HTTP01
+    return issuer_conf(pebble, state) + COMMON + servers + HTTP01
 
 
 def chunked_map(var, text, size=2000):
@@ -87,10 +76,12 @@ def chunked_map(var, text, size=2000):
     return out
 
 
-def bench_conf(with_managed, files):
+def bench_conf(pebble, state, files):
+    """pebble None: without the managed variant."""
     text = COMMON
+    with_managed = pebble is not None
     if with_managed:
-        text = ISSUER + text + HTTP01
+        text = issuer_conf(pebble, state) + text + HTTP01
     for label, name in KEYS:
         key_file, chain_file, key_pem, chain_pem = files[label]
         v = label.replace(":", "_")
@@ -119,26 +110,20 @@ PIN_WORKER = ("worker_cpu_affinity %s;" % ("0" * (benchlib.NCPU - 1) + "1")
 
 def main(argv):
     with_managed = "--no-managed" not in argv
-    work = make_world_traversable_tmpdir("ngx-acme-bench-")
-    pebble = None
-    srv = None
-    ok = False
-    try:
+    with benchlib.session("ngx-acme-bench-", with_managed) as (work, pebble):
+        state = os.path.join(work, "state", "pebble")
         if with_managed:
-            pebble = Pebble(work, nonce_reject=0)
-            pebble.start()
             root = pebble.write_root(os.path.join(work, "root.pem"))
-            state = os.path.join(work, "state", "pebble")
             srv = NginxServer(os.path.join(work, "issue"), workers=1)
-            srv.write_conf(managed_conf(), URI=pebble.directory_url,
-                           STATE=state, CA=pebble.ca_pem)
-            srv.start(ports=[port(label, "managed") for label, _ in KEYS])
-            log("waiting for the managed certificates ...")
-            for label, name in KEYS:
-                wait_acme_cert(port(label, "managed"), name, root, 120,
-                               proc_alive=srv.running)
-            srv.stop()
-            srv = None
+            srv.write_conf(managed_conf(pebble, state))
+            try:
+                srv.start(ports=[port(label, "managed") for label, _ in KEYS])
+                log("waiting for the managed certificates ...")
+                for label, name in KEYS:
+                    wait_acme_cert(port(label, "managed"), name, root, 120,
+                                   proc_alive=srv.running)
+            finally:
+                srv.stop()
             bundles = benchlib.store_bundles(state)
         else:
             bundles = benchlib.local_ca_bundles(work)
@@ -146,38 +131,29 @@ def main(argv):
 
         srv = NginxServer(os.path.join(work, "bench"), workers=1, loglevel="warn",
                           **({} if with_managed else {"module": None}))
-        values = {}
-        if with_managed:
-            values = dict(URI=pebble.directory_url, STATE=state, CA=pebble.ca_pem)
-        srv.write_conf(bench_conf(with_managed, full), main_extra=PIN_WORKER, **values)
+        srv.write_conf(bench_conf(pebble, state, full), main_extra=PIN_WORKER)
         rc, out = srv.test_config()
         if rc != 0:
             raise RuntimeError(out)
         variants = VARIANTS if with_managed else VARIANTS[1:]
-        srv.start(ports=[port(label, v) for label, _ in KEYS for v in variants])
-        if with_managed:   # served from the store at start, as after any restart
-            for label, name in KEYS:
-                wait_acme_cert(port(label, "managed"), name, root, 30, proc_alive=srv.running)
+        try:
+            srv.start(ports=[port(label, v) for label, _ in KEYS for v in variants])
+            if with_managed:   # served from the store at start, as after any restart
+                for label, name in KEYS:
+                    wait_acme_cert(port(label, "managed"), name, root, 30,
+                                   proc_alive=srv.running)
 
-        ports = {(label, v): port(label, v) for label, _ in KEYS for v in variants}
-        rates = benchlib.run_rounds("one nginx worker", ports, variants,
-                                    pids=srv.worker_pids())
-        benchlib.report(rates, variants, other_ratios=[("data:$var", "data")],
-                        managed=with_managed)
-        ok = True
-        return 0
-    finally:
-        if srv is not None:
+            ports = {(label, v): port(label, v) for label, _ in KEYS for v in variants}
+            rates = benchlib.run_rounds("one nginx worker", ports, variants,
+                                        pids=srv.worker_pids())
+        finally:
             alerts = srv.alerts()
             srv.stop()
             if alerts:
                 log("nginx alerts:\n" + "\n".join(alerts[-20:]))
-        if pebble is not None:
-            pebble.stop()
-        if ok:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log("kept %s" % work)
+        benchlib.report(rates, variants, other_ratios=[("data:$var", "data")],
+                        managed=with_managed)
+        return 0
 
 
 if __name__ == "__main__":

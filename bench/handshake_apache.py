@@ -25,16 +25,14 @@ BENCH_CLIENTS (parallel openssl s_time processes, default 2).
 
 import os
 import re
-import shutil
 import sys
 
 import benchlib
 from benchlib import KEYS, log
 
 import apache_server  # noqa: E402
-from apache_server import ApacheServer  # noqa: E402
-from nginx_server import make_world_traversable_tmpdir  # noqa: E402
-from pebble import HTTP_PORT, PORT_OFFSET, Pebble, hold_port_lock  # noqa: E402
+from apache_server import ApacheServer, issuer_conf  # noqa: E402
+from pebble import HTTP_PORT, PORT_OFFSET  # noqa: E402
 from tlsutil import wait_acme_cert  # noqa: E402
 
 BASE_PORT = {"ecdsa:256": 9463 + PORT_OFFSET, "rsa:2048": 9473 + PORT_OFFSET}
@@ -84,16 +82,8 @@ class BenchApache(ApacheServer):
         return pin + super().cmd(*args)
 
 
-ISSUER = """
-SSLSessionTickets off
-<AcmeIssuer pebble>
-    AcmeDirectory @DIRURL@
-    AcmeContact admin@example.test
-    AcmeTermsOfService agreed
-    AcmeTrustedCA @CA@
-    AcmeStateDir @STATE@
-</AcmeIssuer>
-"""
+def issuer(pebble, state):
+    return "\nSSLSessionTickets off\n" + issuer_conf(pebble, state)
 
 VHOST = """
 <VirtualHost 127.0.0.1:%d>
@@ -118,19 +108,22 @@ def http01(names):
 """ % (HTTP_PORT, names[0], " ".join(names[1:]))
 
 
-def issue_conf(https_port):
+def issue_conf(pebble, state, https_port):
     """First run: the certificates that "stored" and "static" will serve."""
     ports = [port(label, "stored") for label, _ in KEYS]
-    text = ISSUER + listen(ports, https_port)
+    text = issuer(pebble, state) + listen(ports, https_port)
     for label, name in KEYS:
         text += VHOST % (port(label, "stored"), name,
                          "    AcmeCertificate pebble key=%s" % label)
     return text + http01([name for _, name in KEYS])
 
 
-def bench_conf(with_managed, files, https_port, variants):
+def bench_conf(pebble, state, files, https_port, variants):
+    """pebble None: without the managed variants."""
+    with_managed = pebble is not None
     ports = [port(label, v) for label, _ in KEYS for v in variants]
-    text = (ISSUER if with_managed else "SSLSessionTickets off\n") + listen(ports, https_port)
+    text = (issuer(pebble, state) if with_managed else "SSLSessionTickets off\n") \
+        + listen(ports, https_port)
     for label, name in KEYS:
         key_file, chain_file, _, _ = files[label]
         if with_managed:
@@ -154,83 +147,74 @@ def check_config(srv):
 
 def main(argv):
     with_managed = "--no-managed" not in argv
-    hold_port_lock()
-    work = make_world_traversable_tmpdir("apache-acme-bench-")
-    pebble = None
-    srv = None
-    ok = False
     variants = VARIANTS if with_managed else ["static"]
-    try:
+    with benchlib.session("apache-acme-bench-", with_managed) as (work, pebble):
+        state = os.path.join(work, "state", "pebble")
         if with_managed:
-            pebble = Pebble(work, nonce_reject=0)
-            pebble.start()
             root = pebble.write_root(os.path.join(work, "root.pem"))
-            state = os.path.join(work, "state", "pebble")
-            values = dict(DIRURL=pebble.directory_url, CA=pebble.ca_pem, STATE=state)
             https_port = port(KEYS[0][0], "stored")
             srv = BenchApache(os.path.join(work, "issue"), https_port=https_port)
-            srv.write_conf(issue_conf(https_port), **values)
+            srv.write_conf(issue_conf(pebble, state, https_port))
             check_config(srv)
-            srv.start()
-            log("waiting for the certificates of the static variant ...")
-            for label, name in KEYS:
-                wait_acme_cert(port(label, "stored"), name, root, 120, proc_alive=srv.running)
-            srv.stop()
-            srv = None
+            try:
+                srv.start()
+                log("waiting for the certificates of the static variant ...")
+                for label, name in KEYS:
+                    wait_acme_cert(port(label, "stored"), name, root, 120,
+                                   proc_alive=srv.running)
+            except Exception:
+                log("apache error.log (tail):\n" + srv.error_log()[-3000:])
+                raise
+            finally:
+                srv.stop()
             bundles = benchlib.store_bundles(state)
         else:
-            values = {}
             bundles = benchlib.local_ca_bundles(work)
         files = benchlib.write_pem_files(work, bundles)
 
         https_port = port(KEYS[0][0], variants[0])
         srv = BenchApache(os.path.join(work, "bench"), https_port=https_port,
                           **({} if with_managed else {"module": None}))
-        srv.write_conf(bench_conf(with_managed, files, https_port, variants), **values)
+        srv.write_conf(bench_conf(pebble, state, files, https_port, variants))
         check_config(srv)
-        srv.start(ports=[port(label, v) for label, _ in KEYS for v in variants])
-        child = srv.child_pids()
-        if with_managed:
-            log("waiting for the managed certificates (ordered by the benchmarked child) ...")
-            for label, name in KEYS:
-                wait_acme_cert(port(label, "managed"), HOT_PREFIX + name, root, 120,
-                               proc_alive=srv.running)
-                wait_acme_cert(port(label, "stored"), name, root, 10, proc_alive=srv.running)
-            # evidence that "managed" is the callback path: the benchmarked
-            # child parsed each new certificate itself, off the handshake path
-            hot = {cid for cid, pid in re.findall(
-                r"mod_acme_auto: (\S+): generation \d+ installed in pid (\d+)",
-                srv.error_log()) if int(pid) in child}
-            want = {"%s%s_%s" % (HOT_PREFIX, name, label.replace(":", "-"))
-                    for label, name in KEYS}
-            log("child %s installed %s" % (child, sorted(hot)))
-            if not want <= hot:
-                raise RuntimeError("not installed by the benchmarked child: %s"
-                                   % sorted(want - hot))
-        if srv.child_pids() != child:
-            raise RuntimeError("the child changed: %s -> %s" % (child, srv.child_pids()))
+        try:
+            srv.start(ports=[port(label, v) for label, _ in KEYS for v in variants])
+            child = srv.child_pids()
+            if with_managed:
+                log("waiting for the managed certificates (ordered by the benchmarked child) ...")
+                for label, name in KEYS:
+                    wait_acme_cert(port(label, "managed"), HOT_PREFIX + name, root, 120,
+                                   proc_alive=srv.running)
+                    wait_acme_cert(port(label, "stored"), name, root, 10,
+                                   proc_alive=srv.running)
+                # evidence that "managed" is the callback path: the benchmarked
+                # child parsed each new certificate itself, off the handshake path
+                hot = {cid for cid, pid in re.findall(
+                    r"mod_acme_auto: (\S+): generation \d+ installed in pid (\d+)",
+                    srv.error_log()) if int(pid) in child}
+                want = {"%s%s_%s" % (HOT_PREFIX, name, label.replace(":", "-"))
+                        for label, name in KEYS}
+                log("child %s installed %s" % (child, sorted(hot)))
+                if not want <= hot:
+                    raise RuntimeError("not installed by the benchmarked child: %s"
+                                       % sorted(want - hot))
+            if srv.child_pids() != child:
+                raise RuntimeError("the child changed: %s -> %s" % (child, srv.child_pids()))
 
-        ports = {(label, v): port(label, v) for label, _ in KEYS for v in variants}
-        rates = benchlib.run_rounds("one Apache child (mpm_event, %d threads)" % 16,
-                                    ports, variants, pids=child)
-        if srv.child_pids() != child or srv.crashes():
-            raise RuntimeError("the child changed or crashed during the run: %s -> %s\n%s"
-                               % (child, srv.child_pids(), "\n".join(srv.crashes())))
+            ports = {(label, v): port(label, v) for label, _ in KEYS for v in variants}
+            rates = benchlib.run_rounds("one Apache child (mpm_event, %d threads)" % 16,
+                                        ports, variants, pids=child)
+            if srv.child_pids() != child or srv.crashes():
+                raise RuntimeError("the child changed or crashed during the run: %s -> %s\n%s"
+                                   % (child, srv.child_pids(), "\n".join(srv.crashes())))
+        except Exception:
+            log("apache error.log (tail):\n" + srv.error_log()[-3000:])
+            raise
+        finally:
+            srv.stop()
         benchlib.report(rates, variants, other_ratios=[("stored", "stored")]
                         if with_managed else (), managed=with_managed)
-        ok = True
         return 0
-    finally:
-        if srv is not None:
-            srv.stop()
-            if not ok:
-                log("apache error.log (tail):\n" + srv.error_log()[-3000:])
-        if pebble is not None:
-            pebble.stop()
-        if ok:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log("kept %s" % work)
 
 
 if __name__ == "__main__":

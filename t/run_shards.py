@@ -1,21 +1,31 @@
 #!/usr/bin/python3
 """Runs the test suite as parallel shards, each in its own network namespace.
 
-    t/run_shards.py [--jobs N]
+    t/run_shards.py [--shards N]        (default 4)
 
 Every integration test binds fixed loopback ports (pebble 14000, http-01
 5002, ...).  Under "unshare -n" each shard gets a loopback of its own, so the
 shards cannot collide and run side by side; the tests spend most of their
-time waiting for servers and the CA, so two shards on two cores roughly halve
-the wall time.  Without the privilege for unshare (not root), the shards get
+time waiting for servers and the CA, so several shards on two cores cut the
+wall time.  Without the privilege for unshare (not root), the shards get
 distinct ACME_TEST_PORT_OFFSET values instead.
+
+The shards are made from the collection itself ("pytest --collect-only" over
+t/), test by test (test ids, so test_issue.py::test_first_issue[nginx] and
+[apache] may run side by side): longest first into the shard with the least
+work, by the durations of the last run (build/test-results/*.xml) or, for a
+test not seen yet, by SLOW below or a default.  New test files are picked up
+without any list to edit.  The union of the shards must be the whole
+collection, each test exactly once, both as assigned and as reported by the
+shards' junit files; otherwise the run fails, naming the tests.
 
 Each shard is one pytest process; its output goes to build/test-results/
 <shard>.log and is printed whole when the shard ends.  The last line is the
 sum over the shards, "total: N passed, N failed, N skipped", and the exit
-status is 0 only when every shard's pytest exited 0.
+status is 0 only when every shard's pytest exited 0 and the check held.
 """
 
+import glob
 import os
 import subprocess
 import sys
@@ -26,39 +36,113 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PY = "/usr/bin/python3"
 RESULTS = os.path.join(REPO, "build", "test-results")
 SHARD_TIMEOUT = 40 * 60     # far beyond a healthy run; a hang must not outlive CI
+SHARDS = 4
 
-# Files by shard, balanced on measured durations (pytest --durations); any
-# test file not named here joins the first shard, so nothing is left out.
-SHARDS = [
-    ("nginx-a", ["integration/test_nginx_resilience", "integration/test_nginx_multi",
-                 "integration/test_nginx_renew"]),
-    ("nginx-b", ["integration/test_nginx_"]),
-    ("apache-a", ["integration/test_apache_resilience", "integration/test_apache_renew",
-                  "integration/test_apache_sni", "integration/test_apache_certcheck"]),
-    ("apache-b", ["integration/test_apache_", "test_unit.py", "test_fuzz.py",
-                  "integration/test_dns_bind9.py"]),
-]
+# Seconds, for a clean clone without durations of a last run: tests whose
+# name starts with one of these (the rest: DEFAULT_SECONDS; unit tests less).
+SLOW = {
+    "test_ca_down_at_start": 70,
+    "test_challenge_list_falls_back": 65,
+    "test_wrong_certificate_keeps_the_previous_one": 40,
+    "test_renewal_hot_swap": 37,
+    "test_renewals_in_a_row": 30,
+    "test_acme_child_crashing_mid_order": 23,
+    "test_issued_while_read_only": 21,
+    "test_killed_acme_child_is_replaced": 15,
+    "test_frozen_lease_holder": 11,
+    "test_twenty_certificates_one_account": 9,
+}
+DEFAULT_SECONDS = 5.0
+UNIT_SECONDS = 0.5
 
 
-def test_files():
+def collect():
+    """The node ids of the whole suite, in collection order."""
+    r = subprocess.run([PY, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+                        os.path.join(REPO, "t")], cwd=REPO, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=300)
+    out = r.stdout.decode(errors="replace")
+    ids = [l for l in out.splitlines() if "::" in l and not l.startswith(" ")]
+    if r.returncode != 0 or not ids:
+        sys.stdout.write(out)
+        raise SystemExit("run_shards: collecting the tests failed (exit %d)" % r.returncode)
+    return ids
+
+
+def junit_key(nodeid):
+    """(classname, name) of a node id as pytest's junit xml writes them."""
+    parts = nodeid.split("::")
+    mod = parts[0][:-3] if parts[0].endswith(".py") else parts[0]
+    return (".".join([mod.replace("/", ".")] + parts[1:-1]), parts[-1])
+
+
+def junit_cases(path):
+    """[(classname, name, seconds)] of a pytest junit xml ([] if unreadable)."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return []
+    return [(c.get("classname", ""), c.get("name", ""), float(c.get("time", 0) or 0))
+            for c in root.iter("testcase")]
+
+
+def last_durations():
+    out = {}
+    for path in glob.glob(os.path.join(RESULTS, "*.xml")):
+        for cls, name, secs in junit_cases(path):
+            out[(cls, name)] = secs
+    return out
+
+
+def estimate(nodeid, known):
+    key = junit_key(nodeid)
+    if key in known:
+        return known[key]
+    name = key[1]
+    for prefix, secs in SLOW.items():
+        if name.startswith(prefix):
+            return secs
+    return DEFAULT_SECONDS if "/integration/" in nodeid else UNIT_SECONDS
+
+
+def assign(ids, n, known):
+    """n shards [(name, [node ids])]: longest first into the least loaded."""
+    load = [0.0] * n
+    shards = [[] for _ in range(n)]
+    for nid in sorted(ids, key=lambda i: -estimate(i, known)):
+        k = load.index(min(load))
+        shards[k].append(nid)
+        load[k] += estimate(nid, known)
+    order = {nid: i for i, nid in enumerate(ids)}
     out = []
-    for base, _dirs, files in os.walk(os.path.join(REPO, "t")):
-        for f in files:
-            if f.startswith("test_") and f.endswith(".py"):
-                out.append(os.path.relpath(os.path.join(base, f), os.path.join(REPO, "t")))
-    return sorted(out)
+    for k in range(n):
+        if shards[k]:
+            out.append(("shard-%d" % (k + 1), sorted(shards[k], key=order.get), load[k]))
+    # the check: every collected test in exactly one shard
+    flat = [nid for _, s, _ in out for nid in s]
+    if sorted(flat) != sorted(ids):
+        missing = set(ids) - set(flat)
+        twice = {nid for nid in flat if flat.count(nid) > 1}
+        raise SystemExit("run_shards: the shards are not the collection: missing %s, twice %s"
+                         % (sorted(missing), sorted(twice)))
+    return out
 
 
-def assign(files):
-    shards = {name: [] for name, _ in SHARDS}
-    for f in files:
-        for name, prefixes in SHARDS:
-            if any(f.startswith(p) for p in prefixes):
-                shards[name].append(f)
-                break
-        else:
-            shards[SHARDS[0][0]].append(f)
-    return [(name, shards[name]) for name, _ in SHARDS if shards[name]]
+def check_reported(shards):
+    """Every assigned test reported exactly once by its shard's junit xml and
+    nothing else: a list of problems (empty when fine)."""
+    problems = []
+    for name, ids, _ in shards:
+        want = sorted(junit_key(i) for i in ids)
+        got = sorted((c, n) for c, n, _ in junit_cases(os.path.join(RESULTS, name + ".xml")))
+        if got != want:
+            missing = sorted(set(want) - set(got))
+            extra = sorted(set(got) - set(want))
+            twice = sorted({k for k in got if got.count(k) > 1})
+            problems.append("shard %s: %d assigned, %d reported; not run: %s; not assigned: %s;"
+                            " twice: %s" % (name, len(want), len(got), missing[:20],
+                                            extra[:20], twice[:20]))
+    return problems
 
 
 def can_unshare():
@@ -86,17 +170,24 @@ def junit_counts(path):
 
 
 def main(argv):
+    n = SHARDS
+    if len(argv) == 2 and argv[0] in ("--shards", "--jobs") and argv[1].isdigit():
+        n = max(1, int(argv[1]))
+    elif argv:
+        print("usage: %s [--shards N]" % sys.argv[0], file=sys.stderr)
+        return 2
     os.makedirs(RESULTS, exist_ok=True)
+    ids = collect()
+    shards = assign(ids, n, last_durations())
+    for p in glob.glob(os.path.join(RESULTS, "*.xml")) + glob.glob(os.path.join(RESULTS, "*.log")):
+        os.unlink(p)
     netns = can_unshare()
     procs = []
-    for i, (name, files) in enumerate(assign(test_files())):
+    for i, (name, files, secs) in enumerate(shards):
         log = os.path.join(RESULTS, name + ".log")
         xml = os.path.join(RESULTS, name + ".xml")
-        for p in (log, xml):
-            if os.path.exists(p):
-                os.unlink(p)
         pytest = [PY, "-m", "pytest", "-v", "-p", "no:cacheprovider",
-                  "--durations=15", "--junitxml=" + xml] + [os.path.join(REPO, "t", f) for f in files]
+                  "--durations=15", "--junitxml=" + xml] + files
         env = dict(os.environ)
         if netns:
             cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"] + pytest
@@ -104,7 +195,8 @@ def main(argv):
             env["ACME_TEST_PORT_OFFSET"] = str(i * 100)
             cmd = pytest
         fh = open(log, "wb")
-        print("==> shard %s: %d files%s" % (name, len(files), " (own network namespace)" if netns else ""),
+        print("==> shard %s: %d tests, ~%.0f s%s" % (name, len(files), secs,
+                                                    " (own network namespace)" if netns else ""),
               flush=True)
         procs.append((name, log, xml, subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT,
                                                        cwd=REPO, env=env), fh, time.monotonic()))
@@ -141,8 +233,14 @@ def main(argv):
             total[1] += 1       # a shard without results is a failure
         else:
             total = [a + b for a, b in zip(total, counts)]
+    problems = check_reported(shards)
+    for p in problems:
+        print("==> NOT THE WHOLE SUITE: " + p, flush=True)
+    if not problems:
+        print("==> every one of the %d collected tests ran in exactly one shard" % len(ids),
+              flush=True)
     print("total: %d passed, %d failed, %d skipped" % tuple(total), flush=True)
-    return 0 if ok and total[1] == 0 else 1
+    return 0 if ok and total[1] == 0 and not problems else 1
 
 
 if __name__ == "__main__":

@@ -353,7 +353,7 @@ if pytest is not None:
 
 # -- a managed setup shared by the tests (and demo.py) ----------------------
 
-MANAGED_TEMPLATE = """\
+ISSUER_TEMPLATE = """\
 <AcmeIssuer pebble>
     AcmeDirectory @DIRURL@
     AcmeContact admin@example.test
@@ -362,7 +362,9 @@ MANAGED_TEMPLATE = """\
     AcmeStateDir @STATE@
 @ISSUER_EXTRA@
 </AcmeIssuer>
+"""
 
+MANAGED_TEMPLATE = ISSUER_TEMPLATE + """
 <VirtualHost 127.0.0.1:@HTTPS_PORT@>
     ServerName @NAME@
 @ALIASES@
@@ -395,6 +397,13 @@ def managed_conf(pebble, state_dir, names=("a.example.test", "b.example.test"),
         "ALIASES": ("    ServerAlias %s" % " ".join(names[1:])) if len(names) > 1 else "",
     }
     return substitute(MANAGED_TEMPLATE, values)
+
+
+def issuer_conf(pebble, state_dir, issuer_extra=""):
+    """An <AcmeIssuer pebble> block for pebble (or anything with
+    directory_url and ca_pem) with the store in state_dir."""
+    return substitute(ISSUER_TEMPLATE, {"DIRURL": pebble.directory_url, "CA": pebble.ca_pem,
+                                        "STATE": state_dir, "ISSUER_EXTRA": issuer_extra})
 
 
 def start_managed(srv, pebble, state_dir, **conf_kw):

@@ -7,6 +7,10 @@
     pebble           a started Pebble with defaults (5-year certificates)
     root_file        pebble's issuing root written to workdir/root.pem
     nginx_factory    nginx_factory(name="nginx", **NginxServer options)
+    apache_factory   apache_factory(name="apache", **ApacheServer options)
+    server           servers.Nginx / servers.Apache: one test for both
+                     servers, parametrised ["nginx", "apache"] (ids
+                     test_x[nginx], test_x[apache]); see servers.py
     state_dir        workdir/state/pebble (not created: the module does it)
 
 On failure the teardown prints the tails of pebble's and nginx's logs, which
@@ -18,6 +22,8 @@ import shutil
 
 import pytest
 
+import servers
+from apache_server import apache_factory  # noqa: F401 (fixture)
 from nginx_server import NginxServer, make_world_traversable_tmpdir
 from pebble import Pebble, hold_port_lock
 
@@ -111,3 +117,12 @@ def nginx_factory(workdir, request):
                 print("===== nginx stderr =====\n" + _tail(st, 2000))
     for s in servers:
         s.check_asan()
+
+
+@pytest.fixture(params=servers.SERVERS)
+def server(request):
+    """The server under test, "nginx" or "apache" (or "apache-<mpm>" when a
+    test parametrises it with indirect=True)."""
+    if request.param == "nginx":
+        return servers.make("nginx", nginx_factory=request.getfixturevalue("nginx_factory"))
+    return servers.make(request.param, apache_factory=request.getfixturevalue("apache_factory"))

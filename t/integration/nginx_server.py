@@ -254,15 +254,11 @@ from pebble import HTTP_PORT, PORT_OFFSET   # noqa: E402  (http-01 goes to 5002)
 HTTPS_PORT = 8443 + PORT_OFFSET
 
 
-def managed_http_conf(pebble, state_path, names="a.example.test b.example.test",
-                      cert_args="", issuer_extra="", server_extra="",
-                      http_extra="", status=True, https_port=HTTPS_PORT):
-    """The http{} body of a typical managed setup: issuer "pebble", one
-    HTTPS server with acme_certificate, the plain HTTP server on 5002 that
-    answers http-01 (and /acme-status when status is set)."""
-    status_loc = "location = /acme-status { acme_status; }" if status else ""
+def issuer_conf(pebble, state_path, issuer_extra="", name="pebble"):
+    """An acme_issuer block for pebble (or anything with directory_url and
+    ca_pem: ca_proxy.CaProxy) with the store at state_path."""
     return """
-    acme_issuer pebble {
+    acme_issuer %(name)s {
         uri %(uri)s;
         contact admin@example.test;
         state_path %(state)s;
@@ -270,7 +266,19 @@ def managed_http_conf(pebble, state_path, names="a.example.test b.example.test",
         ssl_trusted_certificate %(ca)s;
         %(issuer_extra)s
     }
+""" % {"name": name, "uri": pebble.directory_url if pebble else "https://127.0.0.1:14000/dir",
+       "state": state_path, "ca": pebble.ca_pem if pebble else "/dev/null",
+       "issuer_extra": issuer_extra}
 
+
+def managed_http_conf(pebble, state_path, names="a.example.test b.example.test",
+                      cert_args="", issuer_extra="", server_extra="",
+                      http_extra="", status=True, https_port=HTTPS_PORT):
+    """The http{} body of a typical managed setup: issuer "pebble", one
+    HTTPS server with acme_certificate, the plain HTTP server on 5002 that
+    answers http-01 (and /acme-status when status is set)."""
+    status_loc = "location = /acme-status { acme_status; }" if status else ""
+    return issuer_conf(pebble, state_path, issuer_extra) + """
     %(http_extra)s
 
     server {
@@ -288,9 +296,7 @@ def managed_http_conf(pebble, state_path, names="a.example.test b.example.test",
         %(status_loc)s
         location / { return 200 "plain http\\n"; }
     }
-""" % {"uri": pebble.directory_url if pebble else "https://127.0.0.1:14000/dir",
-       "state": state_path, "ca": pebble.ca_pem if pebble else "/dev/null",
-       "issuer_extra": issuer_extra, "server_extra": server_extra,
+""" % {"server_extra": server_extra,
        "http_extra": http_extra, "names": names, "cert_args": cert_args,
        "status_loc": status_loc, "https": https_port, "http": HTTP_PORT}
 

@@ -122,8 +122,9 @@ def make_ca(directory, name="pebble-api-ca"):
     return key, crt
 
 
-def make_leaf(directory, ca_key, ca_crt, name, sans, cn=None):
-    """A P-256 leaf signed by the CA; sans like ["DNS:localhost", "IP:127.0.0.1"]."""
+def make_leaf(directory, ca_key, ca_crt, name, sans, cn=None, key_type="ecdsa:256"):
+    """A leaf signed by the CA; sans like ["DNS:localhost", "IP:127.0.0.1"];
+    key_type "ecdsa:256" (P-256) or "rsa:BITS"."""
     key = os.path.join(directory, name + ".key")
     csr = os.path.join(directory, name + ".csr")
     crt = os.path.join(directory, name + ".pem")
@@ -133,8 +134,12 @@ def make_leaf(directory, ca_key, ca_crt, name, sans, cn=None):
                 "keyUsage=critical,digitalSignature\n"
                 "extendedKeyUsage=serverAuth\n"
                 "subjectAltName=%s\n" % ",".join(sans))
-    _run(["openssl", "req", "-new", "-newkey", "ec",
-          "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    if key_type.startswith("rsa:"):
+        newkey = ["rsa:" + key_type.split(":")[1]]
+    else:
+        assert key_type == "ecdsa:256", key_type
+        newkey = ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    _run(["openssl", "req", "-new", "-newkey"] + newkey + ["-nodes",
           "-keyout", key, "-out", csr, "-subj", "/CN=%s" % (cn or name)])
     _run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt,
           "-CAkey", ca_key, "-CAcreateserial", "-days", "30",

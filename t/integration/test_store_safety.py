@@ -1,20 +1,25 @@
-"""nginx: the root master never follows what the worker user planted in the
-store (issue 7 item 1), a read-only state_path does not stop the start
-(issue 7 item 6), and a certificate issued while the store refuses writes
-is served all the same and stored once it can be.
+"""nginx and Apache: the root master / parent never follows what the worker
+/ child user planted in the store (issue 7 item 1), a read-only state_path /
+AcmeStateDir does not stop the start (issue 7 item 6), and a certificate
+issued while the store refuses writes is served all the same and stored
+once it can be.
 
-The master runs as root with "user www-data" (nginx_server.py), as in
-production.  What www-data could plant is made here by root and lchown'd
-to www-data; the hard link is made by root too (fs.protected_hardlinks
-would stop www-data, but not on every system)."""
+The master / parent runs as root with "user www-data" / "User www-data"
+(nginx_server.py, apache_server.py), as in production.  What www-data could
+plant is made here by root and lchown'd to www-data; the hard link is made
+by root too (fs.protected_hardlinks would stop www-data, but not on every
+system).  Apache's parent reads the store at every start and graceful
+restart; what it hands to mod_ssl is a root-only copy below
+DefaultRuntimeDir, never a path in the store."""
 
 import json
 import os
+import stat
+from types import SimpleNamespace
 
 import pytest
 
-from nginx_server import (HTTP_PORT, HTTPS_PORT, get_status, managed_http_conf,
-                          status_cert)
+from servers import HTTPS_PORT
 from storeplant import (WORKER, as_worker, bundle_pem, fingerprint, read_only_cmd,
                         remount, remountable_cmd,
                         root_only_file, subject_cn, worker_dir)
@@ -32,30 +37,12 @@ def _id(name):
     return name + "_ecdsa-256"
 
 
-def _conf(ca_pem, state_dir):
-    servers = "".join("""
-    server {
-        listen 127.0.0.1:%d ssl;
-        server_name %s;
-        acme_certificate pebble;
-    }
-""" % (HTTPS_PORT, n) for n in NAMES)
-    return """
-    acme_issuer pebble {
-        uri https://127.0.0.1:1/dir;
-        contact admin@example.test;
-        state_path %s;
-        accept_terms_of_service;
-        ssl_trusted_certificate %s;
-        timeout 2s;
-    }
-%s
-    server {
-        listen 127.0.0.1:%d;
-        server_name %s;
-        location = /acme-status { acme_status; }
-    }
-""" % (state_dir, ca_pem, servers, HTTP_PORT, " ".join(NAMES))
+def _write_conf(server, ca_pem, state_dir):
+    """One certificate per name, each its own server / vhost; the CA is
+    never reached (port 1)."""
+    ca = SimpleNamespace(directory_url="https://127.0.0.1:1/dir", ca_pem=ca_pem)
+    server.write_managed(ca, state_dir, names=NAMES[:1], issuer={"timeout": "2s"},
+                         more=[server.vhost([n]) for n in NAMES[1:]])
 
 
 def _not_planted(name):
@@ -65,7 +52,7 @@ def _not_planted(name):
     return cert
 
 
-def test_planted_links_are_not_followed(nginx_factory, pebble_factory, workdir, state_dir):
+def test_planted_links_are_not_followed(server, pebble_factory, workdir, state_dir):
     ca = pebble_factory(start=False).ca_pem        # the CA is never reached
 
     # root's secrets: a root-only directory, two root-only key + certificate
@@ -94,54 +81,75 @@ def test_planted_links_are_not_followed(nginx_factory, pebble_factory, workdir, 
     os.link(c_secret, os.path.join(c_dir, "bundle.pem"))
     before = fingerprint(secret)
 
-    srv = nginx_factory()
-    srv.write_conf(_conf(ca, state_dir))
-    srv.start(ports=(HTTPS_PORT, HTTP_PORT))
+    _write_conf(server, ca, state_dir)
+    server.start()
 
-    # the master refused both bundles: the fallback is served, the log and
-    # the status name the refused file
-    for name, why in (("b.example.test", "is a symbolic link, refused"),
-                      ("c.example.test", "has 2 hard links, refused")):
-        _not_planted(name)
-        path = os.path.join(certs, _id(name), "bundle.pem")
-        assert '"%s" %s' % (path, why) in srv.error_log(), srv.error_log()
-        c = status_cert(get_status(), _id(name))
-        assert c["state"] in ("fallback", "failed") and c["serial"] is None, c
-        # the latest refusal: this bundle's, or the account key's once the
-        # worker's order tried it
-        assert "refused" in (c["store_error"] or ""), c
+    # the master / parent refused both bundles: the fallback is served, the
+    # log and the status name the refused file
+    def check_bundles_refused(after_reload=False):
+        if after_reload and server.kind == "nginx":
+            # nginx: a reload keeps the certificates' state from the zone and
+            # does not read the refused bundles again (nor log or show
+            # store_error anew): only the fallback is served
+            for name in NAMES[1:]:
+                _not_planted(name)
+            return
+        for name, why in (("b.example.test", "is a symbolic link, refused"),
+                          ("c.example.test", "has 2 hard links, refused")):
+            _not_planted(name)
+            path = os.path.join(certs, _id(name), "bundle.pem")
+            assert '"%s" %s' % (path, why) in server.error_log(), server.error_log()
+            c = server.status_cert(_id(name))
+            assert c["serial"] is None, c
+            if server.kind == "nginx":
+                assert c["state"] in ("fallback", "failed"), c
+            # the latest refusal: this bundle's, or the account key's once
+            # the worker's / driving child's order tried it
+            assert "refused" in (c["store_error"] or ""), c
 
-    # the worker refuses the symlinked account key: no order, the key stays
+    check_bundles_refused()
+
+    if server.kind == "apache":
+        # mod_ssl got root-only copies outside the store, nothing in the store
+        run = os.path.join(server.raw.dir, "run", "acme_auto")
+        st = os.stat(run)
+        assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o700
+        for n in NAMES:
+            p = os.path.join(run, _id(n) + ".fallback.pem")
+            st = os.stat(p)
+            assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600, p
+        assert not os.path.exists(os.path.join(b_dir, "fallback.pem"))
+
+    # the worker / child refuses the symlinked account key: no order, the key stays
     def key_refused():
-        c = status_cert(get_status(), _id("a.example.test"))
+        c = server.status_cert(_id("a.example.test"))
         return c if c["last_error"] and "account.key" in c["last_error"] else None
 
     c = wait_for(key_refused, 30, "the account key refused in the status")
     assert "symbolic link" in c["last_error"], c
 
     # the issue's case: www-data swaps a certificate directory for a symlink
-    # to a root-owned directory, then the master reloads
+    # to a root-owned directory, then the master reloads / a graceful restart
     a_dir = os.path.join(certs, _id("a.example.test"))
     assert os.stat(a_dir).st_uid == WORKER.pw_uid
     os.rename(a_dir, a_dir + ".old")
     os.symlink(root_dir, a_dir)
     as_worker(a_dir)
-    srv.reload()
-    assert '"%s" is a symbolic link, refused' % a_dir in srv.error_log(), srv.error_log()
-    for name in NAMES[1:]:
-        _not_planted(name)
+    server.reload()
+    assert '"%s" is a symbolic link, refused' % a_dir in server.error_log(), server.error_log()
+    check_bundles_refused(after_reload=True)
 
     # a second reload changes nothing either
-    srv.reload()
+    server.reload()
     assert fingerprint(secret) == before
     assert os.stat(root_dir).st_uid == 0
     assert os.path.islink(os.path.join(state_dir, "account.key"))
-    assert not srv.alerts(), srv.alerts()
+    assert not server.problems(), server.problems()
 
 
-def test_read_only_state_path_at_start(nginx_factory, pebble_factory, state_dir):
+def test_read_only_state_dir_at_start(server, pebble_factory, state_dir):
     ca = pebble_factory(start=False).ca_pem
-    # a valid certificate is on disk, as the worker stored it
+    # a valid certificate is on disk, as the worker / child stored it
     cert_dir = worker_dir(os.path.join(worker_dir(os.path.join(
         worker_dir(state_dir), "certs")), _id("a.example.test")))
     bundle = os.path.join(cert_dir, "bundle.pem")
@@ -150,28 +158,28 @@ def test_read_only_state_path_at_start(nginx_factory, pebble_factory, state_dir)
     os.chmod(bundle, 0o600)
     as_worker(bundle)
 
-    srv = nginx_factory()
-    srv.write_conf(_conf(ca, state_dir))
-    cmd = srv.cmd
-    srv.cmd = lambda *args: read_only_cmd(cmd(*args), state_dir)
+    _write_conf(server, ca, state_dir)
+    cmd = server.raw.cmd
+    server.raw.cmd = lambda *args: read_only_cmd(cmd(*args), state_dir)
 
-    rc, out = srv.test_config()
+    rc, out = server.test_config()
     assert rc == 0, out
     assert "read-only file system" in out, out
 
-    srv.start(ports=(HTTPS_PORT, HTTP_PORT))
+    server.start()
     cert = served_cert(HTTPS_PORT, "a.example.test")
     assert subject_cn(cert) == "stored"
-    c = status_cert(get_status(), _id("a.example.test"))
+    c = server.status_cert(_id("a.example.test"))
     assert c["state"] == "valid", c
     assert "read-only file system" in (c["store_error"] or "").lower(), c
-    log = srv.error_log()
+    log = server.error_log()
     assert "read-only file system" in log, log
     assert "[emerg]" not in log, log
     # the other certificates cannot even get their directories: fallback
-    b = status_cert(get_status(), _id("b.example.test"))
+    b = server.status_cert(_id("b.example.test"))
     assert "read-only file system" in (b["store_error"] or "").lower(), b
     assert is_self_signed(served_cert(HTTPS_PORT, "b.example.test"))
+    assert not server.problems(), server.problems()
 
 
 def _stored_serial(state_dir, cert_id):
@@ -179,31 +187,29 @@ def _stored_serial(state_dir, cert_id):
         return load_pem_certs(f.read())[0].serial_number
 
 
-def test_issued_while_read_only_is_served_then_stored(nginx_factory, pebble_factory,
+def test_issued_while_read_only_is_served_then_stored(server, pebble_factory,
                                                        workdir, state_dir):
     p = pebble_factory()
     root = p.write_root(os.path.join(workdir, "root.pem"))
     cid = _id("a.example.test")
     worker_dir(state_dir)
 
-    srv = nginx_factory()
-    srv.write_conf(managed_http_conf(p, state_dir))
-    cmd = srv.cmd
-    srv.cmd = lambda *args: remountable_cmd(cmd(*args), state_dir)
-    srv.start(ports=(HTTPS_PORT, HTTP_PORT))
+    server.write_managed(p, state_dir)
+    cmd = server.raw.cmd
+    server.raw.cmd = lambda *args: remountable_cmd(cmd(*args), state_dir)
+    server.start()
 
-    first = wait_acme_cert(HTTPS_PORT, "a.example.test", root, 60, proc_alive=srv.running)
+    first = wait_acme_cert(HTTPS_PORT, "a.example.test", root, 60, proc_alive=server.running)
     wait_for(lambda: _stored_serial(state_dir, cid) == first.serial_number, 30,
              "the first certificate is stored")
     orders = p.orders_created()
 
     # the store becomes read-only at run time; a new name makes the next
     # order due at once (the certificate's names differ from the config's)
-    remount(srv.master_pid, state_dir, ro=True)
-    log_at = len(srv.error_log())
-    srv.write_conf(managed_http_conf(
-        p, state_dir, names="a.example.test b.example.test c.example.test"))
-    srv.reload()
+    remount(server.main_pid, state_dir, ro=True)
+    log_at = len(server.error_log())
+    server.write_managed(p, state_dir, names=NAMES)
+    server.reload()
 
     def new_served():
         return served_cert(HTTPS_PORT, "a.example.test", cafile=root).serial_number \
@@ -211,33 +217,34 @@ def test_issued_while_read_only_is_served_then_stored(nginx_factory, pebble_fact
     wait_for(new_served, 60, "the certificate issued after the remount is served")
     new = served_cert(HTTPS_PORT, "a.example.test", cafile=root)
 
-    # served by every worker, shown as valid with its serial and the reason
+    # served by every worker / child, shown as valid with its serial and the reason
     for _ in range(20):
         assert served_cert(HTTPS_PORT, "a.example.test",
                            cafile=root).serial_number == new.serial_number
-    c = status_cert(get_status(), cid)
+    c = server.status_cert(cid)
     assert c["state"] == "valid", c
     assert same_serial(c["serial"], new.serial_number), c
     assert "not stored" in (c["store_error"] or ""), c
     assert "read-only file system" in c["store_error"].lower(), c
     assert c["consecutive_failures"] == 0, c
-    log = srv.error_log()[log_at:]
+    log = server.error_log()[log_at:]
     line = [ln for ln in log.splitlines() if "served from memory only" in ln]
-    assert line and "[error]" in line[0] and state_dir in line[0], log
+    level = "[error]" if server.kind == "nginx" else ":error]"
+    assert line and level in line[0] and state_dir in line[0], log
     # nothing reached the disk, and the failed write orders nothing anew
     assert _stored_serial(state_dir, cid) == first.serial_number
     assert p.orders_created() == orders + 1
 
     # writable again: the served certificate is stored by a later write
-    remount(srv.master_pid, state_dir, ro=False)
-    wait_for(lambda: not status_cert(get_status(), cid)["store_error"], 90,
+    remount(server.main_pid, state_dir, ro=False)
+    wait_for(lambda: not server.status_cert(cid)["store_error"], 90,
              "store_error clears")
     assert _stored_serial(state_dir, cid) == new.serial_number
-    assert "stored now" in srv.error_log()[log_at:]
+    assert "stored now" in server.error_log()[log_at:]
     with open(os.path.join(state_dir, "certs", cid, "state.json")) as f:
         st = json.load(f)
     assert st["failures"] == 0 and st["last_success"] > 0, st
     assert p.orders_created() == orders + 1
-    c = status_cert(get_status(), cid)
+    c = server.status_cert(cid)
     assert same_serial(c["serial"], new.serial_number), c
-    assert not srv.alerts(), srv.alerts()
+    assert not server.problems(), server.problems()

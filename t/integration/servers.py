@@ -1,0 +1,296 @@
+"""One interface over the nginx and Apache harnesses, for the tests whose
+contract is the same on both servers.
+
+    def test_x(server, pebble, state_dir):       # conftest: server fixture
+        server.start_managed(pebble, state_dir, issuer={"renew_before_expiry": "66%"})
+        server.status(); server.reload(); server.problems(); server.stop()
+
+The `server` fixture (conftest.py) is parametrised over "nginx" and
+"apache", so test ids show the server (test_first_issue[nginx]); a test may
+widen it with @pytest.mark.parametrize("server", [...], indirect=True) and
+the values "apache-worker" / "apache-prefork" (another MPM).  server.raw is
+the NginxServer / ApacheServer underneath, for what only one server has.
+
+Configuration: one issuer "pebble" with the given options, one managed
+HTTPS server/vhost for `names` (nginx: server_name; Apache: ServerName +
+ServerAlias) with /acme-status, the plain HTTP server/vhost on pebble's
+http-01 port (also /acme-status), plus `more` (blocks from vhost() /
+static_vhost(), each server's own syntax).
+"""
+
+import apache_server
+import nginx_server
+from pebble import HTTP_PORT
+from serverlib import status_cert
+
+HTTPS_PORT = nginx_server.HTTPS_PORT
+assert HTTPS_PORT == apache_server.HTTPS_PORT
+NAMES = ("a.example.test", "b.example.test")
+
+# issuer options both servers have, by nginx's name -> Apache's directive
+APACHE_ISSUER = {
+    "renew_before_expiry": "AcmeRenewBeforeExpiry",
+    "challenge": "AcmeChallenge",
+    "timeout": "AcmeTimeout",
+    "account_key": "AcmeAccountKey",
+    "retry_delay": "AcmeRetryDelay",
+}
+
+
+class Server:
+    """Base: what both adapters share.  Subclasses set kind, raw."""
+
+    kind = None
+    https_port = HTTPS_PORT
+    http_port = HTTP_PORT
+
+    def __init__(self, factory, **opts):
+        self._factory = factory
+        self._opts = opts
+        self._raw = None
+
+    def __repr__(self):
+        return "<%s server>" % self.kind
+
+    # -- the harness object underneath, made at first use ------------------
+    def configure(self, **opts):
+        """Options of the harness object (nginx: workers=; Apache:
+        children=, mpm=), before its first use."""
+        assert self._raw is None, "configure() before the first use"
+        self._opts.update(opts)
+        return self
+
+    @property
+    def raw(self):
+        if self._raw is None:
+            self._raw = self._factory(**self._adapt_opts(self._opts))
+        return self._raw
+
+    def _adapt_opts(self, opts):
+        return dict(opts)
+
+    # -- configuration -----------------------------------------------------
+    def issuer_lines(self, issuer):
+        """issuer: a dict of options both servers have (APACHE_ISSUER keys),
+        or raw text for this server, or a list of either."""
+        if isinstance(issuer, (list, tuple)):
+            return "\n".join(self.issuer_lines(i) for i in issuer)
+        if isinstance(issuer, dict):
+            return "\n".join(self.issuer_opt(k, v) for k, v in issuer.items())
+        return issuer or ""
+
+    def write_managed(self, pebble, state_dir, **kw):
+        return self.raw.write_conf(self.conf(pebble, state_dir, **kw))
+
+    def write_certs(self, pebble, state_dir, certs, issuer=None):
+        """certs: [(names, acme_certificate / AcmeCertificate arguments)],
+        one managed server / vhost each (the first one's names also on the
+        plain HTTP server / vhost, which answers /acme-status)."""
+        (names, args), rest = certs[0], certs[1:]
+        return self.write_managed(pebble, state_dir, names=names, cert_args=args,
+                                  issuer=issuer, more=[self.vhost(n, a) for n, a in rest])
+
+    def start_managed(self, pebble, state_dir, **kw):
+        self.write_managed(pebble, state_dir, **kw)
+        return self.start()
+
+    def conf_line(self, needle):
+        return self.raw.conf_line(needle)
+
+    def test_config(self):
+        return self.raw.test_config()
+
+    # -- processes ---------------------------------------------------------
+    def running(self):
+        return self.raw.running()
+
+    def stop(self):
+        self.raw.stop()
+
+    def error_log(self, since_start=False):
+        return self.raw.error_log(since_start=since_start)
+
+    # -- status ------------------------------------------------------------
+    def status(self, host="a.example.test"):
+        return nginx_server.get_status(self.http_port, host=host)
+
+    def status_cert(self, cert_id=None, host="a.example.test"):
+        return status_cert(self.status(host=host), cert_id)
+
+
+class Nginx(Server):
+    kind = "nginx"
+    plain_http_body = b"plain http"
+
+    def _adapt_opts(self, opts):
+        opts = dict(opts)
+        if "processes" in opts:
+            opts["workers"] = opts.pop("processes")
+        return opts
+
+    def issuer_opt(self, name, value):
+        return "%s %s;" % (name, value)
+
+    def conf(self, pebble, state_dir, names=NAMES, issuer=None, cert_args="", more=()):
+        return nginx_server.managed_http_conf(
+            pebble, state_dir, names=" ".join(names), cert_args=cert_args,
+            issuer_extra=self.issuer_lines(issuer), http_extra="\n".join(more))
+
+    def vhost(self, names, cert_args="", explicit=False):
+        """Another managed HTTPS server; explicit: the names on the
+        acme_certificate line too."""
+        return """
+    server {
+        listen 127.0.0.1:%d ssl;
+        server_name %s;
+        acme_certificate pebble%s%s;
+    }""" % (self.https_port, " ".join(names),
+            (" " + " ".join(names)) if explicit else "",
+            (" " + cert_args) if cert_args else "")
+
+    def static_vhost(self, name, crt, key):
+        """An HTTPS server with a certificate from files, the default one
+        of the listener."""
+        return """
+    server {
+        listen 127.0.0.1:%d ssl default_server;
+        server_name %s;
+        ssl_certificate %s;
+        ssl_certificate_key %s;
+        location / { return 200 "static\\n"; }
+    }""" % (self.https_port, name, crt, key)
+
+    def start(self, ports=None):
+        self.raw.start(ports=ports if ports is not None else (self.https_port, self.http_port))
+        return self
+
+    def reload(self):
+        """HUP; the new set of workers (sorted pids)."""
+        return self.raw.reload()
+
+    def pids(self):
+        """The processes that serve and drive ACME (workers)."""
+        return self.raw.worker_pids()
+
+    @property
+    def main_pid(self):
+        return self.raw.master_pid
+
+    def generations(self):
+        """Configuration generations in the error log (1: no reload)."""
+        return 1 + self.raw.error_log().count("reconfiguring")
+
+    def problems(self):
+        return self.raw.alerts()
+
+    def issued_count(self, cert_id):
+        """Certificates issued for cert_id, by the error log."""
+        return self.raw.error_log().count('acme: certificate "%s" issued' % cert_id)
+
+    def wait_installed(self, timeout=20):
+        """Until every serving process serves the newest certificate: each
+        nginx worker swaps it on its own timer, nothing to wait for in the
+        log (callers still check with fresh handshakes)."""
+        return True
+
+
+class Apache(Server):
+    kind = "apache"
+
+    @property
+    def plain_http_body(self):
+        return b"hello from apache"
+
+    def _adapt_opts(self, opts):
+        opts = dict(opts)
+        if "processes" in opts:
+            opts["children"] = opts.pop("processes")
+        return opts
+
+    def issuer_opt(self, name, value):
+        return "    %s %s" % (APACHE_ISSUER[name], value)
+
+    def conf(self, pebble, state_dir, names=NAMES, issuer=None, cert_args="", more=()):
+        text = apache_server.managed_conf(pebble, state_dir, names=tuple(names),
+                                          issuer_extra=self.issuer_lines(issuer),
+                                          cert_args=cert_args)
+        # static vhosts first: the first vhost of an address is its default
+        first = [m for m in more if "SSLCertificateFile" in m]
+        rest = [m for m in more if m not in first]
+        if first:
+            i = text.index("<VirtualHost 127.0.0.1:%d>" % self.https_port)
+            text = text[:i] + "\n".join(first) + "\n" + text[i:]
+        return text + "\n".join(rest)
+
+    def vhost(self, names, cert_args="", explicit=False):
+        aliases = ("\n    ServerAlias %s" % " ".join(names[1:])) if len(names) > 1 else ""
+        return """
+<VirtualHost 127.0.0.1:%d>
+    ServerName %s%s
+    SSLEngine on
+    AcmeCertificate pebble%s%s
+</VirtualHost>""" % (self.https_port, names[0], aliases,
+                     (" " + " ".join(names)) if explicit else "",
+                     (" " + cert_args) if cert_args else "")
+
+    def static_vhost(self, name, crt, key):
+        return """
+<VirtualHost 127.0.0.1:%d>
+    ServerName %s
+    SSLEngine on
+    SSLCertificateFile %s
+    SSLCertificateKeyFile %s
+</VirtualHost>""" % (self.https_port, name, crt, key)
+
+    def start(self, ports=None):
+        self.raw.start(ports=ports)
+        return self
+
+    def reload(self):
+        """Graceful restart (SIGUSR1); the new children (sorted pids)."""
+        return self.raw.graceful()
+
+    def pids(self):
+        return self.raw.child_pids()
+
+    @property
+    def main_pid(self):
+        return self.raw.parent_pid
+
+    def generations(self):
+        return self.raw.error_log().count("resuming normal operations")
+
+    def problems(self):
+        return self.raw.crashes()
+
+    def issued_count(self, cert_id):
+        return self.raw.error_log().count("mod_acme_auto: %s: new certificate" % cert_id)
+
+    def wait_installed(self, timeout=20):
+        """Until every live child installed the newest certificate
+        generation: each child polls the shared generation once a second
+        and parses the bundle off the handshake path."""
+        from tlsutil import wait_for
+
+        def every_child_installed():
+            inst = self.raw.installs()
+            top = max((g for (_, g) in inst), default=None)
+            return top is not None and \
+                set(self.pids()) <= {pid for (pid, g) in inst if g == top}
+        return wait_for(every_child_installed, timeout,
+                        "the newest certificate installed in every child")
+
+
+def make(param, nginx_factory=None, apache_factory=None):
+    """The adapter for a `server` fixture parameter: "nginx", "apache" or
+    "apache-<mpm>"."""
+    if param == "nginx":
+        return Nginx(nginx_factory)
+    kind, _, mpm = param.partition("-")
+    assert kind == "apache", param
+    return Apache(apache_factory, mpm=mpm or "event")
+
+
+SERVERS = ["nginx", "apache"]
+APACHE_MPMS = ["apache-worker", "apache-prefork"]
+

@@ -1,0 +1,128 @@
+"""nginx and Apache, issue 4: several certificates per server / vhost (an
+ECDSA and an RSA one for the same names, OpenSSL picking by the client's
+signature algorithms) and IP identifiers (RFC 8738) over http-01.  The
+challenge-list fallback and IP identifiers over tls-alpn-01 are in
+test_nginx_multi.py / test_apache_multi.py (each on its server's
+tls-alpn-01 setup)."""
+
+import subprocess
+
+import pytest
+from cryptography import x509
+
+from servers import HTTPS_PORT
+from tlsutil import is_self_signed, key_desc, sans, wait_acme_cert, wait_for
+
+ISSUE_TIMEOUT = 90
+NAMES = ["a.example.test", "b.example.test"]
+
+
+def _s_client_leaf(port, sni, *args):
+    """The leaf an openssl s_client handshake with args gets (sni None: no SNI)."""
+    sni_args = ["-servername", sni] if sni else ["-noservername"]
+    cmd = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port] + sni_args + list(args)
+    r = subprocess.run(cmd, input=b"", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=15)
+    out = r.stdout.decode(errors="replace")
+    begin = out.find("-----BEGIN CERTIFICATE-----")
+    end = out.find("-----END CERTIFICATE-----")
+    assert begin >= 0 and end > begin, (cmd, out[-2000:])
+    pem = out[begin:end + len("-----END CERTIFICATE-----")] + "\n"
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def _all_valid(server, n):
+    certs = server.status()["certificates"]
+    return len(certs) == n and all(c["state"] == "valid" for c in certs)
+
+
+def _ip_sans(cert):
+    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return [str(ip) for ip in ext.value.get_values_for_type(x509.IPAddress)]
+
+
+# a second certificate line in the managed server / vhost (nginx: TLS 1.2
+# allowed there too)
+TWO_KEYS = {
+    "nginx": "key=ecdsa:256;\n        acme_certificate pebble key=rsa:2048;\n"
+             "        ssl_protocols TLSv1.2 TLSv1.3",
+    "apache": "key=ecdsa:256\n    AcmeCertificate pebble key=rsa:2048",
+}
+
+
+def test_ecdsa_and_rsa_certificates_in_one_server(server, pebble, state_dir):
+    server.start_managed(pebble, state_dir, cert_args=TWO_KEYS[server.kind])
+    main_pid = server.main_pid
+    wait_for(lambda: _all_valid(server, 2), ISSUE_TIMEOUT, "both certificates valid")
+
+    cases = [
+        (["-tls1_2", "-sigalgs", "ECDSA+SHA256"], "ecdsa:256"),
+        (["-tls1_2", "-sigalgs", "RSA+SHA256"], "rsa:2048"),
+        (["-tls1_2", "-sigalgs", "rsa_pss_rsae_sha256"], "rsa:2048"),
+        (["-tls1_3", "-sigalgs", "ecdsa_secp256r1_sha256"], "ecdsa:256"),
+        (["-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256"], "rsa:2048"),
+    ]
+    serials = {}
+    for args, want in cases:
+        if server.kind == "apache":
+            # every child picks the new certificates up within about a second
+            leaf = wait_for(lambda: (lambda c: c if not is_self_signed(c) else None)(
+                _s_client_leaf(HTTPS_PORT, "a.example.test", *args)), 15,
+                "ACME certificate for %s" % args)
+        else:
+            leaf = _s_client_leaf(HTTPS_PORT, "a.example.test", *args)
+        assert key_desc(leaf) == want, (args, key_desc(leaf))
+        # issued by pebble: the placeholder does not linger as a third one
+        assert not is_self_signed(leaf) and sans(leaf) == NAMES, (args, leaf)
+        serials.setdefault(want, set()).add(leaf.serial_number)
+    assert len(serials["ecdsa:256"]) == 1 and len(serials["rsa:2048"]) == 1, serials
+    assert server.main_pid == main_pid and server.running()
+    assert server.generations() == 1
+    assert not server.problems(), server.problems()
+
+
+# (certificate arguments, the DNS names of the certificate): an IP with a
+# name (nginx's case) and an IP alone (Apache's case), on both servers
+IP_CASES = [("127.0.0.1 a.example.test", ["a.example.test"]), ("127.0.0.1", [])]
+
+
+@pytest.mark.parametrize("cert_args,dns_names", IP_CASES, ids=["ip-and-name", "ip-only"])
+def test_ip_identifier_http01(server, cert_args, dns_names, pebble, root_file, state_dir):
+    """RFC 8738: an IP literal among the names (an "ip" identifier); pebble
+    validates http-01 on that address's httpPort, and the certificate
+    carries an iPAddress SAN; a client without SNI (connecting to the IP)
+    gets it: the managed server / vhost is the port's default."""
+    server.write_managed(pebble, state_dir, names=["a.example.test"], cert_args=cert_args)
+    rc, out = server.test_config()
+    assert rc == 0, out
+    server.start()
+    main_pid = server.main_pid
+    wait_for(lambda: _all_valid(server, 1), ISSUE_TIMEOUT, "certificate valid")
+    cert = wait_acme_cert(HTTPS_PORT, "127.0.0.1", root_file, ISSUE_TIMEOUT,
+                          proc_alive=server.running)
+    assert _ip_sans(cert) == ["127.0.0.1"]
+    server.wait_installed()
+    leaf = _s_client_leaf(HTTPS_PORT, None)
+    assert not is_self_signed(leaf), leaf
+    assert _ip_sans(leaf) == ["127.0.0.1"], leaf
+    assert sans(leaf) == dns_names, leaf
+    st = server.status_cert()
+    assert st["state"] == "valid" and st["last_error"] is None, st
+    assert server.main_pid == main_pid and server.running()
+    assert not server.problems(), server.problems()
+
+
+# nginx only: a challenge list per certificate (acme_certificate ...
+# challenge=) has no Apache counterpart
+@pytest.mark.parametrize("server", ["nginx"], indirect=True)
+def test_challenge_list_config(server, pebble_factory, state_dir):
+    pebble = pebble_factory(start=False)
+    server.write_managed(pebble, state_dir, cert_args="challenge=tls-alpn-01,http-01")
+    rc, out = server.test_config()
+    assert rc == 0, out
+    server.write_managed(pebble, state_dir, issuer={"challenge": "http-01 http-01"})
+    rc, out = server.test_config()
+    assert rc != 0 and "listed twice" in out, out
+    server.write_managed(pebble, state_dir, cert_args="challenge=http-01,bogus")
+    rc, out = server.test_config()
+    assert rc != 0 and "invalid challenge type" in out, out
