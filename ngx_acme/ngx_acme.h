@@ -4,6 +4,7 @@
  * Files by concern:
  *   ngx_acme_module.c     directives, configuration, postconfiguration,
  *                         init_module (master) and the per-worker timer
+ *   ngx_acme_issuer.c     the acme_issuer block and its directives
  *   ngx_acme_shm.c        shared zone: per-certificate slots, http-01
  *                         tokens, the ACME lease, generation counters
  *   ngx_acme_ssl.c        fallback certificate, cert callback, per-worker
@@ -317,6 +318,9 @@ ngx_uint_t ngx_acme_cert_challenge(ngx_acme_cert_t *cert,
     ngx_uint_t failures);
 ngx_uint_t ngx_acme_cert_uses(ngx_acme_cert_t *cert, ngx_uint_t type);
 const char *ngx_acme_challenge_name(ngx_uint_t type);
+
+/* ngx_acme_issuer.c */
+char *ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 /* ngx_acme_shm.c */
 ngx_int_t ngx_acme_shm_add(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf);

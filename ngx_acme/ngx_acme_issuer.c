@@ -1,0 +1,870 @@
+/*
+ * "acme_issuer NAME { ... }": one ACME CA account configuration.  The
+ * block's directives are an ngx_command_t table, parsed with nginx's own
+ * ngx_conf_set_*_slot handlers where a value is a plain flag or time, and
+ * checked as a whole when the block ends (also by "nginx -t", which must
+ * not write anything).
+ */
+
+#include "ngx_acme.h"
+
+
+static char *ngx_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *dummy,
+    void *conf);
+static char *ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer);
+static char *ngx_acme_issuer_uri(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_contact(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_key_type(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_path(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_tos(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_percent(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_challenge(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_dns_update(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_dns_hook(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_dns_check(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_eab(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void ngx_acme_eab_cleanup(void *data);
+static char *ngx_acme_check_positive_msec(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_acme_check_retry_delay(ngx_conf_t *cf, void *post,
+    void *data);
+
+
+static ngx_conf_post_handler_pt  ngx_acme_positive_msec_post =
+    ngx_acme_check_positive_msec;
+static ngx_conf_post_handler_pt  ngx_acme_retry_delay_post =
+    ngx_acme_check_retry_delay;
+
+
+#define ngx_acme_issuer_offset(field)  offsetof(ngx_acme_issuer_t, field)
+
+/*
+ * conf_offset is unused (the block has one configuration, the issuer);
+ * offset is the field a slot handler sets.
+ */
+static ngx_command_t  ngx_acme_issuer_commands[] = {
+
+    { ngx_string("uri"),
+      NGX_CONF_TAKE1,
+      ngx_acme_issuer_uri,
+      0,
+      ngx_acme_issuer_offset(uri),
+      NULL },
+
+    { ngx_string("contact"),
+      NGX_CONF_TAKE1,
+      ngx_acme_issuer_contact,
+      0,
+      ngx_acme_issuer_offset(contacts),
+      NULL },
+
+    { ngx_string("account_key"),
+      NGX_CONF_TAKE1,
+      ngx_acme_issuer_key_type,
+      0,
+      ngx_acme_issuer_offset(account_key),
+      NULL },
+
+    { ngx_string("state_path"),
+      NGX_CONF_TAKE1,
+      ngx_acme_issuer_path,
+      0,
+      ngx_acme_issuer_offset(state_path),
+      NULL },
+
+    { ngx_string("accept_terms_of_service"),
+      NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_acme_issuer_tos,
+      0,
+      ngx_acme_issuer_offset(tos),
+      NULL },
+
+    { ngx_string("ssl_trusted_certificate"),
+      NGX_CONF_TAKE1,
+      ngx_acme_issuer_path,
+      0,
+      ngx_acme_issuer_offset(trusted),
+      NULL },
+
+    { ngx_string("ssl_verify"),
+      NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      0,
+      ngx_acme_issuer_offset(verify),
+      NULL },
+
+    { ngx_string("renew_before_expiry"),
+      NGX_CONF_TAKE1,
+      ngx_acme_issuer_percent,
+      0,
+      ngx_acme_issuer_offset(renew_percent),
+      NULL },
+
+    { ngx_string("timeout"),
+      NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      0,
+      ngx_acme_issuer_offset(timeout),
+      &ngx_acme_positive_msec_post },
+
+    /* the first backoff step (as mod_md's MDRetryDelay); then 10 and 100
+     * times it, then a day */
+    { ngx_string("retry_delay"),
+      NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      0,
+      ngx_acme_issuer_offset(retry_delay),
+      &ngx_acme_retry_delay_post },
+
+    { ngx_string("challenge"),
+      NGX_CONF_1MORE,
+      ngx_acme_issuer_challenge,
+      0,
+      ngx_acme_issuer_offset(challenges),
+      NULL },
+
+    { ngx_string("dns_update"),
+      NGX_CONF_1MORE,
+      ngx_acme_issuer_dns_update,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("dns_hook"),
+      NGX_CONF_TAKE12,
+      ngx_acme_issuer_dns_hook,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("dns_propagation_check"),
+      NGX_CONF_1MORE,
+      ngx_acme_issuer_dns_check,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("external_account_key"),
+      NGX_CONF_TAKE23,
+      ngx_acme_issuer_eab,
+      0,
+      ngx_acme_issuer_offset(eab_kid),
+      NULL },
+
+      ngx_null_command
+};
+
+
+/* the argument counts nginx's ngx_conf_handler() accepts, by flag */
+static ngx_uint_t  ngx_acme_argument_number[] = {
+    NGX_CONF_NOARGS,
+    NGX_CONF_TAKE1,
+    NGX_CONF_TAKE2,
+    NGX_CONF_TAKE3,
+    NGX_CONF_TAKE4,
+    NGX_CONF_TAKE5,
+    NGX_CONF_TAKE6,
+    NGX_CONF_TAKE7
+};
+
+
+char *
+ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_main_conf_t  *amcf = conf;
+
+    char                *rv;
+    ngx_str_t           *value;
+    ngx_uint_t           i;
+    ngx_conf_t           save;
+    ngx_acme_issuer_t   *issuer, **issuers;
+
+    value = cf->args->elts;
+
+    issuers = amcf->issuers.elts;
+
+    for (i = 0; i < amcf->issuers.nelts; i++) {
+        if (issuers[i]->name.len == value[1].len
+            && ngx_strncmp(issuers[i]->name.data, value[1].data,
+                           value[1].len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate acme_issuer \"%V\", first defined "
+                               "in %s:%ui", &value[1], issuers[i]->file,
+                               issuers[i]->line);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] == '/' || value[1].data[i] == '\0') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid acme_issuer name \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    issuer = ngx_pcalloc(cf->pool, sizeof(ngx_acme_issuer_t));
+    if (issuer == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    issuer->name = value[1];
+    issuer->account_key = NGX_CONF_UNSET;
+    issuer->tos = NGX_CONF_UNSET;
+    issuer->verify = NGX_CONF_UNSET;
+    issuer->renew_percent = NGX_CONF_UNSET;
+    issuer->timeout = NGX_CONF_UNSET_MSEC;
+    issuer->retry_delay = NGX_CONF_UNSET;
+    issuer->file = cf->conf_file->file.name.data;
+    issuer->line = cf->conf_file->line;
+
+    if (ngx_array_init(&issuer->contacts, cf->pool, 2, sizeof(char *))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    save = *cf;
+    cf->handler = ngx_acme_issuer_directive;
+    cf->handler_conf = (char *) issuer;
+
+    rv = ngx_conf_parse(cf, NULL);
+
+    *cf = save;
+
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    rv = ngx_acme_issuer_check(cf, issuer);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    issuers = ngx_array_push(&amcf->issuers);
+    if (issuers == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *issuers = issuer;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * One directive inside the block: looked up in ngx_acme_issuer_commands
+ * and its arguments counted as nginx's ngx_conf_handler() does, so the
+ * messages read like nginx's own.
+ */
+static char *
+ngx_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
+{
+    char           *rv;
+    ngx_str_t      *name;
+    ngx_uint_t      n, ok;
+    ngx_command_t  *cmd;
+
+    name = cf->args->elts;
+    n = cf->args->nelts;
+
+    for (cmd = ngx_acme_issuer_commands; cmd->name.len; cmd++) {
+
+        if (cmd->name.len != name->len
+            || ngx_strncmp(cmd->name.data, name->data, name->len) != 0)
+        {
+            continue;
+        }
+
+        if (cmd->type & NGX_CONF_FLAG) {
+            ok = (n == 2);
+
+        } else if (cmd->type & NGX_CONF_1MORE) {
+            ok = (n >= 2);
+
+        } else if (cmd->type & NGX_CONF_2MORE) {
+            ok = (n >= 3);
+
+        } else {
+            ok = (n <= NGX_CONF_MAX_ARGS
+                  && (cmd->type & ngx_acme_argument_number[n - 1]));
+        }
+
+        if (!ok) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid number of arguments in \"%s\" "
+                               "directive", cmd->name.data);
+            return NGX_CONF_ERROR;
+        }
+
+        rv = cmd->set(cf, cmd, conf);
+
+        if (rv == NGX_CONF_OK || rv == NGX_CONF_ERROR) {
+            return rv;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%s\" directive %s",
+                           cmd->name.data, rv);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown directive \"%V\" in \"acme_issuer\"", name);
+    return NGX_CONF_ERROR;
+}
+
+
+/* The block as a whole: defaults, what must be there, the store. */
+static char *
+ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
+{
+    u_char      *p;
+    char         err[ACME_ERRLEN];
+    ngx_uint_t   i, dns;
+
+    if (issuer->uri.len == 0) {
+        ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
+                            "\"uri\" is missing in \"acme_issuer %V\"",
+                            &issuer->name);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_init_value(issuer->account_key, ACME_KEY_DEFAULT);
+    ngx_conf_init_value(issuer->tos, 0);
+    ngx_conf_init_value(issuer->verify, 1);
+    ngx_conf_init_value(issuer->renew_percent, 33);
+    ngx_conf_init_msec_value(issuer->timeout, 30000);
+    ngx_conf_init_value(issuer->retry_delay, ACME_JOB_RETRY_DELAY);
+
+    if (issuer->challenges.n == 0) {
+        issuer->challenges.type[0] = NGX_ACME_HTTP_01;
+        issuer->challenges.n = 1;
+    }
+
+    issuer->challenge = issuer->challenges.type[0];
+
+    dns = 0;
+
+    for (i = 0; i < issuer->challenges.n; i++) {
+        if (issuer->challenges.type[i] == NGX_ACME_DNS_01) {
+            dns = 1;
+        }
+    }
+
+    if (dns
+        && issuer->dns_server.host == NULL && issuer->dns_hook == NULL)
+    {
+        ngx_acme_conf_error(cf->log, issuer->file, issuer->challenge_line,
+                            "\"challenge dns-01\" in \"acme_issuer %V\" "
+                            "needs \"dns_update\" or \"dns_hook\"",
+                            &issuer->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (issuer->dns_server.host && issuer->dns_hook) {
+        ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
+                            "\"dns_update\" and \"dns_hook\" cannot both "
+                            "be used in \"acme_issuer %V\"", &issuer->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (issuer->state_path.len == 0) {
+        issuer->state_path.len = sizeof("/var/lib/nginx/acme/") - 1
+                                 + issuer->name.len;
+        issuer->state_path.data = ngx_pnalloc(cf->pool,
+                                              issuer->state_path.len + 1);
+        if (issuer->state_path.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_cpymem(issuer->state_path.data, "/var/lib/nginx/acme/",
+                       sizeof("/var/lib/nginx/acme/") - 1);
+        p = ngx_cpymem(p, issuer->name.data, issuer->name.len);
+        *p = '\0';
+    }
+
+    /* checks only: "nginx -t" must not write anything */
+
+    if (acme_store_check_writable((char *) issuer->state_path.data,
+                                  err, sizeof(err))
+        != 0)
+    {
+        if (errno != EROFS) {
+            ngx_acme_conf_error(cf->log, issuer->file,
+                                issuer->state_line ? issuer->state_line
+                                                   : issuer->line,
+                                "state_path \"%V\" of \"acme_issuer %V\" is "
+                                "not usable: %s", &issuer->state_path,
+                                &issuer->name, err);
+            return NGX_CONF_ERROR;
+        }
+
+        /* a read-only mount: serve what is stored, store nothing */
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "state_path \"%V\" of \"acme_issuer %V\" is on a "
+                      "read-only file system (%s): stored certificates are "
+                      "served, new ones cannot be stored until it is "
+                      "writable in %s:%ui", &issuer->state_path,
+                      &issuer->name, err, issuer->file,
+                      issuer->state_line ? issuer->state_line
+                                         : issuer->line);
+    }
+
+    issuer->ssl.log = cf->log;
+
+    if (ngx_acme_http_ssl_init(cf, &issuer->ssl, &issuer->trusted) != NGX_OK) {
+        ngx_acme_conf_error(cf->log, issuer->file,
+                            issuer->trusted_line ? issuer->trusted_line
+                                                 : issuer->line,
+                            "cannot set up TLS for \"acme_issuer %V\" "
+                            "(\"ssl_trusted_certificate\" \"%V\")",
+                            &issuer->name, &issuer->trusted);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!issuer->verify && issuer->ssl.ctx) {
+        SSL_CTX_set_verify(issuer->ssl.ctx, SSL_VERIFY_NONE, NULL);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* uri URL: the ACME directory (RFC 8555 section 7.1.1). */
+static char *
+ngx_acme_issuer_uri(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_issuer_t  *issuer = conf;
+
+    char        err[ACME_ERRLEN];
+    ngx_str_t  *value;
+    acme_url_t  url;
+
+    if (issuer->uri.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (acme_url_parse((char *) value[1].data, &url, err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"uri\" \"%V\": %s", &value[1], err);
+        return NGX_CONF_ERROR;
+    }
+
+    if (!url.https) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"uri\" \"%V\" is plain HTTP: RFC 8555 "
+                           "(section 6.1) requires HTTPS, nothing the CA "
+                           "answers is authenticated", &value[1]);
+    }
+
+    acme_url_free(&url);
+
+    issuer->uri = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/* contact URL: repeatable; "mailto:" is added to a value without scheme. */
+static char *
+ngx_acme_issuer_contact(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_issuer_t  *issuer = conf;
+
+    u_char      *p;
+    char        *c, **cp;
+    ngx_str_t   *value;
+    ngx_uint_t   scheme;
+
+    value = cf->args->elts;
+
+    scheme = (ngx_strlchr(value[1].data, value[1].data + value[1].len, ':')
+              != NULL);
+
+    c = ngx_pnalloc(cf->pool, value[1].len + sizeof("mailto:"));
+    if (c == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = (u_char *) c;
+
+    if (!scheme) {
+        p = ngx_cpymem(p, "mailto:", sizeof("mailto:") - 1);
+    }
+
+    p = ngx_cpymem(p, value[1].data, value[1].len);
+    *p = '\0';
+
+    cp = ngx_array_push(&issuer->contacts);
+    if (cp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *cp = c;
+
+    return NGX_CONF_OK;
+}
+
+
+/* A key type ("ecdsa:256", ...) into an ngx_int_t field (acme_key_type_t). */
+static char *
+ngx_acme_issuer_key_type(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_int_t        *field;
+    ngx_str_t        *value;
+    acme_key_type_t   kt;
+
+    field = (ngx_int_t *) (p + cmd->offset);
+
+    if (*field != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (acme_key_type_parse((char *) value[1].data, value[1].len, &kt) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid key type \"%V\" in \"%V\" (expected "
+                           "ecdsa:256, ecdsa:384, rsa:2048, rsa:3072 or "
+                           "rsa:4096)", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    *field = kt;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * A path relative to the prefix (state_path) or to the configuration
+ * directory (ssl_trusted_certificate), NUL-terminated, the line kept for
+ * later messages; a state path loses its trailing slashes.
+ */
+static char *
+ngx_acme_issuer_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_issuer_t  *issuer = conf;
+
+    char        *p = conf;
+    ngx_str_t   *path, *value;
+    ngx_uint_t   state;
+
+    path = (ngx_str_t *) (p + cmd->offset);
+
+    if (path->len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    state = (path == &issuer->state_path);
+
+    *path = value[1];
+
+    if (state) {
+        issuer->state_line = cf->conf_file->line;
+
+    } else {
+        issuer->trusted_line = cf->conf_file->line;
+    }
+
+    /* ngx_conf_full_name() keeps the terminating NUL */
+
+    if (ngx_conf_full_name(cf->cycle, path, !state) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    while (state && path->len > 1 && path->data[path->len - 1] == '/') {
+        path->data[--path->len] = '\0';
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* accept_terms_of_service [on|off]: no argument means on. */
+static char *
+ngx_acme_issuer_tos(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_issuer_t  *issuer = conf;
+
+    if (cf->args->nelts == 1) {
+        if (issuer->tos != NGX_CONF_UNSET) {
+            return "is duplicate";
+        }
+
+        issuer->tos = 1;
+        return NGX_CONF_OK;
+    }
+
+    return ngx_conf_set_flag_slot(cf, cmd, conf);
+}
+
+
+/* renew_before_expiry N%: renew when N % of the lifetime is left, 1-99. */
+static char *
+ngx_acme_issuer_percent(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_issuer_t  *issuer = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (issuer->renew_percent != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len < 2 || value[1].data[value[1].len - 1] != '%') {
+        goto invalid;
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len - 1);
+
+    if (n == NGX_ERROR || n < 1 || n > 99) {
+        goto invalid;
+    }
+
+    issuer->renew_percent = n;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive (expected "
+                       "a percentage from 1%% to 99%%)", &value[1],
+                       &cmd->name);
+    return NGX_CONF_ERROR;
+}
+
+
+/* challenge TYPE...: the types to try in turn after failures. */
+static char *
+ngx_acme_issuer_challenge(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_issuer_t  *issuer = conf;
+
+    char        *rv;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (issuer->challenges.n) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        rv = ngx_acme_challenges_add(&issuer->challenges, &value[i]);
+
+        if (rv != NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" in \"challenge\": %s", &value[i], rv);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    issuer->challenge_line = cf->conf_file->line;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_acme_issuer_dns_update(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    if (cf->args->nelts < 4) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid number of arguments in \"%V\" directive",
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_acme_dns_update_conf(cf, conf);
+}
+
+
+static char *
+ngx_acme_issuer_dns_hook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_acme_dns_hook_conf(cf, conf);
+}
+
+
+static char *
+ngx_acme_issuer_dns_check(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_acme_dns_check_conf(cf, conf);
+}
+
+
+/*
+ * external_account_key KID FILE|data:KEY [alg=HS256|HS384|HS512]
+ *
+ * The key is read now, by "nginx -t" too, so a missing or bad key is a
+ * configuration error and not a failed order hours later.  Messages name
+ * the file, never the key (acme_eab.h promises the same).
+ */
+static char *
+ngx_acme_issuer_eab(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_issuer_t  *issuer = conf;
+
+    char                *err_p;
+    char                 err[ACME_ERRLEN];
+    size_t               len;
+    u_char              *key, *text;
+    ngx_str_t           *value, file;
+    ngx_uint_t           i, inline_key;
+    ngx_pool_cleanup_t  *cln;
+
+    if (issuer->eab_kid.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty key identifier in "
+                           "\"external_account_key\"");
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] < 0x21 || value[1].data[i] > 0x7e
+            || value[1].data[i] == '"' || value[1].data[i] == '\\')
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid key identifier \"%V\" in "
+                               "\"external_account_key\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    issuer->eab_alg = "HS256";
+
+    if (cf->args->nelts == 4) {
+        if (ngx_strcmp(value[3].data, "alg=HS256") == 0) {
+            issuer->eab_alg = "HS256";
+
+        } else if (ngx_strcmp(value[3].data, "alg=HS384") == 0) {
+            issuer->eab_alg = "HS384";
+
+        } else if (ngx_strcmp(value[3].data, "alg=HS512") == 0) {
+            issuer->eab_alg = "HS512";
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"external_account_key\" (expected "
+                               "alg=HS256, alg=HS384 or alg=HS512)",
+                               &value[3]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    err[0] = '\0';
+    len = 0;
+
+    if (ngx_strncmp(value[2].data, "data:", 5) == 0) {
+        text = value[2].data + 5;
+        key = acme_eab_mac_key_decode((char *) text, &len, err, sizeof(err));
+
+        /* the inline key stays in the configuration text only */
+        inline_key = 1;
+
+    } else {
+        inline_key = 0;
+        file = value[2];
+
+        if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        key = acme_eab_mac_key_read_file((char *) file.data, &len,
+                                         err, sizeof(err));
+    }
+
+    if (key == NULL) {
+        err_p = err[0] ? err : "invalid key";
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cannot load the MAC key of "
+                           "\"external_account_key %V\"%s: %s",
+                           &value[1], inline_key ? " (inline data:)" : "",
+                           err_p);
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        acme_eab_mac_key_free(key, len);
+        return NGX_CONF_ERROR;
+    }
+
+    issuer->eab_kid = value[1];
+    issuer->eab_key = key;
+    issuer->eab_key_len = len;
+
+    cln->handler = ngx_acme_eab_cleanup;
+    cln->data = issuer;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_acme_eab_cleanup(void *data)
+{
+    ngx_acme_issuer_t  *issuer = data;
+
+    acme_eab_mac_key_free(issuer->eab_key, issuer->eab_key_len);
+    issuer->eab_key = NULL;
+    issuer->eab_key_len = 0;
+}
+
+
+/* A time of 0 would make every network step fail at once. */
+static char *
+ngx_acme_check_positive_msec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t  *msp = data;
+
+    if (*msp == 0) {
+        return "must be more than 0";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_acme_check_retry_delay(ngx_conf_t *cf, void *post, void *data)
+{
+    time_t  *sp = data;
+
+    if (*sp < 1 || *sp > 86400) {
+        return "must be a time between 1s and 1d";
+    }
+
+    return NGX_CONF_OK;
+}
