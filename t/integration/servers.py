@@ -267,18 +267,26 @@ class Apache(Server):
         return self.raw.error_log().count("mod_acme_auto: %s: new certificate" % cert_id)
 
     def wait_installed(self, timeout=20):
-        """Until every live child installed the newest certificate
-        generation: each child polls the shared generation once a second
-        and parses the bundle off the handshake path."""
+        """Until every live child installed the newest generation of every
+        certificate id in the log: each child polls the shared generations
+        once a second and parses a bundle off the handshake path, so until
+        then it serves what it had (the placeholder at first)."""
+        import re
         from tlsutil import wait_for
 
         def every_child_installed():
-            inst = self.raw.installs()
-            top = max((g for (_, g) in inst), default=None)
-            return top is not None and \
-                set(self.pids()) <= {pid for (pid, g) in inst if g == top}
+            inst = re.findall(r"(\S+): generation (\d+) installed in pid (\d+)",
+                              self.error_log())
+            if not inst:
+                return False
+            top = {}
+            for cid, g, _ in inst:
+                top[cid] = max(top.get(cid, 0), int(g))
+            have = {(cid, int(g), int(pid)) for cid, g, pid in inst}
+            return all((cid, g, pid) in have
+                       for cid, g in top.items() for pid in self.pids())
         return wait_for(every_child_installed, timeout,
-                        "the newest certificate installed in every child")
+                        "the newest certificates installed in every child")
 
 
 def make(param, nginx_factory=None, apache_factory=None):

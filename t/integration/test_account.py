@@ -7,7 +7,6 @@ error"."""
 
 import json
 import os
-import re
 import shutil
 
 from servers import HTTPS_PORT
@@ -77,12 +76,6 @@ NAMES = {"k1.example.test_ecdsa-256": ["k1.example.test"],
 RENEWALS = 3        # per certificate, after the first issuance
 
 
-def _installed_everywhere(server):
-    """Apache: every child installed a first certificate of each id."""
-    got = set(re.findall(r"(\S+): generation \d+ installed in pid (\d+)", server.error_log()))
-    return all((cid, str(pid)) in got for cid in NAMES for pid in server.pids())
-
-
 def test_renewals_in_a_row_and_a_foreign_account_url(server, pebble_factory,
                                                      workdir, state_dir):
     """Three certificates (ECDSA, RSA, two names) with 20-second pebble
@@ -103,11 +96,7 @@ def test_renewals_in_a_row_and_a_foreign_account_url(server, pebble_factory,
     for names in NAMES.values():
         for n in names:
             wait_acme_cert(HTTPS_PORT, n, root, 30, proc_alive=server.running)
-    if server.kind == "apache":
-        # children poll the shared generations once a second: until a child
-        # has installed a first certificate it serves the placeholder
-        wait_for(lambda: _installed_everywhere(server), 20,
-                 "the certificates installed in every child")
+    server.wait_installed()
 
     hammers = [Hammer(HTTPS_PORT, root, sni=n, max_seconds=240)
                for names in NAMES.values() for n in names]

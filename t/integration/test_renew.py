@@ -26,6 +26,7 @@ def test_renewal_hot_swap_without_reload(server, pebble_factory, workdir, state_
     server.start_managed(p, state_dir, issuer=RENEW)
 
     first = wait_acme_cert(HTTPS_PORT, "a.example.test", root, 60, proc_alive=server.running)
+    server.wait_installed()     # an Apache child that has not polled yet serves the placeholder
     pids = server.pids()
     main_pid = server.main_pid
     log_before = len(server.error_log())
@@ -74,6 +75,7 @@ def test_reloads_under_load_keep_the_certificate(server, pebble, root_file, stat
     server.start_managed(pebble, state_dir)
     first = wait_acme_cert(HTTPS_PORT, "a.example.test", root_file, 60,
                            proc_alive=server.running)
+    server.wait_installed()     # an Apache child that has not polled yet serves the placeholder
     main_pid = server.main_pid
     h = Hammer(HTTPS_PORT, root_file, max_seconds=120)
     h.start()
