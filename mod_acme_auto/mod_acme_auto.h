@@ -4,7 +4,8 @@
  *
  * Files by concern:
  *   mod_acme_auto.c    module record, hook registration, startup glue
- *   acme_auto_config.c directives, <AcmeIssuer>, configuration checks
+ *   acme_auto_config.c directives, <AcmeIssuer>
+ *   acme_auto_check.c  configuration checks (check_config), acme_auto_g
  *   acme_auto_shm.c    shared memory (tokens, per-certificate slots), locks
  *   acme_auto_http01.c http-01 answers in post_read_request
  *   acme_auto_alpn.c   tls-alpn-01 answers (acme-tls/1 protocol hooks)
@@ -140,17 +141,25 @@ typedef struct {
 
 extern acme_auto_globals_t acme_auto_g;
 
+static APR_INLINE acme_auto_srv_conf_t *
+acme_auto_srv_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &acme_auto_module);
+}
+
 /* acme_auto_config.c */
 extern const command_rec acme_auto_cmds[];
 void *acme_auto_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *acme_auto_merge_srv_conf(apr_pool_t *p, void *base, void *add);
+/* 1 when type is in the issuer's AcmeChallenge list. */
+int acme_auto_issuer_has_challenge(const acme_auto_issuer_t *iss,
+    const char *type);
+
+/* acme_auto_check.c */
 /* Cross-checks and builds acme_auto_g; writes nothing. OK or !OK (logged). */
 int acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     apr_pool_t *ptemp, server_rec *s);
 acme_auto_cert_t *acme_auto_cert_for_server(server_rec *s);
-/* 1 when type is in the issuer's AcmeChallenge list. */
-int acme_auto_issuer_has_challenge(const acme_auto_issuer_t *iss,
-    const char *type);
 /* All managed certificates of a vhost (acme_auto_cert_t *), or NULL. */
 apr_array_header_t *acme_auto_certs_for_server(server_rec *s);
 

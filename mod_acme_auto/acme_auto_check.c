@@ -1,0 +1,395 @@
+/*
+ * Configuration checks (check_config hook): AcmeCertificate resolved
+ * against <AcmeIssuer>, names validated (acme_names.h), state directories
+ * checked, the managed certificates of acme_auto_g built.
+ *
+ * Everything here only reads: the hook also runs under "apache2 -t" and
+ * must catch every mistake without writing a file (the state directories
+ * are created later, in post_config: acme_auto_startup.c).
+ */
+#include <errno.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "apr_strings.h"
+#include "apr_optional.h"
+#include "mod_watchdog.h"
+
+#include "mod_acme_auto.h"
+#include "acme_names.h"
+#include "acme_store.h"
+#include "acme_util.h"
+
+APLOG_USE_MODULE(acme_auto);
+
+#define ACME_AUTO_DEFAULT_STATE_ROOT "/var/lib/apache2/acme/"
+
+acme_auto_globals_t acme_auto_g;
+
+/* A ServerName/ServerAlias equals a normalised name (acme_names.h): case
+ * and one trailing dot do not matter. */
+static int
+host_is(const char *host, const char *name)
+{
+    size_t n = strlen(host);
+
+    if (n > 1 && host[n - 1] == '.') {
+        n--;
+    }
+    return n == strlen(name) && strncasecmp(host, name, n) == 0;
+}
+
+static int
+vhost_has_name(server_rec *s, const char *name)
+{
+    int i;
+
+    if (s->server_hostname && host_is(s->server_hostname, name)) {
+        return 1;
+    }
+    for (i = 0; s->names && i < s->names->nelts; i++) {
+        if (host_is(APR_ARRAY_IDX(s->names, i, const char *), name)) {
+            return 1;
+        }
+    }
+    for (i = 0; s->wild_names && i < s->wild_names->nelts; i++) {
+        if (host_is(APR_ARRAY_IDX(s->wild_names, i, const char *), name)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* mod_ssl selects "acme-tls/1" (ALPN) only where the vhost's Protocols
+ * list has it. */
+static int
+vhost_has_protocol(server_rec *s, const char *proto)
+{
+    core_server_config *conf = ap_get_core_module_config(s->module_config);
+    int                 i;
+
+    for (i = 0; conf->protocols && i < conf->protocols->nelts; i++) {
+        if (strcasecmp(APR_ARRAY_IDX(conf->protocols, i, const char *), proto)
+            == 0)
+        {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static acme_auto_issuer_t *
+find_issuer(const char *name)
+{
+    int i;
+
+    for (i = 0; i < acme_auto_g.issuers->nelts; i++) {
+        acme_auto_issuer_t *iss = APR_ARRAY_IDX(acme_auto_g.issuers, i,
+                                                acme_auto_issuer_t *);
+        if (strcmp(iss->name, name) == 0) {
+            return iss;
+        }
+    }
+    return NULL;
+}
+
+static int
+cert_has_challenge(const acme_auto_cert_conf_t *cc, const char *type)
+{
+    size_t i;
+
+    for (i = 0; i < cc->n_challenges; i++) {
+        if (strcmp(cc->challenges[i], type) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+#define CHECK_FAIL(s, ...) do { \
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, (s), \
+                     __VA_ARGS__); \
+        bad = 1; \
+    } while (0)
+
+/* One AcmeCertificate line of a vhost: its names, its id, its shared
+ * managed certificate (several lines of one vhost give several certificates,
+ * e.g. an ECDSA and an RSA one, all installed by the cert callback). */
+static int
+check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
+    acme_auto_srv_conf_t *sc, acme_auto_cert_conf_t *cc)
+{
+    int                    j, bad = 0;
+    unsigned               flags;
+    size_t                 bad_name;
+    acme_auto_issuer_t    *iss;
+    acme_auto_cert_t      *c = NULL;
+    apr_array_header_t    *names;
+    acme_names_t           set;
+    char                  *id, err[ACME_ERRLEN];
+
+    iss = find_issuer(cc->issuer_name);
+    if (iss == NULL) {
+        CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d) names the "
+                   "issuer '%s', but there is no <AcmeIssuer %s>",
+                   cc->conf_file, cc->conf_line, cc->issuer_name,
+                   cc->issuer_name);
+        return bad;
+    }
+    if (cc->n_challenges == 0) {
+        memcpy(cc->challenges, iss->challenges, sizeof(cc->challenges));
+        cc->n_challenges = (size_t) iss->n_challenges;
+    }
+    else if (cert_has_challenge(cc, "dns-01") && iss->dns_update.host[0] == '\0'
+             && iss->dns_hook == NULL)
+    {
+        CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d) uses "
+                   "challenge=dns-01 but <AcmeIssuer %s> has neither "
+                   "AcmeDNSUpdate nor AcmeDNSHook to publish the TXT "
+                   "records", cc->conf_file, cc->conf_line, iss->name);
+    }
+    if (cert_has_challenge(cc, "tls-alpn-01")
+        && !vhost_has_protocol(s, "acme-tls/1"))
+    {
+        CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): <AcmeIssuer"
+                   " %s> uses AcmeChallenge tls-alpn-01 (or challenge=), but"
+                   " this vhost "
+                   "does not offer the protocol: add 'Protocols h2 "
+                   "http/1.1 acme-tls/1' (or 'Protocols http/1.1 "
+                   "acme-tls/1') to it", cc->conf_file, cc->conf_line,
+                   iss->name);
+    }
+    /* the names by the rules of acme_names.h: explicit, else ServerName
+     * and ServerAlias ("_" and "" skipped) */
+    flags = acme_auto_issuer_has_challenge(iss, "dns-01") ? ACME_NAMES_DNS01
+                                                           : 0;
+    names = apr_array_make(ptemp, 4, sizeof(const char *));
+    if (cc->names->nelts > 0) {
+        apr_array_cat(names, cc->names);
+    }
+    else {
+        flags |= ACME_NAMES_SERVER_NAME;
+        if (s->server_hostname != NULL) {
+            APR_ARRAY_PUSH(names, const char *) = s->server_hostname;
+        }
+        if (s->names) {
+            apr_array_cat(names, s->names);
+        }
+        if (s->wild_names) {
+            apr_array_cat(names, s->wild_names);
+        }
+    }
+    if (acme_names_set(&set, (const char *const *) names->elts, NULL,
+                       names->nelts, flags, &bad_name, err, sizeof(err)) != 0)
+    {
+        if (bad_name == (size_t) names->nelts) {
+            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): no names; "
+                       "set ServerName or list the names", cc->conf_file,
+                       cc->conf_line);
+        }
+        else {
+            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): %s'%s' "
+                       "cannot be certified: it %s%s", cc->conf_file,
+                       cc->conf_line, cc->names->nelts > 0 ? ""
+                       : "ServerName/ServerAlias ",
+                       APR_ARRAY_IDX(names, bad_name, const char *), err,
+                       strstr(err, "dns-01") == NULL ? ""
+                       : apr_psprintf(ptemp, ": add 'AcmeChallenge dns-01' "
+                                      "(with AcmeDNSUpdate or AcmeDNSHook) "
+                                      "to <AcmeIssuer %s>", iss->name));
+        }
+        return bad;
+    }
+    for (j = 0; cc->names->nelts > 0 && j < (int) set.n_names; j++) {
+        if (!vhost_has_name(s, set.names[j])) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0,
+                         s, "mod_acme_auto: AcmeCertificate (%s:%d): "
+                         "'%s' is not a ServerName/ServerAlias of "
+                         "this vhost; clients asking for it (SNI) "
+                         "will not reach it", cc->conf_file,
+                         cc->conf_line, set.names[j]);
+        }
+    }
+
+    /* the id from the first name; the order leaves out what a wildcard
+     * of the set covers */
+    id = acme_store_cert_id(set.names[0], cc->key_type);
+    if (id == NULL) {
+        acme_names_free(&set);
+        CHECK_FAIL(s, "mod_acme_auto: out of memory");
+        return bad;
+    }
+    for (j = 0; j < acme_auto_g.certs->nelts; j++) {
+        acme_auto_cert_t *o = APR_ARRAY_IDX(acme_auto_g.certs, j,
+                                            acme_auto_cert_t *);
+        int same = acme_names_same(o->names, o->n_names,
+                                   (const char *const *) set.order,
+                                   set.n_order);
+
+        /* the same names in another order: the same certificate */
+        if (o->issuer == iss
+            && (strcmp(o->id, id) == 0 || (same && o->key_type == cc->key_type)))
+        {
+            c = o;
+            break;
+        }
+    }
+    if (c != NULL && !acme_names_same(c->names, c->n_names,
+                                      (const char *const *) set.order,
+                                      set.n_order))
+    {
+        CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): another "
+                   "server manages '%s' with the same key type but "
+                   "other names; list the same names or use another "
+                   "first name", cc->conf_file, cc->conf_line, id);
+        free(id);
+        acme_names_free(&set);
+        return bad;
+    }
+    if (c == NULL) {
+        c = apr_pcalloc(pconf, sizeof(*c));
+        c->slot = acme_auto_g.certs->nelts;
+        c->id = apr_pstrdup(pconf, id);
+        c->n_names = (int) set.n_order;
+        c->names = apr_pcalloc(pconf, sizeof(const char *) * set.n_order);
+        for (j = 0; j < (int) set.n_order; j++) {
+            c->names[j] = apr_pstrdup(pconf, set.order[j]);
+        }
+        c->key_type = cc->key_type;
+        c->issuer = iss;
+        memcpy(c->challenges, cc->challenges, sizeof(c->challenges));
+        c->n_challenges = cc->n_challenges;
+        APR_ARRAY_PUSH(acme_auto_g.certs, acme_auto_cert_t *) = c;
+    }
+    free(id);
+    acme_names_free(&set);
+    if (sc->managed == NULL) {
+        sc->managed = c;
+    }
+    APR_ARRAY_PUSH(sc->managed_all, acme_auto_cert_t *) = c;
+    return bad;
+}
+
+int
+acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+    server_rec *base)
+{
+    acme_auto_srv_conf_t *bsc = acme_auto_srv_conf(base);
+    server_rec           *s;
+    int                   i, j, bad = 0, used;
+    char                  err[ACME_ERRLEN];
+
+    (void) plog;
+    memset(&acme_auto_g, 0, sizeof(acme_auto_g));
+    acme_auto_g.base = base;
+    acme_auto_g.issuers = bsc->issuers;
+    acme_auto_g.certs = apr_array_make(pconf, 4, sizeof(acme_auto_cert_t *));
+
+    for (i = 0; i < bsc->issuers->nelts; i++) {
+        acme_auto_issuer_t *iss = APR_ARRAY_IDX(bsc->issuers, i,
+                                                acme_auto_issuer_t *);
+        if (iss->directory == NULL) {
+            CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d) has no "
+                       "AcmeDirectory", iss->name, iss->conf_file,
+                       iss->conf_line);
+        }
+        if (iss->state_dir == NULL) {
+            iss->state_dir = apr_pstrcat(pconf, ACME_AUTO_DEFAULT_STATE_ROOT,
+                                         iss->name, NULL);
+        }
+        for (j = 0; j < i; j++) {
+            acme_auto_issuer_t *o = APR_ARRAY_IDX(bsc->issuers, j,
+                                                  acme_auto_issuer_t *);
+            if (strcmp(o->state_dir, iss->state_dir) == 0) {
+                CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> and "
+                           "<AcmeIssuer %s> share the AcmeStateDir %s",
+                           o->name, iss->name, iss->state_dir);
+            }
+        }
+        if (iss->n_challenges == 0) {
+            iss->challenges[iss->n_challenges++] = iss->challenge;
+        }
+        if (acme_auto_issuer_has_challenge(iss, "dns-01")
+            && iss->dns_update.host[0] == '\0' && iss->dns_hook == NULL)
+        {
+            CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d) uses "
+                       "AcmeChallenge dns-01 but has neither AcmeDNSUpdate "
+                       "nor AcmeDNSHook to publish the TXT records",
+                       iss->name, iss->conf_file, iss->conf_line);
+        }
+        if (iss->dns_update.host[0] != '\0' && iss->dns_hook != NULL) {
+            CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d): "
+                       "AcmeDNSUpdate and AcmeDNSHook exclude each other",
+                       iss->name, iss->conf_file, iss->conf_line);
+        }
+        if (iss->dns_check_timeout == 0) {
+            iss->dns_check_timeout = 120;
+        }
+        if (acme_store_check_writable(iss->state_dir, err, sizeof(err)) != 0) {
+            if (errno != EROFS) {
+                CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d): "
+                           "AcmeStateDir %s cannot be created or written: %s",
+                           iss->name, iss->conf_file, iss->conf_line,
+                           iss->state_dir, err);
+            }
+            else {
+                /* a read-only mount: serve what is stored, store nothing */
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base,
+                             "mod_acme_auto: <AcmeIssuer %s> (%s:%d): "
+                             "AcmeStateDir %s is on a read-only file system "
+                             "(%s): stored certificates are served, new ones "
+                             "cannot be stored until it is writable",
+                             iss->name, iss->conf_file, iss->conf_line,
+                             iss->state_dir, err);
+            }
+        }
+    }
+
+    for (s = base; s != NULL; s = s->next) {
+        acme_auto_srv_conf_t  *sc = acme_auto_srv_conf(s);
+        acme_auto_cert_conf_t *cc;
+
+        sc->managed = NULL;
+        sc->managed_all = apr_array_make(pconf, 2, sizeof(acme_auto_cert_t *));
+        for (cc = sc->cert; cc != NULL; cc = cc->next) {
+            bad |= check_cert(pconf, ptemp, s, sc, cc);
+        }
+        if (sc->managed_all->nelts > 1) {
+            for (i = 0; i < sc->managed_all->nelts; i++) {
+                APR_ARRAY_IDX(sc->managed_all, i, acme_auto_cert_t *)
+                    ->with_others = 1;
+            }
+        }
+    }
+
+    used = acme_auto_g.certs->nelts > 0;
+    if (used && ap_find_linked_module("mod_ssl.c") == NULL) {
+        CHECK_FAIL(base, "mod_acme_auto: AcmeCertificate needs mod_ssl "
+                   "(LoadModule ssl_module)");
+    }
+    if (used && APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance) == NULL) {
+        CHECK_FAIL(base, "mod_acme_auto: AcmeCertificate needs mod_watchdog "
+                   "(LoadModule watchdog_module), which runs the renewals");
+    }
+    return bad ? !OK : OK;
+}
+
+apr_array_header_t *
+acme_auto_certs_for_server(server_rec *s)
+{
+    acme_auto_srv_conf_t *sc = acme_auto_srv_conf(s);
+
+    return sc && sc->managed ? sc->managed_all : NULL;
+}
+
+acme_auto_cert_t *
+acme_auto_cert_for_server(server_rec *s)
+{
+    acme_auto_srv_conf_t *sc = acme_auto_srv_conf(s);
+
+    return sc ? sc->managed : NULL;
+}
