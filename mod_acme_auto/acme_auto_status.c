@@ -14,6 +14,7 @@
 #include "apr_strings.h"
 
 #include "mod_acme_auto.h"
+#include "acme_cert.h"
 #include "acme_key.h"
 #include "acme_status.h"
 
@@ -70,4 +71,21 @@ acme_auto_status_handler(request_rec *r)
     }
     free(doc);
     return OK;
+}
+
+int
+acme_auto_status_from_pem(const char *pem, apr_size_t len,
+    acme_auto_slot_status_t *st)
+{
+    acme_cert_info_t info;
+    char             err[ACME_ERRLEN];
+
+    memset(&info, 0, sizeof(info));
+    if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err)) != 0) {
+        return -1;
+    }
+    acme_job_status_set_cert(st, info.not_before, info.not_after,
+                             info.serial, info.issuer);
+    acme_cert_info_free(&info);
+    return 0;
 }

@@ -3,12 +3,14 @@
  *
  *   pre_config    register the "acme-auto-shm" mutex (Mutex directive)
  *   check_config  resolve AcmeCertificate against <AcmeIssuer>, validate
- *                 names and state dirs (also under "apache2 -t"; writes nothing)
+ *                 names and state dirs (also under "apache2 -t"; writes nothing;
+ *                 acme_auto_check.c)
  *   post_config   (parent, root; before mod_ssl and mod_watchdog) shared
  *                 memory + global mutex, state dirs owned by the child user,
  *                 stored bundles into shm, placeholders for mod_ssl, the
- *                 singleton watchdog callback
- *   ssl hooks     add_cert_files: the placeholder; init_server: cert callback
+ *                 singleton watchdog callback (acme_auto_startup.c)
+ *   ssl hooks     add_cert_files: the placeholder (acme_auto_startup.c);
+ *                 init_server: cert callback (acme_auto_ssl.c)
  *   child_init    attach the mutex, parse current certs, refresh thread
  *   post_read_request  http-01 answers
  *   protocol_propose / protocol_switch / ssl_answer_challenge
@@ -60,55 +62,6 @@ acme_auto_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void) ptemp;
     return ap_mutex_register(pconf, ACME_AUTO_MUTEX_ID, NULL, APR_LOCK_DEFAULT,
                              0) == APR_SUCCESS ? OK : !OK;
-}
-
-static int
-acme_auto_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-    server_rec *s)
-{
-    int n;
-
-    (void) plog;
-    n = acme_auto_g.certs ? acme_auto_g.certs->nelts : 0;
-    if (acme_auto_shm_create(s, pconf, n) != APR_SUCCESS) {
-        return !OK;
-    }
-    if (n == 0) {
-        return OK;
-    }
-    if (acme_auto_prepare_certs(s, pconf, ptemp) != OK) {
-        return !OK;
-    }
-    return acme_auto_jobs_register(s, pconf);
-}
-
-/* After mod_ssl: a managed vhost whose SSL_CTX we never saw has no
- * "SSLEngine on"; its certificate would be obtained but never served. */
-static int
-acme_auto_post_config_after_ssl(apr_pool_t *pconf, apr_pool_t *plog,
-    apr_pool_t *ptemp, server_rec *s)
-{
-    server_rec           *vs;
-    acme_auto_srv_conf_t *sc;
-
-    (void) pconf;
-    (void) plog;
-    (void) ptemp;
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
-        return OK;      /* said once, in the real configuration pass */
-    }
-    for (vs = s; vs != NULL; vs = vs->next) {
-        sc = ap_get_module_config(vs->module_config, &acme_auto_module);
-        if (sc->managed != NULL && !sc->ssl_seen) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, "mod_acme_auto: "
-                         "AcmeCertificate for %s (vhost at %s:%d) without "
-                         "'SSLEngine on': the certificate is obtained but "
-                         "not served there", vs->server_hostname,
-                         vs->defn_name ? vs->defn_name : "?",
-                         vs->defn_line_number);
-        }
-    }
-    return OK;
 }
 
 static void

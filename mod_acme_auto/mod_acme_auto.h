@@ -3,16 +3,17 @@
  * certificates from an ACME CA, on the shared core in common/.
  *
  * Files by concern:
- *   mod_acme_auto.c    module record, hook registration, startup glue
+ *   mod_acme_auto.c    module record, hook registration, child_init glue
  *   acme_auto_config.c directives, <AcmeIssuer>
  *   acme_auto_check.c  configuration checks (check_config), acme_auto_g
  *   acme_auto_shm.c    shared memory (tokens, per-certificate slots), locks
  *   acme_auto_http01.c http-01 answers in post_read_request
  *   acme_auto_alpn.c   tls-alpn-01 answers (acme-tls/1 protocol hooks)
  *   acme_auto_dns.c    dns-01 records (RFC 2136 or a hook program), propagation
- *   acme_auto_ssl.c    placeholder files for mod_ssl, cert callback, per-process parsed certs
+ *   acme_auto_startup.c parent post_config: shm, stores, files for mod_ssl
+ *   acme_auto_ssl.c    children: cert callback, per-process parsed certs
  *   acme_auto_jobs.c   the singleton watchdog and one thread per certificate job
- *   acme_auto_status.c the "acme-status" handler
+ *   acme_auto_status.c the "acme-status" handler, status from a bundle
  */
 #ifndef MOD_ACME_AUTO_H
 #define MOD_ACME_AUTO_H
@@ -233,17 +234,23 @@ void acme_auto_dns_unpublish(acme_auto_dns_t *d, const char *identifier,
     const char *key_authz);
 void acme_auto_dns_free(acme_auto_dns_t *d);
 
-/* acme_auto_ssl.c */
-/* Parent, post_config: writes placeholders, loads stored bundles into shm. */
+/* acme_auto_startup.c: the parent, as root */
+/* post_config before mod_ssl and mod_watchdog: shared memory, stores,
+ * the files for mod_ssl, the watchdog callback. */
+int acme_auto_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+    apr_pool_t *ptemp, server_rec *s);
+/* post_config after mod_ssl: warns about managed vhosts without SSL. */
+int acme_auto_post_config_after_ssl(apr_pool_t *pconf, apr_pool_t *plog,
+    apr_pool_t *ptemp, server_rec *s);
+/* Writes placeholders, loads stored bundles into shm. */
 int acme_auto_prepare_certs(server_rec *s, apr_pool_t *pconf, apr_pool_t *ptemp);
 int acme_auto_add_cert_files(server_rec *s, apr_pool_t *p,
     apr_array_header_t *cert_files, apr_array_header_t *key_files);
+
+/* acme_auto_ssl.c: the children */
 int acme_auto_ssl_init_server(server_rec *s, apr_pool_t *p, int is_proxy,
     SSL_CTX *ctx);
 void acme_auto_ssl_child_init(apr_pool_t *pchild, server_rec *s);
-/* Fills a status struct from a bundle PEM (serial, issuer, validity). */
-int acme_auto_status_from_pem(const char *pem, apr_size_t len,
-    acme_auto_slot_status_t *st);
 
 /* acme_auto_jobs.c */
 int acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf);
@@ -256,5 +263,8 @@ int acme_auto_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* acme_auto_status.c */
 int acme_auto_status_handler(request_rec *r);
+/* Fills a status struct from a bundle PEM (serial, issuer, validity). */
+int acme_auto_status_from_pem(const char *pem, apr_size_t len,
+    acme_auto_slot_status_t *st);
 
 #endif

@@ -1,0 +1,431 @@
+/*
+ * Parent-side startup (post_config, as root, before mod_ssl's post_config
+ * and mod_watchdog's): shared memory, the state directories handed to the
+ * child user, the issuers' CA bundles copied into them, and for each
+ * managed certificate the stored bundle (key + chain in one file) or,
+ * before the first issuance, a self-signed placeholder, copied into a
+ * root-only runtime directory and handed to mod_ssl through
+ * ssl_add_cert_files, so mod_ssl's own checks pass and the vhost serves at
+ * once (ssl_add_fallback_cert_files would make mod_ssl answer 503 for
+ * good).  The stored bundle is also put into shared memory.
+ *
+ * What the children do with it (cert callback, parsed certificates) is in
+ * acme_auto_ssl.c.
+ */
+#include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <errno.h>
+
+#include <openssl/evp.h>
+#include <openssl/crypto.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "unixd.h"
+#include "apr_strings.h"
+
+#include "mod_acme_auto.h"
+#include "acme_cert.h"
+#include "acme_key.h"
+#include "acme_sched.h"
+#include "acme_store.h"
+#include "acme_util.h"
+
+APLOG_USE_MODULE(acme_auto);
+
+#define PLACEHOLDER_FILE    "fallback.pem"
+#define RUNTIME_SUBDIR      "acme_auto"     /* below DefaultRuntimeDir */
+#define CA_COPY_FILE        "trusted-ca.pem"
+#define PLACEHOLDER_DAYS    30
+
+int
+acme_auto_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+    server_rec *s)
+{
+    int n;
+
+    (void) plog;
+    n = acme_auto_g.certs ? acme_auto_g.certs->nelts : 0;
+    if (acme_auto_shm_create(s, pconf, n) != APR_SUCCESS) {
+        return !OK;
+    }
+    if (n == 0) {
+        return OK;
+    }
+    if (acme_auto_prepare_certs(s, pconf, ptemp) != OK) {
+        return !OK;
+    }
+    return acme_auto_jobs_register(s, pconf);
+}
+
+/* After mod_ssl: a managed vhost whose SSL_CTX we never saw has no
+ * "SSLEngine on"; its certificate would be obtained but never served. */
+int
+acme_auto_post_config_after_ssl(apr_pool_t *pconf, apr_pool_t *plog,
+    apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec           *vs;
+    acme_auto_srv_conf_t *sc;
+
+    (void) pconf;
+    (void) plog;
+    (void) ptemp;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;      /* said once, in the real configuration pass */
+    }
+    for (vs = s; vs != NULL; vs = vs->next) {
+        sc = ap_get_module_config(vs->module_config, &acme_auto_module);
+        if (sc->managed != NULL && !sc->ssl_seen) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, "mod_acme_auto: "
+                         "AcmeCertificate for %s (vhost at %s:%d) without "
+                         "'SSLEngine on': the certificate is obtained but "
+                         "not served there", vs->server_hostname,
+                         vs->defn_name ? vs->defn_name : "?",
+                         vs->defn_line_number);
+        }
+    }
+    return OK;
+}
+
+/* -- parent: state dirs, stored bundles, placeholders ---------------------- */
+
+static void
+child_ids(uid_t *uid, gid_t *gid)
+{
+    /* the parent runs as root and hands the store to the child user */
+    if (geteuid() == 0) {
+        *uid = ap_unixd_config.user_id;
+        *gid = ap_unixd_config.group_id;
+    }
+    else {
+        *uid = (uid_t) -1;
+        *gid = (gid_t) -1;
+    }
+}
+
+/*
+ * The parent is root and the store belongs to the child user, who may have
+ * put symlinks or hard links anywhere in it: the store is reached only
+ * through directory descriptors (acme_store_dir_t), and what mod_ssl reads
+ * by path after us (the stored bundle, the placeholder) is a copy in a
+ * root-only directory below DefaultRuntimeDir, never a file in the store.
+ */
+static int
+open_runtime_dir(server_rec *s, apr_pool_t *pconf, acme_store_dir_t *rt)
+{
+    const char *path = ap_runtime_dir_relative(pconf, RUNTIME_SUBDIR);
+    char        err[ACME_ERRLEN], warn[ACME_ERRLEN];
+
+    if (path == NULL
+        || acme_store_dir_open_root(rt, path, (uid_t) -1, (gid_t) -1, 1,
+                                    warn, sizeof(warn), err, sizeof(err))
+           != 0)
+    {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: cannot "
+                     "create the directory for mod_ssl's certificate files: "
+                     "%s", path ? err : "out of memory");
+        return -1;
+    }
+    if (warn[0]) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: "
+                     "DefaultRuntimeDir: %s", warn);
+    }
+    return 0;
+}
+
+/* Opens the issuer's store root for the child user; a failure is logged
+ * (a read-only file system as a warning) and leaves rd->fd at -1. */
+static void
+open_store_root(server_rec *s, acme_auto_issuer_t *iss, uid_t uid, gid_t gid,
+    int log_warn, acme_store_dir_t *rd, char *store_err, size_t len)
+{
+    char err[ACME_ERRLEN], warn[ACME_ERRLEN];
+
+    store_err[0] = '\0';
+    if (acme_store_dir_open_root(rd, iss->state_dir, uid, gid, 1, warn,
+                                 sizeof(warn), err, sizeof(err)) != 0)
+    {
+        int rofs = (errno == EROFS);
+
+        apr_cpystrn(store_err, err, len);
+        if (log_warn) {
+            ap_log_error(APLOG_MARK, rofs ? APLOG_WARNING : APLOG_ERR, 0, s,
+                         "mod_acme_auto: <AcmeIssuer %s>: AcmeStateDir %s "
+                         "is not usable, certificates are served as if "
+                         "nothing were stored: %s", iss->name, iss->state_dir,
+                         err);
+        }
+        return;
+    }
+    if (log_warn && warn[0]) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: "
+                     "<AcmeIssuer %s>: AcmeStateDir: %s", iss->name, warn);
+    }
+}
+
+/* The issuer's CA bundle is copied into the state directory: the children
+ * (which run the ACME client) may not be able to read the original. */
+static int
+prepare_issuer(server_rec *s, acme_auto_issuer_t *iss, apr_pool_t *pconf,
+    uid_t uid, gid_t gid)
+{
+    char              err[ACME_ERRLEN], store_err[256], *data = NULL;
+    size_t            len = 0;
+    int               rc;
+    acme_store_dir_t  rd;
+
+    open_store_root(s, iss, uid, gid, 1, &rd, store_err, sizeof(store_err));
+
+    iss->ca_copy = NULL;
+    if (iss->trusted_ca == NULL) {
+        acme_store_dir_close(&rd);
+        return 0;
+    }
+    rc = acme_store_read(iss->trusted_ca, &data, &len, 4 * 1024 * 1024,
+                         err, sizeof(err));
+    if (rc != 1) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: "
+                     "<AcmeIssuer %s>: cannot read AcmeTrustedCA %s: %s",
+                     iss->name, iss->trusted_ca, rc == 0 ? "missing" : err);
+        acme_store_dir_close(&rd);
+        return -1;
+    }
+    if (rd.fd >= 0
+        && acme_store_dir_write(&rd, CA_COPY_FILE, data, len, 0644, err,
+                                sizeof(err)) == 0)
+    {
+        iss->ca_copy = apr_pstrcat(pconf, rd.path, "/" CA_COPY_FILE, NULL);
+    }
+    else {
+        /* the children try the original (readable for them or not) */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: "
+                     "<AcmeIssuer %s>: cannot copy AcmeTrustedCA into the "
+                     "store, the children use %s: %s", iss->name,
+                     iss->trusted_ca, rd.fd >= 0 ? err : store_err);
+        iss->ca_copy = iss->trusted_ca;
+    }
+    free(data);
+    acme_store_dir_close(&rd);
+    return 0;
+}
+
+static void
+load_state_into(acme_store_dir_t *cd, acme_auto_slot_status_t *st)
+{
+    acme_cert_state_t cs;
+    char              err[ACME_ERRLEN];
+
+    if (acme_store_load_state_at(cd, &cs, err, sizeof(err)) == 1) {
+        st->failures = cs.failures;
+        st->last_success = cs.last_success;
+        st->next_renewal = cs.next_attempt;
+        apr_cpystrn(st->last_error, cs.last_error, sizeof(st->last_error));
+    }
+}
+
+/* Writes what mod_ssl is to read for c into the runtime directory. */
+static int
+hand_to_mod_ssl(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
+    acme_store_dir_t *rt, const char *name, const char *pem, size_t len)
+{
+    char err[ACME_ERRLEN];
+
+    if (acme_store_dir_write(rt, name, pem, len, 0600, err, sizeof(err))
+        != 0)
+    {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: %s: "
+                     "cannot write the certificate file for mod_ssl: %s",
+                     c->id, err);
+        return -1;
+    }
+    c->placeholder = apr_pstrcat(pconf, rt->path, "/", name, NULL);
+    return 0;
+}
+
+static int
+prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
+    acme_store_dir_t *rt, uid_t uid, gid_t gid)
+{
+    acme_auto_slot_status_t st;
+    char                    err[ACME_ERRLEN], *pem = NULL, *self;
+    size_t                  len = 0, klen = 0, slen = 0;
+    EVP_PKEY               *key;
+    char                   *kpem, *blob;
+    int                     rc;
+    acme_store_dir_t        rd, cd = ACME_STORE_DIR_INIT;
+
+    c->placeholder = NULL;
+    c->startup_gen = 0;
+    memset(&st, 0, sizeof(st));
+
+    open_store_root(s, c->issuer, uid, gid, 0, &rd, st.store_error,
+                    sizeof(st.store_error));
+    if (rd.fd >= 0) {
+        if (acme_store_dir_open_cert(&cd, &rd, c->id, 1, err, sizeof(err))
+            != 0)
+        {
+            int rofs = (errno == EROFS);
+
+            apr_cpystrn(st.store_error, err, sizeof(st.store_error));
+            ap_log_error(APLOG_MARK, rofs ? APLOG_WARNING : APLOG_ERR, 0, s,
+                         "mod_acme_auto: %s: the store is not usable, "
+                         "served as if nothing were stored: %s", c->id, err);
+        }
+        else if (acme_store_dir_read_only(&cd)) {
+            apr_snprintf(st.store_error, sizeof(st.store_error),
+                         "read-only file system: \"%s\"", cd.path);
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: "
+                         "%s: the store is on a read-only file system (%s): "
+                         "the stored certificate is served, new ones cannot "
+                         "be stored until it is writable", c->id, cd.path);
+        }
+        acme_store_dir_close(&rd);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: %s: "
+                     "no usable store: %s", c->id, st.store_error);
+    }
+
+    rc = 0;
+    if (cd.fd >= 0) {
+        load_state_into(&cd, &st);
+        rc = acme_store_load_bundle_at(&cd, &pem, &len, err, sizeof(err));
+        acme_store_dir_close(&cd);
+    }
+    if (rc == 1) {
+        if (len <= ACME_AUTO_BUNDLE_MAX
+            && acme_bundle_parse(pem, len, NULL, NULL, NULL, err,
+                                 sizeof(err)) == 0
+            && acme_auto_status_from_pem(pem, len, &st) == 0)
+        {
+            /* until the driving child computes it with its own jitter */
+            long long at = acme_sched_renew_at(st.not_before, st.not_after,
+                                               c->issuer->renew_fraction, 0);
+            if (at > st.next_renewal) {
+                st.next_renewal = at;
+            }
+            if (hand_to_mod_ssl(s, c, pconf, rt,
+                                apr_pstrcat(pconf, c->id, ".pem", NULL),
+                                pem, len) != 0)
+            {
+                OPENSSL_cleanse(pem, len);
+                free(pem);
+                return -1;
+            }
+            acme_auto_shm_set_bundle(c->slot, pem, len, &st);
+            c->startup_gen = acme_auto_shm_slot_gen(c->slot);
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "mod_acme_auto: %s: "
+                         "serving the stored certificate (serial %s)", c->id,
+                         st.serial);
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: %s:"
+                         " ignoring the unusable stored bundle: %s", c->id,
+                         err);
+        }
+        OPENSSL_cleanse(pem, len);
+        free(pem);
+    }
+    else if (rc < 0) {
+        /* e.g. a refused symlink: the status says why nothing is served */
+        apr_cpystrn(st.store_error, err, sizeof(st.store_error));
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mod_acme_auto: %s: "
+                     "stored bundle ignored: %s", c->id, err);
+    }
+
+    if (c->placeholder == NULL) {
+        /* self-signed P-256 placeholder until the first issuance */
+        key = acme_key_generate(ACME_KEY_EC_P256);
+        self = key ? acme_selfsigned_pem(key, c->names, c->n_names,
+                                         PLACEHOLDER_DAYS, &slen) : NULL;
+        kpem = key ? acme_key_to_pem(key, &klen) : NULL;
+        EVP_PKEY_free(key);
+        if (self == NULL || kpem == NULL) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: %s: "
+                         "cannot make the self-signed placeholder", c->id);
+            free(self);
+            free(kpem);
+            return -1;
+        }
+        blob = apr_pstrcat(pconf, kpem, self, NULL);
+        rc = hand_to_mod_ssl(s, c, pconf, rt,
+                             apr_pstrcat(pconf, c->id, "." PLACEHOLDER_FILE,
+                                         NULL),
+                             blob, strlen(blob));
+        OPENSSL_cleanse(kpem, klen);
+        free(self);
+        free(kpem);
+        if (rc != 0) {
+            return -1;
+        }
+        acme_auto_shm_set_status(c->slot, &st);
+    }
+    return 0;
+}
+
+int
+acme_auto_prepare_certs(server_rec *s, apr_pool_t *pconf, apr_pool_t *ptemp)
+{
+    uid_t             uid;
+    gid_t             gid;
+    int               i, j, rc;
+    acme_store_dir_t  rt;
+
+    (void) ptemp;
+    child_ids(&uid, &gid);
+    for (i = 0; i < acme_auto_g.issuers->nelts; i++) {
+        acme_auto_issuer_t *iss = APR_ARRAY_IDX(acme_auto_g.issuers, i,
+                                                acme_auto_issuer_t *);
+        int used = 0;
+        for (j = 0; j < acme_auto_g.certs->nelts; j++) {
+            if (APR_ARRAY_IDX(acme_auto_g.certs, j, acme_auto_cert_t *)->issuer
+                == iss)
+            {
+                used = 1;
+            }
+        }
+        if (used && prepare_issuer(s, iss, pconf, uid, gid) != 0) {
+            return !OK;
+        }
+    }
+    if (open_runtime_dir(s, pconf, &rt) != 0) {
+        return !OK;
+    }
+    rc = OK;
+    for (j = 0; rc == OK && j < acme_auto_g.certs->nelts; j++) {
+        if (prepare_cert(s, APR_ARRAY_IDX(acme_auto_g.certs, j,
+                                          acme_auto_cert_t *),
+                         pconf, &rt, uid, gid) != 0)
+        {
+            rc = !OK;
+        }
+    }
+    acme_store_dir_close(&rt);
+    return rc;
+}
+
+int
+acme_auto_add_cert_files(server_rec *s, apr_pool_t *p,
+    apr_array_header_t *cert_files, apr_array_header_t *key_files)
+{
+    apr_array_header_t *all = acme_auto_certs_for_server(s);
+    acme_auto_cert_t   *c;
+    int                 i, added = 0;
+
+    (void) p;
+    for (i = 0; all != NULL && i < all->nelts; i++) {
+        c = APR_ARRAY_IDX(all, i, acme_auto_cert_t *);
+        if (c->placeholder == NULL) {
+            continue;
+        }
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "mod_acme_auto: %s for "
+                     "mod_ssl: %s", c->id, c->placeholder);
+        APR_ARRAY_PUSH(cert_files, const char *) = c->placeholder;
+        APR_ARRAY_PUSH(key_files, const char *) = c->placeholder;
+        added = 1;
+    }
+    return added ? OK : DECLINED;
+}
