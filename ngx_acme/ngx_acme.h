@@ -2,8 +2,15 @@
  * ngx_http_acme_module: shared declarations of the nginx adapter.
  *
  * Files by concern:
- *   ngx_acme_module.c     directives, configuration, postconfiguration,
- *                         init_module (master) and the per-worker timer
+ *   ngx_acme_module.c     the module and directive tables, create/merge
+ *                         configuration, acme_shared_zone, conf messages
+ *   ngx_acme_certificate.c
+ *                         acme_certificate, the lists of challenge types
+ *   ngx_acme_postconf.c   postconfiguration: certificates, names, checks
+ *   ngx_acme_init.c       init_module (master): store directories, stored
+ *                         certificates into the zone
+ *   ngx_acme_worker.c     init/exit_process and the per-worker timer: lease,
+ *                         scheduling of orders
  *   ngx_acme_issuer.c     the acme_issuer block and its directives
  *   ngx_acme_shm.c        shared zone: per-certificate slots, http-01
  *                         tokens, the ACME lease, generation counters
@@ -18,6 +25,9 @@
  *                         hook program) with the propagation check, run in
  *                         the thread pool
  *   ngx_acme_status.c     the acme_status location handler
+ *   ngx_acme_http.c       the non-blocking HTTPS client (ngx_acme_http.h):
+ *                         an exchange's lifecycle, outcome and errors
+ *   ngx_acme_http_io.c    its resolve, connect, TLS, send and receive steps
  */
 
 #ifndef _NGX_ACME_H_INCLUDED_
@@ -312,12 +322,27 @@ extern ngx_module_t  ngx_http_acme_module;
 u_char *ngx_acme_cstr(ngx_pool_t *pool, ngx_str_t *s);
 void ngx_acme_conf_error(ngx_log_t *log, u_char *file, ngx_uint_t line,
     const char *fmt, ...);
+void ngx_acme_conf_warn(ngx_log_t *log, u_char *file, ngx_uint_t line,
+    const char *fmt, ...);
+
+/* ngx_acme_certificate.c */
+char *ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_acme_challenge_parse(ngx_str_t *value);
 char *ngx_acme_challenges_add(ngx_acme_challenges_t *c, ngx_str_t *value);
 ngx_uint_t ngx_acme_cert_challenge(ngx_acme_cert_t *cert,
     ngx_uint_t failures);
 ngx_uint_t ngx_acme_cert_uses(ngx_acme_cert_t *cert, ngx_uint_t type);
 const char *ngx_acme_challenge_name(ngx_uint_t type);
+
+/* ngx_acme_postconf.c */
+ngx_int_t ngx_acme_postconfiguration(ngx_conf_t *cf);
+
+/* ngx_acme_init.c */
+ngx_int_t ngx_acme_init_module(ngx_cycle_t *cycle);
+
+/* ngx_acme_worker.c */
+ngx_int_t ngx_acme_init_process(ngx_cycle_t *cycle);
+void ngx_acme_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_acme_issuer.c */
 char *ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

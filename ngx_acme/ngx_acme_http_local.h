@@ -1,0 +1,92 @@
+/*
+ * Private to the non-blocking HTTPS client (ngx_acme_http.c: an exchange's
+ * lifecycle, outcome and errors; ngx_acme_http_io.c: resolve, connect, TLS,
+ * send, receive and timeouts).  Users include ngx_acme_http.h only.
+ */
+#ifndef _NGX_ACME_HTTP_LOCAL_H_INCLUDED_
+#define _NGX_ACME_HTTP_LOCAL_H_INCLUDED_
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_event_connect.h>
+
+#include "ngx_acme_http.h"
+
+
+#define NGX_ACME_HTTP_ERRLEN          512
+#define NGX_ACME_HTTP_BUFSIZE         8192
+#define NGX_ACME_HTTP_VERIFY_DEPTH    10
+#define NGX_ACME_HTTP_DEFAULT_TIMEOUT 30000
+
+
+typedef enum {
+    ngx_acme_http_st_start = 0,
+    ngx_acme_http_st_resolving,
+    ngx_acme_http_st_connecting,
+    ngx_acme_http_st_handshake,
+    ngx_acme_http_st_sending,
+    ngx_acme_http_st_reading,
+    ngx_acme_http_st_done
+} ngx_acme_http_state_e;
+
+
+struct ngx_acme_http_s {
+    ngx_pool_t                  *pool;
+    ngx_acme_http_conf_t        *conf;
+    ngx_log_t                    log;        /* caller's log + our context */
+
+    ngx_acme_http_done_pt        handler;
+    void                        *data;
+
+    /* the request, copied: the engine's pointers die before we finish */
+    u_char                      *method;
+    u_char                      *url_text;
+    acme_url_t                   url;        /* malloc'd, see cleanup */
+    unsigned                     url_parsed:1;
+    unsigned                     ip_literal:1;
+    ngx_str_t                    host;       /* url.host */
+
+    u_char                      *request;
+    size_t                       request_len;
+    size_t                       sent;
+
+    acme_http_parser_t          *parser;     /* malloc'd, see cleanup */
+    u_char                      *buf;
+
+    ngx_addr_t                  *addrs;      /* names: "host:port (ip:port)" */
+    ngx_uint_t                   naddrs;
+    ngx_uint_t                   next_addr;
+    ngx_str_t                   *peer_name;  /* of the current attempt */
+
+    ngx_resolver_ctx_t          *resolve;
+    ngx_peer_connection_t        peer;
+
+    ngx_msec_t                   connect_timeout;
+    ngx_msec_t                   timeout;
+    size_t                       max_body;
+
+    ngx_event_t                  timer;
+    ngx_event_t                  done_event;
+
+    ngx_acme_http_state_e        state;
+    const acme_http_response_t  *response;
+    u_char                       error[NGX_ACME_HTTP_ERRLEN];
+};
+
+
+/* ngx_acme_http.c */
+void ngx_acme_http_set_error(ngx_acme_http_t *h, const char *fmt, ...);
+void ngx_acme_http_set_errno(ngx_acme_http_t *h, ngx_err_t err,
+    const char *what);
+void ngx_acme_http_finish(ngx_acme_http_t *h);
+void ngx_acme_http_close(ngx_acme_http_t *h, ngx_uint_t quiet);
+
+/* ngx_acme_http_io.c */
+ngx_int_t ngx_acme_http_copy_addrs(ngx_acme_http_t *h, ngx_addr_t *src,
+    ngx_uint_t n);
+void ngx_acme_http_resolve(ngx_acme_http_t *h);
+void ngx_acme_http_connect(ngx_acme_http_t *h);
+void ngx_acme_http_timeout_handler(ngx_event_t *ev);
+
+#endif /* _NGX_ACME_HTTP_LOCAL_H_INCLUDED_ */

@@ -1,0 +1,217 @@
+/*
+ * ngx_http_acme_module: the master's init_module (also on reload, not under
+ * "nginx -t"): the store directories for the worker user, and the stored
+ * certificates and states put into the shared zone.
+ */
+
+#include "ngx_acme.h"
+
+
+static void ngx_acme_init_store(ngx_cycle_t *cycle, ngx_acme_cert_t *cert,
+    uid_t uid, gid_t gid, acme_store_dir_t *cd, u_char *store_err,
+    size_t len);
+
+
+/*
+ * Master (also on reload), not under "nginx -t": creates the store
+ * directories for the worker user and puts stored certificates into the
+ * zone so that workers serve them from their first handshake.
+ *
+ * The master runs as root and the store belongs to the worker user, who
+ * may have put symlinks or hard links anywhere below state_path: the store
+ * is only reached through directory descriptors (acme_store_dir_t), and an
+ * entry that is refused leaves the certificate as if nothing were stored.
+ */
+static void
+ngx_acme_init_store(ngx_cycle_t *cycle, ngx_acme_cert_t *cert, uid_t uid,
+    gid_t gid, acme_store_dir_t *cd, u_char *store_err, size_t len)
+{
+    int               e;
+    char              err[ACME_ERRLEN], warn[ACME_ERRLEN];
+    ngx_uint_t        level;
+    acme_store_dir_t  rd;
+
+    *cd = (acme_store_dir_t) ACME_STORE_DIR_INIT;
+    *store_err = '\0';
+
+    if (acme_store_dir_open_root(&rd, (char *) cert->issuer->state_path.data,
+                                 uid, gid, 1, warn, sizeof(warn),
+                                 err, sizeof(err))
+        != 0)
+    {
+        e = errno;
+        goto failed;
+    }
+
+    if (warn[0]) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "acme: state_path of \"acme_issuer %V\": %s",
+                      &cert->issuer->name, warn);
+    }
+
+    if (acme_store_dir_open_cert(cd, &rd, (char *) cert->id.data, 1,
+                                 err, sizeof(err))
+        != 0)
+    {
+        e = errno;
+        acme_store_dir_close(&rd);
+        goto failed;
+    }
+
+    acme_store_dir_close(&rd);
+
+    if (acme_store_dir_read_only(cd)) {
+        ngx_snprintf(store_err, len - 1, "read-only file system: \"%s\"%Z",
+                     cd->path);
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "acme: certificate \"%V\": the store is on a "
+                      "read-only file system (%s): stored certificates are "
+                      "served, new ones cannot be stored until it is "
+                      "writable", &cert->id, cd->path);
+    }
+
+    return;
+
+failed:
+
+    ngx_snprintf(store_err, len - 1, "%s%Z", err);
+
+    level = (e == EROFS) ? NGX_LOG_WARN
+            : (e == ELOOP || e == EPERM) ? NGX_LOG_ERR : NGX_LOG_ALERT;
+
+    ngx_log_error(level, cycle->log, 0,
+                  "acme: certificate \"%V\": store not usable, served as "
+                  "if nothing were stored: %s", &cert->id, err);
+}
+
+
+ngx_int_t
+ngx_acme_init_module(ngx_cycle_t *cycle)
+{
+    char                   err[ACME_ERRLEN], *pem;
+    size_t                 len;
+    uid_t                  uid;
+    gid_t                  gid;
+    u_char                 store_err[256];
+    ngx_int_t              rc;
+    ngx_uint_t             i, created;
+    ngx_core_conf_t       *ccf;
+    ngx_acme_cert_t      **certs, *cert;
+    ngx_acme_slot_t       *slot;
+    acme_store_dir_t       cd;
+    acme_cert_info_t       info;
+    acme_cert_state_t      st;
+    ngx_acme_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module);
+
+    if (amcf == NULL || amcf->shm_zone == NULL || ngx_test_config) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    uid = (uid_t) -1;
+    gid = (gid_t) -1;
+
+    if (geteuid() == 0 && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        uid = ccf->user;
+        gid = ccf->group;
+    }
+
+    certs = amcf->certs.elts;
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        cert = certs[i];
+
+        /* opens (creates) <root>, <root>/certs and <root>/certs/<id> */
+
+        ngx_acme_init_store(cycle, cert, uid, gid, &cd, store_err,
+                            sizeof(store_err));
+
+        ngx_acme_shm_lock(amcf);
+        slot = ngx_acme_shm_slot(amcf, &cert->id, &created);
+
+        if (slot && (store_err[0] || !slot->unsaved_at)) {
+            /* a reload keeps why a served certificate is not stored */
+            ngx_memcpy(slot->status.store_error, store_err,
+                       ngx_min(sizeof(slot->status.store_error), sizeof(store_err)));
+            slot->status.store_error[sizeof(slot->status.store_error) - 1] = '\0';
+        }
+
+        ngx_acme_shm_unlock(amcf);
+
+        if (slot == NULL) {
+            acme_store_dir_close(&cd);
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "acme: no room for certificate \"%V\" in the "
+                          "shared zone \"%V\"", &cert->id, &amcf->zone_name);
+            return NGX_ERROR;
+        }
+
+        cert->slot = slot;
+
+        if (!created || cd.fd < 0) {
+            /* reload: the zone already has it; or no usable store */
+            acme_store_dir_close(&cd);
+            continue;
+        }
+
+        rc = acme_store_load_state_at(&cd, &st, err, sizeof(err));
+        if (rc == -1) {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "acme: certificate \"%V\": state ignored: %s",
+                          &cert->id, err);
+        }
+
+        pem = NULL;
+        len = 0;
+
+        rc = acme_store_load_bundle_at(&cd, &pem, &len, err, sizeof(err));
+        if (rc == -1) {
+            ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
+                          "acme: certificate \"%V\": stored bundle "
+                          "ignored: %s", &cert->id, err);
+        }
+
+        acme_store_dir_close(&cd);
+
+        ngx_acme_shm_lock(amcf);
+
+        slot->st = st;
+
+        if (rc == -1) {
+            /* e.g. a refused symlink: the status says why nothing is served */
+            ngx_cpystrn((u_char *) slot->status.store_error, (u_char *) err,
+                        sizeof(slot->status.store_error));
+        }
+
+        if (rc == 1 && pem) {
+            if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err))
+                == 0)
+            {
+                if (ngx_acme_shm_set_bundle_locked(amcf, slot, pem, len, 1)
+                    == NGX_OK)
+                {
+                    ngx_acme_shm_set_info_locked(slot, &info);
+                }
+
+                acme_cert_info_free(&info);
+
+            } else {
+                ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
+                              "acme: certificate \"%V\": stored bundle "
+                              "ignored: %s", &cert->id, err);
+            }
+        }
+
+        ngx_acme_shm_unlock(amcf);
+
+        if (pem) {
+            OPENSSL_cleanse(pem, len);
+            free(pem);
+        }
+    }
+
+    return NGX_OK;
+}

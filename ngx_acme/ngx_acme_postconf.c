@@ -1,0 +1,595 @@
+/*
+ * ngx_http_acme_module: postconfiguration, once the whole configuration is
+ * read: each acme_certificate gets its issuer, names, id and shared
+ * certificate object, the server is checked (TLS listener, no
+ * ssl_certificate of its own, dns-01 settings), and the issuers get their
+ * HTTP client settings.
+ */
+
+#include "ngx_acme.h"
+#include "acme_names.h"
+
+
+static ngx_uint_t ngx_acme_server_has_name(ngx_http_core_srv_conf_t *cscf,
+    ngx_str_t *name);
+static ngx_int_t ngx_acme_server_listens_ssl(ngx_http_core_main_conf_t *cmcf,
+    ngx_http_core_srv_conf_t *cscf);
+static ngx_int_t ngx_acme_cert_names(ngx_conf_t *cf,
+    ngx_http_core_srv_conf_t *cscf, ngx_acme_srv_conf_t *ascf,
+    ngx_acme_cert_t *cert);
+static ngx_int_t ngx_acme_issuer_http(ngx_conf_t *cf,
+    ngx_acme_issuer_t *issuer, ngx_http_core_loc_conf_t *clcf);
+
+
+/*
+ * Whether a client asking for name (SNI) can reach this server: an exact
+ * server_name (case-insensitive), "*.suffix" (any subdomain, as nginx) or
+ * ".suffix" (the suffix and its subdomains).  A regular expression
+ * server_name counts as a match: it cannot be judged here.  IP literals
+ * are reached without SNI and always count.
+ */
+static ngx_uint_t
+ngx_acme_server_has_name(ngx_http_core_srv_conf_t *cscf, ngx_str_t *name)
+{
+    size_t                   len;
+    u_char                  *pat;
+    ngx_uint_t               i;
+    ngx_http_server_name_t  *sn;
+
+    if (ngx_strlchr(name->data, name->data + name->len, ':') != NULL
+        || ngx_inet_addr(name->data, name->len) != INADDR_NONE)
+    {
+        return 1;
+    }
+
+    sn = cscf->server_names.elts;
+
+    for (i = 0; i < cscf->server_names.nelts; i++) {
+
+#if (NGX_PCRE)
+        if (sn[i].regex) {
+            return 1;
+        }
+#endif
+
+        pat = sn[i].name.data;
+        len = sn[i].name.len;
+
+        if (len > 1 && pat[len - 1] == '.') {
+            len--;                      /* "a.example.com." */
+        }
+
+        if (len == name->len && ngx_strncasecmp(pat, name->data, len) == 0) {
+            return 1;
+        }
+
+        if (len > 1 && (pat[0] == '.' || (pat[0] == '*' && pat[1] == '.'))) {
+            if (pat[0] == '*') {
+                pat++;
+                len--;
+            }
+
+            /* pat is ".suffix" */
+            if (name->len > len
+                && ngx_strncasecmp(name->data + name->len - len, pat, len)
+                   == 0)
+            {
+                return 1;
+            }
+
+            if (sn[i].name.data[0] == '.' && name->len == len - 1
+                && ngx_strncasecmp(name->data, pat + 1, len - 1) == 0)
+            {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_acme_server_listens_ssl(ngx_http_core_main_conf_t *cmcf,
+    ngx_http_core_srv_conf_t *cscf)
+{
+    ngx_uint_t                  p, a, s;
+    ngx_http_conf_port_t       *port;
+    ngx_http_conf_addr_t       *addr;
+    ngx_http_core_srv_conf_t  **cscfp;
+
+    if (cmcf->ports == NULL) {
+        return 0;
+    }
+
+    port = cmcf->ports->elts;
+
+    for (p = 0; p < cmcf->ports->nelts; p++) {
+
+        addr = port[p].addrs.elts;
+
+        for (a = 0; a < port[p].addrs.nelts; a++) {
+
+            if (!addr[a].opt.ssl) {
+                continue;
+            }
+
+            cscfp = addr[a].servers.elts;
+
+            for (s = 0; s < addr[a].servers.nelts; s++) {
+                if (cscfp[s] == cscf) {
+                    return 1;
+                }
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * cert->names and cert->id from the explicit names, else server_name, by
+ * the rules of acme_names.h: cert->names are the order identifiers (the
+ * names a wildcard of the set covers are served, not ordered), the id
+ * comes from the first normalised name.
+ */
+static ngx_int_t
+ngx_acme_cert_names(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
+    ngx_acme_srv_conf_t *ascf, ngx_acme_cert_t *cert)
+{
+    char                     *id, err[ACME_ERRLEN];
+    size_t                    len, *lens, bad;
+    unsigned                  flags;
+    ngx_str_t                 name, *in;
+    ngx_uint_t                i, n;
+    const char              **names, **np;
+    acme_names_t              set;
+    ngx_http_server_name_t   *sn;
+
+    flags = (cert->challenges.n == 1 && cert->challenge == NGX_ACME_DNS_01)
+            ? ACME_NAMES_DNS01 : 0;
+
+    if (ascf->names) {
+        in = ascf->names->elts;
+        n = ascf->names->nelts;
+
+    } else {
+        sn = cscf->server_names.elts;
+        n = cscf->server_names.nelts;
+
+        in = ngx_palloc(cf->temp_pool, (n ? n : 1) * sizeof(ngx_str_t));
+        if (in == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < n; i++) {
+#if (NGX_PCRE)
+            if (sn[i].regex) {
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "\"acme_certificate\" cannot use "
+                                    "the regular expression server name "
+                                    "\"~%V\"; list the names in "
+                                    "\"acme_certificate\"", &sn[i].name);
+                return NGX_ERROR;
+            }
+#endif
+            in[i] = sn[i].name;
+        }
+
+        flags |= ACME_NAMES_SERVER_NAME;
+    }
+
+    names = ngx_palloc(cf->temp_pool, (n ? n : 1) * sizeof(char *));
+    lens = ngx_palloc(cf->temp_pool, (n ? n : 1) * sizeof(size_t));
+    if (names == NULL || lens == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        names[i] = (const char *) in[i].data;
+        lens[i] = in[i].len;
+    }
+
+    if (acme_names_set(&set, names, lens, n, flags, &bad, err, sizeof(err))
+        != 0)
+    {
+        if (bad == n && ascf->names == NULL) {
+            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                "\"acme_certificate\" has no usable names: "
+                                "set \"server_name\" or list the names");
+
+        } else if (bad == n) {
+            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                "\"acme_certificate\": %s", err);
+
+        } else {
+            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                "\"acme_certificate\" cannot use %s\"%V\": "
+                                "it %s%s",
+                                ascf->names ? "name " : "server name ",
+                                &in[bad], err,
+                                ngx_strstr(err, "dns-01")
+                                ? " (\"challenge dns-01\" in the issuer or "
+                                  "challenge=dns-01)" : "");
+        }
+
+        return NGX_ERROR;
+    }
+
+    if (ngx_array_init(&cert->names, cf->pool, set.n_order, sizeof(char *))
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    for (i = 0; ascf->names && i < set.n_names; i++) {
+        name.data = (u_char *) set.names[i];
+        name.len = ngx_strlen(set.names[i]);
+
+        if (!ngx_acme_server_has_name(cscf, &name)) {
+            ngx_acme_conf_warn(cf->log, ascf->file, ascf->line,
+                               "\"acme_certificate\" name \"%V\" "
+                               "is not a \"server_name\" of this "
+                               "server; clients asking for it "
+                               "(SNI) will not reach it", &name);
+        }
+    }
+
+    for (i = 0; i < set.n_order; i++) {
+        np = ngx_array_push(&cert->names);
+        if (np == NULL) {
+            goto failed;
+        }
+
+        name.data = (u_char *) set.order[i];
+        name.len = ngx_strlen(set.order[i]);
+
+        *np = (const char *) ngx_acme_cstr(cf->pool, &name);
+        if (*np == NULL) {
+            goto failed;
+        }
+    }
+
+    id = acme_store_cert_id(set.names[0], cert->key_type);
+    if (id == NULL) {
+        goto failed;
+    }
+
+    len = ngx_strlen(id);
+
+    if (len >= NGX_ACME_ID_LEN) {
+        free(id);
+        ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                            "\"acme_certificate\": name \"%s\" is too "
+                            "long for a certificate id", set.names[0]);
+        goto failed;
+    }
+
+    cert->id.data = ngx_pnalloc(cf->pool, len + 1);
+    if (cert->id.data == NULL) {
+        free(id);
+        goto failed;
+    }
+
+    ngx_memcpy(cert->id.data, id, len + 1);
+    cert->id.len = len;
+    free(id);
+
+    acme_names_free(&set);
+
+    return NGX_OK;
+
+failed:
+
+    acme_names_free(&set);
+
+    return NGX_ERROR;
+}
+
+
+ngx_int_t
+ngx_acme_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_uint_t                  s, i, same;
+    ngx_acme_cert_t            *cert, **certs, **cp;
+    ngx_acme_issuer_t          *issuer, **issuers;
+    ngx_acme_srv_conf_t        *ascf, *head;
+    ngx_acme_main_conf_t       *amcf;
+    ngx_http_ssl_srv_conf_t    *sscf;
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_core_srv_conf_t  **cscfp, *cscf;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_acme_module);
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    cscfp = cmcf->servers.elts;
+
+    for (s = 0; s < cmcf->servers.nelts; s++) {
+
+        cscf = cscfp[s];
+        head = cscf->ctx->srv_conf[ngx_http_acme_module.ctx_index];
+
+        if (head->issuer_name.len == 0) {
+            continue;
+        }
+
+        sscf = cscf->ctx->srv_conf[ngx_http_ssl_module.ctx_index];
+
+        for (ascf = head; ascf; ascf = ascf->next) {
+
+            issuer = NULL;
+            issuers = amcf->issuers.elts;
+
+            for (i = 0; i < amcf->issuers.nelts; i++) {
+                if (issuers[i]->name.len == ascf->issuer_name.len
+                    && ngx_strncmp(issuers[i]->name.data,
+                                   ascf->issuer_name.data,
+                                   ascf->issuer_name.len) == 0)
+                {
+                    issuer = issuers[i];
+                    break;
+                }
+            }
+
+            if (issuer == NULL) {
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "\"acme_certificate\" refers to unknown "
+                                    "acme_issuer \"%V\"", &ascf->issuer_name);
+                return NGX_ERROR;
+            }
+
+            /* the names: explicit, else the server's server_name */
+
+            cert = ngx_pcalloc(cf->pool, sizeof(ngx_acme_cert_t));
+            if (cert == NULL) {
+                return NGX_ERROR;
+            }
+
+            cert->issuer = issuer;
+            cert->key_type = (acme_key_type_t) ascf->key_type;
+            cert->challenges = (ascf->challenge != NGX_ACME_CHALLENGE_UNSET)
+                               ? ascf->challenges : issuer->challenges;
+            cert->challenge = cert->challenges.type[0];
+
+            for (i = 0; i < cert->challenges.n; i++) {
+                cert->types[i] = ngx_acme_challenge_name(
+                                                  cert->challenges.type[i]);
+            }
+
+            if (ngx_acme_cert_names(cf, cscf, ascf, cert) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            /* the server must be reachable over TLS */
+
+            if (!ngx_acme_server_listens_ssl(cmcf, cscf) && !sscf->enable) {
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "\"acme_certificate\" is used in a server "
+                                    "without \"listen ... ssl\"");
+                return NGX_ERROR;
+            }
+
+            if (sscf->certificates == NULL
+                || sscf->certificates->nelts != 1
+                || ((ngx_str_t *) sscf->certificates->elts)->data
+                   != ascf->fallback_cert->data
+                || sscf->certificate_keys == NULL
+                || sscf->certificate_keys->nelts != 1)
+            {
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "\"ssl_certificate\" and "
+                                    "\"ssl_certificate_key\" cannot be used in a "
+                                    "server with \"acme_certificate\", which "
+                                    "manages its certificate");
+                return NGX_ERROR;
+            }
+
+            if (ngx_acme_cert_uses(cert, NGX_ACME_DNS_01)
+                && issuer->dns_server.host == NULL && issuer->dns_hook == NULL)
+            {
+                ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                    "\"acme_certificate\" uses dns-01, but "
+                                    "\"acme_issuer %V\" has neither "
+                                    "\"dns_update\" nor \"dns_hook\"",
+                                    &issuer->name);
+                return NGX_ERROR;
+            }
+
+            cert->rnd = acme_job_seed((char *) cert->id.data);
+            cert->file = ascf->file;
+            cert->line = ascf->line;
+
+            /* servers with the same certificate share one */
+
+            certs = amcf->certs.elts;
+
+            for (i = 0; i < amcf->certs.nelts; i++) {
+
+                same = acme_names_same(
+                           (const char *const *) certs[i]->names.elts,
+                           certs[i]->names.nelts,
+                           (const char *const *) cert->names.elts,
+                           cert->names.nelts);
+
+                same = (same && certs[i]->issuer == cert->issuer
+                        && certs[i]->challenges.n == cert->challenges.n
+                        && ngx_memcmp(certs[i]->challenges.type,
+                                      cert->challenges.type,
+                                      cert->challenges.n * sizeof(ngx_uint_t))
+                           == 0);
+
+                /* the same names in another order: the same certificate */
+
+                if (ngx_strcmp(certs[i]->id.data, cert->id.data) != 0) {
+                    if (same && certs[i]->key_type == cert->key_type) {
+                        cert = certs[i];
+                        break;
+                    }
+
+                    continue;
+                }
+
+                if (!same) {
+                    ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                        "certificate \"%V\" is managed with "
+                                        "other names, issuer or challenge in "
+                                        "%s:%ui",
+                                        &cert->id, certs[i]->file,
+                                        certs[i]->line);
+                    return NGX_ERROR;
+                }
+
+                cert = certs[i];
+                break;
+            }
+
+            if (i == amcf->certs.nelts) {
+                cp = ngx_array_push(&amcf->certs);
+                if (cp == NULL) {
+                    return NGX_ERROR;
+                }
+
+                *cp = cert;
+            }
+
+            ascf->cert = cert;
+
+            if (ngx_acme_cert_uses(cert, NGX_ACME_TLS_ALPN_01)) {
+                amcf->tls_alpn = 1;
+            }
+        }
+
+        if (sscf->ssl.ctx) {
+            if (ngx_acme_ssl_set_callback(cf, sscf->ssl.ctx, head) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (amcf->tls_alpn && ngx_acme_alpn_init(cf, amcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (amcf->certs.nelts == 0 && amcf->zone_name.len == 0
+        && amcf->issuers.nelts == 0)
+    {
+        /* the module is loaded but unused */
+        return NGX_OK;
+    }
+
+    if (ngx_acme_shm_add(cf, amcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (amcf->certs.nelts == 0) {
+        return NGX_OK;
+    }
+
+    amcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (amcf->thread_pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_acme_challenge_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    issuers = amcf->issuers.elts;
+
+    for (i = 0; i < amcf->issuers.nelts; i++) {
+        if (ngx_acme_issuer_http(cf, issuers[i], clcf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* The HTTP client settings of an issuer. */
+static ngx_int_t
+ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
+    ngx_http_core_loc_conf_t *clcf)
+{
+    u_char      *p;
+    char         err[ACME_ERRLEN];
+    ngx_url_t    u;
+    acme_url_t   url;
+
+    issuer->http.ssl = &issuer->ssl;
+    issuer->http.connect_timeout = issuer->timeout;
+    issuer->http.timeout = issuer->timeout;
+    issuer->http.max_body = ACME_HTTP_MAX_BODY;
+
+    /* http{} always has a resolver; one without servers is a placeholder */
+
+    if (clcf->resolver && clcf->resolver->connections.nelts) {
+        issuer->http.resolver = clcf->resolver;
+        issuer->http.resolver_timeout = clcf->resolver_timeout;
+    }
+
+    if (acme_url_parse((char *) issuer->uri.data, &url, err, sizeof(err))
+        != 0)
+    {
+        ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
+                            "invalid \"uri\": %s", err);
+        return NGX_ERROR;
+    }
+
+    issuer->http.static_host.len = ngx_strlen(url.host);
+    issuer->http.static_host.data = ngx_pnalloc(cf->pool,
+                                         issuer->http.static_host.len + 1);
+    if (issuer->http.static_host.data == NULL) {
+        acme_url_free(&url);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(issuer->http.static_host.data, url.host,
+               issuer->http.static_host.len + 1);
+
+    /*
+     * Resolve the directory host now for workers without a "resolver";
+     * not under "nginx -t", which must contact nobody.
+     */
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url.data = ngx_pnalloc(cf->pool, ngx_strlen(url.host) + 16);
+    if (u.url.data == NULL) {
+        acme_url_free(&url);
+        return NGX_ERROR;
+    }
+
+    if (ngx_strchr(url.host, ':')) {
+        p = ngx_sprintf(u.url.data, "[%s]:%d", url.host, url.port);
+
+    } else {
+        p = ngx_sprintf(u.url.data, "%s:%d", url.host, url.port);
+    }
+
+    u.url.len = p - u.url.data;
+    u.default_port = (in_port_t) url.port;
+    u.no_resolve = ngx_test_config ? 1 : 0;
+
+    acme_url_free(&url);
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (issuer->http.resolver == NULL && !ngx_test_config) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "acme: cannot resolve \"%V\" of acme_issuer \"%V\" "
+                          "(%s) and no \"resolver\" is configured",
+                          &u.url, &issuer->name, u.err ? u.err : "error");
+        }
+
+        return NGX_OK;
+    }
+
+    issuer->http.static_addrs = u.addrs;
+    issuer->http.static_naddrs = u.naddrs;
+
+    return NGX_OK;
+}

@@ -1,0 +1,315 @@
+/*
+ * ngx_http_acme_module: a worker's lifetime.  init_process starts the
+ * one-second timer that picks up new certificates, holds the ACME lease
+ * and, on the lease holder, starts the orders that are due; exit_process
+ * (and a worker leaving after a reload) aborts its orders and hands the
+ * lease on.
+ */
+
+#include "ngx_acme.h"
+
+
+static void ngx_acme_tick(ngx_event_t *ev);
+static void ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
+static ngx_uint_t ngx_acme_alpn_busy(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert);
+static ngx_uint_t ngx_acme_unfinished(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, acme_cert_state_t *st, ngx_log_t *log);
+static void ngx_acme_abort_all(ngx_acme_main_conf_t *amcf);
+
+
+ngx_int_t
+ngx_acme_init_process(ngx_cycle_t *cycle)
+{
+    ngx_acme_main_conf_t  *amcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module);
+
+    if (amcf == NULL || amcf->shm_zone == NULL || amcf->certs.nelts == 0) {
+        return NGX_OK;
+    }
+
+    amcf->log = cycle->log;
+    ngx_queue_init(&amcf->alpn_certs);
+
+    amcf->timer.handler = ngx_acme_tick;
+    amcf->timer.data = amcf;
+    amcf->timer.log = cycle->log;
+    amcf->timer.cancelable = 1;
+
+    /* at once: serve stored certificates from the first handshake */
+
+    ngx_acme_tick(&amcf->timer);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_acme_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_acme_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module);
+
+    if (amcf == NULL || amcf->shm_zone == NULL || amcf->certs.nelts == 0) {
+        return;
+    }
+
+    amcf->exiting = 1;
+
+    ngx_acme_abort_all(amcf);
+
+    if (amcf->lease_held) {
+        ngx_acme_shm_lease_release(amcf);
+        amcf->lease_held = 0;
+
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "acme: exiting worker process %P released the "
+                      "ACME lease", ngx_pid);
+    }
+
+    if (amcf->timer.timer_set) {
+        ngx_del_timer(&amcf->timer);
+    }
+
+    ngx_acme_ssl_free(amcf);
+    ngx_acme_alpn_free(amcf);
+}
+
+
+static void
+ngx_acme_abort_all(ngx_acme_main_conf_t *amcf)
+{
+    ngx_uint_t         i;
+    ngx_acme_cert_t  **certs;
+
+    certs = amcf->certs.elts;
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        if (certs[i]->job) {
+            ngx_acme_job_abort(amcf, certs[i]);
+        }
+    }
+}
+
+
+static void
+ngx_acme_tick(ngx_event_t *ev)
+{
+    ngx_acme_main_conf_t  *amcf = ev->data;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        /* an old worker after a reload: hand ACME to the new ones */
+
+        ngx_acme_abort_all(amcf);
+
+        if (amcf->lease_held) {
+            ngx_acme_shm_lease_release(amcf);
+            amcf->lease_held = 0;
+
+            ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                          "acme: exiting worker process %P released the "
+                          "ACME lease", ngx_pid);
+        }
+
+        return;
+    }
+
+    ngx_acme_ssl_refresh(amcf, ev->log);
+    ngx_acme_shm_heartbeat(amcf, amcf->generation);
+
+    if (amcf->tls_alpn) {
+        ngx_acme_alpn_expire(amcf);
+    }
+
+    if (ngx_acme_shm_lease(amcf, ev->log) == NGX_OK) {
+        amcf->lease_held = 1;
+        ngx_acme_shm_activate(amcf, ev->log);
+        ngx_acme_ssl_refresh(amcf, ev->log);
+        ngx_acme_schedule(amcf, ev->log);
+
+    } else if (amcf->lease_held) {
+        amcf->lease_held = 0;
+        ngx_acme_abort_all(amcf);
+
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "acme: worker process %P lost the ACME lease", ngx_pid);
+    }
+
+    ngx_add_timer(ev, NGX_ACME_TICK);
+}
+
+
+/* Starts the orders that are due (acme_job_due); the lease holder only. */
+static void
+ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
+{
+    time_t              now, unsaved;
+    long long           due;
+    ngx_uint_t          i;
+    ngx_acme_cert_t   **certs, *cert;
+    ngx_acme_slot_t    *slot;
+    acme_job_facts_t    f;
+    acme_job_reason_t   why;
+    acme_cert_state_t   st;
+
+    now = ngx_time();
+    certs = amcf->certs.elts;
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        cert = certs[i];
+        slot = cert->slot;
+
+        if (slot == NULL || cert->job) {
+            continue;
+        }
+
+        ngx_memzero(&f, sizeof(acme_job_facts_t));
+
+        ngx_acme_shm_lock(amcf);
+
+        st = slot->st;
+        f.have_cert = (slot->bundle != NULL);
+        f.not_before = slot->status.not_before;
+        f.not_after = slot->status.not_after;
+        /* a bundle this worker has not parsed: its names are not known */
+        f.loaded = (slot->generation == cert->generation);
+        unsaved = slot->unsaved_at;
+
+        ngx_acme_shm_unlock(amcf);
+
+        if (st.attempt_started && ngx_acme_unfinished(amcf, cert, &st, log)) {
+            continue;
+        }
+
+        if (unsaved && unsaved <= now) {
+            /* an issued bundle the store refused: written again first */
+            if (ngx_acme_job_resave(amcf, cert, log) == NGX_OK) {
+                continue;
+            }
+        }
+
+        f.names_ok = cert->names_match;
+        f.renew_fraction = cert->issuer->renew_percent / 100.0;
+        f.seed = cert->rnd;
+
+        why = acme_job_due(&f, &st, &due);
+
+        if (why == ACME_JOB_LOADING) {
+            continue;
+        }
+
+        ngx_acme_shm_lock(amcf);
+        slot->status.next_renewal = due;
+        ngx_acme_shm_unlock(amcf);
+
+        if (due <= now && !ngx_acme_alpn_busy(amcf, cert)) {
+            (void) ngx_acme_job_start(amcf, cert, acme_job_reason_text(why),
+                                      log);
+        }
+    }
+}
+
+
+/*
+ * An attempt record in the slot and no job of ours for it: the worker that
+ * ran the order died during it (or the whole server, when the record came
+ * from state.json).  The common policy counts it as a failure with backoff;
+ * the state is persisted in the thread pool.  Returns 1 when it counted one.
+ */
+static ngx_uint_t
+ngx_acme_unfinished(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    acme_cert_state_t *st, ngx_log_t *log)
+{
+    char          buf[21];
+    time_t        now;
+    ngx_uint_t    alive;
+
+    now = ngx_time();
+
+    alive = ((ngx_pid_t) st->attempt_pid != ngx_pid
+             && acme_process_alive(st->attempt_pid));
+
+    if (!acme_job_unfinished(st, cert->types, cert->challenges.n,
+                             (long long) now, alive,
+                             cert->issuer->retry_delay, cert->rnd))
+    {
+        return 0;
+    }
+
+    ngx_acme_shm_lock(amcf);
+
+    if (!ngx_acme_shm_fence_ok_locked(amcf, amcf->lease_gen)) {
+        ngx_acme_shm_unlock(amcf);
+        return 1;
+    }
+
+    cert->slot->st = *st;
+    acme_job_status_end(&cert->slot->status, st, st->next_attempt);
+
+    ngx_acme_shm_unlock(amcf);
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "acme: certificate \"%V\": %s; %ui consecutive "
+                  "failure(s), next attempt at %s", &cert->id,
+                  st->last_error, (ngx_uint_t) st->failures,
+                  acme_time_rfc3339(st->next_attempt, buf, sizeof(buf)));
+
+    if (ngx_acme_job_save_state(amcf, cert, st, log) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "acme: certificate \"%V\": cannot post the state "
+                      "task", &cert->id);
+    }
+
+    return 1;
+}
+
+
+/*
+ * tls-alpn-01 attempts sharing a name take turns (acme_job_alpn_conflict):
+ * such an order waits for the running one; the next tick starts it.
+ */
+static ngx_uint_t
+ngx_acme_alpn_busy(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
+{
+    ngx_uint_t          i, failures;
+    const char         *type;
+    ngx_acme_cert_t   **certs, *other;
+
+    certs = amcf->certs.elts;
+
+    type = ngx_acme_challenge_name(ngx_acme_cert_challenge(cert,
+                                                  cert->slot->st.failures));
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        other = certs[i];
+
+        if (other == cert || other->job == NULL || other->slot == NULL) {
+            continue;
+        }
+
+        /* the running attempt's type: failures change when it ends */
+        ngx_acme_shm_lock(amcf);
+        failures = other->slot->st.failures;
+        ngx_acme_shm_unlock(amcf);
+
+        if (acme_job_alpn_conflict(type,
+                  (const char *const *) cert->names.elts, cert->names.nelts,
+                  ngx_acme_challenge_name(ngx_acme_cert_challenge(other,
+                                                                  failures)),
+                  (const char *const *) other->names.elts,
+                  other->names.nelts))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
