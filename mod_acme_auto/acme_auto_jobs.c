@@ -62,11 +62,8 @@ typedef struct {
     int                 running;        /* thread started, not joined */
     int                 finished;       /* set (atomically) by the thread */
     acme_cert_state_t   st;             /* persisted renewal state */
-    int                 have_cert;
-    int                 names_ok;
-    long long           not_before;
-    long long           not_after;
-    uint32_t            seed;           /* acme_job_seed(id) */
+    acme_job_facts_t    f;              /* of the served certificate;
+                                           f.seed: acme_job_seed(id) */
     long long           due_at;         /* as last shown in the status */
     const char         *last_step;
     const char         *type;           /* challenge of the current attempt */
@@ -100,17 +97,17 @@ job_load_facts(job_t *j)
     apr_size_t       len = 0;
     apr_uint32_t     gen;
 
-    j->have_cert = 0;
-    j->names_ok = 0;
+    j->f.have_cert = 0;
+    j->f.names_ok = 0;
     if (acme_auto_shm_get_bundle(j->c->slot, &pem, &len, &gen) != 1) {
         return;
     }
     memset(&info, 0, sizeof(info));
     if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err)) == 0) {
-        j->have_cert = 1;
-        j->not_before = info.not_before;
-        j->not_after = info.not_after;
-        j->names_ok = acme_cert_info_names_equal(&info, j->c->names,
+        j->f.have_cert = 1;
+        j->f.not_before = info.not_before;
+        j->f.not_after = info.not_after;
+        j->f.names_ok = acme_cert_info_names_equal(&info, j->c->names,
                                                  j->c->n_names);
         acme_cert_info_free(&info);
     }
@@ -170,18 +167,9 @@ job_sync_from_disk(job_t *j)
 static long long
 job_due_at(job_t *j)
 {
-    acme_job_facts_t f;
-    long long        at;
+    long long at;
 
-    memset(&f, 0, sizeof(f));
-    f.have_cert = j->have_cert;
-    f.loaded = 1;
-    f.names_ok = j->names_ok;
-    f.not_before = j->not_before;
-    f.not_after = j->not_after;
-    f.renew_fraction = j->c->issuer->renew_fraction;
-    f.seed = j->seed;
-    (void) acme_job_due(&f, &j->st, &at);
+    (void) acme_job_due(&j->f, &j->st, &at);
     return at;
 }
 
@@ -419,7 +407,7 @@ job_failed(job_t *j, const char *msg, long long retry_after)
     char      buf[ACME_ERRLEN + 64];
 
     acme_job_failed(&j->st, j->type, msg, now, retry_after,
-                    j->c->issuer->retry_delay_sec, j->seed);
+                    j->c->issuer->retry_delay_sec, j->f.seed);
     job_record_failure(j);
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: order "
                  "failed: %s", j->c->id,
@@ -471,10 +459,10 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
         ap_log_error(APLOG_MARK, level, 0, j->s, "mod_acme_auto: %s: %s",
                      j->c->id, msg);
     }
-    j->have_cert = 1;
-    j->names_ok = 1;
-    j->not_before = st.not_before;
-    j->not_after = st.not_after;
+    j->f.have_cert = 1;
+    j->f.names_ok = 1;
+    j->f.not_before = st.not_before;
+    j->f.not_after = st.not_after;
     acme_job_status_end(&st, &j->st, job_due_at(j));
     acme_auto_shm_set_bundle(j->c->slot, blob, blob_len, &st);
     acme_bundle_free(blob, blob_len);
@@ -590,8 +578,8 @@ job_main(void *arg)
         /* shutting down: not a failure, the next driver resumes */
         acme_sched_attempt_end(&j->st);
         job_save_state(j, NULL);
-        acme_auto_shm_set_step(j->c->slot, j->have_cert ? "valid" : "fallback",
-                               NULL);
+        acme_auto_shm_set_step(j->c->slot,
+                               j->f.have_cert ? "valid" : "fallback", NULL);
         goto done;
     }
     if (rc != 0) {
@@ -689,7 +677,7 @@ job_check_unfinished(job_t *j)
             && acme_process_alive(j->st.attempt_pid);
     if (acme_job_unfinished(&j->st, j->c->challenges, j->c->n_challenges,
                             now_sec(), alive, j->c->issuer->retry_delay_sec,
-                            j->seed))
+                            j->f.seed))
     {
         job_record_failure(j);
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: %s",
@@ -927,7 +915,9 @@ acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf)
     for (i = 0; i < w->n_jobs; i++) {
         w->jobs[i].c = APR_ARRAY_IDX(acme_auto_g.certs, i, acme_auto_cert_t *);
         w->jobs[i].s = s;
-        w->jobs[i].seed = acme_job_seed(w->jobs[i].c->id);
+        w->jobs[i].f.loaded = 1;
+        w->jobs[i].f.renew_fraction = w->jobs[i].c->issuer->renew_fraction;
+        w->jobs[i].f.seed = acme_job_seed(w->jobs[i].c->id);
     }
     rv = register_cb(wd, apr_time_from_sec(1), w, watchdog_cb);
     if (rv != APR_SUCCESS) {
