@@ -34,18 +34,6 @@ rm_root(char *root)
     free(root);
 }
 
-static char *
-tmp_root(void)
-{
-    char *d = acme_strdup("/tmp/acme-jobstore-test-XXXXXX");
-
-    if (d == NULL || mkdtemp(d) == NULL) {
-        free(d);
-        return NULL;
-    }
-    return d;
-}
-
 /* A key PEM and a chain (a self-signed leaf) as an order ends with. */
 typedef struct {
     char   *key_pem, *chain;
@@ -88,7 +76,7 @@ succeeded_state(void)
 
 UNIT_TEST(job_store_issued_writes_bundle_then_state)
 {
-    char              *root = tmp_root(), err[ACME_ERRLEN], *pem, *joined;
+    char              *root = unit_tmpdir(), err[ACME_ERRLEN], *pem, *joined;
     size_t             len, jlen;
     issued_t           is;
     acme_cert_info_t   info;
@@ -121,7 +109,7 @@ UNIT_TEST(job_store_issued_writes_bundle_then_state)
 
     /* a chain that does not parse: an error, nothing written */
     rm_root(root);
-    root = tmp_root();
+    root = unit_tmpdir();
     memset(&info, 0, sizeof(info));
     CHECK_INT(acme_job_store_issued(root, ID, is.key_pem, is.key_len,
                                     "garbage", 7, &st, &info, err,
@@ -137,7 +125,7 @@ UNIT_TEST(job_store_issued_writes_bundle_then_state)
 
 UNIT_TEST(job_store_issued_refused)
 {
-    char              *root = tmp_root(), err[ACME_ERRLEN], *p, *pem;
+    char              *root = unit_tmpdir(), err[ACME_ERRLEN], *p, *pem;
     size_t             len;
     FILE              *f;
     issued_t           is;
