@@ -419,6 +419,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     size_t chain_len, char *err, size_t errlen)
 {
     acme_auto_slot_status_t st;
+    acme_cert_state_t       ok;
     acme_cert_info_t        info;
     char                   *key_pem, *blob, until[32], msg[2 * ACME_ERRLEN];
     size_t                  key_len, blob_len;
@@ -429,11 +430,14 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     if (key_pem == NULL) {
         return acme_err(err, errlen, "cannot serialise the certificate key");
     }
-    acme_job_succeeded(&j->st, now);
+    /* j->st changes only once the certificate is served: a failure
+     * from here on counts on top of the earlier ones */
+    ok = j->st;
+    acme_job_succeeded(&ok, now);
     memset(&info, 0, sizeof(info));
     err[0] = '\0';
     stored = acme_job_store_issued(j->c->issuer->state_dir, j->c->id,
-                                   key_pem, key_len, chain, chain_len, &j->st,
+                                   key_pem, key_len, chain, chain_len, &ok,
                                    &info, err, errlen);
     blob = stored < 0 ? NULL : acme_bundle_join(key_pem, key_len, chain,
                                                 chain_len, &blob_len);
@@ -452,6 +456,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     acme_job_status_set_cert(&st, info.not_before, info.not_after,
                              info.serial, info.issuer);
     acme_cert_info_free(&info);
+    j->st = ok;
     level = acme_job_issued_saved(stored, err, j->c->issuer->state_dir,
                                   j->c->id, now, &j->unsaved_tries,
                                   &j->unsaved_at, &st, msg, sizeof(msg));
