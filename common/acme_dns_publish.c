@@ -239,10 +239,9 @@ acme_dns_hook_run(const acme_dns_publisher_t *p, const char *op,
                         "%s%s", op, argv[2], p->hook, status - 128,
                         last[0] ? ": " : "", last);
     }
-    /* both phrasings are in use by the tests of the two servers */
-    return acme_err(err, errlen, "dns hook %s %s: %s exited with status %d "
-                    "(exited with %d, not 0)%s%s", op, argv[2], p->hook,
-                    status, status, last[0] ? ": " : "", last);
+    return acme_err(err, errlen, "dns hook %s %s: %s exited with status %d"
+                    "%s%s", op, argv[2], p->hook, status,
+                    last[0] ? ": " : "", last);
 }
 
 

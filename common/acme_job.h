@@ -196,4 +196,62 @@ void acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
 void acme_job_status_view(const acme_job_status_t *rec, long long now,
     const char *dflt, acme_status_cert_t *out);
 
+/* -- an order's end in the store ---------------------------------------- */
+
+/*
+ * The store's part is acme_job_store.h (blocking, thread only); what it
+ * leaves for the host is here, pure.  A bundle the store refuses is
+ * served from memory all the same and written again later, at the times
+ * of acme_sched_unsaved_retry, with no new order; a state.json it refuses
+ * is kept in memory and written again the same way.  The host keeps the
+ * served bundle, the state and the write schedule (tries, at) next to its
+ * status record, and logs the line these functions word at the level they
+ * return (no logging here).
+ */
+
+/* Log levels of the lines below: syslog's numbers, which are Apache's
+ * APLOG_*; nginx's NGX_LOG_* are one more. */
+#define ACME_JOB_LOG_ERR        3
+#define ACME_JOB_LOG_WARN       4
+#define ACME_JOB_LOG_NOTICE     5
+
+/* What acme_job_store_issued wrote. */
+#define ACME_JOB_STORED         0   /* bundle.pem and state.json */
+#define ACME_JOB_STATE_UNSAVED  1   /* bundle.pem; state.json refused */
+#define ACME_JOB_BUNDLE_UNSAVED 2   /* nothing: bundle.pem refused */
+
+/*
+ * After acme_job_store_issued returned stored (ACME_JOB_*; err its
+ * message) at now, for the certificate stored below root as id:
+ *   *tries, *at        the write schedule: with something unsaved 1 and
+ *                      acme_sched_unsaved_retry(1, now), else 0 and 0
+ *                      (*at 0: nothing unsaved)
+ *   rec->store_error   "" when all is stored, else "issued certificate
+ *                      not stored, served from memory only: <err>" or
+ *                      "renewal state not stored, kept in memory: <err>"
+ *   msg                the line to log ("" none), at the level returned
+ */
+int acme_job_issued_saved(int stored, const char *err, const char *root,
+    const char *id, long long now, unsigned *tries, long long *at,
+    acme_job_status_t *rec, char *msg, size_t msglen);
+
+/*
+ * After acme_job_store_resave returned rc (err its message) at now: when
+ * stored, *tries and *at 0 and rec->store_error ""; else one more try,
+ * the next write at acme_sched_unsaved_retry(*tries, now) and the
+ * store_error of an unsaved bundle.  msg the line to log at the level
+ * returned.
+ */
+int acme_job_resaved(int rc, const char *err, const char *root,
+    const char *id, long long now, unsigned *tries, long long *at,
+    acme_job_status_t *rec, char *msg, size_t msglen);
+
+/*
+ * A counted failure (acme_job_failed, acme_job_unfinished) for the log:
+ * "<last_error>; <N> consecutive failure(s), next attempt at <RFC 3339>".
+ * Returns buf.
+ */
+const char *acme_job_failure_text(const acme_cert_state_t *st, char *buf,
+    size_t len);
+
 #endif

@@ -44,6 +44,7 @@
 #include "acme_engine.h"
 #include "acme_job.h"
 #include "acme_job_prep.h"
+#include "acme_job_store.h"
 #include "acme_key.h"
 #include "acme_sched.h"
 #include "acme_store.h"
@@ -61,18 +62,14 @@ typedef struct {
     int                 running;        /* thread started, not joined */
     int                 finished;       /* set (atomically) by the thread */
     acme_cert_state_t   st;             /* persisted renewal state */
-    int                 have_cert;
-    int                 names_ok;
-    long long           not_before;
-    long long           not_after;
-    uint32_t            seed;           /* acme_job_seed(id) */
+    acme_job_facts_t    f;              /* of the served certificate;
+                                           f.seed: acme_job_seed(id) */
     long long           due_at;         /* as last shown in the status */
     const char         *last_step;
     const char         *type;           /* challenge of the current attempt */
     int                 resave;         /* the thread writes, no order */
-    int                 unsaved;        /* shm's bundle/state not stored */
-    unsigned            unsaved_tries;
-    long long           unsaved_at;     /* next write */
+    unsigned            unsaved_tries;  /* shm's bundle/state not stored: */
+    long long           unsaved_at;     /* next write; 0 = all stored */
 } job_t;
 
 typedef struct {
@@ -100,17 +97,17 @@ job_load_facts(job_t *j)
     apr_size_t       len = 0;
     apr_uint32_t     gen;
 
-    j->have_cert = 0;
-    j->names_ok = 0;
+    j->f.have_cert = 0;
+    j->f.names_ok = 0;
     if (acme_auto_shm_get_bundle(j->c->slot, &pem, &len, &gen) != 1) {
         return;
     }
     memset(&info, 0, sizeof(info));
     if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err)) == 0) {
-        j->have_cert = 1;
-        j->not_before = info.not_before;
-        j->not_after = info.not_after;
-        j->names_ok = acme_cert_info_names_equal(&info, j->c->names,
+        j->f.have_cert = 1;
+        j->f.not_before = info.not_before;
+        j->f.not_after = info.not_after;
+        j->f.names_ok = acme_cert_info_names_equal(&info, j->c->names,
                                                  j->c->n_names);
         acme_cert_info_free(&info);
     }
@@ -159,9 +156,8 @@ job_sync_from_disk(job_t *j)
     else if (have_shm) {
         /* served, newer than what is stored: a previous driver could not
          * store it; written again at once */
-        j->unsaved = 1;
         j->unsaved_tries = 0;
-        j->unsaved_at = 0;
+        j->unsaved_at = now_sec();
     }
     free(pem);
 }
@@ -171,18 +167,9 @@ job_sync_from_disk(job_t *j)
 static long long
 job_due_at(job_t *j)
 {
-    acme_job_facts_t f;
-    long long        at;
+    long long at;
 
-    memset(&f, 0, sizeof(f));
-    f.have_cert = j->have_cert;
-    f.loaded = 1;
-    f.names_ok = j->names_ok;
-    f.not_before = j->not_before;
-    f.not_after = j->not_after;
-    f.renew_fraction = j->c->issuer->renew_fraction;
-    f.seed = j->seed;
-    (void) acme_job_due(&f, &j->st, &at);
+    (void) acme_job_due(&j->f, &j->st, &at);
     return at;
 }
 
@@ -379,13 +366,17 @@ account_wait(job_t *j, EVP_PKEY *key)
     return rc == ACME_GATE_USE ? url : NULL;
 }
 
+/* state.json; err (ACME_ERRLEN, or NULL) says why it was not written,
+ * "" when it was. */
 static void
-job_save_state(job_t *j)
+job_save_state(job_t *j, char *err)
 {
-    char err[ACME_ERRLEN];
+    char buf[ACME_ERRLEN];
 
+    err = err ? err : buf;
+    err[0] = '\0';
     if (acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st, err,
-                              sizeof(err)) != 0)
+                              ACME_ERRLEN) != 0)
     {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
                      " cannot save the renewal state: %s", j->c->id, err);
@@ -399,13 +390,7 @@ job_record_failure(job_t *j)
     acme_auto_slot_status_t st;
     char                    err[ACME_ERRLEN];
 
-    err[0] = '\0';
-    if (acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st, err,
-                              sizeof(err)) != 0)
-    {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
-                     " cannot save the renewal state: %s", j->c->id, err);
-    }
+    job_save_state(j, err);
     acme_auto_shm_get_status(j->c->slot, &st);
     acme_job_status_end(&st, &j->st, job_due_at(j));
     if (err[0]) {
@@ -419,14 +404,14 @@ static void
 job_failed(job_t *j, const char *msg, long long retry_after)
 {
     long long now = now_sec();
+    char      buf[ACME_ERRLEN + 64];
 
     acme_job_failed(&j->st, j->type, msg, now, retry_after,
-                    j->c->issuer->retry_delay_sec, j->seed);
+                    j->c->issuer->retry_delay_sec, j->f.seed);
     job_record_failure(j);
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: "
-                 "attempt %u failed: %s; next attempt in %" APR_INT64_T_FMT "s",
-                 j->c->id, j->st.failures, j->st.last_error,
-                 (apr_int64_t) (j->st.next_attempt - now));
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: order "
+                 "failed: %s", j->c->id,
+                 acme_job_failure_text(&j->st, buf, sizeof(buf)));
 }
 
 static int
@@ -434,73 +419,56 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     size_t chain_len, char *err, size_t errlen)
 {
     acme_auto_slot_status_t st;
-    char                   *key_pem, *blob, until[32];
-    char                    bundle_err[ACME_ERRLEN], state_err[ACME_ERRLEN];
+    acme_cert_state_t       ok;
+    acme_cert_info_t        info;
+    char                   *key_pem, *blob, until[32], msg[2 * ACME_ERRLEN];
     size_t                  key_len, blob_len;
     long long               now = now_sec();
+    int                     stored, level;
 
     key_pem = acme_key_to_pem(cert_key, &key_len);
     if (key_pem == NULL) {
         return acme_err(err, errlen, "cannot serialise the certificate key");
     }
-    /* a bundle the store refuses is served from memory all the same */
-    bundle_err[0] = '\0';
-    state_err[0] = '\0';
-    if (acme_store_save_bundle(j->c->issuer->state_dir, j->c->id, key_pem,
-                               key_len, chain, chain_len, bundle_err,
-                               sizeof(bundle_err)) != 0)
-    {
-        if (bundle_err[0] == '\0') {
-            apr_cpystrn(bundle_err, "unknown error", sizeof(bundle_err));
-        }
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: "
-                     "issued, but cannot store it in %s/certs/%s: %s; served"
-                     " from memory only, the write is retried", j->c->id,
-                     j->c->issuer->state_dir, j->c->id, bundle_err);
-    }
-    blob = acme_bundle_join(key_pem, key_len, chain, chain_len, &blob_len);
+    /* j->st changes only once the certificate is served: a failure
+     * from here on counts on top of the earlier ones */
+    ok = j->st;
+    acme_job_succeeded(&ok, now);
+    memset(&info, 0, sizeof(info));
+    err[0] = '\0';
+    stored = acme_job_store_issued(j->c->issuer->state_dir, j->c->id,
+                                   key_pem, key_len, chain, chain_len, &ok,
+                                   &info, err, errlen);
+    blob = stored < 0 ? NULL : acme_bundle_join(key_pem, key_len, chain,
+                                                chain_len, &blob_len);
     acme_bundle_free(key_pem, key_len);
-    if (blob == NULL) {
-        return acme_err(err, errlen, "out of memory");
-    }
-
-    acme_job_succeeded(&j->st, now);
-    if (bundle_err[0] == '\0'
-        && acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st,
-                                 state_err, sizeof(state_err)) != 0)
-    {
-        if (state_err[0] == '\0') {
-            apr_cpystrn(state_err, "unknown error", sizeof(state_err));
+    if (stored < 0 || blob == NULL || blob_len > ACME_AUTO_BUNDLE_MAX) {
+        if (stored >= 0) {
+            acme_cert_info_free(&info);
+            acme_bundle_free(blob, blob_len);
+            acme_err(err, errlen, "the issued certificate is unusable");
         }
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
-                     " cannot save the renewal state: %s; kept in memory, "
-                     "the write is retried", j->c->id, state_err);
+        return -1;
     }
 
+    /* a bundle the store refuses is served from memory all the same */
     memset(&st, 0, sizeof(st));
-    if (acme_auto_status_from_pem(blob, blob_len, &st) != 0
-        || blob_len > ACME_AUTO_BUNDLE_MAX)
-    {
-        acme_bundle_free(blob, blob_len);
-        return acme_err(err, errlen, "the issued certificate is unusable");
+    acme_job_status_set_cert(&st, info.not_before, info.not_after,
+                             info.serial, info.issuer);
+    acme_cert_info_free(&info);
+    j->st = ok;
+    level = acme_job_issued_saved(stored, err, j->c->issuer->state_dir,
+                                  j->c->id, now, &j->unsaved_tries,
+                                  &j->unsaved_at, &st, msg, sizeof(msg));
+    if (msg[0]) {
+        ap_log_error(APLOG_MARK, level, 0, j->s, "mod_acme_auto: %s: %s",
+                     j->c->id, msg);
     }
-    j->have_cert = 1;
-    j->names_ok = 1;
-    j->not_before = st.not_before;
-    j->not_after = st.not_after;
+    j->f.have_cert = 1;
+    j->f.names_ok = 1;
+    j->f.not_before = st.not_before;
+    j->f.not_after = st.not_after;
     acme_job_status_end(&st, &j->st, job_due_at(j));
-    if (bundle_err[0]) {
-        apr_snprintf(st.store_error, sizeof(st.store_error), "issued "
-                     "certificate not stored, served from memory only: %s",
-                     bundle_err);
-    }
-    else if (state_err[0]) {
-        apr_snprintf(st.store_error, sizeof(st.store_error), "renewal state "
-                     "not stored, kept in memory: %s", state_err);
-    }
-    j->unsaved = bundle_err[0] || state_err[0];
-    j->unsaved_tries = 1;
-    j->unsaved_at = acme_sched_unsaved_retry(1, now);
     acme_auto_shm_set_bundle(j->c->slot, blob, blob_len, &st);
     acme_bundle_free(blob, blob_len);
 
@@ -551,7 +519,7 @@ job_main(void *arg)
 
     /* recorded before anything else: a crash from here on counts */
     acme_sched_attempt_begin(&j->st, now_sec(), (long) getpid());
-    job_save_state(j);
+    job_save_state(j, NULL);
 
     acme_auto_shm_set_challenge(j->c->slot, j->type);
     acme_auto_shm_set_step(j->c->slot, "renewing", "account-key");
@@ -614,9 +582,9 @@ job_main(void *arg)
     if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
         /* shutting down: not a failure, the next driver resumes */
         acme_sched_attempt_end(&j->st);
-        job_save_state(j);
-        acme_auto_shm_set_step(j->c->slot, j->have_cert ? "valid" : "fallback",
-                               NULL);
+        job_save_state(j, NULL);
+        acme_auto_shm_set_step(j->c->slot,
+                               j->f.have_cert ? "valid" : "fallback", NULL);
         goto done;
     }
     if (rc != 0) {
@@ -656,49 +624,29 @@ job_resave_main(void *arg)
 {
     job_t                  *j = arg;
     acme_auto_slot_status_t st;
-    char                   *pem = NULL, err[ACME_ERRLEN], at[32];
+    char                   *pem = NULL, err[ACME_ERRLEN];
+    char                    msg[2 * ACME_ERRLEN];
     apr_size_t              len = 0;
     apr_uint32_t            gen;
-    long long               now;
-    int                     rc;
+    int                     rc, level;
 
     err[0] = '\0';
     if (acme_auto_shm_get_bundle(j->c->slot, &pem, &len, &gen) != 1) {
         /* nothing served: nothing to keep */
-        j->unsaved = 0;
+        j->unsaved_at = 0;
         goto done;
     }
-    rc = acme_store_save_bundle_pem(j->c->issuer->state_dir, j->c->id, pem,
-                                    len, err, sizeof(err));
+    rc = acme_job_store_resave(j->c->issuer->state_dir, j->c->id, pem, len,
+                               &j->st, err, sizeof(err));
     OPENSSL_cleanse(pem, len);
     free(pem);
-    if (rc == 0) {
-        rc = acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st,
-                                   err, sizeof(err));
-    }
-    now = now_sec();
     acme_auto_shm_get_status(j->c->slot, &st);
-    if (rc == 0) {
-        j->unsaved = 0;
-        j->unsaved_tries = 0;
-        st.store_error[0] = '\0';
-        acme_auto_shm_set_status(j->c->slot, &st);
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: "
-                     "the certificate served from memory is stored now in "
-                     "%s/certs/%s", j->c->id, j->c->issuer->state_dir,
-                     j->c->id);
-        goto done;
-    }
-    j->unsaved_tries++;
-    j->unsaved_at = acme_sched_unsaved_retry(j->unsaved_tries, now);
-    apr_snprintf(st.store_error, sizeof(st.store_error), "issued certificate "
-                 "not stored, served from memory only: %s", err);
+    level = acme_job_resaved(rc, err, j->c->issuer->state_dir, j->c->id,
+                             now_sec(), &j->unsaved_tries, &j->unsaved_at,
+                             &st, msg, sizeof(msg));
     acme_auto_shm_set_status(j->c->slot, &st);
-    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s: "
-                 "still cannot store the issued certificate in %s/certs/%s: "
-                 "%s; served from memory only, next write at %s", j->c->id,
-                 j->c->issuer->state_dir, j->c->id, err,
-                 acme_time_rfc3339(j->unsaved_at, at, sizeof(at)));
+    ap_log_error(APLOG_MARK, level, 0, j->s, "mod_acme_auto: %s: %s",
+                 j->c->id, msg);
 
 done:
     __atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
@@ -727,20 +675,19 @@ job_publish_due(job_t *j, long long now)
 static void
 job_check_unfinished(job_t *j)
 {
-    long long now = now_sec();
+    char      buf[ACME_ERRLEN + 64];
     int       alive;
 
     alive = j->st.attempt_pid != (long) getpid()
             && acme_process_alive(j->st.attempt_pid);
     if (acme_job_unfinished(&j->st, j->c->challenges, j->c->n_challenges,
-                            now, alive, j->c->issuer->retry_delay_sec,
-                            j->seed))
+                            now_sec(), alive, j->c->issuer->retry_delay_sec,
+                            j->f.seed))
     {
         job_record_failure(j);
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: %s; "
-                     "%u consecutive failure(s), next attempt in %"
-                     APR_INT64_T_FMT "s", j->c->id, j->st.last_error,
-                     j->st.failures, (apr_int64_t) (j->st.next_attempt - now));
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: %s",
+                     j->c->id, acme_job_failure_text(&j->st, buf,
+                                                     sizeof(buf)));
     }
 }
 
@@ -822,7 +769,7 @@ watch_tick(watch_t *w)
             continue;
         }
         /* an issued bundle the store refused is written again first */
-        j->resave = j->unsaved && j->unsaved_at <= now;
+        j->resave = j->unsaved_at && j->unsaved_at <= now;
         if (!j->resave && (due > now || alpn_busy(w, j))) {
             continue;
         }
@@ -973,7 +920,9 @@ acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf)
     for (i = 0; i < w->n_jobs; i++) {
         w->jobs[i].c = APR_ARRAY_IDX(acme_auto_g.certs, i, acme_auto_cert_t *);
         w->jobs[i].s = s;
-        w->jobs[i].seed = acme_job_seed(w->jobs[i].c->id);
+        w->jobs[i].f.loaded = 1;
+        w->jobs[i].f.renew_fraction = w->jobs[i].c->issuer->renew_fraction;
+        w->jobs[i].f.seed = acme_job_seed(w->jobs[i].c->id);
     }
     rv = register_cb(wd, apr_time_from_sec(1), w, watchdog_cb);
     if (rv != APR_SUCCESS) {

@@ -194,8 +194,8 @@ typedef struct {
      * it: it is served from the zone and written again (with st) at
      * unsaved_at (acme_sched_unsaved_retry) by the lease holder; 0 = none.
      */
-    time_t                    unsaved_at;
-    ngx_uint_t                unsaved_tries;
+    long long                 unsaved_at;
+    unsigned                  unsaved_tries;
     ngx_uint_t                unsaved_gen;
 } ngx_acme_slot_t;
 

@@ -40,6 +40,7 @@
 
 #include "ngx_acme.h"
 #include "acme_job_prep.h"
+#include "acme_job_store.h"
 
 
 typedef enum {
@@ -78,9 +79,7 @@ struct ngx_acme_job_s {
     ngx_flag_t                info_ok;
     acme_cert_state_t         st;
     int                       task_rc;
-    int                       store_rc;       /* -1 store failed, 1 bundle
-                                                 stored, 0 neither */
-    ngx_uint_t                unsaved;        /* finish: not all written */
+    int                       store_rc;       /* -1: the store failed */
     ngx_uint_t                resave_gen;     /* resave: slot generation */
     char                      task_err[ACME_ERRLEN];
 
@@ -512,29 +511,15 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
 
     case NGX_ACME_TASK_FINISH:
 
-        job->info_ok = (acme_cert_info_from_pem(job->chain, job->chain_len,
-                                                &job->info, job->task_err,
-                                                sizeof(job->task_err))
-                        == 0);
-        if (!job->info_ok) {
-            job->task_rc = -1;
-            return;
-        }
-
-        if (acme_store_save_bundle(job->root, job->id, job->key_pem,
-                                   job->key_pem_len, job->chain,
-                                   job->chain_len, job->task_err,
-                                   sizeof(job->task_err))
-            != 0)
-        {
-            /* issued and checked: served from memory, written later */
-            job->store_rc = -1;
-            job->unsaved = 1;
-            job->task_rc = 2;
-            return;
-        }
-
-        /* FALL THROUGH */
+        /* task_rc: ACME_JOB_STORED, or what is served from memory */
+        job->task_rc = acme_job_store_issued(job->root, job->id,
+                                             job->key_pem, job->key_pem_len,
+                                             job->chain, job->chain_len,
+                                             &job->st, &job->info,
+                                             job->task_err,
+                                             sizeof(job->task_err));
+        job->info_ok = (job->task_rc != -1);
+        return;
 
     case NGX_ACME_TASK_BEGIN:
     case NGX_ACME_TASK_FAIL:
@@ -544,22 +529,8 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
             != 0)
         {
             job->store_rc = -1;
-
-            if (job->task_kind == NGX_ACME_TASK_FINISH) {
-                /* the renewal state stays in the zone, written later */
-                job->unsaved = 1;
-                job->task_rc = 1;
-
-            } else {
-                job->task_rc = -1;
-            }
-
+            job->task_rc = -1;
             return;
-        }
-
-        if (job->task_kind == NGX_ACME_TASK_FINISH) {
-            /* a new bundle stored: whatever was wrong with the store is not */
-            job->store_rc = 1;
         }
 
         job->task_rc = 0;
@@ -568,19 +539,10 @@ ngx_acme_job_thread(void *data, ngx_log_t *log)
     case NGX_ACME_TASK_RESAVE:
 
         /* key_pem holds the bundle as served, st the zone's state */
-        if (acme_store_save_bundle_pem(job->root, job->id, job->key_pem,
-                                       job->key_pem_len, job->task_err,
-                                       sizeof(job->task_err))
-            != 0
-            || acme_store_save_state(job->root, job->id, &job->st,
-                                     job->task_err, sizeof(job->task_err))
-               != 0)
-        {
-            job->task_rc = -1;
-            return;
-        }
-
-        job->task_rc = 0;
+        job->task_rc = acme_job_store_resave(job->root, job->id, job->key_pem,
+                                             job->key_pem_len, &job->st,
+                                             job->task_err,
+                                             sizeof(job->task_err));
         return;
     }
 
@@ -618,7 +580,7 @@ ngx_acme_job_task_done(ngx_event_t *ev)
         /* the store's condition for the status: cleared by a good write */
         ngx_acme_shm_lock(job->amcf);
         ngx_cpystrn((u_char *) job->cert->slot->status.store_error,
-                    (u_char *) (job->store_rc == 1 ? "" : job->task_err),
+                    (u_char *) job->task_err,
                     sizeof(job->cert->slot->status.store_error));
         ngx_acme_shm_unlock(job->amcf);
     }
@@ -699,20 +661,6 @@ ngx_acme_job_task_done(ngx_event_t *ev)
         if (job->task_rc == -1) {
             ngx_acme_job_fail(job, job->task_err, 0);
             return;
-        }
-
-        if (job->task_rc == 2) {
-            ngx_log_error(NGX_LOG_ERR, job->log, 0,
-                          "acme: certificate \"%V\": issued, but cannot "
-                          "store it in %s/certs/%s: %s; served from memory "
-                          "only, the write is retried", &job->cert->id,
-                          job->root, job->id, job->task_err);
-
-        } else if (job->task_rc == 1) {
-            ngx_log_error(NGX_LOG_WARN, job->log, 0,
-                          "acme: certificate \"%V\": cannot store the "
-                          "state: %s; kept in memory, the write is retried",
-                          &job->cert->id, job->task_err);
         }
 
         ngx_acme_job_finished(job);
@@ -1109,7 +1057,7 @@ static void
 ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
 {
     time_t             now;
-    char               buf[21];
+    char               buf[ACME_ERRLEN + 64];
     const char        *type;
     ngx_acme_cert_t   *cert;
     ngx_acme_slot_t   *slot;
@@ -1165,11 +1113,8 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
     ngx_acme_shm_unlock(job->amcf);
 
     ngx_log_error(NGX_LOG_ERR, job->log, 0,
-                  "acme: certificate \"%V\": order failed: %s; "
-                  "%ui consecutive failure(s), next attempt at %s",
-                  &cert->id, job->st.last_error,
-                  (ngx_uint_t) job->st.failures,
-                  acme_time_rfc3339(job->st.next_attempt, buf, sizeof(buf)));
+                  "acme: certificate \"%V\": order failed: %s", &cert->id,
+                  acme_job_failure_text(&job->st, buf, sizeof(buf)));
 
     if (ngx_acme_job_post(job, NGX_ACME_TASK_FAIL) != NGX_OK) {
         cert->job = NULL;
@@ -1204,14 +1149,20 @@ ngx_acme_job_account_error(ngx_acme_job_t *job, const char *msg, char *buf,
 }
 
 
-/* The new bundle is on disk: publish it to every worker. */
+/*
+ * The new bundle is on disk (or refused by the store: then it is served
+ * from the zone and written again later): publish it to every worker.
+ */
 static void
 ngx_acme_job_finished(ngx_acme_job_t *job)
 {
-    u_char            *bundle, *p;
-    size_t             len;
-    char                   buf[21];
+    u_char                *bundle;
+    size_t                 len;
+    char                   buf[21], msg[2 * ACME_ERRLEN];
+    long long              at;
+    unsigned               tries;
     ngx_int_t              rc;
+    ngx_uint_t             level;
     ngx_log_t             *log;
     ngx_acme_cert_t       *cert;
     ngx_acme_slot_t       *slot;
@@ -1223,7 +1174,7 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     bundle = (u_char *) acme_bundle_join(job->key_pem, job->key_pem_len,
                                          job->chain, job->chain_len, &len);
 
-    if (bundle == NULL && job->unsaved) {
+    if (bundle == NULL && job->task_rc != ACME_JOB_STORED) {
         ngx_acme_job_fail(job, "out of memory", 0);
         return;
     }
@@ -1234,6 +1185,7 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
 
         if (ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
             slot->st = job->st;
+            slot->status.store_error[0] = '\0';
             acme_job_status_end(&slot->status, &job->st,
                                 slot->status.next_renewal);
         }
@@ -1263,29 +1215,20 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
 
     rc = ngx_acme_shm_set_bundle_locked(job->amcf, slot, (char *) bundle,
                                         len, 0);
+
+    /* store_error and the write schedule (NGX_LOG_* = syslog's + 1) */
+    level = acme_job_issued_saved(job->task_rc, job->task_err, job->root,
+                                  job->id, (long long) ngx_time(), &tries,
+                                  &at, &slot->status, msg, sizeof(msg)) + 1;
+
     if (rc == NGX_OK) {
         ngx_acme_shm_set_info_locked(slot, &job->info);
         cert->ordered_gen = slot->generation;
 
-        if (job->unsaved) {
-            /* the lease holder writes it again from the zone */
-            slot->unsaved_tries = 1;
-            slot->unsaved_at = (time_t) acme_sched_unsaved_retry(1,
-                                                    (long long) ngx_time());
-            slot->unsaved_gen = slot->generation;
-
-            p = ngx_snprintf((u_char *) slot->status.store_error,
-                             sizeof(slot->status.store_error) - 1,
-                             job->task_rc == 2
-                             ? "issued certificate not stored, served from "
-                               "memory only: %s"
-                             : "renewal state not stored, kept in memory: "
-                               "%s", job->task_err);
-            *p = '\0';
-
-        } else {
-            slot->unsaved_at = 0;
-        }
+        /* the lease holder writes it again from the zone */
+        slot->unsaved_tries = tries;
+        slot->unsaved_at = at;
+        slot->unsaved_gen = slot->generation;
     }
 
     slot->st = job->st;
@@ -1294,6 +1237,11 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     ngx_acme_shm_unlock(job->amcf);
 
     acme_bundle_free((char *) bundle, len);
+
+    if (msg[0] != '\0') {
+        ngx_log_error(level, job->log, 0, "acme: certificate \"%V\": %s",
+                      &cert->id, msg);
+    }
 
     if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, job->log, 0,
@@ -1384,53 +1332,32 @@ ngx_acme_job_resave(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 static void
 ngx_acme_job_resaved(ngx_acme_job_t *job)
 {
-    u_char           *p;
-    char              buf[21];
-    time_t            at;
-    ngx_uint_t        tries, current;
+    char              msg[2 * ACME_ERRLEN];
+    ngx_uint_t        current, level;
     ngx_acme_cert_t  *cert;
     ngx_acme_slot_t  *slot;
 
     cert = job->cert;
     slot = cert->slot;
-    at = 0;
-    tries = 0;
+    level = 0;
 
     ngx_acme_shm_lock(job->amcf);
 
     current = (slot->unsaved_at && slot->generation == job->resave_gen);
 
-    if (current && job->task_rc == 0) {
-        slot->unsaved_at = 0;
-        slot->unsaved_tries = 0;
-        slot->status.store_error[0] = '\0';
-
-    } else if (current) {
-        tries = ++slot->unsaved_tries;
-        at = (time_t) acme_sched_unsaved_retry(tries, (long long) ngx_time());
-        slot->unsaved_at = at;
-
-        p = ngx_snprintf((u_char *) slot->status.store_error, sizeof(slot->status.store_error) - 1,
-                         "issued certificate not stored, served from memory "
-                         "only: %s", job->task_err);
-        *p = '\0';
+    if (current) {
+        /* NGX_LOG_* = syslog's + 1 */
+        level = acme_job_resaved(job->task_rc, job->task_err, job->root,
+                                 job->id, (long long) ngx_time(),
+                                 &slot->unsaved_tries, &slot->unsaved_at,
+                                 &slot->status, msg, sizeof(msg)) + 1;
     }
 
     ngx_acme_shm_unlock(job->amcf);
 
-    if (current && job->task_rc == 0) {
-        ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
-                      "acme: certificate \"%V\": the certificate served "
-                      "from memory is stored now in %s/certs/%s",
-                      &cert->id, job->root, job->id);
-
-    } else if (current) {
-        ngx_log_error(NGX_LOG_WARN, job->log, 0,
-                      "acme: certificate \"%V\": still cannot store the "
-                      "issued certificate in %s/certs/%s: %s; served from "
-                      "memory only, next write at %s", &cert->id, job->root,
-                      job->id, job->task_err,
-                      acme_time_rfc3339(at, buf, sizeof(buf)));
+    if (current) {
+        ngx_log_error(level, job->log, 0, "acme: certificate \"%V\": %s",
+                      &cert->id, msg);
     }
 
     cert->job = NULL;

@@ -156,7 +156,7 @@ WRONG_SECRET = base64.b64encode(bytes(range(32))).decode()
 
 FAIL_CASES = [
     ("hook-exit3", HOOK_FAIL, dict(timeout=30, check=10),
-     ["dns hook add example.test", "exited with 3", "zone example.test is not ours"]),
+     ["dns hook add example.test", "exited with status 3", "zone example.test is not ours"]),
     ("hook-timeout", HOOK_HANG, dict(timeout=1, check=10),
      ["dns hook add example.test", "killed after 1 s"]),
     ("not-visible", HOOK_NOOP, dict(timeout=30, check=3),

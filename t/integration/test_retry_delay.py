@@ -65,6 +65,11 @@ def test_retry_delay_first_steps(kind, request, pebble_factory, state_dir):
     assert c["last_error"], c
     # next_renewal is the persisted next attempt
     assert int(parse_rfc3339(c["next_renewal"]).timestamp()) == st["next_attempt"], (c, st)
+    # one log line for both servers (acme_job_failure_text), at error level
+    lines = [ln for ln in srv.error_log().splitlines()
+             if "order failed: " + c["last_error"] in ln]
+    assert any("2 consecutive failure(s), next attempt at " in ln
+               and "error" in ln for ln in lines), srv.error_log()[-3000:]
     assert srv.running()
 
 

@@ -19,6 +19,18 @@ unit_register(const char *name, unit_fn fn)
     n_tests++;
 }
 
+char *
+unit_tmpdir(void)
+{
+    char *d = strdup("/tmp/acme-unit-XXXXXX");
+
+    if (d == NULL || mkdtemp(d) == NULL) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
 static int
 run(int i)
 {

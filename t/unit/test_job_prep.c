@@ -16,18 +16,6 @@
 #include "acme_util.h"
 #include "unit.h"
 
-static char *
-tmp_root(void)
-{
-    char *d = acme_strdup("/tmp/acme-prep-test-XXXXXX");
-
-    if (d == NULL || mkdtemp(d) == NULL) {
-        free(d);
-        return NULL;
-    }
-    return d;
-}
-
 static void
 rm_root(char *root)
 {
@@ -66,7 +54,7 @@ UNIT_TEST(job_prep_account_key)
     struct stat       st;
     FILE             *f;
 
-    root = tmp_root();
+    root = unit_tmpdir();
     CHECK(root != NULL);
     if (root == NULL) {
         return;

@@ -12,18 +12,6 @@
 #include "acme_util.h"
 
 /* A fresh directory under /tmp, removed (recursively) by rm_tree. */
-static char *
-tmp_root(void)
-{
-    char *d = acme_strdup("/tmp/acme-store-test-XXXXXX");
-
-    if (d == NULL || mkdtemp(d) == NULL) {
-        free(d);
-        return NULL;
-    }
-    return d;
-}
-
 static void
 rm_tree(const char *path)
 {
@@ -85,7 +73,7 @@ UNIT_TEST(store_atomic_write_modes_overwrite)
     size_t  len;
     mode_t  old;
 
-    root = tmp_root();
+    root = unit_tmpdir();
     CHECK(root != NULL);
     path = acme_sprintf("%s/file", root);
 
@@ -134,7 +122,7 @@ UNIT_TEST(store_check_writable)
 {
     char    err[ACME_ERRLEN], *root, *p;
 
-    root = tmp_root();
+    root = unit_tmpdir();
 
     /* a file in the way is an error */
     p = acme_sprintf("%s/file", root);
@@ -179,7 +167,7 @@ UNIT_TEST(store_ancestor_symlink_owner)
     struct stat       sb;
     const uid_t       other = 54321;
 
-    base = tmp_root();
+    base = unit_tmpdir();
     target = acme_sprintf("%s/victim", base);
     link = acme_sprintf("%s/sym", base);
     root = acme_sprintf("%s/sym/state", base);
@@ -272,7 +260,7 @@ UNIT_TEST(store_account_roundtrip)
     char      err[ACME_ERRLEN], *root, *url, *p;
     EVP_PKEY *k1, *k2;
 
-    root = tmp_root();
+    root = unit_tmpdir();
     k1 = acme_key_generate(ACME_KEY_EC_P256);
     k2 = acme_key_generate(ACME_KEY_EC_P256);
 
@@ -329,7 +317,7 @@ UNIT_TEST(store_create_exclusive)
     size_t            len;
     acme_store_dir_t  d = ACME_STORE_DIR_INIT;
 
-    root = tmp_root();
+    root = unit_tmpdir();
     CHECK_INT(acme_store_dir_open_root(&d, root, (uid_t) -1, (gid_t) -1, 0,
                                        NULL, 0, err, sizeof(err)), 0);
 
@@ -378,7 +366,7 @@ UNIT_TEST(store_account_key_one_winner)
     pid_t       pid[N];
 
     /* threads: all start before any key exists, all end with one key */
-    root = tmp_root();
+    root = unit_tmpdir();
     sub = acme_sprintf("%s/state/pebble", root);
     memset(r, 0, sizeof(r));
     for (i = 0; i < N; i++) {
@@ -418,7 +406,7 @@ UNIT_TEST(store_account_key_one_winner)
     free(sub);
 
     /* processes (nginx workers, Apache children) alike */
-    root = tmp_root();
+    root = unit_tmpdir();
     for (i = 0; i < N; i++) {
         pid[i] = fork();
         if (pid[i] == 0) {
@@ -450,7 +438,7 @@ UNIT_TEST(store_bundle_roundtrip)
     char    err[ACME_ERRLEN], *root, *pem, *p;
     size_t  len;
 
-    root = tmp_root();
+    root = unit_tmpdir();
 
     CHECK_INT(acme_store_load_bundle(root, "a.test_ecdsa-256", &pem, &len,
                                      err, sizeof(err)), 0);
@@ -502,7 +490,7 @@ UNIT_TEST(store_bundle_pem_as_served)
     char    err[ACME_ERRLEN], *root, *pem, *file;
     size_t  len;
 
-    root = tmp_root();
+    root = unit_tmpdir();
 
     CHECK_INT(acme_store_save_bundle_pem(root, "a.test_rsa-2048", pem1,
                                          strlen(pem1), err, sizeof(err)), 0);
@@ -541,7 +529,7 @@ UNIT_TEST(store_state_roundtrip_and_corrupt)
     char                err[ACME_ERRLEN], *root, *p;
     acme_cert_state_t   st, in;
 
-    root = tmp_root();
+    root = unit_tmpdir();
 
     memset(&st, 0x55, sizeof(st));
     CHECK_INT(acme_store_load_state(root, "s_ecdsa-256", &st, err,
@@ -633,7 +621,7 @@ UNIT_TEST(store_dir_create_modes_and_ancestors)
     acme_store_dir_t  rd = ACME_STORE_DIR_INIT, cd = ACME_STORE_DIR_INIT;
     mode_t            old;
 
-    base = tmp_root();
+    base = unit_tmpdir();
     CHECK(base != NULL);
     root = acme_sprintf("%s/a/b/store/", base);
 
@@ -711,7 +699,7 @@ UNIT_TEST(store_dir_refuses_symlinks_links_and_types)
     acme_cert_state_t st;
     struct stat       sb;
 
-    base = tmp_root();
+    base = unit_tmpdir();
     CHECK(base != NULL);
     root = acme_sprintf("%s/store", base);
     secret = acme_sprintf("%s/secret.pem", base);
@@ -842,7 +830,7 @@ UNIT_TEST(store_dir_owner_as_root)
     if (geteuid() != 0) {
         fprintf(stderr, "  (not root: ownership cases need root, checked "
                 "only that the store is the caller's)\n");
-        base = tmp_root();
+        base = unit_tmpdir();
         CHECK_INT(acme_store_dir_open_root(&rd, base, (uid_t) -1, (gid_t) -1,
                                            0, NULL, 0, err, sizeof(err)), 0);
         CHECK(rd.uid == geteuid() && !rd.give);
@@ -852,7 +840,7 @@ UNIT_TEST(store_dir_owner_as_root)
         return;
     }
 
-    base = tmp_root();
+    base = unit_tmpdir();
     CHECK(base != NULL);
     root = acme_sprintf("%s/store", base);
     mkdir(root, 0700);      /* exists, owned by root: handed over */

@@ -17,6 +17,9 @@ typedef void (*unit_fn)(void);
 void unit_register(const char *name, unit_fn fn);
 extern int unit_failed_checks;
 
+/* A fresh scratch directory below /tmp (malloc'd path; NULL on failure). */
+char *unit_tmpdir(void);
+
 #define UNIT_TEST(name)                                                     \
     static void unit_##name(void);                                          \
     __attribute__((constructor)) static void unit_reg_##name(void)          \

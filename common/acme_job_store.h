@@ -1,0 +1,42 @@
+/*
+ * What an order's end writes to the store, the same for both servers:
+ * an issued certificate as bundle.pem, then state.json; a bundle served
+ * from memory (the store refused it) written again.  Both block (disk,
+ * fsync): thread only, never on an event loop.  What their result changes
+ * for the host (write schedule, status, log line) is acme_job.h's
+ * acme_job_issued_saved / acme_job_resaved, pure.
+ */
+#ifndef ACME_JOB_STORE_H
+#define ACME_JOB_STORE_H
+
+#include <stddef.h>
+
+#include "acme_cert.h"
+#include "acme_job.h"
+#include "acme_store.h"
+
+/*
+ * Thread only.  The certificate an order issued (key_pem: its key, chain:
+ * the CA's chain, leaf first) and st (as acme_job_succeeded left it):
+ * the leaf's facts into info (the caller frees them with
+ * acme_cert_info_free), bundle.pem (the key followed by the chain), then
+ * state.json; the state only once the bundle is stored, so a stored state
+ * never describes a bundle that is not there.
+ * -1 with err when the chain does not parse (nothing written, info
+ * untouched); else ACME_JOB_STORED, or ACME_JOB_STATE_UNSAVED /
+ * ACME_JOB_BUNDLE_UNSAVED with err the store's message.
+ */
+int acme_job_store_issued(const char *root, const char *id,
+    const char *key_pem, size_t key_len, const char *chain,
+    size_t chain_len, const acme_cert_state_t *st, acme_cert_info_t *info,
+    char *err, size_t errlen);
+
+/*
+ * Thread only.  Writes again what is served from memory: pem (the bundle
+ * as served: key PEM followed by the chain), then st.  0, or -1 with err
+ * naming the file the store refused.
+ */
+int acme_job_store_resave(const char *root, const char *id, const char *pem,
+    size_t len, const acme_cert_state_t *st, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,290 @@
+/*
+ * An order's end in the store (acme_job_store.h): bundle.pem then
+ * state.json, the memory-only fallback when the store refuses them, its
+ * write schedule, status text and log lines; in a scratch store.
+ */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "acme_cert.h"
+#include "acme_job_store.h"
+#include "acme_key.h"
+#include "acme_sched.h"
+#include "acme_util.h"
+#include "unit.h"
+
+#define T0  1795000000LL
+#define ID  "a.example.test_ecdsa-256"
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void) sb; (void) flag; (void) ftw;
+    return remove(path);
+}
+
+static void
+rm_root(char *root)
+{
+    (void) nftw(root, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(root);
+}
+
+/* A key PEM and a chain (a self-signed leaf) as an order ends with. */
+typedef struct {
+    char   *key_pem, *chain;
+    size_t  key_len, chain_len;
+} issued_t;
+
+static int
+issued_new(issued_t *is)
+{
+    const char *names[] = { "a.example.test" };
+    EVP_PKEY   *k = acme_key_generate(ACME_KEY_EC_P256);
+
+    memset(is, 0, sizeof(*is));
+    if (k == NULL) {
+        return -1;
+    }
+    is->key_pem = acme_key_to_pem(k, &is->key_len);
+    is->chain = acme_selfsigned_pem(k, names, 1, 30, &is->chain_len);
+    EVP_PKEY_free(k);
+    return is->key_pem && is->chain ? 0 : -1;
+}
+
+static void
+issued_free(issued_t *is)
+{
+    acme_bundle_free(is->key_pem, is->key_len);
+    free(is->chain);
+}
+
+static acme_cert_state_t
+succeeded_state(void)
+{
+    acme_cert_state_t st;
+
+    memset(&st, 0, sizeof(st));
+    st.failures = 2;
+    acme_job_succeeded(&st, T0);
+    return st;
+}
+
+UNIT_TEST(job_store_issued_writes_bundle_then_state)
+{
+    char              *root = unit_tmpdir(), err[ACME_ERRLEN], *pem, *joined;
+    size_t             len, jlen;
+    issued_t           is;
+    acme_cert_info_t   info;
+    acme_cert_state_t  st = succeeded_state(), back;
+
+    CHECK(root != NULL);
+    CHECK_INT(issued_new(&is), 0);
+    memset(&info, 0, sizeof(info));
+    err[0] = '\0';
+    CHECK_INT(acme_job_store_issued(root, ID, is.key_pem, is.key_len,
+                                    is.chain, is.chain_len, &st, &info, err,
+                                    sizeof(err)), ACME_JOB_STORED);
+    CHECK(info.serial[0] != '\0');
+    CHECK(info.not_after > info.not_before);
+    CHECK_INT(info.n_names, 1);
+    acme_cert_info_free(&info);
+
+    /* bundle.pem is the key followed by the chain, as served */
+    CHECK_INT(acme_store_load_bundle(root, ID, &pem, &len, err, sizeof(err)),
+              1);
+    joined = acme_bundle_join(is.key_pem, is.key_len, is.chain, is.chain_len,
+                              &jlen);
+    CHECK(joined != NULL && len == jlen && memcmp(pem, joined, len) == 0);
+    acme_bundle_free(joined, jlen);
+    acme_bundle_free(pem, len);
+
+    CHECK_INT(acme_store_load_state(root, ID, &back, err, sizeof(err)), 1);
+    CHECK_INT(back.failures, 0);
+    CHECK_INT(back.last_success, T0);
+
+    /* a chain that does not parse: an error, nothing written */
+    rm_root(root);
+    root = unit_tmpdir();
+    memset(&info, 0, sizeof(info));
+    CHECK_INT(acme_job_store_issued(root, ID, is.key_pem, is.key_len,
+                                    "garbage", 7, &st, &info, err,
+                                    sizeof(err)), -1);
+    CHECK(err[0] != '\0');
+    CHECK_INT(acme_store_load_bundle(root, ID, &pem, &len, err, sizeof(err)),
+              0);
+    CHECK_INT(acme_store_load_state(root, ID, &back, err, sizeof(err)), 0);
+
+    issued_free(&is);
+    rm_root(root);
+}
+
+UNIT_TEST(job_store_issued_refused)
+{
+    char              *root = unit_tmpdir(), err[ACME_ERRLEN], *p, *pem;
+    size_t             len;
+    FILE              *f;
+    issued_t           is;
+    acme_cert_info_t   info;
+    acme_cert_state_t  st = succeeded_state(), back;
+
+    CHECK_INT(issued_new(&is), 0);
+
+    /* the bundle refused (certs is not a directory): state.json is not
+     * written either, the facts are known all the same */
+    p = acme_sprintf("%s/certs", root);
+    f = fopen(p, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fclose(f);
+    }
+    memset(&info, 0, sizeof(info));
+    err[0] = '\0';
+    CHECK_INT(acme_job_store_issued(root, ID, is.key_pem, is.key_len,
+                                    is.chain, is.chain_len, &st, &info, err,
+                                    sizeof(err)), ACME_JOB_BUNDLE_UNSAVED);
+    CHECK(strstr(err, "certs") != NULL);
+    CHECK(info.serial[0] != '\0');
+    acme_cert_info_free(&info);
+    CHECK_INT(unlink(p), 0);
+    free(p);
+
+    /* the bundle stored, state.json refused (a directory in its place) */
+    p = acme_sprintf("%s/certs/%s/state.json", root, ID);
+    CHECK_INT(acme_store_save_bundle(root, ID, is.key_pem, is.key_len,
+                                     is.chain, is.chain_len, err,
+                                     sizeof(err)), 0);
+    CHECK_INT(mkdir(p, 0700), 0);
+    memset(&info, 0, sizeof(info));
+    err[0] = '\0';
+    CHECK_INT(acme_job_store_issued(root, ID, is.key_pem, is.key_len,
+                                    is.chain, is.chain_len, &st, &info, err,
+                                    sizeof(err)), ACME_JOB_STATE_UNSAVED);
+    CHECK(err[0] != '\0');
+    acme_cert_info_free(&info);
+    CHECK_INT(acme_store_load_bundle(root, ID, &pem, &len, err, sizeof(err)),
+              1);
+    acme_bundle_free(pem, len);
+    CHECK_INT(rmdir(p), 0);
+    free(p);
+
+    /* written again from memory: the bundle as served, then the state */
+    pem = acme_bundle_join(is.key_pem, is.key_len, is.chain, is.chain_len,
+                           &len);
+    CHECK_INT(acme_job_store_resave(root, ID, pem, len, &st, err,
+                                    sizeof(err)), 0);
+    CHECK_INT(acme_store_load_state(root, ID, &back, err, sizeof(err)), 1);
+    CHECK_INT(back.last_success, T0);
+
+    /* and refused: -1 naming what failed */
+    p = acme_sprintf("%s/certs/%s/bundle.pem", root, ID);
+    CHECK_INT(unlink(p), 0);
+    CHECK_INT(mkdir(p, 0700), 0);
+    err[0] = '\0';
+    CHECK_INT(acme_job_store_resave(root, ID, pem, len, &st, err,
+                                    sizeof(err)), -1);
+    CHECK(strstr(err, "bundle.pem") != NULL);
+    free(p);
+    acme_bundle_free(pem, len);
+
+    issued_free(&is);
+    rm_root(root);
+}
+
+UNIT_TEST(job_store_issued_saved_bookkeeping)
+{
+    char               msg[2 * ACME_ERRLEN];
+    unsigned           tries = 7;
+    long long          at = 5;
+    acme_job_status_t  rec;
+
+    memset(&rec, 0, sizeof(rec));
+
+    /* the bundle refused: served from memory, the first retry */
+    CHECK_INT(acme_job_issued_saved(ACME_JOB_BUNDLE_UNSAVED,
+                                    "read-only file system", "/var/acme", ID,
+                                    T0, &tries, &at, &rec, msg, sizeof(msg)),
+              ACME_JOB_LOG_ERR);
+    CHECK_INT(tries, 1);
+    CHECK_INT(at, acme_sched_unsaved_retry(1, T0));
+    CHECK_STR(rec.store_error, "issued certificate not stored, served from "
+              "memory only: read-only file system");
+    CHECK_STR(msg, "issued, but cannot store it in /var/acme/certs/" ID
+              ": read-only file system; served from memory only, the write "
+              "is retried");
+
+    /* the state refused: kept in memory */
+    CHECK_INT(acme_job_issued_saved(ACME_JOB_STATE_UNSAVED, "disk full",
+                                    "/var/acme", ID, T0, &tries, &at, &rec,
+                                    msg, sizeof(msg)), ACME_JOB_LOG_WARN);
+    CHECK_INT(tries, 1);
+    CHECK(at > T0);
+    CHECK_STR(rec.store_error, "renewal state not stored, kept in memory: "
+              "disk full");
+    CHECK_STR(msg, "cannot store the renewal state: disk full; kept in "
+              "memory, the write is retried");
+
+    /* all stored: nothing unsaved, the store's error is gone, no line */
+    CHECK_INT(acme_job_issued_saved(ACME_JOB_STORED, "", "/var/acme", ID, T0,
+                                    &tries, &at, &rec, msg, sizeof(msg)),
+              ACME_JOB_LOG_NOTICE);
+    CHECK_INT(tries, 0);
+    CHECK_INT(at, 0);
+    CHECK_STR(rec.store_error, "");
+    CHECK_STR(msg, "");
+}
+
+UNIT_TEST(job_store_resaved_bookkeeping)
+{
+    char               msg[2 * ACME_ERRLEN], t[32], want[512];
+    unsigned           tries = 1;
+    long long          at = T0;
+    acme_job_status_t  rec;
+
+    memset(&rec, 0, sizeof(rec));
+
+    /* each failed write: one more try, a longer wait */
+    CHECK_INT(acme_job_resaved(-1, "read-only file system", "/s", ID, T0,
+                               &tries, &at, &rec, msg, sizeof(msg)),
+              ACME_JOB_LOG_WARN);
+    CHECK_INT(tries, 2);
+    CHECK_INT(at, acme_sched_unsaved_retry(2, T0));
+    CHECK_STR(rec.store_error, "issued certificate not stored, served from "
+              "memory only: read-only file system");
+    snprintf(want, sizeof(want), "still cannot store the issued certificate "
+             "in /s/certs/" ID ": read-only file system; served from memory"
+             " only, next write at %s", acme_time_rfc3339(at, t, sizeof(t)));
+    CHECK_STR(msg, want);
+    CHECK_INT(acme_job_resaved(-1, "x", "/s", ID, T0, &tries, &at, &rec, msg,
+                               sizeof(msg)), ACME_JOB_LOG_WARN);
+    CHECK_INT(tries, 3);
+    CHECK_INT(at, acme_sched_unsaved_retry(3, T0));
+    CHECK(acme_sched_unsaved_retry(3, T0) > acme_sched_unsaved_retry(2, T0));
+
+    /* stored: the schedule ends, the status' error clears */
+    CHECK_INT(acme_job_resaved(0, "", "/s", ID, T0, &tries, &at, &rec, msg,
+                               sizeof(msg)), ACME_JOB_LOG_NOTICE);
+    CHECK_INT(tries, 0);
+    CHECK_INT(at, 0);
+    CHECK_STR(rec.store_error, "");
+    CHECK_STR(msg, "the certificate served from memory is stored now in "
+              "/s/certs/" ID);
+}
+
+UNIT_TEST(job_store_failure_text)
+{
+    char              buf[ACME_ERRLEN + 64], t[32], want[256];
+    acme_cert_state_t st;
+
+    memset(&st, 0, sizeof(st));
+    acme_job_failed(&st, "http-01", "connection refused", T0, 0, 60, 1);
+    acme_job_failed(&st, "http-01", "connection refused", T0, 0, 60, 1);
+    snprintf(want, sizeof(want), "http-01: connection refused; 2 consecutive"
+             " failure(s), next attempt at %s",
+             acme_time_rfc3339(st.next_attempt, t, sizeof(t)));
+    CHECK_STR(acme_job_failure_text(&st, buf, sizeof(buf)), want);
+}
