@@ -25,7 +25,7 @@ all: build/layout.ok build/unit_tests
 
 build/layout.ok: t/check_layout.sh $(wildcard common/* common/core/* common/io/*)
 	@mkdir -p $(dir $@)
-	t/check_layout.sh
+	t/check_layout.sh common
 	@touch $@
 
 check-layout: build/layout.ok
