@@ -3,21 +3,40 @@
 # targets of fuzz/ and `make asan-unit` the unit tests under
 # AddressSanitizer + UndefinedBehaviorSanitizer, both with clang, from one
 # sanitizer build of common/ (build/san/).
+#
+# common/core/ is the pure core, common/io/ the blocking I/O (docs/design.md
+# "Layout"): core objects are compiled with common/core/ alone on the
+# include path, and build/layout.ok (t/check_layout.sh) checks the rule
+# before anything is built.
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -Icommon
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter
 LDLIBS  += -lssl -lcrypto -ljansson -lpthread
 
-COMMON_SRC := $(wildcard common/*.c)
+CORE_INC   := -Icommon/core
+COMMON_INC := -Icommon/core -Icommon/io
+COMMON_SRC := $(wildcard common/core/*.c common/io/*.c)
+COMMON_HDR := $(wildcard common/core/*.h common/io/*.h)
 UNIT_SRC   := $(wildcard t/unit/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=build/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=build/%.o)
 
-all: build/unit_tests
+all: build/layout.ok build/unit_tests
 
-build/%.o: %.c $(wildcard common/*.h t/unit/*.h)
+build/layout.ok: t/check_layout.sh $(wildcard common/* common/core/* common/io/*)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	t/check_layout.sh common
+	@touch $@
+
+check-layout: build/layout.ok
+
+build/common/core/%.o: common/core/%.c $(wildcard common/core/*.h) | build/layout.ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CORE_INC) -c $< -o $@
+
+build/%.o: %.c $(COMMON_HDR) $(wildcard t/unit/*.h) | build/layout.ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(COMMON_INC) -c $< -o $@
 
 build/libacmecore.a: $(COMMON_OBJ)
 	rm -f $@
@@ -36,7 +55,7 @@ SAN         := -fsanitize=address,undefined -fno-sanitize-recover=all \
 # (no -Werror: the gcc build above enforces the warnings; clang's own
 # extra ones must not stop the sanitizer runs)
 SAN_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra \
-               -Wno-unused-parameter -Icommon $(SAN)
+               -Wno-unused-parameter $(SAN)
 # common/ also carries libFuzzer's coverage instrumentation; the unit tests
 # link the same objects (the sanitizer runtime has no-op coverage hooks)
 SAN_COMMON  := $(COMMON_SRC:%.c=build/san/%.o)
@@ -44,13 +63,17 @@ SAN_UNIT    := $(UNIT_SRC:%.c=build/san/%.o)
 FUZZ_SRC    := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN    := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
-build/san/common/%.o: common/%.c $(wildcard common/*.h)
+build/san/common/core/%.o: common/core/%.c $(wildcard common/core/*.h) | build/layout.ok
 	@mkdir -p $(dir $@)
-	$(CLANG) $(SAN_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	$(CLANG) $(SAN_CFLAGS) $(CORE_INC) -fsanitize=fuzzer-no-link -c $< -o $@
 
-build/san/t/unit/%.o: t/unit/%.c $(wildcard common/*.h t/unit/*.h)
+build/san/common/io/%.o: common/io/%.c $(COMMON_HDR) | build/layout.ok
 	@mkdir -p $(dir $@)
-	$(CLANG) $(SAN_CFLAGS) -c $< -o $@
+	$(CLANG) $(SAN_CFLAGS) $(COMMON_INC) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build/san/t/unit/%.o: t/unit/%.c $(COMMON_HDR) $(wildcard t/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(SAN_CFLAGS) $(COMMON_INC) -c $< -o $@
 
 build/san/libacmecore.a: $(SAN_COMMON)
 	rm -f $@
@@ -61,13 +84,13 @@ build/san/unit_tests: $(SAN_UNIT) build/san/libacmecore.a
 
 build/fuzz/%: fuzz/%.c fuzz/fuzz.h build/san/libacmecore.a
 	@mkdir -p $(dir $@)
-	$(CLANG) $(SAN_CFLAGS) -fsanitize=fuzzer -o $@ $< build/san/libacmecore.a $(LDLIBS)
+	$(CLANG) $(SAN_CFLAGS) $(COMMON_INC) -fsanitize=fuzzer -o $@ $< build/san/libacmecore.a $(LDLIBS)
 
 # the engine's seeds, recorded from the unit tests' scripted CA
 build/fuzz/gen_engine_seeds: fuzz/gen_engine_seeds.c fuzz/fuzz.h t/unit/fake_ca.c \
         build/libacmecore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -It/unit -o $@ fuzz/gen_engine_seeds.c t/unit/fake_ca.c \
+	$(CC) $(CFLAGS) $(COMMON_INC) -It/unit -o $@ fuzz/gen_engine_seeds.c t/unit/fake_ca.c \
 	    build/libacmecore.a $(LDLIBS)
 
 fuzz: $(FUZZ_BIN)
@@ -85,4 +108,4 @@ fuzz-seeds: build/fuzz/gen_engine_seeds
 clean:
 	rm -rf build
 
-.PHONY: all unit clean fuzz san asan-unit fuzz-seeds
+.PHONY: all unit clean fuzz san asan-unit fuzz-seeds check-layout

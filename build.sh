@@ -63,7 +63,7 @@ build_nginx() {
     local dir="${1:-}" extra=("${@:2}")
     local src="$REPO/build/${dir:+$dir/}nginx-src" out="$REPO/build/${dir:+$dir/}nginx"
     local stamp="$src/.acme-config-stamp" want
-    want="$(cd "$REPO" && { cat config; ls common/*.c ngx_acme/*.c ngx_acme/*.h 2>/dev/null; echo "${extra[*]}"; } | md5sum | cut -d' ' -f1)"
+    want="$(cd "$REPO" && { cat config; ls common/core/*.c common/io/*.c ngx_acme/*.c ngx_acme/*.h 2>/dev/null; echo "${extra[*]}"; } | md5sum | cut -d' ' -f1)"
     if [ ! -f "$src/objs/Makefile" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         log "build: configuring nginx module"
         rm -rf "$src"

@@ -56,10 +56,12 @@
 #include "acme_job.h"
 #include "acme_status.h"
 #include "acme_eab.h"
+#include "acme_eab_file.h"
 #include "acme_alpn.h"
 #include "acme_dns.h"
 #include "acme_dns_publish.h"
 #include "acme_fence.h"
+#include "acme_job_account.h"
 #include "ngx_acme_http.h"
 
 

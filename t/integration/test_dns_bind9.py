@@ -1,7 +1,8 @@
-"""common/acme_dns.c against a real authoritative server: Debian's BIND 9.
+"""common/core/acme_dns.c and common/io/acme_dns_client.c against a real
+authoritative server: Debian's BIND 9.
 
 The C code is loaded through ctypes from a shared library compiled here from
-common/acme_dns.c and common/acme_util.c (nothing else is needed), so these
+those two and common/core/acme_util.c (nothing else is needed), so these
 tests exercise exactly the functions the servers' modules call: RFC 2136
 updates signed with TSIG, TXT/SOA queries, the bounded UDP/TCP sender.
 named (see bind9.py) is authoritative for example.test on 127.0.0.1 and
@@ -145,9 +146,12 @@ def lib():
     so = os.path.join(d, "libacmedns.so")
     subprocess.run(["gcc", "-std=c11", "-D_GNU_SOURCE", "-shared", "-fPIC",
                     "-O1", "-Wall", "-Wextra", "-Werror",
-                    "-Wno-unused-parameter", "-I", os.path.join(REPO, "common"),
-                    os.path.join(REPO, "common", "acme_dns.c"),
-                    os.path.join(REPO, "common", "acme_util.c"),
+                    "-Wno-unused-parameter",
+                    "-I", os.path.join(REPO, "common", "core"),
+                    "-I", os.path.join(REPO, "common", "io"),
+                    os.path.join(REPO, "common", "core", "acme_dns.c"),
+                    os.path.join(REPO, "common", "io", "acme_dns_client.c"),
+                    os.path.join(REPO, "common", "core", "acme_util.c"),
                     "-o", so, "-lcrypto"], check=True, timeout=120)
     yield Lib(so)
     shutil.rmtree(d, ignore_errors=True)

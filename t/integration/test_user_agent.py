@@ -21,9 +21,9 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def _acme_version():
-    with open(os.path.join(REPO, "common", "acme_util.h")) as f:
+    with open(os.path.join(REPO, "common", "core", "acme_util.h")) as f:
         m = re.search(r'#define ACME_VERSION "([^"]+)"', f.read())
-    assert m, "ACME_VERSION not found in common/acme_util.h"
+    assert m, "ACME_VERSION not found in common/core/acme_util.h"
     return m.group(1)
 
 

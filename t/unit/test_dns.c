@@ -18,6 +18,7 @@
 #include <openssl/hmac.h>
 #include "unit.h"
 #include "acme_dns.h"
+#include "acme_dns_client.h"
 #include "acme_util.h"
 
 /* ---- an independent little DNS writer ---- */

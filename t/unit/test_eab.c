@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 #include "unit.h"
 #include "acme_eab.h"
+#include "acme_eab_file.h"
 #include "acme_jws.h"
 #include "acme_key.h"
 #include "acme_util.h"

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "acme_cert.h"
+#include "acme_job_account.h"
 #include "acme_job_prep.h"
 #include "acme_jws.h"
 #include "acme_store.h"

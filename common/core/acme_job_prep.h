@@ -11,6 +11,7 @@
  *
  *     acme_job_account_key()   account.key (loaded, or created once:
  *                              acme_store_account_key) + account.json's URL
+ *                              (io/acme_job_account.h)
  *     acme_job_cert_key()      a fresh key of the certificate's key= type
  *
  * then, with no stored URL, the per-issuer gate of acme_account.h, then
@@ -44,17 +45,6 @@ typedef struct {
     size_t                n_names;
     acme_key_type_t       cert_key_type;    /* acme_certificate key= */
 } acme_job_conf_t;
-
-/*
- * The account key of the issuer's store (loaded, or generated and stored
- * exclusively, so concurrent first orders share one key) and the account
- * URL account.json records for that key and directory (*url malloc'd, NULL
- * when none).  An unreadable account.json is no failure: *url stays NULL
- * (the engine then finds the account by its key) and warn (may be NULL)
- * says why; else warn is "".  0, or -1 with err ("account key: ...").
- */
-int acme_job_account_key(const acme_job_conf_t *c, EVP_PKEY **key,
-    char **url, char *warn, size_t warnlen, char *err, size_t errlen);
 
 /*
  * A fresh certificate key of c->cert_key_type; with pem non-NULL also its

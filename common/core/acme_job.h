@@ -18,7 +18,6 @@
 
 #include "acme_sched.h"
 #include "acme_status.h"
-#include "acme_store.h"
 
 /* The default first backoff step (retry_delay / AcmeRetryDelay), seconds. */
 #define ACME_JOB_RETRY_DELAY    60

@@ -4,9 +4,8 @@
  * to check that a record is visible on the authoritative servers.
  *
  * The message functions are sans-I/O: they build bytes to send and parse
- * bytes received, with the current time passed in.  acme_dns_exchange()
- * and the *_blocking helpers do the network part for hosts that may block
- * a thread (Apache's watchdog); every wait in them is bounded by poll().
+ * bytes received, with the current time passed in.  The network part, for
+ * threads only, is io/acme_dns_client.h.
  *
  * Names are given in presentation form ("_acme-challenge.example.com",
  * a trailing dot optional, no escapes); they are written uncompressed.
@@ -119,9 +118,6 @@ int acme_dns_update_build(acme_dns_txn_t *txn, const char *zone,
     uint16_t id, unsigned char **out, size_t *outlen,
     char *err, size_t errlen);
 
-/* A message ID from the CSPRNG (RFC 5452: unpredictable IDs). */
-uint16_t acme_dns_random_id(void);
-
 /* A standard query (RD clear: meant for authoritative servers; rd = 1 to
  * ask a recursive resolver) for name/qtype. */
 int acme_dns_query_build(acme_dns_txn_t *txn, const char *name,
@@ -167,52 +163,5 @@ void acme_dns_answer_free(acme_dns_answer_t *ans);
  */
 int acme_dns_update_check(const acme_dns_answer_t *ans, char *err,
     size_t errlen);
-
-/* ---- blocking network helpers (threads only, never an event loop) ---- */
-
-/*
- * Sends msg to server (an IP literal or a host name resolved with
- * getaddrinfo) at port (53 when 0) and waits for the response with the
- * same ID, at most timeout_ms in all.  UDP with one resend halfway,
- * then TCP if the answer was truncated; tcp = 1 goes straight to TCP.
- * *resp is malloc'd.  0, or -1 with err.
- */
-int acme_dns_exchange(const char *server, int port, int tcp,
-    const unsigned char *msg, size_t len, int timeout_ms,
-    unsigned char **resp, size_t *resplen, char *err, size_t errlen);
-
-/* Adds or deletes one TXT RR through an update to server; 0 or -1 with err. */
-int acme_dns_update_blocking(const char *server, int port,
-    const char *zone, const char *name, const char *txt, uint32_t ttl,
-    acme_dns_update_op_t op, const acme_tsig_key_t *key, int timeout_ms,
-    char *err, size_t errlen);
-
-/*
- * Asks server (RD clear) for the TXT records of name: 1 if one of them is
- * exactly txt, 0 if not (including NXDOMAIN/NODATA), -1 with err on
- * failure.  With txt == NULL: 1 if name has any TXT record.
- */
-int acme_dns_txt_visible_blocking(const char *server, int port,
-    const char *name, const char *txt, int timeout_ms,
-    char *err, size_t errlen);
-
-/*
- * The zone that contains name, as server sees it: the owner of the SOA
- * that an SOA query for name returns (answer or authority section).
- * *zone malloc'd.  0, or -1 with err.
- */
-int acme_dns_find_zone_blocking(const char *server, int port, int rd,
-    const char *name, int timeout_ms, char **zone, char *err, size_t errlen);
-
-/*
- * The name servers of zone as server lists them (NS query, answer
- * section): *ns is a malloc'd array of n malloc'd names (free each, then
- * the array).  With acme_dns_txt_visible_blocking on each (resolved by
- * the host), a record can be checked on every authoritative server before
- * the challenge is answered.  0, or -1 with err (also when there is none).
- */
-int acme_dns_zone_ns_blocking(const char *server, int port, int rd,
-    const char *zone, int timeout_ms, char ***ns, size_t *n,
-    char *err, size_t errlen);
 
 #endif

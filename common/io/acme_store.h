@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 #include "acme_key.h"
+#include "acme_sched.h"
 
 /*
  * An opened store directory.  uid/gid: who owns what the store holds (the
@@ -164,19 +165,7 @@ int acme_store_save_bundle(const char *root, const char *id,
 int acme_store_save_bundle_pem(const char *root, const char *id,
     const char *pem, size_t len, char *err, size_t errlen);
 
-/* Renewal/backoff state that must survive restarts. */
-typedef struct {
-    unsigned    failures;       /* consecutive failed attempts */
-    long long   next_attempt;   /* no attempt before this time (backoff); 0 = none */
-    long long   last_attempt;
-    long long   last_success;
-    char        last_error[512];/* "" when none */
-    /* an order in progress (acme_sched_attempt_begin): recorded before its
-     * first step, cleared when it ends; 0 = none */
-    long long   attempt_started;
-    long        attempt_pid;    /* the process running it */
-} acme_cert_state_t;
-
+/* Renewal/backoff state (acme_cert_state_t: acme_sched.h). */
 /* load: 1 found, 0 missing (state zeroed), -1 error (state zeroed). */
 int acme_store_load_state(const char *root, const char *id,
     acme_cert_state_t *st, char *err, size_t errlen);

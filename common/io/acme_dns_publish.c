@@ -18,6 +18,7 @@
 
 #include <openssl/crypto.h>
 
+#include "acme_dns_client.h"
 #include "acme_dns_publish.h"
 #include "acme_store.h"
 #include "acme_util.h"

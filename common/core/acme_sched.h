@@ -4,7 +4,19 @@
 
 #include <stdint.h>
 
-#include "acme_store.h"
+/* Renewal/backoff state that must survive restarts (the store's
+ * state.json: acme_store_load_state / acme_store_save_state). */
+typedef struct {
+    unsigned    failures;       /* consecutive failed attempts */
+    long long   next_attempt;   /* no attempt before this time (backoff); 0 = none */
+    long long   last_attempt;
+    long long   last_success;
+    char        last_error[512];/* "" when none */
+    /* an order in progress (acme_sched_attempt_begin): recorded before its
+     * first step, cleared when it ends; 0 = none */
+    long long   attempt_started;
+    long        attempt_pid;    /* the process running it */
+} acme_cert_state_t;
 
 /*
  * When to renew a certificate valid [not_before, not_after): when

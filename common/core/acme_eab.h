@@ -37,11 +37,6 @@ char *acme_eab_jws(EVP_PKEY *account_key, const char *kid,
 unsigned char *acme_eab_mac_key_decode(const char *text, size_t *len,
     char *err, size_t errlen);
 
-/* The same, reading the text from a file (at most 4 KiB; a trailing
- * newline is fine).  Errors name the file, never its content. */
-unsigned char *acme_eab_mac_key_read_file(const char *path, size_t *len,
-    char *err, size_t errlen);
-
 /* Cleanses and frees a key from the functions above (NULL-safe). */
 void acme_eab_mac_key_free(unsigned char *key, size_t len);
 

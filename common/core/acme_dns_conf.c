@@ -1,12 +1,13 @@
 /*
- * dns-01 publishing: the pure helpers of acme_dns_publish.h (no I/O).
+ * dns-01 publishing: the pure helpers of acme_dns_conf.h (no I/O).
  */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "acme_dns_publish.h"
+#include "acme_dns.h"
+#include "acme_dns_conf.h"
 #include "acme_util.h"
 
 #define SERVER_FORMS  "IP[:PORT], [IPv6]:PORT or HOST[:PORT]"

@@ -1,0 +1,84 @@
+/*
+ * External Account Binding: the MAC key read from a file (acme_eab_file.h),
+ * at configuration time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "acme_eab.h"
+#include "acme_eab_file.h"
+#include "acme_util.h"
+
+#define EAB_KEY_FILE_MAX  4096
+
+
+unsigned char *
+acme_eab_mac_key_read_file(const char *path, size_t *len, char *err,
+    size_t errlen)
+{
+    char            buf[EAB_KEY_FILE_MAX + 1];
+    unsigned char  *key;
+    size_t          got;
+    ssize_t         n;
+    int             fd;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        acme_err(err, errlen, "external account binding: cannot open MAC key "
+                 "file \"%s\": %s", path, strerror(errno));
+        return NULL;
+    }
+
+    got = 0;
+    for ( ;; ) {
+        n = read(fd, buf + got, sizeof(buf) - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t) n;
+        if (got == sizeof(buf)) {
+            break;
+        }
+    }
+    close(fd);
+
+    if (n < 0) {
+        OPENSSL_cleanse(buf, sizeof(buf));
+        acme_err(err, errlen, "external account binding: cannot read MAC key "
+                 "file \"%s\": %s", path, strerror(errno));
+        return NULL;
+    }
+    if (got > EAB_KEY_FILE_MAX) {
+        OPENSSL_cleanse(buf, sizeof(buf));
+        acme_err(err, errlen, "external account binding: MAC key file \"%s\" "
+                 "is larger than %d bytes", path, EAB_KEY_FILE_MAX);
+        return NULL;
+    }
+    buf[got] = '\0';
+
+    if (memchr(buf, '\0', got) != NULL) {
+        key = NULL;
+        acme_err(err, errlen, "external account binding: MAC key file \"%s\" "
+                 "is not text", path);
+    } else {
+        key = acme_eab_mac_key_decode(buf, len, err, errlen);
+        if (key == NULL && err != NULL && errlen > 0) {
+            /* say which file: the decoder's message has no path */
+            char  inner[ACME_ERRLEN];
+
+            snprintf(inner, sizeof(inner), "%s", err);
+            acme_err(err, errlen, "%s (in \"%s\")", inner, path);
+        }
+    }
+
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return key;
+}
