@@ -444,7 +444,14 @@ def _point_names_at(names, address):
             assert r.status == 200
 
 
-@pytest.mark.parametrize("key", ["ecdsa:256", "rsa:2048"])
+# Apache with either key type (the certificate the challenge connection
+# replaces), nginx with one: the file stays within the time of the two
+# per-server files it replaced.
+CHALLENGE = [("nginx", "ecdsa:256"), ("apache", "ecdsa:256"), ("apache", "rsa:2048")]
+
+
+@pytest.mark.parametrize("server,key", CHALLENGE, indirect=["server"],
+                         ids=["%s-%s" % p for p in CHALLENGE])
 def test_tls_alpn_challenge_answer(server, key, pebble, root_file, state_dir, workdir):
     """Per-certificate challenge=tls-alpn-01 (the issuer's default is
     http-01); while pebble's validation connection waits in a proxy we
@@ -467,8 +474,8 @@ def test_tls_alpn_challenge_answer(server, key, pebble, root_file, state_dir, wo
         # refused (see test_tls_alpn_issuance)
         other = proxy.other_results()
         assert other and all(alpn is None and c is None for _, _, alpn, c, _ in other), other
-        server.wait_installed()
-        _check_normal_clients(server, TLS_PORT, cert)
+        if server.kind == "nginx":     # Apache's: test_tls_alpn_issuance (time)
+            _check_normal_clients(server, TLS_PORT, cert)
         assert not server.problems(), server.problems()
     finally:
         proxy.close()
