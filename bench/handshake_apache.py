@@ -189,9 +189,7 @@ def main(argv):
                                    proc_alive=srv.running)
                 # evidence that "managed" is the callback path: the benchmarked
                 # child parsed each new certificate itself, off the handshake path
-                hot = {cid for cid, pid in re.findall(
-                    r"mod_acme_auto: (\S+): generation \d+ installed in pid (\d+)",
-                    srv.error_log()) if int(pid) in child}
+                hot = {cid for cid, _, pid in srv.installed() if pid in child}
                 want = {"%s%s_%s" % (HOT_PREFIX, name, label.replace(":", "-"))
                         for label, name in KEYS}
                 log("child %s installed %s" % (child, sorted(hot)))

@@ -307,6 +307,12 @@ class ApacheServer(ServerLogs):
             out[k] = out.get(k, 0) + 1
         return out
 
+    def installed(self):
+        """{(certificate id, generation, pid)} of the same lines."""
+        import re
+        return {(cid, int(g), int(pid)) for cid, g, pid in re.findall(
+            r"mod_acme_auto: (\S+): generation (\d+) installed in pid (\d+)", self.error_log())}
+
     def crashes(self):
         """Lines telling of crashed children or emergencies."""
         bad = ("exit signal", "[core:emerg]", "[acme_auto:emerg]",

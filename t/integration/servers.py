@@ -117,6 +117,40 @@ class Server:
     def status_cert(self, cert_id=None, host="a.example.test"):
         return status_cert(self.status(host=host), cert_id)
 
+    # -- tests1 (issue 8): configuration tests, other ports --------------
+    def listen_on(self, https_port, http_port):
+        """Other ports for the managed (TLS) and the plain HTTP listener
+        (start() waits for them, status() asks the plain one); before the
+        first use.  The configuration text is the caller's then."""
+        self.https_port, self.http_port = https_port, http_port
+        return self
+
+    @property
+    def home(self):
+        """The server's own directory (its -t writes logs / pid files there)."""
+        return self.raw.dir
+
+    def conf_lines(self, needle):
+        """1-based numbers of every line of the configuration with needle."""
+        with open(self.raw.conf_path) as f:
+            return [i for i, line in enumerate(f, 1) if needle in line]
+
+    def block_of(self, line):
+        """(first, last) line of the innermost block (nginx {...}, Apache
+        <Section>...</Section>) that holds configuration line `line`."""
+        stack, best = [], None
+        with open(self.raw.conf_path) as f:
+            for i, text in enumerate(f, 1):
+                for step in self._block_steps(text):
+                    if step:
+                        stack.append(i)
+                    elif stack:
+                        first = stack.pop()
+                        if first <= line <= i and (best is None or first >= best[0]):
+                            best = (first, i)
+        assert best, "line %d is in no block" % line
+        return best
+
 
 class Nginx(Server):
     kind = "nginx"
@@ -192,6 +226,31 @@ class Nginx(Server):
         nginx worker swaps it on its own timer, nothing to wait for in the
         log (callers still check with fresh handshakes)."""
         return True
+
+    # -- tests1 (issue 8) ----------------------------------------------
+    cert_directive = "acme_certificate"
+    config_ok = "test is successful"
+
+    @property
+    def home(self):
+        return self.raw.prefix
+
+    @staticmethod
+    def _block_steps(text):
+        text = text.split("#", 1)[0]
+        return [c == "{" for c in text if c in "{}"]
+
+    def issuer_block(self, pebble, state_dir, issuer=None):
+        """Another acme_issuer "pebble" block (for `more`)."""
+        return nginx_server.issuer_conf(pebble, state_dir, self.issuer_lines(issuer))
+
+    def edit_issuer_opt(self, text, name, value=None):
+        """text with the issuer option `name` (nginx's name) set to value,
+        or left out (None)."""
+        import re
+        return re.sub(r"(?m)^(\s*)%s .*;$" % re.escape(name),
+                      (r"\g<1>%s %s;" % (name, value)) if value is not None else "",
+                      text, count=1)
 
 
 class Apache(Server):
@@ -287,6 +346,31 @@ class Apache(Server):
                        for cid, g in top.items() for pid in self.pids())
         return wait_for(every_child_installed, timeout,
                         "the newest certificates installed in every child")
+
+    # -- tests1 (issue 8) ----------------------------------------------
+    cert_directive = "AcmeCertificate"
+    config_ok = "Syntax OK"
+    ISSUER_DIRECTIVE = dict(APACHE_ISSUER, uri="AcmeDirectory", state_path="AcmeStateDir",
+                            ssl_trusted_certificate="AcmeTrustedCA", contact="AcmeContact")
+
+    def listen_on(self, https_port, http_port):
+        Server.listen_on(self, https_port, http_port)
+        return self.configure(https_port=https_port, http_port=http_port)
+
+    @staticmethod
+    def _block_steps(text):
+        text = text.strip()
+        return [not text.startswith("</")] if text.startswith("<") else []
+
+    def issuer_block(self, pebble, state_dir, issuer=None):
+        return apache_server.issuer_conf(pebble, state_dir, self.issuer_lines(issuer))
+
+    def edit_issuer_opt(self, text, name, value=None):
+        import re
+        d = self.ISSUER_DIRECTIVE[name]
+        return re.sub(r"(?m)^(\s*)%s .*$" % d,
+                      (r"\g<1>%s %s" % (d, value)) if value is not None else "",
+                      text, count=1)
 
 
 def make(param, nginx_factory=None, apache_factory=None):

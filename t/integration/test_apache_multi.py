@@ -1,8 +1,9 @@
-"""Apache (mod_acme_auto), issue 4, on Apache's tls-alpn-01 setup
-(test_apache_tlsalpn._server): challenge lists with fallback and IP
+"""Apache (mod_acme_auto), issue 4, on the tls-alpn-01 setup
+(test_tlsalpn.tls_alpn_server): challenge lists with fallback and IP
 identifiers over tls-alpn-01 (the tests both servers share are in
 test_multi.py)."""
 
+import servers
 from apache_server import get_status, status_cert
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
@@ -20,10 +21,11 @@ def test_challenge_list_falls_back(apache_factory, pebble, root_file, state_dir)
     """AcmeChallenge http-01 tls-alpn-01 with nothing on pebble's httpPort:
     the first attempt fails with an "http-01: ..." error, the next one
     (after the first backoff, about a minute) uses tls-alpn-01 and issues."""
-    from test_apache_tlsalpn import STATUS_PORT, _server
+    from test_tlsalpn import STATUS_PORT, tls_alpn_server
     from pebble import HTTP_PORT as PEBBLE_HTTP_PORT, TLS_PORT, port_open
 
-    srv = _server(apache_factory, pebble, state_dir, challenge="http-01 tls-alpn-01")
+    srv = tls_alpn_server(servers.make("apache", apache_factory=apache_factory), pebble,
+                          state_dir, challenge="http-01 tls-alpn-01").raw
     srv.start()
     parent = srv.parent_pid
     assert not port_open(PEBBLE_HTTP_PORT), "nothing may answer http-01 in this test"
@@ -49,10 +51,11 @@ def test_challenge_list_falls_back(apache_factory, pebble, root_file, state_dir)
 def test_ip_identifier_tls_alpn01(apache_factory, pebble, root_file, state_dir):
     """An IP identifier over tls-alpn-01: pebble sends the reverse-DNS name
     (1.0.0.127.in-addr.arpa) as SNI (RFC 8738 section 6)."""
-    from test_apache_tlsalpn import _server
+    from test_tlsalpn import tls_alpn_server
     from pebble import TLS_PORT
 
-    srv = _server(apache_factory, pebble, state_dir, cert_args="127.0.0.1")
+    srv = tls_alpn_server(servers.make("apache", apache_factory=apache_factory), pebble,
+                          state_dir, cert_args="127.0.0.1").raw
     srv.start()
     cert = wait_acme_cert(TLS_PORT, "127.0.0.1", root_file, ISSUE_TIMEOUT,
                           proc_alive=srv.running)

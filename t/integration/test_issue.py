@@ -1,6 +1,6 @@
 """nginx and Apache: first issuance without restart, store layout, restart
 reuse, reload / graceful restart, status JSON, nonce errors, RSA keys,
-http-01 answers and 404s, changed names."""
+changed names (http-01 answers and 404s: test_http01.py)."""
 
 import os
 import pwd
@@ -12,7 +12,7 @@ import pytest
 from servers import APACHE_MPMS, HTTPS_PORT, SERVERS
 from serverlib import status_cert
 from tlsutil import (describe, handshake, http_get, is_self_signed, key_desc, load_pem_certs,
-                     openssl_verify, parse_rfc3339, raw_http, same_serial, sans, served_cert,
+                     openssl_verify, parse_rfc3339, same_serial, sans, served_cert,
                      served_chain_pem, serial_hex, wait_acme_cert, wait_for)
 
 NAMES = ["a.example.test", "b.example.test"]
@@ -215,34 +215,6 @@ def test_rsa_certificate_key(server, pebble, root_file, state_dir):
     assert c["key_type"] == "rsa:2048"
     wait_for(lambda: same_serial(server.status_cert()["serial"], serial_hex(cert)),
              20, "status serial == served serial")
-
-
-# Apache only: nginx's http-01 answers are tested more thoroughly, on a
-# server without ACME traffic, in test_nginx_http01.py.
-@pytest.mark.parametrize("server", ["apache"], indirect=True)
-def test_http01_unknown_and_malformed_tokens(server, pebble, root_file, state_dir):
-    server.start_managed(pebble, state_dir)
-    base = "http://127.0.0.1:%d" % server.http_port
-    for path in ("/.well-known/acme-challenge/unknownTOKEN_123-x",
-                 "/.well-known/acme-challenge/",
-                 "/.well-known/acme-challenge/bad.token",
-                 "/.well-known/acme-challenge/" + "A" * 300,
-                 "/.well-known/acme-challenge/a/b"):
-        status, _, _ = http_get(base + path, host="a.example.test")
-        assert status == 404, path
-    # a raw request with an encoded slash and a traversal attempt
-    assert raw_http(server.http_port,
-                    b"GET /.well-known/acme-challenge/..%2f..%2fetc%2fpasswd "
-                    b"HTTP/1.1\r\nHost: a.example.test\r\n"
-                    b"Connection: close\r\n\r\n") in (400, 404)
-    # other paths are left to the rest of the server
-    status, _, body = http_get(base + "/index.html", host="a.example.test")
-    assert status == 200 and server.plain_http_body in body
-
-    # the real challenges were answered (pebble validated the order)
-    wait_acme_cert(HTTPS_PORT, "a.example.test", root_file, ISSUE_TIMEOUT,
-                   proc_alive=server.running)
-    assert "answering http-01 challenge" in server.error_log()
 
 
 def test_changed_names_order_a_new_certificate(server, pebble, root_file, state_dir):
