@@ -1,15 +1,16 @@
 """nginx and Apache, issue 4: several certificates per server / vhost (an
 ECDSA and an RSA one for the same names, OpenSSL picking by the client's
-signature algorithms) and IP identifiers (RFC 8738) over http-01.  The
-challenge-list fallback and IP identifiers over tls-alpn-01 are in
-test_nginx_multi.py / test_apache_multi.py (each on its server's
-tls-alpn-01 setup)."""
+signature algorithms), IP identifiers (RFC 8738) over http-01 and
+tls-alpn-01, and a challenge list falling back from http-01 to tls-alpn-01
+(servers.use_tls_alpn: the managed server on pebble's tlsPort, nothing on
+its httpPort)."""
 
 import subprocess
 
 import pytest
 from cryptography import x509
 
+from pebble import HTTP_PORT as PEBBLE_HTTP_PORT, TLS_PORT, port_open
 from servers import HTTPS_PORT
 from tlsutil import is_self_signed, key_desc, sans, wait_acme_cert, wait_for
 
@@ -126,3 +127,62 @@ def test_challenge_list_config(server, pebble_factory, state_dir):
     server.write_managed(pebble, state_dir, cert_args="challenge=http-01,bogus")
     rc, out = server.test_config()
     assert rc != 0 and "invalid challenge type" in out, out
+
+
+# how each server logs its answer to a tls-alpn-01 validation of name
+ANSWERING_ALPN = {"nginx": 'acme: answering tls-alpn-01 for "%s"',
+                  "apache": "answering tls-alpn-01 challenge for %s"}
+
+
+def test_challenge_list_falls_back(server, pebble, root_file, state_dir):
+    """A challenge list "http-01 tls-alpn-01" with nothing on pebble's
+    httpPort: the first attempt fails with an "http-01: ..." error, the
+    attempt after that failure (after the first backoff, retry_delay, short
+    here) uses tls-alpn-01 and issues, without a restart."""
+    server.use_tls_alpn()
+    server.start_managed(pebble, state_dir,
+                         issuer={"challenge": "http-01 tls-alpn-01", "retry_delay": "5s"})
+    main_pid = server.main_pid
+    assert not port_open(PEBBLE_HTTP_PORT), "nothing may answer http-01 in this test"
+
+    def failed_once():
+        c = server.status_cert()
+        return c if c["consecutive_failures"] >= 1 and c["last_error"] else None
+
+    c = wait_for(failed_once, ISSUE_TIMEOUT, "the http-01 attempt to fail")
+    assert c["last_error"].startswith("http-01: "), c
+    assert c["challenge"] == "http-01", c
+    if server.kind == "nginx":
+        assert "order failed: http-01: " in server.error_log()
+
+    leaf = wait_acme_cert(TLS_PORT, "a.example.test", root_file, 150,
+                          proc_alive=server.running)
+    assert not is_self_signed(leaf)
+    assert sans(leaf) == NAMES
+    c = wait_for(lambda: (lambda c: c if c["state"] == "valid" else None)(
+        server.status_cert()), 20, "state valid")
+    assert c["challenge"] == "tls-alpn-01" and c["last_error"] is None, c
+    assert c["consecutive_failures"] == 0, c
+    assert ANSWERING_ALPN[server.kind] % "a.example.test" in server.error_log()
+    assert server.main_pid == main_pid and server.running()
+    assert not server.problems(), server.problems()
+
+
+def test_ip_identifier_tls_alpn01(server, pebble, root_file, state_dir):
+    """An IP identifier over tls-alpn-01: pebble's SNI is the reverse-DNS
+    name (1.0.0.127.in-addr.arpa, RFC 8738 section 6); the managed server
+    is the port's default, so a client without SNI gets the certificate."""
+    server.use_tls_alpn()
+    server.start_managed(pebble, state_dir, names=["a.example.test"], cert_args="127.0.0.1",
+                         issuer={"challenge": "tls-alpn-01"})
+    wait_for(lambda: _all_valid(server, 1), ISSUE_TIMEOUT, "certificate valid")
+    cert = wait_acme_cert(TLS_PORT, "127.0.0.1", root_file, ISSUE_TIMEOUT,
+                          proc_alive=server.running)
+    assert _ip_sans(cert) == ["127.0.0.1"]
+    server.wait_installed()
+    leaf = _s_client_leaf(TLS_PORT, None)
+    assert not is_self_signed(leaf) and _ip_sans(leaf) == ["127.0.0.1"], leaf
+    c = server.status_cert()
+    assert c["challenge"] == "tls-alpn-01" and c["last_error"] is None, c
+    assert ANSWERING_ALPN[server.kind] % "127.0.0.1" in server.error_log()
+    assert not server.problems(), server.problems()
