@@ -82,42 +82,64 @@ def test_ecdsa_and_rsa_certificates_in_one_server(server, pebble, state_dir):
     assert not server.problems(), server.problems()
 
 
-# (certificate arguments, the DNS names of the certificate): an IP with a
-# name (nginx's case) and an IP alone (Apache's case), on both servers
-IP_CASES = [("127.0.0.1 a.example.test", ["a.example.test"]), ("127.0.0.1", [])]
+# how each server logs its answer to a tls-alpn-01 validation of name
+ANSWERING_ALPN = {"nginx": 'acme: answering tls-alpn-01 for "%s"',
+                  "apache": "answering tls-alpn-01 challenge for %s"}
 
 
-@pytest.mark.parametrize("cert_args,dns_names", IP_CASES, ids=["ip-and-name", "ip-only"])
-def test_ip_identifier_http01(server, cert_args, dns_names, pebble, root_file, state_dir):
+# (challenge, certificate arguments, the DNS names of the certificate): an
+# IP with a name and an IP alone over http-01, an IP alone over tls-alpn-01
+IP_CASES = [("http-01", "127.0.0.1 a.example.test", ["a.example.test"]),
+            ("http-01", "127.0.0.1", []),
+            ("tls-alpn-01", "127.0.0.1", [])]
+
+
+@pytest.mark.parametrize("challenge,cert_args,dns_names", IP_CASES,
+                         ids=["http01-ip-and-name", "http01-ip-only", "tls-alpn01-ip-only"])
+def test_ip_identifier(server, challenge, cert_args, dns_names, pebble, root_file, state_dir):
     """RFC 8738: an IP literal among the names (an "ip" identifier); pebble
-    validates http-01 on that address's httpPort, and the certificate
-    carries an iPAddress SAN; a client without SNI (connecting to the IP)
-    gets it: the managed server / vhost is the port's default."""
-    server.write_managed(pebble, state_dir, names=["a.example.test"], cert_args=cert_args)
+    validates http-01 on that address's httpPort, tls-alpn-01 on its
+    tlsPort with the reverse-DNS name (1.0.0.127.in-addr.arpa) as SNI
+    (section 6); the certificate carries an iPAddress SAN; a client without
+    SNI (connecting to the IP) gets it: the managed server / vhost is the
+    port's default."""
+    if challenge == "tls-alpn-01":
+        server.use_tls_alpn()
+    server.write_managed(pebble, state_dir, names=["a.example.test"], cert_args=cert_args,
+                         issuer={"challenge": challenge})
     rc, out = server.test_config()
     assert rc == 0, out
     server.start()
     main_pid = server.main_pid
     wait_for(lambda: _all_valid(server, 1), ISSUE_TIMEOUT, "certificate valid")
-    cert = wait_acme_cert(HTTPS_PORT, "127.0.0.1", root_file, ISSUE_TIMEOUT,
+    cert = wait_acme_cert(server.https_port, "127.0.0.1", root_file, ISSUE_TIMEOUT,
                           proc_alive=server.running)
     assert _ip_sans(cert) == ["127.0.0.1"]
     server.wait_installed()
-    leaf = _s_client_leaf(HTTPS_PORT, None)
+    leaf = _s_client_leaf(server.https_port, None)
     assert not is_self_signed(leaf), leaf
     assert _ip_sans(leaf) == ["127.0.0.1"], leaf
     assert sans(leaf) == dns_names, leaf
     st = server.status_cert()
     assert st["state"] == "valid" and st["last_error"] is None, st
+    assert st["challenge"] == challenge, st
+    if challenge == "tls-alpn-01":
+        assert ANSWERING_ALPN[server.kind] % "127.0.0.1" in server.error_log()
     assert server.main_pid == main_pid and server.running()
     assert not server.problems(), server.problems()
 
 
-# nginx only: a challenge list per certificate (acme_certificate ...
-# challenge=) has no Apache counterpart
-@pytest.mark.parametrize("server", ["nginx"], indirect=True)
+# how each server words an unknown challenge type
+UNKNOWN_CHALLENGE = {"nginx": "invalid challenge type", "apache": 'unknown challenge type "bogus"'}
+
+
 def test_challenge_list_config(server, pebble_factory, state_dir):
+    """A challenge list per certificate (acme_certificate / AcmeCertificate
+    challenge=); a type listed twice and an unknown one are configuration
+    errors.  On the tls-alpn-01 setup: Apache wants acme-tls/1 in the
+    vhost's Protocols for a list with tls-alpn-01."""
     pebble = pebble_factory(start=False)
+    server.use_tls_alpn()
     server.write_managed(pebble, state_dir, cert_args="challenge=tls-alpn-01,http-01")
     rc, out = server.test_config()
     assert rc == 0, out
@@ -126,12 +148,8 @@ def test_challenge_list_config(server, pebble_factory, state_dir):
     assert rc != 0 and "listed twice" in out, out
     server.write_managed(pebble, state_dir, cert_args="challenge=http-01,bogus")
     rc, out = server.test_config()
-    assert rc != 0 and "invalid challenge type" in out, out
+    assert rc != 0 and UNKNOWN_CHALLENGE[server.kind] in out, out
 
-
-# how each server logs its answer to a tls-alpn-01 validation of name
-ANSWERING_ALPN = {"nginx": 'acme: answering tls-alpn-01 for "%s"',
-                  "apache": "answering tls-alpn-01 challenge for %s"}
 
 
 def test_challenge_list_falls_back(server, pebble, root_file, state_dir):
@@ -165,24 +183,4 @@ def test_challenge_list_falls_back(server, pebble, root_file, state_dir):
     assert c["consecutive_failures"] == 0, c
     assert ANSWERING_ALPN[server.kind] % "a.example.test" in server.error_log()
     assert server.main_pid == main_pid and server.running()
-    assert not server.problems(), server.problems()
-
-
-def test_ip_identifier_tls_alpn01(server, pebble, root_file, state_dir):
-    """An IP identifier over tls-alpn-01: pebble's SNI is the reverse-DNS
-    name (1.0.0.127.in-addr.arpa, RFC 8738 section 6); the managed server
-    is the port's default, so a client without SNI gets the certificate."""
-    server.use_tls_alpn()
-    server.start_managed(pebble, state_dir, names=["a.example.test"], cert_args="127.0.0.1",
-                         issuer={"challenge": "tls-alpn-01"})
-    wait_for(lambda: _all_valid(server, 1), ISSUE_TIMEOUT, "certificate valid")
-    cert = wait_acme_cert(TLS_PORT, "127.0.0.1", root_file, ISSUE_TIMEOUT,
-                          proc_alive=server.running)
-    assert _ip_sans(cert) == ["127.0.0.1"]
-    server.wait_installed()
-    leaf = _s_client_leaf(TLS_PORT, None)
-    assert not is_self_signed(leaf) and _ip_sans(leaf) == ["127.0.0.1"], leaf
-    c = server.status_cert()
-    assert c["challenge"] == "tls-alpn-01" and c["last_error"] is None, c
-    assert ANSWERING_ALPN[server.kind] % "127.0.0.1" in server.error_log()
     assert not server.problems(), server.problems()
