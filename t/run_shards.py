@@ -46,9 +46,9 @@ SLOW = {
     "test_renewals_in_a_row": 30,
     "test_acme_process_crashing_mid_order": 25,
     "test_issued_while_read_only": 21,
+    "test_challenge_list_falls_back": 18,
     "test_ca_down_at_start": 16,
     "test_killed_acme_process_is_replaced": 16,
-    "test_challenge_list_falls_back": 13,
     "test_frozen_lease_holder": 11,
     "test_twenty_certificates_one_account": 9,
 }

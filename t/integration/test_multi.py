@@ -156,10 +156,11 @@ def test_challenge_list_falls_back(server, pebble, root_file, state_dir):
     """A challenge list "http-01 tls-alpn-01" with nothing on pebble's
     httpPort: the first attempt fails with an "http-01: ..." error, the
     attempt after that failure (after the first backoff, retry_delay, short
-    here) uses tls-alpn-01 and issues, without a restart."""
+    here: the failed http-01 attempt is seen in the status during it) uses
+    tls-alpn-01 and issues, without a restart."""
     server.use_tls_alpn()
     server.start_managed(pebble, state_dir,
-                         issuer={"challenge": "http-01 tls-alpn-01", "retry_delay": "5s"})
+                         issuer={"challenge": "http-01 tls-alpn-01", "retry_delay": "10s"})
     main_pid = server.main_pid
     assert not port_open(PEBBLE_HTTP_PORT), "nothing may answer http-01 in this test"
 
