@@ -41,14 +41,14 @@ SHARDS = 4
 # Seconds, for a clean clone without durations of a last run: tests whose
 # name starts with one of these (the rest: DEFAULT_SECONDS; unit tests less).
 SLOW = {
-    "test_ca_down_at_start": 70,
-    "test_challenge_list_falls_back": 65,
     "test_wrong_certificate_keeps_the_previous_one": 40,
     "test_renewal_hot_swap": 37,
     "test_renewals_in_a_row": 30,
-    "test_acme_child_crashing_mid_order": 23,
+    "test_acme_process_crashing_mid_order": 25,
     "test_issued_while_read_only": 21,
-    "test_killed_acme_child_is_replaced": 15,
+    "test_challenge_list_falls_back": 18,
+    "test_ca_down_at_start": 16,
+    "test_killed_acme_process_is_replaced": 16,
     "test_frozen_lease_holder": 11,
     "test_twenty_certificates_one_account": 9,
 }

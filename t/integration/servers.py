@@ -20,7 +20,7 @@ static_vhost(), each server's own syntax).
 
 import apache_server
 import nginx_server
-from pebble import HTTP_PORT
+from pebble import HTTP_PORT, TLS_PORT
 from serverlib import status_cert
 
 HTTPS_PORT = nginx_server.HTTPS_PORT
@@ -118,13 +118,6 @@ class Server:
         return status_cert(self.status(host=host), cert_id)
 
     # -- tests1 (issue 8): configuration tests, other ports --------------
-    def listen_on(self, https_port, http_port):
-        """Other ports for the managed (TLS) and the plain HTTP listener
-        (start() waits for them, status() asks the plain one); before the
-        first use.  The configuration text is the caller's then."""
-        self.https_port, self.http_port = https_port, http_port
-        return self
-
     @property
     def home(self):
         """The server's own directory (its -t writes logs / pid files there)."""
@@ -166,9 +159,9 @@ class Nginx(Server):
         return "%s %s;" % (name, value)
 
     def conf(self, pebble, state_dir, names=NAMES, issuer=None, cert_args="", more=()):
-        return nginx_server.managed_http_conf(
+        return self._moved(nginx_server.managed_http_conf(
             pebble, state_dir, names=" ".join(names), cert_args=cert_args,
-            issuer_extra=self.issuer_lines(issuer), http_extra="\n".join(more))
+            issuer_extra=self.issuer_lines(issuer), http_extra="\n".join(more)))
 
     def vhost(self, names, cert_args="", explicit=False):
         """Another managed HTTPS server; explicit: the names on the
@@ -252,6 +245,41 @@ class Nginx(Server):
                       (r"\g<1>%s %s;" % (name, value)) if value is not None else "",
                       text, count=1)
 
+    # -- moved ports, dns-01 (test_resilience, test_multi, test_dns01) ----
+    def use_ports(self, https_port=None, http_port=None):
+        """The managed server on https_port, the plain HTTP one (http-01,
+        /acme-status) on http_port, instead of HTTPS_PORT / pebble's
+        httpPort (e.g. behind an httpgate.HttpGate); before start()."""
+        self.https_port = https_port or self.https_port
+        self.http_port = http_port or self.http_port
+        return self
+
+    def use_tls_alpn(self):
+        """tls-alpn-01: the managed server on pebble's tlsPort, the plain
+        HTTP one (/acme-status) on HTTPS_PORT: nothing on pebble's httpPort."""
+        return self.use_ports(TLS_PORT, HTTPS_PORT)
+
+    def _moved(self, text):
+        if self.https_port != HTTPS_PORT:
+            text = text.replace("listen 127.0.0.1:%d ssl;" % HTTPS_PORT,
+                                "listen 127.0.0.1:%d ssl;" % self.https_port)
+        return text.replace("listen 127.0.0.1:%d;" % HTTP_PORT,
+                            "listen 127.0.0.1:%d;" % self.http_port)
+
+    def dns_update(self, server, key, secret=None, secret_file=None, alg=None, zone=None):
+        """secret: base64 inline; secret_file: a file holding it."""
+        return "dns_update %s key=%s secret=%s%s%s;" % (
+            server, key, secret_file or "data:" + secret,
+            (" alg=" + alg) if alg else "", (" zone=" + zone) if zone else "")
+
+    def dns_hook(self, path, timeout=None):
+        return "dns_hook %s%s;" % (path, (" timeout=" + timeout) if timeout else "")
+
+    def dns_propagation_check(self, servers, timeout=None):
+        return "dns_propagation_check %s%s;" % (" ".join(servers),
+                                                (" timeout=" + timeout) if timeout else "")
+
+
 
 class Apache(Server):
     kind = "apache"
@@ -270,9 +298,9 @@ class Apache(Server):
         return "    %s %s" % (APACHE_ISSUER[name], value)
 
     def conf(self, pebble, state_dir, names=NAMES, issuer=None, cert_args="", more=()):
-        text = apache_server.managed_conf(pebble, state_dir, names=tuple(names),
-                                          issuer_extra=self.issuer_lines(issuer),
-                                          cert_args=cert_args)
+        text = self._moved(apache_server.managed_conf(
+            pebble, state_dir, names=tuple(names), issuer_extra=self.issuer_lines(issuer),
+            cert_args=cert_args))
         # static vhosts first: the first vhost of an address is its default
         first = [m for m in more if "SSLCertificateFile" in m]
         rest = [m for m in more if m not in first]
@@ -353,10 +381,6 @@ class Apache(Server):
     ISSUER_DIRECTIVE = dict(APACHE_ISSUER, uri="AcmeDirectory", state_path="AcmeStateDir",
                             ssl_trusted_certificate="AcmeTrustedCA", contact="AcmeContact")
 
-    def listen_on(self, https_port, http_port):
-        Server.listen_on(self, https_port, http_port)
-        return self.configure(https_port=https_port, http_port=http_port)
-
     @staticmethod
     def _block_steps(text):
         text = text.strip()
@@ -371,6 +395,43 @@ class Apache(Server):
         return re.sub(r"(?m)^(\s*)%s .*$" % d,
                       (r"\g<1>%s %s" % (d, value)) if value is not None else "",
                       text, count=1)
+
+    # -- moved ports, dns-01 (test_resilience, test_multi, test_dns01) ----
+    def use_ports(self, https_port=None, http_port=None):
+        """As Nginx.use_ports (the Listen lines too); before the first use."""
+        self.https_port = https_port or self.https_port
+        self.http_port = http_port or self.http_port
+        return self.configure(https_port=self.https_port, http_port=self.http_port)
+
+    def use_tls_alpn(self):
+        """As Nginx.use_tls_alpn; the managed vhost offers acme-tls/1
+        (Protocols)."""
+        self._alpn = True
+        return self.use_ports(TLS_PORT, HTTPS_PORT)
+
+    def _moved(self, text):
+        managed = "<VirtualHost 127.0.0.1:%d>" % HTTPS_PORT
+        plain = "<VirtualHost 127.0.0.1:%d>" % HTTP_PORT
+        text = text.replace(plain, "@PLAIN@").replace(
+            managed, "<VirtualHost 127.0.0.1:%d>" % self.https_port)
+        text = text.replace("@PLAIN@", "<VirtualHost 127.0.0.1:%d>" % self.http_port)
+        if getattr(self, "_alpn", False):
+            text = text.replace("    SSLEngine on\n",
+                                "    SSLEngine on\n    Protocols http/1.1 acme-tls/1\n", 1)
+        return text
+
+    def dns_update(self, server, key, secret=None, secret_file=None, alg=None, zone=None):
+        return "    AcmeDNSUpdate %s %s %s%s%s" % (
+            server, key, ("file:" + secret_file) if secret_file else secret,
+            (" " + alg) if alg else "", (" zone=" + zone) if zone else "")
+
+    def dns_hook(self, path, timeout=None):
+        return "    AcmeDNSHook %s%s" % (path, (" " + timeout) if timeout else "")
+
+    def dns_propagation_check(self, servers, timeout=None):
+        return "    AcmeDNSPropagationCheck %s%s" % (" ".join(servers),
+                                                    (" " + timeout) if timeout else "")
+
 
 
 def make(param, nginx_factory=None, apache_factory=None):

@@ -1,15 +1,16 @@
 """nginx and Apache, issue 4: several certificates per server / vhost (an
 ECDSA and an RSA one for the same names, OpenSSL picking by the client's
-signature algorithms) and IP identifiers (RFC 8738) over http-01.  The
-challenge-list fallback and IP identifiers over tls-alpn-01 are in
-test_nginx_multi.py / test_apache_multi.py (each on its server's
-tls-alpn-01 setup)."""
+signature algorithms), IP identifiers (RFC 8738) over http-01 and
+tls-alpn-01, and a challenge list falling back from http-01 to tls-alpn-01
+(servers.use_tls_alpn: the managed server on pebble's tlsPort, nothing on
+its httpPort)."""
 
 import subprocess
 
 import pytest
 from cryptography import x509
 
+from pebble import HTTP_PORT as PEBBLE_HTTP_PORT, TLS_PORT, port_open
 from servers import HTTPS_PORT
 from tlsutil import is_self_signed, key_desc, sans, wait_acme_cert, wait_for
 
@@ -81,42 +82,64 @@ def test_ecdsa_and_rsa_certificates_in_one_server(server, pebble, state_dir):
     assert not server.problems(), server.problems()
 
 
-# (certificate arguments, the DNS names of the certificate): an IP with a
-# name (nginx's case) and an IP alone (Apache's case), on both servers
-IP_CASES = [("127.0.0.1 a.example.test", ["a.example.test"]), ("127.0.0.1", [])]
+# how each server logs its answer to a tls-alpn-01 validation of name
+ANSWERING_ALPN = {"nginx": 'acme: answering tls-alpn-01 for "%s"',
+                  "apache": "answering tls-alpn-01 challenge for %s"}
 
 
-@pytest.mark.parametrize("cert_args,dns_names", IP_CASES, ids=["ip-and-name", "ip-only"])
-def test_ip_identifier_http01(server, cert_args, dns_names, pebble, root_file, state_dir):
+# (challenge, certificate arguments, the DNS names of the certificate): an
+# IP with a name and an IP alone over http-01, an IP alone over tls-alpn-01
+IP_CASES = [("http-01", "127.0.0.1 a.example.test", ["a.example.test"]),
+            ("http-01", "127.0.0.1", []),
+            ("tls-alpn-01", "127.0.0.1", [])]
+
+
+@pytest.mark.parametrize("challenge,cert_args,dns_names", IP_CASES,
+                         ids=["http01-ip-and-name", "http01-ip-only", "tls-alpn01-ip-only"])
+def test_ip_identifier(server, challenge, cert_args, dns_names, pebble, root_file, state_dir):
     """RFC 8738: an IP literal among the names (an "ip" identifier); pebble
-    validates http-01 on that address's httpPort, and the certificate
-    carries an iPAddress SAN; a client without SNI (connecting to the IP)
-    gets it: the managed server / vhost is the port's default."""
-    server.write_managed(pebble, state_dir, names=["a.example.test"], cert_args=cert_args)
+    validates http-01 on that address's httpPort, tls-alpn-01 on its
+    tlsPort with the reverse-DNS name (1.0.0.127.in-addr.arpa) as SNI
+    (section 6); the certificate carries an iPAddress SAN; a client without
+    SNI (connecting to the IP) gets it: the managed server / vhost is the
+    port's default."""
+    if challenge == "tls-alpn-01":
+        server.use_tls_alpn()
+    server.write_managed(pebble, state_dir, names=["a.example.test"], cert_args=cert_args,
+                         issuer={"challenge": challenge})
     rc, out = server.test_config()
     assert rc == 0, out
     server.start()
     main_pid = server.main_pid
     wait_for(lambda: _all_valid(server, 1), ISSUE_TIMEOUT, "certificate valid")
-    cert = wait_acme_cert(HTTPS_PORT, "127.0.0.1", root_file, ISSUE_TIMEOUT,
+    cert = wait_acme_cert(server.https_port, "127.0.0.1", root_file, ISSUE_TIMEOUT,
                           proc_alive=server.running)
     assert _ip_sans(cert) == ["127.0.0.1"]
     server.wait_installed()
-    leaf = _s_client_leaf(HTTPS_PORT, None)
+    leaf = _s_client_leaf(server.https_port, None)
     assert not is_self_signed(leaf), leaf
     assert _ip_sans(leaf) == ["127.0.0.1"], leaf
     assert sans(leaf) == dns_names, leaf
     st = server.status_cert()
     assert st["state"] == "valid" and st["last_error"] is None, st
+    assert st["challenge"] == challenge, st
+    if challenge == "tls-alpn-01":
+        assert ANSWERING_ALPN[server.kind] % "127.0.0.1" in server.error_log()
     assert server.main_pid == main_pid and server.running()
     assert not server.problems(), server.problems()
 
 
-# nginx only: a challenge list per certificate (acme_certificate ...
-# challenge=) has no Apache counterpart
-@pytest.mark.parametrize("server", ["nginx"], indirect=True)
+# how each server words an unknown challenge type
+UNKNOWN_CHALLENGE = {"nginx": "invalid challenge type", "apache": 'unknown challenge type "bogus"'}
+
+
 def test_challenge_list_config(server, pebble_factory, state_dir):
+    """A challenge list per certificate (acme_certificate / AcmeCertificate
+    challenge=); a type listed twice and an unknown one are configuration
+    errors.  On the tls-alpn-01 setup: Apache wants acme-tls/1 in the
+    vhost's Protocols for a list with tls-alpn-01."""
     pebble = pebble_factory(start=False)
+    server.use_tls_alpn()
     server.write_managed(pebble, state_dir, cert_args="challenge=tls-alpn-01,http-01")
     rc, out = server.test_config()
     assert rc == 0, out
@@ -125,4 +148,40 @@ def test_challenge_list_config(server, pebble_factory, state_dir):
     assert rc != 0 and "listed twice" in out, out
     server.write_managed(pebble, state_dir, cert_args="challenge=http-01,bogus")
     rc, out = server.test_config()
-    assert rc != 0 and "invalid challenge type" in out, out
+    assert rc != 0 and UNKNOWN_CHALLENGE[server.kind] in out, out
+
+
+
+def test_challenge_list_falls_back(server, pebble, root_file, state_dir):
+    """A challenge list "http-01 tls-alpn-01" with nothing on pebble's
+    httpPort: the first attempt fails with an "http-01: ..." error, the
+    attempt after that failure (after the first backoff, retry_delay, short
+    here: the failed http-01 attempt is seen in the status during it) uses
+    tls-alpn-01 and issues, without a restart."""
+    server.use_tls_alpn()
+    server.start_managed(pebble, state_dir,
+                         issuer={"challenge": "http-01 tls-alpn-01", "retry_delay": "10s"})
+    main_pid = server.main_pid
+    assert not port_open(PEBBLE_HTTP_PORT), "nothing may answer http-01 in this test"
+
+    def failed_once():
+        c = server.status_cert()
+        return c if c["consecutive_failures"] >= 1 and c["last_error"] else None
+
+    c = wait_for(failed_once, ISSUE_TIMEOUT, "the http-01 attempt to fail")
+    assert c["last_error"].startswith("http-01: "), c
+    assert c["challenge"] == "http-01", c
+    if server.kind == "nginx":
+        assert "order failed: http-01: " in server.error_log()
+
+    leaf = wait_acme_cert(TLS_PORT, "a.example.test", root_file, 150,
+                          proc_alive=server.running)
+    assert not is_self_signed(leaf)
+    assert sans(leaf) == NAMES
+    c = wait_for(lambda: (lambda c: c if c["state"] == "valid" else None)(
+        server.status_cert()), 20, "state valid")
+    assert c["challenge"] == "tls-alpn-01" and c["last_error"] is None, c
+    assert c["consecutive_failures"] == 0, c
+    assert ANSWERING_ALPN[server.kind] % "a.example.test" in server.error_log()
+    assert server.main_pid == main_pid and server.running()
+    assert not server.problems(), server.problems()

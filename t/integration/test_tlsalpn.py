@@ -135,7 +135,7 @@ def tls_alpn_server(server, pebble, state_dir, workdir=None, challenge="tls-alpn
     AcmeCertificate arguments of a second managed server / vhost for the same
     names on OTHER_PORT."""
     conf, static, managed = TEMPLATES[server.kind]
-    server.listen_on(TLS_PORT, STATUS_PORT)
+    server.use_ports(TLS_PORT, STATUS_PORT)
     if server.kind == "nginx":
         vers = " ".join(versions)
     else:
