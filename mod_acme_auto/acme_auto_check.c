@@ -164,9 +164,10 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                    iss->name);
     }
     /* the names by the rules of acme_names.h: explicit, else ServerName
-     * and ServerAlias ("_" and "" skipped) */
-    flags = acme_auto_issuer_has_challenge(iss, "dns-01") ? ACME_NAMES_DNS01
-                                                           : 0;
+     * and ServerAlias ("_" and "" skipped); "*." only when every attempt
+     * uses dns-01 (attempts rotate through the list, as on nginx) */
+    flags = (cc->n_challenges == 1 && strcmp(cc->challenges[0], "dns-01") == 0)
+            ? ACME_NAMES_DNS01 : 0;
     names = apr_array_make(ptemp, 4, sizeof(const char *));
     if (cc->names->nelts > 0) {
         apr_array_cat(names, cc->names);
@@ -198,9 +199,11 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                        : "ServerName/ServerAlias ",
                        APR_ARRAY_IDX(names, bad_name, const char *), err,
                        strstr(err, "dns-01") == NULL ? ""
-                       : apr_psprintf(ptemp, ": add 'AcmeChallenge dns-01' "
-                                      "(with AcmeDNSUpdate or AcmeDNSHook) "
-                                      "to <AcmeIssuer %s>", iss->name));
+                       : apr_psprintf(ptemp, ": make dns-01 its only "
+                                      "challenge ('AcmeChallenge dns-01' "
+                                      "with AcmeDNSUpdate or AcmeDNSHook in "
+                                      "<AcmeIssuer %s>, or challenge=dns-01)",
+                                      iss->name));
         }
         return bad;
     }

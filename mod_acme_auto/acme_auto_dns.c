@@ -1,6 +1,6 @@
 /*
  * dns-01 for one order, in its job thread (blocking is fine there; every
- * step is bounded): common/acme_dns_publish.h does the work (RFC 2136 or
+ * step is bounded): common/io/acme_dns_publish.h does the work (RFC 2136 or
  * the hook, the propagation wait, the removal) and its posix_spawn runner
  * starts the hook; this file supplies the issuer's settings and where the
  * messages go.  The

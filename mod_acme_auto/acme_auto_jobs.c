@@ -162,7 +162,7 @@ job_sync_from_disk(job_t *j)
     free(pem);
 }
 
-/* The policy's due time (common/acme_job.h); Apache parses a bundle
+/* The policy's due time (common/core/acme_job.h); Apache parses a bundle
  * when it installs it, so its facts are always loaded. */
 static long long
 job_due_at(job_t *j)

@@ -174,7 +174,7 @@ apr_array_header_t *acme_auto_certs_for_server(server_rec *s);
 #define ACME_AUTO_BUNDLE_MAX    (64 * 1024)
 
 /* One certificate slot's status (everything but the bundle): the record
- * both servers keep (common/acme_job.h). */
+ * both servers keep (common/core/acme_job.h). */
 typedef acme_job_status_t acme_auto_slot_status_t;
 
 apr_status_t acme_auto_shm_create(server_rec *s, apr_pool_t *pconf, int n_slots);
@@ -222,7 +222,7 @@ int acme_auto_post_read_request(request_rec *r);
 /* acme_auto_alpn.c */
 void acme_auto_alpn_register_hooks(void);
 
-/* acme_auto_dns.c: common/acme_dns_publish.h for one order in its job
+/* acme_auto_dns.c: common/io/acme_dns_publish.h for one order in its job
  * thread (blocking, every step bounded), with posix_spawn for the hook.
  * publish adds the TXT record and returns once every check server shows
  * it; unpublish removes it (the engine's UNPUBLISH, also after failures).

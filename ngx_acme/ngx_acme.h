@@ -179,7 +179,7 @@ typedef struct {
     time_t                    published_at;
 
     /*
-     * The status record (common/acme_job.h): certificate facts, and the
+     * The status record (common/core/acme_job.h): certificate facts, and the
      * order's marks (renewing, step, challenge), set and cleared only by
      * the order whose fence (lease generation, see acme_fence.h) is
      * stored here, and only while that fence is the current lease

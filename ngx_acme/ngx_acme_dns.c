@@ -7,7 +7,7 @@
  *   dns_hook /path/prog [timeout=60s];
  *   dns_propagation_check SERVER[:PORT]... [timeout=120s];
  *
- * Publishing is common/acme_dns_publish.h; this file parses the directives
+ * Publishing is common/io/acme_dns_publish.h; this file parses the directives
  * and supplies the runner (a clone()-based helper, see below).  The
  * publishing functions block (network, a child process, the propagation
  * wait) and run only in a thread of nginx's thread pool, never on the event
@@ -345,7 +345,7 @@ ngx_acme_dns_check_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
 }
 
 
-/* ---- publishing (thread pool only): common/acme_dns_publish.h ---- */
+/* ---- publishing (thread pool only): common/io/acme_dns_publish.h ---- */
 
 
 int

@@ -1,6 +1,6 @@
 /*
  * A non-blocking HTTPS client on nginx's event loop, used by the ACME job to
- * carry the engine's requests (common/acme_http.h) to the CA.  One exchange
+ * carry the engine's requests (common/core/acme_http.h) to the CA.  One exchange
  * per connection ("Connection: close"); every step has a timeout.
  */
 #ifndef _NGX_ACME_HTTP_H_INCLUDED_

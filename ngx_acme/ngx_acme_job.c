@@ -13,7 +13,7 @@
  *   engine (event loop):   acme_engine with ngx_acme_http for requests,
  *                          timers for SLEEP, the zone for PUBLISH/UNPUBLISH
  *   dns-01 (thread pool):  a PUBLISH sets the TXT record (RFC 2136 or the
- *                          hook, common/acme_dns_publish.h) and waits until
+ *                          hook, common/io/acme_dns_publish.h) and waits until
  *                          it is visible; only then does the engine go on.
  *                          An UNPUBLISH removes it in a task too.  The
  *                          engine is the list of what is published: an

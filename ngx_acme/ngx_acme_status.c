@@ -1,5 +1,5 @@
 /*
- * "acme_status;": the status document of common/acme_status.h for every
+ * "acme_status;": the status document of common/core/acme_status.h for every
  * managed certificate of this configuration, read from the shared zone:
  * each slot's record (acme_job_status_t) through acme_job_status_view.
  */

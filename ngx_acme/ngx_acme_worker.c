@@ -228,7 +228,7 @@ static ngx_uint_t
 ngx_acme_unfinished(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     acme_cert_state_t *st, ngx_log_t *log)
 {
-    char          buf[21];
+    char          buf[2 * ACME_ERRLEN];
     time_t        now;
     ngx_uint_t    alive;
 
@@ -256,11 +256,8 @@ ngx_acme_unfinished(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 
     ngx_acme_shm_unlock(amcf);
 
-    ngx_log_error(NGX_LOG_ERR, log, 0,
-                  "acme: certificate \"%V\": %s; %ui consecutive "
-                  "failure(s), next attempt at %s", &cert->id,
-                  st->last_error, (ngx_uint_t) st->failures,
-                  acme_time_rfc3339(st->next_attempt, buf, sizeof(buf)));
+    ngx_log_error(NGX_LOG_ERR, log, 0, "acme: certificate \"%V\": %s",
+                  &cert->id, acme_job_failure_text(st, buf, sizeof(buf)));
 
     if (ngx_acme_job_save_state(amcf, cert, st, log) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, log, 0,

@@ -289,6 +289,13 @@ def _config_case(server, case, workdir):
                             "acme_certificate" if nginx else "AcmeCertificate",
                             ["needs dns-01"] if nginx
                             else ["*.example.test", "AcmeChallenge dns-01"]),
+        # attempts rotate through the list: an http-01 attempt cannot
+        # validate a wildcard, so every attempt must be dns-01 (both servers)
+        "wildcard-list": ([{"challenge": "http-01 dns-01"},
+                           update("127.0.0.1:53", "acme-key", "c2VjcmV0")], " ".join(NAMES),
+                          "acme_certificate" if nginx else "AcmeCertificate",
+                          ["needs dns-01"] if nginx
+                          else ["*.example.test", "AcmeChallenge dns-01"]),
         "missing-key-file": ([update("127.0.0.1:53", "acme-key",
                                      secret_file="/nonexistent/k.conf")], "",
                              "dns_update" if nginx else "AcmeDNSUpdate",
@@ -308,7 +315,8 @@ def _config_case(server, case, workdir):
     }[case]
 
 
-@pytest.mark.parametrize("case", ["no-publisher", "wildcard-http01", "missing-key-file",
+@pytest.mark.parametrize("case", ["no-publisher", "wildcard-http01", "wildcard-list",
+                                  "missing-key-file",
                                   "bad-key-file", "bad-inline-secret", "bad-server"])
 def test_dns01_config_errors(server, case, pebble_factory, workdir, state_dir):
     pebble = pebble_factory(start=False)

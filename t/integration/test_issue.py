@@ -59,7 +59,7 @@ def test_first_issue(server, pebble, root_file, state_dir, workdir):
         der = handshake(HTTPS_PORT, "a.example.test", cafile=root_file)
         assert der
 
-    # store layout and permissions (common/acme_store.h), created by the
+    # store layout and permissions (common/io/acme_store.h), created by the
     # root master / parent for the www-data workers / children
     www = pwd.getpwnam("www-data")
     cert_dir = os.path.join(state_dir, "certs", CERT_ID)
@@ -159,7 +159,7 @@ def test_status_json(server, pebble, root_file, state_dir):
         return d if status_cert(d)["state"] == "valid" and d["acme_pid"] else None
 
     doc = wait_for(settled, 20, "status valid with a lease holder / driving child")
-    # one schema on both servers (common/acme_status.h)
+    # one schema on both servers (common/core/acme_status.h)
     assert set(doc) == {"version", "server", "generated_at", "acme_pid", "certificates"}
     assert doc["version"] == 1
     assert doc["server"] == server.kind

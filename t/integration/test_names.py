@@ -1,4 +1,4 @@
-"""Certificate names (common/acme_names.c, docs/design.md "Certificate
+"""Certificate names (common/core/acme_names.c, docs/design.md "Certificate
 names"), one contract on nginx and Apache: names are normalised (case, a
 trailing dot) and deduplicated, nginx's "_" placeholder is skipped, what
 cannot be certified is a configuration-test error naming the name and
