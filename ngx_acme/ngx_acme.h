@@ -16,7 +16,16 @@
  *                         tokens, the ACME lease, generation counters
  *   ngx_acme_ssl.c        fallback certificate, cert callback, per-worker
  *                         parsed certificate objects
- *   ngx_acme_job.c        one ACME order per certificate (lease holder only)
+ *   ngx_acme_job.c        one ACME order per certificate (lease holder
+ *                         only): its lifecycle, on the event loop
+ *   ngx_acme_job_engine.c its engine's actions (event loop)
+ *   ngx_acme_job_issued.c an issued bundle into the zone; the resave of
+ *                         one served from memory only (event loop)
+ *   ngx_acme_job_dns.c    its dns-01 tasks posted, records left on an
+ *                         abort, hook output logged (event loop)
+ *   ngx_acme_job_thread.c its tasks' blocking work (thread pool only);
+ *                         the job's private declarations are in
+ *                         ngx_acme_job_local.h
  *   ngx_acme_challenge.c  http-01 answers (POST_READ phase)
  *   ngx_acme_alpn.c       tls-alpn-01 answers (ClientHello, ALPN and cert
  *                         callbacks) and the per-worker challenge certificates
@@ -388,7 +397,7 @@ void ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_ssl_promote(ngx_acme_cert_t *cert);
 void ngx_acme_ssl_free(ngx_acme_main_conf_t *amcf);
 
-/* ngx_acme_job.c */
+/* ngx_acme_job.c, ngx_acme_job_issued.c (resave) */
 ngx_int_t ngx_acme_job_start(ngx_acme_main_conf_t *amcf,
     ngx_acme_cert_t *cert, const char *reason, ngx_log_t *log);
 void ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert);

@@ -38,66 +38,19 @@
  * of the new holder, and removes only its own.
  */
 
+/*
+ * This file: the job's lifecycle, on the event loop (create, start, the
+ * thread tasks posted and their completion, keys prepared -> engine, the
+ * sleep timer, fail, abort, free).  The engine's actions are in
+ * ngx_acme_job_engine.c, an issued bundle and its resave in
+ * ngx_acme_job_issued.c, dns-01 in ngx_acme_job_dns.c, every task's
+ * blocking work in ngx_acme_job_thread.c (ngx_acme_job_local.h).
+ * ngx_acme_job_conf is pure (configuration only): the key task calls it in
+ * the thread too.
+ */
+
 #include "ngx_acme.h"
-#include "acme_job_prep.h"
-#include "acme_job_store.h"
-
-
-typedef enum {
-    NGX_ACME_TASK_PREPARE = 0,
-    NGX_ACME_TASK_ACCOUNT,
-    NGX_ACME_TASK_FINISH,
-    NGX_ACME_TASK_FAIL,
-    NGX_ACME_TASK_DNS_ADD,
-    NGX_ACME_TASK_DNS_REMOVE,               /* an UNPUBLISH */
-    NGX_ACME_TASK_DNS_CLEANUP,              /* an aborted job's records */
-    NGX_ACME_TASK_BEGIN,                    /* state.json: attempt record */
-    NGX_ACME_TASK_RESAVE                    /* an unsaved bundle + state */
-} ngx_acme_task_kind_e;
-
-
-struct ngx_acme_job_s {
-    ngx_acme_main_conf_t     *amcf;
-    ngx_acme_cert_t          *cert;
-    ngx_pool_t               *pool;
-    ngx_log_t                *log;
-    acme_fence_t              fence;        /* lease generation at start */
-
-    /* thread task in/out; only the thread touches these while busy */
-    ngx_acme_task_kind_e      task_kind;
-    char                     *root;
-    char                     *id;
-    char                     *directory;
-    EVP_PKEY                 *account_key;
-    EVP_PKEY                 *cert_key;
-    char                     *account_url;
-    char                     *key_pem;
-    size_t                    key_pem_len;
-    char                     *chain;
-    size_t                    chain_len;
-    acme_cert_info_t          info;
-    ngx_flag_t                info_ok;
-    acme_cert_state_t         st;
-    int                       task_rc;
-    int                       store_rc;       /* -1: the store failed */
-    ngx_uint_t                resave_gen;     /* resave: slot generation */
-    char                      task_err[ACME_ERRLEN];
-
-    char                     *dns_ident;    /* the PUBLISH / UNPUBLISH in */
-    char                     *dns_ka;       /* work (malloc'd copies) */
-    char                     *dns_log;      /* hook stderr (malloc'd) */
-    char                     *dns_rm_err;   /* removal errors (malloc'd) */
-
-    acme_engine_t            *engine;
-    ngx_acme_http_t          *http;
-    ngx_event_t               sleep;
-
-    ngx_uint_t                account_waits;/* re-checks of the gate */
-
-    unsigned                  busy:1;       /* a thread task is in flight */
-    unsigned                  dns_used:1;   /* a dns-01 PUBLISH was made */
-    unsigned                  aborted:1;
-};
+#include "ngx_acme_job_local.h"
 
 
 /* a job waiting for another job's account re-checks this often, this long */
@@ -106,34 +59,12 @@ struct ngx_acme_job_s {
     (ACME_ACCOUNT_WAIT_SEC * 1000 / NGX_ACME_ACCOUNT_WAIT_MS)
 
 
-static ngx_int_t ngx_acme_job_post(ngx_acme_job_t *job,
-    ngx_acme_task_kind_e kind);
-static void ngx_acme_job_thread(void *data, ngx_log_t *log);
 static void ngx_acme_job_task_done(ngx_event_t *ev);
 static void ngx_acme_job_prepared(ngx_acme_job_t *job);
-static void ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c);
-static void ngx_acme_job_run(ngx_acme_job_t *job);
-static void ngx_acme_job_http_done(ngx_acme_http_t *h, void *data);
 static void ngx_acme_job_wake(ngx_event_t *ev);
-static void ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg,
-    long long retry_after);
-static const char *ngx_acme_job_account_error(ngx_acme_job_t *job,
-    const char *msg, char *buf, size_t len);
-static void ngx_acme_job_finished(ngx_acme_job_t *job);
-static void ngx_acme_job_resaved(ngx_acme_job_t *job);
-static void ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step);
-static ngx_int_t ngx_acme_job_dns_post(ngx_acme_job_t *job,
-    acme_action_t *act, ngx_acme_task_kind_e kind);
-static ngx_uint_t ngx_acme_job_dns_abort(ngx_acme_job_t *job);
-static void ngx_acme_job_dns_remove_all(ngx_acme_job_t *job);
-static void ngx_acme_job_dns_log(ngx_acme_job_t *job);
-static void ngx_acme_job_free(ngx_acme_job_t *job);
-static ngx_acme_job_t *ngx_acme_job_create(ngx_acme_main_conf_t *amcf,
-    ngx_acme_cert_t *cert, ngx_log_t *log);
-static ngx_uint_t ngx_acme_job_fenced(ngx_acme_job_t *job);
 
 
-static ngx_acme_job_t *
+ngx_acme_job_t *
 ngx_acme_job_create(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     ngx_log_t *log)
 {
@@ -256,7 +187,7 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
  * Whether the job lost the lease (its fence is stale): then it is aborted,
  * touching only its own entries, and 1 is returned.
  */
-static ngx_uint_t
+ngx_uint_t
 ngx_acme_job_fenced(ngx_acme_job_t *job)
 {
     ngx_uint_t  ok;
@@ -389,7 +320,7 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_acme_job_post(ngx_acme_job_t *job, ngx_acme_task_kind_e kind)
 {
     ngx_thread_task_t  *task;
@@ -417,136 +348,6 @@ ngx_acme_job_post(ngx_acme_job_t *job, ngx_acme_task_kind_e kind)
     job->busy = 1;
 
     return NGX_OK;
-}
-
-
-/* Runs in a thread of the pool: no nginx pools, no logging, no zone. */
-static void
-ngx_acme_job_thread(void *data, ngx_log_t *log)
-{
-    ngx_acme_job_t  *job = *(ngx_acme_job_t **) data;
-
-    acme_job_conf_t      conf;
-
-    if (job->task_kind == NGX_ACME_TASK_FINISH
-        || job->task_kind == NGX_ACME_TASK_FAIL
-        || job->task_kind == NGX_ACME_TASK_DNS_CLEANUP)
-    {
-        ngx_acme_job_dns_remove_all(job);
-    }
-
-    switch (job->task_kind) {
-
-    case NGX_ACME_TASK_DNS_CLEANUP:
-
-        job->task_rc = 0;
-        return;
-
-    case NGX_ACME_TASK_DNS_ADD:
-    case NGX_ACME_TASK_DNS_REMOVE:
-
-        if (job->task_kind == NGX_ACME_TASK_DNS_ADD) {
-            job->task_rc = ngx_acme_dns_publish(job->cert->issuer,
-                                                job->dns_ident, job->dns_ka,
-                                                &job->dns_log, job->task_err,
-                                                sizeof(job->task_err));
-
-        } else {
-            job->task_rc = ngx_acme_dns_remove(job->cert->issuer,
-                                               job->dns_ident, job->dns_ka,
-                                               &job->dns_log, job->task_err,
-                                               sizeof(job->task_err));
-        }
-
-        /*
-         * An exiting worker may never run this task's completion handler
-         * (its event loop ends; the pool still finishes the task): the
-         * records go now.
-         */
-        if (ngx_exiting || ngx_quit || ngx_terminate) {
-            (void) acme_engine_abort(job->engine, "the worker is exiting");
-            ngx_acme_job_dns_remove_all(job);
-        }
-
-        return;
-
-    case NGX_ACME_TASK_PREPARE:
-
-        ngx_acme_job_conf(job, &conf);
-
-        if (acme_job_account_key(&conf, &job->account_key, &job->account_url,
-                                 job->task_err, sizeof(job->task_err),
-                                 job->task_err, sizeof(job->task_err))
-            != 0)
-        {
-            job->store_rc = -1;
-            job->task_rc = -1;
-            return;
-        }
-
-        /* task_err: why a stored account was ignored (logged), or "" */
-        job->store_rc = 0;
-
-        if (acme_job_cert_key(&conf, &job->cert_key, &job->key_pem,
-                              &job->key_pem_len, job->task_err,
-                              sizeof(job->task_err))
-            != 0)
-        {
-            job->task_rc = -1;
-            return;
-        }
-
-        job->task_rc = 0;
-        return;
-
-    case NGX_ACME_TASK_ACCOUNT:
-
-        job->task_rc = acme_store_save_account(job->root, job->directory,
-                                               job->account_key,
-                                               job->account_url,
-                                               job->task_err,
-                                               sizeof(job->task_err));
-        job->store_rc = (job->task_rc != 0) ? -1 : 0;
-        return;
-
-    case NGX_ACME_TASK_FINISH:
-
-        /* task_rc: ACME_JOB_STORED, or what is served from memory */
-        job->task_rc = acme_job_store_issued(job->root, job->id,
-                                             job->key_pem, job->key_pem_len,
-                                             job->chain, job->chain_len,
-                                             &job->st, &job->info,
-                                             job->task_err,
-                                             sizeof(job->task_err));
-        job->info_ok = (job->task_rc != -1);
-        return;
-
-    case NGX_ACME_TASK_BEGIN:
-    case NGX_ACME_TASK_FAIL:
-
-        if (acme_store_save_state(job->root, job->id, &job->st,
-                                  job->task_err, sizeof(job->task_err))
-            != 0)
-        {
-            job->store_rc = -1;
-            job->task_rc = -1;
-            return;
-        }
-
-        job->task_rc = 0;
-        return;
-
-    case NGX_ACME_TASK_RESAVE:
-
-        /* key_pem holds the bundle as served, st the zone's state */
-        job->task_rc = acme_job_store_resave(job->root, job->id, job->key_pem,
-                                             job->key_pem_len, &job->st,
-                                             job->task_err,
-                                             sizeof(job->task_err));
-        return;
-    }
-
-    return;
 }
 
 
@@ -771,7 +572,7 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
 
 
 /* The issuer's and the certificate's settings, as common/ takes them. */
-static void
+void
 ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c)
 {
     ngx_acme_cert_t    *cert;
@@ -802,232 +603,6 @@ ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c)
 }
 
 
-/* The engine loop: returns whenever the job waits for an event. */
-static void
-ngx_acme_job_run(ngx_acme_job_t *job)
-{
-    long long         now;
-    ngx_int_t         rc;
-    ngx_uint_t        type;
-    ngx_msec_t        delay;
-    acme_action_t     act;
-    const char       *chain;
-    char              errbuf[ACME_ERRLEN];
-
-    for ( ;; ) {
-
-        if (job->aborted) {
-            return;
-        }
-
-        if (ngx_exiting || ngx_quit || ngx_terminate) {
-            ngx_acme_job_abort(job->amcf, job->cert);
-            return;
-        }
-
-        if (ngx_acme_job_fenced(job)) {
-            return;
-        }
-
-        now = (long long) ngx_time();
-
-        ngx_memzero(&act, sizeof(acme_action_t));
-        acme_engine_next(job->engine, now, &act);
-
-        ngx_acme_job_set_step(job, acme_engine_step(job->engine));
-
-        switch (act.kind) {
-
-        case ACME_ACT_HTTP:
-
-            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, job->log, 0,
-                           "acme: %s %s", act.request.method,
-                           act.request.url);
-
-            job->http = ngx_acme_http_start(&job->cert->issuer->http,
-                                            &act.request, job->log,
-                                            ngx_acme_job_http_done, job);
-            if (job->http == NULL) {
-                acme_engine_on_transport_error(job->engine,
-                                               "cannot start the request");
-                continue;
-            }
-
-            return;
-
-        case ACME_ACT_SLEEP:
-
-            delay = (act.wake_at > now) ? (ngx_msec_t) (act.wake_at - now)
-                                          * 1000
-                                        : 50;
-            ngx_add_timer(&job->sleep, delay);
-            return;
-
-        case ACME_ACT_PUBLISH:
-
-            if (act.challenge_type
-                && ngx_strcmp(act.challenge_type, "dns-01") == 0)
-            {
-                if (ngx_acme_job_dns_post(job, &act, NGX_ACME_TASK_DNS_ADD)
-                    != NGX_OK)
-                {
-                    ngx_acme_job_fail(job, "dns-01: cannot start publishing "
-                                      "the TXT record", 0);
-                }
-
-                /* the engine goes on once the record is visible */
-                return;
-            }
-
-            type = (act.challenge_type
-                    && ngx_strcmp(act.challenge_type, "tls-alpn-01") == 0)
-                   ? NGX_ACME_TLS_ALPN_01 : NGX_ACME_HTTP_01;
-
-            rc = ngx_acme_shm_token_add(job->amcf, job->cert->slot,
-                                        job->fence, type, act.identifier,
-                                        act.token, act.key_authz);
-            if (rc == NGX_BUSY) {
-                /* lost the lease since the check above */
-                (void) ngx_acme_job_fenced(job);
-                return;
-            }
-
-            if (rc != NGX_OK) {
-                ngx_log_error(NGX_LOG_ERR, job->log, 0,
-                              "acme: certificate \"%V\": cannot publish "
-                              "%s token \"%s\" (%s)", &job->cert->id,
-                              ngx_acme_challenge_name(type), act.token,
-                              rc == NGX_DECLINED ? "malformed" : "zone full");
-
-            } else if (type == NGX_ACME_TLS_ALPN_01) {
-                ngx_log_error(NGX_LOG_INFO, job->log, 0,
-                              "acme: certificate \"%V\": tls-alpn-01 "
-                              "pending for \"%s\"", &job->cert->id,
-                              act.identifier);
-            }
-
-            /* the CA's validation then fails and tells the engine */
-            continue;
-
-        case ACME_ACT_UNPUBLISH:
-
-            if (act.challenge_type
-                && ngx_strcmp(act.challenge_type, "dns-01") == 0)
-            {
-                /* off the loop; the engine goes on after the removal */
-                if (ngx_acme_job_dns_post(job, &act, NGX_ACME_TASK_DNS_REMOVE)
-                    != NGX_OK)
-                {
-                    ngx_acme_job_fail(job, "dns-01: cannot start removing "
-                                      "the TXT record", 0);
-                }
-
-                return;
-            }
-
-            ngx_acme_shm_token_del(job->amcf, act.token, job->fence);
-            continue;
-
-        case ACME_ACT_ACCOUNT:
-
-            if (act.account_refused) {
-                ngx_log_error(NGX_LOG_WARN, job->log, 0,
-                              "acme: certificate \"%V\": the CA refused the "
-                              "stored account (%s); the account key's "
-                              "account is %s", &job->cert->id,
-                              act.account_refused, act.account_url);
-
-            } else {
-                ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
-                              "acme: acme_issuer \"%V\": account %s",
-                              &job->cert->issuer->name, act.account_url);
-            }
-
-            /* the jobs waiting for it go on with it */
-            (void) acme_account_gate_set(&job->cert->issuer->account_gate,
-                                         job->account_key, act.account_url);
-
-            free(job->account_url);
-            job->account_url = acme_strdup(act.account_url);
-
-            if (job->account_url == NULL) {
-                continue;
-            }
-
-            if (ngx_acme_job_post(job, NGX_ACME_TASK_ACCOUNT) != NGX_OK) {
-                continue;
-            }
-
-            return;
-
-        case ACME_ACT_DONE:
-
-            chain = acme_engine_certificate(job->engine, &job->chain_len);
-            job->chain = acme_strndup(chain, job->chain_len);
-
-            if (job->chain == NULL) {
-                ngx_acme_job_fail(job, "out of memory", 0);
-                return;
-            }
-
-            ngx_acme_shm_lock(job->amcf);
-            job->st = job->cert->slot->st;
-            ngx_acme_shm_unlock(job->amcf);
-
-            acme_job_succeeded(&job->st, (long long) now);
-
-            ngx_acme_job_set_step(job, "store");
-
-            if (ngx_acme_job_post(job, NGX_ACME_TASK_FINISH) != NGX_OK) {
-                ngx_acme_job_fail(job, "cannot post the store task", 0);
-            }
-
-            return;
-
-        case ACME_ACT_ERROR:
-
-            ngx_acme_job_fail(job,
-                              ngx_acme_job_account_error(job,
-                                  acme_engine_error(job->engine),
-                                  errbuf, sizeof(errbuf)),
-                              acme_engine_retry_after(job->engine));
-            return;
-
-        default:
-
-            ngx_acme_job_fail(job, "unexpected engine action", 0);
-            return;
-        }
-    }
-}
-
-
-static void
-ngx_acme_job_http_done(ngx_acme_http_t *h, void *data)
-{
-    ngx_acme_job_t  *job = data;
-
-    const char                  *msg;
-    const acme_http_response_t  *resp;
-
-    resp = ngx_acme_http_response(h);
-
-    if (resp) {
-        acme_engine_on_response(job->engine, resp);
-
-    } else {
-        msg = ngx_acme_http_error(h);
-        acme_engine_on_transport_error(job->engine,
-                                       msg ? msg : "request failed");
-    }
-
-    ngx_acme_http_free(h);
-    job->http = NULL;
-
-    ngx_acme_job_run(job);
-}
-
-
 static void
 ngx_acme_job_wake(ngx_event_t *ev)
 {
@@ -1053,7 +628,7 @@ ngx_acme_job_wake(ngx_event_t *ev)
 
 
 /* A failed attempt: back off, keep the old certificate, persist. */
-static void
+void
 ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
 {
     time_t             now;
@@ -1123,249 +698,7 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
 }
 
 
-/*
- * A refused new-account is a configuration matter of the acme_issuer (no
- * or a wrong External Account Binding): say which issuer and what to do,
- * in the error log and the status' last_error alike.  Other errors pass.
- */
-static const char *
-ngx_acme_job_account_error(ngx_acme_job_t *job, const char *msg, char *buf,
-    size_t len)
-{
-    u_char             *p;
-    ngx_acme_issuer_t  *issuer;
-    u_char              name[NGX_MAX_CONF_ERRSTR];
-
-    issuer = job->cert->issuer;
-
-    p = ngx_snprintf(name, sizeof(name) - 1, "acme_issuer \"%V\"",
-                     &issuer->name);
-    *p = '\0';
-
-    return acme_job_eab_hint(msg, (char *) name, "external_account_key",
-                             issuer->eab_kid.len
-                             ? (char *) issuer->eab_kid.data : NULL,
-                             buf, len);
-}
-
-
-/*
- * The new bundle is on disk (or refused by the store: then it is served
- * from the zone and written again later): publish it to every worker.
- */
-static void
-ngx_acme_job_finished(ngx_acme_job_t *job)
-{
-    u_char                *bundle;
-    size_t                 len;
-    char                   buf[21], msg[2 * ACME_ERRLEN];
-    long long              at;
-    unsigned               tries;
-    ngx_int_t              rc;
-    ngx_uint_t             level;
-    ngx_log_t             *log;
-    ngx_acme_cert_t       *cert;
-    ngx_acme_slot_t       *slot;
-    ngx_acme_main_conf_t  *amcf;
-
-    cert = job->cert;
-    slot = cert->slot;
-
-    bundle = (u_char *) acme_bundle_join(job->key_pem, job->key_pem_len,
-                                         job->chain, job->chain_len, &len);
-
-    if (bundle == NULL && job->task_rc != ACME_JOB_STORED) {
-        ngx_acme_job_fail(job, "out of memory", 0);
-        return;
-    }
-
-    if (bundle == NULL) {
-        /* on disk already: the next restart serves it */
-        ngx_acme_shm_lock(job->amcf);
-
-        if (ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
-            slot->st = job->st;
-            slot->status.store_error[0] = '\0';
-            acme_job_status_end(&slot->status, &job->st,
-                                slot->status.next_renewal);
-        }
-
-        ngx_acme_shm_unlock(job->amcf);
-
-        cert->job = NULL;
-        ngx_acme_job_free(job);
-        return;
-    }
-
-    ngx_acme_shm_lock(job->amcf);
-
-    if (!ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
-        /* stored, but the new holder owns the zone: it orders anew */
-        ngx_acme_shm_unlock(job->amcf);
-        acme_bundle_free((char *) bundle, len);
-
-        ngx_log_error(NGX_LOG_WARN, job->log, 0,
-                      "acme: certificate \"%V\": issued under a lost ACME "
-                      "lease (generation %uL); left to the new holder",
-                      &cert->id, (uint64_t) job->fence);
-
-        ngx_acme_job_abort(job->amcf, cert);
-        return;
-    }
-
-    rc = ngx_acme_shm_set_bundle_locked(job->amcf, slot, (char *) bundle,
-                                        len, 0);
-
-    /* store_error and the write schedule (NGX_LOG_* = syslog's + 1) */
-    level = acme_job_issued_saved(job->task_rc, job->task_err, job->root,
-                                  job->id, (long long) ngx_time(), &tries,
-                                  &at, &slot->status, msg, sizeof(msg)) + 1;
-
-    if (rc == NGX_OK) {
-        ngx_acme_shm_set_info_locked(slot, &job->info);
-        cert->ordered_gen = slot->generation;
-
-        /* the lease holder writes it again from the zone */
-        slot->unsaved_tries = tries;
-        slot->unsaved_at = at;
-        slot->unsaved_gen = slot->generation;
-    }
-
-    slot->st = job->st;
-    acme_job_status_end(&slot->status, &job->st, slot->status.next_renewal);
-
-    ngx_acme_shm_unlock(job->amcf);
-
-    acme_bundle_free((char *) bundle, len);
-
-    if (msg[0] != '\0') {
-        ngx_log_error(level, job->log, 0, "acme: certificate \"%V\": %s",
-                      &cert->id, msg);
-    }
-
-    if (rc != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, job->log, 0,
-                      "acme: certificate \"%V\": issued and stored, but the "
-                      "shared zone \"%V\" is full; it is served after a "
-                      "restart", &cert->id, &job->amcf->zone_name);
-
-    } else {
-        ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
-                      "acme: certificate \"%V\" issued: serial %s, "
-                      "valid until %s", &cert->id, job->info.serial,
-                      acme_time_rfc3339(job->info.not_after, buf,
-                                        sizeof(buf)));
-    }
-
-    amcf = job->amcf;
-    log = job->log;
-
-    cert->job = NULL;
-    ngx_acme_job_free(job);
-
-    /* install it in this worker now; the others follow within a second */
-    ngx_acme_ssl_refresh(amcf, log);
-}
-
-
-/*
- * The lease holder writes a bundle the store refused (and the renewal
- * state) again, from the zone, in the thread pool.  cert->job is set
- * meanwhile, so no order starts before it ends.
- */
-ngx_int_t
-ngx_acme_job_resave(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
-    ngx_log_t *log)
-{
-    ngx_uint_t        ok;
-    ngx_acme_job_t   *job;
-    ngx_acme_slot_t  *slot;
-
-    job = ngx_acme_job_create(amcf, cert, log);
-    if (job == NULL) {
-        return NGX_ERROR;
-    }
-
-    slot = cert->slot;
-    ok = 0;
-
-    ngx_acme_shm_lock(amcf);
-
-    if (ngx_acme_shm_fence_ok_locked(amcf, job->fence)
-        && slot->unsaved_at && slot->bundle
-        && slot->generation == slot->unsaved_gen)
-    {
-        job->key_pem = malloc(slot->bundle_len);
-
-        if (job->key_pem) {
-            ngx_memcpy(job->key_pem, slot->bundle, slot->bundle_len);
-            job->key_pem_len = slot->bundle_len;
-            job->resave_gen = slot->generation;
-            job->st = slot->st;
-            ok = 1;
-        }
-
-    } else if (slot->generation != slot->unsaved_gen) {
-        /* a newer bundle replaced it */
-        slot->unsaved_at = 0;
-    }
-
-    ngx_acme_shm_unlock(amcf);
-
-    if (!ok) {
-        ngx_acme_job_free(job);
-        return NGX_DECLINED;
-    }
-
-    cert->job = job;
-
-    if (ngx_acme_job_post(job, NGX_ACME_TASK_RESAVE) != NGX_OK) {
-        cert->job = NULL;
-        ngx_acme_job_free(job);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_acme_job_resaved(ngx_acme_job_t *job)
-{
-    char              msg[2 * ACME_ERRLEN];
-    ngx_uint_t        current, level;
-    ngx_acme_cert_t  *cert;
-    ngx_acme_slot_t  *slot;
-
-    cert = job->cert;
-    slot = cert->slot;
-    level = 0;
-
-    ngx_acme_shm_lock(job->amcf);
-
-    current = (slot->unsaved_at && slot->generation == job->resave_gen);
-
-    if (current) {
-        /* NGX_LOG_* = syslog's + 1 */
-        level = acme_job_resaved(job->task_rc, job->task_err, job->root,
-                                 job->id, (long long) ngx_time(),
-                                 &slot->unsaved_tries, &slot->unsaved_at,
-                                 &slot->status, msg, sizeof(msg)) + 1;
-    }
-
-    ngx_acme_shm_unlock(job->amcf);
-
-    if (current) {
-        ngx_log_error(level, job->log, 0, "acme: certificate \"%V\": %s",
-                      &cert->id, msg);
-    }
-
-    cert->job = NULL;
-    ngx_acme_job_free(job);
-}
-
-
-static void
+void
 ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step)
 {
     ngx_acme_slot_t  *slot;
@@ -1388,145 +721,7 @@ ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step)
 }
 
 
-/* A dns-01 PUBLISH or UNPUBLISH: done in a thread, the engine waits. */
-static ngx_int_t
-ngx_acme_job_dns_post(ngx_acme_job_t *job, acme_action_t *act,
-    ngx_acme_task_kind_e kind)
-{
-    free(job->dns_ident);
-    free(job->dns_ka);
-
-    job->dns_ident = acme_strdup(act->identifier);
-    job->dns_ka = acme_strdup(act->key_authz);
-
-    if (job->dns_ident == NULL || job->dns_ka == NULL) {
-        return NGX_ERROR;
-    }
-
-    job->dns_used = 1;
-
-    if (kind == NGX_ACME_TASK_DNS_ADD) {
-        ngx_log_error(NGX_LOG_INFO, job->log, 0,
-                      "acme: certificate \"%V\": dns-01 for \"%s\": setting "
-                      "its TXT record via %s", &job->cert->id,
-                      job->dns_ident,
-                      job->cert->issuer->dns_hook ? "dns_hook"
-                                                  : "dns_update");
-
-        ngx_acme_job_set_step(job, "dns-01 publish");
-    }
-
-    return ngx_acme_job_post(job, kind);
-}
-
-
-/*
- * An order given up by the host: the engine emits an UNPUBLISH for each
- * published challenge.  Non-zero when dns-01 records are among them (a
- * thread task removes them; tokens leave the zone with the job's fence).
- */
-static ngx_uint_t
-ngx_acme_job_dns_abort(ngx_acme_job_t *job)
-{
-    if (job->engine == NULL) {
-        return 0;
-    }
-
-    return acme_engine_abort(job->engine, "order aborted") && job->dns_used;
-}
-
-
-/*
- * Thread: the engine's remaining UNPUBLISH actions (after an abort or a
- * host-side failure); dns-01 records are removed, tokens were dropped from
- * the zone by the event loop.  Bounded: one action per published
- * challenge, then DONE or ERROR.
- */
-static void
-ngx_acme_job_dns_remove_all(ngx_acme_job_t *job)
-{
-    char           *p;
-    char            err[ACME_ERRLEN];
-    acme_action_t   act;
-
-    if (job->engine == NULL || !job->dns_used) {
-        return;
-    }
-
-    (void) acme_engine_abort(job->engine, "order aborted");
-
-    for ( ;; ) {
-        acme_engine_next(job->engine, (long long) time(NULL), &act);
-
-        if (act.kind != ACME_ACT_UNPUBLISH) {
-            break;
-        }
-
-        if (act.challenge_type == NULL
-            || ngx_strcmp(act.challenge_type, "dns-01") != 0)
-        {
-            continue;
-        }
-
-        err[0] = '\0';
-
-        if (ngx_acme_dns_remove(job->cert->issuer, act.identifier,
-                                act.key_authz, &job->dns_log, err,
-                                sizeof(err))
-            != 0)
-        {
-            p = acme_sprintf("%s%s%s", job->dns_rm_err ? job->dns_rm_err
-                                                      : "",
-                             job->dns_rm_err ? "; " : "", err);
-            if (p) {
-                free(job->dns_rm_err);
-                job->dns_rm_err = p;
-            }
-        }
-    }
-}
-
-
-/* Event loop: the hook's stderr lines and removal errors to the log. */
-static void
-ngx_acme_job_dns_log(ngx_acme_job_t *job)
-{
-    char  *p, *nl;
-
-    if (job->dns_log) {
-        for (p = job->dns_log; *p; p = nl) {
-            nl = strchr(p, '\n');
-            if (nl == NULL) {
-                nl = p + ngx_strlen(p);
-            }
-
-            /* "W|msg" or "I|msg", one a line (ngx_acme_dns.c) */
-            if (nl - p > 2) {
-                ngx_log_error((p[0] == 'W' ? NGX_LOG_WARN : NGX_LOG_INFO),
-                              job->log, 0, "acme: certificate \"%V\": %*s",
-                              &job->cert->id, (size_t) (nl - p - 2), p + 2);
-            }
-
-            if (*nl == '\n') {
-                nl++;
-            }
-        }
-
-        free(job->dns_log);
-        job->dns_log = NULL;
-    }
-
-    if (job->dns_rm_err) {
-        ngx_log_error(NGX_LOG_WARN, job->log, 0,
-                      "acme: certificate \"%V\": cannot remove the dns-01 "
-                      "TXT record(s): %s", &job->cert->id, job->dns_rm_err);
-        free(job->dns_rm_err);
-        job->dns_rm_err = NULL;
-    }
-}
-
-
-static void
+void
 ngx_acme_job_free(ngx_acme_job_t *job)
 {
     /* a leader that ends without an account lets the next job try */

@@ -1,0 +1,111 @@
+/*
+ * Private to an ACME job (one order for one certificate, lease holder
+ * only).  Its files, by the thread they run on:
+ *   ngx_acme_job.c         event loop: the lifecycle (create, start, thread
+ *                          tasks posted and completed, keys prepared ->
+ *                          engine, sleep timer, fail, abort, free)
+ *   ngx_acme_job_engine.c  event loop: the engine's actions (HTTP, tokens,
+ *                          account, DONE, ERROR)
+ *   ngx_acme_job_issued.c  event loop: an issued bundle into the zone; the
+ *                          resave of a bundle served from memory only
+ *   ngx_acme_job_dns.c     event loop: dns-01 tasks posted, records left on
+ *                          an abort, the hook's output logged
+ *   ngx_acme_job_thread.c  thread pool: each task's blocking work (keys,
+ *                          store writes, dns-01 publish and remove)
+ * Users include ngx_acme.h only (ngx_acme_job_start, _abort, _save_state,
+ * _resave).
+ */
+#ifndef _NGX_ACME_JOB_LOCAL_H_INCLUDED_
+#define _NGX_ACME_JOB_LOCAL_H_INCLUDED_
+
+#include "ngx_acme.h"
+#include "acme_job_prep.h"
+
+
+typedef enum {
+    NGX_ACME_TASK_PREPARE = 0,
+    NGX_ACME_TASK_ACCOUNT,
+    NGX_ACME_TASK_FINISH,
+    NGX_ACME_TASK_FAIL,
+    NGX_ACME_TASK_DNS_ADD,
+    NGX_ACME_TASK_DNS_REMOVE,               /* an UNPUBLISH */
+    NGX_ACME_TASK_DNS_CLEANUP,              /* an aborted job's records */
+    NGX_ACME_TASK_BEGIN,                    /* state.json: attempt record */
+    NGX_ACME_TASK_RESAVE                    /* an unsaved bundle + state */
+} ngx_acme_task_kind_e;
+
+
+struct ngx_acme_job_s {
+    ngx_acme_main_conf_t     *amcf;
+    ngx_acme_cert_t          *cert;
+    ngx_pool_t               *pool;
+    ngx_log_t                *log;
+    acme_fence_t              fence;        /* lease generation at start */
+
+    /* thread task in/out; only the thread touches these while busy */
+    ngx_acme_task_kind_e      task_kind;
+    char                     *root;
+    char                     *id;
+    char                     *directory;
+    EVP_PKEY                 *account_key;
+    EVP_PKEY                 *cert_key;
+    char                     *account_url;
+    char                     *key_pem;
+    size_t                    key_pem_len;
+    char                     *chain;
+    size_t                    chain_len;
+    acme_cert_info_t          info;
+    ngx_flag_t                info_ok;
+    acme_cert_state_t         st;
+    int                       task_rc;
+    int                       store_rc;       /* -1: the store failed */
+    ngx_uint_t                resave_gen;     /* resave: slot generation */
+    char                      task_err[ACME_ERRLEN];
+
+    char                     *dns_ident;    /* the PUBLISH / UNPUBLISH in */
+    char                     *dns_ka;       /* work (malloc'd copies) */
+    char                     *dns_log;      /* hook stderr (malloc'd) */
+    char                     *dns_rm_err;   /* removal errors (malloc'd) */
+
+    acme_engine_t            *engine;
+    ngx_acme_http_t          *http;
+    ngx_event_t               sleep;
+
+    ngx_uint_t                account_waits;/* re-checks of the gate */
+
+    unsigned                  busy:1;       /* a thread task is in flight */
+    unsigned                  dns_used:1;   /* a dns-01 PUBLISH was made */
+    unsigned                  aborted:1;
+};
+
+
+/* ngx_acme_job.c */
+ngx_acme_job_t *ngx_acme_job_create(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, ngx_log_t *log);
+ngx_uint_t ngx_acme_job_fenced(ngx_acme_job_t *job);
+ngx_int_t ngx_acme_job_post(ngx_acme_job_t *job,
+    ngx_acme_task_kind_e kind);
+void ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c);
+void ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg,
+    long long retry_after);
+void ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step);
+void ngx_acme_job_free(ngx_acme_job_t *job);
+
+/* ngx_acme_job_engine.c */
+void ngx_acme_job_run(ngx_acme_job_t *job);
+
+/* ngx_acme_job_issued.c */
+void ngx_acme_job_finished(ngx_acme_job_t *job);
+void ngx_acme_job_resaved(ngx_acme_job_t *job);
+
+/* ngx_acme_job_dns.c */
+ngx_int_t ngx_acme_job_dns_post(ngx_acme_job_t *job,
+    acme_action_t *act, ngx_acme_task_kind_e kind);
+ngx_uint_t ngx_acme_job_dns_abort(ngx_acme_job_t *job);
+void ngx_acme_job_dns_log(ngx_acme_job_t *job);
+
+/* ngx_acme_job_thread.c */
+void ngx_acme_job_thread(void *data, ngx_log_t *log);
+
+
+#endif /* _NGX_ACME_JOB_LOCAL_H_INCLUDED_ */
