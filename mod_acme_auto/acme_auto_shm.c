@@ -1,7 +1,9 @@
 /*
  * Shared memory between the parent and every child: the pending http-01
- * tokens and tls-alpn-01 identifiers (with their key authorizations), one slot per managed certificate (status + current bundle PEM)
- * and a global generation counter.
+ * tokens and tls-alpn-01 identifiers (with their key authorizations; the
+ * table of common/core/acme_chal_table.h, after the slots), one slot per
+ * managed certificate (status + current bundle PEM) and a global
+ * generation counter.
  *
  * Writers (the parent at startup, the one child driving ACME) serialise on
  * an apr_global_mutex.  Readers never lock: request and handshake paths
@@ -32,13 +34,6 @@ APLOG_USE_MODULE(acme_auto);
 #define SHM_MAGIC 0x41434d45u   /* "ACME" */
 
 typedef struct {
-    int     alpn;                       /* tls-alpn-01, else http-01 */
-    char    token[ACME_AUTO_TOKEN_MAX];
-    char    identifier[ACME_AUTO_IDENT_MAX];
-    char    key_authz[ACME_AUTO_KEYAUTHZ_MAX];
-} shm_token_t;
-
-typedef struct {
     apr_uint32_t            seq;        /* odd while being written */
     apr_uint32_t            gen;        /* bumped when the bundle changes */
     acme_auto_slot_status_t st;
@@ -50,8 +45,7 @@ typedef struct {
     apr_uint32_t    magic;
     apr_uint32_t    generation;         /* any bundle changed */
     apr_int64_t     acme_pid;
-    apr_uint32_t    tok_seq;
-    shm_token_t     tokens[ACME_AUTO_MAX_TOKENS];
+    apr_uint32_t    tok_seq;            /* of the challenge table */
     apr_uint32_t    n_slots;
     shm_slot_t      slots[1];
 } shm_t;
@@ -59,6 +53,10 @@ typedef struct {
 static apr_shm_t           *shm_seg;
 static shm_t               *shm;
 static apr_global_mutex_t  *shm_mutex;
+static acme_chal_table_t   *chal;       /* in shm, after the slots */
+
+/* One driver child at a time, and a new one clears the table: one fence. */
+#define CHAL_FENCE ((acme_fence_t) 1)
 
 /* -- seqlock primitives ------------------------------------------------ */
 
@@ -156,9 +154,10 @@ apr_status_t
 acme_auto_shm_create(server_rec *s, apr_pool_t *pconf, int n_slots)
 {
     apr_status_t rv;
-    apr_size_t   size;
+    apr_size_t   size, chal_off;
 
     shm = NULL;
+    chal = NULL;
     shm_seg = NULL;
     shm_mutex = NULL;
     if (n_slots <= 0) {
@@ -173,7 +172,9 @@ acme_auto_shm_create(server_rec *s, apr_pool_t *pconf, int n_slots)
         return rv;
     }
 
-    size = APR_OFFSETOF(shm_t, slots) + sizeof(shm_slot_t) * n_slots;
+    chal_off = APR_ALIGN_DEFAULT(APR_OFFSETOF(shm_t, slots)
+                                 + sizeof(shm_slot_t) * n_slots);
+    size = chal_off + ACME_CHAL_TABLE_SIZE(ACME_AUTO_MAX_TOKENS);
     rv = apr_shm_create(&shm_seg, size, NULL, pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
@@ -185,6 +186,8 @@ acme_auto_shm_create(server_rec *s, apr_pool_t *pconf, int n_slots)
     memset(shm, 0, size);
     shm->magic = SHM_MAGIC;
     shm->n_slots = n_slots;
+    chal = acme_chal_table_init((char *) shm + chal_off,
+                                ACME_CHAL_TABLE_SIZE(ACME_AUTO_MAX_TOKENS));
     return APR_SUCCESS;
 }
 
@@ -295,57 +298,31 @@ acme_auto_shm_get_bundle(int slot, char **pem, apr_size_t *len,
     return 1;
 }
 
-int
-acme_auto_shm_token_lookup(const char *token, char *buf, apr_size_t buflen)
+static int
+chal_lookup(acme_chal_type_t type, const char *key, char *buf,
+    apr_size_t buflen)
 {
-    int i, found = 0;
+    int found = 0;
 
     if (shm == NULL) {
         return 0;
     }
-    SEQ_READ(&shm->tok_seq, {
-        found = 0;
-        for (i = 0; i < ACME_AUTO_MAX_TOKENS; i++) {
-            shm_token_t *t = &shm->tokens[i];
-            if (t->token[0] != '\0' && !t->alpn
-                && strncmp(t->token, token, ACME_AUTO_TOKEN_MAX) == 0)
-            {
-                apr_cpystrn(buf, t->key_authz,
-                            buflen < ACME_AUTO_KEYAUTHZ_MAX
-                            ? buflen : ACME_AUTO_KEYAUTHZ_MAX);
-                found = 1;
-                break;
-            }
-        }
-    });
+    SEQ_READ(&shm->tok_seq, found = acme_chal_table_find(chal, type, key,
+                                        strlen(key), CHAL_FENCE, buf,
+                                        buflen) >= 0);
     return found;
+}
+
+int
+acme_auto_shm_token_lookup(const char *token, char *buf, apr_size_t buflen)
+{
+    return chal_lookup(ACME_CHAL_HTTP_01, token, buf, buflen);
 }
 
 int
 acme_auto_shm_alpn_lookup(const char *identifier, char *buf, apr_size_t buflen)
 {
-    int i, found = 0;
-
-    if (shm == NULL) {
-        return 0;
-    }
-    SEQ_READ(&shm->tok_seq, {
-        found = 0;
-        for (i = 0; i < ACME_AUTO_MAX_TOKENS; i++) {
-            shm_token_t *t = &shm->tokens[i];
-            if (t->token[0] != '\0' && t->alpn
-                && strncasecmp(t->identifier, identifier,
-                               ACME_AUTO_IDENT_MAX) == 0)
-            {
-                apr_cpystrn(buf, t->key_authz,
-                            buflen < ACME_AUTO_KEYAUTHZ_MAX
-                            ? buflen : ACME_AUTO_KEYAUTHZ_MAX);
-                found = 1;
-                break;
-            }
-        }
-    });
-    return found;
+    return chal_lookup(ACME_CHAL_TLS_ALPN_01, identifier, buf, buflen);
 }
 
 long
@@ -360,53 +337,29 @@ int
 acme_auto_shm_token_add(int alpn, const char *identifier, const char *token,
     const char *key_authz)
 {
-    int i, free_i = -1, rc = -1;
+    int rc;
 
-    if (strlen(token) >= ACME_AUTO_TOKEN_MAX
-        || strlen(identifier) >= ACME_AUTO_IDENT_MAX
-        || strlen(key_authz) >= ACME_AUTO_KEYAUTHZ_MAX || !lock())
-    {
+    if (!lock()) {
         return -1;
     }
-    for (i = 0; i < ACME_AUTO_MAX_TOKENS; i++) {
-        if (strcmp(shm->tokens[i].token, token) == 0) {
-            free_i = i;
-            break;
-        }
-        if (free_i < 0 && shm->tokens[i].token[0] == '\0') {
-            free_i = i;
-        }
-    }
-    if (free_i >= 0) {
-        seq_write_begin(&shm->tok_seq);
-        shm->tokens[free_i].alpn = alpn;
-        apr_cpystrn(shm->tokens[free_i].identifier, identifier,
-                    ACME_AUTO_IDENT_MAX);
-        apr_cpystrn(shm->tokens[free_i].key_authz, key_authz,
-                    ACME_AUTO_KEYAUTHZ_MAX);
-        apr_cpystrn(shm->tokens[free_i].token, token, ACME_AUTO_TOKEN_MAX);
-        seq_write_end(&shm->tok_seq);
-        rc = 0;
-    }
+    seq_write_begin(&shm->tok_seq);
+    rc = acme_chal_table_add(chal, alpn ? ACME_CHAL_TLS_ALPN_01
+                                        : ACME_CHAL_HTTP_01,
+                             identifier, token, key_authz, 0, CHAL_FENCE);
+    seq_write_end(&shm->tok_seq);
     unlock();
-    return rc;
+    return rc == ACME_CHAL_OK ? 0 : -1;
 }
 
 void
 acme_auto_shm_token_remove(const char *token)
 {
-    int i;
-
     if (!lock()) {
         return;
     }
-    for (i = 0; i < ACME_AUTO_MAX_TOKENS; i++) {
-        if (strcmp(shm->tokens[i].token, token) == 0) {
-            seq_write_begin(&shm->tok_seq);
-            memset(&shm->tokens[i], 0, sizeof(shm->tokens[i]));
-            seq_write_end(&shm->tok_seq);
-        }
-    }
+    seq_write_begin(&shm->tok_seq);
+    acme_chal_table_remove(chal, token, CHAL_FENCE);
+    seq_write_end(&shm->tok_seq);
     unlock();
 }
 
@@ -417,7 +370,7 @@ acme_auto_shm_tokens_clear(void)
         return;
     }
     seq_write_begin(&shm->tok_seq);
-    memset(shm->tokens, 0, sizeof(shm->tokens));
+    acme_chal_table_clear(chal);
     seq_write_end(&shm->tok_seq);
     unlock();
 }

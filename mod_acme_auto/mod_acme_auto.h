@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 
 #include "acme_account.h"
+#include "acme_chal_table.h"
 #include "acme_dns.h"
 #include "acme_dns_publish.h"
 #include "acme_eab_file.h"
@@ -167,10 +168,9 @@ acme_auto_cert_t *acme_auto_cert_for_server(server_rec *s);
 apr_array_header_t *acme_auto_certs_for_server(server_rec *s);
 
 /* acme_auto_shm.c: shared memory layout and access */
-#define ACME_AUTO_MAX_TOKENS    64
-#define ACME_AUTO_TOKEN_MAX     (ACME_TOKEN_MAX + 1)    /* with the NUL */
-#define ACME_AUTO_KEYAUTHZ_MAX  256
-#define ACME_AUTO_IDENT_MAX     256
+#define ACME_AUTO_MAX_TOKENS    64      /* challenge table entries */
+#define ACME_AUTO_KEYAUTHZ_MAX  (ACME_CHAL_KEYAUTHZ_MAX + 1)    /* with NUL */
+#define ACME_AUTO_IDENT_MAX     (ACME_CHAL_IDENT_MAX + 1)
 #define ACME_AUTO_BUNDLE_MAX    (64 * 1024)
 
 /* One certificate slot's status (everything but the bundle): the record

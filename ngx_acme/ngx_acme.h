@@ -67,6 +67,7 @@
 #include "acme_eab.h"
 #include "acme_eab_file.h"
 #include "acme_alpn.h"
+#include "acme_chal_table.h"
 #include "acme_dns.h"
 #include "acme_dns_publish.h"
 #include "acme_fence.h"
@@ -76,8 +77,9 @@
 
 #define NGX_ACME_ID_LEN            128
 #define NGX_ACME_TOKEN_LEN         ACME_TOKEN_MAX
-#define NGX_ACME_KEYAUTHZ_LEN      256
-#define NGX_ACME_IDENT_LEN         255      /* a DNS name or an IP literal */
+#define NGX_ACME_KEYAUTHZ_LEN      ACME_CHAL_KEYAUTHZ_MAX
+#define NGX_ACME_IDENT_LEN         ACME_CHAL_IDENT_MAX  /* DNS name, IP */
+#define NGX_ACME_TOKENS_SHARE      8        /* 1/8 of the zone: challenges */
 #define NGX_ACME_LEASE_TTL         5        /* seconds without refresh */
 #define NGX_ACME_TICK              1000     /* ms */
 #define NGX_ACME_MAX_WORKERS       256
@@ -211,22 +213,6 @@ typedef struct {
 } ngx_acme_slot_t;
 
 
-/*
- * A pending challenge: http-01 is looked up by token, tls-alpn-01 by
- * identifier (the SNI the CA connects with); both are removed by token and
- * fence, so an order removes only its own entries.
- */
-typedef struct {
-    ngx_queue_t               queue;
-    ngx_acme_slot_t          *slot;
-    acme_fence_t              fence;          /* of the order publishing it */
-    ngx_uint_t                type;           /* NGX_ACME_HTTP_01, ... */
-    u_char                    token[NGX_ACME_TOKEN_LEN + 1];
-    u_char                    key_authz[NGX_ACME_KEYAUTHZ_LEN + 1];
-    u_char                    identifier[NGX_ACME_IDENT_LEN + 1];
-} ngx_acme_token_t;
-
-
 typedef struct {
     ngx_pid_t                 pid;
     ngx_uint_t                parsed;         /* global generation parsed */
@@ -237,7 +223,8 @@ typedef struct {
 typedef struct {
     ngx_acme_worker_t         workers[NGX_ACME_MAX_WORKERS];
     ngx_queue_t               slots;
-    ngx_queue_t               tokens;
+    acme_chal_table_t        *tokens;         /* pending challenges, an
+                                                 eighth of the zone */
     ngx_pid_t                 lease_pid;
     time_t                    lease_expires;
     acme_fence_t              lease_gen;      /* + 1 whenever the lease

@@ -41,7 +41,7 @@ ngx_acme_challenge_handler(ngx_http_request_t *r)
     ngx_buf_t             *b;
     ngx_chain_t            out;
     ngx_acme_main_conf_t  *amcf;
-    u_char                 buf[NGX_ACME_KEYAUTHZ_LEN];
+    u_char                 buf[NGX_ACME_KEYAUTHZ_LEN + 1];
 
     /* base64url only (RFC 8555 section 8.3): nothing else is looked up */
 

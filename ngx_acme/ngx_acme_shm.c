@@ -53,6 +53,7 @@ ngx_acme_shm_init(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_acme_main_conf_t  *amcf = shm_zone->data;
 
+    size_t                 size;
     ngx_slab_pool_t       *shpool;
     ngx_acme_shctx_t      *sh;
     ngx_acme_main_conf_t  *oamcf = data;
@@ -76,7 +77,15 @@ ngx_acme_shm_init(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     ngx_queue_init(&sh->slots);
-    ngx_queue_init(&sh->tokens);
+
+    /* pending challenges: a fixed table, an eighth of the zone */
+    size = ngx_align(shm_zone->shm.size / NGX_ACME_TOKENS_SHARE,
+                     ngx_pagesize);
+
+    sh->tokens = acme_chal_table_init(ngx_slab_alloc(shpool, size), size);
+    if (sh->tokens == NULL) {
+        return NGX_ERROR;
+    }
 
     shpool->data = sh;
 
@@ -338,60 +347,46 @@ ngx_acme_shm_fence_ok_locked(ngx_acme_main_conf_t *amcf, acme_fence_t fence)
 }
 
 
+/* The owner of a slot's entries in the table: its offset in the zone. */
+static uint64_t
+ngx_acme_shm_owner(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot)
+{
+    return (uint64_t) ((u_char *) slot - amcf->shm_zone->shm.addr);
+}
+
+
 /*
  * NGX_OK; NGX_DECLINED for a malformed entry, NGX_ERROR when the zone is
  * full, NGX_BUSY when fence is stale (the lease moved on: nothing added).
+ * The table (acme_chal_table.h) takes an eighth of the zone.
  */
 ngx_int_t
 ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
     acme_fence_t fence, ngx_uint_t type, const char *identifier,
     const char *token, const char *key_authz)
 {
-    size_t             tlen, klen, ilen;
-    ngx_slab_pool_t   *shpool;
-    ngx_acme_token_t  *t;
+    int                rc;
     ngx_acme_shctx_t  *sh;
 
-    tlen = ngx_strlen(token);
-    klen = ngx_strlen(key_authz);
-    ilen = identifier ? ngx_strlen(identifier) : 0;
+    sh = ngx_acme_shm_ctx(amcf);
 
-    if (tlen == 0 || tlen > NGX_ACME_TOKEN_LEN || klen > NGX_ACME_KEYAUTHZ_LEN
-        || ilen > NGX_ACME_IDENT_LEN
-        || (type == NGX_ACME_TLS_ALPN_01 && ilen == 0))
-    {
-        return NGX_DECLINED;
-    }
-
-    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
-    sh = shpool->data;
-
-    ngx_shmtx_lock(&shpool->mutex);
+    ngx_acme_shm_lock(amcf);
 
     if (!ngx_acme_shm_fence_ok_locked(amcf, fence)) {
-        ngx_shmtx_unlock(&shpool->mutex);
+        ngx_acme_shm_unlock(amcf);
         return NGX_BUSY;
     }
 
-    t = ngx_slab_calloc_locked(shpool, sizeof(ngx_acme_token_t));
-    if (t == NULL) {
-        ngx_shmtx_unlock(&shpool->mutex);
-        return NGX_ERROR;
-    }
+    rc = acme_chal_table_add(sh->tokens,
+                             type == NGX_ACME_TLS_ALPN_01
+                             ? ACME_CHAL_TLS_ALPN_01 : ACME_CHAL_HTTP_01,
+                             identifier, token, key_authz,
+                             ngx_acme_shm_owner(amcf, slot), fence);
 
-    t->slot = slot;
-    t->fence = fence;
-    t->type = type;
-    ngx_memcpy(t->token, token, tlen);
-    ngx_memcpy(t->key_authz, key_authz, klen);
+    ngx_acme_shm_unlock(amcf);
 
-    /* identifiers compare as lower case, as the SNI mapping returns them */
-    ngx_strlow(t->identifier, (u_char *) identifier, ilen);
-    ngx_queue_insert_tail(&sh->tokens, &t->queue);
-
-    ngx_shmtx_unlock(&shpool->mutex);
-
-    return NGX_OK;
+    return rc == ACME_CHAL_OK ? NGX_OK
+           : rc == ACME_CHAL_BAD ? NGX_DECLINED : NGX_ERROR;
 }
 
 
@@ -400,30 +395,9 @@ void
 ngx_acme_shm_token_del(ngx_acme_main_conf_t *amcf, const char *token,
     acme_fence_t fence)
 {
-    ngx_queue_t       *q, *next;
-    ngx_slab_pool_t   *shpool;
-    ngx_acme_token_t  *t;
-    ngx_acme_shctx_t  *sh;
-
-    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
-    sh = shpool->data;
-
-    ngx_shmtx_lock(&shpool->mutex);
-
-    for (q = ngx_queue_head(&sh->tokens);
-         q != ngx_queue_sentinel(&sh->tokens);
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        t = ngx_queue_data(q, ngx_acme_token_t, queue);
-
-        if (t->fence == fence && ngx_strcmp(t->token, token) == 0) {
-            ngx_queue_remove(q);
-            ngx_slab_free_locked(shpool, t);
-        }
-    }
-
-    ngx_shmtx_unlock(&shpool->mutex);
+    ngx_acme_shm_lock(amcf);
+    acme_chal_table_remove(ngx_acme_shm_ctx(amcf)->tokens, token, fence);
+    ngx_acme_shm_unlock(amcf);
 }
 
 
@@ -435,122 +409,67 @@ void
 ngx_acme_shm_tokens_drop_locked(ngx_acme_main_conf_t *amcf,
     ngx_acme_slot_t *slot, acme_fence_t fence)
 {
-    ngx_queue_t       *q, *next;
-    ngx_slab_pool_t   *shpool;
-    ngx_acme_token_t  *t;
     ngx_acme_shctx_t  *sh;
 
-    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
-    sh = shpool->data;
+    sh = ngx_acme_shm_ctx(amcf);
 
-    for (q = ngx_queue_head(&sh->tokens);
-         q != ngx_queue_sentinel(&sh->tokens);
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        t = ngx_queue_data(q, ngx_acme_token_t, queue);
+    if (slot == NULL) {
+        acme_chal_table_clear(sh->tokens);
 
-        if (slot == NULL || (t->slot == slot && t->fence == fence)) {
-            ngx_queue_remove(q);
-            ngx_slab_free_locked(shpool, t);
-        }
+    } else {
+        acme_chal_table_drop(sh->tokens, fence,
+                             ngx_acme_shm_owner(amcf, slot));
     }
 }
 
 
 /*
- * Copies the key authorization of a pending http-01 token into buf.
- * NGX_OK, or NGX_DECLINED when the token is not pending.
+ * Copies the key authorization pending for key into buf (NUL-terminated,
+ * *buf_len its size, then the length copied): http-01 by token, tls-alpn-01
+ * by identifier.  NGX_OK, or NGX_DECLINED when nothing is pending for it.
+ * Only the current lease generation's entries answer; the scheduler runs
+ * one tls-alpn-01 order per name at a time, so the first match is the one.
  */
+static ngx_int_t
+ngx_acme_shm_find(ngx_acme_main_conf_t *amcf, acme_chal_type_t type,
+    const char *key, size_t len, u_char *buf, size_t *buf_len)
+{
+    int                n;
+    ngx_acme_shctx_t  *sh;
+
+    sh = ngx_acme_shm_ctx(amcf);
+
+    ngx_acme_shm_lock(amcf);
+    n = acme_chal_table_find(sh->tokens, type, key, len, sh->lease_gen,
+                             (char *) buf, *buf_len);
+    ngx_acme_shm_unlock(amcf);
+
+    if (n < 0) {
+        return NGX_DECLINED;
+    }
+
+    *buf_len = n;
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_acme_shm_token_find(ngx_acme_main_conf_t *amcf, u_char *token,
     size_t len, u_char *buf, size_t *buf_len)
 {
-    size_t             n;
-    ngx_int_t          rc;
-    ngx_queue_t       *q;
-    ngx_slab_pool_t   *shpool;
-    ngx_acme_token_t  *t;
-    ngx_acme_shctx_t  *sh;
-
-    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
-    sh = shpool->data;
-
-    rc = NGX_DECLINED;
-
-    ngx_shmtx_lock(&shpool->mutex);
-
-    for (q = ngx_queue_head(&sh->tokens);
-         q != ngx_queue_sentinel(&sh->tokens);
-         q = ngx_queue_next(q))
-    {
-        t = ngx_queue_data(q, ngx_acme_token_t, queue);
-
-        if (t->type == NGX_ACME_HTTP_01
-            && t->fence == sh->lease_gen
-            && ngx_strlen(t->token) == len
-            && ngx_memcmp(t->token, token, len) == 0)
-        {
-            n = ngx_min(ngx_strlen(t->key_authz), *buf_len);
-            ngx_memcpy(buf, t->key_authz, n);
-            *buf_len = n;
-            rc = NGX_OK;
-            break;
-        }
-    }
-
-    ngx_shmtx_unlock(&shpool->mutex);
-
-    return rc;
+    return ngx_acme_shm_find(amcf, ACME_CHAL_HTTP_01, (char *) token, len,
+                             buf, buf_len);
 }
 
 
-/*
- * Copies the key authorization of the pending tls-alpn-01 authorization of
- * identifier (lower case) into buf (NUL-terminated).  NGX_OK, or
- * NGX_DECLINED when nothing is pending for it.  The scheduler runs one
- * tls-alpn-01 order per name at a time, so the first match is the one.
- */
+/* identifier: lower case, as acme_alpn_sni_identifier returns it */
 ngx_int_t
 ngx_acme_shm_alpn_find(ngx_acme_main_conf_t *amcf, const char *identifier,
     u_char *buf, size_t *buf_len)
 {
-    size_t             n;
-    ngx_int_t          rc;
-    ngx_queue_t       *q;
-    ngx_slab_pool_t   *shpool;
-    ngx_acme_token_t  *t;
-    ngx_acme_shctx_t  *sh;
-
-    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
-    sh = shpool->data;
-
-    rc = NGX_DECLINED;
-
-    ngx_shmtx_lock(&shpool->mutex);
-
-    for (q = ngx_queue_head(&sh->tokens);
-         q != ngx_queue_sentinel(&sh->tokens);
-         q = ngx_queue_next(q))
-    {
-        t = ngx_queue_data(q, ngx_acme_token_t, queue);
-
-        if (t->type == NGX_ACME_TLS_ALPN_01
-            && t->fence == sh->lease_gen
-            && ngx_strcmp(t->identifier, identifier) == 0)
-        {
-            n = ngx_min(ngx_strlen(t->key_authz), *buf_len - 1);
-            ngx_memcpy(buf, t->key_authz, n);
-            buf[n] = '\0';
-            *buf_len = n;
-            rc = NGX_OK;
-            break;
-        }
-    }
-
-    ngx_shmtx_unlock(&shpool->mutex);
-
-    return rc;
+    return ngx_acme_shm_find(amcf, ACME_CHAL_TLS_ALPN_01, identifier,
+                             ngx_strlen(identifier), buf, buf_len);
 }
 
 

@@ -1,0 +1,101 @@
+/*
+ * The table of published http-01 tokens and pending tls-alpn-01
+ * authorizations, as both servers keep it in shared memory and look it up
+ * on the request / handshake path.
+ *
+ * Fixed-size entries in memory the caller provides (nginx: a block of its
+ * slab zone, Apache: the end of its anonymous segment): the table holds no
+ * pointer, only inline arrays, so it works at any address in every process
+ * mapping it.  Each entry carries the fence (acme_fence.h) of the order
+ * that published it and an owner (the host's certificate: an index or an
+ * offset, only compared): an order removes only its own entries, and
+ * lookups answer only the given fence's.
+ *
+ * Locking is the host's: every function is called with the host's lock
+ * held (nginx: the zone's mutex) or, for acme_chal_table_find, inside the
+ * host's read protocol (Apache: a seqlock retry loop, so find tolerates an
+ * entry written concurrently: every read is bounded and the answer is
+ * always terminated; the host discards it when the sequence moved).
+ */
+#ifndef ACME_CHAL_TABLE_H
+#define ACME_CHAL_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "acme_fence.h"
+#include "acme_util.h"
+
+#define ACME_CHAL_IDENT_MAX     255     /* a DNS name or an IP literal */
+#define ACME_CHAL_KEYAUTHZ_MAX  256
+
+typedef enum {
+    ACME_CHAL_FREE = 0,                 /* an unused entry */
+    ACME_CHAL_HTTP_01,                  /* found by token */
+    ACME_CHAL_TLS_ALPN_01               /* found by identifier */
+} acme_chal_type_t;
+
+#define ACME_CHAL_ANY_OWNER     UINT64_MAX
+
+typedef struct {
+    acme_fence_t    fence;              /* of the order that published it */
+    uint64_t        owner;
+    uint32_t        type;               /* acme_chal_type_t */
+    char            token[ACME_TOKEN_MAX + 1];
+    char            identifier[ACME_CHAL_IDENT_MAX + 1];    /* lower case */
+    char            key_authz[ACME_CHAL_KEYAUTHZ_MAX + 1];
+} acme_chal_entry_t;
+
+typedef struct {
+    uint32_t            capacity;       /* entries; fixed by init */
+    uint32_t            reserved;
+    acme_chal_entry_t   entry[];
+} acme_chal_table_t;
+
+/* Bytes a table of n entries takes. */
+#define ACME_CHAL_TABLE_SIZE(n)                                             \
+    (offsetof(acme_chal_table_t, entry) + (size_t) (n)                      \
+     * sizeof(acme_chal_entry_t))
+
+/* An empty table in mem[0..size) (aligned for uint64_t), with as many
+ * entries as fit; NULL when not even one does. */
+acme_chal_table_t *acme_chal_table_init(void *mem, size_t size);
+
+#define ACME_CHAL_OK     0
+#define ACME_CHAL_BAD   -1              /* malformed entry: nothing added */
+#define ACME_CHAL_FULL  -2              /* no free entry */
+
+/*
+ * Publishes a challenge: token a well-formed ACME token (acme_token_ok),
+ * identifier (may be NULL for http-01) at most ACME_CHAL_IDENT_MAX
+ * characters, stored in lower case, required for tls-alpn-01; key_authz at
+ * most ACME_CHAL_KEYAUTHZ_MAX.  An entry with the same token and fence is
+ * replaced.  The caller has checked that fence is current.
+ */
+int acme_chal_table_add(acme_chal_table_t *t, acme_chal_type_t type,
+    const char *identifier, const char *token, const char *key_authz,
+    uint64_t owner, acme_fence_t fence);
+
+/* Removes the entries of token published under fence. */
+void acme_chal_table_remove(acme_chal_table_t *t, const char *token,
+    acme_fence_t fence);
+
+/* Removes what owner (ACME_CHAL_ANY_OWNER: anyone) published under fence. */
+void acme_chal_table_drop(acme_chal_table_t *t, acme_fence_t fence,
+    uint64_t owner);
+
+/* Removes every entry (a new driver: what older ones left behind). */
+void acme_chal_table_clear(acme_chal_table_t *t);
+
+/*
+ * Looks up the pending challenge of type published under fence: http-01 by
+ * its token, tls-alpn-01 by identifier (ASCII case-insensitively), key
+ * key[0..key_len).  Copies its key authorization into out (NUL-terminated,
+ * truncated to outlen - 1 characters) and returns its length; -1 when
+ * nothing matches (out then holds "").
+ */
+int acme_chal_table_find(const acme_chal_table_t *t, acme_chal_type_t type,
+    const char *key, size_t key_len, acme_fence_t fence, char *out,
+    size_t outlen);
+
+#endif
