@@ -30,38 +30,32 @@ APLOG_USE_MODULE(acme_auto);
 
 acme_auto_globals_t acme_auto_g;
 
-/* A ServerName/ServerAlias equals a normalised name (acme_names.h): case
- * and one trailing dot do not matter. */
-static int
-host_is(const char *host, const char *name)
+/* The vhost's ServerName and ServerAliases (its globs too) into names. */
+static void
+vhost_names(apr_array_header_t *names, server_rec *s)
 {
-    size_t n = strlen(host);
-
-    if (n > 1 && host[n - 1] == '.') {
-        n--;
+    if (s->server_hostname != NULL) {
+        APR_ARRAY_PUSH(names, const char *) = s->server_hostname;
     }
-    return n == strlen(name) && strncasecmp(host, name, n) == 0;
+    if (s->names) {
+        apr_array_cat(names, s->names);
+    }
+    if (s->wild_names) {
+        apr_array_cat(names, s->wild_names);
+    }
 }
 
+/* Whether a client asking for name (SNI) reaches vhost s, by the rule
+ * nginx's check uses (acme_name_served()): IP literals are reached without
+ * SNI and count. */
 static int
-vhost_has_name(server_rec *s, const char *name)
+vhost_has_name(apr_pool_t *p, server_rec *s, const char *name)
 {
-    int i;
+    apr_array_header_t *pats = apr_array_make(p, 4, sizeof(const char *));
 
-    if (s->server_hostname && host_is(s->server_hostname, name)) {
-        return 1;
-    }
-    for (i = 0; s->names && i < s->names->nelts; i++) {
-        if (host_is(APR_ARRAY_IDX(s->names, i, const char *), name)) {
-            return 1;
-        }
-    }
-    for (i = 0; s->wild_names && i < s->wild_names->nelts; i++) {
-        if (host_is(APR_ARRAY_IDX(s->wild_names, i, const char *), name)) {
-            return 1;
-        }
-    }
-    return 0;
+    vhost_names(pats, s);
+    return acme_name_served(name, (const char *const *) pats->elts, NULL,
+                            (size_t) pats->nelts, 0);
 }
 
 /* mod_ssl selects "acme-tls/1" (ALPN) only where the vhost's Protocols
@@ -174,15 +168,7 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
     }
     else {
         flags |= ACME_NAMES_SERVER_NAME;
-        if (s->server_hostname != NULL) {
-            APR_ARRAY_PUSH(names, const char *) = s->server_hostname;
-        }
-        if (s->names) {
-            apr_array_cat(names, s->names);
-        }
-        if (s->wild_names) {
-            apr_array_cat(names, s->wild_names);
-        }
+        vhost_names(names, s);
     }
     if (acme_names_set(&set, (const char *const *) names->elts, NULL,
                        names->nelts, flags, &bad_name, err, sizeof(err)) != 0)
@@ -208,7 +194,7 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
         return bad;
     }
     for (j = 0; cc->names->nelts > 0 && j < (int) set.n_names; j++) {
-        if (!vhost_has_name(s, set.names[j])) {
+        if (!vhost_has_name(ptemp, s, set.names[j])) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0,
                          s, "mod_acme_auto: AcmeCertificate (%s:%d): "
                          "'%s' is not a ServerName/ServerAlias of "

@@ -659,9 +659,11 @@ set_certificate(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
      * one per type and picks by the client's signature algorithms */
     for (o = sc->cert; o != NULL; o = o->next) {
         if (o->key_type == cc->key_type) {
-            return "AcmeCertificate is given twice for this server with the "
-                   "same key type (add key=ecdsa:256 / key=rsa:2048 to have "
-                   "one certificate of each type)";
+            return apr_psprintf(cmd->pool, "AcmeCertificate is given twice "
+                                "for this server with the same key type, "
+                                "first in %s:%d (add key=ecdsa:256 / "
+                                "key=rsa:2048 to have one certificate of "
+                                "each type)", o->conf_file, o->conf_line);
         }
         if (o->next == NULL) {
             o->next = cc;

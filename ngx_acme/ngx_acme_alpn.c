@@ -9,7 +9,9 @@
  *   ClientHello callback  on every server's SSL_CTX, because it runs on the
  *                         context of the listen's default server, before
  *                         SNI picks the server: marks the SSL object (ex
- *                         data) when the client offers "acme-tls/1".
+ *                         data) when the client offers "acme-tls/1" alone;
+ *                         offered among other protocols, it is an ordinary
+ *                         client's and the handshake goes on as any other.
  *   ALPN select callback  on managed servers' SSL_CTX (it runs on the
  *                         context SNI switched to): selects "acme-tls/1" on
  *                         a marked connection, else exactly what nginx's
@@ -147,7 +149,14 @@ ngx_acme_alpn_client_hello(ngx_ssl_conn_t *ssl_conn, int *al, void *arg)
         return SSL_CLIENT_HELLO_SUCCESS;
     }
 
-    if (acme_alpn_offered(ext + 2, len - 2)) {
+    /*
+     * A CA offers "acme-tls/1" alone (RFC 8737 section 3).  Offered among
+     * other protocols it is an ordinary client's: no mark, nginx's own
+     * selection and certificate, as mod_ssl does (acme-tls/1 is for
+     * validation only and must not break a normal client, section 6).
+     */
+
+    if (acme_alpn_offered(ext + 2, len - 2) == 2) {
         (void) SSL_set_ex_data(ssl_conn, ngx_acme_alpn_index,
                                &ngx_acme_alpn_mark);
     }

@@ -10,8 +10,8 @@
 #include "acme_names.h"
 
 
-static ngx_uint_t ngx_acme_server_has_name(ngx_http_core_srv_conf_t *cscf,
-    ngx_str_t *name);
+static ngx_int_t ngx_acme_server_has_name(ngx_conf_t *cf,
+    ngx_http_core_srv_conf_t *cscf, const char *name);
 static ngx_int_t ngx_acme_server_listens_ssl(ngx_http_core_main_conf_t *cmcf,
     ngx_http_core_srv_conf_t *cscf);
 static ngx_int_t ngx_acme_cert_names(ngx_conf_t *cf,
@@ -22,70 +22,37 @@ static ngx_int_t ngx_acme_issuer_http(ngx_conf_t *cf,
 
 
 /*
- * Whether a client asking for name (SNI) can reach this server: an exact
- * server_name (case-insensitive), "*.suffix" (any subdomain, as nginx) or
- * ".suffix" (the suffix and its subdomains).  A regular expression
- * server_name counts as a match: it cannot be judged here.  IP literals
- * are reached without SNI and always count.
+ * Whether a client asking for name (SNI) can reach this server, by the rule
+ * Apache's check uses too (acme_name_served()): an exact server_name,
+ * "*.suffix", "suffix.*" or ".suffix"; a regular expression counts (it
+ * cannot be judged here); IP literals are reached without SNI and count.
+ * NGX_ERROR: out of memory.
  */
-static ngx_uint_t
-ngx_acme_server_has_name(ngx_http_core_srv_conf_t *cscf, ngx_str_t *name)
+static ngx_int_t
+ngx_acme_server_has_name(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
+    const char *name)
 {
-    size_t                   len;
-    u_char                  *pat;
-    ngx_uint_t               i;
+    size_t                  *lens;
+    ngx_uint_t               i, n;
+    const char             **pats;
     ngx_http_server_name_t  *sn;
 
-    if (ngx_strlchr(name->data, name->data + name->len, ':') != NULL
-        || ngx_inet_addr(name->data, name->len) != INADDR_NONE)
-    {
-        return 1;
-    }
-
     sn = cscf->server_names.elts;
+    n = cscf->server_names.nelts;
 
-    for (i = 0; i < cscf->server_names.nelts; i++) {
-
-#if (NGX_PCRE)
-        if (sn[i].regex) {
-            return 1;
-        }
-#endif
-
-        pat = sn[i].name.data;
-        len = sn[i].name.len;
-
-        if (len > 1 && pat[len - 1] == '.') {
-            len--;                      /* "a.example.com." */
-        }
-
-        if (len == name->len && ngx_strncasecmp(pat, name->data, len) == 0) {
-            return 1;
-        }
-
-        if (len > 1 && (pat[0] == '.' || (pat[0] == '*' && pat[1] == '.'))) {
-            if (pat[0] == '*') {
-                pat++;
-                len--;
-            }
-
-            /* pat is ".suffix" */
-            if (name->len > len
-                && ngx_strncasecmp(name->data + name->len - len, pat, len)
-                   == 0)
-            {
-                return 1;
-            }
-
-            if (sn[i].name.data[0] == '.' && name->len == len - 1
-                && ngx_strncasecmp(name->data, pat + 1, len - 1) == 0)
-            {
-                return 1;
-            }
-        }
+    pats = ngx_palloc(cf->temp_pool, (n ? n : 1) * sizeof(char *));
+    lens = ngx_palloc(cf->temp_pool, (n ? n : 1) * sizeof(size_t));
+    if (pats == NULL || lens == NULL) {
+        return NGX_ERROR;
     }
 
-    return 0;
+    for (i = 0; i < n; i++) {
+        /* a regular expression keeps its "~" in sn[i].name */
+        pats[i] = (const char *) sn[i].name.data;
+        lens[i] = sn[i].name.len;
+    }
+
+    return acme_name_served(name, pats, lens, n, ACME_SERVED_DOT_SUFFIX);
 }
 
 
@@ -141,6 +108,7 @@ ngx_acme_cert_names(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
     char                     *id, err[ACME_ERRLEN];
     size_t                    len, *lens, bad;
     unsigned                  flags;
+    ngx_int_t                 rc;
     ngx_str_t                 name, *in;
     ngx_uint_t                i, n;
     const char              **names, **np;
@@ -227,7 +195,13 @@ ngx_acme_cert_names(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
         name.data = (u_char *) set.names[i];
         name.len = ngx_strlen(set.names[i]);
 
-        if (!ngx_acme_server_has_name(cscf, &name)) {
+        rc = ngx_acme_server_has_name(cf, cscf, set.names[i]);
+
+        if (rc == NGX_ERROR) {
+            goto failed;
+        }
+
+        if (rc == 0) {
             ngx_acme_conf_warn(cf->log, ascf->file, ascf->line,
                                "\"acme_certificate\" name \"%V\" "
                                "is not a \"server_name\" of this "
@@ -294,7 +268,7 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
     ngx_uint_t                  s, i, same;
     ngx_acme_cert_t            *cert, **certs, **cp;
     ngx_acme_issuer_t          *issuer, **issuers;
-    ngx_acme_srv_conf_t        *ascf, *head;
+    ngx_acme_srv_conf_t        *ascf, *head, *prev;
     ngx_acme_main_conf_t       *amcf;
     ngx_http_ssl_srv_conf_t    *sscf;
     ngx_http_core_loc_conf_t   *clcf;
@@ -452,6 +426,20 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                 }
 
                 *cp = cert;
+            }
+
+            /* a second line for the same certificate: a mistake, as on
+             * Apache (an ECDSA + RSA pair are two certificates) */
+
+            for (prev = head; prev != ascf; prev = prev->next) {
+                if (prev->cert == cert) {
+                    ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                        "\"acme_certificate\" repeats the "
+                                        "one in %s:%ui (the same issuer, key "
+                                        "type and names)",
+                                        prev->file, prev->line);
+                    return NGX_ERROR;
+                }
             }
 
             ascf->cert = cert;

@@ -383,7 +383,7 @@ int
 acme_alpn_offered(const unsigned char *in, size_t inlen)
 {
     size_t i, plen;
-    int    found;
+    int    found, others;
 
     if (in == NULL || inlen == 0) {
         return 0;
@@ -392,6 +392,7 @@ acme_alpn_offered(const unsigned char *in, size_t inlen)
     /* a malformed list (an empty entry, or one running past the end) is
      * rejected as a whole, wherever "acme-tls/1" appears in it */
     found = 0;
+    others = 0;
     i = 0;
     while (i < inlen) {
         plen = in[i++];
@@ -403,8 +404,11 @@ acme_alpn_offered(const unsigned char *in, size_t inlen)
         {
             found = 1;
         }
+        else {
+            others = 1;
+        }
         i += plen;
     }
 
-    return found;
+    return found ? (others ? 1 : 2) : 0;
 }

@@ -32,8 +32,10 @@ int acme_alpn_challenge_cert(const char *identifier, const char *key_authz,
  */
 const char *acme_alpn_sni_identifier(const char *sni, char *buf, size_t len);
 
-/* True when the ALPN protocol list offered by a client (wire format:
- * length-prefixed strings) contains "acme-tls/1". */
+/* Whether the ALPN protocol list offered by a client (wire format:
+ * length-prefixed strings) contains "acme-tls/1": 2 when it is the only
+ * protocol offered (as a CA validating tls-alpn-01 does, RFC 8737 section
+ * 3), 1 when among others, 0 when not (or the list is malformed). */
 int acme_alpn_offered(const unsigned char *in, size_t inlen);
 
 #endif

@@ -3,6 +3,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <arpa/inet.h>
 
 #include "acme_names.h"
@@ -165,6 +166,76 @@ acme_name_wildcard_covers(const char *wildcard, const char *name)
         return 0;
     }
     return strcmp(dot + 1, wildcard + 2) == 0;
+}
+
+/* pat[0..len) (a server name pattern) lets a client asking for name in. */
+static int
+pattern_serves(const char *pat, size_t len, const char *name, size_t nlen,
+    unsigned flags)
+{
+    size_t  i;
+
+    if (len > 1 && pat[len - 1] == '.') {
+        len--;                          /* "a.example.test." */
+    }
+    if (len == 0) {
+        return 0;                       /* nginx's "" */
+    }
+    if (pat[0] == '~') {
+        return 1;                       /* a regular expression */
+    }
+    if (len > 2 && pat[0] == '*' && pat[1] == '.'
+        && memchr(pat + 1, '*', len - 1) == NULL
+        && memchr(pat, '?', len) == NULL)
+    {
+        /* "*.suffix": name ends in ".suffix" */
+        return nlen > len - 1
+               && strncasecmp(name + nlen - (len - 1), pat + 1, len - 1) == 0;
+    }
+    if (len > 2 && pat[len - 1] == '*' && pat[len - 2] == '.'
+        && memchr(pat, '*', len - 1) == NULL
+        && memchr(pat, '?', len) == NULL)
+    {
+        /* "prefix.*": name starts with "prefix." */
+        return nlen > len - 1 && strncasecmp(name, pat, len - 1) == 0;
+    }
+    for (i = 0; i < len; i++) {
+        if (pat[i] == '*' || pat[i] == '?') {
+            return 1;                   /* an Apache glob: not judged */
+        }
+    }
+    if (pat[0] == '.' && (flags & ACME_SERVED_DOT_SUFFIX)) {
+        /* ".suffix": the suffix itself or a name ending in ".suffix" */
+        return (nlen == len - 1 && strncasecmp(name, pat + 1, len - 1) == 0)
+               || (nlen > len
+                   && strncasecmp(name + nlen - len, pat, len) == 0);
+    }
+    return nlen == len && strncasecmp(name, pat, len) == 0;
+}
+
+int
+acme_name_served(const char *name, const char *const *pats,
+    const size_t *lens, size_t n, unsigned flags)
+{
+    char    ip[ACME_NAME_BUFLEN];
+    size_t  i, nlen;
+
+    if (name == NULL) {
+        return 0;
+    }
+    nlen = strlen(name);
+    if (ip_literal(name, nlen, ip, sizeof(ip))) {
+        return 1;
+    }
+    for (i = 0; i < n; i++) {
+        if (pats[i] != NULL
+            && pattern_serves(pats[i], lens ? lens[i] : strlen(pats[i]),
+                              name, nlen, flags))
+        {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 void

@@ -41,6 +41,27 @@ int acme_name_normalise(const char *name, size_t len, unsigned flags,
 /* 1 when wildcard ("*.example.com") covers name: one label deeper. */
 int acme_name_wildcard_covers(const char *wildcard, const char *name);
 
+/* flags of acme_name_served() */
+#define ACME_SERVED_DOT_SUFFIX 0x1  /* ".suffix" patterns (nginx): the
+                                       suffix and any name below it */
+
+/*
+ * The rule both configuration checks warn by: 1 when a client asking for
+ * name (normalised, as acme_name_normalise() writes it) reaches a server /
+ * vhost whose server names (server_name; ServerName + ServerAlias) are
+ * pats[0..n) (lens[i] their lengths; lens may be NULL for NUL-terminated
+ * patterns).  An IP literal always counts: it is reached by address,
+ * without SNI.  A pattern counts when it equals name (case and one
+ * trailing dot aside); "*.suffix" covers any name below suffix and
+ * "prefix.*" any name starting with "prefix." (nginx's wildcard names and
+ * Apache's ServerAlias globs alike, at any depth); with
+ * ACME_SERVED_DOT_SUFFIX ".suffix" covers suffix and any name below it.
+ * A pattern that cannot be judged here (nginx's "~" regular expression,
+ * an Apache glob with "*" or "?" elsewhere) counts as a match.
+ */
+int acme_name_served(const char *name, const char *const *pats,
+    const size_t *lens, size_t n, unsigned flags);
+
 /*
  * A certificate's names.  names[] are normalised, unique, in the order
  * first given: what the certificate serves.  order[] points into names[]:

@@ -72,6 +72,17 @@ def _wrong_issuer(s, t):
     return t.replace(s.cert_directive + " pebble", s.cert_directive + " nosuch")
 
 
+def _repeat_cert(s, t):
+    """A second line after the first acme_certificate / AcmeCertificate,
+    for the same names in another order."""
+    first = "%s pebble a.example.test b.example.test" % s.cert_directive
+    second = "%s pebble b.example.test a.example.test%s" % (
+        s.cert_directive, ";" if s.kind == "nginx" else "")
+    i = t.index(first)
+    eol = t.index("\n", i)
+    return t[:eol + 1] + "    " + second + "\n" + t[eol + 1:]
+
+
 # case -> {server kind: how the valid configuration is made wrong, what the
 # message must say and where}; a kind missing from a case: that server has
 # no such mistake (see the server-only cases below the table).
@@ -177,13 +188,16 @@ CASES = {
                        words=["AcmeTermsOfService", "'agreed'"],
                        where=lambda s: (s.conf_line("AcmeTermsOfService"),) * 2),
     },
-    # Apache only: nginx takes several acme_certificate lines in one server
-    # (one per key type), even two alike
+    # the same certificate twice in one server / vhost (same issuer, key
+    # type and names: the names of the first line in another order); the
+    # message names the earlier line
     "certificate_twice": {
-        "apache": dict(edit=lambda s, t: t.replace("    SSLEngine on",
-                                                   "    SSLEngine on\n    AcmeCertificate pebble",
-                                                   1),
-                       words=["AcmeCertificate is given twice"], where=_server_block),
+        kind: dict(conf=dict(cert_args="a.example.test b.example.test"),
+                   edit=lambda s, t: _repeat_cert(s, t), words=words,
+                   where=lambda s: (s.conf_line("b.example.test a.example.test"),) * 2)
+        for kind, words in (("nginx", ['"acme_certificate" repeats the one in @conf@:']),
+                            ("apache", ["AcmeCertificate is given twice",
+                                        "first in @conf@:"]))
     },
     # Apache only: nginx's own parser refuses acme_certificate in a location
     "certificate_in_location": {
@@ -288,24 +302,62 @@ def test_name_not_served_is_warned_about(server, cfg_pebble, state_dir):
     assert _reported_lines(warns[0], server.raw.conf_path) == [_cert_line(server)], warns
 
 
-# nginx only: Apache warns about names its vhost serves through a
-# "ServerAlias *.w.example.test" wildcard, and about IP literals.
-@pytest.mark.parametrize("server", ["nginx"], indirect=True)
-def test_names_outside_server_name_are_warned_about(server, cfg_pebble, state_dir):
-    """Names covered exactly, by "*.suffix" or ".suffix", or IP literals are
-    not warned about; each not covered name is, naming its line."""
-    server.write_managed(
-        cfg_pebble, state_dir,
-        names=("a.example.test", "*.w.example.test", ".d.example.test"),
-        cert_args="A.example.test x.w.example.test d.example.test y.d.example.test 127.0.0.1",
-        more=[server.vhost(("a.example.test",), "c.example.test key=rsa:2048")])
+def test_certificate_twice_names_both_lines(server, cfg_pebble, state_dir):
+    """The same certificate twice in one server / vhost: the error is at
+    the second line and names the first; an ECDSA + RSA pair for the same
+    names is two certificates, which is fine."""
+    text = server.conf(cfg_pebble, state_dir, cert_args="a.example.test b.example.test")
+    server.raw.write_conf(_repeat_cert(server, text))
+    rc, out = server.test_config()
+    assert rc != 0, out
+    first = server.conf_line("pebble a.example.test b.example.test")
+    second = server.conf_line("pebble b.example.test a.example.test")
+    assert first < second
+    assert set(_reported_lines(out, server.raw.conf_path)) == {first, second}, out
+
+    server.raw.write_conf(_repeat_cert(server, text).replace(
+        "pebble b.example.test a.example.test", "pebble b.example.test a.example.test "
+        "key=rsa:2048"))
     rc, out = server.test_config()
     assert rc == 0, out
-    warns = [l for l in out.splitlines() if "[warn]" in l and "server_name" in l]
-    assert len(warns) == 1, out
-    assert '"c.example.test"' in warns[0], warns
-    assert _reported_lines(warns[0], server.raw.conf_path) == \
-        [server.conf_line("c.example.test key=rsa:2048")], warns
+    assert server.config_ok in out, out
+
+
+# The server names of test_names_outside_server_name_are_warned_about:
+# exact, "*.suffix" (both servers, any depth), "prefix.*" (both); nginx's
+# ".suffix" (Apache has no such form: its "d" names are spelled out).
+SERVED = {"nginx": ("a.example.test", "*.w.example.test", ".d.example.test", "www.p.*"),
+          "apache": ("a.example.test", "*.w.example.test", "d.example.test",
+                     "*.d.example.test", "www.p.*")}
+NOT_SERVED = {"nginx": ("[warn]", '"%s"', "server_name"),
+              "apache": ("'%s' is not a ServerName/ServerAlias of this vhost",)}
+
+
+def test_names_outside_server_name_are_warned_about(server, cfg_pebble, state_dir):
+    """Both servers by one rule (acme_name_served): names covered exactly,
+    by a wildcard server name / ServerAlias at any depth, or IP literals
+    (reached by address, without SNI) are not warned about; each not
+    covered name is, naming its line."""
+    server.write_managed(
+        cfg_pebble, state_dir, names=SERVED[server.kind],
+        cert_args="A.example.test x.w.example.test y.x.w.example.test d.example.test "
+                  "y.d.example.test www.p.example 127.0.0.1 ::1",
+        more=[server.vhost(("a.example.test",), "c.example.test w.example.test key=rsa:2048")])
+    rc, out = server.test_config()
+    assert rc == 0, out
+    assert server.config_ok in out, out
+    warned = {n for n in ("a.example.test", "x.w.example.test", "y.x.w.example.test",
+                          "d.example.test", "y.d.example.test", "www.p.example",
+                          "127.0.0.1", "::1", "c.example.test", "w.example.test")
+              if any(all((w % n if "%s" in w else w) in l for w in NOT_SERVED[server.kind])
+                     for l in out.splitlines())}
+    assert warned == {"c.example.test", "w.example.test"}, out
+    warns = [l for l in out.splitlines() if "c.example.test" in l or "w.example.test\"" in l
+             or "'w.example.test'" in l]
+    assert len(warns) == 2, out
+    for w in warns:
+        assert _reported_lines(w, server.raw.conf_path) == \
+            [server.conf_line("c.example.test w.example.test key=rsa:2048")], warns
 
 
 def test_plain_http_uri_is_warned_about(server, cfg_pebble, state_dir):

@@ -4,9 +4,10 @@ there (h2 on, behind a static default server / vhost with its own
 certificate) and nothing listens on pebble's httpPort, so only tls-alpn-01
 can succeed.  The certificate comes without a restart; ordinary clients on
 the same port keep negotiating h2 / http/1.1 and get the issued
-certificate; a challenge connection gets the RFC 8737 certificate (TLS 1.2
-and 1.3, either key type) and serves nothing; a handshake offering only
-acme-tls/1 for a name with nothing pending fails."""
+certificate, also when they offer acme-tls/1 among their protocols; a
+challenge connection (acme-tls/1 alone) gets the RFC 8737 certificate
+(TLS 1.2 and 1.3, either key type) and serves nothing; a handshake
+offering only acme-tls/1 for a name with nothing pending fails."""
 
 import json
 import re
@@ -31,6 +32,7 @@ STATUS_PORT = HTTPS_PORT            # plain HTTP here: status only
 OTHER_PORT = 8444 + PORT_OFFSET     # a second TLS port (two certificates)
 ACME_IDENTIFIER = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31")
 PROXY_HOST = "127.0.0.2"
+MIXED = ("acme-tls/1", "http/1.1")  # an ordinary client that also offers acme-tls/1
 
 # Each server's syntax: @ISSUER@ (servers.issuer_block), @STATIC@ (the
 # static default server / vhost, or nothing), @VERSIONS@ (TLS versions),
@@ -298,16 +300,17 @@ def test_tls_alpn_issuance(server, version, pebble, root_file, state_dir, workdi
     # static server: the handshake fails (nginx refuses it in its certificate
     # callback, and in nginx's ALPN callback for the static server; Apache
     # selects http/1.1, which the client did not offer, and the client
-    # aborts).  acme-tls/1 and http/1.1: nginx still refuses; Apache goes on
-    # with http/1.1 and the normal certificate.
+    # aborts).  acme-tls/1 among other protocols is an ordinary client's
+    # (RFC 8737 sections 4 and 6): both servers go on with http/1.1 and the
+    # normal certificate, and serve the request.
     for sni in ("a.example.test", "b.example.test", "static.example.test"):
         assert _refused(TLS_PORT, sni, ["acme-tls/1"]), sni
-    if server.kind == "nginx":
-        assert _refused(TLS_PORT, "a.example.test", ["acme-tls/1", "http/1.1"])
-    else:
-        proto, leaf = _alpn(TLS_PORT, "a.example.test", ["acme-tls/1", "http/1.1"])
-        assert proto == "http/1.1" and leaf.serial_number == cert.serial_number
     assert LOG[server.kind]["refused"] % "a.example.test" in server.error_log()
+    for protos in (["acme-tls/1", "http/1.1"], ["http/1.1", "acme-tls/1"]):
+        proto, leaf = _alpn(TLS_PORT, "a.example.test", protos)
+        assert proto == "http/1.1" and leaf.serial_number == cert.serial_number, protos
+        resp = _https_get(TLS_PORT, "b.example.test", protos)
+        assert resp.startswith(b"HTTP/1.1 200") and HELLO[server.kind] in resp, resp[:300]
 
     # and normal handshakes are fine after those
     assert served_cert(TLS_PORT, "a.example.test", cafile=root_file).serial_number \
@@ -326,6 +329,7 @@ class ProbingProxy:
         self.names = names
         self.other = other
         self.results = []       # (name, version, alpn, cert, bytes after a request)
+        self.mixed = []         # (name, version, alpn, cert): acme-tls/1 among others
         self.errors = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -351,14 +355,17 @@ class ProbingProxy:
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     @staticmethod
-    def _probe(name, version):
-        """One acme-tls/1 handshake: (ALPN, leaf, whatever the server sends
-        after an HTTP request on that connection: b"" when it closed)."""
+    def _probe(name, version, protos=("acme-tls/1",)):
+        """One handshake offering protos: (ALPN, leaf, whatever the server
+        sends after an HTTP request on an acme-tls/1 connection: b"" when it
+        closed; no request on any other)."""
         with socket.create_connection(("127.0.0.1", TLS_PORT), timeout=5) as s:
-            with _ctx(["acme-tls/1"], version).wrap_socket(s, server_hostname=name) as t:
+            with _ctx(list(protos), version).wrap_socket(s, server_hostname=name) as t:
                 alpn = t.selected_alpn_protocol()
                 cert = x509.load_der_x509_certificate(t.getpeercert(binary_form=True))
                 data = b""
+                if alpn != "acme-tls/1":
+                    return alpn, cert, data
                 try:
                     t.sendall(b"GET / HTTP/1.1\r\nHost: " + name.encode() + b"\r\n\r\n")
                     for _ in range(100):
@@ -381,6 +388,14 @@ class ProbingProxy:
                     except Exception as e:      # a refused acme-tls/1 handshake
                         with self.lock:
                             self.results.append((name, version, None, None, None))
+                            self.errors.append(repr(e))
+                    try:
+                        alpn, cert, _ = self._probe(name, version, MIXED)
+                        with self.lock:
+                            self.mixed.append((name, version, alpn, cert))
+                    except Exception as e:
+                        with self.lock:
+                            self.mixed.append((name, version, None, None))
                             self.errors.append(repr(e))
             up = socket.create_connection(("127.0.0.1", TLS_PORT), timeout=10)
             socks = [conn, up]
@@ -429,6 +444,10 @@ class ProbingProxy:
                 out.append(cert)
         return out
 
+    def mixed_results(self, name):
+        with self.lock:
+            return [r for r in self.mixed if r[0] == name]
+
     def other_results(self):
         with self.lock:
             return [r for r in self.results if r[0] == self.other]
@@ -471,6 +490,14 @@ def test_tls_alpn_challenge_answer(server, key, pebble, root_file, state_dir, wo
             for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
                 assert proxy.challenge_answers(name, version, server.kind), \
                     (name, version, proxy.results, proxy.errors)
+        # acme-tls/1 among other protocols while the name's challenge is
+        # pending: an ordinary handshake (http/1.1, no RFC 8737 certificate)
+        for name in NAMES:
+            mixed = proxy.mixed_results(name)
+            assert mixed, (name, proxy.errors)
+            for _, _, alpn, c in mixed:
+                assert alpn == "http/1.1" and c is not None, (mixed, proxy.errors)
+                assert ACME_IDENTIFIER not in [e.oid for e in c.extensions], mixed
         # refused (see test_tls_alpn_issuance)
         other = proxy.other_results()
         assert other and all(alpn is None and c is None for _, _, alpn, c, _ in other), other

@@ -230,6 +230,8 @@ UNIT_TEST(alpn_offered)
 {
     static const unsigned char only[] = "\x0a" "acme-tls/1";
     static const unsigned char mixed[] = "\x02h2\x08http/1.1\x0a" "acme-tls/1";
+    static const unsigned char first[] = "\x0a" "acme-tls/1\x08http/1.1";
+    static const unsigned char twice[] = "\x0a" "acme-tls/1\x0a" "acme-tls/1";
     static const unsigned char none[] = "\x02h2\x08http/1.1";
     static const unsigned char prefix[] = "\x09" "acme-tls/";
     static const unsigned char longer[] = "\x0b" "acme-tls/1x";
@@ -237,8 +239,11 @@ UNIT_TEST(alpn_offered)
     static const unsigned char empty_entry[] = "\x0a" "acme-tls/1\x00";
     static const unsigned char truncated[] = "\x0b" "acme-tls/1";
 
-    CHECK(acme_alpn_offered(only, sizeof(only) - 1));
-    CHECK(acme_alpn_offered(mixed, sizeof(mixed) - 1));
+    /* alone (a CA validating) or among others (an ordinary client) */
+    CHECK_INT(acme_alpn_offered(only, sizeof(only) - 1), 2);
+    CHECK_INT(acme_alpn_offered(twice, sizeof(twice) - 1), 2);
+    CHECK_INT(acme_alpn_offered(mixed, sizeof(mixed) - 1), 1);
+    CHECK_INT(acme_alpn_offered(first, sizeof(first) - 1), 1);
     CHECK(!acme_alpn_offered(none, sizeof(none) - 1));
     CHECK(!acme_alpn_offered(prefix, sizeof(prefix) - 1));
     CHECK(!acme_alpn_offered(longer, sizeof(longer) - 1));

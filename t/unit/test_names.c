@@ -201,3 +201,47 @@ UNIT_TEST(names_same_any_order)
     CHECK(!acme_names_same(a, 2, b, 1));
     CHECK(!acme_names_same(a, 1, b, 2));
 }
+
+/* The rule both configuration checks warn by (acme_name_served). */
+UNIT_TEST(names_served_by_server_names)
+{
+    static const char *pats[] = { "a.example.test.", "*.w.example.test",
+                                  ".d.example.test", "www.p.*" };
+    static const char *re[] = { "~^x\\.example\\.test$" };
+    static const char *glob[] = { "a?.example.test" };
+    static const char *empty[] = { "", "_" };
+    static const size_t lens[] = { 4 };  /* "b.ex" of "b.example.test" */
+    static const char *cut[] = { "b.example.test" };
+
+    CHECK(acme_name_served("a.example.test", pats, NULL, 4, 0));
+    CHECK(acme_name_served("x.w.example.test", pats, NULL, 4, 0));
+    CHECK(acme_name_served("y.x.w.example.test", pats, NULL, 4, 0));
+    CHECK(!acme_name_served("w.example.test", pats, NULL, 4, 0));
+    CHECK(acme_name_served("www.p.example", pats, NULL, 4, 0));
+    CHECK(!acme_name_served("www.p", pats, NULL, 4, 0));
+    CHECK(!acme_name_served("zz.example.test", pats, NULL, 4, 0));
+
+    /* ".suffix" is nginx's form only */
+    CHECK(!acme_name_served("d.example.test", pats, NULL, 4, 0));
+    CHECK(!acme_name_served("y.d.example.test", pats, NULL, 4, 0));
+    CHECK(acme_name_served("d.example.test", pats, NULL, 4,
+                           ACME_SERVED_DOT_SUFFIX));
+    CHECK(acme_name_served("y.d.example.test", pats, NULL, 4,
+                           ACME_SERVED_DOT_SUFFIX));
+    CHECK(!acme_name_served("yd.example.test", pats, NULL, 4,
+                            ACME_SERVED_DOT_SUFFIX));
+
+    /* IP literals are reached by address, without SNI */
+    CHECK(acme_name_served("127.0.0.1", pats, NULL, 4, 0));
+    CHECK(acme_name_served("2001:db8::1", NULL, NULL, 0, 0));
+    CHECK(!acme_name_served("127.0.0.1.example.test", NULL, NULL, 0, 0));
+
+    /* what cannot be judged here counts; placeholders match nothing */
+    CHECK(acme_name_served("zz.example.test", re, NULL, 1, 0));
+    CHECK(acme_name_served("zz.example.test", glob, NULL, 1, 0));
+    CHECK(!acme_name_served("a.example.test", empty, NULL, 2, 0));
+
+    /* lengths, not NULs, bound the patterns */
+    CHECK(!acme_name_served("b.example.test", cut, lens, 1, 0));
+    CHECK(acme_name_served("b.ex", cut, lens, 1, 0));
+}
