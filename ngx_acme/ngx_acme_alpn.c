@@ -153,7 +153,7 @@ ngx_acme_alpn_client_hello(ngx_ssl_conn_t *ssl_conn, int *al, void *arg)
      * A CA offers "acme-tls/1" alone (RFC 8737 section 3).  Offered among
      * other protocols it is an ordinary client's: no mark, nginx's own
      * selection and certificate, as mod_ssl does (acme-tls/1 is for
-     * validation only and must not break a normal client, section 6).
+     * validation only, section 4: a normal client must not break).
      */
 
     if (acme_alpn_offered(ext + 2, len - 2) == 2) {

@@ -301,8 +301,8 @@ def test_tls_alpn_issuance(server, version, pebble, root_file, state_dir, workdi
     # callback, and in nginx's ALPN callback for the static server; Apache
     # selects http/1.1, which the client did not offer, and the client
     # aborts).  acme-tls/1 among other protocols is an ordinary client's
-    # (RFC 8737 sections 4 and 6): both servers go on with http/1.1 and the
-    # normal certificate, and serve the request.
+    # (RFC 8737 section 4: acme-tls/1 is for validation only): both servers
+    # go on with http/1.1 and the normal certificate, and serve the request.
     for sni in ("a.example.test", "b.example.test", "static.example.test"):
         assert _refused(TLS_PORT, sni, ["acme-tls/1"]), sni
     assert LOG[server.kind]["refused"] % "a.example.test" in server.error_log()
