@@ -289,7 +289,7 @@ static int
 check_issuer(apr_pool_t *pconf, server_rec *base, acme_auto_issuer_t *iss)
 {
     acme_issuer_conf_t    ic;
-    acme_issuer_problem_t pr[5];
+    acme_issuer_problem_t pr[4];
     size_t                i, n;
 
     acme_issuer_init(&ic);
@@ -297,9 +297,7 @@ check_issuer(apr_pool_t *pconf, server_rec *base, acme_auto_issuer_t *iss)
     ic.directory = iss->directory;
     ic.state_dir = iss->state_dir;
     ic.state_root = ACME_AUTO_DEFAULT_STATE_ROOT;
-    for (i = 0; i < (size_t) iss->n_challenges; i++) {
-        ic.challenges[i] = iss->challenges[i];
-    }
+    memcpy(ic.challenges, iss->challenges, sizeof(iss->challenges));
     ic.n_challenges = (size_t) iss->n_challenges;
     ic.dns_update = iss->dns_update.host[0] != '\0';
     ic.dns_hook = iss->dns_hook != NULL;
@@ -307,16 +305,8 @@ check_issuer(apr_pool_t *pconf, server_rec *base, acme_auto_issuer_t *iss)
     ic.renew_percent = (int) (iss->renew_fraction * 100 + 0.5);
     ic.timeout_ms = iss->timeout_sec * 1000L;
     ic.retry_delay = iss->retry_delay_sec;
-    ic.dns_hook_timeout = iss->dns_hook_timeout;
-    ic.dns_check_timeout = iss->dns_check_timeout;
 
-    n = acme_issuer_check(&ic, issuer_words, pr, 4);
-    n = n < 4 ? n : 4;
-    if (!acme_issuer_has_error(pr, n)
-        && acme_issuer_check_store(&ic, issuer_words, &pr[n]))
-    {
-        n++;
-    }
+    n = acme_issuer_check_startup(&ic, issuer_words, pr, 4);
     for (i = 0; i < n; i++) {
         ap_log_error(APLOG_MARK, pr[i].warning ? APLOG_WARNING
                      : APLOG_STARTUP | APLOG_EMERG, 0, base,
@@ -325,16 +315,13 @@ check_issuer(apr_pool_t *pconf, server_rec *base, acme_auto_issuer_t *iss)
     }
 
     iss->state_dir = apr_pstrdup(pconf, ic.state_dir);
-    if (iss->n_challenges == 0) {
-        iss->challenges[iss->n_challenges++] = ic.challenges[0];
-    }
+    memcpy(iss->challenges, ic.challenges, sizeof(iss->challenges));
+    iss->n_challenges = (int) ic.n_challenges;
     iss->challenge = iss->challenges[0];
     iss->account_key_type = (acme_key_type_t) ic.account_key;
     iss->renew_fraction = ic.renew_percent / 100.0;
     iss->timeout_sec = (int) (ic.timeout_ms / 1000);
     iss->retry_delay_sec = (int) ic.retry_delay;
-    iss->dns_hook_timeout = (int) ic.dns_hook_timeout;
-    iss->dns_check_timeout = (int) ic.dns_check_timeout;
     return acme_issuer_has_error(pr, n);
 }
 

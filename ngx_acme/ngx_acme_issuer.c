@@ -343,66 +343,40 @@ static char *
 ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
 {
     size_t                  i, n;
-    ngx_str_t               type;
-    ngx_uint_t              k, line;
+    ngx_str_t               s;
+    ngx_uint_t              line;
     acme_issuer_conf_t      ic;
-    acme_issuer_problem_t   pr[5];
+    acme_issuer_problem_t   pr[4];
 
     acme_issuer_init(&ic);
 
     ic.name = (char *) issuer->name.data;
-    ic.directory = issuer->uri.len ? (char *) issuer->uri.data : NULL;
-    ic.state_dir = issuer->state_path.len ? (char *) issuer->state_path.data
-                                          : NULL;
+    ic.directory = (char *) issuer->uri.data;
+    ic.state_dir = (char *) issuer->state_path.data;
     ic.state_root = "/var/lib/nginx/acme/";
 
-    for (k = 0; k < issuer->challenges.n; k++) {
-        ic.challenges[k] = ngx_acme_challenge_name(issuer->challenges.type[k]);
+    for (i = 0; i < issuer->challenges.n; i++) {
+        ic.challenges[i] = ngx_acme_challenge_name(issuer->challenges.type[i]);
     }
 
     ic.n_challenges = issuer->challenges.n;
     ic.dns_update = (issuer->dns_server.host != NULL);
     ic.dns_hook = (issuer->dns_hook != NULL);
     ic.account_key = issuer->account_key;
-    ic.renew_percent = (issuer->renew_percent == NGX_CONF_UNSET)
-                       ? 0 : issuer->renew_percent;
-    ic.timeout_ms = (issuer->timeout == NGX_CONF_UNSET_MSEC)
-                    ? 0 : (long) issuer->timeout;
-    ic.retry_delay = (issuer->retry_delay == NGX_CONF_UNSET)
-                     ? 0 : (long) issuer->retry_delay;
+    ic.renew_percent = issuer->renew_percent;
+    ic.timeout_ms = (long) issuer->timeout;
+    ic.retry_delay = issuer->retry_delay;
 
-    n = ngx_min(acme_issuer_check(&ic, ngx_acme_issuer_words, pr, 4), 4);
-
-    if (!acme_issuer_has_error(pr, n)
-        && acme_issuer_check_store(&ic, ngx_acme_issuer_words, &pr[n]))
-    {
-        n++;
-    }
+    n = acme_issuer_check_startup(&ic, ngx_acme_issuer_words, pr, 4);
 
     for (i = 0; i < n; i++) {
-        switch (pr[i].at) {
-        case ACME_ISSUER_AT_CHALLENGE:
-            line = issuer->challenge_line;
-            break;
-        case ACME_ISSUER_AT_STATE_DIR:
-            line = issuer->state_line;
-            break;
-        default:
-            line = 0;
-        }
+        line = (pr[i].at == ACME_ISSUER_AT_CHALLENGE) ? issuer->challenge_line
+               : (pr[i].at == ACME_ISSUER_AT_STATE_DIR) ? issuer->state_line
+               : 0;
 
-        if (pr[i].warning) {
-            ngx_acme_conf_warn(cf->log, issuer->file,
-                               line ? line : issuer->line,
-                               "acme_issuer \"%V\" %s", &issuer->name,
-                               pr[i].text);
-
-        } else {
-            ngx_acme_conf_error(cf->log, issuer->file,
-                                line ? line : issuer->line,
-                                "acme_issuer \"%V\" %s", &issuer->name,
-                                pr[i].text);
-        }
+        (pr[i].warning ? ngx_acme_conf_warn : ngx_acme_conf_error)
+            (cf->log, issuer->file, line ? line : issuer->line,
+             "acme_issuer \"%V\" %s", &issuer->name, pr[i].text);
     }
 
     if (acme_issuer_has_error(pr, n)) {
@@ -414,32 +388,29 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
     issuer->timeout = (ngx_msec_t) ic.timeout_ms;
     issuer->retry_delay = (time_t) ic.retry_delay;
 
-    if (issuer->dns_check_timeout == 0) {
-        issuer->dns_check_timeout = (ngx_msec_t) ic.dns_check_timeout * 1000;
-    }
-
     ngx_conf_init_value(issuer->tos, 0);
     ngx_conf_init_value(issuer->verify, 1);
 
-    if (issuer->challenges.n == 0) {
-        type.data = (u_char *) ic.challenges[0];
-        type.len = ngx_strlen(type.data);
-        (void) ngx_acme_challenges_add(&issuer->challenges, &type);
+    s.data = (u_char *) ic.challenges[0];
+    s.len = ngx_strlen(s.data);
+
+    if (issuer->challenges.n == 0
+        && ngx_acme_challenges_add(&issuer->challenges, &s) != NULL)
+    {
+        return NGX_CONF_ERROR;
     }
 
     issuer->challenge = issuer->challenges.type[0];
 
-    if (issuer->state_path.len == 0) {
-        n = ngx_strlen(ic.state_dir);
+    s.data = (u_char *) ic.state_dir;
+    s.len = ngx_strlen(s.data);
 
-        issuer->state_path.data = ngx_pnalloc(cf->pool, n + 1);
-        if (issuer->state_path.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memcpy(issuer->state_path.data, ic.state_dir, n + 1);
-        issuer->state_path.len = n;
+    issuer->state_path.data = ngx_acme_cstr(cf->pool, &s);
+    if (issuer->state_path.data == NULL) {
+        return NGX_CONF_ERROR;
     }
+
+    issuer->state_path.len = s.len;
 
     issuer->ssl.log = cf->log;
 

@@ -49,20 +49,14 @@ acme_issuer_check(acme_issuer_conf_t *c, const char *const *words,
     if (c->account_key < 0) {
         c->account_key = ACME_KEY_DEFAULT;
     }
-    if (c->renew_percent == 0) {
+    if (c->renew_percent <= 0) {
         c->renew_percent = ACME_ISSUER_RENEW_PERCENT;
     }
-    if (c->timeout_ms == 0) {
+    if (c->timeout_ms <= 0) {
         c->timeout_ms = ACME_ISSUER_TIMEOUT_MS;
     }
-    if (c->retry_delay == 0) {
+    if (c->retry_delay <= 0) {
         c->retry_delay = ACME_JOB_RETRY_DELAY;
-    }
-    if (c->dns_hook_timeout == 0) {
-        c->dns_hook_timeout = ACME_ISSUER_DNS_HOOK_TIMEOUT;
-    }
-    if (c->dns_check_timeout == 0) {
-        c->dns_check_timeout = ACME_ISSUER_DNS_CHECK_TIMEOUT;
     }
     if (c->n_challenges == 0) {
         c->challenges[0] = "http-01";

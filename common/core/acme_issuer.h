@@ -22,8 +22,6 @@
 #define ACME_ISSUER_CHALLENGES_MAX      ACME_JOB_CHALLENGES_MAX
 #define ACME_ISSUER_RENEW_PERCENT       33      /* of the lifetime left */
 #define ACME_ISSUER_TIMEOUT_MS          30000   /* each network step */
-#define ACME_ISSUER_DNS_HOOK_TIMEOUT    60      /* seconds */
-#define ACME_ISSUER_DNS_CHECK_TIMEOUT   120     /* seconds */
 #define ACME_ISSUER_PATH_MAX            4096
 
 /* Which directive a problem concerns (the index of words[]). */
@@ -44,9 +42,10 @@ typedef struct {
 } acme_issuer_problem_t;
 
 /*
- * One block's values as configured; 0 (account_key: -1, strings: NULL)
- * is "not given".  acme_issuer_check() sets each unset value to its
- * default.
+ * One block's values as configured; a number of 0 or less (nginx's
+ * NGX_CONF_UNSET) or a NULL string is "not given".  acme_issuer_check()
+ * sets each such value to its default.  (dns-01's hook and propagation
+ * timeouts default in acme_dns_publish.h.)
  */
 typedef struct {
     const char   *name;
@@ -61,8 +60,6 @@ typedef struct {
     int           renew_percent;    /* 1-99 */
     long          timeout_ms;
     long          retry_delay;      /* seconds: the first backoff step */
-    long          dns_hook_timeout; /* seconds */
-    long          dns_check_timeout;/* seconds */
 
     char          state_default[ACME_ISSUER_PATH_MAX];  /* state_dir's
                                                        storage when default */

@@ -32,3 +32,18 @@ acme_issuer_check_store(const acme_issuer_conf_t *c,
     }
     return 1;
 }
+
+size_t
+acme_issuer_check_startup(acme_issuer_conf_t *c, const char *const *words,
+    acme_issuer_problem_t *out, size_t max)
+{
+    size_t n = acme_issuer_check(c, words, out, max);
+
+    n = n < max ? n : max;
+    if (n < max && !acme_issuer_has_error(out, n)
+        && acme_issuer_check_store(c, words, &out[n]))
+    {
+        n++;
+    }
+    return n;
+}

@@ -17,4 +17,11 @@
 int acme_issuer_check_store(const acme_issuer_conf_t *c,
     const char *const *words, acme_issuer_problem_t *p);
 
+/*
+ * acme_issuer_check() and, when it found no error, the state directory:
+ * at most max problems in out (max at least 1), their number.
+ */
+size_t acme_issuer_check_startup(acme_issuer_conf_t *c,
+    const char *const *words, acme_issuer_problem_t *out, size_t max);
+
 #endif

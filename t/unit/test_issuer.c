@@ -35,11 +35,25 @@ UNIT_TEST(issuer_defaults)
     CHECK_INT(c.renew_percent, 33);
     CHECK_INT(c.timeout_ms, 30000);
     CHECK_INT(c.retry_delay, ACME_JOB_RETRY_DELAY);
-    CHECK_INT(c.dns_hook_timeout, 60);
-    CHECK_INT(c.dns_check_timeout, 120);
     CHECK_INT(c.n_challenges, 1);
     CHECK_STR(c.challenges[0], "http-01");
     CHECK_STR(c.state_dir, "/var/lib/x/acme/pebble");
+}
+
+/* nginx's NGX_CONF_UNSET (-1) is "not given" too */
+UNIT_TEST(issuer_unset_values)
+{
+    acme_issuer_conf_t    c;
+    acme_issuer_problem_t p[4];
+
+    base(&c);
+    c.renew_percent = -1;
+    c.timeout_ms = -1;
+    c.retry_delay = -1;
+    CHECK_INT(acme_issuer_check(&c, words, p, 4), 0);
+    CHECK_INT(c.renew_percent, 33);
+    CHECK_INT(c.timeout_ms, 30000);
+    CHECK_INT(c.retry_delay, ACME_JOB_RETRY_DELAY);
 }
 
 UNIT_TEST(issuer_values_kept)
