@@ -24,36 +24,27 @@ base(acme_issuer_conf_t *c)
     c->state_root = "/var/lib/x/acme/";
 }
 
+/* not given: 0, or nginx's NGX_CONF_UNSET (-1) */
 UNIT_TEST(issuer_defaults)
 {
     acme_issuer_conf_t    c;
     acme_issuer_problem_t p[4];
+    int                   unset;
 
-    base(&c);
-    CHECK_INT(acme_issuer_check(&c, words, p, 4), 0);
-    CHECK_INT(c.account_key, ACME_KEY_DEFAULT);
-    CHECK_INT(c.renew_percent, 33);
-    CHECK_INT(c.timeout_ms, 30000);
-    CHECK_INT(c.retry_delay, ACME_JOB_RETRY_DELAY);
-    CHECK_INT(c.n_challenges, 1);
-    CHECK_STR(c.challenges[0], "http-01");
-    CHECK_STR(c.state_dir, "/var/lib/x/acme/pebble");
-}
-
-/* nginx's NGX_CONF_UNSET (-1) is "not given" too */
-UNIT_TEST(issuer_unset_values)
-{
-    acme_issuer_conf_t    c;
-    acme_issuer_problem_t p[4];
-
-    base(&c);
-    c.renew_percent = -1;
-    c.timeout_ms = -1;
-    c.retry_delay = -1;
-    CHECK_INT(acme_issuer_check(&c, words, p, 4), 0);
-    CHECK_INT(c.renew_percent, 33);
-    CHECK_INT(c.timeout_ms, 30000);
-    CHECK_INT(c.retry_delay, ACME_JOB_RETRY_DELAY);
+    for (unset = 0; unset >= -1; unset--) {
+        base(&c);
+        c.renew_percent = unset;
+        c.timeout_ms = unset;
+        c.retry_delay = unset;
+        CHECK_INT(acme_issuer_check(&c, words, p, 4), 0);
+        CHECK_INT(c.account_key, ACME_KEY_DEFAULT);
+        CHECK_INT(c.renew_percent, 33);
+        CHECK_INT(c.timeout_ms, 30000);
+        CHECK_INT(c.retry_delay, ACME_JOB_RETRY_DELAY);
+        CHECK_INT(c.n_challenges, 1);
+        CHECK_STR(c.challenges[0], "http-01");
+        CHECK_STR(c.state_dir, "/var/lib/x/acme/pebble");
+    }
 }
 
 UNIT_TEST(issuer_values_kept)
