@@ -7,7 +7,6 @@
  * must catch every mistake without writing a file (the state directories
  * are created later, in post_config: acme_auto_startup.c).
  */
-#include <errno.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -20,6 +19,8 @@
 #include "mod_watchdog.h"
 
 #include "mod_acme_auto.h"
+#include "acme_issuer.h"
+#include "acme_issuer_store.h"
 #include "acme_names.h"
 #include "acme_store.h"
 #include "acme_util.h"
@@ -263,6 +264,53 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
     return bad;
 }
 
+static const char *const issuer_words[ACME_ISSUER_AT_N] = {
+    "<AcmeIssuer>", "AcmeDirectory", "AcmeChallenge", "AcmeDNSUpdate",
+    "AcmeDNSHook", "AcmeStateDir"
+};
+
+/* One <AcmeIssuer> by the rules of acme_issuer.h: the defaults, what must
+ * be there, the state directory (checked, not created). */
+static int
+check_issuer(apr_pool_t *pconf, server_rec *base, acme_auto_issuer_t *iss)
+{
+    acme_issuer_conf_t    ic;
+    acme_issuer_problem_t pr[4];
+    size_t                i, n;
+
+    acme_issuer_init(&ic);
+    ic.name = iss->name;
+    ic.directory = iss->directory;
+    ic.state_dir = iss->state_dir;
+    ic.state_root = ACME_AUTO_DEFAULT_STATE_ROOT;
+    memcpy(ic.challenges, iss->challenges, sizeof(iss->challenges));
+    ic.n_challenges = (size_t) iss->n_challenges;
+    ic.dns_update = iss->dns_update.host[0] != '\0';
+    ic.dns_hook = iss->dns_hook != NULL;
+    ic.account_key = (int) iss->account_key_type;
+    ic.renew_percent = (int) (iss->renew_fraction * 100 + 0.5);
+    ic.timeout_ms = iss->timeout_sec * 1000L;
+    ic.retry_delay = iss->retry_delay_sec;
+
+    n = acme_issuer_check_startup(&ic, issuer_words, pr, 4);
+    for (i = 0; i < n; i++) {
+        ap_log_error(APLOG_MARK, pr[i].warning ? APLOG_WARNING
+                     : APLOG_STARTUP | APLOG_EMERG, 0, base,
+                     "mod_acme_auto: <AcmeIssuer %s> (%s:%d) %s", iss->name,
+                     iss->conf_file, iss->conf_line, pr[i].text);
+    }
+
+    iss->state_dir = apr_pstrdup(pconf, ic.state_dir);
+    memcpy(iss->challenges, ic.challenges, sizeof(iss->challenges));
+    iss->n_challenges = (int) ic.n_challenges;
+    iss->challenge = iss->challenges[0];
+    iss->account_key_type = (acme_key_type_t) ic.account_key;
+    iss->renew_fraction = ic.renew_percent / 100.0;
+    iss->timeout_sec = (int) (ic.timeout_ms / 1000);
+    iss->retry_delay_sec = (int) ic.retry_delay;
+    return acme_issuer_has_error(pr, n);
+}
+
 int
 acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     server_rec *base)
@@ -270,7 +318,6 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     acme_auto_srv_conf_t *bsc = acme_auto_srv_conf(base);
     server_rec           *s;
     int                   i, j, bad = 0, used;
-    char                  err[ACME_ERRLEN];
 
     (void) plog;
     memset(&acme_auto_g, 0, sizeof(acme_auto_g));
@@ -281,15 +328,7 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     for (i = 0; i < bsc->issuers->nelts; i++) {
         acme_auto_issuer_t *iss = APR_ARRAY_IDX(bsc->issuers, i,
                                                 acme_auto_issuer_t *);
-        if (iss->directory == NULL) {
-            CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d) has no "
-                       "AcmeDirectory", iss->name, iss->conf_file,
-                       iss->conf_line);
-        }
-        if (iss->state_dir == NULL) {
-            iss->state_dir = apr_pstrcat(pconf, ACME_AUTO_DEFAULT_STATE_ROOT,
-                                         iss->name, NULL);
-        }
+        bad |= check_issuer(pconf, base, iss);
         for (j = 0; j < i; j++) {
             acme_auto_issuer_t *o = APR_ARRAY_IDX(bsc->issuers, j,
                                                   acme_auto_issuer_t *);
@@ -297,43 +336,6 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                 CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> and "
                            "<AcmeIssuer %s> share the AcmeStateDir %s",
                            o->name, iss->name, iss->state_dir);
-            }
-        }
-        if (iss->n_challenges == 0) {
-            iss->challenges[iss->n_challenges++] = iss->challenge;
-        }
-        if (acme_auto_issuer_has_challenge(iss, "dns-01")
-            && iss->dns_update.host[0] == '\0' && iss->dns_hook == NULL)
-        {
-            CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d) uses "
-                       "AcmeChallenge dns-01 but has neither AcmeDNSUpdate "
-                       "nor AcmeDNSHook to publish the TXT records",
-                       iss->name, iss->conf_file, iss->conf_line);
-        }
-        if (iss->dns_update.host[0] != '\0' && iss->dns_hook != NULL) {
-            CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d): "
-                       "AcmeDNSUpdate and AcmeDNSHook exclude each other",
-                       iss->name, iss->conf_file, iss->conf_line);
-        }
-        if (iss->dns_check_timeout == 0) {
-            iss->dns_check_timeout = 120;
-        }
-        if (acme_store_check_writable(iss->state_dir, err, sizeof(err)) != 0) {
-            if (errno != EROFS) {
-                CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d): "
-                           "AcmeStateDir %s cannot be created or written: %s",
-                           iss->name, iss->conf_file, iss->conf_line,
-                           iss->state_dir, err);
-            }
-            else {
-                /* a read-only mount: serve what is stored, store nothing */
-                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base,
-                             "mod_acme_auto: <AcmeIssuer %s> (%s:%d): "
-                             "AcmeStateDir %s is on a read-only file system "
-                             "(%s): stored certificates are served, new ones "
-                             "cannot be stored until it is writable",
-                             iss->name, iss->conf_file, iss->conf_line,
-                             iss->state_dir, err);
             }
         }
     }

@@ -19,12 +19,15 @@
 #include "mod_acme_auto.h"
 #include "acme_dns.h"
 #include "acme_eab.h"
+#include "acme_issuer.h"
 #include "acme_util.h"
 
 APLOG_USE_MODULE(acme_auto);
 
 /* The <AcmeIssuer> block being read; config reading is single threaded. */
 static acme_auto_issuer_t *cur_issuer;
+/* its AcmeChallenge line (one per block, as nginx's "challenge") */
+static const ap_directive_t *cur_challenge;
 
 void *
 acme_auto_create_srv_conf(apr_pool_t *p, server_rec *s)
@@ -106,17 +109,15 @@ issuer_section(cmd_parms *cmd, void *dummy, const char *arg)
     iss = apr_pcalloc(cmd->pool, sizeof(*iss));
     iss->name = name;
     iss->contacts = apr_array_make(cmd->pool, 2, sizeof(const char *));
-    iss->account_key_type = ACME_KEY_DEFAULT;
-    iss->renew_fraction = 1.0 / 3.0;
-    iss->timeout_sec = 30;
-    iss->retry_delay_sec = ACME_JOB_RETRY_DELAY;
-    iss->challenge = "http-01";
+    /* unset: the defaults are acme_issuer_check()'s (acme_auto_check.c) */
+    iss->account_key_type = (acme_key_type_t) -1;
     iss->conf_file = cmd->directive->filename;
     iss->conf_line = cmd->directive->line_num;
     pi = apr_array_push(sc->issuers);
     *pi = iss;
 
     cur_issuer = iss;
+    cur_challenge = NULL;
     err = ap_walk_config(cmd->directive->first_child, cmd, cmd->context);
     cur_issuer = NULL;
     return err;
@@ -126,23 +127,22 @@ static const char *
 set_directory(cmd_parms *cmd, void *dummy, const char *arg)
 {
     const char *err = in_issuer(cmd);
+    char        msg[ACME_ERRLEN];
+    int         rc;
 
     (void) dummy;
     if (err) {
         return err;
     }
-    if (strncasecmp(arg, "https://", 8) != 0
-        && strncasecmp(arg, "http://", 7) != 0)
-    {
-        return apr_psprintf(cmd->pool, "AcmeDirectory: '%s' is not an "
-                            "http(s):// URL of an ACME directory", arg);
+    rc = acme_issuer_directory(arg, msg, sizeof(msg));
+    if (rc < 0) {
+        return apr_psprintf(cmd->pool, "AcmeDirectory: '%s' is not the URL "
+                            "of an ACME directory: %s", arg, msg);
     }
-    if (strncasecmp(arg, "http://", 7) == 0) {
+    if (rc == 1) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
-                     "mod_acme_auto: AcmeDirectory %s (%s:%d) is plain HTTP: "
-                     "RFC 8555 (section 6.1) requires HTTPS, nothing the CA "
-                     "answers is authenticated", arg,
-                     cmd->directive->filename, cmd->directive->line_num);
+                     "mod_acme_auto: AcmeDirectory %s (%s:%d) %s", arg,
+                     cmd->directive->filename, cmd->directive->line_num, msg);
     }
     if (cur_issuer->directory != NULL) {
         return "AcmeDirectory is given twice in this <AcmeIssuer>";
@@ -154,17 +154,19 @@ set_directory(cmd_parms *cmd, void *dummy, const char *arg)
 static const char *
 add_contact(cmd_parms *cmd, void *dummy, const char *arg)
 {
-    const char *err = in_issuer(cmd), **pc;
+    const char *err = in_issuer(cmd);
+    size_t      size = strlen(arg) + ACME_ISSUER_CONTACT_EXTRA;
+    char       *c, msg[ACME_ERRLEN];
 
     (void) dummy;
     if (err) {
         return err;
     }
-    if (*arg == '\0') {
-        return "AcmeContact: empty contact";
+    c = apr_palloc(cmd->pool, size);
+    if (acme_issuer_contact(arg, strlen(arg), c, size, msg, sizeof(msg)) < 0) {
+        return apr_psprintf(cmd->pool, "AcmeContact: %s", msg);
     }
-    pc = apr_array_push(cur_issuer->contacts);
-    *pc = ap_strchr_c(arg, ':') ? arg : apr_pstrcat(cmd->pool, "mailto:", arg, NULL);
+    APR_ARRAY_PUSH(cur_issuer->contacts, const char *) = c;
     return NULL;
 }
 
@@ -246,15 +248,14 @@ static const char *
 set_renew(cmd_parms *cmd, void *dummy, const char *arg)
 {
     const char *err = in_issuer(cmd);
-    char       *end;
-    long        pct;
+    int         pct;
 
     (void) dummy;
     if (err) {
         return err;
     }
-    pct = strtol(arg, &end, 10);
-    if (end == arg || strcmp(end, "%") != 0 || pct < 1 || pct > 99) {
+    pct = acme_issuer_renew_percent(arg, strlen(arg));
+    if (pct < 0) {
         return apr_psprintf(cmd->pool, "AcmeRenewBeforeExpiry: '%s' is not a "
                             "percentage of the lifetime between 1%% and 99%%",
                             arg);
@@ -311,6 +312,11 @@ set_challenge(cmd_parms *cmd, void *dummy, const char *arg)
     if (err) {
         return err;
     }
+    if (cur_challenge != NULL && cur_challenge != cmd->directive) {
+        return "AcmeChallenge is given twice in this <AcmeIssuer> (list "
+               "the types on one line: they are tried in turn)";
+    }
+    cur_challenge = cmd->directive;
     if (strcasecmp(arg, "http-01") == 0) {
         type = "http-01";
     }
@@ -324,15 +330,13 @@ set_challenge(cmd_parms *cmd, void *dummy, const char *arg)
         return apr_psprintf(cmd->pool, "AcmeChallenge: unknown challenge "
                             "type '%s' (http-01, tls-alpn-01 or dns-01)", arg);
     }
-    if (cur_issuer->n_challenges > 0
-        && acme_auto_issuer_has_challenge(cur_issuer, type))
+    if (acme_auto_issuer_has_challenge(cur_issuer, type))
     {
         return apr_psprintf(cmd->pool, "AcmeChallenge: %s is listed twice",
                             type);
     }
     /* a list: tried in turn after failures (the first one first) */
     cur_issuer->challenges[cur_issuer->n_challenges++] = type;
-    cur_issuer->challenge = cur_issuer->challenges[0];
     return NULL;
 }
 
@@ -342,9 +346,6 @@ acme_auto_issuer_has_challenge(const acme_auto_issuer_t *iss,
 {
     int i;
 
-    if (iss->n_challenges == 0) {
-        return strcmp(iss->challenge, type) == 0;
-    }
     for (i = 0; i < iss->n_challenges; i++) {
         if (strcmp(iss->challenges[i], type) == 0) {
             return 1;
@@ -476,7 +477,6 @@ set_dns_hook(cmd_parms *cmd, void *dummy, const char *prog, const char *tmo)
                             "executable file", prog);
     }
     cur_issuer->dns_hook = prog;
-    cur_issuer->dns_hook_timeout = 60;
     if (tmo != NULL) {
         if (ap_timeout_parameter_parse(tmo, &t, "s") != APR_SUCCESS
             || t < apr_time_from_sec(1) || t > apr_time_from_sec(3600))

@@ -61,9 +61,9 @@ typedef struct {
     const char          *challenge;     /* "http-01" (default), "tls-alpn-01"
                                            or "dns-01": challenges[0] */
     /* AcmeChallenge list: the attempt after N consecutive failures uses
-     * challenges[N % n_challenges] (set to { challenge } by the check when
-     * not configured). */
-    const char          *challenges[3];
+     * challenges[N % n_challenges] (http-01 by the check when not
+     * configured: acme_issuer.h). */
+    const char          *challenges[ACME_JOB_CHALLENGES_MAX];
     int                  n_challenges;
     /* dns-01: AcmeDNSUpdate (dns_update.host "" = none; the TSIG key is
      * read at config time, its secret cleansed with the config pool),

@@ -7,6 +7,8 @@
  */
 
 #include "ngx_acme.h"
+#include "acme_issuer.h"
+#include "acme_issuer_store.h"
 
 
 static char *ngx_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *dummy,
@@ -326,101 +328,89 @@ ngx_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 }
 
 
-/* The block as a whole: defaults, what must be there, the store. */
+/* The directive names in acme_issuer_check()'s texts (acme_issuer.h). */
+static const char  *ngx_acme_issuer_words[ACME_ISSUER_AT_N] = {
+    "\"acme_issuer\"", "\"uri\"", "\"challenge\"", "\"dns_update\"",
+    "\"dns_hook\"", "\"state_path\""
+};
+
+
+/*
+ * The block as a whole, by the rules of acme_issuer.h: defaults, what must
+ * be there, the store (checks only: "nginx -t" must not write anything).
+ */
 static char *
 ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
 {
-    u_char      *p;
-    char         err[ACME_ERRLEN];
-    ngx_uint_t   i, dns;
+    size_t                  i, n;
+    ngx_str_t               s;
+    ngx_uint_t              line;
+    acme_issuer_conf_t      ic;
+    acme_issuer_problem_t   pr[4];
 
-    if (issuer->uri.len == 0) {
-        ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
-                            "\"uri\" is missing in \"acme_issuer %V\"",
-                            &issuer->name);
+    acme_issuer_init(&ic);
+
+    ic.name = (char *) issuer->name.data;
+    ic.directory = (char *) issuer->uri.data;
+    ic.state_dir = (char *) issuer->state_path.data;
+    ic.state_root = "/var/lib/nginx/acme/";
+
+    for (i = 0; i < issuer->challenges.n; i++) {
+        ic.challenges[i] = ngx_acme_challenge_name(issuer->challenges.type[i]);
+    }
+
+    ic.n_challenges = issuer->challenges.n;
+    ic.dns_update = (issuer->dns_server.host != NULL);
+    ic.dns_hook = (issuer->dns_hook != NULL);
+    ic.account_key = issuer->account_key;
+    ic.renew_percent = issuer->renew_percent;
+    ic.timeout_ms = (long) issuer->timeout;
+    ic.retry_delay = issuer->retry_delay;
+
+    n = acme_issuer_check_startup(&ic, ngx_acme_issuer_words, pr, 4);
+
+    for (i = 0; i < n; i++) {
+        line = (pr[i].at == ACME_ISSUER_AT_CHALLENGE) ? issuer->challenge_line
+               : (pr[i].at == ACME_ISSUER_AT_STATE_DIR) ? issuer->state_line
+               : 0;
+
+        (pr[i].warning ? ngx_acme_conf_warn : ngx_acme_conf_error)
+            (cf->log, issuer->file, line ? line : issuer->line,
+             "acme_issuer \"%V\" %s", &issuer->name, pr[i].text);
+    }
+
+    if (acme_issuer_has_error(pr, n)) {
         return NGX_CONF_ERROR;
     }
 
-    ngx_conf_init_value(issuer->account_key, ACME_KEY_DEFAULT);
+    issuer->account_key = ic.account_key;
+    issuer->renew_percent = ic.renew_percent;
+    issuer->timeout = (ngx_msec_t) ic.timeout_ms;
+    issuer->retry_delay = (time_t) ic.retry_delay;
+
     ngx_conf_init_value(issuer->tos, 0);
     ngx_conf_init_value(issuer->verify, 1);
-    ngx_conf_init_value(issuer->renew_percent, 33);
-    ngx_conf_init_msec_value(issuer->timeout, 30000);
-    ngx_conf_init_value(issuer->retry_delay, ACME_JOB_RETRY_DELAY);
 
-    if (issuer->challenges.n == 0) {
-        issuer->challenges.type[0] = NGX_ACME_HTTP_01;
-        issuer->challenges.n = 1;
+    s.data = (u_char *) ic.challenges[0];
+    s.len = ngx_strlen(s.data);
+
+    if (issuer->challenges.n == 0
+        && ngx_acme_challenges_add(&issuer->challenges, &s) != NULL)
+    {
+        return NGX_CONF_ERROR;
     }
 
     issuer->challenge = issuer->challenges.type[0];
 
-    dns = 0;
+    s.data = (u_char *) ic.state_dir;
+    s.len = ngx_strlen(s.data);
 
-    for (i = 0; i < issuer->challenges.n; i++) {
-        if (issuer->challenges.type[i] == NGX_ACME_DNS_01) {
-            dns = 1;
-        }
-    }
-
-    if (dns
-        && issuer->dns_server.host == NULL && issuer->dns_hook == NULL)
-    {
-        ngx_acme_conf_error(cf->log, issuer->file, issuer->challenge_line,
-                            "\"challenge dns-01\" in \"acme_issuer %V\" "
-                            "needs \"dns_update\" or \"dns_hook\"",
-                            &issuer->name);
+    issuer->state_path.data = ngx_acme_cstr(cf->pool, &s);
+    if (issuer->state_path.data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    if (issuer->dns_server.host && issuer->dns_hook) {
-        ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
-                            "\"dns_update\" and \"dns_hook\" cannot both "
-                            "be used in \"acme_issuer %V\"", &issuer->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (issuer->state_path.len == 0) {
-        issuer->state_path.len = sizeof("/var/lib/nginx/acme/") - 1
-                                 + issuer->name.len;
-        issuer->state_path.data = ngx_pnalloc(cf->pool,
-                                              issuer->state_path.len + 1);
-        if (issuer->state_path.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        p = ngx_cpymem(issuer->state_path.data, "/var/lib/nginx/acme/",
-                       sizeof("/var/lib/nginx/acme/") - 1);
-        p = ngx_cpymem(p, issuer->name.data, issuer->name.len);
-        *p = '\0';
-    }
-
-    /* checks only: "nginx -t" must not write anything */
-
-    if (acme_store_check_writable((char *) issuer->state_path.data,
-                                  err, sizeof(err))
-        != 0)
-    {
-        if (errno != EROFS) {
-            ngx_acme_conf_error(cf->log, issuer->file,
-                                issuer->state_line ? issuer->state_line
-                                                   : issuer->line,
-                                "state_path \"%V\" of \"acme_issuer %V\" is "
-                                "not usable: %s", &issuer->state_path,
-                                &issuer->name, err);
-            return NGX_CONF_ERROR;
-        }
-
-        /* a read-only mount: serve what is stored, store nothing */
-        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
-                      "state_path \"%V\" of \"acme_issuer %V\" is on a "
-                      "read-only file system (%s): stored certificates are "
-                      "served, new ones cannot be stored until it is "
-                      "writable in %s:%ui", &issuer->state_path,
-                      &issuer->name, err, issuer->file,
-                      issuer->state_line ? issuer->state_line
-                                         : issuer->line);
-    }
+    issuer->state_path.len = s.len;
 
     issuer->ssl.log = cf->log;
 
@@ -448,9 +438,9 @@ ngx_acme_issuer_uri(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_acme_issuer_t  *issuer = conf;
 
+    int         rc;
     char        err[ACME_ERRLEN];
     ngx_str_t  *value;
-    acme_url_t  url;
 
     if (issuer->uri.len) {
         return "is duplicate";
@@ -458,20 +448,18 @@ ngx_acme_issuer_uri(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (acme_url_parse((char *) value[1].data, &url, err, sizeof(err)) != 0) {
+    rc = acme_issuer_directory((char *) value[1].data, err, sizeof(err));
+
+    if (rc < 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid \"uri\" \"%V\": %s", &value[1], err);
         return NGX_CONF_ERROR;
     }
 
-    if (!url.https) {
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "\"uri\" \"%V\" is plain HTTP: RFC 8555 "
-                           "(section 6.1) requires HTTPS, nothing the CA "
-                           "answers is authenticated", &value[1]);
+    if (rc == 1) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0, "\"uri\" \"%V\" %s",
+                           &value[1], err);
     }
-
-    acme_url_free(&url);
 
     issuer->uri = value[1];
 
@@ -485,29 +473,26 @@ ngx_acme_issuer_contact(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_acme_issuer_t  *issuer = conf;
 
-    u_char      *p;
-    char        *c, **cp;
+    char        *c, **cp, err[ACME_ERRLEN];
+    size_t       size;
     ngx_str_t   *value;
-    ngx_uint_t   scheme;
 
     value = cf->args->elts;
+    size = value[1].len + ACME_ISSUER_CONTACT_EXTRA;
 
-    scheme = (ngx_strlchr(value[1].data, value[1].data + value[1].len, ':')
-              != NULL);
-
-    c = ngx_pnalloc(cf->pool, value[1].len + sizeof("mailto:"));
+    c = ngx_pnalloc(cf->pool, size);
     if (c == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    p = (u_char *) c;
-
-    if (!scheme) {
-        p = ngx_cpymem(p, "mailto:", sizeof("mailto:") - 1);
+    if (acme_issuer_contact((char *) value[1].data, value[1].len, c, size,
+                            err, sizeof(err))
+        < 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid \"contact\": %s",
+                           err);
+        return NGX_CONF_ERROR;
     }
-
-    p = ngx_cpymem(p, value[1].data, value[1].len);
-    *p = '\0';
 
     cp = ngx_array_push(&issuer->contacts);
     if (cp == NULL) {
@@ -632,21 +617,12 @@ ngx_acme_issuer_percent(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (value[1].len < 2 || value[1].data[value[1].len - 1] != '%') {
-        goto invalid;
+    n = acme_issuer_renew_percent((char *) value[1].data, value[1].len);
+
+    if (n > 0) {
+        issuer->renew_percent = n;
+        return NGX_CONF_OK;
     }
-
-    n = ngx_atoi(value[1].data, value[1].len - 1);
-
-    if (n == NGX_ERROR || n < 1 || n > 99) {
-        goto invalid;
-    }
-
-    issuer->renew_percent = n;
-
-    return NGX_CONF_OK;
-
-invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid value \"%V\" in \"%V\" directive (expected "

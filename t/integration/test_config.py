@@ -149,6 +149,15 @@ CASES = {
         for kind, words in (("nginx", ["renew_before_expiry", "150%"]),
                             ("apache", ["AcmeRenewBeforeExpiry", "'150%'"]))
     },
+    # one challenge line per issuer block (several types go on that line,
+    # tried in turn); the second line is refused, naming its line
+    "challenge_twice": {
+        kind: dict(conf=dict(issuer=[{"challenge": "http-01"},
+                                     {"challenge": "tls-alpn-01"}]),
+                   words=words, where=lambda s: (s.conf_lines("tls-alpn-01")[-1],) * 2)
+        for kind, words in (("nginx", ['"challenge" directive is duplicate']),
+                            ("apache", ["AcmeChallenge is given twice in this <AcmeIssuer>"]))
+    },
     "duplicate_issuer": {
         kind: dict(edit=lambda s, t: t + s.issuer_block(OTHER_CA, "/nonexistent"),
                    words=words, where=_second_issuer)

@@ -1,0 +1,104 @@
+/*
+ * The issuer block (nginx "acme_issuer NAME { }", Apache <AcmeIssuer NAME>)
+ * as plain values, with the rules both servers apply to it: the defaults,
+ * what the whole block must have, and the small value rules (contact,
+ * directory URL, renew percentage).  Pure: no file is looked at (the state
+ * directory's check is acme_issuer_check_store, common/io/).
+ *
+ * Each problem is text plus whether it is a warning and which directive it
+ * concerns, so each server names file:line in its own idiom.  Directive
+ * names in the texts come from the caller's words[] (nginx "\"uri\"",
+ * Apache "AcmeDirectory"); a text reads after the block's name:
+ * "<AcmeIssuer x> (file:line) has no AcmeDirectory".
+ */
+#ifndef ACME_ISSUER_H
+#define ACME_ISSUER_H
+
+#include <stddef.h>
+
+#include "acme_job.h"
+#include "acme_util.h"
+
+#define ACME_ISSUER_CHALLENGES_MAX      ACME_JOB_CHALLENGES_MAX
+#define ACME_ISSUER_RENEW_PERCENT       33      /* of the lifetime left */
+#define ACME_ISSUER_TIMEOUT_MS          30000   /* each network step */
+#define ACME_ISSUER_PATH_MAX            4096
+
+/* Which directive a problem concerns (the index of words[]). */
+typedef enum {
+    ACME_ISSUER_AT_BLOCK = 0,       /* the block's opening line */
+    ACME_ISSUER_AT_DIRECTORY,       /* uri / AcmeDirectory */
+    ACME_ISSUER_AT_CHALLENGE,       /* challenge / AcmeChallenge */
+    ACME_ISSUER_AT_DNS_UPDATE,      /* dns_update / AcmeDNSUpdate */
+    ACME_ISSUER_AT_DNS_HOOK,        /* dns_hook / AcmeDNSHook */
+    ACME_ISSUER_AT_STATE_DIR,       /* state_path / AcmeStateDir */
+    ACME_ISSUER_AT_N
+} acme_issuer_at_t;
+
+typedef struct {
+    int               warning;      /* 0: an error */
+    acme_issuer_at_t  at;
+    char              text[ACME_ERRLEN];
+} acme_issuer_problem_t;
+
+/*
+ * One block's values as configured; a number of 0 or less (nginx's
+ * NGX_CONF_UNSET) or a NULL string is "not given".  acme_issuer_check()
+ * sets each such value to its default.  (dns-01's hook and propagation
+ * timeouts default in acme_dns_publish.h.)
+ */
+typedef struct {
+    const char   *name;
+    const char   *directory;        /* NULL or "": missing (an error) */
+    const char   *state_dir;        /* NULL: state_root followed by name */
+    const char   *state_root;       /* the server's default, ends in '/' */
+    const char   *challenges[ACME_ISSUER_CHALLENGES_MAX];
+    size_t        n_challenges;     /* 0: http-01 */
+    int           dns_update;       /* a dns-01 publisher: RFC 2136 ... */
+    int           dns_hook;         /* ... or a program; not both */
+    int           account_key;      /* acme_key_type_t; -1: default */
+    int           renew_percent;    /* 1-99 */
+    long          timeout_ms;
+    long          retry_delay;      /* seconds: the first backoff step */
+
+    char          state_default[ACME_ISSUER_PATH_MAX];  /* state_dir's
+                                                       storage when default */
+} acme_issuer_conf_t;
+
+/* Every value "not given". */
+void acme_issuer_init(acme_issuer_conf_t *c);
+
+/*
+ * Applies the defaults and checks the block as a whole (a directory URL;
+ * dns-01 needs dns_update or dns_hook, which exclude each other; the
+ * default state directory fits).  Writes at most max problems to out and
+ * returns how many there were; words[ACME_ISSUER_AT_N] are the server's
+ * directive names.
+ */
+size_t acme_issuer_check(acme_issuer_conf_t *c, const char *const *words,
+    acme_issuer_problem_t *out, size_t max);
+
+/* 1 when an error is among the n problems. */
+int acme_issuer_has_error(const acme_issuer_problem_t *p, size_t n);
+
+/*
+ * The directory URL (RFC 8555 section 7.1.1): 0 when usable, 1 when
+ * usable with a warning in err (plain HTTP), -1 with the reason in err.
+ */
+int acme_issuer_directory(const char *url, char *err, size_t errlen);
+
+/*
+ * An account contact: "mailto:" is put before a value without a scheme
+ * (no ':').  Writes the NUL-terminated contact to buf (size at least
+ * len + ACME_ISSUER_CONTACT_EXTRA) and returns its length; -1 for an
+ * empty value (err says so).
+ */
+#define ACME_ISSUER_CONTACT_EXTRA  (sizeof("mailto:"))
+
+long acme_issuer_contact(const char *value, size_t len, char *buf,
+    size_t size, char *err, size_t errlen);
+
+/* "N%", N from 1 to 99: N, or -1. */
+int acme_issuer_renew_percent(const char *arg, size_t len);
+
+#endif
