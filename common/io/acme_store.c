@@ -985,8 +985,18 @@ dir_put(const acme_store_dir_t *d, const char *name, const void *data,
     fd = -1;
 
     if (exclusive) {
-        rc = linkat(d->fd, tmp, d->fd, name, 0);
+        /*
+         * RENAME_NOREPLACE: the name appears with one link, so a reader
+         * (which refuses hard-linked files) never sees the two links a
+         * linkat() + unlink() pair leaves for a moment; linkat() where the
+         * file system cannot do it.
+         */
+        rc = renameat2(d->fd, tmp, d->fd, name, RENAME_NOREPLACE);
         e = errno;
+        if (rc != 0 && (e == EINVAL || e == ENOSYS)) {
+            rc = linkat(d->fd, tmp, d->fd, name, 0);
+            e = errno;
+        }
         unlinkat(d->fd, tmp, 0);
         if (rc != 0 && e == EEXIST) {
             free(tmp);

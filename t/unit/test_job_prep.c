@@ -4,6 +4,7 @@
  * hint; and the bundle a new certificate becomes (acme_bundle_join).
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,6 +32,30 @@ rm_root(char *root)
     free(p);
     rmdir(root);
     free(root);
+}
+
+/* one first order of many at once: all load-or-create the account key */
+typedef struct {
+    const acme_job_conf_t  *conf;
+    pthread_barrier_t      *go;
+    EVP_PKEY               *key;
+    char                    err[ACME_ERRLEN];
+} key_racer_t;
+
+static void *
+key_racer(void *arg)
+{
+    key_racer_t  *r = arg;
+    char         *url = NULL;
+
+    pthread_barrier_wait(r->go);
+    if (acme_job_account_key(r->conf, &r->key, &url, NULL, 0, r->err,
+                             sizeof(r->err)) != 0)
+    {
+        r->key = NULL;
+    }
+    free(url);
+    return NULL;
 }
 
 static int
@@ -333,4 +358,61 @@ UNIT_TEST(bundle_join)
     CHECK(acme_bundle_join("", 0, "CHAIN\n", 6, &len) == NULL);
     CHECK(acme_bundle_join("KEY\n", 4, NULL, 0, &len) == NULL);
     acme_bundle_free(NULL, 0);
+}
+
+
+/*
+ * Jobs making the first account key at once: every one gets the one key
+ * stored; none sees the new file with two links for a moment (a reader
+ * refuses a hard-linked key: the creation must not leave one behind, not
+ * even briefly).
+ */
+#define RACERS  6
+#define ROUNDS  150
+
+UNIT_TEST(job_prep_account_key_concurrent_first)
+{
+    acme_job_conf_t     c;
+    pthread_barrier_t   go;
+    pthread_t           tid[RACERS];
+    key_racer_t         r[RACERS];
+    char               *root;
+    int                 round, i, failed = 0;
+
+    for (round = 0; round < ROUNDS && !failed; round++) {
+        root = unit_tmpdir();
+        CHECK(root != NULL);
+        if (root == NULL) {
+            return;
+        }
+        memset(&c, 0, sizeof(c));
+        c.directory_url = "https://ca.example/dir";
+        c.state_dir = root;
+        c.account_key_type = ACME_KEY_EC_P256;
+
+        pthread_barrier_init(&go, NULL, RACERS);
+        for (i = 0; i < RACERS; i++) {
+            memset(&r[i], 0, sizeof(r[i]));
+            r[i].conf = &c;
+            r[i].go = &go;
+            pthread_create(&tid[i], NULL, key_racer, &r[i]);
+        }
+        for (i = 0; i < RACERS; i++) {
+            pthread_join(tid[i], NULL);
+        }
+        pthread_barrier_destroy(&go);
+
+        for (i = 0; i < RACERS; i++) {
+            if (r[i].key == NULL || !same_key(r[i].key, r[0].key)) {
+                fprintf(stderr, "round %d racer %d: %s\n", round, i,
+                        r[i].key ? "another key" : r[i].err);
+                failed = 1;
+            }
+        }
+        for (i = 0; i < RACERS; i++) {
+            EVP_PKEY_free(r[i].key);
+        }
+        rm_root(root);
+    }
+    CHECK(!failed);
 }
