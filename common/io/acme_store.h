@@ -95,9 +95,11 @@ int acme_store_dir_write(const acme_store_dir_t *d, const char *name,
     const void *data, size_t len, mode_t mode, char *err, size_t errlen);
 
 /* Creates name below d with data unless it exists: written as by
- * acme_store_dir_write, then renamed into place with RENAME_NOREPLACE (never replacing; linkat() where the file system cannot), so of
+ * acme_store_dir_write, then renamed into place with RENAME_NOREPLACE
+ * (never replacing; linkat() where the file system cannot), so of
  * concurrent creators (threads or processes) exactly one wins and nobody
- * sees a partial file.  1 created, 0 it existed (nothing changed), -1. */
+ * sees a partial file or a second link.  1 created, 0 it existed (nothing
+ * changed), -1. */
 int acme_store_dir_create(const acme_store_dir_t *d, const char *name,
     const void *data, size_t len, mode_t mode, char *err, size_t errlen);
 
