@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "acme_dns.h"
 #include "acme_dns_conf.h"
@@ -108,6 +109,93 @@ bad:
     return acme_err(err, errlen, "'%.*s' is not a DNS server address "
                     "(expected " SERVER_FORMS ")", (int) (len > 200 ? 200 : len),
                     arg);
+}
+
+
+static const char *const tsig_alg_names[] = {
+    "hmac-sha256", "hmac-sha384", "hmac-sha512"
+};
+
+
+int
+acme_dns_update_conf(const acme_dns_update_args_t *a,
+    acme_dns_update_conf_t *c, char *err, size_t errlen)
+{
+    const char  *z;
+    size_t       i, n;
+
+    memset(c, 0, sizeof(*c));
+
+    if (a->key_name == NULL || a->key_name[0] == '\0'
+        || a->secret == NULL || a->secret[0] == '\0')
+    {
+        return acme_err(err, errlen, "a TSIG key name and a secret are "
+                        "needed");
+    }
+
+    if (a->server == NULL
+        || acme_dns_server_parse(a->server, strlen(a->server), &c->server,
+                                 err, errlen) != 0)
+    {
+        if (a->server == NULL) {
+            acme_err(err, errlen, "no DNS server given");
+        }
+        return -1;
+    }
+
+    if (a->alg != NULL) {
+        for (i = 0; i < sizeof(tsig_alg_names) / sizeof(tsig_alg_names[0]);
+             i++)
+        {
+            if (strcasecmp(a->alg, tsig_alg_names[i]) == 0) {
+                break;
+            }
+        }
+        if (i == sizeof(tsig_alg_names) / sizeof(tsig_alg_names[0])) {
+            return acme_err(err, errlen, "unknown TSIG algorithm '%.64s' "
+                            "(hmac-sha256, hmac-sha384 or hmac-sha512)",
+                            a->alg);
+        }
+    }
+
+    if (a->zone != NULL) {
+        z = a->zone;
+        n = strlen(z);
+        if (n > 1 && z[n - 1] == '.') {
+            n--;
+        }
+        for (i = 0; i < n; i++) {
+            if (!((z[i] >= 'a' && z[i] <= 'z') || (z[i] >= 'A' && z[i] <= 'Z')
+                  || (z[i] >= '0' && z[i] <= '9') || z[i] == '-'
+                  || z[i] == '_' || z[i] == '.'))
+            {
+                break;
+            }
+        }
+        if (n == 0 || n >= sizeof(c->zone) || i < n || z[0] == '.') {
+            return acme_err(err, errlen, "'%.*s' is not a DNS zone name",
+                            (int) (n > 200 ? 200 : n), z);
+        }
+        for (i = 0; i < n; i++) {
+            c->zone[i] = (z[i] >= 'A' && z[i] <= 'Z') ? z[i] + 32 : z[i];
+        }
+        c->zone[n] = '\0';
+    }
+
+    if (!a->secret_is_file
+        && acme_tsig_key_init(&c->key, a->key_name, a->alg, a->secret,
+                              err, errlen) != 0)
+    {
+        char  inner[ACME_ERRLEN];
+
+        snprintf(inner, sizeof(inner), "%s", err ? err : "");
+        acme_tsig_key_clear(&c->key);
+        return acme_err(err, errlen, "cannot load the TSIG key \"%.64s\" "
+                        "(inline secret): %s", a->key_name,
+                        inner[0] ? inner : "invalid key");
+    }
+
+    return 0;
 }
 
 

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "acme_dns.h"
+
 /* A DNS server as configured: an IP literal or a host name, and a port. */
 typedef struct {
     char    host[256];
@@ -22,6 +24,38 @@ typedef struct {
  */
 int acme_dns_server_parse(const char *arg, size_t len, acme_dns_server_t *srv,
     char *err, size_t errlen);
+
+/*
+ * dns_update / AcmeDNSUpdate: the values as each host's syntax splits them
+ * (nginx key=value parameters, Apache positional arguments).  Strings are
+ * borrowed, NUL-terminated.
+ */
+typedef struct {
+    const char  *server;            /* SERVER[:PORT] */
+    const char  *key_name;
+    const char  *secret;            /* base64, or a path if secret_is_file */
+    int          secret_is_file;    /* the path already made absolute */
+    const char  *alg;               /* NULL: hmac-sha256 */
+    const char  *zone;              /* NULL: found by an SOA query */
+} acme_dns_update_args_t;
+
+/* The checked configuration.  Clear the key with acme_tsig_key_clear(). */
+typedef struct {
+    acme_dns_server_t  server;
+    char               zone[256];   /* lowercase, no trailing dot; "" none */
+    acme_tsig_key_t    key;         /* filled by acme_dns_update_conf() only
+                                     * for an inline secret */
+} acme_dns_update_conf_t;
+
+/*
+ * The value rules of dns_update / AcmeDNSUpdate that need no file: key
+ * name and secret given, the server address, the algorithm, the zone, and
+ * an inline secret decoded into c->key.  0, or -1 with err naming the bad
+ * part (never the secret); the caller adds the directive and file:line.
+ * A secret from a file: io/acme_dns_conf_load.h.
+ */
+int acme_dns_update_conf(const acme_dns_update_args_t *a,
+    acme_dns_update_conf_t *c, char *err, size_t errlen);
 
 /*
  * The first "nameserver ADDRESS" line of a resolv.conf text (resolv.conf(5):

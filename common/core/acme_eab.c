@@ -211,6 +211,42 @@ acme_eab_mac_key_decode(const char *text, size_t *len, char *err,
     return key;
 }
 
+int
+acme_eab_conf(const char *kid, const char *alg, const char **alg_out,
+    char *err, size_t errlen)
+{
+    size_t  i, n;
+
+    n = kid ? strlen(kid) : 0;
+    if (n == 0) {
+        return acme_err(err, errlen, "empty key identifier (kid)");
+    }
+    for (i = 0; i < n; i++) {
+        if (kid[i] < 0x21 || kid[i] > 0x7e || kid[i] == '"'
+            || kid[i] == '\\')
+        {
+            break;
+        }
+    }
+    if (i < n || n > 256) {
+        return acme_err(err, errlen, "invalid key identifier (kid) \"%.64s\" "
+                        "(printable ASCII without quotes or backslashes)",
+                        i < n ? "..." : kid);
+    }
+
+    if (alg == NULL) {
+        alg = "HS256";
+    }
+    for (i = 0; i < sizeof(eab_algs) / sizeof(eab_algs[0]); i++) {
+        if (strcasecmp(alg, eab_algs[i].jws) == 0) {
+            *alg_out = eab_algs[i].jws;
+            return 0;
+        }
+    }
+    return acme_err(err, errlen, "unknown MAC algorithm '%.64s' (HS256, "
+                    "HS384 or HS512)", alg);
+}
+
 void
 acme_eab_mac_key_free(unsigned char *key, size_t len)
 {

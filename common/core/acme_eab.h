@@ -37,6 +37,16 @@ char *acme_eab_jws(EVP_PKEY *account_key, const char *kid,
 unsigned char *acme_eab_mac_key_decode(const char *text, size_t *len,
     char *err, size_t errlen);
 
+/*
+ * The value rules of external_account_key / AcmeExternalAccountBinding that
+ * need no key: kid is 1-256 printable ASCII characters without '"' or '\\';
+ * alg is HS256, HS384 or HS512 in any case, NULL meaning HS256.  0 with
+ * *alg_out the canonical (static) spelling, or -1 with err (the caller adds
+ * the directive and file:line).
+ */
+int acme_eab_conf(const char *kid, const char *alg, const char **alg_out,
+    char *err, size_t errlen);
+
 /* Cleanses and frees a key from the functions above (NULL-safe). */
 void acme_eab_mac_key_free(unsigned char *key, size_t len);
 

@@ -82,3 +82,31 @@ acme_eab_mac_key_read_file(const char *path, size_t *len, char *err,
     OPENSSL_cleanse(buf, sizeof(buf));
     return key;
 }
+
+
+unsigned char *
+acme_eab_conf_load(const char *kid, const char *key, int key_is_file,
+    const char *alg, const char **alg_out, size_t *len, char *err,
+    size_t errlen)
+{
+    unsigned char  *mac;
+    char            inner[ACME_ERRLEN];
+
+    if (acme_eab_conf(kid, alg, alg_out, err, errlen) != 0) {
+        return NULL;
+    }
+
+    inner[0] = '\0';
+    *len = 0;
+    if (key_is_file) {
+        mac = acme_eab_mac_key_read_file(key, len, inner, sizeof(inner));
+    } else {
+        mac = acme_eab_mac_key_decode(key, len, inner, sizeof(inner));
+    }
+    if (mac == NULL) {
+        acme_err(err, errlen, "cannot use the MAC key of kid \"%s\"%s: %s",
+                 kid, key_is_file ? "" : " (inline)",
+                 inner[0] ? inner : "invalid key");
+    }
+    return mac;
+}
