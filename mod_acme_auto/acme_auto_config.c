@@ -18,6 +18,7 @@
 
 #include "mod_acme_auto.h"
 #include "acme_dns.h"
+#include "acme_dns_conf_load.h"
 #include "acme_eab.h"
 #include "acme_issuer.h"
 #include "acme_util.h"
@@ -376,15 +377,17 @@ dns_key_cleanup(void *data)
 }
 
 /* AcmeDNSUpdate SERVER[:PORT] KEYNAME SECRET|file:PATH [hmac-sha256|
- * hmac-sha384|hmac-sha512] [zone=ZONE].  The secret (base64 as tsig-keygen
- * prints it, or a file holding it or a BIND key statement) is read here so
- * that "apache2 -t" reports a bad one; messages never show it. */
+ * hmac-sha384|hmac-sha512] [zone=ZONE].  The values are checked and the
+ * secret read here (acme_dns_update_conf_load), so that "apache2 -t"
+ * reports a bad one; messages never show it. */
 static const char *
 set_dns_update(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
 {
-    const char *err = in_issuer(cmd), *alg = NULL, *secret, *path;
-    char        msg[ACME_ERRLEN];
-    int         i, rc;
+    const char             *err = in_issuer(cmd);
+    char                    msg[ACME_ERRLEN];
+    int                     i;
+    acme_dns_update_args_t  a;
+    acme_dns_update_conf_t  c;
 
     (void) dummy;
     if (err) {
@@ -397,52 +400,42 @@ set_dns_update(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
         return "AcmeDNSUpdate SERVER[:PORT] KEYNAME SECRET|file:PATH "
                "[hmac-sha256|hmac-sha384|hmac-sha512] [zone=ZONE]";
     }
-    if ((err = parse_dns_server(cmd->pool, "AcmeDNSUpdate", argv[0],
-                                &cur_issuer->dns_update)) != NULL)
-    {
-        return err;
-    }
+    memset(&a, 0, sizeof(a));
+    a.server = argv[0];
+    a.key_name = argv[1];
+    a.secret = argv[2];
     for (i = 3; i < argc; i++) {
-        if (strncasecmp(argv[i], "zone=", 5) == 0 && argv[i][5] != '\0') {
-            cur_issuer->dns_zone = apr_pstrdup(cmd->pool, argv[i] + 5);
-            ap_str_tolower((char *) cur_issuer->dns_zone);
+        if (strncasecmp(argv[i], "zone=", 5) == 0 && a.zone == NULL) {
+            a.zone = argv[i] + 5;
         }
-        else if (strncasecmp(argv[i], "hmac-sha", 8) == 0 && alg == NULL) {
-            alg = argv[i];
+        else if (strncasecmp(argv[i], "hmac-", 5) == 0 && a.alg == NULL) {
+            a.alg = argv[i];
         }
         else {
-            cur_issuer->dns_update.host[0] = '\0';
             return apr_psprintf(cmd->pool, "AcmeDNSUpdate: unknown argument "
                                 "'%s' (an algorithm hmac-sha256|hmac-sha384|"
                                 "hmac-sha512 or zone=ZONE)", argv[i]);
         }
     }
-    msg[0] = '\0';
-    secret = argv[2];
-    if (strncasecmp(secret, "file:", 5) == 0) {
-        path = ap_server_root_relative(cmd->temp_pool, secret + 5);
-        if (path == NULL || secret[5] == '\0'
-            || acme_tsig_key_from_file(&cur_issuer->dns_key, argv[1], alg,
-                                       path, msg, sizeof(msg)) != 0)
-        {
-            cur_issuer->dns_update.host[0] = '\0';
-            return apr_psprintf(cmd->pool, "AcmeDNSUpdate (key %s): cannot "
-                                "use the secret file '%s'%s%s", argv[1],
-                                secret + 5, msg[0] ? ": " : "", msg);
+    if (strncasecmp(a.secret, "file:", 5) == 0) {
+        a.secret = a.secret[5] == '\0' ? ""
+                   : ap_server_root_relative(cmd->temp_pool, a.secret + 5);
+        if (a.secret == NULL) {
+            return apr_psprintf(cmd->pool, "AcmeDNSUpdate: invalid secret "
+                                "file path '%s'", argv[2] + 5);
         }
-        rc = 0;
+        a.secret_is_file = 1;
     }
-    else {
-        rc = acme_tsig_key_init(&cur_issuer->dns_key, argv[1], alg, secret,
-                                msg, sizeof(msg));
+    if (acme_dns_update_conf_load(&a, &c, msg, sizeof(msg)) != 0) {
+        return apr_psprintf(cmd->pool, "AcmeDNSUpdate: %s", msg);
     }
-    if (rc != 0) {
-        cur_issuer->dns_update.host[0] = '\0';
-        return apr_psprintf(cmd->pool, "AcmeDNSUpdate (key %s): unusable TSIG "
-                            "secret: %s", argv[1], msg);
-    }
+    cur_issuer->dns_update = c.server;
+    cur_issuer->dns_key = c.key;
     apr_pool_cleanup_register(cmd->pool, &cur_issuer->dns_key, dns_key_cleanup,
                               apr_pool_cleanup_null);
+    if (c.zone[0] != '\0') {
+        cur_issuer->dns_zone = apr_pstrdup(cmd->pool, c.zone);
+    }
     cur_issuer->dns_update_file = cmd->directive->filename;
     cur_issuer->dns_update_line = cmd->directive->line_num;
     return NULL;
@@ -453,7 +446,7 @@ static const char *
 set_dns_hook(cmd_parms *cmd, void *dummy, const char *prog, const char *tmo)
 {
     const char          *err = in_issuer(cmd);
-    apr_finfo_t          finfo;
+    char                 msg[ACME_ERRLEN];
     apr_interval_time_t  t;
 
     (void) dummy;
@@ -463,18 +456,8 @@ set_dns_hook(cmd_parms *cmd, void *dummy, const char *prog, const char *tmo)
     if (cur_issuer->dns_hook != NULL) {
         return "AcmeDNSHook is given twice in this <AcmeIssuer>";
     }
-    if (prog[0] != '/') {
-        return apr_psprintf(cmd->pool, "AcmeDNSHook: '%s' is not an absolute "
-                            "path (the program runs without a shell or PATH "
-                            "search)", prog);
-    }
-    if (apr_stat(&finfo, prog, APR_FINFO_TYPE | APR_FINFO_PROT,
-                 cmd->temp_pool) != APR_SUCCESS
-        || finfo.filetype != APR_REG
-        || !(finfo.protection & (APR_UEXECUTE | APR_GEXECUTE | APR_WEXECUTE)))
-    {
-        return apr_psprintf(cmd->pool, "AcmeDNSHook: '%s' is not an "
-                            "executable file", prog);
+    if (acme_dns_hook_check(prog, msg, sizeof(msg)) != 0) {
+        return apr_psprintf(cmd->pool, "AcmeDNSHook: %s", msg);
     }
     cur_issuer->dns_hook = prog;
     if (tmo != NULL) {
@@ -546,15 +529,17 @@ eab_key_cleanup(void *data)
 }
 
 /* AcmeExternalAccountBinding KID KEY|file:PATH [HS256|HS384|HS512]
- * (mod_md: MDExternalAccountBinding KID HMAC).  The key is decoded here,
- * so that "apache2 -t" reports a bad one; messages never show it. */
+ * (mod_md: MDExternalAccountBinding KID HMAC).  The key is decoded here
+ * (acme_eab_conf_load), so that "apache2 -t" reports a bad one; messages
+ * never show it. */
 static const char *
 set_eab(cmd_parms *cmd, void *dummy, const char *kid, const char *key,
     const char *alg)
 {
-    const char    *err = in_issuer(cmd), *path;
+    const char    *err = in_issuer(cmd);
     unsigned char *mac;
     size_t         len = 0;
+    int            is_file;
     char           msg[ACME_ERRLEN];
 
     (void) dummy;
@@ -565,39 +550,22 @@ set_eab(cmd_parms *cmd, void *dummy, const char *kid, const char *key,
         return "AcmeExternalAccountBinding is given twice in this "
                "<AcmeIssuer>";
     }
-    if (*kid == '\0') {
-        return "AcmeExternalAccountBinding: empty key id (KID)";
-    }
-    if (alg == NULL) {
-        alg = "HS256";
-    }
-    else if (strcasecmp(alg, "HS256") != 0 && strcasecmp(alg, "HS384") != 0
-             && strcasecmp(alg, "HS512") != 0)
-    {
-        return apr_psprintf(cmd->pool, "AcmeExternalAccountBinding: unknown "
-                            "MAC algorithm '%s' (HS256, HS384 or HS512)", alg);
-    }
-    msg[0] = '\0';
-    if (strncasecmp(key, "file:", 5) == 0) {
-        path = ap_server_root_relative(cmd->temp_pool, key + 5);
-        if (path == NULL || key[5] == '\0') {
-            return apr_psprintf(cmd->pool, "AcmeExternalAccountBinding: "
-                                "invalid key file path '%s'", key + 5);
+    is_file = strncasecmp(key, "file:", 5) == 0;
+    if (is_file) {
+        key = key[5] == '\0' ? NULL
+              : ap_server_root_relative(cmd->temp_pool, key + 5);
+        if (key == NULL) {
+            return "AcmeExternalAccountBinding: invalid key file path";
         }
-        mac = acme_eab_mac_key_read_file(path, &len, msg, sizeof(msg));
     }
-    else {
-        mac = acme_eab_mac_key_decode(key, &len, msg, sizeof(msg));
-    }
+    mac = acme_eab_conf_load(kid, key, is_file, alg, &cur_issuer->eab_alg,
+                             &len, msg, sizeof(msg));
     if (mac == NULL) {
-        return apr_psprintf(cmd->pool, "AcmeExternalAccountBinding (kid %s): "
-                            "unusable MAC key: %s", kid, msg);
+        return apr_psprintf(cmd->pool, "AcmeExternalAccountBinding: %s", msg);
     }
     cur_issuer->eab_kid = kid;
     cur_issuer->eab_key = mac;
     cur_issuer->eab_key_len = len;
-    cur_issuer->eab_alg = apr_pstrdup(cmd->pool, alg);
-    ap_str_toupper((char *) cur_issuer->eab_alg);
     apr_pool_cleanup_register(cmd->pool, cur_issuer, eab_key_cleanup,
                               apr_pool_cleanup_null);
     return NULL;

@@ -16,6 +16,7 @@
  */
 
 #include "ngx_acme.h"
+#include "acme_dns_conf_load.h"
 
 #include <signal.h>
 #include <sys/syscall.h>
@@ -63,20 +64,20 @@ ngx_acme_dns_parse_server(ngx_conf_t *cf, ngx_str_t *v,
 /*
  * dns_update SERVER[:PORT] key=NAME secret=FILE|data:BASE64 [alg=] [zone=]
  *
- * The secret file is either a BIND key file as tsig-keygen writes it (its
- * key name must then be NAME) or just the base64 secret.  Messages name
- * the file, never the secret.
+ * The values are checked by acme_dns_update_conf_load(): the secret file
+ * is either a BIND key file as tsig-keygen writes it (its key name must
+ * then be NAME) or just the base64 secret.  Messages never show a secret.
  */
 char *
 ngx_acme_dns_update_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
 {
-    int                  rc;
-    char                *keyname, *alg;
-    char                 err[ACME_ERRLEN];
-    ngx_str_t           *value, file, zone, secret;
-    ngx_uint_t           i, inline_secret;
-    acme_dns_server_t    srv;
-    ngx_pool_cleanup_t  *cln;
+    char                    err[ACME_ERRLEN];
+    size_t                  len;
+    ngx_str_t              *value, file;
+    ngx_uint_t              i;
+    ngx_pool_cleanup_t     *cln;
+    acme_dns_update_args_t  a;
+    acme_dns_update_conf_t  c;
 
     value = cf->args->elts;
 
@@ -84,132 +85,56 @@ ngx_acme_dns_update_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
         return "is duplicate";
     }
 
-    keyname = NULL;
-    alg = NULL;
-    ngx_str_null(&secret);
-    ngx_str_null(&zone);
+    ngx_memzero(&a, sizeof(acme_dns_update_args_t));
+    a.server = (char *) value[1].data;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "key=", 4) == 0
-            && value[i].len > 4)
-        {
-            keyname = (char *) value[i].data + 4;
-            continue;
+        if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
+            a.key_name = (char *) value[i].data + 4;
+
+        } else if (ngx_strncmp(value[i].data, "secret=", 7) == 0) {
+            a.secret = (char *) value[i].data + 7;
+
+        } else if (ngx_strncmp(value[i].data, "alg=", 4) == 0) {
+            a.alg = (char *) value[i].data + 4;
+
+        } else if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            a.zone = (char *) value[i].data + 5;
+
+        } else {
+            /* never echo the parameter: it may be a mistyped secret */
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter #%ui in \"dns_update\" "
+                               "(expected key=, secret=, alg= or zone=)", i);
+            return NGX_CONF_ERROR;
         }
+    }
 
-        if (ngx_strncmp(value[i].data, "secret=", 7) == 0
-            && value[i].len > 7)
-        {
-            secret.data = value[i].data + 7;
-            secret.len = value[i].len - 7;
-            continue;
-        }
+    if (a.secret != NULL && a.secret[0] != '\0') {
+        if (ngx_strncmp(a.secret, "data:", 5) == 0) {
+            a.secret += 5;
 
-        if (ngx_strncmp(value[i].data, "alg=", 4) == 0) {
-            alg = (char *) value[i].data + 4;
+        } else {
+            file.data = (u_char *) a.secret;
+            file.len = ngx_strlen(a.secret);
 
-            if (ngx_strcasecmp((u_char *) alg, (u_char *) "hmac-sha256") != 0
-                && ngx_strcasecmp((u_char *) alg, (u_char *) "hmac-sha384")
-                   != 0
-                && ngx_strcasecmp((u_char *) alg, (u_char *) "hmac-sha512")
-                   != 0)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"%V\" in \"dns_update\" "
-                                   "(expected alg=hmac-sha256, hmac-sha384 "
-                                   "or hmac-sha512)", &value[i]);
+            if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
                 return NGX_CONF_ERROR;
             }
 
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0
-            && value[i].len > 5)
-        {
-            zone.data = value[i].data + 5;
-            zone.len = value[i].len - 5;
-
-            if (zone.len > 1 && zone.data[zone.len - 1] == '.') {
-                zone.len--;
-            }
-
-            ngx_strlow(zone.data, zone.data, zone.len);
-            continue;
-        }
-
-        /* never echo the parameter: it may be a mistyped secret */
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter #%ui in \"dns_update\" "
-                           "(expected key=, secret=, alg= or zone=)", i);
-        return NGX_CONF_ERROR;
-    }
-
-    if (keyname == NULL || secret.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"dns_update\" needs key=NAME and "
-                           "secret=FILE|data:BASE64");
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_acme_dns_parse_server(cf, &value[1], &srv, "dns_update")
-        != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    issuer->dns_server.host = ngx_pnalloc(cf->pool, ngx_strlen(srv.host) + 1);
-    if (issuer->dns_server.host == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(issuer->dns_server.host, srv.host, ngx_strlen(srv.host) + 1);
-
-    issuer->dns_server.port = srv.port;
-
-    if (zone.len) {
-        issuer->dns_zone = (char *) ngx_acme_cstr(cf->pool, &zone);
-        if (issuer->dns_zone == NULL) {
-            return NGX_CONF_ERROR;
+            a.secret = (char *) file.data;
+            a.secret_is_file = 1;
         }
     }
 
-    err[0] = '\0';
-    inline_secret = 0;
-    ngx_str_null(&file);
-
-    if (ngx_strncmp(secret.data, "data:", 5) == 0) {
-        inline_secret = 1;
-        rc = acme_tsig_key_init(&issuer->dns_key, keyname, alg,
-                                (char *) secret.data + 5, err, sizeof(err));
-
-    } else {
-        file = secret;
-
-        if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-        rc = acme_tsig_key_from_file(&issuer->dns_key, keyname, alg,
-                                     (char *) file.data, err, sizeof(err));
-    }
-
-    if (rc != 0) {
-        if (inline_secret) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "cannot load the TSIG key \"%s\" of "
-                               "\"dns_update\" (inline data:): %s",
-                               keyname, err[0] ? err : "invalid key");
-        } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "cannot load the TSIG key \"%s\" of "
-                               "\"dns_update\" from \"%V\": %s",
-                               keyname, &file, err[0] ? err : "invalid key");
-        }
-
+    if (acme_dns_update_conf_load(&a, &c, err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid \"dns_update\": %s",
+                           err);
         return NGX_CONF_ERROR;
     }
+
+    issuer->dns_key = c.key;
 
     cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == NULL) {
@@ -219,6 +144,25 @@ ngx_acme_dns_update_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
 
     cln->handler = ngx_acme_dns_key_cleanup;
     cln->data = issuer;
+
+    len = ngx_strlen(c.server.host) + 1;
+    issuer->dns_server.host = ngx_pnalloc(cf->pool, len);
+    if (issuer->dns_server.host == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(issuer->dns_server.host, c.server.host, len);
+    issuer->dns_server.port = c.server.port;
+
+    if (c.zone[0]) {
+        len = ngx_strlen(c.zone) + 1;
+        issuer->dns_zone = ngx_pnalloc(cf->pool, len);
+        if (issuer->dns_zone == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(issuer->dns_zone, c.zone, len);
+    }
 
     return NGX_CONF_OK;
 }
@@ -237,6 +181,7 @@ ngx_acme_dns_key_cleanup(void *data)
 char *
 ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
 {
+    char        err[ACME_ERRLEN];
     ngx_int_t   n;
     ngx_str_t  *value, path, t;
 
@@ -276,10 +221,9 @@ ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
         return NGX_CONF_ERROR;
     }
 
-    if (access((char *) path.data, X_OK) != 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"dns_hook\" program \"%V\" is not executable",
-                           &path);
+    if (acme_dns_hook_check((char *) path.data, err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid \"dns_hook\": %s",
+                           err);
         return NGX_CONF_ERROR;
     }
 

@@ -695,21 +695,21 @@ ngx_acme_issuer_dns_check(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /*
  * external_account_key KID FILE|data:KEY [alg=HS256|HS384|HS512]
  *
- * The key is read now, by "nginx -t" too, so a missing or bad key is a
- * configuration error and not a failed order hours later.  Messages name
- * the file, never the key (acme_eab.h promises the same).
+ * The key is read now (acme_eab_conf_load), by "nginx -t" too, so a
+ * missing or bad key is a configuration error and not a failed order hours
+ * later.  Messages name the file, never the key.
  */
 static char *
 ngx_acme_issuer_eab(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_acme_issuer_t  *issuer = conf;
 
-    char                *err_p;
+    char                *alg;
     char                 err[ACME_ERRLEN];
     size_t               len;
-    u_char              *key, *text;
+    u_char              *key, *spec;
     ngx_str_t           *value, file;
-    ngx_uint_t           i, inline_key;
+    ngx_uint_t           is_file;
     ngx_pool_cleanup_t  *cln;
 
     if (issuer->eab_kid.len) {
@@ -717,38 +717,10 @@ ngx_acme_issuer_eab(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     value = cf->args->elts;
-
-    if (value[1].len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "empty key identifier in "
-                           "\"external_account_key\"");
-        return NGX_CONF_ERROR;
-    }
-
-    for (i = 0; i < value[1].len; i++) {
-        if (value[1].data[i] < 0x21 || value[1].data[i] > 0x7e
-            || value[1].data[i] == '"' || value[1].data[i] == '\\')
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid key identifier \"%V\" in "
-                               "\"external_account_key\"", &value[1]);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    issuer->eab_alg = "HS256";
+    alg = NULL;
 
     if (cf->args->nelts == 4) {
-        if (ngx_strcmp(value[3].data, "alg=HS256") == 0) {
-            issuer->eab_alg = "HS256";
-
-        } else if (ngx_strcmp(value[3].data, "alg=HS384") == 0) {
-            issuer->eab_alg = "HS384";
-
-        } else if (ngx_strcmp(value[3].data, "alg=HS512") == 0) {
-            issuer->eab_alg = "HS512";
-
-        } else {
+        if (ngx_strncmp(value[3].data, "alg=", 4) != 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid parameter \"%V\" in "
                                "\"external_account_key\" (expected "
@@ -756,38 +728,31 @@ ngx_acme_issuer_eab(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                &value[3]);
             return NGX_CONF_ERROR;
         }
+
+        alg = (char *) value[3].data + 4;
     }
 
-    err[0] = '\0';
-    len = 0;
-
     if (ngx_strncmp(value[2].data, "data:", 5) == 0) {
-        text = value[2].data + 5;
-        key = acme_eab_mac_key_decode((char *) text, &len, err, sizeof(err));
-
         /* the inline key stays in the configuration text only */
-        inline_key = 1;
+        spec = value[2].data + 5;
+        is_file = 0;
 
     } else {
-        inline_key = 0;
         file = value[2];
 
         if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
 
-        key = acme_eab_mac_key_read_file((char *) file.data, &len,
-                                         err, sizeof(err));
+        spec = file.data;
+        is_file = 1;
     }
 
+    key = acme_eab_conf_load((char *) value[1].data, (char *) spec, is_file,
+                             alg, &issuer->eab_alg, &len, err, sizeof(err));
     if (key == NULL) {
-        err_p = err[0] ? err : "invalid key";
-
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "cannot load the MAC key of "
-                           "\"external_account_key %V\"%s: %s",
-                           &value[1], inline_key ? " (inline data:)" : "",
-                           err_p);
+                           "invalid \"external_account_key\": %s", err);
         return NGX_CONF_ERROR;
     }
 

@@ -306,12 +306,12 @@ def _config_case(server, case, workdir):
                          ["dns_update" if nginx else "AcmeDNSUpdate", "bad.key"]),
         "bad-inline-secret": ([update("127.0.0.1", "acme-key", SECRET_BAD)], "",
                               "dns_update" if nginx else "AcmeDNSUpdate",
-                              ["dns_update", "TSIG key"] if nginx
-                              else ["AcmeDNSUpdate", "TSIG secret"]),
+                              ["dns_update" if nginx else "AcmeDNSUpdate",
+                               "TSIG key", "acme-key"]),
         "bad-server": ([update("127.0.0.1:99999", "acme-key", "c2VjcmV0")], "",
                        "dns_update" if nginx else "AcmeDNSUpdate",
-                       ["dns_update", "invalid DNS server address"] if nginx
-                       else ["AcmeDNSUpdate", "'127.0.0.1:99999' is not a DNS server"]),
+                       ["dns_update" if nginx else "AcmeDNSUpdate",
+                        "'127.0.0.1:99999' is not a DNS server"]),
     }[case]
 
 

@@ -126,7 +126,7 @@ CONFIG_CASES = [
     ("nginx", "empty-inline", "external_account_key %s data:;" % KID,
      ["external_account_key", KID]),
     ("nginx", "bad-alg", "external_account_key %s data:%s alg=RS256;" % (KID, MAC),
-     ["external_account_key", "alg=RS256"]),
+     ["external_account_key", "'RS256'"]),
     ("nginx", "no-key", "external_account_key %s;" % KID, ["external_account_key"]),
     ("nginx", "twice", "external_account_key %s data:%s;\n        external_account_key %s data:%s;"
      % (KID, MAC, KID, MAC), ["external_account_key", "duplicate"]),
