@@ -15,6 +15,7 @@
 
 #include "unit.h"
 #include "acme_dns_publish.h"
+#include "acme_dns_conf_load.h"
 #include "acme_util.h"
 
 extern char **environ;
@@ -326,4 +327,133 @@ UNIT_TEST(dns_publish_through_hook)
 
     unlink(h);
     free(h);
+}
+
+
+/* dns_update / AcmeDNSUpdate values (acme_dns_update_conf, _load): the
+ * parts checked, the zone normalised, the secret inline or from a file
+ * (BIND key statement or bare base64); errors name the bad part, never
+ * the secret. */
+UNIT_TEST(dns_update_conf_values)
+{
+    char                    path[] = "/tmp/acme_unit_tsigXXXXXX";
+    char                    err[ACME_ERRLEN];
+    int                     fd;
+    FILE                   *f;
+    acme_dns_update_args_t  a;
+    acme_dns_update_conf_t  c;
+    static const char       secret[] = "c2VjcmV0c2VjcmV0c2VjcmV0";
+
+    memset(&a, 0, sizeof(a));
+    a.server = "[::1]:5353";
+    a.key_name = "Acme-Key.";
+    a.secret = secret;
+    a.alg = "HMAC-SHA384";
+    a.zone = "Example.TEST.";
+    CHECK_INT(acme_dns_update_conf(&a, &c, err, sizeof(err)), 0);
+    CHECK_STR(c.server.host, "::1");
+    CHECK_INT(c.server.port, 5353);
+    CHECK_STR(c.zone, "example.test");
+    CHECK_STR(c.key.name, "acme-key");
+    CHECK_STR(c.key.alg, "hmac-sha384");
+    acme_tsig_key_clear(&c.key);
+
+    /* no zone, default alg */
+    a.alg = NULL;
+    a.zone = NULL;
+    a.server = "127.0.0.1";
+    CHECK_INT(acme_dns_update_conf(&a, &c, err, sizeof(err)), 0);
+    CHECK_STR(c.zone, "");
+    CHECK_INT(c.server.port, 53);
+    CHECK_STR(c.key.alg, "hmac-sha256");
+    acme_tsig_key_clear(&c.key);
+
+    a.server = "127.0.0.1:99999";
+    CHECK_INT(acme_dns_update_conf(&a, &c, err, sizeof(err)), -1);
+    CHECK(strstr(err, "'127.0.0.1:99999' is not a DNS server") != NULL);
+    a.server = "127.0.0.1";
+
+    a.alg = "hmac-md5";
+    CHECK_INT(acme_dns_update_conf(&a, &c, err, sizeof(err)), -1);
+    CHECK(strstr(err, "'hmac-md5'") != NULL);
+    a.alg = NULL;
+
+    a.zone = "bad zone";
+    CHECK_INT(acme_dns_update_conf(&a, &c, err, sizeof(err)), -1);
+    CHECK(strstr(err, "not a DNS zone name") != NULL);
+    a.zone = ".";
+    CHECK_INT(acme_dns_update_conf(&a, &c, err, sizeof(err)), -1);
+    a.zone = NULL;
+
+    a.key_name = "";
+    CHECK_INT(acme_dns_update_conf(&a, &c, err, sizeof(err)), -1);
+    CHECK(strstr(err, "key name") != NULL);
+    a.key_name = "acme-key";
+
+    a.secret = "s3cr3t*not+base64!!";
+    CHECK_INT(acme_dns_update_conf(&a, &c, err, sizeof(err)), -1);
+    CHECK(strstr(err, "TSIG key \"acme-key\"") != NULL);
+    CHECK(strstr(err, "s3cr3t") == NULL);
+
+    /* from a file: a BIND key statement, then the bare secret */
+    fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0) {
+        return;
+    }
+    f = fdopen(fd, "w");
+    fprintf(f, "key \"acme-key\" {\n\talgorithm hmac-sha512;\n"
+               "\tsecret \"%s\";\n};\n", secret);
+    fclose(f);
+    a.secret = path;
+    a.secret_is_file = 1;
+    CHECK_INT(acme_dns_update_conf_load(&a, &c, err, sizeof(err)), 0);
+    CHECK_STR(c.key.alg, "hmac-sha512");
+    acme_tsig_key_clear(&c.key);
+
+    a.key_name = "other";
+    CHECK_INT(acme_dns_update_conf_load(&a, &c, err, sizeof(err)), -1);
+    CHECK(strstr(err, path) != NULL);
+    CHECK(strstr(err, secret) == NULL);
+    a.key_name = "acme-key";
+
+    f = fopen(path, "w");
+    fprintf(f, "  %s\n", secret);
+    fclose(f);
+    CHECK_INT(acme_dns_update_conf_load(&a, &c, err, sizeof(err)), 0);
+    CHECK_STR(c.key.name, "acme-key");
+    acme_tsig_key_clear(&c.key);
+
+    unlink(path);
+    CHECK_INT(acme_dns_update_conf_load(&a, &c, err, sizeof(err)), -1);
+    CHECK(strstr(err, path) != NULL);
+    CHECK(strstr(err, "TSIG key \"acme-key\"") != NULL);
+}
+
+
+/* dns_hook / AcmeDNSHook: an absolute path of an executable regular file. */
+UNIT_TEST(dns_hook_check_program)
+{
+    char   path[] = "/tmp/acme_unit_hookchkXXXXXX";
+    char   err[ACME_ERRLEN];
+    int    fd;
+
+    CHECK_INT(acme_dns_hook_check("bin/hook", err, sizeof(err)), -1);
+    CHECK(strstr(err, "not an absolute path") != NULL);
+    CHECK_INT(acme_dns_hook_check("/tmp", err, sizeof(err)), -1);
+    CHECK(strstr(err, "not an executable file") != NULL);
+    CHECK_INT(acme_dns_hook_check("/nonexistent/hook", err, sizeof(err)), -1);
+    CHECK(strstr(err, "not an executable file") != NULL);
+
+    fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0) {
+        return;
+    }
+    close(fd);
+    CHECK(chmod(path, 0600) == 0);
+    CHECK_INT(acme_dns_hook_check(path, err, sizeof(err)), -1);
+    CHECK(chmod(path, 0700) == 0);
+    CHECK_INT(acme_dns_hook_check(path, err, sizeof(err)), 0);
+    unlink(path);
 }

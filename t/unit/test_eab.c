@@ -288,3 +288,78 @@ UNIT_TEST(eab_mac_key_read_file)
     CHECK(strstr(err, "cannot open") != NULL);
     CHECK(strstr(err, path) != NULL);
 }
+
+/* external_account_key / AcmeExternalAccountBinding values (acme_eab_conf,
+ * acme_eab_conf_load): kid, alg in any case, key inline or from a file;
+ * errors name the kid and file, never the key. */
+UNIT_TEST(eab_conf_values)
+{
+    char path[] = "/tmp/acme-eab-conf-XXXXXX";
+    char err[ACME_ERRLEN] = "";
+    const char *alg = NULL;
+    unsigned char *k;
+    size_t l = 0;
+    int fd;
+    FILE *f;
+
+    CHECK_INT(acme_eab_conf("kid-1", NULL, &alg, err, sizeof(err)), 0);
+    CHECK_STR(alg, "HS256");
+    CHECK_INT(acme_eab_conf("kid-1", "hs512", &alg, err, sizeof(err)), 0);
+    CHECK_STR(alg, "HS512");
+    CHECK_INT(acme_eab_conf("kid-1", "HS384", &alg, err, sizeof(err)), 0);
+    CHECK_STR(alg, "HS384");
+
+    CHECK_INT(acme_eab_conf("kid-1", "RS256", &alg, err, sizeof(err)), -1);
+    CHECK(strstr(err, "'RS256'") != NULL);
+    CHECK_INT(acme_eab_conf("", NULL, &alg, err, sizeof(err)), -1);
+    CHECK(strstr(err, "empty key identifier") != NULL);
+    CHECK_INT(acme_eab_conf("a b", NULL, &alg, err, sizeof(err)), -1);
+    CHECK(strstr(err, "invalid key identifier") != NULL);
+    CHECK_INT(acme_eab_conf("a\"b", NULL, &alg, err, sizeof(err)), -1);
+    CHECK_INT(acme_eab_conf("a\\b", NULL, &alg, err, sizeof(err)), -1);
+
+    /* inline */
+    k = acme_eab_conf_load("kid-1", sample_key64, 0, "hs384", &alg, &l,
+                           err, sizeof(err));
+    CHECK(k != NULL);
+    CHECK_INT(l, 48);
+    CHECK_STR(alg, "HS384");
+    acme_eab_mac_key_free(k, l);
+
+    err[0] = '\0';
+    CHECK(acme_eab_conf_load("kid-1", "not*base64*secretvalue", 0, NULL, &alg,
+                             &l, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "kid-1") != NULL);
+    CHECK(strstr(err, "MAC key") != NULL);
+    CHECK(strstr(err, "(inline)") != NULL);
+    CHECK(strstr(err, "secretvalue") == NULL);
+
+    /* the alg is checked before the key is looked at */
+    err[0] = '\0';
+    CHECK(acme_eab_conf_load("kid-1", sample_key64, 0, "HS1", &alg, &l,
+                             err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "'HS1'") != NULL);
+
+    /* from a file */
+    fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0) {
+        return;
+    }
+    f = fdopen(fd, "w");
+    fprintf(f, "%s\n", sample_key64);
+    fclose(f);
+    k = acme_eab_conf_load("kid-1", path, 1, NULL, &alg, &l, err,
+                           sizeof(err));
+    CHECK(k != NULL);
+    CHECK_INT(l, 48);
+    CHECK_STR(alg, "HS256");
+    acme_eab_mac_key_free(k, l);
+
+    unlink(path);
+    err[0] = '\0';
+    CHECK(acme_eab_conf_load("kid-1", path, 1, NULL, &alg, &l, err,
+                             sizeof(err)) == NULL);
+    CHECK(strstr(err, "kid-1") != NULL);
+    CHECK(strstr(err, path) != NULL);
+}
