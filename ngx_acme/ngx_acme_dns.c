@@ -26,8 +26,6 @@
 #define NGX_ACME_DNS_LOG_MAX      4096      /* hook stderr kept */
 
 
-static ngx_int_t ngx_acme_dns_parse_server(ngx_conf_t *cf, ngx_str_t *v,
-    acme_dns_server_t *srv, const char *directive);
 static void ngx_acme_dns_key_cleanup(void *data);
 static void ngx_acme_dns_publisher(ngx_acme_issuer_t *issuer,
     acme_dns_publisher_t *p, acme_dns_runner_t *runner, char **log);
@@ -39,26 +37,6 @@ static int ngx_acme_dns_stopping(void *data);
 
 
 /* ---- configuration ---- */
-
-
-static ngx_int_t
-ngx_acme_dns_parse_server(ngx_conf_t *cf, ngx_str_t *v,
-    acme_dns_server_t *srv, const char *directive)
-{
-    char  err[ACME_ERRLEN];
-
-    if (acme_dns_server_parse((char *) v->data, v->len, srv, err,
-                              sizeof(err))
-        != 0)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid DNS server address in \"%s\": %s",
-                           directive, err);
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
 
 
 /*
@@ -237,6 +215,7 @@ ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
 char *
 ngx_acme_dns_check_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
 {
+    char                    err[ACME_ERRLEN];
     ngx_int_t               n;
     ngx_str_t              *value, t;
     ngx_uint_t              i;
@@ -277,10 +256,12 @@ ngx_acme_dns_check_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
             return NGX_CONF_ERROR;
         }
 
-        if (ngx_acme_dns_parse_server(cf, &value[i], srv,
-                                      "dns_propagation_check")
-            != NGX_OK)
+        if (acme_dns_server_parse((char *) value[i].data, value[i].len, srv,
+                                  err, sizeof(err))
+            != 0)
         {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"dns_propagation_check\": %s", err);
             return NGX_CONF_ERROR;
         }
     }
