@@ -186,7 +186,6 @@ def test_eab_config_ok(server, alg, pebble_factory, state_dir, workdir):
     assert MAC not in out
 
 
-@pytest.mark.parametrize("server", ["apache"], indirect=True)
 def test_eab_config_ok_inline_lowercase_alg(server, pebble_factory, state_dir):
     pebble = pebble_factory(start=False)
     server.write_managed(pebble, state_dir, issuer=_eab(server, inline=MAC, alg="hs512"))
