@@ -761,7 +761,7 @@ watch_tick(watch_t *w)
                 continue;
             }
             pthread_join(j->thread, NULL);
-            j->running = 0;
+            __atomic_store_n(&j->running, 0, __ATOMIC_RELEASE);
             j->due_at = -1;
         }
         due = job_publish_due(j, now);
@@ -773,7 +773,7 @@ watch_tick(watch_t *w)
         if (!j->resave && (due > now || alpn_busy(w, j))) {
             continue;
         }
-        j->finished = 0;
+        __atomic_store_n(&j->finished, 0, __ATOMIC_RELEASE);
         j->type = job_type(j);
         if (acme_auto_thread_create(&j->thread,
                                     j->resave ? job_resave_main : job_main,
@@ -783,7 +783,7 @@ watch_tick(watch_t *w)
                          " %s: cannot start a job thread", j->c->id);
             continue;
         }
-        j->running = 1;
+        __atomic_store_n(&j->running, 1, __ATOMIC_RELEASE);
     }
 }
 
@@ -819,8 +819,75 @@ jobs_end_attempts(watch_t *w)
     }
 }
 
+/*
+ * How long a stopping child waits for a job thread.  The thread notices
+ * the stop within a second (the driver's sleeps, the hook and the
+ * propagation wait poll it) unless a network step is under way, and then
+ * the engine unpublishes what it published: with dns-01 one TXT record
+ * per name, each removed by the hook (its timeout) or by an update
+ * (AcmeTimeout, and as much for the zone lookup unless AcmeDNSZone).
+ */
+static long long
+job_stop_bound_ms(job_t *j)
+{
+    acme_auto_issuer_t *iss = j->c->issuer;
+    long long           remove_sec;
+
+    if (j->resave || j->type == NULL || strcmp(j->type, "dns-01") != 0) {
+        return STOP_JOIN_SECONDS * 1000LL;
+    }
+    remove_sec = iss->dns_update.host[0] != '\0'
+                 ? (iss->dns_zone != NULL ? 1 : 2) * (long long) iss->timeout_sec
+                 : (long long) iss->dns_hook_timeout;
+    return (STOP_JOIN_SECONDS + iss->timeout_sec
+            + remove_sec * j->c->n_names) * 1000LL;
+}
+
+/* Waits (bounded by job_stop_bound_ms) until the job threads have ended:
+ * an order stopped while its dns-01 records are out removes them first.
+ * Reads only the threads' flags, so the watchdog thread (watch_stop) and
+ * the child's exit (jobs_child_exit) may both wait at once. */
+static void
+jobs_wait(watch_t *w)
+{
+    struct timespec ts = { 0, 50 * 1000000L };
+    long long       deadline = 0, now = acme_monotonic_ms(), at;
+    int             i, busy;
+
+    for (i = 0; i < w->n_jobs; i++) {
+        job_t *j = &w->jobs[i];
+        if (__atomic_load_n(&j->running, __ATOMIC_ACQUIRE)) {
+            at = now + job_stop_bound_ms(j);
+            deadline = at > deadline ? at : deadline;
+        }
+    }
+    for ( ;; ) {
+        busy = 0;
+        for (i = 0; i < w->n_jobs; i++) {
+            job_t *j = &w->jobs[i];
+            if (__atomic_load_n(&j->running, __ATOMIC_ACQUIRE)
+                && !__atomic_load_n(&j->finished, __ATOMIC_ACQUIRE))
+            {
+                busy++;
+            }
+        }
+        if (busy == 0) {
+            return;
+        }
+        if (acme_monotonic_ms() >= deadline) {
+            break;
+        }
+        nanosleep(&ts, NULL);
+    }
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, w->s, "mod_acme_auto: pid %ld"
+                 " stops with %d job(s) still running", (long) getpid(), busy);
+}
+
 static watch_t *the_watch;
 
+/* The child's exit (its pool's cleanup, in the main thread): mod_watchdog
+ * runs STOPPING in its own thread, and the child does not wait for that
+ * thread (docs/host-notes.md), so the wait for the jobs is here too. */
 static apr_status_t
 jobs_child_exit(void *data)
 {
@@ -828,6 +895,7 @@ jobs_child_exit(void *data)
     if (the_watch != NULL) {
         __atomic_store_n(&stop_jobs, 1, __ATOMIC_RELEASE);
         jobs_end_attempts(the_watch);
+        jobs_wait(the_watch);
     }
     return APR_SUCCESS;
 }
@@ -839,33 +907,16 @@ acme_auto_jobs_child_init(apr_pool_t *pchild)
                               apr_pool_cleanup_null);
 }
 
+/* The threads are not joined: the child exits next. */
 static void
 watch_stop(watch_t *w)
 {
-    struct timespec ts;
-    int             i;
-
     __atomic_store_n(&stop_jobs, 1, __ATOMIC_RELEASE);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, w->s, "mod_acme_auto: pid %ld "
                  "stops driving ACME", (long) getpid());
 
     jobs_end_attempts(w);
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += STOP_JOIN_SECONDS;
-    for (i = 0; i < w->n_jobs; i++) {
-        job_t *j = &w->jobs[i];
-        if (j->running) {
-            /* jobs notice stop_jobs within a second unless stuck in a
-             * network step; do not hold the child's exit longer */
-            if (pthread_timedjoin_np(j->thread, NULL, &ts) == 0) {
-                j->running = 0;
-            }
-            else {
-                pthread_detach(j->thread);
-                j->running = 0;
-            }
-        }
-    }
+    jobs_wait(w);
     acme_auto_shm_set_acme_pid(0);
 }
 

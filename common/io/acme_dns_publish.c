@@ -29,6 +29,7 @@
 #define CHECK_TIMEOUT_MS    120000
 #define DNS_TIMEOUT_MS      30000
 #define HOOK_LINE_MAX       512
+#define STOP_SLICE_MS       200
 
 
 
@@ -55,6 +56,20 @@ static int
 stopping(const acme_dns_publisher_t *p)
 {
     return p->stop != NULL && p->stop(p->data) != 0;
+}
+
+
+/* ms in slices of STOP_SLICE_MS, ending early on a stop */
+static void
+sleep_unless_stopping(const acme_dns_publisher_t *p, int ms)
+{
+    int slice;
+
+    while (ms > 0 && !stopping(p)) {
+        slice = ms < STOP_SLICE_MS ? ms : STOP_SLICE_MS;
+        sleep_ms(slice);
+        ms -= slice;
+    }
 }
 
 
@@ -453,6 +468,12 @@ wait_visible(const acme_dns_publisher_t *p, const acme_dns01_record_t *r,
             if (seen[i]) {
                 continue;
             }
+            if (stopping(p)) {
+                acme_err(err, errlen, "dns propagation: %s TXT \"%s\": "
+                         "stopped (the server is shutting down)", r->name,
+                         r->txt);
+                goto done;
+            }
             if (acme_dns_txt_visible_blocking(servers[i].host,
                                               servers[i].port, r->name,
                                               r->txt, dns_timeout(p), msg,
@@ -467,7 +488,7 @@ wait_visible(const acme_dns_publisher_t *p, const acme_dns01_record_t *r,
             rc = 0;
             break;
         }
-        if (acme_monotonic_ms() + CHECK_INTERVAL_MS > deadline || stopping(p)) {
+        if (acme_monotonic_ms() + CHECK_INTERVAL_MS > deadline) {
             left = 0;
             for (i = 0; i < n; i++) {
                 if (!seen[i]) {
@@ -481,7 +502,8 @@ wait_visible(const acme_dns_publisher_t *p, const acme_dns01_record_t *r,
                      msg[0] ? " (last error: " : "", msg, msg[0] ? ")" : "");
             break;
         }
-        sleep_ms(CHECK_INTERVAL_MS);
+        /* a stop is noticed within STOP_SLICE_MS (and the query above) */
+        sleep_unless_stopping(p, CHECK_INTERVAL_MS);
     }
 
 done:

@@ -240,15 +240,10 @@ def test_dns01_failure(server, case_id, body, hook_timeout, check_timeout, words
     assert not server.problems(), server.problems()
 
 
-# nginx only: on Apache's graceful restart (USR1) the old driving child
-# exits without removing the record it set (seen: no hook "remove" for it
-# within 90 s, no "stops driving ACME" line of that child; the new
-# generation's own order then runs as usual).  A difference to fix in
-# mod_acme_auto, then to parametrise this test.
-@pytest.mark.parametrize("server", ["nginx"], indirect=True)
 def test_dns01_reload_removes_records(server, dns_pebble, bind, state_dir, workdir):
-    """A reload while the order waits for propagation: the old worker gives
-    up and still removes the record it set."""
+    """A reload (nginx HUP, Apache's graceful restart) while the order waits
+    for propagation: the old worker / driving child gives up and still
+    removes the record it set before it exits."""
     hook, rec = _hook(workdir, bind, HOOK_NSUPDATE)
     dead = bind.port + 1                    # the record never shows there
     _start(server, dns_pebble, state_dir, server.dns_hook(hook, "20s"),
