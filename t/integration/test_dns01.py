@@ -243,7 +243,7 @@ def test_dns01_failure(server, case_id, body, hook_timeout, check_timeout, words
 def test_dns01_reload_removes_records(server, dns_pebble, bind, state_dir, workdir):
     """A reload (nginx HUP, Apache's graceful restart) while the order waits
     for propagation: the old worker / driving child gives up and still
-    removes the record it set before it exits."""
+    removes the record it set before it exits; so does a stop."""
     hook, rec = _hook(workdir, bind, HOOK_NSUPDATE)
     dead = bind.port + 1                    # the record never shows there
     _start(server, dns_pebble, state_dir, server.dns_hook(hook, "20s"),
@@ -259,6 +259,15 @@ def test_dns01_reload_removes_records(server, dns_pebble, bind, state_dir, workd
     wait_for(lambda: first in values("remove"), 20, "hook remove after the reload")
     wait_for(lambda: first not in (bind.dig(RECORD) or []), 10,
              "the record gone after the hook's remove")
+    assert not server.problems(), server.problems()
+    # the new generation's order sets a record of its own: a stop removes it
+    second = wait_for(lambda: [v for v in values("add") if v != first], 20,
+                      "hook add after the reload")[0]
+    wait_for(lambda: second in (bind.dig(RECORD) or []), 10, "the second record")
+    server.stop()
+    wait_for(lambda: second in values("remove"), 20, "hook remove after the stop")
+    wait_for(lambda: second not in (bind.dig(RECORD) or []), 10,
+             "the second record gone after the hook's remove")
     assert not server.problems(), server.problems()
 
 
