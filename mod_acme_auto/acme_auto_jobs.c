@@ -836,9 +836,12 @@ job_stop_bound_ms(job_t *j)
     if (j->resave || j->type == NULL || strcmp(j->type, "dns-01") != 0) {
         return STOP_JOIN_SECONDS * 1000LL;
     }
-    remove_sec = iss->dns_update.host[0] != '\0'
-                 ? (iss->dns_zone != NULL ? 1 : 2) * (long long) iss->timeout_sec
-                 : (long long) iss->dns_hook_timeout;
+    if (iss->dns_update.host[0] != '\0') {
+        remove_sec = (iss->dns_zone != NULL ? 1 : 2) * iss->timeout_sec;
+    }
+    else {
+        remove_sec = iss->dns_hook_timeout;
+    }
     return (STOP_JOIN_SECONDS + iss->timeout_sec
             + remove_sec * j->c->n_names) * 1000LL;
 }
