@@ -840,7 +840,8 @@ job_stop_bound_ms(job_t *j)
         remove_sec = (iss->dns_zone != NULL ? 1 : 2) * iss->timeout_sec;
     }
     else {
-        remove_sec = iss->dns_hook_timeout;
+        /* not given: acme_dns_publish.h's default, 60 s */
+        remove_sec = iss->dns_hook_timeout > 0 ? iss->dns_hook_timeout : 60;
     }
     return (STOP_JOIN_SECONDS + iss->timeout_sec
             + remove_sec * j->c->n_names) * 1000LL;
