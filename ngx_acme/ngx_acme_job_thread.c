@@ -11,12 +11,31 @@
 #include "acme_job_store.h"
 
 
+static void ngx_acme_job_thread_run(void *data, ngx_log_t *log);
 static void ngx_acme_job_dns_remove_all(ngx_acme_job_t *job);
 
 
-/* Runs in a thread of the pool: no nginx pools, no logging, no zone. */
+/*
+ * The task handler.  Each task ends with OPENSSL_thread_stop(): a pool
+ * thread holds no OpenSSL thread state between tasks.  nginx 1.22 ends a
+ * worker's pool threads with "*lock = 0; pthread_exit(0);"
+ * (ngx_thread_pool_exit_handler): the worker goes on to exit() while the
+ * last pool thread still runs its thread-specific-data destructors, and
+ * OpenSSL's (the thread's error state and DRBGs) would race with the
+ * OPENSSL_cleanup() that exit() runs: a double free (docs/host-notes.md).
+ */
 void
 ngx_acme_job_thread(void *data, ngx_log_t *log)
+{
+    ngx_acme_job_thread_run(data, log);
+
+    OPENSSL_thread_stop();
+}
+
+
+/* Runs in a thread of the pool: no nginx pools, no logging, no zone. */
+static void
+ngx_acme_job_thread_run(void *data, ngx_log_t *log)
 {
     ngx_acme_job_t  *job = *(ngx_acme_job_t **) data;
 
