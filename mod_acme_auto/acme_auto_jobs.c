@@ -613,6 +613,9 @@ done:
     EVP_PKEY_free(akey);
     EVP_PKEY_free(ckey);
     free(account_url);
+    /* no OpenSSL thread state left for the thread's exit to free while
+     * the child's exit() runs OpenSSL's atexit cleanup (docs/host-notes) */
+    OPENSSL_thread_stop();
     __atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
     return NULL;
 }
@@ -649,6 +652,7 @@ job_resave_main(void *arg)
                  j->c->id, msg);
 
 done:
+    OPENSSL_thread_stop();      /* as in job_main */
     __atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
     return NULL;
 }

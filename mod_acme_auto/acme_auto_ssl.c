@@ -210,6 +210,7 @@ refresher_main(void *arg)
         pthread_mutex_lock(&stop_mu);
     }
     pthread_mutex_unlock(&stop_mu);
+    OPENSSL_thread_stop();      /* as the job threads (acme_auto_jobs.c) */
     return NULL;
 }
 
