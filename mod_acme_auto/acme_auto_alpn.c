@@ -68,7 +68,8 @@ pending_identifier(const char *sni, char *ident, apr_size_t ilen,
         return NULL;
     }
     id = acme_alpn_sni_identifier(sni, ident, ilen);
-    if (id == NULL || !acme_auto_shm_alpn_lookup(id, key_authz, klen)) {
+    if (id == NULL || !acme_auto_shm_chal_lookup(ACME_CHAL_TLS_ALPN_01, id,
+                                                  key_authz, klen)) {
         return NULL;
     }
     return id;

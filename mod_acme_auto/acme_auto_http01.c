@@ -35,7 +35,8 @@ acme_auto_post_read_request(request_rec *r)
         return DECLINED;
     }
     if (ok != 1
-        || !acme_auto_shm_token_lookup(token, key_authz, sizeof(key_authz)))
+        || !acme_auto_shm_chal_lookup(ACME_CHAL_HTTP_01, token, key_authz,
+                                      sizeof(key_authz)))
     {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "mod_acme_auto: no pending http-01 challenge for %s",

@@ -298,8 +298,8 @@ acme_auto_shm_get_bundle(int slot, char **pem, apr_size_t *len,
     return 1;
 }
 
-static int
-chal_lookup(acme_chal_type_t type, const char *key, char *buf,
+int
+acme_auto_shm_chal_lookup(acme_chal_type_t type, const char *key, char *buf,
     apr_size_t buflen)
 {
     int found = 0;
@@ -311,18 +311,6 @@ chal_lookup(acme_chal_type_t type, const char *key, char *buf,
                                         strlen(key), CHAL_FENCE, buf,
                                         buflen) >= 0);
     return found;
-}
-
-int
-acme_auto_shm_token_lookup(const char *token, char *buf, apr_size_t buflen)
-{
-    return chal_lookup(ACME_CHAL_HTTP_01, token, buf, buflen);
-}
-
-int
-acme_auto_shm_alpn_lookup(const char *identifier, char *buf, apr_size_t buflen)
-{
-    return chal_lookup(ACME_CHAL_TLS_ALPN_01, identifier, buf, buflen);
 }
 
 long

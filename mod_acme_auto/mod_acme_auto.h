@@ -188,13 +188,12 @@ int acme_auto_shm_get_status(int slot, acme_auto_slot_status_t *out);
 /* Copies the bundle (malloc'd, NUL-terminated) with its generation; 1 when
  * a bundle exists, 0 when none, -1 on error. */
 int acme_auto_shm_get_bundle(int slot, char **pem, apr_size_t *len, apr_uint32_t *gen);
-/* Key authorization for token into buf; 1 found, 0 not. */
-int acme_auto_shm_token_lookup(const char *token, char *buf, apr_size_t buflen);
+/* The key authorization pending into buf: http-01 by token, tls-alpn-01
+ * by identifier; 1 found, 0 not. */
+int acme_auto_shm_chal_lookup(acme_chal_type_t type, const char *key,
+    char *buf, apr_size_t buflen);
 long acme_auto_shm_acme_pid(void);
 
-/* tls-alpn-01: key authorization pending for identifier; 1 found, 0 not. */
-int acme_auto_shm_alpn_lookup(const char *identifier, char *buf,
-    apr_size_t buflen);
 
 /* Publishes a challenge: http-01 is looked up by token, tls-alpn-01 by
  * identifier (both removed by token). */

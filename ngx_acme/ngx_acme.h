@@ -367,10 +367,9 @@ void ngx_acme_shm_token_del(ngx_acme_main_conf_t *amcf, const char *token,
     acme_fence_t fence);
 void ngx_acme_shm_tokens_drop_locked(ngx_acme_main_conf_t *amcf,
     ngx_acme_slot_t *slot, acme_fence_t fence);
-ngx_int_t ngx_acme_shm_token_find(ngx_acme_main_conf_t *amcf,
-    u_char *token, size_t len, u_char *buf, size_t *buf_len);
-ngx_int_t ngx_acme_shm_alpn_find(ngx_acme_main_conf_t *amcf,
-    const char *identifier, u_char *buf, size_t *buf_len);
+ngx_int_t ngx_acme_shm_find(ngx_acme_main_conf_t *amcf,
+    acme_chal_type_t type, const char *key, size_t len, u_char *buf,
+    size_t *buf_len);
 ngx_int_t ngx_acme_shm_lease(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_shm_lease_release(ngx_acme_main_conf_t *amcf);
 ngx_pid_t ngx_acme_shm_lease_pid(ngx_acme_main_conf_t *amcf);

@@ -262,7 +262,9 @@ ngx_acme_alpn_handshake(ngx_ssl_conn_t *ssl_conn)
     n = sizeof(key_authz);
 
     if (identifier == NULL
-        || ngx_acme_shm_alpn_find(amcf, identifier, key_authz, &n) != NGX_OK)
+        || ngx_acme_shm_find(amcf, ACME_CHAL_TLS_ALPN_01, identifier,
+                             ngx_strlen(identifier), key_authz, &n)
+           != NGX_OK)
     {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "acme: tls-alpn-01 handshake for \"%s\" refused: no "
@@ -387,8 +389,9 @@ ngx_acme_alpn_expire(ngx_acme_main_conf_t *amcf)
 
         n = sizeof(key_authz);
 
-        if (ngx_acme_shm_alpn_find(amcf, (char *) ac->identifier, key_authz,
-                                   &n)
+        if (ngx_acme_shm_find(amcf, ACME_CHAL_TLS_ALPN_01,
+                              (char *) ac->identifier,
+                              ngx_strlen(ac->identifier), key_authz, &n)
             == NGX_OK
             && ngx_strcmp(key_authz, ac->key_authz) == 0)
         {

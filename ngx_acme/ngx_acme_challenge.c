@@ -72,7 +72,10 @@ ngx_acme_challenge_handler(ngx_http_request_t *r)
 
     n = sizeof(buf);
 
-    if (ngx_acme_shm_token_find(amcf, token, len, buf, &n) != NGX_OK) {
+    if (ngx_acme_shm_find(amcf, ACME_CHAL_HTTP_01, (char *) token, len, buf,
+                          &n)
+        != NGX_OK)
+    {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "acme: http-01 token \"%*s\" is not pending", len,
                       token);

@@ -430,7 +430,7 @@ ngx_acme_shm_tokens_drop_locked(ngx_acme_main_conf_t *amcf,
  * Only the current lease generation's entries answer; the scheduler runs
  * one tls-alpn-01 order per name at a time, so the first match is the one.
  */
-static ngx_int_t
+ngx_int_t
 ngx_acme_shm_find(ngx_acme_main_conf_t *amcf, acme_chal_type_t type,
     const char *key, size_t len, u_char *buf, size_t *buf_len)
 {
@@ -453,24 +453,6 @@ ngx_acme_shm_find(ngx_acme_main_conf_t *amcf, acme_chal_type_t type,
     return NGX_OK;
 }
 
-
-ngx_int_t
-ngx_acme_shm_token_find(ngx_acme_main_conf_t *amcf, u_char *token,
-    size_t len, u_char *buf, size_t *buf_len)
-{
-    return ngx_acme_shm_find(amcf, ACME_CHAL_HTTP_01, (char *) token, len,
-                             buf, buf_len);
-}
-
-
-/* identifier: lower case, as acme_alpn_sni_identifier returns it */
-ngx_int_t
-ngx_acme_shm_alpn_find(ngx_acme_main_conf_t *amcf, const char *identifier,
-    u_char *buf, size_t *buf_len)
-{
-    return ngx_acme_shm_find(amcf, ACME_CHAL_TLS_ALPN_01, identifier,
-                             ngx_strlen(identifier), buf, buf_len);
-}
 
 
 /*
