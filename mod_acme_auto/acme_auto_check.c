@@ -85,7 +85,7 @@ find_issuer(const char *name)
     for (i = 0; i < acme_auto_g.issuers->nelts; i++) {
         acme_auto_issuer_t *iss = APR_ARRAY_IDX(acme_auto_g.issuers, i,
                                                 acme_auto_issuer_t *);
-        if (strcmp(iss->name, name) == 0) {
+        if (strcmp(iss->conf.name, name) == 0) {
             return iss;
         }
     }
@@ -136,8 +136,8 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
         return bad;
     }
     if (cc->n_challenges == 0) {
-        memcpy(cc->challenges, iss->challenges, sizeof(cc->challenges));
-        cc->n_challenges = (size_t) iss->n_challenges;
+        memcpy(cc->challenges, iss->conf.challenges, sizeof(cc->challenges));
+        cc->n_challenges = iss->conf.n_challenges;
     }
     else if (cert_has_challenge(cc, "dns-01") && iss->dns_update.host[0] == '\0'
              && iss->dns_hook == NULL)
@@ -145,7 +145,7 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
         CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d) uses "
                    "challenge=dns-01 but <AcmeIssuer %s> has neither "
                    "AcmeDNSUpdate nor AcmeDNSHook to publish the TXT "
-                   "records", cc->conf_file, cc->conf_line, iss->name);
+                   "records", cc->conf_file, cc->conf_line, iss->conf.name);
     }
     if (cert_has_challenge(cc, "tls-alpn-01")
         && !vhost_has_protocol(s, "acme-tls/1"))
@@ -156,7 +156,7 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                    "does not offer the protocol: add 'Protocols h2 "
                    "http/1.1 acme-tls/1' (or 'Protocols http/1.1 "
                    "acme-tls/1') to it", cc->conf_file, cc->conf_line,
-                   iss->name);
+                   iss->conf.name);
     }
     /* the names by the rules of acme_names.h: explicit, else ServerName
      * and ServerAlias ("_" and "" skipped); "*." only when every attempt
@@ -190,7 +190,7 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                                       "challenge ('AcmeChallenge dns-01' "
                                       "with AcmeDNSUpdate or AcmeDNSHook in "
                                       "<AcmeIssuer %s>, or challenge=dns-01)",
-                                      iss->name));
+                                      iss->conf.name));
         }
         return bad;
     }
@@ -272,42 +272,23 @@ static const char *const issuer_words[ACME_ISSUER_AT_N] = {
 /* One <AcmeIssuer> by the rules of acme_issuer.h: the defaults, what must
  * be there, the state directory (checked, not created). */
 static int
-check_issuer(apr_pool_t *pconf, server_rec *base, acme_auto_issuer_t *iss)
+check_issuer(server_rec *base, acme_auto_issuer_t *iss)
 {
-    acme_issuer_conf_t    ic;
     acme_issuer_problem_t pr[4];
     size_t                i, n;
 
-    acme_issuer_init(&ic);
-    ic.name = iss->name;
-    ic.directory = iss->directory;
-    ic.state_dir = iss->state_dir;
-    ic.state_root = ACME_AUTO_DEFAULT_STATE_ROOT;
-    memcpy(ic.challenges, iss->challenges, sizeof(iss->challenges));
-    ic.n_challenges = (size_t) iss->n_challenges;
-    ic.dns_update = iss->dns_update.host[0] != '\0';
-    ic.dns_hook = iss->dns_hook != NULL;
-    ic.account_key = (int) iss->account_key_type;
-    ic.renew_percent = (int) (iss->renew_fraction * 100 + 0.5);
-    ic.timeout_ms = iss->timeout_sec * 1000L;
-    ic.retry_delay = iss->retry_delay_sec;
+    iss->conf.state_root = ACME_AUTO_DEFAULT_STATE_ROOT;
+    iss->conf.dns_update = iss->dns_update.host[0] != '\0';
+    iss->conf.dns_hook = iss->dns_hook != NULL;
 
-    n = acme_issuer_check_startup(&ic, issuer_words, pr, 4);
+    n = acme_issuer_check_startup(&iss->conf, issuer_words, pr, 4);
     for (i = 0; i < n; i++) {
         ap_log_error(APLOG_MARK, pr[i].warning ? APLOG_WARNING
                      : APLOG_STARTUP | APLOG_EMERG, 0, base,
-                     "mod_acme_auto: <AcmeIssuer %s> (%s:%d) %s", iss->name,
-                     iss->conf_file, iss->conf_line, pr[i].text);
+                     "mod_acme_auto: <AcmeIssuer %s> (%s:%d) %s",
+                     iss->conf.name, iss->conf_file, iss->conf_line,
+                     pr[i].text);
     }
-
-    iss->state_dir = apr_pstrdup(pconf, ic.state_dir);
-    memcpy(iss->challenges, ic.challenges, sizeof(iss->challenges));
-    iss->n_challenges = (int) ic.n_challenges;
-    iss->challenge = iss->challenges[0];
-    iss->account_key_type = (acme_key_type_t) ic.account_key;
-    iss->renew_fraction = ic.renew_percent / 100.0;
-    iss->timeout_sec = (int) (ic.timeout_ms / 1000);
-    iss->retry_delay_sec = (int) ic.retry_delay;
     return acme_issuer_has_error(pr, n);
 }
 
@@ -328,14 +309,14 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     for (i = 0; i < bsc->issuers->nelts; i++) {
         acme_auto_issuer_t *iss = APR_ARRAY_IDX(bsc->issuers, i,
                                                 acme_auto_issuer_t *);
-        bad |= check_issuer(pconf, base, iss);
+        bad |= check_issuer(base, iss);
         for (j = 0; j < i; j++) {
             acme_auto_issuer_t *o = APR_ARRAY_IDX(bsc->issuers, j,
                                                   acme_auto_issuer_t *);
-            if (strcmp(o->state_dir, iss->state_dir) == 0) {
+            if (strcmp(o->conf.state_dir, iss->conf.state_dir) == 0) {
                 CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> and "
                            "<AcmeIssuer %s> share the AcmeStateDir %s",
-                           o->name, iss->name, iss->state_dir);
+                           o->conf.name, iss->conf.name, iss->conf.state_dir);
             }
         }
     }

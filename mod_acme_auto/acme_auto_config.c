@@ -99,8 +99,8 @@ issuer_section(cmd_parms *cmd, void *dummy, const char *arg)
         }
     }
     for (i = 0; i < sc->issuers->nelts; i++) {
-        if (strcmp(APR_ARRAY_IDX(sc->issuers, i, acme_auto_issuer_t *)->name,
-                   name) == 0)
+        if (strcmp(APR_ARRAY_IDX(sc->issuers, i,
+                                 acme_auto_issuer_t *)->conf.name, name) == 0)
         {
             return apr_psprintf(cmd->pool,
                                 "<AcmeIssuer %s> is defined twice", name);
@@ -108,10 +108,10 @@ issuer_section(cmd_parms *cmd, void *dummy, const char *arg)
     }
 
     iss = apr_pcalloc(cmd->pool, sizeof(*iss));
-    iss->name = name;
-    iss->contacts = apr_array_make(cmd->pool, 2, sizeof(const char *));
     /* unset: the defaults are acme_issuer_check()'s (acme_auto_check.c) */
-    iss->account_key_type = (acme_key_type_t) -1;
+    acme_issuer_init(&iss->conf);
+    iss->conf.name = name;
+    iss->contacts = apr_array_make(cmd->pool, 2, sizeof(const char *));
     iss->conf_file = cmd->directive->filename;
     iss->conf_line = cmd->directive->line_num;
     pi = apr_array_push(sc->issuers);
@@ -145,10 +145,10 @@ set_directory(cmd_parms *cmd, void *dummy, const char *arg)
                      "mod_acme_auto: AcmeDirectory %s (%s:%d) %s", arg,
                      cmd->directive->filename, cmd->directive->line_num, msg);
     }
-    if (cur_issuer->directory != NULL) {
+    if (cur_issuer->conf.directory != NULL) {
         return "AcmeDirectory is given twice in this <AcmeIssuer>";
     }
-    cur_issuer->directory = arg;
+    cur_issuer->conf.directory = arg;
     return NULL;
 }
 
@@ -219,8 +219,8 @@ set_state_dir(cmd_parms *cmd, void *dummy, const char *arg)
     if (err) {
         return err;
     }
-    cur_issuer->state_dir = ap_server_root_relative(cmd->pool, arg);
-    if (cur_issuer->state_dir == NULL) {
+    cur_issuer->conf.state_dir = ap_server_root_relative(cmd->pool, arg);
+    if (cur_issuer->conf.state_dir == NULL) {
         return apr_psprintf(cmd->pool, "AcmeStateDir: invalid path '%s'", arg);
     }
     return NULL;
@@ -229,19 +229,19 @@ set_state_dir(cmd_parms *cmd, void *dummy, const char *arg)
 static const char *
 set_account_key(cmd_parms *cmd, void *dummy, const char *arg)
 {
-    const char *err = in_issuer(cmd);
+    const char      *err = in_issuer(cmd);
+    acme_key_type_t  kt;
 
     (void) dummy;
     if (err) {
         return err;
     }
-    if (acme_key_type_parse(arg, strlen(arg), &cur_issuer->account_key_type)
-        != 0)
-    {
+    if (acme_key_type_parse(arg, strlen(arg), &kt) != 0) {
         return apr_psprintf(cmd->pool, "AcmeAccountKey: unknown key type '%s'"
                             " (ecdsa:256, ecdsa:384, rsa:2048, rsa:3072, "
                             "rsa:4096)", arg);
     }
+    cur_issuer->conf.account_key = kt;
     return NULL;
 }
 
@@ -261,14 +261,14 @@ set_renew(cmd_parms *cmd, void *dummy, const char *arg)
                             "percentage of the lifetime between 1%% and 99%%",
                             arg);
     }
-    cur_issuer->renew_fraction = pct / 100.0;
+    cur_issuer->conf.renew_percent = pct;
     return NULL;
 }
 
 /* An <AcmeIssuer> time: seconds, or with a unit (ap_timeout_parameter_parse),
  * between 1 s and max seconds. */
 static const char *
-issuer_seconds(cmd_parms *cmd, const char *arg, int max, int *out)
+issuer_seconds(cmd_parms *cmd, const char *arg, int max, long *out)
 {
     const char          *err = in_issuer(cmd);
     apr_interval_time_t  t;
@@ -282,16 +282,22 @@ issuer_seconds(cmd_parms *cmd, const char *arg, int max, int *out)
         return apr_psprintf(cmd->pool, "%s: '%s' is not a time between 1s "
                             "and %ds", cmd->cmd->name, arg, max);
     }
-    *out = (int) apr_time_sec(t);
+    *out = (long) apr_time_sec(t);
     return NULL;
 }
 
 static const char *
 set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
 {
+    const char *err;
+
     (void) dummy;
-    return issuer_seconds(cmd, arg, 600, cur_issuer ? &cur_issuer->timeout_sec
-                                                    : NULL);
+    err = issuer_seconds(cmd, arg, 600,
+                         cur_issuer ? &cur_issuer->conf.timeout_ms : NULL);
+    if (err == NULL) {
+        cur_issuer->conf.timeout_ms *= 1000;
+    }
+    return err;
 }
 
 /* The first backoff step after a failed attempt (as mod_md's
@@ -301,7 +307,7 @@ set_retry_delay(cmd_parms *cmd, void *dummy, const char *arg)
 {
     (void) dummy;
     return issuer_seconds(cmd, arg, 86400,
-                          cur_issuer ? &cur_issuer->retry_delay_sec : NULL);
+                          cur_issuer ? &cur_issuer->conf.retry_delay : NULL);
 }
 
 static const char *
@@ -337,7 +343,7 @@ set_challenge(cmd_parms *cmd, void *dummy, const char *arg)
                             type);
     }
     /* a list: tried in turn after failures (the first one first) */
-    cur_issuer->challenges[cur_issuer->n_challenges++] = type;
+    cur_issuer->conf.challenges[cur_issuer->conf.n_challenges++] = type;
     return NULL;
 }
 
@@ -345,10 +351,10 @@ int
 acme_auto_issuer_has_challenge(const acme_auto_issuer_t *iss,
     const char *type)
 {
-    int i;
+    size_t i;
 
-    for (i = 0; i < iss->n_challenges; i++) {
-        if (strcmp(iss->challenges[i], type) == 0) {
+    for (i = 0; i < iss->conf.n_challenges; i++) {
+        if (strcmp(iss->conf.challenges[i], type) == 0) {
             return 1;
         }
     }

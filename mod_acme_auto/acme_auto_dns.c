@@ -75,7 +75,7 @@ acme_auto_dns_new(acme_auto_issuer_t *iss, server_rec *s, const char *cert_id,
         d->pub.n_checks = (size_t) iss->dns_checks->nelts;
     }
     d->pub.check_timeout_ms = iss->dns_check_timeout * 1000;
-    d->pub.timeout_ms = iss->timeout_sec * 1000;
+    d->pub.timeout_ms = iss->conf.timeout_ms;
     d->pub.runner = &d->runner;
     d->pub.data = d;
     d->pub.stop = dns_stop;

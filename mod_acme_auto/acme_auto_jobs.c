@@ -128,7 +128,7 @@ job_sync_from_disk(job_t *j)
     apr_uint32_t            gen;
     int                     have_shm, rc;
 
-    rc = acme_store_load_bundle(j->c->issuer->state_dir, j->c->id, &pem,
+    rc = acme_store_load_bundle(j->c->issuer->conf.state_dir, j->c->id, &pem,
                                 &len, err, sizeof(err));
     have_shm = acme_auto_shm_get_bundle(j->c->slot, &shm_pem, &shm_len,
                                         &gen) == 1;
@@ -252,7 +252,7 @@ hook_account(void *data, const char *url, const char *refused)
     }
     else {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, d->j->s, "mod_acme_auto: "
-                     "<AcmeIssuer %s>: account %s", iss->name, url);
+                     "<AcmeIssuer %s>: account %s", iss->conf.name, url);
     }
 
     /* the jobs waiting for it go on with it */
@@ -261,7 +261,7 @@ hook_account(void *data, const char *url, const char *refused)
     pthread_cond_broadcast(&account_cv);
     pthread_mutex_unlock(&account_mu);
 
-    if (acme_store_save_account(iss->state_dir, iss->directory, d->akey, url,
+    if (acme_store_save_account(iss->conf.state_dir, iss->conf.directory, d->akey, url,
                                 err, sizeof(err)) != 0)
     {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->j->s, "mod_acme_auto: "
@@ -314,9 +314,9 @@ job_conf(job_t *j, acme_job_conf_t *c)
     acme_auto_issuer_t *iss = j->c->issuer;
 
     memset(c, 0, sizeof(*c));
-    c->directory_url = iss->directory;
-    c->state_dir = iss->state_dir;
-    c->account_key_type = iss->account_key_type;
+    c->directory_url = iss->conf.directory;
+    c->state_dir = iss->conf.state_dir;
+    c->account_key_type = iss->conf.account_key;
     c->contacts = (const char *const *) iss->contacts->elts;
     c->n_contacts = iss->contacts->nelts;
     c->terms_agreed = iss->terms_agreed;
@@ -354,7 +354,7 @@ account_wait(job_t *j, EVP_PKEY *key)
         if (!told) {
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s:"
                          " waiting for the account of <AcmeIssuer %s> another "
-                         "job is establishing", j->c->id, iss->name);
+                         "job is establishing", j->c->id, iss->conf.name);
             acme_auto_shm_set_step(j->c->slot, "renewing", "account-wait");
             told = 1;
         }
@@ -375,7 +375,7 @@ job_save_state(job_t *j, char *err)
 
     err = err ? err : buf;
     err[0] = '\0';
-    if (acme_store_save_state(j->c->issuer->state_dir, j->c->id, &j->st, err,
+    if (acme_store_save_state(j->c->issuer->conf.state_dir, j->c->id, &j->st, err,
                               ACME_ERRLEN) != 0)
     {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
@@ -407,7 +407,7 @@ job_failed(job_t *j, const char *msg, long long retry_after)
     char      buf[ACME_ERRLEN + 64];
 
     acme_job_failed(&j->st, j->type, msg, now, retry_after,
-                    j->c->issuer->retry_delay_sec, j->f.seed);
+                    j->c->issuer->conf.retry_delay, j->f.seed);
     job_record_failure(j);
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: order "
                  "failed: %s", j->c->id,
@@ -436,7 +436,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     acme_job_succeeded(&ok, now);
     memset(&info, 0, sizeof(info));
     err[0] = '\0';
-    stored = acme_job_store_issued(j->c->issuer->state_dir, j->c->id,
+    stored = acme_job_store_issued(j->c->issuer->conf.state_dir, j->c->id,
                                    key_pem, key_len, chain, chain_len, &ok,
                                    &info, err, errlen);
     blob = stored < 0 ? NULL : acme_bundle_join(key_pem, key_len, chain,
@@ -457,7 +457,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
                              info.serial, info.issuer);
     acme_cert_info_free(&info);
     j->st = ok;
-    level = acme_job_issued_saved(stored, err, j->c->issuer->state_dir,
+    level = acme_job_issued_saved(stored, err, j->c->issuer->conf.state_dir,
                                   j->c->id, now, &j->unsaved_tries,
                                   &j->unsaved_at, &st, msg, sizeof(msg));
     if (msg[0]) {
@@ -488,7 +488,7 @@ engine_error(acme_auto_issuer_t *iss, acme_engine_t *e)
     static __thread char buf[ACME_ERRLEN + 256];
     char                 name[256];
 
-    apr_snprintf(name, sizeof(name), "<AcmeIssuer %s>", iss->name);
+    apr_snprintf(name, sizeof(name), "<AcmeIssuer %s>", iss->conf.name);
     return acme_job_eab_hint(acme_engine_error(e), name,
                              "AcmeExternalAccountBinding", iss->eab_kid, buf,
                              sizeof(buf));
@@ -524,7 +524,7 @@ job_main(void *arg)
     acme_auto_shm_set_challenge(j->c->slot, j->type);
     acme_auto_shm_set_step(j->c->slot, "renewing", "account-key");
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
-                 "ordering a certificate from %s", j->c->id, iss->directory);
+                 "ordering a certificate from %s", j->c->id, iss->conf.directory);
 
     job_conf(j, &conf);
     if (acme_job_account_key(&conf, &akey, &account_url, warn, sizeof(warn),
@@ -559,10 +559,10 @@ job_main(void *arg)
     memset(&to, 0, sizeof(to));
     to.ca_file = iss->ca_copy;
     to.verify = 1;
-    to.connect_timeout_ms = (iss->timeout_sec < 10 ? iss->timeout_sec : 10)
-                            * 1000;
-    to.io_timeout_ms = iss->timeout_sec * 1000;
-    to.total_timeout_ms = iss->timeout_sec * 2000;
+    to.connect_timeout_ms = iss->conf.timeout_ms < 10000 ? iss->conf.timeout_ms
+                                                         : 10000;
+    to.io_timeout_ms = iss->conf.timeout_ms;
+    to.total_timeout_ms = iss->conf.timeout_ms * 2;
     to.user_agent = job_user_agent();
 
     memset(&d, 0, sizeof(d));
@@ -639,12 +639,12 @@ job_resave_main(void *arg)
         j->unsaved_at = 0;
         goto done;
     }
-    rc = acme_job_store_resave(j->c->issuer->state_dir, j->c->id, pem, len,
+    rc = acme_job_store_resave(j->c->issuer->conf.state_dir, j->c->id, pem, len,
                                &j->st, err, sizeof(err));
     OPENSSL_cleanse(pem, len);
     free(pem);
     acme_auto_shm_get_status(j->c->slot, &st);
-    level = acme_job_resaved(rc, err, j->c->issuer->state_dir, j->c->id,
+    level = acme_job_resaved(rc, err, j->c->issuer->conf.state_dir, j->c->id,
                              now_sec(), &j->unsaved_tries, &j->unsaved_at,
                              &st, msg, sizeof(msg));
     acme_auto_shm_set_status(j->c->slot, &st);
@@ -685,7 +685,7 @@ job_check_unfinished(job_t *j)
     alive = j->st.attempt_pid != (long) getpid()
             && acme_process_alive(j->st.attempt_pid);
     if (acme_job_unfinished(&j->st, j->c->challenges, j->c->n_challenges,
-                            now_sec(), alive, j->c->issuer->retry_delay_sec,
+                            now_sec(), alive, j->c->issuer->conf.retry_delay,
                             j->f.seed))
     {
         job_record_failure(j);
@@ -705,7 +705,7 @@ watch_start(watch_t *w)
     acme_auto_shm_tokens_clear();
     for (i = 0; i < w->n_jobs; i++) {
         job_t *j = &w->jobs[i];
-        if (acme_store_load_state(j->c->issuer->state_dir, j->c->id, &j->st,
+        if (acme_store_load_state(j->c->issuer->conf.state_dir, j->c->id, &j->st,
                                   err, sizeof(err)) < 0)
         {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, w->s, "mod_acme_auto:"
@@ -812,7 +812,7 @@ jobs_end_attempts(watch_t *w)
         st = j->st;
         if (st.attempt_started && st.attempt_pid == (long) getpid()) {
             acme_sched_attempt_end(&st);
-            if (acme_store_save_state(j->c->issuer->state_dir, j->c->id, &st,
+            if (acme_store_save_state(j->c->issuer->conf.state_dir, j->c->id, &st,
                                       err, sizeof(err)) != 0)
             {
                 ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s,
@@ -980,7 +980,7 @@ acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf)
         w->jobs[i].c = APR_ARRAY_IDX(acme_auto_g.certs, i, acme_auto_cert_t *);
         w->jobs[i].s = s;
         w->jobs[i].f.loaded = 1;
-        w->jobs[i].f.renew_fraction = w->jobs[i].c->issuer->renew_fraction;
+        w->jobs[i].f.renew_fraction = w->jobs[i].c->issuer->conf.renew_percent / 100.0;
         w->jobs[i].f.seed = acme_job_seed(w->jobs[i].c->id);
     }
     rv = register_cb(wd, apr_time_from_sec(1), w, watchdog_cb);

@@ -145,7 +145,7 @@ open_store_root(server_rec *s, acme_auto_issuer_t *iss, uid_t uid, gid_t gid,
     char err[ACME_ERRLEN], warn[ACME_ERRLEN];
 
     store_err[0] = '\0';
-    if (acme_store_dir_open_root(rd, iss->state_dir, uid, gid, 1, warn,
+    if (acme_store_dir_open_root(rd, iss->conf.state_dir, uid, gid, 1, warn,
                                  sizeof(warn), err, sizeof(err)) != 0)
     {
         int rofs = (errno == EROFS);
@@ -155,14 +155,14 @@ open_store_root(server_rec *s, acme_auto_issuer_t *iss, uid_t uid, gid_t gid,
             ap_log_error(APLOG_MARK, rofs ? APLOG_WARNING : APLOG_ERR, 0, s,
                          "mod_acme_auto: <AcmeIssuer %s>: AcmeStateDir %s "
                          "is not usable, certificates are served as if "
-                         "nothing were stored: %s", iss->name, iss->state_dir,
+                         "nothing were stored: %s", iss->conf.name, iss->conf.state_dir,
                          err);
         }
         return;
     }
     if (log_warn && warn[0]) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: "
-                     "<AcmeIssuer %s>: AcmeStateDir: %s", iss->name, warn);
+                     "<AcmeIssuer %s>: AcmeStateDir: %s", iss->conf.name, warn);
     }
 }
 
@@ -189,7 +189,7 @@ prepare_issuer(server_rec *s, acme_auto_issuer_t *iss, apr_pool_t *pconf,
     if (rc != 1) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: "
                      "<AcmeIssuer %s>: cannot read AcmeTrustedCA %s: %s",
-                     iss->name, iss->trusted_ca, rc == 0 ? "missing" : err);
+                     iss->conf.name, iss->trusted_ca, rc == 0 ? "missing" : err);
         acme_store_dir_close(&rd);
         return -1;
     }
@@ -203,7 +203,7 @@ prepare_issuer(server_rec *s, acme_auto_issuer_t *iss, apr_pool_t *pconf,
         /* the children try the original (readable for them or not) */
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: "
                      "<AcmeIssuer %s>: cannot copy AcmeTrustedCA into the "
-                     "store, the children use %s: %s", iss->name,
+                     "store, the children use %s: %s", iss->conf.name,
                      iss->trusted_ca, rd.fd >= 0 ? err : store_err);
         iss->ca_copy = iss->trusted_ca;
     }
@@ -303,7 +303,7 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
         {
             /* until the driving child computes it with its own jitter */
             long long at = acme_sched_renew_at(st.not_before, st.not_after,
-                                               c->issuer->renew_fraction, 0);
+                                               c->issuer->conf.renew_percent / 100.0, 0);
             if (at > st.next_renewal) {
                 st.next_renewal = at;
             }

@@ -48,8 +48,8 @@ acme_auto_status_handler(request_rec *r)
         certs[i].id = c->id;
         certs[i].names = c->names;
         certs[i].n_names = c->n_names;
-        certs[i].issuer = c->issuer->name;
-        certs[i].directory = c->issuer->directory;
+        certs[i].issuer = c->issuer->conf.name;
+        certs[i].directory = c->issuer->conf.directory;
         certs[i].key_type = acme_key_type_name(c->key_type);
         acme_job_status_view(&st[i], now,
                              acme_job_last_challenge(c->challenges,

@@ -30,6 +30,7 @@
 #include "acme_chal_table.h"
 #include "acme_dns.h"
 #include "acme_dns_publish.h"
+#include "acme_issuer.h"
 #include "acme_eab_file.h"
 #include "acme_job.h"
 #include "acme_job_account.h"
@@ -48,23 +49,14 @@ typedef acme_dns_server_t acme_auto_dns_server_t;
 
 /* One <AcmeIssuer name> block. */
 typedef struct {
-    const char          *name;
-    const char          *directory;
+    /* name, AcmeDirectory, AcmeStateDir, AcmeAccountKey,
+     * AcmeRenewBeforeExpiry, AcmeTimeout, AcmeRetryDelay, the AcmeChallenge
+     * list (the attempt after N consecutive failures uses challenges[N % n]):
+     * as configured, then defaulted by acme_issuer_check (check_issuer) */
+    acme_issuer_conf_t   conf;
     apr_array_header_t  *contacts;      /* const char * "mailto:..." */
     int                  terms_agreed;
     const char          *trusted_ca;    /* as configured; NULL = system store */
-    const char          *state_dir;     /* NULL until defaulted in the check */
-    acme_key_type_t      account_key_type;
-    double               renew_fraction;/* share of lifetime left when renewing */
-    int                  timeout_sec;   /* each network step */
-    int                  retry_delay_sec;   /* AcmeRetryDelay: first backoff step */
-    const char          *challenge;     /* "http-01" (default), "tls-alpn-01"
-                                           or "dns-01": challenges[0] */
-    /* AcmeChallenge list: the attempt after N consecutive failures uses
-     * challenges[N % n_challenges] (http-01 by the check when not
-     * configured: acme_issuer.h). */
-    const char          *challenges[ACME_JOB_CHALLENGES_MAX];
-    int                  n_challenges;
     /* dns-01: AcmeDNSUpdate (dns_update.host "" = none; the TSIG key is
      * read at config time, its secret cleansed with the config pool),
      * AcmeDNSHook (NULL = none), AcmeDNSPropagationCheck. */
