@@ -68,6 +68,7 @@
 #include "acme_eab_file.h"
 #include "acme_alpn.h"
 #include "acme_chal_table.h"
+#include "acme_issuer.h"
 #include "acme_dns.h"
 #include "acme_dns_publish.h"
 #include "acme_fence.h"
@@ -119,16 +120,21 @@ typedef struct {
 /* One "acme_issuer name { }" block. Strings are NUL-terminated. */
 typedef struct {
     ngx_str_t                 name;
-    ngx_str_t                 uri;
+
+    /*
+     * uri, state_path (its default too), account_key, renew_before_expiry,
+     * timeout (timeout_ms: ngx_conf_set_msec_slot writes it as the
+     * ngx_msec_t of the same size), retry_delay (ngx_conf_set_sec_slot:
+     * time_t), the challenge names: as configured, then defaulted in
+     * place by acme_issuer_check (ngx_acme_issuer_check).
+     */
+    acme_issuer_conf_t        conf;
+
     ngx_array_t               contacts;       /* char * ("mailto:...") */
-    ngx_int_t                 account_key;    /* acme_key_type_t, -1 unset */
-    ngx_str_t                 state_path;
+    ngx_str_t                 state_path;     /* as configured */
     ngx_flag_t                tos;
     ngx_str_t                 trusted;
     ngx_flag_t                verify;
-    ngx_int_t                 renew_percent;  /* of the lifetime left */
-    ngx_msec_t                timeout;
-    time_t                    retry_delay;    /* first backoff step, s */
     ngx_int_t                 challenge;      /* NGX_ACME_HTTP_01, ... */
     ngx_acme_challenges_t     challenges;     /* challenge[0] first */
 

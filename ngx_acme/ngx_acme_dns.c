@@ -327,7 +327,7 @@ ngx_acme_dns_publisher(ngx_acme_issuer_t *issuer, acme_dns_publisher_t *p,
     }
 
     p->check_timeout_ms = (int) issuer->dns_check_timeout;
-    p->timeout_ms = (int) issuer->timeout;
+    p->timeout_ms = (int) issuer->conf.timeout_ms;
     p->runner = runner;
     p->data = log;
     p->stop = ngx_acme_dns_stopping;

@@ -34,7 +34,7 @@ ngx_acme_init_store(ngx_cycle_t *cycle, ngx_acme_cert_t *cert, uid_t uid,
     *cd = (acme_store_dir_t) ACME_STORE_DIR_INIT;
     *store_err = '\0';
 
-    if (acme_store_dir_open_root(&rd, (char *) cert->issuer->state_path.data,
+    if (acme_store_dir_open_root(&rd, (char *) cert->issuer->conf.state_dir,
                                  uid, gid, 1, warn, sizeof(warn),
                                  err, sizeof(err))
         != 0)

@@ -61,7 +61,7 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       NGX_CONF_TAKE1,
       ngx_acme_issuer_uri,
       0,
-      ngx_acme_issuer_offset(uri),
+      0,
       NULL },
 
     { ngx_string("contact"),
@@ -75,7 +75,7 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       NGX_CONF_TAKE1,
       ngx_acme_issuer_key_type,
       0,
-      ngx_acme_issuer_offset(account_key),
+      ngx_acme_issuer_offset(conf.account_key),
       NULL },
 
     { ngx_string("state_path"),
@@ -110,14 +110,14 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       NGX_CONF_TAKE1,
       ngx_acme_issuer_percent,
       0,
-      ngx_acme_issuer_offset(renew_percent),
+      ngx_acme_issuer_offset(conf.renew_percent),
       NULL },
 
     { ngx_string("timeout"),
       NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       0,
-      ngx_acme_issuer_offset(timeout),
+      ngx_acme_issuer_offset(conf.timeout_ms),
       &ngx_acme_positive_msec_post },
 
     /* the first backoff step (as mod_md's MDRetryDelay); then 10 and 100
@@ -126,7 +126,7 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       NGX_CONF_TAKE1,
       ngx_conf_set_sec_slot,
       0,
-      ngx_acme_issuer_offset(retry_delay),
+      ngx_acme_issuer_offset(conf.retry_delay),
       &ngx_acme_retry_delay_post },
 
     { ngx_string("challenge"),
@@ -222,13 +222,14 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    acme_issuer_init(&issuer->conf);
+
     issuer->name = value[1];
-    issuer->account_key = NGX_CONF_UNSET;
+    issuer->conf.name = (char *) value[1].data;
+    issuer->conf.timeout_ms = (long) NGX_CONF_UNSET_MSEC;
+    issuer->conf.retry_delay = NGX_CONF_UNSET;
     issuer->tos = NGX_CONF_UNSET;
     issuer->verify = NGX_CONF_UNSET;
-    issuer->renew_percent = NGX_CONF_UNSET;
-    issuer->timeout = NGX_CONF_UNSET_MSEC;
-    issuer->retry_delay = NGX_CONF_UNSET;
     issuer->file = cf->conf_file->file.name.data;
     issuer->line = cf->conf_file->line;
 
@@ -345,29 +346,24 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
     size_t                  i, n;
     ngx_str_t               s;
     ngx_uint_t              line;
-    acme_issuer_conf_t      ic;
     acme_issuer_problem_t   pr[4];
 
-    acme_issuer_init(&ic);
-
-    ic.name = (char *) issuer->name.data;
-    ic.directory = (char *) issuer->uri.data;
-    ic.state_dir = (char *) issuer->state_path.data;
-    ic.state_root = "/var/lib/nginx/acme/";
-
-    for (i = 0; i < issuer->challenges.n; i++) {
-        ic.challenges[i] = ngx_acme_challenge_name(issuer->challenges.type[i]);
+    if (issuer->state_path.len) {
+        issuer->conf.state_dir = (char *) issuer->state_path.data;
     }
 
-    ic.n_challenges = issuer->challenges.n;
-    ic.dns_update = (issuer->dns_server.host != NULL);
-    ic.dns_hook = (issuer->dns_hook != NULL);
-    ic.account_key = issuer->account_key;
-    ic.renew_percent = issuer->renew_percent;
-    ic.timeout_ms = (long) issuer->timeout;
-    ic.retry_delay = issuer->retry_delay;
+    issuer->conf.state_root = "/var/lib/nginx/acme/";
 
-    n = acme_issuer_check_startup(&ic, ngx_acme_issuer_words, pr, 4);
+    for (i = 0; i < issuer->challenges.n; i++) {
+        issuer->conf.challenges[i] =
+                         ngx_acme_challenge_name(issuer->challenges.type[i]);
+    }
+
+    issuer->conf.n_challenges = issuer->challenges.n;
+    issuer->conf.dns_update = (issuer->dns_server.host != NULL);
+    issuer->conf.dns_hook = (issuer->dns_hook != NULL);
+
+    n = acme_issuer_check_startup(&issuer->conf, ngx_acme_issuer_words, pr, 4);
 
     for (i = 0; i < n; i++) {
         line = (pr[i].at == ACME_ISSUER_AT_CHALLENGE) ? issuer->challenge_line
@@ -383,15 +379,10 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
         return NGX_CONF_ERROR;
     }
 
-    issuer->account_key = ic.account_key;
-    issuer->renew_percent = ic.renew_percent;
-    issuer->timeout = (ngx_msec_t) ic.timeout_ms;
-    issuer->retry_delay = (time_t) ic.retry_delay;
-
     ngx_conf_init_value(issuer->tos, 0);
     ngx_conf_init_value(issuer->verify, 1);
 
-    s.data = (u_char *) ic.challenges[0];
+    s.data = (u_char *) issuer->conf.challenges[0];
     s.len = ngx_strlen(s.data);
 
     if (issuer->challenges.n == 0
@@ -401,16 +392,6 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
     }
 
     issuer->challenge = issuer->challenges.type[0];
-
-    s.data = (u_char *) ic.state_dir;
-    s.len = ngx_strlen(s.data);
-
-    issuer->state_path.data = ngx_acme_cstr(cf->pool, &s);
-    if (issuer->state_path.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    issuer->state_path.len = s.len;
 
     issuer->ssl.log = cf->log;
 
@@ -442,7 +423,7 @@ ngx_acme_issuer_uri(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     char        err[ACME_ERRLEN];
     ngx_str_t  *value;
 
-    if (issuer->uri.len) {
+    if (issuer->conf.directory) {
         return "is duplicate";
     }
 
@@ -461,7 +442,7 @@ ngx_acme_issuer_uri(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            &value[1], err);
     }
 
-    issuer->uri = value[1];
+    issuer->conf.directory = (char *) value[1].data;
 
     return NGX_CONF_OK;
 }
@@ -505,19 +486,19 @@ ngx_acme_issuer_contact(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* A key type ("ecdsa:256", ...) into an ngx_int_t field (acme_key_type_t). */
+/* A key type ("ecdsa:256", ...) into an int field (acme_key_type_t). */
 static char *
 ngx_acme_issuer_key_type(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    ngx_int_t        *field;
+    int              *field;
     ngx_str_t        *value;
     acme_key_type_t   kt;
 
-    field = (ngx_int_t *) (p + cmd->offset);
+    field = (int *) (p + cmd->offset);
 
-    if (*field != NGX_CONF_UNSET) {
+    if (*field != -1) {
         return "is duplicate";
     }
 
@@ -611,7 +592,7 @@ ngx_acme_issuer_percent(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_int_t   n;
     ngx_str_t  *value;
 
-    if (issuer->renew_percent != NGX_CONF_UNSET) {
+    if (issuer->conf.renew_percent > 0) {
         return "is duplicate";
     }
 
@@ -620,7 +601,7 @@ ngx_acme_issuer_percent(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     n = acme_issuer_renew_percent((char *) value[1].data, value[1].len);
 
     if (n > 0) {
-        issuer->renew_percent = n;
+        issuer->conf.renew_percent = n;
         return NGX_CONF_OK;
     }
 

@@ -87,7 +87,7 @@ ngx_acme_job_create(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     job->pool = pool;
     job->log = log;
     job->fence = amcf->lease_gen;
-    job->root = (char *) cert->issuer->state_path.data;
+    job->root = (char *) cert->issuer->conf.state_dir;
     job->id = (char *) cert->id.data;
 
     return job;
@@ -134,7 +134,7 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
         return NGX_ERROR;
     }
 
-    job->directory = (char *) cert->issuer->uri.data;
+    job->directory = (char *) cert->issuer->conf.directory;
 
     job->sleep.handler = ngx_acme_job_wake;
     job->sleep.data = job;
@@ -309,7 +309,7 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
         return;
     }
 
-    if (acme_store_save_state((char *) cert->issuer->state_path.data,
+    if (acme_store_save_state((char *) cert->issuer->conf.state_dir,
                               (char *) cert->id.data, &st, err, sizeof(err))
         != 0)
     {
@@ -583,9 +583,9 @@ ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c)
 
     ngx_memzero(c, sizeof(acme_job_conf_t));
 
-    c->directory_url = (char *) issuer->uri.data;
-    c->state_dir = (char *) issuer->state_path.data;
-    c->account_key_type = (acme_key_type_t) issuer->account_key;
+    c->directory_url = (char *) issuer->conf.directory;
+    c->state_dir = (char *) issuer->conf.state_dir;
+    c->account_key_type = (acme_key_type_t) issuer->conf.account_key;
     c->contacts = (const char *const *) issuer->contacts.elts;
     c->n_contacts = issuer->contacts.nelts;
     c->terms_agreed = issuer->tos ? 1 : 0;
@@ -677,7 +677,7 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
                                                            job->st.failures));
 
     acme_job_failed(&job->st, type, msg, (long long) now, retry_after,
-                    cert->issuer->retry_delay, cert->rnd);
+                    cert->issuer->conf.retry_delay, cert->rnd);
 
     slot->st = job->st;
     acme_job_status_end(&slot->status, &job->st, job->st.next_attempt);

@@ -509,8 +509,8 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
     acme_url_t   url;
 
     issuer->http.ssl = &issuer->ssl;
-    issuer->http.connect_timeout = issuer->timeout;
-    issuer->http.timeout = issuer->timeout;
+    issuer->http.connect_timeout = issuer->conf.timeout_ms;
+    issuer->http.timeout = issuer->conf.timeout_ms;
     issuer->http.max_body = ACME_HTTP_MAX_BODY;
 
     /* http{} always has a resolver; one without servers is a placeholder */
@@ -520,7 +520,7 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
         issuer->http.resolver_timeout = clcf->resolver_timeout;
     }
 
-    if (acme_url_parse((char *) issuer->uri.data, &url, err, sizeof(err))
+    if (acme_url_parse((char *) issuer->conf.directory, &url, err, sizeof(err))
         != 0)
     {
         ngx_acme_conf_error(cf->log, issuer->file, issuer->line,

@@ -101,7 +101,7 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         c->names = (const char *const *) cert->names.elts;
         c->n_names = cert->names.nelts;
         c->issuer = (char *) cert->issuer->name.data;
-        c->directory = (char *) cert->issuer->uri.data;
+        c->directory = (char *) cert->issuer->conf.directory;
         c->key_type = acme_key_type_name(cert->key_type);
     }
 

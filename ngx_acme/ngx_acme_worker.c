@@ -197,7 +197,7 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         }
 
         f.names_ok = cert->names_match;
-        f.renew_fraction = cert->issuer->renew_percent / 100.0;
+        f.renew_fraction = cert->issuer->conf.renew_percent / 100.0;
         f.seed = cert->rnd;
 
         why = acme_job_due(&f, &st, &due);
@@ -239,7 +239,7 @@ ngx_acme_unfinished(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 
     if (!acme_job_unfinished(st, cert->types, cert->challenges.n,
                              (long long) now, alive,
-                             cert->issuer->retry_delay, cert->rnd))
+                             cert->issuer->conf.retry_delay, cert->rnd))
     {
         return 0;
     }
