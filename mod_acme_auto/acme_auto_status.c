@@ -51,10 +51,7 @@ acme_auto_status_handler(request_rec *r)
         certs[i].issuer = c->issuer->conf.name;
         certs[i].directory = c->issuer->conf.directory;
         certs[i].key_type = acme_key_type_name(c->key_type);
-        acme_job_status_view(&st[i], now,
-                             acme_job_last_challenge(c->challenges,
-                                                     c->n_challenges,
-                                                     st[i].failures),
+        acme_job_status_view(&st[i], now, c->challenges, c->n_challenges,
                              &certs[i]);
     }
 

@@ -91,11 +91,8 @@ ngx_acme_status_handler(ngx_http_request_t *r)
             rec->last_error[sizeof(rec->last_error) - 1] = '\0';
         }
 
-        acme_job_status_view(rec, (long long) now,
-                             acme_job_last_challenge(cert->types,
-                                                     cert->challenges.n,
-                                                     rec->failures),
-                             c);
+        acme_job_status_view(rec, (long long) now, cert->types,
+                             cert->challenges.n, c);
 
         c->id = (char *) cert->id.data;
         c->names = (const char *const *) cert->names.elts;

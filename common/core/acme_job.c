@@ -305,7 +305,7 @@ acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
 
 void
 acme_job_status_view(const acme_job_status_t *rec, long long now,
-    const char *dflt, acme_status_cert_t *out)
+    const char *const *types, size_t n_types, acme_status_cert_t *out)
 {
     if (!rec->have_cert) {
         out->state = rec->failures ? "failed" : "fallback";
@@ -320,7 +320,8 @@ acme_job_status_view(const acme_job_status_t *rec, long long now,
         out->state = "renewing";
     }
     out->step = rec->renewing && rec->step[0] ? rec->step : NULL;
-    out->challenge = rec->challenge[0] ? rec->challenge : dflt;
+    out->challenge = rec->challenge[0] ? rec->challenge
+                     : acme_job_last_challenge(types, n_types, rec->failures);
     out->serial = rec->have_cert ? rec->serial : NULL;
     out->ca_issuer = rec->have_cert ? rec->ca_issuer : NULL;
     out->not_before = rec->have_cert ? rec->not_before : 0;

@@ -188,12 +188,14 @@ void acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
  * The record as acme_status_render wants it: state "renewing" while an
  * order runs, else "valid"/"expired" (by not_after and now) with a
  * certificate, "failed" without one after failures, else "fallback"; step
- * only while renewing; challenge the record's, or dflt when it has none.
- * Sets the fields the record has; id, names, issuer, directory, key_type
- * are the caller's.  The strings point into rec.
+ * only while renewing; challenge the record's, or when it has none the
+ * type of the last attempt by the certificate's list (types, n_types, as
+ * acme_job_last_challenge).  Sets the fields the record has; id, names,
+ * issuer, directory, key_type are the caller's.  The strings point into
+ * rec or types.
  */
 void acme_job_status_view(const acme_job_status_t *rec, long long now,
-    const char *dflt, acme_status_cert_t *out);
+    const char *const *types, size_t n_types, acme_status_cert_t *out);
 
 /* -- an order's end in the store ---------------------------------------- */
 

@@ -265,19 +265,23 @@ UNIT_TEST(job_status_record_view)
     acme_job_status_t  rec;
     acme_status_cert_t v;
     acme_cert_state_t  st;
+    const char        *types[] = { "dns-01", "http-01" };
 
     memset(&rec, 0, sizeof(rec));
     memset(&v, 0, sizeof(v));
-    acme_job_status_view(&rec, T0, "http-01", &v);
+    acme_job_status_view(&rec, T0, NULL, 0, &v);
     CHECK_STR(v.state, "fallback");
     CHECK(v.step == NULL);
     CHECK_STR(v.challenge, "http-01");
+    /* no type in the record: the last attempt's by the list */
+    acme_job_status_view(&rec, T0, types, 2, &v);
+    CHECK_STR(v.challenge, "dns-01");
     CHECK(v.serial == NULL);
     CHECK_INT(v.not_after, 0);
 
     /* an order runs: "renewing" with its step and type */
     acme_job_status_begin(&rec, "tls-alpn-01", "account-key");
-    acme_job_status_view(&rec, T0, "http-01", &v);
+    acme_job_status_view(&rec, T0, NULL, 0, &v);
     CHECK_STR(v.state, "renewing");
     CHECK_STR(v.step, "account-key");
     CHECK_STR(v.challenge, "tls-alpn-01");
@@ -286,7 +290,7 @@ UNIT_TEST(job_status_record_view)
     memset(&st, 0, sizeof(st));
     acme_job_failed(&st, "tls-alpn-01", "boom", T0, 0, 0, 1);
     acme_job_status_end(&rec, &st, st.next_attempt);
-    acme_job_status_view(&rec, T0, "http-01", &v);
+    acme_job_status_view(&rec, T0, NULL, 0, &v);
     CHECK_STR(v.state, "failed");
     CHECK(v.step == NULL);
     CHECK_STR(v.challenge, "tls-alpn-01");
@@ -298,7 +302,7 @@ UNIT_TEST(job_status_record_view)
     acme_job_status_set_cert(&rec, T0, T0 + 100, "0a1b", "CN=Pebble");
     acme_job_succeeded(&st, T0 + 1);
     acme_job_status_end(&rec, &st, T0 + 60);
-    acme_job_status_view(&rec, T0 + 2, NULL, &v);
+    acme_job_status_view(&rec, T0 + 2, NULL, 0, &v);
     CHECK_STR(v.state, "valid");
     CHECK_STR(v.serial, "0a1b");
     CHECK_STR(v.ca_issuer, "CN=Pebble");
@@ -308,7 +312,7 @@ UNIT_TEST(job_status_record_view)
     CHECK_STR(v.last_error, "");
     CHECK_INT(v.last_success, T0 + 1);
     CHECK_INT(v.next_renewal, T0 + 60);
-    acme_job_status_view(&rec, T0 + 100, NULL, &v);
+    acme_job_status_view(&rec, T0 + 100, NULL, 0, &v);
     CHECK_STR(v.state, "expired");
 
     /* a long step name is cut, not overflowing */
