@@ -135,8 +135,7 @@ typedef struct {
     ngx_flag_t                tos;
     ngx_str_t                 trusted;
     ngx_flag_t                verify;
-    ngx_int_t                 challenge;      /* NGX_ACME_HTTP_01, ... */
-    ngx_acme_challenges_t     challenges;     /* challenge[0] first */
+    ngx_acme_challenges_t     challenges;     /* type[0] first */
 
     /*
      * External Account Binding: the MAC key is read and decoded at

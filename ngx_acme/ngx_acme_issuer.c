@@ -391,8 +391,6 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
         return NGX_CONF_ERROR;
     }
 
-    issuer->challenge = issuer->challenges.type[0];
-
     issuer->ssl.log = cf->log;
 
     if (ngx_acme_http_ssl_init(cf, &issuer->ssl, &issuer->trusted) != NGX_OK) {
