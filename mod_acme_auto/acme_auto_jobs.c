@@ -841,14 +841,15 @@ job_stop_bound_ms(job_t *j)
         return STOP_JOIN_SECONDS * 1000LL;
     }
     if (iss->dns_update.host[0] != '\0') {
-        remove_sec = (iss->dns_zone != NULL ? 1 : 2) * iss->timeout_sec;
+        remove_sec = (iss->dns_zone != NULL ? 1 : 2) * iss->conf.timeout_ms
+                     / 1000;
     }
     else {
         /* not given: acme_dns_publish.h's default, 60 s */
         remove_sec = iss->dns_hook_timeout > 0 ? iss->dns_hook_timeout : 60;
     }
-    return (STOP_JOIN_SECONDS + iss->timeout_sec
-            + remove_sec * j->c->n_names) * 1000LL;
+    return (STOP_JOIN_SECONDS + remove_sec * j->c->n_names) * 1000LL
+           + iss->conf.timeout_ms;
 }
 
 /* Waits (bounded by job_stop_bound_ms) until the job threads have ended:
