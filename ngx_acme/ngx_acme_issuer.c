@@ -43,6 +43,17 @@ static char *ngx_acme_check_retry_delay(ngx_conf_t *cf, void *post,
     void *data);
 
 
+/*
+ * ngx_conf_set_msec_slot / ngx_conf_set_sec_slot write an ngx_msec_t / a
+ * time_t at the offsets of the long fields conf.timeout_ms and
+ * conf.retry_delay: where the sizes differ (e.g. a 32-bit build with a
+ * 64-bit time_t) the build stops here instead of overwriting memory.
+ */
+typedef char ngx_acme_msec_is_long[sizeof(ngx_msec_t) == sizeof(long)
+                                   ? 1 : -1];
+typedef char ngx_acme_time_is_long[sizeof(time_t) == sizeof(long) ? 1 : -1];
+
+
 static ngx_conf_post_handler_pt  ngx_acme_positive_msec_post =
     ngx_acme_check_positive_msec;
 static ngx_conf_post_handler_pt  ngx_acme_retry_delay_post =
