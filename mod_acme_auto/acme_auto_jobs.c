@@ -845,8 +845,9 @@ job_stop_bound_ms(job_t *j)
                      / 1000;
     }
     else {
-        /* not given: acme_dns_publish.h's default, 60 s */
-        remove_sec = iss->dns_hook_timeout > 0 ? iss->dns_hook_timeout : 60;
+        remove_sec = iss->dns_hook_timeout > 0
+                     ? iss->dns_hook_timeout
+                     : ACME_DNS_HOOK_TIMEOUT_MS / 1000;
     }
     return (STOP_JOIN_SECONDS + remove_sec * j->c->n_names) * 1000LL
            + iss->conf.timeout_ms;

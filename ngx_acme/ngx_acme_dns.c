@@ -169,7 +169,7 @@ ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
         return "is duplicate";
     }
 
-    issuer->dns_hook_timeout = 60000;
+    issuer->dns_hook_timeout = ACME_DNS_HOOK_TIMEOUT_MS;
 
     if (cf->args->nelts == 3) {
         if (ngx_strncmp(value[2].data, "timeout=", 8) != 0) {

@@ -25,7 +25,6 @@
 
 #define DNS_TTL             60
 #define CHECK_INTERVAL_MS   2000
-#define HOOK_TIMEOUT_MS     60000
 #define CHECK_TIMEOUT_MS    120000
 #define DNS_TIMEOUT_MS      30000
 #define HOOK_LINE_MAX       512
@@ -141,7 +140,8 @@ acme_dns_hook_run(const acme_dns_publisher_t *p, const char *op,
     int             timeout;
 
     acme_dns_hook_command(p->hook, op, identifier, txt, argv, envp);
-    timeout = p->hook_timeout_ms > 0 ? p->hook_timeout_ms : HOOK_TIMEOUT_MS;
+    timeout = p->hook_timeout_ms > 0 ? p->hook_timeout_ms
+              : ACME_DNS_HOOK_TIMEOUT_MS;
     last[0] = '\0';
 
     if (p->runner == NULL || p->runner->spawn == NULL

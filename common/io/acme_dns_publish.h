@@ -58,13 +58,16 @@ extern const acme_dns_runner_t acme_dns_runner_posix;
 #define ACME_DNS_LOG_INFO   1
 #define ACME_DNS_LOG_WARN   2
 
+/* A hook's run when the configuration gives no timeout. */
+#define ACME_DNS_HOOK_TIMEOUT_MS  60000
+
 typedef struct {
     /* RFC 2136 (update.host[0] != '\0') or a hook program (hook != NULL) */
     acme_dns_server_t         update;
     const char               *zone;         /* NULL: an SOA query to update */
     const acme_tsig_key_t    *key;
     const char               *hook;
-    int                       hook_timeout_ms;      /* 0: 60 s */
+    int                       hook_timeout_ms;      /* 0: the default */
 
     /* where the record must be visible; none: the update server, else the
      * zone's NS hosts (port 53) found through the system's resolver */
