@@ -12,9 +12,10 @@
  *   ssl hooks     add_cert_files: the placeholder (acme_auto_startup.c);
  *                 init_server: cert callback (acme_auto_ssl.c)
  *   child_init    attach the mutex, parse current certs, refresh thread
- *   post_read_request  http-01 answers
+ *   post_read_request  http-01 answers (after the other modules' hooks)
  *   protocol_propose / protocol_switch / ssl_answer_challenge
- *                 tls-alpn-01 answers (acme_auto_alpn.c)
+ *                 tls-alpn-01 answers (acme_auto_alpn.c); each declines
+ *                 unless a challenge of ours is pending for the name
  *   handler       acme-status
  */
 #include <signal.h>
@@ -93,8 +94,11 @@ acme_auto_register_hooks(apr_pool_t *p)
     ap_hook_post_config(acme_auto_post_config_after_ssl, after_ssl, NULL,
                         APR_HOOK_MIDDLE);
     ap_hook_child_init(acme_auto_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* after the other modules' post_read_request hooks (mod_md's http-01
+     * answers among them, all APR_HOOK_MIDDLE): a predecessor list would
+     * not do, apr's sort binds a module name to one of its hooks only */
     ap_hook_post_read_request(acme_auto_post_read_request, NULL, NULL,
-                              APR_HOOK_REALLY_FIRST);
+                              APR_HOOK_MIDDLE + 1);
     acme_auto_alpn_register_hooks();
     ap_hook_handler(acme_auto_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_ssl_add_cert_files(acme_auto_add_cert_files, NULL, NULL,
