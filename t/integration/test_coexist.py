@@ -15,12 +15,13 @@ to acme-tls/1 (the first OK wins), its http-01 hook declines for names that
 are not its own."""
 
 import os
+import ssl
 import time
 
 import pytest
 
 from apache_server import MODDIR
-from pebble import HTTP_PORT, TLS_PORT
+from pebble import HTTP_PORT, TLS_PORT, make_ca, make_leaf
 from servers import Apache
 from tlsutil import is_self_signed, sans, served_cert, wait_acme_cert
 
@@ -125,3 +126,85 @@ def test_mod_md_and_mod_acme_auto(apache_factory, challenge, ours, pebble, root_
     else:
         assert "mod_acme_auto: answering" not in log
     assert not srv.problems(), srv.problems()
+
+
+# nginx: the managed server is the listen's default server, a static server
+# (its own ssl_certificate, not ours) shares the port.  Our ClientHello
+# callback runs on the default server's context for every connection; the
+# ALPN and certificate callbacks are only on managed servers' contexts.
+NGINX_CONF = """
+@ISSUER@
+    server {
+        listen 127.0.0.1:@TLS@ ssl http2 default_server;
+        server_name a.example.test b.example.test;
+        acme_certificate pebble;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / { return 200 "hello from $server_name\\n"; }
+    }
+    server {
+        listen 127.0.0.1:@TLS@ ssl http2;
+        server_name static.example.test;
+        ssl_certificate @STATIC_CRT@;
+        ssl_certificate_key @STATIC_KEY@;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / { return 200 "static\\n"; }
+    }
+    server {
+        listen 127.0.0.1:@STATUS@;
+        server_name a.example.test;
+        location = /acme-status { acme_status; }
+    }
+"""
+
+
+@pytest.mark.parametrize("server", ["nginx"], indirect=True)
+def test_nginx_static_server_beside_managed_default(server, pebble, root_file, state_dir,
+                                                    workdir):
+    """A client offering acme-tls/1 for the static server's name is never
+    ours, also while our challenges are pending on the port (probed from a
+    proxy in front of the validation, test_tlsalpn.ProbingProxy): alone, the
+    handshake fails in nginx's own ALPN callback, as without our module
+    (our callbacks log nothing for the name); among other protocols, the
+    static server's certificate and http/1.1.  A name of no server falls to
+    the managed default server: ours refuses it."""
+    from test_tlsalpn import MIXED, NAMES, PROXY_HOST, STATUS_PORT, ProbingProxy, \
+        _alpn, _point_names_at, _refused
+    ca_key, ca_crt = make_ca(workdir, "static-ca")
+    key, crt = make_leaf(workdir, ca_key, ca_crt, "static", ["DNS:static.example.test"],
+                         cn="static.example.test")
+    proxy = ProbingProxy(NAMES, other="static.example.test")
+    try:
+        _point_names_at(NAMES, PROXY_HOST)
+        server.use_ports(TLS_PORT, STATUS_PORT)
+        server.raw.write_conf(NGINX_CONF.replace("@ISSUER@", server.issuer_block(
+            pebble, state_dir, {"challenge": "tls-alpn-01"})),
+            TLS=TLS_PORT, STATUS=STATUS_PORT, STATIC_CRT=crt, STATIC_KEY=key)
+        server.start()
+        cert = wait_acme_cert(TLS_PORT, "a.example.test", root_file, ISSUE_TIMEOUT,
+                              proc_alive=server.running)
+        assert sans(cert) == NAMES
+        # while a challenge of ours was pending (the probes run before the
+        # validation connection goes on): the managed names got the
+        # challenge certificate, the static name nothing of ours
+        for name in NAMES:
+            for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+                assert proxy.challenge_answers(name, version, "nginx"), \
+                    (name, version, proxy.results, proxy.errors)
+        static = proxy.other_results()
+        assert static and all(a is None and c is None for _, _, a, c, _ in static), static
+        for _, _, alpn, c in proxy.mixed_results("static.example.test"):
+            assert alpn == "http/1.1" and sans(c) == ["static.example.test"], (alpn, c)
+        # and now, with nothing pending
+        assert _refused(TLS_PORT, "static.example.test", ["acme-tls/1"])
+        for protos in (list(MIXED), ["h2", "acme-tls/1"]):
+            alpn, leaf = _alpn(TLS_PORT, "static.example.test", protos)
+            assert alpn == protos[-1 if protos[0] == "acme-tls/1" else 0]
+            assert sans(leaf) == ["static.example.test"]
+        assert _refused(TLS_PORT, "nothing.example.test", ["acme-tls/1"])
+        log = server.error_log()
+        assert 'tls-alpn-01 handshake for "nothing.example.test" refused' in log
+        assert "static.example.test" not in log, \
+            [l for l in log.splitlines() if "static.example.test" in l]
+        assert not server.problems(), server.problems()
+    finally:
+        proxy.close()
