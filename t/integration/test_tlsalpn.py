@@ -444,6 +444,13 @@ class ProbingProxy:
                 out.append(cert)
         return out
 
+    def check_all_answered(self, kind):
+        """Every name got the RFC 8737 certificate over TLS 1.2 and 1.3."""
+        for name in self.names:
+            for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+                assert self.challenge_answers(name, version, kind), \
+                    (name, version, self.results, self.errors)
+
     def mixed_results(self, name):
         with self.lock:
             return [r for r in self.mixed if r[0] == name]
@@ -486,10 +493,7 @@ def test_tls_alpn_challenge_answer(server, key, pebble, root_file, state_dir, wo
         cert = wait_acme_cert(TLS_PORT, "a.example.test", root_file, ISSUE_TIMEOUT,
                               proc_alive=server.running)
         assert sans(cert) == NAMES
-        for name in NAMES:
-            for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
-                assert proxy.challenge_answers(name, version, server.kind), \
-                    (name, version, proxy.results, proxy.errors)
+        proxy.check_all_answered(server.kind)
         # acme-tls/1 among other protocols while the name's challenge is
         # pending: an ordinary handshake (http/1.1, no RFC 8737 certificate)
         for name in NAMES:
