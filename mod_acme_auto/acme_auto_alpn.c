@@ -18,13 +18,9 @@
  * for a client that does not offer "acme-tls/1", so normal handshakes on
  * the same port (h2, http/1.1) never reach it.  Our cert callback leaves a
  * connection that selected "acme-tls/1" alone (acme_auto_ssl.c).
- *
- * Beside mod_md (same hooks, all APR_HOOK_MIDDLE): its protocol_propose
- * proposes "acme-tls/1" whenever offered (RUN_ALL: both propose), its
- * protocol_switch takes every switch to it (RUN_FIRST: the first OK wins),
- * its ssl_answer_challenge answers a connection it switched from its store.
- * So each hook here declines unless a challenge of ours is pending for the
- * SNI, and our protocol_switch runs before mod_md's.
+ * Each hook declines unless a challenge of ours is pending for the SNI, and
+ * protocol_switch runs first: mod_md's takes every switch to "acme-tls/1"
+ * (the first OK wins) and answers its own challenges (docs/design.md).
  */
 #include <string.h>
 #include <strings.h>
@@ -109,25 +105,19 @@ alpn_propose(conn_rec *c, request_rec *r, server_rec *s,
     return OK;
 }
 
-/* Runs first (mod_ssl's ALPN callback, r == NULL) and takes the switch
- * only for a name of ours: another module's (mod_md's) challenge
- * connection is left to its own protocol_switch hook, which runs next. */
 static int
 alpn_switch(conn_rec *c, request_rec *r, server_rec *s, const char *protocol)
 {
-    char        ident[ACME_AUTO_IDENT_MAX], key_authz[ACME_AUTO_KEYAUTHZ_MAX];
-    const char *sni;
+    char ident[ACME_AUTO_IDENT_MAX], key_authz[ACME_AUTO_KEYAUTHZ_MAX];
 
     if (r != NULL || strcmp(protocol, ACME_ALPN_PROTO) != 0
-        || !acme_auto_shm_ready() || !ap_ssl_conn_is_ssl(c))
+        || !acme_auto_shm_ready() || !ap_ssl_conn_is_ssl(c)
+        || pending_identifier(ap_ssl_var_lookup(c->pool, s, c, NULL,
+                                                "SSL_TLS_SNI"),
+                              ident, sizeof(ident), key_authz,
+                              sizeof(key_authz)) == NULL)
     {
-        return DECLINED;
-    }
-    sni = ap_ssl_var_lookup(c->pool, s, c, NULL, "SSL_TLS_SNI");
-    if (pending_identifier(sni, ident, sizeof(ident), key_authz,
-                           sizeof(key_authz)) == NULL)
-    {
-        return DECLINED;
+        return DECLINED;        /* another module's (mod_md's) */
     }
     ap_set_module_config(c->conn_config, &acme_auto_module,
                          (void *) alpn_switched);
@@ -254,9 +244,7 @@ alpn_answer(conn_rec *c, const char *servername, const char **pcert_pem,
 void
 acme_auto_alpn_register_hooks(void)
 {
-    static const char *const before_md[] = { "mod_md.c", NULL };
-
     ap_hook_protocol_propose(alpn_propose, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_protocol_switch(alpn_switch, NULL, before_md, APR_HOOK_MIDDLE);
+    ap_hook_protocol_switch(alpn_switch, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_ssl_answer_challenge(alpn_answer, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -1,11 +1,9 @@
 /*
- * http-01 answers.  Runs in post_read_request, before any module can map
- * the URL to a file or redirect it to https: the CA must get the key
- * authorization from plain HTTP on port 80 (or pebble's httpPort).  The
- * lookup is in shared memory only; unknown or malformed tokens get a 404
- * without touching the disk.  It runs after the other modules'
- * post_read_request hooks (APR_HOOK_MIDDLE + 1): mod_md's http-01 hook
- * answers its own tokens for its own names and declines the rest.
+ * http-01 answers.  Runs in post_read_request (after mod_md's), before any
+ * module can map the URL to a file or redirect it to https: the CA must get
+ * the key authorization from plain HTTP on port 80 (or pebble's httpPort).
+ * The lookup is in shared memory only; unknown or malformed tokens get a
+ * 404 without touching the disk.
  */
 #include <string.h>
 

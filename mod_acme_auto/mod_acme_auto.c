@@ -14,8 +14,7 @@
  *   child_init    attach the mutex, parse current certs, refresh thread
  *   post_read_request  http-01 answers (after the other modules' hooks)
  *   protocol_propose / protocol_switch / ssl_answer_challenge
- *                 tls-alpn-01 answers (acme_auto_alpn.c); each declines
- *                 unless a challenge of ours is pending for the name
+ *                 tls-alpn-01 answers (acme_auto_alpn.c)
  *   handler       acme-status
  */
 #include <signal.h>
@@ -94,9 +93,7 @@ acme_auto_register_hooks(apr_pool_t *p)
     ap_hook_post_config(acme_auto_post_config_after_ssl, after_ssl, NULL,
                         APR_HOOK_MIDDLE);
     ap_hook_child_init(acme_auto_child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    /* after the other modules' post_read_request hooks (mod_md's http-01
-     * answers among them, all APR_HOOK_MIDDLE): a predecessor list would
-     * not do, apr's sort binds a module name to one of its hooks only */
+    /* after mod_md's http-01 hook (docs/design.md) */
     ap_hook_post_read_request(acme_auto_post_read_request, NULL, NULL,
                               APR_HOOK_MIDDLE + 1);
     acme_auto_alpn_register_hooks();
