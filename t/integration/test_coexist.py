@@ -1,4 +1,6 @@
-"""Apache: mod_md and mod_acme_auto in one server, both against pebble.
+"""Our modules beside others on the same server and port (issue 16).
+
+Apache: mod_md and mod_acme_auto in one server, both against pebble.
 
 mod_md manages m.example.test (MDomain, tls-alpn-01 or http-01), our module
 a.example.test (AcmeCertificate, the same challenge type) or nothing at all
@@ -12,7 +14,10 @@ served for a.example.test without a restart.  mod_md's hooks (2.6,
 mod_md.c md_hooks): all APR_HOOK_MIDDLE; its protocol_propose proposes
 acme-tls/1 whenever it is offered, its protocol_switch takes every switch
 to acme-tls/1 (the first OK wins), its http-01 hook declines for names that
-are not its own."""
+are not its own.
+
+nginx: a static ssl_certificate server beside a managed default server
+(test_nginx_static_server_beside_managed_default)."""
 
 import os
 import time
