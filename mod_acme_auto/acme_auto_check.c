@@ -139,8 +139,8 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
         memcpy(cc->challenges, iss->conf.challenges, sizeof(cc->challenges));
         cc->n_challenges = iss->conf.n_challenges;
     }
-    else if (cert_has_challenge(cc, "dns-01") && iss->dns_update.host[0] == '\0'
-             && iss->dns_hook == NULL)
+    else if (cert_has_challenge(cc, "dns-01")
+             && !acme_dns_conf_used(&iss->conf.dns))
     {
         CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d) uses "
                    "challenge=dns-01 but <AcmeIssuer %s> has neither "
@@ -278,8 +278,6 @@ check_issuer(server_rec *base, acme_auto_issuer_t *iss)
     size_t                i, n;
 
     iss->conf.state_root = ACME_AUTO_DEFAULT_STATE_ROOT;
-    iss->conf.dns_update = iss->dns_update.host[0] != '\0';
-    iss->conf.dns_hook = iss->dns_hook != NULL;
 
     n = acme_issuer_check_startup(&iss->conf, issuer_words, pr, 4);
     for (i = 0; i < n; i++) {
@@ -313,10 +311,12 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         for (j = 0; j < i; j++) {
             acme_auto_issuer_t *o = APR_ARRAY_IDX(bsc->issuers, j,
                                                   acme_auto_issuer_t *);
-            if (strcmp(o->conf.state_dir, iss->conf.state_dir) == 0) {
-                CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> and "
-                           "<AcmeIssuer %s> share the AcmeStateDir %s",
-                           o->conf.name, iss->conf.name, iss->conf.state_dir);
+            if (acme_issuer_state_shared(&o->conf, &iss->conf)) {
+                CHECK_FAIL(base, "mod_acme_auto: <AcmeIssuer %s> (%s:%d) and "
+                           "<AcmeIssuer %s> (%s:%d) share the AcmeStateDir %s",
+                           o->conf.name, o->conf_file, o->conf_line,
+                           iss->conf.name, iss->conf_file, iss->conf_line,
+                           iss->conf.state_dir);
             }
         }
     }

@@ -62,6 +62,14 @@ in_issuer(cmd_parms *cmd)
     return NULL;
 }
 
+/* The secrets of AcmeDNSUpdate and AcmeExternalAccountBinding. */
+static apr_status_t
+issuer_cleanup(void *data)
+{
+    acme_issuer_conf_clear(data);
+    return APR_SUCCESS;
+}
+
 static const char *
 issuer_section(cmd_parms *cmd, void *dummy, const char *arg)
 {
@@ -110,6 +118,8 @@ issuer_section(cmd_parms *cmd, void *dummy, const char *arg)
     iss = apr_pcalloc(cmd->pool, sizeof(*iss));
     /* unset: the defaults are acme_issuer_check()'s (acme_auto_check.c) */
     acme_issuer_init(&iss->conf);
+    apr_pool_cleanup_register(cmd->pool, &iss->conf, issuer_cleanup,
+                              apr_pool_cleanup_null);
     iss->conf.name = name;
     iss->contacts = apr_array_make(cmd->pool, 2, sizeof(const char *));
     iss->conf_file = cmd->directive->filename;
@@ -361,25 +371,25 @@ acme_auto_issuer_has_challenge(const acme_auto_issuer_t *iss,
     return 0;
 }
 
-/* SERVER[:PORT], [IPV6]:PORT or a bare IPv6 literal; port 53 by default
- * (acme_dns_server_parse). */
+/* A timeout of AcmeDNSHook / AcmeDNSPropagationCheck, in the bounds of
+ * both servers (acme_dns_conf_timeout). */
 static const char *
-parse_dns_server(apr_pool_t *p, const char *directive, const char *arg,
-    acme_auto_dns_server_t *out)
+dns_timeout(cmd_parms *cmd, const char *directive, const char *arg, int *ms)
 {
-    char msg[ACME_ERRLEN];
+    apr_interval_time_t  t;
+    char                 msg[ACME_ERRLEN];
 
-    if (acme_dns_server_parse(arg, strlen(arg), out, msg, sizeof(msg)) != 0) {
-        return apr_psprintf(p, "%s: %s", directive, msg);
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS) {
+        apr_cpystrn(msg, "not a time", sizeof(msg));
     }
-    return NULL;
-}
-
-static apr_status_t
-dns_key_cleanup(void *data)
-{
-    acme_tsig_key_clear(data);
-    return APR_SUCCESS;
+    else if (acme_dns_conf_timeout(apr_time_as_msec(t), msg, sizeof(msg))
+             == 0)
+    {
+        *ms = (int) apr_time_as_msec(t);
+        return NULL;
+    }
+    return apr_psprintf(cmd->pool, "%s: invalid timeout '%s': %s", directive,
+                        arg, msg);
 }
 
 /* AcmeDNSUpdate SERVER[:PORT] KEYNAME SECRET|file:PATH [hmac-sha256|
@@ -393,13 +403,12 @@ set_dns_update(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
     char                    msg[ACME_ERRLEN];
     int                     i;
     acme_dns_update_args_t  a;
-    acme_dns_update_conf_t  c;
 
     (void) dummy;
     if (err) {
         return err;
     }
-    if (cur_issuer->dns_update.host[0] != '\0') {
+    if (cur_issuer->conf.dns.update.host[0] != '\0') {
         return "AcmeDNSUpdate is given twice in this <AcmeIssuer>";
     }
     if (argc < 3 || argc > 5) {
@@ -432,18 +441,11 @@ set_dns_update(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
         }
         a.secret_is_file = 1;
     }
-    if (acme_dns_update_conf_load(&a, &c, msg, sizeof(msg)) != 0) {
+    if (acme_dns_update_conf_load(&a, &cur_issuer->conf.dns, msg, sizeof(msg))
+        != 0)
+    {
         return apr_psprintf(cmd->pool, "AcmeDNSUpdate: %s", msg);
     }
-    cur_issuer->dns_update = c.server;
-    cur_issuer->dns_key = c.key;
-    apr_pool_cleanup_register(cmd->pool, &cur_issuer->dns_key, dns_key_cleanup,
-                              apr_pool_cleanup_null);
-    if (c.zone[0] != '\0') {
-        cur_issuer->dns_zone = apr_pstrdup(cmd->pool, c.zone);
-    }
-    cur_issuer->dns_update_file = cmd->directive->filename;
-    cur_issuer->dns_update_line = cmd->directive->line_num;
     return NULL;
 }
 
@@ -451,87 +453,61 @@ set_dns_update(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
 static const char *
 set_dns_hook(cmd_parms *cmd, void *dummy, const char *prog, const char *tmo)
 {
-    const char          *err = in_issuer(cmd);
-    char                 msg[ACME_ERRLEN];
-    apr_interval_time_t  t;
+    const char *err = in_issuer(cmd);
+    char        msg[ACME_ERRLEN];
 
     (void) dummy;
     if (err) {
         return err;
     }
-    if (cur_issuer->dns_hook != NULL) {
+    if (cur_issuer->conf.dns.hook != NULL) {
         return "AcmeDNSHook is given twice in this <AcmeIssuer>";
     }
     if (acme_dns_hook_check(prog, msg, sizeof(msg)) != 0) {
         return apr_psprintf(cmd->pool, "AcmeDNSHook: %s", msg);
     }
-    cur_issuer->dns_hook = prog;
-    if (tmo != NULL) {
-        if (ap_timeout_parameter_parse(tmo, &t, "s") != APR_SUCCESS
-            || t < apr_time_from_sec(1) || t > apr_time_from_sec(3600))
-        {
-            return apr_psprintf(cmd->pool, "AcmeDNSHook: '%s' is not a "
-                                "timeout between 1s and 3600s", tmo);
-        }
-        cur_issuer->dns_hook_timeout = (int) apr_time_sec(t);
-    }
-    return NULL;
+    cur_issuer->conf.dns.hook = prog;
+    return tmo == NULL ? NULL : dns_timeout(cmd, "AcmeDNSHook", tmo,
+                                &cur_issuer->conf.dns.hook_timeout_ms);
 }
 
 /* AcmeDNSPropagationCheck SERVER[:PORT]... [timeout] */
 static const char *
 set_dns_check(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
 {
-    const char          *err = in_issuer(cmd);
-    apr_interval_time_t  t;
-    int                  i;
+    const char      *err = in_issuer(cmd);
+    char             msg[ACME_ERRLEN];
+    acme_dns_conf_t *dns;
+    int              i;
 
     (void) dummy;
     if (err) {
         return err;
     }
-    if (cur_issuer->dns_checks != NULL) {
+    dns = &cur_issuer->conf.dns;
+    if (dns->n_checks > 0) {
         return "AcmeDNSPropagationCheck is given twice in this <AcmeIssuer>";
     }
     if (argc < 1) {
         return "AcmeDNSPropagationCheck SERVER[:PORT]... [timeout]";
     }
-    cur_issuer->dns_checks = apr_array_make(cmd->pool, argc,
-                                            sizeof(acme_auto_dns_server_t));
     for (i = 0; i < argc; i++) {
         /* a last argument that starts with a digit and has no '.' or ':'
          * is the timeout ("120", "90s", "2m") */
         if (i == argc - 1 && i > 0 && apr_isdigit(argv[i][0])
             && strpbrk(argv[i], ".:") == NULL)
         {
-            if (ap_timeout_parameter_parse(argv[i], &t, "s") != APR_SUCCESS
-                || t < apr_time_from_sec(1) || t > apr_time_from_sec(3600))
-            {
-                return apr_psprintf(cmd->pool, "AcmeDNSPropagationCheck: '%s'"
-                                    " is not a timeout between 1s and 3600s",
-                                    argv[i]);
-            }
-            cur_issuer->dns_check_timeout = (int) apr_time_sec(t);
-            break;
+            return dns_timeout(cmd, "AcmeDNSPropagationCheck", argv[i],
+                               &dns->check_timeout_ms);
         }
-        err = parse_dns_server(cmd->pool, "AcmeDNSPropagationCheck", argv[i],
-                               apr_array_push(cur_issuer->dns_checks));
-        if (err != NULL) {
-            return err;
+        if (acme_dns_conf_add_check(dns, argv[i], strlen(argv[i]), msg,
+                                    sizeof(msg)) != 0)
+        {
+            return apr_psprintf(cmd->pool, "AcmeDNSPropagationCheck: %s",
+                                msg);
         }
     }
     return NULL;
-}
-
-static apr_status_t
-eab_key_cleanup(void *data)
-{
-    acme_auto_issuer_t *iss = data;
-
-    acme_eab_mac_key_free(iss->eab_key, iss->eab_key_len);
-    iss->eab_key = NULL;
-    iss->eab_key_len = 0;
-    return APR_SUCCESS;
 }
 
 /* AcmeExternalAccountBinding KID KEY|file:PATH [HS256|HS384|HS512]
@@ -542,17 +518,15 @@ static const char *
 set_eab(cmd_parms *cmd, void *dummy, const char *kid, const char *key,
     const char *alg)
 {
-    const char    *err = in_issuer(cmd);
-    unsigned char *mac;
-    size_t         len = 0;
-    int            is_file;
-    char           msg[ACME_ERRLEN];
+    const char *err = in_issuer(cmd);
+    int         is_file;
+    char        msg[ACME_ERRLEN];
 
     (void) dummy;
     if (err) {
         return err;
     }
-    if (cur_issuer->eab_kid != NULL) {
+    if (cur_issuer->conf.eab.kid != NULL) {
         return "AcmeExternalAccountBinding is given twice in this "
                "<AcmeIssuer>";
     }
@@ -564,16 +538,11 @@ set_eab(cmd_parms *cmd, void *dummy, const char *kid, const char *key,
             return "AcmeExternalAccountBinding: invalid key file path";
         }
     }
-    mac = acme_eab_conf_load(kid, key, is_file, alg, &cur_issuer->eab_alg,
-                             &len, msg, sizeof(msg));
-    if (mac == NULL) {
+    if (acme_eab_conf_load(kid, key, is_file, alg, &cur_issuer->conf.eab, msg,
+                           sizeof(msg)) != 0)
+    {
         return apr_psprintf(cmd->pool, "AcmeExternalAccountBinding: %s", msg);
     }
-    cur_issuer->eab_kid = kid;
-    cur_issuer->eab_key = mac;
-    cur_issuer->eab_key_len = len;
-    apr_pool_cleanup_register(cmd->pool, cur_issuer, eab_key_cleanup,
-                              apr_pool_cleanup_null);
     return NULL;
 }
 

@@ -21,7 +21,6 @@
 APLOG_USE_MODULE(acme_auto);
 
 struct acme_auto_dns_s {
-    acme_auto_issuer_t     *iss;
     server_rec             *s;
     const char             *id;
     int                   (*should_stop)(void *);
@@ -57,7 +56,6 @@ acme_auto_dns_new(acme_auto_issuer_t *iss, server_rec *s, const char *cert_id,
     if (d == NULL) {
         return NULL;
     }
-    d->iss = iss;
     d->s = s;
     d->id = cert_id;
     d->should_stop = should_stop;
@@ -65,16 +63,7 @@ acme_auto_dns_new(acme_auto_issuer_t *iss, server_rec *s, const char *cert_id,
     /* posix_spawn: the job thread's SIGCHLD is not reaped by Apache */
     d->runner = acme_dns_runner_posix;
 
-    d->pub.update = iss->dns_update;
-    d->pub.zone = iss->dns_zone;
-    d->pub.key = &iss->dns_key;
-    d->pub.hook = iss->dns_hook;
-    d->pub.hook_timeout_ms = iss->dns_hook_timeout * 1000;
-    if (iss->dns_checks != NULL) {
-        d->pub.checks = (const acme_dns_server_t *) iss->dns_checks->elts;
-        d->pub.n_checks = (size_t) iss->dns_checks->nelts;
-    }
-    d->pub.check_timeout_ms = iss->dns_check_timeout * 1000;
+    d->pub.conf = &iss->conf.dns;
     d->pub.timeout_ms = iss->conf.timeout_ms;
     d->pub.runner = &d->runner;
     d->pub.data = d;

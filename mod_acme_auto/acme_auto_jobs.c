@@ -320,10 +320,7 @@ job_conf(job_t *j, acme_job_conf_t *c)
     c->contacts = (const char *const *) iss->contacts->elts;
     c->n_contacts = iss->contacts->nelts;
     c->terms_agreed = iss->terms_agreed;
-    c->eab_kid = iss->eab_kid;
-    c->eab_key = iss->eab_key;
-    c->eab_key_len = iss->eab_key_len;
-    c->eab_alg = iss->eab_alg;
+    c->eab = &iss->conf.eab;
     c->names = j->c->names;
     c->n_names = j->c->n_names;
     c->cert_key_type = j->c->key_type;
@@ -490,7 +487,7 @@ engine_error(acme_auto_issuer_t *iss, acme_engine_t *e)
 
     apr_snprintf(name, sizeof(name), "<AcmeIssuer %s>", iss->conf.name);
     return acme_job_eab_hint(acme_engine_error(e), name,
-                             "AcmeExternalAccountBinding", iss->eab_kid, buf,
+                             "AcmeExternalAccountBinding", iss->conf.eab.kid, buf,
                              sizeof(buf));
 }
 
@@ -840,14 +837,14 @@ job_stop_bound_ms(job_t *j)
     if (j->resave || j->type == NULL || strcmp(j->type, "dns-01") != 0) {
         return STOP_JOIN_SECONDS * 1000LL;
     }
-    if (iss->dns_update.host[0] != '\0') {
-        remove_sec = (iss->dns_zone != NULL ? 1 : 2) * iss->conf.timeout_ms
-                     / 1000;
+    if (iss->conf.dns.update.host[0] != '\0') {
+        remove_sec = (iss->conf.dns.zone[0] != '\0' ? 1 : 2)
+                     * iss->conf.timeout_ms / 1000;
     }
     else {
-        remove_sec = iss->dns_hook_timeout > 0
-                     ? iss->dns_hook_timeout
-                     : ACME_DNS_HOOK_TIMEOUT_MS / 1000;
+        remove_sec = (iss->conf.dns.hook_timeout_ms > 0
+                      ? iss->conf.dns.hook_timeout_ms
+                      : ACME_DNS_HOOK_TIMEOUT_MS) / 1000;
     }
     return (STOP_JOIN_SECONDS + remove_sec * j->c->n_names) * 1000LL
            + iss->conf.timeout_ms;

@@ -44,37 +44,19 @@ extern module AP_MODULE_DECLARE_DATA acme_auto_module;
 #define ACME_AUTO_WATCHDOG   "_acme_auto_"
 #define ACME_AUTO_HANDLER    "acme-status"
 
-/* A DNS server as configured: host (IP literal or name) and port. */
-typedef acme_dns_server_t acme_auto_dns_server_t;
-
 /* One <AcmeIssuer name> block. */
 typedef struct {
     /* name, AcmeDirectory, AcmeStateDir, AcmeAccountKey,
      * AcmeRenewBeforeExpiry, AcmeTimeout, AcmeRetryDelay, the AcmeChallenge
      * list (the attempt after N consecutive failures uses challenges[N % n]):
-     * as configured, then defaulted by acme_issuer_check (check_issuer) */
+     * as configured, then defaulted by acme_issuer_check (check_issuer);
+     * dns: AcmeDNSUpdate, AcmeDNSHook, AcmeDNSPropagationCheck; eab:
+     * AcmeExternalAccountBinding.  The TSIG secret and the MAC key are
+     * read at config time and cleansed with the config pool. */
     acme_issuer_conf_t   conf;
     apr_array_header_t  *contacts;      /* const char * "mailto:..." */
     int                  terms_agreed;
     const char          *trusted_ca;    /* as configured; NULL = system store */
-    /* dns-01: AcmeDNSUpdate (dns_update.host "" = none; the TSIG key is
-     * read at config time, its secret cleansed with the config pool),
-     * AcmeDNSHook (NULL = none), AcmeDNSPropagationCheck. */
-    acme_auto_dns_server_t dns_update;
-    const char          *dns_zone;      /* NULL = found by an SOA query */
-    acme_tsig_key_t      dns_key;
-    const char          *dns_update_file;   /* where AcmeDNSUpdate was */
-    int                  dns_update_line;
-    const char          *dns_hook;
-    int                  dns_hook_timeout;  /* seconds */
-    apr_array_header_t  *dns_checks;    /* acme_auto_dns_server_t; NULL = default */
-    int                  dns_check_timeout; /* seconds */
-    /* AcmeExternalAccountBinding; eab_kid NULL = none.  The key is decoded
-     * at config time into malloc'd memory, cleansed with the config pool. */
-    const char          *eab_kid;
-    unsigned char       *eab_key;
-    apr_size_t           eab_key_len;
-    const char          *eab_alg;       /* "HS256", "HS384", "HS512" */
     const char          *conf_file;     /* where it was defined, for messages */
     int                  conf_line;
     /* runtime, set in post_config */

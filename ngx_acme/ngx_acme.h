@@ -110,13 +110,6 @@ typedef struct {
 } ngx_acme_challenges_t;
 
 
-/* A DNS server of dns_update / dns_propagation_check. */
-typedef struct {
-    char                     *host;           /* NUL-terminated; IP or name */
-    int                       port;
-} ngx_acme_dns_server_t;
-
-
 /* One "acme_issuer name { }" block. Strings are NUL-terminated. */
 typedef struct {
     ngx_str_t                 name;
@@ -126,7 +119,12 @@ typedef struct {
      * timeout (timeout_ms: ngx_conf_set_msec_slot writes it as the
      * ngx_msec_t of the same size), retry_delay (ngx_conf_set_sec_slot:
      * time_t), the challenge names: as configured, then defaulted in
-     * place by acme_issuer_check (ngx_acme_issuer_check).
+     * place by acme_issuer_check (ngx_acme_issuer_check).  dns: dns_update
+     * (the TSIG secret read at configuration time), dns_hook,
+     * dns_propagation_check; eab: external_account_key (the MAC key
+     * decoded at configuration time, also by "nginx -t").  The secrets are
+     * cleansed with the configuration's pool and never logged; read-only
+     * after configuration, so threads of the pool may use them.
      */
     acme_issuer_conf_t        conf;
 
@@ -136,30 +134,6 @@ typedef struct {
     ngx_str_t                 trusted;
     ngx_flag_t                verify;
     ngx_acme_challenges_t     challenges;     /* type[0] first */
-
-    /*
-     * External Account Binding: the MAC key is read and decoded at
-     * configuration time (also by "nginx -t") and cleansed when the
-     * configuration's pool goes away; it never appears in a log.
-     */
-    ngx_str_t                 eab_kid;        /* NUL-terminated; len 0 none */
-    u_char                   *eab_key;
-    size_t                    eab_key_len;
-    const char               *eab_alg;        /* "HS256", "HS384", "HS512" */
-
-    /*
-     * dns-01: RFC 2136 updates (dns_update; the TSIG secret is read at
-     * configuration time and cleansed with the pool, never logged) or a
-     * hook program (dns_hook), and where to check propagation.  Read-only
-     * after configuration, so threads of the pool may use them.
-     */
-    ngx_acme_dns_server_t     dns_server;     /* host NULL: no dns_update */
-    acme_tsig_key_t           dns_key;
-    char                     *dns_zone;       /* NULL: SOA query */
-    char                     *dns_hook;       /* NULL: no dns_hook */
-    ngx_msec_t                dns_hook_timeout;
-    ngx_array_t              *dns_check;      /* acme_dns_server_t */
-    ngx_msec_t                dns_check_timeout;
 
     ngx_ssl_t                 ssl;
     ngx_acme_http_conf_t      http;
@@ -404,9 +378,10 @@ void ngx_acme_alpn_expire(ngx_acme_main_conf_t *amcf);
 void ngx_acme_alpn_free(ngx_acme_main_conf_t *amcf);
 
 /* ngx_acme_dns.c */
-char *ngx_acme_dns_update_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer);
-char *ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer);
-char *ngx_acme_dns_check_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer);
+char *ngx_acme_dns_update_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_acme_dns_check_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 int ngx_acme_dns_publish(ngx_acme_issuer_t *issuer, const char *identifier,
     const char *key_authz, char **log, char *err, size_t errlen);
 int ngx_acme_dns_remove(ngx_acme_issuer_t *issuer, const char *identifier,

@@ -26,7 +26,6 @@
 #define NGX_ACME_DNS_LOG_MAX      4096      /* hook stderr kept */
 
 
-static void ngx_acme_dns_key_cleanup(void *data);
 static void ngx_acme_dns_publisher(ngx_acme_issuer_t *issuer,
     acme_dns_publisher_t *p, acme_dns_runner_t *runner, char **log);
 static long ngx_acme_dns_spawn(void *data, char *const argv[],
@@ -44,23 +43,30 @@ static int ngx_acme_dns_stopping(void *data);
  *
  * The values are checked by acme_dns_update_conf_load(): the secret file
  * is either a BIND key file as tsig-keygen writes it (its key name must
- * then be NAME) or just the base64 secret.  Messages never show a secret.
+ * then be NAME) or just the base64 secret.  Messages never show a secret;
+ * the key is cleansed with the issuer (acme_issuer_conf_clear).
  */
 char *
-ngx_acme_dns_update_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
+ngx_acme_dns_update_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_acme_issuer_t  *issuer = conf;
+
     char                    err[ACME_ERRLEN];
-    size_t                  len;
     ngx_str_t              *value, file;
     ngx_uint_t              i;
-    ngx_pool_cleanup_t     *cln;
     acme_dns_update_args_t  a;
-    acme_dns_update_conf_t  c;
 
     value = cf->args->elts;
 
-    if (issuer->dns_server.host) {
+    if (issuer->conf.dns.update.host[0]) {
         return "is duplicate";
+    }
+
+    if (cf->args->nelts < 4) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid number of arguments in \"%V\" directive",
+                           &cmd->name);
+        return NGX_CONF_ERROR;
     }
 
     ngx_memzero(&a, sizeof(acme_dns_update_args_t));
@@ -106,70 +112,63 @@ ngx_acme_dns_update_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
         }
     }
 
-    if (acme_dns_update_conf_load(&a, &c, err, sizeof(err)) != 0) {
+    if (acme_dns_update_conf_load(&a, &issuer->conf.dns, err, sizeof(err))
+        != 0)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid \"dns_update\": %s",
                            err);
         return NGX_CONF_ERROR;
-    }
-
-    issuer->dns_key = c.key;
-
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        acme_tsig_key_clear(&issuer->dns_key);
-        return NGX_CONF_ERROR;
-    }
-
-    cln->handler = ngx_acme_dns_key_cleanup;
-    cln->data = issuer;
-
-    len = ngx_strlen(c.server.host) + 1;
-    issuer->dns_server.host = ngx_pnalloc(cf->pool, len);
-    if (issuer->dns_server.host == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(issuer->dns_server.host, c.server.host, len);
-    issuer->dns_server.port = c.server.port;
-
-    if (c.zone[0]) {
-        len = ngx_strlen(c.zone) + 1;
-        issuer->dns_zone = ngx_pnalloc(cf->pool, len);
-        if (issuer->dns_zone == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memcpy(issuer->dns_zone, c.zone, len);
     }
 
     return NGX_CONF_OK;
 }
 
 
-static void
-ngx_acme_dns_key_cleanup(void *data)
+/* timeout=TIME of dns_hook and dns_propagation_check: the bounds of both
+ * servers (acme_dns_conf_timeout) */
+static char *
+ngx_acme_dns_timeout(ngx_conf_t *cf, ngx_str_t *value, int *ms)
 {
-    ngx_acme_issuer_t  *issuer = data;
+    char        err[ACME_ERRLEN];
+    ngx_int_t   n;
+    ngx_str_t   t, *name;
 
-    acme_tsig_key_clear(&issuer->dns_key);
+    t.data = value->data + 8;
+    t.len = value->len - 8;
+
+    n = ngx_parse_time(&t, 0);
+
+    if (n == NGX_ERROR) {
+        ngx_cpystrn((u_char *) err, (u_char *) "not a time", sizeof(err));
+
+    } else if (acme_dns_conf_timeout(n, err, sizeof(err)) == 0) {
+        *ms = (int) n;
+        return NGX_CONF_OK;
+    }
+
+    name = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid timeout \"%V\" in \"%V\": %s", value, name,
+                       err);
+    return NGX_CONF_ERROR;
 }
 
 
 /* dns_hook /path/prog [timeout=60s]; never run by "nginx -t" */
 char *
-ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
+ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_acme_issuer_t  *issuer = conf;
+
     char        err[ACME_ERRLEN];
-    ngx_int_t   n;
-    ngx_str_t  *value, path, t;
+    ngx_str_t  *value, path;
 
     value = cf->args->elts;
 
-    if (issuer->dns_hook) {
+    if (issuer->conf.dns.hook) {
         return "is duplicate";
     }
-
-    issuer->dns_hook_timeout = ACME_DNS_HOOK_TIMEOUT_MS;
 
     if (cf->args->nelts == 3) {
         if (ngx_strncmp(value[2].data, "timeout=", 8) != 0) {
@@ -179,18 +178,12 @@ ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
             return NGX_CONF_ERROR;
         }
 
-        t.data = value[2].data + 8;
-        t.len = value[2].len - 8;
-
-        n = ngx_parse_time(&t, 0);
-        if (n == NGX_ERROR || n == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid timeout \"%V\" in \"dns_hook\"",
-                               &value[2]);
+        if (ngx_acme_dns_timeout(cf, &value[2],
+                                 &issuer->conf.dns.hook_timeout_ms)
+            != NGX_CONF_OK)
+        {
             return NGX_CONF_ERROR;
         }
-
-        issuer->dns_hook_timeout = (ngx_msec_t) n;
     }
 
     path = value[1];
@@ -205,7 +198,7 @@ ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
         return NGX_CONF_ERROR;
     }
 
-    issuer->dns_hook = (char *) path.data;
+    issuer->conf.dns.hook = (char *) path.data;
 
     return NGX_CONF_OK;
 }
@@ -213,51 +206,36 @@ ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
 
 /* dns_propagation_check SERVER[:PORT]... [timeout=120s] */
 char *
-ngx_acme_dns_check_conf(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
+ngx_acme_dns_check_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    char                    err[ACME_ERRLEN];
-    ngx_int_t               n;
-    ngx_str_t              *value, t;
-    ngx_uint_t              i;
-    acme_dns_server_t      *srv;
+    ngx_acme_issuer_t  *issuer = conf;
+
+    char              err[ACME_ERRLEN];
+    ngx_str_t        *value;
+    ngx_uint_t        i;
+    acme_dns_conf_t  *dns;
 
     value = cf->args->elts;
+    dns = &issuer->conf.dns;
 
-    if (issuer->dns_check) {
+    if (dns->n_checks || dns->check_timeout_ms) {
         return "is duplicate";
-    }
-
-    issuer->dns_check = ngx_array_create(cf->pool, 2,
-                                         sizeof(acme_dns_server_t));
-    if (issuer->dns_check == NULL) {
-        return NGX_CONF_ERROR;
     }
 
     for (i = 1; i < cf->args->nelts; i++) {
 
         if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            t.data = value[i].data + 8;
-            t.len = value[i].len - 8;
-
-            n = ngx_parse_time(&t, 0);
-            if (n == NGX_ERROR || n == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid timeout \"%V\" in "
-                                   "\"dns_propagation_check\"", &value[i]);
+            if (ngx_acme_dns_timeout(cf, &value[i], &dns->check_timeout_ms)
+                != NGX_CONF_OK)
+            {
                 return NGX_CONF_ERROR;
             }
 
-            issuer->dns_check_timeout = (ngx_msec_t) n;
             continue;
         }
 
-        srv = ngx_array_push(issuer->dns_check);
-        if (srv == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        if (acme_dns_server_parse((char *) value[i].data, value[i].len, srv,
-                                  err, sizeof(err))
+        if (acme_dns_conf_add_check(dns, (char *) value[i].data, value[i].len,
+                                    err, sizeof(err))
             != 0)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -309,24 +287,7 @@ ngx_acme_dns_publisher(ngx_acme_issuer_t *issuer, acme_dns_publisher_t *p,
     runner->spawn = ngx_acme_dns_spawn;
     runner->reap = ngx_acme_dns_reap;
 
-    if (issuer->dns_server.host) {
-        ngx_cpystrn((u_char *) p->update.host,
-                    (u_char *) issuer->dns_server.host,
-                    sizeof(p->update.host));
-        p->update.port = issuer->dns_server.port;
-    }
-
-    p->zone = issuer->dns_zone;
-    p->key = &issuer->dns_key;
-    p->hook = issuer->dns_hook;
-    p->hook_timeout_ms = (int) issuer->dns_hook_timeout;
-
-    if (issuer->dns_check && issuer->dns_check->nelts) {
-        p->checks = issuer->dns_check->elts;
-        p->n_checks = issuer->dns_check->nelts;
-    }
-
-    p->check_timeout_ms = (int) issuer->dns_check_timeout;
+    p->conf = &issuer->conf.dns;
     p->timeout_ms = (int) issuer->conf.timeout_ms;
     p->runner = runner;
     p->data = log;

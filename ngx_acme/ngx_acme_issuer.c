@@ -28,15 +28,9 @@ static char *ngx_acme_issuer_percent(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_acme_issuer_challenge(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_acme_issuer_dns_update(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_acme_issuer_dns_hook(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_acme_issuer_dns_check(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_acme_issuer_eab(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static void ngx_acme_eab_cleanup(void *data);
+static void ngx_acme_issuer_cleanup(void *data);
 static char *ngx_acme_check_positive_msec(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_acme_check_retry_delay(ngx_conf_t *cf, void *post,
@@ -149,21 +143,21 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
 
     { ngx_string("dns_update"),
       NGX_CONF_1MORE,
-      ngx_acme_issuer_dns_update,
+      ngx_acme_dns_update_conf,
       0,
       0,
       NULL },
 
     { ngx_string("dns_hook"),
       NGX_CONF_TAKE12,
-      ngx_acme_issuer_dns_hook,
+      ngx_acme_dns_hook_conf,
       0,
       0,
       NULL },
 
     { ngx_string("dns_propagation_check"),
       NGX_CONF_1MORE,
-      ngx_acme_issuer_dns_check,
+      ngx_acme_dns_check_conf,
       0,
       0,
       NULL },
@@ -172,7 +166,7 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       NGX_CONF_TAKE23,
       ngx_acme_issuer_eab,
       0,
-      ngx_acme_issuer_offset(eab_kid),
+      0,
       NULL },
 
       ngx_null_command
@@ -202,6 +196,7 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_uint_t           i;
     ngx_conf_t           save;
     ngx_acme_issuer_t   *issuer, **issuers;
+    ngx_pool_cleanup_t  *cln;
 
     value = cf->args->elts;
 
@@ -234,6 +229,14 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     acme_issuer_init(&issuer->conf);
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_acme_issuer_cleanup;
+    cln->data = issuer;
 
     issuer->name = value[1];
     issuer->conf.name = (char *) value[1].data;
@@ -371,8 +374,6 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
     }
 
     issuer->conf.n_challenges = issuer->challenges.n;
-    issuer->conf.dns_update = (issuer->dns_server.host != NULL);
-    issuer->conf.dns_hook = (issuer->dns_hook != NULL);
 
     n = acme_issuer_check_startup(&issuer->conf, ngx_acme_issuer_words, pr, 4);
 
@@ -654,34 +655,6 @@ ngx_acme_issuer_challenge(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-static char *
-ngx_acme_issuer_dns_update(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    if (cf->args->nelts < 4) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid number of arguments in \"%V\" directive",
-                           &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    return ngx_acme_dns_update_conf(cf, conf);
-}
-
-
-static char *
-ngx_acme_issuer_dns_hook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    return ngx_acme_dns_hook_conf(cf, conf);
-}
-
-
-static char *
-ngx_acme_issuer_dns_check(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    return ngx_acme_dns_check_conf(cf, conf);
-}
-
-
 /*
  * external_account_key KID FILE|data:KEY [alg=HS256|HS384|HS512]
  *
@@ -694,15 +667,12 @@ ngx_acme_issuer_eab(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_acme_issuer_t  *issuer = conf;
 
-    char                *alg;
-    char                 err[ACME_ERRLEN];
-    size_t               len;
-    u_char              *key, *spec;
-    ngx_str_t           *value, file;
-    ngx_uint_t           is_file;
-    ngx_pool_cleanup_t  *cln;
+    char        *alg, err[ACME_ERRLEN];
+    u_char      *spec;
+    ngx_str_t   *value, file;
+    ngx_uint_t   is_file;
 
-    if (issuer->eab_kid.len) {
+    if (issuer->conf.eab.kid) {
         return "is duplicate";
     }
 
@@ -738,39 +708,26 @@ ngx_acme_issuer_eab(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         is_file = 1;
     }
 
-    key = acme_eab_conf_load((char *) value[1].data, (char *) spec, is_file,
-                             alg, &issuer->eab_alg, &len, err, sizeof(err));
-    if (key == NULL) {
+    if (acme_eab_conf_load((char *) value[1].data, (char *) spec, is_file,
+                           alg, &issuer->conf.eab, err, sizeof(err))
+        != 0)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid \"external_account_key\": %s", err);
         return NGX_CONF_ERROR;
     }
 
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        acme_eab_mac_key_free(key, len);
-        return NGX_CONF_ERROR;
-    }
-
-    issuer->eab_kid = value[1];
-    issuer->eab_key = key;
-    issuer->eab_key_len = len;
-
-    cln->handler = ngx_acme_eab_cleanup;
-    cln->data = issuer;
-
     return NGX_CONF_OK;
 }
 
 
+/* The secrets of dns_update and external_account_key are cleansed. */
 static void
-ngx_acme_eab_cleanup(void *data)
+ngx_acme_issuer_cleanup(void *data)
 {
     ngx_acme_issuer_t  *issuer = data;
 
-    acme_eab_mac_key_free(issuer->eab_key, issuer->eab_key_len);
-    issuer->eab_key = NULL;
-    issuer->eab_key_len = 0;
+    acme_issuer_conf_clear(&issuer->conf);
 }
 
 

@@ -413,12 +413,6 @@ ngx_acme_job_task_done(ngx_event_t *ev)
         if (job->task_rc != 0) {
             /* the engine fails the order and unpublishes (this one too) */
             acme_engine_publish_failed(job->engine, job->task_err);
-
-        } else {
-            ngx_log_error(NGX_LOG_INFO, job->log, 0,
-                          "acme: certificate \"%V\": dns-01 TXT record for "
-                          "\"%s\" is visible", &job->cert->id,
-                          job->dns_ident);
         }
 
         ngx_acme_job_run(job);
@@ -590,13 +584,7 @@ ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c)
     c->n_contacts = issuer->contacts.nelts;
     c->terms_agreed = issuer->tos ? 1 : 0;
 
-    if (issuer->eab_kid.len) {
-        c->eab_kid = (char *) issuer->eab_kid.data;
-        c->eab_key = issuer->eab_key;
-        c->eab_key_len = issuer->eab_key_len;
-        c->eab_alg = issuer->eab_alg;
-    }
-
+    c->eab = &issuer->conf.eab;
     c->names = (const char *const *) cert->names.elts;
     c->n_names = cert->names.nelts;
     c->cert_key_type = cert->key_type;

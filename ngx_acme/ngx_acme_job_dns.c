@@ -33,8 +33,8 @@ ngx_acme_job_dns_post(ngx_acme_job_t *job, acme_action_t *act,
                       "acme: certificate \"%V\": dns-01 for \"%s\": setting "
                       "its TXT record via %s", &job->cert->id,
                       job->dns_ident,
-                      job->cert->issuer->dns_hook ? "dns_hook"
-                                                  : "dns_update");
+                      job->cert->issuer->conf.dns.hook ? "dns_hook"
+                                                       : "dns_update");
 
         ngx_acme_job_set_step(job, "dns-01 publish");
     }

@@ -263,7 +263,5 @@ ngx_acme_job_account_error(ngx_acme_job_t *job, const char *msg, char *buf,
     *p = '\0';
 
     return acme_job_eab_hint(msg, (char *) name, "external_account_key",
-                             issuer->eab_kid.len
-                             ? (char *) issuer->eab_kid.data : NULL,
-                             buf, len);
+                             issuer->conf.eab.kid, buf, len);
 }

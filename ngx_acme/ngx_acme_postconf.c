@@ -19,6 +19,8 @@ static ngx_int_t ngx_acme_cert_names(ngx_conf_t *cf,
     ngx_acme_cert_t *cert);
 static ngx_int_t ngx_acme_issuer_http(ngx_conf_t *cf,
     ngx_acme_issuer_t *issuer, ngx_http_core_loc_conf_t *clcf);
+static ngx_int_t ngx_acme_issuers_check(ngx_conf_t *cf,
+    ngx_acme_main_conf_t *amcf);
 
 
 /*
@@ -361,7 +363,7 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
             }
 
             if (ngx_acme_cert_uses(cert, NGX_ACME_DNS_01)
-                && issuer->dns_server.host == NULL && issuer->dns_hook == NULL)
+                && !acme_dns_conf_used(&issuer->conf.dns))
             {
                 ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
                                     "\"acme_certificate\" uses dns-01, but "
@@ -457,6 +459,10 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
     }
 
     if (amcf->tls_alpn && ngx_acme_alpn_init(cf, amcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_acme_issuers_check(cf, amcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -578,6 +584,36 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
 
     issuer->http.static_addrs = u.addrs;
     issuer->http.static_naddrs = u.naddrs;
+
+    return NGX_OK;
+}
+
+
+/* Two issuers may not share a state directory (acme_issuer.h). */
+static ngx_int_t
+ngx_acme_issuers_check(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf)
+{
+    ngx_uint_t          i, j;
+    ngx_acme_issuer_t  **issuers;
+
+    issuers = amcf->issuers.elts;
+
+    for (i = 0; i < amcf->issuers.nelts; i++) {
+        for (j = 0; j < i; j++) {
+            if (acme_issuer_state_shared(&issuers[j]->conf,
+                                         &issuers[i]->conf))
+            {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "acme_issuer \"%V\" in %s:%ui and acme_issuer "
+                              "\"%V\" in %s:%ui share the state_path \"%s\"",
+                              &issuers[j]->name, issuers[j]->file,
+                              issuers[j]->line, &issuers[i]->name,
+                              issuers[i]->file, issuers[i]->line,
+                              issuers[i]->conf.state_dir);
+                return NGX_ERROR;
+            }
+        }
+    }
 
     return NGX_OK;
 }

@@ -118,13 +118,15 @@ static const char *const tsig_alg_names[] = {
 
 
 int
-acme_dns_update_conf(const acme_dns_update_args_t *a,
-    acme_dns_update_conf_t *c, char *err, size_t errlen)
+acme_dns_update_conf(const acme_dns_update_args_t *a, acme_dns_conf_t *c,
+    char *err, size_t errlen)
 {
     const char  *z;
     size_t       i, n;
 
-    memset(c, 0, sizeof(*c));
+    memset(&c->update, 0, sizeof(c->update));
+    memset(&c->key, 0, sizeof(c->key));
+    c->zone[0] = '\0';
 
     if (a->key_name == NULL || a->key_name[0] == '\0'
         || a->secret == NULL || a->secret[0] == '\0')
@@ -134,7 +136,7 @@ acme_dns_update_conf(const acme_dns_update_args_t *a,
     }
 
     if (a->server == NULL
-        || acme_dns_server_parse(a->server, strlen(a->server), &c->server,
+        || acme_dns_server_parse(a->server, strlen(a->server), &c->update,
                                  err, errlen) != 0)
     {
         if (a->server == NULL) {
@@ -289,4 +291,51 @@ acme_dns_server_list(const acme_dns_server_t *srv, size_t n, char *buf,
         }
         used += (size_t) w;
     }
+}
+
+
+int
+acme_dns_conf_add_check(acme_dns_conf_t *c, const char *arg, size_t len,
+    char *err, size_t errlen)
+{
+    acme_dns_server_t  *n;
+
+    n = realloc(c->checks, (c->n_checks + 1) * sizeof(acme_dns_server_t));
+    if (n == NULL) {
+        return acme_err(err, errlen, "out of memory");
+    }
+    c->checks = n;
+    if (acme_dns_server_parse(arg, len, &n[c->n_checks], err, errlen) != 0) {
+        return -1;
+    }
+    c->n_checks++;
+    return 0;
+}
+
+
+int
+acme_dns_conf_timeout(long long ms, char *err, size_t errlen)
+{
+    if (ms < ACME_DNS_TIMEOUT_MIN_MS || ms > ACME_DNS_TIMEOUT_MAX_MS) {
+        return acme_err(err, errlen, "must be between %ds and %ds",
+                        ACME_DNS_TIMEOUT_MIN_MS / 1000,
+                        ACME_DNS_TIMEOUT_MAX_MS / 1000);
+    }
+    return 0;
+}
+
+
+int
+acme_dns_conf_used(const acme_dns_conf_t *c)
+{
+    return c->update.host[0] != '\0' || c->hook != NULL;
+}
+
+
+void
+acme_dns_conf_clear(acme_dns_conf_t *c)
+{
+    acme_tsig_key_clear(&c->key);
+    free(c->checks);
+    memset(c, 0, sizeof(*c));
 }

@@ -39,23 +39,66 @@ typedef struct {
     const char  *zone;              /* NULL: found by an SOA query */
 } acme_dns_update_args_t;
 
-/* The checked configuration.  Clear the key with acme_tsig_key_clear(). */
+/* A hook's run when the configuration gives no timeout. */
+#define ACME_DNS_HOOK_TIMEOUT_MS    60000
+/* The propagation wait when the configuration gives no timeout. */
+#define ACME_DNS_CHECK_TIMEOUT_MS   120000
+/* The bounds of both timeouts as configured (dns_hook timeout=,
+ * dns_propagation_check timeout=, AcmeDNSHook, AcmeDNSPropagationCheck). */
+#define ACME_DNS_TIMEOUT_MIN_MS     1000
+#define ACME_DNS_TIMEOUT_MAX_MS     3600000
+
+/*
+ * The dns-01 settings of an issuer block (acme_issuer_conf_t.dns), filled
+ * by both configuration parsers and read by the publisher
+ * (io/acme_dns_publish.h); read-only after configuration, so threads may
+ * use them.  All zero: nothing configured.  Free with acme_dns_conf_clear().
+ */
 typedef struct {
-    acme_dns_server_t  server;
-    char               zone[256];   /* lowercase, no trailing dot; "" none */
-    acme_tsig_key_t    key;         /* filled by acme_dns_update_conf() only
-                                     * for an inline secret */
-} acme_dns_update_conf_t;
+    /* dns_update / AcmeDNSUpdate: RFC 2136 when update.host[0] != '\0' */
+    acme_dns_server_t   update;
+    char                zone[256];          /* lowercase, no trailing dot;
+                                               "": found by an SOA query */
+    acme_tsig_key_t     key;
+    /* dns_hook / AcmeDNSHook */
+    const char         *hook;               /* NULL: none; borrowed */
+    int                 hook_timeout_ms;    /* 0: ACME_DNS_HOOK_TIMEOUT_MS */
+    /* dns_propagation_check / AcmeDNSPropagationCheck; none: the update
+     * server, else the zone's NS hosts */
+    acme_dns_server_t  *checks;             /* acme_dns_conf_add_check() */
+    size_t              n_checks;
+    int                 check_timeout_ms;   /* 0: ACME_DNS_CHECK_TIMEOUT_MS */
+} acme_dns_conf_t;
 
 /*
  * The value rules of dns_update / AcmeDNSUpdate that need no file: key
  * name and secret given, the server address, the algorithm, the zone, and
- * an inline secret decoded into c->key.  0, or -1 with err naming the bad
- * part (never the secret); the caller adds the directive and file:line.
- * A secret from a file: io/acme_dns_conf_load.h.
+ * an inline secret decoded into c->key.  Sets c->update, c->zone and c->key
+ * only.  0, or -1 with err naming the bad part (never the secret); the
+ * caller adds the directive and file:line.  A secret from a file:
+ * io/acme_dns_conf_load.h.
  */
-int acme_dns_update_conf(const acme_dns_update_args_t *a,
-    acme_dns_update_conf_t *c, char *err, size_t errlen);
+int acme_dns_update_conf(const acme_dns_update_args_t *a, acme_dns_conf_t *c,
+    char *err, size_t errlen);
+
+/* One SERVER[:PORT] (acme_dns_server_parse) added to c->checks.  0, or -1
+ * with err. */
+int acme_dns_conf_add_check(acme_dns_conf_t *c, const char *arg, size_t len,
+    char *err, size_t errlen);
+
+/*
+ * A configured hook or propagation timeout: 0 when it is within
+ * ACME_DNS_TIMEOUT_MIN_MS..ACME_DNS_TIMEOUT_MAX_MS, else -1 with err
+ * ("must be between 1s and 3600s"; the caller names the directive and the
+ * value).
+ */
+int acme_dns_conf_timeout(long long ms, char *err, size_t errlen);
+
+/* 1 when an update server or a hook is configured. */
+int acme_dns_conf_used(const acme_dns_conf_t *c);
+
+/* Cleanses the key and frees the check list; c is all zero again. */
+void acme_dns_conf_clear(acme_dns_conf_t *c);
 
 /*
  * The first "nameserver ADDRESS" line of a resolv.conf text (resolv.conf(5):

@@ -255,3 +255,11 @@ acme_eab_mac_key_free(unsigned char *key, size_t len)
         free(key);
     }
 }
+
+
+void
+acme_eab_conf_clear(acme_eab_conf_t *e)
+{
+    acme_eab_mac_key_free(e->key, e->key_len);
+    memset(e, 0, sizeof(*e));
+}

@@ -50,4 +50,19 @@ int acme_eab_conf(const char *kid, const char *alg, const char **alg_out,
 /* Cleanses and frees a key from the functions above (NULL-safe). */
 void acme_eab_mac_key_free(unsigned char *key, size_t len);
 
+/*
+ * external_account_key / AcmeExternalAccountBinding of an issuer block
+ * (acme_issuer_conf_t.eab), filled by acme_eab_conf_load()
+ * (io/acme_eab_file.h).  All zero: none.
+ */
+typedef struct {
+    const char     *kid;            /* NULL: none; borrowed */
+    unsigned char  *key;            /* the decoded MAC key, malloc'd */
+    size_t          key_len;
+    const char     *alg;            /* "HS256", "HS384", "HS512" (static) */
+} acme_eab_conf_t;
+
+/* Cleanses and frees the key; e is all zero again. */
+void acme_eab_conf_clear(acme_eab_conf_t *e);
+
 #endif

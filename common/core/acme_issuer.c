@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "acme_dns_conf.h"
+#include "acme_eab.h"
 #include "acme_http.h"
 #include "acme_issuer.h"
 #include "acme_job.h"
@@ -39,7 +41,7 @@ acme_issuer_check(acme_issuer_conf_t *c, const char *const *words,
     acme_issuer_problem_t *out, size_t max)
 {
     size_t i, n = 0;
-    int    dns01 = 0, len;
+    int    dns01 = 0, len, update, hook;
 
     if (c->directory == NULL || c->directory[0] == '\0') {
         problem(out, max, &n, 0, ACME_ISSUER_AT_BLOCK, "has no %s",
@@ -68,14 +70,16 @@ acme_issuer_check(acme_issuer_conf_t *c, const char *const *words,
             dns01 = 1;
         }
     }
-    if (dns01 && !c->dns_update && !c->dns_hook) {
+    update = c->dns.update.host[0] != '\0';
+    hook = c->dns.hook != NULL;
+    if (dns01 && !update && !hook) {
         problem(out, max, &n, 0, ACME_ISSUER_AT_CHALLENGE,
                 "uses %s dns-01 but has neither %s nor %s to publish the "
                 "TXT records", words[ACME_ISSUER_AT_CHALLENGE],
                 words[ACME_ISSUER_AT_DNS_UPDATE],
                 words[ACME_ISSUER_AT_DNS_HOOK]);
     }
-    if (c->dns_update && c->dns_hook) {
+    if (update && hook) {
         problem(out, max, &n, 0, ACME_ISSUER_AT_BLOCK,
                 "has both %s and %s, which exclude each other",
                 words[ACME_ISSUER_AT_DNS_UPDATE],
@@ -96,6 +100,33 @@ acme_issuer_check(acme_issuer_conf_t *c, const char *const *words,
     }
 
     return n;
+}
+
+int
+acme_issuer_state_shared(const acme_issuer_conf_t *a,
+    const acme_issuer_conf_t *b)
+{
+    size_t la, lb;
+
+    if (a->state_dir == NULL || b->state_dir == NULL) {
+        return 0;
+    }
+    la = strlen(a->state_dir);
+    lb = strlen(b->state_dir);
+    while (la > 1 && a->state_dir[la - 1] == '/') {
+        la--;
+    }
+    while (lb > 1 && b->state_dir[lb - 1] == '/') {
+        lb--;
+    }
+    return la == lb && memcmp(a->state_dir, b->state_dir, la) == 0;
+}
+
+void
+acme_issuer_conf_clear(acme_issuer_conf_t *c)
+{
+    acme_dns_conf_clear(&c->dns);
+    acme_eab_conf_clear(&c->eab);
 }
 
 int

@@ -16,6 +16,8 @@
 
 #include <stddef.h>
 
+#include "acme_dns_conf.h"
+#include "acme_eab.h"
 #include "acme_job.h"
 #include "acme_util.h"
 
@@ -45,7 +47,9 @@ typedef struct {
  * One block's values as configured; a number of 0 or less (nginx's
  * NGX_CONF_UNSET) or a NULL string is "not given".  acme_issuer_check()
  * sets each such value to its default.  (dns-01's hook and propagation
- * timeouts default in acme_dns_publish.h.)
+ * timeouts default in acme_dns_conf.h.)  dns and eab hold what the
+ * dns-01 and EAB directives configured, secrets included: free them with
+ * acme_issuer_conf_clear() when the configuration goes away.
  */
 typedef struct {
     const char   *name;
@@ -54,8 +58,8 @@ typedef struct {
     const char   *state_root;       /* the server's default, ends in '/' */
     const char   *challenges[ACME_ISSUER_CHALLENGES_MAX];
     size_t        n_challenges;     /* 0: http-01 */
-    int           dns_update;       /* a dns-01 publisher: RFC 2136 ... */
-    int           dns_hook;         /* ... or a program; not both */
+    acme_dns_conf_t  dns;           /* RFC 2136 or a program, not both */
+    acme_eab_conf_t  eab;
     int           account_key;      /* acme_key_type_t; -1: default */
     int           renew_percent;    /* 1-99 */
     long          timeout_ms;
@@ -77,6 +81,17 @@ void acme_issuer_init(acme_issuer_conf_t *c);
  */
 size_t acme_issuer_check(acme_issuer_conf_t *c, const char *const *words,
     acme_issuer_problem_t *out, size_t max);
+
+/*
+ * 1 when the two blocks (after acme_issuer_check) have one state directory
+ * (trailing '/' aside): each issuer's account and certificates must have
+ * their own, so both servers refuse such a configuration.
+ */
+int acme_issuer_state_shared(const acme_issuer_conf_t *a,
+    const acme_issuer_conf_t *b);
+
+/* Frees what dns and eab hold (the secrets cleansed) and zeroes them. */
+void acme_issuer_conf_clear(acme_issuer_conf_t *c);
 
 /* 1 when an error is among the n problems. */
 int acme_issuer_has_error(const acme_issuer_problem_t *p, size_t n);

@@ -55,11 +55,13 @@ acme_job_order_config(acme_order_config_t *oc, const acme_job_conf_t *c,
     oc->cert_key = cert_key;
     oc->challenge_type = challenge_type;
 
-    if (c->eab_kid != NULL && c->eab_kid[0] != '\0' && c->eab_key != NULL) {
-        oc->eab_kid = c->eab_kid;
-        oc->eab_key = c->eab_key;
-        oc->eab_key_len = c->eab_key_len;
-        oc->eab_alg = c->eab_alg;
+    if (c->eab != NULL && c->eab->kid != NULL && c->eab->kid[0] != '\0'
+        && c->eab->key != NULL)
+    {
+        oc->eab_kid = c->eab->kid;
+        oc->eab_key = c->eab->key;
+        oc->eab_key_len = c->eab->key_len;
+        oc->eab_alg = c->eab->alg;
     }
 }
 

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <openssl/evp.h>
 
+#include "acme_eab.h"
 #include "acme_engine.h"
 #include "acme_key.h"
 
@@ -35,10 +36,7 @@ typedef struct {
     const char *const    *contacts;         /* "mailto:..." */
     size_t                n_contacts;
     int                   terms_agreed;
-    const char           *eab_kid;          /* NULL or "": no EAB */
-    const unsigned char  *eab_key;          /* NULL: no EAB */
-    size_t                eab_key_len;
-    const char           *eab_alg;          /* NULL = "HS256" */
+    const acme_eab_conf_t *eab;             /* NULL, or no kid or key: none */
 
     /* the certificate */
     const char *const    *names;

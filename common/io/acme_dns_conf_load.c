@@ -15,7 +15,7 @@
 
 int
 acme_dns_update_conf_load(const acme_dns_update_args_t *a,
-    acme_dns_update_conf_t *c, char *err, size_t errlen)
+    acme_dns_conf_t *c, char *err, size_t errlen)
 {
     char  inner[ACME_ERRLEN];
 

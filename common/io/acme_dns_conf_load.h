@@ -14,11 +14,12 @@
 /*
  * acme_dns_update_conf(), and with a->secret_is_file the key read from the
  * file a->secret (acme_tsig_key_from_file: a BIND key statement or the bare
- * base64 secret).  0 with c->key set (clear it with acme_tsig_key_clear()),
- * or -1 with err naming the bad part and the file, never the secret.
+ * base64 secret).  0 with c->update, c->zone and c->key set (the key is
+ * freed by acme_dns_conf_clear()), or -1 with err naming the bad part and
+ * the file, never the secret.
  */
 int acme_dns_update_conf_load(const acme_dns_update_args_t *a,
-    acme_dns_update_conf_t *c, char *err, size_t errlen);
+    acme_dns_conf_t *c, char *err, size_t errlen);
 
 /*
  * The hook program: an absolute path (it runs without a shell or a PATH

@@ -25,7 +25,6 @@
 
 #define DNS_TTL             60
 #define CHECK_INTERVAL_MS   2000
-#define CHECK_TIMEOUT_MS    120000
 #define DNS_TIMEOUT_MS      30000
 #define HOOK_LINE_MAX       512
 #define STOP_SLICE_MS       200
@@ -139,8 +138,8 @@ acme_dns_hook_run(const acme_dns_publisher_t *p, const char *op,
     int             fds[2], rc, status = 0, timed_out = 0, gave_up = 0, i;
     int             timeout;
 
-    acme_dns_hook_command(p->hook, op, identifier, txt, argv, envp);
-    timeout = p->hook_timeout_ms > 0 ? p->hook_timeout_ms
+    acme_dns_hook_command(p->conf->hook, op, identifier, txt, argv, envp);
+    timeout = p->conf->hook_timeout_ms > 0 ? p->conf->hook_timeout_ms
               : ACME_DNS_HOOK_TIMEOUT_MS;
     last[0] = '\0';
 
@@ -163,7 +162,7 @@ acme_dns_hook_run(const acme_dns_publisher_t *p, const char *op,
     if (pid <= 0) {
         close(fds[0]);
         return acme_err(err, errlen, "dns hook %s %s: cannot run %s: %s", op,
-                        argv[2], p->hook, buf);
+                        argv[2], p->conf->hook, buf);
     }
 
     /* stderr until EOF (the program exited or closed it) */
@@ -222,7 +221,7 @@ acme_dns_hook_run(const acme_dns_publisher_t *p, const char *op,
             }
             if (rc < 0) {
                 return acme_err(err, errlen, "dns hook %s %s: waiting for %s "
-                                "failed", op, argv[2], p->hook);
+                                "failed", op, argv[2], p->conf->hook);
             }
             if (acme_monotonic_ms() < deadline) {
                 if (!(stop && stopping(p))) {
@@ -240,10 +239,11 @@ acme_dns_hook_run(const acme_dns_publisher_t *p, const char *op,
         (void) p->runner->reap(p->runner->data, pid, 1, &status);
         if (gave_up) {
             return acme_err(err, errlen, "dns hook %s %s: %s stopped (the "
-                            "server is shutting down)", op, argv[2], p->hook);
+                            "server is shutting down)", op, argv[2],
+                            p->conf->hook);
         }
         return acme_err(err, errlen, "dns hook %s %s: %s killed after %s",
-                        op, argv[2], p->hook,
+                        op, argv[2], p->conf->hook,
                         duration(timeout, d, sizeof(d)));
     }
 
@@ -252,11 +252,11 @@ acme_dns_hook_run(const acme_dns_publisher_t *p, const char *op,
     }
     if (status > 128) {
         return acme_err(err, errlen, "dns hook %s %s: %s killed by signal %d"
-                        "%s%s", op, argv[2], p->hook, status - 128,
+                        "%s%s", op, argv[2], p->conf->hook, status - 128,
                         last[0] ? ": " : "", last);
     }
     return acme_err(err, errlen, "dns hook %s %s: %s exited with status %d"
-                    "%s%s", op, argv[2], p->hook, status,
+                    "%s%s", op, argv[2], p->conf->hook, status,
                     last[0] ? ": " : "", last);
 }
 
@@ -343,32 +343,33 @@ static int
 update(const acme_dns_publisher_t *p, const acme_dns01_record_t *r,
     acme_dns_update_op_t op, char *err, size_t errlen)
 {
-    char    msg[ACME_ERRLEN], *zone = NULL;
-    int     rc;
+    const acme_dns_conf_t  *c = p->conf;
+    char                    msg[ACME_ERRLEN], *zone = NULL;
+    int                     rc;
 
     msg[0] = '\0';
-    if (p->zone == NULL
-        && acme_dns_find_zone_blocking(p->update.host, p->update.port, 0,
+    if (c->zone[0] == '\0'
+        && acme_dns_find_zone_blocking(c->update.host, c->update.port, 0,
                                        r->name, dns_timeout(p), &zone, msg,
                                        sizeof(msg)) != 0)
     {
         return acme_err(err, errlen, "dns-01 update: cannot find the zone of "
-                        "%s at %s:%d: %s", r->name, p->update.host,
-                        p->update.port, msg);
+                        "%s at %s:%d: %s", r->name, c->update.host,
+                        c->update.port, msg);
     }
-    rc = acme_dns_update_blocking(p->update.host, p->update.port,
-                                  zone ? zone : p->zone, r->name, r->txt,
-                                  DNS_TTL, op, p->key, dns_timeout(p), msg,
+    rc = acme_dns_update_blocking(c->update.host, c->update.port,
+                                  zone ? zone : c->zone, r->name, r->txt,
+                                  DNS_TTL, op, &c->key, dns_timeout(p), msg,
                                   sizeof(msg));
     if (rc != 0) {
         acme_err(err, errlen, "dns-01 update (%s %s TXT in zone %s at %s:%d, "
                  "key %s): %s", op == ACME_DNS_UPDATE_ADD ? "add" : "delete",
-                 r->name, zone ? zone : p->zone, p->update.host,
-                 p->update.port, p->key && p->key->name ? p->key->name : "-",
+                 r->name, zone ? zone : c->zone, c->update.host,
+                 c->update.port, c->key.name ? c->key.name : "-",
                  msg);
     } else if (op == ACME_DNS_UPDATE_ADD) {
         logf_(p, ACME_DNS_LOG_INFO, "%s TXT \"%s\" added in zone %s",
-              r->name, r->txt, zone ? zone : p->zone);
+              r->name, r->txt, zone ? zone : c->zone);
     }
     free(zone);
     return rc;
@@ -433,15 +434,15 @@ static int
 wait_visible(const acme_dns_publisher_t *p, const acme_dns01_record_t *r,
     char *err, size_t errlen)
 {
-    const acme_dns_server_t  *servers = p->checks;
+    const acme_dns_server_t  *servers = p->conf->checks;
     acme_dns_server_t        *found = NULL, *missing = NULL;
-    size_t                    n = p->n_checks, i, left;
+    size_t                    n = p->conf->n_checks, i, left;
     char                     *seen = NULL, msg[ACME_ERRLEN], list[512], d[32];
     long long                 deadline;
     int                       rc = -1, timeout;
 
-    if (n == 0 && p->update.host[0] != '\0') {
-        servers = &p->update;
+    if (n == 0 && p->conf->update.host[0] != '\0') {
+        servers = &p->conf->update;
         n = 1;
     }
     if (n == 0) {
@@ -457,8 +458,8 @@ wait_visible(const acme_dns_publisher_t *p, const acme_dns01_record_t *r,
         acme_err(err, errlen, "dns propagation: out of memory");
         goto done;
     }
-    timeout = p->check_timeout_ms > 0 ? p->check_timeout_ms
-                                      : CHECK_TIMEOUT_MS;
+    timeout = p->conf->check_timeout_ms > 0 ? p->conf->check_timeout_ms
+                                      : ACME_DNS_CHECK_TIMEOUT_MS;
     deadline = acme_monotonic_ms() + timeout;
     msg[0] = '\0';
 
@@ -526,9 +527,9 @@ acme_dns_publish(const acme_dns_publisher_t *p, const char *identifier,
     if (acme_dns01_record(identifier, key_authz, &r, err, errlen) != 0) {
         return -1;
     }
-    if (p->update.host[0] != '\0') {
+    if (p->conf->update.host[0] != '\0') {
         rc = update(p, &r, ACME_DNS_UPDATE_ADD, err, errlen);
-    } else if (p->hook != NULL) {
+    } else if (p->conf->hook != NULL) {
         rc = acme_dns_hook_run(p, "add", identifier, r.txt, 1, err, errlen);
         if (rc == 0) {
             logf_(p, ACME_DNS_LOG_INFO, "%s TXT \"%s\" added by the hook",
@@ -560,9 +561,9 @@ acme_dns_unpublish(const acme_dns_publisher_t *p, const char *identifier,
     if (acme_dns01_record(identifier, key_authz, &r, err, errlen) != 0) {
         return -1;
     }
-    if (p->update.host[0] != '\0') {
+    if (p->conf->update.host[0] != '\0') {
         rc = update(p, &r, ACME_DNS_UPDATE_DELETE, err, errlen);
-    } else if (p->hook != NULL) {
+    } else if (p->conf->hook != NULL) {
         rc = acme_dns_hook_run(p, "remove", identifier, r.txt, 0, err,
                                errlen);
     } else {

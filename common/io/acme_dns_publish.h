@@ -58,22 +58,10 @@ extern const acme_dns_runner_t acme_dns_runner_posix;
 #define ACME_DNS_LOG_INFO   1
 #define ACME_DNS_LOG_WARN   2
 
-/* A hook's run when the configuration gives no timeout. */
-#define ACME_DNS_HOOK_TIMEOUT_MS  60000
-
 typedef struct {
-    /* RFC 2136 (update.host[0] != '\0') or a hook program (hook != NULL) */
-    acme_dns_server_t         update;
-    const char               *zone;         /* NULL: an SOA query to update */
-    const acme_tsig_key_t    *key;
-    const char               *hook;
-    int                       hook_timeout_ms;      /* 0: the default */
-
-    /* where the record must be visible; none: the update server, else the
-     * zone's NS hosts (port 53) found through the system's resolver */
-    const acme_dns_server_t  *checks;
-    size_t                    n_checks;
-    int                       check_timeout_ms;     /* 0: 120 s */
+    /* the issuer's settings: RFC 2136 (conf->update.host[0] != '\0') or a
+     * hook program (conf->hook != NULL), the propagation checks */
+    const acme_dns_conf_t    *conf;
     const char               *resolv_conf;          /* NULL: /etc/resolv.conf */
 
     /* each DNS exchange: the issuer's timeout (timeout / AcmeTimeout) */
@@ -105,7 +93,7 @@ int acme_dns_unpublish(const acme_dns_publisher_t *p, const char *identifier,
 /*
  * Runs the hook "prog op identifier txt" through p->runner: stderr lines go
  * to p->log, the last one ends a failure's err; the process group is killed
- * after p->hook_timeout_ms, or when stop says so (with stop != 0).  0 on
+ * after p->conf->hook_timeout_ms, or when stop says so (with stop != 0).  0 on
  * exit 0, else -1 with err.
  */
 int acme_dns_hook_run(const acme_dns_publisher_t *p, const char *op,

@@ -84,29 +84,33 @@ acme_eab_mac_key_read_file(const char *path, size_t *len, char *err,
 }
 
 
-unsigned char *
+int
 acme_eab_conf_load(const char *kid, const char *key, int key_is_file,
-    const char *alg, const char **alg_out, size_t *len, char *err,
-    size_t errlen)
+    const char *alg, acme_eab_conf_t *out, char *err, size_t errlen)
 {
     unsigned char  *mac;
+    size_t          len = 0;
     char            inner[ACME_ERRLEN];
 
-    if (acme_eab_conf(kid, alg, alg_out, err, errlen) != 0) {
-        return NULL;
+    memset(out, 0, sizeof(*out));
+    if (acme_eab_conf(kid, alg, &out->alg, err, errlen) != 0) {
+        return -1;
     }
 
     inner[0] = '\0';
-    *len = 0;
     if (key_is_file) {
-        mac = acme_eab_mac_key_read_file(key, len, inner, sizeof(inner));
+        mac = acme_eab_mac_key_read_file(key, &len, inner, sizeof(inner));
     } else {
-        mac = acme_eab_mac_key_decode(key, len, inner, sizeof(inner));
+        mac = acme_eab_mac_key_decode(key, &len, inner, sizeof(inner));
     }
     if (mac == NULL) {
-        acme_err(err, errlen, "cannot use the MAC key of kid \"%s\"%s: %s",
-                 kid, key_is_file ? "" : " (inline)",
-                 inner[0] ? inner : "invalid key");
+        out->alg = NULL;
+        return acme_err(err, errlen, "cannot use the MAC key of kid \"%s\"%s: "
+                        "%s", kid, key_is_file ? "" : " (inline)",
+                        inner[0] ? inner : "invalid key");
     }
-    return mac;
+    out->kid = kid;
+    out->key = mac;
+    out->key_len = len;
+    return 0;
 }

@@ -209,6 +209,7 @@ UNIT_TEST(dns_hook_run)
 {
     const acme_dns_runner_t  runner = acme_dns_runner_posix;
     acme_dns_publisher_t  p;
+    acme_dns_conf_t       c;
     hook_log_t            l;
     char                  err[ACME_ERRLEN], *ok, *fail, *hang;
 
@@ -220,6 +221,8 @@ UNIT_TEST(dns_hook_run)
     CHECK(ok && fail && hang);
 
     memset(&p, 0, sizeof(p));
+    memset(&c, 0, sizeof(c));
+    p.conf = &c;
     memset(&l, 0, sizeof(l));
     p.runner = &runner;
     p.data = &l;
@@ -227,7 +230,7 @@ UNIT_TEST(dns_hook_run)
     p.stop = stop_cb;
     setenv("ACME_UNIT_SECRET", "x", 1);
 
-    p.hook = ok;
+    c.hook = ok;
     CHECK_INT(acme_dns_hook_run(&p, "add", "*.example.test", "V", 1, err,
                                 sizeof(err)), 0);
     CHECK_STR(l.log, "2|dns hook: add example.test V PATH=/usr/local/sbin:"
@@ -235,7 +238,7 @@ UNIT_TEST(dns_hook_run)
 
     /* exit 3: the status and the last stderr line */
     l.log[0] = '\0';
-    p.hook = fail;
+    c.hook = fail;
     CHECK_INT(acme_dns_hook_run(&p, "add", "example.test", "V", 1, err,
                                 sizeof(err)), -1);
     CHECK(strstr(err, "dns hook add example.test: ") == err);
@@ -245,8 +248,8 @@ UNIT_TEST(dns_hook_run)
 
     /* past its timeout: the group is killed */
     l.log[0] = '\0';
-    p.hook = hang;
-    p.hook_timeout_ms = 300;
+    c.hook = hang;
+    c.hook_timeout_ms = 300;
     CHECK_INT(acme_dns_hook_run(&p, "add", "example.test", "V", 1, err,
                                 sizeof(err)), -1);
     CHECK(strstr(err, "killed after 300 ms") != NULL);
@@ -254,16 +257,16 @@ UNIT_TEST(dns_hook_run)
 
     /* the host stops: adding gives up at once (removal does not ask) */
     l.stop = 1;
-    p.hook_timeout_ms = 60000;
+    c.hook_timeout_ms = 60000;
     CHECK_INT(acme_dns_hook_run(&p, "add", "example.test", "V", 1, err,
                                 sizeof(err)), -1);
     CHECK(strstr(err, "shutting down") != NULL);
-    p.hook = ok;
+    c.hook = ok;
     CHECK_INT(acme_dns_hook_run(&p, "remove", "example.test", "V", 0, err,
                                 sizeof(err)), 0);
 
     /* a program that cannot start */
-    p.hook = "/nonexistent/hook";
+    c.hook = "/nonexistent/hook";
     CHECK_INT(acme_dns_hook_run(&p, "add", "example.test", "V", 1, err,
                                 sizeof(err)), -1);
     CHECK(strstr(err, "cannot run /nonexistent/hook") != NULL);
@@ -293,6 +296,7 @@ UNIT_TEST(dns_publish_through_hook)
 {
     const acme_dns_runner_t  runner = acme_dns_runner_posix;
     acme_dns_publisher_t  p;
+    acme_dns_conf_t       c;
     hook_log_t            l;
     acme_dns_server_t     dead;
     char                  err[ACME_ERRLEN], *h, *txt;
@@ -300,19 +304,21 @@ UNIT_TEST(dns_publish_through_hook)
     h = script("echo \"$1 $2 $3\" >&2");
     CHECK(h != NULL);
     memset(&p, 0, sizeof(p));
+    memset(&c, 0, sizeof(c));
+    p.conf = &c;
     memset(&l, 0, sizeof(l));
     p.runner = &runner;
     p.data = &l;
     p.log = log_cb;
-    p.hook = h;
+    c.hook = h;
 
     /* a check server that never answers: the propagation error names it
      * (one exchange with a short timeout, then the deadline) */
     snprintf(dead.host, sizeof(dead.host), "127.0.0.1");
     dead.port = 9;
-    p.checks = &dead;
-    p.n_checks = 1;
-    p.check_timeout_ms = 100;
+    c.checks = &dead;
+    c.n_checks = 1;
+    c.check_timeout_ms = 100;
     p.timeout_ms = 100;
     CHECK_INT(acme_dns_publish(&p, "*.example.test", "tok.thumb", err,
                                sizeof(err)), -1);
@@ -336,7 +342,7 @@ UNIT_TEST(dns_publish_through_hook)
      * still be removed */
     l.log[0] = '\0';
     p.stop = stop_once_added;
-    p.check_timeout_ms = 3600 * 1000;
+    c.check_timeout_ms = 3600 * 1000;
     CHECK_INT(acme_dns_publish(&p, "example.test", "tok.thumb", err,
                                sizeof(err)), -1);
     CHECK(strstr(err, "dns propagation: _acme-challenge.example.test TXT")
@@ -363,7 +369,7 @@ UNIT_TEST(dns_update_conf_values)
     int                     fd;
     FILE                   *f;
     acme_dns_update_args_t  a;
-    acme_dns_update_conf_t  c;
+    acme_dns_conf_t         c;
     static const char       secret[] = "c2VjcmV0c2VjcmV0c2VjcmV0";
 
     memset(&a, 0, sizeof(a));
@@ -372,9 +378,10 @@ UNIT_TEST(dns_update_conf_values)
     a.secret = secret;
     a.alg = "HMAC-SHA384";
     a.zone = "Example.TEST.";
+    memset(&c, 0, sizeof(c));
     CHECK_INT(acme_dns_update_conf(&a, &c, err, sizeof(err)), 0);
-    CHECK_STR(c.server.host, "::1");
-    CHECK_INT(c.server.port, 5353);
+    CHECK_STR(c.update.host, "::1");
+    CHECK_INT(c.update.port, 5353);
     CHECK_STR(c.zone, "example.test");
     CHECK_STR(c.key.name, "acme-key");
     CHECK_STR(c.key.alg, "hmac-sha384");
@@ -386,7 +393,7 @@ UNIT_TEST(dns_update_conf_values)
     a.server = "127.0.0.1";
     CHECK_INT(acme_dns_update_conf(&a, &c, err, sizeof(err)), 0);
     CHECK_STR(c.zone, "");
-    CHECK_INT(c.server.port, 53);
+    CHECK_INT(c.update.port, 53);
     CHECK_STR(c.key.alg, "hmac-sha256");
     acme_tsig_key_clear(&c.key);
 
@@ -478,4 +485,43 @@ UNIT_TEST(dns_hook_check_program)
     CHECK(chmod(path, 0700) == 0);
     CHECK_INT(acme_dns_hook_check(path, err, sizeof(err)), 0);
     unlink(path);
+}
+
+
+/* The rest of the dns-01 settings (acme_dns_conf_t): the check list, the
+ * bounds of the hook and propagation timeouts, which both servers apply,
+ * and the one clear function. */
+UNIT_TEST(dns_conf_checks_timeouts)
+{
+    acme_dns_conf_t  c;
+    char             err[ACME_ERRLEN];
+
+    memset(&c, 0, sizeof(c));
+    CHECK_INT(acme_dns_conf_used(&c), 0);
+    CHECK_INT(acme_dns_conf_add_check(&c, "127.0.0.1:5353", 14, err,
+                                      sizeof(err)), 0);
+    CHECK_INT(acme_dns_conf_add_check(&c, "[::1]:53", 8, err, sizeof(err)),
+              0);
+    CHECK_INT(acme_dns_conf_add_check(&c, "1.2.3.4:0", 9, err, sizeof(err)),
+              -1);
+    CHECK(strstr(err, "'1.2.3.4:0' is not a DNS server") != NULL);
+    CHECK_INT((int) c.n_checks, 2);
+    CHECK_STR(c.checks[0].host, "127.0.0.1");
+    CHECK_INT(c.checks[0].port, 5353);
+    CHECK_STR(c.checks[1].host, "::1");
+
+    CHECK_INT(acme_dns_conf_timeout(1000, err, sizeof(err)), 0);
+    CHECK_INT(acme_dns_conf_timeout(3600000, err, sizeof(err)), 0);
+    CHECK_INT(acme_dns_conf_timeout(999, err, sizeof(err)), -1);
+    CHECK_STR(err, "must be between 1s and 3600s");
+    CHECK_INT(acme_dns_conf_timeout(3600001, err, sizeof(err)), -1);
+    CHECK_INT(acme_dns_conf_timeout(0, err, sizeof(err)), -1);
+
+    c.hook = "/bin/true";
+    CHECK_INT(acme_dns_conf_used(&c), 1);
+    acme_dns_conf_clear(&c);
+    CHECK(c.checks == NULL && c.n_checks == 0 && c.hook == NULL);
+    snprintf(c.update.host, sizeof(c.update.host), "127.0.0.1");
+    CHECK_INT(acme_dns_conf_used(&c), 1);
+    acme_dns_conf_clear(&c);
 }

@@ -297,8 +297,7 @@ UNIT_TEST(eab_conf_values)
     char path[] = "/tmp/acme-eab-conf-XXXXXX";
     char err[ACME_ERRLEN] = "";
     const char *alg = NULL;
-    unsigned char *k;
-    size_t l = 0;
+    acme_eab_conf_t e;
     int fd;
     FILE *f;
 
@@ -319,16 +318,19 @@ UNIT_TEST(eab_conf_values)
     CHECK_INT(acme_eab_conf("a\\b", NULL, &alg, err, sizeof(err)), -1);
 
     /* inline */
-    k = acme_eab_conf_load("kid-1", sample_key64, 0, "hs384", &alg, &l,
-                           err, sizeof(err));
-    CHECK(k != NULL);
-    CHECK_INT(l, 48);
-    CHECK_STR(alg, "HS384");
-    acme_eab_mac_key_free(k, l);
+    CHECK_INT(acme_eab_conf_load("kid-1", sample_key64, 0, "hs384", &e,
+                                 err, sizeof(err)), 0);
+    CHECK(e.key != NULL);
+    CHECK_INT(e.key_len, 48);
+    CHECK_STR(e.alg, "HS384");
+    CHECK_STR(e.kid, "kid-1");
+    acme_eab_conf_clear(&e);
+    CHECK(e.key == NULL && e.kid == NULL && e.key_len == 0);
 
     err[0] = '\0';
-    CHECK(acme_eab_conf_load("kid-1", "not*base64*secretvalue", 0, NULL, &alg,
-                             &l, err, sizeof(err)) == NULL);
+    CHECK_INT(acme_eab_conf_load("kid-1", "not*base64*secretvalue", 0, NULL,
+                                 &e, err, sizeof(err)), -1);
+    CHECK(e.key == NULL && e.kid == NULL);
     CHECK(strstr(err, "kid-1") != NULL);
     CHECK(strstr(err, "MAC key") != NULL);
     CHECK(strstr(err, "(inline)") != NULL);
@@ -336,8 +338,8 @@ UNIT_TEST(eab_conf_values)
 
     /* the alg is checked before the key is looked at */
     err[0] = '\0';
-    CHECK(acme_eab_conf_load("kid-1", sample_key64, 0, "HS1", &alg, &l,
-                             err, sizeof(err)) == NULL);
+    CHECK_INT(acme_eab_conf_load("kid-1", sample_key64, 0, "HS1", &e,
+                                 err, sizeof(err)), -1);
     CHECK(strstr(err, "'HS1'") != NULL);
 
     /* from a file */
@@ -349,17 +351,16 @@ UNIT_TEST(eab_conf_values)
     f = fdopen(fd, "w");
     fprintf(f, "%s\n", sample_key64);
     fclose(f);
-    k = acme_eab_conf_load("kid-1", path, 1, NULL, &alg, &l, err,
-                           sizeof(err));
-    CHECK(k != NULL);
-    CHECK_INT(l, 48);
-    CHECK_STR(alg, "HS256");
-    acme_eab_mac_key_free(k, l);
+    CHECK_INT(acme_eab_conf_load("kid-1", path, 1, NULL, &e, err,
+                                 sizeof(err)), 0);
+    CHECK_INT(e.key_len, 48);
+    CHECK_STR(e.alg, "HS256");
+    acme_eab_conf_clear(&e);
 
     unlink(path);
     err[0] = '\0';
-    CHECK(acme_eab_conf_load("kid-1", path, 1, NULL, &alg, &l, err,
-                             sizeof(err)) == NULL);
+    CHECK_INT(acme_eab_conf_load("kid-1", path, 1, NULL, &e, err,
+                                 sizeof(err)), -1);
     CHECK(strstr(err, "kid-1") != NULL);
     CHECK(strstr(err, path) != NULL);
 }

@@ -1,5 +1,6 @@
 /* The issuer block's rules (common/core/acme_issuer.h) and the state
  * directory check (common/io/acme_issuer_store.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -106,22 +107,44 @@ UNIT_TEST(issuer_dns01_publisher)
     base(&c);
     c.challenges[0] = "dns-01";
     c.n_challenges = 1;
-    c.dns_hook = 1;
+    c.dns.hook = "/bin/true";
     CHECK_INT(acme_issuer_check(&c, words, p, 4), 0);
 
     base(&c);
     c.challenges[0] = "dns-01";
     c.n_challenges = 1;
-    c.dns_update = 1;
+    snprintf(c.dns.update.host, sizeof(c.dns.update.host), "127.0.0.1");
     CHECK_INT(acme_issuer_check(&c, words, p, 4), 0);
 
     /* both: an error, with or without dns-01 */
     base(&c);
-    c.dns_update = 1;
-    c.dns_hook = 1;
+    snprintf(c.dns.update.host, sizeof(c.dns.update.host), "127.0.0.1");
+    c.dns.hook = "/bin/true";
     CHECK_INT(acme_issuer_check(&c, words, p, 4), 1);
     CHECK_STR(p[0].text, "has both AcmeDNSUpdate and AcmeDNSHook, which "
               "exclude each other");
+}
+
+/* Two blocks may not share a state directory (both servers refuse it);
+ * a trailing '/' does not make it another one. */
+UNIT_TEST(issuer_state_shared)
+{
+    acme_issuer_conf_t  a, b;
+
+    acme_issuer_init(&a);
+    acme_issuer_init(&b);
+    a.state_dir = "/var/lib/acme/one";
+    b.state_dir = "/var/lib/acme/one/";
+    CHECK_INT(acme_issuer_state_shared(&a, &b), 1);
+    CHECK_INT(acme_issuer_state_shared(&b, &a), 1);
+    b.state_dir = "/var/lib/acme/one2";
+    CHECK_INT(acme_issuer_state_shared(&a, &b), 0);
+    b.state_dir = "/var/lib/acme/on";
+    CHECK_INT(acme_issuer_state_shared(&a, &b), 0);
+    b.state_dir = NULL;
+    CHECK_INT(acme_issuer_state_shared(&a, &b), 0);
+    acme_issuer_conf_clear(&a);
+    CHECK(a.dns.checks == NULL && a.eab.key == NULL);
 }
 
 UNIT_TEST(issuer_problems_counted_past_max)

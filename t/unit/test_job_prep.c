@@ -196,8 +196,9 @@ UNIT_TEST(job_prep_order_config)
 {
     static const char *const  contacts[] = { "mailto:a@example.test" };
     static const char *const  names[] = { "a.example.test", "b.example.test" };
-    static const unsigned char mac[] = { 1, 2, 3 };
+    static unsigned char       mac[] = { 1, 2, 3 };
     acme_job_conf_t           c;
+    acme_eab_conf_t           eab;
     acme_order_config_t       oc;
     EVP_PKEY                 *ak, *ck;
 
@@ -211,10 +212,11 @@ UNIT_TEST(job_prep_order_config)
     c.terms_agreed = 2;
     c.names = names;
     c.n_names = 2;
-    c.eab_kid = "kid-1";
-    c.eab_key = mac;
-    c.eab_key_len = sizeof(mac);
-    c.eab_alg = "HS384";
+    eab.kid = "kid-1";
+    eab.key = mac;
+    eab.key_len = sizeof(mac);
+    eab.alg = "HS384";
+    c.eab = &eab;
 
     memset(&oc, 0x5a, sizeof(oc));
     acme_job_order_config(&oc, &c, "dns-01", ak, "https://ca.example/acct/1",
@@ -233,12 +235,12 @@ UNIT_TEST(job_prep_order_config)
     CHECK_STR(oc.eab_alg, "HS384");
 
     /* EAB needs both a kid and a key; none without */
-    c.eab_kid = "";
+    eab.kid = "";
     acme_job_order_config(&oc, &c, NULL, ak, NULL, ck);
     CHECK(oc.eab_kid == NULL && oc.eab_key == NULL && oc.eab_alg == NULL);
     CHECK(oc.account_url == NULL && oc.challenge_type == NULL);
-    c.eab_kid = "kid-1";
-    c.eab_key = NULL;
+    eab.kid = "kid-1";
+    eab.key = NULL;
     acme_job_order_config(&oc, &c, NULL, ak, NULL, ck);
     CHECK(oc.eab_kid == NULL && oc.eab_key_len == 0);
     c.terms_agreed = 0;
