@@ -68,6 +68,16 @@ def _second_issuer(s):
 OTHER_CA = SimpleNamespace(directory_url="https://x.test/dir", ca_pem="/dev/null")
 
 
+def _shared_state(s, t):
+    """A copy of the issuer block named "other", with the same state
+    directory (written with a trailing "/")."""
+    block = re.search(r"(?s)<AcmeIssuer pebble>.*?</AcmeIssuer>|acme_issuer pebble \{.*?\}",
+                      t).group(0)
+    block = re.sub(r"(?m)^(\s*(?:state_path|AcmeStateDir) \S+?)(;?)$", r"\1/\2", block)
+    return t + "\n" + block.replace("acme_issuer pebble", "acme_issuer other").replace(
+        "<AcmeIssuer pebble>", "<AcmeIssuer other>") + "\n"
+
+
 def _wrong_issuer(s, t):
     return t.replace(s.cert_directive + " pebble", s.cert_directive + " nosuch")
 
@@ -87,7 +97,7 @@ def _repeat_cert(s, t):
 # message must say and where}; a kind missing from a case: that server has
 # no such mistake (see the server-only cases below the table).
 #   conf   keyword arguments of server.conf() (state_dir: a key of the
-#          paths the test makes, "afile/state", "alink")
+#          paths the test makes, "afile/state", "alink"), or f(server) -> them
 #   edit   f(server, text) -> text
 #   words  each must be in the output; a tuple: one of them
 #   where  f(server) -> (first, last): a reported line must be in it
@@ -164,6 +174,35 @@ CASES = {
         for kind, words in (("nginx", ['duplicate acme_issuer "pebble"']),
                             ("apache", ["<AcmeIssuer pebble> is defined twice"]))
     },
+    # two issuer blocks, one state directory (the rule of acme_issuer.h):
+    # both blocks named with file:line
+    "shared_state_dir": {
+        kind: dict(edit=_shared_state, words=words,
+                   where=lambda s: s.block_of(s.conf_line(
+                       "AcmeIssuer other" if s.kind == "apache" else "acme_issuer other")))
+        for kind, words in (("nginx", ['acme_issuer "pebble" in @conf@:',
+                                       'acme_issuer "other" in @conf@:',
+                                       "share the state_path"]),
+                            ("apache", ["<AcmeIssuer pebble> (@conf@:",
+                                        "<AcmeIssuer other> (@conf@:",
+                                        "share the AcmeStateDir"]))
+    },
+    # the dns-01 hook's and propagation check's timeouts: 1s to 3600s on
+    # both servers (acme_dns_conf_timeout)
+    "dns_hook_timeout": {
+        kind: dict(conf=lambda s: dict(issuer=s.dns_hook("/bin/true", "7200s")),
+                   words=[directive, "must be between 1s and 3600s"],
+                   where=lambda s: (s.conf_line("7200s"),) * 2)
+        for kind, directive in (("nginx", '"dns_hook"'), ("apache", "AcmeDNSHook"))
+    },
+    "dns_check_timeout": {
+        kind: dict(conf=lambda s: dict(issuer=s.dns_propagation_check(["127.0.0.1"],
+                                                                      "500ms")),
+                   words=[directive, "must be between 1s and 3600s"],
+                   where=lambda s: (s.conf_line("500ms"),) * 2)
+        for kind, directive in (("nginx", '"dns_propagation_check"'),
+                                ("apache", "AcmeDNSPropagationCheck"))
+    },
     "trusted_ca_missing": {
         kind: dict(edit=lambda s, t: s.edit_issuer_opt(t, "ssl_trusted_certificate",
                                                        "/nonexistent/ca.pem"),
@@ -237,7 +276,8 @@ def paths(workdir):
                          ids=["%s-%s" % p for p in CASE_PARAMS])
 def test_config_error(server, case, cfg_pebble, workdir, state_dir, paths):
     spec = CASES[case][server.kind]
-    conf = dict(spec.get("conf", {}))
+    conf = spec.get("conf", {})
+    conf = dict(conf(server) if callable(conf) else conf)
     if "state_dir" in conf:
         conf["state_dir"] = paths[conf["state_dir"]]
     text = server.conf(cfg_pebble, conf.pop("state_dir", state_dir), **conf)
