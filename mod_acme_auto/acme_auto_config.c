@@ -467,8 +467,9 @@ set_dns_hook(cmd_parms *cmd, void *dummy, const char *prog, const char *tmo)
         return apr_psprintf(cmd->pool, "AcmeDNSHook: %s", msg);
     }
     cur_issuer->conf.dns.hook = prog;
-    return tmo == NULL ? NULL : dns_timeout(cmd, "AcmeDNSHook", tmo,
-                                &cur_issuer->conf.dns.hook_timeout_ms);
+    return tmo == NULL ? NULL
+           : dns_timeout(cmd, "AcmeDNSHook", tmo,
+                         &cur_issuer->conf.dns.hook_timeout_ms);
 }
 
 /* AcmeDNSPropagationCheck SERVER[:PORT]... [timeout] */
