@@ -33,6 +33,7 @@
 #define POLL_DEFAULT        1       /* seconds between polls */
 #define POLL_MAX            60      /* cap on a CA's Retry-After for polls */
 #define DEFAULT_TIMEOUT     600
+#define UNCLEAR_DEFAULT     5       /* retries after unclear answers per order */
 
 
 typedef enum {
@@ -49,6 +50,7 @@ typedef enum {
     S_FINALIZE,
     S_ORDER_VALID,
     S_CERT,
+    S_READBACK,             /* the order read back after an unclear answer */
     S_FINISH
 } state_t;
 
@@ -74,6 +76,7 @@ struct acme_engine_s {
     char                *challenge_type;
     long long            deadline;
     int                  max_bad_nonce;
+    int                  max_unclear;
 
     /* External Account Binding: the MAC key is a copy, cleansed on free */
     char                *eab_kid;
@@ -115,6 +118,9 @@ struct acme_engine_s {
     int                  bad_nonce_count;
     long long            now;
     long long            wake_at;
+    int                  unclear_count;     /* retries after unclear answers */
+    state_t              unclear_step;      /* the step that had one */
+    long long            retry_at;          /* of that retry; 0 = none */
     char                *nonce;
     char                *req_body;          /* the JWS of the request in flight */
     acme_http_request_t  req;               /* the request in flight */
@@ -231,6 +237,7 @@ fail(acme_engine_t *e, const char *fmt, ...)
     e->result = ACME_ACT_ERROR;
     e->state = S_FINISH;
     e->awaiting = AW_NONE;
+    e->retry_at = 0;
 }
 
 
@@ -256,7 +263,8 @@ req_label(const acme_engine_t *e)
     case S_AUTHZ_POLL:      return "authorization";
     case S_CHALLENGE:       return "challenge";
     case S_ORDER_READY:
-    case S_ORDER_VALID:     return "order";
+    case S_ORDER_VALID:
+    case S_READBACK:        return "order";
     case S_FINALIZE:        return "finalize";
     case S_CERT:            return "certificate";
     default:                return "engine";
@@ -388,32 +396,33 @@ fail_response(acme_engine_t *e, const char *label,
 }
 
 
-/* The JSON object of a successful response, or NULL after failing. */
+/* The JSON object of a successful response, or NULL with why in msg. */
 static json_t *
-json_body(acme_engine_t *e, const acme_http_response_t *resp)
+json_body(acme_engine_t *e, const acme_http_response_t *resp, char *msg,
+    size_t msglen)
 {
     json_error_t  jerr;
     json_t       *j;
 
     if (resp->body == NULL || resp->body_len == 0) {
-        fail(e, "%s: empty response body, expected JSON (HTTP %d)",
-             req_label(e), resp->status);
+        snprintf(msg, msglen, "%s: empty response body, expected JSON "
+                 "(HTTP %d)", req_label(e), resp->status);
         return NULL;
     }
 
     j = json_loadb(resp->body, resp->body_len, 0, &jerr);
     if (j == NULL) {
-        fail(e, "%s: response is not valid JSON (HTTP %d%s%s): %s",
-             req_label(e), resp->status,
-             resp->content_type ? ", " : "",
-             resp->content_type ? resp->content_type : "", jerr.text);
+        snprintf(msg, msglen, "%s: response is not valid JSON (HTTP %d%s%s): "
+                 "%s", req_label(e), resp->status,
+                 resp->content_type ? ", " : "",
+                 resp->content_type ? resp->content_type : "", jerr.text);
         return NULL;
     }
 
     if (!json_is_object(j)) {
         json_decref(j);
-        fail(e, "%s: response is not a JSON object (HTTP %d)", req_label(e),
-             resp->status);
+        snprintf(msg, msglen, "%s: response is not a JSON object (HTTP %d)",
+                 req_label(e), resp->status);
         return NULL;
     }
 
@@ -421,13 +430,16 @@ json_body(acme_engine_t *e, const acme_http_response_t *resp)
 }
 
 
-/* Seconds until the next poll: the CA's Retry-After, within [1, 60]. */
+/*
+ * When to ask again: the CA's Retry-After within [1, 60] s, else dflt
+ * seconds; never after the deadline.
+ */
 static long long
-poll_at(acme_engine_t *e, const acme_http_response_t *resp)
+retry_at(acme_engine_t *e, const char *retry_after, long long dflt)
 {
-    long long t, d = POLL_DEFAULT;
+    long long t, d = dflt;
 
-    t = acme_sched_parse_retry_after(resp->retry_after, e->now);
+    t = acme_sched_parse_retry_after(retry_after, e->now);
     if (t > 0) {
         d = t - e->now;
         if (d < POLL_DEFAULT) {
@@ -443,12 +455,78 @@ poll_at(acme_engine_t *e, const acme_http_response_t *resp)
 }
 
 
+/* The next poll: the CA's Retry-After within [1, 60] s, else 1 s. */
+static long long
+poll_at(acme_engine_t *e, const acme_http_response_t *resp)
+{
+    return retry_at(e, resp->retry_after, POLL_DEFAULT);
+}
+
+
+/*
+ * The answer to a step of the order leaves its effect at the CA unknown:
+ * HTTP 5xx, a transport error (the request may have been sent), a 2xx that
+ * does not parse.  Throwing the order away would lose what the CA did (a
+ * finalize it processed: a certificate issued and never collected), so
+ * after the Retry-After or a backoff (1, 2, 4, ... 60 s) newOrder is sent
+ * again when no order is known yet, a certificate download is repeated,
+ * and any other step reads the order back (S_READBACK, with a fresh nonce
+ * as every request) to go on from its real state.  Returns 1 when it does
+ * so; 0 for the steps before newOrder and once max_unclear retries are
+ * spent: the caller fails the order with the answer as before.
+ */
+static int
+unclear(acme_engine_t *e, const char *retry_after)
+{
+    state_t    st = e->state;
+    long long  backoff;
+
+    if (st < S_NEW_ORDER || st == S_PUBLISH || st == S_FINISH
+        || e->unclear_count >= e->max_unclear
+        || (st != S_NEW_ORDER && st != S_CERT && e->order_url == NULL))
+    {
+        return 0;
+    }
+
+    e->unclear_count++;
+    if (st != S_READBACK) {
+        e->unclear_step = st;
+    }
+    if (st != S_NEW_ORDER && st != S_CERT) {
+        e->state = S_READBACK;
+    }
+    e->awaiting = AW_NONE;
+    backoff = e->unclear_count > 6 ? POLL_MAX
+              : (long long) POLL_DEFAULT << (e->unclear_count - 1);
+    e->retry_at = retry_at(e, retry_after, backoff);
+    return 1;
+}
+
+
 static int
 is_ip_literal(const char *s)
 {
     unsigned char buf[16];
 
     return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+
+/* Whether the challenge of the current authorization is published. */
+static int
+is_published(const acme_engine_t *e)
+{
+    size_t i;
+
+    for (i = 0; i < e->n_pub; i++) {
+        if (strcmp(e->pub[i].token, e->chal_token) == 0
+            && strcmp(e->pub[i].type, e->challenge_type) == 0
+            && strcmp(e->pub[i].identifier, e->authz_ident) == 0)
+        {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 
@@ -546,6 +624,7 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
     e->terms_agreed = cfg->terms_agreed;
     e->deadline = cfg->deadline;
     e->max_bad_nonce = cfg->max_bad_nonce > 0 ? cfg->max_bad_nonce : 10;
+    e->max_unclear = cfg->max_unclear > 0 ? cfg->max_unclear : UNCLEAR_DEFAULT;
 
     if (cfg->account_url != NULL && cfg->account_url[0] != '\0') {
         e->account_url = acme_strdup(cfg->account_url);
@@ -812,6 +891,10 @@ fail_timeout(acme_engine_t *e)
     case S_CERT:
         fail(e, "timed out waiting for the certificate download");
         break;
+    case S_READBACK:
+        fail(e, "timed out reading back the order %s after an unclear answer",
+             e->order_url);
+        break;
     default:
         fail(e, "timed out");
         break;
@@ -846,6 +929,16 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
         && now >= e->deadline)
     {
         fail_timeout(e);
+    }
+
+    /* the wait before the retry after an unclear answer */
+    if (e->retry_at != 0 && e->state != S_FINISH) {
+        if (now < e->retry_at) {
+            act->kind = ACME_ACT_SLEEP;
+            act->wake_at = e->retry_at;
+            return;
+        }
+        e->retry_at = 0;
     }
 
     for ( ;; ) {
@@ -906,6 +999,12 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
             break;
 
         case S_PUBLISH:
+            if (is_published(e)) {
+                /* the order was read back: published in an earlier pass */
+                e->state = e->chal_processing ? S_AUTHZ_POLL : S_CHALLENGE;
+                e->wake_at = 0;
+                continue;
+            }
             p = realloc(e->pub, (e->n_pub + 1) * sizeof(published_t));
             if (p == NULL) {
                 fail(e, "authorization: out of memory");
@@ -974,6 +1073,10 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
 
         case S_CERT:
             post(e, act, e->certificate_url, NULL, 0, PEM_CHAIN);
+            break;
+
+        case S_READBACK:
+            post(e, act, e->order_url, NULL, 0, NULL);
             break;
 
         case S_FINISH:
@@ -1363,6 +1466,54 @@ on_order(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
 }
 
 
+/* The order read back after an unclear answer: go on from its state. */
+static void
+on_readback(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
+{
+    const char *status, *cert;
+
+    status = jstr(j, "status");
+    if (status == NULL) {
+        fail(e, "order: the order has no \"status\"");
+        return;
+    }
+
+    if (order_invalid(e, j, status)) {
+        return;
+    }
+
+    if (strcmp(status, "valid") == 0) {
+        /* issued: collected whatever step was unclear (the download
+         * checks the leaf's key and names) */
+        cert = jstr(j, "certificate");
+        if (cert == NULL) {
+            fail(e, "order: the valid order has no \"certificate\"");
+            return;
+        }
+        set_str(&e->certificate_url, cert);
+        e->state = S_CERT;
+
+    } else if (strcmp(status, "processing") == 0) {
+        e->state = S_ORDER_VALID;
+        e->wake_at = poll_at(e, resp);
+
+    } else if (strcmp(status, "ready") == 0) {
+        e->state = S_FINALIZE;
+
+    } else if (strcmp(status, "pending") == 0) {
+        /* valid authorizations are passed over, a challenge answered
+         * already is only polled */
+        e->authz_i = 0;
+        free(e->authz_ident);
+        e->authz_ident = NULL;
+        e->state = S_AUTHZ;
+
+    } else {
+        fail(e, "order: order %s is %s", e->order_url, status);
+    }
+}
+
+
 static void
 on_certificate(acme_engine_t *e, const acme_http_response_t *resp)
 {
@@ -1371,6 +1522,10 @@ on_certificate(acme_engine_t *e, const acme_http_response_t *resp)
     if (resp->body == NULL
         || strstr(resp->body, "-----BEGIN CERTIFICATE-----") == NULL)
     {
+        /* cut short, or something in between: download it again */
+        if (unclear(e, resp->retry_after)) {
+            return;
+        }
         fail(e, "certificate: the response is not a PEM certificate chain "
              "(HTTP %d%s%s)", resp->status,
              resp->content_type ? ", " : "",
@@ -1481,6 +1636,7 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
     int      aw;
     state_t  st;
     json_t  *j, *prob;
+    char     msg[ACME_ERRLEN];
 
     if (e->awaiting == AW_NONE) {
         return;
@@ -1494,6 +1650,9 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
     }
 
     if (aw == AW_NONCE) {
+        if (resp->status >= 500 && unclear(e, resp->retry_after)) {
+            return;
+        }
         if (resp->status < 200 || resp->status >= 300) {
             prob = problem_of(resp);
             fail_response(e, "new-nonce", resp, prob);
@@ -1518,6 +1677,9 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
                    && problem_is(prob, "accountDoesNotExist"))
         {
             e->state = S_ACCOUNT_CREATE;
+
+        } else if (resp->status >= 500 && unclear(e, resp->retry_after)) {
+            /* the CA may have done it: look before doing anything else */
 
         } else if (aw != AW_MAIN || !account_fallback(e, resp, prob)) {
             fail_response(e, req_label(e), resp, prob);
@@ -1558,8 +1720,11 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
         break;
     }
 
-    j = json_body(e, resp);
+    j = json_body(e, resp, msg, sizeof(msg));
     if (j == NULL) {
+        if (!unclear(e, resp->retry_after)) {
+            fail(e, "%s", msg);
+        }
         return;
     }
 
@@ -1581,6 +1746,9 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
     case S_FINALIZE:
     case S_ORDER_VALID:
         on_order(e, resp, j);
+        break;
+    case S_READBACK:
+        on_readback(e, resp, j);
         break;
     default:
         break;
@@ -1619,6 +1787,10 @@ void
 acme_engine_on_transport_error(acme_engine_t *e, const char *msg)
 {
     if (e->awaiting == AW_NONE) {
+        return;
+    }
+    /* sent or not, answered or not: the next step looks first */
+    if (unclear(e, NULL)) {
         return;
     }
     fail(e, "%s: %s", e->awaiting == AW_NONCE ? "new-nonce" : req_label(e),
@@ -1669,7 +1841,8 @@ acme_engine_order_url(const acme_engine_t *e)
 const char *
 acme_engine_step(const acme_engine_t *e)
 {
-    switch (e->state) {
+    /* a read-back shows the step whose answer was unclear */
+    switch (e->state == S_READBACK ? e->unclear_step : e->state) {
     case S_DIRECTORY:       return "directory";
     case S_ACCOUNT_FIND:
     case S_ACCOUNT_CREATE:
@@ -1681,7 +1854,8 @@ acme_engine_step(const acme_engine_t *e)
     case S_CHALLENGE:       return "challenge";
     case S_ORDER_READY:
     case S_FINALIZE:
-    case S_ORDER_VALID:     return "finalize";
+    case S_ORDER_VALID:
+    case S_READBACK:        return "finalize";
     case S_CERT:            return "certificate";
     case S_FINISH:          return e->result == ACME_ACT_DONE ? "done" : "error";
     }

@@ -20,6 +20,16 @@
  *         }
  *     }
  *
+ * An answer of unknown effect at the CA (HTTP 5xx, a transport error, a
+ * 2xx that does not parse) to a step of the order does not fail it: after
+ * the Retry-After (1 to 60 s) or a backoff of 1, 2, 4, ... s the engine
+ * sends newOrder again (no order known yet), repeats a certificate
+ * download, or reads the order back (POST-as-GET, RFC 8555 section 7.1.3)
+ * and goes on from its state: valid -> download, processing -> poll,
+ * ready -> finalize, pending -> authorizations, invalid -> ERROR.  At most
+ * max_unclear such retries per order; then the answer fails the order as
+ * any error does.  4xx problems are errors at once (badNonce excepted).
+ *
  * DONE comes only for a chain acme_cert_check_issued() accepts (the leaf has
  * the CSR's key and every ordered identifier, every block parses, it is
  * within its validity); anything else is an ERROR naming the certificate
@@ -59,6 +69,8 @@ typedef struct {
     const char          *challenge_type;    /* "http-01" (default when NULL) */
     long long            deadline;          /* unix time the whole order must end by; 0 = now + 600 */
     int                  max_bad_nonce;     /* retries of one request on badNonce; 0 = 10 */
+    int                  max_unclear;       /* retries after answers of unknown
+                                               effect, per order; 0 = 5 */
 
     /* External Account Binding (RFC 8555 section 7.3.4), used when a new
      * account is created; eab_kid NULL = none.  The key is borrowed. */

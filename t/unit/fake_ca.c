@@ -873,6 +873,7 @@ finalize(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
 static void
 order(fake_ca_t *ca, acme_http_response_t *resp)
 {
+    ca->n_order_get++;
     reply(ca, resp, 200, order_json(ca));
     if (ca->finalized && ca->processing_polls > 0) {
         ca->processing_polls--;
@@ -883,6 +884,22 @@ order(fake_ca_t *ca, acme_http_response_t *resp)
 }
 
 
+/* The scripted failure as the answer (the nonce stays). */
+static void
+fail_answer(fake_ca_t *ca, acme_http_response_t *resp)
+{
+    free(ca->r_body);
+    ca->r_body = acme_strdup(ca->fail_body ? ca->fail_body : "");
+    resp->status = ca->fail_status;
+    resp->body = ca->r_body;
+    resp->body_len = strlen(ca->r_body);
+    resp->content_type = ca->fail_ctype;
+    resp->retry_after = ca->fail_retry_after;
+    resp->location = NULL;
+    ca->n_failed++;
+}
+
+
 int
 fake_ca_handle(fake_ca_t *ca, const acme_http_request_t *req,
     acme_http_response_t *resp)
@@ -890,7 +907,7 @@ fake_ca_handle(fake_ca_t *ca, const acme_http_request_t *req,
     const char  *path;
     char        *payload = NULL;
     size_t       i;
-    int          post;
+    int          post, failing;
 
     memset(resp, 0, sizeof(*resp));
     ca->n_requests++;
@@ -942,21 +959,18 @@ fake_ca_handle(fake_ca_t *ca, const acme_http_request_t *req,
         return 0;
     }
 
-    if (ca->fail_path && strncmp(path, ca->fail_path, strlen(ca->fail_path)) == 0
-        && ca->fail_times != 0)
-    {
+    failing = ca->fail_path
+              && strncmp(path, ca->fail_path, strlen(ca->fail_path)) == 0
+              && ca->fail_times != 0;
+    if (failing) {
         if (ca->fail_times > 0) {
             ca->fail_times--;
         }
-        free(ca->r_body);
-        ca->r_body = acme_strdup(ca->fail_body ? ca->fail_body : "");
-        resp->status = ca->fail_status;
-        resp->body = ca->r_body;
-        resp->body_len = strlen(ca->r_body);
-        resp->content_type = ca->fail_ctype;
-        resp->retry_after = ca->fail_retry_after;
-        free(payload);
-        return 0;
+        if (!ca->fail_pass) {
+            fail_answer(ca, resp);
+            free(payload);
+            return 0;
+        }
     }
 
     if (strcmp(path, "/new-account") == 0) {
@@ -1012,6 +1026,11 @@ fake_ca_handle(fake_ca_t *ca, const acme_http_request_t *req,
     } else {
         violation(ca, "POST to unknown %s", req->url);
         problem(ca, resp, 404, "malformed", "not found");
+    }
+
+    if (failing) {
+        /* done, but the answer is the failure */
+        fail_answer(ca, resp);
     }
 
     free(payload);

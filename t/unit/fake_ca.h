@@ -59,9 +59,11 @@ struct fake_ca_s {
     size_t               eab_key_len;
 
     /* one injected failure: requests whose path starts with fail_path get
-     * fail_status/fail_ctype/fail_body (fail_times times; -1 = always) */
+     * fail_status/fail_ctype/fail_body (fail_times times; -1 = always);
+     * with fail_pass the CA first does what they ask (a lost answer) */
     const char  *fail_path;
     int          fail_times;
+    int          fail_pass;
     int          fail_status;
     const char  *fail_ctype;
     const char  *fail_body;
@@ -72,6 +74,8 @@ struct fake_ca_s {
     int          n_dir, n_nonce, n_account_lookup, n_account_create;
     int          n_new_order, n_challenge, n_finalize, n_cert;
     int          n_bad_nonce;       /* badNonce answers (scripted or earned) */
+    int          n_failed;          /* scripted failures answered */
+    int          n_order_get;       /* POST-as-GET of the order */
     int          violations;
     char         violation[256];
     char        *contact;           /* JSON of the last newAccount contact */

@@ -27,6 +27,9 @@ typedef struct {
     int                 fail_publish_at;/* 1-based PUBLISH the host fails */
     int                 abort_at_http;  /* 1-based HTTP action the host
                                            aborts at instead of sending */
+    const char         *lose_path;      /* requests to URLs containing it */
+    int                 lose_times;     /* reach the CA, then the host reports
+                                           a transport error (-1 = always) */
     size_t              abort_pending;  /* what acme_engine_abort returned */
     char                published_ka[4][512];   /* key authz of the live */
 
@@ -132,6 +135,16 @@ run(acme_engine_t *e, fake_ca_t *ca, run_t *r)
                 break;
             }
             fake_ca_handle(ca, &act.request, &resp);
+            if (r->lose_path && r->lose_times != 0
+                && strstr(act.request.url, r->lose_path) != NULL)
+            {
+                if (r->lose_times > 0) {
+                    r->lose_times--;
+                }
+                acme_engine_on_transport_error(e, "timed out reading the "
+                                               "response");
+                break;
+            }
             acme_engine_on_response(e, &resp);
             break;
 
@@ -489,13 +502,14 @@ UNIT_TEST(engine_rate_limited_retry_after)
     acme_engine_free(e);
     fixture_done(&f);
 
-    /* HTTP-date form on a 503 without a problem document */
+    /* HTTP-date form on a 503 without a problem document (an hour ahead:
+     * the 503s to newOrder are retried first, 60 s apart at most) */
     fixture_init(&f, 1);
     f.ca->fail_path = "/new-order";
     f.ca->fail_status = 503;
     f.ca->fail_ctype = "text/html";
     f.ca->fail_body = "<html>down</html>";
-    f.ca->fail_retry_after = "Fri, 15 Jan 2027 08:00:00 GMT";
+    f.ca->fail_retry_after = "Fri, 15 Jan 2027 09:00:00 GMT";
     e = engine(&f);
     memset(&r, 0, sizeof(r));
     run(e, f.ca, &r);
@@ -503,7 +517,7 @@ UNIT_TEST(engine_rate_limited_retry_after)
     CHECK_STR(acme_engine_error(e),
               "new-order: unexpected response: HTTP 503 (text/html)");
     CHECK_INT(acme_engine_retry_after(e),
-              acme_time_parse_http_date("Fri, 15 Jan 2027 08:00:00 GMT"));
+              acme_time_parse_http_date("Fri, 15 Jan 2027 09:00:00 GMT"));
     acme_engine_free(e);
     fixture_done(&f);
 }
@@ -1434,4 +1448,320 @@ UNIT_TEST(engine_abort)
         acme_engine_free(e);
         fixture_done(&f);
     }
+}
+
+
+/* ---- answers of unknown effect (issue 16) -------------------------------- */
+
+#define SERVER_INTERNAL \
+    "{\"type\":\"urn:ietf:params:acme:error:serverInternal\"," \
+    "\"detail\":\"try later\",\"status\":503}"
+
+static void
+fail_once(fixture_t *f, const char *path, int status, int pass)
+{
+    f->ca->fail_path = path;
+    f->ca->fail_times = 1;
+    f->ca->fail_status = status;
+    f->ca->fail_ctype = "application/problem+json";
+    f->ca->fail_body = SERVER_INTERNAL;
+    f->ca->fail_pass = pass;
+}
+
+
+UNIT_TEST(engine_unclear_finalize_done_then_valid)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    /* the CA issued, the answer was a 503: read back, valid, downloaded */
+    fixture_init(&f, 2);
+    fail_once(&f, "/finalize/", 503, 1);
+    f.ca->fail_retry_after = "3";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK(acme_engine_certificate(e, NULL) != NULL);
+    CHECK_INT(f.ca->n_failed, 1);
+    CHECK_INT(f.ca->n_new_order, 1);
+    CHECK_INT(f.ca->n_finalize, 1);
+    /* once when the authorizations are valid, once read back */
+    CHECK_INT(f.ca->n_order_get, 2);
+    CHECK_INT(f.ca->n_cert, 1);
+    /* the Retry-After waited for (polls take 1 s) */
+    CHECK_INT(r.max_sleep, 3);
+    CHECK_INT(r.live, 0);
+    CHECK_INT(r.bad_order, 0);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_unclear_finalize_timeout_then_processing)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    /* the finalize reached the CA, its answer timed out; the order is
+     * still processing when read back: polled until valid */
+    fixture_init(&f, 1);
+    f.ca->processing_polls = 2;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    r.lose_path = "/finalize/";
+    r.lose_times = 1;
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(r.lose_times, 0);
+    CHECK_INT(f.ca->n_new_order, 1);
+    CHECK_INT(f.ca->n_finalize, 1);
+    /* ready; read back (processing), polled (processing), polled (valid) */
+    CHECK_INT(f.ca->n_order_get, 4);
+    CHECK_INT(f.ca->n_cert, 1);
+    /* a transport error has no Retry-After: the first backoff, 1 s */
+    CHECK_INT(r.max_sleep, 1);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_unclear_finalize_not_done_then_ready)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    /* a 503 before the CA did anything: read back "ready", finalized
+     * again (the fake CA counts finalizing a non-ready order a violation) */
+    fixture_init(&f, 1);
+    fail_once(&f, "/finalize/", 503, 0);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_failed, 1);
+    CHECK_INT(f.ca->n_new_order, 1);
+    CHECK_INT(f.ca->n_finalize, 1);
+    CHECK_INT(f.ca->n_order_get, 2);
+    CHECK_INT(f.ca->n_cert, 1);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_unclear_challenge)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    /* the challenge answer reached the CA, the response was a 503: the
+     * order is pending, the authorization processing: polled, not
+     * answered or published again */
+    fixture_init(&f, 2);
+    f.ca->pending_polls = 1;
+    fail_once(&f, "/chal/", 503, 1);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_challenge, 2);
+    CHECK_INT(f.ca->n_order_get, 2);
+    CHECK_INT(f.ca->n_new_order, 1);
+    CHECK_INT(r.n_publish, 2);
+    CHECK_INT(r.n_unpublish, 2);
+    CHECK_INT(r.live, 0);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* it did not reach the CA: the challenge is answered again */
+    fixture_init(&f, 1);
+    fail_once(&f, "/chal/", 502, 0);
+    f.ca->fail_ctype = "text/html";
+    f.ca->fail_body = "<html>bad gateway</html>";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_failed, 1);
+    CHECK_INT(f.ca->n_challenge, 1);
+    CHECK_INT(r.n_publish, 1);
+    CHECK_INT(r.live, 0);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_unclear_order_invalid)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    /* the validation the CA ran failed: read back, the order is invalid,
+     * only now the order fails */
+    fixture_init(&f, 1);
+    f.ca->sync_validation = 1;
+    f.ca->challenge_fails = 1;
+    fail_once(&f, "/chal/", 503, 1);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e),
+              "order: order https://ca.test/order/1 is invalid");
+    CHECK_INT(f.ca->n_order_get, 1);
+    CHECK_INT(f.ca->n_new_order, 1);
+    CHECK_INT(r.live, 0);
+    CHECK_INT(r.bad_order, 0);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_unclear_download_and_new_order)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    /* a 503 on the download: downloaded again, no read-back needed */
+    fixture_init(&f, 1);
+    fail_once(&f, "/cert/", 503, 0);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_failed, 1);
+    CHECK_INT(f.ca->n_cert, 1);
+    CHECK_INT(f.ca->n_finalize, 1);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* a download cut short (no PEM in a 200): the same */
+    fixture_init(&f, 1);
+    fail_once(&f, "/cert/", 200, 1);
+    f.ca->fail_ctype = "application/pem-certificate-chain";
+    f.ca->fail_body = "-----BEGIN CERT";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_cert, 2);
+    CHECK_INT(f.ca->n_finalize, 1);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* newOrder: no order known, sent again */
+    fixture_init(&f, 1);
+    fail_once(&f, "/new-order", 500, 1);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_new_order, 2);
+    CHECK_INT(f.ca->n_order_get, 1);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* a 4xx problem is an answer: the order fails at once, as before */
+    fixture_init(&f, 1);
+    fail_once(&f, "/finalize/", 403, 0);
+    f.ca->fail_body = "{\"type\":\"urn:ietf:params:acme:error:unauthorized\","
+                      "\"detail\":\"no\",\"status\":403}";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e), "finalize: urn:ietf:params:acme:error:"
+              "unauthorized: no (HTTP 403)");
+    CHECK_INT(f.ca->n_order_get, 1);
+    CHECK_INT(f.ca->n_failed, 1);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_unclear_bound)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    /* every finalize gets a 503: 5 read-backs (1, 2, 4, 8, 16 s apart),
+     * then the sixth 503 fails the order as any error */
+    fixture_init(&f, 1);
+    fail_once(&f, "/finalize/", 503, 0);
+    f.ca->fail_times = -1;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e), "finalize: urn:ietf:params:acme:error:"
+              "serverInternal: try later (HTTP 503)");
+    CHECK_INT(f.ca->n_failed, 6);
+    CHECK_INT(f.ca->n_order_get, 1 + 5);
+    CHECK_INT(f.ca->n_new_order, 1);
+    CHECK_INT(r.max_sleep, 16);
+    CHECK_INT(r.live, 0);
+    CHECK_INT(r.bad_order, 0);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* max_unclear; a read-back that fails counts too; a Retry-After
+     * beyond 60 s is capped */
+    fixture_init(&f, 1);
+    fail_once(&f, "/order/", 503, 0);
+    f.ca->fail_times = -1;
+    f.ca->fail_retry_after = "3600";
+    f.cfg.max_unclear = 2;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e), "order: urn:ietf:params:acme:error:"
+              "serverInternal: try later (HTTP 503)");
+    CHECK_INT(acme_engine_retry_after(e), r.now + 3600);
+    CHECK_INT(f.ca->n_finalize, 0);
+    CHECK_INT(f.ca->n_failed, 3);
+    CHECK_INT(r.max_sleep, 60);
+    CHECK_INT(r.live, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* transport errors only: the last one is the error */
+    fixture_init(&f, 1);
+    f.cfg.max_unclear = 1;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    r.lose_path = "/cert/";
+    r.lose_times = -1;
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK_STR(acme_engine_error(e),
+              "certificate: timed out reading the response");
+    CHECK_INT(f.ca->n_cert, 2);
+    acme_engine_free(e);
+    fixture_done(&f);
 }
