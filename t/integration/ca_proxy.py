@@ -21,8 +21,21 @@ has a subjectAltName listed in modes is rewritten:
 
 signed by a throwaway CA (followed by its certificate).  The module's check
 must reject the first two before any question of trust arises; the third is
-acceptable (a CA may add names).  Binds 127.0.0.1 only;
-every socket has a timeout.
+acceptable (a CA may add names).
+
+Faults: proxy.faults maps a path prefix to a list of modes (or one mode),
+each used once, in order, by the next requests whose path starts with it:
+
+    proxy.faults["/finalize-order/"] = ["pass-then-503", "503-no-pass"]
+
+    "pass-then-503"   forwarded to pebble (which does it), the client gets
+                      503 serverInternal with Retry-After: 1 (and pebble's
+                      Replay-Nonce)
+    "503-no-pass"     503 serverInternal with Retry-After: 1, not forwarded
+    "pass-then-close" forwarded, then the connection is closed unanswered
+
+proxy.faulted lists (path, mode) of each fault applied.  Binds 127.0.0.1
+only; every socket has a timeout.
 """
 
 import datetime
@@ -42,6 +55,9 @@ from pebble import API_PORT, PORT_OFFSET
 
 PROXY_PORT = 14010 + PORT_OFFSET
 PEM_CHAIN = "application/pem-certificate-chain"
+FAULT_BODY = (b'{"type":"urn:ietf:params:acme:error:serverInternal",'
+              b'"detail":"ca_proxy fault","status":503}')
+FAULTS = ("pass-then-503", "503-no-pass", "pass-then-close")
 EXTRA_NAME = "x.example.test"
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length",
                "proxy-connection", "upgrade", "te", "trailer"}
@@ -111,6 +127,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with proxy.lock:
             proxy.requests.append((self.command, self.path))
             proxy.user_agents.append(self.headers.get("User-Agent"))
+        fault = proxy.take_fault(self.path)
+        if fault == "503-no-pass":
+            self._answer_503(None)
+            return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
         conn = http.client.HTTPSConnection("127.0.0.1", API_PORT, timeout=30,
                                            context=proxy.upstream_ctx)
@@ -123,6 +143,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         finally:
             conn.close()
 
+        if fault == "pass-then-503":
+            self._answer_503(resp.getheader("Replay-Nonce"))
+            return
+        if fault == "pass-then-close":
+            self.close_connection = True
+            return
+
         ctype = resp.getheader("Content-Type") or ""
         if status == 200 and ctype.startswith(PEM_CHAIN):
             data = proxy.rewrite(data)
@@ -134,6 +161,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _answer_503(self, nonce):
+        self.send_response(503)
+        self.send_header("Content-Type", "application/problem+json")
+        self.send_header("Retry-After", "1")
+        if nonce:
+            self.send_header("Replay-Nonce", nonce)
+        self.send_header("Content-Length", str(len(FAULT_BODY)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(FAULT_BODY)
 
     do_GET = do_POST = do_HEAD = _forward
 
@@ -153,6 +191,8 @@ class CaProxy:
         self.rewritten = []                  # (name, mode) per rewritten download
         self.requests = []                   # (method, path)
         self.user_agents = []                # User-Agent of each request (None: none)
+        self.faults = {}                     # path prefix -> [mode, ...], each once
+        self.faulted = []                    # (path, mode) per fault applied
         self.lock = threading.Lock()
         self.upstream_ctx = ssl.create_default_context(cafile=pebble.ca_pem)
         self._server = None
@@ -189,6 +229,20 @@ class CaProxy:
                     self.rewritten.append((name, mode))
                     return mint_wrong_chain(chain_pem, mode)
         return chain_pem
+
+    def take_fault(self, path):
+        """The fault for this request, or None (each listed mode once)."""
+        with self.lock:
+            for prefix, modes in self.faults.items():
+                if isinstance(modes, str):
+                    modes = self.faults[prefix] = [modes]
+                if path.startswith(prefix) and modes:
+                    mode = modes.pop(0)
+                    if mode not in FAULTS:
+                        raise ValueError("unknown fault %r" % mode)
+                    self.faulted.append((path, mode))
+                    return mode
+        return None
 
     def count(self, path_prefix):
         """Requests whose path starts with path_prefix ("/order-plz", "/certZ/")."""
