@@ -40,6 +40,7 @@ typedef struct {
     int                 bad_order;      /* an action after DONE/ERROR etc. */
     long long           max_sleep;      /* longest SLEEP interval */
     long long           last_wake;
+    char                sleep_steps[256];   /* acme_engine_step() at each SLEEP */
     char                account_url[256];
     char                account_refused[512];
     char                identifiers[256];
@@ -150,6 +151,12 @@ run(acme_engine_t *e, fake_ca_t *ca, run_t *r)
 
         case ACME_ACT_SLEEP:
             r->n_sleep++;
+            if (strlen(r->sleep_steps) + strlen(acme_engine_step(e)) + 2
+                < sizeof(r->sleep_steps))
+            {
+                strcat(r->sleep_steps, acme_engine_step(e));
+                strcat(r->sleep_steps, " ");
+            }
             if (act.wake_at <= r->now) {
                 r->bad_order++;
                 fprintf(stderr, "  SLEEP into the past\n");
@@ -1491,8 +1498,10 @@ UNIT_TEST(engine_unclear_finalize_done_then_valid)
     /* once when the authorizations are valid, once read back */
     CHECK_INT(f.ca->n_order_get, 2);
     CHECK_INT(f.ca->n_cert, 1);
-    /* the Retry-After waited for (polls take 1 s) */
+    /* the Retry-After waited for (polls take 1 s), the status showing the
+     * step that had the unclear answer */
     CHECK_INT(r.max_sleep, 3);
+    CHECK_STR(r.sleep_steps, "authorization authorization finalize ");
     CHECK_INT(r.live, 0);
     CHECK_INT(r.bad_order, 0);
     CHECK_INT(f.ca->violations, 0);
