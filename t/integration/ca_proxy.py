@@ -1,5 +1,5 @@
 """A small HTTPS proxy of our own in front of real pebble, for tests where
-the CA must hand out a wrong certificate.
+the CA must hand out a wrong certificate or answer with faults.
 
     proxy = CaProxy(pebble).start()   # https://127.0.0.1:14010, pebble's API cert
     proxy.directory_url              # give this to the module instead of pebble's
