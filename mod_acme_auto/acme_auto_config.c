@@ -320,6 +320,16 @@ set_retry_delay(cmd_parms *cmd, void *dummy, const char *arg)
                           cur_issuer ? &cur_issuer->conf.retry_delay : NULL);
 }
 
+/* How far ahead of our clock a new certificate's notBefore may be for it
+ * to replace a valid one at once (acme_job_activate_at). */
+static const char *
+set_clock_skew(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    (void) dummy;
+    return issuer_seconds(cmd, arg, 86400,
+                          cur_issuer ? &cur_issuer->conf.clock_skew : NULL);
+}
+
 static const char *
 set_challenge(cmd_parms *cmd, void *dummy, const char *arg)
 {
@@ -640,6 +650,9 @@ const command_rec acme_auto_cmds[] = {
     AP_INIT_TAKE1("AcmeRetryDelay", set_retry_delay, NULL, RSRC_CONF,
         "first delay after a failed attempt (default 60s); then 10 and 100 "
         "times it, then a day"),
+    AP_INIT_TAKE1("AcmeClockSkew", set_clock_skew, NULL, RSRC_CONF,
+        "a new certificate replaces a valid one once its notBefore is at "
+        "most this far ahead (default 60s)"),
     AP_INIT_ITERATE("AcmeChallenge", set_challenge, NULL, RSRC_CONF,
         "challenge types: http-01 (default), tls-alpn-01, dns-01; several "
         "are tried in turn after failures"),

@@ -70,6 +70,11 @@ typedef struct {
     int                 resave;         /* the thread writes, no order */
     unsigned            unsaved_tries;  /* shm's bundle/state not stored: */
     long long           unsaved_at;     /* next write; 0 = all stored */
+    char               *next_pem;       /* issued, served from the status'
+                                           pending_at (acme_job_activate_at);
+                                           NULL none; malloc'd */
+    size_t              next_len;
+    int                 next_unsaved;   /* the store refused it */
 } job_t;
 
 typedef struct {
@@ -114,6 +119,74 @@ job_load_facts(job_t *j)
     free(pem);
 }
 
+/* A certificate valid from not_before is served at once, or kept until
+ * the time acme_job_activate_at gives while the served one is valid.
+ * Returns that time (0: at once).  st is the shm record of the served
+ * certificate; when held, pem is the driver's (j->next_pem), st shows it
+ * pending (the caller writes st), the log warns once. */
+static long long
+job_hold(job_t *j, char *pem, size_t len, const acme_auto_slot_status_t *nw,
+    acme_auto_slot_status_t *st)
+{
+    long long now = now_sec(), at;
+    char      msg[ACME_ERRLEN];
+
+    at = acme_job_activate_at(nw->not_before, st->have_cert, st->not_after,
+                              now, j->c->issuer->conf.clock_skew);
+    if (at == 0) {
+        return 0;
+    }
+    if (j->next_pem) {
+        acme_bundle_free(j->next_pem, j->next_len);
+    }
+    j->next_pem = pem;
+    j->next_len = len;
+    j->f.pending_not_before = nw->not_before;
+    j->f.pending_not_after = nw->not_after;
+    acme_job_status_set_pending(st, at, nw->not_before, nw->not_after,
+                                nw->serial, nw->ca_issuer);
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s: %s",
+                 j->c->id, acme_job_pending_text(nw->serial, nw->not_before,
+                                                 now, at, msg, sizeof(msg)));
+    return at;
+}
+
+/* The watchdog: a held certificate whose time has come is served. */
+static void
+job_activate(job_t *j, long long now)
+{
+    acme_auto_slot_status_t st;
+
+    acme_auto_shm_get_status(j->c->slot, &st);
+    if (j->next_pem == NULL || st.pending_at == 0 || st.pending_at > now) {
+        return;
+    }
+    acme_job_status_activate(&st);
+    if (acme_auto_shm_set_bundle(j->c->slot, j->next_pem, j->next_len,
+                                 &st) != 0)
+    {
+        return;
+    }
+    acme_bundle_free(j->next_pem, j->next_len);
+    j->next_pem = NULL;
+    j->f.have_cert = 1;
+    j->f.names_ok = 1;
+    j->f.not_before = st.not_before;
+    j->f.not_after = st.not_after;
+    j->f.pending_not_before = 0;
+    j->f.pending_not_after = 0;
+    j->due_at = -1;
+    if (j->next_unsaved) {
+        /* the store refused it: written again from shm now */
+        j->next_unsaved = 0;
+        j->unsaved_tries = 1;
+        j->unsaved_at = now;
+    }
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: the "
+                 "certificate that waited for its notBefore is served now "
+                 "(serial %s)", j->c->id, st.serial);
+}
+
 /* A bundle another driver wrote after our parent read the store (a child
  * of the previous generation finishing an order during a graceful
  * restart) is taken into shared memory, so it is served and not ordered
@@ -147,6 +220,11 @@ job_sync_from_disk(job_t *j)
         && acme_auto_status_from_pem(pem, len, &st) == 0
         && st.not_after > cur.not_after)
     {
+        if (job_hold(j, pem, len, &st, &cur)) {
+            /* not valid yet, the served one is: it waits (pem is j's) */
+            acme_auto_shm_set_status(j->c->slot, &cur);
+            return;
+        }
         st.last_success = cur.last_success;
         acme_auto_shm_set_bundle(j->c->slot, pem, len, &st);
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s:"
@@ -415,12 +493,12 @@ static int
 job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     size_t chain_len, char *err, size_t errlen)
 {
-    acme_auto_slot_status_t st;
+    acme_auto_slot_status_t st, cur;
     acme_cert_state_t       ok;
     acme_cert_info_t        info;
     char                   *key_pem, *blob, until[32], msg[2 * ACME_ERRLEN];
     size_t                  key_len, blob_len;
-    long long               now = now_sec();
+    long long               now = now_sec(), held;
     int                     stored, level;
 
     key_pem = acme_key_to_pem(cert_key, &key_len);
@@ -454,17 +532,37 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
                              info.serial, info.issuer);
     acme_cert_info_free(&info);
     j->st = ok;
+    acme_auto_shm_get_status(j->c->slot, &cur);
+    held = job_hold(j, blob, blob_len, &st, &cur);
     level = acme_job_issued_saved(stored, err, j->c->issuer->conf.state_dir,
                                   j->c->id, now, &j->unsaved_tries,
-                                  &j->unsaved_at, &st, msg, sizeof(msg));
+                                  &j->unsaved_at, held ? &cur : &st, msg,
+                                  sizeof(msg));
     if (msg[0]) {
         ap_log_error(APLOG_MARK, level, 0, j->s, "mod_acme_auto: %s: %s",
                      j->c->id, msg);
+    }
+    if (held) {
+        /* stored (or not) now, served later (job_activate): shm's bundle
+         * is the old one, so a rewrite waits until then */
+        j->next_unsaved = j->unsaved_at != 0;
+        j->unsaved_at = 0;
+        acme_job_status_end(&cur, &j->st, job_due_at(j));
+        acme_auto_shm_set_status(j->c->slot, &cur);
+        return 0;
     }
     j->f.have_cert = 1;
     j->f.names_ok = 1;
     j->f.not_before = st.not_before;
     j->f.not_after = st.not_after;
+    if (j->next_pem) {
+        /* served at once: one that waited is obsolete */
+        acme_bundle_free(j->next_pem, j->next_len);
+        j->next_pem = NULL;
+        j->next_unsaved = 0;
+    }
+    j->f.pending_not_before = 0;
+    j->f.pending_not_after = 0;
     acme_job_status_end(&st, &j->st, job_due_at(j));
     acme_auto_shm_set_bundle(j->c->slot, blob, blob_len, &st);
     acme_bundle_free(blob, blob_len);
@@ -765,6 +863,7 @@ watch_tick(watch_t *w)
             __atomic_store_n(&j->running, 0, __ATOMIC_RELEASE);
             j->due_at = -1;
         }
+        job_activate(j, now);
         due = job_publish_due(j, now);
         if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
             continue;

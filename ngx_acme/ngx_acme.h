@@ -189,6 +189,16 @@ typedef struct {
     long long                 unsaved_at;
     unsigned                  unsaved_tries;
     ngx_uint_t                unsaved_gen;
+
+    /*
+     * An issued bundle whose notBefore is ahead of this server's clock
+     * (acme_job_activate_at): kept here and made the slot's bundle by
+     * the lease holder at status.pending_at; NULL = none.  next_unsaved:
+     * the store refused it (written again once it is served).
+     */
+    u_char                   *next_bundle;    /* slab */
+    size_t                    next_bundle_len;
+    ngx_uint_t                next_unsaved;
 } ngx_acme_slot_t;
 
 
@@ -333,6 +343,10 @@ ngx_acme_slot_t *ngx_acme_shm_slot(ngx_acme_main_conf_t *amcf,
     ngx_str_t *id, ngx_uint_t *created);
 ngx_int_t ngx_acme_shm_set_bundle_locked(ngx_acme_main_conf_t *amcf,
     ngx_acme_slot_t *slot, const char *pem, size_t len, ngx_uint_t activate);
+ngx_int_t ngx_acme_shm_set_next_locked(ngx_acme_main_conf_t *amcf,
+    ngx_acme_slot_t *slot, const char *pem, size_t len);
+void ngx_acme_shm_use_next_locked(ngx_acme_main_conf_t *amcf,
+    ngx_acme_slot_t *slot);
 void ngx_acme_shm_heartbeat(ngx_acme_main_conf_t *amcf, ngx_uint_t parsed);
 void ngx_acme_shm_activate(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_shm_set_info_locked(ngx_acme_slot_t *slot,
@@ -370,6 +384,8 @@ ngx_int_t ngx_acme_job_save_state(ngx_acme_main_conf_t *amcf,
     ngx_acme_cert_t *cert, acme_cert_state_t *st, ngx_log_t *log);
 ngx_int_t ngx_acme_job_resave(ngx_acme_main_conf_t *amcf,
     ngx_acme_cert_t *cert, ngx_log_t *log);
+void ngx_acme_job_activate(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    ngx_log_t *log);
 
 /* ngx_acme_alpn.c */
 ngx_int_t ngx_acme_alpn_init(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf);

@@ -39,8 +39,8 @@ static char *ngx_acme_check_retry_delay(ngx_conf_t *cf, void *post,
 
 /*
  * ngx_conf_set_msec_slot / ngx_conf_set_sec_slot write an ngx_msec_t / a
- * time_t at the offsets of the long fields conf.timeout_ms and
- * conf.retry_delay: where the sizes differ (e.g. a 32-bit build with a
+ * time_t at the offsets of the long fields conf.timeout_ms,
+ * conf.retry_delay and conf.clock_skew: where the sizes differ (e.g. a 32-bit build with a
  * 64-bit time_t) the build stops here instead of overwriting memory.
  */
 typedef char ngx_acme_msec_is_long[sizeof(ngx_msec_t) == sizeof(long)
@@ -132,6 +132,15 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       ngx_conf_set_sec_slot,
       0,
       ngx_acme_issuer_offset(conf.retry_delay),
+      &ngx_acme_retry_delay_post },
+
+    /* how far ahead of our clock a new certificate's notBefore may be
+     * for it to replace a valid one at once (acme_job_activate_at) */
+    { ngx_string("clock_skew"),
+      NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      0,
+      ngx_acme_issuer_offset(conf.clock_skew),
       &ngx_acme_retry_delay_post },
 
     { ngx_string("challenge"),
@@ -242,6 +251,7 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     issuer->conf.name = (char *) value[1].data;
     issuer->conf.timeout_ms = (long) NGX_CONF_UNSET_MSEC;
     issuer->conf.retry_delay = NGX_CONF_UNSET;
+    issuer->conf.clock_skew = NGX_CONF_UNSET;
     issuer->tos = NGX_CONF_UNSET;
     issuer->verify = NGX_CONF_UNSET;
     issuer->file = cf->conf_file->file.name.data;

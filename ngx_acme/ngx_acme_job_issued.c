@@ -1,8 +1,9 @@
 /*
  * An issued certificate, on the event loop, after the thread pool wrote it
  * (or the store refused it): ngx_acme_job_finished puts the bundle into
- * the zone for every worker and schedules a later write of a bundle served
- * from memory only; ngx_acme_job_resave is that write (a job with only a
+ * the zone for every worker (or keeps it there until its notBefore, see
+ * acme_job_activate_at, for ngx_acme_job_activate) and schedules a later
+ * write of a bundle served from memory only; ngx_acme_job_resave is that write (a job with only a
  * thread task: the RESAVE of ngx_acme_job_thread.c) and
  * ngx_acme_job_resaved records its outcome.
  */
@@ -21,7 +22,7 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     u_char                *bundle;
     size_t                 len;
     char                   buf[21], msg[2 * ACME_ERRLEN];
-    long long              at;
+    long long              at, now, activate_at;
     unsigned               tries;
     ngx_int_t              rc;
     ngx_uint_t             level;
@@ -75,15 +76,39 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
         return;
     }
 
-    rc = ngx_acme_shm_set_bundle_locked(job->amcf, slot, (char *) bundle,
-                                        len, 0);
+    now = (long long) ngx_time();
+
+    /* a certificate not valid yet waits while the served one is valid */
+    activate_at = acme_job_activate_at(job->info.not_before,
+                                       slot->bundle != NULL
+                                       && slot->status.have_cert,
+                                       slot->status.not_after, now,
+                                       cert->issuer->conf.clock_skew);
+
+    if (activate_at) {
+        rc = ngx_acme_shm_set_next_locked(job->amcf, slot, (char *) bundle,
+                                          len);
+
+    } else {
+        rc = ngx_acme_shm_set_bundle_locked(job->amcf, slot, (char *) bundle,
+                                            len, 0);
+    }
 
     /* store_error and the write schedule (NGX_LOG_* = syslog's + 1) */
     level = acme_job_issued_saved(job->task_rc, job->task_err, job->root,
-                                  job->id, (long long) ngx_time(), &tries,
-                                  &at, &slot->status, msg, sizeof(msg)) + 1;
+                                  job->id, now, &tries, &at, &slot->status,
+                                  msg, sizeof(msg)) + 1;
 
-    if (rc == NGX_OK) {
+    if (rc == NGX_OK && activate_at) {
+        acme_job_status_set_pending(&slot->status, activate_at,
+                                    job->info.not_before,
+                                    job->info.not_after, job->info.serial,
+                                    job->info.issuer);
+
+        /* written again once it is served (ngx_acme_job_activate) */
+        slot->next_unsaved = (at != 0);
+
+    } else if (rc == NGX_OK) {
         ngx_acme_shm_set_info_locked(slot, &job->info);
         cert->ordered_gen = slot->generation;
 
@@ -117,6 +142,14 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
                       "valid until %s", &cert->id, job->info.serial,
                       acme_time_rfc3339(job->info.not_after, buf,
                                         sizeof(buf)));
+    }
+
+    if (rc == NGX_OK && activate_at) {
+        ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                      "acme: certificate \"%V\": %s", &cert->id,
+                      acme_job_pending_text(job->info.serial,
+                                            job->info.not_before, now,
+                                            activate_at, msg, sizeof(msg)));
     }
 
     amcf = job->amcf;
@@ -224,4 +257,53 @@ ngx_acme_job_resaved(ngx_acme_job_t *job)
 
     cert->job = NULL;
     ngx_acme_job_free(job);
+}
+
+
+/*
+ * The lease holder's timer: a bundle kept until its activation time
+ * (acme_job_activate_at) becomes the one served; every worker parses it
+ * and ngx_acme_shm_activate switches them together, as for a new one.
+ */
+void
+ngx_acme_job_activate(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    ngx_log_t *log)
+{
+    char              serial[sizeof(((acme_job_status_t *) 0)->serial)];
+    ngx_uint_t        done;
+    ngx_acme_slot_t  *slot;
+
+    slot = cert->slot;
+    done = 0;
+
+    ngx_acme_shm_lock(amcf);
+
+    if (slot->next_bundle && slot->status.pending_at
+        && slot->status.pending_at <= (long long) ngx_time()
+        && ngx_acme_shm_fence_ok_locked(amcf, amcf->lease_gen))
+    {
+        ngx_acme_shm_use_next_locked(amcf, slot);
+        acme_job_status_activate(&slot->status);
+        ngx_memcpy(serial, slot->status.serial, sizeof(serial));
+        cert->ordered_gen = slot->generation;
+
+        if (slot->next_unsaved) {
+            /* the store refused it: written again from the zone now */
+            slot->unsaved_tries = 1;
+            slot->unsaved_at = (long long) ngx_time();
+            slot->unsaved_gen = slot->generation;
+            slot->next_unsaved = 0;
+        }
+
+        done = 1;
+    }
+
+    ngx_acme_shm_unlock(amcf);
+
+    if (done) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "acme: certificate \"%V\": the certificate that "
+                      "waited for its notBefore is served now (serial %s)",
+                      &cert->id, serial);
+    }
 }

@@ -14,6 +14,8 @@
 
 
 static ngx_int_t ngx_acme_shm_init(ngx_shm_zone_t *shm_zone, void *data);
+static void ngx_acme_shm_publish_locked(ngx_slab_pool_t *shpool,
+    ngx_acme_slot_t *slot, u_char *p, size_t len, ngx_uint_t activate);
 
 
 ngx_int_t
@@ -183,10 +185,8 @@ ngx_acme_shm_set_bundle_locked(ngx_acme_main_conf_t *amcf,
 {
     u_char           *p;
     ngx_slab_pool_t  *shpool;
-    ngx_acme_shctx_t *sh;
 
     shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
-    sh = shpool->data;
 
     p = ngx_slab_alloc_locked(shpool, len + 1);
     if (p == NULL) {
@@ -195,6 +195,28 @@ ngx_acme_shm_set_bundle_locked(ngx_acme_main_conf_t *amcf,
 
     ngx_memcpy(p, pem, len);
     p[len] = '\0';
+
+    ngx_acme_shm_publish_locked(shpool, slot, p, len, activate);
+
+    if (slot->next_bundle) {
+        /* a newer one is served: the one that waited is obsolete */
+        ngx_slab_free_locked(shpool, slot->next_bundle);
+        slot->next_bundle = NULL;
+        slot->next_bundle_len = 0;
+    }
+
+    return NGX_OK;
+}
+
+
+/* p (slab) becomes the slot's bundle: a new generation for the workers. */
+static void
+ngx_acme_shm_publish_locked(ngx_slab_pool_t *shpool, ngx_acme_slot_t *slot,
+    u_char *p, size_t len, ngx_uint_t activate)
+{
+    ngx_acme_shctx_t  *sh;
+
+    sh = shpool->data;
 
     if (slot->bundle) {
         ngx_slab_free_locked(shpool, slot->bundle);
@@ -212,8 +234,59 @@ ngx_acme_shm_set_bundle_locked(ngx_acme_main_conf_t *amcf,
         /* the master, before any worker exists */
         slot->active = slot->generation;
     }
+}
+
+
+/*
+ * Keeps an issued bundle that is not served yet (acme_job_activate_at) in
+ * the slot, replacing one that waited; the bundle served stays.
+ */
+ngx_int_t
+ngx_acme_shm_set_next_locked(ngx_acme_main_conf_t *amcf,
+    ngx_acme_slot_t *slot, const char *pem, size_t len)
+{
+    u_char           *p;
+    ngx_slab_pool_t  *shpool;
+
+    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
+
+    p = ngx_slab_alloc_locked(shpool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, pem, len);
+    p[len] = '\0';
+
+    if (slot->next_bundle) {
+        ngx_slab_free_locked(shpool, slot->next_bundle);
+    }
+
+    slot->next_bundle = p;
+    slot->next_bundle_len = len;
 
     return NGX_OK;
+}
+
+
+/* The waiting bundle becomes the one served (a new generation). */
+void
+ngx_acme_shm_use_next_locked(ngx_acme_main_conf_t *amcf,
+    ngx_acme_slot_t *slot)
+{
+    ngx_slab_pool_t  *shpool;
+
+    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
+
+    if (slot->next_bundle == NULL) {
+        return;
+    }
+
+    ngx_acme_shm_publish_locked(shpool, slot, slot->next_bundle,
+                                slot->next_bundle_len, 0);
+
+    slot->next_bundle = NULL;
+    slot->next_bundle_len = 0;
 }
 
 

@@ -171,6 +171,9 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
             continue;
         }
 
+        /* a certificate that waited for its notBefore is served */
+        ngx_acme_job_activate(amcf, cert, log);
+
         ngx_memzero(&f, sizeof(acme_job_facts_t));
 
         ngx_acme_shm_lock(amcf);
@@ -179,6 +182,12 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         f.have_cert = (slot->bundle != NULL);
         f.not_before = slot->status.not_before;
         f.not_after = slot->status.not_after;
+
+        if (slot->next_bundle && slot->status.pending_at) {
+            f.pending_not_before = slot->status.pending_not_before;
+            f.pending_not_after = slot->status.pending_not_after;
+        }
+
         /* a bundle this worker has not parsed: its names are not known */
         f.loaded = (slot->generation == cert->generation);
         unsaved = slot->unsaved_at;

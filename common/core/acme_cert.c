@@ -695,9 +695,11 @@ acme_cert_check_issued(const char *pem, size_t len, EVP_PKEY *key,
     nb = asn1_time_unix(X509_get0_notBefore(leaf));
     na = asn1_time_unix(X509_get0_notAfter(leaf));
 
-    if (nb > now + ACME_CERT_CLOCK_SKEW) {
-        acme_err(err, errlen, "it is not valid before %s",
-                 acme_time_rfc3339(nb, buf, sizeof(buf)));
+    /* a notBefore ahead of our clock is no reason to refuse it: the host
+     * serves it from then on (acme_job_activate_at, issue 16) */
+    if (na <= nb) {
+        acme_err(err, errlen, "its validity ends (%s) before it begins",
+                 acme_time_rfc3339(na, buf, sizeof(buf)));
         goto done;
     }
 

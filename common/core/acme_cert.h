@@ -61,10 +61,11 @@ void acme_bundle_free(char *bundle, size_t len);
  *   - every ordered identifier is in the leaf's subjectAltName: DNS names
  *     case-insensitively as dNSName (a wildcard literally), IP literals by
  *     address bytes as iPAddress (RFC 8738);
- *   - notBefore <= now + ACME_CERT_CLOCK_SKEW and now < notAfter.
+ *   - notBefore < notAfter and now < notAfter; a notBefore ahead of now
+ *     is accepted (a CA whose clock runs ahead): the host serves such a
+ *     certificate from acme_job_activate_at (acme_job.h).
  * 0, or -1 with err saying what is wrong (no prefix).
  */
-#define ACME_CERT_CLOCK_SKEW 300    /* seconds our clock may lag the CA's */
 
 int acme_cert_check_issued(const char *pem, size_t len, EVP_PKEY *key,
     const char *const *names, size_t n_names, long long now,

@@ -64,6 +64,9 @@ typedef struct {
     int           renew_percent;    /* 1-99 */
     long          timeout_ms;
     long          retry_delay;      /* seconds: the first backoff step */
+    long          clock_skew;       /* seconds a new certificate may be
+                                       served before its notBefore
+                                       (acme_job_activate_at) */
 
     char          state_default[ACME_ISSUER_PATH_MAX];  /* state_dir's
                                                        storage when default */

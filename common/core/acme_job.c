@@ -56,6 +56,14 @@ acme_job_due(const acme_job_facts_t *f, const acme_cert_state_t *st,
         why = ACME_JOB_NO_CERT;
         t = 0;
     }
+    else if (f->pending_not_after > 0) {
+        /* our order's certificate, waiting: it is the one to renew */
+        why = ACME_JOB_RENEW;
+        t = acme_sched_renew_at(f->pending_not_before, f->pending_not_after,
+                                f->renew_fraction,
+                                acme_job_jitter(f->seed,
+                                                f->pending_not_after));
+    }
     else if (!f->names_ok) {
         why = ACME_JOB_NAMES_CHANGED;
         t = 0;
@@ -91,6 +99,42 @@ acme_job_reason_text(acme_job_reason_t why)
         return "waiting until the new certificate is loaded";
     }
     return "unknown";
+}
+
+/* -- when a new certificate is served -------------------------------- */
+
+long long
+acme_job_activate_at(long long not_before, int have_current,
+    long long current_not_after, long long now, long long skew)
+{
+    long long at;
+
+    if (skew < 0) {
+        skew = ACME_JOB_CLOCK_SKEW;
+    }
+    at = not_before - skew;
+    if (have_current && current_not_after < at) {
+        /* the served one has expired by then: the new one is no worse */
+        at = current_not_after;
+    }
+    if (!have_current || at <= now) {
+        return 0;
+    }
+    return at;
+}
+
+const char *
+acme_job_pending_text(const char *serial, long long not_before,
+    long long now, long long at, char *buf, size_t len)
+{
+    char  nb[32], a[32];
+
+    snprintf(buf, len, "the new certificate (serial %s) is not valid before "
+             "%s (%lld s ahead of this server's clock); served from %s",
+             serial && serial[0] ? serial : "unknown",
+             acme_time_rfc3339(not_before, nb, sizeof(nb)), not_before - now,
+             acme_time_rfc3339(at, a, sizeof(a)));
+    return buf;
 }
 
 /* -- which challenge --------------------------------------------------- */
@@ -278,6 +322,37 @@ acme_job_status_set_cert(acme_job_status_t *rec, long long not_before,
     rec->not_after = not_after;
     cpy(rec->serial, sizeof(rec->serial), serial);
     cpy(rec->ca_issuer, sizeof(rec->ca_issuer), ca_issuer);
+    /* a certificate served now replaces any that waited */
+    rec->pending_at = 0;
+}
+
+void
+acme_job_status_set_pending(acme_job_status_t *rec, long long at,
+    long long not_before, long long not_after, const char *serial,
+    const char *ca_issuer)
+{
+    rec->pending_at = at;
+    rec->pending_not_before = at ? not_before : 0;
+    rec->pending_not_after = at ? not_after : 0;
+    cpy(rec->pending_serial, sizeof(rec->pending_serial), at ? serial : "");
+    cpy(rec->pending_ca_issuer, sizeof(rec->pending_ca_issuer),
+        at ? ca_issuer : "");
+}
+
+void
+acme_job_status_activate(acme_job_status_t *rec)
+{
+    char  serial[sizeof(rec->pending_serial)];
+    char  ca[sizeof(rec->pending_ca_issuer)];
+
+    if (rec->pending_at == 0) {
+        return;
+    }
+    memcpy(serial, rec->pending_serial, sizeof(serial));
+    memcpy(ca, rec->pending_ca_issuer, sizeof(ca));
+    acme_job_status_set_cert(rec, rec->pending_not_before,
+                             rec->pending_not_after, serial, ca);
+    acme_job_status_set_pending(rec, 0, 0, 0, NULL, NULL);
 }
 
 void
@@ -331,6 +406,10 @@ acme_job_status_view(const acme_job_status_t *rec, long long now,
     out->last_error = rec->last_error;
     out->failures = rec->failures;
     out->store_error = rec->store_error;
+    out->pending_at = rec->pending_at;
+    out->pending_not_before = rec->pending_not_before;
+    out->pending_not_after = rec->pending_not_after;
+    out->pending_serial = rec->pending_serial;
 }
 
 /* -- an order's end in the store ---------------------------------------- */

@@ -21,6 +21,9 @@
 
 /* The default first backoff step (retry_delay / AcmeRetryDelay), seconds. */
 #define ACME_JOB_RETRY_DELAY    60
+/* The default clock difference allowed to a CA (clock_skew /
+ * AcmeClockSkew), seconds: see acme_job_activate_at. */
+#define ACME_JOB_CLOCK_SKEW     60
 
 /* -- jitter -------------------------------------------------------------- */
 
@@ -54,6 +57,10 @@ typedef struct {
     long long   not_after;
     double      renew_fraction; /* renew with this share of the lifetime left */
     uint32_t    seed;           /* acme_job_seed(id) */
+    /* a certificate our order issued waits for its activation
+     * (acme_job_activate_at); 0 = none */
+    long long   pending_not_before;
+    long long   pending_not_after;
 } acme_job_facts_t;
 
 /*
@@ -71,11 +78,37 @@ typedef struct {
  * certificate that was just installed (the names of an unknown
  * certificate are not the configured ones).  Apache parses a bundle when
  * it installs it, so it never waits.
+ *
+ * A pending certificate (facts->pending_not_after set: issued for the
+ * configured names, not served yet) is the one renewed: the renewal time
+ * is its own, so the order that produced it is not repeated.
  */
 acme_job_reason_t acme_job_due(const acme_job_facts_t *facts,
     const acme_cert_state_t *st, long long *at);
 /* "no certificate yet", ..., for logs. */
 const char *acme_job_reason_text(acme_job_reason_t why);
+
+/* -- when a new certificate is served -------------------------------- */
+
+/*
+ * A certificate issued (or found in the store at startup) valid
+ * [not_before, not_after) replaces the one served (valid until
+ * current_not_after; have_current 0: none) at the time returned: 0 = at
+ * once.  At once when not_before - skew <= now (skew < 0: the default,
+ * ACME_JOB_CLOCK_SKEW), when nothing is served, or when the served one has
+ * expired; else at the earlier of not_before - skew and current_not_after
+ * (once the served certificate has expired the new one is no worse).
+ */
+long long acme_job_activate_at(long long not_before, int have_current,
+    long long current_not_after, long long now, long long skew);
+
+/*
+ * The warning a pending certificate gets, once, for the host's error log:
+ * "the new certificate (serial S) is not valid before T (N s ahead of
+ * this server's clock); served from A".  Returns buf.
+ */
+const char *acme_job_pending_text(const char *serial, long long not_before,
+    long long now, long long at, char *buf, size_t len);
 
 /* -- which challenge --------------------------------------------------- */
 
@@ -171,11 +204,25 @@ typedef struct {
     unsigned    failures;
     char        last_error[512];
     char        store_error[256];
+    /* a certificate issued, stored, waiting to be served from pending_at
+     * (acme_job_activate_at); pending_at 0 = none */
+    long long   pending_at;
+    long long   pending_not_before;
+    long long   pending_not_after;
+    char        pending_serial[80];
+    char        pending_ca_issuer[256];
 } acme_job_status_t;
 
 /* Certificate facts into the record (serial, CA issuer, validity). */
 void acme_job_status_set_cert(acme_job_status_t *rec, long long not_before,
     long long not_after, const char *serial, const char *ca_issuer);
+/* A certificate waits to be served from at (0: none waits any more). */
+void acme_job_status_set_pending(acme_job_status_t *rec, long long at,
+    long long not_before, long long not_after, const char *serial,
+    const char *ca_issuer);
+/* The pending certificate is served now: its facts become the record's
+ * certificate (acme_job_status_set_cert), none pending. */
+void acme_job_status_activate(acme_job_status_t *rec);
 /* An attempt of type starts: renewing, step, challenge. */
 void acme_job_status_begin(acme_job_status_t *rec, const char *type,
     const char *step);
@@ -190,7 +237,8 @@ void acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
  * certificate, "failed" without one after failures, else "fallback"; step
  * only while renewing; challenge the record's, or when it has none the
  * type of the last attempt by the certificate's list (types, n_types, as
- * acme_job_last_challenge).  Sets the fields the record has; id, names,
+ * acme_job_last_challenge); the pending certificate, if any.  Sets the
+ * fields the record has; id, names,
  * issuer, directory, key_type are the caller's.  The strings point into
  * rec or types.
  */

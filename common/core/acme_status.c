@@ -46,6 +46,27 @@ set(json_t *o, const char *key, json_t *v)
 }
 
 static json_t *
+render_pending(const acme_status_cert_t *c)
+{
+    json_t  *p;
+    int      rc = 0;
+
+    p = json_object();
+    if (p == NULL) {
+        return NULL;
+    }
+    rc |= set(p, "serial", str_or_null(c->pending_serial, 1));
+    rc |= set(p, "not_before", time_or_null(c->pending_not_before));
+    rc |= set(p, "not_after", time_or_null(c->pending_not_after));
+    rc |= set(p, "activate_at", time_or_null(c->pending_at));
+    if (rc != 0) {
+        json_decref(p);
+        return NULL;
+    }
+    return p;
+}
+
+static json_t *
 render_cert(const acme_status_cert_t *c)
 {
     json_t  *o, *names;
@@ -83,6 +104,8 @@ render_cert(const acme_status_cert_t *c)
     rc |= set(o, "last_error", str_or_null(c->last_error, 1));
     rc |= set(o, "consecutive_failures", json_integer((json_int_t) c->failures));
     rc |= set(o, "store_error", str_or_null(c->store_error, 1));
+    rc |= set(o, "pending", c->pending_at > 0 ? render_pending(c)
+                                              : json_null());
 
     if (rc != 0) {
         json_decref(o);

@@ -23,7 +23,11 @@
  *       "last_error": string or null,
  *       "consecutive_failures": integer,
  *       "store_error": string or null (the store cannot be written, e.g.
- *                      "read-only file system", or an entry was refused)
+ *                      "read-only file system", or an entry was refused),
+ *       "pending": null, or a certificate issued and stored but not served
+ *                  yet (its notBefore is ahead of this server's clock):
+ *                  {"serial", "not_before", "not_after",
+ *                   "activate_at": RFC3339, when it will be served}
  *   } ]
  * }
  */
@@ -51,6 +55,10 @@ typedef struct {
     unsigned             failures;
     const char          *challenge;     /* "dns-01", ...; NULL -> null */
     const char          *store_error;   /* NULL or "" -> null */
+    long long            pending_at;    /* 0: "pending" null */
+    long long            pending_not_before;
+    long long            pending_not_after;
+    const char          *pending_serial;
 } acme_status_cert_t;
 
 /* Pretty-printed JSON document, malloc'd; acme_pid <= 0 -> null. */

@@ -18,10 +18,13 @@ has a subjectAltName listed in modes is rewritten:
     "lacks-name"  a leaf with the CSR's key but without the DNS name last in
                   sort order
     "extra-name"  a leaf with the CSR's key, its names and x.example.test
+    "future"      a leaf with the CSR's key and names, valid from
+                  FUTURE_AHEAD after now (a CA whose clock runs ahead)
 
 signed by a throwaway CA (followed by its certificate).  The module's check
 must reject the first two before any question of trust arises; the third is
-acceptable (a CA may add names).
+acceptable (a CA may add names), and so is the fourth (served once its
+notBefore has come).
 
 Faults: proxy.faults maps a path prefix to a list of modes (or one mode),
 each used once, in order, by the next requests whose path starts with it:
@@ -59,6 +62,7 @@ FAULT_BODY = (b'{"type":"urn:ietf:params:acme:error:serverInternal",'
               b'"detail":"ca_proxy fault","status":503}')
 FAULTS = ("pass-then-503", "503-no-pass", "pass-then-close")
 EXTRA_NAME = "x.example.test"
+FUTURE_AHEAD = datetime.timedelta(hours=2)
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length",
                "proxy-connection", "upgrade", "te", "trailer"}
 
@@ -77,6 +81,8 @@ def mint_wrong_chain(chain_pem, mode):
         public = ec.generate_private_key(ec.SECP256R1()).public_key()
     elif mode == "extra-name":
         names.append(x509.DNSName(EXTRA_NAME))
+    elif mode == "future":
+        pass
     elif mode == "lacks-name":
         # the DNS name last in sort order goes (deterministic for tests)
         drop = max(san.get_values_for_type(x509.DNSName))
@@ -86,6 +92,7 @@ def mint_wrong_chain(chain_pem, mode):
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
+    leaf_from = now + FUTURE_AHEAD if mode == "future" else now - datetime.timedelta(hours=1)
     ca = (x509.CertificateBuilder()
           .subject_name(_name("ca_proxy throwaway CA"))
           .issuer_name(_name("ca_proxy throwaway CA"))
@@ -100,7 +107,7 @@ def mint_wrong_chain(chain_pem, mode):
            .issuer_name(ca.subject)
            .public_key(public)
            .serial_number(x509.random_serial_number())
-           .not_valid_before(now - datetime.timedelta(hours=1))
+           .not_valid_before(leaf_from)
            .not_valid_after(now + datetime.timedelta(days=1))
            .add_extension(x509.SubjectAlternativeName(names), critical=False)
            .sign(ca_key, hashes.SHA256()))

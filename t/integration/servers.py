@@ -34,6 +34,7 @@ APACHE_ISSUER = {
     "timeout": "AcmeTimeout",
     "account_key": "AcmeAccountKey",
     "retry_delay": "AcmeRetryDelay",
+    "clock_skew": "AcmeClockSkew",
 }
 
 

@@ -321,3 +321,98 @@ UNIT_TEST(job_status_record_view)
     CHECK_INT(strlen(rec.step), sizeof(rec.step) - 1);
     CHECK_STR(rec.challenge, "tls-alpn-01");
 }
+
+/* issue 16: a certificate not valid yet does not replace a valid one */
+UNIT_TEST(job_activate_at)
+{
+    long long nb = T0 + 7200;           /* notBefore two hours ahead */
+
+    /* valid now, or within the skew: at once */
+    CHECK_INT(acme_job_activate_at(T0 - 10, 1, T0 + DAY, T0, 60), 0);
+    CHECK_INT(acme_job_activate_at(T0 + 60, 1, T0 + DAY, T0, 60), 0);
+    CHECK_INT(acme_job_activate_at(T0 + 61, 1, T0 + DAY, T0, 60), T0 + 1);
+    /* skew < 0: the default */
+    CHECK_INT(acme_job_activate_at(T0 + ACME_JOB_CLOCK_SKEW, 1, T0 + DAY, T0,
+                                   -1), 0);
+    /* two hours ahead, the served one valid for a day: its notBefore
+     * minus the skew */
+    CHECK_INT(acme_job_activate_at(nb, 1, T0 + DAY, T0, 60), nb - 60);
+    CHECK_INT(acme_job_activate_at(nb, 1, T0 + DAY, T0, 600), nb - 600);
+    /* nothing served: at once (better than the self-signed fallback) */
+    CHECK_INT(acme_job_activate_at(nb, 0, 0, T0, 60), 0);
+    /* the served one has expired: at once */
+    CHECK_INT(acme_job_activate_at(nb, 1, T0, T0, 60), 0);
+    CHECK_INT(acme_job_activate_at(nb, 1, T0 - DAY, T0, 60), 0);
+    /* it expires before the new one is valid: served until it expires */
+    CHECK_INT(acme_job_activate_at(nb, 1, T0 + 3600, T0, 60), T0 + 3600);
+    /* ... and from then on, at once */
+    CHECK_INT(acme_job_activate_at(nb, 1, T0 + 3600, T0 + 3600, 60), 0);
+    /* the time reached: at once */
+    CHECK_INT(acme_job_activate_at(nb, 1, T0 + DAY, nb - 60, 60), 0);
+}
+
+UNIT_TEST(job_pending_text)
+{
+    char buf[256];
+
+    CHECK_STR(acme_job_pending_text("0a1b", T0 + 7200, T0, T0 + 7140, buf,
+                                    sizeof(buf)),
+              "the new certificate (serial 0a1b) is not valid before "
+              "2026-11-18T13:06:40Z (7200 s ahead of this server's clock); "
+              "served from 2026-11-18T13:05:40Z");
+}
+
+UNIT_TEST(job_pending_status_and_due)
+{
+    acme_job_status_t  rec;
+    acme_status_cert_t v;
+    acme_job_facts_t   f;
+    long long          at, at2;
+
+    memset(&rec, 0, sizeof(rec));
+    memset(&v, 0, sizeof(v));
+    acme_job_status_set_cert(&rec, T0, T0 + 90 * DAY, "01", "CN=old");
+    acme_job_status_set_pending(&rec, T0 + 7140, T0 + 7200, T0 + 97 * DAY,
+                                "02", "CN=new");
+    acme_job_status_view(&rec, T0, NULL, 0, &v);
+    /* the served certificate is shown as it is, the new one as pending */
+    CHECK_STR(v.state, "valid");
+    CHECK_STR(v.serial, "01");
+    CHECK_INT(v.pending_at, T0 + 7140);
+    CHECK_INT(v.pending_not_before, T0 + 7200);
+    CHECK_INT(v.pending_not_after, T0 + 97 * DAY);
+    CHECK_STR(v.pending_serial, "02");
+
+    acme_job_status_activate(&rec);
+    acme_job_status_view(&rec, T0 + 7140, NULL, 0, &v);
+    CHECK_STR(v.serial, "02");
+    CHECK_STR(v.ca_issuer, "CN=new");
+    CHECK_INT(v.not_before, T0 + 7200);
+    CHECK_INT(v.not_after, T0 + 97 * DAY);
+    CHECK_INT(v.pending_at, 0);
+    /* nothing pending: no change */
+    acme_job_status_activate(&rec);
+    CHECK_STR(rec.serial, "02");
+
+    /* a certificate served at once drops one that waited */
+    acme_job_status_set_pending(&rec, T0 + 9000, T0 + 9060, T0 + DAY, "03",
+                                "CN=x");
+    acme_job_status_set_cert(&rec, T0, T0 + DAY, "04", "CN=y");
+    CHECK_INT(rec.pending_at, 0);
+
+    /* the renewal time is the pending certificate's: the order that
+     * made it is not due again, whatever the served one's names */
+    f = facts(1, 1, 0);
+    f.not_before = T0 - 80 * DAY;
+    f.not_after = T0 + 10 * DAY;
+    CHECK_INT(acme_job_due(&f, NULL, &at), ACME_JOB_NAMES_CHANGED);
+    CHECK_INT(at, 0);
+    f.pending_not_before = T0 + 7200;
+    f.pending_not_after = T0 + 7200 + 90 * DAY;
+    CHECK_INT(acme_job_due(&f, NULL, &at), ACME_JOB_RENEW);
+    f = facts(1, 1, 1);
+    f.not_before = T0 + 7200;
+    f.not_after = T0 + 7200 + 90 * DAY;
+    (void) acme_job_due(&f, NULL, &at2);
+    CHECK_INT(at, at2);
+}

@@ -7,7 +7,8 @@
 static const char *const cert_keys[] = {
     "id", "names", "issuer", "directory", "key_type", "challenge", "state", "step",
     "serial", "ca_issuer", "not_before", "not_after", "next_renewal",
-    "last_success", "last_error", "consecutive_failures", "store_error"
+    "last_success", "last_error", "consecutive_failures", "store_error",
+    "pending"
 };
 
 UNIT_TEST(status_render_parse_back)
@@ -48,6 +49,10 @@ UNIT_TEST(status_render_parse_back)
     c[1].last_error = "new-order: urn:ietf:params:acme:error:rateLimited: \"x\"";
     c[1].store_error = "read-only file system";
     c[1].failures = 2;
+    c[1].pending_at = 1795000000LL + 7200 - 60;
+    c[1].pending_not_before = 1795000000LL + 7200;
+    c[1].pending_not_after = 1795000000LL + 86400;
+    c[1].pending_serial = "0C";
 
     s = acme_status_render("nginx", 1234, c, 2, 1795000000LL, &len);
     CHECK(s != NULL);
@@ -103,6 +108,7 @@ UNIT_TEST(status_render_parse_back)
     CHECK(json_is_null(json_object_get(o, "last_error")));
     CHECK_INT(json_integer_value(json_object_get(o, "consecutive_failures")), 0);
     CHECK(json_is_null(json_object_get(o, "store_error")));
+    CHECK(json_is_null(json_object_get(o, "pending")));
 
     o = json_array_get(certs, 1);
     CHECK_STR(json_string_value(json_object_get(o, "step")), "challenge");
@@ -117,6 +123,12 @@ UNIT_TEST(status_render_parse_back)
     CHECK_INT(json_integer_value(json_object_get(o, "consecutive_failures")), 2);
     CHECK_STR(json_string_value(json_object_get(o, "store_error")),
               "read-only file system");
+    o = json_object_get(o, "pending");
+    CHECK(json_is_object(o));
+    CHECK_STR(json_string_value(json_object_get(o, "serial")), "0C");
+    CHECK_STR(json_string_value(json_object_get(o, "not_before")), "2026-11-18T13:06:40Z");
+    CHECK_STR(json_string_value(json_object_get(o, "not_after")), "2026-11-19T11:06:40Z");
+    CHECK_STR(json_string_value(json_object_get(o, "activate_at")), "2026-11-18T13:05:40Z");
 
     json_decref(doc);
     free(s);

@@ -1,0 +1,108 @@
+"""nginx and Apache (issue 16): a renewed certificate whose notBefore is
+ahead of this server's clock (a CA whose clock runs ahead) does not replace
+a valid one: it is stored at once, the valid one is still served, the
+status shows the pending certificate and when it will be served, and the
+error log warns once about the clock difference.  Without a current
+certificate a not-yet-valid one is served at once (better than the
+self-signed fallback).  The CA is real pebble behind ca_proxy.py, whose
+"future" mode hands out leaves valid from now + 2 h."""
+
+import datetime
+import os
+
+from ca_proxy import FUTURE_AHEAD, CaProxy, cert_id
+from servers import HTTPS_PORT
+from serverlib import status_cert
+from tlsutil import (load_pem_certs, parse_rfc3339, same_serial, served_cert,
+                     wait_acme_cert, wait_for)
+
+VALIDITY = 60           # pebble certificateValidityPeriod, seconds
+SKEW = 120              # clock_skew / AcmeClockSkew
+# renew when 90 % of the lifetime remains: ~6 s after issuance (jitter up
+# to 3 s); the pending certificate's renewal is hours away
+ISSUER = {"renew_before_expiry": "90%", "clock_skew": "%ds" % SKEW}
+A = cert_id("a.example.test")
+C = cert_id("c.example.test")
+
+
+def _stored_leaf(state_dir, cid):
+    with open(os.path.join(state_dir, "certs", cid, "bundle.pem")) as f:
+        return load_pem_certs(f.read())[0]
+
+
+def _not_before(cert):
+    return cert.not_valid_before.replace(tzinfo=datetime.timezone.utc)
+
+
+def test_future_certificate_waits_for_its_not_before(server, pebble_factory, workdir,
+                                                     state_dir):
+    p = pebble_factory(validity=VALIDITY)
+    root = p.write_root(os.path.join(workdir, "root.pem"))
+    proxy = CaProxy(p).start()
+    try:
+        # "c" has no certificate yet: its first one, not valid for 2 h, is
+        # served at once
+        proxy.modes["c.example.test"] = "future"
+        server.start_managed(proxy, state_dir, issuer=ISSUER,
+                             more=[server.vhost(["c.example.test"])])
+        first = wait_acme_cert(HTTPS_PORT, "a.example.test", root, 60,
+                               proc_alive=server.running)
+        # a renewal from now on gets a leaf valid from now + 2 h
+        proxy.modes["a.example.test"] = "future"
+
+        def c_served():
+            c = status_cert(server.status(), C)
+            leaf = served_cert(HTTPS_PORT, "c.example.test")
+            return leaf if c["serial"] and same_serial(c["serial"], leaf.serial_number) else None
+        c_leaf = wait_for(c_served, 60, "c's first certificate served")
+        assert ("c.example.test", "future") in proxy.rewritten
+        assert _not_before(c_leaf) > datetime.datetime.now(datetime.timezone.utc)
+        c = status_cert(server.status(), C)
+        assert c["state"] == "valid" and c["pending"] is None, c
+
+        def a_pending():
+            doc = server.status()
+            a = status_cert(doc, A)
+            return (doc, a) if a["pending"] else None
+        doc, a = wait_for(a_pending, VALIDITY, "a pending certificate for a")
+        now = parse_rfc3339(doc["generated_at"])
+        pend = a["pending"]
+        nb = parse_rfc3339(pend["not_before"])
+        # the leaf ca_proxy minted: 2 h ahead (give or take the test's own time)
+        assert FUTURE_AHEAD - datetime.timedelta(minutes=5) < nb - now <= FUTURE_AHEAD, pend
+        assert parse_rfc3339(pend["activate_at"]) == nb - datetime.timedelta(seconds=SKEW)
+        assert parse_rfc3339(pend["not_after"]) > nb
+
+        # stored at once ...
+        stored = _stored_leaf(state_dir, A)
+        assert same_serial(pend["serial"], stored.serial_number)
+        assert _not_before(stored) == nb
+        # ... the valid one still served and shown, no failure counted
+        assert a["state"] == "valid", a
+        assert a["consecutive_failures"] == 0 and a["last_error"] is None, a
+        assert not same_serial(a["serial"], pend["serial"]), a
+        served = served_cert(HTTPS_PORT, "a.example.test", cafile=root)
+        assert same_serial(a["serial"], served.serial_number)
+        assert _not_before(served) <= now
+        # not ordered again: the next renewal is the pending one's
+        assert parse_rfc3339(a["next_renewal"]) > nb, a
+
+        # one warning naming the clock difference, for "a" only
+        log = server.error_log()
+        lines = [ln for ln in log.splitlines() if "ahead of this server's clock" in ln]
+        assert len(lines) == 1, lines
+        assert A in lines[0] and "is not valid before %s" % pend["not_before"] in lines[0], lines
+        assert "served from %s" % pend["activate_at"] in lines[0], lines
+
+        # several scheduler ticks later: still the valid one, no new order
+        orders = p.orders_created()
+        wait_for(lambda: parse_rfc3339(server.status()["generated_at"])
+                 >= now + datetime.timedelta(seconds=3), 20, "three seconds on")
+        a = status_cert(server.status(), A)
+        served = served_cert(HTTPS_PORT, "a.example.test", cafile=root)
+        assert same_serial(a["serial"], served.serial_number)
+        assert same_serial(a["pending"]["serial"], pend["serial"]), a
+        assert p.orders_created() == orders
+        assert not server.problems(), server.problems()
+    finally:
+        proxy.stop()
