@@ -17,7 +17,9 @@ from tlsutil import (load_pem_certs, parse_rfc3339, same_serial, served_cert,
                      wait_acme_cert, wait_for)
 
 VALIDITY = 60           # pebble certificateValidityPeriod, seconds
-SKEW = 120              # clock_skew / AcmeClockSkew
+# clock_skew / AcmeClockSkew: the leaf valid from now + 2 h is served ~10 s
+# after it is issued (sooner when the served one expires first)
+SKEW = int(FUTURE_AHEAD.total_seconds()) - 10
 # renew when 90 % of the lifetime remains: ~6 s after issuance (jitter up
 # to 3 s); the pending certificate's renewal is hours away
 ISSUER = {"renew_before_expiry": "90%", "clock_skew": "%ds" % SKEW}
@@ -70,7 +72,9 @@ def test_future_certificate_waits_for_its_not_before(server, pebble_factory, wor
         nb = parse_rfc3339(pend["not_before"])
         # the leaf ca_proxy minted: 2 h ahead (give or take the test's own time)
         assert FUTURE_AHEAD - datetime.timedelta(minutes=5) < nb - now <= FUTURE_AHEAD, pend
-        assert parse_rfc3339(pend["activate_at"]) == nb - datetime.timedelta(seconds=SKEW)
+        at = parse_rfc3339(pend["activate_at"])
+        assert at == min(nb - datetime.timedelta(seconds=SKEW), parse_rfc3339(a["not_after"])), a
+        assert at > now, a
         assert parse_rfc3339(pend["not_after"]) > nb
 
         # stored at once ...
@@ -84,8 +88,10 @@ def test_future_certificate_waits_for_its_not_before(server, pebble_factory, wor
         served = served_cert(HTTPS_PORT, "a.example.test", cafile=root)
         assert same_serial(a["serial"], served.serial_number)
         assert _not_before(served) <= now
-        # not ordered again: the next renewal is the pending one's
-        assert parse_rfc3339(a["next_renewal"]) > nb, a
+        # not ordered again: the next renewal is the pending one's (the
+        # scheduler's next tick)
+        wait_for(lambda: parse_rfc3339(status_cert(server.status(), A)["next_renewal"]) > nb,
+                 20, "the next renewal after the pending certificate's notBefore")
 
         # one warning naming the clock difference, for "a" only
         log = server.error_log()
@@ -94,15 +100,32 @@ def test_future_certificate_waits_for_its_not_before(server, pebble_factory, wor
         assert A in lines[0] and "is not valid before %s" % pend["not_before"] in lines[0], lines
         assert "served from %s" % pend["activate_at"] in lines[0], lines
 
-        # several scheduler ticks later: still the valid one, no new order
+        # until its activation time the valid one is served, no new order;
+        # then the pending one, in every worker / child
         orders = p.orders_created()
-        wait_for(lambda: parse_rfc3339(server.status()["generated_at"])
-                 >= now + datetime.timedelta(seconds=3), 20, "three seconds on")
+        seen_old = 0
+
+        def activated():
+            nonlocal seen_old
+            leaf = served_cert(HTTPS_PORT, "a.example.test")
+            t = parse_rfc3339(server.status()["generated_at"])
+            if same_serial(pend["serial"], leaf.serial_number):
+                return leaf
+            if t < at:
+                assert same_serial(a["serial"], leaf.serial_number), (a, leaf)
+                seen_old += 1
+            return None
+        wait_for(activated, 90, "the pending certificate served", interval=0.5)
+        assert seen_old >= 1
+        server.wait_installed()
+        for _ in range(10):
+            assert same_serial(pend["serial"], served_cert(HTTPS_PORT, "a.example.test").serial_number)
         a = status_cert(server.status(), A)
-        served = served_cert(HTTPS_PORT, "a.example.test", cafile=root)
-        assert same_serial(a["serial"], served.serial_number)
-        assert same_serial(a["pending"]["serial"], pend["serial"]), a
+        assert same_serial(a["serial"], pend["serial"]) and a["pending"] is None, a
+        assert a["not_before"] == pend["not_before"] and a["consecutive_failures"] == 0, a
+        assert parse_rfc3339(a["next_renewal"]) > nb, a
         assert p.orders_created() == orders
+        assert "waited for its notBefore is served now" in server.error_log()
         assert not server.problems(), server.problems()
     finally:
         proxy.stop()
