@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <errno.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
@@ -29,6 +30,7 @@
 
 #include "mod_acme_auto.h"
 #include "acme_cert.h"
+#include "acme_job_store.h"
 #include "acme_key.h"
 #include "acme_sched.h"
 #include "acme_store.h"
@@ -251,7 +253,9 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
 {
     acme_auto_slot_status_t st;
     char                    err[ACME_ERRLEN], *pem = NULL, *self;
-    size_t                  len = 0, klen = 0, slen = 0;
+    char                   *next = NULL, until[32];
+    size_t                  len = 0, klen = 0, slen = 0, next_len = 0;
+    long long               at = 0;
     EVP_PKEY               *key;
     char                   *kpem, *blob;
     int                     rc;
@@ -292,8 +296,20 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
     rc = 0;
     if (cd.fd >= 0) {
         load_state_into(&cd, &st);
-        rc = acme_store_load_bundle_at(&cd, &pem, &len, err, sizeof(err));
+        /* a stored certificate not valid yet waits (previous.pem served);
+         * the driving child holds it until then (job_sync_from_disk) */
+        rc = acme_job_store_load_served(&cd, (long long) time(NULL),
+                                        c->issuer->conf.clock_skew, &pem,
+                                        &len, &next, &next_len, &at, err,
+                                        sizeof(err));
         acme_store_dir_close(&cd);
+        acme_bundle_free(next, next_len);
+        if (next) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "mod_acme_auto: %s: "
+                         "the stored certificate is not valid yet, the one "
+                         "it replaced is served until %s", c->id,
+                         acme_time_rfc3339(at, until, sizeof(until)));
+        }
     }
     if (rc == 1) {
         if (len <= ACME_AUTO_BUNDLE_MAX

@@ -5,11 +5,15 @@
  */
 
 #include "ngx_acme.h"
+#include "acme_job_store.h"
 
 
 static void ngx_acme_init_store(ngx_cycle_t *cycle, ngx_acme_cert_t *cert,
     uid_t uid, gid_t gid, acme_store_dir_t *cd, u_char *store_err,
     size_t len);
+static void ngx_acme_init_next_locked(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, char *pem, size_t len, long long at,
+    ngx_log_t *log);
 
 
 /*
@@ -88,8 +92,9 @@ failed:
 ngx_int_t
 ngx_acme_init_module(ngx_cycle_t *cycle)
 {
-    char                   err[ACME_ERRLEN], *pem;
-    size_t                 len;
+    char                   err[ACME_ERRLEN], *pem, *next;
+    size_t                 len, next_len;
+    long long              at;
     uid_t                  uid;
     gid_t                  gid;
     u_char                 store_err[256];
@@ -166,8 +171,14 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
 
         pem = NULL;
         len = 0;
+        next = NULL;
+        next_len = 0;
 
-        rc = acme_store_load_bundle_at(&cd, &pem, &len, err, sizeof(err));
+        /* a stored certificate not valid yet waits (previous.pem served) */
+        rc = acme_job_store_load_served(&cd, (long long) ngx_time(),
+                                        cert->issuer->conf.clock_skew, &pem,
+                                        &len, &next, &next_len, &at, err,
+                                        sizeof(err));
         if (rc == -1) {
             ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
                           "acme: certificate \"%V\": stored bundle "
@@ -194,6 +205,11 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
                     == NGX_OK)
                 {
                     ngx_acme_shm_set_info_locked(slot, &info);
+
+                    if (next) {
+                        ngx_acme_init_next_locked(amcf, cert, next, next_len,
+                                                  at, cycle->log);
+                    }
                 }
 
                 acme_cert_info_free(&info);
@@ -207,11 +223,43 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
 
         ngx_acme_shm_unlock(amcf);
 
-        if (pem) {
-            OPENSSL_cleanse(pem, len);
-            free(pem);
-        }
+        acme_bundle_free(pem, len);
+        acme_bundle_free(next, next_len);
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The stored bundle is not to be served before at (acme_job_activate_at):
+ * the previous one is served, this one waits in the slot for the lease
+ * holder (ngx_acme_job_activate), as after the order that issued it.
+ */
+static void
+ngx_acme_init_next_locked(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    char *pem, size_t len, long long at, ngx_log_t *log)
+{
+    char              err[ACME_ERRLEN], msg[2 * ACME_ERRLEN];
+    acme_cert_info_t  info;
+    ngx_acme_slot_t  *slot;
+
+    slot = cert->slot;
+
+    if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err)) != 0
+        || ngx_acme_shm_set_next_locked(amcf, slot, pem, len) != NGX_OK)
+    {
+        return;
+    }
+
+    acme_job_status_set_pending(&slot->status, at, info.not_before,
+                                info.not_after, info.serial, info.issuer);
+
+    ngx_log_error(NGX_LOG_WARN, log, 0, "acme: certificate \"%V\": %s",
+                  &cert->id,
+                  acme_job_pending_text(info.serial, info.not_before,
+                                        (long long) ngx_time(), at, msg,
+                                        sizeof(msg)));
+
+    acme_cert_info_free(&info);
 }

@@ -1,5 +1,9 @@
 /* An order's end in the store (thread only): see acme_job_store.h. */
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
 
 #include "acme_job_store.h"
 #include "acme_util.h"
@@ -10,9 +14,16 @@ acme_job_store_issued(const char *root, const char *id, const char *key_pem,
     const acme_cert_state_t *st, acme_cert_info_t *info, char *err,
     size_t errlen)
 {
+    char  perr[ACME_ERRLEN];
+
     if (acme_cert_info_from_pem(chain, chain_len, info, err, errlen) != 0) {
         return -1;
     }
+    /* not valid yet: the bundle it replaces is kept for a restart; a
+     * failure here is no reason not to store the new one */
+    (void) acme_store_keep_previous(root, id,
+                                    info->not_before > (long long) time(NULL),
+                                    perr, sizeof(perr));
     if (acme_store_save_bundle(root, id, key_pem, key_len, chain, chain_len,
                                err, errlen) != 0)
     {
@@ -40,4 +51,53 @@ acme_job_store_resave(const char *root, const char *id, const char *pem,
         return -1;
     }
     return 0;
+}
+
+int
+acme_job_store_load_served(const acme_store_dir_t *cd, long long now,
+    long long skew, char **pem, size_t *len, char **next, size_t *next_len,
+    long long *at, char *err, size_t errlen)
+{
+    acme_cert_info_t  info, prev;
+    char             *ppem = NULL, e[ACME_ERRLEN];
+    size_t            plen = 0;
+    long long         t;
+    int               rc;
+
+    *next = NULL;
+    *next_len = 0;
+    *at = 0;
+    rc = acme_store_load_bundle_at(cd, pem, len, err, errlen);
+    if (rc != 1) {
+        return rc;
+    }
+    memset(&info, 0, sizeof(info));
+    memset(&prev, 0, sizeof(prev));
+    if (acme_cert_info_from_pem(*pem, *len, &info, e, sizeof(e)) != 0) {
+        return 1;                       /* the caller says what is wrong */
+    }
+    t = 0;
+    if (info.not_before - (skew < 0 ? ACME_JOB_CLOCK_SKEW : skew) > now
+        && acme_store_load_previous_at(cd, &ppem, &plen, e, sizeof(e)) == 1
+        && acme_bundle_parse(ppem, plen, NULL, NULL, NULL, e, sizeof(e)) == 0
+        && acme_cert_info_from_pem(ppem, plen, &prev, e, sizeof(e)) == 0)
+    {
+        t = acme_job_activate_at(info.not_before, prev.not_after > now,
+                                 prev.not_after, now, skew);
+    }
+    if (t != 0) {
+        *next = *pem;
+        *next_len = *len;
+        *pem = ppem;
+        *len = plen;
+        *at = t;
+        ppem = NULL;
+    }
+    if (ppem != NULL) {
+        OPENSSL_cleanse(ppem, plen);
+        free(ppem);
+    }
+    acme_cert_info_free(&info);
+    acme_cert_info_free(&prev);
+    return 1;
 }

@@ -1514,6 +1514,49 @@ acme_store_load_bundle_at(const acme_store_dir_t *cert_dir, char **pem,
 }
 
 int
+acme_store_load_previous_at(const acme_store_dir_t *cert_dir, char **pem,
+    size_t *len, char *err, size_t errlen)
+{
+    return acme_store_dir_read(cert_dir, "previous.pem", pem, len,
+                               STORE_MAX_BUNDLE, err, errlen);
+}
+
+int
+acme_store_keep_previous(const char *root, const char *id, int keep,
+    char *err, size_t errlen)
+{
+    acme_store_dir_t  cd;
+    char             *pem = NULL;
+    size_t            len = 0;
+    int               rc;
+
+    rc = open_cert(&cd, root, id, 0, err, errlen);
+    if (rc <= 0) {
+        return rc;
+    }
+    if (!keep) {
+        if (unlinkat(cd.fd, "previous.pem", 0) != 0 && errno != ENOENT) {
+            rc = acme_err(err, errlen, "cannot remove %s/previous.pem: %s",
+                          cd.path, strerror(errno));
+        } else {
+            rc = 0;
+        }
+        acme_store_dir_close(&cd);
+        return rc;
+    }
+    rc = acme_store_dir_read(&cd, "bundle.pem", &pem, &len,
+                             STORE_MAX_BUNDLE, err, errlen);
+    if (rc == 1) {
+        rc = acme_store_dir_write(&cd, "previous.pem", pem, len, 0600, err,
+                                  errlen) == 0 ? 1 : -1;
+        OPENSSL_cleanse(pem, len);
+        free(pem);
+    }
+    acme_store_dir_close(&cd);
+    return rc;
+}
+
+int
 acme_store_load_bundle(const char *root, const char *id, char **pem,
     size_t *len, char *err, size_t errlen)
 {

@@ -13,6 +13,10 @@
  *                                      chain PEM (leaf first), written in one
  *                                      atomic step so key and chain always match
  *   <root>/certs/<id>/state.json 0600  renewal/backoff state (acme_cert_state_t)
+ *   <root>/certs/<id>/previous.pem 0600 the bundle bundle.pem replaced, kept
+ *                                      while bundle.pem's certificate is not
+ *                                      valid yet (acme_job_store_issued), so
+ *                                      a restart serves it until then
  *
  * <id> is acme_store_cert_id(): the first name and the key type, e.g.
  * "example.com_ecdsa-256" ("*" becomes "_wildcard_").
@@ -166,6 +170,14 @@ int acme_store_save_bundle(const char *root, const char *id,
  * bundle.pem's path. */
 int acme_store_save_bundle_pem(const char *root, const char *id,
     const char *pem, size_t len, char *err, size_t errlen);
+
+/* previous.pem (see the layout): load as bundle.pem; keep 1 copies
+ * bundle.pem to previous.pem (1 copied, 0 nothing to copy, -1), keep 0
+ * removes previous.pem (0, or -1). */
+int acme_store_load_previous_at(const acme_store_dir_t *cert_dir, char **pem,
+    size_t *len, char *err, size_t errlen);
+int acme_store_keep_previous(const char *root, const char *id, int keep,
+    char *err, size_t errlen);
 
 /* Renewal/backoff state (acme_cert_state_t: acme_sched.h). */
 /* load: 1 found, 0 missing (state zeroed), -1 error (state zeroed). */

@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "acme_cert.h"
 #include "acme_job_store.h"
@@ -287,4 +291,151 @@ UNIT_TEST(job_store_failure_text)
              " failure(s), next attempt at %s",
              acme_time_rfc3339(st.next_attempt, t, sizeof(t)));
     CHECK_STR(acme_job_failure_text(&st, buf, sizeof(buf)), want);
+}
+
+/* A chain whose leaf is valid from now + ahead (a CA whose clock runs
+ * ahead): a self-signed leaf, notBefore moved, signed again. */
+static int
+issued_ahead(issued_t *is, long ahead)
+{
+    BIO      *b;
+    X509     *x;
+    EVP_PKEY *k;
+    BUF_MEM  *m;
+    int       rc = -1;
+
+    if (issued_new(is) != 0) {
+        return -1;
+    }
+    b = BIO_new_mem_buf(is->chain, (int) is->chain_len);
+    x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    b = BIO_new_mem_buf(is->key_pem, (int) is->key_len);
+    k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    b = BIO_new(BIO_s_mem());
+    if (x && k && b && X509_gmtime_adj(X509_getm_notBefore(x), ahead)
+        && X509_sign(x, k, EVP_sha256()) > 0 && PEM_write_bio_X509(b, x))
+    {
+        BIO_get_mem_ptr(b, &m);
+        free(is->chain);
+        is->chain = malloc(m->length + 1);
+        if (is->chain) {
+            memcpy(is->chain, m->data, m->length);
+            is->chain[m->length] = '\0';
+            is->chain_len = m->length;
+            rc = 0;
+        }
+    }
+    BIO_free(b);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return rc;
+}
+
+static int
+load_served(const char *root, long long now, long long skew, char **pem,
+    size_t *len, char **next, size_t *next_len, long long *at)
+{
+    acme_store_dir_t  rd = ACME_STORE_DIR_INIT, cd = ACME_STORE_DIR_INIT;
+    char              err[ACME_ERRLEN];
+    int               rc = -1;
+
+    if (acme_store_dir_open_root(&rd, root, (uid_t) -1, (gid_t) -1, 0, NULL,
+                                 0, err, sizeof(err)) == 0
+        && acme_store_dir_open_cert(&cd, &rd, ID, 0, err, sizeof(err)) == 0)
+    {
+        rc = acme_job_store_load_served(&cd, now, skew, pem, len, next,
+                                        next_len, at, err, sizeof(err));
+    }
+    acme_store_dir_close(&cd);
+    acme_store_dir_close(&rd);
+    return rc;
+}
+
+static int
+same_bundle(const char *pem, size_t len, const issued_t *is)
+{
+    char   *j;
+    size_t  jlen;
+    int     same;
+
+    j = acme_bundle_join(is->key_pem, is->key_len, is->chain, is->chain_len,
+                         &jlen);
+    same = j && pem && len == jlen && memcmp(pem, j, len) == 0;
+    acme_bundle_free(j, jlen);
+    return same;
+}
+
+/* issue 16: a stored certificate not valid yet keeps the one it replaced
+ * (previous.pem), which a restart serves until the new one's time */
+UNIT_TEST(job_store_not_yet_valid_keeps_previous)
+{
+    char              *root = unit_tmpdir(), err[ACME_ERRLEN], *pem, *next;
+    size_t             len, next_len;
+    long long          now = (long long) time(NULL), at, nb;
+    issued_t           cur, ahead, later;
+    acme_cert_info_t   info;
+    acme_cert_state_t  st = succeeded_state();
+
+    CHECK(root != NULL);
+    CHECK_INT(issued_new(&cur), 0);
+    CHECK_INT(issued_ahead(&ahead, 7200), 0);
+    CHECK_INT(issued_new(&later), 0);
+
+    memset(&info, 0, sizeof(info));
+    CHECK_INT(acme_job_store_issued(root, ID, cur.key_pem, cur.key_len,
+                                    cur.chain, cur.chain_len, &st, &info,
+                                    err, sizeof(err)), ACME_JOB_STORED);
+    acme_cert_info_free(&info);
+    /* nothing kept: bundle.pem served as it is */
+    CHECK_INT(load_served(root, now, 60, &pem, &len, &next, &next_len, &at),
+              1);
+    CHECK(same_bundle(pem, len, &cur) && next == NULL && at == 0);
+    acme_bundle_free(pem, len);
+
+    memset(&info, 0, sizeof(info));
+    CHECK_INT(acme_job_store_issued(root, ID, ahead.key_pem, ahead.key_len,
+                                    ahead.chain, ahead.chain_len, &st, &info,
+                                    err, sizeof(err)), ACME_JOB_STORED);
+    nb = info.not_before;
+    CHECK(nb > now + 7000);
+    acme_cert_info_free(&info);
+    /* bundle.pem is the new one (nothing lost), previous.pem the old */
+    CHECK_INT(acme_store_load_bundle(root, ID, &pem, &len, err, sizeof(err)),
+              1);
+    CHECK(same_bundle(pem, len, &ahead));
+    acme_bundle_free(pem, len);
+    /* a restart: the old one served, the new one from nb - skew */
+    CHECK_INT(load_served(root, now, 60, &pem, &len, &next, &next_len, &at),
+              1);
+    CHECK(same_bundle(pem, len, &cur));
+    CHECK(same_bundle(next, next_len, &ahead));
+    CHECK_INT(at, nb - 60);
+    acme_bundle_free(pem, len);
+    acme_bundle_free(next, next_len);
+    /* within the skew, or once its time has come: the new one */
+    CHECK_INT(load_served(root, now, 7300, &pem, &len, &next, &next_len,
+                          &at), 1);
+    CHECK(same_bundle(pem, len, &ahead) && next == NULL && at == 0);
+    acme_bundle_free(pem, len);
+    CHECK_INT(load_served(root, nb, 60, &pem, &len, &next, &next_len, &at),
+              1);
+    CHECK(same_bundle(pem, len, &ahead) && next == NULL);
+    acme_bundle_free(pem, len);
+
+    /* the next certificate valid now: previous.pem goes */
+    memset(&info, 0, sizeof(info));
+    CHECK_INT(acme_job_store_issued(root, ID, later.key_pem, later.key_len,
+                                    later.chain, later.chain_len, &st, &info,
+                                    err, sizeof(err)), ACME_JOB_STORED);
+    acme_cert_info_free(&info);
+    pem = acme_sprintf("%s/certs/%s/previous.pem", root, ID);
+    CHECK(pem != NULL && access(pem, F_OK) != 0);
+    free(pem);
+
+    issued_free(&cur);
+    issued_free(&ahead);
+    issued_free(&later);
+    rm_root(root);
 }
