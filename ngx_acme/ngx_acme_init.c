@@ -242,24 +242,20 @@ ngx_acme_init_next_locked(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 {
     char              err[ACME_ERRLEN], msg[2 * ACME_ERRLEN];
     acme_cert_info_t  info;
-    ngx_acme_slot_t  *slot;
 
-    slot = cert->slot;
-
-    if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err)) != 0
-        || ngx_acme_shm_set_next_locked(amcf, slot, pem, len) != NGX_OK)
-    {
+    if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err)) != 0) {
         return;
     }
 
-    acme_job_status_set_pending(&slot->status, at, info.not_before,
-                                info.not_after, info.serial, info.issuer);
-
-    ngx_log_error(NGX_LOG_WARN, log, 0, "acme: certificate \"%V\": %s",
-                  &cert->id,
-                  acme_job_pending_text(info.serial, info.not_before,
-                                        (long long) ngx_time(), at, msg,
-                                        sizeof(msg)));
+    if (ngx_acme_shm_hold_locked(amcf, cert->slot, pem, len, &info, at)
+        == NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, log, 0, "acme: certificate \"%V\": %s",
+                      &cert->id,
+                      acme_job_pending_text(info.serial, info.not_before,
+                                            (long long) ngx_time(), at, msg,
+                                            sizeof(msg)));
+    }
 
     acme_cert_info_free(&info);
 }

@@ -86,8 +86,8 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
                                        cert->issuer->conf.clock_skew);
 
     if (activate_at) {
-        rc = ngx_acme_shm_set_next_locked(job->amcf, slot, (char *) bundle,
-                                          len);
+        rc = ngx_acme_shm_hold_locked(job->amcf, slot, (char *) bundle, len,
+                                      &job->info, activate_at);
 
     } else {
         rc = ngx_acme_shm_set_bundle_locked(job->amcf, slot, (char *) bundle,
@@ -100,11 +100,6 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
                                   msg, sizeof(msg)) + 1;
 
     if (rc == NGX_OK && activate_at) {
-        acme_job_status_set_pending(&slot->status, activate_at,
-                                    job->info.not_before,
-                                    job->info.not_after, job->info.serial,
-                                    job->info.issuer);
-
         /* written again once it is served (ngx_acme_job_activate) */
         slot->next_unsaved = (at != 0);
 

@@ -14,6 +14,8 @@
 
 
 static ngx_int_t ngx_acme_shm_init(ngx_shm_zone_t *shm_zone, void *data);
+static u_char *ngx_acme_shm_copy_locked(ngx_slab_pool_t *shpool,
+    const char *pem, size_t len);
 static void ngx_acme_shm_publish_locked(ngx_slab_pool_t *shpool,
     ngx_acme_slot_t *slot, u_char *p, size_t len, ngx_uint_t activate);
 
@@ -188,13 +190,10 @@ ngx_acme_shm_set_bundle_locked(ngx_acme_main_conf_t *amcf,
 
     shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
 
-    p = ngx_slab_alloc_locked(shpool, len + 1);
+    p = ngx_acme_shm_copy_locked(shpool, pem, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
-
-    ngx_memcpy(p, pem, len);
-    p[len] = '\0';
 
     ngx_acme_shm_publish_locked(shpool, slot, p, len, activate);
 
@@ -237,26 +236,43 @@ ngx_acme_shm_publish_locked(ngx_slab_pool_t *shpool, ngx_acme_slot_t *slot,
 }
 
 
+/* A NUL-terminated copy of pem in the slab. */
+static u_char *
+ngx_acme_shm_copy_locked(ngx_slab_pool_t *shpool, const char *pem, size_t len)
+{
+    u_char  *p;
+
+    p = ngx_slab_alloc_locked(shpool, len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, pem, len);
+    p[len] = '\0';
+
+    return p;
+}
+
+
 /*
- * Keeps an issued bundle that is not served yet (acme_job_activate_at) in
- * the slot, replacing one that waited; the bundle served stays.
+ * Keeps a bundle that is not to be served before at (acme_job_activate_at)
+ * in the slot, replacing one that waited, the status showing it pending;
+ * the bundle served stays.  The lease holder serves it at its time
+ * (ngx_acme_job_activate).
  */
 ngx_int_t
-ngx_acme_shm_set_next_locked(ngx_acme_main_conf_t *amcf,
-    ngx_acme_slot_t *slot, const char *pem, size_t len)
+ngx_acme_shm_hold_locked(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
+    const char *pem, size_t len, const acme_cert_info_t *info, long long at)
 {
     u_char           *p;
     ngx_slab_pool_t  *shpool;
 
     shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
 
-    p = ngx_slab_alloc_locked(shpool, len + 1);
+    p = ngx_acme_shm_copy_locked(shpool, pem, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
-
-    ngx_memcpy(p, pem, len);
-    p[len] = '\0';
 
     if (slot->next_bundle) {
         ngx_slab_free_locked(shpool, slot->next_bundle);
@@ -264,6 +280,9 @@ ngx_acme_shm_set_next_locked(ngx_acme_main_conf_t *amcf,
 
     slot->next_bundle = p;
     slot->next_bundle_len = len;
+
+    acme_job_status_set_pending(&slot->status, at, info->not_before,
+                                info->not_after, info->serial, info->issuer);
 
     return NGX_OK;
 }
