@@ -147,3 +147,16 @@ def test_future_certificate_waits_for_its_not_before(server, pebble_factory, wor
         assert not server.problems(), server.problems()
     finally:
         proxy.stop()
+
+
+def test_clock_skew_bad_value(server, pebble_factory, state_dir):
+    """clock_skew / AcmeClockSkew: 1 s to 1 day; another value is a
+    configuration error naming the directive and its line."""
+    p = pebble_factory(start=False)
+    server.write_managed(p, state_dir, issuer={"clock_skew": "2d"})
+    rc, out = server.test_config()
+    assert rc != 0, out
+    word = "clock_skew" if server.kind == "nginx" else "AcmeClockSkew"
+    assert word in out, out
+    line = server.conf_line(word)
+    assert ":%d" % line in out or "line %d" % line in out, (line, out)
