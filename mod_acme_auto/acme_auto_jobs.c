@@ -169,22 +169,15 @@ job_activate(job_t *j, long long now)
     }
     acme_bundle_free(j->next_pem, j->next_len);
     j->next_pem = NULL;
-    j->f.have_cert = 1;
-    j->f.names_ok = 1;
-    j->f.not_before = st.not_before;
-    j->f.not_after = st.not_after;
-    j->f.pending_not_before = 0;
-    j->f.pending_not_after = 0;
+    acme_job_facts_activate(&j->f);
     j->due_at = -1;
-    if (j->next_unsaved) {
-        /* the store refused it: written again from shm now */
-        j->next_unsaved = 0;
-        j->unsaved_tries = 1;
-        j->unsaved_at = now;
-    }
+    /* the store refused it: written again from shm now */
+    j->unsaved_tries = j->next_unsaved;
+    j->unsaved_at = j->next_unsaved ? now : 0;
+    j->next_unsaved = 0;
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: the "
-                 "certificate that waited for its notBefore is served now "
-                 "(serial %s)", j->c->id, st.serial);
+                 "certificate that waited for its notBefore is served now",
+                 j->c->id);
 }
 
 /* A bundle another driver wrote after our parent read the store (a child
@@ -555,14 +548,11 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     j->f.names_ok = 1;
     j->f.not_before = st.not_before;
     j->f.not_after = st.not_after;
-    if (j->next_pem) {
-        /* served at once: one that waited is obsolete */
-        acme_bundle_free(j->next_pem, j->next_len);
-        j->next_pem = NULL;
-        j->next_unsaved = 0;
-    }
-    j->f.pending_not_before = 0;
-    j->f.pending_not_after = 0;
+    /* served at once: one that waited is obsolete */
+    acme_bundle_free(j->next_pem, j->next_len);
+    j->next_pem = NULL;
+    j->next_unsaved = 0;
+    j->f.pending_not_before = j->f.pending_not_after = 0;
     acme_job_status_end(&st, &j->st, job_due_at(j));
     acme_auto_shm_set_bundle(j->c->slot, blob, blob_len, &st);
     acme_bundle_free(blob, blob_len);

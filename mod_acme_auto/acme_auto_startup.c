@@ -253,7 +253,7 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
 {
     acme_auto_slot_status_t st;
     char                    err[ACME_ERRLEN], *pem = NULL, *self;
-    char                   *next = NULL, until[32];
+    char                   *next = NULL;
     size_t                  len = 0, klen = 0, slen = 0, next_len = 0;
     long long               at = 0;
     EVP_PKEY               *key;
@@ -300,16 +300,10 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
          * the driving child holds it until then (job_sync_from_disk) */
         rc = acme_job_store_load_served(&cd, (long long) time(NULL),
                                         c->issuer->conf.clock_skew, &pem,
-                                        &len, &next, &next_len, &at, err,
-                                        sizeof(err));
+                                        &len, &next, &next_len, &at, NULL,
+                                        err, sizeof(err));
         acme_store_dir_close(&cd);
         acme_bundle_free(next, next_len);
-        if (next) {
-            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "mod_acme_auto: %s: "
-                         "the stored certificate is not valid yet, the one "
-                         "it replaced is served until %s", c->id,
-                         acme_time_rfc3339(at, until, sizeof(until)));
-        }
     }
     if (rc == 1) {
         if (len <= ACME_AUTO_BUNDLE_MAX

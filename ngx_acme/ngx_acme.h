@@ -346,8 +346,6 @@ ngx_int_t ngx_acme_shm_set_bundle_locked(ngx_acme_main_conf_t *amcf,
 ngx_int_t ngx_acme_shm_hold_locked(ngx_acme_main_conf_t *amcf,
     ngx_acme_slot_t *slot, const char *pem, size_t len,
     const acme_cert_info_t *info, long long at);
-void ngx_acme_shm_use_next_locked(ngx_acme_main_conf_t *amcf,
-    ngx_acme_slot_t *slot);
 void ngx_acme_shm_heartbeat(ngx_acme_main_conf_t *amcf, ngx_uint_t parsed);
 void ngx_acme_shm_activate(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_shm_set_info_locked(ngx_acme_slot_t *slot,

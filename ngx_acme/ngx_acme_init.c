@@ -11,9 +11,6 @@
 static void ngx_acme_init_store(ngx_cycle_t *cycle, ngx_acme_cert_t *cert,
     uid_t uid, gid_t gid, acme_store_dir_t *cd, u_char *store_err,
     size_t len);
-static void ngx_acme_init_next_locked(ngx_acme_main_conf_t *amcf,
-    ngx_acme_cert_t *cert, char *pem, size_t len, long long at,
-    ngx_log_t *log);
 
 
 /*
@@ -104,7 +101,7 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
     ngx_acme_cert_t      **certs, *cert;
     ngx_acme_slot_t       *slot;
     acme_store_dir_t       cd;
-    acme_cert_info_t       info;
+    acme_cert_info_t       info, next_info;
     acme_cert_state_t      st;
     ngx_acme_main_conf_t  *amcf;
 
@@ -177,8 +174,8 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
         /* a stored certificate not valid yet waits (previous.pem served) */
         rc = acme_job_store_load_served(&cd, (long long) ngx_time(),
                                         cert->issuer->conf.clock_skew, &pem,
-                                        &len, &next, &next_len, &at, err,
-                                        sizeof(err));
+                                        &len, &next, &next_len, &at,
+                                        &next_info, err, sizeof(err));
         if (rc == -1) {
             ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
                           "acme: certificate \"%V\": stored bundle "
@@ -206,9 +203,19 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
                 {
                     ngx_acme_shm_set_info_locked(slot, &info);
 
-                    if (next) {
-                        ngx_acme_init_next_locked(amcf, cert, next, next_len,
-                                                  at, cycle->log);
+                    /* it waits for the lease holder, as when issued */
+                    if (next
+                        && ngx_acme_shm_hold_locked(amcf, slot, next,
+                                                    next_len, &next_info, at)
+                           == NGX_OK)
+                    {
+                        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                                      "acme: certificate \"%V\": %s",
+                                      &cert->id,
+                                      acme_job_pending_text(next_info.serial,
+                                          next_info.not_before,
+                                          (long long) ngx_time(), at, err,
+                                          sizeof(err)));
                     }
                 }
 
@@ -224,38 +231,12 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
         ngx_acme_shm_unlock(amcf);
 
         acme_bundle_free(pem, len);
-        acme_bundle_free(next, next_len);
+
+        if (next) {
+            acme_bundle_free(next, next_len);
+            acme_cert_info_free(&next_info);
+        }
     }
 
     return NGX_OK;
-}
-
-
-/*
- * The stored bundle is not to be served before at (acme_job_activate_at):
- * the previous one is served, this one waits in the slot for the lease
- * holder (ngx_acme_job_activate), as after the order that issued it.
- */
-static void
-ngx_acme_init_next_locked(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
-    char *pem, size_t len, long long at, ngx_log_t *log)
-{
-    char              err[ACME_ERRLEN], msg[2 * ACME_ERRLEN];
-    acme_cert_info_t  info;
-
-    if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err)) != 0) {
-        return;
-    }
-
-    if (ngx_acme_shm_hold_locked(amcf, cert->slot, pem, len, &info, at)
-        == NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_WARN, log, 0, "acme: certificate \"%V\": %s",
-                      &cert->id,
-                      acme_job_pending_text(info.serial, info.not_before,
-                                            (long long) ngx_time(), at, msg,
-                                            sizeof(msg)));
-    }
-
-    acme_cert_info_free(&info);
 }

@@ -264,12 +264,11 @@ void
 ngx_acme_job_activate(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     ngx_log_t *log)
 {
-    char              serial[sizeof(((acme_job_status_t *) 0)->serial)];
-    ngx_uint_t        done;
+    ngx_int_t         rc;
     ngx_acme_slot_t  *slot;
 
     slot = cert->slot;
-    done = 0;
+    rc = NGX_DECLINED;
 
     ngx_acme_shm_lock(amcf);
 
@@ -277,28 +276,28 @@ ngx_acme_job_activate(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
         && slot->status.pending_at <= (long long) ngx_time()
         && ngx_acme_shm_fence_ok_locked(amcf, amcf->lease_gen))
     {
-        ngx_acme_shm_use_next_locked(amcf, slot);
+        /* a copy (the waiting one is freed); no room: the next tick */
+        rc = ngx_acme_shm_set_bundle_locked(amcf, slot,
+                                            (char *) slot->next_bundle,
+                                            slot->next_bundle_len, 0);
+    }
+
+    if (rc == NGX_OK) {
         acme_job_status_activate(&slot->status);
-        ngx_memcpy(serial, slot->status.serial, sizeof(serial));
         cert->ordered_gen = slot->generation;
 
-        if (slot->next_unsaved) {
-            /* the store refused it: written again from the zone now */
-            slot->unsaved_tries = 1;
-            slot->unsaved_at = (long long) ngx_time();
-            slot->unsaved_gen = slot->generation;
-            slot->next_unsaved = 0;
-        }
-
-        done = 1;
+        /* the store refused it: written again from the zone now */
+        slot->unsaved_tries = slot->next_unsaved;
+        slot->unsaved_at = slot->next_unsaved ? (long long) ngx_time() : 0;
+        slot->unsaved_gen = slot->generation;
+        slot->next_unsaved = 0;
     }
 
     ngx_acme_shm_unlock(amcf);
 
-    if (done) {
-        ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                      "acme: certificate \"%V\": the certificate that "
-                      "waited for its notBefore is served now (serial %s)",
-                      &cert->id, serial);
+    if (rc == NGX_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0, "acme: certificate \"%V\": "
+                      "the certificate that waited for its notBefore is "
+                      "served now", &cert->id);
     }
 }

@@ -16,8 +16,6 @@
 static ngx_int_t ngx_acme_shm_init(ngx_shm_zone_t *shm_zone, void *data);
 static u_char *ngx_acme_shm_copy_locked(ngx_slab_pool_t *shpool,
     const char *pem, size_t len);
-static void ngx_acme_shm_publish_locked(ngx_slab_pool_t *shpool,
-    ngx_acme_slot_t *slot, u_char *p, size_t len, ngx_uint_t activate);
 
 
 ngx_int_t
@@ -180,45 +178,34 @@ ngx_acme_shm_slot(ngx_acme_main_conf_t *amcf, ngx_str_t *id,
 }
 
 
-/* Replaces the slot's bundle and bumps its generation and the global one. */
+/*
+ * Replaces the slot's bundle and bumps its generation and the global one;
+ * a bundle that waited (ngx_acme_shm_hold_locked) is dropped: pem may be
+ * that one, served at its time.
+ */
 ngx_int_t
 ngx_acme_shm_set_bundle_locked(ngx_acme_main_conf_t *amcf,
     ngx_acme_slot_t *slot, const char *pem, size_t len, ngx_uint_t activate)
 {
     u_char           *p;
     ngx_slab_pool_t  *shpool;
+    ngx_acme_shctx_t *sh;
 
     shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
+    sh = shpool->data;
 
     p = ngx_acme_shm_copy_locked(shpool, pem, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_acme_shm_publish_locked(shpool, slot, p, len, activate);
-
-    if (slot->next_bundle) {
-        /* a newer one is served: the one that waited is obsolete */
-        ngx_slab_free_locked(shpool, slot->next_bundle);
-        slot->next_bundle = NULL;
-        slot->next_bundle_len = 0;
-    }
-
-    return NGX_OK;
-}
-
-
-/* p (slab) becomes the slot's bundle: a new generation for the workers. */
-static void
-ngx_acme_shm_publish_locked(ngx_slab_pool_t *shpool, ngx_acme_slot_t *slot,
-    u_char *p, size_t len, ngx_uint_t activate)
-{
-    ngx_acme_shctx_t  *sh;
-
-    sh = shpool->data;
-
     if (slot->bundle) {
         ngx_slab_free_locked(shpool, slot->bundle);
+    }
+
+    if (slot->next_bundle) {
+        ngx_slab_free_locked(shpool, slot->next_bundle);
+        slot->next_bundle = NULL;
     }
 
     slot->bundle = p;
@@ -233,6 +220,8 @@ ngx_acme_shm_publish_locked(ngx_slab_pool_t *shpool, ngx_acme_slot_t *slot,
         /* the master, before any worker exists */
         slot->active = slot->generation;
     }
+
+    return NGX_OK;
 }
 
 
@@ -285,27 +274,6 @@ ngx_acme_shm_hold_locked(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
                                 info->not_after, info->serial, info->issuer);
 
     return NGX_OK;
-}
-
-
-/* The waiting bundle becomes the one served (a new generation). */
-void
-ngx_acme_shm_use_next_locked(ngx_acme_main_conf_t *amcf,
-    ngx_acme_slot_t *slot)
-{
-    ngx_slab_pool_t  *shpool;
-
-    shpool = (ngx_slab_pool_t *) amcf->shm_zone->shm.addr;
-
-    if (slot->next_bundle == NULL) {
-        return;
-    }
-
-    ngx_acme_shm_publish_locked(shpool, slot, slot->next_bundle,
-                                slot->next_bundle_len, 0);
-
-    slot->next_bundle = NULL;
-    slot->next_bundle_len = 0;
 }
 
 

@@ -83,6 +83,21 @@ acme_job_due(const acme_job_facts_t *f, const acme_cert_state_t *st,
     return why;
 }
 
+void
+acme_job_facts_activate(acme_job_facts_t *f)
+{
+    if (f->pending_not_after == 0) {
+        return;
+    }
+    f->have_cert = 1;
+    f->loaded = 1;
+    f->names_ok = 1;
+    f->not_before = f->pending_not_before;
+    f->not_after = f->pending_not_after;
+    f->pending_not_before = 0;
+    f->pending_not_after = 0;
+}
+
 const char *
 acme_job_reason_text(acme_job_reason_t why)
 {

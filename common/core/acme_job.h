@@ -85,6 +85,9 @@ typedef struct {
  */
 acme_job_reason_t acme_job_due(const acme_job_facts_t *facts,
     const acme_cert_state_t *st, long long *at);
+/* The pending certificate is served now: it becomes the facts'
+ * certificate (loaded, names ok: our order's), none pending. */
+void acme_job_facts_activate(acme_job_facts_t *f);
 /* "no certificate yet", ..., for logs. */
 const char *acme_job_reason_text(acme_job_reason_t why);
 

@@ -56,7 +56,7 @@ acme_job_store_resave(const char *root, const char *id, const char *pem,
 int
 acme_job_store_load_served(const acme_store_dir_t *cd, long long now,
     long long skew, char **pem, size_t *len, char **next, size_t *next_len,
-    long long *at, char *err, size_t errlen)
+    long long *at, acme_cert_info_t *next_info, char *err, size_t errlen)
 {
     acme_cert_info_t  info, prev;
     char             *ppem = NULL, e[ACME_ERRLEN];
@@ -92,6 +92,10 @@ acme_job_store_load_served(const acme_store_dir_t *cd, long long now,
         *len = plen;
         *at = t;
         ppem = NULL;
+        if (next_info != NULL) {
+            *next_info = info;          /* the caller's to free */
+            memset(&info, 0, sizeof(info));
+        }
     }
     if (ppem != NULL) {
         OPENSSL_cleanse(ppem, plen);

@@ -44,13 +44,15 @@ int acme_job_store_resave(const char *root, const char *id, const char *pem,
  * from an opened certs/<id> directory.  bundle.pem (*pem, *len), unless
  * its certificate is not to be served yet by acme_job_activate_at (skew,
  * now) while previous.pem (see acme_store.h) holds a usable certificate
- * that is still valid: then *pem is previous.pem, *next bundle.pem and *at
- * the time it is to be served.  *next NULL otherwise.  Returns as
+ * that is still valid: then *pem is previous.pem, *next bundle.pem, *at
+ * the time it is to be served and *next_info (unless NULL; the caller
+ * frees it) its facts.  *next NULL otherwise.  Returns as
  * acme_store_load_bundle_at (1, 0 missing, -1 with err); the caller frees
  * both (acme_bundle_free) and checks *pem as any stored bundle.
  */
 int acme_job_store_load_served(const acme_store_dir_t *cert_dir,
     long long now, long long skew, char **pem, size_t *len, char **next,
-    size_t *next_len, long long *at, char *err, size_t errlen);
+    size_t *next_len, long long *at, acme_cert_info_t *next_info, char *err,
+    size_t errlen);
 
 #endif

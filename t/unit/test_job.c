@@ -415,4 +415,18 @@ UNIT_TEST(job_pending_status_and_due)
     f.not_after = T0 + 7200 + 90 * DAY;
     (void) acme_job_due(&f, NULL, &at2);
     CHECK_INT(at, at2);
+
+    /* served: the pending certificate becomes the facts' one */
+    f = facts(1, 0, 0);
+    f.pending_not_before = T0 + 7200;
+    f.pending_not_after = T0 + 7200 + 90 * DAY;
+    acme_job_facts_activate(&f);
+    CHECK(f.loaded && f.names_ok && f.pending_not_after == 0);
+    CHECK_INT(f.not_before, T0 + 7200);
+    CHECK_INT(f.not_after, T0 + 7200 + 90 * DAY);
+    CHECK_INT(acme_job_due(&f, NULL, &at), ACME_JOB_RENEW);
+    CHECK_INT(at, at2);
+    /* nothing pending: unchanged */
+    acme_job_facts_activate(&f);
+    CHECK_INT(f.not_before, T0 + 7200);
 }

@@ -346,7 +346,7 @@ load_served(const char *root, long long now, long long skew, char **pem,
         && acme_store_dir_open_cert(&cd, &rd, ID, 0, err, sizeof(err)) == 0)
     {
         rc = acme_job_store_load_served(&cd, now, skew, pem, len, next,
-                                        next_len, at, err, sizeof(err));
+                                        next_len, at, NULL, err, sizeof(err));
     }
     acme_store_dir_close(&cd);
     acme_store_dir_close(&rd);
