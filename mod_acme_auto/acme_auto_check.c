@@ -92,19 +92,6 @@ find_issuer(const char *name)
     return NULL;
 }
 
-static int
-cert_has_challenge(const acme_auto_cert_conf_t *cc, const char *type)
-{
-    size_t i;
-
-    for (i = 0; i < cc->n_challenges; i++) {
-        if (strcmp(cc->challenges[i], type) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 #define CHECK_FAIL(s, ...) do { \
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, (s), \
                      __VA_ARGS__); \
@@ -139,7 +126,8 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
         memcpy(cc->challenges, iss->conf.challenges, sizeof(cc->challenges));
         cc->n_challenges = iss->conf.n_challenges;
     }
-    else if (cert_has_challenge(cc, "dns-01")
+    else if (acme_job_challenges_has(cc->challenges, cc->n_challenges,
+                                     "dns-01")
              && !acme_dns_conf_used(&iss->conf.dns))
     {
         CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d) uses "
@@ -147,7 +135,8 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                    "AcmeDNSUpdate nor AcmeDNSHook to publish the TXT "
                    "records", cc->conf_file, cc->conf_line, iss->conf.name);
     }
-    if (cert_has_challenge(cc, "tls-alpn-01")
+    if (acme_job_challenges_has(cc->challenges, cc->n_challenges,
+                                "tls-alpn-01")
         && !vhost_has_protocol(s, "acme-tls/1"))
     {
         CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): <AcmeIssuer"

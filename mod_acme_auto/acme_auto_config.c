@@ -357,7 +357,8 @@ set_challenge(cmd_parms *cmd, void *dummy, const char *arg)
         return apr_psprintf(cmd->pool, "AcmeChallenge: unknown challenge "
                             "type '%s' (http-01, tls-alpn-01 or dns-01)", arg);
     }
-    if (acme_auto_issuer_has_challenge(cur_issuer, type))
+    if (acme_job_challenges_has(cur_issuer->conf.challenges,
+                                cur_issuer->conf.n_challenges, type))
     {
         return apr_psprintf(cmd->pool, "AcmeChallenge: %s is listed twice",
                             type);
@@ -365,20 +366,6 @@ set_challenge(cmd_parms *cmd, void *dummy, const char *arg)
     /* a list: tried in turn after failures (the first one first) */
     cur_issuer->conf.challenges[cur_issuer->conf.n_challenges++] = type;
     return NULL;
-}
-
-int
-acme_auto_issuer_has_challenge(const acme_auto_issuer_t *iss,
-    const char *type)
-{
-    size_t i;
-
-    for (i = 0; i < iss->conf.n_challenges; i++) {
-        if (strcmp(iss->conf.challenges[i], type) == 0) {
-            return 1;
-        }
-    }
-    return 0;
 }
 
 /* A timeout of AcmeDNSHook / AcmeDNSPropagationCheck, in the bounds of

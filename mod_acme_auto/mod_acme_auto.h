@@ -129,9 +129,6 @@ acme_auto_srv_conf(server_rec *s)
 extern const command_rec acme_auto_cmds[];
 void *acme_auto_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *acme_auto_merge_srv_conf(apr_pool_t *p, void *base, void *add);
-/* 1 when type is in the issuer's AcmeChallenge list. */
-int acme_auto_issuer_has_challenge(const acme_auto_issuer_t *iss,
-    const char *type);
 
 /* acme_auto_check.c */
 /* Cross-checks and builds acme_auto_g; writes nothing. OK or !OK (logged). */

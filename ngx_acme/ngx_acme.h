@@ -92,24 +92,6 @@
 typedef struct ngx_acme_job_s  ngx_acme_job_t;
 
 
-/* how an authorization is proven */
-#define NGX_ACME_HTTP_01           0
-#define NGX_ACME_TLS_ALPN_01       1
-#define NGX_ACME_DNS_01            2
-#define NGX_ACME_CHALLENGE_UNSET   ((ngx_int_t) -1)
-#define NGX_ACME_CHALLENGES_MAX    3
-
-
-/*
- * The challenge types to try, in order: the attempt after N consecutive
- * failures uses type[N % n] (n 0: not configured).
- */
-typedef struct {
-    ngx_uint_t                type[NGX_ACME_CHALLENGES_MAX];
-    ngx_uint_t                n;
-} ngx_acme_challenges_t;
-
-
 /* One "acme_issuer name { }" block. Strings are NUL-terminated. */
 typedef struct {
     ngx_str_t                 name;
@@ -133,7 +115,6 @@ typedef struct {
     ngx_flag_t                tos;
     ngx_str_t                 trusted;
     ngx_flag_t                verify;
-    ngx_acme_challenges_t     challenges;     /* type[0] first */
 
     ngx_ssl_t                 ssl;
     ngx_acme_http_conf_t      http;
@@ -174,7 +155,9 @@ typedef struct {
      * the order whose fence (lease generation, see acme_fence.h) is
      * stored here, and only while that fence is the current lease
      * generation; store_error: why the store cannot be written or an
-     * entry was refused, "" = fine.
+     * entry was refused, "" = fine.  failures, last_success, last_error
+     * follow st (acme_job_status_end wherever st changes them), as on
+     * Apache.
      */
     acme_fence_t              fence;
     acme_job_status_t         status;
@@ -228,9 +211,9 @@ typedef struct {
     ngx_acme_issuer_t        *issuer;
     ngx_array_t               names;          /* char *, NUL-terminated */
     acme_key_type_t           key_type;
-    ngx_uint_t                challenge;      /* challenges.type[0] */
-    ngx_acme_challenges_t     challenges;
-    const char               *types[NGX_ACME_CHALLENGES_MAX];  /* names */
+    /* tried in turn (acme_job_challenge): challenge= or the issuer's */
+    const char               *challenges[ACME_JOB_CHALLENGES_MAX];
+    size_t                    n_challenges;
     uint32_t                  rnd;            /* acme_job_seed(id) */
 
     u_char                   *file;           /* first acme_certificate */
@@ -259,8 +242,8 @@ typedef struct ngx_acme_srv_conf_s {
     ngx_str_t                 issuer_name;
     ngx_array_t              *names;          /* ngx_str_t, explicit names */
     ngx_int_t                 key_type;
-    ngx_int_t                 challenge;      /* -1: the issuer's */
-    ngx_acme_challenges_t     challenges;
+    const char               *challenges[ACME_JOB_CHALLENGES_MAX];
+    size_t                    n_challenges;   /* 0: the issuer's */
     u_char                   *file;
     ngx_uint_t                line;
 
@@ -314,12 +297,6 @@ void ngx_acme_conf_warn(ngx_log_t *log, u_char *file, ngx_uint_t line,
 
 /* ngx_acme_certificate.c */
 char *ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-ngx_int_t ngx_acme_challenge_parse(ngx_str_t *value);
-char *ngx_acme_challenges_add(ngx_acme_challenges_t *c, ngx_str_t *value);
-ngx_uint_t ngx_acme_cert_challenge(ngx_acme_cert_t *cert,
-    ngx_uint_t failures);
-ngx_uint_t ngx_acme_cert_uses(ngx_acme_cert_t *cert, ngx_uint_t type);
-const char *ngx_acme_challenge_name(ngx_uint_t type);
 
 /* ngx_acme_postconf.c */
 ngx_int_t ngx_acme_postconfiguration(ngx_conf_t *cf);
@@ -353,7 +330,7 @@ void ngx_acme_shm_set_info_locked(ngx_acme_slot_t *slot,
 ngx_uint_t ngx_acme_shm_fence_ok_locked(ngx_acme_main_conf_t *amcf,
     acme_fence_t fence);
 ngx_int_t ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf,
-    ngx_acme_slot_t *slot, acme_fence_t fence, ngx_uint_t type,
+    ngx_acme_slot_t *slot, acme_fence_t fence, acme_chal_type_t type,
     const char *identifier, const char *token, const char *key_authz);
 void ngx_acme_shm_token_del(ngx_acme_main_conf_t *amcf, const char *token,
     acme_fence_t fence);

@@ -1,111 +1,9 @@
 /*
- * ngx_http_acme_module: the acme_certificate directive and the lists of
- * challenge types (challenge=, the issuer's "challenge"), with what a
- * certificate's list says at run time.
+ * ngx_http_acme_module: the acme_certificate directive.
  */
 
 #include "ngx_acme.h"
 #include "acme_names.h"
-
-
-/* "http-01" -> NGX_ACME_HTTP_01, ...; NGX_ERROR when unknown. */
-ngx_int_t
-ngx_acme_challenge_parse(ngx_str_t *value)
-{
-    if (value->len == sizeof("http-01") - 1
-        && ngx_strncmp(value->data, "http-01", value->len) == 0)
-    {
-        return NGX_ACME_HTTP_01;
-    }
-
-    if (value->len == sizeof("tls-alpn-01") - 1
-        && ngx_strncmp(value->data, "tls-alpn-01", value->len) == 0)
-    {
-        return NGX_ACME_TLS_ALPN_01;
-    }
-
-    if (value->len == sizeof("dns-01") - 1
-        && ngx_strncmp(value->data, "dns-01", value->len) == 0)
-    {
-        return NGX_ACME_DNS_01;
-    }
-
-    return NGX_ERROR;
-}
-
-
-/* Appends one type to a list: NULL, or why not. */
-char *
-ngx_acme_challenges_add(ngx_acme_challenges_t *c, ngx_str_t *value)
-{
-    ngx_int_t   n;
-    ngx_uint_t  i;
-
-    n = ngx_acme_challenge_parse(value);
-
-    if (n == NGX_ERROR) {
-        return "invalid challenge type (expected http-01, tls-alpn-01 or "
-               "dns-01)";
-    }
-
-    for (i = 0; i < c->n; i++) {
-        if (c->type[i] == (ngx_uint_t) n) {
-            return "is listed twice";
-        }
-    }
-
-    if (c->n == NGX_ACME_CHALLENGES_MAX) {
-        return "too many challenge types";
-    }
-
-    c->type[c->n++] = (ngx_uint_t) n;
-
-    return NULL;
-}
-
-
-/* The type of the attempt that follows "failures" consecutive failures. */
-ngx_uint_t
-ngx_acme_cert_challenge(ngx_acme_cert_t *cert, ngx_uint_t failures)
-{
-    if (cert->challenges.n == 0) {
-        return cert->challenge;
-    }
-
-    return cert->challenges.type[acme_job_challenge_index(
-                                     cert->challenges.n, (unsigned) failures)];
-}
-
-
-/* Whether any attempt of cert may use that type. */
-ngx_uint_t
-ngx_acme_cert_uses(ngx_acme_cert_t *cert, ngx_uint_t type)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < cert->challenges.n; i++) {
-        if (cert->challenges.type[i] == type) {
-            return 1;
-        }
-    }
-
-    return cert->challenge == type;
-}
-
-
-/* The ACME name of a challenge type (the engine's challenge_type). */
-const char *
-ngx_acme_challenge_name(ngx_uint_t type)
-{
-    switch (type) {
-    case NGX_ACME_TLS_ALPN_01:
-        return "tls-alpn-01";
-    case NGX_ACME_DNS_01:
-        return "dns-01";
-    default:
-        return "http-01";
-    }
-}
 
 
 /* acme_certificate issuer [names...] [key=spec] [challenge=type] */
@@ -115,15 +13,13 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_acme_srv_conf_t  *head = conf;
 
     char                       name[ACME_NAME_BUFLEN], err[ACME_ERRLEN];
-    u_char                    *p, *last_p, *comma;
-    ngx_str_t                 *value, *s, type;
+    ngx_str_t                 *value, *s;
     ngx_uint_t                 i;
-    const char                *why;
     ngx_array_t               *fallback_names;
     acme_key_type_t            kt;
     ngx_acme_main_conf_t      *amcf;
     ngx_http_server_name_t    *sn;
-    ngx_acme_srv_conf_t       *ascf, **last;
+    ngx_acme_srv_conf_t       *ascf, *prev, **last;
     ngx_http_core_srv_conf_t  *cscf;
 
     /* a further certificate of the server, e.g. for another key type */
@@ -135,7 +31,6 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         ascf->key_type = -1;
-        ascf->challenge = NGX_ACME_CHALLENGE_UNSET;
 
         for (last = &head->next; *last; last = &(*last)->next) {
             /* void */
@@ -179,29 +74,20 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             /* challenge=type[,type...]: tried in turn after failures */
 
-            p = value[i].data + 10;
-            last_p = value[i].data + value[i].len;
-            ascf->challenges.n = 0;
+            ascf->n_challenges = 0;
 
-            do {
-                comma = ngx_strlchr(p, last_p, ',');
+            if (acme_job_challenges_parse((char *) value[i].data + 10,
+                                          ascf->challenges,
+                                          &ascf->n_challenges, err,
+                                          sizeof(err))
+                != 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" in \"acme_certificate\": %s",
+                                   &value[i], err);
+                return NGX_CONF_ERROR;
+            }
 
-                type.data = p;
-                type.len = (comma ? comma : last_p) - p;
-
-                why = ngx_acme_challenges_add(&ascf->challenges, &type);
-                if (why) {
-                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                       "\"%V\" in \"acme_certificate\": "
-                                       "\"%V\" %s", &value[i], &type, why);
-                    return NGX_CONF_ERROR;
-                }
-
-                p = comma ? comma + 1 : last_p;
-
-            } while (comma);
-
-            ascf->challenge = ascf->challenges.type[0];
             continue;
         }
 
@@ -244,6 +130,21 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (ascf->key_type == -1) {
         ascf->key_type = ACME_KEY_DEFAULT;
+    }
+
+    /* one certificate per key type: OpenSSL holds one of each type and
+     * picks by the client's signature algorithms (as on Apache) */
+
+    for (prev = head; prev != ascf; prev = prev->next) {
+        if (prev->key_type == ascf->key_type) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"acme_certificate\" repeats the one in "
+                               "%s:%ui with the same key type (add "
+                               "key=ecdsa:256 / key=rsa:2048 to have one "
+                               "certificate of each type)",
+                               prev->file, prev->line);
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (ascf != head) {

@@ -187,6 +187,7 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
         ngx_acme_shm_lock(amcf);
 
         slot->st = st;
+        acme_job_status_end(&slot->status, &st, slot->status.next_renewal);
 
         if (rc == -1) {
             /* e.g. a refused symlink: the status says why nothing is served */

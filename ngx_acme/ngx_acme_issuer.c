@@ -147,7 +147,7 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       NGX_CONF_1MORE,
       ngx_acme_issuer_challenge,
       0,
-      ngx_acme_issuer_offset(challenges),
+      0,
       NULL },
 
     { ngx_string("dns_update"),
@@ -368,7 +368,6 @@ static char *
 ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
 {
     size_t                  i, n;
-    ngx_str_t               s;
     ngx_uint_t              line;
     acme_issuer_problem_t   pr[4];
 
@@ -377,13 +376,6 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
     }
 
     issuer->conf.state_root = "/var/lib/nginx/acme/";
-
-    for (i = 0; i < issuer->challenges.n; i++) {
-        issuer->conf.challenges[i] =
-                         ngx_acme_challenge_name(issuer->challenges.type[i]);
-    }
-
-    issuer->conf.n_challenges = issuer->challenges.n;
 
     n = acme_issuer_check_startup(&issuer->conf, ngx_acme_issuer_words, pr, 4);
 
@@ -403,15 +395,6 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
 
     ngx_conf_init_value(issuer->tos, 0);
     ngx_conf_init_value(issuer->verify, 1);
-
-    s.data = (u_char *) issuer->conf.challenges[0];
-    s.len = ngx_strlen(s.data);
-
-    if (issuer->challenges.n == 0
-        && ngx_acme_challenges_add(&issuer->challenges, &s) != NULL)
-    {
-        return NGX_CONF_ERROR;
-    }
 
     issuer->ssl.log = cf->log;
 
@@ -639,24 +622,36 @@ ngx_acme_issuer_challenge(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_acme_issuer_t  *issuer = conf;
 
-    char        *rv;
+    char         err[ACME_ERRLEN];
     ngx_str_t   *value;
     ngx_uint_t   i;
 
-    if (issuer->challenges.n) {
+    if (issuer->conf.n_challenges) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     for (i = 1; i < cf->args->nelts; i++) {
-        rv = ngx_acme_challenges_add(&issuer->challenges, &value[i]);
 
-        if (rv != NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%V\" in \"challenge\": %s", &value[i], rv);
-            return NGX_CONF_ERROR;
+        /* one type a word (challenge=, not this, takes a comma list) */
+
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, ',')) {
+            ngx_cpystrn((u_char *) err, (u_char *) "list the types as "
+                        "separate words", sizeof(err));
+
+        } else if (acme_job_challenges_parse((char *) value[i].data,
+                                             issuer->conf.challenges,
+                                             &issuer->conf.n_challenges,
+                                             err, sizeof(err))
+                   == 0)
+        {
+            continue;
         }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" in \"challenge\": %s", &value[i], err);
+        return NGX_CONF_ERROR;
     }
 
     issuer->challenge_line = cf->conf_file->line;

@@ -150,8 +150,9 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     if (ok) {
         cert->slot->fence = job->fence;
         acme_job_status_begin(&cert->slot->status,
-                              ngx_acme_challenge_name(ngx_acme_cert_challenge(
-                                  cert, cert->slot->st.failures)),
+                              acme_job_challenge(cert->challenges,
+                                                 cert->n_challenges,
+                                                 cert->slot->st.failures),
                               NULL);
         acme_sched_attempt_begin(&cert->slot->st, (long long) ngx_time(),
                                  (long) ngx_pid);
@@ -486,9 +487,9 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
 {
     int                   rc;
     char                  err[ACME_ERRLEN], *url;
+    const char           *type;
     ngx_acme_cert_t      *cert;
     ngx_acme_issuer_t    *issuer;
-    ngx_uint_t            type;
     acme_job_conf_t       conf;
     acme_order_config_t   oc;
 
@@ -539,18 +540,18 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
     /* a challenge list: after N consecutive failures, type[N % n] */
 
     ngx_acme_shm_lock(job->amcf);
-    type = ngx_acme_cert_challenge(cert, cert->slot->st.failures);
+    type = acme_job_challenge(cert->challenges, cert->n_challenges,
+                              cert->slot->st.failures);
 
     if (ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
-        ngx_cpystrn((u_char *) cert->slot->status.challenge,
-                    (u_char *) ngx_acme_challenge_name(type),
+        ngx_cpystrn((u_char *) cert->slot->status.challenge, (u_char *) type,
                     sizeof(cert->slot->status.challenge));
     }
 
     ngx_acme_shm_unlock(job->amcf);
 
     ngx_acme_job_conf(job, &conf);
-    acme_job_order_config(&oc, &conf, ngx_acme_challenge_name(type),
+    acme_job_order_config(&oc, &conf, type,
                           job->account_key, job->account_url, job->cert_key);
 
     err[0] = '\0';
@@ -661,8 +662,8 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
 
     /* the type this attempt used leads the error: the next may differ */
 
-    type = ngx_acme_challenge_name(ngx_acme_cert_challenge(cert,
-                                                           job->st.failures));
+    type = acme_job_challenge(cert->challenges, cert->n_challenges,
+                              job->st.failures);
 
     acme_job_failed(&job->st, type, msg, (long long) now, retry_after,
                     cert->issuer->conf.retry_delay, cert->rnd);

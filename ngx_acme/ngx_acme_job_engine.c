@@ -23,9 +23,9 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 {
     long long         now;
     ngx_int_t         rc;
-    ngx_uint_t        type;
     ngx_msec_t        delay;
     acme_action_t     act;
+    acme_chal_type_t  type;
     const char       *chain;
     char              errbuf[ACME_ERRLEN];
 
@@ -96,7 +96,7 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 
             type = (act.challenge_type
                     && ngx_strcmp(act.challenge_type, "tls-alpn-01") == 0)
-                   ? NGX_ACME_TLS_ALPN_01 : NGX_ACME_HTTP_01;
+                   ? ACME_CHAL_TLS_ALPN_01 : ACME_CHAL_HTTP_01;
 
             rc = ngx_acme_shm_token_add(job->amcf, job->cert->slot,
                                         job->fence, type, act.identifier,
@@ -111,10 +111,11 @@ ngx_acme_job_run(ngx_acme_job_t *job)
                 ngx_log_error(NGX_LOG_ERR, job->log, 0,
                               "acme: certificate \"%V\": cannot publish "
                               "%s token \"%s\" (%s)", &job->cert->id,
-                              ngx_acme_challenge_name(type), act.token,
+                              type == ACME_CHAL_TLS_ALPN_01
+                              ? "tls-alpn-01" : "http-01", act.token,
                               rc == NGX_DECLINED ? "malformed" : "zone full");
 
-            } else if (type == NGX_ACME_TLS_ALPN_01) {
+            } else if (type == ACME_CHAL_TLS_ALPN_01) {
                 ngx_log_error(NGX_LOG_INFO, job->log, 0,
                               "acme: certificate \"%V\": tls-alpn-01 "
                               "pending for \"%s\"", &job->cert->id,

@@ -175,7 +175,6 @@ ngx_acme_create_srv_conf(ngx_conf_t *cf)
     }
 
     ascf->key_type = -1;
-    ascf->challenge = NGX_ACME_CHALLENGE_UNSET;
 
     return ascf;
 }

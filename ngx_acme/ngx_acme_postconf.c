@@ -117,7 +117,8 @@ ngx_acme_cert_names(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
     acme_names_t              set;
     ngx_http_server_name_t   *sn;
 
-    flags = (cert->challenges.n == 1 && cert->challenge == NGX_ACME_DNS_01)
+    flags = (cert->n_challenges == 1
+             && ngx_strcmp(cert->challenges[0], "dns-01") == 0)
             ? ACME_NAMES_DNS01 : 0;
 
     if (ascf->names) {
@@ -267,10 +268,10 @@ failed:
 ngx_int_t
 ngx_acme_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_uint_t                  s, i, same;
+    ngx_uint_t                  s, i, k, same;
     ngx_acme_cert_t            *cert, **certs, **cp;
     ngx_acme_issuer_t          *issuer, **issuers;
-    ngx_acme_srv_conf_t        *ascf, *head, *prev;
+    ngx_acme_srv_conf_t        *ascf, *head;
     ngx_acme_main_conf_t       *amcf;
     ngx_http_ssl_srv_conf_t    *sscf;
     ngx_http_core_loc_conf_t   *clcf;
@@ -325,14 +326,13 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 
             cert->issuer = issuer;
             cert->key_type = (acme_key_type_t) ascf->key_type;
-            cert->challenges = (ascf->challenge != NGX_ACME_CHALLENGE_UNSET)
-                               ? ascf->challenges : issuer->challenges;
-            cert->challenge = cert->challenges.type[0];
-
-            for (i = 0; i < cert->challenges.n; i++) {
-                cert->types[i] = ngx_acme_challenge_name(
-                                                  cert->challenges.type[i]);
-            }
+            cert->n_challenges = ascf->n_challenges
+                                 ? ascf->n_challenges
+                                 : issuer->conf.n_challenges;
+            ngx_memcpy(cert->challenges, ascf->n_challenges
+                                         ? ascf->challenges
+                                         : issuer->conf.challenges,
+                       sizeof(cert->challenges));
 
             if (ngx_acme_cert_names(cf, cscf, ascf, cert) != NGX_OK) {
                 return NGX_ERROR;
@@ -362,14 +362,17 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                 return NGX_ERROR;
             }
 
-            if (ngx_acme_cert_uses(cert, NGX_ACME_DNS_01)
+            /* the issuer's own list is the issuer check's (as on Apache) */
+
+            if (acme_job_challenges_has(ascf->challenges, ascf->n_challenges,
+                                        "dns-01")
                 && !acme_dns_conf_used(&issuer->conf.dns))
             {
                 ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                    "\"acme_certificate\" uses dns-01, but "
-                                    "\"acme_issuer %V\" has neither "
-                                    "\"dns_update\" nor \"dns_hook\"",
-                                    &issuer->name);
+                                    "\"acme_certificate\" uses "
+                                    "challenge=dns-01, but \"acme_issuer %V\" "
+                                    "has neither \"dns_update\" nor "
+                                    "\"dns_hook\"", &issuer->name);
                 return NGX_ERROR;
             }
 
@@ -390,11 +393,12 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                            cert->names.nelts);
 
                 same = (same && certs[i]->issuer == cert->issuer
-                        && certs[i]->challenges.n == cert->challenges.n
-                        && ngx_memcmp(certs[i]->challenges.type,
-                                      cert->challenges.type,
-                                      cert->challenges.n * sizeof(ngx_uint_t))
-                           == 0);
+                        && certs[i]->n_challenges == cert->n_challenges);
+
+                for (k = 0; same && k < cert->n_challenges; k++) {
+                    same = (ngx_strcmp(certs[i]->challenges[k],
+                                       cert->challenges[k]) == 0);
+                }
 
                 /* the same names in another order: the same certificate */
 
@@ -430,23 +434,11 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                 *cp = cert;
             }
 
-            /* a second line for the same certificate: a mistake, as on
-             * Apache (an ECDSA + RSA pair are two certificates) */
-
-            for (prev = head; prev != ascf; prev = prev->next) {
-                if (prev->cert == cert) {
-                    ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                        "\"acme_certificate\" repeats the "
-                                        "one in %s:%ui (the same issuer, key "
-                                        "type and names)",
-                                        prev->file, prev->line);
-                    return NGX_ERROR;
-                }
-            }
-
             ascf->cert = cert;
 
-            if (ngx_acme_cert_uses(cert, NGX_ACME_TLS_ALPN_01)) {
+            if (acme_job_challenges_has(cert->challenges, cert->n_challenges,
+                                        "tls-alpn-01"))
+            {
                 amcf->tls_alpn = 1;
             }
         }

@@ -422,7 +422,7 @@ ngx_acme_shm_owner(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot)
  */
 ngx_int_t
 ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
-    acme_fence_t fence, ngx_uint_t type, const char *identifier,
+    acme_fence_t fence, acme_chal_type_t type, const char *identifier,
     const char *token, const char *key_authz)
 {
     int                rc;
@@ -437,10 +437,7 @@ ngx_acme_shm_token_add(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
         return NGX_BUSY;
     }
 
-    rc = acme_chal_table_add(sh->tokens,
-                             type == NGX_ACME_TLS_ALPN_01
-                             ? ACME_CHAL_TLS_ALPN_01 : ACME_CHAL_HTTP_01,
-                             identifier, token, key_authz,
+    rc = acme_chal_table_add(sh->tokens, type, identifier, token, key_authz,
                              ngx_acme_shm_owner(amcf, slot), fence);
 
     ngx_acme_shm_unlock(amcf);

@@ -74,10 +74,6 @@ ngx_acme_status_handler(ngx_http_request_t *r)
 
             *rec = slot->status;
             rec->have_cert = (slot->bundle != NULL);
-            rec->failures = slot->st.failures;
-            rec->last_success = slot->st.last_success;
-            ngx_memcpy(rec->last_error, slot->st.last_error,
-                       sizeof(rec->last_error));
 
             if (slot->bundle && slot->active != slot->generation) {
                 /* issued, waiting until every worker has parsed it */
@@ -87,12 +83,10 @@ ngx_acme_status_handler(ngx_http_request_t *r)
             }
 
             ngx_acme_shm_unlock(amcf);
-
-            rec->last_error[sizeof(rec->last_error) - 1] = '\0';
         }
 
-        acme_job_status_view(rec, (long long) now, cert->types,
-                             cert->challenges.n, c);
+        acme_job_status_view(rec, (long long) now, cert->challenges,
+                             cert->n_challenges, c);
 
         c->id = (char *) cert->id.data;
         c->names = (const char *const *) cert->names.elts;

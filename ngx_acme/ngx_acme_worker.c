@@ -246,7 +246,7 @@ ngx_acme_unfinished(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     alive = ((ngx_pid_t) st->attempt_pid != ngx_pid
              && acme_process_alive(st->attempt_pid));
 
-    if (!acme_job_unfinished(st, cert->types, cert->challenges.n,
+    if (!acme_job_unfinished(st, cert->challenges, cert->n_challenges,
                              (long long) now, alive,
                              cert->issuer->conf.retry_delay, cert->rnd))
     {
@@ -291,8 +291,8 @@ ngx_acme_alpn_busy(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
 
     certs = amcf->certs.elts;
 
-    type = ngx_acme_challenge_name(ngx_acme_cert_challenge(cert,
-                                                  cert->slot->st.failures));
+    type = acme_job_challenge(cert->challenges, cert->n_challenges,
+                              cert->slot->st.failures);
 
     for (i = 0; i < amcf->certs.nelts; i++) {
         other = certs[i];
@@ -308,8 +308,8 @@ ngx_acme_alpn_busy(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
 
         if (acme_job_alpn_conflict(type,
                   (const char *const *) cert->names.elts, cert->names.nelts,
-                  ngx_acme_challenge_name(ngx_acme_cert_challenge(other,
-                                                                  failures)),
+                  acme_job_challenge(other->challenges, other->n_challenges,
+                                     failures),
                   (const char *const *) other->names.elts,
                   other->names.nelts))
         {

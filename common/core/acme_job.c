@@ -177,11 +177,24 @@ acme_job_last_challenge(const char *const *types, size_t n,
 }
 
 int
+acme_job_challenges_has(const char *const *types, size_t n, const char *type)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(types[i], type) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
 acme_job_challenges_parse(const char *list, const char **types, size_t *n,
     char *err, size_t errlen)
 {
     const char *p = list, *end;
-    size_t      len, i, k;
+    size_t      len, i;
 
     if (list == NULL || *list == '\0') {
         return acme_err(err, errlen, "an empty challenge list");
@@ -200,11 +213,9 @@ acme_job_challenges_parse(const char *list, const char **types, size_t *n,
             return acme_err(err, errlen, "unknown challenge type \"%.*s\" "
                             "(http-01, tls-alpn-01 or dns-01)", (int) len, p);
         }
-        for (k = 0; k < *n; k++) {
-            if (types[k] == job_types[i]) {
-                return acme_err(err, errlen, "challenge type \"%s\" given "
-                                "twice", job_types[i]);
-            }
+        if (acme_job_challenges_has(types, *n, job_types[i])) {
+            return acme_err(err, errlen, "challenge type \"%s\" is listed "
+                            "twice", job_types[i]);
         }
         if (*n >= ACME_JOB_CHALLENGES_MAX) {
             return acme_err(err, errlen, "at most %d challenge types",

@@ -130,6 +130,9 @@ size_t acme_job_challenge_index(size_t n, unsigned failures);
 /* The type of the last attempt: that of failures - 1, types[0] when 0. */
 const char *acme_job_last_challenge(const char *const *types, size_t n,
     unsigned failures);
+/* 1 when type is in the list (some attempt may use it), else 0. */
+int acme_job_challenges_has(const char *const *types, size_t n,
+    const char *type);
 
 /*
  * Parses a per-certificate or per-issuer challenge list: "http-01",

@@ -372,6 +372,24 @@ def test_certificate_twice_names_both_lines(server, cfg_pebble, state_dir):
     assert server.config_ok in out, out
 
 
+def test_key_type_twice_names_both_lines(server, cfg_pebble, state_dir):
+    """Two certificates of one key type in one server / vhost, for other
+    names (one of them the default key type, the other given): refused at
+    the second line, naming the first, as the server holds one certificate
+    per key type."""
+    text = server.conf(cfg_pebble, state_dir, cert_args="a.example.test b.example.test")
+    server.raw.write_conf(_repeat_cert(server, text).replace(
+        "pebble b.example.test a.example.test", "pebble b.example.test key=ecdsa:256"))
+    rc, out = server.test_config()
+    assert rc != 0, out
+    assert server.config_ok not in out, out
+    assert "same key type" in out, out
+    first = server.conf_line("pebble a.example.test b.example.test")
+    second = server.conf_line("pebble b.example.test key=ecdsa:256")
+    assert first < second
+    assert set(_reported_lines(out, server.raw.conf_path)) == {first, second}, out
+
+
 # The server names of test_names_outside_server_name_are_warned_about:
 # exact, "*.suffix" (both servers, any depth), "prefix.*" (both); nginx's
 # ".suffix" (Apache has no such form: its "d" names are spelled out).

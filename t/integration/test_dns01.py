@@ -289,6 +289,11 @@ def _config_case(server, case, workdir):
                          "challenge dns-01" if nginx else "<AcmeIssuer pebble>",
                          ["dns_update"] if nginx
                          else ["dns-01", "neither AcmeDNSUpdate nor AcmeDNSHook"]),
+        # a certificate's own challenge=dns-01: at its line, on both servers
+        "cert-no-publisher": ([], "challenge=dns-01",
+                              "acme_certificate" if nginx else "AcmeCertificate",
+                              ["challenge=dns-01", "neither",
+                               "dns_update" if nginx else "AcmeDNSUpdate"]),
         # the names on the certificate line
         "wildcard-http01": ([], " ".join(NAMES),
                             "acme_certificate" if nginx else "AcmeCertificate",
@@ -320,7 +325,7 @@ def _config_case(server, case, workdir):
     }[case]
 
 
-@pytest.mark.parametrize("case", ["no-publisher", "wildcard-http01", "wildcard-list",
+@pytest.mark.parametrize("case", ["no-publisher", "cert-no-publisher", "wildcard-http01", "wildcard-list",
                                   "missing-key-file",
                                   "bad-key-file", "bad-inline-secret", "bad-server"])
 def test_dns01_config_errors(server, case, pebble_factory, workdir, state_dir):

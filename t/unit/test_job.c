@@ -130,7 +130,7 @@ UNIT_TEST(job_challenges_parse)
     CHECK_INT(n, 3);
     CHECK_INT(acme_job_challenges_parse("http-01", t, &n, err, sizeof(err)),
               -1);
-    CHECK(strstr(err, "twice") != NULL);
+    CHECK(strstr(err, "\"http-01\" is listed twice") != NULL);
 
     n = 0;
     CHECK_INT(acme_job_challenges_parse("http-02", t, &n, err, sizeof(err)),
@@ -142,6 +142,17 @@ UNIT_TEST(job_challenges_parse)
     CHECK_INT(acme_job_challenges_parse("", t, &n, err, sizeof(err)), -1);
     CHECK_INT(acme_job_challenges_parse("HTTP-01", t, &n, err, sizeof(err)),
               -1);
+}
+
+UNIT_TEST(job_challenges_has)
+{
+    const char *t[] = { "http-01", "dns-01" };
+
+    CHECK_INT(acme_job_challenges_has(t, 2, "dns-01"), 1);
+    CHECK_INT(acme_job_challenges_has(t, 2, "http-01"), 1);
+    CHECK_INT(acme_job_challenges_has(t, 2, "tls-alpn-01"), 0);
+    CHECK_INT(acme_job_challenges_has(t, 1, "dns-01"), 0);
+    CHECK_INT(acme_job_challenges_has(NULL, 0, "http-01"), 0);
 }
 
 UNIT_TEST(job_alpn_conflict_case_insensitive)
