@@ -72,6 +72,14 @@ def test_retry_delay_first_steps(kind, request, pebble_factory, state_dir):
                and "error" in ln for ln in lines), srv.error_log()[-3000:]
     assert srv.running()
 
+    # a restart shows the persisted failures at once (the status record is
+    # filled from state.json at start); the next attempt is about 20 s
+    # away, one more failure may have come by then on a slow machine
+    srv.stop()
+    srv.start()
+    c = status_cert(get_status())
+    assert c["consecutive_failures"] >= 2 and c["last_error"], c
+
 
 @pytest.mark.parametrize("kind", ["nginx", "apache"])
 def test_retry_delay_bad_value(kind, request, pebble_factory, state_dir):
