@@ -333,7 +333,8 @@ set_clock_skew(cmd_parms *cmd, void *dummy, const char *arg)
 static const char *
 set_challenge(cmd_parms *cmd, void *dummy, const char *arg)
 {
-    const char *err = in_issuer(cmd), *type;
+    const char *err = in_issuer(cmd);
+    char        msg[ACME_ERRLEN], *type;
 
     (void) dummy;
     if (err) {
@@ -344,27 +345,19 @@ set_challenge(cmd_parms *cmd, void *dummy, const char *arg)
                "the types on one line: they are tried in turn)";
     }
     cur_challenge = cmd->directive;
-    if (strcasecmp(arg, "http-01") == 0) {
-        type = "http-01";
+    /* one type a word (challenge= takes a comma list), any case; a list:
+     * tried in turn after failures (the first one first) */
+    type = apr_pstrdup(cmd->temp_pool, arg);
+    ap_str_tolower(type);
+    if (strchr(type, ',') != NULL) {
+        return "AcmeChallenge: list the types as separate words";
     }
-    else if (strcasecmp(arg, "tls-alpn-01") == 0) {
-        type = "tls-alpn-01";
-    }
-    else if (strcasecmp(arg, "dns-01") == 0) {
-        type = "dns-01";
-    }
-    else {
-        return apr_psprintf(cmd->pool, "AcmeChallenge: unknown challenge "
-                            "type '%s' (http-01, tls-alpn-01 or dns-01)", arg);
-    }
-    if (acme_job_challenges_has(cur_issuer->conf.challenges,
-                                cur_issuer->conf.n_challenges, type))
+    if (acme_job_challenges_parse(type, cur_issuer->conf.challenges,
+                                  &cur_issuer->conf.n_challenges, msg,
+                                  sizeof(msg)) != 0)
     {
-        return apr_psprintf(cmd->pool, "AcmeChallenge: %s is listed twice",
-                            type);
+        return apr_psprintf(cmd->pool, "AcmeChallenge: '%s': %s", arg, msg);
     }
-    /* a list: tried in turn after failures (the first one first) */
-    cur_issuer->conf.challenges[cur_issuer->conf.n_challenges++] = type;
     return NULL;
 }
 

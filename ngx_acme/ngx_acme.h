@@ -5,7 +5,7 @@
  *   ngx_acme_module.c     the module and directive tables, create/merge
  *                         configuration, acme_shared_zone, conf messages
  *   ngx_acme_certificate.c
- *                         acme_certificate, the lists of challenge types
+ *                         acme_certificate
  *   ngx_acme_postconf.c   postconfiguration: certificates, names, checks
  *   ngx_acme_init.c       init_module (master): store directories, stored
  *                         certificates into the zone

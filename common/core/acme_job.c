@@ -154,19 +154,13 @@ acme_job_pending_text(const char *serial, long long not_before,
 
 /* -- which challenge --------------------------------------------------- */
 
-size_t
-acme_job_challenge_index(size_t n, unsigned failures)
-{
-    return n ? failures % n : 0;
-}
-
 const char *
 acme_job_challenge(const char *const *types, size_t n, unsigned failures)
 {
     if (types == NULL || n == 0) {
         return job_types[0];
     }
-    return types[acme_job_challenge_index(n, failures)];
+    return types[failures % n];
 }
 
 const char *

@@ -124,9 +124,6 @@ const char *acme_job_pending_text(const char *serial, long long not_before,
  */
 const char *acme_job_challenge(const char *const *types, size_t n,
     unsigned failures);
-/* The index in a list of n of that attempt's type (0 when n is 0), for a
- * host that keeps its list in another form. */
-size_t acme_job_challenge_index(size_t n, unsigned failures);
 /* The type of the last attempt: that of failures - 1, types[0] when 0. */
 const char *acme_job_last_challenge(const char *const *types, size_t n,
     unsigned failures);

@@ -130,15 +130,16 @@ def test_ip_identifier(server, challenge, cert_args, dns_names, pebble, root_fil
 
 
 # both servers word an unknown challenge type alike (acme_job_challenges_parse)
-UNKNOWN_CHALLENGE = {"nginx": 'unknown challenge type "bogus"',
-                     "apache": 'unknown challenge type "bogus"'}
+UNKNOWN_CHALLENGE = 'unknown challenge type "bogus"'
 
 
 def test_challenge_list_config(server, pebble_factory, state_dir):
     """A challenge list per certificate (acme_certificate / AcmeCertificate
     challenge=); a type listed twice and an unknown one are configuration
-    errors.  On the tls-alpn-01 setup: Apache wants acme-tls/1 in the
-    vhost's Protocols for a list with tls-alpn-01."""
+    errors, worded alike on both servers, in challenge= and in the issuer's
+    list, which takes one type a word (challenge= a comma list).  On the
+    tls-alpn-01 setup: Apache wants acme-tls/1 in the vhost's Protocols for
+    a list with tls-alpn-01."""
     pebble = pebble_factory(start=False)
     server.use_tls_alpn()
     server.write_managed(pebble, state_dir, cert_args="challenge=tls-alpn-01,http-01")
@@ -149,7 +150,13 @@ def test_challenge_list_config(server, pebble_factory, state_dir):
     assert rc != 0 and "listed twice" in out, out
     server.write_managed(pebble, state_dir, cert_args="challenge=http-01,bogus")
     rc, out = server.test_config()
-    assert rc != 0 and UNKNOWN_CHALLENGE[server.kind] in out, out
+    assert rc != 0 and UNKNOWN_CHALLENGE in out, out
+    server.write_managed(pebble, state_dir, issuer={"challenge": "http-01 bogus"})
+    rc, out = server.test_config()
+    assert rc != 0 and UNKNOWN_CHALLENGE in out, out
+    server.write_managed(pebble, state_dir, issuer={"challenge": "http-01,tls-alpn-01"})
+    rc, out = server.test_config()
+    assert rc != 0 and "list the types as separate words" in out, out
 
 
 
