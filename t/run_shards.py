@@ -43,6 +43,7 @@ SHARDS = 4
 SLOW = {
     "test_wrong_certificate_keeps_the_previous_one": 40,
     "test_renewal_hot_swap": 37,
+    "test_future_certificate_waits_for_its_not_before": 35,
     "test_renewals_in_a_row": 30,
     "test_acme_process_crashing_mid_order": 25,
     "test_issued_while_read_only": 21,
@@ -51,6 +52,7 @@ SLOW = {
     "test_killed_acme_process_is_replaced": 16,
     "test_frozen_lease_holder": 11,
     "test_twenty_certificates_one_account": 9,
+    "test_unclear_answers_keep_the_order": 8,
 }
 DEFAULT_SECONDS = 5.0
 UNIT_SECONDS = 0.5
