@@ -21,8 +21,9 @@ static const char *ngx_acme_job_account_error(ngx_acme_job_t *job,
 void
 ngx_acme_job_run(ngx_acme_job_t *job)
 {
-    long long         now;
+    long long         now, now_ms;
     ngx_int_t         rc;
+    ngx_time_t       *tp;
     ngx_msec_t        delay;
     acme_action_t     act;
     acme_chal_type_t  type;
@@ -44,10 +45,12 @@ ngx_acme_job_run(ngx_acme_job_t *job)
             return;
         }
 
-        now = (long long) ngx_time();
+        tp = ngx_timeofday();
+        now = (long long) tp->sec;
+        now_ms = now * 1000 + tp->msec;
 
         ngx_memzero(&act, sizeof(acme_action_t));
-        acme_engine_next(job->engine, now, &act);
+        acme_engine_next_ms(job->engine, now_ms, &act);
 
         ngx_acme_job_set_step(job, acme_engine_step(job->engine));
 
@@ -72,9 +75,9 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 
         case ACME_ACT_SLEEP:
 
-            delay = (act.wake_at > now) ? (ngx_msec_t) (act.wake_at - now)
-                                          * 1000
-                                        : 50;
+            /* polls without Retry-After start at 50 ms */
+            delay = (act.wake_at_ms > now_ms)
+                    ? (ngx_msec_t) (act.wake_at_ms - now_ms) : 1;
             ngx_add_timer(&job->sleep, delay);
             return;
 

@@ -30,8 +30,11 @@
 #define ERR_PREFIX          "urn:ietf:params:acme:error:"
 #define JOSE_JSON           "application/jose+json"
 #define PEM_CHAIN           "application/pem-certificate-chain"
-#define POLL_DEFAULT        1       /* seconds between polls */
+#define POLL_DEFAULT        1       /* seconds: the least Retry-After, the
+                                       first backoff after an unclear answer */
 #define POLL_MAX            60      /* cap on a CA's Retry-After for polls */
+#define POLL_FIRST_MS       50      /* a poll without Retry-After: 50 ms, */
+#define POLL_CAP_MS         5000    /* doubled up to 5 s */
 #define DEFAULT_TIMEOUT     600
 #define UNCLEAR_DEFAULT     5       /* retries after unclear answers per order */
 
@@ -74,7 +77,7 @@ struct acme_engine_s {
     char               **names;
     size_t               n_names;
     char                *challenge_type;
-    long long            deadline;
+    long long            deadline;          /* ms */
     int                  max_bad_nonce;
     int                  max_unclear;
 
@@ -103,6 +106,8 @@ struct acme_engine_s {
     char                *finalize_url;
     char                *certificate_url;
     char               **authz_urls;
+    long long           *authz_wake;        /* ms: answered, poll from then
+                                               on; 0 = nothing to poll */
     size_t               n_authz;
     size_t               authz_i;
     char                *authz_ident;       /* of authz_i, once fetched */
@@ -116,11 +121,14 @@ struct acme_engine_s {
     state_t              state;
     int                  awaiting;
     int                  bad_nonce_count;
-    long long            now;
-    long long            wake_at;
+    long long            now;               /* s */
+    long long            now_ms;
+    long long            wake_at;           /* ms */
+    unsigned             poll_n;            /* polls without Retry-After so
+                                               far in this wait */
     int                  unclear_count;     /* retries after unclear answers */
     state_t              unclear_step;      /* the step that had one */
-    long long            retry_at;          /* of that retry; 0 = none */
+    long long            retry_at;          /* ms, of that retry; 0 = none */
     char                *nonce;
     char                *req_body;          /* the JWS of the request in flight */
     acme_http_request_t  req;               /* the request in flight */
@@ -431,13 +439,13 @@ json_body(acme_engine_t *e, const acme_http_response_t *resp, char *msg,
 
 
 /*
- * When to ask again: the CA's Retry-After within [1, 60] s, else dflt
- * seconds; never after the deadline.
+ * When to ask again (ms): the CA's Retry-After within [1, 60] s, else
+ * dflt_ms; never after the deadline.
  */
 static long long
-retry_at(acme_engine_t *e, const char *retry_after, long long dflt)
+retry_at(acme_engine_t *e, const char *retry_after, long long dflt_ms)
 {
-    long long t, d = dflt;
+    long long t, d = dflt_ms;
 
     t = acme_sched_parse_retry_after(retry_after, e->now);
     if (t > 0) {
@@ -448,18 +456,80 @@ retry_at(acme_engine_t *e, const char *retry_after, long long dflt)
         if (d > POLL_MAX) {
             d = POLL_MAX;
         }
+        d *= 1000;
     }
 
-    t = e->now + d;
+    t = e->now_ms + d;
     return t < e->deadline ? t : e->deadline;
 }
 
 
-/* The next poll: the CA's Retry-After within [1, 60] s, else 1 s. */
+/*
+ * The next poll (ms): the CA's Retry-After within [1, 60] s; without one
+ * the CA is followed closely: 50 ms after the start of the wait, then
+ * doubled each time up to 5 s (poll_n counts them; reset where a wait
+ * starts).
+ */
 static long long
 poll_at(acme_engine_t *e, const acme_http_response_t *resp)
 {
-    return retry_at(e, resp->retry_after, POLL_DEFAULT);
+    long long d;
+
+    d = e->poll_n < 7 ? (long long) POLL_FIRST_MS << e->poll_n : POLL_CAP_MS;
+    if (d > POLL_CAP_MS) {
+        d = POLL_CAP_MS;
+    }
+    if (resp->retry_after == NULL || resp->retry_after[0] == '\0') {
+        e->poll_n++;
+    }
+    return retry_at(e, resp->retry_after, d);
+}
+
+
+/*
+ * Authorizations are answered one after another (each challenge published,
+ * then its response sent), then polled: the CA validates them all at once.
+ * Polls the first answered authorization not known valid yet (at its wake
+ * time, at once if past), or goes on to the order when none is left.
+ */
+static void
+authz_poll_next(acme_engine_t *e)
+{
+    size_t i;
+
+    for (i = 0; i < e->n_authz; i++) {
+        if (e->authz_wake[i] != 0) {
+            break;
+        }
+    }
+
+    free(e->authz_ident);
+    e->authz_ident = NULL;
+
+    if (i == e->n_authz) {
+        e->state = S_ORDER_READY;
+        e->wake_at = 0;
+        e->poll_n = 0;
+        return;
+    }
+
+    /* its first wait (50 ms) was counted when it was answered */
+    e->authz_i = i;
+    e->state = S_AUTHZ_POLL;
+    e->wake_at = e->authz_wake[i];
+    e->poll_n = 1;
+}
+
+
+/* The challenge of authz_i is answered; its first poll at wake (ms). */
+static void
+authz_answered(acme_engine_t *e, long long wake)
+{
+    e->authz_wake[e->authz_i] = wake > 0 ? wake : 1;
+    e->authz_i++;
+    free(e->authz_ident);
+    e->authz_ident = NULL;
+    e->state = S_AUTHZ;
 }
 
 
@@ -498,7 +568,7 @@ unclear(acme_engine_t *e, const char *retry_after)
     e->awaiting = AW_NONE;
     backoff = e->unclear_count > 6 ? POLL_MAX
               : (long long) POLL_DEFAULT << (e->unclear_count - 1);
-    e->retry_at = retry_at(e, retry_after, backoff);
+    e->retry_at = retry_at(e, retry_after, backoff * 1000);
     return 1;
 }
 
@@ -537,6 +607,7 @@ reset_order(acme_engine_t *e)
     free(e->finalize_url);
     free(e->certificate_url);
     strv_free(e->authz_urls, e->n_authz);
+    free(e->authz_wake);
     free(e->authz_ident);
     free(e->chal_url);
     free(e->chal_token);
@@ -545,6 +616,7 @@ reset_order(acme_engine_t *e)
     e->finalize_url = NULL;
     e->certificate_url = NULL;
     e->authz_urls = NULL;
+    e->authz_wake = NULL;
     e->n_authz = 0;
     e->authz_i = 0;
     e->authz_ident = NULL;
@@ -622,7 +694,7 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
     e->challenge_type = acme_strdup(cfg->challenge_type ? cfg->challenge_type
                                                         : "http-01");
     e->terms_agreed = cfg->terms_agreed;
-    e->deadline = cfg->deadline;
+    e->deadline = cfg->deadline * 1000;
     e->max_bad_nonce = cfg->max_bad_nonce > 0 ? cfg->max_bad_nonce : 10;
     e->max_unclear = cfg->max_unclear > 0 ? cfg->max_unclear : UNCLEAR_DEFAULT;
 
@@ -902,19 +974,39 @@ fail_timeout(acme_engine_t *e)
 }
 
 
+/* A SLEEP until wake (ms); wake_at rounded up to whole seconds. */
+static void
+emit_sleep(acme_action_t *act, long long wake)
+{
+    act->kind = ACME_ACT_SLEEP;
+    act->wake_at_ms = wake;
+    act->wake_at = (wake + 999) / 1000;
+}
+
+
 void
 acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
 {
+    acme_engine_next_ms(e, now * 1000, act);
+}
+
+
+void
+acme_engine_next_ms(acme_engine_t *e, long long now_ms, acme_action_t *act)
+{
     published_t  *p;
     char         *payload;
+    long long     now;
 
     memset(act, 0, sizeof(*act));
     published_free(&e->unpub);
     e->last_publish = 0;
 
-    e->now = now;
+    now = now_ms;
+    e->now_ms = now_ms;
+    e->now = now_ms / 1000;
     if (e->deadline == 0) {
-        e->deadline = now + DEFAULT_TIMEOUT;
+        e->deadline = now_ms + DEFAULT_TIMEOUT * 1000;
     }
 
     if (e->awaiting != AW_NONE) {
@@ -934,8 +1026,7 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
     /* the wait before the retry after an unclear answer */
     if (e->retry_at != 0 && e->state != S_FINISH) {
         if (now < e->retry_at) {
-            act->kind = ACME_ACT_SLEEP;
-            act->wake_at = e->retry_at;
+            emit_sleep(act, e->retry_at);
             return;
         }
         e->retry_at = 0;
@@ -991,8 +1082,7 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
 
         case S_AUTHZ:
             if (e->authz_i == e->n_authz) {
-                e->state = S_ORDER_READY;
-                e->wake_at = 0;
+                authz_poll_next(e);
                 continue;
             }
             post(e, act, e->authz_urls[e->authz_i], NULL, 0, NULL);
@@ -1001,8 +1091,11 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
         case S_PUBLISH:
             if (is_published(e)) {
                 /* the order was read back: published in an earlier pass */
-                e->state = e->chal_processing ? S_AUTHZ_POLL : S_CHALLENGE;
-                e->wake_at = 0;
+                if (e->chal_processing) {
+                    authz_answered(e, now);
+                } else {
+                    e->state = S_CHALLENGE;
+                }
                 continue;
             }
             p = realloc(e->pub, (e->n_pub + 1) * sizeof(published_t));
@@ -1032,8 +1125,7 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
 
             if (e->chal_processing) {
                 /* answered in an earlier run: only wait for the result */
-                e->state = S_AUTHZ_POLL;
-                e->wake_at = 0;
+                authz_answered(e, now);
             } else {
                 e->state = S_CHALLENGE;
             }
@@ -1045,8 +1137,7 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
 
         case S_AUTHZ_POLL:
             if (now < e->wake_at) {
-                act->kind = ACME_ACT_SLEEP;
-                act->wake_at = e->wake_at;
+                emit_sleep(act, e->wake_at);
                 return;
             }
             post(e, act, e->authz_urls[e->authz_i], NULL, 0, NULL);
@@ -1055,8 +1146,7 @@ acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act)
         case S_ORDER_READY:
         case S_ORDER_VALID:
             if (now < e->wake_at) {
-                act->kind = ACME_ACT_SLEEP;
-                act->wake_at = e->wake_at;
+                emit_sleep(act, e->wake_at);
                 return;
             }
             post(e, act, e->order_url, NULL, 0, NULL);
@@ -1229,7 +1319,8 @@ on_new_order(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
 
     e->n_authz = json_array_size(authzs);
     e->authz_urls = calloc(e->n_authz ? e->n_authz : 1, sizeof(char *));
-    if (e->authz_urls == NULL) {
+    e->authz_wake = calloc(e->n_authz ? e->n_authz : 1, sizeof(long long));
+    if (e->authz_urls == NULL || e->authz_wake == NULL) {
         e->n_authz = 0;
         fail(e, "new-order: out of memory");
         return;
@@ -1324,6 +1415,11 @@ on_authz(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
     }
 
     if (strcmp(status, "valid") == 0) {
+        if (e->state == S_AUTHZ_POLL) {
+            e->authz_wake[e->authz_i] = 0;
+            authz_poll_next(e);
+            return;
+        }
         e->authz_i++;
         free(e->authz_ident);
         e->authz_ident = NULL;
@@ -1408,12 +1504,11 @@ on_challenge(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
         return;
     }
 
-    e->state = S_AUTHZ_POLL;
-
     /* already validated (e.g. a CA that validates synchronously): the
-     * authorization is re-read at once */
-    e->wake_at = (status != NULL && strcmp(status, "valid") == 0)
-                 ? 0 : poll_at(e, resp);
+     * authorization is re-read at once; else from its first wait on */
+    e->poll_n = 0;
+    authz_answered(e, (status != NULL && strcmp(status, "valid") == 0)
+                      ? e->now_ms : poll_at(e, resp));
 }
 
 
@@ -1458,9 +1553,11 @@ on_order(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
         return;
     }
 
-    /* pending/processing (or ready after finalize): wait */
+    /* pending/processing (or ready after finalize): wait; "valid" in
+     * finalize's own answer went to the download above, no poll */
     if (e->state == S_FINALIZE) {
         e->state = S_ORDER_VALID;
+        e->poll_n = 0;
     }
     e->wake_at = poll_at(e, resp);
 }
@@ -1495,6 +1592,7 @@ on_readback(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
 
     } else if (strcmp(status, "processing") == 0) {
         e->state = S_ORDER_VALID;
+        e->poll_n = 0;
         e->wake_at = poll_at(e, resp);
 
     } else if (strcmp(status, "ready") == 0) {
@@ -1504,6 +1602,7 @@ on_readback(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
         /* valid authorizations are passed over, a challenge answered
          * already is only polled */
         e->authz_i = 0;
+        memset(e->authz_wake, 0, e->n_authz * sizeof(long long));
         free(e->authz_ident);
         e->authz_ident = NULL;
         e->state = S_AUTHZ;

@@ -4,12 +4,12 @@
  * The host creates an engine for one certificate and loops:
  *
  *     for (;;) {
- *         acme_engine_next(e, now, &act);
+ *         acme_engine_next_ms(e, now_ms, &act);
  *         switch (act.kind) {
  *         case ACME_ACT_HTTP:      send act.request, then
  *                                  acme_engine_on_response(e, &resp) or
  *                                  acme_engine_on_transport_error(e, msg);
- *         case ACME_ACT_SLEEP:     call next again at or after act.wake_at;
+ *         case ACME_ACT_SLEEP:     call next again at or after act.wake_at_ms;
  *         case ACME_ACT_PUBLISH:   make act.token -> act.key_authz answerable,
  *                                  or acme_engine_publish_failed(e, msg);
  *         case ACME_ACT_UNPUBLISH: stop answering act.token (act.key_authz
@@ -19,6 +19,13 @@
  *         case ACME_ACT_ERROR:     acme_engine_error(), acme_engine_retry_after().
  *         }
  *     }
+ *
+ * Polls (an authorization after its challenge response, the order after
+ * finalize) follow the CA's Retry-After (1 to 60 s); without one they
+ * start 50 ms after the answer and double up to 5 s.  Every challenge of
+ * the order is published and answered before the first poll, so the CA
+ * validates them together; a finalize answered "valid" goes straight to
+ * the download.  The deadline bounds every wait.
  *
  * An answer of unknown effect at the CA (HTTP 5xx, a transport error, a
  * 2xx that does not parse) to a step of the order does not fail it: after
@@ -93,7 +100,8 @@ typedef enum {
 typedef struct {
     acme_action_kind_t   kind;
     acme_http_request_t  request;       /* HTTP */
-    long long            wake_at;       /* SLEEP */
+    long long            wake_at;       /* SLEEP: unix time, s (rounded up) */
+    long long            wake_at_ms;    /* SLEEP: unix time, ms */
     const char          *challenge_type;/* PUBLISH / UNPUBLISH: "http-01" */
     const char          *identifier;    /* PUBLISH / UNPUBLISH */
     const char          *token;         /* PUBLISH / UNPUBLISH */
@@ -108,8 +116,11 @@ typedef struct {
 acme_engine_t *acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen);
 void acme_engine_free(acme_engine_t *e);
 
-/* The next thing the host must do.  Pointers in *act stay valid until the
- * next call into the engine. */
+/* The next thing the host must do, now_ms the unix time in ms.  Pointers
+ * in *act stay valid until the next call into the engine. */
+void acme_engine_next_ms(acme_engine_t *e, long long now_ms, acme_action_t *act);
+
+/* The same with the time in whole seconds (sub-second waits become 1 s). */
 void acme_engine_next(acme_engine_t *e, long long now, acme_action_t *act);
 
 /* Answers to an ACME_ACT_HTTP. */

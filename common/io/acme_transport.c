@@ -567,11 +567,13 @@ acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
     char                              err[ACME_ERRLEN];
     int                               stopping = 0;
     struct timespec                   ts;
-    long long                         now;
+    long long                         now, left;
 
     for ( ;; ) {
         memset(&act, 0, sizeof(act));
-        acme_engine_next(e, (long long) time(NULL), &act);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now = (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        acme_engine_next_ms(e, now, &act);
 
         switch (act.kind) {
 
@@ -594,13 +596,18 @@ acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
                 if (stop_requested(h)) {
                     goto stop;
                 }
-                now = (long long) time(NULL);
-                if (now >= act.wake_at) {
+                clock_gettime(CLOCK_REALTIME, &ts);
+                now = (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+                if (now >= act.wake_at_ms) {
                     break;
                 }
-                /* now < wake_at, both whole seconds: at least 1 s left */
-                ts.tv_sec = 1;
-                ts.tv_nsec = 0;
+                /* ms: polls without Retry-After start at 50 ms */
+                left = act.wake_at_ms - now;
+                if (left > 1000) {
+                    left = 1000;
+                }
+                ts.tv_sec = (time_t) (left / 1000);
+                ts.tv_nsec = (long) (left % 1000) * 1000000;
                 nanosleep(&ts, NULL);
             }
             break;

@@ -32,6 +32,7 @@ typedef struct {
                                            a transport error (-1 = always) */
     size_t              abort_pending;  /* what acme_engine_abort returned */
     char                published_ka[4][512];   /* key authz of the live */
+    int                 ms;             /* the clock in ms (acme_engine_next_ms) */
 
     /* record */
     long long           now;
@@ -44,8 +45,19 @@ typedef struct {
     char                account_url[256];
     char                account_refused[512];
     char                identifiers[256];
+    char                trace[2048];    /* ms: each request's path after the
+                                           CA's host, each SLEEP "+<ms>" */
     acme_action_kind_t  final;
 } run_t;
+
+
+static void
+trace_add(run_t *r, const char *s)
+{
+    size_t n = strlen(r->trace);
+
+    snprintf(r->trace + n, sizeof(r->trace) - n, "%s%s", n ? " " : "", s);
+}
 
 
 typedef struct {
@@ -111,18 +123,29 @@ run(acme_engine_t *e, fake_ca_t *ca, run_t *r)
     char                  *expect;
     int                    i;
 
+    long long              wake;
+    char                   buf[64];
+
     if (r->now == 0) {
-        r->now = T0;
+        r->now = r->ms ? T0 * 1000 : T0;
     }
     r->final = 0;
 
     for (i = 0; i < MAX_STEPS; i++) {
-        acme_engine_next(e, r->now, &act);
+        if (r->ms) {
+            acme_engine_next_ms(e, r->now, &act);
+        } else {
+            acme_engine_next(e, r->now, &act);
+        }
 
         switch (act.kind) {
 
         case ACME_ACT_HTTP:
             r->n_http++;
+            if (r->ms) {
+                trace_add(r, strncmp(act.request.url, "https://ca.test/", 16)
+                             == 0 ? act.request.url + 16 : act.request.url);
+            }
             if (r->n_http == r->abort_at_http) {
                 r->abort_pending = acme_engine_abort(e, "host stops");
                 /* calling it again changes nothing */
@@ -157,15 +180,24 @@ run(acme_engine_t *e, fake_ca_t *ca, run_t *r)
                 strcat(r->sleep_steps, acme_engine_step(e));
                 strcat(r->sleep_steps, " ");
             }
-            if (act.wake_at <= r->now) {
+            wake = r->ms ? act.wake_at_ms : act.wake_at;
+            if (act.wake_at != (act.wake_at_ms + 999) / 1000) {
+                r->bad_order++;
+                fprintf(stderr, "  SLEEP: wake_at is not wake_at_ms in s\n");
+            }
+            if (wake <= r->now) {
                 r->bad_order++;
                 fprintf(stderr, "  SLEEP into the past\n");
             }
-            if (act.wake_at - r->now > r->max_sleep) {
-                r->max_sleep = act.wake_at - r->now;
+            if (wake - r->now > r->max_sleep) {
+                r->max_sleep = wake - r->now;
             }
-            r->now = act.wake_at;
-            r->last_wake = act.wake_at;
+            if (r->ms) {
+                snprintf(buf, sizeof(buf), "+%lld", wake - r->now);
+                trace_add(r, buf);
+            }
+            r->now = wake;
+            r->last_wake = wake;
             break;
 
         case ACME_ACT_PUBLISH:
@@ -216,7 +248,11 @@ run(acme_engine_t *e, fake_ca_t *ca, run_t *r)
         case ACME_ACT_ERROR:
             r->final = act.kind;
             /* asking again gives the same answer */
-            acme_engine_next(e, r->now, &act);
+            if (r->ms) {
+                acme_engine_next_ms(e, r->now, &act);
+            } else {
+                acme_engine_next(e, r->now, &act);
+            }
             if (act.kind != r->final) {
                 r->bad_order++;
             }
@@ -315,10 +351,12 @@ UNIT_TEST(engine_full_order)
     CHECK_INT(r.live, 0);
     CHECK_STR(r.identifiers, "a.example.test b.example.test ");
 
-    /* polls follow Retry-After: 2 x (after the challenge + 2 pending
-     * polls), then after finalize and one "processing" order poll */
+    /* polls follow Retry-After: both challenges are answered, then the
+     * first authorization waited for (after the challenge + 2 pending
+     * polls), the second (answered as long ago) polled at once and twice
+     * more; then after finalize and one "processing" order poll */
     CHECK_INT(r.max_sleep, 3);
-    CHECK_INT(r.n_sleep, 2 * 3 + 2);
+    CHECK_INT(r.n_sleep, 3 + 2 + 2);
     CHECK_INT(acme_engine_retry_after(e), 0);
 
     acme_engine_free(e);
@@ -332,7 +370,8 @@ UNIT_TEST(engine_poll_interval)
     run_t           r;
     acme_engine_t  *e;
 
-    /* no Retry-After: 1 s; a huge one: capped at 60 s */
+    /* no Retry-After, a host counting whole seconds: 50, 100, 200 ms
+     * are 1 s each; a huge Retry-After: capped at 60 s */
     fixture_init(&f, 1);
     f.ca->pending_polls = 2;
     e = engine(&f);
@@ -352,6 +391,147 @@ UNIT_TEST(engine_poll_interval)
     run(e, f.ca, &r);
     CHECK_INT(r.final, ACME_ACT_DONE);
     CHECK_INT(r.max_sleep, 60);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+/* Polls without Retry-After follow the CA: 50 ms, doubled up to 5 s; the
+ * order's wait after finalize starts again at 50 ms. */
+UNIT_TEST(engine_poll_backoff_ms)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 1);
+    f.ca->pending_polls = 9;
+    f.ca->processing_polls = 3;     /* finalize + 3 polls "processing" */
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    r.ms = 1;
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(r.bad_order, 0);
+    CHECK_INT(f.ca->violations, 0);
+    CHECK(strstr(r.trace, "chal/0 +50 authz/0 +100 authz/0 +200 authz/0 "
+                 "+400 authz/0 +800 authz/0 +1600 authz/0 +3200 authz/0 "
+                 "+5000 authz/0 +5000 authz/0 +5000 authz/0 order/1 "
+                 "finalize/1 +50 order/1 +100 order/1 +200 order/1 +400 order/1 "
+                 "cert/1")
+          != NULL);
+    CHECK_INT(r.max_sleep, 5000);
+    if (r.final != ACME_ACT_DONE || r.max_sleep != 5000) {
+        fprintf(stderr, "  trace: %s\n", r.trace);
+    }
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+/* A Retry-After is honoured as it is (at least 1 s), in ms too. */
+UNIT_TEST(engine_poll_retry_after_ms)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 1);
+    f.ca->pending_polls = 2;
+    f.ca->processing_polls = 1;
+    f.ca->poll_retry_after = "2";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    r.ms = 1;
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(r.bad_order, 0);
+    CHECK(strstr(r.trace, "chal/0 +2000 authz/0 +2000 authz/0 +2000 authz/0 "
+                 "order/1 finalize/1 +2000 order/1 +2000 order/1 cert/1") != NULL);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* "0" is no reason to hammer the CA: 1 s */
+    fixture_init(&f, 1);
+    f.ca->pending_polls = 1;
+    f.ca->poll_retry_after = "0";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    r.ms = 1;
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK(strstr(r.trace, "chal/0 +1000 authz/0 +1000 authz/0 order/1")
+          != NULL);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+/* finalize answered "valid": the certificate is downloaded at once. */
+UNIT_TEST(engine_finalize_valid_no_poll)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 1);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    r.ms = 1;
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK(strstr(r.trace, "order/1 finalize/1 cert/1") != NULL);
+    /* the one order read is the one before finalize */
+    CHECK_INT(f.ca->n_order_get, 1);
+    CHECK(strstr(r.sleep_steps, "finalize") == NULL);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+/* Every challenge is answered before the first poll: the CA validates the
+ * names together; a name found valid lets the next one be polled at once. */
+UNIT_TEST(engine_authz_parallel)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 2);
+    f.ca->pending_polls = 1;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    r.ms = 1;
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(r.bad_order, 0);
+    CHECK_INT(f.ca->violations, 0);
+    CHECK(strstr(r.trace, "authz/0 chal/0 authz/1 chal/1 +50 authz/0 +100 "
+                 "authz/0 authz/1 +100 authz/1 order/1 finalize/1 cert/1")
+          != NULL);
+    CHECK_INT(r.n_publish, 2);
+    CHECK_INT(r.live, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* dns-01 alike: each record published before its answer */
+    fixture_init(&f, 2);
+    f.ca->validate_type = "dns-01";
+    f.cfg.challenge_type = "dns-01";
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    r.ms = 1;
+    r.want_type = "dns-01";
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK(strstr(r.trace, "authz/0 chal/0 authz/1 chal/1 +50 authz/0 authz/1 "
+                 "order/1") != NULL);
+    CHECK_INT(r.n_publish, 2);
+    CHECK_INT(r.live, 0);
     CHECK_INT(f.ca->violations, 0);
     acme_engine_free(e);
     fixture_done(&f);
@@ -829,8 +1009,9 @@ UNIT_TEST(engine_challenge_invalid)
               "failed: urn:ietf:params:acme:error:unauthorized: Invalid "
               "response from http://a.example.test/.well-known/acme-challenge/"
               "tok: 404");
-    CHECK_INT(r.n_publish, 1);
-    CHECK_INT(r.n_unpublish, 1);
+    /* both challenges were answered before the first poll */
+    CHECK_INT(r.n_publish, 2);
+    CHECK_INT(r.n_unpublish, 2);
     CHECK_INT(r.live, 0);
     CHECK_INT(f.ca->n_finalize, 0);
     CHECK_INT(f.ca->violations, 0);
@@ -1501,7 +1682,7 @@ UNIT_TEST(engine_unclear_finalize_done_then_valid)
     /* the Retry-After waited for (polls take 1 s), the status showing the
      * step that had the unclear answer */
     CHECK_INT(r.max_sleep, 3);
-    CHECK_STR(r.sleep_steps, "authorization authorization finalize ");
+    CHECK_STR(r.sleep_steps, "authorization finalize ");
     CHECK_INT(r.live, 0);
     CHECK_INT(r.bad_order, 0);
     CHECK_INT(f.ca->violations, 0);
