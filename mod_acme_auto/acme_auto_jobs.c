@@ -310,6 +310,15 @@ hook_unpublish(void *data, const char *type, const char *identifier,
 }
 
 static void
+hook_note(void *data, const char *msg)
+{
+    drive_ctx_t *d = data;
+
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->j->s, "mod_acme_auto: %s: "
+                 "%s", d->j->c->id, msg);
+}
+
+static void
 hook_account(void *data, const char *url, const char *refused)
 {
     drive_ctx_t        *d = data;
@@ -660,6 +669,7 @@ job_main(void *arg)
     hooks.unpublish = hook_unpublish;
     hooks.account = hook_account;
     hooks.should_stop = hook_should_stop;
+    hooks.note = hook_note;
 
     rc = acme_drive_blocking(e, &to, &hooks);
     acme_auto_dns_free(d.dns);

@@ -75,6 +75,12 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 
         case ACME_ACT_SLEEP:
 
+            if (act.note) {
+                ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                              "acme: certificate \"%V\": %s",
+                              &job->cert->id, act.note);
+            }
+
             /* polls without Retry-After start at 50 ms */
             delay = (act.wake_at_ms > now_ms)
                     ? (ngx_msec_t) (act.wake_at_ms - now_ms) : 1;

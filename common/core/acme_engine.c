@@ -128,6 +128,8 @@ struct acme_engine_s {
                                                far in this wait */
     int                  unclear_count;     /* retries after unclear answers */
     state_t              unclear_step;      /* the step that had one */
+    char                 unclear_note[512]; /* what happened, what follows */
+    int                  note_pending;      /* not yet given in a SLEEP */
     long long            retry_at;          /* ms, of that retry; 0 = none */
     char                *nonce;
     char                *req_body;          /* the JWS of the request in flight */
@@ -545,11 +547,21 @@ authz_answered(acme_engine_t *e, long long wake)
  * so; 0 for the steps before newOrder and once max_unclear retries are
  * spent: the caller fails the order with the answer as before.
  */
-static int
-unclear(acme_engine_t *e, const char *retry_after)
+/* "HTTP 503" for the log line of an unclear answer. */
+static const char *
+http_why(const acme_http_response_t *resp, char *buf, size_t len)
 {
-    state_t    st = e->state;
-    long long  backoff;
+    snprintf(buf, len, "HTTP %d", resp->status);
+    return buf;
+}
+
+
+static int
+unclear(acme_engine_t *e, const char *retry_after, const char *why)
+{
+    state_t      st = e->state;
+    long long    backoff;
+    const char  *label = req_label(e), *next;
 
     if (st < S_NEW_ORDER || st == S_PUBLISH || st == S_FINISH
         || e->unclear_count >= e->max_unclear
@@ -569,6 +581,15 @@ unclear(acme_engine_t *e, const char *retry_after)
     backoff = e->unclear_count > 6 ? POLL_MAX
               : (long long) POLL_DEFAULT << (e->unclear_count - 1);
     e->retry_at = retry_at(e, retry_after, backoff * 1000);
+
+    next = st == S_NEW_ORDER ? "sending it again"
+           : st == S_CERT ? "downloading it again" : "reading the order back";
+    snprintf(e->unclear_note, sizeof(e->unclear_note),
+             "%s: %s, the CA may have done it; %s in %lld ms "
+             "(%d of at most %d)", label, why ? why : "no answer", next,
+             e->retry_at > e->now_ms ? e->retry_at - e->now_ms : 0,
+             e->unclear_count, e->max_unclear);
+    e->note_pending = 1;
     return 1;
 }
 
@@ -1027,6 +1048,10 @@ acme_engine_next_ms(acme_engine_t *e, long long now_ms, acme_action_t *act)
     if (e->retry_at != 0 && e->state != S_FINISH) {
         if (now < e->retry_at) {
             emit_sleep(act, e->retry_at);
+            if (e->note_pending) {
+                act->note = e->unclear_note;
+                e->note_pending = 0;
+            }
             return;
         }
         e->retry_at = 0;
@@ -1622,7 +1647,9 @@ on_certificate(acme_engine_t *e, const acme_http_response_t *resp)
         || strstr(resp->body, "-----BEGIN CERTIFICATE-----") == NULL)
     {
         /* cut short, or something in between: download it again */
-        if (unclear(e, resp->retry_after)) {
+        if (unclear(e, resp->retry_after,
+                    "the response is not a PEM certificate chain"))
+        {
             return;
         }
         fail(e, "certificate: the response is not a PEM certificate chain "
@@ -1735,7 +1762,7 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
     int      aw;
     state_t  st;
     json_t  *j, *prob;
-    char     msg[ACME_ERRLEN];
+    char     msg[ACME_ERRLEN], why[32];
 
     if (e->awaiting == AW_NONE) {
         return;
@@ -1749,7 +1776,10 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
     }
 
     if (aw == AW_NONCE) {
-        if (resp->status >= 500 && unclear(e, resp->retry_after)) {
+        if (resp->status >= 500
+            && unclear(e, resp->retry_after,
+                       http_why(resp, why, sizeof(why))))
+        {
             return;
         }
         if (resp->status < 200 || resp->status >= 300) {
@@ -1777,7 +1807,10 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
         {
             e->state = S_ACCOUNT_CREATE;
 
-        } else if (resp->status >= 500 && unclear(e, resp->retry_after)) {
+        } else if (resp->status >= 500
+                   && unclear(e, resp->retry_after,
+                              http_why(resp, why, sizeof(why))))
+        {
             /* the CA may have done it: look before doing anything else */
 
         } else if (aw != AW_MAIN || !account_fallback(e, resp, prob)) {
@@ -1821,7 +1854,7 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
 
     j = json_body(e, resp, msg, sizeof(msg));
     if (j == NULL) {
-        if (!unclear(e, resp->retry_after)) {
+        if (!unclear(e, resp->retry_after, msg)) {
             fail(e, "%s", msg);
         }
         return;
@@ -1889,7 +1922,7 @@ acme_engine_on_transport_error(acme_engine_t *e, const char *msg)
         return;
     }
     /* sent or not, answered or not: the next step looks first */
-    if (unclear(e, NULL)) {
+    if (unclear(e, NULL, msg ? msg : "transport error")) {
         return;
     }
     fail(e, "%s: %s", e->awaiting == AW_NONCE ? "new-nonce" : req_label(e),

@@ -110,6 +110,13 @@ typedef struct {
     const char          *account_refused;/* ACCOUNT: why the CA refused the
                                            host's URL (then looked up again
                                            by key), or NULL */
+    const char          *note;          /* SLEEP: once per unclear answer,
+                                           what happened and what follows
+                                           ("finalize: HTTP 503, the CA may
+                                           have done it; reading the order
+                                           back in 3000 ms (1 of at most
+                                           5)"), for a warning in the log;
+                                           else NULL */
 } acme_action_t;
 
 /* Copies what it needs from cfg (keys are up-ref'd). NULL on error. */

@@ -591,6 +591,9 @@ acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
             break;
 
         case ACME_ACT_SLEEP:
+            if (act.note != NULL && h->note != NULL) {
+                h->note(h->data, act.note);
+            }
             /* in slices of at most a second so a shutdown is not held up */
             for ( ;; ) {
                 if (stop_requested(h)) {

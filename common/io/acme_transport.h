@@ -45,6 +45,9 @@ typedef struct {
     void (*account)(void *data, const char *account_url, const char *refused);
     /* asked before each sleep and request; non-zero aborts (shutdown) */
     int  (*should_stop)(void *data);
+    /* a SLEEP's note (acme_action_t): an answer of unknown effect and what
+     * the engine does next, for a warning in the log; NULL = not logged */
+    void (*note)(void *data, const char *msg);
 } acme_driver_hooks_t;
 
 /* Runs the engine until DONE (returns 0) or ERROR (returns -1); sleeps for

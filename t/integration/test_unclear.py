@@ -57,5 +57,13 @@ def test_unclear_answers_keep_the_order(server, pebble_factory, workdir, state_d
             assert c["state"] == "valid", c
             assert c["consecutive_failures"] == 0 and c["last_error"] is None, c
         assert not server.problems(), server.problems()
+
+        # each unclear answer is a warning naming the step and what follows
+        log = server.error_log()
+        for line in ("new-order: HTTP 503, the CA may have done it; sending it again",
+                     "finalize: HTTP 503, the CA may have done it; reading the order back",
+                     "certificate: HTTP 503, the CA may have done it; downloading it again",
+                     "the CA may have done it; reading the order back"):
+            assert line in log, line
     finally:
         proxy.stop()

@@ -42,6 +42,7 @@ typedef struct {
     long long           max_sleep;      /* longest SLEEP interval */
     long long           last_wake;
     char                sleep_steps[256];   /* acme_engine_step() at each SLEEP */
+    char                notes[1024];    /* each SLEEP's note, "|" after each */
     char                account_url[256];
     char                account_refused[512];
     char                identifiers[256];
@@ -174,6 +175,12 @@ run(acme_engine_t *e, fake_ca_t *ca, run_t *r)
 
         case ACME_ACT_SLEEP:
             r->n_sleep++;
+            if (act.note != NULL
+                && strlen(r->notes) + strlen(act.note) + 2 < sizeof(r->notes))
+            {
+                strcat(r->notes, act.note);
+                strcat(r->notes, "|");
+            }
             if (strlen(r->sleep_steps) + strlen(acme_engine_step(e)) + 2
                 < sizeof(r->sleep_steps))
             {
@@ -1683,6 +1690,9 @@ UNIT_TEST(engine_unclear_finalize_done_then_valid)
      * step that had the unclear answer */
     CHECK_INT(r.max_sleep, 3);
     CHECK_STR(r.sleep_steps, "authorization finalize ");
+    /* one note, for the log, at the first SLEEP after the answer */
+    CHECK_STR(r.notes, "finalize: HTTP 503, the CA may have done it; reading "
+              "the order back in 3000 ms (1 of at most 5)|");
     CHECK_INT(r.live, 0);
     CHECK_INT(r.bad_order, 0);
     CHECK_INT(f.ca->violations, 0);
@@ -1856,6 +1866,9 @@ UNIT_TEST(engine_unclear_download_and_new_order)
     CHECK_INT(r.final, ACME_ACT_DONE);
     CHECK_INT(f.ca->n_cert, 2);
     CHECK_INT(f.ca->n_finalize, 1);
+    CHECK(strstr(r.notes, "certificate: the response is not a PEM certificate"
+                 " chain, the CA may have done it; downloading it again in ")
+          == r.notes);
     CHECK_INT(f.ca->violations, 0);
     acme_engine_free(e);
     fixture_done(&f);
@@ -1870,6 +1883,8 @@ UNIT_TEST(engine_unclear_download_and_new_order)
     CHECK_INT(r.final, ACME_ACT_DONE);
     CHECK_INT(f.ca->n_new_order, 2);
     CHECK_INT(f.ca->n_order_get, 1);
+    CHECK_STR(r.notes, "new-order: HTTP 500, the CA may have done it; "
+              "sending it again in 1000 ms (1 of at most 5)|");
     CHECK_INT(f.ca->violations, 0);
     acme_engine_free(e);
     fixture_done(&f);
