@@ -330,6 +330,28 @@ set_clock_skew(cmd_parms *cmd, void *dummy, const char *arg)
                           cur_issuer ? &cur_issuer->conf.clock_skew : NULL);
 }
 
+/* Orders of this issuer in flight at once (acme_job_pipeline). */
+static const char *
+set_max_orders(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = in_issuer(cmd);
+    char       *end;
+    long        n;
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    n = strtol(arg, &end, 10);
+    if (end == arg || *end != '\0' || n < 1 || n > ACME_JOB_MAX_ORDERS_MAX) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 1 to "
+                            "%d", cmd->cmd->name, arg,
+                            ACME_JOB_MAX_ORDERS_MAX);
+    }
+    cur_issuer->conf.max_orders = n;
+    return NULL;
+}
+
 static const char *
 set_challenge(cmd_parms *cmd, void *dummy, const char *arg)
 {
@@ -633,6 +655,8 @@ const command_rec acme_auto_cmds[] = {
     AP_INIT_TAKE1("AcmeClockSkew", set_clock_skew, NULL, RSRC_CONF,
         "a new certificate replaces a valid one once its notBefore is at "
         "most this far ahead (default 60s)"),
+    AP_INIT_TAKE1("AcmeMaxOrders", set_max_orders, NULL, RSRC_CONF,
+        "orders of this issuer in flight at once (default 8, 1 to 64)"),
     AP_INIT_ITERATE("AcmeChallenge", set_challenge, NULL, RSRC_CONF,
         "challenge types: http-01 (default), tls-alpn-01, dns-01; several "
         "are tried in turn after failures"),

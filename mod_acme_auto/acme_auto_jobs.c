@@ -5,8 +5,9 @@
  * exactly one child at a time (a process mutex) and moves it to another
  * child when that one exits.  The callback itself never blocks: once a
  * second it looks which certificates are due and starts one thread per
- * certificate job, so a slow CA step for one certificate never delays
- * another.  A job runs the sans-I/O engine with the blocking transport
+ * certificate job (at most AcmeMaxOrders of an issuer at once, the most
+ * urgent first: acme_job_pipeline), so a slow CA step for one certificate
+ * never delays another.  A job runs the sans-I/O engine with the blocking transport
  * (acme_drive_blocking, every network step bounded by AcmeTimeout) and
  * publishes http-01 tokens into shared memory, where every child answers
  * them.  Results go to the store (atomic writes) and to shared memory,
@@ -81,6 +82,7 @@ typedef struct {
     server_rec         *s;
     job_t              *jobs;
     int                 n_jobs;
+    acme_job_pipe_t    *pipe;           /* a tick's queue, one per job */
 } watch_t;
 
 static int              stop_jobs;      /* atomic */
@@ -847,16 +849,40 @@ alpn_busy(watch_t *w, job_t *j)
 }
 
 static void
+job_spawn(watch_t *w, job_t *j)
+{
+    __atomic_store_n(&j->finished, 0, __ATOMIC_RELEASE);
+    j->type = job_type(j);
+    if (acme_auto_thread_create(&j->thread,
+                                j->resave ? job_resave_main : job_main,
+                                j) != 0)
+    {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, w->s, "mod_acme_auto:"
+                     " %s: cannot start a job thread", j->c->id);
+        return;
+    }
+    __atomic_store_n(&j->running, 1, __ATOMIC_RELEASE);
+}
+
+/* Starts the jobs that are due, at most AcmeMaxOrders of an issuer in
+ * flight, the most urgent first (acme_job_pipeline); the others wait for a
+ * later tick. */
+static void
 watch_tick(watch_t *w)
 {
     long long now = now_sec(), due;
     int       i;
 
     for (i = 0; i < w->n_jobs; i++) {
-        job_t *j = &w->jobs[i];
+        job_t           *j = &w->jobs[i];
+        acme_job_pipe_t *p = &w->pipe[i];
 
+        memset(p, 0, sizeof(*p));
+        p->issuer = j->c->issuer;
+        p->max_orders = (unsigned) j->c->issuer->conf.max_orders;
         if (j->running) {
             if (!__atomic_load_n(&j->finished, __ATOMIC_ACQUIRE)) {
+                p->running = 1;
                 continue;
             }
             pthread_join(j->thread, NULL);
@@ -870,20 +896,23 @@ watch_tick(watch_t *w)
         }
         /* an issued bundle the store refused is written again first */
         j->resave = j->unsaved_at && j->unsaved_at <= now;
-        if (!j->resave && (due > now || alpn_busy(w, j))) {
+        if (j->resave) {
+            job_spawn(w, j);
+            p->running = j->running;
             continue;
         }
-        __atomic_store_n(&j->finished, 0, __ATOMIC_RELEASE);
-        j->type = job_type(j);
-        if (acme_auto_thread_create(&j->thread,
-                                    j->resave ? job_resave_main : job_main,
-                                    j) != 0)
-        {
-            ap_log_error(APLOG_MARK, APLOG_ERR, errno, w->s, "mod_acme_auto:"
-                         " %s: cannot start a job thread", j->c->id);
-            continue;
+        p->have_cert = j->f.have_cert;
+        p->not_after = j->f.not_after;
+        p->due = due <= now && !alpn_busy(w, j);
+    }
+    if (acme_job_pipeline(w->pipe, (size_t) w->n_jobs, now) == 0) {
+        return;
+    }
+    for (i = 0; i < w->n_jobs; i++) {
+        /* tls-alpn-01: one started above may share a name */
+        if (w->pipe[i].start && !alpn_busy(w, &w->jobs[i])) {
+            job_spawn(w, &w->jobs[i]);
         }
-        __atomic_store_n(&j->running, 1, __ATOMIC_RELEASE);
     }
 }
 
@@ -1074,6 +1103,7 @@ acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf)
     w->s = s;
     w->n_jobs = acme_auto_g.certs->nelts;
     w->jobs = apr_pcalloc(pconf, sizeof(job_t) * w->n_jobs);
+    w->pipe = apr_pcalloc(pconf, sizeof(acme_job_pipe_t) * w->n_jobs);
     for (i = 0; i < w->n_jobs; i++) {
         w->jobs[i].c = APR_ARRAY_IDX(acme_auto_g.certs, i, acme_auto_cert_t *);
         w->jobs[i].s = s;

@@ -278,6 +278,8 @@ typedef struct {
     ngx_uint_t                alpn_ncerts;
     ngx_uint_t                generation;
     ngx_flag_t                lease_held;
+    acme_job_pipe_t          *pipe;           /* a tick's queue, one entry
+                                                 per certificate */
     acme_fence_t              lease_gen;      /* of the lease held */
     ngx_flag_t                exiting;        /* in exit_process: the thread
                                                  pool is gone already */

@@ -46,12 +46,17 @@ static char *ngx_acme_check_retry_delay(ngx_conf_t *cf, void *post,
 typedef char ngx_acme_msec_is_long[sizeof(ngx_msec_t) == sizeof(long)
                                    ? 1 : -1];
 typedef char ngx_acme_time_is_long[sizeof(time_t) == sizeof(long) ? 1 : -1];
+/* ngx_conf_set_num_slot: an ngx_int_t at conf.max_orders */
+typedef char ngx_acme_int_is_long[sizeof(ngx_int_t) == sizeof(long) ? 1 : -1];
 
 
 static ngx_conf_post_handler_pt  ngx_acme_positive_msec_post =
     ngx_acme_check_positive_msec;
 static ngx_conf_post_handler_pt  ngx_acme_retry_delay_post =
     ngx_acme_check_retry_delay;
+static ngx_conf_num_bounds_t  ngx_acme_max_orders_bounds = {
+    ngx_conf_check_num_bounds, 1, ACME_JOB_MAX_ORDERS_MAX
+};
 
 
 #define ngx_acme_issuer_offset(field)  offsetof(ngx_acme_issuer_t, field)
@@ -142,6 +147,14 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       0,
       ngx_acme_issuer_offset(conf.clock_skew),
       &ngx_acme_retry_delay_post },
+
+    /* orders of this issuer in flight at once (acme_job_pipeline) */
+    { ngx_string("max_orders"),
+      NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      0,
+      ngx_acme_issuer_offset(conf.max_orders),
+      &ngx_acme_max_orders_bounds },
 
     { ngx_string("challenge"),
       NGX_CONF_1MORE,
@@ -252,6 +265,7 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     issuer->conf.timeout_ms = (long) NGX_CONF_UNSET_MSEC;
     issuer->conf.retry_delay = NGX_CONF_UNSET;
     issuer->conf.clock_skew = NGX_CONF_UNSET;
+    issuer->conf.max_orders = NGX_CONF_UNSET;
     issuer->tos = NGX_CONF_UNSET;
     issuer->verify = NGX_CONF_UNSET;
     issuer->file = cf->conf_file->file.name.data;

@@ -147,7 +147,11 @@ ngx_acme_tick(ngx_event_t *ev)
 }
 
 
-/* Starts the orders that are due (acme_job_due); the lease holder only. */
+/*
+ * Starts the orders that are due (acme_job_due), at most max_orders of an
+ * issuer in flight, the most urgent first (acme_job_pipeline); the others
+ * wait for a later tick.  The lease holder only.
+ */
 static void
 ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 {
@@ -156,16 +160,34 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
     ngx_uint_t          i;
     ngx_acme_cert_t   **certs, *cert;
     ngx_acme_slot_t    *slot;
+    acme_job_pipe_t    *p;
     acme_job_facts_t    f;
-    acme_job_reason_t   why;
+    acme_job_reason_t  *whys;
     acme_cert_state_t   st;
 
     now = ngx_time();
     certs = amcf->certs.elts;
 
+    if (amcf->pipe == NULL) {
+        amcf->pipe = ngx_pcalloc(ngx_cycle->pool,
+                                 amcf->certs.nelts * (sizeof(acme_job_pipe_t)
+                                 + sizeof(acme_job_reason_t)));
+        if (amcf->pipe == NULL) {
+            return;
+        }
+    }
+
+    whys = (acme_job_reason_t *) (amcf->pipe + amcf->certs.nelts);
+
     for (i = 0; i < amcf->certs.nelts; i++) {
         cert = certs[i];
         slot = cert->slot;
+        p = &amcf->pipe[i];
+
+        ngx_memzero(p, sizeof(acme_job_pipe_t));
+        p->issuer = cert->issuer;
+        p->max_orders = (unsigned) cert->issuer->conf.max_orders;
+        p->running = (cert->job != NULL);
 
         if (slot == NULL || cert->job) {
             continue;
@@ -195,12 +217,14 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         ngx_acme_shm_unlock(amcf);
 
         if (st.attempt_started && ngx_acme_unfinished(amcf, cert, &st, log)) {
+            p->running = 1;
             continue;
         }
 
         if (unsaved && unsaved <= now) {
             /* an issued bundle the store refused: written again first */
             if (ngx_acme_job_resave(amcf, cert, log) == NGX_OK) {
+                p->running = 1;
                 continue;
             }
         }
@@ -209,9 +233,9 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         f.renew_fraction = cert->issuer->conf.renew_percent / 100.0;
         f.seed = cert->rnd;
 
-        why = acme_job_due(&f, &st, &due);
+        whys[i] = acme_job_due(&f, &st, &due);
 
-        if (why == ACME_JOB_LOADING) {
+        if (whys[i] == ACME_JOB_LOADING) {
             continue;
         }
 
@@ -219,9 +243,24 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         slot->status.next_renewal = due;
         ngx_acme_shm_unlock(amcf);
 
-        if (due <= now && !ngx_acme_alpn_busy(amcf, cert)) {
-            (void) ngx_acme_job_start(amcf, cert, acme_job_reason_text(why),
-                                      log);
+        p->have_cert = f.have_cert;
+        p->not_after = f.not_after;
+        p->due = (due <= now && !ngx_acme_alpn_busy(amcf, cert));
+    }
+
+    if (acme_job_pipeline(amcf->pipe, amcf->certs.nelts, now) == 0) {
+        return;
+    }
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        cert = certs[i];
+
+        /* tls-alpn-01: one started above may share a name */
+        if (amcf->pipe[i].start && cert->job == NULL
+            && !ngx_acme_alpn_busy(amcf, cert))
+        {
+            (void) ngx_acme_job_start(amcf, cert,
+                                      acme_job_reason_text(whys[i]), log);
         }
     }
 }

@@ -60,6 +60,9 @@ acme_issuer_check(acme_issuer_conf_t *c, const char *const *words,
     if (c->retry_delay <= 0) {
         c->retry_delay = ACME_JOB_RETRY_DELAY;
     }
+    if (c->max_orders <= 0) {
+        c->max_orders = ACME_JOB_MAX_ORDERS;
+    }
     if (c->clock_skew <= 0) {
         c->clock_skew = ACME_JOB_CLOCK_SKEW;
     }

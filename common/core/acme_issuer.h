@@ -67,6 +67,8 @@ typedef struct {
     long          clock_skew;       /* seconds a new certificate may be
                                        served before its notBefore
                                        (acme_job_activate_at) */
+    long          max_orders;       /* orders in flight at once, 1-64
+                                       (acme_job_pipeline) */
 
     char          state_default[ACME_ISSUER_PATH_MAX];  /* state_dir's
                                                        storage when default */

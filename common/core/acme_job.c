@@ -506,3 +506,63 @@ acme_job_failure_text(const acme_cert_state_t *st, char *buf, size_t len)
              acme_time_rfc3339(st->next_attempt, t, sizeof(t)));
     return buf;
 }
+
+/* -- how many at once ------------------------------------------------------ */
+
+/* 0 no certificate, 1 expired, 2 valid; then the earlier not_after. */
+static int
+pipe_before(const acme_job_pipe_t *a, const acme_job_pipe_t *b,
+    long long now)
+{
+    int ra, rb;
+
+    ra = !a->have_cert ? 0 : a->not_after <= now ? 1 : 2;
+    rb = !b->have_cert ? 0 : b->not_after <= now ? 1 : 2;
+    if (ra != rb) {
+        return ra < rb;
+    }
+    return ra == 2 && a->not_after < b->not_after;
+}
+
+size_t
+acme_job_pipeline(acme_job_pipe_t *c, size_t n, long long now)
+{
+    size_t   i, k, best, started = 0;
+    unsigned busy, cap;
+
+    for (i = 0; i < n; i++) {
+        c[i].start = 0;
+    }
+    for ( ;; ) {
+        best = n;
+        for (i = 0; i < n; i++) {
+            if (!c[i].due || c[i].running || c[i].start) {
+                continue;
+            }
+            if (best == n || pipe_before(&c[i], &c[best], now)) {
+                best = i;
+            }
+        }
+        if (best == n) {
+            return started;
+        }
+        cap = c[best].max_orders ? c[best].max_orders : ACME_JOB_MAX_ORDERS;
+        busy = 0;
+        for (k = 0; k < n; k++) {
+            if (c[k].issuer == c[best].issuer && (c[k].running || c[k].start)) {
+                busy++;
+            }
+        }
+        if (busy < cap) {
+            c[best].start = 1;
+            started++;
+        } else {
+            /* that issuer is full: none of its certificates starts */
+            for (k = 0; k < n; k++) {
+                if (c[k].issuer == c[best].issuer) {
+                    c[k].due = 0;
+                }
+            }
+        }
+    }
+}

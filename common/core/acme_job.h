@@ -91,6 +91,38 @@ void acme_job_facts_activate(acme_job_facts_t *f);
 /* "no certificate yet", ..., for logs. */
 const char *acme_job_reason_text(acme_job_reason_t why);
 
+/* -- how many at once ---------------------------------------------------- */
+
+/* The default and the range of an issuer's orders in flight at once
+ * (max_orders / AcmeMaxOrders). */
+#define ACME_JOB_MAX_ORDERS     8
+#define ACME_JOB_MAX_ORDERS_MAX 64
+
+/*
+ * One certificate as the pipeline sees it.  The host fills the inputs
+ * each tick; acme_job_pipeline sets start.
+ */
+typedef struct {
+    const void *issuer;         /* the issuer's identity (any pointer) */
+    unsigned    max_orders;     /* that issuer's cap (0: the default) */
+    int         running;        /* a job of this certificate runs */
+    int         due;            /* not running, and may start now */
+    int         have_cert;      /* a certificate is served */
+    long long   not_after;      /* the served one's (when have_cert) */
+    int         start;          /* out: start its order now */
+} acme_job_pipe_t;
+
+/*
+ * Which due certificates start now: at most max_orders jobs of one issuer
+ * in flight (the running ones count), the most urgent first: no
+ * certificate yet (a placeholder is served), then an expired one, then
+ * the one expiring soonest; equal ones in array order.  Sets start on
+ * each of the n entries and returns how many start.  The host starts
+ * them this tick; the others wait for a later one (due is cleared on
+ * those of an issuer that is full).
+ */
+size_t acme_job_pipeline(acme_job_pipe_t *c, size_t n, long long now);
+
 /* -- when a new certificate is served -------------------------------- */
 
 /*

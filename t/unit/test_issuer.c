@@ -38,12 +38,14 @@ UNIT_TEST(issuer_defaults)
         c.timeout_ms = unset;
         c.retry_delay = unset;
         c.clock_skew = unset;
+        c.max_orders = unset;
         CHECK_INT(acme_issuer_check(&c, words, p, 4), 0);
         CHECK_INT(c.account_key, ACME_KEY_DEFAULT);
         CHECK_INT(c.renew_percent, 33);
         CHECK_INT(c.timeout_ms, 30000);
         CHECK_INT(c.retry_delay, ACME_JOB_RETRY_DELAY);
         CHECK_INT(c.clock_skew, ACME_JOB_CLOCK_SKEW);
+        CHECK_INT(c.max_orders, ACME_JOB_MAX_ORDERS);
         CHECK_INT(c.n_challenges, 1);
         CHECK_STR(c.challenges[0], "http-01");
         CHECK_STR(c.state_dir, "/var/lib/x/acme/pebble");
@@ -61,6 +63,7 @@ UNIT_TEST(issuer_values_kept)
     c.timeout_ms = 500;
     c.retry_delay = 2;
     c.clock_skew = 300;
+    c.max_orders = 1;
     c.challenges[0] = "tls-alpn-01";
     c.challenges[1] = "http-01";
     c.n_challenges = 2;
@@ -71,6 +74,7 @@ UNIT_TEST(issuer_values_kept)
     CHECK_INT(c.timeout_ms, 500);
     CHECK_INT(c.retry_delay, 2);
     CHECK_INT(c.clock_skew, 300);
+    CHECK_INT(c.max_orders, 1);
     CHECK_INT(c.n_challenges, 2);
     CHECK_STR(c.challenges[0], "tls-alpn-01");
     CHECK_STR(c.state_dir, "/srv/acme");

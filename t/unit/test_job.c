@@ -440,3 +440,66 @@ UNIT_TEST(job_pending_status_and_due)
     acme_job_facts_activate(&f);
     CHECK_INT(f.not_before, T0 + 7200);
 }
+
+/* At most max_orders of an issuer in flight, the most urgent first. */
+UNIT_TEST(job_pipeline_bounded_by_urgency)
+{
+    acme_job_pipe_t c[6];
+    int             a = 0, b = 0;
+    size_t          i;
+
+    memset(c, 0, sizeof(c));
+    for (i = 0; i < 6; i++) {
+        c[i].issuer = &a;
+        c[i].max_orders = 2;
+        c[i].due = 1;
+        c[i].have_cert = 1;
+        c[i].not_after = T0 + 10 * DAY - (long long) i;   /* later first */
+    }
+    c[1].not_after = T0 - 1;        /* expired */
+    c[4].have_cert = 0;             /* a placeholder is served */
+    c[5].due = 0;                   /* not due */
+
+    /* the placeholder, then the expired one */
+    CHECK_INT(acme_job_pipeline(c, 6, T0), 2);
+    CHECK(c[4].start && c[1].start);
+    CHECK(!c[0].start && !c[2].start && !c[3].start && !c[5].start);
+
+    /* those two run: the issuer is full */
+    c[4].running = c[1].running = 1;
+    c[4].due = c[1].due = 0;
+    CHECK_INT(acme_job_pipeline(c, 6, T0), 0);
+    CHECK(!c[0].start && !c[2].start && !c[3].start);
+
+    /* one ends: the valid one expiring soonest (3) goes next */
+    c[4].running = 0;
+    for (i = 0; i < 4; i++) {
+        c[i].due = (i != 1);
+    }
+    CHECK_INT(acme_job_pipeline(c, 6, T0), 1);
+    CHECK(c[3].start && !c[0].start && !c[2].start);
+
+    /* another issuer has its own cap; 0 is the default (8) */
+    c[3].running = 1;
+    c[3].due = 0;
+    c[0].issuer = c[2].issuer = &b;
+    c[0].max_orders = c[2].max_orders = 0;
+    c[0].due = c[2].due = 1;
+    CHECK_INT(acme_job_pipeline(c, 6, T0), 2);
+    CHECK(c[0].start && c[2].start);
+
+    /* a cap of 1 with nothing running: exactly one, equal urgency in
+     * array order */
+    memset(c, 0, sizeof(c));
+    for (i = 0; i < 6; i++) {
+        c[i].issuer = &a;
+        c[i].max_orders = 1;
+        c[i].due = 1;
+    }
+    CHECK_INT(acme_job_pipeline(c, 6, T0), 1);
+    CHECK(c[0].start);
+    for (i = 1; i < 6; i++) {
+        CHECK(!c[i].start);
+    }
+    CHECK_INT(acme_job_pipeline(c, 0, T0), 0);
+}
