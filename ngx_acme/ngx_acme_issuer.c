@@ -35,6 +35,8 @@ static char *ngx_acme_check_positive_msec(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_acme_check_retry_delay(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_acme_check_max_orders(ngx_conf_t *cf, void *post,
+    void *data);
 
 
 /*
@@ -54,9 +56,8 @@ static ngx_conf_post_handler_pt  ngx_acme_positive_msec_post =
     ngx_acme_check_positive_msec;
 static ngx_conf_post_handler_pt  ngx_acme_retry_delay_post =
     ngx_acme_check_retry_delay;
-static ngx_conf_num_bounds_t  ngx_acme_max_orders_bounds = {
-    ngx_conf_check_num_bounds, 1, ACME_JOB_MAX_ORDERS_MAX
-};
+static ngx_conf_post_handler_pt  ngx_acme_max_orders_post =
+    ngx_acme_check_max_orders;
 
 
 #define ngx_acme_issuer_offset(field)  offsetof(ngx_acme_issuer_t, field)
@@ -154,7 +155,7 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       ngx_conf_set_num_slot,
       0,
       ngx_acme_issuer_offset(conf.max_orders),
-      &ngx_acme_max_orders_bounds },
+      &ngx_acme_max_orders_post },
 
     { ngx_string("challenge"),
       NGX_CONF_1MORE,
@@ -771,6 +772,19 @@ ngx_acme_check_retry_delay(ngx_conf_t *cf, void *post, void *data)
 
     if (*sp < 1 || *sp > 86400) {
         return "must be a time between 1s and 1d";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_acme_check_max_orders(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_int_t  *np = data;
+
+    if (*np < 1 || *np > ACME_JOB_MAX_ORDERS_MAX) {
+        return "must be a number from 1 to 64";
     }
 
     return NGX_CONF_OK;

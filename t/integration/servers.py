@@ -35,6 +35,7 @@ APACHE_ISSUER = {
     "account_key": "AcmeAccountKey",
     "retry_delay": "AcmeRetryDelay",
     "clock_skew": "AcmeClockSkew",
+    "max_orders": "AcmeMaxOrders",
 }
 
 
