@@ -479,6 +479,27 @@ job_record_failure(job_t *j)
     acme_auto_shm_set_status(j->c->slot, &st);
 }
 
+/* The CA's Retry-After on a failed order holds the whole issuer back. */
+static void
+issuer_pause(job_t *j, long long retry_after, long long now)
+{
+    acme_auto_issuer_t *iss = j->c->issuer;
+    long long           cur = __atomic_load_n(&iss->paused_until,
+                                              __ATOMIC_ACQUIRE), at;
+
+    do {
+        at = acme_job_issuer_pause(cur, retry_after, now);
+        if (at == cur) {
+            return;
+        }
+    } while (!__atomic_compare_exchange_n(&iss->paused_until, &cur, at, 0,
+                                          __ATOMIC_ACQ_REL,
+                                          __ATOMIC_ACQUIRE));
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: "
+                 "AcmeIssuer %s: the CA asks to wait: no new order for "
+                 "%lld s", iss->conf.name, at - now);
+}
+
 static void
 job_failed(job_t *j, const char *msg, long long retry_after)
 {
@@ -487,6 +508,7 @@ job_failed(job_t *j, const char *msg, long long retry_after)
 
     acme_job_failed(&j->st, j->type, msg, now, retry_after,
                     j->c->issuer->conf.retry_delay, j->f.seed);
+    issuer_pause(j, retry_after, now);
     job_record_failure(j);
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: order "
                  "failed: %s", j->c->id,
@@ -880,6 +902,8 @@ watch_tick(watch_t *w)
         memset(p, 0, sizeof(*p));
         p->issuer = j->c->issuer;
         p->max_orders = (unsigned) j->c->issuer->conf.max_orders;
+        p->issuer_pause = __atomic_load_n(&j->c->issuer->paused_until,
+                                          __ATOMIC_ACQUIRE);
         if (j->running) {
             if (!__atomic_load_n(&j->finished, __ATOMIC_ACQUIRE)) {
                 p->running = 1;

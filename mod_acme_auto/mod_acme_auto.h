@@ -64,6 +64,9 @@ typedef struct {
     /* the driving child's job threads: who creates the account, its URL
      * (under acme_auto_jobs.c's account_mu) */
     acme_account_gate_t  account_gate;
+    /* no new order before (acme_job_issuer_pause); atomic: written by the
+     * job threads, read by the watchdog's */
+    long long            paused_until;
 } acme_auto_issuer_t;
 
 /* "AcmeCertificate issuer [names...] [key=...]" on a vhost; a vhost may

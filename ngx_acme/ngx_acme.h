@@ -122,6 +122,8 @@ typedef struct {
     /* worker-local: the job creating the account, the URL known (jobs of
      * the lease holder only, on its event loop) */
     acme_account_gate_t       account_gate;
+    /* worker-local: no new order before (acme_job_issuer_pause) */
+    time_t                    paused_until;
 
     u_char                   *file;
     ngx_uint_t                line;

@@ -668,6 +668,17 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
     acme_job_failed(&job->st, type, msg, (long long) now, retry_after,
                     cert->issuer->conf.retry_delay, cert->rnd);
 
+    if (acme_job_issuer_pause(cert->issuer->paused_until, retry_after, now)
+        != cert->issuer->paused_until)
+    {
+        cert->issuer->paused_until = (time_t) retry_after;
+
+        ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                      "acme: acme_issuer \"%V\": the CA asks to wait: no "
+                      "new order for %T s", &cert->issuer->name,
+                      (time_t) retry_after - now);
+    }
+
     slot->st = job->st;
     acme_job_status_end(&slot->status, &job->st, job->st.next_attempt);
 

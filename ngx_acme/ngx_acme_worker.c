@@ -188,6 +188,7 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         p->issuer = cert->issuer;
         p->max_orders = (unsigned) cert->issuer->conf.max_orders;
         p->running = (cert->job != NULL);
+        p->issuer_pause = cert->issuer->paused_until;
 
         if (slot == NULL || cert->job) {
             continue;

@@ -553,11 +553,12 @@ acme_job_pipeline(acme_job_pipe_t *c, size_t n, long long now)
                 busy++;
             }
         }
-        if (busy < cap) {
+        if (busy < cap && c[best].issuer_pause <= now) {
             c[best].start = 1;
             started++;
         } else {
-            /* that issuer is full: none of its certificates starts */
+            /* that issuer is full or paused: none of its certificates
+             * starts */
             for (k = 0; k < n; k++) {
                 if (c[k].issuer == c[best].issuer) {
                     c[k].due = 0;
@@ -565,4 +566,10 @@ acme_job_pipeline(acme_job_pipe_t *c, size_t n, long long now)
             }
         }
     }
+}
+
+long long
+acme_job_issuer_pause(long long pause, long long retry_after, long long now)
+{
+    return retry_after > now && retry_after > pause ? retry_after : pause;
 }

@@ -109,12 +109,15 @@ typedef struct {
     int         due;            /* not running, and may start now */
     int         have_cert;      /* a certificate is served */
     long long   not_after;      /* the served one's (when have_cert) */
+    long long   issuer_pause;   /* no order of the issuer before this
+                                   (acme_job_issuer_pause); 0 none */
     int         start;          /* out: start its order now */
 } acme_job_pipe_t;
 
 /*
  * Which due certificates start now: at most max_orders jobs of one issuer
- * in flight (the running ones count), the most urgent first: no
+ * in flight (the running ones count) and none while the issuer is paused
+ * (issuer_pause after now), the most urgent first: no
  * certificate yet (a placeholder is served), then an expired one, then
  * the one expiring soonest; equal ones in array order.  Sets start on
  * each of the n entries and returns how many start.  The host starts
@@ -122,6 +125,16 @@ typedef struct {
  * those of an issuer that is full).
  */
 size_t acme_job_pipeline(acme_job_pipe_t *c, size_t n, long long now);
+
+/*
+ * An order of an issuer failed at now on a CA answer with a Retry-After
+ * (retry_after, 0 none; RFC 8555 section 6.6: rateLimited, also a 503):
+ * the CA limits the account, not the one certificate, so no order of that
+ * issuer starts before it.  Returns the issuer's pause end (the later of
+ * pause, the current one, and retry_after when ahead of now).
+ */
+long long acme_job_issuer_pause(long long pause, long long retry_after,
+    long long now);
 
 /* -- when a new certificate is served -------------------------------- */
 

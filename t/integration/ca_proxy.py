@@ -36,6 +36,8 @@ each used once, in order, by the next requests whose path starts with it:
                       Replay-Nonce)
     "503-no-pass"     503 serverInternal with Retry-After: 1, not forwarded
     "pass-then-close" forwarded, then the connection is closed unanswered
+    "429-rate-limited" 429 rateLimited with Retry-After: RATE_LIMITED_AFTER,
+                      not forwarded
 
 proxy.faulted lists (path, mode) of each fault applied.  Binds 127.0.0.1
 only; every socket has a timeout.
@@ -48,6 +50,7 @@ import os
 import socketserver
 import ssl
 import threading
+import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -60,7 +63,10 @@ PROXY_PORT = 14010 + PORT_OFFSET
 PEM_CHAIN = "application/pem-certificate-chain"
 FAULT_BODY = (b'{"type":"urn:ietf:params:acme:error:serverInternal",'
               b'"detail":"ca_proxy fault","status":503}')
-FAULTS = ("pass-then-503", "503-no-pass", "pass-then-close")
+RATE_LIMITED_BODY = (b'{"type":"urn:ietf:params:acme:error:rateLimited",'
+                     b'"detail":"ca_proxy fault","status":429}')
+RATE_LIMITED_AFTER = 4      # seconds, the Retry-After of "429-rate-limited"
+FAULTS = ("pass-then-503", "503-no-pass", "pass-then-close", "429-rate-limited")
 EXTRA_NAME = "x.example.test"
 FUTURE_AHEAD = datetime.timedelta(hours=2)
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length",
@@ -133,10 +139,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n > 0 else None
         with proxy.lock:
             proxy.requests.append((self.command, self.path))
+            proxy.times.append(time.monotonic())
             proxy.user_agents.append(self.headers.get("User-Agent"))
         fault = proxy.take_fault(self.path)
         if fault == "503-no-pass":
             self._answer_503(None)
+            return
+        if fault == "429-rate-limited":
+            self._answer_503(None, 429, RATE_LIMITED_BODY, RATE_LIMITED_AFTER)
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
         conn = http.client.HTTPSConnection("127.0.0.1", API_PORT, timeout=30,
@@ -169,16 +179,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    def _answer_503(self, nonce):
-        self.send_response(503)
+    def _answer_503(self, nonce, status=503, body=FAULT_BODY, retry_after=1):
+        self.send_response(status)
         self.send_header("Content-Type", "application/problem+json")
-        self.send_header("Retry-After", "1")
+        self.send_header("Retry-After", str(retry_after))
         if nonce:
             self.send_header("Replay-Nonce", nonce)
-        self.send_header("Content-Length", str(len(FAULT_BODY)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(FAULT_BODY)
+            self.wfile.write(body)
 
     do_GET = do_POST = do_HEAD = _forward
 
@@ -197,6 +207,7 @@ class CaProxy:
         self.modes = {}                      # SAN (DNS name) -> mode
         self.rewritten = []                  # (name, mode) per rewritten download
         self.requests = []                   # (method, path)
+        self.times = []                      # time.monotonic() of each request
         self.user_agents = []                # User-Agent of each request (None: none)
         self.faults = {}                     # path prefix -> [mode, ...], each once
         self.faulted = []                    # (path, mode) per fault applied

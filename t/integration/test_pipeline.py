@@ -3,9 +3,10 @@ Four certificates due at once on a fresh store, with max_orders 1 /
 AcmeMaxOrders 1: all are issued, one order after the other, never two
 orders of the issuer in flight at once as the CA sees it (our proxy in
 front of pebble: a new-order request comes only after the previous
-order's certificate was downloaded)."""
+order's certificate was downloaded).  A rateLimited answer with
+Retry-After holds every order of the issuer back until then."""
 
-from ca_proxy import CaProxy
+from ca_proxy import RATE_LIMITED_AFTER, CaProxy
 from tlsutil import wait_for
 
 ISSUE_TIMEOUT = 90
@@ -62,3 +63,33 @@ def test_max_orders_range(server, pebble_factory, state_dir):
     server.write_managed(p, state_dir, issuer={"max_orders": "64"})
     rc, out = server.test_config()
     assert rc == 0, out
+
+
+RATE_LIMITED_LOG = {"nginx": 'acme_issuer "pebble": the CA asks to wait',
+                    "apache": "AcmeIssuer pebble: the CA asks to wait"}
+
+
+def test_rate_limited_pauses_the_issuer(server, pebble_factory, state_dir):
+    """The first new-order gets 429 rateLimited with Retry-After: that
+    certificate fails, and the other one (max_orders 1, so it waited for the
+    first) starts no order before the Retry-After has passed; both are
+    issued after it.  Retry-After is whole seconds from the server's clock,
+    so the next new-order comes at least RATE_LIMITED_AFTER - 1 s later."""
+    p = pebble_factory(nonce_reject=0)
+    proxy = CaProxy(p).start()
+    proxy.faults["/order-plz"] = ["429-rate-limited"]
+    try:
+        server.write_certs(proxy, state_dir, [(["p1.example.test"], ""),
+                                              (["p2.example.test"], "")],
+                           issuer={"max_orders": "1", "retry_delay": "1s"})
+        server.start()
+        wait_for(lambda: (lambda c: len(c) == 2 and all(x["state"] == "valid" for x in c))(
+            server.status()["certificates"]), ISSUE_TIMEOUT, "2 certificates valid")
+        with proxy.lock:
+            orders = [t for (m, path), t in zip(proxy.requests, proxy.times)
+                      if path.startswith("/order-plz")]
+        assert len(proxy.faulted) == 1 and len(orders) == 3, (proxy.faulted, orders)
+        assert orders[1] - orders[0] >= RATE_LIMITED_AFTER - 1, orders
+        assert RATE_LIMITED_LOG[server.kind] in server.error_log()
+    finally:
+        proxy.stop()

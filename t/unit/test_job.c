@@ -503,3 +503,29 @@ UNIT_TEST(job_pipeline_bounded_by_urgency)
     }
     CHECK_INT(acme_job_pipeline(c, 0, T0), 0);
 }
+
+/* A failure with the CA's Retry-After pauses the whole issuer. */
+UNIT_TEST(job_pipeline_issuer_pause)
+{
+    acme_job_pipe_t c[3];
+    int             a = 0, b = 0;
+
+    CHECK_INT(acme_job_issuer_pause(0, 0, T0), 0);
+    CHECK_INT(acme_job_issuer_pause(0, T0 - 5, T0), 0);
+    CHECK_INT(acme_job_issuer_pause(0, T0 + 30, T0), T0 + 30);
+    CHECK_INT(acme_job_issuer_pause(T0 + 60, T0 + 30, T0), T0 + 60);
+
+    memset(c, 0, sizeof(c));
+    c[0].issuer = c[1].issuer = &a;
+    c[2].issuer = &b;
+    c[0].due = c[1].due = c[2].due = 1;
+    c[0].issuer_pause = c[1].issuer_pause = T0 + 30;
+    CHECK_INT(acme_job_pipeline(c, 3, T0), 1);
+    CHECK(!c[0].start && !c[1].start && c[2].start);
+
+    /* the pause over: both start */
+    c[0].due = c[1].due = 1;
+    c[2].due = 0;
+    CHECK_INT(acme_job_pipeline(c, 3, T0 + 30), 2);
+    CHECK(c[0].start && c[1].start);
+}
