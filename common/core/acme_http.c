@@ -221,6 +221,14 @@ char *
 acme_http_serialize(const acme_http_request_t *req, const acme_url_t *u,
     const char *user_agent, size_t *len)
 {
+    return acme_http_serialize_conn(req, u, user_agent, 0, len);
+}
+
+
+char *
+acme_http_serialize_conn(const acme_http_request_t *req, const acme_url_t *u,
+    const char *user_agent, int keep_alive, size_t *len)
+{
     char    *head, *out, clen[48];
     size_t   hlen, blen;
     int      has_body;
@@ -247,7 +255,7 @@ acme_http_serialize(const acme_http_request_t *req, const acme_url_t *u,
         "%s%s%s"
         "%s%s%s"
         "%s"
-        "Connection: close\r\n"
+        "%s"
         "\r\n",
         req->method, u->path, u->host_header, user_agent,
         req->accept ? "Accept: " : "", req->accept ? req->accept : "",
@@ -255,7 +263,7 @@ acme_http_serialize(const acme_http_request_t *req, const acme_url_t *u,
         has_body && req->content_type ? "Content-Type: " : "",
         has_body && req->content_type ? req->content_type : "",
         has_body && req->content_type ? "\r\n" : "",
-        clen);
+        clen, keep_alive ? "" : "Connection: close\r\n");
 
     if (head == NULL) {
         return NULL;
@@ -316,6 +324,10 @@ struct acme_http_parser_s {
     size_t                header_bytes;     /* status + headers, or trailer */
 
     int                   status;
+    int                   http10;           /* "HTTP/1.0" status line */
+    int                   conn_close;       /* "Connection: close" */
+    int                   excess;           /* bytes after the response */
+    int                   close_delimited;  /* body ends with the stream */
     char                 *kept[H_NKEPT];
     int                   last_kept;        /* for obs-fold; -1 = none */
 
@@ -509,6 +521,7 @@ parse_status_line(acme_http_parser_t *p, char *l)
     }
 
     p->status = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+    p->http10 = l[7] == '0';
     if (p->status < 100) {
         return fail(p, "bad status line");
     }
@@ -560,6 +573,30 @@ parse_transfer_encoding(acme_http_parser_t *p, const char *v)
 
     if (any) {
         p->chunked = last_chunked;
+    }
+    return 0;
+}
+
+
+/* Whether the comma-separated list v holds token (case-insensitive). */
+static int
+has_token(const char *v, const char *token)
+{
+    const char  *s, *e;
+    size_t       n, tl = strlen(token);
+
+    for (s = v; *s; s = e) {
+        while (*s == ' ' || *s == '\t' || *s == ',') {
+            s++;
+        }
+        e = s + strcspn(s, ",");
+        n = (size_t) (e - s);
+        while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) {
+            n--;
+        }
+        if (n == tl && strncasecmp(s, token, n) == 0) {
+            return 1;
+        }
     }
     return 0;
 }
@@ -638,6 +675,10 @@ header_line(acme_http_parser_t *p, char *l)
         return parse_transfer_encoding(p, v);
     }
 
+    if (strcasecmp(l, "Connection") == 0 && has_token(v, "close")) {
+        p->conn_close = 1;
+    }
+
     return 0;
 }
 
@@ -691,6 +732,7 @@ headers_done(acme_http_parser_t *p)
     }
 
     p->state = ST_BODY_CLOSE;
+    p->close_delimited = 1;
     return 0;
 }
 
@@ -793,7 +835,9 @@ acme_http_parser_feed(acme_http_parser_t *p, const char *data, size_t len)
         switch (p->state) {
 
         case ST_DONE:
-            /* anything after the response is ignored: Connection: close */
+            /* anything after the response is ignored, and the connection
+             * is not reused (no request was pipelined) */
+            p->excess = 1;
             return ACME_HTTP_DONE;
 
         case ST_ERROR:
@@ -853,8 +897,8 @@ acme_http_parser_feed(acme_http_parser_t *p, const char *data, size_t len)
                 return ACME_HTTP_ERROR;
             }
             data += n;
-            if (p->body_len == p->length) {
-                return finish(p);
+            if (p->body_len == p->length && finish(p) != ACME_HTTP_DONE) {
+                return ACME_HTTP_ERROR;
             }
             break;
 
@@ -905,6 +949,14 @@ acme_http_parser_feed(acme_http_parser_t *p, const char *data, size_t len)
         /* a response without body may be complete right at the header end */
         return ACME_HTTP_AGAIN;
     }
+}
+
+
+int
+acme_http_parser_reusable(const acme_http_parser_t *p)
+{
+    return p->state == ST_DONE && !p->http10 && !p->conn_close && !p->excess
+           && !p->close_delimited;
 }
 
 

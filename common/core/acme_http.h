@@ -55,6 +55,10 @@ void acme_url_free(acme_url_t *u);
  * control character, sends ACME_USER_AGENT_DEFAULT. */
 char *acme_http_serialize(const acme_http_request_t *req, const acme_url_t *u,
     const char *user_agent, size_t *len);
+/* The same; keep_alive non-zero leaves "Connection: close" out (HTTP/1.1
+ * persistent connection, see acme_http_parser_reusable). */
+char *acme_http_serialize_conn(const acme_http_request_t *req,
+    const acme_url_t *u, const char *user_agent, int keep_alive, size_t *len);
 
 #define ACME_USER_AGENT_DEFAULT  "acme-core/" ACME_VERSION
 
@@ -84,6 +88,10 @@ void acme_http_parser_set_head(acme_http_parser_t *p);
 /* The peer closed the connection: DONE if the body was close-delimited and
  * complete, else ERROR. */
 int acme_http_parser_eof(acme_http_parser_t *p);
+/* After DONE: 1 when the connection may carry another request: HTTP/1.1
+ * without "Connection: close", the body delimited by its length, chunked
+ * end or status (not by the end of the stream), and no byte after it. */
+int acme_http_parser_reusable(const acme_http_parser_t *p);
 const char *acme_http_parser_error(const acme_http_parser_t *p);
 /* Valid after DONE; owned by the parser. */
 const acme_http_response_t *acme_http_parser_response(const acme_http_parser_t *p);
