@@ -1,7 +1,11 @@
 /*
- * The blocking HTTPS client (one request per connection, "Connection:
- * close") and the driver that runs an order with it.  For a thread that may
- * block (Apache's watchdog); nginx uses its own non-blocking client.
+ * The blocking HTTPS client and the driver that runs an order with it.  For
+ * a thread that may block (Apache's watchdog); nginx uses its own
+ * non-blocking client.  A transport (acme_transport_new) keeps its
+ * connection open between the requests of one order when the CA allows it
+ * (HTTP/1.1 keep-alive, bounded idle time) and resumes its TLS session when
+ * it must connect again; acme_transport_exchange() is one request on a
+ * connection of its own ("Connection: close").
  *
  * "Blocking" only from the caller's view: the socket is non-blocking and
  * every wait is a poll() bounded by the per-step timeout and by the
@@ -257,7 +261,8 @@ tls_prepare(conn_t *c, const acme_transport_opts_t *o)
 }
 
 static int
-tls_start(conn_t *c, const acme_transport_opts_t *o, const char *host)
+tls_start(conn_t *c, const acme_transport_opts_t *o, const char *host,
+    SSL_SESSION *session)
 {
     X509_VERIFY_PARAM  *param;
     long                vr;
@@ -285,6 +290,13 @@ tls_start(conn_t *c, const acme_transport_opts_t *o, const char *host)
             return acme_err(c->err, c->errlen, "%s: cannot set the name to "
                             "verify", c->peer);
         }
+    }
+
+    /* a session of the same origin (the caller keeps one per origin):
+     * the server may resume it, which saves the key exchange and the
+     * certificate chain; verification was done when it was made */
+    if (session != NULL) {
+        (void) SSL_set_session(c->ssl, session);
     }
 
     SSL_set_connect_state(c->ssl);
@@ -387,32 +399,149 @@ io_read(conn_t *c, char *buf, size_t cap)
     }
 }
 
+/* Closes the connection; the TLS context stays for the next one. */
 static void
-conn_close(conn_t *c)
+conn_drop(conn_t *c)
 {
     if (c->ssl != NULL) {
         /* one non-blocking attempt: politeness, not correctness */
         SSL_shutdown(c->ssl);
         SSL_free(c->ssl);
+        c->ssl = NULL;
     }
-    SSL_CTX_free(c->ctx);
     if (c->fd >= 0) {
         close(c->fd);
+        c->fd = -1;
     }
     ERR_clear_error();
 }
 
-static acme_http_parser_t *
-exchange(const acme_transport_opts_t *o, const acme_http_request_t *req,
-    char *err, size_t errlen)
+
+struct acme_transport_s {
+    acme_transport_opts_t  opts;
+    int                    keepalive_ms;    /* 0: no keep-alive */
+    conn_t                 c;               /* c.fd < 0: none open */
+    char                  *origin;          /* of c and session */
+    SSL_SESSION           *session;         /* to resume, or NULL */
+    long long              idle_since;      /* monotonic ms */
+};
+
+
+/*
+ * Whether the idle connection can carry a request: not idle too long, and
+ * nothing to read (a readable idle connection was closed by the server, or
+ * holds bytes nobody asked for); a TLS 1.3 ticket that arrived late is
+ * consumed by the read and leaves the connection usable.
+ */
+static int
+conn_usable(acme_transport_t *t)
 {
-    acme_url_t           u;
-    conn_t               c;
-    acme_http_parser_t  *p = NULL;
-    char                *out = NULL, peer[300], buf[TRANSPORT_READ_BUF];
-    size_t               out_len;
-    ssize_t              n;
-    int                  rc, connect_timeout, total;
+    struct pollfd  pfd;
+    char           b;
+    int            rc, usable;
+
+    if (acme_monotonic_ms() - t->idle_since > t->keepalive_ms) {
+        return 0;
+    }
+
+    pfd.fd = t->c.fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    if (poll(&pfd, 1, 0) == 0) {
+        return 1;
+    }
+
+    if (t->c.ssl != NULL) {
+        rc = SSL_read(t->c.ssl, &b, 1);
+        usable = rc <= 0 && SSL_get_error(t->c.ssl, rc) == SSL_ERROR_WANT_READ;
+        ERR_clear_error();
+        return usable;
+    }
+
+    return recv(t->c.fd, &b, 1, MSG_PEEK) < 0
+           && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+
+/* Keeps the session of a good exchange for the next connection. */
+static void
+session_keep(acme_transport_t *t)
+{
+    SSL_SESSION *s;
+
+    if (t->c.ssl == NULL) {
+        return;
+    }
+    s = SSL_get1_session(t->c.ssl);
+    if (s == NULL) {
+        return;
+    }
+    if (!SSL_SESSION_is_resumable(s)) {
+        SSL_SESSION_free(s);
+        return;
+    }
+    SSL_SESSION_free(t->session);
+    t->session = s;
+}
+
+/*
+ * Sends out and reads the response into p on the open connection; *got is
+ * set once a byte of the response has arrived.  0, or -1 with c->err.
+ */
+static int
+send_and_read(conn_t *c, const char *out, size_t out_len,
+    acme_http_parser_t *p, const char *peer, int *got)
+{
+    char     buf[TRANSPORT_READ_BUF];
+    ssize_t  n;
+    int      rc;
+
+    *got = 0;
+
+    if (io_write(c, out, out_len) != 0) {
+        return -1;
+    }
+
+    for ( ;; ) {
+        n = io_read(c, buf, sizeof(buf));
+        if (n < 0) {
+            return -1;
+        }
+        if (n == 0) {
+            rc = acme_http_parser_eof(p);
+            if (rc != ACME_HTTP_DONE) {
+                return acme_err(c->err, c->errlen, "%s: connection closed "
+                                "before the response was complete (%s)", peer,
+                                acme_http_parser_error(p)
+                                ? acme_http_parser_error(p) : "no detail");
+            }
+            return 0;
+        }
+        *got = 1;
+        rc = acme_http_parser_feed(p, buf, (size_t) n);
+        if (rc == ACME_HTTP_DONE) {
+            return 0;
+        }
+        if (rc == ACME_HTTP_ERROR) {
+            return acme_err(c->err, c->errlen, "%s: invalid response: %s",
+                            peer, acme_http_parser_error(p)
+                            ? acme_http_parser_error(p) : "parse error");
+        }
+    }
+}
+
+
+static acme_http_parser_t *
+exchange(acme_transport_t *t, const acme_http_request_t *req, char *err,
+    size_t errlen)
+{
+    const acme_transport_opts_t  *o = &t->opts;
+    acme_url_t                    u;
+    conn_t                       *c = &t->c;
+    acme_http_parser_t           *p = NULL;
+    char                         *out = NULL, *origin, peer[300];
+    size_t                        out_len = 0;
+    int                           connect_timeout, total, reused, got, tries;
 
     if (req == NULL || req->url == NULL || req->method == NULL) {
         acme_err(err, errlen, "invalid request");
@@ -425,76 +554,100 @@ exchange(const acme_transport_opts_t *o, const acme_http_request_t *req,
     connect_timeout = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
     total = o->total_timeout_ms > 0 ? o->total_timeout_ms : 60000;
 
-    memset(&c, 0, sizeof(c));
-    c.fd = -1;
-    c.io_timeout = o->io_timeout_ms > 0 ? o->io_timeout_ms : 30000;
-    c.deadline = acme_monotonic_ms() + total;
-    c.err = err;
-    c.errlen = errlen;
+    c->io_timeout = o->io_timeout_ms > 0 ? o->io_timeout_ms : 30000;
+    c->deadline = acme_monotonic_ms() + total;
+    c->err = err;
+    c->errlen = errlen;
     snprintf(peer, sizeof(peer), "%s %s", req->method, req->url);
-    c.peer = peer;
+    c->peer = peer;
 
     ERR_clear_error();
 
-    if (u.https && tls_prepare(&c, o) != 0) {
+    /* the connection and the session serve one origin: another one drops
+     * them (a CA keeps every URL on one origin) */
+    origin = acme_sprintf("%s://%s:%d", u.https ? "https" : "http", u.host,
+                          u.port);
+    if (origin == NULL) {
+        acme_err(err, errlen, "out of memory");
         goto failed;
     }
-    if (connect_any(&c, u.host, u.port, connect_timeout) != 0) {
-        goto failed;
-    }
-    if (u.https && tls_start(&c, o, u.host) != 0) {
-        goto failed;
+    if (t->origin == NULL || strcmp(t->origin, origin) != 0) {
+        conn_drop(c);
+        SSL_SESSION_free(t->session);
+        t->session = NULL;
+        free(t->origin);
+        t->origin = origin;
+    } else {
+        free(origin);
     }
 
-    out = acme_http_serialize(req, &u, o->user_agent, &out_len);
+    if (c->fd >= 0 && !conn_usable(t)) {
+        conn_drop(c);
+    }
+
+    out = acme_http_serialize_conn(req, &u, o->user_agent,
+                                   t->keepalive_ms > 0, &out_len);
     if (out == NULL) {
         acme_err(err, errlen, "out of memory");
         goto failed;
     }
-    if (io_write(&c, out, out_len) != 0) {
-        goto failed;
-    }
 
-    p = acme_http_parser_new(o->max_body ? o->max_body : ACME_HTTP_MAX_BODY);
-    if (p == NULL) {
-        acme_err(err, errlen, "out of memory");
-        goto failed;
-    }
-    if (strcmp(req->method, "HEAD") == 0) {
-        acme_http_parser_set_head(p);
-    }
+    for (tries = 0; ; tries++) {
+        reused = c->fd >= 0;
 
-    for ( ;; ) {
-        n = io_read(&c, buf, sizeof(buf));
-        if (n < 0) {
-            goto failed;
-        }
-        if (n == 0) {
-            rc = acme_http_parser_eof(p);
-            if (rc != ACME_HTTP_DONE) {
-                acme_err(err, errlen, "%s: connection closed before the "
-                         "response was complete (%s)", peer,
-                         acme_http_parser_error(p)
-                         ? acme_http_parser_error(p) : "no detail");
+        if (!reused) {
+            if (u.https && c->ctx == NULL && tls_prepare(c, o) != 0) {
+                SSL_CTX_free(c->ctx);
+                c->ctx = NULL;
                 goto failed;
             }
-            break;
+            if (connect_any(c, u.host, u.port, connect_timeout) != 0) {
+                goto failed;
+            }
+            if (u.https && tls_start(c, o, u.host, t->session) != 0) {
+                goto failed;
+            }
         }
-        rc = acme_http_parser_feed(p, buf, (size_t) n);
-        if (rc == ACME_HTTP_DONE) {
-            break;
-        }
-        if (rc == ACME_HTTP_ERROR) {
-            acme_err(err, errlen, "%s: invalid response: %s", peer,
-                     acme_http_parser_error(p)
-                     ? acme_http_parser_error(p) : "parse error");
+
+        p = acme_http_parser_new(o->max_body ? o->max_body
+                                             : ACME_HTTP_MAX_BODY);
+        if (p == NULL) {
+            acme_err(err, errlen, "out of memory");
             goto failed;
         }
+        if (strcmp(req->method, "HEAD") == 0) {
+            acme_http_parser_set_head(p);
+        }
+
+        if (send_and_read(c, out, out_len, p, peer, &got) == 0) {
+            break;
+        }
+
+        /*
+         * A kept connection the server closed meanwhile fails on the write
+         * or on the first read.  Sending the request again, once, on a new
+         * connection is safe when no byte of the response came: the server
+         * then did not answer it, and a POST it did act on cannot act twice
+         * (its JWS carries a nonce the CA accepts once: a replay gets
+         * badNonce, which the engine handles); GET and HEAD are idempotent.
+         */
+        conn_drop(c);
+        acme_http_parser_free(p);
+        p = NULL;
+        if (!reused || got || tries > 0) {
+            goto failed;
+        }
+    }
+
+    session_keep(t);
+    if (t->keepalive_ms > 0 && acme_http_parser_reusable(p)) {
+        t->idle_since = acme_monotonic_ms();
+    } else {
+        conn_drop(c);
     }
 
     OPENSSL_cleanse(out, out_len);
     free(out);
-    conn_close(&c);
     acme_url_free(&u);
     return p;
 
@@ -505,51 +658,138 @@ failed:
         free(out);
     }
     acme_http_parser_free(p);
-    conn_close(&c);
+    conn_drop(c);
     acme_url_free(&u);
     return NULL;
 }
 
-acme_http_parser_t *
-acme_transport_exchange(const acme_transport_opts_t *opts,
-    const acme_http_request_t *req, char *err, size_t errlen)
+
+/* OpenSSL writes to the socket with write(), which raises SIGPIPE when the
+ * peer has gone: SIGPIPE stays blocked in this thread while we write, and
+ * one we caused is swallowed, so a host that did not ignore it survives. */
+typedef struct {
+    sigset_t  set, old;
+    int       was_pending;
+} pipe_guard_t;
+
+static void
+pipe_block(pipe_guard_t *g)
 {
-    static const acme_transport_opts_t  defaults = { NULL, 1, 0, 0, 0, 0,
-                                                           NULL };
-    acme_http_parser_t                 *p;
-    sigset_t                            pipe_set, old, pending;
-    struct timespec                     zero = { 0, 0 };
-    int                                 was_pending;
-    char                                local[ACME_ERRLEN];
+    sigset_t pending;
+
+    sigemptyset(&g->set);
+    sigaddset(&g->set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &g->set, &g->old);
+    sigpending(&pending);
+    g->was_pending = sigismember(&pending, SIGPIPE);
+}
+
+static void
+pipe_restore(pipe_guard_t *g)
+{
+    sigset_t         pending;
+    struct timespec  zero = { 0, 0 };
+
+    if (!g->was_pending) {
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE)) {
+            while (sigtimedwait(&g->set, NULL, &zero) < 0 && errno == EINTR) {
+                /* retry */
+            }
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+
+acme_transport_t *
+acme_transport_new(const acme_transport_opts_t *opts)
+{
+    acme_transport_t  *t;
+
+    t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return NULL;
+    }
+    if (opts != NULL) {
+        t->opts = *opts;
+    } else {
+        t->opts.verify = 1;
+    }
+    t->keepalive_ms = t->opts.keepalive_ms == 0 ? 30000
+                      : t->opts.keepalive_ms < 0 ? 0 : t->opts.keepalive_ms;
+    t->c.fd = -1;
+    return t;
+}
+
+
+acme_http_parser_t *
+acme_transport_request(acme_transport_t *t, const acme_http_request_t *req,
+    char *err, size_t errlen)
+{
+    acme_http_parser_t  *p;
+    pipe_guard_t         g;
+    char                 local[ACME_ERRLEN];
 
     if (err == NULL || errlen == 0) {
         err = local;
         errlen = sizeof(local);
     }
 
-    /*
-     * OpenSSL writes to the socket with write(), which raises SIGPIPE when
-     * the peer has gone: keep it blocked in this thread for the exchange and
-     * swallow one we caused, so a host that did not ignore SIGPIPE survives.
-     */
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    sigpending(&pending);
-    was_pending = sigismember(&pending, SIGPIPE);
+    pipe_block(&g);
+    p = exchange(t, req, err, errlen);
+    pipe_restore(&g);
 
-    p = exchange(opts ? opts : &defaults, req, err, errlen);
+    return p;
+}
 
-    if (!was_pending) {
-        sigpending(&pending);
-        if (sigismember(&pending, SIGPIPE)) {
-            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
-                /* retry */
-            }
-        }
+
+void
+acme_transport_free(acme_transport_t *t)
+{
+    pipe_guard_t  g;
+
+    if (t == NULL) {
+        return;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
 
+    pipe_block(&g);
+    conn_drop(&t->c);
+    pipe_restore(&g);
+
+    SSL_CTX_free(t->c.ctx);
+    SSL_SESSION_free(t->session);
+    free(t->origin);
+    free(t);
+}
+
+
+acme_http_parser_t *
+acme_transport_exchange(const acme_transport_opts_t *opts,
+    const acme_http_request_t *req, char *err, size_t errlen)
+{
+    acme_transport_opts_t  o;
+    acme_transport_t      *t;
+    acme_http_parser_t    *p;
+
+    if (opts != NULL) {
+        o = *opts;
+    } else {
+        memset(&o, 0, sizeof(o));
+        o.verify = 1;
+    }
+    o.keepalive_ms = -1;
+
+    t = acme_transport_new(&o);
+    if (t == NULL) {
+        if (err != NULL && errlen > 0) {
+            acme_err(err, errlen, "out of memory");
+        }
+        return NULL;
+    }
+
+    p = acme_transport_request(t, req, err, errlen);
+    acme_transport_free(t);
     return p;
 }
 
@@ -562,19 +802,40 @@ stop_requested(const acme_driver_hooks_t *h)
     return h->should_stop != NULL && h->should_stop(h->data) != 0;
 }
 
+static int drive(acme_engine_t *e, acme_transport_t *t,
+    const acme_transport_opts_t *opts, const acme_driver_hooks_t *h);
+
+
 int
 acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
     const acme_driver_hooks_t *hooks)
 {
     static const acme_driver_hooks_t  no_hooks;
     const acme_driver_hooks_t        *h = hooks ? hooks : &no_hooks;
-    acme_action_t                     act;
-    acme_http_parser_t               *p;
-    const char                       *type;
-    char                              err[ACME_ERRLEN];
-    int                               stopping = 0;
-    struct timespec                   ts;
-    long long                         now, left;
+    acme_transport_t                 *t;
+    int                               rc;
+
+    /* one transport for the order: its requests share a connection */
+    t = acme_transport_new(opts);
+
+    rc = drive(e, t, opts, h);
+
+    acme_transport_free(t);
+    return rc;
+}
+
+
+static int
+drive(acme_engine_t *e, acme_transport_t *t,
+    const acme_transport_opts_t *opts, const acme_driver_hooks_t *h)
+{
+    acme_action_t        act;
+    acme_http_parser_t  *p;
+    const char          *type;
+    char                 err[ACME_ERRLEN];
+    int                  stopping = 0;
+    struct timespec      ts;
+    long long            now, left;
 
     for ( ;; ) {
         memset(&act, 0, sizeof(act));
@@ -588,7 +849,10 @@ acme_drive_blocking(acme_engine_t *e, const acme_transport_opts_t *opts,
             if (stop_requested(h)) {
                 goto stop;
             }
-            p = acme_transport_exchange(opts, &act.request, err, sizeof(err));
+            p = t != NULL
+                ? acme_transport_request(t, &act.request, err, sizeof(err))
+                : acme_transport_exchange(opts, &act.request, err,
+                                          sizeof(err));
             if (p == NULL) {
                 acme_engine_on_transport_error(e, err);
             } else {

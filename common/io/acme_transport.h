@@ -19,11 +19,33 @@ typedef struct {
     size_t       max_body;          /* 0 -> ACME_HTTP_MAX_BODY */
     const char  *user_agent;        /* acme_http_user_agent(); NULL ->
                                        ACME_USER_AGENT_DEFAULT */
+    int          keepalive_ms;      /* how long a transport keeps an idle
+                                       connection; 0 -> 30000, < 0: none */
 } acme_transport_opts_t;
 
 /*
- * Performs one exchange (getaddrinfo, connect, TLS with SNI and host name
- * verification, request, response).  Returns a parser in DONE state whose
+ * A client for the requests of one order (or one thread): keeps its
+ * connection open between requests to the same origin (scheme, host, port)
+ * when the response allows it (HTTP/1.1, no "Connection: close", body
+ * delimited), for at most keepalive_ms of idle time; resumes the TLS
+ * session of that origin when it must connect again.  A request that fails
+ * on a kept connection before any byte of the response is sent again, once,
+ * on a new connection.  opts is copied; its strings must outlive the
+ * transport.  Not thread-safe: one thread uses it at a time.
+ */
+typedef struct acme_transport_s acme_transport_t;
+
+/* NULL when memory runs out. */
+acme_transport_t *acme_transport_new(const acme_transport_opts_t *opts);
+/* As acme_transport_exchange, on t's connection. */
+acme_http_parser_t *acme_transport_request(acme_transport_t *t,
+    const acme_http_request_t *req, char *err, size_t errlen);
+/* Closes the connection; NULL is fine. */
+void acme_transport_free(acme_transport_t *t);
+
+/*
+ * Performs one exchange on a connection of its own (getaddrinfo, connect,
+ * TLS with SNI and host name verification, request, response).  Returns a parser in DONE state whose
  * response the caller reads and then frees, or NULL with err filled.
  */
 acme_http_parser_t *acme_transport_exchange(const acme_transport_opts_t *opts,
@@ -50,7 +72,8 @@ typedef struct {
     void (*note)(void *data, const char *msg);
 } acme_driver_hooks_t;
 
-/* Runs the engine until DONE (returns 0) or ERROR (returns -1); sleeps for
+/* Runs the engine until DONE (returns 0) or ERROR (returns -1), its requests
+ * on one transport (closed on return); sleeps for
  * ACME_ACT_SLEEP in slices of at most one second so should_stop is honoured.
  * On should_stop the engine is aborted (acme_engine_abort): its UNPUBLISH
  * actions still reach unpublish, then -1.  The driver keeps no list of its
