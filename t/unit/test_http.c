@@ -507,3 +507,63 @@ UNIT_TEST(http_user_agent)
     acme_http_user_agent(buf, 6, "ngx_acme", "nginx/1.22.1");
     CHECK_STR(buf, "ngx_a");
 }
+
+/* Feeds one whole response; returns acme_http_parser_reusable() after DONE,
+ * -1 when the response did not complete. */
+static int
+reusable_after(const char *wire, int eof)
+{
+    acme_http_parser_t  *p;
+    int                  rc, r;
+
+    p = acme_http_parser_new(ACME_HTTP_MAX_BODY);
+    rc = acme_http_parser_feed(p, wire, strlen(wire));
+    if (rc == ACME_HTTP_AGAIN && eof) {
+        rc = acme_http_parser_eof(p);
+    }
+    r = rc == ACME_HTTP_DONE ? acme_http_parser_reusable(p) : -1;
+    acme_http_parser_free(p);
+    return r;
+}
+
+UNIT_TEST(http_keep_alive)
+{
+    acme_http_request_t  req;
+    acme_url_t           u;
+    char                *s, err[ACME_ERRLEN];
+    size_t               len;
+
+    /* the request of a kept connection says nothing about closing it */
+    CHECK_INT(acme_url_parse("https://ca.example/dir", &u, err, sizeof(err)), 0);
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.url = "https://ca.example/dir";
+    s = acme_http_serialize_conn(&req, &u, NULL, 1, &len);
+    CHECK(s != NULL && strstr(s, "Connection") == NULL);
+    CHECK(s != NULL && len == strlen(s) && strstr(s, "\r\n\r\n") == s + len - 4);
+    free(s);
+    s = acme_http_serialize_conn(&req, &u, NULL, 0, &len);
+    CHECK(s != NULL && strstr(s, "\r\nConnection: close\r\n\r\n") != NULL);
+    free(s);
+    acme_url_free(&u);
+
+    /* delimited HTTP/1.1 bodies leave the connection usable */
+    CHECK_INT(reusable_after("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0), 1);
+    CHECK_INT(reusable_after("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                             "\r\n2\r\nok\r\n0\r\n\r\n", 0), 1);
+    CHECK_INT(reusable_after("HTTP/1.1 204 No Content\r\n\r\n", 0), 1);
+    CHECK_INT(reusable_after("HTTP/1.1 100 Continue\r\n\r\n"
+                             "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0), 1);
+    CHECK_INT(reusable_after("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+                             "Content-Length: 0\r\n\r\n", 0), 1);
+
+    /* the server closes, or may: not reused */
+    CHECK_INT(reusable_after("HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                             "Content-Length: 2\r\n\r\nok", 0), 0);
+    CHECK_INT(reusable_after("HTTP/1.1 200 OK\r\nConnection: TE, Close\r\n"
+                             "Content-Length: 2\r\n\r\nok", 0), 0);
+    CHECK_INT(reusable_after("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 0), 0);
+    CHECK_INT(reusable_after("HTTP/1.1 200 OK\r\n\r\nuntil the end", 1), 0);
+    /* a byte after the response: nothing was pipelined, something is wrong */
+    CHECK_INT(reusable_after("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokX", 0), 0);
+}

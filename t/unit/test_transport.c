@@ -692,3 +692,285 @@ UNIT_TEST(transport_drive_blocking_errors_and_stop)
 
     EVP_PKEY_free(key);
 }
+
+
+/* ---- keep-alive: a server that serves several requests per connection --- */
+
+typedef enum {
+    KA_ANSWER = 0,      /* answer, keep the connection */
+    KA_ANSWER_CLOSE,    /* answer, then close (the response may not say so) */
+    KA_DROP,            /* read the request, close without a byte */
+    KA_PARTIAL          /* read the request, half a status line, close */
+} ka_step_t;
+
+typedef struct {
+    int              lfd, port;
+    SSL_CTX         *ctx;
+    const char     **responses;     /* one per step */
+    const ka_step_t *steps;
+    int              nsteps;
+    pthread_t        tid;
+    /* results */
+    int              accepts, resumed, step;
+    char             request[4096]; /* the last one */
+} ka_server_t;
+
+static void *
+ka_server_main(void *arg)
+{
+    ka_server_t     *s = arg;
+    struct timeval   tv = { SERVER_WAIT_MS / 1000, 0 };
+    SSL             *ssl;
+    const char      *r;
+    size_t           len;
+    int              fd, n, open;
+
+    while (s->step < s->nsteps) {
+        if (!wait_readable(s->lfd)) {
+            return NULL;
+        }
+        fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0) {
+            return NULL;
+        }
+        s->accepts++;
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+
+        ssl = SSL_new(s->ctx);
+        SSL_set_fd(ssl, fd);
+        open = SSL_accept(ssl) == 1;
+        if (open && SSL_session_reused(ssl)) {
+            s->resumed++;
+        }
+
+        while (open && s->step < s->nsteps) {
+            len = 0;
+            while (!request_complete(s->request, len)
+                   && len < sizeof(s->request) - 1)
+            {
+                n = SSL_read(ssl, s->request + len,
+                             (int) (sizeof(s->request) - 1 - len));
+                if (n <= 0) {
+                    break;
+                }
+                len += (size_t) n;
+                s->request[len] = '\0';
+            }
+            if (!request_complete(s->request, len)) {
+                break;      /* the client closed this one */
+            }
+
+            r = s->responses[s->step];
+            switch (s->steps[s->step++]) {
+            case KA_ANSWER:
+                SSL_write(ssl, r, (int) strlen(r));
+                break;
+            case KA_ANSWER_CLOSE:
+                SSL_write(ssl, r, (int) strlen(r));
+                open = 0;
+                break;
+            case KA_DROP:
+                open = 0;
+                break;
+            case KA_PARTIAL:
+                SSL_write(ssl, "HTTP/1.1 2", 10);
+                open = 0;
+                break;
+            }
+        }
+
+        /* no close_notify: a server that just drops the connection */
+        SSL_free(ssl);
+        close(fd);
+    }
+    return NULL;
+}
+
+static int
+ka_server_start(ka_server_t *s, SSL_CTX *ctx, const ka_step_t *steps,
+    const char **responses, int nsteps)
+{
+    struct sockaddr_in  sin;
+    socklen_t           sl = sizeof(sin);
+
+    memset(s, 0, sizeof(*s));
+    s->ctx = ctx;
+    s->steps = steps;
+    s->responses = responses;
+    s->nsteps = nsteps;
+
+    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *) &sin, sizeof(sin)) != 0
+        || listen(s->lfd, 4) != 0
+        || getsockname(s->lfd, (struct sockaddr *) &sin, &sl) != 0)
+    {
+        return -1;
+    }
+    s->port = ntohs(sin.sin_port);
+    return pthread_create(&s->tid, NULL, ka_server_main, s) == 0 ? 0 : -1;
+}
+
+/* n GETs of https://127.0.0.1:port/n on t; returns how many got a 200 with
+ * body "ok", and the error of the last failure in err */
+static int
+ka_get(acme_transport_t *t, int port, int n, char *err, size_t errlen)
+{
+    acme_http_request_t   req;
+    acme_http_parser_t   *p;
+    char                  url[128];
+    int                   i, good = 0;
+
+    for (i = 0; i < n; i++) {
+        snprintf(url, sizeof(url), "https://127.0.0.1:%d/%d", port, i);
+        memset(&req, 0, sizeof(req));
+        req.method = "GET";
+        req.url = url;
+        p = acme_transport_request(t, &req, err, errlen);
+        if (p != NULL) {
+            good += acme_http_parser_response(p)->status == 200
+                    && strcmp(acme_http_parser_response(p)->body, "ok") == 0;
+            acme_http_parser_free(p);
+        }
+    }
+    return good;
+}
+
+static const char ka_ok[] =
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+static const char ka_ok_chunked[] =
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+static const char ka_ok_close[] =
+    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+
+UNIT_TEST(transport_keepalive_reuse)
+{
+    static const ka_step_t  steps[] = { KA_ANSWER, KA_ANSWER, KA_ANSWER };
+    const char             *resp[] = { ka_ok, ka_ok_chunked, ka_ok };
+    ka_server_t             s;
+    SSL_CTX                *ctx;
+    acme_transport_opts_t   o;
+    acme_transport_t       *t;
+    char                    err[ACME_ERRLEN] = "";
+
+    pki_init();
+    ctx = server_ctx(&pki.leaf, &pki.ca);
+    CHECK_INT(ka_server_start(&s, ctx, steps, resp, 3), 0);
+
+    o = opts_for(pki.ca_file);
+    t = acme_transport_new(&o);
+    CHECK(t != NULL);
+    CHECK_INT(ka_get(t, s.port, 3, err, sizeof(err)), 3);
+    acme_transport_free(t);
+    pthread_join(s.tid, NULL);
+    close(s.lfd);
+
+    /* three requests, one connection; none asked to close it */
+    CHECK_INT(s.accepts, 1);
+    CHECK_INT(s.step, 3);
+    CHECK(strstr(s.request, "Connection") == NULL);
+    if (s.accepts != 1) {
+        fprintf(stderr, "  error: %s\n", err);
+    }
+    SSL_CTX_free(ctx);
+}
+
+UNIT_TEST(transport_keepalive_close_and_resume)
+{
+    static const ka_step_t  steps[] = { KA_ANSWER_CLOSE, KA_ANSWER_CLOSE,
+                                        KA_ANSWER };
+    const char             *resp[] = { ka_ok_close, ka_ok, ka_ok };
+    ka_server_t             s;
+    SSL_CTX                *ctx;
+    acme_transport_opts_t   o;
+    acme_transport_t       *t;
+    char                    err[ACME_ERRLEN] = "";
+
+    pki_init();
+    ctx = server_ctx(&pki.leaf, &pki.ca);
+    CHECK_INT(ka_server_start(&s, ctx, steps, resp, 3), 0);
+
+    /*
+     * 1: "Connection: close" -> the next request connects again;
+     * 2: the server closes an idle connection without saying so (found
+     * before the next request is written, or retried) -> again.  Both new
+     * connections resume the TLS session of the first.
+     */
+    o = opts_for(pki.ca_file);
+    t = acme_transport_new(&o);
+    CHECK_INT(ka_get(t, s.port, 3, err, sizeof(err)), 3);
+    acme_transport_free(t);
+    pthread_join(s.tid, NULL);
+    close(s.lfd);
+
+    CHECK_INT(s.accepts, 3);
+    CHECK_INT(s.resumed, 2);
+    SSL_CTX_free(ctx);
+}
+
+UNIT_TEST(transport_keepalive_stale_retried_once)
+{
+    static const ka_step_t  steps[] = { KA_ANSWER, KA_DROP, KA_ANSWER,
+                                        KA_DROP, KA_DROP };
+    const char             *resp[] = { ka_ok, NULL, ka_ok, NULL, NULL };
+    ka_server_t             s;
+    SSL_CTX                *ctx;
+    acme_transport_opts_t   o;
+    acme_transport_t       *t;
+    char                    err[ACME_ERRLEN] = "";
+
+    pki_init();
+    ctx = server_ctx(&pki.leaf, &pki.ca);
+    CHECK_INT(ka_server_start(&s, ctx, steps, resp, 5), 0);
+
+    o = opts_for(pki.ca_file);
+    t = acme_transport_new(&o);
+
+    /* the kept connection closes on the second request without a byte of
+     * response: sent again on a new connection, which answers */
+    CHECK_INT(ka_get(t, s.port, 2, err, sizeof(err)), 2);
+    CHECK_INT(s.accepts, 2);
+
+    /* the third is dropped on the kept connection and again on the new
+     * one: one retry only, then the error */
+    CHECK_INT(ka_get(t, s.port, 1, err, sizeof(err)), 0);
+    CHECK(strstr(err, "connection closed") != NULL);
+    acme_transport_free(t);
+    pthread_join(s.tid, NULL);
+    close(s.lfd);
+
+    CHECK_INT(s.accepts, 3);
+    CHECK_INT(s.step, 5);
+    SSL_CTX_free(ctx);
+}
+
+UNIT_TEST(transport_keepalive_partial_not_retried)
+{
+    static const ka_step_t  steps[] = { KA_ANSWER, KA_PARTIAL };
+    const char             *resp[] = { ka_ok, NULL };
+    ka_server_t             s;
+    SSL_CTX                *ctx;
+    acme_transport_opts_t   o;
+    acme_transport_t       *t;
+    char                    err[ACME_ERRLEN] = "";
+
+    pki_init();
+    ctx = server_ctx(&pki.leaf, &pki.ca);
+    CHECK_INT(ka_server_start(&s, ctx, steps, resp, 2), 0);
+
+    /* a byte of the response came: the server may have acted on the
+     * request, which is not sent again */
+    o = opts_for(pki.ca_file);
+    t = acme_transport_new(&o);
+    CHECK_INT(ka_get(t, s.port, 2, err, sizeof(err)), 1);
+    CHECK(strstr(err, "connection closed") != NULL);
+    pthread_join(s.tid, NULL);
+    acme_transport_free(t);
+    close(s.lfd);
+
+    CHECK_INT(s.accepts, 1);
+    SSL_CTX_free(ctx);
+}
