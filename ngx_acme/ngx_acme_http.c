@@ -1,6 +1,11 @@
 /*
- * A non-blocking HTTP(S) client on nginx's event loop: one exchange per
- * connection (the request says "Connection: close").
+ * A non-blocking HTTP(S) client on nginx's event loop.  Without a keeper an
+ * exchange has a connection of its own (the request says "Connection:
+ * close"); with one (a job's), an exchange starts on the keeper's idle
+ * connection to the same origin and leaves its connection there when the
+ * response allows it.  A kept connection waits at most
+ * NGX_ACME_HTTP_KEEP_IDLE, and is closed as soon as it becomes readable (the
+ * server closed it) or the worker shuts down (c->idle).
  *
  * States: resolve (address literal, the configuration-time addresses of the
  * directory host, or nginx's resolver) -> connect (each address in turn) ->
@@ -26,6 +31,12 @@ static void ngx_acme_http_cleanup(void *data);
 static u_char *ngx_acme_http_log_error(ngx_log_t *log, u_char *buf,
     size_t len);
 static void ngx_acme_http_done_handler(ngx_event_t *ev);
+static void ngx_acme_http_keep_park(ngx_acme_http_t *h);
+static void ngx_acme_http_keep_take(ngx_acme_http_t *h);
+static void ngx_acme_http_keep_idle_handler(ngx_event_t *ev);
+static void ngx_acme_http_keep_dummy_handler(ngx_event_t *ev);
+static void ngx_acme_http_close_connection(ngx_connection_t *c,
+    ngx_uint_t quiet);
 
 
 /* the User-Agent of every request, made at the first one (per process) */
@@ -87,15 +98,14 @@ ngx_acme_http_ssl_init(ngx_conf_t *cf, ngx_ssl_t *ssl, ngx_str_t *trusted)
 
 
 ngx_acme_http_t *
-ngx_acme_http_start(ngx_acme_http_conf_t *conf,
+ngx_acme_http_start(ngx_acme_http_conf_t *conf, ngx_acme_http_keep_t *keep,
     const acme_http_request_t *req, ngx_log_t *log,
     ngx_acme_http_done_pt handler, void *data)
 {
     char                 err[256], *wire;
+    u_char               origin[NGX_ACME_HTTP_ORIGIN_LEN];
     size_t               len;
-    ngx_int_t            rc;
     ngx_str_t            s;
-    ngx_addr_t           addr;
     ngx_pool_t          *pool;
     ngx_acme_http_t     *h;
     ngx_pool_cleanup_t  *cln;
@@ -120,6 +130,7 @@ ngx_acme_http_start(ngx_acme_http_conf_t *conf,
 
     h->pool = pool;
     h->conf = conf;
+    h->keep = keep;
     h->handler = handler;
     h->data = data;
 
@@ -193,7 +204,23 @@ ngx_acme_http_start(ngx_acme_http_conf_t *conf,
                                     "ngx_acme", NGINX_VER);
     }
 
-    wire = acme_http_serialize(req, &h->url, ngx_acme_http_user_agent, &len);
+    if (keep) {
+        /* the keeper serves one origin (a CA keeps its URLs on one):
+         * another one closes its connection and drops its session */
+        *ngx_snprintf(origin, sizeof(origin) - 1, "%s://%V:%d",
+                      h->url.https ? "https" : "http", &h->host,
+                      h->url.port) = '\0';
+
+        if (ngx_strcmp(origin, keep->origin) != 0) {
+            ngx_acme_http_keep_close(keep);
+            (void) ngx_cpystrn(keep->origin, origin, sizeof(keep->origin));
+        }
+
+        keep->log = log;
+    }
+
+    wire = acme_http_serialize_conn(req, &h->url, ngx_acme_http_user_agent,
+                                    keep != NULL, &len);
     if (wire == NULL) {
         goto failed;
     }
@@ -222,9 +249,36 @@ ngx_acme_http_start(ngx_acme_http_conf_t *conf,
         goto failed;
     }
 
-    /* where to connect */
+    ngx_acme_http_route(h);
+    return h;
 
-    rc = ngx_parse_addr(pool, &addr, h->host.data, h->host.len);
+failed:
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "acme: cannot start a request: out of memory");
+    ngx_destroy_pool(pool);
+    return NULL;
+}
+
+
+/*
+ * Where to send the request: the keeper's idle connection, else an address
+ * literal, the configuration-time addresses of the directory host, or
+ * nginx's resolver.  Also the way back after a kept connection failed.
+ */
+void
+ngx_acme_http_route(ngx_acme_http_t *h)
+{
+    ngx_int_t    rc;
+    ngx_addr_t   addr;
+
+    if (h->keep && h->keep->connection) {
+        ngx_acme_http_keep_take(h);
+        ngx_acme_http_send(h);
+        return;
+    }
+
+    rc = ngx_parse_addr(h->pool, &addr, h->host.data, h->host.len);
 
     if (rc == NGX_ERROR) {
         goto failed;
@@ -238,34 +292,33 @@ ngx_acme_http_start(ngx_acme_http_conf_t *conf,
         }
 
         ngx_acme_http_connect(h);
-        return h;
+        return;
     }
 
-    if (conf->static_naddrs
-        && conf->static_host.len == h->host.len
-        && ngx_strncasecmp(conf->static_host.data, h->host.data, h->host.len)
+    if (h->conf->static_naddrs
+        && h->conf->static_host.len == h->host.len
+        && ngx_strncasecmp(h->conf->static_host.data, h->host.data,
+                           h->host.len)
            == 0)
     {
-        if (ngx_acme_http_copy_addrs(h, conf->static_addrs,
-                                     conf->static_naddrs)
+        if (ngx_acme_http_copy_addrs(h, h->conf->static_addrs,
+                                     h->conf->static_naddrs)
             != NGX_OK)
         {
             goto failed;
         }
 
         ngx_acme_http_connect(h);
-        return h;
+        return;
     }
 
     ngx_acme_http_resolve(h);
-    return h;
+    return;
 
 failed:
 
-    ngx_log_error(NGX_LOG_ERR, log, 0,
-                  "acme: cannot start a request: out of memory");
-    ngx_destroy_pool(pool);
-    return NULL;
+    ngx_acme_http_set_error(h, "out of memory");
+    ngx_acme_http_finish(h);
 }
 
 
@@ -385,6 +438,9 @@ ngx_acme_http_set_errno(ngx_acme_http_t *h, ngx_err_t err, const char *what)
 void
 ngx_acme_http_finish(ngx_acme_http_t *h)
 {
+    ngx_connection_t   *c;
+    ngx_ssl_session_t  *sess;
+
     if (h->state == ngx_acme_http_st_done) {
         return;
     }
@@ -399,6 +455,29 @@ ngx_acme_http_finish(ngx_acme_http_t *h)
 
     if (h->timer.timer_set) {
         ngx_del_timer(&h->timer);
+    }
+
+    c = h->peer.connection;
+
+    if (h->response && h->keep && c) {
+
+        if (c->ssl) {
+            /* the session of a good exchange, to resume on the next
+             * connection to this origin */
+            sess = ngx_ssl_get_session(c);
+
+            if (sess) {
+                if (h->keep->session) {
+                    ngx_ssl_free_session(h->keep->session);
+                }
+
+                h->keep->session = sess;
+            }
+        }
+
+        if (acme_http_parser_reusable(h->parser)) {
+            ngx_acme_http_keep_park(h);
+        }
     }
 
     ngx_acme_http_close(h, h->response == NULL);
@@ -438,8 +517,19 @@ ngx_acme_http_close(ngx_acme_http_t *h, ngx_uint_t quiet)
 
     h->peer.connection = NULL;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, &h->log, 0,
+    ngx_acme_http_close_connection(c, quiet);
+}
+
+
+static void
+ngx_acme_http_close_connection(ngx_connection_t *c, ngx_uint_t quiet)
+{
+    ngx_pool_t  *pool;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, c->log, 0,
                    "acme http close connection: %d", c->fd);
+
+    pool = c->pool;
 
     if (c->ssl) {
         /* send close_notify after a good exchange, never wait for the
@@ -459,4 +549,176 @@ ngx_acme_http_close(ngx_acme_http_t *h, ngx_uint_t quiet)
     }
 
     ngx_close_connection(c);
+
+    /* the connection's own (ngx_acme_http_connect): c->ssl lives there */
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
+}
+
+
+/* The exchange's connection goes to the keeper, idle. */
+static void
+ngx_acme_http_keep_park(ngx_acme_http_t *h)
+{
+    ngx_connection_t      *c;
+    ngx_acme_http_keep_t  *keep;
+
+    keep = h->keep;
+    c = h->peer.connection;
+    h->peer.connection = NULL;
+
+    if (keep->connection) {
+        /* not expected: the exchange took the keeper's */
+        ngx_acme_http_close_connection(keep->connection, 0);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, &h->log, 0,
+                   "acme http keep connection: %d", c->fd);
+
+    keep->connection = c;
+    keep->peer_name.data = keep->peer;
+    keep->peer_name.len = ngx_min(h->peer_name->len, sizeof(keep->peer));
+    ngx_memcpy(keep->peer, h->peer_name->data, keep->peer_name.len);
+
+    c->data = keep;
+    c->log = keep->log;
+    c->read->log = keep->log;
+    c->write->log = keep->log;
+    c->pool->log = keep->log;
+    c->idle = 1;    /* a worker shutting down closes it at once */
+
+    c->read->handler = ngx_acme_http_keep_idle_handler;
+    c->write->handler = ngx_acme_http_keep_dummy_handler;
+
+    /* the job may end or move on: it need not hold a worker that exits */
+    c->read->cancelable = 1;
+    ngx_add_timer(c->read, NGX_ACME_HTTP_KEEP_IDLE);
+
+    if (c->read->ready) {
+        ngx_acme_http_keep_idle_handler(c->read);
+    }
+}
+
+
+/* The keeper's idle connection carries h's request. */
+static void
+ngx_acme_http_keep_take(ngx_acme_http_t *h)
+{
+    ngx_connection_t      *c;
+    ngx_acme_http_keep_t  *keep;
+
+    keep = h->keep;
+    c = keep->connection;
+    keep->connection = NULL;
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    c->idle = 0;
+    c->data = h;
+    c->log = &h->log;
+    c->read->log = &h->log;
+    c->write->log = &h->log;
+    c->pool->log = &h->log;
+
+    c->read->handler = ngx_acme_http_event_handler;
+    c->write->handler = ngx_acme_http_event_handler;
+
+    /* a reset of a connection the server closed meanwhile is retried
+     * (ngx_acme_http_io.c): not an error worth the error log */
+    c->log_error = NGX_ERROR_INFO;
+
+    h->peer.connection = c;
+    h->reused = 1;
+
+    h->peer_name = ngx_palloc(h->pool, sizeof(ngx_str_t));
+    if (h->peer_name) {
+        h->peer_name->data = ngx_pstrdup(h->pool, &keep->peer_name);
+        h->peer_name->len = h->peer_name->data ? keep->peer_name.len : 0;
+    }
+
+    if (h->peer_name == NULL || h->peer_name->data == NULL) {
+        /* out of memory: any name will do for messages */
+        h->peer_name = &keep->peer_name;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, &h->log, 0,
+                   "acme http reuse connection: %d", c->fd);
+}
+
+
+/*
+ * An idle kept connection became readable (the server closed it, or sent
+ * what nobody asked for), timed out, or the worker is shutting down: close.
+ */
+static void
+ngx_acme_http_keep_idle_handler(ngx_event_t *ev)
+{
+    char                   buf[1];
+    ssize_t                n;
+    ngx_connection_t      *c;
+    ngx_acme_http_keep_t  *keep;
+
+    c = ev->data;
+    keep = c->data;
+
+    if (c->close || ev->timedout) {
+        goto close;
+    }
+
+    n = recv(c->fd, buf, 1, MSG_PEEK);
+
+    if (n == -1 && ngx_socket_errno == NGX_EAGAIN) {
+        ev->ready = 0;
+
+        if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+            goto close;
+        }
+
+        return;
+    }
+
+close:
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, c->log, 0,
+                   "acme http close kept connection: %d", c->fd);
+
+    keep->connection = NULL;
+    ngx_acme_http_close_connection(c, 0);
+}
+
+
+static void
+ngx_acme_http_keep_dummy_handler(ngx_event_t *ev)
+{
+    ngx_log_debug0(NGX_LOG_DEBUG_EVENT, ev->log, 0,
+                   "acme http kept connection write event");
+}
+
+
+void
+ngx_acme_http_keep_close(ngx_acme_http_keep_t *keep)
+{
+    ngx_connection_t  *c;
+
+    c = keep->connection;
+
+    if (c) {
+        keep->connection = NULL;
+
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+
+        ngx_acme_http_close_connection(c, 0);
+    }
+
+    if (keep->session) {
+        ngx_ssl_free_session(keep->session);
+        keep->session = NULL;
+    }
+
+    keep->origin[0] = '\0';
 }

@@ -1,7 +1,9 @@
 /*
  * A non-blocking HTTPS client on nginx's event loop, used by the ACME job to
- * carry the engine's requests (common/core/acme_http.h) to the CA.  One exchange
- * per connection ("Connection: close"); every step has a timeout.
+ * carry the engine's requests (common/core/acme_http.h) to the CA; every step
+ * has a timeout.  With a keeper (ngx_acme_http_keep_t, one per job) the
+ * requests of a job share one connection (HTTP/1.1 keep-alive) and resume
+ * the TLS session when they must connect again.
  */
 #ifndef _NGX_ACME_HTTP_H_INCLUDED_
 #define _NGX_ACME_HTTP_H_INCLUDED_
@@ -15,6 +17,24 @@
 
 
 typedef struct ngx_acme_http_s  ngx_acme_http_t;
+
+#define NGX_ACME_HTTP_ORIGIN_LEN  300
+#define NGX_ACME_HTTP_KEEP_IDLE   30000   /* ms an idle connection is kept */
+
+/*
+ * What the requests of one job keep between them: the idle connection to
+ * the origin (scheme://host:port) of the last request, its peer name, and
+ * the TLS session to resume.  Zeroed memory is an empty keeper; its owner
+ * calls ngx_acme_http_keep_close() when done.
+ */
+typedef struct {
+    ngx_connection_t  *connection;      /* idle, or NULL */
+    ngx_ssl_session_t *session;         /* to resume, or NULL */
+    ngx_log_t         *log;             /* the owner's */
+    u_char             origin[NGX_ACME_HTTP_ORIGIN_LEN];
+    u_char             peer[NGX_ACME_HTTP_ORIGIN_LEN + NGX_SOCKADDR_STRLEN];
+    ngx_str_t          peer_name;       /* in peer */
+} ngx_acme_http_keep_t;
 
 typedef void (*ngx_acme_http_done_pt)(ngx_acme_http_t *h, void *data);
 
@@ -50,6 +70,9 @@ ngx_int_t ngx_acme_http_ssl_init(ngx_conf_t *cf, ngx_ssl_t *ssl,
 
 /*
  * Starts one exchange; req is copied, conf must outlive the exchange.
+ * keep, when not NULL, must outlive it too: the exchange uses its idle
+ * connection to the same origin, and leaves its own there when the
+ * response allows (HTTP/1.1, no "Connection: close", body delimited).
  * handler is called exactly once, later, from a posted event (never from
  * within this call), also for failures found at once (bad URL, no way to
  * resolve the host).  Returns NULL only when memory runs out (logged in
@@ -57,8 +80,11 @@ ngx_int_t ngx_acme_http_ssl_init(ngx_conf_t *cf, ngx_ssl_t *ssl,
  * level only: the caller logs the outcome.
  */
 ngx_acme_http_t *ngx_acme_http_start(ngx_acme_http_conf_t *conf,
-    const acme_http_request_t *req, ngx_log_t *log,
-    ngx_acme_http_done_pt handler, void *data);
+    ngx_acme_http_keep_t *keep, const acme_http_request_t *req,
+    ngx_log_t *log, ngx_acme_http_done_pt handler, void *data);
+
+/* Closes the keeper's idle connection and drops its session. */
+void ngx_acme_http_keep_close(ngx_acme_http_keep_t *keep);
 
 /* In the handler: the response (any HTTP status), or NULL when the exchange
  * failed.  Valid until ngx_acme_http_free(). */

@@ -16,10 +16,9 @@ static void ngx_acme_http_connected(ngx_acme_http_t *h);
 static void ngx_acme_http_handshake_handler(ngx_connection_t *c);
 static ngx_int_t ngx_acme_http_verify(ngx_acme_http_t *h,
     ngx_connection_t *c);
-static void ngx_acme_http_send(ngx_acme_http_t *h);
 static void ngx_acme_http_read(ngx_acme_http_t *h);
 static void ngx_acme_http_parser_failed(ngx_acme_http_t *h);
-static void ngx_acme_http_event_handler(ngx_event_t *ev);
+static ngx_uint_t ngx_acme_http_retry(ngx_acme_http_t *h);
 
 
 ngx_int_t
@@ -246,8 +245,16 @@ ngx_acme_http_connect(ngx_acme_http_t *h)
 
         c = h->peer.connection;
 
+        /* a pool of the connection's own (c->ssl is allocated there): a
+         * kept connection outlives the exchange */
+        c->pool = ngx_create_pool(512, &h->log);
+        if (c->pool == NULL) {
+            ngx_acme_http_set_error(h, "out of memory");
+            ngx_acme_http_finish(h);
+            return;
+        }
+
         c->data = h;
-        c->pool = h->pool;
         c->read->handler = ngx_acme_http_event_handler;
         c->write->handler = ngx_acme_http_event_handler;
 
@@ -321,6 +328,19 @@ ngx_acme_http_connected(ngx_acme_http_t *h)
     {
         ngx_acme_http_set_error(h, "SSL_set_tlsext_host_name(\"%V\") failed",
                                 &h->host);
+        ngx_acme_http_finish(h);
+        return;
+    }
+
+    /* the session of the last good exchange with this origin (the keeper
+     * serves one): resuming it saves the key exchange and the chain; the
+     * checks of ngx_acme_http_verify() see the session's verified peer */
+
+    if (h->keep && h->keep->session
+        && ngx_ssl_set_session(c, h->keep->session) != NGX_OK)
+    {
+        ngx_acme_http_set_error(h, "cannot set the TLS session for %V",
+                                h->peer_name);
         ngx_acme_http_finish(h);
         return;
     }
@@ -420,7 +440,7 @@ ngx_acme_http_verify(ngx_acme_http_t *h, ngx_connection_t *c)
 }
 
 
-static void
+void
 ngx_acme_http_send(ngx_acme_http_t *h)
 {
     ssize_t            n;
@@ -440,6 +460,10 @@ ngx_acme_http_send(ngx_acme_http_t *h)
                        h->request_len - h->sent);
 
         if (n == NGX_ERROR) {
+            if (ngx_acme_http_retry(h)) {
+                return;
+            }
+
             ngx_acme_http_set_error(h, "sending the request to %V failed",
                                     h->peer_name);
             ngx_acme_http_finish(h);
@@ -502,6 +526,10 @@ ngx_acme_http_read(ngx_acme_http_t *h)
             return;
         }
 
+        if ((n == NGX_ERROR || n == 0) && ngx_acme_http_retry(h)) {
+            return;
+        }
+
         if (n == NGX_ERROR) {
             ngx_acme_http_set_error(h, "reading the response from %V failed",
                                     h->peer_name);
@@ -513,6 +541,7 @@ ngx_acme_http_read(ngx_acme_http_t *h)
             rc = acme_http_parser_eof(h->parser);
 
         } else {
+            h->received = 1;
             rc = acme_http_parser_feed(h->parser, (char *) h->buf, n);
         }
 
@@ -533,6 +562,43 @@ ngx_acme_http_read(ngx_acme_http_t *h)
             return;
         }
     }
+}
+
+
+/*
+ * A kept connection failed on the write or before the first byte of the
+ * response (the server closed it while it was idle): the request goes
+ * again, once, on a new connection.  This is safe because no byte of an
+ * answer came, so the server did not answer it, and a POST it did act on
+ * cannot act twice: its JWS carries a nonce the CA accepts once (a replay
+ * gets badNonce, which the engine handles); GET and HEAD are idempotent.
+ * Returns 1 when the request goes again.
+ */
+static ngx_uint_t
+ngx_acme_http_retry(ngx_acme_http_t *h)
+{
+    if (!h->reused || h->received) {
+        return 0;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_EVENT, &h->log, 0,
+                   "acme http kept connection closed by the server, "
+                   "sending again on a new one");
+
+    if (h->timer.timer_set) {
+        ngx_del_timer(&h->timer);
+    }
+
+    ngx_acme_http_close(h, 1);
+
+    h->reused = 0;
+    h->sent = 0;
+    h->error[0] = '\0';
+
+    /* the keeper is empty now: this connects */
+    ngx_acme_http_route(h);
+
+    return 1;
 }
 
 
@@ -559,7 +625,7 @@ ngx_acme_http_parser_failed(ngx_acme_http_t *h)
 }
 
 
-static void
+void
 ngx_acme_http_event_handler(ngx_event_t *ev)
 {
     int                err;

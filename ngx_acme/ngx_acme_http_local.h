@@ -34,6 +34,7 @@ typedef enum {
 struct ngx_acme_http_s {
     ngx_pool_t                  *pool;
     ngx_acme_http_conf_t        *conf;
+    ngx_acme_http_keep_t        *keep;       /* the job's, or NULL */
     ngx_log_t                    log;        /* caller's log + our context */
 
     ngx_acme_http_done_pt        handler;
@@ -45,6 +46,8 @@ struct ngx_acme_http_s {
     acme_url_t                   url;        /* malloc'd, see cleanup */
     unsigned                     url_parsed:1;
     unsigned                     ip_literal:1;
+    unsigned                     reused:1;   /* on the keeper's connection */
+    unsigned                     received:1; /* a byte of the response */
     ngx_str_t                    host;       /* url.host */
 
     u_char                      *request;
@@ -81,12 +84,15 @@ void ngx_acme_http_set_errno(ngx_acme_http_t *h, ngx_err_t err,
     const char *what);
 void ngx_acme_http_finish(ngx_acme_http_t *h);
 void ngx_acme_http_close(ngx_acme_http_t *h, ngx_uint_t quiet);
+void ngx_acme_http_route(ngx_acme_http_t *h);
 
 /* ngx_acme_http_io.c */
 ngx_int_t ngx_acme_http_copy_addrs(ngx_acme_http_t *h, ngx_addr_t *src,
     ngx_uint_t n);
 void ngx_acme_http_resolve(ngx_acme_http_t *h);
 void ngx_acme_http_connect(ngx_acme_http_t *h);
+void ngx_acme_http_send(ngx_acme_http_t *h);
+void ngx_acme_http_event_handler(ngx_event_t *ev);
 void ngx_acme_http_timeout_handler(ngx_event_t *ev);
 
 #endif /* _NGX_ACME_HTTP_LOCAL_H_INCLUDED_ */

@@ -241,6 +241,8 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
         job->http = NULL;
     }
 
+    ngx_acme_http_keep_close(&job->keep);
+
     if (job->sleep.timer_set) {
         ngx_del_timer(&job->sleep);
     }
@@ -736,6 +738,8 @@ ngx_acme_job_free(ngx_acme_job_t *job)
         ngx_acme_http_free(job->http);
         job->http = NULL;
     }
+
+    ngx_acme_http_keep_close(&job->keep);
 
     if (job->sleep.timer_set) {
         ngx_del_timer(&job->sleep);

@@ -63,7 +63,8 @@ ngx_acme_job_run(ngx_acme_job_t *job)
                            act.request.url);
 
             job->http = ngx_acme_http_start(&job->cert->issuer->http,
-                                            &act.request, job->log,
+                                            &job->keep, &act.request,
+                                            job->log,
                                             ngx_acme_job_http_done, job);
             if (job->http == NULL) {
                 acme_engine_on_transport_error(job->engine,

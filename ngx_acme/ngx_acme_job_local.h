@@ -69,6 +69,7 @@ struct ngx_acme_job_s {
 
     acme_engine_t            *engine;
     ngx_acme_http_t          *http;
+    ngx_acme_http_keep_t      keep;         /* the connection to the CA */
     ngx_event_t               sleep;
 
     ngx_uint_t                account_waits;/* re-checks of the gate */
