@@ -6,6 +6,8 @@ the CA must hand out a wrong certificate or answer with faults.
     proxy.modes["a.example.test"] = "other-key"
     proxy.count("/order-plz")        # new-order requests seen (badNonce retries too)
     proxy.user_agents                # the User-Agent header of each request
+    proxy.connections                # TCP connections accepted (HTTP/1.1
+                                     # keep-alive: several requests each)
     proxy.stop()
 
 Every request goes to pebble unchanged (the Host header too, so pebble's
@@ -129,6 +131,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def setup(self):
+        with self.server.proxy.lock:
+            self.server.proxy.connections += 1
         self.request.settimeout(self.timeout)
         self.request.do_handshake()
         super().setup()
@@ -209,6 +213,7 @@ class CaProxy:
         self.requests = []                   # (method, path)
         self.times = []                      # time.monotonic() of each request
         self.user_agents = []                # User-Agent of each request (None: none)
+        self.connections = 0                 # connections accepted
         self.faults = {}                     # path prefix -> [mode, ...], each once
         self.faulted = []                    # (path, mode) per fault applied
         self.lock = threading.Lock()
