@@ -18,7 +18,8 @@ static ngx_int_t ngx_acme_http_verify(ngx_acme_http_t *h,
     ngx_connection_t *c);
 static void ngx_acme_http_read(ngx_acme_http_t *h);
 static void ngx_acme_http_parser_failed(ngx_acme_http_t *h);
-static ngx_uint_t ngx_acme_http_retry(ngx_acme_http_t *h);
+static ngx_uint_t ngx_acme_http_retry(ngx_acme_http_t *h,
+    ngx_uint_t written);
 
 
 ngx_int_t
@@ -460,7 +461,7 @@ ngx_acme_http_send(ngx_acme_http_t *h)
                        h->request_len - h->sent);
 
         if (n == NGX_ERROR) {
-            if (ngx_acme_http_retry(h)) {
+            if (ngx_acme_http_retry(h, 0)) {
                 return;
             }
 
@@ -526,7 +527,7 @@ ngx_acme_http_read(ngx_acme_http_t *h)
             return;
         }
 
-        if ((n == NGX_ERROR || n == 0) && ngx_acme_http_retry(h)) {
+        if ((n == NGX_ERROR || n == 0) && ngx_acme_http_retry(h, 1)) {
             return;
         }
 
@@ -566,18 +567,28 @@ ngx_acme_http_read(ngx_acme_http_t *h)
 
 
 /*
- * A kept connection failed on the write or before the first byte of the
- * response (the server closed it while it was idle): the request goes
- * again, once, on a new connection.  This is safe because no byte of an
- * answer came, so the server did not answer it, and a POST it did act on
- * cannot act twice: its JWS carries a nonce the CA accepts once (a replay
- * gets badNonce, which the engine handles); GET and HEAD are idempotent.
+ * A kept connection failed (the server closed it while it was idle, the
+ * idle handler did not see it yet): the request goes again, once, on a new
+ * connection when that cannot make the CA act twice.  The write failed: the
+ * server never had the whole request.  The request was written and the
+ * connection ended before any byte of the response: only a GET or HEAD
+ * (idempotent).  A POST the CA may have acted on is not sent again: a
+ * replay of its nonce would get badNonce, which the engine answers with a
+ * new nonce, so the CA could act twice (a challenge no longer pending gets
+ * an error); the engine reads such an unclear answer back instead.
  * Returns 1 when the request goes again.
  */
 static ngx_uint_t
-ngx_acme_http_retry(ngx_acme_http_t *h)
+ngx_acme_http_retry(ngx_acme_http_t *h, ngx_uint_t written)
 {
     if (!h->reused || h->received) {
+        return 0;
+    }
+
+    if (written
+        && ngx_strcmp(h->method, "GET") != 0
+        && ngx_strcmp(h->method, "HEAD") != 0)
+    {
         return 0;
     }
 

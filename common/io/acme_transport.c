@@ -484,23 +484,27 @@ session_keep(acme_transport_t *t)
     t->session = s;
 }
 
+enum { STAGE_WRITE = 0, STAGE_WRITTEN, STAGE_RECEIVED };
+
 /*
- * Sends out and reads the response into p on the open connection; *got is
- * set once a byte of the response has arrived.  0, or -1 with c->err.
+ * Sends out and reads the response into p on the open connection; *stage
+ * says how far it got (a STAGE_*).  0, or -1 with c->err.
  */
 static int
 send_and_read(conn_t *c, const char *out, size_t out_len,
-    acme_http_parser_t *p, const char *peer, int *got)
+    acme_http_parser_t *p, const char *peer, int *stage)
 {
     char     buf[TRANSPORT_READ_BUF];
     ssize_t  n;
     int      rc;
 
-    *got = 0;
+    *stage = STAGE_WRITE;
 
     if (io_write(c, out, out_len) != 0) {
         return -1;
     }
+
+    *stage = STAGE_WRITTEN;
 
     for ( ;; ) {
         n = io_read(c, buf, sizeof(buf));
@@ -517,7 +521,7 @@ send_and_read(conn_t *c, const char *out, size_t out_len,
             }
             return 0;
         }
-        *got = 1;
+        *stage = STAGE_RECEIVED;
         rc = acme_http_parser_feed(p, buf, (size_t) n);
         if (rc == ACME_HTTP_DONE) {
             return 0;
@@ -541,7 +545,8 @@ exchange(acme_transport_t *t, const acme_http_request_t *req, char *err,
     acme_http_parser_t           *p = NULL;
     char                         *out = NULL, *origin, peer[300];
     size_t                        out_len = 0;
-    int                           connect_timeout, total, reused, got, tries;
+    int                           connect_timeout, total, reused, stage, tries;
+    int                           idempotent;
 
     if (req == NULL || req->url == NULL || req->method == NULL) {
         acme_err(err, errlen, "invalid request");
@@ -585,6 +590,9 @@ exchange(acme_transport_t *t, const acme_http_request_t *req, char *err,
         conn_drop(c);
     }
 
+    idempotent = strcmp(req->method, "GET") == 0
+                 || strcmp(req->method, "HEAD") == 0;
+
     out = acme_http_serialize_conn(req, &u, o->user_agent,
                                    t->keepalive_ms > 0, &out_len);
     if (out == NULL) {
@@ -619,22 +627,27 @@ exchange(acme_transport_t *t, const acme_http_request_t *req, char *err,
             acme_http_parser_set_head(p);
         }
 
-        if (send_and_read(c, out, out_len, p, peer, &got) == 0) {
+        if (send_and_read(c, out, out_len, p, peer, &stage) == 0) {
             break;
         }
 
         /*
-         * A kept connection the server closed meanwhile fails on the write
-         * or on the first read.  Sending the request again, once, on a new
-         * connection is safe when no byte of the response came: the server
-         * then did not answer it, and a POST it did act on cannot act twice
-         * (its JWS carries a nonce the CA accepts once: a replay gets
-         * badNonce, which the engine handles); GET and HEAD are idempotent.
+         * A kept connection the server closed meanwhile (conn_usable() did
+         * not see it yet) fails on the write or on the first read.  The
+         * request goes again, once, on a new connection when that cannot
+         * make the CA act twice: the write failed (the server never had
+         * the whole request), or a GET or HEAD (idempotent) got no byte of
+         * response.  A POST that was written may have been acted on: a
+         * replay of its nonce would get badNonce, which the engine answers
+         * with a new nonce, so the CA could act twice; the engine reads
+         * such an unclear answer back instead.
          */
         conn_drop(c);
         acme_http_parser_free(p);
         p = NULL;
-        if (!reused || got || tries > 0) {
+        if (!reused || tries > 0 || stage == STAGE_RECEIVED
+            || (stage == STAGE_WRITTEN && !idempotent))
+        {
             goto failed;
         }
     }

@@ -29,8 +29,10 @@ typedef struct {
  * when the response allows it (HTTP/1.1, no "Connection: close", body
  * delimited), for at most keepalive_ms of idle time; resumes the TLS
  * session of that origin when it must connect again.  A request that fails
- * on a kept connection before any byte of the response is sent again, once,
- * on a new connection.  opts is copied; its strings must outlive the
+ * on a kept connection is sent again, once, on a new connection when that
+ * cannot make the CA act twice: the write failed, or a GET / HEAD got no
+ * byte of response (a POST that was written is not sent again: the engine
+ * reads an unclear answer back).  opts is copied; its strings must outlive the
  * transport.  Not thread-safe: one thread uses it at a time.
  */
 typedef struct acme_transport_s acme_transport_t;

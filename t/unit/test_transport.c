@@ -974,3 +974,44 @@ UNIT_TEST(transport_keepalive_partial_not_retried)
     CHECK_INT(s.accepts, 1);
     SSL_CTX_free(ctx);
 }
+
+UNIT_TEST(transport_keepalive_post_not_retried)
+{
+    static const ka_step_t  steps[] = { KA_ANSWER, KA_DROP };
+    const char             *resp[] = { ka_ok, NULL };
+    ka_server_t             s;
+    SSL_CTX                *ctx;
+    acme_transport_opts_t   o;
+    acme_transport_t       *t;
+    acme_http_request_t     req;
+    acme_http_parser_t     *p;
+    char                    url[128], err[ACME_ERRLEN] = "";
+
+    pki_init();
+    ctx = server_ctx(&pki.leaf, &pki.ca);
+    CHECK_INT(ka_server_start(&s, ctx, steps, resp, 2), 0);
+
+    o = opts_for(pki.ca_file);
+    t = acme_transport_new(&o);
+    CHECK_INT(ka_get(t, s.port, 1, err, sizeof(err)), 1);
+
+    /* a POST written on the kept connection, which then closes without a
+     * byte: the CA may have acted on it, so it is not sent again (the
+     * engine reads the unclear answer back) */
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/chal", s.port);
+    memset(&req, 0, sizeof(req));
+    req.method = "POST";
+    req.url = url;
+    req.body = "{}";
+    req.body_len = 2;
+    p = acme_transport_request(t, &req, err, sizeof(err));
+    CHECK(p == NULL);
+    acme_http_parser_free(p);
+    CHECK(strstr(err, "connection closed") != NULL);
+    pthread_join(s.tid, NULL);
+    acme_transport_free(t);
+    close(s.lfd);
+
+    CHECK_INT(s.accepts, 1);
+    SSL_CTX_free(ctx);
+}
