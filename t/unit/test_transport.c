@@ -217,32 +217,47 @@ done:
     return NULL;
 }
 
+/* A listening socket on 127.0.0.1, an ephemeral port; -1 on failure. */
+static int
+listen_loopback(int *port)
+{
+    struct sockaddr_in  sin;
+    socklen_t           sl = sizeof(sin);
+    int                 fd;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *) &sin, sizeof(sin)) != 0
+        || listen(fd, 4) != 0
+        || getsockname(fd, (struct sockaddr *) &sin, &sl) != 0)
+    {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
 /* Listens on 127.0.0.1:0; the thread is started only when run is set (a
  * listener nobody accepts on lets connects succeed and then hang). */
 static int
 server_start(server_t *s, SSL_CTX *ctx, const char *response, int silent,
     int run)
 {
-    struct sockaddr_in  sin;
-    socklen_t           sl = sizeof(sin);
-
     memset(s, 0, sizeof(*s));
     s->ctx = ctx;
     s->response = response;
     s->response_len = response ? strlen(response) : 0;
     s->silent = silent;
 
-    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *) &sin, sizeof(sin)) != 0
-        || listen(s->lfd, 4) != 0
-        || getsockname(s->lfd, (struct sockaddr *) &sin, &sl) != 0)
-    {
+    s->lfd = listen_loopback(&s->port);
+    if (s->lfd < 0) {
         return -1;
     }
-    s->port = ntohs(sin.sin_port);
 
     if (run && pthread_create(&s->tid, NULL, server_main, s) != 0) {
         return -1;
@@ -791,26 +806,16 @@ static int
 ka_server_start(ka_server_t *s, SSL_CTX *ctx, const ka_step_t *steps,
     const char **responses, int nsteps)
 {
-    struct sockaddr_in  sin;
-    socklen_t           sl = sizeof(sin);
-
     memset(s, 0, sizeof(*s));
     s->ctx = ctx;
     s->steps = steps;
     s->responses = responses;
     s->nsteps = nsteps;
 
-    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *) &sin, sizeof(sin)) != 0
-        || listen(s->lfd, 4) != 0
-        || getsockname(s->lfd, (struct sockaddr *) &sin, &sl) != 0)
-    {
+    s->lfd = listen_loopback(&s->port);
+    if (s->lfd < 0) {
         return -1;
     }
-    s->port = ntohs(sin.sin_port);
     return pthread_create(&s->tid, NULL, ka_server_main, s) == 0 ? 0 : -1;
 }
 
@@ -846,27 +851,46 @@ static const char ka_ok_chunked[] =
 static const char ka_ok_close[] =
     "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
 
+/* Starts a keep-alive server with the steps and a transport to use on it. */
+static acme_transport_t *
+ka_begin(ka_server_t *s, const ka_step_t *steps, const char **responses,
+    int nsteps)
+{
+    acme_transport_opts_t  o;
+
+    pki_init();
+    if (ka_server_start(s, server_ctx(&pki.leaf, &pki.ca), steps, responses,
+                        nsteps)
+        != 0)
+    {
+        return NULL;
+    }
+    o = opts_for(pki.ca_file);
+    return acme_transport_new(&o);
+}
+
+/* Frees t, waits for the server to run out of steps (or of patience). */
+static void
+ka_end(ka_server_t *s, acme_transport_t *t)
+{
+    acme_transport_free(t);
+    pthread_join(s->tid, NULL);
+    close(s->lfd);
+    SSL_CTX_free(s->ctx);
+}
+
 UNIT_TEST(transport_keepalive_reuse)
 {
     static const ka_step_t  steps[] = { KA_ANSWER, KA_ANSWER, KA_ANSWER };
     const char             *resp[] = { ka_ok, ka_ok_chunked, ka_ok };
     ka_server_t             s;
-    SSL_CTX                *ctx;
-    acme_transport_opts_t   o;
     acme_transport_t       *t;
     char                    err[ACME_ERRLEN] = "";
 
-    pki_init();
-    ctx = server_ctx(&pki.leaf, &pki.ca);
-    CHECK_INT(ka_server_start(&s, ctx, steps, resp, 3), 0);
-
-    o = opts_for(pki.ca_file);
-    t = acme_transport_new(&o);
+    t = ka_begin(&s, steps, resp, 3);
     CHECK(t != NULL);
     CHECK_INT(ka_get(t, s.port, 3, err, sizeof(err)), 3);
-    acme_transport_free(t);
-    pthread_join(s.tid, NULL);
-    close(s.lfd);
+    ka_end(&s, t);
 
     /* three requests, one connection; none asked to close it */
     CHECK_INT(s.accepts, 1);
@@ -875,7 +899,6 @@ UNIT_TEST(transport_keepalive_reuse)
     if (s.accepts != 1) {
         fprintf(stderr, "  error: %s\n", err);
     }
-    SSL_CTX_free(ctx);
 }
 
 UNIT_TEST(transport_keepalive_close_and_resume)
@@ -884,14 +907,8 @@ UNIT_TEST(transport_keepalive_close_and_resume)
                                         KA_ANSWER };
     const char             *resp[] = { ka_ok_close, ka_ok, ka_ok };
     ka_server_t             s;
-    SSL_CTX                *ctx;
-    acme_transport_opts_t   o;
     acme_transport_t       *t;
     char                    err[ACME_ERRLEN] = "";
-
-    pki_init();
-    ctx = server_ctx(&pki.leaf, &pki.ca);
-    CHECK_INT(ka_server_start(&s, ctx, steps, resp, 3), 0);
 
     /*
      * 1: "Connection: close" -> the next request connects again;
@@ -899,16 +916,12 @@ UNIT_TEST(transport_keepalive_close_and_resume)
      * before the next request is written, or retried) -> again.  Both new
      * connections resume the TLS session of the first.
      */
-    o = opts_for(pki.ca_file);
-    t = acme_transport_new(&o);
+    t = ka_begin(&s, steps, resp, 3);
     CHECK_INT(ka_get(t, s.port, 3, err, sizeof(err)), 3);
-    acme_transport_free(t);
-    pthread_join(s.tid, NULL);
-    close(s.lfd);
+    ka_end(&s, t);
 
     CHECK_INT(s.accepts, 3);
     CHECK_INT(s.resumed, 2);
-    SSL_CTX_free(ctx);
 }
 
 UNIT_TEST(transport_keepalive_stale_retried_once)
@@ -917,19 +930,12 @@ UNIT_TEST(transport_keepalive_stale_retried_once)
                                         KA_DROP, KA_DROP };
     const char             *resp[] = { ka_ok, NULL, ka_ok, NULL, NULL };
     ka_server_t             s;
-    SSL_CTX                *ctx;
-    acme_transport_opts_t   o;
     acme_transport_t       *t;
     char                    err[ACME_ERRLEN] = "";
 
-    pki_init();
-    ctx = server_ctx(&pki.leaf, &pki.ca);
-    CHECK_INT(ka_server_start(&s, ctx, steps, resp, 5), 0);
+    t = ka_begin(&s, steps, resp, 5);
 
-    o = opts_for(pki.ca_file);
-    t = acme_transport_new(&o);
-
-    /* the kept connection closes on the second request without a byte of
+    /* the kept connection closes on the second GET without a byte of
      * response: sent again on a new connection, which answers */
     CHECK_INT(ka_get(t, s.port, 2, err, sizeof(err)), 2);
     CHECK_INT(s.accepts, 2);
@@ -938,13 +944,10 @@ UNIT_TEST(transport_keepalive_stale_retried_once)
      * one: one retry only, then the error */
     CHECK_INT(ka_get(t, s.port, 1, err, sizeof(err)), 0);
     CHECK(strstr(err, "connection closed") != NULL);
-    acme_transport_free(t);
-    pthread_join(s.tid, NULL);
-    close(s.lfd);
+    ka_end(&s, t);
 
     CHECK_INT(s.accepts, 3);
     CHECK_INT(s.step, 5);
-    SSL_CTX_free(ctx);
 }
 
 UNIT_TEST(transport_keepalive_partial_not_retried)
@@ -952,27 +955,17 @@ UNIT_TEST(transport_keepalive_partial_not_retried)
     static const ka_step_t  steps[] = { KA_ANSWER, KA_PARTIAL };
     const char             *resp[] = { ka_ok, NULL };
     ka_server_t             s;
-    SSL_CTX                *ctx;
-    acme_transport_opts_t   o;
     acme_transport_t       *t;
     char                    err[ACME_ERRLEN] = "";
 
-    pki_init();
-    ctx = server_ctx(&pki.leaf, &pki.ca);
-    CHECK_INT(ka_server_start(&s, ctx, steps, resp, 2), 0);
-
     /* a byte of the response came: the server may have acted on the
      * request, which is not sent again */
-    o = opts_for(pki.ca_file);
-    t = acme_transport_new(&o);
+    t = ka_begin(&s, steps, resp, 2);
     CHECK_INT(ka_get(t, s.port, 2, err, sizeof(err)), 1);
     CHECK(strstr(err, "connection closed") != NULL);
-    pthread_join(s.tid, NULL);
-    acme_transport_free(t);
-    close(s.lfd);
+    ka_end(&s, t);
 
     CHECK_INT(s.accepts, 1);
-    SSL_CTX_free(ctx);
 }
 
 UNIT_TEST(transport_keepalive_post_not_retried)
@@ -980,19 +973,12 @@ UNIT_TEST(transport_keepalive_post_not_retried)
     static const ka_step_t  steps[] = { KA_ANSWER, KA_DROP };
     const char             *resp[] = { ka_ok, NULL };
     ka_server_t             s;
-    SSL_CTX                *ctx;
-    acme_transport_opts_t   o;
     acme_transport_t       *t;
     acme_http_request_t     req;
     acme_http_parser_t     *p;
     char                    url[128], err[ACME_ERRLEN] = "";
 
-    pki_init();
-    ctx = server_ctx(&pki.leaf, &pki.ca);
-    CHECK_INT(ka_server_start(&s, ctx, steps, resp, 2), 0);
-
-    o = opts_for(pki.ca_file);
-    t = acme_transport_new(&o);
+    t = ka_begin(&s, steps, resp, 2);
     CHECK_INT(ka_get(t, s.port, 1, err, sizeof(err)), 1);
 
     /* a POST written on the kept connection, which then closes without a
@@ -1008,10 +994,7 @@ UNIT_TEST(transport_keepalive_post_not_retried)
     CHECK(p == NULL);
     acme_http_parser_free(p);
     CHECK(strstr(err, "connection closed") != NULL);
-    pthread_join(s.tid, NULL);
-    acme_transport_free(t);
-    close(s.lfd);
+    ka_end(&s, t);
 
     CHECK_INT(s.accepts, 1);
-    SSL_CTX_free(ctx);
 }
