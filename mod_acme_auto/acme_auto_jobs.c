@@ -3,11 +3,11 @@
  *
  * A mod_watchdog singleton watchdog: mod_watchdog runs its callback in
  * exactly one child at a time (a process mutex) and moves it to another
- * child when that one exits.  The callback itself never blocks: once a
- * second it looks which certificates are due and starts one thread per
- * certificate job (at most AcmeMaxOrders of an issuer at once, the most
- * urgent first: acme_job_pipeline), so a slow CA step for one certificate
- * never delays another.  A job runs the sans-I/O engine with the blocking transport
+ * child when that one exits.  The callback itself never blocks: when it
+ * starts and then once a second it looks which certificates are due and
+ * starts one thread per certificate job (at most AcmeMaxOrders of an issuer
+ * at once, the most urgent first: acme_job_pipeline), so a slow CA step for
+ * one certificate never delays another.  A job runs the sans-I/O engine with the blocking transport
  * (acme_drive_blocking, every network step bounded by AcmeTimeout) and
  * publishes http-01 tokens into shared memory, where every child answers
  * them.  Results go to the store (atomic writes) and to shared memory,
@@ -1088,6 +1088,9 @@ watchdog_cb(int state, void *data, apr_pool_t *pool)
     switch (state) {
     case AP_WATCHDOG_STATE_STARTING:
         watch_start(w);
+        /* the due orders start now, not at mod_watchdog's first RUNNING
+         * call one interval later */
+        watch_tick(w);
         break;
     case AP_WATCHDOG_STATE_RUNNING:
         watch_tick(w);

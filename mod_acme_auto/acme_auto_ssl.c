@@ -6,8 +6,8 @@
  * SSL_CTX; we set an OpenSSL cert callback on it.  The
  * callback survives mod_ssl's SNI switch (SSL_set_SSL_CTX copies it) and
  * runs after the vhost is chosen.  A per-child thread checks the shared
- * generation counter once a second and parses a changed bundle once, off
- * the handshake path; the callback only installs already-parsed objects
+ * generation counter every PICKUP_MS (one atomic load when nothing
+ * changed) and parses a changed bundle once, off the handshake path; the callback only installs already-parsed objects
  * (SSL_certs_clear + SSL_use_cert_and_key) under a read lock.  While the
  * child still has what mod_ssl loaded at startup it does nothing at all.
  */
@@ -33,6 +33,7 @@
 APLOG_USE_MODULE(acme_auto);
 
 #define ACME_ALPN_PROTO     "acme-tls/1"
+#define PICKUP_MS           25      /* a new certificate served this soon */
 
 /* -- children: parsed certificates and the cert callback ------------------- */
 
@@ -200,7 +201,11 @@ refresher_main(void *arg)
     pthread_mutex_lock(&stop_mu);
     while (!stop_flag) {
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
+        ts.tv_nsec += PICKUP_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
         pthread_cond_timedwait(&stop_cv, &stop_mu, &ts);
         if (stop_flag) {
             break;

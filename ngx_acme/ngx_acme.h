@@ -83,6 +83,7 @@
 #define NGX_ACME_TOKENS_SHARE      8        /* 1/8 of the zone: challenges */
 #define NGX_ACME_LEASE_TTL         5        /* seconds without refresh */
 #define NGX_ACME_TICK              1000     /* ms */
+#define NGX_ACME_PICKUP            25       /* ms: new bundles, activation */
 #define NGX_ACME_MAX_WORKERS       256
 #define NGX_ACME_WORKER_LIVE       3        /* s since the last heartbeat */
 #define NGX_ACME_ACTIVATE_MAX      5        /* s: activate even if a worker
@@ -203,7 +204,9 @@ typedef struct {
     time_t                    lease_expires;
     acme_fence_t              lease_gen;      /* + 1 whenever the lease
                                                  changes hands */
-    ngx_uint_t                generation;
+    ngx_atomic_t              generation;     /* + 1 on every new bundle;
+                                                 written locked, read also
+                                                 without the lock */
 } ngx_acme_shctx_t;
 
 
@@ -276,9 +279,14 @@ typedef struct {
 
     /* per worker */
     ngx_event_t               timer;
+    ngx_event_t               pickup;         /* NGX_ACME_PICKUP */
     ngx_queue_t               alpn_certs;     /* ngx_acme_alpn_cert_t */
     ngx_uint_t                alpn_ncerts;
-    ngx_uint_t                generation;
+    ngx_uint_t                generation;     /* global one parsed */
+    ngx_uint_t                reported;       /* parsed and activation
+                                                 checked (pickup) */
+    ngx_flag_t                waiting;        /* a parsed bundle is not
+                                                 active yet */
     ngx_flag_t                lease_held;
     acme_job_pipe_t          *pipe;           /* a tick's queue, one entry
                                                  per certificate */

@@ -153,7 +153,7 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     cert->job = NULL;
     ngx_acme_job_free(job);
 
-    /* install it in this worker now; the others follow within a second */
+    /* installed in this worker now, the others follow on their pickup */
     ngx_acme_ssl_refresh(amcf, log);
 }
 

@@ -321,9 +321,10 @@ ngx_acme_shm_heartbeat(ngx_acme_main_conf_t *amcf, ngx_uint_t parsed)
 
 
 /*
- * The lease holder: activates each new bundle once every live worker has
- * parsed it (or after NGX_ACME_ACTIVATE_MAX seconds, so a stuck worker
- * cannot hold a renewal back).
+ * Activates each new bundle once every live worker has parsed it (or after
+ * NGX_ACME_ACTIVATE_MAX seconds, so a stuck worker cannot hold a renewal
+ * back): every worker right after it reported a parse, the lease holder
+ * also every tick.
  */
 void
 ngx_acme_shm_activate(ngx_acme_main_conf_t *amcf, ngx_log_t *log)

@@ -3,7 +3,7 @@
  * per-worker parsed certificate objects.
  *
  * The handshake path (ngx_acme_ssl_cert_cb) only installs objects that were
- * parsed once per change by ngx_acme_ssl_refresh() on the worker's timer:
+ * parsed once per change by ngx_acme_ssl_refresh() on the worker's timers:
  * no PEM parsing and no disk access while a client waits.
  */
 
@@ -250,7 +250,8 @@ ngx_acme_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
  * Parses the bundles whose generation changed since this worker last looked
  * (cheap when nothing changed: one locked read of the global counter) and
  * installs those already active.  A parsed bundle that is not active yet
- * waits in next_* until the lease holder activates it for all workers.
+ * waits in next_* (amcf->waiting) until ngx_acme_shm_activate activates it
+ * for all workers.
  */
 void
 ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
@@ -378,19 +379,25 @@ ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
     }
 
     amcf->generation = gen;
+    amcf->waiting = 0;
 
     for (i = 0; i < amcf->certs.nelts; i++) {
         cert = certs[i];
 
-        if (cert->next_leaf && cert->slot
-            && cert->slot->active == cert->next_gen)
-        {
-            ngx_acme_ssl_promote(cert);
-
-            ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                          "acme: certificate \"%V\" installed in worker "
-                          "process %P", &cert->id, ngx_pid);
+        if (cert->next_leaf == NULL || cert->slot == NULL) {
+            continue;
         }
+
+        if (cert->slot->active != cert->next_gen) {
+            amcf->waiting = 1;
+            continue;
+        }
+
+        ngx_acme_ssl_promote(cert);
+
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "acme: certificate \"%V\" installed in worker "
+                      "process %P", &cert->id, ngx_pid);
     }
 }
 

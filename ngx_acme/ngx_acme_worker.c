@@ -1,15 +1,17 @@
 /*
- * ngx_http_acme_module: a worker's lifetime.  init_process starts the
- * one-second timer that picks up new certificates, holds the ACME lease
- * and, on the lease holder, starts the orders that are due; exit_process
- * (and a worker leaving after a reload) aborts its orders and hands the
- * lease on.
+ * ngx_http_acme_module: a worker's lifetime.  init_process starts two
+ * timers: a short one (NGX_ACME_PICKUP) that picks up new certificates and
+ * activates them once every worker has parsed them, and the one-second
+ * tick that reports the worker alive, holds the ACME lease and, on the
+ * lease holder, starts the orders that are due; exit_process (and a worker
+ * leaving after a reload) aborts its orders and hands the lease on.
  */
 
 #include "ngx_acme.h"
 
 
 static void ngx_acme_tick(ngx_event_t *ev);
+static void ngx_acme_pickup(ngx_event_t *ev);
 static void ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 static ngx_uint_t ngx_acme_alpn_busy(ngx_acme_main_conf_t *amcf,
     ngx_acme_cert_t *cert);
@@ -43,8 +45,14 @@ ngx_acme_init_process(ngx_cycle_t *cycle)
     amcf->timer.log = cycle->log;
     amcf->timer.cancelable = 1;
 
+    amcf->pickup.handler = ngx_acme_pickup;
+    amcf->pickup.data = amcf;
+    amcf->pickup.log = cycle->log;
+    amcf->pickup.cancelable = 1;
+
     /* at once: serve stored certificates from the first handshake */
 
+    ngx_acme_pickup(&amcf->pickup);
     ngx_acme_tick(&amcf->timer);
 
     return NGX_OK;
@@ -77,6 +85,10 @@ ngx_acme_exit_process(ngx_cycle_t *cycle)
 
     if (amcf->timer.timer_set) {
         ngx_del_timer(&amcf->timer);
+    }
+
+    if (amcf->pickup.timer_set) {
+        ngx_del_timer(&amcf->pickup);
     }
 
     ngx_acme_ssl_free(amcf);
@@ -122,7 +134,6 @@ ngx_acme_tick(ngx_event_t *ev)
         return;
     }
 
-    ngx_acme_ssl_refresh(amcf, ev->log);
     ngx_acme_shm_heartbeat(amcf, amcf->generation);
 
     if (amcf->tls_alpn) {
@@ -131,6 +142,8 @@ ngx_acme_tick(ngx_event_t *ev)
 
     if (ngx_acme_shm_lease(amcf, ev->log) == NGX_OK) {
         amcf->lease_held = 1;
+
+        /* a worker that did not report in time holds nothing back */
         ngx_acme_shm_activate(amcf, ev->log);
         ngx_acme_ssl_refresh(amcf, ev->log);
         ngx_acme_schedule(amcf, ev->log);
@@ -144,6 +157,42 @@ ngx_acme_tick(ngx_event_t *ev)
     }
 
     ngx_add_timer(ev, NGX_ACME_TICK);
+}
+
+
+/*
+ * A new bundle reaches every worker within a few NGX_ACME_PICKUP: each
+ * worker parses it when the zone's generation moves (one read without the
+ * lock when nothing changed), reports that, and checks the activation
+ * itself, so the last worker to parse activates it for all; the others
+ * promote it on their next run, or their next handshake does.
+ */
+static void
+ngx_acme_pickup(ngx_event_t *ev)
+{
+    ngx_acme_main_conf_t  *amcf = ev->data;
+
+    ngx_acme_shctx_t      *sh;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    sh = ngx_acme_shm_ctx(amcf);
+
+    if (sh->generation != amcf->reported) {
+        ngx_acme_ssl_refresh(amcf, ev->log);
+        ngx_acme_shm_heartbeat(amcf, amcf->generation);
+        amcf->reported = amcf->generation;
+
+        ngx_acme_shm_activate(amcf, ev->log);
+        ngx_acme_ssl_refresh(amcf, ev->log);
+
+    } else if (amcf->waiting) {
+        ngx_acme_ssl_refresh(amcf, ev->log);
+    }
+
+    ngx_add_timer(ev, NGX_ACME_PICKUP);
 }
 
 
