@@ -37,7 +37,8 @@ import apache_server  # noqa: E402
 import nginx_server  # noqa: E402
 from apache_server import ApacheServer  # noqa: E402
 from nginx_server import NginxServer  # noqa: E402
-from pebble import HTTP_PORT, HTTPS_PORT  # noqa: E402
+from nginx_server import HTTPS_PORT  # noqa: E402
+from pebble import HTTP_PORT  # noqa: E402
 
 ROUNDS = int(os.environ.get("PICKUP_ROUNDS", "2"))
 CERTS = int(os.environ.get("PICKUP_CERTS", "3"))
@@ -112,18 +113,18 @@ class Tail:
         self.lines.extend((now, p.decode(errors="replace")) for p in parts)
 
 
-def one_round(kind, module, pebble, work, r):
+def one_round(kind, label, module, pebble, work, r):
     """{id: (issued->activated or None, issued->served in every worker)},
     start->first issued (s)."""
-    state = os.path.join(work, "state-%s-%s-%d" % (kind, os.path.basename(module), r))
+    state = os.path.join(work, "state-%s-%s-%d" % (kind, label, r))
     if kind == "nginx":
-        srv = NginxServer(os.path.join(work, "ngx-%d-%s" % (r, os.path.basename(module))),
+        srv = NginxServer(os.path.join(work, "ngx-%d-%s" % (r, label)),
                           workers=WORKERS, module=module)
         srv.write_conf(nginx_conf(pebble, state, r))
         log_path = srv.error_log_path
         issued_re, installed_re = NGX_ISSUED, NGX_INSTALLED
     else:
-        srv = ApacheServer(os.path.join(work, "apa-%d-%s" % (r, os.path.basename(module))),
+        srv = ApacheServer(os.path.join(work, "apa-%d-%s" % (r, label)),
                            children=WORKERS, module=module)
         srv.write_conf(apache_conf(pebble, state, r))
         log_path = srv.error_log_path
@@ -197,7 +198,7 @@ def main(argv):
             order = builds if r % 2 == 0 else builds[::-1]
             for kind in kinds:
                 for label, mods in order:
-                    per_cert, start = one_round(kind, mods[kind], pebble, work, r)
+                    per_cert, start = one_round(kind, label, mods[kind], pebble, work, r)
                     entry = res.setdefault((kind, label), {"act": [], "all": [], "start": []})
                     entry["start"].append(start)
                     for cid, (act, served) in sorted(per_cert.items()):

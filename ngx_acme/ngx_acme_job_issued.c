@@ -22,8 +22,9 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     u_char                *bundle;
     size_t                 len;
     char                   buf[21], msg[2 * ACME_ERRLEN];
-    long long              at, now, activate_at;
+    long long              at, now, activate_at, due;
     unsigned               tries;
+    acme_job_facts_t       f;
     ngx_int_t              rc;
     ngx_uint_t             level;
     ngx_log_t             *log;
@@ -114,7 +115,26 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     }
 
     slot->st = job->st;
-    acme_job_status_end(&slot->status, &job->st, slot->status.next_renewal);
+    due = slot->status.next_renewal;
+
+    if (rc == NGX_OK && !activate_at) {
+        /*
+         * served within milliseconds (ngx_acme_shm_activate): its next
+         * renewal is shown at once, not from the next tick (as on Apache)
+         */
+        ngx_memzero(&f, sizeof(acme_job_facts_t));
+        f.have_cert = 1;
+        f.loaded = 1;
+        f.names_ok = 1;
+        f.not_before = job->info.not_before;
+        f.not_after = job->info.not_after;
+        f.renew_fraction = cert->issuer->conf.renew_percent / 100.0;
+        f.seed = cert->rnd;
+
+        (void) acme_job_due(&f, &job->st, &due);
+    }
+
+    acme_job_status_end(&slot->status, &job->st, due);
 
     ngx_acme_shm_unlock(job->amcf);
 
