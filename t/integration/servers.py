@@ -358,7 +358,7 @@ class Apache(Server):
     def wait_installed(self, timeout=20):
         """Until every live child installed the newest generation of every
         certificate id in the log: each child polls the shared generations
-        once a second and parses a bundle off the handshake path, so until
+        every 25 ms and parses a bundle off the handshake path, so until
         then it serves what it had (the placeholder at first)."""
         import re
         from tlsutil import wait_for
