@@ -515,7 +515,14 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
 
     if (clcf->resolver && clcf->resolver->connections.nelts) {
         issuer->http.resolver = clcf->resolver;
-        issuer->http.resolver_timeout = clcf->resolver_timeout;
+        /*
+         * http{}'s own location conf is never merged: an unset
+         * "resolver_timeout" is still NGX_CONF_UNSET_MSEC here, which would
+         * make every lookup time out at once; use nginx's default
+         */
+        issuer->http.resolver_timeout =
+            (clcf->resolver_timeout == NGX_CONF_UNSET_MSEC)
+            ? 30000 : clcf->resolver_timeout;
     }
 
     if (acme_url_parse((char *) issuer->conf.directory, &url, err, sizeof(err))

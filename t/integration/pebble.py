@@ -39,6 +39,9 @@ MGMT_PORT = 15000 + PORT_OFFSET
 HTTP_PORT = 5002 + PORT_OFFSET
 TLS_PORT = 5001 + PORT_OFFSET
 DNS_PORT = 8053 + PORT_OFFSET
+# a name of pebble's API known only to pebble-challtestsrv's DNS (not
+# /etc/hosts): a client resolving it at run time, through "resolver"
+CA_RUNTIME_NAME = "ca.pebble.test"
 CHALL_MGMT_PORT = 8055 + PORT_OFFSET
 
 
@@ -197,7 +200,7 @@ class Pebble:
         ca_key, ca_crt = make_ca(self.dir)
         os.replace(ca_crt, self.ca_pem)
         key, crt = make_leaf(self.dir, ca_key, self.ca_pem, "pebble-api",
-                             ["DNS:localhost", "IP:127.0.0.1"], cn="localhost")
+                             ["DNS:localhost", "DNS:%s" % CA_RUNTIME_NAME, "IP:127.0.0.1"], cn="localhost")
         cfg = {
             "listenAddress": "127.0.0.1:%d" % API_PORT,
             "managementListenAddress": "127.0.0.1:%d" % MGMT_PORT,
