@@ -14,8 +14,9 @@
  *   ngx_acme_issuer.c     the acme_issuer block and its directives
  *   ngx_acme_shm.c        shared zone: per-certificate slots, http-01
  *                         tokens, the ACME lease, generation counters
- *   ngx_acme_ssl.c        fallback certificate, cert callback, per-worker
- *                         parsed certificate objects
+ *   ngx_acme_ssl.c        fallback certificate, per-worker parsed
+ *                         certificate objects installed into the servers'
+ *                         SSL_CTX, the cert callback (only when needed)
  *   ngx_acme_job.c        one ACME order per certificate (lease holder
  *                         only): its lifecycle, on the event loop
  *   ngx_acme_job_engine.c its engine's actions (event loop)
@@ -236,6 +237,8 @@ typedef struct {
     EVP_PKEY                 *next_key;
     X509                     *next_leaf;
     STACK_OF(X509)           *next_chain;
+    ngx_flag_t                dirty;          /* promoted: the servers'
+                                                 SSL_CTX not updated yet */
     ngx_flag_t                names_match;    /* newest leaf SANs == names */
     ngx_uint_t                ordered_gen;    /* generation of the bundle
                                                  this worker's order made */
@@ -262,9 +265,27 @@ typedef struct ngx_acme_srv_conf_s {
 } ngx_acme_srv_conf_t;
 
 
+/*
+ * A server{} with acme_certificate: its own SSL_CTX (ngx_http_ssl_module
+ * creates one per server{}), into which each worker installs the server's
+ * certificates once per change (ngx_acme_ssl.c).
+ */
+typedef struct {
+    SSL_CTX                  *ctx;
+    ngx_acme_srv_conf_t      *head;           /* its acme_certificate list */
+    int                       placeholder;    /* EVP_PKEY type of the
+                                                 placeholder in the ctx */
+    ngx_flag_t                alpn;           /* tls-alpn-01 is used */
+    ngx_flag_t                partial;        /* per worker: see
+                                                 ngx_acme_ssl_server_update */
+    ngx_flag_t                callback;       /* per worker: cert_cb set */
+} ngx_acme_server_t;
+
+
 typedef struct {
     ngx_array_t               issuers;        /* ngx_acme_issuer_t * */
     ngx_array_t               certs;          /* ngx_acme_cert_t * */
+    ngx_array_t               servers;        /* ngx_acme_server_t * */
 
     ngx_str_t                 zone_name;
     size_t                    zone_size;
@@ -272,8 +293,12 @@ typedef struct {
 
     ngx_thread_pool_t        *thread_pool;
 
-    /* the fallback key shared by every managed server (parse time) */
-    ngx_str_t                 fallback_key_pem;
+    /*
+     * the fallback keys shared by every managed server (parse time): [0]
+     * EC P-256, [1] RSA-2048 (only for a server whose first
+     * acme_certificate is RSA, see ngx_acme_ssl_fallback)
+     */
+    ngx_str_t                 fallback_key_pem[2];
 
     ngx_flag_t                tls_alpn;       /* a certificate uses it */
 
@@ -358,10 +383,10 @@ ngx_pid_t ngx_acme_shm_lease_pid(ngx_acme_main_conf_t *amcf);
 /* ngx_acme_ssl.c */
 ngx_int_t ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     ngx_acme_srv_conf_t *ascf, ngx_array_t *names);
-ngx_int_t ngx_acme_ssl_set_callback(ngx_conf_t *cf, SSL_CTX *ctx,
-    ngx_acme_srv_conf_t *ascf);
+ngx_int_t ngx_acme_ssl_add_server(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
+    SSL_CTX *ctx, ngx_acme_srv_conf_t *head);
+void ngx_acme_ssl_callbacks(ngx_acme_main_conf_t *amcf);
 void ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
-void ngx_acme_ssl_promote(ngx_acme_cert_t *cert);
 void ngx_acme_ssl_free(ngx_acme_main_conf_t *amcf);
 
 /* ngx_acme_job.c, ngx_acme_job_issued.c (resave) */

@@ -21,10 +21,13 @@
  *                         wrapped; its selection is three lines and is
  *                         repeated here (h2 first when the listen has
  *                         http2, then http/1.1, http/1.0, http/0.9).
- *   cert callback         (ngx_acme_ssl.c) on managed servers: on a marked
+ *   cert callback         (ngx_acme_ssl.c) on managed servers, set only
+ *                         when a certificate uses tls-alpn-01: on a marked
  *                         connection installs the challenge certificate of
  *                         the SNI's pending authorization and nothing else,
- *                         or fails the handshake when none is pending.
+ *                         or fails the handshake when none is pending; on
+ *                         any other it returns at once (the server's
+ *                         certificates are in its SSL_CTX).
  *
  * The mark, not SSL_get0_alpn_selected(), tells the cert callback: with
  * TLS 1.2 OpenSSL runs the cert callback before ALPN selection (with

@@ -155,6 +155,9 @@ ngx_acme_create_main_conf(ngx_conf_t *cf)
                        sizeof(ngx_acme_issuer_t *))
         != NGX_OK
         || ngx_array_init(&amcf->certs, cf->pool, 4, sizeof(ngx_acme_cert_t *))
+           != NGX_OK
+        || ngx_array_init(&amcf->servers, cf->pool, 4,
+                          sizeof(ngx_acme_server_t *))
            != NGX_OK)
     {
         return NULL;

@@ -444,7 +444,9 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
         }
 
         if (sscf->ssl.ctx) {
-            if (ngx_acme_ssl_set_callback(cf, sscf->ssl.ctx, head) != NGX_OK) {
+            if (ngx_acme_ssl_add_server(cf, amcf, sscf->ssl.ctx, head)
+                != NGX_OK)
+            {
                 return NGX_ERROR;
             }
         }
@@ -453,6 +455,8 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
     if (amcf->tls_alpn && ngx_acme_alpn_init(cf, amcf) != NGX_OK) {
         return NGX_ERROR;
     }
+
+    ngx_acme_ssl_callbacks(amcf);
 
     if (ngx_acme_issuers_check(cf, amcf) != NGX_OK) {
         return NGX_ERROR;

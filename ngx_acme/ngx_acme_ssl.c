@@ -1,10 +1,22 @@
 /*
- * TLS side: the parse-time fallback certificate, the cert callback and the
- * per-worker parsed certificate objects.
+ * TLS side: the parse-time fallback certificate, the per-worker parsed
+ * certificate objects and their installation into the servers' SSL_CTX.
  *
- * The handshake path (ngx_acme_ssl_cert_cb) only installs objects that were
- * parsed once per change by ngx_acme_ssl_refresh() on the worker's timers:
- * no PEM parsing and no disk access while a client waits.
+ * The handshake path is nginx's own, as with a static ssl_certificate: each
+ * worker parses a new bundle once (ngx_acme_ssl_refresh() on its 25 ms
+ * pickup timer) and, when it is active, installs leaf, chain and key into
+ * the SSL_CTX of every server{} using it (SSL_CTX_use_cert_and_key,
+ * override: one certificate per key type, as two ssl_certificate lines do).
+ * Workers are single-threaded and OpenSSL copies the context's certificates
+ * into each connection at SSL_new() / SNI (SSL_set_SSL_CTX), so connections
+ * already open keep theirs and new ones get the new one; no PEM parsing,
+ * no disk access and no per-handshake certificate work while a client
+ * waits.
+ *
+ * A certificate callback (ngx_acme_ssl_cert_cb) is set on a server's
+ * context only while something needs it (ngx_acme_ssl_server_callback):
+ * tls-alpn-01 (a challenge handshake gets its own certificate), or the
+ * partial state of ngx_acme_ssl_server_update(); otherwise there is none.
  */
 
 #include "ngx_acme.h"
@@ -13,6 +25,12 @@
 static int ngx_acme_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg);
 static void ngx_acme_ssl_install(ngx_acme_cert_t *cert, EVP_PKEY *key,
     X509 *leaf, STACK_OF(X509) *chain);
+static void ngx_acme_ssl_promote(ngx_acme_cert_t *cert);
+static void ngx_acme_ssl_servers_update(ngx_acme_main_conf_t *amcf,
+    ngx_log_t *log);
+static void ngx_acme_ssl_server_update(ngx_acme_server_t *srv,
+    ngx_log_t *log);
+static void ngx_acme_ssl_server_callback(ngx_acme_server_t *srv);
 
 
 /*
@@ -20,6 +38,13 @@ static void ngx_acme_ssl_install(ngx_acme_cert_t *cert, EVP_PKEY *key,
  * ngx_http_ssl_module configuration so that nginx's own checks pass and the
  * server answers TLS before the first issuance.  Called from the
  * acme_certificate directive, i.e. before ngx_http_ssl_module merges.
+ *
+ * The placeholder's key type is the first acme_certificate's (EC P-256 for
+ * ecdsa:*, RSA-2048 for rsa:*): the issued certificate of that type then
+ * replaces it in the server's SSL_CTX (same OpenSSL slot), and a server
+ * whose certificates are all issued needs no certificate callback (see
+ * ngx_acme_ssl_server_update).  The RSA key is made only for such servers,
+ * once per configuration.
  */
 ngx_int_t
 ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
@@ -29,10 +54,10 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     char                     *pem, *kpem;
     size_t                    len, klen;
     EVP_PKEY                 *key;
-    ngx_str_t                *s;
+    ngx_str_t                *s, *fkey;
     const char               *fallback_name = "acme-fallback.invalid";
     const char              **list;
-    ngx_uint_t                i, n;
+    ngx_uint_t                i, n, rsa;
     ngx_http_ssl_srv_conf_t  *sscf;
 
     sscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module);
@@ -47,10 +72,15 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
         return NGX_ERROR;
     }
 
-    /* one fallback key for every managed server: only a placeholder */
+    /* one fallback key per type for every managed server: a placeholder */
 
-    if (amcf->fallback_key_pem.len == 0) {
-        key = acme_key_generate(ACME_KEY_EC_P256);
+    rsa = (ascf->key_type == ACME_KEY_RSA_2048
+           || ascf->key_type == ACME_KEY_RSA_3072
+           || ascf->key_type == ACME_KEY_RSA_4096);
+    fkey = &amcf->fallback_key_pem[rsa];
+
+    if (fkey->len == 0) {
+        key = acme_key_generate(rsa ? ACME_KEY_RSA_2048 : ACME_KEY_EC_P256);
         if (key == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "acme: cannot generate the fallback key");
@@ -70,17 +100,16 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
             return NGX_ERROR;
         }
 
-        amcf->fallback_key_pem.data = p;
+        fkey->data = p;
         p = ngx_cpymem(p, "data:", sizeof("data:") - 1);
         ngx_memcpy(p, kpem, klen);
-        amcf->fallback_key_pem.len = sizeof("data:") - 1 + klen;
+        fkey->len = sizeof("data:") - 1 + klen;
 
         free(kpem);
     }
 
-    key = acme_key_from_pem((char *) amcf->fallback_key_pem.data
-                            + sizeof("data:") - 1,
-                            amcf->fallback_key_pem.len - (sizeof("data:") - 1));
+    key = acme_key_from_pem((char *) fkey->data + sizeof("data:") - 1,
+                            fkey->len - (sizeof("data:") - 1));
     if (key == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "acme: cannot load the fallback key");
@@ -152,79 +181,171 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
         return NGX_ERROR;
     }
 
-    *s = amcf->fallback_key_pem;
+    *s = *fkey;
     ascf->fallback_key = s;
 
     return NGX_OK;
 }
 
 
+/*
+ * Postconfiguration, for each server{} with acme_certificate: remembers its
+ * SSL_CTX for the workers.  ngx_http_ssl_module (1.22) creates one SSL_CTX
+ * per server{} that has certificates (ngx_http_ssl_merge_srv_conf(); the
+ * http{} level's own is never merged, so never created) and
+ * acme_certificate is a server{} directive: two managed servers never
+ * share a context.  Should another module make them share one anyway, the
+ * certificates installed for one would serve the other: refused.
+ */
 ngx_int_t
-ngx_acme_ssl_set_callback(ngx_conf_t *cf, SSL_CTX *ctx,
-    ngx_acme_srv_conf_t *ascf)
+ngx_acme_ssl_add_server(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
+    SSL_CTX *ctx, ngx_acme_srv_conf_t *head)
 {
-    /*
-     * ngx_http_ssl_module only sets a cert callback for certificates with
-     * variables, which a managed server cannot have.  The SNI callback moves
-     * the connection to this server's SSL_CTX, callback included.  The
-     * argument is the server's first acme_certificate; the others follow
-     * in ascf->next.
-     */
-    SSL_CTX_set_cert_cb(ctx, ngx_acme_ssl_cert_cb, ascf);
+    X509                *x509;
+    EVP_PKEY            *pkey;
+    ngx_uint_t           i;
+    ngx_acme_server_t   *srv, **sp;
+
+    sp = amcf->servers.elts;
+
+    for (i = 0; i < amcf->servers.nelts; i++) {
+        if (sp[i]->ctx == ctx) {
+            ngx_acme_conf_error(cf->log, head->file, head->line,
+                                "\"acme_certificate\": this server shares "
+                                "its SSL context with the server of the "
+                                "\"acme_certificate\" in %s:%ui; each "
+                                "managed server needs its own",
+                                sp[i]->head->file, sp[i]->head->line);
+            return NGX_ERROR;
+        }
+    }
+
+    /* the context's certificate is the placeholder nginx loaded */
+
+    x509 = SSL_CTX_get0_certificate(ctx);
+    pkey = x509 ? X509_get0_pubkey(x509) : NULL;
+
+    if (pkey == NULL) {
+        ngx_acme_conf_error(cf->log, head->file, head->line,
+                            "\"acme_certificate\": the server's SSL context "
+                            "has no placeholder certificate");
+        return NGX_ERROR;
+    }
+
+    srv = ngx_pcalloc(cf->pool, sizeof(ngx_acme_server_t));
+    if (srv == NULL) {
+        return NGX_ERROR;
+    }
+
+    srv->ctx = ctx;
+    srv->head = head;
+    srv->placeholder = EVP_PKEY_base_id(pkey);
+
+    sp = ngx_array_push(&amcf->servers);
+    if (sp == NULL) {
+        return NGX_ERROR;
+    }
+
+    *sp = srv;
 
     return NGX_OK;
 }
 
 
+/*
+ * End of postconfiguration: the certificate callbacks the contexts start
+ * with (the placeholder alone needs none).  With tls-alpn-01 in use
+ * anywhere, every managed server gets it: the CA's SNI may reach any of
+ * them (ngx_acme_alpn.c).
+ */
+void
+ngx_acme_ssl_callbacks(ngx_acme_main_conf_t *amcf)
+{
+    ngx_uint_t          i;
+    ngx_acme_server_t **sp;
+
+    sp = amcf->servers.elts;
+
+    for (i = 0; i < amcf->servers.nelts; i++) {
+        sp[i]->alpn = amcf->tls_alpn;
+        ngx_acme_ssl_server_callback(sp[i]);
+    }
+}
+
+
+static void
+ngx_acme_ssl_server_callback(ngx_acme_server_t *srv)
+{
+    ngx_flag_t  need;
+
+    need = (srv->alpn || srv->partial);
+
+    if (need == srv->callback) {
+        return;
+    }
+
+    /*
+     * The callback lives in the context's certificate settings, which
+     * SSL_new() and SNI's SSL_set_SSL_CTX() copy into each connection: it
+     * applies from the next handshake on.
+     */
+
+    if (need) {
+        SSL_CTX_set_cert_cb(srv->ctx, ngx_acme_ssl_cert_cb, srv);
+
+    } else {
+        SSL_CTX_set_cert_cb(srv->ctx, NULL, NULL);
+    }
+
+    srv->callback = need;
+}
+
+
+/*
+ * Set only while needed (ngx_acme_ssl_server_callback).  ngx_http_ssl_module
+ * only sets a cert callback for certificates with variables, which a
+ * managed server cannot have; SNI moves the connection to the server's
+ * SSL_CTX, callback included.
+ */
 static int
 ngx_acme_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
 {
-    ngx_acme_srv_conf_t  *head = arg;
+    ngx_acme_server_t  *srv = arg;
 
     ngx_int_t             rc;
-    ngx_uint_t            cleared;
     ngx_acme_cert_t      *cert;
     ngx_acme_srv_conf_t  *ascf;
 
     /* a tls-alpn-01 challenge handshake gets its certificate, or fails */
 
-    rc = ngx_acme_alpn_handshake(ssl_conn);
+    if (srv->alpn) {
+        rc = ngx_acme_alpn_handshake(ssl_conn);
 
-    if (rc != NGX_DECLINED) {
-        return (rc == NGX_OK) ? 1 : 0;
+        if (rc != NGX_DECLINED) {
+            return (rc == NGX_OK) ? 1 : 0;
+        }
+    }
+
+    if (!srv->partial) {
+        /* the context holds the right certificates: nothing to do */
+        return 1;
     }
 
     /*
-     * Every issued certificate of the server is installed, one per key
-     * type, so that OpenSSL picks by the client's signature algorithms.
-     * The placeholder goes as soon as one certificate is issued: a client
-     * that can only use a type not issued yet fails rather than get it.
+     * Partial: some certificates of the server are issued, but not the one
+     * of the placeholder's key type, and an SSL_CTX has no call to remove
+     * a certificate.  The connection gets the issued ones only: a client
+     * that can use only a type not issued yet fails rather than get the
+     * placeholder.  Lasts until that type is issued.
      */
 
-    cleared = 0;
+    SSL_certs_clear(ssl_conn);
 
-    for (ascf = head; ascf; ascf = ascf->next) {
+    for (ascf = srv->head; ascf; ascf = ascf->next) {
         cert = ascf->cert;
 
-        if (cert == NULL) {
+        if (cert == NULL || cert->leaf == NULL || cert->key == NULL) {
             continue;
-        }
-
-        /* a parsed bundle became active: a few pointer moves, no parsing */
-
-        if (cert->next_leaf && cert->slot
-            && cert->slot->active == cert->next_gen)
-        {
-            ngx_acme_ssl_promote(cert);
-        }
-
-        if (cert->leaf == NULL || cert->key == NULL) {
-            continue;
-        }
-
-        if (!cleared) {
-            SSL_certs_clear(ssl_conn);
-            cleared = 1;
         }
 
         /* override: two certificates of one key type, the last one wins */
@@ -240,9 +361,100 @@ ngx_acme_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
         }
     }
 
-    /* nothing issued yet: the fallback configured on the context */
-
     return 1;
+}
+
+
+/* The servers using a certificate promoted since the last call. */
+static void
+ngx_acme_ssl_servers_update(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
+{
+    ngx_uint_t            i, dirty;
+    ngx_acme_cert_t     **certs;
+    ngx_acme_server_t   **sp;
+    ngx_acme_srv_conf_t  *ascf;
+
+    sp = amcf->servers.elts;
+
+    for (i = 0; i < amcf->servers.nelts; i++) {
+        dirty = 0;
+
+        for (ascf = sp[i]->head; ascf; ascf = ascf->next) {
+            if (ascf->cert && ascf->cert->dirty) {
+                dirty = 1;
+                break;
+            }
+        }
+
+        if (dirty) {
+            ngx_acme_ssl_server_update(sp[i], log);
+        }
+    }
+
+    certs = amcf->certs.elts;
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        certs[i]->dirty = 0;
+    }
+}
+
+
+/*
+ * Installs the server's current certificates into its SSL_CTX, in the
+ * order of its acme_certificate lines (override: of two of one key type,
+ * the last one wins), all of them again on any change, so that a renewed
+ * first one does not take the slot of a later one.
+ *
+ * The placeholder stays in the context until a certificate of its key type
+ * replaces it.  While some are issued but not that one (a server with an
+ * ECDSA and an RSA certificate, the RSA one issued first, or a stored
+ * bundle of an unexpected type), the context cannot hold the right set:
+ * "partial", and the certificate callback fixes each connection up.
+ */
+static void
+ngx_acme_ssl_server_update(ngx_acme_server_t *srv, ngx_log_t *log)
+{
+    ngx_uint_t            any, covered;
+    ngx_acme_cert_t      *cert;
+    ngx_acme_srv_conf_t  *ascf;
+
+    any = 0;
+    covered = 0;
+
+    for (ascf = srv->head; ascf; ascf = ascf->next) {
+        cert = ascf->cert;
+
+        if (cert == NULL || cert->leaf == NULL || cert->key == NULL) {
+            continue;
+        }
+
+        /* the context takes its own references (the chain is copied) */
+
+        if (SSL_CTX_use_cert_and_key(srv->ctx, cert->leaf, cert->key,
+                                     cert->chain, 1)
+            != 1)
+        {
+            ngx_ssl_error(NGX_LOG_ALERT, log, 0,
+                          "acme: SSL_CTX_use_cert_and_key(\"%V\") failed",
+                          &cert->id);
+            continue;
+        }
+
+        any = 1;
+
+        if (EVP_PKEY_base_id(cert->key) == srv->placeholder) {
+            covered = 1;
+        }
+
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "acme: certificate \"%V\" in the SSL context of the "
+                       "server in %s:%ui", &cert->id, srv->head->file,
+                       srv->head->line);
+    }
+
+    srv->partial = (any && !covered);
+
+    ngx_acme_ssl_server_callback(srv);
 }
 
 
@@ -399,17 +611,23 @@ ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
                       "acme: certificate \"%V\" installed in worker "
                       "process %P", &cert->id, ngx_pid);
     }
+
+    ngx_acme_ssl_servers_update(amcf, log);
 }
 
 
-/* next_* become the objects in use; handshakes in progress hold refs. */
-void
+/*
+ * next_* become the objects in use (the servers' contexts follow in
+ * ngx_acme_ssl_servers_update); handshakes in progress hold refs.
+ */
+static void
 ngx_acme_ssl_promote(ngx_acme_cert_t *cert)
 {
     ngx_acme_ssl_install(cert, cert->next_key, cert->next_leaf,
                          cert->next_chain);
 
     cert->cur_gen = cert->next_gen;
+    cert->dirty = 1;
     cert->next_key = NULL;
     cert->next_leaf = NULL;
     cert->next_chain = NULL;

@@ -165,7 +165,8 @@ ngx_acme_tick(ngx_event_t *ev)
  * worker parses it when the zone's generation moves (one read without the
  * lock when nothing changed), reports that, and checks the activation
  * itself, so the last worker to parse activates it for all; the others
- * promote it on their next run, or their next handshake does.
+ * promote it on their next run (amcf->waiting), within NGX_ACME_PICKUP,
+ * installing it into the servers' SSL_CTX (ngx_acme_ssl.c).
  */
 static void
 ngx_acme_pickup(ngx_event_t *ev)
