@@ -78,6 +78,7 @@ class NginxServer(ServerLogs):
         self.conf_path = os.path.join(self.prefix, "nginx.conf")
         self.error_log_path = os.path.join(self.prefix, "logs", "error.log")
         self.stderr_path = os.path.join(self.prefix, "logs", "stderr.log")
+        self.extra_env = {}     # e.g. an LD_PRELOAD shim (test_handshake_ctx)
         self.proc = None
         self._stderr = None
         self._log_offset = 0
@@ -124,7 +125,12 @@ class NginxServer(ServerLogs):
         return [NGINX, "-p", self.prefix + "/", "-c", self.conf_path] + list(args)
 
     def _env(self):
-        return sanitizer_env("ACME_NGINX_LD_PRELOAD", self.asan_dir)
+        env = sanitizer_env("ACME_NGINX_LD_PRELOAD", self.asan_dir)
+        for k, v in self.extra_env.items():
+            if k == "LD_PRELOAD" and env.get(k):
+                v = env[k] + ":" + v
+            env[k] = v
+        return env
 
     def test_config(self, timeout=60):
         """nginx -t: (returncode, combined output)."""

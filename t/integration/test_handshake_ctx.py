@@ -1,0 +1,101 @@
+"""nginx only (issue 9): the handshake path is nginx's own, as with a static
+ssl_certificate.  The worker installs the issued certificate into the
+server's SSL_CTX once (SSL_CTX_use_cert_and_key) and no longer swaps
+certificates on each connection (SSL_certs_clear + SSL_use_cert_and_key in
+a certificate callback).  A tiny LD_PRELOAD shim in front of libssl counts
+those calls in the nginx processes."""
+
+import os
+import subprocess
+
+from nginx_server import start_managed
+from pebble import HTTP_PORT
+from servers import HTTPS_PORT
+from tlsutil import served_cert, sans, wait_acme_cert
+
+SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* one byte per call into $ACME_SHIM_LOG: c = per connection, x = context;
+ * read at load time: nginx workers keep only TZ of the environment */
+static const char *path;
+
+__attribute__((constructor)) static void init(void)
+{
+    /* a copy: nginx's setproctitle overwrites the environment strings */
+    const char *p = getenv("ACME_SHIM_LOG");
+    path = p ? strdup(p) : NULL;
+}
+
+static void mark(const char *b)
+{
+    int fd = path ? open(path, O_WRONLY | O_APPEND) : -1;
+    if (fd >= 0) {
+        (void) !write(fd, b, 1);
+        close(fd);
+    }
+}
+
+#define WRAP(name, byte)                                                  \
+int name(void *a, void *b, void *c, void *d, int o)                      \
+{                                                                         \
+    static int (*real)(void *, void *, void *, void *, int);             \
+    if (real == NULL) real = dlsym(RTLD_NEXT, #name);                     \
+    mark(byte);                                                           \
+    return real(a, b, c, d, o);                                           \
+}
+
+WRAP(SSL_use_cert_and_key, "c")
+WRAP(SSL_CTX_use_cert_and_key, "x")
+
+void SSL_certs_clear(void *s)
+{
+    static void (*real)(void *);
+    if (real == NULL) real = dlsym(RTLD_NEXT, "SSL_certs_clear");
+    mark("c");
+    real(s);
+}
+"""
+
+HANDSHAKES = 20
+
+
+def test_certificate_lives_in_the_ssl_ctx(nginx_factory, pebble, root_file, state_dir,
+                                          workdir):
+    src = os.path.join(workdir, "shim.c")
+    so = os.path.join(workdir, "shim.so")
+    with open(src, "w") as f:
+        f.write(SHIM)
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", so, src, "-ldl"],
+                   check=True, timeout=60)
+    counts = os.path.join(workdir, "calls")
+    open(counts, "w").close()
+    os.chmod(counts, 0o666)                 # the workers run as www-data
+
+    srv = nginx_factory(workers=1)
+    srv.extra_env = {"LD_PRELOAD": so, "ACME_SHIM_LOG": counts}
+    start_managed(srv, pebble, state_dir, ports=(HTTPS_PORT, HTTP_PORT))
+    leaf = wait_acme_cert(HTTPS_PORT, "a.example.test", root_file, 60,
+                          proc_alive=srv.running)
+
+    with open(counts) as f:
+        before = f.read()
+    # the worker put the certificate into the server's context
+    assert "x" in before, before
+
+    for i in range(HANDSHAKES):
+        # with SNI, and without (the managed server is the port's default)
+        c = served_cert(HTTPS_PORT, "a.example.test" if i % 2 else None)
+        assert c.serial_number == leaf.serial_number and sans(c) == sans(leaf)
+
+    with open(counts) as f:
+        after = f.read()
+    # nothing per connection: the old callback swapped 2 calls per handshake
+    assert after.count("c") == 0, after
+    assert after == before, (before, after)
+    assert not srv.alerts(), srv.alerts()
