@@ -137,7 +137,19 @@ def cpu_seconds(pids):
     return total / 1e9
 
 
-def s_time(port, seconds, pids=()):
+# TLS versions measured by default: one cell per key type and version
+PROTOS = os.environ.get("BENCH_PROTOS", "tls1_2 tls1_3").split()
+
+
+def cells():
+    """[(cell name, key label, extra s_time arguments)]: each key type with
+    each TLS version of PROTOS (the servers must allow both: nginx 1.22
+    needs "ssl_protocols TLSv1.2 TLSv1.3")."""
+    return [("%s %s" % (label, p.replace("tls1_", "TLS1.")), label, ["-" + p])
+            for label, _ in KEYS for p in PROTOS]
+
+
+def s_time(port, seconds, pids=(), args=()):
     """Full handshakes/s from CLIENTS parallel `openssl s_time -new`, and
     the server's CPU seconds per handshake (None without pids): the clients
     may be the bottleneck (they verify the server's signature and do their
@@ -149,7 +161,7 @@ def s_time(port, seconds, pids=()):
     for _ in range(CLIENTS):
         procs.append(subprocess.Popen(
             CLIENT_PIN + ["openssl", "s_time", "-connect", "127.0.0.1:%d" % port, "-new",
-                          "-time", str(int(math.ceil(seconds)))],
+                          "-time", str(int(math.ceil(seconds)))] + list(args),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     total = 0
     for p in procs:
@@ -177,23 +189,23 @@ def geomean(xs):
 
 def run_rounds(server, ports, variants, pids=()):
     """ports: {(label, variant): port}; pids: the server processes whose CPU
-    time is counted.  ROUNDS rounds; in each, every key type and every
-    variant in turn, so that no variant owns a warm or a cold phase of the
-    machine; the variants' order rotates from round to round, so that none
-    always runs first after a key change.  Returns {(label, variant):
-    [(rate, cpu per handshake)]}."""
-    rates = {(label, v): [] for label, _ in KEYS for v in variants}
+    time is counted.  ROUNDS rounds; in each, every cell (key type x TLS
+    version, cells()) and every variant in turn, so that no variant owns a
+    warm or a cold phase of the machine; the variants' order rotates from
+    round to round, so that none always runs first after a cell change.
+    Returns {(cell, variant): [(rate, cpu per handshake)]}."""
+    rates = {(c, v): [] for c, _, _ in cells() for v in variants}
     log("%s%s, full handshakes, %d rounds x %.0f s per run, %d client(s)"
         % (server, " (CPU %d, clients on the others)" % SERVER_CPU if PINNED else "",
            ROUNDS, SECONDS, CLIENTS))
     for r in range(ROUNDS):
         k = r % len(variants)
-        for label, _ in KEYS:
+        for cell, label, args in cells():
             for v in variants[k:] + variants[:k]:
-                rate, cpu = s_time(ports[(label, v)], SECONDS, pids)
-                rates[(label, v)].append((rate, cpu))
-                log("  round %d %-9s %-7s %8.1f handshakes/s%s"
-                    % (r + 1, label, v, rate,
+                rate, cpu = s_time(ports[(label, v)], SECONDS, pids, args)
+                rates[(cell, v)].append((rate, cpu))
+                log("  round %d %-16s %-7s %8.1f handshakes/s%s"
+                    % (r + 1, cell, v, rate,
                        "" if cpu is None else ", server %.0f us CPU each" % (cpu * 1e6)))
     return rates
 
@@ -204,42 +216,48 @@ def _median(xs):
 
 
 def report(rates, variants, other_ratios=(), managed=True):
-    """Median per (key, variant) of the throughput and of the server's CPU
-    time per handshake; then "ratio A/static (key)" for each A in
-    other_ratios, the same by server CPU time, then the managed ratios.
-    The last line is "ratio managed/static = X": the geometric mean over the
-    key types of the throughput ratios."""
+    """Median per (cell, variant) of the throughput and of the server's CPU
+    time per handshake; then "ratio A/static (cell)" for each A in
+    other_ratios, the same by server CPU time, then the managed ratios:
+    "ratio managed/static = X", the geometric mean over the cells of the
+    throughput ratios, and last "cpu ratio managed/static = X": the server
+    CPU time per handshake, managed over static, of the worst cell (1.00:
+    exactly as cheap as a static file)."""
     with_cpu = all(c is not None for xs in rates.values() for _, c in xs)
+    names = [c for c, _, _ in cells()]
     print()
-    print("%-10s %-8s %12s%s" % ("key", "variant", "handshakes/s",
+    print("%-16s %-8s %12s%s" % ("cell", "variant", "handshakes/s",
                                  "  server CPU us/handshake" if with_cpu else ""))
     med, cpu = {}, {}
-    for label, _ in KEYS:
+    for cell in names:
         for v in variants:
-            med[(label, v)] = _median(r for r, _ in rates[(label, v)])
-            line = "%-10s %-8s %12.1f" % (label, v, med[(label, v)])
+            med[(cell, v)] = _median(r for r, _ in rates[(cell, v)])
+            line = "%-16s %-8s %12.1f" % (cell, v, med[(cell, v)])
             if with_cpu:
-                cpu[(label, v)] = _median(c for _, c in rates[(label, v)])
-                line += "  %24.0f" % (cpu[(label, v)] * 1e6)
+                cpu[(cell, v)] = _median(c for _, c in rates[(cell, v)])
+                line += "  %24.0f" % (cpu[(cell, v)] * 1e6)
             print(line)
     print()
     pairs = list(other_ratios) + ([("managed", "managed")] if managed else [])
     if with_cpu:
-        # handshakes per server CPU second, relative to static
+        # server CPU time per handshake, relative to static
         for name, v in pairs:
-            for label, _ in KEYS:
-                print("ratio %s/static by server CPU time (%s) = %.3f"
-                      % (name, label, cpu[(label, "static")] / cpu[(label, v)]))
+            for cell in names:
+                print("cpu ratio %s/static (%s) = %.3f"
+                      % (name, cell, cpu[(cell, v)] / cpu[(cell, "static")]))
     for name, v in other_ratios:
-        for label, _ in KEYS:
+        for cell in names:
             print("ratio %s/static (%s) = %.3f"
-                  % (name, label, med[(label, v)] / med[(label, "static")]))
+                  % (name, cell, med[(cell, v)] / med[(cell, "static")]))
     if managed:
-        per_key = []
-        for label, _ in KEYS:
-            x = med[(label, "managed")] / med[(label, "static")]
-            per_key.append(x)
-            print("ratio managed/static (%s) = %.3f" % (label, x))
-        print("ratio managed/static = %.3f" % geomean(per_key))
+        per_cell = []
+        for cell in names:
+            x = med[(cell, "managed")] / med[(cell, "static")]
+            per_cell.append(x)
+            print("ratio managed/static (%s) = %.3f" % (cell, x))
+        print("ratio managed/static = %.3f" % geomean(per_cell))
+        if with_cpu:
+            print("cpu ratio managed/static = %.3f"
+                  % max(cpu[(c, "managed")] / cpu[(c, "static")] for c in names))
     sys.stdout.flush()
     return med

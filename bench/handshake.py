@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-"""Full-handshake throughput of one nginx worker: managed certificate vs the
-same certificate as a static file vs the same PEM through
-"ssl_certificate data:$var" (parsed at every handshake).  See handshake.sh;
+"""Full-handshake throughput and server CPU per handshake of one nginx
+worker: managed certificate vs the same certificate as a static file vs the
+same PEM through "ssl_certificate data:$var" (parsed at every handshake),
+ECDSA and RSA, TLS 1.2 and TLS 1.3 (benchlib.cells()).  See handshake.sh;
 the client, timing and summary are in benchlib.py.
 
 Environment: BENCH_SECONDS (per run, default 3), BENCH_ROUNDS (default 3),
-BENCH_CLIENTS (parallel openssl s_time processes, default 2).
+BENCH_CLIENTS (parallel openssl s_time processes, default 2), BENCH_PROTOS
+(default "tls1_2 tls1_3").
 --no-managed: skip pebble and the managed variant (openssl-made certificates;
 checks the bench itself without the module).
 """
@@ -37,6 +39,7 @@ HTTP01 = """
 """ % HTTP_PORT
 
 COMMON = """
+    ssl_protocols TLSv1.2 TLSv1.3;
     keepalive_timeout 0;
     ssl_session_cache off;
     ssl_session_tickets off;
