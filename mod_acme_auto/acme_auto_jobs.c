@@ -594,6 +594,12 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
                  "certificate, serial %s, valid until %s; served without "
                  "restart", j->c->id, st.serial,
                  acme_time_rfc3339(st.not_after, until, sizeof(until)));
+    if (!cur.have_cert && j->c->bridge != NULL) {
+        /* the first one since the start: the bridge is not served again */
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: "
+                     "%s", j->c->id, acme_job_bridge_retired_text(
+                         j->c->bridge, st.serial, msg, sizeof(msg)));
+    }
     return 0;
 }
 

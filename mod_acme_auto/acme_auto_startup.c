@@ -7,7 +7,9 @@
  * root-only runtime directory and handed to mod_ssl through
  * ssl_add_cert_files, so mod_ssl's own checks pass and the vhost serves at
  * once (ssl_add_fallback_cert_files would make mod_ssl answer 503 for
- * good).  The stored bundle is also put into shared memory.
+ * good).  The stored bundle is also put into shared memory.  A vhost's
+ * own SSLCertificateFile is the bridge instead of the placeholder
+ * (acme_auto_add_cert_files).
  *
  * What the children do with it (cert callback, parsed certificates) is in
  * acme_auto_ssl.c.
@@ -417,16 +419,69 @@ acme_auto_prepare_certs(server_rec *s, apr_pool_t *pconf, apr_pool_t *ptemp)
     return rc;
 }
 
+/*
+ * The vhost's own SSLCertificateFile (e.g. certbot's) next to
+ * AcmeCertificate is the bridge: while none of its managed certificates
+ * is stored, mod_ssl loads only those files (no placeholder), so the
+ * certificate the vhost had is served until the first issuance, which the
+ * cert callback (acme_auto_ssl.c) installs over it.  Once one is stored,
+ * the files are dropped and never served again.
+ */
+static void
+note_bridge(server_rec *s, apr_pool_t *p, apr_array_header_t *all,
+    const char *file)
+{
+    acme_job_bridge_t *b;
+    acme_auto_cert_t  *c;
+    char               err[ACME_ERRLEN];
+    int                i;
+
+    b = apr_pcalloc(p, sizeof(*b));
+    if (acme_job_bridge_load(b, file, err, sizeof(err)) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: "
+                     "SSLCertificateFile of %s: %s", s->server_hostname, err);
+    }
+    for (i = 0; i < all->nelts; i++) {
+        c = APR_ARRAY_IDX(all, i, acme_auto_cert_t *);
+        if (c->bridge == NULL) {
+            c->bridge = b;
+        }
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "mod_acme_auto: %s: "
+                     "nothing issued yet, the vhost's SSLCertificateFile %s "
+                     "(serial %s) is served until it is", c->id, file,
+                     b->serial[0] ? b->serial : "unknown");
+    }
+}
+
 int
 acme_auto_add_cert_files(server_rec *s, apr_pool_t *p,
     apr_array_header_t *cert_files, apr_array_header_t *key_files)
 {
     apr_array_header_t *all = acme_auto_certs_for_server(s);
     acme_auto_cert_t   *c;
-    int                 i, added = 0;
+    int                 i, added = 0, stored = 0;
 
-    (void) p;
-    for (i = 0; all != NULL && i < all->nelts; i++) {
+    if (all == NULL || all->nelts == 0) {
+        return DECLINED;
+    }
+    for (i = 0; i < all->nelts; i++) {
+        c = APR_ARRAY_IDX(all, i, acme_auto_cert_t *);
+        stored |= (c->placeholder != NULL && c->startup_gen != 0);
+    }
+    if (cert_files->nelts > 0) {
+        if (!stored) {
+            note_bridge(s, p, all, APR_ARRAY_IDX(cert_files, 0,
+                                                 const char *));
+            return DECLINED;
+        }
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "mod_acme_auto: %s: the "
+                     "managed certificate is served, not the vhost's "
+                     "SSLCertificateFile %s", s->server_hostname,
+                     APR_ARRAY_IDX(cert_files, 0, const char *));
+        apr_array_clear(cert_files);
+        apr_array_clear(key_files);
+    }
+    for (i = 0; i < all->nelts; i++) {
         c = APR_ARRAY_IDX(all, i, acme_auto_cert_t *);
         if (c->placeholder == NULL) {
             continue;

@@ -53,6 +53,7 @@ acme_auto_status_handler(request_rec *r)
         certs[i].key_type = acme_key_type_name(c->key_type);
         acme_job_status_view(&st[i], now, c->challenges, c->n_challenges,
                              &certs[i]);
+        acme_job_status_bridge(&st[i], c->bridge, &certs[i]);
     }
 
     doc = acme_status_render("apache", acme_auto_shm_acme_pid(), certs, n,

@@ -111,6 +111,10 @@ struct acme_auto_cert_s {
     apr_uint32_t         startup_gen;   /* generation mod_ssl's file holds; 0 = fallback */
     int                  with_others;   /* a vhost serves it with other certs:
                                            the callback always installs it */
+    /* the vhost's own SSLCertificateFile, served instead of the
+     * placeholder until the first issuance (acme_auto_add_cert_files);
+     * NULL: none */
+    acme_job_bridge_t   *bridge;
 };
 
 /* Module-wide state of the current configuration generation. */

@@ -17,6 +17,8 @@
  *   ngx_acme_ssl.c        fallback certificate, per-worker parsed
  *                         certificate objects installed into the servers'
  *                         SSL_CTX, the cert callback (only when needed)
+ *   ngx_acme_bridge.c     the server's own ssl_certificate as the bridge
+ *                         until the first issuance
  *   ngx_acme_job.c        one ACME order per certificate (lease holder
  *                         only): its lifecycle, on the event loop
  *   ngx_acme_job_engine.c its engine's actions (event loop)
@@ -243,6 +245,10 @@ typedef struct {
     ngx_uint_t                ordered_gen;    /* generation of the bundle
                                                  this worker's order made */
     ngx_acme_job_t           *job;
+
+    /* a server's own ssl_certificate served until the first issuance
+     * (ngx_acme_bridge.c); NULL: none */
+    acme_job_bridge_t        *bridge;
 } ngx_acme_cert_t;
 
 
@@ -257,6 +263,8 @@ typedef struct ngx_acme_srv_conf_s {
 
     ngx_str_t                *fallback_cert;  /* what we injected into */
     ngx_str_t                *fallback_key;   /* ngx_http_ssl_module */
+    acme_job_bridge_t        *bridge;         /* the server's own
+                                                 ssl_certificate, or NULL */
 
     ngx_acme_cert_t          *cert;
 
@@ -388,6 +396,12 @@ ngx_int_t ngx_acme_ssl_add_server(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
 void ngx_acme_ssl_callbacks(ngx_acme_main_conf_t *amcf);
 void ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_ssl_free(ngx_acme_main_conf_t *amcf);
+
+/* ngx_acme_bridge.c */
+ngx_int_t ngx_acme_bridge_merge(ngx_conf_t *cf, ngx_acme_srv_conf_t *ascf,
+    ngx_http_ssl_srv_conf_t *sscf);
+void ngx_acme_bridge_retired(ngx_acme_cert_t *cert, const char *serial,
+    ngx_log_t *log);
 
 /* ngx_acme_job.c, ngx_acme_job_issued.c (resave) */
 ngx_int_t ngx_acme_job_start(ngx_acme_main_conf_t *amcf,

@@ -26,7 +26,7 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     unsigned               tries;
     acme_job_facts_t       f;
     ngx_int_t              rc;
-    ngx_uint_t             level;
+    ngx_uint_t             level, first;
     ngx_log_t             *log;
     ngx_acme_cert_t       *cert;
     ngx_acme_slot_t       *slot;
@@ -78,6 +78,7 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     }
 
     now = (long long) ngx_time();
+    first = (slot->bundle == NULL);     /* the bridge or the placeholder */
 
     /* a certificate not valid yet waits while the served one is valid */
     activate_at = acme_job_activate_at(job->info.not_before,
@@ -157,6 +158,10 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
                       "valid until %s", &cert->id, job->info.serial,
                       acme_time_rfc3339(job->info.not_after, buf,
                                         sizeof(buf)));
+    }
+
+    if (rc == NGX_OK && !activate_at && first) {
+        ngx_acme_bridge_retired(cert, job->info.serial, job->log);
     }
 
     if (rc == NGX_OK && activate_at) {

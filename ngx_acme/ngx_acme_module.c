@@ -184,9 +184,9 @@ ngx_acme_create_srv_conf(ngx_conf_t *cf)
 
 
 /*
- * Runs before ngx_http_ssl_module merges (ngx_module_order in config), so a
- * managed server with its own ssl_certificate is refused with this message
- * before nginx tries to load those files.
+ * Runs before ngx_http_ssl_module merges (ngx_module_order in config): a
+ * managed server's own ssl_certificate and ssl_certificate_key are the
+ * bridge (ngx_acme_bridge.c), checked before nginx loads those files.
  */
 static char *
 ngx_acme_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
@@ -201,18 +201,7 @@ ngx_acme_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 
     sscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module);
 
-    if (sscf->certificates == NULL
-        || sscf->certificates == NGX_CONF_UNSET_PTR
-        || sscf->certificates->nelts != 1
-        || sscf->certificate_keys == NULL
-        || sscf->certificate_keys == NGX_CONF_UNSET_PTR
-        || sscf->certificate_keys->nelts != 1)
-    {
-        ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                            "\"ssl_certificate\" and \"ssl_certificate_key\" "
-                            "cannot be used in a server with "
-                            "\"acme_certificate\", which manages its "
-                            "certificate");
+    if (ngx_acme_bridge_merge(cf, ascf, sscf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 

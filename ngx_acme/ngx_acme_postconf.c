@@ -347,12 +347,13 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                 return NGX_ERROR;
             }
 
-            if (sscf->certificates == NULL
+            if (head->bridge == NULL
+                && (sscf->certificates == NULL
                 || sscf->certificates->nelts != 1
                 || ((ngx_str_t *) sscf->certificates->elts)->data
                    != ascf->fallback_cert->data
                 || sscf->certificate_keys == NULL
-                || sscf->certificate_keys->nelts != 1)
+                || sscf->certificate_keys->nelts != 1))
             {
                 ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
                                     "\"ssl_certificate\" and "
@@ -435,6 +436,10 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
             }
 
             ascf->cert = cert;
+
+            if (cert->bridge == NULL) {
+                cert->bridge = head->bridge;    /* NULL: none */
+            }
 
             if (acme_job_challenges_has(cert->challenges, cert->n_challenges,
                                         "tls-alpn-01"))

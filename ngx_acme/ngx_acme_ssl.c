@@ -65,11 +65,8 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     if (sscf->certificates != NGX_CONF_UNSET_PTR
         || sscf->certificate_keys != NGX_CONF_UNSET_PTR)
     {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"acme_certificate\" manages the certificate of "
-                           "this server: remove \"ssl_certificate\" and "
-                           "\"ssl_certificate_key\" from it");
-        return NGX_ERROR;
+        /* the server's own certificate is the bridge (ngx_acme_bridge.c) */
+        return NGX_OK;
     }
 
     /* one fallback key per type for every managed server: a placeholder */

@@ -87,6 +87,7 @@ ngx_acme_status_handler(ngx_http_request_t *r)
 
         acme_job_status_view(rec, (long long) now, cert->challenges,
                              cert->n_challenges, c);
+        acme_job_status_bridge(rec, cert->bridge, c);
 
         c->id = (char *) cert->id.data;
         c->names = (const char *const *) cert->names.elts;

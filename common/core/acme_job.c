@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "acme_cert.h"
 #include "acme_job.h"
 #include "acme_util.h"
 
@@ -430,6 +431,57 @@ acme_job_status_view(const acme_job_status_t *rec, long long now,
     out->pending_not_before = rec->pending_not_before;
     out->pending_not_after = rec->pending_not_after;
     out->pending_serial = rec->pending_serial;
+}
+
+/* -- the bridge ---------------------------------------------------------- */
+
+int
+acme_job_bridge_from_pem(acme_job_bridge_t *b, const char *file,
+    const char *pem, size_t len, char *err, size_t errlen)
+{
+    acme_cert_info_t info;
+
+    memset(b, 0, sizeof(*b));
+    cpy(b->file, sizeof(b->file), file ? file : "");
+    memset(&info, 0, sizeof(info));
+    if (acme_cert_info_from_pem(pem, len, &info, err, errlen) != 0) {
+        return -1;
+    }
+    cpy(b->serial, sizeof(b->serial), info.serial);
+    b->not_before = info.not_before;
+    b->not_after = info.not_after;
+    acme_cert_info_free(&info);
+    return 0;
+}
+
+void
+acme_job_status_bridge(const acme_job_status_t *rec,
+    const acme_job_bridge_t *b, acme_status_cert_t *out)
+{
+    out->bridge_file = NULL;
+    out->bridge_serial = NULL;
+    out->bridge_not_before = 0;
+    out->bridge_not_after = 0;
+    if (b == NULL || b->file[0] == '\0' || rec->have_cert) {
+        return;
+    }
+    out->bridge_file = b->file;
+    out->bridge_serial = b->serial;
+    out->bridge_not_before = b->not_before;
+    out->bridge_not_after = b->not_after;
+}
+
+const char *
+acme_job_bridge_retired_text(const acme_job_bridge_t *b, const char *serial,
+    char *buf, size_t len)
+{
+    snprintf(buf, len, "the managed certificate (serial %s) is served now; "
+             "the bridge certificate \"%s\" (serial %s) is no longer used "
+             "and can be removed from the configuration",
+             serial && serial[0] ? serial : "unknown",
+             b && b->file[0] ? b->file : "?",
+             b && b->serial[0] ? b->serial : "unknown");
+    return buf;
 }
 
 /* -- an order's end in the store ---------------------------------------- */

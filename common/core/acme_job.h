@@ -293,6 +293,36 @@ void acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
 void acme_job_status_view(const acme_job_status_t *rec, long long now,
     const char *const *types, size_t n_types, acme_status_cert_t *out);
 
+/* -- the bridge: the certificate the server had before ----------------- */
+
+/*
+ * A certificate configured next to the managed one (nginx ssl_certificate,
+ * Apache SSLCertificateFile, e.g. certbot's) is served instead of the
+ * placeholder until the first managed certificate is, and never again
+ * once one is (a stored one included).  What the status shows of it:
+ */
+typedef struct {
+    char        file[512];      /* as configured; "" = no bridge */
+    char        serial[80];
+    long long   not_before;
+    long long   not_after;
+} acme_job_bridge_t;
+
+/* b from the first certificate of pem, read from file. 0, or -1 with err
+ * (b then names file, with no serial). */
+int acme_job_bridge_from_pem(acme_job_bridge_t *b, const char *file,
+    const char *pem, size_t len, char *err, size_t errlen);
+
+/* out's "bridge" is b while rec has no certificate served (the bridge is
+ * served), else none; b NULL or without file: none. */
+void acme_job_status_bridge(const acme_job_status_t *rec,
+    const acme_job_bridge_t *b, acme_status_cert_t *out);
+
+/* The line both servers log (notice) once, when the first managed
+ * certificate (serial) is served in place of the bridge b.  Returns buf. */
+const char *acme_job_bridge_retired_text(const acme_job_bridge_t *b,
+    const char *serial, char *buf, size_t len);
+
 /* -- an order's end in the store ---------------------------------------- */
 
 /*

@@ -67,6 +67,27 @@ render_pending(const acme_status_cert_t *c)
 }
 
 static json_t *
+render_bridge(const acme_status_cert_t *c)
+{
+    json_t  *b;
+    int      rc = 0;
+
+    b = json_object();
+    if (b == NULL) {
+        return NULL;
+    }
+    rc |= set(b, "file", str_or_null(c->bridge_file, 0));
+    rc |= set(b, "serial", str_or_null(c->bridge_serial, 1));
+    rc |= set(b, "not_before", time_or_null(c->bridge_not_before));
+    rc |= set(b, "not_after", time_or_null(c->bridge_not_after));
+    if (rc != 0) {
+        json_decref(b);
+        return NULL;
+    }
+    return b;
+}
+
+static json_t *
 render_cert(const acme_status_cert_t *c)
 {
     json_t  *o, *names;
@@ -106,6 +127,8 @@ render_cert(const acme_status_cert_t *c)
     rc |= set(o, "store_error", str_or_null(c->store_error, 1));
     rc |= set(o, "pending", c->pending_at > 0 ? render_pending(c)
                                               : json_null());
+    rc |= set(o, "bridge", c->bridge_file != NULL ? render_bridge(c)
+                                                  : json_null());
 
     if (rc != 0) {
         json_decref(o);

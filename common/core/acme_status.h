@@ -28,6 +28,11 @@
  *                  yet (its notBefore is ahead of this server's clock):
  *                  {"serial", "not_before", "not_after",
  *                   "activate_at": RFC3339, when it will be served}
+ *       "bridge": null, or the certificate the server had before (nginx
+ *                 ssl_certificate, Apache SSLCertificateFile) while it is
+ *                 served in place of the placeholder, until the first
+ *                 managed certificate is: {"file", "serial", "not_before",
+ *                 "not_after"}
  *   } ]
  * }
  */
@@ -59,6 +64,10 @@ typedef struct {
     long long            pending_not_before;
     long long            pending_not_after;
     const char          *pending_serial;
+    const char          *bridge_file;   /* NULL: "bridge" null */
+    const char          *bridge_serial;
+    long long            bridge_not_before;
+    long long            bridge_not_after;
 } acme_status_cert_t;
 
 /* Pretty-printed JSON document, malloc'd; acme_pid <= 0 -> null. */

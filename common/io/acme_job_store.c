@@ -1,4 +1,5 @@
 /* An order's end in the store (thread only): see acme_job_store.h. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -104,4 +105,32 @@ acme_job_store_load_served(const acme_store_dir_t *cd, long long now,
     acme_cert_info_free(&info);
     acme_cert_info_free(&prev);
     return 1;
+}
+
+int
+acme_job_bridge_load(acme_job_bridge_t *b, const char *path, char *err,
+    size_t errlen)
+{
+    char    *pem = NULL, e[ACME_ERRLEN];
+    size_t   len = 0;
+    int      rc;
+
+    if (strncmp(path, "data:", 5) == 0) {
+        return acme_job_bridge_from_pem(b, "data:", path + 5,
+                                        strlen(path + 5), err, errlen);
+    }
+    rc = acme_store_read(path, &pem, &len, 1024 * 1024, e, sizeof(e));
+    if (rc != 1) {
+        memset(b, 0, sizeof(*b));
+        snprintf(b->file, sizeof(b->file), "%s", path);
+        return acme_err(err, errlen, "cannot read \"%s\": %s", path,
+                        rc == 0 ? "no such file" : e);
+    }
+    rc = acme_job_bridge_from_pem(b, path, pem, len, e, sizeof(e));
+    OPENSSL_cleanse(pem, len);
+    free(pem);
+    if (rc != 0) {
+        return acme_err(err, errlen, "\"%s\": %s", path, e);
+    }
+    return 0;
 }

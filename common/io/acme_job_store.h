@@ -55,4 +55,13 @@ int acme_job_store_load_served(const acme_store_dir_t *cert_dir,
     size_t *next_len, long long *at, acme_cert_info_t *next_info, char *err,
     size_t errlen);
 
+/*
+ * Configuration time (nginx's configuration, Apache's parent): the bridge
+ * certificate's facts (acme_job.h) from the file path names, which may
+ * also hold its private key (cleansed after reading).  "data:<PEM>"
+ * (nginx) is the PEM itself.  0, or -1 with err (b then names path).
+ */
+int acme_job_bridge_load(acme_job_bridge_t *b, const char *path, char *err,
+    size_t errlen);
+
 #endif

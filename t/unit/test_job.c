@@ -529,3 +529,50 @@ UNIT_TEST(job_pipeline_issuer_pause)
     CHECK_INT(acme_job_pipeline(c, 3, T0 + 30), 2);
     CHECK(c[0].start && c[1].start);
 }
+
+UNIT_TEST(job_bridge_status_and_text)
+{
+    acme_job_status_t  rec;
+    acme_status_cert_t v;
+    acme_job_bridge_t  b;
+    char               buf[512];
+
+    memset(&rec, 0, sizeof(rec));
+    memset(&v, 0, sizeof(v));
+    memset(&b, 0, sizeof(b));
+
+    /* no bridge configured: none shown */
+    acme_job_status_bridge(&rec, NULL, &v);
+    CHECK(v.bridge_file == NULL);
+    acme_job_status_bridge(&rec, &b, &v);
+    CHECK(v.bridge_file == NULL);
+
+    /* served while no managed certificate is */
+    strcpy(b.file, "/etc/ssl/old.pem");
+    strcpy(b.serial, "0ABC");
+    b.not_before = T0;
+    b.not_after = T0 + DAY;
+    acme_job_status_bridge(&rec, &b, &v);
+    CHECK_STR(v.bridge_file, "/etc/ssl/old.pem");
+    CHECK_STR(v.bridge_serial, "0ABC");
+    CHECK_INT(v.bridge_not_before, T0);
+    CHECK_INT(v.bridge_not_after, T0 + DAY);
+
+    /* a failing order does not change it */
+    rec.failures = 3;
+    acme_job_status_bridge(&rec, &b, &v);
+    CHECK_STR(v.bridge_serial, "0ABC");
+
+    /* a managed certificate is served: the bridge is gone */
+    acme_job_status_set_cert(&rec, T0, T0 + 90 * DAY, "0DEF", "CN=CA");
+    CHECK(rec.have_cert);
+    acme_job_status_bridge(&rec, &b, &v);
+    CHECK(v.bridge_file == NULL);
+    CHECK(v.bridge_serial == NULL);
+    CHECK_INT(v.bridge_not_after, 0);
+
+    CHECK_STR(acme_job_bridge_retired_text(&b, "0DEF", buf, sizeof(buf)),
+              "the managed certificate (serial 0DEF) is served now; the "
+              "bridge certificate \"/etc/ssl/old.pem\" (serial 0ABC) is no "
+              "longer used and can be removed from the configuration");
+}

@@ -439,3 +439,73 @@ UNIT_TEST(job_store_not_yet_valid_keeps_previous)
     issued_free(&later);
     rm_root(root);
 }
+
+/* The bridge's facts from a file with its key (Apache's one-file form),
+ * from nginx's "data:", and the errors name the file. */
+UNIT_TEST(job_bridge_load)
+{
+    issued_t           is;
+    acme_job_bridge_t  b;
+    acme_cert_info_t   info;
+    char              *root, *path, *blob, *data, err[ACME_ERRLEN];
+    size_t             blob_len;
+    FILE              *f;
+
+    CHECK(issued_new(&is) == 0);
+    root = unit_tmpdir();
+    CHECK(root != NULL);
+    if (root == NULL) {
+        issued_free(&is);
+        return;
+    }
+    CHECK(acme_cert_info_from_pem(is.chain, is.chain_len, &info, err,
+                                  sizeof(err)) == 0);
+    blob = acme_bundle_join(is.key_pem, is.key_len, is.chain, is.chain_len,
+                            &blob_len);
+    path = malloc(strlen(root) + 32);
+    sprintf(path, "%s/bridge.pem", root);
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fwrite(blob, 1, blob_len, f);
+        fclose(f);
+    }
+
+    CHECK(acme_job_bridge_load(&b, path, err, sizeof(err)) == 0);
+    CHECK_STR(b.file, path);
+    CHECK_STR(b.serial, info.serial);
+    CHECK_INT(b.not_before, info.not_before);
+    CHECK_INT(b.not_after, info.not_after);
+
+    data = malloc(is.chain_len + 6);
+    memcpy(data, "data:", 5);
+    memcpy(data + 5, is.chain, is.chain_len);
+    data[is.chain_len + 5] = '\0';
+    memset(&b, 0, sizeof(b));
+    CHECK(acme_job_bridge_load(&b, data, err, sizeof(err)) == 0);
+    CHECK_STR(b.file, "data:");
+    CHECK_STR(b.serial, info.serial);
+
+    /* a key only: no certificate, the file named */
+    f = fopen(path, "w");
+    if (f != NULL) {
+        fwrite(is.key_pem, 1, is.key_len, f);
+        fclose(f);
+    }
+    CHECK(acme_job_bridge_load(&b, path, err, sizeof(err)) == -1);
+    CHECK(strstr(err, "bridge.pem") != NULL);
+    CHECK(strstr(err, "no certificate") != NULL);
+    CHECK_STR(b.serial, "");
+
+    unlink(path);
+    CHECK(acme_job_bridge_load(&b, path, err, sizeof(err)) == -1);
+    CHECK(strstr(err, "no such file") != NULL);
+    CHECK_STR(b.file, path);
+
+    acme_cert_info_free(&info);
+    acme_bundle_free(blob, blob_len);
+    free(data);
+    free(path);
+    issued_free(&is);
+    rm_root(root);
+}

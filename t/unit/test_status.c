@@ -8,7 +8,7 @@ static const char *const cert_keys[] = {
     "id", "names", "issuer", "directory", "key_type", "challenge", "state", "step",
     "serial", "ca_issuer", "not_before", "not_after", "next_renewal",
     "last_success", "last_error", "consecutive_failures", "store_error",
-    "pending"
+    "pending", "bridge"
 };
 
 UNIT_TEST(status_render_parse_back)
@@ -129,6 +129,7 @@ UNIT_TEST(status_render_parse_back)
     CHECK_STR(json_string_value(json_object_get(o, "not_before")), "2026-11-18T13:06:40Z");
     CHECK_STR(json_string_value(json_object_get(o, "not_after")), "2026-11-19T11:06:40Z");
     CHECK_STR(json_string_value(json_object_get(o, "activate_at")), "2026-11-18T13:05:40Z");
+    CHECK(json_is_null(json_object_get(json_array_get(certs, 0), "bridge")));
 
     json_decref(doc);
     free(s);
@@ -169,6 +170,37 @@ UNIT_TEST(status_render_invalid_utf8)
     CHECK(doc != NULL);
     CHECK(json_is_string(json_object_get(json_array_get(
           json_object_get(doc, "certificates"), 0), "last_error")));
+    json_decref(doc);
+    free(s);
+}
+
+UNIT_TEST(status_render_bridge)
+{
+    acme_status_cert_t   c;
+    char                *s;
+    json_t              *doc, *b;
+    json_error_t         je;
+
+    memset(&c, 0, sizeof(c));
+    c.id = "x_ecdsa-256";
+    c.state = "fallback";
+    c.bridge_file = "/etc/letsencrypt/live/x/fullchain.pem";
+    c.bridge_serial = "03AB";
+    c.bridge_not_before = 1795000000LL;
+    c.bridge_not_after = 1795000000LL + 86400;
+    s = acme_status_render("apache", 0, &c, 1, 1795000000LL, NULL);
+    CHECK(s != NULL);
+    doc = s ? json_loads(s, 0, &je) : NULL;
+    CHECK(doc != NULL);
+    b = json_object_get(json_array_get(json_object_get(doc, "certificates"),
+                                       0), "bridge");
+    CHECK(json_is_object(b));
+    CHECK_STR(json_string_value(json_object_get(b, "file")), c.bridge_file);
+    CHECK_STR(json_string_value(json_object_get(b, "serial")), "03AB");
+    CHECK_STR(json_string_value(json_object_get(b, "not_before")),
+              "2026-11-18T11:06:40Z");
+    CHECK_STR(json_string_value(json_object_get(b, "not_after")),
+              "2026-11-19T11:06:40Z");
     json_decref(doc);
     free(s);
 }

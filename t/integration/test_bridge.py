@@ -1,0 +1,84 @@
+"""nginx and Apache: a certificate already in place (nginx ssl_certificate
++ ssl_certificate_key, Apache SSLCertificateFile + SSLCertificateKeyFile,
+e.g. certbot's) next to the managed one is the bridge: served instead of
+the placeholder while the CA cannot be reached, shown in the status, then
+replaced by the first managed certificate, which the log says once; a
+restart serves the stored managed certificate, never the bridge again."""
+
+import calendar
+import os
+
+from pebble import make_ca, make_leaf
+from tlsutil import (load_pem_certs, parse_rfc3339, same_serial, served_cert,
+                     wait_acme_cert, wait_for)
+
+NAME = "a.example.test"
+RETIRED = "is no longer used"
+
+
+def _with_bridge(server, text, crt, key):
+    """The managed server / vhost gets its own certificate and key."""
+    if server.kind == "nginx":
+        line = "acme_certificate pebble"
+        own = "ssl_certificate %s;\n        ssl_certificate_key %s;\n        " % (crt, key)
+    else:
+        line = "AcmeCertificate pebble"
+        own = "SSLCertificateFile %s\n    SSLCertificateKeyFile %s\n    " % (crt, key)
+    i = text.index(line)
+    return text[:i] + own + text[i:]
+
+
+def _failed_once(server):
+    c = server.status_cert()
+    return c if c["consecutive_failures"] >= 1 else None
+
+
+def test_existing_certificate_is_the_bridge(server, pebble_factory, workdir, state_dir):
+    ca_key, ca_crt = make_ca(workdir, "old-ca")
+    key, crt = make_leaf(workdir, ca_key, ca_crt, "old", ["DNS:" + NAME], cn=NAME)
+    with open(crt) as f:
+        old = load_pem_certs(f.read())[0]
+
+    p = pebble_factory(start=False)
+    p.start_dns()                       # the CA is down at first
+    text = server.conf(p, state_dir, names=[NAME], issuer={"retry_delay": "10s"})
+    server.raw.write_conf(_with_bridge(server, text, crt, key))
+    rc, out = server.test_config()
+    assert rc == 0, out
+    server.start()
+
+    # the certificate it had is served, not the placeholder, also after
+    # a failed attempt
+    assert served_cert(server.https_port, NAME).serial_number == old.serial_number
+    c = wait_for(lambda: _failed_once(server), 60, "a failed attempt in the status")
+    assert c["serial"] is None
+    assert c["bridge"] is not None, c
+    assert same_serial(c["bridge"]["serial"], old.serial_number)
+    assert c["bridge"]["file"] == crt
+    assert parse_rfc3339(c["bridge"]["not_after"]).timestamp() == \
+        calendar.timegm(old.not_valid_after.utctimetuple())
+    assert served_cert(server.https_port, NAME).serial_number == old.serial_number
+
+    # the CA comes up: the managed certificate replaces the bridge
+    p.start_pebble()
+    root = p.write_root(os.path.join(workdir, "root.pem"))
+    cert = wait_acme_cert(server.https_port, NAME, root, 150, proc_alive=server.running)
+    server.wait_installed()
+    for _ in range(10):
+        assert served_cert(server.https_port, NAME).serial_number == cert.serial_number
+    c = wait_for(lambda: (lambda c: c if c["state"] == "valid" else None)(
+        server.status_cert()), 20, "state valid")
+    assert c["bridge"] is None
+    log = server.error_log()
+    assert log.count(RETIRED) == 1, log
+    line = [ln for ln in log.splitlines() if RETIRED in ln][0]
+    assert "notice" in line and crt in line, line
+
+    # a restart: the stored managed certificate at once, never the bridge
+    server.stop()
+    server.start()
+    assert served_cert(server.https_port, NAME).serial_number == cert.serial_number
+    c = server.status_cert()
+    assert c["bridge"] is None and same_serial(c["serial"], cert.serial_number)
+    assert server.error_log(since_start=True).count(RETIRED) == 0
+    assert not server.problems(), server.problems()
