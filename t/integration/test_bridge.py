@@ -8,6 +8,8 @@ restart serves the stored managed certificate, never the bridge again."""
 import calendar
 import os
 
+import pytest
+
 from pebble import make_ca, make_leaf
 from tlsutil import (load_pem_certs, parse_rfc3339, same_serial, served_cert,
                      wait_acme_cert, wait_for)
@@ -82,3 +84,27 @@ def test_existing_certificate_is_the_bridge(server, pebble_factory, workdir, sta
     assert c["bridge"] is None and same_serial(c["serial"], cert.serial_number)
     assert server.error_log(since_start=True).count(RETIRED) == 0
     assert not server.problems(), server.problems()
+
+
+@pytest.mark.parametrize("server", ["nginx"], indirect=True)
+def test_nginx_bridge_lines(server, pebble, workdir, state_dir):
+    """The lines may follow acme_certificate; a certificate without its key
+    and a variable file name are refused, naming the acme_certificate line."""
+    ca_key, ca_crt = make_ca(workdir, "old-ca")
+    key, crt = make_leaf(workdir, ca_key, ca_crt, "old", ["DNS:" + NAME], cn=NAME)
+    text = server.conf(pebble, state_dir, names=[NAME])
+    line = [ln for ln in text.splitlines() if "acme_certificate pebble" in ln][0]
+
+    after = text.replace(line, line + "\n        ssl_certificate %s;\n"
+                         "        ssl_certificate_key %s;" % (crt, key), 1)
+    server.raw.write_conf(after)
+    rc, out = server.test_config()
+    assert rc == 0, out
+
+    for own, what in (("ssl_certificate %s;" % crt, "as many"),
+                      ("ssl_certificate $ssl_server_name.pem; ssl_certificate_key %s;" % key,
+                       "with variables")):
+        server.raw.write_conf(text.replace(line, own + " " + line, 1))
+        rc, out = server.test_config()
+        assert rc != 0 and what in out, out
+        assert "nginx.conf:%d" % server.conf_lines("acme_certificate pebble")[0] in out, out
