@@ -169,10 +169,11 @@ def test_status_json(server, pebble, root_file, state_dir):
     assert set(c) == {"id", "names", "issuer", "directory", "key_type", "challenge", "state", "step",
                       "serial", "ca_issuer", "not_before", "not_after", "next_renewal",
                       "last_success", "last_error", "consecutive_failures",
-                      "store_error", "pending"}
+                      "store_error", "pending", "bridge"}
     assert c["id"] == CERT_ID
     assert c["names"] == NAMES
     assert c["issuer"] == "pebble"
+    assert c["bridge"] is None          # no certificate of its own (test_bridge.py)
     assert c["directory"] == pebble.directory_url
     assert c["key_type"] == "ecdsa:256"
     assert c["step"] is None
