@@ -281,8 +281,12 @@ typedef struct ngx_acme_srv_conf_s {
 typedef struct {
     SSL_CTX                  *ctx;
     ngx_acme_srv_conf_t      *head;           /* its acme_certificate list */
-    int                       placeholder;    /* EVP_PKEY type of the
-                                                 placeholder in the ctx */
+    /*
+     * the EVP_PKEY types of what nginx loaded into the ctx: the
+     * placeholder, or the bridge's certificates (ngx_acme_bridge.c)
+     */
+    int                       loaded[4];
+    ngx_uint_t                nloaded;
     ngx_flag_t                alpn;           /* tls-alpn-01 is used */
     ngx_flag_t                partial;        /* per worker: see
                                                  ngx_acme_ssl_server_update */

@@ -4,10 +4,12 @@
  * instead of the placeholder until the first managed certificate is.
  *
  * ngx_http_ssl_module loads them into the server's SSL_CTX as usual (this
- * module's merge runs first and takes the placeholder out); the cert
- * callback (ngx_acme_ssl.c) leaves the context's certificate alone while
- * nothing is issued and installs the managed one over it from then on, so
- * a stored or newly issued certificate is always served instead.  The
+ * module's merge runs first and takes the placeholder out); each worker
+ * (ngx_acme_ssl.c) leaves the context's certificates alone while nothing
+ * is issued and installs the managed ones over them from then on, with the
+ * cert callback while a bridge certificate of another key type would still
+ * be served, so a stored or newly issued certificate is always served
+ * instead.  The
  * status shows the bridge while it is served (acme_job_status_bridge), and
  * the first issuance says once that it is no longer used.
  */

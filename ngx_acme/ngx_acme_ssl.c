@@ -217,18 +217,6 @@ ngx_acme_ssl_add_server(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
         }
     }
 
-    /* the context's certificate is the placeholder nginx loaded */
-
-    x509 = SSL_CTX_get0_certificate(ctx);
-    pkey = x509 ? X509_get0_pubkey(x509) : NULL;
-
-    if (pkey == NULL) {
-        ngx_acme_conf_error(cf->log, head->file, head->line,
-                            "\"acme_certificate\": the server's SSL context "
-                            "has no placeholder certificate");
-        return NGX_ERROR;
-    }
-
     srv = ngx_pcalloc(cf->pool, sizeof(ngx_acme_server_t));
     if (srv == NULL) {
         return NGX_ERROR;
@@ -236,7 +224,42 @@ ngx_acme_ssl_add_server(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
 
     srv->ctx = ctx;
     srv->head = head;
-    srv->placeholder = EVP_PKEY_base_id(pkey);
+
+    /*
+     * What nginx loaded: the placeholder, or the bridge's certificates
+     * (one per key type, each in its own OpenSSL slot).  Listed the way
+     * ngx_event_openssl.c links them, as its OCSP stapling does.
+     */
+
+    for (x509 = SSL_CTX_get_ex_data(ctx, ngx_ssl_certificate_index);
+         x509;
+         x509 = X509_get_ex_data(x509, ngx_ssl_next_certificate_index))
+    {
+        pkey = X509_get0_pubkey(x509);
+
+        if (pkey == NULL) {
+            continue;
+        }
+
+        for (i = 0; i < srv->nloaded; i++) {
+            if (srv->loaded[i] == EVP_PKEY_base_id(pkey)) {
+                break;
+            }
+        }
+
+        if (i == srv->nloaded
+            && srv->nloaded < sizeof(srv->loaded) / sizeof(srv->loaded[0]))
+        {
+            srv->loaded[srv->nloaded++] = EVP_PKEY_base_id(pkey);
+        }
+    }
+
+    if (srv->nloaded == 0) {
+        ngx_acme_conf_error(cf->log, head->file, head->line,
+                            "\"acme_certificate\": the server's SSL context "
+                            "has no placeholder certificate");
+        return NGX_ERROR;
+    }
 
     sp = ngx_array_push(&amcf->servers);
     if (sp == NULL) {
@@ -329,11 +352,12 @@ ngx_acme_ssl_cert_cb(ngx_ssl_conn_t *ssl_conn, void *arg)
     }
 
     /*
-     * Partial: some certificates of the server are issued, but not the one
-     * of the placeholder's key type, and an SSL_CTX has no call to remove
-     * a certificate.  The connection gets the issued ones only: a client
-     * that can use only a type not issued yet fails rather than get the
-     * placeholder.  Lasts until that type is issued.
+     * Partial: some certificates of the server are issued, but not one of
+     * each key type nginx loaded (placeholder or bridge), and an SSL_CTX
+     * has no call to remove a certificate.  The connection gets the issued
+     * ones only: a client that can use only a type not issued yet fails
+     * rather than get the placeholder or the bridge.  Lasts until that
+     * type is issued.
      */
 
     SSL_certs_clear(ssl_conn);
@@ -402,16 +426,18 @@ ngx_acme_ssl_servers_update(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
  * the last one wins), all of them again on any change, so that a renewed
  * first one does not take the slot of a later one.
  *
- * The placeholder stays in the context until a certificate of its key type
- * replaces it.  While some are issued but not that one (a server with an
- * ECDSA and an RSA certificate, the RSA one issued first, or a stored
- * bundle of an unexpected type), the context cannot hold the right set:
- * "partial", and the certificate callback fixes each connection up.
+ * What nginx loaded (the placeholder, or the bridge's certificates) stays
+ * in the context until certificates of its key types replace it.  While
+ * some are issued but not those (a server with an ECDSA and an RSA
+ * certificate, the RSA one issued first; an RSA bridge and a managed ECDSA
+ * certificate; a stored bundle of an unexpected type), the context cannot
+ * hold the right set: "partial", and the certificate callback fixes each
+ * connection up.
  */
 static void
 ngx_acme_ssl_server_update(ngx_acme_server_t *srv, ngx_log_t *log)
 {
-    ngx_uint_t            any, covered;
+    ngx_uint_t            i, any, covered;
     ngx_acme_cert_t      *cert;
     ngx_acme_srv_conf_t  *ascf;
 
@@ -439,8 +465,10 @@ ngx_acme_ssl_server_update(ngx_acme_server_t *srv, ngx_log_t *log)
 
         any = 1;
 
-        if (EVP_PKEY_base_id(cert->key) == srv->placeholder) {
-            covered = 1;
+        for (i = 0; i < srv->nloaded; i++) {
+            if (EVP_PKEY_base_id(cert->key) == srv->loaded[i]) {
+                covered |= (ngx_uint_t) 1 << i;
+            }
         }
 
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
@@ -449,7 +477,8 @@ ngx_acme_ssl_server_update(ngx_acme_server_t *srv, ngx_log_t *log)
                        srv->head->line);
     }
 
-    srv->partial = (any && !covered);
+    /* every type nginx loaded replaced, or the rest would still be served */
+    srv->partial = (any && covered != ((ngx_uint_t) 1 << srv->nloaded) - 1);
 
     ngx_acme_ssl_server_callback(srv);
 }

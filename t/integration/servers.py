@@ -217,10 +217,27 @@ class Nginx(Server):
         return self.raw.error_log().count('acme: certificate "%s" issued' % cert_id)
 
     def wait_installed(self, timeout=20):
-        """Until every serving process serves the newest certificate: each
-        nginx worker swaps it on its own timer, nothing to wait for in the
-        log (callers still check with fresh handshakes)."""
-        return True
+        """Until every worker installed the newest activation of every
+        certificate id into its SSL contexts: each worker checks the zone
+        every 25 ms and logs 'installed in worker process PID' once it has;
+        until then it serves what it had (placeholder, bridge, previous)."""
+        import re
+        from tlsutil import wait_for
+
+        def every_worker_installed():
+            log = self.error_log()
+            last = {}
+            for m in re.finditer(r'acme: certificate "([^"]+)" activated in all', log):
+                last[m.group(1)] = m.end()
+            for cid, at in last.items():
+                done = {int(p) for p in re.findall(
+                    r'acme: certificate "%s" installed in worker process (\d+)'
+                    % re.escape(cid), log[at:])}
+                if not set(self.pids()) <= done:
+                    return False
+            return True
+        return wait_for(every_worker_installed, timeout,
+                        "the newest certificates installed in every worker")
 
     # -- tests1 (issue 8) ----------------------------------------------
     cert_directive = "acme_certificate"

@@ -11,21 +11,25 @@ import os
 import pytest
 
 from pebble import make_ca, make_leaf
-from tlsutil import (load_pem_certs, parse_rfc3339, same_serial, served_cert,
+from tlsutil import (load_pem_certs, parse_rfc3339, s_client_leaf, same_serial, served_cert,
                      wait_acme_cert, wait_for)
 
 NAME = "a.example.test"
 RETIRED = "is no longer used"
 
 
-def _with_bridge(server, text, crt, key):
-    """The managed server / vhost gets its own certificate and key."""
+def _with_bridge(server, text, crt, key, *more):
+    """The managed server / vhost gets its own certificate and key (more:
+    further certificate, key pairs)."""
+    pairs = [(crt, key)] + list(zip(more[::2], more[1::2]))
     if server.kind == "nginx":
         line = "acme_certificate pebble"
-        own = "ssl_certificate %s;\n        ssl_certificate_key %s;\n        " % (crt, key)
+        own = "".join("ssl_certificate %s;\n        ssl_certificate_key %s;\n        " % p
+                      for p in pairs)
     else:
         line = "AcmeCertificate pebble"
-        own = "SSLCertificateFile %s\n    SSLCertificateKeyFile %s\n    " % (crt, key)
+        own = "".join("SSLCertificateFile %s\n    SSLCertificateKeyFile %s\n    " % p
+                      for p in pairs)
     i = text.index(line)
     return text[:i] + own + text[i:]
 
@@ -108,3 +112,40 @@ def test_nginx_bridge_lines(server, pebble, workdir, state_dir):
         rc, out = server.test_config()
         assert rc != 0 and what in out, out
         assert "nginx.conf:%d" % server.conf_lines("acme_certificate pebble")[0] in out, out
+
+
+def test_bridge_of_another_key_type_retires(server, pebble, root_file, workdir, state_dir):
+    """An RSA + ECDSA bridge beside a managed ECDSA certificate: once the
+    ECDSA one is issued, a client that can only use RSA no longer gets the
+    bridge (it fails: nothing of its type is managed) and an ECDSA client
+    gets the managed certificate, in every worker / child."""
+    ca_key, ca_crt = make_ca(workdir, "old-ca")
+    key, crt = make_leaf(workdir, ca_key, ca_crt, "old-rsa", ["DNS:" + NAME], cn=NAME,
+                         key_type="rsa:2048")
+    ekey, ecrt = make_leaf(workdir, ca_key, ca_crt, "old-ec", ["DNS:" + NAME], cn=NAME)
+    with open(crt) as f:
+        old = load_pem_certs(f.read())[0]
+    text = server.conf(pebble, state_dir, names=[NAME])
+    if server.kind == "nginx":
+        # TLS 1.2 too, where a client's signature algorithms pick the type
+        text = text.replace("acme_certificate pebble",
+                            "ssl_protocols TLSv1.2 TLSv1.3;\n        "
+                            "acme_certificate pebble", 1)
+    server.raw.write_conf(_with_bridge(server, text, crt, key, ecrt, ekey))
+    rc, out = server.test_config()
+    assert rc == 0, out
+    server.start()
+
+    rsa_only = ("-tls1_2", "-sigalgs", "RSA+SHA256")
+    ecdsa_only = ("-tls1_2", "-sigalgs", "ECDSA+SHA256")
+    leaf = s_client_leaf(server.https_port, NAME, *rsa_only)
+    if leaf is not None:                    # not issued yet: the bridge
+        assert leaf.serial_number == old.serial_number
+
+    cert = wait_acme_cert(server.https_port, NAME, root_file, 90, proc_alive=server.running)
+    server.wait_installed()
+    for _ in range(10):
+        leaf = s_client_leaf(server.https_port, NAME, *ecdsa_only)
+        assert leaf is not None and leaf.serial_number == cert.serial_number
+        assert s_client_leaf(server.https_port, NAME, *rsa_only) is None
+    assert server.status_cert()["bridge"] is None

@@ -5,31 +5,22 @@ tls-alpn-01, and a challenge list falling back from http-01 to tls-alpn-01
 (servers.use_tls_alpn: the managed server on pebble's tlsPort, nothing on
 its httpPort)."""
 
-import subprocess
-
 import pytest
 from cryptography import x509
 
 from pebble import HTTP_PORT as PEBBLE_HTTP_PORT, TLS_PORT, port_open
 from servers import HTTPS_PORT
-from tlsutil import is_self_signed, key_desc, sans, wait_acme_cert, wait_for
+from tlsutil import (is_self_signed, key_desc, s_client_leaf, sans, wait_acme_cert,
+                     wait_for)
 
 ISSUE_TIMEOUT = 90
 NAMES = ["a.example.test", "b.example.test"]
 
 
 def _s_client_leaf(port, sni, *args):
-    """The leaf an openssl s_client handshake with args gets (sni None: no SNI)."""
-    sni_args = ["-servername", sni] if sni else ["-noservername"]
-    cmd = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port] + sni_args + list(args)
-    r = subprocess.run(cmd, input=b"", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=15)
-    out = r.stdout.decode(errors="replace")
-    begin = out.find("-----BEGIN CERTIFICATE-----")
-    end = out.find("-----END CERTIFICATE-----")
-    assert begin >= 0 and end > begin, (cmd, out[-2000:])
-    pem = out[begin:end + len("-----END CERTIFICATE-----")] + "\n"
-    return x509.load_pem_x509_certificate(pem.encode())
+    leaf = s_client_leaf(port, sni, *args)
+    assert leaf is not None, ("no certificate", args)
+    return leaf
 
 
 def _all_valid(server, n):

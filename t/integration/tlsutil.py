@@ -57,6 +57,23 @@ def served_cert(port, sni, cafile=None, **kw):
     return x509.load_der_x509_certificate(handshake(port, sni, cafile, **kw))
 
 
+def s_client_leaf(port, sni, *args):
+    """The leaf an openssl s_client handshake with args (e.g. "-tls1_2",
+    "-sigalgs", "RSA+SHA256") gets, None when the handshake gives none
+    (sni None: no SNI)."""
+    sni_args = ["-servername", sni] if sni else ["-noservername"]
+    cmd = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port] + sni_args + list(args)
+    r = subprocess.run(cmd, input=b"", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=15)
+    out = r.stdout.decode(errors="replace")
+    begin = out.find("-----BEGIN CERTIFICATE-----")
+    end = out.find("-----END CERTIFICATE-----")
+    if begin < 0 or end < begin:
+        return None
+    pem = out[begin:end + len("-----END CERTIFICATE-----")] + "\n"
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
 def served_chain_pem(port, sni, host="127.0.0.1", timeout=15):
     """The whole chain the server sends, as a list of PEM strings (s_client)."""
     r = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (host, port),
