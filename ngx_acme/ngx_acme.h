@@ -37,6 +37,8 @@
  *                         hook program) with the propagation check, run in
  *                         the thread pool
  *   ngx_acme_status.c     the acme_status location handler
+ *   ngx_acme_variables.c  $acme_certificate, $acme_certificate_key (as
+ *                         nginx-acme's) and the ssl_certificate pair
  *   ngx_acme_http.c       the non-blocking HTTPS client (ngx_acme_http.h):
  *                         an exchange's lifecycle, outcome and errors
  *   ngx_acme_http_io.c    its resolve, connect, TLS, send and receive steps
@@ -433,6 +435,11 @@ int ngx_acme_dns_publish(ngx_acme_issuer_t *issuer, const char *identifier,
     const char *key_authz, char **log, char *err, size_t errlen);
 int ngx_acme_dns_remove(ngx_acme_issuer_t *issuer, const char *identifier,
     const char *key_authz, char **log, char *err, size_t errlen);
+
+/* ngx_acme_variables.c */
+ngx_int_t ngx_acme_variables_add(ngx_conf_t *cf);
+ngx_int_t ngx_acme_variables_ssl_pair(ngx_conf_t *cf, u_char *file,
+    ngx_uint_t line);
 
 /* ngx_acme_challenge.c */
 ngx_int_t ngx_acme_challenge_init(ngx_conf_t *cf);

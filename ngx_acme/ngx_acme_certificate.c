@@ -200,6 +200,15 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
+    /* "ssl_certificate $acme_certificate" before acme_certificate */
+
+    if (ngx_acme_variables_ssl_pair(cf, cf->conf_file->file.name.data,
+                                    cf->conf_file->line)
+        == NGX_ERROR)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     if (ngx_acme_ssl_fallback(cf, amcf, ascf, fallback_names) != NGX_OK) {
         return NGX_CONF_ERROR;
     }

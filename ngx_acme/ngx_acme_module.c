@@ -53,7 +53,7 @@ static ngx_command_t  ngx_http_acme_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_acme_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_acme_variables_add,                /* preconfiguration */
     ngx_acme_postconfiguration,            /* postconfiguration */
 
     ngx_acme_create_main_conf,             /* create main configuration */
@@ -197,6 +197,12 @@ ngx_acme_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (ascf->issuer_name.len == 0) {
         return NGX_CONF_OK;
+    }
+
+    /* "ssl_certificate $acme_certificate" after acme_certificate */
+
+    if (ngx_acme_variables_ssl_pair(cf, ascf->file, ascf->line) == NGX_ERROR) {
+        return NGX_CONF_ERROR;
     }
 
     sscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module);

@@ -6,7 +6,7 @@ import types
 
 import nginx_server
 import pebble as pebble_mod
-from tlsutil import wait_acme_cert
+from tlsutil import http_get, serial_hex, wait_acme_cert, load_pem_certs
 
 
 def test_ca_host_resolved_at_run_time_with_default_resolver_timeout(
@@ -28,3 +28,35 @@ def test_ca_host_resolved_at_run_time_with_default_resolver_timeout(
                    proc_alive=srv.running)
     log = srv.error_log()
     assert "Operation timed out" not in log, log
+
+
+def test_acme_certificate_variables(nginx_factory, pebble, root_file,
+                                    state_dir):
+    """nginx-acme's "ssl_certificate $acme_certificate;
+    ssl_certificate_key $acme_certificate_key;" (before and after
+    acme_certificate) is the managed certificate, parsed once (no variable
+    certificate loading per handshake); elsewhere the variables are "data:"
+    + the PEM of the certificate chain / key, as in nginx-acme."""
+    pair = ("ssl_certificate $acme_certificate; "
+            "ssl_certificate_key $acme_certificate_key;")
+    srv = nginx_factory()
+    conf = nginx_server.managed_http_conf(
+        pebble, state_dir, names="a.example.test", server_extra=pair + """
+        location = /cert { return 200 "$acme_certificate"; }
+        location = /key { return 200 "$acme_certificate_key"; }""")
+    srv.write_conf(conf.replace(pair, "").replace(
+        "acme_certificate pebble", pair + " acme_certificate pebble"))
+    rc, out = srv.test_config()
+    assert rc == 0, out
+    srv.write_conf(conf)
+    srv.start(ports=(nginx_server.HTTPS_PORT,))
+    leaf = wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test",
+                          root_file, 60, proc_alive=srv.running)
+    url = "https://127.0.0.1:%d/" % nginx_server.HTTPS_PORT
+    status, _, body = http_get(url + "cert", host="a.example.test")
+    assert status == 200 and body.startswith(b"data:-----BEGIN CERTIFICATE")
+    certs = load_pem_certs(body[5:].decode())
+    assert serial_hex(certs[0]) == serial_hex(leaf)
+    status, _, body = http_get(url + "key", host="a.example.test")
+    assert status == 200 and body.startswith(b"data:-----BEGIN ")
+    assert b"PRIVATE KEY-----" in body and b"CERTIFICATE" not in body
