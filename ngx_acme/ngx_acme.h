@@ -351,6 +351,8 @@ char *ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 /* ngx_acme_postconf.c */
 ngx_int_t ngx_acme_postconfiguration(ngx_conf_t *cf);
+ngx_int_t ngx_acme_dot_name(ngx_pool_t *pool, ngx_str_t *name,
+    ngx_str_t *out);
 
 /* ngx_acme_init.c */
 ngx_int_t ngx_acme_init_module(ngx_cycle_t *cycle);

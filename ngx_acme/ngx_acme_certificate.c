@@ -13,8 +13,8 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_acme_srv_conf_t  *head = conf;
 
     char                       name[ACME_NAME_BUFLEN], err[ACME_ERRLEN];
-    ngx_str_t                 *value, *s;
-    ngx_uint_t                 i;
+    ngx_str_t                 *value, *s, dot[2];
+    ngx_uint_t                 i, k, n;
     ngx_array_t               *fallback_names;
     acme_key_type_t            kt;
     ngx_acme_main_conf_t      *amcf;
@@ -91,41 +91,51 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        /* acme_names.h; whether a wildcard has dns-01 is checked later */
+        /* ".example.test": www.example.test and example.test */
 
-        if (acme_name_normalise((char *) value[i].data, value[i].len,
-                                ACME_NAMES_DNS01, name, sizeof(name),
-                                err, sizeof(err))
-            < 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "name \"%V\" in \"acme_certificate\" "
-                               "cannot be certified: it %s",
-                               &value[i], err);
+        if (ngx_acme_dot_name(cf->pool, &value[i], dot) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
 
-        if (ascf->names == NULL) {
-            ascf->names = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
-            if (ascf->names == NULL) {
+        n = (dot[0].data == value[i].data) ? 1 : 2;
+
+        for (k = 0; k < n; k++) {
+            /* acme_names.h; whether a wildcard has dns-01 is checked later */
+
+            if (acme_name_normalise((char *) dot[k].data, dot[k].len,
+                                    ACME_NAMES_DNS01, name, sizeof(name),
+                                    err, sizeof(err))
+                < 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "name \"%V\" in \"acme_certificate\" "
+                                   "cannot be certified: it %s",
+                                   &dot[k], err);
                 return NGX_CONF_ERROR;
             }
+
+            if (ascf->names == NULL) {
+                ascf->names = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+                if (ascf->names == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+            }
+
+            /* duplicates go in postconfiguration (acme_names_set) */
+
+            s = ngx_array_push(ascf->names);
+            if (s == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            s->len = ngx_strlen(name);
+            s->data = ngx_pnalloc(cf->pool, s->len + 1);
+            if (s->data == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memcpy(s->data, name, s->len + 1);
         }
-
-        /* duplicates go in postconfiguration (acme_names_set) */
-
-        s = ngx_array_push(ascf->names);
-        if (s == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        s->len = ngx_strlen(name);
-        s->data = ngx_pnalloc(cf->pool, s->len + 1);
-        if (s->data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memcpy(s->data, name, s->len + 1);
     }
 
     if (ascf->key_type == -1) {

@@ -98,6 +98,42 @@ ngx_acme_server_listens_ssl(ngx_http_core_main_conf_t *cmcf,
 
 
 /*
+ * A name as it is ordered: ".example.test" (nginx's leading dot: the name
+ * and every name below it) orders "www.example.test" and "example.test",
+ * as nginx-acme does; out[0] and out[1] get those two, any other name is
+ * out[0] as it is (out[0].data == name->data).
+ */
+ngx_int_t
+ngx_acme_dot_name(ngx_pool_t *pool, ngx_str_t *name, ngx_str_t *out)
+{
+    u_char  *p;
+
+    if (name->len < 2 || name->data[0] != '.') {
+        out[0] = *name;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(pool, sizeof("www") - 1 + name->len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out[0].data = p;
+    p = ngx_cpymem(p, "www", sizeof("www") - 1);
+    p = ngx_cpymem(p, name->data, name->len);
+    *p = '\0';
+    out[0].len = sizeof("www") - 1 + name->len;
+
+    /* the name without its dot, NUL-terminated as well */
+
+    out[1].data = out[0].data + sizeof("www.") - 1;
+    out[1].len = name->len - 1;
+
+    return NGX_OK;
+}
+
+
+/*
  * cert->names and cert->id from the explicit names, else server_name, by
  * the rules of acme_names.h: cert->names are the order identifiers (the
  * names a wildcard of the set covers are served, not ordered), the id
@@ -112,7 +148,7 @@ ngx_acme_cert_names(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
     unsigned                  flags;
     ngx_int_t                 rc;
     ngx_str_t                 name, *in;
-    ngx_uint_t                i, n;
+    ngx_uint_t                i, j, n;
     const char              **names, **np;
     acme_names_t              set;
     ngx_http_server_name_t   *sn;
@@ -129,12 +165,14 @@ ngx_acme_cert_names(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
         sn = cscf->server_names.elts;
         n = cscf->server_names.nelts;
 
-        in = ngx_palloc(cf->temp_pool, (n ? n : 1) * sizeof(ngx_str_t));
+        /* a leading-dot name may become two */
+
+        in = ngx_palloc(cf->temp_pool, (n ? 2 * n : 1) * sizeof(ngx_str_t));
         if (in == NULL) {
             return NGX_ERROR;
         }
 
-        for (i = 0; i < n; i++) {
+        for (i = 0, j = 0; i < n; i++) {
 #if (NGX_PCRE)
             if (sn[i].regex) {
                 ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
@@ -145,9 +183,16 @@ ngx_acme_cert_names(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
                 return NGX_ERROR;
             }
 #endif
-            in[i] = sn[i].name;
+            if (ngx_acme_dot_name(cf->temp_pool, &sn[i].name, &in[j])
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            j += (in[j].data == sn[i].name.data) ? 1 : 2;
         }
 
+        n = j;
         flags |= ACME_NAMES_SERVER_NAME;
     }
 

@@ -6,7 +6,7 @@ import types
 
 import nginx_server
 import pebble as pebble_mod
-from tlsutil import http_get, serial_hex, wait_acme_cert, load_pem_certs
+from tlsutil import http_get, load_pem_certs, sans, serial_hex, wait_acme_cert
 
 
 def test_ca_host_resolved_at_run_time_with_default_resolver_timeout(
@@ -60,3 +60,14 @@ def test_acme_certificate_variables(nginx_factory, pebble, root_file,
     status, _, body = http_get(url + "key", host="a.example.test")
     assert status == 200 and body.startswith(b"data:-----BEGIN ")
     assert b"PRIVATE KEY-----" in body and b"CERTIFICATE" not in body
+
+
+def test_leading_dot_server_name(nginx_factory, pebble, root_file, state_dir):
+    """"server_name .example.test;" (the name and every name below it)
+    orders www.example.test and example.test, as nginx-acme does; it used
+    to be refused."""
+    srv = nginx_factory()
+    nginx_server.start_managed(srv, pebble, state_dir, names=".example.test")
+    leaf = wait_acme_cert(nginx_server.HTTPS_PORT, "www.example.test",
+                          root_file, 60, proc_alive=srv.running)
+    assert sans(leaf) == ["example.test", "www.example.test"]
