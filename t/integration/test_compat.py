@@ -71,3 +71,18 @@ def test_leading_dot_server_name(nginx_factory, pebble, root_file, state_dir):
     leaf = wait_acme_cert(nginx_server.HTTPS_PORT, "www.example.test",
                           root_file, 60, proc_alive=srv.running)
     assert sans(leaf) == ["example.test", "www.example.test"]
+
+
+def test_unversioned_challenge_names(nginx_factory, pebble, root_file,
+                                     state_dir):
+    """nginx-acme's "challenge http;" and "challenge tls-alpn;" are
+    http-01 and tls-alpn-01."""
+    srv = nginx_factory()
+    srv.write_conf(nginx_server.managed_http_conf(
+        pebble, state_dir, issuer_extra="challenge tls-alpn;"))
+    rc, out = srv.test_config()
+    assert rc == 0, out
+    nginx_server.start_managed(srv, pebble, state_dir,
+                               issuer_extra="challenge http;")
+    wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test", root_file, 60,
+                   proc_alive=srv.running)
