@@ -121,6 +121,7 @@ typedef struct {
     ngx_flag_t                tos;
     ngx_str_t                 trusted;
     ngx_flag_t                verify;
+    ngx_flag_t                common_name_in_csr;
 
     ngx_ssl_t                 ssl;
     ngx_acme_http_conf_t      http;

@@ -117,6 +117,14 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       ngx_acme_issuer_offset(verify),
       NULL },
 
+    /* nginx-acme's: the CSR's subject CN is the first name */
+    { ngx_string("common_name_in_csr"),
+      NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      0,
+      ngx_acme_issuer_offset(common_name_in_csr),
+      NULL },
+
     { ngx_string("renew_before_expiry"),
       NGX_CONF_TAKE1,
       ngx_acme_issuer_percent,
@@ -269,6 +277,7 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     issuer->conf.max_orders = NGX_CONF_UNSET;
     issuer->tos = NGX_CONF_UNSET;
     issuer->verify = NGX_CONF_UNSET;
+    issuer->common_name_in_csr = NGX_CONF_UNSET;
     issuer->file = cf->conf_file->file.name.data;
     issuer->line = cf->conf_file->line;
 
@@ -410,6 +419,7 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
 
     ngx_conf_init_value(issuer->tos, 0);
     ngx_conf_init_value(issuer->verify, 1);
+    ngx_conf_init_value(issuer->common_name_in_csr, 0);
 
     issuer->ssl.log = cf->log;
 

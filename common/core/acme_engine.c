@@ -116,6 +116,7 @@ struct acme_engine_s {
     char                *key_authz;
     int                  chal_processing;
     char                *csr_b64;
+    int                  csr_cn;
 
     /* progress */
     state_t              state;
@@ -749,6 +750,7 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
     e->account_key = cfg->account_key;
     EVP_PKEY_up_ref(cfg->cert_key);
     e->cert_key = cfg->cert_key;
+    e->csr_cn = cfg->csr_cn ? 1 : 0;
 
     e->state = S_DIRECTORY;
     return e;
@@ -926,7 +928,8 @@ finalize_payload(acme_engine_t *e)
 
     if (e->csr_b64 == NULL) {
         if (acme_csr_build(e->cert_key, (const char *const *) e->names,
-                           e->n_names, 0, &der, &der_len, err, sizeof(err))
+                           e->n_names, e->csr_cn, &der, &der_len, err,
+                           sizeof(err))
             != 0)
         {
             fail(e, "finalize: building the CSR failed: %s", err);

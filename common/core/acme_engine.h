@@ -85,6 +85,11 @@ typedef struct {
     const unsigned char *eab_key;
     size_t               eab_key_len;
     const char          *eab_alg;           /* "HS256" (NULL), "HS384", "HS512" */
+
+    int                  csr_cn;            /* the CSR's subject CN is
+                                               names[0] (nginx-acme's
+                                               common_name_in_csr); 0: an
+                                               empty subject */
 } acme_order_config_t;
 
 typedef enum {

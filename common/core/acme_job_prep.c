@@ -54,6 +54,7 @@ acme_job_order_config(acme_order_config_t *oc, const acme_job_conf_t *c,
     oc->n_names = c->n_names;
     oc->cert_key = cert_key;
     oc->challenge_type = challenge_type;
+    oc->csr_cn = c->csr_cn ? 1 : 0;
 
     if (c->eab != NULL && c->eab->kid != NULL && c->eab->kid[0] != '\0'
         && c->eab->key != NULL)

@@ -42,6 +42,7 @@ typedef struct {
     const char *const    *names;
     size_t                n_names;
     acme_key_type_t       cert_key_type;    /* acme_certificate key= */
+    int                   csr_cn;           /* CN = names[0] in the CSR */
 } acme_job_conf_t;
 
 /*

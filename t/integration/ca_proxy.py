@@ -6,6 +6,7 @@ the CA must hand out a wrong certificate or answer with faults.
     proxy.modes["a.example.test"] = "other-key"
     proxy.count("/order-plz")        # new-order requests seen (badNonce retries too)
     proxy.user_agents                # the User-Agent header of each request
+    proxy.bodies                     # (path, body) of each request
     proxy.connections                # TCP connections accepted (HTTP/1.1
                                      # keep-alive: several requests each)
     proxy.stop()
@@ -143,6 +144,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n > 0 else None
         with proxy.lock:
             proxy.requests.append((self.command, self.path))
+            proxy.bodies.append((self.path, body))
             proxy.times.append(time.monotonic())
             proxy.user_agents.append(self.headers.get("User-Agent"))
         fault = proxy.take_fault(self.path)
@@ -211,6 +213,7 @@ class CaProxy:
         self.modes = {}                      # SAN (DNS name) -> mode
         self.rewritten = []                  # (name, mode) per rewritten download
         self.requests = []                   # (method, path)
+        self.bodies = []                     # (path, request body or None)
         self.times = []                      # time.monotonic() of each request
         self.user_agents = []                # User-Agent of each request (None: none)
         self.connections = 0                 # connections accepted

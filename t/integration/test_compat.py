@@ -1,10 +1,15 @@
 """nginx: configurations written for the official nginx-acme module behave
 the same here (issue 11), one test per difference that was removed."""
 
+import base64
+import json
 import os
 import types
 
+from cryptography import x509
+
 import nginx_server
+from ca_proxy import CaProxy
 import pebble as pebble_mod
 from tlsutil import http_get, load_pem_certs, sans, serial_hex, wait_acme_cert
 
@@ -86,3 +91,26 @@ def test_unversioned_challenge_names(nginx_factory, pebble, root_file,
                                issuer_extra="challenge http;")
     wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test", root_file, 60,
                    proc_alive=srv.running)
+
+
+def test_common_name_in_csr(nginx_factory, pebble, root_file, state_dir):
+    """nginx-acme's "common_name_in_csr on;": the CSR's subject CN is the
+    first name (off by default: an empty subject)."""
+    proxy = CaProxy(pebble).start()
+    try:
+        srv = nginx_factory()
+        nginx_server.start_managed(srv, proxy, state_dir,
+                                   issuer_extra="common_name_in_csr on;")
+        wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test", root_file,
+                       60, proc_alive=srv.running)
+        bodies = [b for p, b in proxy.bodies if p.startswith("/finalize-order/")]
+    finally:
+        proxy.stop()
+    payload = json.loads(b64url(json.loads(bodies[0])["payload"]))
+    csr = x509.load_der_x509_csr(b64url(payload["csr"]))
+    cn = csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    assert [a.value for a in cn] == ["a.example.test"]
+
+
+def b64url(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
