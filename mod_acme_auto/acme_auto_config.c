@@ -248,8 +248,8 @@ set_account_key(cmd_parms *cmd, void *dummy, const char *arg)
     }
     if (acme_key_type_parse(arg, strlen(arg), &kt) != 0) {
         return apr_psprintf(cmd->pool, "AcmeAccountKey: unknown key type '%s'"
-                            " (ecdsa:256, ecdsa:384, rsa:2048, rsa:3072, "
-                            "rsa:4096)", arg);
+                            " (ecdsa:256, ecdsa:384, ecdsa:521, rsa:2048, "
+                            "rsa:3072, rsa:4096)", arg);
     }
     cur_issuer->conf.account_key = kt;
     return NULL;
@@ -590,8 +590,9 @@ set_certificate(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
                                     &cc->key_type) != 0)
             {
                 return apr_psprintf(cmd->pool, "AcmeCertificate: unknown key "
-                                    "type '%s' (ecdsa:256, ecdsa:384, rsa:2048,"
-                                    " rsa:3072, rsa:4096)", argv[i] + 4);
+                                    "type '%s' (ecdsa:256, ecdsa:384, "
+                                    "ecdsa:521, rsa:2048, rsa:3072, "
+                                    "rsa:4096)", argv[i] + 4);
             }
             continue;
         }

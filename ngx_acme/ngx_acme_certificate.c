@@ -61,8 +61,9 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid key type \"%V\" in "
                                    "\"acme_certificate\" (expected "
-                                   "key=ecdsa:256, ecdsa:384, rsa:2048, "
-                                   "rsa:3072 or rsa:4096)", &value[i]);
+                                   "key=ecdsa:256, ecdsa:384, ecdsa:521, "
+                                   "rsa:2048, rsa:3072 or rsa:4096)",
+                                   &value[i]);
                 return NGX_CONF_ERROR;
             }
 

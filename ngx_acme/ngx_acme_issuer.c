@@ -535,8 +535,8 @@ ngx_acme_issuer_key_type(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (acme_key_type_parse((char *) value[1].data, value[1].len, &kt) != 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid key type \"%V\" in \"%V\" (expected "
-                           "ecdsa:256, ecdsa:384, rsa:2048, rsa:3072 or "
-                           "rsa:4096)", &value[1], &cmd->name);
+                           "ecdsa:256, ecdsa:384, ecdsa:521, rsa:2048, "
+                           "rsa:3072 or rsa:4096)", &value[1], &cmd->name);
         return NGX_CONF_ERROR;
     }
 

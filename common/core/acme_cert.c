@@ -851,6 +851,8 @@ acme_selfsigned_pem(EVP_PKEY *key, const char *const *names,
     md = EVP_sha256();
     if (acme_key_type_of(key, &t) == 0 && t == ACME_KEY_EC_P384) {
         md = EVP_sha384();
+    } else if (acme_key_type_of(key, &t) == 0 && t == ACME_KEY_EC_P521) {
+        md = EVP_sha512();
     } else if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448")) {
         md = NULL;
     }

@@ -137,7 +137,8 @@ failed:
     return NULL;
 }
 
-/* The digest the CSR is signed with: SHA-384 goes with P-384. */
+/* The digest the CSR is signed with: SHA-384 goes with P-384, SHA-512
+ * with P-521. */
 static const EVP_MD *
 csr_digest(EVP_PKEY *key)
 {
@@ -145,6 +146,10 @@ csr_digest(EVP_PKEY *key)
 
     if (acme_key_type_of(key, &t) == 0 && t == ACME_KEY_EC_P384) {
         return EVP_sha384();
+    }
+
+    if (acme_key_type_of(key, &t) == 0 && t == ACME_KEY_EC_P521) {
+        return EVP_sha512();
     }
 
     /* Ed25519/Ed448 sign without a separate digest */

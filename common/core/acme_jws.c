@@ -65,6 +65,14 @@ jws_params(EVP_PKEY *key, jws_params_t *p)
         return 0;
     }
 
+    if (t == ACME_KEY_EC_P521) {
+        p->alg = "ES512";
+        p->crv = "P-521";
+        p->md = EVP_sha512();
+        p->width = 66;
+        return 0;
+    }
+
     return -1;
 }
 

@@ -7,7 +7,7 @@
 
 #include <openssl/evp.h>
 
-/* "ES256" (P-256), "ES384" (P-384), "RS256" (RSA); NULL for other keys. */
+/* "ES256" (P-256), "ES384" (P-384), "ES512" (P-521), "RS256" (RSA); NULL for other keys. */
 const char *acme_jws_alg(EVP_PKEY *key);
 
 /* Public JWK with only the required members in lexicographic order and no

@@ -23,6 +23,7 @@ static const struct {
 } key_specs[] = {
     { "ecdsa:256", ACME_KEY_EC_P256 },
     { "ecdsa:384", ACME_KEY_EC_P384 },
+    { "ecdsa:521", ACME_KEY_EC_P521 },
     { "rsa:2048",  ACME_KEY_RSA_2048 },
     { "rsa:3072",  ACME_KEY_RSA_3072 },
     { "rsa:4096",  ACME_KEY_RSA_4096 },
@@ -77,6 +78,8 @@ acme_key_generate(acme_key_type_t t)
         return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     case ACME_KEY_EC_P384:
         return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    case ACME_KEY_EC_P521:
+        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521");
     case ACME_KEY_RSA_2048:
         return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t) 2048);
     case ACME_KEY_RSA_3072:
@@ -192,6 +195,8 @@ acme_key_type_of(EVP_PKEY *key, acme_key_type_t *out)
             t = ACME_KEY_EC_P256;
         } else if (nid == NID_secp384r1) {
             t = ACME_KEY_EC_P384;
+        } else if (nid == NID_secp521r1) {
+            t = ACME_KEY_EC_P521;
         } else {
             return -1;
         }

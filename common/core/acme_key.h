@@ -1,5 +1,5 @@
 /*
- * Private keys: ECDSA P-256 (default) / P-384, RSA 2048/3072/4096.
+ * Private keys: ECDSA P-256 (default) / P-384 / P-521, RSA 2048/3072/4096.
  * Keys are plain OpenSSL EVP_PKEY objects; the caller owns what it gets.
  */
 #ifndef ACME_KEY_H
@@ -13,13 +13,14 @@ typedef enum {
     ACME_KEY_EC_P384,
     ACME_KEY_RSA_2048,
     ACME_KEY_RSA_3072,
-    ACME_KEY_RSA_4096
+    ACME_KEY_RSA_4096,
+    ACME_KEY_EC_P521            /* last: the values before keep theirs */
 } acme_key_type_t;
 
 #define ACME_KEY_DEFAULT ACME_KEY_EC_P256
 
 /*
- * Parses "ecdsa:256", "ecdsa:384", "rsa:2048", "rsa:3072", "rsa:4096"
+ * Parses "ecdsa:256", "ecdsa:384", "ecdsa:521", "rsa:2048", "rsa:3072", "rsa:4096"
  * (also "ecdsa" = ecdsa:256, "rsa" = rsa:2048).  len is the length of spec.
  * Returns 0 on success, -1 if the spec is unknown.
  */

@@ -114,3 +114,14 @@ def test_common_name_in_csr(nginx_factory, pebble, root_file, state_dir):
 
 def b64url(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def test_ecdsa_521(nginx_factory, pebble, root_file, state_dir):
+    """nginx-acme's ecdsa:521: an ES512 account and a P-521 certificate."""
+    srv = nginx_factory()
+    nginx_server.start_managed(srv, pebble, state_dir,
+                               issuer_extra="account_key ecdsa:521;",
+                               cert_args="key=ecdsa:521")
+    leaf = wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test",
+                          root_file, 60, proc_alive=srv.running)
+    assert leaf.public_key().curve.name == "secp521r1"

@@ -60,11 +60,13 @@ rsa_from_jwk(const char *n64, const char *e64)
 static EVP_PKEY *
 ec_from_jwk(const char *crv, const char *x64, const char *y64)
 {
-    unsigned char pt[1 + 2 * 48];
+    unsigned char pt[1 + 2 * 66];
     unsigned char *x, *y;
     size_t xl = 0, yl = 0;
-    const char *group = strcmp(crv, "P-256") == 0 ? "P-256" : "P-384";
-    size_t w = strcmp(crv, "P-256") == 0 ? 32 : 48;
+    const char *group = strcmp(crv, "P-256") == 0 ? "P-256"
+                        : strcmp(crv, "P-384") == 0 ? "P-384" : "P-521";
+    size_t w = strcmp(crv, "P-256") == 0 ? 32
+               : strcmp(crv, "P-384") == 0 ? 48 : 66;
     OSSL_PARAM params[3];
     EVP_PKEY_CTX *ctx;
     EVP_PKEY *key = NULL;
@@ -234,9 +236,11 @@ verify_jws(const char *jws, EVP_PKEY *key, const char *expect_payload)
     }
     CHECK_STR(alg, acme_jws_alg(key));
 
-    md = strcmp(alg, "ES384") == 0 ? EVP_sha384() : EVP_sha256();
+    md = strcmp(alg, "ES384") == 0 ? EVP_sha384()
+         : strcmp(alg, "ES512") == 0 ? EVP_sha512() : EVP_sha256();
     if (strcmp(alg, "ES256") == 0) w = 32;
     if (strcmp(alg, "ES384") == 0) w = 48;
+    if (strcmp(alg, "ES512") == 0) w = 66;
 
     if (w) {
         /* fixed-width r || s back into DER for OpenSSL */
@@ -351,6 +355,26 @@ UNIT_TEST(jws_sign_es384)
     EVP_PKEY *key = acme_key_generate(ACME_KEY_EC_P384);
 
     check_jws(key);
+    EVP_PKEY_free(key);
+}
+
+/* ES512 (P-521, nginx-acme's ecdsa:521): 66-octet r, s, x and y */
+UNIT_TEST(jws_sign_es512)
+{
+    EVP_PKEY *key = acme_key_generate(ACME_KEY_EC_P521);
+    acme_key_type_t t;
+    int i;
+
+    CHECK(key != NULL);
+    CHECK(acme_key_type_parse("ecdsa:521", 9, &t) == 0 && t == ACME_KEY_EC_P521);
+    CHECK_STR(acme_key_type_name(ACME_KEY_EC_P521), "ecdsa:521");
+    CHECK(acme_key_type_of(key, &t) == 0 && t == ACME_KEY_EC_P521);
+    CHECK_STR(acme_jws_alg(key), "ES512");
+    check_ec_jwk(key, "P-521", 88);
+
+    for (i = 0; i < 10; i++) {
+        check_jws(key);
+    }
     EVP_PKEY_free(key);
 }
 
