@@ -122,6 +122,8 @@ typedef struct {
     ngx_str_t                 trusted;
     ngx_flag_t                verify;
     ngx_flag_t                common_name_in_csr;
+    ngx_str_t                 account_key_pem; /* account_key FILE, read
+                                                  by the master */
 
     ngx_ssl_t                 ssl;
     ngx_acme_http_conf_t      http;

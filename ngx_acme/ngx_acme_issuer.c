@@ -20,6 +20,8 @@ static char *ngx_acme_issuer_contact(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_acme_issuer_key_type(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_acme_issuer_account_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_acme_issuer_path(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_acme_issuer_tos(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -84,7 +86,7 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
 
     { ngx_string("account_key"),
       NGX_CONF_TAKE1,
-      ngx_acme_issuer_key_type,
+      ngx_acme_issuer_account_key,
       0,
       ngx_acme_issuer_offset(conf.account_key),
       NULL },
@@ -547,6 +549,92 @@ ngx_acme_issuer_key_type(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 /*
+ * account_key TYPE | FILE: a key type for a new key in the store, or (as
+ * nginx-acme's) an existing PEM key file, read here by the master (it may
+ * be root-only) and by "nginx -t", kept in memory and never rewritten.
+ */
+static char *
+ngx_acme_issuer_account_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_issuer_t  *issuer = conf;
+
+    int               rc;
+    char             *pem, err[ACME_ERRLEN];
+    size_t            len;
+    EVP_PKEY         *key;
+    ngx_str_t        *value, file;
+    acme_key_type_t   kt;
+
+    value = cf->args->elts;
+
+    /* "ecdsa...", "rsa...": a key type (a file path needs a '/' then) */
+
+    if (ngx_strlchr(value[1].data, value[1].data + value[1].len, '/') == NULL
+        && (ngx_strncmp(value[1].data, "ecdsa", 5) == 0
+            || ngx_strncmp(value[1].data, "rsa", 3) == 0))
+    {
+        return ngx_acme_issuer_key_type(cf, cmd, conf);
+    }
+
+    if (issuer->conf.account_key != -1 || issuer->account_key_pem.len) {
+        return "is duplicate";
+    }
+
+    file = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    err[0] = '\0';
+    pem = NULL;
+    len = 0;
+
+    rc = acme_store_read((char *) file.data, &pem, &len, 65536, err,
+                         sizeof(err));
+
+    key = (rc == 1) ? acme_key_from_pem(pem, len) : NULL;
+
+    if (key == NULL || acme_key_type_of(key, &kt) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"account_key\" \"%V\": %s", &file,
+                           rc == 0 ? "no such file"
+                           : rc < 0 ? err
+                           : key == NULL ? "not a PEM private key"
+                           : "not an ecdsa:256/384/521 or rsa:2048/3072/4096 "
+                             "key");
+        EVP_PKEY_free(key);
+
+        if (pem) {
+            ngx_explicit_memzero(pem, len);
+            free(pem);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    EVP_PKEY_free(key);
+
+    issuer->account_key_pem.data = ngx_pnalloc(cf->pool, len + 1);
+    if (issuer->account_key_pem.data == NULL) {
+        ngx_explicit_memzero(pem, len);
+        free(pem);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(issuer->account_key_pem.data, pem, len + 1);
+    issuer->account_key_pem.len = len;
+
+    ngx_explicit_memzero(pem, len);
+    free(pem);
+
+    issuer->conf.account_key = kt;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
  * A path relative to the prefix (state_path) or to the configuration
  * directory (ssl_trusted_certificate), NUL-terminated, the line kept for
  * later messages; a state path loses its trailing slashes.
@@ -771,6 +859,11 @@ ngx_acme_issuer_cleanup(void *data)
     ngx_acme_issuer_t  *issuer = data;
 
     acme_issuer_conf_clear(&issuer->conf);
+
+    if (issuer->account_key_pem.len) {
+        ngx_explicit_memzero(issuer->account_key_pem.data,
+                             issuer->account_key_pem.len);
+    }
 }
 
 

@@ -583,6 +583,11 @@ ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c)
     c->directory_url = (char *) issuer->conf.directory;
     c->state_dir = (char *) issuer->conf.state_dir;
     c->account_key_type = (acme_key_type_t) issuer->conf.account_key;
+
+    if (issuer->account_key_pem.len) {
+        c->account_key_pem = (const char *) issuer->account_key_pem.data;
+        c->account_key_pem_len = issuer->account_key_pem.len;
+    }
     c->contacts = (const char *const *) issuer->contacts.elts;
     c->n_contacts = issuer->contacts.nelts;
     c->terms_agreed = issuer->tos ? 1 : 0;

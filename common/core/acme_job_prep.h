@@ -33,6 +33,12 @@ typedef struct {
     const char           *directory_url;
     const char           *state_dir;        /* the issuer's store root */
     acme_key_type_t       account_key_type; /* for a new account key */
+    const char           *account_key_pem;  /* NULL, or the account key
+                                               (nginx-acme's "account_key
+                                               FILE", read at configuration
+                                               time): used instead of the
+                                               store's, never written */
+    size_t                account_key_pem_len;
     const char *const    *contacts;         /* "mailto:..." */
     size_t                n_contacts;
     int                   terms_agreed;

@@ -21,6 +21,16 @@ acme_job_account_key(const acme_job_conf_t *c, EVP_PKEY **key, char **url,
         warn[0] = '\0';
     }
 
+    if (c->account_key_pem != NULL) {
+        *key = acme_key_from_pem(c->account_key_pem, c->account_key_pem_len);
+        if (*key == NULL) {
+            return acme_err(err, errlen, "account key: the configured key "
+                            "does not parse");
+        }
+
+        goto url;
+    }
+
     why[0] = '\0';
     if (acme_store_account_key(c->state_dir, c->account_key_type, key, NULL,
                                why, sizeof(why))
@@ -30,6 +40,8 @@ acme_job_account_key(const acme_job_conf_t *c, EVP_PKEY **key, char **url,
         return acme_err(err, errlen, "account key: %s",
                         why[0] ? why : "unknown error");
     }
+
+url:
 
     why[0] = '\0';
     if (acme_store_load_account(c->state_dir, c->directory_url, *key, url,

@@ -12,8 +12,9 @@
 #include "acme_job_prep.h"
 
 /*
- * The account key of the issuer's store (loaded, or generated and stored
- * exclusively, so concurrent first orders share one key) and the account
+ * The account key: c->account_key_pem when set (a configured key file,
+ * never written), else the issuer's store's (loaded, or generated and
+ * stored exclusively, so concurrent first orders share one key) and the account
  * URL account.json records for that key and directory (*url malloc'd, NULL
  * when none).  An unreadable account.json is no failure: *url stays NULL
  * (the engine then finds the account by its key) and warn (may be NULL)

@@ -125,3 +125,33 @@ def test_ecdsa_521(nginx_factory, pebble, root_file, state_dir):
     leaf = wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test",
                           root_file, 60, proc_alive=srv.running)
     assert leaf.public_key().curve.name == "secp521r1"
+
+
+def test_account_key_file(nginx_factory, pebble, root_file, state_dir,
+                          workdir):
+    """nginx-acme's "account_key FILE": an existing PEM key (root-only
+    here: the master reads it) signs the account; it is never rewritten
+    and the store gets no account.key of its own."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    path = os.path.join(workdir, "account.pem")
+    pem = ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    with open(path, "wb") as f:
+        f.write(pem)
+    os.chmod(path, 0o600)
+    before = os.stat(path)
+    srv = nginx_factory()
+    nginx_server.start_managed(srv, pebble, state_dir,
+                               issuer_extra="account_key %s;" % path)
+    wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test", root_file, 60,
+                   proc_alive=srv.running)
+    after = os.stat(path)
+    assert (after.st_mtime_ns, after.st_ino) == (before.st_mtime_ns,
+                                                before.st_ino)
+    with open(path, "rb") as f:
+        assert f.read() == pem
+    found = [os.path.join(d, n) for d, _, files in os.walk(state_dir)
+             for n in files if n == "account.key"]
+    assert found == [], found
