@@ -66,6 +66,7 @@ typedef struct {
     acme_job_facts_t    f;              /* of the served certificate;
                                            f.seed: acme_job_seed(id) */
     long long           due_at;         /* as last shown in the status */
+    const char         *change;         /* acme_job_change, as shown */
     const char         *last_step;
     const char         *type;           /* challenge of the current attempt */
     int                 resave;         /* the thread writes, no order */
@@ -534,7 +535,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     /* j->st changes only once the certificate is served: a failure
      * from here on counts on top of the earlier ones */
     ok = j->st;
-    acme_job_succeeded(&ok, now);
+    acme_job_succeeded(&ok, now, j->c->issuer->conf.directory);
     memset(&info, 0, sizeof(info));
     err[0] = '\0';
     stored = acme_job_store_issued(j->c->issuer->conf.state_dir, j->c->id,
@@ -790,12 +791,15 @@ job_publish_due(job_t *j, long long now)
 {
     acme_auto_slot_status_t st;
     long long               due = job_due_at(j);
+    const char             *change = acme_job_change(&j->f, &j->st);
 
-    if (due != j->due_at) {
+    if (due != j->due_at || change != j->change) {
         acme_auto_shm_get_status(j->c->slot, &st);
         st.next_renewal = due > now ? due : now;
+        acme_job_status_set_reason(&st, change);
         acme_auto_shm_set_status(j->c->slot, &st);
         j->due_at = due;
+        j->change = change;
     }
     return due;
 }
@@ -941,6 +945,14 @@ watch_tick(watch_t *w)
     for (i = 0; i < w->n_jobs; i++) {
         /* tls-alpn-01: one started above may share a name */
         if (w->pipe[i].start && !alpn_busy(w, &w->jobs[i])) {
+            if (w->jobs[i].change != NULL) {
+                ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, w->s,
+                             "mod_acme_auto: %s: ordering a new certificate "
+                             "at once from %s: %s; the current one is served "
+                             "until then", w->jobs[i].c->id,
+                             w->jobs[i].c->issuer->conf.directory,
+                             w->jobs[i].change);
+            }
             job_spawn(w, &w->jobs[i]);
         }
     }
@@ -1143,6 +1155,7 @@ acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf)
         w->jobs[i].f.loaded = 1;
         w->jobs[i].f.renew_fraction = w->jobs[i].c->issuer->conf.renew_percent / 100.0;
         w->jobs[i].f.seed = acme_job_seed(w->jobs[i].c->id);
+        w->jobs[i].f.directory = w->jobs[i].c->issuer->conf.directory;
     }
     rv = register_cb(wd, apr_time_from_sec(1), w, watchdog_cb);
     if (rv != APR_SUCCESS) {

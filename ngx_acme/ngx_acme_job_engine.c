@@ -200,7 +200,7 @@ ngx_acme_job_run(ngx_acme_job_t *job)
             job->st = job->cert->slot->st;
             ngx_acme_shm_unlock(job->amcf);
 
-            acme_job_succeeded(&job->st, (long long) now);
+            acme_job_succeeded(&job->st, (long long) now, job->directory);
 
             ngx_acme_job_set_step(job, "store");
 

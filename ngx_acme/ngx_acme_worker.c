@@ -283,6 +283,7 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         f.names_ok = cert->names_match;
         f.renew_fraction = cert->issuer->conf.renew_percent / 100.0;
         f.seed = cert->rnd;
+        f.directory = cert->issuer->conf.directory;
 
         whys[i] = acme_job_due(&f, &st, &due);
 
@@ -292,6 +293,7 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 
         ngx_acme_shm_lock(amcf);
         slot->status.next_renewal = due;
+        acme_job_status_set_reason(&slot->status, acme_job_change(&f, &st));
         ngx_acme_shm_unlock(amcf);
 
         p->have_cert = f.have_cert;

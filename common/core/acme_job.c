@@ -65,6 +65,10 @@ acme_job_due(const acme_job_facts_t *f, const acme_cert_state_t *st,
                                 acme_job_jitter(f->seed,
                                                 f->pending_not_after));
     }
+    else if (acme_job_issuer_changed(st, f->directory)) {
+        why = ACME_JOB_ISSUER_CHANGED;
+        t = 0;
+    }
     else if (!f->names_ok) {
         why = ACME_JOB_NAMES_CHANGED;
         t = 0;
@@ -99,6 +103,36 @@ acme_job_facts_activate(acme_job_facts_t *f)
     f->pending_not_after = 0;
 }
 
+int
+acme_job_issuer_changed(const acme_cert_state_t *st, const char *directory)
+{
+    size_t  n;
+
+    if (st == NULL || st->directory[0] == '\0' || directory == NULL
+        || directory[0] == '\0')
+    {
+        return 0;
+    }
+    /* a URL longer than the record compares on what the record holds */
+    n = sizeof(st->directory) - 1;
+    return strncmp(st->directory, directory, n) != 0;
+}
+
+const char *
+acme_job_change(const acme_job_facts_t *f, const acme_cert_state_t *st)
+{
+    if (!f->have_cert || !f->loaded || f->pending_not_after > 0) {
+        return NULL;
+    }
+    if (acme_job_issuer_changed(st, f->directory)) {
+        return "issuer changed";
+    }
+    if (!f->names_ok) {
+        return "names changed";
+    }
+    return NULL;
+}
+
 const char *
 acme_job_reason_text(acme_job_reason_t why)
 {
@@ -106,7 +140,11 @@ acme_job_reason_text(acme_job_reason_t why)
     case ACME_JOB_NO_CERT:
         return "no certificate yet";
     case ACME_JOB_NAMES_CHANGED:
-        return "the configured names differ from the certificate's";
+        return "names changed: the configured names differ from the "
+               "certificate's";
+    case ACME_JOB_ISSUER_CHANGED:
+        return "issuer changed: the certificate was issued by another ACME "
+               "directory than the configured one";
     case ACME_JOB_RENEW:
         return "renewal is due";
     case ACME_JOB_BACKOFF:
@@ -293,9 +331,14 @@ acme_job_failed(acme_cert_state_t *st, const char *type, const char *msg,
 }
 
 void
-acme_job_succeeded(acme_cert_state_t *st, long long now)
+acme_job_succeeded(acme_cert_state_t *st, long long now,
+    const char *directory)
 {
     acme_sched_attempt_end(st);
+    st->directory[0] = '\0';
+    if (directory != NULL) {
+        snprintf(st->directory, sizeof(st->directory), "%s", directory);
+    }
     st->failures = 0;
     st->next_attempt = 0;
     st->last_attempt = now;
@@ -377,6 +420,12 @@ acme_job_status_activate(acme_job_status_t *rec)
 }
 
 void
+acme_job_status_set_reason(acme_job_status_t *rec, const char *reason)
+{
+    cpy(rec->reason, sizeof(rec->reason), reason != NULL ? reason : "");
+}
+
+void
 acme_job_status_begin(acme_job_status_t *rec, const char *type,
     const char *step)
 {
@@ -427,6 +476,7 @@ acme_job_status_view(const acme_job_status_t *rec, long long now,
     out->last_error = rec->last_error;
     out->failures = rec->failures;
     out->store_error = rec->store_error;
+    out->reason = rec->reason[0] ? rec->reason : NULL;
     out->pending_at = rec->pending_at;
     out->pending_not_before = rec->pending_not_before;
     out->pending_not_after = rec->pending_not_after;

@@ -43,6 +43,7 @@ uint32_t acme_job_jitter(uint32_t seed, long long salt);
 typedef enum {
     ACME_JOB_NO_CERT = 0,       /* nothing served yet */
     ACME_JOB_NAMES_CHANGED,     /* the certificate's names are not the config's */
+    ACME_JOB_ISSUER_CHANGED,    /* another directory URL issued it */
     ACME_JOB_RENEW,             /* the renewal window is reached */
     ACME_JOB_BACKOFF,           /* a failure's backoff ends at the due time */
     ACME_JOB_LOADING            /* a new bundle is not parsed yet: wait */
@@ -61,11 +62,18 @@ typedef struct {
      * (acme_job_activate_at); 0 = none */
     long long   pending_not_before;
     long long   pending_not_after;
+    /* the issuer's directory URL as configured now (NULL: not compared),
+     * against the state's record of the one that issued the certificate */
+    const char *directory;
 } acme_job_facts_t;
 
 /*
  * The earliest time of the next order (0: at once) and why.  With no
- * certificate or other names the order is due at once, otherwise at the
+ * certificate, a certificate issued by another directory URL than the
+ * configured one (st->directory set and not facts->directory: a changed
+ * CA; an empty st->directory, a store from before the record, is taken as
+ * the configured CA's) or other names the order is due at once, while the
+ * served certificate stays until the new one is installed; otherwise at the
  * renewal time (acme_sched_renew_at); never before st->next_attempt (the
  * backoff of the last failure; then the reason is ACME_JOB_BACKOFF).
  *
@@ -90,6 +98,21 @@ acme_job_reason_t acme_job_due(const acme_job_facts_t *facts,
 void acme_job_facts_activate(acme_job_facts_t *f);
 /* "no certificate yet", ..., for logs. */
 const char *acme_job_reason_text(acme_job_reason_t why);
+
+/* 1 when st records a directory URL that is not directory (a certificate
+ * of another CA); 0 when they match, or either is unknown (NULL, ""). */
+int acme_job_issuer_changed(const acme_cert_state_t *st,
+    const char *directory);
+
+/*
+ * Why the served certificate no longer matches the configuration, for the
+ * status' "reason": "issuer changed", "names changed", or NULL when it
+ * matches (or nothing is served, or it is not parsed yet).  Unlike
+ * acme_job_due's reason it does not turn into "backoff" after a failure:
+ * the certificate still has to be replaced.
+ */
+const char *acme_job_change(const acme_job_facts_t *facts,
+    const acme_cert_state_t *st);
 
 /* -- how many at once ---------------------------------------------------- */
 
@@ -217,8 +240,10 @@ void acme_job_failed(acme_cert_state_t *st, const char *type,
     long long retry_delay, uint32_t seed);
 
 /* An attempt succeeded at now: failures 0, no backoff, last_success now,
- * no error, the record ends. */
-void acme_job_succeeded(acme_cert_state_t *st, long long now);
+ * no error, the record ends; the certificate was issued by directory (the
+ * issuer's directory URL as configured; NULL: recorded as unknown). */
+void acme_job_succeeded(acme_cert_state_t *st, long long now,
+    const char *directory);
 
 /*
  * An attempt record left by a process that is gone (see
@@ -259,6 +284,9 @@ typedef struct {
     long long   pending_not_after;
     char        pending_serial[80];
     char        pending_ca_issuer[256];
+    /* why the served certificate is replaced at once (acme_job_change):
+     * "issuer changed", "names changed"; "" none */
+    char        reason[32];
 } acme_job_status_t;
 
 /* Certificate facts into the record (serial, CA issuer, validity). */
@@ -271,6 +299,8 @@ void acme_job_status_set_pending(acme_job_status_t *rec, long long at,
 /* The pending certificate is served now: its facts become the record's
  * certificate (acme_job_status_set_cert), none pending. */
 void acme_job_status_activate(acme_job_status_t *rec);
+/* The record's reason (acme_job_change; NULL: none). */
+void acme_job_status_set_reason(acme_job_status_t *rec, const char *reason);
 /* An attempt of type starts: renewing, step, challenge. */
 void acme_job_status_begin(acme_job_status_t *rec, const char *type,
     const char *step);

@@ -16,6 +16,10 @@ typedef struct {
      * first step, cleared when it ends; 0 = none */
     long long   attempt_started;
     long        attempt_pid;    /* the process running it */
+    /* the ACME directory URL (as configured) of the order that issued the
+     * stored certificate; "" unknown (a store written before it was
+     * recorded): see acme_job_issuer_changed */
+    char        directory[512];
 } acme_cert_state_t;
 
 /*

@@ -125,6 +125,7 @@ render_cert(const acme_status_cert_t *c)
     rc |= set(o, "last_error", str_or_null(c->last_error, 1));
     rc |= set(o, "consecutive_failures", json_integer((json_int_t) c->failures));
     rc |= set(o, "store_error", str_or_null(c->store_error, 1));
+    rc |= set(o, "reason", str_or_null(c->reason, 1));
     rc |= set(o, "pending", c->pending_at > 0 ? render_pending(c)
                                               : json_null());
     rc |= set(o, "bridge", c->bridge_file != NULL ? render_bridge(c)

@@ -24,6 +24,8 @@
  *       "consecutive_failures": integer,
  *       "store_error": string or null (the store cannot be written, e.g.
  *                      "read-only file system", or an entry was refused),
+ *       "reason": null, or why the served certificate is replaced at once:
+ *                 "issuer changed" (another CA issued it), "names changed",
  *       "pending": null, or a certificate issued and stored but not served
  *                  yet (its notBefore is ahead of this server's clock):
  *                  {"serial", "not_before", "not_after",
@@ -60,6 +62,7 @@ typedef struct {
     unsigned             failures;
     const char          *challenge;     /* "dns-01", ...; NULL -> null */
     const char          *store_error;   /* NULL or "" -> null */
+    const char          *reason;        /* NULL or "" -> null */
     long long            pending_at;    /* 0: "pending" null */
     long long            pending_not_before;
     long long            pending_not_after;

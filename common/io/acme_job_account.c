@@ -32,7 +32,8 @@ acme_job_account_key(const acme_job_conf_t *c, EVP_PKEY **key, char **url,
     }
 
     why[0] = '\0';
-    if (acme_store_account_key(c->state_dir, c->account_key_type, key, NULL,
+    if (acme_store_account_key(c->state_dir, c->directory_url,
+                               c->account_key_type, key, NULL,
                                why, sizeof(why))
         != 0)
     {

@@ -1299,11 +1299,135 @@ save_json(const acme_store_dir_t *d, const char *name, json_t *j, char *err,
     return rc;
 }
 
+char *
+acme_store_account_name(const char *directory_url)
+{
+    const char    *p;
+    char          *out, *o;
+    uint32_t       h = 2166136261u;
+    size_t         n;
+
+    if (directory_url == NULL || *directory_url == '\0') {
+        return NULL;
+    }
+    for (p = directory_url; *p; p++) {
+        h ^= (unsigned char) *p;
+        h *= 16777619u;
+    }
+
+    /* host, port and path: the scheme says nothing */
+    p = strstr(directory_url, "://");
+    p = p != NULL ? p + 3 : directory_url;
+
+    out = malloc(64 + 10);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (o = out, n = 0; *p && n < 64; p++, n++) {
+        *o++ = ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-')
+               ? *p : '_';
+    }
+    snprintf(o, 10, "-%08x", (unsigned) h);
+    if (out[0] == '.') {
+        out[0] = '_';
+    }
+    return out;
+}
+
+/*
+ * Where the account of directory_url lives below the opened store root rd
+ * (see the layout in acme_store.h): accounts/<name>/ once it has an
+ * account.key there; else the root when the root's account is free or
+ * that CA's (no account.key yet, no account.json, an unreadable one, or
+ * one naming directory_url: the first CA's account, and every store of
+ * older versions, stay where they are); else accounts/<name>/ (created
+ * when create).  1 with *use (rd, or sub opened), 0 none yet (create 0),
+ * -1 with err.
+ */
+static int
+account_dir(const acme_store_dir_t *rd, const char *directory_url,
+    int create, acme_store_dir_t *sub, const acme_store_dir_t **use,
+    char *err, size_t errlen)
+{
+    acme_store_dir_t   accounts;
+    struct stat        sb;
+    json_t            *j;
+    const char        *dir;
+    char              *name, why[ACME_ERRLEN];
+    int                rc, e, other;
+
+    dir_init(sub);
+    *use = rd;
+    if (directory_url == NULL) {
+        return 1;
+    }
+    name = acme_store_account_name(directory_url);
+    if (name == NULL) {
+        return acme_err(err, errlen, "out of memory");
+    }
+
+    /* accounts/<name>/account.key: this CA's, kept there */
+    if (acme_store_dir_open(&accounts, rd, "accounts", 0, why, sizeof(why))
+        == 0)
+    {
+        if (acme_store_dir_open(sub, &accounts, name, 0, why, sizeof(why))
+            == 0)
+        {
+            if (fstatat(sub->fd, "account.key", &sb, AT_SYMLINK_NOFOLLOW)
+                == 0)
+            {
+                acme_store_dir_close(&accounts);
+                free(name);
+                *use = sub;
+                return 1;
+            }
+            acme_store_dir_close(sub);
+        }
+        acme_store_dir_close(&accounts);
+    }
+
+    /* the root's account, unless it is another CA's */
+    other = 0;
+    if (fstatat(rd->fd, "account.key", &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+        rc = load_json(rd, "account.json", &j, why, sizeof(why));
+        if (rc == 1) {
+            dir = json_string_value(json_object_get(j, "directory"));
+            other = dir != NULL && strcmp(dir, directory_url) != 0;
+            json_decref(j);
+        }
+    }
+    if (!other) {
+        free(name);
+        return 1;
+    }
+
+    if (acme_store_dir_open(&accounts, rd, "accounts", create, err, errlen)
+        != 0)
+    {
+        e = errno;
+        free(name);
+        errno = e;
+        return (!create && e == ENOENT) ? 0 : -1;
+    }
+    rc = acme_store_dir_open(sub, &accounts, name, create, err, errlen);
+    e = errno;
+    acme_store_dir_close(&accounts);
+    free(name);
+    if (rc != 0) {
+        errno = e;
+        return (!create && e == ENOENT) ? 0 : -1;
+    }
+    *use = sub;
+    return 1;
+}
+
 int
 acme_store_load_account(const char *root, const char *directory_url,
     EVP_PKEY *key, char **url, char *err, size_t errlen)
 {
-    acme_store_dir_t  rd;
+    acme_store_dir_t        rd, sub;
+    const acme_store_dir_t *ad;
     json_t           *j;
     const char       *dir, *u, *k;
     char             *thumb;
@@ -1313,9 +1437,15 @@ acme_store_load_account(const char *root, const char *directory_url,
     if (open_store(&rd, root, 0, err, errlen) != 0) {
         return errno == ENOENT ? 0 : -1;
     }
-
-    rc = load_json(&rd, "account.json", &j, err, errlen);
+    rc = account_dir(&rd, directory_url, 0, &sub, &ad, err, errlen);
     if (rc <= 0) {
+        acme_store_dir_close(&rd);
+        return rc;
+    }
+
+    rc = load_json(ad, "account.json", &j, err, errlen);
+    if (rc <= 0) {
+        acme_store_dir_close(&sub);
         acme_store_dir_close(&rd);
         return rc;
     }
@@ -1324,11 +1454,13 @@ acme_store_load_account(const char *root, const char *directory_url,
     u = json_string_value(json_object_get(j, "url"));
     if (dir == NULL || u == NULL || *u == '\0') {
         acme_err(err, errlen, "\"%s/account.json\": \"directory\" or \"url\" "
-                 "missing", rd.path);
+                 "missing", ad->path);
         json_decref(j);
+        acme_store_dir_close(&sub);
         acme_store_dir_close(&rd);
         return -1;
     }
+    acme_store_dir_close(&sub);
     acme_store_dir_close(&rd);
 
     /* an account belongs to one CA: another directory means "none yet" */
@@ -1366,7 +1498,8 @@ int
 acme_store_save_account(const char *root, const char *directory_url,
     EVP_PKEY *key, const char *url, char *err, size_t errlen)
 {
-    acme_store_dir_t  rd;
+    acme_store_dir_t        rd, sub;
+    const acme_store_dir_t *ad;
     char             *thumb;
     int               rc;
 
@@ -1382,24 +1515,32 @@ acme_store_save_account(const char *root, const char *directory_url,
         free(thumb);
         return -1;
     }
-    rc = save_json(&rd, "account.json", json_pack("{s:s, s:s, s:s}",
-                                                  "directory", directory_url,
-                                                  "url", url, "key", thumb),
+    if (account_dir(&rd, directory_url, 1, &sub, &ad, err, errlen) != 1) {
+        acme_store_dir_close(&rd);
+        free(thumb);
+        return -1;
+    }
+    rc = save_json(ad, "account.json", json_pack("{s:s, s:s, s:s}",
+                                                 "directory", directory_url,
+                                                 "url", url, "key", thumb),
                    err, errlen);
+    acme_store_dir_close(&sub);
     acme_store_dir_close(&rd);
     free(thumb);
     return rc;
 }
 
 int
-acme_store_account_key(const char *root, acme_key_type_t type, EVP_PKEY **key,
-    int *created, char *err, size_t errlen)
+acme_store_account_key(const char *root, const char *directory_url,
+    acme_key_type_t type, EVP_PKEY **key, int *created, char *err,
+    size_t errlen)
 {
-    acme_store_dir_t   rd;
-    char              *pem;
-    size_t             len;
-    int                rc, attempt;
-    EVP_PKEY          *k;
+    acme_store_dir_t        rd, sub;
+    const acme_store_dir_t *ad;
+    char                   *pem;
+    size_t                  len;
+    int                     rc, attempt;
+    EVP_PKEY               *k;
 
     *key = NULL;
     if (created) {
@@ -1409,13 +1550,19 @@ acme_store_account_key(const char *root, acme_key_type_t type, EVP_PKEY **key,
     if (open_store(&rd, root, 1, err, errlen) != 0) {
         return -1;
     }
+    if (account_dir(&rd, directory_url, 1, &sub, &ad, err, errlen) != 1) {
+        acme_store_dir_close(&sub);
+        acme_store_dir_close(&rd);
+        return -1;
+    }
 
     /* a second round only after losing the race to another creator */
     for (attempt = 0; attempt < 2; attempt++) {
 
-        rc = acme_store_dir_read(&rd, "account.key", &pem, &len,
+        rc = acme_store_dir_read(ad, "account.key", &pem, &len,
                                  STORE_MAX_JSON, err, errlen);
         if (rc == -1) {
+            acme_store_dir_close(&sub);
             acme_store_dir_close(&rd);
             return -1;
         }
@@ -1427,11 +1574,13 @@ acme_store_account_key(const char *root, acme_key_type_t type, EVP_PKEY **key,
             if (k == NULL || acme_jws_alg(k) == NULL) {
                 EVP_PKEY_free(k);
                 acme_err(err, errlen, "\"%s/account.key\" is not a supported "
-                         "private key", rd.path);
+                         "private key", ad->path);
+                acme_store_dir_close(&sub);
                 acme_store_dir_close(&rd);
                 return -1;
             }
             *key = k;
+            acme_store_dir_close(&sub);
             acme_store_dir_close(&rd);
             return 0;
         }
@@ -1440,11 +1589,12 @@ acme_store_account_key(const char *root, acme_key_type_t type, EVP_PKEY **key,
         pem = k ? acme_key_to_pem(k, &len) : NULL;
         if (pem == NULL) {
             EVP_PKEY_free(k);
+            acme_store_dir_close(&sub);
             acme_store_dir_close(&rd);
             return acme_err(err, errlen, "cannot generate the account key");
         }
 
-        rc = acme_store_dir_create(&rd, "account.key", pem, len, 0600, err,
+        rc = acme_store_dir_create(ad, "account.key", pem, len, 0600, err,
                                    errlen);
         OPENSSL_cleanse(pem, len);
         free(pem);
@@ -1454,6 +1604,7 @@ acme_store_account_key(const char *root, acme_key_type_t type, EVP_PKEY **key,
             if (created) {
                 *created = 1;
             }
+            acme_store_dir_close(&sub);
             acme_store_dir_close(&rd);
             return 0;
         }
@@ -1461,13 +1612,15 @@ acme_store_account_key(const char *root, acme_key_type_t type, EVP_PKEY **key,
         /* -1: error; 0: another thread or process was first, use its key */
         EVP_PKEY_free(k);
         if (rc == -1) {
+            acme_store_dir_close(&sub);
             acme_store_dir_close(&rd);
             return -1;
         }
     }
 
     acme_err(err, errlen, "\"%s/account.key\" appeared and vanished while it "
-             "was being created", rd.path);
+             "was being created", ad->path);
+    acme_store_dir_close(&sub);
     acme_store_dir_close(&rd);
     return -1;
 }
@@ -1658,6 +1811,10 @@ acme_store_load_state_at(const acme_store_dir_t *cert_dir,
     if (le != NULL) {
         snprintf(st->last_error, sizeof(st->last_error), "%s", le);
     }
+    le = json_string_value(json_object_get(j, "directory"));
+    if (le != NULL && strlen(le) < sizeof(st->directory)) {
+        memcpy(st->directory, le, strlen(le) + 1);
+    }
 
     json_decref(j);
     return 1;
@@ -1686,6 +1843,7 @@ acme_store_save_state(const char *root, const char *id,
 {
     acme_store_dir_t  cd;
     char              le[sizeof(st->last_error)];
+    char              dir[sizeof(st->directory)];
     int               rc;
 
     if (open_cert(&cd, root, id, 1, err, errlen) != 1) {
@@ -1696,9 +1854,12 @@ acme_store_save_state(const char *root, const char *id,
     memcpy(le, st->last_error, sizeof(le));
     le[sizeof(le) - 1] = '\0';
     utf8_sanitize(le);
+    memcpy(dir, st->directory, sizeof(dir));
+    dir[sizeof(dir) - 1] = '\0';
+    utf8_sanitize(dir);
 
     rc = save_json(&cd, "state.json",
-                   json_pack("{s:I, s:I, s:I, s:I, s:s?, s:I, s:I}",
+                   json_pack("{s:I, s:I, s:I, s:I, s:s?, s:I, s:I, s:s?}",
                              "failures", (json_int_t) st->failures,
                              "next_attempt", (json_int_t) st->next_attempt,
                              "last_attempt", (json_int_t) st->last_attempt,
@@ -1706,7 +1867,8 @@ acme_store_save_state(const char *root, const char *id,
                              "last_error", le,
                              "attempt_started",
                              (json_int_t) st->attempt_started,
-                             "attempt_pid", (json_int_t) st->attempt_pid),
+                             "attempt_pid", (json_int_t) st->attempt_pid,
+                             "directory", dir[0] ? dir : NULL),
                    err, errlen);
     acme_store_dir_close(&cd);
     return rc;

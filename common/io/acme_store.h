@@ -7,12 +7,19 @@
  *   <root>/account.json          0600  {"directory": URL, "url": account URL,
  *                                      "key": RFC 7638 thumbprint of the
  *                                      account key the URL belongs to}
+ *   <root>/accounts/<name>/      0700  account.key and account.json of
+ *                                      another CA (directory URL) than the
+ *                                      root's: one account per CA, each
+ *                                      kept when the issuer changes CA
+ *                                      (acme_store_account_name)
  *   <root>/certs/                0700
  *   <root>/certs/<id>/           0700  one per managed certificate
  *   <root>/certs/<id>/bundle.pem 0600  private key PEM followed by the full
  *                                      chain PEM (leaf first), written in one
  *                                      atomic step so key and chain always match
- *   <root>/certs/<id>/state.json 0600  renewal/backoff state (acme_cert_state_t)
+ *   <root>/certs/<id>/state.json 0600  renewal/backoff state (acme_cert_state_t),
+ *                                      with the directory URL that issued
+ *                                      bundle.pem
  *   <root>/certs/<id>/previous.pem 0600 the bundle bundle.pem replaced, kept
  *                                      while bundle.pem's certificate is not
  *                                      valid yet (acme_job_store_issued), so
@@ -132,25 +139,45 @@ char *acme_store_bundle_path(const char *root, const char *id);
 char *acme_store_state_path(const char *root, const char *id);
 
 /*
- * The account key of the store: account.key, or, when there is none, a new
- * key of type written with acme_store_dir_create(), so that
- * concurrent first jobs (threads or processes) all end up with the one key
- * that won.  Slow for RSA when it generates: never on an event loop.
- * 0 with *key (caller frees; *created = 1 if this call made it), -1 with err.
+ * One account per CA: the account of a directory URL lives in
+ * accounts/<acme_store_account_name(URL)>/ once that holds an account.key;
+ * else at the root while the root's account is free or that CA's (no
+ * account.key, no or an unreadable account.json, or one naming that URL):
+ * so the first CA's account, and the one account of a store of older
+ * versions, stay at the root and are used for their CA as before; else
+ * (the root's account is another CA's) in accounts/<name>/.  A changed CA
+ * gets its own account, the old one is kept for a change back.
+ * directory_url NULL: the root's.
  */
-int acme_store_account_key(const char *root, acme_key_type_t type,
-    EVP_PKEY **key, int *created, char *err, size_t errlen);
+/* "<host>[_<port>][_<path>]-<8 hex digits of FNV-1a of the URL>", every
+ * byte but [A-Za-z0-9.-] as '_', host/port/path cut at 64 bytes; malloc'd
+ * (NULL: empty URL or out of memory). */
+char *acme_store_account_name(const char *directory_url);
 
-/* Account URL: returns 1 and *url (malloc'd) if account.json holds one for
- * that same directory URL and that same key (its thumbprint; key NULL: any),
- * 0 otherwise (also for a file written without "key"), -1 on error.  save
- * records all three in one atomic write. */
+/*
+ * The account key of directory_url's account (see above): account.key,
+ * or, when there is none, a new key of type written with
+ * acme_store_dir_create(), so that concurrent first jobs (threads or
+ * processes) all end up with the one key that won.  Slow for RSA when it
+ * generates: never on an event loop.  0 with *key (caller frees;
+ * *created = 1 if this call made it), -1 with err.
+ */
+int acme_store_account_key(const char *root, const char *directory_url,
+    acme_key_type_t type, EVP_PKEY **key, int *created, char *err,
+    size_t errlen);
+
+/* Account URL of directory_url's account (see above): returns 1 and *url
+ * (malloc'd) if its account.json holds one for that same directory URL and
+ * that same key (its thumbprint; key NULL: any), 0 otherwise (also for a
+ * file written without "key"), -1 on error.  save records all three in one
+ * atomic write, in the same place. */
 int acme_store_load_account(const char *root, const char *directory_url,
     EVP_PKEY *key, char **url, char *err, size_t errlen);
 int acme_store_save_account(const char *root, const char *directory_url,
     EVP_PKEY *key, const char *url, char *err, size_t errlen);
 
-/* The account key PEM (account.key, 0600). load: 1 found, 0 missing, -1 error. */
+/* The root's account key PEM (account.key, 0600). load: 1 found, 0
+ * missing, -1 error. */
 int acme_store_load_account_key(const char *root, char **pem, size_t *len,
     char *err, size_t errlen);
 int acme_store_save_account_key(const char *root, const char *pem,

@@ -233,7 +233,7 @@ UNIT_TEST(job_failed_and_succeeded)
     CHECK(st.next_attempt >= T0 + 5000);
 
     acme_sched_attempt_begin(&st, T0 + 100, 42);
-    acme_job_succeeded(&st, T0 + 200);
+    acme_job_succeeded(&st, T0 + 200, NULL);
     CHECK_INT(st.failures, 0);
     CHECK_INT(st.next_attempt, 0);
     CHECK_INT(st.last_success, T0 + 200);
@@ -310,7 +310,7 @@ UNIT_TEST(job_status_record_view)
 
     /* a certificate: valid, then expired by the clock alone */
     acme_job_status_set_cert(&rec, T0, T0 + 100, "0a1b", "CN=Pebble");
-    acme_job_succeeded(&st, T0 + 1);
+    acme_job_succeeded(&st, T0 + 1, NULL);
     acme_job_status_end(&rec, &st, T0 + 60);
     acme_job_status_view(&rec, T0 + 2, NULL, 0, &v);
     CHECK_STR(v.state, "valid");
@@ -575,4 +575,76 @@ UNIT_TEST(job_bridge_status_and_text)
               "the managed certificate (serial 0DEF) is served now; the "
               "bridge certificate \"/etc/ssl/old.pem\" (serial 0ABC) is no "
               "longer used and can be removed from the configuration");
+}
+
+
+/* issue 10: a certificate of another CA is replaced at once, while it is
+ * served; only the directory that issued it counts */
+UNIT_TEST(job_due_issuer_changed)
+{
+    acme_job_facts_t  f;
+    acme_cert_state_t st;
+    long long         at = -1;
+
+    memset(&st, 0, sizeof(st));
+    f = facts(1, 1, 1);
+    f.directory = "https://b.test/dir";
+
+    /* unknown issuer (a store from before the record): as configured */
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_RENEW);
+    CHECK(acme_job_change(&f, &st) == NULL);
+
+    acme_job_succeeded(&st, T0, "https://a.test/dir");
+    CHECK_STR(st.directory, "https://a.test/dir");
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_ISSUER_CHANGED);
+    CHECK_INT(at, 0);
+    CHECK_STR(acme_job_change(&f, &st), "issuer changed");
+    CHECK(strncmp(acme_job_reason_text(ACME_JOB_ISSUER_CHANGED),
+                  "issuer changed", 14) == 0);
+
+    /* a failed order for the new CA: backoff, the reason stays */
+    st.next_attempt = T0 + 600;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_BACKOFF);
+    CHECK_INT(at, T0 + 600);
+    CHECK_STR(acme_job_change(&f, &st), "issuer changed");
+
+    /* issued by the configured CA: nothing changed */
+    acme_job_succeeded(&st, T0, "https://b.test/dir");
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_RENEW);
+    CHECK(acme_job_change(&f, &st) == NULL);
+
+    /* names */
+    f.names_ok = 0;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_NAMES_CHANGED);
+    CHECK_STR(acme_job_change(&f, &st), "names changed");
+
+    /* nothing served, or not parsed: no reason */
+    f = facts(0, 0, 0);
+    f.directory = "https://c.test/dir";
+    CHECK(acme_job_change(&f, &st) == NULL);
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_NO_CERT);
+    f = facts(1, 0, 1);
+    f.directory = "https://c.test/dir";
+    CHECK(acme_job_change(&f, &st) == NULL);
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_LOADING);
+
+    /* no directory given: not compared */
+    CHECK_INT(acme_job_issuer_changed(&st, NULL), 0);
+    CHECK_INT(acme_job_issuer_changed(&st, "https://b.test/dir"), 0);
+    CHECK_INT(acme_job_issuer_changed(&st, "https://c.test/dir"), 1);
+}
+
+UNIT_TEST(job_status_reason)
+{
+    acme_job_status_t   rec;
+    acme_status_cert_t  out;
+
+    memset(&rec, 0, sizeof(rec));
+    acme_job_status_set_reason(&rec, "issuer changed");
+    memset(&out, 0, sizeof(out));
+    acme_job_status_view(&rec, T0, NULL, 0, &out);
+    CHECK_STR(out.reason, "issuer changed");
+    acme_job_status_set_reason(&rec, NULL);
+    acme_job_status_view(&rec, T0, NULL, 0, &out);
+    CHECK(out.reason == NULL);
 }

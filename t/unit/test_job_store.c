@@ -74,7 +74,7 @@ succeeded_state(void)
 
     memset(&st, 0, sizeof(st));
     st.failures = 2;
-    acme_job_succeeded(&st, T0);
+    acme_job_succeeded(&st, T0, NULL);
     return st;
 }
 

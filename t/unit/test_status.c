@@ -8,7 +8,7 @@ static const char *const cert_keys[] = {
     "id", "names", "issuer", "directory", "key_type", "challenge", "state", "step",
     "serial", "ca_issuer", "not_before", "not_after", "next_renewal",
     "last_success", "last_error", "consecutive_failures", "store_error",
-    "pending", "bridge"
+    "reason", "pending", "bridge"
 };
 
 UNIT_TEST(status_render_parse_back)

@@ -350,7 +350,7 @@ key_race(void *arg)
     key_race_t  *r = arg;
     char         err[ACME_ERRLEN];
 
-    r->rc = acme_store_account_key(r->root, ACME_KEY_EC_P256, &r->key,
+    r->rc = acme_store_account_key(r->root, NULL, ACME_KEY_EC_P256, &r->key,
                                    &r->created, err, sizeof(err));
     return NULL;
 }
@@ -389,7 +389,7 @@ UNIT_TEST(store_account_key_one_winner)
     }
 
     /* and the stored key is that one */
-    CHECK_INT(acme_store_account_key(sub, ACME_KEY_RSA_2048, &k, &created,
+    CHECK_INT(acme_store_account_key(sub, NULL, ACME_KEY_RSA_2048, &k, &created,
                                      err, sizeof(err)), 0);
     CHECK_INT(created, 0);
     t = acme_jwk_thumbprint(k);
@@ -412,7 +412,7 @@ UNIT_TEST(store_account_key_one_winner)
         if (pid[i] == 0) {
             k = NULL;
             created = 0;
-            i = acme_store_account_key(root, ACME_KEY_EC_P256, &k, &created,
+            i = acme_store_account_key(root, NULL, ACME_KEY_EC_P256, &k, &created,
                                        err, sizeof(err));
             _exit(i != 0 ? 2 : created ? 1 : 0);
         }
@@ -886,4 +886,77 @@ UNIT_TEST(store_dir_owner_as_root)
     rm_tree(base);
     free(base);
     free(root);
+}
+
+/* issue 10: one account per CA; a store's root account (older versions,
+ * or the first CA) stays its CA's, another CA gets accounts/<name>/ */
+UNIT_TEST(store_account_per_directory)
+{
+    char        err[ACME_ERRLEN], *root, *url = NULL, *name, *p;
+    EVP_PKEY   *ka = NULL, *kb = NULL, *k = NULL;
+    int         created;
+    acme_cert_state_t st, st2;
+    struct stat sb;
+
+    root = unit_tmpdir();
+    /* CA A first: the root's account (the layout of older versions) */
+    CHECK_INT(acme_store_account_key(root, "https://a.test/dir",
+                                     ACME_KEY_EC_P256, &ka, &created, err,
+                                     sizeof(err)), 0);
+    CHECK_INT(created, 1);
+    CHECK_INT(acme_store_save_account(root, "https://a.test/dir", ka,
+                                      "https://a.test/acct/1", err,
+                                      sizeof(err)), 0);
+
+    /* CA B: its own key and account, A's kept */
+    CHECK_INT(acme_store_load_account(root, "https://b.test/dir", NULL, &url,
+                                      err, sizeof(err)), 0);
+    CHECK_INT(acme_store_account_key(root, "https://b.test/dir",
+                                     ACME_KEY_EC_P256, &kb, &created, err,
+                                     sizeof(err)), 0);
+    CHECK_INT(created, 1);
+    CHECK(EVP_PKEY_eq(ka, kb) != 1);
+    CHECK_INT(acme_store_save_account(root, "https://b.test/dir", kb,
+                                      "https://b.test/acct/7", err,
+                                      sizeof(err)), 0);
+    name = acme_store_account_name("https://b.test/dir");
+    CHECK(name != NULL && strncmp(name, "b.test_dir-", 11) == 0);
+    p = acme_sprintf("%s/accounts/%s/account.json", root, name);
+    CHECK_INT(stat(p, &sb), 0);
+    free(p);
+    free(name);
+
+    /* both accounts are used for their CA */
+    CHECK_INT(acme_store_load_account(root, "https://a.test/dir", ka, &url,
+                                      err, sizeof(err)), 1);
+    CHECK_STR(url, "https://a.test/acct/1");
+    free(url);
+    CHECK_INT(acme_store_load_account(root, "https://b.test/dir", kb, &url,
+                                      err, sizeof(err)), 1);
+    CHECK_STR(url, "https://b.test/acct/7");
+    free(url);
+    /* back to A: A's key, no new account */
+    CHECK_INT(acme_store_account_key(root, "https://a.test/dir",
+                                     ACME_KEY_EC_P256, &k, &created, err,
+                                     sizeof(err)), 0);
+    CHECK_INT(created, 0);
+    CHECK(EVP_PKEY_eq(ka, k) == 1);
+    EVP_PKEY_free(k);
+    CHECK_INT(acme_store_account_key(root, "https://b.test/dir",
+                                     ACME_KEY_EC_P256, &k, &created, err,
+                                     sizeof(err)), 0);
+    CHECK_INT(created, 0);
+    CHECK(EVP_PKEY_eq(kb, k) == 1);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(ka);
+    EVP_PKEY_free(kb);
+
+    /* the directory that issued a certificate survives state.json */
+    memset(&st, 0, sizeof(st));
+    snprintf(st.directory, sizeof(st.directory), "https://b.test/dir");
+    CHECK_INT(acme_store_save_state(root, "x.test_ecdsa-256", &st, err,
+                                    sizeof(err)), 0);
+    CHECK_INT(acme_store_load_state(root, "x.test_ecdsa-256", &st2, err,
+                                    sizeof(err)), 1);
+    CHECK_STR(st2.directory, "https://b.test/dir");
 }
