@@ -36,6 +36,7 @@ APACHE_ISSUER = {
     "retry_delay": "AcmeRetryDelay",
     "clock_skew": "AcmeClockSkew",
     "max_orders": "AcmeMaxOrders",
+    "contact": "AcmeContact",
 }
 
 
