@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -88,6 +89,7 @@ struct acme_engine_s {
     char                *eab_alg;
 
     /* directory */
+    unsigned             dir_redirects;     /* followed so far */
     char                *new_nonce_url;
     char                *new_account_url;
     char                *new_order_url;
@@ -1759,6 +1761,60 @@ eab_rejected(acme_engine_t *e, state_t st, json_t *prob)
 }
 
 
+/*
+ * A redirect of the directory GET (301, 302, 307, 308), as nginx-acme
+ * follows it: at most ACME_ENGINE_DIR_REDIRECTS, to https URLs only (an
+ * absolute one, or a path on the same origin); the engine goes on with the
+ * new URL (acme_engine_directory_url).  1 when resp was one (followed or
+ * failed), else 0.
+ */
+static int
+directory_redirect(acme_engine_t *e, const acme_http_response_t *resp)
+{
+    const char  *loc, *p;
+    char        *url;
+    size_t       origin;
+
+    if (resp->status != 301 && resp->status != 302 && resp->status != 307
+        && resp->status != 308)
+    {
+        return 0;
+    }
+    loc = resp->location;
+    if (loc == NULL || loc[0] == '\0') {
+        fail(e, "directory: HTTP %d from %s without a Location",
+             resp->status, e->directory_url);
+        return 1;
+    }
+    if (++e->dir_redirects > ACME_ENGINE_DIR_REDIRECTS) {
+        fail(e, "directory: more than %d redirects (the last from %s to %s)",
+             ACME_ENGINE_DIR_REDIRECTS, e->directory_url, loc);
+        return 1;
+    }
+    if (strncasecmp(loc, "https://", 8) == 0 && loc[8] != '\0'
+        && loc[8] != '/')
+    {
+        url = acme_strdup(loc);
+    } else if (loc[0] == '/' && loc[1] != '/') {
+        /* a path on the same origin: scheme://authority of the URL */
+        p = strchr(e->directory_url + 8, '/');
+        origin = p ? (size_t) (p - e->directory_url)
+                   : strlen(e->directory_url);
+        url = acme_sprintf("%.*s%s", (int) origin, e->directory_url, loc);
+    } else {
+        fail(e, "directory: %s redirects to \"%s\", not an https URL "
+             "(refused)", e->directory_url, loc);
+        return 1;
+    }
+    if (url == NULL) {
+        fail(e, "out of memory");
+        return 1;
+    }
+    free(e->directory_url);
+    e->directory_url = url;
+    return 1;
+}
+
 void
 acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
 {
@@ -1793,6 +1849,12 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
             fail(e, "new-nonce: the response has no Replay-Nonce (HTTP %d)",
                  resp->status);
         }
+        return;
+    }
+
+    if (e->state == S_DIRECTORY && aw == AW_MAIN
+        && directory_redirect(e, resp))
+    {
         return;
     }
 
@@ -1963,6 +2025,13 @@ const char *
 acme_engine_account_url(const acme_engine_t *e)
 {
     return e->account_url;
+}
+
+
+const char *
+acme_engine_directory_url(const acme_engine_t *e)
+{
+    return e->directory_url;
 }
 
 

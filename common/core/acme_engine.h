@@ -174,6 +174,11 @@ const char *acme_engine_account_url(const acme_engine_t *e);
 
 /* The order URL, once created (for logs). */
 const char *acme_engine_order_url(const acme_engine_t *e);
+/* The directory URL after the redirects the engine followed (at most
+ * ACME_ENGINE_DIR_REDIRECTS 301/302/307/308, https only): the configured
+ * one when there were none. */
+#define ACME_ENGINE_DIR_REDIRECTS  5
+const char *acme_engine_directory_url(const acme_engine_t *e);
 
 /* Short name of the current step, for status output ("directory",
  * "new-account", "new-order", "authorization", "challenge", "finalize",

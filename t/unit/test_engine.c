@@ -1970,3 +1970,86 @@ UNIT_TEST(engine_unclear_bound)
     acme_engine_free(e);
     fixture_done(&f);
 }
+
+
+/* issue 11 item 5: the directory URL's redirects are followed (301, 302,
+ * 307, 308; at most ACME_ENGINE_DIR_REDIRECTS; https only), and the order
+ * goes on with the final URL */
+static int
+redirect_step(acme_engine_t *e, int status, const char *location,
+    char *url, size_t urllen)
+{
+    acme_action_t         act;
+    acme_http_response_t  resp;
+
+    acme_engine_next(e, T0, &act);
+    if (act.kind != ACME_ACT_HTTP) {
+        return -1;
+    }
+    snprintf(url, urllen, "%s", act.request.url);
+    memset(&resp, 0, sizeof(resp));
+    resp.status = status;
+    resp.location = location;
+    acme_engine_on_response(e, &resp);
+    return 0;
+}
+
+UNIT_TEST(engine_directory_redirects)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+    char            url[256];
+    int             i;
+
+    /* 301 then 308 (a path on the same origin), then the CA's directory */
+    fixture_init(&f, 1);
+    f.cfg.directory_url = "https://old.test:8443/acme";
+    e = engine(&f);
+    CHECK(e != NULL);
+    CHECK_INT(redirect_step(e, 301, "https://ca.test/x", url, sizeof(url)), 0);
+    CHECK_STR(url, "https://old.test:8443/acme");
+    CHECK_INT(redirect_step(e, 308, "/dir", url, sizeof(url)), 0);
+    CHECK_STR(url, "https://ca.test/x");
+    CHECK_STR(acme_engine_directory_url(e), "https://ca.test/dir");
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->violations, 0);
+    CHECK_STR(acme_engine_directory_url(e), FAKE_CA_DIR);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* six redirects: refused, naming the count */
+    fixture_init(&f, 1);
+    e = engine(&f);
+    for (i = 0; i < 6 && acme_engine_error(e) == NULL; i++) {
+        CHECK_INT(redirect_step(e, i % 2 ? 302 : 307, "https://ca.test/dir",
+                                url, sizeof(url)), 0);
+    }
+    CHECK_INT(i, 6);
+    CHECK(acme_engine_error(e) != NULL
+          && strstr(acme_engine_error(e), "more than 5 redirects") != NULL);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* to http: refused */
+    fixture_init(&f, 1);
+    e = engine(&f);
+    CHECK_INT(redirect_step(e, 302, "http://ca.test/dir", url, sizeof(url)),
+              0);
+    CHECK(acme_engine_error(e) != NULL
+          && strstr(acme_engine_error(e), "not an https URL") != NULL);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* without a Location */
+    fixture_init(&f, 1);
+    e = engine(&f);
+    CHECK_INT(redirect_step(e, 301, NULL, url, sizeof(url)), 0);
+    CHECK(acme_engine_error(e) != NULL
+          && strstr(acme_engine_error(e), "without a Location") != NULL);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
