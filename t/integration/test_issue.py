@@ -169,7 +169,7 @@ def test_status_json(server, pebble, root_file, state_dir):
     assert set(c) == {"id", "names", "issuer", "directory", "key_type", "challenge", "state", "step",
                       "serial", "ca_issuer", "not_before", "not_after", "next_renewal",
                       "last_success", "last_error", "consecutive_failures",
-                      "store_error", "pending", "bridge"}
+                      "store_error", "reason", "pending", "bridge"}
     assert c["id"] == CERT_ID
     assert c["names"] == NAMES
     assert c["issuer"] == "pebble"
