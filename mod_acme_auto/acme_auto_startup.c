@@ -45,13 +45,120 @@ APLOG_USE_MODULE(acme_auto);
 #define CA_COPY_FILE        "trusted-ca.pem"
 #define PLACEHOLDER_DAYS    30
 
+/*
+ * A certificate served from shared memory only (the store refused its
+ * bundle: disk full, read-only, EIO) survives a graceful restart: before
+ * the old generation's pconf (and with it the segment) goes, the parent
+ * copies each slot that has a certificate and a store_error; the next
+ * prepare_cert serves the copy when it is newer than what is stored, and
+ * the new driving child writes it again (job_sync_from_disk).  Without
+ * this the restart served the old stored certificate and ordered again.
+ */
+typedef struct carried_s {
+    struct carried_s        *next;
+    char                    *id;
+    char                    *pem;
+    size_t                   len;
+    acme_auto_slot_status_t  st;
+} carried_t;
+
+/* The list lives in the process pool's userdata: a restart unloads and
+ * loads the module again (its statics start over), the process pool stays. */
+#define CARRIED_KEY  "mod_acme_auto:carried"
+
+static apr_pool_t  *proc_pool;
+
+static carried_t *
+carried_get(void)
+{
+    void *v = NULL;
+
+    if (proc_pool != NULL) {
+        (void) apr_pool_userdata_get(&v, CARRIED_KEY, proc_pool);
+    }
+    return v;
+}
+
+static void
+carried_set(carried_t *head)
+{
+    if (proc_pool != NULL) {
+        (void) apr_pool_userdata_setn(head, CARRIED_KEY, NULL, proc_pool);
+    }
+}
+
+static void
+carried_free(carried_t *k)
+{
+    acme_bundle_free(k->pem, k->len);
+    free(k->id);
+    free(k);
+}
+
+/* pconf cleanup, registered after the segment was made: runs before the
+ * segment's own cleanup */
+static apr_status_t
+carry_unsaved(void *data)
+{
+    acme_auto_slot_status_t  st;
+    acme_auto_cert_t        *c;
+    apr_array_header_t      *certs = data;
+    apr_uint32_t             gen;
+    apr_size_t               len;
+    carried_t               *k;
+    char                    *pem;
+    int                      i;
+
+    for (i = 0; certs != NULL && i < certs->nelts; i++) {
+        c = APR_ARRAY_IDX(certs, i, acme_auto_cert_t *);
+        if (acme_auto_shm_get_status(c->slot, &st) != 0 || !st.have_cert
+            || st.store_error[0] == '\0'
+            || acme_auto_shm_get_bundle(c->slot, &pem, &len, &gen) != 1)
+        {
+            continue;
+        }
+        k = calloc(1, sizeof(*k));
+        if (k == NULL || (k->id = strdup(c->id)) == NULL) {
+            free(k);
+            acme_bundle_free(pem, len);
+            continue;
+        }
+        k->pem = pem;
+        k->len = len;
+        k->st = st;
+        k->next = carried_get();
+        carried_set(k);
+    }
+    return APR_SUCCESS;
+}
+
+/* The copy of id carried over the restart, if any (the caller's). */
+static carried_t *
+carried_take(const char *id)
+{
+    carried_t *head, **kp, *k;
+
+    head = carried_get();
+    for (kp = &head; *kp != NULL; kp = &(*kp)->next) {
+        if (strcmp((*kp)->id, id) == 0) {
+            k = *kp;
+            *kp = k->next;
+            carried_set(head);
+            return k;
+        }
+    }
+    return NULL;
+}
+
 int
 acme_auto_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     server_rec *s)
 {
-    int n;
+    int        n;
+    carried_t *k;
 
     (void) plog;
+    proc_pool = s->process->pool;
     n = acme_auto_g.certs ? acme_auto_g.certs->nelts : 0;
     if (acme_auto_shm_create(s, pconf, n) != APR_SUCCESS) {
         return !OK;
@@ -62,6 +169,13 @@ acme_auto_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     if (acme_auto_prepare_certs(s, pconf, ptemp) != OK) {
         return !OK;
     }
+    /* what was not taken (a certificate no longer configured) goes */
+    while ((k = carried_get()) != NULL) {
+        carried_set(k->next);
+        carried_free(k);
+    }
+    apr_pool_cleanup_register(pconf, acme_auto_g.certs, carry_unsaved,
+                              apr_pool_cleanup_null);
     return acme_auto_jobs_register(s, pconf);
 }
 
@@ -262,6 +376,7 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
     char                   *kpem, *blob;
     int                     rc;
     acme_store_dir_t        rd, cd = ACME_STORE_DIR_INIT;
+    carried_t              *k;
 
     c->placeholder = NULL;
     c->startup_gen = 0;
@@ -306,6 +421,33 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
                                         err, sizeof(err));
         acme_store_dir_close(&cd);
         acme_bundle_free(next, next_len);
+    }
+    if ((k = carried_take(c->id)) != NULL) {
+        acme_auto_slot_status_t  stored;
+
+        memset(&stored, 0, sizeof(stored));
+        if (rc != 1 || acme_auto_status_from_pem(pem, len, &stored) != 0
+            || k->st.not_after > stored.not_after)
+        {
+            /* the newer one, only in memory: served, written again by
+             * the driving child */
+            if (rc == 1) {
+                acme_bundle_free(pem, len);
+            }
+            pem = k->pem;
+            len = k->len;
+            k->pem = NULL;
+            k->len = 0;
+            rc = 1;
+            st = k->st;
+            st.renewing = 0;
+            st.step[0] = '\0';
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: "
+                         "%s: the certificate served from memory (serial %s)"
+                         " is still not stored, kept across the restart: %s",
+                         c->id, st.serial, st.store_error);
+        }
+        carried_free(k);
     }
     if (rc == 1) {
         if (len <= ACME_AUTO_BUNDLE_MAX

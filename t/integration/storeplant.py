@@ -12,9 +12,13 @@ a symlink or a hard link below the state path).
     remountable_cmd(cmd, path)  the same, but path stays writable until
                                 remount(pid, path, ro) switches it while the
                                 server runs
+    tmpfs_cmd(cmd, path, size)  cmd with a small tmpfs mounted on path (in
+                                its own mount namespace); in_ns(pid, path)
+                                reaches it, fill(path) fills it
 """
 
 import datetime
+import errno
 import os
 import pwd
 import subprocess
@@ -112,3 +116,30 @@ def remount(pid, path, ro):
     subprocess.run(["nsenter", "-t", str(pid), "-m", "--", "mount", "-o",
                     "remount,bind," + ("ro" if ro else "rw"), path],
                    check=True, timeout=30)
+
+
+def tmpfs_cmd(cmd, path, size="256k"):
+    """cmd in a private mount namespace where path is a tmpfs of size (a
+    small file system to fill); exec'd as remountable_cmd.  The test sees
+    it through in_ns(pid, path)."""
+    script = 'mount -t tmpfs -o size=%s,mode=0700 tmpfs "$0" && exec "$@"' % size
+    return ["unshare", "-m", "--propagation", "private", "--",
+            "sh", "-c", script, path] + list(cmd)
+
+
+def in_ns(pid, path):
+    """path as pid's mount namespace has it (/proc/<pid>/root/...)."""
+    return "/proc/%d/root%s" % (pid, os.path.abspath(path))
+
+
+def fill(path):
+    """Writes path until the file system is full (ENOSPC); its size."""
+    n = 0
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                n += f.write(b"\0" * 4096)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+    return n
