@@ -959,4 +959,7 @@ UNIT_TEST(store_account_per_directory)
     CHECK_INT(acme_store_load_state(root, "x.test_ecdsa-256", &st2, err,
                                     sizeof(err)), 1);
     CHECK_STR(st2.directory, "https://b.test/dir");
+
+    rm_tree(root);
+    free(root);
 }
