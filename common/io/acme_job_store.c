@@ -39,6 +39,9 @@ acme_job_store_issued(const char *root, const char *id, const char *key_pem,
         }
         return ACME_JOB_STATE_UNSAVED;
     }
+    /* a copy for tools (nginx-acme's place); the store has it already */
+    (void) acme_store_save_chain_copy(root, id, chain, chain_len, perr,
+                                      sizeof(perr));
     return ACME_JOB_STORED;
 }
 

@@ -1776,6 +1776,34 @@ acme_store_save_bundle_pem(const char *root, const char *id,
     return rc;
 }
 
+int
+acme_store_save_chain_copy(const char *root, const char *id,
+    const char *chain, size_t len, char *err, size_t errlen)
+{
+    acme_store_dir_t  rd;
+    char             *name;
+    int               rc;
+
+    if (!id_valid(id)) {
+        return acme_err(err, errlen, "invalid certificate id \"%s\"",
+                        id ? id : "(null)");
+    }
+    if (chain == NULL || len == 0) {
+        return acme_err(err, errlen, "empty chain");
+    }
+    name = acme_sprintf("%s.crt", id);
+    if (name == NULL) {
+        return acme_err(err, errlen, "out of memory");
+    }
+    rc = -1;
+    if (open_store(&rd, root, 1, err, errlen) == 0) {
+        rc = acme_store_dir_write(&rd, name, chain, len, 0644, err, errlen);
+        acme_store_dir_close(&rd);
+    }
+    free(name);
+    return rc;
+}
+
 static long long
 json_ll(json_t *j, const char *key)
 {

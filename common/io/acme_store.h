@@ -198,6 +198,15 @@ int acme_store_save_bundle(const char *root, const char *id,
 int acme_store_save_bundle_pem(const char *root, const char *id,
     const char *pem, size_t len, char *err, size_t errlen);
 
+/*
+ * <root>/<id>.crt: a copy of the current chain (leaf first, public: 0644),
+ * where the official nginx-acme module keeps its certificates
+ * ("<state_path>/<name>.crt"), for tools and tests that look there.  Never
+ * read back: certs/<id>/bundle.pem is the store.  Atomic; 0 or -1 with err.
+ */
+int acme_store_save_chain_copy(const char *root, const char *id,
+    const char *chain, size_t len, char *err, size_t errlen);
+
 /* previous.pem (see the layout): load as bundle.pem; keep 1 copies
  * bundle.pem to previous.pem (1 copied, 0 nothing to copy, -1), keep 0
  * removes previous.pem (0, or -1). */

@@ -2,8 +2,10 @@
 the same here (issue 11), one test per difference that was removed."""
 
 import base64
+import glob
 import json
 import os
+import stat
 import types
 
 from cryptography import x509
@@ -11,7 +13,7 @@ from cryptography import x509
 import nginx_server
 from ca_proxy import CaProxy
 import pebble as pebble_mod
-from tlsutil import http_get, load_pem_certs, sans, serial_hex, wait_acme_cert
+from tlsutil import http_get, load_pem_certs, sans, serial_hex, wait_acme_cert, wait_for
 
 
 def test_ca_host_resolved_at_run_time_with_default_resolver_timeout(
@@ -65,6 +67,16 @@ def test_acme_certificate_variables(nginx_factory, pebble, root_file,
     status, _, body = http_get(url + "key", host="a.example.test")
     assert status == 200 and body.startswith(b"data:-----BEGIN ")
     assert b"PRIVATE KEY-----" in body and b"CERTIFICATE" not in body
+
+    # where nginx-acme keeps it (its tests look there): <state_path>/<name>*.crt,
+    # the chain only, readable
+    crt = wait_for(lambda: glob.glob(os.path.join(state_dir, "a.example.test*.crt")),
+                   20, "the chain copy in the state directory")
+    assert len(crt) == 1 and stat.S_IMODE(os.stat(crt[0]).st_mode) == 0o644
+    with open(crt[0]) as f:
+        copy = f.read()
+    assert "PRIVATE KEY" not in copy
+    assert serial_hex(load_pem_certs(copy)[0]) == serial_hex(leaf)
 
 
 def test_leading_dot_server_name(nginx_factory, pebble, root_file, state_dir):
