@@ -25,6 +25,7 @@
 #include "acme_eab.h"
 #include "acme_engine.h"
 #include "acme_jws.h"
+#include "acme_problem.h"
 #include "acme_sched.h"
 #include "acme_util.h"
 
@@ -285,73 +286,12 @@ req_label(const acme_engine_t *e)
 }
 
 
-/*
- * Subproblems (RFC 8555 section 6.7.1) briefly: " [value: type: detail;
- * ...]", or "".  malloc'd.
- */
-static char *
-subproblems_text(json_t *prob)
-{
-    const char  *st, *sd, *sv;
-    json_t      *subs, *sub;
-    size_t       i;
-    char        *s, *t;
-
-    subs = json_object_get(prob, "subproblems");
-    if (!json_is_array(subs) || json_array_size(subs) == 0) {
-        return acme_strdup("");
-    }
-
-    s = acme_strdup("");
-    json_array_foreach(subs, i, sub) {
-        if (s == NULL) {
-            return NULL;
-        }
-        st = jstr(sub, "type");
-        sd = jstr(sub, "detail");
-        sv = jstr(json_object_get(sub, "identifier"), "value");
-        t = acme_sprintf("%s%s%s%s%s%s%s", s, i == 0 ? " [" : "; ",
-                         sv ? sv : "", sv ? ": " : "",
-                         st ? st : "about:blank", sd ? ": " : "", sd ? sd : "");
-        free(s);
-        s = t;
-    }
-
-    if (s == NULL) {
-        return NULL;
-    }
-    t = acme_sprintf("%s]", s);
-    free(s);
-    return t;
-}
-
-
-/* "type: detail" of an RFC 7807 problem, verbatim.  malloc'd. */
-static char *
-problem_main(json_t *prob)
-{
-    const char *type, *detail;
-
-    type = jstr(prob, "type");
-    detail = jstr(prob, "detail");
-
-    return acme_sprintf("%s%s%s", type ? type : "about:blank",
-                        detail ? ": " : "", detail ? detail : "");
-}
-
-
-/* problem_main() followed by its subproblems.  malloc'd. */
+/* "type: detail" of an RFC 7807 problem, verbatim; subproblems first
+ * (acme_problem_text).  malloc'd. */
 static char *
 problem_text(json_t *prob)
 {
-    char *m, *s, *t;
-
-    m = problem_main(prob);
-    s = subproblems_text(prob);
-    t = (m && s) ? acme_sprintf("%s%s", m, s) : NULL;
-    free(m);
-    free(s);
-    return t;
+    return acme_problem_text(prob, 0);
 }
 
 
@@ -388,17 +328,14 @@ static void
 fail_response(acme_engine_t *e, const char *label,
     const acme_http_response_t *resp, json_t *prob)
 {
-    char *text, *subs;
+    char *text;
 
     e->retry_after = acme_sched_parse_retry_after(resp->retry_after, e->now);
 
     if (prob != NULL) {
-        text = problem_main(prob);
-        subs = subproblems_text(prob);
-        fail(e, "%s: %s (HTTP %d)%s", label, text ? text : "(problem)",
-             resp->status, subs ? subs : "");
+        text = acme_problem_text(prob, resp->status);
+        fail(e, "%s: %s", label, text ? text : "(problem)");
         free(text);
-        free(subs);
         return;
     }
 
@@ -1387,12 +1324,36 @@ find_challenge(json_t *authz, const char *type)
 }
 
 
+/*
+ * A challenge of type failed (chal: its object, or NULL; err: its "error";
+ * token: its token when chal has none):
+ * the identifier, the type, what the CA validated (acme_problem.h) and the
+ * CA's problem.
+ */
+static void
+fail_challenge(acme_engine_t *e, const char *type, json_t *chal, json_t *err,
+    const char *token)
+{
+    char *text, *target;
+
+    text = json_is_object(err) ? problem_text(err) : NULL;
+    target = acme_problem_challenge_target(chal, type, e->authz_ident,
+                                           token);
+
+    fail(e, "authorization of %s is invalid: %s challenge failed%s%s%s%s",
+         e->authz_ident, type, target && target[0] ? ": " : "",
+         target ? target : "", text ? ": " : " (the CA gave no error)",
+         text ? text : "");
+    free(text);
+    free(target);
+}
+
+
 static void
 fail_authz_invalid(acme_engine_t *e, json_t *authz)
 {
     json_t      *chals, *c, *err;
     size_t       i;
-    char        *text = NULL;
     const char  *type = e->challenge_type;
 
     /* the configured challenge's error, else any challenge's error */
@@ -1407,16 +1368,12 @@ fail_authz_invalid(acme_engine_t *e, json_t *authz)
                 break;
             }
         }
+        if (!json_is_object(err)) {
+            c = find_challenge(authz, e->challenge_type);
+        }
     }
 
-    if (json_is_object(err)) {
-        text = problem_text(err);
-    }
-
-    fail(e, "authorization of %s is invalid: %s challenge failed%s%s",
-         e->authz_ident, type, text ? ": " : " (the CA gave no error)",
-         text ? text : "");
-    free(text);
+    fail_challenge(e, type, c, err, NULL);
 }
 
 
@@ -1520,17 +1477,11 @@ static void
 on_challenge(acme_engine_t *e, const acme_http_response_t *resp, json_t *j)
 {
     const char  *status;
-    json_t      *err;
-    char        *text;
 
     status = jstr(j, "status");
     if (status != NULL && strcmp(status, "invalid") == 0) {
-        err = json_object_get(j, "error");
-        text = json_is_object(err) ? problem_text(err) : NULL;
-        fail(e, "authorization of %s is invalid: %s challenge failed%s%s",
-             e->authz_ident, e->challenge_type,
-             text ? ": " : " (the CA gave no error)", text ? text : "");
-        free(text);
+        fail_challenge(e, e->challenge_type, j, json_object_get(j, "error"),
+                       e->chal_token);
         return;
     }
 
@@ -1724,10 +1675,10 @@ account_fallback(acme_engine_t *e, const acme_http_response_t *resp,
         return 0;
     }
 
-    text = problem_main(prob);
+    text = acme_problem_text(prob, resp->status);
     free(e->refused_error);
-    e->refused_error = acme_sprintf("%s: %s (HTTP %d)", req_label(e),
-                                    text ? text : "(problem)", resp->status);
+    e->refused_error = acme_sprintf("%s: %s", req_label(e),
+                                    text ? text : "(problem)");
     free(text);
     if (e->refused_error) {
         one_line(e->refused_error);

@@ -307,21 +307,38 @@ acme_job_failed(acme_cert_state_t *st, const char *type, const char *msg,
     long long now, long long retry_after, long long retry_delay,
     uint32_t seed)
 {
-    size_t tl = type ? strlen(type) : 0;
+    size_t  tl = type ? strlen(type) : 0, room;
+    char    wait[80], t[32];
+    int     n;
 
     if (msg == NULL || *msg == '\0') {
         msg = "unknown error";
     }
     acme_sched_attempt_end(st);
 
+    /* the CA's Retry-After (rateLimited, a 503) is said, not only obeyed:
+     * it is why the next attempt is that late */
+    wait[0] = '\0';
+    if (retry_after > now) {
+        snprintf(wait, sizeof(wait), "; the CA asks to wait until %s",
+                 acme_time_rfc3339(retry_after, t, sizeof(t)));
+    }
+    room = sizeof(st->last_error) - strlen(wait);
+
     /* the type that failed leads the message: with a challenge list the
      * next attempt uses the next type */
     if (tl == 0 || strncmp(msg, type, tl) == 0) {
-        snprintf(st->last_error, sizeof(st->last_error), "%s", msg);
+        n = snprintf(st->last_error, room, "%s", msg);
     }
     else {
-        snprintf(st->last_error, sizeof(st->last_error), "%s: %s", type, msg);
+        n = snprintf(st->last_error, room, "%s: %s", type, msg);
     }
+    if (n >= (int) room && room > 4) {
+        /* cut: the end is the CA's long detail (acme_problem_text puts
+         * the refused names first) */
+        memcpy(st->last_error + room - 4, "...", 4);
+    }
+    strcat(st->last_error, wait);
     if (st->failures < UINT_MAX) {
         st->failures++;
     }

@@ -659,11 +659,11 @@ UNIT_TEST(engine_problem_verbatim)
     run(e, f.ca, &r);
     CHECK_INT(r.final, ACME_ACT_ERROR);
     CHECK_STR(acme_engine_error(e),
-              "new-order: urn:ietf:params:acme:error:rejectedIdentifier: "
+              "new-order: the CA refused b.example.test: "
+              "urn:ietf:params:acme:error:rejectedIdentifier: forbidden name; "
+              "urn:ietf:params:acme:error:rejectedIdentifier: "
               "Error creating new order :: Cannot issue for "
-              "\"b.example.test\": policy forbids it (HTTP 400) "
-              "[b.example.test: urn:ietf:params:acme:error:rejectedIdentifier: "
-              "forbidden name]");
+              "\"b.example.test\": policy forbids it (HTTP 400)");
     CHECK_INT(acme_engine_retry_after(e), 0);
     CHECK_INT(r.n_publish, 0);
     CHECK_INT(f.ca->violations, 0);
@@ -1013,7 +1013,9 @@ UNIT_TEST(engine_challenge_invalid)
     CHECK_INT(r.final, ACME_ACT_ERROR);
     CHECK_STR(acme_engine_error(e),
               "authorization of a.example.test is invalid: http-01 challenge "
-              "failed: urn:ietf:params:acme:error:unauthorized: Invalid "
+              "failed: the CA fetched http://a.example.test/.well-known/"
+              "acme-challenge/tok0_http-xyz: "
+              "urn:ietf:params:acme:error:unauthorized: Invalid "
               "response from http://a.example.test/.well-known/acme-challenge/"
               "tok: 404");
     /* both challenges were answered before the first poll */

@@ -231,6 +231,25 @@ UNIT_TEST(job_failed_and_succeeded)
     CHECK_INT(st.next_attempt, acme_job_backoff(4, T0 + 30, T0 + 5000, 2,
                                                 9));
     CHECK(st.next_attempt >= T0 + 5000);
+    /* ... said in last_error, with the time it asks for */
+    CHECK_STR(st.last_error, "http-01: rateLimited; the CA asks to wait "
+              "until 2026-11-18T12:30:00Z");
+    /* a Retry-After already past is not */
+    acme_job_failed(&st, "http-01", "serverInternal", T0 + 30, T0 + 30, 2, 9);
+    CHECK_STR(st.last_error, "http-01: serverInternal");
+    {
+        /* a message too long is cut before the Retry-After ("..."), which
+         * stays whole */
+        char long_msg[2000];
+
+        memset(long_msg, 'x', sizeof(long_msg) - 1);
+        long_msg[sizeof(long_msg) - 1] = '\0';
+        acme_job_failed(&st, "http-01", long_msg, T0 + 30, T0 + 5000, 2, 9);
+        CHECK_INT(strlen(st.last_error), sizeof(st.last_error) - 1);
+        CHECK(strstr(st.last_error, "xxx...; the CA asks to wait until "
+                     "2026-11-18T12:30:00Z") != NULL);
+        CHECK(strncmp(st.last_error, "http-01: xxx", 12) == 0);
+    }
 
     acme_sched_attempt_begin(&st, T0 + 100, 42);
     acme_job_succeeded(&st, T0 + 200, NULL);
