@@ -42,12 +42,24 @@ each used once, in order, by the next requests whose path starts with it:
     "429-rate-limited" 429 rateLimited with Retry-After: RATE_LIMITED_AFTER,
                       not forwarded
 
-proxy.faulted lists (path, mode) of each fault applied.  Binds 127.0.0.1
-only; every socket has a timeout.
+proxy.faulted lists (path, mode) of each fault applied.
+
+Problems for one name: proxy.problems[(path prefix, name)] is a Problem
+answered, not forwarded, to every request of that path whose JWS payload
+names it (new-order: an identifier; finalize: a name of the CSR):
+
+    proxy.problems[("/order-plz", "r2.example.test")] = Problem(
+        400, "rejectedIdentifier", "policy forbids it",
+        subproblems=[("rejectedIdentifier", "r2.example.test", "forbidden")])
+
+proxy.problem_times lists (path, name, unix time) of each one answered.
+Binds 127.0.0.1 only; every socket has a timeout.
 """
 
+import base64
 import datetime
 import http.client
+import json
 import http.server
 import os
 import socketserver
@@ -124,6 +136,50 @@ def mint_wrong_chain(chain_pem, mode):
             + ca.public_bytes(serialization.Encoding.PEM))
 
 
+class Problem:
+    """An RFC 7807 problem document (RFC 8555 section 6.7) to answer with:
+    type the ACME error name ("rateLimited"), subproblems (type, DNS name,
+    detail) triples (section 6.7.1), retry_after the Retry-After header
+    (seconds) or None."""
+
+    def __init__(self, status, type, detail, subproblems=(), retry_after=None):
+        self.status = status
+        self.retry_after = retry_after
+        doc = {"type": "urn:ietf:params:acme:error:" + type, "detail": detail,
+               "status": status}
+        if subproblems:
+            doc["subproblems"] = [
+                {"type": "urn:ietf:params:acme:error:" + t, "detail": d,
+                 "identifier": {"type": "dns", "value": n}}
+                for t, n, d in subproblems]
+        self.body = json.dumps(doc).encode()
+
+
+def _b64url(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def request_names(body):
+    """The DNS names a JWS request body is about: new-order's identifiers,
+    finalize's CSR names; [] for anything else."""
+    try:
+        payload = json.loads(_b64url(json.loads(body)["payload"]) or b"null")
+    except (ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(payload, dict):
+        return []
+    if "identifiers" in payload:
+        return [i.get("value") for i in payload["identifiers"]]
+    if "csr" in payload:
+        csr = x509.load_der_x509_csr(_b64url(payload["csr"]))
+        try:
+            san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        except x509.ExtensionNotFound:
+            return []
+        return san.value.get_values_for_type(x509.DNSName)
+    return []
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30
@@ -147,6 +203,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             proxy.bodies.append((self.path, body))
             proxy.times.append(time.monotonic())
             proxy.user_agents.append(self.headers.get("User-Agent"))
+        prob = proxy.take_problem(self.path, body)
+        if prob is not None:
+            self._answer_503(None, prob.status, prob.body, prob.retry_after)
+            return
         fault = proxy.take_fault(self.path)
         if fault == "503-no-pass":
             self._answer_503(None)
@@ -188,7 +248,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _answer_503(self, nonce, status=503, body=FAULT_BODY, retry_after=1):
         self.send_response(status)
         self.send_header("Content-Type", "application/problem+json")
-        self.send_header("Retry-After", str(retry_after))
+        if retry_after is not None:
+            self.send_header("Retry-After", str(retry_after))
         if nonce:
             self.send_header("Replay-Nonce", nonce)
         self.send_header("Content-Length", str(len(body)))
@@ -219,6 +280,8 @@ class CaProxy:
         self.connections = 0                 # connections accepted
         self.faults = {}                     # path prefix -> [mode, ...], each once
         self.faulted = []                    # (path, mode) per fault applied
+        self.problems = {}                   # (path prefix, name) -> Problem
+        self.problem_times = []              # (path, name, time.time())
         self.lock = threading.Lock()
         self.upstream_ctx = ssl.create_default_context(cafile=pebble.ca_pem)
         self._server = None
@@ -268,6 +331,20 @@ class CaProxy:
                         raise ValueError("unknown fault %r" % mode)
                     self.faulted.append((path, mode))
                     return mode
+        return None
+
+    def take_problem(self, path, body):
+        """The Problem for this request, or None."""
+        with self.lock:
+            todo = [(k, v) for k, v in self.problems.items() if path.startswith(k[0])]
+        if not todo or not body:
+            return None
+        names = request_names(body)
+        for (prefix, name), prob in todo:
+            if name in names:
+                with self.lock:
+                    self.problem_times.append((path, name, time.time()))
+                return prob
         return None
 
     def count(self, path_prefix):
