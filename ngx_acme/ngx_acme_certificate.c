@@ -60,10 +60,13 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid key type \"%V\" in "
-                                   "\"acme_certificate\" (expected "
+                                   "\"acme_certificate\": %s (expected "
                                    "key=ecdsa:256, ecdsa:384, ecdsa:521, "
                                    "rsa:2048, rsa:3072 or rsa:4096)",
-                                   &value[i]);
+                                   &value[i],
+                                   acme_key_type_unsupported(
+                                       (char *) value[i].data + 4,
+                                       value[i].len - 4));
                 return NGX_CONF_ERROR;
             }
 

@@ -536,9 +536,12 @@ ngx_acme_issuer_key_type(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (acme_key_type_parse((char *) value[1].data, value[1].len, &kt) != 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid key type \"%V\" in \"%V\" (expected "
-                           "ecdsa:256, ecdsa:384, ecdsa:521, rsa:2048, "
-                           "rsa:3072 or rsa:4096)", &value[1], &cmd->name);
+                           "invalid key type \"%V\" in \"%V\": %s "
+                           "(expected ecdsa:256, ecdsa:384, ecdsa:521, "
+                           "rsa:2048, rsa:3072 or rsa:4096)", &value[1],
+                           &cmd->name,
+                           acme_key_type_unsupported((char *) value[1].data,
+                                                     value[1].len));
         return NGX_CONF_ERROR;
     }
 
@@ -597,8 +600,8 @@ ngx_acme_issuer_account_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (key == NULL || acme_key_type_of(key, &kt) != 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"account_key\" \"%V\": %s", &file,
-                           rc == 0 ? "no such file"
+                           "\"account_key\": cannot load \"%V\": %s",
+                           &file, rc == 0 ? "no such file"
                            : rc < 0 ? err
                            : key == NULL ? "not a PEM private key"
                            : "not an ecdsa:256/384/521 or rsa:2048/3072/4096 "

@@ -212,8 +212,9 @@ ngx_acme_cert_names(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
     {
         if (bad == n && ascf->names == NULL) {
             ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                "\"acme_certificate\" has no usable names: "
-                                "set \"server_name\" or list the names");
+                                "\"acme_certificate\" has no identifiers "
+                                "(no usable names): set \"server_name\" or "
+                                "list the names");
 
         } else if (bad == n) {
             ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
@@ -221,7 +222,7 @@ ngx_acme_cert_names(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
 
         } else {
             ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                "\"acme_certificate\" cannot use %s\"%V\": "
+                                "\"acme_certificate\": invalid %s\"%V\": "
                                 "it %s%s",
                                 ascf->names ? "name " : "server name ",
                                 &in[bad], err,
@@ -357,8 +358,9 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 
             if (issuer == NULL) {
                 ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                    "\"acme_certificate\" refers to unknown "
-                                    "acme_issuer \"%V\"", &ascf->issuer_name);
+                                    "\"acme_certificate\": issuer \"%V\" is "
+                                    "missing (no acme_issuer block of that "
+                                    "name)", &ascf->issuer_name);
                 return NGX_ERROR;
             }
 

@@ -243,7 +243,7 @@ acme_job_challenges_parse(const char *list, const char **types, size_t *n,
             }
         }
         if (i == sizeof(job_types) / sizeof(job_types[0])) {
-            return acme_err(err, errlen, "unknown challenge type \"%.*s\" "
+            return acme_err(err, errlen, "unsupported challenge type \"%.*s\" "
                             "(http-01, tls-alpn-01 or dns-01)", (int) len, p);
         }
         if (acme_job_challenges_has(types, *n, job_types[i])) {

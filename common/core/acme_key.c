@@ -56,6 +56,18 @@ acme_key_type_parse(const char *spec, size_t len, acme_key_type_t *out)
 }
 
 const char *
+acme_key_type_unsupported(const char *spec, size_t len)
+{
+    if (spec != NULL && len > 6 && memcmp(spec, "ecdsa:", 6) == 0) {
+        return "unsupported curve";
+    }
+    if (spec != NULL && len > 4 && memcmp(spec, "rsa:", 4) == 0) {
+        return "unsupported key size";
+    }
+    return "unsupported key type";
+}
+
+const char *
 acme_key_type_name(acme_key_type_t t)
 {
     size_t i;

@@ -26,6 +26,13 @@ typedef enum {
  */
 int acme_key_type_parse(const char *spec, size_t len, acme_key_type_t *out);
 
+/*
+ * Why acme_key_type_parse() refused spec, worded as nginx-acme does:
+ * "unsupported curve" (ecdsa:N), "unsupported key size" (rsa:N), else
+ * "unsupported key type".  A static string.
+ */
+const char *acme_key_type_unsupported(const char *spec, size_t len);
+
 /* Canonical spec string, e.g. "ecdsa:256". */
 const char *acme_key_type_name(acme_key_type_t t);
 

@@ -121,7 +121,7 @@ def test_ip_identifier(server, challenge, cert_args, dns_names, pebble, root_fil
 
 
 # both servers word an unknown challenge type alike (acme_job_challenges_parse)
-UNKNOWN_CHALLENGE = 'unknown challenge type "bogus"'
+UNKNOWN_CHALLENGE = 'unsupported challenge type "bogus"'
 
 
 def test_challenge_list_config(server, pebble_factory, state_dir):
