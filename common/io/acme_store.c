@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -340,6 +342,199 @@ acme_store_check_writable(const char *path, char *err, size_t errlen)
             *slash = '\0';
         }
     }
+}
+
+/* -- the store as seen by the worker / child user ------------------------- */
+
+/*
+ * May the user (uid, gid, groups) do want (R_OK/W_OK/X_OK bits) on st, by
+ * the mode bits?  A component with a POSIX ACL (its group bits are then a
+ * mask) is not judged here: 1.
+ */
+static int
+user_may(const char *p, const struct stat *st, const acme_store_user_t *u,
+    int want)
+{
+    mode_t  m;
+    size_t  i;
+    int     in_group;
+
+    if (u->uid == 0
+        || getxattr(p, "system.posix_acl_access", NULL, 0) >= 0)
+    {
+        return 1;
+    }
+    in_group = (st->st_gid == u->gid);
+    for (i = 0; !in_group && i < u->n_groups; i++) {
+        in_group = (st->st_gid == u->groups[i]);
+    }
+    m = st->st_uid == u->uid ? (st->st_mode >> 6) & 7
+        : in_group ? (st->st_mode >> 3) & 7
+        : st->st_mode & 7;
+    return ((int) m & want) == want;
+}
+
+/*
+ * Every directory on the way to path (path included) searchable by the
+ * user: each prefix of path, symlinks followed by stat().  -1 with err
+ * naming the first one that is not, else 0.
+ */
+static int
+walk_searchable(const char *path, const acme_store_user_t *u, char *err,
+    size_t errlen)
+{
+    char        *p, *s;
+    struct stat  st;
+    int          last, rc;
+
+    p = acme_strdup(path);
+    if (p == NULL) {
+        return acme_err(err, errlen, "out of memory");
+    }
+
+    rc = 0;
+    s = p;
+    for ( ;; ) {
+        while (*s == '/') {
+            s++;
+        }
+        while (*s != '/' && *s != '\0') {
+            s++;
+        }
+        last = (*s == '\0');
+        *s = '\0';
+
+        if (stat(*p ? p : "/", &st) == 0 && S_ISDIR(st.st_mode)
+            && !user_may(*p ? p : "/", &st, u, X_OK))
+        {
+            rc = acme_err(err, errlen, "\"%s\" is not searchable by user "
+                          "\"%s\"", *p ? p : "/", u->name);
+            break;
+        }
+
+        if (last) {
+            break;
+        }
+        *s++ = '/';
+    }
+
+    free(p);
+    return rc;
+}
+
+void
+acme_store_user_init(acme_store_user_t *u, const char *name, uid_t uid,
+    gid_t gid)
+{
+    int  n;
+
+    u->name = name;
+    u->uid = uid;
+    u->gid = gid;
+    u->n_groups = 0;
+    n = (int) (sizeof(u->groups) / sizeof(u->groups[0]));
+    if (name != NULL && getgrouplist(name, gid, u->groups, &n) >= 0) {
+        u->n_groups = (size_t) n;
+    }
+}
+
+int
+acme_store_check_user(const char *path, const acme_store_user_t *u, int give,
+    char *err, size_t errlen)
+{
+    char            *p, *way, *real, *slash;
+    int              rc, exists;
+    struct stat      st;
+    struct statvfs   sv;
+
+    if (path == NULL || *path != '/') {
+        return 0;                       /* relative: the caller resolves */
+    }
+    p = acme_strdup(path);
+    if (p == NULL) {
+        return acme_err(err, errlen, "out of memory");
+    }
+    slash = p + strlen(p);
+    while (slash > p + 1 && slash[-1] == '/') {
+        *--slash = '\0';
+    }
+
+    /* the deepest existing component: below it root creates 0755 / 0700
+     * directories given to the user (acme_store_dir_open_root) */
+    exists = (stat(p, &st) == 0);
+    if (!exists) {
+        do {
+            slash = strrchr(p, '/');
+            if (slash == p) {
+                p[1] = '\0';
+            } else {
+                *slash = '\0';
+            }
+        } while (stat(p, &st) != 0 && slash != p);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        free(p);
+        return 0;                       /* acme_store_check_writable says it */
+    }
+
+    /* the way there as written and, through symlinks, where it leads
+     * (when the store exists, up to its parent: see below) */
+    way = p;
+    if (exists) {
+        slash = strrchr(p, '/');
+        way = slash == p ? acme_strdup("/")
+                         : acme_strndup(p, (size_t) (slash - p));
+        if (way == NULL) {
+            free(p);
+            return acme_err(err, errlen, "out of memory");
+        }
+    }
+    rc = walk_searchable(way, u, err, errlen);
+    if (rc == 0) {
+        real = realpath(way, NULL);
+        if (real != NULL) {
+            rc = walk_searchable(real, u, err, errlen);
+            free(real);
+        }
+    }
+    if (way != p) {
+        free(way);
+    }
+    if (rc != 0) {
+        free(p);
+        errno = EACCES;
+        return -1;
+    }
+
+    /* the store itself exists: root gives it to the user (give), so the
+     * owner's bits count; the user must be able to enter and write it */
+    if (exists) {
+        if (give) {
+            st.st_uid = u->uid;
+            st.st_gid = u->gid;
+        }
+        if (!user_may(p, &st, u, X_OK)) {
+            (void) acme_err(err, errlen, "\"%s\" is not searchable by user "
+                            "\"%s\" (mode %04o)", p, u->name,
+                            (unsigned) (st.st_mode & 07777));
+            free(p);
+            errno = EACCES;
+            return -1;
+        }
+        if (!user_may(p, &st, u, W_OK)
+            && !(statvfs(p, &sv) == 0 && (sv.f_flag & ST_RDONLY)))
+        {
+            (void) acme_err(err, errlen, "\"%s\" is not writable by user "
+                            "\"%s\" (mode %04o)", p, u->name,
+                            (unsigned) (st.st_mode & 07777));
+            free(p);
+            errno = EACCES;
+            return 1;
+        }
+    }
+
+    free(p);
+    return 0;
 }
 
 /* -- root-safe access through directory descriptors ----------------------- */

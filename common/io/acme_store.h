@@ -128,6 +128,39 @@ int acme_store_read(const char *path, char **data, size_t *len, size_t max,
  * when the only problem is a read-only file system). */
 int acme_store_check_writable(const char *path, char *err, size_t errlen);
 
+/* The user the workers / children write the store as (the "user" /
+ * User+Group directives): name for messages, uid, primary gid and the
+ * supplementary groups (acme_store_user_groups). */
+typedef struct {
+    const char  *name;
+    uid_t        uid;
+    gid_t        gid;
+    gid_t        groups[64];
+    size_t       n_groups;
+} acme_store_user_t;
+
+/* Fills u for name/uid/gid, the supplementary groups by getgrouplist() (as
+ * initgroups() gives them to the workers / children). */
+void acme_store_user_init(acme_store_user_t *u, const char *name, uid_t uid,
+    gid_t gid);
+
+/*
+ * Could the user reach and write the store at path (absolute; a relative
+ * path is not judged, 0)?  By stat() and the mode bits, not access(): the
+ * caller is root checking for another uid.  Every existing directory on
+ * the way (as written and, through symlinks, where it leads) must be
+ * searchable by the user; missing ones are created by root 0755 and are.
+ * When path exists it must be searchable and writable by the user, by the
+ * owner's bits when give (root hands the store root to the user at
+ * start).  A component with a POSIX ACL is not judged.  Writes nothing.
+ * 0 fine; -1 with err naming the blocking component ("/srv/priv" is not
+ * searchable by user "www-data"); 1 with err when the store exists but is
+ * not writable by the user (read-only for it: a warning; not said on a
+ * read-only file system, acme_store_check_writable says that).
+ */
+int acme_store_check_user(const char *path, const acme_store_user_t *u,
+    int give, char *err, size_t errlen);
+
 /* "<first name>_<key type>" with '*' -> "_wildcard_" and ':' -> '-'. */
 char *acme_store_cert_id(const char *first_name, acme_key_type_t kt);
 

@@ -285,3 +285,67 @@ UNIT_TEST(issuer_store_check)
     rmdir(dir);
     free(dir);
 }
+
+
+/* The store as the workers' / children's user: an unreachable parent is an
+ * error naming the directive, the path and the component that blocks (also
+ * through acme_issuer_check_startup), a store read-only for the user a
+ * warning, and without a user nothing of that is checked. */
+UNIT_TEST(issuer_store_check_user)
+{
+    acme_issuer_conf_t    c;
+    acme_issuer_problem_t p[4];
+    acme_store_user_t     u;
+    char                 *dir = unit_tmpdir(), path[512], priv[512];
+    size_t                n;
+
+    CHECK(dir != NULL);
+    if (dir == NULL) {
+        return;
+    }
+    CHECK_INT(chmod(dir, 0755), 0);
+    acme_store_user_init(&u, "www-test", 54321, 54321);
+    u.n_groups = 0;
+
+    snprintf(priv, sizeof(priv), "%s/priv", dir);
+    CHECK_INT(mkdir(priv, 0700), 0);
+    snprintf(path, sizeof(path), "%s/priv/acme", dir);
+    base(&c);
+    c.state_dir = path;
+    CHECK_INT(acme_issuer_check_store_user(&c, words, &u, p), 1);
+    CHECK_INT(p[0].warning, 0);
+    CHECK_INT(p[0].at, ACME_ISSUER_AT_STATE_DIR);
+    CHECK(strncmp(p[0].text, "AcmeStateDir ", 13) == 0);
+    CHECK(strstr(p[0].text, path) != NULL);
+    CHECK(strstr(p[0].text, "cannot be used by user \"www-test\"") != NULL);
+    CHECK(strstr(p[0].text, "is not searchable by user \"www-test\"")
+          != NULL);
+    CHECK(strstr(p[0].text, priv) != NULL);
+
+    /* the same through acme_issuer_check_startup; without a user: fine */
+    base(&c);
+    c.state_dir = path;
+    n = acme_issuer_check_startup(&c, words, &u, p, 4);
+    CHECK(acme_issuer_has_error(p, n));
+    base(&c);
+    c.state_dir = path;
+    n = acme_issuer_check_startup(&c, words, NULL, p, 4);
+    CHECK(!acme_issuer_has_error(p, n));
+
+    /* an existing store the user cannot write: a warning */
+    CHECK_INT(chmod(priv, 0755), 0);
+    CHECK_INT(mkdir(path, 0555), 0);
+    base(&c);
+    c.state_dir = path;
+    CHECK_INT(acme_issuer_check_store_user(&c, words, &u, p), 1);
+    CHECK_INT(p[0].warning, 1);
+    CHECK(strstr(p[0].text, "is read-only for user \"www-test\"") != NULL);
+    CHECK(strstr(p[0].text, "stored certificates are served") != NULL);
+    CHECK_INT(chmod(path, 0700), 0);
+    CHECK_INT(acme_issuer_check_store_user(&c, words, &u, p), 0);
+
+    rmdir(path);
+    rmdir(priv);
+    rmdir(dir);
+    free(dir);
+}

@@ -963,3 +963,113 @@ UNIT_TEST(store_account_per_directory)
     rm_tree(root);
     free(root);
 }
+
+
+/* The store as the worker / child user sees it, by the mode bits (the
+ * caller is root checking for another uid): the component that blocks is
+ * named; a store the user cannot write is 1 (a warning). */
+UNIT_TEST(store_check_user)
+{
+    char               err[ACME_ERRLEN], *base, *p, *want;
+    acme_store_user_t  u;
+    const uid_t        other = 54321;
+
+    base = unit_tmpdir();
+    CHECK_INT(chmod(base, 0755), 0);
+    acme_store_user_init(&u, "tester", other, (gid_t) other);
+    u.n_groups = 0;
+
+    /* below a 0700 directory of another owner: not searchable */
+    p = acme_sprintf("%s/priv", base);
+    CHECK_INT(mkdir(p, 0700), 0);
+    free(p);
+    p = acme_sprintf("%s/priv/acme/state", base);
+    CHECK_INT(acme_store_check_user(p, &u, 1, err, sizeof(err)), -1);
+    CHECK_INT(errno, EACCES);
+    want = acme_sprintf("\"%s/priv\" is not searchable by user \"tester\"",
+                        base);
+    CHECK_STR(err, want);
+    free(want);
+
+    /* the group's x bit counts for the primary group and for the
+     * supplementary ones, the others' bit for everybody */
+    free(p);
+    p = acme_sprintf("%s/priv", base);
+    CHECK_INT(chmod(p, 0710), 0);
+    free(p);
+    p = acme_sprintf("%s/priv/acme/state", base);
+    CHECK_INT(acme_store_check_user(p, &u, 1, err, sizeof(err)), -1);
+    u.gid = getegid();
+    CHECK_INT(acme_store_check_user(p, &u, 1, err, sizeof(err)), 0);
+    u.gid = (gid_t) other;
+    u.groups[0] = getegid();
+    u.n_groups = 1;
+    CHECK_INT(acme_store_check_user(p, &u, 1, err, sizeof(err)), 0);
+    u.n_groups = 0;
+    free(p);
+    p = acme_sprintf("%s/priv", base);
+    CHECK_INT(chmod(p, 0701), 0);
+    free(p);
+    p = acme_sprintf("%s/priv/acme/state", base);
+    CHECK_INT(acme_store_check_user(p, &u, 1, err, sizeof(err)), 0);
+    /* its owner */
+    free(p);
+    p = acme_sprintf("%s/priv", base);
+    CHECK_INT(chmod(p, 0700), 0);
+    free(p);
+    p = acme_sprintf("%s/priv/acme/state", base);
+    u.uid = geteuid();
+    CHECK_INT(acme_store_check_user(p, &u, 1, err, sizeof(err)), 0);
+    u.uid = other;
+    /* uid 0 passes everything; a relative path is not judged */
+    u.uid = 0;
+    CHECK_INT(acme_store_check_user(p, &u, 1, err, sizeof(err)), 0);
+    u.uid = other;
+    CHECK_INT(acme_store_check_user("rel/state", &u, 1, err, sizeof(err)), 0);
+
+    /* a symlink that leads through the 0700 directory: named there */
+    free(p);
+    p = acme_sprintf("%s/priv/target", base);
+    CHECK_INT(mkdir(p, 0755), 0);
+    free(p);
+    p = acme_sprintf("%s/link", base);
+    want = acme_sprintf("%s/priv/target", base);
+    CHECK_INT(symlink(want, p), 0);
+    free(want);
+    free(p);
+    p = acme_sprintf("%s/link/state", base);
+    CHECK_INT(acme_store_check_user(p, &u, 1, err, sizeof(err)), -1);
+    want = acme_sprintf("\"%s/priv\" is not searchable", base);
+    CHECK(strstr(err, want) != NULL);
+    free(want);
+
+    /* an existing store: root gives it to the user (give), so the owner's
+     * bits count; without w for it a warning (1), without x an error */
+    free(p);
+    p = acme_sprintf("%s/store", base);
+    CHECK_INT(mkdir(p, 0700), 0);
+    CHECK_INT(acme_store_check_user(p, &u, 1, err, sizeof(err)), 0);
+    CHECK_INT(acme_store_check_user(p, &u, 0, err, sizeof(err)), -1);
+    CHECK(strstr(err, "is not searchable by user \"tester\"") != NULL);
+    CHECK_INT(chmod(p, 0555), 0);
+    CHECK_INT(acme_store_check_user(p, &u, 1, err, sizeof(err)), 1);
+    want = acme_sprintf("\"%s\" is not writable by user \"tester\" (mode "
+                        "0555)", p);
+    CHECK_STR(err, want);
+    free(want);
+    /* a trailing slash is the same store */
+    free(p);
+    p = acme_sprintf("%s/store/", base);
+    CHECK_INT(acme_store_check_user(p, &u, 1, err, sizeof(err)), 1);
+    /* a missing store below a searchable directory: root creates it */
+    free(p);
+    p = acme_sprintf("%s/new/store", base);
+    CHECK_INT(acme_store_check_user(p, &u, 1, err, sizeof(err)), 0);
+    free(p);
+    p = acme_sprintf("%s/new", base);
+    CHECK(access(p, F_OK) != 0);        /* nothing created */
+
+    free(p);
+    rm_tree(base);
+    free(base);
+}
