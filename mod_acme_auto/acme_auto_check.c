@@ -14,6 +14,7 @@
 #include "http_config.h"
 #include "http_core.h"
 #include "http_log.h"
+#include "unixd.h"
 #include "apr_strings.h"
 #include "apr_optional.h"
 #include "mod_watchdog.h"
@@ -264,16 +265,30 @@ static int
 check_issuer(server_rec *base, acme_auto_issuer_t *iss)
 {
     acme_issuer_problem_t pr[4];
+    acme_store_user_t     user, *u = NULL;
     size_t                i, n;
 
     iss->conf.state_root = ACME_AUTO_DEFAULT_STATE_ROOT;
 
-    n = acme_issuer_check_startup(&iss->conf, issuer_words, pr, 4);
+    /* the parent (root) hands the store to the children's User/Group (set
+     * by mod_unixd while the configuration is read): checked as them too */
+    if (geteuid() == 0 && ap_unixd_config.user_id != 0
+        && ap_unixd_config.user_id != (uid_t) -1)
+    {
+        acme_store_user_init(&user, ap_unixd_config.user_name,
+                             ap_unixd_config.user_id,
+                             ap_unixd_config.group_id);
+        u = &user;
+    }
+
+    n = acme_issuer_check_startup(&iss->conf, issuer_words, u, pr, 4);
     for (i = 0; i < n; i++) {
         ap_log_error(APLOG_MARK, pr[i].warning ? APLOG_WARNING
                      : APLOG_STARTUP | APLOG_EMERG, 0, base,
                      "mod_acme_auto: <AcmeIssuer %s> (%s:%d) %s",
-                     iss->conf.name, iss->conf_file, iss->conf_line,
+                     iss->conf.name, iss->conf_file,
+                     pr[i].at == ACME_ISSUER_AT_STATE_DIR && iss->state_line
+                     ? iss->state_line : iss->conf_line,
                      pr[i].text);
     }
     return acme_issuer_has_error(pr, n);

@@ -230,6 +230,7 @@ set_state_dir(cmd_parms *cmd, void *dummy, const char *arg)
         return err;
     }
     cur_issuer->conf.state_dir = ap_server_root_relative(cmd->pool, arg);
+    cur_issuer->state_line = cmd->directive->line_num;
     if (cur_issuer->conf.state_dir == NULL) {
         return apr_psprintf(cmd->pool, "AcmeStateDir: invalid path '%s'", arg);
     }

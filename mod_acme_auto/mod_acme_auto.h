@@ -59,6 +59,7 @@ typedef struct {
     const char          *trusted_ca;    /* as configured; NULL = system store */
     const char          *conf_file;     /* where it was defined, for messages */
     int                  conf_line;
+    int                  state_line;    /* AcmeStateDir's line, 0: none */
     /* runtime, set in post_config */
     const char          *ca_copy;       /* trusted CA copied into the state dir */
     /* the driving child's job threads: who creates the account, its URL

@@ -340,6 +340,7 @@ typedef struct {
 
 
 extern ngx_module_t  ngx_http_acme_module;
+extern ngx_module_t  ngx_acme_core_module;
 
 
 /* ngx_acme_module.c */
@@ -366,6 +367,7 @@ void ngx_acme_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_acme_issuer.c */
 char *ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_acme_issuer_check_user(ngx_cycle_t *cycle);
 
 /* ngx_acme_shm.c */
 ngx_int_t ngx_acme_shm_add(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf);

@@ -403,7 +403,10 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
 
     issuer->conf.state_root = "/var/lib/nginx/acme/";
 
-    n = acme_issuer_check_startup(&issuer->conf, ngx_acme_issuer_words, pr, 4);
+    /* as the workers' user: ngx_acme_issuer_check_user(), once "user" is
+     * known */
+    n = acme_issuer_check_startup(&issuer->conf, ngx_acme_issuer_words, NULL,
+                                  pr, 4);
 
     for (i = 0; i < n; i++) {
         line = (pr[i].at == ACME_ISSUER_AT_CHALLENGE) ? issuer->challenge_line
@@ -440,6 +443,70 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Every issuer's store as the workers' user (ngx_acme_core_module's
+ * init_conf: after the core module settled "user" or its default, under
+ * "nginx -t", at start and on reload): the master (root) creates the store
+ * and hands it to that user, who writes it; every directory on the way
+ * must be searchable by it.  Errors fail the test / start / reload; a store
+ * read-only for the user is a warning.
+ */
+char *
+ngx_acme_issuer_check_user(ngx_cycle_t *cycle)
+{
+    char                   *rv;
+    ngx_uint_t              i;
+    ngx_core_conf_t        *ccf;
+    ngx_acme_issuer_t     **issuers, *issuer;
+    acme_store_user_t       user;
+    acme_issuer_problem_t   pr;
+    ngx_acme_main_conf_t   *amcf;
+
+    if (cycle->conf_ctx[ngx_http_module.index] == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module);
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (amcf == NULL || geteuid() != 0
+        || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT || ccf->user == 0
+        || ccf->username == NULL)
+    {
+        return NGX_CONF_OK;
+    }
+
+    acme_store_user_init(&user, ccf->username, (uid_t) ccf->user,
+                         (gid_t) ccf->group);
+
+    rv = NGX_CONF_OK;
+    issuers = amcf->issuers.elts;
+
+    for (i = 0; i < amcf->issuers.nelts; i++) {
+        issuer = issuers[i];
+
+        if (issuer->conf.state_dir == NULL
+            || !acme_issuer_check_store_user(&issuer->conf,
+                                             ngx_acme_issuer_words, &user,
+                                             &pr))
+        {
+            continue;
+        }
+
+        (pr.warning ? ngx_acme_conf_warn : ngx_acme_conf_error)
+            (cycle->log, issuer->file,
+             issuer->state_line ? issuer->state_line : issuer->line,
+             "acme_issuer \"%V\" %s", &issuer->name, pr.text);
+
+        if (!pr.warning) {
+            rv = NGX_CONF_ERROR;
+        }
+    }
+
+    return rv;
 }
 
 

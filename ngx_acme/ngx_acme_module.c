@@ -16,6 +16,7 @@ static char *ngx_acme_merge_srv_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_acme_core_init_conf(ngx_cycle_t *cycle, void *conf);
 
 
 static ngx_command_t  ngx_http_acme_commands[] = {
@@ -81,6 +82,44 @@ ngx_module_t  ngx_http_acme_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+/*
+ * A core module without directives, in the same shared object: its
+ * init_conf runs after the core module's (which settles the "user" the
+ * workers run as, wherever the directive is, or its default) and before
+ * anything is created, under "nginx -t", at start and on reload alike; an
+ * error there fails the test, the start, or the reload (the old
+ * configuration stays).  It checks each issuer's store as that user.
+ */
+static ngx_core_module_t  ngx_acme_core_module_ctx = {
+    ngx_string("acme_core"),
+    NULL,                                  /* create configuration */
+    ngx_acme_core_init_conf                /* init configuration */
+};
+
+
+ngx_module_t  ngx_acme_core_module = {
+    NGX_MODULE_V1,
+    &ngx_acme_core_module_ctx,             /* module context */
+    NULL,                                  /* module directives */
+    NGX_CORE_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static char *
+ngx_acme_core_init_conf(ngx_cycle_t *cycle, void *conf)
+{
+    return ngx_acme_issuer_check_user(cycle);
+}
 
 
 /* A NUL-terminated copy. */
