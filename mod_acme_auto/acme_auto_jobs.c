@@ -107,6 +107,7 @@ job_load_facts(job_t *j)
 
     j->f.have_cert = 0;
     j->f.names_ok = 0;
+    j->f.key_changed = 0;
     if (acme_auto_shm_get_bundle(j->c->slot, &pem, &len, &gen) != 1) {
         return;
     }
@@ -117,6 +118,7 @@ job_load_facts(job_t *j)
         j->f.not_after = info.not_after;
         j->f.names_ok = acme_cert_info_names_equal(&info, j->c->names,
                                                  j->c->n_names);
+        j->f.key_changed = acme_cert_info_key_other(&info, j->c->key_type);
         acme_cert_info_free(&info);
     }
     free(pem);
@@ -580,6 +582,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     }
     j->f.have_cert = 1;
     j->f.names_ok = 1;
+    j->f.key_changed = 0;
     j->f.not_before = st.not_before;
     j->f.not_after = st.not_after;
     /* served at once: one that waited is obsolete */

@@ -363,6 +363,25 @@ hand_to_mod_ssl(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
     return 0;
 }
 
+/* Another configured certificate of c's store has this id. */
+static int
+id_in_use(const char *id, void *ctx)
+{
+    acme_auto_cert_t *c = ctx, *o;
+    int               i;
+
+    for (i = 0; i < acme_auto_g.certs->nelts; i++) {
+        o = APR_ARRAY_IDX(acme_auto_g.certs, i, acme_auto_cert_t *);
+        if (strcmp(o->id, id) == 0
+            && strcmp(o->issuer->conf.state_dir, c->issuer->conf.state_dir)
+               == 0)
+        {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int
 prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
     acme_store_dir_t *rt, uid_t uid, gid_t gid)
@@ -421,6 +440,25 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
                                         err, sizeof(err));
         acme_store_dir_close(&cd);
         acme_bundle_free(next, next_len);
+        if (rc == 0) {
+            char *from = NULL;
+
+            /* a changed key type: the certificate it replaces is served */
+            if (acme_job_store_load_replaced(c->issuer->conf.state_dir, uid,
+                                             gid, c->id, c->key_type,
+                                             c->names, (size_t) c->n_names,
+                                             id_in_use, c,
+                                             (long long) time(NULL), &pem,
+                                             &len, &from) == 1)
+            {
+                ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "mod_acme_auto: "
+                             "%s: key type changed: the certificate of %s is "
+                             "served until one of key type %s is issued",
+                             c->id, from, acme_key_type_name(c->key_type));
+                free(from);
+                rc = 1;
+            }
+        }
     }
     if ((k = carried_take(c->id)) != NULL) {
         acme_auto_slot_status_t  stored;

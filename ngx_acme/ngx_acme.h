@@ -247,6 +247,9 @@ typedef struct {
     ngx_flag_t                dirty;          /* promoted: the servers'
                                                  SSL_CTX not updated yet */
     ngx_flag_t                names_match;    /* newest leaf SANs == names */
+    ngx_flag_t                key_other;      /* newest leaf's key is not
+                                                 of key_type (a key type
+                                                 changed) */
     ngx_uint_t                ordered_gen;    /* generation of the bundle
                                                  this worker's order made */
     ngx_acme_job_t           *job;
@@ -287,8 +290,10 @@ typedef struct {
     SSL_CTX                  *ctx;
     ngx_acme_srv_conf_t      *head;           /* its acme_certificate list */
     /*
-     * the EVP_PKEY types of what nginx loaded into the ctx: the
-     * placeholder, or the bridge's certificates (ngx_acme_bridge.c)
+     * the EVP_PKEY types the ctx holds a certificate of: what nginx loaded
+     * (the placeholder, or the bridge's certificates: ngx_acme_bridge.c),
+     * then any type installed since (per worker; a certificate of a key
+     * type changed since: see ngx_acme_ssl_server_update)
      */
     int                       loaded[4];
     ngx_uint_t                nloaded;

@@ -11,6 +11,13 @@
 static void ngx_acme_init_store(ngx_cycle_t *cycle, ngx_acme_cert_t *cert,
     uid_t uid, gid_t gid, acme_store_dir_t *cd, u_char *store_err,
     size_t len);
+static int ngx_acme_init_id_in_use(const char *id, void *ctx);
+
+
+typedef struct {
+    ngx_acme_main_conf_t     *amcf;
+    ngx_acme_cert_t          *cert;
+} ngx_acme_init_ctx_t;
 
 
 /*
@@ -86,10 +93,34 @@ failed:
 }
 
 
+/* Another configured certificate of cert's store has this id. */
+static int
+ngx_acme_init_id_in_use(const char *id, void *ctx)
+{
+    ngx_acme_init_ctx_t  *ic = ctx;
+
+    ngx_uint_t        i;
+    ngx_acme_cert_t **certs;
+
+    certs = ic->amcf->certs.elts;
+
+    for (i = 0; i < ic->amcf->certs.nelts; i++) {
+        if (ngx_strcmp(certs[i]->id.data, id) == 0
+            && ngx_strcmp(certs[i]->issuer->conf.state_dir,
+                          ic->cert->issuer->conf.state_dir) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 ngx_int_t
 ngx_acme_init_module(ngx_cycle_t *cycle)
 {
-    char                   err[ACME_ERRLEN], *pem, *next;
+    char                   err[ACME_ERRLEN], *pem, *next, *from;
     size_t                 len, next_len;
     long long              at;
     uid_t                  uid;
@@ -103,6 +134,7 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
     acme_store_dir_t       cd;
     acme_cert_info_t       info, next_info;
     acme_cert_state_t      st;
+    ngx_acme_init_ctx_t    ic;
     ngx_acme_main_conf_t  *amcf;
 
     amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module);
@@ -183,6 +215,32 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
         }
 
         acme_store_dir_close(&cd);
+
+        if (rc == 0) {
+            /* a changed key type: the certificate it replaces is served */
+            ic.amcf = amcf;
+            ic.cert = cert;
+
+            if (acme_job_store_load_replaced(cert->issuer->conf.state_dir,
+                                             uid, gid,
+                                             (char *) cert->id.data,
+                                             cert->key_type,
+                                             cert->names.elts,
+                                             cert->names.nelts,
+                                             ngx_acme_init_id_in_use, &ic,
+                                             (long long) ngx_time(),
+                                             &pem, &len, &from)
+                == 1)
+            {
+                ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                              "acme: certificate \"%V\": key type changed: "
+                              "the certificate of \"%s\" is served until "
+                              "one of key type %s is issued", &cert->id,
+                              from, acme_key_type_name(cert->key_type));
+                free(from);
+                rc = 1;
+            }
+        }
 
         ngx_acme_shm_lock(amcf);
 

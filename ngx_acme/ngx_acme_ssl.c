@@ -430,9 +430,10 @@ ngx_acme_ssl_servers_update(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
  * in the context until certificates of its key types replace it.  While
  * some are issued but not those (a server with an ECDSA and an RSA
  * certificate, the RSA one issued first; an RSA bridge and a managed ECDSA
- * certificate; a stored bundle of an unexpected type), the context cannot
- * hold the right set: "partial", and the certificate callback fixes each
- * connection up.
+ * certificate; a stored bundle of an unexpected type; the bundle of a
+ * changed key type's certificate, e.g. ECDSA, once the new RSA one is
+ * issued), the context cannot hold the right set: "partial", and the
+ * certificate callback fixes each connection up.
  */
 static void
 ngx_acme_ssl_server_update(ngx_acme_server_t *srv, ngx_log_t *log)
@@ -468,7 +469,21 @@ ngx_acme_ssl_server_update(ngx_acme_server_t *srv, ngx_log_t *log)
         for (i = 0; i < srv->nloaded; i++) {
             if (EVP_PKEY_base_id(cert->key) == srv->loaded[i]) {
                 covered |= (ngx_uint_t) 1 << i;
+                break;
             }
+        }
+
+        /*
+         * a type the context did not hold (the bundle a changed key type
+         * replaces, e.g. ECDSA served for a key=rsa:2048 certificate until
+         * it is issued) stays in it too once replaced: listed as loaded
+         */
+
+        if (i == srv->nloaded
+            && srv->nloaded < sizeof(srv->loaded) / sizeof(srv->loaded[0]))
+        {
+            srv->loaded[srv->nloaded++] = EVP_PKEY_base_id(cert->key);
+            covered |= (ngx_uint_t) 1 << i;
         }
 
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
@@ -592,11 +607,14 @@ ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         cert->generation = cgen;
 
         cert->names_match = 0;
+        cert->key_other = 0;
 
         if (acme_cert_info_from_x509(leaf, &info) == 0) {
             cert->names_match = acme_cert_info_names_equal(&info,
                                   (const char *const *) cert->names.elts,
                                   cert->names.nelts);
+            cert->key_other = acme_cert_info_key_other(&info,
+                                                       cert->key_type);
 
             /*
              * Our own order's certificate has every configured name (the

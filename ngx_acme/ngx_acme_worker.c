@@ -281,6 +281,7 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         }
 
         f.names_ok = cert->names_match;
+        f.key_changed = cert->key_other;
         f.renew_fraction = cert->issuer->conf.renew_percent / 100.0;
         f.seed = cert->rnd;
         f.directory = cert->issuer->conf.directory;

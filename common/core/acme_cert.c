@@ -160,8 +160,9 @@ failed:
 int
 acme_cert_info_from_x509(X509 *x, acme_cert_info_t *out)
 {
-    BIGNUM *bn;
-    char   *hex;
+    BIGNUM          *bn;
+    char            *hex;
+    acme_key_type_t  kt;
 
     memset(out, 0, sizeof(*out));
 
@@ -188,6 +189,9 @@ acme_cert_info_from_x509(X509 *x, acme_cert_info_t *out)
         ERR_clear_error();
         return -1;
     }
+
+    out->key_type = acme_key_type_of(X509_get0_pubkey(x), &kt) == 0
+                    ? (int) kt : -1;
 
     ERR_clear_error();
     return 0;
@@ -224,6 +228,13 @@ acme_cert_info_from_pem(const char *pem, size_t len, acme_cert_info_t *out,
         return acme_err(err, errlen, "cannot inspect certificate");
     }
     return 0;
+}
+
+int
+acme_cert_info_key_other(const acme_cert_info_t *info, acme_key_type_t want)
+{
+    return info != NULL && info->key_type >= 0
+           && info->key_type != (int) want;
 }
 
 void

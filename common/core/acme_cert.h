@@ -7,6 +7,8 @@
 #include <openssl/x509.h>
 #include <openssl/evp.h>
 
+#include "acme_key.h"
+
 typedef struct {
     char        serial[80];     /* uppercase hex, no separators */
     long long   not_before;     /* unix time */
@@ -15,6 +17,8 @@ typedef struct {
     char        subject[256];
     char      **names;          /* subjectAltName DNS names and IP literals */
     size_t      n_names;
+    int         key_type;       /* acme_key_type_t of the public key; -1
+                                   none of the supported types */
 } acme_cert_info_t;
 
 /* Inspects the first certificate of a PEM chain. 0, or -1 with err. */
@@ -29,6 +33,14 @@ void acme_cert_info_free(acme_cert_info_t *info);
  */
 int acme_cert_info_names_equal(const acme_cert_info_t *info,
     const char *const *names, size_t n_names);
+
+/*
+ * True (1) when the certificate's key is of a supported type other than
+ * want (a key type changed in the configuration); 0 when it is want or
+ * of no supported type.
+ */
+int acme_cert_info_key_other(const acme_cert_info_t *info,
+    acme_key_type_t want);
 
 /*
  * Parses a PEM blob holding an optional private key and a certificate chain

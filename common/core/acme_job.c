@@ -69,6 +69,10 @@ acme_job_due(const acme_job_facts_t *f, const acme_cert_state_t *st,
         why = ACME_JOB_ISSUER_CHANGED;
         t = 0;
     }
+    else if (f->key_changed) {
+        why = ACME_JOB_KEY_CHANGED;
+        t = 0;
+    }
     else if (!f->names_ok) {
         why = ACME_JOB_NAMES_CHANGED;
         t = 0;
@@ -97,6 +101,7 @@ acme_job_facts_activate(acme_job_facts_t *f)
     f->have_cert = 1;
     f->loaded = 1;
     f->names_ok = 1;
+    f->key_changed = 0;
     f->not_before = f->pending_not_before;
     f->not_after = f->pending_not_after;
     f->pending_not_before = 0;
@@ -127,6 +132,9 @@ acme_job_change(const acme_job_facts_t *f, const acme_cert_state_t *st)
     if (acme_job_issuer_changed(st, f->directory)) {
         return "issuer changed";
     }
+    if (f->key_changed) {
+        return "key type changed";
+    }
     if (!f->names_ok) {
         return "names changed";
     }
@@ -142,6 +150,9 @@ acme_job_reason_text(acme_job_reason_t why)
     case ACME_JOB_NAMES_CHANGED:
         return "names changed: the configured names differ from the "
                "certificate's";
+    case ACME_JOB_KEY_CHANGED:
+        return "key type changed: the certificate's key is not of the "
+               "configured type";
     case ACME_JOB_ISSUER_CHANGED:
         return "issuer changed: the certificate was issued by another ACME "
                "directory than the configured one";

@@ -44,6 +44,7 @@ typedef enum {
     ACME_JOB_NO_CERT = 0,       /* nothing served yet */
     ACME_JOB_NAMES_CHANGED,     /* the certificate's names are not the config's */
     ACME_JOB_ISSUER_CHANGED,    /* another directory URL issued it */
+    ACME_JOB_KEY_CHANGED,       /* its key is not of the configured type */
     ACME_JOB_RENEW,             /* the renewal window is reached */
     ACME_JOB_BACKOFF,           /* a failure's backoff ends at the due time */
     ACME_JOB_LOADING            /* a new bundle is not parsed yet: wait */
@@ -65,6 +66,10 @@ typedef struct {
     /* the issuer's directory URL as configured now (NULL: not compared),
      * against the state's record of the one that issued the certificate */
     const char *directory;
+    /* its key is of another type than the configured one (a key type
+     * changed: the certificate it replaces is served meanwhile, see
+     * acme_job_store_load_replaced; acme_cert_info_key_other) */
+    int         key_changed;
 } acme_job_facts_t;
 
 /*
@@ -72,7 +77,8 @@ typedef struct {
  * certificate, a certificate issued by another directory URL than the
  * configured one (st->directory set and not facts->directory: a changed
  * CA; an empty st->directory, a store from before the record, is taken as
- * the configured CA's) or other names the order is due at once, while the
+ * the configured CA's), a key of another type (facts->key_changed) or
+ * other names the order is due at once, while the
  * served certificate stays until the new one is installed; otherwise at the
  * renewal time (acme_sched_renew_at); never before st->next_attempt (the
  * backoff of the last failure; then the reason is ACME_JOB_BACKOFF).
@@ -106,7 +112,8 @@ int acme_job_issuer_changed(const acme_cert_state_t *st,
 
 /*
  * Why the served certificate no longer matches the configuration, for the
- * status' "reason": "issuer changed", "names changed", or NULL when it
+ * status' "reason": "issuer changed", "key type changed", "names changed"
+ * (the first that applies), or NULL when it
  * matches (or nothing is served, or it is not parsed yet).  Unlike
  * acme_job_due's reason it does not turn into "backoff" after a failure:
  * the certificate still has to be replaced.
@@ -285,7 +292,7 @@ typedef struct {
     char        pending_serial[80];
     char        pending_ca_issuer[256];
     /* why the served certificate is replaced at once (acme_job_change):
-     * "issuer changed", "names changed"; "" none */
+     * "issuer changed", "key type changed", "names changed"; "" none */
     char        reason[32];
 } acme_job_status_t;
 

@@ -25,7 +25,8 @@
  *       "store_error": string or null (the store cannot be written, e.g.
  *                      "read-only file system", or an entry was refused),
  *       "reason": null, or why the served certificate is replaced at once:
- *                 "issuer changed" (another CA issued it), "names changed",
+ *                 "issuer changed" (another CA issued it), "key type
+ *                 changed", "names changed",
  *       "pending": null, or a certificate issued and stored but not served
  *                  yet (its notBefore is ahead of this server's clock):
  *                  {"serial", "not_before", "not_after",

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -108,6 +109,124 @@ acme_job_store_load_served(const acme_store_dir_t *cd, long long now,
     acme_cert_info_free(&info);
     acme_cert_info_free(&prev);
     return 1;
+}
+
+/* "_<key type>", the end of every id of that key type */
+static char *
+id_suffix(acme_key_type_t kt)
+{
+    char  *x = acme_store_cert_id("x", kt);
+
+    if (x != NULL) {
+        memmove(x, x + 1, strlen(x));
+    }
+    return x;
+}
+
+/* 1 when the leaf of the usable bundle pem names one of names and is
+ * still valid at now; *not_after its notAfter */
+static int
+replaced_usable(const char *pem, size_t len, const char *const *names,
+    size_t n_names, long long now, long long *not_after)
+{
+    acme_cert_info_t  info;
+    char              e[ACME_ERRLEN];
+    size_t            i, k;
+    int               named = 0;
+
+    if (acme_bundle_parse(pem, len, NULL, NULL, NULL, e, sizeof(e)) != 0
+        || acme_cert_info_from_pem(pem, len, &info, e, sizeof(e)) != 0)
+    {
+        return 0;
+    }
+    for (k = 0; k < info.n_names; k++) {
+        for (i = 0; i < n_names; i++) {
+            named |= (strcasecmp(info.names[k], names[i]) == 0);
+        }
+    }
+    *not_after = info.not_after;
+    acme_cert_info_free(&info);
+    return named && *not_after > now;
+}
+
+int
+acme_job_store_load_replaced(const char *root, uid_t uid, gid_t gid,
+    const char *id, acme_key_type_t kt, const char *const *names,
+    size_t n_names, int (*in_use)(const char *id, void *ctx), void *ctx,
+    long long now, char **pem, size_t *len, char **from)
+{
+    static const acme_key_type_t  types[] = {
+        ACME_KEY_EC_P256, ACME_KEY_EC_P384, ACME_KEY_EC_P521,
+        ACME_KEY_RSA_2048, ACME_KEY_RSA_3072, ACME_KEY_RSA_4096
+    };
+
+    acme_store_dir_t   rd, cd;
+    long long          after, best = 0;
+    char              *own, *other, *cand, *p;
+    char               e[ACME_ERRLEN], w[ACME_ERRLEN];
+    size_t             i, n, plen;
+
+    *pem = NULL;
+    *len = 0;
+    *from = NULL;
+
+    own = id_suffix(kt);
+    n = strlen(id);
+    if (own == NULL || n <= strlen(own)
+        || strcmp(id + n - strlen(own), own) != 0)
+    {
+        free(own);
+        return 0;
+    }
+    plen = n - strlen(own);             /* the first name's part */
+    free(own);
+
+    if (acme_store_dir_open_root(&rd, root, uid, gid, 0, w, sizeof(w), e,
+                                 sizeof(e))
+        != 0)
+    {
+        return 0;
+    }
+
+    for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (types[i] == kt || (other = id_suffix(types[i])) == NULL) {
+            continue;
+        }
+        cand = malloc(plen + strlen(other) + 1);
+        if (cand != NULL) {
+            memcpy(cand, id, plen);
+            strcpy(cand + plen, other);
+        }
+        free(other);
+        if (cand == NULL || (in_use != NULL && in_use(cand, ctx))
+            || acme_store_dir_open_cert(&cd, &rd, cand, 0, e, sizeof(e))
+               != 0)
+        {
+            free(cand);
+            continue;
+        }
+        p = NULL;
+        n = 0;
+        if (acme_store_load_bundle_at(&cd, &p, &n, e, sizeof(e)) == 1
+            && replaced_usable(p, n, names, n_names, now, &after)
+            && after > best)
+        {
+            acme_bundle_free(*pem, *len);
+            free(*from);
+            *pem = p;
+            *len = n;
+            *from = cand;
+            best = after;
+            p = NULL;
+            cand = NULL;
+        }
+        acme_store_dir_close(&cd);
+        acme_bundle_free(p, n);
+        free(cand);
+    }
+
+    acme_store_dir_close(&rd);
+    return *pem != NULL;
 }
 
 int

@@ -1,5 +1,8 @@
 #include "unit.h"
 #include "acme_job.h"
+#include "acme_cert.h"
+#include "acme_key.h"
+#include "acme_util.h"
 
 #include <string.h>
 
@@ -651,6 +654,81 @@ UNIT_TEST(job_due_issuer_changed)
     CHECK_INT(acme_job_issuer_changed(&st, NULL), 0);
     CHECK_INT(acme_job_issuer_changed(&st, "https://b.test/dir"), 0);
     CHECK_INT(acme_job_issuer_changed(&st, "https://c.test/dir"), 1);
+}
+
+/* issue 10 item 1: a key type changed (the served certificate is the one
+ * of the id it replaces) is ordered at once, the reason until then */
+UNIT_TEST(job_due_key_changed)
+{
+    acme_job_facts_t  f;
+    acme_cert_state_t st;
+    long long         at = -1;
+
+    memset(&st, 0, sizeof(st));
+    f = facts(1, 1, 1);
+    f.key_changed = 1;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_KEY_CHANGED);
+    CHECK_INT(at, 0);
+    CHECK_STR(acme_job_change(&f, &st), "key type changed");
+    CHECK(strncmp(acme_job_reason_text(ACME_JOB_KEY_CHANGED),
+                  "key type changed", 16) == 0);
+
+    /* a failed order: backoff, the reason stays */
+    st.next_attempt = T0 + 600;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_BACKOFF);
+    CHECK_STR(acme_job_change(&f, &st), "key type changed");
+    st.next_attempt = 0;
+
+    /* names changed too: the key type is named (either orders at once) */
+    f.names_ok = 0;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_KEY_CHANGED);
+    CHECK_STR(acme_job_change(&f, &st), "key type changed");
+
+    /* a CA changed too: the issuer first */
+    acme_job_succeeded(&st, T0, "https://a.test/dir");
+    f.directory = "https://b.test/dir";
+    CHECK_STR(acme_job_change(&f, &st), "issuer changed");
+
+    /* the new certificate served (our order's, activated): nothing */
+    f = facts(1, 1, 1);
+    f.key_changed = 1;
+    f.pending_not_before = T0;
+    f.pending_not_after = T0 + 90 * 86400;
+    CHECK(acme_job_change(&f, &st) == NULL);
+    acme_job_facts_activate(&f);
+    CHECK_INT(f.key_changed, 0);
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_RENEW);
+    CHECK(acme_job_change(&f, &st) == NULL);
+}
+
+/* the key type of a certificate, compared with the configured one */
+UNIT_TEST(cert_info_key_other)
+{
+    const char       *names[] = { "a.example.test" };
+    acme_key_type_t   t[] = { ACME_KEY_EC_P256, ACME_KEY_EC_P384,
+                              ACME_KEY_RSA_2048 };
+    acme_cert_info_t  info;
+    EVP_PKEY         *k;
+    char             *pem, err[ACME_ERRLEN];
+    size_t            i, len;
+
+    for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        k = acme_key_generate(t[i]);
+        pem = k ? acme_selfsigned_pem(k, names, 1, 30, &len) : NULL;
+        CHECK(pem != NULL);
+        CHECK_INT(acme_cert_info_from_pem(pem, len, &info, err, sizeof(err)),
+                  0);
+        CHECK_INT(info.key_type, (int) t[i]);
+        CHECK_INT(acme_cert_info_key_other(&info, t[i]), 0);
+        CHECK_INT(acme_cert_info_key_other(&info, ACME_KEY_EC_P521), 1);
+        acme_cert_info_free(&info);
+        free(pem);
+        EVP_PKEY_free(k);
+    }
+    /* a key of no supported type is no reason to order again */
+    memset(&info, 0, sizeof(info));
+    info.key_type = -1;
+    CHECK_INT(acme_cert_info_key_other(&info, ACME_KEY_EC_P256), 0);
 }
 
 UNIT_TEST(job_status_reason)

@@ -440,6 +440,128 @@ UNIT_TEST(job_store_not_yet_valid_keeps_previous)
     rm_root(root);
 }
 
+/* A bundle of key type kt for names, stored under id (valid days). */
+static int
+store_typed(const char *root, const char *id, acme_key_type_t kt,
+    const char *name, int days, issued_t *is)
+{
+    const char *names[1];
+    EVP_PKEY   *k = acme_key_generate(kt);
+    char        err[ACME_ERRLEN];
+
+    names[0] = name;
+    memset(is, 0, sizeof(*is));
+    if (k == NULL) {
+        return -1;
+    }
+    is->key_pem = acme_key_to_pem(k, &is->key_len);
+    is->chain = acme_selfsigned_pem(k, names, 1, days, &is->chain_len);
+    EVP_PKEY_free(k);
+    if (is->key_pem == NULL || is->chain == NULL) {
+        return -1;
+    }
+    return acme_store_save_bundle(root, id, is->key_pem, is->key_len,
+                                  is->chain, is->chain_len, err, sizeof(err));
+}
+
+static int
+in_use_list(const char *id, void *ctx)
+{
+    const char *const *l;
+
+    for (l = ctx; *l; l++) {
+        if (strcmp(*l, id) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* issue 10 item 1: a changed key type (a new id) serves the bundle of the
+ * id it replaces until its own is stored; never one still configured,
+ * another name's, or an expired one */
+UNIT_TEST(job_store_load_replaced)
+{
+    char              *root = unit_tmpdir(), *pem, *from;
+    const char        *names[] = { "a.example.test", "b.example.test" };
+    const char        *none[] = { NULL };
+    const char        *rsa_used[] = { "a.example.test_rsa-2048", NULL };
+    size_t             len;
+    long long          now = (long long) time(NULL);
+    issued_t           p256, rsa, other;
+
+    CHECK(root != NULL);
+
+    /* nothing stored */
+    CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
+                                           "a.example.test_ecdsa-384",
+                                           ACME_KEY_EC_P384, names, 2,
+                                           in_use_list, (void *) none, now,
+                                           &pem, &len, &from), 0);
+    CHECK(pem == NULL && from == NULL);
+
+    /* key=ecdsa:256 -> key=ecdsa:384: the P-256 bundle */
+    CHECK_INT(store_typed(root, "a.example.test_ecdsa-256", ACME_KEY_EC_P256,
+                          "a.example.test", 30, &p256), 0);
+    /* another first name's: never */
+    CHECK_INT(store_typed(root, "c.example.test_rsa-2048", ACME_KEY_RSA_2048,
+                          "c.example.test", 60, &other), 0);
+    CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
+                                           "a.example.test_ecdsa-384",
+                                           ACME_KEY_EC_P384, names, 2,
+                                           in_use_list, (void *) none, now,
+                                           &pem, &len, &from), 1);
+    CHECK_STR(from, "a.example.test_ecdsa-256");
+    CHECK(same_bundle(pem, len, &p256));
+    acme_bundle_free(pem, len);
+    free(from);
+
+    /* of two, the one valid longest; unless still configured */
+    CHECK_INT(store_typed(root, "a.example.test_rsa-2048", ACME_KEY_RSA_2048,
+                          "a.example.test", 60, &rsa), 0);
+    CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
+                                           "a.example.test_ecdsa-384",
+                                           ACME_KEY_EC_P384, names, 2,
+                                           in_use_list, (void *) none, now,
+                                           &pem, &len, &from), 1);
+    CHECK_STR(from, "a.example.test_rsa-2048");
+    CHECK(same_bundle(pem, len, &rsa));
+    acme_bundle_free(pem, len);
+    free(from);
+    CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
+                                           "a.example.test_ecdsa-384",
+                                           ACME_KEY_EC_P384, names, 2,
+                                           in_use_list, (void *) rsa_used,
+                                           now, &pem, &len, &from), 1);
+    CHECK_STR(from, "a.example.test_ecdsa-256");
+    acme_bundle_free(pem, len);
+    free(from);
+
+    /* expired by now: none; none of the names: none */
+    CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
+                                           "a.example.test_ecdsa-384",
+                                           ACME_KEY_EC_P384, names, 2,
+                                           in_use_list, (void *) none,
+                                           now + 90 * 86400LL, &pem, &len,
+                                           &from), 0);
+    CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
+                                           "a.example.test_ecdsa-384",
+                                           ACME_KEY_EC_P384, names + 1, 1,
+                                           in_use_list, (void *) none, now,
+                                           &pem, &len, &from), 0);
+    /* an id that is not of its key type: none */
+    CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
+                                           "a.example.test_ecdsa-384",
+                                           ACME_KEY_EC_P256, names, 2,
+                                           in_use_list, (void *) none, now,
+                                           &pem, &len, &from), 0);
+
+    issued_free(&p256);
+    issued_free(&rsa);
+    issued_free(&other);
+    rm_root(root);
+}
+
 /* The bridge's facts from a file with its key (Apache's one-file form),
  * from nginx's "data:", and the errors name the file. */
 UNIT_TEST(job_bridge_load)
