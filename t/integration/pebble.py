@@ -10,6 +10,11 @@ Used by the integration tests of both servers and by ``./build.sh demo``:
     p.stop_pebble(); p.start_pebble()   # CA down / up, DNS stays
     p.stop()
 
+A second CA beside the first (its own API and management ports, its own
+API certificate and issuing root, the first one's DNS):
+
+    b = Pebble(workdir, name="pebble-b", port_shift=SECOND_SHIFT, dns=False)
+
 Ports (docs/design.md): API 14000, management 15000, http-01 to port 5002 and
 tls-alpn-01 to 5001 of the name, DNS 127.0.0.1:8053 (every A query -> 127.0.0.1,
 no AAAA), challtestsrv management 127.0.0.1:8055; all shifted by the
@@ -43,6 +48,9 @@ DNS_PORT = 8053 + PORT_OFFSET
 # /etc/hosts): a client resolving it at run time, through "resolver"
 CA_RUNTIME_NAME = "ca.pebble.test"
 CHALL_MGMT_PORT = 8055 + PORT_OFFSET
+# a second pebble's API and management ports are these + SECOND_SHIFT
+# (ca_proxy.py uses API_PORT + 10)
+SECOND_SHIFT = 20
 
 
 _port_lock_fd = None
@@ -154,7 +162,7 @@ class Pebble:
     def __init__(self, workdir, validity=0, nonce_reject=None, authz_reuse=None,
                  eab_keys=None, eab_required=False, always_valid=False,
                  chain_length=None, va_nosleep=True, extra_env=None,
-                 dns_server=None):
+                 dns_server=None, name="pebble", port_shift=0, dns=True):
         """validity: certificateValidityPeriod in seconds (0 = pebble's 5 years).
         nonce_reject: PEBBLE_WFE_NONCEREJECT percent (None = pebble's 5).
         authz_reuse: PEBBLE_AUTHZREUSE percent (None = pebble's 50).
@@ -163,7 +171,11 @@ class Pebble:
         (lets a test catch an order in flight).
         dns_server: "HOST:PORT" for pebble's -dnsserver (e.g. a Bind9 harness,
         "127.0.0.1:%d" % bind.port) instead of pebble-challtestsrv; pebble's VA
-        then resolves names and dns-01 TXT records there.  challtestsrv still runs."""
+        then resolves names and dns-01 TXT records there.  challtestsrv still runs.
+        name: the directory below workdir (another CA: another name);
+        port_shift: added to the API and management ports (a second CA:
+        SECOND_SHIFT); dns: False uses the pebble-challtestsrv another
+        Pebble of the test started (start() starts none)."""
         self.workdir = os.path.abspath(workdir)
         self.validity = int(validity)
         self.nonce_reject = nonce_reject
@@ -176,13 +188,16 @@ class Pebble:
         self.extra_env = dict(extra_env or {})
         self.dns_server = dns_server
 
-        self.dir = os.path.join(self.workdir, "pebble")
+        self.dns = dns
+        self.api_port = API_PORT + int(port_shift)
+        self.mgmt_port = MGMT_PORT + int(port_shift)
+        self.dir = os.path.join(self.workdir, name)
         self.config_path = os.path.join(self.dir, "pebble-config.json")
         self.ca_pem = os.path.join(self.dir, "pebble-ca.pem")
         self.pebble_log = os.path.join(self.dir, "pebble.log")
         self.chall_log = os.path.join(self.dir, "challtestsrv.log")
-        self.directory_url = "https://127.0.0.1:%d/dir" % API_PORT
-        self.mgmt_url = "https://127.0.0.1:%d" % MGMT_PORT
+        self.directory_url = "https://127.0.0.1:%d/dir" % self.api_port
+        self.mgmt_url = "https://127.0.0.1:%d" % self.mgmt_port
 
         self._pebble = None
         self._chall = None
@@ -202,8 +217,8 @@ class Pebble:
         key, crt = make_leaf(self.dir, ca_key, self.ca_pem, "pebble-api",
                              ["DNS:localhost", "DNS:%s" % CA_RUNTIME_NAME, "IP:127.0.0.1"], cn="localhost")
         cfg = {
-            "listenAddress": "127.0.0.1:%d" % API_PORT,
-            "managementListenAddress": "127.0.0.1:%d" % MGMT_PORT,
+            "listenAddress": "127.0.0.1:%d" % self.api_port,
+            "managementListenAddress": "127.0.0.1:%d" % self.mgmt_port,
             "certificate": crt,
             "privateKey": key,
             "httpPort": HTTP_PORT,
@@ -238,7 +253,8 @@ class Pebble:
     def start(self, timeout=30.0):
         hold_port_lock()
         self.prepare()
-        self.start_dns(timeout)
+        if self.dns:
+            self.start_dns(timeout)
         self.start_pebble(timeout)
         return self
 
@@ -273,7 +289,7 @@ class Pebble:
         if self._pebble is not None and self._pebble.poll() is None:
             return
         self.prepare()
-        for port in (API_PORT, MGMT_PORT):
+        for port in (self.api_port, self.mgmt_port):
             if not wait_port_free(port, 10):
                 raise RuntimeError("port %d busy (leftover pebble, or another run: "
                                    "set ACME_TEST_PORT_OFFSET)" % port)
@@ -305,7 +321,7 @@ class Pebble:
         if self._pebble_logf:
             self._pebble_logf.close()
             self._pebble_logf = None
-        wait_port_free(API_PORT, timeout)
+        wait_port_free(self.api_port, timeout)
 
     def stop_dns(self, timeout=10.0):
         self._chall = _stop(self._chall, timeout)

@@ -1,19 +1,35 @@
-"""Both servers (issue 10 item 1): an issuer whose directory URL changes
-(staging -> production) gets a new certificate from the new CA at once on
-reload / graceful, not at the renewal window; the old certificate is served
-until then, the old CA's account is kept beside the new one, the status
-says why ("reason": "issuer changed") and the error log says it at notice.
-A change of contact alone orders nothing.
+"""Both servers (issue 10 item 1): a certificate that no longer matches the
+configuration is ordered again at once, not at its renewal window, while
+the old one is served until the new one is installed; the status says why
+("reason") and the error log says it at notice.
 
-The two CAs are two directory URLs: pebble's own and ca_proxy.py's in front
-of the same pebble (one pebble on this machine's fixed ports; to the
-module they are two CAs with their own accounts)."""
+- the CA changes (staging -> production: the directory URL), then reload /
+  graceful, or a full stop and start: the new CA's certificate, the old
+  CA's account kept beside the new one;
+- the key type changes (key=ecdsa:256 -> key=ecdsa:384 or rsa:2048: a new
+  certificate id, "<first name>_<key type>"): the old id's certificate is
+  served until the new one is issued, then only the new one;
+- contact or renew_before_expiry alone: nothing is ordered.
+
+The two CAs are two real pebble instances (their own API ports, API
+certificates and issuing roots; the second one uses the first one's
+pebble-challtestsrv): the served chain verifies against the root of the CA
+that issued it.  While a new certificate is due, its CA is down for the
+first attempt, so that the old certificate being served, the status'
+reason and the log line are seen for certain; it is started once the
+status shows the failed attempt (retry_delay 1s)."""
 
 import os
 
-from ca_proxy import CaProxy
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from pebble import SECOND_SHIFT
 from servers import HTTPS_PORT
-from tlsutil import served_cert, wait_acme_cert, wait_for
+from tlsutil import s_client_leaf, same_serial, served_cert, wait_acme_cert, wait_for
+
+NAME = "a.example.test"
+QUICK_RETRY = {"retry_delay": "1s"}
 
 
 def _accounts(state_dir):
@@ -25,63 +41,164 @@ def _accounts(state_dir):
     return sorted(found)
 
 
-def test_switch_ca_reorders_at_once(server, pebble, workdir, state_dir):
-    root = pebble.write_root(os.path.join(workdir, "root.pem"))
-    proxy = CaProxy(pebble).start()
-    try:
-        # CA A: pebble's directory (5-year certificates: no renewal window)
-        server.start_managed(pebble, state_dir)
-        first = wait_acme_cert(HTTPS_PORT, "a.example.test", root, 60,
-                               proc_alive=server.running)
-        server.wait_installed()
-        wait_for(lambda: server.status_cert()["serial"], 20, "status serial")
-        assert server.status_cert()["reason"] is None
-        accounts_a = _accounts(state_dir)
-        assert len(accounts_a) == 1, accounts_a
-        with open(accounts_a[0]) as f:
-            account_a = f.read()
-        assert pebble.directory_url in account_a
+def _second_ca(pebble_factory, start=True):
+    """CA B beside the `pebble` fixture's CA A (its DNS)."""
+    return pebble_factory(start=start, name="pebble-b", port_shift=SECOND_SHIFT, dns=False)
 
-        # contact only: no order
-        orders = proxy.count("/order-plz")
-        log_before = len(server.error_log())
-        server.write_managed(pebble, state_dir,
-                             issuer={"contact": "mailto:ops@example.test"})
-        server.reload()
-        wait_for(lambda: server.status_cert() is not None
-                 and server.status_cert()["state"] == "valid", 20, "valid again")
-        assert "starting an order" not in server.error_log()[log_before:]
-        assert "ordering a new certificate" not in server.error_log()[log_before:]
-        assert served_cert(HTTPS_PORT, "a.example.test").serial_number == first.serial_number
 
-        # CA B: the proxy's directory URL; re-ordered at once
-        log_before = len(server.error_log())
-        server.write_managed(proxy, state_dir)
-        server.reload()
+def _failed_once(server, cert_id=None):
+    c = server.status_cert(cert_id)
+    return c if c["consecutive_failures"] >= 1 else None
 
-        def new_served():
-            c = served_cert(HTTPS_PORT, "a.example.test")
-            return c if c.serial_number != first.serial_number else None
-        wait_for(new_served, 60, "a certificate from the new CA")
-        assert proxy.count("/order-plz") > orders
-        assert proxy.count("/certZ/") >= 1
 
-        log = server.error_log()[log_before:]
-        assert "issuer changed" in log, log[-3000:]
-        line = [ln for ln in log.splitlines() if "issuer changed" in ln][0]
-        assert "notice" in line, line
+def _notice(log, needle):
+    lines = [ln for ln in log.splitlines() if needle in ln]
+    assert lines, (needle, log[-3000:])
+    assert all("notice" in ln for ln in lines), lines
+    return lines
 
-        # both accounts in the store, A's unchanged
-        accounts = _accounts(state_dir)
-        assert len(accounts) == 2, accounts
-        with open(accounts_a[0]) as f:
-            assert f.read() == account_a
-        assert any(proxy.directory_url in open(a).read() for a in accounts)
 
-        # the status names the new CA, and once it is served, no reason
-        wait_for(lambda: server.status_cert()["reason"] is None
-                 and server.status_cert()["directory"] == proxy.directory_url,
-                 30, "status after the switch")
-        assert not server.problems(), server.problems()
-    finally:
-        proxy.stop()
+def _first_issue(server, pebble, workdir, state_dir, **conf):
+    root_a = pebble.write_root(os.path.join(workdir, "root-a.pem"))
+    server.start_managed(pebble, state_dir, names=[NAME], **conf)
+    first = wait_acme_cert(HTTPS_PORT, NAME, root_a, 60, proc_alive=server.running)
+    server.wait_installed()
+    wait_for(lambda: server.status_cert()["serial"], 20, "status serial")
+    assert server.status_cert()["reason"] is None
+    return first
+
+
+def test_switch_ca_reorders_at_once(server, pebble, pebble_factory, workdir, state_dir):
+    ca_b = _second_ca(pebble_factory)
+    root_b = ca_b.write_root(os.path.join(workdir, "root-b.pem"))
+    first = _first_issue(server, pebble, workdir, state_dir, issuer=QUICK_RETRY)
+    accounts_a = _accounts(state_dir)
+    assert len(accounts_a) == 1, accounts_a
+    with open(accounts_a[0]) as f:
+        account_a = f.read()
+    assert pebble.directory_url in account_a
+
+    # contact and renew_before_expiry: no order
+    orders = pebble.orders_created()
+    log_before = len(server.error_log())
+    server.write_managed(pebble, state_dir, names=[NAME],
+                         issuer=dict(QUICK_RETRY, contact="mailto:ops@example.test",
+                                     renew_before_expiry="50%"))
+    server.reload()
+    wait_for(lambda: server.status_cert() is not None
+             and server.status_cert()["state"] == "valid", 20, "valid again")
+    log = server.error_log()[log_before:]
+    assert "starting an order" not in log and "ordering a" not in log, log[-3000:]
+    assert pebble.orders_created() == orders
+    assert served_cert(HTTPS_PORT, NAME).serial_number == first.serial_number
+    assert server.status_cert()["reason"] is None
+
+    # CA B: re-ordered at once, from B (its root), while A's is served
+    log_before = len(server.error_log())
+    server.write_managed(ca_b, state_dir, names=[NAME], issuer=QUICK_RETRY)
+    server.reload()
+    new = wait_acme_cert(HTTPS_PORT, NAME, root_b, 60, proc_alive=server.running)
+    assert new.serial_number != first.serial_number
+    assert new.issuer != first.issuer, (new.issuer, first.issuer)
+    assert ca_b.issued_count() == 1 and pebble.orders_created() == orders
+    _notice(server.error_log()[log_before:], "issuer changed")
+
+    # both accounts in the store, A's unchanged
+    accounts = _accounts(state_dir)
+    assert len(accounts) == 2, accounts
+    with open(accounts_a[0]) as f:
+        assert f.read() == account_a
+    assert any(ca_b.directory_url in open(a).read() for a in accounts)
+
+    # the status names the new CA, and once it is served, no reason
+    wait_for(lambda: server.status_cert()["reason"] is None
+             and server.status_cert()["directory"] == ca_b.directory_url,
+             30, "status after the switch")
+    assert not server.problems(), server.problems()
+
+
+def test_switch_ca_full_restart(server, pebble, pebble_factory, workdir, state_dir):
+    """Stop, the directory URL changed, start: the old CA's certificate is
+    served from the first handshake, ordered again at once from the new CA
+    (down for the first attempt), the reason shown until the new one is
+    served."""
+    ca_b = _second_ca(pebble_factory, start=False)
+    first = _first_issue(server, pebble, workdir, state_dir, issuer=QUICK_RETRY)
+
+    server.stop()
+    server.write_managed(ca_b, state_dir, names=[NAME], issuer=QUICK_RETRY)
+    server.start()
+    assert served_cert(HTTPS_PORT, NAME).serial_number == first.serial_number
+    c = wait_for(lambda: _failed_once(server), 60, "the first attempt at CA B failed")
+    assert c["reason"] == "issuer changed", c
+    assert same_serial(c["serial"], first.serial_number), c
+    assert served_cert(HTTPS_PORT, NAME).serial_number == first.serial_number
+    _notice(server.error_log(since_start=True), "issuer changed")
+
+    ca_b.start()
+    root_b = ca_b.write_root(os.path.join(workdir, "root-b.pem"))
+    new = wait_acme_cert(HTTPS_PORT, NAME, root_b, 60, proc_alive=server.running)
+    assert new.issuer != first.issuer
+    wait_for(lambda: server.status_cert()["reason"] is None
+             and server.status_cert()["directory"] == ca_b.directory_url,
+             30, "status after the switch")
+    assert ca_b.issued_count() == 1
+    assert not server.problems(), server.problems()
+
+
+KEY_CHANGES = {"ecdsa:384": ("ecdsa-384", lambda k: isinstance(k, ec.EllipticCurvePublicKey)
+                                and isinstance(k.curve, ec.SECP384R1)),
+               "rsa:2048": ("rsa-2048", lambda k: isinstance(k, rsa.RSAPublicKey))}
+
+
+@pytest.mark.parametrize("new_key", sorted(KEY_CHANGES))
+def test_key_type_change_serves_the_old_until_issued(server, pebble, workdir, state_dir,
+                                                     new_key):
+    """key=ecdsa:256 -> key=ecdsa:384 or rsa:2048 (a new id) on reload /
+    graceful: the P-256 certificate stays served (the CA down for the first
+    attempt), the new id ordered at once, "key type changed" in the status
+    and the log, then the new one served, and only it (rsa:2048: a client
+    that takes ECDSA only gets no certificate, not the old P-256 one)."""
+    first = _first_issue(server, pebble, workdir, state_dir, issuer=QUICK_RETRY,
+                         cert_args="key=ecdsa:256")
+    assert isinstance(first.public_key().curve, ec.SECP256R1)
+    suffix, is_new = KEY_CHANGES[new_key]
+    old_id, new_id = NAME + "_ecdsa-256", NAME + "_" + suffix
+
+    pebble.stop_pebble()
+    log_before = len(server.error_log())
+    server.write_managed(pebble, state_dir, names=[NAME], issuer=QUICK_RETRY,
+                         cert_args="key=" + new_key)
+    server.reload()
+    c = wait_for(lambda: _failed_once(server, new_id), 60, "the first attempt failed")
+    assert c["reason"] == "key type changed", c
+    assert same_serial(c["serial"], first.serial_number), c
+    assert served_cert(HTTPS_PORT, NAME).serial_number == first.serial_number
+    _notice(server.error_log()[log_before:], "key type changed")
+
+    pebble.start_pebble()
+
+    def served_new():
+        cert = served_cert(HTTPS_PORT, NAME)
+        return cert if is_new(cert.public_key()) else None
+    new = wait_for(served_new, 60, "the %s certificate served" % new_key)
+    assert new.serial_number != first.serial_number
+    wait_for(lambda: server.status_cert(new_id)["reason"] is None
+             and same_serial(server.status_cert(new_id)["serial"], new.serial_number),
+             30, "status after the key type change")
+    if new_key.startswith("rsa"):
+        def only_new():
+            # a few handshakes: every worker / child has it installed
+            # (server.wait_installed waits for the old id too)
+            for _ in range(6):
+                leaf = s_client_leaf(HTTPS_PORT, NAME, "-tls1_2", "-sigalgs", "RSA+SHA256")
+                if leaf is None or leaf.serial_number != new.serial_number:
+                    return False
+                if s_client_leaf(HTTPS_PORT, NAME, "-tls1_2", "-sigalgs",
+                                 "ECDSA+SHA256") is not None:
+                    return False
+            return True
+        wait_for(only_new, 20, "the RSA certificate served alone")
+    # the old id's store is kept (a change back serves it)
+    assert os.path.exists(os.path.join(state_dir, "certs", old_id, "bundle.pem"))
+    assert not server.problems(), server.problems()
