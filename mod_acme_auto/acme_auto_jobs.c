@@ -329,6 +329,7 @@ hook_account(void *data, const char *url, const char *refused)
     drive_ctx_t        *d = data;
     acme_auto_issuer_t *iss = d->j->c->issuer;
     char                err[ACME_ERRLEN];
+    int                 rc;
 
     if (refused != NULL) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->j->s, "mod_acme_auto: "
@@ -346,12 +347,16 @@ hook_account(void *data, const char *url, const char *refused)
     pthread_cond_broadcast(&account_cv);
     pthread_mutex_unlock(&account_mu);
 
-    if (acme_store_save_account(iss->conf.state_dir, iss->conf.directory, d->akey, url,
-                                err, sizeof(err)) != 0)
-    {
+    rc = acme_store_save_account(iss->conf.state_dir, iss->conf.directory,
+                                 d->akey, url, err, sizeof(err));
+    if (rc != 0) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->j->s, "mod_acme_auto: "
-                     "cannot save the account URL: %s", err);
+                     "cannot save the account URL: %s; kept in memory, the "
+                     "next order writes it again", err);
     }
+    pthread_mutex_lock(&account_mu);
+    acme_account_gate_stored(&iss->account_gate, url, rc == 0);
+    pthread_mutex_unlock(&account_mu);
 }
 
 static int
@@ -418,7 +423,7 @@ job_conf(job_t *j, acme_job_conf_t *c)
  * Returns the URL to use (malloc'd) or NULL to go on without one.
  */
 static char *
-account_wait(job_t *j, EVP_PKEY *key)
+account_wait(job_t *j, EVP_PKEY *key, int *unsaved)
 {
     acme_auto_issuer_t *iss = j->c->issuer;
     struct timespec     ts;
@@ -444,6 +449,9 @@ account_wait(job_t *j, EVP_PKEY *key)
         ts.tv_sec += 1;
         pthread_cond_timedwait(&account_cv, &account_mu, &ts);
     }
+    /* the store refused it: this order writes it again */
+    *unsaved = rc == ACME_GATE_USE
+               && acme_account_gate_unsaved(&iss->account_gate);
     pthread_mutex_unlock(&account_mu);
     return rc == ACME_GATE_USE ? url : NULL;
 }
@@ -638,7 +646,7 @@ job_main(void *arg)
     char                  warn[ACME_ERRLEN];
     const char           *chain;
     size_t                chain_len;
-    int                   rc;
+    int                   rc, unsaved = 0;
 
     err[0] = '\0';
     j->last_step = NULL;
@@ -666,7 +674,7 @@ job_main(void *arg)
                      "%s: %s", j->c->id, warn);
     }
     if (account_url == NULL) {
-        account_url = account_wait(j, akey);
+        account_url = account_wait(j, akey, &unsaved);
         if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
             goto done;
         }
@@ -678,6 +686,7 @@ job_main(void *arg)
     }
 
     acme_job_order_config(&oc, &conf, j->type, akey, account_url, ckey);
+    oc.account_unsaved = unsaved;
     e = acme_engine_new(&oc, err, sizeof(err));
     if (e == NULL) {
         job_failed(j, err, 0);

@@ -448,8 +448,12 @@ ngx_acme_job_task_done(ngx_event_t *ev)
         if (job->task_rc != 0) {
             ngx_log_error(NGX_LOG_WARN, job->log, 0,
                           "acme: certificate \"%V\": cannot store the "
-                          "account URL: %s", &job->cert->id, job->task_err);
+                          "account URL: %s; kept in memory, the next order "
+                          "writes it again", &job->cert->id, job->task_err);
         }
+
+        acme_account_gate_stored(&job->cert->issuer->account_gate,
+                                 job->account_url, job->task_rc == 0);
 
         ngx_acme_job_run(job);
         return;
@@ -487,7 +491,7 @@ ngx_acme_job_task_done(ngx_event_t *ev)
 static void
 ngx_acme_job_prepared(ngx_acme_job_t *job)
 {
-    int                   rc;
+    int                   rc, unsaved;
     char                  err[ACME_ERRLEN], *url;
     const char           *type;
     ngx_acme_cert_t      *cert;
@@ -497,6 +501,7 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
 
     cert = job->cert;
     issuer = cert->issuer;
+    unsaved = 0;
 
     if (job->task_err[0] != '\0') {
         /* from the key task: a stored account.json that could not be used */
@@ -519,6 +524,8 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
 
         if (rc == ACME_GATE_USE) {
             job->account_url = url;
+            /* the store refused it: this order writes it again */
+            unsaved = acme_account_gate_unsaved(&issuer->account_gate);
 
         } else if (rc == ACME_GATE_WAIT
                    && job->account_waits++ < NGX_ACME_ACCOUNT_WAIT_MAX)
@@ -555,6 +562,7 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
     ngx_acme_job_conf(job, &conf);
     acme_job_order_config(&oc, &conf, type,
                           job->account_key, job->account_url, job->cert_key);
+    oc.account_unsaved = unsaved;
 
     err[0] = '\0';
 

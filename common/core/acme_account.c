@@ -53,12 +53,31 @@ acme_account_gate_set(acme_account_gate_t *g, EVP_PKEY *key, const char *url)
         return -1;
     }
 
+    if (g->url == NULL || strcmp(g->url, u) != 0) {
+        g->unsaved = 0;                 /* not known yet */
+    }
     free(g->thumbprint);
     free(g->url);
     g->thumbprint = thumb;
     g->url = u;
     g->leader = NULL;
     return 0;
+}
+
+
+void
+acme_account_gate_stored(acme_account_gate_t *g, const char *url, int ok)
+{
+    if (g->url != NULL && url != NULL && strcmp(g->url, url) == 0) {
+        g->unsaved = !ok;
+    }
+}
+
+
+int
+acme_account_gate_unsaved(const acme_account_gate_t *g)
+{
+    return g->url != NULL && g->unsaved;
 }
 
 

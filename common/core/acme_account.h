@@ -16,6 +16,14 @@
  * URL, or a URL an engine found again after the CA refused the old one);
  * when a job ends it calls acme_account_gate_leave(), which lets the next
  * waiting job take over when the leader failed.
+ *
+ * The store may refuse the URL (EIO, EROFS, ENOSPC on account.json): the
+ * gate keeps it, so no job of this process asks the CA for the account
+ * again, and the host says with acme_account_gate_stored() whether the
+ * write succeeded.  While acme_account_gate_unsaved() is 1, a job that USEs
+ * the URL starts its engine with acme_order_config_t.account_unsaved, which
+ * emits ACME_ACT_ACCOUNT again: the host's write is retried by each order
+ * until it succeeds.
  */
 #ifndef ACME_ACCOUNT_H
 #define ACME_ACCOUNT_H
@@ -36,6 +44,7 @@ typedef struct {
     char        *thumbprint;    /* of the key url belongs to (malloc'd) */
     char        *url;           /* known account URL (malloc'd), or NULL */
     const void  *leader;        /* the job establishing it, or NULL */
+    int          unsaved;       /* the store refused url */
 } acme_account_gate_t;
 
 /* who identifies the job (any unique pointer).  USE: *url is malloc'd.
@@ -46,6 +55,14 @@ int acme_account_gate_enter(acme_account_gate_t *g, EVP_PKEY *key,
 /* The account URL of key is url (the leader, if any, is done).  0 or -1. */
 int acme_account_gate_set(acme_account_gate_t *g, EVP_PKEY *key,
     const char *url);
+
+/* Whether url (the gate's) was written to the store: ok 1 yes, 0 no.
+ * Another URL than the gate's changes nothing. */
+void acme_account_gate_stored(acme_account_gate_t *g, const char *url,
+    int ok);
+
+/* 1 when the gate's URL is known not to be in the store. */
+int acme_account_gate_unsaved(const acme_account_gate_t *g);
 
 /* who ends: if it was the leader, the gate opens for the next one. */
 void acme_account_gate_leave(acme_account_gate_t *g, const void *who);

@@ -100,6 +100,8 @@ struct acme_engine_s {
     /* account */
     char                *account_url;
     int                  account_from_store;
+    int                  account_unsaved;   /* emit it again (the store
+                                               refused it) */
     int                  account_fallback_done;
     char                *refused_url;       /* the host's URL, refused */
     char                *refused_error;     /* the CA's refusal, for logs */
@@ -662,6 +664,7 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
     if (cfg->account_url != NULL && cfg->account_url[0] != '\0') {
         e->account_url = acme_strdup(cfg->account_url);
         e->account_from_store = 1;
+        e->account_unsaved = cfg->account_unsaved;
     }
 
     if (cfg->eab_kid != NULL) {
@@ -1186,7 +1189,10 @@ on_directory(acme_engine_t *e, json_t *j)
     e->eab_required = json_is_true(json_object_get(meta, "externalAccountRequired"));
     set_str(&e->tos_url, jstr(meta, "termsOfService"));
 
-    e->state = e->account_url ? S_NEW_ORDER : S_ACCOUNT_FIND;
+    /* a URL the store refused is handed to the host again, to write */
+    e->state = e->account_url == NULL ? S_ACCOUNT_FIND
+               : e->account_unsaved ? S_ACCOUNT_EMIT : S_NEW_ORDER;
+    e->account_unsaved = 0;
 }
 
 

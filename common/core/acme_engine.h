@@ -67,6 +67,11 @@ typedef struct {
                                                unauthorized, malformed "JWS
                                                verification"), it is looked up
                                                again by key once per order */
+    int                  account_unsaved;   /* account_url is not in the
+                                               store (it refused the write):
+                                               emitted as ACME_ACT_ACCOUNT
+                                               again before the order, so
+                                               the host writes it again */
     const char *const   *contacts;          /* "mailto:..." */
     size_t               n_contacts;
     int                  terms_agreed;

@@ -58,3 +58,44 @@ UNIT_TEST(account_gate_one_leader)
     EVP_PKEY_free(k);
     EVP_PKEY_free(other);
 }
+
+
+/* the store refused the URL: the gate keeps it and says so until a write
+ * of that URL succeeds; a new URL is not known to be stored */
+UNIT_TEST(account_gate_unsaved)
+{
+    acme_account_gate_t  g;
+    EVP_PKEY            *k;
+    char                *url;
+    int                  a;
+
+    k = acme_key_generate(ACME_KEY_EC_P256);
+    memset(&g, 0, sizeof(g));
+    CHECK_INT(acme_account_gate_unsaved(&g), 0);
+    acme_account_gate_stored(&g, "https://ca/acct/1", 0);
+    CHECK_INT(acme_account_gate_unsaved(&g), 0);        /* no URL yet */
+
+    CHECK_INT(acme_account_gate_set(&g, k, "https://ca/acct/1"), 0);
+    CHECK_INT(acme_account_gate_unsaved(&g), 0);
+    acme_account_gate_stored(&g, "https://ca/acct/1", 0);
+    CHECK_INT(acme_account_gate_unsaved(&g), 1);
+    CHECK_INT(acme_account_gate_enter(&g, k, &a, &url), ACME_GATE_USE);
+    CHECK_STR(url, "https://ca/acct/1");
+    free(url);
+
+    /* set again with the same URL (a retry): still unsaved until stored */
+    CHECK_INT(acme_account_gate_set(&g, k, "https://ca/acct/1"), 0);
+    CHECK_INT(acme_account_gate_unsaved(&g), 1);
+    acme_account_gate_stored(&g, "https://ca/acct/other", 1);
+    CHECK_INT(acme_account_gate_unsaved(&g), 1);
+    acme_account_gate_stored(&g, "https://ca/acct/1", 1);
+    CHECK_INT(acme_account_gate_unsaved(&g), 0);
+
+    /* another URL starts over */
+    acme_account_gate_stored(&g, "https://ca/acct/1", 0);
+    CHECK_INT(acme_account_gate_set(&g, k, "https://ca/acct/2"), 0);
+    CHECK_INT(acme_account_gate_unsaved(&g), 0);
+
+    acme_account_gate_free(&g);
+    EVP_PKEY_free(k);
+}

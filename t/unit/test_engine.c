@@ -810,6 +810,34 @@ UNIT_TEST(engine_stored_account_reused)
 }
 
 
+/* a URL the store refused (another job's, from the gate): handed to the
+ * host once more to write, without asking the CA for it */
+UNIT_TEST(engine_unsaved_account_emitted_again)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+
+    fixture_init(&f, 1);
+    f.ca->account_url = acme_strdup("https://ca.test/acct/9");
+    f.cfg.account_url = "https://ca.test/acct/9";
+    f.cfg.account_unsaved = 1;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_account_lookup, 0);
+    CHECK_INT(f.ca->n_account_create, 0);
+    CHECK_INT(r.n_account, 1);
+    CHECK_STR(r.account_url, "https://ca.test/acct/9");
+    CHECK_STR(r.account_refused, "");
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
 UNIT_TEST(engine_account_lookup_existing)
 {
     fixture_t       f;
