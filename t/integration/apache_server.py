@@ -142,6 +142,7 @@ class ApacheServer(ServerLogs):
         self.conf_path = os.path.join(self.dir, "apache2.conf")
         self.error_log_path = os.path.join(self.dir, "logs", "error.log")
         self.stderr_path = os.path.join(self.dir, "logs", "stderr.log")
+        self.extra_env = {}     # e.g. an LD_PRELOAD shim (test_store_errors)
         self.proc = None
         self._stderr = None
         self._log_offset = 0
@@ -183,7 +184,12 @@ class ApacheServer(ServerLogs):
         return [APACHE, "-d", self.dir, "-f", self.conf_path] + list(args)
 
     def _env(self):
-        return sanitizer_env("ACME_APACHE_LD_PRELOAD", self.asan_dir)
+        env = sanitizer_env("ACME_APACHE_LD_PRELOAD", self.asan_dir)
+        for k, v in self.extra_env.items():
+            if k == "LD_PRELOAD" and env.get(k):
+                v = env[k] + ":" + v
+            env[k] = v
+        return env
 
     def test_config(self, timeout=60):
         """apache2 -t: (returncode, combined output)."""

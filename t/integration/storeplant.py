@@ -14,7 +14,9 @@ a symlink or a hard link below the state path).
                                 server runs
     tmpfs_cmd(cmd, path, size)  cmd with a small tmpfs mounted on path (in
                                 its own mount namespace); in_ns(pid, path)
-                                reaches it, fill(path) fills it
+                                reaches it, fill(path) fills it,
+                                remount_fs(pid, path, ro) makes the file
+                                system itself read-only (EROFS) or writable
 """
 
 import datetime
@@ -125,6 +127,14 @@ def tmpfs_cmd(cmd, path, size="256k"):
     script = 'mount -t tmpfs -o size=%s,mode=0700 tmpfs "$0" && exec "$@"' % size
     return ["unshare", "-m", "--propagation", "private", "--",
             "sh", "-c", script, path] + list(cmd)
+
+
+def remount_fs(pid, path, ro):
+    """The file system mounted on path in pid's mount namespace (the tmpfs
+    of tmpfs_cmd) remounted read-only or read-write while pid runs."""
+    subprocess.run(["nsenter", "-t", str(pid), "-m", "--", "mount", "-o",
+                    "remount," + ("ro" if ro else "rw"), path],
+                   check=True, timeout=30)
 
 
 def in_ns(pid, path):
