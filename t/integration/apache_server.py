@@ -184,12 +184,7 @@ class ApacheServer(ServerLogs):
         return [APACHE, "-d", self.dir, "-f", self.conf_path] + list(args)
 
     def _env(self):
-        env = sanitizer_env("ACME_APACHE_LD_PRELOAD", self.asan_dir)
-        for k, v in self.extra_env.items():
-            if k == "LD_PRELOAD" and env.get(k):
-                v = env[k] + ":" + v
-            env[k] = v
-        return env
+        return sanitizer_env("ACME_APACHE_LD_PRELOAD", self.asan_dir, self.extra_env)
 
     def test_config(self, timeout=60):
         """apache2 -t: (returncode, combined output)."""

@@ -125,12 +125,7 @@ class NginxServer(ServerLogs):
         return [NGINX, "-p", self.prefix + "/", "-c", self.conf_path] + list(args)
 
     def _env(self):
-        env = sanitizer_env("ACME_NGINX_LD_PRELOAD", self.asan_dir)
-        for k, v in self.extra_env.items():
-            if k == "LD_PRELOAD" and env.get(k):
-                v = env[k] + ":" + v
-            env[k] = v
-        return env
+        return sanitizer_env("ACME_NGINX_LD_PRELOAD", self.asan_dir, self.extra_env)
 
     def test_config(self, timeout=60):
         """nginx -t: (returncode, combined output)."""

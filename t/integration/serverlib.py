@@ -21,8 +21,9 @@ def port_open(port, host="127.0.0.1"):
         return False
 
 
-def sanitizer_env(preload_var, log_dir):
-    """The environment of a server under test.  With $<preload_var> set to
+def sanitizer_env(preload_var, log_dir, extra=None):
+    """The environment of a server under test, with extra's variables (a
+    test's LD_PRELOAD shim goes after the sanitizer's).  With $<preload_var> set to
     the AddressSanitizer runtime (for modules built by `./build.sh asan`,
     README "Testing under AddressSanitizer"), it is preloaded into the
     server and reports go to log_dir/asan.<pid> (see asan_reports; leak
@@ -36,6 +37,10 @@ def sanitizer_env(preload_var, log_dir):
         env["LD_PRELOAD"] = preload
         env["ASAN_OPTIONS"] = "detect_leaks=0:log_path=%s" % os.path.join(
             log_dir, "asan")
+    for k, v in (extra or {}).items():
+        if k == "LD_PRELOAD" and env.get(k):
+            v = env[k] + ":" + v
+        env[k] = v
     return env
 
 

@@ -17,6 +17,9 @@ a symlink or a hard link below the state path).
                                 reaches it, fill(path) fills it,
                                 remount_fs(pid, path, ro) makes the file
                                 system itself read-only (EROFS) or writable
+    stored_serial(store, id)    serial of certs/<id>/bundle.pem, or None
+    check_memory_only(...)      an issued certificate the store refused is
+                                served, shown and logged as such
 """
 
 import datetime
@@ -153,3 +156,36 @@ def fill(path):
             if e.errno != errno.ENOSPC:
                 raise
     return n
+
+
+def stored_serial(store, cert_id):
+    """The serial of store's certs/<cert_id>/bundle.pem (None: no bundle)."""
+    from tlsutil import load_pem_certs
+    try:
+        with open(os.path.join(store, "certs", cert_id, "bundle.pem")) as f:
+            return load_pem_certs(f.read())[0].serial_number
+    except (OSError, IndexError):
+        return None
+
+
+def check_memory_only(server, port, name, root, cert_id, serial, text, log_at,
+                      handshakes=20):
+    """The certificate serial, which the store refused with the error text
+    (strerror), is served for name by every worker / child, the status
+    shows it valid with a store_error saying it is not stored and why, and
+    the error log (from log_at) says "served from memory only" and why at
+    error level."""
+    from tlsutil import same_serial, served_cert
+    for _ in range(handshakes):
+        assert served_cert(port, name, cafile=root).serial_number == serial
+    c = server.status_cert(cert_id)
+    assert c["state"] == "valid", c
+    assert same_serial(c["serial"], serial), c
+    assert "not stored" in (c["store_error"] or ""), c
+    assert text.lower() in c["store_error"].lower(), c
+    log = server.error_log()[log_at:]
+    line = [ln for ln in log.splitlines()
+            if "served from memory only" in ln and cert_id in ln]
+    level = "[error]" if server.kind == "nginx" else ":error]"
+    assert line and level in line[0] and text in line[0], log
+    return c

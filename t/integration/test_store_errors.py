@@ -23,8 +23,8 @@ import subprocess
 import pytest
 
 from servers import HTTPS_PORT
-from storeplant import in_ns, remount_fs, tmpfs_cmd
-from tlsutil import load_pem_certs, same_serial, served_cert, wait_acme_cert, wait_for
+from storeplant import check_memory_only, in_ns, remount_fs, stored_serial, tmpfs_cmd
+from tlsutil import served_cert, wait_acme_cert, wait_for
 
 VALIDITY = 60                               # pebble: 60-second certificates
 RENEW = {"renew_before_expiry": "66%"}      # renewal ~20 s after issuance
@@ -35,18 +35,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount)")
 
 def _cid(name):
     return name + "_ecdsa-256"
-
-
-def _stored_serial(store, cid):
-    try:
-        with open(os.path.join(store, "certs", cid, "bundle.pem")) as f:
-            return load_pem_certs(f.read())[0].serial_number
-    except (OSError, IndexError):
-        return None
-
-
-def _level(server):
-    return "[error]" if server.kind == "nginx" else ":error]"
 
 
 def test_renewal_on_a_read_only_file_system(server, pebble_factory, workdir,
@@ -62,7 +50,7 @@ def test_renewal_on_a_read_only_file_system(server, pebble_factory, workdir,
     store = in_ns(server.main_pid, state_dir)
 
     first = wait_acme_cert(HTTPS_PORT, "a.example.test", root, 60, proc_alive=server.running)
-    wait_for(lambda: _stored_serial(store, cid) == first.serial_number, 30,
+    wait_for(lambda: stored_serial(store, cid) == first.serial_number, 30,
              "the first certificate is stored")
     orders = p.orders_created()
     log_at = len(server.error_log())
@@ -76,23 +64,14 @@ def test_renewal_on_a_read_only_file_system(server, pebble_factory, workdir,
     new = wait_for(renewed, VALIDITY, "the renewed certificate is served")
 
     server.wait_installed()
-    for _ in range(20):
-        assert served_cert(HTTPS_PORT, "a.example.test",
-                           cafile=root).serial_number == new.serial_number
-    c = server.status_cert(cid)
-    assert c["state"] == "valid", c
-    assert same_serial(c["serial"], new.serial_number), c
-    assert "not stored" in (c["store_error"] or ""), c
-    assert "read-only file system" in c["store_error"].lower(), c
-    log = server.error_log()[log_at:]
-    line = [ln for ln in log.splitlines() if "served from memory only" in ln]
-    assert line and _level(server) in line[0] and "Read-only file system" in line[0], log
-    assert _stored_serial(store, cid) == first.serial_number
+    check_memory_only(server, HTTPS_PORT, "a.example.test", root, cid,
+                      new.serial_number, "Read-only file system", log_at)
+    assert stored_serial(store, cid) == first.serial_number
     assert p.orders_created() == orders + 1
 
     # writable again: written from memory, no new order
     remount_fs(server.main_pid, state_dir, ro=False)
-    wait_for(lambda: _stored_serial(store, cid) == new.serial_number, 60,
+    wait_for(lambda: stored_serial(store, cid) == new.serial_number, 60,
              "the renewed certificate is stored")
     wait_for(lambda: not server.status_cert(cid)["store_error"], 30, "store_error clears")
     assert p.orders_created() == orders + 1
@@ -143,7 +122,7 @@ def test_write_errors_lose_nothing(server, pebble_factory, workdir, state_dir):
     first = {n: wait_acme_cert(HTTPS_PORT, n, root, 60, proc_alive=server.running)
              for n in FAULTS}
     for n in FAULTS:
-        wait_for(lambda: _stored_serial(state_dir, _cid(n)) == first[n].serial_number,
+        wait_for(lambda: stored_serial(state_dir, _cid(n)) == first[n].serial_number,
                  30, "the first certificate of %s is stored" % n)
     assert p.accounts_created() == 1
     assert _account_url(state_dir) is None
@@ -162,20 +141,11 @@ def test_write_errors_lose_nothing(server, pebble_factory, workdir, state_dir):
            for n in FAULTS}
 
     server.wait_installed()
-    log = server.error_log()[log_at:]
     for n, (call, e, text) in FAULTS.items():
-        for _ in range(10):
-            assert served_cert(HTTPS_PORT, n, cafile=root).serial_number \
-                == new[n].serial_number
-        c = server.status_cert(_cid(n))
-        assert c["state"] == "valid", c
-        assert same_serial(c["serial"], new[n].serial_number), c
-        assert "not stored" in (c["store_error"] or ""), c
-        assert text in c["store_error"] and call in c["store_error"], c
-        line = [ln for ln in log.splitlines()
-                if "served from memory only" in ln and _cid(n) in ln]
-        assert line and _level(server) in line[0] and text in line[0], log
-        assert _stored_serial(state_dir, _cid(n)) == first[n].serial_number
+        c = check_memory_only(server, HTTPS_PORT, n, root, _cid(n),
+                              new[n].serial_number, text, log_at, handshakes=10)
+        assert call in c["store_error"], c
+        assert stored_serial(state_dir, _cid(n)) == first[n].serial_number
         cdir = os.path.join(state_dir, "certs", _cid(n))
         assert not [f for f in os.listdir(cdir) if ".tmp" in f], os.listdir(cdir)
     # one order per renewal, one account, whose URL the renewals stored
@@ -186,7 +156,7 @@ def test_write_errors_lose_nothing(server, pebble_factory, workdir, state_dir):
     # the faults stop: everything served is written from memory, no new order
     os.unlink(flag)
     for n in FAULTS:
-        wait_for(lambda: _stored_serial(state_dir, _cid(n)) == new[n].serial_number,
+        wait_for(lambda: stored_serial(state_dir, _cid(n)) == new[n].serial_number,
                  60, "the renewed certificate of %s is stored" % n)
         wait_for(lambda: not server.status_cert(_cid(n))["store_error"], 30,
                  "store_error of %s clears" % n)

@@ -12,8 +12,8 @@ import os
 import pytest
 
 from servers import HTTPS_PORT
-from storeplant import fill, in_ns, tmpfs_cmd
-from tlsutil import load_pem_certs, same_serial, served_cert, wait_acme_cert, wait_for
+from storeplant import check_memory_only, fill, in_ns, stored_serial, tmpfs_cmd
+from tlsutil import same_serial, served_cert, wait_acme_cert, wait_for
 
 VALIDITY = 90                               # pebble: 90-second certificates
 RENEW = {"renew_before_expiry": "66%"}      # renewal ~30 s after issuance
@@ -23,11 +23,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount)")
 
 
 def _stored_serial(store):
-    try:
-        with open(os.path.join(store, "certs", CID, "bundle.pem")) as f:
-            return load_pem_certs(f.read())[0].serial_number
-    except (OSError, IndexError):
-        return None
+    return stored_serial(store, CID)
 
 
 def test_renewal_on_a_full_tmpfs_is_served_then_stored(server, pebble_factory,
@@ -58,18 +54,8 @@ def test_renewal_on_a_full_tmpfs_is_served_then_stored(server, pebble_factory,
 
     # served by every worker / child, valid with its serial, the store's error shown
     server.wait_installed()
-    for _ in range(20):
-        assert served_cert(HTTPS_PORT, "a.example.test",
-                           cafile=root).serial_number == new.serial_number
-    c = server.status_cert(CID)
-    assert c["state"] == "valid", c
-    assert same_serial(c["serial"], new.serial_number), c
-    assert "not stored" in (c["store_error"] or ""), c
-    assert "no space left on device" in c["store_error"].lower(), c
-    log = server.error_log()[log_at:]
-    line = [ln for ln in log.splitlines() if "served from memory only" in ln]
-    level = "[error]" if server.kind == "nginx" else ":error]"
-    assert line and level in line[0] and "No space left on device" in line[0], log
+    check_memory_only(server, HTTPS_PORT, "a.example.test", root, CID,
+                      new.serial_number, "No space left on device", log_at)
     assert _stored_serial(store) == first.serial_number
     assert p.orders_created() == orders + 1
     # nothing half-written is left taking the space
