@@ -11,8 +11,9 @@ test_store_full.py).
   flag file says so: one certificate per kind, renewed together, each
   served from memory with its errno in the status, one order each, all
   written once the faults stop.
-- The account: account.json cannot be written after the CA created the
-  account (EIO); the URL is kept in memory, the orders of every
+- The account: account.key cannot be written (EIO): the attempt fails
+  before anything is asked of the CA.  account.json cannot be written after
+  the CA created the account (EIO); the URL is kept in memory, the orders of every
   certificate and their renewals use it (pebble has one account), and
   the write is retried by the next order until account.json is stored."""
 
@@ -114,10 +115,23 @@ def test_write_errors_lose_nothing(server, pebble_factory, workdir, state_dir):
     server.raw.extra_env = {"LD_PRELOAD": _shim(workdir),
                             "ACME_FAULT_DIR": state_dir + "/",
                             "ACME_FAULT_FLAG": flag}
-    # the account's URL cannot be stored (EIO on account.json's write)
-    _set_faults(flag, [("account.json", "write", 5)])
-    server.write_certs(p, state_dir, [([n], "") for n in FAULTS], issuer=RENEW)
+    # neither the account key nor, later, the account's URL can be stored
+    # (EIO on their writes)
+    _set_faults(flag, [("account.key", "write", 5), ("account.json", "write", 5)])
+    server.write_certs(p, state_dir, [([n], "") for n in FAULTS],
+                       issuer=dict(RENEW, retry_delay="2s"))
     server.start()
+
+    # the key is written before the CA sees it: the attempt fails, nothing
+    # was asked of the CA
+    def key_refused():
+        c = server.status_cert(_cid("a.example.test"))
+        return c if "Input/output error" in (c["last_error"] or "") else None
+    c = wait_for(key_refused, 30, "the account key's write error in the status")
+    assert "account key" in c["last_error"], c
+    assert p.count_requests("/sign-me-up") == 0 and p.accounts_created() == 0
+    assert not os.path.exists(os.path.join(state_dir, "account.key"))
+    _set_faults(flag, [("account.json", "write", 5)])
 
     first = {n: wait_acme_cert(HTTPS_PORT, n, root, 60, proc_alive=server.running)
              for n in FAULTS}
