@@ -893,3 +893,51 @@ done:
     ERR_clear_error();
     return out;
 }
+
+
+int
+acme_cert_chain_issued_by(const char *pem, size_t len, const char *cn)
+{
+    BIO              *bio;
+    X509             *x, *top;
+    X509_NAME        *issuer;
+    X509_NAME_ENTRY  *ent;
+    ASN1_STRING      *d;
+    int               i, found;
+    size_t            cl;
+
+    if (pem == NULL || cn == NULL || len > INT_MAX) {
+        return 0;
+    }
+    bio = BIO_new_mem_buf(pem, (int) len);
+    if (bio == NULL) {
+        return 0;
+    }
+    top = NULL;
+    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        X509_free(top);
+        top = x;
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    if (top == NULL) {
+        return 0;
+    }
+
+    found = 0;
+    cl = strlen(cn);
+    issuer = X509_get_issuer_name(top);
+    for (i = -1; !found; ) {
+        i = X509_NAME_get_index_by_NID(issuer, NID_commonName, i);
+        if (i < 0) {
+            break;
+        }
+        ent = X509_NAME_get_entry(issuer, i);
+        d = ent ? X509_NAME_ENTRY_get_data(ent) : NULL;
+        /* the bytes as encoded, as nginx-acme compares them */
+        found = d != NULL && (size_t) ASN1_STRING_length(d) == cl
+                && memcmp(ASN1_STRING_get0_data(d), cn, cl) == 0;
+    }
+    X509_free(top);
+    return found;
+}

@@ -84,6 +84,14 @@ int acme_cert_check_issued(const char *pem, size_t len, EVP_PKEY *key,
     char *err, size_t errlen);
 
 /*
+ * nginx-acme's preferred_chain test: 1 when the last certificate of the
+ * PEM chain (the top one the server sends) has an issuer commonName whose
+ * bytes are exactly cn (case-sensitive, as nginx-acme compares them); 0
+ * otherwise, and for a chain without a certificate.
+ */
+int acme_cert_chain_issued_by(const char *pem, size_t len, const char *cn);
+
+/*
  * Self-signed certificate for names[0..n) with key, valid from now-1h for
  * days, used as the fallback before the first issuance.  PEM, malloc'd.
  */

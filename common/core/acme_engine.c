@@ -55,6 +55,7 @@ typedef enum {
     S_FINALIZE,
     S_ORDER_VALID,
     S_CERT,
+    S_CERT_ALT,             /* an alternate chain (preferred_chain) */
     S_READBACK,             /* the order read back after an unclear answer */
     S_FINISH
 } state_t;
@@ -122,6 +123,11 @@ struct acme_engine_s {
     int                  chal_processing;
     char                *csr_b64;
     int                  csr_cn;
+    char                *preferred_chain;   /* issuer CN, or NULL */
+    char                *alt_urls[ACME_ENGINE_ALT_CHAINS];
+    size_t               n_alt;             /* alternates of the chain */
+    size_t               alt_i;             /* the one being fetched */
+    char                 chain_note[512];   /* which chain, for logs */
 
     /* progress */
     state_t              state;
@@ -283,6 +289,7 @@ req_label(const acme_engine_t *e)
     case S_READBACK:        return "order";
     case S_FINALIZE:        return "finalize";
     case S_CERT:            return "certificate";
+    case S_CERT_ALT:        return "alternate-chain";
     default:                return "engine";
     }
 }
@@ -564,11 +571,26 @@ is_published(const acme_engine_t *e)
 
 
 static void
+alt_free(acme_engine_t *e)
+{
+    size_t i;
+
+    for (i = 0; i < e->n_alt; i++) {
+        free(e->alt_urls[i]);
+        e->alt_urls[i] = NULL;
+    }
+    e->n_alt = 0;
+    e->alt_i = 0;
+}
+
+
+static void
 reset_order(acme_engine_t *e)
 {
     free(e->order_url);
     free(e->finalize_url);
     free(e->certificate_url);
+    alt_free(e);
     strv_free(e->authz_urls, e->n_authz);
     free(e->authz_wake);
     free(e->authz_ident);
@@ -660,6 +682,9 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
     e->deadline = cfg->deadline * 1000;
     e->max_bad_nonce = cfg->max_bad_nonce > 0 ? cfg->max_bad_nonce : 10;
     e->max_unclear = cfg->max_unclear > 0 ? cfg->max_unclear : UNCLEAR_DEFAULT;
+    if (cfg->preferred_chain != NULL && cfg->preferred_chain[0] != '\0') {
+        e->preferred_chain = acme_strdup(cfg->preferred_chain);
+    }
 
     if (cfg->account_url != NULL && cfg->account_url[0] != '\0') {
         e->account_url = acme_strdup(cfg->account_url);
@@ -679,6 +704,8 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
 
     if (e->directory_url == NULL || e->contacts == NULL || e->names == NULL
         || e->challenge_type == NULL
+        || (cfg->preferred_chain != NULL && cfg->preferred_chain[0] != '\0'
+            && e->preferred_chain == NULL)
         || (cfg->eab_kid != NULL
             && (e->eab_kid == NULL || e->eab_alg == NULL || e->eab_key == NULL))
         || (e->account_from_store && e->account_url == NULL))
@@ -715,6 +742,7 @@ acme_engine_free(acme_engine_t *e)
     strv_free(e->contacts, e->n_contacts);
     strv_free(e->names, e->n_names);
     free(e->challenge_type);
+    free(e->preferred_chain);
     free(e->eab_kid);
     free(e->eab_alg);
     acme_eab_mac_key_free(e->eab_key, e->eab_key_len);
@@ -897,6 +925,10 @@ finalize_payload(acme_engine_t *e)
 
 /* ---- acme_engine_next ---------------------------------------------------- */
 
+static void alt_default(acme_engine_t *e, const char *why);
+static void alt_next(acme_engine_t *e, const char *why);
+static void on_alternate(acme_engine_t *e, const acme_http_response_t *resp);
+
 static void
 fail_timeout(acme_engine_t *e)
 {
@@ -928,6 +960,10 @@ fail_timeout(acme_engine_t *e)
         break;
     case S_CERT:
         fail(e, "timed out waiting for the certificate download");
+        break;
+    case S_CERT_ALT:
+        /* the default chain is good: no reason to lose the certificate */
+        alt_default(e, "timed out");
         break;
     case S_READBACK:
         fail(e, "timed out reading back the order %s after an unclear answer",
@@ -1133,6 +1169,10 @@ acme_engine_next_ms(acme_engine_t *e, long long now_ms, acme_action_t *act)
 
         case S_CERT:
             post(e, act, e->certificate_url, NULL, 0, PEM_CHAIN);
+            break;
+
+        case S_CERT_ALT:
+            post(e, act, e->alt_urls[e->alt_i], NULL, 0, PEM_CHAIN);
             break;
 
         case S_READBACK:
@@ -1641,6 +1681,110 @@ on_certificate(acme_engine_t *e, const acme_http_response_t *resp)
         return;
     }
     e->cert_len = resp->body_len;
+
+    if (e->preferred_chain != NULL) {
+        if (acme_cert_chain_issued_by(e->cert, e->cert_len,
+                                      e->preferred_chain))
+        {
+            snprintf(e->chain_note, sizeof(e->chain_note),
+                     "the default chain is issued by \"%s\"",
+                     e->preferred_chain);
+        } else {
+            alt_free(e);
+            e->n_alt = acme_http_links(resp->link, "alternate",
+                                       e->certificate_url, e->alt_urls,
+                                       ACME_ENGINE_ALT_CHAINS);
+            if (e->n_alt > 0) {
+                e->state = S_CERT_ALT;
+                return;
+            }
+            alt_default(e, "the CA offers no alternate chain");
+            return;
+        }
+    }
+
+    e->result = ACME_ACT_DONE;
+    e->state = S_FINISH;
+}
+
+
+/*
+ * preferred_chain, as nginx-acme's: the default chain's top certificate is
+ * not issued by that name, so the alternates of the certificate URL's
+ * Link: rel="alternate" headers (RFC 8555 section 7.4.2) are fetched in
+ * their order (POST-as-GET) until one is; it must pass the same checks as
+ * the default one.  An alternate that fails (any HTTP error, a transport
+ * error, no PEM, another key) is passed over, and when none matches the
+ * default chain, already checked, is the certificate.
+ */
+static void
+alt_default(acme_engine_t *e, const char *why)
+{
+    if (e->n_alt == 0) {
+        snprintf(e->chain_note, sizeof(e->chain_note),
+                 "the default chain: it is not issued by \"%s\" and %s",
+                 e->preferred_chain, why);
+    } else {
+        snprintf(e->chain_note, sizeof(e->chain_note),
+                 "the default chain: neither it nor the %zu alternate "
+                 "chain%s offered is issued by \"%s\" (the last: %s)",
+                 e->n_alt, e->n_alt == 1 ? "" : "s", e->preferred_chain, why);
+    }
+    alt_free(e);
+    e->result = ACME_ACT_DONE;
+    e->state = S_FINISH;
+}
+
+
+static void
+alt_next(acme_engine_t *e, const char *why)
+{
+    if (++e->alt_i < e->n_alt) {
+        return;
+    }
+    alt_default(e, why);
+}
+
+
+static void
+on_alternate(acme_engine_t *e, const acme_http_response_t *resp)
+{
+    char   why[ACME_ERRLEN], note[ACME_ERRLEN + 16];
+    char  *pem;
+
+    if (resp->body == NULL
+        || strstr(resp->body, "-----BEGIN CERTIFICATE-----") == NULL)
+    {
+        alt_next(e, "not a PEM certificate chain");
+        return;
+    }
+    if (!acme_cert_chain_issued_by(resp->body, resp->body_len,
+                                   e->preferred_chain))
+    {
+        alt_next(e, "not issued by it either");
+        return;
+    }
+    if (acme_cert_check_issued(resp->body, resp->body_len, e->cert_key,
+                               (const char *const *) e->names, e->n_names,
+                               e->now, why, sizeof(why))
+        != 0)
+    {
+        snprintf(note, sizeof(note), "rejected: %s", why);
+        alt_next(e, note);
+        return;
+    }
+    pem = acme_strndup(resp->body, resp->body_len);
+    if (pem == NULL) {
+        alt_default(e, "out of memory");
+        return;
+    }
+    snprintf(e->chain_note, sizeof(e->chain_note),
+             "the alternate chain %s, issued by \"%s\"",
+             e->alt_urls[e->alt_i], e->preferred_chain);
+    free(e->cert);
+    e->cert = pem;
+    e->cert_len = resp->body_len;
+    alt_free(e);
     e->result = ACME_ACT_DONE;
     e->state = S_FINISH;
 }
@@ -1792,6 +1936,13 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
     }
 
     if (aw == AW_NONCE) {
+        if (e->state == S_CERT_ALT && (resp->status < 200
+                                       || resp->status >= 300
+                                       || e->nonce == NULL))
+        {
+            alt_default(e, "no nonce to fetch the rest");
+            return;
+        }
         if (resp->status >= 500
             && unclear(e, resp->retry_after,
                        http_why(resp, why, sizeof(why))))
@@ -1828,6 +1979,11 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
                    && problem_is(prob, "accountDoesNotExist"))
         {
             e->state = S_ACCOUNT_CREATE;
+
+        } else if (e->state == S_CERT_ALT) {
+            /* the default chain stays good */
+            snprintf(msg, sizeof(msg), "HTTP %d", resp->status);
+            alt_next(e, msg);
 
         } else if (resp->status >= 500
                    && unclear(e, resp->retry_after,
@@ -1868,6 +2024,10 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
 
     case S_CERT:
         on_certificate(e, resp);
+        return;
+
+    case S_CERT_ALT:
+        on_alternate(e, resp);
         return;
 
     default:
@@ -1943,6 +2103,14 @@ acme_engine_on_transport_error(acme_engine_t *e, const char *msg)
     if (e->awaiting == AW_NONE) {
         return;
     }
+    if (e->state == S_CERT_ALT) {
+        char note[ACME_ERRLEN];
+
+        snprintf(note, sizeof(note), "%s", msg ? msg : "transport error");
+        e->awaiting = AW_NONE;
+        alt_next(e, note);
+        return;
+    }
     /* sent or not, answered or not: the next step looks first */
     if (unclear(e, NULL, msg ? msg : "transport error")) {
         return;
@@ -2000,6 +2168,13 @@ acme_engine_order_url(const acme_engine_t *e)
 
 
 const char *
+acme_engine_chain_note(const acme_engine_t *e)
+{
+    return e->chain_note[0] ? e->chain_note : NULL;
+}
+
+
+const char *
 acme_engine_step(const acme_engine_t *e)
 {
     /* a read-back shows the step whose answer was unclear */
@@ -2017,7 +2192,8 @@ acme_engine_step(const acme_engine_t *e)
     case S_FINALIZE:
     case S_ORDER_VALID:
     case S_READBACK:        return "finalize";
-    case S_CERT:            return "certificate";
+    case S_CERT:
+    case S_CERT_ALT:        return "certificate";
     case S_FINISH:          return e->result == ACME_ACT_DONE ? "done" : "error";
     }
     return "error";

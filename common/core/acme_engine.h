@@ -37,6 +37,12 @@
  * max_unclear such retries per order; then the answer fails the order as
  * any error does.  4xx problems are errors at once (badNonce excepted).
  *
+ * With preferred_chain set and a default chain whose top certificate is
+ * not issued by that name, the alternates the certificate URL names
+ * (Link: <url>;rel="alternate", RFC 8555 section 7.4.2; at most
+ * ACME_ENGINE_ALT_CHAINS) are fetched in order, POST-as-GET, until one is;
+ * none (or a failure of any of them) leaves the default chain.
+ *
  * DONE comes only for a chain acme_cert_check_issued() accepts (the leaf has
  * the CSR's key and every ordered identifier, every block parses, it is
  * within its validity); anything else is an ERROR naming the certificate
@@ -57,6 +63,8 @@
 #include "acme_http.h"
 
 typedef struct acme_engine_s acme_engine_t;
+
+#define ACME_ENGINE_ALT_CHAINS  8   /* alternate chains looked at, at most */
 
 typedef struct {
     const char          *directory_url;
@@ -95,6 +103,12 @@ typedef struct {
                                                names[0] (nginx-acme's
                                                common_name_in_csr); 0: an
                                                empty subject */
+
+    const char          *preferred_chain;   /* nginx-acme's preferred_chain:
+                                               the issuer CN of the chain's
+                                               top certificate (exact
+                                               bytes); NULL = the default
+                                               chain, no alternate looked at */
 } acme_order_config_t;
 
 typedef enum {
@@ -166,6 +180,12 @@ size_t acme_engine_abort(acme_engine_t *e, const char *msg);
 
 /* After DONE: the full chain PEM (leaf first), owned by the engine. */
 const char *acme_engine_certificate(const acme_engine_t *e, size_t *len);
+
+/* After DONE with preferred_chain set: which chain was taken and why
+ * ("the alternate chain URL, issued by \"NAME\"", "the default chain: none
+ * of the 2 alternate chains is issued by \"NAME\" (...)"), for the log;
+ * NULL without preferred_chain. */
+const char *acme_engine_chain_note(const acme_engine_t *e);
 
 /* After ERROR: a one-line message; RFC 7807 problems are quoted verbatim
  * ("urn:ietf:params:acme:error:TYPE: detail"), with the step that failed. */

@@ -311,6 +311,7 @@ enum {
     H_REPLAY_NONCE,
     H_RETRY_AFTER,
     H_CONTENT_TYPE,
+    H_LINK,                 /* every Link header, joined with ", " */
     H_NKEPT
 };
 
@@ -452,6 +453,7 @@ finish(acme_http_parser_t *p)
     p->resp.replay_nonce = p->kept[H_REPLAY_NONCE];
     p->resp.retry_after = p->kept[H_RETRY_AFTER];
     p->resp.content_type = p->kept[H_CONTENT_TYPE];
+    p->resp.link = p->kept[H_LINK];
     p->resp.body = p->body;
     p->resp.body_len = p->body_len;
     p->state = ST_DONE;
@@ -606,7 +608,7 @@ static int
 header_line(acme_http_parser_t *p, char *l)
 {
     static const char *names[H_NKEPT] = {
-        "Location", "Replay-Nonce", "Retry-After", "Content-Type"
+        "Location", "Replay-Nonce", "Retry-After", "Content-Type", "Link"
     };
     char                *colon, *v, *joined;
     unsigned long long   n;
@@ -642,6 +644,17 @@ header_line(acme_http_parser_t *p, char *l)
 
     for (i = 0; i < H_NKEPT; i++) {
         if (strcasecmp(l, names[i]) == 0) {
+            if (i == H_LINK && p->kept[i] != NULL) {
+                /* a list header (RFC 9110 5.3): one value, comma-joined */
+                joined = acme_sprintf("%s, %s", p->kept[i], v);
+                if (joined == NULL) {
+                    return fail(p, "out of memory");
+                }
+                free(p->kept[i]);
+                p->kept[i] = joined;
+                p->last_kept = i;
+                return 0;
+            }
             /* the first one wins; a CA sends each once */
             if (p->kept[i] == NULL) {
                 p->kept[i] = acme_strdup(v);
@@ -985,4 +998,171 @@ acme_http_parser_eof(acme_http_parser_t *p)
     default:
         return fail(p, "connection closed before the end of the response body");
     }
+}
+
+
+/* ---- Link header (RFC 8288) ---------------------------------------------- */
+
+static const char *
+link_ows(const char *p)
+{
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    return p;
+}
+
+
+/* Whether the space-separated relation types [v, v + n) have rel. */
+static int
+link_has_rel(const char *v, size_t n, const char *rel)
+{
+    size_t  i, j, rl = strlen(rel);
+
+    for (i = 0; i < n; i = j) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t')) {
+            i++;
+        }
+        for (j = i; j < n && v[j] != ' ' && v[j] != '\t'; j++) { /* */ }
+        if (j - i == rl && strncasecmp(v + i, rel, rl) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+
+/* target (n bytes) as an absolute http(s) URL, resolved against base;
+ * NULL when it cannot be (another scheme, no base). malloc'd. */
+static char *
+link_resolve(const char *t, size_t n, const char *base)
+{
+    const char  *auth, *slash;
+    size_t       blen, k;
+
+    if ((n > 8 && strncasecmp(t, "https://", 8) == 0)
+        || (n > 7 && strncasecmp(t, "http://", 7) == 0))
+    {
+        return acme_strndup(t, n);
+    }
+    if (base == NULL
+        || (strncasecmp(base, "https://", 8) != 0
+            && strncasecmp(base, "http://", 7) != 0))
+    {
+        return NULL;
+    }
+    auth = strstr(base, "://") + 3;
+    if (n > 2 && t[0] == '/' && t[1] == '/') {
+        /* network-path reference: the base's scheme */
+        return acme_sprintf("%.*s%.*s", (int) (auth - base - 2), base,
+                            (int) n, t);
+    }
+    for (k = 0; k < n && t[k] != '/' && t[k] != '?' && t[k] != '#'; k++) {
+        if (t[k] == ':') {
+            return NULL;                    /* another scheme */
+        }
+    }
+    slash = auth + strcspn(auth, "/?#");
+    if (n > 0 && t[0] == '/') {
+        /* absolute path: the base's origin */
+        return acme_sprintf("%.*s%.*s", (int) (slash - base), base,
+                            (int) n, t);
+    }
+    /* a relative path: after the last '/' of the base's path */
+    blen = strcspn(base, "?#");
+    while (blen > (size_t) (slash - base) && base[blen - 1] != '/') {
+        blen--;
+    }
+    if (blen == (size_t) (slash - base)) {
+        return acme_sprintf("%.*s/%.*s", (int) blen, base, (int) n, t);
+    }
+    return acme_sprintf("%.*s%.*s", (int) blen, base, (int) n, t);
+}
+
+
+size_t
+acme_http_links(const char *value, const char *rel, const char *base,
+    char **out, size_t max)
+{
+    const char  *p, *t, *te, *name, *ne, *v, *ve;
+    size_t       n = 0, tl;
+    int          match, have_rel;
+    char        *url;
+
+    if (value == NULL) {
+        return 0;
+    }
+    p = value;
+
+    while (n < max) {
+        /* empty list elements */
+        for (p = link_ows(p); *p == ','; p = link_ows(p + 1)) { /* */ }
+        if (*p != '<') {
+            return n;                   /* the end, or not a link-value */
+        }
+        t = p + 1;
+        te = strchr(t, '>');
+        if (te == NULL) {
+            return n;
+        }
+        tl = (size_t) (te - t);
+        p = te + 1;
+        match = 0;
+        have_rel = 0;
+
+        /* *( OWS ";" OWS link-param ) */
+        for ( ;; ) {
+            p = link_ows(p);
+            if (*p == '\0' || *p == ',') {
+                break;
+            }
+            if (*p != ';') {
+                return n;               /* malformed: stop, as nginx-acme */
+            }
+            name = link_ows(p + 1);
+            ne = name + strcspn(name, "=;, \t");
+            p = link_ows(ne);
+            v = ve = p;
+            if (*p == '=') {
+                p = link_ows(p + 1);
+                if (*p == '"') {
+                    v = ++p;
+                    while (*p != '\0' && *p != '"') {
+                        if (*p == '\\' && p[1] != '\0') {
+                            p++;
+                        }
+                        p++;
+                    }
+                    ve = p;
+                    if (*p == '"') {
+                        p++;
+                    }
+                } else {
+                    v = p;
+                    p += strcspn(p, ";,");
+                    ve = p;
+                    while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) {
+                        ve--;
+                    }
+                }
+            }
+            /* the first rel parameter counts (RFC 8288 3.3) */
+            if (!have_rel && ne - name == 3
+                && strncasecmp(name, "rel", 3) == 0)
+            {
+                have_rel = 1;
+                match = link_has_rel(v, (size_t) (ve - v), rel);
+            }
+        }
+
+        if (match && tl > 0) {
+            url = link_resolve(t, tl, base);
+            if (url != NULL && strpbrk(url, " \t\r\n<>\"") == NULL) {
+                out[n++] = url;
+            } else {
+                free(url);
+            }
+        }
+    }
+    return n;
 }

@@ -30,6 +30,7 @@ typedef struct {
     const char  *replay_nonce;
     const char  *retry_after;
     const char  *content_type;
+    const char  *link;          /* every Link header, joined with ", " */
     const char  *body;          /* NUL-terminated for convenience */
     size_t       body_len;
 } acme_http_response_t;
@@ -95,5 +96,17 @@ int acme_http_parser_reusable(const acme_http_parser_t *p);
 const char *acme_http_parser_error(const acme_http_parser_t *p);
 /* Valid after DONE; owned by the parser. */
 const acme_http_response_t *acme_http_parser_response(const acme_http_parser_t *p);
+
+/*
+ * The targets of the links with relation type rel (any case, one among the
+ * rel parameter's space-separated types) in a Link header value (RFC 8288:
+ * "<url>; rel=\"alternate\", <url2>;rel=alternate"), in order, resolved
+ * against base (the URL of the response) to absolute http(s) URLs; at most
+ * max of them, each malloc'd into out.  Parsing stops at the first
+ * malformed link-value (as nginx-acme's); a target that cannot be made an
+ * http(s) URL is left out.  Returns how many were written.
+ */
+size_t acme_http_links(const char *value, const char *rel, const char *base,
+    char **out, size_t max);
 
 #endif

@@ -82,6 +82,10 @@ fake_ca_free(fake_ca_t *ca)
     free(ca->r_nonce);
     free(ca->r_body);
     free(ca->chain);
+    for (i = 0; i < FAKE_CA_ALT_MAX; i++) {
+        free(ca->alt_chain[i]);
+    }
+    free(ca->r_link);
     EVP_PKEY_free(ca->ca_key);
     free(ca);
 }
@@ -723,8 +727,8 @@ append_pem(char **out, X509 *x)
 
 
 static X509 *
-make_cert(EVP_PKEY *pub, const char *subject_cn, const char *san,
-    EVP_PKEY *signer, long serial)
+make_cert(EVP_PKEY *pub, const char *subject_cn, const char *issuer_cn,
+    const char *san, EVP_PKEY *signer, long serial)
 {
     X509            *x;
     X509_NAME       *name;
@@ -748,7 +752,7 @@ make_cert(EVP_PKEY *pub, const char *subject_cn, const char *san,
     X509_NAME_free(name);
     name = X509_NAME_new();
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                               (const unsigned char *) "fake CA", -1, -1, 0);
+                               (const unsigned char *) issuer_cn, -1, -1, 0);
     X509_set_issuer_name(x, name);
     X509_NAME_free(name);
 
@@ -807,9 +811,9 @@ issue(fake_ca_t *ca, EVP_PKEY *csr_key)
 
     leaf_key = (ca->cert_mischief == FAKE_CA_CERT_OTHER_KEY) ? ca->ca_key
                                                              : csr_key;
-    leaf = make_cert(leaf_key, n > 0 ? ca->names[0] : "none", san,
+    leaf = make_cert(leaf_key, n > 0 ? ca->names[0] : "none", "fake CA", san,
                      ca->ca_key, 2);
-    root = make_cert(ca->ca_key, "fake CA", NULL, ca->ca_key, 1);
+    root = make_cert(ca->ca_key, "fake CA", "fake CA", NULL, ca->ca_key, 1);
     free(san);
 
     if (leaf == NULL || root == NULL) {
@@ -817,6 +821,29 @@ issue(fake_ca_t *ca, EVP_PKEY *csr_key)
     } else {
         append_pem(&ca->chain, leaf);
         append_pem(&ca->chain, root);
+    }
+
+    /* alternate N: the same leaf, then "fake CA" issued by another root */
+    for (i = 0; i < FAKE_CA_ALT_MAX; i++) {
+        free(ca->alt_chain[i]);
+        ca->alt_chain[i] = NULL;
+    }
+    for (i = 0; leaf != NULL && i < (size_t) ca->alt_chains
+                && i < FAKE_CA_ALT_MAX; i++)
+    {
+        char   cn[32];
+        X509  *inter;
+
+        snprintf(cn, sizeof(cn), "fake alt root %zu", i + 1);
+        inter = make_cert(ca->ca_key, "fake CA", cn, NULL, ca->ca_key,
+                          10 + (long) i);
+        if (inter == NULL) {
+            violation(ca, "cannot issue the alternate chain");
+            break;
+        }
+        append_pem(&ca->alt_chain[i], leaf);
+        append_pem(&ca->alt_chain[i], inter);
+        X509_free(inter);
     }
     X509_free(leaf);
     X509_free(root);
@@ -1018,6 +1045,44 @@ fake_ca_handle(fake_ca_t *ca, const acme_http_request_t *req,
         }
         free(ca->r_body);
         ca->r_body = acme_strdup(ca->chain ? ca->chain : "");
+        resp->status = 200;
+        resp->body = ca->r_body;
+        resp->body_len = strlen(ca->r_body);
+        resp->content_type = "application/pem-certificate-chain";
+
+        /* the alternates, as pebble names them */
+        free(ca->r_link);
+        ca->r_link = NULL;
+        if (ca->cert_link != NULL) {
+            ca->r_link = acme_strdup(ca->cert_link);
+        }
+        for (i = 1; ca->cert_link == NULL && i <= (size_t) ca->alt_chains;
+             i++)
+        {
+            char *l = acme_sprintf("%s%s<" BASE "/cert/1/alt/%zu>;"
+                                   "rel=\"alternate\"",
+                                   ca->r_link ? ca->r_link : "",
+                                   ca->r_link ? ", " : "", i);
+            free(ca->r_link);
+            ca->r_link = l;
+        }
+        resp->link = ca->r_link;
+
+    } else if (sscanf(path, "/cert/1/alt/%zu", &i) == 1 && i >= 1
+               && i <= (size_t) ca->alt_chains && i <= FAKE_CA_ALT_MAX)
+    {
+        ca->n_alt++;
+        if (payload[0] != '\0') {
+            violation(ca, "alternate chain fetch is not POST-as-GET");
+        }
+        if (req->accept == NULL
+            || strcmp(req->accept, "application/pem-certificate-chain") != 0)
+        {
+            violation(ca, "alternate chain fetch without the PEM Accept");
+        }
+        free(ca->r_body);
+        ca->r_body = acme_strdup(ca->alt_chain[i - 1] ? ca->alt_chain[i - 1]
+                                                      : "");
         resp->status = 200;
         resp->body = ca->r_body;
         resp->body_len = strlen(ca->r_body);

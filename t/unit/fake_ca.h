@@ -28,6 +28,14 @@
 #define FAKE_CA_CERT_OTHER_KEY  1   /* the leaf carries another key */
 #define FAKE_CA_CERT_LACKS_NAME 2   /* its SAN lacks the last identifier */
 
+/* Alternate chains (RFC 8555 section 7.4.2): with alt_chains N, /cert/1
+ * answers with "Link: <https://ca.test/cert/1/alt/I>;rel="alternate"" for
+ * I = 1..N (one header value, comma-joined, as the HTTP parser hands them
+ * over), and /cert/1/alt/I is the same leaf followed by a "fake CA"
+ * certificate issued by "fake alt root I" (the default chain's top one is
+ * issued by "fake CA"). */
+#define FAKE_CA_ALT_MAX  8
+
 typedef struct fake_ca_s fake_ca_t;
 
 struct fake_ca_s {
@@ -50,6 +58,10 @@ struct fake_ca_s {
     const char  *validate_type;     /* the challenge type validated; NULL = http-01 */
     int          cert_mischief;     /* FAKE_CA_CERT_*: what is wrong with the
                                        issued certificate (0: nothing) */
+    int          alt_chains;        /* alternate chains offered, at most
+                                       FAKE_CA_ALT_MAX */
+    const char  *cert_link;         /* Link value of /cert/1 verbatim
+                                       (NULL: the alternates') */
 
     /* External Account Binding the CA knows (eab_kid NULL: none; a binding
      * sent anyway is only recorded).  A wrong kid gets "unauthorized", a
@@ -76,6 +88,7 @@ struct fake_ca_s {
     int          n_bad_nonce;       /* badNonce answers (scripted or earned) */
     int          n_failed;          /* scripted failures answered */
     int          n_order_get;       /* POST-as-GET of the order */
+    int          n_alt;             /* alternate chain fetches */
     int          violations;
     char         violation[256];
     char        *contact;           /* JSON of the last newAccount contact */
@@ -100,6 +113,8 @@ struct fake_ca_s {
     char        *r_location, *r_nonce, *r_body;
     EVP_PKEY    *ca_key;            /* signs issued certificates */
     char        *chain;             /* issued at finalize: leaf + CA, PEM */
+    char        *alt_chain[FAKE_CA_ALT_MAX];
+    char        *r_link;
 };
 
 fake_ca_t *fake_ca_new(EVP_PKEY *account_key);

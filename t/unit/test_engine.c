@@ -2083,3 +2083,212 @@ UNIT_TEST(engine_directory_redirects)
     acme_engine_free(e);
     fixture_done(&f);
 }
+
+
+/* preferred_chain (nginx-acme's): one order with the CA's script set by
+ * the caller; returns the engine's chain (malloc'd) or NULL. */
+static char *
+chain_order(fixture_t *f, run_t *r, char *note, size_t note_len)
+{
+    acme_engine_t  *e;
+    const char     *cert, *n;
+    size_t          len;
+    char           *out = NULL;
+
+    e = engine(f);
+    CHECK(e != NULL);
+    if (e == NULL) {
+        return NULL;
+    }
+    memset(r, 0, sizeof(*r));
+    run(e, f->ca, r);
+    show_error(e, r);
+    CHECK_INT(r->final, ACME_ACT_DONE);
+    CHECK_INT(r->bad_order, 0);
+    CHECK_INT(f->ca->violations, 0);
+    cert = acme_engine_certificate(e, &len);
+    if (cert != NULL) {
+        out = acme_strndup(cert, len);
+    }
+    n = acme_engine_chain_note(e);
+    snprintf(note, note_len, "%s", n ? n : "");
+    acme_engine_free(e);
+    return out;
+}
+
+
+UNIT_TEST(engine_preferred_chain)
+{
+    fixture_t   f;
+    run_t       r;
+    char       *cert, note[512];
+
+    /* without preferred_chain the alternates are never fetched */
+    fixture_init(&f, 1);
+    f.ca->alt_chains = 2;
+    cert = chain_order(&f, &r, note, sizeof(note));
+    CHECK_INT(f.ca->n_cert, 1);
+    CHECK_INT(f.ca->n_alt, 0);
+    CHECK(cert != NULL && f.ca->chain && strcmp(cert, f.ca->chain) == 0);
+    CHECK_STR(note, "");
+    free(cert);
+    fixture_done(&f);
+
+    /* the default chain matches: no extra request */
+    fixture_init(&f, 1);
+    f.ca->alt_chains = 2;
+    f.cfg.preferred_chain = "fake CA";
+    cert = chain_order(&f, &r, note, sizeof(note));
+    CHECK_INT(f.ca->n_alt, 0);
+    CHECK(cert != NULL && f.ca->chain && strcmp(cert, f.ca->chain) == 0);
+    CHECK_STR(note, "the default chain is issued by \"fake CA\"");
+    free(cert);
+    fixture_done(&f);
+
+    /* the second alternate matches: fetched in order, the first too */
+    fixture_init(&f, 1);
+    f.ca->alt_chains = 3;
+    f.cfg.preferred_chain = "fake alt root 2";
+    cert = chain_order(&f, &r, note, sizeof(note));
+    CHECK_INT(f.ca->n_cert, 1);
+    CHECK_INT(f.ca->n_alt, 2);
+    CHECK(cert != NULL && f.ca->alt_chain[1]
+          && strcmp(cert, f.ca->alt_chain[1]) == 0);
+    CHECK_STR(note, "the alternate chain https://ca.test/cert/1/alt/2, "
+              "issued by \"fake alt root 2\"");
+    free(cert);
+    fixture_done(&f);
+
+    /* matched exactly: another case is no match */
+    fixture_init(&f, 1);
+    f.ca->alt_chains = 2;
+    f.cfg.preferred_chain = "FAKE ALT ROOT 1";
+    cert = chain_order(&f, &r, note, sizeof(note));
+    CHECK_INT(f.ca->n_alt, 2);
+    CHECK(cert != NULL && f.ca->chain && strcmp(cert, f.ca->chain) == 0);
+    free(cert);
+    fixture_done(&f);
+
+    /* none matches: every alternate looked at, the default kept */
+    fixture_init(&f, 1);
+    f.ca->alt_chains = 2;
+    f.cfg.preferred_chain = "nobody";
+    cert = chain_order(&f, &r, note, sizeof(note));
+    CHECK_INT(f.ca->n_alt, 2);
+    CHECK(cert != NULL && f.ca->chain && strcmp(cert, f.ca->chain) == 0);
+    CHECK_STR(note, "the default chain: neither it nor the 2 alternate "
+              "chains offered is issued by \"nobody\" (the last: not "
+              "issued by it either)");
+    free(cert);
+    fixture_done(&f);
+
+    /* no alternate offered */
+    fixture_init(&f, 1);
+    f.cfg.preferred_chain = "fake alt root 1";
+    cert = chain_order(&f, &r, note, sizeof(note));
+    CHECK_INT(f.ca->n_alt, 0);
+    CHECK(cert != NULL && f.ca->chain && strcmp(cert, f.ca->chain) == 0);
+    CHECK_STR(note, "the default chain: it is not issued by \"fake alt "
+              "root 1\" and the CA offers no alternate chain");
+    free(cert);
+    fixture_done(&f);
+}
+
+
+UNIT_TEST(engine_preferred_chain_failures)
+{
+    fixture_t   f;
+    run_t       r;
+    char       *cert, note[512];
+
+    /* bad Link headers: nothing fetched, the default chain */
+    static const char *bad[] = {
+        "rel=\"alternate\"",
+        "<>;rel=\"alternate\"",
+        "<https://ca.test/cert/1/alt/1>",
+        "<https://ca.test/cert/1/alt/1>;rel=\"up\"",
+        "<https://ca.test/cert/1/alt/1;rel=\"alternate\"",
+        "<ftp://ca.test/cert/1/alt/1>;rel=\"alternate\"",
+        "<https://ca.test/cert/1/alt/1> rel=\"alternate\"",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        fixture_init(&f, 1);
+        f.ca->alt_chains = 1;
+        f.ca->cert_link = bad[i];
+        f.cfg.preferred_chain = "fake alt root 1";
+        cert = chain_order(&f, &r, note, sizeof(note));
+        if (f.ca->n_alt != 0) {
+            fprintf(stderr, "  Link: %s\n", bad[i]);
+        }
+        CHECK_INT(f.ca->n_alt, 0);
+        CHECK(cert != NULL && f.ca->chain && strcmp(cert, f.ca->chain) == 0);
+        free(cert);
+        fixture_done(&f);
+    }
+
+    /* a relative target among other links and parameters */
+    fixture_init(&f, 1);
+    f.ca->alt_chains = 2;
+    f.ca->cert_link = "<https://ca.test/cert/1/alt/1>;rel=\"up\", "
+                      "<1/alt/2>; title=\"x, y\"; rel=\"Alternate\"";
+    f.cfg.preferred_chain = "fake alt root 2";
+    cert = chain_order(&f, &r, note, sizeof(note));
+    CHECK_INT(f.ca->n_alt, 1);
+    CHECK(cert != NULL && f.ca->alt_chain[1]
+          && strcmp(cert, f.ca->alt_chain[1]) == 0);
+    free(cert);
+    fixture_done(&f);
+
+    /* an alternate answering an HTTP error is passed over */
+    fixture_init(&f, 1);
+    f.ca->alt_chains = 2;
+    f.ca->fail_path = "/cert/1/alt/1";
+    f.ca->fail_status = 500;
+    f.cfg.preferred_chain = "fake alt root 2";
+    cert = chain_order(&f, &r, note, sizeof(note));
+    CHECK_INT(f.ca->n_failed, 1);
+    CHECK_INT(f.ca->n_alt, 1);
+    CHECK(cert != NULL && f.ca->alt_chain[1]
+          && strcmp(cert, f.ca->alt_chain[1]) == 0);
+    free(cert);
+    fixture_done(&f);
+
+    /* the matching one fails: the default chain, the order done */
+    fixture_init(&f, 1);
+    f.ca->alt_chains = 1;
+    f.ca->fail_path = "/cert/1/alt/1";
+    f.ca->fail_status = 404;
+    f.cfg.preferred_chain = "fake alt root 1";
+    cert = chain_order(&f, &r, note, sizeof(note));
+    CHECK(cert != NULL && f.ca->chain && strcmp(cert, f.ca->chain) == 0);
+    CHECK_STR(note, "the default chain: neither it nor the 1 alternate "
+              "chain offered is issued by \"fake alt root 1\" (the last: "
+              "HTTP 404)");
+    free(cert);
+    fixture_done(&f);
+
+    /* a transport error on it: the same */
+    fixture_init(&f, 1);
+    f.ca->alt_chains = 1;
+    f.cfg.preferred_chain = "fake alt root 1";
+    memset(&r, 0, sizeof(r));
+    {
+        acme_engine_t  *e = engine(&f);
+        const char     *c;
+        size_t          len;
+
+        r.lose_path = "/alt/";
+        r.lose_times = -1;
+        run(e, f.ca, &r);
+        show_error(e, &r);
+        CHECK_INT(r.final, ACME_ACT_DONE);
+        CHECK_INT(f.ca->n_alt, 1);
+        c = acme_engine_certificate(e, &len);
+        CHECK(c != NULL && f.ca->chain && strcmp(c, f.ca->chain) == 0);
+        CHECK(strstr(acme_engine_chain_note(e), "timed out reading") != NULL);
+        acme_engine_free(e);
+    }
+    fixture_done(&f);
+}

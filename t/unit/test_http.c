@@ -567,3 +567,79 @@ UNIT_TEST(http_keep_alive)
     /* a byte after the response: nothing was pipelined, something is wrong */
     CHECK_INT(reusable_after("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokX", 0), 0);
 }
+
+
+UNIT_TEST(http_link_headers)
+{
+    acme_http_parser_t          *p;
+    const acme_http_response_t  *r;
+    char                        *out[4];
+    size_t                       n, i;
+    const char                  *base = "https://ca.test/cert/1";
+
+    /* several Link headers: one value, comma-joined, as RFC 9110 5.3 */
+    p = acme_http_parser_new(0);
+    CHECK_INT(feed_str(p, "HTTP/1.1 200 OK\r\n"
+                       "Link: <https://ca.test/cert/1/alternate/1>;rel=\"alternate\"\r\n"
+                       "Content-Length: 0\r\n"
+                       "link: <https://ca.test/dir>;rel=\"index\"\r\n\r\n"),
+              ACME_HTTP_DONE);
+    r = acme_http_parser_response(p);
+    CHECK(r && r->link != NULL);
+    CHECK_STR(r ? r->link : NULL,
+              "<https://ca.test/cert/1/alternate/1>;rel=\"alternate\", "
+              "<https://ca.test/dir>;rel=\"index\"");
+    n = acme_http_links(r ? r->link : NULL, "alternate", base, out, 4);
+    CHECK_INT((int) n, 1);
+    if (n == 1) {
+        CHECK_STR(out[0], "https://ca.test/cert/1/alternate/1");
+        free(out[0]);
+    }
+    acme_http_parser_free(p);
+
+    /* rel quoted or not, any case, one of several types; the first rel
+     * parameter counts; other parameters skipped; relative targets
+     * resolved against the base; empty list elements */
+    n = acme_http_links(" , <https://x.test/a>; rel=alternate,"
+                        "</cert/1/alt/2> ;title=\"a;b,c\"; REL=\"index ALTERNATE\","
+                        "<alt/3>;rel=alternate;rel=up, <//y.test/b>;rel=\"alternate\","
+                        "<https://x.test/no>; rel=up; rel=alternate",
+                        "alternate", base, out, 4);
+    CHECK_INT((int) n, 4);
+    if (n == 4) {
+        CHECK_STR(out[0], "https://x.test/a");
+        CHECK_STR(out[1], "https://ca.test/cert/1/alt/2");
+        CHECK_STR(out[2], "https://ca.test/cert/alt/3");
+        CHECK_STR(out[3], "https://y.test/b");
+    }
+    for (i = 0; i < n; i++) {
+        free(out[i]);
+    }
+
+    /* at most max */
+    n = acme_http_links("<https://a/1>;rel=alternate, <https://a/2>;rel=alternate",
+                        "alternate", base, out, 1);
+    CHECK_INT((int) n, 1);
+    for (i = 0; i < n; i++) {
+        free(out[i]);
+    }
+
+    /* malformed: nothing, or what came before the first bad link-value */
+    CHECK_INT((int) acme_http_links(NULL, "alternate", base, out, 4), 0);
+    CHECK_INT((int) acme_http_links("", "alternate", base, out, 4), 0);
+    CHECK_INT((int) acme_http_links("rel=alternate", "alternate", base, out, 4), 0);
+    CHECK_INT((int) acme_http_links("<>; rel=alternate", "alternate", base, out, 4), 0);
+    CHECK_INT((int) acme_http_links("<https://a/1 ;rel=alternate", "alternate", base, out, 4), 0);
+    CHECK_INT((int) acme_http_links("<https://a/1>", "alternate", base, out, 4), 0);
+    CHECK_INT((int) acme_http_links("<https://a/1>; rel", "alternate", base, out, 4), 0);
+    CHECK_INT((int) acme_http_links("<mailto:x@y>;rel=alternate", "alternate", base, out, 4), 0);
+    CHECK_INT((int) acme_http_links("<https://a/\"1>;rel=alternate", "alternate", base, out, 4), 0);
+    n = acme_http_links("<https://a/1>;rel=alternate, junk, <https://a/2>;rel=alternate",
+                        "alternate", base, out, 4);
+    CHECK_INT((int) n, 1);
+    for (i = 0; i < n; i++) {
+        free(out[i]);
+    }
+    /* a relative target without a usable base */
+    CHECK_INT((int) acme_http_links("</x>;rel=alternate", "alternate", NULL, out, 4), 0);
+}
