@@ -256,6 +256,27 @@ set_account_key(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+/* AcmePreferredChain NAME, nginx-acme's preferred_chain: the issuer
+ * commonName of the top certificate of the chain to prefer */
+static const char *
+set_preferred_chain(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = in_issuer(cmd);
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (cur_issuer->conf.preferred_chain != NULL) {
+        return "AcmePreferredChain is given twice in this <AcmeIssuer>";
+    }
+    if (arg[0] == '\0') {
+        return "AcmePreferredChain: takes the issuer name of a chain, not ''";
+    }
+    cur_issuer->conf.preferred_chain = arg;
+    return NULL;
+}
+
 static const char *
 set_renew(cmd_parms *cmd, void *dummy, const char *arg)
 {
@@ -647,6 +668,10 @@ const command_rec acme_auto_cmds[] = {
         "directory for account, keys and certificates"),
     AP_INIT_TAKE1("AcmeAccountKey", set_account_key, NULL, RSRC_CONF,
         "key type of a new account key (default ecdsa:256)"),
+    AP_INIT_TAKE1("AcmePreferredChain", set_preferred_chain, NULL, RSRC_CONF,
+        "AcmePreferredChain NAME: prefer the CA's chain whose top "
+        "certificate NAME (its issuer commonName) issued; none: the default "
+        "chain"),
     AP_INIT_TAKE1("AcmeRenewBeforeExpiry", set_renew, NULL, RSRC_CONF,
         "renew when this share of the lifetime is left (default 33%)"),
     AP_INIT_TAKE1("AcmeTimeout", set_timeout, NULL, RSRC_CONF,

@@ -414,6 +414,7 @@ job_conf(job_t *j, acme_job_conf_t *c)
     c->names = j->c->names;
     c->n_names = j->c->n_names;
     c->cert_key_type = j->c->key_type;
+    c->preferred_chain = iss->conf.preferred_chain;
 }
 
 /*
@@ -731,6 +732,11 @@ job_main(void *arg)
         goto done;
     }
     chain = acme_engine_certificate(e, &chain_len);
+    if (chain != NULL && acme_engine_chain_note(e) != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
+                     "AcmePreferredChain: %s", j->c->id,
+                     acme_engine_chain_note(e));
+    }
     if (chain == NULL
         || job_succeeded(j, ckey, chain, chain_len, err, sizeof(err)) != 0)
     {

@@ -24,6 +24,8 @@ static char *ngx_acme_issuer_account_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_acme_issuer_path(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_acme_issuer_preferred_chain(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_acme_issuer_tos(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_acme_issuer_percent(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -125,6 +127,14 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       ngx_conf_set_flag_slot,
       0,
       ngx_acme_issuer_offset(common_name_in_csr),
+      NULL },
+
+    /* nginx-acme's: the chain whose top certificate this CN issued */
+    { ngx_string("preferred_chain"),
+      NGX_CONF_TAKE1,
+      ngx_acme_issuer_preferred_chain,
+      0,
+      0,
       NULL },
 
     { ngx_string("renew_before_expiry"),
@@ -745,6 +755,36 @@ ngx_acme_issuer_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     while (state && path->len > 1 && path->data[path->len - 1] == '/') {
         path->data[--path->len] = '\0';
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * preferred_chain NAME (nginx-acme's): the issuer commonName of the top
+ * certificate of the chain to prefer among those the CA offers (exact
+ * bytes); none matching: the default chain.
+ */
+static char *
+ngx_acme_issuer_preferred_chain(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_acme_issuer_t  *issuer = conf;
+
+    ngx_str_t  *value;
+
+    if (issuer->conf.preferred_chain != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        return "takes the issuer name of a chain, not \"\"";
+    }
+
+    /* the arguments of a directive are NUL-terminated */
+    issuer->conf.preferred_chain = (char *) value[1].data;
 
     return NGX_CONF_OK;
 }

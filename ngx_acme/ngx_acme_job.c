@@ -605,6 +605,7 @@ ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c)
     c->n_names = cert->names.nelts;
     c->cert_key_type = cert->key_type;
     c->csr_cn = (issuer->common_name_in_csr == 1);
+    c->preferred_chain = issuer->conf.preferred_chain;
 }
 
 

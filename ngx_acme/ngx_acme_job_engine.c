@@ -191,6 +191,13 @@ ngx_acme_job_run(ngx_acme_job_t *job)
             chain = acme_engine_certificate(job->engine, &job->chain_len);
             job->chain = acme_strndup(chain, job->chain_len);
 
+            if (acme_engine_chain_note(job->engine) != NULL) {
+                ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                              "acme: certificate \"%V\": preferred_chain: %s",
+                              &job->cert->id,
+                              acme_engine_chain_note(job->engine));
+            }
+
             if (job->chain == NULL) {
                 ngx_acme_job_fail(job, "out of memory", 0);
                 return;

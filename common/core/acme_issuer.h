@@ -69,6 +69,10 @@ typedef struct {
                                        (acme_job_activate_at) */
     long          max_orders;       /* orders in flight at once, 1-64
                                        (acme_job_pipeline) */
+    const char   *preferred_chain;  /* nginx-acme's preferred_chain: the
+                                       issuer CN of the chain's top
+                                       certificate; NULL: the default chain
+                                       (acme_order_config_t) */
 
     char          state_default[ACME_ISSUER_PATH_MAX];  /* state_dir's
                                                        storage when default */

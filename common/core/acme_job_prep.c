@@ -55,6 +55,7 @@ acme_job_order_config(acme_order_config_t *oc, const acme_job_conf_t *c,
     oc->cert_key = cert_key;
     oc->challenge_type = challenge_type;
     oc->csr_cn = c->csr_cn ? 1 : 0;
+    oc->preferred_chain = c->preferred_chain;
 
     if (c->eab != NULL && c->eab->kid != NULL && c->eab->kid[0] != '\0'
         && c->eab->key != NULL)

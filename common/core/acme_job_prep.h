@@ -49,6 +49,7 @@ typedef struct {
     size_t                n_names;
     acme_key_type_t       cert_key_type;    /* acme_certificate key= */
     int                   csr_cn;           /* CN = names[0] in the CSR */
+    const char           *preferred_chain;  /* the issuer's, or NULL */
 } acme_job_conf_t;
 
 /*

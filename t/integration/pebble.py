@@ -7,6 +7,8 @@ Used by the integration tests of both servers and by ``./build.sh demo``:
     p.directory_url      # https://127.0.0.1:14000/dir
     p.ca_pem             # CA of pebble's own HTTPS API (module: ssl_trusted_certificate)
     p.root_pem()         # issuing root (management /roots/0), changes at each pebble start
+    Pebble(workdir, extra_env={"PEBBLE_ALTERNATE_ROOTS": "1"})
+    p.alternate_root_pem(1)  # the root of alternate chain 1 (/roots/1)
     p.stop_pebble(); p.start_pebble()   # CA down / up, DNS stays
     p.stop()
 
@@ -356,6 +358,12 @@ class Pebble:
         if self._root is None:
             self._root = self._get(self.mgmt_url + "/roots/0", timeout)
         return self._root
+
+    def alternate_root_pem(self, n, timeout=10.0):
+        """Root n of PEBBLE_ALTERNATE_ROOTS (management /roots/n; 0 is the
+        default chain's root): the top certificate of alternate chain n is
+        issued by it (every chain has the same intermediate key and name)."""
+        return self._get(self.mgmt_url + "/roots/%d" % n, timeout)
 
     def write_root(self, path):
         with open(path, "w") as f:

@@ -37,6 +37,7 @@ APACHE_ISSUER = {
     "clock_skew": "AcmeClockSkew",
     "max_orders": "AcmeMaxOrders",
     "contact": "AcmeContact",
+    "preferred_chain": "AcmePreferredChain",
 }
 
 
