@@ -6,9 +6,12 @@
  * lowers the body limit to 64 bytes.  Seeds use printable control bytes
  * ('0' = pieces of 49 bytes...).  Properties: a DONE response has its
  * strings NUL-terminated and its body within the limit; the Retry-After
- * it carries parses within bounds.
+ * it carries parses within bounds; its Link targets (acme_http_links) are
+ * at most max absolute http(s) URLs without spaces, quotes or angle
+ * brackets.
  */
 #include <stdio.h>
+#include <strings.h>
 
 #include "acme_http.h"
 #include "acme_sched.h"
@@ -19,7 +22,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     acme_http_parser_t          *p;
     const acme_http_response_t  *r;
-    size_t                       piece, off, n, max;
+    char                        *links[4];
+    size_t                       piece, off, n, max, i, nl;
     long long                    ra;
     int                          rc;
 
@@ -58,6 +62,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r->content_type) (void) strlen(r->content_type);
         ra = acme_sched_parse_retry_after(r->retry_after, FUZZ_T0);
         FUZZ_ASSERT(ra == 0 || (ra >= FUZZ_T0 && ra <= FUZZ_T0 + 7 * 86400));
+        nl = acme_http_links(r->link, "alternate", "https://ca.test/cert/1",
+                             links, 4);
+        FUZZ_ASSERT(nl <= 4);
+        for (i = 0; i < nl; i++) {
+            FUZZ_ASSERT(strncasecmp(links[i], "http", 4) == 0
+                        && strstr(links[i], "://") != NULL);
+            FUZZ_ASSERT(strpbrk(links[i], " \t\r\n<>\"") == NULL);
+            free(links[i]);
+        }
     } else {
         FUZZ_ASSERT(r == NULL);
         FUZZ_ASSERT(strlen(acme_http_parser_error(p)) > 0);
