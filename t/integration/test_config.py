@@ -168,6 +168,15 @@ CASES = {
         for kind, words in (("nginx", ['"challenge" directive is duplicate']),
                             ("apache", ["AcmeChallenge is given twice in this <AcmeIssuer>"]))
     },
+    # nginx-acme's preferred_chain: one per issuer block
+    "preferred_chain_twice": {
+        kind: dict(conf=dict(issuer=[{"preferred_chain": '"Root A"'},
+                                     {"preferred_chain": '"Root B"'}]),
+                   words=words, where=lambda s: (s.conf_line("Root B"),) * 2)
+        for kind, words in (("nginx", ['"preferred_chain" directive is duplicate']),
+                            ("apache", ["AcmePreferredChain is given twice in this "
+                                        "<AcmeIssuer>"]))
+    },
     "duplicate_issuer": {
         kind: dict(edit=lambda s, t: t + s.issuer_block(OTHER_CA, "/nonexistent"),
                    words=words, where=_second_issuer)
