@@ -226,13 +226,21 @@ def test_changed_names_order_a_new_certificate(server, pebble, root_file, state_
     server.stop()
 
     # a name added to the server: the stored certificate serves at once, and
-    # one for the new set of names replaces it (same id: same first name)
-    server.start_managed(pebble, state_dir, names=["a.example.test", "e.example.test"])
+    # one for the new set of names replaces it (same id: same first name).
+    # The CA is down meanwhile, so that "at once" is certain (the order for
+    # the new names starts at once and takes well under a second).
+    pebble.stop_pebble()
+    server.start_managed(pebble, state_dir, names=["a.example.test", "e.example.test"],
+                         issuer={"retry_delay": "1s"})
     assert served_cert(HTTPS_PORT, "a.example.test",
                        cafile=root_file).serial_number == first.serial_number
+    wait_for(lambda: server.status_cert()["reason"] == "names changed", 20,
+             "reason: names changed")
+    pebble.start_pebble()
+    root2 = pebble.write_root(root_file + ".2")     # a restarted pebble has a new root
     new = wait_for(lambda: (lambda c: c if sans(c) == ["a.example.test", "e.example.test"]
                             else None)(served_cert(HTTPS_PORT, "e.example.test",
-                                                   cafile=root_file)),
+                                                   cafile=root2)),
                    ISSUE_TIMEOUT, "a certificate with the new names")
     assert new.serial_number != first.serial_number
     assert not server.problems(), server.problems()
