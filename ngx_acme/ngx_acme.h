@@ -123,7 +123,10 @@ typedef struct {
     ngx_flag_t                verify;
     ngx_flag_t                common_name_in_csr;
     ngx_str_t                 account_key_pem; /* account_key FILE, read
-                                                  by the master */
+                                                  by the master; or, with
+                                                  "state_path off", the key
+                                                  generated in memory */
+    unsigned                  account_key_mem:1; /* the latter */
 
     ngx_ssl_t                 ssl;
     ngx_acme_http_conf_t      http;

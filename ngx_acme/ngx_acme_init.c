@@ -42,6 +42,10 @@ ngx_acme_init_store(ngx_cycle_t *cycle, ngx_acme_cert_t *cert, uid_t uid,
     *cd = (acme_store_dir_t) ACME_STORE_DIR_INIT;
     *store_err = '\0';
 
+    if (cert->issuer->conf.state_dir == NULL) {
+        return;                 /* "state_path off": no store */
+    }
+
     if (acme_store_dir_open_root(&rd, (char *) cert->issuer->conf.state_dir,
                                  uid, gid, 1, warn, sizeof(warn),
                                  err, sizeof(err))
@@ -106,6 +110,7 @@ ngx_acme_init_id_in_use(const char *id, void *ctx)
 
     for (i = 0; i < ic->amcf->certs.nelts; i++) {
         if (ngx_strcmp(certs[i]->id.data, id) == 0
+            && certs[i]->issuer->conf.state_dir != NULL
             && ngx_strcmp(certs[i]->issuer->conf.state_dir,
                           ic->cert->issuer->conf.state_dir) == 0)
         {
@@ -131,6 +136,7 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
     ngx_core_conf_t       *ccf;
     ngx_acme_cert_t      **certs, *cert;
     ngx_acme_slot_t       *slot;
+    ngx_acme_issuer_t    **issuers;
     acme_store_dir_t       cd;
     acme_cert_info_t       info, next_info;
     acme_cert_state_t      st;
@@ -151,6 +157,18 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
     if (geteuid() == 0 && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
         uid = ccf->user;
         gid = ccf->group;
+    }
+
+    issuers = amcf->issuers.elts;
+
+    for (i = 0; i < amcf->issuers.nelts; i++) {
+        if (issuers[i]->conf.no_store) {
+            ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                          "acme: \"acme_issuer %V\" keeps nothing on disk "
+                          "(\"state_path off\"): its account key and "
+                          "certificates are in memory only, a restart "
+                          "orders new ones", &issuers[i]->name);
+        }
     }
 
     certs = amcf->certs.elts;

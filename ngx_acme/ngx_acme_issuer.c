@@ -24,6 +24,8 @@ static char *ngx_acme_issuer_account_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_acme_issuer_path(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_acme_issuer_memory_key(ngx_conf_t *cf,
+    ngx_acme_issuer_t *issuer);
 static char *ngx_acme_issuer_preferred_chain(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_acme_issuer_tos(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -407,7 +409,7 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
     ngx_uint_t              line;
     acme_issuer_problem_t   pr[4];
 
-    if (issuer->state_path.len) {
+    if (issuer->state_path.len && !issuer->conf.no_store) {
         issuer->conf.state_dir = (char *) issuer->state_path.data;
     }
 
@@ -451,6 +453,97 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
     if (!issuer->verify && issuer->ssl.ctx) {
         SSL_CTX_set_verify(issuer->ssl.ctx, SSL_VERIFY_NONE, NULL);
     }
+
+    if (issuer->conf.no_store && issuer->account_key_pem.len == 0) {
+        return ngx_acme_issuer_memory_key(cf, issuer);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * "state_path off" without "account_key FILE": the account key lives in
+ * memory only, as nginx-acme's does.  A reload keeps the previous
+ * cycle's key of this issuer (same name, same key type), so the account
+ * stays; a start generates one (the master, at configuration time, as
+ * nginx-acme does; the workers inherit it).  "nginx -t" and "nginx -s"
+ * need none.
+ */
+static char *
+ngx_acme_issuer_memory_key(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
+{
+    char                  *pem;
+    size_t                 len;
+    EVP_PKEY              *key;
+    ngx_uint_t             i;
+    ngx_cycle_t           *old;
+    ngx_acme_issuer_t    **issuers, *o;
+    ngx_acme_main_conf_t  *oamcf;
+
+    if (ngx_test_config || ngx_process == NGX_PROCESS_SIGNALLER) {
+        return NGX_CONF_OK;
+    }
+
+    issuer->account_key_mem = 1;
+
+    old = cf->cycle->old_cycle;
+    oamcf = NULL;
+
+    if (old != NULL && !ngx_is_init_cycle(old)
+        && old->conf_ctx[ngx_http_module.index] != NULL)
+    {
+        oamcf = ngx_http_cycle_get_module_main_conf(old, ngx_http_acme_module);
+    }
+
+    issuers = oamcf ? oamcf->issuers.elts : NULL;
+
+    for (i = 0; oamcf && i < oamcf->issuers.nelts; i++) {
+        o = issuers[i];
+
+        if (o->account_key_mem && o->account_key_pem.len
+            && o->conf.account_key == issuer->conf.account_key
+            && o->name.len == issuer->name.len
+            && ngx_strncmp(o->name.data, issuer->name.data, o->name.len) == 0)
+        {
+            issuer->account_key_pem.data = ngx_pnalloc(cf->pool,
+                                                   o->account_key_pem.len + 1);
+            if (issuer->account_key_pem.data == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memcpy(issuer->account_key_pem.data, o->account_key_pem.data,
+                       o->account_key_pem.len + 1);
+            issuer->account_key_pem.len = o->account_key_pem.len;
+
+            return NGX_CONF_OK;
+        }
+    }
+
+    key = acme_key_generate((acme_key_type_t) issuer->conf.account_key);
+    pem = key ? acme_key_to_pem(key, &len) : NULL;
+    EVP_PKEY_free(key);
+
+    if (pem == NULL) {
+        ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
+                            "acme_issuer \"%V\": cannot generate the "
+                            "account key kept in memory (\"state_path\" "
+                            "\"off\")", &issuer->name);
+        return NGX_CONF_ERROR;
+    }
+
+    issuer->account_key_pem.data = ngx_pnalloc(cf->pool, len + 1);
+    if (issuer->account_key_pem.data == NULL) {
+        ngx_explicit_memzero(pem, len);
+        free(pem);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(issuer->account_key_pem.data, pem, len + 1);
+    issuer->account_key_pem.len = len;
+
+    ngx_explicit_memzero(pem, len);
+    free(pem);
 
     return NGX_CONF_OK;
 }
@@ -741,6 +834,12 @@ ngx_acme_issuer_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (state) {
         issuer->state_line = cf->conf_file->line;
+
+        if (ngx_strcmp(value[1].data, "off") == 0) {
+            /* nginx-acme's: nothing on disk (acme_issuer_conf_t) */
+            issuer->conf.no_store = 1;
+            return NGX_CONF_OK;
+        }
 
     } else {
         issuer->trusted_line = cf->conf_file->line;

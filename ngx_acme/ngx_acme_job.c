@@ -312,9 +312,11 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
         return;
     }
 
-    if (acme_store_save_state((char *) cert->issuer->conf.state_dir,
-                              (char *) cert->id.data, &st, err, sizeof(err))
-        != 0)
+    if (cert->issuer->conf.state_dir != NULL
+        && acme_store_save_state((char *) cert->issuer->conf.state_dir,
+                                 (char *) cert->id.data, &st, err,
+                                 sizeof(err))
+           != 0)
     {
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "acme: certificate \"%V\": cannot store the state: %s",

@@ -114,6 +114,13 @@ ngx_acme_job_thread_run(void *data, ngx_log_t *log)
 
     case NGX_ACME_TASK_ACCOUNT:
 
+        if (job->root == NULL) {
+            /* "state_path off": the account is found by its key */
+            job->task_rc = 0;
+            job->store_rc = 0;
+            return;
+        }
+
         job->task_rc = acme_store_save_account(job->root, job->directory,
                                                job->account_key,
                                                job->account_url,
@@ -137,7 +144,8 @@ ngx_acme_job_thread_run(void *data, ngx_log_t *log)
     case NGX_ACME_TASK_BEGIN:
     case NGX_ACME_TASK_FAIL:
 
-        if (acme_store_save_state(job->root, job->id, &job->st,
+        if (job->root != NULL
+            && acme_store_save_state(job->root, job->id, &job->st,
                                   job->task_err, sizeof(job->task_err))
             != 0)
         {

@@ -92,7 +92,10 @@ acme_issuer_check(acme_issuer_conf_t *c, const char *const *words,
                 words[ACME_ISSUER_AT_DNS_HOOK]);
     }
 
-    if (c->state_dir == NULL) {
+    if (c->no_store) {
+        c->state_dir = NULL;
+    }
+    else if (c->state_dir == NULL) {
         len = snprintf(c->state_default, sizeof(c->state_default), "%s%s",
                        c->state_root ? c->state_root : "",
                        c->name ? c->name : "");

@@ -54,7 +54,11 @@ typedef struct {
 typedef struct {
     const char   *name;
     const char   *directory;        /* NULL or "": missing (an error) */
-    const char   *state_dir;        /* NULL: state_root followed by name */
+    const char   *state_dir;        /* NULL: state_root followed by name;
+                                       stays NULL with no_store */
+    int           no_store;         /* nginx-acme's "state_path off": the
+                                       account key and certificates in
+                                       memory only (no store at all) */
     const char   *state_root;       /* the server's default, ends in '/' */
     const char   *challenges[ACME_ISSUER_CHALLENGES_MAX];
     size_t        n_challenges;     /* 0: http-01 */

@@ -31,7 +31,9 @@
 typedef struct {
     /* the issuer */
     const char           *directory_url;
-    const char           *state_dir;        /* the issuer's store root */
+    const char           *state_dir;        /* the issuer's store root;
+                                               NULL: none (account_key_pem
+                                               then holds the key) */
     acme_key_type_t       account_key_type; /* for a new account key */
     const char           *account_key_pem;  /* NULL, or the account key
                                                (nginx-acme's "account_key

@@ -13,6 +13,9 @@ acme_issuer_check_store(const acme_issuer_conf_t *c,
 {
     char err[ACME_ERRLEN];
 
+    if (c->state_dir == NULL) {
+        return 0;           /* no store (no_store) */
+    }
     if (acme_store_check_writable(c->state_dir, err, sizeof(err)) == 0) {
         return 0;
     }
@@ -41,6 +44,9 @@ acme_issuer_check_store_user(const acme_issuer_conf_t *c,
     char  err[ACME_ERRLEN];
     int   rc;
 
+    if (c->state_dir == NULL) {
+        return 0;
+    }
     rc = acme_store_check_user(c->state_dir, u, 1, err, sizeof(err));
     if (rc == 0) {
         return 0;

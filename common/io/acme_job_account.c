@@ -31,6 +31,11 @@ acme_job_account_key(const acme_job_conf_t *c, EVP_PKEY **key, char **url,
         goto url;
     }
 
+    if (c->state_dir == NULL) {
+        return acme_err(err, errlen, "account key: no store and no key in "
+                        "memory");
+    }
+
     why[0] = '\0';
     if (acme_store_account_key(c->state_dir, c->directory_url,
                                c->account_key_type, key, NULL,
@@ -43,6 +48,10 @@ acme_job_account_key(const acme_job_conf_t *c, EVP_PKEY **key, char **url,
     }
 
 url:
+
+    if (c->state_dir == NULL) {
+        return 0;           /* no store: new-account finds the account */
+    }
 
     why[0] = '\0';
     if (acme_store_load_account(c->state_dir, c->directory_url, *key, url,

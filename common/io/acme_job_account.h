@@ -19,6 +19,9 @@
  * when none).  An unreadable account.json is no failure: *url stays NULL
  * (the engine then finds the account by its key) and warn (may be NULL)
  * says why; else warn is "".  0, or -1 with err ("account key: ...").
+ * With no store (c->state_dir NULL, "state_path off") only
+ * c->account_key_pem is used (the host keeps a key in memory) and *url
+ * stays NULL.
  */
 int acme_job_account_key(const acme_job_conf_t *c, EVP_PKEY **key,
     char **url, char *warn, size_t warnlen, char *err, size_t errlen);

@@ -21,6 +21,9 @@ acme_job_store_issued(const char *root, const char *id, const char *key_pem,
     if (acme_cert_info_from_pem(chain, chain_len, info, err, errlen) != 0) {
         return -1;
     }
+    if (root == NULL) {
+        return ACME_JOB_STORED;     /* no store: memory is all there is */
+    }
     /* not valid yet: the bundle it replaces is kept for a restart; a
      * failure here is no reason not to store the new one */
     (void) acme_store_keep_previous(root, id,
@@ -50,6 +53,9 @@ int
 acme_job_store_resave(const char *root, const char *id, const char *pem,
     size_t len, const acme_cert_state_t *st, char *err, size_t errlen)
 {
+    if (root == NULL) {
+        return 0;
+    }
     if (acme_store_save_bundle_pem(root, id, pem, len, err, errlen) != 0
         || acme_store_save_state(root, id, st, err, errlen) != 0)
     {

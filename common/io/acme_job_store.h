@@ -24,7 +24,8 @@
  * never describes a bundle that is not there.
  * -1 with err when the chain does not parse (nothing written, info
  * untouched); else ACME_JOB_STORED, or ACME_JOB_STATE_UNSAVED /
- * ACME_JOB_BUNDLE_UNSAVED with err the store's message.
+ * ACME_JOB_BUNDLE_UNSAVED with err the store's message.  root NULL (an
+ * issuer without a store, "state_path off"): the facts only, STORED.
  */
 int acme_job_store_issued(const char *root, const char *id,
     const char *key_pem, size_t key_len, const char *chain,
@@ -34,7 +35,7 @@ int acme_job_store_issued(const char *root, const char *id,
 /*
  * Thread only.  Writes again what is served from memory: pem (the bundle
  * as served: key PEM followed by the chain), then st.  0, or -1 with err
- * naming the file the store refused.
+ * naming the file the store refused.  root NULL: nothing, 0.
  */
 int acme_job_store_resave(const char *root, const char *id, const char *pem,
     size_t len, const acme_cert_state_t *st, char *err, size_t errlen);

@@ -5,6 +5,7 @@ import base64
 import glob
 import json
 import os
+import re
 import stat
 import types
 
@@ -167,3 +168,54 @@ def test_account_key_file(nginx_factory, pebble, root_file, state_dir,
     found = [os.path.join(d, n) for d, _, files in os.walk(state_dir)
              for n in files if n == "account.key"]
     assert found == [], found
+
+
+def test_state_path_off(nginx_factory, pebble, root_file, state_dir):
+    """nginx-acme's "state_path off;": nothing on disk (no directory named
+    "off", no store anywhere); the account key and the certificate are in
+    memory only: a reload keeps the certificate (the zone has it), a
+    restart orders a new one."""
+    srv = nginx_factory()
+    nginx_server.start_managed(srv, pebble, "off", names="a.example.test")
+    leaf = wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test",
+                          root_file, 60, proc_alive=srv.running)
+    assert "keeps nothing on disk" in srv.error_log()
+
+    def nothing_stored():
+        for top in (srv.prefix, os.getcwd()):
+            assert not os.path.exists(os.path.join(top, "off"))
+        found = [os.path.join(d, n) for d, dirs, files in os.walk(srv.prefix)
+                 for n in dirs + files
+                 if n in ("off", "certs", "account.key", "bundle.pem",
+                          "state.json")]
+        assert found == [], found
+        assert not os.path.exists(state_dir)
+
+    nothing_stored()
+    srv.reload()
+    assert serial_hex(wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test",
+                                     root_file, 10, proc_alive=srv.running)) \
+        == serial_hex(leaf)
+    srv.stop()
+    srv.start(ports=(nginx_server.HTTPS_PORT,))
+    again = wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test",
+                           root_file, 60, proc_alive=srv.running)
+    assert serial_hex(again) != serial_hex(leaf)
+    nothing_stored()
+    log = srv.error_log()
+    accounts = re.findall(r'acme_issuer "pebble": account (\S+)', log)
+    assert len(accounts) == 2 and accounts[0] != accounts[1], accounts
+    noisy = [l for l in log.splitlines()
+             if "acme" in l and re.search(r"\[(warn|error|crit|alert)\]", l)]
+    assert noisy == [], noisy
+
+
+def test_state_path_relative_to_prefix(nginx_factory, pebble, root_file):
+    """A relative state_path is below the nginx prefix (-p), as
+    nginx-acme's is, not below the working directory."""
+    srv = nginx_factory()
+    nginx_server.start_managed(srv, pebble, "acme-rel", names="a.example.test")
+    wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test", root_file, 60,
+                   proc_alive=srv.running)
+    assert os.path.isdir(os.path.join(srv.prefix, "acme-rel", "certs"))
+    assert not os.path.exists(os.path.join(os.getcwd(), "acme-rel"))

@@ -155,6 +155,25 @@ UNIT_TEST(issuer_state_shared)
     CHECK(a.dns.checks == NULL && a.eab.key == NULL);
 }
 
+/* nginx-acme's "state_path off": no state directory at all, none checked
+ * (a configured path is dropped), none shared. */
+UNIT_TEST(issuer_no_store)
+{
+    acme_issuer_conf_t    c, d;
+    acme_issuer_problem_t p[4];
+
+    base(&c);
+    c.no_store = 1;
+    c.state_dir = "off";
+    CHECK_INT(acme_issuer_check_startup(&c, words, NULL, p, 4), 0);
+    CHECK(c.state_dir == NULL);
+    base(&d);
+    d.no_store = 1;
+    CHECK_INT(acme_issuer_check(&d, words, p, 4), 0);
+    CHECK(d.state_dir == NULL);
+    CHECK_INT(acme_issuer_state_shared(&c, &d), 0);
+}
+
 UNIT_TEST(issuer_problems_counted_past_max)
 {
     acme_issuer_conf_t    c;

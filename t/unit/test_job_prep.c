@@ -192,6 +192,45 @@ UNIT_TEST(job_prep_cert_key)
 }
 
 
+/* No store ("state_path off"): the key in memory, no URL; without one a
+ * clear error, never a path of NULL. */
+UNIT_TEST(job_prep_account_key_no_store)
+{
+    char             err[ACME_ERRLEN], warn[ACME_ERRLEN], *pem, *url;
+    size_t           len;
+    EVP_PKEY        *k, *got;
+    acme_job_conf_t  c;
+
+    k = acme_key_generate(ACME_KEY_EC_P256);
+    pem = k ? acme_key_to_pem(k, &len) : NULL;
+    CHECK(pem != NULL);
+    if (pem == NULL) {
+        EVP_PKEY_free(k);
+        return;
+    }
+    memset(&c, 0, sizeof(c));
+    c.directory_url = "https://ca.example/dir";
+    c.account_key_pem = pem;
+    c.account_key_pem_len = len;
+    got = NULL;
+    url = (char *) "x";
+    CHECK_INT(acme_job_account_key(&c, &got, &url, warn, sizeof(warn), err,
+                                   sizeof(err)), 0);
+    CHECK(got != NULL && same_key(k, got) && url == NULL);
+    CHECK_STR(warn, "");
+    EVP_PKEY_free(got);
+
+    c.account_key_pem = NULL;
+    got = NULL;
+    CHECK_INT(acme_job_account_key(&c, &got, &url, NULL, 0, err,
+                                   sizeof(err)), -1);
+    CHECK(got == NULL && url == NULL);
+    CHECK_STR(err, "account key: no store and no key in memory");
+    free(pem);
+    EVP_PKEY_free(k);
+}
+
+
 UNIT_TEST(job_prep_order_config)
 {
     static const char *const  contacts[] = { "mailto:a@example.test" };

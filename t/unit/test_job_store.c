@@ -127,6 +127,28 @@ UNIT_TEST(job_store_issued_writes_bundle_then_state)
     rm_root(root);
 }
 
+/* No store (root NULL, "state_path off"): the facts, nothing written. */
+UNIT_TEST(job_store_issued_no_store)
+{
+    char               err[ACME_ERRLEN];
+    issued_t           is;
+    acme_cert_info_t   info;
+    acme_cert_state_t  st = succeeded_state();
+
+    CHECK_INT(issued_new(&is), 0);
+    memset(&info, 0, sizeof(info));
+    err[0] = '\0';
+    CHECK_INT(acme_job_store_issued(NULL, ID, is.key_pem, is.key_len,
+                                    is.chain, is.chain_len, &st, &info, err,
+                                    sizeof(err)), ACME_JOB_STORED);
+    CHECK(info.serial[0] != '\0' && info.n_names == 1);
+    CHECK_STR(err, "");
+    acme_cert_info_free(&info);
+    CHECK_INT(acme_job_store_resave(NULL, ID, is.key_pem, is.key_len, &st,
+                                    err, sizeof(err)), 0);
+    issued_free(&is);
+}
+
 UNIT_TEST(job_store_issued_refused)
 {
     char              *root = unit_tmpdir(), err[ACME_ERRLEN], *p, *pem;
