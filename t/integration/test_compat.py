@@ -14,7 +14,8 @@ from cryptography import x509
 import nginx_server
 from ca_proxy import CaProxy
 import pebble as pebble_mod
-from tlsutil import http_get, load_pem_certs, sans, serial_hex, wait_acme_cert, wait_for
+from tlsutil import (http_get, load_pem_certs, sans, serial_hex, served_cert,
+                     wait_acme_cert, wait_for)
 
 
 def test_ca_host_resolved_at_run_time_with_default_resolver_timeout(
@@ -173,8 +174,8 @@ def test_account_key_file(nginx_factory, pebble, root_file, state_dir,
 def test_state_path_off(nginx_factory, pebble, root_file, state_dir):
     """nginx-acme's "state_path off;": nothing on disk (no directory named
     "off", no store anywhere); the account key and the certificate are in
-    memory only: a reload keeps the certificate (the zone has it), a
-    restart orders a new one."""
+    memory only: a reload keeps the certificate (the zone has it) and the
+    account key, a restart orders a new one with a new account."""
     srv = nginx_factory()
     nginx_server.start_managed(srv, pebble, "off", names="a.example.test")
     leaf = wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test",
@@ -196,6 +197,20 @@ def test_state_path_off(nginx_factory, pebble, root_file, state_dir):
     assert serial_hex(wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test",
                                      root_file, 10, proc_alive=srv.running)) \
         == serial_hex(leaf)
+    # a reload keeps the account key: a certificate added by a reload is
+    # ordered with the same account
+    srv.write_conf(nginx_server.managed_http_conf(
+        pebble, "off", names="a.example.test", http_extra="""
+    server {
+        listen 127.0.0.1:%d ssl;
+        server_name c.example.test;
+        acme_certificate pebble;
+    }""" % nginx_server.HTTPS_PORT))
+    srv.reload()
+    wait_acme_cert(nginx_server.HTTPS_PORT, "c.example.test", root_file, 60,
+                   proc_alive=srv.running)
+    assert serial_hex(served_cert(nginx_server.HTTPS_PORT, "a.example.test",
+                                  cafile=root_file)) == serial_hex(leaf)
     srv.stop()
     srv.start(ports=(nginx_server.HTTPS_PORT,))
     again = wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test",
@@ -204,7 +219,8 @@ def test_state_path_off(nginx_factory, pebble, root_file, state_dir):
     nothing_stored()
     log = srv.error_log()
     accounts = re.findall(r'acme_issuer "pebble": account (\S+)', log)
-    assert len(accounts) == 2 and accounts[0] != accounts[1], accounts
+    assert len(accounts) == 3, accounts
+    assert accounts[0] == accounts[1] != accounts[2], accounts
     noisy = [l for l in log.splitlines()
              if "acme" in l and re.search(r"\[(warn|error|crit|alert)\]", l)]
     assert noisy == [], noisy
