@@ -493,7 +493,14 @@ ngx_acme_issuer_memory_key(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
     if (old != NULL && !ngx_is_init_cycle(old)
         && old->conf_ctx[ngx_http_module.index] != NULL)
     {
-        oamcf = ngx_http_cycle_get_module_main_conf(old, ngx_http_acme_module);
+        /* the previous cycle may not have had this module loaded */
+        for (i = 0; old->modules[i]; i++) {
+            if (old->modules[i] == &ngx_http_acme_module) {
+                oamcf = ngx_http_cycle_get_module_main_conf(old,
+                                                       ngx_http_acme_module);
+                break;
+            }
+        }
     }
 
     issuers = oamcf ? oamcf->issuers.elts : NULL;
