@@ -441,20 +441,22 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
         acme_store_dir_close(&cd);
         acme_bundle_free(next, next_len);
         if (rc == 0) {
-            char *from = NULL;
+            char       *from = NULL;
+            const char *why = NULL;
 
-            /* a changed key type: the certificate it replaces is served */
+            /* a changed key type or first name (a new id): the
+             * certificate it replaces is served */
             if (acme_job_store_load_replaced(c->issuer->conf.state_dir, uid,
                                              gid, c->id, c->key_type,
                                              c->names, (size_t) c->n_names,
                                              id_in_use, c,
                                              (long long) time(NULL), &pem,
-                                             &len, &from) == 1)
+                                             &len, &from, &why) == 1)
             {
                 ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "mod_acme_auto: "
-                             "%s: key type changed: the certificate of %s is "
-                             "served until one of key type %s is issued",
-                             c->id, from, acme_key_type_name(c->key_type));
+                             "%s: %s: the certificate of %s is served until "
+                             "this one (key type %s) is issued", c->id, why,
+                             from, acme_key_type_name(c->key_type));
                 free(from);
                 rc = 1;
             }

@@ -126,6 +126,7 @@ ngx_int_t
 ngx_acme_init_module(ngx_cycle_t *cycle)
 {
     char                   err[ACME_ERRLEN], *pem, *next, *from;
+    const char            *why;
     size_t                 len, next_len;
     long long              at;
     uid_t                  uid;
@@ -235,7 +236,8 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
         acme_store_dir_close(&cd);
 
         if (rc == 0) {
-            /* a changed key type: the certificate it replaces is served */
+            /* a changed key type or first name (a new id): the
+             * certificate it replaces is served */
             ic.amcf = amcf;
             ic.cert = cert;
 
@@ -247,13 +249,13 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
                                              cert->names.nelts,
                                              ngx_acme_init_id_in_use, &ic,
                                              (long long) ngx_time(),
-                                             &pem, &len, &from)
+                                             &pem, &len, &from, &why)
                 == 1)
             {
                 ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
-                              "acme: certificate \"%V\": key type changed: "
-                              "the certificate of \"%s\" is served until "
-                              "one of key type %s is issued", &cert->id,
+                              "acme: certificate \"%V\": %s: the "
+                              "certificate of \"%s\" is served until this "
+                              "one (key type %s) is issued", &cert->id, why,
                               from, acme_key_type_name(cert->key_type));
                 free(from);
                 rc = 1;

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -130,10 +132,12 @@ id_suffix(acme_key_type_t kt)
 }
 
 /* 1 when the leaf of the usable bundle pem names one of names and is
- * still valid at now; *not_after its notAfter */
+ * still valid at now; *not_after its notAfter, *kt its key type, *equal
+ * whether its names are names (acme_cert_info_names_equal) */
 static int
 replaced_usable(const char *pem, size_t len, const char *const *names,
-    size_t n_names, long long now, long long *not_after)
+    size_t n_names, long long now, long long *not_after, int *kt,
+    int *equal)
 {
     acme_cert_info_t  info;
     char              e[ACME_ERRLEN];
@@ -151,6 +155,8 @@ replaced_usable(const char *pem, size_t len, const char *const *names,
         }
     }
     *not_after = info.not_after;
+    *kt = info.key_type;
+    *equal = acme_cert_info_names_equal(&info, names, n_names);
     acme_cert_info_free(&info);
     return named && *not_after > now;
 }
@@ -159,22 +165,24 @@ int
 acme_job_store_load_replaced(const char *root, uid_t uid, gid_t gid,
     const char *id, acme_key_type_t kt, const char *const *names,
     size_t n_names, int (*in_use)(const char *id, void *ctx), void *ctx,
-    long long now, char **pem, size_t *len, char **from)
+    long long now, char **pem, size_t *len, char **from, const char **why)
 {
-    static const acme_key_type_t  types[] = {
-        ACME_KEY_EC_P256, ACME_KEY_EC_P384, ACME_KEY_EC_P521,
-        ACME_KEY_RSA_2048, ACME_KEY_RSA_3072, ACME_KEY_RSA_4096
-    };
-
-    acme_store_dir_t   rd, cd;
-    long long          after, best = 0;
-    char              *own, *other, *cand, *p;
+    acme_store_dir_t   rd, certs, cd;
+    long long          after;
+    char              *own, *p, *cand;
     char               e[ACME_ERRLEN], w[ACME_ERRLEN];
-    size_t             i, n, plen;
+    size_t             n;
+    int                fd, ckt, eq, same, best_same = -1, best_eq = 0;
+    long long          best = 0;
+    DIR               *dir;
+    struct dirent     *de;
 
     *pem = NULL;
     *len = 0;
     *from = NULL;
+    if (why != NULL) {
+        *why = NULL;
+    }
 
     own = id_suffix(kt);
     n = strlen(id);
@@ -184,7 +192,6 @@ acme_job_store_load_replaced(const char *root, uid_t uid, gid_t gid,
         free(own);
         return 0;
     }
-    plen = n - strlen(own);             /* the first name's part */
     free(own);
 
     if (acme_store_dir_open_root(&rd, root, uid, gid, 0, w, sizeof(w), e,
@@ -193,45 +200,67 @@ acme_job_store_load_replaced(const char *root, uid_t uid, gid_t gid,
     {
         return 0;
     }
+    if (acme_store_dir_open(&certs, &rd, "certs", 0, e, sizeof(e)) != 0) {
+        acme_store_dir_close(&rd);
+        return 0;
+    }
+    acme_store_dir_close(&rd);
 
-    for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-        if (types[i] == kt || (other = id_suffix(types[i])) == NULL) {
-            continue;
+    /* every id of the store: its own directory descriptor is listed */
+    fd = dup(certs.fd);
+    dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (dir == NULL) {
+        if (fd >= 0) {
+            close(fd);
         }
-        cand = malloc(plen + strlen(other) + 1);
-        if (cand != NULL) {
-            memcpy(cand, id, plen);
-            strcpy(cand + plen, other);
-        }
-        free(other);
-        if (cand == NULL || (in_use != NULL && in_use(cand, ctx))
-            || acme_store_dir_open_cert(&cd, &rd, cand, 0, e, sizeof(e))
+        acme_store_dir_close(&certs);
+        return 0;
+    }
+
+    while ((de = readdir(dir)) != NULL) {
+        if (de->d_name[0] == '.' || strcmp(de->d_name, id) == 0
+            || (in_use != NULL && in_use(de->d_name, ctx))
+            || acme_store_dir_open(&cd, &certs, de->d_name, 0, e, sizeof(e))
                != 0)
         {
-            free(cand);
             continue;
         }
         p = NULL;
         n = 0;
+        ckt = -1;
         if (acme_store_load_bundle_at(&cd, &p, &n, e, sizeof(e)) == 1
-            && replaced_usable(p, n, names, n_names, now, &after)
-            && after > best)
+            && replaced_usable(p, n, names, n_names, now, &after, &ckt,
+                               &eq))
         {
-            acme_bundle_free(*pem, *len);
-            free(*from);
-            *pem = p;
-            *len = n;
-            *from = cand;
-            best = after;
-            p = NULL;
-            cand = NULL;
+            /* the configured key type first, then the one valid longest */
+            same = (ckt == (int) kt);
+            if (same > best_same || (same == best_same && after > best)) {
+                cand = strdup(de->d_name);
+                if (cand != NULL) {
+                    acme_bundle_free(*pem, *len);
+                    free(*from);
+                    *pem = p;
+                    *len = n;
+                    *from = cand;
+                    best = after;
+                    best_same = same;
+                    best_eq = eq;
+                    p = NULL;
+                }
+            }
         }
         acme_store_dir_close(&cd);
         acme_bundle_free(p, n);
-        free(cand);
     }
+    closedir(dir);
+    acme_store_dir_close(&certs);
 
-    acme_store_dir_close(&rd);
+    if (*pem != NULL && why != NULL) {
+        /* as acme_job_change says it: the key type first */
+        *why = !best_same ? "key type changed"
+               : !best_eq ? "names changed"
+               : "first name changed";  /* the same names: nothing due */
+    }
     return *pem != NULL;
 }
 

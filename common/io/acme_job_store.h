@@ -58,24 +58,31 @@ int acme_job_store_load_served(const acme_store_dir_t *cert_dir,
 
 /*
  * Startup (nginx's master, Apache's parent), for a certificate with no
- * stored bundle: its key type changed in the configuration (key=ecdsa:256
- * to key=ecdsa:384), which gives it a new id (acme_store_cert_id: "<first
- * name>_<key type>"), and the bundle of the id it replaces is served until
- * the new one is installed (its key is of another type: acme_job_due
- * orders at once, "key type changed").  The candidates are the ids of the
- * same first name with every key type but kt (id's own) that in_use(id,
- * ctx) does not claim (no configured certificate of the store has it);
- * taken is the one whose bundle is usable (key and leaf match), whose leaf
- * has one of names among its names (case ignored) and is not expired at
- * now, with the latest notAfter.  root is opened as
+ * stored bundle because its id (acme_store_cert_id: "<first name>_<key
+ * type>") changed with the configuration: its key type changed
+ * (key=ecdsa:256 to key=ecdsa:384) or its first name did (names "a b" to
+ * "b a2", or a name added in front).  The stored certificate of the id it
+ * replaces is served until the new one is installed (acme_job_due orders
+ * at once: its key is of another type, or its names are not the
+ * configured ones).  The candidates are every other id of the store
+ * (<root>/certs/<id>) that in_use(id, ctx) does not claim: a certificate
+ * another configured certificate of the store owns is never taken.  Of
+ * those whose bundle is usable (key and leaf match), whose leaf has one of
+ * names among its names (case ignored) and is not expired at now, taken
+ * is one of key type kt if any, then the one with the latest notAfter.
+ * id must end with kt's suffix (else 0).  root is opened as
  * acme_store_dir_open_root (uid, gid; never created), every entry below
- * it through descriptors.  1 with *pem, *len (acme_bundle_free) and *from
- * (its id, malloc'd), 0 none (an unusable candidate is skipped).
+ * it through descriptors.  1 with *pem, *len (acme_bundle_free), *from
+ * (its id, malloc'd) and *why (unless why is NULL; static): "key type
+ * changed" when its key type is not kt, else "names changed" (what
+ * acme_job_change will say), or "first name changed" when its names are
+ * names in another order (nothing is due: it is renewed under the new id
+ * in its window); 0 none (an unusable candidate is skipped).
  */
 int acme_job_store_load_replaced(const char *root, uid_t uid, gid_t gid,
     const char *id, acme_key_type_t kt, const char *const *names,
     size_t n_names, int (*in_use)(const char *id, void *ctx), void *ctx,
-    long long now, char **pem, size_t *len, char **from);
+    long long now, char **pem, size_t *len, char **from, const char **why);
 
 /*
  * Configuration time (nginx's configuration, Apache's parent): the bridge

@@ -464,26 +464,34 @@ UNIT_TEST(job_store_not_yet_valid_keeps_previous)
 
 /* A bundle of key type kt for names, stored under id (valid days). */
 static int
-store_typed(const char *root, const char *id, acme_key_type_t kt,
-    const char *name, int days, issued_t *is)
+store_named(const char *root, const char *id, acme_key_type_t kt,
+    const char *const *names, size_t n_names, int days, issued_t *is)
 {
-    const char *names[1];
     EVP_PKEY   *k = acme_key_generate(kt);
     char        err[ACME_ERRLEN];
 
-    names[0] = name;
     memset(is, 0, sizeof(*is));
     if (k == NULL) {
         return -1;
     }
     is->key_pem = acme_key_to_pem(k, &is->key_len);
-    is->chain = acme_selfsigned_pem(k, names, 1, days, &is->chain_len);
+    is->chain = acme_selfsigned_pem(k, names, n_names, days, &is->chain_len);
     EVP_PKEY_free(k);
     if (is->key_pem == NULL || is->chain == NULL) {
         return -1;
     }
     return acme_store_save_bundle(root, id, is->key_pem, is->key_len,
                                   is->chain, is->chain_len, err, sizeof(err));
+}
+
+static int
+store_typed(const char *root, const char *id, acme_key_type_t kt,
+    const char *name, int days, issued_t *is)
+{
+    const char *names[1];
+
+    names[0] = name;
+    return store_named(root, id, kt, names, 1, days, is);
 }
 
 static int
@@ -505,12 +513,18 @@ in_use_list(const char *id, void *ctx)
 UNIT_TEST(job_store_load_replaced)
 {
     char              *root = unit_tmpdir(), *pem, *from;
+    const char        *why;
     const char        *names[] = { "a.example.test", "b.example.test" };
     const char        *none[] = { NULL };
     const char        *rsa_used[] = { "a.example.test_rsa-2048", NULL };
     size_t             len;
     long long          now = (long long) time(NULL);
-    issued_t           p256, rsa, other;
+    const char        *renamed[] = { "b.example.test", "a2.example.test" };
+    const char        *swapped[] = { "b.example.test", "a.example.test" };
+    const char        *ab_used[] = { "a.example.test_ecdsa-384", NULL };
+    const char        *both_used[] = { "a.example.test_ecdsa-384",
+                                       "x.example.test_rsa-2048", NULL };
+    issued_t           p256, rsa, other, ab384, xb;
 
     CHECK(root != NULL);
 
@@ -519,7 +533,7 @@ UNIT_TEST(job_store_load_replaced)
                                            "a.example.test_ecdsa-384",
                                            ACME_KEY_EC_P384, names, 2,
                                            in_use_list, (void *) none, now,
-                                           &pem, &len, &from), 0);
+                                           &pem, &len, &from, &why), 0);
     CHECK(pem == NULL && from == NULL);
 
     /* key=ecdsa:256 -> key=ecdsa:384: the P-256 bundle */
@@ -532,8 +546,9 @@ UNIT_TEST(job_store_load_replaced)
                                            "a.example.test_ecdsa-384",
                                            ACME_KEY_EC_P384, names, 2,
                                            in_use_list, (void *) none, now,
-                                           &pem, &len, &from), 1);
+                                           &pem, &len, &from, &why), 1);
     CHECK_STR(from, "a.example.test_ecdsa-256");
+    CHECK_STR(why, "key type changed");
     CHECK(same_bundle(pem, len, &p256));
     acme_bundle_free(pem, len);
     free(from);
@@ -545,7 +560,7 @@ UNIT_TEST(job_store_load_replaced)
                                            "a.example.test_ecdsa-384",
                                            ACME_KEY_EC_P384, names, 2,
                                            in_use_list, (void *) none, now,
-                                           &pem, &len, &from), 1);
+                                           &pem, &len, &from, &why), 1);
     CHECK_STR(from, "a.example.test_rsa-2048");
     CHECK(same_bundle(pem, len, &rsa));
     acme_bundle_free(pem, len);
@@ -554,7 +569,7 @@ UNIT_TEST(job_store_load_replaced)
                                            "a.example.test_ecdsa-384",
                                            ACME_KEY_EC_P384, names, 2,
                                            in_use_list, (void *) rsa_used,
-                                           now, &pem, &len, &from), 1);
+                                           now, &pem, &len, &from, &why), 1);
     CHECK_STR(from, "a.example.test_ecdsa-256");
     acme_bundle_free(pem, len);
     free(from);
@@ -565,19 +580,72 @@ UNIT_TEST(job_store_load_replaced)
                                            ACME_KEY_EC_P384, names, 2,
                                            in_use_list, (void *) none,
                                            now + 90 * 86400LL, &pem, &len,
-                                           &from), 0);
+                                           &from, &why), 0);
     CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
                                            "a.example.test_ecdsa-384",
                                            ACME_KEY_EC_P384, names + 1, 1,
                                            in_use_list, (void *) none, now,
-                                           &pem, &len, &from), 0);
+                                           &pem, &len, &from, &why), 0);
     /* an id that is not of its key type: none */
     CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
                                            "a.example.test_ecdsa-384",
                                            ACME_KEY_EC_P256, names, 2,
                                            in_use_list, (void *) none, now,
-                                           &pem, &len, &from), 0);
+                                           &pem, &len, &from, &why), 0);
 
+    /* issue 10 item 1: the first name changed (names "a b" -> "b a2"): a
+     * stored certificate of another id that names one of them; of the
+     * configured key type first, then the one valid longest; never one a
+     * configured certificate owns */
+    CHECK_INT(store_named(root, "a.example.test_ecdsa-384", ACME_KEY_EC_P384,
+                          names, 2, 20, &ab384), 0);
+    CHECK_INT(store_typed(root, "x.example.test_rsa-2048", ACME_KEY_RSA_2048,
+                          "b.example.test", 90, &xb), 0);
+    CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
+                                           "b.example.test_ecdsa-384",
+                                           ACME_KEY_EC_P384, renamed, 2,
+                                           in_use_list, (void *) none, now,
+                                           &pem, &len, &from, &why), 1);
+    CHECK_STR(from, "a.example.test_ecdsa-384");
+    CHECK_STR(why, "names changed");
+    CHECK(same_bundle(pem, len, &ab384));
+    acme_bundle_free(pem, len);
+    free(from);
+    CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
+                                           "b.example.test_ecdsa-384",
+                                           ACME_KEY_EC_P384, renamed, 2,
+                                           in_use_list, (void *) ab_used,
+                                           now, &pem, &len, &from, &why), 1);
+    CHECK_STR(from, "x.example.test_rsa-2048");
+    CHECK_STR(why, "key type changed");
+    CHECK(same_bundle(pem, len, &xb));
+    acme_bundle_free(pem, len);
+    free(from);
+    CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
+                                           "b.example.test_ecdsa-384",
+                                           ACME_KEY_EC_P384, renamed, 2,
+                                           in_use_list, (void *) both_used,
+                                           now, &pem, &len, &from, &why), 0);
+    CHECK(pem == NULL && from == NULL && why == NULL);
+    /* a name only a2 (none of the stored ones): none */
+    CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
+                                           "a2.example.test_ecdsa-384",
+                                           ACME_KEY_EC_P384, renamed + 1, 1,
+                                           in_use_list, (void *) none, now,
+                                           &pem, &len, &from, &why), 0);
+    /* the same names in another order: served, nothing due */
+    CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
+                                           "b.example.test_ecdsa-384",
+                                           ACME_KEY_EC_P384, swapped, 2,
+                                           in_use_list, (void *) none, now,
+                                           &pem, &len, &from, &why), 1);
+    CHECK_STR(from, "a.example.test_ecdsa-384");
+    CHECK_STR(why, "first name changed");
+    acme_bundle_free(pem, len);
+    free(from);
+
+    issued_free(&ab384);
+    issued_free(&xb);
     issued_free(&p256);
     issued_free(&rsa);
     issued_free(&other);
