@@ -9,6 +9,9 @@ the old one is served until the new one is installed; the status says why
 - the key type changes (key=ecdsa:256 -> key=ecdsa:384 or rsa:2048: a new
   certificate id, "<first name>_<key type>"): the old id's certificate is
   served until the new one is issued, then only the new one;
+- the first name changes (names "a b" -> "b c", or "c" added in front: a
+  new id too): the old id's certificate is served for the names it covers
+  until the new one is issued;
 - contact or renew_before_expiry alone: nothing is ordered.
 
 The two CAs are two real pebble instances (their own API ports, API
@@ -22,6 +25,7 @@ status shows the failed attempt (retry_delay 1s)."""
 import os
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pebble import SECOND_SHIFT
@@ -46,8 +50,8 @@ def _second_ca(pebble_factory, start=True):
     return pebble_factory(start=start, name="pebble-b", port_shift=SECOND_SHIFT, dns=False)
 
 
-def _failed_once(server, cert_id=None):
-    c = server.status_cert(cert_id)
+def _failed_once(server, cert_id=None, host=NAME):
+    c = server.status_cert(cert_id, host=host)
     return c if c["consecutive_failures"] >= 1 else None
 
 
@@ -58,9 +62,9 @@ def _notice(log, needle):
     return lines
 
 
-def _first_issue(server, pebble, workdir, state_dir, **conf):
+def _first_issue(server, pebble, workdir, state_dir, names=(NAME,), **conf):
     root_a = pebble.write_root(os.path.join(workdir, "root-a.pem"))
-    server.start_managed(pebble, state_dir, names=[NAME], **conf)
+    server.start_managed(pebble, state_dir, names=list(names), **conf)
     first = wait_acme_cert(HTTPS_PORT, NAME, root_a, 60, proc_alive=server.running)
     server.wait_installed()
     wait_for(lambda: server.status_cert()["serial"], 20, "status serial")
@@ -201,4 +205,48 @@ def test_key_type_change_serves_the_old_until_issued(server, pebble, workdir, st
         wait_for(only_new, 20, "the RSA certificate served alone")
     # the old id's store is kept (a change back serves it)
     assert os.path.exists(os.path.join(state_dir, "certs", old_id, "bundle.pem"))
+    assert not server.problems(), server.problems()
+
+
+RENAMES = {"b-c": ["b.example.test", "c.example.test"],
+           "c-in-front": ["c.example.test", NAME, "b.example.test"]}
+
+
+@pytest.mark.parametrize("rename", sorted(RENAMES))
+def test_first_name_change_serves_the_old_until_issued(server, pebble, workdir, state_dir,
+                                                       rename):
+    """names "a b" -> "b c" (or "c a b": a name added in front), so a new
+    id "<first name>_<key type>", on reload / graceful: the "a b"
+    certificate stays served for b (the CA down for the first attempt), the
+    new id ordered at once, "names changed" in the status and the log, then
+    the new one (all its names) served."""
+    first = _first_issue(server, pebble, workdir, state_dir,
+                         names=(NAME, "b.example.test"), issuer=QUICK_RETRY)
+    new_names = RENAMES[rename]
+    new_id = new_names[0] + "_ecdsa-256"
+
+    pebble.stop_pebble()
+    log_before = len(server.error_log())
+    server.write_managed(pebble, state_dir, names=new_names, issuer=QUICK_RETRY)
+    server.reload()
+    c = wait_for(lambda: _failed_once(server, new_id, host=new_names[0]), 60,
+                 "the first attempt failed")
+    assert c["reason"] == "names changed", c
+    assert same_serial(c["serial"], first.serial_number), c
+    assert served_cert(HTTPS_PORT, "b.example.test").serial_number == first.serial_number
+    _notice(server.error_log()[log_before:], "names changed")
+
+    pebble.start_pebble()
+
+    def served_new():
+        cert = served_cert(HTTPS_PORT, "b.example.test")
+        return cert if cert.serial_number != first.serial_number else None
+    new = wait_for(served_new, 60, "the new certificate served")
+    san = new.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(san.get_values_for_type(x509.DNSName)) == sorted(new_names)
+    assert served_cert(HTTPS_PORT, "c.example.test").serial_number == new.serial_number
+    wait_for(lambda: server.status_cert(new_id, host=new_names[0])["reason"] is None
+             and same_serial(server.status_cert(new_id, host=new_names[0])["serial"],
+                             new.serial_number),
+             30, "status after the names change")
     assert not server.problems(), server.problems()
