@@ -250,3 +250,27 @@ def test_first_name_change_serves_the_old_until_issued(server, pebble, workdir, 
                              new.serial_number),
              30, "status after the names change")
     assert not server.problems(), server.problems()
+
+
+def test_first_name_change_never_takes_a_configured_certificate(server, pebble, workdir,
+                                                                 state_dir):
+    """names "a b" -> "b c" while "a" stays configured on its own (its id is
+    the old one's): the new "b c" id does not take the certificate that
+    configured one owns (the placeholder is served for b until issued)."""
+    first = _first_issue(server, pebble, workdir, state_dir,
+                         names=(NAME, "b.example.test"), issuer=QUICK_RETRY)
+    new_id = "b.example.test_ecdsa-256"
+
+    pebble.stop_pebble()
+    server.write_certs(pebble, state_dir, [(["b.example.test", "c.example.test"], ""),
+                                           ([NAME], "")], issuer=QUICK_RETRY)
+    server.reload()
+    c = wait_for(lambda: _failed_once(server, new_id, host="b.example.test"), 60,
+                 "the first attempt failed")
+    assert c["serial"] is None, c
+    assert served_cert(HTTPS_PORT, "b.example.test").serial_number != first.serial_number
+    # the owner keeps serving it, ordered again for its names
+    assert served_cert(HTTPS_PORT, NAME).serial_number == first.serial_number
+    owner = server.status_cert(NAME + "_ecdsa-256", host="b.example.test")
+    assert owner["reason"] == "names changed", owner
+    assert not server.problems(), server.problems()
