@@ -273,7 +273,7 @@ ngx_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (ngx_strncmp(value[1].data, "zone=", 5) != 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\": \"acme_shared_zone\" "
-                           "must have \"zone=name:size\"", &value[1]);
+                           "must have \"zone\" (zone=name:size)", &value[1]);
         return NGX_CONF_ERROR;
     }
 
