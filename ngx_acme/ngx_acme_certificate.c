@@ -6,6 +6,10 @@
 #include "acme_names.h"
 
 
+static ngx_int_t ngx_acme_push_name(ngx_pool_t *pool, ngx_array_t *names,
+    const char *name);
+
+
 /* acme_certificate issuer [names...] [key=spec] [challenge=type] */
 char *
 ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -13,7 +17,7 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_acme_srv_conf_t  *head = conf;
 
     char                       name[ACME_NAME_BUFLEN], err[ACME_ERRLEN];
-    ngx_str_t                 *value, *s, dot[2];
+    ngx_str_t                 *value, dot[2];
     ngx_uint_t                 i, k, n;
     ngx_array_t               *fallback_names;
     acme_key_type_t            kt;
@@ -127,18 +131,9 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             /* duplicates go in postconfiguration (acme_names_set) */
 
-            s = ngx_array_push(ascf->names);
-            if (s == NULL) {
+            if (ngx_acme_push_name(cf->pool, ascf->names, name) != NGX_OK) {
                 return NGX_CONF_ERROR;
             }
-
-            s->len = ngx_strlen(name);
-            s->data = ngx_pnalloc(cf->pool, s->len + 1);
-            if (s->data == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            ngx_memcpy(s->data, name, s->len + 1);
         }
     }
 
@@ -199,18 +194,10 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 continue;
             }
 
-            s = ngx_array_push(fallback_names);
-            if (s == NULL) {
+            if (ngx_acme_push_name(cf->pool, fallback_names, name) != NGX_OK)
+            {
                 return NGX_CONF_ERROR;
             }
-
-            s->len = ngx_strlen(name);
-            s->data = ngx_pnalloc(cf->pool, s->len + 1);
-            if (s->data == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            ngx_memcpy(s->data, name, s->len + 1);
         }
     }
 
@@ -228,4 +215,27 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* A copy of the C string name (NUL-terminated) at the end of names. */
+static ngx_int_t
+ngx_acme_push_name(ngx_pool_t *pool, ngx_array_t *names, const char *name)
+{
+    ngx_str_t  *s;
+
+    s = ngx_array_push(names);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    s->len = ngx_strlen(name);
+    s->data = ngx_pnalloc(pool, s->len + 1);
+    if (s->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(s->data, name, s->len + 1);
+
+    return NGX_OK;
 }

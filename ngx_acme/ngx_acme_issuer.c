@@ -36,6 +36,8 @@ static char *ngx_acme_issuer_challenge(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_acme_issuer_eab(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_acme_issuer_keep_key(ngx_conf_t *cf,
+    ngx_acme_issuer_t *issuer, const char *pem, size_t len);
 static void ngx_acme_issuer_cleanup(void *data);
 static char *ngx_acme_check_positive_msec(ngx_conf_t *cf, void *post,
     void *data);
@@ -476,6 +478,7 @@ ngx_acme_issuer_memory_key(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
     char                  *pem;
     size_t                 len;
     EVP_PKEY              *key;
+    ngx_int_t              rc;
     ngx_uint_t             i;
     ngx_cycle_t           *old;
     ngx_acme_issuer_t    **issuers, *o;
@@ -513,15 +516,13 @@ ngx_acme_issuer_memory_key(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
             && o->name.len == issuer->name.len
             && ngx_strncmp(o->name.data, issuer->name.data, o->name.len) == 0)
         {
-            issuer->account_key_pem.data = ngx_pnalloc(cf->pool,
-                                                   o->account_key_pem.len + 1);
-            if (issuer->account_key_pem.data == NULL) {
+            if (ngx_acme_issuer_keep_key(cf, issuer,
+                                         (char *) o->account_key_pem.data,
+                                         o->account_key_pem.len)
+                != NGX_OK)
+            {
                 return NGX_CONF_ERROR;
             }
-
-            ngx_memcpy(issuer->account_key_pem.data, o->account_key_pem.data,
-                       o->account_key_pem.len + 1);
-            issuer->account_key_pem.len = o->account_key_pem.len;
 
             return NGX_CONF_OK;
         }
@@ -539,18 +540,14 @@ ngx_acme_issuer_memory_key(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
         return NGX_CONF_ERROR;
     }
 
-    issuer->account_key_pem.data = ngx_pnalloc(cf->pool, len + 1);
-    if (issuer->account_key_pem.data == NULL) {
-        ngx_explicit_memzero(pem, len);
-        free(pem);
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(issuer->account_key_pem.data, pem, len + 1);
-    issuer->account_key_pem.len = len;
+    rc = ngx_acme_issuer_keep_key(cf, issuer, pem, len);
 
     ngx_explicit_memzero(pem, len);
     free(pem);
+
+    if (rc != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -795,18 +792,14 @@ ngx_acme_issuer_account_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     EVP_PKEY_free(key);
 
-    issuer->account_key_pem.data = ngx_pnalloc(cf->pool, len + 1);
-    if (issuer->account_key_pem.data == NULL) {
-        ngx_explicit_memzero(pem, len);
-        free(pem);
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(issuer->account_key_pem.data, pem, len + 1);
-    issuer->account_key_pem.len = len;
+    rc = ngx_acme_issuer_keep_key(cf, issuer, pem, len);
 
     ngx_explicit_memzero(pem, len);
     free(pem);
+
+    if (rc != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     issuer->conf.account_key = kt;
 
@@ -1065,6 +1058,32 @@ ngx_acme_issuer_eab(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The account key kept in memory (account_key FILE, state_path off): a copy
+ * of pem (len octets) in the configuration's pool, NUL-terminated, cleansed
+ * by ngx_acme_issuer_cleanup().  The caller still owns and cleanses pem.
+ */
+static ngx_int_t
+ngx_acme_issuer_keep_key(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
+    const char *pem, size_t len)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(cf->pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, pem, len);
+    p[len] = '\0';
+
+    issuer->account_key_pem.data = p;
+    issuer->account_key_pem.len = len;
+
+    return NGX_OK;
 }
 
 

@@ -347,6 +347,57 @@ acme_store_check_writable(const char *path, char *err, size_t errlen)
 /* -- the store as seen by the worker / child user ------------------------- */
 
 /*
+ * Calls fn for every directory on the way to path, outermost first ("/a",
+ * "/a/b", ... path itself); an empty path is "/" when with_root, else
+ * skipped.  fn returns 0 to go on, > 0 to stop (0 returned), < 0 to stop
+ * with an error (-1 returned, err set by fn).
+ */
+static int
+each_prefix(const char *path, int with_root,
+    int (*fn)(const char *dir, void *data, char *err, size_t errlen),
+    void *data, char *err, size_t errlen)
+{
+    char  *p, *s;
+    int    last, rc, e;
+
+    p = acme_strdup(path);
+    if (p == NULL) {
+        return acme_err(err, errlen, "out of memory");
+    }
+
+    rc = 0;
+    s = p;
+    for ( ;; ) {
+        while (*s == '/') {
+            s++;
+        }
+        while (*s != '/' && *s != '\0') {
+            s++;
+        }
+        last = (*s == '\0');
+        *s = '\0';
+
+        if (*p != '\0' || with_root) {
+            rc = fn(*p ? p : "/", data, err, errlen);
+            if (rc != 0) {
+                rc = (rc < 0) ? -1 : 0;
+                break;
+            }
+        }
+
+        if (last) {
+            break;
+        }
+        *s++ = '/';
+    }
+
+    e = errno;          /* fn's errno, for the caller */
+    free(p);
+    errno = e;
+    return rc;
+}
+
+/*
  * May the user (uid, gid, groups) do want (R_OK/W_OK/X_OK bits) on st, by
  * the mode bits?  A component with a POSIX ACL (its group bits are then a
  * mask) is not judged here: 1.
@@ -380,46 +431,25 @@ user_may(const char *p, const struct stat *st, const acme_store_user_t *u,
  * naming the first one that is not, else 0.
  */
 static int
+searchable_step(const char *dir, void *data, char *err, size_t errlen)
+{
+    const acme_store_user_t  *u = data;
+    struct stat               st;
+
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)
+        && !user_may(dir, &st, u, X_OK))
+    {
+        return acme_err(err, errlen, "\"%s\" is not searchable by user "
+                        "\"%s\"", dir, u->name);
+    }
+    return 0;
+}
+
+static int
 walk_searchable(const char *path, const acme_store_user_t *u, char *err,
     size_t errlen)
 {
-    char        *p, *s;
-    struct stat  st;
-    int          last, rc;
-
-    p = acme_strdup(path);
-    if (p == NULL) {
-        return acme_err(err, errlen, "out of memory");
-    }
-
-    rc = 0;
-    s = p;
-    for ( ;; ) {
-        while (*s == '/') {
-            s++;
-        }
-        while (*s != '/' && *s != '\0') {
-            s++;
-        }
-        last = (*s == '\0');
-        *s = '\0';
-
-        if (stat(*p ? p : "/", &st) == 0 && S_ISDIR(st.st_mode)
-            && !user_may(*p ? p : "/", &st, u, X_OK))
-        {
-            rc = acme_err(err, errlen, "\"%s\" is not searchable by user "
-                          "\"%s\"", *p ? p : "/", u->name);
-            break;
-        }
-
-        if (last) {
-            break;
-        }
-        *s++ = '/';
-    }
-
-    free(p);
-    return rc;
+    return each_prefix(path, 1, searchable_step, (void *) u, err, errlen);
 }
 
 void
@@ -617,122 +647,90 @@ owner_ok(const acme_store_dir_t *d, const struct stat *st)
  * where root creates directories.  Anything else is only named in warn: the
  * administrator chose that place.
  */
+/* What check_ancestors() needs of each directory: where to warn. */
+typedef struct {
+    char    *warn;
+    size_t   warnlen;
+} ancestors_ctx_t;
+
+/* One directory above the store: 0 go on, 1 stop (warned, or nothing
+ * further to see), -1 refused. */
+static int
+ancestor_step(const char *dir, void *data, char *err, size_t errlen)
+{
+    ancestors_ctx_t  *a = data;
+    struct stat       st;
+
+    if (lstat(dir, &st) != 0) {
+        return 1;       /* created by us, root-owned */
+    }
+
+    /*
+     * Whoever owns a symlink on the way decides where the store is: root
+     * would then create and hand over directories wherever it points
+     * (e.g. a link planted in /tmp).
+     */
+    if (S_ISLNK(st.st_mode)) {
+        if (st.st_uid != 0 && st.st_uid != geteuid()) {
+            errno = EPERM;
+            return acme_err(err, errlen, "\"%s\" above the store is a "
+                            "symbolic link owned by uid %u, not root: "
+                            "refused (give the real path)", dir,
+                            (unsigned) st.st_uid);
+        }
+        if (stat(dir, &st) != 0) {
+            return 1;
+        }
+    }
+
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+        acme_err(a->warn, a->warnlen, "\"%s\" above the store is owned by "
+                 "uid %u, not root: whoever owns it can replace the store",
+                 dir, (unsigned) st.st_uid);
+        return 1;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+        acme_err(a->warn, a->warnlen, "\"%s\" above the store is writable "
+                 "by group or others: they can replace the store", dir);
+        return 1;
+    }
+    return 0;
+}
+
 static int
 check_ancestors(const char *parent, char *warn, size_t warnlen, char *err,
     size_t errlen)
 {
-    char        *p, *s;
-    struct stat  st;
-    int          last, rc;
+    ancestors_ctx_t  a;
 
     if (warn != NULL && warnlen > 0) {
         warn[0] = '\0';
     }
-    p = acme_strdup(parent);
-    if (p == NULL) {
-        return acme_err(err, errlen, "out of memory");
+    a.warn = warn;
+    a.warnlen = warnlen;
+    return each_prefix(parent, 0, ancestor_step, &a, err, errlen);
+}
+
+/* mkdir for one ancestor, 0755, owned by the caller: 0 or -1. */
+static int
+make_step(const char *dir, void *data, char *err, size_t errlen)
+{
+    int  e;
+
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        e = errno;
+        err_errno(e, err, errlen, "mkdir \"%s\": %s", dir, strerror(e));
+        errno = e;
+        return -1;
     }
-
-    rc = 0;
-    s = p;
-    for ( ;; ) {
-        while (*s == '/') {
-            s++;
-        }
-        while (*s != '/' && *s != '\0') {
-            s++;
-        }
-        last = (*s == '\0');
-        *s = '\0';
-
-        if (*p != '\0') {
-            if (lstat(p, &st) != 0) {
-                break;      /* created by us, root-owned */
-            }
-
-            /*
-             * Whoever owns a symlink on the way decides where the store
-             * is: root would then create and hand over directories
-             * wherever it points (e.g. a link planted in /tmp).
-             */
-            if (S_ISLNK(st.st_mode)) {
-                if (st.st_uid != 0 && st.st_uid != geteuid()) {
-                    errno = EPERM;
-                    rc = acme_err(err, errlen, "\"%s\" above the store is a "
-                                  "symbolic link owned by uid %u, not root: "
-                                  "refused (give the real path)", p,
-                                  (unsigned) st.st_uid);
-                    break;
-                }
-                if (stat(p, &st) != 0) {
-                    break;
-                }
-            }
-
-            if (st.st_uid != 0 && st.st_uid != geteuid()) {
-                acme_err(warn, warnlen, "\"%s\" above the store is owned by "
-                         "uid %u, not root: whoever owns it can replace the "
-                         "store", p, (unsigned) st.st_uid);
-                break;
-            }
-            if ((st.st_mode & (S_IWGRP | S_IWOTH))
-                && !(st.st_mode & S_ISVTX))
-            {
-                acme_err(warn, warnlen, "\"%s\" above the store is writable "
-                         "by group or others: they can replace the store", p);
-                break;
-            }
-        }
-
-        if (last) {
-            break;
-        }
-        *s++ = '/';
-    }
-
-    free(p);
-    return rc;
+    return 0;
 }
 
 /* mkdir -p for the ancestors, 0755, owned by the caller. */
 static int
 make_ancestors(const char *path, char *err, size_t errlen)
 {
-    char  *p, *s;
-    int    last, e;
-
-    p = acme_strdup(path);
-    if (p == NULL) {
-        return acme_err(err, errlen, "out of memory");
-    }
-
-    s = p;
-    for ( ;; ) {
-        while (*s == '/') {
-            s++;
-        }
-        while (*s != '/' && *s != '\0') {
-            s++;
-        }
-        last = (*s == '\0');
-        *s = '\0';
-
-        if (*p != '\0' && mkdir(p, 0755) != 0 && errno != EEXIST) {
-            e = errno;
-            err_errno(e, err, errlen, "mkdir \"%s\": %s", p, strerror(e));
-            free(p);
-            errno = e;
-            return -1;
-        }
-
-        if (last) {
-            break;
-        }
-        *s++ = '/';
-    }
-
-    free(p);
-    return 0;
+    return each_prefix(path, 0, make_step, NULL, err, errlen);
 }
 
 /*
