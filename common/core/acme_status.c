@@ -87,8 +87,78 @@ render_bridge(const acme_status_cert_t *c)
     return b;
 }
 
+int
+acme_status_expiring(long long not_before, long long not_after,
+    long long warn_window, long long now)
+{
+    long long  window;
+
+    if (not_after == 0) {
+        return 0;
+    }
+    window = warn_window;
+    if (window <= 0) {
+        window = (not_after > not_before) ? (not_after - not_before) / 10 : 0;
+    }
+    return now >= not_after - window;
+}
+
 static json_t *
-render_cert(const acme_status_cert_t *c)
+str_array(const char *const *v, size_t n)
+{
+    json_t  *a;
+    size_t   i;
+
+    a = json_array();
+    if (a == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        if (v[i] != NULL
+            && json_array_append_new(a, str_or_null(v[i], 0)) != 0)
+        {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+static json_t *
+render_orders(const acme_status_cert_t *c)
+{
+    json_t  *o;
+    int      rc = 0;
+
+    o = json_object();
+    if (o == NULL) {
+        return NULL;
+    }
+    rc |= set(o, "valid", json_integer((json_int_t) c->orders_valid));
+    rc |= set(o, "invalid", json_integer((json_int_t) c->orders_invalid));
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* floor((not_after - now) / 1 day), also for negative differences */
+static json_t *
+days_left(long long not_after, long long now)
+{
+    long long  d;
+
+    if (not_after == 0) {
+        return json_null();
+    }
+    d = not_after - now;
+    d = (d >= 0) ? d / 86400 : -((-d + 86399) / 86400);
+    return json_integer((json_int_t) d);
+}
+
+static json_t *
+render_cert(const acme_status_cert_t *c, long long now)
 {
     json_t  *o, *names;
     size_t   i;
@@ -130,6 +200,17 @@ render_cert(const acme_status_cert_t *c)
                                               : json_null());
     rc |= set(o, "bridge", c->bridge_file != NULL ? render_bridge(c)
                                                   : json_null());
+    rc |= set(o, "managed", json_boolean(!c->unmanaged));
+    rc |= set(o, "days_left", days_left(c->not_after, now));
+    rc |= set(o, "expiring", json_boolean(acme_status_expiring(
+                                 c->not_before, c->not_after, c->warn_window,
+                                 now)));
+    rc |= set(o, "subject", str_or_null(c->subject, 1));
+    rc |= set(o, "sans", str_array(c->sans, c->n_sans));
+    rc |= set(o, "file", str_or_null(c->file, 0));
+    rc |= set(o, "used_by", str_array(c->used_by, c->n_used_by));
+    rc |= set(o, "orders", render_orders(c));
+    rc |= set(o, "renewals", json_integer((json_int_t) c->renewals));
 
     if (rc != 0) {
         json_decref(o);
@@ -161,14 +242,14 @@ acme_status_render(const char *server, long acme_pid,
         return NULL;
     }
 
-    rc |= set(doc, "version", json_integer(1));
+    rc |= set(doc, "version", json_integer(2));
     rc |= set(doc, "server", str_or_null(server, 0));
     rc |= set(doc, "generated_at", time_or_null(now));
     rc |= set(doc, "acme_pid", acme_pid > 0 ? json_integer(acme_pid)
                                              : json_null());
 
     for (i = 0; i < n; i++) {
-        c = render_cert(&certs[i]);
+        c = render_cert(&certs[i], now);
         if (c == NULL) {
             rc = -1;
             break;

@@ -1,9 +1,11 @@
 /*
  * The status document shared by both servers (nginx acme_status, Apache
- * acme-status handler).  Schema (version 1):
+ * acme-status handler).  Schema (version 2; version 1 had no "managed",
+ * "days_left", "expiring", "subject", "sans", "file", "used_by", "orders",
+ * "renewals"):
  *
  * {
- *   "version": 1,
+ *   "version": 2,
  *   "server": "nginx" | "apache",
  *   "generated_at": RFC3339,
  *   "acme_pid": pid of the process driving ACME or null,
@@ -36,6 +38,19 @@
  *                 served in place of the placeholder, until the first
  *                 managed certificate is: {"file", "serial", "not_before",
  *                 "not_after"}
+ *       "managed": true for a certificate this module orders; false for one
+ *                  the server loads from a file (ssl_certificate,
+ *                  SSLCertificateFile), listed for the inventory only,
+ *       "days_left": whole days until not_after (negative once expired), or
+ *                    null without a certificate,
+ *       "expiring": true when inside the warning window (acme_status_expiring),
+ *       "subject": RFC2253 subject or null,
+ *       "sans": [dNSName and iPAddress SANs of the served certificate],
+ *       "file": the certificate file (unmanaged) or null,
+ *       "used_by": [the server names (nginx server{}) or vhosts (Apache
+ *                  ServerName:port) that present it],
+ *       "orders": {"valid": n, "invalid": n} orders finished since start,
+ *       "renewals": n certificates issued since start that replaced one
  *   } ]
  * }
  */
@@ -72,7 +87,28 @@ typedef struct {
     const char          *bridge_serial;
     long long            bridge_not_before;
     long long            bridge_not_after;
+    unsigned             unmanaged:1;   /* "managed": false */
+    long long            warn_window;   /* seconds; 0: 10 % of the lifetime */
+    const char          *subject;       /* NULL or "" -> null */
+    const char *const   *sans;
+    size_t               n_sans;
+    const char          *file;          /* NULL -> null */
+    const char *const   *used_by;
+    size_t               n_used_by;
+    unsigned long long   orders_valid;
+    unsigned long long   orders_invalid;
+    unsigned long long   renewals;
 } acme_status_cert_t;
+
+/*
+ * 1 when a certificate valid [not_before, not_after) is inside its warning
+ * window at now (seconds since the epoch): within warn_window seconds of
+ * not_after, or, when warn_window is 0, within the last 10 % of its
+ * lifetime.  Also 1 once expired, so that an expired certificate never
+ * counts as fine; 0 without a certificate (not_after 0).
+ */
+int acme_status_expiring(long long not_before, long long not_after,
+    long long warn_window, long long now);
 
 /* Pretty-printed JSON document, malloc'd; acme_pid <= 0 -> null. */
 char *acme_status_render(const char *server, long acme_pid,

@@ -161,7 +161,7 @@ def test_status_json(server, pebble, root_file, state_dir):
     doc = wait_for(settled, 20, "status valid with a lease holder / driving child")
     # one schema on both servers (common/core/acme_status.h)
     assert set(doc) == {"version", "server", "generated_at", "acme_pid", "certificates"}
-    assert doc["version"] == 1
+    assert doc["version"] == 2
     assert doc["server"] == server.kind
     parse_rfc3339(doc["generated_at"])
     assert doc["acme_pid"] in server.pids()
@@ -169,7 +169,9 @@ def test_status_json(server, pebble, root_file, state_dir):
     assert set(c) == {"id", "names", "issuer", "directory", "key_type", "challenge", "state", "step",
                       "serial", "ca_issuer", "not_before", "not_after", "next_renewal",
                       "last_success", "last_error", "consecutive_failures",
-                      "store_error", "reason", "pending", "bridge"}
+                      "store_error", "reason", "pending", "bridge", "managed", "days_left",
+                      "expiring", "subject", "sans", "file", "used_by", "orders", "renewals"}
+    assert c["managed"] is True
     assert c["id"] == CERT_ID
     assert c["names"] == NAMES
     assert c["issuer"] == "pebble"

@@ -8,7 +8,8 @@ static const char *const cert_keys[] = {
     "id", "names", "issuer", "directory", "key_type", "challenge", "state", "step",
     "serial", "ca_issuer", "not_before", "not_after", "next_renewal",
     "last_success", "last_error", "consecutive_failures", "store_error",
-    "reason", "pending", "bridge"
+    "reason", "pending", "bridge", "managed", "days_left", "expiring",
+    "subject", "sans", "file", "used_by", "orders", "renewals"
 };
 
 UNIT_TEST(status_render_parse_back)
@@ -60,11 +61,11 @@ UNIT_TEST(status_render_parse_back)
         return;
     }
     CHECK_INT(len, strlen(s));
-    CHECK(strstr(s, "\n  \"version\": 1,") != NULL);       /* indented by 2 */
+    CHECK(strstr(s, "\n  \"version\": 2,") != NULL);       /* indented by 2 */
 
     doc = json_loads(s, 0, &je);
     CHECK(doc != NULL);
-    CHECK_INT(json_integer_value(json_object_get(doc, "version")), 1);
+    CHECK_INT(json_integer_value(json_object_get(doc, "version")), 2);
     CHECK_STR(json_string_value(json_object_get(doc, "server")), "nginx");
     CHECK_STR(json_string_value(json_object_get(doc, "generated_at")),
               "2026-11-18T11:06:40Z");
@@ -201,6 +202,77 @@ UNIT_TEST(status_render_bridge)
               "2026-11-18T11:06:40Z");
     CHECK_STR(json_string_value(json_object_get(b, "not_after")),
               "2026-11-19T11:06:40Z");
+    json_decref(doc);
+    free(s);
+}
+
+UNIT_TEST(status_render_unmanaged_and_window)
+{
+    static const char *const sans[] = { "static.example.test" };
+    static const char *const used[] = { "static.example.test:443" };
+    acme_status_cert_t   c;
+    char                *s;
+    json_t              *doc, *o;
+    json_error_t         je;
+    long long            now = 1795000000LL;
+
+    /* 90-day certificate: the default window is its last 9 days */
+    CHECK_INT(acme_status_expiring(now - 80 * 86400LL, now + 10 * 86400LL,
+                                   0, now), 0);
+    CHECK_INT(acme_status_expiring(now - 82 * 86400LL, now + 8 * 86400LL,
+                                   0, now), 1);
+    CHECK_INT(acme_status_expiring(now - 82 * 86400LL, now + 8 * 86400LL,
+                                   7 * 86400LL, now), 0);
+    CHECK_INT(acme_status_expiring(now - 90 * 86400LL, now - 1, 0, now), 1);
+    CHECK_INT(acme_status_expiring(0, 0, 0, now), 0);
+
+    memset(&c, 0, sizeof(c));
+    c.id = "static.example.test";
+    c.state = "expired";
+    c.unmanaged = 1;
+    c.subject = "CN=static.example.test";
+    c.sans = sans;
+    c.n_sans = 1;
+    c.file = "/etc/ssl/static.pem";
+    c.used_by = used;
+    c.n_used_by = 1;
+    c.not_before = now - 30 * 86400LL;
+    c.not_after = now - 1;
+    c.orders_valid = 3;
+    c.orders_invalid = 1;
+    c.renewals = 2;
+    s = acme_status_render("nginx", 0, &c, 1, now, NULL);
+    CHECK(s != NULL);
+    doc = s ? json_loads(s, 0, &je) : NULL;
+    CHECK(doc != NULL);
+    o = json_array_get(json_object_get(doc, "certificates"), 0);
+    CHECK(json_is_false(json_object_get(o, "managed")));
+    CHECK_INT(json_integer_value(json_object_get(o, "days_left")), -1);
+    CHECK(json_is_true(json_object_get(o, "expiring")));
+    CHECK_STR(json_string_value(json_object_get(o, "subject")),
+              "CN=static.example.test");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(o, "sans"), 0)),
+              "static.example.test");
+    CHECK_STR(json_string_value(json_object_get(o, "file")), c.file);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(o, "used_by"),
+                                               0)), used[0]);
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(o, "orders"),
+                                                 "valid")), 3);
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(o, "orders"),
+                                                 "invalid")), 1);
+    CHECK_INT(json_integer_value(json_object_get(o, "renewals")), 2);
+    json_decref(doc);
+    free(s);
+
+    c.unmanaged = 0;
+    c.not_after = 0;
+    s = acme_status_render("nginx", 0, &c, 1, now, NULL);
+    doc = s ? json_loads(s, 0, &je) : NULL;
+    CHECK(doc != NULL);
+    o = json_array_get(json_object_get(doc, "certificates"), 0);
+    CHECK(json_is_true(json_object_get(o, "managed")));
+    CHECK(json_is_null(json_object_get(o, "days_left")));
+    CHECK(json_is_false(json_object_get(o, "expiring")));
     json_decref(doc);
     free(s);
 }
