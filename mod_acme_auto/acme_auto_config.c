@@ -389,10 +389,9 @@ set_challenge(cmd_parms *cmd, void *dummy, const char *arg)
                "the types on one line: they are tried in turn)";
     }
     cur_challenge = cmd->directive;
-    /* one type a word (challenge= takes a comma list), any case; a list:
-     * tried in turn after failures (the first one first) */
+    /* one type a word (challenge= takes a comma list); a list: tried in
+     * turn after failures (the first one first) */
     type = apr_pstrdup(cmd->temp_pool, arg);
-    ap_str_tolower(type);
     if (strchr(type, ',') != NULL) {
         return "AcmeChallenge: list the types as separate words";
     }

@@ -956,19 +956,6 @@ ngx_acme_issuer_challenge(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        /* nginx-acme's unversioned names */
-
-        if (value[i].len == 4
-            && ngx_strncmp(value[i].data, "http", 4) == 0)
-        {
-            ngx_str_set(&value[i], "http-01");
-
-        } else if (value[i].len == 8
-                   && ngx_strncmp(value[i].data, "tls-alpn", 8) == 0)
-        {
-            ngx_str_set(&value[i], "tls-alpn-01");
-        }
-
         /* one type a word (challenge=, not this, takes a comma list) */
 
         if (ngx_strlchr(value[i].data, value[i].data + value[i].len, ',')) {

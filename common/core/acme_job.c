@@ -12,6 +12,9 @@
 
 static const char *const job_types[] = { "http-01", "tls-alpn-01", "dns-01" };
 
+/* the official nginx-acme module's unversioned names, same order */
+static const char *const job_type_aliases[] = { "http", "tls-alpn", NULL };
+
 /* -- jitter -------------------------------------------------------------- */
 
 uint32_t
@@ -247,8 +250,11 @@ acme_job_challenges_parse(const char *list, const char **types, size_t *n,
         end = strchr(p, ',');
         len = end ? (size_t) (end - p) : strlen(p);
         for (i = 0; i < sizeof(job_types) / sizeof(job_types[0]); i++) {
-            if (strlen(job_types[i]) == len
-                && strncmp(job_types[i], p, len) == 0)
+            if ((strlen(job_types[i]) == len
+                 && strncasecmp(job_types[i], p, len) == 0)
+                || (job_type_aliases[i] != NULL
+                    && strlen(job_type_aliases[i]) == len
+                    && strncasecmp(job_type_aliases[i], p, len) == 0))
             {
                 break;
             }

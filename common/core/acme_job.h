@@ -208,7 +208,8 @@ int acme_job_challenges_has(const char *const *types, size_t n,
 
 /*
  * Parses a per-certificate or per-issuer challenge list: "http-01",
- * "tls-alpn-01", "dns-01", comma-separated ("http-01,tls-alpn-01");
+ * "tls-alpn-01", "dns-01", comma-separated ("http-01,tls-alpn-01"), in any
+ * case, with nginx-acme's "http" and "tls-alpn" for the first two;
  * adds to types/n (at most ACME_JOB_CHALLENGES_MAX, no repeats).  The
  * names stored are static strings.  0, or -1 with err naming the bad item.
  */

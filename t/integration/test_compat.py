@@ -101,6 +101,11 @@ def test_unversioned_challenge_names(nginx_factory, pebble, root_file,
         pebble, state_dir, issuer_extra="challenge tls-alpn;"))
     rc, out = srv.test_config()
     assert rc == 0, out
+    # any case, as Apache's AcmeChallenge (one parser in common/)
+    srv.write_conf(nginx_server.managed_http_conf(
+        pebble, state_dir, issuer_extra="challenge HTTP-01 TLS-ALPN-01;"))
+    rc, out = srv.test_config()
+    assert rc == 0, out
     nginx_server.start_managed(srv, pebble, state_dir,
                                issuer_extra="challenge http;")
     wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test", root_file, 60,

@@ -142,8 +142,19 @@ UNIT_TEST(job_challenges_parse)
               -1);
     n = 0;
     CHECK_INT(acme_job_challenges_parse("", t, &n, err, sizeof(err)), -1);
+    /* any case, as nginx's own on/off; nginx-acme's unversioned names */
     CHECK_INT(acme_job_challenges_parse("HTTP-01", t, &n, err, sizeof(err)),
-              -1);
+              0);
+    CHECK_STR(t[0], "http-01");
+    n = 0;
+    CHECK_INT(acme_job_challenges_parse("http,TLS-ALPN,dns-01", t, &n, err,
+                                        sizeof(err)), 0);
+    CHECK_INT(n, 3);
+    CHECK_STR(t[0], "http-01");
+    CHECK_STR(t[1], "tls-alpn-01");
+    CHECK_STR(t[2], "dns-01");
+    n = 0;
+    CHECK_INT(acme_job_challenges_parse("dns", t, &n, err, sizeof(err)), -1);
 }
 
 UNIT_TEST(job_challenges_has)
