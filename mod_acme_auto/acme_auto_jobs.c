@@ -213,6 +213,7 @@ job_sync_from_disk(job_t *j)
     free(shm_pem);
     acme_auto_shm_get_status(j->c->slot, &cur);
     memset(&st, 0, sizeof(st));
+    st.orders = cur.orders;
     if (rc == 1 && len <= ACME_AUTO_BUNDLE_MAX
         && acme_bundle_parse(pem, len, NULL, NULL, NULL, err, sizeof(err)) == 0
         && acme_auto_status_from_pem(pem, len, &st) == 0
@@ -474,15 +475,19 @@ job_save_state(job_t *j, char *err)
     }
 }
 
-/* A failure counted in j->st: persisted and into the status. */
+/* A failure counted in j->st: persisted and into the status; order: it
+ * ended an order of this driver (not one a gone process left). */
 static void
-job_record_failure(job_t *j)
+job_record_failure(job_t *j, int order)
 {
     acme_auto_slot_status_t st;
     char                    err[ACME_ERRLEN];
 
     job_save_state(j, err);
     acme_auto_shm_get_status(j->c->slot, &st);
+    if (order) {
+        acme_job_status_ordered(&st, 0, 0);
+    }
     acme_job_status_end(&st, &j->st, job_due_at(j));
     if (err[0]) {
         /* cleared only by a stored bundle (job_succeeded) */
@@ -521,7 +526,7 @@ job_failed(job_t *j, const char *msg, long long retry_after)
     acme_job_failed(&j->st, j->type, msg, now, retry_after,
                     j->c->issuer->conf.retry_delay, j->f.seed);
     issuer_pause(j, retry_after, now);
-    job_record_failure(j);
+    job_record_failure(j, 1);
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: order "
                  "failed: %s", j->c->id,
                  acme_job_failure_text(&j->st, buf, sizeof(buf)));
@@ -571,6 +576,8 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     acme_cert_info_free(&info);
     j->st = ok;
     acme_auto_shm_get_status(j->c->slot, &cur);
+    acme_job_status_ordered(&cur, 1, cur.have_cert);
+    st.orders = cur.orders;
     held = job_hold(j, blob, blob_len, &st, &cur);
     level = acme_job_issued_saved(stored, err, j->c->issuer->conf.state_dir,
                                   j->c->id, now, &j->unsaved_tries,
@@ -835,7 +842,7 @@ job_check_unfinished(job_t *j)
                             now_sec(), alive, j->c->issuer->conf.retry_delay,
                             j->f.seed))
     {
-        job_record_failure(j);
+        job_record_failure(j, 0);
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: %s",
                      j->c->id, acme_job_failure_text(&j->st, buf,
                                                      sizeof(buf)));

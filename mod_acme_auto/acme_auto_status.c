@@ -1,7 +1,8 @@
 /*
  * "SetHandler acme-status": the status document shared with the nginx
  * module (acme_status.h), rendered from shared memory without locks: each
- * slot's record (acme_job_status_t) through acme_job_status_view.
+ * slot's record (acme_job_status_t) through acme_job_status_view; as JSON,
+ * Prometheus text or HTML (acme_status_view.h), and mod_status' lines.
  */
 #include <string.h>
 #include <stdlib.h>
@@ -17,31 +18,24 @@
 #include "acme_cert.h"
 #include "acme_key.h"
 #include "acme_status.h"
+#include "acme_status_view.h"
+#include "mod_status.h"
 
 APLOG_USE_MODULE(acme_auto);
 
-int
-acme_auto_status_handler(request_rec *r)
+/* Every certificate of this configuration as the status renderers take
+ * them (*n of them), from the shared slots; allocated from p. */
+static acme_status_cert_t *
+status_certs(apr_pool_t *p, long long now, int *n)
 {
     acme_status_cert_t      *certs;
     acme_auto_slot_status_t *st;
-    char                    *doc;
-    size_t                   len = 0;
-    int                      i, n;
-    long long                now = (long long) time(NULL);
+    int                      i;
 
-    if (r->handler == NULL || strcmp(r->handler, ACME_AUTO_HANDLER) != 0) {
-        return DECLINED;
-    }
-    r->allowed = AP_METHOD_BIT << M_GET;
-    if (r->method_number != M_GET) {
-        return HTTP_METHOD_NOT_ALLOWED;
-    }
-
-    n = acme_auto_g.certs ? acme_auto_g.certs->nelts : 0;
-    certs = apr_pcalloc(r->pool, sizeof(*certs) * (n ? n : 1));
-    st = apr_pcalloc(r->pool, sizeof(*st) * (n ? n : 1));
-    for (i = 0; i < n; i++) {
+    *n = acme_auto_g.certs ? acme_auto_g.certs->nelts : 0;
+    certs = apr_pcalloc(p, sizeof(*certs) * (*n ? *n : 1));
+    st = apr_pcalloc(p, sizeof(*st) * (*n ? *n : 1));
+    for (i = 0; i < *n; i++) {
         acme_auto_cert_t *c = APR_ARRAY_IDX(acme_auto_g.certs, i,
                                             acme_auto_cert_t *);
         acme_auto_shm_get_status(c->slot, &st[i]);
@@ -55,19 +49,70 @@ acme_auto_status_handler(request_rec *r)
                              &certs[i]);
         acme_job_status_bridge(&st[i], c->bridge, &certs[i]);
     }
+    return certs;
+}
 
-    doc = acme_status_render("apache", acme_auto_shm_acme_pid(), certs, n,
-                             now, &len);
+int
+acme_auto_status_handler(request_rec *r)
+{
+    acme_status_cert_t      *certs;
+    char                    *doc;
+    size_t                   len = 0;
+    int                      n, format;
+    long long                now = (long long) time(NULL);
+
+    if (r->handler == NULL || strcmp(r->handler, ACME_AUTO_HANDLER) != 0) {
+        return DECLINED;
+    }
+    r->allowed = AP_METHOD_BIT << M_GET;
+    if (r->method_number != M_GET) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    /* JSON, Prometheus or HTML (acme_status_view.h) */
+    format = acme_status_format(r->args, r->args ? strlen(r->args) : 0,
+                                apr_table_get(r->headers_in, "Accept"));
+    if (format < 0) {
+        return HTTP_BAD_REQUEST;
+    }
+
+    certs = status_certs(r->pool, now, &n);
+    doc = acme_status_render_as(format, "apache", acme_auto_shm_acme_pid(),
+                                certs, n, now, &len);
     if (doc == NULL) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    ap_set_content_type(r, "application/json");
+    ap_set_content_type(r, acme_status_content_type(format));
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_mergen(r->headers_out, "Vary", "Accept");
     ap_set_content_length(r, len);
     if (!r->header_only) {
         ap_rwrite(doc, (int) len, r);
     }
     free(doc);
+    return OK;
+}
+
+/* mod_status (when loaded): the counts in ?auto, a table in the page, as
+ * mod_md does (acme_status_server_status). */
+int
+acme_auto_status_hook(request_rec *r, int flags)
+{
+    acme_status_cert_t      *certs;
+    char                    *text;
+    size_t                   len = 0;
+    int                      n;
+    long long                now = (long long) time(NULL);
+
+    if (!acme_auto_shm_ready()) {
+        return OK;
+    }
+    certs = status_certs(r->pool, now, &n);
+    text = acme_status_server_status(certs, n, now,
+                                     (flags & AP_STATUS_SHORT) != 0, &len);
+    if (text != NULL) {
+        ap_rwrite(text, (int) len, r);
+        free(text);
+    }
     return OK;
 }
 

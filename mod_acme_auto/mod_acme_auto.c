@@ -16,6 +16,7 @@
  *   protocol_propose / protocol_switch / ssl_answer_challenge
  *                 tls-alpn-01 answers (acme_auto_alpn.c)
  *   handler       acme-status
+ *   status_hook   mod_status' /server-status lines (optional hook)
  */
 #include <signal.h>
 #include <pthread.h>
@@ -29,6 +30,7 @@
 #include "http_core.h"
 #include "util_mutex.h"
 #include "apr_optional_hooks.h"
+#include "mod_status.h"
 
 #include "mod_acme_auto.h"
 
@@ -98,6 +100,9 @@ acme_auto_register_hooks(apr_pool_t *p)
                               APR_HOOK_MIDDLE + 1);
     acme_auto_alpn_register_hooks();
     ap_hook_handler(acme_auto_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* mod_status' page and ?auto: bound by name, only when it is loaded */
+    APR_OPTIONAL_HOOK(ap, status_hook, acme_auto_status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
     ap_hook_ssl_add_cert_files(acme_auto_add_cert_files, NULL, NULL,
                                APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ssl, init_server, acme_auto_ssl_init_server, NULL, NULL,

@@ -243,6 +243,8 @@ int acme_auto_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* acme_auto_status.c */
 int acme_auto_status_handler(request_rec *r);
+/* mod_status' status_hook (registered when mod_status is loaded) */
+int acme_auto_status_hook(request_rec *r, int flags);
 /* Fills a status struct from a bundle PEM (serial, issuer, validity). */
 int acme_auto_status_from_pem(const char *pem, apr_size_t len,
     acme_auto_slot_status_t *st);

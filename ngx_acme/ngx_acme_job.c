@@ -699,6 +699,7 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
     }
 
     slot->st = job->st;
+    acme_job_status_ordered(&slot->status, 0, 0);
     acme_job_status_end(&slot->status, &job->st, job->st.next_attempt);
 
     /* the engine unpublishes on ERROR, not on a host-side failure */

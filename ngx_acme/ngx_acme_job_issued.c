@@ -50,6 +50,7 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
         if (ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
             slot->st = job->st;
             slot->status.store_error[0] = '\0';
+            acme_job_status_ordered(&slot->status, 1, 0);
             acme_job_status_end(&slot->status, &job->st,
                                 slot->status.next_renewal);
         }
@@ -79,6 +80,8 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
 
     now = (long long) ngx_time();
     first = (slot->bundle == NULL);     /* the bridge or the placeholder */
+
+    acme_job_status_ordered(&slot->status, 1, !first);
 
     /* a certificate not valid yet waits while the served one is valid */
     activate_at = acme_job_activate_at(job->info.not_before,

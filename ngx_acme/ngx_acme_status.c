@@ -5,9 +5,13 @@
  */
 
 #include "ngx_acme.h"
+#include "acme_status_view.h"
 
 
 static ngx_int_t ngx_acme_status_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_acme_status_view(ngx_http_request_t *r);
+static ngx_int_t ngx_acme_status_header(ngx_http_request_t *r,
+    const char *name, const char *value);
 
 
 char *
@@ -27,6 +31,7 @@ ngx_acme_status_handler(ngx_http_request_t *r)
 {
     char                    *json;
     size_t                   len;
+    ngx_int_t                format;
     time_t                   now;
     ngx_int_t                rc;
     ngx_buf_t               *b;
@@ -46,6 +51,11 @@ ngx_acme_status_handler(ngx_http_request_t *r)
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    format = ngx_acme_status_view(r);
+    if (format < 0) {
+        return NGX_HTTP_BAD_REQUEST;
     }
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_acme_module);
@@ -97,8 +107,8 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         c->key_type = acme_key_type_name(cert->key_type);
     }
 
-    json = acme_status_render("nginx", (long) pid, list, n, (long long) now,
-                              &len);
+    json = acme_status_render_as((int) format, "nginx", (long) pid, list, n,
+                                 (long long) now, &len);
 
     if (json == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -117,8 +127,17 @@ ngx_acme_status_handler(ngx_http_request_t *r)
 
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type.data =
+                          (u_char *) acme_status_content_type((int) format);
+    r->headers_out.content_type.len =
+                          ngx_strlen(r->headers_out.content_type.data);
     r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    if (ngx_acme_status_header(r, "Cache-Control", "no-store") != NGX_OK
+        || ngx_acme_status_header(r, "Vary", "Accept") != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     rc = ngx_http_send_header(r);
 
@@ -130,4 +149,68 @@ ngx_acme_status_handler(ngx_http_request_t *r)
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/* The view (acme_status_format): ?format=, else Accept; -1 unknown. */
+static ngx_int_t
+ngx_acme_status_view(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    const char       *accept;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    accept = NULL;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Accept") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
+                               sizeof("Accept") - 1) == 0)
+        {
+            /* header values end in NUL (ngx_http_parse_header_line) */
+            accept = (const char *) h[i].value.data;
+            break;
+        }
+    }
+
+    return acme_status_format((const char *) r->args.data, r->args.len,
+                              accept);
+}
+
+
+static ngx_int_t
+ngx_acme_status_header(ngx_http_request_t *r, const char *name,
+    const char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.data = (u_char *) value;
+    h->value.len = ngx_strlen(value);
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
 }

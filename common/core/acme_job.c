@@ -483,6 +483,19 @@ acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
 }
 
 void
+acme_job_status_ordered(acme_job_status_t *rec, int valid, int replaced)
+{
+    if (!valid) {
+        rec->orders.invalid++;
+        return;
+    }
+    rec->orders.valid++;
+    if (replaced) {
+        rec->orders.renewals++;
+    }
+}
+
+void
 acme_job_status_view(const acme_job_status_t *rec, long long now,
     const char *const *types, size_t n_types, acme_status_cert_t *out)
 {
@@ -515,6 +528,9 @@ acme_job_status_view(const acme_job_status_t *rec, long long now,
     out->pending_not_before = rec->pending_not_before;
     out->pending_not_after = rec->pending_not_after;
     out->pending_serial = rec->pending_serial;
+    out->orders_valid = rec->orders.valid;
+    out->orders_invalid = rec->orders.invalid;
+    out->renewals = rec->orders.renewals;
 }
 
 /* -- the bridge ---------------------------------------------------------- */

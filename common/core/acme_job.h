@@ -266,6 +266,17 @@ int acme_job_unfinished(acme_cert_state_t *st, const char *const *types,
 /* -- the status record ------------------------------------------------ */
 
 /*
+ * Orders this server finished for a certificate since it started (nginx:
+ * since the shared zone was made, reloads included; Apache: since the last
+ * restart, graceful ones included), counted by acme_job_status_ordered.
+ */
+typedef struct {
+    unsigned long long  valid;      /* a certificate was issued */
+    unsigned long long  invalid;    /* the order failed (a counted failure) */
+    unsigned long long  renewals;   /* valid ones that replaced a certificate */
+} acme_job_orders_t;
+
+/*
  * What the status shows of a certificate, kept by both servers in shared
  * memory (fixed size, no pointers: copied with memcpy).  It holds facts,
  * the state is derived when read (acme_job_status_view), so "expired"
@@ -295,6 +306,8 @@ typedef struct {
     /* why the served certificate is replaced at once (acme_job_change):
      * "issuer changed", "key type changed", "names changed"; "" none */
     char        reason[32];
+    /* orders finished since the start (status "orders", "renewals") */
+    acme_job_orders_t orders;
 } acme_job_status_t;
 
 /* Certificate facts into the record (serial, CA issuer, validity). */
@@ -318,12 +331,23 @@ void acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
     long long next_renewal);
 
 /*
+ * An order this server ran ended: valid (a certificate was issued) or not
+ * (a failure counted by acme_job_failed).  A valid one is a renewal too
+ * when a certificate of this module was served when it ended (replaced:
+ * nginx a bundle in the zone, Apache the record's have_cert; the bridge and
+ * the placeholder are no such certificate).  The one place the counters
+ * (rec->orders) change.
+ */
+void acme_job_status_ordered(acme_job_status_t *rec, int valid, int replaced);
+
+/*
  * The record as acme_status_render wants it: state "renewing" while an
  * order runs, else "valid"/"expired" (by not_after and now) with a
  * certificate, "failed" without one after failures, else "fallback"; step
  * only while renewing; challenge the record's, or when it has none the
  * type of the last attempt by the certificate's list (types, n_types, as
- * acme_job_last_challenge); the pending certificate, if any.  Sets the
+ * acme_job_last_challenge); the pending certificate, if any; the order
+ * counters.  Sets the
  * fields the record has; id, names,
  * issuer, directory, key_type are the caller's.  The strings point into
  * rec or types.

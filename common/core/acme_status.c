@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "acme_status.h"
+#include "acme_status_view.h"
 #include "acme_util.h"
 
 /* A string, or null for NULL (and for "" when empty_is_null). */
@@ -147,14 +148,10 @@ render_orders(const acme_status_cert_t *c)
 static json_t *
 days_left(long long not_after, long long now)
 {
-    long long  d;
-
     if (not_after == 0) {
         return json_null();
     }
-    d = not_after - now;
-    d = (d >= 0) ? d / 86400 : -((-d + 86399) / 86400);
-    return json_integer((json_int_t) d);
+    return json_integer((json_int_t) acme_status_days_left(not_after, now));
 }
 
 static json_t *
