@@ -31,7 +31,7 @@ static const char page_css[] =
     "th{background:#eaeef2;font-weight:600;white-space:nowrap}\n"
     "td.err{max-width:30em;overflow-wrap:anywhere;color:#cf222e}\n"
     "td.names{overflow-wrap:anywhere}\n"
-    "small{color:#57606a}\n"
+    "small{color:#57606a}small.bad{color:#cf222e}\n"
     ".st{display:inline-block;padding:1px 9px;border-radius:10px;"
     "font-size:12px;font-weight:600;background:#dafbe1;color:#1a7f37}\n"
     ".st.bad{background:#ffebe9;color:#cf222e}"
@@ -104,15 +104,19 @@ add_names(acme_strbuf_t *b, const acme_status_cert_t *c)
     acme_strbuf_puts(b, "</small>");
 }
 
-/* The state badge: its class by rank (acme_status_rank). */
+/* The state badge, coloured by the state; then what else is wrong. */
 static void
-add_state(acme_strbuf_t *b, const acme_status_cert_t *c, int rank,
-    long long now)
+add_state(acme_strbuf_t *b, const acme_status_cert_t *c, long long now)
 {
-    static const char *const cls[] = {
-        "bad", "bad", "warn", "warn", "busy", ""
+    static const struct {
+        const char  *state;
+        const char  *cls;
+    } cls[] = {
+        { "expired", "bad" }, { "failed", "bad" }, { "revoked", "bad" },
+        { "fallback", "warn" }, { "renewing", "busy" },
     };
-    const char  *state;
+    const char  *state, *k = "";
+    size_t       i;
     int          exp;
 
     state = c->state ? c->state : "unknown";
@@ -120,7 +124,12 @@ add_state(acme_strbuf_t *b, const acme_status_cert_t *c, int rank,
         state = (c->not_after != 0 && c->not_after <= now) ? "expired"
                                                            : "valid";
     }
-    acme_strbuf_printf(b, "<span class=\"st %s\">", cls[rank]);
+    for (i = 0; i < sizeof(cls) / sizeof(cls[0]); i++) {
+        if (strcmp(state, cls[i].state) == 0) {
+            k = cls[i].cls;
+        }
+    }
+    acme_strbuf_printf(b, "<span class=\"st %s\">", k);
     acme_strbuf_html(b, state);
     acme_strbuf_puts(b, "</span>");
 
@@ -138,7 +147,8 @@ add_state(acme_strbuf_t *b, const acme_status_cert_t *c, int rank,
         acme_strbuf_puts(b, "</small>");
     }
     if (!c->unmanaged && c->failures > 0) {
-        acme_strbuf_printf(b, "<br><small>%u consecutive failure%s</small>",
+        acme_strbuf_printf(b, "<br><small class=\"bad\">%u consecutive "
+                           "failure%s</small>",
                            c->failures, c->failures == 1 ? "" : "s");
     }
 }
@@ -201,6 +211,10 @@ add_error(acme_strbuf_t *b, const acme_status_cert_t *c)
 {
     int  any = 0;
 
+    acme_strbuf_puts(b, (c->last_error != NULL && c->last_error[0] != '\0')
+                        || (c->store_error != NULL
+                            && c->store_error[0] != '\0')
+                        ? "<td class=\"err\">" : "<td>");
     if (c->last_error != NULL && c->last_error[0] != '\0') {
         acme_strbuf_html(b, c->last_error);
         any = 1;
@@ -262,12 +276,12 @@ add_table(acme_strbuf_t *b, const acme_status_cert_t *certs, size_t n,
         acme_strbuf_puts(b, "</td><td>");
         add_issuer(b, c);
         acme_strbuf_puts(b, "</td><td>");
-        add_state(b, c, rank, now);
+        add_state(b, c, now);
         acme_strbuf_puts(b, "</td><td>");
         add_expiry(b, c, now);
         acme_strbuf_puts(b, "</td><td>");
         add_next(b, c, now);
-        acme_strbuf_puts(b, "</td><td class=\"err\">");
+        acme_strbuf_puts(b, "</td>");
         add_error(b, c);
         acme_strbuf_puts(b, "</td></tr>\n");
     }
