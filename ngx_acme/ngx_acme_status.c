@@ -9,7 +9,7 @@
 
 
 static ngx_int_t ngx_acme_status_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_acme_status_view(ngx_http_request_t *r);
+static ngx_int_t ngx_acme_status_view(ngx_http_request_t *r, int *format);
 static ngx_int_t ngx_acme_status_header(ngx_http_request_t *r,
     const char *name, const char *value);
 
@@ -31,7 +31,7 @@ ngx_acme_status_handler(ngx_http_request_t *r)
 {
     char                    *json;
     size_t                   len;
-    ngx_int_t                format;
+    int                      format;
     time_t                   now;
     ngx_int_t                rc;
     ngx_buf_t               *b;
@@ -53,8 +53,12 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    format = ngx_acme_status_view(r);
+    if (ngx_acme_status_view(r, &format) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (format < 0) {
+        /* an unknown ?format= */
         return NGX_HTTP_BAD_REQUEST;
     }
 
@@ -107,7 +111,7 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         c->key_type = acme_key_type_name(cert->key_type);
     }
 
-    json = acme_status_render_as((int) format, "nginx", (long) pid, list, n,
+    json = acme_status_render_as(format, "nginx", (long) pid, list, n,
                                  (long long) now, &len);
 
     if (json == NULL) {
@@ -128,7 +132,7 @@ ngx_acme_status_handler(ngx_http_request_t *r)
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = len;
     r->headers_out.content_type.data =
-                          (u_char *) acme_status_content_type((int) format);
+                          (u_char *) acme_status_content_type(format);
     r->headers_out.content_type.len =
                           ngx_strlen(r->headers_out.content_type.data);
     r->headers_out.content_type_len = r->headers_out.content_type.len;
@@ -152,12 +156,13 @@ ngx_acme_status_handler(ngx_http_request_t *r)
 }
 
 
-/* The view (acme_status_format): ?format=, else Accept; -1 unknown. */
+/* *format: the view (acme_status_format: ?format=, else Accept; -1
+ * unknown); NGX_ERROR out of memory. */
 static ngx_int_t
-ngx_acme_status_view(ngx_http_request_t *r)
+ngx_acme_status_view(ngx_http_request_t *r, int *format)
 {
+    u_char           *accept;
     ngx_uint_t        i;
-    const char       *accept;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
@@ -181,14 +186,21 @@ ngx_acme_status_view(ngx_http_request_t *r)
             && ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
                                sizeof("Accept") - 1) == 0)
         {
-            /* header values end in NUL (ngx_http_parse_header_line) */
-            accept = (const char *) h[i].value.data;
+            /* a NUL-terminated copy (HTTP/2 values need not end in one) */
+            accept = ngx_pnalloc(r->pool, h[i].value.len + 1);
+            if (accept == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_cpystrn(accept, h[i].value.data, h[i].value.len + 1);
             break;
         }
     }
 
-    return acme_status_format((const char *) r->args.data, r->args.len,
-                              accept);
+    *format = acme_status_format((const char *) r->args.data, r->args.len,
+                                 (const char *) accept);
+
+    return NGX_OK;
 }
 
 
