@@ -310,6 +310,8 @@ acme_status_html(const char *server, long acme_pid,
     acme_strbuf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
                      "<meta charset=\"utf-8\">\n<meta name=\"viewport\" "
                      "content=\"width=device-width, initial-scale=1\">\n"
+                     /* no favicon request either */
+                     "<link rel=\"icon\" href=\"data:,\">\n"
                      "<title>ACME certificates (");
     acme_strbuf_html(&b, server);
     acme_strbuf_puts(&b, ")</title>\n<style>\n");
