@@ -19,7 +19,7 @@ static ngx_int_t ngx_acme_cert_names(ngx_conf_t *cf,
     ngx_acme_cert_t *cert);
 static ngx_int_t ngx_acme_issuer_http(ngx_conf_t *cf,
     ngx_acme_issuer_t *issuer, ngx_http_core_loc_conf_t *clcf);
-static ngx_int_t ngx_acme_issuers_check(ngx_conf_t *cf,
+static ngx_int_t ngx_acme_certs_issuer_ids(ngx_conf_t *cf,
     ngx_acme_main_conf_t *amcf);
 
 
@@ -459,10 +459,16 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                     continue;
                 }
 
+                /* another issuer's: the issuer goes into one of the ids */
+
+                if (certs[i]->issuer != cert->issuer) {
+                    continue;
+                }
+
                 if (!same) {
                     ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
                                         "certificate \"%V\" is managed with "
-                                        "other names, issuer or challenge in "
+                                        "other names or challenge in "
                                         "%s:%ui",
                                         &cert->id, certs[i]->file,
                                         certs[i]->line);
@@ -510,7 +516,7 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 
     ngx_acme_ssl_callbacks(amcf);
 
-    if (ngx_acme_issuers_check(cf, amcf) != NGX_OK) {
+    if (ngx_acme_certs_issuer_ids(cf, amcf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -644,30 +650,84 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
 }
 
 
-/* Two issuers may not share a state directory (acme_issuer.h). */
+/*
+ * The same first name and key type under several issuers (one server per
+ * issuer; issuers may share a state_path): the certificates of every
+ * issuer block but the first of them get "@<issuer>" in their id
+ * (acme_store_cert_ids_by_issuer), so each has its own zone slot, store
+ * directory and status entry, and the first keeps the id it had.
+ */
 static ngx_int_t
-ngx_acme_issuers_check(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf)
+ngx_acme_certs_issuer_ids(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf)
 {
-    ngx_uint_t          i, j;
-    ngx_acme_issuer_t  **issuers;
+    int                *need;
+    char               *id;
+    size_t              len, *iss;
+    ngx_uint_t          i, k;
+    const char        **ids;
+    ngx_acme_cert_t   **certs;
+    ngx_acme_issuer_t **issuers;
 
+    if (amcf->certs.nelts < 2) {
+        return NGX_OK;
+    }
+
+    certs = amcf->certs.elts;
     issuers = amcf->issuers.elts;
 
-    for (i = 0; i < amcf->issuers.nelts; i++) {
-        for (j = 0; j < i; j++) {
-            if (acme_issuer_state_shared(&issuers[j]->conf,
-                                         &issuers[i]->conf))
-            {
-                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                              "acme_issuer \"%V\" in %s:%ui and acme_issuer "
-                              "\"%V\" in %s:%ui share the state_path \"%s\"",
-                              &issuers[j]->name, issuers[j]->file,
-                              issuers[j]->line, &issuers[i]->name,
-                              issuers[i]->file, issuers[i]->line,
-                              issuers[i]->conf.state_dir);
-                return NGX_ERROR;
+    ids = ngx_palloc(cf->temp_pool, amcf->certs.nelts * sizeof(char *));
+    iss = ngx_palloc(cf->temp_pool, amcf->certs.nelts * sizeof(size_t));
+    need = ngx_palloc(cf->temp_pool, amcf->certs.nelts * sizeof(int));
+    if (ids == NULL || iss == NULL || need == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        ids[i] = (const char *) certs[i]->id.data;
+
+        for (k = 0; k < amcf->issuers.nelts; k++) {
+            if (issuers[k] == certs[i]->issuer) {
+                break;
             }
         }
+
+        iss[i] = k;
+    }
+
+    acme_store_cert_ids_by_issuer(ids, iss, amcf->certs.nelts, need);
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        if (!need[i]) {
+            continue;
+        }
+
+        id = acme_store_cert_id_issuer(ids[i],
+                                       (char *) certs[i]->issuer->conf.name);
+        if (id == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = ngx_strlen(id);
+
+        if (len >= NGX_ACME_ID_LEN) {
+            ngx_acme_conf_error(cf->log, certs[i]->file, certs[i]->line,
+                                "\"acme_certificate\": certificate id "
+                                "\"%s\" (the name is certified by another "
+                                "issuer too) is too long", id);
+            free(id);
+            return NGX_ERROR;
+        }
+
+        certs[i]->id.data = ngx_pnalloc(cf->pool, len + 1);
+        if (certs[i]->id.data == NULL) {
+            free(id);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(certs[i]->id.data, id, len + 1);
+        certs[i]->id.len = len;
+        certs[i]->rnd = acme_job_seed(id);
+        free(id);
     }
 
     return NGX_OK;

@@ -185,9 +185,10 @@ acme_job_store_load_replaced(const char *root, uid_t uid, gid_t gid,
     }
 
     own = id_suffix(kt);
-    n = strlen(id);
+    p = strchr(id, '@');                /* "<id>@<issuer>" */
+    n = p != NULL ? (size_t) (p - id) : strlen(id);
     if (own == NULL || n <= strlen(own)
-        || strcmp(id + n - strlen(own), own) != 0)
+        || strncmp(id + n - strlen(own), own, strlen(own)) != 0)
     {
         free(own);
         return 0;

@@ -70,7 +70,7 @@ int acme_job_store_load_served(const acme_store_dir_t *cert_dir,
  * those whose bundle is usable (key and leaf match), whose leaf has one of
  * names among its names (case ignored) and is not expired at now, taken
  * is one of key type kt if any, then the one with the latest notAfter.
- * id must end with kt's suffix (else 0).  root is opened as
+ * id must end with kt's suffix, before "@<issuer>" if any (else 0).  root is opened as
  * acme_store_dir_open_root (uid, gid; never created), every entry below
  * it through descriptors.  1 with *pem, *len (acme_bundle_free), *from
  * (its id, malloc'd) and *why (unless why is NULL; static): "key type

@@ -1316,6 +1316,76 @@ acme_store_cert_id(const char *first_name, acme_key_type_t kt)
     return out;
 }
 
+/*
+ * "<id>@<issuer>": the issuer's name kept as written where it is
+ * [A-Za-z0-9-] or a '.' that does not lead, every other byte "%XX" (so
+ * '@', '/' and '%' never come through raw and two issuer names never give
+ * one id); the base id never has a raw '@'.
+ */
+char *
+acme_store_cert_id_issuer(const char *id, const char *issuer)
+{
+    static const char   hex[] = "0123456789ABCDEF";
+    const char         *s;
+    char               *out, *p;
+    size_t              n;
+    unsigned char       c;
+
+    if (id == NULL || *id == '\0' || issuer == NULL || *issuer == '\0') {
+        return NULL;
+    }
+
+    n = strlen(id);
+    out = malloc(n + 2 + strlen(issuer) * 3);
+    if (out == NULL) {
+        return NULL;
+    }
+
+    memcpy(out, id, n);
+    p = out + n;
+    *p++ = '@';
+    for (s = issuer; *s; s++) {
+        c = (unsigned char) *s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9') || c == '-'
+            || (c == '.' && s != issuer))
+        {
+            *p++ = (char) c;
+        } else {
+            *p++ = '%';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 15];
+        }
+    }
+    *p = '\0';
+
+    return out;
+}
+
+void
+acme_store_cert_ids_by_issuer(const char *const *ids, const size_t *issuers,
+    size_t n, int *need)
+{
+    size_t  i, j, first;
+    int     shared;
+
+    for (i = 0; i < n; i++) {
+        first = issuers[i];
+        shared = 0;
+        for (j = 0; j < n; j++) {
+            if (j != i && issuers[j] != issuers[i]
+                && strcmp(ids[j], ids[i]) == 0)
+            {
+                shared = 1;
+                if (issuers[j] < first) {
+                    first = issuers[j];
+                }
+            }
+        }
+        need[i] = shared && first != issuers[i];
+    }
+}
+
 /* An id given back to us must be a single, harmless path component. */
 static int
 id_valid(const char *id)

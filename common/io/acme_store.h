@@ -26,7 +26,11 @@
  *                                      a restart serves it until then
  *
  * <id> is acme_store_cert_id(): the first name and the key type, e.g.
- * "example.com_ecdsa-256" ("*" becomes "_wildcard_").
+ * "example.com_ecdsa-256" ("*" becomes "_wildcard_"); followed by
+ * "@<issuer>" when another issuer certifies the same first name with the
+ * same key type (acme_store_cert_id_issuer).  Several issuers may share
+ * one root (nginx): they share its account files (one account per CA and
+ * account key) and keep their certificates apart by their ids.
  *
  * Every write goes to a temporary file in the same directory, is fsync'd,
  * renamed over the target and the directory is fsync'd: a crash at any
@@ -163,6 +167,23 @@ int acme_store_check_user(const char *path, const acme_store_user_t *u,
 
 /* "<first name>_<key type>" with '*' -> "_wildcard_" and ':' -> '-'. */
 char *acme_store_cert_id(const char *first_name, acme_key_type_t kt);
+
+/*
+ * Several issuers may certify the same names (nginx: one server per
+ * issuer), and issuers may share one state directory: a certificate whose
+ * id another issuer's certificate of the configuration has too gets
+ * "<id>@<issuer>" (acme_store_cert_id_issuer; malloc'd, NULL for an
+ * empty id or issuer), except for the certificates of the first of those
+ * issuers (in the order of the issuer blocks), which keep the plain id:
+ * an existing certificate stays under its id when another issuer block,
+ * written after its own, certifies the same names.
+ * acme_store_cert_ids_by_issuer sets need[i] = 1 for each of the n
+ * certificates (plain id ids[i], issuer block number issuers[i]; the same
+ * certificate is listed once) that needs the issuer in its id.
+ */
+char *acme_store_cert_id_issuer(const char *id, const char *issuer);
+void acme_store_cert_ids_by_issuer(const char *const *ids,
+    const size_t *issuers, size_t n, int *need);
 
 /* Path helpers, malloc'd. */
 char *acme_store_account_key_path(const char *root);

@@ -12,6 +12,7 @@ import types
 from cryptography import x509
 
 import nginx_server
+import storeplant
 from ca_proxy import CaProxy
 import pebble as pebble_mod
 from tlsutil import (http_get, load_pem_certs, sans, serial_hex, served_cert,
@@ -240,3 +241,65 @@ def test_state_path_relative_to_prefix(nginx_factory, pebble, root_file):
                    proc_alive=srv.running)
     assert os.path.isdir(os.path.join(srv.prefix, "acme-rel", "certs"))
     assert not os.path.exists(os.path.join(os.getcwd(), "acme-rel"))
+
+
+def test_same_name_under_two_issuers_sharing_state_path(
+        nginx_factory, pebble, root_file, state_dir):
+    """nginx-acme's configurations put one name under several issuers (a
+    server each) and several issuers in one state_path: both used to be
+    refused.  Upgrade: a store of an earlier version holds
+    certs/a.example.test_ecdsa-256 (no state.json); the first issuer block
+    keeps that id, so its certificate is served and nothing is ordered for
+    it, while the second issuer's certificate for the same name is
+    "a.example.test_ecdsa-256@second", issued into the same store."""
+    cert_dir = storeplant.worker_dir(os.path.join(storeplant.worker_dir(
+        os.path.join(storeplant.worker_dir(state_dir), "certs")),
+        "a.example.test_ecdsa-256"))
+    bundle = os.path.join(cert_dir, "bundle.pem")
+    with open(bundle, "w") as f:
+        f.write(storeplant.bundle_pem("a.example.test", "stored"))
+    os.chmod(bundle, 0o600)
+    storeplant.as_worker(bundle)
+    before = storeplant.fingerprint(bundle)
+
+    second = nginx_server.HTTPS_PORT + 1
+    srv = nginx_factory()
+    srv.write_conf(
+        nginx_server.issuer_conf(pebble, state_dir)
+        + nginx_server.issuer_conf(pebble, state_dir + "/", name="second")
+        + """
+    server {
+        listen 127.0.0.1:%(first)d ssl;
+        server_name a.example.test;
+        acme_certificate pebble;
+    }
+    server {
+        listen 127.0.0.1:%(second)d ssl;
+        server_name a.example.test;
+        acme_certificate second;
+    }
+    server {
+        listen 127.0.0.1:%(http)d;
+        server_name a.example.test;
+        location = /acme-status { acme_status; }
+    }
+""" % {"first": nginx_server.HTTPS_PORT, "second": second,
+       "http": pebble_mod.HTTP_PORT})
+    srv.start(ports=(nginx_server.HTTPS_PORT, second))
+
+    leaf = wait_acme_cert(second, "a.example.test", root_file, 60,
+                          proc_alive=srv.running)
+    assert sans(leaf) == ["a.example.test"]
+    own = os.path.join(state_dir, "certs", "a.example.test_ecdsa-256@second",
+                       "bundle.pem")
+    wait_for(lambda: os.path.exists(own), 20, "the second issuer's bundle")
+    assert storeplant.subject_cn(served_cert(nginx_server.HTTPS_PORT,
+                                             "a.example.test")) == "stored"
+    assert storeplant.fingerprint(bundle) == before
+
+    ids = {c["id"]: c for c in nginx_server.get_status()["certificates"]}
+    assert ids["a.example.test_ecdsa-256"]["issuer"] == "pebble"
+    assert ids["a.example.test_ecdsa-256@second"]["issuer"] == "second"
+    log = srv.error_log()
+    assert 'certificate "a.example.test_ecdsa-256@second": starting an order' in log, log
+    assert 'certificate "a.example.test_ecdsa-256": starting' not in log, log

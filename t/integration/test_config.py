@@ -184,17 +184,14 @@ CASES = {
                             ("apache", ["<AcmeIssuer pebble> is defined twice"]))
     },
     # two issuer blocks, one state directory (the rule of acme_issuer.h):
-    # both blocks named with file:line
+    # both blocks named with file:line; Apache only (nginx shares it, as
+    # nginx-acme does: test_compat.py)
     "shared_state_dir": {
-        kind: dict(edit=_shared_state, words=words,
-                   where=lambda s: s.block_of(s.conf_line(
-                       "AcmeIssuer other" if s.kind == "apache" else "acme_issuer other")))
-        for kind, words in (("nginx", ['acme_issuer "pebble" in @conf@:',
-                                       'acme_issuer "other" in @conf@:',
-                                       "share the state_path"]),
-                            ("apache", ["<AcmeIssuer pebble> (@conf@:",
-                                        "<AcmeIssuer other> (@conf@:",
-                                        "share the AcmeStateDir"]))
+        "apache": dict(edit=_shared_state,
+                       words=["<AcmeIssuer pebble> (@conf@:",
+                              "<AcmeIssuer other> (@conf@:",
+                              "share the AcmeStateDir"],
+                       where=lambda s: s.block_of(s.conf_line("AcmeIssuer other")))
     },
     # the dns-01 hook's and propagation check's timeouts: 1s to 3600s on
     # both servers (acme_dns_conf_timeout)

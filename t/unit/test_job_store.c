@@ -586,6 +586,15 @@ UNIT_TEST(job_store_load_replaced)
                                            ACME_KEY_EC_P384, names + 1, 1,
                                            in_use_list, (void *) none, now,
                                            &pem, &len, &from, &why), 0);
+    /* an id with its issuer ("<id>@<issuer>"): the same */
+    CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
+                                           "a.example.test_ecdsa-384@b",
+                                           ACME_KEY_EC_P384, names, 2,
+                                           in_use_list, (void *) rsa_used,
+                                           now, &pem, &len, &from, &why), 1);
+    CHECK_STR(from, "a.example.test_ecdsa-256");
+    acme_bundle_free(pem, len);
+    free(from);
     /* an id that is not of its key type: none */
     CHECK_INT(acme_job_store_load_replaced(root, (uid_t) -1, (gid_t) -1,
                                            "a.example.test_ecdsa-384",

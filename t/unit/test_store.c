@@ -202,6 +202,44 @@ UNIT_TEST(store_ancestor_symlink_owner)
     free(root);
 }
 
+UNIT_TEST(store_cert_id_issuer)
+{
+    char        *id, *a, *b;
+    int          need[5];
+    const char  *ids[5] = { "a.test_ecdsa-256", "a.test_ecdsa-256",
+                            "a.test_rsa-2048", "b.test_ecdsa-256",
+                            "a.test_ecdsa-256" };
+    size_t       iss[5] = { 2, 0, 1, 1, 3 };
+
+    id = acme_store_cert_id_issuer("a.test_ecdsa-256", "chain1");
+    CHECK_STR(id, "a.test_ecdsa-256@chain1");
+    free(id);
+
+    /* nothing leaves certs/, '@' and '%' are escaped: no two issuers
+     * share an id */
+    id = acme_store_cert_id_issuer("a.test_ecdsa-256", "../x/@%");
+    CHECK_STR(id, "a.test_ecdsa-256@%2E.%2Fx%2F%40%25");
+    free(id);
+    a = acme_store_cert_id_issuer("x_ecdsa-256", "a@b");
+    b = acme_store_cert_id_issuer("x_ecdsa-256", "a%40b");
+    CHECK(a && b && strcmp(a, b) != 0);
+    free(a);
+    free(b);
+    CHECK(acme_store_cert_id_issuer("x", "") == NULL);
+    CHECK(acme_store_cert_id_issuer("", "x") == NULL);
+
+    /* the first issuer block of those sharing an id keeps it plain; an
+     * id of one issuer only, or another key type, stays plain */
+    acme_store_cert_ids_by_issuer(ids, iss, 5, need);
+    CHECK_INT(need[0], 1);
+    CHECK_INT(need[1], 0);
+    CHECK_INT(need[2], 0);
+    CHECK_INT(need[3], 0);
+    CHECK_INT(need[4], 1);
+    acme_store_cert_ids_by_issuer(ids, iss, 1, need);
+    CHECK_INT(need[0], 0);
+}
+
 UNIT_TEST(store_cert_id_sanitised)
 {
     char *id;
