@@ -41,6 +41,8 @@ typedef void (*ngx_acme_http_done_pt)(ngx_acme_http_t *h, void *data);
 typedef struct {
     ngx_ssl_t         *ssl;             /* client context from
                                            ngx_acme_http_ssl_init() */
+    ngx_str_t          issuer;          /* the acme_issuer's name, for the
+                                           log */
     ngx_resolver_t    *resolver;        /* http{} "resolver", may be NULL */
     ngx_msec_t         resolver_timeout;
 

@@ -412,6 +412,11 @@ ngx_acme_http_verify(ngx_acme_http_t *h, ngx_connection_t *c)
     rc = SSL_get_verify_result(c->ssl->connection);
 
     if (rc != X509_V_OK) {
+        /* nginx-acme's line (its tests look for it), then ours */
+        ngx_log_error(NGX_LOG_WARN, &h->log, 0,
+                      "acme: upstream SSL certificate verify error: (%l:%s), "
+                      "acme issuer \"%V\"", rc,
+                      X509_verify_cert_error_string(rc), &h->conf->issuer);
         ngx_acme_http_set_error(h, "SSL certificate verify error: (%l:%s), "
                                 "server %V", rc,
                                 X509_verify_cert_error_string(rc),
@@ -435,6 +440,9 @@ ngx_acme_http_verify(ngx_acme_http_t *h, ngx_connection_t *c)
         }
     }
 
+    ngx_log_error(NGX_LOG_WARN, &h->log, 0,
+                  "acme: upstream SSL certificate does not match \"%V\", "
+                  "acme issuer \"%V\"", &h->host, &h->conf->issuer);
     ngx_acme_http_set_error(h, "SSL certificate of %V does not match \"%V\"",
                             h->peer_name, &h->host);
     return NGX_ERROR;

@@ -569,6 +569,7 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
     acme_url_t   url;
 
     issuer->http.ssl = &issuer->ssl;
+    issuer->http.issuer = issuer->name;
     issuer->http.connect_timeout = issuer->conf.timeout_ms;
     issuer->http.timeout = issuer->conf.timeout_ms;
     issuer->http.max_body = ACME_HTTP_MAX_BODY;

@@ -303,3 +303,46 @@ def test_same_name_under_two_issuers_sharing_state_path(
     log = srv.error_log()
     assert 'certificate "a.example.test_ecdsa-256@second": starting an order' in log, log
     assert 'certificate "a.example.test_ecdsa-256": starting' not in log, log
+
+
+def test_ca_verification_failure_is_a_warn_naming_the_issuer(
+        nginx_factory, pebble, root_file, workdir, state_dir):
+    """A CA whose TLS certificate fails verification: besides the order's
+    error, a [warn] line in nginx-acme's wording ("upstream SSL
+    certificate ...", the issuer named), which nginx-acme's tests look
+    for: a CA certificate not signed by the trusted one (issuer "badca")
+    and one that does not name the host (issuer "badname")."""
+    srv = nginx_factory()
+    badca = nginx_server.issuer_conf(pebble, state_dir + "-badca", name="badca")
+    badca = badca.replace(pebble.ca_pem, root_file)
+    badname = nginx_server.issuer_conf(pebble, state_dir + "-badname",
+                                       name="badname")
+    badname = badname.replace(pebble.directory_url, "https://wrong.pebble.test:%d/dir"
+                              % pebble_mod.API_PORT)
+    srv.write_conf(badca + badname + """
+    resolver 127.0.0.1:%(dns)d ipv6=off;
+    server {
+        listen 127.0.0.1:%(https)d ssl;
+        server_name a.example.test;
+        acme_certificate badca;
+    }
+    server {
+        listen 127.0.0.1:%(https)d ssl;
+        server_name b.example.test;
+        acme_certificate badname;
+    }
+""" % {"dns": pebble_mod.DNS_PORT, "https": nginx_server.HTTPS_PORT})
+    srv.start(ports=(nginx_server.HTTPS_PORT,))
+
+    def warned():
+        lines = [l for l in srv.error_log().splitlines()
+                 if "[warn]" in l and "upstream SSL certificate" in l]
+        return (any('"badca"' in l and "verify error" in l for l in lines)
+                and any('"badname"' in l and "does not match" in l
+                        for l in lines))
+    wait_for(warned, 60, "the [warn] lines naming both issuers")
+    log = srv.error_log()
+    # ours stays: the order's error says why
+    assert re.search(r'\[error\].*"a\.example\.test_ecdsa-256": order failed: '
+                     r'.*SSL certificate verify error', log), log
+
