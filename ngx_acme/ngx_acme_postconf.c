@@ -596,6 +596,25 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
         return NGX_ERROR;
     }
 
+    /*
+     * nginx-acme refuses an http{} without "resolver"; here the master
+     * resolves a host name when it reads the configuration (below) and the
+     * workers keep those addresses: said once, a reload follows a change
+     */
+
+    if (issuer->http.resolver == NULL
+        && ngx_inet_addr((u_char *) url.host, ngx_strlen(url.host))
+           == INADDR_NONE
+        && ngx_strchr(url.host, ':') == NULL)
+    {
+        ngx_acme_conf_warn(cf->log, issuer->file, issuer->line,
+                           "acme_issuer \"%V\": no \"resolver\" in "
+                           "\"http\": the CA host \"%s\" is resolved by "
+                           "the system when the configuration is read, and "
+                           "only then (a changed address is followed on "
+                           "reload)", &issuer->name, url.host);
+    }
+
     issuer->http.static_host.len = ngx_strlen(url.host);
     issuer->http.static_host.data = ngx_pnalloc(cf->pool,
                                          issuer->http.static_host.len + 1);

@@ -346,3 +346,31 @@ def test_ca_verification_failure_is_a_warn_naming_the_issuer(
     assert re.search(r'\[error\].*"a\.example\.test_ecdsa-256": order failed: '
                      r'.*SSL certificate verify error', log), log
 
+
+def test_no_resolver_with_a_named_ca_host_is_a_warning(
+        nginx_factory, pebble_factory, state_dir):
+    """nginx-acme refuses an http{} without "resolver"; here none is
+    needed (the master resolves the CA host when it reads the
+    configuration, the workers keep those addresses), so it is accepted,
+    with a [warn] naming the issuer's line when the host is a name: its
+    address is not followed until a reload.  An IP literal or a
+    "resolver" says nothing."""
+    srv = nginx_factory()
+    named = types.SimpleNamespace(directory_url="https://localhost:14000/dir",
+                                  ca_pem=pebble_factory(start=False).ca_pem)
+    conf = nginx_server.managed_http_conf(named, state_dir, status=False)
+    srv.write_conf(conf)
+    rc, out = srv.test_config()
+    assert rc == 0, out
+    warns = [l for l in out.splitlines() if 'no "resolver"' in l]
+    assert len(warns) == 1 and "[warn]" in warns[0], out
+    assert '"pebble"' in warns[0] and '"localhost"' in warns[0], out
+    assert "%s:%d" % (srv.conf_path, srv.conf_line("acme_issuer pebble")) \
+        in warns[0], out
+
+    srv.write_conf(conf.replace("server {", "resolver 127.0.0.1;\n    server {", 1))
+    rc, out = srv.test_config()
+    assert rc == 0 and 'no "resolver"' not in out, out
+    srv.write_conf(conf.replace("localhost", "127.0.0.1"))
+    rc, out = srv.test_config()
+    assert rc == 0 and 'no "resolver"' not in out, out
