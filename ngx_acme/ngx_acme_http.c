@@ -8,7 +8,8 @@
  * server closed it) or the worker shuts down (c->idle).
  *
  * States: resolve (address literal, the configuration-time addresses of the
- * directory host, or nginx's resolver) -> connect (each address in turn) ->
+ * directory host, nginx's resolver, or without one getaddrinfo in the
+ * thread pool) -> connect (each address in turn) ->
  * TLS handshake + verification -> send -> receive until the parser says the
  * response is complete.  One timer of our own covers every step, re-armed on
  * each bit of progress, so a step that stalls fails with a message naming the
@@ -263,8 +264,10 @@ failed:
 
 /*
  * Where to send the request: the keeper's idle connection, else an address
- * literal, the configuration-time addresses of the directory host, or
- * nginx's resolver.  Also the way back after a kept connection failed.
+ * literal; with a "resolver" the configuration-time addresses of the
+ * directory host, or nginx's resolver; without one the system's lookup in
+ * the thread pool (those addresses its fallback).  Also the way back after
+ * a kept connection failed.
  */
 void
 ngx_acme_http_route(ngx_acme_http_t *h)
@@ -295,21 +298,19 @@ ngx_acme_http_route(ngx_acme_http_t *h)
         return;
     }
 
-    if (h->conf->static_naddrs
-        && h->conf->static_host.len == h->host.len
-        && ngx_strncasecmp(h->conf->static_host.data, h->host.data,
-                           h->host.len)
-           == 0)
-    {
-        if (ngx_acme_http_copy_addrs(h, h->conf->static_addrs,
-                                     h->conf->static_naddrs)
-            != NGX_OK)
-        {
+    /* without a resolver: looked up at run time in the thread pool */
+
+    if (h->conf->resolver || h->conf->thread_pool == NULL) {
+        rc = ngx_acme_http_static_addrs(h);
+
+        if (rc == NGX_ERROR) {
             goto failed;
         }
 
-        ngx_acme_http_connect(h);
-        return;
+        if (rc == NGX_OK) {
+            ngx_acme_http_connect(h);
+            return;
+        }
     }
 
     ngx_acme_http_resolve(h);
@@ -507,6 +508,12 @@ ngx_acme_http_close(ngx_acme_http_t *h, ngx_uint_t quiet)
     if (h->resolve) {
         ngx_resolve_name_done(h->resolve);
         h->resolve = NULL;
+    }
+
+    if (h->gai) {
+        /* the lookup's task frees itself when it is done */
+        h->gai->h = NULL;
+        h->gai = NULL;
     }
 
     c = h->peer.connection;

@@ -12,6 +12,7 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 #include <ngx_event_connect.h>
+#include <ngx_thread_pool.h>
 
 #include "acme_http.h"
 
@@ -45,9 +46,12 @@ typedef struct {
                                            log */
     ngx_resolver_t    *resolver;        /* http{} "resolver", may be NULL */
     ngx_msec_t         resolver_timeout;
+    ngx_thread_pool_t *thread_pool;     /* without a resolver: the system's
+                                           lookup (getaddrinfo) runs there */
 
     /* addresses of the directory host resolved at configuration time: used
-     * for that host when no resolver is configured (documented fallback) */
+     * for that host when no resolver is configured and the run-time lookup
+     * fails (or there is no thread pool) */
     ngx_str_t          static_host;
     ngx_addr_t        *static_addrs;
     ngx_uint_t         static_naddrs;

@@ -17,6 +17,9 @@ static void ngx_acme_http_handshake_handler(ngx_connection_t *c);
 static ngx_int_t ngx_acme_http_verify(ngx_acme_http_t *h,
     ngx_connection_t *c);
 static void ngx_acme_http_read(ngx_acme_http_t *h);
+static void ngx_acme_http_gai_start(ngx_acme_http_t *h);
+static void ngx_acme_http_gai_thread(void *data, ngx_log_t *log);
+static void ngx_acme_http_gai_done(ngx_event_t *ev);
 static void ngx_acme_http_parser_failed(ngx_acme_http_t *h);
 static ngx_uint_t ngx_acme_http_retry(ngx_acme_http_t *h,
     ngx_uint_t written);
@@ -79,6 +82,27 @@ ngx_acme_http_copy_addrs(ngx_acme_http_t *h, ngx_addr_t *src, ngx_uint_t n)
 }
 
 
+/*
+ * The directory host's addresses resolved when the configuration was read:
+ * NGX_OK (copied into h), NGX_DECLINED (none for this host), NGX_ERROR.
+ */
+ngx_int_t
+ngx_acme_http_static_addrs(ngx_acme_http_t *h)
+{
+    if (h->conf->static_naddrs == 0
+        || h->conf->static_host.len != h->host.len
+        || ngx_strncasecmp(h->conf->static_host.data, h->host.data,
+                           h->host.len)
+           != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    return ngx_acme_http_copy_addrs(h, h->conf->static_addrs,
+                                    h->conf->static_naddrs);
+}
+
+
 void
 ngx_acme_http_resolve(ngx_acme_http_t *h)
 {
@@ -129,6 +153,11 @@ ngx_acme_http_resolve(ngx_acme_http_t *h)
     return;
 
 no_resolver:
+
+    if (h->conf->thread_pool) {
+        ngx_acme_http_gai_start(h);
+        return;
+    }
 
     ngx_acme_http_set_error(h, "cannot resolve \"%V\": no \"resolver\" is "
                             "defined in the \"http\" block (nginx does not "
@@ -183,6 +212,185 @@ ngx_acme_http_resolve_handler(ngx_resolver_ctx_t *ctx)
     h->resolve = NULL;
 
     ngx_acme_http_connect(h);
+}
+
+
+/*
+ * No "resolver": the system's lookup (getaddrinfo: /etc/hosts, DNS, ...) of
+ * the host, in nginx's thread pool, never on the event loop.  The task is
+ * malloc'd, not in h's pool: an exchange that ends meanwhile (its timer,
+ * the worker's exit) only lets go of it (h->gai->h = NULL) and the task
+ * frees itself when the lookup returns.
+ */
+static void
+ngx_acme_http_gai_start(ngx_acme_http_t *h)
+{
+    ngx_thread_task_t    *task;
+    ngx_acme_http_gai_t  *g;
+
+    if (h->host.len > NGX_MAXHOSTNAMELEN) {
+        ngx_acme_http_set_error(h, "cannot resolve \"%V\": too long",
+                                &h->host);
+        ngx_acme_http_finish(h);
+        return;
+    }
+
+    task = ngx_calloc(sizeof(ngx_thread_task_t) + sizeof(ngx_acme_http_gai_t),
+                      &h->log);
+    if (task == NULL) {
+        ngx_acme_http_set_error(h, "out of memory");
+        ngx_acme_http_finish(h);
+        return;
+    }
+
+    g = (ngx_acme_http_gai_t *) (task + 1);
+    ngx_memcpy(g->host, h->host.data, h->host.len);
+    g->h = h;
+
+    task->ctx = g;
+    task->handler = ngx_acme_http_gai_thread;
+    task->event.handler = ngx_acme_http_gai_done;
+    task->event.data = task;
+    task->event.log = ngx_cycle->log;
+
+    if (ngx_thread_task_post(h->conf->thread_pool, task) != NGX_OK) {
+        ngx_free(task);
+        ngx_acme_http_set_error(h, "cannot resolve \"%V\": the thread pool "
+                                "refused the task", &h->host);
+        ngx_acme_http_finish(h);
+        return;
+    }
+
+    h->gai = g;
+    h->state = ngx_acme_http_st_resolving;
+    h->log.action = "resolving the ACME server";
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, &h->log, 0,
+                   "acme http resolving \"%V\" in the thread pool", &h->host);
+
+    ngx_add_timer(&h->timer, h->timeout);
+}
+
+
+/* In a thread of the pool. */
+static void
+ngx_acme_http_gai_thread(void *data, ngx_log_t *log)
+{
+    struct addrinfo       hints;
+    ngx_acme_http_gai_t  *g;
+
+    g = data;
+
+    ngx_memzero(&hints, sizeof(struct addrinfo));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+
+    g->rc = getaddrinfo(g->host, NULL, &hints, &g->res);
+}
+
+
+static void
+ngx_acme_http_gai_done(ngx_event_t *ev)
+{
+    ngx_int_t             rc;
+    ngx_uint_t            i, n;
+    ngx_addr_t           *addrs;
+    struct addrinfo      *ai;
+    ngx_acme_http_t      *h;
+    ngx_thread_task_t    *task;
+    ngx_acme_http_gai_t  *g;
+
+    task = ev->data;
+    g = task->ctx;
+    h = g->h;
+
+    if (h == NULL) {
+        goto done;              /* the exchange is over */
+    }
+
+    h->gai = NULL;
+
+    if (h->timer.timer_set) {
+        ngx_del_timer(&h->timer);
+    }
+
+    n = 0;
+
+    for (ai = (g->rc == 0) ? g->res : NULL; ai; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) {
+            n++;
+        }
+    }
+
+    if (n == 0) {
+        if (g->rc == 0) {
+            ngx_acme_http_set_error(h, "\"%V\" resolved to no address",
+                                    &h->host);
+
+        } else {
+            ngx_acme_http_set_error(h, "\"%V\" could not be resolved (%s)",
+                                    &h->host, gai_strerror(g->rc));
+        }
+
+        /* the addresses the master found, if any */
+
+        rc = ngx_acme_http_static_addrs(h);
+
+        if (rc != NGX_OK) {
+            if (rc == NGX_ERROR) {
+                ngx_acme_http_set_error(h, "out of memory");
+            }
+
+            ngx_acme_http_finish(h);
+            goto done;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, &h->log, 0,
+                      "acme: %s; the addresses of \"%V\" found when the "
+                      "configuration was read are used", h->error, &h->host);
+        h->error[0] = '\0';
+
+        ngx_acme_http_connect(h);
+        goto done;
+    }
+
+    addrs = ngx_pcalloc(h->pool, n * sizeof(ngx_addr_t));
+    if (addrs == NULL) {
+        ngx_acme_http_set_error(h, "out of memory");
+        ngx_acme_http_finish(h);
+        goto done;
+    }
+
+    i = 0;
+
+    for (ai = g->res; ai; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) {
+            addrs[i].sockaddr = ai->ai_addr;
+            addrs[i].socklen = ai->ai_addrlen;
+            i++;
+        }
+    }
+
+    /* copied into h's pool before the list is freed */
+
+    if (ngx_acme_http_copy_addrs(h, addrs, n) != NGX_OK) {
+        ngx_acme_http_set_error(h, "out of memory");
+        ngx_acme_http_finish(h);
+        goto done;
+    }
+
+    freeaddrinfo(g->res);
+    g->res = NULL;
+
+    ngx_acme_http_connect(h);
+
+done:
+
+    if (g->res) {
+        freeaddrinfo(g->res);
+    }
+
+    ngx_free(task);
 }
 
 
@@ -715,6 +923,11 @@ ngx_acme_http_timeout_handler(ngx_event_t *ev)
     }
 
     switch (h->state) {
+
+    case ngx_acme_http_st_resolving:
+        /* the system's lookup (ngx_acme_http_gai_start) */
+        ngx_acme_http_set_error(h, "resolving \"%V\" timed out", &h->host);
+        break;
 
     case ngx_acme_http_st_connecting:
         ngx_acme_http_set_error(h, "connect() to %V timed out", h->peer_name);

@@ -20,6 +20,15 @@
 #define NGX_ACME_HTTP_DEFAULT_TIMEOUT 30000
 
 
+/* a system lookup in the thread pool; h is NULL once the exchange let go */
+typedef struct {
+    ngx_acme_http_t             *h;
+    int                          rc;         /* getaddrinfo()'s */
+    struct addrinfo             *res;
+    char                         host[NGX_MAXHOSTNAMELEN + 1];
+} ngx_acme_http_gai_t;
+
+
 typedef enum {
     ngx_acme_http_st_start = 0,
     ngx_acme_http_st_resolving,
@@ -63,6 +72,7 @@ struct ngx_acme_http_s {
     ngx_str_t                   *peer_name;  /* of the current attempt */
 
     ngx_resolver_ctx_t          *resolve;
+    ngx_acme_http_gai_t         *gai;
     ngx_peer_connection_t        peer;
 
     ngx_msec_t                   connect_timeout;
@@ -89,6 +99,7 @@ void ngx_acme_http_route(ngx_acme_http_t *h);
 /* ngx_acme_http_io.c */
 ngx_int_t ngx_acme_http_copy_addrs(ngx_acme_http_t *h, ngx_addr_t *src,
     ngx_uint_t n);
+ngx_int_t ngx_acme_http_static_addrs(ngx_acme_http_t *h);
 void ngx_acme_http_resolve(ngx_acme_http_t *h);
 void ngx_acme_http_connect(ngx_acme_http_t *h);
 void ngx_acme_http_send(ngx_acme_http_t *h);

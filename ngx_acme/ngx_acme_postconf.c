@@ -549,6 +549,8 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
     issuers = amcf->issuers.elts;
 
     for (i = 0; i < amcf->issuers.nelts; i++) {
+        issuers[i]->http.thread_pool = amcf->thread_pool;
+
         if (ngx_acme_issuer_http(cf, issuers[i], clcf) != NGX_OK) {
             return NGX_ERROR;
         }
@@ -596,25 +598,6 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
         return NGX_ERROR;
     }
 
-    /*
-     * nginx-acme refuses an http{} without "resolver"; here the master
-     * resolves a host name when it reads the configuration (below) and the
-     * workers keep those addresses: said once, a reload follows a change
-     */
-
-    if (issuer->http.resolver == NULL
-        && ngx_inet_addr((u_char *) url.host, ngx_strlen(url.host))
-           == INADDR_NONE
-        && ngx_strchr(url.host, ':') == NULL)
-    {
-        ngx_acme_conf_warn(cf->log, issuer->file, issuer->line,
-                           "acme_issuer \"%V\": no \"resolver\" in "
-                           "\"http\": the CA host \"%s\" is resolved by "
-                           "the system when the configuration is read, and "
-                           "only then (a changed address is followed on "
-                           "reload)", &issuer->name, url.host);
-    }
-
     issuer->http.static_host.len = ngx_strlen(url.host);
     issuer->http.static_host.data = ngx_pnalloc(cf->pool,
                                          issuer->http.static_host.len + 1);
@@ -627,8 +610,12 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
                issuer->http.static_host.len + 1);
 
     /*
-     * Resolve the directory host now for workers without a "resolver";
-     * not under "nginx -t", which must contact nobody.
+     * Resolve the directory host now: with a "resolver" these addresses
+     * are used for it; without one the workers look the host up at run
+     * time in the thread pool (the system's getaddrinfo) and fall back to
+     * these when that fails.  Not under "nginx -t", which must contact
+     * nobody.  (nginx-acme refuses an http{} without "resolver": none is
+     * needed here.)
      */
 
     ngx_memzero(&u, sizeof(ngx_url_t));
@@ -653,11 +640,12 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
     acme_url_free(&url);
 
     if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (issuer->http.resolver == NULL && !ngx_test_config) {
+        if (!ngx_test_config) {
             ngx_log_error(NGX_LOG_WARN, cf->log, 0,
                           "acme: cannot resolve \"%V\" of acme_issuer \"%V\" "
-                          "(%s) and no \"resolver\" is configured",
-                          &u.url, &issuer->name, u.err ? u.err : "error");
+                          "now (%s); the workers look it up when they "
+                          "need it", &u.url, &issuer->name,
+                          u.err ? u.err : "error");
         }
 
         return NGX_OK;

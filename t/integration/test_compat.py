@@ -347,30 +347,35 @@ def test_ca_verification_failure_is_a_warn_naming_the_issuer(
                      r'.*SSL certificate verify error', log), log
 
 
-def test_no_resolver_with_a_named_ca_host_is_a_warning(
-        nginx_factory, pebble_factory, state_dir):
-    """nginx-acme refuses an http{} without "resolver"; here none is
-    needed (the master resolves the CA host when it reads the
-    configuration, the workers keep those addresses), so it is accepted,
-    with a [warn] naming the issuer's line when the host is a name: its
-    address is not followed until a reload.  An IP literal or a
-    "resolver" says nothing."""
-    srv = nginx_factory()
-    named = types.SimpleNamespace(directory_url="https://localhost:14000/dir",
-                                  ca_pem=pebble_factory(start=False).ca_pem)
-    conf = nginx_server.managed_http_conf(named, state_dir, status=False)
-    srv.write_conf(conf)
-    rc, out = srv.test_config()
-    assert rc == 0, out
-    warns = [l for l in out.splitlines() if 'no "resolver"' in l]
-    assert len(warns) == 1 and "[warn]" in warns[0], out
-    assert '"pebble"' in warns[0] and '"localhost"' in warns[0], out
-    assert "%s:%d" % (srv.conf_path, srv.conf_line("acme_issuer pebble")) \
-        in warns[0], out
 
-    srv.write_conf(conf.replace("server {", "resolver 127.0.0.1;\n    server {", 1))
-    rc, out = srv.test_config()
-    assert rc == 0 and 'no "resolver"' not in out, out
-    srv.write_conf(conf.replace("localhost", "127.0.0.1"))
-    rc, out = srv.test_config()
-    assert rc == 0 and 'no "resolver"' not in out, out
+def test_ca_host_looked_up_at_run_time_without_resolver(
+        nginx_factory, pebble, root_file, workdir, state_dir):
+    """No "resolver" in http{} (nginx-acme refuses that): the workers look
+    the CA's host up when they need it by the system's lookup
+    (getaddrinfo in nginx's thread pool).  The name is unknown when nginx
+    starts (the master cannot resolve it, the first order fails) and is
+    added to /etc/hosts afterwards (a copy bind-mounted over it in nginx's
+    own mount namespace): a later attempt finds it, no reload needed."""
+    hosts = os.path.join(workdir, "hosts")
+    with open("/etc/hosts") as f:
+        text = f.read()
+    assert pebble_mod.CA_RUNTIME_NAME not in text
+    with open(hosts, "w") as f:
+        f.write(text)
+    ca = types.SimpleNamespace(
+        directory_url="https://%s:%d/dir" % (pebble_mod.CA_RUNTIME_NAME,
+                                             pebble_mod.API_PORT),
+        ca_pem=pebble.ca_pem)
+    srv = nginx_factory()
+    cmd = srv.cmd
+    srv.cmd = lambda *args: [
+        "unshare", "-m", "--propagation", "private", "--", "sh", "-c",
+        'mount --bind "$0" /etc/hosts && exec "$@"', hosts] + cmd(*args)
+    nginx_server.start_managed(srv, ca, state_dir,
+                               issuer_extra="retry_delay 1s;")
+    wait_for(lambda: "could not be resolved" in srv.error_log(), 30,
+             "the failed lookup")
+    with open(hosts, "a") as f:
+        f.write("127.0.0.1 %s\n" % pebble_mod.CA_RUNTIME_NAME)
+    wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test", root_file, 60,
+                   proc_alive=srv.running)
