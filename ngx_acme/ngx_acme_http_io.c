@@ -286,6 +286,9 @@ ngx_acme_http_gai_thread(void *data, ngx_log_t *log)
     hints.ai_socktype = SOCK_STREAM;
 
     g->rc = getaddrinfo(g->host, NULL, &hints, &g->res);
+
+    /* as every task of ours (docs/design.md) */
+    OPENSSL_thread_stop();
 }
 
 
