@@ -305,6 +305,46 @@ def test_same_name_under_two_issuers_sharing_state_path(
     assert 'certificate "a.example.test_ecdsa-256": starting' not in log, log
 
 
+
+def test_same_name_under_two_issuers_with_their_own_state_paths(
+        nginx_factory, pebble, root_file, state_dir):
+    """nginx-acme's preferred_chain layout: one name under two issuers,
+    each with its own state_path and a server on its own port: two
+    certificates, each issued and served on its own (the second issuer's
+    id "@second", in its own store)."""
+    second = nginx_server.HTTPS_PORT + 1
+    srv = nginx_factory()
+    srv.write_conf(
+        nginx_server.issuer_conf(pebble, state_dir)
+        + nginx_server.issuer_conf(pebble, state_dir + "-second", name="second")
+        + """
+    server {
+        listen 127.0.0.1:%(first)d ssl;
+        server_name a.example.test;
+        acme_certificate pebble;
+    }
+    server {
+        listen 127.0.0.1:%(second)d ssl;
+        server_name a.example.test;
+        acme_certificate second;
+    }
+    server {
+        listen 127.0.0.1:%(http)d;
+        server_name a.example.test;
+    }
+""" % {"first": nginx_server.HTTPS_PORT, "second": second,
+       "http": pebble_mod.HTTP_PORT})
+    srv.start(ports=(nginx_server.HTTPS_PORT, second))
+    one = wait_acme_cert(nginx_server.HTTPS_PORT, "a.example.test", root_file,
+                         60, proc_alive=srv.running)
+    two = wait_acme_cert(second, "a.example.test", root_file, 60,
+                         proc_alive=srv.running)
+    assert serial_hex(one) != serial_hex(two)
+    assert os.path.isdir(os.path.join(state_dir, "certs",
+                                      "a.example.test_ecdsa-256"))
+    assert os.path.isdir(os.path.join(state_dir + "-second", "certs",
+                                      "a.example.test_ecdsa-256@second"))
+
 def test_ca_verification_failure_is_a_warn_naming_the_issuer(
         nginx_factory, pebble, root_file, workdir, state_dir):
     """A CA whose TLS certificate fails verification: besides the order's
