@@ -25,7 +25,7 @@ struct acme_auto_dns_s {
     const char             *id;
     int                   (*should_stop)(void *);
     void                   *stop_data;
-    acme_dns_runner_t       runner;
+    acme_runner_t           runner;
     acme_dns_publisher_t    pub;
 };
 
@@ -61,7 +61,7 @@ acme_auto_dns_new(acme_auto_issuer_t *iss, server_rec *s, const char *cert_id,
     d->should_stop = should_stop;
     d->stop_data = stop_data;
     /* posix_spawn: the job thread's SIGCHLD is not reaped by Apache */
-    d->runner = acme_dns_runner_posix;
+    d->runner = acme_runner_posix;
 
     d->pub.conf = &iss->conf.dns;
     d->pub.timeout_ms = iss->conf.timeout_ms;

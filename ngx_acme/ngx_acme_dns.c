@@ -27,7 +27,7 @@
 
 
 static void ngx_acme_dns_publisher(ngx_acme_issuer_t *issuer,
-    acme_dns_publisher_t *p, acme_dns_runner_t *runner, char **log);
+    acme_dns_publisher_t *p, acme_runner_t *runner, char **log);
 static long ngx_acme_dns_spawn(void *data, char *const argv[],
     char *const envp[], int err_fd, char *err, size_t errlen);
 static int ngx_acme_dns_reap(void *data, long pid, int block, int *status);
@@ -255,7 +255,7 @@ int
 ngx_acme_dns_publish(ngx_acme_issuer_t *issuer, const char *identifier,
     const char *key_authz, char **log, char *err, size_t errlen)
 {
-    acme_dns_runner_t     runner;
+    acme_runner_t     runner;
     acme_dns_publisher_t  p;
 
     ngx_acme_dns_publisher(issuer, &p, &runner, log);
@@ -268,7 +268,7 @@ int
 ngx_acme_dns_remove(ngx_acme_issuer_t *issuer, const char *identifier,
     const char *key_authz, char **log, char *err, size_t errlen)
 {
-    acme_dns_runner_t     runner;
+    acme_runner_t     runner;
     acme_dns_publisher_t  p;
 
     ngx_acme_dns_publisher(issuer, &p, &runner, log);
@@ -279,10 +279,10 @@ ngx_acme_dns_remove(ngx_acme_issuer_t *issuer, const char *identifier,
 
 static void
 ngx_acme_dns_publisher(ngx_acme_issuer_t *issuer, acme_dns_publisher_t *p,
-    acme_dns_runner_t *runner, char **log)
+    acme_runner_t *runner, char **log)
 {
     ngx_memzero(p, sizeof(acme_dns_publisher_t));
-    ngx_memzero(runner, sizeof(acme_dns_runner_t));
+    ngx_memzero(runner, sizeof(acme_runner_t));
 
     runner->spawn = ngx_acme_dns_spawn;
     runner->reap = ngx_acme_dns_reap;

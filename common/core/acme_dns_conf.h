@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "acme_dns.h"
+#include "acme_util.h"
 
 /* A DNS server as configured: an IP literal or a host name, and a port. */
 typedef struct {
@@ -109,8 +110,7 @@ int acme_dns_resolv_conf_nameserver(const char *text, char *out,
     size_t outlen);
 
 /* The environment of a hook program: nothing but this fixed PATH. */
-#define ACME_DNS_HOOK_PATH  "PATH=/usr/local/sbin:/usr/local/bin:" \
-                            "/usr/sbin:/usr/bin:/sbin:/bin"
+#define ACME_DNS_HOOK_PATH  ACME_PROGRAM_PATH
 
 /*
  * The hook's argv ("prog", op, domain, txt, NULL) and envp (ACME_DNS_HOOK_PATH,

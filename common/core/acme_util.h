@@ -13,6 +13,12 @@
  * sent in the User-Agent (acme_http_user_agent). */
 #define ACME_VERSION "0.1"
 
+/* The environment of every program the modules run (the dns-01 hook, the
+ * event command) starts with this fixed PATH; nothing of the server's
+ * environment is passed on. */
+#define ACME_PROGRAM_PATH  "PATH=/usr/local/sbin:/usr/local/bin:" \
+                           "/usr/sbin:/usr/bin:/sbin:/bin"
+
 /* Errors are reported into caller-provided buffers of this size. */
 #define ACME_ERRLEN 512
 

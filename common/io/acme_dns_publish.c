@@ -3,10 +3,6 @@
  * only; every step bounded by a timeout).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +10,6 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/wait.h>
 
 #include <openssl/crypto.h>
 
@@ -26,7 +21,6 @@
 #define DNS_TTL             60
 #define CHECK_INTERVAL_MS   2000
 #define DNS_TIMEOUT_MS      30000
-#define HOOK_LINE_MAX       512
 #define STOP_SLICE_MS       200
 
 
@@ -104,237 +98,31 @@ duration(int ms, char *buf, size_t len)
 }
 
 
-/* ---- the hook program ---------------------------------------------------- */
-
-static void
-hook_line(const acme_dns_publisher_t *p, char *line, char *last,
-    size_t lastlen)
-{
-    size_t n = strlen(line);
-
-    while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ')) {
-        line[--n] = '\0';
-    }
-    if (n == 0) {
-        return;
-    }
-    logf_(p, ACME_DNS_LOG_WARN, "dns hook: %s", line);
-    snprintf(last, lastlen, "%s", line);
-}
-
+/* ---- the hook program (acme_run.h) --------------------------------------- */
 
 int
 acme_dns_hook_run(const acme_dns_publisher_t *p, const char *op,
     const char *identifier, const char *txt, int stop, char *err,
     size_t errlen)
 {
-    char           *argv[5], *envp[2], buf[1024], line[HOOK_LINE_MAX];
-    char            last[256], d[32];
-    size_t          ll = 0;
-    struct pollfd   pfd;
-    long long       deadline, left;
-    long            pid;
-    ssize_t         n;
-    int             fds[2], rc, status = 0, timed_out = 0, gave_up = 0, i;
-    int             timeout;
+    char        *argv[5], *envp[2], msg[ACME_ERRLEN];
+    acme_run_t   r;
 
     acme_dns_hook_command(p->conf->hook, op, identifier, txt, argv, envp);
-    timeout = p->conf->hook_timeout_ms > 0 ? p->conf->hook_timeout_ms
-              : ACME_DNS_HOOK_TIMEOUT_MS;
-    last[0] = '\0';
+    memset(&r, 0, sizeof(r));
+    r.runner = p->runner;
+    r.timeout_ms = p->conf->hook_timeout_ms > 0 ? p->conf->hook_timeout_ms
+                   : ACME_DNS_HOOK_TIMEOUT_MS;
+    r.what = "dns hook";
+    r.data = p->data;
+    r.stop = stop ? p->stop : NULL;
+    r.log = p->log;
 
-    if (p->runner == NULL || p->runner->spawn == NULL
-        || p->runner->reap == NULL)
-    {
-        return acme_err(err, errlen, "dns hook %s %s: no way to run a "
-                        "program here", op, argv[2]);
+    if (acme_run(&r, argv, envp, msg, sizeof(msg)) != 0) {
+        return acme_err(err, errlen, "dns hook %s %s: %s", op, argv[2], msg);
     }
-    if (pipe(fds) != 0) {
-        return acme_err(err, errlen, "dns hook %s %s: pipe: %s", op, argv[2],
-                        strerror(errno));
-    }
-    (void) fcntl(fds[0], F_SETFD, FD_CLOEXEC);
-    (void) fcntl(fds[1], F_SETFD, FD_CLOEXEC);
-
-    pid = p->runner->spawn(p->runner->data, argv, envp, fds[1], buf,
-                           sizeof(buf));
-    close(fds[1]);
-    if (pid <= 0) {
-        close(fds[0]);
-        return acme_err(err, errlen, "dns hook %s %s: cannot run %s: %s", op,
-                        argv[2], p->conf->hook, buf);
-    }
-
-    /* stderr until EOF (the program exited or closed it) */
-    deadline = acme_monotonic_ms() + timeout;
-    pfd.fd = fds[0];
-    pfd.events = POLLIN;
-    for ( ;; ) {
-        left = deadline - acme_monotonic_ms();
-        if (left <= 0) {
-            timed_out = 1;
-            break;
-        }
-        if (stop && stopping(p)) {
-            gave_up = 1;
-            break;
-        }
-        pfd.revents = 0;
-        rc = poll(&pfd, 1, left > 200 ? 200 : (int) left);
-        if (rc < 0 && errno != EINTR) {
-            break;
-        }
-        if (rc <= 0) {
-            continue;
-        }
-        n = read(fds[0], buf, sizeof(buf));
-        if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        for (i = 0; i < n; i++) {
-            if (buf[i] == '\n' || ll == sizeof(line) - 1) {
-                line[ll] = '\0';
-                hook_line(p, line, last, sizeof(last));
-                ll = 0;
-                if (buf[i] == '\n') {
-                    continue;
-                }
-            }
-            line[ll++] = buf[i];
-        }
-    }
-    if (ll > 0) {
-        line[ll] = '\0';
-        hook_line(p, line, last, sizeof(last));
-    }
-    close(fds[0]);
-
-    /* then its exit, within the same deadline */
-    for ( ;; ) {
-        if (!timed_out && !gave_up) {
-            rc = p->runner->reap(p->runner->data, pid, 0, &status);
-            if (rc == 1) {
-                break;
-            }
-            if (rc < 0) {
-                return acme_err(err, errlen, "dns hook %s %s: waiting for %s "
-                                "failed", op, argv[2], p->conf->hook);
-            }
-            if (acme_monotonic_ms() < deadline) {
-                if (!(stop && stopping(p))) {
-                    sleep_ms(20);
-                    continue;
-                }
-                gave_up = 1;
-            } else {
-                timed_out = 1;
-            }
-        }
-        /* the group: the program and what it started */
-        kill((pid_t) -pid, SIGKILL);
-        kill((pid_t) pid, SIGKILL);
-        (void) p->runner->reap(p->runner->data, pid, 1, &status);
-        if (gave_up) {
-            return acme_err(err, errlen, "dns hook %s %s: %s stopped (the "
-                            "server is shutting down)", op, argv[2],
-                            p->conf->hook);
-        }
-        return acme_err(err, errlen, "dns hook %s %s: %s killed after %s",
-                        op, argv[2], p->conf->hook,
-                        duration(timeout, d, sizeof(d)));
-    }
-
-    if (status == 0) {
-        return 0;
-    }
-    if (status > 128) {
-        return acme_err(err, errlen, "dns hook %s %s: %s killed by signal %d"
-                        "%s%s", op, argv[2], p->conf->hook, status - 128,
-                        last[0] ? ": " : "", last);
-    }
-    return acme_err(err, errlen, "dns hook %s %s: %s exited with status %d"
-                    "%s%s", op, argv[2], p->conf->hook, status,
-                    last[0] ? ": " : "", last);
+    return 0;
 }
-
-
-/* ---- a posix_spawn runner (for hosts that may reap with waitpid(pid)) -- */
-
-
-static long
-spawn_posix(void *data, char *const argv[], char *const envp[], int err_fd,
-    char *err, size_t errlen)
-{
-    posix_spawn_file_actions_t  fa;
-    posix_spawnattr_t           sa;
-    sigset_t                    none, dfl;
-    pid_t                       pid;
-    int                         rc;
-
-    (void) data;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
-    /* the server's listeners, logs and shared memory are not the hook's */
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-#endif
-    posix_spawnattr_init(&sa);
-    /* the calling thread may block every signal and the server ignore
-     * some: the program starts with the defaults, in a process group of its own so
-     * that a timeout kills what it started too */
-    sigemptyset(&none);
-    sigemptyset(&dfl);
-    sigaddset(&dfl, SIGPIPE);
-    sigaddset(&dfl, SIGHUP);
-    sigaddset(&dfl, SIGINT);
-    sigaddset(&dfl, SIGTERM);
-    sigaddset(&dfl, SIGUSR1);
-    sigaddset(&dfl, SIGCHLD);
-    posix_spawnattr_setsigmask(&sa, &none);
-    posix_spawnattr_setsigdefault(&sa, &dfl);
-    posix_spawnattr_setpgroup(&sa, 0);
-    posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK
-                                  | POSIX_SPAWN_SETSIGDEF
-                                  | POSIX_SPAWN_SETPGROUP);
-    rc = posix_spawn(&pid, argv[0], &fa, &sa, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&sa);
-    if (rc != 0) {
-        acme_err(err, errlen, "%s", strerror(rc));
-        return -1;
-    }
-    return (long) pid;
-}
-
-static int
-reap_posix(void *data, long pid, int block, int *status)
-{
-    int    st = 0;
-    pid_t  w;
-
-    (void) data;
-    do {
-        w = waitpid((pid_t) pid, &st, block ? 0 : WNOHANG);
-    } while (w < 0 && errno == EINTR);
-    if (w == 0) {
-        return 0;
-    }
-    if (w < 0) {
-        return -1;
-    }
-    *status = WIFEXITED(st) ? WEXITSTATUS(st)
-              : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 127;
-    return 1;
-}
-
-const acme_dns_runner_t acme_dns_runner_posix = {
-    NULL, spawn_posix, reap_posix
-};
 
 
 /* ---- RFC 2136 ------------------------------------------------------------ */

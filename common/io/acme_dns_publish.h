@@ -16,9 +16,8 @@
  *     propagation wait, removal.  Threads only (nginx's thread pool,
  *     Apache's job thread), never an event loop; every step is bounded.
  *
- * A host supplies only how it starts and reaps a program
- * (acme_dns_runner_t): nginx needs a clone()-based helper its SIGCHLD
- * handler cannot reap, Apache uses posix_spawn.
+ * The hook runs through acme_run.h (acme_runner_t: how a host starts and
+ * reaps a program), which the event command uses too.
  */
 #ifndef ACME_DNS_PUBLISH_H
 #define ACME_DNS_PUBLISH_H
@@ -26,37 +25,12 @@
 #include <stddef.h>
 #include "acme_dns.h"
 #include "acme_dns_conf.h"
+#include "acme_run.h"
 
 /* ---- the blocking sequence (threads only) -------------------------------- */
 
-/* How a host starts a program; both calls are made from the same thread. */
-typedef struct {
-    void  *data;
-    /*
-     * Starts argv[0] (execve: no shell, envp as given) with stdin and
-     * stdout on /dev/null, stderr on err_fd, every other descriptor closed,
-     * signals at their defaults and unblocked, in a new process group whose
-     * id is the returned pid (killing -pid kills it all).  pid > 0, or -1
-     * with err.
-     */
-    long (*spawn)(void *data, char *const argv[], char *const envp[],
-                  int err_fd, char *err, size_t errlen);
-    /*
-     * 1 with *status (the exit code, or 128 + the signal) once pid ended;
-     * 0 while it runs (only when block == 0); -1 on error.
-     */
-    int  (*reap)(void *data, long pid, int block, int *status);
-} acme_dns_runner_t;
-
-/*
- * posix_spawn + waitpid(pid): for a host whose own SIGCHLD handling leaves
- * the program's status alone (Apache's job thread).  Signals at their
- * defaults, mask empty, descriptors >= 3 closed (glibc >= 2.34).
- */
-extern const acme_dns_runner_t acme_dns_runner_posix;
-
-#define ACME_DNS_LOG_INFO   1
-#define ACME_DNS_LOG_WARN   2
+#define ACME_DNS_LOG_INFO   ACME_RUN_LOG_INFO
+#define ACME_DNS_LOG_WARN   ACME_RUN_LOG_WARN
 
 typedef struct {
     /* the issuer's settings: RFC 2136 (conf->update.host[0] != '\0') or a
@@ -67,7 +41,7 @@ typedef struct {
     /* each DNS exchange: the issuer's timeout (timeout / AcmeTimeout) */
     int                       timeout_ms;           /* 0: 30 s */
 
-    const acme_dns_runner_t  *runner;               /* needed with hook */
+    const acme_runner_t      *runner;               /* needed with hook */
     void                     *data;
     /* non-zero: the host is going away; adding and waiting give up
      * (removal does not ask) */
@@ -91,8 +65,8 @@ int acme_dns_unpublish(const acme_dns_publisher_t *p, const char *identifier,
     const char *key_authz, char *err, size_t errlen);
 
 /*
- * Runs the hook "prog op identifier txt" through p->runner: stderr lines go
- * to p->log, the last one ends a failure's err; the process group is killed
+ * Runs the hook "prog op identifier txt" through p->runner (acme_run):
+ * stderr lines go to p->log, the last one ends a failure's err; the process group is killed
  * after p->conf->hook_timeout_ms, or when stop says so (with stop != 0).  0 on
  * exit 0, else -1 with err.
  */

@@ -207,7 +207,7 @@ script(const char *body)
 
 UNIT_TEST(dns_hook_run)
 {
-    const acme_dns_runner_t  runner = acme_dns_runner_posix;
+    const acme_runner_t      runner = acme_runner_posix;
     acme_dns_publisher_t  p;
     acme_dns_conf_t       c;
     hook_log_t            l;
@@ -294,7 +294,7 @@ stop_once_added(void *data)
 
 UNIT_TEST(dns_publish_through_hook)
 {
-    const acme_dns_runner_t  runner = acme_dns_runner_posix;
+    const acme_runner_t      runner = acme_runner_posix;
     acme_dns_publisher_t  p;
     acme_dns_conf_t       c;
     hook_log_t            l;
