@@ -20,6 +20,19 @@ acme_issuer_init(acme_issuer_conf_t *c)
     c->account_key = -1;
 }
 
+void
+acme_issuer_events_inherit(acme_issuer_conf_t *c, const char *prog,
+    int timeout_ms, long long expiry_warning)
+{
+    if (c->event_command == NULL) {
+        c->event_command = prog;
+        c->event_timeout_ms = timeout_ms;
+    }
+    if (c->expiry_warning <= 0) {
+        c->expiry_warning = expiry_warning > 0 ? expiry_warning : 0;
+    }
+}
+
 static void
 problem(acme_issuer_problem_t *out, size_t max, size_t *n, int warning,
     acme_issuer_at_t at, const char *fmt, ...)

@@ -77,6 +77,14 @@ typedef struct {
                                        issuer CN of the chain's top
                                        certificate; NULL: the default chain
                                        (acme_order_config_t) */
+    /* events (acme_event.h): acme_event_command / AcmeEventCommand in the
+     * block, else the server-wide one (acme_issuer_events_inherit) */
+    const char   *event_command;    /* absolute path; NULL: none */
+    int           event_timeout_ms; /* 0: ACME_EVENT_TIMEOUT_MS */
+    /* acme_expiry_warning / AcmeExpiryWarning: seconds before notAfter a
+     * certificate counts as expiring (acme_status_expiring); 0: the last
+     * 10 % of its lifetime */
+    long long     expiry_warning;
 
     char          state_default[ACME_ISSUER_PATH_MAX];  /* state_dir's
                                                        storage when default */
@@ -102,6 +110,14 @@ size_t acme_issuer_check(acme_issuer_conf_t *c, const char *const *words,
  */
 int acme_issuer_state_shared(const acme_issuer_conf_t *a,
     const acme_issuer_conf_t *b);
+
+/*
+ * The block's event command and warning window, or where it has none the
+ * server-wide ones (nginx's http{} level, Apache's server config) given
+ * here: the block's own win.
+ */
+void acme_issuer_events_inherit(acme_issuer_conf_t *c, const char *prog,
+    int timeout_ms, long long expiry_warning);
 
 /* Frees what dns and eab hold (the secrets cleansed) and zeroes them. */
 void acme_issuer_conf_clear(acme_issuer_conf_t *c);
