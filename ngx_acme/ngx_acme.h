@@ -37,6 +37,9 @@
  *                         hook program) with the propagation check, run in
  *                         the thread pool
  *   ngx_acme_status.c     the acme_status location handler
+ *   ngx_acme_event.c      acme_event_command, acme_expiry_warning; the
+ *                         event program's runs (thread pool, one at a
+ *                         time per worker, a bounded queue)
  *   ngx_acme_variables.c  $acme_certificate, $acme_certificate_key (as
  *                         nginx-acme's) and the ssl_certificate pair
  *   ngx_acme_http.c       the non-blocking HTTPS client (ngx_acme_http.h):
@@ -78,6 +81,7 @@
 #include "acme_dns_publish.h"
 #include "acme_fence.h"
 #include "acme_job_account.h"
+#include "acme_event.h"
 #include "ngx_acme_http.h"
 
 
@@ -96,6 +100,7 @@
 
 
 typedef struct ngx_acme_job_s  ngx_acme_job_t;
+typedef struct ngx_acme_events_s  ngx_acme_events_t;
 
 
 /* One "acme_issuer name { }" block. Strings are NUL-terminated. */
@@ -196,6 +201,9 @@ typedef struct {
     u_char                   *next_bundle;    /* slab */
     size_t                    next_bundle_len;
     ngx_uint_t                next_unsaved;
+
+    /* the events' rate limits (acme_event.h), kept across lease changes */
+    acme_event_track_t        events;
 } ngx_acme_slot_t;
 
 
@@ -344,6 +352,14 @@ typedef struct {
     ngx_flag_t                exiting;        /* in exit_process: the thread
                                                  pool is gone already */
     ngx_log_t                *log;
+
+    /* http{} level acme_event_command, acme_expiry_warning: the issuers
+     * without their own take these (acme_issuer_events_inherit) */
+    const char               *event_command;
+    int                       event_timeout_ms;
+    long long                 expiry_warning;
+    ngx_acme_events_t        *events;         /* per worker, NULL: none
+                                                 emitted yet */
 } ngx_acme_main_conf_t;
 
 
@@ -450,6 +466,33 @@ int ngx_acme_dns_publish(ngx_acme_issuer_t *issuer, const char *identifier,
     const char *key_authz, char **log, char *err, size_t errlen);
 int ngx_acme_dns_remove(ngx_acme_issuer_t *issuer, const char *identifier,
     const char *key_authz, char **log, char *err, size_t errlen);
+extern const acme_runner_t  ngx_acme_runner;
+void ngx_acme_thread_log(void *data, int level, const char *msg);
+
+/* ngx_acme_event.c */
+char *ngx_acme_event_command_main(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_acme_event_command_issuer(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_acme_event_warning_main(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_acme_event_warning_issuer(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+/* Queues event for cert (the program runs in the thread pool); nothing
+ * without an event command.  Event loop; the zone may be locked. */
+void ngx_acme_event_emit(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    const char *event, const char *serial, long long not_after,
+    const char *last_error, ngx_log_t *log);
+/* The same with the facts of a status record (e.g. slot->status). */
+void ngx_acme_event_emit_slot(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, const char *event, const acme_job_status_t *rec,
+    ngx_log_t *log);
+/* The lease holder's tick: "expiring" (acme_event_expiring); unlocked. */
+void ngx_acme_event_tick(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    ngx_log_t *log);
+/* "installed" for the certificate of slot; called with the zone locked. */
+void ngx_acme_event_installed(ngx_acme_main_conf_t *amcf,
+    ngx_acme_slot_t *slot, ngx_log_t *log);
 
 /* ngx_acme_variables.c */
 ngx_int_t ngx_acme_variables_add(ngx_conf_t *cf);

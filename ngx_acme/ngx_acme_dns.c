@@ -27,12 +27,18 @@
 
 
 static void ngx_acme_dns_publisher(ngx_acme_issuer_t *issuer,
-    acme_dns_publisher_t *p, acme_runner_t *runner, char **log);
+    acme_dns_publisher_t *p, char **log);
 static long ngx_acme_dns_spawn(void *data, char *const argv[],
     char *const envp[], int err_fd, char *err, size_t errlen);
 static int ngx_acme_dns_reap(void *data, long pid, int block, int *status);
-static void ngx_acme_dns_log(void *data, int level, const char *msg);
 static int ngx_acme_dns_stopping(void *data);
+
+
+/* the clone()-based runner (see ngx_acme_dns_spawn), also the event
+ * command's (ngx_acme_event.c) */
+const acme_runner_t  ngx_acme_runner = {
+    NULL, ngx_acme_dns_spawn, ngx_acme_dns_reap
+};
 
 
 /* ---- configuration ---- */
@@ -255,10 +261,9 @@ int
 ngx_acme_dns_publish(ngx_acme_issuer_t *issuer, const char *identifier,
     const char *key_authz, char **log, char *err, size_t errlen)
 {
-    acme_runner_t     runner;
     acme_dns_publisher_t  p;
 
-    ngx_acme_dns_publisher(issuer, &p, &runner, log);
+    ngx_acme_dns_publisher(issuer, &p, log);
 
     return acme_dns_publish(&p, identifier, key_authz, err, errlen);
 }
@@ -268,10 +273,9 @@ int
 ngx_acme_dns_remove(ngx_acme_issuer_t *issuer, const char *identifier,
     const char *key_authz, char **log, char *err, size_t errlen)
 {
-    acme_runner_t     runner;
     acme_dns_publisher_t  p;
 
-    ngx_acme_dns_publisher(issuer, &p, &runner, log);
+    ngx_acme_dns_publisher(issuer, &p, log);
 
     return acme_dns_unpublish(&p, identifier, key_authz, err, errlen);
 }
@@ -279,20 +283,16 @@ ngx_acme_dns_remove(ngx_acme_issuer_t *issuer, const char *identifier,
 
 static void
 ngx_acme_dns_publisher(ngx_acme_issuer_t *issuer, acme_dns_publisher_t *p,
-    acme_runner_t *runner, char **log)
+    char **log)
 {
     ngx_memzero(p, sizeof(acme_dns_publisher_t));
-    ngx_memzero(runner, sizeof(acme_runner_t));
-
-    runner->spawn = ngx_acme_dns_spawn;
-    runner->reap = ngx_acme_dns_reap;
 
     p->conf = &issuer->conf.dns;
     p->timeout_ms = (int) issuer->conf.timeout_ms;
-    p->runner = runner;
+    p->runner = &ngx_acme_runner;
     p->data = log;
     p->stop = ngx_acme_dns_stopping;
-    p->log = ngx_acme_dns_log;
+    p->log = ngx_acme_thread_log;
 }
 
 
@@ -412,9 +412,10 @@ ngx_acme_dns_reap(void *data, long pid, int block, int *status)
 }
 
 
-/* A thread may not log: lines are kept ("W|..." or "I|...") for the loop. */
-static void
-ngx_acme_dns_log(void *data, int level, const char *msg)
+/* A thread may not log: lines are kept ("W|..." or "I|...") for the loop;
+ * data is a char ** (malloc'd text). */
+void
+ngx_acme_thread_log(void *data, int level, const char *msg)
 {
     char   **log = data;
     char    *p;

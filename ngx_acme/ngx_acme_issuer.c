@@ -209,6 +209,20 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       0,
       NULL },
 
+    { ngx_string("acme_event_command"),
+      NGX_CONF_TAKE12,
+      ngx_acme_event_command_issuer,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("acme_expiry_warning"),
+      NGX_CONF_TAKE1,
+      ngx_acme_event_warning_issuer,
+      0,
+      0,
+      NULL },
+
     { ngx_string("external_account_key"),
       NGX_CONF_TAKE23,
       ngx_acme_issuer_eab,

@@ -642,8 +642,10 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
     time_t             now;
     char               buf[ACME_ERRLEN + 64];
     const char        *type;
+    ngx_uint_t         emit;
     ngx_acme_cert_t   *cert;
     ngx_acme_slot_t   *slot;
+    acme_job_status_t  rec;
 
     cert = job->cert;
     slot = cert->slot;
@@ -702,6 +704,10 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
     acme_job_status_ordered(&slot->status, 0, 0);
     acme_job_status_end(&slot->status, &job->st, job->st.next_attempt);
 
+    /* "failed", at most one an hour (acme_event.h) */
+    emit = acme_event_failed(&slot->events, (long long) now);
+    rec = slot->status;
+
     /* the engine unpublishes on ERROR, not on a host-side failure */
     ngx_acme_shm_tokens_drop_locked(job->amcf, slot, job->fence);
 
@@ -710,6 +716,10 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
     ngx_log_error(NGX_LOG_ERR, job->log, 0,
                   "acme: certificate \"%V\": order failed: %s", &cert->id,
                   acme_job_failure_text(&job->st, buf, sizeof(buf)));
+
+    if (emit) {
+        ngx_acme_event_emit_slot(job->amcf, cert, "failed", &rec, job->log);
+    }
 
     if (ngx_acme_job_post(job, NGX_ACME_TASK_FAIL) != NGX_OK) {
         cert->job = NULL;

@@ -27,6 +27,7 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     acme_job_facts_t       f;
     ngx_int_t              rc;
     ngx_uint_t             level, first;
+    const char            *event;
     ngx_log_t             *log;
     ngx_acme_cert_t       *cert;
     ngx_acme_slot_t       *slot;
@@ -140,6 +141,9 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
 
     acme_job_status_end(&slot->status, &job->st, due);
 
+    /* "issued" (the first of the id) or "renewed" (acme_event.h) */
+    event = (rc == NGX_OK) ? acme_event_issued(&slot->events, !first) : NULL;
+
     ngx_acme_shm_unlock(job->amcf);
 
     acme_bundle_free((char *) bundle, len);
@@ -165,6 +169,11 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
 
     if (rc == NGX_OK && !activate_at && first) {
         ngx_acme_bridge_retired(cert, job->info.serial, job->log);
+    }
+
+    if (event) {
+        ngx_acme_event_emit(job->amcf, cert, event, job->info.serial,
+                            job->info.not_after, NULL, job->log);
     }
 
     if (rc == NGX_OK && activate_at) {

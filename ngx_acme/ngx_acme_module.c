@@ -35,6 +35,20 @@ static ngx_command_t  ngx_http_acme_commands[] = {
       0,
       NULL },
 
+    { ngx_string("acme_event_command"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_acme_event_command_main,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("acme_expiry_warning"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_acme_event_warning_main,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("acme_certificate"),
       NGX_HTTP_SRV_CONF|NGX_CONF_1MORE,
       ngx_acme_certificate,

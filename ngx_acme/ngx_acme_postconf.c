@@ -551,6 +551,11 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
     for (i = 0; i < amcf->issuers.nelts; i++) {
         issuers[i]->http.thread_pool = amcf->thread_pool;
 
+        /* acme_event_command, acme_expiry_warning: the block's own win */
+        acme_issuer_events_inherit(&issuers[i]->conf, amcf->event_command,
+                                   amcf->event_timeout_ms,
+                                   amcf->expiry_warning);
+
         if (ngx_acme_issuer_http(cf, issuers[i], clcf) != NGX_OK) {
             return NGX_ERROR;
         }

@@ -376,6 +376,9 @@ ngx_acme_shm_activate(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
                       "acme: certificate \"%s\" activated in all worker "
                       "processes%s", slot->id,
                       ready ? "" : " (not every worker reported in time)");
+
+        /* the event program's "installed" (acme_event.h) */
+        ngx_acme_event_installed(amcf, slot, log);
     }
 
     ngx_acme_shm_unlock(amcf);

@@ -109,6 +109,7 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         c->issuer = (char *) cert->issuer->name.data;
         c->directory = (char *) cert->issuer->conf.directory;
         c->key_type = acme_key_type_name(cert->key_type);
+        c->warn_window = cert->issuer->conf.expiry_warning;
     }
 
     json = acme_status_render_as(format, "nginx", (long) pid, list, n,

@@ -240,6 +240,11 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         p->running = (cert->job != NULL);
         p->issuer_pause = cert->issuer->paused_until;
 
+        if (slot) {
+            /* "expiring", once a day in the warning window */
+            ngx_acme_event_tick(amcf, cert, log);
+        }
+
         if (slot == NULL || cert->job) {
             continue;
         }
