@@ -311,6 +311,10 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     for (i = 0; i < bsc->issuers->nelts; i++) {
         acme_auto_issuer_t *iss = APR_ARRAY_IDX(bsc->issuers, i,
                                                 acme_auto_issuer_t *);
+        /* AcmeEventCommand, AcmeExpiryWarning: the block's own win */
+        acme_issuer_events_inherit(&iss->conf, bsc->event_command,
+                                   bsc->event_timeout_ms,
+                                   bsc->expiry_warning);
         bad |= check_issuer(base, iss);
         for (j = 0; j < i; j++) {
             acme_auto_issuer_t *o = APR_ARRAY_IDX(bsc->issuers, j,

@@ -505,6 +505,70 @@ set_dns_hook(cmd_parms *cmd, void *dummy, const char *prog, const char *tmo)
                          &cur_issuer->conf.dns.hook_timeout_ms);
 }
 
+/* AcmeEventCommand /path/prog [seconds]: in <AcmeIssuer>, or in the server
+ * config for every block without its own; an absolute path to an
+ * executable file, the timeout within the hook's bounds */
+static const char *
+set_event_command(cmd_parms *cmd, void *dummy, const char *prog,
+    const char *tmo)
+{
+    acme_auto_srv_conf_t *sc = acme_auto_srv_conf(cmd->server);
+    const char          **dst;
+    int                  *ms;
+    char                  msg[ACME_ERRLEN];
+
+    (void) dummy;
+    if (cur_issuer != NULL) {
+        dst = &cur_issuer->conf.event_command;
+        ms = &cur_issuer->conf.event_timeout_ms;
+    }
+    else if (cmd->server->is_virtual) {
+        return "AcmeEventCommand: only in the server config or in "
+               "<AcmeIssuer>, not in <VirtualHost>";
+    }
+    else {
+        dst = &sc->event_command;
+        ms = &sc->event_timeout_ms;
+    }
+    if (*dst != NULL) {
+        return "AcmeEventCommand is given twice here";
+    }
+    if (acme_dns_hook_check(prog, msg, sizeof(msg)) != 0) {
+        return apr_psprintf(cmd->pool, "AcmeEventCommand: %s", msg);
+    }
+    *dst = prog;
+    return tmo == NULL ? NULL
+           : dns_timeout(cmd, "AcmeEventCommand", tmo, ms);
+}
+
+/* AcmeExpiryWarning SECONDS: where AcmeEventCommand may be */
+static const char *
+set_expiry_warning(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    acme_auto_srv_conf_t *sc = acme_auto_srv_conf(cmd->server);
+    long long            *dst, v;
+    char                 *end;
+
+    (void) dummy;
+    if (cur_issuer != NULL) {
+        dst = &cur_issuer->conf.expiry_warning;
+    }
+    else if (cmd->server->is_virtual) {
+        return "AcmeExpiryWarning: only in the server config or in "
+               "<AcmeIssuer>, not in <VirtualHost>";
+    }
+    else {
+        dst = &sc->expiry_warning;
+    }
+    v = strtoll(arg, &end, 10);
+    if (end == arg || *end != '\0' || v <= 0) {
+        return apr_psprintf(cmd->pool, "AcmeExpiryWarning: '%s' is not a "
+                            "number of seconds above 0", arg);
+    }
+    *dst = v;
+    return NULL;
+}
+
 /* AcmeDNSPropagationCheck SERVER[:PORT]... [timeout] */
 static const char *
 set_dns_check(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
@@ -698,6 +762,13 @@ const command_rec acme_auto_cmds[] = {
     AP_INIT_TAKE23("AcmeExternalAccountBinding", set_eab, NULL, RSRC_CONF,
         "AcmeExternalAccountBinding KID KEY|file:PATH [HS256|HS384|HS512]: "
         "External Account Binding for a new account"),
+    AP_INIT_TAKE12("AcmeEventCommand", set_event_command, NULL, RSRC_CONF,
+        "AcmeEventCommand /path/prog [seconds]: a program run as 'prog "
+        "EVENT ID NAMES...' on every change of a certificate (default "
+        "timeout 30)"),
+    AP_INIT_TAKE1("AcmeExpiryWarning", set_expiry_warning, NULL, RSRC_CONF,
+        "AcmeExpiryWarning SECONDS: a certificate this close to its notAfter"
+        " is expiring (default: the last 10% of its lifetime)"),
     AP_INIT_TAKE_ARGV("AcmeCertificate", set_certificate, NULL, RSRC_CONF,
         "AcmeCertificate <issuer> [names...] [key=type] "
         "[challenge=type[,type...]]: manage this "

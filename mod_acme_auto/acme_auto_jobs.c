@@ -183,6 +183,7 @@ job_activate(job_t *j, long long now)
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: the "
                  "certificate that waited for its notBefore is served now",
                  j->c->id);
+    acme_auto_event_emit_status(j->c, j->s, "installed", &st);
 }
 
 /* A bundle another driver wrote after our parent read the store (a child
@@ -520,8 +521,9 @@ issuer_pause(job_t *j, long long retry_after, long long now)
 static void
 job_failed(job_t *j, const char *msg, long long retry_after)
 {
-    long long now = now_sec();
-    char      buf[ACME_ERRLEN + 64];
+    long long               now = now_sec();
+    char                    buf[ACME_ERRLEN + 64];
+    acme_auto_slot_status_t st;
 
     acme_job_failed(&j->st, j->type, msg, now, retry_after,
                     j->c->issuer->conf.retry_delay, j->f.seed);
@@ -530,6 +532,10 @@ job_failed(job_t *j, const char *msg, long long retry_after)
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: order "
                  "failed: %s", j->c->id,
                  acme_job_failure_text(&j->st, buf, sizeof(buf)));
+
+    /* "failed", at most one an hour (acme_event.h) */
+    acme_auto_shm_get_status(j->c->slot, &st);
+    acme_auto_event_failed(j->c, j->s, &st);
 }
 
 static int
@@ -594,6 +600,8 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
         j->unsaved_at = 0;
         acme_job_status_end(&cur, &j->st, job_due_at(j));
         acme_auto_shm_set_status(j->c->slot, &cur);
+        /* issued now, "installed" once served (job_activate) */
+        acme_auto_event_issued(j->c, j->s, cur.have_cert, &st);
         return 0;
     }
     j->f.have_cert = 1;
@@ -614,6 +622,10 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
                  "certificate, serial %s, valid until %s; served without "
                  "restart", j->c->id, st.serial,
                  acme_time_rfc3339(st.not_after, until, sizeof(until)));
+    /* "issued" / "renewed", then "installed": in shared memory, every
+     * child serves it from its next check (25 ms) */
+    acme_auto_event_issued(j->c, j->s, cur.have_cert, &st);
+    acme_auto_event_emit_status(j->c, j->s, "installed", &st);
     if (!cur.have_cert && j->c->bridge != NULL) {
         /* the first one since the start: the bridge is not served again */
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: "
@@ -949,6 +961,8 @@ watch_tick(watch_t *w)
             j->due_at = -1;
         }
         job_activate(j, now);
+        /* "expiring", once a day in the warning window */
+        acme_auto_event_tick(j->c, j->s);
         due = job_publish_due(j, now);
         if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
             continue;

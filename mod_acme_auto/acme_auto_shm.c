@@ -39,6 +39,7 @@ typedef struct {
     acme_auto_slot_status_t st;
     apr_size_t              bundle_len; /* 0 = none */
     char                    bundle[ACME_AUTO_BUNDLE_MAX];
+    acme_event_track_t      ev;         /* events' rate limits, locked */
 } shm_slot_t;
 
 typedef struct {
@@ -403,6 +404,22 @@ acme_auto_shm_set_status(int slot, const acme_auto_slot_status_t *st)
     memcpy(&sl->st, st, sizeof(sl->st));
     seq_write_end(&sl->seq);
     unlock();
+}
+
+int
+acme_auto_shm_events(int slot, int (*fn)(acme_event_track_t *, void *),
+    void *arg)
+{
+    shm_slot_t *sl = slot_at(slot);
+    int         rc;
+
+    if (sl == NULL || !lock()) {
+        return 0;
+    }
+    /* no lock-free reader looks at ev: no seqlock write */
+    rc = fn(&sl->ev, arg);
+    unlock();
+    return rc;
 }
 
 void

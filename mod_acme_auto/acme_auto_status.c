@@ -45,6 +45,7 @@ status_certs(apr_pool_t *p, long long now, int *n)
         certs[i].issuer = c->issuer->conf.name;
         certs[i].directory = c->issuer->conf.directory;
         certs[i].key_type = acme_key_type_name(c->key_type);
+        certs[i].warn_window = c->issuer->conf.expiry_warning;
         acme_job_status_view(&st[i], now, c->challenges, c->n_challenges,
                              &certs[i]);
         acme_job_status_bridge(&st[i], c->bridge, &certs[i]);

@@ -77,6 +77,7 @@ acme_auto_child_init(apr_pool_t *pchild, server_rec *s)
     }
     acme_auto_ssl_child_init(pchild, s);
     acme_auto_jobs_child_init(pchild);
+    acme_auto_events_child_init(pchild);
 }
 
 static void

@@ -14,6 +14,8 @@
  *   acme_auto_ssl.c    children: cert callback, per-process parsed certs
  *   acme_auto_jobs.c   the singleton watchdog and one thread per certificate job
  *   acme_auto_status.c the "acme-status" handler, status from a bundle
+ *   acme_auto_events.c the event program (AcmeEventCommand): a queue and
+ *                      a thread of its own in the driving child
  */
 #ifndef MOD_ACME_AUTO_H
 #define MOD_ACME_AUTO_H
@@ -32,6 +34,7 @@
 #include "acme_dns_publish.h"
 #include "acme_issuer.h"
 #include "acme_eab_file.h"
+#include "acme_event.h"
 #include "acme_job.h"
 #include "acme_job_account.h"
 #include "acme_key.h"
@@ -94,6 +97,12 @@ typedef struct {
     acme_auto_cert_t      *managed;     /* set by the check: the first */
     apr_array_header_t    *managed_all; /* acme_auto_cert_t *, all of them */
     int                    ssl_seen;    /* mod_ssl gave us its SSL_CTX */
+    /* main server only: AcmeEventCommand, AcmeExpiryWarning outside
+     * <AcmeIssuer>, for the blocks without their own
+     * (acme_issuer_events_inherit) */
+    const char            *event_command;
+    int                    event_timeout_ms;
+    long long              expiry_warning;
 } acme_auto_srv_conf_t;
 
 /* A managed certificate after the check: one per distinct (issuer, id). */
@@ -188,6 +197,10 @@ int acme_auto_shm_set_bundle(int slot, const char *pem, apr_size_t len,
     const acme_auto_slot_status_t *st);
 /* Updates the status fields, keeps bundle and generation. */
 void acme_auto_shm_set_status(int slot, const acme_auto_slot_status_t *st);
+/* Runs fn on the slot's event record (acme_event.h) under the lock;
+ * fn's result, 0 without shared memory. */
+int acme_auto_shm_events(int slot, int (*fn)(acme_event_track_t *, void *),
+    void *arg);
 /* Only the challenge type of the current attempt. */
 void acme_auto_shm_set_challenge(int slot, const char *type);
 /* Only the state/step pair: "renewing" marks an order running (the other
@@ -240,6 +253,28 @@ void acme_auto_jobs_child_init(apr_pool_t *pchild);
  * MPM's signal handlers (prefork runs its child exit inside one) always run
  * on the MPM's own threads.  0 or an errno. */
 int acme_auto_thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
+
+/* acme_auto_events.c: the event program (common/core/acme_event.h).
+ * emit queues an event for c (nothing without AcmeEventCommand; a full
+ * queue drops it with a warning) and returns at once; the driving child's
+ * event thread runs the program with acme_runner_posix.  Any thread. */
+void acme_auto_event_emit(acme_auto_cert_t *c, server_rec *s,
+    const char *event, const char *serial, long long not_after,
+    const char *last_error);
+/* The same with the facts of a status record. */
+void acme_auto_event_emit_status(acme_auto_cert_t *c, server_rec *s,
+    const char *event, const acme_auto_slot_status_t *st);
+/* An order gave a certificate (had_cert: one was served before):
+ * "issued" / "renewed" (acme_event_issued, rate limits reset). */
+void acme_auto_event_issued(acme_auto_cert_t *c, server_rec *s,
+    int had_cert, const acme_auto_slot_status_t *st);
+/* An order failed: "failed", at most one an hour (acme_event_failed). */
+void acme_auto_event_failed(acme_auto_cert_t *c, server_rec *s,
+    const acme_auto_slot_status_t *st);
+/* The watchdog's tick: "expiring", once a day (acme_event_expiring). */
+void acme_auto_event_tick(acme_auto_cert_t *c, server_rec *s);
+/* Stops the thread (a running program is killed) at the child's exit. */
+void acme_auto_events_child_init(apr_pool_t *pchild);
 
 /* acme_auto_status.c */
 int acme_auto_status_handler(request_rec *r);
