@@ -32,8 +32,17 @@
  *             (acme_status_expiring: expiry_warning / AcmeExpiryWarning,
  *             default the last 10 % of its lifetime) and not renewed;
  *             once a day per certificate (ACME_EVENT_EXPIRING_EVERY)
- *   revoked   the certificate was revoked (the revocation code calls
- *             acme_event_revoked() and the host's emit, see below)
+ *   revoked   the certificate was revoked: the revocation code (not here)
+ *             emits it with the revoked certificate's facts, no rate limit:
+ *               nginx:  ngx_acme_event_emit(amcf, cert,
+ *                           acme_event_revoked(&slot->events), serial,
+ *                           not_after, last_error, log)      (event loop)
+ *               Apache: acme_auto_event_emit(c, s, acme_event_revoked(NULL),
+ *                           serial, not_after, last_error)   (any thread)
+ *
+ * The hosts' emit functions (ngx_acme.h, mod_acme_auto.h) queue the event
+ * (ACME_EVENT_QUEUE_MAX per process, more are dropped with a warning) and
+ * return at once; nothing happens without an event command.
  */
 #ifndef ACME_EVENT_H
 #define ACME_EVENT_H
@@ -78,7 +87,7 @@ int acme_event_failed(acme_event_track_t *t, long long now);
 int acme_event_expiring(acme_event_track_t *t, long long not_before,
     long long not_after, long long warn_window, long long now);
 
-/* "revoked", for the revocation code: no rate limit. */
+/* "revoked", for the revocation code: no rate limit (t may be NULL). */
 const char *acme_event_revoked(acme_event_track_t *t);
 
 /* -- what --------------------------------------------------------------- */
