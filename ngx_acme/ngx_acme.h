@@ -468,6 +468,7 @@ int ngx_acme_dns_remove(ngx_acme_issuer_t *issuer, const char *identifier,
     const char *key_authz, char **log, char *err, size_t errlen);
 extern const acme_runner_t  ngx_acme_runner;
 void ngx_acme_thread_log(void *data, int level, const char *msg);
+void ngx_acme_thread_log_flush(char **out, const char *id, ngx_log_t *log);
 
 /* ngx_acme_event.c */
 char *ngx_acme_event_command_main(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -442,6 +442,40 @@ ngx_acme_thread_log(void *data, int level, const char *msg)
 }
 
 
+/* Event loop: the lines ngx_acme_thread_log kept, logged for the
+ * certificate id, and freed. */
+void
+ngx_acme_thread_log_flush(char **out, const char *id, ngx_log_t *log)
+{
+    char  *p, *nl;
+
+    if (*out == NULL) {
+        return;
+    }
+
+    for (p = *out; *p; p = nl) {
+        nl = strchr(p, '\n');
+        if (nl == NULL) {
+            nl = p + ngx_strlen(p);
+        }
+
+        /* "W|msg" or "I|msg", one a line */
+        if (nl - p > 2) {
+            ngx_log_error((p[0] == 'W' ? NGX_LOG_WARN : NGX_LOG_INFO), log, 0,
+                          "acme: certificate \"%s\": %*s", id,
+                          (size_t) (nl - p - 2), p + 2);
+        }
+
+        if (*nl == '\n') {
+            nl++;
+        }
+    }
+
+    free(*out);
+    *out = NULL;
+}
+
+
 /* the worker is going away: stop waiting (read-only flags, set by signals) */
 static int
 ngx_acme_dns_stopping(void *data)

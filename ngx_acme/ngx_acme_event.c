@@ -363,32 +363,9 @@ ngx_acme_event_done(ngx_event_t *ev)
 {
     ngx_acme_events_t  *evs = ev->data;
 
-    char  *p, *nl;
-
     evs->busy = 0;
 
-    if (evs->out) {
-        for (p = evs->out; *p; p = nl) {
-            nl = strchr(p, '\n');
-            if (nl == NULL) {
-                nl = p + ngx_strlen(p);
-            }
-
-            /* "W|msg" or "I|msg", one a line (ngx_acme_thread_log) */
-            if (nl - p > 2) {
-                ngx_log_error((p[0] == 'W' ? NGX_LOG_WARN : NGX_LOG_INFO),
-                              evs->log, 0, "acme: certificate \"%s\": %*s",
-                              evs->running.id, (size_t) (nl - p - 2), p + 2);
-            }
-
-            if (*nl == '\n') {
-                nl++;
-            }
-        }
-
-        free(evs->out);
-        evs->out = NULL;
-    }
+    ngx_acme_thread_log_flush(&evs->out, evs->running.id, evs->log);
 
     if (evs->rc != 0) {
         ngx_log_error(NGX_LOG_WARN, evs->log, 0,

@@ -63,30 +63,8 @@ ngx_acme_job_dns_abort(ngx_acme_job_t *job)
 void
 ngx_acme_job_dns_log(ngx_acme_job_t *job)
 {
-    char  *p, *nl;
-
-    if (job->dns_log) {
-        for (p = job->dns_log; *p; p = nl) {
-            nl = strchr(p, '\n');
-            if (nl == NULL) {
-                nl = p + ngx_strlen(p);
-            }
-
-            /* "W|msg" or "I|msg", one a line (ngx_acme_dns.c) */
-            if (nl - p > 2) {
-                ngx_log_error((p[0] == 'W' ? NGX_LOG_WARN : NGX_LOG_INFO),
-                              job->log, 0, "acme: certificate \"%V\": %*s",
-                              &job->cert->id, (size_t) (nl - p - 2), p + 2);
-            }
-
-            if (*nl == '\n') {
-                nl++;
-            }
-        }
-
-        free(job->dns_log);
-        job->dns_log = NULL;
-    }
+    ngx_acme_thread_log_flush(&job->dns_log, (char *) job->cert->id.data,
+                              job->log);
 
     if (job->dns_rm_err) {
         ngx_log_error(NGX_LOG_WARN, job->log, 0,

@@ -520,3 +520,15 @@ acme_monotonic_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+
+const char *
+acme_duration_text(int ms, char *buf, size_t len)
+{
+    if (ms % 1000 == 0) {
+        snprintf(buf, len, "%d s", ms / 1000);
+    } else {
+        snprintf(buf, len, "%d ms", ms);
+    }
+    return buf;
+}

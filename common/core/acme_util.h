@@ -65,6 +65,10 @@ char *acme_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Formats t as RFC 3339 UTC ("2026-11-26T11:14:27Z") into buf (>= 21 bytes). */
 const char *acme_time_rfc3339(long long t, char *buf, size_t len);
 
+/* A duration for messages: "60 s", or "1500 ms" when not whole seconds.
+ * Returns buf. */
+const char *acme_duration_text(int ms, char *buf, size_t len);
+
 /* Parses an RFC 3339 (section 5.6) date-time, strictly:
  * "2026-11-26T11:14:27Z", "t"/"z" lower case too, optional fraction
  * (ignored), offset Z or +hh:mm / -hh:mm; fields range-checked (second 60

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
+
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -24,17 +24,6 @@
 #define STOP_SLICE_MS       200
 
 
-
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts;
-
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (long) (ms % 1000) * 1000000;
-    nanosleep(&ts, NULL);
-}
 
 
 static int
@@ -59,7 +48,7 @@ sleep_unless_stopping(const acme_dns_publisher_t *p, int ms)
 
     while (ms > 0 && !stopping(p)) {
         slice = ms < STOP_SLICE_MS ? ms : STOP_SLICE_MS;
-        sleep_ms(slice);
+        acme_sleep_ms(slice);
         ms -= slice;
     }
 }
@@ -84,18 +73,6 @@ logf_(const acme_dns_publisher_t *p, int level, const char *fmt, ...)
     p->log(p->data, level, msg);
 }
 
-
-/* "60 s" or "1500 ms" */
-static const char *
-duration(int ms, char *buf, size_t len)
-{
-    if (ms % 1000 == 0) {
-        snprintf(buf, len, "%d s", ms / 1000);
-    } else {
-        snprintf(buf, len, "%d ms", ms);
-    }
-    return buf;
-}
 
 
 /* ---- the hook program (acme_run.h) --------------------------------------- */
@@ -287,7 +264,7 @@ wait_visible(const acme_dns_publisher_t *p, const acme_dns01_record_t *r,
             acme_dns_server_list(missing, left, list, sizeof(list));
             acme_err(err, errlen, "dns propagation: %s TXT \"%s\" not visible "
                      "on %s after %s%s%s%s", r->name, r->txt, list,
-                     duration(timeout, d, sizeof(d)),
+                     acme_duration_text(timeout, d, sizeof(d)),
                      msg[0] ? " (last error: " : "", msg, msg[0] ? ")" : "");
             break;
         }

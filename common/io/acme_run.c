@@ -19,8 +19,8 @@
 #define RUN_LINE_MAX    512
 
 
-static void
-sleep_ms(int ms)
+void
+acme_sleep_ms(int ms)
 {
     struct timespec ts;
 
@@ -34,19 +34,6 @@ static int
 stopping(const acme_run_t *r)
 {
     return r->stop != NULL && r->stop(r->data) != 0;
-}
-
-
-/* "60 s" or "1500 ms" */
-static const char *
-duration(int ms, char *buf, size_t len)
-{
-    if (ms % 1000 == 0) {
-        snprintf(buf, len, "%d s", ms / 1000);
-    } else {
-        snprintf(buf, len, "%d ms", ms);
-    }
-    return buf;
 }
 
 
@@ -163,7 +150,7 @@ acme_run(const acme_run_t *r, char *const argv[], char *const envp[],
             }
             if (acme_monotonic_ms() < deadline) {
                 if (!stopping(r)) {
-                    sleep_ms(20);
+                    acme_sleep_ms(20);
                     continue;
                 }
                 gave_up = 1;
@@ -180,7 +167,7 @@ acme_run(const acme_run_t *r, char *const argv[], char *const envp[],
                             "down)", prog);
         }
         return acme_err(err, errlen, "%s killed after %s", prog,
-                        duration(r->timeout_ms, d, sizeof(d)));
+                        acme_duration_text(r->timeout_ms, d, sizeof(d)));
     }
 
     if (status == 0) {

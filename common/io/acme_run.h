@@ -67,4 +67,7 @@ typedef struct {
 int acme_run(const acme_run_t *r, char *const argv[], char *const envp[],
     char *err, size_t errlen);
 
+/* Sleeps ms milliseconds (threads only). */
+void acme_sleep_ms(int ms);
+
 #endif
