@@ -202,8 +202,11 @@ typedef struct {
     size_t                    next_bundle_len;
     ngx_uint_t                next_unsaved;
 
-    /* the events' rate limits (acme_event.h), kept across lease changes */
+    /* the events' rate limits (acme_event.h), kept across lease changes;
+     * installed: the bundle was activated, "installed" is due (emitted by
+     * the lease holder's tick, after its "issued" / "renewed") */
     acme_event_track_t        events;
+    ngx_uint_t                event_installed;
 } ngx_acme_slot_t;
 
 
@@ -488,12 +491,10 @@ void ngx_acme_event_emit(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 void ngx_acme_event_emit_slot(ngx_acme_main_conf_t *amcf,
     ngx_acme_cert_t *cert, const char *event, const acme_job_status_t *rec,
     ngx_log_t *log);
-/* The lease holder's tick: "expiring" (acme_event_expiring); unlocked. */
+/* The lease holder's tick: "installed" once a bundle is activated,
+ * "expiring" (acme_event_expiring); unlocked. */
 void ngx_acme_event_tick(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     ngx_log_t *log);
-/* "installed" for the certificate of slot; called with the zone locked. */
-void ngx_acme_event_installed(ngx_acme_main_conf_t *amcf,
-    ngx_acme_slot_t *slot, ngx_log_t *log);
 
 /* ngx_acme_variables.c */
 ngx_int_t ngx_acme_variables_add(ngx_conf_t *cf);

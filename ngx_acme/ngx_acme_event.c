@@ -5,11 +5,12 @@
  *   acme_expiry_warning TIME;                      http{} or acme_issuer
  *
  * (an issuer's own win: acme_issuer_events_inherit at postconfiguration),
- * and the program's runs.  Any worker may emit (the lease holder: issued,
- * renewed, failed, expiring; the worker that activates a bundle:
- * installed): each keeps a bounded queue (acme_event_queue_t, full: the
- * event is dropped with a warning) and runs one event at a time in a task
- * of the thread pool, with the dns-01 hook's clone() runner
+ * and the program's runs.  The lease holder emits them (issued, renewed,
+ * failed from its orders; installed, once a bundle is activated in every
+ * worker, and expiring from its tick), so one certificate's events keep
+ * their order.  A worker keeps a bounded queue (acme_event_queue_t, full:
+ * the event is dropped with a warning) and runs one event at a time in a
+ * task of the thread pool, with the dns-01 hook's clone() runner
  * (ngx_acme_runner, acme_event_run): never on the event loop, and at most
  * one thread of the pool per worker, so a hanging program (killed at its
  * timeout) never delays ACME work or traffic.  Its stderr lines and the
@@ -259,15 +260,17 @@ ngx_acme_event_emit_slot(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 
 
 /*
- * The lease holder's tick: "expiring" once a day while the served
- * certificate is inside its warning window (acme_event_expiring); none
- * while a renewed one waits for its notBefore.
+ * The lease holder's tick: "installed" once a bundle was activated in
+ * every worker (ngx_acme_shm_activate marks the slot), so that it follows
+ * the "issued" / "renewed" this worker queued; "expiring" once a day while
+ * the served certificate is inside its warning window
+ * (acme_event_expiring), none while a renewed one waits for its notBefore.
  */
 void
 ngx_acme_event_tick(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     ngx_log_t *log)
 {
-    ngx_uint_t          emit;
+    ngx_uint_t          emit, installed;
     ngx_acme_slot_t    *slot;
     acme_job_status_t   rec;
 
@@ -279,6 +282,9 @@ ngx_acme_event_tick(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 
     ngx_acme_shm_lock(amcf);
 
+    installed = slot->event_installed;
+    slot->event_installed = 0;
+
     emit = slot->bundle != NULL && slot->status.have_cert
            && slot->status.pending_at == 0
            && acme_event_expiring(&slot->events, slot->status.not_before,
@@ -289,29 +295,12 @@ ngx_acme_event_tick(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 
     ngx_acme_shm_unlock(amcf);
 
+    if (installed) {
+        ngx_acme_event_emit_slot(amcf, cert, "installed", &rec, log);
+    }
+
     if (emit) {
         ngx_acme_event_emit_slot(amcf, cert, "expiring", &rec, log);
-    }
-}
-
-
-/* A slot activated in every worker (ngx_acme_shm_activate): "installed". */
-void
-ngx_acme_event_installed(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
-    ngx_log_t *log)
-{
-    ngx_uint_t        i;
-    ngx_acme_cert_t **certs;
-
-    certs = amcf->certs.elts;
-
-    for (i = 0; i < amcf->certs.nelts; i++) {
-        if (certs[i]->slot == slot) {
-            /* called locked: the record is read as it is */
-            ngx_acme_event_emit_slot(amcf, certs[i], "installed",
-                                     &slot->status, log);
-            return;
-        }
     }
 }
 

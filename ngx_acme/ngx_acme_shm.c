@@ -377,8 +377,8 @@ ngx_acme_shm_activate(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
                       "processes%s", slot->id,
                       ready ? "" : " (not every worker reported in time)");
 
-        /* the event program's "installed" (acme_event.h) */
-        ngx_acme_event_installed(amcf, slot, log);
+        /* the event program's "installed": the lease holder's next tick */
+        slot->event_installed = 1;
     }
 
     ngx_acme_shm_unlock(amcf);

@@ -110,9 +110,10 @@ def test_events(server, pebble_factory, state_dir, workdir):
     renewed = [r for r in of_a if r["event"] == "renewed"]
     assert len(issued) == 1 and renewed, of_a
     assert renewed[0]["serial"] != issued[0]["serial"]
-    # installed: the certificate issued just before (same serial)
+    # installed after it, for the certificate issued just before (same serial)
     events = [r["event"] for r in of_a]
     first_inst = of_a[events.index("installed")]
+    assert events.index("issued") < events.index("installed"), events
     assert first_inst["serial"] == issued[0]["serial"], of_a
 
     failed = [r for r in runs if r["id"] == f]
@@ -128,10 +129,13 @@ def test_events(server, pebble_factory, state_dir, workdir):
 
 def test_event_program_hangs(server, pebble, state_dir, workdir):
     """A program that never ends is killed after timeout=1s / 1, with a log
-    line; its events wait their turn and both orders go on."""
+    line; its events wait their turn and both orders go on.  The command is
+    the server-wide one (nginx http{}, Apache server config), which the
+    issuer without its own takes."""
     prog, rec = _program(workdir, tail="echo 'still busy' >&2\nexec sleep 300")
-    server.write_certs(pebble, state_dir, [(["a.example.test"], ""), (["c.example.test"], "")],
-                       issuer=[_event_line(server, prog, timeout=1)])
+    server.write_managed(pebble, state_dir, names=["a.example.test"],
+                         more=[server.vhost(["c.example.test"]),
+                               _event_line(server, prog, timeout=1).strip()])
     server.start()
     for name in ("a.example.test", "c.example.test"):
         wait_for(lambda: server.status_cert(cert_id(name))["state"] == "valid", ISSUE_TIMEOUT,
