@@ -845,8 +845,9 @@ job_publish_due(job_t *j, long long now)
 static void
 job_check_unfinished(job_t *j)
 {
-    char      buf[ACME_ERRLEN + 64];
-    int       alive;
+    char                    buf[ACME_ERRLEN + 64];
+    int                     alive;
+    acme_auto_slot_status_t st;
 
     alive = j->st.attempt_pid != (long) getpid()
             && acme_process_alive(j->st.attempt_pid);
@@ -858,6 +859,9 @@ job_check_unfinished(job_t *j)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: %s",
                      j->c->id, acme_job_failure_text(&j->st, buf,
                                                      sizeof(buf)));
+        /* a failed order too: "failed", at most one an hour */
+        acme_auto_shm_get_status(j->c->slot, &st);
+        acme_auto_event_failed(j->c, j->s, &st);
     }
 }
 

@@ -335,9 +335,10 @@ static ngx_uint_t
 ngx_acme_unfinished(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     acme_cert_state_t *st, ngx_log_t *log)
 {
-    char          buf[2 * ACME_ERRLEN];
-    time_t        now;
-    ngx_uint_t    alive;
+    char               buf[2 * ACME_ERRLEN];
+    time_t             now;
+    ngx_uint_t         alive, emit;
+    acme_job_status_t  rec;
 
     now = ngx_time();
 
@@ -361,10 +362,18 @@ ngx_acme_unfinished(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     cert->slot->st = *st;
     acme_job_status_end(&cert->slot->status, st, st->next_attempt);
 
+    /* a failed order too: "failed", at most one an hour */
+    emit = acme_event_failed(&cert->slot->events, (long long) now);
+    rec = cert->slot->status;
+
     ngx_acme_shm_unlock(amcf);
 
     ngx_log_error(NGX_LOG_ERR, log, 0, "acme: certificate \"%V\": %s",
                   &cert->id, acme_job_failure_text(st, buf, sizeof(buf)));
+
+    if (emit) {
+        ngx_acme_event_emit_slot(amcf, cert, "failed", &rec, log);
+    }
 
     if (ngx_acme_job_save_state(amcf, cert, st, log) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, log, 0,

@@ -25,7 +25,8 @@
  *             live worker parsed it and it is activated) / child (Apache:
  *             it is in shared memory, which every child's refresh thread
  *             checks every 25 ms)
- *   failed    an order failed; at most one per certificate per hour
+ *   failed    an order failed (also one whose process died during it,
+ *             acme_job_unfinished); at most one per certificate per hour
  *             (ACME_EVENT_FAILED_EVERY; the first failure after a success
  *             always)
  *   expiring  the served certificate is inside its warning window
