@@ -496,7 +496,7 @@ set_dns_hook(cmd_parms *cmd, void *dummy, const char *prog, const char *tmo)
     if (cur_issuer->conf.dns.hook != NULL) {
         return "AcmeDNSHook is given twice in this <AcmeIssuer>";
     }
-    if (acme_dns_hook_check(prog, msg, sizeof(msg)) != 0) {
+    if (acme_run_check(prog, msg, sizeof(msg)) != 0) {
         return apr_psprintf(cmd->pool, "AcmeDNSHook: %s", msg);
     }
     cur_issuer->conf.dns.hook = prog;
@@ -533,7 +533,7 @@ set_event_command(cmd_parms *cmd, void *dummy, const char *prog,
     if (*dst != NULL) {
         return "AcmeEventCommand is given twice here";
     }
-    if (acme_dns_hook_check(prog, msg, sizeof(msg)) != 0) {
+    if (acme_run_check(prog, msg, sizeof(msg)) != 0) {
         return apr_psprintf(cmd->pool, "AcmeEventCommand: %s", msg);
     }
     *dst = prog;

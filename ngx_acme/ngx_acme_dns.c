@@ -198,7 +198,7 @@ ngx_acme_dns_hook_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (acme_dns_hook_check((char *) path.data, err, sizeof(err)) != 0) {
+    if (acme_run_check((char *) path.data, err, sizeof(err)) != 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid \"dns_hook\": %s",
                            err);
         return NGX_CONF_ERROR;

@@ -18,7 +18,6 @@
  */
 
 #include "ngx_acme.h"
-#include "acme_dns_conf_load.h"
 #include "acme_event_run.h"
 
 
@@ -149,7 +148,7 @@ ngx_acme_event_parse(ngx_conf_t *cf, const char **prog, int *timeout_ms)
 
     /* no ngx_conf_full_name: a relative path is an error, not the prefix's */
 
-    if (acme_dns_hook_check((char *) value[1].data, err, sizeof(err)) != 0) {
+    if (acme_run_check((char *) value[1].data, err, sizeof(err)) != 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid \"acme_event_command\": %s", err);
         return NGX_CONF_ERROR;

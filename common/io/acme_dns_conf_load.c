@@ -1,10 +1,8 @@
 /*
  * dns-01 directive values that need the file system (acme_dns_conf_load.h).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "acme_dns.h"
 #include "acme_dns_conf.h"
@@ -35,27 +33,6 @@ acme_dns_update_conf_load(const acme_dns_update_args_t *a,
         return acme_err(err, errlen, "cannot load the TSIG key \"%.64s\" from "
                         "\"%s\": %s", a->key_name, a->secret,
                         inner[0] ? inner : "invalid key");
-    }
-    return 0;
-}
-
-
-int
-acme_dns_hook_check(const char *path, char *err, size_t errlen)
-{
-    struct stat  st;
-
-    if (path == NULL || path[0] != '/') {
-        return acme_err(err, errlen, "'%s' is not an absolute path (the "
-                        "program runs without a shell or PATH search)",
-                        path ? path : "");
-    }
-    if (stat(path, &st) != 0) {
-        return acme_err(err, errlen, "'%s' is not an executable file: %s",
-                        path, strerror(errno));
-    }
-    if (!S_ISREG(st.st_mode) || (st.st_mode & 0111) == 0) {
-        return acme_err(err, errlen, "'%s' is not an executable file", path);
     }
     return 0;
 }

@@ -21,10 +21,6 @@
 int acme_dns_update_conf_load(const acme_dns_update_args_t *a,
     acme_dns_conf_t *c, char *err, size_t errlen);
 
-/*
- * The hook program: an absolute path (it runs without a shell or a PATH
- * search) of a regular file with an execute bit.  0, or -1 with err.
- */
-int acme_dns_hook_check(const char *path, char *err, size_t errlen);
+/* The hook program is checked with acme_run_check (acme_run.h). */
 
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "acme_run.h"
@@ -256,3 +257,24 @@ reap_posix(void *data, long pid, int block, int *status)
 const acme_runner_t acme_runner_posix = {
     NULL, spawn_posix, reap_posix
 };
+
+
+int
+acme_run_check(const char *path, char *err, size_t errlen)
+{
+    struct stat  st;
+
+    if (path == NULL || path[0] != '/') {
+        return acme_err(err, errlen, "'%s' is not an absolute path (the "
+                        "program runs without a shell or PATH search)",
+                        path ? path : "");
+    }
+    if (stat(path, &st) != 0) {
+        return acme_err(err, errlen, "'%s' is not an executable file: %s",
+                        path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 0111) == 0) {
+        return acme_err(err, errlen, "'%s' is not an executable file", path);
+    }
+    return 0;
+}

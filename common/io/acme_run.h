@@ -67,6 +67,14 @@ typedef struct {
 int acme_run(const acme_run_t *r, char *const argv[], char *const envp[],
     char *err, size_t errlen);
 
+/*
+ * A configured program (dns_hook / AcmeDNSHook, acme_event_command /
+ * AcmeEventCommand): an absolute path (it runs without a shell or a PATH
+ * search) of a regular file with an execute bit.  0, or -1 with err.
+ * Configuration time (also -t).
+ */
+int acme_run_check(const char *path, char *err, size_t errlen);
+
 /* Sleeps ms milliseconds (threads only). */
 void acme_sleep_ms(int ms);
 

@@ -467,11 +467,11 @@ UNIT_TEST(dns_hook_check_program)
     char   err[ACME_ERRLEN];
     int    fd;
 
-    CHECK_INT(acme_dns_hook_check("bin/hook", err, sizeof(err)), -1);
+    CHECK_INT(acme_run_check("bin/hook", err, sizeof(err)), -1);
     CHECK(strstr(err, "not an absolute path") != NULL);
-    CHECK_INT(acme_dns_hook_check("/tmp", err, sizeof(err)), -1);
+    CHECK_INT(acme_run_check("/tmp", err, sizeof(err)), -1);
     CHECK(strstr(err, "not an executable file") != NULL);
-    CHECK_INT(acme_dns_hook_check("/nonexistent/hook", err, sizeof(err)), -1);
+    CHECK_INT(acme_run_check("/nonexistent/hook", err, sizeof(err)), -1);
     CHECK(strstr(err, "not an executable file") != NULL);
 
     fd = mkstemp(path);
@@ -481,9 +481,9 @@ UNIT_TEST(dns_hook_check_program)
     }
     close(fd);
     CHECK(chmod(path, 0600) == 0);
-    CHECK_INT(acme_dns_hook_check(path, err, sizeof(err)), -1);
+    CHECK_INT(acme_run_check(path, err, sizeof(err)), -1);
     CHECK(chmod(path, 0700) == 0);
-    CHECK_INT(acme_dns_hook_check(path, err, sizeof(err)), 0);
+    CHECK_INT(acme_run_check(path, err, sizeof(err)), 0);
     unlink(path);
 }
 
