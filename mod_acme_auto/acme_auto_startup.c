@@ -643,6 +643,7 @@ acme_auto_add_cert_files(server_rec *s, apr_pool_t *p,
     acme_auto_cert_t   *c;
     int                 i, added = 0, stored = 0;
 
+    acme_auto_inventory_note(s, p, cert_files);
     if (all == NULL || all->nelts == 0) {
         return DECLINED;
     }

@@ -2,7 +2,9 @@
  * "SetHandler acme-status": the status document shared with the nginx
  * module (acme_status.h), rendered from shared memory without locks: each
  * slot's record (acme_job_status_t) through acme_job_status_view; as JSON,
- * Prometheus text or HTML (acme_status_view.h), and mod_status' lines.
+ * Prometheus text or HTML (acme_status_view.h), and mod_status' lines;
+ * after the managed certificates those vhosts load from files
+ * (acme_auto_inventory.c).
  */
 #include <string.h>
 #include <stdlib.h>
@@ -24,7 +26,8 @@
 APLOG_USE_MODULE(acme_auto);
 
 /* Every certificate of this configuration as the status renderers take
- * them (*n of them), from the shared slots; allocated from p. */
+ * them (*n of them), from the shared slots, then the inventory's;
+ * allocated from p. */
 static acme_status_cert_t *
 status_certs(apr_pool_t *p, long long now, int *n)
 {
@@ -50,7 +53,7 @@ status_certs(apr_pool_t *p, long long now, int *n)
                              &certs[i]);
         acme_job_status_bridge(&st[i], c->bridge, &certs[i]);
     }
-    return certs;
+    return acme_auto_inventory_status(p, certs, *n, n, now);
 }
 
 int

@@ -16,6 +16,8 @@
  *   acme_auto_status.c the "acme-status" handler, status from a bundle
  *   acme_auto_events.c the event program (AcmeEventCommand): a queue and
  *                      a thread of its own in the driving child
+ *   acme_auto_inventory.c the certificates vhosts load from files
+ *                      (SSLCertificateFile), for the status
  */
 #ifndef MOD_ACME_AUTO_H
 #define MOD_ACME_AUTO_H
@@ -239,6 +241,18 @@ int acme_auto_post_config_after_ssl(apr_pool_t *pconf, apr_pool_t *plog,
 int acme_auto_prepare_certs(server_rec *s, apr_pool_t *pconf, apr_pool_t *ptemp);
 int acme_auto_add_cert_files(server_rec *s, apr_pool_t *p,
     apr_array_header_t *cert_files, apr_array_header_t *key_files);
+
+/* acme_auto_inventory.c */
+/* From the ssl_add_cert_files hook (parent, every SSL vhost): reads the
+ * vhost's certificate files for the status, or notes the vhost as a user
+ * of its managed certificates. */
+void acme_auto_inventory_note(server_rec *s, apr_pool_t *p,
+    apr_array_header_t *cert_files);
+/* The status entries: certs[0..n) (acme_auto_g.certs order) get their
+ * used_by and sans, the inventory's entries follow; *total of them, from
+ * p. */
+acme_status_cert_t *acme_auto_inventory_status(apr_pool_t *p,
+    acme_status_cert_t *certs, int n, int *total, long long now);
 
 /* acme_auto_ssl.c: the children */
 int acme_auto_ssl_init_server(server_rec *s, apr_pool_t *p, int is_proxy,

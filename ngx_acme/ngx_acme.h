@@ -40,6 +40,8 @@
  *   ngx_acme_event.c      acme_event_command, acme_expiry_warning; the
  *                         event program's runs (thread pool, one at a
  *                         time per worker, a bounded queue)
+ *   ngx_acme_inventory.c  the certificates servers load from files
+ *                         (ssl_certificate), for the status
  *   ngx_acme_variables.c  $acme_certificate, $acme_certificate_key (as
  *                         nginx-acme's) and the ssl_certificate pair
  *   ngx_acme_http.c       the non-blocking HTTPS client (ngx_acme_http.h):
@@ -101,6 +103,7 @@
 
 typedef struct ngx_acme_job_s  ngx_acme_job_t;
 typedef struct ngx_acme_events_s  ngx_acme_events_t;
+typedef struct ngx_acme_inventory_s  ngx_acme_inventory_t;
 
 
 /* One "acme_issuer name { }" block. Strings are NUL-terminated. */
@@ -363,6 +366,8 @@ typedef struct {
     long long                 expiry_warning;
     ngx_acme_events_t        *events;         /* per worker, NULL: none
                                                  emitted yet */
+    /* the certificates servers load from files (ngx_acme_inventory.c) */
+    ngx_acme_inventory_t     *inventory;
 } ngx_acme_main_conf_t;
 
 
@@ -384,6 +389,8 @@ char *ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_acme_postconfiguration(ngx_conf_t *cf);
 ngx_int_t ngx_acme_dot_name(ngx_pool_t *pool, ngx_str_t *name,
     ngx_str_t *out);
+ngx_int_t ngx_acme_server_listens_ssl(ngx_http_core_main_conf_t *cmcf,
+    ngx_http_core_srv_conf_t *cscf);
 
 /* ngx_acme_init.c */
 ngx_int_t ngx_acme_init_module(ngx_cycle_t *cycle);
@@ -506,6 +513,12 @@ ngx_int_t ngx_acme_challenge_init(ngx_conf_t *cf);
 
 /* ngx_acme_status.c */
 char *ngx_acme_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/* ngx_acme_inventory.c */
+ngx_int_t ngx_acme_inventory_init(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf);
+acme_status_cert_t *ngx_acme_inventory_status(ngx_http_request_t *r,
+    ngx_acme_main_conf_t *amcf, acme_status_cert_t *list, ngx_uint_t n,
+    ngx_uint_t *total, time_t now);
 
 
 #endif /* _NGX_ACME_H_INCLUDED_ */

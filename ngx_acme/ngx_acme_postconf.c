@@ -2,8 +2,9 @@
  * ngx_http_acme_module: postconfiguration, once the whole configuration is
  * read: each acme_certificate gets its issuer, names, id and shared
  * certificate object, the server is checked (TLS listener, no
- * ssl_certificate of its own, dns-01 settings), and the issuers get their
- * HTTP client settings.
+ * ssl_certificate of its own, dns-01 settings), the issuers get their
+ * HTTP client settings, and the certificate files servers load are read
+ * for the status (ngx_acme_inventory.c).
  */
 
 #include "ngx_acme.h"
@@ -12,8 +13,6 @@
 
 static ngx_int_t ngx_acme_server_has_name(ngx_conf_t *cf,
     ngx_http_core_srv_conf_t *cscf, const char *name);
-static ngx_int_t ngx_acme_server_listens_ssl(ngx_http_core_main_conf_t *cmcf,
-    ngx_http_core_srv_conf_t *cscf);
 static ngx_int_t ngx_acme_cert_names(ngx_conf_t *cf,
     ngx_http_core_srv_conf_t *cscf, ngx_acme_srv_conf_t *ascf,
     ngx_acme_cert_t *cert);
@@ -58,7 +57,7 @@ ngx_acme_server_has_name(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_acme_server_listens_ssl(ngx_http_core_main_conf_t *cmcf,
     ngx_http_core_srv_conf_t *cscf)
 {
@@ -508,6 +507,10 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                 return NGX_ERROR;
             }
         }
+    }
+
+    if (ngx_acme_inventory_init(cf, amcf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (amcf->tls_alpn && ngx_acme_alpn_init(cf, amcf) != NGX_OK) {

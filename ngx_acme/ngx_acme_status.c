@@ -1,7 +1,8 @@
 /*
  * "acme_status;": the status document of common/core/acme_status.h for every
  * managed certificate of this configuration, read from the shared zone:
- * each slot's record (acme_job_status_t) through acme_job_status_view.
+ * each slot's record (acme_job_status_t) through acme_job_status_view;
+ * then the certificates servers load from files (ngx_acme_inventory.c).
  */
 
 #include "ngx_acme.h"
@@ -110,6 +111,11 @@ ngx_acme_status_handler(ngx_http_request_t *r)
         c->directory = (char *) cert->issuer->conf.directory;
         c->key_type = acme_key_type_name(cert->key_type);
         c->warn_window = cert->issuer->conf.expiry_warning;
+    }
+
+    list = ngx_acme_inventory_status(r, amcf, list, n, &n, now);
+    if (list == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     json = acme_status_render_as(format, "nginx", (long) pid, list, n,

@@ -192,6 +192,7 @@ acme_cert_info_from_x509(X509 *x, acme_cert_info_t *out)
 
     out->key_type = acme_key_type_of(X509_get0_pubkey(x), &kt) == 0
                     ? (int) kt : -1;
+    acme_key_desc(X509_get0_pubkey(x), out->key_name, sizeof(out->key_name));
 
     ERR_clear_error();
     return 0;

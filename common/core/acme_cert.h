@@ -19,6 +19,8 @@ typedef struct {
     size_t      n_names;
     int         key_type;       /* acme_key_type_t of the public key; -1
                                    none of the supported types */
+    char        key_name[24];   /* acme_key_desc() of the public key, e.g.
+                                   "ecdsa:256", also "rsa:1024" */
 } acme_cert_info_t;
 
 /* Inspects the first certificate of a PEM chain. 0, or -1 with err. */

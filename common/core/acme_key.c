@@ -3,6 +3,7 @@
  * EC_KEY_ calls), so every key type goes through the same code paths.
  */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,4 +237,50 @@ acme_key_type_of(EVP_PKEY *key, acme_key_type_t *out)
         *out = t;
     }
     return 0;
+}
+
+const char *
+acme_key_desc(EVP_PKEY *key, char *buf, size_t len)
+{
+    acme_key_type_t  t;
+    const char      *kind;
+
+    if (len == 0) {
+        return buf;
+    }
+
+    if (key == NULL) {
+        snprintf(buf, len, "unknown");
+        return buf;
+    }
+
+    if (acme_key_type_of(key, &t) == 0) {
+        snprintf(buf, len, "%s", acme_key_type_name(t));
+        return buf;
+    }
+
+    if (EVP_PKEY_is_a(key, "ED25519")) {
+        kind = "ed25519";
+    } else if (EVP_PKEY_is_a(key, "ED448")) {
+        kind = "ed448";
+    } else if (EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_is_a(key, "RSA-PSS")) {
+        kind = "rsa";
+    } else if (EVP_PKEY_is_a(key, "EC")) {
+        kind = "ecdsa";
+    } else if (EVP_PKEY_is_a(key, "DSA")) {
+        kind = "dsa";
+    } else {
+        kind = "unknown";
+    }
+
+    if (kind[0] == 'e' && kind[1] == 'd') {
+        snprintf(buf, len, "%s", kind);
+    } else if (kind[0] == 'u' || EVP_PKEY_get_bits(key) <= 0) {
+        snprintf(buf, len, "%s", kind);
+    } else {
+        snprintf(buf, len, "%s:%d", kind, EVP_PKEY_get_bits(key));
+    }
+
+    ERR_clear_error();
+    return buf;
 }

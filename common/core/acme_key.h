@@ -48,4 +48,12 @@ char *acme_key_to_pem(EVP_PKEY *key, size_t *len);
 /* Type of an existing key; -1 if it is none of the supported types. */
 int acme_key_type_of(EVP_PKEY *key, acme_key_type_t *out);
 
+/*
+ * A name for any public key, into buf (returned): acme_key_type_name() for
+ * a supported type, else "rsa:BITS", "ecdsa:BITS", "ed25519", "ed448",
+ * "dsa:BITS", or "unknown" (also for NULL).  For the inventory of
+ * certificates the module does not manage (acme_inventory.h).
+ */
+const char *acme_key_desc(EVP_PKEY *key, char *buf, size_t len);
+
 #endif

@@ -16,7 +16,10 @@
  *       "directory": "<ACME directory URL>",
  *       "key_type": "ecdsa:256",
  *       "challenge": "http-01" | "tls-alpn-01" | "dns-01" or null,
- *       "state": "fallback" | "valid" | "renewing" | "failed" | "expired",
+ *       "state": "fallback" | "valid" | "renewing" | "failed" | "expired"
+ *                (an unmanaged one: "valid", "expired", "not yet valid"
+ *                when its notBefore is ahead, or "failed" with last_error
+ *                when its file cannot be read or parsed),
  *       "step": current ACME step while renewing, else null,
  *       "serial": hex or null, "ca_issuer": RFC2253 or null,
  *       "not_before": RFC3339 or null, "not_after": RFC3339 or null,
@@ -40,15 +43,23 @@
  *                 "not_after"}
  *       "managed": true for a certificate this module orders; false for one
  *                  the server loads from a file (ssl_certificate,
- *                  SSLCertificateFile), listed for the inventory only,
+ *                  SSLCertificateFile), listed for the inventory only
+ *                  (acme_inventory.h), after the managed ones, one entry
+ *                  per file: its "id" and "file" are the path, "names" its
+ *                  SANs, "issuer", "directory", "challenge", "step",
+ *                  "next_renewal", "last_success" null; a bridge is not
+ *                  listed so (it is the managed entry's "bridge"),
  *       "days_left": whole days until not_after (negative once expired), or
  *                    null without a certificate,
  *       "expiring": true when inside the warning window (acme_status_expiring),
- *       "subject": RFC2253 subject or null,
- *       "sans": [dNSName and iPAddress SANs of the served certificate],
+ *       "subject": RFC2253 subject or null (null for a managed one: not
+ *                  kept in the shared record),
+ *       "sans": [dNSName and iPAddress SANs of the served certificate; for
+ *                a managed one its configured names],
  *       "file": the certificate file (unmanaged) or null,
- *       "used_by": [the server names (nginx server{}) or vhosts (Apache
- *                  ServerName:port) that present it],
+ *       "used_by": [the server names (nginx server{}: each server_name, or
+ *                  "FILE:LINE" of a block without one) or vhosts (Apache
+ *                  ServerName:port) that present it, sorted],
  *       "orders": {"valid": n, "invalid": n} orders finished since start,
  *       "renewals": n certificates issued since start that replaced one
  *   } ]
