@@ -45,9 +45,11 @@ def sanitizer_env(preload_var, log_dir, extra=None):
 
 
 def status_cert(doc, cert_id=None):
-    """The certificate entry with that id (the only one when id is None)."""
+    """The certificate entry with that id (the only managed one when id is
+    None: the inventory's "managed": false entries follow them)."""
     certs = doc["certificates"]
     if cert_id is None:
+        certs = [c for c in certs if c.get("managed", True)]
         assert len(certs) == 1, certs
         return certs[0]
     for c in certs:

@@ -38,7 +38,9 @@ def test_sni_selects_managed_and_static(server, pebble, root_file, state_dir, wo
     doc = wait_for(lambda: (lambda d: d if all(x["state"] == "valid" for x in d["certificates"])
                             else None)(server.status()),
                    20, "both certificates valid in the status")
-    ids = sorted(x["id"] for x in doc["certificates"])
+    ids = sorted(x["id"] for x in doc["certificates"] if x["managed"])
     assert ids == ["a.example.test_ecdsa-256", "c.example.test_rsa-2048"]
+    # the static one is the inventory's (test_inventory.py)
+    assert [x["file"] for x in doc["certificates"] if not x["managed"]] == [crt]
     assert server.status_cert("c.example.test_rsa-2048")["key_type"] == "rsa:2048"
     assert not server.problems(), server.problems()
