@@ -9,6 +9,7 @@ import datetime
 import ipaddress
 import os
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -188,3 +189,29 @@ def test_bridge_is_not_listed_again(server, pebble_factory, workdir, state_dir):
     c = doc["certificates"][0]
     assert c["managed"] is True and c["bridge"]["file"] == crt, c
     assert c["used_by"] == [_user(server, "a.example.test")], c
+
+
+@pytest.mark.parametrize("server", ["nginx"], indirect=True)
+def test_nginx_http_level_certificate_listed_once(server, pebble_factory, workdir, state_dir):
+    """An ssl_certificate of http{} inherited by several TLS servers is one
+    entry naming all of them (a server without server_name by its FILE:LINE);
+    a server without ssl does not present it."""
+    ca = _make_ca()
+    now = datetime.datetime.utcnow().replace(microsecond=0)
+    key, crt, cert = _leaf(workdir, ca, "inherited", ["DNS:h1.example.test"],
+                           now - DAY, now + 30 * DAY)
+    more = ["ssl_certificate %s;\n    ssl_certificate_key %s;" % (crt, key)]
+    more += ["server { listen 127.0.0.1:%d ssl; server_name %s; }" % (server.https_port, n)
+             for n in ("h1.example.test", "h2.example.test")]
+    more += ["server { listen 127.0.0.1:%d ssl; } # unnamed" % server.https_port]
+    p = pebble_factory(start=False)
+    server.raw.write_conf(server.conf(p, state_dir, names=["a.example.test"], more=more))
+    server.start()
+
+    doc = server.status()
+    assert [c["managed"] for c in doc["certificates"]] == [True, False], doc
+    c = doc["certificates"][1]
+    unnamed = "%s:%d" % (server.raw.conf_path, server.conf_lines("# unnamed")[0])
+    assert c["file"] == crt and c["state"] == "valid", c
+    assert c["used_by"] == sorted([unnamed, "h1.example.test", "h2.example.test"]), c
+    assert same_serial(c["serial"], cert.serial_number)
