@@ -215,3 +215,36 @@ def test_nginx_http_level_certificate_listed_once(server, pebble_factory, workdi
     assert c["file"] == crt and c["state"] == "valid", c
     assert c["used_by"] == sorted([unnamed, "h1.example.test", "h2.example.test"]), c
     assert same_serial(c["serial"], cert.serial_number)
+
+
+def test_inventory_without_managed_certificates(server, workdir):
+    """Only certificates from files, no issuer: the status lists them."""
+    ca = _make_ca()
+    now = datetime.datetime.utcnow().replace(microsecond=0)
+    key, crt, cert = _leaf(workdir, ca, "only", ["DNS:only.example.test"],
+                           now - DAY, now + 30 * DAY)
+    if server.kind == "nginx":
+        body = _static(server, "only.example.test", crt, key) + """
+    server {
+        listen 127.0.0.1:%d;
+        server_name a.example.test;
+        location = /acme-status { acme_status; }
+    }""" % server.http_port
+    else:
+        body = _static(server, "only.example.test", crt, key) + """
+<VirtualHost 127.0.0.1:%d>
+    ServerName a.example.test
+    <Location /acme-status>
+        SetHandler acme-status
+    </Location>
+</VirtualHost>""" % server.http_port
+    server.raw.write_conf(body)
+    server.start()
+
+    doc = server.status()
+    assert doc["acme_pid"] is None
+    assert len(doc["certificates"]) == 1, doc
+    c = doc["certificates"][0]
+    assert c["managed"] is False and c["file"] == crt and c["state"] == "valid", c
+    assert c["used_by"] == [_user(server, "only.example.test")], c
+    assert same_serial(c["serial"], cert.serial_number)
