@@ -114,13 +114,14 @@ add_state(acme_strbuf_t *b, const acme_status_cert_t *c, long long now)
     } cls[] = {
         { "expired", "bad" }, { "failed", "bad" }, { "revoked", "bad" },
         { "fallback", "warn" }, { "renewing", "busy" },
+        { "not yet valid", "warn" },
     };
     const char  *state, *k = "";
     size_t       i;
     int          exp;
 
     state = c->state ? c->state : "unknown";
-    if (c->unmanaged) {
+    if (c->unmanaged && c->state == NULL) {
         state = (c->not_after != 0 && c->not_after <= now) ? "expired"
                                                            : "valid";
     }

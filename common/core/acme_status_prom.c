@@ -74,10 +74,13 @@ states(acme_strbuf_t *b, const acme_status_cert_t *c, long long now)
     int                 listed = 0;
 
     if (c->unmanaged) {
-        /* a file's certificate has no ACME life: valid or expired */
+        /* a file's certificate has no ACME life: valid or expired (the
+         * inventory's own state when it says more: "not yet valid", or
+         * "failed" for a file it could not read, acme_inventory_status) */
         list = unmanaged_states;
-        cur = (c->not_after != 0 && c->not_after <= now) ? "expired"
-                                                         : "valid";
+        cur = c->state ? c->state
+              : (c->not_after != 0 && c->not_after <= now) ? "expired"
+                                                           : "valid";
     } else {
         list = managed_states;
         cur = c->state ? c->state : "";

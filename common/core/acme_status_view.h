@@ -52,7 +52,8 @@ char *acme_status_render_as(int format, const char *server, long acme_pid,
  * acme_certificate_expiring, and the counters acme_orders_total{result=
  * "valid"|"invalid"} and acme_renewals_total; labels id, names (comma-
  * joined), issuer, key_type.  A certificate the server loads from a file
- * (unmanaged) has not_after, state (valid / expired), managed and expiring
+ * (unmanaged) has not_after, state (valid / expired, or the inventory's
+ * "not yet valid" / "failed": acme_inventory_status), managed and expiring
  * only; one without a certificate has no not_after.
  */
 char *acme_status_prometheus(const acme_status_cert_t *certs, size_t n,

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from test_status_views import PROMTOOL, get, promtool_ok, samples
 from tlsutil import parse_rfc3339, same_serial, wait_for
 
 DAY = datetime.timedelta(days=1)
@@ -154,6 +155,20 @@ def test_inventory_lists_file_certificates(server, pebble_factory, workdir, stat
     assert certs[soon[1]]["days_left"] == 2
     assert certs[old[1]]["days_left"] == -2
     assert certs[shared[1]]["sans"] == ["s1.example.test", "s2.example.test"]
+
+    # the Prometheus view has them too, and still passes promtool
+    st, _, text = get(server.http_port, "/acme-status?format=prometheus")
+    assert st == 200, text
+    if PROMTOOL:
+        ok, out = promtool_ok(text, workdir)
+        assert ok, out
+
+    def value(name, cert_id, **extra):
+        return [v for k, v in samples(text, name).items() if dict(k).get("id") == cert_id
+                and all(dict(k).get(a) == b for a, b in extra.items())]
+    assert value("acme_certificate_managed", old[1]) == [0]
+    assert value("acme_certificate_state", old[1], state="expired") == [1]
+    assert value("acme_certificate_state", soon[1], state="valid") == [1]
 
     # read once per configuration load: a new file is seen after a reload
     renewed = _leaf(workdir, ca, "shared", ["DNS:s1.example.test", "DNS:s2.example.test"],

@@ -16,6 +16,7 @@
 #include "acme_inventory_file.h"
 #include "acme_key.h"
 #include "acme_status.h"
+#include "acme_status_view.h"
 #include "acme_util.h"
 
 static const char *const inv_names[] = { "static.example.test", "192.0.2.9" };
@@ -238,4 +239,39 @@ UNIT_TEST(inventory_states_and_expiring)
     c.info.key_name[0] = '\0';
     acme_inventory_status(&c, now, &st);
     CHECK(st.key_type == NULL);
+}
+
+UNIT_TEST(inventory_states_in_the_views)
+{
+    acme_inventory_cert_t  c[2];
+    acme_status_cert_t     st[2];
+    char                  *prom, *html;
+    long long              now = 1795000000LL;
+
+    memset(c, 0, sizeof(c));
+    c[0].file = "/etc/ssl/missing.pem";
+    c[0].error = "cannot read the certificate: no such file";
+    c[1].file = "/etc/ssl/ahead.pem";
+    c[1].info.not_before = now + 3600;
+    c[1].info.not_after = now + 90 * 86400;
+    acme_inventory_status(&c[0], now, &st[0]);
+    acme_inventory_status(&c[1], now, &st[1]);
+
+    /* the inventory's state, not one derived from the dates alone */
+    prom = acme_status_prometheus(st, 2, now, NULL);
+    CHECK(prom != NULL);
+    if (prom != NULL) {
+        CHECK(strstr(prom, "id=\"/etc/ssl/missing.pem\"") != NULL);
+        CHECK(strstr(prom, "state=\"failed\"} 1\n") != NULL);
+        CHECK(strstr(prom, "state=\"not yet valid\"} 1\n") != NULL);
+        CHECK(strstr(prom, "state=\"valid\"} 1\n") == NULL);
+    }
+    html = acme_status_html("nginx", 0, st, 2, now, NULL);
+    CHECK(html != NULL);
+    if (html != NULL) {
+        CHECK(strstr(html, ">failed</span>") != NULL);
+        CHECK(strstr(html, ">not yet valid</span>") != NULL);
+    }
+    free(prom);
+    free(html);
 }
