@@ -14,6 +14,7 @@
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
+#include "http_main.h"
 #include "apr_strings.h"
 
 #include "mod_acme_auto.h"
@@ -157,6 +158,9 @@ acme_auto_inventory_status(apr_pool_t *p, acme_status_cert_t *certs, int n,
     managed_use_t      *m;
     acme_auto_cert_t   *c;
     int                 i, k, extra = inv ? (int) inv->inv.n : 0;
+    acme_auto_srv_conf_t *sc = ap_get_module_config(
+                                   ap_server_conf->module_config,
+                                   &acme_auto_module);
 
     out = apr_pcalloc(p, sizeof(*out) * (size_t) (n + extra + 1));
     if (n > 0) {
@@ -183,6 +187,8 @@ acme_auto_inventory_status(apr_pool_t *p, acme_status_cert_t *certs, int n,
     }
     for (i = 0; i < extra; i++) {
         acme_inventory_status(&inv->inv.certs[i], now, &out[n + i]);
+        /* the server-wide AcmeExpiryWarning: no issuer's own applies */
+        out[n + i].warn_window = sc->expiry_warning;
     }
     *total = n + extra;
     return out;

@@ -312,6 +312,9 @@ ngx_acme_inventory_status(ngx_http_request_t *r, ngx_acme_main_conf_t *amcf,
     for (i = 0; i < m; i++) {
         acme_inventory_status(&inv->inv.certs[i], (long long) now,
                               &all[n + i]);
+
+        /* the http{}-level acme_expiry_warning: no issuer's own applies */
+        all[n + i].warn_window = amcf->expiry_warning;
     }
 
     *total = n + m;

@@ -261,5 +261,17 @@ def test_inventory_without_managed_certificates(server, workdir):
     assert len(doc["certificates"]) == 1, doc
     c = doc["certificates"][0]
     assert c["managed"] is False and c["file"] == crt and c["state"] == "valid", c
+    assert c["expiring"] is False, c        # 30 days left of 31: outside 10 %
+    # the server-wide warning window applies to files too
+    server.stop()
+    server.raw.write_conf(("acme_expiry_warning 40d;\n" if server.kind == "nginx"
+                           else "AcmeExpiryWarning %d\n" % (40 * 86400)) + body)
+    server.start()
+    c = server.status()["certificates"][0]
+    assert c["expiring"] is True, c
+    server.stop()
+    server.raw.write_conf(body)
+    server.start()
+    c = server.status()["certificates"][0]
     assert c["used_by"] == [_user(server, "only.example.test")], c
     assert same_serial(c["serial"], cert.serial_number)
