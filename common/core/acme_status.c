@@ -99,9 +99,10 @@ acme_status_expiring(long long not_before, long long not_after,
     }
     window = warn_window;
     if (window <= 0) {
-        window = (not_after > not_before) ? (not_after - not_before) / 10 : 0;
+        window = (not_after > not_before)
+                 ? acme_sub_sat(not_after, not_before) / 10 : 0;
     }
-    return now >= not_after - window;
+    return now >= acme_sub_sat(not_after, window);
 }
 
 static json_t *

@@ -167,7 +167,7 @@ add_expiry(acme_strbuf_t *b, const acme_status_cert_t *c, long long now)
     add_time(b, c->not_after);
     acme_strbuf_puts(b, "<br><small>");
     if (c->not_after <= now) {
-        d = (now - c->not_after) / 86400;
+        d = acme_sub_sat(now, c->not_after) / 86400;
         if (d == 0) {
             acme_strbuf_puts(b, "expired today");
         } else {
@@ -202,7 +202,7 @@ add_next(acme_strbuf_t *b, const acme_status_cert_t *c, long long now)
         acme_strbuf_puts(b, "due now");
     } else {
         acme_strbuf_puts(b, "in ");
-        add_span(b, c->next_renewal - now);
+        add_span(b, acme_sub_sat(c->next_renewal, now));
     }
     acme_strbuf_puts(b, "</small>");
 }

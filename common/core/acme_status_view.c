@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "acme_status_view.h"
+#include "acme_util.h"
 
 /* -- which view ------------------------------------------------------------ */
 
@@ -196,9 +197,10 @@ acme_status_render_as(int format, const char *server, long acme_pid,
 long long
 acme_status_days_left(long long not_after, long long now)
 {
-    long long  d = not_after - now;
+    long long  d = acme_sub_sat(not_after, now);
 
-    return (d >= 0) ? d / 86400 : -((-d + 86399) / 86400);
+    /* floor: (d + 1) / 86400 - 1 for negative d, never negating LLONG_MIN */
+    return (d >= 0) ? d / 86400 : (d + 1) / 86400 - 1;
 }
 
 static int

@@ -1,3 +1,4 @@
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -531,4 +532,15 @@ acme_duration_text(int ms, char *buf, size_t len)
         snprintf(buf, len, "%d ms", ms);
     }
     return buf;
+}
+
+long long
+acme_sub_sat(long long a, long long b)
+{
+    long long  r;
+
+    if (__builtin_sub_overflow(a, b, &r)) {
+        return (b < 0) ? LLONG_MAX : LLONG_MIN;
+    }
+    return r;
 }

@@ -80,6 +80,10 @@ long long acme_time_parse_rfc3339(const char *s);
  * change of the wall clock must not stretch or cut. */
 long long acme_monotonic_ms(void);
 
+/* a - b, clamped to [LLONG_MIN, LLONG_MAX] instead of overflowing (times
+ * from a certificate or a state file can be anything) */
+long long acme_sub_sat(long long a, long long b);
+
 /* 1 when process pid exists (also one of another user), 0 when it is gone
  * or pid <= 0. */
 int acme_process_alive(long pid);

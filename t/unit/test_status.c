@@ -1,8 +1,11 @@
+#include <limits.h>
 #include <stdlib.h>
 #include <jansson.h>
 
 #include "unit.h"
 #include "acme_status.h"
+#include "acme_status_view.h"
+#include "acme_util.h"
 
 static const char *const cert_keys[] = {
     "id", "names", "issuer", "directory", "key_type", "challenge", "state", "step",
@@ -275,4 +278,22 @@ UNIT_TEST(status_render_unmanaged_and_window)
     CHECK(json_is_false(json_object_get(o, "expiring")));
     json_decref(doc);
     free(s);
+}
+
+/* times from a certificate or a state file can be anything: no overflow
+ * (UBSan, t/test_fuzz.py's sanitizer run, checks these) */
+UNIT_TEST(status_time_extremes)
+{
+    CHECK(acme_sub_sat(LLONG_MAX, -1) == LLONG_MAX);
+    CHECK(acme_sub_sat(LLONG_MIN, 1) == LLONG_MIN);
+    CHECK(acme_sub_sat(5, 7) == -2);
+    CHECK_INT(acme_status_expiring(LLONG_MIN + 1, LLONG_MAX, 0, 0), 0);
+    CHECK_INT(acme_status_expiring(LLONG_MIN, LLONG_MAX, LLONG_MAX, 0), 1);
+    CHECK_INT(acme_status_expiring(-5, LLONG_MIN, 0, 0), 1);
+    CHECK(acme_status_days_left(LLONG_MIN, LLONG_MAX) < 0);
+    CHECK(acme_status_days_left(LLONG_MAX, LLONG_MIN) > 0);
+    CHECK(acme_status_days_left(100, 100 + 1) == -1);
+    CHECK(acme_status_days_left(100, 100 + 86400) == -1);
+    CHECK(acme_status_days_left(100, 100 + 86401) == -2);
+    CHECK(acme_status_days_left(100 + 86399, 100) == 0);
 }
