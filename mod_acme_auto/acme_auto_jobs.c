@@ -46,6 +46,7 @@
 #include "acme_job.h"
 #include "acme_job_prep.h"
 #include "acme_job_store.h"
+#include "acme_keygen.h"
 #include "acme_key.h"
 #include "acme_sched.h"
 #include "acme_store.h"
@@ -662,7 +663,7 @@ job_main(void *arg)
     drive_ctx_t           d;
     EVP_PKEY             *akey = NULL, *ckey = NULL;
     acme_engine_t        *e = NULL;
-    char                 *account_url = NULL, err[ACME_ERRLEN];
+    char                 *account_url = NULL, *csr = NULL, err[ACME_ERRLEN];
     char                  warn[ACME_ERRLEN];
     const char           *chain;
     size_t                chain_len;
@@ -700,13 +701,17 @@ job_main(void *arg)
         }
     }
     acme_auto_shm_set_step(j->c->slot, "renewing", "key");
-    if (acme_job_cert_key(&conf, &ckey, NULL, NULL, err, sizeof(err)) != 0) {
+    /* RSA keygen and the CSR's signature: at the lowest priority */
+    if (acme_job_cert_key_csr(&conf, &ckey, NULL, NULL, &csr, err,
+                              sizeof(err)) != 0)
+    {
         job_failed(j, err, 0);
         goto done;
     }
 
     acme_job_order_config(&oc, &conf, j->type, akey, account_url, ckey);
     oc.account_unsaved = unsaved;
+    oc.csr_b64 = csr;
     e = acme_engine_new(&oc, err, sizeof(err));
     if (e == NULL) {
         job_failed(j, err, 0);
@@ -776,6 +781,7 @@ done:
     EVP_PKEY_free(akey);
     EVP_PKEY_free(ckey);
     free(account_url);
+    free(csr);
     /* no OpenSSL thread state left for the thread's exit to free while
      * the child's exit() runs OpenSSL's atexit cleanup (docs/host-notes) */
     OPENSSL_thread_stop();

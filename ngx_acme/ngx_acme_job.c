@@ -565,6 +565,7 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
     acme_job_order_config(&oc, &conf, type,
                           job->account_key, job->account_url, job->cert_key);
     oc.account_unsaved = unsaved;
+    oc.csr_b64 = job->csr_b64;
 
     err[0] = '\0';
 
@@ -780,6 +781,7 @@ ngx_acme_job_free(ngx_acme_job_t *job)
     EVP_PKEY_free(job->account_key);
     EVP_PKEY_free(job->cert_key);
     free(job->account_url);
+    free(job->csr_b64);
 
     if (job->key_pem) {
         OPENSSL_cleanse(job->key_pem, job->key_pem_len);

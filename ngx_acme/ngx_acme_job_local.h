@@ -52,6 +52,8 @@ struct ngx_acme_job_s {
     char                     *account_url;
     char                     *key_pem;
     size_t                    key_pem_len;
+    char                     *csr_b64;      /* built with the key, in the
+                                               thread at low priority */
     char                     *chain;
     size_t                    chain_len;
     acme_cert_info_t          info;

@@ -9,6 +9,7 @@
 #include "ngx_acme.h"
 #include "ngx_acme_job_local.h"
 #include "acme_job_store.h"
+#include "acme_keygen.h"
 
 
 static void ngx_acme_job_thread_run(void *data, ngx_log_t *log);
@@ -100,9 +101,10 @@ ngx_acme_job_thread_run(void *data, ngx_log_t *log)
         /* task_err: why a stored account was ignored (logged), or "" */
         job->store_rc = 0;
 
-        if (acme_job_cert_key(&conf, &job->cert_key, &job->key_pem,
-                              &job->key_pem_len, job->task_err,
-                              sizeof(job->task_err))
+        /* RSA keygen and the CSR's signature: at the lowest priority */
+        if (acme_job_cert_key_csr(&conf, &job->cert_key, &job->key_pem,
+                                  &job->key_pem_len, &job->csr_b64,
+                                  job->task_err, sizeof(job->task_err))
             != 0)
         {
             job->task_rc = -1;

@@ -686,6 +686,10 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
         e->preferred_chain = acme_strdup(cfg->preferred_chain);
     }
 
+    if (cfg->csr_b64 != NULL && cfg->csr_b64[0] != '\0') {
+        e->csr_b64 = acme_strdup(cfg->csr_b64);
+    }
+
     if (cfg->account_url != NULL && cfg->account_url[0] != '\0') {
         e->account_url = acme_strdup(cfg->account_url);
         e->account_from_store = 1;
@@ -708,7 +712,9 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
             && e->preferred_chain == NULL)
         || (cfg->eab_kid != NULL
             && (e->eab_kid == NULL || e->eab_alg == NULL || e->eab_key == NULL))
-        || (e->account_from_store && e->account_url == NULL))
+        || (e->account_from_store && e->account_url == NULL)
+        || (cfg->csr_b64 != NULL && cfg->csr_b64[0] != '\0'
+            && e->csr_b64 == NULL))
     {
         acme_engine_free(e);
         acme_err(err, errlen, "out of memory");

@@ -104,6 +104,14 @@ typedef struct {
                                                common_name_in_csr); 0: an
                                                empty subject */
 
+    const char          *csr_b64;           /* the CSR (base64url DER) the
+                                               host built ahead for names,
+                                               csr_cn and cert_key, off the
+                                               event loop
+                                               (acme_job_cert_key_csr); NULL:
+                                               built when finalizing (an
+                                               RSA-4096 signature: ms) */
+
     const char          *preferred_chain;   /* nginx-acme's preferred_chain:
                                                the issuer CN of the chain's
                                                top certificate (exact

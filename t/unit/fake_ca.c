@@ -73,6 +73,7 @@ fake_ca_free(fake_ca_t *ca)
     free(ca->authz_polls);
     free(ca->account_url);
     free(ca->contact);
+    free(ca->last_csr);
     free(ca->eab);
     free(ca->identifiers);
     free(ca->published_token);
@@ -871,6 +872,8 @@ finalize(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
 
     j = json_loads(payload, 0, NULL);
     csr64 = json_string_value(json_object_get(j, "csr"));
+    free(ca->last_csr);
+    ca->last_csr = csr64 ? strdup(csr64) : NULL;
     der = csr64 ? acme_b64url_decode(csr64, strlen(csr64), &len) : NULL;
     if (der != NULL) {
         p = der;

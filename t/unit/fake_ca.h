@@ -85,6 +85,7 @@ struct fake_ca_s {
     int          n_requests;
     int          n_dir, n_nonce, n_account_lookup, n_account_create;
     int          n_new_order, n_challenge, n_finalize, n_cert;
+    char        *last_csr;          /* the last finalize's "csr" (malloc'd) */
     int          n_bad_nonce;       /* badNonce answers (scripted or earned) */
     int          n_failed;          /* scripted failures answered */
     int          n_order_get;       /* POST-as-GET of the order */

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <openssl/hmac.h>
 
+#include "acme_csr.h"
 #include "acme_eab.h"
 #include "acme_engine.h"
 #include "acme_jws.h"
@@ -494,6 +495,57 @@ UNIT_TEST(engine_finalize_valid_no_poll)
     CHECK_INT(f.ca->n_order_get, 1);
     CHECK(strstr(r.sleep_steps, "finalize") == NULL);
     CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+}
+
+
+/* A CSR the host built ahead (in its thread, at low priority) is the one
+ * finalized, byte for byte (an ECDSA signature is new each time: a CSR the
+ * engine built would differ): the engine signs nothing on the event loop. */
+UNIT_TEST(engine_csr_ahead)
+{
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+    unsigned char  *der = NULL;
+    size_t          der_len = 0;
+    char           *csr = NULL, *copy, err[ACME_ERRLEN];
+
+    fixture_init(&f, 2);
+    CHECK_INT(acme_csr_build(f.cert_key, f.names, 2, 0, &der, &der_len, err,
+                             sizeof(err)), 0);
+    csr = der ? acme_b64url_encode(der, der_len) : NULL;
+    free(der);
+    copy = csr ? strdup(csr) : NULL;
+    f.cfg.csr_b64 = csr;
+    e = engine(&f);
+    free(csr);                  /* borrowed until acme_engine_new() */
+    CHECK(e != NULL && copy != NULL);
+    if (e == NULL || copy == NULL) {
+        free(copy);
+        acme_engine_free(e);
+        fixture_done(&f);
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->violations, 0);
+    CHECK_STR(f.ca->last_csr, copy);
+    acme_engine_free(e);
+
+    /* without one, the engine builds its own at finalize */
+    f.cfg.csr_b64 = NULL;
+    fake_ca_free(f.ca);
+    f.ca = fake_ca_new(f.account_key);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK(f.ca->last_csr != NULL && strcmp(f.ca->last_csr, copy) != 0);
+    free(copy);
     acme_engine_free(e);
     fixture_done(&f);
 }

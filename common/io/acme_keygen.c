@@ -1,0 +1,180 @@
+/*
+ * Key generation and the CSR at the lowest scheduling priority
+ * (acme_keygen.h).  Threads only.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+
+#include "acme_csr.h"
+#include "acme_keygen.h"
+#include "acme_util.h"
+
+
+typedef struct {
+    void  (*fn)(void *);
+    void   *arg;
+} lowprio_t;
+
+
+static void
+lowprio_self(void)
+{
+#ifdef SCHED_IDLE
+    struct sched_param  sp;
+
+    memset(&sp, 0, sizeof(sp));
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) == 0) {
+        return;
+    }
+#endif
+#ifdef SYS_gettid
+    /* Linux: PRIO_PROCESS with a thread id is that thread only */
+    (void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 19);
+#endif
+}
+
+
+static void *
+lowprio_main(void *data)
+{
+    lowprio_t  *lp = data;
+
+    lowprio_self();
+    lp->fn(lp->arg);
+
+    /* the thread ends here: its OpenSSL state goes now, not at exit */
+    OPENSSL_thread_stop();
+    return NULL;
+}
+
+
+int
+acme_lowprio_run(void (*fn)(void *), void *arg)
+{
+    sigset_t        all, old;
+    pthread_t       t;
+    lowprio_t       lp;
+    int             rc;
+
+    lp.fn = fn;
+    lp.arg = arg;
+
+    /* the helper inherits the mask: no process signal is handled there */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&t, NULL, lowprio_main, &lp);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    if (rc != 0) {
+        fn(arg);
+        return 1;
+    }
+
+#ifdef __linux__
+    (void) pthread_setname_np(t, "acme-keygen");
+#endif
+    (void) pthread_join(t, NULL);
+    return 0;
+}
+
+
+typedef struct {
+    const acme_job_conf_t  *conf;
+    EVP_PKEY               *key;
+    char                   *pem;
+    size_t                  pem_len;
+    int                     want_pem;
+    char                   *csr_b64;
+    int                     want_csr;
+    int                     rc;
+    char                    err[ACME_ERRLEN];
+} keygen_t;
+
+
+static void
+keygen_run(void *data)
+{
+    keygen_t       *k = data;
+    unsigned char  *der;
+    size_t          der_len;
+    char            why[ACME_ERRLEN];
+
+    k->rc = acme_job_cert_key(k->conf, &k->key,
+                              k->want_pem ? &k->pem : NULL,
+                              k->want_pem ? &k->pem_len : NULL,
+                              k->err, sizeof(k->err));
+    if (k->rc != 0 || !k->want_csr) {
+        return;
+    }
+
+    why[0] = '\0';
+    if (acme_csr_build(k->key, k->conf->names, k->conf->n_names,
+                       k->conf->csr_cn, &der, &der_len, why, sizeof(why))
+        != 0)
+    {
+        k->rc = acme_err(k->err, sizeof(k->err), "building the CSR failed: "
+                         "%s", why[0] ? why : "unknown error");
+        return;
+    }
+
+    k->csr_b64 = acme_b64url_encode(der, der_len);
+    free(der);
+    if (k->csr_b64 == NULL) {
+        k->rc = acme_err(k->err, sizeof(k->err), "building the CSR failed: "
+                         "out of memory");
+    }
+}
+
+
+int
+acme_job_cert_key_csr(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
+    size_t *pem_len, char **csr_b64, char *err, size_t errlen)
+{
+    keygen_t  k;
+
+    *key = NULL;
+    if (pem != NULL) {
+        *pem = NULL;
+        *pem_len = 0;
+    }
+    if (csr_b64 != NULL) {
+        *csr_b64 = NULL;
+    }
+
+    memset(&k, 0, sizeof(k));
+    k.conf = c;
+    k.want_pem = (pem != NULL);
+    k.want_csr = (csr_b64 != NULL);
+
+    (void) acme_lowprio_run(keygen_run, &k);
+
+    if (k.rc != 0) {
+        EVP_PKEY_free(k.key);
+        if (k.pem != NULL) {
+            OPENSSL_cleanse(k.pem, k.pem_len);
+            free(k.pem);
+        }
+        free(k.csr_b64);
+        return acme_err(err, errlen, "%s", k.err[0] ? k.err : "unknown error");
+    }
+
+    *key = k.key;
+    if (pem != NULL) {
+        *pem = k.pem;
+        *pem_len = k.pem_len;
+    }
+    if (csr_b64 != NULL) {
+        *csr_b64 = k.csr_b64;
+    }
+    return 0;
+}
