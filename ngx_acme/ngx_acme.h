@@ -338,6 +338,8 @@ typedef struct {
      * acme_certificate is RSA, see ngx_acme_ssl_fallback)
      */
     ngx_str_t                 fallback_key_pem[2];
+    EVP_PKEY                 *fallback_key[2];/* the same keys (freed with
+                                                 the configuration's pool) */
 
     ngx_flag_t                tls_alpn;       /* a certificate uses it */
 

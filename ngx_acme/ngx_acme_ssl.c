@@ -31,6 +31,7 @@ static void ngx_acme_ssl_servers_update(ngx_acme_main_conf_t *amcf,
 static void ngx_acme_ssl_server_update(ngx_acme_server_t *srv,
     ngx_log_t *log);
 static void ngx_acme_ssl_server_callback(ngx_acme_server_t *srv);
+static void ngx_acme_ssl_key_cleanup(void *data);
 
 
 /*
@@ -58,6 +59,7 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     const char               *fallback_name = "acme-fallback.invalid";
     const char              **list;
     ngx_uint_t                i, n, rsa;
+    ngx_pool_cleanup_t       *cln;
     ngx_http_ssl_srv_conf_t  *sscf;
 
     sscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module);
@@ -77,6 +79,11 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     fkey = &amcf->fallback_key_pem[rsa];
 
     if (fkey->len == 0) {
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+
         key = acme_key_generate(rsa ? ACME_KEY_RSA_2048 : ACME_KEY_EC_P256);
         if (key == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -84,9 +91,13 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
             return NGX_ERROR;
         }
 
-        kpem = acme_key_to_pem(key, &klen);
-        EVP_PKEY_free(key);
+        /* kept for every placeholder of this configuration: a PEM key
+         * decode per server costs about a millisecond */
+        amcf->fallback_key[rsa] = key;
+        cln->handler = ngx_acme_ssl_key_cleanup;
+        cln->data = key;
 
+        kpem = acme_key_to_pem(key, &klen);
         if (kpem == NULL) {
             return NGX_ERROR;
         }
@@ -105,19 +116,12 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
         free(kpem);
     }
 
-    key = acme_key_from_pem((char *) fkey->data + sizeof("data:") - 1,
-                            fkey->len - (sizeof("data:") - 1));
-    if (key == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "acme: cannot load the fallback key");
-        return NGX_ERROR;
-    }
+    key = amcf->fallback_key[rsa];
 
     n = names ? names->nelts : 0;
 
     list = ngx_palloc(cf->pool, (n + 1) * sizeof(char *));
     if (list == NULL) {
-        EVP_PKEY_free(key);
         return NGX_ERROR;
     }
 
@@ -126,7 +130,6 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     for (i = 0; i < n; i++) {
         list[i] = (const char *) ngx_acme_cstr(cf->pool, &s[i]);
         if (list[i] == NULL) {
-            EVP_PKEY_free(key);
             return NGX_ERROR;
         }
     }
@@ -137,7 +140,6 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     }
 
     pem = acme_selfsigned_pem(key, list, n, 3650, &len);
-    EVP_PKEY_free(key);
 
     if (pem == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -182,6 +184,13 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     ascf->fallback_key = s;
 
     return NGX_OK;
+}
+
+
+static void
+ngx_acme_ssl_key_cleanup(void *data)
+{
+    EVP_PKEY_free(data);
 }
 
 

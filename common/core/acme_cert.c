@@ -340,6 +340,14 @@ key_from_block(const char *name, const char *header, const unsigned char *data,
         return NULL;
     }
 
+    /* PKCS#8, what the store writes: decoded directly (fast) */
+    if (strcmp(name, "PRIVATE KEY") == 0) {
+        key = acme_key_from_pkcs8_der(data, (size_t) dlen);
+        if (key != NULL) {
+            return key;
+        }
+    }
+
     /* re-armour the block: acme_key_from_pem knows every key format */
     bio = BIO_new(BIO_s_mem());
     if (bio == NULL) {
@@ -731,44 +739,23 @@ done:
     return rc;
 }
 
-/* Copies the subjectAltName that acme_csr_build makes for names, so that a
- * self-signed certificate and a CSR handle names identically. */
+/* The subjectAltName acme_csr_build makes for names, so that a self-signed
+ * certificate and a CSR handle names identically (built directly: no CSR
+ * signed and parsed back per placeholder). */
 static int
-add_san_from_csr(X509 *x, EVP_PKEY *key, const char *const *names,
-    size_t n_names)
+add_san(X509 *x, const char *const *names, size_t n_names)
 {
-    unsigned char            *der;
-    const unsigned char      *p;
-    size_t                    der_len;
-    X509_REQ                 *req;
-    STACK_OF(X509_EXTENSION) *exts;
-    int                       i, rc;
+    X509_EXTENSION  *ext;
+    int              ok;
 
-    if (acme_csr_build(key, names, n_names, 0, &der, &der_len, NULL, 0) != 0) {
+    ext = acme_san_extension(names, n_names, NULL, 0);
+    if (ext == NULL) {
         return -1;
     }
 
-    p = der;
-    req = d2i_X509_REQ(NULL, &p, (long) der_len);
-    free(der);
-    if (req == NULL) {
-        return -1;
-    }
-
-    rc = -1;
-    exts = X509_REQ_get_extensions(req);
-    if (exts != NULL) {
-        rc = 0;
-        for (i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
-            if (!X509_add_ext(x, sk_X509_EXTENSION_value(exts, i), -1)) {
-                rc = -1;
-            }
-        }
-    }
-
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    X509_REQ_free(req);
-    return rc;
+    ok = X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok ? 0 : -1;
 }
 
 static int
@@ -849,7 +836,7 @@ acme_selfsigned_pem(EVP_PKEY *key, const char *const *names,
         goto done;
     }
 
-    if (add_san_from_csr(x, key, names, n_names) != 0
+    if (add_san(x, names, n_names) != 0
         || add_ext(x, NID_basic_constraints, "critical,CA:FALSE") != 0
         || add_ext(x, NID_key_usage, EVP_PKEY_is_a(key, "RSA")
                    ? "critical,digitalSignature,keyEncipherment"

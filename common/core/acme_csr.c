@@ -93,8 +93,8 @@ name_to_general_name(const char *name, char *err, size_t errlen)
     return gn;
 }
 
-static X509_EXTENSION *
-san_extension(const char *const *names, size_t n_names, char *err,
+X509_EXTENSION *
+acme_san_extension(const char *const *names, size_t n_names, char *err,
     size_t errlen)
 {
     GENERAL_NAMES  *gens;
@@ -208,7 +208,7 @@ acme_csr_build(EVP_PKEY *key, const char *const *names, size_t n_names,
         }
     }
 
-    ext = san_extension(names, n_names, err, errlen);
+    ext = acme_san_extension(names, n_names, err, errlen);
     if (ext == NULL) {
         goto done;
     }

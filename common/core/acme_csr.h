@@ -4,6 +4,14 @@
 
 #include <stddef.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
+
+/*
+ * The subjectAltName extension acme_csr_build puts into a CSR for names
+ * (the self-signed placeholder takes the same one).  NULL with err.
+ */
+X509_EXTENSION *acme_san_extension(const char *const *names, size_t n_names,
+    char *err, size_t errlen);
 
 /*
  * Builds a DER CSR signed with key, with a subjectAltName extension holding

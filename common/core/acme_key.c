@@ -9,6 +9,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
+#include <openssl/decoder.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -119,10 +120,65 @@ no_passphrase(char *buf, int size, int rwflag, void *u)
 }
 
 EVP_PKEY *
+acme_key_from_pkcs8_der(const unsigned char *der, size_t len)
+{
+    const unsigned char   *p;
+    const char            *type;
+    const ASN1_OBJECT     *alg;
+    PKCS8_PRIV_KEY_INFO   *p8;
+    OSSL_DECODER_CTX      *dctx;
+    EVP_PKEY              *key;
+    size_t                 left;
+
+    if (der == NULL || len == 0 || len > LONG_MAX) {
+        return NULL;
+    }
+
+    /* the algorithm names the one decoder to ask */
+    p = der;
+    p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long) len);
+    if (p8 == NULL || !PKCS8_pkey_get0(&alg, NULL, NULL, NULL, p8)) {
+        PKCS8_PRIV_KEY_INFO_free(p8);
+        ERR_clear_error();
+        return NULL;
+    }
+
+    switch (OBJ_obj2nid(alg)) {
+    case NID_X9_62_id_ecPublicKey:  type = "EC"; break;
+    case NID_rsaEncryption:         type = "RSA"; break;
+    case NID_rsassaPss:             type = "RSA-PSS"; break;
+    case NID_ED25519:               type = "ED25519"; break;
+    case NID_ED448:                 type = "ED448"; break;
+    default:                        type = NULL; break;
+    }
+
+    PKCS8_PRIV_KEY_INFO_free(p8);
+
+    key = NULL;
+    dctx = OSSL_DECODER_CTX_new_for_pkey(&key, "DER", "PrivateKeyInfo", type,
+                                         EVP_PKEY_KEYPAIR, NULL, NULL);
+    if (dctx != NULL) {
+        p = der;
+        left = len;
+        if (!OSSL_DECODER_from_data(dctx, &p, &left)) {
+            EVP_PKEY_free(key);
+            key = NULL;
+        }
+        OSSL_DECODER_CTX_free(dctx);
+    }
+
+    ERR_clear_error();
+    return key;
+}
+
+EVP_PKEY *
 acme_key_from_pem(const char *pem, size_t len)
 {
-    BIO      *bio;
-    EVP_PKEY *key;
+    BIO            *bio;
+    EVP_PKEY       *key;
+    char           *name, *header;
+    unsigned char  *data;
+    long            dlen;
 
     if (pem == NULL || len == 0 || len > INT_MAX) {
         return NULL;
@@ -133,6 +189,31 @@ acme_key_from_pem(const char *pem, size_t len)
         return NULL;
     }
 
+    /* the usual one block of PKCS#8 (what the store writes): fast */
+    name = NULL;
+    header = NULL;
+    data = NULL;
+    key = NULL;
+
+    if (PEM_read_bio(bio, &name, &header, &data, &dlen)) {
+        if (strcmp(name, "PRIVATE KEY") == 0 && header[0] == '\0') {
+            key = acme_key_from_pkcs8_der(data, (size_t) dlen);
+        }
+        OPENSSL_cleanse(data, (size_t) dlen);
+    }
+
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(data);
+
+    if (key != NULL) {
+        BIO_free(bio);
+        ERR_clear_error();
+        return key;
+    }
+
+    /* anything else: every format OpenSSL knows */
+    (void) BIO_reset(bio);
     key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
     BIO_free(bio);
 

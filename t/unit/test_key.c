@@ -215,3 +215,57 @@ UNIT_TEST(key_type_of_unsupported)
 
     CHECK_INT(t, ACME_KEY_RSA_3072);
 }
+
+/* The DER of a PKCS#8 key, decoded with its algorithm's decoder only (and
+ * any other algorithm with all of them): the same key back; bad DER none. */
+static void
+check_pkcs8_der(EVP_PKEY *key)
+{
+    unsigned char        *der = NULL;
+    EVP_PKEY             *back;
+    PKCS8_PRIV_KEY_INFO  *p8;
+    int                   n;
+
+    CHECK(key != NULL);
+    if (key == NULL) {
+        return;
+    }
+    p8 = EVP_PKEY2PKCS8(key);
+    n = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : -1;
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    CHECK(n > 0 && der != NULL);
+    if (n <= 0 || der == NULL) {
+        return;
+    }
+    back = acme_key_from_pkcs8_der(der, (size_t) n);
+    CHECK(back != NULL && EVP_PKEY_eq(key, back) == 1);
+    EVP_PKEY_free(back);
+
+    /* truncated, or a byte changed in the key: nothing */
+    CHECK(acme_key_from_pkcs8_der(der, (size_t) n - 1) == NULL);
+    CHECK(acme_key_from_pkcs8_der(der, 0) == NULL);
+    CHECK(acme_key_from_pkcs8_der(NULL, 10) == NULL);
+    OPENSSL_free(der);
+}
+
+UNIT_TEST(key_from_pkcs8_der)
+{
+    EVP_PKEY  *key;
+
+    key = acme_key_generate(ACME_KEY_EC_P256);
+    check_pkcs8_der(key);
+    EVP_PKEY_free(key);
+    key = acme_key_generate(ACME_KEY_EC_P521);
+    check_pkcs8_der(key);
+    EVP_PKEY_free(key);
+    key = acme_key_generate(ACME_KEY_RSA_2048);
+    check_pkcs8_der(key);
+    EVP_PKEY_free(key);
+    key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    check_pkcs8_der(key);
+    EVP_PKEY_free(key);
+    /* no decoder of its own in the list: all of them */
+    key = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+    check_pkcs8_der(key);
+    EVP_PKEY_free(key);
+}
