@@ -340,6 +340,9 @@ typedef struct {
     ngx_str_t                 fallback_key_pem[2];
     EVP_PKEY                 *fallback_key[2];/* the same keys (freed with
                                                  the configuration's pool) */
+    acme_x509_cache_t        *x509_cache;     /* per worker: the chain
+                                                 certificates the bundles
+                                                 share, parsed once */
 
     ngx_flag_t                tls_alpn;       /* a certificate uses it */
 
@@ -445,6 +448,8 @@ ngx_int_t ngx_acme_ssl_add_server(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
 void ngx_acme_ssl_callbacks(ngx_acme_main_conf_t *amcf);
 void ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_ssl_free(ngx_acme_main_conf_t *amcf);
+ngx_int_t ngx_acme_ssl_parse(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    u_char *pem, size_t len, ngx_uint_t cgen, ngx_log_t *log);
 
 /* ngx_acme_bridge.c */
 ngx_int_t ngx_acme_bridge_merge(ngx_conf_t *cf, ngx_acme_srv_conf_t *ascf,

@@ -12,6 +12,7 @@ static void ngx_acme_init_store(ngx_cycle_t *cycle, ngx_acme_cert_t *cert,
     uid_t uid, gid_t gid, acme_store_dir_t *cd, u_char *store_err,
     size_t len);
 static int ngx_acme_init_id_in_use(const char *id, void *ctx);
+static void ngx_acme_init_cleanup(void *data);
 
 
 typedef struct {
@@ -97,6 +98,15 @@ failed:
 }
 
 
+/* The cycle ends: the objects parsed for it (ngx_acme_ssl_free is
+ * idempotent: a worker already freed its own at exit_process). */
+static void
+ngx_acme_init_cleanup(void *data)
+{
+    ngx_acme_ssl_free(data);
+}
+
+
 /* Another configured certificate of cert's store has this id. */
 static int
 ngx_acme_init_id_in_use(const char *id, void *ctx)
@@ -133,7 +143,8 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
     gid_t                  gid;
     u_char                 store_err[256];
     ngx_int_t              rc;
-    ngx_uint_t             i, created;
+    ngx_uint_t             i, created, parsed;
+    ngx_pool_cleanup_t    *cln;
     ngx_core_conf_t       *ccf;
     ngx_acme_cert_t      **certs, *cert;
     ngx_acme_slot_t       *slot;
@@ -171,6 +182,15 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
                           "orders new ones", &issuers[i]->name);
         }
     }
+
+    /* what the master parses below goes with this cycle */
+    cln = ngx_pool_cleanup_add(cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_acme_init_cleanup;
+    cln->data = amcf;
 
     certs = amcf->certs.elts;
 
@@ -273,6 +293,8 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
                         sizeof(slot->status.store_error));
         }
 
+        parsed = 0;
+
         if (rc == 1 && pem) {
             if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err))
                 == 0)
@@ -281,6 +303,7 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
                     == NGX_OK)
                 {
                     ngx_acme_shm_set_info_locked(slot, &info);
+                    parsed = slot->generation;
 
                     /* it waits for the lease holder, as when issued */
                     if (next
@@ -308,6 +331,15 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
         }
 
         ngx_acme_shm_unlock(amcf);
+
+        /*
+         * parsed here, once: the workers inherit the objects (no parse in
+         * each worker before it serves); freed with the cycle
+         */
+        if (parsed) {
+            (void) ngx_acme_ssl_parse(amcf, cert, (u_char *) pem, len,
+                                      parsed, cycle->log);
+        }
 
         acme_bundle_free(pem, len);
 

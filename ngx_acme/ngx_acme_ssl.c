@@ -518,16 +518,11 @@ ngx_acme_ssl_server_update(ngx_acme_server_t *srv, ngx_log_t *log)
 void
 ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 {
-    char                err[ACME_ERRLEN];
     u_char             *pem;
     size_t              len;
-    X509               *leaf, *first;
-    EVP_PKEY           *key;
     ngx_uint_t          i, gen, cgen;
     ngx_acme_cert_t   **certs, *cert;
     ngx_acme_shctx_t   *sh;
-    acme_cert_info_t    info;
-    STACK_OF(X509)     *chain;
 
     sh = ngx_acme_shm_ctx(amcf);
     certs = amcf->certs.elts;
@@ -571,76 +566,8 @@ ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
             continue;
         }
 
-        key = NULL;
-        leaf = NULL;
-        chain = NULL;
-        ngx_cpystrn((u_char *) err, (u_char *) "no key or certificate",
-                    sizeof(err));
-
-        if (acme_bundle_parse((char *) pem, len, &key, &leaf, &chain,
-                              err, sizeof(err))
-            != 0
-            || key == NULL || leaf == NULL)
-        {
-            ngx_log_error(NGX_LOG_ERR, log, 0,
-                          "acme: certificate \"%V\": stored bundle is "
-                          "unusable: %s", &cert->id, err);
-            EVP_PKEY_free(key);
-            X509_free(leaf);
-            sk_X509_pop_free(chain, X509_free);
-            ngx_free(pem);
-            cert->generation = cgen;
-            continue;
-        }
-
+        (void) ngx_acme_ssl_parse(amcf, cert, pem, len, cgen, log);
         ngx_free(pem);
-
-        /* the chain we hand to OpenSSL must not repeat the leaf */
-
-        if (chain && sk_X509_num(chain) > 0) {
-            first = sk_X509_value(chain, 0);
-
-            if (X509_cmp(first, leaf) == 0) {
-                X509_free(sk_X509_shift(chain));
-            }
-        }
-
-        EVP_PKEY_free(cert->next_key);
-        X509_free(cert->next_leaf);
-        sk_X509_pop_free(cert->next_chain, X509_free);
-
-        cert->next_key = key;
-        cert->next_leaf = leaf;
-        cert->next_chain = chain;
-        cert->next_gen = cgen;
-        cert->generation = cgen;
-
-        cert->names_match = 0;
-        cert->key_other = 0;
-
-        if (acme_cert_info_from_x509(leaf, &info) == 0) {
-            cert->names_match = acme_cert_info_names_equal(&info,
-                                  (const char *const *) cert->names.elts,
-                                  cert->names.nelts);
-            cert->key_other = acme_cert_info_key_other(&info,
-                                                       cert->key_type);
-
-            /*
-             * Our own order's certificate has every configured name (the
-             * engine checks it); names the CA added would make ordering
-             * again loop without end.
-             */
-            if (cgen == cert->ordered_gen) {
-                cert->names_match = 1;
-            }
-
-            ngx_log_error(NGX_LOG_INFO, log, 0,
-                          "acme: certificate \"%V\" parsed in worker "
-                          "process %P (serial %s)", &cert->id, ngx_pid,
-                          info.serial);
-
-            acme_cert_info_free(&info);
-        }
     }
 
     amcf->generation = gen;
@@ -666,6 +593,102 @@ ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
     }
 
     ngx_acme_ssl_servers_update(amcf, log);
+}
+
+
+/*
+ * Parses a bundle of cert (generation cgen) into its next_* objects: in a
+ * worker when the zone changed (ngx_acme_ssl_refresh), and in the master
+ * for the bundles it loads from the store at start, before any worker
+ * exists: the workers inherit them parsed (no parse per worker).
+ * NGX_ERROR when the bundle is unusable (logged; cert->generation follows
+ * anyway, it is not parsed again).
+ */
+ngx_int_t
+ngx_acme_ssl_parse(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    u_char *pem, size_t len, ngx_uint_t cgen, ngx_log_t *log)
+{
+    char                err[ACME_ERRLEN];
+    X509               *leaf, *first;
+    EVP_PKEY           *key;
+    acme_cert_info_t    info;
+    STACK_OF(X509)     *chain;
+
+    key = NULL;
+    leaf = NULL;
+    chain = NULL;
+    ngx_cpystrn((u_char *) err, (u_char *) "no key or certificate",
+                sizeof(err));
+
+    if (amcf->x509_cache == NULL) {
+        amcf->x509_cache = acme_x509_cache_new();   /* NULL: none */
+    }
+
+    if (acme_bundle_parse_cached((char *) pem, len, amcf->x509_cache,
+                                 &key, &leaf, &chain, err, sizeof(err))
+        != 0
+        || key == NULL || leaf == NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "acme: certificate \"%V\": stored bundle is "
+                      "unusable: %s", &cert->id, err);
+        EVP_PKEY_free(key);
+        X509_free(leaf);
+        sk_X509_pop_free(chain, X509_free);
+        cert->generation = cgen;
+        return NGX_ERROR;
+    }
+
+    /* the chain we hand to OpenSSL must not repeat the leaf */
+
+    if (chain && sk_X509_num(chain) > 0) {
+        first = sk_X509_value(chain, 0);
+
+        if (X509_cmp(first, leaf) == 0) {
+            X509_free(sk_X509_shift(chain));
+        }
+    }
+
+    EVP_PKEY_free(cert->next_key);
+    X509_free(cert->next_leaf);
+    sk_X509_pop_free(cert->next_chain, X509_free);
+
+    cert->next_key = key;
+    cert->next_leaf = leaf;
+    cert->next_chain = chain;
+    cert->next_gen = cgen;
+    cert->generation = cgen;
+
+    cert->names_match = 0;
+    cert->key_other = 0;
+
+    if (acme_cert_info_from_x509(leaf, &info) == 0) {
+        cert->names_match = acme_cert_info_names_equal(&info,
+                              (const char *const *) cert->names.elts,
+                              cert->names.nelts);
+        cert->key_other = acme_cert_info_key_other(&info,
+                                                   cert->key_type);
+
+        /*
+         * Our own order's certificate has every configured name (the
+         * engine checks it); names the CA added would make ordering
+         * again loop without end.
+         */
+        if (cgen == cert->ordered_gen) {
+            cert->names_match = 1;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "acme: certificate \"%V\" parsed in %s process %P "
+                      "(serial %s)", &cert->id,
+                      ngx_process == NGX_PROCESS_WORKER ? "worker"
+                                                        : "master",
+                      ngx_pid, info.serial);
+
+        acme_cert_info_free(&info);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -722,4 +745,7 @@ ngx_acme_ssl_free(ngx_acme_main_conf_t *amcf)
         cert->next_leaf = NULL;
         cert->next_chain = NULL;
     }
+
+    acme_x509_cache_free(amcf->x509_cache);
+    amcf->x509_cache = NULL;
 }

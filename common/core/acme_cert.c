@@ -418,8 +418,85 @@ acme_bundle_free(char *bundle, size_t len)
     }
 }
 
+struct acme_x509_cache_s {
+    size_t           n;
+    unsigned char   *der[ACME_X509_CACHE_MAX];
+    long             len[ACME_X509_CACHE_MAX];
+    X509            *x[ACME_X509_CACHE_MAX];
+};
+
+acme_x509_cache_t *
+acme_x509_cache_new(void)
+{
+    return calloc(1, sizeof(acme_x509_cache_t));
+}
+
+void
+acme_x509_cache_free(acme_x509_cache_t *cache)
+{
+    size_t  i;
+
+    if (cache == NULL) {
+        return;
+    }
+
+    for (i = 0; i < cache->n; i++) {
+        free(cache->der[i]);
+        X509_free(cache->x[i]);
+    }
+
+    free(cache);
+}
+
+/* A new reference to the cached X509 of this DER, or NULL. */
+static X509 *
+cache_get(acme_x509_cache_t *cache, const unsigned char *der, long len)
+{
+    size_t  i;
+
+    for (i = 0; cache != NULL && i < cache->n; i++) {
+        if (cache->len[i] == len && memcmp(cache->der[i], der, (size_t) len) == 0) {
+            return X509_up_ref(cache->x[i]) ? cache->x[i] : NULL;
+        }
+    }
+
+    return NULL;
+}
+
+static void
+cache_put(acme_x509_cache_t *cache, const unsigned char *der, long len,
+    X509 *x)
+{
+    unsigned char  *copy;
+
+    if (cache == NULL || cache->n == ACME_X509_CACHE_MAX || !X509_up_ref(x)) {
+        return;
+    }
+
+    copy = malloc((size_t) len);
+    if (copy == NULL) {
+        X509_free(x);
+        return;
+    }
+
+    memcpy(copy, der, (size_t) len);
+    cache->der[cache->n] = copy;
+    cache->len[cache->n] = len;
+    cache->x[cache->n] = x;
+    cache->n++;
+}
+
 int
 acme_bundle_parse(const char *pem, size_t len, EVP_PKEY **key, X509 **leaf,
+    STACK_OF(X509) **chain, char *err, size_t errlen)
+{
+    return acme_bundle_parse_cached(pem, len, NULL, key, leaf, chain, err,
+                                    errlen);
+}
+
+int
+acme_bundle_parse_cached(const char *pem, size_t len,
+    acme_x509_cache_t *cache, EVP_PKEY **key, X509 **leaf,
     STACK_OF(X509) **chain, char *err, size_t errlen)
 {
     BIO                 *bio;
@@ -483,12 +560,21 @@ acme_bundle_parse(const char *pem, size_t len, EVP_PKEY **key, X509 **leaf,
         } else if (strcmp(name, PEM_STRING_X509) == 0
                    || strcmp(name, PEM_STRING_X509_OLD) == 0)
         {
-            p = data;
-            x = d2i_X509(NULL, &p, dlen);
-            if (x == NULL || p != data + dlen) {
-                X509_free(x);
-                acme_err(err, errlen, "invalid certificate in bundle");
-                goto block_failed;
+            /* a chain certificate another bundle had: shared */
+            x = (first != NULL) ? cache_get(cache, data, dlen) : NULL;
+
+            if (x == NULL) {
+                p = data;
+                x = d2i_X509(NULL, &p, dlen);
+                if (x == NULL || p != data + dlen) {
+                    X509_free(x);
+                    acme_err(err, errlen, "invalid certificate in bundle");
+                    goto block_failed;
+                }
+
+                if (first != NULL) {
+                    cache_put(cache, data, dlen, x);
+                }
             }
 
             if (first == NULL) {

@@ -54,6 +54,25 @@ int acme_bundle_parse(const char *pem, size_t len, EVP_PKEY **key, X509 **leaf,
     STACK_OF(X509) **chain, char *err, size_t errlen);
 
 /*
+ * Chain certificates parsed once: the bundles of one CA share their
+ * intermediates, and a certificate decode costs a fraction of a millisecond
+ * (OpenSSL 3 builds a decoder for its public key) and a few KB.  A cache
+ * holds up to ACME_X509_CACHE_MAX distinct chain certificates (then parses
+ * the others as usual); one thread at a time.  acme_bundle_parse_cached()
+ * is acme_bundle_parse() taking the chain certificates (never the leaf)
+ * from cache (NULL: none), each a new reference to the shared X509.
+ */
+#define ACME_X509_CACHE_MAX  16
+
+typedef struct acme_x509_cache_s acme_x509_cache_t;
+
+acme_x509_cache_t *acme_x509_cache_new(void);
+void acme_x509_cache_free(acme_x509_cache_t *cache);
+int acme_bundle_parse_cached(const char *pem, size_t len,
+    acme_x509_cache_t *cache, EVP_PKEY **key, X509 **leaf,
+    STACK_OF(X509) **chain, char *err, size_t errlen);
+
+/*
  * The bundle of a new certificate: its key PEM followed by the chain PEM
  * (leaf first), a newline between them when the key PEM lacks one, so the
  * result stays valid PEM.  malloc'd, NUL-terminated (*len excludes the

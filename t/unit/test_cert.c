@@ -280,6 +280,65 @@ UNIT_TEST(bundle_parse_good)
     fixture_free(&f);
 }
 
+/* Two bundles of one CA: with a cache the intermediate is one shared X509
+ * (the leaf never is), equal to what a parse without it gives; a leaf that
+ * is another bundle's intermediate is still parsed as a leaf. */
+UNIT_TEST(bundle_parse_cached_chain)
+{
+    fixture_t           f;
+    acme_x509_cache_t  *cache;
+    EVP_PKEY           *k1, *k2;
+    X509               *l1, *l2, *l3, *expect_ca;
+    STACK_OF(X509)     *c1, *c2, *c3;
+    char                err[ACME_ERRLEN], *b, *b2;
+
+    fixture_init(&f);
+    expect_ca = pem_x509(f.ca_pem);
+    b2 = concat(f.cert_pem, f.ca_pem, NULL);
+    b = concat(f.key_pem, b2, NULL);
+    free(b2);
+    cache = acme_x509_cache_new();
+    CHECK(cache != NULL);
+
+    CHECK_INT(acme_bundle_parse_cached(b, strlen(b), cache, &k1, &l1, &c1, err,
+                                       sizeof(err)), 0);
+    CHECK_INT(acme_bundle_parse_cached(b, strlen(b), cache, &k2, &l2, &c2, err,
+                                       sizeof(err)), 0);
+    CHECK(c1 != NULL && c2 != NULL && sk_X509_num(c1) == 1
+          && sk_X509_num(c2) == 1);
+    if (c1 != NULL && c2 != NULL && sk_X509_num(c1) == 1
+        && sk_X509_num(c2) == 1)
+    {
+        CHECK(sk_X509_value(c1, 0) == sk_X509_value(c2, 0));
+        CHECK_INT(X509_cmp(sk_X509_value(c1, 0), expect_ca), 0);
+    }
+    CHECK(l1 != NULL && l2 != NULL && l1 != l2 && X509_cmp(l1, l2) == 0);
+    CHECK(k1 != NULL && k2 != NULL && EVP_PKEY_eq(k1, f.key) == 1);
+
+    /* the CA's certificate as a leaf: parsed on its own */
+    CHECK_INT(acme_bundle_parse_cached(f.ca_pem, strlen(f.ca_pem), cache,
+                                       NULL, &l3, &c3, err, sizeof(err)), 0);
+    CHECK(l3 != NULL && c1 != NULL && l3 != sk_X509_value(c1, 0));
+    X509_free(l3);
+    sk_X509_pop_free(c3, X509_free);
+
+    /* the references outlive the cache */
+    acme_x509_cache_free(cache);
+    if (c1 != NULL && sk_X509_num(c1) == 1) {
+        CHECK_INT(X509_cmp(sk_X509_value(c1, 0), expect_ca), 0);
+    }
+
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+    X509_free(l1);
+    X509_free(l2);
+    sk_X509_pop_free(c1, X509_free);
+    sk_X509_pop_free(c2, X509_free);
+    X509_free(expect_ca);
+    free(b);
+    fixture_free(&f);
+}
+
 UNIT_TEST(bundle_parse_traditional_key_and_params)
 {
     static const char params[] =
