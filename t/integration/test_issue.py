@@ -102,6 +102,12 @@ def test_restart_reuses_stored_certificate(server, pebble, root_file, state_dir)
         again = wait_acme_cert(HTTPS_PORT, "a.example.test", root_file, 10,
                                proc_alive=server.running)
     assert again.serial_number == first.serial_number
+    if server.kind == "nginx":
+        # parsed once, by the master before any worker existed: the workers
+        # inherit it and parse nothing before they serve (issue 9)
+        log = server.error_log(since_start=True)
+        assert 'certificate "%s" parsed in master process' % CERT_ID in log, log[-3000:]
+        assert 'certificate "%s" parsed in worker process' % CERT_ID not in log, log[-3000:]
 
     # give the new lease holder / driving child the time to look at the
     # certificate ...
