@@ -47,6 +47,9 @@ typedef struct {
 
 static proc_cert_t     *proc_certs;
 static int              n_proc_certs;
+/* the chain certificates the bundles share, parsed once per child; used by
+ * refresh_slot only: child_init, then the refresher thread alone */
+static acme_x509_cache_t *proc_x509_cache;
 static apr_uint32_t     proc_gen;
 static pthread_t        refresher;
 static int              refresher_running;
@@ -147,7 +150,11 @@ refresh_slot(server_rec *s, acme_auto_cert_t *c)
     if (acme_auto_shm_get_bundle(c->slot, &pem, &len, &gen) != 1) {
         return;
     }
-    if (acme_bundle_parse(pem, len, &key, &leaf, &chain, err, sizeof(err))
+    if (proc_x509_cache == NULL) {
+        proc_x509_cache = acme_x509_cache_new();    /* NULL: none */
+    }
+    if (acme_bundle_parse_cached(pem, len, proc_x509_cache, &key, &leaf,
+                                 &chain, err, sizeof(err))
         != 0)
     {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mod_acme_auto: %s: "
@@ -230,6 +237,9 @@ refresher_stop(void *data)
         pthread_mutex_unlock(&stop_mu);
         pthread_join(refresher, NULL);
         refresher_running = 0;
+        /* the certificates in use hold their own references */
+        acme_x509_cache_free(proc_x509_cache);
+        proc_x509_cache = NULL;
     }
     return APR_SUCCESS;
 }
