@@ -49,6 +49,10 @@ lowprio_main(void *data)
 {
     lowprio_t  *lp = data;
 
+    /* named and lowered by itself, before any work */
+#ifdef __linux__
+    (void) pthread_setname_np(pthread_self(), "acme-keygen");
+#endif
     lowprio_self();
     lp->fn(lp->arg);
 
@@ -80,9 +84,6 @@ acme_lowprio_run(void (*fn)(void *), void *arg)
         return 1;
     }
 
-#ifdef __linux__
-    (void) pthread_setname_np(t, "acme-keygen");
-#endif
     (void) pthread_join(t, NULL);
     return 0;
 }
