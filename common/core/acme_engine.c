@@ -57,6 +57,11 @@ typedef enum {
     S_CERT,
     S_CERT_ALT,             /* an alternate chain (preferred_chain) */
     S_READBACK,             /* the order read back after an unclear answer */
+    S_REVOKE,               /* revokeCert (after the account, before the
+                               order: after S_NEW_ORDER in this list, so
+                               that a refused stored account is looked up
+                               again, account_fallback) */
+    S_REVOKED_EMIT,         /* ACME_ACT_REVOKED */
     S_FINISH
 } state_t;
 
@@ -128,6 +133,12 @@ struct acme_engine_s {
     size_t               n_alt;             /* alternates of the chain */
     size_t               alt_i;             /* the one being fetched */
     char                 chain_note[512];   /* which chain, for logs */
+
+    /* revoke first: the certificate (base64url DER), its reason code
+     * (< 0: none); NULL when nothing is revoked or once it is */
+    char                *revoke_b64;
+    int                  revoke_reason;
+    char                *revoke_cert_url;   /* the directory's revokeCert */
 
     /* progress */
     state_t              state;
@@ -290,6 +301,8 @@ req_label(const acme_engine_t *e)
     case S_FINALIZE:        return "finalize";
     case S_CERT:            return "certificate";
     case S_CERT_ALT:        return "alternate-chain";
+    case S_REVOKE:
+    case S_REVOKED_EMIT:    return "revoke";
     default:                return "engine";
     }
 }
@@ -690,6 +703,17 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
         e->csr_b64 = acme_strdup(cfg->csr_b64);
     }
 
+    if (cfg->revoke_der != NULL && cfg->revoke_der_len > 0) {
+        e->revoke_b64 = acme_b64url_encode(cfg->revoke_der,
+                                           cfg->revoke_der_len);
+        if (e->revoke_b64 == NULL) {
+            acme_engine_free(e);
+            acme_err(err, errlen, "out of memory");
+            return NULL;
+        }
+        e->revoke_reason = cfg->revoke_reason;
+    }
+
     if (cfg->account_url != NULL && cfg->account_url[0] != '\0') {
         e->account_url = acme_strdup(cfg->account_url);
         e->account_from_store = 1;
@@ -755,6 +779,8 @@ acme_engine_free(acme_engine_t *e)
     free(e->new_nonce_url);
     free(e->new_account_url);
     free(e->new_order_url);
+    free(e->revoke_cert_url);
+    free(e->revoke_b64);
     free(e->tos_url);
     free(e->account_url);
     free(e->refused_url);
@@ -870,6 +896,44 @@ new_account_payload(acme_engine_t *e)
 }
 
 
+/* The state after the account is known: revoke first when asked. */
+static state_t
+after_account(const acme_engine_t *e)
+{
+    return e->revoke_b64 != NULL ? S_REVOKE : S_NEW_ORDER;
+}
+
+
+/* RFC 8555 section 7.6: {"certificate": b64url(DER), "reason": code} */
+static char *
+revoke_payload(acme_engine_t *e)
+{
+    json_t  *o;
+    char    *s;
+
+    o = json_pack("{s:s}", "certificate", e->revoke_b64);
+    if (o == NULL) {
+        return NULL;
+    }
+    if (e->revoke_reason >= 0) {
+        json_object_set_new(o, "reason", json_integer(e->revoke_reason));
+    }
+    s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+
+/* revokeCert answered 200 (or alreadyRevoked): the host is told once */
+static void
+on_revoked(acme_engine_t *e)
+{
+    free(e->revoke_b64);
+    e->revoke_b64 = NULL;
+    e->state = S_REVOKED_EMIT;
+}
+
+
 static char *
 new_order_payload(acme_engine_t *e)
 {
@@ -975,6 +1039,9 @@ fail_timeout(acme_engine_t *e)
         fail(e, "timed out reading back the order %s after an unclear answer",
              e->order_url);
         break;
+    case S_REVOKE:
+        fail(e, "timed out waiting for the revocation");
+        break;
     default:
         fail(e, "timed out");
         break;
@@ -1026,7 +1093,7 @@ acme_engine_next_ms(acme_engine_t *e, long long now_ms, acme_action_t *act)
 
     /* the account is persisted whatever the clock says */
     if (e->state != S_FINISH && e->state != S_ACCOUNT_EMIT
-        && now >= e->deadline)
+        && e->state != S_REVOKED_EMIT && now >= e->deadline)
     {
         fail_timeout(e);
     }
@@ -1079,6 +1146,21 @@ acme_engine_next_ms(acme_engine_t *e, long long now_ms, acme_action_t *act)
             act->kind = ACME_ACT_ACCOUNT;
             act->account_url = e->account_url;
             act->account_refused = e->refused_error;
+            e->state = after_account(e);
+            return;
+
+        case S_REVOKE:
+            payload = revoke_payload(e);
+            if (payload == NULL) {
+                fail(e, "revoke: out of memory");
+                continue;
+            }
+            post(e, act, e->revoke_cert_url, payload, 0, NULL);
+            free(payload);
+            break;
+
+        case S_REVOKED_EMIT:
+            act->kind = ACME_ACT_REVOKED;
             e->state = S_NEW_ORDER;
             return;
 
@@ -1235,9 +1317,16 @@ on_directory(acme_engine_t *e, json_t *j)
     e->eab_required = json_is_true(json_object_get(meta, "externalAccountRequired"));
     set_str(&e->tos_url, jstr(meta, "termsOfService"));
 
+    set_str(&e->revoke_cert_url, jstr(j, "revokeCert"));
+    if (e->revoke_b64 != NULL && e->revoke_cert_url == NULL) {
+        fail(e, "revoke: \"revokeCert\" is missing from the directory at %s",
+             e->directory_url);
+        return;
+    }
+
     /* a URL the store refused is handed to the host again, to write */
     e->state = e->account_url == NULL ? S_ACCOUNT_FIND
-               : e->account_unsaved ? S_ACCOUNT_EMIT : S_NEW_ORDER;
+               : e->account_unsaved ? S_ACCOUNT_EMIT : after_account(e);
     e->account_unsaved = 0;
 }
 
@@ -1986,6 +2075,11 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
         {
             e->state = S_ACCOUNT_CREATE;
 
+        } else if (e->state == S_REVOKE
+                   && problem_is(prob, "alreadyRevoked"))
+        {
+            on_revoked(e);
+
         } else if (e->state == S_CERT_ALT) {
             /* the default chain stays good */
             snprintf(msg, sizeof(msg), "HTTP %d", resp->status);
@@ -2034,6 +2128,10 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
 
     case S_CERT_ALT:
         on_alternate(e, resp);
+        return;
+
+    case S_REVOKE:
+        on_revoked(e);
         return;
 
     default:
@@ -2200,6 +2298,8 @@ acme_engine_step(const acme_engine_t *e)
     case S_READBACK:        return "finalize";
     case S_CERT:
     case S_CERT_ALT:        return "certificate";
+    case S_REVOKE:
+    case S_REVOKED_EMIT:    return "revoke";
     case S_FINISH:          return e->result == ACME_ACT_DONE ? "done" : "error";
     }
     return "error";

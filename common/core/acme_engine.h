@@ -15,6 +15,8 @@
  *         case ACME_ACT_UNPUBLISH: stop answering act.token (act.key_authz
  *                                  is given again: a dns-01 TXT value);
  *         case ACME_ACT_ACCOUNT:   persist act.account_url (with the key);
+ *         case ACME_ACT_REVOKED:   the certificate given to revoke is revoked
+ *                                  (acme_order_config_t.revoke_der);
  *         case ACME_ACT_DONE:      acme_engine_certificate() is the chain;
  *         case ACME_ACT_ERROR:     acme_engine_error(), acme_engine_retry_after().
  *         }
@@ -117,6 +119,17 @@ typedef struct {
                                                top certificate (exact
                                                bytes); NULL = the default
                                                chain, no alternate looked at */
+
+    /* Revoke first (RFC 8555 section 7.6): with revoke_der set, once the
+     * account is known the engine POSTs revokeCert (signed with the
+     * account key, kid) with this certificate (DER, borrowed) and
+     * revoke_reason (RFC 5280 code; < 0: none sent), emits
+     * ACME_ACT_REVOKED, then orders as usual.  A CA answering
+     * "alreadyRevoked" counts as revoked; any other refusal fails the
+     * whole order ("revoke: ...") before anything is ordered. */
+    const unsigned char *revoke_der;
+    size_t               revoke_der_len;
+    int                  revoke_reason;
 } acme_order_config_t;
 
 typedef enum {
@@ -126,7 +139,9 @@ typedef enum {
     ACME_ACT_UNPUBLISH,
     ACME_ACT_ACCOUNT,
     ACME_ACT_DONE,
-    ACME_ACT_ERROR
+    ACME_ACT_ERROR,
+    ACME_ACT_REVOKED            /* the certificate of revoke_der is revoked
+                                   at the CA; call next again */
 } acme_action_kind_t;
 
 typedef struct {
@@ -215,7 +230,7 @@ const char *acme_engine_directory_url(const acme_engine_t *e);
 
 /* Short name of the current step, for status output ("directory",
  * "new-account", "new-order", "authorization", "challenge", "finalize",
- * "certificate", "done", "error"). */
+ * "certificate", "done", "error"; "revoke" while revoking). */
 const char *acme_engine_step(const acme_engine_t *e);
 
 #endif

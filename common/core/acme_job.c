@@ -56,8 +56,18 @@ acme_job_due(const acme_job_facts_t *f, const acme_cert_state_t *st,
         return ACME_JOB_LOADING;
     }
 
+    if (f->forced) {
+        /* asked for: neither the window nor the backoff holds it back */
+        *at = 0;
+        return ACME_JOB_FORCED;
+    }
+
     if (!f->have_cert) {
         why = ACME_JOB_NO_CERT;
+        t = 0;
+    }
+    else if (st != NULL && st->revoked) {
+        why = ACME_JOB_REVOKED;
         t = 0;
     }
     else if (f->pending_not_after > 0) {
@@ -165,6 +175,11 @@ acme_job_reason_text(acme_job_reason_t why)
         return "retry after a failed attempt";
     case ACME_JOB_LOADING:
         return "waiting until the new certificate is loaded";
+    case ACME_JOB_FORCED:
+        return "asked for at the status location (or the store's entry "
+               "was deleted)";
+    case ACME_JOB_REVOKED:
+        return "the certificate was revoked: ordering its replacement";
     }
     return "unknown";
 }
@@ -378,6 +393,17 @@ acme_job_succeeded(acme_cert_state_t *st, long long now,
     st->last_attempt = now;
     st->last_success = now;
     st->last_error[0] = '\0';
+    st->revoked = 0;
+}
+
+void
+acme_job_revoked(acme_cert_state_t *st, acme_job_status_t *rec,
+    long long now)
+{
+    st->revoked = now;
+    if (rec != NULL) {
+        rec->revoked = 1;
+    }
 }
 
 int
@@ -480,6 +506,7 @@ acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
     rec->last_success = st->last_success;
     cpy(rec->last_error, sizeof(rec->last_error), st->last_error);
     rec->next_renewal = next_renewal;
+    rec->revoked = st->revoked != 0;
 }
 
 void
@@ -510,6 +537,9 @@ acme_job_status_view(const acme_job_status_t *rec, long long now,
     }
     if (rec->renewing) {
         out->state = "renewing";
+    }
+    if (rec->revoked && rec->have_cert) {
+        out->state = "revoked";
     }
     out->step = rec->renewing && rec->step[0] ? rec->step : NULL;
     out->challenge = rec->challenge[0] ? rec->challenge

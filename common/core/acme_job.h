@@ -47,7 +47,11 @@ typedef enum {
     ACME_JOB_KEY_CHANGED,       /* its key is not of the configured type */
     ACME_JOB_RENEW,             /* the renewal window is reached */
     ACME_JOB_BACKOFF,           /* a failure's backoff ends at the due time */
-    ACME_JOB_LOADING            /* a new bundle is not parsed yet: wait */
+    ACME_JOB_LOADING,           /* a new bundle is not parsed yet: wait */
+    ACME_JOB_FORCED,            /* asked for at the status location
+                                   (acme_control.h) or a reload found the
+                                   store's entry deleted */
+    ACME_JOB_REVOKED            /* the served certificate was revoked */
 } acme_job_reason_t;
 
 /* What the host knows of the certificate it serves. */
@@ -70,6 +74,9 @@ typedef struct {
      * changed: the certificate it replaces is served meanwhile, see
      * acme_job_store_load_replaced; acme_cert_info_key_other) */
     int         key_changed;
+    /* a renew or revoke request is pending (acme_control_pending): due at
+     * once, the renewal window and the backoff ignored */
+    int         forced;
 } acme_job_facts_t;
 
 /*
@@ -92,6 +99,11 @@ typedef struct {
  * certificate that was just installed (the names of an unknown
  * certificate are not the configured ones).  Apache parses a bundle when
  * it installs it, so it never waits.
+ *
+ * A request (facts->forced) is due at once, whatever the window and the
+ * backoff say (ACME_JOB_FORCED; a bundle not parsed yet still waits).  A
+ * served certificate revoked on request (st->revoked) is replaced at once
+ * (ACME_JOB_REVOKED), after the backoff of a failed replacement.
  *
  * A pending certificate (facts->pending_not_after set: issued for the
  * configured names, not served yet) is the one renewed: the renewal time
@@ -248,7 +260,7 @@ void acme_job_failed(acme_cert_state_t *st, const char *type,
     long long retry_delay, uint32_t seed);
 
 /* An attempt succeeded at now: failures 0, no backoff, last_success now,
- * no error, the record ends; the certificate was issued by directory (the
+ * no error, not revoked, the record ends; the certificate was issued by directory (the
  * issuer's directory URL as configured; NULL: recorded as unknown). */
 void acme_job_succeeded(acme_cert_state_t *st, long long now,
     const char *directory);
@@ -308,6 +320,9 @@ typedef struct {
     char        reason[32];
     /* orders finished since the start (status "orders", "renewals") */
     acme_job_orders_t orders;
+    /* the served certificate was revoked on request (st->revoked): the
+     * state is "revoked" until its replacement is served */
+    int         revoked;
 } acme_job_status_t;
 
 /* Certificate facts into the record (serial, CA issuer, validity). */
@@ -326,7 +341,7 @@ void acme_job_status_set_reason(acme_job_status_t *rec, const char *reason);
 void acme_job_status_begin(acme_job_status_t *rec, const char *type,
     const char *step);
 /* The order ended (either way): the record takes failures, last_error,
- * last_success from st and next_renewal (the next acme_job_due). */
+ * last_success, revoked from st and next_renewal (the next acme_job_due). */
 void acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
     long long next_renewal);
 
@@ -341,9 +356,18 @@ void acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
 void acme_job_status_ordered(acme_job_status_t *rec, int valid, int replaced);
 
 /*
- * The record as acme_status_render wants it: state "renewing" while an
- * order runs, else "valid"/"expired" (by not_after and now) with a
- * certificate, "failed" without one after failures, else "fallback"; step
+ * The order's first step revoked the served certificate at now (engine
+ * ACME_ACT_REVOKED): st->revoked now and rec->revoked (NULL: not kept),
+ * until the replacement succeeds.
+ */
+void acme_job_revoked(acme_cert_state_t *st, acme_job_status_t *rec,
+    long long now);
+
+/*
+ * The record as acme_status_render wants it: state "revoked" while the
+ * served certificate is a revoked one (an order may run to replace it),
+ * else "renewing" while an order runs, else "valid"/"expired" (by
+ * not_after and now) with a certificate, "failed" without one after failures, else "fallback"; step
  * only while renewing; challenge the record's, or when it has none the
  * type of the last attempt by the certificate's list (types, n_types, as
  * acme_job_last_challenge); the pending certificate, if any; the order

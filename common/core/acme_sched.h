@@ -20,6 +20,10 @@ typedef struct {
      * stored certificate; "" unknown (a store written before it was
      * recorded): see acme_job_issuer_changed */
     char        directory[512];
+    /* when the stored certificate was revoked at the CA on request (the
+     * status' "revoked"; acme_job_due orders its replacement at once);
+     * 0 = not revoked.  Cleared by the next success. */
+    long long   revoked;
 } acme_cert_state_t;
 
 /*

@@ -17,6 +17,8 @@
  *       "key_type": "ecdsa:256",
  *       "challenge": "http-01" | "tls-alpn-01" | "dns-01" or null,
  *       "state": "fallback" | "valid" | "renewing" | "failed" | "expired"
+ *                | "revoked" (revoked at the CA on request, until its
+ *                  replacement is served)
  *                (an unmanaged one: "valid", "expired", "not yet valid"
  *                when its notBefore is ahead, or "failed" with last_error
  *                when its file cannot be read or parsed),

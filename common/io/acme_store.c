@@ -2098,6 +2098,7 @@ acme_store_load_state_at(const acme_store_dir_t *cert_dir,
     st->last_success = json_ll(j, "last_success");
     st->attempt_started = json_ll(j, "attempt_started");
     st->attempt_pid = (long) json_ll(j, "attempt_pid");
+    st->revoked = json_ll(j, "revoked");
     le = json_string_value(json_object_get(j, "last_error"));
     if (le != NULL) {
         snprintf(st->last_error, sizeof(st->last_error), "%s", le);
@@ -2150,7 +2151,7 @@ acme_store_save_state(const char *root, const char *id,
     utf8_sanitize(dir);
 
     rc = save_json(&cd, "state.json",
-                   json_pack("{s:I, s:I, s:I, s:I, s:s?, s:I, s:I, s:s?}",
+                   json_pack("{s:I, s:I, s:I, s:I, s:s?, s:I, s:I, s:s?, s:I}",
                              "failures", (json_int_t) st->failures,
                              "next_attempt", (json_int_t) st->next_attempt,
                              "last_attempt", (json_int_t) st->last_attempt,
@@ -2159,7 +2160,8 @@ acme_store_save_state(const char *root, const char *id,
                              "attempt_started",
                              (json_int_t) st->attempt_started,
                              "attempt_pid", (json_int_t) st->attempt_pid,
-                             "directory", dir[0] ? dir : NULL),
+                             "directory", dir[0] ? dir : NULL,
+                             "revoked", (json_int_t) st->revoked),
                    err, errlen);
     acme_store_dir_close(&cd);
     return rc;

@@ -87,6 +87,7 @@ fake_ca_free(fake_ca_t *ca)
         free(ca->alt_chain[i]);
     }
     free(ca->r_link);
+    free(ca->revoked);
     EVP_PKEY_free(ca->ca_key);
     free(ca);
 }
@@ -602,6 +603,40 @@ new_account(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
 }
 
 
+/* RFC 8555 section 7.6, with the account's key (kid: check_jws) */
+static void
+revoke(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
+{
+    json_t      *j, *r;
+    const char  *cert;
+
+    ca->n_revoke++;
+    j = json_loads(payload, 0, NULL);
+    cert = j ? json_string_value(json_object_get(j, "certificate")) : NULL;
+    if (cert == NULL || cert[0] == '\0') {
+        violation(ca, "revokeCert without a certificate");
+        problem(ca, resp, 400, "malformed", "no certificate");
+        json_decref(j);
+        return;
+    }
+    r = json_object_get(j, "reason");
+    if (r != NULL && !json_is_integer(r)) {
+        violation(ca, "revokeCert reason is not an integer");
+    }
+    if (ca->already_revoked) {
+        problem(ca, resp, 400, "alreadyRevoked", "Certificate already "
+                "revoked");
+        json_decref(j);
+        return;
+    }
+    free(ca->revoked);
+    ca->revoked = acme_strdup(cert);
+    ca->revoke_reason = r ? (int) json_integer_value(r) : -1;
+    json_decref(j);
+    reply(ca, resp, 200, NULL);
+}
+
+
 static void
 new_order(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
 {
@@ -1008,6 +1043,9 @@ fake_ca_handle(fake_ca_t *ca, const acme_http_request_t *req,
 
     } else if (strcmp(path, "/new-order") == 0) {
         new_order(ca, payload, resp);
+
+    } else if (strcmp(path, "/revoke") == 0) {
+        revoke(ca, payload, resp);
 
     } else if (!ca->order_created) {
         violation(ca, "POST %s before newOrder", req->url);

@@ -90,6 +90,11 @@ struct fake_ca_s {
     int          n_failed;          /* scripted failures answered */
     int          n_order_get;       /* POST-as-GET of the order */
     int          n_alt;             /* alternate chain fetches */
+    int          n_revoke;          /* revokeCert requests */
+    char        *revoked;           /* base64url DER of the last revoked
+                                       certificate (kid-signed), or NULL */
+    int          revoke_reason;     /* its "reason", -1 when absent */
+    int          already_revoked;   /* answer revokeCert with alreadyRevoked */
     int          violations;
     char         violation[256];
     char        *contact;           /* JSON of the last newAccount contact */

@@ -38,6 +38,8 @@ typedef struct {
     /* record */
     long long           now;
     int                 n_http, n_sleep, n_publish, n_unpublish, n_account;
+    int                 n_revoked;      /* ACME_ACT_REVOKED */
+    int                 orders_at_revoked; /* newOrder calls by then */
     int                 live;           /* published - unpublished */
     int                 bad_order;      /* an action after DONE/ERROR etc. */
     long long           max_sleep;      /* longest SLEEP interval */
@@ -250,6 +252,11 @@ run(acme_engine_t *e, fake_ca_t *ca, run_t *r)
                      act.account_url);
             snprintf(r->account_refused, sizeof(r->account_refused), "%s",
                      act.account_refused ? act.account_refused : "");
+            break;
+
+        case ACME_ACT_REVOKED:
+            r->n_revoked++;
+            r->orders_at_revoked = ca->n_new_order;
             break;
 
         case ACME_ACT_DONE:
@@ -2343,4 +2350,105 @@ UNIT_TEST(engine_preferred_chain_failures)
         acme_engine_free(e);
     }
     fixture_done(&f);
+}
+
+
+/* RFC 8555 section 7.6: revokeCert with the account key (kid) before the
+ * order, the host told once (ACME_ACT_REVOKED), then a whole order */
+UNIT_TEST(engine_revoke_then_order)
+{
+    static const unsigned char der[] = { 0x30, 0x03, 0x02, 0x01, 0x07 };
+    fixture_t       f;
+    run_t           r;
+    acme_engine_t  *e;
+    char           *b64;
+
+    b64 = acme_b64url_encode(der, sizeof(der));
+
+    /* a stored account, reason superseded (4) */
+    fixture_init(&f, 1);
+    f.ca->account_url = acme_strdup("https://ca.test/acct/9");
+    f.cfg.account_url = "https://ca.test/acct/9";
+    f.cfg.revoke_der = der;
+    f.cfg.revoke_der_len = sizeof(der);
+    f.cfg.revoke_reason = 4;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    show_error(e, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_revoke, 1);
+    CHECK(f.ca->revoked != NULL && strcmp(f.ca->revoked, b64) == 0);
+    CHECK_INT(f.ca->revoke_reason, 4);
+    CHECK_INT(r.n_revoked, 1);
+    CHECK_INT(r.orders_at_revoked, 0);
+    CHECK_INT(f.ca->n_new_order, 1);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* no stored account: looked up / created first; no reason sent */
+    fixture_init(&f, 1);
+    f.cfg.revoke_der = der;
+    f.cfg.revoke_der_len = sizeof(der);
+    f.cfg.revoke_reason = -1;
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(r.n_account, 1);
+    CHECK_INT(f.ca->n_revoke, 1);
+    CHECK_INT(f.ca->revoke_reason, -1);
+    CHECK_INT(r.n_revoked, 1);
+    CHECK_INT(f.ca->violations, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* already revoked: as good as revoked */
+    fixture_init(&f, 1);
+    f.ca->already_revoked = 1;
+    f.cfg.revoke_der = der;
+    f.cfg.revoke_der_len = sizeof(der);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(r.n_revoked, 1);
+    CHECK_INT(f.ca->n_new_order, 1);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* refused: the order fails before anything is ordered */
+    fixture_init(&f, 1);
+    f.ca->fail_path = "/revoke";
+    f.ca->fail_times = -1;
+    f.ca->fail_status = 403;
+    f.ca->fail_ctype = "application/problem+json";
+    f.ca->fail_body = "{\"type\":\"urn:ietf:params:acme:error:unauthorized\","
+                      "\"detail\":\"not the account of this certificate\"}";
+    f.cfg.revoke_der = der;
+    f.cfg.revoke_der_len = sizeof(der);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_ERROR);
+    CHECK(strncmp(acme_engine_error(e), "revoke: urn:ietf:params:acme:error:"
+                  "unauthorized", 41) == 0);
+    CHECK_INT(r.n_revoked, 0);
+    CHECK_INT(f.ca->n_new_order, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    /* without revoke_der nothing is revoked */
+    fixture_init(&f, 1);
+    e = engine(&f);
+    memset(&r, 0, sizeof(r));
+    run(e, f.ca, &r);
+    CHECK_INT(r.final, ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_revoke, 0);
+    CHECK_INT(r.n_revoked, 0);
+    acme_engine_free(e);
+    fixture_done(&f);
+
+    free(b64);
 }

@@ -756,3 +756,59 @@ UNIT_TEST(job_status_reason)
     acme_job_status_view(&rec, T0, NULL, 0, &out);
     CHECK(out.reason == NULL);
 }
+
+/* a request at the status location (acme_control.h) or a deleted store
+ * entry: at once, whatever the window and the backoff say */
+UNIT_TEST(job_due_forced_and_revoked)
+{
+    acme_job_facts_t   f;
+    acme_cert_state_t  st;
+    acme_job_status_t  rec;
+    acme_status_cert_t v;
+    long long          at = -1;
+
+    memset(&st, 0, sizeof(st));
+    f = facts(1, 1, 1);
+    st.next_attempt = T0 + 80 * DAY;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_BACKOFF);
+    f.forced = 1;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_FORCED);
+    CHECK_INT(at, 0);
+    /* a bundle not parsed yet still waits */
+    f.loaded = 0;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_LOADING);
+
+    /* revoked: its replacement at once, after a failure's backoff */
+    f = facts(1, 1, 1);
+    memset(&st, 0, sizeof(st));
+    memset(&rec, 0, sizeof(rec));
+    acme_job_status_set_cert(&rec, T0, T0 + 90 * DAY, "0a", "CN=ca");
+    acme_job_revoked(&st, &rec, T0 + 5);
+    CHECK_INT(st.revoked, T0 + 5);
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_REVOKED);
+    CHECK_INT(at, 0);
+    st.next_attempt = T0 + 60;
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_BACKOFF);
+    CHECK_INT(at, T0 + 60);
+
+    /* the status says "revoked", also while the replacement is ordered */
+    memset(&v, 0, sizeof(v));
+    acme_job_status_view(&rec, T0 + 10, NULL, 0, &v);
+    CHECK_STR(v.state, "revoked");
+    acme_job_status_begin(&rec, "http-01", "new-order");
+    acme_job_status_view(&rec, T0 + 10, NULL, 0, &v);
+    CHECK_STR(v.state, "revoked");
+    CHECK_STR(v.step, "new-order");
+
+    /* a failed replacement keeps it; the success clears it */
+    acme_job_failed(&st, "http-01", "boom", T0 + 20, 0, 60, f.seed);
+    acme_job_status_end(&rec, &st, st.next_attempt);
+    acme_job_status_view(&rec, T0 + 30, NULL, 0, &v);
+    CHECK_STR(v.state, "revoked");
+    acme_job_succeeded(&st, T0 + 100, NULL);
+    CHECK_INT(st.revoked, 0);
+    acme_job_status_end(&rec, &st, 0);
+    acme_job_status_view(&rec, T0 + 100, NULL, 0, &v);
+    CHECK_STR(v.state, "valid");
+    CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_RENEW);
+}
