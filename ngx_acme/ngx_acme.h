@@ -42,6 +42,8 @@
  *                         time per worker, a bounded queue)
  *   ngx_acme_inventory.c  the certificates servers load from files
  *                         (ssl_certificate), for the status
+ *   ngx_acme_control.c    "acme_status control;": POST renew / revoke at
+ *                         the status location, the revocation's log line
  *   ngx_acme_variables.c  $acme_certificate, $acme_certificate_key (as
  *                         nginx-acme's) and the ssl_certificate pair
  *   ngx_acme_http.c       the non-blocking HTTPS client (ngx_acme_http.h):
@@ -74,6 +76,7 @@
 #include "acme_sched.h"
 #include "acme_job.h"
 #include "acme_status.h"
+#include "acme_control.h"
 #include "acme_eab.h"
 #include "acme_eab_file.h"
 #include "acme_alpn.h"
@@ -210,6 +213,13 @@ typedef struct {
      * the lease holder's tick, after its "issued" / "renewed") */
     acme_event_track_t        events;
     ngx_uint_t                event_installed;
+    /*
+     * Renew / revoke requests (common/core/acme_control.h): made by the
+     * status location in any worker (acme_status control;) or by a reload
+     * that found the store's entry deleted, taken up by the lease
+     * holder's next tick (ngx_acme_schedule, ngx_acme_job_start).
+     */
+    acme_control_t            control;
 } ngx_acme_slot_t;
 
 
@@ -520,6 +530,12 @@ ngx_int_t ngx_acme_challenge_init(ngx_conf_t *cf);
 
 /* ngx_acme_status.c */
 char *ngx_acme_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_acme_status_cert(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    time_t now, acme_job_status_t *rec, acme_status_cert_t *c);
+
+/* ngx_acme_control.c */
+ngx_int_t ngx_acme_control_handler(ngx_http_request_t *r,
+    ngx_uint_t enabled);
 
 /* ngx_acme_inventory.c */
 ngx_int_t ngx_acme_inventory_init(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf);

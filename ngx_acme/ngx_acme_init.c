@@ -13,6 +13,8 @@ static void ngx_acme_init_store(ngx_cycle_t *cycle, ngx_acme_cert_t *cert,
     size_t len);
 static int ngx_acme_init_id_in_use(const char *id, void *ctx);
 static void ngx_acme_init_cleanup(void *data);
+static void ngx_acme_init_deleted(ngx_cycle_t *cycle,
+    ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert, acme_store_dir_t *cd);
 
 
 typedef struct {
@@ -104,6 +106,54 @@ static void
 ngx_acme_init_cleanup(void *data)
 {
     ngx_acme_ssl_free(data);
+}
+
+
+/*
+ * A reload finds a certificate served from the zone whose bundle is gone
+ * from the store (its directory deleted, recreated empty by
+ * ngx_acme_init_store): the operator wants a new one.  It is asked for as
+ * at the status location (acme_control_renew: the lease holder orders at
+ * once, window and backoff ignored); the zone's certificate is served
+ * until the new one is installed.  A bundle the store refused (served
+ * from memory, written again later) is not a deleted one.
+ */
+static void
+ngx_acme_init_deleted(ngx_cycle_t *cycle, ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, acme_store_dir_t *cd)
+{
+    int         rc;
+    char        err[ACME_ERRLEN], *pem;
+    size_t      len;
+    ngx_uint_t  served;
+
+    ngx_acme_shm_lock(amcf);
+    served = (cert->slot->bundle != NULL && !cert->slot->unsaved_at
+              && cert->slot->next_bundle == NULL);
+    ngx_acme_shm_unlock(amcf);
+
+    if (!served) {
+        return;
+    }
+
+    pem = NULL;
+    len = 0;
+
+    rc = acme_store_load_bundle_at(cd, &pem, &len, err, sizeof(err));
+    acme_bundle_free(pem, len);
+
+    if (rc != 0) {
+        return;
+    }
+
+    ngx_acme_shm_lock(amcf);
+    acme_control_renew(&cert->slot->control);
+    ngx_acme_shm_unlock(amcf);
+
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                  "acme: certificate \"%V\": no longer in the store (%s "
+                  "deleted?): ordering a new one now; the current one is "
+                  "served until then", &cert->id, cd->path);
 }
 
 
@@ -223,6 +273,12 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
         }
 
         cert->slot = slot;
+
+        if (!created && cd.fd >= 0) {
+            /* reload: the zone already has it, unless the store's entry
+             * was deleted: then a new one is ordered at once */
+            ngx_acme_init_deleted(cycle, amcf, cert, &cd);
+        }
 
         if (!created || cd.fd < 0) {
             /* reload: the zone already has it; or no usable store */

@@ -62,6 +62,7 @@
 static void ngx_acme_job_task_done(ngx_event_t *ev);
 static void ngx_acme_job_prepared(ngx_acme_job_t *job);
 static void ngx_acme_job_wake(ngx_event_t *ev);
+static ngx_int_t ngx_acme_job_revoke_der(ngx_acme_job_t *job);
 
 
 ngx_acme_job_t *
@@ -126,8 +127,10 @@ ngx_int_t
 ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     const char *reason, ngx_log_t *log)
 {
-    ngx_uint_t       ok;
-    ngx_acme_job_t  *job;
+    int                  code;
+    ngx_uint_t           ok;
+    ngx_acme_job_t      *job;
+    acme_control_kind_t  kind;
 
     job = ngx_acme_job_create(amcf, cert, log);
     if (job == NULL) {
@@ -135,6 +138,8 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     }
 
     job->directory = (char *) cert->issuer->conf.directory;
+    kind = ACME_CONTROL_NONE;
+    code = -1;
 
     job->sleep.handler = ngx_acme_job_wake;
     job->sleep.data = job;
@@ -157,6 +162,8 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
         acme_sched_attempt_begin(&cert->slot->st, (long long) ngx_time(),
                                  (long) ngx_pid);
         job->st = cert->slot->st;
+        /* this order answers every renew / revoke asked so far */
+        kind = acme_control_take(&cert->slot->control, &code);
     }
 
     ngx_acme_shm_unlock(amcf);
@@ -164,6 +171,18 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     if (!ok) {
         ngx_acme_job_free(job);
         return NGX_DECLINED;
+    }
+
+    if (kind == ACME_CONTROL_REVOKE) {
+        /* the leaf this worker serves (parsed: the tick waits for that) */
+        if (ngx_acme_job_revoke_der(job) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "acme: certificate \"%V\": no certificate to "
+                          "revoke is loaded; ordering a new one only",
+                          &cert->id);
+        }
+
+        job->revoke_reason = code;
     }
 
     cert->job = job;
@@ -179,6 +198,39 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
         ngx_acme_job_fail(job, "cannot post the state task", 0);
         return NGX_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+/* The DER of the leaf this worker serves for the certificate, to revoke. */
+static ngx_int_t
+ngx_acme_job_revoke_der(ngx_acme_job_t *job)
+{
+    int             len;
+    unsigned char  *der;
+
+    if (job->cert->leaf == NULL) {
+        return NGX_DECLINED;
+    }
+
+    der = NULL;
+    len = i2d_X509(job->cert->leaf, &der);
+
+    if (len <= 0 || der == NULL) {
+        return NGX_ERROR;
+    }
+
+    job->revoke_der = malloc((size_t) len);
+
+    if (job->revoke_der == NULL) {
+        OPENSSL_free(der);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(job->revoke_der, der, (size_t) len);
+    job->revoke_der_len = (size_t) len;
+    OPENSSL_free(der);
 
     return NGX_OK;
 }
@@ -566,6 +618,10 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
                           job->account_key, job->account_url, job->cert_key);
     oc.account_unsaved = unsaved;
     oc.csr_b64 = job->csr_b64;
+    /* "revoke": the served certificate first (acme_control.h) */
+    oc.revoke_der = job->revoke_der;
+    oc.revoke_der_len = job->revoke_der_len;
+    oc.revoke_reason = job->revoke_reason;
 
     err[0] = '\0';
 
@@ -789,6 +845,7 @@ ngx_acme_job_free(ngx_acme_job_t *job)
     }
 
     free(job->chain);
+    free(job->revoke_der);
 
     if (job->info_ok) {
         acme_cert_info_free(&job->info);

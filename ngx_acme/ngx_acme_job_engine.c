@@ -186,6 +186,11 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 
             return;
 
+        case ACME_ACT_REVOKED:
+
+            ngx_acme_control_revoked(job);
+            continue;
+
         case ACME_ACT_DONE:
 
             chain = acme_engine_certificate(job->engine, &job->chain_len);

@@ -76,6 +76,12 @@ struct ngx_acme_job_s {
 
     ngx_uint_t                account_waits;/* re-checks of the gate */
 
+    /* "revoke" asked for (acme_control_take): the served leaf (DER,
+     * malloc'd) revoked with revoke_reason before the order; NULL none */
+    u_char                   *revoke_der;
+    size_t                    revoke_der_len;
+    int                       revoke_reason;
+
     unsigned                  busy:1;       /* a thread task is in flight */
     unsigned                  dns_used:1;   /* a dns-01 PUBLISH was made */
     unsigned                  aborted:1;
@@ -106,6 +112,9 @@ ngx_int_t ngx_acme_job_dns_post(ngx_acme_job_t *job,
     acme_action_t *act, ngx_acme_task_kind_e kind);
 ngx_uint_t ngx_acme_job_dns_abort(ngx_acme_job_t *job);
 void ngx_acme_job_dns_log(ngx_acme_job_t *job);
+
+/* ngx_acme_control.c */
+void ngx_acme_control_revoked(ngx_acme_job_t *job);
 
 /* ngx_acme_job_thread.c */
 void ngx_acme_job_thread(void *data, ngx_log_t *log);

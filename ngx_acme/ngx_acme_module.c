@@ -57,7 +57,7 @@ static ngx_command_t  ngx_http_acme_commands[] = {
       NULL },
 
     { ngx_string("acme_status"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_acme_status,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,

@@ -10,18 +10,37 @@
 
 
 static ngx_int_t ngx_acme_status_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_acme_status_control_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_acme_status_handle(ngx_http_request_t *r,
+    ngx_uint_t control);
 static ngx_int_t ngx_acme_status_view(ngx_http_request_t *r, int *format);
 static ngx_int_t ngx_acme_status_header(ngx_http_request_t *r,
     const char *name, const char *value);
 
 
+/* "acme_status [control];": control lets POST renew / revoke
+ * (ngx_acme_control.c) */
 char *
 ngx_acme_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_str_t                 *value;
     ngx_http_core_loc_conf_t  *clcf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_acme_status_handler;
+
+    if (cf->args->nelts == 2) {
+        value = cf->args->elts;
+
+        if (ngx_strcmp(value[1].data, "control") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" of \"acme_status\":"
+                               " the only one is \"control\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        clcf->handler = ngx_acme_status_control_handler;
+    }
 
     return NGX_CONF_OK;
 }
@@ -29,6 +48,59 @@ ngx_acme_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 static ngx_int_t
 ngx_acme_status_handler(ngx_http_request_t *r)
+{
+    return ngx_acme_status_handle(r, 0);
+}
+
+
+static ngx_int_t
+ngx_acme_status_control_handler(ngx_http_request_t *r)
+{
+    return ngx_acme_status_handle(r, 1);
+}
+
+
+/* One certificate's entry of the document, from its slot. */
+void
+ngx_acme_status_cert(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    time_t now, acme_job_status_t *rec, acme_status_cert_t *c)
+{
+    ngx_acme_slot_t  *slot;
+
+    slot = cert->slot;
+
+    if (slot != NULL) {
+        ngx_acme_shm_lock(amcf);
+
+        *rec = slot->status;
+        rec->have_cert = (slot->bundle != NULL);
+
+        if (slot->bundle && slot->active != slot->generation) {
+            /* issued, waiting until every worker has parsed it */
+            rec->renewing = 1;
+            ngx_cpystrn((u_char *) rec->step, (u_char *) "install",
+                        sizeof(rec->step));
+        }
+
+        ngx_acme_shm_unlock(amcf);
+    }
+
+    acme_job_status_view(rec, (long long) now, cert->challenges,
+                         cert->n_challenges, c);
+    acme_job_status_bridge(rec, cert->bridge, c);
+
+    c->id = (char *) cert->id.data;
+    c->names = (const char *const *) cert->names.elts;
+    c->n_names = cert->names.nelts;
+    c->issuer = (char *) cert->issuer->name.data;
+    c->directory = (char *) cert->issuer->conf.directory;
+    c->key_type = acme_key_type_name(cert->key_type);
+    c->warn_window = cert->issuer->conf.expiry_warning;
+}
+
+
+static ngx_int_t
+ngx_acme_status_handle(ngx_http_request_t *r, ngx_uint_t control)
 {
     char                    *json;
     size_t                   len;
@@ -39,14 +111,14 @@ ngx_acme_status_handler(ngx_http_request_t *r)
     ngx_pid_t                pid;
     ngx_uint_t               i, n;
     ngx_chain_t              out;
-    ngx_acme_cert_t        **certs, *cert;
-    ngx_acme_slot_t         *slot;
+    ngx_acme_cert_t        **certs;
     ngx_acme_main_conf_t    *amcf;
-    acme_status_cert_t      *list, *c;
-    acme_job_status_t       *recs, *rec;
+    acme_status_cert_t      *list;
+    acme_job_status_t       *recs;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
+        /* GET never changes anything; POST renew / revoke */
+        return ngx_acme_control_handler(r, control);
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -79,38 +151,7 @@ ngx_acme_status_handler(ngx_http_request_t *r)
     certs = amcf->certs.elts;
 
     for (i = 0; i < n; i++) {
-        cert = certs[i];
-        slot = cert->slot;
-        rec = &recs[i];
-        c = &list[i];
-
-        if (slot != NULL) {
-            ngx_acme_shm_lock(amcf);
-
-            *rec = slot->status;
-            rec->have_cert = (slot->bundle != NULL);
-
-            if (slot->bundle && slot->active != slot->generation) {
-                /* issued, waiting until every worker has parsed it */
-                rec->renewing = 1;
-                ngx_cpystrn((u_char *) rec->step, (u_char *) "install",
-                            sizeof(rec->step));
-            }
-
-            ngx_acme_shm_unlock(amcf);
-        }
-
-        acme_job_status_view(rec, (long long) now, cert->challenges,
-                             cert->n_challenges, c);
-        acme_job_status_bridge(rec, cert->bridge, c);
-
-        c->id = (char *) cert->id.data;
-        c->names = (const char *const *) cert->names.elts;
-        c->n_names = cert->names.nelts;
-        c->issuer = (char *) cert->issuer->name.data;
-        c->directory = (char *) cert->issuer->conf.directory;
-        c->key_type = acme_key_type_name(cert->key_type);
-        c->warn_window = cert->issuer->conf.expiry_warning;
+        ngx_acme_status_cert(amcf, certs[i], now, &recs[i], &list[i]);
     }
 
     list = ngx_acme_inventory_status(r, amcf, list, n, &n, now);

@@ -268,6 +268,9 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 
         /* a bundle this worker has not parsed: its names are not known */
         f.loaded = (slot->generation == cert->generation);
+        /* renew / revoke asked for at the status location */
+        f.forced = (acme_control_pending(&slot->control)
+                    != ACME_CONTROL_NONE);
         unsaved = slot->unsaved_at;
 
         ngx_acme_shm_unlock(amcf);
