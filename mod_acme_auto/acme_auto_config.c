@@ -773,5 +773,9 @@ const command_rec acme_auto_cmds[] = {
         "AcmeCertificate <issuer> [names...] [key=type] "
         "[challenge=type[,type...]]: manage this "
         "server's certificate"),
+    AP_INIT_FLAG("AcmeStatusControl", ap_set_flag_slot,
+        (void *) APR_OFFSETOF(acme_auto_dir_conf_t, control), ACCESS_CONF,
+        "AcmeStatusControl on|off: POST renew / revoke at this acme-status "
+        "location (default off)"),
     { NULL }
 };

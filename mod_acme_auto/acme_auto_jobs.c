@@ -78,6 +78,10 @@ typedef struct {
                                            NULL none; malloc'd */
     size_t              next_len;
     int                 next_unsaved;   /* the store refused it */
+    int                 revoke;         /* the order revokes the served
+                                           certificate first (a request at
+                                           the status location) */
+    int                 revoke_reason;  /* RFC 5280 code */
 } job_t;
 
 typedef struct {
@@ -262,6 +266,7 @@ typedef struct {
 } drive_ctx_t;
 
 static int hook_should_stop(void *data);
+static void job_save_state(job_t *j, char *err);
 
 static int
 hook_publish(void *data, const char *type, const char *identifier,
@@ -360,6 +365,28 @@ hook_account(void *data, const char *url, const char *refused)
     pthread_mutex_lock(&account_mu);
     acme_account_gate_stored(&iss->account_gate, url, rc == 0);
     pthread_mutex_unlock(&account_mu);
+}
+
+/* The order's first step revoked the served certificate at the CA: the
+ * state and the status say "revoked" until the replacement the same order
+ * goes on to get is served.  The one place a revocation is known: the
+ * "revoked" event is raised from here. */
+static void
+hook_revoked(void *data)
+{
+    drive_ctx_t             *d = data;
+    job_t                   *j = d->j;
+    acme_auto_slot_status_t  st;
+    const char              *why = acme_control_reason_name(j->revoke_reason);
+
+    acme_auto_shm_get_status(j->c->slot, &st);
+    acme_job_revoked(&j->st, &st, now_sec());
+    acme_auto_shm_set_status(j->c->slot, &st);
+    job_save_state(j, NULL);
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: "
+                 "serial %s revoked at the CA (reason %s); ordering its "
+                 "replacement with a new key", j->c->id, st.serial,
+                 why ? why : "none");
 }
 
 static int
@@ -651,6 +678,32 @@ engine_error(acme_auto_issuer_t *iss, acme_engine_t *e)
                              sizeof(buf));
 }
 
+/* The served leaf (shared memory) as DER (*der OPENSSL_malloc'd), its
+ * length; 0 when none. */
+static size_t
+job_served_der(job_t *j, unsigned char **der)
+{
+    char         *pem = NULL, err[ACME_ERRLEN];
+    apr_size_t    len = 0;
+    apr_uint32_t  gen;
+    X509         *leaf = NULL;
+    int           n = 0;
+
+    *der = NULL;
+    if (acme_auto_shm_get_bundle(j->c->slot, &pem, &len, &gen) == 1
+        && acme_bundle_parse(pem, len, NULL, &leaf, NULL, err,
+                             sizeof(err)) == 0)
+    {
+        n = i2d_X509(leaf, der);
+        X509_free(leaf);
+    }
+    if (pem != NULL) {
+        OPENSSL_cleanse(pem, len);
+        free(pem);
+    }
+    return n > 0 ? (size_t) n : 0;
+}
+
 static void *
 job_main(void *arg)
 {
@@ -662,6 +715,8 @@ job_main(void *arg)
     acme_driver_hooks_t   hooks;
     drive_ctx_t           d;
     EVP_PKEY             *akey = NULL, *ckey = NULL;
+    unsigned char        *der = NULL;
+    size_t                der_len = 0;
     acme_engine_t        *e = NULL;
     char                 *account_url = NULL, *csr = NULL, err[ACME_ERRLEN];
     char                  warn[ACME_ERRLEN];
@@ -712,6 +767,18 @@ job_main(void *arg)
     acme_job_order_config(&oc, &conf, j->type, akey, account_url, ckey);
     oc.account_unsaved = unsaved;
     oc.csr_b64 = csr;
+    if (j->revoke) {
+        /* "revoke": the served certificate first (acme_control.h) */
+        der_len = job_served_der(j, &der);
+        if (der_len == 0) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: "
+                         "%s: no certificate to revoke is served; ordering "
+                         "a new one only", j->c->id);
+        }
+        oc.revoke_der = der;
+        oc.revoke_der_len = der_len;
+        oc.revoke_reason = j->revoke_reason;
+    }
     e = acme_engine_new(&oc, err, sizeof(err));
     if (e == NULL) {
         job_failed(j, err, 0);
@@ -738,6 +805,7 @@ job_main(void *arg)
     hooks.account = hook_account;
     hooks.should_stop = hook_should_stop;
     hooks.note = hook_note;
+    hooks.revoked = hook_revoked;
 
     rc = acme_drive_blocking(e, &to, &hooks);
     acme_auto_dns_free(d.dns);
@@ -780,6 +848,7 @@ done:
     acme_engine_free(e);
     EVP_PKEY_free(akey);
     EVP_PKEY_free(ckey);
+    OPENSSL_free(der);
     free(account_url);
     free(csr);
     /* no OpenSSL thread state left for the thread's exit to free while
@@ -932,6 +1001,12 @@ job_spawn(watch_t *w, job_t *j)
 {
     __atomic_store_n(&j->finished, 0, __ATOMIC_RELEASE);
     j->type = job_type(j);
+    j->revoke = 0;
+    if (!j->resave) {
+        /* this order answers every renew / revoke asked so far */
+        j->revoke = acme_auto_shm_control_take(j->c->slot, &j->revoke_reason)
+                    == ACME_CONTROL_REVOKE;
+    }
     if (acme_auto_thread_create(&j->thread,
                                 j->resave ? job_resave_main : job_main,
                                 j) != 0)
@@ -973,6 +1048,9 @@ watch_tick(watch_t *w)
         job_activate(j, now);
         /* "expiring", once a day in the warning window */
         acme_auto_event_tick(j->c, j->s);
+        /* renew / revoke asked for at the status location */
+        j->f.forced = acme_auto_shm_control_pending(j->c->slot)
+                      != ACME_CONTROL_NONE;
         due = job_publish_due(j, now);
         if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
             continue;

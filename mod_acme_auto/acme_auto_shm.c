@@ -37,6 +37,9 @@ typedef struct {
     apr_uint32_t            seq;        /* odd while being written */
     apr_uint32_t            gen;        /* bumped when the bundle changes */
     acme_auto_slot_status_t st;
+    acme_control_t          control;    /* renew / revoke requests
+                                           (acme_auto_control.c), taken
+                                           by the driver */
     apr_size_t              bundle_len; /* 0 = none */
     char                    bundle[ACME_AUTO_BUNDLE_MAX];
     acme_event_track_t      ev;         /* events' rate limits, locked */
@@ -449,4 +452,56 @@ acme_auto_shm_set_step(int slot, const char *state, const char *step)
     apr_cpystrn(sl->st.step, step ? step : "", sizeof(sl->st.step));
     seq_write_end(&sl->seq);
     unlock();
+}
+
+/* -- renew / revoke requests (acme_control.h) ------------------------------ */
+
+int
+acme_auto_shm_control_ask(int slot, acme_control_kind_t kind, int reason)
+{
+    shm_slot_t *sl = slot_at(slot);
+
+    if (sl == NULL || !lock()) {
+        return -1;
+    }
+    seq_write_begin(&sl->seq);
+    if (kind == ACME_CONTROL_REVOKE) {
+        acme_control_revoke(&sl->control, reason);
+    }
+    else {
+        acme_control_renew(&sl->control);
+    }
+    seq_write_end(&sl->seq);
+    unlock();
+    return 0;
+}
+
+acme_control_kind_t
+acme_auto_shm_control_pending(int slot)
+{
+    shm_slot_t     *sl = slot_at(slot);
+    acme_control_t  c;
+
+    if (sl == NULL) {
+        return ACME_CONTROL_NONE;
+    }
+    SEQ_READ(&sl->seq, memcpy(&c, &sl->control, sizeof(c)));
+    return acme_control_pending(&c);
+}
+
+acme_control_kind_t
+acme_auto_shm_control_take(int slot, int *reason)
+{
+    shm_slot_t          *sl = slot_at(slot);
+    acme_control_kind_t  k;
+
+    *reason = -1;
+    if (sl == NULL || !lock()) {
+        return ACME_CONTROL_NONE;
+    }
+    seq_write_begin(&sl->seq);
+    k = acme_control_take(&sl->control, reason);
+    seq_write_end(&sl->seq);
+    unlock();
+    return k;
 }

@@ -49,10 +49,14 @@ APLOG_USE_MODULE(acme_auto);
  * A certificate served from shared memory only (the store refused its
  * bundle: disk full, read-only, EIO) survives a graceful restart: before
  * the old generation's pconf (and with it the segment) goes, the parent
- * copies each slot that has a certificate and a store_error; the next
- * prepare_cert serves the copy when it is newer than what is stored, and
- * the new driving child writes it again (job_sync_from_disk).  Without
- * this the restart served the old stored certificate and ordered again.
+ * copies each slot that has a certificate; the next prepare_cert serves
+ * the copy of one with a store_error when it is newer than what is
+ * stored, and the new driving child writes it again (job_sync_from_disk).
+ * Without this the restart served the old stored certificate and ordered
+ * again.  The copy of one without a store_error is served only when the
+ * store's entry is gone (its directory deleted: the operator wants a new
+ * certificate), with a renew request (acme_control.h) so the driver
+ * orders at once while it is served.
  */
 typedef struct carried_s {
     struct carried_s        *next;
@@ -112,7 +116,6 @@ carry_unsaved(void *data)
     for (i = 0; certs != NULL && i < certs->nelts; i++) {
         c = APR_ARRAY_IDX(certs, i, acme_auto_cert_t *);
         if (acme_auto_shm_get_status(c->slot, &st) != 0 || !st.have_cert
-            || st.store_error[0] == '\0'
             || acme_auto_shm_get_bundle(c->slot, &pem, &len, &gen) != 1)
         {
             continue;
@@ -396,6 +399,7 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
     int                     rc;
     acme_store_dir_t        rd, cd = ACME_STORE_DIR_INIT;
     carried_t              *k;
+    int                     store_ok, deleted = 0;
 
     c->placeholder = NULL;
     c->startup_gen = 0;
@@ -430,6 +434,7 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
     }
 
     rc = 0;
+    store_ok = cd.fd >= 0;
     if (cd.fd >= 0) {
         load_state_into(&cd, &st);
         /* a stored certificate not valid yet waits (previous.pem served);
@@ -462,7 +467,26 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
             }
         }
     }
-    if ((k = carried_take(c->id)) != NULL) {
+    if ((k = carried_take(c->id)) != NULL && k->st.store_error[0] == '\0') {
+        if (rc == 0 && store_ok) {
+            /* served before the restart, no longer in the store */
+            pem = k->pem;
+            len = k->len;
+            k->pem = NULL;
+            k->len = 0;
+            rc = 1;
+            st = k->st;
+            st.renewing = 0;
+            st.step[0] = '\0';
+            deleted = 1;
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "mod_acme_auto: "
+                         "%s: no longer in the store (deleted?): ordering a "
+                         "new one now; the current one (serial %s) is served "
+                         "until then", c->id, st.serial);
+        }
+        carried_free(k);
+    }
+    else if (k != NULL) {
         acme_auto_slot_status_t  stored;
 
         memset(&stored, 0, sizeof(stored));
@@ -511,6 +535,10 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
             }
             acme_auto_shm_set_bundle(c->slot, pem, len, &st);
             c->startup_gen = acme_auto_shm_slot_gen(c->slot);
+            if (deleted) {
+                (void) acme_auto_shm_control_ask(c->slot, ACME_CONTROL_RENEW,
+                                                 0);
+            }
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "mod_acme_auto: %s: "
                          "serving the stored certificate (serial %s)", c->id,
                          st.serial);

@@ -25,6 +25,22 @@
 
 APLOG_USE_MODULE(acme_auto);
 
+/* One certificate's entry of the document, from its slot's record st. */
+void
+acme_auto_status_cert(acme_auto_cert_t *c, long long now,
+    const acme_auto_slot_status_t *st, acme_status_cert_t *out)
+{
+    out->id = c->id;
+    out->names = c->names;
+    out->n_names = c->n_names;
+    out->issuer = c->issuer->conf.name;
+    out->directory = c->issuer->conf.directory;
+    out->key_type = acme_key_type_name(c->key_type);
+    out->warn_window = c->issuer->conf.expiry_warning;
+    acme_job_status_view(st, now, c->challenges, c->n_challenges, out);
+    acme_job_status_bridge(st, c->bridge, out);
+}
+
 /* Every certificate of this configuration as the status renderers take
  * them (*n of them), from the shared slots, then the inventory's;
  * allocated from p. */
@@ -42,16 +58,7 @@ status_certs(apr_pool_t *p, long long now, int *n)
         acme_auto_cert_t *c = APR_ARRAY_IDX(acme_auto_g.certs, i,
                                             acme_auto_cert_t *);
         acme_auto_shm_get_status(c->slot, &st[i]);
-        certs[i].id = c->id;
-        certs[i].names = c->names;
-        certs[i].n_names = c->n_names;
-        certs[i].issuer = c->issuer->conf.name;
-        certs[i].directory = c->issuer->conf.directory;
-        certs[i].key_type = acme_key_type_name(c->key_type);
-        certs[i].warn_window = c->issuer->conf.expiry_warning;
-        acme_job_status_view(&st[i], now, c->challenges, c->n_challenges,
-                             &certs[i]);
-        acme_job_status_bridge(&st[i], c->bridge, &certs[i]);
+        acme_auto_status_cert(c, now, &st[i], &certs[i]);
     }
     return acme_auto_inventory_status(p, certs, *n, n, now);
 }
@@ -68,9 +75,10 @@ acme_auto_status_handler(request_rec *r)
     if (r->handler == NULL || strcmp(r->handler, ACME_AUTO_HANDLER) != 0) {
         return DECLINED;
     }
-    r->allowed = AP_METHOD_BIT << M_GET;
+    r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
     if (r->method_number != M_GET) {
-        return HTTP_METHOD_NOT_ALLOWED;
+        /* GET never changes anything; POST renew / revoke */
+        return acme_auto_control_handler(r);
     }
     /* JSON, Prometheus or HTML (acme_status_view.h) */
     format = acme_status_format(r->args, r->args ? strlen(r->args) : 0,

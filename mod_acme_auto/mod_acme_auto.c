@@ -112,8 +112,8 @@ acme_auto_register_hooks(apr_pool_t *p)
 
 AP_DECLARE_MODULE(acme_auto) = {
     STANDARD20_MODULE_STUFF,
-    NULL,                           /* per-directory config */
-    NULL,
+    acme_auto_create_dir_conf,      /* per-directory config */
+    acme_auto_merge_dir_conf,
     acme_auto_create_srv_conf,
     acme_auto_merge_srv_conf,
     acme_auto_cmds,

@@ -32,6 +32,8 @@
 
 #include "acme_account.h"
 #include "acme_chal_table.h"
+#include "acme_control.h"
+#include "acme_status.h"
 #include "acme_dns.h"
 #include "acme_dns_publish.h"
 #include "acme_issuer.h"
@@ -208,6 +210,11 @@ void acme_auto_shm_set_challenge(int slot, const char *type);
 /* Only the state/step pair: "renewing" marks an order running (the other
  * states are derived when read, acme_job_status_view), step its step. */
 void acme_auto_shm_set_step(int slot, const char *state, const char *step);
+/* Renew / revoke requests (acme_control.h): asked by any child's status
+ * handler (0, -1 on error), pending and taken by the driver. */
+int acme_auto_shm_control_ask(int slot, acme_control_kind_t kind, int reason);
+acme_control_kind_t acme_auto_shm_control_pending(int slot);
+acme_control_kind_t acme_auto_shm_control_take(int slot, int *reason);
 
 /* acme_auto_http01.c */
 int acme_auto_post_read_request(request_rec *r);
@@ -294,6 +301,16 @@ void acme_auto_events_child_init(apr_pool_t *pchild);
 int acme_auto_status_handler(request_rec *r);
 /* mod_status' status_hook (registered when mod_status is loaded) */
 int acme_auto_status_hook(request_rec *r, int flags);
+void acme_auto_status_cert(acme_auto_cert_t *c, long long now,
+    const acme_auto_slot_status_t *st, acme_status_cert_t *out);
+
+/* acme_auto_control.c: "AcmeStatusControl on", POST renew / revoke */
+typedef struct {
+    int  control;                       /* -1 unset */
+} acme_auto_dir_conf_t;
+void *acme_auto_create_dir_conf(apr_pool_t *p, char *dir);
+void *acme_auto_merge_dir_conf(apr_pool_t *p, void *base, void *add);
+int acme_auto_control_handler(request_rec *r);
 /* Fills a status struct from a bundle PEM (serial, issuer, validity). */
 int acme_auto_status_from_pem(const char *pem, apr_size_t len,
     acme_auto_slot_status_t *st);

@@ -927,6 +927,12 @@ drive(acme_engine_t *e, acme_transport_t *t,
             }
             break;
 
+        case ACME_ACT_REVOKED:
+            if (h->revoked != NULL) {
+                h->revoked(h->data);
+            }
+            break;
+
         case ACME_ACT_DONE:
             return 0;
 

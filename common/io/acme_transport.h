@@ -72,6 +72,9 @@ typedef struct {
     /* a SLEEP's note (acme_action_t): an answer of unknown effect and what
      * the engine does next, for a warning in the log; NULL = not logged */
     void (*note)(void *data, const char *msg);
+    /* ACME_ACT_REVOKED: the certificate the order was given to revoke
+     * (acme_order_config_t.revoke_der) is revoked; NULL = not told */
+    void (*revoked)(void *data);
 } acme_driver_hooks_t;
 
 /* Runs the engine until DONE (returns 0) or ERROR (returns -1), its requests
