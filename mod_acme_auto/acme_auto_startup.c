@@ -135,6 +135,22 @@ carry_unsaved(void *data)
     return APR_SUCCESS;
 }
 
+/* The carried copy becomes what is served: its bundle (the caller's now)
+ * and its status, no order running.  Returns 1 (a bundle to serve). */
+static int
+carried_serve(carried_t *k, char **pem, size_t *len,
+    acme_auto_slot_status_t *st)
+{
+    *pem = k->pem;
+    *len = k->len;
+    k->pem = NULL;
+    k->len = 0;
+    *st = k->st;
+    st->renewing = 0;
+    st->step[0] = '\0';
+    return 1;
+}
+
 /* The copy of id carried over the restart, if any (the caller's). */
 static carried_t *
 carried_take(const char *id)
@@ -344,6 +360,7 @@ load_state_into(acme_store_dir_t *cd, acme_auto_slot_status_t *st)
         st->last_success = cs.last_success;
         st->next_renewal = cs.next_attempt;
         apr_cpystrn(st->last_error, cs.last_error, sizeof(st->last_error));
+        st->revoked = cs.revoked != 0;
     }
 }
 
@@ -470,14 +487,7 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
     if ((k = carried_take(c->id)) != NULL && k->st.store_error[0] == '\0') {
         if (rc == 0 && store_ok) {
             /* served before the restart, no longer in the store */
-            pem = k->pem;
-            len = k->len;
-            k->pem = NULL;
-            k->len = 0;
-            rc = 1;
-            st = k->st;
-            st.renewing = 0;
-            st.step[0] = '\0';
+            rc = carried_serve(k, &pem, &len, &st);
             deleted = 1;
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "mod_acme_auto: "
                          "%s: no longer in the store (deleted?): ordering a "
@@ -498,14 +508,7 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
             if (rc == 1) {
                 acme_bundle_free(pem, len);
             }
-            pem = k->pem;
-            len = k->len;
-            k->pem = NULL;
-            k->len = 0;
-            rc = 1;
-            st = k->st;
-            st.renewing = 0;
-            st.step[0] = '\0';
+            rc = carried_serve(k, &pem, &len, &st);
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mod_acme_auto: "
                          "%s: the certificate served from memory (serial %s)"
                          " is still not stored, kept across the restart: %s",

@@ -5,12 +5,13 @@ the store's certificate directory was deleted orders a new certificate."""
 import http.client
 import json
 import os
+import re
 import shutil
 import time
 import urllib.request
 
 from servers import HTTPS_PORT
-from tlsutil import served_cert, wait_acme_cert, wait_for
+from tlsutil import same_serial, served_cert, wait_acme_cert, wait_for
 
 
 def start(server, pebble, state_dir, control=True):
@@ -75,6 +76,10 @@ def test_renew_now(server, pebble, root_file, state_dir):
                    origin="https://evil.example")[0] == 403
     assert request(server, "/acme-status?id=" + cid)[0] == 400
     assert request(server, "/acme-status?action=renew&id=" + cid, "PUT")[0] == 405
+    if server.kind == "apache":
+        # <Location /acme-status> is a prefix: the action as the last segment
+        status, body = request(server, "/acme-status/renew?id=nope")
+        assert status == 404 and b"no managed certificate" in body
     time.sleep(2.5)             # two ticks of the driver: nothing ordered
     assert pebble.orders_created() == orders
 
@@ -96,6 +101,23 @@ def test_control_needs_the_flag(server, pebble, root_file, state_dir):
     assert request(server, "/acme-status?action=renew&id=" + cid, "DELETE")[0] == 405
 
 
+def test_control_configuration(server, pebble, state_dir):
+    """The flag's syntax: a wrong value is refused at its line."""
+    text = server.conf(pebble, state_dir)
+    if server.kind == "nginx":
+        text = text.replace("acme_status;", "acme_status contrl;", 1)
+        want = 'invalid parameter "contrl" of "acme_status"'
+    else:
+        text = text.replace("SetHandler acme-status\n",
+                            "SetHandler acme-status\n        AcmeStatusControl maybe\n", 1)
+        want = "AcmeStatusControl must be On or Off"
+    server.raw.write_conf(text)
+    rc, out = server.test_config()
+    assert rc != 0 and want in out, out
+    line = server.conf_lines("contrl" if server.kind == "nginx" else "maybe")[0]
+    assert ":%d" % line in out or "line %d" % line in out, out
+
+
 def test_revoke_now(server, pebble, root_file, state_dir):
     start(server, pebble, state_dir)
     first, cid = issued(server, root_file)
@@ -112,6 +134,9 @@ def test_revoke_now(server, pebble, root_file, state_dir):
     assert (new.public_key().public_numbers() != first.public_key().public_numbers())
     assert pebble_status(pebble, new.serial_number) == "Valid"
     wait_for(lambda: server.status_cert()["state"] == "valid", 20, "state valid again")
+    m = re.search(r"serial (\S+) revoked at the CA \(reason keyCompromise\)",
+                  server.error_log())
+    assert m and same_serial(m.group(1), first.serial_number), m
     assert not server.problems(), server.problems()
 
 
