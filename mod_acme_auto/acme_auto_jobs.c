@@ -82,6 +82,9 @@ typedef struct {
                                            certificate first (a request at
                                            the status location) */
     int                 revoke_reason;  /* RFC 5280 code */
+    acme_control_kind_t control;        /* the requests this order answers
+                                           (acme_control_take) */
+    int                 revoked;        /* its revocation is done */
 } job_t;
 
 typedef struct {
@@ -380,6 +383,7 @@ hook_revoked(void *data)
     const char              *why = acme_control_reason_name(j->revoke_reason);
 
     acme_auto_shm_get_status(j->c->slot, &st);
+    j->revoked = 1;
     acme_job_revoked(&j->st, &st, now_sec());
     acme_auto_shm_set_status(j->c->slot, &st);
     job_save_state(j, NULL);
@@ -811,7 +815,10 @@ job_main(void *arg)
     acme_auto_dns_free(d.dns);
     d.dns = NULL;
     if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
-        /* shutting down: not a failure, the next driver resumes */
+        /* shutting down: not a failure, the next driver resumes, and
+         * answers the renew / revoke requests this order took */
+        acme_auto_shm_control_put_back(j->c->slot, j->control,
+                                       j->revoke_reason, j->revoked);
         acme_sched_attempt_end(&j->st);
         job_save_state(j, NULL);
         acme_auto_shm_set_step(j->c->slot,
@@ -1001,12 +1008,14 @@ job_spawn(watch_t *w, job_t *j)
 {
     __atomic_store_n(&j->finished, 0, __ATOMIC_RELEASE);
     j->type = job_type(j);
-    j->revoke = 0;
+    j->control = ACME_CONTROL_NONE;
+    j->revoked = 0;
     if (!j->resave) {
         /* this order answers every renew / revoke asked so far */
-        j->revoke = acme_auto_shm_control_take(j->c->slot, &j->revoke_reason)
-                    == ACME_CONTROL_REVOKE;
+        j->control = acme_auto_shm_control_take(j->c->slot,
+                                                &j->revoke_reason);
     }
+    j->revoke = j->control == ACME_CONTROL_REVOKE;
     if (acme_auto_thread_create(&j->thread,
                                 j->resave ? job_resave_main : job_main,
                                 j) != 0)
@@ -1049,7 +1058,7 @@ watch_tick(watch_t *w)
         /* "expiring", once a day in the warning window */
         acme_auto_event_tick(j->c, j->s);
         /* renew / revoke asked for at the status location */
-        j->f.forced = acme_auto_shm_control_pending(j->c->slot)
+        j->f.forced = acme_auto_shm_control_pending(j->c->slot, NULL)
                       != ACME_CONTROL_NONE;
         due = job_publish_due(j, now);
         if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {

@@ -477,16 +477,37 @@ acme_auto_shm_control_ask(int slot, acme_control_kind_t kind, int reason)
 }
 
 acme_control_kind_t
-acme_auto_shm_control_pending(int slot)
+acme_auto_shm_control_pending(int slot, int *reason)
 {
     shm_slot_t     *sl = slot_at(slot);
     acme_control_t  c;
 
+    if (reason != NULL) {
+        *reason = -1;
+    }
     if (sl == NULL) {
         return ACME_CONTROL_NONE;
     }
     SEQ_READ(&sl->seq, memcpy(&c, &sl->control, sizeof(c)));
+    if (reason != NULL) {
+        *reason = c.reason;
+    }
     return acme_control_pending(&c);
+}
+
+void
+acme_auto_shm_control_put_back(int slot, acme_control_kind_t kind,
+    int reason, int revoked)
+{
+    shm_slot_t *sl = slot_at(slot);
+
+    if (sl == NULL || kind == ACME_CONTROL_NONE || !lock()) {
+        return;
+    }
+    seq_write_begin(&sl->seq);
+    acme_control_put_back(&sl->control, kind, reason, revoked);
+    seq_write_end(&sl->seq);
+    unlock();
 }
 
 acme_control_kind_t

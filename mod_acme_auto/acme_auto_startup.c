@@ -64,6 +64,9 @@ typedef struct carried_s {
     char                    *pem;
     size_t                   len;
     acme_auto_slot_status_t  st;
+    acme_control_kind_t      control;   /* a renew / revoke asked for and
+                                           not taken: asked again */
+    int                      reason;
 } carried_t;
 
 /* The list lives in the process pool's userdata: a restart unloads and
@@ -129,6 +132,7 @@ carry_unsaved(void *data)
         k->pem = pem;
         k->len = len;
         k->st = st;
+        k->control = acme_auto_shm_control_pending(c->slot, &k->reason);
         k->next = carried_get();
         carried_set(k);
     }
@@ -416,7 +420,8 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
     int                     rc;
     acme_store_dir_t        rd, cd = ACME_STORE_DIR_INIT;
     carried_t              *k;
-    int                     store_ok, deleted = 0;
+    int                     store_ok, deleted = 0, reason;
+    acme_control_kind_t     ask;
 
     c->placeholder = NULL;
     c->startup_gen = 0;
@@ -484,7 +489,10 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
             }
         }
     }
-    if ((k = carried_take(c->id)) != NULL && k->st.store_error[0] == '\0') {
+    k = carried_take(c->id);
+    ask = k != NULL ? k->control : ACME_CONTROL_NONE;
+    reason = k != NULL ? k->reason : -1;
+    if (k != NULL && k->st.store_error[0] == '\0') {
         if (rc == 0 && store_ok) {
             /* served before the restart, no longer in the store */
             rc = carried_serve(k, &pem, &len, &st);
@@ -538,9 +546,8 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
             }
             acme_auto_shm_set_bundle(c->slot, pem, len, &st);
             c->startup_gen = acme_auto_shm_slot_gen(c->slot);
-            if (deleted) {
-                (void) acme_auto_shm_control_ask(c->slot, ACME_CONTROL_RENEW,
-                                                 0);
+            if (deleted && ask == ACME_CONTROL_NONE) {
+                ask = ACME_CONTROL_RENEW;
             }
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "mod_acme_auto: %s: "
                          "serving the stored certificate (serial %s)", c->id,
@@ -559,6 +566,11 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
         apr_cpystrn(st.store_error, err, sizeof(st.store_error));
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mod_acme_auto: %s: "
                      "stored bundle ignored: %s", c->id, err);
+    }
+
+    if (ask != ACME_CONTROL_NONE) {
+        /* asked for before the restart (or the store's entry deleted) */
+        (void) acme_auto_shm_control_ask(c->slot, ask, reason);
     }
 
     if (c->placeholder == NULL) {

@@ -213,8 +213,12 @@ void acme_auto_shm_set_step(int slot, const char *state, const char *step);
 /* Renew / revoke requests (acme_control.h): asked by any child's status
  * handler (0, -1 on error), pending and taken by the driver. */
 int acme_auto_shm_control_ask(int slot, acme_control_kind_t kind, int reason);
-acme_control_kind_t acme_auto_shm_control_pending(int slot);
+acme_control_kind_t acme_auto_shm_control_pending(int slot, int *reason);
 acme_control_kind_t acme_auto_shm_control_take(int slot, int *reason);
+/* An order aborted by a stop: its requests for the next driver
+ * (acme_control_put_back). */
+void acme_auto_shm_control_put_back(int slot, acme_control_kind_t kind,
+    int reason, int revoked);
 
 /* acme_auto_http01.c */
 int acme_auto_post_read_request(request_rec *r);

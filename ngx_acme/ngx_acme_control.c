@@ -229,6 +229,7 @@ ngx_acme_control_revoked(ngx_acme_job_t *job)
     ngx_acme_slot_t  *slot;
 
     slot = job->cert->slot;
+    job->revoked = 1;
 
     ngx_acme_shm_lock(job->amcf);
 

@@ -173,6 +173,9 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
         return NGX_DECLINED;
     }
 
+    job->control = kind;
+    job->revoke_reason = code;
+
     if (kind == ACME_CONTROL_REVOKE) {
         /* the leaf this worker serves (parsed: the tick waits for that) */
         if (ngx_acme_job_revoke_der(job) != NGX_OK) {
@@ -181,8 +184,6 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
                           "revoke is loaded; ordering a new one only",
                           &cert->id);
         }
-
-        job->revoke_reason = code;
     }
 
     cert->job = job;
@@ -312,6 +313,10 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
     ngx_acme_shm_lock(amcf);
 
     ngx_acme_shm_tokens_drop_locked(amcf, cert->slot, job->fence);
+
+    /* renew / revoke asked for: the next order answers them */
+    acme_control_put_back(&cert->slot->control, job->control,
+                          job->revoke_reason, job->revoked);
 
     if (ngx_acme_shm_fence_ok_locked(amcf, job->fence)
         && cert->slot->fence == job->fence)

@@ -81,6 +81,10 @@ struct ngx_acme_job_s {
     u_char                   *revoke_der;
     size_t                    revoke_der_len;
     int                       revoke_reason;
+    /* the requests this order answers (acme_control_take), put back when
+     * it is aborted; revoked: its revocation is done */
+    acme_control_kind_t       control;
+    unsigned                  revoked:1;
 
     unsigned                  busy:1;       /* a thread task is in flight */
     unsigned                  dns_used:1;   /* a dns-01 PUBLISH was made */

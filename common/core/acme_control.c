@@ -48,6 +48,19 @@ acme_control_take(acme_control_t *c, int *reason)
 }
 
 
+void
+acme_control_put_back(acme_control_t *c, acme_control_kind_t kind,
+    int reason, int revoked)
+{
+    if (kind == ACME_CONTROL_RENEW) {
+        acme_control_renew(c);
+    }
+    else if (kind == ACME_CONTROL_REVOKE && !revoked) {
+        acme_control_revoke(c, reason);
+    }
+}
+
+
 /* RFC 5280 section 5.3.1; 7 is not used */
 static const char *const reasons[] = {
     "unspecified", "keyCompromise", "cACompromise", "affiliationChanged",

@@ -62,6 +62,16 @@ acme_control_kind_t acme_control_pending(const acme_control_t *c);
  */
 acme_control_kind_t acme_control_take(acme_control_t *c, int *reason);
 
+/*
+ * An order that took kind (acme_control_take) ended without its result
+ * (aborted: a reload, a stop, a lost lease): the request is made again, so
+ * the next driver answers it.  A revoke already done at the CA (revoked
+ * 1) is not: the state's "revoked" orders the replacement
+ * (acme_job_due's ACME_JOB_REVOKED).
+ */
+void acme_control_put_back(acme_control_t *c, acme_control_kind_t kind,
+    int reason, int revoked);
+
 /* RFC 5280 section 5.3.1 CRLReason by name ("keyCompromise", ...; case
  * sensitive, as written in the RFC): its code, or -1. */
 int acme_control_reason_code(const char *name);

@@ -30,6 +30,31 @@ UNIT_TEST(control_requests_taken_once)
     CHECK_INT(acme_control_pending(&c), ACME_CONTROL_NONE);
 }
 
+/* an order aborted (reload, stop, lost lease) leaves the request for the
+ * next driver; a revocation it did is not repeated */
+UNIT_TEST(control_put_back)
+{
+    acme_control_t c;
+    int            reason;
+
+    memset(&c, 0, sizeof(c));
+    acme_control_renew(&c);
+    CHECK_INT(acme_control_take(&c, &reason), ACME_CONTROL_RENEW);
+    acme_control_put_back(&c, ACME_CONTROL_RENEW, -1, 0);
+    CHECK_INT(acme_control_pending(&c), ACME_CONTROL_RENEW);
+    CHECK_INT(acme_control_take(&c, &reason), ACME_CONTROL_RENEW);
+
+    acme_control_revoke(&c, 5);
+    CHECK_INT(acme_control_take(&c, &reason), ACME_CONTROL_REVOKE);
+    acme_control_put_back(&c, ACME_CONTROL_REVOKE, reason, 0);
+    CHECK_INT(acme_control_take(&c, &reason), ACME_CONTROL_REVOKE);
+    CHECK_INT(reason, 5);
+    acme_control_put_back(&c, ACME_CONTROL_REVOKE, reason, 1);
+    CHECK_INT(acme_control_pending(&c), ACME_CONTROL_NONE);
+    acme_control_put_back(&c, ACME_CONTROL_NONE, -1, 0);
+    CHECK_INT(acme_control_pending(&c), ACME_CONTROL_NONE);
+}
+
 UNIT_TEST(control_reasons)
 {
     CHECK_INT(acme_control_reason_code("unspecified"), 0);
