@@ -11,7 +11,7 @@
 /* The states a series is written for (0/1), managed and unmanaged; a
  * state not listed gets its own series with 1. */
 static const char *const managed_states[] = {
-    "fallback", "valid", "renewing", "failed", "expired", NULL
+    "fallback", "valid", "renewing", "failed", "expired", "revoked", NULL
 };
 static const char *const unmanaged_states[] = { "valid", "expired", NULL };
 
