@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "acme_control.h"
+#include "acme_util.h"
 
 
 void
@@ -93,70 +94,6 @@ acme_control_reason_name(int code)
 
 
 static int
-hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0';
-    }
-    if (ch >= 'a' && ch <= 'f') {
-        return ch - 'a' + 10;
-    }
-    if (ch >= 'A' && ch <= 'F') {
-        return ch - 'A' + 10;
-    }
-    return -1;
-}
-
-
-int
-acme_control_arg(const char *args, size_t args_len, const char *name,
-    char *buf, size_t len)
-{
-    const char *p, *end, *amp, *eq;
-    size_t      nlen = strlen(name), o;
-    int         h, l;
-
-    if (args == NULL || len == 0) {
-        return 0;
-    }
-    end = args + args_len;
-
-    for (p = args; p < end; p = amp + 1) {
-        amp = memchr(p, '&', (size_t) (end - p));
-        if (amp == NULL) {
-            amp = end;
-        }
-        eq = memchr(p, '=', (size_t) (amp - p));
-        if ((size_t) ((eq ? eq : amp) - p) != nlen
-            || memcmp(p, name, nlen) != 0)
-        {
-            continue;
-        }
-        o = 0;
-        for (p = eq ? eq + 1 : amp; p < amp; p++) {
-            if (o + 1 >= len) {
-                return -1;
-            }
-            if (*p == '%') {
-                if (amp - p < 3 || (h = hexval(p[1])) < 0
-                    || (l = hexval(p[2])) < 0 || (h == 0 && l == 0))
-                {
-                    return -1;
-                }
-                buf[o++] = (char) (h * 16 + l);
-                p += 2;
-            } else {
-                buf[o++] = *p == '+' ? ' ' : *p;
-            }
-        }
-        buf[o] = '\0';
-        return 1;
-    }
-    return 0;
-}
-
-
-static int
 action_of(const char *s, size_t n)
 {
     if (n == 5 && memcmp(s, "renew", 5) == 0) {
@@ -188,7 +125,7 @@ acme_control_action(const char *path, size_t path_len, const char *args,
         }
     }
 
-    rc = acme_control_arg(args, args_len, "action", buf, sizeof(buf));
+    rc = acme_query_arg(args, args_len, "action", buf, sizeof(buf));
     if (rc == 0) {
         return ACME_CONTROL_NONE;
     }
@@ -260,14 +197,14 @@ acme_control_check(int is_post, int enabled, const char *origin,
                  act == 0 ? "no" : "unknown");
         return 400;
     }
-    rc = acme_control_arg(args, args_len, "id", idbuf, idlen);
+    rc = acme_query_arg(args, args_len, "id", idbuf, idlen);
     if (rc <= 0 || idbuf[0] == '\0') {
         snprintf(msg, msglen, "%s id argument (id=ID or id=all)",
                  rc < 0 ? "a bad" : "no");
         return 400;
     }
     if (act == ACME_CONTROL_REVOKE) {
-        rc = acme_control_arg(args, args_len, "reason", rbuf, sizeof(rbuf));
+        rc = acme_query_arg(args, args_len, "reason", rbuf, sizeof(rbuf));
         if (rc < 0 || (rc == 1 && (*reason = acme_control_reason_code(rbuf))
                                   < 0))
         {

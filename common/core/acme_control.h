@@ -88,13 +88,6 @@ int acme_control_action(const char *path, size_t path_len, const char *args,
     size_t args_len);
 
 /*
- * Argument name of args ("a=1&b=2", no "?") into buf, percent-decoded
- * ("+" is a space); 1 found, 0 absent, -1 too long or badly encoded.
- */
-int acme_control_arg(const char *args, size_t args_len, const char *name,
-    char *buf, size_t len);
-
-/*
  * The CSRF rule: 1 when a request with this Origin header (NULL: none)
  * may change anything: no Origin, or one whose host[:port] is host (the
  * request's Host header, compared case-insensitively); "null" and any

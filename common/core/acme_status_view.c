@@ -140,21 +140,13 @@ accept_format(const char *accept)
 int
 acme_status_format(const char *args, size_t args_len, const char *accept)
 {
-    const char  *p, *end, *amp, *eq;
-    int          f;
+    char  v[32];
+    int   f;
 
-    if (args != NULL) {
-        end = args + args_len;
-        for (p = args; p < end; p = amp + 1) {
-            amp = memchr(p, '&', (size_t) (end - p));
-            if (amp == NULL) {
-                amp = end;
-            }
-            eq = memchr(p, '=', (size_t) (amp - p));
-            if (eq != NULL && eq - p == 6 && memcmp(p, "format", 6) == 0) {
-                return format_name(eq + 1, (size_t) (amp - eq - 1));
-            }
-        }
+    f = acme_query_arg(args, args_len, "format", v, sizeof(v));
+    if (f != 0) {
+        /* too long or badly encoded: no format's name either */
+        return f < 0 ? -1 : format_name(v, strlen(v));
     }
     if (accept != NULL) {
         f = accept_format(accept);

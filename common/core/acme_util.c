@@ -544,3 +544,69 @@ acme_sub_sat(long long a, long long b)
     }
     return r;
 }
+
+
+/* -- query strings -------------------------------------------------------- */
+
+static int
+query_hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+    if (ch >= 'A' && ch <= 'F') {
+        return ch - 'A' + 10;
+    }
+    return -1;
+}
+
+
+int
+acme_query_arg(const char *args, size_t args_len, const char *name,
+    char *buf, size_t len)
+{
+    const char *p, *end, *amp, *eq;
+    size_t      nlen = strlen(name), o;
+    int         h, l;
+
+    if (args == NULL || len == 0) {
+        return 0;
+    }
+    end = args + args_len;
+
+    for (p = args; p < end; p = amp + 1) {
+        amp = memchr(p, '&', (size_t) (end - p));
+        if (amp == NULL) {
+            amp = end;
+        }
+        eq = memchr(p, '=', (size_t) (amp - p));
+        if ((size_t) ((eq ? eq : amp) - p) != nlen
+            || memcmp(p, name, nlen) != 0)
+        {
+            continue;
+        }
+        o = 0;
+        for (p = eq ? eq + 1 : amp; p < amp; p++) {
+            if (o + 1 >= len) {
+                return -1;
+            }
+            if (*p == '%') {
+                if (amp - p < 3 || (h = query_hexval(p[1])) < 0
+                    || (l = query_hexval(p[2])) < 0 || (h == 0 && l == 0))
+                {
+                    return -1;
+                }
+                buf[o++] = (char) (h * 16 + l);
+                p += 2;
+            } else {
+                buf[o++] = *p == '+' ? ' ' : *p;
+            }
+        }
+        buf[o] = '\0';
+        return 1;
+    }
+    return 0;
+}

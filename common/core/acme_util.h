@@ -43,6 +43,16 @@ unsigned char *acme_b64_secret_decode(const char *text, size_t *out_len,
 #define ACME_TOKEN_MAX 128
 int acme_token_ok(const char *t, size_t len);
 
+/*
+ * Argument name of a query string (args: "a=1&b=2", no "?", args_len
+ * bytes) into buf, percent-decoded ("+" is a space, "%00" refused): 1
+ * found ("name" alone: ""), 0 absent, -1 too long for buf or badly
+ * encoded.  The status views' format= and the control requests' id=,
+ * action=, reason=.
+ */
+int acme_query_arg(const char *args, size_t args_len, const char *name,
+    char *buf, size_t len);
+
 /* The token of an http-01 request path (RFC 8555 section 8.3), as both
  * servers' handlers take it: 0 when path[0..len) is not under
  * ACME_HTTP01_PREFIX (not a challenge: the request goes on as usual);

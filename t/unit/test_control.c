@@ -3,6 +3,7 @@
 
 #include "unit.h"
 #include "acme_control.h"
+#include "acme_util.h"
 
 UNIT_TEST(control_requests_taken_once)
 {
@@ -96,18 +97,18 @@ UNIT_TEST(control_action_and_args)
     CHECK_INT(acme_control_action(S("/acme-status/renewal"), NULL, 0),
               ACME_CONTROL_NONE);
 
-    CHECK_INT(acme_control_arg(S("id=a.example.test_ecdsa-256&x=1"), "id",
+    CHECK_INT(acme_query_arg(S("id=a.example.test_ecdsa-256&x=1"), "id",
                                buf, sizeof(buf)), 1);
     CHECK_STR(buf, "a.example.test_ecdsa-256");
-    CHECK_INT(acme_control_arg(S("xid=1&id=%61b+c"), "id", buf, sizeof(buf)),
+    CHECK_INT(acme_query_arg(S("xid=1&id=%61b+c"), "id", buf, sizeof(buf)),
               1);
     CHECK_STR(buf, "ab c");
-    CHECK_INT(acme_control_arg(S("id"), "id", buf, sizeof(buf)), 1);
+    CHECK_INT(acme_query_arg(S("id"), "id", buf, sizeof(buf)), 1);
     CHECK_STR(buf, "");
-    CHECK_INT(acme_control_arg(S("idx=1"), "id", buf, sizeof(buf)), 0);
-    CHECK_INT(acme_control_arg(S("id=%4"), "id", buf, sizeof(buf)), -1);
-    CHECK_INT(acme_control_arg(S("id=%00"), "id", buf, sizeof(buf)), -1);
-    CHECK_INT(acme_control_arg(S("id=0123456789"), "id", buf, 8), -1);
+    CHECK_INT(acme_query_arg(S("idx=1"), "id", buf, sizeof(buf)), 0);
+    CHECK_INT(acme_query_arg(S("id=%4"), "id", buf, sizeof(buf)), -1);
+    CHECK_INT(acme_query_arg(S("id=%00"), "id", buf, sizeof(buf)), -1);
+    CHECK_INT(acme_query_arg(S("id=0123456789"), "id", buf, 8), -1);
 }
 
 UNIT_TEST(control_origin)
