@@ -218,10 +218,13 @@ ngx_acme_control_header(ngx_http_request_t *r, const char *name, size_t len)
 /*
  * The order's first step revoked the served certificate at the CA (engine
  * ACME_ACT_REVOKED): the slot's state and status say "revoked" until the
- * replacement the same order goes on to get is served.  The one place a
- * revocation is known: the "revoked" event is raised from here.
+ * replacement the same order goes on to get is served, and state.json
+ * says so at once (a restart orders the replacement too).  The one place
+ * a revocation is known: the "revoked" event is raised from here.
+ * NGX_OK: the state task is posted (its end resumes the engine), else
+ * the engine goes on at once.
  */
-void
+ngx_int_t
 ngx_acme_control_revoked(ngx_acme_job_t *job)
 {
     char              serial[sizeof(((acme_job_status_t *) 0)->serial)];
@@ -237,7 +240,7 @@ ngx_acme_control_revoked(ngx_acme_job_t *job)
 
     if (ok) {
         acme_job_revoked(&slot->st, &slot->status, (long long) ngx_time());
-        job->st.revoked = slot->st.revoked;
+        job->st = slot->st;
     }
 
     ngx_memcpy(serial, slot->status.serial, sizeof(serial));
@@ -251,4 +254,10 @@ ngx_acme_control_revoked(ngx_acme_job_t *job)
                   &job->cert->id, serial,
                   acme_control_reason_name(job->revoke_reason)
                   ? acme_control_reason_name(job->revoke_reason) : "none");
+
+    if (!ok || job->root == NULL) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_acme_job_post(job, NGX_ACME_TASK_REVOKED);
 }

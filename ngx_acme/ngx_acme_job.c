@@ -532,6 +532,17 @@ ngx_acme_job_task_done(ngx_event_t *ev)
         ngx_acme_job_resaved(job);
         return;
 
+    case NGX_ACME_TASK_REVOKED:
+
+        if (job->task_rc != 0) {
+            ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                          "acme: certificate \"%V\": cannot record the "
+                          "revocation: %s", &job->cert->id, job->task_err);
+        }
+
+        ngx_acme_job_run(job);
+        return;
+
     case NGX_ACME_TASK_FAIL:
 
         if (job->task_rc != 0) {

@@ -188,7 +188,11 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 
         case ACME_ACT_REVOKED:
 
-            ngx_acme_control_revoked(job);
+            if (ngx_acme_control_revoked(job) == NGX_OK) {
+                /* state.json written first; the task's end resumes */
+                return;
+            }
+
             continue;
 
         case ACME_ACT_DONE:

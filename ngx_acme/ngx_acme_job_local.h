@@ -31,7 +31,8 @@ typedef enum {
     NGX_ACME_TASK_DNS_REMOVE,               /* an UNPUBLISH */
     NGX_ACME_TASK_DNS_CLEANUP,              /* an aborted job's records */
     NGX_ACME_TASK_BEGIN,                    /* state.json: attempt record */
-    NGX_ACME_TASK_RESAVE                    /* an unsaved bundle + state */
+    NGX_ACME_TASK_RESAVE,                   /* an unsaved bundle + state */
+    NGX_ACME_TASK_REVOKED                   /* state.json: revoked */
 } ngx_acme_task_kind_e;
 
 
@@ -118,7 +119,7 @@ ngx_uint_t ngx_acme_job_dns_abort(ngx_acme_job_t *job);
 void ngx_acme_job_dns_log(ngx_acme_job_t *job);
 
 /* ngx_acme_control.c */
-void ngx_acme_control_revoked(ngx_acme_job_t *job);
+ngx_int_t ngx_acme_control_revoked(ngx_acme_job_t *job);
 
 /* ngx_acme_job_thread.c */
 void ngx_acme_job_thread(void *data, ngx_log_t *log);

@@ -145,6 +145,7 @@ ngx_acme_job_thread_run(void *data, ngx_log_t *log)
 
     case NGX_ACME_TASK_BEGIN:
     case NGX_ACME_TASK_FAIL:
+    case NGX_ACME_TASK_REVOKED:
 
         if (job->root != NULL
             && acme_store_save_state(job->root, job->id, &job->st,
