@@ -372,8 +372,8 @@ hook_account(void *data, const char *url, const char *refused)
 
 /* The order's first step revoked the served certificate at the CA: the
  * state and the status say "revoked" until the replacement the same order
- * goes on to get is served.  The one place a revocation is known: the
- * "revoked" event is raised from here. */
+ * goes on to get is served; the "revoked" event goes to the event
+ * program. */
 static void
 hook_revoked(void *data)
 {
@@ -391,6 +391,8 @@ hook_revoked(void *data)
                  "serial %s revoked at the CA (reason %s); ordering its "
                  "replacement with a new key", j->c->id, st.serial,
                  why ? why : "none");
+    /* "revoked": the event program (acme_event.h) */
+    acme_auto_event_emit_status(j->c, j->s, acme_event_revoked(NULL), &st);
 }
 
 static int

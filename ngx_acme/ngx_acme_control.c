@@ -219,17 +219,18 @@ ngx_acme_control_header(ngx_http_request_t *r, const char *name, size_t len)
  * The order's first step revoked the served certificate at the CA (engine
  * ACME_ACT_REVOKED): the slot's state and status say "revoked" until the
  * replacement the same order goes on to get is served, and state.json
- * says so at once (a restart orders the replacement too).  The one place
- * a revocation is known: the "revoked" event is raised from here.
+ * says so at once (a restart orders the replacement too); the "revoked"
+ * event goes to the event program with the revoked certificate's facts.
  * NGX_OK: the state task is posted (its end resumes the engine), else
  * the engine goes on at once.
  */
 ngx_int_t
 ngx_acme_control_revoked(ngx_acme_job_t *job)
 {
-    char              serial[sizeof(((acme_job_status_t *) 0)->serial)];
-    ngx_uint_t        ok;
-    ngx_acme_slot_t  *slot;
+    ngx_uint_t          ok;
+    const char         *event;
+    ngx_acme_slot_t    *slot;
+    acme_job_status_t   rec;
 
     slot = job->cert->slot;
     job->revoked = 1;
@@ -243,17 +244,22 @@ ngx_acme_control_revoked(ngx_acme_job_t *job)
         job->st = slot->st;
     }
 
-    ngx_memcpy(serial, slot->status.serial, sizeof(serial));
-    serial[sizeof(serial) - 1] = '\0';
+    /* the revoked certificate's facts, for the log and the event */
+    rec = slot->status;
+    rec.serial[sizeof(rec.serial) - 1] = '\0';
+    event = acme_event_revoked(&slot->events);
 
     ngx_acme_shm_unlock(job->amcf);
 
     ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
                   "acme: certificate \"%V\": serial %s revoked at the CA "
                   "(reason %s); ordering its replacement with a new key",
-                  &job->cert->id, serial,
+                  &job->cert->id, rec.serial,
                   acme_control_reason_name(job->revoke_reason)
                   ? acme_control_reason_name(job->revoke_reason) : "none");
+
+    /* "revoked": the event program (acme_event.h) */
+    ngx_acme_event_emit_slot(job->amcf, job->cert, event, &rec, job->log);
 
     if (!ok || job->root == NULL) {
         return NGX_DECLINED;

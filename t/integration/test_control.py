@@ -11,11 +11,12 @@ import time
 import urllib.request
 
 from servers import HTTPS_PORT
+from test_events import _event_line, _program, _runs
 from tlsutil import same_serial, served_cert, wait_acme_cert, wait_for
 
 
-def start(server, pebble, state_dir, control=True):
-    text = server.conf(pebble, state_dir)
+def start(server, pebble, state_dir, control=True, issuer=None):
+    text = server.conf(pebble, state_dir, issuer=issuer)
     if control and server.kind == "nginx":
         text = text.replace("acme_status;", "acme_status control;")
     elif control:
@@ -118,8 +119,9 @@ def test_control_configuration(server, pebble, state_dir):
     assert ":%d" % line in out or "line %d" % line in out, out
 
 
-def test_revoke_now(server, pebble, root_file, state_dir):
-    start(server, pebble, state_dir)
+def test_revoke_now(server, pebble, root_file, state_dir, workdir):
+    prog, rec = _program(workdir)
+    start(server, pebble, state_dir, issuer=_event_line(server, prog))
     first, cid = issued(server, root_file)
 
     assert request(server, "/acme-status?action=revoke&id=%s&reason=bogus" % cid)[0] == 400
@@ -137,6 +139,10 @@ def test_revoke_now(server, pebble, root_file, state_dir):
     m = re.search(r"serial (\S+) revoked at the CA \(reason keyCompromise\)",
                   server.error_log())
     assert m and same_serial(m.group(1), first.serial_number), m
+    # the event program hears of it, with the revoked certificate's serial
+    revoked = wait_for(lambda: [r for r in _runs(rec) if r["event"] == "revoked"], 20,
+                       "the revoked event")
+    assert revoked[0]["id"] == cid and same_serial(revoked[0]["serial"], first.serial_number)
     assert not server.problems(), server.problems()
 
 
