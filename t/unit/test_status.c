@@ -297,3 +297,16 @@ UNIT_TEST(status_time_extremes)
     CHECK(acme_status_days_left(100, 100 + 86401) == -2);
     CHECK(acme_status_days_left(100 + 86399, 100) == 0);
 }
+
+/* dates far apart (a certificate can carry any, the fuzzer found them):
+ * no signed overflow, the same answers */
+UNIT_TEST(status_expiring_extreme_dates)
+{
+    const long long big = 7305793467240297013LL, small = -7838719453664022006LL;
+
+    CHECK_INT(acme_status_expiring(small, big, 0, 1800000000LL), 0);
+    CHECK_INT(acme_status_expiring(small, big, 0, big), 1);
+    CHECK_INT(acme_status_expiring(small, small + 10, 0, big), 1);
+    CHECK_INT(acme_status_expiring(0, big, 0, small), 0);
+    CHECK_INT(acme_status_expiring(small, -1, 0, big), 1);
+}
