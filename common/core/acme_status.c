@@ -92,7 +92,7 @@ int
 acme_status_expiring(long long not_before, long long not_after,
     long long warn_window, long long now)
 {
-    long long  window, life, left;
+    long long  window;
 
     if (not_after == 0) {
         return 0;
