@@ -64,8 +64,10 @@ acme_issuer_check(acme_issuer_conf_t *c, const char *const *words,
     if (c->account_key < 0) {
         c->account_key = ACME_KEY_DEFAULT;
     }
-    if (c->renew_percent <= 0) {
-        c->renew_percent = ACME_ISSUER_RENEW_PERCENT;
+    /* unset: 0, the lifetime rule of acme_sched_renew_at (a third, a half
+     * for short-lived certificates) */
+    if (c->renew_percent < 0) {
+        c->renew_percent = 0;
     }
     if (c->timeout_ms <= 0) {
         c->timeout_ms = ACME_ISSUER_TIMEOUT_MS;

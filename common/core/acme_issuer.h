@@ -22,7 +22,6 @@
 #include "acme_util.h"
 
 #define ACME_ISSUER_CHALLENGES_MAX      ACME_JOB_CHALLENGES_MAX
-#define ACME_ISSUER_RENEW_PERCENT       33      /* of the lifetime left */
 #define ACME_ISSUER_TIMEOUT_MS          30000   /* each network step */
 #define ACME_ISSUER_PATH_MAX            4096
 
@@ -65,7 +64,7 @@ typedef struct {
     acme_dns_conf_t  dns;           /* RFC 2136 or a program, not both */
     acme_eab_conf_t  eab;
     int           account_key;      /* acme_key_type_t; -1: default */
-    int           renew_percent;    /* 1-99 */
+    int           renew_percent;    /* 1-99; 0: acme_sched_renew_at's rule */
     long          timeout_ms;
     long          retry_delay;      /* seconds: the first backoff step */
     long          clock_skew;       /* seconds a new certificate may be

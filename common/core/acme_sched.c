@@ -33,14 +33,17 @@ acme_sched_renew_at(long long not_before, long long not_after,
 {
     long long lifetime, jitter_span, at;
 
-    if (!(remaining_fraction > 0.0 && remaining_fraction < 1.0)) {
-        remaining_fraction = 1.0 / 3.0;
-    }
-
     lifetime = not_after - not_before;
     if (lifetime <= 0) {
         /* nonsense validity: renew as soon as possible */
         return not_before < not_after ? not_before : not_after;
+    }
+
+    if (!(remaining_fraction > 0.0 && remaining_fraction < 1.0)) {
+        /* a 6-day certificate renewed with a third left would have two
+         * days for every retry; a half leaves three */
+        remaining_fraction = (lifetime <= ACME_SCHED_SHORT_LIVED)
+                             ? 1.0 / 2.0 : 1.0 / 3.0;
     }
 
     at = not_after - (long long) ((double) lifetime * remaining_fraction);

@@ -26,10 +26,14 @@ typedef struct {
     long long   revoked;
 } acme_cert_state_t;
 
+/* a certificate valid this long or less (seconds) is short-lived */
+#define ACME_SCHED_SHORT_LIVED  (10 * 86400LL)
+
 /*
  * When to renew a certificate valid [not_before, not_after): when
- * remaining_fraction of its lifetime is left (1/3 by default when <= 0 or
- * >= 1), minus a jitter in [0, min(lifetime/20, 1 day)) derived from rnd
+ * remaining_fraction of its lifetime is left (when <= 0 or >= 1, i.e. not
+ * configured: 1/3, or 1/2 for a lifetime of ACME_SCHED_SHORT_LIVED or less,
+ * as Let's Encrypt's 6-day certificates), minus a jitter in [0, min(lifetime/20, 1 day)) derived from rnd
  * so a fleet does not renew in lockstep.
  */
 long long acme_sched_renew_at(long long not_before, long long not_after,

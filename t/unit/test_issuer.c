@@ -41,7 +41,7 @@ UNIT_TEST(issuer_defaults)
         c.max_orders = unset;
         CHECK_INT(acme_issuer_check(&c, words, p, 4), 0);
         CHECK_INT(c.account_key, ACME_KEY_DEFAULT);
-        CHECK_INT(c.renew_percent, 33);
+        CHECK_INT(c.renew_percent, 0);     /* acme_sched_renew_at's rule */
         CHECK_INT(c.timeout_ms, 30000);
         CHECK_INT(c.retry_delay, ACME_JOB_RETRY_DELAY);
         CHECK_INT(c.clock_skew, ACME_JOB_CLOCK_SKEW);
@@ -186,7 +186,8 @@ UNIT_TEST(issuer_problems_counted_past_max)
     CHECK_INT(acme_issuer_check(&c, words, p, 1), 2);
     CHECK_STR(p[0].text, "has no AcmeDirectory");
     /* the defaults are still applied */
-    CHECK_INT(c.renew_percent, 33);
+    CHECK_INT(c.renew_percent, 0);
+    CHECK_INT(c.timeout_ms, 30000);
 }
 
 UNIT_TEST(issuer_default_state_dir_too_long)

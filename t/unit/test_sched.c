@@ -37,16 +37,23 @@ UNIT_TEST(sched_renew_at_short_lived)
     long long t;
     int       i;
 
-    /* 5 minutes: renew with 100 s left; jitter below 5 % (15 s) */
-    CHECK_INT(acme_sched_renew_at(nb, na, 0, 0), na - 100);
+    /* 5 minutes, short-lived: renew with half (150 s) left; jitter below
+     * 5 % (15 s); a configured share still wins */
+    CHECK_INT(acme_sched_renew_at(nb, na, 0, 0), na - 150);
     for (i = 0, r = 1; i < 64; i++, r = r * 1103515245u + 12345u) {
         t = acme_sched_renew_at(nb, na, 0, r);
-        CHECK(t <= na - 100 && t > na - 115);
+        CHECK(t <= na - 150 && t > na - 165);
     }
-    CHECK_INT(acme_sched_renew_at(nb, na, 0, 0xffffffffu), na - 114);
+    CHECK_INT(acme_sched_renew_at(nb, na, 0, 0xffffffffu), na - 164);
+    CHECK_INT(acme_sched_renew_at(nb, na, 1.0 / 3.0, 0), na - 100);
 
-    /* 6 days: jitter bounded by lifetime/20, not a whole day */
-    CHECK(acme_sched_renew_at(T0, T0 + 6 * DAY, 0, 0xffffffffu) > T0 + 4 * DAY - 6 * DAY / 20);
+    /* 6 days (Let's Encrypt's shortlived): at half, 3 days left; jitter
+     * bounded by lifetime/20, not a whole day */
+    CHECK_INT(acme_sched_renew_at(T0, T0 + 6 * DAY, 0, 0), T0 + 3 * DAY);
+    CHECK(acme_sched_renew_at(T0, T0 + 6 * DAY, 0, 0xffffffffu) > T0 + 3 * DAY - 6 * DAY / 20);
+    /* 10 days is short-lived, 11 days is not */
+    CHECK_INT(acme_sched_renew_at(T0, T0 + 10 * DAY, 0, 0), T0 + 5 * DAY);
+    CHECK_INT(acme_sched_renew_at(T0, T0 + 12 * DAY, 0, 0), T0 + 8 * DAY);
 
     /* nonsense validity: renew now-ish rather than never */
     CHECK_INT(acme_sched_renew_at(T0, T0, 0, 0), T0);
