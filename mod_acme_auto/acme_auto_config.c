@@ -199,6 +199,19 @@ set_tos(cmd_parms *cmd, void *dummy, const char *arg)
 }
 
 static const char *
+set_key_reuse(cmd_parms *cmd, void *dummy, int flag)
+{
+    const char *err = in_issuer(cmd);
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    cur_issuer->key_reuse = flag ? 1 : 0;
+    return NULL;
+}
+
+static const char *
 set_trusted_ca(cmd_parms *cmd, void *dummy, const char *arg)
 {
     const char *err = in_issuer(cmd), *path;
@@ -725,6 +738,9 @@ const command_rec acme_auto_cmds[] = {
         "account contact(s); 'mailto:' is added when there is no scheme"),
     AP_INIT_TAKE1("AcmeTermsOfService", set_tos, NULL, RSRC_CONF,
         "'agreed': agree to the CA's terms of service"),
+    AP_INIT_FLAG("AcmeKeyReuse", set_key_reuse, NULL, RSRC_CONF,
+        "on: a renewal keeps the certificate key (for pinned clients; "
+        "default off: a fresh key each time)"),
     AP_INIT_TAKE1("AcmeTrustedCA", set_trusted_ca, NULL, RSRC_CONF,
         "CA bundle (PEM) for the ACME server's TLS certificate"),
     AP_INIT_TAKE1("AcmeStateDir", set_state_dir, NULL, RSRC_CONF,

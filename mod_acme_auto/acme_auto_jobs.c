@@ -451,6 +451,10 @@ job_conf(job_t *j, acme_job_conf_t *c)
     c->n_names = j->c->n_names;
     c->cert_key_type = j->c->key_type;
     c->preferred_chain = iss->conf.preferred_chain;
+    c->cert_id = j->c->id;
+    c->key_reuse = iss->key_reuse;
+    /* replacing a certificate revoked on request: never its key */
+    c->fresh_key = j->revoke;
 }
 
 /*

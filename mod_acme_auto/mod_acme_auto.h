@@ -63,6 +63,8 @@ typedef struct {
     acme_issuer_conf_t   conf;
     apr_array_header_t  *contacts;      /* const char * "mailto:..." */
     int                  terms_agreed;
+    int                  key_reuse;     /* AcmeKeyReuse on: renewals keep
+                                           the certificate key */
     const char          *trusted_ca;    /* as configured; NULL = system store */
     const char          *conf_file;     /* where it was defined, for messages */
     int                  conf_line;

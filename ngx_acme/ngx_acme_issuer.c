@@ -133,6 +133,14 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       ngx_acme_issuer_offset(common_name_in_csr),
       NULL },
 
+    /* renewals keep the stored certificate key (for pinned clients) */
+    { ngx_string("key_reuse"),
+      NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      0,
+      ngx_acme_issuer_offset(key_reuse),
+      NULL },
+
     /* nginx-acme's: the chain whose top certificate this CN issued */
     { ngx_string("preferred_chain"),
       NGX_CONF_TAKE1,
@@ -308,6 +316,7 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     issuer->tos = NGX_CONF_UNSET;
     issuer->verify = NGX_CONF_UNSET;
     issuer->common_name_in_csr = NGX_CONF_UNSET;
+    issuer->key_reuse = NGX_CONF_UNSET;
     issuer->file = cf->conf_file->file.name.data;
     issuer->line = cf->conf_file->line;
 
@@ -453,6 +462,7 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
     ngx_conf_init_value(issuer->tos, 0);
     ngx_conf_init_value(issuer->verify, 1);
     ngx_conf_init_value(issuer->common_name_in_csr, 0);
+    ngx_conf_init_value(issuer->key_reuse, 0);
 
     issuer->ssl.log = cf->log;
 

@@ -681,6 +681,10 @@ ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c)
     c->cert_key_type = cert->key_type;
     c->csr_cn = (issuer->common_name_in_csr == 1);
     c->preferred_chain = issuer->conf.preferred_chain;
+    c->cert_id = (const char *) cert->id.data;
+    c->key_reuse = (issuer->key_reuse == 1);
+    /* replacing a certificate revoked on request: never its key */
+    c->fresh_key = (job->control == ACME_CONTROL_REVOKE);
 }
 
 

@@ -12,11 +12,54 @@
 #include "acme_util.h"
 
 
+EVP_PKEY *
+acme_job_reuse_key(const acme_job_conf_t *c, const char *stored,
+    size_t stored_len)
+{
+    EVP_PKEY         *key;
+    acme_key_type_t   kt;
+
+    if (!c->key_reuse || c->fresh_key || stored == NULL || stored_len == 0) {
+        return NULL;
+    }
+
+    key = acme_key_from_pem(stored, stored_len);
+    if (key == NULL) {
+        return NULL;
+    }
+
+    if (acme_key_type_of(key, &kt) != 0 || kt != c->cert_key_type) {
+        /* a key type change (or a key of no supported type): a new key */
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+
+    return key;
+}
+
+
 int
 acme_job_cert_key(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
     size_t *pem_len, char *err, size_t errlen)
 {
-    *key = acme_key_generate(c->cert_key_type);
+    return acme_job_cert_key_stored(c, NULL, 0, key, pem, pem_len, NULL, err,
+                                    errlen);
+}
+
+
+int
+acme_job_cert_key_stored(const acme_job_conf_t *c, const char *stored,
+    size_t stored_len, EVP_PKEY **key, char **pem, size_t *pem_len,
+    int *reused, char *err, size_t errlen)
+{
+    *key = acme_job_reuse_key(c, stored, stored_len);
+    if (reused != NULL) {
+        *reused = (*key != NULL);
+    }
+
+    if (*key == NULL) {
+        *key = acme_key_generate(c->cert_key_type);
+    }
     if (*key == NULL) {
         return acme_err(err, errlen, "cannot generate the certificate key "
                         "(%s)", acme_key_type_name(c->cert_key_type));

@@ -52,6 +52,15 @@ typedef struct {
     acme_key_type_t       cert_key_type;    /* acme_certificate key= */
     int                   csr_cn;           /* CN = names[0] in the CSR */
     const char           *preferred_chain;  /* the issuer's, or NULL */
+    const char           *cert_id;          /* its store id (certs/<id>
+                                               below state_dir), or NULL */
+    int                   key_reuse;        /* key_reuse / AcmeKeyReuse on:
+                                               a renewal keeps the stored
+                                               key (acme_job_reuse_key) */
+    int                   fresh_key;        /* a fresh key whatever
+                                               key_reuse says: the order
+                                               replaces a certificate
+                                               revoked on request */
 } acme_job_conf_t;
 
 /*
@@ -61,6 +70,26 @@ typedef struct {
  */
 int acme_job_cert_key(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
     size_t *pem_len, char *err, size_t errlen);
+
+/*
+ * The one place that decides whether an order keeps the stored certificate
+ * key: the key at the start of stored (the certificate's bundle as stored,
+ * key PEM then chain; NULL: none stored) when c->key_reuse is set,
+ * c->fresh_key is not, and that key is of c->cert_key_type (a key type
+ * change makes a new key).  The key (the caller frees it), or NULL: make a
+ * fresh one.  The first issuance has no stored bundle: fresh.
+ */
+EVP_PKEY *acme_job_reuse_key(const acme_job_conf_t *c, const char *stored,
+    size_t stored_len);
+
+/*
+ * acme_job_cert_key(), except that the key is acme_job_reuse_key(c,
+ * stored, stored_len) when that gives one (*reused 1, else 0; reused may
+ * be NULL).
+ */
+int acme_job_cert_key_stored(const acme_job_conf_t *c, const char *stored,
+    size_t stored_len, EVP_PKEY **key, char **pem, size_t *pem_len,
+    int *reused, char *err, size_t errlen);
 
 /*
  * The engine's configuration for one order: c's issuer and certificate,

@@ -15,6 +15,8 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include "acme_key.h"
 #include "acme_util.h"
@@ -364,4 +366,35 @@ acme_key_desc(EVP_PKEY *key, char *buf, size_t len)
 
     ERR_clear_error();
     return buf;
+}
+
+
+int
+acme_key_spki_pin(EVP_PKEY *key, char *out, size_t len)
+{
+    unsigned char   md[SHA256_DIGEST_LENGTH];
+    unsigned char  *der = NULL;
+    int             n;
+
+    if (out == NULL || len < ACME_SPKI_PIN_LEN) {
+        return -1;
+    }
+    out[0] = '\0';
+    if (key == NULL) {
+        return -1;
+    }
+
+    n = i2d_PUBKEY(key, &der);
+    if (n <= 0 || der == NULL) {
+        return -1;
+    }
+    SHA256(der, (size_t) n, md);
+    OPENSSL_free(der);
+
+    /* 32 bytes -> 44 characters and a NUL */
+    if (EVP_EncodeBlock((unsigned char *) out, md, (int) sizeof(md)) != 44) {
+        out[0] = '\0';
+        return -1;
+    }
+    return 0;
 }

@@ -54,6 +54,15 @@ EVP_PKEY *acme_key_from_pkcs8_der(const unsigned char *der, size_t len);
 /* Unencrypted PKCS#8 PEM, NUL-terminated, malloc'd; *len excludes the NUL. */
 char *acme_key_to_pem(EVP_PKEY *key, size_t *len);
 
+/*
+ * The SPKI pin of key's public half (RFC 7469 section 2.4): standard
+ * base64 of the SHA-256 of the DER SubjectPublicKeyInfo, 44 characters,
+ * into out (at least ACME_SPKI_PIN_LEN bytes, NUL-terminated).  0, or -1
+ * (out "").  The same for a certificate's key with X509_get0_pubkey().
+ */
+#define ACME_SPKI_PIN_LEN  48
+int acme_key_spki_pin(EVP_PKEY *key, char *out, size_t len);
+
 /* Type of an existing key; -1 if it is none of the supported types. */
 int acme_key_type_of(EVP_PKEY *key, acme_key_type_t *out);
 

@@ -17,6 +17,7 @@
 
 #include "acme_csr.h"
 #include "acme_keygen.h"
+#include "acme_store.h"
 #include "acme_util.h"
 
 
@@ -91,6 +92,8 @@ acme_lowprio_run(void (*fn)(void *), void *arg)
 
 typedef struct {
     const acme_job_conf_t  *conf;
+    char                   *stored;     /* the stored bundle (key_reuse) */
+    size_t                  stored_len;
     EVP_PKEY               *key;
     char                   *pem;
     size_t                  pem_len;
@@ -110,10 +113,11 @@ keygen_run(void *data)
     size_t          der_len;
     char            why[ACME_ERRLEN];
 
-    k->rc = acme_job_cert_key(k->conf, &k->key,
-                              k->want_pem ? &k->pem : NULL,
-                              k->want_pem ? &k->pem_len : NULL,
-                              k->err, sizeof(k->err));
+    k->rc = acme_job_cert_key_stored(k->conf, k->stored, k->stored_len,
+                                     &k->key,
+                                     k->want_pem ? &k->pem : NULL,
+                                     k->want_pem ? &k->pem_len : NULL,
+                                     NULL, k->err, sizeof(k->err));
     if (k->rc != 0 || !k->want_csr) {
         return;
     }
@@ -142,6 +146,7 @@ acme_job_cert_key_csr(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
     size_t *pem_len, char **csr_b64, char *err, size_t errlen)
 {
     keygen_t  k;
+    char      why[ACME_ERRLEN];
 
     *key = NULL;
     if (pem != NULL) {
@@ -157,7 +162,23 @@ acme_job_cert_key_csr(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
     k.want_pem = (pem != NULL);
     k.want_csr = (csr_b64 != NULL);
 
+    /* key_reuse: the stored bundle's key, when acme_job_reuse_key says so */
+    if (c->key_reuse && !c->fresh_key && c->state_dir != NULL
+        && c->cert_id != NULL
+        && acme_store_load_bundle(c->state_dir, c->cert_id, &k.stored,
+                                  &k.stored_len, why, sizeof(why)) != 1)
+    {
+        /* none stored (the first issuance) or unreadable: a fresh key */
+        k.stored = NULL;
+        k.stored_len = 0;
+    }
+
     (void) acme_lowprio_run(keygen_run, &k);
+
+    if (k.stored != NULL) {
+        OPENSSL_cleanse(k.stored, k.stored_len);
+        free(k.stored);
+    }
 
     if (k.rc != 0) {
         EVP_PKEY_free(k.key);

@@ -457,3 +457,80 @@ UNIT_TEST(job_prep_account_key_concurrent_first)
     }
     CHECK(!failed);
 }
+
+
+/*
+ * key_reuse: the stored bundle's key when on, of the same type, and not a
+ * revoked certificate's replacement; a fresh key otherwise (also the
+ * first issuance: nothing stored).
+ */
+UNIT_TEST(job_prep_key_reuse)
+{
+    acme_job_conf_t   c;
+    EVP_PKEY         *stored_key, *k, *other;
+    char             *pem, *bundle, err[ACME_ERRLEN];
+    size_t            len, blen;
+    int               reused;
+    static const char chain[] =
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    memset(&c, 0, sizeof(c));
+    c.cert_key_type = ACME_KEY_EC_P256;
+    stored_key = acme_key_generate(ACME_KEY_EC_P256);
+    CHECK(stored_key != NULL);
+    pem = acme_key_to_pem(stored_key, &len);
+    CHECK(pem != NULL);
+    /* as bundle.pem: the key, then the chain */
+    blen = len + sizeof(chain) - 1;
+    bundle = malloc(blen + 1);
+    CHECK(bundle != NULL);
+    memcpy(bundle, pem, len);
+    memcpy(bundle + len, chain, sizeof(chain));
+
+    /* off (the default): never the stored key */
+    CHECK(acme_job_reuse_key(&c, bundle, blen) == NULL);
+    CHECK_INT(acme_job_cert_key_stored(&c, bundle, blen, &k, NULL, NULL,
+                                       &reused, err, sizeof(err)), 0);
+    CHECK(reused == 0 && k != NULL && EVP_PKEY_eq(k, stored_key) != 1);
+    EVP_PKEY_free(k);
+
+    /* on: the stored key */
+    c.key_reuse = 1;
+    k = acme_job_reuse_key(&c, bundle, blen);
+    CHECK(k != NULL && EVP_PKEY_eq(k, stored_key) == 1);
+    EVP_PKEY_free(k);
+    CHECK_INT(acme_job_cert_key_stored(&c, bundle, blen, &k, NULL, NULL,
+                                       &reused, err, sizeof(err)), 0);
+    CHECK(reused == 1 && k != NULL && EVP_PKEY_eq(k, stored_key) == 1);
+    EVP_PKEY_free(k);
+
+    /* on, nothing stored (the first issuance): fresh */
+    CHECK(acme_job_reuse_key(&c, NULL, 0) == NULL);
+    CHECK_INT(acme_job_cert_key_stored(&c, NULL, 0, &k, NULL, NULL,
+                                       &reused, err, sizeof(err)), 0);
+    CHECK(reused == 0 && k != NULL);
+    EVP_PKEY_free(k);
+
+    /* on, a key type change: fresh, of the new type */
+    c.cert_key_type = ACME_KEY_EC_P384;
+    CHECK(acme_job_reuse_key(&c, bundle, blen) == NULL);
+    CHECK_INT(acme_job_cert_key_stored(&c, bundle, blen, &other, NULL, NULL,
+                                       &reused, err, sizeof(err)), 0);
+    CHECK(reused == 0 && other != NULL);
+    EVP_PKEY_free(other);
+    c.cert_key_type = ACME_KEY_EC_P256;
+
+    /* on, replacing a certificate revoked on request: fresh */
+    c.fresh_key = 1;
+    CHECK(acme_job_reuse_key(&c, bundle, blen) == NULL);
+    c.fresh_key = 0;
+
+    /* on, an unreadable bundle: fresh */
+    CHECK(acme_job_reuse_key(&c, chain, sizeof(chain) - 1) == NULL);
+
+    OPENSSL_cleanse(bundle, blen);
+    free(bundle);
+    OPENSSL_cleanse(pem, len);
+    free(pem);
+    EVP_PKEY_free(stored_key);
+}

@@ -269,3 +269,31 @@ UNIT_TEST(key_from_pkcs8_der)
     check_pkcs8_der(key);
     EVP_PKEY_free(key);
 }
+
+
+/*
+ * The SPKI pin (RFC 7469 section 2.4) against a fixed vector, computed with
+ *   openssl pkey -pubout -outform DER | openssl dgst -sha256 -binary | base64
+ */
+UNIT_TEST(key_spki_pin)
+{
+    static const char pem[] =
+        "-----BEGIN PRIVATE KEY-----\n"
+        "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgdVNXKDVZfe3/vhjp\n"
+        "JLn/L6V68hUpyMjS4U0qRjx+GJ+hRANCAARvS9NMOQZLBKbvlNmrfmxND3cOw5M6\n"
+        "DCfpWY4FhKmQZRr/D4JKrlfKPWgBeW75ucPyTLOYzbUXH02dHDSeA0Xa\n"
+        "-----END PRIVATE KEY-----\n";
+    EVP_PKEY  *k;
+    char       pin[ACME_SPKI_PIN_LEN], small[8];
+
+    k = acme_key_from_pem(pem, sizeof(pem) - 1);
+    CHECK(k != NULL);
+    CHECK_INT(acme_key_spki_pin(k, pin, sizeof(pin)), 0);
+    CHECK_STR(pin, "nYz5bqNHLNnzSaTxmxN1p9ypfUdvI+c9/r5DW0JLmlM=");
+
+    /* no key, or no room: -1 and "" */
+    CHECK_INT(acme_key_spki_pin(NULL, pin, sizeof(pin)), -1);
+    CHECK_STR(pin, "");
+    CHECK_INT(acme_key_spki_pin(k, small, sizeof(small)), -1);
+    EVP_PKEY_free(k);
+}
