@@ -38,6 +38,7 @@ APACHE_ISSUER = {
     "max_orders": "AcmeMaxOrders",
     "contact": "AcmeContact",
     "preferred_chain": "AcmePreferredChain",
+    "key_reuse": "AcmeKeyReuse",
 }
 
 
