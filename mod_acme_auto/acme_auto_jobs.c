@@ -157,7 +157,7 @@ job_hold(job_t *j, char *pem, size_t len, const acme_auto_slot_status_t *nw,
     j->f.pending_not_before = nw->not_before;
     j->f.pending_not_after = nw->not_after;
     acme_job_status_set_pending(st, at, nw->not_before, nw->not_after,
-                                nw->serial, nw->ca_issuer);
+                                nw->serial, nw->ca_issuer, nw->spki_pin);
     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s: %s",
                  j->c->id, acme_job_pending_text(nw->serial, nw->not_before,
                                                  now, at, msg, sizeof(msg)));
@@ -616,7 +616,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     /* a bundle the store refuses is served from memory all the same */
     memset(&st, 0, sizeof(st));
     acme_job_status_set_cert(&st, info.not_before, info.not_after,
-                             info.serial, info.issuer);
+                             info.serial, info.issuer, info.spki_pin);
     acme_cert_info_free(&info);
     j->st = ok;
     acme_auto_shm_get_status(j->c->slot, &cur);

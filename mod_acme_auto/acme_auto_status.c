@@ -140,7 +140,7 @@ acme_auto_status_from_pem(const char *pem, apr_size_t len,
         return -1;
     }
     acme_job_status_set_cert(st, info.not_before, info.not_after,
-                             info.serial, info.issuer);
+                             info.serial, info.issuer, info.spki_pin);
     acme_cert_info_free(&info);
     return 0;
 }

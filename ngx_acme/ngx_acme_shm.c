@@ -271,7 +271,8 @@ ngx_acme_shm_hold_locked(ngx_acme_main_conf_t *amcf, ngx_acme_slot_t *slot,
     slot->next_bundle_len = len;
 
     acme_job_status_set_pending(&slot->status, at, info->not_before,
-                                info->not_after, info->serial, info->issuer);
+                                info->not_after, info->serial, info->issuer,
+                                info->spki_pin);
 
     return NGX_OK;
 }
@@ -390,7 +391,8 @@ ngx_acme_shm_set_info_locked(ngx_acme_slot_t *slot,
     const acme_cert_info_t *info)
 {
     acme_job_status_set_cert(&slot->status, info->not_before,
-                             info->not_after, info->serial, info->issuer);
+                             info->not_after, info->serial, info->issuer,
+                             info->spki_pin);
 }
 
 

@@ -193,6 +193,8 @@ acme_cert_info_from_x509(X509 *x, acme_cert_info_t *out)
     out->key_type = acme_key_type_of(X509_get0_pubkey(x), &kt) == 0
                     ? (int) kt : -1;
     acme_key_desc(X509_get0_pubkey(x), out->key_name, sizeof(out->key_name));
+    (void) acme_key_spki_pin(X509_get0_pubkey(x), out->spki_pin,
+                             sizeof(out->spki_pin));
 
     ERR_clear_error();
     return 0;

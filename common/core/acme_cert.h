@@ -21,6 +21,8 @@ typedef struct {
                                    none of the supported types */
     char        key_name[24];   /* acme_key_desc() of the public key, e.g.
                                    "ecdsa:256", also "rsa:1024" */
+    char        spki_pin[ACME_SPKI_PIN_LEN];  /* acme_key_spki_pin() of
+                                   the public key; "" unknown */
 } acme_cert_info_t;
 
 /* Inspects the first certificate of a PEM chain. 0, or -1 with err. */

@@ -154,6 +154,7 @@ acme_inventory_status(const acme_inventory_cert_t *c, long long now,
     out->not_before = c->info.not_before;
     out->not_after = c->info.not_after;
     out->key_type = c->info.key_name[0] ? c->info.key_name : NULL;
+    out->spki_pin = c->info.spki_pin;
 
     if (c->info.not_after <= now) {
         out->state = "expired";

@@ -439,13 +439,15 @@ cpy(char *dst, size_t size, const char *src)
 
 void
 acme_job_status_set_cert(acme_job_status_t *rec, long long not_before,
-    long long not_after, const char *serial, const char *ca_issuer)
+    long long not_after, const char *serial, const char *ca_issuer,
+    const char *spki_pin)
 {
     rec->have_cert = 1;
     rec->not_before = not_before;
     rec->not_after = not_after;
     cpy(rec->serial, sizeof(rec->serial), serial);
     cpy(rec->ca_issuer, sizeof(rec->ca_issuer), ca_issuer);
+    cpy(rec->spki_pin, sizeof(rec->spki_pin), spki_pin);
     /* a certificate served now replaces any that waited */
     rec->pending_at = 0;
 }
@@ -453,7 +455,7 @@ acme_job_status_set_cert(acme_job_status_t *rec, long long not_before,
 void
 acme_job_status_set_pending(acme_job_status_t *rec, long long at,
     long long not_before, long long not_after, const char *serial,
-    const char *ca_issuer)
+    const char *ca_issuer, const char *spki_pin)
 {
     rec->pending_at = at;
     rec->pending_not_before = at ? not_before : 0;
@@ -461,6 +463,8 @@ acme_job_status_set_pending(acme_job_status_t *rec, long long at,
     cpy(rec->pending_serial, sizeof(rec->pending_serial), at ? serial : "");
     cpy(rec->pending_ca_issuer, sizeof(rec->pending_ca_issuer),
         at ? ca_issuer : "");
+    cpy(rec->pending_spki_pin, sizeof(rec->pending_spki_pin),
+        at ? spki_pin : "");
 }
 
 void
@@ -468,15 +472,17 @@ acme_job_status_activate(acme_job_status_t *rec)
 {
     char  serial[sizeof(rec->pending_serial)];
     char  ca[sizeof(rec->pending_ca_issuer)];
+    char  pin[sizeof(rec->pending_spki_pin)];
 
     if (rec->pending_at == 0) {
         return;
     }
     memcpy(serial, rec->pending_serial, sizeof(serial));
     memcpy(ca, rec->pending_ca_issuer, sizeof(ca));
+    memcpy(pin, rec->pending_spki_pin, sizeof(pin));
     acme_job_status_set_cert(rec, rec->pending_not_before,
-                             rec->pending_not_after, serial, ca);
-    acme_job_status_set_pending(rec, 0, 0, 0, NULL, NULL);
+                             rec->pending_not_after, serial, ca, pin);
+    acme_job_status_set_pending(rec, 0, 0, 0, NULL, NULL, NULL);
 }
 
 void
@@ -561,6 +567,7 @@ acme_job_status_view(const acme_job_status_t *rec, long long now,
     out->orders_valid = rec->orders.valid;
     out->orders_invalid = rec->orders.invalid;
     out->renewals = rec->orders.renewals;
+    out->spki_pin = rec->have_cert && rec->spki_pin[0] ? rec->spki_pin : NULL;
 }
 
 /* -- the bridge ---------------------------------------------------------- */

@@ -300,6 +300,7 @@ typedef struct {
     long long   not_after;
     char        serial[80];
     char        ca_issuer[256];
+    char        spki_pin[48];   /* acme_key_spki_pin of its key; "" */
     int         renewing;       /* an order runs */
     char        step[32];       /* its step; "" none */
     char        challenge[16];  /* type of the current or last attempt; "" */
@@ -315,6 +316,7 @@ typedef struct {
     long long   pending_not_after;
     char        pending_serial[80];
     char        pending_ca_issuer[256];
+    char        pending_spki_pin[48];
     /* why the served certificate is replaced at once (acme_job_change):
      * "issuer changed", "key type changed", "names changed"; "" none */
     char        reason[32];
@@ -325,13 +327,16 @@ typedef struct {
     int         revoked;
 } acme_job_status_t;
 
-/* Certificate facts into the record (serial, CA issuer, validity). */
+/* Certificate facts into the record (serial, CA issuer, validity, the
+ * SPKI pin of its key: acme_cert_info_t's, computed once per certificate
+ * when it is parsed; NULL or "": unknown). */
 void acme_job_status_set_cert(acme_job_status_t *rec, long long not_before,
-    long long not_after, const char *serial, const char *ca_issuer);
+    long long not_after, const char *serial, const char *ca_issuer,
+    const char *spki_pin);
 /* A certificate waits to be served from at (0: none waits any more). */
 void acme_job_status_set_pending(acme_job_status_t *rec, long long at,
     long long not_before, long long not_after, const char *serial,
-    const char *ca_issuer);
+    const char *ca_issuer, const char *spki_pin);
 /* The pending certificate is served now: its facts become the record's
  * certificate (acme_job_status_set_cert), none pending. */
 void acme_job_status_activate(acme_job_status_t *rec);

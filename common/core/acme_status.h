@@ -63,7 +63,11 @@
  *                  "FILE:LINE" of a block without one) or vhosts (Apache
  *                  ServerName:port) that present it, sorted],
  *       "orders": {"valid": n, "invalid": n} orders finished since start,
- *       "renewals": n certificates issued since start that replaced one
+ *       "renewals": n certificates issued since start that replaced one,
+ *       "spki_pin": the SPKI pin (RFC 7469 section 2.4: base64 of the
+ *                   SHA-256 of the DER SubjectPublicKeyInfo) of the served
+ *                   certificate's key, or null when unknown (computed once
+ *                   per certificate, acme_key_spki_pin)
  *   } ]
  * }
  */
@@ -111,6 +115,7 @@ typedef struct {
     unsigned long long   orders_valid;
     unsigned long long   orders_invalid;
     unsigned long long   renewals;
+    const char          *spki_pin;      /* NULL or "" -> null */
 } acme_status_cert_t;
 
 /*

@@ -25,6 +25,7 @@ def pin(cert):
 def test_key_reuse(server, pebble, root_file, state_dir, reuse):
     start(server, pebble, state_dir, issuer={"key_reuse": reuse})
     first, cid = issued(server, root_file)
+    assert server.status_cert()["spki_pin"] == pin(first)
 
     status, body = request(server, "/acme-status?action=renew&id=" + cid)
     assert status == 202, body
@@ -34,4 +35,6 @@ def test_key_reuse(server, pebble, root_file, state_dir, reuse):
         assert spki(second) == spki(first)
     else:
         assert spki(second) != spki(first)
+    server.wait_installed()
+    assert server.status_cert()["spki_pin"] == pin(second)
     assert not server.problems(), server.problems()

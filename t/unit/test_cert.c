@@ -63,6 +63,14 @@ UNIT_TEST(cert_selfsigned_info)
     CHECK_INT(info.not_after - info.not_before, 30LL * 86400);
     CHECK_STR(info.subject, "CN=example.com");
     CHECK_STR(info.issuer, "CN=example.com");
+    /* the pin of the certificate's key, once, when parsed */
+    {
+        char pin[ACME_SPKI_PIN_LEN];
+
+        CHECK_INT(acme_key_spki_pin(key, pin, sizeof(pin)), 0);
+        CHECK_INT(strlen(info.spki_pin), 44);
+        CHECK_STR(info.spki_pin, pin);
+    }
 
     CHECK_INT(info.n_names, 4);
     if (info.n_names == 4) {

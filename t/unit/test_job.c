@@ -342,7 +342,7 @@ UNIT_TEST(job_status_record_view)
     CHECK_INT(v.next_renewal, st.next_attempt);
 
     /* a certificate: valid, then expired by the clock alone */
-    acme_job_status_set_cert(&rec, T0, T0 + 100, "0a1b", "CN=Pebble");
+    acme_job_status_set_cert(&rec, T0, T0 + 100, "0a1b", "CN=Pebble", NULL);
     acme_job_succeeded(&st, T0 + 1, NULL);
     acme_job_status_end(&rec, &st, T0 + 60);
     acme_job_status_view(&rec, T0 + 2, NULL, 0, &v);
@@ -414,13 +414,15 @@ UNIT_TEST(job_pending_status_and_due)
 
     memset(&rec, 0, sizeof(rec));
     memset(&v, 0, sizeof(v));
-    acme_job_status_set_cert(&rec, T0, T0 + 90 * DAY, "01", "CN=old");
+    acme_job_status_set_cert(&rec, T0, T0 + 90 * DAY, "01", "CN=old",
+                             "OLDPIN=");
     acme_job_status_set_pending(&rec, T0 + 7140, T0 + 7200, T0 + 97 * DAY,
-                                "02", "CN=new");
+                                "02", "CN=new", "NEWPIN=");
     acme_job_status_view(&rec, T0, NULL, 0, &v);
     /* the served certificate is shown as it is, the new one as pending */
     CHECK_STR(v.state, "valid");
     CHECK_STR(v.serial, "01");
+    CHECK_STR(v.spki_pin, "OLDPIN=");
     CHECK_INT(v.pending_at, T0 + 7140);
     CHECK_INT(v.pending_not_before, T0 + 7200);
     CHECK_INT(v.pending_not_after, T0 + 97 * DAY);
@@ -430,6 +432,8 @@ UNIT_TEST(job_pending_status_and_due)
     acme_job_status_view(&rec, T0 + 7140, NULL, 0, &v);
     CHECK_STR(v.serial, "02");
     CHECK_STR(v.ca_issuer, "CN=new");
+    /* the pin moves with the certificate served */
+    CHECK_STR(v.spki_pin, "NEWPIN=");
     CHECK_INT(v.not_before, T0 + 7200);
     CHECK_INT(v.not_after, T0 + 97 * DAY);
     CHECK_INT(v.pending_at, 0);
@@ -439,8 +443,8 @@ UNIT_TEST(job_pending_status_and_due)
 
     /* a certificate served at once drops one that waited */
     acme_job_status_set_pending(&rec, T0 + 9000, T0 + 9060, T0 + DAY, "03",
-                                "CN=x");
-    acme_job_status_set_cert(&rec, T0, T0 + DAY, "04", "CN=y");
+                                "CN=x", NULL);
+    acme_job_status_set_cert(&rec, T0, T0 + DAY, "04", "CN=y", NULL);
     CHECK_INT(rec.pending_at, 0);
 
     /* the renewal time is the pending certificate's: the order that
@@ -597,7 +601,7 @@ UNIT_TEST(job_bridge_status_and_text)
     CHECK_STR(v.bridge_serial, "0ABC");
 
     /* a managed certificate is served: the bridge is gone */
-    acme_job_status_set_cert(&rec, T0, T0 + 90 * DAY, "0DEF", "CN=CA");
+    acme_job_status_set_cert(&rec, T0, T0 + 90 * DAY, "0DEF", "CN=CA", NULL);
     CHECK(rec.have_cert);
     acme_job_status_bridge(&rec, &b, &v);
     CHECK(v.bridge_file == NULL);
@@ -782,7 +786,7 @@ UNIT_TEST(job_due_forced_and_revoked)
     f = facts(1, 1, 1);
     memset(&st, 0, sizeof(st));
     memset(&rec, 0, sizeof(rec));
-    acme_job_status_set_cert(&rec, T0, T0 + 90 * DAY, "0a", "CN=ca");
+    acme_job_status_set_cert(&rec, T0, T0 + 90 * DAY, "0a", "CN=ca", NULL);
     acme_job_revoked(&st, &rec, T0 + 5);
     CHECK_INT(st.revoked, T0 + 5);
     CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_REVOKED);

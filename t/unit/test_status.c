@@ -12,7 +12,8 @@ static const char *const cert_keys[] = {
     "serial", "ca_issuer", "not_before", "not_after", "next_renewal",
     "last_success", "last_error", "consecutive_failures", "store_error",
     "reason", "pending", "bridge", "managed", "days_left", "expiring",
-    "subject", "sans", "file", "used_by", "orders", "renewals"
+    "subject", "sans", "file", "used_by", "orders", "renewals",
+    "spki_pin"
 };
 
 UNIT_TEST(status_render_parse_back)
@@ -40,6 +41,7 @@ UNIT_TEST(status_render_parse_back)
     c[0].not_after = 1795000000LL + 86400;
     c[0].next_renewal = 1795000000LL + 3600;
     c[0].last_success = 1795000000LL;
+    c[0].spki_pin = "nYz5bqNHLNnzSaTxmxN1p9ypfUdvI+c9/r5DW0JLmlM=";
 
     c[1].id = "c.example.test_rsa-2048";
     c[1].names = names + 1;
@@ -113,11 +115,14 @@ UNIT_TEST(status_render_parse_back)
     CHECK_INT(json_integer_value(json_object_get(o, "consecutive_failures")), 0);
     CHECK(json_is_null(json_object_get(o, "store_error")));
     CHECK(json_is_null(json_object_get(o, "pending")));
+    CHECK_STR(json_string_value(json_object_get(o, "spki_pin")),
+              "nYz5bqNHLNnzSaTxmxN1p9ypfUdvI+c9/r5DW0JLmlM=");
 
     o = json_array_get(certs, 1);
     CHECK_STR(json_string_value(json_object_get(o, "step")), "challenge");
     CHECK(json_is_null(json_object_get(o, "challenge")));
     CHECK(json_is_null(json_object_get(o, "serial")));
+    CHECK(json_is_null(json_object_get(o, "spki_pin")));
     CHECK(json_is_null(json_object_get(o, "ca_issuer")));
     CHECK(json_is_null(json_object_get(o, "not_before")));
     CHECK(json_is_null(json_object_get(o, "not_after")));
