@@ -129,6 +129,11 @@ struct acme_engine_s {
     char                *csr_b64;
     int                  csr_cn;
     char                *preferred_chain;   /* issuer CN, or NULL */
+    char                *profile;           /* configured, or NULL */
+    int                  profile_require;
+    int                  profile_send;      /* the directory offers it */
+    char                 profile_note[512]; /* not offered: the warning */
+    int                  profile_note_pending;
     char                *alt_urls[ACME_ENGINE_ALT_CHAINS];
     size_t               n_alt;             /* alternates of the chain */
     size_t               alt_i;             /* the one being fetched */
@@ -698,6 +703,10 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
     if (cfg->preferred_chain != NULL && cfg->preferred_chain[0] != '\0') {
         e->preferred_chain = acme_strdup(cfg->preferred_chain);
     }
+    if (cfg->profile != NULL && cfg->profile[0] != '\0') {
+        e->profile = acme_strdup(cfg->profile);
+        e->profile_require = cfg->profile_require ? 1 : 0;
+    }
 
     if (cfg->csr_b64 != NULL && cfg->csr_b64[0] != '\0') {
         e->csr_b64 = acme_strdup(cfg->csr_b64);
@@ -734,6 +743,8 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
         || e->challenge_type == NULL
         || (cfg->preferred_chain != NULL && cfg->preferred_chain[0] != '\0'
             && e->preferred_chain == NULL)
+        || (cfg->profile != NULL && cfg->profile[0] != '\0'
+            && e->profile == NULL)
         || (cfg->eab_kid != NULL
             && (e->eab_kid == NULL || e->eab_alg == NULL || e->eab_key == NULL))
         || (e->account_from_store && e->account_url == NULL)
@@ -773,6 +784,7 @@ acme_engine_free(acme_engine_t *e)
     strv_free(e->names, e->n_names);
     free(e->challenge_type);
     free(e->preferred_chain);
+    free(e->profile);
     free(e->eab_kid);
     free(e->eab_alg);
     acme_eab_mac_key_free(e->eab_key, e->eab_key_len);
@@ -951,6 +963,12 @@ new_order_payload(acme_engine_t *e)
     if (o == NULL) {
         return NULL;
     }
+    if (e->profile_send
+        && json_object_set_new(o, "profile", json_string(e->profile)) != 0)
+    {
+        json_decref(o);
+        return NULL;
+    }
     s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return s;
@@ -1109,6 +1127,14 @@ acme_engine_next_ms(acme_engine_t *e, long long now_ms, acme_action_t *act)
             return;
         }
         e->retry_at = 0;
+    }
+
+    /* a profile the CA does not offer: the warning, waking 1 ms later */
+    if (e->profile_note_pending && e->state != S_FINISH) {
+        e->profile_note_pending = 0;
+        emit_sleep(act, now + 1);
+        act->note = e->profile_note;
+        return;
     }
 
     for ( ;; ) {
@@ -1292,6 +1318,61 @@ acme_engine_next_ms(acme_engine_t *e, long long now_ms, acme_action_t *act)
 
 /* ---- responses ----------------------------------------------------------- */
 
+/*
+ * The configured profile against the directory's meta.profiles (an object
+ * name -> description, draft-ietf-acme-profiles): offered -> sent in
+ * newOrder; else a warning (once per order) or, required, the order fails.
+ * 0 when it failed.
+ */
+static int
+on_directory_profile(acme_engine_t *e, json_t *meta)
+{
+    json_t      *profiles, *v;
+    const char  *k;
+    char         offered[256];
+    size_t       len = 0;
+    int          n;
+
+    profiles = json_object_get(meta, "profiles");
+    if (json_is_object(profiles)
+        && json_object_get(profiles, e->profile) != NULL)
+    {
+        e->profile_send = 1;
+        return 1;
+    }
+
+    offered[0] = '\0';
+    if (json_is_object(profiles) && json_object_size(profiles) > 0) {
+        json_object_foreach(profiles, k, v) {
+            (void) v;
+            n = snprintf(offered + len, sizeof(offered) - len, "%s\"%s\"",
+                         len ? ", " : "it offers ", k);
+            if (n < 0 || (size_t) n >= sizeof(offered) - len) {
+                break;
+            }
+            len += n;
+        }
+    } else {
+        snprintf(offered, sizeof(offered), "its directory has no "
+                 "meta.profiles");
+    }
+
+    if (e->profile_require) {
+        fail(e, "new-order: the profile \"%s\" is required and the CA at "
+             "%s does not offer it (%s)", e->profile, e->directory_url,
+             offered);
+        return 0;
+    }
+
+    snprintf(e->profile_note, sizeof(e->profile_note), "the profile \"%s\" "
+             "is not offered by the CA at %s (%s): ordering without a "
+             "profile", e->profile, e->directory_url, offered);
+    one_line(e->profile_note);
+    e->profile_note_pending = 1;
+    return 1;
+}
+
+
 static void
 on_directory(acme_engine_t *e, json_t *j)
 {
@@ -1321,6 +1402,10 @@ on_directory(acme_engine_t *e, json_t *j)
     if (e->revoke_b64 != NULL && e->revoke_cert_url == NULL) {
         fail(e, "revoke: \"revokeCert\" is missing from the directory at %s",
              e->directory_url);
+        return;
+    }
+
+    if (e->profile != NULL && !on_directory_profile(e, meta)) {
         return;
     }
 

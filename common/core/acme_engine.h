@@ -120,6 +120,17 @@ typedef struct {
                                                bytes); NULL = the default
                                                chain, no alternate looked at */
 
+    /* ACME profiles (draft-ietf-acme-profiles; nginx-acme's "profile NAME
+     * [require]"): when the directory's meta.profiles lists profile,
+     * newOrder carries "profile": NAME.  When it does not (or the
+     * directory has no meta.profiles): without profile_require the order
+     * goes on without a profile and the engine gives a warning once (a
+     * SLEEP of 1 ms with note); with profile_require the order
+     * fails ("new-order: profile ... is required ...") before any
+     * newOrder.  NULL = no profile. */
+    const char          *profile;
+    int                  profile_require;
+
     /* Revoke first (RFC 8555 section 7.6): with revoke_der set, once the
      * account is known the engine POSTs revokeCert (signed with the
      * account key, kid) with this certificate (DER, borrowed) and
@@ -157,7 +168,10 @@ typedef struct {
     const char          *account_refused;/* ACCOUNT: why the CA refused the
                                            host's URL (then looked up again
                                            by key), or NULL */
-    const char          *note;          /* SLEEP: once per unclear answer,
+    const char          *note;          /* SLEEP: once per unclear answer
+                                           and once for a profile the CA
+                                           does not offer (then waking 1 ms
+                                           later),
                                            what happened and what follows
                                            ("finalize: HTTP 503, the CA may
                                            have done it; reading the order

@@ -76,6 +76,7 @@ fake_ca_free(fake_ca_t *ca)
     free(ca->last_csr);
     free(ca->eab);
     free(ca->identifiers);
+    free(ca->profile);
     free(ca->published_token);
     free(ca->published_ka);
     free(ca->used_nonces);
@@ -656,6 +657,15 @@ new_order(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
 
     free(ca->identifiers);
     ca->identifiers = json_dumps(ids, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    free(ca->profile);
+    ca->profile = NULL;
+    if (json_object_get(j, "profile") != NULL) {
+        t = json_string_value(json_object_get(j, "profile"));
+        if (t == NULL) {
+            violation(ca, "newOrder profile is not a string");
+        }
+        ca->profile = acme_strdup(t ? t : "");
+    }
 
     for (i = 0; i < ca->n_names; i++) {
         free(ca->names[i]);
@@ -993,14 +1003,21 @@ fake_ca_handle(fake_ca_t *ca, const acme_http_request_t *req,
     }
 
     if (strcmp(path, "/dir") == 0 && strcmp(req->method, "GET") == 0) {
+        json_t  *d;
+
         ca->n_dir++;
-        reply(ca, resp, 200, json_pack(
+        d = json_pack(
             "{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:b}}",
             "newNonce", BASE "/new-nonce", "newAccount", BASE "/new-account",
             "newOrder", BASE "/new-order", "revokeCert", BASE "/revoke",
             "keyChange", BASE "/key-change",
             "meta", "termsOfService", BASE "/tos",
-            "externalAccountRequired", ca->eab_required));
+            "externalAccountRequired", ca->eab_required);
+        if (d != NULL && ca->profiles != NULL) {
+            json_object_set_new(json_object_get(d, "meta"), "profiles",
+                                json_loads(ca->profiles, 0, NULL));
+        }
+        reply(ca, resp, 200, d);
         return 0;
     }
 

@@ -62,6 +62,8 @@ struct fake_ca_s {
                                        FAKE_CA_ALT_MAX */
     const char  *cert_link;         /* Link value of /cert/1 verbatim
                                        (NULL: the alternates') */
+    const char  *profiles;          /* JSON object of the directory's
+                                       meta.profiles; NULL: none */
 
     /* External Account Binding the CA knows (eab_kid NULL: none; a binding
      * sent anyway is only recorded).  A wrong kid gets "unauthorized", a
@@ -99,6 +101,8 @@ struct fake_ca_s {
     char         violation[256];
     char        *contact;           /* JSON of the last newAccount contact */
     char        *identifiers;       /* JSON of the last newOrder identifiers */
+    char        *profile;           /* the last newOrder's "profile", or
+                                       NULL when it had none */
     int          terms_agreed;
     char        *eab;               /* JSON of the last newAccount's
                                        externalAccountBinding, or NULL */

@@ -2353,6 +2353,112 @@ UNIT_TEST(engine_preferred_chain_failures)
 }
 
 
+/* ACME profiles (nginx-acme's "profile NAME [require]"): one order against
+ * a CA whose directory lists profiles (or not); returns the final action. */
+static acme_action_kind_t
+profile_order(fixture_t *f, run_t *r, char *err, size_t errlen)
+{
+    acme_engine_t  *e;
+
+    err[0] = '\0';
+    e = engine(f);
+    CHECK(e != NULL);
+    if (e == NULL) {
+        return ACME_ACT_ERROR;
+    }
+    memset(r, 0, sizeof(*r));
+    run(e, f->ca, r);
+    CHECK_INT(r->bad_order, 0);
+    CHECK_INT(f->ca->violations, 0);
+    if (r->final == ACME_ACT_ERROR) {
+        snprintf(err, errlen, "%s", acme_engine_error(e));
+    }
+    acme_engine_free(e);
+    return r->final;
+}
+
+
+UNIT_TEST(engine_profile)
+{
+    fixture_t   f;
+    run_t       r;
+    char        err[512];
+
+    /* offered: sent in newOrder, no warning */
+    fixture_init(&f, 1);
+    f.ca->profiles = "{\"classic\": \"90 days\", \"shortlived\": \"6 days\"}";
+    f.cfg.profile = "shortlived";
+    CHECK_INT(profile_order(&f, &r, err, sizeof(err)), ACME_ACT_DONE);
+    CHECK(f.ca->profile != NULL
+          && strcmp(f.ca->profile, "shortlived") == 0);
+    CHECK_STR(r.notes, "");
+    fixture_done(&f);
+
+    /* required and offered: the same */
+    fixture_init(&f, 1);
+    f.ca->profiles = "{\"classic\": \"90 days\", \"shortlived\": \"6 days\"}";
+    f.cfg.profile = "classic";
+    f.cfg.profile_require = 1;
+    CHECK_INT(profile_order(&f, &r, err, sizeof(err)), ACME_ACT_DONE);
+    CHECK(f.ca->profile != NULL && strcmp(f.ca->profile, "classic") == 0);
+    fixture_done(&f);
+
+    /* no profile configured: none sent, even when the CA offers some */
+    fixture_init(&f, 1);
+    f.ca->profiles = "{\"classic\": \"90 days\"}";
+    CHECK_INT(profile_order(&f, &r, err, sizeof(err)), ACME_ACT_DONE);
+    CHECK(f.ca->profile == NULL);
+    CHECK_STR(r.notes, "");
+    fixture_done(&f);
+
+    /* not offered: ordered without a profile, one warning */
+    fixture_init(&f, 1);
+    f.ca->profiles = "{\"classic\": \"90 days\", \"tlsserver\": \"x\"}";
+    f.cfg.profile = "shortlived";
+    CHECK_INT(profile_order(&f, &r, err, sizeof(err)), ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_new_order, 1);
+    CHECK(f.ca->profile == NULL);
+    CHECK_STR(r.notes, "the profile \"shortlived\" is not offered by the CA "
+              "at https://ca.test/dir (it offers \"classic\", \"tlsserver\"): "
+              "ordering without a profile|");
+    fixture_done(&f);
+
+    /* a directory without meta.profiles: the same */
+    fixture_init(&f, 1);
+    f.cfg.profile = "shortlived";
+    CHECK_INT(profile_order(&f, &r, err, sizeof(err)), ACME_ACT_DONE);
+    CHECK(f.ca->profile == NULL);
+    CHECK_STR(r.notes, "the profile \"shortlived\" is not offered by the CA "
+              "at https://ca.test/dir (its directory has no meta.profiles): "
+              "ordering without a profile|");
+    fixture_done(&f);
+
+    /* required and not offered: the order fails before newOrder */
+    fixture_init(&f, 1);
+    f.ca->profiles = "{\"classic\": \"90 days\"}";
+    f.cfg.profile = "shortlived";
+    f.cfg.profile_require = 1;
+    CHECK_INT(profile_order(&f, &r, err, sizeof(err)), ACME_ACT_ERROR);
+    CHECK_INT(f.ca->n_new_order, 0);
+    CHECK_STR(err, "new-order: the profile \"shortlived\" is required and "
+              "the CA at https://ca.test/dir does not offer it (it offers "
+              "\"classic\")");
+    CHECK_STR(r.notes, "");
+    fixture_done(&f);
+
+    /* required, no meta.profiles at all */
+    fixture_init(&f, 1);
+    f.cfg.profile = "shortlived";
+    f.cfg.profile_require = 1;
+    CHECK_INT(profile_order(&f, &r, err, sizeof(err)), ACME_ACT_ERROR);
+    CHECK_INT(f.ca->n_new_order, 0);
+    CHECK_STR(err, "new-order: the profile \"shortlived\" is required and "
+              "the CA at https://ca.test/dir does not offer it (its "
+              "directory has no meta.profiles)");
+    fixture_done(&f);
+}
+
+
 /* RFC 8555 section 7.6: revokeCert with the account key (kid) before the
  * order, the host told once (ACME_ACT_REVOKED), then a whole order */
 UNIT_TEST(engine_revoke_then_order)
