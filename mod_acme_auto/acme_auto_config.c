@@ -271,6 +271,35 @@ set_account_key(cmd_parms *cmd, void *dummy, const char *arg)
 
 /* AcmePreferredChain NAME, nginx-acme's preferred_chain: the issuer
  * commonName of the top certificate of the chain to prefer */
+/* AcmeProfile NAME [require], nginx-acme's profile: the ACME profile
+ * newOrder asks for when the directory lists it; otherwise the default
+ * profile with a warning or, with "require", a per-certificate error */
+static const char *
+set_profile(cmd_parms *cmd, void *dummy, const char *name, const char *req)
+{
+    const char *err = in_issuer(cmd);
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (cur_issuer->conf.profile != NULL) {
+        return "AcmeProfile is given twice in this <AcmeIssuer>";
+    }
+    if (name[0] == '\0') {
+        return "AcmeProfile: takes the name of a profile, not ''";
+    }
+    if (req != NULL) {
+        if (strcmp(req, "require") != 0) {
+            return apr_psprintf(cmd->pool, "AcmeProfile: invalid parameter "
+                                "'%s': only 'require' is allowed", req);
+        }
+        cur_issuer->conf.profile_require = 1;
+    }
+    cur_issuer->conf.profile = name;
+    return NULL;
+}
+
 static const char *
 set_preferred_chain(cmd_parms *cmd, void *dummy, const char *arg)
 {
@@ -751,6 +780,9 @@ const command_rec acme_auto_cmds[] = {
         "AcmePreferredChain NAME: prefer the CA's chain whose top "
         "certificate NAME (its issuer commonName) issued; none: the default "
         "chain"),
+    AP_INIT_TAKE12("AcmeProfile", set_profile, NULL, RSRC_CONF,
+        "AcmeProfile NAME [require]: the ACME profile to ask the CA for; "
+        "'require': fail when the CA does not offer it"),
     AP_INIT_TAKE1("AcmeRenewBeforeExpiry", set_renew, NULL, RSRC_CONF,
         "renew when this share of the lifetime is left (default 33%)"),
     AP_INIT_TAKE1("AcmeTimeout", set_timeout, NULL, RSRC_CONF,

@@ -455,6 +455,8 @@ job_conf(job_t *j, acme_job_conf_t *c)
     c->key_reuse = iss->key_reuse;
     /* replacing a certificate revoked on request: never its key */
     c->fresh_key = j->revoke;
+    c->profile = iss->conf.profile;
+    c->profile_require = iss->conf.profile_require;
 }
 
 /*

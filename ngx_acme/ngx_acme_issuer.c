@@ -26,6 +26,8 @@ static char *ngx_acme_issuer_path(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_acme_issuer_memory_key(ngx_conf_t *cf,
     ngx_acme_issuer_t *issuer);
+static char *ngx_acme_issuer_profile(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_acme_issuer_preferred_chain(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_acme_issuer_tos(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -145,6 +147,14 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
     { ngx_string("preferred_chain"),
       NGX_CONF_TAKE1,
       ngx_acme_issuer_preferred_chain,
+      0,
+      0,
+      NULL },
+
+    /* nginx-acme's: the ACME profile to ask for, optionally required */
+    { ngx_string("profile"),
+      NGX_CONF_TAKE12,
+      ngx_acme_issuer_profile,
       0,
       0,
       NULL },
@@ -878,6 +888,46 @@ ngx_acme_issuer_path(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     while (state && path->len > 1 && path->data[path->len - 1] == '/') {
         path->data[--path->len] = '\0';
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * profile NAME [require] (nginx-acme's): the ACME profile newOrder asks
+ * for when the directory's meta.profiles lists it; otherwise the default
+ * profile with a warning or, with "require", a per-certificate error
+ * (acme_order_config_t).
+ */
+static char *
+ngx_acme_issuer_profile(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_issuer_t  *issuer = conf;
+
+    ngx_str_t  *value;
+
+    if (issuer->conf.profile != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        return "takes the name of a profile, not \"\"";
+    }
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strcmp(value[2].data, "require") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" of \"profile\": "
+                               "only \"require\" is allowed", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+        issuer->conf.profile_require = 1;
+    }
+
+    /* the arguments of a directive are NUL-terminated */
+    issuer->conf.profile = (char *) value[1].data;
 
     return NGX_CONF_OK;
 }

@@ -685,6 +685,8 @@ ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c)
     c->key_reuse = (issuer->key_reuse == 1);
     /* replacing a certificate revoked on request: never its key */
     c->fresh_key = (job->control == ACME_CONTROL_REVOKE);
+    c->profile = issuer->conf.profile;
+    c->profile_require = issuer->conf.profile_require;
 }
 
 

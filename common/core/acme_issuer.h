@@ -76,6 +76,9 @@ typedef struct {
                                        issuer CN of the chain's top
                                        certificate; NULL: the default chain
                                        (acme_order_config_t) */
+    const char   *profile;          /* nginx-acme's profile NAME [require]
+                                       (acme_order_config_t); NULL: none */
+    int           profile_require;
     /* events (acme_event.h): acme_event_command / AcmeEventCommand in the
      * block, else the server-wide one (acme_issuer_events_inherit) */
     const char   *event_command;    /* absolute path; NULL: none */

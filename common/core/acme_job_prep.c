@@ -99,6 +99,8 @@ acme_job_order_config(acme_order_config_t *oc, const acme_job_conf_t *c,
     oc->challenge_type = challenge_type;
     oc->csr_cn = c->csr_cn ? 1 : 0;
     oc->preferred_chain = c->preferred_chain;
+    oc->profile = c->profile;
+    oc->profile_require = c->profile_require;
 
     if (c->eab != NULL && c->eab->kid != NULL && c->eab->kid[0] != '\0'
         && c->eab->key != NULL)

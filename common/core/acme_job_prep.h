@@ -61,6 +61,8 @@ typedef struct {
                                                key_reuse says: the order
                                                replaces a certificate
                                                revoked on request */
+    const char           *profile;          /* the issuer's, or NULL */
+    int                   profile_require;
 } acme_job_conf_t;
 
 /*
