@@ -53,6 +53,12 @@ names it (new-order: an identifier; finalize: a name of the CSR):
         subproblems=[("rejectedIdentifier", "r2.example.test", "forbidden")])
 
 proxy.problem_times lists (path, name, unix time) of each one answered.
+
+ACME profiles (draft-ietf-acme-profiles; pebble 2.4 has none): with
+proxy.profiles a dict (name -> description), the directory's "meta" gets
+"profiles": that dict.  proxy.order_profiles lists the "profile" field of
+each new-order payload (None when absent); the request goes to pebble
+unchanged (pebble 2.4 ignores the unknown field).
 Binds 127.0.0.1 only; every socket has a timeout.
 """
 
@@ -159,6 +165,15 @@ def _b64url(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
+def request_payload(body):
+    """The JWS payload of a request body as a dict, or None."""
+    try:
+        payload = json.loads(_b64url(json.loads(body)["payload"]) or b"null")
+    except (ValueError, KeyError, TypeError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
 def request_names(body):
     """The DNS names a JWS request body is about: new-order's identifiers,
     finalize's CSR names; [] for anything else."""
@@ -203,6 +218,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             proxy.bodies.append((self.path, body))
             proxy.times.append(time.monotonic())
             proxy.user_agents.append(self.headers.get("User-Agent"))
+            if self.path.startswith("/order-plz") and body:
+                payload = request_payload(body)
+                proxy.order_profiles.append(payload.get("profile") if payload else None)
         prob = proxy.take_problem(self.path, body)
         if prob is not None:
             self._answer_503(None, prob.status, prob.body, prob.retry_after)
@@ -236,6 +254,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         ctype = resp.getheader("Content-Type") or ""
         if status == 200 and ctype.startswith(PEM_CHAIN):
             data = proxy.rewrite(data)
+        if (status == 200 and self.command == "GET" and self.path == "/dir"
+                and proxy.profiles is not None):
+            doc = json.loads(data)
+            doc.setdefault("meta", {})["profiles"] = proxy.profiles
+            data = json.dumps(doc).encode()
 
         self.send_response(status)
         for k, v in rheaders:
@@ -282,6 +305,8 @@ class CaProxy:
         self.faulted = []                    # (path, mode) per fault applied
         self.problems = {}                   # (path prefix, name) -> Problem
         self.problem_times = []              # (path, name, time.time())
+        self.profiles = None                 # meta.profiles to add, or None
+        self.order_profiles = []             # new-order "profile" (None: absent)
         self.lock = threading.Lock()
         self.upstream_ctx = ssl.create_default_context(cafile=pebble.ca_pem)
         self._server = None

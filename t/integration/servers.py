@@ -39,6 +39,7 @@ APACHE_ISSUER = {
     "contact": "AcmeContact",
     "preferred_chain": "AcmePreferredChain",
     "key_reuse": "AcmeKeyReuse",
+    "profile": "AcmeProfile",
 }
 
 
