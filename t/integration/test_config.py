@@ -177,6 +177,22 @@ CASES = {
                             ("apache", ["AcmePreferredChain is given twice in this "
                                         "<AcmeIssuer>"]))
     },
+    # nginx-acme's profile NAME [require]: one per issuer block, "require"
+    # the only parameter
+    "profile_twice": {
+        kind: dict(conf=dict(issuer=[{"profile": "classic"},
+                                     {"profile": "shortlived"}]),
+                   words=words, where=lambda s: (s.conf_line("shortlived"),) * 2)
+        for kind, words in (("nginx", ['"profile" directive is duplicate']),
+                            ("apache", ["AcmeProfile is given twice in this "
+                                        "<AcmeIssuer>"]))
+    },
+    "profile_bad_parameter": {
+        kind: dict(conf=dict(issuer={"profile": "shortlived required"}),
+                   words=words, where=lambda s: (s.conf_line("required"),) * 2)
+        for kind, words in (("nginx", ['invalid parameter "required" of "profile"']),
+                            ("apache", ["AcmeProfile: invalid parameter 'required'"]))
+    },
     "duplicate_issuer": {
         kind: dict(edit=lambda s, t: t + s.issuer_block(OTHER_CA, "/nonexistent"),
                    words=words, where=_second_issuer)
