@@ -278,6 +278,7 @@ static const char *
 set_profile(cmd_parms *cmd, void *dummy, const char *name, const char *req)
 {
     const char *err = in_issuer(cmd);
+    char        ebuf[ACME_ERRLEN];
 
     (void) dummy;
     if (err) {
@@ -286,8 +287,8 @@ set_profile(cmd_parms *cmd, void *dummy, const char *name, const char *req)
     if (cur_issuer->conf.profile != NULL) {
         return "AcmeProfile is given twice in this <AcmeIssuer>";
     }
-    if (name[0] == '\0') {
-        return "AcmeProfile: takes the name of a profile, not ''";
+    if (acme_issuer_profile_name(name, ebuf, sizeof(ebuf)) != 0) {
+        return apr_psprintf(cmd->pool, "AcmeProfile: %s", ebuf);
     }
     if (req != NULL) {
         if (strcmp(req, "require") != 0) {

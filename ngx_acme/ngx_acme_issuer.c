@@ -904,6 +904,7 @@ ngx_acme_issuer_profile(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_acme_issuer_t  *issuer = conf;
 
+    char        err[ACME_ERRLEN];
     ngx_str_t  *value;
 
     if (issuer->conf.profile != NULL) {
@@ -912,8 +913,15 @@ ngx_acme_issuer_profile(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (value[1].len == 0) {
-        return "takes the name of a profile, not \"\"";
+    /* the arguments of a directive are NUL-terminated */
+    if (ngx_strlen(value[1].data) != value[1].len
+        || acme_issuer_profile_name((char *) value[1].data, err, sizeof(err))
+           != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"profile\" %s",
+                           value[1].len ? err : "takes the name of a "
+                           "profile, not \"\"");
+        return NGX_CONF_ERROR;
     }
 
     if (cf->args->nelts == 3) {
@@ -926,7 +934,6 @@ ngx_acme_issuer_profile(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         issuer->conf.profile_require = 1;
     }
 
-    /* the arguments of a directive are NUL-terminated */
     issuer->conf.profile = (char *) value[1].data;
 
     return NGX_CONF_OK;

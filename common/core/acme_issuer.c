@@ -167,6 +167,27 @@ acme_issuer_has_error(const acme_issuer_problem_t *p, size_t n)
 }
 
 int
+acme_issuer_profile_name(const char *name, char *err, size_t errlen)
+{
+    const unsigned char  *p;
+
+    if (name == NULL || name[0] == '\0') {
+        acme_err(err, errlen, "takes the name of a profile, not an empty "
+                 "one");
+        return -1;
+    }
+    for (p = (const unsigned char *) name; *p; p++) {
+        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') {
+            acme_err(err, errlen, "the profile name \"%s\" has a character "
+                     "other than printable ASCII (no space, no quote)", name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+int
 acme_issuer_directory(const char *url, char *err, size_t errlen)
 {
     acme_url_t u;

@@ -128,6 +128,13 @@ void acme_issuer_conf_clear(acme_issuer_conf_t *c);
 int acme_issuer_has_error(const acme_issuer_problem_t *p, size_t n);
 
 /*
+ * An ACME profile name (profile / AcmeProfile): 0 when usable, -1 with the
+ * reason in err (empty, or a byte outside printable ASCII, a space or a
+ * quote: names are tokens such as "shortlived").
+ */
+int acme_issuer_profile_name(const char *name, char *err, size_t errlen);
+
+/*
  * The directory URL (RFC 8555 section 7.1.1): 0 when usable, 1 when
  * usable with a warning in err (plain HTTP), -1 with the reason in err.
  */

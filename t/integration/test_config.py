@@ -193,6 +193,14 @@ CASES = {
         for kind, words in (("nginx", ['invalid parameter "required" of "profile"']),
                             ("apache", ["AcmeProfile: invalid parameter 'required'"]))
     },
+    "profile_bad_name": {
+        kind: dict(conf=dict(issuer={"profile": '"short lived"'}),
+                   words=words, where=lambda s: (s.conf_line("short lived"),) * 2)
+        for kind, words in (("nginx", ['"profile" the profile name "short lived" has a '
+                                       'character other than printable ASCII']),
+                            ("apache", ['AcmeProfile: the profile name "short lived" has '
+                                        'a character other than printable ASCII']))
+    },
     "duplicate_issuer": {
         kind: dict(edit=lambda s, t: t + s.issuer_block(OTHER_CA, "/nonexistent"),
                    words=words, where=_second_issuer)

@@ -369,3 +369,19 @@ UNIT_TEST(issuer_store_check_user)
     rmdir(dir);
     free(dir);
 }
+
+
+UNIT_TEST(issuer_profile_name)
+{
+    char  err[256];
+
+    CHECK_INT(acme_issuer_profile_name("shortlived", err, sizeof(err)), 0);
+    CHECK_INT(acme_issuer_profile_name("tls-server_1.0", err, sizeof(err)), 0);
+    CHECK_INT(acme_issuer_profile_name("", err, sizeof(err)), -1);
+    CHECK_STR(err, "takes the name of a profile, not an empty one");
+    CHECK_INT(acme_issuer_profile_name("short lived", err, sizeof(err)), -1);
+    CHECK_STR(err, "the profile name \"short lived\" has a character other "
+              "than printable ASCII (no space, no quote)");
+    CHECK_INT(acme_issuer_profile_name("a\"b", err, sizeof(err)), -1);
+    CHECK_INT(acme_issuer_profile_name("caf\xc3\xa9", err, sizeof(err)), -1);
+}
