@@ -918,7 +918,7 @@ ngx_acme_issuer_profile(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         || acme_issuer_profile_name((char *) value[1].data, err, sizeof(err))
            != 0)
     {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"profile\" %s",
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"profile\": %s",
                            value[1].len ? err : "takes the name of a "
                            "profile, not \"\"");
         return NGX_CONF_ERROR;

@@ -97,7 +97,10 @@ add_names(acme_strbuf_t *b, const acme_status_cert_t *c)
         acme_strbuf_puts(b, " &middot; ");
         acme_strbuf_html(b, c->key_type);
     }
-    if (c->unmanaged && c->file != NULL) {
+    /* the inventory's id is its file already */
+    if (c->unmanaged && c->file != NULL
+        && (c->id == NULL || strcmp(c->id, c->file) != 0))
+    {
         acme_strbuf_puts(b, "<br>");
         acme_strbuf_html(b, c->file);
     }

@@ -196,7 +196,7 @@ CASES = {
     "profile_bad_name": {
         kind: dict(conf=dict(issuer={"profile": '"short lived"'}),
                    words=words, where=lambda s: (s.conf_line("short lived"),) * 2)
-        for kind, words in (("nginx", ['"profile" the profile name "short lived" has a '
+        for kind, words in (("nginx", ['"profile": the profile name "short lived" has a '
                                        'character other than printable ASCII']),
                             ("apache", ['AcmeProfile: the profile name "short lived" has '
                                         'a character other than printable ASCII']))

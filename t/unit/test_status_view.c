@@ -296,3 +296,32 @@ UNIT_TEST(status_view_counters)
     CHECK_INT(out.orders_invalid, 2);
     CHECK_INT(out.renewals, 1);
 }
+
+/* an inventory entry's id is its file: the page names the path once */
+UNIT_TEST(status_html_file_path_once)
+{
+    static const char *const names[] = { "static.example.test" };
+    acme_status_cert_t   c;
+    char                *s, *p;
+    size_t               len;
+    int                  n = 0;
+
+    memset(&c, 0, sizeof(c));
+    c.id = "/etc/ssl/static.pem";
+    c.file = "/etc/ssl/static.pem";
+    c.unmanaged = 1;
+    c.names = names;
+    c.n_names = 1;
+    c.state = "valid";
+    c.not_before = 1795000000LL - 86400;
+    c.not_after = 1795000000LL + 80 * 86400LL;
+    s = acme_status_html("nginx", 0, &c, 1, 1795000000LL, &len);
+    CHECK(s != NULL);
+    for (p = s; p != NULL && (p = strstr(p, "/etc/ssl/static.pem")) != NULL;
+         p++)
+    {
+        n++;
+    }
+    CHECK_INT(n, 1);
+    free(s);
+}
