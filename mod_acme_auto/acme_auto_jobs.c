@@ -197,8 +197,9 @@ job_activate(job_t *j, long long now)
 /* A bundle another driver wrote after our parent read the store (a child
  * of the previous generation finishing an order during a graceful
  * restart) is taken into shared memory, so it is served and not ordered
- * again. */
-static void
+ * again.  Returns the notBefore of a newer stored certificate it took, else
+ * 0. */
+static long long
 job_sync_from_disk(job_t *j)
 {
     acme_auto_slot_status_t st, cur;
@@ -217,7 +218,7 @@ job_sync_from_disk(job_t *j)
     {
         free(shm_pem);
         free(pem);
-        return;
+        return 0;
     }
     free(shm_pem);
     acme_auto_shm_get_status(j->c->slot, &cur);
@@ -231,13 +232,15 @@ job_sync_from_disk(job_t *j)
         if (job_hold(j, pem, len, &st, &cur)) {
             /* not valid yet, the served one is: it waits (pem is j's) */
             acme_auto_shm_set_status(j->c->slot, &cur);
-            return;
+            return 0;
         }
         st.last_success = cur.last_success;
         acme_auto_shm_set_bundle(j->c->slot, pem, len, &st);
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s:"
                      " took the newer stored certificate (serial %s)",
                      j->c->id, st.serial);
+        free(pem);
+        return st.not_before;
     }
     else if (have_shm) {
         /* served, newer than what is stored: a previous driver could not
@@ -246,6 +249,7 @@ job_sync_from_disk(job_t *j)
         j->unsaved_at = now_sec();
     }
     free(pem);
+    return 0;
 }
 
 /* The policy's due time (common/core/acme_job.h); Apache parses a bundle
@@ -955,11 +959,15 @@ job_check_unfinished(job_t *j)
     }
 }
 
+/* CAs date notBefore back (Let's Encrypt: one hour) */
+#define ACME_AUTO_CA_BACKDATE  3600
+
 static void
 watch_start(watch_t *w)
 {
-    int  i;
-    char err[ACME_ERRLEN];
+    int        i;
+    char       err[ACME_ERRLEN];
+    long long  took;
 
     __atomic_store_n(&stop_jobs, 0, __ATOMIC_RELEASE);
     acme_auto_shm_tokens_clear();
@@ -972,8 +980,15 @@ watch_start(watch_t *w)
                          " %s: unreadable renewal state, starting afresh: %s",
                          j->c->id, err);
         }
-        job_sync_from_disk(j);
+        took = job_sync_from_disk(j);
         job_load_facts(j);
+        if (took != 0 && j->st.attempt_started != 0
+            && took >= j->st.attempt_started - ACME_AUTO_CA_BACKDATE)
+        {
+            /* the attempt stored its certificate, then its process died
+             * before its end was recorded: it did finish */
+            acme_sched_attempt_end(&j->st);
+        }
         job_check_unfinished(j);
         j->due_at = -1;
         job_publish_due(j, now_sec());
