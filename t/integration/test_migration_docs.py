@@ -30,6 +30,12 @@ and keys, stand-ins for certbot's options-ssl-nginx.conf /
 options-ssl-apache.conf, the RFC 7919 group for ssl-dhparams.pem.
 Every nginx / Apache fence of a guide must be marked (or be marked
 `<!-- test: none (why) -->`): no configuration goes untested.
+
+One guide step is run end to end as well: certbot's "after" blocks (its
+redirecting port 80 server / vhost left as it was, its certificate as the
+bridge) get the managed certificate from pebble, and the log line the guide
+tells the operator to wait for is there, once.  The rest of the bridge is
+test_bridge.py's.
 """
 
 import os
@@ -39,7 +45,9 @@ import subprocess
 import pytest
 
 from apache_server import MODDIR, ApacheServer
-from nginx_server import NginxServer
+from nginx_server import HTTPS_PORT, NginxServer
+from pebble import HTTP_PORT
+from tlsutil import served_cert, wait_acme_cert, wait_for
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GUIDES = ("migrate-certbot.md", "migrate-mod_md.md", "migrate-nginx-acme.md")
@@ -60,7 +68,7 @@ APACHE_MODULES = {"authz_host": ("authz_host_module", "mod_authz_host.so"),
                   "status": ("status_module", "mod_status.so")}
 
 # directories of other tools whose files the guides name
-MOVED = ("/etc/letsencrypt/", "/var/lib/apache2/md/", "/var/cache/nginx/")
+MOVED = ("/etc/letsencrypt", "/var/lib/apache2/md", "/var/cache/nginx")
 
 MARK = re.compile(r"^<!-- test: (.*?) -->\n```(\w+)\n(.*?)^```$", re.M | re.S)
 FENCE = re.compile(r"^```(nginx|apache)$", re.M)
@@ -176,3 +184,58 @@ def test_guide_block_loads(guide, kind, label, workdir):
     bad = [l for l in out.splitlines() if "[warn]" in l or "[emerg]" in l or ":warn]" in l
            or "AH0" in l]
     assert not bad, "%s %s %s:\n%s" % (guide, kind, label, out)
+
+
+def _block(guide, kind, label):
+    return [(o, t) for k, l, o, t in _blocks(guide)[1] if (k, l) == (kind, label)][0]
+
+
+def _sub(text, old, new):
+    assert text.count(old) >= 1, "%r not in the block" % old
+    return text.replace(old, new)
+
+
+def _against_pebble(kind, text, pebble, state_dir, https_port, http_port):
+    """The guide's block on the test's loopback ports, pebble as the CA."""
+    le = "https://acme-v02.api.letsencrypt.org/directory"
+    if kind == "nginx":
+        text = _sub(text, "listen 443 ssl;", "listen 127.0.0.1:%d ssl;" % https_port)
+        text = _sub(text, "listen 80;", "listen 127.0.0.1:%d;" % http_port)
+        return _sub(text, "uri %s;" % le, "uri %s;\n    ssl_trusted_certificate %s;\n"
+                    "    state_path %s;" % (pebble.directory_url, pebble.ca_pem, state_dir))
+    text = _sub(text, "<VirtualHost *:443>", "<VirtualHost 127.0.0.1:%d>" % https_port)
+    text = _sub(text, "<VirtualHost *:80>", "<VirtualHost 127.0.0.1:%d>" % http_port)
+    return _sub(text, "AcmeDirectory %s" % le, "AcmeDirectory %s\n    AcmeTrustedCA %s\n"
+                "    AcmeStateDir %s" % (pebble.directory_url, pebble.ca_pem, state_dir))
+
+
+@pytest.mark.parametrize("kind", ["nginx", "apache"])
+def test_certbot_after_block_gets_its_certificate(kind, pebble, root_file, state_dir, workdir,
+                                                  nginx_factory, apache_factory):
+    opts, text = _block("migrate-certbot.md", kind, "after")
+    text = _make_files(text, os.path.join(workdir, "files"))
+    bridge = os.path.join(workdir, "files", "self.crt")
+    if kind == "nginx":
+        srv = nginx_factory()
+        srv.write_conf(_against_pebble(kind, text, pebble, state_dir, HTTPS_PORT, HTTP_PORT))
+        port = HTTPS_PORT
+    else:
+        srv = apache_factory()
+        mods = [m for m in opts.get("modules", "").split(",") if m]
+        srv.write_conf("".join("LoadModule %s %s/%s\n" % (APACHE_MODULES[m][0], MODDIR,
+                                                          APACHE_MODULES[m][1])
+                               for m in ["authz_host"] + mods)
+                       + _against_pebble(kind, text, pebble, state_dir, srv.https_port,
+                                         srv.http_port))
+        port = srv.https_port
+    with open(bridge) as f:
+        assert "BEGIN CERTIFICATE" in f.read()
+    srv.start()
+    cert = wait_acme_cert(port, "example.com", root_file, 60, proc_alive=srv.running)
+    assert "www.example.com" in str(cert.extensions)
+    for _ in range(3):
+        assert served_cert(port, "www.example.com").serial_number == cert.serial_number
+    # the notice the guide's step 3 quotes
+    notice = "is no longer used and can be removed from the configuration"
+    wait_for(lambda: notice in srv.error_log(), 20, "the bridge's notice")
+    assert srv.error_log().count(notice) == 1, srv.error_log()[-3000:]
