@@ -16,7 +16,8 @@ fence:
 KIND is nginx or apache; LABEL names the block in the test id (unique in
 its guide); acme=no loads the block without our module (a configuration
 of before the switch); modules= (Apache) loads these Debian modules too
-(as `a2enmod NAME` would: md, rewrite, http2, headers, status).  An
+(as `a2enmod NAME` would: md, rewrite, http2, alias, headers, status;
+authz_host, which Debian enables by default, always).  An
 nginx block is the text of the http{} block (a file of sites-enabled/), an
 Apache block the text after the server's main configuration (a file of
 sites-enabled/); the harnesses (nginx_server.py, apache_server.py) give the
@@ -31,11 +32,11 @@ options-ssl-apache.conf, the RFC 7919 group for ssl-dhparams.pem.
 Every nginx / Apache fence of a guide must be marked (or be marked
 `<!-- test: none (why) -->`): no configuration goes untested.
 
-One guide step is run end to end as well: certbot's "after" blocks (its
-redirecting port 80 server / vhost left as it was, its certificate as the
-bridge) get the managed certificate from pebble, and the log line the guide
-tells the operator to wait for is there, once.  The rest of the bridge is
-test_bridge.py's.
+certbot's steps 2 and 3 are also run end to end, on both servers, against
+pebble: the "before" block served without our module, the "after" block
+loaded by a reload / graceful restart, the certificate issued through
+certbot's redirecting port 80 server / vhost, the notice the guide quotes
+logged once.  The rest of the bridge is test_bridge.py's.
 """
 
 import os
@@ -44,8 +45,12 @@ import subprocess
 
 import pytest
 
-from apache_server import MODDIR, ApacheServer
-from nginx_server import HTTPS_PORT, NginxServer
+from cryptography import x509
+
+from apache_server import MODDIR
+from apache_server import MODULE as APACHE_MODULE
+from nginx_server import HTTPS_PORT
+from nginx_server import MODULE as NGINX_MODULE
 from pebble import HTTP_PORT
 from tlsutil import served_cert, wait_acme_cert, wait_for
 
@@ -91,6 +96,13 @@ SSLSessionTickets off
 """
 
 
+def _apache_body(opts, text):
+    """An Apache block with the LoadModule lines of its modules= option."""
+    mods = ["authz_host"] + [m for m in opts.get("modules", "").split(",") if m]
+    return "".join("LoadModule %s %s/%s\n" % (APACHE_MODULES[m][0], MODDIR, APACHE_MODULES[m][1])
+                   for m in mods) + text
+
+
 def _blocks(guide):
     """[(kind, label, options, text)] of the guide's marked blocks."""
     with open(os.path.join(REPO, "docs", guide)) as f:
@@ -105,6 +117,10 @@ def _blocks(guide):
             guide, kind, label, m.group(2))
         out.append((kind, label, opts, m.group(3)))
     return md, out
+
+
+def _block(guide, kind, label):
+    return [(o, t) for k, l, o, t in _blocks(guide)[1] if (k, l) == (kind, label)][0]
 
 
 def _cases():
@@ -136,6 +152,7 @@ def _make_files(text, root):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if key is None:
             key, crt = os.path.join(root, "self.key"), os.path.join(root, "self.crt")
+        if not os.path.exists(key):
             subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                             "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
                             "-days", "30", "-subj", "/CN=example.com", "-addext",
@@ -149,10 +166,9 @@ def _make_files(text, root):
             data = subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH",
                                    "-pkeyopt", "group:ffdhe2048"], check=True,
                                   capture_output=True, text=True).stdout
-        elif "key" in base:
-            data = open(key).read()
         else:
-            data = open(crt).read()
+            with open(key if "key" in base else crt) as f:
+                data = f.read()
         with open(path, "w") as f:
             f.write(data)
         os.chmod(path, 0o600 if "key" in base else 0o644)
@@ -161,22 +177,17 @@ def _make_files(text, root):
 
 @pytest.mark.parametrize("guide,kind,label", _cases(),
                          ids=["%s-%s-%s" % c for c in _cases()])
-def test_guide_block_loads(guide, kind, label, workdir):
-    opts, text = [(o, t) for k, l, o, t in _blocks(guide)[1] if (k, l) == (kind, label)][0]
+def test_guide_block_loads(guide, kind, label, workdir, nginx_factory, apache_factory):
+    opts, text = _block(guide, kind, label)
     text = _make_files(text, os.path.join(workdir, "files"))
     ours = opts.get("acme", "yes") != "no"
     if kind == "nginx":
-        srv = NginxServer(os.path.join(workdir, "nginx"), **({} if ours else {"module": None}))
+        srv = nginx_factory(**({} if ours else {"module": None}))
         srv.write_conf(text)
         ok = "test is successful"
     else:
-        srv = ApacheServer(os.path.join(workdir, "apache"),
-                           **({} if ours else {"module": None, "loglevel": "info"}))
-        # authz_host (Require local) is enabled on Debian by default
-        mods = ["authz_host"] + [m for m in opts.get("modules", "").split(",") if m]
-        srv.write_conf("".join("LoadModule %s %s/%s\n" % (APACHE_MODULES[m][0], MODDIR,
-                                                          APACHE_MODULES[m][1])
-                               for m in mods) + text)
+        srv = apache_factory(**({} if ours else {"module": None, "loglevel": "info"}))
+        srv.write_conf(_apache_body(opts, text))
         ok = "Syntax OK"
     rc, out = srv.test_config()
     assert rc == 0 and ok in out, "%s %s %s:\n%s\n%s" % (guide, kind, label, out, text)
@@ -186,55 +197,67 @@ def test_guide_block_loads(guide, kind, label, workdir):
     assert not bad, "%s %s %s:\n%s" % (guide, kind, label, out)
 
 
-def _block(guide, kind, label):
-    return [(o, t) for k, l, o, t in _blocks(guide)[1] if (k, l) == (kind, label)][0]
-
-
 def _sub(text, old, new):
-    assert text.count(old) >= 1, "%r not in the block" % old
+    assert old in text, "%r not in the block" % old
     return text.replace(old, new)
+
+
+LE = "https://acme-v02.api.letsencrypt.org/directory"
 
 
 def _against_pebble(kind, text, pebble, state_dir, https_port, http_port):
     """The guide's block on the test's loopback ports, pebble as the CA."""
-    le = "https://acme-v02.api.letsencrypt.org/directory"
     if kind == "nginx":
         text = _sub(text, "listen 443 ssl;", "listen 127.0.0.1:%d ssl;" % https_port)
         text = _sub(text, "listen 80;", "listen 127.0.0.1:%d;" % http_port)
-        return _sub(text, "uri %s;" % le, "uri %s;\n    ssl_trusted_certificate %s;\n"
-                    "    state_path %s;" % (pebble.directory_url, pebble.ca_pem, state_dir))
+        return text.replace("uri %s;" % LE, "uri %s;\n    ssl_trusted_certificate %s;\n"
+                            "    state_path %s;" % (pebble.directory_url, pebble.ca_pem,
+                                                     state_dir))
     text = _sub(text, "<VirtualHost *:443>", "<VirtualHost 127.0.0.1:%d>" % https_port)
     text = _sub(text, "<VirtualHost *:80>", "<VirtualHost 127.0.0.1:%d>" % http_port)
-    return _sub(text, "AcmeDirectory %s" % le, "AcmeDirectory %s\n    AcmeTrustedCA %s\n"
-                "    AcmeStateDir %s" % (pebble.directory_url, pebble.ca_pem, state_dir))
+    return text.replace("AcmeDirectory %s" % LE, "AcmeDirectory %s\n    AcmeTrustedCA %s\n"
+                        "    AcmeStateDir %s" % (pebble.directory_url, pebble.ca_pem, state_dir))
 
 
 @pytest.mark.parametrize("kind", ["nginx", "apache"])
-def test_certbot_after_block_gets_its_certificate(kind, pebble, root_file, state_dir, workdir,
-                                                  nginx_factory, apache_factory):
-    opts, text = _block("migrate-certbot.md", kind, "after")
-    text = _make_files(text, os.path.join(workdir, "files"))
-    bridge = os.path.join(workdir, "files", "self.crt")
+def test_certbot_steps_against_pebble(kind, pebble, root_file, state_dir, workdir,
+                                      nginx_factory, apache_factory):
+    """Steps 2 and 3 of the certbot guide: the server runs certbot's
+    "before" configuration (without our module); the "after" one is loaded
+    by a reload / graceful restart; the certificate is issued through
+    certbot's redirecting port 80 server / vhost and served for both names;
+    the notice of step 3 is logged once."""
+    files = os.path.join(workdir, "files")
     if kind == "nginx":
-        srv = nginx_factory()
-        srv.write_conf(_against_pebble(kind, text, pebble, state_dir, HTTPS_PORT, HTTP_PORT))
-        port = HTTPS_PORT
+        srv = nginx_factory(module=None)
+        module, ports = NGINX_MODULE, (HTTPS_PORT, HTTP_PORT)
     else:
-        srv = apache_factory()
-        mods = [m for m in opts.get("modules", "").split(",") if m]
-        srv.write_conf("".join("LoadModule %s %s/%s\n" % (APACHE_MODULES[m][0], MODDIR,
-                                                          APACHE_MODULES[m][1])
-                               for m in ["authz_host"] + mods)
-                       + _against_pebble(kind, text, pebble, state_dir, srv.https_port,
-                                         srv.http_port))
-        port = srv.https_port
-    with open(bridge) as f:
-        assert "BEGIN CERTIFICATE" in f.read()
-    srv.start()
-    cert = wait_acme_cert(port, "example.com", root_file, 60, proc_alive=srv.running)
-    assert "www.example.com" in str(cert.extensions)
+        srv = apache_factory(module=None, loglevel="info")
+        module, ports = APACHE_MODULE, (srv.https_port, srv.http_port)
+
+    def write(label):
+        opts, text = _block("migrate-certbot.md", kind, label)
+        text = _against_pebble(kind, _make_files(text, files), pebble, state_dir, *ports)
+        if kind == "nginx":
+            srv.write_conf(text)
+        else:
+            srv.write_conf(_apache_body(opts, text))
+
+    write("before")
+    srv.start(ports=ports)
+    with open(os.path.join(files, "self.crt"), "rb") as f:
+        certbot = x509.load_pem_x509_certificate(f.read())
+    assert served_cert(ports[0], "example.com").serial_number == certbot.serial_number
+
+    srv.module = module
+    if kind == "apache":
+        srv.loglevel = "info acme_auto:debug"
+    write("after")
+    srv.reload() if kind == "nginx" else srv.graceful()
+    cert = wait_acme_cert(ports[0], "example.com", root_file, 60, proc_alive=srv.running)
+    assert cert.serial_number != certbot.serial_number
     for _ in range(3):
-        assert served_cert(port, "www.example.com").serial_number == cert.serial_number
+        assert served_cert(ports[0], "www.example.com").serial_number == cert.serial_number
     # the notice the guide's step 3 quotes
     notice = "is no longer used and can be removed from the configuration"
     wait_for(lambda: notice in srv.error_log(), 20, "the bridge's notice")
