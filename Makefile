@@ -21,7 +21,7 @@ UNIT_SRC   := $(wildcard t/unit/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=build/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=build/%.o)
 
-all: build/layout.ok build/unit_tests
+all: build/layout.ok build/unit_tests build/kv_probe
 
 build/layout.ok: t/check_layout.sh $(wildcard common/* common/core/* common/io/*)
 	@mkdir -p $(dir $@)
@@ -44,6 +44,11 @@ build/libacmecore.a: $(COMMON_OBJ)
 
 build/unit_tests: $(UNIT_OBJ) build/libacmecore.a
 	$(CC) $(CFLAGS) -o $@ $(UNIT_OBJ) build/libacmecore.a $(LDLIBS)
+
+# the shared store's client driven from the command line
+# (t/integration/test_etcd_store.py runs it against a real etcd)
+build/kv_probe: t/tools/kv_probe.c build/libacmecore.a $(COMMON_HDR)
+	$(CC) $(CFLAGS) $(COMMON_INC) -o $@ $< build/libacmecore.a $(LDLIBS)
 
 unit: build/unit_tests
 	build/unit_tests

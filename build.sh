@@ -24,11 +24,12 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 # (llvm-symbolizer for readable reports): fuzz targets and sanitizer builds;
 # libasan8: gcc's ASan runtime, preloaded into the servers by ./build.sh test-asan
 # prometheus (promtool check metrics) and chromium (headless, the HTML status
-# view): the status views' tests; tinyproxy: the outbound proxy's tests
+# view): the status views' tests; tinyproxy: the outbound proxy's tests;
+# etcd-server + etcd-client: the shared store's tests
 PACKAGES=(nginx nginx-dev apache2 apache2-dev libssl-dev libjansson-dev pebble
           python3-pytest python3-cryptography bind9 bind9-utils bind9-dnsutils curl make gcc
           libpcre2-dev zlib1g-dev iproute2 util-linux clang libclang-rt-14-dev llvm libasan8
-          prometheus chromium tinyproxy)
+          prometheus chromium tinyproxy etcd-server etcd-client)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

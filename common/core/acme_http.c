@@ -231,7 +231,10 @@ acme_http_serialize_conn(const acme_http_request_t *req, const acme_url_t *u,
 {
     char    *head, *out, clen[48];
     size_t   hlen, blen;
-    int      has_body;
+    int      has_body, auth;
+
+    auth = req->authorization != NULL && *req->authorization != '\0'
+           && header_value_ok(req->authorization);
 
     if (user_agent == NULL || *user_agent == '\0'
         || !header_value_ok(user_agent))
@@ -254,12 +257,15 @@ acme_http_serialize_conn(const acme_http_request_t *req, const acme_url_t *u,
         "User-Agent: %s\r\n"
         "%s%s%s"
         "%s%s%s"
+        "%s%s%s"
         "%s"
         "%s"
         "\r\n",
         req->method, u->path, u->host_header, user_agent,
         req->accept ? "Accept: " : "", req->accept ? req->accept : "",
         req->accept ? "\r\n" : "",
+        auth ? "Authorization: " : "", auth ? req->authorization : "",
+        auth ? "\r\n" : "",
         has_body && req->content_type ? "Content-Type: " : "",
         has_body && req->content_type ? req->content_type : "",
         has_body && req->content_type ? "\r\n" : "",

@@ -20,6 +20,8 @@ typedef struct {
     size_t       body_len;
     const char  *content_type;  /* "application/jose+json" for POST */
     const char  *accept;        /* Accept header value, NULL = none */
+    const char  *authorization; /* Authorization header value, NULL = none
+                                   (not the CA's: the shared store's token) */
 } acme_http_request_t;
 
 /* A response given to the engine; borrowed for the duration of the call.
