@@ -43,28 +43,11 @@ b64(const void *data, size_t len)
 }
 
 
+/* the gateway's standard base64 (padded), as secrets are decoded */
 static unsigned char *
 unb64(const char *s, size_t *len)
 {
-    char           *copy;
-    unsigned char  *out;
-    size_t          i, n;
-
-    n = strlen(s);
-    copy = acme_strndup(s, n);
-    if (copy == NULL) {
-        return NULL;
-    }
-    for (i = 0; i < n; i++) {
-        if (copy[i] == '+') {
-            copy[i] = '-';
-        } else if (copy[i] == '/') {
-            copy[i] = '_';
-        }
-    }
-    out = acme_b64url_decode(copy, n, len);
-    free(copy);
-    return out;
+    return acme_b64_secret_decode(s, len, NULL);
 }
 
 
