@@ -21,6 +21,7 @@
 #include "acme_dns_conf_load.h"
 #include "acme_eab.h"
 #include "acme_issuer.h"
+#include "acme_proxy.h"
 #include "acme_util.h"
 
 APLOG_USE_MODULE(acme_auto);
@@ -298,6 +299,32 @@ set_profile(cmd_parms *cmd, void *dummy, const char *name, const char *req)
         cur_issuer->conf.profile_require = 1;
     }
     cur_issuer->conf.profile = name;
+    return NULL;
+}
+
+/* AcmeProxy http://[user:password@]host:port | off: every request to the
+ * CA goes through this HTTP CONNECT proxy (acme_proxy.h) */
+static const char *
+set_proxy(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = in_issuer(cmd);
+    char        ebuf[ACME_ERRLEN];
+    int         rc;
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (cur_issuer->conf.proxy_given) {
+        return "AcmeProxy is given twice in this <AcmeIssuer>";
+    }
+    /* the message never repeats the URL: it may hold a password */
+    rc = acme_proxy_check(arg, ebuf, sizeof(ebuf));
+    if (rc < 0) {
+        return apr_psprintf(cmd->pool, "AcmeProxy: %s", ebuf);
+    }
+    cur_issuer->conf.proxy_given = 1;
+    cur_issuer->conf.proxy = rc == 0 ? arg : NULL;
     return NULL;
 }
 
@@ -784,6 +811,10 @@ const command_rec acme_auto_cmds[] = {
     AP_INIT_TAKE12("AcmeProfile", set_profile, NULL, RSRC_CONF,
         "AcmeProfile NAME [require]: the ACME profile to ask the CA for; "
         "'require': fail when the CA does not offer it"),
+    AP_INIT_TAKE1("AcmeProxy", set_proxy, NULL, RSRC_CONF,
+        "AcmeProxy http://[user:password@]host:port | off: every request to "
+        "the CA goes through this HTTP CONNECT proxy (default off; the "
+        "environment's https_proxy is not read)"),
     AP_INIT_TAKE1("AcmeRenewBeforeExpiry", set_renew, NULL, RSRC_CONF,
         "renew when this share of the lifetime is left (default 33%)"),
     AP_INIT_TAKE1("AcmeTimeout", set_timeout, NULL, RSRC_CONF,

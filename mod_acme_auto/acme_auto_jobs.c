@@ -728,6 +728,7 @@ job_main(void *arg)
     acme_job_conf_t       conf;
     acme_order_config_t   oc;
     acme_transport_opts_t to;
+    acme_proxy_t          proxy;
     acme_driver_hooks_t   hooks;
     drive_ctx_t           d;
     EVP_PKEY             *akey = NULL, *ckey = NULL;
@@ -741,6 +742,7 @@ job_main(void *arg)
     int                   rc, unsaved = 0;
 
     err[0] = '\0';
+    memset(&proxy, 0, sizeof(proxy));
     j->last_step = NULL;
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
                  "attempt with the %s challenge", j->c->id, j->type);
@@ -809,6 +811,16 @@ job_main(void *arg)
     to.io_timeout_ms = iss->conf.timeout_ms;
     to.total_timeout_ms = iss->conf.timeout_ms * 2;
     to.user_agent = job_user_agent();
+    /* checked when the configuration was read (AcmeProxy) */
+    if (iss->conf.proxy != NULL) {
+        if (acme_proxy_parse(iss->conf.proxy, &proxy, err, sizeof(err))
+            != 0)
+        {
+            job_failed(j, err, 0);
+            goto done;
+        }
+        to.proxy = &proxy;
+    }
 
     memset(&d, 0, sizeof(d));
     d.j = j;
@@ -865,6 +877,7 @@ done:
     pthread_mutex_unlock(&account_mu);
 
     acme_engine_free(e);
+    acme_proxy_free(&proxy);
     EVP_PKEY_free(akey);
     EVP_PKEY_free(ckey);
     OPENSSL_free(der);

@@ -107,6 +107,7 @@ ngx_acme_http_start(ngx_acme_http_conf_t *conf, ngx_acme_http_keep_t *keep,
     u_char               origin[NGX_ACME_HTTP_ORIGIN_LEN];
     size_t               len;
     ngx_str_t            s;
+    ngx_addr_t           addr;
     ngx_pool_t          *pool;
     ngx_acme_http_t     *h;
     ngx_pool_cleanup_t  *cln;
@@ -190,6 +191,21 @@ ngx_acme_http_start(ngx_acme_http_conf_t *conf, ngx_acme_http_keep_t *keep,
 
     h->host.data = (u_char *) h->url.host;
     h->host.len = ngx_strlen(h->url.host);
+
+    /* SNI and the certificate's name: a host name or an address */
+    h->tls_ip = ngx_parse_addr(pool, &addr, h->host.data, h->host.len)
+                == NGX_OK;
+
+    if (conf->proxy) {
+        /* the proxy's host is the one resolved and connected to */
+        h->conn_host.data = (u_char *) conf->proxy->host;
+        h->conn_host.len = ngx_strlen(conf->proxy->host);
+        h->conn_port = conf->proxy->port;
+
+    } else {
+        h->conn_host = h->host;
+        h->conn_port = h->url.port;
+    }
 
     if (h->url.https && conf->ssl == NULL) {
         ngx_acme_http_set_error(h, "no TLS client context for \"%s\"",
@@ -281,7 +297,7 @@ ngx_acme_http_route(ngx_acme_http_t *h)
         return;
     }
 
-    rc = ngx_parse_addr(h->pool, &addr, h->host.data, h->host.len);
+    rc = ngx_parse_addr(h->pool, &addr, h->conn_host.data, h->conn_host.len);
 
     if (rc == NGX_ERROR) {
         goto failed;
@@ -375,6 +391,20 @@ ngx_acme_http_cleanup(void *data)
         acme_url_free(&h->url);
         h->url_parsed = 0;
     }
+
+    if (h->connect_req) {
+        /* Proxy-Authorization */
+        ngx_explicit_memzero(h->connect_req, h->connect_len);
+        h->connect_req = NULL;
+    }
+}
+
+
+/* The User-Agent of every request (and of CONNECT). */
+char *
+ngx_acme_http_agent(void)
+{
+    return ngx_acme_http_user_agent;
 }
 
 

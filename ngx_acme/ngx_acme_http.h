@@ -15,6 +15,7 @@
 #include <ngx_thread_pool.h>
 
 #include "acme_http.h"
+#include "acme_proxy.h"
 
 
 typedef struct ngx_acme_http_s  ngx_acme_http_t;
@@ -63,6 +64,11 @@ typedef struct {
     ngx_uint_t         ssl_no_verify;   /* "ssl_verify off": skip the chain
                                            and host name checks (so does
                                            SSL_VERIFY_NONE on ssl->ctx) */
+    acme_proxy_t      *proxy;           /* "proxy": every request goes
+                                           through this HTTP CONNECT proxy
+                                           (its host is the one resolved;
+                                           static_host is it then); NULL:
+                                           direct */
 } ngx_acme_http_conf_t;
 
 

@@ -13,6 +13,9 @@
 static void ngx_acme_http_resolve_handler(ngx_resolver_ctx_t *ctx);
 static void ngx_acme_http_connect_next(ngx_acme_http_t *h);
 static void ngx_acme_http_connected(ngx_acme_http_t *h);
+static void ngx_acme_http_proxy_send(ngx_acme_http_t *h);
+static void ngx_acme_http_proxy_read(ngx_acme_http_t *h);
+static void ngx_acme_http_tls(ngx_acme_http_t *h);
 static void ngx_acme_http_handshake_handler(ngx_connection_t *c);
 static ngx_int_t ngx_acme_http_verify(ngx_acme_http_t *h,
     ngx_connection_t *c);
@@ -46,12 +49,35 @@ ngx_acme_http_copy_addrs(ngx_acme_http_t *h, ngx_addr_t *src, ngx_uint_t n)
         }
 
         ngx_memcpy(dst[i].sockaddr, src[i].sockaddr, src[i].socklen);
-        ngx_inet_set_port(dst[i].sockaddr, (in_port_t) h->url.port);
+        ngx_inet_set_port(dst[i].sockaddr, (in_port_t) h->conn_port);
 
         len = ngx_sock_ntop(dst[i].sockaddr, dst[i].socklen, text,
                             NGX_SOCKADDR_STRLEN, 1);
 
-        if (h->ip_literal) {
+        if (h->conf->proxy) {
+            /* "ca:port via proxy proxy:port (address:port)": the CA is
+             * reached through the tunnel */
+            p = ngx_pnalloc(h->pool, h->host.len + ngx_strlen(
+                                h->conf->proxy->name)
+                                + sizeof(":65535 via proxy  ()") + len);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            if (h->ip_literal) {
+                dst[i].name.len = ngx_sprintf(p, "%V:%d via proxy %s",
+                                              &h->host, h->url.port,
+                                              h->conf->proxy->name)
+                                  - p;
+
+            } else {
+                dst[i].name.len = ngx_sprintf(p, "%V:%d via proxy %s (%*s)",
+                                              &h->host, h->url.port,
+                                              h->conf->proxy->name, len, text)
+                                  - p;
+            }
+
+        } else if (h->ip_literal) {
             p = ngx_pnalloc(h->pool, len);
             if (p == NULL) {
                 return NGX_ERROR;
@@ -61,13 +87,14 @@ ngx_acme_http_copy_addrs(ngx_acme_http_t *h, ngx_addr_t *src, ngx_uint_t n)
 
         } else {
             /* "host:port (address:port)" */
-            p = ngx_pnalloc(h->pool, h->host.len + sizeof(":65535 ()") + len);
+            p = ngx_pnalloc(h->pool,
+                            h->conn_host.len + sizeof(":65535 ()") + len);
             if (p == NULL) {
                 return NGX_ERROR;
             }
 
-            dst[i].name.len = ngx_sprintf(p, "%V:%d (%*s)", &h->host,
-                                          h->url.port, len, text)
+            dst[i].name.len = ngx_sprintf(p, "%V:%d (%*s)", &h->conn_host,
+                                          h->conn_port, len, text)
                               - p;
         }
 
@@ -90,9 +117,9 @@ ngx_int_t
 ngx_acme_http_static_addrs(ngx_acme_http_t *h)
 {
     if (h->conf->static_naddrs == 0
-        || h->conf->static_host.len != h->host.len
-        || ngx_strncasecmp(h->conf->static_host.data, h->host.data,
-                           h->host.len)
+        || h->conf->static_host.len != h->conn_host.len
+        || ngx_strncasecmp(h->conf->static_host.data, h->conn_host.data,
+                           h->conn_host.len)
            != 0)
     {
         return NGX_DECLINED;
@@ -113,12 +140,12 @@ ngx_acme_http_resolve(ngx_acme_http_t *h)
     }
 
     ngx_memzero(&temp, sizeof(ngx_resolver_ctx_t));
-    temp.name = h->host;
+    temp.name = h->conn_host;
 
     ctx = ngx_resolve_start(h->conf->resolver, &temp);
 
     if (ctx == NULL) {
-        ngx_acme_http_set_error(h, "cannot start resolving \"%V\"", &h->host);
+        ngx_acme_http_set_error(h, "cannot start resolving \"%V\"", &h->conn_host);
         ngx_acme_http_finish(h);
         return;
     }
@@ -127,7 +154,7 @@ ngx_acme_http_resolve(ngx_acme_http_t *h)
         goto no_resolver;
     }
 
-    ctx->name = h->host;
+    ctx->name = h->conn_host;
     ctx->handler = ngx_acme_http_resolve_handler;
     ctx->data = h;
     ctx->timeout = h->conf->resolver_timeout ? h->conf->resolver_timeout
@@ -139,14 +166,14 @@ ngx_acme_http_resolve(ngx_acme_http_t *h)
     h->log.action = "resolving the ACME server";
 
     ngx_log_debug1(NGX_LOG_DEBUG_EVENT, &h->log, 0,
-                   "acme http resolving \"%V\"", &h->host);
+                   "acme http resolving \"%V\"", &h->conn_host);
 
     /* the handler may run from within this call (cached name) */
 
     if (ngx_resolve_name(ctx) != NGX_OK) {
         /* ctx is freed by the resolver on this path */
         h->resolve = NULL;
-        ngx_acme_http_set_error(h, "cannot start resolving \"%V\"", &h->host);
+        ngx_acme_http_set_error(h, "cannot start resolving \"%V\"", &h->conn_host);
         ngx_acme_http_finish(h);
     }
 
@@ -162,7 +189,7 @@ no_resolver:
     ngx_acme_http_set_error(h, "cannot resolve \"%V\": no \"resolver\" is "
                             "defined in the \"http\" block (nginx does not "
                             "use the system resolver at run time)",
-                            &h->host);
+                            &h->conn_host);
     ngx_acme_http_finish(h);
 }
 
@@ -203,7 +230,7 @@ ngx_acme_http_resolve_handler(ngx_resolver_ctx_t *ctx)
     if (n == 0 || ngx_acme_http_copy_addrs(h, addrs, n) != NGX_OK) {
         ngx_acme_http_set_error(h, n ? "out of memory"
                                      : "\"%V\" resolved to no address",
-                                &h->host);
+                                &h->conn_host);
         ngx_acme_http_finish(h);
         return;
     }
@@ -228,9 +255,9 @@ ngx_acme_http_gai_start(ngx_acme_http_t *h)
     ngx_thread_task_t    *task;
     ngx_acme_http_gai_t  *g;
 
-    if (h->host.len > NGX_MAXHOSTNAMELEN) {
+    if (h->conn_host.len > NGX_MAXHOSTNAMELEN) {
         ngx_acme_http_set_error(h, "cannot resolve \"%V\": too long",
-                                &h->host);
+                                &h->conn_host);
         ngx_acme_http_finish(h);
         return;
     }
@@ -244,7 +271,7 @@ ngx_acme_http_gai_start(ngx_acme_http_t *h)
     }
 
     g = (ngx_acme_http_gai_t *) (task + 1);
-    ngx_memcpy(g->host, h->host.data, h->host.len);
+    ngx_memcpy(g->host, h->conn_host.data, h->conn_host.len);
     g->h = h;
 
     task->ctx = g;
@@ -256,7 +283,7 @@ ngx_acme_http_gai_start(ngx_acme_http_t *h)
     if (ngx_thread_task_post(h->conf->thread_pool, task) != NGX_OK) {
         ngx_free(task);
         ngx_acme_http_set_error(h, "cannot resolve \"%V\": the thread pool "
-                                "refused the task", &h->host);
+                                "refused the task", &h->conn_host);
         ngx_acme_http_finish(h);
         return;
     }
@@ -266,7 +293,7 @@ ngx_acme_http_gai_start(ngx_acme_http_t *h)
     h->log.action = "resolving the ACME server";
 
     ngx_log_debug1(NGX_LOG_DEBUG_EVENT, &h->log, 0,
-                   "acme http resolving \"%V\" in the thread pool", &h->host);
+                   "acme http resolving \"%V\" in the thread pool", &h->conn_host);
 
     ngx_add_timer(&h->timer, h->timeout);
 }
@@ -328,11 +355,11 @@ ngx_acme_http_gai_done(ngx_event_t *ev)
     if (n == 0) {
         if (g->rc == 0) {
             ngx_acme_http_set_error(h, "\"%V\" resolved to no address",
-                                    &h->host);
+                                    &h->conn_host);
 
         } else {
             ngx_acme_http_set_error(h, "\"%V\" could not be resolved (%s)",
-                                    &h->host, gai_strerror(g->rc));
+                                    &h->conn_host, gai_strerror(g->rc));
         }
 
         /* the addresses the master found, if any */
@@ -350,7 +377,7 @@ ngx_acme_http_gai_done(ngx_event_t *ev)
 
         ngx_log_error(NGX_LOG_WARN, &h->log, 0,
                       "acme: %s; the addresses of \"%V\" found when the "
-                      "configuration was read are used", h->error, &h->host);
+                      "configuration was read are used", h->error, &h->conn_host);
         h->error[0] = '\0';
 
         ngx_acme_http_connect(h);
@@ -426,6 +453,7 @@ ngx_acme_http_connect(ngx_acme_http_t *h)
         h->peer.tries = 1;
 
         h->peer_name = &addr->name;
+        h->connect_sent = 0;
         h->state = ngx_acme_http_st_connecting;
         h->log.action = "connecting to the ACME server";
 
@@ -505,17 +533,188 @@ ngx_acme_http_connect_next(ngx_acme_http_t *h)
 static void
 ngx_acme_http_connected(ngx_acme_http_t *h)
 {
-    ngx_int_t          rc;
-    ngx_connection_t  *c;
-
-    c = h->peer.connection;
-
     if (h->timer.timer_set) {
         ngx_del_timer(&h->timer);
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_EVENT, &h->log, 0,
                    "acme http connected to %V", h->peer_name);
+
+    if (h->conf->proxy) {
+        ngx_acme_http_proxy_send(h);
+        return;
+    }
+
+    ngx_acme_http_tls(h);
+}
+
+
+/*
+ * Through a proxy: "CONNECT host:port" (acme_proxy.h) on the plain
+ * connection to it; the request is made once per exchange and cleansed
+ * with its pool (it may hold the proxy's credentials).
+ */
+static void
+ngx_acme_http_proxy_send(ngx_acme_http_t *h)
+{
+    char              *wire;
+    size_t             len;
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = h->peer.connection;
+
+    h->state = ngx_acme_http_st_proxy_sending;
+    h->log.action = "sending CONNECT to the proxy";
+
+    if (h->connect_req == NULL) {
+        wire = acme_proxy_connect_request(h->conf->proxy, h->url.host,
+                                          h->url.port, ngx_acme_http_agent(),
+                                          &len);
+        if (wire == NULL) {
+            ngx_acme_http_set_error(h, "out of memory");
+            ngx_acme_http_finish(h);
+            return;
+        }
+
+        h->connect_req = ngx_pnalloc(h->pool, len);
+        if (h->connect_req) {
+            ngx_memcpy(h->connect_req, wire, len);
+            h->connect_len = len;
+        }
+
+        ngx_explicit_memzero(wire, len);
+        free(wire);
+
+        h->reply = ngx_palloc(h->pool, sizeof(acme_proxy_reply_t));
+
+        if (h->connect_req == NULL || h->reply == NULL) {
+            ngx_acme_http_set_error(h, "out of memory");
+            ngx_acme_http_finish(h);
+            return;
+        }
+    }
+
+    while (h->connect_sent < h->connect_len) {
+
+        n = c->send(c, h->connect_req + h->connect_sent,
+                    h->connect_len - h->connect_sent);
+
+        if (n == NGX_ERROR) {
+            ngx_acme_http_set_error(h, "sending CONNECT to %V failed",
+                                    h->peer_name);
+            ngx_acme_http_finish(h);
+            return;
+        }
+
+        if (n == NGX_AGAIN || n == 0) {
+            if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+                ngx_acme_http_set_error(h, "cannot wait for %V",
+                                        h->peer_name);
+                ngx_acme_http_finish(h);
+                return;
+            }
+
+            ngx_add_timer(&h->timer, h->timeout);
+            return;
+        }
+
+        h->connect_sent += n;
+    }
+
+    if (h->timer.timer_set) {
+        ngx_del_timer(&h->timer);
+    }
+
+    acme_proxy_reply_init(h->reply);
+
+    h->state = ngx_acme_http_st_proxy_reading;
+    h->log.action = "reading the proxy's reply to CONNECT";
+
+    ngx_acme_http_proxy_read(h);
+}
+
+
+/* The proxy's reply: a 2xx opens the tunnel, anything else ends the
+ * exchange with the proxy's status line (acme_proxy_reply_error). */
+static void
+ngx_acme_http_proxy_read(ngx_acme_http_t *h)
+{
+    int                rc;
+    size_t             room;
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = h->peer.connection;
+
+    for ( ;; ) {
+
+        /* never past the reply's head: what follows is the CA's */
+        room = sizeof(h->reply->head) - 1 - h->reply->len;
+        room = ngx_max(ngx_min(room, NGX_ACME_HTTP_BUFSIZE), 1);
+
+        n = c->recv(c, h->buf, room);
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+                ngx_acme_http_set_error(h, "cannot wait for %V",
+                                        h->peer_name);
+                ngx_acme_http_finish(h);
+                return;
+            }
+
+            ngx_add_timer(&h->timer, h->timeout);
+            return;
+        }
+
+        if (n == NGX_ERROR) {
+            ngx_acme_http_set_error(h, "reading the reply to CONNECT from "
+                                    "%V failed", h->peer_name);
+            ngx_acme_http_finish(h);
+            return;
+        }
+
+        if (n == 0) {
+            rc = acme_proxy_reply_eof(h->reply, h->conf->proxy, h->url.host,
+                                      h->url.port);
+
+        } else {
+            rc = acme_proxy_reply_feed(h->reply, h->conf->proxy, h->url.host,
+                                       h->url.port, (char *) h->buf, n);
+        }
+
+        if (rc == ACME_HTTP_DONE) {
+            break;
+        }
+
+        if (rc == ACME_HTTP_ERROR) {
+            ngx_acme_http_set_error(h, "%s",
+                                    acme_proxy_reply_error(h->reply));
+            ngx_acme_http_finish(h);
+            return;
+        }
+    }
+
+    if (h->timer.timer_set) {
+        ngx_del_timer(&h->timer);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, &h->log, 0,
+                   "acme http tunnel open: %V", h->peer_name);
+
+    ngx_acme_http_tls(h);
+}
+
+
+/* Connected to the CA (directly or through the tunnel): TLS with its host
+ * name, or the request itself for an http:// URL. */
+static void
+ngx_acme_http_tls(ngx_acme_http_t *h)
+{
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
+
+    c = h->peer.connection;
 
     if (!h->url.https) {
         ngx_acme_http_send(h);
@@ -535,7 +734,7 @@ ngx_acme_http_connected(ngx_acme_http_t *h)
 
     /* SNI carries host names only (RFC 6066) */
 
-    if (!h->ip_literal
+    if (!h->tls_ip
         && SSL_set_tlsext_host_name(c->ssl->connection, h->url.host) != 1)
     {
         ngx_acme_http_set_error(h, "SSL_set_tlsext_host_name(\"%V\") failed",
@@ -635,7 +834,7 @@ ngx_acme_http_verify(ngx_acme_http_t *h, ngx_connection_t *c)
         return NGX_ERROR;
     }
 
-    if (!h->ip_literal) {
+    if (!h->tls_ip) {
         if (ngx_ssl_check_host(c, &h->host) == NGX_OK) {
             return NGX_OK;
         }
@@ -894,6 +1093,22 @@ ngx_acme_http_event_handler(ngx_event_t *ev)
         ngx_acme_http_connected(h);
         return;
 
+    case ngx_acme_http_st_proxy_sending:
+
+        if (ev->write) {
+            ngx_acme_http_proxy_send(h);
+        }
+
+        return;
+
+    case ngx_acme_http_st_proxy_reading:
+
+        if (!ev->write) {
+            ngx_acme_http_proxy_read(h);
+        }
+
+        return;
+
     case ngx_acme_http_st_sending:
 
         if (ev->write) {
@@ -929,13 +1144,23 @@ ngx_acme_http_timeout_handler(ngx_event_t *ev)
 
     case ngx_acme_http_st_resolving:
         /* the system's lookup (ngx_acme_http_gai_start) */
-        ngx_acme_http_set_error(h, "resolving \"%V\" timed out", &h->host);
+        ngx_acme_http_set_error(h, "resolving \"%V\" timed out", &h->conn_host);
         break;
 
     case ngx_acme_http_st_connecting:
         ngx_acme_http_set_error(h, "connect() to %V timed out", h->peer_name);
         ngx_acme_http_connect_next(h);
         return;
+
+    case ngx_acme_http_st_proxy_sending:
+        ngx_acme_http_set_error(h, "timed out sending CONNECT to %V",
+                                h->peer_name);
+        break;
+
+    case ngx_acme_http_st_proxy_reading:
+        ngx_acme_http_set_error(h, "timed out reading the reply to CONNECT "
+                                "from %V", h->peer_name);
+        break;
 
     case ngx_acme_http_st_handshake:
         ngx_acme_http_set_error(h, "SSL handshake with %V timed out",

@@ -33,6 +33,8 @@ typedef enum {
     ngx_acme_http_st_start = 0,
     ngx_acme_http_st_resolving,
     ngx_acme_http_st_connecting,
+    ngx_acme_http_st_proxy_sending,     /* CONNECT to the proxy */
+    ngx_acme_http_st_proxy_reading,     /* its reply */
     ngx_acme_http_st_handshake,
     ngx_acme_http_st_sending,
     ngx_acme_http_st_reading,
@@ -54,10 +56,21 @@ struct ngx_acme_http_s {
     u_char                      *url_text;
     acme_url_t                   url;        /* malloc'd, see cleanup */
     unsigned                     url_parsed:1;
-    unsigned                     ip_literal:1;
+    unsigned                     ip_literal:1;  /* conn_host */
+    unsigned                     tls_ip:1;   /* host: SNI, name check */
     unsigned                     reused:1;   /* on the keeper's connection */
     unsigned                     received:1; /* a byte of the response */
     ngx_str_t                    host;       /* url.host */
+    ngx_str_t                    conn_host;  /* resolved and connected to:
+                                                the proxy's, or host */
+    ngx_uint_t                   conn_port;
+
+    /* through conf->proxy: the CONNECT request (it may hold credentials:
+     * cleansed with the pool), how much of it was sent, the reply */
+    u_char                      *connect_req;
+    size_t                       connect_len;
+    size_t                       connect_sent;
+    acme_proxy_reply_t          *reply;
 
     u_char                      *request;
     size_t                       request_len;
@@ -103,6 +116,7 @@ ngx_int_t ngx_acme_http_static_addrs(ngx_acme_http_t *h);
 void ngx_acme_http_resolve(ngx_acme_http_t *h);
 void ngx_acme_http_connect(ngx_acme_http_t *h);
 void ngx_acme_http_send(ngx_acme_http_t *h);
+char *ngx_acme_http_agent(void);
 void ngx_acme_http_event_handler(ngx_event_t *ev);
 void ngx_acme_http_timeout_handler(ngx_event_t *ev);
 

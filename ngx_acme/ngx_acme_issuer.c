@@ -9,6 +9,7 @@
 #include "ngx_acme.h"
 #include "acme_issuer.h"
 #include "acme_issuer_store.h"
+#include "acme_proxy.h"
 
 
 static char *ngx_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *dummy,
@@ -27,6 +28,8 @@ static char *ngx_acme_issuer_path(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_acme_issuer_memory_key(ngx_conf_t *cf,
     ngx_acme_issuer_t *issuer);
 static char *ngx_acme_issuer_profile(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_proxy(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_acme_issuer_preferred_chain(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
@@ -155,6 +158,14 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
     { ngx_string("profile"),
       NGX_CONF_TAKE12,
       ngx_acme_issuer_profile,
+      0,
+      0,
+      NULL },
+
+    /* an HTTP CONNECT proxy for every request to the CA */
+    { ngx_string("proxy"),
+      NGX_CONF_TAKE1,
+      ngx_acme_issuer_proxy,
       0,
       0,
       NULL },
@@ -935,6 +946,48 @@ ngx_acme_issuer_profile(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     issuer->conf.profile = (char *) value[1].data;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * proxy http://[user:password@]host:port | off: every request to the CA
+ * goes through this HTTP CONNECT proxy (acme_proxy.h); the proxy's host is
+ * the one resolved.
+ */
+static char *
+ngx_acme_issuer_proxy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_issuer_t  *issuer = conf;
+
+    char        err[ACME_ERRLEN];
+    ngx_int_t   rc;
+    ngx_str_t  *value;
+
+    if (issuer->conf.proxy_given) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    /* the arguments of a directive are NUL-terminated; the message never
+     * repeats the URL (it may hold a password) */
+    if (ngx_strlen(value[1].data) != value[1].len) {
+        rc = -1;
+        (void) acme_err(err, sizeof(err), "the URL has a bad character");
+
+    } else {
+        rc = acme_proxy_check((char *) value[1].data, err, sizeof(err));
+    }
+
+    if (rc < 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"proxy\": %s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    issuer->conf.proxy_given = 1;
+    issuer->conf.proxy = (rc == 0) ? (char *) value[1].data : NULL;
 
     return NGX_CONF_OK;
 }

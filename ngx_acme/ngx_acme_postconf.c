@@ -9,6 +9,7 @@
 
 #include "ngx_acme.h"
 #include "acme_names.h"
+#include "acme_proxy.h"
 
 
 static ngx_int_t ngx_acme_server_has_name(ngx_conf_t *cf,
@@ -568,15 +569,25 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 }
 
 
+static void
+ngx_acme_issuer_proxy_cleanup(void *data)
+{
+    acme_proxy_free(data);
+}
+
+
 /* The HTTP client settings of an issuer. */
 static ngx_int_t
 ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
     ngx_http_core_loc_conf_t *clcf)
 {
-    u_char      *p;
-    char         err[ACME_ERRLEN];
-    ngx_url_t    u;
-    acme_url_t   url;
+    int                  port;
+    u_char              *p;
+    char                 err[ACME_ERRLEN], *host;
+    ngx_url_t            u;
+    acme_url_t           url;
+    acme_proxy_t        *proxy;
+    ngx_pool_cleanup_t  *cln;
 
     issuer->http.ssl = &issuer->ssl;
     issuer->http.issuer = issuer->name;
@@ -606,7 +617,37 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
         return NGX_ERROR;
     }
 
-    issuer->http.static_host.len = ngx_strlen(url.host);
+    host = url.host;
+    port = url.port;
+
+    if (issuer->conf.proxy) {
+        /* checked by the directive; the proxy's host is the one resolved,
+         * the CA's never is */
+        proxy = ngx_pcalloc(cf->pool, sizeof(acme_proxy_t));
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (proxy == NULL || cln == NULL) {
+            acme_url_free(&url);
+            return NGX_ERROR;
+        }
+
+        if (acme_proxy_parse(issuer->conf.proxy, proxy, err, sizeof(err))
+            != 0)
+        {
+            ngx_acme_conf_error(cf->log, issuer->file, issuer->line,
+                                "invalid \"proxy\": %s", err);
+            acme_url_free(&url);
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_acme_issuer_proxy_cleanup;
+        cln->data = proxy;
+
+        issuer->http.proxy = proxy;
+        host = proxy->host;
+        port = proxy->port;
+    }
+
+    issuer->http.static_host.len = ngx_strlen(host);
     issuer->http.static_host.data = ngx_pnalloc(cf->pool,
                                          issuer->http.static_host.len + 1);
     if (issuer->http.static_host.data == NULL) {
@@ -614,7 +655,7 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
         return NGX_ERROR;
     }
 
-    ngx_memcpy(issuer->http.static_host.data, url.host,
+    ngx_memcpy(issuer->http.static_host.data, host,
                issuer->http.static_host.len + 1);
 
     /*
@@ -628,21 +669,21 @@ ngx_acme_issuer_http(ngx_conf_t *cf, ngx_acme_issuer_t *issuer,
 
     ngx_memzero(&u, sizeof(ngx_url_t));
 
-    u.url.data = ngx_pnalloc(cf->pool, ngx_strlen(url.host) + 16);
+    u.url.data = ngx_pnalloc(cf->pool, ngx_strlen(host) + 16);
     if (u.url.data == NULL) {
         acme_url_free(&url);
         return NGX_ERROR;
     }
 
-    if (ngx_strchr(url.host, ':')) {
-        p = ngx_sprintf(u.url.data, "[%s]:%d", url.host, url.port);
+    if (ngx_strchr(host, ':')) {
+        p = ngx_sprintf(u.url.data, "[%s]:%d", host, port);
 
     } else {
-        p = ngx_sprintf(u.url.data, "%s:%d", url.host, url.port);
+        p = ngx_sprintf(u.url.data, "%s:%d", host, port);
     }
 
     u.url.len = p - u.url.data;
-    u.default_port = (in_port_t) url.port;
+    u.default_port = (in_port_t) port;
     u.no_resolve = ngx_test_config ? 1 : 0;
 
     acme_url_free(&url);

@@ -79,6 +79,11 @@ typedef struct {
     const char   *profile;          /* nginx-acme's profile NAME [require]
                                        (acme_order_config_t); NULL: none */
     int           profile_require;
+    const char   *proxy;            /* proxy / AcmeProxy: the HTTP CONNECT
+                                       proxy's URL (acme_proxy.h, checked
+                                       with acme_proxy_check); NULL: direct */
+    int           proxy_given;      /* the directive was given ("off"
+                                       too): a second one is refused */
     /* events (acme_event.h): acme_event_command / AcmeEventCommand in the
      * block, else the server-wide one (acme_issuer_events_inherit) */
     const char   *event_command;    /* absolute path; NULL: none */

@@ -280,6 +280,22 @@ acme_proxy_free(acme_proxy_t *p)
 }
 
 
+int
+acme_proxy_check(const char *value, char *err, size_t errlen)
+{
+    acme_proxy_t  p;
+
+    if (value != NULL && strcmp(value, "off") == 0) {
+        return 1;
+    }
+    if (acme_proxy_parse(value, &p, err, errlen) != 0) {
+        return -1;
+    }
+    acme_proxy_free(&p);
+    return 0;
+}
+
+
 /* A header value may carry no control character (no header injection). */
 static int
 value_ok(const char *v)
@@ -424,7 +440,8 @@ acme_proxy_reply_feed(acme_proxy_reply_t *r, const acme_proxy_t *p,
     r->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
 
     if (r->status < 200 || r->status > 299) {
-        hint = r->status == 407
+        /* tinyproxy answers wrong credentials with 401 */
+        hint = r->status == 407 || (r->status == 401 && p->auth)
                ? (p->auth ? " (the proxy refused the credentials of the "
                             "proxy URL)"
                           : " (the proxy wants credentials: "

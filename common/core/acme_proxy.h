@@ -45,6 +45,13 @@ int acme_proxy_parse(const char *url, acme_proxy_t *p, char *err,
 void acme_proxy_free(acme_proxy_t *p);
 
 /*
+ * The value of the directive (proxy / AcmeProxy) as both servers check it
+ * when the configuration is read: 1 for "off" (direct, the default), 0
+ * for a URL acme_proxy_parse takes, -1 with the reason in err.
+ */
+int acme_proxy_check(const char *value, char *err, size_t errlen);
+
+/*
  * "CONNECT host:port HTTP/1.1" with Host, User-Agent (NULL: the core's
  * default) and, with credentials, Proxy-Authorization; host is the CA's
  * (an IPv6 address is put in brackets).  malloc'd; it holds the

@@ -399,6 +399,66 @@ io_read(conn_t *c, char *buf, size_t cap)
     }
 }
 
+/*
+ * Through a proxy: asks it for a tunnel to host:port (acme_proxy.h) on the
+ * plain connection to it.  0, or -1 with c->err (naming the proxy and its
+ * status line, never the credentials); what prefixes the message.
+ */
+static int
+proxy_tunnel(conn_t *c, const acme_proxy_t *proxy, const char *host,
+    int port, const char *what)
+{
+    acme_proxy_reply_t  *r;
+    char                 buf[512], *out;
+    size_t               out_len, room;
+    ssize_t              n;
+    int                  rc;
+
+    out = acme_proxy_connect_request(proxy, host, port, NULL, &out_len);
+    r = malloc(sizeof(*r));
+    if (out == NULL || r == NULL) {
+        free(out);
+        free(r);
+        return acme_err(c->err, c->errlen, "%s: out of memory", what);
+    }
+
+    rc = io_write(c, out, out_len);
+    OPENSSL_cleanse(out, out_len);
+    free(out);
+    if (rc != 0) {
+        free(r);
+        return -1;
+    }
+
+    acme_proxy_reply_init(r);
+
+    for ( ;; ) {
+        /* never past the reply's head: the bytes after it are the CA's */
+        room = sizeof(r->head) - 1 - r->len;
+        n = io_read(c, buf, room < sizeof(buf) ? (room ? room : 1)
+                                               : sizeof(buf));
+        if (n < 0) {
+            break;
+        }
+        rc = n == 0 ? acme_proxy_reply_eof(r, proxy, host, port)
+                    : acme_proxy_reply_feed(r, proxy, host, port, buf,
+                                            (size_t) n);
+        if (rc == ACME_HTTP_DONE) {
+            free(r);
+            return 0;
+        }
+        if (rc == ACME_HTTP_ERROR) {
+            (void) acme_err(c->err, c->errlen, "%s: %s", what,
+                            acme_proxy_reply_error(r));
+            break;
+        }
+    }
+
+    free(r);
+    return -1;
+}
+
+
 /* Closes the connection; the TLS context stays for the next one. */
 static void
 conn_drop(conn_t *c)
@@ -543,7 +603,8 @@ exchange(acme_transport_t *t, const acme_http_request_t *req, char *err,
     acme_url_t                    u;
     conn_t                       *c = &t->c;
     acme_http_parser_t           *p = NULL;
-    char                         *out = NULL, *origin, peer[300];
+    char                         *out = NULL, *origin, peer[400];
+    char                          what[300];
     size_t                        out_len = 0;
     int                           connect_timeout, total, reused, stage, tries;
     int                           idempotent;
@@ -563,7 +624,12 @@ exchange(acme_transport_t *t, const acme_http_request_t *req, char *err,
     c->deadline = acme_monotonic_ms() + total;
     c->err = err;
     c->errlen = errlen;
-    snprintf(peer, sizeof(peer), "%s %s", req->method, req->url);
+    snprintf(what, sizeof(what), "%s %s", req->method, req->url);
+    if (o->proxy != NULL) {
+        snprintf(peer, sizeof(peer), "%s via proxy %s", what, o->proxy->name);
+    } else {
+        snprintf(peer, sizeof(peer), "%s", what);
+    }
     c->peer = peer;
 
     ERR_clear_error();
@@ -609,7 +675,16 @@ exchange(acme_transport_t *t, const acme_http_request_t *req, char *err,
                 c->ctx = NULL;
                 goto failed;
             }
-            if (connect_any(c, u.host, u.port, connect_timeout) != 0) {
+            if (o->proxy != NULL) {
+                /* the proxy's address is the one looked up */
+                if (connect_any(c, o->proxy->host, o->proxy->port,
+                                connect_timeout) != 0
+                    || proxy_tunnel(c, o->proxy, u.host, u.port, what) != 0)
+                {
+                    goto failed;
+                }
+
+            } else if (connect_any(c, u.host, u.port, connect_timeout) != 0) {
                 goto failed;
             }
             if (u.https && tls_start(c, o, u.host, t->session) != 0) {

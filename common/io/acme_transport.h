@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include "acme_http.h"
 #include "acme_engine.h"
+#include "acme_proxy.h"
 
 typedef struct {
     const char  *ca_file;           /* trusted CAs for the ACME server; NULL = system store */
@@ -21,6 +22,12 @@ typedef struct {
                                        ACME_USER_AGENT_DEFAULT */
     int          keepalive_ms;      /* how long a transport keeps an idle
                                        connection; 0 -> 30000, < 0: none */
+    const acme_proxy_t *proxy;      /* an HTTP CONNECT proxy every request
+                                       goes through (its host is the one
+                                       looked up; TLS and the host name
+                                       check stay with the CA); NULL:
+                                       direct.  The environment
+                                       (https_proxy) is never read. */
 } acme_transport_opts_t;
 
 /*

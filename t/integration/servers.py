@@ -40,6 +40,7 @@ APACHE_ISSUER = {
     "preferred_chain": "AcmePreferredChain",
     "key_reuse": "AcmeKeyReuse",
     "profile": "AcmeProfile",
+    "proxy": "AcmeProxy",
 }
 
 

@@ -91,6 +91,16 @@ UNIT_TEST(proxy_parse_errors)
     CHECK(strstr(err, "http://") != NULL);
 }
 
+UNIT_TEST(proxy_check)
+{
+    char  err[512];
+
+    CHECK_INT(acme_proxy_check("off", err, sizeof(err)), 1);
+    CHECK_INT(acme_proxy_check("http://u:p@h:1", err, sizeof(err)), 0);
+    CHECK_INT(acme_proxy_check("h:1", err, sizeof(err)), -1);
+    CHECK_STR(err, "the URL must start with http://");
+}
+
 UNIT_TEST(proxy_connect_request)
 {
     acme_proxy_t  p;
@@ -179,6 +189,12 @@ UNIT_TEST(proxy_reply)
           != NULL);
     CHECK(strstr(e, "credentials") != NULL);
     CHECK(strstr(e, "s3cret") == NULL && strstr(e, "user") == NULL);
+
+    e = feed_all(&p, "HTTP/1.0 401 Unauthorized\r\n\r\n", 100, &rc);
+    CHECK_INT(rc, ACME_HTTP_ERROR);
+    CHECK_STR(e, "proxy 127.0.0.1:3128 refused CONNECT to ca.test:14000: "
+                 "\"HTTP/1.0 401 Unauthorized\" (the proxy refused the "
+                 "credentials of the proxy URL)");
 
     /* not HTTP, too long, closed early, data after the reply */
     e = feed_all(&p, "SSH-2.0-OpenSSH_9.2p1 Debian\r\n\r\n", 100, &rc);
