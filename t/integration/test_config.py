@@ -201,6 +201,30 @@ CASES = {
                             ("apache", ['AcmeProfile: the profile name "short lived" has '
                                         'a character other than printable ASCII']))
     },
+    # proxy / AcmeProxy: an http:// URL with a port, once per issuer block;
+    # the message never repeats the URL (it may hold a password)
+    "proxy_https": {
+        kind: dict(conf=dict(issuer={"proxy": "https://u:pw-secret@127.0.0.1:3128"}),
+                   words=words, absent=["pw-secret"],
+                   where=lambda s: (s.conf_line("pw-secret"),) * 2)
+        for kind, words in (("nginx", ['"proxy": the URL must start with http://']),
+                            ("apache", ["AcmeProxy: the URL must start with http://"]))
+    },
+    "proxy_no_port": {
+        kind: dict(conf=dict(issuer={"proxy": "http://u:pw-secret@127.0.0.1"}),
+                   words=words, absent=["pw-secret"],
+                   where=lambda s: (s.conf_line("pw-secret"),) * 2)
+        for kind, words in (("nginx", ['"proxy": the URL has no port']),
+                            ("apache", ["AcmeProxy: the URL has no port"]))
+    },
+    "proxy_twice": {
+        kind: dict(conf=dict(issuer=[{"proxy": "http://127.0.0.1:3128"},
+                                     {"proxy": "off"}]),
+                   words=words, where=lambda s: (s.conf_line("oxy off"),) * 2)
+        for kind, words in (("nginx", ['"proxy" directive is duplicate']),
+                            ("apache", ["AcmeProxy is given twice in this "
+                                        "<AcmeIssuer>"]))
+    },
     "duplicate_issuer": {
         kind: dict(edit=lambda s, t: t + s.issuer_block(OTHER_CA, "/nonexistent"),
                    words=words, where=_second_issuer)
@@ -331,6 +355,8 @@ def test_config_error(server, case, cfg_pebble, workdir, state_dir, paths):
                 "none of %s named in:\n%s" % (w, out)
         else:
             assert w in out, "%r not in:\n%s" % (w, out)
+    for w in spec.get("absent", ()):
+        assert w not in out, "%r in:\n%s" % (w, out)
     lines = _reported_lines(out, server.raw.conf_path)
     assert lines, "no %s:LINE in:\n%s" % (server.raw.conf_path, out)
     lo, hi = spec["where"](server)

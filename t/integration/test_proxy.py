@@ -73,7 +73,11 @@ def test_proxy(server, pebble, workdir, state_dir, case):
         if case == "through":
             wait_acme_cert(HTTPS_PORT, "a.example.test", root, 60,
                            proc_alive=server.running)
-            assert connect in proxy.log(), proxy.log()[-3000:]
+            # keep-alive through the tunnel: an order's requests (at least
+            # 8: directory, nonce, account, order, authorization,
+            # challenge, finalize, certificate) share few connections
+            connects = proxy.log().count(connect)
+            assert 1 <= connects <= 3, proxy.log()[-3000:]
         else:
             c = wait_for(lambda: (lambda c: c if c["consecutive_failures"] >= 1 else None)(
                 server.status_cert(CID)), 60, "a failed order of %s" % CID)
