@@ -119,6 +119,12 @@ typedef struct {
     char         request[4096];
     size_t       request_len;
     char         sni[256];
+    /* a proxy in front (set before the thread runs): the CONNECT request
+     * is read into connect and answered with proxy_reply; a 200 goes on
+     * as the server itself on the same connection */
+    const char  *proxy_reply;
+    char         connect[1024];
+    size_t       connect_len;
 } server_t;
 
 static int
@@ -167,6 +173,22 @@ server_main(void *arg)
     }
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+
+    if (s->proxy_reply != NULL) {
+        while (memmem(s->connect, s->connect_len, "\r\n\r\n", 4) == NULL) {
+            n = (int) read(fd, s->connect + s->connect_len,
+                           sizeof(s->connect) - 1 - s->connect_len);
+            if (n <= 0) {
+                goto done;
+            }
+            s->connect_len += (size_t) n;
+            s->connect[s->connect_len] = '\0';
+        }
+        n = (int) write(fd, s->proxy_reply, strlen(s->proxy_reply));
+        if (strncmp(s->proxy_reply, "HTTP/1.1 200 ", 13) != 0) {
+            goto done;
+        }
+    }
 
     if (s->ctx != NULL) {
         ssl = SSL_new(s->ctx);
@@ -997,4 +1019,76 @@ UNIT_TEST(transport_keepalive_post_not_retried)
     ka_end(&s, t);
 
     CHECK_INT(s.accepts, 1);
+}
+
+/* Through a CONNECT proxy: the tunnel to the CA's host:port (never
+ * connected to directly: port 1), TLS inside with SNI and the name check
+ * of the CA's host, the credentials in Proxy-Authorization; a refusal
+ * names the proxy and its status line, never the credentials. */
+UNIT_TEST(transport_through_proxy)
+{
+    server_t                 s;
+    SSL_CTX                 *ctx;
+    acme_transport_opts_t    o;
+    acme_http_request_t      req;
+    acme_http_parser_t      *p;
+    acme_proxy_t             proxy;
+    char                     purl[128], err[ACME_ERRLEN], want[256];
+    int                      refused;
+
+    pki_init();
+    ctx = server_ctx(&pki.leaf, &pki.ca);
+
+    for (refused = 0; refused < 2; refused++) {
+        CHECK_INT(server_start(&s, ctx, good_response, 0, 0), 0);
+        s.proxy_reply = refused ? "HTTP/1.1 403 Forbidden\r\n\r\n"
+                                : "HTTP/1.1 200 Connection established\r\n"
+                                  "Proxy-agent: test\r\n\r\n";
+        CHECK_INT(pthread_create(&s.tid, NULL, server_main, &s), 0);
+
+        snprintf(purl, sizeof(purl), "http://acme:s3cret@127.0.0.1:%d",
+                 s.port);
+        CHECK_INT(acme_proxy_parse(purl, &proxy, err, sizeof(err)), 0);
+
+        memset(&req, 0, sizeof(req));
+        req.method = "GET";
+        req.url = "https://localhost:1/dir";
+
+        o = opts_for(pki.ca_file);
+        o.proxy = &proxy;
+        err[0] = '\0';
+        p = acme_transport_exchange(&o, &req, err, sizeof(err));
+        server_stop(&s, 1);
+
+        CHECK(strncmp(s.connect, "CONNECT localhost:1 HTTP/1.1\r\n"
+                      "Host: localhost:1\r\n", 49) == 0);
+        /* base64("acme:s3cret") */
+        CHECK(strstr(s.connect, "\r\nProxy-Authorization: Basic "
+                     "YWNtZTpzM2NyZXQ=\r\n") != NULL);
+
+        if (!refused) {
+            CHECK(p != NULL);
+            if (p == NULL) {
+                fprintf(stderr, "  error: %s\n", err);
+            } else {
+                CHECK_INT(acme_http_parser_response(p)->status, 201);
+            }
+            CHECK_STR(s.sni, "localhost");
+            CHECK(strncmp(s.request, "GET /dir HTTP/1.1\r\n", 19) == 0);
+            CHECK(strstr(s.request, "Proxy-Authorization") == NULL);
+
+        } else {
+            CHECK(p == NULL);
+            snprintf(want, sizeof(want), "GET https://localhost:1/dir: proxy "
+                     "127.0.0.1:%d refused CONNECT to localhost:1: "
+                     "\"HTTP/1.1 403 Forbidden\"", s.port);
+            CHECK_STR(err, want);
+            CHECK(strstr(err, "s3cret") == NULL);
+        }
+
+        acme_http_parser_free(p);
+        acme_proxy_free(&proxy);
+    }
+
+    SSL_CTX_free(ctx);
 }
