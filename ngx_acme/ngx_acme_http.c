@@ -9,7 +9,8 @@
  *
  * States: resolve (address literal, the configuration-time addresses of the
  * directory host, nginx's resolver, or without one getaddrinfo in the
- * thread pool) -> connect (each address in turn) ->
+ * thread pool) -> connect (each address in turn) -> with a "proxy": CONNECT
+ * and its reply (the proxy's host is the one resolved and connected to) ->
  * TLS handshake + verification -> send -> receive until the parser says the
  * response is complete.  One timer of our own covers every step, re-armed on
  * each bit of progress, so a step that stalls fails with a message naming the

@@ -67,8 +67,11 @@ def test_proxy(server, pebble, workdir, state_dir, case):
                       auth=("acme", SECRET if case != "badauth" else "other"))
     proxy.start()
     try:
+        # through: the proxy by name (resolved by the server; the CA's
+        # address never is); otherwise by address, as the errors name it
+        host = "localhost" if case == "through" else "127.0.0.1"
         server.start_managed(pebble, state_dir, issuer={
-            "proxy": "http://acme:%s@127.0.0.1:%d" % (SECRET, PROXY_PORT)})
+            "proxy": "http://acme:%s@%s:%d" % (SECRET, host, PROXY_PORT)})
         connect = "CONNECT 127.0.0.1:%d HTTP/1.1" % API_PORT
         if case == "through":
             wait_acme_cert(HTTPS_PORT, "a.example.test", root, 60,
