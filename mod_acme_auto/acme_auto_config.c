@@ -209,6 +209,40 @@ set_key_reuse(cmd_parms *cmd, void *dummy, int flag)
         return err;
     }
     cur_issuer->key_reuse = flag ? 1 : 0;
+    if (cur_issuer->key_reuse && cur_issuer->key_rollover) {
+        return "AcmeKeyReuse on excludes AcmeKeyRollover pinned in the same "
+               "<AcmeIssuer>: a renewal either keeps the key or takes the "
+               "one pinned ahead";
+    }
+    return NULL;
+}
+
+/* AcmeKeyRollover pinned|off: the next key made and pinned one renewal
+ * ahead (acme_job_next_t) */
+static const char *
+set_key_rollover(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = in_issuer(cmd);
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    if (strcmp(arg, "pinned") == 0) {
+        cur_issuer->key_rollover = 1;
+    }
+    else if (strcmp(arg, "off") == 0) {
+        cur_issuer->key_rollover = 0;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "AcmeKeyRollover: \"%s\" is neither "
+                            "pinned nor off", arg);
+    }
+    if (cur_issuer->key_reuse && cur_issuer->key_rollover) {
+        return "AcmeKeyRollover pinned excludes AcmeKeyReuse on in the same "
+               "<AcmeIssuer>: a renewal either keeps the key or takes the "
+               "one pinned ahead";
+    }
     return NULL;
 }
 
@@ -798,6 +832,9 @@ const command_rec acme_auto_cmds[] = {
     AP_INIT_FLAG("AcmeKeyReuse", set_key_reuse, NULL, RSRC_CONF,
         "on: a renewal keeps the certificate key (for pinned clients; "
         "default off: a fresh key each time)"),
+    AP_INIT_TAKE1("AcmeKeyRollover", set_key_rollover, NULL, RSRC_CONF,
+        "pinned: each certificate's key is made one renewal ahead and its "
+        "pin published (next_spki_pin); default off"),
     AP_INIT_TAKE1("AcmeTrustedCA", set_trusted_ca, NULL, RSRC_CONF,
         "CA bundle (PEM) for the ACME server's TLS certificate"),
     AP_INIT_TAKE1("AcmeStateDir", set_state_dir, NULL, RSRC_CONF,

@@ -235,6 +235,13 @@ job_sync_from_disk(job_t *j)
             return 0;
         }
         st.last_success = cur.last_success;
+        if (j->c->issuer->key_rollover) {
+            /* the other driver stored its next key with it */
+            acme_job_store_next_pin_id(j->c->issuer->conf.state_dir,
+                                       j->c->id, j->c->key_type,
+                                       st.next_spki_pin,
+                                       sizeof(st.next_spki_pin));
+        }
         acme_auto_shm_set_bundle(j->c->slot, pem, len, &st);
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s:"
                      " took the newer stored certificate (serial %s)",
@@ -457,6 +464,7 @@ job_conf(job_t *j, acme_job_conf_t *c)
     c->preferred_chain = iss->conf.preferred_chain;
     c->cert_id = j->c->id;
     c->key_reuse = iss->key_reuse;
+    c->key_rollover = iss->key_rollover;
     /* replacing a certificate revoked on request: never its key */
     c->fresh_key = j->revoke;
     c->profile = iss->conf.profile;
@@ -583,8 +591,8 @@ job_failed(job_t *j, const char *msg, long long retry_after)
 }
 
 static int
-job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
-    size_t chain_len, char *err, size_t errlen)
+job_succeeded(job_t *j, EVP_PKEY *cert_key, acme_job_next_t *next,
+    const char *chain, size_t chain_len, char *err, size_t errlen)
 {
     acme_auto_slot_status_t st, cur;
     acme_cert_state_t       ok;
@@ -606,7 +614,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     err[0] = '\0';
     stored = acme_job_store_issued(j->c->issuer->conf.state_dir, j->c->id,
                                    key_pem, key_len, chain, chain_len, &ok,
-                                   &info, err, errlen);
+                                   next, &info, err, errlen);
     blob = stored < 0 ? NULL : acme_bundle_join(key_pem, key_len, chain,
                                                 chain_len, &blob_len);
     acme_bundle_free(key_pem, key_len);
@@ -626,6 +634,15 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, const char *chain,
     acme_cert_info_free(&info);
     j->st = ok;
     acme_auto_shm_get_status(j->c->slot, &cur);
+    if (next->warn[0]) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: "
+                     "%s: %s", j->c->id, next->warn);
+    }
+    if (j->c->issuer->key_rollover) {
+        /* what next.key holds now */
+        acme_job_status_set_next_pin(&cur, next->pin);
+    }
+    acme_job_status_set_next_pin(&st, cur.next_spki_pin);
     acme_job_status_ordered(&cur, 1, cur.have_cert);
     st.orders = cur.orders;
     held = job_hold(j, blob, blob_len, &st, &cur);
@@ -732,6 +749,7 @@ job_main(void *arg)
     acme_driver_hooks_t   hooks;
     drive_ctx_t           d;
     EVP_PKEY             *akey = NULL, *ckey = NULL;
+    acme_job_next_t       next;
     unsigned char        *der = NULL;
     size_t                der_len = 0;
     acme_engine_t        *e = NULL;
@@ -743,6 +761,7 @@ job_main(void *arg)
 
     err[0] = '\0';
     memset(&proxy, 0, sizeof(proxy));
+    memset(&next, 0, sizeof(next));
     j->last_step = NULL;
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
                  "attempt with the %s challenge", j->c->id, j->type);
@@ -775,11 +794,17 @@ job_main(void *arg)
     }
     acme_auto_shm_set_step(j->c->slot, "renewing", "key");
     /* RSA keygen and the CSR's signature: at the lowest priority */
-    if (acme_job_cert_key_csr(&conf, &ckey, NULL, NULL, &csr, err,
+    if (acme_job_cert_key_csr(&conf, &ckey, NULL, NULL, &csr, &next, err,
                               sizeof(err)) != 0)
     {
         job_failed(j, err, 0);
         goto done;
+    }
+    if (next.warn[0]) {
+        /* AcmeKeyRollover: next.key was not usable */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: "
+                     "%s: %s", j->c->id, next.warn);
+        next.warn[0] = '\0';
     }
 
     acme_job_order_config(&oc, &conf, j->type, akey, account_url, ckey);
@@ -861,7 +886,8 @@ job_main(void *arg)
                      acme_engine_chain_note(e));
     }
     if (chain == NULL
-        || job_succeeded(j, ckey, chain, chain_len, err, sizeof(err)) != 0)
+        || job_succeeded(j, ckey, &next, chain, chain_len, err,
+                         sizeof(err)) != 0)
     {
         job_failed(j, chain ? err : "no certificate after DONE", 0);
     }
@@ -880,6 +906,7 @@ done:
     acme_proxy_free(&proxy);
     EVP_PKEY_free(akey);
     EVP_PKEY_free(ckey);
+    acme_job_next_free(&next);
     OPENSSL_free(der);
     free(account_url);
     free(csr);

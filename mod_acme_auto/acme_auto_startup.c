@@ -412,7 +412,7 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
 {
     acme_auto_slot_status_t st;
     char                    err[ACME_ERRLEN], *pem = NULL, *self;
-    char                   *next = NULL;
+    char                   *next = NULL, next_pin[ACME_SPKI_PIN_LEN];
     size_t                  len = 0, klen = 0, slen = 0, next_len = 0;
     long long               at = 0;
     EVP_PKEY               *key;
@@ -457,6 +457,11 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
 
     rc = 0;
     store_ok = cd.fd >= 0;
+    next_pin[0] = '\0';
+    if (cd.fd >= 0 && c->issuer->key_rollover) {
+        /* AcmeKeyRollover pinned: the next key's pin (next.key) */
+        acme_job_store_next_pin(&cd, c->key_type, next_pin, sizeof(next_pin));
+    }
     if (cd.fd >= 0) {
         load_state_into(&cd, &st);
         /* a stored certificate not valid yet waits (previous.pem served);
@@ -524,6 +529,7 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
         }
         carried_free(k);
     }
+    acme_job_status_set_next_pin(&st, next_pin);
     if (rc == 1) {
         if (len <= ACME_AUTO_BUNDLE_MAX
             && acme_bundle_parse(pem, len, NULL, NULL, NULL, err,

@@ -65,6 +65,9 @@ typedef struct {
     int                  terms_agreed;
     int                  key_reuse;     /* AcmeKeyReuse on: renewals keep
                                            the certificate key */
+    int                  key_rollover;  /* AcmeKeyRollover pinned: the next
+                                           key made and pinned one renewal
+                                           ahead */
     const char          *trusted_ca;    /* as configured; NULL = system store */
     const char          *conf_file;     /* where it was defined, for messages */
     int                  conf_line;

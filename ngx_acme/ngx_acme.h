@@ -134,6 +134,9 @@ typedef struct {
     ngx_flag_t                verify;
     ngx_flag_t                common_name_in_csr;
     ngx_flag_t                key_reuse;      /* renewals keep the key */
+    ngx_flag_t                key_rollover;   /* key_rollover pinned: the
+                                                 next key made and pinned
+                                                 one renewal ahead */
     ngx_str_t                 account_key_pem; /* account_key FILE, read
                                                   by the master; or, with
                                                   "state_path off", the key

@@ -192,6 +192,7 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
     uid_t                  uid;
     gid_t                  gid;
     u_char                 store_err[256];
+    char                   next_pin[ACME_SPKI_PIN_LEN];
     ngx_int_t              rc;
     ngx_uint_t             i, created, parsed;
     ngx_pool_cleanup_t    *cln;
@@ -273,6 +274,19 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
         }
 
         cert->slot = slot;
+
+        /* key_rollover: the next key's pin, also after a reload that
+         * turned it on or off */
+        next_pin[0] = '\0';
+
+        if (cert->issuer->key_rollover == 1 && cd.fd >= 0) {
+            acme_job_store_next_pin(&cd, cert->key_type, next_pin,
+                                    sizeof(next_pin));
+        }
+
+        ngx_acme_shm_lock(amcf);
+        acme_job_status_set_next_pin(&slot->status, next_pin);
+        ngx_acme_shm_unlock(amcf);
 
         if (!created && cd.fd >= 0) {
             /* reload: the zone already has it, unless the store's entry

@@ -33,6 +33,10 @@ static char *ngx_acme_issuer_proxy(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_acme_issuer_preferred_chain(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_acme_issuer_key_reuse(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_acme_issuer_key_rollover(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_acme_issuer_tos(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_acme_issuer_percent(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -141,9 +145,17 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
     /* renewals keep the stored certificate key (for pinned clients) */
     { ngx_string("key_reuse"),
       NGX_CONF_FLAG,
-      ngx_conf_set_flag_slot,
+      ngx_acme_issuer_key_reuse,
       0,
       ngx_acme_issuer_offset(key_reuse),
+      NULL },
+
+    /* each certificate's key made and pinned one renewal ahead */
+    { ngx_string("key_rollover"),
+      NGX_CONF_TAKE1,
+      ngx_acme_issuer_key_rollover,
+      0,
+      0,
       NULL },
 
     /* nginx-acme's: the chain whose top certificate this CN issued */
@@ -338,6 +350,7 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     issuer->verify = NGX_CONF_UNSET;
     issuer->common_name_in_csr = NGX_CONF_UNSET;
     issuer->key_reuse = NGX_CONF_UNSET;
+    issuer->key_rollover = NGX_CONF_UNSET;
     issuer->file = cf->conf_file->file.name.data;
     issuer->line = cf->conf_file->line;
 
@@ -484,6 +497,7 @@ ngx_acme_issuer_check(ngx_conf_t *cf, ngx_acme_issuer_t *issuer)
     ngx_conf_init_value(issuer->verify, 1);
     ngx_conf_init_value(issuer->common_name_in_csr, 0);
     ngx_conf_init_value(issuer->key_reuse, 0);
+    ngx_conf_init_value(issuer->key_rollover, 0);
 
     issuer->ssl.log = cf->log;
 
@@ -1018,6 +1032,69 @@ ngx_acme_issuer_preferred_chain(ngx_conf_t *cf, ngx_command_t *cmd,
 
     /* the arguments of a directive are NUL-terminated */
     issuer->conf.preferred_chain = (char *) value[1].data;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * key_reuse on|off and key_rollover pinned|off: a key kept for ever and a
+ * key made one renewal ahead exclude each other, whichever comes last
+ * says so.
+ */
+static char *
+ngx_acme_issuer_key_reuse(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_issuer_t  *issuer = conf;
+
+    char  *rv;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (issuer->key_reuse == 1 && issuer->key_rollover == 1) {
+        return "on excludes \"key_rollover pinned\" in the same "
+               "acme_issuer block: a renewal either keeps the key or "
+               "takes the one pinned ahead";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_acme_issuer_key_rollover(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_acme_issuer_t  *issuer = conf;
+
+    ngx_str_t  *value;
+
+    if (issuer->key_rollover != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "pinned") == 0) {
+        issuer->key_rollover = 1;
+
+    } else if (ngx_strcmp(value[1].data, "off") == 0) {
+        issuer->key_rollover = 0;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"key_rollover\": "
+                           "pinned or off", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (issuer->key_reuse == 1 && issuer->key_rollover == 1) {
+        return "pinned excludes \"key_reuse on\" in the same acme_issuer "
+               "block: a renewal either keeps the key or takes the one "
+               "pinned ahead";
+    }
 
     return NGX_CONF_OK;
 }

@@ -499,6 +499,14 @@ ngx_acme_job_task_done(ngx_event_t *ev)
             return;
         }
 
+        if (job->next.warn[0]) {
+            /* key_rollover: next.key was not usable */
+            ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                          "acme: certificate \"%V\": %s", &job->cert->id,
+                          job->next.warn);
+            job->next.warn[0] = '\0';
+        }
+
         ngx_acme_job_prepared(job);
         return;
 
@@ -683,6 +691,7 @@ ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c)
     c->preferred_chain = issuer->conf.preferred_chain;
     c->cert_id = (const char *) cert->id.data;
     c->key_reuse = (issuer->key_reuse == 1);
+    c->key_rollover = (issuer->key_rollover == 1);
     /* replacing a certificate revoked on request: never its key */
     c->fresh_key = (job->control == ACME_CONTROL_REVOKE);
     c->profile = issuer->conf.profile;
@@ -865,6 +874,8 @@ ngx_acme_job_free(ngx_acme_job_t *job)
         OPENSSL_cleanse(job->key_pem, job->key_pem_len);
         free(job->key_pem);
     }
+
+    acme_job_next_free(&job->next);
 
     free(job->chain);
     free(job->revoke_der);

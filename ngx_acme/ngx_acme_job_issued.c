@@ -36,6 +36,12 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     cert = job->cert;
     slot = cert->slot;
 
+    if (job->next.warn[0]) {
+        ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                      "acme: certificate \"%V\": %s", &cert->id,
+                      job->next.warn);
+    }
+
     bundle = (u_char *) acme_bundle_join(job->key_pem, job->key_pem_len,
                                          job->chain, job->chain_len, &len);
 
@@ -51,6 +57,10 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
         if (ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
             slot->st = job->st;
             slot->status.store_error[0] = '\0';
+
+            if (cert->issuer->key_rollover == 1) {
+                acme_job_status_set_next_pin(&slot->status, job->next.pin);
+            }
             acme_job_status_ordered(&slot->status, 1, 0);
             acme_job_status_end(&slot->status, &job->st,
                                 slot->status.next_renewal);
@@ -81,6 +91,11 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
 
     now = (long long) ngx_time();
     first = (slot->bundle == NULL);     /* the bridge or the placeholder */
+
+    if (cert->issuer->key_rollover == 1) {
+        /* key_rollover: what next.key holds now */
+        acme_job_status_set_next_pin(&slot->status, job->next.pin);
+    }
 
     acme_job_status_ordered(&slot->status, 1, !first);
 

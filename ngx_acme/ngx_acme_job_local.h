@@ -55,6 +55,9 @@ struct ngx_acme_job_s {
     size_t                    key_pem_len;
     char                     *csr_b64;      /* built with the key, in the
                                                thread at low priority */
+    acme_job_next_t           next;         /* key_rollover: the next key,
+                                               made with the key, stored
+                                               with the certificate */
     char                     *chain;
     size_t                    chain_len;
     acme_cert_info_t          info;

@@ -104,7 +104,8 @@ ngx_acme_job_thread_run(void *data, ngx_log_t *log)
         /* RSA keygen and the CSR's signature: at the lowest priority */
         if (acme_job_cert_key_csr(&conf, &job->cert_key, &job->key_pem,
                                   &job->key_pem_len, &job->csr_b64,
-                                  job->task_err, sizeof(job->task_err))
+                                  &job->next, job->task_err,
+                                  sizeof(job->task_err))
             != 0)
         {
             job->task_rc = -1;
@@ -137,7 +138,8 @@ ngx_acme_job_thread_run(void *data, ngx_log_t *log)
         job->task_rc = acme_job_store_issued(job->root, job->id,
                                              job->key_pem, job->key_pem_len,
                                              job->chain, job->chain_len,
-                                             &job->st, &job->info,
+                                             &job->st, &job->next,
+                                             &job->info,
                                              job->task_err,
                                              sizeof(job->task_err));
         job->info_ok = (job->task_rc != -1);

@@ -453,6 +453,12 @@ acme_job_status_set_cert(acme_job_status_t *rec, long long not_before,
 }
 
 void
+acme_job_status_set_next_pin(acme_job_status_t *rec, const char *pin)
+{
+    cpy(rec->next_spki_pin, sizeof(rec->next_spki_pin), pin);
+}
+
+void
 acme_job_status_set_pending(acme_job_status_t *rec, long long at,
     long long not_before, long long not_after, const char *serial,
     const char *ca_issuer, const char *spki_pin)
@@ -568,6 +574,7 @@ acme_job_status_view(const acme_job_status_t *rec, long long now,
     out->orders_invalid = rec->orders.invalid;
     out->renewals = rec->orders.renewals;
     out->spki_pin = rec->have_cert && rec->spki_pin[0] ? rec->spki_pin : NULL;
+    out->next_spki_pin = rec->next_spki_pin[0] ? rec->next_spki_pin : NULL;
 }
 
 /* -- the bridge ---------------------------------------------------------- */

@@ -325,6 +325,9 @@ typedef struct {
     /* the served certificate was revoked on request (st->revoked): the
      * state is "revoked" until its replacement is served */
     int         revoked;
+    /* key_rollover: the SPKI pin of the stored next.key, the key of the
+     * next certificate (acme_job_next_t); "" none */
+    char        next_spki_pin[48];
 } acme_job_status_t;
 
 /* Certificate facts into the record (serial, CA issuer, validity, the
@@ -333,6 +336,8 @@ typedef struct {
 void acme_job_status_set_cert(acme_job_status_t *rec, long long not_before,
     long long not_after, const char *serial, const char *ca_issuer,
     const char *spki_pin);
+/* key_rollover: the pin of the stored next key (NULL or "": none). */
+void acme_job_status_set_next_pin(acme_job_status_t *rec, const char *pin);
 /* A certificate waits to be served from at (0: none waits any more). */
 void acme_job_status_set_pending(acme_job_status_t *rec, long long at,
     long long not_before, long long not_after, const char *serial,

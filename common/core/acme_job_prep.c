@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "acme_job_prep.h"
 #include "acme_util.h"
 
@@ -31,6 +33,49 @@ acme_job_reuse_key(const acme_job_conf_t *c, const char *stored,
     if (acme_key_type_of(key, &kt) != 0 || kt != c->cert_key_type) {
         /* a key type change (or a key of no supported type): a new key */
         EVP_PKEY_free(key);
+        return NULL;
+    }
+
+    return key;
+}
+
+
+void
+acme_job_next_free(acme_job_next_t *n)
+{
+    if (n->pem != NULL) {
+        OPENSSL_cleanse(n->pem, n->pem_len);
+        free(n->pem);
+    }
+    memset(n, 0, sizeof(*n));
+}
+
+
+EVP_PKEY *
+acme_job_next_key(const acme_job_conf_t *c, const char *next,
+    size_t next_len, int renewal, const char **why)
+{
+    EVP_PKEY         *key;
+    acme_key_type_t   kt;
+
+    *why = NULL;
+    if (!c->key_rollover || c->fresh_key) {
+        return NULL;
+    }
+    if (next == NULL || next_len == 0) {
+        *why = renewal ? "missing" : NULL;
+        return NULL;
+    }
+
+    key = acme_key_from_pem(next, next_len);
+    if (key == NULL) {
+        *why = "unreadable";
+        return NULL;
+    }
+
+    if (acme_key_type_of(key, &kt) != 0 || kt != c->cert_key_type) {
+        EVP_PKEY_free(key);
+        *why = "of another key type";
         return NULL;
     }
 

@@ -27,6 +27,7 @@
 #include "acme_eab.h"
 #include "acme_engine.h"
 #include "acme_key.h"
+#include "acme_util.h"
 
 typedef struct {
     /* the issuer */
@@ -58,9 +59,16 @@ typedef struct {
                                                a renewal keeps the stored
                                                key (acme_job_reuse_key) */
     int                   fresh_key;        /* a fresh key whatever
-                                               key_reuse says: the order
-                                               replaces a certificate
-                                               revoked on request */
+                                               key_reuse or key_rollover
+                                               say: the order replaces a
+                                               certificate revoked on
+                                               request */
+    int                   key_rollover;     /* key_rollover pinned /
+                                               AcmeKeyRollover pinned: the
+                                               order certifies the stored
+                                               next.key and makes the next
+                                               one (acme_job_next_t);
+                                               never with key_reuse */
     const char           *profile;          /* the issuer's, or NULL */
     int                   profile_require;
 } acme_job_conf_t;
@@ -83,6 +91,43 @@ int acme_job_cert_key(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
  */
 EVP_PKEY *acme_job_reuse_key(const acme_job_conf_t *c, const char *stored,
     size_t stored_len);
+
+/*
+ * key_rollover (pin-friendly rollover): each order certifies the key made
+ * and stored as next.key (acme_store.h) by the order before, whose SPKI pin
+ * the status has published since as "next_spki_pin", and makes the key of
+ * the next certificate, stored as next.key once the certificate is
+ * (acme_job_store_issued).  A failed order leaves next.key as it was: its
+ * retry certifies the same key.
+ */
+typedef struct {
+    char        *pem;       /* the next key made for the next order (PKCS#8
+                               PEM, malloc'd; acme_job_next_free), stored as
+                               next.key with the certificate; NULL: none */
+    size_t       pem_len;
+    char         pin[ACME_SPKI_PIN_LEN];   /* its SPKI pin; "" none */
+    int          used;      /* this order's key is the stored next.key */
+    char         warn[ACME_ERRLEN];        /* for the log: why a stored
+                                               next.key was not used, or
+                                               why the new one was not
+                                               stored; "" */
+} acme_job_next_t;
+
+/* Cleanses and frees n->pem; n zeroed. */
+void acme_job_next_free(acme_job_next_t *n);
+
+/*
+ * The one place that decides whether an order certifies the stored
+ * next.key: next (its PEM as stored; NULL: none) when c->key_rollover is
+ * set, c->fresh_key is not, and it is a key of c->cert_key_type.  The key
+ * (the caller frees it), or NULL: a fresh key, with *why NULL (nothing to
+ * say: rollover off, a revoked certificate's replacement, the first
+ * issuance: renewal 0 and none stored) or the reason to warn about
+ * ("missing", "unreadable", "of another key type").  renewal: a
+ * certificate is stored (its next.key should be there).
+ */
+EVP_PKEY *acme_job_next_key(const acme_job_conf_t *c, const char *next,
+    size_t next_len, int renewal, const char **why);
 
 /*
  * acme_job_cert_key(), except that the key is acme_job_reuse_key(c,

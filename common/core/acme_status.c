@@ -210,6 +210,7 @@ render_cert(const acme_status_cert_t *c, long long now)
     rc |= set(o, "orders", render_orders(c));
     rc |= set(o, "renewals", json_integer((json_int_t) c->renewals));
     rc |= set(o, "spki_pin", str_or_null(c->spki_pin, 1));
+    rc |= set(o, "next_spki_pin", str_or_null(c->next_spki_pin, 1));
 
     if (rc != 0) {
         json_decref(o);

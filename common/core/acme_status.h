@@ -67,7 +67,10 @@
  *       "spki_pin": the SPKI pin (RFC 7469 section 2.4: base64 of the
  *                   SHA-256 of the DER SubjectPublicKeyInfo) of the served
  *                   certificate's key, or null when unknown (computed once
- *                   per certificate, acme_key_spki_pin)
+ *                   per certificate, acme_key_spki_pin),
+ *       "next_spki_pin": with key_rollover pinned / AcmeKeyRollover pinned,
+ *                   the SPKI pin of the key the next certificate will have
+ *                   (next.key), published before the switch; else null
  *   } ]
  * }
  */
@@ -116,6 +119,7 @@ typedef struct {
     unsigned long long   orders_invalid;
     unsigned long long   renewals;
     const char          *spki_pin;      /* NULL or "" -> null */
+    const char          *next_spki_pin; /* NULL or "" -> null */
 } acme_status_cert_t;
 
 /*

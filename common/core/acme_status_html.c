@@ -104,6 +104,17 @@ add_names(acme_strbuf_t *b, const acme_status_cert_t *c)
         acme_strbuf_puts(b, "<br>");
         acme_strbuf_html(b, c->file);
     }
+    /* the SPKI pins, the next one with key rollover pinned */
+    if (c->spki_pin != NULL && c->spki_pin[0] != '\0') {
+        acme_strbuf_puts(b, "<br>pin <code>");
+        acme_strbuf_html(b, c->spki_pin);
+        acme_strbuf_puts(b, "</code>");
+    }
+    if (c->next_spki_pin != NULL && c->next_spki_pin[0] != '\0') {
+        acme_strbuf_puts(b, "<br>next pin <code>");
+        acme_strbuf_html(b, c->next_spki_pin);
+        acme_strbuf_puts(b, "</code>");
+    }
     acme_strbuf_puts(b, "</small>");
 }
 

@@ -23,10 +23,23 @@ family(acme_strbuf_t *b, const char *name, const char *type,
                        type);
 }
 
+static void labels(acme_strbuf_t *b, const char *name,
+    const acme_status_cert_t *c, const char *extra, const char *value,
+    const char *extra2, const char *value2);
+
 /* name{id="",names="",issuer="",key_type=""[,extra="value"]} */
 static void
 sample_start(acme_strbuf_t *b, const char *name, const acme_status_cert_t *c,
     const char *extra, const char *value)
+{
+    labels(b, name, c, extra, value, NULL, NULL);
+}
+
+/* the same with a second extra label */
+static void
+labels(acme_strbuf_t *b, const char *name, const acme_status_cert_t *c,
+    const char *extra, const char *value, const char *extra2,
+    const char *value2)
 {
     size_t  i;
     int     first = 1;
@@ -54,6 +67,11 @@ sample_start(acme_strbuf_t *b, const char *name, const acme_status_cert_t *c,
         acme_strbuf_prom_label(b, value);
         acme_strbuf_puts(b, "\"");
     }
+    if (extra2 != NULL) {
+        acme_strbuf_printf(b, ",%s=\"", extra2);
+        acme_strbuf_prom_label(b, value2);
+        acme_strbuf_puts(b, "\"");
+    }
     acme_strbuf_puts(b, "} ");
 }
 
@@ -63,6 +81,15 @@ sample(acme_strbuf_t *b, const char *name, const acme_status_cert_t *c,
 {
     sample_start(b, name, c, extra, value);
     acme_strbuf_printf(b, "%llu\n", v);
+}
+
+/* name{id=...,pin="current|next",spki="..."} 1 */
+static void
+pin_sample(acme_strbuf_t *b, const acme_status_cert_t *c, const char *which,
+    const char *pin)
+{
+    labels(b, "acme_certificate_pin_info", c, "pin", which, "spki", pin);
+    acme_strbuf_puts(b, "1\n");
 }
 
 static void
@@ -182,6 +209,21 @@ acme_status_prometheus(const acme_status_cert_t *certs, size_t n,
         if (!certs[i].unmanaged) {
             sample(&b, "acme_renewals_total", &certs[i], NULL, NULL,
                    certs[i].renewals);
+        }
+    }
+
+    family(&b, "acme_certificate_pin_info", "gauge",
+           "SPKI pins (RFC 7469: base64 of the SHA-256 of the "
+           "SubjectPublicKeyInfo) of the served certificate's key "
+           "(pin=\"current\") and, with key rollover pinned, of the next "
+           "certificate's key (pin=\"next\"); always 1.");
+    for (i = 0; i < n; i++) {
+        c = &certs[i];
+        if (c->spki_pin != NULL && c->spki_pin[0] != '\0') {
+            pin_sample(&b, c, "current", c->spki_pin);
+        }
+        if (c->next_spki_pin != NULL && c->next_spki_pin[0] != '\0') {
+            pin_sample(&b, c, "next", c->next_spki_pin);
         }
     }
 

@@ -12,11 +12,38 @@
 #include "acme_job_store.h"
 #include "acme_util.h"
 
+/* key_rollover: next.key once the bundle is stored (never before: a
+ * certificate that failed to be stored leaves next.key, the published
+ * next pin, as it was); n->pin says what next.key holds afterwards */
+static void
+store_next(const char *root, const char *id, acme_job_next_t *n,
+    const acme_cert_info_t *info)
+{
+    char  e[ACME_ERRLEN];
+
+    if (n == NULL || n->pem == NULL) {
+        return;
+    }
+    if (root == NULL) {
+        n->pin[0] = '\0';         /* no store, no next key */
+        return;
+    }
+    if (acme_store_save_next_key(root, id, n->pem, n->pem_len, e, sizeof(e))
+        != 0)
+    {
+        acme_err(n->warn, sizeof(n->warn), "the next key cannot be stored "
+                 "(%s): the next renewal %s", e,
+                 n->used ? "keeps the current key" : "makes a fresh key");
+        /* next.key as it was: the key certified now, or none */
+        snprintf(n->pin, sizeof(n->pin), "%s", n->used ? info->spki_pin : "");
+    }
+}
+
 int
 acme_job_store_issued(const char *root, const char *id, const char *key_pem,
     size_t key_len, const char *chain, size_t chain_len,
-    const acme_cert_state_t *st, acme_cert_info_t *info, char *err,
-    size_t errlen)
+    const acme_cert_state_t *st, acme_job_next_t *next,
+    acme_cert_info_t *info, char *err, size_t errlen)
 {
     char  perr[ACME_ERRLEN];
 
@@ -24,6 +51,7 @@ acme_job_store_issued(const char *root, const char *id, const char *key_pem,
         return -1;
     }
     if (root == NULL) {
+        store_next(root, id, next, info);
         return ACME_JOB_STORED;     /* no store: memory is all there is */
     }
     /* not valid yet: the bundle it replaces is kept for a restart; a
@@ -37,8 +65,18 @@ acme_job_store_issued(const char *root, const char *id, const char *key_pem,
         if (err != NULL && errlen && err[0] == '\0') {
             acme_err(err, errlen, "unknown error");
         }
+        if (next != NULL && next->pem != NULL) {
+            /* next.key as it was: the key certified now, or none */
+            OPENSSL_cleanse(next->pem, next->pem_len);
+            free(next->pem);
+            next->pem = NULL;
+            next->pem_len = 0;
+            snprintf(next->pin, sizeof(next->pin), "%s",
+                     next->used ? info->spki_pin : "");
+        }
         return ACME_JOB_BUNDLE_UNSAVED;
     }
+    store_next(root, id, next, info);
     if (acme_store_save_state(root, id, st, err, errlen) != 0) {
         if (err != NULL && errlen && err[0] == '\0') {
             acme_err(err, errlen, "unknown error");
@@ -49,6 +87,57 @@ acme_job_store_issued(const char *root, const char *id, const char *key_pem,
     (void) acme_store_save_chain_copy(root, id, chain, chain_len, perr,
                                       sizeof(perr));
     return ACME_JOB_STORED;
+}
+
+static void next_pin(const acme_store_dir_t *cd, const char *root,
+    const char *id, acme_key_type_t kt, char *pin, size_t len);
+
+void
+acme_job_store_next_pin(const acme_store_dir_t *cd, acme_key_type_t kt,
+    char *pin, size_t len)
+{
+    next_pin(cd, NULL, NULL, kt, pin, len);
+}
+
+void
+acme_job_store_next_pin_id(const char *root, const char *id,
+    acme_key_type_t kt, char *pin, size_t len)
+{
+    next_pin(NULL, root, id, kt, pin, len);
+}
+
+static void
+next_pin(const acme_store_dir_t *cd, const char *root, const char *id,
+    acme_key_type_t kt, char *pin, size_t len)
+{
+    EVP_PKEY         *key;
+    acme_key_type_t   t;
+    char             *pem = NULL, e[ACME_ERRLEN];
+    size_t            n = 0;
+    int               rc;
+
+    if (len > 0) {
+        pin[0] = '\0';
+    }
+    if (cd != NULL) {
+        rc = acme_store_load_next_key_at(cd, &pem, &n, e, sizeof(e));
+    } else {
+        rc = root != NULL && id != NULL
+             ? acme_store_load_next_key(root, id, &pem, &n, e, sizeof(e))
+             : 0;
+    }
+    if (rc != 1) {
+        return;
+    }
+    key = acme_key_from_pem(pem, n);
+    OPENSSL_cleanse(pem, n);
+    free(pem);
+    if (key != NULL && acme_key_type_of(key, &t) == 0 && t == kt
+        && acme_key_spki_pin(key, pin, len) != 0 && len > 0)
+    {
+        pin[0] = '\0';
+    }
+    EVP_PKEY_free(key);
 }
 
 int

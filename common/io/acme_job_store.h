@@ -13,6 +13,7 @@
 
 #include "acme_cert.h"
 #include "acme_job.h"
+#include "acme_job_prep.h"
 #include "acme_store.h"
 
 /*
@@ -21,7 +22,11 @@
  * the leaf's facts into info (the caller frees them with
  * acme_cert_info_free), bundle.pem (the key followed by the chain), then
  * state.json; the state only once the bundle is stored, so a stored state
- * never describes a bundle that is not there.
+ * never describes a bundle that is not there.  next (key_rollover; NULL or
+ * no pem: none): written as next.key right after the bundle (never when
+ * the bundle is not stored: next.key stays), and when it cannot be
+ * (next->warn says so), next->pin becomes what next.key still holds: the
+ * key certified now when next->used, else none.  root NULL: no next key (next->pin "").
  * -1 with err when the chain does not parse (nothing written, info
  * untouched); else ACME_JOB_STORED, or ACME_JOB_STATE_UNSAVED /
  * ACME_JOB_BUNDLE_UNSAVED with err the store's message.  root NULL (an
@@ -29,8 +34,20 @@
  */
 int acme_job_store_issued(const char *root, const char *id,
     const char *key_pem, size_t key_len, const char *chain,
-    size_t chain_len, const acme_cert_state_t *st, acme_cert_info_t *info,
-    char *err, size_t errlen);
+    size_t chain_len, const acme_cert_state_t *st, acme_job_next_t *next,
+    acme_cert_info_t *info, char *err, size_t errlen);
+
+/*
+ * Startup and reload (nginx's master, Apache's parent): the SPKI pin of the
+ * next.key in an opened certs/<id> directory into pin (ACME_SPKI_PIN_LEN),
+ * "" when there is none or it is no usable key of type kt (the next order
+ * then makes a fresh key, acme_job_next_key).  The key is cleansed.
+ */
+void acme_job_store_next_pin(const acme_store_dir_t *cert_dir,
+    acme_key_type_t kt, char *pin, size_t len);
+/* The same by store root and id (a thread of Apache's child). */
+void acme_job_store_next_pin_id(const char *root, const char *id,
+    acme_key_type_t kt, char *pin, size_t len);
 
 /*
  * Thread only.  Writes again what is served from memory: pem (the bundle

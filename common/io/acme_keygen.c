@@ -94,6 +94,10 @@ typedef struct {
     const acme_job_conf_t  *conf;
     char                   *stored;     /* the stored bundle (key_reuse) */
     size_t                  stored_len;
+    acme_job_next_t        *next;       /* key_rollover: NULL when off */
+    char                   *next_stored; /* next.key as stored, or NULL */
+    size_t                  next_stored_len;
+    int                     renewal;    /* a bundle is stored */
     EVP_PKEY               *key;
     char                   *pem;
     size_t                  pem_len;
@@ -105,6 +109,55 @@ typedef struct {
 } keygen_t;
 
 
+/* key_rollover: the stored next.key certified (else a fresh key), and the
+ * next one made */
+static int
+keygen_rollover(keygen_t *k)
+{
+    acme_job_next_t  *n = k->next;
+    EVP_PKEY         *nk;
+    const char       *why;
+
+    k->key = acme_job_next_key(k->conf, k->next_stored, k->next_stored_len,
+                               k->renewal, &why);
+    n->used = (k->key != NULL);
+    if (why != NULL) {
+        acme_err(n->warn, sizeof(n->warn), "the stored next key (next.key) "
+                 "is %s: this certificate gets a fresh key, not the one "
+                 "whose pin was published as next", why);
+    }
+    if (k->key == NULL) {
+        k->key = acme_key_generate(k->conf->cert_key_type);
+    }
+
+    nk = acme_key_generate(k->conf->cert_key_type);
+    if (k->key == NULL || nk == NULL) {
+        EVP_PKEY_free(nk);
+        return acme_err(k->err, sizeof(k->err), "cannot generate the "
+                        "certificate key (%s)",
+                        acme_key_type_name(k->conf->cert_key_type));
+    }
+
+    n->pem = acme_key_to_pem(nk, &n->pem_len);
+    if (n->pem == NULL || acme_key_spki_pin(nk, n->pin, sizeof(n->pin)) != 0)
+    {
+        EVP_PKEY_free(nk);
+        return acme_err(k->err, sizeof(k->err), "cannot serialise the next "
+                        "certificate key");
+    }
+    EVP_PKEY_free(nk);
+
+    if (k->want_pem) {
+        k->pem = acme_key_to_pem(k->key, &k->pem_len);
+        if (k->pem == NULL) {
+            return acme_err(k->err, sizeof(k->err), "cannot serialise the "
+                            "certificate key");
+        }
+    }
+    return 0;
+}
+
+
 static void
 keygen_run(void *data)
 {
@@ -113,11 +166,16 @@ keygen_run(void *data)
     size_t          der_len;
     char            why[ACME_ERRLEN];
 
-    k->rc = acme_job_cert_key_stored(k->conf, k->stored, k->stored_len,
-                                     &k->key,
-                                     k->want_pem ? &k->pem : NULL,
-                                     k->want_pem ? &k->pem_len : NULL,
-                                     NULL, k->err, sizeof(k->err));
+    if (k->next != NULL) {
+        k->rc = keygen_rollover(k);
+
+    } else {
+        k->rc = acme_job_cert_key_stored(k->conf, k->stored, k->stored_len,
+                                         &k->key,
+                                         k->want_pem ? &k->pem : NULL,
+                                         k->want_pem ? &k->pem_len : NULL,
+                                         NULL, k->err, sizeof(k->err));
+    }
     if (k->rc != 0 || !k->want_csr) {
         return;
     }
@@ -143,7 +201,8 @@ keygen_run(void *data)
 
 int
 acme_job_cert_key_csr(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
-    size_t *pem_len, char **csr_b64, char *err, size_t errlen)
+    size_t *pem_len, char **csr_b64, acme_job_next_t *next, char *err,
+    size_t errlen)
 {
     keygen_t  k;
     char      why[ACME_ERRLEN];
@@ -173,11 +232,45 @@ acme_job_cert_key_csr(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
         k.stored_len = 0;
     }
 
+    /* key_rollover: next.key (and whether a certificate is stored) */
+    if (next != NULL) {
+        memset(next, 0, sizeof(*next));
+    }
+    if (next != NULL && c->key_rollover) {
+        k.next = next;
+        if (c->state_dir != NULL && c->cert_id != NULL) {
+            if (acme_store_load_next_key(c->state_dir, c->cert_id,
+                                         &k.next_stored, &k.next_stored_len,
+                                         why, sizeof(why)) != 1)
+            {
+                k.next_stored = NULL;
+                k.next_stored_len = 0;
+            }
+            if (k.next_stored == NULL
+                && acme_store_load_bundle(c->state_dir, c->cert_id,
+                                          &k.stored, &k.stored_len, why,
+                                          sizeof(why)) == 1)
+            {
+                k.renewal = 1;
+            }
+            if (k.stored != NULL) {
+                OPENSSL_cleanse(k.stored, k.stored_len);
+                free(k.stored);
+                k.stored = NULL;
+                k.stored_len = 0;
+            }
+        }
+    }
+
     (void) acme_lowprio_run(keygen_run, &k);
 
     if (k.stored != NULL) {
         OPENSSL_cleanse(k.stored, k.stored_len);
         free(k.stored);
+    }
+    if (k.next_stored != NULL) {
+        OPENSSL_cleanse(k.next_stored, k.next_stored_len);
+        free(k.next_stored);
     }
 
     if (k.rc != 0) {
@@ -187,6 +280,9 @@ acme_job_cert_key_csr(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
             free(k.pem);
         }
         free(k.csr_b64);
+        if (next != NULL) {
+            acme_job_next_free(next);
+        }
         return acme_err(err, errlen, "%s", k.err[0] ? k.err : "unknown error");
     }
 

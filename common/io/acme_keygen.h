@@ -32,9 +32,15 @@ int acme_lowprio_run(void (*fn)(void *), void *arg);
  * its PKCS#8 PEM) and, with csr_b64 non-NULL, the order's CSR for
  * c->names and c->csr_cn signed with that key, base64url DER for
  * acme_order_config_t.csr_b64 (*csr_b64 malloc'd), both at the lowest
- * priority (acme_lowprio_run).  0, or -1 with err (nothing returned).
+ * priority (acme_lowprio_run).  With next non-NULL (zeroed here) and
+ * c->key_rollover: the key is the stored next.key when acme_job_next_key
+ * says so (next->used; else fresh, next->warn why when it should have
+ * been), and next gets the key of the next certificate, made here too
+ * (stored by acme_job_store_issued; the caller frees it with
+ * acme_job_next_free).  0, or -1 with err (nothing returned).
  */
 int acme_job_cert_key_csr(const acme_job_conf_t *c, EVP_PKEY **key,
-    char **pem, size_t *pem_len, char **csr_b64, char *err, size_t errlen);
+    char **pem, size_t *pem_len, char **csr_b64, acme_job_next_t *next,
+    char *err, size_t errlen);
 
 #endif

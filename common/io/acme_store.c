@@ -2040,6 +2040,54 @@ acme_store_save_bundle_pem(const char *root, const char *id,
 }
 
 int
+acme_store_load_next_key_at(const acme_store_dir_t *cert_dir, char **pem,
+    size_t *len, char *err, size_t errlen)
+{
+    return acme_store_dir_read(cert_dir, "next.key", pem, len,
+                               STORE_MAX_BUNDLE, err, errlen);
+}
+
+int
+acme_store_load_next_key(const char *root, const char *id, char **pem,
+    size_t *len, char *err, size_t errlen)
+{
+    acme_store_dir_t  cd;
+    int               rc;
+
+    *pem = NULL;
+    rc = open_cert(&cd, root, id, 0, err, errlen);
+    if (rc <= 0) {
+        return rc;
+    }
+    rc = acme_store_load_next_key_at(&cd, pem, len, err, errlen);
+    acme_store_dir_close(&cd);
+    return rc;
+}
+
+int
+acme_store_save_next_key(const char *root, const char *id, const char *pem,
+    size_t len, char *err, size_t errlen)
+{
+    acme_store_dir_t  cd;
+    int               rc;
+
+    if (pem == NULL || len == 0) {
+        return acme_err(err, errlen, "empty key");
+    }
+
+    rc = open_cert(&cd, root, id, 1, err, errlen);
+    if (rc == 1) {
+        rc = acme_store_dir_write(&cd, "next.key", pem, len, 0600, err,
+                                  errlen);
+        acme_store_dir_close(&cd);
+    } else {
+        rc = -1;
+    }
+
+    return rc;
+}
+
+int
 acme_store_save_chain_copy(const char *root, const char *id,
     const char *chain, size_t len, char *err, size_t errlen)
 {

@@ -20,6 +20,11 @@
  *   <root>/certs/<id>/state.json 0600  renewal/backoff state (acme_cert_state_t),
  *                                      with the directory URL that issued
  *                                      bundle.pem
+ *   <root>/certs/<id>/next.key   0600  key_rollover pinned / AcmeKeyRollover
+ *                                      pinned: the key of the next
+ *                                      certificate (PKCS#8 PEM), made with
+ *                                      the current one, its pin published
+ *                                      (acme_job_prep.h, acme_job_next_t)
  *   <root>/certs/<id>/previous.pem 0600 the bundle bundle.pem replaced, kept
  *                                      while bundle.pem's certificate is not
  *                                      valid yet (acme_job_store_issued), so
@@ -268,6 +273,15 @@ int acme_store_load_previous_at(const acme_store_dir_t *cert_dir, char **pem,
     size_t *len, char *err, size_t errlen);
 int acme_store_keep_previous(const char *root, const char *id, int keep,
     char *err, size_t errlen);
+
+/* next.key (see the layout): load as bundle.pem (1 found, 0 missing, -1
+ * error), save atomic 0600 (0, or -1 with err). */
+int acme_store_load_next_key_at(const acme_store_dir_t *cert_dir, char **pem,
+    size_t *len, char *err, size_t errlen);
+int acme_store_load_next_key(const char *root, const char *id, char **pem,
+    size_t *len, char *err, size_t errlen);
+int acme_store_save_next_key(const char *root, const char *id,
+    const char *pem, size_t len, char *err, size_t errlen);
 
 /* Renewal/backoff state (acme_cert_state_t: acme_sched.h). */
 /* load: 1 found, 0 missing (state zeroed), -1 error (state zeroed). */

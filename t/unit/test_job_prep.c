@@ -534,3 +534,59 @@ UNIT_TEST(job_prep_key_reuse)
     free(pem);
     EVP_PKEY_free(stored_key);
 }
+
+
+/*
+ * key_rollover: the stored next.key when on, of the configured type, not a
+ * revoked certificate's replacement; else fresh, with a reason to warn
+ * only where a renewal should have found a usable one.
+ */
+UNIT_TEST(job_prep_next_key)
+{
+    acme_job_conf_t   c;
+    EVP_PKEY         *next_key, *k;
+    char             *pem;
+    size_t            len;
+    const char       *why;
+
+    memset(&c, 0, sizeof(c));
+    c.cert_key_type = ACME_KEY_EC_P256;
+    next_key = acme_key_generate(ACME_KEY_EC_P256);
+    CHECK(next_key != NULL);
+    pem = acme_key_to_pem(next_key, &len);
+    CHECK(pem != NULL);
+
+    /* off: never, nothing to say */
+    CHECK(acme_job_next_key(&c, pem, len, 1, &why) == NULL && why == NULL);
+
+    /* on: the stored next key */
+    c.key_rollover = 1;
+    k = acme_job_next_key(&c, pem, len, 1, &why);
+    CHECK(k != NULL && EVP_PKEY_eq(k, next_key) == 1 && why == NULL);
+    EVP_PKEY_free(k);
+
+    /* the first issuance: none stored, nothing to say; a renewal: warn */
+    CHECK(acme_job_next_key(&c, NULL, 0, 0, &why) == NULL && why == NULL);
+    CHECK(acme_job_next_key(&c, NULL, 0, 1, &why) == NULL);
+    CHECK_STR(why, "missing");
+
+    /* corrupt */
+    CHECK(acme_job_next_key(&c, "-----BEGIN PRIVATE KEY-----\nAAAA\n"
+                            "-----END PRIVATE KEY-----\n", 60, 1, &why)
+          == NULL);
+    CHECK_STR(why, "unreadable");
+
+    /* a key type change: a fresh key of the new type */
+    c.cert_key_type = ACME_KEY_EC_P384;
+    CHECK(acme_job_next_key(&c, pem, len, 1, &why) == NULL);
+    CHECK_STR(why, "of another key type");
+    c.cert_key_type = ACME_KEY_EC_P256;
+
+    /* replacing a certificate revoked on request: fresh, no warning */
+    c.fresh_key = 1;
+    CHECK(acme_job_next_key(&c, pem, len, 1, &why) == NULL && why == NULL);
+
+    OPENSSL_cleanse(pem, len);
+    free(pem);
+    EVP_PKEY_free(next_key);
+}

@@ -16,6 +16,7 @@
 
 #include "acme_cert.h"
 #include "acme_job_store.h"
+#include "acme_keygen.h"
 #include "acme_key.h"
 #include "acme_sched.h"
 #include "acme_util.h"
@@ -91,7 +92,7 @@ UNIT_TEST(job_store_issued_writes_bundle_then_state)
     memset(&info, 0, sizeof(info));
     err[0] = '\0';
     CHECK_INT(acme_job_store_issued(root, ID, is.key_pem, is.key_len,
-                                    is.chain, is.chain_len, &st, &info, err,
+                                    is.chain, is.chain_len, &st, NULL, &info, err,
                                     sizeof(err)), ACME_JOB_STORED);
     CHECK(info.serial[0] != '\0');
     CHECK(info.not_after > info.not_before);
@@ -116,7 +117,7 @@ UNIT_TEST(job_store_issued_writes_bundle_then_state)
     root = unit_tmpdir();
     memset(&info, 0, sizeof(info));
     CHECK_INT(acme_job_store_issued(root, ID, is.key_pem, is.key_len,
-                                    "garbage", 7, &st, &info, err,
+                                    "garbage", 7, &st, NULL, &info, err,
                                     sizeof(err)), -1);
     CHECK(err[0] != '\0');
     CHECK_INT(acme_store_load_bundle(root, ID, &pem, &len, err, sizeof(err)),
@@ -139,7 +140,7 @@ UNIT_TEST(job_store_issued_no_store)
     memset(&info, 0, sizeof(info));
     err[0] = '\0';
     CHECK_INT(acme_job_store_issued(NULL, ID, is.key_pem, is.key_len,
-                                    is.chain, is.chain_len, &st, &info, err,
+                                    is.chain, is.chain_len, &st, NULL, &info, err,
                                     sizeof(err)), ACME_JOB_STORED);
     CHECK(info.serial[0] != '\0' && info.n_names == 1);
     CHECK_STR(err, "");
@@ -171,7 +172,7 @@ UNIT_TEST(job_store_issued_refused)
     memset(&info, 0, sizeof(info));
     err[0] = '\0';
     CHECK_INT(acme_job_store_issued(root, ID, is.key_pem, is.key_len,
-                                    is.chain, is.chain_len, &st, &info, err,
+                                    is.chain, is.chain_len, &st, NULL, &info, err,
                                     sizeof(err)), ACME_JOB_BUNDLE_UNSAVED);
     CHECK(strstr(err, "certs") != NULL);
     CHECK(info.serial[0] != '\0');
@@ -188,7 +189,7 @@ UNIT_TEST(job_store_issued_refused)
     memset(&info, 0, sizeof(info));
     err[0] = '\0';
     CHECK_INT(acme_job_store_issued(root, ID, is.key_pem, is.key_len,
-                                    is.chain, is.chain_len, &st, &info, err,
+                                    is.chain, is.chain_len, &st, NULL, &info, err,
                                     sizeof(err)), ACME_JOB_STATE_UNSAVED);
     CHECK(err[0] != '\0');
     acme_cert_info_free(&info);
@@ -407,7 +408,7 @@ UNIT_TEST(job_store_not_yet_valid_keeps_previous)
 
     memset(&info, 0, sizeof(info));
     CHECK_INT(acme_job_store_issued(root, ID, cur.key_pem, cur.key_len,
-                                    cur.chain, cur.chain_len, &st, &info,
+                                    cur.chain, cur.chain_len, &st, NULL, &info,
                                     err, sizeof(err)), ACME_JOB_STORED);
     acme_cert_info_free(&info);
     /* nothing kept: bundle.pem served as it is */
@@ -418,7 +419,7 @@ UNIT_TEST(job_store_not_yet_valid_keeps_previous)
 
     memset(&info, 0, sizeof(info));
     CHECK_INT(acme_job_store_issued(root, ID, ahead.key_pem, ahead.key_len,
-                                    ahead.chain, ahead.chain_len, &st, &info,
+                                    ahead.chain, ahead.chain_len, &st, NULL, &info,
                                     err, sizeof(err)), ACME_JOB_STORED);
     nb = info.not_before;
     CHECK(nb > now + 7000);
@@ -449,7 +450,7 @@ UNIT_TEST(job_store_not_yet_valid_keeps_previous)
     /* the next certificate valid now: previous.pem goes */
     memset(&info, 0, sizeof(info));
     CHECK_INT(acme_job_store_issued(root, ID, later.key_pem, later.key_len,
-                                    later.chain, later.chain_len, &st, &info,
+                                    later.chain, later.chain_len, &st, NULL, &info,
                                     err, sizeof(err)), ACME_JOB_STORED);
     acme_cert_info_free(&info);
     pem = acme_sprintf("%s/certs/%s/previous.pem", root, ID);
@@ -728,5 +729,105 @@ UNIT_TEST(job_bridge_load)
     free(data);
     free(path);
     issued_free(&is);
+    rm_root(root);
+}
+
+/*
+ * key_rollover end to end in a scratch store: the first order makes a
+ * fresh key and a next one, stored as next.key (0600) with the
+ * certificate; the renewal certifies that key and makes a new next one; a
+ * corrupt next.key at a renewal gives a fresh key and a warning.
+ */
+UNIT_TEST(job_store_key_rollover)
+{
+    static const char *const names[] = { "a.example.test" };
+    char              *root = unit_tmpdir(), err[ACME_ERRLEN], *path;
+    char              *chain, *key_pem, pin[ACME_SPKI_PIN_LEN];
+    char               first_next[ACME_SPKI_PIN_LEN];
+    size_t             chain_len, key_len;
+    acme_job_conf_t    c;
+    acme_job_next_t    next;
+    acme_cert_info_t   info;
+    acme_cert_state_t  st = succeeded_state();
+    acme_store_dir_t   rd = ACME_STORE_DIR_INIT, cd = ACME_STORE_DIR_INIT;
+    EVP_PKEY          *k = NULL;
+    struct stat        sb;
+    int                round;
+
+    CHECK(root != NULL);
+    memset(&c, 0, sizeof(c));
+    c.names = names;
+    c.n_names = 1;
+    c.cert_key_type = ACME_KEY_EC_P256;
+    c.state_dir = root;
+    c.cert_id = ID;
+    c.key_rollover = 1;
+    first_next[0] = '\0';
+
+    for (round = 0; round < 2; round++) {
+        CHECK_INT(acme_job_cert_key_csr(&c, &k, NULL, NULL, NULL, &next, err,
+                                        sizeof(err)), 0);
+        CHECK(k != NULL && next.pem != NULL && next.pin[0] != '\0');
+        CHECK_STR(next.warn, "");
+        CHECK_INT(acme_key_spki_pin(k, pin, sizeof(pin)), 0);
+        /* the first order: fresh; the renewal: the pinned next key */
+        CHECK_INT(next.used, round);
+        if (round == 1) {
+            CHECK_STR(pin, first_next);
+        }
+        CHECK(strcmp(next.pin, pin) != 0);
+
+        key_pem = acme_key_to_pem(k, &key_len);
+        chain = acme_selfsigned_pem(k, names, 1, 30, &chain_len);
+        memset(&info, 0, sizeof(info));
+        CHECK_INT(acme_job_store_issued(root, ID, key_pem, key_len, chain,
+                                        chain_len, &st, &next, &info, err,
+                                        sizeof(err)), ACME_JOB_STORED);
+        CHECK_STR(info.spki_pin, pin);
+        acme_cert_info_free(&info);
+
+        /* next.key: 0600, its pin the one published */
+        path = acme_sprintf("%s/certs/%s/next.key", root, ID);
+        CHECK(path != NULL && stat(path, &sb) == 0
+              && (sb.st_mode & 0777) == 0600);
+        free(path);
+        CHECK_INT(acme_store_dir_open_root(&rd, root, (uid_t) -1, 0, 0, err,
+                                           sizeof(err), err, sizeof(err)), 0);
+        CHECK_INT(acme_store_dir_open_cert(&cd, &rd, ID, 0, err,
+                                           sizeof(err)), 0);
+        acme_job_store_next_pin(&cd, ACME_KEY_EC_P256, pin, sizeof(pin));
+        CHECK_STR(pin, next.pin);
+        /* another key type: no pin */
+        acme_job_store_next_pin(&cd, ACME_KEY_EC_P384, pin, sizeof(pin));
+        CHECK_STR(pin, "");
+        acme_store_dir_close(&cd);
+        acme_store_dir_close(&rd);
+        snprintf(first_next, sizeof(first_next), "%s", next.pin);
+
+        acme_bundle_free(key_pem, key_len);
+        free(chain);
+        EVP_PKEY_free(k);
+        k = NULL;
+        acme_job_next_free(&next);
+    }
+
+    /* a corrupt next.key at a renewal: a fresh key, a warning */
+    CHECK_INT(acme_store_save_next_key(root, ID, "garbage\n", 8, err,
+                                       sizeof(err)), 0);
+    CHECK_INT(acme_job_cert_key_csr(&c, &k, NULL, NULL, NULL, &next, err,
+                                    sizeof(err)), 0);
+    CHECK(k != NULL && next.used == 0 && next.pem != NULL);
+    CHECK(strstr(next.warn, "unreadable") != NULL);
+    EVP_PKEY_free(k);
+    acme_job_next_free(&next);
+
+    /* off: no next key at all */
+    c.key_rollover = 0;
+    CHECK_INT(acme_job_cert_key_csr(&c, &k, NULL, NULL, NULL, &next, err,
+                                    sizeof(err)), 0);
+    CHECK(k != NULL && next.pem == NULL && next.pin[0] == '\0');
+    EVP_PKEY_free(k);
+    acme_job_next_free(&next);
+
     rm_root(root);
 }

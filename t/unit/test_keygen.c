@@ -88,7 +88,7 @@ UNIT_TEST(keygen_cert_key_csr)
     c.n_names = 2;
     c.cert_key_type = ACME_KEY_EC_P256;
 
-    CHECK_INT(acme_job_cert_key_csr(&c, &k, &pem, &len, &csr, err,
+    CHECK_INT(acme_job_cert_key_csr(&c, &k, &pem, &len, &csr, NULL, err,
                                     sizeof(err)), 0);
     CHECK(k != NULL && pem != NULL && csr != NULL);
     if (k == NULL || pem == NULL || csr == NULL) {
@@ -132,7 +132,7 @@ UNIT_TEST(keygen_cert_key_csr)
 
     /* no PEM, no CSR: the key only */
     k = NULL;
-    CHECK_INT(acme_job_cert_key_csr(&c, &k, NULL, NULL, NULL, err,
+    CHECK_INT(acme_job_cert_key_csr(&c, &k, NULL, NULL, NULL, NULL, err,
                                     sizeof(err)), 0);
     CHECK(k != NULL);
     EVP_PKEY_free(k);
@@ -141,7 +141,7 @@ UNIT_TEST(keygen_cert_key_csr)
     c.n_names = 0;
     k = NULL;
     csr = NULL;
-    CHECK_INT(acme_job_cert_key_csr(&c, &k, NULL, NULL, &csr, err,
+    CHECK_INT(acme_job_cert_key_csr(&c, &k, NULL, NULL, &csr, NULL, err,
                                     sizeof(err)), -1);
     CHECK(k == NULL && csr == NULL);
     CHECK(strncmp(err, "building the CSR failed: ", 25) == 0);

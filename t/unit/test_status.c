@@ -13,7 +13,7 @@ static const char *const cert_keys[] = {
     "last_success", "last_error", "consecutive_failures", "store_error",
     "reason", "pending", "bridge", "managed", "days_left", "expiring",
     "subject", "sans", "file", "used_by", "orders", "renewals",
-    "spki_pin"
+    "spki_pin", "next_spki_pin"
 };
 
 UNIT_TEST(status_render_parse_back)
@@ -42,6 +42,7 @@ UNIT_TEST(status_render_parse_back)
     c[0].next_renewal = 1795000000LL + 3600;
     c[0].last_success = 1795000000LL;
     c[0].spki_pin = "nYz5bqNHLNnzSaTxmxN1p9ypfUdvI+c9/r5DW0JLmlM=";
+    c[0].next_spki_pin = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
 
     c[1].id = "c.example.test_rsa-2048";
     c[1].names = names + 1;
@@ -117,12 +118,15 @@ UNIT_TEST(status_render_parse_back)
     CHECK(json_is_null(json_object_get(o, "pending")));
     CHECK_STR(json_string_value(json_object_get(o, "spki_pin")),
               "nYz5bqNHLNnzSaTxmxN1p9ypfUdvI+c9/r5DW0JLmlM=");
+    CHECK_STR(json_string_value(json_object_get(o, "next_spki_pin")),
+              "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
 
     o = json_array_get(certs, 1);
     CHECK_STR(json_string_value(json_object_get(o, "step")), "challenge");
     CHECK(json_is_null(json_object_get(o, "challenge")));
     CHECK(json_is_null(json_object_get(o, "serial")));
     CHECK(json_is_null(json_object_get(o, "spki_pin")));
+    CHECK(json_is_null(json_object_get(o, "next_spki_pin")));
     CHECK(json_is_null(json_object_get(o, "ca_issuer")));
     CHECK(json_is_null(json_object_get(o, "not_before")));
     CHECK(json_is_null(json_object_get(o, "not_after")));

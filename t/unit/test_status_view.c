@@ -36,6 +36,8 @@ fill(acme_status_cert_t *c)
     c[0].orders_valid = 3;
     c[0].orders_invalid = 1;
     c[0].renewals = 2;
+    c[0].spki_pin = "CURPIN+/=";
+    c[0].next_spki_pin = "NEXTPIN+/=";
 
     c[1].id = "old.example.test_rsa-2048";
     c[1].names = names_x;
@@ -208,6 +210,14 @@ UNIT_TEST(status_view_prometheus)
     CHECK(strstr(s, "acme_certificate_expiring{id=\"soon.example.test_ecdsa-"
                  "256\",names=\"b.example.test\",issuer=\"pebble\",key_type="
                  "\"ecdsa:256\"} 1\n") != NULL);
+    /* the pins as labels of an info series: current and next */
+    CHECK(strstr(s, "# TYPE acme_certificate_pin_info gauge\n") != NULL);
+    CHECK(strstr(s, "acme_certificate_pin_info{id=\"a.example.test_ecdsa-"
+                 "256\",names=\"a.example.test,b.example.test\",issuer="
+                 "\"pebble\",key_type=\"ecdsa:256\",pin=\"current\","
+                 "spki=\"CURPIN+/=\"} 1\n") != NULL);
+    CHECK(strstr(s, ",pin=\"next\",spki=\"NEXTPIN+/=\"} 1\n") != NULL);
+    CHECK(strstr(s, "acme_certificate_pin_info{id=\"old.") == NULL);
     /* one line ends each sample: no raw newline inside a value */
     CHECK(strstr(s, "\n\n") == NULL);
     free(s);
@@ -249,6 +259,8 @@ UNIT_TEST(status_view_html)
     CHECK(strstr(s, "<b>1</b>unmanaged") != NULL);
     CHECK(strstr(s, "expired 2 days ago") != NULL);
     CHECK(strstr(s, "89 days left") != NULL);
+    CHECK(strstr(s, "pin <code>CURPIN+/=</code>") != NULL);
+    CHECK(strstr(s, "next pin <code>NEXTPIN+/=</code>") != NULL);
 
     /* one row per certificate, worst first */
     p = strstr(s, "<tbody>");
