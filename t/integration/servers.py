@@ -39,6 +39,7 @@ APACHE_ISSUER = {
     "contact": "AcmeContact",
     "preferred_chain": "AcmePreferredChain",
     "key_reuse": "AcmeKeyReuse",
+    "key_rollover": "AcmeKeyRollover",
     "profile": "AcmeProfile",
     "proxy": "AcmeProxy",
 }

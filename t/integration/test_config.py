@@ -225,6 +225,25 @@ CASES = {
                             ("apache", ["AcmeProxy is given twice in this "
                                         "<AcmeIssuer>"]))
     },
+    # key_rollover pinned and key_reuse on exclude each other: the later one
+    # is named, with the other
+    "key_reuse_and_rollover": {
+        kind: dict(conf=dict(issuer=[{"key_reuse": "on"},
+                                     {"key_rollover": "pinned"}]),
+                   words=words, where=lambda s: (s.conf_line("pinned"),) * 2)
+        for kind, words in (("nginx", ['"key_rollover" directive pinned excludes '
+                                       '"key_reuse on"']),
+                            ("apache", ["AcmeKeyRollover pinned excludes AcmeKeyReuse "
+                                        "on"]))
+    },
+    "key_rollover_bad_value": {
+        kind: dict(conf=dict(issuer={"key_rollover": "always"}),
+                   words=words, where=lambda s: (s.conf_line("always"),) * 2)
+        for kind, words in (("nginx", ['invalid value "always" in "key_rollover": '
+                                       'pinned or off']),
+                            ("apache", ['AcmeKeyRollover: "always" is neither pinned '
+                                        'nor off']))
+    },
     "duplicate_issuer": {
         kind: dict(edit=lambda s, t: t + s.issuer_block(OTHER_CA, "/nonexistent"),
                    words=words, where=_second_issuer)
