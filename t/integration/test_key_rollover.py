@@ -4,7 +4,8 @@ next certificate, stored as certs/<id>/next.key (0600); the status
 publishes its pin as "next_spki_pin" (and Prometheus as
 acme_certificate_pin_info{pin="next"}) beside the served key's "spki_pin";
 the renewal certifies that key and makes a new next one.  The next key
-survives a restart; an unusable next.key at a renewal gives a fresh key
+survives a restart, a reload turning the rollover off hides the next pin
+(on again: published again); an unusable next.key at a renewal gives a fresh key
 and a warning."""
 import os
 import re
@@ -17,6 +18,15 @@ from test_control import issued, new_served, request, start
 from test_key_reuse import pin
 from test_status_views import PROMTOOL, get, promtool_ok, samples
 from tlsutil import wait_for
+
+
+def conf(server, pebble, state_dir, issuer):
+    """The configuration test_control.start writes (status control on)."""
+    text = server.conf(pebble, state_dir, issuer=issuer)
+    if server.kind == "nginx":
+        return text.replace("acme_status;", "acme_status control;")
+    return text.replace("SetHandler acme-status\n",
+                        "SetHandler acme-status\n        AcmeStatusControl on\n")
 
 
 def pins(server):
@@ -65,6 +75,13 @@ def test_key_rollover(server, pebble, root_file, state_dir, workdir):
     server.stop()
     server.start()
     wait_for(lambda: pins(server) == (cur2, nxt2), 20, "the pins after a restart")
+
+    # a reload turning it off hides the next pin, one turning it on again
+    # publishes the stored next key's
+    for opt, want in (("off", (cur2, None)), ("pinned", (cur2, nxt2))):
+        server.raw.write_conf(conf(server, pebble, state_dir, {"key_rollover": opt}))
+        server.reload()
+        wait_for(lambda: pins(server) == want, 20, "the pins after a reload (%s)" % opt)
 
     # an unusable next.key at a renewal: a fresh key, a warning, a new next
     with open(key, "w") as f:
