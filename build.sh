@@ -11,6 +11,10 @@
 #   ./build.sh test-asan [pytest args]  deps + build + asan + the suite (with args:
 #                                t/integration) on those modules (README "Testing under
 #                                AddressSanitizer")
+#   ./build.sh package           deps + the Debian packages libnginx-mod-http-acme and
+#                                libapache2-mod-acme-auto (debian/, dpkg-buildpackage on a
+#                                copy of the tree) + lintian -> build/package/*.deb
+#                                (ACME_PACKAGE_LINTIAN=no: without lintian, which is slow)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,11 +29,14 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 # libasan8: gcc's ASan runtime, preloaded into the servers by ./build.sh test-asan
 # prometheus (promtool check metrics) and chromium (headless, the HTML status
 # view): the status views' tests; tinyproxy: the outbound proxy's tests;
-# etcd-server + etcd-client: the shared store's tests
+# etcd-server + etcd-client: the shared store's tests;
+# debhelper, dpkg-dev, fakeroot, lintian: ./build.sh package (dh_nginx comes
+# with nginx-dev, dh_apache2 with apache2-dev)
 PACKAGES=(nginx nginx-dev apache2 apache2-dev libssl-dev libjansson-dev pebble
           python3-pytest python3-cryptography bind9 bind9-utils bind9-dnsutils curl make gcc
           libpcre2-dev zlib1g-dev iproute2 util-linux clang libclang-rt-14-dev llvm libasan8
-          prometheus chromium tinyproxy etcd-server etcd-client)
+          prometheus chromium tinyproxy etcd-server etcd-client debhelper dpkg-dev fakeroot
+          lintian)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -121,6 +128,77 @@ build_asan() {
         EXTRA_APXS="$(printf -- '-Wc,%s ' $ASAN_CFLAGS) -Wl,-fsanitize=address"
 }
 
+# The modules of the Debian packages (debian/rules: dh_auto_build), with
+# Debian's build flags (hardening): build/deb/nginx/ngx_http_acme_module.so,
+# build/deb/apache/mod_acme_auto.so.
+build_deb_modules() {
+    local cflags cppflags ldflags f apxs=()
+    cflags="$(dpkg-buildflags --get CFLAGS)"
+    cppflags="$(dpkg-buildflags --get CPPFLAGS)"
+    ldflags="$(dpkg-buildflags --get LDFLAGS)"
+    log "build: nginx module for the package"
+    build_nginx deb --with-cc-opt="$cflags $cppflags -fPIC" --with-ld-opt="$ldflags -fPIC"
+    # apxs already compiles with Debian's CFLAGS and links with relro/now
+    for f in $cppflags; do apxs+=("-Wc,$f"); done
+    log "build: Apache module for the package"
+    make -C "$REPO/mod_acme_auto" OUT="$REPO/build/deb/apache" EXTRA_APXS="${apxs[*]}"
+}
+
+# Both package modules load into the servers (debian/rules: dh_auto_test).
+check_deb_modules() {
+    local d
+    d="$(mktemp -d)"
+    printf 'load_module %s;\nevents {}\n' "$REPO/build/deb/nginx/ngx_http_acme_module.so" \
+        > "$d/nginx.conf"
+    /usr/sbin/nginx -g "error_log /dev/null; pid $d/nginx.pid;" -t -q -c "$d/nginx.conf" || {
+        rm -rf "$d"; log "check: nginx does not load the module"; return 1; }
+    cat > "$d/apache2.conf" <<EOF
+ServerRoot /etc/apache2
+DefaultRuntimeDir $d
+PidFile $d/apache2.pid
+ErrorLog $d/error.log
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so
+LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so
+LoadModule acme_auto_module $REPO/build/deb/apache/mod_acme_auto.so
+EOF
+    /usr/sbin/apache2 -d "$d" -f "$d/apache2.conf" -t || {
+        rm -rf "$d"; log "check: apache2 does not load the module"; return 1; }
+    rm -rf "$d"
+}
+
+# ./build.sh package: dpkg-buildpackage on a copy of the tree (its outputs
+# go to the parent directory: build/package/), then lintian.  The copy's
+# build/deb stays between runs, so an unchanged tree is not compiled again.
+package() {
+    local out="$REPO/build/package" src="$REPO/build/package/src" f
+    mkdir -p "$src"
+    find "$out" -mindepth 1 -maxdepth 1 ! -name src -exec rm -rf {} +
+    find "$src" -mindepth 1 -maxdepth 1 ! -name build -exec rm -rf {} +
+    (cd "$REPO" && tar --exclude=./build --exclude=./.git --exclude=__pycache__ -cf - .) |
+        tar -C "$src" -xf -
+    log "package: dpkg-buildpackage -b (log: build/package/build.log)"
+    (cd "$src" && dpkg-buildpackage -b -us -uc) > "$out/build.log" 2>&1 || {
+        tail -40 "$out/build.log" >&2
+        log "package: dpkg-buildpackage failed (build/package/build.log)"
+        return 1
+    }
+    if [ "${ACME_PACKAGE_LINTIAN:-yes}" = no ]; then
+        log "package: lintian skipped (ACME_PACKAGE_LINTIAN=no)"
+        for f in "$out"/*.deb; do log "package: $f"; done
+        return 0
+    fi
+    log "package: lintian"
+    if ! lintian --fail-on error --info "$out"/*.changes > "$out/lintian.log" 2>&1; then
+        cat "$out/lintian.log" >&2
+        log "package: lintian found errors (build/package/lintian.log)"
+        return 1
+    fi
+    cat "$out/lintian.log" >&2
+    for f in "$out"/*.deb; do log "package: $f"; done
+}
+
 run_tests_asan() {
     [ -r "$ASAN_RUNTIME" ] || { log "test-asan: $ASAN_RUNTIME missing (libasan8)"; exit 1; }
     export ACME_NGINX_MODULE="$REPO/build/asan/nginx/ngx_http_acme_module.so"
@@ -153,6 +231,9 @@ case "$cmd" in
     build)  build ;;
     test)   deps; build; run_tests "$@" ;;
     asan)   build_asan ;;
+    package) deps; package ;;
+    deb-modules) build_deb_modules ;;             # debian/rules
+    deb-modules-check) check_deb_modules ;;       # debian/rules
     test-asan) deps; build; build_asan; run_tests_asan "$@" ;;
     demo)   deps; build; exec "$PY" "$REPO/t/integration/demo.py" "${@:-nginx}" ;;
     bench)  deps; build
@@ -161,5 +242,5 @@ case "$cmd" in
                 nginx)  shift; exec "$REPO/bench/handshake.sh" "$@" ;;
                 *)      exec "$REPO/bench/handshake.sh" "$@" ;;
             esac ;;
-    *)      echo "usage: $0 [deps|build|test|asan|test-asan|demo [nginx|apache]|bench [nginx|apache]]" >&2; exit 2 ;;
+    *)      echo "usage: $0 [deps|build|test|asan|test-asan|package|demo [nginx|apache]|bench [nginx|apache]]" >&2; exit 2 ;;
 esac
