@@ -164,7 +164,8 @@ class Pebble:
     def __init__(self, workdir, validity=0, nonce_reject=None, authz_reuse=None,
                  eab_keys=None, eab_required=False, always_valid=False,
                  chain_length=None, va_nosleep=True, extra_env=None,
-                 dns_server=None, name="pebble", port_shift=0, dns=True):
+                 dns_server=None, name="pebble", port_shift=0, dns=True,
+                 http_port=None):
         """validity: certificateValidityPeriod in seconds (0 = pebble's 5 years).
         nonce_reject: PEBBLE_WFE_NONCEREJECT percent (None = pebble's 5).
         authz_reuse: PEBBLE_AUTHZREUSE percent (None = pebble's 50).
@@ -177,7 +178,9 @@ class Pebble:
         name: the directory below workdir (another CA: another name);
         port_shift: added to the API and management ports (a second CA:
         SECOND_SHIFT); dns: False uses the pebble-challtestsrv another
-        Pebble of the test started (start() starts none)."""
+        Pebble of the test started (start() starts none).
+        http_port: the port http-01 is validated on (httpPort) instead of
+        HTTP_PORT, e.g. 80 as a real CA (test_packages.py)."""
         self.workdir = os.path.abspath(workdir)
         self.validity = int(validity)
         self.nonce_reject = nonce_reject
@@ -191,6 +194,7 @@ class Pebble:
         self.dns_server = dns_server
 
         self.dns = dns
+        self.http_port = http_port or HTTP_PORT
         self.api_port = API_PORT + int(port_shift)
         self.mgmt_port = MGMT_PORT + int(port_shift)
         self.dir = os.path.join(self.workdir, name)
@@ -223,7 +227,7 @@ class Pebble:
             "managementListenAddress": "127.0.0.1:%d" % self.mgmt_port,
             "certificate": crt,
             "privateKey": key,
-            "httpPort": HTTP_PORT,
+            "httpPort": self.http_port,
             "tlsPort": TLS_PORT,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": self.eab_required,
