@@ -14,7 +14,8 @@
 #   ./build.sh package           deps + the Debian packages libnginx-mod-http-acme and
 #                                libapache2-mod-acme-auto (debian/, dpkg-buildpackage on a
 #                                copy of the tree) + lintian -> build/package/*.deb
-#                                (ACME_PACKAGE_LINTIAN=no: without lintian, which is slow)
+#                                (ACME_PACKAGE_LINTIAN=no: without lintian, which is slow;
+#                                ACME_PACKAGE_PREBUILT=build: the modules ./build.sh build made)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -130,9 +131,18 @@ build_asan() {
 
 # The modules of the Debian packages (debian/rules: dh_auto_build), with
 # Debian's build flags (hardening): build/deb/nginx/ngx_http_acme_module.so,
-# build/deb/apache/mod_acme_auto.so.
+# build/deb/apache/mod_acme_auto.so.  ACME_PACKAGE_PREBUILT=DIR takes
+# DIR/nginx/ngx_http_acme_module.so and DIR/apache/mod_acme_auto.so (what
+# ./build.sh build made) instead of compiling again (test_packages.py).
 build_deb_modules() {
-    local cflags cppflags ldflags f apxs=()
+    local cflags cppflags ldflags f apxs=() pre="${ACME_PACKAGE_PREBUILT:-}"
+    if [ -n "$pre" ]; then
+        log "build: the package's modules from $pre (ACME_PACKAGE_PREBUILT)"
+        mkdir -p "$REPO/build/deb/nginx" "$REPO/build/deb/apache"
+        cp "$pre/nginx/ngx_http_acme_module.so" "$REPO/build/deb/nginx/"
+        cp "$pre/apache/mod_acme_auto.so" "$REPO/build/deb/apache/"
+        return 0
+    fi
     cflags="$(dpkg-buildflags --get CFLAGS)"
     cppflags="$(dpkg-buildflags --get CPPFLAGS)"
     ldflags="$(dpkg-buildflags --get LDFLAGS)"
@@ -173,6 +183,10 @@ EOF
 # build/deb stays between runs, so an unchanged tree is not compiled again.
 package() {
     local out="$REPO/build/package" src="$REPO/build/package/src" f
+    if [ -n "${ACME_PACKAGE_PREBUILT:-}" ]; then      # relative: to the repository
+        ACME_PACKAGE_PREBUILT="$(cd "$ACME_PACKAGE_PREBUILT" && pwd)"
+        export ACME_PACKAGE_PREBUILT
+    fi
     mkdir -p "$src"
     find "$out" -mindepth 1 -maxdepth 1 ! -name src -exec rm -rf {} +
     find "$src" -mindepth 1 -maxdepth 1 ! -name build -exec rm -rf {} +

@@ -41,7 +41,7 @@ SHARDS = 4
 # Seconds, for a clean clone without durations of a last run: tests whose
 # name starts with one of these (the rest: DEFAULT_SECONDS; unit tests less).
 SLOW = {
-    "test_packages": 120,    # ./build.sh package on a fresh tree: configure + compile
+    "test_packages": 60,
     "test_wrong_certificate_keeps_the_previous_one": 40,
     "test_renewal_hot_swap": 37,
     "test_future_certificate_waits_for_its_not_before": 35,
