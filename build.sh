@@ -141,7 +141,12 @@ build_deb_modules() {
         mkdir -p "$REPO/build/deb/nginx" "$REPO/build/deb/apache"
         cp "$pre/nginx/ngx_http_acme_module.so" "$REPO/build/deb/nginx/"
         cp "$pre/apache/mod_acme_auto.so" "$REPO/build/deb/apache/"
+        touch "$REPO/build/deb/prebuilt"
         return 0
+    fi
+    # after a prebuilt run, make would take the copied file as up to date
+    if [ -e "$REPO/build/deb/prebuilt" ]; then
+        rm -f "$REPO/build/deb/apache/mod_acme_auto.so" "$REPO/build/deb/prebuilt"
     fi
     cflags="$(dpkg-buildflags --get CFLAGS)"
     cppflags="$(dpkg-buildflags --get CPPFLAGS)"
