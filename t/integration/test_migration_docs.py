@@ -140,6 +140,26 @@ def test_every_block_is_marked():
         assert REQUIRED[g] <= set(labels), "%s: missing %s" % (g, REQUIRED[g] - set(labels))
 
 
+APACHE_FENCE = re.compile(r"^```apache\n(.*?)^```$", re.M | re.S)
+
+
+def test_apache_blocks_have_no_comment_after_a_directive():
+    """Apache takes no comment after a directive: `SSLCertificateFile F  # x`
+    fails `apache2 -t` ("takes one argument"), `Require local  # x` passes
+    by luck.  No Apache block of the README or the guides (the ones an
+    operator copies, tested or not) has one."""
+    bad = []
+    for name in ["README.md"] + ["docs/" + g for g in sorted(os.listdir(os.path.join(REPO, "docs")))
+                                 if g.endswith(".md")]:
+        with open(os.path.join(REPO, name)) as f:
+            md = f.read()
+        for m in APACHE_FENCE.finditer(md):
+            for line in m.group(1).splitlines():
+                s = line.strip()
+                if s and not s.startswith("#") and re.search(r"\s#", s):
+                    bad.append("%s: %s" % (name, s))
+    assert not bad, "comments after Apache directives:\n" + "\n".join(bad)
+
 def _make_files(text, root):
     """Moves MOVED paths below root and makes the files they name."""
     for p in MOVED:
