@@ -308,9 +308,15 @@ acme_store_check_writable(const char *path, char *err, size_t errlen)
 
     for ( ;; ) {
         if (stat(p, &st) == 0) {
-            if (S_ISDIR(st.st_mode) ? access(p, W_OK | X_OK) != 0
-                                    : access(p, W_OK) != 0)
-            {
+            if (!S_ISDIR(st.st_mode)) {
+                /* only the path itself can be one (below a file stat says
+                 * ENOTDIR): the store would be refused at start */
+                acme_err(err, errlen, "\"%s\" is not a directory", p);
+                free(p);
+                errno = ENOTDIR;
+                return -1;
+            }
+            if (access(p, W_OK | X_OK) != 0) {
                 e = errno;
                 acme_err(err, errlen, "\"%s\" is not writable (needed for "
                          "\"%s\"): %s", p, path, strerror(e));

@@ -132,8 +132,9 @@ int acme_store_write_atomic(const char *path, const void *data, size_t len,
 int acme_store_read(const char *path, char **data, size_t *len, size_t max,
     char *err, size_t errlen);
 
-/* Would the process be able to create/write path (checks the nearest
- * existing ancestor); writes nothing.  0, or -1 with err and errno (EROFS
+/* Would the process be able to create/write the directory path (checks
+ * the nearest existing ancestor; an existing path that is not a directory
+ * is an error, ENOTDIR); writes nothing.  0, or -1 with err and errno (EROFS
  * when the only problem is a read-only file system). */
 int acme_store_check_writable(const char *path, char *err, size_t errlen);
 

@@ -300,7 +300,13 @@ UNIT_TEST(issuer_store_check)
     CHECK(strncmp(p[0].text, "AcmeStateDir ", 13) == 0);
     CHECK(strstr(p[0].text, path) != NULL);
     CHECK(strstr(p[0].text, "cannot be created or written") != NULL);
+
+    /* the regular file itself: an error too (the store would be refused
+     * at start, its certificates ordered again) */
     snprintf(path, sizeof(path), "%s/afile", dir);
+    CHECK_INT(acme_issuer_check_store(&c, words, p), 1);
+    CHECK_INT(p[0].warning, 0);
+    CHECK(strstr(p[0].text, "is not a directory") != NULL);
     unlink(path);
     rmdir(dir);
     free(dir);
