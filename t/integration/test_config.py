@@ -97,7 +97,7 @@ def _repeat_cert(s, t):
 # message must say and where}; a kind missing from a case: that server has
 # no such mistake (see the server-only cases below the table).
 #   conf   keyword arguments of server.conf() (state_dir: a key of the
-#          paths the test makes, "afile/state", "alink"), or f(server) -> them
+#          paths the test makes, "afile", "afile/state", "alink"), or f(server) -> them
 #   edit   f(server, text) -> text
 #   words  each must be in the output; a tuple: one of them
 #   where  f(server) -> (first, last): a reported line must be in it
@@ -131,6 +131,14 @@ CASES = {
         for kind, words in (("nginx", [("state_path",)]),
                             ("apache", ["AcmeStateDir @afile/state@ cannot be created "
                                         "or written"]))
+    },
+    # a regular file as the store: refused at start (its certificates
+    # ordered again), so said at -t already
+    "state_path_is_a_file": {
+        kind: dict(conf=dict(state_dir="afile"), words=words, where=_issuer_block)
+        for kind, words in (("nginx", [("state_path",), "is not a directory"]),
+                            ("apache", ["AcmeStateDir @afile@ cannot be created or written",
+                                        "is not a directory"]))
     },
     # the store is opened without following a symlink: said at -t already
     "symlinked_state_path": {
@@ -342,7 +350,7 @@ def paths(workdir):
     os.mkdir(os.path.join(workdir, "areal"))
     alink = os.path.join(workdir, "alink")
     os.symlink(os.path.join(workdir, "areal"), alink)
-    return {"afile/state": os.path.join(afile, "state"), "alink": alink}
+    return {"afile": afile, "afile/state": os.path.join(afile, "state"), "alink": alink}
 
 
 @pytest.mark.parametrize("server,case", CASE_PARAMS, indirect=["server"],
