@@ -763,6 +763,12 @@ set_certificate(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
     if (cur_issuer != NULL) {
         return "AcmeCertificate belongs in a <VirtualHost>, not in <AcmeIssuer>";
     }
+    if (!cmd->server->is_virtual) {
+        /* the main server's line reached the vhosts' checks: errors about
+         * other names at a vhost's line, or a certificate for port 80 */
+        return "AcmeCertificate belongs in a <VirtualHost>, not in the "
+               "server config";
+    }
     if (argc < 1) {
         return "AcmeCertificate needs an issuer name: AcmeCertificate "
                "<issuer> [names...] [key=ecdsa:256] [challenge=http-01]";

@@ -328,6 +328,13 @@ CASES = {
                             ("apache", ["AcmeCertificate is given twice",
                                         "first in @conf@:"]))
     },
+    # Apache only: nginx's own parser refuses acme_certificate in http{}
+    "certificate_in_server_config": {
+        "apache": dict(edit=lambda s, t: t + "\nAcmeCertificate pebble\n",
+                       words=["AcmeCertificate belongs in a <VirtualHost>, not in the "
+                              "server config"],
+                       where=lambda s: (s.conf_lines("AcmeCertificate pebble")[-1],) * 2),
+    },
     # Apache only: nginx's own parser refuses acme_certificate in a location
     "certificate_in_location": {
         "apache": dict(edit=lambda s, t: t.replace("SetHandler acme-status",
