@@ -222,10 +222,11 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                                       (const char *const *) set.order,
                                       set.n_order))
     {
-        CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): another "
-                   "server manages '%s' with the same key type but "
-                   "other names; list the same names or use another "
-                   "first name", cc->conf_file, cc->conf_line, id);
+        CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): the "
+                   "AcmeCertificate at %s:%d manages '%s' with the same "
+                   "key type but other names; list the same names or use "
+                   "another first name", cc->conf_file, cc->conf_line,
+                   c->conf_file, c->conf_line, id);
         free(id);
         acme_names_free(&set);
         return bad;
@@ -241,6 +242,8 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
         }
         c->key_type = cc->key_type;
         c->issuer = iss;
+        c->conf_file = cc->conf_file;
+        c->conf_line = cc->conf_line;
         memcpy(c->challenges, cc->challenges, sizeof(c->challenges));
         c->n_challenges = cc->n_challenges;
         APR_ARRAY_PUSH(acme_auto_g.certs, acme_auto_cert_t *) = c;

@@ -122,6 +122,8 @@ struct acme_auto_cert_s {
     int                  n_names;
     acme_key_type_t      key_type;
     acme_auto_issuer_t  *issuer;
+    const char          *conf_file;     /* the first AcmeCertificate of */
+    int                  conf_line;     /* it, for messages */
     /* the challenge types in turn (acme_job_challenge): the
      * AcmeCertificate's challenge= or the issuer's AcmeChallenge list */
     const char          *challenges[ACME_JOB_CHALLENGES_MAX];

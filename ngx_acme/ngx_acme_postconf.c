@@ -467,9 +467,11 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 
                 if (!same) {
                     ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
-                                        "certificate \"%V\" is managed with "
-                                        "other names or challenge in "
-                                        "%s:%ui",
+                                        "certificate \"%V\" is managed by "
+                                        "the \"acme_certificate\" in "
+                                        "%s:%ui with other names or "
+                                        "challenges: list the same ones "
+                                        "or use another first name",
                                         &cert->id, certs[i]->file,
                                         certs[i]->line);
                     return NGX_ERROR;

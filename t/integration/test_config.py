@@ -328,6 +328,18 @@ CASES = {
                             ("apache", ["AcmeCertificate is given twice",
                                         "first in @conf@:"]))
     },
+    # one issuer, first name and key type (one certificate) in two servers
+    # with other names: the message names the other line too
+    "same_first_name_other_names": {
+        kind: dict(conf=lambda s: dict(more=(s.vhost(("a.example.test",)),)), words=words,
+                   where=_server_block)
+        for kind, words in (("nginx", ['"a.example.test_ecdsa-256" is managed by the '
+                                       '"acme_certificate" in @conf@:', "with other names "
+                                       "or challenges: list the same ones"]),
+                            ("apache", ["the AcmeCertificate at @conf@:",
+                                        "manages 'a.example.test_ecdsa-256' with the same key "
+                                        "type but other names"]))
+    },
     # Apache only: nginx's own parser refuses acme_certificate in http{}
     "certificate_in_server_config": {
         "apache": dict(edit=lambda s, t: t + "\nAcmeCertificate pebble\n",
