@@ -41,6 +41,8 @@ SHARDS = 4
 # Seconds, for a clean clone without durations of a last run: tests whose
 # name starts with one of these (the rest: DEFAULT_SECONDS; unit tests less).
 SLOW = {
+    "test_packages": 100,
+    "test_short_lived_renewed_on_time_under_load": 40,
     "test_packages": 60,
     "test_wrong_certificate_keeps_the_previous_one": 40,
     "test_renewal_hot_swap": 37,
