@@ -246,6 +246,11 @@ typedef struct {
     ngx_atomic_t              generation;     /* + 1 on every new bundle;
                                                  written locked, read also
                                                  without the lock */
+    ngx_uint_t                settled;        /* no bundle waits for its
+                                                 activation up to this
+                                                 generation: nothing for
+                                                 ngx_acme_shm_activate to
+                                                 walk */
 } ngx_acme_shctx_t;
 
 
@@ -461,6 +466,7 @@ ngx_int_t ngx_acme_ssl_add_server(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     SSL_CTX *ctx, ngx_acme_srv_conf_t *head);
 void ngx_acme_ssl_callbacks(ngx_acme_main_conf_t *amcf);
 void ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
+void ngx_acme_ssl_master_install(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_ssl_free(ngx_acme_main_conf_t *amcf);
 ngx_int_t ngx_acme_ssl_parse(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     u_char *pem, size_t len, ngx_uint_t cgen, ngx_log_t *log);

@@ -419,5 +419,7 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
         }
     }
 
+    ngx_acme_ssl_master_install(amcf, cycle->log);
+
     return NGX_OK;
 }

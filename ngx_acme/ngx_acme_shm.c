@@ -213,6 +213,11 @@ ngx_acme_shm_set_bundle_locked(ngx_acme_main_conf_t *amcf,
     slot->generation++;
     sh->generation++;
 
+    if (activate && sh->settled == sh->generation - 1) {
+        /* active at once, nothing else waiting: still settled */
+        sh->settled = sh->generation;
+    }
+
     slot->pending_global = sh->generation;
     slot->published_at = ngx_time();
 
@@ -331,7 +336,7 @@ void
 ngx_acme_shm_activate(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 {
     time_t              now;
-    ngx_uint_t          i, ready;
+    ngx_uint_t          i, ready, waiting;
     ngx_queue_t        *q;
     ngx_acme_slot_t    *slot;
     ngx_acme_worker_t  *w;
@@ -341,6 +346,14 @@ ngx_acme_shm_activate(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
     sh = ngx_acme_shm_ctx(amcf);
 
     ngx_acme_shm_lock(amcf);
+
+    if (sh->settled == sh->generation) {
+        /* no walk (each slot is a page of the zone a worker would map) */
+        ngx_acme_shm_unlock(amcf);
+        return;
+    }
+
+    waiting = 0;
 
     for (q = ngx_queue_head(&sh->slots);
          q != ngx_queue_sentinel(&sh->slots);
@@ -368,6 +381,7 @@ ngx_acme_shm_activate(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         }
 
         if (!ready && slot->published_at + NGX_ACME_ACTIVATE_MAX > now) {
+            waiting = 1;
             continue;
         }
 
@@ -380,6 +394,10 @@ ngx_acme_shm_activate(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 
         /* the event program's "installed": the lease holder's next tick */
         slot->event_installed = 1;
+    }
+
+    if (!waiting) {
+        sh->settled = sh->generation;
     }
 
     ngx_acme_shm_unlock(amcf);

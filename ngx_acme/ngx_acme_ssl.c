@@ -424,7 +424,10 @@ ngx_acme_ssl_servers_update(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
     certs = amcf->certs.elts;
 
     for (i = 0; i < amcf->certs.nelts; i++) {
-        certs[i]->dirty = 0;
+        if (certs[i]->dirty) {
+            /* written only when set: a write copies the inherited page */
+            certs[i]->dirty = 0;
+        }
     }
 }
 
@@ -591,6 +594,56 @@ ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
                       "acme: certificate \"%V\" installed in worker "
                       "process %P", &cert->id, ngx_pid);
     }
+
+    ngx_acme_ssl_servers_update(amcf, log);
+}
+
+
+/*
+ * The master, at start, once it has parsed the stored bundles (active from
+ * the start, ngx_acme_init_module): installs them into the servers'
+ * SSL_CTX before any worker exists, as nginx loads a static
+ * ssl_certificate.  The workers inherit the contexts ready to serve and do
+ * nothing per certificate before their first handshake: no install (which
+ * would write, hence copy, every inherited certificate, key and context
+ * page in each worker), no walk of the zone's slots when the master has
+ * parsed every certificate's current bundle (amcf->generation).
+ */
+void
+ngx_acme_ssl_master_install(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
+{
+    ngx_uint_t          i, all;
+    ngx_acme_cert_t   **certs, *cert;
+    ngx_acme_shctx_t   *sh;
+
+    sh = ngx_acme_shm_ctx(amcf);
+    certs = amcf->certs.elts;
+    all = 1;
+
+    ngx_acme_shm_lock(amcf);
+
+    for (i = 0; i < amcf->certs.nelts; i++) {
+        cert = certs[i];
+
+        if (cert->slot == NULL) {
+            continue;
+        }
+
+        if (cert->generation != cert->slot->generation) {
+            /* e.g. a reload: the workers parse it from the zone */
+            all = 0;
+        }
+
+        if (cert->next_leaf && cert->slot->active == cert->next_gen) {
+            ngx_acme_ssl_promote(cert);
+        }
+    }
+
+    if (all) {
+        amcf->generation = sh->generation;
+    }
+
+    ngx_acme_shm_unlock(amcf);
 
     ngx_acme_ssl_servers_update(amcf, log);
 }
