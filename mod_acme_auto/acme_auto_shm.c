@@ -187,7 +187,19 @@ acme_auto_shm_create(server_rec *s, apr_pool_t *pconf, int n_slots)
         return rv;
     }
     shm = apr_shm_baseaddr_get(shm_seg);
+    /*
+     * A new anonymous segment (APR_USE_SHMEM_MMAP_ANON: mmap MAP_SHARED |
+     * MAP_ANONYMOUS) reads as zeros already; a memset of it all would make
+     * every page of every slot resident (each slot reserves
+     * ACME_AUTO_BUNDLE_MAX for its bundle: about 66 KB per certificate, a
+     * few KB of it used), and each child would map them too.  Only the
+     * header is written here.
+     */
+#if APR_USE_SHMEM_MMAP_ANON
+    memset(shm, 0, APR_OFFSETOF(shm_t, slots));
+#else
     memset(shm, 0, size);
+#endif
     shm->magic = SHM_MAGIC;
     shm->n_slots = n_slots;
     chal = acme_chal_table_init((char *) shm + chal_off,
