@@ -2,7 +2,7 @@
 """Where a serving worker's memory goes (issue 9): N managed certificates
 against the same N as plain files, per mapping of /proc/PID/smaps.
 
-    bench/memprobe.py N [--only nginx|apache] [--keep DIR]
+    bench/memprobe.sh [N] [--only nginx|apache] [--keep DIR]   (N = 200)
 
 Issues N certificates from pebble (bench/scale.py's configurations), then
 starts the server on the stored certificates, on the same certificates as
