@@ -6,7 +6,8 @@ against the same N as plain files, per mapping of /proc/PID/smaps.
 
 Issues N certificates from pebble (bench/scale.py's configurations), then
 starts the server on the stored certificates, on the same certificates as
-plain files, and with 0 certificates; prints, per mapping kind (heap,
+plain files, and with 0 certificates (and measures once right after
+issuing them all, "issued"); prints, per mapping kind (heap,
 anonymous, shared zone, libraries...), Rss / Pss / Private of the smallest
 worker / child in each case and the difference per certificate.
 """
@@ -86,8 +87,11 @@ def run(kind, n, pebble, work):
     srv.write_conf(conf(pebble, state, n))
     t0 = time.monotonic()
     srv.start(timeout=120)
+    res = {}
     try:
-        scale.verify_all(all_names, root, t0 + scale.TIMEOUT, srv.running)
+        scale.verify_all(all_names, root, t0 + scale.TIMEOUT, srv.running, state=state)
+        time.sleep(1)
+        res["issued"] = probe(kind, srv, "issued")
     finally:
         srv.stop()
     static = {}
@@ -102,7 +106,6 @@ def run(kind, n, pebble, work):
         with open(cf, "w") as f:
             f.write(chain_pem)
         static[name] = (kf, cf)
-    res = {}
     res["managed"] = start_and_probe(kind, work, "managed", conf(pebble, state, n),
                                      all_names, root)
     res["static"] = start_and_probe(kind, work, "static", conf(pebble, state, n, static=static),
@@ -126,15 +129,17 @@ def report(kind, n, res):
         mm = [per("managed", "managed0", i) for i in range(3)]
         ss = [per("static", "static0", i) for i in range(3)]
         md = [per("managed", "static", i) for i in range(3)]
-        if max(abs(x) for x in mm + ss + md) < 0.05:
+        mi = [per("issued", "static", i) for i in range(3)]
+        if max(abs(x) for x in mm + ss + md + mi) < 0.05:
             continue
-        rows.append((k, mm, ss, md))
-    print("%-40s %-24s %-24s %-24s" % ("mapping", "managed N - managed 0", "static N - static 0",
-                                       "managed N - static N"))
-    for k, mm, ss, md in rows:
-        print("%-40s %-24s %-24s %-24s" % (k[:40], "%.1f/%.1f/%.1f" % tuple(mm),
-                                           "%.1f/%.1f/%.1f" % tuple(ss),
-                                           "%.1f/%.1f/%.1f" % tuple(md)))
+        rows.append((k, mm, ss, md, mi))
+    print("%-32s %-20s %-20s %-20s %-20s" % ("mapping", "managed N - man. 0", "static N - stat. 0",
+                                             "managed N - static", "issued N - static"))
+    for k, mm, ss, md, mi in rows:
+        print("%-32s %-20s %-20s %-20s %-20s" % (k[:32], "%.1f/%.1f/%.1f" % tuple(mm),
+                                                 "%.1f/%.1f/%.1f" % tuple(ss),
+                                                 "%.1f/%.1f/%.1f" % tuple(md),
+                                                 "%.1f/%.1f/%.1f" % tuple(mi)))
     tot = {k: v[1] for k, v in res.items()}
     print("totals rss/pss/private: " + ", ".join("%s %s" % (k, v) for k, v in tot.items()))
     print("per cert managed-static: rss %.1f pss %.1f private %.1f; (managedN-managed0)-(staticN-static0): rss %.1f pss %.1f private %.1f" % (

@@ -284,13 +284,46 @@ acme_auto_shm_get_bundle(int slot, char **pem, apr_size_t *len,
     apr_uint32_t *gen)
 {
     shm_slot_t   *sl = slot_at(slot);
-    apr_size_t    n = 0;
+    apr_size_t    n = 0, want = 0;
     char         *buf;
+    int           tries, ok;
 
     *pem = NULL;
     *len = 0;
     if (sl == NULL) {
         return -1;
+    }
+    /*
+     * A buffer of the bundle's size (a few KB), not of
+     * ACME_AUTO_BUNDLE_MAX: a 64 KB block taken and freed around each parse
+     * spreads the parsed objects kept over more of the reading thread's
+     * arena.  The length is read first; a bundle replaced meanwhile is
+     * read again.
+     */
+    for (tries = 0; tries < 4; tries++) {
+        SEQ_READ(&sl->seq, want = sl->bundle_len);
+        if (want == 0 || want > ACME_AUTO_BUNDLE_MAX) {
+            return 0;
+        }
+        buf = malloc(want + 1);
+        if (buf == NULL) {
+            return -1;
+        }
+        ok = 0;
+        SEQ_READ(&sl->seq, {
+            ok = (sl->bundle_len == want);
+            if (ok) {
+                memcpy(buf, sl->bundle, want);
+                *gen = sl->gen;
+            }
+        });
+        if (ok) {
+            buf[want] = '\0';
+            *pem = buf;
+            *len = want;
+            return 1;
+        }
+        free(buf);
     }
     buf = malloc(ACME_AUTO_BUNDLE_MAX + 1);
     if (buf == NULL) {
