@@ -23,6 +23,7 @@
 #include "acme_cert.h"
 #include "acme_csr.h"
 #include "acme_eab.h"
+#include "acme_ari.h"
 #include "acme_engine.h"
 #include "acme_jws.h"
 #include "acme_problem.h"
@@ -62,6 +63,7 @@ typedef enum {
                                that a refused stored account is looked up
                                again, account_fallback) */
     S_REVOKED_EMIT,         /* ACME_ACT_REVOKED */
+    S_ARI,                  /* ari_only: GET renewalInfo/<id> */
     S_FINISH
 } state_t;
 
@@ -144,6 +146,20 @@ struct acme_engine_s {
     char                *revoke_b64;
     int                  revoke_reason;
     char                *revoke_cert_url;   /* the directory's revokeCert */
+
+    /* ARI (RFC 9773): the certificate's identifier; an ari_only engine
+     * asks about it, an order replaces it (when the CA has renewalInfo,
+     * until the CA refused the field once) */
+    char                *ari_id;
+    int                  ari_only;
+    char                *renewal_info_url;  /* the directory's, or NULL */
+    char                *ari_get_url;       /* renewalInfo "/" ari_id */
+    int                  replaces_sent;     /* in the newOrder in flight */
+    int                  replaces_dropped;  /* refused once: not again */
+    int                  ari_answered;
+    char                *ari_body;
+    size_t               ari_body_len;
+    char                *ari_retry_after;
 
     /* progress */
     state_t              state;
@@ -308,6 +324,7 @@ req_label(const acme_engine_t *e)
     case S_CERT_ALT:        return "alternate-chain";
     case S_REVOKE:
     case S_REVOKED_EMIT:    return "revoke";
+    case S_ARI:             return "renewal-info";
     default:                return "engine";
     }
 }
@@ -658,6 +675,39 @@ eab_check(const acme_order_config_t *cfg, char *err, size_t errlen)
 }
 
 
+/* An ari_only engine: the directory, then renewalInfo/<ari_id>. */
+static acme_engine_t *
+ari_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
+{
+    acme_engine_t *e;
+
+    if (cfg->ari_id == NULL || cfg->ari_id[0] == '\0') {
+        acme_err(err, errlen, "renewal-info: no certificate identifier");
+        return NULL;
+    }
+    e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        acme_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    e->ari_only = 1;
+    e->directory_url = acme_strdup(cfg->directory_url);
+    e->ari_id = acme_strdup(cfg->ari_id);
+    e->contacts = strv_dup(NULL, 0);
+    e->names = strv_dup(NULL, 0);
+    e->deadline = cfg->deadline * 1000;
+    e->max_bad_nonce = 1;
+    e->max_unclear = 1;
+    if (e->directory_url == NULL || e->ari_id == NULL) {
+        acme_engine_free(e);
+        acme_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    e->state = S_DIRECTORY;
+    return e;
+}
+
+
 acme_engine_t *
 acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
 {
@@ -666,6 +716,9 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
     if (cfg->directory_url == NULL || cfg->directory_url[0] == '\0') {
         acme_err(err, errlen, "no ACME directory URL");
         return NULL;
+    }
+    if (cfg->ari_only) {
+        return ari_engine_new(cfg, err, errlen);
     }
     if (cfg->account_key == NULL || cfg->cert_key == NULL) {
         acme_err(err, errlen, "account and certificate keys are required");
@@ -762,6 +815,15 @@ acme_engine_new(const acme_order_config_t *cfg, char *err, size_t errlen)
     e->cert_key = cfg->cert_key;
     e->csr_cn = cfg->csr_cn ? 1 : 0;
 
+    if (cfg->ari_id != NULL && cfg->ari_id[0] != '\0') {
+        e->ari_id = acme_strdup(cfg->ari_id);
+        if (e->ari_id == NULL) {
+            acme_engine_free(e);
+            acme_err(err, errlen, "out of memory");
+            return NULL;
+        }
+    }
+
     e->state = S_DIRECTORY;
     return e;
 }
@@ -793,6 +855,11 @@ acme_engine_free(acme_engine_t *e)
     free(e->new_order_url);
     free(e->revoke_cert_url);
     free(e->revoke_b64);
+    free(e->ari_id);
+    free(e->renewal_info_url);
+    free(e->ari_get_url);
+    free(e->ari_body);
+    free(e->ari_retry_after);
     free(e->tos_url);
     free(e->account_url);
     free(e->refused_url);
@@ -965,6 +1032,16 @@ new_order_payload(acme_engine_t *e)
     }
     if (e->profile_send
         && json_object_set_new(o, "profile", json_string(e->profile)) != 0)
+    {
+        json_decref(o);
+        return NULL;
+    }
+    /* RFC 9773 section 5: the certificate this order replaces, to a CA
+     * that has renewalInfo */
+    e->replaces_sent = e->ari_id != NULL && e->renewal_info_url != NULL
+                       && !e->replaces_dropped;
+    if (e->replaces_sent
+        && json_object_set_new(o, "replaces", json_string(e->ari_id)) != 0)
     {
         json_decref(o);
         return NULL;
@@ -1190,6 +1267,12 @@ acme_engine_next_ms(acme_engine_t *e, long long now_ms, acme_action_t *act)
             e->state = S_NEW_ORDER;
             return;
 
+        case S_ARI:
+            /* unauthenticated GET (RFC 9773 section 4.2) */
+            emit_http(e, act, "GET", e->ari_get_url, NULL, NULL);
+            e->awaiting = AW_MAIN;
+            return;
+
         case S_NEW_ORDER:
             payload = new_order_payload(e);
             if (payload == NULL) {
@@ -1373,11 +1456,91 @@ on_directory_profile(acme_engine_t *e, json_t *meta)
 }
 
 
+/* An ari_only engine read the directory: renewalInfo "/" id, or DONE
+ * with nothing (the CA has no ARI). */
+static void
+on_directory_ari(acme_engine_t *e)
+{
+    size_t  n;
+
+    if (e->renewal_info_url == NULL) {
+        e->result = ACME_ACT_DONE;
+        e->state = S_FINISH;
+        return;
+    }
+    n = strlen(e->renewal_info_url);
+    e->ari_get_url = acme_sprintf("%s%s%s", e->renewal_info_url,
+                                  n > 0 && e->renewal_info_url[n - 1] == '/'
+                                  ? "" : "/", e->ari_id);
+    if (e->ari_get_url == NULL) {
+        fail(e, "renewal-info: out of memory");
+        return;
+    }
+    e->state = S_ARI;
+}
+
+
+/* The renewalInfo answer: kept for the host (acme_ari_answered parses). */
+static void
+on_ari(acme_engine_t *e, const acme_http_response_t *resp)
+{
+    json_t  *prob;
+
+    if (resp->status < 200 || resp->status >= 300) {
+        prob = problem_of(resp);
+        fail_response(e, "renewal-info", resp, prob);
+        json_decref(prob);
+        return;
+    }
+    free(e->ari_body);
+    e->ari_body = acme_strndup(resp->body ? resp->body : "",
+                               resp->body ? resp->body_len : 0);
+    e->ari_body_len = resp->body ? resp->body_len : 0;
+    set_str(&e->ari_retry_after, resp->retry_after);
+    if (e->ari_body == NULL) {
+        fail(e, "renewal-info: out of memory");
+        return;
+    }
+    e->ari_answered = 1;
+    e->result = ACME_ACT_DONE;
+    e->state = S_FINISH;
+}
+
+
+/* A newOrder refused for its "replaces" (RFC 9773 section 5): sent again
+ * without it, once.  1 when it will be. */
+static int
+replaces_refused(acme_engine_t *e, json_t *prob)
+{
+    if (e->state != S_NEW_ORDER || !e->replaces_sent || e->replaces_dropped
+        || prob == NULL
+        || !acme_ari_replaces_refused(jstr(prob, "type"),
+                                      jstr(prob, "detail")))
+    {
+        return 0;
+    }
+    e->replaces_dropped = 1;
+    snprintf(e->profile_note, sizeof(e->profile_note), "new-order: the CA "
+             "refused \"replaces\": %s: %s; ordering again without it",
+             jstr(prob, "type"), jstr(prob, "detail") ? jstr(prob, "detail")
+                                                     : "");
+    one_line(e->profile_note);
+    e->profile_note_pending = 1;
+    return 1;
+}
+
+
 static void
 on_directory(acme_engine_t *e, json_t *j)
 {
     const char  *nn, *na, *no;
     json_t      *meta;
+
+    set_str(&e->renewal_info_url, jstr(j, "renewalInfo"));
+    if (e->ari_only) {
+        on_directory_ari(e);
+        return;
+    }
 
     nn = jstr(j, "newNonce");
     na = jstr(j, "newAccount");
@@ -2146,6 +2309,11 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
         return;
     }
 
+    if (e->state == S_ARI) {
+        on_ari(e, resp);
+        return;
+    }
+
     if (resp->status < 200 || resp->status >= 300) {
         prob = problem_of(resp);
 
@@ -2164,6 +2332,9 @@ acme_engine_on_response(acme_engine_t *e, const acme_http_response_t *resp)
                    && problem_is(prob, "alreadyRevoked"))
         {
             on_revoked(e);
+
+        } else if (replaces_refused(e, prob)) {
+            /* stay in the state: next() sends newOrder without it */
 
         } else if (e->state == S_CERT_ALT) {
             /* the default chain stays good */
@@ -2311,6 +2482,23 @@ acme_engine_on_transport_error(acme_engine_t *e, const char *msg)
 
 /* ---- accessors ----------------------------------------------------------- */
 
+int
+acme_engine_ari(const acme_engine_t *e, const char **body, size_t *len,
+    const char **retry_after)
+{
+    if (!e->ari_only || e->result != ACME_ACT_DONE) {
+        return -1;
+    }
+    if (!e->ari_answered) {
+        return 0;
+    }
+    *body = e->ari_body;
+    *len = e->ari_body_len;
+    *retry_after = e->ari_retry_after;
+    return 1;
+}
+
+
 const char *
 acme_engine_certificate(const acme_engine_t *e, size_t *len)
 {
@@ -2385,6 +2573,7 @@ acme_engine_step(const acme_engine_t *e)
     case S_CERT_ALT:        return "certificate";
     case S_REVOKE:
     case S_REVOKED_EMIT:    return "revoke";
+    case S_ARI:             return "renewal-info";
     case S_FINISH:          return e->result == ACME_ACT_DONE ? "done" : "error";
     }
     return "error";

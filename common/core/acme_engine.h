@@ -141,6 +141,24 @@ typedef struct {
     const unsigned char *revoke_der;
     size_t               revoke_der_len;
     int                  revoke_reason;
+
+    /* ARI (RFC 9773, acme_ari.h).  ari_id: the ARI identifier of the
+     * certificate this order replaces (acme_ari_cert_id of the served
+     * one; NULL: none); when the directory has "renewalInfo", newOrder
+     * carries "replaces": ari_id.  A CA refusing it (alreadyReplaced, or
+     * a problem naming "replaces": acme_ari_replaces_refused) gets the
+     * newOrder again without it, once, with a warning (a SLEEP of 1 ms
+     * with note).
+     *
+     * ari_only: no order at all; the engine reads the directory and GETs
+     * (unauthenticated, section 4.2) renewalInfo "/" ari_id, then DONE
+     * (acme_engine_ari: the answer; acme_engine_certificate NULL), or
+     * ERROR for an answer other than 2xx or a transport error (no
+     * retries: the host's next poll is the retry).  A directory without
+     * renewalInfo is DONE with acme_engine_ari 0.  No key, account or
+     * name is needed. */
+    const char          *ari_id;
+    int                  ari_only;
 } acme_order_config_t;
 
 typedef enum {
@@ -215,6 +233,12 @@ void acme_engine_publish_failed(acme_engine_t *e, const char *msg);
  */
 size_t acme_engine_abort(acme_engine_t *e, const char *msg);
 
+/* After DONE of an ari_only engine: 1 with the renewalInfo answer
+ * (*body, *len, the Retry-After header value or NULL; owned by the
+ * engine), 0 when the directory has no renewalInfo; -1 otherwise. */
+int acme_engine_ari(const acme_engine_t *e, const char **body, size_t *len,
+    const char **retry_after);
+
 /* After DONE: the full chain PEM (leaf first), owned by the engine. */
 const char *acme_engine_certificate(const acme_engine_t *e, size_t *len);
 
@@ -244,7 +268,8 @@ const char *acme_engine_directory_url(const acme_engine_t *e);
 
 /* Short name of the current step, for status output ("directory",
  * "new-account", "new-order", "authorization", "challenge", "finalize",
- * "certificate", "done", "error"; "revoke" while revoking). */
+ * "certificate", "done", "error"; "revoke" while revoking;
+ * "renewal-info" for an ari_only engine). */
 const char *acme_engine_step(const acme_engine_t *e);
 
 #endif

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "acme_cert.h"
+#include "acme_ari.h"
 #include "acme_job.h"
 #include "acme_util.h"
 
@@ -49,7 +50,7 @@ acme_job_due(const acme_job_facts_t *f, const acme_cert_state_t *st,
     long long *at)
 {
     acme_job_reason_t why;
-    long long         t;
+    long long         t, ari;
 
     if (f->have_cert && !f->loaded) {
         *at = 0;
@@ -95,6 +96,12 @@ acme_job_due(const acme_job_facts_t *f, const acme_cert_state_t *st,
         t = acme_sched_renew_at(f->not_before, f->not_after,
                                 f->renew_fraction,
                                 acme_job_jitter(f->seed, f->not_after));
+        ari = st != NULL ? acme_ari_renew_at(st, f->ari_id) : 0;
+        if (ari > 0 && ari < f->not_after) {
+            /* the CA's suggestion (RFC 9773) rules while it stands */
+            why = ACME_JOB_ARI;
+            t = ari;
+        }
     }
 
     if (st != NULL && st->next_attempt > t) {
@@ -180,6 +187,9 @@ acme_job_reason_text(acme_job_reason_t why)
                "was deleted)";
     case ACME_JOB_REVOKED:
         return "the certificate was revoked: ordering its replacement";
+    case ACME_JOB_ARI:
+        return "the renewal time the CA's renewalInfo window suggests "
+               "(ARI) is reached";
     }
     return "unknown";
 }

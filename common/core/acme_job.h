@@ -51,7 +51,9 @@ typedef enum {
     ACME_JOB_FORCED,            /* asked for at the status location
                                    (acme_control.h) or a reload found the
                                    store's entry deleted */
-    ACME_JOB_REVOKED            /* the served certificate was revoked */
+    ACME_JOB_REVOKED,           /* the served certificate was revoked */
+    ACME_JOB_ARI                /* the time the CA's renewalInfo window
+                                   gave (acme_ari.h) is reached */
 } acme_job_reason_t;
 
 /* What the host knows of the certificate it serves. */
@@ -77,6 +79,9 @@ typedef struct {
     /* a renew or revoke request is pending (acme_control_pending): due at
      * once, the renewal window and the backoff ignored */
     int         forced;
+    /* the served certificate's ARI identifier (acme_ari_cert_id); NULL
+     * or "": none (no renewalInfo answer applies) */
+    const char *ari_id;
 } acme_job_facts_t;
 
 /*
@@ -87,7 +92,9 @@ typedef struct {
  * the configured CA's), a key of another type (facts->key_changed) or
  * other names the order is due at once, while the
  * served certificate stays until the new one is installed; otherwise at the
- * renewal time (acme_sched_renew_at); never before st->next_attempt (the
+ * renewal time (acme_sched_renew_at, or while st holds a renewalInfo
+ * answer for the served certificate, facts->ari_id, the time chosen in
+ * its window: ACME_JOB_ARI, when before notAfter); never before st->next_attempt (the
  * backoff of the last failure; then the reason is ACME_JOB_BACKOFF).
  *
  * A bundle served but not yet parsed (facts->loaded 0; nginx: a worker

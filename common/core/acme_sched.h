@@ -24,6 +24,19 @@ typedef struct {
      * status' "revoked"; acme_job_due orders its replacement at once);
      * 0 = not revoked.  Cleared by the next success. */
     long long   revoked;
+    /* ARI (RFC 9773, acme_ari.h): the last renewalInfo answer and when to
+     * ask again, for the certificate whose ARI identifier is ari_id ("":
+     * none asked yet); times 0 = none */
+    char        ari_id[128];
+    long long   ari_start;      /* suggestedWindow */
+    long long   ari_end;
+    long long   ari_at;         /* the renewal time chosen in it */
+    long long   ari_next_poll;  /* the next renewalInfo fetch */
+    long long   ari_last_poll;  /* the last answer (or failure) */
+    unsigned    ari_failures;   /* consecutive failed fetches */
+    int         ari_unsupported;/* the directory has no renewalInfo */
+    char        ari_explanation[256];   /* explanationURL; "" */
+    char        ari_error[256]; /* the last fetch's error; "" */
 } acme_cert_state_t;
 
 /* a certificate valid this long or less (seconds) is short-lived */

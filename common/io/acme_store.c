@@ -2129,6 +2129,73 @@ json_ll(json_t *j, const char *key)
     return json_is_integer(v) ? (long long) json_integer_value(v) : 0;
 }
 
+
+/* state.json's "ari" object (RFC 9773, acme_ari.h): absent until a
+ * renewalInfo fetch; an unusable one is none. */
+static void
+state_load_ari(json_t *a, acme_cert_state_t *st)
+{
+    const char  *v;
+    long long    f;
+
+    v = json_string_value(json_object_get(a, "id"));
+    if (!json_is_object(a) || v == NULL || v[0] == '\0'
+        || strlen(v) >= sizeof(st->ari_id))
+    {
+        return;
+    }
+    memcpy(st->ari_id, v, strlen(v) + 1);
+    st->ari_start = json_ll(a, "start");
+    st->ari_end = json_ll(a, "end");
+    st->ari_at = json_ll(a, "at");
+    st->ari_next_poll = json_ll(a, "next_poll");
+    st->ari_last_poll = json_ll(a, "last_poll");
+    f = json_ll(a, "failures");
+    st->ari_failures = f < 0 ? 0 : f > UINT_MAX ? UINT_MAX : (unsigned) f;
+    st->ari_unsupported = json_is_true(json_object_get(a, "unsupported"));
+    v = json_string_value(json_object_get(a, "explanation_url"));
+    if (v != NULL) {
+        snprintf(st->ari_explanation, sizeof(st->ari_explanation), "%s", v);
+    }
+    v = json_string_value(json_object_get(a, "error"));
+    if (v != NULL) {
+        snprintf(st->ari_error, sizeof(st->ari_error), "%s", v);
+    }
+}
+
+/* The "ari" object of st, or NULL when there is none. */
+static json_t *
+state_save_ari(const acme_cert_state_t *st)
+{
+    char  id[sizeof(st->ari_id)], ex[sizeof(st->ari_explanation)];
+    char  er[sizeof(st->ari_error)];
+
+    memcpy(id, st->ari_id, sizeof(id));
+    id[sizeof(id) - 1] = '\0';
+    if (id[0] == '\0') {
+        return NULL;
+    }
+    utf8_sanitize(id);
+    memcpy(ex, st->ari_explanation, sizeof(ex));
+    ex[sizeof(ex) - 1] = '\0';
+    utf8_sanitize(ex);
+    memcpy(er, st->ari_error, sizeof(er));
+    er[sizeof(er) - 1] = '\0';
+    utf8_sanitize(er);
+
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:s?, s:s?}",
+                     "id", id,
+                     "start", (json_int_t) st->ari_start,
+                     "end", (json_int_t) st->ari_end,
+                     "at", (json_int_t) st->ari_at,
+                     "next_poll", (json_int_t) st->ari_next_poll,
+                     "last_poll", (json_int_t) st->ari_last_poll,
+                     "failures", (json_int_t) st->ari_failures,
+                     "unsupported", st->ari_unsupported ? 1 : 0,
+                     "explanation_url", ex[0] ? ex : NULL,
+                     "error", er[0] ? er : NULL);
+}
+
 int
 acme_store_load_state_at(const acme_store_dir_t *cert_dir,
     acme_cert_state_t *st, char *err, size_t errlen)
@@ -2161,6 +2228,7 @@ acme_store_load_state_at(const acme_store_dir_t *cert_dir,
     if (le != NULL && strlen(le) < sizeof(st->directory)) {
         memcpy(st->directory, le, strlen(le) + 1);
     }
+    state_load_ari(json_object_get(j, "ari"), st);
 
     json_decref(j);
     return 1;
@@ -2205,7 +2273,8 @@ acme_store_save_state(const char *root, const char *id,
     utf8_sanitize(dir);
 
     rc = save_json(&cd, "state.json",
-                   json_pack("{s:I, s:I, s:I, s:I, s:s?, s:I, s:I, s:s?, s:I}",
+                   json_pack("{s:I, s:I, s:I, s:I, s:s?, s:I, s:I, s:s?, s:I, "
+                             "s:o?}",
                              "failures", (json_int_t) st->failures,
                              "next_attempt", (json_int_t) st->next_attempt,
                              "last_attempt", (json_int_t) st->last_attempt,
@@ -2215,7 +2284,8 @@ acme_store_save_state(const char *root, const char *id,
                              (json_int_t) st->attempt_started,
                              "attempt_pid", (json_int_t) st->attempt_pid,
                              "directory", dir[0] ? dir : NULL,
-                             "revoked", (json_int_t) st->revoked),
+                             "revoked", (json_int_t) st->revoked,
+                             "ari", state_save_ari(st)),
                    err, errlen);
     acme_store_dir_close(&cd);
     return rc;
