@@ -456,6 +456,16 @@ set_clock_skew(cmd_parms *cmd, void *dummy, const char *arg)
                           cur_issuer ? &cur_issuer->conf.clock_skew : NULL);
 }
 
+/* The shortest wait between two renewalInfo fetches (ARI, RFC 9773) of a
+ * certificate: the lower bound of the CA's Retry-After. */
+static const char *
+set_ari_poll(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    (void) dummy;
+    return issuer_seconds(cmd, arg, 86400,
+                          cur_issuer ? &cur_issuer->conf.ari_poll : NULL);
+}
+
 /* Orders of this issuer in flight at once (acme_job_pipeline). */
 static const char *
 set_max_orders(cmd_parms *cmd, void *dummy, const char *arg)
@@ -868,6 +878,9 @@ const command_rec acme_auto_cmds[] = {
     AP_INIT_TAKE1("AcmeClockSkew", set_clock_skew, NULL, RSRC_CONF,
         "a new certificate replaces a valid one once its notBefore is at "
         "most this far ahead (default 60s)"),
+    AP_INIT_TAKE1("AcmeARIPollInterval", set_ari_poll, NULL, RSRC_CONF,
+        "the shortest wait between two renewalInfo (ARI) fetches of a "
+        "certificate (default 1h; the CA's Retry-After, at most 1d)"),
     AP_INIT_TAKE1("AcmeMaxOrders", set_max_orders, NULL, RSRC_CONF,
         "orders of this issuer in flight at once (default 8, 1 to 64)"),
     AP_INIT_ITERATE("AcmeChallenge", set_challenge, NULL, RSRC_CONF,

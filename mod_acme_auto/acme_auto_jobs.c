@@ -41,6 +41,7 @@
 #include "mod_watchdog.h"
 
 #include "mod_acme_auto.h"
+#include "acme_ari.h"
 #include "acme_cert.h"
 #include "acme_engine.h"
 #include "acme_job.h"
@@ -85,6 +86,10 @@ typedef struct {
     acme_control_kind_t control;        /* the requests this order answers
                                            (acme_control_take) */
     int                 revoked;        /* its revocation is done */
+    int                 ari;            /* the thread fetches renewalInfo
+                                           (ARI), no order */
+    char                ari_id[128];    /* the served certificate's ARI
+                                           identifier; "" none (f.ari_id) */
 } job_t;
 
 typedef struct {
@@ -102,6 +107,35 @@ static long long
 now_sec(void)
 {
     return (long long) time(NULL);
+}
+
+/* The ARI identifier (acme_ari_cert_id) of the certificate shared memory
+ * serves into j->ari_id ("" none), and into the status. */
+static void
+job_load_ari_id(job_t *j)
+{
+    char                   *pem = NULL, err[ACME_ERRLEN];
+    apr_size_t              len = 0;
+    apr_uint32_t            gen;
+    X509                   *leaf = NULL;
+    acme_auto_slot_status_t st;
+
+    j->ari_id[0] = '\0';
+    if (acme_auto_shm_get_bundle(j->c->slot, &pem, &len, &gen) == 1
+        && acme_bundle_parse(pem, len, NULL, &leaf, NULL, err,
+                             sizeof(err)) == 0)
+    {
+        (void) acme_ari_cert_id(leaf, j->ari_id, sizeof(j->ari_id));
+        X509_free(leaf);
+    }
+    if (pem != NULL) {
+        OPENSSL_cleanse(pem, len);
+        free(pem);
+    }
+    j->f.ari_id = j->ari_id;
+    acme_auto_shm_get_status(j->c->slot, &st);
+    acme_job_status_ari(&st, &j->st, j->ari_id);
+    acme_auto_shm_set_status(j->c->slot, &st);
 }
 
 /* What the current certificate (in shared memory) is: validity, names. */
@@ -183,6 +217,7 @@ job_activate(job_t *j, long long now)
     acme_bundle_free(j->next_pem, j->next_len);
     j->next_pem = NULL;
     acme_job_facts_activate(&j->f);
+    job_load_ari_id(j);
     j->due_at = -1;
     /* the store refused it: written again from shm now */
     j->unsaved_tries = j->next_unsaved;
@@ -678,6 +713,8 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, acme_job_next_t *next,
     acme_job_status_end(&st, &j->st, job_due_at(j));
     acme_auto_shm_set_bundle(j->c->slot, blob, blob_len, &st);
     acme_bundle_free(blob, blob_len);
+    /* its renewal information is fetched on the next tick */
+    job_load_ari_id(j);
 
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: new "
                  "certificate, serial %s, valid until %s; served without "
@@ -735,6 +772,135 @@ job_served_der(job_t *j, unsigned char **der)
         free(pem);
     }
     return n > 0 ? (size_t) n : 0;
+}
+
+/* The blocking transport's options for the issuer's CA; *proxy (zeroed by
+ * the caller, freed with acme_proxy_free) holds the AcmeProxy the
+ * options point to.  0, or -1 with err. */
+static int
+job_transport(job_t *j, acme_transport_opts_t *to, acme_proxy_t *proxy,
+    char *err, size_t errlen)
+{
+    acme_auto_issuer_t *iss = j->c->issuer;
+
+    memset(to, 0, sizeof(*to));
+    to->ca_file = iss->ca_copy;
+    to->verify = 1;
+    to->connect_timeout_ms = iss->conf.timeout_ms < 10000
+                             ? iss->conf.timeout_ms : 10000;
+    to->io_timeout_ms = iss->conf.timeout_ms;
+    to->total_timeout_ms = iss->conf.timeout_ms * 2;
+    to->user_agent = job_user_agent();
+    /* checked when the configuration was read (AcmeProxy) */
+    if (iss->conf.proxy != NULL) {
+        if (acme_proxy_parse(iss->conf.proxy, proxy, err, errlen) != 0) {
+            return -1;
+        }
+        to->proxy = proxy;
+    }
+    return 0;
+}
+
+static int
+ari_should_stop(void *data)
+{
+    (void) data;
+    return __atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE);
+}
+
+/* A job thread fetching the served certificate's renewal information
+ * (ARI, RFC 9773): the window into state.json and the status; an error
+ * is logged and retried later, the lifetime rule decides meanwhile. */
+static void *
+job_ari_main(void *arg)
+{
+    job_t                  *j = arg;
+    acme_auto_issuer_t     *iss = j->c->issuer;
+    acme_order_config_t     oc;
+    acme_transport_opts_t   to;
+    acme_driver_hooks_t     hooks;
+    acme_engine_t          *e = NULL;
+    acme_auto_slot_status_t st;
+    acme_proxy_t            proxy;
+    const char             *body, *ra;
+    size_t                  len;
+    char                    err[ACME_ERRLEN], a[32], b[32], c[32];
+    long long               now;
+    int                     rc;
+
+    memset(&proxy, 0, sizeof(proxy));
+    memset(&oc, 0, sizeof(oc));
+    oc.directory_url = iss->conf.directory;
+    oc.ari_only = 1;
+    oc.ari_id = j->ari_id;
+    err[0] = '\0';
+    e = acme_engine_new(&oc, err, sizeof(err));
+    if (e == NULL) {
+        goto done;
+    }
+    if (job_transport(j, &to, &proxy, err, sizeof(err)) != 0) {
+        acme_engine_free(e);
+        e = NULL;
+        goto done;
+    }
+    memset(&hooks, 0, sizeof(hooks));
+    hooks.should_stop = ari_should_stop;
+    rc = acme_drive_blocking(e, &to, &hooks);
+    if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
+        goto done;
+    }
+    now = now_sec();
+    if (rc != 0) {
+        acme_ari_failed(&j->st, j->ari_id, acme_engine_error(e), now,
+                        acme_engine_retry_after(e), iss->conf.ari_poll,
+                        j->f.seed);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: "
+                     "%s: renewal information (ARI) not fetched: %s; "
+                     "asking again at %s, the lifetime rule decides until "
+                     "an answer", j->c->id, j->st.ari_error,
+                     acme_time_rfc3339(j->st.ari_next_poll, a, sizeof(a)));
+    } else if (acme_engine_ari(e, &body, &len, &ra) == 1) {
+        if (acme_ari_answered(&j->st, j->ari_id, body, len, ra, now,
+                              iss->conf.ari_poll, j->f.seed, err,
+                              sizeof(err)) != 0)
+        {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s,
+                         "mod_acme_auto: %s: renewal information (ARI) "
+                         "unusable: %s; asking again at %s, the lifetime "
+                         "rule decides until an answer", j->c->id, err,
+                         acme_time_rfc3339(j->st.ari_next_poll, a,
+                                           sizeof(a)));
+        } else {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: "
+                         "%s: renewal window (ARI) %s to %s, renewal at %s%s%s",
+                         j->c->id,
+                         acme_time_rfc3339(j->st.ari_start, a, sizeof(a)),
+                         acme_time_rfc3339(j->st.ari_end, b, sizeof(b)),
+                         acme_time_rfc3339(j->st.ari_at, c, sizeof(c)),
+                         j->st.ari_explanation[0] ? "; explanation: " : "",
+                         j->st.ari_explanation);
+        }
+    } else {
+        acme_ari_unsupported(&j->st, j->ari_id, now);
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, j->s, "mod_acme_auto: %s: "
+                     "the CA's directory has no renewalInfo (ARI)",
+                     j->c->id);
+    }
+    job_save_state(j, NULL);
+    acme_auto_shm_get_status(j->c->slot, &st);
+    acme_job_status_ari(&st, &j->st, j->ari_id);
+    acme_auto_shm_set_status(j->c->slot, &st);
+
+done:
+    if (err[0] && e == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, j->s, "mod_acme_auto: %s: "
+                     "renewal information (ARI): %s", j->c->id, err);
+    }
+    acme_engine_free(e);
+    acme_proxy_free(&proxy);
+    OPENSSL_thread_stop();      /* as in job_main */
+    __atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
+    return NULL;
 }
 
 static void *
@@ -810,6 +976,13 @@ job_main(void *arg)
     acme_job_order_config(&oc, &conf, j->type, akey, account_url, ckey);
     oc.account_unsaved = unsaved;
     oc.csr_b64 = csr;
+    /* RFC 9773: the served certificate is the one replaced (not one of
+     * another CA, nor a revoked one: the CA knows nothing of it) */
+    if (j->f.have_cert && !j->revoke && !j->st.revoked
+        && !acme_job_issuer_changed(&j->st, iss->conf.directory))
+    {
+        oc.ari_id = j->ari_id;
+    }
     if (j->revoke) {
         /* "revoke": the served certificate first (acme_control.h) */
         der_len = job_served_der(j, &der);
@@ -828,23 +1001,9 @@ job_main(void *arg)
         goto done;
     }
 
-    memset(&to, 0, sizeof(to));
-    to.ca_file = iss->ca_copy;
-    to.verify = 1;
-    to.connect_timeout_ms = iss->conf.timeout_ms < 10000 ? iss->conf.timeout_ms
-                                                         : 10000;
-    to.io_timeout_ms = iss->conf.timeout_ms;
-    to.total_timeout_ms = iss->conf.timeout_ms * 2;
-    to.user_agent = job_user_agent();
-    /* checked when the configuration was read (AcmeProxy) */
-    if (iss->conf.proxy != NULL) {
-        if (acme_proxy_parse(iss->conf.proxy, &proxy, err, sizeof(err))
-            != 0)
-        {
-            job_failed(j, err, 0);
-            goto done;
-        }
-        to.proxy = &proxy;
+    if (job_transport(j, &to, &proxy, err, sizeof(err)) != 0) {
+        job_failed(j, err, 0);
+        goto done;
     }
 
     memset(&d, 0, sizeof(d));
@@ -1030,6 +1189,7 @@ watch_start(watch_t *w)
             acme_sched_attempt_end(&j->st);
         }
         job_check_unfinished(j);
+        job_load_ari_id(j);
         j->due_at = -1;
         job_publish_due(j, now_sec());
     }
@@ -1055,7 +1215,7 @@ alpn_busy(watch_t *w, job_t *j)
 
     for (i = 0; i < w->n_jobs; i++) {
         job_t *o = &w->jobs[i];
-        if (o != j && o->running && !o->resave
+        if (o != j && o->running && !o->resave && !o->ari
             && acme_job_alpn_conflict(job_type(j), j->c->names,
                                       (size_t) j->c->n_names, o->type,
                                       o->c->names, (size_t) o->c->n_names))
@@ -1073,14 +1233,15 @@ job_spawn(watch_t *w, job_t *j)
     j->type = job_type(j);
     j->control = ACME_CONTROL_NONE;
     j->revoked = 0;
-    if (!j->resave) {
+    if (!j->resave && !j->ari) {
         /* this order answers every renew / revoke asked so far */
         j->control = acme_auto_shm_control_take(j->c->slot,
                                                 &j->revoke_reason);
     }
     j->revoke = j->control == ACME_CONTROL_REVOKE;
     if (acme_auto_thread_create(&j->thread,
-                                j->resave ? job_resave_main : job_main,
+                                j->resave ? job_resave_main
+                                : j->ari ? job_ari_main : job_main,
                                 j) != 0)
     {
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, w->s, "mod_acme_auto:"
@@ -1136,15 +1297,21 @@ watch_tick(watch_t *w)
         }
         p->have_cert = j->f.have_cert;
         p->not_after = j->f.not_after;
-        p->due = due <= now && !alpn_busy(w, j);
+        /* no order due: the renewal information (ARI) may be, within the
+         * issuer's max_orders like an order */
+        j->ari = due > now && j->f.have_cert
+                 && acme_ari_poll_due(&j->st, j->ari_id, now);
+        p->due = j->ari || (due <= now && !alpn_busy(w, j));
     }
     if (acme_job_pipeline(w->pipe, (size_t) w->n_jobs, now) == 0) {
         return;
     }
     for (i = 0; i < w->n_jobs; i++) {
         /* tls-alpn-01: one started above may share a name */
-        if (w->pipe[i].start && !alpn_busy(w, &w->jobs[i])) {
-            if (w->jobs[i].change != NULL) {
+        if (w->pipe[i].start
+            && (w->jobs[i].ari || !alpn_busy(w, &w->jobs[i])))
+        {
+            if (w->jobs[i].change != NULL && !w->jobs[i].ari) {
                 ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, w->s,
                              "mod_acme_auto: %s: ordering a new certificate "
                              "at once from %s: %s; the current one is served "

@@ -68,6 +68,7 @@
 #include <ngx_thread_pool.h>
 
 #include "acme_util.h"
+#include "acme_ari.h"
 #include "acme_account.h"
 #include "acme_key.h"
 #include "acme_cert.h"
@@ -288,6 +289,11 @@ typedef struct {
                                                  changed) */
     ngx_uint_t                ordered_gen;    /* generation of the bundle
                                                  this worker's order made */
+    char                      ari_id[128];    /* newest leaf's ARI
+                                                 identifier (RFC 9773,
+                                                 acme_ari_cert_id); "" */
+    ngx_flag_t                ari_due;        /* this tick: a renewalInfo
+                                                 fetch, no order */
     ngx_acme_job_t           *job;
 
     /* a server's own ssl_certificate served until the first issuance
@@ -481,6 +487,8 @@ void ngx_acme_bridge_retired(ngx_acme_cert_t *cert, const char *serial,
 ngx_int_t ngx_acme_job_start(ngx_acme_main_conf_t *amcf,
     ngx_acme_cert_t *cert, const char *reason, ngx_log_t *log);
 void ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert);
+ngx_int_t ngx_acme_job_ari_start(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, ngx_log_t *log);
 ngx_int_t ngx_acme_job_save_state(ngx_acme_main_conf_t *amcf,
     ngx_acme_cert_t *cert, acme_cert_state_t *st, ngx_log_t *log);
 ngx_int_t ngx_acme_job_resave(ngx_acme_main_conf_t *amcf,

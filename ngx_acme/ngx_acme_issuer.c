@@ -59,7 +59,7 @@ static char *ngx_acme_check_max_orders(ngx_conf_t *cf, void *post,
 /*
  * ngx_conf_set_msec_slot / ngx_conf_set_sec_slot write an ngx_msec_t / a
  * time_t at the offsets of the long fields conf.timeout_ms,
- * conf.retry_delay and conf.clock_skew: where the sizes differ (e.g. a 32-bit build with a
+ * conf.retry_delay, conf.clock_skew and conf.ari_poll: where the sizes differ (e.g. a 32-bit build with a
  * 64-bit time_t) the build stops here instead of overwriting memory.
  */
 typedef char ngx_acme_msec_is_long[sizeof(ngx_msec_t) == sizeof(long)
@@ -214,6 +214,15 @@ static ngx_command_t  ngx_acme_issuer_commands[] = {
       ngx_acme_issuer_offset(conf.clock_skew),
       &ngx_acme_retry_delay_post },
 
+    /* the shortest wait between two renewalInfo fetches (ARI, RFC 9773) of
+     * a certificate: the lower bound of the CA's Retry-After */
+    { ngx_string("ari_poll_interval"),
+      NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      0,
+      ngx_acme_issuer_offset(conf.ari_poll),
+      &ngx_acme_retry_delay_post },
+
     /* orders of this issuer in flight at once (acme_job_pipeline) */
     { ngx_string("max_orders"),
       NGX_CONF_TAKE1,
@@ -346,6 +355,7 @@ ngx_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     issuer->conf.retry_delay = NGX_CONF_UNSET;
     issuer->conf.clock_skew = NGX_CONF_UNSET;
     issuer->conf.max_orders = NGX_CONF_UNSET;
+    issuer->conf.ari_poll = NGX_CONF_UNSET;
     issuer->tos = NGX_CONF_UNSET;
     issuer->verify = NGX_CONF_UNSET;
     issuer->common_name_in_csr = NGX_CONF_UNSET;

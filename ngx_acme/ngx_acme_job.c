@@ -204,6 +204,158 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 }
 
 
+/*
+ * A renewalInfo fetch (ARI, RFC 9773) for the served certificate: the
+ * engine's ari_only run through the same non-blocking client as an order;
+ * cert->job is set meanwhile, so no order starts before it ends
+ * (ngx_acme_job_ari_done).
+ */
+ngx_int_t
+ngx_acme_job_ari_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    ngx_log_t *log)
+{
+    char                 err[ACME_ERRLEN];
+    ngx_acme_job_t      *job;
+    acme_order_config_t  oc;
+
+    job = ngx_acme_job_create(amcf, cert, log);
+    if (job == NULL) {
+        return NGX_ERROR;
+    }
+
+    job->ari = 1;
+    job->directory = (char *) cert->issuer->conf.directory;
+
+    job->sleep.handler = ngx_acme_job_wake;
+    job->sleep.data = job;
+    job->sleep.log = log;
+    job->sleep.cancelable = 1;
+
+    ngx_memzero(&oc, sizeof(acme_order_config_t));
+    oc.directory_url = job->directory;
+    oc.ari_only = 1;
+    oc.ari_id = cert->ari_id;
+
+    err[0] = '\0';
+
+    job->engine = acme_engine_new(&oc, err, sizeof(err));
+    if (job->engine == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "acme: certificate \"%V\": renewal information "
+                      "(ARI): %s", &cert->id, err);
+        ngx_acme_job_free(job);
+        return NGX_ERROR;
+    }
+
+    cert->job = job;
+
+    ngx_acme_job_run(job);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The renewalInfo fetch ended (done: the engine's DONE, else ERROR): the
+ * answer, the error or "no renewalInfo" into the slot's state (the common
+ * policy, acme_ari.h) and the status; state.json is written in the thread
+ * pool (the task frees the job).  An error is logged and asked again
+ * later; the lifetime rule decides meanwhile.
+ */
+void
+ngx_acme_job_ari_done(ngx_acme_job_t *job, ngx_uint_t done)
+{
+    int               rc;
+    char              err[ACME_ERRLEN], a[32], b[32], c[32];
+    size_t            len;
+    time_t            now;
+    const char       *body, *ra;
+    ngx_acme_cert_t  *cert;
+    ngx_acme_slot_t  *slot;
+    acme_cert_state_t st;
+
+    cert = job->cert;
+    slot = cert->slot;
+    now = ngx_time();
+
+    ngx_acme_shm_lock(job->amcf);
+    st = slot->st;
+    ngx_acme_shm_unlock(job->amcf);
+
+    rc = done ? acme_engine_ari(job->engine, &body, &len, &ra) : -1;
+
+    if (rc == 1) {
+        if (acme_ari_answered(&st, cert->ari_id, body, len, ra,
+                              (long long) now, cert->issuer->conf.ari_poll,
+                              cert->rnd, err, sizeof(err))
+            != 0)
+        {
+            ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                          "acme: certificate \"%V\": renewal information "
+                          "(ARI) unusable: %s; asking again at %s, the "
+                          "lifetime rule decides until an answer", &cert->id,
+                          err, acme_time_rfc3339(st.ari_next_poll, a,
+                                                 sizeof(a)));
+
+        } else {
+            ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                          "acme: certificate \"%V\": renewal window (ARI) "
+                          "%s to %s, renewal at %s%s%s", &cert->id,
+                          acme_time_rfc3339(st.ari_start, a, sizeof(a)),
+                          acme_time_rfc3339(st.ari_end, b, sizeof(b)),
+                          acme_time_rfc3339(st.ari_at, c, sizeof(c)),
+                          st.ari_explanation[0] ? "; explanation: " : "",
+                          st.ari_explanation);
+        }
+
+    } else if (rc == 0) {
+        acme_ari_unsupported(&st, cert->ari_id, (long long) now);
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, job->log, 0,
+                       "acme: certificate \"%V\": the CA's directory has "
+                       "no renewalInfo (ARI)", &cert->id);
+
+    } else {
+        acme_ari_failed(&st, cert->ari_id,
+                        done ? "no renewal information"
+                             : acme_engine_error(job->engine),
+                        (long long) now,
+                        done ? 0 : acme_engine_retry_after(job->engine),
+                        cert->issuer->conf.ari_poll, cert->rnd);
+
+        ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                      "acme: certificate \"%V\": renewal information (ARI) "
+                      "not fetched: %s; asking again at %s, the lifetime "
+                      "rule decides until an answer", &cert->id,
+                      st.ari_error, acme_time_rfc3339(st.ari_next_poll, a,
+                                                      sizeof(a)));
+    }
+
+    ngx_acme_shm_lock(job->amcf);
+
+    if (!ngx_acme_shm_fence_ok_locked(job->amcf, job->fence)) {
+        ngx_acme_shm_unlock(job->amcf);
+        ngx_acme_job_abort(job->amcf, cert);
+        return;
+    }
+
+    slot->st = st;
+    acme_job_status_ari(&slot->status, &st, cert->ari_id);
+
+    ngx_acme_shm_unlock(job->amcf);
+
+    job->st = st;
+
+    if (ngx_acme_job_post(job, NGX_ACME_TASK_FAIL) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, job->log, 0,
+                      "acme: certificate \"%V\": cannot post the state "
+                      "task", &cert->id);
+        cert->job = NULL;
+        ngx_acme_job_free(job);
+    }
+}
+
+
 /* The DER of the leaf this worker serves for the certificate, to revoke. */
 static ngx_int_t
 ngx_acme_job_revoke_der(ngx_acme_job_t *job)
@@ -284,7 +436,7 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
     cert->job = NULL;
     job->aborted = 1;
 
-    if (job->task_kind != NGX_ACME_TASK_RESAVE) {
+    if (job->task_kind != NGX_ACME_TASK_RESAVE && !job->ari) {
         ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
                       "acme: certificate \"%V\": order aborted", &cert->id);
     }
@@ -642,6 +794,14 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
                           job->account_key, job->account_url, job->cert_key);
     oc.account_unsaved = unsaved;
     oc.csr_b64 = job->csr_b64;
+    /* RFC 9773: the served certificate is the one replaced (not one of
+     * another CA, nor a revoked one: the CA knows nothing of it) */
+    if (cert->leaf != NULL && job->control != ACME_CONTROL_REVOKE
+        && !job->st.revoked
+        && !acme_job_issuer_changed(&job->st, issuer->conf.directory))
+    {
+        oc.ari_id = cert->ari_id;
+    }
     /* "revoke": the served certificate first (acme_control.h) */
     oc.revoke_der = job->revoke_der;
     oc.revoke_der_len = job->revoke_der_len;

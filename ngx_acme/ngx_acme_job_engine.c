@@ -52,7 +52,9 @@ ngx_acme_job_run(ngx_acme_job_t *job)
         ngx_memzero(&act, sizeof(acme_action_t));
         acme_engine_next_ms(job->engine, now_ms, &act);
 
-        ngx_acme_job_set_step(job, acme_engine_step(job->engine));
+        if (!job->ari) {
+            ngx_acme_job_set_step(job, acme_engine_step(job->engine));
+        }
 
         switch (act.kind) {
 
@@ -197,6 +199,11 @@ ngx_acme_job_run(ngx_acme_job_t *job)
 
         case ACME_ACT_DONE:
 
+            if (job->ari) {
+                ngx_acme_job_ari_done(job, 1);
+                return;
+            }
+
             chain = acme_engine_certificate(job->engine, &job->chain_len);
             job->chain = acme_strndup(chain, job->chain_len);
 
@@ -227,6 +234,11 @@ ngx_acme_job_run(ngx_acme_job_t *job)
             return;
 
         case ACME_ACT_ERROR:
+
+            if (job->ari) {
+                ngx_acme_job_ari_done(job, 0);
+                return;
+            }
 
             ngx_acme_job_fail(job,
                               ngx_acme_job_account_error(job,

@@ -90,6 +90,8 @@ struct ngx_acme_job_s {
     acme_control_kind_t       control;
     unsigned                  revoked:1;
 
+    unsigned                  ari:1;        /* a renewalInfo fetch (ARI),
+                                               no order */
     unsigned                  busy:1;       /* a thread task is in flight */
     unsigned                  dns_used:1;   /* a dns-01 PUBLISH was made */
     unsigned                  aborted:1;
@@ -106,6 +108,7 @@ void ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c);
 void ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg,
     long long retry_after);
 void ngx_acme_job_set_step(ngx_acme_job_t *job, const char *step);
+void ngx_acme_job_ari_done(ngx_acme_job_t *job, ngx_uint_t done);
 void ngx_acme_job_free(ngx_acme_job_t *job);
 
 /* ngx_acme_job_engine.c */

@@ -714,6 +714,7 @@ ngx_acme_ssl_parse(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 
     cert->names_match = 0;
     cert->key_other = 0;
+    (void) acme_ari_cert_id(leaf, cert->ari_id, sizeof(cert->ari_id));
 
     if (acme_cert_info_from_x509(leaf, &info) == 0) {
         cert->names_match = acme_cert_info_names_equal(&info,

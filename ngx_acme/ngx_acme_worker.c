@@ -233,6 +233,7 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         cert = certs[i];
         slot = cert->slot;
         p = &amcf->pipe[i];
+        cert->ari_due = 0;
 
         ngx_memzero(p, sizeof(acme_job_pipe_t));
         p->issuer = cert->issuer;
@@ -293,6 +294,7 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         f.renew_fraction = cert->issuer->conf.renew_percent / 100.0;
         f.seed = cert->rnd;
         f.directory = cert->issuer->conf.directory;
+        f.ari_id = cert->ari_id;
 
         whys[i] = acme_job_due(&f, &st, &due);
 
@@ -303,11 +305,20 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         ngx_acme_shm_lock(amcf);
         slot->status.next_renewal = due;
         acme_job_status_set_reason(&slot->status, acme_job_change(&f, &st));
+        acme_job_status_ari(&slot->status, &st, cert->ari_id);
         ngx_acme_shm_unlock(amcf);
 
         p->have_cert = f.have_cert;
         p->not_after = f.not_after;
         p->due = (due <= now && !ngx_acme_alpn_busy(amcf, cert));
+
+        /* no order due: the renewal information (ARI) may be, within the
+         * issuer's max_orders like an order */
+        cert->ari_due = (due > now && f.have_cert && f.loaded
+                         && acme_ari_poll_due(&st, cert->ari_id, now));
+        if (cert->ari_due) {
+            p->due = 1;
+        }
     }
 
     if (acme_job_pipeline(amcf->pipe, amcf->certs.nelts, now) == 0) {
@@ -316,6 +327,11 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 
     for (i = 0; i < amcf->certs.nelts; i++) {
         cert = certs[i];
+
+        if (amcf->pipe[i].start && cert->job == NULL && cert->ari_due) {
+            (void) ngx_acme_job_ari_start(amcf, cert, log);
+            continue;
+        }
 
         /* tls-alpn-01: one started above may share a name */
         if (amcf->pipe[i].start && cert->job == NULL

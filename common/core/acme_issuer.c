@@ -8,6 +8,7 @@
 #include "acme_dns_conf.h"
 #include "acme_eab.h"
 #include "acme_http.h"
+#include "acme_ari.h"
 #include "acme_issuer.h"
 #include "acme_job.h"
 #include "acme_key.h"
@@ -77,6 +78,9 @@ acme_issuer_check(acme_issuer_conf_t *c, const char *const *words,
     }
     if (c->max_orders <= 0) {
         c->max_orders = ACME_JOB_MAX_ORDERS;
+    }
+    if (c->ari_poll <= 0) {
+        c->ari_poll = ACME_ARI_POLL_MIN;
     }
     if (c->clock_skew <= 0) {
         c->clock_skew = ACME_JOB_CLOCK_SKEW;

@@ -72,6 +72,11 @@ typedef struct {
                                        (acme_job_activate_at) */
     long          max_orders;       /* orders in flight at once, 1-64
                                        (acme_job_pipeline) */
+    long          ari_poll;         /* seconds: the shortest wait between
+                                       two renewalInfo fetches of a
+                                       certificate (acme_ari_next_poll's
+                                       poll_min; ari_poll_interval /
+                                       AcmeARIPollInterval) */
     const char   *preferred_chain;  /* nginx-acme's preferred_chain: the
                                        issuer CN of the chain's top
                                        certificate; NULL: the default chain

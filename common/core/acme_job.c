@@ -585,6 +585,35 @@ acme_job_status_view(const acme_job_status_t *rec, long long now,
     out->renewals = rec->orders.renewals;
     out->spki_pin = rec->have_cert && rec->spki_pin[0] ? rec->spki_pin : NULL;
     out->next_spki_pin = rec->next_spki_pin[0] ? rec->next_spki_pin : NULL;
+    out->ari_start = rec->ari_start;
+    out->ari_end = rec->ari_end;
+    out->ari_at = rec->ari_at;
+    out->ari_next_poll = rec->ari_next_poll;
+    out->ari_unsupported = rec->ari_unsupported;
+    out->ari_explanation = rec->ari_explanation;
+    out->ari_error = rec->ari_error;
+}
+
+void
+acme_job_status_ari(acme_job_status_t *rec, const acme_cert_state_t *st,
+    const char *id)
+{
+    if (id == NULL || id[0] == '\0' || strcmp(st->ari_id, id) != 0) {
+        rec->ari_start = rec->ari_end = rec->ari_at = 0;
+        rec->ari_next_poll = 0;
+        rec->ari_unsupported = 0;
+        rec->ari_explanation[0] = '\0';
+        rec->ari_error[0] = '\0';
+        return;
+    }
+    rec->ari_start = st->ari_start;
+    rec->ari_end = st->ari_end;
+    rec->ari_at = st->ari_at;
+    rec->ari_next_poll = st->ari_next_poll;
+    rec->ari_unsupported = st->ari_unsupported;
+    cpy(rec->ari_explanation, sizeof(rec->ari_explanation),
+        st->ari_explanation);
+    cpy(rec->ari_error, sizeof(rec->ari_error), st->ari_error);
 }
 
 /* -- the bridge ---------------------------------------------------------- */

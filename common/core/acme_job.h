@@ -335,6 +335,15 @@ typedef struct {
     /* key_rollover: the SPKI pin of the stored next.key, the key of the
      * next certificate (acme_job_next_t); "" none */
     char        next_spki_pin[48];
+    /* ARI (RFC 9773): the state's record for the served certificate
+     * (acme_job_status_ari); ari_next_poll 0 = none */
+    long long   ari_start;
+    long long   ari_end;
+    long long   ari_at;
+    long long   ari_next_poll;
+    int         ari_unsupported;
+    char        ari_explanation[256];
+    char        ari_error[256];
 } acme_job_status_t;
 
 /* Certificate facts into the record (serial, CA issuer, validity, the
@@ -361,6 +370,11 @@ void acme_job_status_begin(acme_job_status_t *rec, const char *type,
  * last_success, revoked from st and next_renewal (the next acme_job_due). */
 void acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
     long long next_renewal);
+
+/* The ARI record of st into rec when it is for the served certificate
+ * (its ARI identifier id), else none. */
+void acme_job_status_ari(acme_job_status_t *rec, const acme_cert_state_t *st,
+    const char *id);
 
 /*
  * An order this server ran ended: valid (a certificate was issued) or not

@@ -68,6 +68,30 @@ render_pending(const acme_status_cert_t *c)
 }
 
 static json_t *
+render_ari(const acme_status_cert_t *c)
+{
+    json_t  *a;
+    int      rc = 0;
+
+    a = json_object();
+    if (a == NULL) {
+        return NULL;
+    }
+    rc |= set(a, "supported", json_boolean(!c->ari_unsupported));
+    rc |= set(a, "window_start", time_or_null(c->ari_start));
+    rc |= set(a, "window_end", time_or_null(c->ari_end));
+    rc |= set(a, "renew_at", time_or_null(c->ari_at));
+    rc |= set(a, "next_poll", time_or_null(c->ari_next_poll));
+    rc |= set(a, "explanation_url", str_or_null(c->ari_explanation, 1));
+    rc |= set(a, "error", str_or_null(c->ari_error, 1));
+    if (rc != 0) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+static json_t *
 render_bridge(const acme_status_cert_t *c)
 {
     json_t  *b;
@@ -211,6 +235,8 @@ render_cert(const acme_status_cert_t *c, long long now)
     rc |= set(o, "renewals", json_integer((json_int_t) c->renewals));
     rc |= set(o, "spki_pin", str_or_null(c->spki_pin, 1));
     rc |= set(o, "next_spki_pin", str_or_null(c->next_spki_pin, 1));
+    rc |= set(o, "ari", c->ari_next_poll != 0 ? render_ari(c)
+                                              : json_null());
 
     if (rc != 0) {
         json_decref(o);

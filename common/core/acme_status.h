@@ -120,6 +120,17 @@ typedef struct {
     unsigned long long   renewals;
     const char          *spki_pin;      /* NULL or "" -> null */
     const char          *next_spki_pin; /* NULL or "" -> null */
+    /* ARI (RFC 9773): "ari" null when ari_next_poll is 0 (never asked);
+     * else the window, the time chosen in it, the next fetch, the
+     * explanationURL and the last fetch's error (0 / NULL / "" -> null),
+     * "supported" false when the CA's directory has no renewalInfo */
+    long long            ari_start;
+    long long            ari_end;
+    long long            ari_at;
+    long long            ari_next_poll;
+    const char          *ari_explanation;
+    const char          *ari_error;
+    int                  ari_unsupported;
 } acme_status_cert_t;
 
 /*

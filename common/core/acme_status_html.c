@@ -199,6 +199,43 @@ add_expiry(acme_strbuf_t *b, const acme_status_cert_t *c, long long now)
     acme_strbuf_puts(b, "</small>");
 }
 
+/* The CA's renewal window (ARI), the time chosen in it, its
+ * explanation, the last fetch's error. */
+static void
+add_ari(acme_strbuf_t *b, const acme_status_cert_t *c)
+{
+    if (c->ari_start > 0 && c->ari_end > 0) {
+        acme_strbuf_puts(b, "<br><small class=\"ari\">ARI window ");
+        add_time(b, c->ari_start);
+        acme_strbuf_puts(b, " &ndash; ");
+        add_time(b, c->ari_end);
+        if (c->ari_at > 0) {
+            acme_strbuf_puts(b, ", renewal at ");
+            add_time(b, c->ari_at);
+        }
+        if (c->ari_explanation != NULL
+            && strncmp(c->ari_explanation, "https://", 8) == 0)
+        {
+            /* the CA's text: a link only to an https page */
+            acme_strbuf_puts(b, " (<a href=\"");
+            acme_strbuf_html(b, c->ari_explanation);
+            acme_strbuf_puts(b, "\" rel=\"noreferrer\">why</a>)");
+        } else if (c->ari_explanation != NULL
+                   && c->ari_explanation[0] != '\0')
+        {
+            acme_strbuf_puts(b, " (");
+            acme_strbuf_html(b, c->ari_explanation);
+            acme_strbuf_puts(b, ")");
+        }
+        acme_strbuf_puts(b, "</small>");
+    }
+    if (c->ari_error != NULL && c->ari_error[0] != '\0') {
+        acme_strbuf_puts(b, "<br><small class=\"bad\">ARI: ");
+        acme_strbuf_html(b, c->ari_error);
+        acme_strbuf_puts(b, "</small>");
+    }
+}
+
 static void
 add_next(acme_strbuf_t *b, const acme_status_cert_t *c, long long now)
 {
@@ -219,6 +256,7 @@ add_next(acme_strbuf_t *b, const acme_status_cert_t *c, long long now)
         add_span(b, acme_sub_sat(c->next_renewal, now));
     }
     acme_strbuf_puts(b, "</small>");
+    add_ari(b, c);
 }
 
 static void

@@ -227,5 +227,53 @@ acme_status_prometheus(const acme_status_cert_t *certs, size_t n,
         }
     }
 
+    family(&b, "acme_ari_window_start_seconds", "gauge",
+           "Start of the renewal window the CA suggests (ARI, RFC 9773), in "
+           "seconds since the epoch.");
+    for (i = 0; i < n; i++) {
+        if (certs[i].ari_start > 0) {
+            sample(&b, "acme_ari_window_start_seconds", &certs[i], NULL,
+                   NULL, (unsigned long long) certs[i].ari_start);
+        }
+    }
+    family(&b, "acme_ari_window_end_seconds", "gauge",
+           "End of the renewal window the CA suggests (ARI), in seconds "
+           "since the epoch.");
+    for (i = 0; i < n; i++) {
+        if (certs[i].ari_end > 0) {
+            sample(&b, "acme_ari_window_end_seconds", &certs[i], NULL,
+                   NULL, (unsigned long long) certs[i].ari_end);
+        }
+    }
+    family(&b, "acme_ari_renew_at_seconds", "gauge",
+           "The renewal time chosen in the ARI window, in seconds since the "
+           "epoch.");
+    for (i = 0; i < n; i++) {
+        if (certs[i].ari_at > 0) {
+            sample(&b, "acme_ari_renew_at_seconds", &certs[i], NULL, NULL,
+                   (unsigned long long) certs[i].ari_at);
+        }
+    }
+    family(&b, "acme_ari_explanation_info", "gauge",
+           "The explanationURL of the CA's renewal information (ARI), as a "
+           "label.");
+    for (i = 0; i < n; i++) {
+        if (certs[i].ari_explanation != NULL
+            && certs[i].ari_explanation[0] != '\0')
+        {
+            sample(&b, "acme_ari_explanation_info", &certs[i],
+                   "explanation_url", certs[i].ari_explanation, 1);
+        }
+    }
+    family(&b, "acme_ari_fetch_error", "gauge",
+           "1 when the last renewal information (ARI) fetch failed.");
+    for (i = 0; i < n; i++) {
+        if (certs[i].ari_next_poll != 0) {
+            sample(&b, "acme_ari_fetch_error", &certs[i], NULL, NULL,
+                   certs[i].ari_error != NULL
+                   && certs[i].ari_error[0] != '\0');
+        }
+    }
+
     return acme_strbuf_done(&b, len);
 }
