@@ -59,6 +59,15 @@ proxy.profiles a dict (name -> description), the directory's "meta" gets
 "profiles": that dict.  proxy.order_profiles lists the "profile" field of
 each new-order payload (None when absent); the request goes to pebble
 unchanged (pebble 2.4 ignores the unknown field).
+ACME Renewal Information (RFC 9773; pebble 2.4 has none): with proxy.ari
+set (an AriScript), the directory gets "renewalInfo"
+(https://127.0.0.1:PORT/renewal-info) and GET /renewal-info/<cert ID> is
+answered here, never forwarded, as the script says (a window, or "500", or
+"garbage", with its Retry-After); proxy.ari_ids lists the cert ID of each
+such GET.  proxy.order_replaces lists the "replaces" field of each
+new-order payload (None when absent); with proxy.refuse_replaces N the
+next N new-orders carrying "replaces" get 409 alreadyReplaced, not
+forwarded (pebble 2.4 ignores the field otherwise).
 Binds 127.0.0.1 only; every socket has a timeout.
 """
 
@@ -195,6 +204,43 @@ def request_names(body):
     return []
 
 
+class AriScript:
+    """What GET /renewal-info/<id> answers: mode "window" (start, end:
+    datetimes; explanation: the explanationURL or None), "500" (a
+    serverInternal problem) or "garbage" (200, not JSON); retry_after the
+    Retry-After header (seconds, None: absent); windows maps a cert ID to
+    its own (start, end) (a CA moving one certificate's window)."""
+
+    def __init__(self, start=None, end=None, mode="window", retry_after=1,
+                 explanation=None):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.start = start or now + datetime.timedelta(days=30)
+        self.end = end or self.start + datetime.timedelta(days=1)
+        self.mode = mode
+        self.retry_after = retry_after
+        self.explanation = explanation
+        self.windows = {}
+
+    def answer(self, cert_id):
+        """(status, content type, body bytes)."""
+        if self.mode == "500":
+            return 500, "application/problem+json", FAULT_BODY
+        if self.mode == "garbage":
+            return 200, "application/json", b"<html>not json</html>"
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        start, end = self.windows.get(cert_id, (self.start, self.end))
+        doc = {"suggestedWindow": {"start": start.strftime(fmt),
+                                   "end": end.strftime(fmt)}}
+        if self.explanation:
+            doc["explanationURL"] = self.explanation
+        return 200, "application/json", json.dumps(doc).encode()
+
+
+ALREADY_REPLACED_BODY = (b'{"type":"urn:ietf:params:acme:error:alreadyReplaced",'
+                         b'"detail":"ca_proxy: the certificate was replaced '
+                         b'already","status":409}')
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30
@@ -218,9 +264,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             proxy.bodies.append((self.path, body))
             proxy.times.append(time.monotonic())
             proxy.user_agents.append(self.headers.get("User-Agent"))
+            replaces = None
             if self.path.startswith("/order-plz") and body:
                 payload = request_payload(body)
                 proxy.order_profiles.append(payload.get("profile") if payload else None)
+                replaces = payload.get("replaces") if payload else None
+                proxy.order_replaces.append(replaces)
+            ari = proxy.ari
+            if ari is not None and self.path.startswith("/renewal-info/"):
+                proxy.ari_ids.append(self.path[len("/renewal-info/"):])
+        if ari is not None and self.path.startswith("/renewal-info/"):
+            status, ctype, data = ari.answer(self.path[len("/renewal-info/"):])
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            if ari.retry_after is not None:
+                self.send_header("Retry-After", str(ari.retry_after))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        if replaces is not None:
+            with proxy.lock:
+                refuse = proxy.refuse_replaces > 0
+                proxy.refuse_replaces -= refuse
+            if refuse:
+                self._answer_503(None, 409, ALREADY_REPLACED_BODY, None)
+                return
         prob = proxy.take_problem(self.path, body)
         if prob is not None:
             self._answer_503(None, prob.status, prob.body, prob.retry_after)
@@ -255,9 +324,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if status == 200 and ctype.startswith(PEM_CHAIN):
             data = proxy.rewrite(data)
         if (status == 200 and self.command == "GET" and self.path == "/dir"
-                and proxy.profiles is not None):
+                and (proxy.profiles is not None or proxy.ari is not None)):
             doc = json.loads(data)
-            doc.setdefault("meta", {})["profiles"] = proxy.profiles
+            if proxy.profiles is not None:
+                doc.setdefault("meta", {})["profiles"] = proxy.profiles
+            if proxy.ari is not None:
+                doc["renewalInfo"] = "https://127.0.0.1:%d/renewal-info" % proxy.port
             data = json.dumps(doc).encode()
 
         self.send_response(status)
@@ -307,6 +379,10 @@ class CaProxy:
         self.problem_times = []              # (path, name, time.time())
         self.profiles = None                 # meta.profiles to add, or None
         self.order_profiles = []             # new-order "profile" (None: absent)
+        self.ari = None                      # AriScript: renewalInfo answered here
+        self.ari_ids = []                    # cert ID of each renewalInfo GET
+        self.order_replaces = []             # new-order "replaces" (None: absent)
+        self.refuse_replaces = 0             # next N with "replaces": alreadyReplaced
         self.lock = threading.Lock()
         self.upstream_ctx = ssl.create_default_context(cafile=pebble.ca_pem)
         self._server = None

@@ -42,6 +42,7 @@ APACHE_ISSUER = {
     "key_rollover": "AcmeKeyRollover",
     "profile": "AcmeProfile",
     "proxy": "AcmeProxy",
+    "ari_poll_interval": "AcmeARIPollInterval",
 }
 
 
