@@ -13,7 +13,7 @@ static const char *const cert_keys[] = {
     "last_success", "last_error", "consecutive_failures", "store_error",
     "reason", "pending", "bridge", "managed", "days_left", "expiring",
     "subject", "sans", "file", "used_by", "orders", "renewals",
-    "spki_pin", "next_spki_pin"
+    "spki_pin", "next_spki_pin", "ari"
 };
 
 UNIT_TEST(status_render_parse_back)
@@ -60,6 +60,12 @@ UNIT_TEST(status_render_parse_back)
     c[1].pending_not_before = 1795000000LL + 7200;
     c[1].pending_not_after = 1795000000LL + 86400;
     c[1].pending_serial = "0C";
+    /* ARI (RFC 9773): a window, the time chosen, an explanation */
+    c[0].ari_start = 1795000000LL + 3600;
+    c[0].ari_end = 1795000000LL + 7200;
+    c[0].ari_at = 1795000000LL + 4000;
+    c[0].ari_next_poll = 1795000000LL + 60;
+    c[0].ari_explanation = "https://ca.test/why";
 
     s = acme_status_render("nginx", 1234, c, 2, 1795000000LL, &len);
     CHECK(s != NULL);
@@ -121,7 +127,27 @@ UNIT_TEST(status_render_parse_back)
     CHECK_STR(json_string_value(json_object_get(o, "next_spki_pin")),
               "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
 
+    {
+        json_t *a = json_object_get(o, "ari");
+
+        CHECK(json_is_object(a));
+        CHECK(json_is_true(json_object_get(a, "supported")));
+        CHECK_STR(json_string_value(json_object_get(a, "window_start")),
+                  "2026-11-18T12:06:40Z");
+        CHECK_STR(json_string_value(json_object_get(a, "window_end")),
+                  "2026-11-18T13:06:40Z");
+        CHECK_STR(json_string_value(json_object_get(a, "renew_at")),
+                  "2026-11-18T12:13:20Z");
+        CHECK_STR(json_string_value(json_object_get(a, "next_poll")),
+                  "2026-11-18T11:07:40Z");
+        CHECK_STR(json_string_value(json_object_get(a, "explanation_url")),
+                  "https://ca.test/why");
+        CHECK(json_is_null(json_object_get(a, "error")));
+    }
+
     o = json_array_get(certs, 1);
+    /* never asked: null */
+    CHECK(json_is_null(json_object_get(o, "ari")));
     CHECK_STR(json_string_value(json_object_get(o, "step")), "challenge");
     CHECK(json_is_null(json_object_get(o, "challenge")));
     CHECK(json_is_null(json_object_get(o, "serial")));
