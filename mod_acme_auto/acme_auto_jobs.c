@@ -822,11 +822,8 @@ job_ari_main(void *arg)
     acme_engine_t          *e = NULL;
     acme_auto_slot_status_t st;
     acme_proxy_t            proxy;
-    const char             *body, *ra;
-    size_t                  len;
-    char                    err[ACME_ERRLEN], a[32], b[32], c[32];
-    long long               now;
-    int                     rc;
+    char                    err[ACME_ERRLEN], msg[2 * ACME_ERRLEN];
+    int                     rc, level;
 
     memset(&proxy, 0, sizeof(proxy));
     memset(&oc, 0, sizeof(oc));
@@ -849,43 +846,11 @@ job_ari_main(void *arg)
     if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
         goto done;
     }
-    now = now_sec();
-    if (rc != 0) {
-        acme_ari_failed(&j->st, j->ari_id, acme_engine_error(e), now,
-                        acme_engine_retry_after(e), iss->conf.ari_poll,
-                        j->f.seed);
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: "
-                     "%s: renewal information (ARI) not fetched: %s; "
-                     "asking again at %s, the lifetime rule decides until "
-                     "an answer", j->c->id, j->st.ari_error,
-                     acme_time_rfc3339(j->st.ari_next_poll, a, sizeof(a)));
-    } else if (acme_engine_ari(e, &body, &len, &ra) == 1) {
-        if (acme_ari_answered(&j->st, j->ari_id, body, len, ra, now,
-                              iss->conf.ari_poll, j->f.seed, err,
-                              sizeof(err)) != 0)
-        {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s,
-                         "mod_acme_auto: %s: renewal information (ARI) "
-                         "unusable: %s; asking again at %s, the lifetime "
-                         "rule decides until an answer", j->c->id, err,
-                         acme_time_rfc3339(j->st.ari_next_poll, a,
-                                           sizeof(a)));
-        } else {
-            ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: "
-                         "%s: renewal window (ARI) %s to %s, renewal at %s%s%s",
-                         j->c->id,
-                         acme_time_rfc3339(j->st.ari_start, a, sizeof(a)),
-                         acme_time_rfc3339(j->st.ari_end, b, sizeof(b)),
-                         acme_time_rfc3339(j->st.ari_at, c, sizeof(c)),
-                         j->st.ari_explanation[0] ? "; explanation: " : "",
-                         j->st.ari_explanation);
-        }
-    } else {
-        acme_ari_unsupported(&j->st, j->ari_id, now);
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, j->s, "mod_acme_auto: %s: "
-                     "the CA's directory has no renewalInfo (ARI)",
-                     j->c->id);
-    }
+    level = acme_ari_fetched(&j->st, j->ari_id, e, rc == 0, now_sec(),
+                             iss->conf.ari_poll, j->f.seed, msg,
+                             sizeof(msg));
+    ap_log_error(APLOG_MARK, level, 0, j->s, "mod_acme_auto: %s: %s",
+                 j->c->id, msg);
     job_save_state(j, NULL);
     acme_auto_shm_get_status(j->c->slot, &st);
     acme_job_status_ari(&st, &j->st, j->ari_id);

@@ -265,71 +265,27 @@ ngx_acme_job_ari_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 void
 ngx_acme_job_ari_done(ngx_acme_job_t *job, ngx_uint_t done)
 {
-    int               rc;
-    char              err[ACME_ERRLEN], a[32], b[32], c[32];
-    size_t            len;
-    time_t            now;
-    const char       *body, *ra;
-    ngx_acme_cert_t  *cert;
-    ngx_acme_slot_t  *slot;
-    acme_cert_state_t st;
+    int                level;
+    char               msg[2 * ACME_ERRLEN];
+    ngx_acme_cert_t   *cert;
+    ngx_acme_slot_t   *slot;
+    acme_cert_state_t  st;
 
     cert = job->cert;
     slot = cert->slot;
-    now = ngx_time();
 
     ngx_acme_shm_lock(job->amcf);
     st = slot->st;
     ngx_acme_shm_unlock(job->amcf);
 
-    rc = done ? acme_engine_ari(job->engine, &body, &len, &ra) : -1;
+    level = acme_ari_fetched(&st, cert->ari_id, job->engine, done ? 1 : 0,
+                             (long long) ngx_time(),
+                             cert->issuer->conf.ari_poll, cert->rnd, msg,
+                             sizeof(msg));
 
-    if (rc == 1) {
-        if (acme_ari_answered(&st, cert->ari_id, body, len, ra,
-                              (long long) now, cert->issuer->conf.ari_poll,
-                              cert->rnd, err, sizeof(err))
-            != 0)
-        {
-            ngx_log_error(NGX_LOG_WARN, job->log, 0,
-                          "acme: certificate \"%V\": renewal information "
-                          "(ARI) unusable: %s; asking again at %s, the "
-                          "lifetime rule decides until an answer", &cert->id,
-                          err, acme_time_rfc3339(st.ari_next_poll, a,
-                                                 sizeof(a)));
-
-        } else {
-            ngx_log_error(NGX_LOG_INFO, job->log, 0,
-                          "acme: certificate \"%V\": renewal window (ARI) "
-                          "%s to %s, renewal at %s%s%s", &cert->id,
-                          acme_time_rfc3339(st.ari_start, a, sizeof(a)),
-                          acme_time_rfc3339(st.ari_end, b, sizeof(b)),
-                          acme_time_rfc3339(st.ari_at, c, sizeof(c)),
-                          st.ari_explanation[0] ? "; explanation: " : "",
-                          st.ari_explanation);
-        }
-
-    } else if (rc == 0) {
-        acme_ari_unsupported(&st, cert->ari_id, (long long) now);
-
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, job->log, 0,
-                       "acme: certificate \"%V\": the CA's directory has "
-                       "no renewalInfo (ARI)", &cert->id);
-
-    } else {
-        acme_ari_failed(&st, cert->ari_id,
-                        done ? "no renewal information"
-                             : acme_engine_error(job->engine),
-                        (long long) now,
-                        done ? 0 : acme_engine_retry_after(job->engine),
-                        cert->issuer->conf.ari_poll, cert->rnd);
-
-        ngx_log_error(NGX_LOG_WARN, job->log, 0,
-                      "acme: certificate \"%V\": renewal information (ARI) "
-                      "not fetched: %s; asking again at %s, the lifetime "
-                      "rule decides until an answer", &cert->id,
-                      st.ari_error, acme_time_rfc3339(st.ari_next_poll, a,
-                                                      sizeof(a)));
-    }
+    /* syslog's levels, nginx's are one more */
+    ngx_log_error((ngx_uint_t) level + 1, job->log, 0,
+                  "acme: certificate \"%V\": %s", &cert->id, msg);
 
     ngx_acme_shm_lock(job->amcf);
 

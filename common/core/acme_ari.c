@@ -14,17 +14,6 @@
 #include "acme_job.h"
 #include "acme_util.h"
 
-/* Maps rnd uniformly onto [0, n); 0 when n <= 0. */
-static long long
-scale(uint32_t rnd, long long n)
-{
-    if (n <= 0) {
-        return 0;
-    }
-    return (long long) (((unsigned long long) rnd * (unsigned long long) n)
-                        >> 32);
-}
-
 int
 acme_ari_cert_id_raw(const unsigned char *keyid, size_t keyid_len,
     const unsigned char *serial, size_t serial_len, char *out, size_t outlen)
@@ -150,7 +139,7 @@ acme_ari_choose(long long start, long long end, long long now, uint32_t rnd)
     if (end <= start) {
         return start;
     }
-    return start + scale(rnd, end - start);
+    return start + acme_sched_scale(rnd, end - start);
 }
 
 long long
@@ -173,7 +162,7 @@ acme_ari_next_poll(const char *retry_after, long long now,
         d = max;
     }
     /* a fleet answered at once does not come back at once */
-    return now + d + scale(rnd, d / 20);
+    return now + d + acme_sched_scale(rnd, d / 20);
 }
 
 int
@@ -307,4 +296,53 @@ acme_ari_replaces_refused(const char *type, const char *detail)
         }
     }
     return detail != NULL && strstr(detail, "replaces") != NULL;
+}
+
+int
+acme_ari_fetched(acme_cert_state_t *st, const char *id,
+    const acme_engine_t *e, int done, long long now, long long poll_min,
+    uint32_t seed, char *msg, size_t msglen)
+{
+    const char  *body, *ra;
+    size_t       len;
+    char         err[512], a[32], b[32], c[32];
+    int          rc;
+
+    rc = done ? acme_engine_ari(e, &body, &len, &ra) : -1;
+
+    if (rc == 0) {
+        acme_ari_unsupported(st, id, now);
+        snprintf(msg, msglen, "the CA's directory has no renewalInfo (ARI)");
+        return 7;
+    }
+
+    if (rc == 1) {
+        if (acme_ari_answered(st, id, body, len, ra, now, poll_min, seed,
+                              err, sizeof(err)) == 0)
+        {
+            snprintf(msg, msglen, "renewal window (ARI) %s to %s, renewal "
+                     "at %s%s%s",
+                     acme_time_rfc3339(st->ari_start, a, sizeof(a)),
+                     acme_time_rfc3339(st->ari_end, b, sizeof(b)),
+                     acme_time_rfc3339(st->ari_at, c, sizeof(c)),
+                     st->ari_explanation[0] ? "; explanation: " : "",
+                     st->ari_explanation);
+            return 6;
+        }
+        snprintf(msg, msglen, "renewal information (ARI) unusable: %s; "
+                 "asking again at %s, the lifetime rule decides until an "
+                 "answer", err,
+                 acme_time_rfc3339(st->ari_next_poll, a, sizeof(a)));
+        return 4;
+    }
+
+    acme_ari_failed(st, id, done ? "no renewal information"
+                                 : acme_engine_error(e),
+                    now, done ? 0 : acme_engine_retry_after(e), poll_min,
+                    seed);
+    snprintf(msg, msglen, "renewal information (ARI) not fetched: %s; "
+             "asking again at %s, the lifetime rule decides until an answer",
+             st->ari_error,
+             acme_time_rfc3339(st->ari_next_poll, a, sizeof(a)));
+    return 4;
 }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <openssl/x509.h>
 
+#include "acme_engine.h"
 #include "acme_sched.h"
 
 /* The Retry-After of an answer is clamped to [poll_min, ACME_ARI_POLL_MAX]
@@ -108,6 +109,20 @@ void acme_ari_failed(acme_cert_state_t *st, const char *id, const char *msg,
  * ACME_ARI_POLL_MAX, the lifetime rule decides. */
 void acme_ari_unsupported(acme_cert_state_t *st, const char *id,
     long long now);
+
+/*
+ * The end of an ari_only engine e (done: DONE, else ERROR) fetching id at
+ * now, into st: acme_ari_answered, acme_ari_failed (the engine's error and
+ * Retry-After) or acme_ari_unsupported.  msg is the line the host logs at
+ * the level returned (syslog's numbers, as ACME_JOB_LOG_*: 4 warning for
+ * a failure, "renewal information (ARI) not fetched: ..." / "unusable:
+ * ...", naming the next fetch; 6 info for an answer, "renewal window
+ * (ARI) START to END, renewal at T[; explanation: URL]"; 7 debug for a
+ * CA without renewalInfo).
+ */
+int acme_ari_fetched(acme_cert_state_t *st, const char *id,
+    const acme_engine_t *e, int done, long long now, long long poll_min,
+    uint32_t seed, char *msg, size_t msglen);
 
 /* The chosen renewal time for the certificate id (st's answer is for it),
  * else 0 (no answer: the lifetime rule). */

@@ -16,9 +16,8 @@
 #define SCHED_DAY               86400LL
 #define SCHED_RETRY_AFTER_CAP   (7 * SCHED_DAY)
 
-/* Maps rnd uniformly onto [0, n); 0 when n <= 0. */
-static long long
-scale(uint32_t rnd, long long n)
+long long
+acme_sched_scale(uint32_t rnd, long long n)
 {
     if (n <= 0) {
         return 0;
@@ -55,7 +54,7 @@ acme_sched_renew_at(long long not_before, long long not_after,
         jitter_span = SCHED_DAY;
     }
 
-    return at - scale(rnd, jitter_span);
+    return at - acme_sched_scale(rnd, jitter_span);
 }
 
 long long
@@ -100,7 +99,7 @@ acme_sched_backoff_from(long long first, unsigned failures, long long now,
     }
 
     /* base +- 10 %, both ends included */
-    t = now + base - base / 10 + scale(rnd, base / 5 + 1);
+    t = now + base - base / 10 + acme_sched_scale(rnd, base / 5 + 1);
 
     return retry_after > t ? retry_after : t;
 }

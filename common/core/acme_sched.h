@@ -52,6 +52,10 @@ typedef struct {
 long long acme_sched_renew_at(long long not_before, long long not_after,
     double remaining_fraction, uint32_t rnd);
 
+/* rnd mapped uniformly onto [0, n): the jitter of every schedule; 0 when
+ * n <= 0. */
+long long acme_sched_scale(uint32_t rnd, long long n);
+
 /*
  * Earliest next attempt after the failures-th consecutive failure at now:
  * 1 min, 10 min, 100 min, then daily, each +-10 % jitter from rnd, and never

@@ -3,6 +3,7 @@
  * (acme_status_view.h): one family at a time (HELP, TYPE, a sample per
  * certificate that has the value), labels escaped per the format.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "acme_status_view.h"
@@ -122,6 +123,24 @@ states(acme_strbuf_t *b, const acme_status_cert_t *c, long long now)
     }
 }
 
+/* One gauge family of an ARI time (the long long at offset of each
+ * certificate), a sample for each certificate that has one. */
+static void
+ari_times(acme_strbuf_t *b, const char *name, const char *help,
+    const acme_status_cert_t *certs, size_t n, size_t offset)
+{
+    size_t     i;
+    long long  t;
+
+    family(b, name, "gauge", help);
+    for (i = 0; i < n; i++) {
+        t = *(const long long *) ((const char *) &certs[i] + offset);
+        if (t > 0) {
+            sample(b, name, &certs[i], NULL, NULL, (unsigned long long) t);
+        }
+    }
+}
+
 char *
 acme_status_prometheus(const acme_status_cert_t *certs, size_t n,
     long long now, size_t *len)
@@ -227,33 +246,15 @@ acme_status_prometheus(const acme_status_cert_t *certs, size_t n,
         }
     }
 
-    family(&b, "acme_ari_window_start_seconds", "gauge",
-           "Start of the renewal window the CA suggests (ARI, RFC 9773), in "
-           "seconds since the epoch.");
-    for (i = 0; i < n; i++) {
-        if (certs[i].ari_start > 0) {
-            sample(&b, "acme_ari_window_start_seconds", &certs[i], NULL,
-                   NULL, (unsigned long long) certs[i].ari_start);
-        }
-    }
-    family(&b, "acme_ari_window_end_seconds", "gauge",
-           "End of the renewal window the CA suggests (ARI), in seconds "
-           "since the epoch.");
-    for (i = 0; i < n; i++) {
-        if (certs[i].ari_end > 0) {
-            sample(&b, "acme_ari_window_end_seconds", &certs[i], NULL,
-                   NULL, (unsigned long long) certs[i].ari_end);
-        }
-    }
-    family(&b, "acme_ari_renew_at_seconds", "gauge",
-           "The renewal time chosen in the ARI window, in seconds since the "
-           "epoch.");
-    for (i = 0; i < n; i++) {
-        if (certs[i].ari_at > 0) {
-            sample(&b, "acme_ari_renew_at_seconds", &certs[i], NULL, NULL,
-                   (unsigned long long) certs[i].ari_at);
-        }
-    }
+    ari_times(&b, "acme_ari_window_start_seconds", "Start of the renewal "
+              "window the CA suggests (ARI, RFC 9773), in seconds since the "
+              "epoch.", certs, n, offsetof(acme_status_cert_t, ari_start));
+    ari_times(&b, "acme_ari_window_end_seconds", "End of the renewal window "
+              "the CA suggests (ARI), in seconds since the epoch.", certs, n,
+              offsetof(acme_status_cert_t, ari_end));
+    ari_times(&b, "acme_ari_renew_at_seconds", "The renewal time chosen in "
+              "the ARI window, in seconds since the epoch.", certs, n,
+              offsetof(acme_status_cert_t, ari_at));
     family(&b, "acme_ari_explanation_info", "gauge",
            "The explanationURL of the CA's renewal information (ARI), as a "
            "label.");

@@ -77,6 +77,8 @@ fake_ca_free(fake_ca_t *ca)
     free(ca->eab);
     free(ca->identifiers);
     free(ca->profile);
+    free(ca->replaces);
+    free(ca->ari_id);
     free(ca->published_token);
     free(ca->published_ka);
     free(ca->used_nonces);
@@ -666,6 +668,19 @@ new_order(fake_ca_t *ca, const char *payload, acme_http_response_t *resp)
         }
         ca->profile = acme_strdup(t ? t : "");
     }
+    free(ca->replaces);
+    ca->replaces = NULL;
+    t = json_string_value(json_object_get(j, "replaces"));
+    if (t != NULL) {
+        ca->replaces = acme_strdup(t);
+        if (ca->refuse_replaces > 0) {
+            ca->refuse_replaces--;
+            problem(ca, resp, 409, "alreadyReplaced", "the certificate was "
+                    "replaced already");
+            json_decref(j);
+            return;
+        }
+    }
 
     for (i = 0; i < ca->n_names; i++) {
         free(ca->names[i]);
@@ -1017,7 +1032,29 @@ fake_ca_handle(fake_ca_t *ca, const acme_http_request_t *req,
             json_object_set_new(json_object_get(d, "meta"), "profiles",
                                 json_loads(ca->profiles, 0, NULL));
         }
+        if (d != NULL && ca->ari) {
+            json_object_set_new(d, "renewalInfo",
+                                json_string(BASE "/renewal-info"));
+        }
         reply(ca, resp, 200, d);
+        return 0;
+    }
+
+    if (ca->ari && strncmp(path, "/renewal-info/", 14) == 0) {
+        ca->n_ari++;
+        free(ca->ari_id);
+        ca->ari_id = acme_strdup(path + 14);
+        if (strcmp(req->method, "GET") != 0 || req->body != NULL) {
+            violation(ca, "renewalInfo: %s with a body, expected a GET",
+                      req->method);
+        }
+        if (ca->ari_status != 0 && ca->ari_status != 200) {
+            problem(ca, resp, ca->ari_status, "serverInternal", "no ARI");
+        } else {
+            reply(ca, resp, 200, json_loads(ca->ari_body ? ca->ari_body
+                                                         : "{}", 0, NULL));
+        }
+        resp->retry_after = ca->ari_retry;
         return 0;
     }
 

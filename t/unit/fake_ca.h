@@ -64,6 +64,16 @@ struct fake_ca_s {
                                        (NULL: the alternates') */
     const char  *profiles;          /* JSON object of the directory's
                                        meta.profiles; NULL: none */
+    /* ARI (RFC 9773): with ari set the directory has renewalInfo
+     * (https://ca.test/renewal-info) and GET /renewal-info/<id> answers
+     * ari_status (0: 200) with ari_body (JSON) and Retry-After ari_retry;
+     * the next refuse_replaces newOrders carrying "replaces" get 409
+     * alreadyReplaced */
+    int          ari;
+    int          ari_status;
+    const char  *ari_body;
+    const char  *ari_retry;
+    int          refuse_replaces;
 
     /* External Account Binding the CA knows (eab_kid NULL: none; a binding
      * sent anyway is only recorded).  A wrong kid gets "unauthorized", a
@@ -103,6 +113,10 @@ struct fake_ca_s {
     char        *identifiers;       /* JSON of the last newOrder identifiers */
     char        *profile;           /* the last newOrder's "profile", or
                                        NULL when it had none */
+    char        *replaces;          /* the last newOrder's "replaces", or
+                                       NULL when it had none */
+    char        *ari_id;            /* the last renewalInfo GET's ID */
+    int          n_ari;             /* renewalInfo GETs */
     int          terms_agreed;
     char        *eab;               /* JSON of the last newAccount's
                                        externalAccountBinding, or NULL */

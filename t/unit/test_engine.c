@@ -2558,3 +2558,119 @@ UNIT_TEST(engine_revoke_then_order)
 
     free(b64);
 }
+
+
+/* ARI (RFC 9773): an ari_only engine reads the directory and GETs
+ * renewalInfo/<id> (no account, no key), DONE with the answer; a directory
+ * without renewalInfo: DONE with none; an error answer: ERROR. */
+UNIT_TEST(engine_ari_fetch)
+{
+    fixture_t            f;
+    run_t                r;
+    acme_engine_t       *e;
+    acme_order_config_t  oc;
+    const char          *body, *ra;
+    size_t               len;
+    char                 err[ACME_ERRLEN];
+
+    fixture_init(&f, 1);
+    f.ca->ari = 1;
+    f.ca->ari_body = "{\"suggestedWindow\": {\"start\": "
+                     "\"2027-01-01T00:00:00Z\", \"end\": "
+                     "\"2027-01-02T00:00:00Z\"}}";
+    f.ca->ari_retry = "21600";
+    memset(&oc, 0, sizeof(oc));
+    oc.directory_url = FAKE_CA_DIR;
+    oc.ari_only = 1;
+    oc.ari_id = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE";
+    e = acme_engine_new(&oc, err, sizeof(err));
+    CHECK(e != NULL);
+    if (e != NULL) {
+        memset(&r, 0, sizeof(r));
+        run(e, f.ca, &r);
+        CHECK_INT(r.final, ACME_ACT_DONE);
+        CHECK_INT(r.n_http, 2);
+        CHECK_INT(f.ca->n_nonce + f.ca->n_account_lookup
+                  + f.ca->n_account_create + f.ca->n_new_order, 0);
+        CHECK_STR(f.ca->ari_id, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+        CHECK_INT(acme_engine_ari(e, &body, &len, &ra), 1);
+        CHECK(strstr(body, "suggestedWindow") != NULL);
+        CHECK_INT(len, strlen(body));
+        CHECK_STR(ra, "21600");
+        CHECK(acme_engine_certificate(e, &len) == NULL);
+        CHECK_INT(f.ca->violations, 0);
+        acme_engine_free(e);
+    }
+
+    /* an error answer: ERROR naming the step, no retries */
+    f.ca->ari_status = 500;
+    e = acme_engine_new(&oc, err, sizeof(err));
+    CHECK(e != NULL);
+    if (e != NULL) {
+        memset(&r, 0, sizeof(r));
+        run(e, f.ca, &r);
+        CHECK_INT(r.final, ACME_ACT_ERROR);
+        CHECK(strstr(acme_engine_error(e), "renewal-info: ") != NULL);
+        CHECK_INT(f.ca->n_ari, 2);
+        CHECK_INT(acme_engine_ari(e, &body, &len, &ra), -1);
+        acme_engine_free(e);
+    }
+
+    /* a CA without renewalInfo: DONE, nothing asked */
+    f.ca->ari = 0;
+    e = acme_engine_new(&oc, err, sizeof(err));
+    CHECK(e != NULL);
+    if (e != NULL) {
+        memset(&r, 0, sizeof(r));
+        run(e, f.ca, &r);
+        CHECK_INT(r.final, ACME_ACT_DONE);
+        CHECK_INT(r.n_http, 1);
+        CHECK_INT(acme_engine_ari(e, &body, &len, &ra), 0);
+        acme_engine_free(e);
+    }
+
+    /* no identifier: refused */
+    oc.ari_id = NULL;
+    CHECK(acme_engine_new(&oc, err, sizeof(err)) == NULL);
+    fixture_done(&f);
+}
+
+
+/* "replaces" (RFC 9773 section 5): sent to a CA with renewalInfo; an
+ * alreadyReplaced refusal: newOrder once more without it, one warning. */
+UNIT_TEST(engine_ari_replaces)
+{
+    fixture_t   f;
+    run_t       r;
+    char        err[512];
+
+    /* a CA with renewalInfo: sent */
+    fixture_init(&f, 1);
+    f.ca->ari = 1;
+    f.cfg.ari_id = "old.AQ";
+    CHECK_INT(profile_order(&f, &r, err, sizeof(err)), ACME_ACT_DONE);
+    CHECK_STR(f.ca->replaces, "old.AQ");
+    CHECK_INT(f.ca->n_new_order, 1);
+    CHECK_STR(r.notes, "");
+    fixture_done(&f);
+
+    /* without renewalInfo: not sent */
+    fixture_init(&f, 1);
+    f.cfg.ari_id = "old.AQ";
+    CHECK_INT(profile_order(&f, &r, err, sizeof(err)), ACME_ACT_DONE);
+    CHECK(f.ca->replaces == NULL);
+    fixture_done(&f);
+
+    /* refused: once more without it */
+    fixture_init(&f, 1);
+    f.ca->ari = 1;
+    f.ca->refuse_replaces = 5;
+    f.cfg.ari_id = "old.AQ";
+    CHECK_INT(profile_order(&f, &r, err, sizeof(err)), ACME_ACT_DONE);
+    CHECK_INT(f.ca->n_new_order, 2);
+    CHECK(f.ca->replaces == NULL);
+    CHECK_INT(f.ca->refuse_replaces, 4);
+    CHECK(strstr(r.notes, "new-order: the CA refused \"replaces\": "
+                 "urn:ietf:params:acme:error:alreadyReplaced") != NULL);
+    fixture_done(&f);
+}
