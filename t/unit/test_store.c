@@ -630,6 +630,56 @@ UNIT_TEST(store_state_roundtrip_and_corrupt)
     free(root);
 }
 
+/* ARI (RFC 9773): the renewalInfo record survives a restart */
+UNIT_TEST(store_state_ari_roundtrip)
+{
+    char                err[ACME_ERRLEN], *root;
+    acme_cert_state_t   st, in;
+
+    root = unit_tmpdir();
+
+    memset(&in, 0, sizeof(in));
+    in.failures = 1;
+    snprintf(in.ari_id, sizeof(in.ari_id), "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+    in.ari_start = 1795000000LL;
+    in.ari_end = 1795086400LL;
+    in.ari_at = 1795040000LL;
+    in.ari_next_poll = 1794921600LL;
+    in.ari_last_poll = 1794900000LL;
+    in.ari_failures = 2;
+    snprintf(in.ari_explanation, sizeof(in.ari_explanation),
+             "https://ca.test/why");
+    snprintf(in.ari_error, sizeof(in.ari_error), "renewal-info: HTTP 500");
+    CHECK_INT(acme_store_save_state(root, "s_ecdsa-256", &in, err,
+                                    sizeof(err)), 0);
+    memset(&st, 0x55, sizeof(st));
+    CHECK_INT(acme_store_load_state(root, "s_ecdsa-256", &st, err,
+                                    sizeof(err)), 1);
+    CHECK_STR(st.ari_id, in.ari_id);
+    CHECK_INT(st.ari_start, in.ari_start);
+    CHECK_INT(st.ari_end, in.ari_end);
+    CHECK_INT(st.ari_at, in.ari_at);
+    CHECK_INT(st.ari_next_poll, in.ari_next_poll);
+    CHECK_INT(st.ari_last_poll, in.ari_last_poll);
+    CHECK_INT(st.ari_failures, 2);
+    CHECK_INT(st.ari_unsupported, 0);
+    CHECK_STR(st.ari_explanation, "https://ca.test/why");
+    CHECK_STR(st.ari_error, "renewal-info: HTTP 500");
+    CHECK_INT(st.failures, 1);
+
+    /* none: no "ari" written, none read */
+    memset(&in, 0, sizeof(in));
+    CHECK_INT(acme_store_save_state(root, "s_ecdsa-256", &in, err,
+                                    sizeof(err)), 0);
+    CHECK_INT(acme_store_load_state(root, "s_ecdsa-256", &st, err,
+                                    sizeof(err)), 1);
+    CHECK_STR(st.ari_id, "");
+    CHECK_INT(st.ari_next_poll, 0);
+
+    rm_tree(root);
+    free(root);
+}
+
 /* -- root-safe access (acme_store_dir_t) ----------------------------------- */
 
 static void
