@@ -177,7 +177,7 @@ def test_status_json(server, pebble, root_file, state_dir):
                       "last_success", "last_error", "consecutive_failures",
                       "store_error", "reason", "pending", "bridge", "managed", "days_left",
                       "expiring", "subject", "sans", "file", "used_by", "orders", "renewals",
-                      "spki_pin", "next_spki_pin"}
+                      "spki_pin", "next_spki_pin", "ari"}
     assert c["managed"] is True
     assert c["id"] == CERT_ID
     assert c["names"] == NAMES
