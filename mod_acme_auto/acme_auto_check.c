@@ -109,8 +109,9 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
     int                    j, bad = 0;
     unsigned               flags;
     size_t                 bad_name;
-    acme_auto_issuer_t    *iss;
+    acme_auto_issuer_t    *iss, *fb[ACME_FAILOVER_MAX];
     acme_auto_cert_t      *c = NULL;
+    size_t                 k;
     apr_array_header_t    *names;
     acme_names_t           set;
     char                  *id, err[ACME_ERRLEN];
@@ -122,6 +123,17 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                    cc->conf_file, cc->conf_line, cc->issuer_name,
                    cc->issuer_name);
         return bad;
+    }
+    fb[0] = iss;
+    for (k = 0; k < cc->failover.n; k++) {
+        fb[k + 1] = find_issuer(cc->failover.names[k]);
+        if (fb[k + 1] == NULL) {
+            CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d) names the "
+                       "fallback issuer '%s', but there is no "
+                       "<AcmeIssuer %s>", cc->conf_file, cc->conf_line,
+                       cc->failover.names[k], cc->failover.names[k]);
+            return bad;
+        }
     }
     if (cc->n_challenges == 0) {
         memcpy(cc->challenges, iss->conf.challenges, sizeof(cc->challenges));
@@ -231,6 +243,21 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
         acme_names_free(&set);
         return bad;
     }
+    if (c != NULL && (c->n_issuers != (int) cc->failover.n + 1
+                      || c->failover_after != (cc->failover.after
+                                               ? cc->failover.after
+                                               : ACME_FAILOVER_AFTER)
+                      || memcmp(c->issuers, fb, sizeof(fb[0])
+                                * (cc->failover.n + 1)) != 0))
+    {
+        CHECK_FAIL(s, "mod_acme_auto: AcmeCertificate (%s:%d): another "
+                   "server manages '%s' with another fallback= or "
+                   "fallback_after=; give each the same", cc->conf_file,
+                   cc->conf_line, id);
+        free(id);
+        acme_names_free(&set);
+        return bad;
+    }
     if (c == NULL) {
         c = apr_pcalloc(pconf, sizeof(*c));
         c->slot = acme_auto_g.certs->nelts;
@@ -244,6 +271,18 @@ check_cert(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
         c->issuer = iss;
         c->conf_file = cc->conf_file;
         c->conf_line = cc->conf_line;
+        /* fallback=: stored under the primary's AcmeStateDir and id, a
+         * fallback's orders use its own account (acme_failover.h) */
+        for (k = 0; k <= cc->failover.n; k++) {
+            c->issuers[k] = fb[k];
+            c->issuer_names[k] = fb[k]->conf.name;
+            if (k > 0) {
+                c->fallback_dirs[k - 1] = fb[k]->conf.directory;
+            }
+        }
+        c->n_issuers = (int) cc->failover.n + 1;
+        c->failover_after = cc->failover.after ? cc->failover.after
+                                               : ACME_FAILOVER_AFTER;
         memcpy(c->challenges, cc->challenges, sizeof(c->challenges));
         c->n_challenges = cc->n_challenges;
         APR_ARRAY_PUSH(acme_auto_g.certs, acme_auto_cert_t *) = c;

@@ -813,9 +813,43 @@ set_certificate(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
             }
             continue;
         }
+        if (strncasecmp(argv[i], "fallback=", 9) == 0) {
+            char msg[ACME_ERRLEN];
+
+            /* the issuers tried after failures (acme_failover.h) */
+            if (acme_failover_parse(&cc->failover, argv[i] + 9,
+                                    strlen(argv[i] + 9), msg,
+                                    sizeof(msg)) != 0)
+            {
+                return apr_psprintf(cmd->pool, "AcmeCertificate: '%s': %s",
+                                    argv[i], msg);
+            }
+            continue;
+        }
+        if (strncasecmp(argv[i], "fallback_after=", 15) == 0) {
+            char msg[ACME_ERRLEN];
+
+            if (acme_failover_parse_after(&cc->failover, argv[i] + 15,
+                                          strlen(argv[i] + 15), msg,
+                                          sizeof(msg)) != 0)
+            {
+                return apr_psprintf(cmd->pool, "AcmeCertificate: '%s': %s",
+                                    argv[i], msg);
+            }
+            continue;
+        }
         pn = apr_array_push(cc->names);
         *pn = apr_pstrdup(cmd->pool, argv[i]);
         ap_str_tolower((char *) *pn);
+    }
+    {
+        char msg[ACME_ERRLEN];
+
+        if (acme_failover_check(&cc->failover, cc->issuer_name, msg,
+                                sizeof(msg)) != 0)
+        {
+            return apr_psprintf(cmd->pool, "AcmeCertificate: %s", msg);
+        }
     }
     /* several certificates per vhost differ by key type: OpenSSL holds
      * one per type and picks by the client's signature algorithms */
@@ -907,6 +941,7 @@ const command_rec acme_auto_cmds[] = {
         " is expiring (default: the last 10% of its lifetime)"),
     AP_INIT_TAKE_ARGV("AcmeCertificate", set_certificate, NULL, RSRC_CONF,
         "AcmeCertificate <issuer> [names...] [key=type] "
+        "[fallback=issuer[,issuer]] [fallback_after=N] "
         "[challenge=type[,type...]]: manage this "
         "server's certificate"),
     AP_INIT_FLAG("AcmeStatusControl", ap_set_flag_slot,

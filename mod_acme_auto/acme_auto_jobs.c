@@ -44,6 +44,7 @@
 #include "acme_ari.h"
 #include "acme_cert.h"
 #include "acme_engine.h"
+#include "acme_failover.h"
 #include "acme_job.h"
 #include "acme_job_prep.h"
 #include "acme_job_store.h"
@@ -60,6 +61,9 @@ APLOG_USE_MODULE(acme_auto);
 
 typedef struct {
     acme_auto_cert_t   *c;
+    acme_auto_issuer_t *iss;            /* the CA of the current attempt:
+                                           c->issuer or a fallback
+                                           (job_issuer), set at spawn */
     server_rec         *s;
     pthread_t           thread;
     int                 running;        /* thread started, not joined */
@@ -384,7 +388,7 @@ static void
 hook_account(void *data, const char *url, const char *refused)
 {
     drive_ctx_t        *d = data;
-    acme_auto_issuer_t *iss = d->j->c->issuer;
+    acme_auto_issuer_t *iss = d->j->iss;
     char                err[ACME_ERRLEN];
     int                 rc;
 
@@ -483,7 +487,7 @@ job_user_agent(void)
 static void
 job_conf(job_t *j, acme_job_conf_t *c)
 {
-    acme_auto_issuer_t *iss = j->c->issuer;
+    acme_auto_issuer_t *iss = j->iss;
 
     memset(c, 0, sizeof(*c));
     c->directory_url = iss->conf.directory;
@@ -498,8 +502,10 @@ job_conf(job_t *j, acme_job_conf_t *c)
     c->cert_key_type = j->c->key_type;
     c->preferred_chain = iss->conf.preferred_chain;
     c->cert_id = j->c->id;
-    c->key_reuse = iss->key_reuse;
-    c->key_rollover = iss->key_rollover;
+    /* stored under the primary's AcmeStateDir (fallback=) */
+    c->cert_root = j->c->issuer->conf.state_dir;
+    c->key_reuse = j->c->issuer->key_reuse;
+    c->key_rollover = j->c->issuer->key_rollover;
     /* replacing a certificate revoked on request: never its key */
     c->fresh_key = j->revoke;
     c->profile = iss->conf.profile;
@@ -515,7 +521,7 @@ job_conf(job_t *j, acme_job_conf_t *c)
 static char *
 account_wait(job_t *j, EVP_PKEY *key, int *unsaved)
 {
-    acme_auto_issuer_t *iss = j->c->issuer;
+    acme_auto_issuer_t *iss = j->iss;
     struct timespec     ts;
     char               *url = NULL;
     int                 rc, waits = 0, told = 0;
@@ -588,7 +594,7 @@ job_record_failure(job_t *j, int order)
 static void
 issuer_pause(job_t *j, long long retry_after, long long now)
 {
-    acme_auto_issuer_t *iss = j->c->issuer;
+    acme_auto_issuer_t *iss = j->iss;
     long long           cur = __atomic_load_n(&iss->paused_until,
                                               __ATOMIC_ACQUIRE), at;
 
@@ -644,7 +650,7 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, acme_job_next_t *next,
     /* j->st changes only once the certificate is served: a failure
      * from here on counts on top of the earlier ones */
     ok = j->st;
-    acme_job_succeeded(&ok, now, j->c->issuer->conf.directory);
+    acme_job_succeeded(&ok, now, j->iss->conf.directory, j->iss->conf.name);
     memset(&info, 0, sizeof(info));
     err[0] = '\0';
     stored = acme_job_store_issued(j->c->issuer->conf.state_dir, j->c->id,
@@ -872,7 +878,7 @@ static void *
 job_main(void *arg)
 {
     job_t                *j = arg;
-    acme_auto_issuer_t   *iss = j->c->issuer;
+    acme_auto_issuer_t   *iss = j->iss;
     acme_job_conf_t       conf;
     acme_order_config_t   oc;
     acme_transport_opts_t to;
@@ -1191,11 +1197,40 @@ alpn_busy(watch_t *w, job_t *j)
     return 0;
 }
 
+/* The CA of the next attempt (acme_failover.h: fallback= moves on after
+ * AcmeCertificate's fallback_after= failures at one). */
+static acme_auto_issuer_t *
+job_issuer(job_t *j)
+{
+    if (j->c->n_issuers <= 1) {
+        return j->c->issuer;
+    }
+    return j->c->issuers[acme_failover_pick(j->st.failures,
+                                            (size_t) j->c->n_issuers,
+                                            j->c->failover_after)];
+}
+
+/* The pipeline's view of the issuer of j's running or next attempt. */
+static void
+pipe_issuer(acme_job_pipe_t *p, acme_auto_issuer_t *iss)
+{
+    p->issuer = iss;
+    p->max_orders = (unsigned) iss->conf.max_orders;
+    p->issuer_pause = __atomic_load_n(&iss->paused_until, __ATOMIC_ACQUIRE);
+}
+
 static void
 job_spawn(watch_t *w, job_t *j)
 {
     __atomic_store_n(&j->finished, 0, __ATOMIC_RELEASE);
     j->type = job_type(j);
+    j->iss = job_issuer(j);
+    if (!j->resave && j->iss != j->c->issuer) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, w->s, "mod_acme_auto: "
+                     "%s: ordering from the fallback <AcmeIssuer %s> after "
+                     "%u consecutive failures", j->c->id, j->iss->conf.name,
+                     j->st.failures);
+    }
     j->control = ACME_CONTROL_NONE;
     j->revoked = 0;
     if (!j->resave && !j->ari) {
@@ -1230,12 +1265,9 @@ watch_tick(watch_t *w)
         acme_job_pipe_t *p = &w->pipe[i];
 
         memset(p, 0, sizeof(*p));
-        p->issuer = j->c->issuer;
-        p->max_orders = (unsigned) j->c->issuer->conf.max_orders;
-        p->issuer_pause = __atomic_load_n(&j->c->issuer->paused_until,
-                                          __ATOMIC_ACQUIRE);
         if (j->running) {
             if (!__atomic_load_n(&j->finished, __ATOMIC_ACQUIRE)) {
+                pipe_issuer(p, j->iss);
                 p->running = 1;
                 continue;
             }
@@ -1250,6 +1282,7 @@ watch_tick(watch_t *w)
         j->f.forced = acme_auto_shm_control_pending(j->c->slot, NULL)
                       != ACME_CONTROL_NONE;
         due = job_publish_due(j, now);
+        pipe_issuer(p, job_issuer(j));
         if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
             continue;
         }
@@ -1281,7 +1314,7 @@ watch_tick(watch_t *w)
                              "mod_acme_auto: %s: ordering a new certificate "
                              "at once from %s: %s; the current one is served "
                              "until then", w->jobs[i].c->id,
-                             w->jobs[i].c->issuer->conf.directory,
+                             job_issuer(&w->jobs[i])->conf.directory,
                              w->jobs[i].change);
             }
             job_spawn(w, &w->jobs[i]);
@@ -1482,11 +1515,15 @@ acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf)
     w->pipe = apr_pcalloc(pconf, sizeof(acme_job_pipe_t) * w->n_jobs);
     for (i = 0; i < w->n_jobs; i++) {
         w->jobs[i].c = APR_ARRAY_IDX(acme_auto_g.certs, i, acme_auto_cert_t *);
+        w->jobs[i].iss = w->jobs[i].c->issuer;
         w->jobs[i].s = s;
         w->jobs[i].f.loaded = 1;
         w->jobs[i].f.renew_fraction = w->jobs[i].c->issuer->conf.renew_percent / 100.0;
         w->jobs[i].f.seed = acme_job_seed(w->jobs[i].c->id);
         w->jobs[i].f.directory = w->jobs[i].c->issuer->conf.directory;
+        /* a certificate a fallback issued is no changed CA */
+        w->jobs[i].f.fallback_dirs = w->jobs[i].c->fallback_dirs;
+        w->jobs[i].f.n_fallback_dirs = (size_t) w->jobs[i].c->n_issuers - 1;
     }
     rv = register_cb(wd, apr_time_from_sec(1), w, watchdog_cb);
     if (rv != APR_SUCCESS) {

@@ -365,6 +365,7 @@ load_state_into(acme_store_dir_t *cd, acme_auto_slot_status_t *st)
         st->next_renewal = cs.next_attempt;
         apr_cpystrn(st->last_error, cs.last_error, sizeof(st->last_error));
         st->revoked = cs.revoked != 0;
+        apr_cpystrn(st->issued_by, cs.issuer, sizeof(st->issued_by));
     }
 }
 

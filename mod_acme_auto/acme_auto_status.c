@@ -30,11 +30,18 @@ void
 acme_auto_status_cert(acme_auto_cert_t *c, long long now,
     const acme_auto_slot_status_t *st, acme_status_cert_t *out)
 {
+    size_t k;
+
     out->id = c->id;
     out->names = c->names;
     out->n_names = c->n_names;
-    out->issuer = c->issuer->conf.name;
-    out->directory = c->issuer->conf.directory;
+    /* the issuer that issued the served certificate (fallback=) */
+    k = acme_failover_find(c->issuer_names, (size_t) c->n_issuers,
+                           st->issued_by);
+    out->issuer = c->issuers[k]->conf.name;
+    out->issuers = c->issuer_names;
+    out->n_issuers = (size_t) c->n_issuers;
+    out->directory = c->issuers[k]->conf.directory;
     out->key_type = acme_key_type_name(c->key_type);
     out->warn_window = c->issuer->conf.expiry_warning;
     acme_job_status_view(st, now, c->challenges, c->n_challenges, out);

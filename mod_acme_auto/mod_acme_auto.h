@@ -37,6 +37,7 @@
 #include "acme_dns.h"
 #include "acme_dns_publish.h"
 #include "acme_issuer.h"
+#include "acme_failover.h"
 #include "acme_eab_file.h"
 #include "acme_event.h"
 #include "acme_job.h"
@@ -92,6 +93,7 @@ struct acme_auto_cert_conf_s {
     /* challenge=: this certificate's list (0: the issuer's) */
     const char          *challenges[ACME_JOB_CHALLENGES_MAX];
     size_t               n_challenges;
+    acme_failover_conf_t failover;      /* fallback=, fallback_after= */
     const char          *conf_file;
     int                  conf_line;
     acme_auto_cert_conf_t *next;
@@ -121,7 +123,16 @@ struct acme_auto_cert_s {
     const char         **names;
     int                  n_names;
     acme_key_type_t      key_type;
-    acme_auto_issuer_t  *issuer;
+    acme_auto_issuer_t  *issuer;        /* the primary: its store holds
+                                           the certificate */
+    /* fallback= (acme_failover.h): issuers[0] the primary, then the
+     * fallbacks in turn, failover_after failed attempts at each; their
+     * names and the fallbacks' directory URLs as common/ takes them */
+    acme_auto_issuer_t  *issuers[ACME_FAILOVER_MAX];
+    const char          *issuer_names[ACME_FAILOVER_MAX];
+    const char          *fallback_dirs[ACME_FAILOVER_MAX];
+    int                  n_issuers;
+    unsigned             failover_after;
     const char          *conf_file;     /* the first AcmeCertificate of */
     int                  conf_line;     /* it, for messages */
     /* the challenge types in turn (acme_job_challenge): the

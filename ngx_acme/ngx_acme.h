@@ -83,6 +83,7 @@
 #include "acme_alpn.h"
 #include "acme_chal_table.h"
 #include "acme_issuer.h"
+#include "acme_failover.h"
 #include "acme_dns.h"
 #include "acme_dns_publish.h"
 #include "acme_fence.h"
@@ -258,7 +259,16 @@ typedef struct {
 /* One managed certificate (shared by servers with identical settings). */
 typedef struct {
     ngx_str_t                 id;             /* NUL-terminated */
-    ngx_acme_issuer_t        *issuer;
+    ngx_acme_issuer_t        *issuer;         /* the primary: its store
+                                                 holds the certificate */
+    /* fallback= (acme_failover.h): issuers[0] the primary, then the
+     * fallbacks in turn, failover_after failed attempts at each; their
+     * names and the fallbacks' directory URLs as common/ takes them */
+    ngx_acme_issuer_t        *issuers[ACME_FAILOVER_MAX];
+    const char               *issuer_names[ACME_FAILOVER_MAX];
+    const char               *fallback_dirs[ACME_FAILOVER_MAX];
+    ngx_uint_t                n_issuers;
+    unsigned                  failover_after;
     ngx_array_t               names;          /* char *, NUL-terminated */
     acme_key_type_t           key_type;
     /* tried in turn (acme_job_challenge): challenge= or the issuer's */
@@ -308,6 +318,7 @@ typedef struct ngx_acme_srv_conf_s {
     ngx_int_t                 key_type;
     const char               *challenges[ACME_JOB_CHALLENGES_MAX];
     size_t                    n_challenges;   /* 0: the issuer's */
+    acme_failover_conf_t      failover;       /* fallback=, fallback_after= */
     u_char                   *file;
     ngx_uint_t                line;
 
@@ -414,6 +425,10 @@ void ngx_acme_conf_warn(ngx_log_t *log, u_char *file, ngx_uint_t line,
 
 /* ngx_acme_certificate.c */
 char *ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+/* the issuer of the certificate's next attempt (fallback=): by the
+ * slot's consecutive failures; the zone's lock held or not needed */
+ngx_acme_issuer_t *ngx_acme_cert_issuer(ngx_acme_cert_t *cert,
+    unsigned failures);
 
 /* ngx_acme_postconf.c */
 ngx_int_t ngx_acme_postconfiguration(ngx_conf_t *cf);

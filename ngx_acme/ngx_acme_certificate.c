@@ -10,7 +10,8 @@ static ngx_int_t ngx_acme_push_name(ngx_pool_t *pool, ngx_array_t *names,
     const char *name);
 
 
-/* acme_certificate issuer [names...] [key=spec] [challenge=type] */
+/* acme_certificate issuer [names...] [key=spec] [challenge=type]
+ *     [fallback=issuer[,issuer...]] [fallback_after=N] */
 char *
 ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -99,6 +100,41 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "fallback=", 9) == 0) {
+
+            /* the issuers tried after failures (acme_failover.h) */
+
+            if (acme_failover_parse(&ascf->failover,
+                                    (char *) value[i].data + 9,
+                                    value[i].len - 9, err, sizeof(err))
+                != 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" in \"acme_certificate\": %s",
+                                   &value[i], err);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "fallback_after=", 15) == 0) {
+
+            if (acme_failover_parse_after(&ascf->failover,
+                                          (char *) value[i].data + 15,
+                                          value[i].len - 15, err,
+                                          sizeof(err))
+                != 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" in \"acme_certificate\": %s",
+                                   &value[i], err);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         /* ".example.test": www.example.test and example.test */
 
         if (ngx_acme_dot_name(cf->pool, &value[i], dot) != NGX_OK) {
@@ -135,6 +171,15 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return NGX_CONF_ERROR;
             }
         }
+    }
+
+    if (acme_failover_check(&ascf->failover, (char *) value[1].data, err,
+                            sizeof(err))
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"acme_certificate\": %s", err);
+        return NGX_CONF_ERROR;
     }
 
     if (ascf->key_type == -1) {
@@ -215,6 +260,18 @@ ngx_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+ngx_acme_issuer_t *
+ngx_acme_cert_issuer(ngx_acme_cert_t *cert, unsigned failures)
+{
+    if (cert->n_issuers <= 1) {
+        return cert->issuer;
+    }
+
+    return cert->issuers[acme_failover_pick(failures, cert->n_issuers,
+                                            cert->failover_after)];
 }
 
 

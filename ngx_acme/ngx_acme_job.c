@@ -85,6 +85,7 @@ ngx_acme_job_create(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 
     job->amcf = amcf;
     job->cert = cert;
+    job->issuer = cert->issuer;
     job->pool = pool;
     job->log = log;
     job->fence = amcf->lease_gen;
@@ -137,7 +138,6 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
         return NGX_ERROR;
     }
 
-    job->directory = (char *) cert->issuer->conf.directory;
     kind = ACME_CONTROL_NONE;
     code = -1;
 
@@ -162,6 +162,8 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
         acme_sched_attempt_begin(&cert->slot->st, (long long) ngx_time(),
                                  (long) ngx_pid);
         job->st = cert->slot->st;
+        /* the CA of this attempt (fallback=: by the failures so far) */
+        job->issuer = ngx_acme_cert_issuer(cert, job->st.failures);
         /* this order answers every renew / revoke asked so far */
         kind = acme_control_take(&cert->slot->control, &code);
     }
@@ -187,11 +189,21 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     }
 
     cert->job = job;
+    job->directory = (char *) job->issuer->conf.directory;
 
-    ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                  "acme: certificate \"%V\": starting an order with "
-                  "acme_issuer \"%V\" (%s)", &cert->id, &cert->issuer->name,
-                  reason);
+    if (job->issuer != cert->issuer) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "acme: certificate \"%V\": starting an order with "
+                      "the fallback acme_issuer \"%V\" after %ud "
+                      "consecutive failures (%s)", &cert->id,
+                      &job->issuer->name, job->st.failures, reason);
+
+    } else {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "acme: certificate \"%V\": starting an order with "
+                      "acme_issuer \"%V\" (%s)", &cert->id,
+                      &cert->issuer->name, reason);
+    }
 
     ngx_acme_job_set_step(job, "keys");
 
@@ -627,7 +639,7 @@ ngx_acme_job_task_done(ngx_event_t *ev)
                           "writes it again", &job->cert->id, job->task_err);
         }
 
-        acme_account_gate_stored(&job->cert->issuer->account_gate,
+        acme_account_gate_stored(&job->issuer->account_gate,
                                  job->account_url, job->task_rc == 0);
 
         ngx_acme_job_run(job);
@@ -686,7 +698,7 @@ ngx_acme_job_prepared(ngx_acme_job_t *job)
     acme_order_config_t   oc;
 
     cert = job->cert;
-    issuer = cert->issuer;
+    issuer = job->issuer;
     unsaved = 0;
 
     if (job->task_err[0] != '\0') {
@@ -783,7 +795,7 @@ ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c)
     ngx_acme_issuer_t  *issuer;
 
     cert = job->cert;
-    issuer = cert->issuer;
+    issuer = job->issuer;
 
     ngx_memzero(c, sizeof(acme_job_conf_t));
 
@@ -806,8 +818,10 @@ ngx_acme_job_conf(ngx_acme_job_t *job, acme_job_conf_t *c)
     c->csr_cn = (issuer->common_name_in_csr == 1);
     c->preferred_chain = issuer->conf.preferred_chain;
     c->cert_id = (const char *) cert->id.data;
-    c->key_reuse = (issuer->key_reuse == 1);
-    c->key_rollover = (issuer->key_rollover == 1);
+    /* stored under the primary's state_path (fallback=) */
+    c->cert_root = (const char *) cert->issuer->conf.state_dir;
+    c->key_reuse = (cert->issuer->key_reuse == 1);
+    c->key_rollover = (cert->issuer->key_rollover == 1);
     /* replacing a certificate revoked on request: never its key */
     c->fresh_key = (job->control == ACME_CONTROL_REVOKE);
     c->profile = issuer->conf.profile;
@@ -893,14 +907,14 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
     acme_job_failed(&job->st, type, msg, (long long) now, retry_after,
                     cert->issuer->conf.retry_delay, cert->rnd);
 
-    if (acme_job_issuer_pause(cert->issuer->paused_until, retry_after, now)
-        != cert->issuer->paused_until)
+    if (acme_job_issuer_pause(job->issuer->paused_until, retry_after, now)
+        != job->issuer->paused_until)
     {
-        cert->issuer->paused_until = (time_t) retry_after;
+        job->issuer->paused_until = (time_t) retry_after;
 
         ngx_log_error(NGX_LOG_WARN, job->log, 0,
                       "acme: acme_issuer \"%V\": the CA asks to wait: no "
-                      "new order for %T s", &cert->issuer->name,
+                      "new order for %T s", &job->issuer->name,
                       (time_t) retry_after - now);
     }
 

@@ -64,7 +64,7 @@ ngx_acme_job_run(ngx_acme_job_t *job)
                            "acme: %s %s", act.request.method,
                            act.request.url);
 
-            job->http = ngx_acme_http_start(&job->cert->issuer->http,
+            job->http = ngx_acme_http_start(&job->issuer->http,
                                             &job->keep, &act.request,
                                             job->log,
                                             ngx_acme_job_http_done, job);
@@ -168,11 +168,11 @@ ngx_acme_job_run(ngx_acme_job_t *job)
             } else {
                 ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
                               "acme: acme_issuer \"%V\": account %s",
-                              &job->cert->issuer->name, act.account_url);
+                              &job->issuer->name, act.account_url);
             }
 
             /* the jobs waiting for it go on with it */
-            (void) acme_account_gate_set(&job->cert->issuer->account_gate,
+            (void) acme_account_gate_set(&job->issuer->account_gate,
                                          job->account_key, act.account_url);
 
             free(job->account_url);
@@ -223,7 +223,8 @@ ngx_acme_job_run(ngx_acme_job_t *job)
             job->st = job->cert->slot->st;
             ngx_acme_shm_unlock(job->amcf);
 
-            acme_job_succeeded(&job->st, (long long) now, job->directory);
+            acme_job_succeeded(&job->st, (long long) now, job->directory,
+                               (char *) job->issuer->name.data);
 
             ngx_acme_job_set_step(job, "store");
 
@@ -295,7 +296,7 @@ ngx_acme_job_account_error(ngx_acme_job_t *job, const char *msg, char *buf,
     ngx_acme_issuer_t  *issuer;
     u_char              name[NGX_MAX_CONF_ERRSTR];
 
-    issuer = job->cert->issuer;
+    issuer = job->issuer;
 
     p = ngx_snprintf(name, sizeof(name) - 1, "acme_issuer \"%V\"",
                      &issuer->name);

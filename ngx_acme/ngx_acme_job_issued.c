@@ -150,6 +150,9 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
         f.not_after = job->info.not_after;
         f.renew_fraction = cert->issuer->conf.renew_percent / 100.0;
         f.seed = cert->rnd;
+        f.directory = cert->issuer->conf.directory;
+        f.fallback_dirs = cert->fallback_dirs;
+        f.n_fallback_dirs = cert->n_issuers - 1;
 
         (void) acme_job_due(&f, &job->st, &due);
     }

@@ -39,6 +39,9 @@ typedef enum {
 struct ngx_acme_job_s {
     ngx_acme_main_conf_t     *amcf;
     ngx_acme_cert_t          *cert;
+    ngx_acme_issuer_t        *issuer;       /* the CA of this attempt:
+                                               cert->issuer, or a fallback
+                                               (ngx_acme_cert_issuer) */
     ngx_pool_t               *pool;
     ngx_log_t                *log;
     acme_fence_t              fence;        /* lease generation at start */

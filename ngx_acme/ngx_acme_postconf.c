@@ -17,6 +17,11 @@ static ngx_int_t ngx_acme_server_has_name(ngx_conf_t *cf,
 static ngx_int_t ngx_acme_cert_names(ngx_conf_t *cf,
     ngx_http_core_srv_conf_t *cscf, ngx_acme_srv_conf_t *ascf,
     ngx_acme_cert_t *cert);
+static ngx_acme_issuer_t *ngx_acme_issuer_find(ngx_acme_main_conf_t *amcf,
+    u_char *name, size_t len);
+static ngx_int_t ngx_acme_cert_fallbacks(ngx_conf_t *cf,
+    ngx_acme_main_conf_t *amcf, ngx_acme_srv_conf_t *ascf,
+    ngx_acme_cert_t *cert);
 static ngx_int_t ngx_acme_issuer_http(ngx_conf_t *cf,
     ngx_acme_issuer_t *issuer, ngx_http_core_loc_conf_t *clcf);
 static ngx_int_t ngx_acme_certs_issuer_ids(ngx_conf_t *cf,
@@ -342,19 +347,8 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 
         for (ascf = head; ascf; ascf = ascf->next) {
 
-            issuer = NULL;
-            issuers = amcf->issuers.elts;
-
-            for (i = 0; i < amcf->issuers.nelts; i++) {
-                if (issuers[i]->name.len == ascf->issuer_name.len
-                    && ngx_strncmp(issuers[i]->name.data,
-                                   ascf->issuer_name.data,
-                                   ascf->issuer_name.len) == 0)
-                {
-                    issuer = issuers[i];
-                    break;
-                }
-            }
+            issuer = ngx_acme_issuer_find(amcf, ascf->issuer_name.data,
+                                          ascf->issuer_name.len);
 
             if (issuer == NULL) {
                 ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
@@ -373,6 +367,10 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
 
             cert->issuer = issuer;
             cert->key_type = (acme_key_type_t) ascf->key_type;
+
+            if (ngx_acme_cert_fallbacks(cf, amcf, ascf, cert) != NGX_OK) {
+                return NGX_ERROR;
+            }
             cert->n_challenges = ascf->n_challenges
                                  ? ascf->n_challenges
                                  : issuer->conf.n_challenges;
@@ -441,7 +439,13 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                            cert->names.nelts);
 
                 same = (same && certs[i]->issuer == cert->issuer
-                        && certs[i]->n_challenges == cert->n_challenges);
+                        && certs[i]->n_challenges == cert->n_challenges
+                        && certs[i]->n_issuers == cert->n_issuers
+                        && certs[i]->failover_after == cert->failover_after);
+
+                for (k = 1; same && k < cert->n_issuers; k++) {
+                    same = (certs[i]->issuers[k] == cert->issuers[k]);
+                }
 
                 for (k = 0; same && k < cert->n_challenges; k++) {
                     same = (ngx_strcmp(certs[i]->challenges[k],
@@ -575,6 +579,66 @@ static void
 ngx_acme_issuer_proxy_cleanup(void *data)
 {
     acme_proxy_free(data);
+}
+
+
+static ngx_acme_issuer_t *
+ngx_acme_issuer_find(ngx_acme_main_conf_t *amcf, u_char *name, size_t len)
+{
+    ngx_uint_t          i;
+    ngx_acme_issuer_t **issuers;
+
+    issuers = amcf->issuers.elts;
+
+    for (i = 0; i < amcf->issuers.nelts; i++) {
+        if (issuers[i]->name.len == len
+            && ngx_strncmp(issuers[i]->name.data, name, len) == 0)
+        {
+            return issuers[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * The certificate's issuer list (fallback=, acme_failover.h): the primary,
+ * then each fallback's block.  The certificate stays stored under the
+ * primary's state_path and id; a fallback's orders use its own account.
+ */
+static ngx_int_t
+ngx_acme_cert_fallbacks(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
+    ngx_acme_srv_conf_t *ascf, ngx_acme_cert_t *cert)
+{
+    size_t              k;
+    ngx_acme_issuer_t  *fb;
+
+    cert->issuers[0] = cert->issuer;
+    cert->issuer_names[0] = (char *) cert->issuer->name.data;
+    cert->n_issuers = 1;
+    cert->failover_after = ascf->failover.after ? ascf->failover.after
+                                                : ACME_FAILOVER_AFTER;
+
+    for (k = 0; k < ascf->failover.n; k++) {
+        fb = ngx_acme_issuer_find(amcf, (u_char *) ascf->failover.names[k],
+                                  ngx_strlen(ascf->failover.names[k]));
+
+        if (fb == NULL) {
+            ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
+                                "\"acme_certificate\": fallback issuer "
+                                "\"%s\" is missing (no acme_issuer block of "
+                                "that name)", ascf->failover.names[k]);
+            return NGX_ERROR;
+        }
+
+        cert->issuers[cert->n_issuers] = fb;
+        cert->issuer_names[cert->n_issuers] = (char *) fb->name.data;
+        cert->fallback_dirs[cert->n_issuers - 1] = fb->conf.directory;
+        cert->n_issuers++;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -65,6 +65,7 @@ void
 ngx_acme_status_cert(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     time_t now, acme_job_status_t *rec, acme_status_cert_t *c)
 {
+    size_t            k;
     ngx_acme_slot_t  *slot;
 
     slot = cert->slot;
@@ -92,8 +93,13 @@ ngx_acme_status_cert(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     c->id = (char *) cert->id.data;
     c->names = (const char *const *) cert->names.elts;
     c->n_names = cert->names.nelts;
-    c->issuer = (char *) cert->issuer->name.data;
-    c->directory = (char *) cert->issuer->conf.directory;
+    /* the issuer that issued the served certificate (fallback=) */
+    k = acme_failover_find(cert->issuer_names, cert->n_issuers,
+                           rec->issued_by);
+    c->issuer = cert->issuer_names[k];
+    c->issuers = cert->issuer_names;
+    c->n_issuers = cert->n_issuers;
+    c->directory = (char *) cert->issuers[k]->conf.directory;
     c->key_type = acme_key_type_name(cert->key_type);
     c->warn_window = cert->issuer->conf.expiry_warning;
 }

@@ -210,6 +210,7 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
     ngx_uint_t          i;
     ngx_acme_cert_t   **certs, *cert;
     ngx_acme_slot_t    *slot;
+    ngx_acme_issuer_t  *issuer;
     acme_job_pipe_t    *p;
     acme_job_facts_t    f;
     acme_job_reason_t  *whys;
@@ -235,11 +236,21 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         p = &amcf->pipe[i];
         cert->ari_due = 0;
 
+        /* the CA of the next (or running) attempt: fallback= moves on
+         * after failures, its cap and pause count */
+        issuer = cert->issuer;
+
+        if (slot && cert->n_issuers > 1) {
+            ngx_acme_shm_lock(amcf);
+            issuer = ngx_acme_cert_issuer(cert, slot->st.failures);
+            ngx_acme_shm_unlock(amcf);
+        }
+
         ngx_memzero(p, sizeof(acme_job_pipe_t));
-        p->issuer = cert->issuer;
-        p->max_orders = (unsigned) cert->issuer->conf.max_orders;
+        p->issuer = issuer;
+        p->max_orders = (unsigned) issuer->conf.max_orders;
         p->running = (cert->job != NULL);
-        p->issuer_pause = cert->issuer->paused_until;
+        p->issuer_pause = issuer->paused_until;
 
         if (slot) {
             /* "expiring", once a day in the warning window */
@@ -295,6 +306,8 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         f.seed = cert->rnd;
         f.directory = cert->issuer->conf.directory;
         f.ari_id = cert->ari_id;
+        f.fallback_dirs = cert->fallback_dirs;
+        f.n_fallback_dirs = cert->n_issuers - 1;
 
         whys[i] = acme_job_due(&f, &st, &due);
 

@@ -45,6 +45,24 @@ acme_job_jitter(uint32_t seed, long long salt)
 
 /* -- when -------------------------------------------------------------- */
 
+/* Another CA issued the stored certificate: neither the configured
+ * issuer's directory nor one of its fallbacks' (acme_failover.h). */
+static int
+facts_issuer_changed(const acme_job_facts_t *f, const acme_cert_state_t *st)
+{
+    size_t  k;
+
+    if (!acme_job_issuer_changed(st, f->directory)) {
+        return 0;
+    }
+    for (k = 0; k < f->n_fallback_dirs; k++) {
+        if (!acme_job_issuer_changed(st, f->fallback_dirs[k])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 acme_job_reason_t
 acme_job_due(const acme_job_facts_t *f, const acme_cert_state_t *st,
     long long *at)
@@ -79,7 +97,7 @@ acme_job_due(const acme_job_facts_t *f, const acme_cert_state_t *st,
                                 acme_job_jitter(f->seed,
                                                 f->pending_not_after));
     }
-    else if (acme_job_issuer_changed(st, f->directory)) {
+    else if (facts_issuer_changed(f, st)) {
         why = ACME_JOB_ISSUER_CHANGED;
         t = 0;
     }
@@ -149,7 +167,7 @@ acme_job_change(const acme_job_facts_t *f, const acme_cert_state_t *st)
     if (!f->have_cert || !f->loaded || f->pending_not_after > 0) {
         return NULL;
     }
-    if (acme_job_issuer_changed(st, f->directory)) {
+    if (facts_issuer_changed(f, st)) {
         return "issuer changed";
     }
     if (f->key_changed) {
@@ -391,9 +409,13 @@ acme_job_failed(acme_cert_state_t *st, const char *type, const char *msg,
 
 void
 acme_job_succeeded(acme_cert_state_t *st, long long now,
-    const char *directory)
+    const char *directory, const char *issuer)
 {
     acme_sched_attempt_end(st);
+    st->issuer[0] = '\0';
+    if (issuer != NULL) {
+        snprintf(st->issuer, sizeof(st->issuer), "%s", issuer);
+    }
     st->directory[0] = '\0';
     if (directory != NULL) {
         snprintf(st->directory, sizeof(st->directory), "%s", directory);
@@ -529,6 +551,7 @@ acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
     cpy(rec->last_error, sizeof(rec->last_error), st->last_error);
     rec->next_renewal = next_renewal;
     rec->revoked = st->revoked != 0;
+    cpy(rec->issued_by, sizeof(rec->issued_by), st->issuer);
 }
 
 void

@@ -72,6 +72,11 @@ typedef struct {
     /* the issuer's directory URL as configured now (NULL: not compared),
      * against the state's record of the one that issued the certificate */
     const char *directory;
+    /* the directory URLs of the certificate's fallback issuers
+     * (acme_failover.h): a certificate one of them issued is no changed
+     * CA either; n_fallback_dirs 0: none */
+    const char *const *fallback_dirs;
+    size_t      n_fallback_dirs;
     /* its key is of another type than the configured one (a key type
      * changed: the certificate it replaces is served meanwhile, see
      * acme_job_store_load_replaced; acme_cert_info_key_other) */
@@ -268,9 +273,11 @@ void acme_job_failed(acme_cert_state_t *st, const char *type,
 
 /* An attempt succeeded at now: failures 0, no backoff, last_success now,
  * no error, not revoked, the record ends; the certificate was issued by directory (the
- * issuer's directory URL as configured; NULL: recorded as unknown). */
+ * issuer's directory URL as configured; NULL: recorded as unknown), the
+ * issuer block named issuer (NULL: unknown; with fallback= the one of the
+ * list this attempt used). */
 void acme_job_succeeded(acme_cert_state_t *st, long long now,
-    const char *directory);
+    const char *directory, const char *issuer);
 
 /*
  * An attempt record left by a process that is gone (see
@@ -344,6 +351,9 @@ typedef struct {
     int         ari_unsupported;
     char        ari_explanation[256];
     char        ari_error[256];
+    /* the issuer block that issued the served certificate (st->issuer,
+     * acme_job_status_end): the status' "issuer"; "" the primary */
+    char        issued_by[64];
 } acme_job_status_t;
 
 /* Certificate facts into the record (serial, CA issuer, validity, the
@@ -367,7 +377,7 @@ void acme_job_status_set_reason(acme_job_status_t *rec, const char *reason);
 void acme_job_status_begin(acme_job_status_t *rec, const char *type,
     const char *step);
 /* The order ended (either way): the record takes failures, last_error,
- * last_success, revoked from st and next_renewal (the next acme_job_due). */
+ * last_success, revoked, issued_by (st->issuer) from st and next_renewal (the next acme_job_due). */
 void acme_job_status_end(acme_job_status_t *rec, const acme_cert_state_t *st,
     long long next_renewal);
 

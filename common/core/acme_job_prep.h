@@ -54,7 +54,12 @@ typedef struct {
     int                   csr_cn;           /* CN = names[0] in the CSR */
     const char           *preferred_chain;  /* the issuer's, or NULL */
     const char           *cert_id;          /* its store id (certs/<id>
-                                               below state_dir), or NULL */
+                                               below cert_root), or NULL */
+    const char           *cert_root;        /* the certificate's store
+                                               root (the primary issuer's
+                                               with fallback=,
+                                               acme_failover.h); NULL:
+                                               state_dir */
     int                   key_reuse;        /* key_reuse / AcmeKeyReuse on:
                                                a renewal keeps the stored
                                                key (acme_job_reuse_key) */

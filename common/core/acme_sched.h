@@ -37,6 +37,10 @@ typedef struct {
     int         ari_unsupported;/* the directory has no renewalInfo */
     char        ari_explanation[256];   /* explanationURL; "" */
     char        ari_error[256]; /* the last fetch's error; "" */
+    /* the name of the issuer whose order issued the stored certificate
+     * (one of the certificate's list with fallback=, acme_failover.h);
+     * "" unknown (a store written before it was recorded: the primary) */
+    char        issuer[64];
 } acme_cert_state_t;
 
 /* a certificate valid this long or less (seconds) is short-lived */

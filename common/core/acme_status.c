@@ -179,6 +179,29 @@ days_left(long long not_after, long long now)
     return json_integer((json_int_t) acme_status_days_left(not_after, now));
 }
 
+/* "issuers": the certificate's list (primary first), null when none */
+static json_t *
+render_issuers(const acme_status_cert_t *c)
+{
+    json_t  *a;
+    size_t   i;
+
+    if (c->n_issuers == 0) {
+        return json_null();
+    }
+    a = json_array();
+    if (a == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < c->n_issuers; i++) {
+        if (json_array_append_new(a, str_or_null(c->issuers[i], 0)) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
 static json_t *
 render_cert(const acme_status_cert_t *c, long long now)
 {
@@ -237,6 +260,7 @@ render_cert(const acme_status_cert_t *c, long long now)
     rc |= set(o, "next_spki_pin", str_or_null(c->next_spki_pin, 1));
     rc |= set(o, "ari", c->ari_next_poll != 0 ? render_ari(c)
                                               : json_null());
+    rc |= set(o, "issuers", render_issuers(c));
 
     if (rc != 0) {
         json_decref(o);

@@ -12,8 +12,13 @@
  *   "certificates": [ {
  *       "id": "example.com_ecdsa-256",
  *       "names": ["example.com", ...],
- *       "issuer": "<issuer block name>",
- *       "directory": "<ACME directory URL>",
+ *       "issuer": "<issuer block name>": the one that issued the served
+ *                 certificate (with fallback=, one of "issuers"), else the
+ *                 configured one,
+ *       "issuers": ["<primary>", "<fallback>", ...] the certificate's
+ *                  issuers in the order tried (acme_failover.h), or null
+ *                  (unmanaged),
+ *       "directory": "<ACME directory URL>" (of "issuer"),
  *       "key_type": "ecdsa:256",
  *       "challenge": "http-01" | "tls-alpn-01" | "dns-01" or null,
  *       "state": "fallback" | "valid" | "renewing" | "failed" | "expired"
@@ -84,6 +89,8 @@ typedef struct {
     const char *const   *names;
     size_t               n_names;
     const char          *issuer;
+    const char *const   *issuers;       /* n_issuers 0: "issuers" null */
+    size_t               n_issuers;
     const char          *directory;
     const char          *key_type;
     const char          *state;

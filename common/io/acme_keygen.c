@@ -206,6 +206,7 @@ acme_job_cert_key_csr(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
 {
     keygen_t  k;
     char      why[ACME_ERRLEN];
+    const char *root;
 
     *key = NULL;
     if (pem != NULL) {
@@ -222,9 +223,11 @@ acme_job_cert_key_csr(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
     k.want_csr = (csr_b64 != NULL);
 
     /* key_reuse: the stored bundle's key, when acme_job_reuse_key says so */
-    if (c->key_reuse && !c->fresh_key && c->state_dir != NULL
+    root = c->cert_root != NULL ? c->cert_root : c->state_dir;
+
+    if (c->key_reuse && !c->fresh_key && root != NULL
         && c->cert_id != NULL
-        && acme_store_load_bundle(c->state_dir, c->cert_id, &k.stored,
+        && acme_store_load_bundle(root, c->cert_id, &k.stored,
                                   &k.stored_len, why, sizeof(why)) != 1)
     {
         /* none stored (the first issuance) or unreadable: a fresh key */
@@ -238,8 +241,8 @@ acme_job_cert_key_csr(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
     }
     if (next != NULL && c->key_rollover) {
         k.next = next;
-        if (c->state_dir != NULL && c->cert_id != NULL) {
-            if (acme_store_load_next_key(c->state_dir, c->cert_id,
+        if (root != NULL && c->cert_id != NULL) {
+            if (acme_store_load_next_key(root, c->cert_id,
                                          &k.next_stored, &k.next_stored_len,
                                          why, sizeof(why)) != 1)
             {
@@ -247,7 +250,7 @@ acme_job_cert_key_csr(const acme_job_conf_t *c, EVP_PKEY **key, char **pem,
                 k.next_stored_len = 0;
             }
             if (k.next_stored == NULL
-                && acme_store_load_bundle(c->state_dir, c->cert_id,
+                && acme_store_load_bundle(root, c->cert_id,
                                           &k.stored, &k.stored_len, why,
                                           sizeof(why)) == 1)
             {

@@ -2229,6 +2229,10 @@ acme_store_load_state_at(const acme_store_dir_t *cert_dir,
         memcpy(st->directory, le, strlen(le) + 1);
     }
     state_load_ari(json_object_get(j, "ari"), st);
+    le = json_string_value(json_object_get(j, "issuer"));
+    if (le != NULL && strlen(le) < sizeof(st->issuer)) {
+        memcpy(st->issuer, le, strlen(le) + 1);
+    }
 
     json_decref(j);
     return 1;
@@ -2258,6 +2262,7 @@ acme_store_save_state(const char *root, const char *id,
     acme_store_dir_t  cd;
     char              le[sizeof(st->last_error)];
     char              dir[sizeof(st->directory)];
+    char              iss[sizeof(st->issuer)];
     int               rc;
 
     if (open_cert(&cd, root, id, 1, err, errlen) != 1) {
@@ -2271,10 +2276,13 @@ acme_store_save_state(const char *root, const char *id,
     memcpy(dir, st->directory, sizeof(dir));
     dir[sizeof(dir) - 1] = '\0';
     utf8_sanitize(dir);
+    memcpy(iss, st->issuer, sizeof(iss));
+    iss[sizeof(iss) - 1] = '\0';
+    utf8_sanitize(iss);
 
     rc = save_json(&cd, "state.json",
                    json_pack("{s:I, s:I, s:I, s:I, s:s?, s:I, s:I, s:s?, s:I, "
-                             "s:o?}",
+                             "s:o?, s:s?}",
                              "failures", (json_int_t) st->failures,
                              "next_attempt", (json_int_t) st->next_attempt,
                              "last_attempt", (json_int_t) st->last_attempt,
@@ -2285,7 +2293,8 @@ acme_store_save_state(const char *root, const char *id,
                              "attempt_pid", (json_int_t) st->attempt_pid,
                              "directory", dir[0] ? dir : NULL,
                              "revoked", (json_int_t) st->revoked,
-                             "ari", state_save_ari(st)),
+                             "ari", state_save_ari(st),
+                             "issuer", iss[0] ? iss : NULL),
                    err, errlen);
     acme_store_dir_close(&cd);
     return rc;

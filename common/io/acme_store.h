@@ -18,7 +18,8 @@
  *                                      chain PEM (leaf first), written in one
  *                                      atomic step so key and chain always match
  *   <root>/certs/<id>/state.json 0600  renewal/backoff state (acme_cert_state_t),
- *                                      with the directory URL that issued
+ *                                      with the directory URL and the
+ *                                      issuer block ("issuer") that issued
  *                                      bundle.pem
  *   <root>/certs/<id>/next.key   0600  key_rollover pinned / AcmeKeyRollover
  *                                      pinned: the key of the next

@@ -177,11 +177,12 @@ def test_status_json(server, pebble, root_file, state_dir):
                       "last_success", "last_error", "consecutive_failures",
                       "store_error", "reason", "pending", "bridge", "managed", "days_left",
                       "expiring", "subject", "sans", "file", "used_by", "orders", "renewals",
-                      "spki_pin", "next_spki_pin", "ari"}
+                      "spki_pin", "next_spki_pin", "ari", "issuers"}
     assert c["managed"] is True
     assert c["id"] == CERT_ID
     assert c["names"] == NAMES
     assert c["issuer"] == "pebble"
+    assert c["issuers"] == ["pebble"]   # fallback= adds to it (test_failover.py)
     assert c["bridge"] is None          # no certificate of its own (test_bridge.py)
     assert c["directory"] == pebble.directory_url
     assert c["key_type"] == "ecdsa:256"

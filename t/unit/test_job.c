@@ -266,7 +266,7 @@ UNIT_TEST(job_failed_and_succeeded)
     }
 
     acme_sched_attempt_begin(&st, T0 + 100, 42);
-    acme_job_succeeded(&st, T0 + 200, NULL);
+    acme_job_succeeded(&st, T0 + 200, NULL, NULL);
     CHECK_INT(st.failures, 0);
     CHECK_INT(st.next_attempt, 0);
     CHECK_INT(st.last_success, T0 + 200);
@@ -343,7 +343,7 @@ UNIT_TEST(job_status_record_view)
 
     /* a certificate: valid, then expired by the clock alone */
     acme_job_status_set_cert(&rec, T0, T0 + 100, "0a1b", "CN=Pebble", NULL);
-    acme_job_succeeded(&st, T0 + 1, NULL);
+    acme_job_succeeded(&st, T0 + 1, NULL, NULL);
     acme_job_status_end(&rec, &st, T0 + 60);
     acme_job_status_view(&rec, T0 + 2, NULL, 0, &v);
     CHECK_STR(v.state, "valid");
@@ -631,7 +631,7 @@ UNIT_TEST(job_due_issuer_changed)
     CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_RENEW);
     CHECK(acme_job_change(&f, &st) == NULL);
 
-    acme_job_succeeded(&st, T0, "https://a.test/dir");
+    acme_job_succeeded(&st, T0, "https://a.test/dir", NULL);
     CHECK_STR(st.directory, "https://a.test/dir");
     CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_ISSUER_CHANGED);
     CHECK_INT(at, 0);
@@ -646,7 +646,7 @@ UNIT_TEST(job_due_issuer_changed)
     CHECK_STR(acme_job_change(&f, &st), "issuer changed");
 
     /* issued by the configured CA: nothing changed */
-    acme_job_succeeded(&st, T0, "https://b.test/dir");
+    acme_job_succeeded(&st, T0, "https://b.test/dir", NULL);
     CHECK_INT(acme_job_due(&f, &st, &at), ACME_JOB_RENEW);
     CHECK(acme_job_change(&f, &st) == NULL);
 
@@ -700,7 +700,7 @@ UNIT_TEST(job_due_key_changed)
     CHECK_STR(acme_job_change(&f, &st), "key type changed");
 
     /* a CA changed too: the issuer first */
-    acme_job_succeeded(&st, T0, "https://a.test/dir");
+    acme_job_succeeded(&st, T0, "https://a.test/dir", NULL);
     f.directory = "https://b.test/dir";
     CHECK_STR(acme_job_change(&f, &st), "issuer changed");
 
@@ -809,7 +809,7 @@ UNIT_TEST(job_due_forced_and_revoked)
     acme_job_status_end(&rec, &st, st.next_attempt);
     acme_job_status_view(&rec, T0 + 30, NULL, 0, &v);
     CHECK_STR(v.state, "revoked");
-    acme_job_succeeded(&st, T0 + 100, NULL);
+    acme_job_succeeded(&st, T0 + 100, NULL, NULL);
     CHECK_INT(st.revoked, 0);
     acme_job_status_end(&rec, &st, 0);
     acme_job_status_view(&rec, T0 + 100, NULL, 0, &v);

@@ -75,7 +75,7 @@ succeeded_state(void)
 
     memset(&st, 0, sizeof(st));
     st.failures = 2;
-    acme_job_succeeded(&st, T0, NULL);
+    acme_job_succeeded(&st, T0, NULL, NULL);
     return st;
 }
 

@@ -13,7 +13,7 @@ static const char *const cert_keys[] = {
     "last_success", "last_error", "consecutive_failures", "store_error",
     "reason", "pending", "bridge", "managed", "days_left", "expiring",
     "subject", "sans", "file", "used_by", "orders", "renewals",
-    "spki_pin", "next_spki_pin", "ari"
+    "spki_pin", "next_spki_pin", "ari", "issuers"
 };
 
 UNIT_TEST(status_render_parse_back)

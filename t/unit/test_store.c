@@ -583,6 +583,7 @@ UNIT_TEST(store_state_roundtrip_and_corrupt)
     in.last_success = 1790000000LL;
     in.attempt_started = 1794999000LL;
     in.attempt_pid = 31337;
+    snprintf(in.issuer, sizeof(in.issuer), "second");
     snprintf(in.last_error, sizeof(in.last_error),
              "new-order: urn:ietf:params:acme:error:rateLimited: \"slow\" \xc3\xa9");
     CHECK_INT(acme_store_save_state(root, "s_ecdsa-256", &in, err,
@@ -595,6 +596,7 @@ UNIT_TEST(store_state_roundtrip_and_corrupt)
     CHECK_INT(st.last_success, 1790000000LL);
     CHECK_INT(st.attempt_started, 1794999000LL);
     CHECK_INT(st.attempt_pid, 31337);
+    CHECK_STR(st.issuer, "second");
     CHECK_STR(st.last_error, in.last_error);
 
     p = acme_store_state_path(root, "s_ecdsa-256");
