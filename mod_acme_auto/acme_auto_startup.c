@@ -623,12 +623,16 @@ acme_auto_prepare_certs(server_rec *s, apr_pool_t *pconf, apr_pool_t *ptemp)
     for (i = 0; i < acme_auto_g.issuers->nelts; i++) {
         acme_auto_issuer_t *iss = APR_ARRAY_IDX(acme_auto_g.issuers, i,
                                                 acme_auto_issuer_t *);
-        int used = 0;
+        int used = 0, k;
+        /* a certificate's issuer, or one of its fallbacks (fallback=):
+         * its store root (the account) and CA copy are needed */
         for (j = 0; j < acme_auto_g.certs->nelts; j++) {
-            if (APR_ARRAY_IDX(acme_auto_g.certs, j, acme_auto_cert_t *)->issuer
-                == iss)
-            {
-                used = 1;
+            acme_auto_cert_t *c = APR_ARRAY_IDX(acme_auto_g.certs, j,
+                                                acme_auto_cert_t *);
+            for (k = 0; k < c->n_issuers; k++) {
+                if (c->issuers[k] == iss) {
+                    used = 1;
+                }
             }
         }
         if (used && prepare_issuer(s, iss, pconf, uid, gid) != 0) {

@@ -33,6 +33,44 @@ typedef struct {
  * is only reached through directory descriptors (acme_store_dir_t), and an
  * entry that is refused leaves the certificate as if nothing were stored.
  */
+/*
+ * The store roots of the certificate's fallback issuers (fallback=): only
+ * their accounts live there (the certificate stays in the primary's), made
+ * by the master like the primary's so that the workers can write them.
+ */
+static void
+ngx_acme_init_fallback_roots(ngx_cycle_t *cycle, ngx_acme_cert_t *cert,
+    uid_t uid, gid_t gid)
+{
+    char                err[ACME_ERRLEN], warn[ACME_ERRLEN];
+    ngx_uint_t          k;
+    acme_store_dir_t    rd;
+    ngx_acme_issuer_t  *fb;
+
+    for (k = 1; k < cert->n_issuers; k++) {
+        fb = cert->issuers[k];
+
+        if (fb->conf.state_dir == NULL) {
+            continue;
+        }
+
+        if (acme_store_dir_open_root(&rd, (char *) fb->conf.state_dir, uid,
+                                     gid, 1, warn, sizeof(warn),
+                                     err, sizeof(err))
+            != 0)
+        {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "acme: state_path of \"acme_issuer %V\" (a "
+                          "fallback of certificate \"%V\") not usable: %s",
+                          &fb->name, &cert->id, err);
+            continue;
+        }
+
+        acme_store_dir_close(&rd);
+    }
+}
+
+
 static void
 ngx_acme_init_store(ngx_cycle_t *cycle, ngx_acme_cert_t *cert, uid_t uid,
     gid_t gid, acme_store_dir_t *cd, u_char *store_err, size_t len)
@@ -44,6 +82,8 @@ ngx_acme_init_store(ngx_cycle_t *cycle, ngx_acme_cert_t *cert, uid_t uid,
 
     *cd = (acme_store_dir_t) ACME_STORE_DIR_INIT;
     *store_err = '\0';
+
+    ngx_acme_init_fallback_roots(cycle, cert, uid, gid);
 
     if (cert->issuer->conf.state_dir == NULL) {
         return;                 /* "state_path off": no store */

@@ -406,11 +406,12 @@ def managed_conf(pebble, state_dir, names=("a.example.test", "b.example.test"),
     return substitute(MANAGED_TEMPLATE, values)
 
 
-def issuer_conf(pebble, state_dir, issuer_extra=""):
-    """An <AcmeIssuer pebble> block for pebble (or anything with
-    directory_url and ca_pem) with the store in state_dir."""
-    return substitute(ISSUER_TEMPLATE, {"DIRURL": pebble.directory_url, "CA": pebble.ca_pem,
+def issuer_conf(pebble, state_dir, issuer_extra="", name="pebble"):
+    """An <AcmeIssuer pebble> block (or of another name) for pebble (or
+    anything with directory_url and ca_pem) with the store in state_dir."""
+    text = substitute(ISSUER_TEMPLATE, {"DIRURL": pebble.directory_url, "CA": pebble.ca_pem,
                                         "STATE": state_dir, "ISSUER_EXTRA": issuer_extra})
+    return text.replace("<AcmeIssuer pebble>", "<AcmeIssuer %s>" % name, 1)
 
 
 def start_managed(srv, pebble, state_dir, **conf_kw):

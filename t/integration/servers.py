@@ -259,9 +259,10 @@ class Nginx(Server):
         text = text.split("#", 1)[0]
         return [c == "{" for c in text if c in "{}"]
 
-    def issuer_block(self, pebble, state_dir, issuer=None):
-        """Another acme_issuer "pebble" block (for `more`)."""
-        return nginx_server.issuer_conf(pebble, state_dir, self.issuer_lines(issuer))
+    def issuer_block(self, pebble, state_dir, issuer=None, name="pebble"):
+        """Another acme_issuer block, "pebble" unless named (for `more`)."""
+        return nginx_server.issuer_conf(pebble, state_dir, self.issuer_lines(issuer),
+                                        name=name)
 
     def edit_issuer_opt(self, text, name, value=None):
         """text with the issuer option `name` (nginx's name) set to value,
@@ -412,8 +413,9 @@ class Apache(Server):
         text = text.strip()
         return [not text.startswith("</")] if text.startswith("<") else []
 
-    def issuer_block(self, pebble, state_dir, issuer=None):
-        return apache_server.issuer_conf(pebble, state_dir, self.issuer_lines(issuer))
+    def issuer_block(self, pebble, state_dir, issuer=None, name="pebble"):
+        return apache_server.issuer_conf(pebble, state_dir, self.issuer_lines(issuer),
+                                         name=name)
 
     def edit_issuer_opt(self, text, name, value=None):
         import re
