@@ -787,7 +787,8 @@ static int
 job_transport(job_t *j, acme_transport_opts_t *to, acme_proxy_t *proxy,
     char *err, size_t errlen)
 {
-    acme_auto_issuer_t *iss = j->c->issuer;
+    /* the attempt's CA: a fallback= issuer has its own CA file and proxy */
+    acme_auto_issuer_t *iss = j->iss != NULL ? j->iss : j->c->issuer;
 
     memset(to, 0, sizeof(*to));
     to->ca_file = iss->ca_copy;
