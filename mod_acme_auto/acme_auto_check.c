@@ -336,6 +336,75 @@ check_issuer(server_rec *base, acme_auto_issuer_t *iss)
     return acme_issuer_has_error(pr, n);
 }
 
+/* The warning for a managed vhost without "SSLEngine on", at its first
+ * AcmeCertificate: at start after mod_ssl (acme_auto_startup.c: mod_ssl
+ * never gave us its SSL_CTX), under "apache2 -t" from the configuration
+ * tree (below). */
+void
+acme_auto_warn_no_ssl(server_rec *vs)
+{
+    acme_auto_srv_conf_t  *sc = acme_auto_srv_conf(vs);
+    acme_auto_cert_conf_t *cc, *first = NULL;
+
+    for (cc = sc->cert; cc != NULL; cc = cc->next) {
+        if (first == NULL || cc->conf_line < first->conf_line) {
+            first = cc;
+        }
+    }
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, "mod_acme_auto: "
+                 "AcmeCertificate for %s (%s:%d) in a vhost without "
+                 "'SSLEngine on': the certificate is obtained but not "
+                 "served there", vs->server_hostname,
+                 first ? first->conf_file : "?", first ? first->conf_line : 0);
+}
+
+/* The last SSLEngine among the directives of list d (not in its nested
+ * sections): 1 on / optional, 0 off, -1 none. */
+static int
+ssl_engine_in(apr_pool_t *p, const ap_directive_t *d)
+{
+    const char *args;
+    int         on = -1;
+
+    for (; d != NULL; d = d->next) {
+        if (d->directive != NULL && d->args != NULL
+            && strcasecmp(d->directive, "SSLEngine") == 0)
+        {
+            args = d->args;
+            on = strcasecmp(ap_getword_conf(p, &args), "off") != 0;
+        }
+    }
+    return on;
+}
+
+/* Under "apache2 -t" mod_ssl's post_config (where it takes the SSL_CTX
+ * of each vhost with SSLEngine on) does not run: whether vhost s has
+ * SSLEngine on / optional, its own or the server config's (mod_ssl's
+ * merge), read from the configuration tree (Include and <IfModule> are
+ * already spliced into it). */
+static int
+vhost_ssl_on(apr_pool_t *p, const server_rec *s)
+{
+    const ap_directive_t *d;
+    int                   on;
+
+    for (d = ap_conftree; d != NULL; d = d->next) {
+        if (d->directive != NULL && d->filename != NULL
+            && s->defn_name != NULL
+            && strcasecmp(d->directive, "<VirtualHost") == 0
+            && (unsigned) d->line_num == s->defn_line_number
+            && strcmp(d->filename, s->defn_name) == 0)
+        {
+            on = ssl_engine_in(p, d->first_child);
+            if (on != -1) {
+                return on;
+            }
+            break;
+        }
+    }
+    return ssl_engine_in(p, ap_conftree) == 1;
+}
+
 int
 acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     server_rec *base)
@@ -384,6 +453,16 @@ acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
             for (i = 0; i < sc->managed_all->nelts; i++) {
                 APR_ARRAY_IDX(sc->managed_all, i, acme_auto_cert_t *)
                     ->with_others = 1;
+            }
+        }
+    }
+
+    if (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST) {
+        for (s = base->next; s != NULL; s = s->next) {
+            if (acme_auto_srv_conf(s)->managed != NULL
+                && !vhost_ssl_on(ptemp, s))
+            {
+                acme_auto_warn_no_ssl(s);
             }
         }
     }

@@ -220,12 +220,7 @@ acme_auto_post_config_after_ssl(apr_pool_t *pconf, apr_pool_t *plog,
     for (vs = s; vs != NULL; vs = vs->next) {
         sc = ap_get_module_config(vs->module_config, &acme_auto_module);
         if (sc->managed != NULL && !sc->ssl_seen) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, "mod_acme_auto: "
-                         "AcmeCertificate for %s (vhost at %s:%d) without "
-                         "'SSLEngine on': the certificate is obtained but "
-                         "not served there", vs->server_hostname,
-                         vs->defn_name ? vs->defn_name : "?",
-                         vs->defn_line_number);
+            acme_auto_warn_no_ssl(vs);
         }
     }
     return OK;

@@ -173,6 +173,8 @@ void *acme_auto_merge_srv_conf(apr_pool_t *p, void *base, void *add);
 /* Cross-checks and builds acme_auto_g; writes nothing. OK or !OK (logged). */
 int acme_auto_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     apr_pool_t *ptemp, server_rec *s);
+/* Warns that managed vhost vs has no "SSLEngine on" (at its AcmeCertificate). */
+void acme_auto_warn_no_ssl(server_rec *vs);
 acme_auto_cert_t *acme_auto_cert_for_server(server_rec *s);
 /* All managed certificates of a vhost (acme_auto_cert_t *), or NULL. */
 apr_array_header_t *acme_auto_certs_for_server(server_rec *s);

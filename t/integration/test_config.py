@@ -293,7 +293,7 @@ CASES = {
                                         "readable file"]))
     },
     # nginx only: Apache accepts AcmeCertificate in a vhost without
-    # "SSLEngine on" (no error, no warning)
+    # "SSLEngine on" with a warning (test_no_ssl_engine_is_warned_about)
     "no_listen_ssl": {
         "nginx": dict(edit=lambda s, t: t.replace("listen 127.0.0.1:%d ssl;" % s.https_port,
                                                   "listen 127.0.0.1:%d;" % s.https_port, 1),
@@ -432,6 +432,24 @@ def test_apachectl_configtest_reports_errors(server, cfg_pebble, state_dir):
     assert rc != 0, out
     assert "no <AcmeIssuer nosuch>" in out
     assert not os.path.exists(os.path.dirname(state_dir))
+
+
+@pytest.mark.parametrize("server", ["apache"], indirect=True)
+def test_no_ssl_engine_is_warned_about(server, cfg_pebble, state_dir):
+    """AcmeCertificate in a vhost without "SSLEngine on": apache2 -t warns
+    as the start does (the certificate would be obtained, never served),
+    naming the AcmeCertificate line; the configuration still loads."""
+    text = server.conf(cfg_pebble, state_dir)
+    assert text.count("    SSLEngine on\n") == 1, text
+    server.raw.write_conf(text.replace("    SSLEngine on\n", "", 1))
+    rc, out = server.test_config()
+    assert rc == 0, out
+    assert server.config_ok in out, out
+    warns = [l for l in out.splitlines() if "SSLEngine on" in l]
+    assert len(warns) == 1, out
+    assert "[warn]" in warns[0] or ":warn]" in warns[0], warns
+    assert "the certificate is obtained but not served there" in warns[0], warns
+    assert _reported_lines(warns[0], server.raw.conf_path) == [_cert_line(server)], warns
 
 
 def test_name_not_served_is_warned_about(server, cfg_pebble, state_dir):
