@@ -437,6 +437,8 @@ hook_revoked(void *data)
     acme_job_revoked(&j->st, &st, now_sec());
     acme_auto_shm_set_status(j->c->slot, &st);
     job_save_state(j, NULL);
+    /* the stored "revoked" orders the replacement after a restart */
+    acme_auto_shm_control_done(j->c->slot, 1);
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: "
                  "serial %s revoked at the CA (reason %s); ordering its "
                  "replacement with a new key", j->c->id, st.serial,
@@ -895,7 +897,7 @@ job_main(void *arg)
     char                  warn[ACME_ERRLEN];
     const char           *chain;
     size_t                chain_len;
-    int                   rc, unsaved = 0;
+    int                   rc, unsaved = 0, aborted = 0;
 
     err[0] = '\0';
     memset(&proxy, 0, sizeof(proxy));
@@ -997,6 +999,14 @@ job_main(void *arg)
     if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
         /* shutting down: not a failure, the next driver resumes, and
          * answers the renew / revoke requests this order took */
+        aborted = 1;
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: "
+                     "%s: order aborted (restart or stop); the next "
+                     "driver orders again%s", j->c->id,
+                     j->control == ACME_CONTROL_NONE ? ""
+                     : j->control == ACME_CONTROL_REVOKE && j->revoked
+                     ? " (the revoke was done)"
+                     : ", answering the renew / revoke request");
         acme_auto_shm_control_put_back(j->c->slot, j->control,
                                        j->revoke_reason, j->revoked);
         acme_sched_attempt_end(&j->st);
@@ -1027,6 +1037,11 @@ job_main(void *arg)
     }
 
 done:
+    if (!aborted) {
+        /* issued or failed: the requests it took are answered (a restart
+         * before this carries them: acme_control_carry) */
+        acme_auto_shm_control_done(j->c->slot, 0);
+    }
     /* a leader that ends without an account lets the next job try */
     pthread_mutex_lock(&account_mu);
     acme_account_gate_leave(&iss->account_gate, j);

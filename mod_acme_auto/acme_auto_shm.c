@@ -555,6 +555,34 @@ acme_auto_shm_control_put_back(int slot, acme_control_kind_t kind,
     unlock();
 }
 
+void
+acme_auto_shm_control_done(int slot, int revoke)
+{
+    shm_slot_t *sl = slot_at(slot);
+
+    if (sl == NULL || !lock()) {
+        return;
+    }
+    seq_write_begin(&sl->seq);
+    acme_control_done(&sl->control, revoke);
+    seq_write_end(&sl->seq);
+    unlock();
+}
+
+acme_control_kind_t
+acme_auto_shm_control_carry(int slot, int *reason)
+{
+    shm_slot_t     *sl = slot_at(slot);
+    acme_control_t  c;
+
+    *reason = -1;
+    if (sl == NULL) {
+        return ACME_CONTROL_NONE;
+    }
+    SEQ_READ(&sl->seq, memcpy(&c, &sl->control, sizeof(c)));
+    return acme_control_carry(&c, reason);
+}
+
 acme_control_kind_t
 acme_auto_shm_control_take(int slot, int *reason)
 {

@@ -65,7 +65,7 @@ typedef struct carried_s {
     size_t                   len;
     acme_auto_slot_status_t  st;
     acme_control_kind_t      control;   /* a renew / revoke asked for and
-                                           not taken: asked again */
+                                           not answered: asked again */
     int                      reason;
 } carried_t;
 
@@ -132,7 +132,9 @@ carry_unsaved(void *data)
         k->pem = pem;
         k->len = len;
         k->st = st;
-        k->control = acme_auto_shm_control_pending(c->slot, &k->reason);
+        /* asked and not taken, or taken by an order this restart cuts
+         * short: the old child's put_back comes after this copy */
+        k->control = acme_auto_shm_control_carry(c->slot, &k->reason);
         k->next = carried_get();
         carried_set(k);
     }

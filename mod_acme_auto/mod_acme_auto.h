@@ -239,6 +239,12 @@ acme_control_kind_t acme_auto_shm_control_take(int slot, int *reason);
  * (acme_control_put_back). */
 void acme_auto_shm_control_put_back(int slot, acme_control_kind_t kind,
     int reason, int revoked);
+/* The order that took them ended, or its revoke was done (revoke 1):
+ * acme_control_done. */
+void acme_auto_shm_control_done(int slot, int revoke);
+/* What a graceful restart asks again (acme_control_carry): the parent,
+ * before the old generation's segment goes. */
+acme_control_kind_t acme_auto_shm_control_carry(int slot, int *reason);
 
 /* acme_auto_http01.c */
 int acme_auto_post_read_request(request_rec *r);

@@ -45,7 +45,37 @@ acme_control_take(acme_control_t *c, int *reason)
     }
     c->renew_taken = c->renew;
     c->revoke_taken = c->revoke;
+    c->in_flight = (int) k;
+    c->in_flight_reason = k == ACME_CONTROL_REVOKE ? c->reason : -1;
     return k;
+}
+
+
+void
+acme_control_done(acme_control_t *c, int revoke)
+{
+    if (!revoke || c->in_flight == ACME_CONTROL_REVOKE) {
+        c->in_flight = ACME_CONTROL_NONE;
+    }
+}
+
+
+acme_control_kind_t
+acme_control_carry(const acme_control_t *c, int *reason)
+{
+    acme_control_kind_t k = acme_control_pending(c);
+
+    if (k != ACME_CONTROL_NONE) {
+        if (reason != NULL) {
+            *reason = k == ACME_CONTROL_REVOKE ? c->reason : -1;
+        }
+        return k;
+    }
+    if (reason != NULL) {
+        *reason = c->in_flight == ACME_CONTROL_REVOKE ? c->in_flight_reason
+                                                      : -1;
+    }
+    return (acme_control_kind_t) c->in_flight;
 }
 
 
@@ -53,6 +83,7 @@ void
 acme_control_put_back(acme_control_t *c, acme_control_kind_t kind,
     int reason, int revoked)
 {
+    c->in_flight = ACME_CONTROL_NONE;
     if (kind == ACME_CONTROL_RENEW) {
         acme_control_renew(c);
     }

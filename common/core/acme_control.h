@@ -46,6 +46,10 @@ typedef struct {
     unsigned    revoke;
     unsigned    revoke_taken;
     int         reason;         /* RFC 5280 code of the last revoke */
+    int         in_flight;      /* acme_control_kind_t the running order
+                                   took and has not ended (Apache's
+                                   graceful restart carries it) */
+    int         in_flight_reason;
 } acme_control_t;
 
 /* A renew request (status handler, or a reload that found the store's
@@ -71,6 +75,21 @@ acme_control_kind_t acme_control_take(acme_control_t *c, int *reason);
  */
 void acme_control_put_back(acme_control_t *c, acme_control_kind_t kind,
     int reason, int revoked);
+
+/*
+ * The order that took a request ended (issued or failed), or its revoke
+ * was done at the CA (revoke 1; the state's "revoked" orders the
+ * replacement): nothing of it is left to answer.
+ */
+void acme_control_done(acme_control_t *c, int revoke);
+/*
+ * What a restart that cuts the running order short must ask again: what
+ * is pending, else what the running order took and has not ended
+ * (*reason for a revoke).  Apache's parent copies it before the old
+ * generation's shared memory goes (the old child's put_back comes too
+ * late for it).
+ */
+acme_control_kind_t acme_control_carry(const acme_control_t *c, int *reason);
 
 /* RFC 5280 section 5.3.1 CRLReason by name ("keyCompromise", ...; case
  * sensitive, as written in the RFC): its code, or -1. */

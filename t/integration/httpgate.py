@@ -52,6 +52,10 @@ class HttpGate:
     def open(self):
         self._open.set()
 
+    def close(self):
+        """Holds the requests arriving from now on again."""
+        self._open.clear()
+
     def wait(self, pred, timeout, what):
         """Waits until pred(requests) is true; returns its value."""
         deadline = time.monotonic() + timeout

@@ -10,6 +10,10 @@ import shutil
 import time
 import urllib.request
 
+import pytest
+
+from httpgate import HttpGate
+from pebble import HTTP_PORT
 from servers import HTTPS_PORT
 from test_events import _event_line, _program, _runs
 from tlsutil import same_serial, served_cert, wait_acme_cert, wait_for
@@ -93,6 +97,38 @@ def test_renew_now(server, pebble, root_file, state_dir):
     assert pebble.orders_created() == orders + 1
     assert server.main_pid == main_pid and server.generations() == 1
     assert not server.problems(), server.problems()
+
+
+# Apache only: a graceful restart makes a new generation of children (and
+# shared memory) while the old child's order runs; nginx's reload is
+# test_renew_now's shape with its own carry (acme_control_put_back)
+@pytest.mark.parametrize("server", ["apache"], indirect=True)
+def test_renew_cut_short_by_graceful_is_answered(server, pebble_factory, workdir,
+                                                  state_dir):
+    """A renew request whose order a graceful restart cuts short is
+    answered by the new generation: a new certificate, "order aborted"
+    logged."""
+    p = pebble_factory(authz_reuse=0)
+    root = p.write_root(os.path.join(workdir, "root.pem"))
+    # the CA's validations pass a gate in front of the http-01 vhost
+    gate = HttpGate(HTTP_PORT, HTTP_PORT + 1000).start()
+    try:
+        gate.open()
+        server.use_ports(http_port=HTTP_PORT + 1000)
+        start(server, p, state_dir)
+        first, cid = issued(server, root)
+        gate.close()
+        seen = len(gate.requests)
+        status, body = request(server, "/acme-status/renew?id=" + cid)
+        assert status == 202, body
+        # the renewal's validation is held: its order is in flight
+        gate.wait(lambda r: len(r) > seen, 60, "the renewal's validation request")
+        server.raw.graceful()
+        gate.open()
+        new_served(server, root, first)
+        assert "order aborted" in server.error_log(), server.error_log()[-3000:]
+    finally:
+        gate.stop()
 
 
 def test_control_needs_the_flag(server, pebble, root_file, state_dir):

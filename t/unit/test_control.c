@@ -56,6 +56,43 @@ UNIT_TEST(control_put_back)
     CHECK_INT(acme_control_pending(&c), ACME_CONTROL_NONE);
 }
 
+/* A restart that cuts an order short asks again what it took, until the
+ * order ends or its revoke is done at the CA. */
+UNIT_TEST(control_carry)
+{
+    acme_control_t c;
+    int            reason;
+
+    memset(&c, 0, sizeof(c));
+    CHECK_INT(acme_control_carry(&c, &reason), ACME_CONTROL_NONE);
+    acme_control_renew(&c);
+    CHECK_INT(acme_control_carry(&c, &reason), ACME_CONTROL_RENEW);
+    CHECK_INT(acme_control_take(&c, &reason), ACME_CONTROL_RENEW);
+    CHECK_INT(acme_control_pending(&c), ACME_CONTROL_NONE);
+    CHECK_INT(acme_control_carry(&c, &reason), ACME_CONTROL_RENEW);
+    acme_control_done(&c, 0);
+    CHECK_INT(acme_control_carry(&c, &reason), ACME_CONTROL_NONE);
+
+    acme_control_revoke(&c, 4);
+    CHECK_INT(acme_control_take(&c, &reason), ACME_CONTROL_REVOKE);
+    CHECK_INT(acme_control_carry(&c, &reason), ACME_CONTROL_REVOKE);
+    CHECK_INT(reason, 4);
+    acme_control_done(&c, 1);
+    CHECK_INT(acme_control_carry(&c, &reason), ACME_CONTROL_NONE);
+
+    /* a renew's order is not ended by a revoke's "done" */
+    acme_control_renew(&c);
+    CHECK_INT(acme_control_take(&c, &reason), ACME_CONTROL_RENEW);
+    acme_control_done(&c, 1);
+    CHECK_INT(acme_control_carry(&c, &reason), ACME_CONTROL_RENEW);
+    /* put back: pending again, nothing in flight */
+    acme_control_put_back(&c, ACME_CONTROL_RENEW, -1, 0);
+    CHECK_INT(acme_control_carry(&c, &reason), ACME_CONTROL_RENEW);
+    CHECK_INT(acme_control_take(&c, &reason), ACME_CONTROL_RENEW);
+    acme_control_done(&c, 0);
+    CHECK_INT(acme_control_carry(&c, &reason), ACME_CONTROL_NONE);
+}
+
 UNIT_TEST(control_reasons)
 {
     CHECK_INT(acme_control_reason_code("unspecified"), 0);
