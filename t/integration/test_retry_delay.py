@@ -99,3 +99,37 @@ def test_retry_delay_bad_value(kind, request, pebble_factory, state_dir):
     assert "retry_delay" in out.lower() or "acmeretrydelay" in out.lower(), out
     line = srv.conf_line(needle)
     assert ":%d" % line in out or "line %d" % line in out, (line, out)
+
+
+@pytest.mark.parametrize("kind", ["nginx", "apache"])
+def test_ari_poll_interval_bad_value(kind, request, pebble_factory, state_dir):
+    """ari_poll_interval / AcmeARIPollInterval takes the same bounds as
+    retry_delay (1s to 1d): 0 or a word is refused naming the directive and
+    its line."""
+    factory = request.getfixturevalue(kind + "_factory")
+    p = pebble_factory(start=False)
+    srv = factory()
+    if kind == "nginx":
+        srv.write_conf(nginx_server.managed_http_conf(
+            p, state_dir, issuer_extra="ari_poll_interval 0s;"))
+        needle, name = "ari_poll_interval 0s;", "ari_poll_interval"
+    else:
+        srv.write_conf(apache_server.managed_conf(
+            p, state_dir, issuer_extra="    AcmeARIPollInterval 2d"))
+        needle, name = "AcmeARIPollInterval 2d", "acmearipollinterval"
+    rc, out = srv.test_config()
+    assert rc != 0, out
+    assert name in out.lower() and "unknown" not in out.lower() \
+        and "invalid command" not in out.lower(), out
+    line = srv.conf_line(needle)
+    assert ":%d" % line in out or "line %d" % line in out, (line, out)
+
+    # in range: accepted
+    if kind == "nginx":
+        srv.write_conf(nginx_server.managed_http_conf(
+            p, state_dir, issuer_extra="ari_poll_interval 30m;"))
+    else:
+        srv.write_conf(apache_server.managed_conf(
+            p, state_dir, issuer_extra="    AcmeARIPollInterval 1800"))
+    rc, out = srv.test_config()
+    assert rc == 0, out
