@@ -560,11 +560,17 @@ ngx_acme_job_task_done(ngx_event_t *ev)
     }
 
     if (job->store_rc != 0 && job->cert->slot) {
-        /* the store's condition for the status: cleared by a good write */
+        /* the store's condition for the status: cleared by a good write;
+         * an ARI record that could not be saved does not hide an earlier
+         * condition (e.g. a certificate served but not stored) */
         ngx_acme_shm_lock(job->amcf);
-        ngx_cpystrn((u_char *) job->cert->slot->status.store_error,
-                    (u_char *) job->task_err,
-                    sizeof(job->cert->slot->status.store_error));
+
+        if (!job->ari || job->cert->slot->status.store_error[0] == '\0') {
+            ngx_cpystrn((u_char *) job->cert->slot->status.store_error,
+                        (u_char *) job->task_err,
+                        sizeof(job->cert->slot->status.store_error));
+        }
+
         ngx_acme_shm_unlock(job->amcf);
     }
 
