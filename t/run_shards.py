@@ -42,6 +42,11 @@ SHARDS = 4
 # name starts with one of these (the rest: DEFAULT_SECONDS; unit tests less).
 SLOW = {
     "test_packages": 100,
+    "test_certbot_steps_against_pebble": 60,
+    "test_unit_tests_asan_ubsan": 44,
+    "test_renewal_on_a_full_tmpfs_is_served_then_stored": 39,
+    "test_write_errors_lose_nothing": 35,
+    "test_renewal_on_a_read_only_file_system": 32,
     "test_short_lived_renewed_on_time_under_load": 40,
     "test_packages": 60,
     "test_wrong_certificate_keeps_the_previous_one": 40,
