@@ -14,29 +14,43 @@
 #include "acme_util.h"
 
 
+/* The key in pem if it is of type kt; else NULL with *why "unreadable" or
+ * "of another key type". */
+static EVP_PKEY *
+key_of_type(const char *pem, size_t len, acme_key_type_t kt,
+    const char **why)
+{
+    EVP_PKEY         *key;
+    acme_key_type_t   got;
+
+    key = acme_key_from_pem(pem, len);
+    if (key == NULL) {
+        *why = "unreadable";
+        return NULL;
+    }
+
+    if (acme_key_type_of(key, &got) != 0 || got != kt) {
+        EVP_PKEY_free(key);
+        *why = "of another key type";
+        return NULL;
+    }
+
+    return key;
+}
+
+
 EVP_PKEY *
 acme_job_reuse_key(const acme_job_conf_t *c, const char *stored,
     size_t stored_len)
 {
-    EVP_PKEY         *key;
-    acme_key_type_t   kt;
+    const char  *why;
 
     if (!c->key_reuse || c->fresh_key || stored == NULL || stored_len == 0) {
         return NULL;
     }
 
-    key = acme_key_from_pem(stored, stored_len);
-    if (key == NULL) {
-        return NULL;
-    }
-
-    if (acme_key_type_of(key, &kt) != 0 || kt != c->cert_key_type) {
-        /* a key type change (or a key of no supported type): a new key */
-        EVP_PKEY_free(key);
-        return NULL;
-    }
-
-    return key;
+    /* a key type change (or a key of no supported type): a new key */
+    return key_of_type(stored, stored_len, c->cert_key_type, &why);
 }
 
 
@@ -55,9 +69,6 @@ EVP_PKEY *
 acme_job_next_key(const acme_job_conf_t *c, const char *next,
     size_t next_len, int renewal, const char **why)
 {
-    EVP_PKEY         *key;
-    acme_key_type_t   kt;
-
     *why = NULL;
     if (!c->key_rollover || c->fresh_key) {
         return NULL;
@@ -67,19 +78,7 @@ acme_job_next_key(const acme_job_conf_t *c, const char *next,
         return NULL;
     }
 
-    key = acme_key_from_pem(next, next_len);
-    if (key == NULL) {
-        *why = "unreadable";
-        return NULL;
-    }
-
-    if (acme_key_type_of(key, &kt) != 0 || kt != c->cert_key_type) {
-        EVP_PKEY_free(key);
-        *why = "of another key type";
-        return NULL;
-    }
-
-    return key;
+    return key_of_type(next, next_len, c->cert_key_type, why);
 }
 
 
