@@ -120,8 +120,14 @@ typedef struct {
     int                  reachable;     /* the store answered */
     char                 err[256];      /* !reachable: why */
     const char          *endpoint;      /* the endpoint that answered last */
-    acme_fleet_chal_t   *chals;         /* every pending challenge */
+    acme_fleet_chal_t   *chals;         /* every pending challenge (the
+                                           host adds those it lacks) */
     size_t               n_chals;
+    char               **gone;          /* tokens listed by the previous
+                                           round and no longer pending: the
+                                           host removes its mirror of them
+                                           (never its own challenges) */
+    size_t               n_gone;
     int64_t              chal_revision; /* the store revision of that list:
                                            pass it as acked to the next sync
                                            once the list is mirrored */
