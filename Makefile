@@ -21,7 +21,7 @@ UNIT_SRC   := $(wildcard t/unit/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=build/%.o)
 UNIT_OBJ   := $(UNIT_SRC:%.c=build/%.o)
 
-all: build/layout.ok build/unit_tests build/kv_probe
+all: build/layout.ok build/unit_tests build/kv_probe build/fleet_probe
 
 build/layout.ok: t/check_layout.sh $(wildcard common/* common/core/* common/io/*)
 	@mkdir -p $(dir $@)
@@ -49,6 +49,10 @@ build/unit_tests: $(UNIT_OBJ) build/libacmecore.a
 # (t/integration/test_etcd_store.py runs it against a real etcd)
 build/kv_probe: t/tools/kv_probe.c build/libacmecore.a $(COMMON_HDR)
 	$(CC) $(CFLAGS) $(COMMON_INC) -o $@ $< build/libacmecore.a $(LDLIBS)
+
+# two fleet nodes in one process (acme_fleet_node.h) against a real etcd
+build/fleet_probe: t/tools/fleet_probe.c build/libacmecore.a $(COMMON_HDR)
+	$(CC) $(CFLAGS) $(COMMON_INC) -o $@ $< build/libacmecore.a $(LDLIBS) -lpthread
 
 unit: build/unit_tests
 	build/unit_tests

@@ -127,3 +127,70 @@ def test_tls_endpoint(workdir):
         assert r["status"] == "unavailable" and "verif" in r["err"].lower(), r
     finally:
         e.stop()
+
+
+FLEET_PROBE = os.path.join(HERE, "..", "..", "build", "fleet_probe")
+
+
+def test_fleet_nodes_lifecycle(etcd, workdir):
+    """Two nodes (common/io/acme_fleet_node.c) through one order against a
+    real etcd: one locks, the other waits and names the holder; a shared
+    challenge's barrier ends once the other node mirrored it, and its
+    removal reaches the mirror; the record published under the lock reaches
+    the other node, which installs it instead of ordering; a write after
+    the lock vanished is fenced; no private key in clear in the store."""
+    key = os.path.join(workdir, "seal.key")
+    with open(key, "w") as f:
+        f.write("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n")
+    chain = os.path.join(workdir, "chain.pem")
+    pkey = os.path.join(workdir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", pkey, "-out", chain, "-days", "2",
+                    "-subj", "/CN=www.example"], check=True,
+                   capture_output=True, timeout=30)
+    out = subprocess.run([FLEET_PROBE, etcd.endpoint, key, chain, pkey],
+                         check=True, capture_output=True, text=True,
+                         timeout=60).stdout
+    s = {}
+    for line in out.splitlines():
+        o = json.loads(line)
+        s[o["step"]] = o
+    assert "end" in s, out
+
+    assert s["sync-a"]["reachable"] and s["sync-b"]["nodes"] == 2, out
+    assert s["claim-a"]["action"] == "order", out
+    assert s["claim-b"]["action"] == "wait", out
+    assert s["claim-b"]["holder"] == "node-a", out
+
+    assert s["put"]["rc"] == 0 and s["put"]["missing"] == 0, out
+    chal = s["mirror-b"]["chals"]
+    assert [c["token"] for c in chal] == ["tok-0123456789abcdef_ABCDEF"], out
+    assert chal[0]["node"] == "node-a" and chal[0]["type"] == "http-01"
+    assert chal[0]["key_authz"].endswith(".thumb")
+    assert s["gone-b"]["chals"] == [], out
+    assert s["gone-b"]["gone"] == ["tok-0123456789abcdef_ABCDEF"], out
+
+    assert s["publish-a"]["status"] == "ok", out
+    recs = s["records-b"]["certs"]
+    assert len(recs) == 1 and recs[0]["bundle"] and recs[0]["err"] == "", out
+    assert recs[0]["node"] == "node-a"
+    assert s["claim-b-again"]["action"] == "install", out
+    assert s["claim-b-again"]["bundle"], out
+
+    assert s["claim-a-renew"]["action"] == "order", out
+    assert s["publish-late"]["status"] == "fenced", out
+    assert "another node may have ordered" in s["publish-late"]["err"]
+
+    status = json.loads(s["status-a"]["json"])
+    assert status["node"] == "node-a" and status["reachable"] is True
+    assert status["locks"] == {}, status
+
+    # the store holds the record, but no key material in clear
+    dump = etcd.etcdctl("get", "--prefix", "/acme/")
+    assert "/acme/certs/www.example_ecdsa-256" in dump
+    assert "BEGIN CERTIFICATE" in dump
+    assert "PRIVATE KEY" not in dump
+    with open(pkey) as f:
+        body = "".join(l for l in f if not l.startswith("-----"))
+    assert body.strip().splitlines()[0] not in dump

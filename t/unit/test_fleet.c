@@ -1,8 +1,10 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "acme_cert.h"
 #include "acme_fleet.h"
+#include "acme_fleet_node.h"
 #include "acme_key.h"
 #include "unit.h"
 
@@ -159,4 +161,60 @@ UNIT_TEST(fleet_challenges_ready)
     CHECK(acme_fleet_challenges_ready(10, acked, 3, 5900, 900, 5000,
                                       &missing) == 1 && missing == 1);
     CHECK(acme_fleet_challenges_ready(10, NULL, 0, 0, 0, 5000, NULL) == 1);
+}
+
+
+static int
+parse(const char *line, acme_fleet_conf_t *c, char *err, size_t errlen)
+{
+    char    buf[512], *argv[16], *save, *w;
+    size_t  n = 0;
+
+    snprintf(buf, sizeof(buf), "%s", line);
+    for (w = strtok_r(buf, " ", &save); w != NULL && n < 16;
+         w = strtok_r(NULL, " ", &save))
+    {
+        argv[n++] = w;
+    }
+    return acme_fleet_conf_parse(argv, n, c, err, errlen);
+}
+
+
+UNIT_TEST(fleet_conf_parse)
+{
+    acme_fleet_conf_t  c;
+    char               err[256];
+
+    CHECK(parse("http://127.0.0.1:2379,https://etcd2:2379 prefix=/x "
+                "key_file=/k node=n1 user=u password_file=/p "
+                "ssl_trusted_certificate=/ca", &c, err, sizeof(err)) == 0);
+    CHECK(c.n_endpoints == 2);
+    CHECK(strcmp(c.endpoints[1], "https://etcd2:2379") == 0);
+    CHECK(strcmp(c.prefix, "/x/") == 0);
+    CHECK(strcmp(c.node, "n1") == 0 && strcmp(c.ca_file, "/ca") == 0);
+    acme_fleet_conf_free(&c);
+
+    CHECK(parse("http://e:2379 key_file=/k", &c, err, sizeof(err)) == 0);
+    CHECK(strcmp(c.prefix, "/acme/") == 0 && c.node == NULL);
+    acme_fleet_conf_free(&c);
+
+    CHECK(parse("http://e:2379", &c, err, sizeof(err)) == -1);
+    CHECK(strstr(err, "key_file= is required") != NULL);
+    CHECK(parse("etcd1:2379 key_file=/k", &c, err, sizeof(err)) == -1);
+    CHECK(strstr(err, "\"etcd1:2379\" is not an etcd endpoint") != NULL);
+    CHECK(parse("http://e:2379/v3 key_file=/k", &c, err, sizeof(err)) == -1);
+    CHECK(parse("http://e:2379 key_file=/k colour=red", &c, err,
+                sizeof(err)) == -1);
+    CHECK(strstr(err, "unknown parameter \"colour=red\"") != NULL);
+    CHECK(parse("http://e:2379 key_file=/k key_file=/j", &c, err,
+                sizeof(err)) == -1);
+    CHECK(strstr(err, "given twice") != NULL);
+    CHECK(parse("http://e:2379 key_file=/k user=u", &c, err,
+                sizeof(err)) == -1);
+    CHECK(strstr(err, "go together") != NULL);
+    CHECK(parse("http://e:2379 key_file=/k prefix=acme", &c, err,
+                sizeof(err)) == -1);
+    CHECK(parse("http://e:2379 key_file=/k node=a/b", &c, err,
+                sizeof(err)) == -1);
+    CHECK(strstr(err, "node=\"a/b\"") != NULL);
 }
