@@ -19,7 +19,6 @@
 
 #define FLEET_FILE_MAX        4096
 #define FLEET_NODE_KEEPALIVE  3         /* s: < ACME_FLEET_NODE_TTL / 2 */
-#define FLEET_ORDER_KEEPALIVE 10        /* s: < ACME_FLEET_ORDER_TTL / 2 */
 #define FLEET_NAME_MAX        100
 #define FLEET_BARRIER_POLL_MS 50
 
@@ -41,6 +40,7 @@ struct acme_fleet_node_s {
     char                *prefix;
     char                *node;
     unsigned char        seal[ACME_SEAL_KEY_LEN];
+    long                 lease_ttl;
 
     int64_t              node_lease;
     long long            node_kept;
@@ -110,8 +110,8 @@ acme_fleet_conf_parse(char *const *argv, size_t argc, acme_fleet_conf_t *conf,
 {
     static const char *names[] = { "prefix", "key_file", "node", "user",
                                    "password_file",
-                                   "ssl_trusted_certificate" };
-    char       **slots[6], **e;
+                                   "ssl_trusted_certificate", "lease_ttl" };
+    char       **slots[7], **e, *ttl = NULL, *end;
     char        *list, *p, *tok, *save;
     const char  *eq;
     size_t       i, k, nlen;
@@ -123,6 +123,7 @@ acme_fleet_conf_parse(char *const *argv, size_t argc, acme_fleet_conf_t *conf,
     slots[3] = &conf->user;
     slots[4] = &conf->password_file;
     slots[5] = &conf->ca_file;
+    slots[6] = &ttl;
 
     if (argc < 1 || argv[0][0] == '\0') {
         return acme_err(err, errlen, "no etcd endpoint");
@@ -164,22 +165,34 @@ acme_fleet_conf_parse(char *const *argv, size_t argc, acme_fleet_conf_t *conf,
     for (i = 1; i < argc; i++) {
         eq = strchr(argv[i], '=');
         nlen = eq != NULL ? (size_t) (eq - argv[i]) : 0;
-        for (k = 0; k < 6; k++) {
+        for (k = 0; k < 7; k++) {
             if (eq != NULL && strlen(names[k]) == nlen
                 && strncmp(argv[i], names[k], nlen) == 0)
             {
                 break;
             }
         }
-        if (k == 6) {
+        if (k == 7) {
             acme_err(err, errlen, "unknown parameter \"%s\" (prefix=, "
                      "key_file=, node=, user=, password_file=, "
-                     "ssl_trusted_certificate=)", argv[i]);
+                     "ssl_trusted_certificate=, lease_ttl=)", argv[i]);
             goto failed;
         }
         if (set_once(slots[k], names[k], eq + 1, err, errlen) != 0) {
             goto failed;
         }
+    }
+
+    conf->lease_ttl = ACME_FLEET_ORDER_TTL;
+    if (ttl != NULL) {
+        conf->lease_ttl = strtol(ttl, &end, 10);
+        if (*end != '\0' || conf->lease_ttl < 5 || conf->lease_ttl > 600) {
+            acme_err(err, errlen, "lease_ttl=\"%s\": seconds from 5 to 600",
+                     ttl);
+            goto failed;
+        }
+        free(ttl);
+        ttl = NULL;
     }
 
     if (conf->prefix == NULL) {
@@ -218,6 +231,7 @@ acme_fleet_conf_parse(char *const *argv, size_t argc, acme_fleet_conf_t *conf,
 failed:
 
     free(list);
+    free(ttl);
     acme_fleet_conf_free(conf);
     return -1;
 }
@@ -333,6 +347,8 @@ acme_fleet_node_new(const acme_fleet_conf_t *conf, char *err, size_t errlen)
     }
     pthread_mutex_init(&n->mu, NULL);
     n->acked_written = -1;
+    n->lease_ttl = conf->lease_ttl > 0 ? conf->lease_ttl
+                                       : ACME_FLEET_ORDER_TTL;
 
     if (acme_fleet_conf_load(conf, n->seal, &n->password, err, errlen) != 0) {
         goto failed;
@@ -588,7 +604,7 @@ order_leases_keep(acme_fleet_node_t *n, long long now)
     size_t            i;
 
     for (i = 0; i < n->n_locks; /* void */) {
-        if (now - n->locks[i].kept < FLEET_ORDER_KEEPALIVE) {
+        if (now - n->locks[i].kept < n->lease_ttl / 3) {
             i++;
             continue;
         }
@@ -1005,7 +1021,7 @@ acme_fleet_node_claim(acme_fleet_node_t *n, const char *id,
     /* LOCK: a lease, then locks/<id> if absent under it */
     memset(&op, 0, sizeof(op));
     op.kind = ACME_KV_LEASE_GRANT;
-    op.ttl = ACME_FLEET_ORDER_TTL;
+    op.ttl = n->lease_ttl;
     st = kv_do(n, &op, &res);
     lease = res.lease;
     if (st != ACME_KV_OK) {

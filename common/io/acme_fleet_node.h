@@ -43,7 +43,8 @@
 /*
  * The configuration, as both servers parse it from
  *   acme_store etcd URL[,URL...] prefix=P key_file=F [node=NAME]
- *       [user=U password_file=F] [ssl_trusted_certificate=F];
+ *       [user=U password_file=F] [ssl_trusted_certificate=F]
+ *       [lease_ttl=SECONDS];
  * (nginx) / AcmeStore etcd ... (Apache), with acme_fleet_conf_parse.
  */
 typedef struct {
@@ -55,6 +56,10 @@ typedef struct {
     char            *user;              /* NULL: no authentication */
     char            *password_file;
     char            *ca_file;           /* ssl_trusted_certificate= */
+    long             lease_ttl;         /* s, the order lease: how long a
+                                           node that died mid-order holds
+                                           the others up (5..600; default
+                                           ACME_FLEET_ORDER_TTL) */
 } acme_fleet_conf_t;
 
 /*
@@ -168,7 +173,7 @@ typedef struct {
  * What this node does for certificate id now (acme_fleet_next with the
  * store's facts filled in from certs/<id> and locks/<id>; f's local and
  * due fields are the host's).  LOCK is carried out here: an order lease
- * (ACME_FLEET_ORDER_TTL) and locks/<id> written if absent; then the record
+ * (lease_ttl) and locks/<id> written if absent; then the record
  * is read once more (a node that published and let go of the lock between
  * the two reads is seen: INSTALL, lock given back) -> ORDER, or WAIT when
  * another node won.  ORDER leaves the lease held and kept alive by sync

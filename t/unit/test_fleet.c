@@ -218,3 +218,23 @@ UNIT_TEST(fleet_conf_parse)
                 sizeof(err)) == -1);
     CHECK(strstr(err, "node=\"a/b\"") != NULL);
 }
+
+
+UNIT_TEST(fleet_conf_lease_ttl)
+{
+    acme_fleet_conf_t  c;
+    char               err[256];
+
+    CHECK(parse("http://e:2379 key_file=/k", &c, err, sizeof(err)) == 0);
+    CHECK(c.lease_ttl == ACME_FLEET_ORDER_TTL);
+    acme_fleet_conf_free(&c);
+    CHECK(parse("http://e:2379 key_file=/k lease_ttl=6", &c, err,
+                sizeof(err)) == 0);
+    CHECK(c.lease_ttl == 6);
+    acme_fleet_conf_free(&c);
+    CHECK(parse("http://e:2379 key_file=/k lease_ttl=4", &c, err,
+                sizeof(err)) == -1);
+    CHECK(strstr(err, "lease_ttl=\"4\": seconds from 5 to 600") != NULL);
+    CHECK(parse("http://e:2379 key_file=/k lease_ttl=9x", &c, err,
+                sizeof(err)) == -1);
+}
