@@ -377,6 +377,26 @@ key_from_block(const char *name, const char *header, const unsigned char *data,
     return key;
 }
 
+size_t
+acme_bundle_split(const char *bundle, size_t len)
+{
+    static const char  begin[] = "-----BEGIN CERTIFICATE-----";
+    size_t             i, n;
+
+    n = sizeof(begin) - 1;
+    if (bundle == NULL) {
+        return 0;
+    }
+    for (i = 0; i + n <= len; i++) {
+        if ((i == 0 || bundle[i - 1] == '\n')
+            && memcmp(bundle + i, begin, n) == 0)
+        {
+            return i;
+        }
+    }
+    return 0;
+}
+
 char *
 acme_bundle_join(const char *key_pem, size_t key_len, const char *chain_pem,
     size_t chain_len, size_t *len)

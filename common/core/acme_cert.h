@@ -84,6 +84,14 @@ int acme_bundle_parse_cached(const char *pem, size_t len,
 char *acme_bundle_join(const char *key_pem, size_t key_len,
     const char *chain_pem, size_t chain_len, size_t *len);
 
+/*
+ * The inverse of acme_bundle_join: where the chain starts in a bundle
+ * (its first "-----BEGIN CERTIFICATE-----" line), so that key PEM =
+ * bundle[0..at) and chain = bundle[at..len).  0 when there is no key
+ * before a certificate or no certificate.
+ */
+size_t acme_bundle_split(const char *bundle, size_t len);
+
 /* Cleanses and frees a bundle (NULL-safe). */
 void acme_bundle_free(char *bundle, size_t len);
 

@@ -101,6 +101,50 @@ acme_chal_table_remove(acme_chal_table_t *t, const char *token,
     }
 }
 
+int
+acme_chal_table_mirror(acme_chal_table_t *t, acme_chal_type_t type,
+    const char *identifier, const char *token, const char *key_authz,
+    uint64_t owner, acme_fence_t fence)
+{
+    int                 rc;
+    uint32_t            i;
+    acme_chal_entry_t  *e;
+
+    if (token == NULL) {
+        return ACME_CHAL_BAD;
+    }
+
+    for (i = 0; i < t->capacity; i++) {
+        e = &t->entry[i];
+        if (e->type != ACME_CHAL_FREE && e->fence == fence
+            && strcmp(e->token, token) == 0)
+        {
+            return 0;
+        }
+    }
+
+    rc = acme_chal_table_add(t, type, identifier, token, key_authz, owner,
+                             fence);
+    return rc == ACME_CHAL_OK ? 1 : rc;
+}
+
+void
+acme_chal_table_remove_owner(acme_chal_table_t *t, const char *token,
+    acme_fence_t fence, uint64_t owner)
+{
+    uint32_t            i;
+    acme_chal_entry_t  *e;
+
+    for (i = 0; i < t->capacity; i++) {
+        e = &t->entry[i];
+        if (e->type != ACME_CHAL_FREE && e->fence == fence
+            && e->owner == owner && strcmp(e->token, token) == 0)
+        {
+            entry_free(e);
+        }
+    }
+}
+
 void
 acme_chal_table_drop(acme_chal_table_t *t, acme_fence_t fence, uint64_t owner)
 {

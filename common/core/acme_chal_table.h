@@ -80,6 +80,22 @@ int acme_chal_table_add(acme_chal_table_t *t, acme_chal_type_t type,
 void acme_chal_table_remove(acme_chal_table_t *t, const char *token,
     acme_fence_t fence);
 
+/*
+ * A fleet's challenge (issue 15: another node published it in the shared
+ * store) mirrored here, so that this server answers it too: added under
+ * owner like acme_chal_table_add, unless an entry of that token and fence
+ * is here already (this server's own, or mirrored before: left as it is).
+ * 1 added, 0 already here, or ACME_CHAL_BAD / ACME_CHAL_FULL.
+ */
+int acme_chal_table_mirror(acme_chal_table_t *t, acme_chal_type_t type,
+    const char *identifier, const char *token, const char *key_authz,
+    uint64_t owner, acme_fence_t fence);
+
+/* Removes the entries of token that owner published under fence (a
+ * mirror that went away; never another owner's). */
+void acme_chal_table_remove_owner(acme_chal_table_t *t, const char *token,
+    acme_fence_t fence, uint64_t owner);
+
 /* Removes what owner (ACME_CHAL_ANY_OWNER: anyone) published under fence. */
 void acme_chal_table_drop(acme_chal_table_t *t, acme_fence_t fence,
     uint64_t owner);

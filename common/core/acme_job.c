@@ -530,6 +530,16 @@ acme_job_status_set_reason(acme_job_status_t *rec, const char *reason)
 }
 
 void
+acme_job_status_fleet(acme_job_status_t *rec, const char *action,
+    const char *holder)
+{
+    cpy(rec->fleet_action, sizeof(rec->fleet_action),
+        action != NULL ? action : "");
+    cpy(rec->fleet_holder, sizeof(rec->fleet_holder),
+        holder != NULL ? holder : "");
+}
+
+void
 acme_job_status_begin(acme_job_status_t *rec, const char *type,
     const char *step)
 {
@@ -608,6 +618,8 @@ acme_job_status_view(const acme_job_status_t *rec, long long now,
     out->renewals = rec->orders.renewals;
     out->spki_pin = rec->have_cert && rec->spki_pin[0] ? rec->spki_pin : NULL;
     out->next_spki_pin = rec->next_spki_pin[0] ? rec->next_spki_pin : NULL;
+    out->fleet_action = rec->fleet_action[0] ? rec->fleet_action : NULL;
+    out->fleet_holder = rec->fleet_holder[0] ? rec->fleet_holder : NULL;
     out->ari_start = rec->ari_start;
     out->ari_end = rec->ari_end;
     out->ari_at = rec->ari_at;

@@ -354,6 +354,11 @@ typedef struct {
     /* the issuer block that issued the served certificate (st->issuer,
      * acme_job_status_end): the status' "issuer"; "" the primary */
     char        issued_by[64];
+    /* the shared store (issue 15): what this node did last for the
+     * certificate (acme_fleet_action_name) and, while another node orders
+     * it, that node; "" none (acme_job_status_fleet) */
+    char        fleet_action[16];
+    char        fleet_holder[128];
 } acme_job_status_t;
 
 /* Certificate facts into the record (serial, CA issuer, validity, the
@@ -373,6 +378,10 @@ void acme_job_status_set_pending(acme_job_status_t *rec, long long at,
 void acme_job_status_activate(acme_job_status_t *rec);
 /* The record's reason (acme_job_change; NULL: none). */
 void acme_job_status_set_reason(acme_job_status_t *rec, const char *reason);
+/* The shared store's decision for the certificate (action, holder: NULL
+ * or "" none). */
+void acme_job_status_fleet(acme_job_status_t *rec, const char *action,
+    const char *holder);
 /* An attempt of type starts: renewing, step, challenge. */
 void acme_job_status_begin(acme_job_status_t *rec, const char *type,
     const char *step);

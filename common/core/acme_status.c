@@ -203,6 +203,24 @@ render_issuers(const acme_status_cert_t *c)
 }
 
 static json_t *
+render_fleet(const acme_status_cert_t *c)
+{
+    json_t  *o = json_object();
+
+    if (o == NULL) {
+        return NULL;
+    }
+    if (set(o, "action", str_or_null(c->fleet_action ? c->fleet_action
+                                                      : "idle", 0)) != 0
+        || set(o, "holder", str_or_null(c->fleet_holder, 1)) != 0)
+    {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *
 render_cert(const acme_status_cert_t *c, long long now)
 {
     json_t  *o, *names;
@@ -261,6 +279,9 @@ render_cert(const acme_status_cert_t *c, long long now)
     rc |= set(o, "ari", c->ari_next_poll != 0 ? render_ari(c)
                                               : json_null());
     rc |= set(o, "issuers", render_issuers(c));
+    if (c->fleet && !c->unmanaged) {
+        rc |= set(o, "fleet", render_fleet(c));
+    }
 
     if (rc != 0) {
         json_decref(o);
@@ -273,6 +294,16 @@ char *
 acme_status_render(const char *server, long acme_pid,
     const acme_status_cert_t *certs, size_t n, long long now, size_t *len)
 {
+    return acme_status_render_store(server, acme_pid, NULL, certs, n, now,
+                                    len);
+}
+
+char *
+acme_status_render_store(const char *server, long acme_pid,
+    const char *store_json, const acme_status_cert_t *certs, size_t n,
+    long long now, size_t *len)
+{
+    json_t             *store;
     json_t             *doc, *arr, *c;
     char               *s, *out;
     size_t              i, slen;
@@ -307,6 +338,15 @@ acme_status_render(const char *server, long acme_pid,
         rc |= json_array_append_new(arr, c);
     }
     rc |= set(doc, "certificates", arr);
+
+    if (store_json != NULL) {
+        store = json_loads(store_json, 0, NULL);
+        if (store != NULL && !json_is_object(store)) {
+            json_decref(store);
+            store = NULL;
+        }
+        rc |= set(doc, "store", store != NULL ? store : json_null());
+    }
 
     if (rc != 0) {
         json_decref(doc);

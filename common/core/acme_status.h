@@ -75,8 +75,17 @@
  *                   per certificate, acme_key_spki_pin),
  *       "next_spki_pin": with key_rollover pinned / AcmeKeyRollover pinned,
  *                   the SPKI pin of the key the next certificate will have
- *                   (next.key), published before the switch; else null
- *   } ]
+ *                   (next.key), published before the switch; else null,
+ *       "fleet": only with a shared store (acme_store / AcmeStore, issue
+ *                15), for a managed certificate: {"action": what this node
+ *                did last ("idle", "install", "wait", "order", "order
+ *                alone", "publish": acme_fleet_action_name), "holder": the
+ *                node that orders it while this one waits, else null}
+ *   } ],
+ *   "store": only with a shared store: this node's view of it
+ *            (acme_fleet_node_status_json: {"backend": "etcd", "node",
+ *             "reachable", "endpoint", "error", "nodes", "locks"}), or
+ *            null before the first round with the store
  * }
  */
 #ifndef ACME_STATUS_H
@@ -138,6 +147,11 @@ typedef struct {
     const char          *ari_explanation;
     const char          *ari_error;
     int                  ari_unsupported;
+    /* the shared store (issue 15): fleet 1 adds "fleet"; fleet_action
+     * NULL -> "idle", fleet_holder NULL or "" -> null */
+    int                  fleet;
+    const char          *fleet_action;
+    const char          *fleet_holder;
 } acme_status_cert_t;
 
 /*
@@ -153,5 +167,15 @@ int acme_status_expiring(long long not_before, long long not_after,
 /* Pretty-printed JSON document, malloc'd; acme_pid <= 0 -> null. */
 char *acme_status_render(const char *server, long acme_pid,
     const acme_status_cert_t *certs, size_t n, long long now, size_t *len);
+
+/*
+ * The same with the shared store's "store" object: store_json the JSON
+ * text of acme_fleet_node_status_json ("" or text that does not parse as
+ * an object: "store": null); NULL: no store configured, no "store" key
+ * (acme_status_render).
+ */
+char *acme_status_render_store(const char *server, long acme_pid,
+    const char *store_json, const acme_status_cert_t *certs, size_t n,
+    long long now, size_t *len);
 
 #endif

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "acme_status_view.h"
 #include "acme_strbuf.h"
 
@@ -145,6 +147,14 @@ char *
 acme_status_prometheus(const acme_status_cert_t *certs, size_t n,
     long long now, size_t *len)
 {
+    return acme_status_prometheus_store(certs, n, now, NULL, len);
+}
+
+char *
+acme_status_prometheus_store(const acme_status_cert_t *certs, size_t n,
+    long long now, const char *store_json, size_t *len)
+{
+    json_t                    *store;
     acme_strbuf_t              b;
     const acme_status_cert_t  *c;
     size_t                     i;
@@ -274,6 +284,18 @@ acme_status_prometheus(const acme_status_cert_t *certs, size_t n,
                    certs[i].ari_error != NULL
                    && certs[i].ari_error[0] != '\0');
         }
+    }
+
+    if (store_json != NULL) {
+        /* the shared store (issue 15): 0 also before the first round */
+        store = json_loads(store_json, 0, NULL);
+        family(&b, "acme_store_reachable", "gauge",
+               "1 when the shared store (acme_store / AcmeStore) answered "
+               "this node's last request, else 0.");
+        acme_strbuf_printf(&b, "acme_store_reachable %d\n",
+                           json_is_true(json_object_get(store, "reachable"))
+                           ? 1 : 0);
+        json_decref(store);
     }
 
     return acme_strbuf_done(&b, len);

@@ -174,13 +174,23 @@ char *
 acme_status_render_as(int format, const char *server, long acme_pid,
     const acme_status_cert_t *certs, size_t n, long long now, size_t *len)
 {
+    return acme_status_render_as_store(format, server, acme_pid, NULL, certs,
+                                       n, now, len);
+}
+
+char *
+acme_status_render_as_store(int format, const char *server, long acme_pid,
+    const char *store_json, const acme_status_cert_t *certs, size_t n,
+    long long now, size_t *len)
+{
     switch (format) {
     case ACME_STATUS_PROMETHEUS:
-        return acme_status_prometheus(certs, n, now, len);
+        return acme_status_prometheus_store(certs, n, now, store_json, len);
     case ACME_STATUS_HTML:
         return acme_status_html(server, acme_pid, certs, n, now, len);
     default:
-        return acme_status_render(server, acme_pid, certs, n, now, len);
+        return acme_status_render_store(server, acme_pid, store_json, certs,
+                                        n, now, len);
     }
 }
 

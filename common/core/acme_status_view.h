@@ -43,6 +43,11 @@ const char *acme_status_content_type(int format);
 /* The document in view format (acme_status_render for JSON). */
 char *acme_status_render_as(int format, const char *server, long acme_pid,
     const acme_status_cert_t *certs, size_t n, long long now, size_t *len);
+/* The same with the shared store (store_json as acme_status_render_store;
+ * NULL: none): JSON "store", Prometheus acme_store_reachable. */
+char *acme_status_render_as_store(int format, const char *server,
+    long acme_pid, const char *store_json, const acme_status_cert_t *certs,
+    size_t n, long long now, size_t *len);
 
 /*
  * Prometheus text exposition format 0.0.4: per certificate the gauges
@@ -58,6 +63,10 @@ char *acme_status_render_as(int format, const char *server, long acme_pid,
  */
 char *acme_status_prometheus(const acme_status_cert_t *certs, size_t n,
     long long now, size_t *len);
+/* With a shared store (store_json non-NULL, acme_status_render_store):
+ * also the gauge acme_store_reachable (1: its last request answered). */
+char *acme_status_prometheus_store(const acme_status_cert_t *certs, size_t n,
+    long long now, const char *store_json, size_t *len);
 
 /*
  * The HTML page: title, the counts (acme_status_count), then one table of

@@ -265,3 +265,45 @@ UNIT_TEST(chal_table_bad_entry)
     CHECK_INT(acme_chal_table_add(t, ACME_CHAL_HTTP_01, NULL, "w", "k", 0, 1),
               ACME_CHAL_FULL);
 }
+
+/* a fleet's challenge mirrored (issue 15): never over this server's own,
+ * removed only as the mirror's owner */
+UNIT_TEST(chal_table_mirror)
+{
+    char                out[64];
+    acme_chal_table_t  *t;
+
+    t = table(2);
+    CHECK(t != NULL);
+    if (t == NULL) {
+        return;
+    }
+
+    CHECK_INT(acme_chal_table_add(t, ACME_CHAL_HTTP_01, NULL, "tokA", "own",
+                                  1, 5), ACME_CHAL_OK);
+    /* the store lists this server's own challenge too: left as it is */
+    CHECK_INT(acme_chal_table_mirror(t, ACME_CHAL_HTTP_01, NULL, "tokA",
+                                     "other", 99, 5), 0);
+    CHECK_INT(find_http(t, "tokA", 5, out, sizeof(out)), 3);
+    CHECK_STR(out, "own");
+
+    CHECK_INT(acme_chal_table_mirror(t, ACME_CHAL_TLS_ALPN_01, "B.test",
+                                     "tokB", "kb", 99, 5), 1);
+    CHECK_INT(acme_chal_table_mirror(t, ACME_CHAL_TLS_ALPN_01, "b.test",
+                                     "tokB", "kb", 99, 5), 0);
+    CHECK_INT(find_alpn(t, "b.test", 5, out, sizeof(out)), 2);
+    CHECK_INT(acme_chal_table_mirror(t, ACME_CHAL_HTTP_01, NULL, "tokC",
+                                     "kc", 99, 5), ACME_CHAL_FULL);
+    CHECK_INT(acme_chal_table_mirror(t, ACME_CHAL_HTTP_01, NULL, "bad token",
+                                     "kc", 99, 5), ACME_CHAL_BAD);
+    CHECK_INT(acme_chal_table_mirror(t, ACME_CHAL_HTTP_01, NULL, NULL,
+                                     "kc", 99, 5), ACME_CHAL_BAD);
+
+    /* a mirror that went away: the own entry of the same token stays */
+    acme_chal_table_remove_owner(t, "tokA", 5, 99);
+    CHECK_INT(find_http(t, "tokA", 5, out, sizeof(out)), 3);
+    acme_chal_table_remove_owner(t, "tokB", 4, 99);
+    CHECK_INT(find_alpn(t, "b.test", 5, out, sizeof(out)), 2);
+    acme_chal_table_remove_owner(t, "tokB", 5, 99);
+    CHECK_INT(find_alpn(t, "b.test", 5, out, sizeof(out)), -1);
+}

@@ -590,3 +590,22 @@ UNIT_TEST(job_prep_next_key)
     free(pem);
     EVP_PKEY_free(next_key);
 }
+
+
+/* the inverse (a certificate record of the shared store into key + chain) */
+UNIT_TEST(bundle_split)
+{
+    static const char  b[] = "-----BEGIN PRIVATE KEY-----\nK\n"
+                             "-----END PRIVATE KEY-----\n"
+                             "-----BEGIN CERTIFICATE-----\nL\n"
+                             "-----END CERTIFICATE-----\n";
+    size_t             at;
+
+    at = acme_bundle_split(b, sizeof(b) - 1);
+    CHECK_INT(at, 56);
+    CHECK(strncmp(b + at, "-----BEGIN CERTIFICATE-----", 27) == 0);
+    /* no key before the chain, no chain, nothing */
+    CHECK_INT(acme_bundle_split(b + at, sizeof(b) - 1 - at), 0);
+    CHECK_INT(acme_bundle_split(b, 40), 0);
+    CHECK_INT(acme_bundle_split(NULL, 10), 0);
+}

@@ -3,6 +3,7 @@
 #include <jansson.h>
 
 #include "unit.h"
+#include "acme_job.h"
 #include "acme_status.h"
 #include "acme_status_view.h"
 #include "acme_util.h"
@@ -344,4 +345,76 @@ UNIT_TEST(status_expiring_extreme_dates)
     CHECK_INT(acme_status_expiring(small, small + 10, 0, big), 1);
     CHECK_INT(acme_status_expiring(0, big, 0, small), 0);
     CHECK_INT(acme_status_expiring(small, -1, 0, big), 1);
+}
+
+/* the shared store (issue 15): "store" and each certificate's "fleet" only
+ * with one; Prometheus acme_store_reachable */
+UNIT_TEST(status_render_store)
+{
+    acme_status_cert_t   c[2];
+    acme_job_status_t    rec;
+    char                *s;
+    json_t              *doc, *st, *f;
+    json_error_t         je;
+
+    memset(c, 0, sizeof(c));
+    memset(&rec, 0, sizeof(rec));
+    acme_job_status_fleet(&rec, "wait", "node-b");
+    acme_job_status_view(&rec, 1795000000LL, NULL, 0, &c[0]);
+    c[0].id = "x_ecdsa-256";
+    c[0].fleet = 1;
+    c[1].id = "/etc/ssl/y.pem";
+    c[1].state = "valid";
+    c[1].unmanaged = 1;
+    c[1].fleet = 1;
+
+    s = acme_status_render_store("nginx", 1, "{\"backend\": \"etcd\", "
+                                 "\"node\": \"a\", \"reachable\": true}",
+                                 c, 2, 1795000000LL, NULL);
+    doc = s ? json_loads(s, 0, &je) : NULL;
+    CHECK(doc != NULL);
+    st = json_object_get(doc, "store");
+    CHECK(json_is_true(json_object_get(st, "reachable")));
+    CHECK_STR(json_string_value(json_object_get(st, "node")), "a");
+    f = json_object_get(json_array_get(json_object_get(doc, "certificates"),
+                                       0), "fleet");
+    CHECK_STR(json_string_value(json_object_get(f, "action")), "wait");
+    CHECK_STR(json_string_value(json_object_get(f, "holder")), "node-b");
+    /* an unmanaged certificate has none */
+    CHECK(json_object_get(json_array_get(json_object_get(doc, "certificates"),
+                                         1), "fleet") == NULL);
+    json_decref(doc);
+    free(s);
+
+    /* before the first round: null; "idle" before any decision */
+    acme_job_status_fleet(&rec, NULL, NULL);
+    acme_job_status_view(&rec, 1795000000LL, NULL, 0, &c[0]);
+    s = acme_status_render_store("nginx", 1, "", c, 1, 1795000000LL, NULL);
+    doc = s ? json_loads(s, 0, &je) : NULL;
+    CHECK(doc != NULL);
+    CHECK(json_is_null(json_object_get(doc, "store")));
+    f = json_object_get(json_array_get(json_object_get(doc, "certificates"),
+                                       0), "fleet");
+    CHECK_STR(json_string_value(json_object_get(f, "action")), "idle");
+    CHECK(json_is_null(json_object_get(f, "holder")));
+    json_decref(doc);
+    free(s);
+
+    /* no store: neither key */
+    c[0].fleet = 0;
+    s = acme_status_render("nginx", 1, c, 1, 1795000000LL, NULL);
+    doc = s ? json_loads(s, 0, &je) : NULL;
+    CHECK(doc != NULL && json_object_get(doc, "store") == NULL);
+    CHECK(json_object_get(json_array_get(json_object_get(doc, "certificates"),
+                                         0), "fleet") == NULL);
+    json_decref(doc);
+    free(s);
+
+    s = acme_status_prometheus_store(c, 1, 1795000000LL,
+                                     "{\"reachable\": false}", NULL);
+    CHECK(s != NULL && strstr(s, "\nacme_store_reachable 0\n") != NULL);
+    free(s);
+    s = acme_status_prometheus(c, 1, 1795000000LL, NULL);
+    CHECK(s != NULL && strstr(s, "acme_store_reachable") == NULL);
+    free(s);
 }
