@@ -49,6 +49,12 @@
  *   ngx_acme_http.c       the non-blocking HTTPS client (ngx_acme_http.h):
  *                         an exchange's lifecycle, outcome and errors
  *   ngx_acme_http_io.c    its resolve, connect, TLS, send and receive steps
+ *   ngx_acme_fleet.c      acme_store: several servers, one certificate
+ *                         (issue 15): the directive, the lease holder's
+ *                         node of the fleet and its sync rounds (thread
+ *                         pool), challenges mirrored, newer certificates
+ *                         installed; the job's store steps are in
+ *                         ngx_acme_job_fleet.c
  */
 
 #ifndef _NGX_ACME_H_INCLUDED_
@@ -89,6 +95,7 @@
 #include "acme_fence.h"
 #include "acme_job_account.h"
 #include "acme_event.h"
+#include "acme_fleet_node.h"
 #include "ngx_acme_http.h"
 
 
@@ -109,6 +116,7 @@
 typedef struct ngx_acme_job_s  ngx_acme_job_t;
 typedef struct ngx_acme_events_s  ngx_acme_events_t;
 typedef struct ngx_acme_inventory_s  ngx_acme_inventory_t;
+typedef struct ngx_acme_fleet_s  ngx_acme_fleet_t;
 
 
 /* One "acme_issuer name { }" block. Strings are NUL-terminated. */
@@ -253,6 +261,10 @@ typedef struct {
                                                  generation: nothing for
                                                  ngx_acme_shm_activate to
                                                  walk */
+    /* acme_store: the lease holder's view of the shared store after its
+     * last round (acme_fleet_node_status_json), for the status of every
+     * worker; "" before the first */
+    u_char                    fleet_status[4096];
 } ngx_acme_shctx_t;
 
 
@@ -309,6 +321,17 @@ typedef struct {
     /* a server's own ssl_certificate served until the first issuance
      * (ngx_acme_bridge.c); NULL: none */
     acme_job_bridge_t        *bridge;
+
+    /* acme_store, the lease holder's (ngx_acme_fleet.c): no order before
+     * fleet_next (another node orders, or the store is unreachable);
+     * fleet_rev the store's record as last seen (its revision, 0 none);
+     * fleet_unpublished: ordered alone (store unreachable), published
+     * after the next round; fleet_recheck: a newer record arrived while a
+     * job ran, the store is asked again once it ends */
+    time_t                    fleet_next;
+    int64_t                   fleet_rev;
+    ngx_flag_t                fleet_unpublished;
+    ngx_flag_t                fleet_recheck;
 } ngx_acme_cert_t;
 
 
@@ -409,6 +432,8 @@ typedef struct {
                                                  emitted yet */
     /* the certificates servers load from files (ngx_acme_inventory.c) */
     ngx_acme_inventory_t     *inventory;
+    /* acme_store (ngx_acme_fleet.c); NULL: the local store only */
+    ngx_acme_fleet_t         *fleet;
 } ngx_acme_main_conf_t;
 
 
@@ -510,6 +535,17 @@ ngx_int_t ngx_acme_job_resave(ngx_acme_main_conf_t *amcf,
     ngx_acme_cert_t *cert, ngx_log_t *log);
 void ngx_acme_job_activate(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     ngx_log_t *log);
+/* ngx_acme_job_fleet.c: the store asked what to do for cert (due: an
+ * order is due here), then that done; a certificate of the store
+ * installed as if issued here; one ordered alone published */
+ngx_int_t ngx_acme_job_claim(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, ngx_uint_t due, const char *reason,
+    ngx_log_t *log);
+ngx_int_t ngx_acme_job_install(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, const char *bundle, size_t len, const char *by,
+    const char *issuer, ngx_log_t *log);
+ngx_int_t ngx_acme_job_publish(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, ngx_log_t *log);
 
 /* ngx_acme_alpn.c */
 ngx_int_t ngx_acme_alpn_init(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf);
@@ -552,6 +588,21 @@ void ngx_acme_event_emit_slot(ngx_acme_main_conf_t *amcf,
  * "expiring" (acme_event_expiring); unlocked. */
 void ngx_acme_event_tick(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     ngx_log_t *log);
+
+/* ngx_acme_fleet.c */
+char *ngx_acme_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_acme_fleet_init_process(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
+void ngx_acme_fleet_exit_process(ngx_acme_main_conf_t *amcf);
+/* the lease holder's node once a round has ended, else NULL */
+acme_fleet_node_t *ngx_acme_fleet_node(ngx_acme_main_conf_t *amcf);
+/* the last round reached the store */
+ngx_uint_t ngx_acme_fleet_reachable(ngx_acme_main_conf_t *amcf);
+/* gives back the lock of an order that ended without its result
+ * (aborted), in the thread pool */
+void ngx_acme_fleet_release(ngx_acme_main_conf_t *amcf,
+    acme_fleet_node_t *node, const char *id);
+/* the status' "store" text (shared zone), NULL without acme_store */
+u_char *ngx_acme_fleet_status(ngx_acme_main_conf_t *amcf, ngx_pool_t *pool);
 
 /* ngx_acme_variables.c */
 ngx_int_t ngx_acme_variables_add(ngx_conf_t *cf);

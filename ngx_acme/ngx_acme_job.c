@@ -124,9 +124,30 @@ ngx_acme_job_save_state(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 }
 
 
+/*
+ * An order is due.  With acme_store the shared store is asked first
+ * (ngx_acme_job_claim): the order runs only when this node holds the
+ * certificate's lock (or the store is unreachable and the certificate
+ * about to expire).
+ */
 ngx_int_t
 ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     const char *reason, ngx_log_t *log)
+{
+    if (amcf->fleet) {
+        return ngx_acme_job_claim(amcf, cert, 1, reason, log);
+    }
+
+    return ngx_acme_job_order(amcf, cert, reason, log, ACME_FLEET_IDLE, NULL,
+                              0);
+}
+
+
+/* The order itself; fleet, node, rev: what the store's claim decided. */
+ngx_int_t
+ngx_acme_job_order(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
+    const char *reason, ngx_log_t *log, acme_fleet_action_t fleet,
+    acme_fleet_node_t *node, int64_t rev)
 {
     int                  code;
     ngx_uint_t           ok;
@@ -135,8 +156,16 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 
     job = ngx_acme_job_create(amcf, cert, log);
     if (job == NULL) {
+        if (fleet == ACME_FLEET_ORDER) {
+            ngx_acme_fleet_release(amcf, node, (char *) cert->id.data);
+        }
+
         return NGX_ERROR;
     }
+
+    job->fleet = fleet;
+    job->fnode = node;
+    job->fleet_rev = rev;
 
     kind = ACME_CONTROL_NONE;
     code = -1;
@@ -171,6 +200,7 @@ ngx_acme_job_start(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     ngx_acme_shm_unlock(amcf);
 
     if (!ok) {
+        ngx_acme_job_fleet_abort(job);
         ngx_acme_job_free(job);
         return NGX_DECLINED;
     }
@@ -404,7 +434,12 @@ ngx_acme_job_abort(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert)
     cert->job = NULL;
     job->aborted = 1;
 
-    if (job->task_kind != NGX_ACME_TASK_RESAVE && !job->ari) {
+    /* acme_store: the lock of the order goes (the next holder orders) */
+    ngx_acme_job_fleet_abort(job);
+
+    if (job->task_kind != NGX_ACME_TASK_RESAVE && !job->ari
+        && !job->claiming && !job->fleet_install && !job->fleet_publish)
+    {
         ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
                       "acme: certificate \"%V\": order aborted", &cert->id);
     }
@@ -653,12 +688,38 @@ ngx_acme_job_task_done(ngx_event_t *ev)
 
     case NGX_ACME_TASK_FINISH:
 
+        if (job->task_rc == -1 && job->fleet_install) {
+            ngx_log_error(NGX_LOG_WARN, job->log, 0,
+                          "acme: certificate \"%V\": the shared store's "
+                          "certificate is not usable: %s", &job->cert->id,
+                          job->task_err);
+            job->cert->job = NULL;
+            ngx_acme_job_free(job);
+            return;
+        }
+
         if (job->task_rc == -1) {
             ngx_acme_job_fail(job, job->task_err, 0);
             return;
         }
 
         ngx_acme_job_finished(job);
+        return;
+
+    case NGX_ACME_TASK_CLAIM:
+
+        ngx_acme_job_claimed(job);
+        return;
+
+    case NGX_ACME_TASK_CHAL_PUT:
+    case NGX_ACME_TASK_CHAL_DEL:
+
+        ngx_acme_job_chal_done(job);
+        return;
+
+    case NGX_ACME_TASK_PUBLISH:
+
+        ngx_acme_job_published(job);
         return;
 
     case NGX_ACME_TASK_RESAVE:
@@ -879,6 +940,9 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
         msg = "unknown error";
     }
 
+    /* acme_store: the lock goes, the next node (or this one) may order */
+    ngx_acme_job_fleet_abort(job);
+
     if (job->http) {
         ngx_acme_http_free(job->http);
         job->http = NULL;
@@ -985,6 +1049,13 @@ ngx_acme_job_free(ngx_acme_job_t *job)
     free(job->dns_ka);
     free(job->dns_log);
     free(job->dns_rm_err);
+    free(job->chal_type);
+    free(job->chal_token);
+    free(job->fleet_by);
+
+    if (job->claiming) {
+        acme_fleet_claim_free(&job->claim);
+    }
 
     if (job->http) {
         ngx_acme_http_free(job->http);

@@ -134,6 +134,19 @@ ngx_acme_job_run(ngx_acme_job_t *job)
                               act.identifier);
             }
 
+            if (rc == NGX_OK && job->fleet == ACME_FLEET_ORDER) {
+                /* acme_store: every node answers it (ngx_acme_job_fleet.c) */
+                if (ngx_acme_job_chal_post(job, &act, NGX_ACME_TASK_CHAL_PUT)
+                    != NGX_OK)
+                {
+                    acme_engine_publish_failed(job->engine, "cannot post "
+                                               "the shared store's task");
+                    continue;
+                }
+
+                return;
+            }
+
             /* the CA's validation then fails and tells the engine */
             continue;
 
@@ -154,6 +167,14 @@ ngx_acme_job_run(ngx_acme_job_t *job)
             }
 
             ngx_acme_shm_token_del(job->amcf, act.token, job->fence);
+
+            if (job->fleet == ACME_FLEET_ORDER
+                && ngx_acme_job_chal_post(job, &act, NGX_ACME_TASK_CHAL_DEL)
+                   == NGX_OK)
+            {
+                return;
+            }
+
             continue;
 
         case ACME_ACT_ACCOUNT:

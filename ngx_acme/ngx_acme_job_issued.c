@@ -36,6 +36,9 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     cert = job->cert;
     slot = cert->slot;
 
+    /* acme_store: the record's publication (FINISH task) logged */
+    ngx_acme_job_fleet_result(job);
+
     if (job->next.warn[0]) {
         ngx_log_error(NGX_LOG_WARN, job->log, 0,
                       "acme: certificate \"%V\": %s", &cert->id,
@@ -97,7 +100,10 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
         acme_job_status_set_next_pin(&slot->status, job->next.pin);
     }
 
-    acme_job_status_ordered(&slot->status, 1, !first);
+    if (!job->fleet_install) {
+        /* an order of this server (not a certificate of the store) */
+        acme_job_status_ordered(&slot->status, 1, !first);
+    }
 
     /* a certificate not valid yet waits while the served one is valid */
     activate_at = acme_job_activate_at(job->info.not_before,
@@ -176,6 +182,14 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
                       "acme: certificate \"%V\": issued and stored, but the "
                       "shared zone \"%V\" is full; it is served after a "
                       "restart", &cert->id, &job->amcf->zone_name);
+
+    } else if (job->fleet_install) {
+        ngx_log_error(NGX_LOG_NOTICE, job->log, 0,
+                      "acme: certificate \"%V\" installed from the shared "
+                      "store (ordered by node %s): serial %s, valid until %s",
+                      &cert->id, job->fleet_by, job->info.serial,
+                      acme_time_rfc3339(job->info.not_after, buf,
+                                        sizeof(buf)));
 
     } else {
         ngx_log_error(NGX_LOG_NOTICE, job->log, 0,

@@ -10,8 +10,12 @@
  *                          resave of a bundle served from memory only
  *   ngx_acme_job_dns.c     event loop: dns-01 tasks posted, records left on
  *                          an abort, the hook's output logged
+ *   ngx_acme_job_fleet.c   event loop: acme_store's steps (claim, install
+ *                          from the shared store, challenges published to
+ *                          it, the record published, the lock released)
  *   ngx_acme_job_thread.c  thread pool: each task's blocking work (keys,
- *                          store writes, dns-01 publish and remove)
+ *                          store writes, dns-01 publish and remove, the
+ *                          shared store's calls)
  * Users include ngx_acme.h only (ngx_acme_job_start, _abort, _save_state,
  * _resave).
  */
@@ -32,7 +36,13 @@ typedef enum {
     NGX_ACME_TASK_DNS_CLEANUP,              /* an aborted job's records */
     NGX_ACME_TASK_BEGIN,                    /* state.json: attempt record */
     NGX_ACME_TASK_RESAVE,                   /* an unsaved bundle + state */
-    NGX_ACME_TASK_REVOKED                   /* state.json: revoked */
+    NGX_ACME_TASK_REVOKED,                  /* state.json: revoked */
+    NGX_ACME_TASK_CLAIM,                    /* acme_store: what to do */
+    NGX_ACME_TASK_CHAL_PUT,                 /* acme_store: a challenge
+                                               published, the barrier */
+    NGX_ACME_TASK_CHAL_DEL,                 /* acme_store: removed */
+    NGX_ACME_TASK_PUBLISH                   /* acme_store: a certificate
+                                               ordered alone published */
 } ngx_acme_task_kind_e;
 
 
@@ -93,6 +103,32 @@ struct ngx_acme_job_s {
     acme_control_kind_t       control;
     unsigned                  revoked:1;
 
+    /*
+     * acme_store (ngx_acme_job_fleet.c): the node its store calls use;
+     * fleet what the claim decided for this order (ORDER: under the
+     * store's lock, ORDER_ALONE: without, IDLE: no store); the claim's
+     * facts and answer; a challenge in work (dns_ident, dns_ka and these);
+     * the publication's outcome (acme_kv_status_t) and, ordered alone,
+     * the record's revision it replaces; install: a certificate of the
+     * store (fleet_by: the node that ordered it)
+     */
+    acme_fleet_node_t        *fnode;
+    acme_fleet_action_t       fleet;
+    ngx_uint_t                claim_due;
+    const char               *reason;
+    acme_fleet_facts_t        facts;
+    acme_fleet_claim_t        claim;
+    char                     *chal_type;
+    char                     *chal_token;
+    size_t                    fleet_missing;
+    int                       fleet_rc;
+    int64_t                   fleet_rev;
+    char                     *fleet_by;
+    char                      fleet_err[ACME_ERRLEN];
+
+    unsigned                  claiming:1;
+    unsigned                  fleet_install:1;
+    unsigned                  fleet_publish:1;
     unsigned                  ari:1;        /* a renewalInfo fetch (ARI),
                                                no order */
     unsigned                  busy:1;       /* a thread task is in flight */
@@ -120,6 +156,19 @@ void ngx_acme_job_run(ngx_acme_job_t *job);
 /* ngx_acme_job_issued.c */
 void ngx_acme_job_finished(ngx_acme_job_t *job);
 void ngx_acme_job_resaved(ngx_acme_job_t *job);
+
+/* ngx_acme_job_fleet.c */
+ngx_int_t ngx_acme_job_order(ngx_acme_main_conf_t *amcf,
+    ngx_acme_cert_t *cert, const char *reason, ngx_log_t *log,
+    acme_fleet_action_t fleet, acme_fleet_node_t *node, int64_t rev);
+void ngx_acme_job_claimed(ngx_acme_job_t *job);
+ngx_int_t ngx_acme_job_chal_post(ngx_acme_job_t *job, acme_action_t *act,
+    ngx_acme_task_kind_e kind);
+void ngx_acme_job_chal_done(ngx_acme_job_t *job);
+void ngx_acme_job_published(ngx_acme_job_t *job);
+void ngx_acme_job_fleet_result(ngx_acme_job_t *job);
+void ngx_acme_job_fleet_abort(ngx_acme_job_t *job);
+int ngx_acme_job_fleet_thread(ngx_acme_job_t *job);
 
 /* ngx_acme_job_dns.c */
 ngx_int_t ngx_acme_job_dns_post(ngx_acme_job_t *job,

@@ -143,6 +143,20 @@ ngx_acme_job_thread_run(void *data, ngx_log_t *log)
                                              job->task_err,
                                              sizeof(job->task_err));
         job->info_ok = (job->task_rc != -1);
+
+        if (job->task_rc != -1) {
+            /* acme_store: the record, after the local store */
+            (void) ngx_acme_job_fleet_thread(job);
+        }
+
+        return;
+
+    case NGX_ACME_TASK_CLAIM:
+    case NGX_ACME_TASK_CHAL_PUT:
+    case NGX_ACME_TASK_CHAL_DEL:
+    case NGX_ACME_TASK_PUBLISH:
+
+        job->task_rc = ngx_acme_job_fleet_thread(job);
         return;
 
     case NGX_ACME_TASK_BEGIN:

@@ -49,6 +49,13 @@ static ngx_command_t  ngx_http_acme_commands[] = {
       0,
       NULL },
 
+    { ngx_string("acme_store"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_acme_store,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("acme_certificate"),
       NGX_HTTP_SRV_CONF|NGX_CONF_1MORE,
       ngx_acme_certificate,

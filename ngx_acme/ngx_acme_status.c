@@ -102,6 +102,8 @@ ngx_acme_status_cert(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     c->directory = (char *) cert->issuers[k]->conf.directory;
     c->key_type = acme_key_type_name(cert->key_type);
     c->warn_window = cert->issuer->conf.expiry_warning;
+    /* acme_store: "fleet" (rec->fleet_action, fleet_holder) */
+    c->fleet = (amcf->fleet != NULL);
 }
 
 
@@ -165,8 +167,10 @@ ngx_acme_status_handle(ngx_http_request_t *r, ngx_uint_t control)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    json = acme_status_render_as(format, "nginx", (long) pid, list, n,
-                                 (long long) now, &len);
+    json = acme_status_render_as_store(format, "nginx", (long) pid,
+                                       (char *) ngx_acme_fleet_status(amcf,
+                                                                      r->pool),
+                                       list, n, (long long) now, &len);
 
     if (json == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -55,6 +55,9 @@ ngx_acme_init_process(ngx_cycle_t *cycle)
     ngx_acme_pickup(&amcf->pickup);
     ngx_acme_tick(&amcf->timer);
 
+    /* acme_store: the lease holder's rounds with the shared store */
+    ngx_acme_fleet_init_process(amcf, cycle->log);
+
     return NGX_OK;
 }
 
@@ -90,6 +93,8 @@ ngx_acme_exit_process(ngx_cycle_t *cycle)
     if (amcf->pickup.timer_set) {
         ngx_del_timer(&amcf->pickup);
     }
+
+    ngx_acme_fleet_exit_process(amcf);
 
     ngx_acme_ssl_free(amcf);
     ngx_acme_alpn_free(amcf);
@@ -300,6 +305,18 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
             }
         }
 
+        if (cert->fleet_recheck) {
+            /* acme_store: a newer record came while a job ran */
+            cert->fleet_recheck = 0;
+
+            if (ngx_acme_job_claim(amcf, cert, 0, "the shared store", log)
+                == NGX_OK)
+            {
+                p->running = 1;
+                continue;
+            }
+        }
+
         f.names_ok = cert->names_match;
         f.key_changed = cert->key_other;
         f.renew_fraction = cert->issuer->conf.renew_percent / 100.0;
@@ -324,6 +341,12 @@ ngx_acme_schedule(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
         p->have_cert = f.have_cert;
         p->not_after = f.not_after;
         p->due = (due <= now && !ngx_acme_alpn_busy(amcf, cert));
+
+        if (amcf->fleet && cert->fleet_next > now) {
+            /* acme_store: another node orders it, or the store is
+             * unreachable: the store is asked again at fleet_next */
+            p->due = 0;
+        }
 
         /* no order due: the renewal information (ARI) may be, within the
          * issuer's max_orders like an order */
