@@ -79,6 +79,8 @@ class NginxServer(ServerLogs):
         self.error_log_path = os.path.join(self.prefix, "logs", "error.log")
         self.stderr_path = os.path.join(self.prefix, "logs", "stderr.log")
         self.extra_env = {}     # e.g. an LD_PRELOAD shim (test_handshake_ctx)
+        self.listen_host = "127.0.0.1"  # where start(ports=) looks (another
+                                        # 127.0.0.x: test_fleet.py)
         self.proc = None
         self._stderr = None
         self._log_offset = 0
@@ -156,7 +158,7 @@ class NginxServer(ServerLogs):
             if ok and wait_workers:
                 ok = len(self.worker_pids()) >= self.workers
             if ok:
-                ok = all(port_open(p) for p in ports)
+                ok = all(port_open(p, self.listen_host) for p in ports)
             if ok:
                 return self
             if time.monotonic() > deadline:
@@ -308,9 +310,10 @@ def start_managed(srv, pebble, state_path, ports=(HTTPS_PORT, HTTP_PORT), **conf
     return srv.start(ports=ports)
 
 
-def get_status(port=HTTP_PORT, path="/acme-status", host="a.example.test", timeout=5.0):
-    """The parsed acme_status JSON document."""
+def get_status(port=HTTP_PORT, path="/acme-status", host="a.example.test", timeout=5.0,
+               addr="127.0.0.1"):
+    """The parsed acme_status JSON document (of the server listening on addr)."""
     from tlsutil import get_json
-    return get_json("http://127.0.0.1:%d%s" % (port, path), host=host, timeout=timeout)
+    return get_json("http://%s:%d%s" % (addr, port, path), host=host, timeout=timeout)
 
 

@@ -52,6 +52,7 @@ class Server:
     kind = None
     https_port = HTTPS_PORT
     http_port = HTTP_PORT
+    addr = "127.0.0.1"      # use_address(): several servers on one port
 
     def __init__(self, factory, **opts):
         self._factory = factory
@@ -121,7 +122,15 @@ class Server:
 
     # -- status ------------------------------------------------------------
     def status(self, host="a.example.test"):
-        return nginx_server.get_status(self.http_port, host=host)
+        return nginx_server.get_status(self.http_port, host=host, addr=self.addr)
+
+    # -- several servers, one certificate (issue 15, test_fleet.py) --------
+    def use_address(self, addr):
+        """Listen on addr (another 127.0.0.x) instead of 127.0.0.1, the same
+        ports: several servers on one machine, each a node of a fleet
+        (fleet.py); before start()."""
+        self.addr = addr
+        return self
 
     def status_cert(self, cert_id=None, host="a.example.test"):
         return status_cert(self.status(host=host), cert_id)
@@ -197,6 +206,7 @@ class Nginx(Server):
     }""" % (self.https_port, name, crt, key)
 
     def start(self, ports=None):
+        self.raw.listen_host = self.addr
         self.raw.start(ports=ports if ports is not None else (self.https_port, self.http_port))
         return self
 
@@ -290,8 +300,16 @@ class Nginx(Server):
         if self.https_port != HTTPS_PORT:
             text = text.replace("listen 127.0.0.1:%d ssl;" % HTTPS_PORT,
                                 "listen 127.0.0.1:%d ssl;" % self.https_port)
-        return text.replace("listen 127.0.0.1:%d;" % HTTP_PORT,
+        text = text.replace("listen 127.0.0.1:%d;" % HTTP_PORT,
                             "listen 127.0.0.1:%d;" % self.http_port)
+        if self.addr != "127.0.0.1":
+            text = text.replace("listen 127.0.0.1:", "listen %s:" % self.addr)
+        return text
+
+    def store_directive(self, endpoints, key_file, node, prefix="/acme/"):
+        """The shared store's line (acme_store, http level; in `more`)."""
+        return "acme_store etcd %s prefix=%s key_file=%s node=%s;" % (
+            endpoints, prefix, key_file, node)
 
     def dns_update(self, server, key, secret=None, secret_file=None, alg=None, zone=None):
         """secret: base64 inline; secret_file: a file holding it."""

@@ -1,0 +1,125 @@
+"""Several servers, one certificate (issue 15): three nginx nodes, each on
+its own 127.0.0.x address with the same ports, share a real etcd
+(acme_store); pebble validates http-01 through a round-robin TCP balancer
+of the test's own (fleet.py) on pebble's http-01 port, where pebble's DNS
+sends every name.
+
+Cold start of all three at once: exactly one order for the certificate, all
+nodes serve the same one (one installed it from the store), a validation
+request reached a node that did not publish the token and was answered
+200, and etcd holds no plaintext private key."""
+
+import os
+
+import pytest
+
+import servers
+from etcd import Etcd
+from fleet import Balancer, start_fleet, write_key_file
+from pebble import HTTP_PORT
+from tlsutil import serial_hex, served_cert, wait_for
+
+ADDRS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+CERT_ID = "a.example.test_ecdsa-256"
+TIMEOUT = 60
+
+
+@pytest.fixture
+def etcd(workdir):
+    e = Etcd(workdir).start()
+    yield e
+    e.stop()
+
+
+def _nginx_nodes(nginx_factory):
+    return lambda name: servers.Nginx(nginx_factory).configure(name=name)
+
+
+def _serials(nodes, root_file):
+    out = {}
+    for n in nodes:
+        try:
+            out[n.node_name] = serial_hex(served_cert(n.https_port, "a.example.test",
+                                                      cafile=root_file, host=n.addr))
+        except Exception:
+            out[n.node_name] = None
+    return out
+
+
+def test_fleet_cold_start_one_order(nginx_factory, pebble_factory, workdir, etcd):
+    pebble = pebble_factory(nonce_reject=0)
+    root_file = pebble.write_root(os.path.join(workdir, "root.pem"))
+    key_file = write_key_file(workdir)
+
+    with Balancer("127.0.0.1", HTTP_PORT, [(a, HTTP_PORT) for a in ADDRS]) as lb:
+        nodes = start_fleet(_nginx_nodes(nginx_factory), pebble, workdir,
+                            etcd.endpoint, key_file, ADDRS)
+
+        def same_everywhere():
+            s = _serials(nodes, root_file)
+            return s if None not in s.values() and len(set(s.values())) == 1 else None
+
+        serials = wait_for(same_everywhere, TIMEOUT, "every node serving one certificate")
+
+        # exactly one order (pebble's log), by exactly one node
+        assert pebble.orders_created() == 1, pebble.log()[-3000:]
+        assert pebble.count_requests("/finalize-order/") == 1
+        issued = [n for n in nodes if n.issued_count(CERT_ID) == 1]
+        assert len(issued) == 1, [n.issued_count(CERT_ID) for n in nodes]
+        orderer = issued[0]
+        others = [n for n in nodes if n is not orderer]
+        for n in others:
+            assert n.issued_count(CERT_ID) == 0
+            wait_for(lambda: "installed from the shared store (ordered by node %s)"
+                     % orderer.node_name in n.error_log(), 10,
+                     "%s installing the store's certificate" % n.node_name)
+
+        # a validation request reached a node that had not published the
+        # token, and it answered (mirrored from the store)
+        chals = lb.challenge_records()
+        assert chals, lb.records
+        assert all(r.status == 200 for r in chals), chals
+        assert [r for r in chals if r.backend != orderer.addr], (orderer.addr, chals)
+
+        # the status: the store reachable, every node live, the certificate's
+        # decision
+        doc = orderer.status()
+        assert doc["store"]["reachable"] is True, doc["store"]
+        assert doc["store"]["node"] == orderer.node_name
+        c = [c for c in doc["certificates"] if c["id"] == CERT_ID][0]
+        assert c["fleet"]["action"] in ("order", "idle"), c["fleet"]
+        assert c["serial"].lower().lstrip("0") == list(serials.values())[0].lower().lstrip("0")
+
+    # the store holds the record, and no private key in clear anywhere
+    dump = etcd.etcdctl("get", "--prefix", "/acme/")
+    assert "/acme/certs/" + CERT_ID in dump
+    assert "PRIVATE KEY" not in dump
+    for n in nodes:
+        assert not n.problems(), n.problems()
+
+
+def test_fleet_config_errors(nginx_factory, pebble_factory, workdir):
+    """acme_store's words and files are checked by nginx -t, naming the
+    directive and its line."""
+    pebble = pebble_factory(start=False)
+    srv = servers.Nginx(nginx_factory)
+    good = write_key_file(workdir)
+    cases = [
+        ("acme_store etcd http://127.0.0.1:2379 prefix=/acme/ key_file=%s node=x;"
+         % os.path.join(workdir, "missing.key"), "missing.key"),
+        ("acme_store redis http://127.0.0.1:2379 prefix=/acme/ key_file=%s;" % good,
+         "unknown backend"),
+        ("acme_store etcd http://127.0.0.1:2379 prefix=/acme/;", "key_file"),
+    ]
+    for line, want in cases:
+        srv.write_managed(pebble, os.path.join(workdir, "state"), more=[line])
+        rc, out = srv.test_config()
+        assert rc != 0, out
+        assert "acme_store: " in out and want in out, out
+        assert "nginx.conf:%d" % srv.conf_line("acme_store") in out, out
+
+    srv.write_managed(pebble, os.path.join(workdir, "state"),
+                      more=["acme_store etcd http://127.0.0.1:2379 prefix=/acme/ "
+                            "key_file=%s node=x;" % good])
+    rc, out = srv.test_config()
+    assert rc == 0, out
