@@ -8,8 +8,9 @@
  *   configuration: the words parsed by acme_fleet_conf_parse, the files
  *                  read by acme_fleet_conf_load (nginx -t fails on a
  *                  missing or bad key_file)
- *   lease holder:  one node of the fleet, made in the thread pool at the
- *                  first round; every ACME_FLEET_SYNC_MS a round
+ *   lease holder:  one node of the fleet (made by the master at
+ *                  configuration time: it reads the key and password
+ *                  files); every ACME_FLEET_SYNC_MS a round
  *                  (acme_fleet_node_sync) in the thread pool, one in flight;
  *                  its result on the event loop: the fleet's pending
  *                  challenges mirrored into the zone's table (any node
@@ -35,22 +36,22 @@
 struct ngx_acme_fleet_s {
     acme_fleet_conf_t         conf;
 
-    /* worker (the lease holder): its node, made by the first round */
+    /*
+     * the node, made at configuration time by the master (which reads the
+     * key and password files, as it reads ssl_certificate_key); each
+     * worker has its copy, only the lease holder's sends requests
+     */
     acme_fleet_node_t        *node;
     ngx_event_t               timer;
     ngx_thread_task_t        *task;
     int                       reachable;      /* last round: 1, 0; -1 none */
     int64_t                   acked;          /* challenges mirrored up to */
     unsigned                  busy:1;         /* a round in flight */
-    unsigned                  failed:1;       /* the node could not be made
-                                                 (logged once) */
 
-    /* the round's in and out (only the thread touches them while busy) */
-    acme_fleet_node_t        *made;
+    /* the round's out (only the thread touches it while busy) */
     int                       rc;
     acme_fleet_sync_t         out;
     char                     *status_json;
-    char                      err[256];
 };
 
 
@@ -171,6 +172,14 @@ ngx_acme_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         free(password);
     }
 
+    /* no request yet: the lease holder's first round is the first */
+    fl->node = acme_fleet_node_new(&fl->conf, err, sizeof(err));
+
+    if (fl->node == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "acme_store: %s", err);
+        return NGX_CONF_ERROR;
+    }
+
     fl->reachable = -1;
     amcf->fleet = fl;
 
@@ -183,6 +192,9 @@ ngx_acme_fleet_conf_cleanup(void *data)
 {
     ngx_acme_fleet_t  *fl = data;
 
+    /* a node that never held a lease sends nothing */
+    acme_fleet_node_free(fl->node);
+    fl->node = NULL;
     acme_fleet_conf_free(&fl->conf);
 }
 
@@ -240,11 +252,6 @@ ngx_acme_fleet_exit_process(ngx_acme_main_conf_t *amcf)
         ngx_del_timer(&fl->timer);
     }
 
-    if (fl->made) {
-        acme_fleet_node_free(fl->made);
-        fl->made = NULL;
-    }
-
     if (fl->node) {
         acme_fleet_node_free(fl->node);
         fl->node = NULL;
@@ -284,9 +291,8 @@ ngx_acme_fleet_timer(ngx_event_t *ev)
     }
 
     /* only the worker that runs ACME is a node of the fleet */
-    if (amcf->lease_held && !fl->busy && !fl->failed) {
+    if (amcf->lease_held && !fl->busy && fl->node) {
         fl->rc = 0;
-        fl->err[0] = '\0';
 
         if (ngx_thread_task_post(amcf->thread_pool, fl->task) == NGX_OK) {
             fl->busy = 1;
@@ -297,32 +303,18 @@ ngx_acme_fleet_timer(ngx_event_t *ev)
 }
 
 
-/* Thread: the node made at the first round, then the round. */
+/* Thread: one round. */
 static void
 ngx_acme_fleet_thread(void *data, ngx_log_t *log)
 {
     ngx_acme_main_conf_t  *amcf = *(ngx_acme_main_conf_t **) data;
 
-    ngx_acme_fleet_t   *fl;
-    acme_fleet_node_t  *node;
+    ngx_acme_fleet_t  *fl;
 
     fl = amcf->fleet;
-    node = fl->node;
 
-    if (node == NULL) {
-        fl->made = acme_fleet_node_new(&fl->conf, fl->err, sizeof(fl->err));
-
-        if (fl->made == NULL) {
-            fl->rc = -2;
-            OPENSSL_thread_stop();
-            return;
-        }
-
-        node = fl->made;
-    }
-
-    fl->rc = acme_fleet_node_sync(node, fl->acked, &fl->out);
-    fl->status_json = acme_fleet_node_status_json(node);
+    fl->rc = acme_fleet_node_sync(fl->node, fl->acked, &fl->out);
+    fl->status_json = acme_fleet_node_status_json(fl->node);
 
     OPENSSL_thread_stop();
 }
@@ -341,21 +333,11 @@ ngx_acme_fleet_done(ngx_event_t *ev)
     log = fl->timer.log;
     fl->busy = 0;
 
-    if (fl->made) {
-        fl->node = fl->made;
-        fl->made = NULL;
-
+    if (fl->reachable < 0) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "acme: acme_store: worker process %P is the node "
                       "\"%s\" of the fleet", ngx_pid,
                       acme_fleet_node_name(fl->node));
-    }
-
-    if (fl->rc == -2) {
-        fl->failed = 1;
-        ngx_log_error(NGX_LOG_ERR, log, 0, "acme: acme_store: %s; this "
-                      "server works with its local store only", fl->err);
-        return;
     }
 
     if (fl->status_json) {

@@ -137,13 +137,13 @@ class Balancer:
 
 
 def write_key_file(workdir, name="fleet.key"):
-    """The fleet's sealing key (32 random bytes, base64), readable by the
-    workers' user (the nodes read it when they join the fleet)."""
+    """The fleet's sealing key (32 random bytes, base64), 0600: the server
+    reads it at configuration time as root (nginx's master), as a TLS key."""
     import base64
     path = os.path.join(workdir, name)
     with open(path, "w") as f:
         f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
-    os.chmod(path, 0o644)
+    os.chmod(path, 0o600)
     return path
 
 
