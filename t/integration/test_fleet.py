@@ -7,7 +7,8 @@ sends every name.
 Cold start of all three at once: exactly one order for the certificate, all
 nodes serve the same one (one installed it from the store), a validation
 request reached a node that did not publish the token and was answered
-200, and etcd holds no plaintext private key."""
+200, and etcd holds no plaintext private key; etcd stopped: every node
+keeps serving and reports the store unreachable until it is back."""
 
 import os
 
@@ -17,7 +18,7 @@ import servers
 from etcd import Etcd
 from fleet import Balancer, start_fleet, write_key_file
 from pebble import HTTP_PORT
-from tlsutil import serial_hex, served_cert, wait_for
+from tlsutil import http_get, serial_hex, served_cert, wait_for
 
 ADDRS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 CERT_ID = "a.example.test_ecdsa-256"
@@ -94,6 +95,23 @@ def test_fleet_cold_start_one_order(nginx_factory, pebble_factory, workdir, etcd
     dump = etcd.etcdctl("get", "--prefix", "/acme/")
     assert "/acme/certs/" + CERT_ID in dump
     assert "PRIVATE KEY" not in dump
+
+    # etcd stopped: every node keeps serving, says so (error log once,
+    # status, Prometheus), and says when it is back
+    etcd.stop()
+    for n in nodes:
+        wait_for(lambda: n.status()["store"]["reachable"] is False, 20,
+                 "%s seeing the store unreachable" % n.node_name)
+        assert n.error_log().count("the shared store is unreachable") == 1
+        _, _, prom = http_get("http://%s:%d/acme-status?format=prometheus"
+                              % (n.addr, n.http_port), host="a.example.test")
+        assert b"\nacme_store_reachable 0\n" in prom, prom[-500:]
+    assert _serials(nodes, root_file) == serials
+    etcd.start()
+    for n in nodes:
+        wait_for(lambda: n.status()["store"]["reachable"] is True, 20,
+                 "%s seeing the store again" % n.node_name)
+        assert "the shared store is reachable again" in n.error_log()
     for n in nodes:
         assert not n.problems(), n.problems()
 
