@@ -578,6 +578,9 @@ ngx_acme_job_task_done(ngx_event_t *ev)
     ngx_acme_job_dns_log(job);
 
     if (job->aborted) {
+        /* acme_store: a lock its task took goes back */
+        ngx_acme_job_fleet_abort(job);
+
         /* records set before the abort go (bounded: DNS and hook timeouts) */
         if (job->task_kind != NGX_ACME_TASK_DNS_CLEANUP
             && ngx_acme_job_dns_abort(job)

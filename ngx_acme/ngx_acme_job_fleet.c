@@ -431,12 +431,23 @@ ngx_acme_job_chal_done(ngx_acme_job_t *job)
 }
 
 
-/* The order's lock goes back (a failed or aborted order). */
+/*
+ * The order's lock goes back: a failed or aborted order, or a claim that
+ * took the lock and was aborted (lost ACME lease, exit) before its order
+ * started.  Not while a task runs (its completion calls this again).
+ */
 void
 ngx_acme_job_fleet_abort(ngx_acme_job_t *job)
 {
+    if (job->claiming && job->claim.action == ACME_FLEET_ORDER
+        && !job->busy)
+    {
+        job->claim.action = ACME_FLEET_IDLE;
+        job->fleet = ACME_FLEET_ORDER;
+    }
+
     if (job->fleet != ACME_FLEET_ORDER || job->fnode == NULL
-        || job->fleet_install)
+        || job->fleet_install || job->busy)
     {
         return;
     }

@@ -95,7 +95,7 @@ ngx_acme_job_finished(ngx_acme_job_t *job)
     now = (long long) ngx_time();
     first = (slot->bundle == NULL);     /* the bridge or the placeholder */
 
-    if (cert->issuer->key_rollover == 1) {
+    if (cert->issuer->key_rollover == 1 && !job->fleet_install) {
         /* key_rollover: what next.key holds now */
         acme_job_status_set_next_pin(&slot->status, job->next.pin);
     }
