@@ -209,6 +209,9 @@ ngx_acme_job_install(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
 
     job->fleet_install = 1;
     job->fleet_by = acme_strdup(by ? by : "another node");
+
+    /* one ordered alone is not published over the store's newer one */
+    cert->fleet_unpublished = 0;
     job->issuer = ngx_acme_job_fleet_issuer(cert, issuer);
     job->directory = (char *) job->issuer->conf.directory;
 
