@@ -102,7 +102,7 @@ def test_fleet_cold_start_one_order(nginx_factory, pebble_factory, workdir, etcd
     for n in nodes:
         wait_for(lambda: n.status()["store"]["reachable"] is False, 20,
                  "%s seeing the store unreachable" % n.node_name)
-        assert n.error_log().count("the shared store is unreachable") == 1
+        assert n.error_log().count("acme_store: the shared store is unreachable") == 1
         _, _, prom = http_get("http://%s:%d/acme-status?format=prometheus"
                               % (n.addr, n.http_port), host="a.example.test")
         assert b"\nacme_store_reachable 0\n" in prom, prom[-500:]
@@ -141,3 +141,35 @@ def test_fleet_config_errors(nginx_factory, pebble_factory, workdir):
                             "key_file=%s node=x;" % good])
     rc, out = srv.test_config()
     assert rc == 0, out
+
+
+def test_fleet_store_down_orders_alone_publishes_later(nginx_factory, pebble_factory,
+                                                       workdir, etcd):
+    """A node without a certificate (in its emergency window) starting while
+    etcd is down orders alone; its certificate goes to the store once etcd
+    is back, under the store's key name, sealed."""
+    pebble = pebble_factory(nonce_reject=0)
+    root_file = pebble.write_root(os.path.join(workdir, "root.pem"))
+    key_file = write_key_file(workdir)
+    etcd.stop()
+
+    with Balancer("127.0.0.1", HTTP_PORT, [(ADDRS[0], HTTP_PORT)]):
+        node, = start_fleet(_nginx_nodes(nginx_factory), pebble, workdir,
+                            etcd.endpoint, key_file, ADDRS[:1])
+        serial = wait_for(lambda: _serials([node], root_file)["n1"], TIMEOUT,
+                          "n1 serving a certificate ordered alone")
+        log = node.error_log()
+        assert log.count("acme_store: the shared store is unreachable") == 1, log
+        assert "ordering without the store's lock" in log, log
+        assert node.status()["store"]["reachable"] is False
+
+        etcd.start()
+        wait_for(lambda: "published to the shared store" in node.error_log(), 20,
+                 "the certificate published once etcd is back")
+        dump = etcd.etcdctl("get", "--prefix", "/acme/certs/")
+        assert "/acme/certs/" + CERT_ID in dump and "PRIVATE KEY" not in dump
+        assert pebble.orders_created() == 1
+        assert _serials([node], root_file)["n1"] == serial
+        c = [c for c in node.status()["certificates"] if c["id"] == CERT_ID][0]
+        assert c["fleet"]["action"] == "publish", c["fleet"]
+        assert not node.problems(), node.problems()
