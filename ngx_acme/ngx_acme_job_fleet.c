@@ -238,6 +238,8 @@ ngx_acme_job_install(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
         return NGX_ERROR;
     }
 
+    ngx_acme_job_fleet_mark(amcf, cert, ACME_FLEET_INSTALL, NULL);
+
     return NGX_OK;
 }
 

@@ -82,11 +82,16 @@ def test_fleet_cold_start_one_order(nginx_factory, pebble_factory, workdir, etcd
         assert all(r.status == 200 for r in chals), chals
         assert [r for r in chals if r.backend != orderer.addr], (orderer.addr, chals)
 
+        for n in others:
+            c = [c for c in n.status()["certificates"] if c["id"] == CERT_ID][0]
+            assert c["fleet"] == {"action": "install", "holder": None}, c["fleet"]
+
         # the status: the store reachable, every node live, the certificate's
         # decision
         doc = orderer.status()
         assert doc["store"]["reachable"] is True, doc["store"]
         assert doc["store"]["node"] == orderer.node_name
+        assert doc["store"]["nodes"] == 3, doc["store"]
         c = [c for c in doc["certificates"] if c["id"] == CERT_ID][0]
         assert c["fleet"]["action"] in ("order", "idle"), c["fleet"]
         assert c["serial"].lower().lstrip("0") == list(serials.values())[0].lower().lstrip("0")
