@@ -177,4 +177,13 @@ def test_fleet_store_down_orders_alone_publishes_later(nginx_factory, pebble_fac
         assert _serials([node], root_file)["n1"] == serial
         c = [c for c in node.status()["certificates"] if c["id"] == CERT_ID][0]
         assert c["fleet"]["action"] == "publish", c["fleet"]
+
+        # a reload: the new workers join the fleet under the same name, nothing
+        # is ordered
+        node.reload()
+        wait_for(lambda: (node.status()["store"] or {}).get("reachable") is True, 20,
+                 "the new workers' node reaching the store")
+        assert node.status()["store"]["node"] == "n1"
+        assert _serials([node], root_file)["n1"] == serial
+        assert pebble.orders_created() == 1
         assert not node.problems(), node.problems()
