@@ -157,13 +157,17 @@ def node_conf(server, pebble, workdir, endpoints, key_file, addr, name, issuer=N
     return state
 
 
-def start_fleet(make_server, pebble, workdir, endpoints, key_file, addrs, issuer=None):
-    """Configures one node per address (node names n1, n2, ...), then starts
-    them all at once (threads: a cold start of the whole fleet)."""
+def start_fleet(make_server, pebble, workdir, endpoints, key_file, addrs, issuer=None,
+                setup=None):
+    """Configures one node per address (node names n1, n2, ...; setup(server)
+    first when given, e.g. Server.use_tls_alpn), then starts them all at once
+    (threads: a cold start of the whole fleet)."""
     nodes = []
     for i, addr in enumerate(addrs, 1):
         name = "n%d" % i
         s = make_server(name)
+        if setup is not None:
+            setup(s)
         node_conf(s, pebble, workdir, endpoints, key_file, addr, name, issuer)
         s.node_name = name
         nodes.append(s)

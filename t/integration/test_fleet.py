@@ -17,7 +17,7 @@ import pytest
 import servers
 from etcd import Etcd
 from fleet import Balancer, start_fleet, write_key_file
-from pebble import HTTP_PORT
+from pebble import HTTP_PORT, TLS_PORT
 from tlsutil import http_get, serial_hex, served_cert, wait_for
 
 ADDRS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
@@ -146,6 +146,33 @@ def test_fleet_config_errors(nginx_factory, pebble_factory, workdir):
                             "key_file=%s node=x;" % good])
     rc, out = srv.test_config()
     assert rc == 0, out
+
+
+def test_fleet_tls_alpn_any_node_answers(nginx_factory, pebble_factory, workdir, etcd):
+    """tls-alpn-01 through the balancer on pebble's tlsPort: the answers
+    (challenge certificates) are mirrored too; one order, every node serves
+    it."""
+    pebble = pebble_factory(nonce_reject=0)
+    root_file = pebble.write_root(os.path.join(workdir, "root.pem"))
+    key_file = write_key_file(workdir)
+
+    with Balancer("127.0.0.1", TLS_PORT, [(a, TLS_PORT) for a in ADDRS]) as lb:
+        nodes = start_fleet(_nginx_nodes(nginx_factory), pebble, workdir, etcd.endpoint,
+                            key_file, ADDRS, issuer={"challenge": "tls-alpn-01"},
+                            setup=lambda s: s.use_tls_alpn())
+
+        def same_everywhere():
+            s = _serials(nodes, root_file)
+            return s if None not in s.values() and len(set(s.values())) == 1 else None
+
+        wait_for(same_everywhere, TIMEOUT, "every node serving one certificate")
+        assert pebble.orders_created() == 1
+        orderer, = [n for n in nodes if n.issued_count(CERT_ID) == 1]
+        # the CA's validation connections reached the other nodes too
+        assert {r.backend for r in lb.records} - {orderer.addr}, lb.records
+        for n in nodes:
+            assert "order failed" not in n.error_log()
+            assert not n.problems(), n.problems()
 
 
 def test_fleet_store_down_orders_alone_publishes_later(nginx_factory, pebble_factory,
