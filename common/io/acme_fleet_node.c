@@ -45,6 +45,7 @@ struct acme_fleet_node_s {
     int64_t              node_lease;
     long long            node_kept;
     int64_t              acked_written; /* -1: nodes/<node> to be written */
+    long long            node_written;  /* when, unix time */
     int64_t              cert_rev;  /* certs/ listed up to this revision */
     char               **tokens;    /* the previous round's challenges */
     size_t               n_tokens;
@@ -567,7 +568,12 @@ node_record_write(acme_fleet_node_t *n, int64_t acked, long long now)
     acme_kv_status_t  st;
     char             *key, value[96];
 
-    if (acked == n->acked_written) {
+    /* again now and then even when acked did not change: a key that
+     * vanished (a previous process's lease revoked after this one wrote
+     * it) is back within FLEET_NODE_KEEPALIVE */
+    if (acked == n->acked_written && now - n->node_written
+                                     < FLEET_NODE_KEEPALIVE)
+    {
         return 0;
     }
 
@@ -589,6 +595,7 @@ node_record_write(acme_fleet_node_t *n, int64_t acked, long long now)
     free(key);
     if (st == ACME_KV_OK) {
         n->acked_written = acked;
+        n->node_written = now;
         return 0;
     }
     return -1;
@@ -916,12 +923,17 @@ get(acme_fleet_node_t *n, const char *key, acme_kv_result_t *res)
 }
 
 
-/* reads certs/<id> into out (bundle, dates, revision); -1 unreachable */
+/* reads certs/<id> into out (bundle, dates, revision) and who ordered it
+ * into by (by_len bytes); -1 unreachable */
 static int
-read_record(acme_fleet_node_t *n, const char *key, acme_fleet_claim_t *out)
+read_record(acme_fleet_node_t *n, const char *key, acme_fleet_claim_t *out,
+    char *by, size_t by_len)
 {
     acme_kv_result_t  res;
+    char             *node = NULL;
     int               rc;
+
+    by[0] = '\0';
 
     acme_bundle_free(out->bundle, out->bundle_len);
     out->bundle = NULL;
@@ -936,13 +948,15 @@ read_record(acme_fleet_node_t *n, const char *key, acme_fleet_claim_t *out)
                                      res.pairs[0].value_len, n->seal, key,
                                      &out->bundle, &out->bundle_len,
                                      &out->not_before, &out->not_after,
-                                     NULL, NULL, out->err, sizeof(out->err))
+                                     &node, NULL, out->err, sizeof(out->err))
             != 0)
         {
             /* a record we cannot open is no certificate to install; an
              * order here replaces it (fenced by the lock) */
             out->not_before = out->not_after = 0;
         }
+        snprintf(by, by_len, "%s", node != NULL ? node : "");
+        free(node);
     } else if (rc < 0) {
         snprintf(out->err, sizeof(out->err), "%s", res.err);
     }
@@ -960,7 +974,7 @@ acme_fleet_node_claim(acme_fleet_node_t *n, const char *id,
     acme_kv_result_t    res;
     acme_kv_status_t    st;
     fleet_lock_t       *mine, *l;
-    char               *ckey, *lkey;
+    char               *ckey, *lkey, by[sizeof(out->holder)];
     int64_t             lease;
     int                 rc;
 
@@ -980,7 +994,7 @@ acme_fleet_node_claim(acme_fleet_node_t *n, const char *id,
 
     pthread_mutex_lock(&n->mu);
 
-    facts.store_reachable = read_record(n, ckey, out) == 0;
+    facts.store_reachable = read_record(n, ckey, out, by, sizeof(by)) == 0;
     if (facts.store_reachable) {
         facts.store_has_record = out->not_after != 0;
         facts.store_not_before = out->not_before;
@@ -1065,7 +1079,7 @@ acme_fleet_node_claim(acme_fleet_node_t *n, const char *id,
      * The lock is ours.  A node that published and let go of the lock
      * between our two reads left a newer record: install it instead.
      */
-    if (read_record(n, ckey, out) == 0 && out->not_after != 0
+    if (read_record(n, ckey, out, by, sizeof(by)) == 0 && out->not_after != 0
         && (f->local_not_after == 0 || out->not_after > f->local_not_after))
     {
         (void) kv_lease_revoke(n, lease);
@@ -1100,6 +1114,9 @@ acme_fleet_node_claim(acme_fleet_node_t *n, const char *id,
 
 done:
 
+    if (out->action == ACME_FLEET_INSTALL) {
+        snprintf(out->holder, sizeof(out->holder), "%s", by);
+    }
     pthread_mutex_unlock(&n->mu);
     free(ckey);
     free(lkey);

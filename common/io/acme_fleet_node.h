@@ -165,7 +165,8 @@ typedef struct {
     long long            not_after;
     int64_t              record_revision;   /* 0: no record */
     char                 holder[128];   /* WAIT: the node holding the lock;
-                                           ORDER: this node */
+                                           ORDER: this node; INSTALL: the
+                                           node that ordered the record */
     char                 err[256];      /* unreachable store, bad record */
 } acme_fleet_claim_t;
 

@@ -177,6 +177,7 @@ def test_fleet_nodes_lifecycle(etcd, workdir):
     assert recs[0]["node"] == "node-a"
     assert s["claim-b-again"]["action"] == "install", out
     assert s["claim-b-again"]["bundle"], out
+    assert s["claim-b-again"]["holder"] == "node-a", out
 
     assert s["claim-a-renew"]["action"] == "order", out
     assert s["publish-late"]["status"] == "fenced", out
