@@ -47,7 +47,9 @@ def test_existing_certificate_is_the_bridge(server, pebble_factory, workdir, sta
 
     p = pebble_factory(start=False)
     p.start_dns()                       # the CA is down at first
-    text = server.conf(p, state_dir, names=[NAME], issuer={"retry_delay": "10s"})
+    # the first backoff step (retry_delay) is the wait for the attempt after
+    # the CA came up: short, but longer than pebble takes to start
+    text = server.conf(p, state_dir, names=[NAME], issuer={"retry_delay": "4s"})
     server.raw.write_conf(_with_bridge(server, text, crt, key))
     rc, out = server.test_config()
     assert rc == 0, out
