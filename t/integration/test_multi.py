@@ -159,7 +159,7 @@ def test_challenge_list_falls_back(server, pebble, root_file, state_dir):
     tls-alpn-01 and issues, without a restart."""
     server.use_tls_alpn()
     server.start_managed(pebble, state_dir,
-                         issuer={"challenge": "http-01 tls-alpn-01", "retry_delay": "10s"})
+                         issuer={"challenge": "http-01 tls-alpn-01", "retry_delay": "4s"})
     main_pid = server.main_pid
     assert not port_open(PEBBLE_HTTP_PORT), "nothing may answer http-01 in this test"
 
