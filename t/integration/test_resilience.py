@@ -38,7 +38,9 @@ def test_ca_down_at_start_serves_fallback_then_issues(server, pebble_factory, wo
                                                       state_dir):
     p = pebble_factory(start=False)
     p.start_dns()                       # DNS up, the CA itself down
-    server.start_managed(p, state_dir, issuer={"retry_delay": "10s"})
+    # the first backoff step (retry_delay) is the wait for the attempt after
+    # the CA came up: short, but longer than pebble takes to start
+    server.start_managed(p, state_dir, issuer={"retry_delay": "4s"})
 
     # serving at once, with the in-memory self-signed fallback
     assert is_self_signed(served_cert(server.https_port, NAME))
