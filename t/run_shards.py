@@ -63,7 +63,7 @@ SLOW = {
     "test_renewal_hot_swap_without_reload": 17,
     "test_killed_acme_process_is_replaced[apache]": 13,
     "test_issued_while_read_only_is_served_then_stored": 12,
-    "test_events": 10,
+    "test_events": 6,
     "test_ari_errors_fall_back_to_lifetime": 8,
     "test_frozen_lease_holder_keeps_off_new_holders_challenges": 8,
     "test_challenge_list_falls_back": 7,
