@@ -41,8 +41,13 @@ each used once, in order, by the next requests whose path starts with it:
     "pass-then-close" forwarded, then the connection is closed unanswered
     "429-rate-limited" 429 rateLimited with Retry-After: RATE_LIMITED_AFTER,
                       not forwarded
+    "hold"            held (the client waits, unanswered) until
+                      proxy.release is set, at most HOLD_MAX seconds; then
+                      forwarded if released, else 503 not forwarded (an
+                      order caught in flight: test_fleet_scenarios.py)
 
-proxy.faulted lists (path, mode) of each fault applied.
+proxy.faulted lists (path, mode) of each fault applied; proxy.held the
+requests being held now.
 
 Problems for one name: proxy.problems[(path prefix, name)] is a Problem
 answered, not forwarded, to every request of that path whose JWS payload
@@ -96,7 +101,8 @@ FAULT_BODY = (b'{"type":"urn:ietf:params:acme:error:serverInternal",'
 RATE_LIMITED_BODY = (b'{"type":"urn:ietf:params:acme:error:rateLimited",'
                      b'"detail":"ca_proxy fault","status":429}')
 RATE_LIMITED_AFTER = 4      # seconds, the Retry-After of "429-rate-limited"
-FAULTS = ("pass-then-503", "503-no-pass", "pass-then-close", "429-rate-limited")
+FAULTS = ("pass-then-503", "503-no-pass", "pass-then-close", "429-rate-limited", "hold")
+HOLD_MAX = 60.0             # seconds a "hold" request waits for proxy.release
 EXTRA_NAME = "x.example.test"
 FUTURE_AHEAD = datetime.timedelta(hours=2)
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length",
@@ -295,6 +301,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._answer_503(None, prob.status, prob.body, prob.retry_after)
             return
         fault = proxy.take_fault(self.path)
+        if fault == "hold":
+            with proxy.lock:
+                proxy.held += 1
+            released = proxy.release.wait(HOLD_MAX)
+            with proxy.lock:
+                proxy.held -= 1
+            if not released:
+                self._answer_503(None)
+                return
         if fault == "503-no-pass":
             self._answer_503(None)
             return
@@ -375,6 +390,8 @@ class CaProxy:
         self.connections = 0                 # connections accepted
         self.faults = {}                     # path prefix -> [mode, ...], each once
         self.faulted = []                    # (path, mode) per fault applied
+        self.held = 0                        # "hold" requests waiting now
+        self.release = threading.Event()     # set: held requests go on
         self.problems = {}                   # (path prefix, name) -> Problem
         self.problem_times = []              # (path, name, time.time())
         self.profiles = None                 # meta.profiles to add, or None

@@ -3,6 +3,7 @@ of the test's own in front of the nodes, and the nodes of a fleet.
 
     lb = Balancer("127.0.0.1", HTTP_PORT, [("127.0.0.2", HTTP_PORT), ...]).start()
     lb.records     # [Record(backend, request_line, status)], one per connection
+    lb.drop("127.0.0.2")    # a dead node out of the rotation
     lb.stop()
 
     nodes = start_fleet(make_server, pebble, workdir, etcd.endpoint, key_file,
@@ -66,6 +67,12 @@ class Balancer:
 
     def __exit__(self, *exc):
         self.stop()
+
+    def drop(self, host):
+        """Stops sending connections to host (a dead node, as a balancer's
+        health check would)."""
+        with self._lock:
+            self.backends = [b for b in self.backends if b[0] != host]
 
     def backend_of(self):
         with self._lock:
@@ -147,28 +154,34 @@ def write_key_file(workdir, name="fleet.key"):
     return path
 
 
-def node_conf(server, pebble, workdir, endpoints, key_file, addr, name, issuer=None):
+def node_conf(server, pebble, workdir, endpoints, key_file, addr, name, issuer=None,
+              store_opts=""):
     """Writes the configuration of one node: its own address and store, the
-    shared store line.  Returns its state directory."""
+    shared store line (store_opts: more of its words, e.g. "lease_ttl=5").
+    Returns its state directory."""
     state = os.path.join(workdir, "state-" + name, "pebble")
     server.use_address(addr)
-    server.write_managed(pebble, state, issuer=issuer,
-                         more=[server.store_directive(endpoints, key_file, name)])
+    line = server.store_directive(endpoints, key_file, name)
+    if store_opts:
+        line = (line[:-1] + " %s;" % store_opts if line.endswith(";")
+                else line + " " + store_opts)
+    server.write_managed(pebble, state, issuer=issuer, more=[line])
     return state
 
 
 def start_fleet(make_server, pebble, workdir, endpoints, key_file, addrs, issuer=None,
-                setup=None):
+                setup=None, store_opts=""):
     """Configures one node per address (node names n1, n2, ...; setup(server)
-    first when given, e.g. Server.use_tls_alpn), then starts them all at once
-    (threads: a cold start of the whole fleet)."""
+    first when given, e.g. Server.use_tls_alpn; store_opts as node_conf's),
+    then starts them all at once (threads: a cold start of the whole
+    fleet)."""
     nodes = []
     for i, addr in enumerate(addrs, 1):
         name = "n%d" % i
         s = make_server(name)
         if setup is not None:
             setup(s)
-        node_conf(s, pebble, workdir, endpoints, key_file, addr, name, issuer)
+        node_conf(s, pebble, workdir, endpoints, key_file, addr, name, issuer, store_opts)
         s.node_name = name
         nodes.append(s)
     errors = []

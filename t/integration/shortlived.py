@@ -33,11 +33,14 @@ def _utc(naive):
 
 class LoadClient(threading.Thread):
     """Full handshakes (no session reuse, chain and name verified), the
-    names round-robin, until stopped (bounded by max_seconds)."""
+    names round-robin, until stopped (bounded by max_seconds); host: the
+    address connected to (a fleet's node, test_fleet_scenarios.py)."""
 
-    def __init__(self, port, root_file, names, offset=0, max_seconds=600):
+    def __init__(self, port, root_file, names, offset=0, max_seconds=600,
+                 host="127.0.0.1"):
         super().__init__(daemon=True)
         self.port, self.root_file, self.names = port, root_file, list(names)
+        self.host = host
         self.i = offset
         self.deadline = time.monotonic() + max_seconds
         self.stop_event = threading.Event()
@@ -50,7 +53,7 @@ class LoadClient(threading.Thread):
             name = self.names[self.i % len(self.names)]
             self.i += 1
             try:
-                der = handshake(self.port, name, cafile=self.root_file)
+                der = handshake(self.port, name, cafile=self.root_file, host=self.host)
                 t = time.time()
                 leaf = leaves.get(der)
                 if leaf is None:
