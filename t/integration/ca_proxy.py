@@ -43,8 +43,9 @@ each used once, in order, by the next requests whose path starts with it:
                       not forwarded
     "hold"            held (the client waits, unanswered) until
                       proxy.release is set, at most HOLD_MAX seconds; then
-                      forwarded if released, else 503 not forwarded (an
-                      order caught in flight: test_fleet_scenarios.py)
+                      forwarded if released, else 503 not forwarded (or
+                      dropped when the proxy stops; an order caught in
+                      flight: test_fleet_scenarios.py)
 
 proxy.faulted lists (path, mode) of each fault applied; proxy.held the
 requests being held now.
@@ -304,11 +305,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if fault == "hold":
             with proxy.lock:
                 proxy.held += 1
-            released = proxy.release.wait(HOLD_MAX)
+            deadline = time.monotonic() + HOLD_MAX
+            released = False
+            while not released and proxy._server is not None \
+                    and time.monotonic() < deadline:
+                released = proxy.release.wait(0.2)
             with proxy.lock:
                 proxy.held -= 1
             if not released:
-                self._answer_503(None)
+                if proxy._server is None:       # stopped: dropped unanswered
+                    self.close_connection = True
+                else:
+                    self._answer_503(None)
                 return
         if fault == "503-no-pass":
             self._answer_503(None)
