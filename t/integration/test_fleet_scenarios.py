@@ -153,6 +153,11 @@ def test_fleet_holder_killed_mid_order(nginx_factory, pebble_factory, workdir, e
         assert other.issued_count(CERT_ID) == 0
         doc = orderer.status()
         assert doc["store"]["locks"] == {}, doc["store"]
+        # the dead node's lock and challenges went with its lease, the
+        # orderer's with its publication
+        for what in ("locks", "challenges"):
+            assert etcd.etcdctl("get", "--prefix", "--keys-only", "/acme/%s/" % what) \
+                .strip() == "", what
         wait_for(lambda: orderer.status()["store"]["nodes"] == 2, 20,
                  "the dead node gone from the live nodes")
         for n in survivors:
