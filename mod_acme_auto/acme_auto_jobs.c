@@ -1442,17 +1442,53 @@ jobs_wait(watch_t *w)
 
 static watch_t *the_watch;
 
+/*
+ * mod_watchdog's thread, which runs watchdog_cb, is never joined: after
+ * STOPPING it leaves through apr_thread_exit while the child's main thread
+ * goes on to exit(), whose OPENSSL_cleanup() frees every thread's OpenSSL
+ * state (docs/host-notes.md).  So that thread holds none between two
+ * callbacks (watchdog_cb ends each with OPENSSL_thread_stop), and the
+ * child's exit waits for a callback under way and lets none start after
+ * it (wd_exiting, wd_busy: seq_cst, so the exit sees a callback that
+ * began or the callback sees the exit).
+ */
+static int              wd_exiting;     /* atomic: the child exits */
+static int              wd_busy;        /* atomic: a callback runs */
+
+/* After jobs_wait, in the exiting child's main thread: until no watchdog
+ * callback runs (bounded: its STOPPING waits for the jobs as long as
+ * jobs_wait did). */
+static void
+callback_wait(watch_t *w)
+{
+    struct timespec ts = { 0, 10 * 1000000L };
+    long long       deadline = acme_monotonic_ms() + STOP_JOIN_SECONDS * 1000LL;
+
+    while (__atomic_load_n(&wd_busy, __ATOMIC_SEQ_CST) != 0) {
+        if (acme_monotonic_ms() >= deadline) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, w->s, "mod_acme_auto: "
+                         "pid %ld exits while its watchdog callback still "
+                         "runs", (long) getpid());
+            return;
+        }
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* The child's exit (its pool's cleanup, in the main thread): mod_watchdog
  * runs STOPPING in its own thread, and the child does not wait for that
- * thread (docs/host-notes.md), so the wait for the jobs is here too. */
+ * thread (docs/host-notes.md), so the wait for the jobs is here too, and
+ * the wait for that thread's callback. */
 static apr_status_t
 jobs_child_exit(void *data)
 {
     (void) data;
     if (the_watch != NULL) {
+        __atomic_store_n(&wd_exiting, 1, __ATOMIC_SEQ_CST);
         __atomic_store_n(&stop_jobs, 1, __ATOMIC_RELEASE);
         jobs_end_attempts(the_watch);
         jobs_wait(the_watch);
+        callback_wait(the_watch);
     }
     return APR_SUCCESS;
 }
@@ -1483,6 +1519,13 @@ watchdog_cb(int state, void *data, apr_pool_t *pool)
     watch_t *w = data;
 
     (void) pool;
+    __atomic_add_fetch(&wd_busy, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&wd_exiting, __ATOMIC_SEQ_CST)) {
+        /* the child's exit did (or does) what STOPPING does, and its
+         * OPENSSL_cleanup may run already: nothing here touches OpenSSL */
+        __atomic_sub_fetch(&wd_busy, 1, __ATOMIC_SEQ_CST);
+        return APR_SUCCESS;
+    }
     switch (state) {
     case AP_WATCHDOG_STATE_STARTING:
         watch_start(w);
@@ -1497,6 +1540,11 @@ watchdog_cb(int state, void *data, apr_pool_t *pool)
         watch_stop(w);
         break;
     }
+    /* what this callback left in OpenSSL (bundles parsed, RAND_bytes of
+     * the store's temporary names) goes now, not in the thread's exit,
+     * which would race the child's exit() (see wd_exiting) */
+    OPENSSL_thread_stop();
+    __atomic_sub_fetch(&wd_busy, 1, __ATOMIC_SEQ_CST);
     return APR_SUCCESS;
 }
 
