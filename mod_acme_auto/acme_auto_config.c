@@ -24,6 +24,8 @@
 #include "acme_proxy.h"
 #include "acme_util.h"
 
+#include <openssl/crypto.h>
+
 APLOG_USE_MODULE(acme_auto);
 
 /* The <AcmeIssuer> block being read; config reading is single threaded. */
@@ -683,6 +685,63 @@ set_expiry_warning(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+static apr_status_t
+store_cleanup(void *data)
+{
+    acme_fleet_conf_free(data);
+    return APR_SUCCESS;
+}
+
+/*
+ * AcmeStore etcd URL[,URL...] prefix=P key_file=F [node=NAME]
+ *     [user=U password_file=F] [ssl_trusted_certificate=F]
+ * (server config): the shared store of a fleet (acme_fleet_node.h), the
+ * same words as nginx's acme_store.  The key and password files are read
+ * here, so "apache2 -t" fails on a missing or bad one; the driving child
+ * reads them again (as the user it runs as).
+ */
+static const char *
+set_store(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
+{
+    acme_auto_srv_conf_t *sc = acme_auto_srv_conf(cmd->server);
+    acme_fleet_conf_t    *conf;
+    const char           *err;
+    char                  msg[ACME_ERRLEN], *password = NULL;
+
+    (void) dummy;
+    if (cur_issuer != NULL) {
+        return "AcmeStore belongs in the server config, not in <AcmeIssuer>";
+    }
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) != NULL) {
+        return err;
+    }
+    if (sc->store != NULL) {
+        return "AcmeStore is given twice";
+    }
+    if (argc < 2 || strcmp(argv[0], "etcd") != 0) {
+        return "AcmeStore: the backend must be etcd: AcmeStore etcd "
+               "URL[,URL...] prefix=/acme/ key_file=FILE [node=NAME] "
+               "[user=U password_file=FILE] [ssl_trusted_certificate=FILE]";
+    }
+    conf = apr_pcalloc(cmd->pool, sizeof(*conf));
+    if (acme_fleet_conf_parse(argv + 1, (size_t) argc - 1, conf, msg,
+                              sizeof(msg)) != 0)
+    {
+        return apr_psprintf(cmd->pool, "AcmeStore: %s", msg);
+    }
+    apr_pool_cleanup_register(cmd->pool, conf, store_cleanup,
+                              apr_pool_cleanup_null);
+    if (acme_fleet_conf_load(conf, NULL, &password, msg, sizeof(msg)) != 0) {
+        return apr_psprintf(cmd->pool, "AcmeStore: %s", msg);
+    }
+    if (password != NULL) {
+        OPENSSL_cleanse(password, strlen(password));
+        free(password);
+    }
+    sc->store = conf;
+    return NULL;
+}
+
 /* AcmeDNSPropagationCheck SERVER[:PORT]... [timeout] */
 static const char *
 set_dns_check(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
@@ -939,6 +998,11 @@ const command_rec acme_auto_cmds[] = {
     AP_INIT_TAKE1("AcmeExpiryWarning", set_expiry_warning, NULL, RSRC_CONF,
         "AcmeExpiryWarning SECONDS: a certificate this close to its notAfter"
         " is expiring (default: the last 10% of its lifetime)"),
+    AP_INIT_TAKE_ARGV("AcmeStore", set_store, NULL, RSRC_CONF,
+        "AcmeStore etcd URL[,URL...] prefix=/acme/ key_file=FILE [node=NAME]"
+        " [user=U password_file=FILE] [ssl_trusted_certificate=FILE]: "
+        "several servers share their certificates through etcd (one order "
+        "per certificate, any node answers the CA)"),
     AP_INIT_TAKE_ARGV("AcmeCertificate", set_certificate, NULL, RSRC_CONF,
         "AcmeCertificate <issuer> [names...] [key=type] "
         "[fallback=issuer[,issuer]] [fallback_after=N] "

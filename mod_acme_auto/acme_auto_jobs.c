@@ -94,6 +94,32 @@ typedef struct {
                                            (ARI), no order */
     char                ari_id[128];    /* the served certificate's ARI
                                            identifier; "" none (f.ari_id) */
+    /* AcmeStore (acme_fleet_node.h); the job's own: */
+    int                 install;        /* the thread installs the store's
+                                           certificate (fleet_pem), no
+                                           order */
+    long long           fleet_next;     /* no claim before (WAIT, IDLE) */
+    int                 fleet_order;    /* this order holds the store's
+                                           lock (ORDER) */
+    int                 fleet_alone;    /* this order runs without it
+                                           (ORDER_ALONE) */
+    acme_fleet_action_t fleet_action;   /* the last claim's and the node */
+    char                fleet_holder[128];  /* holding the lock: status */
+    /* under fleet_mu (the fleet thread's too): */
+    char               *fleet_pem;      /* a newer record's bundle the sync
+                                           received, installed by the job's
+                                           thread (malloc'd); NULL none */
+    size_t              fleet_len;
+    long long           fleet_not_after;
+    char                fleet_node[128];    /* who ordered that one */
+    char                fleet_issuer[64];   /* its issuer block */
+    int64_t             fleet_rev;      /* certs/<id> as last seen: its */
+    long long           fleet_store_not_after;  /* revision, notAfter, */
+    char                fleet_rec_node[128];    /* who ordered it */
+    int                 fleet_unpublished;  /* ordered alone (or its record
+                                               not written): the fleet
+                                               thread publishes it */
+    acme_auto_issuer_t *fleet_pub_iss;  /* the CA that issued it */
 } job_t;
 
 typedef struct {
@@ -104,6 +130,24 @@ typedef struct {
 } watch_t;
 
 static int              stop_jobs;      /* atomic */
+
+/*
+ * AcmeStore: this node of the fleet, made in the driving child when it
+ * starts driving (watch_start), its sync thread (fleet_main), the store's
+ * state as the last sync found it (atomic: 1 reachable, 0 not, -1 not
+ * asked yet) and the lock of the job_t fields the sync thread shares.
+ */
+static acme_fleet_node_t *fleet;
+static pthread_t          fleet_thread;
+static int                fleet_running;    /* atomic */
+static int                fleet_finished;   /* atomic */
+static int                fleet_reachable = -1;
+static pthread_mutex_t    fleet_mu = PTHREAD_MUTEX_INITIALIZER;
+static int                fleet_on;         /* AcmeStore is configured */
+
+/* seconds between two claims of a certificate another node orders */
+#define FLEET_POLL_SEC      5
+
 static pthread_mutex_t  account_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t   account_cv = PTHREAD_COND_INITIALIZER;
 
@@ -357,6 +401,28 @@ hook_publish(void *data, const char *type, const char *identifier,
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, d->j->s, "mod_acme_auto: %s: "
                  "%s challenge for %s published", d->j->c->id, type,
                  identifier);
+    if (fleet != NULL && d->j->fleet_order) {
+        size_t missing = 0;
+
+        /* AcmeStore: every node answers it (the CA may reach any) */
+        acme_auto_shm_set_step(d->j->c->slot, "renewing", "store-barrier");
+        if (acme_fleet_node_challenge_put(fleet, d->j->c->id, type,
+                                          identifier, token, key_authz,
+                                          hook_should_stop, d, &missing, err,
+                                          errlen) != 0)
+        {
+            /* unreachable, or the lock is gone: the order stops (the
+             * engine fails it with err and unpublishes) */
+            return -1;
+        }
+        else if (missing > 0) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, d->j->s,
+                         "mod_acme_auto: %s: the %s challenge for %s is not"
+                         " mirrored by %lu node(s) yet; a validation that "
+                         "reaches one fails and is retried", d->j->c->id,
+                         type, identifier, (unsigned long) missing);
+        }
+    }
     return 0;
 }
 
@@ -373,6 +439,9 @@ hook_unpublish(void *data, const char *type, const char *identifier,
         return;
     }
     acme_auto_shm_token_remove(token);
+    if (fleet != NULL && d->j->fleet_order) {
+        acme_fleet_node_challenge_delete(fleet, token);
+    }
 }
 
 static void
@@ -633,26 +702,31 @@ job_failed(job_t *j, const char *msg, long long retry_after)
     acme_auto_event_failed(j->c, j->s, &st);
 }
 
+/*
+ * A new certificate (key_pem, chain: leaf first) is installed: the store
+ * (bundle.pem, state.json), then shared memory, where every child swaps it
+ * in (or held until its notBefore: job_hold).  The one path of a
+ * certificate this node's order issued (from, NULL) and of one another
+ * node of the fleet ordered (from: its name; iss: the issuer block of its
+ * record).  Job thread only.  0, or -1 with err (nothing installed).
+ */
 static int
-job_succeeded(job_t *j, EVP_PKEY *cert_key, acme_job_next_t *next,
-    const char *chain, size_t chain_len, char *err, size_t errlen)
+job_install(job_t *j, acme_auto_issuer_t *iss, const char *key_pem,
+    size_t key_len, acme_job_next_t *next, const char *chain,
+    size_t chain_len, const char *from, char *err, size_t errlen)
 {
     acme_auto_slot_status_t st, cur;
     acme_cert_state_t       ok;
     acme_cert_info_t        info;
-    char                   *key_pem, *blob, until[32], msg[2 * ACME_ERRLEN];
-    size_t                  key_len, blob_len;
+    char                   *blob, until[32], msg[2 * ACME_ERRLEN];
+    size_t                  blob_len;
     long long               now = now_sec(), held;
     int                     stored, level;
 
-    key_pem = acme_key_to_pem(cert_key, &key_len);
-    if (key_pem == NULL) {
-        return acme_err(err, errlen, "cannot serialise the certificate key");
-    }
     /* j->st changes only once the certificate is served: a failure
      * from here on counts on top of the earlier ones */
     ok = j->st;
-    acme_job_succeeded(&ok, now, j->iss->conf.directory, j->iss->conf.name);
+    acme_job_succeeded(&ok, now, iss->conf.directory, iss->conf.name);
     memset(&info, 0, sizeof(info));
     err[0] = '\0';
     stored = acme_job_store_issued(j->c->issuer->conf.state_dir, j->c->id,
@@ -660,7 +734,6 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, acme_job_next_t *next,
                                    next, &info, err, errlen);
     blob = stored < 0 ? NULL : acme_bundle_join(key_pem, key_len, chain,
                                                 chain_len, &blob_len);
-    acme_bundle_free(key_pem, key_len);
     if (stored < 0 || blob == NULL || blob_len > ACME_AUTO_BUNDLE_MAX) {
         if (stored >= 0) {
             acme_cert_info_free(&info);
@@ -686,8 +759,12 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, acme_job_next_t *next,
         acme_job_status_set_next_pin(&cur, next->pin);
     }
     acme_job_status_set_next_pin(&st, cur.next_spki_pin);
-    acme_job_status_ordered(&cur, 1, cur.have_cert);
+    if (from == NULL) {
+        acme_job_status_ordered(&cur, 1, cur.have_cert);
+    }
     st.orders = cur.orders;
+    /* AcmeStore: the status' "fleet" stays */
+    acme_job_status_fleet(&st, cur.fleet_action, cur.fleet_holder);
     held = job_hold(j, blob, blob_len, &st, &cur);
     level = acme_job_issued_saved(stored, err, j->c->issuer->conf.state_dir,
                                   j->c->id, now, &j->unsaved_tries,
@@ -705,7 +782,9 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, acme_job_next_t *next,
         acme_job_status_end(&cur, &j->st, job_due_at(j));
         acme_auto_shm_set_status(j->c->slot, &cur);
         /* issued now, "installed" once served (job_activate) */
-        acme_auto_event_issued(j->c, j->s, cur.have_cert, &st);
+        if (from == NULL) {
+            acme_auto_event_issued(j->c, j->s, cur.have_cert, &st);
+        }
         return 0;
     }
     j->f.have_cert = 1;
@@ -724,13 +803,23 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, acme_job_next_t *next,
     /* its renewal information is fetched on the next tick */
     job_load_ari_id(j);
 
-    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: new "
-                 "certificate, serial %s, valid until %s; served without "
-                 "restart", j->c->id, st.serial,
-                 acme_time_rfc3339(st.not_after, until, sizeof(until)));
-    /* "issued" / "renewed", then "installed": in shared memory, every
-     * child serves it from its next check (25 ms) */
-    acme_auto_event_issued(j->c, j->s, cur.have_cert, &st);
+    if (from != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: "
+                     "certificate %s installed from the shared store "
+                     "(ordered by node %s), serial %s, valid until %s",
+                     j->c->id, from, st.serial,
+                     acme_time_rfc3339(st.not_after, until, sizeof(until)));
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, j->s, "mod_acme_auto: %s: "
+                     "new certificate, serial %s, valid until %s; served "
+                     "without restart", j->c->id, st.serial,
+                     acme_time_rfc3339(st.not_after, until, sizeof(until)));
+        /* "issued" / "renewed" (another node's order: only "installed") */
+        acme_auto_event_issued(j->c, j->s, cur.have_cert, &st);
+    }
+    /* "installed": in shared memory, every child serves it from its next
+     * check (25 ms) */
     acme_auto_event_emit_status(j->c, j->s, "installed", &st);
     if (!cur.have_cert && j->c->bridge != NULL) {
         /* the first one since the start: the bridge is not served again */
@@ -739,6 +828,278 @@ job_succeeded(job_t *j, EVP_PKEY *cert_key, acme_job_next_t *next,
                          j->c->bridge, st.serial, msg, sizeof(msg)));
     }
     return 0;
+}
+
+static int
+job_succeeded(job_t *j, EVP_PKEY *cert_key, acme_job_next_t *next,
+    const char *chain, size_t chain_len, char *err, size_t errlen)
+{
+    char   *key_pem;
+    size_t  key_len;
+    int     rc;
+
+    key_pem = acme_key_to_pem(cert_key, &key_len);
+    if (key_pem == NULL) {
+        return acme_err(err, errlen, "cannot serialise the certificate key");
+    }
+    rc = job_install(j, j->iss, key_pem, key_len, next, chain, chain_len,
+                     NULL, err, errlen);
+    acme_bundle_free(key_pem, key_len);
+    return rc;
+}
+
+/* -- AcmeStore: the fleet (acme_fleet_node.h) ---------------------------- */
+
+/* The status' "fleet" of the certificate: what this node did last, and
+ * the node that orders it while this one waits. */
+static void
+job_status_fleet(job_t *j, acme_fleet_action_t a, const char *holder)
+{
+    acme_auto_slot_status_t st;
+
+    acme_auto_shm_get_status(j->c->slot, &st);
+    acme_job_status_fleet(&st, acme_fleet_action_name(a),
+                          holder && holder[0] ? holder : NULL);
+    acme_auto_shm_set_status(j->c->slot, &st);
+}
+
+/* The issuer block a record names among the certificate's (fallback=
+ * included), else its primary. */
+static acme_auto_issuer_t *
+job_issuer_named(job_t *j, const char *name)
+{
+    int i;
+
+    for (i = 0; name != NULL && i < j->c->n_issuers; i++) {
+        if (strcmp(j->c->issuers[i]->conf.name, name) == 0) {
+            return j->c->issuers[i];
+        }
+    }
+    return j->c->issuer;
+}
+
+/* Installs a certificate of the shared store (a bundle: key PEM, then the
+ * chain) as if this node's order had issued it (job_install).  Job thread
+ * only.  0, or -1 (logged). */
+static int
+job_install_bundle(job_t *j, const char *bundle, size_t len,
+    const char *from, const char *issuer)
+{
+    acme_job_next_t  next;
+    size_t           at;
+    char             err[ACME_ERRLEN];
+
+    memset(&next, 0, sizeof(next));
+    at = acme_bundle_split(bundle, len);
+    if (at == 0) {
+        apr_cpystrn(err, "no key and chain in the record", sizeof(err));
+    }
+    else if (job_install(j, job_issuer_named(j, issuer), bundle, at, &next,
+                         bundle + at, len - at, from && from[0] ? from : "?",
+                         err, sizeof(err)) == 0)
+    {
+        return 0;
+    }
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s: "
+                 "cannot install the shared store's certificate: %s",
+                 j->c->id, err);
+    return -1;
+}
+
+/* A job thread installing what the sync received (job_t.fleet_pem). */
+static void *
+job_install_main(void *arg)
+{
+    job_t     *j = arg;
+    char      *pem, node[sizeof(j->fleet_node)];
+    char       issuer[sizeof(j->fleet_issuer)];
+    size_t     len;
+    long long  not_after;
+
+    pthread_mutex_lock(&fleet_mu);
+    pem = j->fleet_pem;
+    len = j->fleet_len;
+    not_after = j->fleet_not_after;
+    j->fleet_pem = NULL;
+    j->fleet_not_after = 0;
+    apr_cpystrn(node, j->fleet_node, sizeof(node));
+    apr_cpystrn(issuer, j->fleet_issuer, sizeof(issuer));
+    pthread_mutex_unlock(&fleet_mu);
+    /* still newer than the one served (or held) */
+    if (pem != NULL && not_after > j->f.not_after
+        && not_after > j->f.pending_not_after
+        && job_install_bundle(j, pem, len, node, issuer) == 0)
+    {
+        job_status_fleet(j, ACME_FLEET_INSTALL, NULL);
+    }
+    acme_bundle_free(pem, len);
+    OPENSSL_thread_stop();      /* as in job_main */
+    __atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static int
+job_install_pending(job_t *j)
+{
+    int pending;
+
+    pthread_mutex_lock(&fleet_mu);
+    pending = j->fleet_pem != NULL;
+    pthread_mutex_unlock(&fleet_mu);
+    return pending;
+}
+
+/*
+ * Before ordering, with AcmeStore: the fleet's decision for this
+ * certificate (acme_fleet_node_claim; without a node, the one of an
+ * unreachable store).  Returns 1 to order (j->fleet_order: under the
+ * store's lock; j->fleet_alone: without it), 0 not (installed from the
+ * store, another node orders, nothing to do): no attempt, no failure, the
+ * next look at j->fleet_next.
+ */
+static int
+job_claim(job_t *j)
+{
+    acme_fleet_facts_t   f;
+    acme_fleet_claim_t   out;
+    acme_fleet_action_t  a;
+    long long            now = now_sec();
+    char                 at[32];
+
+    j->fleet_order = 0;
+    j->fleet_alone = 0;
+    memset(&f, 0, sizeof(f));
+    memset(&out, 0, sizeof(out));
+    f.now = now;
+    f.due = 1;
+    if (j->f.have_cert) {
+        f.local_not_before = j->f.not_before;
+        f.local_not_after = j->f.not_after;
+    }
+    pthread_mutex_lock(&fleet_mu);
+    f.local_unpublished = j->fleet_unpublished;
+    pthread_mutex_unlock(&fleet_mu);
+    f.store_reachable = __atomic_load_n(&fleet_reachable, __ATOMIC_ACQUIRE)
+                        != 0 && fleet != NULL;
+    f.poll = FLEET_POLL_SEC;
+    if (fleet != NULL) {
+        a = acme_fleet_node_claim(fleet, j->c->id, &f, &out);
+    }
+    else {
+        /* the node could not be made (logged at the start): as if the
+         * store were unreachable */
+        a = out.action = acme_fleet_next(&f, &out.next_check);
+    }
+    j->fleet_action = a;
+    apr_cpystrn(j->fleet_holder, out.holder, sizeof(j->fleet_holder));
+    j->fleet_next = out.next_check;
+    job_status_fleet(j, a, a == ACME_FLEET_WAIT ? out.holder : NULL);
+    if (out.err[0]) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
+                     "shared store: %s", j->c->id, out.err);
+    }
+    switch (a) {
+    case ACME_FLEET_INSTALL:
+        if (out.bundle != NULL) {
+            char node[sizeof(j->fleet_rec_node)];
+
+            pthread_mutex_lock(&fleet_mu);
+            apr_cpystrn(node, j->fleet_rec_node, sizeof(node));
+            pthread_mutex_unlock(&fleet_mu);
+            (void) job_install_bundle(j, out.bundle, out.bundle_len, node,
+                                      NULL);
+        }
+        break;
+    case ACME_FLEET_ORDER:
+        j->fleet_order = fleet != NULL;
+        acme_fleet_claim_free(&out);
+        return 1;
+    case ACME_FLEET_ORDER_ALONE:
+        j->fleet_alone = 1;
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
+                     " the shared store is unreachable and the certificate "
+                     "is about to expire: ordering without the store's lock;"
+                     " published once the store answers", j->c->id);
+        acme_fleet_claim_free(&out);
+        return 1;
+    case ACME_FLEET_WAIT:
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
+                     "node %s orders it; looking again at %s", j->c->id,
+                     out.holder[0] ? out.holder : "?",
+                     acme_time_rfc3339(j->fleet_next, at, sizeof(at)));
+        break;
+    default:
+        /* IDLE; PUBLISH: the sync thread publishes (fleet_publish) */
+        break;
+    }
+    acme_fleet_claim_free(&out);
+    return 0;
+}
+
+/* A record of the certificate just issued, written while this node holds
+ * its lock (j->fleet_order); an order alone, or a record the store could not
+ * take now, is left to the sync thread (fleet_publish). */
+static void
+job_fleet_publish(job_t *j, EVP_PKEY *ckey, const char *chain,
+    size_t chain_len)
+{
+    acme_fleet_record_t rec;
+    acme_kv_status_t    rc;
+    char               *key_pem, *chain_z, err[ACME_ERRLEN];
+    size_t              key_len;
+
+    if (!j->fleet_order) {
+        pthread_mutex_lock(&fleet_mu);
+        j->fleet_unpublished = 1;
+        j->fleet_pub_iss = j->iss;
+        pthread_mutex_unlock(&fleet_mu);
+        return;
+    }
+    key_pem = acme_key_to_pem(ckey, &key_len);
+    chain_z = key_pem != NULL ? strndup(chain, chain_len) : NULL;
+    if (chain_z == NULL) {
+        acme_bundle_free(key_pem, key_len);
+        acme_fleet_node_release(fleet, j->c->id);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
+                     " not published to the shared store: out of memory",
+                     j->c->id);
+        return;
+    }
+    memset(&rec, 0, sizeof(rec));
+    rec.chain_pem = chain_z;
+    rec.key_pem = key_pem;
+    rec.node = acme_fleet_node_name(fleet);
+    rec.issuer = j->iss->conf.name;
+    rec.directory = j->iss->conf.directory;
+    rec.issued_at = now_sec();
+    err[0] = '\0';
+    rc = acme_fleet_node_publish(fleet, j->c->id, &rec, 0, err, sizeof(err));
+    acme_bundle_free(key_pem, key_len);
+    free(chain_z);
+    switch (rc) {
+    case ACME_KV_OK:
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
+                     "published to the shared store", j->c->id);
+        break;
+    case ACME_KV_FENCED:
+    case ACME_KV_CONFLICT:
+        /* another node may have ordered: its record is installed when
+         * newer (the sync) */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
+                     " not published to the shared store (%s): %s; serving "
+                     "it, the store's is installed when newer", j->c->id,
+                     acme_kv_status_name(rc), err);
+        break;
+    default:
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
+                     " not published to the shared store yet (%s): %s",
+                     j->c->id, acme_kv_status_name(rc), err);
+        pthread_mutex_lock(&fleet_mu);
+        j->fleet_unpublished = 1;
+        j->fleet_pub_iss = j->iss;
+        pthread_mutex_unlock(&fleet_mu);
+        break;
+    }
 }
 
 /* The engine's message, with the issuer named where the account is at
@@ -903,6 +1264,15 @@ job_main(void *arg)
     memset(&proxy, 0, sizeof(proxy));
     memset(&next, 0, sizeof(next));
     j->last_step = NULL;
+    j->fleet_order = j->fleet_alone = 0;
+    if (fleet_on && !job_claim(j)) {
+        /* installed from the shared store, or another node orders: no
+         * attempt; the renew / revoke requests wait for a later one */
+        aborted = 1;
+        acme_auto_shm_control_put_back(j->c->slot, j->control,
+                                       j->revoke_reason, j->revoked);
+        goto done;
+    }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, j->s, "mod_acme_auto: %s: "
                  "attempt with the %s challenge", j->c->id, j->type);
 
@@ -1034,9 +1404,19 @@ job_main(void *arg)
     }
     else {
         acme_auto_shm_set_challenge(j->c->slot, j->type);
+        if (j->fleet_order || j->fleet_alone) {
+            /* the record for the other nodes (then the lock goes) */
+            job_fleet_publish(j, ckey, chain, chain_len);
+            j->fleet_order = 0;
+        }
     }
 
 done:
+    if (j->fleet_order) {
+        /* an order that failed gives the lock back */
+        acme_fleet_node_release(fleet, j->c->id);
+        j->fleet_order = 0;
+    }
     if (!aborted) {
         /* issued or failed: the requests it took are answered (a restart
          * before this carries them: acme_control_carry) */
@@ -1098,6 +1478,359 @@ done:
     OPENSSL_thread_stop();      /* as in job_main */
     __atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
     return NULL;
+}
+
+/* -- AcmeStore: the sync thread ------------------------------------------- */
+
+/* The fleet's pending challenges into shared memory, where every child
+ * answers them (marked mirrored: this node's own are never touched), and
+ * the ones gone out of it.  1 when every one listed is mirrored. */
+static int
+fleet_mirror(watch_t *w, const acme_fleet_sync_t *sy, int *told_full)
+{
+    const char *me = acme_fleet_node_name(fleet);
+    size_t      i, failed = 0;
+
+    for (i = 0; i < sy->n_chals; i++) {
+        const acme_fleet_chal_t *c = &sy->chals[i];
+        int                      alpn;
+
+        if (c->node != NULL && me != NULL && strcmp(c->node, me) == 0) {
+            continue;           /* ours: published by our order */
+        }
+        alpn = c->type != NULL && strcmp(c->type, "tls-alpn-01") == 0;
+        if (!alpn && (c->type == NULL || strcmp(c->type, "http-01") != 0)) {
+            continue;
+        }
+        if (acme_auto_shm_token_mirror(alpn, c->identifier, c->token,
+                                       c->key_authz) != 0)
+        {
+            failed++;
+        }
+    }
+    for (i = 0; i < sy->n_gone; i++) {
+        acme_auto_shm_token_unmirror(sy->gone[i]);
+    }
+    if (failed && !*told_full) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, w->s, "mod_acme_auto: "
+                     "AcmeStore: %lu challenge(s) of other nodes do not fit "
+                     "in shared memory (or are malformed): not answered here",
+                     (unsigned long) failed);
+    }
+    *told_full = failed != 0;
+    return failed == 0;
+}
+
+/* The certificate records that changed: one of this server's certificates
+ * newer than the one served goes to its job, whose thread installs it
+ * (job_install_main, started by the next tick). */
+static void
+fleet_certs(watch_t *w, const acme_fleet_sync_t *sy)
+{
+    size_t                  i;
+    int                     k;
+    acme_auto_slot_status_t st;
+
+    for (i = 0; i < sy->n_certs; i++) {
+        const acme_fleet_cert_t *r = &sy->certs[i];
+
+        for (k = 0; k < w->n_jobs; k++) {
+            job_t *j = &w->jobs[k];
+            char  *copy;
+
+            if (r->id == NULL || strcmp(j->c->id, r->id) != 0) {
+                continue;
+            }
+            if (r->err[0] || r->bundle == NULL) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, w->s,
+                             "mod_acme_auto: %s: the shared store's record "
+                             "is not usable: %s", j->c->id,
+                             r->err[0] ? r->err : "no certificate");
+                continue;
+            }
+            acme_auto_shm_get_status(j->c->slot, &st);
+            pthread_mutex_lock(&fleet_mu);
+            j->fleet_rev = r->revision;
+            j->fleet_store_not_after = r->not_after;
+            apr_cpystrn(j->fleet_rec_node, r->node ? r->node : "",
+                        sizeof(j->fleet_rec_node));
+            if (r->not_after > st.not_after
+                && r->not_after > st.pending_not_after
+                && r->not_after > j->fleet_not_after
+                && (copy = malloc(r->bundle_len + 1)) != NULL)
+            {
+                memcpy(copy, r->bundle, r->bundle_len);
+                copy[r->bundle_len] = '\0';
+                acme_bundle_free(j->fleet_pem, j->fleet_len);
+                j->fleet_pem = copy;
+                j->fleet_len = r->bundle_len;
+                j->fleet_not_after = r->not_after;
+                apr_cpystrn(j->fleet_node, r->node ? r->node : "",
+                            sizeof(j->fleet_node));
+                apr_cpystrn(j->fleet_issuer, r->issuer ? r->issuer : "",
+                            sizeof(j->fleet_issuer));
+            }
+            pthread_mutex_unlock(&fleet_mu);
+        }
+    }
+}
+
+/* A certificate this node ordered alone (or whose record the store could
+ * not take then) is published once the store answers, only if certs/<id>
+ * is still as the sync last saw it and older. */
+static void
+fleet_publish(watch_t *w)
+{
+    int k;
+
+    for (k = 0; k < w->n_jobs; k++) {
+        job_t               *j = &w->jobs[k];
+        acme_auto_issuer_t  *iss;
+        acme_fleet_record_t  rec;
+        acme_kv_status_t     rc;
+        int64_t              rev;
+        long long            store_na, not_before, not_after;
+        char                *pem = NULL, *key_pem = NULL;
+        char                 err[ACME_ERRLEN];
+        size_t               len = 0, at;
+        apr_size_t           shm_len = 0;
+        apr_uint32_t         gen;
+        acme_cert_info_t     info;
+
+        pthread_mutex_lock(&fleet_mu);
+        if (!j->fleet_unpublished) {
+            pthread_mutex_unlock(&fleet_mu);
+            continue;
+        }
+        rev = j->fleet_rev;
+        store_na = j->fleet_store_not_after;
+        iss = j->fleet_pub_iss ? j->fleet_pub_iss : j->c->issuer;
+        pthread_mutex_unlock(&fleet_mu);
+
+        /* what is stored here (the newest), else what is served */
+        if (acme_store_load_bundle(j->c->issuer->conf.state_dir, j->c->id,
+                                   &pem, &len, err, sizeof(err)) != 1)
+        {
+            free(pem);
+            pem = NULL;
+            if (acme_auto_shm_get_bundle(j->c->slot, &pem, &shm_len,
+                                         &gen) != 1)
+            {
+                free(pem);
+                continue;
+            }
+            len = shm_len;
+        }
+        memset(&info, 0, sizeof(info));
+        at = acme_bundle_split(pem, len);
+        if (at == 0
+            || acme_cert_info_from_pem(pem, len, &info, err,
+                                       sizeof(err)) != 0)
+        {
+            acme_bundle_free(pem, len);
+            continue;
+        }
+        not_before = info.not_before;
+        not_after = info.not_after;
+        acme_cert_info_free(&info);
+        if (not_after <= store_na) {
+            /* the store's is as new or newer: installed from there */
+            pthread_mutex_lock(&fleet_mu);
+            j->fleet_unpublished = 0;
+            pthread_mutex_unlock(&fleet_mu);
+            acme_bundle_free(pem, len);
+            continue;
+        }
+        key_pem = strndup(pem, at);
+        if (key_pem == NULL) {
+            acme_bundle_free(pem, len);
+            continue;
+        }
+        memset(&rec, 0, sizeof(rec));
+        rec.chain_pem = pem + at;
+        rec.key_pem = key_pem;
+        rec.node = acme_fleet_node_name(fleet);
+        rec.issuer = iss->conf.name;
+        rec.directory = iss->conf.directory;
+        rec.issued_at = not_before;
+        err[0] = '\0';
+        rc = acme_fleet_node_publish(fleet, j->c->id, &rec, rev, err,
+                                     sizeof(err));
+        OPENSSL_cleanse(key_pem, strlen(key_pem));
+        free(key_pem);
+        acme_bundle_free(pem, len);
+        if (rc == ACME_KV_UNAVAILABLE) {
+            continue;           /* at the next sync */
+        }
+        pthread_mutex_lock(&fleet_mu);
+        j->fleet_unpublished = 0;
+        pthread_mutex_unlock(&fleet_mu);
+        ap_log_error(APLOG_MARK, rc == ACME_KV_OK ? APLOG_NOTICE
+                     : APLOG_WARNING, 0, w->s, "mod_acme_auto: %s: the "
+                     "certificate ordered without the store %s%s%s",
+                     j->c->id, rc == ACME_KV_OK
+                     ? "is published to the shared store"
+                     : "is not published: the store's record changed (",
+                     rc == ACME_KV_OK ? "" : err,
+                     rc == ACME_KV_OK ? "" : ")");
+    }
+}
+
+/*
+ * The sync thread of the driving child (AcmeStore): every
+ * ACME_FLEET_SYNC_MS a round with the store (acme_fleet_node_sync): this
+ * node's liveness, the fleet's challenges mirrored, newer certificates
+ * handed to their jobs, certificates ordered alone published.  An
+ * unreachable store is logged once (error) and its return (notice); the
+ * certificates installed are served all along.  Ends within a sleep step
+ * of the stop, or after the request under way (bounded by the store
+ * client's timeouts).
+ */
+static void *
+fleet_main(void *arg)
+{
+    watch_t          *w = arg;
+    acme_fleet_sync_t sy;
+    struct timespec   ts = { 0, 50 * 1000000L };
+    int64_t           acked = 0;
+    long long         until;
+    char             *json, *last = NULL;
+    int               rc, reachable = -1, told_full = 0;
+
+    while (!__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
+        memset(&sy, 0, sizeof(sy));
+        rc = acme_fleet_node_sync(fleet, acked, &sy);
+        if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
+            acme_fleet_sync_free(&sy);
+            break;
+        }
+        if (rc != 0) {
+            if (reachable != 0) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, w->s, "mod_acme_auto:"
+                             " AcmeStore: the shared store is unreachable: "
+                             "%s; serving the certificates installed, no "
+                             "order unless one is about to expire", sy.err);
+            }
+            reachable = 0;
+            /* the next round starts over */
+            acked = 0;
+        }
+        else {
+            if (reachable == 0) {
+                ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, w->s,
+                             "mod_acme_auto: AcmeStore: the shared store is "
+                             "reachable again (%s)",
+                             sy.endpoint ? sy.endpoint : "");
+            }
+            else if (reachable < 0) {
+                ap_log_error(APLOG_MARK, APLOG_INFO, 0, w->s,
+                             "mod_acme_auto: AcmeStore: node %s in the shared"
+                             " store at %s, %lu node(s) live",
+                             acme_fleet_node_name(fleet),
+                             sy.endpoint ? sy.endpoint : "",
+                             (unsigned long) sy.n_nodes);
+            }
+            reachable = 1;
+            if (fleet_mirror(w, &sy, &told_full)) {
+                acked = sy.chal_revision;
+            }
+            fleet_certs(w, &sy);
+        }
+        __atomic_store_n(&fleet_reachable, reachable, __ATOMIC_RELEASE);
+        acme_fleet_sync_free(&sy);
+        /* the status' "store", for every child */
+        if ((json = acme_fleet_node_status_json(fleet)) != NULL) {
+            if (last == NULL || strcmp(last, json) != 0) {
+                acme_auto_shm_set_store(json);
+                free(last);
+                last = json;
+            }
+            else {
+                free(json);
+            }
+        }
+        if (reachable == 1) {
+            fleet_publish(w);
+        }
+        until = acme_monotonic_ms() + ACME_FLEET_SYNC_MS;
+        while (acme_monotonic_ms() < until
+               && !__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE))
+        {
+            nanosleep(&ts, NULL);
+        }
+    }
+    free(last);
+    OPENSSL_thread_stop();      /* as in job_main */
+    __atomic_store_n(&fleet_finished, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* The node and its thread, when the driving child starts (AcmeStore). */
+static void
+fleet_start(watch_t *w)
+{
+    acme_auto_srv_conf_t *sc = acme_auto_srv_conf(w->s);
+    char                  err[ACME_ERRLEN];
+
+    if (sc->store == NULL || __atomic_load_n(&fleet_running,
+                                             __ATOMIC_ACQUIRE))
+    {
+        return;
+    }
+    __atomic_store_n(&fleet_reachable, -1, __ATOMIC_RELEASE);
+    if (fleet == NULL) {
+        fleet = acme_fleet_node_new(sc->store, err, sizeof(err));
+        if (fleet == NULL) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, w->s, "mod_acme_auto: "
+                         "AcmeStore: %s; this node orders only a certificate"
+                         " about to expire, as when the store is unreachable",
+                         err);
+            __atomic_store_n(&fleet_reachable, 0, __ATOMIC_RELEASE);
+            return;
+        }
+    }
+    __atomic_store_n(&fleet_finished, 0, __ATOMIC_RELEASE);
+    if (acme_auto_thread_create(&fleet_thread, fleet_main, w) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, w->s, "mod_acme_auto: "
+                     "AcmeStore: cannot start the store's thread");
+        return;
+    }
+    __atomic_store_n(&fleet_running, 1, __ATOMIC_RELEASE);
+}
+
+/* At the stop, once the job threads are done (jobs_wait): the sync thread
+ * ends (bounded wait), then the node gives its leases back.  A thread
+ * still inside a request keeps the node (the child exits next). */
+static void
+fleet_stop(watch_t *w)
+{
+    struct timespec ts = { 0, 20 * 1000000L };
+    long long       deadline;
+    int             i;
+
+    if (__atomic_exchange_n(&fleet_running, 0, __ATOMIC_ACQ_REL)) {
+        deadline = acme_monotonic_ms() + STOP_JOIN_SECONDS * 1000LL;
+        while (!__atomic_load_n(&fleet_finished, __ATOMIC_ACQUIRE)
+               && acme_monotonic_ms() < deadline)
+        {
+            nanosleep(&ts, NULL);
+        }
+        if (!__atomic_load_n(&fleet_finished, __ATOMIC_ACQUIRE)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, w->s, "mod_acme_auto:"
+                         " AcmeStore: the store's thread is still in a "
+                         "request at the stop");
+            return;
+        }
+        pthread_join(fleet_thread, NULL);
+    }
+    for (i = 0; i < w->n_jobs; i++) {
+        if (__atomic_load_n(&w->jobs[i].running, __ATOMIC_ACQUIRE)
+            && !__atomic_load_n(&w->jobs[i].finished, __ATOMIC_ACQUIRE))
+        {
+            return;             /* a job still uses the node */
+        }
+    }
+    acme_fleet_node_free(__atomic_exchange_n(&fleet, NULL, __ATOMIC_ACQ_REL));
 }
 
 /* -- the watchdog callback ------------------------------------------------ */
@@ -1184,6 +1917,8 @@ watch_start(watch_t *w)
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, w->s, "mod_acme_auto: pid %ld "
                  "drives ACME for %d certificate(s)", (long) getpid(),
                  w->n_jobs);
+    /* AcmeStore: this node joins the fleet */
+    fleet_start(w);
 }
 
 /* The challenge type of the next attempt (acme_job_challenge). */
@@ -1202,7 +1937,7 @@ alpn_busy(watch_t *w, job_t *j)
 
     for (i = 0; i < w->n_jobs; i++) {
         job_t *o = &w->jobs[i];
-        if (o != j && o->running && !o->resave && !o->ari
+        if (o != j && o->running && !o->resave && !o->ari && !o->install
             && acme_job_alpn_conflict(job_type(j), j->c->names,
                                       (size_t) j->c->n_names, o->type,
                                       o->c->names, (size_t) o->c->n_names))
@@ -1241,7 +1976,7 @@ job_spawn(watch_t *w, job_t *j)
     __atomic_store_n(&j->finished, 0, __ATOMIC_RELEASE);
     j->type = job_type(j);
     j->iss = job_issuer(j);
-    if (!j->resave && j->iss != j->c->issuer) {
+    if (!j->resave && !j->install && j->iss != j->c->issuer) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, w->s, "mod_acme_auto: "
                      "%s: ordering from the fallback <AcmeIssuer %s> after "
                      "%u consecutive failures", j->c->id, j->iss->conf.name,
@@ -1249,7 +1984,7 @@ job_spawn(watch_t *w, job_t *j)
     }
     j->control = ACME_CONTROL_NONE;
     j->revoked = 0;
-    if (!j->resave && !j->ari) {
+    if (!j->resave && !j->ari && !j->install) {
         /* this order answers every renew / revoke asked so far */
         j->control = acme_auto_shm_control_take(j->c->slot,
                                                 &j->revoke_reason);
@@ -1257,6 +1992,7 @@ job_spawn(watch_t *w, job_t *j)
     j->revoke = j->control == ACME_CONTROL_REVOKE;
     if (acme_auto_thread_create(&j->thread,
                                 j->resave ? job_resave_main
+                                : j->install ? job_install_main
                                 : j->ari ? job_ari_main : job_main,
                                 j) != 0)
     {
@@ -1302,6 +2038,14 @@ watch_tick(watch_t *w)
         if (__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE)) {
             continue;
         }
+        /* AcmeStore: a newer certificate another node ordered */
+        j->install = fleet_on && job_install_pending(j);
+        if (j->install) {
+            j->resave = j->ari = 0;
+            job_spawn(w, j);
+            p->running = j->running;
+            continue;
+        }
         /* an issued bundle the store refused is written again first */
         j->resave = j->unsaved_at && j->unsaved_at <= now;
         if (j->resave) {
@@ -1315,7 +2059,9 @@ watch_tick(watch_t *w)
          * issuer's max_orders like an order */
         j->ari = due > now && j->f.have_cert
                  && acme_ari_poll_due(&j->st, j->ari_id, now);
-        p->due = j->ari || (due <= now && !alpn_busy(w, j));
+        /* AcmeStore: no claim before the time the last one said */
+        p->due = j->ari || (due <= now && j->fleet_next <= now
+                            && !alpn_busy(w, j));
     }
     if (acme_job_pipeline(w->pipe, (size_t) w->n_jobs, now) == 0) {
         return;
@@ -1488,6 +2234,7 @@ jobs_child_exit(void *data)
         __atomic_store_n(&stop_jobs, 1, __ATOMIC_RELEASE);
         jobs_end_attempts(the_watch);
         jobs_wait(the_watch);
+        fleet_stop(the_watch);
         callback_wait(the_watch);
     }
     return APR_SUCCESS;
@@ -1510,6 +2257,7 @@ watch_stop(watch_t *w)
 
     jobs_end_attempts(w);
     jobs_wait(w);
+    fleet_stop(w);
     acme_auto_shm_set_acme_pid(0);
 }
 
@@ -1573,6 +2321,7 @@ acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf)
     }
     w = apr_pcalloc(pconf, sizeof(*w));
     the_watch = w;
+    fleet_on = acme_auto_srv_conf(s)->store != NULL;
     w->s = s;
     w->n_jobs = acme_auto_g.certs->nelts;
     w->jobs = apr_pcalloc(pconf, sizeof(job_t) * w->n_jobs);

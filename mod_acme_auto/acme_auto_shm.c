@@ -50,6 +50,11 @@ typedef struct {
     apr_uint32_t    generation;         /* any bundle changed */
     apr_int64_t     acme_pid;
     apr_uint32_t    tok_seq;            /* of the challenge table */
+    apr_uint32_t    store_seq;          /* of store */
+    char            store[ACME_AUTO_STORE_MAX];    /* AcmeStore: the
+                                           driver's view of the shared store
+                                           (acme_fleet_node_status_json), ""
+                                           none yet */
     apr_uint32_t    n_slots;
     shm_slot_t      slots[1];
 } shm_t;
@@ -61,6 +66,10 @@ static acme_chal_table_t   *chal;       /* in shm, after the slots */
 
 /* One driver child at a time, and a new one clears the table: one fence. */
 #define CHAL_FENCE ((acme_fence_t) 1)
+/* The owners: this node's orders, and a fleet's other nodes (AcmeStore:
+ * challenges mirrored from the shared store) */
+#define CHAL_OWN        0
+#define CHAL_MIRRORED   1
 
 /* -- seqlock primitives ------------------------------------------------ */
 
@@ -362,6 +371,31 @@ acme_auto_shm_chal_lookup(acme_chal_type_t type, const char *key, char *buf,
     return found;
 }
 
+void
+acme_auto_shm_get_store(char *buf, apr_size_t buflen)
+{
+    if (buflen == 0) {
+        return;
+    }
+    buf[0] = '\0';
+    if (shm == NULL) {
+        return;
+    }
+    SEQ_READ(&shm->store_seq, apr_cpystrn(buf, shm->store, buflen));
+}
+
+void
+acme_auto_shm_set_store(const char *json)
+{
+    if (!lock()) {
+        return;
+    }
+    seq_write_begin(&shm->store_seq);
+    apr_cpystrn(shm->store, json ? json : "", sizeof(shm->store));
+    seq_write_end(&shm->store_seq);
+    unlock();
+}
+
 long
 acme_auto_shm_acme_pid(void)
 {
@@ -382,10 +416,43 @@ acme_auto_shm_token_add(int alpn, const char *identifier, const char *token,
     seq_write_begin(&shm->tok_seq);
     rc = acme_chal_table_add(chal, alpn ? ACME_CHAL_TLS_ALPN_01
                                         : ACME_CHAL_HTTP_01,
-                             identifier, token, key_authz, 0, CHAL_FENCE);
+                             identifier, token, key_authz, CHAL_OWN,
+                             CHAL_FENCE);
     seq_write_end(&shm->tok_seq);
     unlock();
     return rc == ACME_CHAL_OK ? 0 : -1;
+}
+
+int
+acme_auto_shm_token_mirror(int alpn, const char *identifier,
+    const char *token, const char *key_authz)
+{
+    int rc;
+
+    if (!lock()) {
+        return -1;
+    }
+    seq_write_begin(&shm->tok_seq);
+    rc = acme_chal_table_mirror(chal, alpn ? ACME_CHAL_TLS_ALPN_01
+                                           : ACME_CHAL_HTTP_01,
+                                identifier, token, key_authz, CHAL_MIRRORED,
+                                CHAL_FENCE);
+    seq_write_end(&shm->tok_seq);
+    unlock();
+    /* 1 added, 0 here already (ours, or mirrored before) */
+    return rc >= 0 ? 0 : -1;
+}
+
+void
+acme_auto_shm_token_unmirror(const char *token)
+{
+    if (!lock()) {
+        return;
+    }
+    seq_write_begin(&shm->tok_seq);
+    acme_chal_table_remove_owner(chal, token, CHAL_FENCE, CHAL_MIRRORED);
+    seq_write_end(&shm->tok_seq);
+    unlock();
 }
 
 void

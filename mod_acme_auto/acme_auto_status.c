@@ -66,6 +66,8 @@ status_certs(apr_pool_t *p, long long now, int *n)
                                             acme_auto_cert_t *);
         acme_auto_shm_get_status(c->slot, &st[i]);
         acme_auto_status_cert(c, now, &st[i], &certs[i]);
+        /* AcmeStore: "fleet" (the record's fleet_action, fleet_holder) */
+        certs[i].fleet = acme_auto_srv_conf(acme_auto_g.base)->store != NULL;
     }
     return acme_auto_inventory_status(p, certs, *n, n, now);
 }
@@ -74,7 +76,7 @@ int
 acme_auto_status_handler(request_rec *r)
 {
     acme_status_cert_t      *certs;
-    char                    *doc;
+    char                    *doc, *store = NULL;
     size_t                   len = 0;
     int                      n, format;
     long long                now = (long long) time(NULL);
@@ -95,8 +97,16 @@ acme_auto_status_handler(request_rec *r)
     }
 
     certs = status_certs(r->pool, now, &n);
-    doc = acme_status_render_as(format, "apache", acme_auto_shm_acme_pid(),
-                                certs, n, now, &len);
+    if (acme_auto_g.base != NULL
+        && acme_auto_srv_conf(acme_auto_g.base)->store != NULL)
+    {
+        /* AcmeStore: "store", the driver's view */
+        store = apr_palloc(r->pool, ACME_AUTO_STORE_MAX);
+        acme_auto_shm_get_store(store, ACME_AUTO_STORE_MAX);
+    }
+    doc = acme_status_render_as_store(format, "apache",
+                                      acme_auto_shm_acme_pid(), store, certs,
+                                      n, now, &len);
     if (doc == NULL) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -38,6 +38,7 @@
 #include "acme_dns_publish.h"
 #include "acme_issuer.h"
 #include "acme_failover.h"
+#include "acme_fleet_node.h"
 #include "acme_eab_file.h"
 #include "acme_event.h"
 #include "acme_job.h"
@@ -114,6 +115,9 @@ typedef struct {
     const char            *event_command;
     int                    event_timeout_ms;
     long long              expiry_warning;
+    /* main server only: AcmeStore etcd ... (acme_fleet_node.h), NULL
+     * without; its files checked when the configuration is read */
+    acme_fleet_conf_t     *store;
 } acme_auto_srv_conf_t;
 
 /* A managed certificate after the check: one per distinct (issuer, id). */
@@ -205,6 +209,12 @@ int acme_auto_shm_get_bundle(int slot, char **pem, apr_size_t *len, apr_uint32_t
 int acme_auto_shm_chal_lookup(acme_chal_type_t type, const char *key,
     char *buf, apr_size_t buflen);
 long acme_auto_shm_acme_pid(void);
+/* AcmeStore: the driver's view of the shared store for the status of
+ * every child (acme_fleet_node_status_json; "" none yet; a longer text
+ * is cut and shows as "store": null). */
+#define ACME_AUTO_STORE_MAX     4096
+void acme_auto_shm_get_store(char *buf, apr_size_t buflen);
+void acme_auto_shm_set_store(const char *json);
 
 
 /* Publishes a challenge: http-01 is looked up by token, tls-alpn-01 by
@@ -212,6 +222,12 @@ long acme_auto_shm_acme_pid(void);
 int acme_auto_shm_token_add(int alpn, const char *identifier,
     const char *token, const char *key_authz);
 void acme_auto_shm_token_remove(const char *token);
+/* AcmeStore: another node's challenge, mirrored from the shared store (added
+ * when its token is absent; this node's own stay as they are), and its
+ * removal (mirrored ones only).  0, or -1 (malformed, table full). */
+int acme_auto_shm_token_mirror(int alpn, const char *identifier,
+    const char *token, const char *key_authz);
+void acme_auto_shm_token_unmirror(const char *token);
 /* A new driver drops what a dead one left published. */
 void acme_auto_shm_tokens_clear(void);
 void acme_auto_shm_set_acme_pid(long pid);
