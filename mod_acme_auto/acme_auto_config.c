@@ -694,7 +694,7 @@ store_cleanup(void *data)
 
 /*
  * AcmeStore etcd URL[,URL...] prefix=P key_file=F [node=NAME]
- *     [user=U password_file=F] [ssl_trusted_certificate=F]
+ *     [user=U password_file=F] [ssl_trusted_certificate=F] [lease_ttl=S]
  * (server config): the shared store of a fleet (acme_fleet_node.h), the
  * same words as nginx's acme_store.  The key and password files are read
  * here, so "apache2 -t" fails on a missing or bad one; the driving child
@@ -721,7 +721,8 @@ set_store(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
     if (argc < 2 || strcmp(argv[0], "etcd") != 0) {
         return "AcmeStore: the backend must be etcd: AcmeStore etcd "
                "URL[,URL...] prefix=/acme/ key_file=FILE [node=NAME] "
-               "[user=U password_file=FILE] [ssl_trusted_certificate=FILE]";
+               "[user=U password_file=FILE] [ssl_trusted_certificate=FILE] "
+               "[lease_ttl=SECONDS]";
     }
     conf = apr_pcalloc(cmd->pool, sizeof(*conf));
     if (acme_fleet_conf_parse(argv + 1, (size_t) argc - 1, conf, msg,
@@ -1000,7 +1001,8 @@ const command_rec acme_auto_cmds[] = {
         " is expiring (default: the last 10% of its lifetime)"),
     AP_INIT_TAKE_ARGV("AcmeStore", set_store, NULL, RSRC_CONF,
         "AcmeStore etcd URL[,URL...] prefix=/acme/ key_file=FILE [node=NAME]"
-        " [user=U password_file=FILE] [ssl_trusted_certificate=FILE]: "
+        " [user=U password_file=FILE] [ssl_trusted_certificate=FILE]"
+        " [lease_ttl=SECONDS]: "
         "several servers share their certificates through etcd (one order "
         "per certificate, any node answers the CA)"),
     AP_INIT_TAKE_ARGV("AcmeCertificate", set_certificate, NULL, RSRC_CONF,
