@@ -195,6 +195,20 @@ def test_one_order_any_node_answers(etcd, apache_factory, pebble, root_file,
     assert "/acme/certs/" in dump
     assert "PRIVATE KEY" not in dump
 
+    # etcd goes away: each node says so once (error), keeps serving, and
+    # says when it is back (notice)
+    down = "AcmeStore: the shared store is unreachable"
+    etcd.stop()
+    for name, (srv, ip) in nodes.items():
+        wait_for(lambda: down in srv.error_log(), 20, "%s: store down" % name)
+        assert _served(ip, root_file).serial_number == serials[name]
+    etcd.start()
+    for name, (srv, ip) in nodes.items():
+        wait_for(lambda: "the shared store is reachable again"
+                 in srv.error_log(), 20, "%s: store back" % name)
+        assert srv.error_log().count(down) == 1, name
+    assert pebble.orders_created() == 1
+
 
 def _served(ip, root_file):
     return served_cert(HTTPS_PORT, NAMES[0], cafile=root_file, host=ip)
