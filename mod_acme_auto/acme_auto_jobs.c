@@ -963,13 +963,24 @@ job_claim(job_t *j)
     acme_fleet_facts_t   f;
     acme_fleet_claim_t   out;
     acme_fleet_action_t  a;
-    long long            now = now_sec();
+    long long            now;
+    struct timespec      ts = { 0, 50 * 1000000L };
     char                 at[32];
+    int                  i;
 
     j->fleet_order = 0;
     j->fleet_alone = 0;
+    /* the first round with the store comes first (at most 3 s): whether
+     * it answers, and who ordered the records it holds */
+    for (i = 0; i < 60 && fleet != NULL
+                && __atomic_load_n(&fleet_reachable, __ATOMIC_ACQUIRE) < 0
+                && !__atomic_load_n(&stop_jobs, __ATOMIC_ACQUIRE); i++)
+    {
+        nanosleep(&ts, NULL);
+    }
     memset(&f, 0, sizeof(f));
     memset(&out, 0, sizeof(out));
+    now = now_sec();
     f.now = now;
     f.due = 1;
     if (j->f.have_cert) {

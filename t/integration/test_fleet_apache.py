@@ -210,6 +210,54 @@ def test_one_order_any_node_answers(etcd, apache_factory, pebble, root_file,
     assert pebble.orders_created() == 1
 
 
+def start_node(apache_factory, name, ip, etcd, key_file, pebble, workdir):
+    srv = apache_factory(name=name, children=1)
+    state = os.path.join(workdir, "state-" + name, "pebble")
+    text = srv.write_conf(store_line(etcd.endpoint, key_file, name)
+                          + managed_conf(pebble, state, names=NAMES))
+    with open(srv.conf_path, "w") as f:
+        f.write(on_address(text, ip))
+    srv.start(ports=())
+    wait_for(lambda: port_open(HTTPS_PORT, host=ip), 20, "%s listening" % ip)
+    return srv
+
+
+def test_alone_then_published(etcd, apache_factory, pebble, root_file,
+                              key_file, workdir):
+    """etcd down at a cold start: a node with nothing to serve orders alone
+    (its certificate is inside the emergency window: there is none), and
+    publishes it once etcd answers; a node that starts later installs it
+    from the store instead of ordering."""
+    (name_a, ip_a), (name_b, ip_b) = NODES
+    etcd.stop()
+    lb = RoundRobin(HTTP_PORT, [(ip_a, HTTP_PORT)])
+    lb.start()
+    try:
+        a = start_node(apache_factory, name_a, ip_a, etcd, key_file, pebble,
+                       workdir)
+        first = wait_for(lambda: _served(ip_a, root_file), 60,
+                         "%s serving" % name_a)
+    finally:
+        lb.stop()
+    log = a.error_log()
+    assert "AcmeStore: the shared store is unreachable" in log
+    assert "ordering without the store's lock" in log
+    assert pebble.orders_created() == 1
+
+    etcd.start()
+    wait_for(lambda: "the certificate ordered without the store is "
+             "published to the shared store" in a.error_log(), 20,
+             "published once etcd answers")
+
+    b = start_node(apache_factory, name_b, ip_b, etcd, key_file, pebble,
+                   workdir)
+    got = wait_for(lambda: _served(ip_b, root_file), 30, "%s serving" % name_b)
+    assert got.serial_number == first.serial_number
+    assert ("certificate %s installed from the shared store (ordered by "
+            "node %s)" % (CERT_ID, name_a)) in b.error_log()
+    assert pebble.orders_created() == 1
+
+
 def _served(ip, root_file):
     return served_cert(HTTPS_PORT, NAMES[0], cafile=root_file, host=ip)
 
