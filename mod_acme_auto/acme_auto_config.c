@@ -697,8 +697,8 @@ store_cleanup(void *data)
  *     [user=U password_file=F] [ssl_trusted_certificate=F] [lease_ttl=S]
  * (server config): the shared store of a fleet (acme_fleet_node.h), the
  * same words as nginx's acme_store.  The key and password files are read
- * here, so "apache2 -t" fails on a missing or bad one; the driving child
- * reads them again (as the user it runs as).
+ * here, so "apache2 -t" fails on a missing or bad one; the parent reads
+ * them again when it makes the node (acme_auto_jobs_register, as root).
  */
 static const char *
 set_store(cmd_parms *cmd, void *dummy, int argc, char *const argv[])

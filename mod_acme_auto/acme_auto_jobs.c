@@ -1014,8 +1014,10 @@ job_claim(job_t *j)
         if (out.bundle != NULL) {
             char node[sizeof(j->fleet_rec_node)];
 
+            /* the claim names who ordered it, else the last round did */
             pthread_mutex_lock(&fleet_mu);
-            apr_cpystrn(node, j->fleet_rec_node, sizeof(node));
+            apr_cpystrn(node, out.holder[0] ? out.holder : j->fleet_rec_node,
+                        sizeof(node));
             pthread_mutex_unlock(&fleet_mu);
             (void) job_install_bundle(j, out.bundle, out.bundle_len, node,
                                       NULL);
@@ -1776,12 +1778,11 @@ fleet_main(void *arg)
     return NULL;
 }
 
-/* The node and its thread, when the driving child starts (AcmeStore). */
+/* The node's thread, when the driving child starts (AcmeStore). */
 static void
 fleet_start(watch_t *w)
 {
     acme_auto_srv_conf_t *sc = acme_auto_srv_conf(w->s);
-    char                  err[ACME_ERRLEN];
 
     if (sc->store == NULL || __atomic_load_n(&fleet_running,
                                              __ATOMIC_ACQUIRE))
@@ -1790,15 +1791,14 @@ fleet_start(watch_t *w)
     }
     __atomic_store_n(&fleet_reachable, -1, __ATOMIC_RELEASE);
     if (fleet == NULL) {
-        fleet = acme_fleet_node_new(sc->store, err, sizeof(err));
-        if (fleet == NULL) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, w->s, "mod_acme_auto: "
-                         "AcmeStore: %s; this node orders only a certificate"
-                         " about to expire, as when the store is unreachable",
-                         err);
-            __atomic_store_n(&fleet_reachable, 0, __ATOMIC_RELEASE);
-            return;
-        }
+        /* made by the parent (acme_auto_jobs_register), gone with a
+         * previous driver of this process: no leases, no requests */
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, w->s, "mod_acme_auto: "
+                     "AcmeStore: no node in this process; it orders only a "
+                     "certificate about to expire, as when the store is "
+                     "unreachable");
+        __atomic_store_n(&fleet_reachable, 0, __ATOMIC_RELEASE);
+        return;
     }
     __atomic_store_n(&fleet_finished, 0, __ATOMIC_RELEASE);
     if (acme_auto_thread_create(&fleet_thread, fleet_main, w) != 0) {
@@ -2307,6 +2307,16 @@ watchdog_cb(int state, void *data, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
+/* The parent's copy of the node goes with its configuration (it never
+ * held a lease: nothing is sent). */
+static apr_status_t
+fleet_cleanup(void *data)
+{
+    (void) data;
+    acme_fleet_node_free(__atomic_exchange_n(&fleet, NULL, __ATOMIC_ACQ_REL));
+    return APR_SUCCESS;
+}
+
 int
 acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf)
 {
@@ -2316,6 +2326,7 @@ acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf)
     watch_t       *w;
     apr_status_t   rv;
     int            i;
+    char           err[ACME_ERRLEN];
 
     get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     register_cb = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
@@ -2333,6 +2344,22 @@ acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf)
     w = apr_pcalloc(pconf, sizeof(*w));
     the_watch = w;
     fleet_on = acme_auto_srv_conf(s)->store != NULL;
+    if (fleet_on) {
+        /* AcmeStore: the node is made here, as root (its key and password
+         * files may be root's only); the children inherit it, and only the
+         * driving child's copy ever sends a request (leases of its own) */
+        acme_fleet_node_free(__atomic_exchange_n(&fleet, NULL,
+                                                 __ATOMIC_ACQ_REL));
+        fleet = acme_fleet_node_new(acme_auto_srv_conf(s)->store, err,
+                                    sizeof(err));
+        if (fleet == NULL) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: "
+                         "AcmeStore: %s", err);
+            return !OK;
+        }
+        apr_pool_cleanup_register(pconf, NULL, fleet_cleanup,
+                                  apr_pool_cleanup_null);
+    }
     w->s = s;
     w->n_jobs = acme_auto_g.certs->nelts;
     w->jobs = apr_pcalloc(pconf, sizeof(job_t) * w->n_jobs);
