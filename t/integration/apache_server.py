@@ -98,8 +98,8 @@ DocumentRoot "@DIR@/htdocs"
 <Directory "@DIR@/htdocs">
     Require all granted
 </Directory>
-Listen 127.0.0.1:@HTTP_PORT@
-Listen 127.0.0.1:@HTTPS_PORT@
+Listen @LISTEN_HOST@:@HTTP_PORT@
+Listen @LISTEN_HOST@:@HTTPS_PORT@
 
 @BODY@
 """
@@ -143,6 +143,8 @@ class ApacheServer(ServerLogs):
         self.error_log_path = os.path.join(self.dir, "logs", "error.log")
         self.stderr_path = os.path.join(self.dir, "logs", "stderr.log")
         self.extra_env = {}     # e.g. an LD_PRELOAD shim (test_store_errors)
+        self.listen_host = "127.0.0.1"  # the Listen lines' address (another
+                                        # 127.0.0.x: a node of a fleet)
         self.proc = None
         self._stderr = None
         self._log_offset = 0
@@ -157,6 +159,7 @@ class ApacheServer(ServerLogs):
         v = {"MPM": MPM_CONF[self.mpm], "LOGLEVEL": self.loglevel,
              "USER": self.user, "GROUP": self.group,
              "HTTP_PORT": self.http_port, "HTTPS_PORT": self.https_port,
+             "LISTEN_HOST": self.listen_host,
              "LOADMODULE": ("LoadModule acme_auto_module %s" % self.module)
              if self.module else "",
              "EXTRA_MAIN": os.environ.get("ACME_APACHE_EXTRA", "")}
@@ -222,7 +225,7 @@ class ApacheServer(ServerLogs):
                     self.error_log()[-3000:]))
             ok = len(self.child_pids()) >= self.children
             if ok:
-                ok = all(port_open(p) for p in ports)
+                ok = all(port_open(p, self.listen_host) for p in ports)
             if ok:
                 return self
             if time.monotonic() > deadline:
@@ -254,7 +257,8 @@ class ApacheServer(ServerLogs):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             new = set(self.child_pids()) - old
-            if len(new) >= self.children and port_open(self.https_port):
+            if len(new) >= self.children and port_open(self.https_port,
+                                                       self.listen_host):
                 return sorted(new)
             time.sleep(0.1)
         raise RuntimeError("graceful restart did not start new children:\n"

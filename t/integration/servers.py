@@ -378,6 +378,16 @@ class Apache(Server):
         self.raw.start(ports=ports)
         return self
 
+    def write_managed(self, pebble, state_dir, **kw):
+        # use_address(): the Listen lines (render) and the vhosts
+        self.raw.listen_host = self.addr
+        return Server.write_managed(self, pebble, state_dir, **kw)
+
+    def store_directive(self, endpoints, key_file, node, prefix="/acme/"):
+        """The shared store's line (AcmeStore, server config; in `more`)."""
+        return "AcmeStore etcd %s prefix=%s key_file=%s node=%s" % (
+            endpoints, prefix, key_file, node)
+
     def reload(self):
         """Graceful restart (SIGUSR1); the new children (sorted pids)."""
         return self.raw.graceful()
@@ -464,6 +474,8 @@ class Apache(Server):
         if getattr(self, "_alpn", False):
             text = text.replace("    SSLEngine on\n",
                                 "    SSLEngine on\n    Protocols http/1.1 acme-tls/1\n", 1)
+        if self.addr != "127.0.0.1":
+            text = text.replace("<VirtualHost 127.0.0.1:", "<VirtualHost %s:" % self.addr)
         return text
 
     def dns_update(self, server, key, secret=None, secret_file=None, alg=None, zone=None):
