@@ -1030,9 +1030,11 @@ job_claim(job_t *j)
     case ACME_FLEET_ORDER_ALONE:
         j->fleet_alone = 1;
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, j->s, "mod_acme_auto: %s:"
-                     " the shared store is unreachable and the certificate "
-                     "is about to expire: ordering without the store's lock;"
-                     " published once the store answers", j->c->id);
+                     " the shared store is unreachable and %s: ordering "
+                     "without the store's lock; published once the store "
+                     "answers", j->c->id, j->f.have_cert
+                     ? "the certificate is about to expire"
+                     : "no certificate is served yet");
         acme_fleet_claim_free(&out);
         return 1;
     case ACME_FLEET_WAIT:

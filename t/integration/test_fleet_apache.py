@@ -165,6 +165,17 @@ def test_alone_then_published(etcd, apache_factory, pebble, root_file,
             "node web-a)" % CERT_ID) in b.error_log()
     assert pebble.orders_created() == 1
 
+    # a graceful restart of a node: its new driving child joins under the
+    # same name, serves the same certificate, orders nothing
+    joined = "AcmeStore: node web-a in the shared store"
+    before = a.error_log().count(joined)
+    a.reload()
+    wait_for(lambda: a.error_log().count(joined) > before, 20,
+             "web-a's new generation in the fleet")
+    wait_for(lambda: fleet_view(b)[0]["nodes"] == 2, 20, "two nodes live")
+    assert serial_of(a, root_file) == first
+    assert pebble.orders_created() == 1
+
 
 def test_acmestore_config_errors(apache_factory, pebble, workdir):
     srv = servers.Apache(apache_factory).configure(name="conf")
