@@ -404,43 +404,42 @@ acme_auto_shm_acme_pid(void)
 
 /* -- writes ---------------------------------------------------------------- */
 
-int
-acme_auto_shm_token_add(int alpn, const char *identifier, const char *token,
-    const char *key_authz)
+/* This node's challenge (owner CHAL_OWN, replaced when there), or another
+ * node's mirrored one (added only when its token is absent). */
+static int
+token_put(int alpn, const char *identifier, const char *token,
+    const char *key_authz, int mirrored)
 {
-    int rc;
+    acme_chal_type_t type = alpn ? ACME_CHAL_TLS_ALPN_01 : ACME_CHAL_HTTP_01;
+    int              rc;
 
     if (!lock()) {
         return -1;
     }
     seq_write_begin(&shm->tok_seq);
-    rc = acme_chal_table_add(chal, alpn ? ACME_CHAL_TLS_ALPN_01
-                                        : ACME_CHAL_HTTP_01,
-                             identifier, token, key_authz, CHAL_OWN,
-                             CHAL_FENCE);
+    rc = mirrored
+         ? acme_chal_table_mirror(chal, type, identifier, token, key_authz,
+                                  CHAL_MIRRORED, CHAL_FENCE)
+         : acme_chal_table_add(chal, type, identifier, token, key_authz,
+                               CHAL_OWN, CHAL_FENCE);
     seq_write_end(&shm->tok_seq);
     unlock();
-    return rc == ACME_CHAL_OK ? 0 : -1;
+    /* mirror: 1 added, 0 here already (ours, or mirrored before) */
+    return rc >= 0 ? 0 : -1;
+}
+
+int
+acme_auto_shm_token_add(int alpn, const char *identifier, const char *token,
+    const char *key_authz)
+{
+    return token_put(alpn, identifier, token, key_authz, 0);
 }
 
 int
 acme_auto_shm_token_mirror(int alpn, const char *identifier,
     const char *token, const char *key_authz)
 {
-    int rc;
-
-    if (!lock()) {
-        return -1;
-    }
-    seq_write_begin(&shm->tok_seq);
-    rc = acme_chal_table_mirror(chal, alpn ? ACME_CHAL_TLS_ALPN_01
-                                           : ACME_CHAL_HTTP_01,
-                                identifier, token, key_authz, CHAL_MIRRORED,
-                                CHAL_FENCE);
-    seq_write_end(&shm->tok_seq);
-    unlock();
-    /* 1 added, 0 here already (ours, or mirrored before) */
-    return rc >= 0 ? 0 : -1;
+    return token_put(alpn, identifier, token, key_authz, 1);
 }
 
 void
