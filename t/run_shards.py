@@ -81,6 +81,7 @@ SLOW = {
     "test_fleet_store_down_orders_alone_publishes_later": 5,
     "test_one_order_any_node_answers": 10,
     "test_alone_then_published": 7,
+    "test_tls_alpn_mirrored": 9,
     "test_fuzz_target[fuzz_engine]": 5,
     "test_fuzz_target[fuzz_pem]": 5,
     "test_fuzz_target[fuzz_proxy]": 5,

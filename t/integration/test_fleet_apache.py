@@ -16,7 +16,7 @@ import pytest
 import servers
 from etcd import Etcd
 from fleet import Balancer, write_key_file
-from pebble import HTTP_PORT
+from pebble import HTTP_PORT, TLS_PORT
 from tlsutil import served_cert, wait_for
 
 NAMES = ("a.example.test", "b.example.test")
@@ -30,15 +30,42 @@ def etcd(workdir):
     e.stop()
 
 
-def node(server, name, addr, pebble, workdir, etcd, key_file):
+def node(server, name, addr, pebble, workdir, etcd, key_file, issuer=None):
     """server (servers.Apache / Nginx) configured as fleet node name on
     addr, with its own local store; not started."""
     server.node_name = name
     server.use_address(addr)
     state = os.path.join(workdir, "state-" + name, "pebble")
-    server.write_managed(pebble, state, names=NAMES, more=[
+    server.write_managed(pebble, state, names=NAMES, issuer=issuer, more=[
         server.store_directive(etcd.endpoint, key_file, name)])
     return server
+
+
+def hold_lock(etcd):
+    """The certificate's lock, held by "test" until released (the lease
+    returned): the nodes started meanwhile wait, so that whichever orders
+    then waits for the others to mirror its challenges (a node that is not
+    up yet cannot answer the CA)."""
+    out = etcd.etcdctl("lease", "grant", "60")
+    lease = re.search(r"lease ([0-9a-f]+) granted", out).group(1)
+    etcd.etcdctl("put", "--lease=" + lease, "/acme/locks/" + CERT_ID, "test")
+    return lease
+
+
+def start_waiting(nodes, etcd, lease, pebble):
+    """Starts the nodes, waits until each is in the fleet and waits for the
+    lock's holder, then lets it go."""
+    for s in nodes:
+        s.start()
+
+    def waiting(s):
+        store, fleet = fleet_view(s)
+        return (store and store["nodes"] == len(nodes) and fleet
+                and fleet["action"] == "wait" and fleet["holder"] == "test")
+    for s in nodes:
+        wait_for(lambda: waiting(s), 30, "%s waiting" % s.node_name)
+    assert pebble.orders_created() == 0
+    etcd.etcdctl("lease", "revoke", lease)
 
 
 def serial_of(server, root_file):
@@ -55,12 +82,7 @@ def fleet_view(server):
 def test_one_order_any_node_answers(etcd, apache_factory, nginx_factory,
                                     pebble, root_file, workdir):
     key_file = write_key_file(workdir)       # root's, 0600
-    # the certificate's lock is held (by "test") until both nodes are in
-    # the fleet: whichever orders then waits for the other to mirror its
-    # challenges (a node that is not up yet cannot answer the CA)
-    out = etcd.etcdctl("lease", "grant", "60")
-    lease = re.search(r"lease ([0-9a-f]+) granted", out).group(1)
-    etcd.etcdctl("put", "--lease=" + lease, "/acme/locks/" + CERT_ID, "test")
+    lease = hold_lock(etcd)
 
     a = node(servers.Apache(apache_factory).configure(name="web-a",
                                                        children=1),
@@ -70,17 +92,7 @@ def test_one_order_any_node_answers(etcd, apache_factory, nginx_factory,
     nodes = [a, n]
     with Balancer("127.0.0.1", HTTP_PORT, [(s.addr, HTTP_PORT)
                                            for s in nodes]) as lb:
-        for s in nodes:
-            s.start()
-
-        def waiting(s):
-            store, fleet = fleet_view(s)
-            return (store and store["nodes"] == 2 and fleet
-                    and fleet["action"] == "wait" and fleet["holder"] == "test")
-        for s in nodes:
-            wait_for(lambda: waiting(s), 30, "%s waiting" % s.node_name)
-        assert pebble.orders_created() == 0
-        etcd.etcdctl("lease", "revoke", lease)
+        start_waiting(nodes, etcd, lease, pebble)
 
         serials = {}
         for s in nodes:
@@ -129,6 +141,36 @@ def test_one_order_any_node_answers(etcd, apache_factory, nginx_factory,
              in a.error_log(), 20, "store back")
     assert a.error_log().count(down) == 1
     assert pebble.orders_created() == 1
+
+
+def test_tls_alpn_mirrored(etcd, apache_factory, nginx_factory, pebble,
+                           root_file, workdir):
+    """tls-alpn-01 through the balancer on pebble's tlsPort: the answers
+    (the challenge certificates' key authorizations) are mirrored into the
+    Apache node's shared memory too; one order, both serve it."""
+    key_file = write_key_file(workdir)
+    lease = hold_lock(etcd)
+    alpn = {"challenge": "tls-alpn-01"}
+    a = servers.Apache(apache_factory).configure(name="web-a", children=1)
+    n = servers.Nginx(nginx_factory).configure(name="web-n")
+    nodes = []
+    for s, name, addr in ((a, "web-a", "127.0.0.2"), (n, "web-n", "127.0.0.3")):
+        s.use_tls_alpn()
+        nodes.append(node(s, name, addr, pebble, workdir, etcd, key_file,
+                          issuer=alpn))
+    with Balancer("127.0.0.1", TLS_PORT, [(s.addr, TLS_PORT)
+                                          for s in nodes]) as lb:
+        start_waiting(nodes, etcd, lease, pebble)
+        serials = [wait_for(lambda: serial_of(s, root_file), 60,
+                            "%s serving" % s.node_name) for s in nodes]
+        backends = {r.backend for r in lb.records}
+    assert serials[0] == serials[1]
+    assert pebble.orders_created() == 1
+    orderer, = [s for s in nodes if s.issued_count(CERT_ID) == 1]
+    # the CA's validation connections reached the other node too
+    assert backends - {orderer.addr}, backends
+    for s in nodes:
+        assert "order failed" not in s.error_log()
 
 
 def test_alone_then_published(etcd, apache_factory, pebble, root_file,
