@@ -22,6 +22,14 @@
  * record cleared when it ends, so a driving child that dies during an
  * order leaves it behind: the next driver counts it as a failure with
  * backoff (acme_sched_attempt_unfinished) instead of ordering at once.
+ *
+ * AcmeStore (several servers, one certificate: acme_fleet_node.h): the
+ * driving child is this server's node.  A thread of its own (fleet_main)
+ * does a round with the store every ACME_FLEET_SYNC_MS: the other nodes'
+ * challenges mirrored into shared memory, a newer certificate handed to
+ * its job, whose thread installs it as an issued one (job_install); a job
+ * asks the store before ordering (job_claim), puts its challenges there
+ * before the CA validates (hook_publish) and publishes the result.
  */
 #include <string.h>
 #include <strings.h>
@@ -103,8 +111,6 @@ typedef struct {
                                            lock (ORDER) */
     int                 fleet_alone;    /* this order runs without it
                                            (ORDER_ALONE) */
-    acme_fleet_action_t fleet_action;   /* the last claim's and the node */
-    char                fleet_holder[128];  /* holding the lock: status */
     /* under fleet_mu (the fleet thread's too): */
     char               *fleet_pem;      /* a newer record's bundle the sync
                                            received, installed by the job's
@@ -132,10 +138,12 @@ typedef struct {
 static int              stop_jobs;      /* atomic */
 
 /*
- * AcmeStore: this node of the fleet, made in the driving child when it
- * starts driving (watch_start), its sync thread (fleet_main), the store's
- * state as the last sync found it (atomic: 1 reachable, 0 not, -1 not
- * asked yet) and the lock of the job_t fields the sync thread shares.
+ * AcmeStore: this node of the fleet (made by the parent in
+ * acme_auto_jobs_register, inherited by every child; only the driving
+ * child's copy sends requests), its sync thread in the driving child
+ * (fleet_main), the store's state as the last round found it (atomic: 1
+ * reachable, 0 not, -1 not asked yet) and the lock of the job_t fields the
+ * sync thread shares.
  */
 static acme_fleet_node_t *fleet;
 static pthread_t          fleet_thread;
@@ -1001,8 +1009,6 @@ job_claim(job_t *j)
          * store were unreachable */
         a = out.action = acme_fleet_next(&f, &out.next_check);
     }
-    j->fleet_action = a;
-    apr_cpystrn(j->fleet_holder, out.holder, sizeof(j->fleet_holder));
     j->fleet_next = out.next_check;
     job_status_fleet(j, a, a == ACME_FLEET_WAIT ? out.holder : NULL);
     if (out.err[0]) {
