@@ -1,9 +1,9 @@
 """Several servers, one certificate (issue 15) with Apache (AcmeStore): an
-Apache node and an nginx node, each on its own 127.0.0.x address, share a
-real etcd; pebble validates http-01 through the round-robin TCP balancer of
+Apache node and three nginx nodes (the tls-alpn-01 case: one of each), each
+on its own 127.0.0.x address, share a real etcd; pebble validates http-01 through the round-robin TCP balancer of
 fleet.py in front of them (pebble's DNS answers every name with 127.0.0.1,
-where the balancer listens).  One order for the fleet, both nodes serve its
-certificate, and the node that did not order answers the CA's validation
+where the balancer listens).  One order for the fleet, every node serves
+its certificate, and nodes that did not order answer the CA's validation
 from the challenges it mirrored out of the store.  Also: etcd stopped and
 back, etcd down at a cold start (the node orders alone and publishes later),
 and AcmeStore's configuration errors."""
@@ -81,15 +81,18 @@ def fleet_view(server):
 
 def test_one_order_any_node_answers(etcd, apache_factory, nginx_factory,
                                     pebble, root_file, workdir):
+    """The issue's fleet: one Apache node and three nginx nodes."""
     key_file = write_key_file(workdir)       # root's, 0600
     lease = hold_lock(etcd)
 
     a = node(servers.Apache(apache_factory).configure(name="web-a",
                                                        children=1),
              "web-a", "127.0.0.2", pebble, workdir, etcd, key_file)
-    n = node(servers.Nginx(nginx_factory).configure(name="web-n"),
-             "web-n", "127.0.0.3", pebble, workdir, etcd, key_file)
-    nodes = [a, n]
+    nodes = [a]
+    for i, addr in enumerate(("127.0.0.3", "127.0.0.4", "127.0.0.5"), 1):
+        name = "web-n%d" % i
+        nodes.append(node(servers.Nginx(nginx_factory).configure(name=name),
+                          name, addr, pebble, workdir, etcd, key_file))
     with Balancer("127.0.0.1", HTTP_PORT, [(s.addr, HTTP_PORT)
                                            for s in nodes]) as lb:
         start_waiting(nodes, etcd, lease, pebble)
@@ -100,27 +103,30 @@ def test_one_order_any_node_answers(etcd, apache_factory, nginx_factory,
                                             60, "%s serving" % s.node_name)
         records = lb.challenge_records()
 
-    # one order, one certificate for the fleet, served by both nodes
+    # one order, one certificate for the fleet, served by every node
     assert pebble.orders_created() == 1, pebble.log()[-3000:]
     assert pebble.issued_count() == 1
     assert len(set(serials.values())) == 1, serials
     ordered = [s for s in nodes if s.issued_count(CERT_ID) == 1]
     assert len(ordered) == 1, [s.issued_count(CERT_ID) for s in nodes]
     orderer = ordered[0]
-    other = [s for s in nodes if s is not orderer][0]
-    wait_for(lambda: "installed from the shared store (ordered by node %s)"
-             % orderer.node_name in other.error_log(), 10,
-             "%s installing the store's certificate" % other.node_name)
-    # the CA's validation reached the node that did not order, which
-    # answered it from the challenges it mirrored
-    assert any(r.backend == other.addr and r.status == 200 for r in records), \
-        records
+    others = [s for s in nodes if s is not orderer]
+    for other in others:
+        wait_for(lambda: "installed from the shared store (ordered by node %s)"
+                 % orderer.node_name in other.error_log(), 10,
+                 "%s installing the store's certificate" % other.node_name)
+    # the CA's validations reached nodes that did not order, which answered
+    # them from the challenges they mirrored
+    assert any(r.backend != orderer.addr and r.status == 200
+               for r in records), records
+    assert all(r.status == 200 for r in records), records
 
     # the status: the store as each node sees it, what it did
     for s in nodes:
         store, fleet = fleet_view(s)
         assert store["backend"] == "etcd" and store["node"] == s.node_name
-        assert store["reachable"] is True and store["nodes"] == 2, store
+        assert store["reachable"] is True and store["nodes"] == len(nodes), \
+            store
         assert fleet["action"] == ("order" if s is orderer else "install"), \
             (s.node_name, fleet)
 
