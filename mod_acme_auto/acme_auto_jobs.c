@@ -1434,8 +1434,15 @@ job_main(void *arg)
 
 done:
     if (j->fleet_order) {
-        /* an order that failed gives the lock back */
-        acme_fleet_node_release(fleet, j->c->id);
+        /* an aborted order gives the lock back; a failed one keeps it
+         * until its next attempt, so the fleet backs off as one server
+         * would (the other nodes wait) */
+        if (aborted) {
+            acme_fleet_node_release(fleet, j->c->id);
+        } else {
+            acme_fleet_node_release_until(fleet, j->c->id,
+                                          j->st.next_attempt);
+        }
         j->fleet_order = 0;
     }
     if (!aborted) {

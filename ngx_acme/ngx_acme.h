@@ -597,10 +597,11 @@ void ngx_acme_fleet_exit_process(ngx_acme_main_conf_t *amcf);
 acme_fleet_node_t *ngx_acme_fleet_node(ngx_acme_main_conf_t *amcf);
 /* the last round reached the store */
 ngx_uint_t ngx_acme_fleet_reachable(ngx_acme_main_conf_t *amcf);
-/* gives back the lock of an order that ended without its result
- * (aborted), in the thread pool */
+/* gives back the lock of an order that ended without its result, in the
+ * thread pool: now (retry_at 0, aborted), or at retry_at (a failed order:
+ * acme_fleet_node_release_until, the fleet backs off with this node) */
 void ngx_acme_fleet_release(ngx_acme_main_conf_t *amcf,
-    acme_fleet_node_t *node, const char *id);
+    acme_fleet_node_t *node, const char *id, time_t retry_at);
 /* the status' "store" text (shared zone), NULL without acme_store */
 u_char *ngx_acme_fleet_status(ngx_acme_main_conf_t *amcf, ngx_pool_t *pool);
 

@@ -58,6 +58,7 @@ struct ngx_acme_fleet_s {
 typedef struct {
     acme_fleet_node_t        *node;
     char                     *id;
+    time_t                    retry_at;
     ngx_pool_t               *pool;
 } ngx_acme_fleet_op_t;
 
@@ -538,7 +539,7 @@ ngx_acme_fleet_certs(ngx_acme_main_conf_t *amcf, ngx_acme_fleet_t *fl,
 
 void
 ngx_acme_fleet_release(ngx_acme_main_conf_t *amcf, acme_fleet_node_t *node,
-    const char *id)
+    const char *id, time_t retry_at)
 {
     ngx_pool_t           *pool;
     ngx_thread_task_t    *task;
@@ -557,6 +558,7 @@ ngx_acme_fleet_release(ngx_acme_main_conf_t *amcf, acme_fleet_node_t *node,
 
     op = task->ctx;
     op->node = node;
+    op->retry_at = retry_at;
     op->pool = pool;
     op->id = ngx_pnalloc(pool, ngx_strlen(id) + 1);
 
@@ -582,7 +584,13 @@ ngx_acme_fleet_release_thread(void *data, ngx_log_t *log)
 {
     ngx_acme_fleet_op_t  *op = data;
 
-    acme_fleet_node_release(op->node, op->id);
+    if (op->retry_at) {
+        acme_fleet_node_release_until(op->node, op->id,
+                                      (long long) op->retry_at);
+
+    } else {
+        acme_fleet_node_release(op->node, op->id);
+    }
 
     OPENSSL_thread_stop();
 }

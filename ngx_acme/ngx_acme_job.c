@@ -157,7 +157,7 @@ ngx_acme_job_order(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
     job = ngx_acme_job_create(amcf, cert, log);
     if (job == NULL) {
         if (fleet == ACME_FLEET_ORDER) {
-            ngx_acme_fleet_release(amcf, node, (char *) cert->id.data);
+            ngx_acme_fleet_release(amcf, node, (char *) cert->id.data, 0);
         }
 
         return NGX_ERROR;
@@ -943,9 +943,6 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
         msg = "unknown error";
     }
 
-    /* acme_store: the lock goes, the next node (or this one) may order */
-    ngx_acme_job_fleet_abort(job);
-
     if (job->http) {
         ngx_acme_http_free(job->http);
         job->http = NULL;
@@ -1003,6 +1000,12 @@ ngx_acme_job_fail(ngx_acme_job_t *job, const char *msg, long long retry_after)
     ngx_acme_shm_tokens_drop_locked(job->amcf, slot, job->fence);
 
     ngx_acme_shm_unlock(job->amcf);
+
+    /*
+     * acme_store: the lock stays this node's until its next attempt, so
+     * the fleet backs off as one server would (the other nodes wait)
+     */
+    ngx_acme_job_fleet_end(job, job->st.next_attempt);
 
     ngx_log_error(NGX_LOG_ERR, job->log, 0,
                   "acme: certificate \"%V\": order failed: %s", &cert->id,

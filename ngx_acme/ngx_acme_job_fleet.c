@@ -444,6 +444,15 @@ ngx_acme_job_chal_done(ngx_acme_job_t *job)
 void
 ngx_acme_job_fleet_abort(ngx_acme_job_t *job)
 {
+    ngx_acme_job_fleet_end(job, 0);
+}
+
+
+/* An order under the lock ended without a result: the lock goes now
+ * (retry_at 0) or stays this node's until its next attempt. */
+void
+ngx_acme_job_fleet_end(ngx_acme_job_t *job, time_t retry_at)
+{
     if (job->claiming && job->claim.action == ACME_FLEET_ORDER
         && !job->busy)
     {
@@ -464,7 +473,7 @@ ngx_acme_job_fleet_abort(ngx_acme_job_t *job)
         return;
     }
 
-    ngx_acme_fleet_release(job->amcf, job->fnode, job->id);
+    ngx_acme_fleet_release(job->amcf, job->fnode, job->id, retry_at);
 }
 
 

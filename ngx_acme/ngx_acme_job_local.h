@@ -168,6 +168,7 @@ void ngx_acme_job_chal_done(ngx_acme_job_t *job);
 void ngx_acme_job_published(ngx_acme_job_t *job);
 void ngx_acme_job_fleet_result(ngx_acme_job_t *job);
 void ngx_acme_job_fleet_abort(ngx_acme_job_t *job);
+void ngx_acme_job_fleet_end(ngx_acme_job_t *job, time_t retry_at);
 int ngx_acme_job_fleet_thread(ngx_acme_job_t *job);
 
 /* ngx_acme_job_dns.c */

@@ -58,6 +58,7 @@ SLOW = {
     "test_renewal_on_a_read_only_file_system": 31,
     "test_future_certificate_waits_for_its_not_before": 27,
     "test_fleet_short_lived_renewals": 26,
+    "test_fleet_failed_order_backs_off_as_one": 12,
     "test_acme_process_crashing_mid_order_backs_off[apache]": 21,
     "test_renewals_in_a_row_and_a_foreign_account_url": 21,
     "test_wrong_certificate_keeps_the_previous_one": 19,

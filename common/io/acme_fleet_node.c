@@ -26,7 +26,17 @@ typedef struct {
     char       *id;
     int64_t     lease;
     long long   kept;               /* last keepalive, unix time */
+    long long   until;              /* a backoff hold (not kept alive) that
+                                       ends then; 0: an order's lock */
 } fleet_lock_t;
+
+#define FLEET_HOLD_MIN   5           /* s: shorter backoffs just release */
+#define FLEET_HOLD_GRACE 15          /* s: the hold outlives the retry time by
+                                        this much, so the node finds it its
+                                        own when it tries again */
+#define FLEET_HOLD_MAX   3600        /* s: the longest hold: a node whose own
+                                        setup fails holds the fleet up no
+                                        longer than that */
 
 struct acme_fleet_node_s {
     pthread_mutex_t      mu;        /* the client and everything below */
@@ -611,6 +621,15 @@ order_leases_keep(acme_fleet_node_t *n, long long now)
     size_t            i;
 
     for (i = 0; i < n->n_locks; /* void */) {
+        if (n->locks[i].until != 0) {
+            /* a backoff hold ends by itself */
+            if (now >= n->locks[i].until) {
+                lock_forget(n, &n->locks[i]);
+                continue;
+            }
+            i++;
+            continue;
+        }
         if (now - n->locks[i].kept < n->lease_ttl / 3) {
             i++;
             continue;
@@ -1006,7 +1025,15 @@ acme_fleet_node_claim(acme_fleet_node_t *n, const char *id,
             snprintf(out->err, sizeof(out->err), "%s", res.err);
         } else if (rc == 1) {
             mine = lock_find(n, id);
-            if (mine != NULL && mine->lease == res.pairs[0].lease) {
+            if (mine != NULL && mine->lease == res.pairs[0].lease
+                && mine->until != 0)
+            {
+                /* this node's backoff hold: its next order takes the lock
+                 * afresh (a lease of its own, kept alive) */
+                (void) kv_lease_revoke(n, mine->lease);
+                lock_forget(n, mine);
+
+            } else if (mine != NULL && mine->lease == res.pairs[0].lease) {
                 facts.lock_mine = 1;
             } else {
                 facts.lock_other = 1;
@@ -1108,6 +1135,7 @@ acme_fleet_node_claim(acme_fleet_node_t *n, const char *id,
     }
     l->lease = lease;
     l->kept = f->now;
+    l->until = 0;
     n->n_locks++;
     snprintf(out->holder, sizeof(out->holder), "%s", n->node);
     out->action = ACME_FLEET_ORDER;
@@ -1401,6 +1429,87 @@ acme_fleet_node_release(acme_fleet_node_t *n, const char *id)
         lock_forget(n, l);
     }
     pthread_mutex_unlock(&n->mu);
+}
+
+
+void
+acme_fleet_node_release_until(acme_fleet_node_t *n, const char *id,
+    long long retry_at)
+{
+    acme_kv_op_t      op;
+    acme_kv_result_t  res;
+    acme_kv_status_t  st;
+    fleet_lock_t     *l;
+    char             *lkey;
+    long long         now = (long long) time(NULL), ttl;
+    int64_t           old, hold;
+
+    ttl = retry_at - now;
+    if (ttl < FLEET_HOLD_MIN) {
+        acme_fleet_node_release(n, id);
+        return;
+    }
+    if (ttl > FLEET_HOLD_MAX) {
+        ttl = FLEET_HOLD_MAX;
+    }
+    ttl += FLEET_HOLD_GRACE;
+
+    lkey = acme_fleet_key(n->prefix, "locks", id);
+    if (lkey == NULL) {
+        acme_fleet_node_release(n, id);
+        return;
+    }
+
+    pthread_mutex_lock(&n->mu);
+
+    l = lock_find(n, id);
+    if (l == NULL || l->until != 0) {
+        pthread_mutex_unlock(&n->mu);
+        free(lkey);
+        return;
+    }
+    old = l->lease;
+
+    memset(&op, 0, sizeof(op));
+    op.kind = ACME_KV_LEASE_GRANT;
+    op.ttl = ttl;
+    st = kv_do(n, &op, &res);
+    hold = res.lease;
+    acme_kv_result_free(&res);
+
+    if (st == ACME_KV_OK) {
+        /* the lock moves to the hold's lease while it is still ours */
+        memset(&op, 0, sizeof(op));
+        op.kind = ACME_KV_PUT;
+        op.key = lkey;
+        op.value = n->node;
+        op.value_len = strlen(n->node);
+        op.lease = hold;
+        op.fence_key = lkey;
+        op.fence_lease = old;
+        st = kv_do(n, &op, &res);
+        acme_kv_result_free(&res);
+        if (st != ACME_KV_OK) {
+            (void) kv_lease_revoke(n, hold);
+        }
+    }
+
+    /* the order's lease goes, and its challenges with it */
+    (void) kv_lease_revoke(n, old);
+
+    l = lock_find(n, id);
+    if (l != NULL) {
+        if (st == ACME_KV_OK) {
+            l->lease = hold;
+            l->kept = now;
+            l->until = now + ttl;
+        } else {
+            lock_forget(n, l);
+        }
+    }
+
+    pthread_mutex_unlock(&n->mu);
+    free(lkey);
 }
 
 

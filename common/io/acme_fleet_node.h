@@ -216,8 +216,24 @@ acme_kv_status_t acme_fleet_node_publish(acme_fleet_node_t *n,
     const char *id, const acme_fleet_record_t *rec, int64_t if_revision,
     char *err, size_t errlen);
 
-/* Gives back the lock of id and its lease (an order that failed). */
+/* Gives back the lock of id and its lease (an order that was aborted). */
 void acme_fleet_node_release(acme_fleet_node_t *n, const char *id);
+
+/*
+ * An order of id failed and this node tries again at retry_at (unix time,
+ * its backoff): the lock stays this node's until then, under a lease of
+ * that length that is not kept alive (the order's own lease and its
+ * challenges go now), so the fleet backs off as one server would: the
+ * other nodes WAIT instead of each ordering in turn, and take over 15 s
+ * after retry_at (at most an hour from now: a node whose own setup fails
+ * holds the fleet up no longer) when this node has not taken the lock
+ * again by then.  This node's next claim
+ * takes the lock afresh.  retry_at within a few seconds (or a lock no longer
+ * this node's): as acme_fleet_node_release.  Best effort: a store that
+ * cannot be reached leaves the lease to end by itself.
+ */
+void acme_fleet_node_release_until(acme_fleet_node_t *n, const char *id,
+    long long retry_at);
 
 /*
  * This node's view for the status: reachable, endpoint, node, and the

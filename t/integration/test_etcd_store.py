@@ -183,6 +183,13 @@ def test_fleet_nodes_lifecycle(etcd, workdir):
     assert s["publish-late"]["status"] == "fenced", out
     assert "another node may have ordered" in s["publish-late"]["err"]
 
+    # fleet-wide backoff: the failed order's lock is held until the retry
+    assert s["claim-a-fail"]["action"] == "order", out
+    assert s["claim-b-hold"]["action"] == "wait", out
+    assert s["claim-b-hold"]["holder"] == "node-a", out
+    assert s["claim-a-retry"]["action"] == "order", out
+    assert s["claim-b-after"]["action"] == "order", out
+
     status = json.loads(s["status-a"]["json"])
     assert status["node"] == "node-a" and status["reachable"] is True
     assert status["locks"] == {}, status

@@ -209,3 +209,39 @@ def test_fleet_short_lived_renewals(nginx_factory, pebble_factory, workdir, etcd
     assert len(served) == 1 + RENEWALS, served
     for n in nodes:
         assert not n.problems(), n.problems()
+
+
+def test_fleet_failed_order_backs_off_as_one(nginx_factory, pebble_factory, workdir, etcd,
+                                             balancer):
+    """The CA refuses the name: the node whose order failed keeps the lock
+    until its next attempt (its backoff, retry_delay 8s), so the other
+    nodes wait for it instead of each ordering in turn; the fleet makes
+    the attempts one server would."""
+    from ca_proxy import Problem
+    pebble = pebble_factory(nonce_reject=0)
+    proxy = CaProxy(pebble)
+    proxy.problems[("/order-plz", NAME)] = Problem(400, "rejectedIdentifier",
+                                                   "policy forbids it")
+    proxy.start()
+    try:
+        nodes = start_fleet(_nginx_nodes(nginx_factory), proxy, workdir, etcd.endpoint,
+                            write_key_file(workdir), ADDRS, issuer={"retry_delay": "8s"},
+                            store_opts="lease_ttl=%d" % LEASE_TTL)
+        failed = "order failed"
+
+        def failing():
+            f = [n for n in nodes if failed in n.error_log()]
+            return f if f else None
+        first, = wait_for(failing, TIMEOUT, "a failed order")
+        # its second attempt comes after its backoff; meanwhile the others
+        # wait for it (they would have ordered after their 5 s look-again)
+        wait_for(lambda: first.error_log().count(failed) >= 2, TIMEOUT,
+                 "the failed node's second attempt")
+        others = [n for n in nodes if n is not first]
+        for n in others:
+            assert failed not in n.error_log(), n.error_log()[-2000:]
+            assert _fleet(n.status()) == {"action": "wait", "holder": first.node_name}
+        assert len(proxy.problem_times) == 2, proxy.problem_times
+        assert list(first.status()["store"]["locks"]) == [CERT_ID]
+    finally:
+        proxy.stop()

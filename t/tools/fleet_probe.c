@@ -247,6 +247,16 @@ main(int argc, char **argv)
     step("publish-late", json_pack("{s:s, s:s}", "status",
                                    acme_kv_status_name(st), "err", err));
 
+    /* a failed order's lock stays A's until its retry (backoff): B waits;
+     * A's own next claim takes it afresh; a short backoff just releases */
+    step("claim-a-fail", claim_json(node_a, na - 100, na));
+    acme_fleet_node_release_until(node_a, ID, (long long) time(NULL) + 30);
+    step("claim-b-hold", claim_json(node_b, na - 100, na));
+    step("claim-a-retry", claim_json(node_a, na - 100, na));
+    acme_fleet_node_release_until(node_a, ID, (long long) time(NULL) + 1);
+    step("claim-b-after", claim_json(node_b, na - 100, na));
+    acme_fleet_node_release(node_b, ID);
+
     {
         char  *s = acme_fleet_node_status_json(node_a);
 
