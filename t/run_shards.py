@@ -59,6 +59,7 @@ SLOW = {
     "test_future_certificate_waits_for_its_not_before": 27,
     "test_fleet_short_lived_renewals": 26,
     "test_fleet_failed_order_backs_off_as_one": 12,
+    "test_fleet_etcd_outage_then_renewal": 24,
     "test_acme_process_crashing_mid_order_backs_off[apache]": 21,
     "test_renewals_in_a_row_and_a_foreign_account_url": 21,
     "test_wrong_certificate_keeps_the_previous_one": 19,

@@ -155,9 +155,10 @@ def write_key_file(workdir, name="fleet.key"):
 
 
 def node_conf(server, pebble, workdir, endpoints, key_file, addr, name, issuer=None,
-              store_opts=""):
+              store_opts="", control=False):
     """Writes the configuration of one node: its own address and store, the
-    shared store line (store_opts: more of its words, e.g. "lease_ttl=5").
+    shared store line (store_opts: more of its words, e.g. "lease_ttl=5");
+    control: the status location takes renew / revoke requests (nginx).
     Returns its state directory."""
     state = os.path.join(workdir, "state-" + name, "pebble")
     server.use_address(addr)
@@ -165,12 +166,16 @@ def node_conf(server, pebble, workdir, endpoints, key_file, addr, name, issuer=N
     if store_opts:
         line = (line[:-1] + " %s;" % store_opts if line.endswith(";")
                 else line + " " + store_opts)
-    server.write_managed(pebble, state, issuer=issuer, more=[line])
+    if control:
+        text = server.conf(pebble, state, issuer=issuer, more=[line])
+        server.raw.write_conf(text.replace("acme_status;", "acme_status control;"))
+    else:
+        server.write_managed(pebble, state, issuer=issuer, more=[line])
     return state
 
 
 def start_fleet(make_server, pebble, workdir, endpoints, key_file, addrs, issuer=None,
-                setup=None, store_opts=""):
+                setup=None, store_opts="", control=False):
     """Configures one node per address (node names n1, n2, ...; setup(server)
     first when given, e.g. Server.use_tls_alpn; store_opts as node_conf's),
     then starts them all at once (threads: a cold start of the whole
@@ -181,7 +186,8 @@ def start_fleet(make_server, pebble, workdir, endpoints, key_file, addrs, issuer
         s = make_server(name)
         if setup is not None:
             setup(s)
-        node_conf(s, pebble, workdir, endpoints, key_file, addr, name, issuer, store_opts)
+        node_conf(s, pebble, workdir, endpoints, key_file, addr, name, issuer, store_opts,
+                  control)
         s.node_name = name
         nodes.append(s)
     errors = []

@@ -18,6 +18,7 @@ the others wait for it.
 
 import os
 import signal
+import time
 import pytest
 
 import servers
@@ -245,3 +246,49 @@ def test_fleet_failed_order_backs_off_as_one(nginx_factory, pebble_factory, work
         assert list(first.status()["store"]["locks"]) == [CERT_ID]
     finally:
         proxy.stop()
+
+
+OUTAGE = 15             # s: etcd stopped, longer than a node's liveness lease
+
+
+def test_fleet_etcd_outage_then_renewal(nginx_factory, pebble_factory, workdir, etcd,
+                                        balancer):
+    """etcd stopped for longer than the nodes' liveness leases while a
+    renewal is asked for: every node keeps serving, nobody orders (no
+    lock can be taken, nothing is near its expiry); etcd back, the
+    renewal is ordered once and every node serves the new certificate."""
+    import http.client
+    pebble = pebble_factory(nonce_reject=0)
+    root_file = pebble.write_root(os.path.join(workdir, "root.pem"))
+    nodes = start_fleet(_nginx_nodes(nginx_factory), pebble, workdir, etcd.endpoint,
+                        write_key_file(workdir), ADDRS, control=True)
+    first = wait_for(lambda: _one_serial(nodes, root_file), TIMEOUT,
+                     "every node serving the first certificate")
+    assert pebble.orders_created() == 1
+
+    etcd.stop()
+    for n in nodes:
+        wait_for(lambda: n.status()["store"]["reachable"] is False, 20,
+                 "%s seeing the store unreachable" % n.node_name)
+    asker = nodes[1]
+    conn = http.client.HTTPConnection(asker.addr, asker.http_port, timeout=5)
+    conn.request("POST", "/acme-status?action=renew&id=" + CERT_ID, body=b"",
+                 headers={"Host": NAME})
+    r = conn.getresponse()
+    assert r.status in (200, 202), (r.status, r.read())
+    conn.close()
+    deadline = time.monotonic() + OUTAGE
+    while time.monotonic() < deadline:
+        assert _serials(nodes, root_file) == first
+        time.sleep(1)
+    assert pebble.orders_created() == 1, "an order while etcd was down"
+
+    etcd.start()
+    renewed = wait_for(lambda: (lambda s: s if s and s != first else None)(
+        _one_serial(nodes, root_file)), TIMEOUT,
+        "every node serving the renewal ordered after the outage")
+    assert len(set(renewed.values())) == 1
+    assert pebble.orders_created() == 2, pebble.orders_created()
+    for n in nodes:
+        assert n.error_log().count("acme_store: the shared store is unreachable") == 1
+        assert not n.problems(), n.problems()
