@@ -10,6 +10,8 @@
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "acme_cert.h"
 #include "acme_fleet_node.h"
@@ -86,7 +88,7 @@ name_ok(const char *s)
 static int
 endpoint_ok(const char *u)
 {
-    const char  *h;
+    const char  *h, *port;
 
     if (strncmp(u, "http://", 7) == 0) {
         h = u + 7;
@@ -95,8 +97,30 @@ endpoint_ok(const char *u)
     } else {
         return 0;
     }
-    /* host[:port], no path, query, user info or white space */
-    return *h != '\0' && *h != ':' && strpbrk(h, "/?#@ \t") == NULL;
+    /* host:port (etcd listens on 2379, not on the scheme's 80 / 443: the
+     * port is required), no path, query, user info or white space */
+    if (*h == '\0' || *h == ':' || strpbrk(h, "/?#@ \t") != NULL) {
+        return 0;
+    }
+    if (*h == '[') {
+        h = strchr(h, ']');
+        if (h == NULL || h[1] != ':') {
+            return 0;
+        }
+        port = h + 2;
+    } else {
+        port = strrchr(h, ':');
+        if (port == NULL || strchr(h, ':') != port) {
+            return 0;
+        }
+        port++;
+    }
+    if (*port < '1' || *port > '9' || strlen(port) > 5
+        || strspn(port, "0123456789") != strlen(port))
+    {
+        return 0;
+    }
+    return atol(port) <= 65535;
 }
 
 
@@ -149,7 +173,8 @@ acme_fleet_conf_parse(char *const *argv, size_t argc, acme_fleet_conf_t *conf,
     {
         if (!endpoint_ok(tok)) {
             acme_err(err, errlen, "\"%s\" is not an etcd endpoint "
-                     "(http://host:port or https://host:port, no path)", tok);
+                     "(http://host:port or https://host:port with a port from 1 to "
+                     "65535, no path)", tok);
             goto failed;
         }
         p = acme_strdup(tok);
@@ -279,6 +304,7 @@ acme_fleet_conf_load(const acme_fleet_conf_t *conf,
     char          *data, e[ACME_ERRLEN];
     size_t         len;
     int            rc;
+    X509_STORE    *st;
 
     if (password != NULL) {
         *password = NULL;
@@ -301,6 +327,21 @@ acme_fleet_conf_load(const acme_fleet_conf_t *conf,
         memcpy(key, k, sizeof(k));
     }
     OPENSSL_cleanse(k, sizeof(k));
+
+    if (conf->ca_file != NULL) {
+        /* as the ACME transport loads it at each connection to etcd: a
+         * missing or empty file fails here, not at the first round */
+        st = X509_STORE_new();
+        rc = st != NULL
+             && X509_STORE_load_locations(st, conf->ca_file, NULL) == 1;
+        X509_STORE_free(st);
+        ERR_clear_error();
+        if (!rc) {
+            return acme_err(err, errlen, "ssl_trusted_certificate \"%s\": "
+                            "not a readable file of PEM certificates",
+                            conf->ca_file);
+        }
+    }
 
     if (conf->password_file == NULL) {
         return 0;

@@ -133,6 +133,15 @@ def test_fleet_config_errors(nginx_factory, pebble_factory, workdir):
         ("acme_store redis http://127.0.0.1:2379 prefix=/acme/ key_file=%s;" % good,
          "unknown backend"),
         ("acme_store etcd http://127.0.0.1:2379 prefix=/acme/;", "key_file"),
+        # etcd's port is not the scheme's: a port is required, and valid
+        ("acme_store etcd http://127.0.0.1 prefix=/acme/ key_file=%s;" % good,
+         '"http://127.0.0.1" is not an etcd endpoint'),
+        ("acme_store etcd http://127.0.0.1:99999 prefix=/acme/ key_file=%s;" % good,
+         "a port from 1 to 65535"),
+        # the CA file of an https:// etcd is checked now, not at the first round
+        ("acme_store etcd https://127.0.0.1:2379 prefix=/acme/ key_file=%s "
+         "ssl_trusted_certificate=%s;" % (good, os.path.join(workdir, "none.pem")),
+         'ssl_trusted_certificate "%s"' % os.path.join(workdir, "none.pem")),
     ]
     for line, want in cases:
         srv.write_managed(pebble, os.path.join(workdir, "state"), more=[line])

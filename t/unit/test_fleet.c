@@ -203,6 +203,15 @@ UNIT_TEST(fleet_conf_parse)
     CHECK(parse("etcd1:2379 key_file=/k", &c, err, sizeof(err)) == -1);
     CHECK(strstr(err, "\"etcd1:2379\" is not an etcd endpoint") != NULL);
     CHECK(parse("http://e:2379/v3 key_file=/k", &c, err, sizeof(err)) == -1);
+    CHECK(parse("http://e key_file=/k", &c, err, sizeof(err)) == -1);
+    CHECK(strstr(err, "\"http://e\" is not an etcd endpoint") != NULL);
+    CHECK(parse("http://e:99999 key_file=/k", &c, err, sizeof(err)) == -1);
+    CHECK(parse("http://e:0 key_file=/k", &c, err, sizeof(err)) == -1);
+    CHECK(parse("http://e:23x9 key_file=/k", &c, err, sizeof(err)) == -1);
+    CHECK(parse("http://[::1] key_file=/k", &c, err, sizeof(err)) == -1);
+    CHECK(parse("http://[::1]:2379,https://e:65535 key_file=/k", &c, err,
+                sizeof(err)) == 0);
+    acme_fleet_conf_free(&c);
     CHECK(parse("http://e:2379 key_file=/k colour=red", &c, err,
                 sizeof(err)) == -1);
     CHECK(strstr(err, "unknown parameter \"colour=red\"") != NULL);
