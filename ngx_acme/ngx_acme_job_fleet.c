@@ -93,6 +93,7 @@ ngx_acme_job_claimed(ngx_acme_job_t *job)
     char                   buf[21];
     const char            *reason, *holder;
     ngx_log_t             *log;
+    ngx_uint_t             have_cert;
     ngx_acme_cert_t       *cert;
     acme_fleet_node_t     *node;
     acme_fleet_claim_t    *c;
@@ -100,6 +101,7 @@ ngx_acme_job_claimed(ngx_acme_job_t *job)
     ngx_acme_main_conf_t  *amcf;
 
     cert = job->cert;
+    have_cert = job->facts.local_not_after != 0;
     amcf = job->amcf;
     log = job->log;
     c = &job->claim;
@@ -151,10 +153,12 @@ ngx_acme_job_claimed(ngx_acme_job_t *job)
         if (action == ACME_FLEET_ORDER_ALONE) {
             ngx_log_error(NGX_LOG_WARN, log, 0,
                           "acme: certificate \"%V\": the shared store is "
-                          "unreachable and the certificate is in the last "
-                          "tenth of its lifetime: ordering without the "
+                          "unreachable and %s: ordering without the "
                           "store's lock; published when the store is back",
-                          &cert->id);
+                          &cert->id, have_cert
+                          ? "the certificate is in the last tenth of its "
+                            "lifetime"
+                          : "no certificate is served yet");
         }
 
         (void) ngx_acme_job_order(amcf, cert, reason, log, action, node,

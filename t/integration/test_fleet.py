@@ -202,6 +202,8 @@ def test_fleet_store_down_orders_alone_publishes_later(nginx_factory, pebble_fac
         log = node.error_log()
         assert log.count("acme_store: the shared store is unreachable") == 1, log
         assert "ordering without the store's lock" in log, log
+        # why: it has none (not "in the last tenth of its lifetime")
+        assert "unreachable and no certificate is served yet" in log, log
         assert node.status()["store"]["reachable"] is False
 
         etcd.start()
