@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "acme_status_view.h"
 #include "acme_strbuf.h"
 #include "acme_util.h"
@@ -165,6 +167,18 @@ add_state(acme_strbuf_t *b, const acme_status_cert_t *c, long long now)
         acme_strbuf_printf(b, "<br><small class=\"bad\">%u consecutive "
                            "failure%s</small>",
                            c->failures, c->failures == 1 ? "" : "s");
+    }
+    if (c->fleet && !c->unmanaged) {
+        /* the shared store: what this node did last, who holds the lock */
+        acme_strbuf_puts(b, "<br><small>fleet: ");
+        acme_strbuf_html(b, c->fleet_action != NULL
+                            && c->fleet_action[0] != '\0'
+                            ? c->fleet_action : "idle");
+        if (c->fleet_holder != NULL && c->fleet_holder[0] != '\0') {
+            acme_strbuf_puts(b, ", ordered by node ");
+            acme_strbuf_html(b, c->fleet_holder);
+        }
+        acme_strbuf_puts(b, "</small>");
     }
 }
 
@@ -350,9 +364,67 @@ add_count(acme_strbuf_t *b, const char *cls, size_t v, const char *label)
                        v ? cls : "", v, label);
 }
 
+/* The shared store line (acme_fleet_node_status_json's object; "" or
+ * anything that is not an object: not yet known). */
+static void
+add_store(acme_strbuf_t *b, const char *store_json)
+{
+    json_t      *st;
+    const char  *v;
+
+    st = json_loads(store_json, 0, NULL);
+    acme_strbuf_puts(b, "<p class=\"meta\">shared store ");
+    if (!json_is_object(st)) {
+        acme_strbuf_puts(b, "not reached yet</p>\n");
+        json_decref(st);
+        return;
+    }
+    v = json_string_value(json_object_get(st, "backend"));
+    acme_strbuf_html(b, v != NULL ? v : "?");
+    v = json_string_value(json_object_get(st, "node"));
+    if (v != NULL) {
+        acme_strbuf_puts(b, " &middot; this node <b>");
+        acme_strbuf_html(b, v);
+        acme_strbuf_puts(b, "</b>");
+    }
+    if (json_is_true(json_object_get(st, "reachable"))) {
+        acme_strbuf_puts(b, " &middot; reachable");
+        v = json_string_value(json_object_get(st, "endpoint"));
+        if (v != NULL) {
+            acme_strbuf_puts(b, " at ");
+            acme_strbuf_html(b, v);
+        }
+        if (json_is_integer(json_object_get(st, "nodes"))) {
+            acme_strbuf_printf(b, " &middot; %lld node%s alive",
+                (long long) json_integer_value(json_object_get(st, "nodes")),
+                json_integer_value(json_object_get(st, "nodes")) == 1
+                ? "" : "s");
+        }
+    } else {
+        acme_strbuf_puts(b, " &middot; <small class=\"bad\">unreachable");
+        v = json_string_value(json_object_get(st, "error"));
+        if (v != NULL && v[0] != '\0') {
+            acme_strbuf_puts(b, ": ");
+            acme_strbuf_html(b, v);
+        }
+        acme_strbuf_puts(b, "</small>");
+    }
+    acme_strbuf_puts(b, "</p>\n");
+    json_decref(st);
+}
+
 char *
 acme_status_html(const char *server, long acme_pid,
     const acme_status_cert_t *certs, size_t n, long long now, size_t *len)
+{
+    return acme_status_html_store(server, acme_pid, NULL, certs, n, now,
+                                  len);
+}
+
+char *
+acme_status_html_store(const char *server, long acme_pid,
+    const char *store_json, const acme_status_cert_t *certs, size_t n,
+    long long now, size_t *len)
 {
     acme_strbuf_t         b;
     acme_status_counts_t  k;
@@ -379,7 +451,11 @@ acme_status_html(const char *server, long acme_pid,
     }
     acme_strbuf_puts(&b, " &middot; also as <a href=\"?format=json\">JSON"
                      "</a> and <a href=\"?format=prometheus\">Prometheus"
-                     "</a></p>\n<ul class=\"counts\">\n");
+                     "</a></p>\n");
+    if (store_json != NULL) {
+        add_store(&b, store_json);
+    }
+    acme_strbuf_puts(&b, "<ul class=\"counts\">\n");
     add_count(&b, "ok", k.valid, "valid");
     add_count(&b, "warn", k.expiring, "expiring");
     add_count(&b, "bad", k.failing, "failing");

@@ -187,7 +187,8 @@ acme_status_render_as_store(int format, const char *server, long acme_pid,
     case ACME_STATUS_PROMETHEUS:
         return acme_status_prometheus_store(certs, n, now, store_json, len);
     case ACME_STATUS_HTML:
-        return acme_status_html(server, acme_pid, certs, n, now, len);
+        return acme_status_html_store(server, acme_pid, store_json, certs,
+                                      n, now, len);
     default:
         return acme_status_render_store(server, acme_pid, store_json, certs,
                                         n, now, len);

@@ -75,6 +75,12 @@ char *acme_status_prometheus_store(const acme_status_cert_t *certs, size_t n,
  */
 char *acme_status_html(const char *server, long acme_pid,
     const acme_status_cert_t *certs, size_t n, long long now, size_t *len);
+/* The same with the shared store's line under the title (store_json:
+ * acme_fleet_node_status_json's text, "" before the first round; NULL:
+ * no shared store, no line) and each certificate's "fleet". */
+char *acme_status_html_store(const char *server, long acme_pid,
+    const char *store_json, const acme_status_cert_t *certs, size_t n,
+    long long now, size_t *len);
 
 /*
  * The counts of the summary (HTML view, Apache mod_status); a certificate

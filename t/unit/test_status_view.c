@@ -337,3 +337,57 @@ UNIT_TEST(status_html_file_path_once)
     CHECK_INT(n, 1);
     free(s);
 }
+
+
+/* With a shared store the page says which node this is, whether the store
+ * answers, and per certificate the fleet's decision and the lock holder. */
+UNIT_TEST(status_html_store_and_fleet)
+{
+    static const char *const names[] = { "a.example.test" };
+    acme_status_cert_t   c;
+    char                *s;
+    size_t               len;
+
+    memset(&c, 0, sizeof(c));
+    c.id = "a.example.test_ecdsa-256";
+    c.names = names;
+    c.n_names = 1;
+    c.state = "valid";
+    c.fleet = 1;
+    c.fleet_action = "wait";
+    c.fleet_holder = "web<1>";
+
+    s = acme_status_render_as_store(ACME_STATUS_HTML, "nginx", 0,
+            "{\"backend\": \"etcd\", \"node\": \"web2\", \"reachable\": true,"
+            " \"endpoint\": \"http://e:2379\", \"error\": null, \"nodes\": 3,"
+            " \"locks\": {}}", &c, 1, 1795000000LL, &len);
+    CHECK(s != NULL);
+    CHECK(strstr(s, "shared store etcd &middot; this node <b>web2</b> "
+                    "&middot; reachable at http://e:2379 &middot; 3 nodes "
+                    "alive") != NULL);
+    CHECK(strstr(s, "fleet: wait, ordered by node web&lt;1&gt;") != NULL);
+    free(s);
+
+    c.fleet_action = NULL;
+    c.fleet_holder = NULL;
+    s = acme_status_render_as_store(ACME_STATUS_HTML, "nginx", 0,
+            "{\"backend\": \"etcd\", \"node\": \"web2\", \"reachable\": false,"
+            " \"error\": \"connect: refused\"}", &c, 1, 1795000000LL, &len);
+    CHECK(s != NULL);
+    CHECK(strstr(s, "unreachable: connect: refused") != NULL);
+    CHECK(strstr(s, "fleet: idle") != NULL);
+    free(s);
+
+    s = acme_status_render_as_store(ACME_STATUS_HTML, "nginx", 0, "", &c, 1,
+                                    1795000000LL, &len);
+    CHECK(s != NULL && strstr(s, "shared store not reached yet") != NULL);
+    free(s);
+
+    /* without a store: no line */
+    c.fleet = 0;
+    s = acme_status_render_as_store(ACME_STATUS_HTML, "nginx", 0, NULL, &c, 1,
+                                    1795000000LL, &len);
+    CHECK(s != NULL && strstr(s, "shared store") == NULL
+          && strstr(s, "fleet:") == NULL);
+    free(s);
+}
