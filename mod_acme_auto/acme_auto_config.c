@@ -705,8 +705,9 @@ set_store(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
 {
     acme_auto_srv_conf_t *sc = acme_auto_srv_conf(cmd->server);
     acme_fleet_conf_t    *conf;
-    const char           *err;
-    char                  msg[ACME_ERRLEN], *password = NULL;
+    const char           *err, *full;
+    char                  msg[ACME_ERRLEN], *password = NULL, **file;
+    int                   i;
 
     (void) dummy;
     if (cur_issuer != NULL) {
@@ -717,6 +718,10 @@ set_store(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
     }
     if (sc->store != NULL) {
         return "AcmeStore is given twice";
+    }
+    if (argc == 1 && strcmp(argv[0], "etcd") == 0) {
+        return "AcmeStore: the etcd endpoints are missing: AcmeStore etcd "
+               "URL[,URL...] prefix=/acme/ key_file=FILE ...";
     }
     if (argc < 2 || strcmp(argv[0], "etcd") != 0) {
         return "AcmeStore: the backend must be etcd: AcmeStore etcd "
@@ -732,6 +737,24 @@ set_store(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
     }
     apr_pool_cleanup_register(cmd->pool, conf, store_cleanup,
                               apr_pool_cleanup_null);
+    /* files relative to ServerRoot, as Apache's other file arguments */
+    for (i = 0; i < 3; i++) {
+        file = i == 0 ? &conf->key_file
+               : i == 1 ? &conf->password_file : &conf->ca_file;
+        if (*file == NULL || (*file)[0] == '/') {
+            continue;
+        }
+        full = ap_server_root_relative(cmd->temp_pool, *file);
+        if (full == NULL) {
+            return apr_psprintf(cmd->pool, "AcmeStore: invalid path \"%s\"",
+                                *file);
+        }
+        free(*file);
+        *file = acme_strdup(full);
+        if (*file == NULL) {
+            return "AcmeStore: out of memory";
+        }
+    }
     if (acme_fleet_conf_load(conf, NULL, &password, msg, sizeof(msg)) != 0) {
         return apr_psprintf(cmd->pool, "AcmeStore: %s", msg);
     }

@@ -10,6 +10,7 @@ and AcmeStore's configuration errors."""
 
 import os
 import re
+import shutil
 
 import pytest
 
@@ -268,6 +269,19 @@ def test_acmestore_config_errors(apache_factory, pebble, workdir):
     srv.raw.write_conf(conf("AcmeStore etcd %s prefix=/acme/" % ep))
     rc, out = srv.test_config()
     assert rc != 0 and "AcmeStore: key_file= is required" in out, out
+
+    srv.raw.write_conf(conf("AcmeStore etcd"))
+    rc, out = srv.test_config()
+    assert rc != 0 and "AcmeStore: the etcd endpoints are missing" in out, out
+
+    # a relative file is below ServerRoot, as Apache's other file arguments
+    shutil.copy(key_file, os.path.join(srv.raw.dir, "fleet-rel.key"))
+    srv.raw.write_conf(conf(srv.store_directive(ep, "fleet-rel.key", "n1")))
+    rc, out = srv.test_config()
+    assert rc == 0, out
+    srv.raw.write_conf(conf(srv.store_directive(ep, "nope-rel.key", "n1")))
+    rc, out = srv.test_config()
+    assert rc != 0 and os.path.join(srv.raw.dir, "nope-rel.key") in out, out
 
     # and a good one passes
     srv.raw.write_conf(conf(srv.store_directive(ep, key_file, "n1")))
