@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -17,7 +18,14 @@ struct acme_kv_client_s {
     acme_transport_t       *t;
     size_t                  current;    /* endpoint tried first */
     char                   *token;
+    /* etcd refused user= / password_file=: not asked again (a bcrypt
+     * check and two lines of its log each time) before denied_until,
+     * denied_err answered meanwhile */
+    time_t                  denied_until;
+    char                    denied_err[256];
 };
+
+#define KV_DENIED_PAUSE  10    /* s */
 
 
 static void
@@ -128,6 +136,10 @@ authenticate(acme_kv_client_t *c, const char *endpoint, acme_kv_result_t *res)
     }
 
     exchange(c, endpoint, &auth, res);
+    if (res->status == ACME_KV_DENIED) {
+        c->denied_until = time(NULL) + KV_DENIED_PAUSE;
+        snprintf(c->denied_err, sizeof(c->denied_err), "%s", res->err);
+    }
     if (res->status != ACME_KV_OK) {
         return -1;
     }
@@ -172,6 +184,11 @@ acme_kv_client_do(acme_kv_client_t *c, const acme_kv_op_t *op,
         acme_kv_result_free(res);
 
         if (c->conf.user != NULL && c->token == NULL) {
+            if (c->denied_until > time(NULL)) {
+                res->status = ACME_KV_DENIED;
+                set_err(res, "%s", c->denied_err);
+                break;
+            }
             if (authenticate(c, endpoint, res) != 0) {
                 if (res->status == ACME_KV_UNAVAILABLE) {
                     goto next;

@@ -16,10 +16,12 @@ PROBE = os.path.join(HERE, "..", "..", "build", "kv_probe")
 DEAD = "http://127.0.0.1:1"
 
 
-def kv(endpoints, *args, user=None, password=None, ca=None):
+def kv(endpoints, *args, user=None, password=None, ca=None, repeat=1):
     cmd = [PROBE]
     if user:
         cmd += ["-u", user, "-p", password]
+    if repeat > 1:
+        cmd += ["-r", str(repeat)]
     env = dict(os.environ)
     if ca:
         env["KV_PROBE_CA"] = ca
@@ -115,6 +117,16 @@ def test_authentication(etcd):
     assert kv(ep, "get", "/acme/a")["status"] == "denied"
     r = kv(ep, "get", "/acme/a", user="acme", password="wrong")
     assert r["status"] == "denied" and "wrong" not in r["err"]
+
+    # refused credentials are not tried again at once (each try is a bcrypt
+    # check and log lines in etcd): three requests, one authentication
+    def refusals():
+        with open(etcd.log_path, errors="replace") as f:
+            return f.read().count("invalid password for user acme")
+    before = refusals()
+    r = kv(ep, "get", "/acme/a", user="acme", password="wrong", repeat=3)
+    assert r["status"] == "denied" and "authentication failed" in r["err"], r
+    assert refusals() == before + 1
 
 
 def test_tls_endpoint(workdir):

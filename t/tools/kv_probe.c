@@ -2,7 +2,9 @@
  * Drives the shared store's etcd client (acme_kv_client.h) from the
  * command line, for the integration tests against a real etcd:
  *
- *   kv_probe [-u USER -p PASSWORD] ENDPOINT[,ENDPOINT...] OP ARGS...
+ *   kv_probe [-u USER -p PASSWORD] [-r N] ENDPOINT[,ENDPOINT...] OP ARGS...
+ *
+ *   -r N: the operation N times with one client (the last result printed)
  *
  *   get KEY | list PREFIX [MIN_REVISION] | del KEY [COND]
  *   put KEY VALUE [COND] [lease=L] [fence=KEY:LEASE]
@@ -21,7 +23,7 @@
 static int
 usage(void)
 {
-    fprintf(stderr, "usage: kv_probe [-u USER -p PASSWORD] ENDPOINTS OP ARGS...\n");
+    fprintf(stderr, "usage: kv_probe [-u USER -p PASSWORD] [-r N] ENDPOINTS OP ARGS...\n");
     return 2;
 }
 
@@ -62,13 +64,15 @@ main(int argc, char **argv)
     char                  *list, *tok, *fence = NULL, *s;
     json_t                *out, *pairs, *p;
     size_t                 n = 0, i;
-    int                    a = 1;
+    int                    a = 1, repeat = 1;
 
     while (a + 1 < argc && argv[a][0] == '-') {
         if (strcmp(argv[a], "-u") == 0) {
             user = argv[a + 1];
         } else if (strcmp(argv[a], "-p") == 0) {
             password = argv[a + 1];
+        } else if (strcmp(argv[a], "-r") == 0) {
+            repeat = atoi(argv[a + 1]);
         } else {
             return usage();
         }
@@ -131,6 +135,10 @@ main(int argc, char **argv)
         return 1;
     }
     acme_kv_client_do(c, &op, &res);
+    while (--repeat > 0) {
+        acme_kv_result_free(&res);
+        acme_kv_client_do(c, &op, &res);
+    }
 
     pairs = json_array();
     for (i = 0; i < res.n_pairs; i++) {
