@@ -4,8 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "acme_cert.h"
 #include "acme_fleet.h"
@@ -40,13 +43,34 @@ acme_fleet_key(const char *prefix, const char *kind, const char *name)
 }
 
 
+void
+acme_fleet_key_id(const unsigned char seal_key[ACME_SEAL_KEY_LEN],
+    char kid[17])
+{
+    static const char  tag[] = "acme-fleet-kid";
+    unsigned char      in[sizeof(tag) - 1 + ACME_SEAL_KEY_LEN], md[32];
+    unsigned int       mdlen = 0;
+    int                i;
+
+    memcpy(in, tag, sizeof(tag) - 1);
+    memcpy(in + sizeof(tag) - 1, seal_key, ACME_SEAL_KEY_LEN);
+    if (EVP_Digest(in, sizeof(in), md, &mdlen, EVP_sha256(), NULL) != 1) {
+        memset(md, 0, sizeof(md));
+    }
+    OPENSSL_cleanse(in, sizeof(in));
+    for (i = 0; i < 8; i++) {
+        snprintf(kid + 2 * i, 3, "%02x", md[i]);
+    }
+}
+
+
 char *
 acme_fleet_record_encode(const acme_fleet_record_t *r,
     const unsigned char seal_key[ACME_SEAL_KEY_LEN], const char *name,
     char *err, size_t errlen)
 {
     json_t  *o;
-    char    *sealed, *out;
+    char    *sealed, *out, kid[17];
 
     if (r->chain_pem == NULL || r->key_pem == NULL || name == NULL) {
         acme_err(err, errlen, "a certificate record needs a chain and a key");
@@ -59,8 +83,10 @@ acme_fleet_record_encode(const acme_fleet_record_t *r,
         return NULL;
     }
 
-    o = json_pack("{s:i, s:s, s:s, s:s?, s:s?, s:s?, s:I}", "v", 1,
-                  "chain", r->chain_pem, "key", sealed, "node", r->node,
+    acme_fleet_key_id(seal_key, kid);
+    o = json_pack("{s:i, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:I}", "v", 1,
+                  "chain", r->chain_pem, "key", sealed, "kid", kid,
+                  "node", r->node,
                   "issuer", r->issuer, "directory", r->directory,
                   "issued_at", (json_int_t) r->issued_at);
     free(sealed);
@@ -96,7 +122,8 @@ acme_fleet_record_decode(const char *json, size_t len,
 {
     json_t           *o;
     json_error_t      jerr;
-    const char       *chain, *sealed;
+    const char       *chain, *sealed, *rkid;
+    char              kid[17];
     unsigned char    *key;
     size_t            key_len, blen;
     char             *b, perr[ACME_ERRLEN];
@@ -131,6 +158,18 @@ acme_fleet_record_decode(const char *json, size_t len,
     if (chain == NULL || sealed == NULL) {
         json_decref(o);
         return acme_err(err, errlen, "\"%s\": no chain or no key", name);
+    }
+
+    rkid = json_string_value(json_object_get(o, "kid"));
+    if (rkid != NULL) {
+        acme_fleet_key_id(seal_key, kid);
+        if (strcmp(rkid, kid) != 0) {
+            acme_err(err, errlen, "\"%s\" is sealed with another key file "
+                     "(key id %.16s; this node's is %s): every node needs "
+                     "the same key_file", name, rkid, kid);
+            json_decref(o);
+            return ACME_FLEET_OTHER_KEY;
+        }
     }
 
     key = acme_seal_open(seal_key, name, sealed, strlen(sealed), &key_len,

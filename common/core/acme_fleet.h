@@ -31,8 +31,9 @@ char *acme_fleet_key(const char *prefix, const char *kind, const char *name);
  * sealed (acme_seal, bound to the record's key name, so a record copied
  * under another id does not open), and who made it:
  *
- *   {"v": 1, "chain": PEM, "key": "acme-seal-v1:...", "node": NAME,
- *    "issuer": ISSUER-BLOCK, "directory": URL, "issued_at": UNIX-TIME}
+ *   {"v": 1, "chain": PEM, "key": "acme-seal-v1:...", "kid": KEY-ID,
+ *    "node": NAME, "issuer": ISSUER-BLOCK, "directory": URL,
+ *    "issued_at": UNIX-TIME}
  */
 typedef struct {
     const char  *chain_pem;     /* leaf first */
@@ -43,6 +44,11 @@ typedef struct {
     const char  *directory;     /* the CA's directory URL */
     long long    issued_at;
 } acme_fleet_record_t;
+
+/* The identifier of a seal key a record names ("kid"): the first 8 bytes
+ * of SHA-256("acme-fleet-kid" | key), in hex (16 characters + NUL). */
+void acme_fleet_key_id(const unsigned char seal_key[ACME_SEAL_KEY_LEN],
+    char kid[17]);
 
 /* The record's JSON (malloc'd) for store key name, or NULL with err. */
 char *acme_fleet_record_encode(const acme_fleet_record_t *r,
@@ -56,8 +62,12 @@ char *acme_fleet_record_encode(const acme_fleet_record_t *r,
  * *bundle (bundle_len bytes, NUL-terminated; the caller frees it with
  * acme_bundle_free) and the leaf's notBefore / notAfter; *node and
  * *issuer malloc'd (NULL when absent).  Out pointers other than bundle
- * may be NULL.  0, or -1 with err (never showing key material).
+ * may be NULL.  0, or -1 with err (never showing key material), or
+ * ACME_FLEET_OTHER_KEY with err when the record names another key file
+ * (its "kid", acme_fleet_key_id): a node set up with another key_file,
+ * which must neither install nor overwrite it.
  */
+#define ACME_FLEET_OTHER_KEY  (-2)
 int acme_fleet_record_decode(const char *json, size_t len,
     const unsigned char seal_key[ACME_SEAL_KEY_LEN], const char *name,
     char **bundle, size_t *bundle_len, long long *not_before,

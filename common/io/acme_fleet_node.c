@@ -984,14 +984,14 @@ get(acme_fleet_node_t *n, const char *key, acme_kv_result_t *res)
 
 
 /* reads certs/<id> into out (bundle, dates, revision) and who ordered it
- * into by (by_len bytes); -1 unreachable */
+ * into by (by_len bytes); -1 unreachable, -2 sealed with another key */
 static int
 read_record(acme_fleet_node_t *n, const char *key, acme_fleet_claim_t *out,
     char *by, size_t by_len)
 {
     acme_kv_result_t  res;
     char             *node = NULL;
-    int               rc;
+    int               rc, drc;
 
     by[0] = '\0';
 
@@ -1004,16 +1004,20 @@ read_record(acme_fleet_node_t *n, const char *key, acme_fleet_claim_t *out,
     rc = get(n, key, &res);
     if (rc == 1) {
         out->record_revision = res.pairs[0].mod_revision;
-        if (acme_fleet_record_decode((const char *) res.pairs[0].value,
-                                     res.pairs[0].value_len, n->seal, key,
-                                     &out->bundle, &out->bundle_len,
-                                     &out->not_before, &out->not_after,
-                                     &node, NULL, out->err, sizeof(out->err))
-            != 0)
-        {
+        drc = acme_fleet_record_decode((const char *) res.pairs[0].value,
+                                       res.pairs[0].value_len, n->seal, key,
+                                       &out->bundle, &out->bundle_len,
+                                       &out->not_before, &out->not_after,
+                                       &node, NULL, out->err,
+                                       sizeof(out->err));
+        if (drc != 0) {
             /* a record we cannot open is no certificate to install; an
-             * order here replaces it (fenced by the lock) */
+             * order here replaces it (fenced by the lock), unless it names
+             * another key file: then this node is the one set up wrong */
             out->not_before = out->not_after = 0;
+            if (drc == ACME_FLEET_OTHER_KEY) {
+                rc = -2;
+            }
         }
         snprintf(by, by_len, "%s", node != NULL ? node : "");
         free(node);
@@ -1021,7 +1025,7 @@ read_record(acme_fleet_node_t *n, const char *key, acme_fleet_claim_t *out,
         snprintf(out->err, sizeof(out->err), "%s", res.err);
     }
     acme_kv_result_free(&res);
-    return rc < 0 ? -1 : 0;
+    return rc < 0 ? rc : 0;
 }
 
 
@@ -1054,7 +1058,13 @@ acme_fleet_node_claim(acme_fleet_node_t *n, const char *id,
 
     pthread_mutex_lock(&n->mu);
 
-    facts.store_reachable = read_record(n, ckey, out, by, sizeof(by)) == 0;
+    rc = read_record(n, ckey, out, by, sizeof(by));
+    if (rc == -2) {
+        /* neither install nor order over it (out->err says why) */
+        out->action = ACME_FLEET_IDLE;
+        goto done;
+    }
+    facts.store_reachable = rc == 0;
     if (facts.store_reachable) {
         facts.store_has_record = out->not_after != 0;
         facts.store_not_before = out->not_before;

@@ -154,6 +154,8 @@ def test_fleet_nodes_lifecycle(etcd, workdir):
     key = os.path.join(workdir, "seal.key")
     with open(key, "w") as f:
         f.write("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n")
+    with open(key + ".other", "w") as f:
+        f.write("YW5vdGhlci1mbGVldC1rZXktMDEyMzQ1Njc4OWFiYzE=\n")
     chain = os.path.join(workdir, "chain.pem")
     pkey = os.path.join(workdir, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
@@ -201,6 +203,11 @@ def test_fleet_nodes_lifecycle(etcd, workdir):
     assert s["claim-b-hold"]["holder"] == "node-a", out
     assert s["claim-a-retry"]["action"] == "order", out
     assert s["claim-b-after"]["action"] == "order", out
+
+    # a node with another key file: no install, no order over the record
+    assert s["claim-c-otherkey"]["action"] == "idle", out
+    assert "sealed with another key file" in s["claim-c-otherkey"]["err"], out
+    assert not s["claim-c-otherkey"]["bundle"]
 
     status = json.loads(s["status-a"]["json"])
     assert status["node"] == "node-a" and status["reachable"] is True

@@ -4,6 +4,8 @@
  *
  *   fleet_probe ENDPOINTS KEY_FILE CHAIN_PEM KEY_PEM
  *
+ * (KEY_FILE.other: another node's key file, of another key.)
+ *
  * Prints one JSON object per step ({"step": NAME, ...}), then
  * {"step": "end"}.  The test reads the steps and checks them; the probe
  * itself decides nothing.
@@ -256,6 +258,18 @@ main(int argc, char **argv)
     acme_fleet_node_release_until(node_a, ID, (long long) time(NULL) + 1);
     step("claim-b-after", claim_json(node_b, na - 100, na));
     acme_fleet_node_release(node_b, ID);
+
+    /* a node set up with another key file (KEY_FILE.other) neither
+     * installs the record nor orders over it */
+    {
+        acme_fleet_node_t  *node_c;
+        char                other[512];
+
+        snprintf(other, sizeof(other), "%s.other", argv[2]);
+        node_c = node(argv[1], other, "node-c");
+        step("claim-c-otherkey", claim_json(node_c, 0, 0));
+        acme_fleet_node_free(node_c);
+    }
 
     {
         char  *s = acme_fleet_node_status_json(node_a);

@@ -71,6 +71,24 @@ UNIT_TEST(fleet_record_roundtrip)
                                    &bundle, &blen, NULL, NULL, NULL, NULL,
                                    err, sizeof(err)) == -1);
     CHECK(bundle == NULL && strstr(err, "does not open") != NULL);
+
+    /* a node with another key file: told apart from an altered record */
+    {
+        static const unsigned char seal2[ACME_SEAL_KEY_LEN] =
+            "another-fleet-key-0123456789abc";
+        char  kid[17], kid2[17];
+
+        acme_fleet_key_id(seal, kid);
+        acme_fleet_key_id(seal2, kid2);
+        CHECK(strlen(kid) == 16 && strcmp(kid, kid2) != 0);
+        CHECK(strstr(json, kid) != NULL);
+        CHECK(acme_fleet_record_decode(json, strlen(json), seal2,
+                                       "/acme/certs/a", &bundle, &blen, NULL,
+                                       NULL, NULL, NULL, err, sizeof(err))
+              == ACME_FLEET_OTHER_KEY);
+        CHECK(bundle == NULL && strstr(err, "another key file") != NULL);
+        CHECK(strstr(err, kid2) != NULL);
+    }
     free(json);
 
     /* a key that is not the leaf's: refused */
