@@ -126,3 +126,13 @@ def server(request):
     if request.param == "nginx":
         return servers.make("nginx", nginx_factory=request.getfixturevalue("nginx_factory"))
     return servers.make(request.param, apache_factory=request.getfixturevalue("apache_factory"))
+
+
+@pytest.fixture
+def etcd(workdir):
+    """A real etcd (Debian's etcd-server) on loopback, stopped after the
+    test (etcd.py)."""
+    from etcd import Etcd
+    e = Etcd(workdir).start()
+    yield e
+    e.stop()

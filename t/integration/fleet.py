@@ -206,3 +206,23 @@ def start_fleet(make_server, pebble, workdir, endpoints, key_file, addrs, issuer
     if errors:
         raise errors[0]
     return nodes
+
+
+def nginx_nodes(nginx_factory):
+    """start_fleet's make_server for nginx nodes."""
+    import servers
+    return lambda name: servers.Nginx(nginx_factory).configure(name=name)
+
+
+def served_serials(nodes, root_file, name="a.example.test"):
+    """{node name: serial (hex) of the certificate it serves for name, or
+    None when it serves none that verifies}."""
+    from tlsutil import serial_hex, served_cert
+    out = {}
+    for n in nodes:
+        try:
+            out[n.node_name] = serial_hex(served_cert(n.https_port, name, cafile=root_file,
+                                                      host=n.addr))
+        except Exception:
+            out[n.node_name] = None
+    return out

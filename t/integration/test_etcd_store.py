@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 
-import pytest
 
 from etcd import Etcd
 
@@ -29,13 +28,6 @@ def kv(endpoints, *args, user=None, password=None, ca=None, repeat=1):
                          check=True, capture_output=True, text=True,
                          timeout=30, env=env).stdout
     return json.loads(out)
-
-
-@pytest.fixture
-def etcd(workdir):
-    e = Etcd(workdir).start()
-    yield e
-    e.stop()
 
 
 def test_one_winner_and_fenced_writes(etcd):

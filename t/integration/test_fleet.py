@@ -12,39 +12,15 @@ keeps serving and reports the store unreachable until it is back."""
 
 import os
 
-import pytest
 
 import servers
-from etcd import Etcd
-from fleet import Balancer, start_fleet, write_key_file
+from fleet import nginx_nodes, served_serials, Balancer, start_fleet, write_key_file
 from pebble import HTTP_PORT, TLS_PORT
-from tlsutil import http_get, serial_hex, served_cert, wait_for
+from tlsutil import http_get, wait_for
 
 ADDRS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 CERT_ID = "a.example.test_ecdsa-256"
 TIMEOUT = 60
-
-
-@pytest.fixture
-def etcd(workdir):
-    e = Etcd(workdir).start()
-    yield e
-    e.stop()
-
-
-def _nginx_nodes(nginx_factory):
-    return lambda name: servers.Nginx(nginx_factory).configure(name=name)
-
-
-def _serials(nodes, root_file):
-    out = {}
-    for n in nodes:
-        try:
-            out[n.node_name] = serial_hex(served_cert(n.https_port, "a.example.test",
-                                                      cafile=root_file, host=n.addr))
-        except Exception:
-            out[n.node_name] = None
-    return out
 
 
 def test_fleet_cold_start_one_order(nginx_factory, pebble_factory, workdir, etcd):
@@ -53,11 +29,11 @@ def test_fleet_cold_start_one_order(nginx_factory, pebble_factory, workdir, etcd
     key_file = write_key_file(workdir)
 
     with Balancer("127.0.0.1", HTTP_PORT, [(a, HTTP_PORT) for a in ADDRS]) as lb:
-        nodes = start_fleet(_nginx_nodes(nginx_factory), pebble, workdir,
+        nodes = start_fleet(nginx_nodes(nginx_factory), pebble, workdir,
                             etcd.endpoint, key_file, ADDRS)
 
         def same_everywhere():
-            s = _serials(nodes, root_file)
+            s = served_serials(nodes, root_file)
             return s if None not in s.values() and len(set(s.values())) == 1 else None
 
         serials = wait_for(same_everywhere, TIMEOUT, "every node serving one certificate")
@@ -111,7 +87,7 @@ def test_fleet_cold_start_one_order(nginx_factory, pebble_factory, workdir, etcd
         _, _, prom = http_get("http://%s:%d/acme-status?format=prometheus"
                               % (n.addr, n.http_port), host="a.example.test")
         assert b"\nacme_store_reachable 0\n" in prom, prom[-500:]
-    assert _serials(nodes, root_file) == serials
+    assert served_serials(nodes, root_file) == serials
     etcd.start()
     for n in nodes:
         wait_for(lambda: n.status()["store"]["reachable"] is True, 20,
@@ -166,12 +142,12 @@ def test_fleet_tls_alpn_any_node_answers(nginx_factory, pebble_factory, workdir,
     key_file = write_key_file(workdir)
 
     with Balancer("127.0.0.1", TLS_PORT, [(a, TLS_PORT) for a in ADDRS]) as lb:
-        nodes = start_fleet(_nginx_nodes(nginx_factory), pebble, workdir, etcd.endpoint,
+        nodes = start_fleet(nginx_nodes(nginx_factory), pebble, workdir, etcd.endpoint,
                             key_file, ADDRS, issuer={"challenge": "tls-alpn-01"},
                             setup=lambda s: s.use_tls_alpn())
 
         def same_everywhere():
-            s = _serials(nodes, root_file)
+            s = served_serials(nodes, root_file)
             return s if None not in s.values() and len(set(s.values())) == 1 else None
 
         wait_for(same_everywhere, TIMEOUT, "every node serving one certificate")
@@ -195,9 +171,9 @@ def test_fleet_store_down_orders_alone_publishes_later(nginx_factory, pebble_fac
     etcd.stop()
 
     with Balancer("127.0.0.1", HTTP_PORT, [(ADDRS[0], HTTP_PORT)]):
-        node, = start_fleet(_nginx_nodes(nginx_factory), pebble, workdir,
+        node, = start_fleet(nginx_nodes(nginx_factory), pebble, workdir,
                             etcd.endpoint, key_file, ADDRS[:1])
-        serial = wait_for(lambda: _serials([node], root_file)["n1"], TIMEOUT,
+        serial = wait_for(lambda: served_serials([node], root_file)["n1"], TIMEOUT,
                           "n1 serving a certificate ordered alone")
         log = node.error_log()
         assert log.count("acme_store: the shared store is unreachable") == 1, log
@@ -212,7 +188,7 @@ def test_fleet_store_down_orders_alone_publishes_later(nginx_factory, pebble_fac
         dump = etcd.etcdctl("get", "--prefix", "/acme/certs/")
         assert "/acme/certs/" + CERT_ID in dump and "PRIVATE KEY" not in dump
         assert pebble.orders_created() == 1
-        assert _serials([node], root_file)["n1"] == serial
+        assert served_serials([node], root_file)["n1"] == serial
         c = [c for c in node.status()["certificates"] if c["id"] == CERT_ID][0]
         assert c["fleet"]["action"] == "publish", c["fleet"]
 
@@ -222,6 +198,6 @@ def test_fleet_store_down_orders_alone_publishes_later(nginx_factory, pebble_fac
         wait_for(lambda: (node.status()["store"] or {}).get("reachable") is True, 20,
                  "the new workers' node reaching the store")
         assert node.status()["store"]["node"] == "n1"
-        assert _serials([node], root_file)["n1"] == serial
+        assert served_serials([node], root_file)["n1"] == serial
         assert pebble.orders_created() == 1
         assert not node.problems(), node.problems()

@@ -12,23 +12,14 @@ import os
 import re
 import shutil
 
-import pytest
 
 import servers
-from etcd import Etcd
 from fleet import Balancer, write_key_file
 from pebble import HTTP_PORT, TLS_PORT
 from tlsutil import served_cert, wait_for
 
 NAMES = ("a.example.test", "b.example.test")
 CERT_ID = "a.example.test_ecdsa-256"
-
-
-@pytest.fixture
-def etcd(workdir):
-    e = Etcd(workdir).start()
-    yield e
-    e.stop()
 
 
 def node(server, name, addr, pebble, workdir, etcd, key_file, issuer=None):

@@ -21,13 +21,11 @@ import signal
 import time
 import pytest
 
-import servers
 import shortlived
 from ca_proxy import CaProxy
-from etcd import Etcd
-from fleet import Balancer, start_fleet, write_key_file
+from fleet import nginx_nodes, served_serials, Balancer, start_fleet, write_key_file
 from pebble import HTTP_PORT
-from tlsutil import serial_hex, served_cert, wait_for
+from tlsutil import wait_for
 
 ADDRS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 NAME = "a.example.test"
@@ -38,31 +36,9 @@ VALIDITY = 20           # s: pebble's certificates in the renewal test
 RENEWALS = 2
 
 
-@pytest.fixture
-def etcd(workdir):
-    e = Etcd(workdir).start()
-    yield e
-    e.stop()
-
-
-def _nginx_nodes(nginx_factory):
-    return lambda name: servers.Nginx(nginx_factory).configure(name=name)
-
-
-def _serials(nodes, root_file):
-    out = {}
-    for n in nodes:
-        try:
-            out[n.node_name] = serial_hex(served_cert(n.https_port, NAME, cafile=root_file,
-                                                      host=n.addr))
-        except Exception:
-            out[n.node_name] = None
-    return out
-
-
 def _one_serial(nodes, root_file):
     """The serial every node serves, when they all serve the same one."""
-    s = _serials(nodes, root_file)
+    s = served_serials(nodes, root_file, NAME)
     return s if None not in s.values() and len(set(s.values())) == 1 else None
 
 
@@ -85,7 +61,7 @@ def _held_fleet(nginx_factory, pebble_factory, workdir, etcd):
     proxy = CaProxy(pebble)
     proxy.faults["/finalize-order/"] = ["hold"]
     proxy.start()
-    nodes = start_fleet(_nginx_nodes(nginx_factory), proxy, workdir, etcd.endpoint,
+    nodes = start_fleet(nginx_nodes(nginx_factory), proxy, workdir, etcd.endpoint,
                         write_key_file(workdir), ADDRS, store_opts="lease_ttl=%d" % LEASE_TTL)
     wait_for(lambda: proxy.held == 1, TIMEOUT, "an order's finalize held")
     holder_name = etcd.etcdctl("get", "--print-value-only",
@@ -174,7 +150,7 @@ def test_fleet_short_lived_renewals(nginx_factory, pebble_factory, workdir, etcd
     fails, none gets an expired certificate, one order per renewal."""
     pebble = pebble_factory(nonce_reject=0, validity=VALIDITY)
     root_file = pebble.write_root(os.path.join(workdir, "root.pem"))
-    nodes = start_fleet(_nginx_nodes(nginx_factory), pebble, workdir, etcd.endpoint,
+    nodes = start_fleet(nginx_nodes(nginx_factory), pebble, workdir, etcd.endpoint,
                         write_key_file(workdir), ADDRS)
     wait_for(lambda: _one_serial(nodes, root_file), TIMEOUT, "every node serving one certificate")
 
@@ -225,7 +201,7 @@ def test_fleet_failed_order_backs_off_as_one(nginx_factory, pebble_factory, work
                                                    "policy forbids it")
     proxy.start()
     try:
-        nodes = start_fleet(_nginx_nodes(nginx_factory), proxy, workdir, etcd.endpoint,
+        nodes = start_fleet(nginx_nodes(nginx_factory), proxy, workdir, etcd.endpoint,
                             write_key_file(workdir), ADDRS, issuer={"retry_delay": "8s"},
                             store_opts="lease_ttl=%d" % LEASE_TTL)
         failed = "order failed"
@@ -260,7 +236,7 @@ def test_fleet_etcd_outage_then_renewal(nginx_factory, pebble_factory, workdir, 
     import http.client
     pebble = pebble_factory(nonce_reject=0)
     root_file = pebble.write_root(os.path.join(workdir, "root.pem"))
-    nodes = start_fleet(_nginx_nodes(nginx_factory), pebble, workdir, etcd.endpoint,
+    nodes = start_fleet(nginx_nodes(nginx_factory), pebble, workdir, etcd.endpoint,
                         write_key_file(workdir), ADDRS, control=True)
     first = wait_for(lambda: _one_serial(nodes, root_file), TIMEOUT,
                      "every node serving the first certificate")
@@ -279,7 +255,7 @@ def test_fleet_etcd_outage_then_renewal(nginx_factory, pebble_factory, workdir, 
     conn.close()
     deadline = time.monotonic() + OUTAGE
     while time.monotonic() < deadline:
-        assert _serials(nodes, root_file) == first
+        assert served_serials(nodes, root_file, NAME) == first
         time.sleep(1)
     assert pebble.orders_created() == 1, "an order while etcd was down"
 
