@@ -1617,7 +1617,8 @@ fleet_publish(watch_t *w)
         acme_fleet_record_t  rec;
         acme_kv_status_t     rc;
         int64_t              rev;
-        long long            store_na, not_before, not_after;
+        long long            store_na, not_before, not_after, next_check;
+        acme_fleet_facts_t   f;
         char                *pem = NULL, *key_pem = NULL;
         char                 err[ACME_ERRLEN];
         size_t               len = 0, at;
@@ -1661,7 +1662,16 @@ fleet_publish(watch_t *w)
         not_before = info.not_before;
         not_after = info.not_after;
         acme_cert_info_free(&info);
-        if (not_after <= store_na) {
+        memset(&f, 0, sizeof(f));
+        f.now = now_sec();
+        f.local_not_before = not_before;
+        f.local_not_after = not_after;
+        f.local_unpublished = 1;
+        f.store_reachable = 1;
+        f.store_has_record = store_na != 0;
+        f.store_not_after = store_na;
+        f.poll = FLEET_POLL_SEC;
+        if (acme_fleet_next(&f, &next_check) != ACME_FLEET_PUBLISH) {
             /* the store's is as new or newer: installed from there */
             pthread_mutex_lock(&fleet_mu);
             j->fleet_unpublished = 0;

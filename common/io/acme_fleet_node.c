@@ -71,6 +71,18 @@ struct acme_fleet_node_s {
 
 /* ---- configuration ---- */
 
+static void
+free_strv(char **v, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+
 static int
 name_ok(const char *s)
 {
@@ -276,15 +288,10 @@ failed:
 void
 acme_fleet_conf_free(acme_fleet_conf_t *conf)
 {
-    size_t  i;
-
     if (conf == NULL) {
         return;
     }
-    for (i = 0; i < conf->n_endpoints; i++) {
-        free(conf->endpoints[i]);
-    }
-    free(conf->endpoints);
+    free_strv(conf->endpoints, conf->n_endpoints);
     free(conf->prefix);
     free(conf->key_file);
     free(conf->node);
@@ -372,18 +379,6 @@ acme_fleet_conf_load(const acme_fleet_conf_t *conf,
 
 
 /* ---- the node ---- */
-
-static void
-free_strv(char **v, size_t n)
-{
-    size_t  i;
-
-    for (i = 0; i < n; i++) {
-        free(v[i]);
-    }
-    free(v);
-}
-
 
 acme_fleet_node_t *
 acme_fleet_node_new(const acme_fleet_conf_t *conf, char *err, size_t errlen)
@@ -731,6 +726,18 @@ list(acme_fleet_node_t *n, const char *kind, int64_t min_revision,
 }
 
 
+static void
+chal_free(acme_fleet_chal_t *c)
+{
+    free(c->type);
+    free(c->identifier);
+    free(c->token);
+    free(c->key_authz);
+    free(c->node);
+    memset(c, 0, sizeof(*c));
+}
+
+
 static int
 chal_decode(const acme_kv_pair_t *p, acme_fleet_chal_t *c)
 {
@@ -755,12 +762,7 @@ chal_decode(const acme_kv_pair_t *p, acme_fleet_chal_t *c)
         || c->key_authz == NULL
         || !acme_token_ok(c->token, strlen(c->token)))
     {
-        free(c->type);
-        free(c->identifier);
-        free(c->token);
-        free(c->key_authz);
-        free(c->node);
-        memset(c, 0, sizeof(*c));
+        chal_free(c);
         return -1;
     }
     return 0;
@@ -944,11 +946,7 @@ acme_fleet_sync_free(acme_fleet_sync_t *s)
         return;
     }
     for (i = 0; i < s->n_chals; i++) {
-        free(s->chals[i].type);
-        free(s->chals[i].identifier);
-        free(s->chals[i].token);
-        free(s->chals[i].key_authz);
-        free(s->chals[i].node);
+        chal_free(&s->chals[i]);
     }
     free(s->chals);
     free_strv(s->gone, s->n_gone);
