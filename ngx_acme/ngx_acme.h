@@ -345,8 +345,11 @@ typedef struct ngx_acme_srv_conf_s {
     u_char                   *file;
     ngx_uint_t                line;
 
-    ngx_str_t                *fallback_cert;  /* what we injected into */
-    ngx_str_t                *fallback_key;   /* ngx_http_ssl_module */
+    ngx_str_t                *fallback_cert;  /* the markers we injected */
+    ngx_str_t                *fallback_key;   /* into ngx_http_ssl_module */
+    EVP_PKEY                 *placeholder_key;/* the placeholder's (shared) */
+    const char              **placeholder_names;
+    ngx_uint_t                placeholder_n;
     acme_job_bridge_t        *bridge;         /* the server's own
                                                  ssl_certificate, or NULL */
 
@@ -396,7 +399,6 @@ typedef struct {
      * EC P-256, [1] RSA-2048 (only for a server whose first
      * acme_certificate is RSA, see ngx_acme_ssl_fallback)
      */
-    ngx_str_t                 fallback_key_pem[2];
     EVP_PKEY                 *fallback_key[2];/* the same keys (freed with
                                                  the configuration's pool) */
     acme_x509_cache_t        *x509_cache;     /* per worker: the chain
@@ -508,6 +510,8 @@ ngx_pid_t ngx_acme_shm_lease_pid(ngx_acme_main_conf_t *amcf);
 /* ngx_acme_ssl.c */
 ngx_int_t ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     ngx_acme_srv_conf_t *ascf, ngx_array_t *names);
+void ngx_acme_ssl_placeholder_merge(ngx_acme_srv_conf_t *ascf,
+    ngx_http_ssl_srv_conf_t *sscf);
 ngx_int_t ngx_acme_ssl_add_server(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     SSL_CTX *ctx, ngx_acme_srv_conf_t *head);
 void ngx_acme_ssl_callbacks(ngx_acme_main_conf_t *amcf);
@@ -515,7 +519,8 @@ void ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_ssl_master_install(ngx_acme_main_conf_t *amcf, ngx_log_t *log);
 void ngx_acme_ssl_free(ngx_acme_main_conf_t *amcf);
 ngx_int_t ngx_acme_ssl_parse(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
-    u_char *pem, size_t len, ngx_uint_t cgen, ngx_log_t *log);
+    u_char *pem, size_t len, ngx_uint_t cgen, acme_cert_info_t *out,
+    ngx_log_t *log);
 
 /* ngx_acme_bridge.c */
 ngx_int_t ngx_acme_bridge_merge(ngx_conf_t *cf, ngx_acme_srv_conf_t *ascf,

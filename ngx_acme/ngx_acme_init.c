@@ -403,52 +403,58 @@ ngx_acme_init_module(ngx_cycle_t *cycle)
                         sizeof(slot->status.store_error));
         }
 
-        parsed = 0;
-
-        if (rc == 1 && pem) {
-            if (acme_cert_info_from_pem(pem, len, &info, err, sizeof(err))
-                == 0)
-            {
-                if (ngx_acme_shm_set_bundle_locked(amcf, slot, pem, len, 1)
-                    == NGX_OK)
-                {
-                    ngx_acme_shm_set_info_locked(slot, &info);
-                    parsed = slot->generation;
-
-                    /* it waits for the lease holder, as when issued */
-                    if (next
-                        && ngx_acme_shm_hold_locked(amcf, slot, next,
-                                                    next_len, &next_info, at)
-                           == NGX_OK)
-                    {
-                        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
-                                      "acme: certificate \"%V\": %s",
-                                      &cert->id,
-                                      acme_job_pending_text(next_info.serial,
-                                          next_info.not_before,
-                                          (long long) ngx_time(), at, err,
-                                          sizeof(err)));
-                    }
-                }
-
-                acme_cert_info_free(&info);
-
-            } else {
-                ngx_log_error(NGX_LOG_ERR, cycle->log, 0,
-                              "acme: certificate \"%V\": stored bundle "
-                              "ignored: %s", &cert->id, err);
-            }
-        }
-
         ngx_acme_shm_unlock(amcf);
 
         /*
-         * parsed here, once: the workers inherit the objects (no parse in
-         * each worker before it serves); freed with the cycle
+         * Parsed here, once, with the details taken from the same parse:
+         * the workers inherit the objects (no parse in each worker before
+         * it serves); freed with the cycle.  No worker exists yet: the
+         * slot, just created, gets its next generation below.
          */
-        if (parsed) {
-            (void) ngx_acme_ssl_parse(amcf, cert, (u_char *) pem, len,
-                                      parsed, cycle->log);
+        if (rc == 1 && pem) {
+            parsed = slot->generation + 1;
+
+            if (ngx_acme_ssl_parse(amcf, cert, (u_char *) pem, len, parsed,
+                                   &info, cycle->log)
+                != NGX_OK)
+            {
+                parsed = 0;
+            }
+
+            ngx_acme_shm_lock(amcf);
+
+            if (parsed
+                && ngx_acme_shm_set_bundle_locked(amcf, slot, pem, len, 1)
+                   == NGX_OK)
+            {
+                ngx_acme_shm_set_info_locked(slot, &info);
+
+                /* it waits for the lease holder, as when issued */
+                if (next
+                    && ngx_acme_shm_hold_locked(amcf, slot, next, next_len,
+                                                &next_info, at)
+                       == NGX_OK)
+                {
+                    ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                                  "acme: certificate \"%V\": %s",
+                                  &cert->id,
+                                  acme_job_pending_text(next_info.serial,
+                                      next_info.not_before,
+                                      (long long) ngx_time(), at, err,
+                                      sizeof(err)));
+                }
+
+            } else {
+                /* not in the zone: nothing parsed, nothing to promote */
+                cert->generation = slot->generation;
+                cert->next_gen = 0;
+            }
+
+            ngx_acme_shm_unlock(amcf);
+
+            if (parsed) {
+                acme_cert_info_free(&info);
+            }
         }
 
         acme_bundle_free(pem, len);

@@ -271,6 +271,8 @@ ngx_acme_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    ngx_acme_ssl_placeholder_merge(ascf, sscf);
+
     return NGX_CONF_OK;
 }
 

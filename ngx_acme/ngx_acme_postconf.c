@@ -392,13 +392,12 @@ ngx_acme_postconfiguration(ngx_conf_t *cf)
                 return NGX_ERROR;
             }
 
+            /* without a bridge, our merge left both empty (ssl.c) */
             if (head->bridge == NULL
                 && (sscf->certificates == NULL
-                || sscf->certificates->nelts != 1
-                || ((ngx_str_t *) sscf->certificates->elts)->data
-                   != ascf->fallback_cert->data
+                || sscf->certificates->nelts != 0
                 || sscf->certificate_keys == NULL
-                || sscf->certificate_keys->nelts != 1))
+                || sscf->certificate_keys->nelts != 0))
             {
                 ngx_acme_conf_error(cf->log, ascf->file, ascf->line,
                                     "\"ssl_certificate\" and "

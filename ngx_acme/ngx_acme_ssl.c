@@ -32,13 +32,22 @@ static void ngx_acme_ssl_server_update(ngx_acme_server_t *srv,
     ngx_log_t *log);
 static void ngx_acme_ssl_server_callback(ngx_acme_server_t *srv);
 static void ngx_acme_ssl_key_cleanup(void *data);
+static void ngx_acme_ssl_placeholders(ngx_acme_main_conf_t *amcf,
+    ngx_log_t *log);
 
 
 /*
- * Puts a self-signed "data:" certificate and key into the server's
- * ngx_http_ssl_module configuration so that nginx's own checks pass and the
- * server answers TLS before the first issuance.  Called from the
- * acme_certificate directive, i.e. before ngx_http_ssl_module merges.
+ * Puts a marker "data:" certificate and key into the server's
+ * ngx_http_ssl_module configuration so that nginx's own checks pass (a
+ * "listen ... ssl" server needs ssl_certificate) and the bridge code can
+ * tell the server's own ssl_certificate lines from ours.  Called from the
+ * acme_certificate directive, i.e. before ngx_http_ssl_module merges; our
+ * merge then empties the arrays (ngx_acme_ssl_placeholder_merge), so that
+ * nginx loads nothing: decoding a PEM key per server{} costs about a
+ * millisecond with OpenSSL 3 (its generic decoder), a second per thousand
+ * servers at every start.  The master installs the placeholder itself
+ * (ngx_acme_ssl_placeholders), from the key kept here, and only into the
+ * contexts whose certificate is not stored yet.
  *
  * The placeholder's key type is the first acme_certificate's (EC P-256 for
  * ecdsa:*, RSA-2048 for rsa:*): the issued certificate of that type then
@@ -51,16 +60,18 @@ ngx_int_t
 ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     ngx_acme_srv_conf_t *ascf, ngx_array_t *names)
 {
-    u_char                   *p;
-    char                     *pem, *kpem;
-    size_t                    len, klen;
     EVP_PKEY                 *key;
-    ngx_str_t                *s, *fkey;
+    ngx_str_t                *s;
     const char               *fallback_name = "acme-fallback.invalid";
     const char              **list;
     ngx_uint_t                i, n, rsa;
     ngx_pool_cleanup_t       *cln;
     ngx_http_ssl_srv_conf_t  *sscf;
+
+    static ngx_str_t          marker_cert =
+        ngx_string("data:acme_certificate placeholder (certificate)");
+    static ngx_str_t          marker_key =
+        ngx_string("data:acme_certificate placeholder (key)");
 
     sscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module);
 
@@ -76,9 +87,8 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     rsa = (ascf->key_type == ACME_KEY_RSA_2048
            || ascf->key_type == ACME_KEY_RSA_3072
            || ascf->key_type == ACME_KEY_RSA_4096);
-    fkey = &amcf->fallback_key_pem[rsa];
 
-    if (fkey->len == 0) {
+    if (amcf->fallback_key[rsa] == NULL) {
         cln = ngx_pool_cleanup_add(cf->pool, 0);
         if (cln == NULL) {
             return NGX_ERROR;
@@ -91,32 +101,10 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
             return NGX_ERROR;
         }
 
-        /* kept for every placeholder of this configuration: a PEM key
-         * decode per server costs about a millisecond */
         amcf->fallback_key[rsa] = key;
         cln->handler = ngx_acme_ssl_key_cleanup;
         cln->data = key;
-
-        kpem = acme_key_to_pem(key, &klen);
-        if (kpem == NULL) {
-            return NGX_ERROR;
-        }
-
-        p = ngx_pnalloc(cf->pool, sizeof("data:") - 1 + klen);
-        if (p == NULL) {
-            free(kpem);
-            return NGX_ERROR;
-        }
-
-        fkey->data = p;
-        p = ngx_cpymem(p, "data:", sizeof("data:") - 1);
-        ngx_memcpy(p, kpem, klen);
-        fkey->len = sizeof("data:") - 1 + klen;
-
-        free(kpem);
     }
-
-    key = amcf->fallback_key[rsa];
 
     n = names ? names->nelts : 0;
 
@@ -139,40 +127,23 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
         n = 1;
     }
 
-    pem = acme_selfsigned_pem(key, list, n, 3650, &len);
-
-    if (pem == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "acme: cannot create the fallback certificate");
-        return NGX_ERROR;
-    }
+    ascf->placeholder_key = amcf->fallback_key[rsa];
+    ascf->placeholder_names = list;
+    ascf->placeholder_n = n;
 
     sscf->certificates = ngx_array_create(cf->pool, 1, sizeof(ngx_str_t));
     sscf->certificate_keys = ngx_array_create(cf->pool, 1, sizeof(ngx_str_t));
 
     if (sscf->certificates == NULL || sscf->certificate_keys == NULL) {
-        free(pem);
         return NGX_ERROR;
     }
 
     s = ngx_array_push(sscf->certificates);
     if (s == NULL) {
-        free(pem);
         return NGX_ERROR;
     }
 
-    s->len = sizeof("data:") - 1 + len;
-    s->data = ngx_pnalloc(cf->pool, s->len + 1);
-    if (s->data == NULL) {
-        free(pem);
-        return NGX_ERROR;
-    }
-
-    p = ngx_cpymem(s->data, "data:", sizeof("data:") - 1);
-    p = ngx_cpymem(p, pem, len);
-    *p = '\0';
-    free(pem);
-
+    *s = marker_cert;
     ascf->fallback_cert = s;
 
     s = ngx_array_push(sscf->certificate_keys);
@@ -180,10 +151,104 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
         return NGX_ERROR;
     }
 
-    *s = *fkey;
+    *s = marker_key;
     ascf->fallback_key = s;
 
     return NGX_OK;
+}
+
+
+/*
+ * From ngx_acme_merge_srv_conf, after the bridge's merge, before
+ * ngx_http_ssl_module's: a server without a bridge keeps its certificate
+ * arrays, emptied of our markers.  Empty but set, they pass nginx's checks
+ * ("no ssl_certificate is defined"), nginx creates the server's SSL_CTX
+ * as usual and loads nothing into it.
+ */
+void
+ngx_acme_ssl_placeholder_merge(ngx_acme_srv_conf_t *ascf,
+    ngx_http_ssl_srv_conf_t *sscf)
+{
+    if (ascf->fallback_cert == NULL || ascf->bridge) {
+        return;
+    }
+
+    /* ngx_acme_bridge_merge left nothing but the markers */
+    sscf->certificates->nelts = 0;
+    sscf->certificate_keys->nelts = 0;
+}
+
+
+/*
+ * The master, at start and on reload, before any worker of the cycle
+ * exists: the self-signed placeholder for each server whose first
+ * certificate the master has not parsed from the store (not issued yet,
+ * or a reload: the workers take it from the zone), so that the server
+ * answers TLS from the start.  A server whose stored certificate is
+ * installed next never gets one: signing a placeholder per server{} was
+ * about a tenth of the start with a thousand stored certificates.
+ */
+static void
+ngx_acme_ssl_placeholders(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
+{
+    BIO                   *bio;
+    X509                  *x509;
+    char                  *pem;
+    size_t                 len;
+    EVP_PKEY              *pub;
+    ngx_uint_t             i;
+    ngx_acme_cert_t       *cert;
+    ngx_acme_server_t    **sp;
+    ngx_acme_srv_conf_t   *head;
+
+    sp = amcf->servers.elts;
+
+    for (i = 0; i < amcf->servers.nelts; i++) {
+        head = sp[i]->head;
+
+        if (head->bridge || head->placeholder_key == NULL) {
+            continue;
+        }
+
+        cert = head->cert;
+
+        if (cert && cert->leaf) {
+            pub = X509_get0_pubkey(cert->leaf);
+
+            if (pub && EVP_PKEY_base_id(pub)
+                       == EVP_PKEY_base_id(head->placeholder_key))
+            {
+                /* the stored certificate takes the placeholder's slot */
+                continue;
+            }
+        }
+
+        pem = acme_selfsigned_pem(head->placeholder_key,
+                                  head->placeholder_names,
+                                  head->placeholder_n, 3650, &len);
+        x509 = NULL;
+
+        if (pem) {
+            bio = BIO_new_mem_buf(pem, (int) len);
+            x509 = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+            BIO_free(bio);
+            free(pem);
+        }
+
+        if (x509 == NULL
+            || SSL_CTX_use_cert_and_key(sp[i]->ctx, x509,
+                                        head->placeholder_key, NULL, 1)
+               != 1)
+        {
+            ngx_ssl_error(NGX_LOG_ALERT, log, 0,
+                          "acme: cannot install the placeholder "
+                          "certificate of the server of "
+                          "\"acme_certificate\" in %s:%ui",
+                          head->file, head->line);
+        }
+
+        X509_free(x509);
+    }
 }
 
 
@@ -234,10 +299,16 @@ ngx_acme_ssl_add_server(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
     srv->ctx = ctx;
     srv->head = head;
 
+    if (head->bridge == NULL && head->placeholder_key) {
+        /* the placeholder's type: the master installs it, or the stored
+         * certificate of that type (ngx_acme_ssl_placeholders) */
+        srv->loaded[srv->nloaded++] = EVP_PKEY_base_id(head->placeholder_key);
+    }
+
     /*
-     * What nginx loaded: the placeholder, or the bridge's certificates
-     * (one per key type, each in its own OpenSSL slot).  Listed the way
-     * ngx_event_openssl.c links them, as its OCSP stapling does.
+     * What nginx loaded: the bridge's certificates (one per key type, each
+     * in its own OpenSSL slot).  Listed the way ngx_event_openssl.c links
+     * them, as its OCSP stapling does.
      */
 
     for (x509 = SSL_CTX_get_ex_data(ctx, ngx_ssl_certificate_index);
@@ -569,7 +640,7 @@ ngx_acme_ssl_refresh(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
             continue;
         }
 
-        (void) ngx_acme_ssl_parse(amcf, cert, pem, len, cgen, log);
+        (void) ngx_acme_ssl_parse(amcf, cert, pem, len, cgen, NULL, log);
         ngx_free(pem);
     }
 
@@ -645,6 +716,9 @@ ngx_acme_ssl_master_install(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 
     ngx_acme_shm_unlock(amcf);
 
+    /* first, as nginx loads a static certificate before we install ours */
+    ngx_acme_ssl_placeholders(amcf, log);
+
     ngx_acme_ssl_servers_update(amcf, log);
 }
 
@@ -655,11 +729,13 @@ ngx_acme_ssl_master_install(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
  * for the bundles it loads from the store at start, before any worker
  * exists: the workers inherit them parsed (no parse per worker).
  * NGX_ERROR when the bundle is unusable (logged; cert->generation follows
- * anyway, it is not parsed again).
+ * anyway, it is not parsed again).  out, unless NULL: the leaf's details
+ * (the caller frees them; only on NGX_OK), from the same parse.
  */
 ngx_int_t
 ngx_acme_ssl_parse(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
-    u_char *pem, size_t len, ngx_uint_t cgen, ngx_log_t *log)
+    u_char *pem, size_t len, ngx_uint_t cgen, acme_cert_info_t *out,
+    ngx_log_t *log)
 {
     char                err[ACME_ERRLEN];
     X509               *leaf, *first;
@@ -739,7 +815,18 @@ ngx_acme_ssl_parse(ngx_acme_main_conf_t *amcf, ngx_acme_cert_t *cert,
                                                         : "master",
                       ngx_pid, info.serial);
 
-        acme_cert_info_free(&info);
+        if (out) {
+            *out = info;            /* the caller's to free */
+
+        } else {
+            acme_cert_info_free(&info);
+        }
+
+    } else if (out) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "acme: certificate \"%V\": stored bundle ignored: "
+                      "cannot inspect its certificate", &cert->id);
+        return NGX_ERROR;
     }
 
     return NGX_OK;

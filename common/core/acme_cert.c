@@ -157,6 +157,22 @@ failed:
     return -1;
 }
 
+/* acme_key_spki_pin of the certificate's key, from its SPKI as read */
+static int
+cert_spki_pin(X509 *x, char *out, size_t len)
+{
+    unsigned char  *der = NULL;
+    int             n, rc;
+
+    n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+    if (n <= 0 || der == NULL) {
+        return acme_key_spki_pin(X509_get0_pubkey(x), out, len);
+    }
+    rc = acme_spki_pin_der(der, (size_t) n, out, len);
+    OPENSSL_free(der);
+    return rc;
+}
+
 int
 acme_cert_info_from_x509(X509 *x, acme_cert_info_t *out)
 {
@@ -193,8 +209,7 @@ acme_cert_info_from_x509(X509 *x, acme_cert_info_t *out)
     out->key_type = acme_key_type_of(X509_get0_pubkey(x), &kt) == 0
                     ? (int) kt : -1;
     acme_key_desc(X509_get0_pubkey(x), out->key_name, sizeof(out->key_name));
-    (void) acme_key_spki_pin(X509_get0_pubkey(x), out->spki_pin,
-                             sizeof(out->spki_pin));
+    (void) cert_spki_pin(x, out->spki_pin, sizeof(out->spki_pin));
 
     ERR_clear_error();
     return 0;

@@ -372,9 +372,8 @@ acme_key_desc(EVP_PKEY *key, char *buf, size_t len)
 int
 acme_key_spki_pin(EVP_PKEY *key, char *out, size_t len)
 {
-    unsigned char   md[SHA256_DIGEST_LENGTH];
     unsigned char  *der = NULL;
-    int             n;
+    int             n, rc;
 
     if (out == NULL || len < ACME_SPKI_PIN_LEN) {
         return -1;
@@ -388,8 +387,24 @@ acme_key_spki_pin(EVP_PKEY *key, char *out, size_t len)
     if (n <= 0 || der == NULL) {
         return -1;
     }
-    SHA256(der, (size_t) n, md);
+    rc = acme_spki_pin_der(der, (size_t) n, out, len);
     OPENSSL_free(der);
+    return rc;
+}
+
+int
+acme_spki_pin_der(const unsigned char *der, size_t n, char *out, size_t len)
+{
+    unsigned char  md[SHA256_DIGEST_LENGTH];
+
+    if (out == NULL || len < ACME_SPKI_PIN_LEN) {
+        return -1;
+    }
+    out[0] = '\0';
+    if (der == NULL || n == 0) {
+        return -1;
+    }
+    SHA256(der, n, md);
 
     /* 32 bytes -> 44 characters and a NUL */
     if (EVP_EncodeBlock((unsigned char *) out, md, (int) sizeof(md)) != 44) {

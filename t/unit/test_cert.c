@@ -123,6 +123,13 @@ UNIT_TEST(cert_selfsigned_rsa_and_long_cn)
         free(expect);
         CHECK_INT(acme_cert_info_names_equal(&info, names, 2), 1);
         CHECK_INT(info.not_after - info.not_before, 86400);
+        {
+            /* the pin read from the certificate's SPKI is the key's */
+            char pin[ACME_SPKI_PIN_LEN];
+
+            CHECK_INT(acme_key_spki_pin(key, pin, sizeof(pin)), 0);
+            CHECK_STR(info.spki_pin, pin);
+        }
         acme_cert_info_free(&info);
 
         x = pem_x509(pem);
