@@ -173,6 +173,7 @@ typedef struct {
 /* One ACME error / renewal state kept in the shared zone per certificate. */
 typedef struct {
     ngx_queue_t               queue;
+    ngx_str_node_t            sn;             /* in sh->slot_tree, by id */
     u_char                    id[NGX_ACME_ID_LEN];
 
     ngx_uint_t                generation;     /* bumped on every new bundle */
@@ -247,6 +248,8 @@ typedef struct {
 typedef struct {
     ngx_acme_worker_t         workers[NGX_ACME_MAX_WORKERS];
     ngx_queue_t               slots;
+    ngx_rbtree_t              slot_tree;      /* the slots by id */
+    ngx_rbtree_node_t         slot_sentinel;
     acme_chal_table_t        *tokens;         /* pending challenges, an
                                                  eighth of the zone */
     ngx_pid_t                 lease_pid;

@@ -79,6 +79,8 @@ ngx_acme_shm_init(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     ngx_queue_init(&sh->slots);
+    ngx_rbtree_init(&sh->slot_tree, &sh->slot_sentinel,
+                    ngx_str_rbtree_insert_value);
 
     /* pending challenges: a fixed table, an eighth of the zone */
     size = ngx_align(shm_zone->shm.size / NGX_ACME_TOKENS_SHARE,
@@ -134,12 +136,17 @@ ngx_acme_shm_unlock(ngx_acme_main_conf_t *amcf)
 }
 
 
-/* Finds or creates the slot of a certificate id; called locked. */
+/*
+ * Finds or creates the slot of a certificate id; called locked.  A tree
+ * by id (ngx_str_rbtree, as nginx's own zones index their nodes): the
+ * master looks up every certificate at each start and reload.
+ */
 ngx_acme_slot_t *
 ngx_acme_shm_slot(ngx_acme_main_conf_t *amcf, ngx_str_t *id,
     ngx_uint_t *created)
 {
-    ngx_queue_t       *q;
+    uint32_t           hash;
+    ngx_str_node_t    *sn;
     ngx_slab_pool_t   *shpool;
     ngx_acme_slot_t   *slot;
     ngx_acme_shctx_t  *sh;
@@ -149,19 +156,16 @@ ngx_acme_shm_slot(ngx_acme_main_conf_t *amcf, ngx_str_t *id,
 
     *created = 0;
 
-    for (q = ngx_queue_head(&sh->slots);
-         q != ngx_queue_sentinel(&sh->slots);
-         q = ngx_queue_next(q))
-    {
-        slot = ngx_queue_data(q, ngx_acme_slot_t, queue);
-
-        if (ngx_strcmp(slot->id, id->data) == 0) {
-            return slot;
-        }
-    }
-
     if (id->len >= NGX_ACME_ID_LEN) {
         return NULL;
+    }
+
+    hash = ngx_crc32_short(id->data, id->len);
+
+    sn = ngx_str_rbtree_lookup(&sh->slot_tree, id, hash);
+    if (sn) {
+        return (ngx_acme_slot_t *) ((u_char *) sn
+                                    - offsetof(ngx_acme_slot_t, sn));
     }
 
     slot = ngx_slab_calloc_locked(shpool, sizeof(ngx_acme_slot_t));
@@ -170,6 +174,10 @@ ngx_acme_shm_slot(ngx_acme_main_conf_t *amcf, ngx_str_t *id,
     }
 
     ngx_memcpy(slot->id, id->data, id->len);
+    slot->sn.node.key = hash;
+    slot->sn.str.len = id->len;
+    slot->sn.str.data = slot->id;
+    ngx_rbtree_insert(&sh->slot_tree, &slot->sn.node);
     ngx_queue_insert_tail(&sh->slots, &slot->queue);
 
     *created = 1;
