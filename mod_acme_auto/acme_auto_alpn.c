@@ -58,9 +58,6 @@ static alpn_cached_t    alpn_cache[ALPN_CACHE_SIZE];
 static int              alpn_cache_next;
 static pthread_mutex_t  alpn_cache_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* Marker in c->conn_config: the connection switched to acme-tls/1. */
-static const char alpn_switched[] = ACME_ALPN_PROTO;
-
 /* The identifier the SNI stands for, when it has a pending challenge. */
 static const char *
 pending_identifier(const char *sni, char *ident, apr_size_t ilen,
@@ -119,8 +116,7 @@ alpn_switch(conn_rec *c, request_rec *r, server_rec *s, const char *protocol)
     {
         return DECLINED;        /* another module's (mod_md's) */
     }
-    ap_set_module_config(c->conn_config, &acme_auto_module,
-                         (void *) alpn_switched);
+    acme_auto_conn(c, 1)->alpn_switched = 1;
     c->keepalive = AP_CONN_CLOSE;
     return OK;
 }
@@ -218,12 +214,10 @@ alpn_answer(conn_rec *c, const char *servername, const char **pcert_pem,
     const char **pkey_pem)
 {
     char        ident[ACME_AUTO_IDENT_MAX], key_authz[ACME_AUTO_KEYAUTHZ_MAX];
-    const char *id;
+    const char       *id;
+    acme_auto_conn_t *ac = acme_auto_conn(c, 0);
 
-    if (servername == NULL
-        || ap_get_module_config(c->conn_config, &acme_auto_module)
-           != alpn_switched)
-    {
+    if (servername == NULL || ac == NULL || !ac->alpn_switched) {
         return DECLINED;
     }
     id = pending_identifier(servername, ident, sizeof(ident), key_authz,

@@ -100,6 +100,7 @@ acme_auto_register_hooks(apr_pool_t *p)
     ap_hook_post_read_request(acme_auto_post_read_request, NULL, NULL,
                               APR_HOOK_MIDDLE + 1);
     acme_auto_alpn_register_hooks();
+    acme_auto_ssl_register_hooks();
     ap_hook_handler(acme_auto_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
     /* mod_status' page and ?auto: bound by name, only when it is loaded */
     APR_OPTIONAL_HOOK(ap, status_hook, acme_auto_status_hook, NULL, NULL,

@@ -311,6 +311,18 @@ acme_status_cert_t *acme_auto_inventory_status(apr_pool_t *p,
 int acme_auto_ssl_init_server(server_rec *s, apr_pool_t *p, int is_proxy,
     SSL_CTX *ctx);
 void acme_auto_ssl_child_init(apr_pool_t *pchild, server_rec *s);
+/* pre_connection / post_read_request hooks that tell when a connection may
+ * still copy certificates out of mod_ssl's contexts */
+void acme_auto_ssl_register_hooks(void);
+
+/* A connection's c->conn_config for this module (create: allocate it in
+ * c->pool; else NULL when there is none). */
+typedef struct {
+    int     in_flight;      /* counted by acme_auto_ssl.c */
+    int     alpn_switched;  /* switched to acme-tls/1 (acme_auto_alpn.c) */
+} acme_auto_conn_t;
+
+acme_auto_conn_t *acme_auto_conn(conn_rec *c, int create);
 
 /* acme_auto_jobs.c */
 int acme_auto_jobs_register(server_rec *s, apr_pool_t *pconf);

@@ -1,19 +1,30 @@
-"""nginx only (issue 9): the handshake path is nginx's own, as with a static
+"""Issue 9: the handshake path is the server's own, as with a static
+certificate file.
+
+nginx: the handshake path is nginx's own, as with a static
 ssl_certificate.  The worker installs the issued certificate into the
 server's SSL_CTX once (SSL_CTX_use_cert_and_key) and no longer swaps
 certificates on each connection (SSL_certs_clear + SSL_use_cert_and_key in
 a certificate callback).  A tiny LD_PRELOAD shim in front of libssl counts
 those calls in the nginx processes.  On a restart with the certificate in
 the store, the master installs it before forking (the workers inherit the
-context ready, and touch no certificate page of their own)."""
+context ready, and touch no certificate page of their own).
+
+Apache: a child writes a newly issued certificate (and the pair of an
+ECDSA + RSA vhost found in the store at startup) into its copy of mod_ssl's
+context while no connection is in flight, instead of its cert callback
+installing it on every handshake (SSL_certs_clear + SSL_use_cert_and_key)."""
 
 import os
 import subprocess
 
+import pytest
+
 from nginx_server import start_managed
 from pebble import HTTP_PORT
 from servers import HTTPS_PORT
-from tlsutil import served_cert, sans, wait_acme_cert
+from tlsutil import (is_self_signed, key_desc, s_client_leaf, served_cert, sans,
+                     wait_acme_cert, wait_for)
 
 SHIM = r"""
 #define _GNU_SOURCE
@@ -69,8 +80,8 @@ void SSL_certs_clear(void *s)
 HANDSHAKES = 20
 
 
-def test_certificate_lives_in_the_ssl_ctx(nginx_factory, pebble, root_file, state_dir,
-                                          workdir):
+def _shim(workdir):
+    """(shim .so, counts file)"""
     src = os.path.join(workdir, "shim.c")
     so = os.path.join(workdir, "shim.so")
     with open(src, "w") as f:
@@ -79,7 +90,18 @@ def test_certificate_lives_in_the_ssl_ctx(nginx_factory, pebble, root_file, stat
                    check=True, timeout=60)
     counts = os.path.join(workdir, "calls")
     open(counts, "w").close()
-    os.chmod(counts, 0o666)                 # the workers run as www-data
+    os.chmod(counts, 0o666)                 # the workers / children run as www-data
+    return so, counts
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def test_certificate_lives_in_the_ssl_ctx(nginx_factory, pebble, root_file, state_dir,
+                                          workdir):
+    so, counts = _shim(workdir)
 
     srv = nginx_factory(workers=1)
     srv.extra_env = {"LD_PRELOAD": so, "ACME_SHIM_LOG": counts}
@@ -115,3 +137,64 @@ def test_certificate_lives_in_the_ssl_ctx(nginx_factory, pebble, root_file, stat
         restart = f.read()
     assert "X" in restart and "x" not in restart and "c" not in restart, restart
     assert not srv.alerts(), srv.alerts()
+
+
+# TLS 1.2 and 1.3, each key type, with and without SNI (the vhost is the
+# port's default)
+APACHE_CASES = [
+    (["-tls1_2", "-sigalgs", "ECDSA+SHA256"], "ecdsa:256"),
+    (["-tls1_2", "-sigalgs", "RSA+SHA256"], "rsa:2048"),
+    (["-tls1_3", "-sigalgs", "ecdsa_secp256r1_sha256"], "ecdsa:256"),
+    (["-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256"], "rsa:2048"),
+]
+
+
+def _apache_handshakes(serials=None):
+    """Each case with and without SNI: the issued certificate of the right
+    key type; returns {key: serial}."""
+    got = {}
+    for sni in ("a.example.test", None):
+        for args, want in APACHE_CASES:
+            leaf = s_client_leaf(HTTPS_PORT, sni, *args)
+            assert leaf is not None and not is_self_signed(leaf), (sni, args, leaf)
+            assert key_desc(leaf) == want, (sni, args, key_desc(leaf))
+            got.setdefault(want, set()).add(leaf.serial_number)
+    assert all(len(v) == 1 for v in got.values()), got
+    got = {k: v.pop() for k, v in got.items()}
+    if serials is not None:
+        assert got == serials, (got, serials)
+    return got
+
+
+@pytest.mark.parametrize("server", ["apache"], indirect=True)
+def test_apache_certificate_lives_in_the_ssl_ctx(server, pebble, state_dir, workdir):
+    so, counts = _shim(workdir)
+    server.configure(children=1)
+    server.raw.extra_env = {"LD_PRELOAD": so, "ACME_SHIM_LOG": counts}
+    # an ECDSA and an RSA certificate on one vhost, both issued while the
+    # child runs (each replaces the P-256 placeholder)
+    server.start_managed(pebble, state_dir,
+                         cert_args="key=ecdsa:256\n    AcmeCertificate pebble key=rsa:2048")
+    wait_for(lambda: (lambda c: len(c) == 2 and all(x["state"] == "valid" for x in c))(
+        server.status()["certificates"]), 90, "both certificates valid")
+    # the child's refresher writes both into mod_ssl's context (x), once no
+    # connection is in flight
+    wait_for(lambda: _read(counts).count("x") >= 2, 20, "both in the context")
+    serials = _apache_handshakes()
+    before = _read(counts)
+    _apache_handshakes(serials)
+    after = _read(counts)
+    # nothing per connection (the callback used to clear + install 3 calls)
+    assert after == before, (before, after)
+    assert not server.problems(), server.problems()
+
+    # a restart on the stored pair: mod_ssl loads both files; the child
+    # puts its parsed copies into the context before it serves (no thread
+    # of its own yet), and still nothing per connection
+    server.stop()
+    open(counts, "w").close()
+    server.start()
+    _apache_handshakes(serials)
+    restart = _read(counts)
+    assert "c" not in restart and restart.count("x") == 2, restart
+    assert not server.problems(), server.problems()
