@@ -6,9 +6,10 @@ are in benchlib.py.
 
 mod_acme_auto serves a managed certificate in one of two ways, and both are
 measured, each on a vhost of its own (own port, own SSL_CTX) in one server:
-  managed  issued while the server runs: the child parsed it once and its
-           cert callback installs the parsed objects on every handshake
-           (SSL_use_cert_and_key) -- the path after every issuance/renewal;
+  managed  issued while the server runs: the child parsed it once and wrote
+           it into its copy of mod_ssl's SSL_CTX while no connection was in
+           flight (the cert callback only compares pointers) -- the path
+           after every issuance/renewal;
   stored   found in the store at startup: handed to mod_ssl as a file
            (ssl_add_cert_files), the callback runs and finds nothing newer;
   static   plain SSLCertificateFile/SSLCertificateKeyFile, no module.

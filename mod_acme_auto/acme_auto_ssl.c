@@ -25,8 +25,9 @@
  * placeholder of an RSA certificate: OpenSSL cannot remove a certificate
  * from a context), the callback installs the parsed objects per connection
  * (SSL_certs_clear + SSL_use_cert_and_key under a read lock), as it always
- * did.  mod_ssl also calls SSL_new from a request (RFC 2817 upgrade, only
- * with "SSLEngine optional"): with that directive anywhere, contexts are
+ * did.  mod_ssl before 2.4.64 also called SSL_new from a request (RFC 2817
+ * upgrade, only with "SSLEngine optional", a configuration error since):
+ * with that directive anywhere, contexts are
  * never written (docs/host-notes.md, issue 9).
  */
 #include <string.h>
