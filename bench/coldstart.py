@@ -33,6 +33,8 @@ own "obtained, restart now" signal) and, after a graceful restart sent at
 that moment, when a handshake first verifies against pebble's root (start ->
 served, the figure comparable to nginx's and Apache's).  After the timing,
 the staged chain must name both names and verify against pebble's root.
+The seconds mod_md spent generating its account key are logged too (from
+its debug lines).
 
 The last line is "cold start nginx = X s, apache = Y s, mod_md obtain = Z s"
 ("mod_md obtain = n/a" when mod_md.so is missing; the reason is logged).
@@ -42,6 +44,7 @@ harness's) to measure other builds; ACME_MOD_MD: another mod_md.so (default
 """
 
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -152,7 +155,8 @@ def mod_md_conf(srv, pebble, store, msgcmd):
 
 def mod_md_run(work, pebble, root, i):
     """(start -> staged, start -> "renewed" message or None, start -> served
-    after a graceful restart at that message or None) of one mod_md run."""
+    after a graceful restart at that message or None, seconds of its account
+    key generation or None) of one mod_md run."""
     d = os.path.join(work, "mod_md-%d" % i)
     os.makedirs(d)
     srv = ApacheServer(os.path.join(d, "apache"), module=None,
@@ -212,9 +216,20 @@ def mod_md_run(work, pebble, root, i):
         with open(os.path.join(d, "staged.pem"), "wb") as f:
             f.write(chain)
         check_staged(os.path.join(d, "staged.pem"), root, what)
-        return staged, t_renewed, served
+        return staged, t_renewed, served, account_key_seconds(srv.error_log())
     finally:
         srv.stop()
+
+
+def account_key_seconds(error_log):
+    """Seconds mod_md spent generating its account key (its debug lines
+    "create new account" and "created new account key"), or None."""
+    def at(needle):
+        m = re.search(r"^\[\w+ \w+ \d+ (\d+):(\d+):([\d.]+) \d+\][^\n]*%s"
+                      % re.escape(needle), error_log, re.M)
+        return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else None
+    a, b = at(": create new account"), at(": created new account key")
+    return b - a if a is not None and b is not None and b >= a else None
 
 
 def chain_written(path):
@@ -248,7 +263,7 @@ def fmt(xs):
 def main():
     times = {"nginx": [], "apache": []}
     md_missing = mod_md_missing()
-    md = {"staged": [], "renewed": [], "served": []}
+    md = {"staged": [], "renewed": [], "served": [], "account key": []}
     if md_missing:
         log("mod_md not measured: %s" % md_missing)
     with benchlib.session("coldstart-", True) as (work, pebble):
@@ -259,14 +274,16 @@ def main():
                 times[kind].append(t)
                 log("  run %d %-6s %.3f s" % (i + 1, kind, t))
             if not md_missing:
-                staged, t_renewed, served = mod_md_run(work, pebble, root, i)
+                staged, t_renewed, served, acct = mod_md_run(work, pebble, root, i)
                 md["staged"].append(staged)
                 md["renewed"].append(t_renewed)
                 md["served"].append(served)
+                md["account key"].append(acct)
                 log("  run %d mod_md staged %.3f s, \"renewed\" message %s, "
-                    "served after a graceful restart %s"
+                    "served after a graceful restart %s (its account key: %s)"
                     % (i + 1, staged, fmt([t_renewed]) + (" s" if t_renewed else ""),
-                       fmt([served]) + (" s" if served else "")))
+                       fmt([served]) + (" s" if served else ""),
+                       fmt([acct]) + (" s" if acct else "")))
     med = {k: statistics.median(v) for k, v in times.items()}
     for k, v in times.items():
         log("%s: %s" % (k, fmt(v)))
@@ -275,7 +292,7 @@ def main():
     else:
         for k, v in md.items():
             log("mod_md %s: %s" % (k, fmt(v)))
-        for k in ("renewed", "served"):
+        for k in ("renewed", "served", "account key"):
             got = [t for t in md[k] if t is not None]
             if got:
                 log("mod_md %s median of %d: %.2f s" % (k, len(got), statistics.median(got)))
