@@ -5,17 +5,28 @@
  *
  * Fixed-size entries in memory the caller provides (nginx: a block of its
  * slab zone, Apache: the end of its anonymous segment): the table holds no
- * pointer, only inline arrays, so it works at any address in every process
- * mapping it.  Each entry carries the fence (acme_fence.h) of the order
- * that published it and an owner (the host's certificate: an index or an
- * offset, only compared): an order removes only its own entries, and
- * lookups answer only the given fence's.
+ * pointer, only inline arrays and entry indexes, so it works at any address
+ * in every process mapping it.  Each entry carries the fence (acme_fence.h)
+ * of the order that published it and an owner (the host's certificate: an
+ * index or an offset, only compared): an order removes only its own
+ * entries, and lookups answer only the given fence's.
+ *
+ * Two hash indexes follow the entries (open addressing, linear probing,
+ * FNV-1a): one of every entry by token, one of the tls-alpn-01 entries by
+ * lower-cased identifier, each with twice as many buckets as entries, so a
+ * lookup, an add or a removal reads a few buckets and the entries whose
+ * key hashes alike, not the whole table.  A removal shifts the buckets
+ * after it back (no tombstones), so probes stay as short after any number
+ * of adds and removals as in a fresh table.  A stack of the free entries'
+ * indexes follows the indexes.
  *
  * Locking is the host's: every function is called with the host's lock
  * held (nginx: the zone's mutex) or, for acme_chal_table_find, inside the
  * host's read protocol (Apache: a seqlock retry loop, so find tolerates an
  * entry written concurrently: every read is bounded and the answer is
- * always terminated; the host discards it when the sequence moved).
+ * always terminated; the host discards it when the sequence moved): a
+ * probe reads at most every bucket once, and a bucket read while written is
+ * range-checked before the entry it names is read.
  */
 #ifndef ACME_CHAL_TABLE_H
 #define ACME_CHAL_TABLE_H
@@ -46,20 +57,43 @@ typedef struct {
     char            key_authz[ACME_CHAL_KEYAUTHZ_MAX + 1];
 } acme_chal_entry_t;
 
+/* A bucket of an index: the key's hash, and the entry (index + 1; 0: an
+ * empty bucket). */
+typedef struct {
+    uint32_t            hash;
+    uint32_t            ref;
+} acme_chal_bucket_t;
+
 typedef struct {
     uint32_t            capacity;       /* entries; fixed by init */
-    uint32_t            reserved;
+    uint32_t            used;           /* entries in use */
     acme_chal_entry_t   entry[];
+    /*
+     * then, after entry[capacity]:
+     * acme_chal_bucket_t  by_token[2 * capacity];
+     * acme_chal_bucket_t  by_ident[2 * capacity];
+     * uint32_t            free[capacity];  free entries' indexes, a stack of
+     *                                      capacity - used
+     */
 } acme_chal_table_t;
 
-/* Bytes a table of n entries takes. */
+/* Bytes a table of n entries takes (a constant expression). */
 #define ACME_CHAL_TABLE_SIZE(n)                                             \
     (offsetof(acme_chal_table_t, entry) + (size_t) (n)                      \
-     * sizeof(acme_chal_entry_t))
+     * (sizeof(acme_chal_entry_t) + 4 * sizeof(acme_chal_bucket_t)          \
+        + sizeof(uint32_t)))
 
 /* An empty table in mem[0..size) (aligned for uint64_t), with as many
  * entries as fit; NULL when not even one does. */
 acme_chal_table_t *acme_chal_table_init(void *mem, size_t size);
+
+/*
+ * The tests' consistency check (writers' state, no concurrent writer): the
+ * indexes hold exactly the entries in use, each where its probe finds it,
+ * the free stack exactly the others.  The longest probe (buckets read by a
+ * lookup of a key that is in the table), or -1 when inconsistent.
+ */
+int acme_chal_table_check(const acme_chal_table_t *t);
 
 #define ACME_CHAL_OK     0
 #define ACME_CHAL_BAD   -1              /* malformed entry: nothing added */
