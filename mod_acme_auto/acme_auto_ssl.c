@@ -214,6 +214,20 @@ ssl_has_leaf(SSL *ssl, X509 *leaf)
     return 0;
 }
 
+/* The child's parsed objects of certificate c, read-locked (the caller
+ * unlocks pc->lock); NULL when it has none. */
+static proc_cert_t *
+proc_cert_rdlock(acme_auto_cert_t *c)
+{
+    proc_cert_t *pc;
+
+    if (c->slot >= n_proc_certs) {
+        return NULL;
+    }
+    pc = &proc_certs[c->slot];
+    return pthread_rwlock_rdlock(&pc->lock) == 0 ? pc : NULL;
+}
+
 /* Installs the vhost's parsed certificates unless the connection already
  * has them all (from the context): one SSL_certs_clear (so no placeholder
  * lingers), then one SSL_use_cert_and_key per certificate, so that with an
@@ -246,11 +260,7 @@ cert_cb(SSL *ssl, void *arg)
     }
     for (i = 0; !missing && i < all->nelts; i++) {
         c = APR_ARRAY_IDX(all, i, acme_auto_cert_t *);
-        if (c->slot >= n_proc_certs) {
-            continue;
-        }
-        pc = &proc_certs[c->slot];
-        if (pthread_rwlock_rdlock(&pc->lock) != 0) {
+        if ((pc = proc_cert_rdlock(c)) == NULL) {
             continue;
         }
         missing = pc->key != NULL && pc->leaf != NULL
@@ -262,11 +272,7 @@ cert_cb(SSL *ssl, void *arg)
     }
     for (i = 0; ok && i < all->nelts; i++) {
         c = APR_ARRAY_IDX(all, i, acme_auto_cert_t *);
-        if (c->slot >= n_proc_certs) {
-            continue;
-        }
-        pc = &proc_certs[c->slot];
-        if (pthread_rwlock_rdlock(&pc->lock) != 0) {
+        if ((pc = proc_cert_rdlock(c)) == NULL) {
             continue;
         }
         if (pc->key != NULL && pc->leaf != NULL) {

@@ -494,6 +494,18 @@ model_agrees(acme_chal_table_t *t)
     return 0;
 }
 
+static void
+model_put(int i, int type, int token, const char *id, uint64_t owner,
+    acme_fence_t fence, const char *ka)
+{
+    model[i].type = type;
+    model[i].token = token;
+    model[i].ident = id[1] - '0';
+    model[i].owner = owner;
+    model[i].fence = fence;
+    strcpy(model[i].ka, ka);
+}
+
 /* many add / mirror / remove / remove_owner / drop cycles against a model:
  * the indexes stay consistent, the answers right, and an emptied table has
  * no bucket left (no tombstones) */
@@ -527,12 +539,7 @@ UNIT_TEST(chal_table_cycles)
                 if (i < 0) {
                     i = n_model++;
                 }
-                model[i].type = type;
-                model[i].token = k;
-                model[i].ident = id[1] - '0';
-                model[i].owner = owner;
-                model[i].fence = fence;
-                strcpy(model[i].ka, ka);
+                model_put(i, type, k, id, owner, fence, ka);
             }
             break;
         case 4: case 5:
@@ -540,12 +547,7 @@ UNIT_TEST(chal_table_cycles)
             want = i >= 0 ? 0 : n_model == CYC_CAP ? ACME_CHAL_FULL : 1;
             if (want == 1) {
                 i = n_model++;
-                model[i].type = type;
-                model[i].token = k;
-                model[i].ident = id[1] - '0';
-                model[i].owner = owner;
-                model[i].fence = fence;
-                strcpy(model[i].ka, ka);
+                model_put(i, type, k, id, owner, fence, ka);
             }
             break;
         case 6: case 7: case 8:
