@@ -452,7 +452,7 @@ install_in_ctx(vhost_ctx_t *v)
         return;
     }
     if ((v->types & ~types) != 0) {
-        /* e.g. the P-256 placeholder and only the RSA certificate so far:
+        /* e.g. the RSA placeholder and only the ECDSA certificate so far:
          * the context could not lose the placeholder (tried again when
          * another certificate of the vhost arrives) */
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, v->s, "mod_acme_auto: %s: "

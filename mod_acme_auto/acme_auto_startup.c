@@ -230,6 +230,24 @@ acme_auto_post_config_after_ssl(apr_pool_t *pconf, apr_pool_t *plog,
 
 /* -- parent: state dirs, stored bundles, placeholders ---------------------- */
 
+/* One key per placeholder kind (acme_key_placeholder_type) for every
+ * certificate, made when first needed and kept for the parent's life:
+ * an RSA key for each RSA certificate would cost its generation at every
+ * start before the first issuance. */
+static EVP_PKEY *
+placeholder_key(acme_key_type_t type)
+{
+    static EVP_PKEY *keys[2];
+    int              rsa;
+
+    type = acme_key_placeholder_type(type);
+    rsa = type == ACME_KEY_RSA_2048;
+    if (keys[rsa] == NULL) {
+        keys[rsa] = acme_key_generate(type);
+    }
+    return keys[rsa];
+}
+
 static void
 child_ids(uid_t *uid, gid_t *gid)
 {
@@ -578,12 +596,13 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
     }
 
     if (c->placeholder == NULL) {
-        /* self-signed P-256 placeholder until the first issuance */
-        key = acme_key_generate(ACME_KEY_EC_P256);
+        /* self-signed placeholder of the certificate's key kind until the
+         * first issuance (so the issued one replaces it in the child's
+         * SSL_CTX, acme_auto_ssl.c) */
+        key = placeholder_key(c->key_type);
         self = key ? acme_selfsigned_pem(key, c->names, c->n_names,
                                          PLACEHOLDER_DAYS, &slen) : NULL;
         kpem = key ? acme_key_to_pem(key, &klen) : NULL;
-        EVP_PKEY_free(key);
         if (self == NULL || kpem == NULL) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_acme_auto: %s: "
                          "cannot make the self-signed placeholder", c->id);

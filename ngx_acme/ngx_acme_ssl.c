@@ -84,9 +84,7 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
 
     /* one fallback key per type for every managed server: a placeholder */
 
-    rsa = (ascf->key_type == ACME_KEY_RSA_2048
-           || ascf->key_type == ACME_KEY_RSA_3072
-           || ascf->key_type == ACME_KEY_RSA_4096);
+    rsa = (acme_key_placeholder_type(ascf->key_type) == ACME_KEY_RSA_2048);
 
     if (amcf->fallback_key[rsa] == NULL) {
         cln = ngx_pool_cleanup_add(cf->pool, 0);
@@ -94,7 +92,7 @@ ngx_acme_ssl_fallback(ngx_conf_t *cf, ngx_acme_main_conf_t *amcf,
             return NGX_ERROR;
         }
 
-        key = acme_key_generate(rsa ? ACME_KEY_RSA_2048 : ACME_KEY_EC_P256);
+        key = acme_key_generate(acme_key_placeholder_type(ascf->key_type));
         if (key == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "acme: cannot generate the fallback key");

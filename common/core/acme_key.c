@@ -86,6 +86,13 @@ acme_key_type_name(acme_key_type_t t)
     return "unknown";
 }
 
+acme_key_type_t
+acme_key_placeholder_type(acme_key_type_t t)
+{
+    return (t == ACME_KEY_RSA_2048 || t == ACME_KEY_RSA_3072
+            || t == ACME_KEY_RSA_4096) ? ACME_KEY_RSA_2048 : ACME_KEY_EC_P256;
+}
+
 EVP_PKEY *
 acme_key_generate(acme_key_type_t t)
 {

@@ -36,6 +36,16 @@ const char *acme_key_type_unsupported(const char *spec, size_t len);
 /* Canonical spec string, e.g. "ecdsa:256". */
 const char *acme_key_type_name(acme_key_type_t t);
 
+/*
+ * The key type of a self-signed placeholder served for a certificate of
+ * type t until it is issued: RSA-2048 for any RSA type, else EC P-256.
+ * OpenSSL keeps one certificate per key kind in a context (RSA, EC, ...)
+ * and an issued certificate replaces only the one of its kind, so the
+ * placeholder must be of the certificate's kind to be replaced; the size
+ * does not matter, and 2048 is quick to generate.
+ */
+acme_key_type_t acme_key_placeholder_type(acme_key_type_t t);
+
 /* Slow for RSA (seconds for 4096): never call on an event loop. NULL on error. */
 EVP_PKEY *acme_key_generate(acme_key_type_t t);
 

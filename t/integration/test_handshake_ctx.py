@@ -198,3 +198,31 @@ def test_apache_certificate_lives_in_the_ssl_ctx(server, pebble, state_dir, work
     restart = _read(counts)
     assert "c" not in restart and restart.count("x") == 2, restart
     assert not server.problems(), server.problems()
+
+
+@pytest.mark.parametrize("server", ["apache"], indirect=True)
+def test_apache_rsa_certificate_replaces_its_placeholder(server, pebble, state_dir,
+                                                         workdir):
+    """A vhost with only an RSA certificate: its placeholder is RSA too, so
+    the issued certificate replaces it in the child's context (a P-256
+    placeholder would stay beside it, and every connection would get the
+    certificate from the callback)."""
+    so, counts = _shim(workdir)
+    server.configure(children=1)
+    server.raw.extra_env = {"LD_PRELOAD": so, "ACME_SHIM_LOG": counts}
+    server.start_managed(pebble, state_dir, cert_args="key=rsa:2048")
+    wait_for(lambda: (lambda c: len(c) == 1 and c[0]["state"] == "valid")(
+        server.status()["certificates"]), 90, "certificate valid")
+    wait_for(lambda: _read(counts).count("x") >= 1, 20, "in the context")
+    before = _read(counts)
+    serials = set()
+    for sni in ("a.example.test", None):
+        for proto in ("-tls1_2", "-tls1_3"):
+            leaf = s_client_leaf(HTTPS_PORT, sni, proto)
+            assert leaf is not None and not is_self_signed(leaf), (sni, proto, leaf)
+            assert key_desc(leaf) == "rsa:2048", key_desc(leaf)
+            serials.add(leaf.serial_number)
+    assert len(serials) == 1, serials
+    after = _read(counts)
+    assert after == before, (before, after)     # nothing per connection
+    assert not server.problems(), server.problems()

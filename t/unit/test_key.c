@@ -98,6 +98,18 @@ check_generated(acme_key_type_t type)
     EVP_PKEY_free(key);
 }
 
+/* a placeholder is of its certificate's kind (OpenSSL replaces a context's
+ * certificate of the same kind only) and quick to make */
+UNIT_TEST(key_placeholder_type)
+{
+    CHECK_INT(acme_key_placeholder_type(ACME_KEY_EC_P256), ACME_KEY_EC_P256);
+    CHECK_INT(acme_key_placeholder_type(ACME_KEY_EC_P384), ACME_KEY_EC_P256);
+    CHECK_INT(acme_key_placeholder_type(ACME_KEY_EC_P521), ACME_KEY_EC_P256);
+    CHECK_INT(acme_key_placeholder_type(ACME_KEY_RSA_2048), ACME_KEY_RSA_2048);
+    CHECK_INT(acme_key_placeholder_type(ACME_KEY_RSA_3072), ACME_KEY_RSA_2048);
+    CHECK_INT(acme_key_placeholder_type(ACME_KEY_RSA_4096), ACME_KEY_RSA_2048);
+}
+
 UNIT_TEST(key_generate_ec_roundtrip)
 {
     check_generated(ACME_KEY_EC_P256);
