@@ -32,12 +32,13 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 # view): the status views' tests; tinyproxy: the outbound proxy's tests;
 # etcd-server + etcd-client: the shared store's tests;
 # debhelper, dpkg-dev, fakeroot, lintian: ./build.sh package (dh_nginx comes
-# with nginx-dev, dh_apache2 with apache2-dev)
+# with nginx-dev, dh_apache2 with apache2-dev); valgrind: the instruction
+# counts of bench/handshake-apache.sh --instructions
 PACKAGES=(nginx nginx-dev apache2 apache2-dev libssl-dev libjansson-dev pebble
           python3-pytest python3-cryptography bind9 bind9-utils bind9-dnsutils curl make gcc
           libpcre2-dev zlib1g-dev iproute2 util-linux clang libclang-rt-14-dev llvm libasan8
           prometheus chromium tinyproxy etcd-server etcd-client debhelper dpkg-dev fakeroot
-          lintian)
+          lintian valgrind)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

@@ -7,9 +7,14 @@ BENCH_CLIENTS (parallel openssl s_time processes, default 2).
 """
 
 import contextlib
+import glob
 import math
 import os
+import re
 import shutil
+import socket
+import ssl
+import statistics
 import subprocess
 import sys
 import time
@@ -261,3 +266,127 @@ def report(rates, variants, other_ratios=(), managed=True):
                   % max(cpu[(c, "managed")] / cpu[(c, "static")] for c in names))
     sys.stdout.flush()
     return med
+
+
+# -- instruction counts (--instructions) ----------------------------------
+HANDSHAKES = int(os.environ.get("BENCH_HANDSHAKES", "200"))
+WARM = 100
+# BENCH_KEEP_DUMPS=DIR: keep each measure's callgrind dump there, named
+# CELL-VARIANT.N, for callgrind_annotate (where a difference comes from)
+KEEP_DUMPS = os.environ.get("BENCH_KEEP_DUMPS")
+KEEP_DUMPS_AS = ["start"]
+TLS_VERSIONS = {"TLS1.2": ssl.TLSVersion.TLSv1_2, "TLS1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def handshakes(port_, version, n):
+    """n full handshakes (no session reuse), the server's chain not checked:
+    the client's work is not counted."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = version
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port_), timeout=60) as raw:
+            with ctx.wrap_socket(raw):
+                pass
+
+
+def callgrind_cmd(out_dir, marker_function):
+    """valgrind's callgrind in front of a server: counters dumped into
+    out_dir/cg.PID.N before each call of marker_function (the status
+    page's handler: marker(http_port))."""
+    return ["valgrind", "--tool=callgrind", "--dump-instr=no",
+            "--dump-before=%s" % marker_function,
+            "--callgrind-out-file=%s/cg.%%p" % out_dir]
+
+
+def marker(http_port):
+    """A request for the status page: the counted process dumps its counters
+    before the handler runs (callgrind_cmd)."""
+    with socket.create_connection(("127.0.0.1", http_port), timeout=60) as c:
+        c.sendall(b"GET /acme-status HTTP/1.1\r\nHost: marker.test\r\n"
+                  b"Connection: close\r\n\r\n")
+        while c.recv(65536):
+            pass
+
+
+def next_dump(out_dir, pid, seen):
+    """Instructions (Ir) of the child's next dump file."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        new = set(glob.glob(os.path.join(out_dir, "cg.%d.*" % pid))) - seen
+        for path in sorted(new, key=lambda p: int(p.rsplit(".", 1)[1])):
+            with open(path) as f:
+                text = f.read()
+            m = re.search(r"(?m)^(?:summary|totals): (\d+)", text)
+            if m:
+                seen.add(path)
+                if KEEP_DUMPS:
+                    os.rename(path, os.path.join(KEEP_DUMPS, "%s.%d" % (KEEP_DUMPS_AS[0],
+                                                                      len(seen))))
+                else:
+                    os.unlink(path)
+                return int(m.group(1))
+        time.sleep(0.05)
+    raise RuntimeError("no callgrind dump of %d in %s" % (pid, out_dir))
+
+
+def count_rounds(ports, variants, pid, out_dir, http_port):
+    """Instructions the process pid executes per full handshake (under
+    callgrind_cmd): {(cell, variant): [per round]}.  Per round, every
+    cell and variant in turn (order rotating).  Each measure: a marker
+    request, a second one (that interval: the marker's own cost), HANDSHAKES
+    handshakes, a third marker; per handshake = (third - second interval) /
+    HANDSHAKES."""
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    counts, seen = {}, set()
+    log("instructions of process %d under callgrind: %d rounds x %d handshakes"
+        % (pid, rounds, HANDSHAKES))
+    # every thread of the process does each kind of handshake before anything
+    # is counted: a thread's first use of OpenSSL (its RAND state, error
+    # queue, an RSA key's blinding) costs far more than a handshake
+    for cell, label, _ in cells():
+        for v in variants:
+            handshakes(ports[(label, v)], TLS_VERSIONS[cell.split()[1]], WARM)
+    for path in glob.glob(os.path.join(out_dir, "cg.%d.*" % pid)):
+        os.unlink(path)                 # the issuance's requests
+    marker(http_port)
+    next_dump(out_dir, pid, seen)
+    for r in range(rounds):
+        k = r % len(variants)
+        for cell, label, _ in cells():
+            version = TLS_VERSIONS[cell.split()[1]]
+            for v in variants[k:] + variants[:k]:
+                marker(http_port)
+                next_dump(out_dir, pid, seen)
+                marker(http_port)
+                base = next_dump(out_dir, pid, seen)
+                handshakes(ports[(label, v)], version, HANDSHAKES)
+                KEEP_DUMPS_AS[0] = "%s-%s" % (cell.replace(" ", "_"), v)
+                marker(http_port)
+                each = (next_dump(out_dir, pid, seen) - base) / HANDSHAKES
+                counts.setdefault((cell, v), []).append(each)
+                log("  round %d %-16s %-7s %10.0f instructions per handshake"
+                    % (r + 1, cell, v, each))
+    return counts
+
+
+def report_instructions(counts, variants, others):
+    names = [c for c, _, _ in cells()]
+    med = {key: statistics.median(xs) for key, xs in counts.items()}
+    print()
+    print("%-16s %-8s %14s %8s" % ("cell", "variant", "instructions", "spread"))
+    for cell in names:
+        for v in variants:
+            xs = counts[(cell, v)]
+            print("%-16s %-8s %14.0f %7.2f%%" % (cell, v, med[(cell, v)],
+                  100.0 * (max(xs) - min(xs)) / med[(cell, v)]))
+    print()
+    worst = 0.0
+    for name in others:
+        for cell in names:
+            x = med[(cell, name)] / med[(cell, "static")]
+            print("instructions ratio %s/static (%s) = %.4f" % (name, cell, x))
+            if name == "managed":
+                worst = max(worst, x)
+    print("instructions ratio managed/static = %.4f" % worst)

@@ -10,9 +10,14 @@ BENCH_CLIENTS (parallel openssl s_time processes, default 2), BENCH_PROTOS
 (default "tls1_2 tls1_3").
 --no-managed: skip pebble and the managed variant (openssl-made certificates;
 checks the bench itself without the module).
+--instructions: the instructions the worker executes per full handshake under
+valgrind's callgrind instead of timed rounds (benchlib.count_rounds; as
+handshake_apache.py --instructions); last line
+"instructions ratio managed/static = X".
 """
 
 import os
+import subprocess
 import sys
 
 import benchlib
@@ -35,6 +40,7 @@ HTTP01 = """
         listen 127.0.0.1:%d;
         server_name e.example.test r.example.test;
         access_log off;
+        location = /acme-status { acme_status; }    # --instructions' marker
     }
 """ % HTTP_PORT
 
@@ -111,8 +117,19 @@ PIN_WORKER = ("worker_cpu_affinity %s;" % ("0" * (benchlib.NCPU - 1) + "1")
               if benchlib.PINNED else "")
 
 
+class BenchNginx(NginxServer):
+    valgrind = None     # [valgrind, args...]: run the server under it
+
+    def cmd(self, *args):
+        return (self.valgrind if self.valgrind and args[:1] != ("-t",) else []) \
+            + super().cmd(*args)
+
+
 def main(argv):
     with_managed = "--no-managed" not in argv
+    count = "--instructions" in argv
+    if count and not with_managed:
+        raise SystemExit("--instructions needs the managed variant")
     with benchlib.session("ngx-acme-bench-", with_managed) as (work, pebble):
         state = os.path.join(work, "state", "pebble")
         if with_managed:
@@ -132,28 +149,48 @@ def main(argv):
             bundles = benchlib.local_ca_bundles(work)
         full = benchlib.write_pem_files(work, bundles)
 
-        srv = NginxServer(os.path.join(work, "bench"), workers=1, loglevel="warn",
-                          **({} if with_managed else {"module": None}))
+        srv = BenchNginx(os.path.join(work, "bench"), workers=1, loglevel="warn",
+                         **({} if with_managed else {"module": None}))
+        cg_dir = os.path.join(work, "callgrind")
+        if count:
+            os.makedirs(cg_dir)
+            os.chmod(cg_dir, 0o777)         # the worker runs as www-data
+            srv.valgrind = benchlib.callgrind_cmd(cg_dir, "ngx_acme_status_handler")
         srv.write_conf(bench_conf(pebble, state, full), main_extra=PIN_WORKER)
         rc, out = srv.test_config()
         if rc != 0:
             raise RuntimeError(out)
         variants = VARIANTS if with_managed else VARIANTS[1:]
         try:
-            srv.start(ports=[port(label, v) for label, _ in KEYS for v in variants])
+            srv.start(timeout=150 if count else 30, wait_workers=not count,
+                      ports=[port(label, v) for label, _ in KEYS for v in variants])
             if with_managed:   # served from the store at start, as after any restart
                 for label, name in KEYS:
-                    wait_acme_cert(port(label, "managed"), name, root, 30,
+                    wait_acme_cert(port(label, "managed"), name, root, 150 if count else 30,
                                    proc_alive=srv.running)
 
             ports = {(label, v): port(label, v) for label, _ in KEYS for v in variants}
-            rates = benchlib.run_rounds("one nginx worker", ports, variants,
-                                        pids=srv.worker_pids())
+            if count:
+                # under valgrind ps shows no "worker process" title: the
+                # master's one child (workers=1, no cache) is the worker
+                r = subprocess.run(["ps", "--ppid", str(srv.proc.pid), "-o", "pid="],
+                                   stdout=subprocess.PIPE, timeout=10, check=True)
+                worker = [int(x) for x in r.stdout.split()]
+                if len(worker) != 1:
+                    raise RuntimeError("not one worker: %s" % worker)
+                counts = benchlib.count_rounds(ports, variants, worker[0], cg_dir,
+                                               HTTP_PORT)
+            else:
+                rates = benchlib.run_rounds("one nginx worker", ports, variants,
+                                            pids=srv.worker_pids())
         finally:
             alerts = srv.alerts()
             srv.stop()
             if alerts:
                 log("nginx alerts:\n" + "\n".join(alerts[-20:]))
+        if count:
+            benchlib.report_instructions(counts, variants, ["data", "managed"])
+            return 0
         benchlib.report(rates, variants, other_ratios=[("data:$var", "data")],
                         managed=with_managed)
         return 0

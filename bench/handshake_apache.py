@@ -22,6 +22,15 @@ managed/static.
 Environment: BENCH_SECONDS (per run, default 3), BENCH_ROUNDS (default 3),
 BENCH_CLIENTS (parallel openssl s_time processes, default 2).
 --no-managed: static variant only, no pebble, no module (checks the bench).
+--instructions: instead of timed rounds, the server runs under valgrind's
+callgrind and the bench counts the instructions the child executes per full
+handshake (BENCH_HANDSHAKES handshakes from one client between two requests
+for the status page, before whose handler callgrind dumps its counters,
+minus such an interval without handshakes) for each cell and variant, BENCH_ROUNDS times (default 3):
+unlike CPU time on a shared machine, the count barely moves between runs
+(the handshake's own random values only), so it resolves differences of a
+fraction of a per cent.  Last line "instructions ratio managed/static = X"
+(the worst cell).
 """
 
 import os
@@ -78,8 +87,12 @@ class BenchApache(ApacheServer):
         text = re.sub(r"(?m)^KeepAlive .*$", "KeepAlive Off", text)
         return text
 
+    valgrind = None     # [valgrind, args...]: run the server under it
+
     def cmd(self, *args):
         pin = ["taskset", "-c", str(benchlib.SERVER_CPU)] if benchlib.PINNED else []
+        if self.valgrind and args[:1] != ("-t",):
+            pin = pin + self.valgrind
         return pin + super().cmd(*args)
 
 
@@ -101,10 +114,14 @@ def listen(ports, https_port):
 
 
 def http01(names):
+    # the status page: --instructions' marker request
     return """
 <VirtualHost 127.0.0.1:%d>
     ServerName %s
     ServerAlias %s
+    <Location /acme-status>
+        SetHandler acme-status
+    </Location>
 </VirtualHost>
 """ % (HTTP_PORT, names[0], " ".join(names[1:]))
 
@@ -148,6 +165,10 @@ def check_config(srv):
 
 def main(argv):
     with_managed = "--no-managed" not in argv
+    count = "--instructions" in argv
+    if count and not with_managed:
+        raise SystemExit("--instructions needs the managed variants")
+    slow = 5 if count else 1        # valgrind: everything takes longer
     variants = VARIANTS if with_managed else ["static"]
     with benchlib.session("apache-acme-bench-", with_managed) as (work, pebble):
         state = os.path.join(work, "state", "pebble")
@@ -178,15 +199,21 @@ def main(argv):
                           **({} if with_managed else {"module": None}))
         srv.write_conf(bench_conf(pebble, state, files, https_port, variants))
         check_config(srv)
+        cg_dir = os.path.join(work, "callgrind")
+        if count:
+            os.makedirs(cg_dir)
+            os.chmod(cg_dir, 0o777)         # the child runs as www-data
+            srv.valgrind = benchlib.callgrind_cmd(cg_dir, "acme_auto_status_handler")
         try:
-            srv.start(ports=[port(label, v) for label, _ in KEYS for v in variants])
+            srv.start(timeout=30 * slow,
+                      ports=[port(label, v) for label, _ in KEYS for v in variants])
             child = srv.child_pids()
             if with_managed:
                 log("waiting for the managed certificates (ordered by the benchmarked child) ...")
                 for label, name in KEYS:
-                    wait_acme_cert(port(label, "managed"), HOT_PREFIX + name, root, 120,
-                                   proc_alive=srv.running)
-                    wait_acme_cert(port(label, "stored"), name, root, 10,
+                    wait_acme_cert(port(label, "managed"), HOT_PREFIX + name, root,
+                                   120 * slow, proc_alive=srv.running)
+                    wait_acme_cert(port(label, "stored"), name, root, 10 * slow,
                                    proc_alive=srv.running)
                 # evidence that "managed" is the callback path: the benchmarked
                 # child parsed each new certificate itself, off the handshake path
@@ -201,8 +228,11 @@ def main(argv):
                 raise RuntimeError("the child changed: %s -> %s" % (child, srv.child_pids()))
 
             ports = {(label, v): port(label, v) for label, _ in KEYS for v in variants}
-            rates = benchlib.run_rounds("one Apache child (mpm_event, %d threads)" % 16,
-                                        ports, variants, pids=child)
+            if count:
+                counts = benchlib.count_rounds(ports, variants, child[0], cg_dir, HTTP_PORT)
+            else:
+                rates = benchlib.run_rounds("one Apache child (mpm_event, %d threads)"
+                                            % 16, ports, variants, pids=child)
             if srv.child_pids() != child or srv.crashes():
                 raise RuntimeError("the child changed or crashed during the run: %s -> %s\n%s"
                                    % (child, srv.child_pids(), "\n".join(srv.crashes())))
@@ -211,6 +241,9 @@ def main(argv):
             raise
         finally:
             srv.stop()
+        if count:
+            benchlib.report_instructions(counts, variants, ["stored", "managed"])
+            return 0
         benchlib.report(rates, variants, other_ratios=[("stored", "stored")]
                         if with_managed else (), managed=with_managed)
         return 0
