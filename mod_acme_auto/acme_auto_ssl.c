@@ -228,6 +228,29 @@ proc_cert_rdlock(acme_auto_cert_t *c)
     return pthread_rwlock_rdlock(&pc->lock) == 0 ? pc : NULL;
 }
 
+/* Leaves the connection only its current certificate (the tls-alpn-01
+ * challenge one) and key. */
+static int
+challenge_only(SSL *ssl)
+{
+    X509     *x = SSL_get_certificate(ssl);
+    EVP_PKEY *k = SSL_get_privatekey(ssl);
+    int       ok;
+
+    if (x == NULL || k == NULL || !X509_up_ref(x)) {
+        return 1;
+    }
+    if (!EVP_PKEY_up_ref(k)) {
+        X509_free(x);
+        return 1;
+    }
+    SSL_certs_clear(ssl);
+    ok = SSL_use_cert_and_key(ssl, x, k, NULL, 1) == 1;
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return ok;
+}
+
 /* Installs the vhost's parsed certificates unless the connection already
  * has them all (from the context): one SSL_certs_clear (so no placeholder
  * lingers), then one SSL_use_cert_and_key per certificate, so that with an
@@ -247,13 +270,16 @@ cert_cb(SSL *ssl, void *arg)
     /* mod_ssl's SNI switch is done: the context is not read again */
     leave_flight(SSL_get_app_data(ssl));
 
-    /* with TLS 1.3 ALPN is decided first: leave a tls-alpn-01 challenge
-     * certificate alone */
+    /* with TLS 1.3 ALPN is decided first: mod_ssl has installed the
+     * tls-alpn-01 challenge certificate (SSL_use_certificate: the current
+     * one); keep it alone, since a certificate of the other key kind (the
+     * RSA placeholder, an issued RSA certificate) stays beside it and the
+     * client's signature algorithms may pick that one */
     SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
     if (alpn_len == sizeof(ACME_ALPN_PROTO) - 1
         && memcmp(alpn, ACME_ALPN_PROTO, alpn_len) == 0)
     {
-        return 1;
+        return challenge_only(ssl);
     }
     if (proc_certs == NULL) {
         return 1;

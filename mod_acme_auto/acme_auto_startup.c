@@ -230,6 +230,27 @@ acme_auto_post_config_after_ssl(apr_pool_t *pconf, apr_pool_t *plog,
 
 /* -- parent: state dirs, stored bundles, placeholders ---------------------- */
 
+/*
+ * The placeholder's key kind: the certificate's (so the issued one replaces
+ * it in the child's SSL_CTX), except with tls-alpn-01: mod_ssl installs the
+ * P-256 challenge certificate (acme_alpn.c) beside what the connection has,
+ * after the cert callback in TLS 1.2, so an RSA placeholder would stay
+ * beside it and a CA preferring RSA would be shown the placeholder; a P-256
+ * placeholder is replaced by it.
+ */
+static acme_key_type_t
+placeholder_kind(const acme_auto_cert_t *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->n_challenges; i++) {
+        if (strcmp(c->challenges[i], "tls-alpn-01") == 0) {
+            return ACME_KEY_EC_P256;
+        }
+    }
+    return c->key_type;
+}
+
 /* One key per placeholder kind (acme_key_placeholder_type) for every
  * certificate, made when first needed and kept for the parent's life:
  * an RSA key for each RSA certificate would cost its generation at every
@@ -599,7 +620,7 @@ prepare_cert(server_rec *s, acme_auto_cert_t *c, apr_pool_t *pconf,
         /* self-signed placeholder of the certificate's key kind until the
          * first issuance (so the issued one replaces it in the child's
          * SSL_CTX, acme_auto_ssl.c) */
-        key = placeholder_key(c->key_type);
+        key = placeholder_key(placeholder_kind(c));
         self = key ? acme_selfsigned_pem(key, c->names, c->n_names,
                                          PLACEHOLDER_DAYS, &slen) : NULL;
         kpem = key ? acme_key_to_pem(key, &klen) : NULL;
