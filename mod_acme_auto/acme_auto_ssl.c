@@ -17,8 +17,10 @@
  * only readers of a context's certificates in a child, and both run while a
  * connection is "in flight": from our first pre_connection hook (before
  * mod_ssl's SSL_new) to the cert callback (after the SNI switch), the end
- * of pre_connection for a connection without TLS, its first request (a
- * resumed TLS 1.2 session skips the callback) or its close.  The thread
+ * of pre_connection for a connection without TLS, ALPN's switch to
+ * another protocol (h2: its requests are its secondary connections'), its
+ * first request (a resumed session, or a vhost without the callback,
+ * skips it) or its close.  The thread
  * writes a context only while no connection is in flight, holding the
  * mutex new ones take to enter; when connections keep it busy, or when the
  * context holds a key type the new certificates do not replace (the P-256
@@ -185,6 +187,21 @@ first_request(request_rec *r)
     return DECLINED;
 }
 
+/* ALPN chose another protocol (h2): mod_ssl's ALPN callback runs after the
+ * SNI switch, and an HTTP/2 connection has no request of its own (they are
+ * its secondary connections'), so neither a resumed session (no cert
+ * callback) nor a vhost without one would leave before the close. */
+static int
+switched_protocol(conn_rec *c, request_rec *r, server_rec *s,
+                  const char *protocol)
+{
+    (void) r;
+    (void) s;
+    (void) protocol;
+    leave_flight(c);
+    return DECLINED;
+}
+
 void
 acme_auto_ssl_register_hooks(void)
 {
@@ -192,6 +209,8 @@ acme_auto_ssl_register_hooks(void)
     ap_hook_pre_connection(end_pre_connection, NULL, NULL,
                            APR_HOOK_REALLY_LAST);
     ap_hook_post_read_request(first_request, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_protocol_switch(switched_protocol, NULL, NULL,
+                            APR_HOOK_REALLY_FIRST);
 }
 
 /* Whether leaf is one of the connection's certificates (the same object:

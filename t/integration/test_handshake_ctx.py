@@ -226,3 +226,120 @@ def test_apache_rsa_certificate_replaces_its_placeholder(server, pebble, state_d
     after = _read(counts)
     assert after == before, (before, after)     # nothing per connection
     assert not server.problems(), server.problems()
+
+
+H2_BODY = """
+LoadModule http2_module @MODDIR@/mod_http2.so
+Protocols h2 http/1.1
+@ISSUER@
+<VirtualHost 127.0.0.1:@HTTPS_PORT@>
+    ServerName a.example.test
+    SSLEngine on
+    AcmeCertificate pebble
+</VirtualHost>
+<VirtualHost 127.0.0.1:@HTTPS_PORT@>
+    ServerName d.example.test
+    SSLEngine on
+    SSLCertificateFile @DCERT@
+    SSLCertificateKeyFile @DKEY@
+</VirtualHost>
+<VirtualHost 127.0.0.1:@HTTP_PORT@>
+    ServerName a.example.test
+    <Location /acme-status>
+        SetHandler acme-status
+        AcmeStatusControl on
+    </Location>
+</VirtualHost>
+"""
+
+
+class _H2:
+    """An HTTP/2 connection (ALPN h2) that sends a GET / on a new stream at
+    each get(): its requests are its secondary connections'."""
+
+    def __init__(self, ctx, sni, session=None):
+        import socket
+        raw = socket.create_connection(("127.0.0.1", HTTPS_PORT), timeout=5)
+        self.s = ctx.wrap_socket(raw, server_hostname=sni, session=session)
+        assert self.s.selected_alpn_protocol() == "h2"
+        self.sni, self.stream = sni, 1
+        self.s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0\0\0\x04\0\0\0\0\0")
+        self.get()
+
+    def get(self):
+        import struct
+        # HPACK: GET, https, /, :authority (literal, indexed name 1)
+        hb = b"\x82\x87\x84\x41" + bytes([len(self.sni)]) + self.sni.encode()
+        self.s.sendall(struct.pack(">I", len(hb))[1:] + b"\x01\x05"
+                       + struct.pack(">I", self.stream) + hb)
+        self.stream += 2
+        got = b""
+        while True:     # frames until one of type HEADERS (1) for our stream
+            while len(got) < 9:
+                d = self.s.recv(65536)
+                assert d, "h2 connection closed"
+                got += d
+            n = int.from_bytes(got[:3], "big")
+            while len(got) < 9 + n:
+                d = self.s.recv(65536)
+                assert d, "h2 connection closed"
+                got += d
+            ftype, sid = got[3], int.from_bytes(got[5:9], "big") & 0x7fffffff
+            got = got[9 + n:]
+            if ftype == 1 and sid == self.stream - 2:
+                return
+
+    def close(self):
+        self.s.close()
+
+
+def test_apache_h2_connections_leave_flight(apache_factory, pebble, root_file, state_dir,
+                                            workdir):
+    """HTTP/2 connections whose handshake skips the cert callback (a resumed
+    session; a vhost without a managed certificate) and whose requests are
+    their secondary connections': open, they must not keep the child from
+    writing a renewed certificate into mod_ssl's context (ALPN's switch to
+    h2 ends their flight)."""
+    import ssl
+    from apache_server import get_status, issuer_conf
+    from test_control import request
+
+    dkey, dcert = os.path.join(workdir, "d.key"), os.path.join(workdir, "d.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", dkey, "-out", dcert,
+                    "-subj", "/CN=d.example.test", "-days", "2"],
+                   check=True, capture_output=True, timeout=60)
+    os.chmod(dkey, 0o644)
+    srv = apache_factory(children=1)
+    srv.write_conf(H2_BODY.replace("@ISSUER@", issuer_conf(pebble, state_dir)),
+                   DCERT=dcert, DKEY=dkey)
+    srv.start()
+    wait_acme_cert(HTTPS_PORT, "a.example.test", root_file, 60, proc_alive=srv.running)
+    in_ctx = "in the context of a.example.test"
+    wait_for(lambda: srv.error_log().count(in_ctx) == 1, 20, "in the context")
+
+    plain = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    plain.check_hostname, plain.verify_mode = False, ssl.CERT_NONE
+    plain.set_alpn_protocols(["h2"])
+    unmanaged = _H2(plain, "d.example.test")
+    tls12 = ssl.create_default_context(cafile=root_file)
+    tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+    tls12.set_alpn_protocols(["h2"])
+    first = _H2(tls12, "a.example.test")
+    session = first.s.session
+    first.close()
+    resumed = _H2(tls12, "a.example.test", session)
+    assert resumed.s.session_reused
+
+    cid = get_status()["certificates"][0]["id"]
+    status, body = request(srv, "/acme-status?action=renew&id=" + cid)
+    assert status == 202, body
+
+    def written():
+        unmanaged.get()     # both stay open and busy
+        resumed.get()
+        return srv.error_log().count(in_ctx) == 2
+    wait_for(written, 30, "the renewed certificate in the context")
+    unmanaged.close()
+    resumed.close()
+    assert "exit signal" not in srv.error_log()
