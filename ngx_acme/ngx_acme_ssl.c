@@ -189,10 +189,7 @@ ngx_acme_ssl_placeholder_merge(ngx_acme_srv_conf_t *ascf,
 static void
 ngx_acme_ssl_placeholders(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
 {
-    BIO                   *bio;
     X509                  *x509;
-    char                  *pem;
-    size_t                 len;
     EVP_PKEY              *pub;
     ngx_uint_t             i;
     ngx_acme_cert_t       *cert;
@@ -221,17 +218,9 @@ ngx_acme_ssl_placeholders(ngx_acme_main_conf_t *amcf, ngx_log_t *log)
             }
         }
 
-        pem = acme_selfsigned_pem(head->placeholder_key,
-                                  head->placeholder_names,
-                                  head->placeholder_n, 3650, &len);
-        x509 = NULL;
-
-        if (pem) {
-            bio = BIO_new_mem_buf(pem, (int) len);
-            x509 = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-            BIO_free(bio);
-            free(pem);
-        }
+        x509 = acme_selfsigned_x509(head->placeholder_key,
+                                    head->placeholder_names,
+                                    head->placeholder_n, 3650);
 
         if (x509 == NULL
             || SSL_CTX_use_cert_and_key(sp[i]->ctx, x509,

@@ -899,19 +899,17 @@ add_ext(X509 *x, int nid, const char *value)
     return ok ? 0 : -1;
 }
 
-char *
-acme_selfsigned_pem(EVP_PKEY *key, const char *const *names,
-    size_t n_names, int days, size_t *len)
+X509 *
+acme_selfsigned_x509(EVP_PKEY *key, const char *const *names,
+    size_t n_names, int days)
 {
     X509           *x;
     X509_NAME      *subj;
     BIGNUM         *serial;
-    BIO            *bio;
     const EVP_MD   *md;
     acme_key_type_t t;
-    char           *out, *data;
     size_t          cnlen;
-    long            n;
+    int             ok;
 
     if (key == NULL || names == NULL || n_names == 0 || names[0] == NULL
         || days <= 0)
@@ -919,8 +917,7 @@ acme_selfsigned_pem(EVP_PKEY *key, const char *const *names,
         return NULL;
     }
 
-    out = NULL;
-    bio = NULL;
+    ok = 0;
     serial = NULL;
 
     x = X509_new();
@@ -979,27 +976,47 @@ acme_selfsigned_pem(EVP_PKEY *key, const char *const *names,
         md = NULL;
     }
 
-    if (X509_sign(x, key, md) <= 0) {
-        goto done;
-    }
-
-    bio = BIO_new(BIO_s_mem());
-    if (bio == NULL || !PEM_write_bio_X509(bio, x)) {
-        goto done;
-    }
-
-    n = BIO_get_mem_data(bio, &data);
-    if (n > 0) {
-        out = acme_strndup(data, (size_t) n);
-        if (out != NULL && len != NULL) {
-            *len = (size_t) n;
-        }
-    }
+    ok = X509_sign(x, key, md) > 0;
 
 done:
 
-    BIO_free(bio);
     BN_free(serial);
+    if (!ok) {
+        X509_free(x);
+        x = NULL;
+    }
+    ERR_clear_error();
+    return x;
+}
+
+
+char *
+acme_selfsigned_pem(EVP_PKEY *key, const char *const *names,
+    size_t n_names, int days, size_t *len)
+{
+    X509   *x;
+    BIO    *bio;
+    char   *out, *data;
+    long    n;
+
+    x = acme_selfsigned_x509(key, names, n_names, days);
+    if (x == NULL) {
+        return NULL;
+    }
+
+    out = NULL;
+    bio = BIO_new(BIO_s_mem());
+    if (bio != NULL && PEM_write_bio_X509(bio, x)) {
+        n = BIO_get_mem_data(bio, &data);
+        if (n > 0) {
+            out = acme_strndup(data, (size_t) n);
+            if (out != NULL && len != NULL) {
+                *len = (size_t) n;
+            }
+        }
+    }
+
+    BIO_free(bio);
     X509_free(x);
     ERR_clear_error();
     return out;

@@ -124,8 +124,13 @@ int acme_cert_chain_issued_by(const char *pem, size_t len, const char *cn);
 
 /*
  * Self-signed certificate for names[0..n) with key, valid from now-1h for
- * days, used as the fallback before the first issuance.  PEM, malloc'd.
+ * days, used as the fallback before the first issuance; the caller frees
+ * it (X509_free).  NULL on error.
  */
+X509 *acme_selfsigned_x509(EVP_PKEY *key, const char *const *names,
+    size_t n_names, int days);
+
+/* The same as PEM, malloc'd (its length in *len). */
 char *acme_selfsigned_pem(EVP_PKEY *key, const char *const *names,
     size_t n_names, int days, size_t *len);
 
